@@ -1,0 +1,274 @@
+"""params.yaml, validated once into typed objects.
+
+Each stage reads only its own section. Unknown keys and bad values are refused with the key path
+and the allowed values, so a typo in params.yaml never silently falls back to a default.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_PARAMS = PROJECT_ROOT / "params.yaml"
+
+ReasonAction = Literal["negative", "soft_negative", "exclude"]
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class TableMapping(_Section):
+    """CRM column name -> contract column name, per canonical table."""
+
+    leads: dict[str, str] = Field(default_factory=dict)
+    activities: dict[str, str] = Field(default_factory=dict)
+    outcomes: dict[str, str] = Field(default_factory=dict)
+
+
+class DataParams(_Section):
+    """Where the CRM export is and how it maps onto the data contract."""
+
+    format: Literal["tables", "flat"] = "tables"
+    leads: str = Field(description="Leads file (CSV/Parquet), or a table name / SELECT when sql_url is set.")
+    activities: str | None = None
+    outcomes: str | None = Field(None, description="Outcomes source; unused for flat exports.")
+    sql_url: str | None = Field(None, description="SQLAlchemy URL; when set, sources are tables or queries.")
+    mapping: TableMapping = Field(default_factory=TableMapping)
+    value_maps: dict[str, dict[str, str]] = Field(
+        default_factory=dict, description="Per contract column, raw CRM value -> contract value."
+    )
+    missing_values: list[str] = Field(default_factory=list, description="Strings that mean 'not answered'.")
+    drop_columns: list[str] = Field(
+        default_factory=list, description="CRM columns never read (post-contact fields that leak the outcome)."
+    )
+    dated: bool = Field(True, description="False for exports without timestamps (no created_at).")
+    on_error: Literal["stop", "drop"] = "stop"
+    dedupe_by_email: bool = False
+    statuses: list[str] = Field(
+        default_factory=lambda: ["converted", "rejected", "nurture", "duplicate", "open"]
+    )
+
+
+class LabelParams(_Section):
+    """Closed-loop label policy: outcome + rejection reason -> label, weight, rule."""
+
+    converted_statuses: list[str] = Field(default_factory=lambda: ["converted"])
+    open_statuses: list[str] = Field(default_factory=lambda: ["open"])
+    horizon_days: int | None = Field(
+        120, gt=0, description="A conversion counts only within this many days of creation; None = any time."
+    )
+    status_policy: dict[str, ReasonAction] = Field(
+        default_factory=lambda: {"nurture": "soft_negative", "duplicate": "exclude"},
+        description="Statuses other than converted/rejected/open.",
+    )
+    reasons: dict[str, ReasonAction] = Field(default_factory=dict, description="Rejection reason code -> action.")
+    unknown_reason: ReasonAction = "negative"
+    missing_reason: ReasonAction = "negative"
+    soft_negative_weight: float = Field(0.5, gt=0, le=1)
+
+
+class IcpParams(_Section):
+    """Ideal customer profile: the fit a lead is matched against."""
+
+    industries: list[str] = Field(default_factory=list)
+    countries: list[str] = Field(default_factory=list)
+    seniorities: list[str] = Field(default_factory=list)
+    min_employees: int | None = None
+    max_employees: int | None = None
+
+
+class FeatureParams(_Section):
+    """What the point-in-time feature frame contains."""
+
+    snapshot_days: float = Field(
+        3, ge=0, description="Training snapshot = created_at + this many days, never after the decision."
+    )
+    windows: list[int] = Field(default_factory=lambda: [7, 30, 90])
+    activity_types: list[str] = Field(default_factory=list)
+    categorical: list[str] = Field(default_factory=list, description="Lead columns used as categories.")
+    numeric: list[str] = Field(default_factory=list, description="Lead columns used as numbers.")
+    derived: list[Literal["size_band", "seniority", "department", "icp_match", "email_signals", "contact_gaps", "country_support"]] = Field(
+        default_factory=list, description="Built-in fit and negative signals to compute."
+    )
+    icp: IcpParams = Field(default_factory=IcpParams)
+    free_email_domains: list[str] = Field(default_factory=list)
+    student_email_patterns: list[str] = Field(default_factory=list)
+    competitor_domains: list[str] = Field(default_factory=list)
+    unsupported_countries: list[str] = Field(default_factory=list)
+    monotone_increasing: list[str] = Field(default_factory=list)
+    monotone_decreasing: list[str] = Field(default_factory=list)
+    leakage_auc: float = Field(0.95, gt=0.5, le=1)
+
+    @field_validator("windows")
+    @classmethod
+    def _windows_positive(cls, windows: list[int]) -> list[int]:
+        if any(w <= 0 for w in windows):
+            raise ValueError("every window must be a positive number of days")
+        return sorted(set(windows))
+
+
+class ModelParams(_Section):
+    """The learner, its tuning and calibration."""
+
+    seed: int = 42
+    candidates: list[Literal["lightgbm", "logistic"]] = Field(default_factory=lambda: ["lightgbm", "logistic"])
+    learning_rate: float = Field(0.05, gt=0, le=1)
+    max_rounds: int = Field(2000, gt=0)
+    early_stopping_rounds: int = Field(100, gt=0)
+    tuning_trials: int = Field(12, ge=1)
+    balance_classes: bool = True
+    calibration: Literal["isotonic", "sigmoid"] = "isotonic"
+    reason_model: bool = True
+    reason_min_rows: int = Field(50, ge=1)
+
+
+class SplitParams(_Section):
+    validation: float = Field(0.15, gt=0, lt=0.5)
+    calibration: float = Field(0.15, gt=0, lt=0.5)
+    test: float = Field(0.2, gt=0, lt=0.5)
+
+
+class PointsRule(_Section):
+    """One rule of the manual (MQL) points score: feature compared to a value earns points."""
+
+    feature: str
+    op: Literal["==", "!=", ">=", ">", "<=", "<", "in"]
+    value: Any
+    points: float
+
+
+class EvaluateParams(_Section):
+    split: SplitParams = Field(default_factory=SplitParams)
+    ece_bins: int = Field(10, ge=2)
+    top_fractions: list[float] = Field(default_factory=lambda: [0.1, 0.2, 0.3])
+    points_rules: list[PointsRule] = Field(default_factory=list)
+    naive_bayes_fields: list[str] = Field(default_factory=list)
+
+
+class Tier(_Section):
+    name: str
+    top_share: float | None = Field(None, gt=0, le=1, description="Capacity: this share of leads, best first.")
+    min_probability: float | None = Field(None, ge=0, le=1, description="Precision: calibrated p at least this.")
+
+
+class TierParams(_Section):
+    """Tiers with thresholds fixed at training time, best tier first; the last tier takes the rest."""
+
+    method: Literal["capacity", "precision"] = "capacity"
+    tiers: list[Tier] = Field(
+        default_factory=lambda: [
+            Tier(name="A", top_share=0.1),
+            Tier(name="B", top_share=0.3),
+            Tier(name="C", top_share=0.6),
+            Tier(name="D"),
+        ]
+    )
+
+    @model_validator(mode="after")
+    def _thresholds_match_method(self) -> "TierParams":
+        key = "top_share" if self.method == "capacity" else "min_probability"
+        for tier in self.tiers[:-1]:
+            if getattr(tier, key) is None:
+                raise ValueError(f"tier {tier.name!r} needs {key} when method is {self.method!r}")
+        if len({t.name for t in self.tiers}) != len(self.tiers):
+            raise ValueError("tier names must be unique")
+        return self
+
+
+class ServingParams(_Section):
+    model_name: str = "leadscore"
+    alias: str = "champion"
+    api_key_env: str = "LEADSCORE_API_KEY"
+    store_url: str = "sqlite:///leadscore_store.db"
+    max_batch: int = Field(1000, ge=1)
+    max_body_bytes: int = Field(5_000_000, ge=1024)
+    top_factors: int = Field(3, ge=1)
+
+
+class TrackingParams(_Section):
+    uri: str = Field("sqlite:///mlflow.db", description="Used unless MLFLOW_TRACKING_URI is set.")
+    experiment: str = "leadscore"
+    registered_model: str = "leadscore"
+
+
+class Params(_Section):
+    data: DataParams
+    label: LabelParams = Field(default_factory=LabelParams)
+    features: FeatureParams = Field(default_factory=FeatureParams)
+    model: ModelParams = Field(default_factory=ModelParams)
+    evaluate: EvaluateParams = Field(default_factory=EvaluateParams)
+    tiers: TierParams = Field(default_factory=TierParams)
+    serving: ServingParams = Field(default_factory=ServingParams)
+    tracking: TrackingParams = Field(default_factory=TrackingParams)
+    base_dir: Path = Field(PROJECT_ROOT, description="Relative paths in the file resolve against this folder.")
+
+    def resolve(self, path: str) -> Path:
+        """A path from params, relative to the params file's folder."""
+        p = Path(path).expanduser()
+        return p if p.is_absolute() else self.base_dir / p
+
+
+class ParamsError(ValueError):
+    """params.yaml is unreadable or invalid; the message names each bad key."""
+
+
+def _format_error(err: ValidationError, source: Path) -> str:
+    lines = [f"{source}: {err.error_count()} invalid setting(s)"]
+    for e in err.errors():
+        key = ".".join(str(p) for p in e["loc"]) or "(top level)"
+        msg = e["msg"]
+        if e["type"] == "literal_error":
+            msg = f"got {e['input']!r}; allowed values: {e['ctx']['expected']}"
+        elif e["type"] == "extra_forbidden":
+            msg = "unknown key (check spelling)"
+        lines.append(f"  - {key}: {msg}")
+    return "\n".join(lines)
+
+
+def load_params(path: str | Path | None = None, overrides: dict[str, Any] | None = None) -> Params:
+    """Read and validate a params file.
+
+    Args:
+        path: params file; defaults to the project's params.yaml.
+        overrides: dotted keys replaced after reading, e.g. ``{"data.leads": "x.csv"}`` (CLI options).
+    """
+    source = Path(path) if path else DEFAULT_PARAMS
+    try:
+        raw = yaml.safe_load(source.read_text()) or {}
+    except FileNotFoundError:
+        raise ParamsError(f"params file not found: {source}") from None
+    except yaml.YAMLError as exc:
+        raise ParamsError(f"{source}: not valid YAML: {exc}") from None
+    if not isinstance(raw, dict):
+        raise ParamsError(f"{source}: expected a mapping of sections, got {type(raw).__name__}")
+    for dotted, value in (overrides or {}).items():
+        node = raw
+        *parents, leaf = dotted.split(".")
+        for key in parents:
+            node = node.setdefault(key, {})
+        node[leaf] = value
+    raw.setdefault("base_dir", str(source.resolve().parent))
+    try:
+        return Params.model_validate(raw)
+    except ValidationError as err:
+        raise ParamsError(_format_error(err, source)) from None
+
+
+def flatten(params: Params) -> dict[str, str]:
+    """Params as flat ``section.key`` strings, for MLflow's log_params."""
+    out: dict[str, str] = {}
+
+    def walk(prefix: str, value: Any) -> None:
+        if isinstance(value, dict):
+            for k, v in value.items():
+                walk(f"{prefix}.{k}" if prefix else str(k), v)
+        else:
+            out[prefix] = str(value)[:500]
+
+    walk("", params.model_dump(mode="json", exclude={"base_dir"}))
+    return out
