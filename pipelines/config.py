@@ -181,8 +181,7 @@ class TierParams(_Section):
 
 
 class ServingParams(_Section):
-    model_name: str = "leadscore"
-    alias: str = "champion"
+    alias: str = Field("champion", description="Registry alias served; the model name is tracking.registered_model.")
     api_key_env: str = "LEADSCORE_API_KEY"
     store_url: str = "sqlite:///leadscore_store.db"
     max_batch: int = Field(1000, ge=1)

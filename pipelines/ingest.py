@@ -1,0 +1,519 @@
+"""Ingest: read a CRM export, map it onto the data contract, validate it and dedupe it.
+
+The model artifact and the scoring service call `prepare_table` on raw CRM rows, so mapping and
+validation are pure and need no files; `load_crm` adds the I/O and the cross-table rules for a whole
+export. Every refused row is named (source, row, column, value) so a RevOps engineer can fix the
+export instead of guessing, and every row that does not reach the canonical tables is counted.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import sqlalchemy as sa
+
+from pipelines.config import DataParams, Params
+from pipelines.contract import LEADS, OUTCOMES, TABLES, TableSpec
+
+# Outcome columns a flat export carries on the lead row; split off into `outcomes`.
+OUTCOME_COLUMNS = tuple(c for c in OUTCOMES.columns if c != "lead_id")
+# Contract columns holding ids, codes or free text. Read as text so an id like "00123" keeps its
+# zeros and a 0/1 status column matches the string keys of data.value_maps.
+TEXT_COLUMNS = frozenset(
+    c for spec in TABLES.values() for c in spec.columns if c not in spec.dates and c not in spec.numeric
+)
+MAX_LISTED_PROBLEMS = 20
+
+# Why a row did not reach the canonical tables (report keys -> words for people).
+DROP_REASONS = {
+    "empty_value": "empty required value",
+    "unparsable_date": "unparsable date",
+    "bad_number": "not a number",
+    "unknown_status": "unknown status",
+    "duplicate_lead_id": "conflicting duplicate lead_id",
+    "unknown_lead": "lead_id not in leads",
+    "identical_duplicate": "identical duplicate row",
+    "merged_by_email": "lead merged into an earlier lead with the same e-mail",
+    "superseded": "superseded by a later decision",
+}
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One validation finding, precise enough to find and fix the cell in the CRM.
+
+    `row` is the 1-based data row of the source (a CSV's header is not counted); None for problems
+    about a whole column. `column` is the CRM's own column name, `contract_column` the name it maps to.
+    """
+
+    source: str
+    row: int | None
+    column: str | None
+    message: str
+    contract_column: str | None = None
+    kind: str = "invalid"
+
+    def __str__(self) -> str:
+        where = self.source
+        if self.row is not None:
+            where += f" row {self.row}"
+            if ".csv" in self.source.lower():
+                where += " (header not counted)"
+        if self.column is not None:
+            where += f", column {self.column!r}"
+            if self.contract_column and self.contract_column != self.column:
+                where += f" ({self.contract_column})"
+        return f"{where}: {self.message}"
+
+
+class ContractError(ValueError):
+    """The export breaks the data contract; the message counts the problems and lists the first ones."""
+
+    def __init__(self, problems: list[Problem]):
+        self.problems = list(problems)
+        super().__init__(_summarise(self.problems))
+
+    def __reduce__(self):  # keep `problems` when the error crosses a process boundary
+        return (type(self), (self.problems,))
+
+
+def _summarise(problems: list[Problem]) -> str:
+    counts = Counter((p.source, p.column, p.contract_column, p.kind) for p in problems)
+    lines = [f"the CRM export breaks the data contract ({len(problems)} problem(s)):"]
+    for (source, column, contract, kind), n in counts.most_common():
+        where = "" if column is None else f", column {column!r}" + (
+            f" ({contract})" if contract and contract != column else ""
+        )
+        lines.append(f"  {n:>7,} x {kind.replace('_', ' ')} in {source}{where}")
+    shown = problems[:MAX_LISTED_PROBLEMS]
+    lines.append(f"first {len(shown)}:" if len(problems) > len(shown) else "problems:")
+    lines.extend(f"  - {p}" for p in shown)
+    if all(p.row is not None for p in problems):
+        lines.append("fix the export, or set data.on_error: drop to load it without these rows.")
+    return "\n".join(lines)
+
+
+@dataclass
+class TableReport:
+    """What happened to one table's rows: rows_read == rows_kept + sum(dropped.values())."""
+
+    source: str
+    rows_read: int = 0
+    rows_kept: int = 0
+    dropped: dict[str, int] = field(default_factory=dict)  # reason (DROP_REASONS key) -> rows
+    repointed: int = 0  # activities moved to the surviving lead of an e-mail duplicate
+
+    def drop(self, reason: str, rows: int) -> None:
+        if rows:
+            self.dropped[reason] = self.dropped.get(reason, 0) + int(rows)
+
+
+@dataclass
+class IngestReport:
+    """Per-table row accounting of one load, plus the problems behind rows dropped with on_error=drop."""
+
+    tables: dict[str, TableReport] = field(default_factory=dict)
+    problems: list[Problem] = field(default_factory=list)
+
+    def lines(self) -> list[str]:
+        """Human-readable summary, one line per table, then the first problems."""
+        out = []
+        for name, t in self.tables.items():
+            line = f"{name} ({t.source}): {t.rows_read:,} rows read, {t.rows_kept:,} kept"
+            if t.repointed:
+                line += f", {t.repointed:,} re-pointed to the surviving lead of an e-mail duplicate"
+            if t.dropped:
+                line += "; dropped: " + ", ".join(
+                    f"{n:,} {DROP_REASONS.get(reason, reason)}" for reason, n in t.dropped.items()
+                )
+            out.append(line)
+        if self.problems:
+            out.append(f"{len(self.problems):,} problem(s) behind the dropped rows, first ones:")
+            out.extend(f"  - {p}" for p in self.problems[:MAX_LISTED_PROBLEMS])
+        return out
+
+    def as_dict(self) -> dict[str, int]:
+        """Flat counts (`leads.rows_kept`, `leads.dropped.unparsable_date`, ...) for MLflow."""
+        out: dict[str, int] = {}
+        for name, t in self.tables.items():
+            out[f"{name}.rows_read"] = t.rows_read
+            out[f"{name}.rows_kept"] = t.rows_kept
+            if name == "activities":
+                out[f"{name}.repointed"] = t.repointed
+            out.update({f"{name}.dropped.{reason}": n for reason, n in t.dropped.items()})
+        out["problems"] = len(self.problems)
+        return out
+
+
+@dataclass
+class CRMData:
+    """The canonical tables of one export (RangeIndex frames) and how they were obtained."""
+
+    leads: pd.DataFrame
+    activities: pd.DataFrame | None
+    outcomes: pd.DataFrame | None
+    report: IngestReport
+
+
+# ---------------------------------------------------------------- reading (I/O edge)
+
+
+def read_source(spec: str, data: DataParams, base_dir: Path) -> pd.DataFrame:
+    """One raw CRM table: a CSV or Parquet file, or (when data.sql_url is set) a table name or a SELECT.
+
+    CSV cells are only missing when empty (pandas' "NA"/"null" guessing is off: "NA" is Namibia);
+    data.missing_values says what else means 'not answered'. Columns in data.drop_columns are not read.
+    """
+    if data.sql_url:
+        return _read_sql(spec, data.sql_url, base_dir).drop(columns=data.drop_columns, errors="ignore")
+    path = Path(spec).expanduser()
+    path = path if path.is_absolute() else base_dir / path
+    if not path.is_file():
+        raise FileNotFoundError(f"CRM export not found: {path}")
+    name = path.name.lower()
+    if name.endswith((".parquet", ".pq")):
+        return pd.read_parquet(path).drop(columns=data.drop_columns, errors="ignore")
+    if ".csv" not in name:
+        raise ValueError(f"{path}: unsupported file type; use .csv (optionally compressed) or .parquet")
+    mapped_to_text = {
+        crm for table in TABLES for crm, contract in getattr(data.mapping, table).items() if contract in TEXT_COLUMNS
+    }
+    dropped = set(data.drop_columns)
+    try:
+        return pd.read_csv(
+            path,
+            dtype={c: "str" for c in mapped_to_text | TEXT_COLUMNS},
+            keep_default_na=False,
+            na_values=[""],
+            encoding="utf-8-sig",  # Excel and Salesforce exports start with a byte-order mark
+            usecols=lambda column: column not in dropped,
+        )
+    except pd.errors.EmptyDataError:
+        raise ValueError(f"{path}: the file is empty (not even a header row)") from None
+
+
+def _read_sql(spec: str, url: str, base_dir: Path) -> pd.DataFrame:
+    engine = sa.create_engine(_resolve_sqlite(url, base_dir))
+    try:
+        with engine.connect() as conn:
+            words = spec.split(None, 1)
+            if words and words[0].lower() in ("select", "with"):
+                return pd.read_sql_query(sa.text(spec), conn)
+            return pd.read_sql_table(spec, conn)
+    finally:
+        engine.dispose()
+
+
+def _resolve_sqlite(url: str, base_dir: Path) -> sa.URL:
+    """A relative SQLite file resolves against the params file's folder, like every other path."""
+    parsed = sa.make_url(url)
+    db = parsed.database
+    if parsed.get_backend_name() == "sqlite" and db and db != ":memory:" and not db.startswith("file:"):
+        if not Path(db).expanduser().is_absolute():
+            parsed = parsed.set(database=str(base_dir / db))
+    return parsed
+
+
+# ---------------------------------------------------------------- one table (pure)
+
+
+def _column_mapping(table: str, data: DataParams) -> dict[str, str]:
+    """CRM -> contract names for a table; a flat export has one set of columns for leads and outcomes."""
+    if data.format == "flat" and table in ("leads", "outcomes"):
+        return {**data.mapping.leads, **data.mapping.outcomes}
+    return dict(getattr(data.mapping, table))
+
+
+def _as_text(values: pd.Series) -> pd.Series:
+    """Values as stripped strings; whole floats lose their '.0' (SQL NULLs turn 0/1 ints into floats)."""
+    if pd.api.types.is_float_dtype(values.dtype):
+        present = values.dropna()
+        if (present == present.round()).all():
+            values = values.astype("Int64")
+    return values.astype("str").str.strip()
+
+
+def _is_text(values: pd.Series) -> bool:
+    return values.dtype == object or isinstance(values.dtype, pd.StringDtype)
+
+
+def _missing_to_na(columns: dict[str, pd.Series], missing_values: list[str]) -> None:
+    """Cells that mean 'not answered' (compared stripped) become NA; one numpy pass over all text columns."""
+    text = [name for name, values in columns.items() if _is_text(values)]
+    if not text or not missing_values or len(columns[text[0]]) == 0:
+        return
+    block = np.column_stack([columns[name].to_numpy(dtype=object) for name in text])
+    hits = pd.notna(block) & np.isin(np.char.strip(block.astype(str)), [v.strip() for v in missing_values])
+    for j in np.flatnonzero(hits.any(axis=0)):
+        columns[text[j]] = columns[text[j]].mask(hits[:, j])
+
+
+def _empty_column(column: str, spec: TableSpec, index: pd.Index) -> pd.Series:
+    if column in spec.dates:
+        return pd.Series(pd.NaT, index=index, dtype="datetime64[us]")
+    if column in spec.numeric:
+        return pd.Series(np.nan, index=index, dtype="float64")
+    return pd.Series([None] * len(index), index=index, dtype="str")
+
+
+def prepare_table(
+    raw: pd.DataFrame, table: str, data: DataParams, source: str = "request"
+) -> tuple[pd.DataFrame, list[Problem]]:
+    """Map raw CRM rows onto one contract table and validate them.
+
+    Renames via data.mapping (data.drop_columns are never read), turns data.missing_values into NA,
+    applies data.value_maps, then checks types: dates (tz-naive UTC), numbers, statuses, and that
+    required values are present. Contract columns come first with fixed dtypes (absent optional ones
+    as NA), extra columns are kept as read; in flat mode the outcome columns belong to `outcomes` only.
+    Works column by column on Series (not a growing DataFrame) so one request row costs little.
+
+    Returns:
+        The frame without the bad rows (kept rows keep their raw index labels, so a caller can tell
+        which rows were refused) and the problems; the caller decides whether to stop or drop. A
+        missing required column returns no rows and a problem with row None.
+    """
+    if table not in TABLES:
+        raise ValueError(f"unknown contract table {table!r}; expected one of {sorted(TABLES)}")
+    spec = TABLES[table]
+    mapping = _column_mapping(table, data)
+    crm_name: dict[str, str] = {}  # contract -> CRM column, preferring one the export has
+    for crm, contract in mapping.items():
+        if contract not in crm_name or crm in raw.columns:
+            crm_name[contract] = crm
+    problems: list[Problem] = []
+
+    def problem(row: int | None, column: str | None, message: str, kind: str) -> Problem:
+        return Problem(source, row, crm_name.get(column, column), message, column, kind)
+
+    columns: dict[str, pd.Series] = {}
+    origins: dict[str, list[str]] = {}
+    skipped = set(data.drop_columns)
+    if data.format == "flat" and table == "leads":
+        skipped |= {crm for crm in raw.columns if mapping.get(crm, crm) in OUTCOME_COLUMNS}
+    for crm in raw.columns:
+        name = mapping.get(crm, crm)
+        if crm in skipped or (data.format == "flat" and table == "outcomes" and name not in OUTCOMES.columns):
+            continue
+        origins.setdefault(name, []).append(crm)
+        columns.setdefault(name, raw[crm])
+    for name, crms in origins.items():
+        if len(crms) > 1:
+            problems.append(problem(None, name, f"several CRM columns map to it: {crms}", "ambiguous_column"))
+
+    required = [c for c in spec.required if data.dated or c not in LEADS.dates]
+    for column in required:
+        if column not in columns:
+            expected = crm_name.get(column, column)
+            problems.append(
+                Problem(source, None, expected, f"missing required column {expected!r} (contract column "
+                        f"{column}; set data.mapping.{table} if the CRM names it differently)", column,
+                        "missing_column")
+            )
+    if problems:
+        return pd.DataFrame(columns).iloc[:0], problems
+
+    _missing_to_na(columns, data.missing_values)
+    for column, value_map in data.value_maps.items():
+        if column in columns:
+            mapped = _as_text(columns[column]).map(value_map)
+            columns[column] = mapped.where(mapped.notna(), columns[column])
+
+    bad = np.zeros(len(raw), dtype=bool)
+
+    def flag(mask: pd.Series, column: str, kind: str, describe) -> None:
+        positions = np.flatnonzero(mask.to_numpy(dtype=bool))
+        values = columns[column].to_numpy()[positions]
+        problems.extend(problem(int(i) + 1, column, describe(v), kind) for i, v in zip(positions, values))
+        bad[positions] = True
+
+    for column in spec.columns:
+        if column not in columns:
+            columns[column] = _empty_column(column, spec, raw.index)
+            continue
+        values = columns[column]
+        if column in spec.dates:
+            parsed = values
+            if not pd.api.types.is_datetime64_any_dtype(values.dtype):
+                parsed = pd.to_datetime(values, format="mixed", utc=True, errors="coerce")
+            if getattr(parsed.dtype, "tz", None) is not None:
+                parsed = parsed.dt.tz_convert("UTC").dt.tz_localize(None)
+            flag(values.notna() & parsed.isna(), column, "unparsable_date", lambda v: f"unparsable date {v!r}")
+            columns[column] = parsed.astype("datetime64[us]")
+        elif column in spec.numeric:
+            parsed = pd.to_numeric(values, errors="coerce")
+            flag(values.notna() & parsed.isna(), column, "bad_number", lambda v: f"not a number: {v!r}")
+            columns[column] = parsed.astype("float64")
+        else:
+            columns[column] = _as_text(values)
+        if column in required:
+            empty = values.isna() | (columns[column] == "") if column in TEXT_COLUMNS else values.isna()
+            flag(empty, column, "empty_value", lambda v, c=column: f"empty {c}")
+    if "status" in spec.columns:
+        status = columns["status"]
+        flag(
+            status.notna() & (status != "") & ~status.isin(data.statuses),
+            "status",
+            "unknown_status",
+            lambda v: f"unknown status {v!r} (expected one of {data.statuses}; translate CRM values "
+            "with data.value_maps.status)",
+        )
+
+    order = list(spec.columns) + [c for c in columns if c not in spec.columns]
+    frame = pd.DataFrame({name: columns[name] for name in order}, index=raw.index)
+    return (frame[~bad] if bad.any() else frame), problems
+
+
+# ---------------------------------------------------------------- whole export
+
+
+def _drop_rows(frame: pd.DataFrame, rows: dict[int, str], report: TableReport) -> pd.DataFrame:
+    """Drop refused source rows (frame index = source row - 1), counting one reason per row.
+
+    Rows prepare_table already removed are counted here too, so every refused row is counted once.
+    """
+    for reason, n in Counter(rows.values()).items():
+        report.drop(reason, n)
+    return frame.drop(index=[r - 1 for r in rows if r - 1 in frame.index])
+
+
+def _dedupe_lead_ids(
+    leads: pd.DataFrame, compare: pd.DataFrame, source: str, crm_column: str, report: TableReport
+) -> tuple[pd.DataFrame, list[Problem]]:
+    """Collapse identical rows per lead_id silently; keep the first of conflicting rows, report the rest."""
+    identical = compare.duplicated(keep="first")
+    report.drop("identical_duplicate", identical.sum())
+    leads = leads[~identical.to_numpy()]
+    conflict = leads.duplicated("lead_id", keep="first")
+    first_row = leads.index.to_series().groupby(leads["lead_id"].to_numpy()).transform("min") + 1
+    problems = [
+        Problem(source, int(i) + 1, crm_column, f"duplicate lead_id {lead_id!r} with different values, "
+                f"also on row {int(first)}", "lead_id", "duplicate_lead_id")
+        for i, lead_id, first in zip(leads.index[conflict], leads["lead_id"][conflict], first_row[conflict])
+    ]
+    return leads, problems
+
+
+def _merge_by_email(leads: pd.DataFrame, report: TableReport) -> tuple[pd.DataFrame, pd.Series]:
+    """Keep the earliest-created lead per normalised e-mail; return the survivors and dropped id -> survivor id."""
+    key = leads["email"].str.strip().str.casefold()
+    has_email = key.notna() & (key != "")
+    order = (
+        leads.assign(_key=key, _row=leads.index)[has_email]
+        .sort_values(["created_at", "_row"], na_position="last", kind="stable")
+    )
+    survivor_of_key = order.drop_duplicates("_key").set_index("_key")["lead_id"]
+    survivor = key.map(survivor_of_key)
+    merged = has_email & (survivor != leads["lead_id"])
+    report.drop("merged_by_email", merged.sum())
+    redirect = pd.Series(survivor[merged].to_numpy(), index=leads["lead_id"][merged].to_numpy(), dtype="str")
+    return leads[~merged], redirect
+
+
+def _latest_outcomes(outcomes: pd.DataFrame, report: TableReport) -> pd.DataFrame:
+    """One outcome per lead: the latest decided_at wins; undated rows lose to dated ones, ties to later rows."""
+    order = outcomes.assign(_row=outcomes.index).sort_values(
+        ["decided_at", "_row"], na_position="first", kind="stable"
+    )
+    superseded = order.duplicated("lead_id", keep="last")
+    report.drop("superseded", superseded.sum())
+    return outcomes.drop(index=order.index[superseded.to_numpy()])
+
+
+def _crm_lead_id_column(data: DataParams, table: str) -> str:
+    """The CRM's name for lead_id in a table (for problem messages)."""
+    mapping = _column_mapping(table, data)
+    return next((crm for crm, contract in mapping.items() if contract == "lead_id"), "lead_id")
+
+
+def load_crm(params: Params) -> CRMData:
+    """Read, map, validate and dedupe the export named in params.data into the canonical tables.
+
+    Raises:
+        ContractError: a required column is missing (always), or any row breaks the contract and
+            data.on_error is "stop". With "drop" the bad rows are dropped and listed in the report.
+    """
+    data = params.data
+    flat = data.format == "flat"
+    sources = {"leads": data.leads, "activities": data.activities, "outcomes": None if flat else data.outcomes}
+    raw = {
+        name: read_source(spec, data, params.base_dir).reset_index(drop=True)
+        for name, spec in sources.items()
+        if spec
+    }
+    if flat:
+        raw["outcomes"], sources["outcomes"] = raw["leads"], data.leads
+    report = IngestReport({name: TableReport(str(sources[name]), len(frame)) for name, frame in raw.items()})
+
+    prepared: dict[str, pd.DataFrame] = {}
+    refused: dict[str, dict[int, str]] = {}  # table -> source row -> first problem kind
+    problems: list[Problem] = []
+    for name, frame in raw.items():
+        prepared[name], found = prepare_table(frame, name, data, str(sources[name]))
+        problems += found
+        refused[name] = {}
+        for p in found:
+            refused[name].setdefault(p.row, p.kind)
+    problems = list(dict.fromkeys(problems))  # a flat export reports a bad lead_id once, not per table
+    if any(p.row is None for p in problems):
+        raise ContractError(problems)
+    if flat:  # a flat row is one record: refused as a whole, from leads and from outcomes
+        refused["leads"] = refused["outcomes"] = {**refused["outcomes"], **refused["leads"]}
+    for name in prepared:
+        prepared[name] = _drop_rows(prepared[name], refused[name], report.tables[name])
+
+    leads, activities, outcomes = prepared["leads"], prepared.get("activities"), prepared.get("outcomes")
+    leads_report = report.tables["leads"]
+    compare = leads.join(outcomes[list(OUTCOME_COLUMNS)]) if flat else leads
+    leads, found = _dedupe_lead_ids(
+        leads, compare, leads_report.source, _crm_lead_id_column(data, "leads"), leads_report
+    )
+    problems += found
+    leads = _drop_rows(leads, {p.row: p.kind for p in found}, leads_report)
+    redirect = pd.Series(dtype="str")
+    if data.dedupe_by_email:
+        leads, redirect = _merge_by_email(leads, leads_report)
+
+    if activities is not None:
+        act_report = report.tables["activities"]
+        repoint = activities["lead_id"].isin(redirect.index)
+        act_report.repointed = int(repoint.sum())
+        if repoint.any():
+            activities.loc[repoint, "lead_id"] = activities.loc[repoint, "lead_id"].map(redirect)
+        known = activities["lead_id"].isin(leads["lead_id"])
+        act_report.drop("unknown_lead", (~known).sum())
+        activities = activities[known]
+
+    if outcomes is not None:
+        out_report = report.tables["outcomes"]
+        if flat:  # the same rows as leads, so the same reasons
+            out_report.dropped = dict(leads_report.dropped)
+            outcomes = outcomes.loc[leads.index]
+        else:
+            merged = outcomes["lead_id"].isin(redirect.index)
+            out_report.drop("merged_by_email", merged.sum())
+            outcomes = outcomes[~merged]
+            unknown = ~outcomes["lead_id"].isin(leads["lead_id"])
+            found = [
+                Problem(out_report.source, int(i) + 1, _crm_lead_id_column(data, "outcomes"),
+                        f"outcome for lead_id {lead_id!r}, which is not in the leads table (or its lead row "
+                        "was refused)", "lead_id", "unknown_lead")
+                for i, lead_id in zip(outcomes.index[unknown], outcomes["lead_id"][unknown])
+            ]
+            problems += found
+            outcomes = _drop_rows(outcomes, {p.row: p.kind for p in found}, out_report)
+            outcomes = _latest_outcomes(outcomes, out_report)
+
+    if problems and data.on_error == "stop":
+        raise ContractError(problems)
+    report.problems = problems
+    frames = {"leads": leads, "activities": activities, "outcomes": outcomes}
+    for name, frame in frames.items():
+        if frame is not None:
+            report.tables[name].rows_kept = len(frame)
+            frames[name] = frame.reset_index(drop=True)
+    return CRMData(frames["leads"], frames["activities"], frames["outcomes"], report)
+

@@ -1,0 +1,384 @@
+"""Ingest of CRM exports: mapping, validation findings a RevOps engineer can act on, dedupe, sources."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import sqlalchemy as sa
+
+from pipelines.config import DataParams, Params
+from pipelines.ingest import ContractError, Problem, load_crm, prepare_table, read_source
+
+# A CRM that names things its own way (Salesforce-like export).
+MAPPING = {
+    "leads": {
+        "Lead ID": "lead_id",
+        "Created Date": "created_at",
+        "Email": "email",
+        "Employees": "employees",
+        "Industry": "industry",
+        "Country": "country",
+    },
+    "activities": {"Lead ID": "lead_id", "Activity Date": "occurred_at", "Activity Type": "activity"},
+    "outcomes": {"Lead ID": "lead_id", "Stage": "status", "Lost Reason": "reason", "Closed Date": "decided_at"},
+}
+STAGES = {"Closed Won": "converted", "Closed Lost": "rejected", "Open": "open"}
+
+
+def lead(lead_id: str, created: str = "2024-01-05", email: str = "", employees: str = "10", **extra) -> dict:
+    return {"Lead ID": lead_id, "Created Date": created, "Email": email, "Employees": employees, **extra}
+
+
+def outcome(lead_id: str, stage: str = "Closed Lost", reason: str = "no_budget", closed: str = "2024-02-01") -> dict:
+    return {"Lead ID": lead_id, "Stage": stage, "Lost Reason": reason, "Closed Date": closed}
+
+
+def activity(lead_id: str, when: str = "2024-01-06", kind: str = "page_view") -> dict:
+    return {"Lead ID": lead_id, "Activity Date": when, "Activity Type": kind}
+
+
+def crm_params(tmp_path: Path, leads: list[dict], activities=None, outcomes=None, **data) -> Params:
+    """Write the tables as CSVs in tmp_path and point params at them (relative paths)."""
+    settings: dict = {"mapping": MAPPING, "value_maps": {"status": STAGES}, "missing_values": ["", "Select"]}
+    for name, rows in (("leads", leads), ("activities", activities), ("outcomes", outcomes)):
+        if rows is not None:
+            columns = list(rows[0]) if rows else list(MAPPING[name])
+            pd.DataFrame(rows, columns=columns).to_csv(tmp_path / f"{name}.csv", index=False)
+            settings[name] = f"{name}.csv"
+    settings.update(data)
+    return Params.model_validate({"data": settings, "base_dir": tmp_path})
+
+
+def only_problem(err: pytest.ExceptionInfo) -> Problem:
+    assert len(err.value.problems) == 1, err.value.problems
+    return err.value.problems[0]
+
+
+# ------------------------------------------------------------------ each error kind is located
+
+
+@pytest.mark.parametrize(
+    ("table", "bad_row", "column", "contract", "kind", "words"),
+    [
+        ("leads", lead("L2", created="yesterday"), "Created Date", "created_at", "unparsable_date",
+         "unparsable date 'yesterday'"),
+        ("leads", lead("L2", employees="about 50"), "Employees", "employees", "bad_number",
+         "not a number: 'about 50'"),
+        ("leads", lead(""), "Lead ID", "lead_id", "empty_value", "empty lead_id"),
+        ("leads", lead("L2", created=""), "Created Date", "created_at", "empty_value", "empty created_at"),
+        ("outcomes", outcome("L1", stage="Negotiation"), "Stage", "status", "unknown_status",
+         "unknown status 'Negotiation'"),
+        ("outcomes", outcome("L1", closed="31/31/2024"), "Closed Date", "decided_at", "unparsable_date",
+         "'31/31/2024'"),
+        ("activities", activity("L1", when="soon"), "Activity Date", "occurred_at", "unparsable_date", "'soon'"),
+    ],
+)
+def test_each_error_kind_names_source_row_and_crm_column(tmp_path, table, bad_row, column, contract, kind, words):
+    rows = {"leads": [lead("L1")], "outcomes": [outcome("L1")], "activities": [activity("L1")]}
+    rows[table] = rows[table] + [bad_row]
+    params = crm_params(tmp_path, rows["leads"], rows["activities"], rows["outcomes"])
+
+    with pytest.raises(ContractError) as err:
+        load_crm(params)
+
+    problem = only_problem(err)
+    assert (problem.source, problem.row, problem.column, problem.contract_column, problem.kind) == (
+        f"{table}.csv", 2, column, contract, kind
+    )
+    assert str(problem).startswith(f"{table}.csv row 2 (header not counted), column '{column}' ({contract}): ")
+    assert words in str(problem)
+    assert words in str(err.value)
+
+
+def test_missing_required_column_is_fatal_even_when_dropping_and_names_the_mapping(tmp_path):
+    rows = [{k: v for k, v in lead("L1").items() if k != "Created Date"}]
+    params = crm_params(tmp_path, rows, on_error="drop")
+
+    with pytest.raises(ContractError) as err:
+        load_crm(params)
+
+    problem = only_problem(err)
+    assert (problem.source, problem.row, problem.column, problem.contract_column) == (
+        "leads.csv", None, "Created Date", "created_at"
+    )
+    assert "leads.csv" in str(err.value) and "'Created Date'" in str(err.value) and "created_at" in str(err.value)
+
+
+def test_created_at_is_optional_for_undated_exports(tmp_path):
+    rows = [{"Lead ID": "L1", "Industry": "software"}]
+    params = crm_params(tmp_path, rows, dated=False)
+
+    crm = load_crm(params)
+
+    assert crm.leads["lead_id"].tolist() == ["L1"]
+    assert crm.leads["created_at"].isna().all()
+    assert crm.leads["industry"].tolist() == ["software"]
+
+
+def test_stop_summarises_counts_per_column_and_kind_and_lists_the_first_twenty(tmp_path):
+    rows = [lead(f"L{i}", created="never") for i in range(25)] + [lead("X", employees="many")]
+    params = crm_params(tmp_path, rows)
+
+    with pytest.raises(ContractError) as err:
+        load_crm(params)
+
+    message = str(err.value)
+    assert len(err.value.problems) == 26
+    assert "25 x unparsable date in leads.csv, column 'Created Date' (created_at)" in message
+    assert "1 x bad number in leads.csv, column 'Employees' (employees)" in message
+    assert "row 20 (header not counted)" in message and "row 21 (header not counted)" not in message
+
+
+def test_drop_keeps_the_good_rows_and_accounts_for_every_dropped_one(tmp_path):
+    leads = [lead("L1"), lead("L2", created="yesterday"), lead("L3")]
+    outcomes = [outcome("L1"), outcome("L2"), outcome("L3", stage="Closed Won")]
+    params = crm_params(tmp_path, leads, outcomes=outcomes, on_error="drop")
+
+    crm = load_crm(params)
+
+    assert crm.leads["lead_id"].tolist() == ["L1", "L3"]
+    assert crm.outcomes["lead_id"].tolist() == ["L1", "L3"]  # L2's outcome has no lead any more
+    leads_report, outcomes_report = crm.report.tables["leads"], crm.report.tables["outcomes"]
+    assert (leads_report.rows_read, leads_report.rows_kept, leads_report.dropped) == (3, 2, {"unparsable_date": 1})
+    assert outcomes_report.dropped == {"unknown_lead": 1}
+    assert [(p.source, p.row, p.kind) for p in crm.report.problems] == [
+        ("leads.csv", 2, "unparsable_date"),
+        ("outcomes.csv", 2, "unknown_lead"),
+    ]
+    assert crm.report.as_dict()["leads.dropped.unparsable_date"] == 1
+    assert any("1 unparsable date" in line for line in crm.report.lines())
+
+
+def test_good_export_loads_into_contract_dtypes(tmp_path):
+    leads = [lead("00123", created="2024-03-01T10:00:00+02:00", email="a@b.com"), lead("L2", created="03/04/2024")]
+    params = crm_params(tmp_path, leads, outcomes=[outcome("00123", stage="Closed Won", reason="")])
+
+    crm = load_crm(params)
+
+    assert crm.leads["lead_id"].tolist() == ["00123", "L2"]  # ids keep their leading zeros
+    assert crm.leads["created_at"].tolist() == [pd.Timestamp("2024-03-01 08:00"), pd.Timestamp("2024-03-04")]
+    assert crm.leads["employees"].dtype == "float64"
+    assert list(crm.leads.columns[:2]) == ["lead_id", "created_at"]
+    assert crm.outcomes["status"].tolist() == ["converted"]
+    assert crm.outcomes["reason"].isna().all()
+    assert crm.leads.index.equals(pd.RangeIndex(2))
+
+
+# ------------------------------------------------------------------ duplicates
+
+
+def test_identical_duplicate_rows_collapse_silently_and_are_counted(tmp_path):
+    params = crm_params(tmp_path, [lead("L1"), lead("L2"), lead("L1")])
+
+    crm = load_crm(params)
+
+    assert crm.leads["lead_id"].tolist() == ["L1", "L2"]
+    assert crm.report.tables["leads"].dropped == {"identical_duplicate": 1}
+
+
+def test_conflicting_duplicate_lead_id_is_a_problem_pointing_at_the_other_row(tmp_path):
+    leads = [lead("L1", employees="10"), lead("L2"), lead("L1", employees="500")]
+
+    with pytest.raises(ContractError) as err:
+        load_crm(crm_params(tmp_path, leads))
+    problem = only_problem(err)
+    assert (problem.row, problem.column, problem.kind) == (3, "Lead ID", "duplicate_lead_id")
+    assert "duplicate lead_id 'L1'" in problem.message and "also on row 1" in problem.message
+
+    crm = load_crm(crm_params(tmp_path, leads, on_error="drop"))
+    assert crm.leads.set_index("lead_id")["employees"].to_dict() == {"L1": 10.0, "L2": 10.0}  # first kept
+
+
+def test_dedupe_by_email_keeps_earliest_lead_and_repoints_its_activities(tmp_path):
+    leads = [
+        lead("L1", created="2024-02-01", email=" Ann@Example.com "),
+        lead("L2", created="2024-01-01", email="ann@example.com"),
+        lead("L3", created="2024-01-15", email="bob@example.com"),
+        lead("L4", created="2024-01-20"),
+        lead("L5", created="2024-01-21"),  # no e-mail: never merged with L4
+    ]
+    activities = [activity("L1", kind="demo_request"), activity("L2"), activity("L3"), activity("L9")]
+    outcomes = [outcome("L1", stage="Closed Won"), outcome("L2"), outcome("L3")]
+    params = crm_params(tmp_path, leads, activities, outcomes, dedupe_by_email=True)
+
+    crm = load_crm(params)
+
+    assert crm.leads["lead_id"].tolist() == ["L2", "L3", "L4", "L5"]
+    assert crm.activities["lead_id"].tolist() == ["L2", "L2", "L3"]  # L1's demo request now on L2
+    assert crm.activities["activity"].tolist()[0] == "demo_request"
+    assert crm.outcomes["lead_id"].tolist() == ["L2", "L3"]  # the merged lead's outcome is dropped
+    report = crm.report.tables
+    assert report["leads"].dropped == {"merged_by_email": 1}
+    assert report["activities"].repointed == 1
+    assert report["activities"].dropped == {"unknown_lead": 1}  # L9: counted, not a problem
+    assert report["outcomes"].dropped == {"merged_by_email": 1}
+    assert crm.report.problems == []
+
+
+def test_latest_decision_per_lead_wins_whatever_the_file_order(tmp_path):
+    outcomes = [
+        outcome("L1", stage="Closed Won", closed="2024-03-01"),
+        outcome("L1", stage="Closed Lost", closed="2024-02-01"),
+        outcome("L1", stage="Open", closed=""),
+    ]
+    crm = load_crm(crm_params(tmp_path, [lead("L1")], outcomes=outcomes))
+
+    assert crm.outcomes["status"].tolist() == ["converted"]
+    assert crm.report.tables["outcomes"].dropped == {"superseded": 2}
+
+
+def test_outcome_for_unknown_lead_is_a_problem(tmp_path):
+    params = crm_params(tmp_path, [lead("L1")], outcomes=[outcome("L1"), outcome("GHOST")])
+
+    with pytest.raises(ContractError) as err:
+        load_crm(params)
+
+    problem = only_problem(err)
+    assert (problem.source, problem.row, problem.column) == ("outcomes.csv", 2, "Lead ID")
+    assert problem.kind == "unknown_lead"
+    assert "'GHOST'" in problem.message
+
+
+# ------------------------------------------------------------------ mapping rules
+
+
+def test_missing_values_become_na_but_a_real_na_value_survives(tmp_path):
+    leads = [lead("L1", Country="NA", Industry="Select"), lead("L2", Country=" Select ", Industry="software")]
+    crm = load_crm(crm_params(tmp_path, leads))
+
+    assert crm.leads["country"].tolist()[0] == "NA"  # Namibia, not 'not available'
+    assert crm.leads["country"].isna().tolist() == [False, True]
+    assert crm.leads["industry"].isna().tolist() == [True, False]
+
+
+def test_value_maps_translate_crm_codes_including_numeric_columns():
+    data = DataParams(leads="x", value_maps={"status": {"1": "converted", "0": "rejected"}})
+    raw = pd.DataFrame({"lead_id": [7, 8], "status": [1.0, 0.0]})  # ints read back from SQL as floats
+
+    outcomes, problems = prepare_table(raw, "outcomes", data)
+
+    assert problems == []
+    assert outcomes["lead_id"].tolist() == ["7", "8"]
+    assert outcomes["status"].tolist() == ["converted", "rejected"]
+
+
+def test_drop_columns_are_never_read(tmp_path):
+    leads = [lead("L1", **{"Lead Score": "99", "Industry": "software"})]
+    crm = load_crm(crm_params(tmp_path, leads, drop_columns=["Lead Score"]))
+
+    assert "Lead Score" not in crm.leads.columns
+    assert "industry" in crm.leads.columns
+
+
+def test_flat_export_splits_outcomes_off_and_refuses_a_bad_row_as_a_whole(tmp_path):
+    rows = [
+        {"Lead ID": "L1", "Created Date": "2024-01-01", "Industry": "it", "Stage": "Closed Won", "Lost Reason": ""},
+        {"Lead ID": "L2", "Created Date": "2024-01-02", "Industry": "retail", "Stage": "Closed Lost",
+         "Lost Reason": "no_budget"},
+        {"Lead ID": "L3", "Created Date": "2024-01-03", "Industry": "retail", "Stage": "Stalled", "Lost Reason": ""},
+    ]
+    pd.DataFrame(rows).to_csv(tmp_path / "export.csv", index=False)
+    flat_mapping = {"leads": {**MAPPING["leads"], **MAPPING["outcomes"]}}
+    params = Params.model_validate(
+        {
+            "data": {"format": "flat", "leads": "export.csv", "mapping": flat_mapping,
+                     "value_maps": {"status": STAGES}, "on_error": "drop"},
+            "base_dir": tmp_path,
+        }
+    )
+
+    crm = load_crm(params)
+
+    assert crm.leads["lead_id"].tolist() == ["L1", "L2"]
+    assert not {"status", "reason", "Stage", "Lost Reason"} & set(crm.leads.columns)
+    assert crm.outcomes["lead_id"].tolist() == ["L1", "L2"]
+    assert crm.outcomes["status"].tolist() == ["converted", "rejected"]
+    assert crm.outcomes["reason"].isna().tolist() == [True, False] and crm.outcomes["reason"][1] == "no_budget"
+    assert crm.leads["industry"].tolist() == ["it", "retail"]
+    assert [(p.row, p.column, p.kind) for p in crm.report.problems] == [(3, "Stage", "unknown_status")]
+    assert crm.report.tables["leads"].dropped == crm.report.tables["outcomes"].dropped == {"unknown_status": 1}
+
+
+# ------------------------------------------------------------------ sources
+
+
+def test_parquet_source_with_timezone_aware_dates(tmp_path):
+    frame = pd.DataFrame(
+        {"Lead ID": ["L1"], "Created Date": pd.to_datetime(["2024-05-01 12:00"]).tz_localize("Europe/Berlin")}
+    )
+    frame.to_parquet(tmp_path / "leads.parquet")
+    params = Params.model_validate(
+        {"data": {"leads": "leads.parquet", "mapping": MAPPING}, "base_dir": tmp_path}
+    )
+
+    crm = load_crm(params)
+
+    assert crm.leads["created_at"].tolist() == [pd.Timestamp("2024-05-01 10:00")]  # naive UTC
+
+
+def test_sqlite_source_reads_tables_and_select_queries(tmp_path):
+    engine = sa.create_engine(f"sqlite:///{tmp_path / 'crm.db'}")
+    pd.DataFrame([lead("L1"), lead("L2", created="2024-01-09")]).to_sql("crm_leads", engine, index=False)
+    pd.DataFrame([outcome("L1", stage="Closed Won"), outcome("L2")]).assign(Deleted=[0, 1]).to_sql(
+        "opportunities", engine, index=False
+    )
+    engine.dispose()
+    query = 'SELECT "Lead ID", "Stage", "Lost Reason", "Closed Date" FROM opportunities WHERE "Deleted" = 0'
+    params = Params.model_validate(
+        {
+            "data": {"sql_url": "sqlite:///crm.db", "leads": "crm_leads", "outcomes": query,
+                     "mapping": MAPPING, "value_maps": {"status": STAGES}},
+            "base_dir": tmp_path,  # the relative SQLite file resolves against the params folder
+        }
+    )
+
+    crm = load_crm(params)
+
+    assert crm.leads["lead_id"].tolist() == ["L1", "L2"]
+    assert crm.leads["created_at"].tolist() == [pd.Timestamp("2024-01-05"), pd.Timestamp("2024-01-09")]
+    assert crm.outcomes[["lead_id", "status"]].values.tolist() == [["L1", "converted"]]
+
+
+def test_missing_file_is_named(tmp_path):
+    with pytest.raises(FileNotFoundError, match="nope.csv"):
+        read_source("nope.csv", DataParams(leads="nope.csv"), tmp_path)
+
+
+# ------------------------------------------------------------------ edges and the serving path
+
+
+def test_zero_row_export_loads_as_empty_contract_tables(tmp_path):
+    params = crm_params(tmp_path, [], activities=[], outcomes=[], dedupe_by_email=True)
+
+    crm = load_crm(params)
+
+    assert len(crm.leads) == 0 and len(crm.activities) == 0 and len(crm.outcomes) == 0
+    assert {"lead_id", "created_at", "email"} <= set(crm.leads.columns)
+    assert crm.leads["created_at"].dtype.kind == "M"
+    assert crm.report.tables["leads"].rows_read == 0
+
+
+def test_prepare_table_on_one_raw_request_row():
+    data = DataParams(leads="unused", mapping=MAPPING, missing_values=["", "Select"])
+    raw = pd.DataFrame(
+        [{"Lead ID": "L1", "Created Date": "2024-01-05", "Industry": "Select", "Employees": 40}], index=[7]
+    )
+    bad = pd.DataFrame([{"Lead ID": "L2", "Created Date": "tomorrow"}])
+
+    leads, problems = prepare_table(raw, "leads", data)
+    refused, bad_problems = prepare_table(bad, "leads", data)
+
+    assert problems == [] and leads.index.tolist() == [7]  # kept rows keep the caller's index label
+    assert leads["industry"].isna().all() and leads["employees"].tolist() == [40.0]
+    assert len(refused) == 0
+    assert str(bad_problems[0]) == "request row 1, column 'Created Date' (created_at): unparsable date 'tomorrow'"
+
+    calls = 200
+    start = time.perf_counter()
+    for _ in range(calls):
+        prepare_table(raw, "leads", data)
+    per_call_ms = (time.perf_counter() - start) / calls * 1000
+    print(f"prepare_table on 1 row: {per_call_ms:.2f} ms per call")
