@@ -1,0 +1,138 @@
+"""One split definition shared by training, evaluation and the peers.
+
+Four parts, so no figure is measured on rows that shaped it: *train* fits the model, *validation*
+drives early stopping and tuning, *calibration* fits the probability calibrator, *test* is touched
+only by the final evaluation. With creation dates the parts follow time (oldest to newest), because a
+lead-scoring model is always used on leads newer than the ones it learned from; an out-of-time test
+is the honest estimate of next quarter. Without dates it falls back to a seeded stratified hold-out.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+import numpy as np
+import pandas as pd
+
+from pipelines.config import SplitParams
+
+PART_NAMES = ("train", "validation", "calibration", "test")
+
+
+@dataclass
+class Split:
+    """Positional row indices (into the frame the split was made from) of each part."""
+
+    train: np.ndarray
+    validation: np.ndarray
+    calibration: np.ndarray
+    test: np.ndarray
+    kind: Literal["out_of_time", "stratified"]
+    positives: dict[str, int] = field(default_factory=dict)
+    date_ranges: dict[str, tuple[pd.Timestamp, pd.Timestamp]] = field(default_factory=dict)
+
+    def parts(self) -> dict[str, np.ndarray]:
+        """Part name -> row indices, oldest part first."""
+        return {name: getattr(self, name) for name in PART_NAMES}
+
+    def describe(self) -> dict[str, str | int]:
+        """Flat summary for logs and MLflow params: kind, rows and positives per part, date ranges."""
+        summary: dict[str, str | int] = {"kind": self.kind}
+        for name, rows in self.parts().items():
+            summary[f"{name}_rows"] = len(rows)
+            if name in self.positives:
+                summary[f"{name}_positives"] = self.positives[name]
+            if name in self.date_ranges:
+                first, last = self.date_ranges[name]
+                summary[f"{name}_from"] = first.isoformat()
+                summary[f"{name}_to"] = last.isoformat()
+        return summary
+
+
+def _part_sizes(n_rows: int, split: SplitParams) -> dict[str, int]:
+    """Rows per part; train takes what the three held-out fractions leave."""
+    held_out = {
+        "validation": round(n_rows * split.validation),
+        "calibration": round(n_rows * split.calibration),
+        "test": round(n_rows * split.test),
+    }
+    return {"train": n_rows - sum(held_out.values()), **held_out}
+
+
+def _creation_dates(created_at: pd.Series) -> pd.Series:
+    """created_at as datetimes with a positional index; every row must have one."""
+    dates = pd.to_datetime(created_at.reset_index(drop=True), errors="coerce")
+    if dates.isna().any():
+        bad = np.flatnonzero(dates.isna().to_numpy())
+        raise ValueError(
+            f"created_at is missing or not a date in {len(bad)} row(s), first at position {int(bad[0])} "
+            f"(value {created_at.iloc[int(bad[0])]!r}); an out-of-time split needs every date"
+        )
+    return dates
+
+
+def _out_of_time(dates: pd.Series, split: SplitParams) -> dict[str, np.ndarray]:
+    """Oldest rows first; leads created at the same instant keep their input order (stable sort)."""
+    order = np.argsort(dates.to_numpy(), kind="mergesort")
+    bounds = np.cumsum([0, *_part_sizes(len(dates), split).values()])
+    return {name: np.sort(order[bounds[i] : bounds[i + 1]]) for i, name in enumerate(PART_NAMES)}
+
+
+def _stratified(labels: np.ndarray, split: SplitParams, seed: int) -> dict[str, list[np.ndarray]]:
+    """Each class shuffled with the seed and cut by the same fractions, keeping the positive rate."""
+    rng = np.random.default_rng(seed)
+    parts: dict[str, list[np.ndarray]] = {name: [] for name in PART_NAMES}
+    for label in (0.0, 1.0):
+        rows = rng.permutation(np.flatnonzero(labels == label))
+        bounds = np.cumsum([0, *_part_sizes(len(rows), split).values()])
+        for i, name in enumerate(PART_NAMES):
+            parts[name].append(rows[bounds[i] : bounds[i + 1]])
+    return parts
+
+
+def make_split(created_at: pd.Series | None, y: pd.Series, split: SplitParams, seed: int) -> Split:
+    """Split rows into train / validation / calibration / test.
+
+    Args:
+        created_at: lead creation time per row, or None for an undated export. When given, the
+            oldest rows train and the newest are the test, so every train date <= every test date.
+        y: the 0/1 label per row, aligned with `created_at` by position.
+        split: held-out fractions (evaluate.split); train gets the rest.
+        seed: used only by the stratified fallback (same seed, same split).
+
+    Raises:
+        ValueError: labels not 0/1, lengths differ, a date missing, or a part without a converted or
+            without a non-converted lead (no metric, early stopping or calibration is possible then).
+    """
+    labels = np.asarray(y, dtype="float64").ravel()
+    bad = ~np.isin(labels, (0.0, 1.0))
+    if bad.any():
+        row = int(np.flatnonzero(bad)[0])
+        raise ValueError(f"labels must be 0 or 1; position {row} is {labels[row]!r}")
+    dates = None
+    kind: Literal["out_of_time", "stratified"]
+    if created_at is not None:
+        if len(created_at) != len(labels):
+            raise ValueError(f"created_at and labels differ in length: {len(created_at)} vs {len(labels)}")
+        dates = _creation_dates(created_at)
+        parts = _out_of_time(dates, split)
+        kind = "out_of_time"
+    else:
+        parts = {name: np.sort(np.concatenate(chunks)) for name, chunks in _stratified(labels, split, seed).items()}
+        kind = "stratified"
+
+    positives = {name: int(labels[rows].sum()) for name, rows in parts.items()}
+    for name, rows in parts.items():
+        for count, missing_class in ((positives[name], "converted"), (len(rows) - positives[name], "non-converted")):
+            if count == 0:
+                raise ValueError(
+                    f"the {name} part ({len(rows)} of {len(labels)} rows, {kind} split) has no {missing_class} "
+                    "lead, and every part needs both classes; provide more labelled leads or change the "
+                    "evaluate.split fractions"
+                )
+
+    date_ranges = {}
+    if dates is not None:
+        date_ranges = {name: (dates.iloc[rows].min(), dates.iloc[rows].max()) for name, rows in parts.items()}
+    return Split(**parts, kind=kind, positives=positives, date_ranges=date_ranges)

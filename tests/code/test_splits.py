@@ -1,0 +1,86 @@
+"""The shared train / validation / calibration / test split."""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from models.splits import make_split
+from pipelines.config import SplitParams
+
+FRACTIONS = SplitParams(validation=0.15, calibration=0.15, test=0.2)
+
+
+def _dated_leads(n=1000, seed=0):
+    rng = np.random.default_rng(seed)
+    created_at = pd.Series(pd.Timestamp("2024-01-01") + pd.to_timedelta(rng.integers(0, 365 * 24, n), unit="h"))
+    y = pd.Series((rng.uniform(size=n) < 0.2).astype(float))
+    return created_at, y
+
+
+def test_out_of_time_parts_follow_creation_order():
+    created_at, y = _dated_leads()
+    split = make_split(created_at, y, FRACTIONS, seed=1)
+    assert split.kind == "out_of_time"
+    parts = [created_at.iloc[rows] for rows in (split.train, split.validation, split.calibration, split.test)]
+    for older, newer in zip(parts, parts[1:]):
+        assert older.max() <= newer.min()
+
+
+def test_parts_have_the_configured_sizes_and_cover_every_row_once():
+    created_at, y = _dated_leads()
+    split = make_split(created_at, y, FRACTIONS, seed=1)
+    assert [len(split.train), len(split.validation), len(split.calibration), len(split.test)] == [500, 150, 150, 200]
+    everything = np.concatenate(list(split.parts().values()))
+    assert sorted(everything.tolist()) == list(range(1000))
+
+
+def test_out_of_time_split_does_not_depend_on_the_index_or_seed():
+    created_at, y = _dated_leads()
+    shifted = make_split(created_at.set_axis(created_at.index + 5000), y, FRACTIONS, seed=99)
+    plain = make_split(created_at, y, FRACTIONS, seed=1)
+    assert np.array_equal(shifted.test, plain.test)
+
+
+def test_describe_reports_sizes_positives_and_date_ranges():
+    created_at, y = _dated_leads()
+    split = make_split(created_at, y, FRACTIONS, seed=1)
+    summary = split.describe()
+    assert summary["test_rows"] == 200
+    assert summary["test_positives"] == int(y.iloc[split.test].sum())
+    assert summary["test_to"] == created_at.max().isoformat()
+    assert summary["train_from"] == created_at.min().isoformat()
+
+
+def test_undated_split_is_stratified_and_keeps_the_positive_rate():
+    rng = np.random.default_rng(5)
+    y = pd.Series((rng.uniform(size=2000) < 0.1).astype(float))
+    split = make_split(None, y, FRACTIONS, seed=42)
+    assert split.kind == "stratified"
+    overall = y.mean()
+    for name, rows in split.parts().items():
+        assert abs(y.iloc[rows].mean() - overall) < 0.005, name
+    assert len(split.test) == pytest.approx(400, abs=2)
+    assert "test_from" not in split.describe()
+
+
+def test_stratified_split_is_deterministic_per_seed():
+    y = pd.Series(np.tile([1.0, 0.0, 0.0, 0.0, 0.0], 200))
+    first = make_split(None, y, FRACTIONS, seed=42)
+    again = make_split(None, y, FRACTIONS, seed=42)
+    other = make_split(None, y, FRACTIONS, seed=7)
+    assert np.array_equal(first.test, again.test) and np.array_equal(first.train, again.train)
+    assert not np.array_equal(first.test, other.test)
+
+
+def test_a_part_without_a_converted_lead_is_a_clear_error():
+    created_at = pd.Series(pd.date_range("2024-01-01", periods=100, freq="D"))
+    y = pd.Series([1.0] * 10 + [0.0] * 90)  # conversions only among the oldest leads
+    with pytest.raises(ValueError, match="validation part .* no converted lead"):
+        make_split(created_at, y, FRACTIONS, seed=1)
+
+
+def test_missing_creation_date_is_refused_with_its_position():
+    created_at, y = _dated_leads(n=50)
+    created_at.iloc[7] = pd.NaT
+    with pytest.raises(ValueError, match="position 7"):
+        make_split(created_at, y, FRACTIONS, seed=1)
