@@ -58,6 +58,7 @@ class LabelParams(_Section):
     """Closed-loop label policy: outcome + rejection reason -> label, weight, rule."""
 
     converted_statuses: list[str] = Field(default_factory=lambda: ["converted"])
+    rejected_statuses: list[str] = Field(default_factory=lambda: ["rejected"])
     open_statuses: list[str] = Field(default_factory=lambda: ["open"])
     horizon_days: int | None = Field(
         120, gt=0, description="A conversion counts only within this many days of creation; None = any time."

@@ -1,0 +1,582 @@
+"""The point-in-time feature frame: the ONE function training, batch scoring and the service call.
+
+``feature_catalog`` declares the features from params alone (names, kinds, explanation signals,
+monotone constraints), so a saved model knows its inputs without seeing data. ``build_features``
+computes them for any set of leads as of a snapshot time: an activity after the snapshot never
+counts, so a training row sees exactly what a scorer would have seen at that moment.
+
+Everything is vectorised over leads and activities (text rules run once per distinct value), which
+keeps one call fast for a single lead in the service and for millions of leads in batch.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from pipelines.config import FeatureParams
+
+DAY_NS = 86_400 * 10**9
+NAT = np.iinfo(np.int64).min  # NaT as numpy stores it in int64 nanoseconds
+TREND_DAYS = 7  # engagement_trend compares the last week with the week before
+
+# Company size bands (upper bound inclusive, LinkedIn style), for the size_band feature.
+SIZE_BAND_UPPER = (10, 50, 200, 1000, 5000)
+SIZE_BAND_NAMES = ("1-10", "11-50", "51-200", "201-1000", "1001-5000", "5001+")
+
+# Job-title rules, first match wins; titles are lower-cased with punctuation turned into spaces
+# ("Sr. Director, IT" -> "sr director it") before matching.
+SENIORITY_RULES: tuple[tuple[str, str], ...] = (
+    ("student", r"\b(?:student|undergrad\w*|phd candidate|doctoral candidate|werkstudent\w*)\b"),
+    ("intern", r"\b(?:intern|interns|internship|trainee|apprentice|praktikant\w*)\b"),
+    ("individual", r"\bassistant (?:to|of)\b|\b(?:ea|pa) to\b"),  # "Executive Assistant to the CEO"
+    (
+        "c_level",
+        r"\b(?:chief|ceo|cto|cfo|coo|cmo|cio|cro|cso|cdo|cco|ciso|cxo|founder|cofounder|proprietor"
+        r"|managing director|managing partner|general partner|founding partner|executive director"
+        r"|geschäftsführer|pdg)\b|(?<!vice )\bpresident\b|(?<!product )\bowner\b",
+    ),
+    ("vp", r"\b(?:vp|svp|evp|avp|vice president|v p)\b"),
+    ("director", r"\b(?:director|directeur|direktor|head|dir)\b"),
+    ("manager", r"\b(?:manager|mgr|management|leader|supervisor|foreman|superintendent)\b|\blead\b(?! gen)"),
+    (
+        "individual",
+        r"\b(?:engineer\w*|developer|programmer|analyst|specialist|consultant|associate|representative|rep"
+        r"|coordinator|administrator|admin|accountant|bookkeeper|designer|scientist|architect|executive"
+        r"|officer|assistant|agent|marketer|writer|editor|researcher|technician|advisor|adviser|planner"
+        r"|buyer|recruiter|strategist|staff|employee|clerk|operator|attorney|lawyer|counsel|paralegal"
+        r"|auditor|controller|professional|generalist|member|senior|sr|junior|jr|nurse|teacher"
+        r"|physician|doctor|pharmacist|professor|lecturer|contractor|freelance\w*|trader|broker|worker"
+        r"|expert|product owner|salesperson|sales|marketing|support)\b",
+    ),
+)
+DEPARTMENT_RULES: tuple[tuple[str, str], ...] = (
+    ("hr", r"\b(?:hr|human resources?|recruit\w*|talent|people|personnel)\b"),
+    (
+        "marketing",
+        r"\b(?:marketing|marketer|cmo|growth|demand gen\w*|brand\w*|content|seo|sem|communications?|pr"
+        r"|social media|campaigns?)\b",
+    ),
+    (
+        "sales",
+        r"\b(?:sales|salesperson|cro|chief revenue officer|revenue|account executive|account manager"
+        r"|account director|key account|business development|bdr|sdr|bd|partnerships?|commercial)\b",
+    ),
+    ("customer_success", r"\b(?:customer success|customer support|customer service|customer experience|support|cx)\b"),
+    (
+        "finance",
+        r"\b(?:finance|financial|cfo|accountant|accounting|accounts|controller|comptroller|treasurer|treasury"
+        r"|fp a|bookkeep\w*|audit\w*|tax)\b",
+    ),
+    ("legal", r"\b(?:legal|counsel|lawyer|attorney|paralegal|compliance)\b"),
+    ("data", r"\b(?:data|analytics|bi|business intelligence|machine learning|ml|ai)\b"),
+    (
+        "it",
+        r"\b(?:it|information technology|chief information officer|cio|ciso|sysadmin|system administrator"
+        r"|systems administrator|network|security|infrastructure|help ?desk)\b",
+    ),
+    (
+        "engineering",
+        r"\b(?:engineer\w*|developer|development|software|cto|devops|sre|programmer|architect|r d|technical"
+        r"|technology|qa)\b",
+    ),
+    ("product", r"\b(?:product|ux|ui|design\w*)\b"),
+    ("operations", r"\b(?:operations|operating|coo|ops|supply chain|logistics|procurement|purchasing|office)\b"),
+    (
+        "executive",
+        r"\b(?:ceo|chief executive|founder|cofounder|owner|managing director|general manager|managing partner"
+        r"|executive director|geschäftsführer)\b|(?<!vice )\bpresident\b",
+    ),
+)
+UNKNOWN = "unknown"  # no job title, or one no rule recognises (seniority)
+OTHER_DEPARTMENT = "other"  # a job title that names no department the rules know
+
+# Derived feature groups: params name -> (feature, kind, explanation signal).
+_DERIVED: dict[str, tuple[tuple[str, str, str], ...]] = {
+    "size_band": (("size_band", "categorical", "size_band"),),
+    "seniority": (("seniority", "categorical", "seniority"),),
+    "department": (("department", "categorical", "department"),),
+    "icp_match": (("icp_match", "numeric", "icp_match"),),
+    "email_signals": (
+        ("email_free", "numeric", "email_domain_type"),
+        ("email_student", "numeric", "email_domain_type"),
+        ("email_competitor", "numeric", "email_domain_type"),
+    ),
+    "contact_gaps": (
+        ("missing_email", "numeric", "missing_email"),
+        ("missing_phone", "numeric", "missing_phone"),
+        ("missing_company", "numeric", "missing_company"),
+    ),
+    "country_support": (("unsupported_country", "numeric", "unsupported_country"),),
+}
+# Activity types with an "ever before the snapshot" flag: the two strongest buying signals.
+_EVER_FLAGS = {"pricing_view": "pricing_viewed", "demo_request": "demo_requested"}
+
+
+@dataclass(frozen=True)
+class FeatureDef:
+    """One column of the feature frame, declared from params.
+
+    Attributes:
+        name: column name in the frame.
+        kind: "categorical" or "numeric".
+        signal: what the explanation groups it under: every window of pricing views is
+            "pricing_view"; a plain lead column is its own name.
+        window_days: the look-back window of an activity count, else None.
+        monotone: +1 / -1 when the score must never fall / rise as the value grows, else 0.
+    """
+
+    name: str
+    kind: str
+    signal: str
+    window_days: int | None = None
+    monotone: int = 0
+
+
+def feature_catalog(spec: FeatureParams) -> list[FeatureDef]:
+    """The features ``spec`` asks for, in a fixed order that depends only on params.
+
+    Order: categorical lead columns, numeric lead columns, derived groups (in ``spec.derived``
+    order), then intent: per activity type its windows, the ever flags, recency, trend and age.
+
+    Raises:
+        ValueError: two features would share a name, icp_match has no ICP criterion, or a
+            monotone signal names no numeric feature (a typo would otherwise be ignored).
+    """
+    rows: list[tuple[str, str, str, int | None]] = []
+    rows += [(c, "categorical", c, None) for c in spec.categorical]
+    rows += [(c, "numeric", c, None) for c in spec.numeric]
+    for group in dict.fromkeys(spec.derived):
+        rows += [(name, kind, signal, None) for name, kind, signal in _DERIVED[group]]
+    types = _activity_types(spec)
+    if types:
+        for activity in types:
+            rows += [(f"{activity}_{w}d", "numeric", activity, w) for w in spec.windows]
+        rows += [(flag, "numeric", activity, None) for activity, flag in _EVER_FLAGS.items() if activity in types]
+        rows += [
+            ("days_since_last_activity", "numeric", "activity_recency", None),
+            ("engagement_trend", "numeric", "engagement_trend", None),
+        ]
+
+    names = [r[0] for r in rows]
+    repeated = sorted({n for n in names if names.count(n) > 1})
+    if repeated:
+        raise ValueError(f"features: these names would appear twice in the feature frame: {repeated}")
+    if "icp_match" in spec.derived and not _icp_criteria(spec):
+        raise ValueError("features.derived has icp_match but features.icp sets no criterion")
+    both = set(spec.monotone_increasing) & set(spec.monotone_decreasing)
+    if both:
+        raise ValueError(f"features: signal(s) {sorted(both)} are both monotone_increasing and monotone_decreasing")
+    numeric_signals = {signal for _, kind, signal, _ in rows if kind == "numeric"}
+    unknown = sorted((set(spec.monotone_increasing) | set(spec.monotone_decreasing)) - numeric_signals)
+    if unknown:
+        raise ValueError(
+            f"features.monotone_*: {unknown} name no numeric feature signal; known: {sorted(numeric_signals)}"
+        )
+
+    def monotone(kind: str, signal: str) -> int:
+        if kind != "numeric":
+            return 0
+        return 1 if signal in spec.monotone_increasing else -1 if signal in spec.monotone_decreasing else 0
+
+    return [FeatureDef(n, k, s, w, monotone(k, s)) for n, k, s, w in rows]
+
+
+def build_features(
+    leads: pd.DataFrame,
+    activities: pd.DataFrame | None,
+    snapshot_at: pd.Series | pd.Timestamp | None,
+    spec: FeatureParams,
+) -> pd.DataFrame:
+    """The feature frame for ``leads`` as known at ``snapshot_at``.
+
+    Args:
+        leads: contract ``leads``; columns the spec uses but the table lacks become all-missing
+            features (never an error), so a service request may omit optional fields.
+        activities: contract ``activities`` for (at least) these leads, or None when there is no
+            activity table: activity features are then NaN ("unknown"), whereas an empty table
+            means "no activity" (counts 0). Unknown activity types and other leads' rows are ignored.
+        snapshot_at: when each lead is scored. A Series indexed by ``lead_id`` (as
+            ``training_snapshots`` returns) or by the leads' own index; one Timestamp for all; or
+            None for undated data (then activities must be None). Leads whose snapshot is NaT get NaN
+            activity features.
+        spec: the ``features`` section of params.yaml.
+
+    Returns:
+        Index ``lead_id`` in the leads' order; columns exactly ``feature_catalog(spec)`` names.
+        Categorical columns hold stripped, lower-cased strings (missing = NaN); numeric ones float64.
+
+    Raises:
+        ValueError: ``lead_id`` missing, empty or repeated; a numeric column or a date holds text
+            that is not a number / date; activities without a snapshot time; a snapshot Series that
+            lacks some leads.
+    """
+    catalog = feature_catalog(spec)
+    ids = checked_lead_ids(leads)
+    index = pd.Index(ids, name="lead_id")
+    columns: dict[str, object] = {}
+
+    for column in spec.categorical:
+        columns[column] = clean_text(_column(leads, column))
+    for column in spec.numeric:
+        columns[column] = _numeric(_column(leads, column), f"leads.{column}", ids)
+    columns.update(_derived(leads, ids, spec))
+    if _activity_types(spec):
+        snapshot = _snapshot_ns(snapshot_at, leads, ids)
+        if snapshot is None and activities is not None:
+            raise ValueError(
+                "activities were given without snapshot_at: undated data cannot place activities in time"
+            )
+        columns.update(_intent(index, snapshot, activities, spec))
+
+    typed = {
+        d.name: _as_text(columns[d.name]) if d.kind == "categorical" else np.asarray(columns[d.name], dtype=np.float64)
+        for d in catalog
+    }
+    return pd.DataFrame(typed, index=index, columns=[d.name for d in catalog])
+
+
+def training_snapshots(leads: pd.DataFrame, labels: pd.DataFrame, spec: FeatureParams) -> pd.Series:
+    """When each training lead would have been scored: ``created_at + snapshot_days``.
+
+    Capped at the lead's ``decided_at`` (never after the outcome was known) and never before its
+    creation. Undated leads (no ``created_at``) get NaT.
+
+    Args:
+        leads: contract ``leads``.
+        labels: ``LabelResult.frame``: ``decided_at`` per lead, keyed by a ``lead_id`` column when
+            there is one (e.g. after ``reset_index()``), else by the index. Leads it lacks get no cap.
+        spec: the ``features`` section (``snapshot_days``).
+
+    Returns:
+        datetime64[ns] Series indexed by ``lead_id`` in the leads' order, named ``snapshot_at``;
+        zone-aware dates are converted to naive UTC.
+    """
+    ids = checked_lead_ids(leads)
+    if "decided_at" not in labels.columns:
+        raise ValueError("labels: required column 'decided_at' is missing (pass LabelResult.frame)")
+    if "created_at" in leads.columns:
+        created = to_epoch_ns(leads["created_at"], "leads.created_at")
+    else:
+        created = np.full(len(ids), NAT, dtype=np.int64)
+    keys = labels["lead_id"] if "lead_id" in labels.columns else labels.index.to_series()
+    lead = positions_of(pd.Index(ids), keys, "labels.lead_id")
+    decided = np.full(len(ids), NAT, dtype=np.int64)
+    decided[lead[lead >= 0]] = to_epoch_ns(labels["decided_at"], "labels.decided_at")[lead >= 0]
+
+    snapshot = np.where(created != NAT, created + round(spec.snapshot_days * DAY_NS), NAT)
+    cap = (decided != NAT) & (snapshot != NAT) & (decided < snapshot)
+    snapshot = np.where(cap, np.maximum(decided, created), snapshot)
+    return pd.Series(
+        snapshot.view("datetime64[ns]"), index=pd.Index(ids, name="lead_id"), name="snapshot_at"
+    )
+
+
+def to_epoch_ns(values: pd.Series, what: str) -> np.ndarray:
+    """Nanoseconds since the epoch as int64 (NaT = ``NAT``), so times compare as plain integers.
+
+    Zone-aware values are converted to UTC; naive values are taken as UTC. Text is parsed (the
+    service receives ISO strings); ``what`` names the field in the error when it is not a date.
+    """
+    dtype = values.dtype
+    if isinstance(dtype, pd.DatetimeTZDtype) or pd.api.types.is_datetime64_dtype(dtype):
+        stamps = values
+    else:
+        try:
+            stamps = pd.to_datetime(values, format="ISO8601", utc=True)
+        except (ValueError, TypeError) as exc:
+            raise ValueError(f"{what}: values that are not dates ({exc})") from None
+    if isinstance(stamps.dtype, pd.DatetimeTZDtype):
+        stamps = stamps.dt.tz_convert("UTC").dt.tz_localize(None)
+    return stamps.astype("datetime64[ns]").to_numpy().view(np.int64)
+
+
+# --- lead columns and derived fit / negative signals -------------------------------------------
+
+
+def checked_lead_ids(leads: pd.DataFrame) -> np.ndarray:
+    """The ``lead_id`` values, refused when missing, empty or repeated (every output is keyed by them)."""
+    if "lead_id" not in leads.columns:
+        raise ValueError("leads: required column 'lead_id' is missing")
+    ids = leads["lead_id"]
+    if ids.isna().any():
+        rows = [int(r) for r in np.flatnonzero(ids.isna().to_numpy())[:5]]
+        raise ValueError(f"leads.lead_id: empty at row(s) {rows}")
+    repeated = ids[ids.duplicated()]
+    if len(repeated):
+        raise ValueError(f"leads.lead_id: repeated ids, e.g. {list(repeated.unique()[:5])}")
+    return ids.to_numpy()
+
+
+def positions_of(index: pd.Index, keys: pd.Series, what: str) -> np.ndarray:
+    """Row of each key in ``index`` (-1 when absent), e.g. the lead of every activity.
+
+    Each distinct key is looked up once (millions of activities share far fewer leads). Numbers vs
+    text ids are refused: they would silently match nothing.
+    """
+    numeric = pd.api.types.is_numeric_dtype
+    if len(keys) and len(index) and numeric(keys.dtype) != numeric(index.dtype):
+        raise ValueError(f"{what}: ids are {keys.dtype} but leads.lead_id is {index.dtype}; map both to one type")
+    codes, distinct = pd.factorize(keys, use_na_sentinel=True)
+    if not len(distinct):
+        return np.full(len(keys), -1, dtype=np.intp)
+    return np.where(codes >= 0, index.get_indexer(distinct)[codes], -1)
+
+
+def _as_text(values: pd.Series | np.ndarray) -> pd.api.extensions.ExtensionArray:
+    """A str-dtype column; text already in that dtype is kept as is (no round trip via Python objects)."""
+    if isinstance(values, pd.Series) and values.dtype == "str":
+        return values.array
+    return pd.array(np.asarray(values, dtype=object), dtype="str")
+
+
+def _column(leads: pd.DataFrame, column: str) -> pd.Series:
+    """The lead column, or an all-missing one when the export (or request) lacks it."""
+    if column in leads.columns:
+        return leads[column].reset_index(drop=True)
+    return pd.Series(np.nan, index=pd.RangeIndex(len(leads)), dtype=object)
+
+
+def clean_text(values: pd.Series) -> pd.Series:
+    """Stripped lower-case strings, blanks as NaN: "Software " and "software" are one category.
+
+    Works on the distinct values only, so a million leads cost what their few thousand levels cost.
+    """
+    codes, uniques = pd.factorize(values.reset_index(drop=True), use_na_sentinel=True)
+    levels = pd.Series(uniques)
+    if pd.api.types.is_float_dtype(levels.dtype):
+        numbers = levels.to_numpy()
+        if np.all((np.mod(numbers, 1) == 0) & (np.abs(numbers) < 2**53)):
+            levels = levels.astype("Int64")  # 3.0 read from a CSV column is the category "3"
+    text = levels.astype("str").str.strip().str.lower()
+    return pd.Series(text.where(text != "").array.take(codes, allow_fill=True))
+
+
+def _numeric(values: pd.Series, what: str, ids: np.ndarray) -> np.ndarray:
+    """float64 values; text that is not a number is refused with the lead ids that hold it."""
+    if pd.api.types.is_bool_dtype(values.dtype) or pd.api.types.is_numeric_dtype(values.dtype):
+        return values.to_numpy(dtype=np.float64, na_value=np.nan)
+    text = values.astype("str").str.strip()
+    text = text.where(text != "")
+    number = pd.to_numeric(text, errors="coerce")
+    bad = (number.isna() & text.notna()).to_numpy()
+    if bad.any():
+        examples = dict(zip(ids[bad][:5].tolist(), text[bad].head(5).tolist()))
+        raise ValueError(f"{what}: not a number for lead_id -> value {examples}")
+    return number.to_numpy(dtype=np.float64, na_value=np.nan)
+
+
+def _derived(leads: pd.DataFrame, ids: np.ndarray, spec: FeatureParams) -> dict[str, object]:
+    groups = set(spec.derived)
+    out: dict[str, object] = {}
+    if not groups:
+        return out
+    employees = _numeric(_column(leads, "employees"), "leads.employees", ids)
+    if "size_band" in groups:
+        band = np.searchsorted(np.array(SIZE_BAND_UPPER, dtype=float), employees, side="left")
+        named = np.array(SIZE_BAND_NAMES, dtype=object)[np.minimum(band, len(SIZE_BAND_NAMES) - 1)]
+        out["size_band"] = np.where(np.isnan(employees) | (employees <= 0), np.nan, named)
+    if groups & {"seniority", "department", "icp_match"}:
+        seniority, department = _parse_job_titles(_column(leads, "job_title"))
+        out["seniority"], out["department"] = seniority, department
+    if "icp_match" in groups:
+        out["icp_match"] = _icp_match(leads, employees, out["seniority"], spec)
+    email = clean_text(_column(leads, "email")) if groups & {"email_signals", "contact_gaps"} else None
+    if "email_signals" in groups:
+        out.update(_email_signals(email, spec))
+    if "contact_gaps" in groups:
+        out.update(_contact_gaps(leads, email))
+    if "country_support" in groups:
+        country = clean_text(_column(leads, "country"))
+        unsupported = country.isin(_lower_set(spec.unsupported_countries)).to_numpy(dtype=np.float64)
+        out["unsupported_country"] = np.where(country.isna(), np.nan, unsupported)
+    return out
+
+
+def _parse_job_titles(titles: pd.Series) -> tuple[np.ndarray, np.ndarray]:
+    """Seniority and department from free-text job titles, via the ordered rules above."""
+    codes, uniques = pd.factorize(clean_text(titles), use_na_sentinel=True)
+    words = pd.Series(uniques, dtype=object).str.replace(r"[\W_]+", " ", regex=True).str.strip()
+
+    def first_match(rules: tuple[tuple[str, str], ...], fallback: str) -> np.ndarray:
+        matches = [words.str.contains(pattern, regex=True).to_numpy(dtype=bool) for _, pattern in rules]
+        per_title = np.select(matches, [name for name, _ in rules], default=fallback).astype(object)
+        full = np.full(len(codes), UNKNOWN, dtype=object)
+        full[codes >= 0] = per_title[codes[codes >= 0]]
+        return full
+
+    return first_match(SENIORITY_RULES, UNKNOWN), first_match(DEPARTMENT_RULES, OTHER_DEPARTMENT)
+
+
+def _icp_criteria(spec: FeatureParams) -> int:
+    icp = spec.icp
+    has_size = icp.min_employees is not None or icp.max_employees is not None
+    return bool(icp.industries) + bool(icp.countries) + bool(icp.seniorities) + has_size
+
+
+def _icp_match(leads: pd.DataFrame, employees: np.ndarray, seniority: np.ndarray, spec: FeatureParams) -> np.ndarray:
+    """Share of the configured ICP criteria the lead meets; an unknown value does not meet one."""
+    icp = spec.icp
+    met = np.zeros(len(leads))
+    if icp.industries:
+        met += clean_text(_column(leads, "industry")).isin(_lower_set(icp.industries)).to_numpy()
+    if icp.countries:
+        met += clean_text(_column(leads, "country")).isin(_lower_set(icp.countries)).to_numpy()
+    if icp.seniorities:
+        met += np.isin(seniority, list(_lower_set(icp.seniorities)))
+    if icp.min_employees is not None or icp.max_employees is not None:
+        low = -np.inf if icp.min_employees is None else icp.min_employees
+        high = np.inf if icp.max_employees is None else icp.max_employees
+        with np.errstate(invalid="ignore"):
+            met += (employees >= low) & (employees <= high)
+    return met / _icp_criteria(spec)
+
+
+def _email_signals(email: pd.Series, spec: FeatureParams) -> dict[str, np.ndarray]:
+    """Free-mail, student and competitor flags from the e-mail domain; NaN without a usable e-mail.
+
+    Student patterns match whole domain labels: ".edu" matches mit.edu and unimelb.edu.au but not
+    education.com; "student." matches student.uni-x.de. Competitor domains match subdomains too.
+    """
+    domain = email.str.replace(r"^.*@", "", regex=True)  # after the last "@"
+    domain = domain.where(email.str.contains("@", regex=False) & (domain != ""))
+    codes, uniques = pd.factorize(domain, use_na_sentinel=True)
+    dotted = "." + pd.Series(uniques, dtype=object) + "."
+    free = pd.Series(uniques, dtype=object).isin(_lower_set(spec.free_email_domains)).to_numpy()
+    student = np.zeros(len(uniques), dtype=bool)
+    for pattern in spec.student_email_patterns:
+        student |= dotted.str.contains("." + pattern.strip().strip(".").lower() + ".", regex=False).to_numpy()
+    competitor = np.zeros(len(uniques), dtype=bool)
+    for rival in spec.competitor_domains:
+        competitor |= dotted.str.endswith("." + rival.strip().strip(".").lower() + ".").to_numpy()
+
+    def per_lead(flag: np.ndarray) -> np.ndarray:
+        out = np.full(len(codes), np.nan)
+        out[codes >= 0] = flag[codes[codes >= 0]]
+        return out
+
+    return {"email_free": per_lead(free), "email_student": per_lead(student), "email_competitor": per_lead(competitor)}
+
+
+def _contact_gaps(leads: pd.DataFrame, email: pd.Series) -> dict[str, np.ndarray]:
+    """1.0 when the lead left out a way to reach them; NaN when the export has no such column.
+
+    A phone without a single digit ("n/a", "-") is missing.
+    """
+
+    def gap(column: str, missing: np.ndarray) -> np.ndarray:
+        return missing.astype(np.float64) if column in leads.columns else np.full(len(leads), np.nan)
+
+    phone = _column(leads, "phone")
+    if pd.api.types.is_numeric_dtype(phone.dtype):
+        no_phone = phone.isna().to_numpy()
+    else:
+        no_phone = ~phone.astype("str").str.contains(r"\d", regex=True).fillna(False).to_numpy(dtype=bool)
+    return {
+        "missing_email": gap("email", email.isna().to_numpy()),
+        "missing_phone": gap("phone", no_phone),
+        "missing_company": gap("company", clean_text(_column(leads, "company")).isna().to_numpy()),
+    }
+
+
+def _lower_set(values) -> set[str]:
+    return {str(v).strip().lower() for v in values}
+
+
+# --- intent: activity counts as of the snapshot -------------------------------------------------
+
+
+def _activity_types(spec: FeatureParams) -> list[str]:
+    return list(dict.fromkeys(t.strip().lower() for t in spec.activity_types))
+
+
+def _snapshot_ns(snapshot_at, leads: pd.DataFrame, ids: np.ndarray) -> np.ndarray | None:
+    """Per-lead snapshot in int64 ns (see ``to_epoch_ns``), or None for undated data."""
+    if snapshot_at is None:
+        return None
+    if isinstance(snapshot_at, pd.Series):
+        if snapshot_at.index.equals(leads.index):
+            values = snapshot_at
+        else:
+            if not snapshot_at.index.is_unique:
+                raise ValueError("snapshot_at: the Series index repeats a lead_id")
+            row = snapshot_at.index.get_indexer(ids)
+            if (row < 0).any():
+                raise ValueError(f"snapshot_at: no snapshot for lead_id(s) {ids[row < 0][:5].tolist()}")
+            values = snapshot_at.iloc[row]
+        return to_epoch_ns(values.reset_index(drop=True), "snapshot_at")
+    stamp = pd.Timestamp(snapshot_at)
+    if pd.isna(stamp):
+        raise ValueError("snapshot_at: NaT; pass None for undated data")
+    return np.full(len(ids), to_epoch_ns(pd.Series([stamp]), "snapshot_at")[0], dtype=np.int64)
+
+
+def _intent(
+    index: pd.Index,
+    snapshot: np.ndarray | None,
+    activities: pd.DataFrame | None,
+    spec: FeatureParams,
+) -> dict[str, np.ndarray]:
+    """Activity counts per type and window, recency and trend, all as of each lead's snapshot.
+
+    There is deliberately no lead-age feature: training snapshots are capped at the decision, so a
+    lead's age at its snapshot would encode how fast sales decided it (a leak).
+
+    An event counts in window w when ``snapshot - w days < occurred_at <= snapshot``; events after
+    the snapshot never count. Counting is one ``np.bincount`` over (lead, type) codes per window.
+    """
+    n, types = len(index), _activity_types(spec)
+    dated = np.zeros(n, dtype=bool) if snapshot is None else snapshot != NAT
+    out: dict[str, np.ndarray] = {}
+
+    names = [f"{t}_{w}d" for t in types for w in spec.windows] + [f for t, f in _EVER_FLAGS.items() if t in types]
+    names += ["days_since_last_activity", "engagement_trend"]
+    if activities is None or snapshot is None:
+        out.update({name: np.full(n, np.nan) for name in names})
+        return out
+
+    for column in ("lead_id", "occurred_at", "activity"):
+        if column not in activities.columns:
+            raise ValueError(f"activities: required column {column!r} is missing")
+    lead = positions_of(index, activities["lead_id"], "activities.lead_id")
+    kind_codes, kinds = pd.factorize(activities["activity"], use_na_sentinel=True)
+    kind_of = pd.Index(types).get_indexer(clean_text(pd.Series(kinds)).fillna(""))
+    kind = np.where(kind_codes >= 0, kind_of[kind_codes] if len(kinds) else -1, -1)
+    occurred = to_epoch_ns(activities["occurred_at"], "activities.occurred_at")
+
+    keep = (lead >= 0) & (kind >= 0) & (occurred != NAT)
+    lead, kind, occurred = lead[keep], kind[keep], occurred[keep]
+    keep = dated[lead]
+    lead, kind, occurred = lead[keep], kind[keep], occurred[keep]
+    before = snapshot[lead] - occurred  # how long before the snapshot the event happened
+    past = before >= 0
+    lead, kind, before = lead[past], kind[past], before[past]
+
+    cell = lead * len(types) + kind
+
+    def per_lead_type(mask: np.ndarray | None) -> np.ndarray:
+        chosen = cell if mask is None else cell[mask]
+        counts = np.bincount(chosen, minlength=n * len(types)).reshape(n, len(types)).astype(np.float64)
+        counts[~dated] = np.nan
+        return counts
+
+    for w in spec.windows:
+        counts = per_lead_type(before < w * DAY_NS)
+        for t, activity in enumerate(types):
+            out[f"{activity}_{w}d"] = counts[:, t]
+    ever = per_lead_type(None)
+    for activity, flag in _EVER_FLAGS.items():
+        if activity in types:
+            out[flag] = np.minimum(ever[:, types.index(activity)], 1.0)
+
+    latest = np.full(n, np.iinfo(np.int64).max)
+    np.minimum.at(latest, lead, before)
+    out["days_since_last_activity"] = np.where(latest == np.iinfo(np.int64).max, np.nan, latest / DAY_NS)
+
+    week = TREND_DAYS * DAY_NS
+    recent = np.bincount(lead[before < week], minlength=n)
+    previous = np.bincount(lead[(before >= week) & (before < 2 * week)], minlength=n)
+    out["engagement_trend"] = np.where(dated, (recent - previous).astype(np.float64), np.nan)
+    return out

@@ -1,0 +1,108 @@
+"""From a CRM export to the labelled, point-in-time training frame (used by train, evaluate, inspect).
+
+One function so every command sees the same rows: ingest -> closed-loop labels -> snapshot per lead
+(when it would have been scored) -> feature frame -> leakage check.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from features.build import build_features, training_snapshots
+from features.labels import LabelResult, build_labels
+from features.leakage import LeakWarning, leakage_check
+from pipelines.config import Params
+from pipelines.ingest import CRMData, load_crm
+
+
+@dataclass
+class TrainingSet:
+    crm: CRMData
+    labels: LabelResult
+    features: pd.DataFrame  # labelled rows only, index lead_id
+    y: np.ndarray
+    weights: np.ndarray
+    reasons: pd.Series  # rejection reason of rejected rows, NaN otherwise (target of the reason model)
+    created_at: pd.Series | None
+    as_of: pd.Timestamp | None
+    leaks: list[LeakWarning]
+
+    def fingerprint(self, params: Params) -> dict:
+        """What the model was trained on: rows, label counts per rule, source file hashes."""
+        out = {
+            "leads": len(self.crm.leads),
+            "activities": 0 if self.crm.activities is None else len(self.crm.activities),
+            "labelled_rows": len(self.y),
+            "positives": int(self.y.sum()),
+            "as_of": str(self.as_of) if self.as_of is not None else None,
+            "label_rules": dict(self.labels.counts),
+        }
+        if params.data.sql_url is None:
+            for key in ("leads", "activities", "outcomes"):
+                spec = getattr(params.data, key)
+                if spec and params.resolve(spec).exists():
+                    out[f"sha256_{key}"] = _sha256(params.resolve(spec))
+        return out
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def data_as_of(crm: CRMData) -> pd.Timestamp | None:
+    """The export's 'now': the latest timestamp it contains (None for undated exports)."""
+    stamps = []
+    if "created_at" in crm.leads:
+        stamps.append(crm.leads["created_at"].max())
+    if crm.outcomes is not None and "decided_at" in crm.outcomes:
+        stamps.append(crm.outcomes["decided_at"].max())
+    if crm.activities is not None and len(crm.activities):
+        stamps.append(crm.activities["occurred_at"].max())
+    stamps = [s for s in stamps if pd.notna(s)]
+    return max(stamps) if stamps else None
+
+
+def assemble(params: Params, as_of: pd.Timestamp | None = None, crm: CRMData | None = None) -> TrainingSet:
+    """Labelled point-in-time training frame for the export in params (or an already loaded one).
+
+    Args:
+        as_of: treat this as 'now' (leads created or decided after it are ignored); defaults to the
+            latest timestamp in the export.
+    """
+    crm = crm or load_crm(params)
+    leads, outcomes, activities = crm.leads, crm.outcomes, crm.activities
+    dated = params.data.dated
+    if dated:
+        as_of = pd.Timestamp(as_of) if as_of is not None else data_as_of(crm)
+        leads = leads[leads["created_at"] <= as_of]
+        if outcomes is not None:
+            outcomes = outcomes[outcomes["decided_at"].isna() | (outcomes["decided_at"] <= as_of)]
+    labels = build_labels(leads, outcomes, params.label, as_of if dated else None)
+    used = labels.frame[labels.frame["label"].notna()]
+    leads = leads.set_index("lead_id", drop=False).loc[used.index].reset_index(drop=True)
+    snapshots = training_snapshots(leads, used.reset_index(), params.features) if dated else None
+    features = build_features(leads, activities if dated else None, snapshots, params.features)
+    y = used["label"].to_numpy(dtype=np.float64)
+    rejected = used["status"].str.strip().str.lower().isin([s.lower() for s in params.label.rejected_statuses])
+    reasons = used["reason"].where(rejected)
+    leaks = leakage_check(features, pd.Series(y, index=features.index), params.features.leakage_auc)
+    return TrainingSet(
+        crm=crm,
+        labels=labels,
+        features=features,
+        y=y,
+        weights=used["weight"].to_numpy(dtype=np.float64),
+        reasons=reasons.reset_index(drop=True),
+        created_at=leads["created_at"].reset_index(drop=True) if dated else None,
+        as_of=as_of if dated else None,
+        leaks=leaks,
+    )

@@ -1,0 +1,364 @@
+"""Point-in-time feature frame: catalog, activity windows, derived fit signals, messy input."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from features.build import FeatureDef, build_features, feature_catalog, training_snapshots
+from features.labels import build_labels
+from pipelines.config import FeatureParams, IcpParams, LabelParams
+
+SNAPSHOT = pd.Timestamp("2024-03-01 12:00")
+SECOND = pd.Timedelta(seconds=1)
+
+
+def spec(**overrides) -> FeatureParams:
+    settings = dict(
+        snapshot_days=3,
+        windows=[7, 30],
+        activity_types=["page_view", "pricing_view", "demo_request"],
+        categorical=["industry", "country", "lead_source"],
+        numeric=["employees"],
+        derived=[
+            "size_band", "seniority", "department", "icp_match", "email_signals", "contact_gaps", "country_support"
+        ],
+        icp=IcpParams(
+            industries=["Software"], countries=["US", "DE"], seniorities=["c_level", "vp"], min_employees=50, max_employees=5000
+        ),
+        free_email_domains=["gmail.com"],
+        student_email_patterns=[".edu", ".ac.uk", "student."],
+        competitor_domains=["rivalsoft.com"],
+        unsupported_countries=["RU"],
+        monotone_increasing=["demo_request", "pricing_view"],
+        monotone_decreasing=["email_domain_type"],
+    )
+    return FeatureParams(**{**settings, **overrides})
+
+
+def lead(**fields) -> dict:
+    row = dict(
+        lead_id="L1",
+        created_at=SNAPSHOT - pd.Timedelta(days=10),
+        email="ana@acme.io",
+        phone="+1 555 0100",
+        company="Acme",
+        industry="Software",
+        employees=120,
+        country="US",
+        job_title="VP of Sales",
+        lead_source="Web",
+        campaign="spring",
+    )
+    return {**row, **fields}
+
+
+def leads_frame(*rows: dict) -> pd.DataFrame:
+    return pd.DataFrame(list(rows) or [lead()])
+
+
+def activities(*events: tuple) -> pd.DataFrame:
+    """(lead_id, occurred_at, activity) rows."""
+    frame = pd.DataFrame(events, columns=["lead_id", "occurred_at", "activity"])
+    return frame.astype({"occurred_at": "datetime64[ns]"})
+
+
+# --- catalog ---------------------------------------------------------------------------------------
+
+
+def test_catalog_names_the_frame_columns_in_a_fixed_order():
+    catalog = feature_catalog(spec())
+    assert catalog == feature_catalog(spec())
+    frame = build_features(leads_frame(), activities(), SNAPSHOT, spec())
+    assert list(frame.columns) == [d.name for d in catalog]
+    assert frame.index.name == "lead_id"
+    for d in catalog:
+        expected = "str" if d.kind == "categorical" else "float64"
+        assert str(frame[d.name].dtype) == expected, d.name
+
+
+def test_catalog_groups_windows_under_one_signal_with_monotone_constraints():
+    by_name = {d.name: d for d in feature_catalog(spec())}
+    assert by_name["pricing_view_7d"] == FeatureDef("pricing_view_7d", "numeric", "pricing_view", 7, 1)
+    assert by_name["pricing_viewed"].signal == "pricing_view" and by_name["pricing_viewed"].monotone == 1
+    assert by_name["demo_request_30d"].monotone == 1
+    assert by_name["email_free"].monotone == -1
+    assert by_name["page_view_7d"].monotone == 0
+    assert by_name["industry"] == FeatureDef("industry", "categorical", "industry")
+
+
+def test_catalog_without_activity_types_has_no_intent_features():
+    names = [d.name for d in feature_catalog(spec(activity_types=[], monotone_increasing=[]))]
+    assert not any(n.endswith("d") and n[-2].isdigit() for n in names)
+    assert "days_since_last_activity" not in names
+
+
+def test_catalog_refuses_contradictory_or_misspelt_settings():
+    with pytest.raises(ValueError, match="twice.*seniority"):
+        feature_catalog(spec(categorical=["seniority"]))
+    with pytest.raises(ValueError, match="demo_requets"):
+        feature_catalog(spec(monotone_increasing=["demo_requets"]))
+    with pytest.raises(ValueError, match="both"):
+        feature_catalog(spec(monotone_decreasing=["demo_request"]))
+    with pytest.raises(ValueError, match="icp"):
+        feature_catalog(spec(icp=IcpParams()))
+
+
+# --- point in time -------------------------------------------------------------------------------
+
+
+def test_an_activity_after_the_snapshot_never_counts():
+    base = build_features(leads_frame(), activities(), SNAPSHOT, spec())
+    late = build_features(leads_frame(), activities(("L1", SNAPSHOT + SECOND, "demo_request")), SNAPSHOT, spec())
+    pd.testing.assert_frame_equal(base, late)
+
+    early = build_features(leads_frame(), activities(("L1", SNAPSHOT - SECOND, "demo_request")), SNAPSHOT, spec())
+    assert early.loc["L1", "demo_request_7d"] == base.loc["L1", "demo_request_7d"] + 1 == 1
+    assert early.loc["L1", "demo_requested"] == 1 and base.loc["L1", "demo_requested"] == 0
+    assert early.loc["L1", "days_since_last_activity"] == pytest.approx(1 / 86400)
+
+
+def test_window_is_open_at_its_start_and_closed_at_the_snapshot():
+    events = activities(
+        ("L1", SNAPSHOT, "page_view"),  # at the snapshot: counts
+        ("L1", SNAPSHOT - pd.Timedelta(days=7) + SECOND, "page_view"),  # just inside 7 days
+        ("L1", SNAPSHOT - pd.Timedelta(days=7), "page_view"),  # exactly 7 days: 30-day window only
+        ("L1", SNAPSHOT - pd.Timedelta(days=30), "page_view"),  # exactly 30 days: outside both
+    )
+    row = build_features(leads_frame(), events, SNAPSHOT, spec()).loc["L1"]
+    assert (row["page_view_7d"], row["page_view_30d"]) == (2, 3)
+    assert row["days_since_last_activity"] == 0
+    assert row["engagement_trend"] == 2 - 1  # last 7 days vs the 7 days before
+
+
+def test_per_lead_snapshots_are_matched_by_lead_id():
+    leads = leads_frame(lead(lead_id="early"), lead(lead_id="late"))
+    event = SNAPSHOT - pd.Timedelta(days=1)
+    events = activities(("early", event, "pricing_view"), ("late", event, "pricing_view"))
+    snapshots = pd.Series([event - SECOND, event], index=pd.Index(["early", "late"], name="lead_id"))
+    frame = build_features(leads, events, snapshots.iloc[::-1], spec())  # aligned by lead_id, not position
+    assert frame["pricing_view_7d"].to_dict() == {"early": 0, "late": 1}
+
+
+def test_training_snapshot_is_capped_at_the_decision():
+    created = pd.Timestamp("2024-01-01")
+    leads = pd.DataFrame({"lead_id": ["slow", "fast", "open"], "created_at": [created] * 3})
+    outcomes = pd.DataFrame(
+        {
+            "lead_id": ["slow", "fast", "open"],
+            "status": ["converted", "rejected", "open"],
+            "reason": [None, "no_budget", None],
+            "decided_at": [created + pd.Timedelta(days=30), created + pd.Timedelta(hours=5), pd.NaT],
+        }
+    )
+    labels = build_labels(leads, outcomes, LabelParams(reasons={"no_budget": "negative"}), pd.Timestamp("2024-02-01"))
+    snapshots = training_snapshots(leads, labels.frame, spec())
+    assert snapshots.to_dict() == {
+        "slow": created + pd.Timedelta(days=3),
+        "fast": created + pd.Timedelta(hours=5),
+        "open": created + pd.Timedelta(days=3),
+    }
+    assert training_snapshots(leads, labels.frame.reset_index(), spec()).equals(snapshots)
+    # the rep's call logged right after rejecting never reaches the training row
+    events = activities(("fast", created + pd.Timedelta(hours=6), "demo_request"))
+    assert build_features(leads, events, snapshots, spec()).loc["fast", "demo_requested"] == 0
+
+
+def test_zone_aware_and_iso_text_times_agree_with_naive_utc():
+    naive = build_features(
+        leads_frame(), activities(("L1", SNAPSHOT - SECOND, "demo_request")), SNAPSHOT, spec()
+    )
+    berlin = activities(("L1", SNAPSHOT - SECOND, "demo_request"))
+    berlin["occurred_at"] = berlin["occurred_at"].dt.tz_localize("UTC").dt.tz_convert("Europe/Berlin")
+    as_text = leads_frame(lead(created_at=(SNAPSHOT - pd.Timedelta(days=10)).isoformat()))
+    aware = build_features(as_text, berlin, SNAPSHOT.tz_localize("UTC").isoformat(), spec())
+    pd.testing.assert_frame_equal(naive, aware)
+
+
+def test_activity_types_are_matched_loosely_and_unknown_ones_ignored():
+    events = activities(
+        ("L1", SNAPSHOT - SECOND, " Demo_Request "),
+        ("L1", SNAPSHOT - SECOND, "fax_received"),
+        ("someone_else", SNAPSHOT - SECOND, "demo_request"),
+    )
+    row = build_features(leads_frame(), events, SNAPSHOT, spec()).loc["L1"]
+    assert row["demo_request_7d"] == 1
+    assert row["page_view_30d"] == 0
+
+
+def test_no_activity_table_is_unknown_but_an_empty_one_is_zero():
+    unknown = build_features(leads_frame(), None, SNAPSHOT, spec()).loc["L1"]
+    assert np.isnan(unknown["demo_request_7d"]) and np.isnan(unknown["engagement_trend"])
+    none = build_features(leads_frame(), activities(), SNAPSHOT, spec()).loc["L1"]
+    assert none["demo_request_7d"] == 0 and np.isnan(none["days_since_last_activity"])
+
+
+def test_undated_leads_without_activities():
+    undated = leads_frame(lead(lead_id="a"), lead(lead_id="b")).drop(columns="created_at")
+    frame = build_features(undated, None, None, spec())
+    assert len(frame) == 2
+    assert frame["demo_request_7d"].isna().all()
+    assert frame.loc["a", "seniority"] == "vp"
+    with pytest.raises(ValueError, match="without snapshot_at"):
+        build_features(undated, activities(("a", SNAPSHOT, "demo_request")), None, spec())
+
+
+def test_one_lead_scored_alone_matches_the_same_lead_in_a_batch():
+    batch = leads_frame(lead(lead_id="a"), lead(lead_id="b", job_title="Student", email="x@mit.edu", employees=3))
+    events = activities(("a", SNAPSHOT - SECOND, "pricing_view"), ("b", SNAPSHOT - pd.Timedelta(days=8), "page_view"))
+    together = build_features(batch, events, SNAPSHOT, spec())
+    alone = build_features(batch.iloc[[1]], events[events["lead_id"] == "b"], SNAPSHOT, spec())
+    pd.testing.assert_frame_equal(alone, together.loc[["b"]])
+
+
+# --- lead columns and derived signals ------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("title", "seniority", "department"),
+    [
+        ("VP of Sales", "vp", "sales"),
+        ("Head of Marketing", "director", "marketing"),
+        ("CTO", "c_level", "engineering"),
+        ("Founder & CEO", "c_level", "executive"),
+        ("Co-Founder", "c_level", "executive"),
+        ("Sr. Software Engineer", "individual", "engineering"),
+        ("Marketing Intern", "intern", "marketing"),
+        ("Student", "student", "other"),
+        ("PhD Student, Computer Science", "student", "other"),
+        ("Director, IT", "director", "it"),
+        ("Senior Vice President, Finance", "vp", "finance"),
+        ("President", "c_level", "executive"),
+        ("Chief Marketing Officer", "c_level", "marketing"),
+        ("Managing Director", "c_level", "executive"),
+        ("Executive Assistant to the CEO", "individual", "executive"),
+        ("Account Executive", "individual", "sales"),
+        ("Sales Development Rep (SDR)", "individual", "sales"),
+        ("Business Development Manager", "manager", "sales"),
+        ("Product Marketing Manager", "manager", "marketing"),
+        ("Product Owner", "individual", "product"),
+        ("Engineering Team Lead", "manager", "engineering"),
+        ("Lead Generation Specialist", "individual", "other"),
+        ("Data Scientist", "individual", "data"),
+        ("Technical Recruiter", "individual", "hr"),
+        ("Customer Success Manager", "manager", "customer_success"),
+        ("  DIRECTOR OF OPERATIONS ", "director", "operations"),
+        ("Controller", "individual", "finance"),
+        ("asdfgh", "unknown", "other"),
+        (None, "unknown", "unknown"),
+        ("", "unknown", "unknown"),
+    ],
+)
+def test_job_title_parsing(title, seniority, department):
+    fit_only = spec(activity_types=[], monotone_increasing=[])
+    row = build_features(leads_frame(lead(job_title=title)), None, None, fit_only).iloc[0]
+    assert (row["seniority"], row["department"]) == (seniority, department)
+
+
+def test_email_signals_ignore_casing_and_spaces():
+    plain = leads_frame(lead(lead_id="a", email="bob@gmail.com"), lead(lead_id="b", email="kim@sales.rivalsoft.com"))
+    shouty = leads_frame(
+        lead(lead_id="a", email="  Bob@GMAIL.com "), lead(lead_id="b", email="KIM@Sales.RivalSoft.COM")
+    )
+    pd.testing.assert_frame_equal(
+        build_features(plain, None, SNAPSHOT, spec()), build_features(shouty, None, SNAPSHOT, spec())
+    )
+    frame = build_features(plain, None, SNAPSHOT, spec())
+    assert frame["email_free"].tolist() == [1, 0]
+    assert frame["email_competitor"].tolist() == [0, 1]
+
+
+@pytest.mark.parametrize(
+    ("email", "free", "student", "competitor", "missing"),
+    [
+        ("ana@mit.edu", 0, 1, 0, 0),
+        ("ana@ox.ac.uk", 0, 1, 0, 0),
+        ("ana@student.uni-bonn.de", 0, 1, 0, 0),
+        ("ana@education.com", 0, 0, 0, 0),
+        ("ana@notrivalsoft.com", 0, 0, 0, 0),
+        ("not an email", np.nan, np.nan, np.nan, 0),
+        (None, np.nan, np.nan, np.nan, 1),
+        ("   ", np.nan, np.nan, np.nan, 1),
+    ],
+)
+def test_email_domain_flags(email, free, student, competitor, missing):
+    row = build_features(leads_frame(lead(email=email)), None, SNAPSHOT, spec()).iloc[0]
+    np.testing.assert_equal(
+        row[["email_free", "email_student", "email_competitor", "missing_email"]].to_numpy(dtype=float),
+        [free, student, competitor, missing],
+    )
+
+
+def test_size_band_edges():
+    sizes = [1, 10, 11, 50, 51, 5000, 5001, 0, None]
+    rows = [lead(lead_id=f"L{i}", employees=n) for i, n in enumerate(sizes)]
+    bands = build_features(leads_frame(*rows), None, SNAPSHOT, spec())["size_band"].tolist()
+    assert bands[:7] == ["1-10", "1-10", "11-50", "11-50", "51-200", "1001-5000", "5001+"]
+    assert pd.isna(bands[7]) and pd.isna(bands[8])
+
+
+def test_icp_match_is_the_share_of_criteria_met():
+    rows = [
+        lead(lead_id="perfect"),  # software, US, vp, 120 employees
+        lead(lead_id="half", industry="Retail", job_title="Engineer"),
+        lead(lead_id="unknown", industry=None, country=None, job_title=None, employees=None),
+    ]
+    frame = build_features(leads_frame(*rows), None, SNAPSHOT, spec())
+    assert frame["icp_match"].to_dict() == {"perfect": 1.0, "half": 0.5, "unknown": 0.0}
+
+
+def test_contact_gaps_and_unsupported_country():
+    rows = [
+        lead(lead_id="full"),
+        lead(lead_id="gaps", phone="n/a", company="  ", country="ru"),
+        lead(lead_id="no_country", phone=None, country=None),
+    ]
+    frame = build_features(leads_frame(*rows), None, SNAPSHOT, spec())
+    assert frame.loc["gaps", ["missing_phone", "missing_company", "unsupported_country"]].tolist() == [1, 1, 1]
+    assert frame.loc["full", ["missing_phone", "missing_company", "unsupported_country"]].tolist() == [0, 0, 0]
+    assert frame.loc["no_country", "missing_phone"] == 1 and np.isnan(frame.loc["no_country", "unsupported_country"])
+
+
+def test_categories_are_normalised_and_unseen_values_pass_through():
+    rows = [
+        lead(lead_id="a", industry=" Software ", region=3.0),
+        lead(lead_id="b", industry="Quantum Basket Weaving", lead_source=None, region=np.nan),
+    ]
+    frame = build_features(leads_frame(*rows), None, SNAPSHOT, spec(categorical=["industry", "lead_source", "region"]))
+    assert frame["industry"].tolist() == ["software", "quantum basket weaving"]
+    assert pd.isna(frame.loc["b", "lead_source"])
+    assert frame.loc["a", "region"] == "3" and pd.isna(frame.loc["b", "region"])  # a code read as 3.0
+
+
+def test_missing_optional_columns_become_missing_features():
+    bare = pd.DataFrame({"lead_id": ["a"], "created_at": [SNAPSHOT]})
+    row = build_features(bare, activities(), SNAPSHOT, spec()).iloc[0]
+    assert pd.isna(row["industry"]) and np.isnan(row["employees"]) and pd.isna(row["size_band"])
+    assert row["seniority"] == "unknown" and row["icp_match"] == 0
+    assert np.isnan(row["missing_phone"]) and np.isnan(row["email_free"])
+    assert row["page_view_7d"] == 0
+
+
+def test_numeric_text_is_parsed_and_garbage_refused_by_name():
+    frame = build_features(leads_frame(lead(employees=" 120 ")), None, SNAPSHOT, spec())
+    assert frame.iloc[0]["employees"] == 120
+    with pytest.raises(ValueError, match=r"leads.employees.*'L1': 'lots'"):
+        build_features(leads_frame(lead(employees="lots")), None, SNAPSHOT, spec())
+
+
+def test_zero_leads_give_zero_rows_with_every_column():
+    empty = leads_frame(lead()).iloc[0:0]
+    frame = build_features(empty, activities(), SNAPSHOT, spec())
+    assert frame.shape == (0, len(feature_catalog(spec())))
+    no_labels = pd.DataFrame({"decided_at": pd.Series([], dtype="datetime64[ns]")})
+    assert len(training_snapshots(empty, no_labels, spec())) == 0
+
+
+def test_bad_keys_are_refused():
+    with pytest.raises(ValueError, match="repeated"):
+        build_features(leads_frame(lead(), lead()), None, SNAPSHOT, spec())
+    with pytest.raises(ValueError, match="activities.lead_id.*int64"):
+        build_features(leads_frame(), activities((1, SNAPSHOT, "demo_request")), SNAPSHOT, spec())
+    with pytest.raises(ValueError, match="no snapshot for lead_id"):
+        build_features(leads_frame(), None, pd.Series([SNAPSHOT], index=["other"]), spec())
