@@ -113,6 +113,9 @@ _DERIVED: dict[str, tuple[tuple[str, str, str], ...]] = {
 }
 # Activity types with an "ever before the snapshot" flag: the two strongest buying signals.
 _EVER_FLAGS = {"pricing_view": "pricing_viewed", "demo_request": "demo_requested"}
+# "No activity yet" reads as "last activity long ago" rather than as missing, so recency can be
+# constrained monotone (a new event never makes a lead look staler).
+RECENCY_CAP_DAYS = 365
 
 
 @dataclass(frozen=True)
@@ -571,12 +574,31 @@ def _intent(
         if activity in types:
             out[flag] = np.minimum(ever[:, types.index(activity)], 1.0)
 
-    latest = np.full(n, np.iinfo(np.int64).max)
+    latest = np.full(n, RECENCY_CAP_DAYS * DAY_NS)
     np.minimum.at(latest, lead, before)
-    out["days_since_last_activity"] = np.where(latest == np.iinfo(np.int64).max, np.nan, latest / DAY_NS)
+    out["days_since_last_activity"] = np.where(dated, latest / DAY_NS, np.nan)
 
     week = TREND_DAYS * DAY_NS
     recent = np.bincount(lead[before < week], minlength=n)
     previous = np.bincount(lead[(before >= week) & (before < 2 * week)], minlength=n)
     out["engagement_trend"] = np.where(dated, (recent - previous).astype(np.float64), np.nan)
+    return out
+
+
+def with_event_at_snapshot(features: pd.DataFrame, activity: str, spec: FeatureParams) -> pd.DataFrame:
+    """The same leads as if one more `activity` event had happened at their snapshot.
+
+    Equal to rebuilding the frame with that event added (tested), without the activities: training
+    uses it to check that a model never lowers a score for more of a monotone signal.
+    """
+    if activity not in _activity_types(spec):
+        raise ValueError(f"{activity!r} is not one of features.activity_types")
+    out = features.copy()
+    dated = out["engagement_trend"].notna()
+    for w in spec.windows:
+        out[f"{activity}_{w}d"] = out[f"{activity}_{w}d"] + 1
+    if activity in _EVER_FLAGS:
+        out[_EVER_FLAGS[activity]] = np.where(dated, 1.0, np.nan)
+    out["days_since_last_activity"] = np.where(dated, 0.0, np.nan)
+    out["engagement_trend"] = out["engagement_trend"] + 1
     return out

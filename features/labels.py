@@ -158,6 +158,13 @@ def build_labels(
         rule[expired] = "negative:open_expired"
         label[expired] = 0.0
 
+    # Mature cohorts only: inside the horizon, quick rejections are known but slow conversions are
+    # not yet, so recent labelled leads would over-represent negatives and bias calibration.
+    if policy.mature_only and policy.horizon_days is not None and as_of_ns != NAT:
+        young = (created != NAT) & (created + policy.horizon_days * DAY_NS > as_of_ns) & ~np.isnan(label)
+        rule[young] = "censored:decided_inside_horizon"
+        label[young] = np.nan
+
     weight = np.where(soft, policy.soft_negative_weight, 1.0)
     weight[np.isnan(label)] = np.nan
     frame = pd.DataFrame(

@@ -335,6 +335,10 @@ class LogisticPeer:
         rare_level_min_count: training rows a category level needs to get its own column.
         seed: the solver's random_state (model.seed); lbfgs is deterministic today, and the seed keeps
             the peer reproducible should the solver become a stochastic one.
+        monotone: numeric feature -> +1/-1 for features whose coefficient must have that sign
+            (leadscore's own logistic candidate; the peer leaves it None). A feature that comes out
+            with the wrong sign is dropped and the model refit, so the direction holds for every
+            input, not just the rows it was checked on.
     """
 
     def __init__(
@@ -343,8 +347,10 @@ class LogisticPeer:
         c_grid: Sequence[float] = LOGISTIC_C_GRID,
         rare_level_min_count: int = RARE_LEVEL_MIN_COUNT,
         seed: int = 0,
+        monotone: dict[str, int] | None = None,
     ):
         self.features = list(features) if features is not None else None
+        self.monotone = dict(monotone or {})
         self.c_grid = list(c_grid)
         self.rare_level_min_count = rare_level_min_count
         self.seed = seed
@@ -377,8 +383,23 @@ class LogisticPeer:
         y_val: ArrayLike | None = None,
         val_weights: ArrayLike | None = None,
     ) -> LogisticPeer:
-        """Fit one model per C on the training rows; keep the one best on validation log loss."""
+        """Fit one model per C on the training rows; keep the one best on validation log loss.
+
+        With `monotone`, features whose coefficient has the wrong sign are dropped (listed in
+        `dropped_for_direction_`) and the fit repeated until every declared direction holds.
+        """
         self.features_ = self.features if self.features is not None else list(X_train.columns)
+        self.dropped_for_direction_: list[str] = []
+        while True:
+            self._fit_once(X_train, y_train, weights, X_val, y_val, val_weights)
+            coefs = dict(zip(self.numeric_, self.model_.coef_[0][: len(self.numeric_)]))
+            wrong = [f for f, sign in self.monotone.items() if f in coefs and coefs[f] * sign < 0]
+            if not wrong:
+                return self
+            self.dropped_for_direction_ += wrong
+            self.features_ = [f for f in self.features_ if f not in wrong]
+
+    def _fit_once(self, X_train, y_train, weights, X_val, y_val, val_weights) -> None:
         _require_columns(X_train, self.features_, "the logistic peer's feature list")
         if not self.features_:
             raise ValueError("the logistic peer has no features to learn from")
@@ -393,7 +414,7 @@ class LogisticPeer:
             self.c_ = LOGISTIC_DEFAULT_C
             self.model_ = LogisticRegression(C=self.c_, max_iter=2000, random_state=self.seed)
             self.model_.fit(train_matrix, labels, sample_weight=w)
-            return self
+            return
 
         val_labels, val_w = _labels_and_weights(X_val, y_val, val_weights, part="validation")
         val_matrix = self.preprocessor_.transform(self._design(X_val))
@@ -408,7 +429,6 @@ class LogisticPeer:
             if loss < best_loss:  # strict: on a tie the smaller C, seen first, stays
                 best_loss, self.c_, self.model_ = loss, c, copy.deepcopy(model)
         self.model_.set_params(warm_start=False)
-        return self
 
     def predict_proba(self, X: pd.DataFrame) -> np.ndarray:
         """p(converted) per row; unseen levels and missing values are handled, missing columns refused."""

@@ -63,6 +63,10 @@ class LabelParams(_Section):
     horizon_days: int | None = Field(
         120, gt=0, description="A conversion counts only within this many days of creation; None = any time."
     )
+    mature_only: bool = Field(
+        True,
+        description="Censor every lead younger than horizon_days at as_of, decided or not (see features/labels).",
+    )
     status_policy: dict[str, ReasonAction] = Field(
         default_factory=lambda: {"nurture": "soft_negative", "duplicate": "exclude"},
         description="Statuses other than converted/rejected/open.",

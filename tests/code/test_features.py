@@ -6,7 +6,14 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from features.build import FeatureDef, build_features, feature_catalog, training_snapshots
+from features.build import (
+    RECENCY_CAP_DAYS,
+    FeatureDef,
+    build_features,
+    feature_catalog,
+    training_snapshots,
+    with_event_at_snapshot,
+)
 from features.labels import build_labels
 from pipelines.config import FeatureParams, IcpParams, LabelParams
 
@@ -119,6 +126,15 @@ def test_an_activity_after_the_snapshot_never_counts():
     assert early.loc["L1", "days_since_last_activity"] == pytest.approx(1 / 86400)
 
 
+@pytest.mark.parametrize("activity", ["demo_request", "page_view"])
+def test_adding_an_event_at_the_snapshot_equals_rebuilding_with_it(activity):
+    history = activities(("L1", SNAPSHOT - pd.Timedelta(days=12), "page_view"), ("L1", SNAPSHOT - pd.Timedelta(days=2), "demo_request"))
+    leads = leads_frame(lead(), lead(lead_id="quiet", email="q@acme.io"))
+    before = build_features(leads, history, SNAPSHOT, spec())
+    rebuilt = build_features(leads, pd.concat([history, activities(("L1", SNAPSHOT, activity), ("quiet", SNAPSHOT, activity))]), SNAPSHOT, spec())
+    pd.testing.assert_frame_equal(with_event_at_snapshot(before, activity, spec()), rebuilt)
+
+
 def test_window_is_open_at_its_start_and_closed_at_the_snapshot():
     events = activities(
         ("L1", SNAPSHOT, "page_view"),  # at the snapshot: counts
@@ -191,7 +207,7 @@ def test_no_activity_table_is_unknown_but_an_empty_one_is_zero():
     unknown = build_features(leads_frame(), None, SNAPSHOT, spec()).loc["L1"]
     assert np.isnan(unknown["demo_request_7d"]) and np.isnan(unknown["engagement_trend"])
     none = build_features(leads_frame(), activities(), SNAPSHOT, spec()).loc["L1"]
-    assert none["demo_request_7d"] == 0 and np.isnan(none["days_since_last_activity"])
+    assert none["demo_request_7d"] == 0 and none["days_since_last_activity"] == RECENCY_CAP_DAYS
 
 
 def test_undated_leads_without_activities():

@@ -247,3 +247,20 @@ def test_bad_input_is_refused_with_the_field_named():
         build_labels(leads, outcomes.drop(columns="status"), policy(), AS_OF)
     with pytest.raises(ValueError, match="outcomes.decided_at.*not dates"):
         build_labels(leads, outcomes.assign(decided_at=["last tuesday"]), policy(), AS_OF)
+
+
+def test_mature_only_censors_every_young_lead_so_recent_cohorts_are_not_biased_to_quick_rejections():
+    young = AS_OF - pd.Timedelta(days=30)
+    leads, outcomes = crm(
+        [
+            ("old_rejected", CREATED, "rejected", "no_budget", day(5)),
+            ("young_rejected", young, "rejected", "no_budget", young + pd.Timedelta(days=2)),
+            ("young_converted", young, "converted", None, young + pd.Timedelta(days=20)),
+        ]
+    )
+    mature = build_labels(leads, outcomes, policy(mature_only=True), AS_OF).frame
+    assert mature.loc["old_rejected", "label"] == 0.0
+    assert mature.loc[["young_rejected", "young_converted"], "label"].isna().all()
+    assert set(mature.loc[["young_rejected", "young_converted"], "rule"]) == {"censored:decided_inside_horizon"}
+    everything = build_labels(leads, outcomes, policy(mature_only=False), AS_OF).frame
+    assert everything["label"].tolist() == [0.0, 0.0, 1.0]

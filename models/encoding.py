@@ -1,0 +1,51 @@
+"""Category levels learned at fit time, applied identically at train, batch and serve time.
+
+LightGBM needs pandas categoricals with the *same* category list at predict time as at fit time.
+The levels live here (and so in the saved artifact); values never seen in training, or too rare to
+learn from, become one shared ``__other__`` level instead of crashing or silently shifting codes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+OTHER = "__other__"
+
+
+@dataclass
+class CategoryEncoder:
+    """Fixed category levels per categorical feature."""
+
+    categorical: list[str]
+    numeric: list[str]
+    min_count: int = 10
+    levels: dict[str, list[str]] = field(default_factory=dict)
+
+    def fit(self, frame: pd.DataFrame) -> "CategoryEncoder":
+        """Keep levels seen at least ``min_count`` times; the rest share ``__other__``."""
+        self.levels = {}
+        for col in self.categorical:
+            counts = frame[col].dropna().astype(str).value_counts()
+            kept = sorted(counts.index[counts >= self.min_count])
+            self.levels[col] = [*kept, OTHER]
+        return self
+
+    @property
+    def columns(self) -> list[str]:
+        return [*self.categorical, *self.numeric]
+
+    def transform(self, frame: pd.DataFrame) -> pd.DataFrame:
+        """Model-ready frame: categoricals with the fitted levels, numerics as float64."""
+        out = {}
+        for col in self.categorical:
+            levels = self.levels[col]
+            values = frame[col]
+            known = values.isin(levels[:-1])
+            mapped = values.where(known | values.isna(), OTHER)
+            out[col] = pd.Categorical(mapped, categories=levels)
+        for col in self.numeric:
+            out[col] = pd.to_numeric(frame[col], errors="coerce").astype(np.float64)
+        return pd.DataFrame(out, index=frame.index)[self.columns]

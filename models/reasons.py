@@ -1,0 +1,78 @@
+"""Likely rejection reason: a multiclass model over leads sales rejected, by reason code.
+
+Returned beside the score ("likely rejection: no_budget, 41%") so a rep knows what to qualify first,
+and marketing sees which sources attract which objections. It shares the conversion model's encoded
+feature frame, so there is no second feature path.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import lightgbm as lgb
+import numpy as np
+import pandas as pd
+
+
+@dataclass
+class ReasonModel:
+    classes: list[str]
+    booster: lgb.Booster
+
+    @classmethod
+    def fit(
+        cls,
+        X: pd.DataFrame,
+        reasons: pd.Series,
+        X_val: pd.DataFrame,
+        reasons_val: pd.Series,
+        *,
+        seed: int,
+        min_rows: int,
+    ) -> "ReasonModel | None":
+        """Fit on rejected leads with a reason code; None when there is too little to learn from."""
+        keep = reasons.notna().to_numpy()
+        counts = reasons[keep].value_counts()
+        classes = sorted(counts.index[counts >= max(5, min_rows // 10)])
+        if keep.sum() < min_rows or len(classes) < 2:
+            return None
+        code = {c: i for i, c in enumerate(classes)}
+        train_mask = reasons.isin(classes).to_numpy()
+        val_mask = reasons_val.isin(classes).to_numpy()
+        params = {
+            "objective": "multiclass",
+            "num_class": len(classes),
+            "learning_rate": 0.05,
+            "num_leaves": 15,
+            "min_data_in_leaf": max(20, int(train_mask.sum()) // 500),
+            "lambda_l2": 5.0,
+            "feature_fraction": 0.8,
+            "bagging_fraction": 0.8,
+            "bagging_freq": 1,
+            "max_cat_to_onehot": 4,
+            "cat_l2": 10.0,
+            "seed": seed,
+            "deterministic": True,
+            "force_col_wise": True,
+            "verbosity": -1,
+        }
+        train_set = lgb.Dataset(X[train_mask], reasons[train_mask].map(code).to_numpy())
+        callbacks, valid_sets = [], []
+        if val_mask.sum() >= 10:
+            valid_sets = [lgb.Dataset(X_val[val_mask], reasons_val[val_mask].map(code).to_numpy(), reference=train_set)]
+            callbacks = [lgb.early_stopping(50, verbose=False)]
+        booster = lgb.train(params, train_set, num_boost_round=500 if valid_sets else 150, valid_sets=valid_sets, callbacks=callbacks)
+        if valid_sets:
+            booster = lgb.Booster(model_str=booster.model_to_string(num_iteration=booster.best_iteration))
+        return cls(classes=classes, booster=booster)
+
+    def predict_proba(self, X: pd.DataFrame) -> np.ndarray:
+        if len(X) == 0:
+            return np.zeros((0, len(self.classes)))
+        return self.booster.predict(X)
+
+    def most_likely(self, X: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+        """The most likely reason code per lead and its probability given rejection."""
+        proba = self.predict_proba(X)
+        best = proba.argmax(axis=1) if len(proba) else np.zeros(0, dtype=int)
+        return np.asarray(self.classes, dtype=object)[best], proba[np.arange(len(proba)), best]

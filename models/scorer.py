@@ -1,0 +1,127 @@
+"""LeadScorer: the one inference path from raw CRM rows to probability, score, tier and reason.
+
+Batch scoring, the BentoML service, evaluation and the tests all call `LeadScorer.score` (raw CRM
+rows) or `LeadScorer.predict` (an already built feature frame). Everything learned at fit time —
+column mapping, feature settings, category levels, models, calibrator, tier thresholds — lives on
+this object and is saved with it, so serving cannot drift from training.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import lightgbm as lgb
+import numpy as np
+import pandas as pd
+
+from features.build import FeatureDef, build_features, feature_catalog
+from models.calibration import Calibrator, TierThresholds, to_score
+from models.encoding import CategoryEncoder
+from models.reasons import ReasonModel
+from pipelines.config import DataParams, FeatureParams
+from pipelines.ingest import Problem, prepare_table
+
+OUTPUT_COLUMNS = ["lead_id", "probability", "score", "tier", "likely_rejection_reason", "likely_rejection_probability"]
+
+
+def _logit(p: np.ndarray) -> np.ndarray:
+    p = np.clip(p, 1e-6, 1 - 1e-6)
+    return np.log(p / (1 - p))
+
+
+@dataclass
+class ScoreBatch:
+    """Scores for the rows that passed validation, and the problems of the rows that did not."""
+
+    scores: pd.DataFrame
+    problems: list[Problem] = field(default_factory=list)
+
+
+@dataclass
+class LeadScorer:
+    data: DataParams
+    features: FeatureParams
+    encoder: CategoryEncoder
+    booster: lgb.Booster | None
+    logistic: object | None  # models.peers.LogisticPeer when the blend uses it
+    gbm_coef: float  # margin = gbm_coef * LightGBM log-odds + logistic_coef * logistic log-odds
+    logistic_coef: float
+    calibrator: Calibrator
+    tiers: TierThresholds
+    reasons: ReasonModel | None
+    info: dict = field(default_factory=dict)
+
+    @property
+    def catalog(self) -> list[FeatureDef]:
+        return feature_catalog(self.features)
+
+    @property
+    def feature_names(self) -> list[str]:
+        return [d.name for d in self.catalog]
+
+    def margin(self, features: pd.DataFrame) -> np.ndarray:
+        """Raw log-odds of the blended model (before calibration)."""
+        out = np.zeros(len(features))
+        if len(features) == 0:
+            return out
+        if self.gbm_coef:
+            out += self.gbm_coef * self.booster.predict(self.encoder.transform(features), raw_score=True)
+        if self.logistic_coef:
+            out += self.logistic_coef * _logit(self.logistic.predict_proba(features))
+        return out
+
+    def predict_proba(self, features: pd.DataFrame) -> np.ndarray:
+        """Calibrated probability of conversion per row of a feature frame."""
+        return self.calibrator.predict(self.margin(features))
+
+    def predict(self, features: pd.DataFrame) -> pd.DataFrame:
+        """Probability, 1-99 score, tier and likely rejection reason per row of a feature frame."""
+        p = self.predict_proba(features)
+        out = pd.DataFrame(
+            {
+                "lead_id": features.index.astype(str),
+                "probability": p,
+                "score": to_score(p),
+                "tier": self.tiers.assign(p),
+            }
+        )
+        if self.reasons is not None:
+            reason, reason_p = self.reasons.most_likely(self.encoder.transform(features))
+            out["likely_rejection_reason"] = reason
+            out["likely_rejection_probability"] = reason_p
+        else:
+            out["likely_rejection_reason"] = pd.Series([None] * len(out), dtype=object)
+            out["likely_rejection_probability"] = np.nan
+        return out[OUTPUT_COLUMNS]
+
+    def build(
+        self,
+        raw_leads: pd.DataFrame,
+        raw_activities: pd.DataFrame | None = None,
+        as_of: pd.Timestamp | None = None,
+        source: str = "request",
+    ) -> tuple[pd.DataFrame, list[Problem]]:
+        """Map raw CRM rows onto the contract, validate them and build their features as of `as_of`."""
+        leads, problems = prepare_table(raw_leads, "leads", self.data, source)
+        activities = None
+        if self.features.activity_types and self.data.dated:
+            if raw_activities is not None and len(raw_activities):
+                activities, act_problems = prepare_table(raw_activities, "activities", self.data, source)
+                problems += act_problems
+            else:
+                activities = pd.DataFrame({"lead_id": pd.Series(dtype=str), "occurred_at": pd.Series(dtype="datetime64[ns]"), "activity": pd.Series(dtype=str)})
+        snapshot = None
+        if self.data.dated:
+            snapshot = pd.Timestamp(as_of) if as_of is not None else pd.Timestamp.now(tz="UTC").tz_localize(None)
+        return build_features(leads, activities, snapshot, self.features), problems
+
+    def score(
+        self,
+        raw_leads: pd.DataFrame,
+        raw_activities: pd.DataFrame | None = None,
+        as_of: pd.Timestamp | None = None,
+        source: str = "request",
+    ) -> ScoreBatch:
+        """Score raw CRM rows (the CRM's own column names); invalid rows come back as problems."""
+        features, problems = self.build(raw_leads, raw_activities, as_of, source)
+        return ScoreBatch(scores=self.predict(features), problems=problems)

@@ -1,0 +1,156 @@
+"""Fit a LeadScorer from a point-in-time feature frame and its closed-loop labels.
+
+LightGBM and a regularised logistic regression are both fit on the training window; their margins
+are blended with the weight that maximises validation AUC (1.0 = LightGBM alone). On a few thousand
+leads or drifting data the logistic side often carries the ranking; on large data LightGBM wins and
+the blend collapses to it. Then a calibrator is fit on its own split, tiers are frozen, and a
+rejection-reason model is fit on rejected leads.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime, timezone
+
+import numpy as np
+import pandas as pd
+from sklearn.metrics import roc_auc_score
+
+from features.build import FeatureDef, feature_catalog, with_event_at_snapshot
+from models.calibration import Calibrator, TierThresholds
+from models.encoding import CategoryEncoder
+from models.gbm import train_gbm
+from models.peers import LogisticPeer
+from models.reasons import ReasonModel
+from models.scorer import LeadScorer, _logit
+from models.splits import Split
+from pipelines.config import FeatureParams, Params
+
+log = logging.getLogger(__name__)
+
+BLEND_GRID = (1.0, 0.75, 0.5, 0.25, 0.0)
+
+
+def monotone_vector(catalog: list[FeatureDef], columns: list[str]) -> list[int]:
+    by_name = {d.name: d.monotone for d in catalog}
+    return [by_name.get(c, 0) for c in columns]
+
+
+def monotone_violations(margin_fn, X: pd.DataFrame, spec: FeatureParams) -> list[str]:
+    """Monotone signals along which `margin_fn` moves the wrong way on some row (empty = none).
+
+    An activity signal moves as it does in life: one more event at the snapshot (every window,
+    the ever-flag, recency and trend together); any other signal's numeric features move by +1.
+    """
+    catalog = feature_catalog(spec)
+    base = margin_fn(X)
+    broken = []
+    for signal, direction in {d.signal: d.monotone for d in catalog if d.monotone}.items():
+        if signal in spec.activity_types:
+            moved = with_event_at_snapshot(X, signal, spec)
+        else:
+            moved = X.copy()
+            for d in catalog:
+                if d.signal == signal and d.kind == "numeric":
+                    moved[d.name] = X[d.name].fillna(0) + 1
+        if ((margin_fn(moved) - base) * direction < -1e-9).any():
+            broken.append(signal)
+    return broken
+
+
+def fit_scorer(
+    features: pd.DataFrame,
+    y: np.ndarray,
+    weights: np.ndarray,
+    reasons: pd.Series,
+    split: Split,
+    params: Params,
+) -> LeadScorer:
+    """Fit every part of the scorer on the split's train/validation/calibration rows.
+
+    Args:
+        features: feature frame (index lead_id), columns as in feature_catalog(params.features).
+        y: 1/0 label per row; weights: sample weights from the label policy.
+        reasons: rejection reason code per row (NaN for non-rejected rows).
+        split: positional train/validation/calibration/test indices; test rows are never touched.
+    """
+    mp = params.model
+    catalog = feature_catalog(params.features)
+    categorical = [d.name for d in catalog if d.kind == "categorical"]
+    numeric = [d.name for d in catalog if d.kind == "numeric"]
+    tr, va, ca = split.train, split.validation, split.calibration
+    X_tr, X_va, X_ca = features.iloc[tr], features.iloc[va], features.iloc[ca]
+
+    encoder = CategoryEncoder(categorical, numeric, min_count=max(10, len(tr) // 5000)).fit(X_tr)
+    E_tr, E_va = encoder.transform(X_tr), encoder.transform(X_va)
+    info: dict = {"trained_at": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+
+    val_margins: dict[str, np.ndarray] = {}
+    booster = logistic = None
+    if "lightgbm" in mp.candidates:
+        booster, gbm_info = train_gbm(
+            E_tr, y[tr], weights[tr], E_va, y[va],
+            monotone=monotone_vector(catalog, encoder.columns),
+            seed=mp.seed, learning_rate=mp.learning_rate, max_rounds=mp.max_rounds,
+            early_stopping_rounds=mp.early_stopping_rounds, trials=mp.tuning_trials,
+            balance_classes=mp.balance_classes,
+        )
+        info["lightgbm"] = gbm_info
+        val_margins["lightgbm"] = booster.predict(E_va, raw_score=True)
+    if "logistic" in mp.candidates:
+        directions = {d.name: d.monotone for d in catalog if d.monotone and d.kind == "numeric"}
+        logistic = LogisticPeer(seed=mp.seed, monotone=directions).fit(
+            X_tr, y[tr], weights=weights[tr], X_val=X_va, y_val=y[va], val_weights=weights[va]
+        )
+        if logistic.dropped_for_direction_:
+            log.info("logistic candidate: dropped %s (coefficient against its declared direction)",
+                     logistic.dropped_for_direction_)
+        info["logistic"] = {"C": logistic.c_, "dropped_for_direction": logistic.dropped_for_direction_}
+        val_margins["logistic"] = _logit(logistic.predict_proba(X_va))
+    if not val_margins:
+        raise ValueError("no model candidate could be fit (model.candidates is empty or all were excluded)")
+
+    (gbm_coef, logistic_coef), weight, best_auc, blend_log = _choose_blend(val_margins, y[va])
+    info["blend"] = {"lightgbm_weight": weight, "val_auc": best_auc, "grid": blend_log}
+    log.info("blend: LightGBM weight %.2f, validation AUC %.4f", weight, best_auc)
+
+    scorer = LeadScorer(
+        data=params.data, features=params.features, encoder=encoder,
+        booster=booster if gbm_coef else None, logistic=logistic if logistic_coef else None,
+        gbm_coef=gbm_coef, logistic_coef=logistic_coef, calibrator=Calibrator(mp.calibration), tiers=TierThresholds(names=[]),
+        reasons=None, info=info,
+    )
+    wrong_way = monotone_violations(scorer.margin, X_va, params.features)
+    if wrong_way and booster is not None and scorer.logistic_coef:
+        log.warning("blend scores %s the wrong way on validation rows: using LightGBM alone", wrong_way)
+        scorer.gbm_coef, scorer.logistic_coef, scorer.booster, scorer.logistic = 1.0, 0.0, booster, None
+    info["monotone_violations"] = monotone_violations(scorer.margin, X_va, params.features)
+    scorer.calibrator.fit(scorer.margin(X_ca), y[ca], weights[ca])
+    reference = np.concatenate([tr, va, ca])
+    scorer.tiers = TierThresholds.fit(params.tiers, scorer.predict_proba(features.iloc[reference]))
+    if mp.reason_model:
+        scorer.reasons = ReasonModel.fit(
+            E_tr, reasons.iloc[tr], E_va, reasons.iloc[va], seed=mp.seed, min_rows=mp.reason_min_rows
+        )
+    return scorer
+
+
+def _choose_blend(val_margins: dict[str, np.ndarray], y_val: np.ndarray):
+    """LightGBM's share of the margin blend that maximises validation AUC.
+
+    Returns:
+        (gbm_coef, logistic_coef) multiplying each model's raw log-odds, the chosen share,
+        its validation AUC and the AUC of every share tried. A model alone keeps coefficient 1,
+        so its contributions stay in its own log-odds units.
+    """
+    if len(val_margins) == 1:
+        weight = 1.0 if "lightgbm" in val_margins else 0.0
+        auc = float(roc_auc_score(y_val, next(iter(val_margins.values()))))
+        return (weight, 1.0 - weight), weight, auc, {str(weight): auc}
+    gbm, lr = val_margins["lightgbm"], val_margins["logistic"]
+    # Margins live on different scales; standardise before mixing so the share means a share.
+    gbm_sd, lr_sd = gbm.std() or 1.0, lr.std() or 1.0
+    grid = {w: float(roc_auc_score(y_val, w * gbm / gbm_sd + (1 - w) * lr / lr_sd)) for w in BLEND_GRID}
+    best = max(grid, key=lambda w: (grid[w], w))
+    coefs = (1.0, 0.0) if best == 1.0 else (0.0, 1.0) if best == 0.0 else (best / gbm_sd, (1 - best) / lr_sd)
+    return coefs, best, grid[best], {str(k): v for k, v in grid.items()}

@@ -1,0 +1,98 @@
+"""Evaluate leadscore against its peers on the same split, same rows, same run.
+
+Peers: (a) the manual MQL points score from params, (b) Odoo CRM's naive-Bayes lead scoring,
+(c) a regularised logistic regression. Each is fit on the training rows of the split that trained
+the model and scored on the untouched test rows.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from models.metrics import evaluate_scores, tier_table
+from models.peers import LogisticPeer, OdooNaiveBayes, PointsScorer
+from models.plots import calibration_plot, gain_plot, importance_plot, pr_plot, roc_plot
+from models.scorer import LeadScorer
+from models.splits import Split
+from pipelines.config import Params
+
+LEADSCORE = "leadscore"
+
+
+@dataclass
+class Evaluation:
+    table: pd.DataFrame  # one row per scorer, one column per metric
+    tiers: pd.DataFrame  # leadscore's conversion per tier on the test rows
+    test_probabilities: dict[str, np.ndarray] = field(default_factory=dict)
+    y_test: np.ndarray = field(default_factory=lambda: np.zeros(0))
+
+    def metrics(self, scorer: str = LEADSCORE) -> dict[str, float]:
+        return {k: float(v) for k, v in self.table.loc[scorer].items()}
+
+    def write(self, out_dir: Path, scorer=None, ece_bins: int = 10) -> list[Path]:
+        """metrics.json, the comparison and tier tables, and the ROC/PR/calibration/gain plots."""
+        out_dir.mkdir(parents=True, exist_ok=True)
+        paths = []
+        metrics = {name: self.metrics(name) for name in self.table.index}
+        (out_dir / "metrics.json").write_text(json.dumps(metrics, indent=2, default=float))
+        self.table.to_csv(out_dir / "comparison.csv")
+        self.tiers.to_csv(out_dir / "tiers.csv", index=False)
+        paths += [out_dir / "metrics.json", out_dir / "comparison.csv", out_dir / "tiers.csv"]
+        curves = {name: (self.y_test, p) for name, p in self.test_probabilities.items()}
+        plots = {"roc.png": roc_plot(curves), "pr.png": pr_plot(curves), "calibration.png": calibration_plot(curves, bins=ece_bins),
+                 "gain.png": gain_plot(curves)}
+        if scorer is not None and scorer.booster is not None:
+            gain = scorer.booster.feature_importance(importance_type="gain")
+            plots["feature_importance.png"] = importance_plot(scorer.booster.feature_name(), gain, "LightGBM gain")
+        for name, fig in plots.items():
+            fig.savefig(out_dir / name, dpi=110, bbox_inches="tight")
+            paths.append(out_dir / name)
+        return paths
+
+
+def fit_peers(features: pd.DataFrame, y: np.ndarray, weights: np.ndarray, split: Split, params: Params) -> dict:
+    """The three peers, fit on the split's training rows (validation rows tune the logistic C)."""
+    ev = params.evaluate
+    X_tr, X_va = features.iloc[split.train], features.iloc[split.validation]
+    y_tr, w_tr, y_va = y[split.train], weights[split.train], y[split.validation]
+    peers = {}
+    if ev.points_rules:
+        peers["points_mql"] = PointsScorer(ev.points_rules).fit(X_tr, y_tr, weights=w_tr)
+    if ev.naive_bayes_fields:
+        peers["odoo_naive_bayes"] = OdooNaiveBayes(ev.naive_bayes_fields).fit(X_tr, y_tr, weights=w_tr)
+    peers["logistic_regression"] = LogisticPeer(seed=params.model.seed).fit(
+        X_tr, y_tr, weights=w_tr, X_val=X_va, y_val=y_va, val_weights=weights[split.validation]
+    )
+    return peers
+
+
+def compare(
+    scorers: dict[str, object],
+    features: pd.DataFrame,
+    y: np.ndarray,
+    split: Split,
+    params: Params,
+) -> Evaluation:
+    """Metrics of every scorer (anything with predict_proba) on the split's test rows."""
+    ev = params.evaluate
+    X_te, y_te = features.iloc[split.test], y[split.test]
+    probabilities = {name: np.asarray(s.predict_proba(X_te)) for name, s in scorers.items()}
+    rows = {name: evaluate_scores(y_te, p, ece_bins=ev.ece_bins, top_fractions=ev.top_fractions)
+            for name, p in probabilities.items()}
+    table = pd.DataFrame.from_dict(rows, orient="index")
+    main = next((s for s in scorers.values() if isinstance(s, LeadScorer)), None)
+    tiers = pd.DataFrame()
+    if main is not None:
+        name = next(n for n, s in scorers.items() if s is main)
+        tiers = tier_table(y_te, main.tiers.assign(probabilities[name]), main.tiers.names)
+    return Evaluation(table=table, tiers=tiers, test_probabilities=probabilities, y_test=y_te)
+
+
+def format_table(table: pd.DataFrame) -> str:
+    """The comparison table as printed by train/evaluate."""
+    return table.to_string(float_format=lambda v: f"{v:.4f}")

@@ -1,0 +1,100 @@
+"""`leadscore score`: batch-score a whole lead table with a registered model.
+
+Reads CSV or Parquet in chunks, scores each through the same `LeadScorer.score` the service uses,
+appends results to the output and writes every row that failed validation to a rejects file with
+the reason: no row is silently dropped.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+import pyarrow.parquet as pq
+from tqdm import tqdm
+
+from models.scorer import LeadScorer
+from pipelines.ingest import ContractError
+
+
+@dataclass
+class BatchSummary:
+    rows_read: int
+    rows_scored: int
+    rows_rejected: int
+    output: Path
+    rejects: Path | None
+
+
+def _chunks(path: Path, chunk_size: int) -> Iterator[pd.DataFrame]:
+    """Raw rows as strings (the CRM's own text), chunk by chunk."""
+    if path.suffix.lower() in (".parquet", ".pq"):
+        for batch in pq.ParquetFile(path).iter_batches(batch_size=chunk_size):
+            yield batch.to_pandas().astype("string").astype(object)
+    else:
+        yield from pd.read_csv(path, dtype=str, keep_default_na=False, na_values=[""], chunksize=chunk_size)
+
+
+def _count_rows(path: Path) -> int | None:
+    if path.suffix.lower() in (".parquet", ".pq"):
+        return pq.ParquetFile(path).metadata.num_rows
+    with path.open("rb") as fh:
+        return max(sum(1 for _ in fh) - 1, 0)
+
+
+def _write(frame: pd.DataFrame, path: Path, first: bool) -> None:
+    if path.suffix.lower() in (".parquet", ".pq"):
+        raise ValueError("write the output as .csv: Parquet output cannot be appended chunk by chunk")
+    frame.to_csv(path, mode="w" if first else "a", header=first, index=False)
+
+
+def score_file(
+    scorer: LeadScorer,
+    input_path: Path,
+    output_path: Path,
+    *,
+    activities_path: Path | None = None,
+    as_of: pd.Timestamp | None = None,
+    chunk_size: int = 100_000,
+    rejects_path: Path | None = None,
+    progress: bool = True,
+) -> BatchSummary:
+    """Score every row of `input_path` into `output_path`; invalid rows go to `rejects_path`."""
+    rejects_path = rejects_path or output_path.with_name(output_path.stem + ".rejects.csv")
+    output_path.parent.mkdir(parents=True, exist_ok=True)
+    activities = id_column = None
+    if activities_path is not None:
+        activities = next(_chunks(activities_path, 1 << 62))
+        crm_names = {contract: crm for crm, contract in scorer.data.mapping.activities.items()}
+        id_column = crm_names.get("lead_id", "lead_id")
+    lead_id_column = {c: k for k, c in scorer.data.mapping.leads.items()}.get("lead_id", "lead_id")
+
+    read = scored = rejected = 0
+    bar = tqdm(total=_count_rows(input_path), unit="lead", disable=not progress)
+    for raw in _chunks(input_path, chunk_size):
+        chunk_acts = None
+        if activities is not None and lead_id_column in raw:
+            chunk_acts = activities[activities[id_column].isin(raw[lead_id_column])]
+        batch = scorer.score(raw, chunk_acts, as_of=as_of, source=str(input_path))
+        fatal = [p for p in batch.problems if p.row is None]
+        if fatal:  # e.g. a required column is missing: no row of the file can be scored
+            raise ContractError(fatal)
+        _write(batch.scores, output_path, first=read == 0)
+        if batch.problems:
+            problems = [dataclasses.replace(p, row=p.row + read) if p.row else p for p in batch.problems]
+            bad = sorted({p.row for p in problems if p.row})
+            rows = raw.iloc[[r - read - 1 for r in bad]].copy()
+            rows.insert(0, "row", bad)
+            rows.insert(1, "problems", ["; ".join(str(p) for p in problems if p.row == r) for r in bad])
+            _write(rows, rejects_path, first=rejected == 0)
+            rejected += len(rows)
+        read += len(raw)
+        scored += len(batch.scores)
+        bar.update(len(raw))
+    bar.close()
+    if read == 0:
+        _write(scorer.predict(scorer.build(pd.DataFrame(columns=[lead_id_column]))[0]), output_path, first=True)
+    return BatchSummary(read, scored, rejected, output_path, rejects_path if rejected else None)

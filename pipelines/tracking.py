@@ -1,0 +1,139 @@
+"""MLflow: where runs are tracked, how a LeadScorer is logged as ONE pyfunc model, and the registry.
+
+The tracking store is a SQLite file in the project by default (params.tracking.uri, overridden by
+MLFLOW_TRACKING_URI); artifacts go to an absolute `mlruns/` folder beside it so runs can be opened
+from any working directory. Nothing here runs at import time.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import os
+import re
+import tempfile
+from pathlib import Path
+
+import joblib
+import mlflow
+import pandas as pd
+from mlflow.models import ModelSignature
+from mlflow.tracking import MlflowClient
+from mlflow.types import ColSpec, Schema
+
+from pipelines.config import PROJECT_ROOT, Params
+
+CHAMPION, CHALLENGER = "champion", "challenger"
+_CODE_PATHS = [str(PROJECT_ROOT / pkg) for pkg in ("pipelines", "features", "models")]
+_REQUIREMENTS = ["scikit-learn", "lightgbm", "pandas", "numpy", "pyarrow", "pydantic", "pyyaml", "sqlalchemy", "shap", "joblib"]
+
+
+def mlflow_keys(values: dict) -> dict:
+    """Keys reduced to the characters MLflow accepts in param/metric names.
+
+    Keys can come from the data (a CRM reason code such as "Diploma holder (Not Eligible)").
+    """
+    return {re.sub(r"[^\w\-. :/]", "_", str(k)): v for k, v in values.items()}
+
+
+def tracking_uri(params: Params) -> str:
+    """MLFLOW_TRACKING_URI if set, else params.tracking.uri with a relative SQLite path made absolute."""
+    uri = os.environ.get("MLFLOW_TRACKING_URI") or params.tracking.uri
+    prefix = "sqlite:///"
+    if uri.startswith(prefix) and not uri.startswith(prefix + "/"):
+        uri = prefix + str(params.resolve(uri[len(prefix):]))
+    return uri
+
+
+def configure(params: Params) -> str:
+    """Point MLflow at the tracking store and experiment; returns the experiment id."""
+    uri = tracking_uri(params)
+    mlflow.set_tracking_uri(uri)
+    name = params.tracking.experiment
+    experiment = mlflow.get_experiment_by_name(name)
+    if experiment is not None:
+        mlflow.set_experiment(name)
+        return experiment.experiment_id
+    artifacts = None
+    if uri.startswith("sqlite:///"):
+        artifacts = (Path(uri[len("sqlite:///"):]).parent / "mlruns").as_uri()
+    experiment_id = mlflow.create_experiment(name, artifact_location=artifacts)
+    mlflow.set_experiment(name)
+    return experiment_id
+
+
+class LeadScorerModel(mlflow.pyfunc.PythonModel):
+    """Pyfunc wrapper: CRM rows in (their own column names, strings), scores out."""
+
+    def load_context(self, context) -> None:
+        self.scorer = joblib.load(context.artifacts["scorer"])
+
+    def predict(self, context, model_input: pd.DataFrame, params: dict | None = None) -> pd.DataFrame:
+        as_of = (params or {}).get("as_of") or None
+        return self.scorer.score(model_input, as_of=as_of).scores
+
+
+def _requirements() -> list[str]:
+    reqs = []
+    for name in _REQUIREMENTS:
+        try:
+            reqs.append(f"{name}=={importlib.metadata.version(name)}")
+        except importlib.metadata.PackageNotFoundError:  # pragma: no cover - every name is a dependency
+            reqs.append(name)
+    return reqs
+
+
+def log_scorer(scorer, input_example: pd.DataFrame) -> str:
+    """Log the scorer as one pyfunc model in the active run; returns its model URI.
+
+    The signature takes every input column as an optional string: the CRM's own names and types,
+    so a CRM can send exactly what it stores and the scorer's own validation reports problems.
+    """
+    example = input_example.astype("string").astype(object)
+    signature = ModelSignature(
+        inputs=Schema([ColSpec("string", str(c), required=False) for c in example.columns]),
+        params=None,
+    )
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "scorer.joblib"
+        joblib.dump(scorer, path)
+        info = mlflow.pyfunc.log_model(
+            name="model",
+            python_model=LeadScorerModel(),
+            artifacts={"scorer": str(path)},
+            code_paths=_CODE_PATHS,
+            signature=signature,
+            input_example=example,
+            pip_requirements=_requirements(),
+        )
+    return info.model_uri
+
+
+def register(model_uri: str, params: Params, run_id: str) -> tuple[str, list[str]]:
+    """Register a new version as `challenger`; the first version ever also becomes `champion`."""
+    name = params.tracking.registered_model
+    version = mlflow.register_model(model_uri, name, tags={"run_id": run_id}).version
+    client = MlflowClient()
+    aliases = [CHALLENGER]
+    client.set_registered_model_alias(name, CHALLENGER, version)
+    try:
+        client.get_model_version_by_alias(name, CHAMPION)
+    except mlflow.exceptions.MlflowException:
+        client.set_registered_model_alias(name, CHAMPION, version)
+        aliases.append(CHAMPION)
+    return str(version), aliases
+
+
+def load_scorer(params: Params, alias: str = CHAMPION):
+    """The LeadScorer registered under `alias` (raises a clear error when there is none)."""
+    configure(params)
+    name = params.tracking.registered_model
+    try:
+        version = MlflowClient().get_model_version_by_alias(name, alias)
+    except mlflow.exceptions.MlflowException:
+        raise LookupError(
+            f"no model '{name}' with alias '{alias}' in {tracking_uri(params)}: run `leadscore train` first"
+        ) from None
+    model = mlflow.pyfunc.load_model(f"models:/{name}@{alias}")
+    scorer = model.unwrap_python_model().scorer
+    scorer.info.setdefault("registry", {}).update({"name": name, "version": version.version, "alias": alias})
+    return scorer

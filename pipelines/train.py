@@ -1,0 +1,90 @@
+"""`leadscore train`: fit, evaluate against the peers, log everything to MLflow, register.
+
+A run logs the flattened params, the data fingerprint (rows, label counts per rule, file hashes),
+leakage warnings, the comparison table and plots, and ONE pyfunc model holding the whole LeadScorer.
+The new version becomes `challenger`; the very first also becomes `champion`.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import mlflow
+import pandas as pd
+
+from models.splits import make_split
+from models.train import fit_scorer
+from pipelines import tracking
+from pipelines.config import Params, flatten
+from pipelines.dataset import TrainingSet, assemble
+from pipelines.evaluate import LEADSCORE, Evaluation, compare, fit_peers
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class TrainResult:
+    scorer: object
+    evaluation: Evaluation
+    training_set: TrainingSet
+    run_id: str
+    model_uri: str
+    version: str
+    aliases: list[str]
+    split_kind: str
+
+
+def input_example(training_set: TrainingSet, params: Params, rows: int = 5) -> pd.DataFrame:
+    """A few training leads under the CRM's own column names (the model's input signature)."""
+    leads = training_set.crm.leads.head(rows)
+    to_crm = {contract: crm for crm, contract in params.data.mapping.leads.items()}
+    return leads.rename(columns=to_crm)
+
+
+def train(params: Params, as_of: pd.Timestamp | None = None, register: bool = True) -> TrainResult:
+    """Train on the export in params and track the run; see the module docstring."""
+    tracking.configure(params)
+    ts = assemble(params, as_of=as_of)
+    for leak in ts.leaks:
+        log.warning(leak.message)
+    split = make_split(ts.created_at, pd.Series(ts.y), params.evaluate.split, params.model.seed)
+
+    with mlflow.start_run() as run:
+        mlflow.log_params(tracking.mlflow_keys(flatten(params)))
+        mlflow.log_dict(ts.fingerprint(params), "data/fingerprint.json")
+        mlflow.log_dict(ts.crm.report.as_dict(), "data/ingest_report.json")
+        mlflow.log_dict(split.describe(), "data/split.json")
+        mlflow.set_tags({"leakage_warnings": str(len(ts.leaks)), "split": split.kind})
+        if ts.leaks:
+            mlflow.log_dict([leak.__dict__ for leak in ts.leaks], "data/leakage_warnings.json")
+        mlflow.log_metrics(tracking.mlflow_keys({f"label_rows.{k}": v for k, v in ts.labels.counts.items()}))
+
+        scorer = fit_scorer(ts.features, ts.y, ts.weights, ts.reasons, split, params)
+        peers = fit_peers(ts.features, ts.y, ts.weights, split, params)
+        evaluation = compare({LEADSCORE: scorer, **peers}, ts.features, ts.y, split, params)
+        scorer.info.update(
+            {
+                "metrics": evaluation.metrics(),
+                "peers": {name: evaluation.metrics(name) for name in peers},
+                "tiers": scorer.tiers.as_dict(),
+                "training_rows": len(ts.y),
+                "as_of": str(ts.as_of) if ts.as_of is not None else None,
+                "run_id": run.info.run_id,
+            }
+        )
+        for name in evaluation.table.index:
+            mlflow.log_metrics({f"{name}.{k}": float(v) for k, v in evaluation.metrics(name).items()})
+        mlflow.log_metrics({f"test.{k}": float(v) for k, v in evaluation.metrics().items()})
+        with tempfile.TemporaryDirectory() as tmp:
+            evaluation.write(Path(tmp), scorer, params.evaluate.ece_bins)
+            (Path(tmp) / "model_info.json").write_text(json.dumps(scorer.info, indent=2, default=str))
+            mlflow.log_artifacts(tmp, "evaluation")
+        model_uri = tracking.log_scorer(scorer, input_example(ts, params))
+        version, aliases = ("", [])
+        if register:
+            version, aliases = tracking.register(model_uri, params, run.info.run_id)
+    return TrainResult(scorer, evaluation, ts, run.info.run_id, model_uri, version, aliases, split.kind)

@@ -1,0 +1,70 @@
+"""Shared fixtures: a seeded synthetic CRM on disk, params pointing at it, one trained model.
+
+Everything lives in pytest's temporary folders: MLflow's SQLite store and artifacts included, so
+tests never touch the project's own mlflow.db.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from pipelines.config import PROJECT_ROOT, Params, load_params
+
+SHARED_DATA = PROJECT_ROOT.parent / "shared" / "data" / "x_education" / "Leads.csv"
+os.environ.setdefault("BENTOML_DO_NOT_TRACK", "true")
+
+
+@pytest.fixture(scope="session")
+def sample_dir(tmp_path_factory) -> Path:
+    """A 6,000-lead synthetic CRM written as CSV (the demo uses the same generator, larger)."""
+    from pipelines.synthetic import generate_crm, write_crm
+
+    out = tmp_path_factory.mktemp("crm")
+    write_crm(generate_crm(6000, seed=11), out)
+    return out
+
+
+def params_for(sample_dir: Path, tracking_dir: Path, **overrides) -> Params:
+    """The project's params.yaml pointed at `sample_dir`, tracking in `tracking_dir`, fast tuning."""
+    values = {
+        "data.leads": str(sample_dir / "leads.csv"),
+        "data.activities": str(sample_dir / "activities.csv"),
+        "data.outcomes": str(sample_dir / "outcomes.csv"),
+        "tracking.uri": f"sqlite:///{tracking_dir / 'mlflow.db'}",
+        "serving.store_url": f"sqlite:///{tracking_dir / 'store.db'}",
+        "model.tuning_trials": 3,
+        "model.max_rounds": 400,
+    }
+    values.update(overrides)
+    return load_params(PROJECT_ROOT / "params.yaml", overrides=values)
+
+
+@pytest.fixture(scope="session")
+def sample_params(sample_dir, tmp_path_factory) -> Params:
+    return params_for(sample_dir, tmp_path_factory.mktemp("tracking"))
+
+
+@pytest.fixture(scope="session")
+def trained(sample_params, monkeypatch_session):
+    """One model trained, evaluated and registered on the sample CRM (the first gets champion)."""
+    from pipelines.train import train
+
+    return train(sample_params)
+
+
+@pytest.fixture(scope="session")
+def monkeypatch_session():
+    mp = pytest.MonkeyPatch()
+    mp.delenv("MLFLOW_TRACKING_URI", raising=False)
+    yield mp
+    mp.undo()
+
+
+@pytest.fixture()
+def x_education_csv() -> Path:
+    if not SHARED_DATA.exists():
+        pytest.skip(f"X Education export not found at {SHARED_DATA}")
+    return SHARED_DATA
