@@ -108,6 +108,10 @@ class FeatureParams(_Section):
     monotone_increasing: list[str] = Field(default_factory=list)
     monotone_decreasing: list[str] = Field(default_factory=list)
     leakage_auc: float = Field(0.95, gt=0.5, le=1)
+    phrases: dict[str, str] = Field(
+        default_factory=dict,
+        description="Signal -> rep-readable phrase template; overrides the built-in ones (features/phrases.py).",
+    )
 
     @field_validator("windows")
     @classmethod
