@@ -60,6 +60,12 @@ def sample_data(
     paths = write_crm(tables, out, fmt=fmt)
     for name, frame in tables.items():
         typer.echo(f"{name:<11} {len(frame):>10,} rows -> {paths[name]}")
+    # The leads sales still has to work: what a CRM would send for scoring today.
+    open_ids = tables["outcomes"].loc[tables["outcomes"]["status"] == "open", "lead_id"]
+    open_leads = tables["leads"][tables["leads"]["lead_id"].isin(open_ids)]
+    open_path = out / f"open_leads.{fmt}"
+    (open_leads.to_csv if fmt == "csv" else open_leads.to_parquet)(open_path, index=False)
+    typer.echo(f"{'open leads':<11} {len(open_leads):>10,} rows -> {open_path}")
 
 
 @app.command()
