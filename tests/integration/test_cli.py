@@ -1,0 +1,65 @@
+"""The `leadscore` command line as a RevOps engineer uses it."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from typer.testing import CliRunner
+
+from pipelines.cli import app
+from pipelines.config import PROJECT_ROOT
+
+runner = CliRunner()
+
+
+def run(*args: str):
+    return runner.invoke(app, list(args), catch_exceptions=False)
+
+
+def test_every_command_has_help():
+    commands = re.findall(r"│ (\S+)\s", run("--help").output)
+    assert {"sample-data", "features", "train", "score"} <= set(commands)
+    for command in commands:
+        result = run(command, "--help")
+        assert result.exit_code == 0 and "Usage" in result.output
+
+
+def test_sample_data_then_features_prints_counts_rules_and_features(tmp_path):
+    out = tmp_path / "crm"
+    result = run("sample-data", "--leads", "1500", "--seed", "3", "--out", str(out))
+    assert result.exit_code == 0
+    assert re.search(r"leads\s+1,500 rows", result.output)
+    params = tmp_path / "params.yaml"
+    text = (PROJECT_ROOT / "params.yaml").read_text().replace("data/sample/", f"{out}/")
+    params.write_text(text)
+    result = run("features", "--params", str(params))
+    assert result.exit_code == 0, result.output
+    assert "1,500 rows read" in result.output
+    assert re.search(r"positive:converted: \d+", result.output)
+    assert re.search(r"negative:reason:no_budget: \d+", result.output)
+    assert "pricing_view_7d" in result.output and "seniority" in result.output
+
+
+def test_features_on_the_x_education_export(x_education_csv):
+    result = run("features", "--params", str(PROJECT_ROOT / "params.x_education.yaml"), "--leads", str(x_education_csv))
+    assert result.exit_code == 0, result.output
+    assert "9,240 rows read" in result.output
+    assert "undated export" in result.output
+    assert re.search(r"excluded:reason:invalid number: \d+", result.output)
+    for leak in ("tags", "lead_quality", "last_activity", "asymmetrique"):
+        assert leak not in result.output.split("== features")[1].lower()
+
+
+def test_an_invalid_params_file_names_the_key_and_allowed_values(tmp_path):
+    params = tmp_path / "params.yaml"
+    params.write_text((PROJECT_ROOT / "params.yaml").read_text().replace("calibration: isotonic", "calibration: platt"))
+    result = run("features", "--params", str(params))
+    assert result.exit_code == 2
+    assert "model.calibration" in result.output and "isotonic" in result.output
+
+
+def test_a_missing_export_is_a_clear_error(tmp_path):
+    result = run("features", "--leads", str(tmp_path / "nope.csv"))
+    assert result.exit_code == 1
+    assert "nope.csv" in result.output
