@@ -110,6 +110,8 @@ def train(params: ParamsOption = None, leads: LeadsOption = None, as_of: AsOfOpt
     except (ContractError, FileNotFoundError, ValueError) as err:
         _fail(err)
     ts = result.training_set
+    for line in ts.labels.lines():
+        typer.echo(f"label rule {line}")
     typer.echo(f"trained on {len(ts.y):,} labelled leads ({int(ts.y.sum()):,} conversions); {result.split_kind} split")
     for leak in ts.leaks:
         typer.secho(f"WARNING {leak.message}", fg="yellow")
@@ -119,6 +121,26 @@ def train(params: ParamsOption = None, leads: LeadsOption = None, as_of: AsOfOpt
     typer.echo(result.evaluation.tiers.to_string(index=False))
     typer.echo(f"\nMLflow run {result.run_id}; model {p.tracking.registered_model} v{result.version} "
                f"aliases {', '.join(result.aliases)}")
+
+
+@app.command()
+def evaluate(
+    alias: Annotated[str, typer.Option(help="Registry alias to evaluate (compared with the champion).")] = "challenger",
+    params: ParamsOption = None,
+    leads: LeadsOption = None,
+    as_of: AsOfOption = None,
+) -> None:
+    """Evaluate a registered model against the champion and the peers on the same split; log to MLflow."""
+    from pipelines.evaluate import evaluate_registered, format_table
+    from pipelines.ingest import ContractError
+
+    p = _params(params, leads)
+    try:
+        evaluation, run_id = evaluate_registered(p, alias, _as_of(as_of))
+    except (LookupError, ContractError, FileNotFoundError, ValueError) as err:
+        _fail(err)
+    typer.echo(format_table(evaluation.table))
+    typer.echo(f"\nMLflow run {run_id}")
 
 
 @app.command()

@@ -8,6 +8,7 @@ the model and scored on the untouched test rows.
 from __future__ import annotations
 
 import json
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -96,3 +97,38 @@ def compare(
 def format_table(table: pd.DataFrame) -> str:
     """The comparison table as printed by train/evaluate."""
     return table.to_string(float_format=lambda v: f"{v:.4f}")
+
+
+def evaluate_registered(params: Params, alias: str = "challenger", as_of=None) -> tuple[Evaluation, str]:
+    """`leadscore evaluate`: a registered model vs the champion and the peers on today's export.
+
+    The split is the training split definition (same seed, same out-of-time order), so on the export
+    a model was trained on its test rows are the ones it never saw. Logged as an MLflow run tagged
+    `evaluate`; returns the evaluation and the run id.
+    """
+    import mlflow
+
+    from models.splits import make_split
+    from pipelines import tracking
+    from pipelines.dataset import assemble
+
+    tracking.configure(params)
+    scorers = {alias: tracking.load_scorer(params, alias)}
+    if alias != tracking.CHAMPION:
+        try:
+            scorers[tracking.CHAMPION] = tracking.load_scorer(params, tracking.CHAMPION)
+        except LookupError:
+            pass
+    ts = assemble(params, as_of=as_of)
+    split = make_split(ts.created_at, pd.Series(ts.y), params.evaluate.split, params.model.seed)
+    peers = fit_peers(ts.features, ts.y, ts.weights, split, params)
+    evaluation = compare({**scorers, **peers}, ts.features, ts.y, split, params)
+    versions = {name: s.info["registry"]["version"] for name, s in scorers.items()}
+    with mlflow.start_run(tags={"kind": "evaluate", **{f"version.{k}": str(v) for k, v in versions.items()}}) as run:
+        mlflow.log_dict(split.describe(), "data/split.json")
+        for name in evaluation.table.index:
+            mlflow.log_metrics({f"{name}.{k}": float(v) for k, v in evaluation.metrics(name).items()})
+        with tempfile.TemporaryDirectory() as tmp:
+            evaluation.write(Path(tmp), scorers[alias], params.evaluate.ece_bins)
+            mlflow.log_artifacts(tmp, "evaluation")
+    return evaluation, run.info.run_id

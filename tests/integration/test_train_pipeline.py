@@ -84,3 +84,14 @@ def test_batch_scoring_refuses_a_file_missing_a_required_column(trained, sample_
 def test_loading_a_missing_alias_says_what_to_do(sample_params):
     with pytest.raises(LookupError, match="leadscore train"):
         tracking.load_scorer(sample_params, "no-such-alias")
+
+
+def test_evaluate_compares_a_registered_model_with_the_champion_and_peers_on_the_training_test_rows(trained, sample_params):
+    from pipelines.evaluate import evaluate_registered
+
+    evaluation, run_id = evaluate_registered(sample_params, "challenger")
+    table = evaluation.table
+    assert {"challenger", "champion", "points_mql", "odoo_naive_bayes", "logistic_regression"} <= set(table.index)
+    # Same export, same split: the registered model scores its own untouched test rows exactly as in training.
+    assert table.loc["challenger", "roc_auc"] == pytest.approx(trained.evaluation.metrics()["roc_auc"])
+    assert MlflowClient(tracking.tracking_uri(sample_params)).get_run(run_id).data.tags["kind"] == "evaluate"
