@@ -42,10 +42,12 @@ class CategoryEncoder:
         out = {}
         for col in self.categorical:
             levels = self.levels[col]
-            values = frame[col]
-            known = values.isin(levels[:-1])
-            mapped = values.where(known | values.isna(), OTHER)
-            out[col] = pd.Categorical(mapped, categories=levels)
+            # Level codes are looked up once per distinct value, not per row (a few dozen vs millions).
+            codes, distinct = pd.factorize(frame[col], use_na_sentinel=True)
+            level = pd.Index(levels[:-1]).get_indexer(distinct)
+            level[level < 0] = len(levels) - 1  # unseen or rare: __other__
+            level = np.append(level, -1)  # missing (code -1 picks the last entry) stays missing
+            out[col] = pd.Categorical.from_codes(level[codes], categories=levels)
         for col in self.numeric:
             out[col] = pd.to_numeric(frame[col], errors="coerce").astype(np.float64)
         return pd.DataFrame(out, index=frame.index)[self.columns]

@@ -18,6 +18,13 @@ log = logging.getLogger(__name__)
 
 # Above this many training rows, trials run on a stratified sample; the winner is refit on all rows.
 TUNING_MAX_ROWS = 150_000
+# Below this many rows, predict on one thread: starting LightGBM's threads costs more than the rows.
+SMALL_BATCH_ROWS = 512
+
+
+def predict_threads(rows: int) -> int:
+    """num_threads for booster.predict on `rows` rows (0 = LightGBM's default, all cores)."""
+    return 1 if rows < SMALL_BATCH_ROWS else 0
 
 
 def _base_params(seed: int, learning_rate: float, pos_weight: float) -> dict:

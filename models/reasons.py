@@ -13,6 +13,16 @@ import lightgbm as lgb
 import numpy as np
 import pandas as pd
 
+from models.gbm import predict_threads
+
+# Few, shallow trees: every scored lead pays one tree per class per round, and on held-out rejected
+# leads (100k synthetic CRM) learning rate 0.2 with 7 leaves ranked reasons as well as 0.05 with
+# 15 leaves (top-1 0.543 vs 0.539, log loss 1.108 vs 1.110) at a sixth of the predict cost.
+LEARNING_RATE = 0.2
+NUM_LEAVES = 7
+MAX_ROUNDS = 500  # with a validation set (early stopping decides)
+ROUNDS_WITHOUT_VALIDATION = 40
+
 
 @dataclass
 class ReasonModel:
@@ -42,8 +52,8 @@ class ReasonModel:
         params = {
             "objective": "multiclass",
             "num_class": len(classes),
-            "learning_rate": 0.05,
-            "num_leaves": 15,
+            "learning_rate": LEARNING_RATE,
+            "num_leaves": NUM_LEAVES,
             "min_data_in_leaf": max(20, int(train_mask.sum()) // 500),
             "lambda_l2": 5.0,
             "feature_fraction": 0.8,
@@ -61,7 +71,7 @@ class ReasonModel:
         if val_mask.sum() >= 10:
             valid_sets = [lgb.Dataset(X_val[val_mask], reasons_val[val_mask].map(code).to_numpy(), reference=train_set)]
             callbacks = [lgb.early_stopping(50, verbose=False)]
-        booster = lgb.train(params, train_set, num_boost_round=500 if valid_sets else 150, valid_sets=valid_sets, callbacks=callbacks)
+        booster = lgb.train(params, train_set, num_boost_round=MAX_ROUNDS if valid_sets else ROUNDS_WITHOUT_VALIDATION, valid_sets=valid_sets, callbacks=callbacks)
         if valid_sets:
             booster = lgb.Booster(model_str=booster.model_to_string(num_iteration=booster.best_iteration))
         return cls(classes=classes, booster=booster)
@@ -69,7 +79,7 @@ class ReasonModel:
     def predict_proba(self, X: pd.DataFrame) -> np.ndarray:
         if len(X) == 0:
             return np.zeros((0, len(self.classes)))
-        return self.booster.predict(X)
+        return self.booster.predict(X, num_threads=predict_threads(len(X)))
 
     def most_likely(self, X: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
         """The most likely reason code per lead and its probability given rejection."""

@@ -15,8 +15,10 @@ import numpy as np
 import pandas as pd
 
 from features.build import FeatureDef, build_features, feature_catalog
+from models import explain
 from models.calibration import Calibrator, TierThresholds, to_score
 from models.encoding import CategoryEncoder
+from models.gbm import predict_threads
 from models.reasons import ReasonModel
 from pipelines.config import DataParams, FeatureParams
 from pipelines.ingest import Problem, prepare_table
@@ -65,7 +67,8 @@ class LeadScorer:
         if len(features) == 0:
             return out
         if self.gbm_coef:
-            out += self.gbm_coef * self.booster.predict(self.encoder.transform(features), raw_score=True)
+            encoded = self.encoder.transform(features)
+            out += self.gbm_coef * self.booster.predict(encoded, raw_score=True, num_threads=predict_threads(len(encoded)))
         if self.logistic_coef:
             out += self.logistic_coef * _logit(self.logistic.predict_proba(features))
         return out
@@ -121,7 +124,26 @@ class LeadScorer:
         raw_activities: pd.DataFrame | None = None,
         as_of: pd.Timestamp | None = None,
         source: str = "request",
+        top_factors: int = 0,
     ) -> ScoreBatch:
-        """Score raw CRM rows (the CRM's own column names); invalid rows come back as problems."""
+        """Score raw CRM rows (the CRM's own column names); invalid rows come back as problems.
+
+        With ``top_factors`` > 0 the scores also get that many top positive and negative factors
+        per lead as flat columns (``models.explain.factor_columns``).
+        """
         features, problems = self.build(raw_leads, raw_activities, as_of, source)
-        return ScoreBatch(scores=self.predict(features), problems=problems)
+        scores = self.predict(features)
+        if top_factors:
+            scores = pd.concat([scores, self.factor_columns(features, top_factors)], axis=1)
+        return ScoreBatch(scores=scores, problems=problems)
+
+    def explain(self, features: pd.DataFrame, top_k: int = 3) -> list[explain.Explanation]:
+        """Score and top positive/negative factors (phrase, value, points) per row of a feature frame.
+
+        See models/explain.py for what contributions and points mean.
+        """
+        return explain.explain(self, features, top_k)
+
+    def factor_columns(self, features: pd.DataFrame, top_k: int = 3) -> pd.DataFrame:
+        """The top factors per row as flat CRM columns (``models.explain.factor_columns``)."""
+        return explain.factor_columns(self, features, top_k)

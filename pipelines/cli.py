@@ -152,6 +152,7 @@ def score(
     as_of: AsOfOption = None,
     chunk_size: Annotated[int, typer.Option(help="Rows per chunk.")] = 100_000,
     params: ParamsOption = None,
+    explain: Annotated[bool, typer.Option("--explain", help="Add each lead's top positive and negative factors (serving.top_factors per side).")] = False,
 ) -> None:
     """Batch-score a lead table with the registered model; invalid rows go to a rejects file."""
     from pipelines.ingest import ContractError
@@ -161,9 +162,140 @@ def score(
     p = _params(params)
     try:
         scorer = load_scorer(p, alias)
-        summary = score_file(scorer, input, output, activities_path=activities, as_of=_as_of(as_of), chunk_size=chunk_size)
+        summary = score_file(scorer, input, output, activities_path=activities, as_of=_as_of(as_of), chunk_size=chunk_size,
+                             top_factors=p.serving.top_factors if explain else 0)
     except (LookupError, ContractError, FileNotFoundError, ValueError) as err:
         _fail(err)
     typer.echo(f"scored {summary.rows_scored:,} of {summary.rows_read:,} rows -> {summary.output}")
     if summary.rejects:
         typer.secho(f"{summary.rows_rejected:,} rows failed validation -> {summary.rejects}", fg="yellow")
+
+
+@app.command("export-outcomes")
+def export_outcomes(
+    output: Annotated[Path, typer.Option("--output", "-o", help="Outcomes CSV (contract columns), e.g. for data.outcomes.")],
+    params: ParamsOption = None,
+) -> None:
+    """Write the feedback the service received as an outcomes table: the latest decision per lead."""
+    from serving.store import Store
+
+    outcomes = Store.from_params(_params(params)).export_outcomes()
+    output.parent.mkdir(parents=True, exist_ok=True)
+    outcomes.to_csv(output, index=False)
+    typer.echo(f"{len(outcomes):,} leads with a decision -> {output}")
+
+
+@app.command()
+def audit(
+    params: ParamsOption = None,
+    alias: Annotated[str, typer.Option(help="Registry alias of the model to audit.")] = "champion",
+    compare_to: Annotated[Optional[str], typer.Option("--compare-to", help="Version number or alias to compare with (default: the previous version).")] = None,
+    out: Annotated[Path, typer.Option(help="Folder for audit.html, audit.json and the CSV tables.")] = Path("outputs/audit"),
+    as_of: AsOfOption = None,
+) -> None:
+    """Marketing signal audit: signal importance, sources and rejection reasons, tiers, calibration (HTML)."""
+    from pipelines.audit import run_audit
+    from pipelines.ingest import ContractError
+
+    p = _params(params)
+    try:
+        result = run_audit(p, alias=alias, out_dir=out, compare_to=compare_to, as_of=_as_of(as_of))
+    except (LookupError, ContractError, FileNotFoundError, ValueError) as err:
+        _fail(err)
+    for section in result.audit.sections:
+        typer.echo(f"== {section.title}")
+        for note in section.notes:
+            typer.echo(f"  {note}")
+    typer.echo(f"\nreport {result.paths[0]}; MLflow run {result.run_id}")
+
+
+@app.command()
+def retrain(
+    as_of: AsOfOption = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Decide and log, but register nothing and move no alias.")] = False,
+    params: ParamsOption = None,
+    leads: LeadsOption = None,
+) -> None:
+    """Train a challenger on what had matured by a date; promote it only if it passes the gate against the champion."""
+    from pipelines.ingest import ContractError
+    from pipelines.retrain import retrain as run_retrain
+
+    p = _params(params, leads)
+    try:
+        result = run_retrain(p, as_of=_as_of(as_of), dry_run=dry_run)
+    except (LookupError, ContractError, FileNotFoundError, ValueError) as err:
+        _fail(err)
+    for line in result.lines():
+        typer.echo(line)
+    typer.echo(f"MLflow run {result.run_id} (tagged retrain); challenger run {result.challenger_run_id}")
+
+
+@app.command()
+def promote(
+    version: Annotated[str, typer.Option("--version", help="Registry version to make champion.")],
+    reason: Annotated[str, typer.Option("--reason", help="Why (recorded on the model version).")],
+    params: ParamsOption = None,
+) -> None:
+    """Make a registered version the champion by hand, recording the reason and the replaced champion."""
+    from pipelines.retrain import promote as run_promote
+
+    try:
+        change = run_promote(_params(params), version, reason)
+    except (LookupError, ValueError) as err:
+        _fail(err)
+    typer.echo(f"champion: v{change.version} (was {'v' + change.previous if change.previous else 'none'}); "
+               f"MLflow run {change.run_id}")
+
+
+@app.command()
+def rollback(
+    reason: Annotated[str, typer.Option("--reason", help="Why (recorded on the model version).")],
+    params: ParamsOption = None,
+) -> None:
+    """Give the champion alias back to the version the current champion replaced."""
+    from pipelines.retrain import rollback as run_rollback
+
+    try:
+        change = run_rollback(_params(params), reason)
+    except (LookupError, ValueError) as err:
+        _fail(err)
+    typer.echo(f"champion: v{change.version} (rolled back from v{change.previous}); MLflow run {change.run_id}")
+
+
+@app.command()
+def backtest(
+    quarters: Annotated[int, typer.Option(help="How many recent quarters with matured outcomes to replay.")] = 4,
+    segment: Annotated[str, typer.Option(help="Feature whose values get their own predicted-vs-observed rows.")] = "lead_source",
+    out: Annotated[Path, typer.Option(help="Folder for backtest.csv, segments.csv and backtest.png.")] = Path("outputs/backtest"),
+    params: ParamsOption = None,
+) -> None:
+    """Replay quarterly retraining: per quarter AUC, top-20% capture, ECE, tier conversion (table + plot)."""
+    from pipelines.backtest import backtest as run_backtest
+    from pipelines.ingest import ContractError
+
+    try:
+        result = run_backtest(_params(params), quarters=quarters, segment=segment, out_dir=out)
+    except (ContractError, FileNotFoundError, ValueError) as err:
+        _fail(err)
+    for line in result.lines():
+        typer.echo(line)
+    typer.echo(f"\nplot and tables in {out}; MLflow run {result.run_id} (tagged backtest)")
+
+
+@app.command()
+def monitor(
+    as_of: AsOfOption = None,
+    out: Annotated[Path, typer.Option(help="HTML report to write.")] = Path("outputs/monitor.html"),
+    params: ParamsOption = None,
+) -> None:
+    """Drift (PSI), calibration against arrived outcomes and hand-off SLA of the champion; HTML + MLflow."""
+    from pipelines.ingest import ContractError
+    from pipelines.monitor import monitor as run_monitor
+
+    try:
+        report = run_monitor(_params(params), as_of=_as_of(as_of), out=out)
+    except (LookupError, ContractError, FileNotFoundError, ValueError) as err:
+        _fail(err)
+    for line in report.lines():
+        typer.echo(line)
+    typer.echo(f"report {out}; MLflow run {report.run_id} (tagged monitor)")

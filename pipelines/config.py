@@ -204,6 +204,62 @@ class TrackingParams(_Section):
     registered_model: str = "leadscore"
 
 
+class RetrainParams(_Section):
+    """Quarterly retraining: the gate a challenger must pass to replace the champion, and the cold start.
+
+    Champion and challenger are scored on the same window (the challenger's out-of-time test rows).
+    Below the cold-start floor no learned model is shipped: the transparent peer is registered instead.
+    """
+
+    max_auc_drop: float = Field(
+        0.01, ge=0, le=1, description="The challenger's AUC may trail the champion's on the window by at most this."
+    )
+    max_ece: float = Field(0.05, gt=0, le=1, description="The challenger's expected calibration error on the window.")
+    require_no_leakage: bool = Field(True, description="Refuse a challenger whose training data raised a leakage warning.")
+    min_conversions: int = Field(
+        30, ge=1, description="Conversions the comparison window needs before its AUC/ECE mean anything."
+    )
+    min_closed_leads: int = Field(
+        1000, ge=1, description="Cold start below this many labelled (closed, mature) leads."
+    )
+    min_closed_conversions: int = Field(
+        120, ge=1, description="Cold start below this many conversions among them (Salesforce Einstein asks 120)."
+    )
+    cold_start_peer: Literal["points", "naive_bayes"] = Field(
+        "points", description="The transparent peer shipped at cold start: evaluate.points_rules or naive_bayes_fields."
+    )
+
+
+class MonitorParams(_Section):
+    """Drift and hand-off health of the champion in production (`leadscore monitor`)."""
+
+    window_days: int = Field(30, gt=0, description="Recent scored leads compared with the training window.")
+    psi_bins: int = Field(10, ge=2, description="Quantile bins of a numeric feature (missing gets its own bin).")
+    psi_warn: float = Field(0.1, gt=0, description="Population stability index from which a shift is worth a look.")
+    psi_alert: float = Field(0.25, gt=0, description="PSI from which a shift is an alert.")
+    min_drift_rows: int = Field(
+        200, ge=1, description="Recent scored leads needed before PSI is judged (its noise is about bins / leads)."
+    )
+    calibration_days: int = Field(
+        365, gt=0, description="Scored leads whose matured outcomes are checked against the probability they got."
+    )
+    calibration_tolerance: float = Field(
+        0.05, gt=0, le=1, description="Largest accepted |observed - predicted| conversion rate, overall and per segment."
+    )
+    min_calibration_rows: int = Field(100, ge=1, description="Matured leads needed before calibration is judged.")
+    min_segment_rows: int = Field(50, ge=1, description="Leads a segment (feature value) needs to be judged on its own.")
+    handoff_sla_hours: float = Field(4, gt=0, description="Target time from scoring to the first sales disposition.")
+    min_within_sla: float = Field(0.8, ge=0, le=1, description="Share of scored leads dispositioned within the SLA.")
+    min_top_tier_worked: float = Field(0.95, ge=0, le=1, description="Share of top-tier leads sales has worked.")
+    min_reason_coded: float = Field(0.9, ge=0, le=1, description="Share of rejections that carry a reason code.")
+
+    @model_validator(mode="after")
+    def _alert_above_warn(self) -> "MonitorParams":
+        if self.psi_alert < self.psi_warn:
+            raise ValueError("psi_alert must be at least psi_warn")
+        return self
+
+
 class Params(_Section):
     data: DataParams
     label: LabelParams = Field(default_factory=LabelParams)
@@ -213,6 +269,8 @@ class Params(_Section):
     tiers: TierParams = Field(default_factory=TierParams)
     serving: ServingParams = Field(default_factory=ServingParams)
     tracking: TrackingParams = Field(default_factory=TrackingParams)
+    retrain: RetrainParams = Field(default_factory=RetrainParams)
+    monitor: MonitorParams = Field(default_factory=MonitorParams)
     base_dir: Path = Field(PROJECT_ROOT, description="Relative paths in the file resolve against this folder.")
 
     def resolve(self, path: str) -> Path:

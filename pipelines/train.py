@@ -16,12 +16,15 @@ from pathlib import Path
 import mlflow
 import pandas as pd
 
+from models.card import log_card, model_card
+from features.phrases import phrase_templates
 from models.splits import make_split
 from models.train import fit_scorer
 from pipelines import tracking
 from pipelines.config import Params, flatten
 from pipelines.dataset import TrainingSet, assemble
 from pipelines.evaluate import LEADSCORE, Evaluation, compare, fit_peers
+from pipelines.ingest import CRMData
 
 log = logging.getLogger(__name__)
 
@@ -45,10 +48,14 @@ def input_example(training_set: TrainingSet, params: Params, rows: int = 5) -> p
     return leads.rename(columns=to_crm)
 
 
-def train(params: Params, as_of: pd.Timestamp | None = None, register: bool = True) -> TrainResult:
-    """Train on the export in params and track the run; see the module docstring."""
+def train(
+    params: Params, as_of: pd.Timestamp | None = None, register: bool = True, crm: CRMData | None = None
+) -> TrainResult:
+    """Train on the export in params (or `crm`, an export already loaded and merged with feedback) and
+    track the run; see the module docstring."""
+    phrase_templates(params.features)  # refuse to train a model whose factors could not be worded
     tracking.configure(params)
-    ts = assemble(params, as_of=as_of)
+    ts = assemble(params, as_of=as_of, crm=crm)
     for leak in ts.leaks:
         log.warning(leak.message)
     split = make_split(ts.created_at, pd.Series(ts.y), params.evaluate.split, params.model.seed)
@@ -87,4 +94,5 @@ def train(params: Params, as_of: pd.Timestamp | None = None, register: bool = Tr
         version, aliases = ("", [])
         if register:
             version, aliases = tracking.register(model_uri, params, run.info.run_id)
+        log_card(model_card(scorer, params, evaluation=evaluation, training_set=ts, split=split, version=version), params, version)
     return TrainResult(scorer, evaluation, ts, run.info.run_id, model_uri, version, aliases, split.kind)

@@ -1,0 +1,485 @@
+"""Phrases a sales rep reads for each explanation signal: "Viewed pricing 4 times in the last 7 days".
+
+A score comes with its top factors; each factor is one *signal* (``FeatureDef.signal``: every window
+of pricing views plus the "ever viewed" flag is one signal) and needs words, not a column name.
+Built-in templates cover the built-in signals and the data contract's lead columns; params
+``features.phrases`` overrides them and must add every other lead column (X Education's
+``occupation``). The templates live in ``FeatureParams``, so they are saved with the model and the
+service never hard-codes one. ``phrase_templates`` refuses a signal without a template, a template
+for a signal the model does not have (a typo) and a template that cannot render.
+
+Template syntax: ``str.format`` with named fields, and alternatives per *state* of the lead's value
+separated by ``|``. The alternative without a ``[state]`` prefix is the default for every state not
+named::
+
+    "Viewed pricing {times} in the last {days} days | [none] Has not viewed pricing in the last {days} days"
+
+Category signals also take ``[=level]`` alternatives for one value (``[=yes] Asked not to be e-mailed``).
+Conversions besides ``!s``/``!r``: ``!u`` upper case, ``!l`` lower case, ``!c`` capitalised, ``!t`` title
+case ("Country: {value!u}" -> "Country: US"). Each signal has a *shape* that fixes its states and
+fields (``SHAPES``); every shape has ``{value}``, the lead's value as shown next to the factor.
+
+Rendering is vectorised: each distinct combination of a signal's input values is rendered once and
+spread to the rows that share it, so a million leads cost what their distinct values cost.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import string
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from features.build import RECENCY_CAP_DAYS, FeatureDef, _icp_criteria, feature_catalog
+from pipelines.config import FeatureParams
+
+
+@dataclass(frozen=True)
+class Shape:
+    """How one kind of signal reads: the states a template may name and the fields it may use."""
+
+    states: tuple[str, ...]
+    fields: tuple[str, ...]
+    example: dict  # field values used to check that a template renders
+
+
+SHAPES: dict[str, Shape] = {
+    # Activity counts over windows; the phrase uses the shortest window with any event.
+    # "earlier": no event in any window, yet the "ever" flag says there was one before.
+    "activity": Shape(
+        ("active", "earlier", "none", "unknown"),
+        ("value", "count", "times", "s", "days"),
+        {"value": "7d: 2, 30d: 3", "count": 2, "times": "twice", "s": "s", "days": 7},
+    ),
+    "recency": Shape(
+        ("recent", "none", "unknown"), ("value", "days", "ago"), {"value": "2 days", "days": 2, "ago": "2 days ago"}
+    ),
+    "trend": Shape(("up", "down", "flat", "unknown"), ("value", "change"), {"value": "+2", "change": 2}),
+    "email_domain": Shape(("free", "student", "competitor", "business", "unknown"), ("value",), {"value": "free"}),
+    "flag": Shape(("yes", "no", "unknown"), ("value",), {"value": "yes"}),
+    "icp": Shape(("some", "none"), ("value", "matched", "criteria"), {"value": "3 of 4", "matched": 3, "criteria": 4}),
+    "number": Shape(
+        ("nonzero", "zero", "unknown"), ("value", "number", "s"), {"value": "12.5", "number": 12.5, "s": "s"}
+    ),
+    "category": Shape(("known", "unknown"), ("value",), {"value": "software"}),
+}
+
+
+def _activity(active: str, none: str, earlier: str | None = None) -> str:
+    """An activity template: events in a window | [earlier] only before every window | [none] | [unknown]."""
+    parts = [active, *([f"[earlier] {earlier}"] if earlier else []), f"[none] {none}", "[unknown] No activity data"]
+    return " | ".join(parts)
+
+
+BUILT_IN_PHRASES: dict[str, str] = {
+    # Activity types (features.activity_types).
+    "page_view": _activity("Viewed {count} web page{s} in the last {days} days", "No web page views in the last {days} days"),
+    "pricing_view": _activity(
+        "Viewed pricing {times} in the last {days} days", "Has not viewed pricing", "Viewed pricing more than {days} days ago"
+    ),
+    "form_fill": _activity("Filled in {count} form{s} in the last {days} days", "No form filled in the last {days} days"),
+    "demo_request": _activity(
+        "Requested a demo in the last {days} days", "Has not requested a demo", "Requested a demo more than {days} days ago"
+    ),
+    "email_open": _activity("Opened {count} e-mail{s} in the last {days} days", "Opened no e-mail in the last {days} days"),
+    "email_click": _activity("Clicked e-mail links {times} in the last {days} days", "No e-mail clicks in the last {days} days"),
+    "webinar": _activity("Attended {count} webinar{s} in the last {days} days", "No webinar in the last {days} days"),
+    "content_download": _activity(
+        "Downloaded content {times} in the last {days} days", "No content downloads in the last {days} days"
+    ),
+    "activity_recency": "Last activity {ago} | [none] No activity in the last {days} days | [unknown] No activity data",
+    "engagement_trend": (
+        "Activity up by {change} this week vs the week before | [down] Activity down by {change} this week vs the"
+        " week before | [flat] As active this week as the week before | [unknown] No activity data"
+    ),
+    # Derived fit and negative signals (features.derived).
+    "email_domain_type": (
+        "Business e-mail domain | [free] Free e-mail domain | [student] Student e-mail address"
+        " | [competitor] Competitor's e-mail domain | [unknown] No usable e-mail address"
+    ),
+    "missing_email": "No e-mail address | [no] Has an e-mail address | [unknown] E-mail not in the CRM export",
+    "missing_phone": "No phone number | [no] Has a phone number | [unknown] Phone not in the CRM export",
+    "missing_company": "No company name | [no] Company name given | [unknown] Company not in the CRM export",
+    "unsupported_country": "In a country we do not serve | [no] In a country we serve | [unknown] Country not given",
+    "icp_match": "Matches {matched} of {criteria} ICP criteria | [none] Matches none of the {criteria} ICP criteria",
+    "seniority": "Seniority: {value}",
+    "department": "Department: {value}",
+    "size_band": "Company size: {value} employees | [unknown] Company size not given",
+    # The data contract's optional lead columns, when used as features.
+    "industry": "Industry: {value} | [unknown] Industry not given",
+    "country": "Country: {value!u} | [unknown] Country not given",
+    "lead_source": "Lead source: {value} | [unknown] Lead source not given",
+    "campaign": "Campaign: {value} | [unknown] No campaign",
+    "employees": "{value} employees | [unknown] Employee count not given",
+}
+
+# Derived signals and their shape; the shape applies only when params compute that derived group.
+_DERIVED_SHAPES: dict[str, dict[str, str]] = {
+    "icp_match": {"icp_match": "icp"},
+    "email_signals": {"email_domain_type": "email_domain"},
+    "contact_gaps": {"missing_email": "flag", "missing_phone": "flag", "missing_company": "flag"},
+    "country_support": {"unsupported_country": "flag"},
+}
+# Built-in category levels as a rep says them; other levels show as the lead's (cleaned) value.
+_LEVEL_DISPLAY: dict[str, dict[str, str]] = {
+    "seniority": {"c_level": "C-level", "vp": "VP", "individual": "individual contributor"},
+    "department": {"hr": "HR", "it": "IT", "customer_success": "customer success"},
+}
+NOT_GIVEN = "not given"
+_CONVERSIONS = {
+    "u": str.upper,
+    "l": str.lower,
+    "c": lambda text: text[:1].upper() + text[1:],
+    "t": lambda text: string.capwords(text),
+}
+
+
+class _PhraseFormatter(string.Formatter):
+    """``str.format`` plus the !u / !l / !c / !t case conversions."""
+
+    def convert_field(self, value, conversion):
+        if conversion in _CONVERSIONS:
+            return _CONVERSIONS[conversion](str(value))
+        return super().convert_field(value, conversion)
+
+
+_FORMATTER = _PhraseFormatter()
+
+
+@dataclass(frozen=True)
+class Template:
+    """A parsed template: the default text and the text per state (``"=level"`` for one category value)."""
+
+    default: str | None
+    by_state: dict[str, str]
+
+    def text(self, state: str, level: str | None = None) -> str:
+        if level is not None and f"={level}" in self.by_state:
+            return self.by_state[f"={level}"]
+        return self.by_state.get(state, self.default)
+
+
+# One lead's values of a signal's features -> (state, template fields).
+Reader = Callable[[list], tuple[str, dict]]
+
+
+def signal_shapes(spec: FeatureParams) -> dict[str, str]:
+    """Every explanation signal of ``spec``'s feature catalog (catalog order) and its shape."""
+    activity_types = {t.strip().lower() for t in spec.activity_types}
+    derived = {signal: shape for group in spec.derived for signal, shape in _DERIVED_SHAPES.get(group, {}).items()}
+    shapes: dict[str, str] = {}
+    for d in feature_catalog(spec):
+        if d.signal in shapes:
+            continue
+        if d.signal in activity_types:
+            shapes[d.signal] = "activity"
+        elif d.signal == "activity_recency" and activity_types:
+            shapes[d.signal] = "recency"
+        elif d.signal == "engagement_trend" and activity_types:
+            shapes[d.signal] = "trend"
+        elif d.signal in derived:
+            shapes[d.signal] = derived[d.signal]
+        else:
+            shapes[d.signal] = "category" if d.kind == "categorical" else "number"
+    return shapes
+
+
+def phrase_templates(spec: FeatureParams) -> dict[str, str]:
+    """The template of every signal (catalog order): built-in, overridden by ``features.phrases``.
+
+    Raises:
+        ValueError: naming each signal without a template, each ``features.phrases`` key that is
+            no signal of this feature catalog, and each template that cannot render (unknown field
+            or state, bad format).
+    """
+    return dict(phrasebook(spec).raw)
+
+
+def describe(features: pd.DataFrame, spec: FeatureParams) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Phrase and display value of every signal for every lead of a feature frame.
+
+    Args:
+        features: the feature frame (``build_features`` output) of any number of leads.
+        spec: the ``features`` section the frame was built with (the scorer's).
+
+    Returns:
+        (phrases, values): object frames indexed like ``features``, one column per signal in
+        catalog order. A value is the lead's own: an unseen category shows as itself.
+
+    Raises:
+        ValueError: a signal lacks a valid template (see ``phrase_templates``).
+    """
+    book = phrasebook(spec)
+    phrases, values = book.render(features)
+    return (
+        pd.DataFrame(phrases, index=features.index, columns=book.signals),
+        pd.DataFrame(values, index=features.index, columns=book.signals),
+    )
+
+
+@dataclass(frozen=True)
+class Phrasebook:
+    """Everything rendering needs, derived once per ``FeatureParams``: signals, templates, readers."""
+
+    signals: list[str]
+    shapes: dict[str, str]
+    raw: dict[str, str]
+    templates: dict[str, Template]
+    features: dict[str, list[FeatureDef]]
+    readers: dict[str, Reader]
+
+    def render(self, features: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+        """(phrases, values): object arrays (rows, signals) for a feature frame; see ``describe``."""
+        n = len(features)
+        phrases = np.empty((n, len(self.signals)), dtype=object)
+        values = np.empty((n, len(self.signals)), dtype=object)
+        numeric = [d.name for s in self.signals for d in self.features[s] if self.shapes[s] != "category"]
+        block = features[numeric].to_numpy(dtype=np.float64, na_value=np.nan) if numeric else np.empty((n, 0))
+        column_of = {name: block[:, i] for i, name in enumerate(numeric)}
+        for j, signal in enumerate(self.signals):
+            shape = self.shapes[signal]
+            columns = [_render_input(features, d.name, column_of, shape) for d in self.features[signal]]
+            first, inverse = _unique_rows(columns)
+            texts, shown = [], []
+            for row in first:
+                lead_values = [c[row] for c in columns]
+                state, fields = self.readers[signal](lead_values)
+                level = _level_key(lead_values[0]) if shape == "category" and state == "known" else None
+                texts.append(_FORMATTER.format(self.templates[signal].text(state, level), **fields))
+                shown.append(fields["value"])
+            phrases[:, j] = np.asarray(texts, dtype=object)[inverse]
+            values[:, j] = np.asarray(shown, dtype=object)[inverse]
+        return phrases, values
+
+
+# Phrasebooks by FeatureParams object: a scorer explains with one spec for its whole life, and
+# building the book (catalog, template checks) costs more than rendering one lead. The spec is
+# kept alive with its book, so its id cannot be reused while cached.
+_BOOKS: dict[int, tuple[FeatureParams, Phrasebook]] = {}
+_BOOKS_KEPT = 16
+
+
+def phrasebook(spec: FeatureParams) -> Phrasebook:
+    """The checked templates and readers of ``spec`` (cached per spec object).
+
+    Raises:
+        ValueError: see ``phrase_templates``.
+    """
+    cached = _BOOKS.get(id(spec))
+    if cached is not None and cached[0] is spec:
+        return cached[1]
+    book = _build_phrasebook(spec)
+    if len(_BOOKS) >= _BOOKS_KEPT:
+        _BOOKS.pop(next(iter(_BOOKS)), None)
+    _BOOKS[id(spec)] = (spec, book)
+    return book
+
+
+def _build_phrasebook(spec: FeatureParams) -> Phrasebook:
+    shapes = signal_shapes(spec)
+    overrides = spec.phrases
+    problems = [
+        f"'{key}' is not a signal of this feature catalog (signals: {', '.join(shapes)})"
+        for key in overrides
+        if key not in shapes
+    ]
+    raw, templates = {}, {}
+    for signal, shape in shapes.items():
+        text = overrides.get(signal, BUILT_IN_PHRASES.get(signal))
+        if text is None:
+            fields = ", ".join("{" + f + "}" for f in SHAPES[shape].fields)
+            problems.append(f"'{signal}' has no template: add features.phrases.{signal} (a {shape} signal; fields: {fields})")
+            continue
+        try:
+            raw[signal], templates[signal] = text, _parse(text, SHAPES[shape], shape)
+        except ValueError as err:
+            problems.append(f"'{signal}': {err} in template {text!r}")
+    if problems:
+        raise ValueError("features.phrases:\n  - " + "\n  - ".join(problems))
+    by_signal: dict[str, list[FeatureDef]] = {}
+    for d in feature_catalog(spec):
+        by_signal.setdefault(d.signal, []).append(d)
+    readers = {signal: _reader(signal, shape, by_signal[signal], spec) for signal, shape in shapes.items()}
+    return Phrasebook(list(shapes), shapes, raw, templates, by_signal, readers)
+
+
+def _parse(raw: str, shape: Shape, shape_name: str) -> Template:
+    """Split a template into its alternatives and check each one renders with the shape's fields."""
+    default, by_state = None, {}
+    for part in (p.strip() for p in raw.split("|")):
+        match = re.fullmatch(r"\[\s*([^\]]+?)\s*\]\s*(.*)", part, flags=re.DOTALL)
+        if match is None:
+            if default is not None:
+                raise ValueError("more than one alternative without a [state]")
+            default = part
+            continue
+        state, text = match.group(1), match.group(2)
+        if state.startswith("="):
+            if shape_name != "category":
+                raise ValueError(f"[{state}] (one value) works only for category signals, this is a {shape_name} one")
+            state = "=" + _level_key(state[1:])
+        elif state not in shape.states:
+            raise ValueError(f"unknown state [{state}]; states: {', '.join(shape.states)}")
+        by_state[state] = text
+    uncovered = [s for s in shape.states if s not in by_state] if default is None else []
+    if uncovered:
+        raise ValueError(f"no text for state(s) {uncovered}: add a default alternative without [state]")
+    for text in [default, *by_state.values()]:
+        if text is None:
+            continue
+        if not text:
+            raise ValueError("an empty alternative")
+        for _, field, _, conversion in string.Formatter().parse(text):
+            if field is None:
+                continue
+            if field not in shape.fields:
+                raise ValueError(f"unknown field {{{field}}}; fields: {', '.join(shape.fields)}")
+            if conversion not in (None, "s", "r", *_CONVERSIONS):
+                raise ValueError(f"unknown conversion !{conversion}; use !u, !l, !c or !t")
+        try:
+            _FORMATTER.format(text, **shape.example)
+        except (ValueError, TypeError) as err:
+            raise ValueError(f"does not render ({err})") from None
+    return Template(default, by_state)
+
+
+def _render_input(features: pd.DataFrame, name: str, numbers: dict[str, np.ndarray], shape: str) -> np.ndarray:
+    """The values rendering depends on (recency in whole days), so fewer distinct rows to render."""
+    if shape == "category":
+        return features[name].to_numpy(dtype=object, na_value=None)
+    return np.floor(numbers[name]) if shape == "recency" else numbers[name]
+
+
+def _unique_rows(columns: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """First row of each distinct combination of the columns' values, and each row's combination."""
+    n = len(columns[0]) if columns else 0
+    if n <= 1:
+        return np.arange(n), np.arange(n)
+    combined = np.zeros(n, dtype=np.int64)
+    for values in columns:
+        codes, uniques = pd.factorize(values, use_na_sentinel=False)
+        combined, _ = pd.factorize(combined * len(uniques) + codes)  # stays below n: no overflow
+    _, first = np.unique(combined, return_index=True)
+    return first, combined
+
+
+def _level_key(value) -> str:
+    return str(value).strip().lower()
+
+
+def _reader(signal: str, shape: str, defs: list[FeatureDef], spec: FeatureParams) -> Reader:
+    """A function from one lead's values of the signal's features to (state, template fields)."""
+    if shape == "activity":
+        return lambda row: _read_activity(row, defs)
+    if shape == "recency":
+        return _read_recency
+    if shape == "trend":
+        return _read_trend
+    if shape == "email_domain":
+        return lambda row: _read_email_domain(row, [d.name for d in defs])
+    if shape == "flag":
+        return _read_flag
+    if shape == "icp":
+        criteria = _icp_criteria(spec)
+        return lambda row: _read_icp(row, criteria)
+    if shape == "category":
+        display = _LEVEL_DISPLAY.get(signal, {}) if signal in spec.derived else {}
+        return lambda row: _read_category(row, display)
+    return _read_number
+
+
+def _missing(value) -> bool:
+    return value is None or (isinstance(value, float) and math.isnan(value))
+
+
+def _number(value: float) -> str:
+    """1234.0 -> "1,234"; 2.50 -> "2.5": how a rep writes a number."""
+    if float(value).is_integer():
+        return f"{int(value):,}"
+    return f"{value:,.2f}".rstrip("0").rstrip(".")
+
+
+def _times(count: int) -> str:
+    return {1: "once", 2: "twice"}.get(count, f"{count} times")
+
+
+def _read_activity(row: list, defs: list[FeatureDef]) -> tuple[str, dict]:
+    windows = [(d.window_days, v) for d, v in zip(defs, row) if d.window_days is not None]
+    ever = [v for d, v in zip(defs, row) if d.window_days is None]
+    longest = windows[-1][0] if windows else 0
+    if all(_missing(v) for v in row):
+        return "unknown", {"value": "unknown", "count": 0, "times": _times(0), "s": "s", "days": longest}
+    shown = [f"{w}d: {_number(v)}" for w, v in windows if not _missing(v)]
+    shown += [f"ever: {'yes' if v else 'no'}" for v in ever if not _missing(v)]
+    active = [(w, v) for w, v in windows if not _missing(v) and v > 0]
+    if active:
+        state, (days, count) = "active", active[0]
+    else:
+        state = "earlier" if any(not _missing(v) and v > 0 for v in ever) else "none"
+        days, count = longest, 0
+    count = int(count)
+    fields = {"value": ", ".join(shown), "count": count, "times": _times(count), "s": "" if count == 1 else "s", "days": days}
+    return state, fields
+
+
+def _read_recency(row: list) -> tuple[str, dict]:
+    (days,) = row
+    if _missing(days):
+        return "unknown", {"value": "unknown", "days": RECENCY_CAP_DAYS, "ago": "unknown"}
+    if days >= RECENCY_CAP_DAYS:
+        return "none", {"value": f"none in {RECENCY_CAP_DAYS} days", "days": RECENCY_CAP_DAYS, "ago": "never"}
+    whole = int(days)
+    ago = "today" if whole == 0 else "yesterday" if whole == 1 else f"{whole} days ago"
+    return "recent", {"value": f"{whole} day{'' if whole == 1 else 's'}", "days": whole, "ago": ago}
+
+
+def _read_trend(row: list) -> tuple[str, dict]:
+    (change,) = row
+    if _missing(change):
+        return "unknown", {"value": "unknown", "change": 0}
+    state = "up" if change > 0 else "down" if change < 0 else "flat"
+    return state, {"value": f"{change:+.0f}" if change else "0", "change": _number(abs(change))}
+
+
+def _read_email_domain(row: list, names: list[str]) -> tuple[str, dict]:
+    flags = dict(zip(names, row))
+    if all(_missing(v) for v in row):
+        return "unknown", {"value": "unknown"}
+    for state, name in (("competitor", "email_competitor"), ("student", "email_student"), ("free", "email_free")):
+        if flags.get(name) == 1:
+            return state, {"value": state}
+    return "business", {"value": "business"}
+
+
+def _read_flag(row: list) -> tuple[str, dict]:
+    (flag,) = row
+    if _missing(flag):
+        return "unknown", {"value": "unknown"}
+    return ("yes", {"value": "yes"}) if flag else ("no", {"value": "no"})
+
+
+def _read_icp(row: list, criteria: int) -> tuple[str, dict]:
+    (share,) = row
+    matched = 0 if _missing(share) else int(round(share * criteria))
+    return ("some" if matched else "none"), {"value": f"{matched} of {criteria}", "matched": matched, "criteria": criteria}
+
+
+def _read_category(row: list, display: dict[str, str]) -> tuple[str, dict]:
+    (level,) = row
+    if _missing(level):
+        return "unknown", {"value": NOT_GIVEN}
+    if display:  # a built-in derived level such as "customer_success"
+        return "known", {"value": display.get(level, str(level).replace("_", " "))}
+    return "known", {"value": str(level)}  # the CRM's own value, as the rep knows it
+
+
+def _read_number(row: list) -> tuple[str, dict]:
+    (value,) = row
+    if _missing(value):
+        return "unknown", {"value": "unknown", "number": math.nan, "s": "s"}
+    fields = {"value": _number(value), "number": float(value), "s": "" if value == 1 else "s"}
+    return ("nonzero" if value else "zero"), fields

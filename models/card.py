@@ -1,0 +1,256 @@
+"""The model card: what one registered version is, what it was trained on and where it falls short.
+
+A RevOps lead deciding whether to trust a score, or an auditor months later, reads this rather than
+an MLflow run: data window, label policy, features, metrics against the peers on the same rows,
+calibration, and known limits worked out from the run itself (thin data, undated split, leakage
+warnings, a peer that keeps up, ...). `model_card` is pure; `log_card` stores it with the run and
+puts its summary on the registry version.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+
+from features.build import feature_catalog
+from models.metrics import calibration_bins
+from models.scorer import LeadScorer
+from models.splits import Split
+from pipelines.config import Params
+
+CARD_ARTIFACT = "model_card.md"
+# Below this many test conversions an AUC moves by several points from one sample to the next.
+FEW_TEST_CONVERSIONS = 100
+# A feature missing on more than this share of training rows mostly says "not filled in".
+MOSTLY_MISSING = 0.5
+# A peer within this much of the model's test AUC is "keeping up" (the model's edge is not proven).
+PEER_MARGIN = 0.01
+METRIC_COLUMNS = ["roc_auc", "pr_auc", "log_loss", "brier", "ece", "capture_top10", "capture_top20", "lift_top10"]
+
+
+def _table(frame: pd.DataFrame, index: bool = True, digits: int = 4) -> str:
+    """A DataFrame as a GitHub markdown table (numbers rounded, missing shown as an em dash)."""
+    if frame.empty:
+        return "_(no rows)_"
+    shown = frame.reset_index() if index else frame
+
+    def cell(value) -> str:
+        if isinstance(value, (float, np.floating)):
+            return "—" if np.isnan(value) else f"{value:.{digits}f}".rstrip("0").rstrip(".") if digits else f"{value:.0f}"
+        return "—" if value is None or (not isinstance(value, str) and pd.isna(value)) else str(value).replace("|", "\\|")
+
+    header = "| " + " | ".join(map(str, shown.columns)) + " |"
+    rule = "|" + "|".join("---" for _ in shown.columns) + "|"
+    rows = ["| " + " | ".join(cell(v) for v in row) + " |" for row in shown.itertuples(index=False)]
+    return "\n".join([header, rule, *rows])
+
+
+def _bullets(lines: Sequence[str]) -> str:
+    return "\n".join(f"- {line}" for line in lines)
+
+
+def _model_kind(scorer: LeadScorer) -> str:
+    cold = scorer.info.get("cold_start")
+    if cold:
+        return (f"cold-start peer **{cold['peer']}** (no learned model: {cold['closed_leads']:,} closed leads, "
+                f"{cold['conversions']:,} conversions), Platt-calibrated")
+    if scorer.gbm_coef and scorer.logistic_coef:
+        share = scorer.info.get("blend", {}).get("lightgbm_weight")
+        return f"LightGBM blended with a sign-constrained logistic regression (LightGBM share {share})"
+    return "LightGBM with monotone constraints" if scorer.gbm_coef else "sign-constrained logistic regression"
+
+
+def _summary(scorer: LeadScorer, params: Params, version: str, name: str) -> list[str]:
+    label, features = params.label, params.features
+    horizon = f"within {label.horizon_days} days of creation" if label.horizon_days else "at any time"
+    when = f"{features.snapshot_days:g} days after creation" if params.data.dated else "as exported (undated)"
+    info = scorer.info
+    lines = [
+        f"Model: `{name}`" + (f" version {version}" if version else " (not registered)"),
+        f"Predicts: probability that a lead reaches status {', '.join(label.converted_statuses)} {horizon}; "
+        f"training rows are seen as they looked {when}",
+        f"Output: calibrated probability, score 1–99 (= 100 × p), tier {' / '.join(scorer.tiers.names)} from "
+        "thresholds frozen at training, likely rejection reason"
+        + ("" if scorer.reasons is not None else " (no reason model in this version)"),
+        f"Kind: {_model_kind(scorer)}",
+        f"Trained at {info.get('trained_at', '?')} on data as of {info.get('as_of') or 'the export (undated)'}"
+        + (f"; MLflow run `{info['run_id']}`" if info.get("run_id") else ""),
+    ]
+    return lines
+
+
+def _data_window(training_set, split: Split | None) -> str:
+    ts = training_set
+    rate = ts.y.mean() if len(ts.y) else float("nan")
+    lines = [
+        f"Export: {len(ts.crm.leads):,} leads, "
+        f"{0 if ts.crm.activities is None else len(ts.crm.activities):,} activities",
+        f"Labelled (closed, mature) leads: {len(ts.y):,}, of which {int(ts.y.sum()):,} converted ({rate:.1%})",
+    ]
+    if ts.created_at is not None and len(ts.created_at):
+        lines.append(f"Leads created {ts.created_at.min():%Y-%m-%d} .. {ts.created_at.max():%Y-%m-%d}; "
+                     f"outcomes known as of {ts.as_of}")
+    out = _bullets(lines)
+    if split is not None:
+        parts = pd.DataFrame(
+            [{"part": name, "rows": len(rows), "conversions": int(ts.y[rows].sum()),
+              "from": f"{split.date_ranges[name][0]:%Y-%m-%d}" if name in split.date_ranges else "—",
+              "to": f"{split.date_ranges[name][1]:%Y-%m-%d}" if name in split.date_ranges else "—"}
+             for name, rows in split.parts().items()]
+        )
+        out += f"\n\nSplit: **{split.kind}**\n\n" + _table(parts, index=False, digits=0)
+    counts = pd.DataFrame(list(ts.labels.counts.items()), columns=["label rule", "leads"])
+    return out + "\n\nLeads per label rule:\n\n" + _table(counts, index=False, digits=0)
+
+
+def _label_policy(params: Params) -> str:
+    label = params.label
+    lines = [
+        f"Converted: {', '.join(label.converted_statuses)}"
+        + (f" within {label.horizon_days} days" if label.horizon_days else " (no horizon)"),
+        f"Rejected: {', '.join(label.rejected_statuses)}; the reason code decides (below); unknown reason → "
+        f"{label.unknown_reason}, missing reason → {label.missing_reason}",
+        f"Open: censored until the horizon passes, then negative; mature cohorts only: {label.mature_only}",
+        f"Soft negatives weigh {label.soft_negative_weight}",
+    ]
+    actions = {**{f"status {k}": v for k, v in label.status_policy.items()},
+               **{f"reason {k}": v for k, v in label.reasons.items()}}
+    table = pd.DataFrame(list(actions.items()), columns=["outcome", "action"])
+    return _bullets(lines) + "\n\n" + _table(table, index=False)
+
+
+def _features(params: Params, training_set) -> str:
+    catalog = feature_catalog(params.features)
+    frame = training_set.features if training_set is not None else None
+    rows = []
+    for d in catalog:
+        missing = float(frame[d.name].isna().mean()) if frame is not None and d.name in frame and len(frame) else np.nan
+        rows.append({"feature": d.name, "kind": d.kind, "signal": d.signal,
+                     "direction": {1: "never lowers", -1: "never raises", 0: ""}[d.monotone],
+                     "missing in training": missing})
+    note = ("Point in time: activity features count only events before the snapshot; e-mail is never a raw "
+            "feature (only its domain type); category levels seen fewer than 10 times, or never, share one "
+            "`__other__` level.")
+    return note + "\n\n" + _table(pd.DataFrame(rows), index=False, digits=3)
+
+
+def _metrics(evaluation) -> str:
+    table = evaluation.table[[c for c in METRIC_COLUMNS if c in evaluation.table]].rename_axis("scorer")
+    rows, positives = evaluation.table.iloc[0][["rows", "positives"]]
+    return (f"Same {rows:.0f} test leads ({positives:.0f} conversions) for every scorer:\n\n" + _table(table))
+
+
+def _calibration(scorer: LeadScorer, evaluation, params: Params) -> str:
+    from pipelines.evaluate import LEADSCORE
+
+    lines = [f"Calibrator: {scorer.calibrator.method}, fit on its own split (never on training or test rows)"]
+    body = ""
+    if evaluation is not None and LEADSCORE in evaluation.test_probabilities:
+        p = evaluation.test_probabilities[LEADSCORE]
+        lines.append(f"ECE on test: {evaluation.metrics()['ece']:.4f}")
+        bins = calibration_bins(evaluation.y_test, p, bins=params.evaluate.ece_bins)
+        bins = bins.rename(columns={"mean_p": "predicted", "observed": "observed"})[["predicted", "observed", "rows"]]
+        body = "\n\nPredicted vs observed conversion on test (equal-count bins):\n\n" + _table(bins, index=False, digits=3)
+        if not evaluation.tiers.empty:
+            tiers = evaluation.tiers.assign(min_probability=pd.Series(scorer.tiers.as_dict()))
+            body += "\n\nTiers (threshold = minimum calibrated p; conversion on test):\n\n" + _table(tiers, digits=3)
+    return _bullets(lines) + body
+
+
+def known_limits(scorer: LeadScorer, params: Params, evaluation=None, training_set=None, split: Split | None = None) -> list[str]:
+    """Limits worked out from this run, then the ones every version shares."""
+    from pipelines.evaluate import LEADSCORE
+
+    limits = []
+    cold = scorer.info.get("cold_start")
+    if cold:
+        limits.append(f"{cold['why']}. The peer ranks by fixed rules/frequencies and will not learn interactions; "
+                      "retrain once enough outcomes have closed.")
+    if split is not None and split.kind != "out_of_time":
+        limits.append("Undated export: figures come from a random (stratified) hold-out, not from newer leads, so "
+                      "they overstate how the model does on next quarter's leads.")
+    if evaluation is not None:
+        metrics = evaluation.metrics()
+        if metrics["positives"] < FEW_TEST_CONVERSIONS:
+            limits.append(f"Only {metrics['positives']:.0f} conversions in the test rows: AUC and capture figures "
+                          "are uncertain by several points.")
+        if metrics["ece"] > params.retrain.max_ece:
+            limits.append(f"Calibration error on test is {metrics['ece']:.3f} (gate {params.retrain.max_ece}): read "
+                          "probabilities as a ranking more than as exact odds.")
+        for peer, row in evaluation.table.drop(index=LEADSCORE, errors="ignore").iterrows():
+            if row["roc_auc"] >= metrics["roc_auc"] - PEER_MARGIN:
+                how = "beats" if row["roc_auc"] > metrics["roc_auc"] else f"comes within {PEER_MARGIN} AUC of"
+                limits.append(f"Peer {peer} {how} the model on test ({row['roc_auc']:.4f} vs "
+                              f"{metrics['roc_auc']:.4f}): the model's edge over it is not proven.")
+    if training_set is not None:
+        limits += [f"Leakage warning: {leak.message}" for leak in training_set.leaks]
+        missing = training_set.features.isna().mean() if len(training_set.features) else pd.Series(dtype=float)
+        mostly = sorted(missing[missing > MOSTLY_MISSING].index)
+        if mostly:
+            limits.append(f"Mostly missing in training (>{MOSTLY_MISSING:.0%}): {', '.join(mostly)}; their effect "
+                          "rests on few rows.")
+    violations = scorer.info.get("monotone_violations")
+    if violations:
+        limits.append(f"Declared directions broken on validation rows: {', '.join(violations)}.")
+    if params.data.dated:
+        limits.append(f"Trained on leads as seen {params.features.snapshot_days:g} days after creation: a lead scored "
+                      "earlier has had less time to show activity, so its intent signals read lower.")
+    limits.append("Sources, campaigns and other category values that appeared after training are scored as "
+                  "`__other__`; a shift in a source's quality shows up only after retraining (see `leadscore monitor`).")
+    limits.append("Labels are sales decisions: a lead rejected for a reason the policy marks negative teaches the "
+                  "model that such leads do not convert, whatever the rep's capacity was that week.")
+    return limits
+
+
+def model_card(
+    scorer: LeadScorer,
+    params: Params,
+    *,
+    evaluation=None,
+    training_set=None,
+    split: Split | None = None,
+    version: str = "",
+) -> str:
+    """The markdown card of one trained scorer.
+
+    Args:
+        scorer: the trained LeadScorer (its `info` carries trained_at, as_of, run_id, blend, ...).
+        params: the params it was trained with (label policy, features, gate thresholds).
+        evaluation: `pipelines.evaluate.Evaluation` on the test rows (metrics vs peers, calibration).
+        training_set: `pipelines.dataset.TrainingSet` it was trained on (data window, label counts).
+        split: the split of that set (part sizes and dates).
+        version: registry version, "" when not registered.
+    """
+    name = params.tracking.registered_model
+    sections = [
+        f"# Model card: {name}" + (f" v{version}" if version else ""),
+        "## Summary\n\n" + _bullets(_summary(scorer, params, version, name)),
+    ]
+    if training_set is not None:
+        sections.append("## Data window\n\n" + _data_window(training_set, split))
+    sections.append("## Label policy\n\n" + _label_policy(params))
+    sections.append("## Features\n\n" + _features(params, training_set))
+    if evaluation is not None:
+        sections.append("## Metrics vs peers\n\n" + _metrics(evaluation))
+    sections.append("## Calibration\n\n" + _calibration(scorer, evaluation, params))
+    sections.append("## Known limits\n\n" + _bullets(known_limits(scorer, params, evaluation, training_set, split)))
+    return "\n\n".join(sections) + "\n"
+
+
+def log_card(card: str, params: Params, version: str = "") -> None:
+    """Store the card with the active MLflow run; a registered version also gets its summary as description.
+
+    The registry's description field is short (5,000 characters), so it holds the summary and the path
+    of the full card in the run.
+    """
+    import mlflow
+    from mlflow.tracking import MlflowClient
+
+    mlflow.log_text(card, CARD_ARTIFACT)
+    if version:
+        summary = card.split("## Data window")[0].split("## Label policy")[0].strip()
+        run = mlflow.active_run()
+        link = f"\n\nFull model card: `runs:/{run.info.run_id}/{CARD_ARTIFACT}`" if run else ""
+        MlflowClient().update_model_version(params.tracking.registered_model, version, description=(summary + link)[:5000])

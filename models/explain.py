@@ -1,0 +1,329 @@
+"""Why a lead got its score: the top positive and negative factors, in words and score points.
+
+Sales reps ignore a number they cannot explain, so every score can come with its factors. A factor
+is one *signal* (``FeatureDef.signal``): all windows of pricing views and the "ever viewed" flag
+together are one factor, worded by ``features.phrases`` ("Viewed pricing 4 times in the last 7 days").
+
+How a factor is measured:
+
+- **contribution** (log-odds of the scorer's margin): the margin is split exactly over the
+  features, ``base + sum(contributions) == margin``. The LightGBM part is path-dependent
+  TreeSHAP (the values ``shap.TreeExplainer`` gives: relative to the average training lead the
+  trees saw), times the blend coefficient. The logistic part is exact and linear: coefficient times the
+  peer's own standardised design value, one-hot and missing-indicator columns added back to their
+  source feature; numeric inputs are centred on the training mean by the peer's scaler and the
+  level coefficients of a category average about zero (L2 with a free intercept), so the
+  intercept is the base and a feature's contribution reads "compared with an average lead".
+  A feature's contributions from both parts add up; a signal's are the sum of its features'.
+- **points**: the score is ``round(100 * calibrated probability)``. A factor's points are the
+  exact counterfactual ``100 * (calibrator(margin) - calibrator(margin - contribution))``:
+  "without this factor the score would be N points lower" (or higher, for a negative factor).
+  The calibrator is monotone, so points never have the opposite sign of the contribution; a
+  flat stretch of isotonic calibration can make a small factor worth 0 points, which is honest.
+  Points of several factors need not add up to the score: calibration is not linear.
+
+Factors are ranked by |points|, then |contribution|. Everything except building the returned
+objects and rendering each distinct phrase once is vectorised over leads.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import lightgbm as lgb
+import numpy as np
+import pandas as pd
+from scipy.special import expit
+
+from features.phrases import phrasebook
+from models.calibration import to_score
+from models.gbm import predict_threads
+
+if TYPE_CHECKING:
+    from models.peers import LogisticPeer
+    from models.scorer import LeadScorer
+
+
+
+@dataclass(slots=True)
+class Factor:
+    """One signal's part in one lead's score.
+
+    Attributes:
+        signal: ``FeatureDef.signal``; every feature of the signal is grouped into this factor.
+        phrase: what a rep reads, e.g. "Viewed pricing 4 times in the last 7 days".
+        value: the lead's own value(s) of the signal, for display ("7d: 4, 30d: 6, 90d: 9").
+        contribution: the signal's share of the margin, in log-odds.
+        points: score points this factor is worth: the score minus the score without it.
+    """
+
+    signal: str
+    phrase: str
+    value: str
+    contribution: float
+    points: float
+
+
+@dataclass(slots=True)
+class Explanation:
+    """One lead's score and the factors behind it.
+
+    Attributes:
+        lead_id: the lead.
+        base: margin of a lead with no factor (log-odds); ``base + sum of contributions == margin``.
+        margin: the scorer's raw blended log-odds; probability = calibrator(margin).
+        probability: calibrated probability of conversion; score: round(100 * probability), 1-99.
+        positives: the top factors raising the score, largest effect first.
+        negatives: the top factors lowering it, largest effect first.
+        factors: every signal, largest effect first (factors worth nothing included).
+    """
+
+    lead_id: str
+    base: float
+    margin: float
+    probability: float
+    score: int
+    positives: list[Factor]
+    negatives: list[Factor]
+    factors: list[Factor]
+
+
+def contributions(scorer: LeadScorer, features: pd.DataFrame) -> tuple[np.ndarray, pd.DataFrame]:
+    """Split each lead's margin over the features, exactly.
+
+    Args:
+        scorer: a fitted LeadScorer.
+        features: its feature frame (``scorer.build`` output), any number of rows.
+
+    Returns:
+        (base, contributions): base margin per row, and per-feature contributions in margin
+        log-odds (index of ``features``, columns ``scorer.feature_names``), such that
+        ``base + contributions.sum(axis=1) == scorer.margin(features)`` (to float rounding).
+    """
+    base, values = _contribution_arrays(scorer, features)
+    return base, pd.DataFrame(values, index=features.index, columns=scorer.feature_names)
+
+
+def by_signal(scorer: LeadScorer, contributions: pd.DataFrame) -> pd.DataFrame:
+    """Per-feature contributions summed per signal; columns are the signals in catalog order."""
+    signals, membership = _signal_membership(scorer)
+    names = scorer.feature_names
+    return pd.DataFrame(contributions[names].to_numpy() @ membership, index=contributions.index, columns=signals)
+
+
+def explain(scorer: LeadScorer, features: pd.DataFrame, top_k: int = 3) -> list[Explanation]:
+    """Score, top ``top_k`` positive and negative factors, and every factor, per lead.
+
+    Args:
+        scorer: a fitted LeadScorer (its ``features.phrases`` word the factors).
+        features: its feature frame (``scorer.build`` output); 0 rows give [].
+        top_k: factors per side (params ``serving.top_factors``).
+
+    Returns:
+        One Explanation per row, in row order. Scores equal ``scorer.predict``'s.
+    """
+    _check_top_k(top_k)
+    if len(features) == 0:
+        return []
+    b = _explain_batch(scorer, features)
+    lead_ids = features.index.astype(str).tolist()
+    every = _rank(b.points, b.contribution, np.ones(b.contribution.shape, dtype=bool))
+    rows = zip(
+        lead_ids, b.base.tolist(), b.margin.tolist(), b.probability.tolist(), b.score.tolist(),
+        b.phrases.tolist(), b.values.tolist(), b.contribution.tolist(), b.points.tolist(), every.tolist(),
+        b.positive_order[:, :top_k].tolist(), b.n_positive.tolist(),
+        b.negative_order[:, :top_k].tolist(), b.n_negative.tolist(),
+    )
+    out = []
+    for lead, base, margin, p, score, phrase, value, contribution, points, order, pos, n_pos, neg, n_neg in rows:
+        factors = list(map(Factor, b.signals, phrase, value, contribution, points))
+        out.append(
+            Explanation(
+                lead_id=lead, base=base, margin=margin, probability=p, score=score,
+                positives=[factors[j] for j in pos[:n_pos]],
+                negatives=[factors[j] for j in neg[:n_neg]],
+                factors=[factors[j] for j in order],
+            )
+        )
+    return out
+
+
+def factor_columns(scorer: LeadScorer, features: pd.DataFrame, top_k: int = 3) -> pd.DataFrame:
+    """The top factors as flat columns, which a CRM import maps onto plain text and number fields.
+
+    Columns, for rank r = 1..top_k: ``top_positive_r`` (phrase) and ``top_positive_r_points``,
+    then ``top_negative_r`` and ``top_negative_r_points``; empty where a lead has fewer factors
+    on that side. Points are rounded to 0.1. Rows follow ``features`` (RangeIndex, like
+    ``scorer.predict``); no Python runs per lead.
+    """
+    _check_top_k(top_k)
+    b = _explain_batch(scorer, features)
+    columns: dict[str, np.ndarray] = {}
+    for side, order, count in (("positive", b.positive_order, b.n_positive), ("negative", b.negative_order, b.n_negative)):
+        for rank in range(top_k):
+            shown = count > rank
+            signal = order[:, min(rank, order.shape[1] - 1), None]  # any column where nothing is shown
+            phrase = np.take_along_axis(b.phrases, signal, axis=1)[:, 0]
+            points = np.take_along_axis(b.points, signal, axis=1)[:, 0]
+            columns[f"top_{side}_{rank + 1}"] = np.where(shown, phrase, None)
+            columns[f"top_{side}_{rank + 1}_points"] = np.where(shown, np.round(points, 1), np.nan)
+    return pd.DataFrame(columns)
+
+
+def _check_top_k(top_k: int) -> None:
+    if top_k < 1:
+        raise ValueError(f"top_k must be at least 1, got {top_k}")
+
+
+# --- the vectorised core ------------------------------------------------------------------------
+
+
+@dataclass
+class _Batch:
+    """Every number and phrase of a batch's explanations; per-signal arrays are (leads, signals)."""
+
+    signals: list[str]
+    base: np.ndarray
+    margin: np.ndarray
+    probability: np.ndarray
+    score: np.ndarray
+    contribution: np.ndarray
+    points: np.ndarray
+    phrases: np.ndarray
+    values: np.ndarray
+    positive_order: np.ndarray  # signal positions, strongest raising factor first
+    n_positive: np.ndarray  # how many signals raise the score, per lead
+    negative_order: np.ndarray
+    n_negative: np.ndarray
+
+
+def _explain_batch(scorer: LeadScorer, features: pd.DataFrame) -> _Batch:
+    base, per_feature = _contribution_arrays(scorer, features)
+    signals, membership = _signal_membership(scorer)
+    contribution = per_feature @ membership
+    margin = base + per_feature.sum(axis=1)
+    probability = scorer.calibrator.predict(margin)
+    without = scorer.calibrator.predict((margin[:, None] - contribution).ravel()).reshape(contribution.shape)
+    points = 100 * (probability[:, None] - without)
+    phrases, values = phrasebook(scorer.features).render(features)
+    raises, lowers = contribution > 0, contribution < 0
+    return _Batch(
+        signals=signals, base=base, margin=margin,
+        probability=probability, score=to_score(probability), contribution=contribution, points=points,
+        phrases=phrases, values=values,
+        positive_order=_rank(points, contribution, raises), n_positive=raises.sum(axis=1),
+        negative_order=_rank(points, contribution, lowers), n_negative=lowers.sum(axis=1),
+    )
+
+
+def _rank(points: np.ndarray, contribution: np.ndarray, eligible: np.ndarray) -> np.ndarray:
+    """Signal positions per row: eligible ones first, by |points| then |contribution|, largest first."""
+    magnitude = np.where(eligible, np.abs(points), -np.inf)
+    tie = np.where(eligible, np.abs(contribution), -np.inf)
+    return np.lexsort((-tie, -magnitude), axis=-1)
+
+
+def _contribution_arrays(scorer: LeadScorer, features: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    """``contributions`` as arrays: base (rows,) and values (rows, scorer.feature_names)."""
+    names = scorer.feature_names
+    n = len(features)
+    base = np.zeros(n)
+    values = np.zeros((n, len(names)))
+    if n == 0:
+        return base, values
+    if scorer.gbm_coef:
+        tree_base, tree_values, columns = _tree_contributions(scorer.booster, scorer.encoder.transform(features))
+        base += scorer.gbm_coef * tree_base
+        values[:, _positions(names, columns)] += scorer.gbm_coef * tree_values
+    if scorer.logistic_coef:
+        linear_base, linear_values, columns = _linear_contributions(scorer.logistic, features)
+        base += scorer.logistic_coef * linear_base
+        values[:, _positions(names, columns)] += scorer.logistic_coef * linear_values
+    return base, values
+
+
+def _signal_membership(scorer: LeadScorer) -> tuple[list[str], np.ndarray]:
+    """Signals in catalog order and the (features, signals) 0/1 matrix that sums features into them."""
+    catalog = scorer.catalog
+    signals = list(dict.fromkeys(d.signal for d in catalog))
+    membership = np.zeros((len(catalog), len(signals)))
+    membership[np.arange(len(catalog)), [signals.index(d.signal) for d in catalog]] = 1.0
+    return signals, membership
+
+
+def _positions(names: list[str], columns: list[str]) -> np.ndarray:
+    where = {name: i for i, name in enumerate(names)}
+    return np.array([where[c] for c in columns], dtype=np.intp)
+
+
+def _tree_contributions(booster: lgb.Booster, encoded: pd.DataFrame) -> tuple[float, np.ndarray, list[str]]:
+    """TreeSHAP values of the booster's raw log-odds: (expected value, (rows, columns), columns).
+
+    LightGBM's own TreeSHAP (``pred_contrib``) is what ``shap.TreeExplainer`` runs for a LightGBM
+    booster (path-dependent, no background data); calling it directly returns the same values
+    (tested) without parsing every tree into SHAP's structures, and lets a small batch run on one
+    thread: OpenMP's thread hand-off costs milliseconds per call on a busy machine.
+    """
+    values = booster.predict(encoded, pred_contrib=True, num_threads=predict_threads(len(encoded)))
+    return float(values[0, -1]), values[:, :-1], list(encoded.columns)
+
+
+def _linear_contributions(peer: LogisticPeer, features: pd.DataFrame) -> tuple[float, np.ndarray, list[str]]:
+    """Exact logistic contributions: (intercept, (rows, peer features), peer features).
+
+    Coefficient times the peer's transformed design value, summed back onto each source feature.
+    The scorer takes logit(clip(p, 1e-6, 1 - 1e-6)); on rows where the clip bites (|log-odds| >
+    13.8), contributions are scaled down together so they still add up to the clipped margin.
+    """
+    # The scorer's own clip, so the parts add up to its margin (imported here: models.scorer imports
+    # this module).
+    from models.scorer import _logit
+
+    design = peer.preprocessor_.transform(peer._design(features))  # dense or sparse: @ gives an array
+    values = np.asarray(design @ _design_weights(peer))
+    intercept = float(peer.model_.intercept_[0])
+    linear = values.sum(axis=1)
+    clipped = _logit(expit(intercept + linear)) - intercept
+    scale = np.divide(clipped, linear, out=np.ones_like(linear), where=linear != 0)
+    return intercept, values * scale[:, None], list(peer.features_)
+
+
+def _design_weights(peer: LogisticPeer) -> np.ndarray:
+    """(design columns, peer features) matrix: each column's coefficient in its source feature's slot."""
+    sources = _design_sources(peer)
+    features = list(peer.features_)
+    weights = np.zeros((len(sources), len(features)))
+    weights[np.arange(len(sources)), [features.index(s) for s in sources]] = peer.model_.coef_[0]
+    return weights
+
+
+def _design_sources(peer: LogisticPeer) -> list[str]:
+    """The source feature of every column of the peer's design matrix, in column order.
+
+    Numeric block: imputed values, then missing indicators (one per feature that had gaps at fit);
+    categorical block: one column per kept level per feature, rare levels sharing one.
+    """
+    transformer = peer.preprocessor_
+    sources: list[str | None] = [None] * len(peer.model_.coef_[0])
+    for name, fitted, columns in transformer.transformers_:
+        block = transformer.output_indices_[name]
+        if name == "numeric":
+            indicator = fitted[0].indicator_
+            flagged = [] if indicator is None else [columns[i] for i in indicator.features_]
+            names = [*columns, *flagged]
+        elif name == "categorical":
+            names = []
+            for column, levels, rare in zip(columns, fitted.categories_, fitted.infrequent_categories_):
+                names += [column] * (len(levels) - (len(rare) - 1 if rare is not None else 0))
+        else:
+            continue
+        if len(names) != block.stop - block.start:
+            raise RuntimeError(
+                f"logistic design block {name!r} has {block.stop - block.start} columns, expected {len(names)}: "
+                "the peer's preprocessing changed; update models/explain._design_sources"
+            )
+        sources[block] = names
+    if any(s is None for s in sources):
+        raise RuntimeError("logistic design has columns with no source feature; update models/explain._design_sources")
+    return sources

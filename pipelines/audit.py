@@ -1,0 +1,871 @@
+"""`leadscore audit`: which signals predict wins, and why leads from a source get rejected.
+
+For marketing, not for the model builder: six sections, each a table and a plot, written as one
+self-contained HTML page (plots embedded as PNG), the same tables as CSV and JSON, and logged to MLflow
+as artifacts of a run tagged ``audit`` in the model's experiment.
+
+1. Signal importance: mean |SHAP contribution| per signal (log-odds, all features of a signal summed,
+   e.g. every window of pricing views) and its direction. Direction is read differently per kind:
+   * numeric signals: Spearman rank correlation between the signal's value (the sum of its features,
+     e.g. pricing views over all windows) and its contribution. A "present vs absent" mean was the
+     alternative, but "present" has no meaning for a continuous value (visits, company size), and
+     SHAP contributions average to about zero over rows, so a mean alone says little; a rank
+     correlation reads "more of it raises / lowers the score" for counts, flags and amounts alike,
+     and ignores scale and outliers.
+   * categorical signals have no order, so no sign: the audit names the level that helps most and
+     the one that hurts most (mean contribution per level, levels with too few rows left out).
+2. Dependence of the top signals: value (binned) against contribution.
+3. Lead sources and campaigns, from every lead of the export with an outcome: conversion rate,
+   acceptance rate (share not rejected), the rejection reasons mix and won revenue when the export
+   has deal amounts.
+4. Conversion and lift per tier, and the share of conversions in the top of the list.
+5. Calibration: does "30 %" mean 30 %.
+6. What changed against the previous registered version (or one named with ``--compare-to``).
+
+Sections 1, 2, 4, 5 and 6 use the held-out test rows of the training split (the model never saw
+them); every section function takes frames, so a notebook can recompute any of them on a slice.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+import json
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+
+import mlflow
+import numpy as np
+import pandas as pd
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+from mlflow.tracking import MlflowClient
+
+from features.build import FeatureDef, clean_text
+from models import explain
+from models.calibration import TierThresholds
+from models.metrics import calibration_bins, capture_at, evaluate_scores, expected_calibration_error, tier_table
+from models.plots import calibration_plot, importance_plot
+from models.scorer import LeadScorer
+from models.splits import make_split
+from pipelines import tracking
+from pipelines.config import EvaluateParams, LabelParams, Params
+from pipelines.dataset import TrainingSet, assemble
+
+TOP_SIGNALS = 6  # signals with a dependence plot
+PLOTTED_SIGNALS = 20  # bars in the importance plot
+MIN_LEVEL_ROWS = 20  # a category level needs this many rows to be named as helping / hurting most
+DIRECTION_THRESHOLD = 0.1  # |Spearman rho| below this reads as "no consistent direction"
+DEPENDENCE_BINS = 10  # quantile bins of a numeric signal in the dependence table
+TOP_REASONS = 3  # rejection reasons named per source / campaign; the rest are pooled
+PLOTTED_SEGMENTS = 12  # sources / campaigns in the segment plots, most leads first
+HEADLINE_SEGMENTS = 5  # sources / campaigns with a rejection headline, most rejections first
+SEGMENT_COLUMNS = ("lead_source", "campaign")
+
+MISSING = "(missing)"
+UNKNOWN_SEGMENT = "(unknown)"
+NO_REASON = "(no reason given)"
+OTHER_REASONS = "(other reasons)"
+SCORER_LABEL = "leadscore"
+# matplotlib's categorical colours for named reasons (pooled and missing reasons are grey), cycled.
+REASON_COLORS = [f"tab:{c}" for c in ("blue", "orange", "green", "red", "purple", "brown", "pink", "olive", "cyan")]
+
+
+@dataclass
+class ExplainedRows:
+    """Leads the audit explains, aligned by position: features, outcome, calibrated p, contributions.
+
+    Attributes:
+        features: feature frame, index lead_id.
+        y: 1.0 converted, 0.0 not.
+        probability: calibrated probability of conversion.
+        signals: SHAP contribution per signal, in log-odds (models.explain.by_signal).
+    """
+
+    features: pd.DataFrame
+    y: np.ndarray
+    probability: np.ndarray
+    signals: pd.DataFrame
+
+    def subset(self, mask: Sequence[bool] | np.ndarray | pd.Series) -> "ExplainedRows":
+        """The rows where `mask` is true (same order)."""
+        keep = np.asarray(mask, dtype=bool)
+        return ExplainedRows(self.features[keep], self.y[keep], self.probability[keep], self.signals[keep])
+
+    def segment(self, column: str, value: str) -> "ExplainedRows":
+        """The leads whose feature `column` equals `value` (compared stripped and lower-cased, as stored).
+
+        Raises:
+            KeyError: `column` is not a feature; the message lists the categorical ones.
+        """
+        if column not in self.features.columns:
+            text = [c for c in self.features.columns if not pd.api.types.is_numeric_dtype(self.features[c])]
+            raise KeyError(f"{column!r} is not a feature of this model; segment by one of {text}")
+        wanted = str(value).strip().lower()
+        return self.subset(self.features[column].astype("str").str.strip().str.lower().eq(wanted).fillna(False))
+
+
+@dataclass
+class Section:
+    """One part of the report: sentences to read first, then tables and figures."""
+
+    key: str
+    title: str
+    notes: list[str] = field(default_factory=list)
+    tables: dict[str, pd.DataFrame] = field(default_factory=dict)
+    figures: dict[str, Figure] = field(default_factory=dict)
+
+
+@dataclass
+class Audit:
+    model: dict  # what was audited: registry name/version/alias, training run, as_of, rows
+    sections: list[Section]
+    rows: ExplainedRows  # the explained test rows, for slicing in a notebook
+
+
+@dataclass
+class PreviousModel:
+    """The model the audited one is compared with."""
+
+    label: str  # "version 3" or "version 3 (alias old_champion)"
+    scorer: LeadScorer
+
+
+@dataclass
+class AuditResult:
+    audit: Audit
+    paths: list[Path]
+    run_id: str
+
+
+# ---------------------------------------------------------------- rows and signals
+
+
+def explain_rows(scorer: LeadScorer, features: pd.DataFrame, y: Sequence[float] | np.ndarray) -> ExplainedRows:
+    """Calibrated p and SHAP contributions per signal of `scorer` on `features`."""
+    _, contributions = explain.contributions(scorer, features)
+    return ExplainedRows(
+        features=features,
+        y=np.asarray(y, dtype=np.float64),
+        probability=scorer.predict_proba(features),
+        signals=explain.by_signal(scorer, contributions),
+    )
+
+
+def _features_by_signal(catalog: list[FeatureDef]) -> dict[str, list[FeatureDef]]:
+    out: dict[str, list[FeatureDef]] = {}
+    for definition in catalog:
+        out.setdefault(definition.signal, []).append(definition)
+    return out
+
+
+def signal_values(features: pd.DataFrame, catalog: list[FeatureDef]) -> pd.DataFrame:
+    """The value each signal's contribution is read against, one column per signal.
+
+    A numeric signal is the sum of its numeric features (pricing views over all windows; NaN when all
+    are missing); a categorical signal is its category column as stored (lower-cased).
+    """
+    values = {}
+    for signal, definitions in _features_by_signal(catalog).items():
+        numeric = [d.name for d in definitions if d.kind == "numeric"]
+        if numeric:
+            values[signal] = features[numeric].sum(axis=1, min_count=1)
+        else:
+            values[signal] = features[definitions[0].name]
+    return pd.DataFrame(values, index=features.index)
+
+
+def _signal_kinds(catalog: list[FeatureDef]) -> dict[str, str]:
+    return {
+        signal: "numeric" if any(d.kind == "numeric" for d in definitions) else "categorical"
+        for signal, definitions in _features_by_signal(catalog).items()
+    }
+
+
+def _level_effects(values: pd.Series, contribution: pd.Series) -> pd.DataFrame:
+    """Mean contribution and rows per category level (missing as its own level), best first."""
+    levels = values.astype(object).where(values.notna(), MISSING)
+    effects = contribution.groupby(levels.to_numpy()).agg(["mean", "size"])
+    return effects.sort_values(["mean", "size"], ascending=[False, False])
+
+
+def signal_importance(rows: ExplainedRows, catalog: list[FeatureDef]) -> pd.DataFrame:
+    """Per signal, most important first: how much it moves scores, and which way.
+
+    Returns:
+        ``signal``, ``kind``, ``mean_abs_contribution`` (log-odds), ``share`` (of the total),
+        ``direction`` (numeric: Spearman rho of value vs contribution), ``best_value`` /
+        ``best_contribution`` and ``worst_value`` / ``worst_contribution`` (categorical: the levels
+        with at least MIN_LEVEL_ROWS rows that raise / lower scores most), and ``reading`` in words.
+    """
+    values = signal_values(rows.features, catalog)
+    kinds = _signal_kinds(catalog)
+    mean_abs = rows.signals.abs().mean()
+    total = mean_abs.sum()
+    records = []
+    for signal in rows.signals.columns:
+        kind = kinds[signal]
+        record = {
+            "signal": signal,
+            "kind": kind,
+            "mean_abs_contribution": float(mean_abs[signal]),
+            "share": float(mean_abs[signal] / total) if total > 0 else math.nan,
+            "direction": math.nan,
+            "best_value": None,
+            "best_contribution": math.nan,
+            "worst_value": None,
+            "worst_contribution": math.nan,
+        }
+        contribution = rows.signals[signal]
+        if not contribution.abs().gt(0).any():
+            record["reading"] = "does not move any of these leads' scores"
+        elif kind == "numeric":
+            value = values[signal].astype("float64")
+            varies = value.nunique() > 1 and contribution.nunique() > 1
+            rho = value.corr(contribution, method="spearman") if varies else math.nan
+            record["direction"] = float(rho)
+            if math.isnan(rho):
+                record["reading"] = "no variation in these leads"
+            elif rho >= DIRECTION_THRESHOLD:
+                record["reading"] = f"more of it raises the score (rho {rho:+.2f})"
+            elif rho <= -DIRECTION_THRESHOLD:
+                record["reading"] = f"more of it lowers the score (rho {rho:+.2f})"
+            else:
+                record["reading"] = f"no consistent direction (rho {rho:+.2f})"
+        else:
+            effects = _level_effects(values[signal], contribution)
+            named = effects[effects["size"] >= MIN_LEVEL_ROWS]
+            effects = named if len(named) else effects
+            record |= {
+                "best_value": str(effects.index[0]),
+                "best_contribution": float(effects["mean"].iloc[0]),
+                "worst_value": str(effects.index[-1]),
+                "worst_contribution": float(effects["mean"].iloc[-1]),
+            }
+            record["reading"] = (
+                f"helps most: {record['best_value']} ({record['best_contribution']:+.2f}); "
+                f"hurts most: {record['worst_value']} ({record['worst_contribution']:+.2f})"
+            )
+        records.append(record)
+    columns = ["signal", "kind", "mean_abs_contribution", "share", "direction", "best_value", "best_contribution",
+               "worst_value", "worst_contribution", "reading"]
+    table = pd.DataFrame(records, columns=columns)
+    return table.sort_values(["mean_abs_contribution", "signal"], ascending=[False, True], na_position="last").reset_index(drop=True)
+
+
+def dependence_table(
+    rows: ExplainedRows, catalog: list[FeatureDef], signals: Sequence[str], bins: int = DEPENDENCE_BINS
+) -> pd.DataFrame:
+    """Mean contribution per value of each signal: quantile bins for numbers, levels for categories.
+
+    Returns:
+        ``signal``, ``value`` (bin or level as text), ``rows``, ``mean_value`` (numeric signals) and
+        ``mean_contribution``; numeric bins in value order (missing last), levels best first.
+    """
+    values = signal_values(rows.features, catalog)
+    kinds = _signal_kinds(catalog)
+    parts = []
+    for signal in signals:
+        contribution = rows.signals[signal]
+        if kinds[signal] == "numeric":
+            number = values[signal].astype("float64")
+            if number.nunique() > bins:
+                group = pd.qcut(number, bins, duplicates="drop", precision=3).astype(object).map(str, na_action="ignore")
+            else:
+                group = number.map(lambda v: f"{v:g}", na_action="ignore")
+            group = group.where(number.notna(), MISSING)
+            table = pd.DataFrame({"group": group, "value": number, "contribution": contribution})
+            part = table.groupby("group").agg(
+                rows=("contribution", "size"), mean_value=("value", "mean"), mean_contribution=("contribution", "mean")
+            )
+            part = part.sort_values("mean_value", na_position="last")
+        else:
+            effects = _level_effects(values[signal], contribution)
+            part = pd.DataFrame(
+                {"rows": effects["size"], "mean_value": math.nan, "mean_contribution": effects["mean"]}
+            )
+        part = part.rename_axis("value").reset_index()
+        part.insert(0, "signal", signal)
+        parts.append(part)
+    columns = ["signal", "value", "rows", "mean_value", "mean_contribution"]
+    if not parts:
+        return pd.DataFrame(columns=columns)
+    return pd.concat(parts, ignore_index=True)[columns]
+
+
+# ---------------------------------------------------------------- sources and campaigns
+
+
+def lead_outcomes(training_set: TrainingSet, label: LabelParams, columns: Sequence[str] = SEGMENT_COLUMNS) -> pd.DataFrame:
+    """Every lead of the export (up to as_of) with its segments, outcome, reason and won amount.
+
+    Returns:
+        Index lead_id; one column per segment column the leads table has (stripped, lower-cased, as
+        the features store them); ``outcome`` (converted / rejected / open / other: the status groups
+        of the label policy, no outcome yet counts as open); ``reason`` (rejected leads only); and
+        ``amount`` (converted leads only) when the export has any deal amount.
+    """
+    frame = training_set.labels.frame
+    leads = training_set.crm.leads.set_index("lead_id")
+    out = pd.DataFrame(index=frame.index)
+    for column in columns:
+        if column in leads.columns:
+            out[column] = clean_text(leads[column].reindex(frame.index)).set_axis(frame.index)
+    status = frame["status"]
+    groups = {name: {s.strip().lower() for s in statuses} for name, statuses in
+              (("converted", label.converted_statuses), ("rejected", label.rejected_statuses), ("open", label.open_statuses))}
+    converted = status.isin(groups["converted"])
+    rejected = status.isin(groups["rejected"]) & ~converted
+    still_open = (status.isna() | status.isin(groups["open"])) & ~converted & ~rejected
+    out["outcome"] = np.select([converted, rejected, still_open], ["converted", "rejected", "open"], "other")
+    out["reason"] = frame["reason"].where(rejected)
+    outcomes = training_set.crm.outcomes
+    if outcomes is not None and "amount" in outcomes.columns and outcomes["amount"].notna().any():
+        amount = outcomes.set_index("lead_id")["amount"].reindex(frame.index)
+        out["amount"] = pd.to_numeric(amount, errors="coerce").where(converted)
+    return out
+
+
+def reason_mix(segment: pd.Series, reason: pd.Series, top: int = TOP_REASONS) -> pd.DataFrame:
+    """Rejection reasons per segment: the `top` most frequent by name, then the rest pooled, then none given.
+
+    Rejections without a reason stay a row of their own (NO_REASON) instead of competing with the
+    named reasons: in many CRMs it is the largest group and would hide what reps did write down.
+
+    Args:
+        segment: the segment of each rejected lead (named like the segment column).
+        reason: its reason; missing reads as NO_REASON.
+
+    Returns:
+        ``<segment>``, ``reason``, ``rejected`` (leads), ``share`` (of the segment's rejections, so
+        shares sum to 1 per segment); per segment the named reasons most frequent first, then
+        OTHER_REASONS, then NO_REASON.
+    """
+    by = segment.name
+    frame = pd.DataFrame({by: segment.to_numpy(), "reason": reason.fillna(NO_REASON).to_numpy()})
+    counts = frame.groupby([by, "reason"]).size().rename("rejected").reset_index()
+    counts["rank"] = np.where(counts["reason"] == NO_REASON, 2, 0)
+    counts = counts.sort_values([by, "rank", "rejected", "reason"], ascending=[True, True, False, True])
+    named = counts["rank"] == 0
+    pooled = named & (counts[named].groupby(by).cumcount().reindex(counts.index, fill_value=0) >= top)
+    counts["reason"] = counts["reason"].where(~pooled, OTHER_REASONS)
+    counts["rank"] = counts["rank"].where(~pooled, 1)
+    mix = counts.groupby([by, "reason"], sort=False).agg(rejected=("rejected", "sum"), rank=("rank", "first"))
+    mix = mix.reset_index().sort_values([by, "rank", "rejected", "reason"], ascending=[True, True, False, True])
+    mix["share"] = mix["rejected"] / mix.groupby(by)["rejected"].transform("sum")
+    return mix[[by, "reason", "rejected", "share"]].reset_index(drop=True)
+
+
+def segment_outcomes(outcomes: pd.DataFrame, by: str, top_reasons: int = TOP_REASONS) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Per value of `by` (a lead source, a campaign): volume, conversion, acceptance, reasons, revenue.
+
+    Rates are over leads with an outcome (open leads may still convert). Leads without a value are
+    one UNKNOWN_SEGMENT row.
+
+    Returns:
+        The summary (``<by>``, ``leads``, ``decided``, ``converted``, ``rejected``,
+        ``conversion_rate``, ``acceptance_rate``, ``top_rejection_reason`` (most frequent named
+        reason), ``top_reason_share`` and ``no_reason_share`` (of the rejections), and ``won_revenue``
+        when `outcomes` has ``amount``), most leads first; and the `reason_mix`.
+    """
+    segment = outcomes[by].astype(object).where(outcomes[by].notna(), UNKNOWN_SEGMENT).rename(by)
+    outcome = outcomes["outcome"]
+    flags = pd.DataFrame(
+        {
+            by: segment,
+            "leads": 1,
+            "decided": outcome.ne("open").astype("int64"),
+            "converted": outcome.eq("converted").astype("int64"),
+            "rejected": outcome.eq("rejected").astype("int64"),
+        }
+    )
+    if "amount" in outcomes.columns:
+        flags["won_revenue"] = outcomes["amount"].fillna(0.0)
+    summary = flags.groupby(by).sum()
+    decided = summary["decided"].where(summary["decided"] > 0)
+    summary["conversion_rate"] = summary["converted"] / decided
+    summary["acceptance_rate"] = 1 - summary["rejected"] / decided
+    rejected = outcome.eq("rejected").to_numpy()
+    mix = reason_mix(segment[rejected], outcomes["reason"][rejected], top_reasons)
+    top = mix[~mix["reason"].isin([OTHER_REASONS, NO_REASON])].groupby(by).head(1).set_index(by)
+    summary["top_rejection_reason"] = top["reason"].reindex(summary.index)
+    summary["top_reason_share"] = top["share"].reindex(summary.index)
+    no_reason = mix[mix["reason"] == NO_REASON].set_index(by)["share"]
+    summary["no_reason_share"] = no_reason.reindex(summary.index, fill_value=0.0).where(summary["rejected"] > 0)
+    if "won_revenue" in summary.columns:
+        summary = summary[[c for c in summary.columns if c != "won_revenue"] + ["won_revenue"]]
+    summary = summary.reset_index().sort_values(["leads", by], ascending=[False, True]).reset_index(drop=True)
+    return summary, mix
+
+
+def rejection_headlines(summary: pd.DataFrame, by: str, limit: int = HEADLINE_SEGMENTS) -> list[str]:
+    """Sentences for the segments with most rejections: 'lead source webinar: ... mostly for no_budget'."""
+    rejected = summary[summary["rejected"] > 0].sort_values(["rejected", by], ascending=[False, True]).head(limit)
+    lines = []
+    for row in rejected.to_dict("records"):
+        line = (f"{by.replace('_', ' ')} {row[by]}: {row['rejected']:,} of {row['decided']:,} leads with an outcome "
+                f"rejected ({1 - row['acceptance_rate']:.0%})")
+        if pd.notna(row["top_rejection_reason"]):
+            how = "mostly" if row["top_reason_share"] >= 0.5 else "most often"
+            line += f", {how} for {row['top_rejection_reason']} ({row['top_reason_share']:.0%} of its rejections)"
+        if row["no_reason_share"] > 0:
+            line += f"; {row['no_reason_share']:.0%} without a reason"
+        lines.append(line)
+    return lines
+
+
+# ---------------------------------------------------------------- tiers, calibration, change
+
+
+def tier_lift(
+    y: np.ndarray, probability: np.ndarray, tiers: TierThresholds, top_fractions: Sequence[float]
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Conversion and lift per tier (best first), and the share of conversions in the top of the list.
+
+    Returns:
+        Tiers: ``tier``, ``min_probability``, ``leads``, ``share``, ``conversions``,
+        ``conversion_rate``, ``lift`` (conversion rate / overall rate). Capture: ``top_share``,
+        ``capture`` (share of all conversions), ``lift``.
+    """
+    table = tier_table(y, tiers.assign(probability), tiers.names).reset_index()
+    table.insert(1, "min_probability", tiers.min_probability)
+    overall = float(np.mean(y)) if len(y) else math.nan
+    table["lift"] = table["conversion_rate"] / overall if overall > 0 else math.nan
+    capture = pd.DataFrame({"top_share": list(top_fractions)})
+    capture["capture"] = [capture_at(y, probability, f) for f in top_fractions]
+    capture["lift"] = capture["capture"] / capture["top_share"]
+    return table, capture
+
+
+def model_change(
+    current: ExplainedRows, previous: ExplainedRows, evaluate: EvaluateParams
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Metrics side by side on the same rows, and how each signal's importance moved.
+
+    A signal one model does not have counts as importance 0 there.
+
+    Returns:
+        Metrics: ``metric``, ``current``, ``previous``, ``change``. Importance: ``signal``,
+        ``current``, ``previous``, ``change`` (mean |contribution|, log-odds), largest move first
+        (then most important first).
+    """
+    metrics = pd.DataFrame(
+        {
+            "current": _metrics(current, evaluate),
+            "previous": _metrics(previous, evaluate),
+        }
+    )
+    metrics["change"] = metrics["current"] - metrics["previous"]
+    metrics = metrics.rename_axis("metric").reset_index()
+    importance = pd.concat(
+        {"current": current.signals.abs().mean(), "previous": previous.signals.abs().mean()}, axis=1
+    ).fillna(0.0)
+    importance["change"] = importance["current"] - importance["previous"]
+    importance = importance.rename_axis("signal").reset_index()
+    order = np.lexsort((-importance["current"].to_numpy(), -importance["change"].abs().to_numpy()))
+    return metrics, importance.iloc[order].reset_index(drop=True)
+
+
+def _metrics(rows: ExplainedRows, evaluate: EvaluateParams) -> dict[str, float]:
+    return evaluate_scores(rows.y, rows.probability, ece_bins=evaluate.ece_bins, top_fractions=evaluate.top_fractions)
+
+
+# ---------------------------------------------------------------- plots (Agg canvas, no pyplot)
+
+
+def _figure(size: tuple[float, float], rows: int = 1, columns: int = 1) -> tuple[Figure, np.ndarray]:
+    figure = Figure(figsize=size, layout="constrained")
+    FigureCanvasAgg(figure)
+    return figure, figure.subplots(rows, columns, squeeze=False).ravel()
+
+
+def dependence_plot(rows: ExplainedRows, catalog: list[FeatureDef], table: pd.DataFrame) -> Figure:
+    """One panel per signal: every lead's value vs contribution (numbers) or mean per level (categories)."""
+    signals = list(dict.fromkeys(table["signal"]))
+    columns = 2 if len(signals) > 1 else 1
+    grid_rows = max(1, math.ceil(len(signals) / columns))
+    figure, axes = _figure((5.5 * columns, 3.4 * grid_rows), grid_rows, columns)
+    values = signal_values(rows.features, catalog)
+    kinds = _signal_kinds(catalog)
+    for ax, signal in zip(axes, signals):
+        part = table[table["signal"] == signal]
+        if kinds[signal] == "numeric":
+            ax.scatter(values[signal], rows.signals[signal], s=6, alpha=0.3, color="tab:blue", label="lead")
+            binned = part.dropna(subset=["mean_value"])
+            ax.plot(binned["mean_value"], binned["mean_contribution"], color="tab:orange", marker="o", label="bin mean")
+            ax.axhline(0, color="grey", linewidth=0.8)
+            ax.set(xlabel=f"{signal} (value)", ylabel="contribution (log-odds)")
+            ax.legend(loc="best", fontsize="small")
+        else:
+            top = part.nlargest(PLOTTED_SEGMENTS, "rows").sort_values("mean_contribution")
+            heights = top["mean_contribution"].to_numpy()
+            ax.barh(top["value"].astype(str), heights, color=np.where(heights < 0, "tab:red", "tab:blue"))
+            ax.axvline(0, color="grey", linewidth=0.8)
+            ax.set(xlabel="mean contribution (log-odds)")
+        ax.set_title(signal)
+        ax.grid(alpha=0.3)
+    for ax in axes[len(signals):]:
+        ax.set_visible(False)
+    return figure
+
+
+def segments_plot(summary: pd.DataFrame, mix: pd.DataFrame, by: str) -> Figure:
+    """Conversion and acceptance rate per segment, and its rejection reasons mix (largest segments)."""
+    top = summary.head(PLOTTED_SEGMENTS).iloc[::-1]
+    names = top[by].astype(str).to_numpy()
+    figure, (rates, reasons) = _figure((13.0, max(3.0, 0.4 * len(top) + 1.5)), 1, 2)
+    position = np.arange(len(top))
+    rates.barh(position + 0.2, top["conversion_rate"], height=0.4, label="conversion rate", color="tab:green")
+    rates.barh(position - 0.2, top["acceptance_rate"], height=0.4, label="acceptance rate", color="tab:blue")
+    rates.set(yticks=position, yticklabels=names, xlim=(0, 1), title=f"Outcomes by {by}", xlabel="share of leads with an outcome")
+    rates.legend(loc="lower right", fontsize="small")
+    shares = mix[mix[by].isin(names)].pivot_table(index=by, columns="reason", values="share", fill_value=0.0)
+    shares = shares.reindex(names, fill_value=0.0)
+    named = shares.drop(columns=[OTHER_REASONS, NO_REASON], errors="ignore").sum().sort_values(ascending=False).index
+    colors = {reason: REASON_COLORS[i % len(REASON_COLORS)] for i, reason in enumerate(named)}
+    colors |= {OTHER_REASONS: "silver", NO_REASON: "dimgray"}
+    left = np.zeros(len(shares))
+    for reason in [*named, *(r for r in (OTHER_REASONS, NO_REASON) if r in shares.columns)]:
+        reasons.barh(position, shares[reason], left=left, label=str(reason), color=colors[reason])
+        left += shares[reason].to_numpy()
+    reasons.set(yticks=position, yticklabels=names, xlim=(0, 1), title=f"Rejection reasons by {by}", xlabel="share of rejections")
+    reasons.legend(loc="upper left", bbox_to_anchor=(1.01, 1), fontsize="small")
+    for ax in (rates, reasons):
+        ax.grid(alpha=0.3, axis="x")
+    return figure
+
+
+def tiers_plot(tiers: pd.DataFrame, overall_rate: float) -> Figure:
+    """Conversion rate per tier against the overall rate, each bar labelled with its lift."""
+    figure, (ax,) = _figure((6.0, 4.0))
+    bars = ax.bar(tiers["tier"].astype(str), tiers["conversion_rate"].fillna(0.0), color="tab:blue")
+    ax.bar_label(bars, labels=[f"lift {v:.1f}" if pd.notna(v) else "" for v in tiers["lift"]], fontsize="small")
+    if pd.notna(overall_rate):
+        ax.axhline(overall_rate, color="grey", linestyle=":", label=f"overall ({overall_rate:.1%})")
+        ax.legend(loc="upper right")
+    ax.set(title="Conversion rate per tier (test leads)", xlabel="tier", ylabel="conversion rate")
+    ax.grid(alpha=0.3, axis="y")
+    return figure
+
+
+# ---------------------------------------------------------------- sections
+
+
+def importance_section(rows: ExplainedRows, catalog: list[FeatureDef]) -> Section:
+    """1. Which signals move scores most, and which way."""
+    table = signal_importance(rows, catalog)
+    top = table.head(PLOTTED_SIGNALS)
+    notes = [
+        f"{len(rows.y):,} held-out leads. Importance is the mean absolute SHAP contribution in log-odds; "
+        "direction is the rank correlation of a numeric signal's value with its contribution, and for a "
+        "category the levels that raise and lower scores most."
+    ]
+    notes += [f"{r.signal}: {r.reading}" for r in table.head(3).itertuples(index=False)]
+    figure = importance_plot(top["signal"].tolist(), top["mean_abs_contribution"].fillna(0.0).tolist(),
+                             "Mean |contribution| per signal (log-odds)")
+    return Section("importance", "Signal importance and direction", notes, {"signals": table}, {"importance": figure})
+
+
+def dependence_section(rows: ExplainedRows, catalog: list[FeatureDef], signals: Sequence[str]) -> Section:
+    """2. How the top signals' values map to score contributions."""
+    table = dependence_table(rows, catalog, signals)
+    notes = ["Each lead's contribution against the signal's value (numbers: quantile bins; categories: mean per level)."]
+    return Section("dependence", "Dependence of the top signals", notes, {"dependence": table},
+                   {"dependence": dependence_plot(rows, catalog, table)})
+
+
+def segments_section(outcomes: pd.DataFrame) -> Section:
+    """3. Lead sources and campaigns: volume, conversion, acceptance, rejection reasons, revenue."""
+    section = Section("segments", "Lead sources and campaigns")
+    section.notes.append(
+        f"All {len(outcomes):,} leads of the export; rates are over the "
+        f"{int(outcomes['outcome'].ne('open').sum()):,} leads with an outcome. Acceptance = share not rejected."
+    )
+    if "amount" not in outcomes.columns:
+        section.notes.append("This export has no deal amounts (outcomes.amount): won revenue is not reported.")
+    for by in SEGMENT_COLUMNS:
+        if by not in outcomes.columns or outcomes[by].isna().all():
+            section.notes.append(f"This export has no {by.replace('_', ' ')} values: no breakdown by {by}.")
+            continue
+        summary, mix = segment_outcomes(outcomes, by)
+        section.tables[f"by_{by}"] = summary
+        section.tables[f"rejection_reasons_by_{by}"] = mix
+        section.figures[f"by_{by}"] = segments_plot(summary, mix, by)
+        section.notes += rejection_headlines(summary, by)
+    return section
+
+
+def tiers_section(rows: ExplainedRows, tiers: TierThresholds, top_fractions: Sequence[float]) -> Section:
+    """4. Whether working the best tiers first pays: conversion, lift and capture."""
+    table, capture = tier_lift(rows.y, rows.probability, tiers, top_fractions)
+    overall = float(np.mean(rows.y)) if len(rows.y) else math.nan
+    notes = [f"{len(rows.y):,} held-out leads, {overall:.1%} converted; lift = tier conversion rate / overall rate."]
+    notes += [f"The top {r.top_share:.0%} of leads hold {r.capture:.0%} of the conversions." for r in capture.itertuples()]
+    return Section("tiers", "Conversion and lift by tier", notes, {"tiers": table, "capture": capture},
+                   {"tiers": tiers_plot(table, overall)})
+
+
+def calibration_section(rows: ExplainedRows, bins: int) -> Section:
+    """5. Whether a predicted probability means what it says."""
+    table = calibration_bins(rows.y, rows.probability, bins=bins)
+    ece = expected_calibration_error(rows.y, rows.probability, bins=bins)
+    notes = [f"Equal-count bins of predicted probability on held-out leads; expected calibration error {ece:.3f} "
+             "(mean distance between predicted and observed conversion rate)."]
+    figure = calibration_plot({SCORER_LABEL: (rows.y, rows.probability)}, bins=bins)
+    return Section("calibration", "Calibration", notes, {"calibration": table}, {"calibration": figure})
+
+
+def change_section(
+    rows: ExplainedRows, current: LeadScorer, previous: PreviousModel | None, evaluate: EvaluateParams
+) -> Section:
+    """6. What changed against the previous model, or the current metrics when there is none."""
+    section = Section("change", "What changed versus the previous model")
+    if previous is None:
+        section.notes.append("There is no previous model to compare with: this is the only registered version "
+                             "at or below the audited one. Its metrics on the held-out leads:")
+        metrics = pd.DataFrame({"current": _metrics(rows, evaluate)}).rename_axis("metric").reset_index()
+        section.tables["metrics"] = metrics
+        return section
+    missing = sorted(set(previous.scorer.feature_names) - set(rows.features.columns))
+    if missing:
+        section.notes.append(
+            f"{previous.label} uses features the audited model's params do not build ({', '.join(missing)}), so it "
+            "cannot be scored on the same leads; its recorded test metrics are shown instead."
+        )
+        metrics = pd.DataFrame({"current": current.info.get("metrics", {}), "previous": previous.scorer.info.get("metrics", {})})
+        metrics["change"] = metrics["current"] - metrics["previous"]
+        section.tables["metrics"] = metrics.rename_axis("metric").reset_index()
+        return section
+    before = explain_rows(previous.scorer, rows.features[previous.scorer.feature_names], rows.y)
+    metrics, importance = model_change(rows, before, evaluate)
+    section.notes.append(f"Compared with {previous.label} on the same {len(rows.y):,} held-out leads.")
+    moved = importance[importance["change"].abs() > 0].head(3)
+    section.notes += [f"{row.signal}: importance {row.previous:.3f} -> {row.current:.3f} ({row.change:+.3f})"
+                      for row in moved.itertuples(index=False)]
+    if moved.empty:
+        section.notes.append("No signal's importance changed.")
+    section.tables = {"metrics": metrics, "importance_change": importance}
+    top = importance.head(PLOTTED_SIGNALS)
+    section.figures["importance_change"] = importance_plot(
+        top["signal"].tolist(), top["change"].tolist(), f"Change in mean |contribution| vs {previous.label}"
+    )
+    return section
+
+
+def build_audit(
+    scorer: LeadScorer,
+    training_set: TrainingSet,
+    params: Params,
+    previous: PreviousModel | None = None,
+    top_signals: int = TOP_SIGNALS,
+) -> Audit:
+    """All six sections for `scorer` on the export in `training_set` (no I/O).
+
+    The held-out rows are the test part of the same split training used (models.splits.make_split with
+    params.evaluate.split and params.model.seed), so with the training data they are rows the model
+    never saw.
+
+    Raises:
+        ValueError: the feature frame lacks features the model uses (params changed since training).
+    """
+    missing = sorted(set(scorer.feature_names) - set(training_set.features.columns))
+    if missing:
+        raise ValueError(
+            f"the model uses features these params do not build: {missing}; audit with the params it was trained with"
+        )
+    split = make_split(training_set.created_at, pd.Series(training_set.y), params.evaluate.split, params.model.seed)
+    test = training_set.features.iloc[split.test][scorer.feature_names]
+    rows = explain_rows(scorer, test, training_set.y[split.test])
+    catalog = scorer.catalog
+    importance = importance_section(rows, catalog)
+    top = importance.tables["signals"]["signal"].head(top_signals).tolist()
+    sections = [
+        importance,
+        dependence_section(rows, catalog, top),
+        segments_section(lead_outcomes(training_set, params.label)),
+        tiers_section(rows, scorer.tiers, params.evaluate.top_fractions),
+        calibration_section(rows, params.evaluate.ece_bins),
+        change_section(rows, scorer, previous, params.evaluate),
+    ]
+    registry = scorer.info.get("registry", {})
+    model = {
+        "name": registry.get("name"),
+        "version": None if registry.get("version") is None else str(registry["version"]),
+        "alias": registry.get("alias"),
+        "trained_at": scorer.info.get("trained_at"),
+        "training_run": scorer.info.get("run_id"),
+        "as_of": str(training_set.as_of) if training_set.as_of is not None else None,
+        "split": split.kind,
+        "test_rows": len(rows.y),
+        "compared_with": previous.label if previous is not None else None,
+        "generated_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    }
+    return Audit(model=model, sections=sections, rows=rows)
+
+
+# ---------------------------------------------------------------- rendering
+
+
+def figure_png(figure: Figure, dpi: int = 100) -> bytes:
+    """The figure as PNG bytes (for the HTML page and for notebooks)."""
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=dpi, bbox_inches="tight")
+    return buffer.getvalue()
+
+
+def _format_number(value: float) -> str:
+    if pd.isna(value):
+        return ""
+    return f"{value:,.0f}" if abs(value) >= 1000 else f"{value:.3f}"
+
+
+_STYLE = """
+body{font-family:system-ui,sans-serif;margin:2em auto;max-width:1200px;color:#222;padding:0 1em}
+table{border-collapse:collapse;font-size:13px;margin:0.5em 0 1.5em}
+th,td{border-bottom:1px solid #ddd;padding:3px 8px;text-align:right}
+th{background:#f4f4f4}td:first-child,th:first-child{text-align:left}
+img{max-width:100%;margin:0.5em 0}.meta td{text-align:left}
+"""
+
+
+def render_html(audit: Audit) -> str:
+    """The report as one HTML page with every plot embedded (base64 PNG): no other file needed."""
+    e = html.escape
+    model = audit.model
+    title = f"Signal audit: {model.get('name')} v{model.get('version')}"
+    parts = [f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{e(title)}</title><style>{_STYLE}</style></head><body>",
+             f"<h1>{e(title)}</h1>", "<table class='meta'>"]
+    parts += [f"<tr><td>{e(k)}</td><td>{e(str(v))}</td></tr>" for k, v in model.items() if v is not None]
+    parts.append("</table><ol>")
+    parts += [f"<li><a href='#{s.key}'>{e(s.title)}</a></li>" for s in audit.sections]
+    parts.append("</ol>")
+    for number, section in enumerate(audit.sections, start=1):
+        parts.append(f"<h2 id='{section.key}'>{number}. {e(section.title)}</h2>")
+        parts += [f"<p>{e(note)}</p>" for note in section.notes]
+        for name, figure in section.figures.items():
+            encoded = base64.b64encode(figure_png(figure)).decode("ascii")
+            parts.append(f"<img alt='{e(name)}' src='data:image/png;base64,{encoded}'>")
+        for name, table in section.tables.items():
+            parts.append(f"<h3>{e(name.replace('_', ' '))}</h3>")
+            parts.append(table.to_html(index=False, border=0, na_rep="", float_format=_format_number))
+    parts.append("</body></html>")
+    return "\n".join(parts)
+
+
+def audit_json(audit: Audit) -> dict:
+    """Model details, notes and every table as records (NaN as null)."""
+    return {
+        "model": audit.model,
+        "sections": [
+            {
+                "key": s.key,
+                "title": s.title,
+                "notes": s.notes,
+                "tables": {name: json.loads(t.to_json(orient="records")) for name, t in s.tables.items()},
+            }
+            for s in audit.sections
+        ],
+    }
+
+
+# ---------------------------------------------------------------- I/O edge
+
+
+def write_audit(audit: Audit, out_dir: Path) -> list[Path]:
+    """audit.html, audit.json and tables/<section>.<table>.csv in `out_dir` (old tables replaced)."""
+    tables_dir = out_dir / "tables"
+    tables_dir.mkdir(parents=True, exist_ok=True)
+    for stale in tables_dir.glob("*.csv"):
+        stale.unlink()
+    paths = [out_dir / "audit.html", out_dir / "audit.json"]
+    paths[0].write_text(render_html(audit), encoding="utf-8")
+    paths[1].write_text(json.dumps(audit_json(audit), indent=2), encoding="utf-8")
+    for section in audit.sections:
+        for name, table in section.tables.items():
+            path = tables_dir / f"{section.key}.{name}.csv"
+            table.to_csv(path, index=False)
+            paths.append(path)
+    return paths
+
+
+def previous_version(versions: Sequence[str], current: str) -> str | None:
+    """The highest registered version number below `current`, or None when it is the first."""
+    older = [int(v) for v in versions if int(v) < int(current)]
+    return str(max(older)) if older else None
+
+
+def _load_version(name: str, version: str) -> LeadScorer:
+    scorer = mlflow.pyfunc.load_model(f"models:/{name}/{version}").unwrap_python_model().scorer
+    scorer.info.setdefault("registry", {}).update({"name": name, "version": version})
+    return scorer
+
+
+def find_previous(params: Params, current_version: str, compare_to: str | None = None) -> PreviousModel | None:
+    """The model to compare with: `compare_to` (a version number or an alias), else the previous version.
+
+    Raises:
+        LookupError: `compare_to` names no registered version or alias.
+    """
+    name = params.tracking.registered_model
+    client = MlflowClient()
+    if compare_to is None:
+        versions = [v.version for v in client.search_model_versions(f"name='{name}'")]
+        version = previous_version(versions, current_version)
+        return None if version is None else PreviousModel(f"version {version}", _load_version(name, version))
+    try:
+        if compare_to.isdigit():
+            version, label = client.get_model_version(name, compare_to).version, f"version {compare_to}"
+        else:
+            version = client.get_model_version_by_alias(name, compare_to).version
+            label = f"version {version} (alias {compare_to})"
+    except mlflow.exceptions.MlflowException:
+        raise LookupError(
+            f"no version or alias {compare_to!r} of model '{name}' in {tracking.tracking_uri(params)}"
+        ) from None
+    return PreviousModel(label, _load_version(name, str(version)))
+
+
+def model_as_of(scorer: LeadScorer) -> pd.Timestamp | None:
+    """The 'now' the model was trained at (None for undated exports)."""
+    return pd.Timestamp(scorer.info["as_of"]) if scorer.info.get("as_of") else None
+
+
+def load_inputs(params: Params, alias: str = tracking.CHAMPION, as_of: pd.Timestamp | None = None) -> tuple[LeadScorer, TrainingSet]:
+    """The registered model and its training export, as of the model's own as_of unless given.
+
+    Using the model's as_of rebuilds the rows it was trained on, so the test split matches training.
+    """
+    scorer = tracking.load_scorer(params, alias)
+    return scorer, assemble(params, as_of=as_of if as_of is not None else model_as_of(scorer))
+
+
+def run_audit(
+    params: Params,
+    alias: str = tracking.CHAMPION,
+    out_dir: Path = Path("outputs/audit"),
+    compare_to: str | None = None,
+    as_of: pd.Timestamp | None = None,
+) -> AuditResult:
+    """Audit the model registered under `alias`: write the report and log it to MLflow.
+
+    The run goes to the experiment of the model's training run, tagged ``audit``, with the files
+    under the artifact folder ``audit/``.
+    """
+    scorer = tracking.load_scorer(params, alias)
+    previous = find_previous(params, str(scorer.info["registry"]["version"]), compare_to)
+    training_set = assemble(params, as_of=as_of if as_of is not None else model_as_of(scorer))
+    audit = build_audit(scorer, training_set, params, previous)
+    paths = write_audit(audit, Path(out_dir))
+    experiment_id = tracking.configure(params)
+    if scorer.info.get("run_id"):
+        experiment_id = MlflowClient().get_run(scorer.info["run_id"]).info.experiment_id
+    name, version = audit.model["name"], audit.model["version"]
+    tags = {"audit": "true", "audited_model": name, "audited_version": version, "audited_alias": alias}
+    with mlflow.start_run(experiment_id=experiment_id, run_name=f"audit {name} v{version}", tags=tags) as run:
+        for path in paths:
+            mlflow.log_artifact(str(path), "audit/tables" if path.parent.name == "tables" else "audit")
+    return AuditResult(audit=audit, paths=paths, run_id=run.info.run_id)

@@ -1,0 +1,197 @@
+"""`leadscore backtest`: replay quarterly retraining over the export's history.
+
+For each of the last N calendar quarters whose leads have matured outcomes: train exactly as
+`leadscore retrain` would have on the quarter's first day (only what had matured by then; the
+cold-start peer when that was too little), then score that quarter's leads and compare with what
+became of them. Per quarter: AUC, top-20% capture, ECE and conversion per tier, plus predicted vs
+observed conversion per segment (lead source by default), which is where a source whose quality
+dropped shows up. The per-quarter models are not logged or registered; the replay is one MLflow run.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+
+from models.metrics import evaluate_scores, tier_table
+from models.splits import make_split
+from models.train import fit_scorer
+from pipelines.config import Params
+from pipelines.dataset import assemble
+from pipelines.ingest import CRMData, load_crm
+from pipelines.monitor import segment_calibration
+from pipelines.retrain import PEER_NAMES, cold_start_shortfall, feedback_outcomes, fit_cold_start_scorer, merge_feedback
+
+CAPTURE_FRACTION = 0.2
+HEADLINE = ["roc_auc", f"capture_top{round(CAPTURE_FRACTION * 100)}", "ece"]
+# Segment values drawn in the plot (the largest by leads); the tables keep every value.
+PLOTTED_SEGMENTS = 8
+
+
+@dataclass
+class BacktestResult:
+    """Per-quarter figures of the replayed models, per-segment calibration, and the plot."""
+
+    table: pd.DataFrame  # one row per quarter, oldest first
+    segments: pd.DataFrame  # quarter, feature, value, leads, conversions, predicted, observed, gap, z, status
+    figure: Figure
+    tier_names: list[str] = field(default_factory=list)
+    run_id: str = ""
+
+    def flagged(self) -> pd.DataFrame:
+        """Quarter x segment values whose observed conversion left the prediction (monitor's rule)."""
+        return self.segments[self.segments["status"] == "alert"].reset_index(drop=True)
+
+    def lines(self) -> list[str]:
+        shown = self.table.drop(columns=["trained_as_of"])
+        out = shown.to_string(float_format=lambda v: f"{v:.3f}").splitlines()
+        flagged = self.flagged()
+        if len(flagged):
+            out.append("\nsegments whose conversion left the prediction:")
+            out += flagged.drop(columns=["status"]).to_string(index=False, float_format=lambda v: f"{v:.3f}").splitlines()
+        return out
+
+
+def backtest_quarters(created_at: pd.Series, quarters: int) -> list[pd.Period]:
+    """The last `quarters` calendar quarters holding labelled (matured) leads, oldest first."""
+    if quarters < 1:
+        raise ValueError(f"quarters must be at least 1, got {quarters}")
+    present = pd.Series(created_at).dt.to_period("Q").dropna().unique()
+    return sorted(present)[-quarters:]
+
+
+def replay(params: Params, quarters: int = 4, segment: str = "lead_source", crm: CRMData | None = None) -> BacktestResult:
+    """Retrain as of each quarter's first day and evaluate on that quarter's matured leads (no MLflow).
+
+    Args:
+        quarters: how many of the most recent quarters with matured leads to replay.
+        segment: feature (or lead column) whose values get their own predicted-vs-observed rows.
+        crm: an already loaded export (default: params.data merged with the feedback store).
+    """
+    if not params.data.dated:
+        raise ValueError("backtest needs dated leads (data.dated is false): without creation dates there are no quarters")
+    if crm is None:
+        crm, _ = merge_feedback(load_crm(params), feedback_outcomes(params))
+    outcome = assemble(params, crm=crm)  # every lead whose outcome has matured by the export's end
+    if segment in outcome.features:
+        segment_values = outcome.features[segment]
+    elif segment in crm.leads:
+        segment_values = crm.leads.set_index("lead_id")[segment].reindex(outcome.features.index)
+    else:
+        raise ValueError(f"segment {segment!r} is neither a feature nor a leads column; features: "
+                         f"{', '.join(outcome.features.columns)}")
+    quarter_of = outcome.created_at.dt.to_period("Q").to_numpy()
+    created_quarter = crm.leads["created_at"].dt.to_period("Q")
+
+    rows, segment_tables, names = [], [], []
+    for quarter in backtest_quarters(outcome.created_at, quarters):
+        start = quarter.start_time
+        ts = assemble(params, as_of=start, crm=crm)
+        why = cold_start_shortfall(len(ts.y), int(ts.y.sum()), params)
+        try:
+            split = make_split(ts.created_at, pd.Series(ts.y), params.evaluate.split, params.model.seed)
+            if why:
+                scorer = fit_cold_start_scorer(ts, split, params, why)
+            else:
+                scorer = fit_scorer(ts.features, ts.y, ts.weights, ts.reasons, split, params)
+        except ValueError as err:
+            raise ValueError(f"backtest {quarter} (trained as of {start:%Y-%m-%d}): {err}; replay fewer quarters") from None
+        names = scorer.tiers.names
+        held = np.flatnonzero(quarter_of == quarter)
+        y = outcome.y[held]
+        p = scorer.predict_proba(outcome.features.iloc[held])
+        metrics = evaluate_scores(y, p, ece_bins=params.evaluate.ece_bins, top_fractions=[CAPTURE_FRACTION])
+        tiers = tier_table(y, scorer.tiers.assign(p), names)["conversion_rate"]
+        rows.append({
+            "quarter": str(quarter), "trained_as_of": start,
+            "model": f"peer {PEER_NAMES[params.retrain.cold_start_peer]}" if why else "learned",
+            "training_rows": len(ts.y), "training_conversions": int(ts.y.sum()),
+            "leads": int((created_quarter == quarter).sum()), "rows": len(held), "conversions": int(y.sum()),
+            "conversion_rate": metrics["positive_rate"], "mean_p": metrics["mean_p"],
+            **{k: metrics[k] for k in HEADLINE},
+            **{f"conversion_{tier}": rate for tier, rate in tiers.items()},
+        })
+        table = segment_calibration(segment_values.iloc[held].to_frame(segment), p, y, params.monitor)
+        segment_tables.append(table.assign(quarter=str(quarter)))
+    table = pd.DataFrame(rows).set_index("quarter")
+    segments = pd.concat(segment_tables, ignore_index=True) if segment_tables else pd.DataFrame()
+    if len(segments):
+        segments = segments[["quarter", *[c for c in segments.columns if c != "quarter"]]]
+    return BacktestResult(table, segments, backtest_figure(table, segments, names), tier_names=list(names))
+
+
+def backtest_figure(table: pd.DataFrame, segments: pd.DataFrame, tier_names: list[str]) -> Figure:
+    """Three panels over quarters: headline metrics, conversion per tier, observed/predicted per segment."""
+    figure = Figure(figsize=(15, 4.5), layout="constrained")
+    FigureCanvasAgg(figure)
+    metric_axes, tier_axes, segment_axes = figure.subplots(1, 3)
+    x = np.arange(len(table))
+    labels = list(table.index)
+    for column in HEADLINE:
+        metric_axes.plot(x, table[column], marker="o", label=column)
+    metric_axes.set(title="Replayed model per quarter", ylabel="value", ylim=(0, 1))
+    for tier in tier_names:
+        tier_axes.plot(x, table[f"conversion_{tier}"], marker="o", label=f"tier {tier}")
+    tier_axes.set(title="Conversion rate per tier", ylabel="conversion rate")
+    if len(segments):
+        judged = segments[segments["status"] != "n/a"]
+        biggest = judged.groupby("value")["leads"].sum().nlargest(PLOTTED_SEGMENTS).index
+        for value in biggest:
+            part = judged[judged["value"] == value].set_index("quarter").reindex(labels)
+            segment_axes.plot(x, 100 * part["gap"], marker="o", label=str(value))
+            alert = (part["status"] == "alert").to_numpy()
+            segment_axes.scatter(x[alert], 100 * part["gap"].to_numpy()[alert], s=160, facecolors="none",
+                                 edgecolors="#c0392b", linewidths=2)
+        segment_axes.axhline(0.0, color="grey", linestyle=":")
+        segment_axes.set(title=f"{segments['feature'].iloc[0]}: observed - predicted (circled: flagged)",
+                         ylabel="percentage points")
+    for axes in (metric_axes, tier_axes, segment_axes):
+        axes.set_xticks(x, labels)
+        axes.grid(alpha=0.3)
+        if axes.get_legend_handles_labels()[0]:  # no segment may be large enough to draw
+            axes.legend(fontsize="small")
+    return figure
+
+
+def backtest(
+    params: Params,
+    quarters: int = 4,
+    segment: str = "lead_source",
+    out_dir: Path | None = None,
+    crm: CRMData | None = None,
+) -> BacktestResult:
+    """`replay`, then log the tables and plot to one MLflow run (tagged backtest) and optionally to `out_dir`."""
+    import mlflow
+
+    from pipelines import tracking
+
+    result = replay(params, quarters, segment, crm)
+    tracking.configure(params)
+    with mlflow.start_run(run_name=f"backtest {quarters} quarters") as run:
+        result.run_id = run.info.run_id
+        mlflow.set_tags({"backtest": "true", "segment": segment})
+        mlflow.log_params({"quarters": quarters, "segment": segment})
+        for step, (quarter, values) in enumerate(result.table.iterrows()):
+            mlflow.log_metrics({k: float(values[k]) for k in HEADLINE if pd.notna(values[k])}, step=step)
+        with tempfile.TemporaryDirectory() as tmp:
+            write_outputs(result, Path(tmp))
+            mlflow.log_artifacts(tmp, "backtest")
+    if out_dir is not None:
+        write_outputs(result, Path(out_dir))
+    return result
+
+
+def write_outputs(result: BacktestResult, out_dir: Path) -> list[Path]:
+    """backtest.csv, segments.csv and backtest.png in `out_dir`."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    paths = [out_dir / "backtest.csv", out_dir / "segments.csv", out_dir / "backtest.png"]
+    result.table.to_csv(paths[0])
+    result.segments.to_csv(paths[1], index=False)
+    result.figure.savefig(paths[2], dpi=110)
+    return paths

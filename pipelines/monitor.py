@@ -1,0 +1,484 @@
+"""`leadscore monitor`: has the world drifted from the champion's training window, and does sales act on it?
+
+Three questions, thresholds in params.monitor:
+
+* Drift: population stability index (PSI) of every feature and of the score between the champion's
+  training window (rebuilt from the export with the one feature function) and the recently scored
+  leads (score log; their features rebuilt as of the moment each was scored).
+* Calibration: the probability each lead was shown against the outcome that has since arrived
+  (export + feedback under the label policy), overall and per segment (feature value) — a source
+  whose quality dropped shows up here before any covariate moves.
+* Hand-off: time from scoring to the first sales disposition against the SLA, share of top-tier leads
+  worked, share of rejections carrying a reason code, and the reasons mix by tier.
+
+The pieces are pure functions on frames; `monitor` does the I/O (export, store, registry, MLflow, HTML).
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+
+from features.build import FeatureDef, build_features, feature_catalog
+from features.labels import build_labels
+from models.metrics import expected_calibration_error
+from pipelines.config import LabelParams, MonitorParams, Params
+
+# A share below this is treated as this in the PSI sum, so a bin empty on one side costs a large but
+# finite amount (the usual convention; log(0) would make any new category an infinite shift).
+PSI_FLOOR = 1e-4
+# Category levels holding less than this share of the training window share one "other" bin: PSI
+# over dozens of tiny bins measures sampling noise, not drift.
+PSI_MIN_LEVEL_SHARE = 0.01
+MISSING_BIN, OTHER_BIN = "(missing)", "(other)"
+# A segment is flagged only when its gap is also this many binomial standard errors from zero: with a
+# few dozen segments, a plain tolerance would flag some by chance every run.
+SEGMENT_Z = 3.0
+STATUS_ORDER = {"ok": 0, "n/a": 0, "warn": 1, "alert": 2}
+
+
+# ----------------------------------------------------------------------------- drift
+
+
+def population_stability(reference: pd.Series, recent: pd.Series, categorical: bool, bins: int = 10) -> float:
+    """PSI = sum over bins of (recent share - reference share) * ln(recent share / reference share).
+
+    Numeric values are cut at the reference's quantiles; categories keep the reference's frequent
+    levels, the rest (and levels never seen) go to one "other" bin; missing values are a bin of their
+    own in both cases (a form field that stops being filled in is drift too). NaN when either side
+    has no rows.
+    """
+    if not len(reference) or not len(recent):
+        return float("nan")
+    if categorical:
+        ref_values, new_values = reference.astype("str"), recent.astype("str")
+        shares = ref_values.value_counts(normalize=True)
+        kept = set(shares.index[shares >= PSI_MIN_LEVEL_SHARE])
+
+        def bucket(values: pd.Series) -> pd.Series:
+            return values.where(values.isin(kept), OTHER_BIN).where(values.notna(), MISSING_BIN)
+
+        ref_bins, new_bins = bucket(ref_values), bucket(new_values)
+    else:
+        ref_numbers = pd.to_numeric(reference, errors="coerce").to_numpy(dtype="float64")
+        new_numbers = pd.to_numeric(recent, errors="coerce").to_numpy(dtype="float64")
+        known = ref_numbers[~np.isnan(ref_numbers)]
+        edges = np.unique(np.quantile(known, np.linspace(0, 1, bins + 1)[1:-1])) if len(known) else np.array([])
+
+        def bucket(values: np.ndarray) -> pd.Series:
+            codes = np.searchsorted(edges, values, side="right").astype(str)
+            return pd.Series(np.where(np.isnan(values), MISSING_BIN, codes))
+
+        ref_bins, new_bins = bucket(ref_numbers), bucket(new_numbers)
+    ref_share = ref_bins.value_counts(normalize=True)
+    new_share = new_bins.value_counts(normalize=True)
+    levels = ref_share.index.union(new_share.index)
+    a = np.maximum(ref_share.reindex(levels, fill_value=0).to_numpy(), PSI_FLOOR)
+    b = np.maximum(new_share.reindex(levels, fill_value=0).to_numpy(), PSI_FLOOR)
+    return float(np.sum((b - a) * np.log(b / a)))
+
+
+def _psi_status(psi: float, rows: int, mp: MonitorParams) -> str:
+    if np.isnan(psi) or rows < mp.min_drift_rows:
+        return "n/a"
+    return "alert" if psi >= mp.psi_alert else "warn" if psi >= mp.psi_warn else "ok"
+
+
+def drift_table(
+    reference: pd.DataFrame,
+    recent: pd.DataFrame,
+    catalog: list[FeatureDef],
+    mp: MonitorParams,
+    reference_scores: np.ndarray | None = None,
+    recent_scores: np.ndarray | None = None,
+) -> pd.DataFrame:
+    """PSI per feature (and for the score when both score arrays are given), largest first.
+
+    Returns:
+        Columns feature, kind, psi, status (ok / warn / alert / n/a when the recent window holds fewer
+        than monitor.min_drift_rows leads), reference_rows, recent_rows.
+    """
+    rows = [
+        {"feature": d.name, "kind": d.kind,
+         "psi": population_stability(reference[d.name], recent[d.name], d.kind == "categorical", mp.psi_bins),
+         "reference_rows": len(reference), "recent_rows": len(recent)}
+        for d in catalog
+    ]
+    if reference_scores is not None and recent_scores is not None:
+        rows.append({"feature": "score", "kind": "score",
+                     "psi": population_stability(pd.Series(reference_scores), pd.Series(recent_scores), False, mp.psi_bins),
+                     "reference_rows": len(reference_scores), "recent_rows": len(recent_scores)})
+    table = pd.DataFrame(rows, columns=["feature", "kind", "psi", "reference_rows", "recent_rows"])
+    table["status"] = [_psi_status(p, n, mp) for p, n in zip(table["psi"], table["recent_rows"])]
+    return table.sort_values("psi", ascending=False, na_position="last", kind="stable").reset_index(drop=True)
+
+
+# ----------------------------------------------------------------------------- calibration
+
+
+def calibration_summary(probability: np.ndarray, y: np.ndarray, mp: MonitorParams, ece_bins: int = 10) -> pd.DataFrame:
+    """One row: leads with a matured outcome, predicted vs observed conversion, gap, ECE, status."""
+    p, y = np.asarray(probability, dtype="float64"), np.asarray(y, dtype="float64")
+    n = len(p)
+    predicted = float(p.mean()) if n else float("nan")
+    observed = float(y.mean()) if n else float("nan")
+    gap = observed - predicted
+    status = "n/a" if n < mp.min_calibration_rows else "alert" if abs(gap) > mp.calibration_tolerance else "ok"
+    return pd.DataFrame([{
+        "leads": n, "conversions": int(y.sum()), "predicted": predicted, "observed": observed, "gap": gap,
+        "ece": expected_calibration_error(y, p, bins=ece_bins) if n else float("nan"), "status": status,
+    }])
+
+
+def segment_calibration(segments: pd.DataFrame, probability: np.ndarray, y: np.ndarray, mp: MonitorParams) -> pd.DataFrame:
+    """Predicted vs observed conversion per value of each segment column (e.g. lead_source=webinar).
+
+    A segment is judged when it holds monitor.min_segment_rows leads, and flagged (alert) when its
+    gap exceeds monitor.calibration_tolerance and is SEGMENT_Z standard errors from zero: where the
+    model's idea of a segment no longer matches what sales sees.
+
+    Returns:
+        Columns feature, value, leads, conversions, predicted, observed, gap, z, status; worst first.
+    """
+    columns = ["feature", "value", "leads", "conversions", "predicted", "observed", "gap", "z", "status"]
+    if segments.empty or not len(segments.columns):
+        return pd.DataFrame(columns=columns)
+    values = segments.astype("str").where(segments.notna(), MISSING_BIN).reset_index(drop=True)
+    long = values.melt(var_name="feature", value_name="value")
+    long["p"] = np.tile(np.asarray(probability, dtype="float64"), len(segments.columns))
+    long["y"] = np.tile(np.asarray(y, dtype="float64"), len(segments.columns))
+    table = long.groupby(["feature", "value"], sort=False).agg(
+        leads=("y", "size"), conversions=("y", "sum"), predicted=("p", "mean"), observed=("y", "mean")
+    ).reset_index()
+    table["gap"] = table["observed"] - table["predicted"]
+    spread = np.sqrt(np.clip(table["predicted"] * (1 - table["predicted"]), 1e-12, None) / table["leads"])
+    table["z"] = table["gap"] / spread
+    judged = table["leads"] >= mp.min_segment_rows
+    off = (table["gap"].abs() > mp.calibration_tolerance) & (table["z"].abs() >= SEGMENT_Z)
+    table["status"] = np.where(~judged, "n/a", np.where(off, "alert", "ok"))
+    table["conversions"] = table["conversions"].astype("int64")
+    order = table["z"].abs().where(judged, -1).sort_values(ascending=False, kind="stable").index
+    return table.loc[order, columns].reset_index(drop=True)
+
+
+# ----------------------------------------------------------------------------- hand-off
+
+
+def first_scores(score_log: pd.DataFrame) -> pd.DataFrame:
+    """Each lead's first logged score (the one that routed it to sales), indexed by lead_id."""
+    ordered = score_log.sort_values("scored_at", kind="stable")
+    return ordered.drop_duplicates("lead_id", keep="first").set_index("lead_id")
+
+
+def handoff_health(
+    scored: pd.DataFrame,
+    feedback: pd.DataFrame,
+    label: LabelParams,
+    mp: MonitorParams,
+    top_tier: str,
+    as_of: pd.Timestamp,
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """How sales handled the scored leads: SLA, top tier worked, reason codes, and reasons by tier.
+
+    Args:
+        scored: first score per lead (index lead_id; columns tier, scored_at), see `first_scores`.
+        feedback: the store's feedback events (lead_id, status, reason, decided_at, ...).
+        top_tier: name of the best tier.
+        as_of: 'now'; leads scored less than the SLA ago are not yet due and are left out.
+
+    Returns:
+        (metrics: one row per check with value, target, status and the leads it counts;
+         reasons by tier: share of each reason code among the tier's rejections, plus their count).
+    """
+    open_statuses = {s.strip().lower() for s in label.open_statuses}
+    rejected_statuses = {s.strip().lower() for s in label.rejected_statuses}
+    events = feedback[feedback["lead_id"].isin(scored.index) & (feedback["decided_at"] <= as_of)].copy()
+    events["status_key"] = events["status"].astype("str").str.strip().str.lower()
+    dispositions = events[~events["status_key"].isin(open_statuses)]
+    first_disposition = dispositions.groupby("lead_id")["decided_at"].min()
+    latest = dispositions.sort_values(["decided_at", "received_at"], kind="stable").drop_duplicates("lead_id", keep="last")
+
+    sla = pd.Timedelta(hours=mp.handoff_sla_hours)
+    due = scored[scored["scored_at"] <= as_of - sla]
+    decided_at = first_disposition.reindex(due.index)
+    hours = ((decided_at - due["scored_at"]).dt.total_seconds() / 3600).clip(lower=0)
+    within = hours <= mp.handoff_sla_hours  # not yet dispositioned (NaN) counts as outside the SLA
+    top = due[due["tier"] == top_tier]
+    rejections = latest[latest["status_key"].isin(rejected_statuses)]
+    coded = rejections["reason"].notna() & (rejections["reason"].astype("str").str.strip() != "")
+
+    def row(check: str, value: float, target: float | None, leads: int, higher_is_better: bool = True) -> dict:
+        if not leads or target is None or np.isnan(value):
+            status = "n/a"
+        else:
+            status = "ok" if (value >= target if higher_is_better else value <= target) else "alert"
+        return {"check": check, "value": value, "target": target, "leads": leads, "status": status}
+
+    metrics = pd.DataFrame([
+        row("median hours to first disposition", float(hours.median()) if hours.notna().any() else float("nan"),
+            mp.handoff_sla_hours, int(hours.notna().sum()), higher_is_better=False),
+        row(f"share dispositioned within {mp.handoff_sla_hours:g} h", float(within.mean()) if len(due) else float("nan"),
+            mp.min_within_sla, len(due)),
+        row(f"share of tier {top_tier} leads worked",
+            float(top.index.isin(first_disposition.index).mean()) if len(top) else float("nan"),
+            mp.min_top_tier_worked, len(top)),
+        row("share of rejections with a reason code", float(coded.mean()) if len(rejections) else float("nan"),
+            mp.min_reason_coded, len(rejections)),
+    ])
+
+    tiers = scored["tier"].reindex(rejections["lead_id"]).to_numpy()
+    reasons = rejections["reason"].astype("str").where(coded, "(no reason)").to_numpy()
+    mix = pd.crosstab(pd.Series(tiers, name="tier"), pd.Series(reasons, name="reason"), normalize="index")
+    counts = pd.Series(tiers, name="tier").value_counts()
+    mix.insert(0, "rejections", counts.reindex(mix.index).astype("int64"))
+    return metrics, mix
+
+
+# ----------------------------------------------------------------------------- the report
+
+
+@dataclass
+class MonitorReport:
+    """Everything `leadscore monitor` found; `findings` lists what needs attention, worst first."""
+
+    as_of: pd.Timestamp
+    model: str
+    drift: pd.DataFrame
+    calibration: pd.DataFrame
+    segments: pd.DataFrame
+    handoff: pd.DataFrame
+    reasons_by_tier: pd.DataFrame
+    notes: list[str] = field(default_factory=list)
+    run_id: str = ""
+
+    @property
+    def findings(self) -> list[tuple[str, str]]:
+        """(status, sentence) for every warn/alert, alerts first."""
+        out = []
+        for r in self.drift.itertuples():
+            if r.status in ("warn", "alert"):
+                out.append((r.status, f"drift: {r.feature} PSI {r.psi:.3f} ({r.recent_rows:,} recent vs "
+                                      f"{r.reference_rows:,} training leads)"))
+        for r in self.calibration.itertuples():
+            if r.status == "alert":
+                out.append(("alert", f"calibration: predicted {r.predicted:.1%}, observed {r.observed:.1%} over "
+                                     f"{r.leads:,} matured leads"))
+        for r in self.segments.itertuples():
+            if r.status == "alert":
+                out.append(("alert", f"calibration drift: {r.feature}={r.value} predicted {r.predicted:.1%}, "
+                                     f"observed {r.observed:.1%} over {r.leads:,} leads (z {r.z:+.1f})"))
+        for r in self.handoff.itertuples():
+            if r.status == "alert":
+                out.append(("alert", f"hand-off: {r.check} is {r.value:.2f} (target {r.target:g}; {r.leads:,} leads)"))
+        return sorted(out, key=lambda f: -STATUS_ORDER[f[0]])
+
+    @property
+    def status(self) -> str:
+        return max((s for s, _ in self.findings), key=STATUS_ORDER.get, default="ok")
+
+    def flagged_features(self) -> list[str]:
+        """Features with a PSI alert or a segment whose calibration drifted."""
+        drifted = self.drift.loc[self.drift["status"] == "alert", "feature"].tolist()
+        drifted += self.segments.loc[self.segments["status"] == "alert", "feature"].tolist()
+        return list(dict.fromkeys(drifted))
+
+    def lines(self) -> list[str]:
+        out = [f"monitor as of {self.as_of:%Y-%m-%d %H:%M}: {self.model}: status {self.status.upper()}"]
+        out += [f"  {status.upper():5} {sentence}" for status, sentence in self.findings]
+        if not self.findings:
+            out.append("  nothing above the thresholds")
+        out += [f"  note: {n}" for n in self.notes]
+        return out
+
+    def html(self) -> str:
+        """A self-contained HTML page (tables + PSI chart)."""
+        def table(frame: pd.DataFrame, index: bool = False) -> str:
+            if frame.empty:
+                return "<p><em>no rows</em></p>"
+            return frame.to_html(index=index, float_format=lambda v: f"{v:.4f}", border=0, classes="t", na_rep="—")
+
+        items = "".join(f'<li class="{s}">{html.escape(t)}</li>' for s, t in self.findings) or "<li>nothing above the thresholds</li>"
+        notes = "".join(f"<li>{html.escape(n)}</li>" for n in self.notes)
+        return f"""<!doctype html><html><head><meta charset="utf-8"><title>leadscore monitor</title>
+<style>body{{font-family:system-ui,sans-serif;margin:2em;max-width:70em}} .t{{border-collapse:collapse;font-size:90%}}
+.t td,.t th{{padding:2px 8px;border-bottom:1px solid #ddd;text-align:right}} .alert{{color:#b00}} .warn{{color:#a60}}</style>
+</head><body><h1>leadscore monitor — {html.escape(self.model)}</h1>
+<p>As of {self.as_of:%Y-%m-%d %H:%M}; overall status <b class="{self.status}">{self.status.upper()}</b></p>
+<h2>Findings</h2><ul>{items}</ul>{f'<h2>Notes</h2><ul>{notes}</ul>' if notes else ''}
+<h2>Drift (PSI, training window vs recent scored leads)</h2>
+<img alt="PSI per feature" src="data:image/png;base64,{_png(psi_figure(self.drift))}">{table(self.drift)}
+<h2>Calibration against matured outcomes</h2>{table(self.calibration)}
+<h3>By segment (worst first)</h3>{table(self.segments.head(40))}
+<h2>Hand-off</h2>{table(self.handoff)}<h3>Rejection reasons by tier</h3>{table(self.reasons_by_tier, index=True)}
+</body></html>"""
+
+
+def psi_figure(drift: pd.DataFrame) -> Figure:
+    """Horizontal bars of PSI per feature with the warn/alert lines (largest 25)."""
+    shown = drift.dropna(subset=["psi"]).head(25).iloc[::-1]
+    figure = Figure(figsize=(7, 0.25 * len(shown) + 1.2), layout="constrained")
+    FigureCanvasAgg(figure)
+    axes = figure.add_subplot()
+    colours = shown["status"].map({"alert": "#c0392b", "warn": "#e67e22"}).fillna("#7f8c8d")
+    axes.barh(shown["feature"], shown["psi"], color=colours)
+    axes.set(xlabel="population stability index", title="Drift per feature")
+    return figure
+
+
+def _png(figure: Figure) -> str:
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=90)
+    return base64.b64encode(buffer.getvalue()).decode()
+
+
+def assess(
+    reference: pd.DataFrame,
+    reference_scores: np.ndarray,
+    recent: pd.DataFrame,
+    recent_scores: np.ndarray,
+    calibration_frame: pd.DataFrame,
+    calibration_y: np.ndarray,
+    scored: pd.DataFrame,
+    feedback: pd.DataFrame,
+    catalog: list[FeatureDef],
+    top_tier: str,
+    params: Params,
+    as_of: pd.Timestamp,
+    model: str,
+) -> MonitorReport:
+    """The whole report from frames (no I/O).
+
+    Args:
+        reference: training-window feature frame; reference_scores its probabilities by the champion.
+        recent: feature frame of recently scored leads; recent_scores their logged probabilities.
+        calibration_frame: matured scored leads: their categorical features and column `probability`;
+            calibration_y their labels.
+        scored: first score per recently scored lead (index lead_id; tier, scored_at).
+        feedback: feedback store events.
+    """
+    mp = params.monitor
+    categorical = [d.name for d in catalog if d.kind == "categorical"]
+    probability = calibration_frame["probability"].to_numpy(dtype="float64")
+    handoff, mix = handoff_health(scored, feedback, params.label, mp, top_tier, as_of)
+    return MonitorReport(
+        as_of=as_of,
+        model=model,
+        drift=drift_table(reference, recent, catalog, mp, reference_scores, recent_scores),
+        calibration=calibration_summary(probability, calibration_y, mp, params.evaluate.ece_bins),
+        segments=segment_calibration(calibration_frame[categorical], probability, calibration_y, mp),
+        handoff=handoff,
+        reasons_by_tier=mix,
+    )
+
+
+# ----------------------------------------------------------------------------- I/O edge
+
+
+def _features_at_scoring(crm, scored: pd.DataFrame, spec, dated: bool) -> pd.DataFrame:
+    """Feature frame of scored leads as of the moment each was first scored (the one feature function)."""
+    leads = crm.leads[crm.leads["lead_id"].isin(scored.index)].reset_index(drop=True)
+    if not dated:
+        return build_features(leads, None, None, spec)
+    snapshot = scored["scored_at"].reindex(leads["lead_id"]).astype("datetime64[ns]")
+    return build_features(leads, crm.activities, snapshot, spec)
+
+
+def monitor(
+    params: Params,
+    as_of: pd.Timestamp | None = None,
+    out: Path | None = None,
+    crm=None,
+    store=None,
+) -> MonitorReport:
+    """Compare the champion's training window with what it has scored lately; write HTML, log to MLflow.
+
+    Args:
+        as_of: 'now' (default: the latest scored_at in the score log).
+        out: HTML file to write (optional; always logged to MLflow).
+        crm: an already loaded export (default: load params.data).
+        store: a `serving.store.Store` (default: the one params.serving.store_url names).
+    """
+    import mlflow
+
+    from pipelines import tracking
+    from pipelines.dataset import assemble
+    from pipelines.ingest import load_crm
+    from pipelines.retrain import merge_feedback
+    from serving.store import Store
+
+    champion = tracking.load_scorer(params, tracking.CHAMPION)
+    version = str(champion.info.get("registry", {}).get("version", "?"))
+    model = f"{params.tracking.registered_model} v{version}"
+    store = store if store is not None else Store.from_params(params)
+    crm = crm if crm is not None else load_crm(params)
+    feedback = store.feedback_frame()
+    crm, _ = merge_feedback(crm, store.export_outcomes())
+    mp, dated = params.monitor, params.data.dated
+    catalog = feature_catalog(champion.features)
+    notes: list[str] = []
+
+    log = store.score_log_frame()
+    if log.empty:
+        raise LookupError("the score log is empty: nothing has been scored yet, so there is nothing to monitor")
+    as_of = pd.Timestamp(as_of) if as_of is not None else log["scored_at"].max()
+    log = log[log["scored_at"] <= as_of]
+    recent_log = log[log["scored_at"] > as_of - pd.Timedelta(days=mp.window_days)]
+    scored = first_scores(recent_log)
+    if scored.empty:
+        notes.append(f"no lead was scored in the {mp.window_days} days before {as_of:%Y-%m-%d}: drift and hand-off "
+                     "have nothing to judge")
+    missing = ~scored.index.isin(crm.leads["lead_id"])
+    if missing.any():
+        notes.append(f"{int(missing.sum()):,} recently scored leads are not in the export yet: left out of feature drift")
+    recent = _features_at_scoring(crm, scored[~missing], champion.features, dated)
+    same_model = recent_log[recent_log["model_version"] == version]
+    if len(same_model) < len(recent_log):
+        notes.append(f"{len(recent_log) - len(same_model):,} recent scores came from other versions than {version}: "
+                     "left out of the score's drift")
+    recent_scores = first_scores(same_model)["probability"].to_numpy() if len(same_model) else np.empty(0)
+
+    trained_as_of = champion.info.get("as_of")
+    window_params = params.model_copy(update={"features": champion.features})
+    reference_set = assemble(window_params, as_of=pd.Timestamp(trained_as_of) if dated and trained_as_of else None, crm=crm)
+    reference_scores = champion.predict_proba(reference_set.features)
+
+    calibration_log = first_scores(log[log["scored_at"] > as_of - pd.Timedelta(days=mp.calibration_days)])
+    calibration_log = calibration_log[calibration_log.index.isin(crm.leads["lead_id"])]
+    leads = crm.leads[crm.leads["lead_id"].isin(calibration_log.index)]
+    labels = build_labels(leads, crm.outcomes, params.label, as_of if dated else None).frame
+    matured = labels.index[labels["label"].notna()]
+    calibration_frame = _features_at_scoring(crm, calibration_log.loc[matured], champion.features, dated)
+    calibration_frame["probability"] = calibration_log["probability"].reindex(calibration_frame.index).to_numpy()
+
+    report = assess(
+        reference_set.features, reference_scores, recent, recent_scores,
+        calibration_frame, labels.loc[calibration_frame.index, "label"].to_numpy(),
+        scored, feedback, catalog, champion.tiers.names[0], params, as_of, model,
+    )
+    report.notes = notes
+    tracking.configure(params)
+    with mlflow.start_run(run_name=f"monitor {as_of:%Y-%m-%d}") as run:
+        report.run_id = run.info.run_id
+        mlflow.set_tags({"monitor": "true", "status": report.status, "champion_version": version})
+        mlflow.log_metrics(tracking.mlflow_keys({f"psi.{r.feature}": r.psi for r in report.drift.itertuples() if pd.notna(r.psi)}))
+        cal = report.calibration.iloc[0]
+        mlflow.log_metrics({k: float(cal[k]) for k in ("leads", "predicted", "observed", "gap", "ece") if pd.notna(cal[k])})
+        mlflow.log_metrics(tracking.mlflow_keys({f"handoff.{r.check}": r.value for r in report.handoff.itertuples() if pd.notna(r.value)}))
+        mlflow.log_text(report.html(), "monitor/monitor.html")
+        for name, frame in {"drift": report.drift, "segments": report.segments, "handoff": report.handoff}.items():
+            mlflow.log_text(frame.to_csv(index=False), f"monitor/{name}.csv")
+        mlflow.log_text(report.reasons_by_tier.to_csv(), "monitor/reasons_by_tier.csv")
+        mlflow.log_text("\n".join(report.lines()) + "\n", "monitor/summary.txt")
+    if out is not None:
+        out = Path(out)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(report.html())
+    return report

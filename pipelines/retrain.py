@@ -1,0 +1,533 @@
+"""`leadscore retrain`: a challenger replaces the champion only after beating it on the same recent leads.
+
+Flow: CRM export + the service's feedback store (per lead the newer decision wins) -> closed leads as
+of DATE -> below the cold-start floor, the transparent peer (points or naive Bayes) is shipped instead
+of a noisy model -> otherwise `pipelines.train.train` fits and registers the challenger -> champion
+and challenger are scored on the challenger's out-of-time test rows -> the gate in params.retrain
+decides. `promote` and `rollback` move the alias by hand.
+
+Every move of the `champion` alias records why and which version it replaced (model-version tags
+plus an MLflow run), so a rollback knows where to go back to. Nothing signals the service: it serves
+`models:/<name>@champion` and picks a moved alias up on its own reload.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timezone
+
+import mlflow
+import numpy as np
+import pandas as pd
+import sqlalchemy as sa
+from mlflow.tracking import MlflowClient
+
+from features.build import build_features, feature_catalog, training_snapshots
+from features.labels import build_labels
+from models.calibration import Calibrator, TierThresholds
+from models.card import log_card, model_card
+from models.encoding import CategoryEncoder
+from models.metrics import evaluate_scores
+from models.peers import OdooNaiveBayes, PointsScorer
+from models.scorer import LeadScorer
+from models.splits import Split, make_split
+from pipelines import tracking
+from pipelines.config import Params, flatten
+from pipelines.contract import OUTCOMES
+from pipelines.dataset import TrainingSet, assemble, data_as_of
+from pipelines.evaluate import LEADSCORE, Evaluation, compare, format_table
+from pipelines.ingest import CRMData, load_crm
+
+log = logging.getLogger(__name__)
+
+CHAMPION_ROW, CHALLENGER_ROW = "champion", "challenger"
+# Figures printed and gated on, in this order.
+SHOWN_METRICS = ["rows", "positives", "roc_auc", "pr_auc", "log_loss", "ece", "capture_top20"]
+PEER_NAMES = {"points": "points_mql", "naive_bayes": "odoo_naive_bayes"}
+
+
+# ----------------------------------------------------------------------------- feedback
+
+
+def feedback_outcomes(params: Params) -> pd.DataFrame:
+    """The feedback store's latest decision per lead (contract outcomes); empty when no store exists yet.
+
+    A SQLite store that was never created is read as "no feedback" rather than created here: retraining
+    should not leave an empty database behind.
+    """
+    from serving.store import Store
+
+    url = sa.make_url(params.serving.store_url)
+    db = url.database
+    if url.get_backend_name() == "sqlite" and db and db != ":memory:" and not params.resolve(db).exists():
+        log.info("no feedback store at %s: using the export's outcomes only", params.resolve(db))
+        return _empty_outcomes()
+    return Store.from_params(params).export_outcomes()
+
+
+def _empty_outcomes() -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "lead_id": pd.Series(dtype="str"),
+            "status": pd.Series(dtype="str"),
+            "reason": pd.Series(dtype="str"),
+            "decided_at": pd.Series(dtype="datetime64[us]"),
+            "amount": pd.Series(dtype="float64"),
+        }
+    )
+
+
+@dataclass
+class FeedbackMerge:
+    """What the feedback store changed in the export's outcomes."""
+
+    events: int = 0  # leads with a decision in the store
+    applied: int = 0  # of those, decisions newer than (or absent from) the export
+    unknown_leads: int = 0  # decisions for leads the export does not have (cannot be trained on)
+
+    def line(self) -> str:
+        return (f"feedback store: {self.events:,} lead decisions, {self.applied:,} newer than the export"
+                + (f", {self.unknown_leads:,} for leads not in the export (ignored)" if self.unknown_leads else ""))
+
+
+def merge_feedback(crm: CRMData, feedback: pd.DataFrame) -> tuple[CRMData, FeedbackMerge]:
+    """The export with the feedback store's decisions laid over its outcomes: per lead, the newer wins.
+
+    Newer = later decided_at; on a tie, or when the export's row has no date, the feedback wins
+    (the service hears a decision as it happens; an export lags behind it). Feedback for leads the
+    export does not contain is dropped and counted: without the lead row there is nothing to learn from.
+    """
+    stats = FeedbackMerge(events=int(feedback["lead_id"].nunique()) if len(feedback) else 0)
+    if not len(feedback):
+        return crm, stats
+    known = feedback["lead_id"].isin(crm.leads["lead_id"])
+    stats.unknown_leads = int(feedback.loc[~known, "lead_id"].nunique())
+    incoming = feedback.loc[known, list(OUTCOMES.columns)]
+    exported = crm.outcomes[list(OUTCOMES.columns)] if crm.outcomes is not None else _empty_outcomes()
+    date_type = exported["decided_at"].dtype if len(exported) else "datetime64[us]"
+    incoming = incoming.assign(decided_at=pd.to_datetime(incoming["decided_at"]).astype(date_type))
+    both = pd.concat([exported.assign(_from_store=0), incoming.assign(_from_store=1)], ignore_index=True)
+    ordered = both.sort_values(["decided_at", "_from_store"], na_position="first", kind="stable")
+    latest = ordered.drop_duplicates("lead_id", keep="last")
+    stats.applied = int(latest["_from_store"].sum())
+    outcomes = latest.drop(columns="_from_store").sort_index().reset_index(drop=True)
+    return replace(crm, outcomes=outcomes), stats
+
+
+# ----------------------------------------------------------------------------- cold start
+
+
+def closed_counts(crm: CRMData, params: Params, as_of: pd.Timestamp | None) -> tuple[int, int]:
+    """(labelled leads, conversions) under the label policy as of `as_of`, without building features."""
+    leads = crm.leads
+    if params.data.dated:
+        as_of = pd.Timestamp(as_of) if as_of is not None else data_as_of(crm)
+        leads = leads[leads["created_at"] <= as_of]
+    labels = build_labels(leads, crm.outcomes, params.label, as_of if params.data.dated else None).frame["label"]
+    return int(labels.notna().sum()), int((labels == 1).sum())
+
+
+def cold_start_shortfall(closed: int, conversions: int, params: Params) -> str | None:
+    """Why the data is too thin for a learned model, or None when it is enough."""
+    rp = params.retrain
+    if closed >= rp.min_closed_leads and conversions >= rp.min_closed_conversions:
+        return None
+    return (f"cold start: {closed:,} closed leads with {conversions:,} conversions, below the minimum of "
+            f"{rp.min_closed_leads:,} / {rp.min_closed_conversions:,} (params retrain): shipping the "
+            f"transparent {PEER_NAMES[rp.cold_start_peer]} peer instead of a learned model")
+
+
+def fit_cold_start_scorer(ts: TrainingSet, split: Split, params: Params, why: str) -> LeadScorer:
+    """A LeadScorer whose margin is the transparent peer's log-odds: the one inference path, no learned model.
+
+    The peer sits in the scorer's linear slot (`logistic`, coefficient 1, no booster), so batch scoring,
+    the service and evaluation use it unchanged. The peer learns from train + validation rows (it has
+    nothing to tune); a Platt calibrator, which two parameters keep stable on little data, is fit on
+    the calibration rows (on the peer's rows when those lack a class), and tiers are frozen as usual.
+    """
+    rp = params.retrain
+    fit_rows = np.concatenate([split.train, split.validation])
+    X_fit, y_fit, w_fit = ts.features.iloc[fit_rows], ts.y[fit_rows], ts.weights[fit_rows]
+    if not 0 < y_fit.sum() < len(y_fit):
+        raise ValueError(
+            f"{why}; but even the peer needs converted and non-converted leads to learn from, and the "
+            f"{len(y_fit):,} training rows hold {int(y_fit.sum()):,} conversions"
+        )
+    if rp.cold_start_peer == "points":
+        peer = PointsScorer(params.evaluate.points_rules)
+    else:
+        peer = OdooNaiveBayes(params.evaluate.naive_bayes_fields)
+    peer.fit(X_fit, y_fit, weights=w_fit)
+
+    catalog = feature_catalog(params.features)
+    encoder = CategoryEncoder(
+        [d.name for d in catalog if d.kind == "categorical"], [d.name for d in catalog if d.kind == "numeric"]
+    ).fit(X_fit)
+    scorer = LeadScorer(
+        data=params.data, features=params.features, encoder=encoder, booster=None, logistic=peer,
+        gbm_coef=0.0, logistic_coef=1.0, calibrator=Calibrator("sigmoid"), tiers=TierThresholds(names=[]),
+        reasons=None,
+        info={
+            "trained_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "cold_start": {"peer": PEER_NAMES[rp.cold_start_peer], "closed_leads": len(ts.y),
+                           "conversions": int(ts.y.sum()), "why": why},
+            "blend": {"peer_weight": 1.0},
+        },
+    )
+    calibration = split.calibration if 0 < ts.y[split.calibration].sum() < len(split.calibration) else fit_rows
+    scorer.calibrator.fit(scorer.margin(ts.features.iloc[calibration]), ts.y[calibration], ts.weights[calibration])
+    reference = np.concatenate([split.train, split.validation, split.calibration])
+    scorer.tiers = TierThresholds.fit(params.tiers, scorer.predict_proba(ts.features.iloc[reference]))
+    return scorer
+
+
+# ----------------------------------------------------------------------------- the gate
+
+
+@dataclass
+class Decision:
+    """The gate's verdict: promote or not, every check's result and a sentence per check."""
+
+    promote: bool
+    checks: dict[str, bool]
+    reasons: list[str]
+
+
+def window_metrics(
+    probabilities: dict[str, np.ndarray], y: np.ndarray, params: Params
+) -> pd.DataFrame:
+    """Figures of each scorer on the same window rows, one row per scorer.
+
+    Unweighted, like the train command's test table, so the two read alike.
+    """
+    fractions = sorted({*params.evaluate.top_fractions, 0.2})
+    rows = {name: evaluate_scores(y, p, ece_bins=params.evaluate.ece_bins, top_fractions=fractions)
+            for name, p in probabilities.items()}
+    return pd.DataFrame.from_dict(rows, orient="index")
+
+
+def decide(metrics: pd.DataFrame, leakage_warnings: int, params: Params) -> Decision:
+    """Apply params.retrain to the window figures (rows `challenger` and, when there is one, `champion`)."""
+    rp = params.retrain
+    challenger = metrics.loc[CHALLENGER_ROW]
+    checks: dict[str, bool] = {}
+    reasons: list[str] = []
+
+    def check(name: str, passed: bool, sentence: str) -> None:
+        checks[name] = bool(passed)
+        reasons.append(f"{'ok' if passed else 'FAILED'}: {sentence}")
+
+    conversions = challenger["positives"]
+    check("enough_conversions", conversions >= rp.min_conversions,
+          f"window holds {conversions:.0f} conversions (minimum {rp.min_conversions})")
+    if CHAMPION_ROW in metrics.index:
+        new, old = challenger["roc_auc"], metrics.loc[CHAMPION_ROW, "roc_auc"]
+        check("auc_vs_champion", new >= old - rp.max_auc_drop,
+              f"challenger AUC {new:.4f} vs champion {old:.4f} (may trail by at most {rp.max_auc_drop})")
+    else:
+        reasons.append("ok: no champion to beat")
+    ece = challenger["ece"]
+    check("calibration", ece <= rp.max_ece, f"challenger ECE {ece:.4f} (maximum {rp.max_ece})")
+    if rp.require_no_leakage:
+        check("no_leakage", leakage_warnings == 0,
+              f"{leakage_warnings} leakage warning(s) in the training data" if leakage_warnings
+              else "no leakage warning in the training data")
+    return Decision(promote=all(checks.values()), checks=checks, reasons=reasons)
+
+
+# ----------------------------------------------------------------------------- aliases
+
+
+@dataclass
+class AliasChange:
+    """One move of the champion alias."""
+
+    version: str
+    previous: str | None
+    reason: str
+    run_id: str = ""
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def _champion_version(client: MlflowClient, name: str) -> str | None:
+    try:
+        return str(client.get_model_version_by_alias(name, tracking.CHAMPION).version)
+    except mlflow.exceptions.MlflowException:
+        return None
+
+
+def _move_champion(client: MlflowClient, name: str, version: str, reason: str) -> str | None:
+    """Point `champion` at `version`, tagging it with the reason and the version it replaces."""
+    previous = _champion_version(client, name)
+    client.set_registered_model_alias(name, tracking.CHAMPION, version)
+    if previous == version:  # already champion (e.g. the very first registration): keep its recorded history
+        previous = client.get_model_version(name, version).tags.get("previous_champion") or None
+    else:
+        client.set_model_version_tag(name, version, "previous_champion", previous or "")
+        if previous:
+            client.set_model_version_tag(name, previous, "replaced_by", version)
+            client.set_model_version_tag(name, previous, "replaced_at", _now())
+    client.set_model_version_tag(name, version, "champion_since", _now())
+    client.set_model_version_tag(name, version, "promotion_reason", reason)
+    return previous
+
+
+def _record_alias_run(params: Params, action: str, change: AliasChange) -> str:
+    with mlflow.start_run(run_name=f"{action} v{change.version}") as run:
+        mlflow.set_tags({"alias_change": action, "version": change.version, "previous_champion": change.previous or ""})
+        mlflow.log_params({"action": action, "version": change.version, "previous": change.previous or "",
+                           "reason": change.reason[:500], "model": params.tracking.registered_model})
+    return run.info.run_id
+
+
+def promote(params: Params, version: str | int, reason: str) -> AliasChange:
+    """Make `version` the champion by hand; the reason and the replaced champion are recorded."""
+    if not reason.strip():
+        raise ValueError("promote: a reason is required (it is recorded on the model version)")
+    tracking.configure(params)
+    client, name = MlflowClient(), params.tracking.registered_model
+    try:
+        client.get_model_version(name, str(version))
+    except mlflow.exceptions.MlflowException:
+        raise LookupError(f"model '{name}' has no version {version} in {tracking.tracking_uri(params)}") from None
+    change = AliasChange(str(version), None, reason)
+    change.previous = _move_champion(client, name, str(version), f"manual: {reason}")
+    change.run_id = _record_alias_run(params, "promote", change)
+    return change
+
+
+def rollback(params: Params, reason: str) -> AliasChange:
+    """Give `champion` back to the version the current champion replaced (walking back one step each time)."""
+    if not reason.strip():
+        raise ValueError("rollback: a reason is required (it is recorded on the model version)")
+    tracking.configure(params)
+    client, name = MlflowClient(), params.tracking.registered_model
+    current = _champion_version(client, name)
+    if current is None:
+        raise LookupError(f"model '{name}' has no champion to roll back in {tracking.tracking_uri(params)}")
+    target = client.get_model_version(name, current).tags.get("previous_champion")
+    if not target:
+        raise LookupError(f"champion v{current} records no previous champion; use `leadscore promote --version N`")
+    client.set_registered_model_alias(name, tracking.CHAMPION, target)
+    client.set_model_version_tag(name, current, "rolled_back_at", _now())
+    client.set_model_version_tag(name, current, "rollback_reason", reason)
+    client.set_model_version_tag(name, target, "champion_since", _now())
+    client.set_model_version_tag(name, target, "promotion_reason", f"rollback from v{current}: {reason}")
+    change = AliasChange(target, current, reason)
+    change.run_id = _record_alias_run(params, "rollback", change)
+    return change
+
+
+# ----------------------------------------------------------------------------- retrain
+
+
+@dataclass
+class RetrainResult:
+    """What a retrain saw, compared and decided."""
+
+    as_of: pd.Timestamp | None
+    closed_leads: int
+    conversions: int
+    feedback: FeedbackMerge
+    decision: Decision
+    metrics: pd.DataFrame  # rows champion / challenger on the same window
+    window: str  # the comparison window in words
+    challenger_version: str  # "" on a dry run (nothing registered)
+    champion_version: str | None  # champion before the retrain
+    promoted: bool
+    dry_run: bool
+    cold_start: str | None = None  # why the peer was shipped, when it was
+    run_id: str = ""
+    challenger_run_id: str = ""
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def verdict(self) -> str:
+        """One line: what happened to the champion alias."""
+        champion = f"v{self.champion_version}" if self.champion_version else "none"
+        new = f"v{self.challenger_version}" if self.challenger_version else "the challenger"
+        if self.dry_run:
+            return f"dry run: would {'promote' if self.decision.promote else 'refuse'} {new} (champion {champion})"
+        if self.promoted:
+            return f"promoted {new} to champion (was {champion})"
+        return f"refused {new}: champion stays {champion}"
+
+    def lines(self) -> list[str]:
+        out = [f"as of {self.as_of:%Y-%m-%d %H:%M}" if self.as_of is not None else "undated export",
+               f"  {self.closed_leads:,} closed leads, {self.conversions:,} conversions; {self.feedback.line()}"]
+        if self.cold_start:
+            out.append(self.cold_start)
+        out.append(f"comparison window: {self.window}")
+        out += format_table(self.metrics[[c for c in SHOWN_METRICS if c in self.metrics]]).splitlines()
+        out += [f"  {r}" for r in self.decision.reasons]
+        out += [f"note: {n}" for n in self.notes]
+        out.append(self.verdict)
+        return out
+
+
+def retrain(
+    params: Params,
+    as_of: pd.Timestamp | None = None,
+    dry_run: bool = False,
+    crm: CRMData | None = None,
+    feedback: pd.DataFrame | None = None,
+) -> RetrainResult:
+    """Train a challenger on what had matured by `as_of`, compare it with the champion, maybe promote.
+
+    Args:
+        as_of: the retraining date; defaults to the export's latest timestamp.
+        dry_run: decide and log, but register nothing and move no alias.
+        crm: an already loaded export (default: load params.data).
+        feedback: contract outcomes from the feedback store (default: read params.serving.store_url).
+    """
+    from pipelines.train import input_example, train
+
+    tracking.configure(params)
+    crm = crm if crm is not None else load_crm(params)
+    crm, merged = merge_feedback(crm, feedback if feedback is not None else feedback_outcomes(params))
+    as_of = (pd.Timestamp(as_of) if as_of is not None else data_as_of(crm)) if params.data.dated else None
+    closed, conversions = closed_counts(crm, params, as_of)
+    why = cold_start_shortfall(closed, conversions, params)
+
+    client, name = MlflowClient(), params.tracking.registered_model
+    champion_version = _champion_version(client, name)
+    champion = tracking.load_scorer(params, tracking.CHAMPION) if champion_version else None
+
+    if why:
+        ts = assemble(params, as_of=as_of, crm=crm)
+        split = make_split(ts.created_at, pd.Series(ts.y), params.evaluate.split, params.model.seed)
+        challenger = fit_cold_start_scorer(ts, split, params, why)
+        evaluation = compare({LEADSCORE: challenger}, ts.features, ts.y, split, params)
+        challenger_run_id, challenger_version = _log_cold_start(challenger, evaluation, ts, split, params, dry_run,
+                                                                input_example(ts, params))
+    else:
+        result = train(params, as_of=as_of, register=not dry_run, crm=crm)
+        ts, challenger = result.training_set, result.scorer
+        split = make_split(ts.created_at, pd.Series(ts.y), params.evaluate.split, params.model.seed)
+        challenger_run_id, challenger_version = result.run_id, result.version
+
+    window_rows = split.test
+    y = ts.y[window_rows]
+    probabilities = {}
+    notes = []
+    if champion is not None:
+        probabilities[CHAMPION_ROW] = champion.predict_proba(_window_features(champion, ts, crm, window_rows, params))
+        notes += _overlap_notes(champion, ts, window_rows)
+    probabilities[CHALLENGER_ROW] = challenger.predict_proba(ts.features.iloc[window_rows])
+    metrics = window_metrics(probabilities, y, params)
+    decision = decide(metrics, len(ts.leaks), params)
+    if champion is None and not decision.promote:
+        # Registering the very first version makes it champion (pipelines.tracking.register): with
+        # nothing else to serve it serves whatever the checks say, and the reasons say so.
+        decision.promote = True
+        decision.reasons.append("ok: no champion yet, so this first version serves despite the failed checks; "
+                                "fix them and retrain before relying on it")
+    if why and champion is not None and not champion.info.get("cold_start"):
+        decision.promote = False
+        decision.checks["keeps_learned_champion"] = False
+        decision.reasons.append("FAILED: a learned champion is never replaced by the cold-start peer automatically "
+                                "(use `leadscore promote` to do it on purpose)")
+
+    result = RetrainResult(
+        as_of=as_of, closed_leads=closed, conversions=conversions, feedback=merged, decision=decision,
+        metrics=metrics, window=_describe_window(ts, window_rows), challenger_version=challenger_version,
+        champion_version=champion_version, promoted=False, dry_run=dry_run, cold_start=why,
+        challenger_run_id=challenger_run_id, notes=notes,
+    )
+    with mlflow.start_run(run_name=f"retrain {as_of:%Y-%m-%d}" if as_of is not None else "retrain") as run:
+        result.run_id = run.info.run_id
+        if decision.promote and not dry_run:
+            _move_champion(client, name, challenger_version, f"retrain as of {as_of}: {'; '.join(decision.reasons)}")
+            result.promoted = True
+        if challenger_version and not result.promoted:
+            client.set_model_version_tag(name, challenger_version, "retrain_refused", "; ".join(decision.reasons))
+        _log_retrain_run(result, params)
+    return result
+
+
+def _window_features(champion: LeadScorer, ts: TrainingSet, crm: CRMData, rows: np.ndarray, params: Params) -> pd.DataFrame:
+    """The window rows as the champion's own feature settings build them (usually the challenger's frame)."""
+    if champion.features == params.features:
+        return ts.features.iloc[rows]
+    ids = ts.features.index[rows]
+    leads = crm.leads.set_index("lead_id", drop=False).loc[ids].reset_index(drop=True)
+    if not params.data.dated:
+        return build_features(leads, None, None, champion.features)
+    snapshots = training_snapshots(leads, ts.labels.frame.loc[ids].reset_index(), champion.features)
+    return build_features(leads, crm.activities, snapshots, champion.features)
+
+
+def _overlap_notes(champion: LeadScorer, ts: TrainingSet, rows: np.ndarray) -> list[str]:
+    """A warning when the champion was fit on window leads (its figures are then optimistic).
+
+    The champion fit, tuned and calibrated on the leads created before its own test part began
+    (`data/split.json` of its training run); window leads created before that date it has seen.
+    """
+    if ts.created_at is None:
+        return ["undated export: the champion may have been fit on some window rows, so its figures can be "
+                "optimistic (the gate then favours the champion)"]
+    try:
+        split = mlflow.artifacts.load_dict(f"runs:/{champion.info['run_id']}/data/split.json")
+        seen_before = pd.Timestamp(split["test_from"])
+    except (KeyError, OSError, mlflow.exceptions.MlflowException):
+        return ["the champion's training split is not on record: cannot tell whether it was fit on window leads"]
+    seen = int((ts.created_at.iloc[rows] < seen_before).sum())
+    if not seen:
+        return []
+    return [f"the champion was fit on {seen:,} of the {len(rows):,} window leads (created before "
+            f"{seen_before:%Y-%m-%d}): its figures are optimistic and the gate favours it"]
+
+
+def _describe_window(ts: TrainingSet, rows: np.ndarray) -> str:
+    y = ts.y[rows]
+    text = f"{len(rows):,} leads, {int(y.sum()):,} conversions"
+    if ts.created_at is not None and len(rows):
+        created = ts.created_at.iloc[rows]
+        text += f", created {created.min():%Y-%m-%d} .. {created.max():%Y-%m-%d} (the challenger's out-of-time test rows)"
+    else:
+        text += " (the challenger's stratified test rows)"
+    return text
+
+
+def _log_cold_start(scorer: LeadScorer, evaluation: Evaluation, ts: TrainingSet, split: Split, params: Params,
+                    dry_run: bool, example: pd.DataFrame) -> tuple[str, str]:
+    """Log and (unless a dry run) register the peer scorer like a trained model; returns (run id, version)."""
+    with mlflow.start_run(run_name="cold start peer") as run:
+        scorer.info.update({"metrics": evaluation.metrics(), "tiers": scorer.tiers.as_dict(), "training_rows": len(ts.y),
+                            "as_of": str(ts.as_of) if ts.as_of is not None else None, "run_id": run.info.run_id})
+        mlflow.log_params(tracking.mlflow_keys(flatten(params)))
+        mlflow.set_tags({"cold_start": "true", "split": split.kind, "leakage_warnings": str(len(ts.leaks))})
+        mlflow.log_dict(ts.fingerprint(params), "data/fingerprint.json")
+        mlflow.log_dict(split.describe(), "data/split.json")
+        mlflow.log_metrics({f"test.{k}": float(v) for k, v in evaluation.metrics().items() if pd.notna(v)})
+        model_uri = tracking.log_scorer(scorer, example)
+        version = ""
+        if not dry_run:
+            version, _ = tracking.register(model_uri, params, run.info.run_id)
+        log_card(model_card(scorer, params, evaluation=evaluation, training_set=ts, split=split, version=version),
+                 params, version)
+    return run.info.run_id, version
+
+
+def _log_retrain_run(result: RetrainResult, params: Params) -> None:
+    verdict = "promoted" if result.promoted else ("dry_run" if result.dry_run else "refused")
+    mlflow.set_tags({
+        "retrain": "true", "decision": verdict, "would_promote": str(result.decision.promote).lower(),
+        "dry_run": str(result.dry_run).lower(), "cold_start": str(bool(result.cold_start)).lower(),
+        "challenger_version": result.challenger_version, "challenger_run_id": result.challenger_run_id,
+        "champion_version_before": result.champion_version or "",
+    })
+    mlflow.log_params(tracking.mlflow_keys({f"retrain.{k}": v for k, v in params.retrain.model_dump().items()}
+                                           | {"as_of": str(result.as_of)}))
+    for row, values in result.metrics.iterrows():
+        mlflow.log_metrics({f"{row}.{k}": float(v) for k, v in values.items() if pd.notna(v)})
+    mlflow.log_metrics({"closed_leads": result.closed_leads, "conversions": result.conversions,
+                        "feedback_applied": result.feedback.applied})
+    mlflow.log_dict({"verdict": result.verdict, "checks": result.decision.checks, "reasons": result.decision.reasons,
+                     "notes": result.notes, "window": result.window, "cold_start": result.cold_start},
+                    "retrain/decision.json")
+    mlflow.log_text("\n".join(result.lines()) + "\n", "retrain/summary.txt")

@@ -1,0 +1,216 @@
+"""The service's two tables: a score log (what the model said) and feedback (what sales decided).
+
+SQLAlchemy Core, so any URL works: a SQLite file by default (params serving.store_url), a shared
+PostgreSQL for a team. Feedback closes the loop — next quarter's labels come from it — so every
+event is committed before the service acknowledges it, and SQLite runs in WAL mode with
+synchronous=FULL: a killed server loses no acknowledged event. The score log keeps no raw personal
+data: the e-mail only as a SHA-256 of its normalised form.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from datetime import datetime, timezone
+from pathlib import Path
+
+import pandas as pd
+import sqlalchemy as sa
+
+from pipelines.config import Params
+from pipelines.contract import OUTCOMES
+
+_metadata = sa.MetaData()
+
+SCORE_LOG = sa.Table(
+    "score_log",
+    _metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("lead_id", sa.String(255), nullable=False),
+    sa.Column("model_name", sa.String(255), nullable=False),
+    sa.Column("model_version", sa.String(64), nullable=False),
+    sa.Column("probability", sa.Float, nullable=False),
+    sa.Column("score", sa.Integer, nullable=False),
+    sa.Column("tier", sa.String(64), nullable=False),
+    sa.Column("likely_rejection_reason", sa.String(255)),
+    sa.Column("likely_rejection_probability", sa.Float),
+    sa.Column("factors", sa.Text),  # JSON list of {signal, phrase, value, contribution, points}
+    sa.Column("email_sha256", sa.String(64)),
+    sa.Column("scored_at", sa.DateTime, nullable=False),  # naive UTC, like every contract date
+    sa.Index("ix_score_log_lead_time", "lead_id", "scored_at"),
+    sa.Index("ix_score_log_time", "scored_at"),
+)
+
+FEEDBACK = sa.Table(
+    "feedback",
+    _metadata,
+    sa.Column("event_id", sa.String(255), primary_key=True),  # the CRM's id: makes retries idempotent
+    sa.Column("lead_id", sa.String(255), nullable=False, index=True),
+    sa.Column("status", sa.String(64), nullable=False),
+    sa.Column("reason", sa.String(255)),
+    sa.Column("decided_at", sa.DateTime, nullable=False),
+    sa.Column("amount", sa.Float),
+    sa.Column("received_at", sa.DateTime, nullable=False),
+)
+
+SCORE_LOG_COLUMNS = [c.name for c in SCORE_LOG.columns if c.name != "id"]
+FEEDBACK_COLUMNS = [c.name for c in FEEDBACK.columns]
+_TIME_COLUMNS = ("scored_at", "decided_at", "received_at")
+_NUMBER_COLUMNS = ("probability", "likely_rejection_probability", "amount")
+
+
+def email_sha256(emails: pd.Series) -> pd.Series:
+    """SHA-256 of each stripped, lower-cased e-mail (missing stays missing), so "A@x.com " == "a@x.com"."""
+    key = emails.astype("str").str.strip().str.casefold()
+    present = emails.notna() & (key != "")
+    hashed = [hashlib.sha256(e.encode()).hexdigest() for e in key[present]]  # one hash per present e-mail
+    out = pd.Series([None] * len(emails), index=emails.index, dtype=object)
+    out[present] = hashed
+    return out
+
+
+def utc_naive(value) -> datetime:
+    """A datetime as naive UTC (zone-aware values converted, naive ones taken as UTC)."""
+    stamp = pd.Timestamp(value)
+    if stamp.tzinfo is not None:
+        stamp = stamp.tz_convert("UTC").tz_localize(None)
+    return stamp.to_pydatetime()
+
+
+def _now() -> datetime:
+    return datetime.now(timezone.utc).replace(tzinfo=None)
+
+
+def _sqlite_pragmas(dbapi_connection, _record) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")  # readers never block the writer
+    cursor.execute("PRAGMA synchronous=FULL")  # a commit is on disk before the service answers
+    cursor.execute("PRAGMA busy_timeout=30000")  # several workers write to one file
+    cursor.close()
+
+
+def _typed(frame: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
+    """Stable dtypes whatever the backend returns (also for 0 rows): dates, floats, text."""
+    out = {}
+    for name in columns:
+        values = frame[name] if name in frame else pd.Series([], dtype=object)
+        if name in _TIME_COLUMNS:
+            out[name] = pd.to_datetime(values).astype("datetime64[us]")
+        elif name in _NUMBER_COLUMNS:
+            out[name] = pd.to_numeric(values).astype("float64")
+        elif name == "score":
+            out[name] = values.astype("int64")
+        else:
+            out[name] = values.astype("str")
+    return pd.DataFrame(out, columns=columns)
+
+
+class Store:
+    """Score log and feedback tables behind one SQLAlchemy URL (tables are created when missing)."""
+
+    def __init__(self, url: str):
+        self.url = url
+        is_sqlite = sa.make_url(url).get_backend_name() == "sqlite"
+        self.engine = sa.create_engine(url, connect_args={"check_same_thread": False} if is_sqlite else {})
+        if is_sqlite:
+            sa.event.listen(self.engine, "connect", _sqlite_pragmas)
+        try:
+            _metadata.create_all(self.engine)
+        except (sa.exc.OperationalError, sa.exc.ProgrammingError):
+            # Another worker created the tables between the existence check and CREATE: check again.
+            _metadata.create_all(self.engine)
+
+    @classmethod
+    def from_params(cls, params: Params) -> "Store":
+        """The store params.serving.store_url names; a relative SQLite path is relative to the params file."""
+        url = sa.make_url(params.serving.store_url)
+        db = url.database
+        if url.get_backend_name() == "sqlite" and db and db != ":memory:" and not Path(db).is_absolute():
+            url = url.set(database=str(params.resolve(db)))
+        return cls(url.render_as_string(hide_password=False))
+
+    # ------------------------------------------------------------------ score log
+
+    def log_scores(self, rows: pd.DataFrame) -> None:
+        """Append scores: lead_id, model_name, model_version, probability, score, tier,
+        likely_rejection_reason, factors (JSON text or Python lists), email_sha256, scored_at (UTC).
+
+        likely_rejection_probability is optional; scored_at defaults to now. A column named `email`
+        is refused: only its hash (`email_sha256`) may be logged.
+        """
+        if "email" in rows.columns:
+            raise ValueError("score log rows carry a raw e-mail; log email_sha256 (serving.store.email_sha256) instead")
+        if rows.empty:
+            return
+        frame = rows.reindex(columns=SCORE_LOG_COLUMNS)
+        frame["factors"] = [f if f is None or isinstance(f, str) else json.dumps(f) for f in frame["factors"]]
+        frame["scored_at"] = frame["scored_at"].fillna(_now()).map(utc_naive)
+        frame["model_version"] = frame["model_version"].astype("str")
+        records = frame.astype(object).where(frame.notna(), None).to_dict("records")
+        with self.engine.begin() as conn:
+            conn.execute(SCORE_LOG.insert(), records)
+
+    def latest_score(self, lead_id: str) -> dict | None:
+        """The lead's most recent logged score (factors parsed from JSON), or None if never scored."""
+        query = (
+            sa.select(*[SCORE_LOG.c[name] for name in SCORE_LOG_COLUMNS])
+            .where(SCORE_LOG.c.lead_id == str(lead_id))
+            .order_by(SCORE_LOG.c.scored_at.desc(), SCORE_LOG.c.id.desc())
+            .limit(1)
+        )
+        with self.engine.connect() as conn:
+            row = conn.execute(query).mappings().first()
+        if row is None:
+            return None
+        out = dict(row)
+        out["factors"] = json.loads(out["factors"]) if out["factors"] else []
+        return out
+
+    def score_log_frame(self, since: pd.Timestamp | None = None) -> pd.DataFrame:
+        """Logged scores (optionally from `since`, naive or zone-aware UTC), oldest first."""
+        query = sa.select(*[SCORE_LOG.c[name] for name in SCORE_LOG_COLUMNS]).order_by(SCORE_LOG.c.id)
+        if since is not None:
+            query = query.where(SCORE_LOG.c.scored_at >= utc_naive(since))
+        with self.engine.connect() as conn:
+            frame = pd.DataFrame(conn.execute(query).mappings().all())
+        return _typed(frame, SCORE_LOG_COLUMNS)
+
+    # ------------------------------------------------------------------ feedback
+
+    def add_feedback(self, event: dict) -> bool:
+        """Store one CRM decision (event_id, lead_id, status, reason, decided_at, amount).
+
+        Idempotent on event_id: a retried event is not stored twice. Committed before returning.
+
+        Returns:
+            True when the event was new, False when that event_id was already stored.
+        """
+        record = {name: event.get(name) for name in FEEDBACK_COLUMNS}
+        record["decided_at"] = utc_naive(record["decided_at"])
+        record["received_at"] = utc_naive(record["received_at"]) if record["received_at"] else _now()
+        try:
+            with self.engine.begin() as conn:
+                conn.execute(FEEDBACK.insert(), record)
+        except sa.exc.IntegrityError:
+            with self.engine.connect() as conn:
+                stored = conn.execute(sa.select(FEEDBACK.c.event_id).where(FEEDBACK.c.event_id == record["event_id"]))
+                if stored.first() is None:  # not a duplicate event: a real constraint violation
+                    raise
+            return False
+        return True
+
+    def feedback_frame(self) -> pd.DataFrame:
+        """Every stored feedback event, in the order received."""
+        query = sa.select(FEEDBACK).order_by(FEEDBACK.c.received_at, FEEDBACK.c.event_id)
+        with self.engine.connect() as conn:
+            frame = pd.DataFrame(conn.execute(query).mappings().all())
+        return _typed(frame, FEEDBACK_COLUMNS)
+
+    def export_outcomes(self) -> pd.DataFrame:
+        """The contract `outcomes` table from feedback: one row per lead, its latest decision.
+
+        Latest = latest decided_at; events with the same decided_at are ordered by arrival.
+        """
+        events = self.feedback_frame()
+        latest = events.sort_values(["decided_at", "received_at"], kind="stable").drop_duplicates("lead_id", keep="last")
+        return latest.reset_index(drop=True)[list(OUTCOMES.columns)]

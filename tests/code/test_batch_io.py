@@ -1,0 +1,40 @@
+"""Batch scoring reads files as the CRM wrote them and hands each chunk exactly its leads' activities."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from pipelines.score import _activities_of, _read_whole
+
+PANDAS_TEXT = {"dtype": str, "keep_default_na": False, "na_values": [""]}
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "lead_id,activity,detail\n007,page_view,NA\nL2,,\"a, b\"\n",  # leading zeros, Namibia, quoted comma
+        "lead_id,activity,detail\nL1,page_view\nL2,form_fill,x\n",  # a short row: pandas pads it
+        "\ufefflead_id,activity\nL1,caf\u00e9\n",  # byte-order mark, non-ASCII text
+    ],
+    ids=["plain", "ragged", "bom"],
+)
+def test_activities_file_reads_as_pandas_reads_it(tmp_path, text):
+    path = tmp_path / "activities.csv"
+    path.write_text(text, encoding="utf-8")
+
+    pd.testing.assert_frame_equal(_read_whole(path), pd.read_csv(path, **PANDAS_TEXT))
+
+
+def test_each_chunk_gets_exactly_the_activities_isin_would_select_in_file_order():
+    activities = pd.DataFrame(
+        {"lead_id": ["L1", "L2", None, "L1", "L9", "L3", "L2"], "activity": list("abcdefg")}, dtype="str"
+    )
+    select = _activities_of(activities, "lead_id")
+
+    for chunk in (["L1", "L3"], ["L2", "L4"], ["L2", None], [], ["L9", "L9"]):
+        ids = pd.Series(chunk, dtype="str")
+        pd.testing.assert_frame_equal(select(ids), activities[activities["lead_id"].isin(ids)])
+    assert select(pd.Series(["L1"], dtype="str"))["activity"].tolist() == ["a", "d"]
+    assert np.array_equal(select(pd.Series([None], dtype="str")).index, [2])  # blank ids go with blank leads

@@ -1,0 +1,38 @@
+"""Category levels learned at fit time map any later frame the same way (train, batch, service)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from models.encoding import OTHER, CategoryEncoder
+
+
+def fitted() -> CategoryEncoder:
+    train = pd.DataFrame({"industry": ["software"] * 12 + ["retail"] * 10 + ["mining"] * 2, "employees": 1.0})
+    return CategoryEncoder(["industry"], ["employees"], min_count=10).fit(train)
+
+
+def test_known_levels_keep_their_code_and_rare_or_unseen_values_share_other():
+    encoder = fitted()
+    frame = pd.DataFrame({"industry": ["retail", "mining", "space", None, "software"], "employees": ["3", "x", None, 4, 5]})
+
+    out = encoder.transform(frame)
+
+    assert encoder.levels["industry"] == ["retail", "software", OTHER]
+    assert list(out["industry"].cat.categories) == ["retail", "software", OTHER]
+    assert out["industry"].tolist()[:3] == ["retail", OTHER, OTHER]  # rare in training, never seen
+    assert pd.isna(out["industry"].tolist()[3])  # missing stays missing, it is not "other"
+    np.testing.assert_array_equal(out["employees"].to_numpy(), [3.0, np.nan, np.nan, 4.0, 5.0])
+
+
+def test_all_missing_or_empty_columns_encode_without_error():
+    encoder = fitted()
+    all_missing = pd.DataFrame({"industry": [np.nan, np.nan], "employees": [np.nan, 1.0]}, index=["a", "b"])
+
+    out = encoder.transform(all_missing)
+    empty = encoder.transform(all_missing.iloc[:0])
+
+    assert out.index.tolist() == ["a", "b"] and out["industry"].isna().all()
+    assert list(out["industry"].cat.categories) == encoder.levels["industry"]
+    assert len(empty) == 0 and list(empty.columns) == encoder.columns

@@ -1,0 +1,170 @@
+"""Explanation phrases: every signal a model can show reads as words a rep understands."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from features.build import build_features
+from features.phrases import describe, phrase_templates
+from pipelines.config import PROJECT_ROOT, FeatureParams, load_params
+
+SNAPSHOT = pd.Timestamp("2024-03-01 12:00")
+PARAMS_FILES = ["params.yaml", "params.x_education.yaml"]
+
+
+def demo_spec(**overrides) -> FeatureParams:
+    """The demo params' features section, with overrides."""
+    spec = load_params(PROJECT_ROOT / "params.yaml").features
+    return spec.model_copy(update=overrides)
+
+
+def lead(**values) -> dict:
+    return {"lead_id": "L1", "created_at": SNAPSHOT - pd.Timedelta(days=3), **values}
+
+
+def described(leads: list[dict], events: list[tuple[str, str, float]] | None, spec: FeatureParams):
+    """Phrases and values for leads and (lead_id, activity, days before the snapshot) events."""
+    activities = pd.DataFrame(
+        [{"lead_id": i, "activity": a, "occurred_at": SNAPSHOT - pd.Timedelta(days=d)} for i, a, d in events or []],
+        columns=["lead_id", "activity", "occurred_at"],
+    )
+    features = build_features(pd.DataFrame(leads), activities, SNAPSHOT if spec.activity_types else None, spec)
+    return describe(features, spec)
+
+
+@pytest.mark.parametrize("params_file", PARAMS_FILES)
+def test_every_signal_of_both_params_files_has_a_template_that_renders(params_file):
+    spec = load_params(PROJECT_ROOT / params_file).features
+    templates = phrase_templates(spec)  # raises naming any signal without a template
+    # One lead that answered little and one that answered nothing: every state the data can reach.
+    leads = [{"lead_id": "A", "created_at": SNAPSHOT, "country": "India", "occupation": "Student", "email": "x@gmail.com"},
+             {"lead_id": "B", "created_at": SNAPSHOT}]
+    activities = None
+    if spec.activity_types:
+        activities = pd.DataFrame({"lead_id": ["A"], "activity": [spec.activity_types[0]], "occurred_at": [SNAPSHOT]})
+    features = build_features(pd.DataFrame(leads), activities, SNAPSHOT if spec.activity_types else None, spec)
+    phrases, values = describe(features, spec)
+    assert list(phrases.columns) == list(templates)
+    text = phrases.to_numpy().ravel()
+    assert all(isinstance(t, str) and t and "{" not in t and "|" not in t and "[" not in t for t in text)
+    assert values.notna().all().all()
+
+
+def test_a_signal_without_a_template_is_refused_by_name():
+    spec = demo_spec(categorical=["industry", "occupation"])
+    with pytest.raises(ValueError, match=r"'occupation' has no template: add features\.phrases\.occupation"):
+        phrase_templates(spec)
+
+
+@pytest.mark.parametrize(
+    "phrases, message",
+    [
+        ({"ocupation": "Occupation: {value}"}, r"'ocupation' is not a signal"),
+        ({"industry": "Industry: {level}"}, r"'industry': unknown field \{level\}"),
+        ({"pricing_view": "Viewed pricing | [never] Not yet"}, r"'pricing_view': unknown state \[never\]"),
+        ({"industry": "[known] Industry: {value}"}, r"'industry': no text for state\(s\) \['unknown'\]"),
+        ({"icp_match": "Fit {value:.1f}"}, r"'icp_match': does not render"),
+        ({"employees": "[=ten] Ten people | {value}"}, r"only for category signals"),
+    ],
+)
+def test_a_template_that_cannot_render_is_refused_with_the_signal(phrases, message):
+    with pytest.raises(ValueError, match=message):
+        phrase_templates(demo_spec(phrases=phrases))
+
+
+def test_activity_reads_its_shortest_window_with_events_and_says_when_there_are_none():
+    spec = demo_spec()
+    events = [("A", "pricing_view", d) for d in (1, 2, 3, 6)] + [("A", "pricing_view", 20)] * 2
+    events += [("A", "demo_request", 200), ("B", "page_view", 40)]
+    phrases, values = described([lead(lead_id="A"), lead(lead_id="B")], events, spec)
+    assert phrases.loc["A", "pricing_view"] == "Viewed pricing 4 times in the last 7 days"
+    assert values.loc["A", "pricing_view"] == "7d: 4, 30d: 6, 90d: 6, ever: yes"
+    assert phrases.loc["B", "pricing_view"] == "Has not viewed pricing"
+    # A demo requested before every window is still there in the "ever" flag: the phrase says so.
+    assert phrases.loc["A", "demo_request"] == "Requested a demo more than 90 days ago"
+    assert phrases.loc["B", "page_view"] == "Viewed 1 web page in the last 90 days"
+    assert phrases.loc["A", "activity_recency"] == "Last activity yesterday"
+    assert phrases.loc["B", "activity_recency"] == "Last activity 40 days ago"
+
+
+def test_no_activity_table_reads_as_unknown_not_as_none():
+    spec = demo_spec()
+    features = build_features(pd.DataFrame([lead()]), None, SNAPSHOT, spec)
+    phrases, _ = describe(features, spec)
+    assert phrases.loc["L1", "pricing_view"] == "No activity data"
+    assert phrases.loc["L1", "activity_recency"] == "No activity data"
+
+
+@pytest.mark.parametrize(
+    "email, phrase",
+    [
+        ("ana@gmail.com", "Free e-mail domain"),
+        ("ana@mit.edu", "Student e-mail address"),
+        ("ana@rivalsoft.com", "Competitor's e-mail domain"),
+        ("ana@acme.com", "Business e-mail domain"),
+        (None, "No usable e-mail address"),
+    ],
+)
+def test_email_domain_type_reads_as_the_kind_of_domain(email, phrase):
+    phrases, _ = described([lead(email=email)], [], demo_spec())
+    assert phrases.loc["L1", "email_domain_type"] == phrase
+
+
+def test_fit_signals_read_with_the_leads_own_values():
+    fit = lead(industry="Software", country="us", employees=250, job_title="VP Marketing", email="a@acme.com")
+    phrases, values = described([fit], [], demo_spec())
+    row = phrases.loc["L1"]
+    assert row["icp_match"] == "Matches 4 of 4 ICP criteria"
+    assert row["industry"] == "Industry: software"
+    assert row["country"] == "Country: US"
+    assert row["seniority"] == "Seniority: VP"
+    assert row["department"] == "Department: marketing"
+    assert row["size_band"] == "Company size: 201-1000 employees"
+    assert row["employees"] == "250 employees"
+    assert values.loc["L1", "icp_match"] == "4 of 4"
+
+
+def test_unseen_and_missing_values_read_as_themselves_and_as_not_given():
+    phrases, values = described([lead(industry="Asteroid Mining")], [], demo_spec())
+    assert phrases.loc["L1", "industry"] == "Industry: asteroid mining"
+    assert phrases.loc["L1", "employees"] == "Employee count not given"
+    assert values.loc["L1", "employees"] == "unknown"
+    assert phrases.loc["L1", "size_band"] == "Company size not given"
+
+
+def test_params_phrases_override_built_ins_including_one_value_of_a_category():
+    spec = demo_spec(
+        categorical=["industry", "occupation"],
+        phrases={
+            "industry": "Sector {value!u} | [=software] Builds software | [unknown] Sector unknown",
+            "occupation": "Occupation: {value!t} | [unknown] Occupation not given",
+        },
+    )
+    leads = [lead(lead_id="A", industry="Software", occupation="working professional"),
+             lead(lead_id="B", industry="retail"), lead(lead_id="C")]
+    phrases, _ = described(leads, [], spec)
+    assert phrases["industry"].tolist() == ["Builds software", "Sector RETAIL", "Sector unknown"]
+    assert phrases["occupation"].tolist() == ["Occupation: Working Professional", "Occupation not given",
+                                              "Occupation not given"]
+
+
+def test_rendering_many_leads_equals_rendering_each_alone():
+    spec = demo_spec()
+    rng = np.random.default_rng(3)
+    leads = [lead(lead_id=f"L{i}", industry=rng.choice(["software", "retail", None]), employees=rng.choice([5, 300, np.nan]))
+             for i in range(40)]
+    events = [(f"L{i}", str(rng.choice(["pricing_view", "page_view", "demo_request"])), float(rng.uniform(0, 100)))
+              for i in rng.integers(0, 40, 120)]
+    together, _ = described(leads, events, spec)
+    for i in (0, 7, 39):
+        alone, _ = described([leads[i]], [e for e in events if e[0] == f"L{i}"], spec)
+        pd.testing.assert_series_equal(together.loc[f"L{i}"], alone.loc[f"L{i}"])
+
+
+def test_an_empty_frame_gives_empty_frames_with_every_signal():
+    spec = demo_spec()
+    features = build_features(pd.DataFrame({"lead_id": pd.Series(dtype=str)}), None, SNAPSHOT, spec)
+    phrases, values = describe(features, spec)
+    assert phrases.shape == (0, len(phrase_templates(spec))) and values.shape == phrases.shape

@@ -1,0 +1,114 @@
+"""The score log and feedback store the service writes and retraining/monitoring read."""
+
+from __future__ import annotations
+
+import hashlib
+
+import pandas as pd
+import pytest
+
+from pipelines.contract import OUTCOMES
+from serving.store import Store, email_sha256
+
+
+@pytest.fixture()
+def store(tmp_path) -> Store:
+    return Store(f"sqlite:///{tmp_path / 'store.db'}")
+
+
+def _event(event_id: str, lead_id: str = "L1", **values) -> dict:
+    return {"event_id": event_id, "lead_id": lead_id, "status": "rejected", "reason": "no_budget",
+            "decided_at": "2025-03-01T10:00:00Z", **values}
+
+
+def _scores(lead_ids: list[str], **values) -> pd.DataFrame:
+    n = len(lead_ids)
+    frame = pd.DataFrame({
+        "lead_id": lead_ids, "model_name": "leadscore", "model_version": "3", "probability": [0.4] * n,
+        "score": [40] * n, "tier": ["A"] * n, "likely_rejection_reason": ["no_budget"] * n,
+        "factors": [[{"signal": "demo_request", "phrase": "Requested a demo", "value": "1", "contribution": 0.8, "points": 12.0}]] * n,
+        "email_sha256": [None] * n,
+    })
+    return frame.assign(**values)
+
+
+def test_feedback_is_idempotent_on_event_id(store):
+    assert store.add_feedback(_event("e1")) is True
+    assert store.add_feedback(_event("e1", reason="competitor")) is False  # a retry never overwrites
+    frame = store.feedback_frame()
+    assert frame["event_id"].tolist() == ["e1"]
+    assert frame["reason"].tolist() == ["no_budget"]
+
+
+def test_feedback_survives_reopening_the_store(tmp_path):
+    url = f"sqlite:///{tmp_path / 'store.db'}"
+    Store(url).add_feedback(_event("e1"))
+    assert Store(url).feedback_frame()["event_id"].tolist() == ["e1"]
+
+
+def test_dates_are_stored_as_naive_utc(store):
+    store.add_feedback(_event("e1", decided_at="2025-03-01T12:00:00+02:00"))
+    assert store.feedback_frame()["decided_at"].iloc[0] == pd.Timestamp("2025-03-01 10:00:00")
+
+
+def test_export_outcomes_keeps_the_latest_decision_per_lead_in_contract_columns(store):
+    store.add_feedback(_event("e1", "L1", status="nurture", reason=None, decided_at="2025-03-01"))
+    store.add_feedback(_event("e2", "L1", status="converted", reason=None, decided_at="2025-04-01", amount=1200.0))
+    store.add_feedback(_event("e3", "L2", decided_at="2025-02-01"))
+    store.add_feedback(_event("e0", "L1", status="rejected", decided_at="2025-01-01"))  # arrives late, decided earlier
+    outcomes = store.export_outcomes().set_index("lead_id")
+    assert list(store.export_outcomes().columns) == list(OUTCOMES.columns)
+    assert outcomes.loc["L1", "status"] == "converted" and outcomes.loc["L1", "amount"] == 1200.0
+    assert outcomes.loc["L2", "reason"] == "no_budget"
+    assert len(outcomes) == 2
+
+
+def test_empty_store_returns_typed_empty_frames(store):
+    outcomes = store.export_outcomes()
+    assert len(outcomes) == 0 and list(outcomes.columns) == list(OUTCOMES.columns)
+    assert str(outcomes["decided_at"].dtype).startswith("datetime64")
+    assert len(store.score_log_frame()) == 0
+    assert store.latest_score("nobody") is None
+
+
+def test_latest_score_is_the_most_recent_with_its_factors(store):
+    store.log_scores(_scores(["L1"], score=[20], scored_at=pd.Timestamp("2025-01-01")))
+    store.log_scores(_scores(["L1", "L2"], score=[55, 10], scored_at=pd.Timestamp("2025-02-01")))
+    latest = store.latest_score("L1")
+    assert latest["score"] == 55
+    assert latest["factors"][0]["phrase"] == "Requested a demo"
+
+
+def test_score_log_since_filters_by_time(store):
+    store.log_scores(_scores(["L1"], scored_at=pd.Timestamp("2025-01-01")))
+    store.log_scores(_scores(["L2"], scored_at=pd.Timestamp("2025-03-01")))
+    assert store.score_log_frame(since=pd.Timestamp("2025-02-01", tz="UTC"))["lead_id"].tolist() == ["L2"]
+
+
+def test_score_log_refuses_a_raw_email(store):
+    with pytest.raises(ValueError, match="email_sha256"):
+        store.log_scores(_scores(["L1"], email=["ana@example.com"]))
+
+
+def test_email_hash_ignores_case_and_whitespace_and_keeps_missing():
+    hashed = email_sha256(pd.Series([" Ana@Example.com", "ana@example.com", None, ""], dtype=object))
+    assert hashed.iloc[0] == hashed.iloc[1] == hashlib.sha256(b"ana@example.com").hexdigest()
+    assert hashed.iloc[2] is None and hashed.iloc[3] is None
+
+
+def test_export_outcomes_command_writes_a_table_ingest_accepts(store, tmp_path, sample_params):
+    from typer.testing import CliRunner
+
+    from pipelines.cli import app
+    from pipelines.ingest import prepare_table, read_source
+    from serving.local_server import params_file
+
+    store.add_feedback(_event("e1", "L1"))
+    store.add_feedback(_event("e2", "L2", status="converted", reason=None, amount=900.0))
+    params = params_file(sample_params, tmp_path / "params.yaml", {"serving.store_url": store.url})
+    out = tmp_path / "exported" / "outcomes.csv"
+    result = CliRunner().invoke(app, ["export-outcomes", "--params", str(params), "--output", str(out)])
+    assert result.exit_code == 0, result.output
+    outcomes, problems = prepare_table(read_source(str(out), sample_params.data, tmp_path), "outcomes", sample_params.data)
+    assert not problems
+    assert outcomes.set_index("lead_id").loc["L2", "status"] == "converted"

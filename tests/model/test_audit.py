@@ -1,0 +1,233 @@
+"""The marketing signal audit: what a marketer reads in it must be complete, consistent and traceable."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+
+import mlflow
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+from mlflow.tracking import MlflowClient
+
+from pipelines import audit
+
+SECTION_KEYS = ["importance", "dependence", "segments", "tiers", "calibration", "change"]
+
+
+@pytest.fixture(scope="module")
+def audited(trained, sample_params, tmp_path_factory):
+    """The champion of the `trained` store audited once, as `leadscore audit` does."""
+    return audit.run_audit(sample_params, out_dir=tmp_path_factory.mktemp("audit"))
+
+
+def sections(result) -> dict[str, audit.Section]:
+    return {s.key: s for s in result.audit.sections}
+
+
+def test_every_section_is_produced_with_non_empty_tables(audited, sample_params):
+    by_key = sections(audited)
+    assert list(by_key) == SECTION_KEYS
+    assert set(by_key["segments"].tables) == {
+        "by_lead_source", "rejection_reasons_by_lead_source", "by_campaign", "rejection_reasons_by_campaign"
+    }
+    for key in SECTION_KEYS:
+        assert by_key[key].tables, key
+        for name, table in by_key[key].tables.items():
+            assert len(table), f"{key}.{name} is empty"
+    for key in SECTION_KEYS[:5]:
+        assert by_key[key].figures, key
+    # No older registered version than the audited champion: the section says so (version-aware,
+    # since other tests may register more versions in the same store).
+    name, version = sample_params.tracking.registered_model, audited.audit.model["version"]
+    versions = [v.version for v in MlflowClient().search_model_versions(f"name='{name}'")]
+    if audit.previous_version(versions, version) is None:
+        assert "no previous model" in by_key["change"].notes[0]
+        assert list(by_key["change"].tables["metrics"].columns) == ["metric", "current"]
+
+
+def test_importance_is_sorted_covers_every_signal_and_reads_declared_buying_signals_as_positive(audited, trained):
+    table = sections(audited)["importance"].tables["signals"]
+    assert table["mean_abs_contribution"].is_monotonic_decreasing
+    assert sorted(table["signal"]) == sorted({d.signal for d in trained.scorer.catalog})
+    assert table["share"].sum() == pytest.approx(1.0)
+    by_signal = table.set_index("signal")
+    # params declare demo requests and pricing views monotone increasing: more of them raises scores.
+    assert by_signal.loc["demo_request", "direction"] > 0
+    assert by_signal.loc["pricing_view", "direction"] > 0
+    lead_source = by_signal.loc["lead_source"]
+    assert lead_source["best_contribution"] > lead_source["worst_contribution"]
+
+
+def test_dependence_covers_the_top_signals(audited):
+    by_key = sections(audited)
+    top = by_key["importance"].tables["signals"]["signal"].head(audit.TOP_SIGNALS)
+    dependence = by_key["dependence"].tables["dependence"]
+    assert list(dict.fromkeys(dependence["signal"])) == list(top)
+    assert dependence.groupby("signal")["rows"].sum().eq(audited.audit.model["test_rows"]).all()
+
+
+def test_source_table_counts_the_export_and_rejection_reasons_sum_to_one_per_source(audited, trained):
+    segments = sections(audited)["segments"].tables
+    summary, mix = segments["by_lead_source"], segments["rejection_reasons_by_lead_source"]
+    leads = trained.training_set.crm.leads  # the same export; the audit reads it as of the model's as_of
+    assert summary["leads"].sum() == (leads["created_at"] <= pd.Timestamp(audited.audit.model["as_of"])).sum()
+    shares = mix.groupby("lead_source")["share"].sum()
+    np.testing.assert_allclose(shares.to_numpy(), 1.0)
+    rejected = summary.set_index("lead_source")["rejected"]
+    assert mix.groupby("lead_source")["rejected"].sum().to_dict() == rejected[rejected > 0].to_dict()
+    # The synthetic CRM has deal amounts: won revenue is reported, and only for converted leads.
+    assert summary["won_revenue"].sum() > 0
+    assert (summary.loc[summary["converted"] == 0, "won_revenue"] == 0).all()
+
+
+def test_html_is_self_contained_with_every_heading_and_embedded_plots(audited):
+    page = audited.paths[0].read_text(encoding="utf-8")
+    for number, section in enumerate(audited.audit.sections, start=1):
+        assert f"{number}. {section.title}</h2>" in page
+    figures = sum(len(s.figures) for s in audited.audit.sections)
+    assert page.count("src='data:image/png;base64,") == figures
+    assert page.count("<img") == figures  # every image is embedded, none points at a file
+    assert "top_rejection_reason" in page  # the tables are in the page too
+
+
+def test_mlflow_run_holds_the_report_and_tables_in_the_models_experiment(audited, trained):
+    client = MlflowClient()
+    run = client.get_run(audited.run_id)
+    assert run.data.tags["audit"] == "true"
+    assert run.data.tags["audited_version"] == audited.audit.model["version"]
+    assert run.info.experiment_id == client.get_run(trained.run_id).info.experiment_id
+    top = {a.path for a in client.list_artifacts(audited.run_id, "audit")}
+    assert {"audit/audit.html", "audit/audit.json", "audit/tables"} <= top
+    csvs = {a.path.rsplit("/", 1)[-1] for a in client.list_artifacts(audited.run_id, "audit/tables")}
+    assert csvs == {f"{s.key}.{name}.csv" for s in audited.audit.sections for name in s.tables}
+    logged = json.loads(mlflow.artifacts.load_text(f"runs:/{audited.run_id}/audit/audit.json"))
+    assert [s["key"] for s in logged["sections"]] == SECTION_KEYS
+    tiers = pd.read_csv(audited.paths[0].parent / "tables" / "tiers.tiers.csv")
+    assert list(tiers["tier"]) == trained.scorer.tiers.names
+
+
+def test_change_against_a_previous_model_compares_the_same_leads(audited, trained, sample_params):
+    rows, scorer = audited.audit.rows, trained.scorer
+    same = audit.change_section(rows, scorer, audit.PreviousModel("version 0", scorer), sample_params.evaluate)
+    assert (same.tables["metrics"]["change"] == 0).all()
+    assert (same.tables["importance_change"]["change"] == 0).all()
+    assert "No signal's importance changed." in same.notes
+
+    weaker = dataclasses.replace(scorer, gbm_coef=scorer.gbm_coef / 2, logistic_coef=scorer.logistic_coef / 2)
+    changed = audit.change_section(rows, scorer, audit.PreviousModel("version 0", weaker), sample_params.evaluate)
+    importance = changed.tables["importance_change"]
+    np.testing.assert_allclose(importance["change"], importance["current"] / 2, atol=1e-12)
+    assert importance["change"].abs().is_monotonic_decreasing
+
+    other_features = scorer.features.model_copy(update={"numeric": [*scorer.features.numeric, "annual_revenue"]})
+    unbuildable = dataclasses.replace(scorer, features=other_features)
+    fallback = audit.change_section(rows, scorer, audit.PreviousModel("version 0", unbuildable), sample_params.evaluate)
+    assert "annual_revenue" in fallback.notes[0]
+    assert set(fallback.tables) == {"metrics"}
+
+
+def test_cli_names_a_comparison_model_that_does_not_exist(trained, sample_params, tmp_path):
+    from typer.testing import CliRunner
+
+    from pipelines.cli import app
+
+    params_file = tmp_path / "params.yaml"
+    params_file.write_text(yaml.safe_dump(sample_params.model_dump(mode="json")))
+    result = CliRunner().invoke(app, ["audit", "--params", str(params_file), "--compare-to", "999", "--out", str(tmp_path)])
+    assert result.exit_code == 1
+    assert "no version or alias '999'" in result.output
+    assert not (tmp_path / "audit.html").exists()
+
+
+def test_previous_version_is_the_highest_number_below_the_audited_one():
+    assert audit.previous_version(["1", "2", "9", "10", "11"], "11") == "10"
+    assert audit.previous_version(["3", "4"], "3") is None
+
+
+def test_segment_outcomes_on_a_small_export():
+    outcomes = pd.DataFrame(
+        {
+            "lead_source": ["webinar", "webinar", "webinar", "webinar", "webinar", None],
+            "outcome": ["converted", "rejected", "rejected", "rejected", "open", "rejected"],
+            "reason": [np.nan, "no_budget", "no_budget", np.nan, np.nan, "student"],
+            "amount": [1200.0, np.nan, np.nan, np.nan, np.nan, np.nan],
+        }
+    )
+    summary, mix = audit.segment_outcomes(outcomes, "lead_source")
+    webinar = summary.set_index("lead_source").loc["webinar"]
+    assert (webinar["leads"], webinar["decided"], webinar["converted"], webinar["rejected"]) == (5, 4, 1, 3)
+    assert webinar["conversion_rate"] == pytest.approx(0.25)
+    assert webinar["acceptance_rate"] == pytest.approx(0.25)
+    assert (webinar["top_rejection_reason"], webinar["top_reason_share"]) == ("no_budget", pytest.approx(2 / 3))
+    assert webinar["no_reason_share"] == pytest.approx(1 / 3)
+    assert webinar["won_revenue"] == 1200.0
+    assert audit.UNKNOWN_SEGMENT in set(summary["lead_source"])
+    assert list(mix[mix["lead_source"] == "webinar"]["reason"]) == ["no_budget", audit.NO_REASON]
+    headline = audit.rejection_headlines(summary, "lead_source")[0]
+    assert "webinar" in headline and "mostly for no_budget (67% of its rejections)" in headline
+
+    empty_summary, empty_mix = audit.segment_outcomes(outcomes.iloc[:0], "lead_source")
+    assert len(empty_summary) == 0 and len(empty_mix) == 0
+
+
+def test_reason_mix_names_the_top_reasons_and_pools_the_rest():
+    reasons = pd.Series(["a"] * 5 + ["b"] * 4 + ["c"] * 3 + ["d"] * 2 + [None])
+    mix = audit.reason_mix(pd.Series(["s"] * len(reasons), name="campaign"), reasons, top=2)
+    assert list(mix["reason"]) == ["a", "b", audit.OTHER_REASONS, audit.NO_REASON]
+    assert list(mix["rejected"]) == [5, 4, 5, 1]
+    assert mix["share"].sum() == pytest.approx(1.0)
+
+
+def test_a_segment_slice_keeps_only_its_leads_and_rejects_unknown_columns(audited, trained):
+    rows = audited.audit.rows
+    webinar = rows.segment("lead_source", " Webinar ")
+    assert len(webinar.y) == int((rows.features["lead_source"] == "webinar").sum()) > 0
+    assert set(webinar.features["lead_source"]) == {"webinar"}
+    assert len(webinar.signals) == len(webinar.y) == len(webinar.probability)
+    with pytest.raises(KeyError, match="segment by one of"):
+        rows.segment("favourite_colour", "blue")
+    nobody = rows.subset(np.zeros(len(rows.y), dtype=bool))  # a segment without held-out leads
+    tiers = audit.tiers_section(nobody, trained.scorer.tiers, [0.1]).tables["tiers"]
+    assert list(tiers["leads"]) == [0] * len(trained.scorer.tiers.names)
+    assert audit.importance_section(nobody, trained.scorer.catalog).tables["signals"]["mean_abs_contribution"].isna().all()
+
+
+def test_x_education_audit_shows_pre_contact_signals_and_tags_as_rejection_reasons(x_education_csv, tmp_path):
+    from models.splits import make_split
+    from models.train import fit_scorer
+    from pipelines.config import PROJECT_ROOT, load_params
+    from pipelines.dataset import assemble
+
+    params = load_params(
+        PROJECT_ROOT / "params.x_education.yaml",
+        overrides={
+            "data.leads": str(x_education_csv),
+            "model.tuning_trials": 2,
+            "model.max_rounds": 300,
+            "model.reason_model": False,
+            "tracking.uri": f"sqlite:///{tmp_path / 'mlflow.db'}",
+        },
+    )
+    ts = assemble(params)
+    split = make_split(ts.created_at, pd.Series(ts.y), params.evaluate.split, params.model.seed)
+    scorer = fit_scorer(ts.features, ts.y, ts.weights, ts.reasons, split, params)
+    report = audit.build_audit(scorer, ts, params)
+    by_key = {s.key: s for s in report.sections}
+
+    top = set(by_key["importance"].tables["signals"]["signal"].head(10))
+    pre_contact = set(params.features.categorical) | set(params.features.numeric)
+    post_contact = {c.lower().replace(" ", "_") for c in params.data.drop_columns} | {"reason", "status", "tags"}
+    assert top <= pre_contact
+    assert not top & post_contact
+
+    segments = by_key["segments"]
+    mix = segments.tables["rejection_reasons_by_lead_source"]
+    assert {"ringing", "interested in other courses", "already a student"} <= set(mix["reason"])
+    np.testing.assert_allclose(mix.groupby("lead_source")["share"].sum().to_numpy(), 1.0)
+    assert "by_campaign" not in segments.tables
+    assert any("no campaign values" in note for note in segments.notes)
+    assert any("no deal amounts" in note for note in segments.notes)
+    assert "won_revenue" not in segments.tables["by_lead_source"].columns

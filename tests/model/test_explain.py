@@ -1,0 +1,218 @@
+"""Per-lead explanations: the numbers add up, the points mean what the rep is told, the words fit."""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+
+import lightgbm as lgb
+import numpy as np
+import pandas as pd
+import pytest
+import shap
+from scipy import sparse
+
+from models.calibration import Calibrator, TierThresholds
+from models.explain import by_signal, contributions, explain, factor_columns
+from models.peers import LogisticPeer
+from models.scorer import LeadScorer
+from pipelines.config import PROJECT_ROOT, load_params
+from pipelines.dataset import assemble
+from pipelines.score import score_file
+
+AS_OF = pd.Timestamp("2025-06-01")
+
+
+@pytest.fixture(scope="module")
+def scorer(trained):
+    return trained.scorer
+
+
+@pytest.fixture(scope="module")
+def features(trained) -> pd.DataFrame:
+    return trained.training_set.features.iloc[:400]
+
+
+@pytest.fixture(scope="module")
+def blended(trained):
+    """The trained scorer with both LightGBM and logistic parts weighted (fitting whichever it lacks)."""
+    scorer, ts = trained.scorer, trained.training_set
+    booster, logistic = scorer.booster, scorer.logistic
+    if booster is None:
+        data = lgb.Dataset(scorer.encoder.transform(ts.features), ts.y)
+        booster = lgb.train({"objective": "binary", "num_leaves": 7, "verbose": -1}, data, num_boost_round=30)
+    if logistic is None:
+        logistic = LogisticPeer(seed=0).fit(ts.features, ts.y)
+    return dataclasses.replace(scorer, booster=booster, logistic=logistic, gbm_coef=0.4, logistic_coef=0.7)
+
+
+def variants(blended) -> dict:
+    return {
+        "blend": blended,
+        "lightgbm": dataclasses.replace(blended, logistic=None, gbm_coef=1.0, logistic_coef=0.0),
+        "logistic": dataclasses.replace(blended, booster=None, gbm_coef=0.0, logistic_coef=1.0),
+    }
+
+
+def raw_lead(**values) -> pd.DataFrame:
+    """A cold lead in the CRM's own columns (the synthetic CRM uses the contract names)."""
+    lead = {
+        "lead_id": "D1", "created_at": "2025-05-29 10:00", "email": "kim@gmail.com", "phone": "+1 555 0100",
+        "company": "", "industry": "retail", "employees": "8", "country": "BR", "job_title": "Intern",
+        "lead_source": "web_organic", "campaign": "",
+    }
+    lead.update(values)
+    return pd.DataFrame([{k: v for k, v in lead.items() if v is not None}])
+
+
+def activity(kind: str, when: str) -> dict:
+    return {"lead_id": "D1", "occurred_at": when, "activity": kind}
+
+
+@pytest.mark.parametrize("variant", ["trained", "blend", "lightgbm", "logistic"])
+def test_base_plus_contributions_is_the_scorers_margin(variant, scorer, blended, features):
+    model = scorer if variant == "trained" else variants(blended)[variant]
+    base, per_feature = contributions(model, features)
+    assert list(per_feature.columns) == model.feature_names
+    assert per_feature.index.equals(features.index)
+    np.testing.assert_allclose(base + per_feature.sum(axis=1).to_numpy(), model.margin(features), rtol=0, atol=1e-6)
+    assert np.ptp(base) == 0  # one base for every lead: contributions compare leads with one reference
+
+
+def test_contributions_still_add_up_where_the_logistic_log_odds_are_clipped(blended, features):
+    peer = copy.deepcopy(blended.logistic)
+    peer.model_.coef_ = peer.model_.coef_ * 40  # pushes many leads past the scorer's 1e-6 probability clip
+    model = dataclasses.replace(blended, logistic=peer)
+    logistic_log_odds = np.abs(model.margin(features) - 0.4 * model.booster.predict(model.encoder.transform(features), raw_score=True))
+    assert (logistic_log_odds > 0.7 * 13.8).any()
+    base, per_feature = contributions(model, features)
+    np.testing.assert_allclose(base + per_feature.sum(axis=1).to_numpy(), model.margin(features), rtol=0, atol=1e-6)
+
+
+def test_x_education_explains_in_its_own_words_with_a_sparse_logistic_design(x_education_csv):
+    params = load_params(PROJECT_ROOT / "params.x_education.yaml", overrides={"data.leads": str(x_education_csv)})
+    ts = assemble(params)
+    rows, y = ts.features, np.asarray(ts.y)
+    peer = LogisticPeer(seed=0).fit(rows, y)
+    assert sparse.issparse(peer.preprocessor_.transform(peer._design(rows.head())))  # many one-hot levels
+    model = LeadScorer(
+        data=params.data, features=params.features, encoder=None, booster=None, logistic=peer, gbm_coef=0.0,
+        logistic_coef=1.0, calibrator=Calibrator("isotonic"), tiers=TierThresholds(names=["all"], min_probability=[0.0]),
+        reasons=None,
+    )
+    model.calibrator.fit(model.margin(rows), y)
+    base, per_feature = contributions(model, rows)
+    np.testing.assert_allclose(base + per_feature.sum(axis=1).to_numpy(), model.margin(rows), rtol=0, atol=1e-6)
+    professional = rows.index[rows["occupation"] == "working professional"][0]
+    unanswered = rows.index[rows["occupation"].isna()][0]
+    professional_e, unanswered_e = explain(model, rows.loc[[professional, unanswered]])
+    occupation = {e.lead_id: next(f.phrase for f in e.factors if f.signal == "occupation")
+                  for e in (professional_e, unanswered_e)}
+    assert occupation == {str(professional): "Working professional", str(unanswered): "Occupation not given"}
+
+
+def test_the_lightgbm_part_is_shaps_tree_explainer(blended, features):
+    model = variants(blended)["lightgbm"]
+    base, per_feature = contributions(model, features)
+    encoded = model.encoder.transform(features)
+    explainer = shap.TreeExplainer(model.booster)
+    expected = explainer.shap_values(encoded, from_call=True)
+    np.testing.assert_allclose(per_feature[list(encoded.columns)].to_numpy(), expected, atol=1e-12)
+    assert base[0] == pytest.approx(explainer.expected_value, abs=1e-12)
+
+
+def test_every_window_of_an_activity_is_one_factor(scorer, features):
+    _, per_feature = contributions(scorer, features)
+    signals = by_signal(scorer, per_feature)
+    assert list(signals.columns) == list(dict.fromkeys(d.signal for d in scorer.catalog))
+    pricing = [d.name for d in scorer.catalog if d.signal == "pricing_view"]
+    assert pricing == ["pricing_view_7d", "pricing_view_30d", "pricing_view_90d", "pricing_viewed"]
+    np.testing.assert_allclose(signals["pricing_view"], per_feature[pricing].sum(axis=1), atol=1e-12)
+    for e, (_, row) in zip(explain(scorer, features.iloc[:20]), signals.iloc[:20].iterrows()):
+        by_name = {f.signal: f for f in e.factors}
+        assert len(e.factors) == len(by_name) == len(signals.columns)  # pricing_view_7d etc. never appear alone
+        assert by_name["pricing_view"].contribution == pytest.approx(row["pricing_view"], abs=1e-12)
+
+
+def test_points_are_the_exact_counterfactual_and_rank_the_shown_factors(scorer, features, sample_params):
+    k = sample_params.serving.top_factors
+    explanations = explain(scorer, features, k)
+    predicted = scorer.predict(features)
+    assert [e.lead_id for e in explanations] == predicted["lead_id"].tolist()
+    assert [e.score for e in explanations] == predicted["score"].tolist()
+    for e in explanations:
+        assert e.margin == pytest.approx(e.base + sum(f.contribution for f in e.factors), abs=1e-9)
+        for f in e.positives + e.negatives:
+            without = scorer.calibrator.predict(np.array([e.margin - f.contribution]))[0]
+            assert f.points == pytest.approx(100 * (e.probability - without), abs=1e-9)
+        for side, sign in ((e.positives, 1), (e.negatives, -1)):
+            candidates = [f for f in e.factors if f.contribution * sign > 0]
+            assert len(side) == min(k, len(candidates))
+            assert all(f.points * sign >= 0 for f in side)  # a monotone calibrator keeps the sign
+            ranked = sorted(candidates, key=lambda f: (abs(f.points), abs(f.contribution)), reverse=True)
+            assert [f.signal for f in side] == [f.signal for f in ranked[:k]]
+
+
+def test_one_demo_request_shows_as_a_positive_factor(scorer, sample_params):
+    k = sample_params.serving.top_factors
+    visit = [activity("page_view", "2025-05-30 09:00")]
+    before, problems = scorer.build(raw_lead(), pd.DataFrame(visit), as_of=AS_OF)
+    after, _ = scorer.build(raw_lead(), pd.DataFrame([*visit, activity("demo_request", "2025-05-31 09:00")]), as_of=AS_OF)
+    assert problems == []
+    (without_demo,) = explain(scorer, before, k)
+    (with_demo,) = explain(scorer, after, k)
+    assert "demo_request" in [f.signal for f in with_demo.positives]
+    assert "demo_request" not in [f.signal for f in without_demo.positives]
+    demo = next(f for f in with_demo.positives if f.signal == "demo_request")
+    assert demo.phrase == "Requested a demo in the last 7 days"
+    assert with_demo.score >= without_demo.score
+
+
+def test_an_unseen_category_and_missing_optional_fields_explain(scorer):
+    lead = raw_lead(industry="Asteroid Mining", employees=None, phone=None, company=None, campaign=None)
+    features, problems = scorer.build(lead, None, as_of=AS_OF)
+    assert problems == []
+    (e,) = scorer.explain(features, 3)
+    by_name = {f.signal: f for f in e.factors}
+    assert (by_name["industry"].phrase, by_name["industry"].value) == ("Industry: asteroid mining", "asteroid mining")
+    assert by_name["employees"].phrase == "Employee count not given"
+    assert by_name["missing_phone"].phrase == "No phone number"
+    assert e.margin == pytest.approx(scorer.margin(features)[0], abs=1e-6)
+    assert 1 <= e.score <= 99
+
+
+def test_an_empty_frame_explains_to_nothing(scorer, features):
+    empty = features.iloc[:0]
+    assert explain(scorer, empty) == []
+    base, per_feature = contributions(scorer, empty)
+    assert base.shape == (0,) and per_feature.shape == (0, len(scorer.feature_names))
+    columns = factor_columns(scorer, empty, 2)
+    assert len(columns) == 0 and list(columns.columns)[-1] == "top_negative_2_points"
+
+
+def test_top_k_below_one_is_refused(scorer, features):
+    with pytest.raises(ValueError, match="top_k must be at least 1"):
+        explain(scorer, features.iloc[:2], 0)
+
+
+def test_batch_scoring_writes_the_same_top_factors_as_explain(scorer, sample_dir, tmp_path):
+    leads = pd.read_csv(sample_dir / "leads.csv", dtype=str, keep_default_na=False, na_values=[""]).iloc[:60]
+    acts = pd.read_csv(sample_dir / "activities.csv", dtype=str)
+    leads.to_csv(tmp_path / "leads.csv", index=False)
+    acts[acts["lead_id"].isin(leads["lead_id"])].to_csv(tmp_path / "activities.csv", index=False)
+    as_of = pd.Timestamp(leads["created_at"].max()) + pd.Timedelta(days=3)
+
+    summary = score_file(scorer, tmp_path / "leads.csv", tmp_path / "scores.csv", activities_path=tmp_path / "activities.csv",
+                         as_of=as_of, chunk_size=25, progress=False, top_factors=2)
+    written = pd.read_csv(summary.output)
+    assert summary.rows_scored == 60
+    assert list(written.columns[-8:]) == [
+        "top_positive_1", "top_positive_1_points", "top_positive_2", "top_positive_2_points",
+        "top_negative_1", "top_negative_1_points", "top_negative_2", "top_negative_2_points",
+    ]
+    features, _ = scorer.build(leads, acts, as_of=as_of)
+    for e, (_, row) in zip(explain(scorer, features, 2), written.iterrows()):
+        assert row["lead_id"] == e.lead_id and row["score"] == e.score
+        assert row["top_positive_1"] == e.positives[0].phrase
+        assert row["top_positive_1_points"] == pytest.approx(round(e.positives[0].points, 1))
+        assert row["top_negative_2"] == e.negatives[1].phrase

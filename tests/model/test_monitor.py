@@ -1,0 +1,206 @@
+"""Monitor: drift of features and score, calibration against arrived outcomes, and the hand-off SLA."""
+
+from __future__ import annotations
+
+import os
+
+import mlflow
+import numpy as np
+import pandas as pd
+import pytest
+
+from features.build import FeatureDef, build_features
+from pipelines.config import LabelParams, MonitorParams
+from pipelines.monitor import (
+    calibration_summary,
+    drift_table,
+    first_scores,
+    handoff_health,
+    monitor,
+    population_stability,
+    segment_calibration,
+)
+from pipelines.synthetic import SourceShift, generate_crm, write_crm
+from conftest import params_for
+
+FAST = {"model.tuning_trials": 2, "model.max_rounds": 300, "model.early_stopping_rounds": 30,
+        "model.reason_model": False, "model.candidates": ["lightgbm"]}
+MP = MonitorParams()
+rng = np.random.default_rng(0)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def own_tracking_store():
+    """This module's params choose its MLflow store, and no store leaks into other modules.
+
+    mlflow.set_tracking_uri (inside pipelines.tracking.configure) exports MLFLOW_TRACKING_URI, which
+    tracking_uri() then prefers over params: a store configured earlier in the session would win.
+    """
+    before = os.environ.pop("MLFLOW_TRACKING_URI", None)
+    yield
+    os.environ.pop("MLFLOW_TRACKING_URI", None)
+    if before is not None:
+        os.environ["MLFLOW_TRACKING_URI"] = before
+
+
+# ----------------------------------------------------------------------------- PSI
+
+
+def test_psi_is_near_zero_for_the_same_population_and_large_for_a_shifted_one():
+    reference = pd.Series(rng.normal(0, 1, 20_000))
+    assert population_stability(reference, pd.Series(rng.normal(0, 1, 5_000)), False) < 0.01
+    assert population_stability(reference, pd.Series(rng.normal(0.8, 1, 5_000)), False) > MP.psi_alert
+
+
+def test_psi_counts_new_categories_and_fields_that_stop_being_filled():
+    reference = pd.Series(rng.choice(["web", "event", "partner"], 10_000), dtype="str")
+    same = pd.Series(rng.choice(["web", "event", "partner"], 3_000), dtype="str")
+    surge = pd.Series(rng.choice(["web", "tiktok"], 3_000, p=[0.4, 0.6]), dtype="str")  # never seen in training
+    assert population_stability(reference, same, True) < 0.01
+    assert population_stability(reference, surge, True) > MP.psi_alert
+    numbers = pd.Series(rng.normal(0, 1, 10_000))
+    blanked = numbers.sample(3_000, random_state=1).reset_index(drop=True).mask(lambda s: s.index % 2 == 0)
+    assert population_stability(numbers, blanked, False) > MP.psi_alert
+    assert np.isnan(population_stability(numbers, numbers.iloc[:0], False))
+
+
+def test_drift_is_not_judged_on_too_few_recent_leads():
+    reference = pd.DataFrame({"x": rng.normal(0, 1, 5_000)})
+    catalog = [FeatureDef("x", "numeric", "x")]
+    shifted = pd.DataFrame({"x": rng.normal(3, 1, 50)})
+
+    table = drift_table(reference, shifted, catalog, MP)
+    assert table.loc[0, "psi"] > MP.psi_alert and table.loc[0, "status"] == "n/a"  # 50 < min_drift_rows
+
+
+# ----------------------------------------------------------------------------- calibration
+
+
+def test_a_segment_whose_conversion_left_the_prediction_is_flagged_and_small_ones_are_not_judged():
+    n = 3_000
+    source = pd.Series(rng.choice(["web", "event", "rare"], n, p=[0.5, 0.49, 0.01]), dtype="str")
+    p = np.full(n, 0.2)
+    rate = np.where(source == "web", 0.05, 0.2)  # web now converts at a quarter of what the model says
+    y = (rng.random(n) < rate).astype(float)
+
+    table = segment_calibration(source.to_frame("lead_source"), p, y, MP).set_index("value")
+    assert table.loc["web", "status"] == "alert" and table.loc["web", "gap"] < -0.1
+    assert table.loc["event", "status"] == "ok"
+    assert table.loc["rare", "status"] == "n/a"  # about 30 leads, below min_segment_rows
+    assert table.index[0] == "web"  # worst first
+
+
+def test_overall_calibration_alerts_beyond_the_tolerance_only_with_enough_outcomes():
+    p = np.full(1_000, 0.3)
+    assert calibration_summary(p, (rng.random(1_000) < 0.3).astype(float), MP).loc[0, "status"] == "ok"
+    assert calibration_summary(p, (rng.random(1_000) < 0.1).astype(float), MP).loc[0, "status"] == "alert"
+    assert calibration_summary(p[:20], np.zeros(20), MP).loc[0, "status"] == "n/a"
+
+
+# ----------------------------------------------------------------------------- hand-off
+
+
+def test_handoff_health_measures_sla_top_tier_and_reason_codes():
+    now = pd.Timestamp("2026-01-10 12:00")
+    scored = first_scores(pd.DataFrame({
+        "lead_id": ["a", "b", "c", "d", "e", "a"],
+        "tier": ["A", "A", "B", "A", "C", "B"],
+        "scored_at": pd.to_datetime(["2026-01-10 01:00", "2026-01-09 08:00", "2026-01-09 09:00", "2026-01-10 11:00",
+                                     "2026-01-08 09:00", "2026-01-10 05:00"]),  # a's rescoring does not count
+    }))
+    feedback = pd.DataFrame({
+        "event_id": ["1", "2", "3", "4", "5", "6"],
+        "lead_id": ["a", "b", "b", "c", "e", "zz"],
+        "status": ["open", "rejected", "rejected", "rejected", "converted", "rejected"],
+        "reason": [None, None, "no_budget", "", None, "student"],
+        "decided_at": pd.to_datetime(["2026-01-10 02:00", "2026-01-09 10:00", "2026-01-09 18:00", "2026-01-10 09:00",
+                                      "2026-01-08 10:00", "2026-01-09 00:00"]),
+        "received_at": pd.to_datetime(["2026-01-10 02:00", "2026-01-09 10:00", "2026-01-09 18:00", "2026-01-10 09:00",
+                                       "2026-01-08 10:00", "2026-01-09 00:00"]),
+    })
+
+    metrics, mix = handoff_health(scored, feedback, LabelParams(), MP, top_tier="A", as_of=now)
+    got = metrics.set_index("check")["value"]
+    # Due (scored >= 4 h ago): a, b, c, e. Dispositions: b after 2 h, c after 24 h, e after 1 h; a only "open".
+    assert got["median hours to first disposition"] == pytest.approx(2.0)
+    assert got["share dispositioned within 4 h"] == pytest.approx(2 / 4)
+    assert got["share of tier A leads worked"] == pytest.approx(1 / 2)  # a not worked, b worked; d not due
+    assert got["share of rejections with a reason code"] == pytest.approx(1 / 2)  # b's latest has one, c's is blank
+    assert metrics.set_index("check").loc["share dispositioned within 4 h", "status"] == "alert"
+    assert mix.loc["A", "no_budget"] == 1.0 and mix.loc["B", "(no reason)"] == 1.0
+    assert mix["rejections"].to_dict() == {"A": 1, "B": 1}
+
+
+# ----------------------------------------------------------------------------- end to end
+
+
+@pytest.fixture(scope="module")
+def production(tmp_path_factory, monkeypatch_session):
+    """A champion trained before web_organic's drop, and a store that logged it scoring 2025's leads.
+
+    Sales' decisions arrive as feedback. From November on, paid_search floods the funnel (most other
+    leads are no longer logged), so the recent window's source mix differs from the training window.
+    """
+    from pipelines.ingest import load_crm
+    from pipelines.train import train
+    from serving.store import Store
+
+    crm_dir = tmp_path_factory.mktemp("shifted_crm")
+    write_crm(generate_crm(6000, seed=11, shift=SourceShift(source="web_organic", from_quarter=5)), crm_dir)
+    params = params_for(crm_dir, tmp_path_factory.mktemp("tracking"),
+                        **FAST, **{"monitor.window_days": 60, "monitor.min_drift_rows": 100})
+    champion = train(params, as_of=pd.Timestamp("2025-04-01"))
+    crm = load_crm(params)
+
+    leads = crm.leads[crm.leads["created_at"] >= "2025-01-01"]
+    flood = leads["created_at"] >= "2025-11-01"
+    kept = ~flood | (leads["lead_source"] == "paid_search") | (np.random.default_rng(1).random(len(leads)) < 0.15)
+    leads = leads[kept].reset_index(drop=True)
+    scored_at = pd.Series((leads["created_at"] + pd.Timedelta(days=3)).to_numpy(), index=leads["lead_id"])
+    scores = champion.scorer.predict(build_features(leads, crm.activities, scored_at, champion.scorer.features))
+    store = Store.from_params(params)
+    store.log_scores(scores.assign(model_name="leadscore", model_version=champion.version, factors=None,
+                                   email_sha256=None, scored_at=scored_at.to_numpy()))
+    decided = crm.outcomes[crm.outcomes["lead_id"].isin(leads["lead_id"]) & crm.outcomes["decided_at"].notna()]
+    for i, row in enumerate(decided.astype(object).where(decided.notna(), None).itertuples()):
+        store.add_feedback({"event_id": f"e{i}", "lead_id": row.lead_id, "status": row.status, "reason": row.reason,
+                            "decided_at": row.decided_at, "amount": row.amount, "received_at": row.decided_at})
+    return params, crm, store
+
+
+def test_monitor_flags_the_source_whose_quality_dropped(production, tmp_path):
+    params, crm, store = production
+
+    report = monitor(params, crm=crm, store=store, out=tmp_path / "monitor.html")
+
+    worst = report.segments.iloc[0]
+    assert (worst["feature"], worst["value"], worst["status"]) == ("lead_source", "web_organic", "alert")
+    assert worst["observed"] < worst["predicted"] - 0.1
+    assert "lead_source" in report.flagged_features() and report.status == "alert"
+    other_sources = report.segments[(report.segments["feature"] == "lead_source") & (report.segments["value"] != "web_organic")]
+    assert (other_sources["status"] != "alert").all()
+    page = (tmp_path / "monitor.html").read_text()
+    assert "lead_source=web_organic" in page and "<img" in page
+    run = mlflow.get_run(report.run_id)
+    assert run.data.tags["monitor"] == "true" and run.data.tags["status"] == "alert"
+    assert "psi.lead_source" in run.data.metrics and "handoff.share of rejections with a reason code" in run.data.metrics
+
+
+def test_monitor_flags_the_feature_whose_mix_shifted_and_not_a_stable_window(production):
+    params, crm, store = production
+
+    flooded = monitor(params, crm=crm, store=store).drift.set_index("feature")
+    stable = monitor(params, as_of=pd.Timestamp("2025-10-31"), crm=crm, store=store).drift.set_index("feature")
+
+    assert flooded.loc["lead_source", "status"] == "alert"
+    assert flooded.loc["employees", "status"] == "ok"  # company size does not depend on the source
+    assert (stable["status"] != "alert").all(), stable[stable["status"] == "alert"]
+    assert stable.loc["lead_source", "recent_rows"] >= params.monitor.min_drift_rows
+
+
+def test_monitor_needs_a_score_log(production, tmp_path):
+    from serving.store import Store
+
+    params, crm, _ = production
+    with pytest.raises(LookupError, match="score log is empty"):
+        monitor(params, crm=crm, store=Store(f"sqlite:///{tmp_path / 'empty.db'}"))

@@ -1,0 +1,331 @@
+"""Quarterly retraining: the gate, cold start, feedback merge, manual alias moves and the model card.
+
+The synthetic CRM carries a planted drop in web_organic's quality from 2025Q2. The champion is trained
+before the drop; a challenger trained after it must be promoted, one trained on shuffled labels refused.
+"""
+
+from __future__ import annotations
+
+import os
+
+import mlflow
+import numpy as np
+import pandas as pd
+import pytest
+from mlflow.tracking import MlflowClient
+from typer.testing import CliRunner
+
+from models.peers import PointsScorer
+from models.splits import make_split
+from pipelines import tracking
+from pipelines.cli import app
+from pipelines.dataset import assemble
+from pipelines.ingest import load_crm
+from pipelines.retrain import decide, feedback_outcomes, merge_feedback, promote, retrain, rollback
+from pipelines.synthetic import SourceShift, generate_crm, write_crm
+from conftest import params_for
+
+# Fast training for tests: the logistic blend candidate alone costs ~10 s per fit on 6k leads (its
+# sign-constrained refits); the gate and the alias moves do not depend on which candidate wins.
+FAST = {"model.tuning_trials": 2, "model.max_rounds": 300, "model.early_stopping_rounds": 30,
+        "model.reason_model": False, "model.candidates": ["lightgbm"]}
+SHIFT = SourceShift(source="web_organic", from_quarter=5)  # 2025Q2 on, with quarters from 2024-01-01
+BEFORE_SHIFT = pd.Timestamp("2025-04-01")
+
+
+@pytest.fixture(scope="module", autouse=True)
+def own_tracking_store():
+    """This module's params choose its MLflow store, and no store leaks into other modules.
+
+    mlflow.set_tracking_uri (inside pipelines.tracking.configure) exports MLFLOW_TRACKING_URI, which
+    tracking_uri() then prefers over params: a store configured earlier in the session would win.
+    """
+    before = os.environ.pop("MLFLOW_TRACKING_URI", None)
+    yield
+    os.environ.pop("MLFLOW_TRACKING_URI", None)
+    if before is not None:
+        os.environ["MLFLOW_TRACKING_URI"] = before
+
+
+@pytest.fixture(autouse=True)
+def own_tracking_store_per_test():
+    """Tests here use several stores (the shifted CRM's, a cold-start one, bookkeeping ones)."""
+    os.environ.pop("MLFLOW_TRACKING_URI", None)
+
+
+@pytest.fixture(scope="module")
+def shifted_dir(tmp_path_factory):
+    out = tmp_path_factory.mktemp("shifted_crm")
+    write_crm(generate_crm(6000, seed=11, shift=SHIFT), out)
+    return out
+
+
+@pytest.fixture(scope="module")
+def registry(shifted_dir, tmp_path_factory, monkeypatch_session):
+    """Params whose registry holds one champion, trained before the planted drop."""
+    from pipelines.train import train
+
+    params = params_for(shifted_dir, tmp_path_factory.mktemp("registry"), **FAST)
+    train(params, as_of=BEFORE_SHIFT)
+    return params
+
+
+def champion_version(params) -> str:
+    tracking.configure(params)
+    return str(MlflowClient().get_model_version_by_alias(params.tracking.registered_model, tracking.CHAMPION).version)
+
+
+# ----------------------------------------------------------------------------- champion vs challenger
+
+
+def test_a_challenger_trained_after_the_shift_is_promoted(registry):
+    before = champion_version(registry)
+
+    result = retrain(registry)
+
+    assert result.promoted and result.decision.promote, result.lines()
+    assert champion_version(registry) == result.challenger_version != before
+    metrics = result.metrics
+    assert list(metrics.index) == ["champion", "challenger"]
+    assert metrics.loc["challenger", "rows"] == metrics.loc["champion", "rows"]  # the same window rows
+    assert metrics.loc["challenger", "roc_auc"] >= metrics.loc["champion", "roc_auc"] - registry.retrain.max_auc_drop
+    version = MlflowClient().get_model_version(registry.tracking.registered_model, result.challenger_version)
+    assert version.tags["previous_champion"] == before
+    assert version.tags["promotion_reason"].startswith("retrain as of 2025-12-31") and "ok: challenger AUC" in version.tags["promotion_reason"]
+    run = mlflow.get_run(result.run_id)
+    assert run.data.tags["retrain"] == "true" and run.data.tags["decision"] == "promoted"
+    assert {"champion.roc_auc", "challenger.roc_auc", "challenger.ece"} <= set(run.data.metrics)
+
+
+def test_a_challenger_trained_on_shuffled_labels_is_refused(registry):
+    crm = load_crm(registry)
+    ts = assemble(registry, crm=crm)
+    split = make_split(ts.created_at, pd.Series(ts.y), registry.evaluate.split, registry.model.seed)
+    window_start = ts.created_at.iloc[split.test].min()
+    # Scramble who converted among the leads the challenger learns from; the window keeps its real outcomes.
+    created = crm.leads.set_index("lead_id")["created_at"]
+    older = (created.reindex(crm.outcomes["lead_id"]) < window_start).to_numpy()
+    outcomes = crm.outcomes.copy()
+    order = np.random.default_rng(0).permutation(older.sum())
+    for column in ("status", "reason", "amount"):
+        outcomes.loc[older, column] = outcomes.loc[older, column].to_numpy()[order]
+    before = champion_version(registry)
+
+    result = retrain(registry, crm=crm.__class__(crm.leads, crm.activities, outcomes, crm.report),
+                     feedback=crm.outcomes.iloc[:0])
+
+    assert not result.promoted and not result.decision.promote
+    assert result.decision.checks["auc_vs_champion"] is False
+    assert any(r.startswith("FAILED: challenger AUC") for r in result.decision.reasons)
+    assert champion_version(registry) == before
+    refused = MlflowClient().get_model_version(registry.tracking.registered_model, result.challenger_version)
+    assert "FAILED" in refused.tags["retrain_refused"]
+    assert mlflow.get_run(result.run_id).data.tags["decision"] == "refused"
+
+
+def test_cold_start_never_replaces_a_learned_champion(registry):
+    before = champion_version(registry)
+
+    result = retrain(registry, as_of=pd.Timestamp("2024-08-01"))  # a few hundred closed leads by then
+
+    assert result.cold_start and "cold start" in result.cold_start
+    assert not result.promoted and champion_version(registry) == before
+    assert any("never replaced by the cold-start peer" in r for r in result.decision.reasons)
+
+
+def test_the_registered_version_carries_its_model_card(registry):
+    client = MlflowClient()
+    version = client.get_model_version(registry.tracking.registered_model, "1")
+    card = mlflow.artifacts.load_text(f"runs:/{version.run_id}/model_card.md")
+
+    assert card.startswith("# Model card: leadscore v1")
+    for section in ("## Data window", "## Label policy", "## Features", "## Metrics vs peers", "## Calibration",
+                    "## Known limits"):
+        assert section in card
+    assert "outcomes known as of 2025-04-01" in card  # the data window is the training as-of date
+    assert "| reason bad_timing | soft_negative |" in card
+    assert "| points_mql |" in card and "| odoo_naive_bayes |" in card
+    assert "demo_requested" in card
+    assert version.description.startswith("# Model card: leadscore v1") and "model_card.md" in version.description
+
+
+# ----------------------------------------------------------------------------- cold start
+
+
+def test_cold_start_ships_the_points_peer_through_the_one_inference_path(tmp_path, monkeypatch_session):
+    crm_dir = tmp_path / "crm"
+    write_crm(generate_crm(700, seed=3), crm_dir)
+    params = params_for(crm_dir, tmp_path, **FAST)
+
+    dry = retrain(params, dry_run=True)
+    assert dry.cold_start and dry.verdict.startswith("dry run: would promote")
+    assert not MlflowClient().search_model_versions(f"name='{params.tracking.registered_model}'")
+
+    result = retrain(params)
+    assert result.cold_start and result.promoted
+    scorer = tracking.load_scorer(params)
+    assert scorer.booster is None and isinstance(scorer.logistic, PointsScorer) and scorer.info["cold_start"]
+
+    raw = pd.read_csv(crm_dir / "leads.csv", dtype=str).head(300)
+    activities = pd.read_csv(crm_dir / "activities.csv", dtype=str)
+    batch = scorer.score(raw, activities[activities["lead_id"].isin(raw["lead_id"])], as_of=pd.Timestamp("2026-01-01"))
+    features, _ = scorer.build(raw, activities, as_of=pd.Timestamp("2026-01-01"))
+    points = scorer.logistic.points(features)
+    by_points = batch.scores.assign(points=points).sort_values(["points", "probability"])
+    assert not batch.problems
+    assert by_points["probability"].is_monotonic_increasing  # the score ranks exactly as the points do
+    card = mlflow.artifacts.load_text(f"runs:/{result.challenger_run_id}/model_card.md")
+    assert "cold-start peer **points_mql**" in card
+
+
+# ----------------------------------------------------------------------------- the gate
+
+
+def window(champion_auc=0.70, challenger_auc=0.72, ece=0.02, positives=80.0):
+    rows = {"champion": {"positives": positives, "roc_auc": champion_auc, "ece": 0.03},
+            "challenger": {"positives": positives, "roc_auc": challenger_auc, "ece": ece}}
+    return pd.DataFrame.from_dict(rows, orient="index")
+
+
+@pytest.mark.parametrize(
+    ("metrics", "leaks", "failed"),
+    [
+        (window(), 0, None),
+        (window(challenger_auc=0.69), 0, None),  # trails by exactly max_auc_drop: still allowed
+        (window(challenger_auc=0.6899), 0, "auc_vs_champion"),
+        (window(ece=0.08), 0, "calibration"),
+        (window(positives=12), 0, "enough_conversions"),
+        (window(), 1, "no_leakage"),
+        (window(challenger_auc=float("nan")), 0, "auc_vs_champion"),
+    ],
+)
+def test_the_gate_refuses_on_each_declared_condition(sample_params, metrics, leaks, failed):
+    decision = decide(metrics, leaks, sample_params)
+
+    assert decision.promote is (failed is None)
+    assert [name for name, ok in decision.checks.items() if not ok] == ([failed] if failed else [])
+
+
+def test_without_a_champion_the_gate_checks_the_challenger_alone(sample_params):
+    decision = decide(window().drop(index="champion"), 0, sample_params)
+
+    assert decision.promote and "auc_vs_champion" not in decision.checks
+    assert "ok: no champion to beat" in decision.reasons
+
+
+# ----------------------------------------------------------------------------- feedback
+
+
+def crm_with(outcomes: pd.DataFrame):
+    from pipelines.ingest import CRMData, IngestReport
+
+    leads = pd.DataFrame({"lead_id": ["a", "b", "c"], "created_at": pd.to_datetime(["2025-01-01"] * 3)})
+    return CRMData(leads, None, outcomes, IngestReport())
+
+
+def outcomes(rows):
+    return pd.DataFrame(rows, columns=["lead_id", "status", "reason", "decided_at", "amount"]).astype(
+        {"decided_at": "datetime64[us]", "amount": "float64"})
+
+
+def test_the_newer_decision_wins_and_feedback_for_unknown_leads_is_ignored():
+    export = outcomes([("a", "rejected", "no_budget", "2025-02-01", None),
+                       ("b", "converted", None, "2025-03-01", 5000.0),
+                       ("c", "open", None, None, None)])
+    feedback = outcomes([("a", "converted", None, "2025-04-01", 9000.0),  # newer: wins
+                         ("b", "rejected", "competitor", "2025-02-15", None),  # older than the export's: loses
+                         ("c", "rejected", "student", "2025-01-20", None),  # the export has no date: wins
+                         ("zz", "converted", None, "2025-04-01", 100.0)])  # not in the export
+
+    merged, stats = merge_feedback(crm_with(export), feedback)
+
+    got = merged.outcomes.set_index("lead_id")
+    assert got.loc["a", "status"] == "converted" and got.loc["a", "amount"] == 9000.0
+    assert got.loc["b", "status"] == "converted"
+    assert got.loc["c", "reason"] == "student"
+    assert "zz" not in got.index and len(got) == 3
+    assert (stats.events, stats.applied, stats.unknown_leads) == (4, 2, 1)
+
+
+def test_a_tie_goes_to_the_feedback_store_and_no_feedback_changes_nothing():
+    export = outcomes([("a", "rejected", "bad_timing", "2025-02-01", None)])
+    same_day = outcomes([("a", "rejected", "competitor", "2025-02-01", None)])
+
+    assert merge_feedback(crm_with(export), same_day)[0].outcomes.loc[0, "reason"] == "competitor"
+    unchanged, stats = merge_feedback(crm_with(export), same_day.iloc[:0])
+    assert unchanged.outcomes.equals(export) and stats.applied == 0
+
+
+def test_feedback_is_read_from_the_store_and_a_missing_store_is_not_created(sample_dir, tmp_path):
+    from serving.store import Store
+
+    params = params_for(sample_dir, tmp_path)
+    assert feedback_outcomes(params).empty
+    assert not (tmp_path / "store.db").exists()
+
+    store = Store.from_params(params)
+    for i, status in enumerate(["rejected", "converted"]):
+        store.add_feedback({"event_id": f"e{i}", "lead_id": "L0000001", "status": status, "reason": None,
+                            "decided_at": f"2026-01-0{i + 1}", "amount": None, "received_at": None})
+    latest = feedback_outcomes(params)
+    assert latest[["lead_id", "status"]].values.tolist() == [["L0000001", "converted"]]
+
+
+# ----------------------------------------------------------------------------- promote / rollback
+
+
+@pytest.fixture(scope="module")
+def bookkeeping_dir(tmp_path_factory):
+    return tmp_path_factory.mktemp("bookkeeping")
+
+
+@pytest.fixture()
+def three_versions(sample_dir, bookkeeping_dir, request, monkeypatch_session):
+    """A registered model of its own with versions 1-3 and no champion (registry bookkeeping, no real models)."""
+    params = params_for(sample_dir, bookkeeping_dir, **{"tracking.registered_model": request.node.name[:60]})
+    tracking.configure(params)
+    client = MlflowClient()
+    client.create_registered_model(params.tracking.registered_model)
+    with mlflow.start_run() as run:
+        pass
+    for _ in range(3):
+        client.create_model_version(params.tracking.registered_model, f"runs:/{run.info.run_id}/model", run.info.run_id)
+    return params
+
+
+def test_promote_and_rollback_record_why_and_walk_back_the_chain(three_versions):
+    params, name, client = three_versions, three_versions.tracking.registered_model, MlflowClient()
+
+    first = promote(params, 2, "launch")
+    second = promote(params, "3", "Q3 retrain looked better offline")
+    assert (first.previous, second.previous) == (None, "2")
+    assert client.get_model_version(name, "3").tags["promotion_reason"] == "manual: Q3 retrain looked better offline"
+    assert client.get_model_version(name, "2").tags["replaced_by"] == "3"
+
+    back = rollback(params, "tier A conversion halved")
+    assert (back.version, back.previous) == ("2", "3") and champion_version(params) == "2"
+    assert client.get_model_version(name, "3").tags["rollback_reason"] == "tier A conversion halved"
+    assert mlflow.get_run(back.run_id).data.params["reason"] == "tier A conversion halved"
+    with pytest.raises(LookupError, match="records no previous champion"):
+        rollback(params, "again")  # v2 replaced nothing: nowhere further back to go
+    assert champion_version(params) == "2"
+
+
+def test_promote_refuses_an_unknown_version_or_a_missing_reason(three_versions):
+    with pytest.raises(LookupError, match="no version 9"):
+        promote(three_versions, 9, "typo")
+    with pytest.raises(ValueError, match="reason is required"):
+        promote(three_versions, 1, "  ")
+
+
+def test_the_cli_moves_aliases_and_reports_failures(three_versions, tmp_path):
+    import yaml
+
+    params_file = tmp_path / "params.yaml"
+    params_file.write_text(yaml.safe_dump(three_versions.model_dump(mode="json", exclude={"base_dir"})))
+    runner = CliRunner()
+
+    failed = runner.invoke(app, ["rollback", "--reason", "oops", "--params", str(params_file)])
+    assert failed.exit_code == 1 and "no champion to roll back" in failed.output
+    promoted = runner.invoke(app, ["promote", "--version", "1", "--reason", "first", "--params", str(params_file)])
+    assert promoted.exit_code == 0 and "champion: v1 (was none)" in promoted.output
