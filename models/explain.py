@@ -34,14 +34,12 @@ from typing import TYPE_CHECKING
 import lightgbm as lgb
 import numpy as np
 import pandas as pd
-from scipy.special import expit
 
 from features.phrases import phrasebook
 from models.calibration import to_score
 from models.gbm import predict_threads
 
 if TYPE_CHECKING:
-    from models.peers import LogisticPeer
     from models.scorer import LeadScorer
 
 
@@ -269,61 +267,20 @@ def _tree_contributions(booster: lgb.Booster, encoded: pd.DataFrame) -> tuple[fl
     return float(values[0, -1]), values[:, :-1], list(encoded.columns)
 
 
-def _linear_contributions(peer: LogisticPeer, features: pd.DataFrame) -> tuple[float, np.ndarray, list[str]]:
-    """Exact logistic contributions: (intercept, (rows, peer features), peer features).
+def _linear_contributions(model, features: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """Exact contributions of the additive model in the scorer's logistic slot.
 
-    Coefficient times the peer's transformed design value, summed back onto each source feature.
-    The scorer takes logit(clip(p, 1e-6, 1 - 1e-6)); on rows where the clip bites (|log-odds| >
-    13.8), contributions are scaled down together so they still add up to the clipped margin.
+    The model (the logistic candidate, or a transparent peer at cold start) splits its own log-odds
+    with ``log_odds_contributions``. The scorer takes logit(clip(p, 1e-6, 1 - 1e-6)), and a peer
+    may clamp its p too; on rows where a clip bites, contributions are scaled down together so they
+    still add up to the margin the scorer uses.
     """
-    # The scorer's own clip, so the parts add up to its margin (imported here: models.scorer imports
-    # this module).
+    # The scorer's own clip (imported here: models.scorer imports this module).
     from models.scorer import _logit
 
-    design = peer.preprocessor_.transform(peer._design(features))  # dense or sparse: @ gives an array
-    values = np.asarray(design @ _design_weights(peer))
-    intercept = float(peer.model_.intercept_[0])
+    base, parts = model.log_odds_contributions(features)
+    values = parts.to_numpy(dtype=np.float64)
     linear = values.sum(axis=1)
-    clipped = _logit(expit(intercept + linear)) - intercept
-    scale = np.divide(clipped, linear, out=np.ones_like(linear), where=linear != 0)
-    return intercept, values * scale[:, None], list(peer.features_)
-
-
-def _design_weights(peer: LogisticPeer) -> np.ndarray:
-    """(design columns, peer features) matrix: each column's coefficient in its source feature's slot."""
-    sources = _design_sources(peer)
-    features = list(peer.features_)
-    weights = np.zeros((len(sources), len(features)))
-    weights[np.arange(len(sources)), [features.index(s) for s in sources]] = peer.model_.coef_[0]
-    return weights
-
-
-def _design_sources(peer: LogisticPeer) -> list[str]:
-    """The source feature of every column of the peer's design matrix, in column order.
-
-    Numeric block: imputed values, then missing indicators (one per feature that had gaps at fit);
-    categorical block: one column per kept level per feature, rare levels sharing one.
-    """
-    transformer = peer.preprocessor_
-    sources: list[str | None] = [None] * len(peer.model_.coef_[0])
-    for name, fitted, columns in transformer.transformers_:
-        block = transformer.output_indices_[name]
-        if name == "numeric":
-            indicator = fitted[0].indicator_
-            flagged = [] if indicator is None else [columns[i] for i in indicator.features_]
-            names = [*columns, *flagged]
-        elif name == "categorical":
-            names = []
-            for column, levels, rare in zip(columns, fitted.categories_, fitted.infrequent_categories_):
-                names += [column] * (len(levels) - (len(rare) - 1 if rare is not None else 0))
-        else:
-            continue
-        if len(names) != block.stop - block.start:
-            raise RuntimeError(
-                f"logistic design block {name!r} has {block.stop - block.start} columns, expected {len(names)}: "
-                "the peer's preprocessing changed; update models/explain._design_sources"
-            )
-        sources[block] = names
-    if any(s is None for s in sources):
-        raise RuntimeError("logistic design has columns with no source feature; update models/explain._design_sources")
-    return sources
+    target = _logit(model.predict_proba(features)) - base
+    scale = np.divide(target, linear, out=np.ones_like(linear), where=linear != 0)
+    return base, values * scale[:, None], list(parts.columns)

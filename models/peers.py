@@ -176,9 +176,22 @@ class PointsScorer:
 
     def points(self, X: pd.DataFrame) -> np.ndarray:
         """Raw points per row, the number a marketing team would see in its automation tool."""
+        return self._rule_points(X).sum(axis=1)
+
+    def log_odds_contributions(self, X: pd.DataFrame) -> tuple[np.ndarray, pd.DataFrame]:
+        """Base and per-feature log-odds: each rule that holds adds slope * points to its feature."""
+        per_rule = self._rule_points(X) * self.slope_
+        features = list(dict.fromkeys(rule.feature for rule in self.rules))
+        parts = pd.DataFrame(0.0, index=X.index, columns=features)
+        for i, rule in enumerate(self.rules):
+            parts[rule.feature] += per_rule[:, i]
+        return np.full(len(X), self.intercept_), parts
+
+    def _rule_points(self, X: pd.DataFrame) -> np.ndarray:
+        """(rows, rules): the points each rule gives each row."""
         _require_columns(X, [rule.feature for rule in self.rules], "evaluate.points_rules")
-        total = np.zeros(len(X))
-        for rule, value in zip(self.rules, self.rule_values_):
+        out = np.zeros((len(X), len(self.rules)))
+        for i, (rule, value) in enumerate(zip(self.rules, self.rule_values_)):
             if self.numeric_features_[rule.feature]:
                 column = _numbers(X[rule.feature], rule.feature)
                 known = ~np.isnan(column)
@@ -190,8 +203,8 @@ class PointsScorer:
                     holds = column.isin(value).to_numpy()
                 else:
                     holds = (column == value).to_numpy() if rule.op == "==" else (column != value).to_numpy()
-            total += np.where(known & holds, rule.points, 0.0)
-        return total
+            out[:, i] = np.where(known & holds, rule.points, 0.0)
+        return out
 
     def fit(
         self,
@@ -296,20 +309,20 @@ class OdooNaiveBayes:
 
     def predict_proba(self, X: pd.DataFrame) -> np.ndarray:
         """p(won) per row by Odoo's formula; missing and unseen values contribute no factor."""
+        base, parts = self.log_odds_contributions(X)
+        # S_won / (S_won + S_lost) = expit(log S_won - log S_lost): log space, so many fields cannot underflow.
+        return np.clip(expit(base + parts.to_numpy().sum(axis=1)), *ODOO_PROBABILITY_RANGE)
+
+    def log_odds_contributions(self, X: pd.DataFrame) -> tuple[np.ndarray, pd.DataFrame]:
+        """Base log(P(won)/P(lost)) and per field log(P(value|won)/P(value|lost)), 0 when missing or unseen."""
         _require_columns(X, self.fields, "evaluate.naive_bayes_fields")
-        prior_total = self.prior_won_ + self.prior_lost_
-        log_won = np.full(len(X), np.log(self.prior_won_ / prior_total))
-        log_lost = np.full(len(X), np.log(self.prior_lost_ / prior_total))
+        base = np.full(len(X), np.log(self.prior_won_ / self.prior_lost_))
+        parts = {}
         for field in self.fields:
             table = self.frequencies_[field]
-            values = _categories(X[field])
-            won = values.map(table["won"] / table["won"].sum()).to_numpy(dtype="float64")
-            lost = values.map(table["lost"] / table["lost"].sum()).to_numpy(dtype="float64")
-            seen = ~np.isnan(won)
-            log_won[seen] += np.log(won[seen])
-            log_lost[seen] += np.log(lost[seen])
-        # S_won / (S_won + S_lost), computed in log space so many fields cannot underflow.
-        return np.clip(expit(log_won - log_lost), *ODOO_PROBABILITY_RANGE)
+            ratio = np.log(table["won"] / table["won"].sum()) - np.log(table["lost"] / table["lost"].sum())
+            parts[field] = _categories(X[field]).map(ratio).fillna(0.0).to_numpy(dtype="float64")
+        return base, pd.DataFrame(parts, index=X.index, columns=self.fields)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -429,6 +442,57 @@ class LogisticPeer:
             if loss < best_loss:  # strict: on a tie the smaller C, seen first, stays
                 best_loss, self.c_, self.model_ = loss, c, copy.deepcopy(model)
         self.model_.set_params(warm_start=False)
+
+    def log_odds_contributions(self, X: pd.DataFrame) -> tuple[np.ndarray, pd.DataFrame]:
+        """Exact split of the log-odds: the intercept, and coefficient times design value per feature.
+
+        Numeric inputs are centred on the training mean by the scaler and a category's level
+        coefficients average about zero (L2 with a free intercept), so a contribution reads
+        "compared with an average lead". One-hot and missing-indicator columns are summed back onto
+        their source feature.
+        """
+        design = self.preprocessor_.transform(self._design(X))  # dense or sparse: @ gives an array
+        values = np.asarray(design @ self._design_weights())
+        base = np.full(len(X), float(self.model_.intercept_[0]))
+        return base, pd.DataFrame(values, index=X.index, columns=list(self.features_))
+
+    def _design_weights(self) -> np.ndarray:
+        """(design columns, features) matrix: each column's coefficient in its source feature's slot."""
+        sources = self._design_sources()
+        features = list(self.features_)
+        weights = np.zeros((len(sources), len(features)))
+        weights[np.arange(len(sources)), [features.index(s) for s in sources]] = self.model_.coef_[0]
+        return weights
+
+    def _design_sources(self) -> list[str]:
+        """The source feature of every column of the design matrix, in column order.
+
+        Numeric block: imputed values, then missing indicators (one per feature that had gaps at fit);
+        categorical block: one column per kept level per feature, rare levels sharing one.
+        """
+        transformer = self.preprocessor_
+        sources: list[str | None] = [None] * len(self.model_.coef_[0])
+        for name, fitted, columns in transformer.transformers_:
+            block = transformer.output_indices_[name]
+            if name == "numeric":
+                indicator = fitted[0].indicator_
+                flagged = [] if indicator is None else [columns[i] for i in indicator.features_]
+                names = [*columns, *flagged]
+            elif name == "categorical":
+                names = []
+                for column, levels, rare in zip(columns, fitted.categories_, fitted.infrequent_categories_):
+                    names += [column] * (len(levels) - (len(rare) - 1 if rare is not None else 0))
+            else:
+                continue
+            if len(names) != block.stop - block.start:
+                raise RuntimeError(
+                    f"logistic design block {name!r} has {block.stop - block.start} columns, expected {len(names)}: "
+                    "the preprocessing changed; update LogisticPeer._design_sources"
+                )
+            sources[block] = names
+        if any(s is None for s in sources):
+            raise RuntimeError("logistic design has columns with no source feature; update LogisticPeer._design_sources")
+        return sources
 
     def predict_proba(self, X: pd.DataFrame) -> np.ndarray:
         """p(converted) per row; unseen levels and missing values are handled, missing columns refused."""

@@ -206,3 +206,23 @@ def test_peers_refuse_training_rows_with_one_class():
         with pytest.raises(ValueError, match="converted and non-converted"):
             peer.fit(X_train, np.zeros(len(X_train)))
 
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: PointsScorer(RULES),
+        lambda: OdooNaiveBayes(["industry", "seniority"]),
+        lambda: LogisticPeer(seed=0),
+    ],
+    ids=["points", "odoo", "logistic"],
+)
+def test_log_odds_contributions_add_up_to_each_peers_own_log_odds(make):
+    """Explanations rely on it: a peer served at cold start is explained exactly, like the model."""
+    frame, y = _leads(400, seed=5)
+    model = make().fit(frame, y)
+    fresh = _leads(50, seed=6)[0].assign(industry=lambda f: f["industry"].where(f.index % 7 != 0, "unseen level"))
+    base, parts = model.log_odds_contributions(fresh)
+    p = model.predict_proba(fresh)
+    np.testing.assert_allclose(base + parts.to_numpy().sum(axis=1), np.log(p / (1 - p)), atol=1e-9)
+    assert list(parts.index) == list(fresh.index)

@@ -174,6 +174,10 @@ def test_cold_start_ships_the_points_peer_through_the_one_inference_path(tmp_pat
     by_points = batch.scores.assign(points=points).sort_values(["points", "probability"])
     assert not batch.problems
     assert by_points["probability"].is_monotonic_increasing  # the score ranks exactly as the points do
+    explained = scorer.explain(features.head(20), top_k=3)  # reps get reasons from the peer as well
+    np.testing.assert_allclose([e.base + sum(f.contribution for f in e.factors) for e in explained],
+                               scorer.margin(features.head(20)), atol=1e-6)
+    assert any(f.signal == "demo_request" for e in explained for f in e.factors)
     card = mlflow.artifacts.load_text(f"runs:/{result.challenger_run_id}/model_card.md")
     assert "cold-start peer **points_mql**" in card
 
