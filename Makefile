@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 export BENTOML_DO_NOT_TRACK := true
 
-.PHONY: venv test demo lock clean
+.PHONY: venv test demo lock clean serve bench-serve bench
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -27,6 +27,23 @@ demo: $(STAMP)
 	@echo "Scores of the open leads:  outputs/open_lead_scores.csv"
 	@echo "MLflow UI:                 $(BIN)/mlflow ui --backend-store-uri sqlite:///$(CURDIR)/mlflow.db --port 5000"
 	@echo "                           then open http://127.0.0.1:5000 (experiment 'leadscore', model 'leadscore')"
+
+SERVE_PORT ?= 3000
+# The scoring service on 127.0.0.1 with the registry's champion (train first: `make demo`).
+serve: $(STAMP)
+	@test -n "$$LEADSCORE_API_KEY" || { echo "set the API key clients must send first, e.g."; \
+		echo "  export LEADSCORE_API_KEY=$$($(PY) -c 'import secrets; print(secrets.token_urlsafe(24))')"; exit 2; }
+	$(BIN)/bentoml serve serving.service:LeadScoreService --host 127.0.0.1 --port $(SERVE_PORT)
+
+# Latency and load benchmark against a running `make serve` (same LEADSCORE_API_KEY).
+bench-serve: $(STAMP)
+	$(PY) -m serving.bench --url http://127.0.0.1:$(SERVE_PORT)
+
+# Training time and batch throughput at 10k/100k/1M synthetic leads, X Education cross-validated
+# quality (issue 3); ends with a markdown summary. Takes ~20 min on 2 cores; e.g. SIZES=10000,100000.
+SIZES ?= 10000,100000,1000000
+bench: $(STAMP)
+	$(PY) -m pipelines.bench --sizes $(SIZES)
 
 lock: $(STAMP)
 	$(PY) -m pip freeze --exclude-editable | sed '1i # Exact versions for reproducible installs (make uses: pip install -c constraints.txt -e .[dev]).\n# Regenerate after changing pyproject.toml: make lock' > constraints.txt

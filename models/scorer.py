@@ -45,7 +45,9 @@ class LeadScorer:
     features: FeatureParams
     encoder: CategoryEncoder
     booster: lgb.Booster | None
-    logistic: object | None  # models.peers.LogisticPeer when the blend uses it
+    # The logistic candidate, or at cold start a transparent peer (models.peers): an additive
+    # log-odds model with predict_proba and log_odds_contributions.
+    logistic: object | None
     gbm_coef: float  # margin = gbm_coef * LightGBM log-odds + logistic_coef * logistic log-odds
     logistic_coef: float
     calibrator: Calibrator
