@@ -22,9 +22,11 @@ demo: $(STAMP)
 	$(BIN)/leadscore features
 	$(BIN)/leadscore train
 	$(BIN)/leadscore score --input data/sample/open_leads.csv --activities data/sample/activities.csv \
-		--as-of 2026-01-01 --output outputs/open_lead_scores.csv
+		--as-of 2026-01-01 --output outputs/open_lead_scores.csv --explain
+	$(BIN)/leadscore audit --out outputs/audit
 	@echo
-	@echo "Scores of the open leads:  outputs/open_lead_scores.csv"
+	@echo "Scores of the open leads:  outputs/open_lead_scores.csv (with each lead's top factors)"
+	@echo "Signal audit:              outputs/audit/audit.html"
 	@echo "MLflow UI:                 $(BIN)/mlflow ui --backend-store-uri sqlite:///$(CURDIR)/mlflow.db --port 5000"
 	@echo "                           then open http://127.0.0.1:5000 (experiment 'leadscore', model 'leadscore')"
 
