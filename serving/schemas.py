@@ -1,0 +1,121 @@
+"""Request and response bodies of the scoring service (they drive its OpenAPI page at /docs.json).
+
+A lead arrives as the CRM stores it: its own field names (params data.mapping.leads turns them into
+the contract) and plain JSON values. Field names are therefore not fixed here; types are: a nested
+object or list where a value belongs is refused with its path before the model sees the row.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, WithJsonSchema
+
+
+def _scalar(value: Any) -> Any:
+    if isinstance(value, (dict, list)):
+        raise ValueError(f"expected text, a number, true/false or null, not a JSON {'object' if isinstance(value, dict) else 'array'}")
+    return value
+
+
+# One CRM cell: any JSON scalar, refused with one clear message when it is an object or a list.
+CRMValue = Annotated[Any, AfterValidator(_scalar), WithJsonSchema({"type": ["string", "number", "boolean", "null"]})]
+
+
+# An id: surrounding blanks removed, never empty.
+Identifier = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=255)]
+
+
+class Lead(BaseModel):
+    """One lead under the CRM's own field names, with its activities when the CRM has them."""
+
+    model_config = ConfigDict(
+        extra="allow",
+        json_schema_extra={
+            "example": {
+                "lead_id": "L0000042",
+                "created_at": "2025-06-02T09:15:00Z",
+                "email": "ana.lopez@granitedata.com",
+                "company": "Granite Data",
+                "industry": "software",
+                "employees": 320,
+                "country": "US",
+                "job_title": "VP Engineering",
+                "lead_source": "organic",
+                "campaign": "pricing_page",
+                "activities": [
+                    {"occurred_at": "2025-06-03T10:00:00Z", "activity": "pricing_view"},
+                    {"occurred_at": "2025-06-04T16:30:00Z", "activity": "demo_request"},
+                ],
+            }
+        },
+    )
+    __pydantic_extra__: dict[str, CRMValue] = Field(init=False)
+
+    activities: list[dict[str, CRMValue]] | None = Field(
+        None,
+        description="The lead's activities (CRM field names; the lead id is taken from the lead). "
+        "Omitted or empty: no activity known.",
+    )
+
+
+class ScoreRequest(BaseModel):
+    leads: list[Lead]
+    as_of: datetime | None = None
+
+
+class Factor(BaseModel):
+    signal: str = Field(description="What the factor is about (feature signal), e.g. demo_request.")
+    phrase: str = Field(description="What a rep reads, e.g. 'Requested a demo 2 days ago'.")
+    value: str = Field(description="The lead's value of the feature, as text.")
+    points: float = Field(description="How many score points (1-99 scale) the factor moves the score.")
+    contribution: float = Field(description="The factor's contribution in log-odds (model scale).")
+
+
+class Reasons(BaseModel):
+    positive: list[Factor] = Field(description="Strongest factors raising the score, strongest first.")
+    negative: list[Factor] = Field(description="Strongest factors lowering the score, strongest first.")
+
+
+class LeadScore(BaseModel):
+    lead_id: str
+    probability: float = Field(description="Calibrated probability of conversion.")
+    score: int = Field(description="1-99: the probability in percent.")
+    tier: str = Field(description="Tier from thresholds fixed at training time, best first (see GET /model).")
+    reasons: Reasons
+    likely_rejection_reason: str | None = Field(description="Most likely reason code if sales rejects the lead.")
+    likely_rejection_probability: float | None = Field(description="Probability of that reason, given a rejection.")
+    model_name: str
+    model_version: str
+
+
+class ScoreResponse(BaseModel):
+    scores: list[LeadScore] = Field(description="One entry per lead, in request order.")
+
+
+class Explanation(BaseModel):
+    lead_id: str
+    base: float = Field(description="The model's average log-odds (where every lead starts).")
+    margin: float = Field(description="This lead's log-odds: base plus every contribution.")
+    probability: float
+    score: int
+    factors: list[Factor] = Field(description="Every factor, largest effect first.")
+    model_name: str
+    model_version: str
+
+
+class Feedback(BaseModel):
+    """A sales decision on a lead, sent by the CRM when it happens (retries are safe)."""
+
+    event_id: Identifier = Field(description="The CRM's unique id of this event.")
+    lead_id: Identifier
+    status: str = Field(min_length=1, description="converted, rejected, nurture, ... (params data.statuses).")
+    reason: str | None = Field(None, description="Reason code; required for a rejection (params label.reasons).")
+    decided_at: datetime = Field(description="When sales decided (ISO 8601; UTC when no zone is given).")
+    amount: float | None = Field(None, description="Deal amount, when converted.")
+
+
+class FeedbackReceipt(BaseModel):
+    event_id: str
+    stored: bool = Field(description="False when this event_id was already stored (a retry).")

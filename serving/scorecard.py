@@ -1,0 +1,83 @@
+"""The rep's score card: one self-contained HTML page from a lead's latest logged score.
+
+Inline CSS bars, no scripts and no external assets, so it renders inside a CRM iframe or from a
+locked-down network. Every value is escaped: lead ids and phrases come from CRM data.
+"""
+
+from __future__ import annotations
+
+from html import escape
+
+_STYLE = """
+body{font-family:system-ui,-apple-system,"Segoe UI",sans-serif;margin:24px;color:#1f2933;max-width:760px}
+h1{font-size:1.1rem;font-weight:600;margin:0 0 16px}
+.summary{display:flex;gap:28px;align-items:center;margin-bottom:20px}
+.score{font-size:3.2rem;font-weight:700;line-height:1}
+.label{font-size:.75rem;text-transform:uppercase;letter-spacing:.05em;color:#52606d}
+.tier{font-size:1.6rem;font-weight:700;padding:4px 14px;border-radius:6px;background:#e4e7eb}
+.factors{width:100%;border-collapse:collapse}
+.factors td{padding:5px 6px;font-size:.9rem;vertical-align:middle}
+.phrase{width:44%}.pts{width:10%;text-align:right;font-variant-numeric:tabular-nums}
+.axis{width:100%;display:flex}.half{width:50%;display:flex}.half.neg{justify-content:flex-end;border-right:1px solid #9aa5b1}
+.bar{height:14px;border-radius:2px}.bar.pos{background:#2f9e44}.bar.neg{background:#e03131}
+.meta{margin-top:18px;font-size:.8rem;color:#52606d}
+"""
+
+
+def _bar_row(factor: dict, largest: float) -> str:
+    points = float(factor["points"])
+    width = 100 * abs(points) / largest if largest else 0
+    bar = f'<div class="bar {"pos" if points >= 0 else "neg"}" style="width:{width:.1f}%"></div>'
+    negative, positive = ("", bar) if points >= 0 else (bar, "")
+    return (
+        f'<tr class="factor"><td class="phrase">{escape(str(factor["phrase"]))}</td>'
+        f'<td><div class="axis"><div class="half neg">{negative}</div><div class="half">{positive}</div></div></td>'
+        f'<td class="pts">{f"{round(points):+d}" if round(points) else "0"} pts</td></tr>'
+    )
+
+
+def render(score: dict, tiers: list[str]) -> str:
+    """The score card of one lead.
+
+    Args:
+        score: a score-log row (``Store.latest_score``): lead_id, score, tier, probability,
+            likely_rejection_reason (+ probability), factors, model_name, model_version, scored_at.
+        tiers: tier names best first, to show where the lead's tier sits.
+    """
+    factors = sorted(score.get("factors") or [], key=lambda f: -float(f["points"]))
+    largest = max((abs(float(f["points"])) for f in factors), default=0.0)
+    rows = "".join(_bar_row(f, largest) for f in factors) or '<tr><td>No factors were logged.</td></tr>'
+    reason = score.get("likely_rejection_reason")
+    if reason:
+        reason_p = score.get("likely_rejection_probability")
+        reason_text = escape(str(reason).replace("_", " ")) + (f" ({reason_p:.0%} if rejected)" if reason_p is not None else "")
+    else:
+        reason_text = "not predicted"
+    lead_id = escape(str(score["lead_id"]))
+    scored_at = str(score.get("scored_at", ""))[:16]  # to the minute: "2025-12-31 10:00"
+    return f"""<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>Lead {lead_id}: score {int(score["score"])}</title>
+<meta name="viewport" content="width=device-width,initial-scale=1"><style>{_STYLE}</style></head>
+<body>
+<h1>Lead {lead_id}</h1>
+<div class="summary">
+  <div><div class="label">Score</div><div class="score" id="score">{int(score["score"])}</div></div>
+  <div><div class="label">Tier</div><div class="tier" id="tier">{escape(str(score["tier"]))}</div></div>
+  <div><div class="label">Converts</div><div>{float(score["probability"]):.0%} of similar leads</div>
+       <div class="label" style="margin-top:8px">Likely rejection reason</div><div id="rejection">{reason_text}</div></div>
+</div>
+<table class="factors" aria-label="Factors behind the score">{rows}</table>
+<div class="meta">Tiers best first: {escape(" > ".join(tiers))}. Scored {escape(scored_at)} UTC
+by model {escape(str(score.get("model_name", "")))} version {escape(str(score.get("model_version", "")))}.</div>
+</body></html>
+"""
+
+
+def not_found(lead_id: str) -> str:
+    """The page for a lead the service never scored."""
+    lead_id = escape(lead_id)
+    return (
+        f'<!doctype html><html lang="en"><head><meta charset="utf-8"><title>Lead {lead_id}: not scored</title></head>'
+        f"<body><h1>Lead {lead_id} has not been scored yet</h1><p>Scores appear here once the CRM has sent the lead "
+        "to POST /score.</p></body></html>"
+    )

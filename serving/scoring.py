@@ -1,0 +1,269 @@
+"""Between HTTP and the LeadScorer: request rows in, scores with reasons and score-log rows out.
+
+The service stays thin by calling these pure functions; the benchmark calls the same ones to
+measure the in-process cost of a request. Scores, tiers and reasons come from `LeadScorer.predict`
+and `LeadScorer.explain` — the functions batch scoring uses — never from a copy here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from models.scorer import LeadScorer
+from pipelines.config import DataParams, LabelParams
+from pipelines.contract import ACTIVITIES, LEADS
+from pipelines.ingest import Problem
+from serving.store import email_sha256
+
+# Contract columns only an activity has: a problem about one of them is about an activity row.
+_ACTIVITY_COLUMNS = frozenset({"occurred_at", "activity", "detail"})
+
+
+class RequestError(ValueError):
+    """The request is well-formed JSON but its content cannot be used; `detail` names each field."""
+
+    def __init__(self, message: str, detail: list[dict]):
+        self.detail = detail
+        super().__init__(message)
+
+    def as_dict(self) -> dict:
+        return {"error": str(self), "detail": self.detail}
+
+
+@dataclass
+class RequestFrames:
+    """A request's leads and activities as raw CRM frames, and where each activity row came from."""
+
+    leads: pd.DataFrame
+    activities: pd.DataFrame | None
+    activity_origin: list[tuple[int, int]] = field(default_factory=list)  # (lead position, activity position)
+
+
+@dataclass
+class ModelRef:
+    """The served model's identity, returned with every score and logged with it."""
+
+    name: str
+    version: str
+    alias: str
+
+    @classmethod
+    def of(cls, scorer: LeadScorer) -> "ModelRef":
+        registry = scorer.info.get("registry", {})
+        return cls(str(registry.get("name", "")), str(registry.get("version", "")), str(registry.get("alias", "")))
+
+
+def crm_name(mapping: dict[str, str], contract_column: str) -> str:
+    """The CRM's field name for a contract column (the contract name when the mapping has none)."""
+    return next((crm for crm, contract in mapping.items() if contract == contract_column), contract_column)
+
+
+def _path(*parts) -> str:
+    out = ""
+    for part in parts:
+        out += f"[{part}]" if isinstance(part, int) or part == "*" else (f".{part}" if out else str(part))
+    return out
+
+
+def _detail(loc: tuple, message: str, kind: str) -> dict:
+    return {"loc": list(loc), "field": _path(*loc), "msg": message, "type": kind}
+
+
+def request_frames(leads: list[dict], activities: list[list[dict] | None], data: DataParams) -> RequestFrames:
+    """Raw CRM frames from request rows; each activity gets its lead's id under the CRM's activity field name.
+
+    Activities of a lead without an id are left out: the lead itself is refused for it.
+    """
+    lead_id_field = crm_name(data.mapping.leads, "lead_id")
+    activity_lead_field = crm_name(data.mapping.activities, "lead_id")
+    rows, origin = [], []
+    for i, (lead, acts) in enumerate(zip(leads, activities)):
+        lead_id = lead.get(lead_id_field)
+        if not acts or lead_id is None or str(lead_id).strip() == "":
+            continue
+        rows.extend({**act, activity_lead_field: lead_id} for act in acts)
+        origin.extend((i, j) for j in range(len(acts)))
+    return RequestFrames(pd.DataFrame.from_records(leads), pd.DataFrame.from_records(rows) if rows else None, origin)
+
+
+def missing_fields(frames: RequestFrames, data: DataParams) -> list[dict]:
+    """Problems for a required field that no lead (or no activity) of the request has."""
+    required = [c for c in LEADS.required if data.dated or c not in LEADS.dates]
+    out = [
+        _detail(("leads", "*", name), f"missing required field {name!r} (contract column {c}) in every lead", "missing_column")
+        for c in required
+        if (name := crm_name(data.mapping.leads, c)) not in frames.leads.columns
+    ]
+    if frames.activities is not None:
+        out += [
+            _detail(("leads", "*", "activities", "*", name),
+                    f"missing required field {name!r} (contract column {c}) in every activity", "missing_column")
+            for c in ACTIVITIES.required
+            if c != "lead_id" and (name := crm_name(data.mapping.activities, c)) not in frames.activities.columns
+        ]
+    return out
+
+
+def duplicate_ids(frames: RequestFrames, data: DataParams) -> list[dict]:
+    """Problems for a lead id sent twice in one request (scores and logs are keyed by it)."""
+    lead_id_field = crm_name(data.mapping.leads, "lead_id")
+    if lead_id_field not in frames.leads or frames.leads.empty:
+        return []
+    ids = frames.leads[lead_id_field].astype("str").str.strip()
+    repeated = ids.duplicated() & frames.leads[lead_id_field].notna()
+    return [
+        _detail(("leads", int(i), lead_id_field), f"lead id {ids.iloc[i]!r} appears more than once in the request", "duplicate_lead_id")
+        for i in np.flatnonzero(repeated.to_numpy())
+    ]
+
+
+def problem_details(problems: list[Problem], frames: RequestFrames) -> list[dict]:
+    """The LeadScorer's row/column problems as request field paths, e.g. leads[2].created_at."""
+    out = []
+    for p in problems:
+        from_activity = p.contract_column in _ACTIVITY_COLUMNS
+        if p.row is None:  # about the field in every row, e.g. two CRM fields mapping to one column
+            loc = ("leads", "*", "activities", "*", p.column) if from_activity else ("leads", "*", p.column)
+        elif from_activity:
+            lead, act = frames.activity_origin[p.row - 1]
+            loc = ("leads", lead, "activities", act, p.column)
+        else:
+            loc = ("leads", p.row - 1, p.column)
+        out.append(_detail(loc, p.message, p.kind))
+    return out
+
+
+def _factor(f) -> dict:
+    return {"signal": f.signal, "phrase": f.phrase, "value": str(f.value), "points": float(f.points), "contribution": float(f.contribution)}
+
+
+@dataclass
+class Scored:
+    """Scores in request order, their top reasons, and the rows to append to the score log."""
+
+    results: list[dict]
+    log_rows: pd.DataFrame
+
+
+def score_request(
+    scorer: LeadScorer,
+    leads: list[dict],
+    activities: list[list[dict] | None],
+    model: ModelRef,
+    *,
+    as_of: pd.Timestamp | None,
+    top_k: int,
+) -> Scored:
+    """Score request rows with their top `top_k` positive and negative reasons.
+
+    Raises:
+        RequestError: any row breaks the contract (missing lead id, unparsable date, not a number,
+            a lead id twice); nothing is scored then, so the CRM never gets half a batch.
+    """
+    if not leads:
+        return Scored([], pd.DataFrame())
+    frames = request_frames(leads, activities, scorer.data)
+    detail = missing_fields(frames, scorer.data) + duplicate_ids(frames, scorer.data)
+    if not detail:
+        features, problems = scorer.build(frames.leads, frames.activities, as_of=as_of)
+        detail = problem_details(problems, frames)
+    if detail:
+        raise RequestError(f"{len(detail)} problem(s) in the leads; nothing was scored", detail)
+    scores = scorer.predict(features)
+    explanations = scorer.explain(features, top_k)
+    positives = [[_factor(f) for f in e.positives] for e in explanations]
+    negatives = [[_factor(f) for f in e.negatives] for e in explanations]
+    reason_p = scores["likely_rejection_probability"].astype("float64")
+    results = [
+        {
+            "lead_id": lead_id,
+            "probability": float(p),
+            "score": int(s),
+            "tier": str(tier),
+            "reasons": {"positive": pos, "negative": neg},
+            "likely_rejection_reason": None if pd.isna(reason) else str(reason),
+            "likely_rejection_probability": None if np.isnan(rp) else float(rp),
+            "model_name": model.name,
+            "model_version": model.version,
+        }
+        for lead_id, p, s, tier, reason, rp, pos, neg in zip(
+            scores["lead_id"], scores["probability"], scores["score"], scores["tier"],
+            scores["likely_rejection_reason"], reason_p, positives, negatives,
+        )
+    ]
+    email_field = crm_name(scorer.data.mapping.leads, "email")
+    emails = frames.leads[email_field] if email_field in frames.leads else pd.Series([None] * len(scores), dtype=object)
+    log_rows = scores.assign(
+        model_name=model.name,
+        model_version=model.version,
+        factors=[pos + neg for pos, neg in zip(positives, negatives)],
+        email_sha256=email_sha256(emails).to_numpy(),
+        scored_at=pd.Timestamp.now(tz="UTC").tz_localize(None),
+    )
+    return Scored(results, log_rows)
+
+
+def warm_up(scorer: LeadScorer, model: ModelRef) -> None:
+    """Score one made-up lead: the first CRM request then pays no one-off set-up (explainer, phrases),
+    and a model that cannot score fails the start-up instead of every request."""
+    lead = {crm_name(scorer.data.mapping.leads, "lead_id"): "warm-up"}
+    if scorer.data.dated:
+        lead[crm_name(scorer.data.mapping.leads, "created_at")] = pd.Timestamp.now(tz="UTC").isoformat()
+    score_request(scorer, [lead], [None], model, as_of=None, top_k=1)
+
+
+def explain_request(scorer: LeadScorer, lead: dict, activities: list[dict] | None, model: ModelRef, *, as_of: pd.Timestamp | None) -> dict:
+    """Every factor's contribution for one lead (largest effect first).
+
+    Raises:
+        RequestError: the lead breaks the contract.
+    """
+    frames = request_frames([lead], [activities], scorer.data)
+    detail = missing_fields(frames, scorer.data)
+    if not detail:
+        features, problems = scorer.build(frames.leads, frames.activities, as_of=as_of)
+        detail = problem_details(problems, frames)
+    if detail:
+        raise RequestError("the lead cannot be explained", detail)
+    (e,) = scorer.explain(features)
+    return {
+        "lead_id": str(e.lead_id),
+        "base": float(e.base),
+        "margin": float(e.margin),
+        "probability": float(e.probability),
+        "score": int(e.score),
+        "factors": [_factor(f) for f in e.factors],
+        "model_name": model.name,
+        "model_version": model.version,
+    }
+
+
+def feedback_event(event: dict, data: DataParams, label: LabelParams) -> dict:
+    """A feedback event in contract values (data.value_maps applied), checked against the label policy.
+
+    A rejection must carry one of the reason codes of label.reasons: the closed loop learns from
+    them, and a vague note teaches it nothing.
+
+    Raises:
+        RequestError: unknown status, or a rejection without an allowed reason code.
+    """
+    out = dict(event)
+    for column in ("status", "reason"):
+        value = out.get(column)
+        value = None if value is None or str(value).strip() == "" else str(value).strip()
+        out[column] = data.value_maps.get(column, {}).get(value, value)
+    detail = []
+    if out["status"] not in data.statuses:
+        detail.append(_detail(("status",), f"unknown status {event['status']!r}; allowed: {data.statuses} "
+                              "(or CRM values listed in data.value_maps.status)", "unknown_status"))
+    allowed = list(label.reasons)
+    if out["status"] in label.rejected_statuses and allowed and out["reason"] not in allowed:
+        got = "no reason code" if out["reason"] is None else f"reason {event['reason']!r}"
+        detail.append(_detail(("reason",), f"a rejection needs a reason code from label.reasons, got {got}; "
+                              f"allowed codes: {allowed}", "reason_code"))
+    if detail:
+        raise RequestError("the feedback event breaks the label policy; it was not stored", detail)
+    return out

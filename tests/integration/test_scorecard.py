@@ -1,0 +1,102 @@
+"""The rep's score card: rendered by the real service, looked at in headless Chromium.
+
+Needs Debian's `chromium` at /usr/bin/chromium (CI installs it); skipped, naming the path, without it.
+"""
+
+from __future__ import annotations
+
+import secrets
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from PIL import Image
+
+from serving import scorecard
+from serving.local_server import Client, params_file, start
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+                 "--disable-sync", "--no-first-run"]
+GREEN, RED = (0x2F, 0x9E, 0x44), (0xE0, 0x31, 0x31)  # the bar colours of serving/scorecard.py
+
+
+def _card(**values) -> dict:
+    factors = [
+        {"signal": "demo_request", "phrase": "Requested a demo 2 days ago", "value": "1", "contribution": 0.9, "points": 14.0},
+        {"signal": "email_domain_type", "phrase": "Free e-mail domain", "value": "free", "contribution": -0.4, "points": -5.0},
+    ]
+    return {"lead_id": "L1", "score": 62, "tier": "A", "probability": 0.62, "likely_rejection_reason": "no_budget",
+            "likely_rejection_probability": 0.41, "factors": factors, "model_name": "leadscore", "model_version": "4",
+            "scored_at": "2025-12-31 10:00:00", **values}
+
+
+def test_card_escapes_crm_text():
+    html = scorecard.render(_card(lead_id="<script>alert(1)</script>", factors=[
+        {"signal": "s", "phrase": "<img src=x onerror=alert(1)>", "value": "", "contribution": 1.0, "points": 3.0}]), ["A", "B"])
+    assert "<script>" not in html and "<img" not in html
+    assert "&lt;script&gt;" in html
+
+
+def test_card_bars_are_proportional_to_points():
+    html = scorecard.render(_card(), ["A", "B", "C", "D"])
+    assert 'class="bar pos" style="width:100.0%"' in html  # the largest factor fills its half
+    assert 'class="bar neg" style="width:35.7%"' in html  # 5 / 14 of it
+
+
+@pytest.fixture(scope="module")
+def server(trained, sample_params, tmp_path_factory):
+    folder = tmp_path_factory.mktemp("scorecard")
+    key = secrets.token_urlsafe(16)
+    env = {
+        "LEADSCORE_PARAMS": str(params_file(sample_params, folder / "params.yaml",
+                                            {"serving.store_url": f"sqlite:///{folder / 'store.db'}"})),
+        sample_params.serving.api_key_env: key,
+        "BENTOML_HOME": str(folder / "bentoml"),
+    }
+    srv = start(env, folder / "server.log")
+    srv.key = key
+    yield srv
+    srv.stop()
+
+
+@pytest.fixture(scope="module")
+def scored_lead(server, sample_dir) -> dict:
+    """A lead whose reasons move the score both ways by a point or more, scored through POST /score."""
+    leads = pd.read_csv(sample_dir / "leads.csv", dtype=str, keep_default_na=False, na_values=[""]).head(40)
+    records = [{k: v for k, v in row.items() if isinstance(v, str)} for row in leads.to_dict("records")]
+    scores = Client(server.url, server.key).post("/score", {"leads": records, "as_of": "2025-12-31"}).json()["scores"]
+    def moves(factors: list[dict]) -> bool:
+        return any(abs(f["points"]) >= 1 for f in factors)
+
+    return next(s for s in scores if moves(s["reasons"]["positive"]) and moves(s["reasons"]["negative"]))
+
+
+def test_score_card_in_chromium_shows_score_tier_reason_and_bars(server, scored_lead, tmp_path):
+    if not CHROMIUM.exists():
+        pytest.skip(f"Chromium not found at {CHROMIUM} (Debian: apt-get install -y chromium)")
+    from playwright.sync_api import sync_playwright
+
+    shot = tmp_path / "score_card.png"
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 900, "height": 700},
+                                    extra_http_headers={"Authorization": f"Bearer {server.key}"})
+            reply = page.goto(f"{server.url}/leads/{scored_lead['lead_id']}")
+            assert reply.status == 200
+            page.screenshot(path=str(shot), full_page=True)
+            text = page.inner_text("body")
+            assert page.inner_text("#score") == str(scored_lead["score"])
+            assert page.inner_text("#tier") == scored_lead["tier"]
+            bars = page.locator(".factor").count()
+        finally:
+            browser.close()
+
+    reasons = scored_lead["reasons"]["positive"] + scored_lead["reasons"]["negative"]
+    for factor in reasons:
+        assert factor["phrase"] in text
+    assert scored_lead["likely_rejection_reason"].replace("_", " ") in text
+    assert bars == len(reasons)
+    pixels = {color for _, color in Image.open(shot).convert("RGB").getcolors(maxcolors=1 << 24)}
+    assert GREEN in pixels and RED in pixels  # the bars were drawn, in both directions

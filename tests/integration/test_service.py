@@ -1,0 +1,308 @@
+"""The scoring service over real HTTP: `bentoml serve` on 127.0.0.1 with the trained champion.
+
+One server for the module (started once, stopped in teardown). Every endpoint, the API key, the
+limits and the bad inputs a CRM integration can send are checked against what a client receives.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import http.client
+import secrets
+
+import pandas as pd
+import pytest
+
+from models.explain import explain
+from serving.local_server import Client, params_file, start
+from serving.store import Store
+
+AS_OF = "2025-12-31T00:00:00"
+MAX_BATCH = 20
+MAX_BODY = 100_000
+
+
+def _records(frame: pd.DataFrame) -> list[dict]:
+    """Rows as JSON objects without empty cells: what a CRM sends."""
+    return [{k: v for k, v in row.items() if isinstance(v, str)} for row in frame.to_dict("records")]
+
+
+@pytest.fixture(scope="module")
+def crm(sample_dir) -> tuple[pd.DataFrame, pd.DataFrame]:
+    read = dict(dtype=str, keep_default_na=False, na_values=[""])
+    return pd.read_csv(sample_dir / "leads.csv", **read), pd.read_csv(sample_dir / "activities.csv", **read)
+
+
+@pytest.fixture(scope="module")
+def leads(crm) -> list[dict]:
+    """Eight leads with their activities nested, as the CRM would post them."""
+    lead_rows, activities = crm
+    active = lead_rows[lead_rows["lead_id"].isin(activities["lead_id"])].head(8)
+    out = []
+    for lead in _records(active):
+        acts = activities[activities["lead_id"] == lead["lead_id"]].drop(columns="lead_id")
+        out.append({**lead, "activities": _records(acts)})
+    return out
+
+
+@pytest.fixture(scope="module")
+def server(trained, sample_params, tmp_path_factory):
+    folder = tmp_path_factory.mktemp("service")
+    store_url = f"sqlite:///{folder / 'store.db'}"
+    overrides = {"serving.store_url": store_url, "serving.max_batch": MAX_BATCH, "serving.max_body_bytes": MAX_BODY}
+    key = secrets.token_urlsafe(16)
+    env = {
+        "LEADSCORE_PARAMS": str(params_file(sample_params, folder / "params.yaml", overrides)),
+        sample_params.serving.api_key_env: key,
+        "BENTOML_HOME": str(folder / "bentoml"),
+    }
+    srv = start(env, folder / "server.log")
+    srv.key, srv.store_url, srv.db_path = key, store_url, folder / "store.db"
+    yield srv
+    srv.stop()
+
+
+@pytest.fixture()
+def client(server):
+    c = Client(server.url, server.key)
+    yield c
+    c.close()
+
+
+def _in_process(trained, leads: list[dict], top_k: int) -> tuple[pd.DataFrame, list]:
+    """Scores and explanations the batch path computes for the same leads (no HTTP, no service code)."""
+    scorer = trained.scorer
+    raw = pd.DataFrame.from_records([{k: v for k, v in lead.items() if k != "activities"} for lead in leads])
+    acts = pd.DataFrame.from_records([{**a, "lead_id": lead["lead_id"]} for lead in leads for a in lead["activities"]])
+    features, problems = scorer.build(raw, acts, as_of=pd.Timestamp(AS_OF))
+    assert not problems
+    return scorer.predict(features), explain(scorer, features, top_k)
+
+
+# ---------------------------------------------------------------- auth and health
+
+
+def test_health_routes_answer_without_a_key(server):
+    anonymous = Client(server.url)
+    for path in ("/readyz", "/livez", "/metrics"):
+        assert anonymous.get(path).status == 200, path
+
+
+@pytest.mark.parametrize("key", [None, "wrong-key"])
+def test_every_other_route_needs_the_key(server, key, leads):
+    client = Client(server.url, key)
+    for method, path, body in [
+        ("POST", "/score", {"leads": leads[:1]}),
+        ("POST", "/explain", {"lead": leads[0]}),
+        ("POST", "/feedback", {"event_id": "x", "lead_id": "x", "status": "open", "decided_at": AS_OF}),
+        ("GET", "/model", None),
+        ("GET", f"/leads/{leads[0]['lead_id']}", None),
+        ("GET", "/docs.json", None),
+    ]:
+        reply = client.request(method, path, body)
+        assert reply.status == 401, path
+        assert "Authorization: Bearer" in reply.json()["error"]
+
+
+# ---------------------------------------------------------------- model and scores
+
+
+def test_model_describes_the_served_champion(client, trained):
+    info = client.get("/model").json()
+    assert (info["name"], info["version"], info["alias"]) == ("leadscore", str(trained.version), "champion")
+    assert info["trained_at"] == trained.scorer.info["trained_at"]
+    assert info["metrics"]["roc_auc"] == pytest.approx(trained.scorer.info["metrics"]["roc_auc"])
+    assert [f["name"] for f in info["features"]] == trained.scorer.feature_names
+    assert info["tiers"] == pytest.approx(trained.scorer.tiers.as_dict())
+
+
+def test_scores_and_reasons_equal_the_batch_path(client, trained, sample_params, leads):
+    reply = client.post("/score", {"leads": leads, "as_of": AS_OF})
+    assert reply.status == 200, reply.body
+    got = reply.json()["scores"]
+    expected, explanations = _in_process(trained, leads, sample_params.serving.top_factors)
+    assert [s["lead_id"] for s in got] == [lead["lead_id"] for lead in leads]  # request order
+    assert [s["probability"] for s in got] == pytest.approx(expected["probability"].tolist(), abs=1e-12)
+    assert [s["score"] for s in got] == expected["score"].tolist()
+    assert [s["tier"] for s in got] == expected["tier"].tolist()
+    assert [s["likely_rejection_reason"] for s in got] == expected["likely_rejection_reason"].tolist()
+    for score, e in zip(got, explanations):
+        assert [f["phrase"] for f in score["reasons"]["positive"]] == [f.phrase for f in e.positives]
+        assert [f["phrase"] for f in score["reasons"]["negative"]] == [f.phrase for f in e.negatives]
+        assert [f["points"] for f in score["reasons"]["positive"]] == pytest.approx([f.points for f in e.positives])
+        assert (score["model_name"], score["model_version"]) == ("leadscore", str(trained.version))
+
+
+def test_empty_batch_returns_an_empty_result(client):
+    reply = client.post("/score", {"leads": []})
+    assert (reply.status, reply.json()) == (200, {"scores": []})
+
+
+def test_unseen_categories_and_missing_optional_fields_score(client):
+    strange = {"lead_id": "NEW-1", "created_at": "2025-12-01T09:00:00+01:00", "industry": "quantum basket weaving",
+               "country": "ZZ", "lead_source": "carrier pigeon", "employees": 12, "job_title": None}
+    bare = {"lead_id": "NEW-2", "created_at": "2025-12-01"}
+    reply = client.post("/score", {"leads": [strange, bare], "as_of": AS_OF})
+    assert reply.status == 200, reply.body
+    for score in reply.json()["scores"]:
+        assert 1 <= score["score"] <= 99 and 0 < score["probability"] < 1
+
+
+def test_each_score_is_logged_with_the_email_only_hashed(client, server, leads):
+    lead = {**leads[1], "lead_id": "LOGGED-1", "email": "  Rita.Hayworth@Example.COM "}
+    score = client.post("/score", {"leads": [lead], "as_of": AS_OF}).json()["scores"][0]
+    logged = Store(server.store_url).latest_score("LOGGED-1")
+    assert (logged["score"], logged["tier"], logged["model_version"]) == (score["score"], score["tier"], score["model_version"])
+    assert logged["email_sha256"] == hashlib.sha256(b"rita.hayworth@example.com").hexdigest()
+    assert [f["phrase"] for f in logged["factors"]] == [f["phrase"] for f in score["reasons"]["positive"] + score["reasons"]["negative"]]
+    stored_bytes = b"".join(p.read_bytes() for p in server.db_path.parent.glob("store.db*"))
+    assert b"hayworth" not in stored_bytes.lower()
+    assert "hayworth" not in server.log_path.read_text(errors="replace").lower()
+
+
+def test_explain_gives_every_factor_adding_up_to_the_margin(client, trained, leads):
+    explained = client.post("/explain", {"lead": leads[2], "as_of": AS_OF}).json()
+    scored = client.post("/score", {"leads": [leads[2]], "as_of": AS_OF}).json()["scores"][0]
+    signals = {d.signal for d in trained.scorer.catalog}
+    assert {f["signal"] for f in explained["factors"]} == signals
+    assert explained["base"] + sum(f["contribution"] for f in explained["factors"]) == pytest.approx(explained["margin"])
+    assert explained["score"] == scored["score"]
+    assert all(f["phrase"] for f in explained["factors"])
+
+
+# ---------------------------------------------------------------- bad input
+
+
+@pytest.mark.parametrize(
+    ("change", "status", "field"),
+    [
+        (lambda ls: [{**ls[0], "employees": {"count": 5}}], 400, ["leads", 0, "employees"]),
+        (lambda ls: [ls[0], {k: v for k, v in ls[1].items() if k != "lead_id"}], 422, "leads[1].lead_id"),
+        (lambda ls: [ls[0], {**ls[1], "lead_id": "  "}], 422, "leads[1].lead_id"),
+        (lambda ls: [{**ls[0], "created_at": "the day before yesterday"}], 422, "leads[0].created_at"),
+        (lambda ls: [{**ls[0], "employees": "a few"}], 422, "leads[0].employees"),
+        (lambda ls: [{**ls[0], "activities": [{"occurred_at": "soon", "activity": "webinar"}]}], 422,
+         "leads[0].activities[0].occurred_at"),
+        (lambda ls: [ls[0], {**ls[1], "lead_id": ls[0]["lead_id"]}], 422, "leads[1].lead_id"),
+        (lambda ls: [{"company": "No Id Inc"}], 422, "leads[*].lead_id"),
+    ],
+    ids=["wrong-type", "missing-id", "blank-id", "bad-date", "bad-number", "bad-activity-date", "repeated-id", "no-id-field"],
+)
+def test_bad_leads_are_refused_naming_the_field(client, leads, change, status, field):
+    reply = client.post("/score", {"leads": change(leads), "as_of": AS_OF})
+    assert reply.status == status, reply.body
+    detail = reply.json()["detail"]
+    assert field in [d["loc"] if isinstance(field, list) else d["field"] for d in detail]
+
+
+def test_nothing_is_scored_or_logged_when_one_lead_is_bad(client, server, leads):
+    good = {**leads[3], "lead_id": "GOOD-IN-BAD-BATCH"}
+    reply = client.post("/score", {"leads": [good, {**leads[4], "created_at": "nope"}]})
+    assert reply.status == 422
+    assert Store(server.store_url).latest_score("GOOD-IN-BAD-BATCH") is None
+
+
+def test_a_batch_over_the_limit_is_refused(client, leads):
+    batch = [{"lead_id": f"B{i}", "created_at": "2025-11-01"} for i in range(MAX_BATCH + 1)]
+    reply = client.post("/score", {"leads": batch})
+    assert reply.status == 413
+    assert "serving.max_batch" in reply.json()["error"]
+
+
+def test_a_body_over_the_limit_is_refused_declared_or_chunked(server):
+    body = b'{"leads": [' + b",".join([b'{"lead_id": "P", "note": "' + b"x" * 1000 + b'"}'] * 120) + b"]}"
+    assert len(body) > MAX_BODY
+    declared = Client(server.url, server.key).post("/score", body, {"Content-Type": "application/json"})
+    assert declared.status == 413 and "serving.max_body_bytes" in declared.json()["error"]
+    connection = http.client.HTTPConnection("127.0.0.1", int(server.url.rsplit(":", 1)[1]), timeout=30)
+    chunks = (body[i:i + 8192] for i in range(0, len(body), 8192))
+    connection.request("POST", "/score", body=chunks, encode_chunked=True,
+                       headers={"Authorization": f"Bearer {server.key}", "Content-Type": "application/json"})
+    assert connection.getresponse().status == 413
+    connection.close()
+
+
+# ---------------------------------------------------------------- feedback
+
+
+def _feedback(event_id: str, **values) -> dict:
+    return {"event_id": event_id, "lead_id": "FB-1", "status": "rejected", "reason": "no_budget",
+            "decided_at": "2025-12-15T14:00:00Z", **values}
+
+
+def test_feedback_is_stored_once_per_event_id(client, server):
+    first = client.post("/feedback", _feedback("evt-1"))
+    retry = client.post("/feedback", _feedback("evt-1"))
+    assert (first.status, first.json()["stored"]) == (201, True)
+    assert (retry.status, retry.json()["stored"]) == (200, False)
+    stored = Store(server.store_url).feedback_frame()
+    assert stored["event_id"].tolist().count("evt-1") == 1
+    assert stored.set_index("event_id").loc["evt-1", "decided_at"] == pd.Timestamp("2025-12-15 14:00")
+
+
+@pytest.mark.parametrize("reason", [None, "", "meh, not a fit"])
+def test_a_rejection_without_an_allowed_reason_is_refused_naming_the_codes(client, server, sample_params, reason):
+    reply = client.post("/feedback", _feedback(f"evt-bad-{reason}", reason=reason))
+    assert reply.status == 422
+    (problem,) = reply.json()["detail"]
+    assert problem["field"] == "reason"
+    assert all(code in problem["msg"] for code in sample_params.label.reasons)
+    assert f"evt-bad-{reason}" not in Store(server.store_url).feedback_frame()["event_id"].tolist()
+
+
+@pytest.mark.parametrize(
+    ("event", "status", "field"),
+    [
+        (_feedback("evt-s", status="won"), 422, "status"),
+        (_feedback("evt-d", decided_at="last Tuesday"), 400, "decided_at"),
+        ({k: v for k, v in _feedback("evt-l").items() if k != "lead_id"}, 400, "lead_id"),
+        (_feedback("evt-b", lead_id="   "), 400, "lead_id"),
+        (_feedback("evt-a", amount="lots"), 400, "amount"),
+    ],
+    ids=["unknown-status", "bad-date", "no-lead-id", "blank-lead-id", "bad-amount"],
+)
+def test_bad_feedback_is_refused_naming_the_field(client, event, status, field):
+    reply = client.post("/feedback", event)
+    assert reply.status == status, reply.body
+    assert field in [d.get("field", d["loc"][0]) for d in reply.json()["detail"]]
+
+
+def test_a_conversion_needs_no_reason(client):
+    reply = client.post("/feedback", _feedback("evt-won", status="converted", reason=None, amount=4800))
+    assert reply.status == 201
+
+
+# ---------------------------------------------------------------- score card and docs
+
+
+def test_score_card_shows_the_latest_logged_score(client, leads):
+    lead = {**leads[5], "lead_id": "CARD-1"}
+    score = client.post("/score", {"leads": [lead], "as_of": AS_OF}).json()["scores"][0]
+    page = client.get("/leads/CARD-1")
+    assert page.status == 200 and page.headers["content-type"].startswith("text/html")
+    html = page.body.decode()
+    assert f'id="score">{score["score"]}<' in html and f'id="tier">{score["tier"]}<' in html
+    assert client.get("/leads/NEVER-SCORED").status == 404
+
+
+def test_openapi_documents_the_endpoints(client):
+    paths = client.get("/docs.json").json()["paths"]
+    assert {"/score", "/explain", "/feedback"} <= set(paths)
+
+
+@pytest.mark.parametrize(
+    ("overrides", "with_key", "reason"),
+    [
+        ({"serving.alias": "gold"}, True, "no model 'leadscore' with alias 'gold'"),
+        ({"serving.api_key_env": "LEADSCORE_KEY_NOBODY_SET"}, False, "without an API key: set the environment variable LEADSCORE_KEY_NOBODY_SET"),
+    ],
+    ids=["no-model", "no-key"],
+)
+def test_the_service_refuses_to_start_saying_why(trained, sample_params, tmp_path, overrides, with_key, reason):
+    params = params_file(sample_params, tmp_path / "params.yaml", overrides)
+    env = {"LEADSCORE_PARAMS": str(params), "BENTOML_HOME": str(tmp_path / "bentoml")}
+    if with_key:
+        env[sample_params.serving.api_key_env] = "some-key"
+    with pytest.raises(RuntimeError, match="exited with code") as refused:
+        start(env, tmp_path / "server.log", timeout=60)
+    assert reason in str(refused.value)

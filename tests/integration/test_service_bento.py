@@ -1,0 +1,62 @@
+"""A built bento is self-contained: exported, imported elsewhere, it serves without the MLflow store."""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+
+from pipelines.config import PROJECT_ROOT
+from serving.local_server import Client, params_file, start
+
+
+def _run(args: list[str], bentoml_home: Path) -> str:
+    env = {**os.environ, "BENTOML_HOME": str(bentoml_home), "BENTOML_DO_NOT_TRACK": "true"}
+    env.pop("MLFLOW_TRACKING_URI", None)
+    done = subprocess.run([sys.executable, *args], cwd=PROJECT_ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    return done.stdout
+
+
+def test_exported_bento_serves_with_the_tracking_store_moved_away(trained, sample_params, tmp_path):
+    # A private copy of the tracking store, so moving it away leaves the session's store alone.
+    tracking_db = Path(sample_params.tracking.uri.removeprefix("sqlite:///"))
+    copy = tmp_path / "tracking" / "mlflow.db"
+    copy.parent.mkdir()
+    shutil.copy(tracking_db, copy)
+    params = params_file(sample_params, tmp_path / "params.yaml", {
+        "tracking.uri": f"sqlite:///{copy}",
+        "serving.store_url": f"sqlite:///{tmp_path / 'store.db'}",
+    })
+
+    build_home, serve_home = tmp_path / "build-home", tmp_path / "serve-home"
+    _run(["-m", "serving.bento", "--params", str(params)], build_home)
+    (bento,) = json.loads(_run(["-m", "bentoml", "list", "-o", "json"], build_home))
+    archive = tmp_path / "leadscore.bento"
+    _run(["-m", "bentoml", "export", bento["tag"], str(archive)], build_home)
+    _run(["-m", "bentoml", "import", str(archive)], serve_home)
+    shutil.rmtree(build_home)
+    copy.rename(copy.with_name("moved-away.db"))
+
+    key = secrets.token_urlsafe(16)
+    env = {"LEADSCORE_PARAMS": str(params), sample_params.serving.api_key_env: key, "BENTOML_HOME": str(serve_home)}
+    server = start(env, tmp_path / "server.log", target=bento["tag"])
+    try:
+        client = Client(server.url, key)
+        info = client.get("/model").json()
+        assert (info["name"], info["version"], info["alias"]) == ("leadscore", str(trained.version), "champion")
+        assert info["source"].startswith(f"bento {bento['tag']}")
+        lead = {"lead_id": "BENTO-1", "created_at": "2025-12-01", "email": "cto@granitedata.com", "employees": 400}
+        reply = client.post("/score", {"leads": [lead], "as_of": "2025-12-31"})
+        assert reply.status == 200, reply.body
+        expected = trained.scorer.score(pd.DataFrame([lead]), as_of=pd.Timestamp("2025-12-31"))
+        assert reply.json()["scores"][0]["score"] == int(expected.scores["score"].iloc[0])
+    finally:
+        server.stop()
+    assert not copy.exists()  # the service never recreated the tracking store it was pointed at
