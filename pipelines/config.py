@@ -196,6 +196,9 @@ class ServingParams(_Section):
     max_batch: int = Field(1000, ge=1)
     max_body_bytes: int = Field(5_000_000, ge=1024)
     top_factors: int = Field(3, ge=1)
+    reload_seconds: float = Field(
+        60, ge=0, description="How often each worker checks the registry alias for a new champion (0: never)."
+    )
 
 
 class TrackingParams(_Section):

@@ -18,6 +18,10 @@ import os
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 import functools  # noqa: E402
+import logging  # noqa: E402
+import threading  # noqa: E402
+import time  # noqa: E402
+from dataclasses import dataclass  # noqa: E402
 from datetime import datetime  # noqa: E402
 
 import bentoml  # noqa: E402
@@ -42,6 +46,17 @@ from serving.security import BearerAuth, BodyLimit  # noqa: E402
 from serving.store import Store, utc_naive  # noqa: E402
 
 PARAMS_ENV = "LEADSCORE_PARAMS"
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Served:
+    """The model a request is answered with. Swapped whole on reload: a request reads it once, so
+    requests in flight finish on the model they started with and none is lost or mixed."""
+
+    scorer: object
+    model: ModelRef
+    source: str
 
 
 @functools.cache
@@ -90,16 +105,42 @@ class LeadScoreService:
         params = service_params()
         bento = LeadScoreService.bento  # set by BentoML when this runs from a built bento
         if bento:
-            self.scorer = load_bento_scorer(bento, params)
-            self.source = f"bento {bento.tag}, model {bento_model_tag(bento, params)}"
+            scorer = load_bento_scorer(bento, params)
+            self.served = self._ready(scorer, f"bento {bento.tag}, model {bento_model_tag(bento, params)}")
         else:
-            self.scorer = tracking.load_scorer(params, params.serving.alias)
-            self.source = "MLflow registry"
-        self.model = ModelRef.of(self.scorer)
-        warm_up(self.scorer, self.model)
+            self.served = self._ready(tracking.load_scorer(params, params.serving.alias), "MLflow registry")
+            if params.serving.reload_seconds:
+                threading.Thread(target=self._watch_registry, daemon=True, name="champion-watch").start()
         self.serving = params.serving
         self.data, self.label = params.data, params.label
         self.store = Store.from_params(params)
+        self._reload_lock = threading.Lock()
+
+    @staticmethod
+    def _ready(scorer, source: str) -> Served:
+        model = ModelRef.of(scorer)
+        warm_up(scorer, model)
+        return Served(scorer, model, source)
+
+    def reload_if_changed(self) -> bool:
+        """Load the version the registry alias names now, if it is not the one served; True if swapped."""
+        params = service_params()
+        with self._reload_lock:
+            if str(served_version(params).version) == self.served.model.version:
+                return False
+            self.served = self._ready(tracking.load_scorer(params, params.serving.alias), "MLflow registry")
+        log.info("now serving %s v%s", self.served.model.name, self.served.model.version)
+        return True
+
+    def _watch_registry(self) -> None:
+        """Each worker follows the champion alias on its own (no restart, no lost request)."""
+        interval = service_params().serving.reload_seconds
+        while True:
+            time.sleep(interval)
+            try:
+                self.reload_if_changed()
+            except Exception:  # pragma: no cover - a registry hiccup must not kill the watcher
+                log.exception("checking the registry for a new champion failed; serving the current model")
 
     @bentoml.api(route="/score")
     def score(self, leads: list[Lead], as_of: datetime | None = None) -> ScoreResponse:
@@ -107,12 +148,13 @@ class LeadScoreService:
         if len(leads) > self.serving.max_batch:
             return _error(413, f"{len(leads):,} leads in one request; the limit is {self.serving.max_batch:,} "
                                "(serving.max_batch): split the batch")
+        served = self.served
         try:
             scored = score_request(
-                self.scorer,
+                served.scorer,
                 [lead.model_extra for lead in leads],
                 [lead.activities for lead in leads],
-                self.model,
+                served.model,
                 as_of=utc_naive(as_of) if as_of else None,
                 top_k=self.serving.top_factors,
             )
@@ -124,8 +166,9 @@ class LeadScoreService:
     @bentoml.api(route="/explain")
     def explain(self, lead: Lead, as_of: datetime | None = None) -> Explanation:
         """Every factor's contribution to one lead's score (not logged)."""
+        served = self.served
         try:
-            explained = explain_request(self.scorer, lead.model_extra, lead.activities, self.model,
+            explained = explain_request(served.scorer, lead.model_extra, lead.activities, served.model,
                                         as_of=utc_naive(as_of) if as_of else None)
         except RequestError as err:
             return _error(422, str(err), err.detail)
@@ -143,20 +186,30 @@ class LeadScoreService:
         ctx.response.status_code = 201 if stored else 200
         return FeedbackReceipt(event_id=checked["event_id"], stored=stored)
 
+    @pages.post("/reload")
+    def reload(self) -> dict:
+        """Swap in the version the registry alias names now, without a restart (this worker; every
+        worker also checks on its own every serving.reload_seconds)."""
+        if LeadScoreService.bento:
+            return _error(409, "a built bento serves the model packaged with it; deploy a new bento instead")
+        swapped = self.reload_if_changed()
+        return {"reloaded": swapped, "version": self.served.model.version}
+
     @pages.get("/model")
     def model_info(self) -> dict:
         """The served model: identity, training metrics, features and tier thresholds."""
-        info = self.scorer.info
+        served = self.served
+        info = served.scorer.info
         return {
-            "name": self.model.name,
-            "version": self.model.version,
-            "alias": self.model.alias,
-            "source": self.source,
+            "name": served.model.name,
+            "version": served.model.version,
+            "alias": served.model.alias,
+            "source": served.source,
             "trained_at": info.get("trained_at"),
             "training_rows": info.get("training_rows"),
             "metrics": info.get("metrics", {}),
-            "features": [{"name": d.name, "kind": d.kind, "signal": d.signal} for d in self.scorer.catalog],
-            "tiers": self.scorer.tiers.as_dict(),
+            "features": [{"name": d.name, "kind": d.kind, "signal": d.signal} for d in served.scorer.catalog],
+            "tiers": served.scorer.tiers.as_dict(),
         }
 
     @pages.get("/leads/{lead_id}", response_class=HTMLResponse)
@@ -165,7 +218,7 @@ class LeadScoreService:
         latest = self.store.latest_score(lead_id)
         if latest is None:
             return HTMLResponse(scorecard.not_found(lead_id), status_code=404)
-        return HTMLResponse(scorecard.render(latest, self.scorer.tiers.names))
+        return HTMLResponse(scorecard.render(latest, self.served.scorer.tiers.names))
 
 
 # The first added is outermost: the key is checked before any body is read.
