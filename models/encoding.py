@@ -8,6 +8,7 @@ learn from, become one shared ``__other__`` level instead of crashing or silentl
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
 
 import numpy as np
 import pandas as pd
@@ -37,17 +38,23 @@ class CategoryEncoder:
     def columns(self) -> list[str]:
         return [*self.categorical, *self.numeric]
 
+    @cached_property
+    def _lookup(self) -> dict[str, tuple[pd.Index, pd.CategoricalDtype]]:
+        """Per categorical: the kept levels as an Index and the fixed dtype (built once, not per call)."""
+        return {col: (pd.Index(levels[:-1]), pd.CategoricalDtype(levels)) for col, levels in self.levels.items()}
+
     def transform(self, frame: pd.DataFrame) -> pd.DataFrame:
         """Model-ready frame: categoricals with the fitted levels, numerics as float64."""
         out = {}
         for col in self.categorical:
-            levels = self.levels[col]
+            index, dtype = self._lookup[col]
             # Level codes are looked up once per distinct value, not per row (a few dozen vs millions).
             codes, distinct = pd.factorize(frame[col], use_na_sentinel=True)
-            level = pd.Index(levels[:-1]).get_indexer(distinct)
-            level[level < 0] = len(levels) - 1  # unseen or rare: __other__
+            level = index.get_indexer(distinct)
+            level[level < 0] = len(index)  # unseen or rare: __other__, the last level
             level = np.append(level, -1)  # missing (code -1 picks the last entry) stays missing
-            out[col] = pd.Categorical.from_codes(level[codes], categories=levels)
-        for col in self.numeric:
-            out[col] = pd.to_numeric(frame[col], errors="coerce").astype(np.float64)
-        return pd.DataFrame(out, index=frame.index)[self.columns]
+            out[col] = pd.Categorical.from_codes(level[codes], dtype=dtype)
+        numeric = frame[self.numeric]
+        if not (numeric.dtypes == np.float64).all():
+            numeric = numeric.apply(pd.to_numeric, errors="coerce").astype(np.float64)
+        return pd.concat([pd.DataFrame(out, index=frame.index), numeric], axis=1)[self.columns]

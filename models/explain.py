@@ -34,6 +34,7 @@ from typing import TYPE_CHECKING
 import lightgbm as lgb
 import numpy as np
 import pandas as pd
+from scipy.special import expit
 
 from features.phrases import phrasebook
 from models.calibration import to_score
@@ -281,6 +282,7 @@ def _linear_contributions(model, features: pd.DataFrame) -> tuple[np.ndarray, np
     base, parts = model.log_odds_contributions(features)
     values = parts.to_numpy(dtype=np.float64)
     linear = values.sum(axis=1)
-    target = _logit(model.predict_proba(features)) - base
+    # = _logit(model.predict_proba(features)) - base, without transforming the features twice
+    target = _logit(np.clip(expit(base + linear), *model.probability_range)) - base
     scale = np.divide(target, linear, out=np.ones_like(linear), where=linear != 0)
     return base, values * scale[:, None], list(parts.columns)

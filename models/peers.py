@@ -147,6 +147,8 @@ class PointsScorer:
     silently reversing the rules.
     """
 
+    probability_range = (0.0, 1.0)  # predict_proba = expit(log-odds), unclipped
+
     def __init__(self, rules: Sequence[PointsRule]):
         if not rules:
             raise ValueError("evaluate.points_rules is empty; the points peer needs at least one rule")
@@ -273,6 +275,8 @@ class OdooNaiveBayes:
     an invented binning would no longer be Odoo's method; list a banded feature such as size_band.
     """
 
+    probability_range = ODOO_PROBABILITY_RANGE  # predict_proba clamps like Odoo
+
     def __init__(self, fields: Sequence[str]):
         if not fields:
             raise ValueError("evaluate.naive_bayes_fields is empty; the Odoo peer needs at least one field")
@@ -353,6 +357,8 @@ class LogisticPeer:
             with the wrong sign is dropped and the model refit, so the direction holds for every
             input, not just the rows it was checked on.
     """
+
+    probability_range = (0.0, 1.0)  # predict_proba = expit(log-odds), unclipped
 
     def __init__(
         self,

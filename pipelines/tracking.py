@@ -20,10 +20,9 @@ from mlflow.models import ModelSignature
 from mlflow.tracking import MlflowClient
 from mlflow.types import ColSpec, Schema
 
-from pipelines.config import PROJECT_ROOT, Params
+from pipelines.config import Params
 
 CHAMPION, CHALLENGER = "champion", "challenger"
-_CODE_PATHS = [str(PROJECT_ROOT / pkg) for pkg in ("pipelines", "features", "models")]
 _REQUIREMENTS = ["scikit-learn", "lightgbm", "pandas", "numpy", "pyarrow", "pydantic", "pyyaml", "sqlalchemy", "shap", "joblib"]
 
 
@@ -94,6 +93,9 @@ def log_scorer(scorer, input_example: pd.DataFrame) -> str:
 
     The signature takes every input column as an optional string: the CRM's own names and types,
     so a CRM can send exactly what it stores and the scorer's own validation reports problems.
+    The project's code is not copied in (no ``code_paths``): MLflow would put that copy ahead of
+    the installed packages on load, so a process would run two versions of leadscore at once.
+    The model needs the leadscore package installed, as a scikit-learn model needs scikit-learn.
     """
     example = input_example.astype("string").astype(object)
     signature = ModelSignature(
@@ -107,7 +109,6 @@ def log_scorer(scorer, input_example: pd.DataFrame) -> str:
             name="model",
             python_model=LeadScorerModel(),
             artifacts={"scorer": str(path)},
-            code_paths=_CODE_PATHS,
             signature=signature,
             input_example=example,
             pip_requirements=_requirements(),

@@ -94,4 +94,6 @@ def test_evaluate_compares_a_registered_model_with_the_champion_and_peers_on_the
     assert {"challenger", "champion", "points_mql", "odoo_naive_bayes", "logistic_regression"} <= set(table.index)
     # Same export, same split: the registered model scores its own untouched test rows exactly as in training.
     assert table.loc["challenger", "roc_auc"] == pytest.approx(trained.evaluation.metrics()["roc_auc"])
+    # The loaded model runs the installed code (no stale copy inside the artifact): it is a LeadScorer here.
+    assert list(evaluation.tiers.index) == trained.scorer.tiers.names
     assert MlflowClient(tracking.tracking_uri(sample_params)).get_run(run_id).data.tags["kind"] == "evaluate"
