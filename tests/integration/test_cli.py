@@ -53,7 +53,9 @@ def test_features_on_the_x_education_export(x_education_csv):
 
 def test_an_invalid_params_file_names_the_key_and_allowed_values(tmp_path):
     params = tmp_path / "params.yaml"
-    params.write_text((PROJECT_ROOT / "params.yaml").read_text().replace("calibration: isotonic", "calibration: platt"))
+    text = re.sub(r"(?m)^  calibration: \w+", "  calibration: platt", (PROJECT_ROOT / "params.yaml").read_text())
+    assert "calibration: platt" in text
+    params.write_text(text)
     result = run("features", "--params", str(params))
     assert result.exit_code == 2
     assert "model.calibration" in result.output and "isotonic" in result.output
