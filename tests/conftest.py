@@ -27,6 +27,11 @@ def sample_dir(tmp_path_factory) -> Path:
     return out
 
 
+# Small, quick models for tests that train several (retrain, backtest, monitor).
+FAST = {"model.tuning_trials": 2, "model.max_rounds": 300, "model.early_stopping_rounds": 30,
+        "model.reason_model": False, "model.candidates": ["lightgbm"]}
+
+
 def params_for(sample_dir: Path, tracking_dir: Path, **overrides) -> Params:
     """The project's params.yaml pointed at `sample_dir`, tracking in `tracking_dir`, fast tuning."""
     values = {

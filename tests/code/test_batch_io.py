@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import numpy as np
 import pandas as pd
 import pytest
 
-from pipelines.score import _activities_of, _read_whole
+from pipelines.config import DataParams
+from pipelines.score import _activities_of, _read_whole, score_file
 
 PANDAS_TEXT = {"dtype": str, "keep_default_na": False, "na_values": [""]}
 
@@ -38,3 +41,13 @@ def test_each_chunk_gets_exactly_the_activities_isin_would_select_in_file_order(
         pd.testing.assert_frame_equal(select(ids), activities[activities["lead_id"].isin(ids)])
     assert select(pd.Series(["L1"], dtype="str"))["activity"].tolist() == ["a", "d"]
     assert np.array_equal(select(pd.Series([None], dtype="str")).index, [2])  # blank ids go with blank leads
+
+
+def test_an_activities_file_without_its_lead_id_column_is_refused_by_name(tmp_path):
+    (tmp_path / "leads.csv").write_text("lead_id,created_at\nL1,2024-01-01\n")
+    (tmp_path / "activities.csv").write_text("Lead,occurred_at,activity\nL1,2024-01-02,page_view\n")
+    scorer = SimpleNamespace(data=DataParams(leads="unused"))  # nothing is scored before the check
+
+    with pytest.raises(ValueError, match=r"activities.csv: no column 'lead_id'.*data.mapping.activities"):
+        score_file(scorer, tmp_path / "leads.csv", tmp_path / "scores.csv",
+                   activities_path=tmp_path / "activities.csv", progress=False)

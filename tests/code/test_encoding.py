@@ -15,7 +15,9 @@ def fitted() -> CategoryEncoder:
 
 def test_known_levels_keep_their_code_and_rare_or_unseen_values_share_other():
     encoder = fitted()
-    frame = pd.DataFrame({"industry": ["retail", "mining", "space", None, "software"], "employees": ["3", "x", None, 4, 5]})
+    frame = pd.DataFrame(
+        {"industry": ["retail", "mining", "space", None, "software"], "employees": ["3", "x", None, 4, 5]}
+    )
 
     out = encoder.transform(frame)
 

@@ -6,7 +6,6 @@ knows only what had matured before its quarter began, so it still expects the ol
 
 from __future__ import annotations
 
-import os
 
 import mlflow
 import pandas as pd
@@ -15,25 +14,9 @@ from mlflow.tracking import MlflowClient
 
 from pipelines.backtest import backtest, backtest_quarters, replay
 from pipelines.synthetic import SourceShift, generate_crm, write_crm
-from conftest import params_for
+from conftest import FAST, params_for
 
-FAST = {"model.tuning_trials": 2, "model.max_rounds": 300, "model.early_stopping_rounds": 30,
-        "model.reason_model": False, "model.candidates": ["lightgbm"]}
 SHIFTED_QUARTERS = ["2025Q2", "2025Q3"]
-
-
-@pytest.fixture(scope="module", autouse=True)
-def own_tracking_store():
-    """This module's params choose its MLflow store, and no store leaks into other modules.
-
-    mlflow.set_tracking_uri (inside pipelines.tracking.configure) exports MLFLOW_TRACKING_URI, which
-    tracking_uri() then prefers over params: a store configured earlier in the session would win.
-    """
-    before = os.environ.pop("MLFLOW_TRACKING_URI", None)
-    yield
-    os.environ.pop("MLFLOW_TRACKING_URI", None)
-    if before is not None:
-        os.environ["MLFLOW_TRACKING_URI"] = before
 
 
 @pytest.fixture(scope="module")

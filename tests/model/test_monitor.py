@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 
 import mlflow
 import numpy as np
@@ -21,26 +20,10 @@ from pipelines.monitor import (
     segment_calibration,
 )
 from pipelines.synthetic import SourceShift, generate_crm, write_crm
-from conftest import params_for
+from conftest import FAST, params_for
 
-FAST = {"model.tuning_trials": 2, "model.max_rounds": 300, "model.early_stopping_rounds": 30,
-        "model.reason_model": False, "model.candidates": ["lightgbm"]}
 MP = MonitorParams()
 rng = np.random.default_rng(0)
-
-
-@pytest.fixture(scope="module", autouse=True)
-def own_tracking_store():
-    """This module's params choose its MLflow store, and no store leaks into other modules.
-
-    mlflow.set_tracking_uri (inside pipelines.tracking.configure) exports MLFLOW_TRACKING_URI, which
-    tracking_uri() then prefers over params: a store configured earlier in the session would win.
-    """
-    before = os.environ.pop("MLFLOW_TRACKING_URI", None)
-    yield
-    os.environ.pop("MLFLOW_TRACKING_URI", None)
-    if before is not None:
-        os.environ["MLFLOW_TRACKING_URI"] = before
 
 
 # ----------------------------------------------------------------------------- PSI

@@ -23,28 +23,12 @@ from pipelines.dataset import assemble
 from pipelines.ingest import load_crm
 from pipelines.retrain import decide, feedback_outcomes, merge_feedback, promote, retrain, rollback
 from pipelines.synthetic import SourceShift, generate_crm, write_crm
-from conftest import params_for
+from conftest import FAST, params_for
 
 # Fast training for tests: the logistic blend candidate alone costs ~10 s per fit on 6k leads (its
 # sign-constrained refits); the gate and the alias moves do not depend on which candidate wins.
-FAST = {"model.tuning_trials": 2, "model.max_rounds": 300, "model.early_stopping_rounds": 30,
-        "model.reason_model": False, "model.candidates": ["lightgbm"]}
 SHIFT = SourceShift(source="web_organic", from_quarter=5)  # 2025Q2 on, with quarters from 2024-01-01
 BEFORE_SHIFT = pd.Timestamp("2025-04-01")
-
-
-@pytest.fixture(scope="module", autouse=True)
-def own_tracking_store():
-    """This module's params choose its MLflow store, and no store leaks into other modules.
-
-    mlflow.set_tracking_uri (inside pipelines.tracking.configure) exports MLFLOW_TRACKING_URI, which
-    tracking_uri() then prefers over params: a store configured earlier in the session would win.
-    """
-    before = os.environ.pop("MLFLOW_TRACKING_URI", None)
-    yield
-    os.environ.pop("MLFLOW_TRACKING_URI", None)
-    if before is not None:
-        os.environ["MLFLOW_TRACKING_URI"] = before
 
 
 @pytest.fixture(autouse=True)
