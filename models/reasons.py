@@ -71,7 +71,8 @@ class ReasonModel:
         if val_mask.sum() >= 10:
             valid_sets = [lgb.Dataset(X_val[val_mask], reasons_val[val_mask].map(code).to_numpy(), reference=train_set)]
             callbacks = [lgb.early_stopping(50, verbose=False)]
-        booster = lgb.train(params, train_set, num_boost_round=MAX_ROUNDS if valid_sets else ROUNDS_WITHOUT_VALIDATION, valid_sets=valid_sets, callbacks=callbacks)
+        rounds = MAX_ROUNDS if valid_sets else ROUNDS_WITHOUT_VALIDATION
+        booster = lgb.train(params, train_set, num_boost_round=rounds, valid_sets=valid_sets, callbacks=callbacks)
         if valid_sets:
             booster = lgb.Booster(model_str=booster.model_to_string(num_iteration=booster.best_iteration))
         return cls(classes=classes, booster=booster)

@@ -120,7 +120,11 @@ def score_file(
     activities_of = None
     if activities_path is not None:
         crm_names = {contract: crm for crm, contract in scorer.data.mapping.activities.items()}
-        activities_of = _activities_of(_read_whole(activities_path), crm_names.get("lead_id", "lead_id"))
+        activities, id_column = _read_whole(activities_path), crm_names.get("lead_id", "lead_id")
+        if id_column not in activities.columns:
+            raise ValueError(f"{activities_path}: no column {id_column!r} (the activities' lead_id; "
+                             "set data.mapping.activities if the CRM names it differently)")
+        activities_of = _activities_of(activities, id_column)
     lead_id_column = {c: k for k, c in scorer.data.mapping.leads.items()}.get("lead_id", "lead_id")
 
     read = scored = rejected = 0
