@@ -27,6 +27,7 @@ class CategoryEncoder:
 
     def fit(self, frame: pd.DataFrame) -> "CategoryEncoder":
         """Keep levels seen at least ``min_count`` times; the rest share ``__other__``."""
+        self.__dict__.pop("_lookup", None)  # a refit must not transform with the old levels
         self.levels = {}
         for col in self.categorical:
             counts = frame[col].dropna().astype(str).value_counts()

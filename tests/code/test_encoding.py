@@ -38,3 +38,13 @@ def test_all_missing_or_empty_columns_encode_without_error():
     assert out.index.tolist() == ["a", "b"] and out["industry"].isna().all()
     assert list(out["industry"].cat.categories) == encoder.levels["industry"]
     assert len(empty) == 0 and list(empty.columns) == encoder.columns
+
+
+def test_a_refit_encoder_transforms_with_its_new_levels():
+    encoder = fitted()
+    encoder.transform(pd.DataFrame({"industry": ["retail"], "employees": [1.0]}))
+
+    encoder.fit(pd.DataFrame({"industry": ["space"] * 10, "employees": 1.0}))
+    out = encoder.transform(pd.DataFrame({"industry": ["retail", "space"], "employees": [1.0, 2.0]}))
+
+    assert out["industry"].tolist() == [OTHER, "space"]
