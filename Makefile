@@ -4,6 +4,9 @@ PY := $(VENV)/bin/python
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 export BENTOML_DO_NOT_TRACK := true
+# OpenMP threads that sleep instead of spin while waiting: on a busy 2-core machine spinning made a
+# 100k-lead fit 9x slower (measured by pipelines/bench.py); on an idle one this costs ~20%.
+export OMP_WAIT_POLICY ?= PASSIVE
 
 .PHONY: venv test demo lock clean serve bench-serve bench
 

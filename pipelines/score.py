@@ -20,7 +20,7 @@ from pandas.arrays import ArrowStringArray
 from tqdm import tqdm
 
 from models.scorer import LeadScorer
-from pipelines.ingest import ContractError
+from pipelines.ingest import ContractError, prepare_table
 
 
 @dataclass
@@ -30,6 +30,8 @@ class BatchSummary:
     rows_rejected: int
     output: Path
     rejects: Path | None
+    activities_rejected: int = 0
+    activity_rejects: Path | None = None
 
 
 # Every CSV cell is read as the CRM's own text; only empty cells are missing ("NA" is Namibia).
@@ -117,13 +119,15 @@ def score_file(
     """
     rejects_path = rejects_path or output_path.with_name(output_path.stem + ".rejects.csv")
     output_path.parent.mkdir(parents=True, exist_ok=True)
-    activities_of = None
+    activities_of, activities_rejected = None, 0
     if activities_path is not None:
         crm_names = {contract: crm for crm, contract in scorer.data.mapping.activities.items()}
         activities, id_column = _read_whole(activities_path), crm_names.get("lead_id", "lead_id")
         if id_column not in activities.columns:
             raise ValueError(f"{activities_path}: no column {id_column!r} (the activities' lead_id; "
                              "set data.mapping.activities if the CRM names it differently)")
+        activities, activities_rejected = _valid_activities(
+            scorer, activities, activities_path, output_path.with_name(output_path.stem + ".activity_rejects.csv"))
         activities_of = _activities_of(activities, id_column)
     lead_id_column = {c: k for k, c in scorer.data.mapping.leads.items()}.get("lead_id", "lead_id")
 
@@ -156,4 +160,26 @@ def score_file(
         if top_factors:
             empty = pd.concat([empty, scorer.factor_columns(features, top_factors)], axis=1)
         _write(empty, output_path, first=True)
-    return BatchSummary(read, scored, rejected, output_path, rejects_path if rejected else None)
+    activity_rejects = output_path.with_name(output_path.stem + ".activity_rejects.csv")
+    return BatchSummary(read, scored, rejected, output_path, rejects_path if rejected else None,
+                        activities_rejected, activity_rejects if activities_rejected else None)
+
+
+def _valid_activities(scorer: LeadScorer, activities: pd.DataFrame, path: Path, rejects: Path) -> tuple[pd.DataFrame, int]:
+    """The activity rows that pass validation; the others go to `rejects` with their file row and reason.
+
+    Checked once for the whole file, so a problem names the activity file's own row (not a lead row
+    of a chunk), and a lead is still scored from its valid activities.
+    """
+    checked, problems = prepare_table(activities, "activities", scorer.data, str(path))
+    fatal = [p for p in problems if p.row is None]
+    if fatal:
+        raise ContractError(fatal)
+    if not problems:
+        return activities, 0
+    bad = sorted({p.row for p in problems})
+    rows = activities.iloc[[r - 1 for r in bad]].copy()
+    rows.insert(0, "row", bad)
+    rows.insert(1, "problems", ["; ".join(str(p) for p in problems if p.row == r) for r in bad])
+    _write(rows, rejects, first=True)
+    return activities.loc[checked.index], len(rows)

@@ -97,3 +97,17 @@ def test_evaluate_compares_a_registered_model_with_the_champion_and_peers_on_the
     # The loaded model runs the installed code (no stale copy inside the artifact): it is a LeadScorer here.
     assert list(evaluation.tiers.index) == trained.scorer.tiers.names
     assert MlflowClient(tracking.tracking_uri(sample_params)).get_run(run_id).data.tags["kind"] == "evaluate"
+
+
+def test_bad_activity_rows_are_reported_against_the_activity_file_and_leads_still_score(trained, sample_dir, tmp_path):
+    leads = pd.read_csv(sample_dir / "leads.csv", dtype=str).head(50)
+    activities = pd.read_csv(sample_dir / "activities.csv", dtype=str)
+    activities = activities[activities["lead_id"].isin(leads["lead_id"])].reset_index(drop=True)
+    activities.loc[1, "occurred_at"] = "last tuesday"
+    leads.to_csv(tmp_path / "leads.csv", index=False)
+    activities.to_csv(tmp_path / "activities.csv", index=False)
+    summary = score_file(trained.scorer, tmp_path / "leads.csv", tmp_path / "scores.csv",
+                         activities_path=tmp_path / "activities.csv", as_of=pd.Timestamp("2026-01-01"), progress=False)
+    assert (summary.rows_scored, summary.rows_rejected, summary.activities_rejected) == (50, 0, 1)
+    rejects = pd.read_csv(summary.activity_rejects)
+    assert rejects["row"].tolist() == [2] and "last tuesday" in rejects.loc[0, "problems"]
