@@ -457,48 +457,65 @@ class LogisticPeer:
         "compared with an average lead". One-hot and missing-indicator columns are summed back onto
         their source feature.
         """
-        design = self.preprocessor_.transform(self._design(X))  # dense or sparse: @ gives an array
-        values = np.asarray(design @ self._design_weights())
+        _require_columns(X, self.features_, "the logistic peer's feature list")
+        terms = self._folded_terms()
+        values = {}
+        for i, f in enumerate(self.numeric_):
+            x = _numbers(X[f], f)
+            missing = np.isnan(x)
+            values[f] = terms["value_coef"][i] * (np.where(missing, terms["median"][i], x) - terms["value_mean"][i])
+            if f in terms["indicator"]:
+                coef, mean = terms["indicator"][f]
+                values[f] = values[f] + coef * (missing - mean)
+        for f in self.categorical_:
+            level_coef, unseen = terms["levels"][f]
+            values[f] = _categories(X[f]).fillna(MISSING_LEVEL).map(level_coef).fillna(unseen).to_numpy(dtype=np.float64)
         base = np.full(len(X), float(self.model_.intercept_[0]))
         return base, pd.DataFrame(values, index=X.index, columns=list(self.features_))
 
-    def _design_weights(self) -> np.ndarray:
-        """(design columns, features) matrix: each column's coefficient in its source feature's slot."""
-        sources = self._design_sources()
-        features = list(self.features_)
-        weights = np.zeros((len(sources), len(features)))
-        weights[np.arange(len(sources)), [features.index(s) for s in sources]] = self.model_.coef_[0]
-        return weights
+    def _folded_terms(self) -> dict:
+        """`_fold_terms` of the current coefficients, computed once per fitted coefficient array."""
+        coef = self.model_.coef_
+        cached = self.__dict__.get("_folded")
+        if cached is None or cached[0] is not coef:
+            self._folded = (coef, self._fold_terms())
+        return self._folded[1]
 
-    def _design_sources(self) -> list[str]:
-        """The source feature of every column of the design matrix, in column order.
+    def _fold_terms(self) -> dict:
+        """The fitted preprocessing folded into the coefficients, per feature.
 
-        Numeric block: imputed values, then missing indicators (one per feature that had gaps at fit);
-        categorical block: one column per kept level per feature, rare levels sharing one.
+        Numeric: coef / scale on (imputed value - mean), plus the missing indicator's term; category:
+        one coefficient per level, unseen levels getting the infrequent column's (0 without one).
+        Equal to coef @ transformed design (tested against predict_proba), without scikit-learn's
+        per-call overhead, which dominates a single lead.
         """
+        coef = self.model_.coef_[0]
+        terms: dict = {"value_coef": [], "value_mean": [], "median": [], "indicator": {}, "levels": {}}
         transformer = self.preprocessor_
-        sources: list[str | None] = [None] * len(self.model_.coef_[0])
-        for name, fitted, columns in transformer.transformers_:
-            block = transformer.output_indices_[name]
-            if name == "numeric":
-                indicator = fitted[0].indicator_
-                flagged = [] if indicator is None else [columns[i] for i in indicator.features_]
-                names = [*columns, *flagged]
-            elif name == "categorical":
-                names = []
-                for column, levels, rare in zip(columns, fitted.categories_, fitted.infrequent_categories_):
-                    names += [column] * (len(levels) - (len(rare) - 1 if rare is not None else 0))
-            else:
-                continue
-            if len(names) != block.stop - block.start:
-                raise RuntimeError(
-                    f"logistic design block {name!r} has {block.stop - block.start} columns, expected {len(names)}: "
-                    "the preprocessing changed; update LogisticPeer._design_sources"
-                )
-            sources[block] = names
-        if any(s is None for s in sources):
-            raise RuntimeError("logistic design has columns with no source feature; update LogisticPeer._design_sources")
-        return sources
+        if self.numeric_:
+            imputer, scaler = transformer.named_transformers_["numeric"]
+            block = coef[transformer.output_indices_["numeric"]] / scaler.scale_
+            n = len(self.numeric_)
+            terms["value_coef"], terms["value_mean"], terms["median"] = block[:n], scaler.mean_[:n], imputer.statistics_
+            flagged = [] if imputer.indicator_ is None else imputer.indicator_.features_
+            for j, i in enumerate(flagged):
+                terms["indicator"][self.numeric_[i]] = (block[n + j], scaler.mean_[n + j])
+        if self.categorical_:
+            encoder = transformer.named_transformers_["categorical"]
+            block = coef[transformer.output_indices_["categorical"]]
+            start = 0
+            for f, levels, rare in zip(self.categorical_, encoder.categories_, encoder.infrequent_categories_):
+                rare_set = set() if rare is None else set(rare)
+                kept = [level for level in levels if level not in rare_set]
+                level_coef = dict(zip(kept, block[start:start + len(kept)]))
+                start += len(kept)
+                unseen = 0.0
+                if rare_set:
+                    unseen = float(block[start])
+                    level_coef.update({level: unseen for level in rare_set})
+                    start += 1
+                terms["levels"][f] = (pd.Series(level_coef, dtype=np.float64), unseen)
+        return terms
 
     def predict_proba(self, X: pd.DataFrame) -> np.ndarray:
         """p(converted) per row; unseen levels and missing values are handled, missing columns refused."""
