@@ -518,8 +518,10 @@ class LogisticPeer:
         return terms
 
     def predict_proba(self, X: pd.DataFrame) -> np.ndarray:
-        """p(converted) per row; unseen levels and missing values are handled, missing columns refused."""
-        design = self._design(X)
-        if len(design) == 0:
-            return np.empty(0)
-        return self.model_.predict_proba(self.preprocessor_.transform(design))[:, 1]
+        """p(converted) per row; unseen levels and missing values are handled, missing columns refused.
+
+        Computed from the folded coefficients (``log_odds_contributions``): the same numbers as
+        scikit-learn's transform + predict_proba (tested), several times cheaper.
+        """
+        base, parts = self.log_odds_contributions(X)
+        return expit(base + parts.to_numpy().sum(axis=1))

@@ -226,3 +226,13 @@ def test_log_odds_contributions_add_up_to_each_peers_own_log_odds(make):
     p = model.predict_proba(fresh)
     np.testing.assert_allclose(base + parts.to_numpy().sum(axis=1), np.log(p / (1 - p)), atol=1e-9)
     assert list(parts.index) == list(fresh.index)
+
+
+def test_logistic_peer_probabilities_equal_scikit_learns_own_pipeline():
+    frame, y = _leads(400, seed=7)
+    peer = LogisticPeer(seed=0).fit(frame, y)
+    fresh = _leads(60, seed=8)[0].assign(industry=lambda f: f["industry"].where(f.index % 5 != 0, "never seen"))
+    fresh.loc[fresh.index[:3], "employees"] = np.nan
+    sklearn_p = peer.model_.predict_proba(peer.preprocessor_.transform(peer._design(fresh)))[:, 1]
+    np.testing.assert_allclose(peer.predict_proba(fresh), sklearn_p, rtol=0, atol=1e-12)
+    assert len(peer.predict_proba(fresh.iloc[:0])) == 0
