@@ -43,17 +43,25 @@ def tracking_uri(params: Params) -> str:
     return uri
 
 
-def configure(params: Params) -> str:
-    """Point MLflow at the tracking store and experiment; returns the experiment id."""
+def use_store(params: Params) -> str:
+    """Point this process's MLflow client at the params' tracking store; returns its URI.
+
+    MLflow 3 also writes MLFLOW_TRACKING_URI into the environment, which tracking_uri() prefers:
+    the variable is put back to what the user had, so params chosen later are not pinned to this store.
+    """
     uri = tracking_uri(params)
-    # MLflow 3 also writes MLFLOW_TRACKING_URI into the environment; put back what the user had, so
-    # the next configure() with other params is not pinned to this store.
     before = os.environ.get("MLFLOW_TRACKING_URI")
     mlflow.set_tracking_uri(uri)
     if before is None:
         os.environ.pop("MLFLOW_TRACKING_URI", None)
     else:
         os.environ["MLFLOW_TRACKING_URI"] = before
+    return uri
+
+
+def configure(params: Params) -> str:
+    """Point MLflow at the tracking store and experiment; returns the experiment id."""
+    uri = use_store(params)
     name = params.tracking.experiment
     experiment = mlflow.get_experiment_by_name(name)
     if experiment is not None:

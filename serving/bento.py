@@ -30,8 +30,7 @@ def served_version(params: Params):
     Raises:
         LookupError: no such alias in the registry (with the command that creates it).
     """
-    uri = tracking.tracking_uri(params)
-    mlflow.set_tracking_uri(uri)
+    uri = tracking.use_store(params)
     name, alias = params.tracking.registered_model, params.serving.alias
     try:
         return MlflowClient().get_model_version_by_alias(name, alias)

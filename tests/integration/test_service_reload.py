@@ -7,7 +7,6 @@ import shutil
 import threading
 from pathlib import Path
 
-import mlflow
 from mlflow.tracking import MlflowClient
 
 from pipelines import tracking
@@ -65,4 +64,4 @@ def test_reload_swaps_the_champion_while_requests_keep_being_answered(trained, s
         assert versions == {before, new_version}
     finally:
         server.stop()
-        mlflow.set_tracking_uri(tracking.tracking_uri(sample_params))
+        tracking.use_store(sample_params)

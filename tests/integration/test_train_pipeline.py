@@ -45,7 +45,7 @@ def test_peers_are_scored_on_identical_test_rows(trained):
 
 
 def test_pyfunc_model_loaded_by_alias_scores_crm_rows(trained, sample_params, sample_dir):
-    mlflow.set_tracking_uri(tracking.tracking_uri(sample_params))
+    tracking.use_store(sample_params)
     model = mlflow.pyfunc.load_model(f"models:/{sample_params.tracking.registered_model}@champion")
     rows = pd.read_csv(sample_dir / "leads.csv", dtype=str).head(20)
     out = model.predict(rows, params=None)
