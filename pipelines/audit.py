@@ -798,12 +798,6 @@ def previous_version(versions: Sequence[str], current: str) -> str | None:
     return str(max(older)) if older else None
 
 
-def _load_version(name: str, version: str) -> LeadScorer:
-    scorer = mlflow.pyfunc.load_model(f"models:/{name}/{version}").unwrap_python_model().scorer
-    scorer.info.setdefault("registry", {}).update({"name": name, "version": version})
-    return scorer
-
-
 def find_previous(params: Params, current_version: str, compare_to: str | None = None) -> PreviousModel | None:
     """The model to compare with: `compare_to` (a version number or an alias), else the previous version.
 
@@ -815,7 +809,7 @@ def find_previous(params: Params, current_version: str, compare_to: str | None =
     if compare_to is None:
         versions = [v.version for v in client.search_model_versions(f"name='{name}'")]
         version = previous_version(versions, current_version)
-        return None if version is None else PreviousModel(f"version {version}", _load_version(name, version))
+        return None if version is None else PreviousModel(f"version {version}", tracking.load_scorer(params, version=str(version)))
     try:
         if compare_to.isdigit():
             version, label = client.get_model_version(name, compare_to).version, f"version {compare_to}"
@@ -826,7 +820,7 @@ def find_previous(params: Params, current_version: str, compare_to: str | None =
         raise LookupError(
             f"no version or alias {compare_to!r} of model '{name}' in {tracking.tracking_uri(params)}"
         ) from None
-    return PreviousModel(label, _load_version(name, str(version)))
+    return PreviousModel(label, tracking.load_scorer(params, version=str(version)))
 
 
 def model_as_of(scorer: LeadScorer) -> pd.Timestamp | None:

@@ -139,17 +139,25 @@ def register(model_uri: str, params: Params, run_id: str) -> tuple[str, list[str
     return str(version), aliases
 
 
-def load_scorer(params: Params, alias: str = CHAMPION):
-    """The LeadScorer registered under `alias` (raises a clear error when there is none)."""
+def load_scorer(params: Params, alias: str = CHAMPION, version: str | None = None):
+    """The LeadScorer registered under `alias`, or that exact `version` (a clear error when missing).
+
+    An alias is resolved to its version first and that version is loaded, so the scorer and the
+    version it reports cannot differ if the alias moves meanwhile.
+    """
     configure(params)
     name = params.tracking.registered_model
+    client = MlflowClient()
     try:
-        version = MlflowClient().get_model_version_by_alias(name, alias)
+        found = client.get_model_version(name, version) if version else client.get_model_version_by_alias(name, alias)
     except mlflow.exceptions.MlflowException:
+        which = f"version {version}" if version else f"alias '{alias}'"
         raise LookupError(
-            f"no model '{name}' with alias '{alias}' in {tracking_uri(params)}: run `leadscore train` first"
+            f"no model '{name}' with {which} in {tracking_uri(params)}: run `leadscore train` first"
         ) from None
-    model = mlflow.pyfunc.load_model(f"models:/{name}@{alias}")
-    scorer = model.unwrap_python_model().scorer
-    scorer.info.setdefault("registry", {}).update({"name": name, "version": version.version, "alias": alias})
+    scorer = mlflow.pyfunc.load_model(f"models:/{name}/{found.version}").unwrap_python_model().scorer
+    registry = {"name": name, "version": str(found.version)}
+    if not version:
+        registry["alias"] = alias
+    scorer.info.setdefault("registry", {}).update(registry)
     return scorer
