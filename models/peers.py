@@ -459,19 +459,24 @@ class LogisticPeer:
         """
         _require_columns(X, self.features_, "the logistic peer's feature list")
         terms = self._folded_terms()
-        values = {}
-        for i, f in enumerate(self.numeric_):
-            x = _numbers(X[f], f)
+        columns = list(self.features_)
+        values = np.zeros((len(X), len(columns)))
+        if self.numeric_:
+            try:  # one conversion for every numeric column (a single lead pays it once, not per column)
+                x = X[self.numeric_].to_numpy(dtype=np.float64)
+            except (TypeError, ValueError):
+                x = np.column_stack([_numbers(X[f], f) for f in self.numeric_])  # names the bad feature
             missing = np.isnan(x)
-            values[f] = terms["value_coef"][i] * (np.where(missing, terms["median"][i], x) - terms["value_mean"][i])
-            if f in terms["indicator"]:
-                coef, mean = terms["indicator"][f]
-                values[f] = values[f] + coef * (missing - mean)
+            numeric = terms["value_coef"] * (np.where(missing, terms["median"], x) - terms["value_mean"])
+            for i, coef, mean in terms["indicator"]:
+                numeric[:, i] += coef * (missing[:, i] - mean)
+            values[:, [columns.index(f) for f in self.numeric_]] = numeric
         for f in self.categorical_:
             level_coef, unseen = terms["levels"][f]
-            values[f] = _categories(X[f]).fillna(MISSING_LEVEL).map(level_coef).fillna(unseen).to_numpy(dtype=np.float64)
+            level = _categories(X[f]).fillna(MISSING_LEVEL)
+            values[:, columns.index(f)] = level.map(level_coef).fillna(unseen).to_numpy(dtype=np.float64)
         base = np.full(len(X), float(self.model_.intercept_[0]))
-        return base, pd.DataFrame(values, index=X.index, columns=list(self.features_))
+        return base, pd.DataFrame(values, index=X.index, columns=columns)
 
     def _folded_terms(self) -> dict:
         """`_fold_terms` of the current coefficients, computed once per fitted coefficient array."""
@@ -490,7 +495,7 @@ class LogisticPeer:
         per-call overhead, which dominates a single lead.
         """
         coef = self.model_.coef_[0]
-        terms: dict = {"value_coef": [], "value_mean": [], "median": [], "indicator": {}, "levels": {}}
+        terms: dict = {"value_coef": [], "value_mean": [], "median": [], "indicator": [], "levels": {}}
         transformer = self.preprocessor_
         if self.numeric_:
             imputer, scaler = transformer.named_transformers_["numeric"]
@@ -498,8 +503,7 @@ class LogisticPeer:
             n = len(self.numeric_)
             terms["value_coef"], terms["value_mean"], terms["median"] = block[:n], scaler.mean_[:n], imputer.statistics_
             flagged = [] if imputer.indicator_ is None else imputer.indicator_.features_
-            for j, i in enumerate(flagged):
-                terms["indicator"][self.numeric_[i]] = (block[n + j], scaler.mean_[n + j])
+            terms["indicator"] = [(i, block[n + j], scaler.mean_[n + j]) for j, i in enumerate(flagged)]
         if self.categorical_:
             encoder = transformer.named_transformers_["categorical"]
             block = coef[transformer.output_indices_["categorical"]]
