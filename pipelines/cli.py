@@ -75,6 +75,7 @@ def sample_data(
 @app.command()
 def features(params: ParamsOption = None, leads: LeadsOption = None, as_of: AsOfOption = None) -> None:
     """Inspect the training data: ingest report, label counts per rule, feature list, leakage check."""
+    from features.build import feature_catalog
     from pipelines.dataset import assemble
     from pipelines.ingest import ContractError
 
@@ -91,9 +92,9 @@ def features(params: ParamsOption = None, leads: LeadsOption = None, as_of: AsOf
         typer.echo(f"  {line}")
     typer.echo(f"  training rows: {len(ts.y):,}  positives: {int(ts.y.sum()):,} ({ts.y.mean():.1%})")
     typer.echo(f"== features ({ts.features.shape[1]})")
-    for name, dtype in ts.features.dtypes.items():
-        filled = ts.features[name].notna().mean()
-        typer.echo(f"  {name:<32} {('categorical' if dtype == object or str(dtype) in ('str', 'string') else 'numeric'):<12} filled {filled:6.1%}")
+    for feature in feature_catalog(p.features):
+        filled = ts.features[feature.name].notna().mean()
+        typer.echo(f"  {feature.name:<32} {feature.kind:<12} filled {filled:6.1%}")
     typer.echo("== leakage check")
     for leak in ts.leaks or []:
         typer.secho(f"  WARNING {leak.message}", fg="yellow")

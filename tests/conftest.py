@@ -27,7 +27,9 @@ def sample_dir(tmp_path_factory) -> Path:
     return out
 
 
-# Small, quick models for tests that train several (retrain, backtest, monitor).
+# Small, quick models for tests that train several (retrain, backtest, monitor). LightGBM alone: the
+# gate and the alias moves do not depend on which candidate wins, and the logistic candidate's
+# sign-constrained refits cost ~10 s per fit on 6k leads.
 FAST = {"model.tuning_trials": 2, "model.max_rounds": 300, "model.early_stopping_rounds": 30,
         "model.reason_model": False, "model.candidates": ["lightgbm"]}
 

@@ -6,7 +6,6 @@ before the drop; a challenger trained after it must be promoted, one trained on 
 
 from __future__ import annotations
 
-import os
 
 import mlflow
 import numpy as np
@@ -25,16 +24,8 @@ from pipelines.retrain import decide, feedback_outcomes, merge_feedback, promote
 from pipelines.synthetic import SourceShift, generate_crm, write_crm
 from conftest import FAST, params_for
 
-# Fast training for tests: the logistic blend candidate alone costs ~10 s per fit on 6k leads (its
-# sign-constrained refits); the gate and the alias moves do not depend on which candidate wins.
 SHIFT = SourceShift(source="web_organic", from_quarter=5)  # 2025Q2 on, with quarters from 2024-01-01
 BEFORE_SHIFT = pd.Timestamp("2025-04-01")
-
-
-@pytest.fixture(autouse=True)
-def own_tracking_store_per_test():
-    """Tests here use several stores (the shifted CRM's, a cold-start one, bookkeeping ones)."""
-    os.environ.pop("MLFLOW_TRACKING_URI", None)
 
 
 @pytest.fixture(scope="module")
