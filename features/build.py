@@ -11,6 +11,7 @@ keeps one call fast for a single lead in the service and for millions of leads i
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 import numpy as np
@@ -343,18 +344,33 @@ def _column(leads: pd.DataFrame, column: str) -> pd.Series:
 
 
 def clean_text(values: pd.Series) -> pd.Series:
-    """Stripped lower-case strings, blanks as NaN: "Software " and "software" are one category.
+    """Stripped lower-case strings, blanks as NaN: "Software " and "software" are one category."""
+    codes, levels = distinct_text(values)
+    return pd.Series(_expand(codes, levels))
 
-    Works on the distinct values only, so a million leads cost what their few thousand levels cost.
+
+def distinct_text(values: pd.Series) -> tuple[np.ndarray, list[str | None]]:
+    """Each row's code into its distinct cleaned values (-1 = missing), and those values.
+
+    Text rules then run once per distinct value in plain Python: a million leads cost what their
+    few thousand levels cost, and one lead costs microseconds instead of pandas' per-call overhead.
+    A whole number read as a float (3.0 from a CSV column) is the category "3".
     """
     codes, uniques = pd.factorize(values.reset_index(drop=True), use_na_sentinel=True)
-    levels = pd.Series(uniques)
-    if pd.api.types.is_float_dtype(levels.dtype):
-        numbers = levels.to_numpy()
-        if np.all((np.mod(numbers, 1) == 0) & (np.abs(numbers) < 2**53)):
-            levels = levels.astype("Int64")  # 3.0 read from a CSV column is the category "3"
-    text = levels.astype("str").str.strip().str.lower()
-    return pd.Series(text.where(text != "").array.take(codes, allow_fill=True))
+    return codes, [_clean_value(v) for v in uniques.tolist()]
+
+
+def _clean_value(value) -> str | None:
+    if isinstance(value, float) and value.is_integer() and abs(value) < 2**53:
+        value = int(value)
+    text = str(value).strip().lower()
+    return text or None
+
+
+def _expand(codes: np.ndarray, levels: list, missing=np.nan, dtype=object) -> np.ndarray:
+    """Per-row values from per-level ones (``missing`` where the code is -1 or the level is None)."""
+    table = np.array([missing if v is None else v for v in levels] + [missing], dtype=dtype)
+    return table[codes]
 
 
 def _numeric(values: pd.Series, what: str, ids: np.ndarray) -> np.ndarray:
@@ -386,31 +402,35 @@ def _derived(leads: pd.DataFrame, ids: np.ndarray, spec: FeatureParams) -> dict[
         out["seniority"], out["department"] = seniority, department
     if "icp_match" in groups:
         out["icp_match"] = _icp_match(leads, employees, out["seniority"], spec)
-    email = clean_text(_column(leads, "email")) if groups & {"email_signals", "contact_gaps"} else None
+    email = distinct_text(_column(leads, "email")) if groups & {"email_signals", "contact_gaps"} else None
     if "email_signals" in groups:
         out.update(_email_signals(email, spec))
     if "contact_gaps" in groups:
         out.update(_contact_gaps(leads, email))
     if "country_support" in groups:
-        country = clean_text(_column(leads, "country"))
-        unsupported = country.isin(_lower_set(spec.unsupported_countries)).to_numpy(dtype=np.float64)
-        out["unsupported_country"] = np.where(country.isna(), np.nan, unsupported)
+        codes, countries = distinct_text(_column(leads, "country"))
+        unsupported = _lower_set(spec.unsupported_countries)
+        flags = [None if c is None else float(c in unsupported) for c in countries]
+        out["unsupported_country"] = _expand(codes, flags, dtype=np.float64)
     return out
+
+
+_SENIORITY = tuple((name, re.compile(pattern)) for name, pattern in SENIORITY_RULES)
+_DEPARTMENT = tuple((name, re.compile(pattern)) for name, pattern in DEPARTMENT_RULES)
+_NOT_WORD = re.compile(r"[\W_]+")
+_DIGIT = re.compile(r"\d")
 
 
 def _parse_job_titles(titles: pd.Series) -> tuple[np.ndarray, np.ndarray]:
     """Seniority and department from free-text job titles, via the ordered rules above."""
-    codes, uniques = pd.factorize(clean_text(titles), use_na_sentinel=True)
-    words = pd.Series(uniques, dtype=object).str.replace(r"[\W_]+", " ", regex=True).str.strip()
+    codes, cleaned = distinct_text(titles)
+    words = [None if t is None else _NOT_WORD.sub(" ", t).strip() for t in cleaned]
 
-    def first_match(rules: tuple[tuple[str, str], ...], fallback: str) -> np.ndarray:
-        matches = [words.str.contains(pattern, regex=True).to_numpy(dtype=bool) for _, pattern in rules]
-        per_title = np.select(matches, [name for name, _ in rules], default=fallback).astype(object)
-        full = np.full(len(codes), UNKNOWN, dtype=object)
-        full[codes >= 0] = per_title[codes[codes >= 0]]
-        return full
+    def first_match(rules: tuple[tuple[str, re.Pattern], ...], fallback: str) -> np.ndarray:
+        per_title = [None if w is None else next((name for name, rx in rules if rx.search(w)), fallback) for w in words]
+        return _expand(codes, per_title, missing=UNKNOWN)
 
-    return first_match(SENIORITY_RULES, UNKNOWN), first_match(DEPARTMENT_RULES, OTHER_DEPARTMENT)
+    return first_match(_SENIORITY, UNKNOWN), first_match(_DEPARTMENT, OTHER_DEPARTMENT)
 
 
 def _icp_criteria(spec: FeatureParams) -> int:
@@ -424,9 +444,9 @@ def _icp_match(leads: pd.DataFrame, employees: np.ndarray, seniority: np.ndarray
     icp = spec.icp
     met = np.zeros(len(leads))
     if icp.industries:
-        met += clean_text(_column(leads, "industry")).isin(_lower_set(icp.industries)).to_numpy()
+        met += _is_one_of(_column(leads, "industry"), icp.industries)
     if icp.countries:
-        met += clean_text(_column(leads, "country")).isin(_lower_set(icp.countries)).to_numpy()
+        met += _is_one_of(_column(leads, "country"), icp.countries)
     if icp.seniorities:
         met += np.isin(seniority, list(_lower_set(icp.seniorities)))
     if icp.min_employees is not None or icp.max_employees is not None:
@@ -437,51 +457,53 @@ def _icp_match(leads: pd.DataFrame, employees: np.ndarray, seniority: np.ndarray
     return met / _icp_criteria(spec)
 
 
-def _email_signals(email: pd.Series, spec: FeatureParams) -> dict[str, np.ndarray]:
+def _is_one_of(values: pd.Series, allowed) -> np.ndarray:
+    """True where the cleaned value is one of ``allowed`` (compared cleaned too); missing is False."""
+    codes, cleaned = distinct_text(values)
+    allowed = _lower_set(allowed)
+    return _expand(codes, [v in allowed for v in cleaned], missing=False, dtype=bool)
+
+
+def _email_signals(email: tuple[np.ndarray, list[str | None]], spec: FeatureParams) -> dict[str, np.ndarray]:
     """Free-mail, student and competitor flags from the e-mail domain; NaN without a usable e-mail.
 
     Student patterns match whole domain labels: ".edu" matches mit.edu and unimelb.edu.au but not
     education.com; "student." matches student.uni-x.de. Competitor domains match subdomains too.
     """
-    domain = email.str.replace(r"^.*@", "", regex=True)  # after the last "@"
-    domain = domain.where(email.str.contains("@", regex=False) & (domain != ""))
-    codes, uniques = pd.factorize(domain, use_na_sentinel=True)
-    domains = pd.Series(uniques, dtype="str")  # Arrow-backed: the text rules below run in C
-    dotted = "." + domains + "."
-    free = domains.isin(_lower_set(spec.free_email_domains)).to_numpy(dtype=bool)
-    student = np.zeros(len(uniques), dtype=bool)
-    for pattern in spec.student_email_patterns:
-        student |= dotted.str.contains("." + pattern.strip().strip(".").lower() + ".", regex=False).to_numpy()
-    competitor = np.zeros(len(uniques), dtype=bool)
-    for rival in spec.competitor_domains:
-        competitor |= dotted.str.endswith("." + rival.strip().strip(".").lower() + ".").to_numpy()
+    codes, emails = email
+    domains = [e.rsplit("@", 1)[1] or None if e is not None and "@" in e else None for e in emails]
+    free_mail = _lower_set(spec.free_email_domains)
+    student = ["." + p.strip().strip(".").lower() + "." for p in spec.student_email_patterns]
+    rivals = ["." + r.strip().strip(".").lower() + "." for r in spec.competitor_domains]
 
-    def per_lead(flag: np.ndarray) -> np.ndarray:
-        out = np.full(len(codes), np.nan)
-        out[codes >= 0] = flag[codes[codes >= 0]]
-        return out
+    def flag(test) -> np.ndarray:
+        return _expand(codes, [None if d is None else float(test(d)) for d in domains], dtype=np.float64)
 
-    return {"email_free": per_lead(free), "email_student": per_lead(student), "email_competitor": per_lead(competitor)}
+    return {
+        "email_free": flag(lambda d: d in free_mail),
+        "email_student": flag(lambda d: any(p in f".{d}." for p in student)),
+        "email_competitor": flag(lambda d: f".{d}.".endswith(tuple(rivals))),
+    }
 
 
-def _contact_gaps(leads: pd.DataFrame, email: pd.Series) -> dict[str, np.ndarray]:
+def _contact_gaps(leads: pd.DataFrame, email: tuple[np.ndarray, list[str | None]]) -> dict[str, np.ndarray]:
     """1.0 when the lead left out a way to reach them; NaN when the export has no such column.
 
     A phone without a single digit ("n/a", "-") is missing.
     """
 
-    def gap(column: str, missing: np.ndarray) -> np.ndarray:
-        return missing.astype(np.float64) if column in leads.columns else np.full(len(leads), np.nan)
+    def gap(column: str, codes: np.ndarray, present: list[bool]) -> np.ndarray:
+        if column not in leads.columns:
+            return np.full(len(leads), np.nan)
+        return (~_expand(codes, present, missing=False, dtype=bool)).astype(np.float64)
 
-    phone = _column(leads, "phone")
-    if pd.api.types.is_numeric_dtype(phone.dtype):
-        no_phone = phone.isna().to_numpy()
-    else:
-        no_phone = ~phone.astype("str").str.contains(r"\d", regex=True).fillna(False).to_numpy(dtype=bool)
+    phone_codes, phones = pd.factorize(_column(leads, "phone"), use_na_sentinel=True)
+    email_codes, emails = email
+    company_codes, companies = distinct_text(_column(leads, "company"))
     return {
-        "missing_email": gap("email", email.isna().to_numpy()),
-        "missing_phone": gap("phone", no_phone),
-        "missing_company": gap("company", clean_text(_column(leads, "company")).isna().to_numpy()),
+        "missing_email": gap("email", email_codes, [e is not None for e in emails]),
+        "missing_phone": gap("phone", phone_codes, [bool(_DIGIT.search(str(p))) for p in phones.tolist()]),
+        "missing_company": gap("company", company_codes, [c is not None for c in companies]),
     }
 
 

@@ -27,7 +27,7 @@ class CategoryEncoder:
 
     def fit(self, frame: pd.DataFrame) -> "CategoryEncoder":
         """Keep levels seen at least ``min_count`` times; the rest share ``__other__``."""
-        self.__dict__.pop("_lookup", None)  # a refit must not transform with the old levels
+        self.__dict__.pop("_code_lookup", None)  # a refit must not transform with the old levels
         self.levels = {}
         for col in self.categorical:
             counts = frame[col].dropna().astype(str).value_counts()
@@ -35,27 +35,58 @@ class CategoryEncoder:
             self.levels[col] = [*kept, OTHER]
         return self
 
+    def __getstate__(self) -> dict:
+        """Saved without the lookup cache: it is rebuilt from the levels on first use after loading."""
+        return {k: v for k, v in self.__dict__.items() if k != "_code_lookup"}
+
     @property
     def columns(self) -> list[str]:
         return [*self.categorical, *self.numeric]
 
     @cached_property
-    def _lookup(self) -> dict[str, tuple[pd.Index, pd.CategoricalDtype]]:
-        """Per categorical: the kept levels as an Index and the fixed dtype (built once, not per call)."""
-        return {col: (pd.Index(levels[:-1]), pd.CategoricalDtype(levels)) for col, levels in self.levels.items()}
+    def _code_lookup(self) -> dict[str, tuple[dict[str, int], pd.CategoricalDtype]]:
+        """Per categorical: level -> code of the kept levels, and the fixed dtype (built once, not per call)."""
+        return {
+            col: ({level: code for code, level in enumerate(levels[:-1])}, pd.CategoricalDtype(levels))
+            for col, levels in self.levels.items()
+        }
+
+    def codes(self, values: pd.Series, column: str) -> np.ndarray:
+        """Level code per row: unseen or rare values get ``__other__`` (the last level), missing -1.
+
+        Looked up once per distinct value, not per row (a few dozen vs millions), in plain Python so
+        a single lead costs microseconds.
+        """
+        code_of, _ = self._code_lookup[column]
+        other = len(code_of)
+        row_codes, distinct = pd.factorize(values, use_na_sentinel=True)
+        level = np.array([code_of.get(str(v), other) for v in distinct.tolist()] + [-1], dtype=np.int64)
+        return level[row_codes]
 
     def transform(self, frame: pd.DataFrame) -> pd.DataFrame:
-        """Model-ready frame: categoricals with the fitted levels, numerics as float64."""
-        out = {}
-        for col in self.categorical:
-            index, dtype = self._lookup[col]
-            # Level codes are looked up once per distinct value, not per row (a few dozen vs millions).
-            codes, distinct = pd.factorize(frame[col], use_na_sentinel=True)
-            level = index.get_indexer(distinct)
-            level[level < 0] = len(index)  # unseen or rare: __other__, the last level
-            level = np.append(level, -1)  # missing (code -1 picks the last entry) stays missing
-            out[col] = pd.Categorical.from_codes(level[codes], dtype=dtype)
+        """Model-ready frame for training: categoricals with the fitted levels, numerics as float64."""
+        out = {
+            col: pd.Categorical.from_codes(self.codes(frame[col], col), dtype=self._code_lookup[col][1])
+            for col in self.categorical
+        }
+        return pd.concat([pd.DataFrame(out, index=frame.index), self._numeric(frame)], axis=1)[self.columns]
+
+    def matrix(self, frame: pd.DataFrame) -> np.ndarray:
+        """The same values as ``transform`` as one float64 matrix (category codes, NaN = missing).
+
+        What a booster trained on ``transform``'s frames predicts from: LightGBM turns the pandas
+        categoricals into exactly these codes itself, so predictions are equal (tested) and skip
+        pandas' per-column conversion.
+        """
+        out = np.empty((len(frame), len(self.columns)))
+        for i, col in enumerate(self.categorical):
+            codes = self.codes(frame[col], col)
+            out[:, i] = np.where(codes < 0, np.nan, codes)
+        out[:, len(self.categorical):] = self._numeric(frame).to_numpy(dtype=np.float64)
+        return out
+
+    def _numeric(self, frame: pd.DataFrame) -> pd.DataFrame:
         numeric = frame[self.numeric]
         if not (numeric.dtypes == np.float64).all():
             numeric = numeric.apply(pd.to_numeric, errors="coerce").astype(np.float64)
-        return pd.concat([pd.DataFrame(out, index=frame.index), numeric], axis=1)[self.columns]
+        return numeric

@@ -232,7 +232,9 @@ def _contribution_arrays(scorer: LeadScorer, features: pd.DataFrame) -> tuple[np
     if n == 0:
         return base, values
     if scorer.gbm_coef:
-        tree_base, tree_values, columns = _tree_contributions(scorer.booster, scorer.encoder.transform(features))
+        encoded = scorer.encoder.matrix(features)
+        tree_base, tree_values = _tree_contributions(scorer.booster, encoded)
+        columns = scorer.encoder.columns
         base += scorer.gbm_coef * tree_base
         values[:, _positions(names, columns)] += scorer.gbm_coef * tree_values
     if scorer.logistic_coef:
@@ -256,8 +258,8 @@ def _positions(names: list[str], columns: list[str]) -> np.ndarray:
     return np.array([where[c] for c in columns], dtype=np.intp)
 
 
-def _tree_contributions(booster: lgb.Booster, encoded: pd.DataFrame) -> tuple[float, np.ndarray, list[str]]:
-    """TreeSHAP values of the booster's raw log-odds: (expected value, (rows, columns), columns).
+def _tree_contributions(booster: lgb.Booster, encoded: np.ndarray) -> tuple[float, np.ndarray]:
+    """TreeSHAP values of the booster's raw log-odds: (expected value, (rows, encoder columns)).
 
     LightGBM's own TreeSHAP (``pred_contrib``) is what ``shap.TreeExplainer`` runs for a LightGBM
     booster (path-dependent, no background data); calling it directly returns the same values
@@ -265,7 +267,7 @@ def _tree_contributions(booster: lgb.Booster, encoded: pd.DataFrame) -> tuple[fl
     thread: OpenMP's thread hand-off costs milliseconds per call on a busy machine.
     """
     values = booster.predict(encoded, pred_contrib=True, num_threads=predict_threads(len(encoded)))
-    return float(values[0, -1]), values[:, :-1], list(encoded.columns)
+    return float(values[0, -1]), values[:, :-1]
 
 
 def _linear_contributions(model, features: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, list[str]]:

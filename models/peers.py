@@ -473,10 +473,17 @@ class LogisticPeer:
             values[:, [columns.index(f) for f in self.numeric_]] = numeric
         for f in self.categorical_:
             level_coef, unseen = terms["levels"][f]
-            level = _categories(X[f]).fillna(MISSING_LEVEL)
-            values[:, columns.index(f)] = level.map(level_coef).fillna(unseen).to_numpy(dtype=np.float64)
+            # Looked up once per distinct value (as ``_design`` names it: str, or the missing level).
+            codes, distinct = pd.factorize(X[f], use_na_sentinel=True)
+            per_value = [level_coef.get(str(v), unseen) for v in distinct.tolist()]
+            per_value.append(level_coef.get(MISSING_LEVEL, unseen))
+            values[:, columns.index(f)] = np.array(per_value, dtype=np.float64)[codes]
         base = np.full(len(X), float(self.model_.intercept_[0]))
         return base, pd.DataFrame(values, index=X.index, columns=columns)
+
+    def __getstate__(self) -> dict:
+        """Saved without the folded-coefficient cache: it is rebuilt from the model on first use."""
+        return {k: v for k, v in self.__dict__.items() if k != "_folded"}
 
     def _folded_terms(self) -> dict:
         """`_fold_terms` of the current coefficients, computed once per fitted coefficient array."""
@@ -518,7 +525,7 @@ class LogisticPeer:
                     unseen = float(block[start])
                     level_coef.update({level: unseen for level in rare_set})
                     start += 1
-                terms["levels"][f] = (pd.Series(level_coef, dtype=np.float64), unseen)
+                terms["levels"][f] = ({level: float(c) for level, c in level_coef.items()}, unseen)
         return terms
 
     def predict_proba(self, X: pd.DataFrame) -> np.ndarray:

@@ -69,7 +69,7 @@ class LeadScorer:
         if len(features) == 0:
             return out
         if self.gbm_coef:
-            encoded = self.encoder.transform(features)
+            encoded = self.encoder.matrix(features)
             out += self.gbm_coef * self.booster.predict(encoded, raw_score=True, num_threads=predict_threads(len(encoded)))
         if self.logistic_coef:
             out += self.logistic_coef * _logit(self.logistic.predict_proba(features))
@@ -96,7 +96,7 @@ class LeadScorer:
             }
         )
         if self.reasons is not None:
-            reason, reason_p = self.reasons.most_likely(self.encoder.transform(features))
+            reason, reason_p = self.reasons.most_likely(self.encoder.matrix(features))
             out["likely_rejection_reason"] = reason
             out["likely_rejection_probability"] = reason_p
         else:

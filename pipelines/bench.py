@@ -150,7 +150,7 @@ def _raw_predict(scorer: LeadScorer, paths: dict[str, Path], as_of: pd.Timestamp
         return None
     read = {"dtype": str, "keep_default_na": False, "na_values": [""], "engine": "pyarrow"}
     features, _ = scorer.build(pd.read_csv(paths["leads"], **read), pd.read_csv(paths["activities"], **read), as_of)
-    encoded = scorer.encoder.transform(features)
+    encoded = scorer.encoder.matrix(features)
     del features
     with Stopwatch() as watch:
         scorer.booster.predict(encoded, raw_score=True)
@@ -164,7 +164,7 @@ def _reason_top1(scorer: LeadScorer, test_features: pd.DataFrame, test_reasons: 
     known = test_reasons.isin(scorer.reasons.classes).to_numpy()
     if not known.any():
         return float("nan")
-    best, _ = scorer.reasons.most_likely(scorer.encoder.transform(test_features[known]))
+    best, _ = scorer.reasons.most_likely(scorer.encoder.matrix(test_features[known]))
     return float(np.mean(best == test_reasons[known].to_numpy()))
 
 

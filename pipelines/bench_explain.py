@@ -42,10 +42,10 @@ def timed(fn: Callable[[], object], repeats: int) -> tuple[float, float]:
 
 def measure(scorer: LeadScorer, features: pd.DataFrame, top_k: int, repeats: int = 3, singles: int = 200) -> dict:
     """Seconds per batch step on ``features`` and milliseconds per single-lead explanation."""
-    encoded = scorer.encoder.transform(features)
+    encoded = scorer.encoder.matrix(features)
     explain(scorer, features.iloc[:5], top_k)  # warm-up: phrasebook, lazy imports
     steps = {"pred_contrib (encoded rows)": lambda: scorer.booster.predict(encoded, pred_contrib=True)}
-    steps["pred_contrib incl. encoding"] = lambda: scorer.booster.predict(scorer.encoder.transform(features), pred_contrib=True)
+    steps["pred_contrib incl. encoding"] = lambda: scorer.booster.predict(scorer.encoder.matrix(features), pred_contrib=True)
     steps["contributions()"] = lambda: contributions(scorer, features)
     steps["factor_columns() (batch scoring)"] = lambda: factor_columns(scorer, features, top_k)
     steps["explain() (objects, every factor)"] = lambda: explain(scorer, features, top_k)

@@ -145,7 +145,7 @@ class Scored:
     """Scores in request order, their top reasons, and the rows to append to the score log."""
 
     results: list[dict]
-    log_rows: pd.DataFrame
+    log_rows: list[dict]
 
 
 def score_request(
@@ -164,7 +164,7 @@ def score_request(
             a lead id twice); nothing is scored then, so the CRM never gets half a batch.
     """
     if not leads:
-        return Scored([], pd.DataFrame())
+        return Scored([], [])
     frames = request_frames(leads, activities, scorer.data)
     detail = missing_fields(frames, scorer.data) + duplicate_ids(frames, scorer.data)
     if not detail:
@@ -176,33 +176,24 @@ def score_request(
     scores = scorer.predict(features, probability=[e.probability for e in explanations])
     positives = [[_factor(f) for f in e.positives] for e in explanations]
     negatives = [[_factor(f) for f in e.negatives] for e in explanations]
-    reason_p = scores["likely_rejection_probability"].astype("float64")
-    results = [
-        {
-            "lead_id": lead_id,
-            "probability": float(p),
-            "score": int(s),
-            "tier": str(tier),
-            "reasons": {"positive": pos, "negative": neg},
+    email_field = crm_name(scorer.data.mapping.leads, "email")
+    hashes = email_sha256(frames.leads[email_field]).tolist() if email_field in frames.leads else [None] * len(scores)
+    scored_at = pd.Timestamp.now(tz="UTC").tz_localize(None).to_pydatetime()
+    results, log_rows = [], []
+    for row, pos, neg, email_hash in zip(scores.to_dict("records"), positives, negatives, hashes):
+        reason, reason_p = row["likely_rejection_reason"], row["likely_rejection_probability"]
+        score = {
+            "lead_id": row["lead_id"],
+            "probability": float(row["probability"]),
+            "score": int(row["score"]),
+            "tier": str(row["tier"]),
             "likely_rejection_reason": None if pd.isna(reason) else str(reason),
-            "likely_rejection_probability": None if np.isnan(rp) else float(rp),
+            "likely_rejection_probability": None if pd.isna(reason_p) else float(reason_p),
             "model_name": model.name,
             "model_version": model.version,
         }
-        for lead_id, p, s, tier, reason, rp, pos, neg in zip(
-            scores["lead_id"], scores["probability"], scores["score"], scores["tier"],
-            scores["likely_rejection_reason"], reason_p, positives, negatives,
-        )
-    ]
-    email_field = crm_name(scorer.data.mapping.leads, "email")
-    emails = frames.leads[email_field] if email_field in frames.leads else pd.Series([None] * len(scores), dtype=object)
-    log_rows = scores.assign(
-        model_name=model.name,
-        model_version=model.version,
-        factors=[pos + neg for pos, neg in zip(positives, negatives)],
-        email_sha256=email_sha256(emails).to_numpy(),
-        scored_at=pd.Timestamp.now(tz="UTC").tz_localize(None),
-    )
+        results.append({**score, "reasons": {"positive": pos, "negative": neg}})
+        log_rows.append({**score, "factors": pos + neg, "email_sha256": email_hash, "scored_at": scored_at})
     return Scored(results, log_rows)
 
 

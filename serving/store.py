@@ -14,6 +14,7 @@ import json
 from datetime import datetime, timezone
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import sqlalchemy as sa
 
@@ -77,6 +78,17 @@ def utc_naive(value) -> datetime:
     return stamp.to_pydatetime()
 
 
+def _plain(value):
+    """A cell as a plain Python value for the database: NaN / NA / NaT become None, numpy scalars Python ones."""
+    if value is None or isinstance(value, (str, list, dict)):
+        return value
+    if pd.isna(value):
+        return None
+    if isinstance(value, np.datetime64):
+        return pd.Timestamp(value)
+    return value.item() if isinstance(value, np.generic) else value
+
+
 def _now() -> datetime:
     return datetime.now(timezone.utc).replace(tzinfo=None)
 
@@ -131,24 +143,31 @@ class Store:
 
     # ------------------------------------------------------------------ score log
 
-    def log_scores(self, rows: pd.DataFrame) -> None:
+    def log_scores(self, rows: pd.DataFrame | list[dict]) -> None:
         """Append scores: lead_id, model_name, model_version, probability, score, tier,
         likely_rejection_reason, factors (JSON text or Python lists), email_sha256, scored_at (UTC).
 
+        Rows are a frame or a list of dicts (what the service builds: no pandas per request).
         likely_rejection_probability is optional; scored_at defaults to now. A column named `email`
         is refused: only its hash (`email_sha256`) may be logged.
         """
-        if "email" in rows.columns:
+        records = rows.to_dict("records") if isinstance(rows, pd.DataFrame) else rows
+        has_email = "email" in rows.columns if isinstance(rows, pd.DataFrame) else any("email" in r for r in records)
+        if has_email:
             raise ValueError("score log rows carry a raw e-mail; log email_sha256 (serving.store.email_sha256) instead")
-        if rows.empty:
+        if not records:
             return
-        frame = rows.reindex(columns=SCORE_LOG_COLUMNS)
-        frame["factors"] = [f if f is None or isinstance(f, str) else json.dumps(f) for f in frame["factors"]]
-        frame["scored_at"] = frame["scored_at"].fillna(_now()).map(utc_naive)
-        frame["model_version"] = frame["model_version"].astype("str")
-        records = frame.astype(object).where(frame.notna(), None).to_dict("records")
+        now = _now()
+        out = []
+        for row in records:
+            record = {name: _plain(row.get(name)) for name in SCORE_LOG_COLUMNS}
+            factors = record["factors"]
+            record["factors"] = factors if factors is None or isinstance(factors, str) else json.dumps(factors)
+            record["scored_at"] = now if record["scored_at"] is None else utc_naive(record["scored_at"])
+            record["model_version"] = str(record["model_version"])
+            out.append(record)
         with self.engine.begin() as conn:
-            conn.execute(SCORE_LOG.insert(), records)
+            conn.execute(SCORE_LOG.insert(), out)
 
     def latest_score(self, lead_id: str) -> dict | None:
         """The lead's most recent logged score (factors parsed from JSON), or None if never scored."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import lightgbm as lgb
 import numpy as np
 import pandas as pd
 
@@ -48,3 +49,24 @@ def test_a_refit_encoder_transforms_with_its_new_levels():
     out = encoder.transform(pd.DataFrame({"industry": ["retail", "space"], "employees": [1.0, 2.0]}))
 
     assert out["industry"].tolist() == [OTHER, "space"]
+
+
+def test_a_booster_predicts_the_same_from_the_matrix_as_from_the_training_frame():
+    rng = np.random.default_rng(0)
+    industries = np.array(["software", "retail", "mining", "energy"], dtype=object)
+    train = pd.DataFrame({"industry": industries[rng.integers(0, 4, 600)], "employees": rng.normal(size=600)})
+    y = ((train["industry"] == "retail") | (train["employees"] > 0.5)).astype(int)
+    encoder = CategoryEncoder(["industry"], ["employees"], min_count=10).fit(train)
+    booster = lgb.train({"objective": "binary", "num_leaves": 7, "verbose": -1, "min_data_per_group": 5},
+                        lgb.Dataset(encoder.transform(train), y), num_boost_round=20)
+    later = pd.DataFrame({"industry": ["retail", "space", None, "software", np.nan],
+                          "employees": [0.0, 1.0, np.nan, -1.0, 2.0]})
+
+    from_frame = booster.predict(encoder.transform(later), raw_score=True)
+    from_matrix = booster.predict(encoder.matrix(later), raw_score=True)
+    contrib_frame = booster.predict(encoder.transform(later), pred_contrib=True)
+    contrib_matrix = booster.predict(encoder.matrix(later), pred_contrib=True)
+
+    np.testing.assert_array_equal(from_matrix, from_frame)
+    np.testing.assert_array_equal(contrib_matrix, contrib_frame)
+    assert encoder.matrix(later.iloc[:0]).shape == (0, 2)
