@@ -8,6 +8,7 @@ validation window, and the winner is refit on the full training rows when tuning
 from __future__ import annotations
 
 import logging
+import os
 
 import lightgbm as lgb
 import numpy as np
@@ -23,8 +24,19 @@ SMALL_BATCH_ROWS = 512
 
 
 def predict_threads(rows: int) -> int:
-    """num_threads for booster.predict on `rows` rows (0 = LightGBM's default, all cores)."""
-    return 1 if rows < SMALL_BATCH_ROWS else 0
+    """num_threads for booster.predict on `rows` rows: one for a small batch, else every usable core.
+
+    Explicit, not LightGBM's default: the service sets OMP_NUM_THREADS=1 for its one-lead requests,
+    and a 1,000-lead batch (TreeSHAP above all) should still use every core.
+    """
+    return 1 if rows < SMALL_BATCH_ROWS else _usable_cores()
+
+
+def _usable_cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
 
 
 def _base_params(seed: int, learning_rate: float, pos_weight: float) -> dict:
