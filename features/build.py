@@ -470,19 +470,23 @@ def _email_signals(email: tuple[np.ndarray, list[str | None]], spec: FeaturePara
     Student patterns match whole domain labels: ".edu" matches mit.edu and unimelb.edu.au but not
     education.com; "student." matches student.uni-x.de. Competitor domains match subdomains too.
     """
-    codes, emails = email
-    domains = [e.rsplit("@", 1)[1] or None if e is not None and "@" in e else None for e in emails]
+    email_codes, emails = email
+    # Domain per distinct e-mail, then each rule once per distinct domain (far fewer than e-mails).
+    domain_of_email = [e.rsplit("@", 1)[1] or None if e is not None and "@" in e else None for e in emails]
+    domain_codes, domains = pd.factorize(np.array(domain_of_email, dtype=object), use_na_sentinel=True)
+    codes = np.append(domain_codes, -1)[email_codes]  # no e-mail (-1) stays missing
+    domains = domains.tolist()
     free_mail = _lower_set(spec.free_email_domains)
     student = ["." + p.strip().strip(".").lower() + "." for p in spec.student_email_patterns]
-    rivals = ["." + r.strip().strip(".").lower() + "." for r in spec.competitor_domains]
+    rivals = tuple("." + r.strip().strip(".").lower() + "." for r in spec.competitor_domains)
 
     def flag(test) -> np.ndarray:
-        return _expand(codes, [None if d is None else float(test(d)) for d in domains], dtype=np.float64)
+        return _expand(codes, [float(test(d)) for d in domains], dtype=np.float64)
 
     return {
         "email_free": flag(lambda d: d in free_mail),
         "email_student": flag(lambda d: any(p in f".{d}." for p in student)),
-        "email_competitor": flag(lambda d: f".{d}.".endswith(tuple(rivals))),
+        "email_competitor": flag(lambda d: f".{d}.".endswith(rivals)),
     }
 
 

@@ -110,12 +110,21 @@ class LeadScorer:
         raw_activities: pd.DataFrame | None = None,
         as_of: pd.Timestamp | None = None,
         source: str = "request",
+        checked_activities: pd.DataFrame | None = None,
     ) -> tuple[pd.DataFrame, list[Problem]]:
-        """Map raw CRM rows onto the contract, validate them and build their features as of `as_of`."""
+        """Map raw CRM rows onto the contract, validate them and build their features as of `as_of`.
+
+        Args:
+            checked_activities: activities already mapped and validated (``prepare_table``), used as
+                they are instead of ``raw_activities``: batch scoring checks a whole activity file once,
+                so its problems name that file's rows, and no chunk checks them again.
+        """
         leads, problems = prepare_table(raw_leads, "leads", self.data, source)
         activities = None
         if self.features.activity_types and self.data.dated:
-            if raw_activities is not None and len(raw_activities):
+            if checked_activities is not None:
+                activities = checked_activities
+            elif raw_activities is not None and len(raw_activities):
                 activities, act_problems = prepare_table(raw_activities, "activities", self.data, source)
                 problems += act_problems
             else:
@@ -132,13 +141,15 @@ class LeadScorer:
         as_of: pd.Timestamp | None = None,
         source: str = "request",
         top_factors: int = 0,
+        checked_activities: pd.DataFrame | None = None,
     ) -> ScoreBatch:
         """Score raw CRM rows (the CRM's own column names); invalid rows come back as problems.
 
         With ``top_factors`` > 0 the scores also get that many top positive and negative factors
-        per lead as flat columns (``models.explain.factor_columns``).
+        per lead as flat columns (``models.explain.factor_columns``). ``checked_activities``: see
+        ``build``.
         """
-        features, problems = self.build(raw_leads, raw_activities, as_of, source)
+        features, problems = self.build(raw_leads, raw_activities, as_of, source, checked_activities)
         scores = self.predict(features)
         if top_factors:
             scores = pd.concat([scores, self.factor_columns(features, top_factors)], axis=1)

@@ -121,14 +121,10 @@ def score_file(
     output_path.parent.mkdir(parents=True, exist_ok=True)
     activities_of, activities_rejected = None, 0
     if activities_path is not None:
-        crm_names = {contract: crm for crm, contract in scorer.data.mapping.activities.items()}
-        activities, id_column = _read_whole(activities_path), crm_names.get("lead_id", "lead_id")
-        if id_column not in activities.columns:
-            raise ValueError(f"{activities_path}: no column {id_column!r} (the activities' lead_id; "
-                             "set data.mapping.activities if the CRM names it differently)")
         activities, activities_rejected = _valid_activities(
-            scorer, activities, activities_path, output_path.with_name(output_path.stem + ".activity_rejects.csv"))
-        activities_of = _activities_of(activities, id_column)
+            scorer, _read_whole(activities_path), activities_path,
+            output_path.with_name(output_path.stem + ".activity_rejects.csv"))
+        activities_of = _activities_of(activities, "lead_id")
     lead_id_column = {c: k for k, c in scorer.data.mapping.leads.items()}.get("lead_id", "lead_id")
 
     read = scored = rejected = 0
@@ -136,8 +132,9 @@ def score_file(
     for raw in _chunks(input_path, chunk_size):
         chunk_acts = None
         if activities_of is not None and lead_id_column in raw:
-            chunk_acts = activities_of(raw[lead_id_column])
-        batch = scorer.score(raw, chunk_acts, as_of=as_of, source=str(input_path), top_factors=top_factors)
+            chunk_acts = activities_of(raw[lead_id_column].str.strip())
+        batch = scorer.score(raw, as_of=as_of, source=str(input_path), top_factors=top_factors,
+                             checked_activities=chunk_acts)
         fatal = [p for p in batch.problems if p.row is None]
         if fatal:  # e.g. a required column is missing: no row of the file can be scored
             raise ContractError(fatal)
@@ -166,7 +163,8 @@ def score_file(
 
 
 def _valid_activities(scorer: LeadScorer, activities: pd.DataFrame, path: Path, rejects: Path) -> tuple[pd.DataFrame, int]:
-    """The activity rows that pass validation; the others go to `rejects` with their file row and reason.
+    """The activity rows that pass validation, in contract form; the others go to `rejects` with their
+    file row and reason.
 
     Checked once for the whole file, so a problem names the activity file's own row (not a lead row
     of a chunk), and a lead is still scored from its valid activities.
@@ -176,10 +174,10 @@ def _valid_activities(scorer: LeadScorer, activities: pd.DataFrame, path: Path, 
     if fatal:
         raise ContractError(fatal)
     if not problems:
-        return activities, 0
+        return checked, 0
     bad = sorted({p.row for p in problems})
     rows = activities.iloc[[r - 1 for r in bad]].copy()
     rows.insert(0, "row", bad)
     rows.insert(1, "problems", ["; ".join(str(p) for p in problems if p.row == r) for r in bad])
     _write(rows, rejects, first=True)
-    return activities.loc[checked.index], len(rows)
+    return checked, len(rows)

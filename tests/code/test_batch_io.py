@@ -48,6 +48,6 @@ def test_an_activities_file_without_its_lead_id_column_is_refused_by_name(tmp_pa
     (tmp_path / "activities.csv").write_text("Lead,occurred_at,activity\nL1,2024-01-02,page_view\n")
     scorer = SimpleNamespace(data=DataParams(leads="unused"))  # nothing is scored before the check
 
-    with pytest.raises(ValueError, match=r"activities.csv: no column 'lead_id'.*data.mapping.activities"):
+    with pytest.raises(ValueError, match=r"(?s)activities.csv.*missing required column 'lead_id'.*data.mapping.activities"):
         score_file(scorer, tmp_path / "leads.csv", tmp_path / "scores.csv",
                    activities_path=tmp_path / "activities.csv", progress=False)
