@@ -75,7 +75,8 @@ class Explanation:
         probability: calibrated probability of conversion; score: round(100 * probability), 1-99.
         positives: the top factors raising the score, largest effect first.
         negatives: the top factors lowering it, largest effect first.
-        factors: every signal, largest effect first (factors worth nothing included).
+        factors: every signal, largest effect first (factors worth nothing included); None when
+            only the top factors were asked for (``explain(..., every_factor=False)``).
     """
 
     lead_id: str
@@ -85,7 +86,7 @@ class Explanation:
     score: int
     positives: list[Factor]
     negatives: list[Factor]
-    factors: list[Factor]
+    factors: list[Factor] | None
 
 
 def contributions(scorer: LeadScorer, features: pd.DataFrame) -> tuple[np.ndarray, pd.DataFrame]:
@@ -111,13 +112,15 @@ def by_signal(scorer: LeadScorer, contributions: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(contributions[names].to_numpy() @ membership, index=contributions.index, columns=signals)
 
 
-def explain(scorer: LeadScorer, features: pd.DataFrame, top_k: int = 3) -> list[Explanation]:
+def explain(scorer: LeadScorer, features: pd.DataFrame, top_k: int = 3, every_factor: bool = True) -> list[Explanation]:
     """Score, top ``top_k`` positive and negative factors, and every factor, per lead.
 
     Args:
         scorer: a fitted LeadScorer (its ``features.phrases`` word the factors).
         features: its feature frame (``scorer.build`` output); 0 rows give [].
         top_k: factors per side (params ``serving.top_factors``).
+        every_factor: also list every factor (``Explanation.factors``); the service's /score
+            shows the top ones only and skips building the rest.
 
     Returns:
         One Explanation per row, in row order. Scores equal ``scorer.predict``'s.
@@ -126,23 +129,26 @@ def explain(scorer: LeadScorer, features: pd.DataFrame, top_k: int = 3) -> list[
     if len(features) == 0:
         return []
     b = _explain_batch(scorer, features)
-    lead_ids = features.index.astype(str).tolist()
-    every = _rank(b.points, b.contribution, np.ones(b.contribution.shape, dtype=bool))
+    n = len(features)
+    every = _rank(b.points, b.contribution, np.ones(b.contribution.shape, dtype=bool)).tolist() if every_factor else [None] * n
     rows = zip(
-        lead_ids, b.base.tolist(), b.margin.tolist(), b.probability.tolist(), b.score.tolist(),
-        b.phrases.tolist(), b.values.tolist(), b.contribution.tolist(), b.points.tolist(), every.tolist(),
+        features.index.astype(str).tolist(), b.base.tolist(), b.margin.tolist(), b.probability.tolist(),
+        b.score.tolist(), b.phrases.tolist(), b.values.tolist(), b.contribution.tolist(), b.points.tolist(), every,
         b.positive_order[:, :top_k].tolist(), b.n_positive.tolist(),
         b.negative_order[:, :top_k].tolist(), b.n_negative.tolist(),
     )
+    signals = b.signals
     out = []
     for lead, base, margin, p, score, phrase, value, contribution, points, order, pos, n_pos, neg, n_neg in rows:
-        factors = list(map(Factor, b.signals, phrase, value, contribution, points))
+        def factor(j: int) -> Factor:
+            return Factor(signals[j], phrase[j], value[j], contribution[j], points[j])
+
         out.append(
             Explanation(
                 lead_id=lead, base=base, margin=margin, probability=p, score=score,
-                positives=[factors[j] for j in pos[:n_pos]],
-                negatives=[factors[j] for j in neg[:n_neg]],
-                factors=[factors[j] for j in order],
+                positives=[factor(j) for j in pos[:n_pos]],
+                negatives=[factor(j) for j in neg[:n_neg]],
+                factors=None if order is None else [factor(j) for j in order],
             )
         )
     return out

@@ -155,12 +155,12 @@ class LeadScorer:
             scores = pd.concat([scores, self.factor_columns(features, top_factors)], axis=1)
         return ScoreBatch(scores=scores, problems=problems)
 
-    def explain(self, features: pd.DataFrame, top_k: int = 3) -> list[explain.Explanation]:
+    def explain(self, features: pd.DataFrame, top_k: int = 3, every_factor: bool = True) -> list[explain.Explanation]:
         """Score and top positive/negative factors (phrase, value, points) per row of a feature frame.
 
         See models/explain.py for what contributions and points mean.
         """
-        return explain.explain(self, features, top_k)
+        return explain.explain(self, features, top_k, every_factor)
 
     def factor_columns(self, features: pd.DataFrame, top_k: int = 3) -> pd.DataFrame:
         """The top factors per row as flat CRM columns (``models.explain.factor_columns``)."""
