@@ -63,13 +63,17 @@ class LeadScorer:
     def feature_names(self) -> list[str]:
         return [d.name for d in self.catalog]
 
-    def margin(self, features: pd.DataFrame) -> np.ndarray:
-        """Raw log-odds of the blended model (before calibration)."""
+    def margin(self, features: pd.DataFrame, encoded: np.ndarray | None = None) -> np.ndarray:
+        """Raw log-odds of the blended model (before calibration).
+
+        Args:
+            encoded: ``self.encoder.matrix(features)`` when the caller already has it.
+        """
         out = np.zeros(len(features))
         if len(features) == 0:
             return out
         if self.gbm_coef:
-            encoded = self.encoder.matrix(features)
+            encoded = self.encoder.matrix(features) if encoded is None else encoded
             out += self.gbm_coef * self.booster.predict(encoded, raw_score=True, num_threads=predict_threads(len(encoded)))
         if self.logistic_coef:
             out += self.logistic_coef * _logit(self.logistic.predict_proba(features))
@@ -86,7 +90,11 @@ class LeadScorer:
             probability: the calibrated probabilities when already known (from ``explain``, whose
                 exact margin gives the same numbers), so a scored and explained lead is modelled once.
         """
-        p = self.predict_proba(features) if probability is None else np.asarray(probability, dtype=np.float64)
+        encoded = self.encoder.matrix(features) if self.encoder is not None else None
+        if probability is None:
+            p = self.calibrator.predict(self.margin(features, encoded))
+        else:
+            p = np.asarray(probability, dtype=np.float64)
         out = pd.DataFrame(
             {
                 "lead_id": features.index.astype(str),
@@ -96,7 +104,7 @@ class LeadScorer:
             }
         )
         if self.reasons is not None:
-            reason, reason_p = self.reasons.most_likely(self.encoder.matrix(features))
+            reason, reason_p = self.reasons.most_likely(encoded)
             out["likely_rejection_reason"] = reason
             out["likely_rejection_probability"] = reason_p
         else:
