@@ -304,14 +304,15 @@ def checked_lead_ids(leads: pd.DataFrame) -> np.ndarray:
     """The ``lead_id`` values, refused when missing, empty or repeated (every output is keyed by them)."""
     if "lead_id" not in leads.columns:
         raise ValueError("leads: required column 'lead_id' is missing")
-    ids = leads["lead_id"]
-    if ids.isna().any():
-        rows = [int(r) for r in np.flatnonzero(ids.isna().to_numpy())[:5]]
+    ids = leads["lead_id"].to_numpy()
+    empty = pd.isna(ids)
+    if empty.any():
+        rows = [int(r) for r in np.flatnonzero(empty)[:5]]
         raise ValueError(f"leads.lead_id: empty at row(s) {rows}")
-    repeated = ids[ids.duplicated()]
-    if len(repeated):
-        raise ValueError(f"leads.lead_id: repeated ids, e.g. {list(repeated.unique()[:5])}")
-    return ids.to_numpy()
+    index = pd.Index(ids)
+    if not index.is_unique:
+        raise ValueError(f"leads.lead_id: repeated ids, e.g. {list(index[index.duplicated()].unique()[:5])}")
+    return ids
 
 
 def positions_of(index: pd.Index, keys: pd.Series, what: str) -> np.ndarray:
@@ -339,8 +340,8 @@ def _as_text(values: pd.Series | np.ndarray) -> pd.api.extensions.ExtensionArray
 def _column(leads: pd.DataFrame, column: str) -> pd.Series:
     """The lead column, or an all-missing one when the export (or request) lacks it."""
     if column in leads.columns:
-        return leads[column].reset_index(drop=True)
-    return pd.Series(np.nan, index=pd.RangeIndex(len(leads)), dtype=object)
+        return leads[column]
+    return pd.Series(np.nan, index=leads.index, dtype=object)
 
 
 def clean_text(values: pd.Series) -> pd.Series:
@@ -356,7 +357,7 @@ def distinct_text(values: pd.Series) -> tuple[np.ndarray, list[str | None]]:
     few thousand levels cost, and one lead costs microseconds instead of pandas' per-call overhead.
     A whole number read as a float (3.0 from a CSV column) is the category "3".
     """
-    codes, uniques = pd.factorize(values.reset_index(drop=True), use_na_sentinel=True)
+    codes, uniques = pd.factorize(values, use_na_sentinel=True)
     return codes, [_clean_value(v) for v in uniques.tolist()]
 
 

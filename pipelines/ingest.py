@@ -359,6 +359,8 @@ def prepare_table(
 
     def flag(mask: pd.Series, column: str, kind: str, describe) -> None:
         positions = np.flatnonzero(mask.to_numpy(dtype=bool))
+        if not len(positions):  # the usual case: no row to name
+            return
         values = columns[column].iloc[positions].to_numpy()
         problems.extend(problem(int(i) + 1, column, describe(v), kind) for i, v in zip(positions, values))
         bad[positions] = True
