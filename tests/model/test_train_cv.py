@@ -10,7 +10,7 @@ import pytest
 
 import models.train as train_module
 from models.calibration import Calibrator
-from models.gbm import train_gbm_cv
+from models.gbm import CV_AUC_TOLERANCE, _smallest_near_best, train_gbm_cv
 from models.splits import make_split, stratified_folds
 from pipelines.config import load_params, PROJECT_ROOT
 from pipelines.dataset import assemble
@@ -69,7 +69,8 @@ def test_one_booster_is_refit_on_every_non_test_row_with_the_cv_chosen_rounds(tr
     gbm = scorer.info["lightgbm"]
     assert scorer.info["cv"] == {"folds": 3, "rows": pooled}
     assert gbm["cv_folds"] == 3 and len(gbm["trials"]) == 2
-    assert gbm["best_iteration"] == max(gbm["trials"], key=lambda t: t["cv_auc"])["best_iteration"]
+    assert gbm["best_cv_auc"] == max(t["cv_auc"] for t in gbm["trials"])
+    assert gbm["cv_auc"] >= gbm["best_cv_auc"] - CV_AUC_TOLERANCE
     assert scorer.booster.num_trees() == gbm["best_iteration"]  # exactly the CV-chosen rounds
     assert spy["train_rows"] == [pooled]  # the only lgb.train call: the final refit, on all pooled rows
     assert gbm["params"]["max_depth"] in (2, 3, 4, 6)  # shallow trees for TreeSHAP
@@ -119,6 +120,20 @@ def test_out_of_fold_margins_come_from_fold_models_that_never_saw_the_row():
                                                  "monotone_constraints_method": "intermediate"},
                                data.subset(fit_rows), num_boost_round=rounds)
         np.testing.assert_allclose(oof[held_out], fold_model.predict(X.iloc[held_out], raw_score=True), atol=1e-9)
+
+
+def test_the_cheapest_model_near_the_best_cross_validated_auc_is_kept():
+    deep = {"num_leaves": 31, "max_depth": 6}
+    shallow = {"num_leaves": 4, "max_depth": 2}
+    curves = [
+        (deep, np.array([0.80, 0.85, 0.870]), "deep folds"),
+        (shallow, np.concatenate([np.linspace(0.70, 0.8692, 30), np.full(10, 0.8695)]), "shallow folds"),
+    ]
+    space, rounds, auc, folds = _smallest_near_best(curves)
+    assert space is shallow and folds == "shallow folds"
+    assert auc >= 0.870 - CV_AUC_TOLERANCE and rounds < 40  # stopped at the first round near the best
+    far = [(deep, np.array([0.80, 0.85, 0.870]), "deep"), (shallow, np.array([0.70, 0.80, 0.85]), "shallow")]
+    assert _smallest_near_best(far)[0] is deep  # a cheap model that ranks worse is not taken
 
 
 def test_stratified_folds_hold_out_every_row_once_and_keep_the_positive_rate():
