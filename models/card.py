@@ -145,7 +145,11 @@ def _metrics(evaluation) -> str:
 def _calibration(scorer: LeadScorer, evaluation, params: Params) -> str:
     from pipelines.evaluate import LEADSCORE
 
-    lines = [f"Calibrator: {scorer.calibrator.method}, fit on its own split (never on training or test rows)"]
+    where = "its own split (never on training or test rows)"
+    if scorer.info.get("calibration", {}).get("fit_on") == "out_of_fold margins":
+        where = (f"out-of-fold margins of the {scorer.info['calibration']['rows']:,} non-test rows "
+                 f"({scorer.info['cv']['folds']}-fold cross-validation; never on test rows)")
+    lines = [f"Calibrator: {scorer.calibrator.method}, fit on {where}"]
     body = ""
     if evaluation is not None and LEADSCORE in evaluation.test_probabilities:
         p = evaluation.test_probabilities[LEADSCORE]

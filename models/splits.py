@@ -136,3 +136,22 @@ def make_split(created_at: pd.Series | None, y: pd.Series, split: SplitParams, s
     if dates is not None:
         date_ranges = {name: (dates.iloc[rows].min(), dates.iloc[rows].max()) for name, rows in parts.items()}
     return Split(**parts, kind=kind, positives=positives, date_ranges=date_ranges)
+
+
+def stratified_folds(labels: np.ndarray, folds: int, seed: int) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Seeded stratified K-fold over positions 0..n-1: (fit rows, held-out rows) per fold.
+
+    Every row is held out exactly once, each fold keeps the positive rate. Used for tuning and
+    out-of-fold calibration inside the rows a model may learn from (never the test rows).
+    """
+    from sklearn.model_selection import StratifiedKFold
+
+    labels = np.asarray(labels, dtype="float64").ravel()
+    smallest = int(min(labels.sum(), len(labels) - labels.sum()))
+    if folds < 2 or smallest < folds:
+        raise ValueError(
+            f"{folds}-fold cross-validation needs at least {max(folds, 2)} converted and non-converted leads; "
+            f"the fitting rows have {smallest} of the rarer class"
+        )
+    splitter = StratifiedKFold(folds, shuffle=True, random_state=seed)
+    return [(np.sort(a), np.sort(b)) for a, b in splitter.split(np.zeros(len(labels)), labels)]

@@ -1,10 +1,20 @@
 """Fit a LeadScorer from a point-in-time feature frame and its closed-loop labels.
 
-LightGBM and a regularised logistic regression are both fit on the training window; their margins
-are blended with the weight that maximises validation AUC (1.0 = LightGBM alone). On a few thousand
-leads or drifting data the logistic side often carries the ranking; on large data LightGBM wins and
-the blend collapses to it. Then a calibrator is fit on its own split, tiers are frozen, and a
-rejection-reason model is fit on rejected leads.
+LightGBM and a regularised logistic regression are both fit; their margins are blended with the
+weight that maximises held-out AUC (1.0 = LightGBM alone). On a few thousand leads or drifting data
+the logistic side often carries the ranking; on large data LightGBM wins and the blend collapses to
+it. Then a calibrator maps the blended margin to a probability, tiers are frozen, and a
+rejection-reason model is fit on rejected leads. Two ways to use the rows:
+
+- Holdout windows (dated data, or `model.cv_folds: 0`): both models fit on the training window,
+  tuning and the blend use the validation window, the calibrator its own calibration window. With
+  dates the windows follow time, so every choice is made on leads newer than the ones learned from.
+- Cross-validation (undated exports, `model.cv_folds` > 1, up to CV_MAX_ROWS rows): train +
+  validation + calibration rows are pooled and cut into seeded stratified folds. LightGBM's
+  parameters and rounds and the logistic C are chosen on the folds, ONE booster and ONE logistic
+  model are refit on every pooled row, and the blend weight and the calibrator are fit on the
+  out-of-fold margins (scikit-learn's CalibratedClassifierCV(ensemble=False)). No row is set aside,
+  and the calibrator learns from every pooled row instead of 15% of them.
 """
 
 from __future__ import annotations
@@ -19,16 +29,18 @@ from sklearn.metrics import roc_auc_score
 from features.build import FeatureDef, feature_catalog, with_event_at_snapshot
 from models.calibration import Calibrator, TierThresholds
 from models.encoding import CategoryEncoder
-from models.gbm import train_gbm
+from models.gbm import train_gbm, train_gbm_cv
 from models.peers import LogisticPeer
 from models.reasons import ReasonModel
 from models.scorer import LeadScorer, _logit
-from models.splits import Split
+from models.splits import Split, stratified_folds
 from pipelines.config import FeatureParams, Params
 
 log = logging.getLogger(__name__)
 
 BLEND_GRID = (1.0, 0.75, 0.5, 0.25, 0.0)
+# Above this many pooled rows the holdout windows are large enough and K-fold tuning too slow.
+CV_MAX_ROWS = 100_000
 
 
 def monotone_vector(catalog: list[FeatureDef], columns: list[str]) -> list[int]:
@@ -73,8 +85,13 @@ def fit_scorer(
         y: 1/0 label per row; weights: sample weights from the label policy.
         reasons: rejection reason code per row (NaN for non-rejected rows).
         split: positional train/validation/calibration/test indices; test rows are never touched.
+            An undated (stratified) split with `model.cv_folds` > 1 pools the first three parts
+            and cross-validates inside them (see the module docstring).
     """
     mp = params.model
+    pooled = np.concatenate([split.train, split.validation, split.calibration])
+    if mp.cv_folds and split.kind != "out_of_time" and len(pooled) <= CV_MAX_ROWS:
+        return _fit_cv(features, y, weights, reasons, split, params)
     catalog = feature_catalog(params.features)
     categorical = [d.name for d in catalog if d.kind == "categorical"]
     numeric = [d.name for d in catalog if d.kind == "numeric"]
@@ -154,3 +171,124 @@ def _choose_blend(val_margins: dict[str, np.ndarray], y_val: np.ndarray):
     best = max(grid, key=lambda w: (grid[w], w))
     coefs = (1.0, 0.0) if best == 1.0 else (0.0, 1.0) if best == 0.0 else (best / gbm_sd, (1 - best) / lr_sd)
     return coefs, best, grid[best], {str(k): v for k, v in grid.items()}
+
+
+def _fit_cv(
+    features: pd.DataFrame,
+    y: np.ndarray,
+    weights: np.ndarray,
+    reasons: pd.Series,
+    split: Split,
+    params: Params,
+) -> LeadScorer:
+    """fit_scorer by K-fold cross-validation over the pooled train + validation + calibration rows."""
+    mp = params.model
+    catalog = feature_catalog(params.features)
+    categorical = [d.name for d in catalog if d.kind == "categorical"]
+    numeric = [d.name for d in catalog if d.kind == "numeric"]
+    rows = np.sort(np.concatenate([split.train, split.validation, split.calibration]))
+    X, y_fit, w_fit = features.iloc[rows], y[rows], weights[rows]
+    folds = stratified_folds(y_fit, mp.cv_folds, mp.seed)
+
+    # Category levels come from every pooled row. Inside each fold LightGBM sees only the codes of
+    # levels with >= min_count pooled rows, so a held-out row at most shares its level's existence.
+    encoder = CategoryEncoder(categorical, numeric, min_count=max(10, len(rows) // 5000)).fit(X)
+    E = encoder.transform(X)
+    info: dict = {"trained_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                  "cv": {"folds": mp.cv_folds, "rows": len(rows)}}
+
+    oof: dict[str, np.ndarray] = {}
+    booster = logistic = None
+    if "lightgbm" in mp.candidates:
+        booster, gbm_info, oof["lightgbm"] = train_gbm_cv(
+            E, y_fit, w_fit, folds,
+            monotone=monotone_vector(catalog, encoder.columns),
+            seed=mp.seed, learning_rate=mp.learning_rate, max_rounds=mp.max_rounds,
+            early_stopping_rounds=mp.early_stopping_rounds, trials=mp.tuning_trials,
+            balance_classes=mp.balance_classes,
+        )
+        info["lightgbm"] = gbm_info
+    if "logistic" in mp.candidates:
+        directions = {d.name: d.monotone for d in catalog if d.monotone and d.kind == "numeric"}
+        logistic, c_info, oof["logistic"] = _logistic_cv(X, y_fit, w_fit, folds, mp.seed, directions)
+        if logistic.dropped_for_direction_:
+            log.info("logistic candidate: dropped %s (coefficient against its declared direction)",
+                     logistic.dropped_for_direction_)
+        info["logistic"] = {**c_info, "dropped_for_direction": logistic.dropped_for_direction_}
+    if not oof:
+        raise ValueError("no model candidate could be fit (model.candidates is empty or all were excluded)")
+
+    (gbm_coef, logistic_coef), weight, best_auc, blend_log = _choose_blend(oof, y_fit)
+    info["blend"] = {"lightgbm_weight": weight, "oof_auc": best_auc, "grid": blend_log}
+    log.info("blend: LightGBM weight %.2f, out-of-fold AUC %.4f", weight, best_auc)
+
+    scorer = LeadScorer(
+        data=params.data, features=params.features, encoder=encoder,
+        booster=booster if gbm_coef else None, logistic=logistic if logistic_coef else None,
+        gbm_coef=gbm_coef, logistic_coef=logistic_coef, calibrator=Calibrator(mp.calibration),
+        tiers=TierThresholds(names=[]), reasons=None, info=info,
+    )
+    wrong_way = monotone_violations(scorer.margin, X, params.features)
+    if wrong_way and booster is not None and scorer.logistic_coef:
+        log.warning("blend scores %s the wrong way on the fitting rows: using LightGBM alone", wrong_way)
+        scorer.gbm_coef, scorer.logistic_coef, scorer.booster, scorer.logistic = 1.0, 0.0, booster, None
+    info["monotone_violations"] = monotone_violations(scorer.margin, X, params.features)
+
+    # The calibrator learns the map from margin to probability on margins of rows the model that
+    # produced them never saw: each pooled row's out-of-fold margin, blended like the final model.
+    oof_margin = scorer.gbm_coef * oof.get("lightgbm", 0.0) + scorer.logistic_coef * oof.get("logistic", 0.0)
+    scorer.calibrator.fit(np.asarray(oof_margin, dtype=np.float64), y_fit, w_fit)
+    info["calibration"] = {"fit_on": "out_of_fold margins", "rows": len(rows)}
+    scorer.tiers = TierThresholds.fit(params.tiers, scorer.predict_proba(X))
+    if mp.reason_model:
+        fit_rows, held_out = folds[0]
+        scorer.reasons = ReasonModel.fit(
+            E.iloc[fit_rows], reasons.iloc[rows[fit_rows]], E.iloc[held_out], reasons.iloc[rows[held_out]],
+            seed=mp.seed, min_rows=mp.reason_min_rows,
+        )
+    return scorer
+
+
+def _logistic_cv(
+    X: pd.DataFrame,
+    y: np.ndarray,
+    weights: np.ndarray,
+    folds: list[tuple[np.ndarray, np.ndarray]],
+    seed: int,
+    directions: dict[str, int],
+) -> tuple[LogisticPeer, dict, np.ndarray]:
+    """The logistic candidate's C by out-of-fold log loss; one model refit on every row with it.
+
+    Per fold, LogisticPeer fits the whole C grid on the fold's fitting rows and records each C's
+    weighted log loss on the held-out rows; the C with the lowest loss over all held-out rows wins
+    (on a tie the stronger regularisation, as in LogisticPeer).
+
+    Returns:
+        The refit model, {"C": chosen, "cv_log_loss": per C}, and the out-of-fold log-odds at the
+        chosen C (each row's from the fold model that did not see it).
+    """
+    fold_models, totals = [], {}
+    for fit_rows, held_out in folds:
+        model = LogisticPeer(seed=seed, monotone=directions).fit(
+            X.iloc[fit_rows], y[fit_rows], weights=weights[fit_rows],
+            X_val=X.iloc[held_out], y_val=y[held_out], val_weights=weights[held_out],
+        )
+        fold_models.append(model)
+        for c, loss in model.validation_log_loss_.items():  # a weighted mean over the held-out rows
+            totals[c] = totals.get(c, 0.0) + loss * weights[held_out].sum()
+    losses = {c: total / weights.sum() for c, total in totals.items()}
+    best = min(losses, key=lambda c: (losses[c], c))
+    # A one-value grid with "validation" rows makes LogisticPeer fit exactly that C (without
+    # validation rows it would fall back to its default C); the rows only yield a log loss.
+    margin = np.zeros(len(X))
+    for (fit_rows, held_out), model in zip(folds, fold_models):
+        if model.c_ != best:
+            model = LogisticPeer(seed=seed, monotone=directions, c_grid=[best]).fit(
+                X.iloc[fit_rows], y[fit_rows], weights=weights[fit_rows],
+                X_val=X.iloc[held_out], y_val=y[held_out], val_weights=weights[held_out],
+            )
+        margin[held_out] = _logit(model.predict_proba(X.iloc[held_out]))
+    final = LogisticPeer(seed=seed, monotone=directions, c_grid=[best]).fit(
+        X, y, weights=weights, X_val=X, y_val=y, val_weights=weights
+    )
+    return final, {"C": best, "cv_log_loss": {str(c): v for c, v in losses.items()}}, margin

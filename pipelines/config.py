@@ -130,10 +130,21 @@ class ModelParams(_Section):
     max_rounds: int = Field(2000, gt=0)
     early_stopping_rounds: int = Field(100, gt=0)
     tuning_trials: int = Field(12, ge=1)
+    # Undated exports (stratified split): tune, blend and calibrate by K-fold cross-validation over
+    # the train + validation + calibration rows and fit the final model on all of them. Dated data
+    # keeps its out-of-time validation and calibration windows. 0 = holdout windows everywhere.
+    cv_folds: int = Field(5, ge=0, le=20)
     balance_classes: bool = True
     calibration: Literal["isotonic", "sigmoid"] = "isotonic"
     reason_model: bool = True
     reason_min_rows: int = Field(50, ge=1)
+
+    @field_validator("cv_folds")
+    @classmethod
+    def _folds(cls, value: int) -> int:
+        if value == 1:
+            raise ValueError("cv_folds must be 0 (holdout windows) or at least 2 folds")
+        return value
 
 
 class SplitParams(_Section):

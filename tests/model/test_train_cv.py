@@ -1,0 +1,175 @@
+"""Cross-validated fitting of undated exports: every non-test row trains the one final model, choices
+are made on folds, and the calibrator learns from margins of rows the model that made them never saw."""
+
+from __future__ import annotations
+
+import lightgbm as lgb
+import numpy as np
+import pandas as pd
+import pytest
+
+import models.train as train_module
+from models.calibration import Calibrator
+from models.gbm import CV_AUC_TOLERANCE, _smallest_near_best, train_gbm_cv
+from models.splits import make_split, stratified_folds
+from pipelines.config import load_params, PROJECT_ROOT
+from pipelines.dataset import assemble
+
+CV = {"model.cv_folds": 3, "model.tuning_trials": 2, "model.max_rounds": 200, "model.early_stopping_rounds": 20,
+      "model.reason_model": False, "model.candidates": ["lightgbm"]}
+
+
+@pytest.fixture(scope="module")
+def training_set(sample_params):
+    return assemble(sample_params)
+
+
+def _params(sample_params, **overrides):
+    values = {**CV, **overrides}
+    return sample_params.model_copy(update={"model": sample_params.model.model_copy(
+        update={k.split(".", 1)[1]: v for k, v in values.items()})})
+
+
+def _undated_split(ts, params):
+    return make_split(None, pd.Series(ts.y), params.evaluate.split, params.model.seed)
+
+
+@pytest.fixture()
+def spy(monkeypatch):
+    """Records what the final LightGBM fit, the CV fit and the calibrator were given."""
+    seen: dict = {"train_rows": [], "calibrator": []}
+    real_train, real_cv, real_fit = lgb.train, train_module.train_gbm_cv, Calibrator.fit
+
+    def train(params, train_set, *args, **kwargs):
+        booster = real_train(params, train_set, *args, **kwargs)
+        seen["train_rows"].append(train_set.num_data())
+        return booster
+
+    def cv(*args, **kwargs):
+        booster, info, oof = real_cv(*args, **kwargs)
+        seen["oof"] = oof
+        return booster, info, oof
+
+    def fit(self, margin, y, weights=None):
+        seen["calibrator"].append((np.asarray(margin).copy(), np.asarray(y).copy()))
+        return real_fit(self, margin, y, weights)
+
+    monkeypatch.setattr(lgb, "train", train)
+    monkeypatch.setattr(train_module, "train_gbm_cv", cv)
+    monkeypatch.setattr(Calibrator, "fit", fit)
+    return seen
+
+
+def test_one_booster_is_refit_on_every_non_test_row_with_the_cv_chosen_rounds(training_set, sample_params, spy):
+    params = _params(sample_params)
+    split = _undated_split(training_set, params)
+    scorer = train_module.fit_scorer(training_set.features, training_set.y, training_set.weights,
+                                     training_set.reasons, split, params)
+    pooled = len(split.train) + len(split.validation) + len(split.calibration)
+    gbm = scorer.info["lightgbm"]
+    assert scorer.info["cv"] == {"folds": 3, "rows": pooled}
+    assert gbm["cv_folds"] == 3 and len(gbm["trials"]) == 2
+    assert gbm["best_cv_auc"] == max(t["cv_auc"] for t in gbm["trials"])
+    assert gbm["cv_auc"] >= gbm["best_cv_auc"] - CV_AUC_TOLERANCE
+    assert scorer.booster.num_trees() == gbm["best_iteration"]  # exactly the CV-chosen rounds
+    assert spy["train_rows"] == [pooled]  # the only lgb.train call: the final refit, on all pooled rows
+    assert gbm["params"]["max_depth"] in (2, 3, 4, 6)  # shallow trees for TreeSHAP
+
+
+def test_the_calibrator_is_fit_on_out_of_fold_margins_of_every_pooled_row(training_set, sample_params, spy):
+    params = _params(sample_params)
+    split = _undated_split(training_set, params)
+    scorer = train_module.fit_scorer(training_set.features, training_set.y, training_set.weights,
+                                     training_set.reasons, split, params)
+    pooled = np.sort(np.concatenate([split.train, split.validation, split.calibration]))
+    (margin, y), = spy["calibrator"]
+    np.testing.assert_array_equal(y, training_set.y[pooled])
+    np.testing.assert_allclose(margin, scorer.gbm_coef * spy["oof"], rtol=0, atol=1e-12)
+    in_sample = scorer.margin(training_set.features.iloc[pooled])
+    assert not np.allclose(margin, in_sample)  # not the final model's own (optimistic) margins
+    assert scorer.info["calibration"]["fit_on"] == "out_of_fold margins"
+
+
+def test_test_rows_never_shape_the_cross_validated_model(training_set, sample_params):
+    params = _params(sample_params)
+    split = _undated_split(training_set, params)
+    ts = training_set
+    flipped = ts.y.copy()
+    flipped[split.test] = 1 - flipped[split.test]
+    a = train_module.fit_scorer(ts.features, ts.y, ts.weights, ts.reasons, split, params)
+    b = train_module.fit_scorer(ts.features, flipped, ts.weights, ts.reasons, split, params)
+    np.testing.assert_array_equal(a.predict_proba(ts.features), b.predict_proba(ts.features))
+
+
+def test_out_of_fold_margins_come_from_fold_models_that_never_saw_the_row():
+    rng = np.random.default_rng(0)
+    n = 600
+    X = pd.DataFrame({"a": rng.normal(size=n), "b": rng.normal(size=n),
+                      "c": pd.Categorical(rng.choice(["x", "y", "z"], size=n))})
+    y = (X["a"] + 0.5 * (X["c"] == "x") + rng.normal(size=n) > 0.3).astype(float).to_numpy()
+    w = np.ones(n)
+    folds = stratified_folds(y, 3, seed=5)
+    booster, info, oof = train_gbm_cv(X, y, w, folds, monotone=[0, 0, 0], seed=5, learning_rate=0.1, max_rounds=100,
+                                      early_stopping_rounds=10, trials=2, balance_classes=True)
+    rounds = info["best_iteration"]
+    assert booster.num_trees() == rounds
+    for fit_rows, held_out in folds:
+        # The same fold model, rebuilt from the fold's own rows: LightGBM's cv trains on subsets too.
+        data = lgb.Dataset(X, y, weight=w, params=info["params"], free_raw_data=False).construct()
+        fold_model = lgb.train(info["params"] | {"monotone_constraints": [0, 0, 0],
+                                                 "monotone_constraints_method": "intermediate"},
+                               data.subset(fit_rows), num_boost_round=rounds)
+        np.testing.assert_allclose(oof[held_out], fold_model.predict(X.iloc[held_out], raw_score=True), atol=1e-9)
+
+
+def test_the_cheapest_model_near_the_best_cross_validated_auc_is_kept():
+    deep = {"num_leaves": 31, "max_depth": 6}
+    shallow = {"num_leaves": 4, "max_depth": 2}
+    curves = [
+        (deep, np.array([0.80, 0.85, 0.870]), "deep folds"),
+        (shallow, np.concatenate([np.linspace(0.70, 0.8692, 30), np.full(10, 0.8695)]), "shallow folds"),
+    ]
+    space, rounds, auc, folds = _smallest_near_best(curves)
+    assert space is shallow and folds == "shallow folds"
+    assert auc >= 0.870 - CV_AUC_TOLERANCE and rounds < 40  # stopped at the first round near the best
+    far = [(deep, np.array([0.80, 0.85, 0.870]), "deep"), (shallow, np.array([0.70, 0.80, 0.85]), "shallow")]
+    assert _smallest_near_best(far)[0] is deep  # a cheap model that ranks worse is not taken
+
+
+def test_stratified_folds_hold_out_every_row_once_and_keep_the_positive_rate():
+    y = np.array([1.0] * 30 + [0.0] * 70)
+    folds = stratified_folds(y, 5, seed=1)
+    held = np.concatenate([h for _, h in folds])
+    assert np.array_equal(np.sort(held), np.arange(100))
+    for fit_rows, held_out in folds:
+        assert not set(fit_rows) & set(held_out) and len(fit_rows) + len(held_out) == 100
+        assert y[held_out].mean() == pytest.approx(0.3)
+    with pytest.raises(ValueError, match="at least 5 converted and non-converted"):
+        stratified_folds(np.array([1.0] * 3 + [0.0] * 50), 5, seed=1)
+
+
+def test_the_logistic_candidate_takes_the_c_with_the_lowest_out_of_fold_log_loss():
+    rng = np.random.default_rng(1)
+    n = 400
+    X = pd.DataFrame({"a": rng.normal(size=n), "b": rng.choice(["p", "q"], size=n).astype(object)})
+    y = (X["a"] + rng.normal(size=n) > 0).astype(float).to_numpy()
+    folds = stratified_folds(y, 4, seed=2)
+    model, info, oof = train_module._logistic_cv(X, y, np.ones(n), folds, seed=0, directions={})
+    losses = {float(c): v for c, v in info["cv_log_loss"].items()}
+    assert info["C"] == min(losses, key=losses.get) and model.c_ == info["C"]
+    assert oof.shape == (n,) and np.isfinite(oof).all()
+
+
+def test_dated_data_keeps_its_out_of_time_windows(training_set, sample_params, spy):
+    params = _params(sample_params)
+    ts = training_set
+    split = make_split(ts.created_at, pd.Series(ts.y), params.evaluate.split, params.model.seed)
+    scorer = train_module.fit_scorer(ts.features, ts.y, ts.weights, ts.reasons, split, params)
+    assert split.kind == "out_of_time" and "cv" not in scorer.info and "val_auc" in scorer.info["lightgbm"]
+    (margin, y), = spy["calibrator"]
+    assert len(y) == len(split.calibration)  # the calibrator learns on the newest window only
+
+
+def test_one_fold_is_refused():
+    with pytest.raises(ValueError, match="cv_folds"):
+        load_params(PROJECT_ROOT / "params.yaml", overrides={"model.cv_folds": 1})
