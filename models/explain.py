@@ -129,29 +129,33 @@ def explain(scorer: LeadScorer, features: pd.DataFrame, top_k: int = 3, every_fa
     if len(features) == 0:
         return []
     b = _explain_batch(scorer, features)
-    n = len(features)
-    every = _rank(b.points, b.contribution, np.ones(b.contribution.shape, dtype=bool)).tolist() if every_factor else [None] * n
-    rows = zip(
-        features.index.astype(str).tolist(), b.base.tolist(), b.margin.tolist(), b.probability.tolist(),
-        b.score.tolist(), b.phrases.tolist(), b.values.tolist(), b.contribution.tolist(), b.points.tolist(), every,
-        b.positive_order[:, :top_k].tolist(), b.n_positive.tolist(),
-        b.negative_order[:, :top_k].tolist(), b.n_negative.tolist(),
-    )
-    signals = b.signals
-    out = []
-    for lead, base, margin, p, score, phrase, value, contribution, points, order, pos, n_pos, neg, n_neg in rows:
-        def factor(j: int) -> Factor:
-            return Factor(signals[j], phrase[j], value[j], contribution[j], points[j])
+    positives = _factors(b, b.positive_order[:, :top_k], b.n_positive)
+    negatives = _factors(b, b.negative_order[:, :top_k], b.n_negative)
+    if every_factor:
+        every = _factors(b, _rank(b.points, b.contribution, np.ones(b.contribution.shape, dtype=bool)))
+    else:
+        every = [None] * len(features)
+    rows = zip(features.index.astype(str).tolist(), b.base.tolist(), b.margin.tolist(), b.probability.tolist(),
+               b.score.tolist(), positives, negatives, every)
+    return [
+        Explanation(lead_id=lead, base=base, margin=margin, probability=p, score=score,
+                    positives=pos, negatives=neg, factors=factors)
+        for lead, base, margin, p, score, pos, neg, factors in rows
+    ]
 
-        out.append(
-            Explanation(
-                lead_id=lead, base=base, margin=margin, probability=p, score=score,
-                positives=[factor(j) for j in pos[:n_pos]],
-                negatives=[factor(j) for j in neg[:n_neg]],
-                factors=None if order is None else [factor(j) for j in order],
-            )
-        )
-    return out
+
+def _factors(b: _Batch, order: np.ndarray, counts: np.ndarray | None = None) -> list[list[Factor]]:
+    """Factor objects per lead for the signal positions in ``order`` (leads x m), the first ``counts``.
+
+    Only the chosen cells are turned into Python objects: /score shows 3 + 3 of ~30 signals.
+    """
+    def pick(values: np.ndarray) -> list[list]:
+        return np.take_along_axis(values, order, axis=1).tolist()
+
+    signals = np.asarray(b.signals, dtype=object)[order].tolist()
+    shown = [order.shape[1]] * len(order) if counts is None else np.minimum(counts, order.shape[1]).tolist()
+    columns = zip(signals, pick(b.phrases), pick(b.values), pick(b.contribution), pick(b.points), shown)
+    return [list(map(Factor, s[:k], ph[:k], v[:k], c[:k], pt[:k])) for s, ph, v, c, pt, k in columns]
 
 
 def factor_columns(scorer: LeadScorer, features: pd.DataFrame, top_k: int = 3) -> pd.DataFrame:
