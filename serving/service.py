@@ -19,6 +19,7 @@ import os
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 import functools  # noqa: E402
+import gc  # noqa: E402
 import logging  # noqa: E402
 import threading  # noqa: E402
 import time  # noqa: E402
@@ -121,6 +122,10 @@ class LeadScoreService:
     def _ready(scorer, source: str) -> Served:
         model = ModelRef.of(scorer)
         warm_up(scorer, model)
+        # Everything alive now (libraries, the model) lives as long as the worker: moved out of the
+        # garbage collector's view, a full collection no longer walks it. Without this, every second
+        # 1,000-lead request paid a ~200 ms collection (measured in process).
+        gc.freeze()
         return Served(scorer, model, source)
 
     def reload_if_changed(self) -> bool:
