@@ -131,17 +131,7 @@ def fit_scorer(
     info["blend"] = {"lightgbm_weight": weight, "val_auc": best_auc, "grid": blend_log}
     log.info("blend: LightGBM weight %.2f, validation AUC %.4f", weight, best_auc)
 
-    scorer = LeadScorer(
-        data=params.data, features=params.features, encoder=encoder,
-        booster=booster if gbm_coef else None, logistic=logistic if logistic_coef else None,
-        gbm_coef=gbm_coef, logistic_coef=logistic_coef, calibrator=Calibrator(mp.calibration), tiers=TierThresholds(names=[]),
-        reasons=None, info=info,
-    )
-    wrong_way = monotone_violations(scorer.margin, X_va, params.features)
-    if wrong_way and booster is not None and scorer.logistic_coef:
-        log.warning("blend scores %s the wrong way on validation rows: using LightGBM alone", wrong_way)
-        scorer.gbm_coef, scorer.logistic_coef, scorer.booster, scorer.logistic = 1.0, 0.0, booster, None
-    info["monotone_violations"] = monotone_violations(scorer.margin, X_va, params.features)
+    scorer = _blended_scorer(params, encoder, booster, logistic, (gbm_coef, logistic_coef), info, X_va, "validation rows")
     scorer.calibrator.fit(scorer.margin(X_ca), y[ca], weights[ca])
     reference = np.concatenate([tr, va, ca])
     scorer.tiers = TierThresholds.fit(params.tiers, scorer.predict_proba(features.iloc[reference]))
@@ -149,6 +139,24 @@ def fit_scorer(
         scorer.reasons = ReasonModel.fit(
             E_tr, reasons.iloc[tr], E_va, reasons.iloc[va], seed=mp.seed, min_rows=mp.reason_min_rows
         )
+    return scorer
+
+
+def _blended_scorer(params: Params, encoder, booster, logistic, coefs: tuple[float, float], info: dict,
+                    X_check: pd.DataFrame, rows: str) -> LeadScorer:
+    """The blended scorer (not yet calibrated), LightGBM alone if the blend breaks a monotone signal on `X_check`."""
+    gbm_coef, logistic_coef = coefs
+    scorer = LeadScorer(
+        data=params.data, features=params.features, encoder=encoder,
+        booster=booster if gbm_coef else None, logistic=logistic if logistic_coef else None,
+        gbm_coef=gbm_coef, logistic_coef=logistic_coef, calibrator=Calibrator(params.model.calibration),
+        tiers=TierThresholds(names=[]), reasons=None, info=info,
+    )
+    wrong_way = monotone_violations(scorer.margin, X_check, params.features)
+    if wrong_way and booster is not None and scorer.logistic_coef:
+        log.warning("blend scores %s the wrong way on %s: using LightGBM alone", wrong_way, rows)
+        scorer.gbm_coef, scorer.logistic_coef, scorer.booster, scorer.logistic = 1.0, 0.0, booster, None
+    info["monotone_violations"] = monotone_violations(scorer.margin, X_check, params.features)
     return scorer
 
 
@@ -222,17 +230,7 @@ def _fit_cv(
     info["blend"] = {"lightgbm_weight": weight, "oof_auc": best_auc, "grid": blend_log}
     log.info("blend: LightGBM weight %.2f, out-of-fold AUC %.4f", weight, best_auc)
 
-    scorer = LeadScorer(
-        data=params.data, features=params.features, encoder=encoder,
-        booster=booster if gbm_coef else None, logistic=logistic if logistic_coef else None,
-        gbm_coef=gbm_coef, logistic_coef=logistic_coef, calibrator=Calibrator(mp.calibration),
-        tiers=TierThresholds(names=[]), reasons=None, info=info,
-    )
-    wrong_way = monotone_violations(scorer.margin, X, params.features)
-    if wrong_way and booster is not None and scorer.logistic_coef:
-        log.warning("blend scores %s the wrong way on the fitting rows: using LightGBM alone", wrong_way)
-        scorer.gbm_coef, scorer.logistic_coef, scorer.booster, scorer.logistic = 1.0, 0.0, booster, None
-    info["monotone_violations"] = monotone_violations(scorer.margin, X, params.features)
+    scorer = _blended_scorer(params, encoder, booster, logistic, (gbm_coef, logistic_coef), info, X, "the fitting rows")
 
     # The calibrator learns the map from margin to probability on margins of rows the model that
     # produced them never saw: each pooled row's out-of-fold margin, blended like the final model.
