@@ -197,7 +197,8 @@ def known_limits(scorer: LeadScorer, params: Params, evaluation=None, training_s
                           "rests on few rows.")
     violations = scorer.info.get("monotone_violations")
     if violations:
-        limits.append(f"Declared directions broken on validation rows: {', '.join(violations)}.")
+        where = scorer.info.get("monotone_checked_on", "validation rows")
+        limits.append(f"Declared directions broken on {where}: {', '.join(violations)}.")
     if params.data.dated:
         limits.append(f"Trained on leads as seen {params.features.snapshot_days:g} days after creation: a lead scored "
                       "earlier has had less time to show activity, so its intent signals read lower.")

@@ -157,6 +157,7 @@ def _blended_scorer(params: Params, encoder, booster, logistic, coefs: tuple[flo
         log.warning("blend scores %s the wrong way on %s: using LightGBM alone", wrong_way, rows)
         scorer.gbm_coef, scorer.logistic_coef, scorer.booster, scorer.logistic = 1.0, 0.0, booster, None
     info["monotone_violations"] = monotone_violations(scorer.margin, X_check, params.features)
+    info["monotone_checked_on"] = rows
     return scorer
 
 
