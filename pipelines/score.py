@@ -1,6 +1,6 @@
 """`leadscore score`: batch-score a whole lead table with a registered model.
 
-Reads CSV or Parquet in chunks, scores each through the same `LeadScorer.score` the service uses
+Reads CSV or Parquet, scores it in chunks through the same `LeadScorer.score` the service uses
 (optionally with each lead's top factors), appends results to the output and writes every row that
 failed validation to a rejects file with the reason: no row is silently dropped.
 """
@@ -47,7 +47,7 @@ def _chunks(path: Path, chunk_size: int) -> Iterator[pd.DataFrame]:
     """
     if _is_parquet(path):
         for batch in pq.ParquetFile(path).iter_batches(batch_size=chunk_size):
-            yield batch.to_pandas().astype("string").astype(object)
+            yield _as_crm_text(batch)
         return
     table = _read_whole(path)
     for start in range(0, len(table), chunk_size):
@@ -61,11 +61,16 @@ def _read_whole(path: Path) -> pd.DataFrame:
     file Arrow refuses (ragged rows, bad UTF-8, ...) is read by pandas' parser exactly as before.
     """
     if _is_parquet(path):
-        return next(_chunks(path, 1 << 62))
+        return _as_crm_text(pq.read_table(path))
     try:
         return pd.read_csv(path, engine="pyarrow", **CSV_TEXT)
     except ValueError:
         return pd.read_csv(path, **CSV_TEXT)
+
+
+def _as_crm_text(table: pa.Table | pa.RecordBatch) -> pd.DataFrame:
+    """Parquet values as the CRM's text, like a CSV cell (typed columns included)."""
+    return table.to_pandas().astype("string").astype(object)
 
 
 def _is_parquet(path: Path) -> bool:

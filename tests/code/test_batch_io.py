@@ -6,6 +6,8 @@ from types import SimpleNamespace
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 
 from pipelines.config import DataParams
@@ -51,3 +53,11 @@ def test_an_activities_file_without_its_lead_id_column_is_refused_by_name(tmp_pa
     with pytest.raises(ValueError, match=r"(?s)activities.csv.*missing required column 'lead_id'.*data.mapping.activities"):
         score_file(scorer, tmp_path / "leads.csv", tmp_path / "scores.csv",
                    activities_path=tmp_path / "activities.csv", progress=False)
+
+
+def test_parquet_tables_read_as_crm_text_even_when_empty(tmp_path):
+    pq.write_table(pa.table({"lead_id": ["007"], "employees": [12]}), tmp_path / "leads.parquet")
+    pq.write_table(pa.table({"lead_id": pa.array([], pa.string())}), tmp_path / "none.parquet")
+
+    assert _read_whole(tmp_path / "leads.parquet").to_dict("records") == [{"lead_id": "007", "employees": "12"}]
+    assert _read_whole(tmp_path / "none.parquet").columns.tolist() == ["lead_id"]
