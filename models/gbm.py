@@ -78,7 +78,7 @@ def _search_space(n_rows: int, trials: int, rng: np.random.Generator) -> list[di
     depth^2. On X Education (5-fold CV) depth 2-4 ranked as well as 15-63 unbounded leaves. On the
     synthetic CRM out of time (10k and 20k leads, seeds 42/43/44) test AUC averaged 0.773 against
     0.774 unbounded (one seed 0.009 lower, one 0.009 higher: noise), while TreeSHAP for 1,000 leads
-    took 24-125 ms against 17-493 ms (unbounded draws of 31-63 leaves grow 10-20 levels deep).
+    took 24-125 ms against 17-493 ms (unbounded draws of 31-63 leaves grew up to 15 levels deep).
     """
     leaf_floor = max(5, n_rows // 1000)
     default = {
