@@ -17,7 +17,6 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
-from pandas.arrays import ArrowStringArray
 from tqdm import tqdm
 
 from models.scorer import LeadScorer
@@ -77,28 +76,30 @@ def _is_parquet(path: Path) -> bool:
     return path.suffix.lower() in (".parquet", ".pq")
 
 
-def _activities_of(activities: pd.DataFrame, id_column: str) -> Callable[[pd.Series], pd.DataFrame]:
+def _activities_of(activities: pd.DataFrame) -> Callable[[pd.Series], pd.DataFrame]:
     """A function from a chunk's lead ids to their activities (the rows `isin` would select).
 
-    The activity ids are hashed once for the whole file instead of once per chunk, so a file of
-    millions of leads in many chunks costs one pass over its activities, not one per chunk. Text
-    read by Arrow is also filtered by Arrow, about four times cheaper than pandas' row selection.
+    The checked activity file is encoded once: lead ids and activity types become categorical
+    codes, times stay datetime64, and only the columns features are built from are kept. A chunk
+    then selects numbers, not millions of text cells, and the feature builder factorizes codes
+    instead of strings; the ids are hashed once for the file, not once per chunk.
     """
-    codes, ids = pd.factorize(activities[id_column])  # an activity without lead id gets -1
-    arrow_text = all(isinstance(activities[c].array, ArrowStringArray) for c in activities.columns)
-    table = pa.Table.from_pandas(activities, preserve_index=False) if arrow_text else None
+    codes, ids = pd.factorize(activities["lead_id"])  # an activity without lead id gets -1
+    compact = pd.DataFrame(
+        {
+            "lead_id": pd.Categorical.from_codes(codes, categories=ids),
+            "occurred_at": activities["occurred_at"],
+            "activity": pd.Categorical(activities["activity"]),
+        },
+        index=activities.index,
+    )
 
     def select(lead_ids: pd.Series) -> pd.DataFrame:
         wanted = np.zeros(len(ids) + 1, dtype=bool)  # the last slot (code -1): no lead id
         found = ids.get_indexer(lead_ids)
         wanted[found[found >= 0]] = True
         wanted[-1] = lead_ids.isna().any()
-        rows = wanted[codes]
-        if table is None:
-            return activities[rows]
-        picked = table.filter(rows).to_pandas()
-        picked.index = activities.index[rows]
-        return picked
+        return compact[wanted[codes]]
 
     return select
 
@@ -146,7 +147,7 @@ def score_file(
         activities, activities_rejected = _valid_activities(
             scorer, _read_whole(activities_path), activities_path,
             output_path.with_name(output_path.stem + ".activity_rejects.csv"))
-        activities_of = _activities_of(activities, "lead_id")
+        activities_of = _activities_of(activities)
     lead_id_column = {c: k for k, c in scorer.data.mapping.leads.items()}.get("lead_id", "lead_id")
 
     read = scored = rejected = 0

@@ -34,13 +34,17 @@ def test_activities_file_reads_as_pandas_reads_it(tmp_path, text):
 
 def test_each_chunk_gets_exactly_the_activities_isin_would_select_in_file_order():
     activities = pd.DataFrame(
-        {"lead_id": ["L1", "L2", None, "L1", "L9", "L3", "L2"], "activity": list("abcdefg")}, dtype="str"
+        {"lead_id": pd.array(["L1", "L2", None, "L1", "L9", "L3", "L2"], dtype="str"),
+         "occurred_at": pd.date_range("2024-01-01", periods=7),
+         "activity": pd.array(list("abcdefg"), dtype="str"), "detail": "not used by features"}
     )
-    select = _activities_of(activities, "lead_id")
+    select = _activities_of(activities)
 
     for chunk in (["L1", "L3"], ["L2", "L4"], ["L2", None], [], ["L9", "L9"]):
         ids = pd.Series(chunk, dtype="str")
-        pd.testing.assert_frame_equal(select(ids), activities[activities["lead_id"].isin(ids)])
+        picked = select(ids).astype({"lead_id": "str", "activity": "str"})
+        expected = activities.loc[activities["lead_id"].isin(ids), ["lead_id", "occurred_at", "activity"]]
+        pd.testing.assert_frame_equal(picked, expected)
     assert select(pd.Series(["L1"], dtype="str"))["activity"].tolist() == ["a", "d"]
     assert np.array_equal(select(pd.Series([None], dtype="str")).index, [2])  # blank ids go with blank leads
 
