@@ -139,7 +139,13 @@ def _features(params: Params, training_set) -> str:
 def _metrics(evaluation) -> str:
     table = evaluation.table[[c for c in METRIC_COLUMNS if c in evaluation.table]].rename_axis("scorer")
     rows, positives = evaluation.table.iloc[0][["rows", "positives"]]
-    return (f"Same {rows:.0f} test leads ({positives:.0f} conversions) for every scorer:\n\n" + _table(table))
+    text = f"Same {rows:.0f} test leads ({positives:.0f} conversions) for every scorer:\n\n" + _table(table)
+    r = evaluation.reasons
+    if r:
+        text += (f"\n\nLikely rejection reason, on the {r['reason_rows']:.0f} rejected test leads with a reason the model "
+                 f"knows: named first for {r['reason_top1']:.1%} of them, against {r['reason_top1_constant_guess']:.1%} "
+                 f"for always naming their most common reason (log loss {r['reason_log_loss']:.3f}).")
+    return text
 
 
 def _calibration(scorer: LeadScorer, evaluation, params: Params) -> str:

@@ -22,6 +22,10 @@ LEARNING_RATE = 0.2
 NUM_LEAVES = 7
 MAX_ROUNDS = 500  # with a validation set (early stopping decides)
 ROUNDS_WITHOUT_VALIDATION = 40
+# The model keeps the fewest rounds whose validation log loss is within this of the best. On 1M
+# synthetic leads the best was 78 rounds; 30 rounds were within 0.001 (held-out top-1 0.530 vs
+# 0.530, log loss 1.1207 vs 1.1199) and cost 2.6x less to predict for every scored lead.
+LOG_LOSS_TOLERANCE = 0.001
 
 
 @dataclass
@@ -67,15 +71,17 @@ class ReasonModel:
             "verbosity": -1,
         }
         train_set = lgb.Dataset(X[train_mask], reasons[train_mask].map(code).to_numpy())
-        callbacks, valid_sets = [], []
-        if val_mask.sum() >= 10:
-            valid_sets = [lgb.Dataset(X_val[val_mask], reasons_val[val_mask].map(code).to_numpy(), reference=train_set)]
-            callbacks = [lgb.early_stopping(50, verbose=False)]
-        rounds = MAX_ROUNDS if valid_sets else ROUNDS_WITHOUT_VALIDATION
-        booster = lgb.train(params, train_set, num_boost_round=rounds, valid_sets=valid_sets, callbacks=callbacks)
-        if valid_sets:
-            booster = lgb.Booster(model_str=booster.model_to_string(num_iteration=booster.best_iteration))
-        return cls(classes=classes, booster=booster)
+        if val_mask.sum() < 10:
+            return cls(classes=classes, booster=lgb.train(params, train_set, num_boost_round=ROUNDS_WITHOUT_VALIDATION))
+        valid_set = lgb.Dataset(X_val[val_mask], reasons_val[val_mask].map(code).to_numpy(), reference=train_set)
+        history: dict = {}
+        booster = lgb.train(
+            params, train_set, num_boost_round=MAX_ROUNDS, valid_sets=[valid_set], valid_names=["validation"],
+            callbacks=[lgb.early_stopping(50, verbose=False), lgb.record_evaluation(history)],
+        )
+        loss = np.asarray(history["validation"]["multi_logloss"])
+        rounds = int(np.flatnonzero(loss <= loss.min() + LOG_LOSS_TOLERANCE)[0]) + 1
+        return cls(classes=classes, booster=lgb.Booster(model_str=booster.model_to_string(num_iteration=rounds)))
 
     def predict_proba(self, X: pd.DataFrame) -> np.ndarray:
         if len(X) == 0:

@@ -84,6 +84,7 @@ def bench_synthetic(n_leads: int, work_dir: Path) -> dict:
     from models.train import fit_scorer
     from pipelines.config import PROJECT_ROOT, load_params
     from pipelines.dataset import assemble
+    from pipelines.evaluate import evaluate_reasons
     from pipelines.ingest import load_crm
     from pipelines.score import score_file
     from pipelines.synthetic import generate_crm, write_crm
@@ -119,7 +120,7 @@ def bench_synthetic(n_leads: int, work_dir: Path) -> dict:
         "test_auc": evaluate_scores(ts.y[split.test], scorer.predict_proba(test), ece_bins=10, top_fractions=[])[
             "roc_auc"
         ],
-        "reason_top1": _reason_top1(scorer, test, ts.reasons.iloc[split.test]),
+        "reason_top1": evaluate_reasons(scorer, test, ts.reasons.iloc[split.test]).get("reason_top1", float("nan")),
     }
     as_of = ts.as_of  # score as of the export's 'now', like training
     del crm, ts, test
@@ -155,17 +156,6 @@ def _raw_predict(scorer: LeadScorer, paths: dict[str, Path], as_of: pd.Timestamp
     with Stopwatch() as watch:
         scorer.booster.predict(encoded, raw_score=True)
     return watch
-
-
-def _reason_top1(scorer: LeadScorer, test_features: pd.DataFrame, test_reasons: pd.Series) -> float:
-    """Share of held-out rejected leads (with a reason the model knows) whose reason is ranked first."""
-    if scorer.reasons is None:
-        return float("nan")
-    known = test_reasons.isin(scorer.reasons.classes).to_numpy()
-    if not known.any():
-        return float("nan")
-    best, _ = scorer.reasons.most_likely(scorer.encoder.matrix(test_features[known]))
-    return float(np.mean(best == test_reasons[known].to_numpy()))
 
 
 # ---------------------------------------------------------------- 2. X Education cross-validation

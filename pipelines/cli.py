@@ -124,8 +124,16 @@ def train(params: ParamsOption = None, leads: LeadsOption = None, as_of: AsOfOpt
     typer.echo(format_table(result.evaluation.table))
     typer.echo("\nconversion per tier (test rows):")
     typer.echo(result.evaluation.tiers.to_string(index=False))
+    _say_reasons(result.evaluation.reasons)
     typer.echo(f"\nMLflow run {result.run_id}; model {p.tracking.registered_model} v{result.version} "
                f"aliases {', '.join(result.aliases)}")
+
+
+def _say_reasons(metrics: dict[str, float]) -> None:
+    if metrics:
+        typer.echo(f"\nlikely rejection reason (test rows, {int(metrics['reason_rows']):,} rejected leads with a known reason): "
+                   f"top-1 {metrics['reason_top1']:.3f} vs {metrics['reason_top1_constant_guess']:.3f} always naming "
+                   f"the most common reason; log loss {metrics['reason_log_loss']:.3f}")
 
 
 @app.command()
@@ -145,6 +153,7 @@ def evaluate(
     except (LookupError, ContractError, FileNotFoundError, ValueError) as err:
         _fail(err)
     typer.echo(format_table(evaluation.table))
+    _say_reasons(evaluation.reasons)
     typer.echo(f"\nMLflow run {run_id}")
 
 

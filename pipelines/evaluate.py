@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from sklearn.metrics import log_loss
 
 from models.metrics import evaluate_scores, tier_table
 from models.peers import LogisticPeer, OdooNaiveBayes, PointsScorer
@@ -31,6 +32,7 @@ class Evaluation:
     tiers: pd.DataFrame  # leadscore's conversion per tier on the test rows
     test_probabilities: dict[str, np.ndarray] = field(default_factory=dict)
     y_test: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    reasons: dict[str, float] = field(default_factory=dict)  # leadscore's reason model (evaluate_reasons)
 
     def metrics(self, scorer: str = LEADSCORE) -> dict[str, float]:
         return {k: float(v) for k, v in self.table.loc[scorer].items()}
@@ -40,6 +42,8 @@ class Evaluation:
         out_dir.mkdir(parents=True, exist_ok=True)
         paths = []
         metrics = {name: self.metrics(name) for name in self.table.index}
+        if self.reasons:
+            metrics["likely_rejection_reason"] = self.reasons
         (out_dir / "metrics.json").write_text(json.dumps(metrics, indent=2, default=float))
         self.table.to_csv(out_dir / "comparison.csv")
         self.tiers.to_csv(out_dir / "tiers.csv", index=False)
@@ -78,8 +82,12 @@ def compare(
     y: np.ndarray,
     split: Split,
     params: Params,
+    reasons: pd.Series | None = None,
 ) -> Evaluation:
-    """Metrics of every scorer (anything with predict_proba) on the split's test rows."""
+    """Metrics of every scorer (anything with predict_proba) on the split's test rows.
+
+    With `reasons` (the rejection reason code per row), leadscore's reason model is scored too.
+    """
     ev = params.evaluate
     X_te, y_te = features.iloc[split.test], y[split.test]
     probabilities = {name: np.asarray(s.predict_proba(X_te)) for name, s in scorers.items()}
@@ -87,11 +95,36 @@ def compare(
             for name, p in probabilities.items()}
     table = pd.DataFrame.from_dict(rows, orient="index")
     main = next((s for s in scorers.values() if isinstance(s, LeadScorer)), None)
-    tiers = pd.DataFrame()
+    tiers, reason_metrics = pd.DataFrame(), {}
     if main is not None:
         name = next(n for n, s in scorers.items() if s is main)
         tiers = tier_table(y_te, main.tiers.assign(probabilities[name]), main.tiers.names)
-    return Evaluation(table=table, tiers=tiers, test_probabilities=probabilities, y_test=y_te)
+        if reasons is not None:
+            reason_metrics = evaluate_reasons(main, X_te, reasons.iloc[split.test])
+    return Evaluation(table=table, tiers=tiers, test_probabilities=probabilities, y_test=y_te, reasons=reason_metrics)
+
+
+def evaluate_reasons(scorer: LeadScorer, features: pd.DataFrame, reasons: pd.Series) -> dict[str, float]:
+    """How well the likely rejection reason names what sales actually said, on held-out leads.
+
+    Over the rejected leads whose reason the model knows: top-1 accuracy; the best constant guess
+    (always the most common of these leads' own reasons, a baseline that even knows their mix); and
+    multiclass log loss. Empty without a reason model or such leads.
+    """
+    if scorer.reasons is None:
+        return {}
+    known = reasons.isin(scorer.reasons.classes).to_numpy()
+    if not known.any():
+        return {}
+    truth = reasons[known].to_numpy()
+    proba = scorer.reasons.predict_proba(scorer.encoder.matrix(features[known]))
+    truth_code = pd.Index(scorer.reasons.classes).get_indexer(truth)
+    return {
+        "reason_top1": float(np.mean(proba.argmax(axis=1) == truth_code)),
+        "reason_top1_constant_guess": float(pd.Series(truth).value_counts(normalize=True).iloc[0]),
+        "reason_log_loss": float(log_loss(truth_code, proba, labels=range(len(scorer.reasons.classes)))),
+        "reason_rows": float(known.sum()),
+    }
 
 
 def format_table(table: pd.DataFrame) -> str:
@@ -122,12 +155,13 @@ def evaluate_registered(params: Params, alias: str = "challenger", as_of=None) -
     ts = assemble(params, as_of=as_of)
     split = make_split(ts.created_at, pd.Series(ts.y), params.evaluate.split, params.model.seed)
     peers = fit_peers(ts.features, ts.y, ts.weights, split, params)
-    evaluation = compare({**scorers, **peers}, ts.features, ts.y, split, params)
+    evaluation = compare({**scorers, **peers}, ts.features, ts.y, split, params, ts.reasons)
     versions = {name: s.info["registry"]["version"] for name, s in scorers.items()}
     with mlflow.start_run(tags={"kind": "evaluate", **{f"version.{k}": str(v) for k, v in versions.items()}}) as run:
         mlflow.log_dict(split.describe(), "data/split.json")
         for name in evaluation.table.index:
             mlflow.log_metrics({f"{name}.{k}": float(v) for k, v in evaluation.metrics(name).items()})
+        mlflow.log_metrics({f"{alias}.{k}": v for k, v in evaluation.reasons.items()})
         with tempfile.TemporaryDirectory() as tmp:
             evaluation.write(Path(tmp), scorers[alias], params.evaluate.ece_bins)
             mlflow.log_artifacts(tmp, "evaluation")

@@ -72,10 +72,11 @@ def train(
 
         scorer = fit_scorer(ts.features, ts.y, ts.weights, ts.reasons, split, params)
         peers = fit_peers(ts.features, ts.y, ts.weights, split, params)
-        evaluation = compare({LEADSCORE: scorer, **peers}, ts.features, ts.y, split, params)
+        evaluation = compare({LEADSCORE: scorer, **peers}, ts.features, ts.y, split, params, ts.reasons)
         scorer.info.update(
             {
                 "metrics": evaluation.metrics(),
+                "reason_metrics": evaluation.reasons,
                 "peers": {name: evaluation.metrics(name) for name in peers},
                 "tiers": scorer.tiers.as_dict(),
                 "training_rows": len(ts.y),
@@ -85,7 +86,7 @@ def train(
         )
         for name in evaluation.table.index:
             mlflow.log_metrics({f"{name}.{k}": float(v) for k, v in evaluation.metrics(name).items()})
-        mlflow.log_metrics({f"test.{k}": float(v) for k, v in evaluation.metrics().items()})
+        mlflow.log_metrics({f"test.{k}": float(v) for k, v in {**evaluation.metrics(), **evaluation.reasons}.items()})
         with tempfile.TemporaryDirectory() as tmp:
             evaluation.write(Path(tmp), scorer, params.evaluate.ece_bins)
             (Path(tmp) / "model_info.json").write_text(json.dumps(scorer.info, indent=2, default=str))

@@ -1,0 +1,43 @@
+"""The likely rejection reason: what a rep reads beside the score must beat a guess, and stay cheap."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from sklearn.metrics import log_loss
+
+from models.reasons import LOG_LOSS_TOLERANCE, ReasonModel
+
+
+def test_the_reason_model_names_the_real_reason_more_often_than_the_best_constant_guess(trained):
+    reasons = trained.evaluation.reasons
+    assert reasons["reason_rows"] >= 100
+    assert reasons["reason_top1"] > reasons["reason_top1_constant_guess"] + 0.05
+    assert trained.scorer.info["reason_metrics"] == reasons
+
+
+def _reasons_data(seed: int, n: int) -> tuple[pd.DataFrame, pd.Series]:
+    """Three reasons that two features tell apart, with noise: a model can learn it, not perfectly."""
+    rng = np.random.default_rng(seed)
+    X = pd.DataFrame({"budget": rng.normal(size=n), "seniority": rng.normal(size=n), "noise": rng.normal(size=n)})
+    logits = np.column_stack([X["budget"], X["seniority"], -X["budget"] - X["seniority"]]) * 1.5
+    p = np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
+    codes = (rng.random(n)[:, None] > p.cumsum(axis=1)).sum(axis=1)
+    return X, pd.Series(np.array(["no_budget", "not_decision_maker", "bad_timing"])[codes])
+
+
+def test_the_reason_model_keeps_the_fewest_rounds_within_tolerance_of_its_best_validation_loss(monkeypatch):
+    X, reasons = _reasons_data(1, 4000)
+    X_val, reasons_val = _reasons_data(2, 2000)
+    monkeypatch.setattr("models.reasons.LOG_LOSS_TOLERANCE", 0.0)
+    best = ReasonModel.fit(X, reasons, X_val, reasons_val, seed=0, min_rows=50)
+    monkeypatch.setattr("models.reasons.LOG_LOSS_TOLERANCE", LOG_LOSS_TOLERANCE)
+    kept = ReasonModel.fit(X, reasons, X_val, reasons_val, seed=0, min_rows=50)
+
+    truth = reasons_val.map({c: i for i, c in enumerate(best.classes)}).to_numpy()
+    loss = np.array([log_loss(truth, best.booster.predict(X_val, num_iteration=k), labels=range(3))
+                     for k in range(1, best.booster.current_iteration() + 1)])
+    assert loss.argmin() + 1 == best.booster.current_iteration()
+    within = np.flatnonzero(loss <= loss.min() + LOG_LOSS_TOLERANCE)
+    assert kept.booster.current_iteration() == within[0] + 1 < best.booster.current_iteration()
+    np.testing.assert_allclose(kept.booster.predict(X_val), best.booster.predict(X_val, num_iteration=within[0] + 1))
