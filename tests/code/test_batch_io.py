@@ -11,7 +11,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from pipelines.config import DataParams
-from pipelines.score import _activities_of, _read_whole, score_file
+from pipelines.score import _activities_of, _activity_columns, _read_whole, score_file
 
 PANDAS_TEXT = {"dtype": str, "keep_default_na": False, "na_values": [""]}
 
@@ -47,6 +47,18 @@ def test_each_chunk_gets_exactly_the_activities_isin_would_select_in_file_order(
         pd.testing.assert_frame_equal(picked, expected)
     assert select(pd.Series(["L1"], dtype="str"))["activity"].tolist() == ["a", "d"]
     assert np.array_equal(select(pd.Series([None], dtype="str")).index, [2])  # blank ids go with blank leads
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".parquet"])
+def test_only_the_activity_columns_features_use_are_read_under_the_crm_names(tmp_path, suffix):
+    table = pa.table({"Type": ["page_view"], "detail": ["/pricing"], "Lead": ["L1"], "occurred_at": ["2024-01-02"]})
+    path = tmp_path / f"activities{suffix}"
+    pq.write_table(table, path) if suffix == ".parquet" else table.to_pandas().to_csv(path, index=False)
+    data = SimpleNamespace(mapping=SimpleNamespace(activities={"Lead": "lead_id", "Type": "activity"}))
+
+    columns = _activity_columns(path, data)
+    assert columns == ["Type", "Lead", "occurred_at"]  # file order, detail left out
+    assert _read_whole(path, columns).to_dict("records") == [{"Type": "page_view", "Lead": "L1", "occurred_at": "2024-01-02"}]
 
 
 def test_an_activities_file_without_its_lead_id_column_is_refused_by_name(tmp_path):
