@@ -158,10 +158,14 @@ class LeadScorer:
         ``build``.
         """
         features, problems = self.build(raw_leads, raw_activities, as_of, source, checked_activities)
+        return ScoreBatch(scores=self.scores_of(features, top_factors), problems=problems)
+
+    def scores_of(self, features: pd.DataFrame, top_factors: int = 0) -> pd.DataFrame:
+        """What ``score`` returns for a built feature frame: ``predict``, plus the top factors if asked."""
         scores = self.predict(features)
         if top_factors:
             scores = pd.concat([scores, self.factor_columns(features, top_factors)], axis=1)
-        return ScoreBatch(scores=scores, problems=problems)
+        return scores
 
     def explain(self, features: pd.DataFrame, top_k: int = 3, every_factor: bool = True) -> list[explain.Explanation]:
         """Score and top positive/negative factors (phrase, value, points) per row of a feature frame.

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -165,37 +166,56 @@ def score_file(
 
     read = scored = rejected = 0
     bar = tqdm(total=_count_rows(input_path) if progress else None, unit="lead", disable=not progress)
-    for raw in _chunks(input_path, chunk_size):
-        chunk_acts = None
-        if activities_of is not None and lead_id_column in raw:
-            chunk_acts = activities_of(raw[lead_id_column].str.strip())
-        batch = scorer.score(raw, as_of=as_of, source=str(input_path), top_factors=top_factors,
-                             checked_activities=chunk_acts)
-        fatal = [p for p in batch.problems if p.row is None]
-        if fatal:  # e.g. a required column is missing: no row of the file can be scored
-            raise ContractError(fatal)
-        _write(batch.scores, output_path, first=read == 0)
-        if batch.problems:
-            problems = [dataclasses.replace(p, row=p.row + read) if p.row else p for p in batch.problems]
-            bad = sorted({p.row for p in problems if p.row})
-            rows = raw.iloc[[r - read - 1 for r in bad]].copy()
-            rows.insert(0, "row", bad)
-            rows.insert(1, "problems", ["; ".join(str(p) for p in problems if p.row == r) for r in bad])
-            _write(rows, rejects_path, first=rejected == 0)
-            rejected += len(rows)
-        read += len(raw)
-        scored += len(batch.scores)
-        bar.update(len(raw))
+
+    def write_scores(modelled: Future, rows: int, first: bool) -> None:
+        nonlocal scored
+        scores = modelled.result()
+        _write(scores, output_path, first=first)
+        scored += len(scores)
+        bar.update(rows)
+
+    # Pipelined: the model scores one chunk (LightGBM on every core, outside the GIL) while the next
+    # chunk's features are built in Python. Same build + scores_of as LeadScorer.score, in order.
+    with ThreadPoolExecutor(max_workers=1) as model_thread:
+        pending: tuple[Future, int, bool] | None = None
+        for raw in _chunks(input_path, chunk_size):
+            chunk_acts = None
+            if activities_of is not None and lead_id_column in raw:
+                chunk_acts = activities_of(raw[lead_id_column].str.strip())
+            features, problems = scorer.build(raw, as_of=as_of, source=str(input_path), checked_activities=chunk_acts)
+            fatal = [p for p in problems if p.row is None]
+            if fatal:  # e.g. a required column is missing: no row of the file can be scored
+                raise ContractError(fatal)
+            modelled = model_thread.submit(scorer.scores_of, features, top_factors)
+            if problems:
+                rejected += _write_rejects(raw, problems, read, rejects_path, first=rejected == 0)
+            if pending is not None:
+                write_scores(*pending)
+            pending = (modelled, len(raw), read == 0)
+            read += len(raw)
+        if pending is not None:
+            write_scores(*pending)
     bar.close()
     if read == 0:
-        features = scorer.build(pd.DataFrame(columns=[lead_id_column]))[0]
-        empty = scorer.predict(features)
-        if top_factors:
-            empty = pd.concat([empty, scorer.factor_columns(features, top_factors)], axis=1)
-        _write(empty, output_path, first=True)
+        _write(scorer.scores_of(scorer.build(pd.DataFrame(columns=[lead_id_column]))[0], top_factors),
+               output_path, first=True)
     activity_rejects = output_path.with_name(output_path.stem + ".activity_rejects.csv")
     return BatchSummary(read, scored, rejected, output_path, rejects_path if rejected else None,
                         activities_rejected, activity_rejects if activities_rejected else None)
+
+
+def _write_rejects(raw: pd.DataFrame, problems: list, first_row: int, path: Path, first: bool) -> int:
+    """Append a chunk's refused rows as read, with their file row and every problem; returns how many.
+
+    `first_row`: file rows before this chunk (a problem's row counts from 1 within the chunk).
+    """
+    problems = [dataclasses.replace(p, row=p.row + first_row) if p.row else p for p in problems]
+    bad = sorted({p.row for p in problems if p.row})
+    rows = raw.iloc[[r - first_row - 1 for r in bad]].copy()
+    rows.insert(0, "row", bad)
+    rows.insert(1, "problems", ["; ".join(str(p) for p in problems if p.row == r) for r in bad])
+    _write(rows, path, first=first)
+    return len(rows)
 
 
 def _valid_activities(scorer: LeadScorer, activities: pd.DataFrame, path: Path, rejects: Path) -> tuple[pd.DataFrame, int]:
@@ -211,9 +231,4 @@ def _valid_activities(scorer: LeadScorer, activities: pd.DataFrame, path: Path, 
         raise ContractError(fatal)
     if not problems:
         return checked, 0
-    bad = sorted({p.row for p in problems})
-    rows = activities.iloc[[r - 1 for r in bad]].copy()
-    rows.insert(0, "row", bad)
-    rows.insert(1, "problems", ["; ".join(str(p) for p in problems if p.row == r) for r in bad])
-    _write(rows, rejects, first=True)
-    return checked, len(rows)
+    return checked, _write_rejects(activities, problems, 0, rejects, first=True)
