@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from scipy.special import expit, logit
+from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.compose import ColumnTransformer
 from sklearn.impute import SimpleImputer
 from sklearn.linear_model import LogisticRegression
@@ -49,6 +50,8 @@ LOGISTIC_DEFAULT_C = 1.0
 RARE_LEVEL_MIN_COUNT = 10
 # The level a missing categorical value becomes for the one-hot encoder ("not answered" is a signal).
 MISSING_LEVEL = "__missing__"
+# Knots of a curved numeric (LogisticPeer `curves`): its training quantiles 0, 20, ..., 100 %.
+CURVE_QUANTILES = np.linspace(0.0, 1.0, 6)
 
 ArrayLike = Sequence[float] | pd.Series | np.ndarray
 
@@ -334,6 +337,44 @@ class OdooNaiveBayes:
 # --------------------------------------------------------------------------------------------------
 
 
+class QuantileCurves(BaseEstimator, TransformerMixin):
+    """Piecewise-linear basis of each numeric column, with knots at its training quantiles.
+
+    Per column: the median fills missing values, then one "hat" column per knot but the first (hat
+    k is 1 at knot k, 0 from the neighbouring knots on), so any weights give a line through the
+    knots, flat beyond the outer ones; a missing indicator follows for columns with missing training
+    values. `layout_` lists (knots, hat columns, indicator column or None) per input column.
+    """
+
+    def fit(self, X, y=None):
+        X = np.asarray(X, dtype=np.float64)
+        self.median_, self.layout_ = [], []
+        width = 0
+        for column in X.T:
+            seen = column[~np.isnan(column)]
+            self.median_.append(float(np.median(seen)) if len(seen) else 0.0)
+            knots = np.unique(np.quantile(seen, CURVE_QUANTILES)) if len(seen) else np.zeros(1)
+            hats = list(range(width, width + len(knots) - 1))
+            width += len(hats)
+            indicator = width if np.isnan(column).any() else None
+            width += indicator is not None
+            self.layout_.append((knots, hats, indicator))
+        self.n_out_ = width
+        return self
+
+    def transform(self, X):
+        X = np.asarray(X, dtype=np.float64)
+        out = np.zeros((len(X), self.n_out_))
+        for column, median, (knots, hats, indicator) in zip(X.T, self.median_, self.layout_):
+            missing = np.isnan(column)
+            filled = np.where(missing, median, column)
+            for k, j in enumerate(hats, start=1):
+                out[:, j] = np.interp(filled, knots, np.eye(len(knots))[k])
+            if indicator is not None:
+                out[:, indicator] = missing
+        return out
+
+
 class LogisticPeer:
     """L2-regularised logistic regression on the same features, C chosen on the validation rows.
 
@@ -342,6 +383,11 @@ class LogisticPeer:
     no level was rare, gets all zeros) — scikit-learn's ``handle_unknown="infrequent_if_exist"``,
     chosen over plain "ignore" because an unseen level is by definition a rare one. Numerics: median
     imputation plus a missing indicator, then standardisation so one C suits every feature.
+
+    With `curves`, a numeric feature without a declared direction gets a piecewise-linear curve
+    through knots at its training quantiles (`QuantileCurves`) instead of one slope: a count or a
+    duration often converts best at both ends (X Education's time on the website: 0 s and 15+ min),
+    which a slope cannot say. Declared-monotone features keep their slope (and sign check).
 
     C is the value of `c_grid` with the lowest (weighted) validation log loss; without validation
     rows it is scikit-learn's default 1.0. The model is trained on the training rows only.
@@ -356,6 +402,7 @@ class LogisticPeer:
             (leadscore's own logistic candidate; the peer leaves it None). A feature that comes out
             with the wrong sign is dropped and the model refit, so the direction holds for every
             input, not just the rows it was checked on.
+        curves: curve the undeclared numerics (leadscore's candidate); the peer keeps plain slopes.
     """
 
     probability_range = (0.0, 1.0)  # predict_proba = expit(log-odds), unclipped
@@ -367,9 +414,11 @@ class LogisticPeer:
         rare_level_min_count: int = RARE_LEVEL_MIN_COUNT,
         seed: int = 0,
         monotone: dict[str, int] | None = None,
+        curves: bool = False,
     ):
         self.features = list(features) if features is not None else None
         self.monotone = dict(monotone or {})
+        self.curves = curves
         self.c_grid = list(c_grid)
         self.rare_level_min_count = rare_level_min_count
         self.seed = seed
@@ -383,11 +432,13 @@ class LogisticPeer:
 
     def _preprocessor(self) -> ColumnTransformer:
         transformers = []
-        if self.numeric_:
+        if self.linear_:
             numeric = make_pipeline(
                 SimpleImputer(strategy="median", add_indicator=True, keep_empty_features=True), StandardScaler()
             )
-            transformers.append(("numeric", numeric, self.numeric_))
+            transformers.append(("numeric", numeric, self.linear_))
+        if self.curved_:
+            transformers.append(("curved", make_pipeline(QuantileCurves(), StandardScaler()), self.curved_))
         if self.categorical_:
             encoder = OneHotEncoder(handle_unknown="infrequent_if_exist", min_frequency=self.rare_level_min_count)
             transformers.append(("categorical", encoder, self.categorical_))
@@ -411,7 +462,7 @@ class LogisticPeer:
         self.dropped_for_direction_: list[str] = []
         while True:
             self._fit_once(X_train, y_train, weights, X_val, y_val, val_weights)
-            coefs = dict(zip(self.numeric_, self.model_.coef_[0][: len(self.numeric_)]))
+            coefs = dict(zip(self.linear_, self.model_.coef_[0][: len(self.linear_)]))
             wrong = [f for f, sign in self.monotone.items() if f in coefs and coefs[f] * sign < 0]
             if not wrong:
                 return self
@@ -425,6 +476,8 @@ class LogisticPeer:
         labels, w = _training_arrays(X_train, y_train, weights)
         self.numeric_ = [f for f in self.features_ if _is_numeric(X_train[f])]
         self.categorical_ = [f for f in self.features_ if f not in self.numeric_]
+        self.curved_ = [f for f in self.numeric_ if self.curves and f not in self.monotone]
+        self.linear_ = [f for f in self.numeric_ if f not in self.curved_]
         self.preprocessor_ = self._preprocessor().fit(self._design(X_train))
         train_matrix = self.preprocessor_.transform(self._design(X_train))
         self.validation_log_loss_: dict[float, float] = {}
@@ -467,10 +520,20 @@ class LogisticPeer:
             except (TypeError, ValueError):
                 x = np.column_stack([_numbers(X[f], f) for f in self.numeric_])  # names the bad feature
             missing = np.isnan(x)
-            numeric = terms["value_coef"] * (np.where(missing, terms["median"], x) - terms["value_mean"])
-            for i, coef, mean in terms["indicator"]:
-                numeric[:, i] += coef * (missing[:, i] - mean)
-            values[:, [columns.index(f) for f in self.numeric_]] = numeric
+            if self.linear_:
+                at = [self.numeric_.index(f) for f in self.linear_]
+                x_lin, missing_lin = x[:, at], missing[:, at]
+                numeric = terms["value_coef"] * (np.where(missing_lin, terms["median"], x_lin) - terms["value_mean"])
+                for i, coef, mean in terms["indicator"]:
+                    numeric[:, i] += coef * (missing_lin[:, i] - mean)
+                values[:, [columns.index(f) for f in self.linear_]] = numeric
+            for f, (median, knots, heights, indicator) in terms["curves"].items():
+                i = self.numeric_.index(f)
+                curve = np.interp(np.where(missing[:, i], median, x[:, i]), knots, heights)
+                if indicator is not None:
+                    coef, mean = indicator
+                    curve += coef * (missing[:, i] - mean)
+                values[:, columns.index(f)] = curve
         for f in self.categorical_:
             level_coef, unseen = terms["levels"][f]
             # Looked up once per distinct value (as ``_design`` names it: str, or the missing level).
@@ -496,21 +559,31 @@ class LogisticPeer:
     def _fold_terms(self) -> dict:
         """The fitted preprocessing folded into the coefficients, per feature.
 
-        Numeric: coef / scale on (imputed value - mean), plus the missing indicator's term; category:
-        one coefficient per level, unseen levels getting the infrequent column's (0 without one).
+        Numeric: coef / scale on (imputed value - mean), plus the missing indicator's term; curved
+        numeric: the curve's height at each knot (hat k's coef / scale, less the centring), so one
+        np.interp gives the term; category: one coefficient per level, unseen levels getting the
+        infrequent column's (0 without one).
         Equal to coef @ transformed design (tested against predict_proba), without scikit-learn's
         per-call overhead, which dominates a single lead.
         """
         coef = self.model_.coef_[0]
-        terms: dict = {"value_coef": [], "value_mean": [], "median": [], "indicator": [], "levels": {}}
+        terms: dict = {"value_coef": [], "value_mean": [], "median": [], "indicator": [], "curves": {}, "levels": {}}
         transformer = self.preprocessor_
-        if self.numeric_:
+        if self.linear_:
             imputer, scaler = transformer.named_transformers_["numeric"]
             block = coef[transformer.output_indices_["numeric"]] / scaler.scale_
-            n = len(self.numeric_)
+            n = len(self.linear_)
             terms["value_coef"], terms["value_mean"], terms["median"] = block[:n], scaler.mean_[:n], imputer.statistics_
             flagged = [] if imputer.indicator_ is None else imputer.indicator_.features_
             terms["indicator"] = [(i, block[n + j], scaler.mean_[n + j]) for j, i in enumerate(flagged)]
+        if self.curved_:
+            curves, scaler = transformer.named_transformers_["curved"]
+            block = coef[transformer.output_indices_["curved"]] / scaler.scale_
+            for f, median, (knots, hats, indicator) in zip(self.curved_, curves.median_, curves.layout_):
+                at_knots = np.concatenate([[0.0], block[hats]])  # hat k is 1 at knot k; the first has none
+                heights = at_knots - float(block[hats] @ scaler.mean_[hats])
+                flag = None if indicator is None else (float(block[indicator]), float(scaler.mean_[indicator]))
+                terms["curves"][f] = (median, knots, heights, flag)
         if self.categorical_:
             encoder = transformer.named_transformers_["categorical"]
             block = coef[transformer.output_indices_["categorical"]]

@@ -1,7 +1,8 @@
 """Fit a LeadScorer from a point-in-time feature frame and its closed-loop labels.
 
-LightGBM and a regularised logistic regression are both fit; their margins are blended with the
-weight that maximises held-out AUC (1.0 = LightGBM alone). On a few thousand leads or drifting data
+LightGBM and a regularised logistic regression (with curves for numerics that declare no direction:
+models.peers.LogisticPeer) are both fit; their margins are blended with the weight that maximises
+held-out AUC (1.0 = LightGBM alone). On a few thousand leads or drifting data
 the logistic side often carries the ranking; on large data LightGBM wins and the blend collapses to
 it. Then a calibrator maps the blended margin to a probability, tiers are frozen, and a
 rejection-reason model is fit on rejected leads. Two ways to use the rows:
@@ -116,7 +117,7 @@ def fit_scorer(
         val_margins["lightgbm"] = booster.predict(E_va, raw_score=True)
     if "logistic" in mp.candidates:
         directions = {d.name: d.monotone for d in catalog if d.monotone and d.kind == "numeric"}
-        logistic = LogisticPeer(seed=mp.seed, monotone=directions).fit(
+        logistic = LogisticPeer(seed=mp.seed, monotone=directions, curves=True).fit(
             X_tr, y[tr], weights=weights[tr], X_val=X_va, y_val=y[va], val_weights=weights[va]
         )
         if logistic.dropped_for_direction_:
@@ -268,7 +269,7 @@ def _logistic_cv(
     """
     fold_models, totals = [], {}
     for fit_rows, held_out in folds:
-        model = LogisticPeer(seed=seed, monotone=directions).fit(
+        model = LogisticPeer(seed=seed, monotone=directions, curves=True).fit(
             X.iloc[fit_rows], y[fit_rows], weights=weights[fit_rows],
             X_val=X.iloc[held_out], y_val=y[held_out], val_weights=weights[held_out],
         )
@@ -282,12 +283,12 @@ def _logistic_cv(
     margin = np.zeros(len(X))
     for (fit_rows, held_out), model in zip(folds, fold_models):
         if model.c_ != best:
-            model = LogisticPeer(seed=seed, monotone=directions, c_grid=[best]).fit(
+            model = LogisticPeer(seed=seed, monotone=directions, curves=True, c_grid=[best]).fit(
                 X.iloc[fit_rows], y[fit_rows], weights=weights[fit_rows],
                 X_val=X.iloc[held_out], y_val=y[held_out], val_weights=weights[held_out],
             )
         margin[held_out] = _logit(model.predict_proba(X.iloc[held_out]))
-    final = LogisticPeer(seed=seed, monotone=directions, c_grid=[best]).fit(
+    final = LogisticPeer(seed=seed, monotone=directions, curves=True, c_grid=[best]).fit(
         X, y, weights=weights, X_val=X, y_val=y, val_weights=weights
     )
     return final, {"C": best, "cv_log_loss": {str(c): v for c, v in losses.items()}}, margin

@@ -214,8 +214,9 @@ def test_peers_refuse_training_rows_with_one_class():
         lambda: PointsScorer(RULES),
         lambda: OdooNaiveBayes(["industry", "seniority"]),
         lambda: LogisticPeer(seed=0),
+        lambda: LogisticPeer(seed=0, curves=True),
     ],
-    ids=["points", "odoo", "logistic"],
+    ids=["points", "odoo", "logistic", "logistic_curves"],
 )
 def test_log_odds_contributions_add_up_to_each_peers_own_log_odds(make):
     """Explanations rely on it: a peer served at cold start is explained exactly, like the model."""
@@ -228,11 +229,31 @@ def test_log_odds_contributions_add_up_to_each_peers_own_log_odds(make):
     assert list(parts.index) == list(fresh.index)
 
 
-def test_logistic_peer_probabilities_equal_scikit_learns_own_pipeline():
+@pytest.mark.parametrize("curves", [False, True])
+def test_logistic_peer_probabilities_equal_scikit_learns_own_pipeline(curves):
     frame, y = _leads(400, seed=7)
-    peer = LogisticPeer(seed=0).fit(frame, y)
+    peer = LogisticPeer(seed=0, curves=curves).fit(frame, y)
     fresh = _leads(60, seed=8)[0].assign(industry=lambda f: f["industry"].where(f.index % 5 != 0, "never seen"))
     fresh.loc[fresh.index[:3], "employees"] = np.nan
+    fresh.loc[fresh.index[3:5], "employees"] = [-5.0, 1e6]  # beyond the outer knots: the curve is flat
     sklearn_p = peer.model_.predict_proba(peer.preprocessor_.transform(peer._design(fresh)))[:, 1]
     np.testing.assert_allclose(peer.predict_proba(fresh), sklearn_p, rtol=0, atol=1e-12)
     assert len(peer.predict_proba(fresh.iloc[:0])) == 0
+
+
+def test_curves_learn_a_numeric_that_converts_at_both_ends_and_declared_directions_keep_a_slope():
+    """Like X Education's time on the website: no time (a form lead) and long visits both convert."""
+    rng = np.random.default_rng(3)
+    n = 3000
+    frame = pd.DataFrame({"minutes": rng.uniform(0, 30, n), "demo_requests": rng.poisson(1.0, n).astype("float64")})
+    logit = -1.0 + 2.5 * (np.abs(frame["minutes"] - 15) > 10) + 0.5 * frame["demo_requests"]
+    y = (rng.uniform(size=n) < 1 / (1 + np.exp(-logit))).astype("float64")
+    curved = LogisticPeer(seed=0, curves=True, monotone={"demo_requests": 1}).fit(frame, y)
+    assert curved.curved_ == ["minutes"] and curved.linear_ == ["demo_requests"]
+    probe = pd.DataFrame({"minutes": [1.0, 15.0, 29.0], "demo_requests": [1.0, 1.0, 1.0]})
+    ends, middle = curved.predict_proba(probe)[[0, 2]], curved.predict_proba(probe)[1]
+    assert (ends > middle + 0.2).all()
+    plain = LogisticPeer(seed=0).fit(frame, y)
+    assert evaluate_scores(y, curved.predict_proba(frame), ece_bins=10, top_fractions=[])["roc_auc"] > (
+        evaluate_scores(y, plain.predict_proba(frame), ece_bins=10, top_fractions=[])["roc_auc"] + 0.1
+    )

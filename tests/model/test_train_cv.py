@@ -158,6 +158,9 @@ def test_the_logistic_candidate_takes_the_c_with_the_lowest_out_of_fold_log_loss
     losses = {float(c): v for c, v in info["cv_log_loss"].items()}
     assert info["C"] == min(losses, key=losses.get) and model.c_ == info["C"]
     assert oof.shape == (n,) and np.isfinite(oof).all()
+    assert model.curved_ == ["a"]  # an undeclared numeric gets a curve; the logistic peer keeps a slope
+    declared, _, _ = train_module._logistic_cv(X, y, np.ones(n), folds, seed=0, directions={"a": 1})
+    assert declared.curved_ == [] and declared.linear_ == ["a"]
 
 
 def test_dated_data_keeps_its_out_of_time_windows(training_set, sample_params, spy):
