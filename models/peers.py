@@ -548,6 +548,14 @@ class LogisticPeer:
         """Saved without the folded-coefficient cache: it is rebuilt from the model on first use."""
         return {k: v for k, v in self.__dict__.items() if k != "_folded"}
 
+    def __setstate__(self, state: dict) -> None:
+        """A model saved before curves existed (every numeric a slope) loads and scores as it did."""
+        state.setdefault("curves", False)
+        if "numeric_" in state:
+            state.setdefault("curved_", [])
+            state.setdefault("linear_", list(state["numeric_"]))
+        self.__dict__.update(state)
+
     def _folded_terms(self) -> dict:
         """`_fold_terms` of the current coefficients, computed once per fitted coefficient array."""
         coef = self.model_.coef_

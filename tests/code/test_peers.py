@@ -1,5 +1,7 @@
 """The peer scorers: manual points, Odoo's naive Bayes, logistic regression."""
 
+import pickle
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -239,6 +241,18 @@ def test_logistic_peer_probabilities_equal_scikit_learns_own_pipeline(curves):
     sklearn_p = peer.model_.predict_proba(peer.preprocessor_.transform(peer._design(fresh)))[:, 1]
     np.testing.assert_allclose(peer.predict_proba(fresh), sklearn_p, rtol=0, atol=1e-12)
     assert len(peer.predict_proba(fresh.iloc[:0])) == 0
+
+
+def test_a_logistic_model_saved_before_curves_existed_loads_and_scores_as_before():
+    frame, y = _leads(400, seed=7)
+    peer = LogisticPeer(seed=0).fit(frame, y)
+    expected = peer.predict_proba(frame)
+    saved = peer.__getstate__()
+    for added_with_curves in ("curves", "curved_", "linear_"):
+        del saved[added_with_curves]
+    old = LogisticPeer.__new__(LogisticPeer)
+    old.__setstate__(pickle.loads(pickle.dumps(saved)))
+    np.testing.assert_array_equal(old.predict_proba(frame), expected)
 
 
 def test_curves_learn_a_numeric_that_converts_at_both_ends_and_declared_directions_keep_a_slope():
