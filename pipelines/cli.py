@@ -164,7 +164,7 @@ def score(
     activities: Annotated[Optional[Path], typer.Option(help="Activities of those leads (CSV or Parquet).")] = None,
     alias: Annotated[str, typer.Option(help="Registry alias to load.")] = "champion",
     as_of: AsOfOption = None,
-    chunk_size: Annotated[int, typer.Option(help="Rows per chunk.")] = 100_000,
+    chunk_size: Annotated[int, typer.Option(help="Rows per chunk.")] = 50_000,
     params: ParamsOption = None,
     explain: Annotated[bool, typer.Option("--explain", help="Add each lead's top positive and negative factors (serving.top_factors per side).")] = False,
 ) -> None:

@@ -144,7 +144,7 @@ def score_file(
     *,
     activities_path: Path | None = None,
     as_of: pd.Timestamp | None = None,
-    chunk_size: int = 100_000,
+    chunk_size: int = 50_000,
     rejects_path: Path | None = None,
     progress: bool = True,
     top_factors: int = 0,
