@@ -331,12 +331,12 @@ def verdicts(rows: list[dict], xe: dict | None) -> list[str]:
                    f"({biggest['leads']:,} leads: {biggest['train']:.0f} s)")
         out.append(f"- batch scoring >= {THROUGHPUT_TARGET:,} leads/s: "
                    + ", ".join(f"{r['leads']:,}: {r['throughput']:,.0f}" for r in rows)
-                   + (" (met)" if biggest["throughput"] >= THROUGHPUT_TARGET else " (NOT met)"))
+                   + _per_size([r for r in rows if r["throughput"] < THROUGHPUT_TARGET], rows))
         ratios = [r for r in rows if r["raw_predict"] is not None]
         if ratios:
             out.append(f"- score_file within {RAW_PREDICT_TARGET_RATIO:g}x of raw booster predict: "
                        + ", ".join(f"{r['leads']:,}: {r['ratio']:.1f}x" for r in ratios)
-                       + (" (met)" if ratios[-1]["ratio"] <= RAW_PREDICT_TARGET_RATIO else " (NOT met)"))
+                       + _per_size([r for r in ratios if r["ratio"] > RAW_PREDICT_TARGET_RATIO], ratios))
     if xe is not None:
         mean = xe["mean"]
         auc, ece = mean.at["leadscore", "roc_auc"], mean.at["leadscore", "ece"]
@@ -350,6 +350,17 @@ def verdicts(rows: list[dict], xe: dict | None) -> list[str]:
                    f" (mean of folds {ece:.3f}, noise floor {xe['ece_floor']['fold']:.3f}; pooled out-of-fold "
                    f"{xe['pooled'].at['leadscore', 'ece']:.3f}, floor {xe['ece_floor']['pooled']:.3f})")
     return out
+
+
+def _per_size(missed: list[dict], measured: list[dict]) -> str:
+    """' (met at every size)' when no size missed the target, else the sizes that missed and those that met it."""
+    if not missed:
+        return " (met at every size)"
+    def sizes(part: list[dict]) -> str:
+        return ", ".join(f"{r['leads']:,}" for r in part)
+
+    met = [r for r in measured if r not in missed]
+    return f" (NOT met at {sizes(missed)} leads" + (f"; met at {sizes(met)})" if met else ")")
 
 
 def main(argv: list[str] | None = None) -> None:

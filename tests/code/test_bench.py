@@ -1,10 +1,10 @@
-"""The benchmark's cross-validation never lets a test lead shape the model it scores."""
+"""The benchmark: its cross-validation never lets a test lead shape the model it scores, its verdicts name every miss."""
 
 from __future__ import annotations
 
 import numpy as np
 
-from pipelines.bench import cross_validation_splits
+from pipelines.bench import cross_validation_splits, verdicts
 from pipelines.config import SplitParams
 
 
@@ -22,3 +22,13 @@ def test_folds_partition_the_rows_and_keep_test_rows_out_of_every_fitting_part()
         assert y[s.test].mean() == y[s.validation].mean() == 0.3  # stratified
     again = cross_validation_splits(y, folds=5, split_params=SplitParams(), seed=3)
     assert all(np.array_equal(a.train, b.train) for a, b in zip(splits, again))  # seeded
+
+
+def test_verdicts_name_every_size_that_misses_a_batch_target():
+    def size(leads, throughput, ratio):
+        return {"leads": leads, "train": 100.0, "throughput": throughput, "raw_predict": object(), "ratio": ratio}
+
+    lines = verdicts([size(10_000, 48_000, 10.4), size(1_000_000, 60_000, 2.3)], None)
+    assert "NOT met at 10,000 leads; met at 1,000,000" in lines[1]
+    assert "NOT met at 10,000 leads; met at 1,000,000" in lines[2]
+    assert verdicts([size(1_000_000, 60_000, 2.3)], None)[1].endswith("(met at every size)")
