@@ -133,29 +133,40 @@ def bench_synthetic(n_leads: int, work_dir: Path) -> dict:
     _say(f"  score_file        {scoring}  {figures['throughput']:,.0f} leads/s ({summary.rows_scored:,} scored, "
          f"{summary.rows_rejected:,} rejected); {_load()}")
 
-    figures["raw_predict"] = raw_predict = _raw_predict(scorer, paths, as_of)
+    raw_predict, reasons = _raw_predict(scorer, paths, as_of)
+    figures["raw_predict"] = raw_predict
     if raw_predict is not None:
         figures["ratio"] = scoring.wall / raw_predict.wall
         _say(f"  raw predict       {raw_predict}  {n_leads / raw_predict.wall:,.0f} leads/s; "
              f"score_file takes {figures['ratio']:.1f}x as long")
+    if reasons is not None:
+        _say(f"  reason model      {reasons}  ({scorer.reasons.booster.current_iteration()} rounds x "
+             f"{len(scorer.reasons.classes)} reasons, same matrix)")
     for path in out.iterdir():
         path.unlink()
     out.rmdir()
     return figures
 
 
-def _raw_predict(scorer: LeadScorer, paths: dict[str, Path], as_of: pd.Timestamp) -> Stopwatch | None:
-    """The conversion booster alone on the encoded matrix of every lead score_file scored."""
-    if scorer.booster is None:
-        _say("  raw predict       n/a: the blend uses the logistic model alone")
-        return None
+def _raw_predict(scorer: LeadScorer, paths: dict[str, Path], as_of: pd.Timestamp) -> tuple[Stopwatch | None, Stopwatch | None]:
+    """The conversion booster alone on the encoded matrix of every lead score_file scored, and the
+    reason model (the other booster every scored lead pays for) on the same matrix."""
+    if scorer.booster is None and scorer.reasons is None:
+        return None, None
     read = {"dtype": str, "keep_default_na": False, "na_values": [""], "engine": "pyarrow"}
     features, _ = scorer.build(pd.read_csv(paths["leads"], **read), pd.read_csv(paths["activities"], **read), as_of)
     encoded = scorer.encoder.matrix(features)
     del features
-    with Stopwatch() as watch:
-        scorer.booster.predict(encoded, raw_score=True)
-    return watch
+    raw = reasons = None
+    if scorer.booster is not None:
+        with Stopwatch() as raw:
+            scorer.booster.predict(encoded, raw_score=True)
+    else:
+        _say("  raw predict       n/a: the blend uses the logistic model alone")
+    if scorer.reasons is not None:
+        with Stopwatch() as reasons:
+            scorer.reasons.predict_proba(encoded)
+    return raw, reasons
 
 
 # ---------------------------------------------------------------- 2. X Education cross-validation
