@@ -1,8 +1,9 @@
 """`leadscore score`: batch-score a whole lead table with a registered model.
 
-Reads CSV or Parquet, scores it in chunks through the same `LeadScorer.score` the service uses
-(optionally with each lead's top factors), appends results to the output and writes every row that
-failed validation to a rejects file with the reason: no row is silently dropped.
+Reads CSV or Parquet and scores it in chunks through the same two steps as the service's
+`LeadScorer.score` (`build`, then `scores_of`, optionally with each lead's top factors), the model
+on one chunk while the next is built. Results are appended to the output in input order, and every
+row that failed validation goes to a rejects file with the reason: no row is silently dropped.
 """
 
 from __future__ import annotations
