@@ -90,8 +90,7 @@ def fit_scorer(
             and cross-validates inside them (see the module docstring).
     """
     mp = params.model
-    pooled = np.concatenate([split.train, split.validation, split.calibration])
-    if mp.cv_folds and split.kind != "out_of_time" and len(pooled) <= CV_MAX_ROWS:
+    if cross_validates(split, params):
         return _fit_cv(features, y, weights, reasons, split, params)
     catalog = feature_catalog(params.features)
     categorical = [d.name for d in catalog if d.kind == "categorical"]
@@ -141,6 +140,16 @@ def fit_scorer(
             E_tr, reasons.iloc[tr], E_va, reasons.iloc[va], seed=mp.seed, min_rows=mp.reason_min_rows
         )
     return scorer
+
+
+def cross_validates(split: Split, params: Params) -> bool:
+    """Whether models fit on the pooled train + validation + calibration rows by K-fold CV.
+
+    Undated splits with `model.cv_folds` > 1 and at most CV_MAX_ROWS pooled rows; the peers in
+    pipelines.evaluate learn from the same rows then, so the comparison is on equal data.
+    """
+    pooled = len(split.train) + len(split.validation) + len(split.calibration)
+    return bool(params.model.cv_folds) and split.kind != "out_of_time" and pooled <= CV_MAX_ROWS
 
 
 def _blended_scorer(params: Params, encoder, booster, logistic, coefs: tuple[float, float], info: dict,
@@ -220,7 +229,7 @@ def _fit_cv(
         info["lightgbm"] = gbm_info
     if "logistic" in mp.candidates:
         directions = {d.name: d.monotone for d in catalog if d.monotone and d.kind == "numeric"}
-        logistic, c_info, oof["logistic"] = _logistic_cv(X, y_fit, w_fit, folds, mp.seed, directions)
+        logistic, c_info, oof["logistic"] = logistic_cv(X, y_fit, w_fit, folds, mp.seed, directions)
         if logistic.dropped_for_direction_:
             log.info("logistic candidate: dropped %s (coefficient against its declared direction)",
                      logistic.dropped_for_direction_)
@@ -249,15 +258,19 @@ def _fit_cv(
     return scorer
 
 
-def _logistic_cv(
+def logistic_cv(
     X: pd.DataFrame,
     y: np.ndarray,
     weights: np.ndarray,
     folds: list[tuple[np.ndarray, np.ndarray]],
     seed: int,
     directions: dict[str, int],
+    curves: bool = True,
 ) -> tuple[LogisticPeer, dict, np.ndarray]:
-    """The logistic candidate's C by out-of-fold log loss; one model refit on every row with it.
+    """A logistic model's C by out-of-fold log loss; one model refit on every row with it.
+
+    leadscore's candidate (`curves`, declared `directions`) and, on the same folds' rows, the plain
+    logistic peer (no curves, no directions) when the models cross-validate.
 
     Per fold, LogisticPeer fits the whole C grid on the fold's fitting rows and records each C's
     weighted log loss on the held-out rows; the C with the lowest loss over all held-out rows wins
@@ -269,7 +282,7 @@ def _logistic_cv(
     """
     fold_models, totals = [], {}
     for fit_rows, held_out in folds:
-        model = LogisticPeer(seed=seed, monotone=directions, curves=True).fit(
+        model = LogisticPeer(seed=seed, monotone=directions, curves=curves).fit(
             X.iloc[fit_rows], y[fit_rows], weights=weights[fit_rows],
             X_val=X.iloc[held_out], y_val=y[held_out], val_weights=weights[held_out],
         )
@@ -283,12 +296,12 @@ def _logistic_cv(
     margin = np.zeros(len(X))
     for (fit_rows, held_out), model in zip(folds, fold_models):
         if model.c_ != best:
-            model = LogisticPeer(seed=seed, monotone=directions, curves=True, c_grid=[best]).fit(
+            model = LogisticPeer(seed=seed, monotone=directions, curves=curves, c_grid=[best]).fit(
                 X.iloc[fit_rows], y[fit_rows], weights=weights[fit_rows],
                 X_val=X.iloc[held_out], y_val=y[held_out], val_weights=weights[held_out],
             )
         margin[held_out] = _logit(model.predict_proba(X.iloc[held_out]))
-    final = LogisticPeer(seed=seed, monotone=directions, curves=True, c_grid=[best]).fit(
+    final = LogisticPeer(seed=seed, monotone=directions, curves=curves, c_grid=[best]).fit(
         X, y, weights=weights, X_val=X, y_val=y, val_weights=weights
     )
     return final, {"C": best, "cv_log_loss": {str(c): v for c, v in losses.items()}}, margin

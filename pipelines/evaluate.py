@@ -20,7 +20,8 @@ from models.metrics import evaluate_scores, tier_table
 from models.peers import LogisticPeer, OdooNaiveBayes, PointsScorer
 from models.plots import calibration_plot, gain_plot, importance_plot, pr_plot, roc_plot
 from models.scorer import LeadScorer
-from models.splits import Split
+from models.splits import Split, stratified_folds
+from models.train import cross_validates, logistic_cv
 from pipelines.config import Params
 
 LEADSCORE = "leadscore"
@@ -61,18 +62,29 @@ class Evaluation:
 
 
 def fit_peers(features: pd.DataFrame, y: np.ndarray, weights: np.ndarray, split: Split, params: Params) -> dict:
-    """The three peers, fit on the split's training rows (validation rows tune the logistic C)."""
-    ev = params.evaluate
-    X_tr, X_va = features.iloc[split.train], features.iloc[split.validation]
-    y_tr, w_tr, y_va = y[split.train], weights[split.train], y[split.validation]
+    """The three peers, fit on the rows leadscore learns from.
+
+    Holdout windows: the training rows (validation rows tune the logistic C). When leadscore
+    cross-validates (models.train.cross_validates), the peers learn from the same pooled rows, and
+    the logistic C is chosen on the same folds, so no scorer sees more data than another.
+    """
+    ev, seed = params.evaluate, params.model.seed
+    pooled = cross_validates(split, params)
+    fit = np.sort(np.concatenate([split.train, split.validation, split.calibration])) if pooled else split.train
+    X_fit, y_fit, w_fit = features.iloc[fit], y[fit], weights[fit]
     peers = {}
     if ev.points_rules:
-        peers["points_mql"] = PointsScorer(ev.points_rules).fit(X_tr, y_tr, weights=w_tr)
+        peers["points_mql"] = PointsScorer(ev.points_rules).fit(X_fit, y_fit, weights=w_fit)
     if ev.naive_bayes_fields:
-        peers["odoo_naive_bayes"] = OdooNaiveBayes(ev.naive_bayes_fields).fit(X_tr, y_tr, weights=w_tr)
-    peers["logistic_regression"] = LogisticPeer(seed=params.model.seed).fit(
-        X_tr, y_tr, weights=w_tr, X_val=X_va, y_val=y_va, val_weights=weights[split.validation]
-    )
+        peers["odoo_naive_bayes"] = OdooNaiveBayes(ev.naive_bayes_fields).fit(X_fit, y_fit, weights=w_fit)
+    if pooled:
+        folds = stratified_folds(y_fit, params.model.cv_folds, seed)
+        peers["logistic_regression"] = logistic_cv(X_fit, y_fit, w_fit, folds, seed, directions={}, curves=False)[0]
+    else:
+        va = split.validation
+        peers["logistic_regression"] = LogisticPeer(seed=seed).fit(
+            X_fit, y_fit, weights=w_fit, X_val=features.iloc[va], y_val=y[va], val_weights=weights[va]
+        )
     return peers
 
 

@@ -154,12 +154,12 @@ def test_the_logistic_candidate_takes_the_c_with_the_lowest_out_of_fold_log_loss
     X = pd.DataFrame({"a": rng.normal(size=n), "b": rng.choice(["p", "q"], size=n).astype(object)})
     y = (X["a"] + rng.normal(size=n) > 0).astype(float).to_numpy()
     folds = stratified_folds(y, 4, seed=2)
-    model, info, oof = train_module._logistic_cv(X, y, np.ones(n), folds, seed=0, directions={})
+    model, info, oof = train_module.logistic_cv(X, y, np.ones(n), folds, seed=0, directions={})
     losses = {float(c): v for c, v in info["cv_log_loss"].items()}
     assert info["C"] == min(losses, key=losses.get) and model.c_ == info["C"]
     assert oof.shape == (n,) and np.isfinite(oof).all()
     assert model.curved_ == ["a"]  # an undeclared numeric gets a curve; the logistic peer keeps a slope
-    declared, _, _ = train_module._logistic_cv(X, y, np.ones(n), folds, seed=0, directions={"a": 1})
+    declared, _, _ = train_module.logistic_cv(X, y, np.ones(n), folds, seed=0, directions={"a": 1})
     assert declared.curved_ == [] and declared.linear_ == ["a"]
 
 
@@ -176,3 +176,23 @@ def test_dated_data_keeps_its_out_of_time_windows(training_set, sample_params, s
 def test_one_fold_is_refused():
     with pytest.raises(ValueError, match="cv_folds"):
         load_params(PROJECT_ROOT / "params.yaml", overrides={"model.cv_folds": 1})
+
+
+def test_peers_learn_from_the_same_rows_as_the_cross_validated_model(training_set, sample_params):
+    """No scorer in the comparison sees more training data than another, and none sees a test row:
+    the peers equal peers fit on exactly the pooled train + validation + calibration rows."""
+    from models.splits import Split
+    from pipelines.evaluate import fit_peers
+
+    ts, params = training_set, _params(sample_params)
+    split = _undated_split(ts, params)
+    peers = fit_peers(ts.features, ts.y, ts.weights, split, params)
+
+    pooled = np.sort(np.concatenate([split.train, split.validation, split.calibration]))
+    only_pooled = Split(train=np.arange(len(pooled)), validation=np.arange(0), calibration=np.arange(0),
+                        test=np.arange(0), kind=split.kind, positives={})
+    refit = fit_peers(ts.features.iloc[pooled], ts.y[pooled], ts.weights[pooled], only_pooled, params)
+    test = ts.features.iloc[split.test]
+    assert set(peers) == {"points_mql", "odoo_naive_bayes", "logistic_regression"}
+    for name, peer in peers.items():
+        np.testing.assert_allclose(peer.predict_proba(test), refit[name].predict_proba(test), err_msg=name)
