@@ -45,7 +45,7 @@ bench-serve: $(STAMP)
 	$(PY) -m serving.bench --url http://127.0.0.1:$(SERVE_PORT)
 
 # Training time and batch throughput at 10k/100k/1M synthetic leads, X Education cross-validated
-# quality (issue 3); ends with a markdown summary. Takes ~20 min on 2 cores; e.g. SIZES=10000,100000.
+# quality (issue 3); ends with a markdown summary. Took 10 min on 2 cores; e.g. SIZES=10000,100000.
 SIZES ?= 10000,100000,1000000
 bench: $(STAMP)
 	$(PY) -m pipelines.bench --sizes $(SIZES)
