@@ -74,6 +74,25 @@ def test_batch_scoring_writes_scores_and_a_rejects_file(trained, sample_params, 
     pd.testing.assert_series_equal(scores["probability"], whole["probability"].reset_index(drop=True), check_names=False)
 
 
+def test_a_failure_while_modelling_a_chunk_stops_batch_scoring_with_that_error(trained, sample_dir, tmp_path, monkeypatch):
+    """The model runs on one chunk while the next is built: its error must surface, not vanish."""
+    leads = pd.read_csv(sample_dir / "leads.csv", dtype=str).head(300)
+    leads.to_csv(tmp_path / "leads.csv", index=False)
+    real_predict, calls = trained.scorer.predict, []
+
+    def failing_on_the_second_chunk(features, probability=None):
+        calls.append(len(features))
+        if len(calls) == 2:
+            raise MemoryError("out of memory on chunk 2")
+        return real_predict(features, probability)
+
+    monkeypatch.setattr(trained.scorer, "predict", failing_on_the_second_chunk)
+    with pytest.raises(MemoryError, match="chunk 2"):
+        score_file(trained.scorer, tmp_path / "leads.csv", tmp_path / "scores.csv",
+                   as_of=pd.Timestamp("2026-01-01"), chunk_size=100, progress=False)
+    assert len(pd.read_csv(tmp_path / "scores.csv")) == 100  # the chunk before the failure was written
+
+
 def test_batch_scoring_refuses_a_file_missing_a_required_column(trained, sample_params, tmp_path):
     source = tmp_path / "leads.csv"
     pd.DataFrame({"lead_id": ["a", "b"], "email": ["x@y.com", "z@y.com"]}).to_csv(source, index=False)
