@@ -9,11 +9,12 @@ How a factor is measured:
 - **contribution** (log-odds of the scorer's margin): the margin is split exactly over the
   features, ``base + sum(contributions) == margin``. The LightGBM part is path-dependent
   TreeSHAP (the values ``shap.TreeExplainer`` gives: relative to the average training lead the
-  trees saw), times the blend coefficient. The logistic part is exact and linear: coefficient times the
-  peer's own standardised design value, one-hot and missing-indicator columns added back to their
-  source feature; numeric inputs are centred on the training mean by the peer's scaler and the
-  level coefficients of a category average about zero (L2 with a free intercept), so the
-  intercept is the base and a feature's contribution reads "compared with an average lead".
+  trees saw), times the blend coefficient. The logistic part is exact and additive: coefficient
+  times the peer's own standardised design value (for a curved numeric, its curve's height at the
+  lead's value), one-hot and missing-indicator columns added back to their source feature; inputs
+  are centred on the training mean by the peer's scaler and the level coefficients of a category
+  average about zero (L2 with a free intercept), so the intercept is the base and a feature's
+  contribution reads "compared with an average lead".
   A feature's contributions from both parts add up; a signal's are the sum of its features'.
 - **points**: the score is ``round(100 * calibrated probability)``. A factor's points are the
   exact counterfactual ``100 * (calibrator(margin) - calibrator(margin - contribution))``:
@@ -42,7 +43,6 @@ from models.gbm import predict_threads
 
 if TYPE_CHECKING:
     from models.scorer import LeadScorer
-
 
 
 @dataclass(slots=True)
