@@ -122,6 +122,9 @@ class LeadScorer:
     ) -> tuple[pd.DataFrame, list[Problem]]:
         """Map raw CRM rows onto the contract, validate them and build their features as of `as_of`.
 
+        A problem about a whole column (no row number) leaves no row to build: the features are
+        then empty and the problems say why.
+
         Args:
             checked_activities: activities already mapped and validated (``prepare_table``), used as
                 they are instead of ``raw_activities``: batch scoring checks a whole activity file once,
@@ -137,6 +140,8 @@ class LeadScorer:
                 problems += act_problems
             else:
                 activities = pd.DataFrame({"lead_id": pd.Series(dtype=str), "occurred_at": pd.Series(dtype="datetime64[ns]"), "activity": pd.Series(dtype=str)})
+        if any(p.row is None for p in problems):  # e.g. a required column is missing: no row can be built
+            return build_features(pd.DataFrame({"lead_id": pd.Series(dtype="str")}), None, None, self.features), problems
         snapshot = None
         if self.data.dated:
             snapshot = pd.Timestamp(as_of) if as_of is not None else pd.Timestamp.now(tz="UTC").tz_localize(None)

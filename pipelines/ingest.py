@@ -477,10 +477,10 @@ def _latest_outcomes(outcomes: pd.DataFrame, report: TableReport) -> pd.DataFram
     return outcomes.drop(index=order.index[superseded.to_numpy()])
 
 
-def _crm_lead_id_column(data: DataParams, table: str) -> str:
-    """The CRM's name for lead_id in a table (for problem messages)."""
+def crm_column(data: DataParams, table: str, contract: str) -> str:
+    """The CRM's name for a contract column of a table (the contract name when the mapping has none)."""
     mapping = _column_mapping(table, data)
-    return next((crm for crm, contract in mapping.items() if contract == "lead_id"), "lead_id")
+    return next((crm for crm, column in mapping.items() if column == contract), contract)
 
 
 def load_crm(params: Params) -> CRMData:
@@ -523,7 +523,7 @@ def load_crm(params: Params) -> CRMData:
     leads_report = report.tables["leads"]
     compare = leads.join(outcomes[list(OUTCOME_COLUMNS)]) if flat else leads
     leads, found = _dedupe_lead_ids(
-        leads, compare, leads_report.source, _crm_lead_id_column(data, "leads"), leads_report
+        leads, compare, leads_report.source, crm_column(data, "leads", "lead_id"), leads_report
     )
     problems += found
     leads = _drop_rows(leads, {p.row: p.kind for p in found}, leads_report)
@@ -552,7 +552,7 @@ def load_crm(params: Params) -> CRMData:
             outcomes = outcomes[~merged]
             unknown = ~_lead_in(outcomes["lead_id"], leads["lead_id"])
             found = [
-                Problem(out_report.source, int(i) + 1, _crm_lead_id_column(data, "outcomes"),
+                Problem(out_report.source, int(i) + 1, crm_column(data, "outcomes", "lead_id"),
                         f"outcome for lead_id {lead_id!r}, which is not in the leads table (or its lead row "
                         "was refused)", "lead_id", "unknown_lead")
                 for i, lead_id in zip(outcomes.index[unknown], outcomes["lead_id"][unknown])

@@ -24,7 +24,7 @@ from tqdm import tqdm
 from features.build import ACTIVITY_COLUMNS
 from models.scorer import LeadScorer
 from pipelines.config import DataParams
-from pipelines.ingest import ContractError, prepare_table
+from pipelines.ingest import ContractError, crm_column, prepare_table
 
 
 @dataclass
@@ -163,7 +163,7 @@ def score_file(
             scorer, _read_whole(activities_path, _activity_columns(activities_path, scorer.data)), activities_path,
             output_path.with_name(output_path.stem + ".activity_rejects.csv"))
         activities_of = _activities_of(activities)
-    lead_id_column = {c: k for k, c in scorer.data.mapping.leads.items()}.get("lead_id", "lead_id")
+    lead_id_column = crm_column(scorer.data, "leads", "lead_id")
 
     read = scored = rejected = 0
     bar = tqdm(total=_count_rows(input_path) if progress else None, unit="lead", disable=not progress)

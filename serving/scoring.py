@@ -14,8 +14,7 @@ import pandas as pd
 
 from models.scorer import LeadScorer
 from pipelines.config import DataParams, LabelParams
-from pipelines.contract import ACTIVITIES, LEADS
-from pipelines.ingest import Problem
+from pipelines.ingest import Problem, crm_column
 from serving.store import email_sha256
 
 # Contract columns only an activity has: a problem about one of them is about an activity row.
@@ -56,11 +55,6 @@ class ModelRef:
         return cls(str(registry.get("name", "")), str(registry.get("version", "")), str(registry.get("alias", "")))
 
 
-def crm_name(mapping: dict[str, str], contract_column: str) -> str:
-    """The CRM's field name for a contract column (the contract name when the mapping has none)."""
-    return next((crm for crm, contract in mapping.items() if contract == contract_column), contract_column)
-
-
 def _path(*parts) -> str:
     out = ""
     for part in parts:
@@ -77,8 +71,8 @@ def request_frames(leads: list[dict], activities: list[list[dict] | None], data:
 
     Activities of a lead without an id are left out: the lead itself is refused for it.
     """
-    lead_id_field = crm_name(data.mapping.leads, "lead_id")
-    activity_lead_field = crm_name(data.mapping.activities, "lead_id")
+    lead_id_field = crm_column(data, "leads", "lead_id")
+    activity_lead_field = crm_column(data, "activities", "lead_id")
     rows, origin = [], []
     for i, (lead, acts) in enumerate(zip(leads, activities)):
         lead_id = lead.get(lead_id_field)
@@ -89,27 +83,9 @@ def request_frames(leads: list[dict], activities: list[list[dict] | None], data:
     return RequestFrames(pd.DataFrame.from_records(leads), pd.DataFrame.from_records(rows) if rows else None, origin)
 
 
-def missing_fields(frames: RequestFrames, data: DataParams) -> list[dict]:
-    """Problems for a required field that no lead (or no activity) of the request has."""
-    required = [c for c in LEADS.required if data.dated or c not in LEADS.dates]
-    out = [
-        _detail(("leads", "*", name), f"missing required field {name!r} (contract column {c}) in every lead", "missing_column")
-        for c in required
-        if (name := crm_name(data.mapping.leads, c)) not in frames.leads.columns
-    ]
-    if frames.activities is not None:
-        out += [
-            _detail(("leads", "*", "activities", "*", name),
-                    f"missing required field {name!r} (contract column {c}) in every activity", "missing_column")
-            for c in ACTIVITIES.required
-            if c != "lead_id" and (name := crm_name(data.mapping.activities, c)) not in frames.activities.columns
-        ]
-    return out
-
-
 def duplicate_ids(frames: RequestFrames, data: DataParams) -> list[dict]:
     """Problems for a lead id sent twice in one request (scores and logs are keyed by it)."""
-    lead_id_field = crm_name(data.mapping.leads, "lead_id")
+    lead_id_field = crm_column(data, "leads", "lead_id")
     if lead_id_field not in frames.leads or frames.leads.empty:
         return []
     ids = frames.leads[lead_id_field].astype("str").str.strip()
@@ -166,7 +142,7 @@ def score_request(
     if not leads:
         return Scored([], [])
     frames = request_frames(leads, activities, scorer.data)
-    detail = missing_fields(frames, scorer.data) + duplicate_ids(frames, scorer.data)
+    detail = duplicate_ids(frames, scorer.data)
     if not detail:
         features, problems = scorer.build(frames.leads, frames.activities, as_of=as_of)
         detail = problem_details(problems, frames)
@@ -176,7 +152,7 @@ def score_request(
     scores = scorer.predict(features, probability=[e.probability for e in explanations])
     positives = [[_factor(f) for f in e.positives] for e in explanations]
     negatives = [[_factor(f) for f in e.negatives] for e in explanations]
-    email_field = crm_name(scorer.data.mapping.leads, "email")
+    email_field = crm_column(scorer.data, "leads", "email")
     hashes = email_sha256(frames.leads[email_field]).tolist() if email_field in frames.leads else [None] * len(scores)
     scored_at = pd.Timestamp.now(tz="UTC").tz_localize(None).to_pydatetime()
     results, log_rows = [], []
@@ -200,9 +176,9 @@ def score_request(
 def warm_up(scorer: LeadScorer, model: ModelRef) -> None:
     """Score one made-up lead: the first CRM request then pays no one-off set-up (explainer, phrases),
     and a model that cannot score fails the start-up instead of every request."""
-    lead = {crm_name(scorer.data.mapping.leads, "lead_id"): "warm-up"}
+    lead = {crm_column(scorer.data, "leads", "lead_id"): "warm-up"}
     if scorer.data.dated:
-        lead[crm_name(scorer.data.mapping.leads, "created_at")] = pd.Timestamp.now(tz="UTC").isoformat()
+        lead[crm_column(scorer.data, "leads", "created_at")] = pd.Timestamp.now(tz="UTC").isoformat()
     score_request(scorer, [lead], [None], model, as_of=None, top_k=1)
 
 
@@ -213,10 +189,8 @@ def explain_request(scorer: LeadScorer, lead: dict, activities: list[dict] | Non
         RequestError: the lead breaks the contract.
     """
     frames = request_frames([lead], [activities], scorer.data)
-    detail = missing_fields(frames, scorer.data)
-    if not detail:
-        features, problems = scorer.build(frames.leads, frames.activities, as_of=as_of)
-        detail = problem_details(problems, frames)
+    features, problems = scorer.build(frames.leads, frames.activities, as_of=as_of)
+    detail = problem_details(problems, frames)
     if detail:
         raise RequestError("the lead cannot be explained", detail)
     (e,) = scorer.explain(features)

@@ -93,10 +93,12 @@ def test_a_failure_while_modelling_a_chunk_stops_batch_scoring_with_that_error(t
     assert len(pd.read_csv(tmp_path / "scores.csv")) == 100  # the chunk before the failure was written
 
 
-def test_batch_scoring_refuses_a_file_missing_a_required_column(trained, sample_params, tmp_path):
+@pytest.mark.parametrize("columns, missing", [(["lead_id", "email"], "created_at"), (["email", "created_at"], "lead_id")])
+def test_batch_scoring_refuses_a_file_missing_a_required_column(trained, sample_params, tmp_path, columns, missing):
     source = tmp_path / "leads.csv"
-    pd.DataFrame({"lead_id": ["a", "b"], "email": ["x@y.com", "z@y.com"]}).to_csv(source, index=False)
-    with pytest.raises(ContractError, match="created_at"):
+    values = {"lead_id": ["a", "b"], "email": ["x@y.com", "z@y.com"], "created_at": ["2025-01-01", "2025-01-02"]}
+    pd.DataFrame({c: values[c] for c in columns}).to_csv(source, index=False)
+    with pytest.raises(ContractError, match=f"missing required column '{missing}'"):
         score_file(trained.scorer, source, tmp_path / "out.csv", progress=False)
 
 
