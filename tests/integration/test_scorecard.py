@@ -1,10 +1,12 @@
 """The rep's score card: rendered by the real service, looked at in headless Chromium.
 
-Needs Debian's `chromium` at /usr/bin/chromium (CI installs it); skipped, naming the path, without it.
+Needs Debian's `chromium` at /usr/bin/chromium. CI installs it and fails without it; elsewhere the test
+skips, naming the path.
 """
 
 from __future__ import annotations
 
+import os
 import secrets
 from pathlib import Path
 
@@ -74,7 +76,9 @@ def scored_lead(server, sample_dir) -> dict:
 
 def test_score_card_in_chromium_shows_score_tier_reason_and_bars(server, scored_lead, tmp_path):
     if not CHROMIUM.exists():
-        pytest.skip(f"Chromium not found at {CHROMIUM} (Debian: apt-get install -y chromium)")
+        # CI installs it (.ci/run): there a missing browser is a failure, not a silent skip.
+        missing = pytest.fail if os.environ.get("CI") else pytest.skip
+        missing(f"Chromium not found at {CHROMIUM} (Debian: apt-get install -y chromium)")
     from playwright.sync_api import sync_playwright
 
     shot = tmp_path / "score_card.png"

@@ -9,6 +9,7 @@ import pandas as pd
 import pytest
 from mlflow.tracking import MlflowClient
 
+from models.scorer import LeadScorer
 from pipelines import tracking
 from pipelines.ingest import ContractError
 from pipelines.score import score_file
@@ -115,7 +116,9 @@ def test_evaluate_compares_a_registered_model_with_the_champion_and_peers_on_the
     assert {"challenger", "champion", "points_mql", "odoo_naive_bayes", "logistic_regression"} <= set(table.index)
     # Same export, same split: the registered model scores its own untouched test rows exactly as in training.
     assert table.loc["challenger", "roc_auc"] == pytest.approx(trained.evaluation.metrics()["roc_auc"])
-    # The loaded model runs the installed code (no stale copy inside the artifact): it is a LeadScorer here.
+    # The loaded model runs the installed code (no stale copy inside the artifact): it is this LeadScorer,
+    # so evaluate finds it and reports its tiers.
+    assert type(tracking.load_scorer(sample_params, "challenger")) is LeadScorer
     assert list(evaluation.tiers.index) == trained.scorer.tiers.names
     assert MlflowClient(tracking.tracking_uri(sample_params)).get_run(run_id).data.tags["kind"] == "evaluate"
 
