@@ -11,7 +11,7 @@ dropped shows up. The per-quarter models are not logged or registered; the repla
 from __future__ import annotations
 
 import tempfile
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -41,7 +41,6 @@ class BacktestResult:
     table: pd.DataFrame  # one row per quarter, oldest first
     segments: pd.DataFrame  # quarter, feature, value, leads, conversions, predicted, observed, gap, z, status
     figure: Figure
-    tier_names: list[str] = field(default_factory=list)
     run_id: str = ""
 
     def flagged(self) -> pd.DataFrame:
@@ -123,7 +122,7 @@ def replay(params: Params, quarters: int = 4, segment: str = "lead_source", crm:
     segments = pd.concat(segment_tables, ignore_index=True) if segment_tables else pd.DataFrame()
     if len(segments):
         segments = segments[["quarter", *[c for c in segments.columns if c != "quarter"]]]
-    return BacktestResult(table, segments, backtest_figure(table, segments, names), tier_names=list(names))
+    return BacktestResult(table, segments, backtest_figure(table, segments, names))
 
 
 def backtest_figure(table: pd.DataFrame, segments: pd.DataFrame, tier_names: list[str]) -> Figure:

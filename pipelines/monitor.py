@@ -284,12 +284,6 @@ class MonitorReport:
     def status(self) -> str:
         return max((s for s, _ in self.findings), key=STATUS_ORDER.get, default="ok")
 
-    def flagged_features(self) -> list[str]:
-        """Features with a PSI alert or a segment whose calibration drifted."""
-        drifted = self.drift.loc[self.drift["status"] == "alert", "feature"].tolist()
-        drifted += self.segments.loc[self.segments["status"] == "alert", "feature"].tolist()
-        return list(dict.fromkeys(drifted))
-
     def lines(self) -> list[str]:
         out = [f"monitor as of {self.as_of:%Y-%m-%d %H:%M}: {self.model}: status {self.status.upper()}"]
         out += [f"  {status.upper():5} {sentence}" for status, sentence in self.findings]

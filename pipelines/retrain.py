@@ -395,7 +395,8 @@ def retrain(
 
     client, name = MlflowClient(), params.tracking.registered_model
     champion_version = _champion_version(client, name)
-    champion = tracking.load_scorer(params, tracking.CHAMPION) if champion_version else None
+    # By version, not alias: the model compared is the version recorded as the previous champion.
+    champion = tracking.load_scorer(params, version=champion_version) if champion_version else None
 
     if why:
         ts = assemble(params, as_of=as_of, crm=crm)
