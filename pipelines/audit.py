@@ -54,7 +54,7 @@ from models.scorer import LeadScorer
 from models.splits import make_split
 from pipelines import tracking
 from pipelines.config import EvaluateParams, LabelParams, Params
-from pipelines.dataset import TrainingSet, assemble
+from pipelines.dataset import TrainingSet, assemble, with_model_features
 
 TOP_SIGNALS = 6  # signals with a dependence plot
 PLOTTED_SIGNALS = 20  # bars in the importance plot
@@ -831,10 +831,12 @@ def model_as_of(scorer: LeadScorer) -> pd.Timestamp | None:
 def load_inputs(params: Params, alias: str = tracking.CHAMPION, as_of: pd.Timestamp | None = None) -> tuple[LeadScorer, TrainingSet]:
     """The registered model and its training export, as of the model's own as_of unless given.
 
-    Using the model's as_of rebuilds the rows it was trained on, so the test split matches training.
+    Using the model's as_of and its own feature settings rebuilds the rows it was trained on, so the
+    test split matches training and every value is one the model would see in serving.
     """
     scorer = tracking.load_scorer(params, alias)
-    return scorer, assemble(params, as_of=as_of if as_of is not None else model_as_of(scorer))
+    as_of = as_of if as_of is not None else model_as_of(scorer)
+    return scorer, assemble(with_model_features(params, scorer), as_of=as_of)
 
 
 def run_audit(
@@ -849,9 +851,8 @@ def run_audit(
     The run goes to the experiment of the model's training run, tagged ``audit``, with the files
     under the artifact folder ``audit/``.
     """
-    scorer = tracking.load_scorer(params, alias)
+    scorer, training_set = load_inputs(params, alias, as_of)
     previous = find_previous(params, str(scorer.info["registry"]["version"]), compare_to)
-    training_set = assemble(params, as_of=as_of if as_of is not None else model_as_of(scorer))
     audit = build_audit(scorer, training_set, params, previous)
     paths = write_audit(audit, Path(out_dir))
     experiment_id = tracking.configure(params)

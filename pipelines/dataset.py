@@ -71,6 +71,15 @@ def data_as_of(crm: CRMData) -> pd.Timestamp | None:
     return max(stamps) if stamps else None
 
 
+def with_model_features(params: Params, scorer) -> Params:
+    """`params` whose features section is the one `scorer` was trained with (saved on the model).
+
+    Explaining or monitoring a model on features built from today's params.yaml would measure it on
+    values it never sees in serving if ICP, e-mail domain lists or windows changed since training.
+    """
+    return params.model_copy(update={"features": scorer.features})
+
+
 def assemble(params: Params, as_of: pd.Timestamp | None = None, crm: CRMData | None = None) -> TrainingSet:
     """Labelled point-in-time training frame for the export in params (or an already loaded one).
 

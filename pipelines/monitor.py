@@ -403,7 +403,7 @@ def monitor(
     import mlflow
 
     from pipelines import tracking
-    from pipelines.dataset import assemble
+    from pipelines.dataset import assemble, with_model_features
     from pipelines.ingest import load_crm
     from pipelines.retrain import merge_feedback
     from serving.store import Store
@@ -440,7 +440,7 @@ def monitor(
     recent_scores = first_scores(same_model)["probability"].to_numpy() if len(same_model) else np.empty(0)
 
     trained_as_of = champion.info.get("as_of")
-    window_params = params.model_copy(update={"features": champion.features})
+    window_params = with_model_features(params, champion)
     reference_set = assemble(window_params, as_of=pd.Timestamp(trained_as_of) if dated and trained_as_of else None, crm=crm)
     reference_scores = champion.predict_proba(reference_set.features)
 

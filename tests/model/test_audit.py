@@ -231,3 +231,13 @@ def test_x_education_audit_shows_pre_contact_signals_and_tags_as_rejection_reaso
     assert any("no campaign values" in note for note in segments.notes)
     assert any("no deal amounts" in note for note in segments.notes)
     assert "won_revenue" not in segments.tables["by_lead_source"].columns
+
+
+def test_the_audit_builds_the_models_own_features_when_params_changed_since_training(trained, sample_params):
+    """A marketer who edits the free-mail list after training still audits what serving computes."""
+    edited = sample_params.model_copy(update={"features": sample_params.features.model_copy(
+        update={"free_email_domains": [], "unsupported_countries": []})})
+    scorer, training_set = audit.load_inputs(edited, "champion")
+    _, as_trained = audit.load_inputs(sample_params, "champion")
+    assert scorer.features.free_email_domains  # the model keeps what it was trained with
+    pd.testing.assert_frame_equal(training_set.features, as_trained.features)
