@@ -229,6 +229,13 @@ def _normalised_text(values: pd.Series) -> np.ndarray:
     return clean_text(values).to_numpy(dtype=object, na_value=np.nan)
 
 
+def policy_reason(policy: LabelParams, value) -> str | None:
+    """The ``policy.reasons`` code that ``value`` names, compared as labelling compares it (stripped,
+    lower-cased), spelled as the policy spells it; None when it names none."""
+    codes = {code.strip().lower(): code for code in policy.reasons}
+    return None if value is None else codes.get(str(value).strip().lower())
+
+
 def _normalised_set(values) -> set[str]:
     return {str(v).strip().lower() for v in values}
 

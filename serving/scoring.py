@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from features.labels import policy_reason
 from models.scorer import LeadScorer
 from pipelines.config import DataParams, LabelParams
 from pipelines.ingest import Problem, crm_column
@@ -225,7 +226,10 @@ def feedback_event(event: dict, data: DataParams, label: LabelParams) -> dict:
         detail.append(_detail(("status",), f"unknown status {event['status']!r}; allowed: {data.statuses} "
                               "(or CRM values listed in data.value_maps.status)", "unknown_status"))
     allowed = list(label.reasons)
-    if out["status"] in label.rejected_statuses and allowed and out["reason"] not in allowed:
+    code = policy_reason(label, out["reason"])
+    if code is not None:
+        out["reason"] = code  # stored as the policy spells it, so "No_Budget" and "no_budget" are one code
+    if out["status"] in label.rejected_statuses and allowed and code is None:
         got = "no reason code" if out["reason"] is None else f"reason {event['reason']!r}"
         detail.append(_detail(("reason",), f"a rejection needs a reason code from label.reasons, got {got}; "
                               f"allowed codes: {allowed}", "reason_code"))

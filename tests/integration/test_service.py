@@ -267,6 +267,12 @@ def test_bad_feedback_is_refused_naming_the_field(client, event, status, field):
     assert field in [d.get("field", d["loc"][0]) for d in reply.json()["detail"]]
 
 
+def test_a_reason_code_is_matched_as_training_matches_it_and_stored_as_the_policy_spells_it(client, server):
+    reply = client.post("/feedback", _feedback("evt-case", reason="  No_Budget "))
+    assert reply.status == 201, reply.body
+    assert Store(server.store_url).feedback_frame().set_index("event_id").loc["evt-case", "reason"] == "no_budget"
+
+
 def test_a_conversion_needs_no_reason(client):
     reply = client.post("/feedback", _feedback("evt-won", status="converted", reason=None, amount=4800))
     assert reply.status == 201
