@@ -100,14 +100,9 @@ def build_labels(
         reason[not_yet_known] = np.nan
         decided[not_yet_known] = NAT
 
-    converted_set = _normalised_set(policy.converted_statuses)
-    rejected_set = _normalised_set(policy.rejected_statuses)
-    open_set = _normalised_set(policy.open_statuses)
-    status_s = pd.Series(status, dtype=object)
-    is_converted = status_s.isin(converted_set).to_numpy()
-    is_rejected = status_s.isin(rejected_set).to_numpy() & ~is_converted
-    is_open = (status_s.isna() | status_s.isin(open_set)).to_numpy() & ~is_converted & ~is_rejected
-    is_other = ~(is_converted | is_rejected | is_open)
+    group = outcome_group(status, policy)
+    is_converted, is_rejected, is_open = group == "converted", group == "rejected", group == "open"
+    is_other = group == "other"
 
     label = np.full(n, np.nan)
     rule = np.empty(n, dtype=object)
@@ -227,6 +222,20 @@ def _outcome_per_lead(
 def _normalised_text(values: pd.Series) -> np.ndarray:
     """Strip + lower-case as an object array; blanks become NaN (a blank reason is a missing reason)."""
     return clean_text(values).to_numpy(dtype=object, na_value=np.nan)
+
+
+def outcome_group(status, policy: LabelParams) -> np.ndarray:
+    """"converted", "rejected", "open" or "other" per status, as the policy groups statuses.
+
+    Compared stripped and lower-cased; no status yet is open; a status listed in two groups counts
+    as converted before rejected before open. The one place the status lists are read.
+    """
+    key = pd.Series(np.asarray(status, dtype=object), dtype=object).map(
+        lambda v: v.strip().lower() if isinstance(v, str) else v)
+    converted = key.isin(_normalised_set(policy.converted_statuses)).to_numpy()
+    rejected = key.isin(_normalised_set(policy.rejected_statuses)).to_numpy() & ~converted
+    still_open = (key.isna() | key.isin(_normalised_set(policy.open_statuses))).to_numpy() & ~converted & ~rejected
+    return np.select([converted, rejected, still_open], ["converted", "rejected", "open"], "other").astype(object)
 
 
 def policy_reason(policy: LabelParams, value) -> str | None:

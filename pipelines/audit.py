@@ -46,6 +46,7 @@ from matplotlib.figure import Figure
 from mlflow.tracking import MlflowClient
 
 from features.build import FeatureDef, clean_text
+from features.labels import outcome_group
 from models import explain
 from models.calibration import TierThresholds
 from models.metrics import calibration_bins, capture_at, evaluate_scores, expected_calibration_error, tier_table
@@ -315,13 +316,8 @@ def lead_outcomes(training_set: TrainingSet, label: LabelParams, columns: Sequen
     for column in columns:
         if column in leads.columns:
             out[column] = clean_text(leads[column].reindex(frame.index)).set_axis(frame.index)
-    status = frame["status"]
-    groups = {name: {s.strip().lower() for s in statuses} for name, statuses in
-              (("converted", label.converted_statuses), ("rejected", label.rejected_statuses), ("open", label.open_statuses))}
-    converted = status.isin(groups["converted"])
-    rejected = status.isin(groups["rejected"]) & ~converted
-    still_open = (status.isna() | status.isin(groups["open"])) & ~converted & ~rejected
-    out["outcome"] = np.select([converted, rejected, still_open], ["converted", "rejected", "open"], "other")
+    out["outcome"] = outcome_group(frame["status"], label)
+    converted, rejected = out["outcome"] == "converted", out["outcome"] == "rejected"
     out["reason"] = frame["reason"].where(rejected)
     outcomes = training_set.crm.outcomes
     if outcomes is not None and "amount" in outcomes.columns and outcomes["amount"].notna().any():

@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 
 from features.build import build_features, training_snapshots
-from features.labels import LabelResult, build_labels
+from features.labels import LabelResult, build_labels, outcome_group
 from features.leakage import LeakWarning, leakage_check
 from pipelines.config import Params
 from pipelines.ingest import CRMData, load_crm
@@ -101,8 +101,7 @@ def assemble(params: Params, as_of: pd.Timestamp | None = None, crm: CRMData | N
     snapshots = training_snapshots(leads, used.reset_index(), params.features) if dated else None
     features = build_features(leads, activities if dated else None, snapshots, params.features)
     y = used["label"].to_numpy(dtype=np.float64)
-    rejected = used["status"].str.strip().str.lower().isin([s.lower() for s in params.label.rejected_statuses])
-    reasons = used["reason"].where(rejected)
+    reasons = used["reason"].where(outcome_group(used["status"], params.label) == "rejected")
     leaks = leakage_check(features, pd.Series(y, index=features.index), params.features.leakage_auc)
     return TrainingSet(
         crm=crm,

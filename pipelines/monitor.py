@@ -28,7 +28,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from features.build import FeatureDef, build_features, feature_catalog
-from features.labels import build_labels
+from features.labels import build_labels, outcome_group
 from models.metrics import expected_calibration_error
 from pipelines.config import LabelParams, MonitorParams, Params
 
@@ -198,11 +198,9 @@ def handoff_health(
         (metrics: one row per check with value, target, status and the leads it counts;
          reasons by tier: share of each reason code among the tier's rejections, plus their count).
     """
-    open_statuses = {s.strip().lower() for s in label.open_statuses}
-    rejected_statuses = {s.strip().lower() for s in label.rejected_statuses}
     events = feedback[feedback["lead_id"].isin(scored.index) & (feedback["decided_at"] <= as_of)].copy()
-    events["status_key"] = events["status"].astype("str").str.strip().str.lower()
-    dispositions = events[~events["status_key"].isin(open_statuses)]
+    events["outcome"] = outcome_group(events["status"], label)
+    dispositions = events[events["outcome"] != "open"]
     first_disposition = dispositions.groupby("lead_id")["decided_at"].min()
     latest = dispositions.sort_values(["decided_at", "received_at"], kind="stable").drop_duplicates("lead_id", keep="last")
 
@@ -212,7 +210,7 @@ def handoff_health(
     hours = ((decided_at - due["scored_at"]).dt.total_seconds() / 3600).clip(lower=0)
     within = hours <= mp.handoff_sla_hours  # not yet dispositioned (NaN) counts as outside the SLA
     top = due[due["tier"] == top_tier]
-    rejections = latest[latest["status_key"].isin(rejected_statuses)]
+    rejections = latest[latest["outcome"] == "rejected"]
     coded = rejections["reason"].notna() & (rejections["reason"].astype("str").str.strip() != "")
 
     def row(check: str, value: float, target: float | None, leads: int, higher_is_better: bool = True) -> dict:

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from features.labels import policy_reason
+from features.labels import outcome_group, policy_reason
 from models.scorer import LeadScorer
 from pipelines.config import DataParams, LabelParams
 from pipelines.ingest import Problem, crm_column
@@ -229,7 +229,7 @@ def feedback_event(event: dict, data: DataParams, label: LabelParams) -> dict:
     code = policy_reason(label, out["reason"])
     if code is not None:
         out["reason"] = code  # stored as the policy spells it, so "No_Budget" and "no_budget" are one code
-    if out["status"] in label.rejected_statuses and allowed and code is None:
+    if outcome_group([out["status"]], label)[0] == "rejected" and allowed and code is None:
         got = "no reason code" if out["reason"] is None else f"reason {event['reason']!r}"
         detail.append(_detail(("reason",), f"a rejection needs a reason code from label.reasons, got {got}; "
                               f"allowed codes: {allowed}", "reason_code"))
