@@ -147,12 +147,15 @@ class AuditResult:
 
 
 def explain_rows(scorer: LeadScorer, features: pd.DataFrame, y: Sequence[float] | np.ndarray) -> ExplainedRows:
-    """Calibrated p and SHAP contributions per signal of `scorer` on `features`."""
-    _, contributions = explain.contributions(scorer, features)
+    """Calibrated p and SHAP contributions per signal of `scorer` on `features`.
+
+    The contributions add up to the margin exactly, so p comes from them (the model runs once).
+    """
+    base, contributions = explain.contributions(scorer, features)
     return ExplainedRows(
         features=features,
         y=np.asarray(y, dtype=np.float64),
-        probability=scorer.predict_proba(features),
+        probability=scorer.calibrator.predict(base + contributions.to_numpy().sum(axis=1)),
         signals=explain.by_signal(scorer, contributions),
     )
 

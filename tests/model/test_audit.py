@@ -241,3 +241,10 @@ def test_the_audit_builds_the_models_own_features_when_params_changed_since_trai
     _, as_trained = audit.load_inputs(sample_params, "champion")
     assert scorer.features.free_email_domains  # the model keeps what it was trained with
     pd.testing.assert_frame_equal(training_set.features, as_trained.features)
+
+
+def test_audited_probabilities_are_the_scores_serving_gives(trained):
+    """The audit reads p off the exact contributions; it must be the probability a rep is shown."""
+    ts = trained.training_set
+    rows = audit.explain_rows(trained.scorer, ts.features.iloc[:300], ts.y[:300])
+    np.testing.assert_allclose(rows.probability, trained.scorer.predict_proba(ts.features.iloc[:300]), rtol=0, atol=1e-9)
