@@ -19,7 +19,7 @@ import pandas as pd
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from models.metrics import evaluate_scores, tier_table
+from models.metrics import evaluate_scores, fraction_key, tier_table
 from models.splits import make_split
 from models.train import fit_scorer
 from pipelines.config import Params
@@ -29,7 +29,7 @@ from pipelines.monitor import segment_calibration
 from pipelines.retrain import PEER_NAMES, cold_start_shortfall, feedback_outcomes, fit_cold_start_scorer, merge_feedback
 
 CAPTURE_FRACTION = 0.2
-HEADLINE = ["roc_auc", f"capture_top{round(CAPTURE_FRACTION * 100)}", "ece"]
+HEADLINE = ["roc_auc", f"capture_{fraction_key(CAPTURE_FRACTION)}", "ece"]
 # Segment values drawn in the plot (the largest by leads); the tables keep every value.
 PLOTTED_SEGMENTS = 8
 

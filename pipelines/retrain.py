@@ -28,7 +28,7 @@ from features.labels import build_labels
 from models.calibration import Calibrator, TierThresholds
 from models.card import log_card, model_card
 from models.encoding import CategoryEncoder
-from models.metrics import evaluate_scores
+from models.metrics import evaluate_scores, fraction_key
 from models.peers import OdooNaiveBayes, PointsScorer
 from models.scorer import LeadScorer
 from models.splits import Split, make_split
@@ -43,7 +43,8 @@ log = logging.getLogger(__name__)
 
 CHAMPION_ROW, CHALLENGER_ROW = "champion", "challenger"
 # Figures printed and gated on, in this order.
-SHOWN_METRICS = ["rows", "positives", "roc_auc", "pr_auc", "log_loss", "ece", "capture_top20"]
+SHOWN_FRACTION = 0.2  # the capture shown in the gate table, whatever evaluate.top_fractions lists
+SHOWN_METRICS = ["rows", "positives", "roc_auc", "pr_auc", "log_loss", "ece", f"capture_{fraction_key(SHOWN_FRACTION)}"]
 PEER_NAMES = {"points": "points_mql", "naive_bayes": "odoo_naive_bayes"}
 
 
@@ -201,7 +202,7 @@ def window_metrics(
 
     Unweighted, like the train command's test table, so the two read alike.
     """
-    fractions = sorted({*params.evaluate.top_fractions, 0.2})
+    fractions = sorted({*params.evaluate.top_fractions, SHOWN_FRACTION})
     rows = {name: evaluate_scores(y, p, ece_bins=params.evaluate.ece_bins, top_fractions=fractions)
             for name, p in probabilities.items()}
     return pd.DataFrame.from_dict(rows, orient="index")
