@@ -208,8 +208,15 @@ def window_metrics(
     return pd.DataFrame.from_dict(rows, orient="index")
 
 
-def decide(metrics: pd.DataFrame, leakage_warnings: int, params: Params) -> Decision:
-    """Apply params.retrain to the window figures (rows `challenger` and, when there is one, `champion`)."""
+def decide(metrics: pd.DataFrame, leakage_warnings: int, params: Params, *, cold_start: bool = False,
+           champion_is_cold_start: bool = False) -> Decision:
+    """Apply params.retrain to the window figures (rows `challenger` and, when there is one, `champion`).
+
+    Two rules beyond the thresholds: a learned champion is never replaced by a cold-start peer
+    (`cold_start`: the challenger is one) automatically; and with no champion yet the challenger
+    serves whatever the checks say (registering the first version makes it champion), the reasons
+    saying what failed.
+    """
     rp = params.retrain
     challenger = metrics.loc[CHALLENGER_ROW]
     checks: dict[str, bool] = {}
@@ -234,7 +241,16 @@ def decide(metrics: pd.DataFrame, leakage_warnings: int, params: Params) -> Deci
         check("no_leakage", leakage_warnings == 0,
               f"{leakage_warnings} leakage warning(s) in the training data" if leakage_warnings
               else "no leakage warning in the training data")
-    return Decision(promote=all(checks.values()), checks=checks, reasons=reasons)
+    has_champion = CHAMPION_ROW in metrics.index
+    if cold_start and has_champion and not champion_is_cold_start:
+        check("keeps_learned_champion", False, "a learned champion is never replaced by the cold-start peer "
+              "automatically (use `leadscore promote` to do it on purpose)")
+    promote = all(checks.values())
+    if not has_champion and not promote:
+        promote = True
+        reasons.append("ok: no champion yet, so this first version serves despite the failed checks; "
+                       "fix them and retrain before relying on it")
+    return Decision(promote=promote, checks=checks, reasons=reasons)
 
 
 # ----------------------------------------------------------------------------- aliases
@@ -421,18 +437,8 @@ def retrain(
         notes += _overlap_notes(champion, ts, window_rows)
     probabilities[CHALLENGER_ROW] = challenger.predict_proba(ts.features.iloc[window_rows])
     metrics = window_metrics(probabilities, y, params)
-    decision = decide(metrics, len(ts.leaks), params)
-    if champion is None and not decision.promote:
-        # Registering the very first version makes it champion (pipelines.tracking.register): with
-        # nothing else to serve it serves whatever the checks say, and the reasons say so.
-        decision.promote = True
-        decision.reasons.append("ok: no champion yet, so this first version serves despite the failed checks; "
-                                "fix them and retrain before relying on it")
-    if why and champion is not None and not champion.info.get("cold_start"):
-        decision.promote = False
-        decision.checks["keeps_learned_champion"] = False
-        decision.reasons.append("FAILED: a learned champion is never replaced by the cold-start peer automatically "
-                                "(use `leadscore promote` to do it on purpose)")
+    decision = decide(metrics, len(ts.leaks), params, cold_start=bool(why),
+                      champion_is_cold_start=champion is not None and bool(champion.info.get("cold_start")))
 
     result = RetrainResult(
         as_of=as_of, closed_leads=closed, conversions=conversions, feedback=merged, decision=decision,

@@ -192,6 +192,20 @@ def test_without_a_champion_the_gate_checks_the_challenger_alone(sample_params):
     assert "ok: no champion to beat" in decision.reasons
 
 
+def test_a_cold_start_peer_never_replaces_a_learned_champion_automatically(sample_params):
+    better_peer = window(challenger_auc=0.80)
+    assert decide(better_peer, 0, sample_params).promote
+    refused = decide(better_peer, 0, sample_params, cold_start=True)
+    assert not refused.promote and refused.checks["keeps_learned_champion"] is False
+    assert decide(better_peer, 0, sample_params, cold_start=True, champion_is_cold_start=True).promote
+
+
+def test_the_first_version_serves_even_when_a_check_fails_and_the_reasons_say_so(sample_params):
+    decision = decide(window(ece=0.08).drop(index="champion"), 0, sample_params)
+    assert decision.promote and decision.checks["calibration"] is False
+    assert any("no champion yet" in r for r in decision.reasons)
+
+
 # ----------------------------------------------------------------------------- feedback
 
 
