@@ -125,10 +125,14 @@ def explain(scorer: LeadScorer, features: pd.DataFrame, top_k: int = 3, every_fa
     Returns:
         One Explanation per row, in row order. Scores equal ``scorer.predict``'s.
     """
+    return explanations(explain_batch(scorer, features), features, top_k, every_factor)
+
+
+def explanations(b: ExplainBatch, features: pd.DataFrame, top_k: int, every_factor: bool) -> list[Explanation]:
+    """``explain`` from an already computed batch (``explain_batch`` of the same ``features``)."""
     _check_top_k(top_k)
     if len(features) == 0:
         return []
-    b = _explain_batch(scorer, features)
     positives = _factors(b, b.positive_order[:, :top_k], b.n_positive)
     negatives = _factors(b, b.negative_order[:, :top_k], b.n_negative)
     if every_factor:
@@ -144,7 +148,7 @@ def explain(scorer: LeadScorer, features: pd.DataFrame, top_k: int = 3, every_fa
     ]
 
 
-def _factors(b: _Batch, order: np.ndarray, counts: np.ndarray | None = None) -> list[list[Factor]]:
+def _factors(b: ExplainBatch, order: np.ndarray, counts: np.ndarray | None = None) -> list[list[Factor]]:
     """Factor objects per lead for the signal positions in ``order`` (leads x m), the first ``counts``.
 
     Only the chosen cells are turned into Python objects: /score shows 3 + 3 of ~30 signals.
@@ -166,8 +170,12 @@ def factor_columns(scorer: LeadScorer, features: pd.DataFrame, top_k: int = 3) -
     on that side. Points are rounded to 0.1. Rows follow ``features`` (RangeIndex, like
     ``scorer.predict``); no Python runs per lead.
     """
+    return flat_factors(explain_batch(scorer, features), top_k)
+
+
+def flat_factors(b: ExplainBatch, top_k: int) -> pd.DataFrame:
+    """``factor_columns`` from an already computed batch."""
     _check_top_k(top_k)
-    b = _explain_batch(scorer, features)
     columns: dict[str, np.ndarray] = {}
     for side, order, count in (("positive", b.positive_order, b.n_positive), ("negative", b.negative_order, b.n_negative)):
         for rank in range(top_k):
@@ -189,8 +197,12 @@ def _check_top_k(top_k: int) -> None:
 
 
 @dataclass
-class _Batch:
-    """Every number and phrase of a batch's explanations; per-signal arrays are (leads, signals)."""
+class ExplainBatch:
+    """Every number and phrase of a batch's explanations; per-signal arrays are (leads, signals).
+
+    ``probability`` is the scorer's calibrated probability from the exact margin (base plus
+    contributions), so a caller that scores and explains the same leads models them once.
+    """
 
     signals: list[str]
     base: np.ndarray
@@ -207,8 +219,13 @@ class _Batch:
     n_negative: np.ndarray
 
 
-def _explain_batch(scorer: LeadScorer, features: pd.DataFrame) -> _Batch:
-    base, per_feature = _contribution_arrays(scorer, features)
+def explain_batch(scorer: LeadScorer, features: pd.DataFrame, encoded: np.ndarray | None = None) -> ExplainBatch:
+    """Contributions, points, phrases and rankings of every signal of every lead in one pass.
+
+    Args:
+        encoded: ``scorer.encoder.matrix(features)`` when the caller already has it.
+    """
+    base, per_feature = _contribution_arrays(scorer, features, encoded)
     signals, membership = _signal_membership(scorer)
     contribution = per_feature @ membership
     margin = base + per_feature.sum(axis=1)
@@ -217,7 +234,7 @@ def _explain_batch(scorer: LeadScorer, features: pd.DataFrame) -> _Batch:
     points = 100 * (probability[:, None] - without)
     phrases, values = phrasebook(scorer.features).render(features)
     raises, lowers = contribution > 0, contribution < 0
-    return _Batch(
+    return ExplainBatch(
         signals=signals, base=base, margin=margin,
         probability=probability, score=to_score(probability), contribution=contribution, points=points,
         phrases=phrases, values=values,
@@ -233,8 +250,13 @@ def _rank(points: np.ndarray, contribution: np.ndarray, eligible: np.ndarray) ->
     return np.lexsort((-tie, -magnitude), axis=-1)
 
 
-def _contribution_arrays(scorer: LeadScorer, features: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
-    """``contributions`` as arrays: base (rows,) and values (rows, scorer.feature_names)."""
+def _contribution_arrays(
+    scorer: LeadScorer, features: pd.DataFrame, encoded: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """``contributions`` as arrays: base (rows,) and values (rows, scorer.feature_names).
+
+    ``encoded``: see ``explain_batch``.
+    """
     names = scorer.feature_names
     n = len(features)
     base = np.zeros(n)
@@ -242,7 +264,7 @@ def _contribution_arrays(scorer: LeadScorer, features: pd.DataFrame) -> tuple[np
     if n == 0:
         return base, values
     if scorer.gbm_coef:
-        encoded = scorer.encoder.matrix(features)
+        encoded = scorer.encoder.matrix(features) if encoded is None else encoded
         tree_base, tree_values = _tree_contributions(scorer.booster, encoded)
         columns = scorer.encoder.columns
         base += scorer.gbm_coef * tree_base

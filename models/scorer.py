@@ -83,18 +83,18 @@ class LeadScorer:
         """Calibrated probability of conversion per row of a feature frame."""
         return self.calibrator.predict(self.margin(features))
 
-    def predict(self, features: pd.DataFrame, probability: np.ndarray | None = None) -> pd.DataFrame:
-        """Probability, 1-99 score, tier and likely rejection reason per row of a feature frame.
+    def predict(self, features: pd.DataFrame) -> pd.DataFrame:
+        """Probability, 1-99 score, tier and likely rejection reason per row of a feature frame."""
+        return self._outputs(features, self._encode(features))
 
-        Args:
-            probability: the calibrated probabilities when already known (from ``explain``, whose
-                exact margin gives the same numbers), so a scored and explained lead is modelled once.
-        """
-        encoded = self.encoder.matrix(features) if self.encoder is not None else None
-        if probability is None:
-            p = self.calibrator.predict(self.margin(features, encoded))
-        else:
-            p = np.asarray(probability, dtype=np.float64)
+    def _encode(self, features: pd.DataFrame) -> np.ndarray | None:
+        """The LightGBM matrix both boosters (conversion and reason) read; None without an encoder."""
+        return self.encoder.matrix(features) if self.encoder is not None else None
+
+    def _outputs(self, features: pd.DataFrame, encoded: np.ndarray | None, probability: np.ndarray | None = None) -> pd.DataFrame:
+        """``predict``'s frame; ``probability`` when an explanation batch already computed it from
+        the exact margin (the same numbers), so a scored and explained lead is modelled once."""
+        p = self.calibrator.predict(self.margin(features, encoded)) if probability is None else probability
         out = pd.DataFrame(
             {
                 "lead_id": features.index.astype(str),
@@ -166,11 +166,24 @@ class LeadScorer:
         return ScoreBatch(scores=self.scores_of(features, top_factors), problems=problems)
 
     def scores_of(self, features: pd.DataFrame, top_factors: int = 0) -> pd.DataFrame:
-        """What ``score`` returns for a built feature frame: ``predict``, plus the top factors if asked."""
-        scores = self.predict(features)
-        if top_factors:
-            scores = pd.concat([scores, self.factor_columns(features, top_factors)], axis=1)
-        return scores
+        """What ``score`` returns for a built feature frame: ``predict``, plus the top factors if asked.
+
+        With factors, the probabilities come from the same TreeSHAP pass as the factors: the
+        booster runs once per lead, not once for the score and again for its explanation.
+        """
+        encoded = self._encode(features)
+        if not top_factors:
+            return self._outputs(features, encoded)
+        batch = explain.explain_batch(self, features, encoded)
+        return pd.concat([self._outputs(features, encoded, batch.probability), explain.flat_factors(batch, top_factors)], axis=1)
+
+    def explained_scores(
+        self, features: pd.DataFrame, top_k: int = 3, every_factor: bool = False
+    ) -> tuple[pd.DataFrame, list[explain.Explanation]]:
+        """``predict`` and ``explain`` of the same leads from one encoding and one TreeSHAP pass."""
+        encoded = self._encode(features)
+        batch = explain.explain_batch(self, features, encoded)
+        return self._outputs(features, encoded, batch.probability), explain.explanations(batch, features, top_k, every_factor)
 
     def explain(self, features: pd.DataFrame, top_k: int = 3, every_factor: bool = True) -> list[explain.Explanation]:
         """Score and top positive/negative factors (phrase, value, points) per row of a feature frame.
@@ -178,7 +191,3 @@ class LeadScorer:
         See models/explain.py for what contributions and points mean.
         """
         return explain.explain(self, features, top_k, every_factor)
-
-    def factor_columns(self, features: pd.DataFrame, top_k: int = 3) -> pd.DataFrame:
-        """The top factors per row as flat CRM columns (``models.explain.factor_columns``)."""
-        return explain.factor_columns(self, features, top_k)

@@ -149,8 +149,7 @@ def score_request(
         detail = problem_details(problems, frames)
     if detail:
         raise RequestError(f"{len(detail)} problem(s) in the leads; nothing was scored", detail)
-    explanations = scorer.explain(features, top_k, every_factor=False)
-    scores = scorer.predict(features, probability=[e.probability for e in explanations])
+    scores, explanations = scorer.explained_scores(features, top_k)
     positives = [[_factor(f) for f in e.positives] for e in explanations]
     negatives = [[_factor(f) for f in e.negatives] for e in explanations]
     email_field = crm_column(scorer.data, "leads", "email")

@@ -79,15 +79,15 @@ def test_a_failure_while_modelling_a_chunk_stops_batch_scoring_with_that_error(t
     """The model runs on one chunk while the next is built: its error must surface, not vanish."""
     leads = pd.read_csv(sample_dir / "leads.csv", dtype=str).head(300)
     leads.to_csv(tmp_path / "leads.csv", index=False)
-    real_predict, calls = trained.scorer.predict, []
+    real_scores_of, calls = trained.scorer.scores_of, []
 
-    def failing_on_the_second_chunk(features, probability=None):
+    def failing_on_the_second_chunk(features, top_factors=0):
         calls.append(len(features))
         if len(calls) == 2:
             raise MemoryError("out of memory on chunk 2")
-        return real_predict(features, probability)
+        return real_scores_of(features, top_factors)
 
-    monkeypatch.setattr(trained.scorer, "predict", failing_on_the_second_chunk)
+    monkeypatch.setattr(trained.scorer, "scores_of", failing_on_the_second_chunk)
     with pytest.raises(MemoryError, match="chunk 2"):
         score_file(trained.scorer, tmp_path / "leads.csv", tmp_path / "scores.csv",
                    as_of=pd.Timestamp("2026-01-01"), chunk_size=100, progress=False)

@@ -216,3 +216,19 @@ def test_batch_scoring_writes_the_same_top_factors_as_explain(scorer, sample_dir
         assert row["top_positive_1"] == e.positives[0].phrase
         assert row["top_positive_1_points"] == pytest.approx(round(e.positives[0].points, 1))
         assert row["top_negative_2"] == e.negatives[1].phrase
+    # Scored with factors or without, a lead gets the same probability, score and tier.
+    plain = score_file(scorer, tmp_path / "leads.csv", tmp_path / "plain.csv", activities_path=tmp_path / "activities.csv",
+                       as_of=as_of, chunk_size=25, progress=False)
+    plain_scores = pd.read_csv(plain.output)
+    pd.testing.assert_frame_equal(written[plain_scores.columns], plain_scores, check_exact=False, rtol=1e-9)
+
+
+def test_explained_scores_are_predict_and_explain_in_one_pass(scorer, features):
+    rows = features.iloc[:40]
+    scores, explanations = scorer.explained_scores(rows, top_k=2)
+    pd.testing.assert_frame_equal(scores, scorer.predict(rows), check_exact=False, rtol=1e-9)
+    expected = explain(scorer, rows, 2, every_factor=False)
+    assert [(e.lead_id, e.score, e.positives, e.negatives) for e in explanations] == [
+        (e.lead_id, e.score, e.positives, e.negatives) for e in expected
+    ]
+    assert all(e.factors is None for e in explanations)  # /score shows the top factors only
