@@ -62,10 +62,16 @@ def _model_kind(scorer: LeadScorer) -> str:
     return "LightGBM with monotone constraints" if scorer.gbm_coef else "sign-constrained logistic regression"
 
 
+def _seen_at(ages: list[float]) -> str:
+    if len(ages) == 1:
+        return f"{ages[0]:g} days after creation"
+    return f"at one of {', '.join(f'{a:g}' for a in ages)} days after creation that they reached still open"
+
+
 def _summary(scorer: LeadScorer, params: Params, version: str, name: str) -> list[str]:
     label, features = params.label, params.features
     horizon = f"within {label.horizon_days} days of creation" if label.horizon_days else "at any time"
-    when = f"{features.snapshot_days:g} days after creation" if params.data.dated else "as exported (undated)"
+    when = _seen_at(features.snapshot_days) if params.data.dated else "as exported (undated)"
     info = scorer.info
     lines = [
         f"Model: `{name}`" + (f" version {version}" if version else " (not registered)"),
@@ -206,8 +212,9 @@ def known_limits(scorer: LeadScorer, params: Params, evaluation=None, training_s
         where = scorer.info.get("monotone_checked_on", "validation rows")
         limits.append(f"Declared directions broken on {where}: {', '.join(violations)}.")
     if params.data.dated:
-        limits.append(f"Trained on leads as seen {params.features.snapshot_days:g} days after creation: a lead scored "
-                      "earlier has had less time to show activity, so its intent signals read lower.")
+        oldest = max(params.features.snapshot_days)
+        limits.append(f"Training leads are seen at most {oldest:g} days after creation: a lead still open later is "
+                      "scored from what the model learned of leads at that age.")
     limits.append("Sources, campaigns and other category values that appeared after training are scored as "
                   "`__other__`; a shift in a source's quality shows up only after retraining (see `leadscore monitor`).")
     limits.append("Labels are sales decisions: a lead rejected for a reason the policy marks negative teaches the "

@@ -90,8 +90,10 @@ class IcpParams(_Section):
 class FeatureParams(_Section):
     """What the point-in-time feature frame contains."""
 
-    snapshot_days: float = Field(
-        3, ge=0, description="Training snapshot = created_at + this many days, never after the decision."
+    snapshot_days: list[float] = Field(
+        default_factory=lambda: [3.0],
+        description="Ages (days after created_at) a training lead may be seen at: each lead is seen at one of "
+        "those it reached undecided (see features.build.training_snapshots).",
     )
     windows: list[int] = Field(default_factory=lambda: [7, 30, 90])
     activity_types: list[str] = Field(default_factory=list)
@@ -112,6 +114,18 @@ class FeatureParams(_Section):
         default_factory=dict,
         description="Signal -> rep-readable phrase template; overrides the built-in ones (features/phrases.py).",
     )
+
+    @field_validator("snapshot_days", mode="before")
+    @classmethod
+    def _ages_list(cls, ages):
+        return [ages] if isinstance(ages, (int, float)) else ages
+
+    @field_validator("snapshot_days")
+    @classmethod
+    def _ages_valid(cls, ages: list[float]) -> list[float]:
+        if not ages or any(a < 0 for a in ages):
+            raise ValueError("give at least one snapshot age, none negative (days after created_at)")
+        return sorted(set(ages))
 
     @field_validator("windows")
     @classmethod
@@ -286,6 +300,17 @@ class Params(_Section):
     retrain: RetrainParams = Field(default_factory=RetrainParams)
     monitor: MonitorParams = Field(default_factory=MonitorParams)
     base_dir: Path = Field(PROJECT_ROOT, description="Relative paths in the file resolve against this folder.")
+
+    @model_validator(mode="after")
+    def _snapshots_before_horizon(self) -> "Params":
+        """A lead still open at the horizon is labelled negative then: seeing it later sees it after its label."""
+        horizon, oldest = self.label.horizon_days, max(self.features.snapshot_days)
+        if self.data.dated and horizon is not None and oldest >= horizon:
+            raise ValueError(
+                f"features.snapshot_days: age {oldest:g} is not before label.horizon_days ({horizon}); "
+                "training leads are seen while their outcome is still open"
+            )
+        return self
 
     def resolve(self, path: str) -> Path:
         """A path from params, relative to the params file's folder."""

@@ -181,6 +181,43 @@ def test_training_snapshot_is_capped_at_the_decision():
     assert build_features(leads, events, snapshots, spec()).loc["fast", "demo_requested"] == 0
 
 
+def test_training_leads_are_seen_at_ages_they_reached_still_open():
+    ages = [0, 3, 7, 14, 30, 60, 90]
+    created = pd.Timestamp("2024-01-01")
+    n = 2000
+    ids = [f"lead-{i}" for i in range(n)]
+    decided_after = np.where(np.arange(n) % 2 == 0, 10.0, np.nan)  # half decided on day 10, half still open
+    leads = pd.DataFrame({"lead_id": ids, "created_at": [created] * n})
+    labels = pd.DataFrame(
+        {"lead_id": ids, "decided_at": created + pd.to_timedelta(decided_after, unit="D")}
+    )
+    seen_at = (training_snapshots(leads, labels, spec(snapshot_days=ages)) - created).dt.days
+    decided_leads, open_leads = seen_at.iloc[::2], seen_at.iloc[1::2]
+    # Never at or after the decision: a lead decided on day 10 is seen at day 0, 3 or 7.
+    assert set(decided_leads) == {0, 3, 7}
+    assert set(open_leads) == set(ages)
+    # Spread over the ages (each about 1/7 of the open leads), not piled on one.
+    assert open_leads.value_counts().min() > n / 2 / len(ages) * 0.7
+    # The same lead gets the same age whatever the row order or the other leads in the export.
+    shuffled = training_snapshots(leads.iloc[::-1], labels, spec(snapshot_days=ages))
+    assert shuffled.loc[seen_at.index].equals(training_snapshots(leads, labels, spec(snapshot_days=ages)))
+    alone = training_snapshots(leads.iloc[[5]], labels, spec(snapshot_days=ages))
+    assert (alone - created).dt.days.iloc[0] == seen_at.iloc[5]
+
+
+def test_a_lead_decided_before_the_youngest_age_is_seen_at_its_decision():
+    created = pd.Timestamp("2024-01-01")
+    leads = pd.DataFrame({"lead_id": ["fast"], "created_at": [created]})
+    labels = pd.DataFrame({"lead_id": ["fast"], "decided_at": [created + pd.Timedelta(hours=5)]})
+    assert training_snapshots(leads, labels, spec(snapshot_days=[1, 3])).iloc[0] == created + pd.Timedelta(hours=5)
+
+
+@pytest.mark.parametrize("ages, message", [([], "at least one snapshot age"), ([3, -1], "none negative")])
+def test_bad_snapshot_ages_are_refused(ages, message):
+    with pytest.raises(ValueError, match=message):
+        spec(snapshot_days=ages)
+
+
 def test_zone_aware_and_iso_text_times_agree_with_naive_utc():
     naive = build_features(
         leads_frame(), activities(("L1", SNAPSHOT - SECOND, "demo_request")), SNAPSHOT, spec()

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import re
 
+import pytest
 from typer.testing import CliRunner
 
 from pipelines.cli import app
-from pipelines.config import PROJECT_ROOT
+from pipelines.config import PROJECT_ROOT, ParamsError, load_params
 
 runner = CliRunner()
 
@@ -58,6 +59,12 @@ def test_an_invalid_params_file_names_the_key_and_allowed_values(tmp_path):
     result = run("features", "--params", str(params))
     assert result.exit_code == 2
     assert "model.calibration" in result.output and "isotonic" in result.output
+
+
+def test_a_snapshot_age_past_the_label_horizon_is_refused(tmp_path):
+    """A lead open at the horizon is labelled negative then; seeing it later would see it after its label."""
+    with pytest.raises(ParamsError, match=r"features.snapshot_days: age 150 is not before label.horizon_days \(120\)"):
+        load_params(PROJECT_ROOT / "params.yaml", overrides={"features.snapshot_days": [3, 150]})
 
 
 def test_a_missing_export_is_a_clear_error(tmp_path):

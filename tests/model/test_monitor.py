@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from features.build import FeatureDef, build_features
+from features.build import FeatureDef, build_features, training_snapshots
 from pipelines.config import LabelParams, MonitorParams
 from pipelines.monitor import (
     calibration_summary,
@@ -139,7 +139,8 @@ def production(tmp_path_factory, monkeypatch_session):
     flood = leads["created_at"] >= "2025-11-01"
     kept = ~flood | (leads["lead_source"] == "paid_search") | (np.random.default_rng(1).random(len(leads)) < 0.15)
     leads = leads[kept].reset_index(drop=True)
-    scored_at = pd.Series((leads["created_at"] + pd.Timedelta(days=3)).to_numpy(), index=leads["lead_id"])
+    # The CRM scores each lead at some age while it is open, as training sees them, up to the export's end.
+    scored_at = training_snapshots(leads, crm.outcomes, champion.scorer.features).clip(upper=leads["created_at"].max())
     scores = champion.scorer.predict(build_features(leads, crm.activities, scored_at, champion.scorer.features))
     store = Store.from_params(params)
     store.log_scores(scores.assign(model_name="leadscore", model_version=champion.version, factors=None,
