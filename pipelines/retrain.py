@@ -24,7 +24,7 @@ import pandas as pd
 import sqlalchemy as sa
 from mlflow.tracking import MlflowClient
 
-from features.build import build_features, feature_catalog, training_snapshots
+from features.build import feature_catalog
 from features.phrases import phrase_templates
 from models.calibration import Calibrator, TierThresholds
 from models.card import log_card, model_card
@@ -37,7 +37,7 @@ from models.train import fit_scorer
 from pipelines import tracking
 from pipelines.config import Params, flatten
 from pipelines.contract import OUTCOMES
-from pipelines.dataset import TrainingSet, assemble, data_as_of
+from pipelines.dataset import TrainingSet, assemble, data_as_of, model_features
 from pipelines.evaluate import LEADSCORE, Evaluation, compare, format_table
 from pipelines.ingest import CRMData, load_crm
 
@@ -442,7 +442,7 @@ def retrain(
     probabilities = {}
     notes = []
     if champion is not None:
-        probabilities[CHAMPION_ROW] = champion.predict_proba(_window_features(champion, ts, crm, window_rows, params))
+        probabilities[CHAMPION_ROW] = champion.predict_proba(model_features(champion, ts, ts.features.index[window_rows]))
         notes += _overlap_notes(champion, ts, window_rows)
     probabilities[CHALLENGER_ROW] = challenger.predict_proba(ts.features.iloc[window_rows])
     metrics = window_metrics(probabilities, y, params)
@@ -464,18 +464,6 @@ def retrain(
             client.set_model_version_tag(name, challenger_version, "retrain_refused", "; ".join(decision.reasons))
         _log_retrain_run(result, params)
     return result
-
-
-def _window_features(champion: LeadScorer, ts: TrainingSet, crm: CRMData, rows: np.ndarray, params: Params) -> pd.DataFrame:
-    """The window rows as the champion's own feature settings build them (usually the challenger's frame)."""
-    if champion.features == params.features:
-        return ts.features.iloc[rows]
-    ids = ts.features.index[rows]
-    leads = crm.leads.set_index("lead_id", drop=False).loc[ids].reset_index(drop=True)
-    if not params.data.dated:
-        return build_features(leads, None, None, champion.features)
-    snapshots = training_snapshots(leads, ts.labels.frame.loc[ids].reset_index(), champion.features)
-    return build_features(leads, crm.activities, snapshots, champion.features)
 
 
 def _overlap_notes(champion: LeadScorer, ts: TrainingSet, rows: np.ndarray) -> list[str]:
