@@ -20,7 +20,8 @@ as artifacts of a run tagged ``audit`` in the model's experiment.
    has deal amounts.
 4. Conversion and lift per tier, and the share of conversions in the top of the list.
 5. Calibration: does "30 %" mean 30 %.
-6. What changed against the previous registered version (or one named with ``--compare-to``).
+6. What changed against the previous registered version (or one named with ``--compare-to``), both
+   scored on the same held-out leads, each on features built with its own saved settings.
 
 Sections 1, 2, 4, 5 and 6 use the held-out test rows of the training split (the model never saw
 them); every section function takes frames, so a notebook can recompute any of them on a slice.
@@ -55,7 +56,7 @@ from models.scorer import LeadScorer
 from models.splits import make_split
 from pipelines import tracking
 from pipelines.config import EvaluateParams, LabelParams, Params
-from pipelines.dataset import TrainingSet, assemble, with_model_features
+from pipelines.dataset import TrainingSet, assemble, model_features, with_model_features
 
 TOP_SIGNALS = 6  # signals with a dependence plot
 PLOTTED_SIGNALS = 20  # bars in the importance plot
@@ -619,9 +620,13 @@ def calibration_section(rows: ExplainedRows, bins: int) -> Section:
 
 
 def change_section(
-    rows: ExplainedRows, current: LeadScorer, previous: PreviousModel | None, evaluate: EvaluateParams
+    rows: ExplainedRows, training_set: TrainingSet, previous: PreviousModel | None, evaluate: EvaluateParams
 ) -> Section:
-    """6. What changed against the previous model, or the current metrics when there is none."""
+    """6. What changed against the previous model, or the current metrics when there is none.
+
+    The previous model scores the same leads (those of `rows`, from `training_set`) on features built
+    with its own saved settings, which may differ from the audited model's (ICP, lists, windows).
+    """
     section = Section("change", "What changed versus the previous model")
     if previous is None:
         section.notes.append("There is no previous model to compare with: this is the only registered version "
@@ -629,17 +634,7 @@ def change_section(
         metrics = pd.DataFrame({"current": _metrics(rows, evaluate)}).rename_axis("metric").reset_index()
         section.tables["metrics"] = metrics
         return section
-    missing = sorted(set(previous.scorer.feature_names) - set(rows.features.columns))
-    if missing:
-        section.notes.append(
-            f"{previous.label} uses features the audited model's params do not build ({', '.join(missing)}), so it "
-            "cannot be scored on the same leads; its recorded test metrics are shown instead."
-        )
-        metrics = pd.DataFrame({"current": current.info.get("metrics", {}), "previous": previous.scorer.info.get("metrics", {})})
-        metrics["change"] = metrics["current"] - metrics["previous"]
-        section.tables["metrics"] = metrics.rename_axis("metric").reset_index()
-        return section
-    before = explain_rows(previous.scorer, rows.features[previous.scorer.feature_names], rows.y)
+    before = explain_rows(previous.scorer, model_features(previous.scorer, training_set, rows.features.index), rows.y)
     metrics, importance = model_change(rows, before, evaluate)
     section.notes.append(f"Compared with {previous.label} on the same {len(rows.y):,} held-out leads.")
     moved = importance[importance["change"].abs() > 0].head(3)
@@ -666,18 +661,10 @@ def build_audit(
 
     The held-out rows are the test part of the same split training used (models.splits.make_split with
     params.evaluate.split and params.model.seed), so with the training data they are rows the model
-    never saw.
-
-    Raises:
-        ValueError: the feature frame lacks features the model uses (params changed since training).
+    never saw. Each model is explained on features built with its own saved settings.
     """
-    missing = sorted(set(scorer.feature_names) - set(training_set.features.columns))
-    if missing:
-        raise ValueError(
-            f"the model uses features these params do not build: {missing}; audit with the params it was trained with"
-        )
     split = make_split(training_set.created_at, pd.Series(training_set.y), params.evaluate.split, params.model.seed)
-    test = training_set.features.iloc[split.test][scorer.feature_names]
+    test = model_features(scorer, training_set, training_set.features.index[split.test])
     rows = explain_rows(scorer, test, training_set.y[split.test])
     catalog = scorer.catalog
     importance = importance_section(rows, catalog)
@@ -688,7 +675,7 @@ def build_audit(
         segments_section(lead_outcomes(training_set, params.label)),
         tiers_section(rows, scorer.tiers, params.evaluate.top_fractions),
         calibration_section(rows, params.evaluate.ece_bins),
-        change_section(rows, scorer, previous, params.evaluate),
+        change_section(rows, training_set, previous, params.evaluate),
     ]
     registry = scorer.info.get("registry", {})
     model = {

@@ -21,12 +21,11 @@ from matplotlib.figure import Figure
 
 from models.metrics import evaluate_scores, fraction_key, tier_table
 from models.splits import make_split
-from models.train import fit_scorer
 from pipelines.config import Params
 from pipelines.dataset import assemble
 from pipelines.ingest import CRMData, load_crm
 from pipelines.monitor import segment_calibration
-from pipelines.retrain import PEER_NAMES, cold_start_shortfall, feedback_outcomes, fit_cold_start_scorer, merge_feedback
+from pipelines.retrain import PEER_NAMES, closed_counts, feedback_outcomes, fit_challenger, merge_feedback
 
 CAPTURE_FRACTION = 0.2
 HEADLINE = ["roc_auc", f"capture_{fraction_key(CAPTURE_FRACTION)}", "ece"]
@@ -92,16 +91,13 @@ def replay(params: Params, quarters: int = 4, segment: str = "lead_source", crm:
     for quarter in backtest_quarters(outcome.created_at, quarters):
         start = quarter.start_time
         ts = assemble(params, as_of=start, crm=crm)
-        why = cold_start_shortfall(len(ts.y), int(ts.y.sum()), params)
         try:
             split = make_split(ts.created_at, pd.Series(ts.y), params.evaluate.split, params.model.seed)
-            if why:
-                scorer = fit_cold_start_scorer(ts, split, params, why)
-            else:
-                scorer = fit_scorer(ts.features, ts.y, ts.weights, ts.reasons, split, params)
+            scorer, why = fit_challenger(ts, split, params)
         except ValueError as err:
             raise ValueError(f"backtest {quarter} (trained as of {start:%Y-%m-%d}): {err}; replay fewer quarters") from None
         names = scorer.tiers.names
+        closed, conversions = closed_counts(ts)
         held = np.flatnonzero(quarter_of == quarter)
         y = outcome.y[held]
         p = scorer.predict_proba(outcome.features.iloc[held])
@@ -110,7 +106,7 @@ def replay(params: Params, quarters: int = 4, segment: str = "lead_source", crm:
         rows.append({
             "quarter": str(quarter), "trained_as_of": start,
             "model": f"peer {PEER_NAMES[params.retrain.cold_start_peer]}" if why else "learned",
-            "training_rows": len(ts.y), "training_conversions": int(ts.y.sum()),
+            "training_rows": closed, "training_conversions": conversions,
             "leads": int((created_quarter == quarter).sum()), "rows": len(held), "conversions": int(y.sum()),
             "conversion_rate": metrics["positive_rate"], "mean_p": metrics["mean_p"],
             **{k: metrics[k] for k in HEADLINE},

@@ -16,7 +16,7 @@ import pandas as pd
 from features.build import build_features, training_snapshots
 from features.labels import LabelResult, build_labels, outcome_group
 from features.leakage import LeakWarning, leakage_check
-from pipelines.config import Params
+from pipelines.config import FeatureParams, Params
 from pipelines.ingest import CRMData, load_crm
 
 
@@ -25,6 +25,7 @@ class TrainingSet:
     crm: CRMData
     labels: LabelResult
     features: pd.DataFrame  # labelled rows only, index lead_id
+    feature_params: FeatureParams  # the features section `features` was built with
     y: np.ndarray
     weights: np.ndarray
     reasons: pd.Series  # rejection reason of rejected rows, NaN otherwise (target of the reason model)
@@ -80,6 +81,24 @@ def with_model_features(params: Params, scorer) -> Params:
     return params.model_copy(update={"features": scorer.features})
 
 
+def model_features(scorer, training_set: TrainingSet, lead_ids: pd.Index) -> pd.DataFrame:
+    """These leads of `training_set` as `scorer`'s own saved feature settings build them.
+
+    Comparing models on the same leads (retrain's champion, the audit's previous version) must give
+    each the values it would see in serving: a model trained with another ICP, domain list or window
+    list would otherwise be scored on another model's columns of the same name, or on none. The
+    training set's frame is reused when it was built with the same settings.
+    """
+    if scorer.features == training_set.feature_params:
+        return training_set.features.loc[lead_ids]
+    crm = training_set.crm
+    leads = crm.leads.set_index("lead_id", drop=False).loc[lead_ids].reset_index(drop=True)
+    if training_set.created_at is None:
+        return build_features(leads, None, None, scorer.features)
+    snapshots = training_snapshots(leads, training_set.labels.frame.loc[lead_ids].reset_index(), scorer.features)
+    return build_features(leads, crm.activities, snapshots, scorer.features)
+
+
 def assemble(params: Params, as_of: pd.Timestamp | None = None, crm: CRMData | None = None) -> TrainingSet:
     """Labelled point-in-time training frame for the export in params (or an already loaded one).
 
@@ -107,6 +126,7 @@ def assemble(params: Params, as_of: pd.Timestamp | None = None, crm: CRMData | N
         crm=crm,
         labels=labels,
         features=features,
+        feature_params=params.features,
         y=y,
         weights=used["weight"].to_numpy(dtype=np.float64),
         reasons=reasons.reset_index(drop=True),

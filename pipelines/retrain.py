@@ -1,10 +1,11 @@
 """`leadscore retrain`: a challenger replaces the champion only after beating it on the same recent leads.
 
 Flow: CRM export + the service's feedback store (per lead the newer decision wins) -> closed leads as
-of DATE -> below the cold-start floor, the transparent peer (points or naive Bayes) is shipped instead
-of a noisy model -> otherwise `pipelines.train.train` fits and registers the challenger -> champion
-and challenger are scored on the challenger's out-of-time test rows -> the gate in params.retrain
-decides. `promote` and `rollback` move the alias by hand.
+of DATE -> `fit_challenger`: below the cold-start floor the transparent peer (points or naive Bayes),
+otherwise the learned model (the backtest replays quarters through the same function) -> the
+challenger is logged and registered -> champion and challenger are scored on the challenger's
+out-of-time test rows -> the gate in params.retrain decides. `promote` and `rollback` move the
+alias by hand.
 
 Every move of the `champion` alias records why and which version it replaced (model-version tags
 plus an MLflow run), so a rollback knows where to go back to. Nothing signals the service: it serves
@@ -23,8 +24,8 @@ import pandas as pd
 import sqlalchemy as sa
 from mlflow.tracking import MlflowClient
 
-from features.build import build_features, feature_catalog, training_snapshots
-from features.labels import build_labels
+from features.build import feature_catalog
+from features.phrases import phrase_templates
 from models.calibration import Calibrator, TierThresholds
 from models.card import log_card, model_card
 from models.encoding import CategoryEncoder
@@ -32,10 +33,11 @@ from models.metrics import evaluate_scores, fraction_key
 from models.peers import OdooNaiveBayes, PointsScorer
 from models.scorer import LeadScorer
 from models.splits import Split, make_split
+from models.train import fit_scorer
 from pipelines import tracking
 from pipelines.config import Params, flatten
 from pipelines.contract import OUTCOMES
-from pipelines.dataset import TrainingSet, assemble, data_as_of
+from pipelines.dataset import TrainingSet, assemble, data_as_of, model_features
 from pipelines.evaluate import LEADSCORE, Evaluation, compare, format_table
 from pipelines.ingest import CRMData, load_crm
 
@@ -119,14 +121,9 @@ def merge_feedback(crm: CRMData, feedback: pd.DataFrame) -> tuple[CRMData, Feedb
 # ----------------------------------------------------------------------------- cold start
 
 
-def closed_counts(crm: CRMData, params: Params, as_of: pd.Timestamp | None) -> tuple[int, int]:
-    """(labelled leads, conversions) under the label policy as of `as_of`, without building features."""
-    leads = crm.leads
-    if params.data.dated:
-        as_of = pd.Timestamp(as_of) if as_of is not None else data_as_of(crm)
-        leads = leads[leads["created_at"] <= as_of]
-    labels = build_labels(leads, crm.outcomes, params.label, as_of if params.data.dated else None).frame["label"]
-    return int(labels.notna().sum()), int((labels == 1).sum())
+def closed_counts(ts: TrainingSet) -> tuple[int, int]:
+    """(closed leads, conversions): the labelled rows of the training set, which the cold-start floor checks."""
+    return len(ts.y), int(ts.y.sum())
 
 
 def cold_start_shortfall(closed: int, conversions: int, params: Params) -> str | None:
@@ -148,6 +145,7 @@ def fit_cold_start_scorer(ts: TrainingSet, split: Split, params: Params, why: st
     the calibration rows (on the peer's rows when those lack a class), and tiers are frozen as usual.
     """
     rp = params.retrain
+    closed, conversions = closed_counts(ts)
     fit_rows = np.concatenate([split.train, split.validation])
     X_fit, y_fit, w_fit = ts.features.iloc[fit_rows], ts.y[fit_rows], ts.weights[fit_rows]
     if not 0 < y_fit.sum() < len(y_fit):
@@ -171,8 +169,8 @@ def fit_cold_start_scorer(ts: TrainingSet, split: Split, params: Params, why: st
         reasons=None,
         info={
             "trained_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-            "cold_start": {"peer": PEER_NAMES[rp.cold_start_peer], "closed_leads": len(ts.y),
-                           "conversions": int(ts.y.sum()), "why": why},
+            "cold_start": {"peer": PEER_NAMES[rp.cold_start_peer], "closed_leads": closed,
+                           "conversions": conversions, "why": why},
             "blend": {"peer_weight": 1.0},
         },
     )
@@ -181,6 +179,19 @@ def fit_cold_start_scorer(ts: TrainingSet, split: Split, params: Params, why: st
     reference = np.concatenate([split.train, split.validation, split.calibration])
     scorer.tiers = TierThresholds.fit(params.tiers, scorer.predict_proba(ts.features.iloc[reference]))
     return scorer
+
+
+def fit_challenger(ts: TrainingSet, split: Split, params: Params) -> tuple[LeadScorer, str | None]:
+    """The model retraining ships on `ts`: the cold-start peer below the floor, else the learned model.
+
+    Returns the scorer and why the peer was chosen (None for the learned model). `leadscore retrain`
+    and the backtest's replayed quarters both fit through here, so a replay is what retrain would
+    have shipped.
+    """
+    why = cold_start_shortfall(*closed_counts(ts), params)
+    if why:
+        return fit_cold_start_scorer(ts, split, params, why), why
+    return fit_scorer(ts.features, ts.y, ts.weights, ts.reasons, split, params), None
 
 
 # ----------------------------------------------------------------------------- the gate
@@ -401,39 +412,37 @@ def retrain(
         crm: an already loaded export (default: load params.data).
         feedback: contract outcomes from the feedback store (default: read params.serving.store_url).
     """
-    from pipelines.train import input_example, train
+    from pipelines.train import input_example, log_trained
 
+    phrase_templates(params.features)  # refuse to ship a model whose factors could not be worded
     tracking.configure(params)
     crm = crm if crm is not None else load_crm(params)
     crm, merged = merge_feedback(crm, feedback if feedback is not None else feedback_outcomes(params))
     as_of = (pd.Timestamp(as_of) if as_of is not None else data_as_of(crm)) if params.data.dated else None
-    closed, conversions = closed_counts(crm, params, as_of)
-    why = cold_start_shortfall(closed, conversions, params)
+    ts = assemble(params, as_of=as_of, crm=crm)
+    closed, conversions = closed_counts(ts)
+    split = make_split(ts.created_at, pd.Series(ts.y), params.evaluate.split, params.model.seed)
 
     client, name = MlflowClient(), params.tracking.registered_model
     champion_version = _champion_version(client, name)
     # By version, not alias: the model compared is the version recorded as the previous champion.
     champion = tracking.load_scorer(params, version=champion_version) if champion_version else None
 
+    challenger, why = fit_challenger(ts, split, params)
     if why:
-        ts = assemble(params, as_of=as_of, crm=crm)
-        split = make_split(ts.created_at, pd.Series(ts.y), params.evaluate.split, params.model.seed)
-        challenger = fit_cold_start_scorer(ts, split, params, why)
         evaluation = compare({LEADSCORE: challenger}, ts.features, ts.y, split, params)
         challenger_run_id, challenger_version = _log_cold_start(challenger, evaluation, ts, split, params, dry_run,
                                                                 input_example(ts, params))
     else:
-        result = train(params, as_of=as_of, register=not dry_run, crm=crm)
-        ts, challenger = result.training_set, result.scorer
-        split = make_split(ts.created_at, pd.Series(ts.y), params.evaluate.split, params.model.seed)
-        challenger_run_id, challenger_version = result.run_id, result.version
+        trained = log_trained(challenger, ts, split, params, register=not dry_run)
+        challenger_run_id, challenger_version = trained.run_id, trained.version
 
     window_rows = split.test
     y = ts.y[window_rows]
     probabilities = {}
     notes = []
     if champion is not None:
-        probabilities[CHAMPION_ROW] = champion.predict_proba(_window_features(champion, ts, crm, window_rows, params))
+        probabilities[CHAMPION_ROW] = champion.predict_proba(model_features(champion, ts, ts.features.index[window_rows]))
         notes += _overlap_notes(champion, ts, window_rows)
     probabilities[CHALLENGER_ROW] = challenger.predict_proba(ts.features.iloc[window_rows])
     metrics = window_metrics(probabilities, y, params)
@@ -455,18 +464,6 @@ def retrain(
             client.set_model_version_tag(name, challenger_version, "retrain_refused", "; ".join(decision.reasons))
         _log_retrain_run(result, params)
     return result
-
-
-def _window_features(champion: LeadScorer, ts: TrainingSet, crm: CRMData, rows: np.ndarray, params: Params) -> pd.DataFrame:
-    """The window rows as the champion's own feature settings build them (usually the challenger's frame)."""
-    if champion.features == params.features:
-        return ts.features.iloc[rows]
-    ids = ts.features.index[rows]
-    leads = crm.leads.set_index("lead_id", drop=False).loc[ids].reset_index(drop=True)
-    if not params.data.dated:
-        return build_features(leads, None, None, champion.features)
-    snapshots = training_snapshots(leads, ts.labels.frame.loc[ids].reset_index(), champion.features)
-    return build_features(leads, crm.activities, snapshots, champion.features)
 
 
 def _overlap_notes(champion: LeadScorer, ts: TrainingSet, rows: np.ndarray) -> list[str]:

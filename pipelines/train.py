@@ -17,8 +17,9 @@ import mlflow
 import pandas as pd
 
 from models.card import log_card, model_card
+from models.scorer import LeadScorer
 from features.phrases import phrase_templates
-from models.splits import make_split
+from models.splits import Split, make_split
 from models.train import fit_scorer
 from pipelines import tracking
 from pipelines.config import Params, flatten
@@ -56,10 +57,19 @@ def train(
     phrase_templates(params.features)  # refuse to train a model whose factors could not be worded
     tracking.configure(params)
     ts = assemble(params, as_of=as_of, crm=crm)
+    split = make_split(ts.created_at, pd.Series(ts.y), params.evaluate.split, params.model.seed)
+    scorer = fit_scorer(ts.features, ts.y, ts.weights, ts.reasons, split, params)
+    return log_trained(scorer, ts, split, params, register)
+
+
+def log_trained(scorer: LeadScorer, ts: TrainingSet, split: Split, params: Params, register: bool = True) -> TrainResult:
+    """Track a fitted learned scorer as one run: data, comparison with the peers, the model and its card.
+
+    Separate from the fit so `leadscore retrain` logs the challenger it chose with
+    `pipelines.retrain.fit_challenger` exactly as `leadscore train` logs its model.
+    """
     for leak in ts.leaks:
         log.warning(leak.message)
-    split = make_split(ts.created_at, pd.Series(ts.y), params.evaluate.split, params.model.seed)
-
     with mlflow.start_run() as run:
         mlflow.log_params(tracking.mlflow_keys(flatten(params)))
         mlflow.log_dict(ts.fingerprint(params), "data/fingerprint.json")
@@ -70,7 +80,6 @@ def train(
             mlflow.log_dict([leak.__dict__ for leak in ts.leaks], "data/leakage_warnings.json")
         mlflow.log_metrics(tracking.mlflow_keys({f"label_rows.{k}": v for k, v in ts.labels.counts.items()}))
 
-        scorer = fit_scorer(ts.features, ts.y, ts.weights, ts.reasons, split, params)
         peers = fit_peers(ts.features, ts.y, ts.weights, split, params)
         evaluation = compare({LEADSCORE: scorer, **peers}, ts.features, ts.y, split, params, ts.reasons)
         scorer.info.update(

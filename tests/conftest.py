@@ -50,8 +50,14 @@ def params_for(sample_dir: Path, tracking_dir: Path, **overrides) -> Params:
 
 
 @pytest.fixture(scope="session")
-def sample_params(sample_dir, tmp_path_factory) -> Params:
-    return params_for(sample_dir, tmp_path_factory.mktemp("tracking"))
+def tracking_dir(tmp_path_factory) -> Path:
+    """The shared MLflow store's folder (a test may register models of its own there under other names)."""
+    return tmp_path_factory.mktemp("tracking")
+
+
+@pytest.fixture(scope="session")
+def sample_params(sample_dir, tracking_dir) -> Params:
+    return params_for(sample_dir, tracking_dir)
 
 
 @pytest.fixture(scope="session")

@@ -12,22 +12,31 @@ import pytest
 import yaml
 from mlflow.tracking import MlflowClient
 
-from pipelines import audit
+from models.metrics import evaluate_scores
+from pipelines import audit, tracking
+from conftest import FAST, params_for
 
 SECTION_KEYS = ["importance", "dependence", "segments", "tiers", "calibration", "change"]
 
 
 @pytest.fixture(scope="module")
-def audited(trained, sample_params, tmp_path_factory):
-    """The champion of the `trained` store audited once, as `leadscore audit` does."""
-    return audit.run_audit(sample_params, out_dir=tmp_path_factory.mktemp("audit"))
+def audited(trained, sample_dir, tracking_dir, tmp_path_factory):
+    """The `trained` model audited once, as `leadscore audit` does.
+
+    It is registered under a name of this module's own, so it is version 1 with no version before
+    it, whatever other tests register under the shared name.
+    """
+    params = params_for(sample_dir, tracking_dir, **{"tracking.registered_model": "audit_first_version"})
+    tracking.configure(params)
+    tracking.register(trained.model_uri, params, trained.run_id)
+    return audit.run_audit(params, out_dir=tmp_path_factory.mktemp("audit"))
 
 
 def sections(result) -> dict[str, audit.Section]:
     return {s.key: s for s in result.audit.sections}
 
 
-def test_every_section_is_produced_with_non_empty_tables(audited, sample_params):
+def test_every_section_is_produced_with_non_empty_tables(audited):
     by_key = sections(audited)
     assert list(by_key) == SECTION_KEYS
     assert set(by_key["segments"].tables) == {
@@ -39,13 +48,10 @@ def test_every_section_is_produced_with_non_empty_tables(audited, sample_params)
             assert len(table), f"{key}.{name} is empty"
     for key in SECTION_KEYS[:5]:
         assert by_key[key].figures, key
-    # No older registered version than the audited champion: the section says so (version-aware,
-    # since other tests may register more versions in the same store).
-    name, version = sample_params.tracking.registered_model, audited.audit.model["version"]
-    versions = [v.version for v in MlflowClient().search_model_versions(f"name='{name}'")]
-    if audit.previous_version(versions, version) is None:
-        assert "no previous model" in by_key["change"].notes[0]
-        assert list(by_key["change"].tables["metrics"].columns) == ["metric", "current"]
+    # The audited model is the only version of its registered model: the section says so.
+    assert audited.audit.model["version"] == "1"
+    assert "no previous model" in by_key["change"].notes[0]
+    assert list(by_key["change"].tables["metrics"].columns) == ["metric", "current"]
 
 
 def test_importance_is_sorted_covers_every_signal_and_reads_declared_buying_signals_as_positive(audited, trained):
@@ -110,23 +116,50 @@ def test_mlflow_run_holds_the_report_and_tables_in_the_models_experiment(audited
 
 
 def test_change_against_a_previous_model_compares_the_same_leads(audited, trained, sample_params):
-    rows, scorer = audited.audit.rows, trained.scorer
-    same = audit.change_section(rows, scorer, audit.PreviousModel("version 0", scorer), sample_params.evaluate)
+    rows, scorer, ts = audited.audit.rows, trained.scorer, trained.training_set
+    same = audit.change_section(rows, ts, audit.PreviousModel("version 0", scorer), sample_params.evaluate)
     assert (same.tables["metrics"]["change"] == 0).all()
     assert (same.tables["importance_change"]["change"] == 0).all()
     assert "No signal's importance changed." in same.notes
 
     weaker = dataclasses.replace(scorer, gbm_coef=scorer.gbm_coef / 2, logistic_coef=scorer.logistic_coef / 2)
-    changed = audit.change_section(rows, scorer, audit.PreviousModel("version 0", weaker), sample_params.evaluate)
+    changed = audit.change_section(rows, ts, audit.PreviousModel("version 0", weaker), sample_params.evaluate)
     importance = changed.tables["importance_change"]
     np.testing.assert_allclose(importance["change"], importance["current"] / 2, atol=1e-12)
     assert importance["change"].abs().is_monotonic_decreasing
 
-    other_features = scorer.features.model_copy(update={"numeric": [*scorer.features.numeric, "annual_revenue"]})
-    unbuildable = dataclasses.replace(scorer, features=other_features)
-    fallback = audit.change_section(rows, scorer, audit.PreviousModel("version 0", unbuildable), sample_params.evaluate)
-    assert "annual_revenue" in fallback.notes[0]
-    assert set(fallback.tables) == {"metrics"}
+
+def test_a_previous_version_trained_with_other_feature_settings_is_compared_on_its_own_features(
+    trained, sample_dir, tracking_dir, tmp_path
+):
+    """Version 1 counted activity over other windows and matched a narrower ICP than the audited version 2.
+
+    It must be scored on the features its own settings build for the same held-out leads: not on the
+    audited model's columns (which lack its windows and carry another ICP match).
+    """
+    from pipelines.train import train
+
+    params = params_for(sample_dir, tracking_dir, **FAST, **{
+        "tracking.registered_model": "audit_changed_features",
+        "features.windows": [14, 30, 90],
+        "features.icp.industries": ["software"],
+    })
+    previous = train(params)  # version 1, with the settings above
+    tracking.register(trained.model_uri, params, trained.run_id)  # version 2: the default settings
+
+    result = audit.run_audit(params, alias="challenger", out_dir=tmp_path)
+
+    rows = result.audit.rows
+    own = previous.training_set.features.loc[rows.features.index]  # built by training with its settings
+    assert "pricing_view_14d" in own and "pricing_view_14d" not in rows.features
+    assert (own["icp_match"] != rows.features["icp_match"]).any()
+    change = sections(result)["change"]
+    assert change.notes[0] == f"Compared with version 1 on the same {len(rows.y):,} held-out leads."
+    assert set(change.tables) == {"metrics", "importance_change"}
+    expected = evaluate_scores(rows.y, previous.scorer.predict_proba(own), ece_bins=params.evaluate.ece_bins,
+                               top_fractions=params.evaluate.top_fractions)
+    metrics = change.tables["metrics"].set_index("metric")
+    np.testing.assert_allclose(metrics["previous"], pd.Series(expected)[metrics.index], rtol=1e-9)
 
 
 def test_cli_names_a_comparison_model_that_does_not_exist(trained, sample_params, tmp_path):
