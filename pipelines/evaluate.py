@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 from sklearn.metrics import log_loss
 
+from features.build import build_features
 from models.metrics import evaluate_scores, tier_table
 from models.peers import LogisticPeer, OdooNaiveBayes, PointsScorer
 from models.plots import calibration_plot, gain_plot, importance_plot, pr_plot, roc_plot
@@ -23,6 +24,7 @@ from models.scorer import LeadScorer
 from models.splits import Split, stratified_folds
 from models.train import cross_validates, logistic_cv
 from pipelines.config import Params
+from pipelines.dataset import TrainingSet
 
 LEADSCORE = "leadscore"
 
@@ -34,6 +36,7 @@ class Evaluation:
     test_probabilities: dict[str, np.ndarray] = field(default_factory=dict)
     y_test: np.ndarray = field(default_factory=lambda: np.zeros(0))
     reasons: dict[str, float] = field(default_factory=dict)  # leadscore's reason model (evaluate_reasons)
+    by_age: pd.DataFrame = field(default_factory=pd.DataFrame)  # leadscore's calibration_by_age, when dated
 
     def metrics(self, scorer: str = LEADSCORE) -> dict[str, float]:
         return {k: float(v) for k, v in self.table.loc[scorer].items()}
@@ -49,6 +52,9 @@ class Evaluation:
         self.table.to_csv(out_dir / "comparison.csv")
         self.tiers.to_csv(out_dir / "tiers.csv", index=False)
         paths += [out_dir / "metrics.json", out_dir / "comparison.csv", out_dir / "tiers.csv"]
+        if not self.by_age.empty:
+            self.by_age.to_csv(out_dir / "calibration_by_age.csv", index=False)
+            paths.append(out_dir / "calibration_by_age.csv")
         curves = {name: (self.y_test, p) for name, p in self.test_probabilities.items()}
         plots = {"roc.png": roc_plot(curves), "pr.png": pr_plot(curves), "calibration.png": calibration_plot(curves, bins=ece_bins),
                  "gain.png": gain_plot(curves)}
@@ -137,6 +143,37 @@ def evaluate_reasons(scorer: LeadScorer, features: pd.DataFrame, reasons: pd.Ser
         "reason_log_loss": float(log_loss(truth_code, proba, labels=range(len(scorer.reasons.classes)))),
         "reason_rows": float(known.sum()),
     }
+
+
+def calibration_by_age(scorer: LeadScorer, ts: TrainingSet, rows: np.ndarray, ages: list[float]) -> pd.DataFrame:
+    """Observed against predicted conversion of the ``rows`` leads still open at each age.
+
+    The CRM scores a lead again whenever it changes, so the probability must hold at every age a
+    lead is scored at, not on average over the training snapshots. Per age (days after creation):
+    the leads of ``rows`` still undecided then and created at least that long before the export's
+    'now', scored with features as of that moment. Empty for undated exports.
+
+    Returns:
+        One row per age: ``age_days``, ``leads``, ``observed`` and ``predicted`` conversion rates.
+    """
+    columns = ["age_days", "leads", "observed", "predicted"]
+    if ts.created_at is None or ts.as_of is None:
+        return pd.DataFrame(columns=columns)
+    ids = ts.features.index[rows]
+    leads = ts.crm.leads.set_index("lead_id", drop=False).loc[ids].reset_index(drop=True)
+    created = leads["created_at"].to_numpy()
+    decided = ts.labels.frame["decided_at"].reindex(ids).to_numpy()
+    y = ts.y[rows]
+    out = []
+    for age in ages:
+        seen_at = created + np.timedelta64(round(age * 86_400), "s")
+        open_then = (seen_at <= np.datetime64(ts.as_of)) & ~(decided <= seen_at)  # NaT compares False: open
+        if not open_then.any():
+            continue
+        snapshot = pd.Series(seen_at[open_then], index=pd.Index(ids[open_then], name="lead_id"))
+        features = build_features(leads[open_then].reset_index(drop=True), ts.crm.activities, snapshot, scorer.features)
+        out.append((age, int(open_then.sum()), float(y[open_then].mean()), float(scorer.predict_proba(features).mean())))
+    return pd.DataFrame(out, columns=columns)
 
 
 def format_table(table: pd.DataFrame) -> str:
