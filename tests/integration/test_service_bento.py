@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import secrets
 import shutil
 import subprocess
 import sys
@@ -12,8 +11,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from pipelines.config import PROJECT_ROOT
-from serving.local_server import Client, params_file, start
+from pipelines.config import PROJECT_ROOT, load_params
+from serving.local_server import params_file
+from conftest import running_service
 
 
 def _run(args: list[str], bentoml_home: Path) -> str:
@@ -44,11 +44,8 @@ def test_exported_bento_serves_with_the_tracking_store_moved_away(trained, sampl
     shutil.rmtree(build_home)
     copy.rename(copy.with_name("moved-away.db"))
 
-    key = secrets.token_urlsafe(16)
-    env = {"LEADSCORE_PARAMS": str(params), sample_params.serving.api_key_env: key, "BENTOML_HOME": str(serve_home)}
-    server = start(env, tmp_path / "server.log", target=bento["tag"])
-    try:
-        client = Client(server.url, key)
+    with running_service(load_params(params), tmp_path, target=bento["tag"], bentoml_home=serve_home) as server:
+        client = server.client()
         info = client.get("/model").json()
         assert (info["name"], info["version"], info["alias"]) == ("leadscore", str(trained.version), "champion")
         assert info["source"].startswith(f"bento {bento['tag']}")
@@ -57,6 +54,4 @@ def test_exported_bento_serves_with_the_tracking_store_moved_away(trained, sampl
         assert reply.status == 200, reply.body
         expected = trained.scorer.score(pd.DataFrame([lead]), as_of=pd.Timestamp("2025-12-31"))
         assert reply.json()["scores"][0]["score"] == int(expected.scores["score"].iloc[0])
-    finally:
-        server.stop()
     assert not copy.exists()  # the service never recreated the tracking store it was pointed at
