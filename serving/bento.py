@@ -11,8 +11,6 @@ from __future__ import annotations
 import argparse
 
 import bentoml
-import mlflow
-from mlflow.tracking import MlflowClient
 
 from models.scorer import LeadScorer
 from pipelines import tracking
@@ -24,28 +22,14 @@ def bento_model_name(params: Params) -> str:
     return params.tracking.registered_model.lower()
 
 
-def served_version(params: Params):
-    """The registry's ModelVersion that params.serving.alias names (a lookup; nothing is loaded).
-
-    Raises:
-        LookupError: no such alias in the registry (with the command that creates it).
-    """
-    uri = tracking.use_store(params)
-    name, alias = params.tracking.registered_model, params.serving.alias
-    try:
-        return MlflowClient().get_model_version_by_alias(name, alias)
-    except mlflow.exceptions.MlflowException:
-        raise LookupError(f"no model '{name}' with alias '{alias}' in {uri}: run `leadscore train` first") from None
-
-
 def import_served_model(params: Params) -> bentoml.Model:
     """Copy the registry version that params.serving.alias names into the BentoML model store.
 
     Raises:
         LookupError: no such alias in the registry.
     """
-    version = served_version(params)
     name, alias = params.tracking.registered_model, params.serving.alias
+    version = tracking.registered_version(params, alias)
     return bentoml.mlflow.import_model(
         bento_model_name(params),
         f"models:/{name}/{version.version}",  # the exact version: the alias may move meanwhile
