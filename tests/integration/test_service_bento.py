@@ -1,4 +1,5 @@
-"""A built bento is self-contained: exported, imported elsewhere, it serves without the MLflow store."""
+"""A built bento is self-contained: exported, imported elsewhere, it serves without the MLflow store,
+and it installs the package versions the tests ran on."""
 
 from __future__ import annotations
 
@@ -7,11 +8,13 @@ import os
 import shutil
 import subprocess
 import sys
-from pathlib import Path
+import tarfile
+from pathlib import Path, PurePosixPath
 
 import pandas as pd
 
 from pipelines.config import PROJECT_ROOT, load_params
+from serving.bento import pinned_versions, requirements_path
 from serving.local_server import params_file
 from conftest import running_service
 
@@ -40,6 +43,10 @@ def test_exported_bento_serves_with_the_tracking_store_moved_away(trained, sampl
     (bento,) = json.loads(_run(["-m", "bentoml", "list", "-o", "json"], build_home))
     archive = tmp_path / "leadscore.bento"
     _run(["-m", "bentoml", "export", bento["tag"], str(archive)], build_home)
+    with tarfile.open(archive) as shipped:  # what the bento installs where it is deployed
+        requirements = next(m for m in shipped if PurePosixPath(m.name) == PurePosixPath("env/python/requirements.txt"))
+        installs = pinned_versions(shipped.extractfile(requirements).read().decode())
+    assert installs == pinned_versions(requirements_path().read_text())
     _run(["-m", "bentoml", "import", str(archive)], serve_home)
     shutil.rmtree(build_home)
     copy.rename(copy.with_name("moved-away.db"))
