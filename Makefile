@@ -50,8 +50,10 @@ SIZES ?= 10000,100000,1000000
 bench: $(STAMP)
 	$(PY) -m pipelines.bench --sizes $(SIZES)
 
+# constraints.txt from the venv, and the bento's requirements (bento-requirements.txt) from it.
 lock: $(STAMP)
 	$(PY) -m pip freeze --exclude-editable | sed '1i # Exact versions for reproducible installs (make uses: pip install -c constraints.txt -e .[dev]).\n# Regenerate after changing pyproject.toml: make lock' > constraints.txt
+	$(PY) -m serving.bento --write-requirements
 
 clean:
 	rm -rf $(VENV) data outputs mlruns mlflow.db

@@ -16,6 +16,7 @@ from pathlib import Path
 import joblib
 import mlflow
 import pandas as pd
+from mlflow.entities.model_registry import ModelVersion
 from mlflow.models import ModelSignature
 from mlflow.tracking import MlflowClient
 from mlflow.types import ColSpec, Schema
@@ -139,6 +140,24 @@ def register(model_uri: str, params: Params, run_id: str) -> tuple[str, list[str
     return str(version), aliases
 
 
+def registered_version(params: Params, alias: str = CHAMPION, version: str | None = None) -> ModelVersion:
+    """The registry's ModelVersion that `alias` names, or that exact `version` (a lookup; nothing is loaded).
+
+    Raises:
+        LookupError: no such alias or version (with the command that creates one).
+    """
+    use_store(params)
+    name = params.tracking.registered_model
+    client = MlflowClient()
+    try:
+        return client.get_model_version(name, version) if version else client.get_model_version_by_alias(name, alias)
+    except mlflow.exceptions.MlflowException:
+        which = f"version {version}" if version else f"alias '{alias}'"
+        raise LookupError(
+            f"no model '{name}' with {which} in {tracking_uri(params)}: run `leadscore train` first"
+        ) from None
+
+
 def load_scorer(params: Params, alias: str = CHAMPION, version: str | None = None):
     """The LeadScorer registered under `alias`, or that exact `version` (a clear error when missing).
 
@@ -147,14 +166,7 @@ def load_scorer(params: Params, alias: str = CHAMPION, version: str | None = Non
     """
     configure(params)
     name = params.tracking.registered_model
-    client = MlflowClient()
-    try:
-        found = client.get_model_version(name, version) if version else client.get_model_version_by_alias(name, alias)
-    except mlflow.exceptions.MlflowException:
-        which = f"version {version}" if version else f"alias '{alias}'"
-        raise LookupError(
-            f"no model '{name}' with {which} in {tracking_uri(params)}: run `leadscore train` first"
-        ) from None
+    found = registered_version(params, alias, version)
     scorer = mlflow.pyfunc.load_model(f"models:/{name}/{found.version}").unwrap_python_model().scorer
     registry = {"name": name, "version": str(found.version)}
     if not version:

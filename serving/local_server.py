@@ -128,10 +128,14 @@ class LocalServer:
         self.process.wait(timeout=10)
 
     def stop(self, timeout: float = 20) -> None:
-        """SIGTERM (BentoML's graceful shutdown), then SIGKILL whatever is left after `timeout`."""
+        """SIGTERM (BentoML's graceful shutdown), then SIGKILL whatever is left after `timeout`.
+
+        Nothing to do once the server has exited (after `kill`): its id may belong to another process by then.
+        """
+        if self.process.poll() is not None:
+            return
         tree = self._tree()
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
+        self.process.send_signal(signal.SIGTERM)
         _, alive = psutil.wait_procs(tree, timeout=timeout)
         for proc in alive:
             proc.kill()

@@ -34,7 +34,7 @@ from starlette.responses import JSONResponse  # noqa: E402
 from pipelines import tracking  # noqa: E402
 from pipelines.config import Params, load_params  # noqa: E402
 from serving import scorecard  # noqa: E402
-from serving.bento import bento_model_tag, load_bento_scorer, served_version  # noqa: E402
+from serving.bento import bento_model_tag, load_bento_scorer  # noqa: E402
 from serving.schemas import Explanation, Feedback, FeedbackReceipt, Lead, ScoreResponse  # noqa: E402
 from serving.scoring import (  # noqa: E402
     ModelRef,
@@ -101,7 +101,7 @@ class LeadScoreService:
         if bento:
             bento_model_tag(bento, params)
         else:
-            served_version(params)
+            tracking.registered_version(params, params.serving.alias)
 
     def __init__(self) -> None:
         params = service_params()
@@ -135,7 +135,7 @@ class LeadScoreService:
         """Load the version the registry alias names now, if it is not the one served; True if swapped."""
         params = service_params()
         with self._reload_lock:
-            if str(served_version(params).version) == self.served.model.version:
+            if str(tracking.registered_version(params, params.serving.alias).version) == self.served.model.version:
                 return False
             self.served = self._ready(tracking.load_scorer(params, params.serving.alias), "MLflow registry")
         log.info("now serving %s v%s", self.served.model.name, self.served.model.version)

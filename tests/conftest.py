@@ -1,4 +1,5 @@
-"""Shared fixtures: a seeded synthetic CRM on disk, params pointing at it, one trained model.
+"""Shared fixtures: a seeded synthetic CRM on disk, params pointing at it, one trained model; and
+`running_service`, the one way integration tests start the real service.
 
 Everything lives in pytest's temporary folders: MLflow's SQLite store and artifacts included, so
 tests never touch the project's own mlflow.db.
@@ -6,12 +7,17 @@ tests never touch the project's own mlflow.db.
 
 from __future__ import annotations
 
+import contextlib
 import os
+import secrets
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
 from pipelines.config import PROJECT_ROOT, Params, load_params
+from serving.local_server import SERVICE, Client, LocalServer, params_file, start
 
 SHARED_DATA = PROJECT_ROOT.parent / "shared" / "data" / "x_education" / "Leads.csv"
 os.environ.setdefault("BENTOML_DO_NOT_TRACK", "true")
@@ -81,3 +87,37 @@ def x_education_csv() -> Path:
     if not SHARED_DATA.exists():
         pytest.skip(f"X Education export not found at {SHARED_DATA}")
     return SHARED_DATA
+
+
+@dataclass
+class RunningService(LocalServer):
+    """A started server plus what a test talks to it with: its API key and the params it reads."""
+
+    key: str | None
+    params: Params
+    folder: Path
+
+    def client(self, timeout: float = 60) -> Client:
+        return Client(self.url, self.key, timeout=timeout)
+
+
+@contextlib.contextmanager
+def running_service(params: Params, folder: Path, overrides: dict | None = None, *, api_key: bool = True,
+                    target: str = SERVICE, bentoml_home: Path | None = None, log_name: str = "server.log",
+                    timeout: float = 120) -> Iterator[RunningService]:
+    """The real service served on 127.0.0.1 (`bentoml serve`) with `params` plus dotted `overrides`; stopped on exit.
+
+    Its params file, log and BentoML home (unless `bentoml_home`) go in `folder`. Each start gets a
+    fresh API key, or none with `api_key=False` (to see the service refuse to start).
+    """
+    path = params_file(params, folder / "params.yaml", overrides)
+    served = load_params(path)
+    key = secrets.token_urlsafe(16) if api_key else None
+    env = {"LEADSCORE_PARAMS": str(path), "BENTOML_HOME": str(bentoml_home or folder / "bentoml")}
+    if key:
+        env[served.serving.api_key_env] = key
+    server = start(env, folder / log_name, target=target, timeout=timeout)
+    try:
+        yield RunningService(server.url, server.process, server.log_path, key, served, folder)
+    finally:
+        server.stop()

@@ -7,7 +7,6 @@ skips, naming the path.
 from __future__ import annotations
 
 import os
-import secrets
 from pathlib import Path
 
 import pandas as pd
@@ -15,7 +14,7 @@ import pytest
 from PIL import Image
 
 from serving import scorecard
-from serving.local_server import Client, params_file, start
+from conftest import running_service
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
@@ -49,17 +48,8 @@ def test_card_bars_are_proportional_to_points():
 @pytest.fixture(scope="module")
 def server(trained, sample_params, tmp_path_factory):
     folder = tmp_path_factory.mktemp("scorecard")
-    key = secrets.token_urlsafe(16)
-    env = {
-        "LEADSCORE_PARAMS": str(params_file(sample_params, folder / "params.yaml",
-                                            {"serving.store_url": f"sqlite:///{folder / 'store.db'}"})),
-        sample_params.serving.api_key_env: key,
-        "BENTOML_HOME": str(folder / "bentoml"),
-    }
-    srv = start(env, folder / "server.log")
-    srv.key = key
-    yield srv
-    srv.stop()
+    with running_service(sample_params, folder, {"serving.store_url": f"sqlite:///{folder / 'store.db'}"}) as srv:
+        yield srv
 
 
 @pytest.fixture(scope="module")
@@ -67,7 +57,7 @@ def scored_lead(server, sample_dir) -> dict:
     """A lead whose reasons move the score both ways by a point or more, scored through POST /score."""
     leads = pd.read_csv(sample_dir / "leads.csv", dtype=str, keep_default_na=False, na_values=[""]).head(40)
     records = [{k: v for k, v in row.items() if isinstance(v, str)} for row in leads.to_dict("records")]
-    scores = Client(server.url, server.key).post("/score", {"leads": records, "as_of": "2025-12-31"}).json()["scores"]
+    scores = server.client().post("/score", {"leads": records, "as_of": "2025-12-31"}).json()["scores"]
     def moves(factors: list[dict]) -> bool:
         return any(abs(f["points"]) >= 1 for f in factors)
 

@@ -8,14 +8,14 @@ from __future__ import annotations
 
 import hashlib
 import http.client
-import secrets
 
 import pandas as pd
 import pytest
 
 from models.explain import explain
-from serving.local_server import Client, params_file, start
+from serving.local_server import Client
 from serving.store import Store
+from conftest import running_service
 
 AS_OF = "2025-12-31T00:00:00"
 MAX_BATCH = 20
@@ -48,23 +48,15 @@ def leads(crm) -> list[dict]:
 @pytest.fixture(scope="module")
 def server(trained, sample_params, tmp_path_factory):
     folder = tmp_path_factory.mktemp("service")
-    store_url = f"sqlite:///{folder / 'store.db'}"
-    overrides = {"serving.store_url": store_url, "serving.max_batch": MAX_BATCH, "serving.max_body_bytes": MAX_BODY}
-    key = secrets.token_urlsafe(16)
-    env = {
-        "LEADSCORE_PARAMS": str(params_file(sample_params, folder / "params.yaml", overrides)),
-        sample_params.serving.api_key_env: key,
-        "BENTOML_HOME": str(folder / "bentoml"),
-    }
-    srv = start(env, folder / "server.log")
-    srv.key, srv.store_url, srv.db_path = key, store_url, folder / "store.db"
-    yield srv
-    srv.stop()
+    overrides = {"serving.store_url": f"sqlite:///{folder / 'store.db'}", "serving.max_batch": MAX_BATCH,
+                 "serving.max_body_bytes": MAX_BODY}
+    with running_service(sample_params, folder, overrides) as srv:
+        yield srv
 
 
 @pytest.fixture()
 def client(server):
-    c = Client(server.url, server.key)
+    c = server.client()
     yield c
     c.close()
 
@@ -151,11 +143,11 @@ def test_unseen_categories_and_missing_optional_fields_score(client):
 def test_each_score_is_logged_with_the_email_only_hashed(client, server, leads):
     lead = {**leads[1], "lead_id": "LOGGED-1", "email": "  Rita.Hayworth@Example.COM "}
     score = client.post("/score", {"leads": [lead], "as_of": AS_OF}).json()["scores"][0]
-    logged = Store(server.store_url).latest_score("LOGGED-1")
+    logged = Store(server.params.serving.store_url).latest_score("LOGGED-1")
     assert (logged["score"], logged["tier"], logged["model_version"]) == (score["score"], score["tier"], score["model_version"])
     assert logged["email_sha256"] == hashlib.sha256(b"rita.hayworth@example.com").hexdigest()
     assert [f["phrase"] for f in logged["factors"]] == [f["phrase"] for f in score["reasons"]["positive"] + score["reasons"]["negative"]]
-    stored_bytes = b"".join(p.read_bytes() for p in server.db_path.parent.glob("store.db*"))
+    stored_bytes = b"".join(p.read_bytes() for p in server.folder.glob("store.db*"))
     assert b"hayworth" not in stored_bytes.lower()
     assert "hayworth" not in server.log_path.read_text(errors="replace").lower()
 
@@ -199,7 +191,7 @@ def test_nothing_is_scored_or_logged_when_one_lead_is_bad(client, server, leads)
     good = {**leads[3], "lead_id": "GOOD-IN-BAD-BATCH"}
     reply = client.post("/score", {"leads": [good, {**leads[4], "created_at": "nope"}]})
     assert reply.status == 422
-    assert Store(server.store_url).latest_score("GOOD-IN-BAD-BATCH") is None
+    assert Store(server.params.serving.store_url).latest_score("GOOD-IN-BAD-BATCH") is None
 
 
 def test_a_batch_over_the_limit_is_refused(client, leads):
@@ -212,7 +204,7 @@ def test_a_batch_over_the_limit_is_refused(client, leads):
 def test_a_body_over_the_limit_is_refused_declared_or_chunked(server):
     body = b'{"leads": [' + b",".join([b'{"lead_id": "P", "note": "' + b"x" * 1000 + b'"}'] * 120) + b"]}"
     assert len(body) > MAX_BODY
-    declared = Client(server.url, server.key).post("/score", body, {"Content-Type": "application/json"})
+    declared = server.client().post("/score", body, {"Content-Type": "application/json"})
     assert declared.status == 413 and "serving.max_body_bytes" in declared.json()["error"]
     connection = http.client.HTTPConnection("127.0.0.1", int(server.url.rsplit(":", 1)[1]), timeout=30)
     chunks = (body[i:i + 8192] for i in range(0, len(body), 8192))
@@ -235,7 +227,7 @@ def test_feedback_is_stored_once_per_event_id(client, server):
     retry = client.post("/feedback", _feedback("evt-1"))
     assert (first.status, first.json()["stored"]) == (201, True)
     assert (retry.status, retry.json()["stored"]) == (200, False)
-    stored = Store(server.store_url).feedback_frame()
+    stored = Store(server.params.serving.store_url).feedback_frame()
     assert stored["event_id"].tolist().count("evt-1") == 1
     assert stored.set_index("event_id").loc["evt-1", "decided_at"] == pd.Timestamp("2025-12-15 14:00")
 
@@ -247,7 +239,7 @@ def test_a_rejection_without_an_allowed_reason_is_refused_naming_the_codes(clien
     (problem,) = reply.json()["detail"]
     assert problem["field"] == "reason"
     assert all(code in problem["msg"] for code in sample_params.label.reasons)
-    assert f"evt-bad-{reason}" not in Store(server.store_url).feedback_frame()["event_id"].tolist()
+    assert f"evt-bad-{reason}" not in Store(server.params.serving.store_url).feedback_frame()["event_id"].tolist()
 
 
 @pytest.mark.parametrize(
@@ -270,7 +262,7 @@ def test_bad_feedback_is_refused_naming_the_field(client, event, status, field):
 def test_a_reason_code_is_matched_as_training_matches_it_and_stored_as_the_policy_spells_it(client, server):
     reply = client.post("/feedback", _feedback("evt-case", reason="  No_Budget "))
     assert reply.status == 201, reply.body
-    assert Store(server.store_url).feedback_frame().set_index("event_id").loc["evt-case", "reason"] == "no_budget"
+    assert Store(server.params.serving.store_url).feedback_frame().set_index("event_id").loc["evt-case", "reason"] == "no_budget"
 
 
 def test_a_conversion_needs_no_reason(client):
@@ -305,10 +297,7 @@ def test_openapi_documents_the_endpoints(client):
     ids=["no-model", "no-key"],
 )
 def test_the_service_refuses_to_start_saying_why(trained, sample_params, tmp_path, overrides, with_key, reason):
-    params = params_file(sample_params, tmp_path / "params.yaml", overrides)
-    env = {"LEADSCORE_PARAMS": str(params), "BENTOML_HOME": str(tmp_path / "bentoml")}
-    if with_key:
-        env[sample_params.serving.api_key_env] = "some-key"
     with pytest.raises(RuntimeError, match="exited with code") as refused:
-        start(env, tmp_path / "server.log", timeout=60)
+        with running_service(sample_params, tmp_path, overrides, api_key=with_key, timeout=60):
+            pass
     assert reason in str(refused.value)

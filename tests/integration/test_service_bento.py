@@ -1,19 +1,22 @@
-"""A built bento is self-contained: exported, imported elsewhere, it serves without the MLflow store."""
+"""A built bento is self-contained: exported, imported elsewhere, it serves without the MLflow store,
+and it installs the package versions the tests ran on."""
 
 from __future__ import annotations
 
 import json
 import os
-import secrets
 import shutil
 import subprocess
 import sys
-from pathlib import Path
+import tarfile
+from pathlib import Path, PurePosixPath
 
 import pandas as pd
 
-from pipelines.config import PROJECT_ROOT
-from serving.local_server import Client, params_file, start
+from pipelines.config import PROJECT_ROOT, load_params
+from serving.bento import pinned_versions, requirements_path
+from serving.local_server import params_file
+from conftest import running_service
 
 
 def _run(args: list[str], bentoml_home: Path) -> str:
@@ -40,15 +43,16 @@ def test_exported_bento_serves_with_the_tracking_store_moved_away(trained, sampl
     (bento,) = json.loads(_run(["-m", "bentoml", "list", "-o", "json"], build_home))
     archive = tmp_path / "leadscore.bento"
     _run(["-m", "bentoml", "export", bento["tag"], str(archive)], build_home)
+    with tarfile.open(archive) as shipped:  # what the bento installs where it is deployed
+        requirements = next(m for m in shipped if PurePosixPath(m.name) == PurePosixPath("env/python/requirements.txt"))
+        installs = pinned_versions(shipped.extractfile(requirements).read().decode())
+    assert installs == pinned_versions(requirements_path().read_text())
     _run(["-m", "bentoml", "import", str(archive)], serve_home)
     shutil.rmtree(build_home)
     copy.rename(copy.with_name("moved-away.db"))
 
-    key = secrets.token_urlsafe(16)
-    env = {"LEADSCORE_PARAMS": str(params), sample_params.serving.api_key_env: key, "BENTOML_HOME": str(serve_home)}
-    server = start(env, tmp_path / "server.log", target=bento["tag"])
-    try:
-        client = Client(server.url, key)
+    with running_service(load_params(params), tmp_path, target=bento["tag"], bentoml_home=serve_home) as server:
+        client = server.client()
         info = client.get("/model").json()
         assert (info["name"], info["version"], info["alias"]) == ("leadscore", str(trained.version), "champion")
         assert info["source"].startswith(f"bento {bento['tag']}")
@@ -57,6 +61,4 @@ def test_exported_bento_serves_with_the_tracking_store_moved_away(trained, sampl
         assert reply.status == 200, reply.body
         expected = trained.scorer.score(pd.DataFrame([lead]), as_of=pd.Timestamp("2025-12-31"))
         assert reply.json()["scores"][0]["score"] == int(expected.scores["score"].iloc[0])
-    finally:
-        server.stop()
     assert not copy.exists()  # the service never recreated the tracking store it was pointed at

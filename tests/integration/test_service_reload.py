@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import secrets
 import shutil
 import threading
 from pathlib import Path
@@ -10,37 +9,36 @@ from pathlib import Path
 from mlflow.tracking import MlflowClient
 
 from pipelines import tracking
-from pipelines.config import load_params
-from serving.local_server import Client, params_file, start
+from conftest import running_service
 
 
 def test_reload_swaps_the_champion_while_requests_keep_being_answered(trained, sample_params, tmp_path):
     # A private copy of the tracking store: moving the champion alias must not touch the session's.
     copy = tmp_path / "mlflow.db"
     shutil.copy(Path(sample_params.tracking.uri.removeprefix("sqlite:///")), copy)
-    path = params_file(sample_params, tmp_path / "params.yaml", {
+    overrides = {
         "tracking.uri": f"sqlite:///{copy}",
         "serving.store_url": f"sqlite:///{tmp_path / 'store.db'}",
         "serving.reload_seconds": 0,  # only the endpoint reloads here, so the test controls when
-    })
-    params = load_params(path)
-    key = secrets.token_urlsafe(16)
-    env = {"LEADSCORE_PARAMS": str(path), params.serving.api_key_env: key, "BENTOML_HOME": str(tmp_path / "bentoml")}
-    server = start(env, tmp_path / "server.log")
-    try:
-        client = Client(server.url, key)
+    }
+    with running_service(sample_params, tmp_path, overrides) as server:
+        params = server.params
+        client = server.client()
         before = client.get("/model").json()["version"]
         assert client.post("/reload", {}).json() == {"reloaded": False, "version": before}
 
-        tracking.configure(params)
-        new_version, _ = tracking.register(trained.model_uri, params, trained.run_id)
-        MlflowClient().set_registered_model_alias(params.tracking.registered_model, "champion", new_version)
+        try:
+            tracking.configure(params)
+            new_version, _ = tracking.register(trained.model_uri, params, trained.run_id)
+            MlflowClient().set_registered_model_alias(params.tracking.registered_model, "champion", new_version)
+        finally:
+            tracking.use_store(sample_params)  # this process back on the session's store
 
         statuses, versions, stop = [], set(), threading.Event()
         lead = {"lead_id": "R-1", "created_at": "2025-12-01", "employees": 120, "country": "US"}
 
         def crm_traffic():
-            crm = Client(server.url, key)
+            crm = server.client()
             while not stop.is_set():
                 reply = crm.post("/score", {"leads": [lead], "as_of": "2025-12-31"})
                 statuses.append(reply.status)
@@ -62,6 +60,3 @@ def test_reload_swaps_the_champion_while_requests_keep_being_answered(trained, s
         assert client.get("/model").json()["version"] == new_version
         assert statuses and set(statuses) == {200}, statuses
         assert versions == {before, new_version}
-    finally:
-        server.stop()
-        tracking.use_store(sample_params)
