@@ -798,11 +798,11 @@ def find_previous(params: Params, current_version: str, compare_to: str | None =
         return None if version is None else PreviousModel(f"version {version}", tracking.load_scorer(params, version=str(version)))
     try:
         if compare_to.isdigit():
-            version, label = client.get_model_version(name, compare_to).version, f"version {compare_to}"
+            version, label = tracking.registered_version(params, version=compare_to).version, f"version {compare_to}"
         else:
-            version = client.get_model_version_by_alias(name, compare_to).version
+            version = tracking.registered_version(params, alias=compare_to).version
             label = f"version {version} (alias {compare_to})"
-    except mlflow.exceptions.MlflowException:
+    except LookupError:
         raise LookupError(
             f"no version or alias {compare_to!r} of model '{name}' in {tracking.tracking_uri(params)}"
         ) from None
