@@ -30,6 +30,7 @@ class TrainingSet:
     weights: np.ndarray
     reasons: pd.Series  # rejection reason of rejected rows, NaN otherwise (target of the reason model)
     created_at: pd.Series | None
+    snapshot_at: pd.Series | None  # when each row is seen (training_snapshots), index lead_id; None undated
     as_of: pd.Timestamp | None
     leaks: list[LeakWarning]
 
@@ -86,17 +87,18 @@ def model_features(scorer, training_set: TrainingSet, lead_ids: pd.Index) -> pd.
 
     Comparing models on the same leads (retrain's champion, the audit's previous version) must give
     each the values it would see in serving: a model trained with another ICP, domain list or window
-    list would otherwise be scored on another model's columns of the same name, or on none. The
-    training set's frame is reused when it was built with the same settings.
+    list would otherwise be scored on another model's columns of the same name, or on none. Both
+    are seen at the same moments (the training set's snapshots). The training set's frame is reused
+    when it was built with the same settings.
     """
     if scorer.features == training_set.feature_params:
         return training_set.features.loc[lead_ids]
     crm = training_set.crm
     leads = crm.leads.set_index("lead_id", drop=False).loc[lead_ids].reset_index(drop=True)
-    if training_set.created_at is None:
+    if training_set.snapshot_at is None:
         return build_features(leads, None, None, scorer.features)
-    snapshots = training_snapshots(leads, training_set.labels.frame.loc[lead_ids].reset_index(), scorer.features)
-    return build_features(leads, crm.activities, snapshots, scorer.features)
+    # The same moments as the training set's rows, whatever ages the other model was trained at.
+    return build_features(leads, crm.activities, training_set.snapshot_at.loc[lead_ids], scorer.features)
 
 
 def assemble(params: Params, as_of: pd.Timestamp | None = None, crm: CRMData | None = None) -> TrainingSet:
@@ -131,6 +133,7 @@ def assemble(params: Params, as_of: pd.Timestamp | None = None, crm: CRMData | N
         weights=used["weight"].to_numpy(dtype=np.float64),
         reasons=reasons.reset_index(drop=True),
         created_at=leads["created_at"].reset_index(drop=True) if dated else None,
+        snapshot_at=snapshots,
         as_of=as_of if dated else None,
         leaks=leaks,
     )

@@ -16,9 +16,9 @@ from pathlib import Path
 import mlflow
 import pandas as pd
 
+from features.phrases import phrase_templates
 from models.card import log_card, model_card
 from models.scorer import LeadScorer
-from features.phrases import phrase_templates
 from models.splits import Split, make_split
 from models.train import fit_scorer
 from pipelines import tracking

@@ -1,0 +1,26 @@
+"""The training set and the frames other models are compared on."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import pandas as pd
+
+from pipelines.dataset import assemble, model_features
+
+
+def test_another_model_is_compared_on_its_own_settings_at_the_same_moments(sample_params):
+    """An older model (other windows, trained at 3 days only) is scored on the same leads as they
+    were at the training set's snapshots, with its own windows: same leads, same moments."""
+    ts = assemble(sample_params)
+    ids = ts.features.index[:300]
+    older = SimpleNamespace(features=ts.feature_params.model_copy(update={"windows": [14, 60], "snapshot_days": [3.0]}))
+
+    frame = model_features(older, ts, ids)
+
+    ages = (ts.snapshot_at.loc[ids] - ts.crm.leads.set_index("lead_id").loc[ids, "created_at"]).dt.days
+    assert ages.nunique() > 3  # the training set sees these leads at several ages
+    assert "page_view_14d" in frame.columns and "page_view_7d" not in frame.columns
+    pd.testing.assert_series_equal(frame["days_since_last_activity"], ts.features.loc[ids, "days_since_last_activity"])
+    same = SimpleNamespace(features=ts.feature_params)
+    pd.testing.assert_frame_equal(model_features(same, ts, ids), ts.features.loc[ids])
