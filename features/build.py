@@ -381,6 +381,9 @@ def distinct_text(values: pd.Series) -> tuple[np.ndarray, list[str | None]]:
     A whole number read as a float (3.0 from a CSV column) is the category "3".
     """
     codes, uniques = pd.factorize(values, use_na_sentinel=True)
+    if isinstance(uniques.dtype, pd.StringDtype):  # text only: clean all levels in one vectorised pass
+        cleaned = uniques.str.strip().str.lower()
+        return codes, [v or None for v in cleaned.tolist()]
     return codes, [_clean_value(v) for v in uniques.tolist()]
 
 
@@ -526,11 +529,15 @@ def _contact_gaps(leads: pd.DataFrame, email: tuple[np.ndarray, list[str | None]
         return (~_expand(codes, present, missing=False, dtype=bool)).astype(np.float64)
 
     phone_codes, phones = pd.factorize(_column(leads, "phone"), use_na_sentinel=True)
+    if isinstance(phones.dtype, pd.StringDtype):
+        dialable = phones.str.contains(_DIGIT.pattern).tolist()
+    else:
+        dialable = [bool(_DIGIT.search(str(p))) for p in phones.tolist()]
     email_codes, emails = email
     company_codes, companies = distinct_text(_column(leads, "company"))
     return {
         "missing_email": gap("email", email_codes, [e is not None for e in emails]),
-        "missing_phone": gap("phone", phone_codes, [bool(_DIGIT.search(str(p))) for p in phones.tolist()]),
+        "missing_phone": gap("phone", phone_codes, dialable),
         "missing_company": gap("company", company_codes, [c is not None for c in companies]),
     }
 
