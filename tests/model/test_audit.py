@@ -159,7 +159,9 @@ def test_a_previous_version_trained_with_other_feature_settings_is_compared_on_i
     expected = evaluate_scores(rows.y, previous.scorer.predict_proba(own), ece_bins=params.evaluate.ece_bins,
                                top_fractions=params.evaluate.top_fractions)
     metrics = change.tables["metrics"].set_index("metric")
-    np.testing.assert_allclose(metrics["previous"], pd.Series(expected)[metrics.index], rtol=1e-9)
+    # The audit reads probabilities off exact TreeSHAP sums: equal to predict_proba up to float
+    # rounding, which may order tied leads differently (ranking metrics move in the 4th decimal).
+    np.testing.assert_allclose(metrics["previous"], pd.Series(expected)[metrics.index], rtol=1e-3)
 
 
 def test_cli_names_a_comparison_model_that_does_not_exist(trained, sample_params, tmp_path):
