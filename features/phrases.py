@@ -232,8 +232,13 @@ class Phrasebook:
     features: dict[str, list[FeatureDef]]
     readers: dict[str, Reader]
 
-    def render(self, features: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
-        """(phrases, values): object arrays (rows, signals) for a feature frame; see ``describe``."""
+    def render(self, features: pd.DataFrame, needed: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """(phrases, values): object arrays (rows, signals) for a feature frame; see ``describe``.
+
+        Args:
+            needed: optional (rows, signals) mask of the cells to render (the others stay None):
+                a CRM import shows each lead's top few factors, not its ~30 signals.
+        """
         n = len(features)
         phrases = np.empty((n, len(self.signals)), dtype=object)
         values = np.empty((n, len(self.signals)), dtype=object)
@@ -241,8 +246,11 @@ class Phrasebook:
         block = features[numeric].to_numpy(dtype=np.float64, na_value=np.nan) if numeric else np.empty((n, 0))
         column_of = {name: block[:, i] for i, name in enumerate(numeric)}
         for j, signal in enumerate(self.signals):
+            rows = slice(None) if needed is None else np.flatnonzero(needed[:, j])
+            if needed is not None and not len(rows):
+                continue
             shape = self.shapes[signal]
-            columns = [_render_input(features, d.name, column_of, shape) for d in self.features[signal]]
+            columns = [_render_input(features, d.name, column_of, shape)[rows] for d in self.features[signal]]
             first, inverse = _unique_rows(columns)
             texts, shown = [], []
             for row in first:
@@ -251,8 +259,8 @@ class Phrasebook:
                 level = _level_key(lead_values[0]) if shape == "category" and state == "known" else None
                 texts.append(_FORMATTER.format(self.templates[signal].text(state, level), **fields))
                 shown.append(fields["value"])
-            phrases[:, j] = np.asarray(texts, dtype=object)[inverse]
-            values[:, j] = np.asarray(shown, dtype=object)[inverse]
+            phrases[rows, j] = np.asarray(texts, dtype=object)[inverse]
+            values[rows, j] = np.asarray(shown, dtype=object)[inverse]
         return phrases, values
 
 

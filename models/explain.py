@@ -125,11 +125,13 @@ def explain(scorer: LeadScorer, features: pd.DataFrame, top_k: int = 3, every_fa
     Returns:
         One Explanation per row, in row order. Scores equal ``scorer.predict``'s.
     """
-    return explanations(explain_batch(scorer, features), features, top_k, every_factor)
+    batch = explain_batch(scorer, features, top_k=None if every_factor else top_k)
+    return explanations(batch, features, top_k, every_factor)
 
 
 def explanations(b: ExplainBatch, features: pd.DataFrame, top_k: int, every_factor: bool) -> list[Explanation]:
-    """``explain`` from an already computed batch (``explain_batch`` of the same ``features``)."""
+    """``explain`` from an already computed batch (``explain_batch`` of the same ``features``, with
+    at least these ``top_k`` factors worded, or all of them for ``every_factor``)."""
     _check_top_k(top_k)
     if len(features) == 0:
         return []
@@ -170,11 +172,11 @@ def factor_columns(scorer: LeadScorer, features: pd.DataFrame, top_k: int = 3) -
     on that side. Points are rounded to 0.1. Rows follow ``features`` (RangeIndex, like
     ``scorer.predict``); no Python runs per lead.
     """
-    return flat_factors(explain_batch(scorer, features), top_k)
+    return flat_factors(explain_batch(scorer, features, top_k=top_k), top_k)
 
 
 def flat_factors(b: ExplainBatch, top_k: int) -> pd.DataFrame:
-    """``factor_columns`` from an already computed batch."""
+    """``factor_columns`` from an already computed batch (with at least ``top_k`` factors worded)."""
     _check_top_k(top_k)
     columns: dict[str, np.ndarray] = {}
     for side, order, count in (("positive", b.positive_order, b.n_positive), ("negative", b.negative_order, b.n_negative)):
@@ -219,11 +221,15 @@ class ExplainBatch:
     n_negative: np.ndarray
 
 
-def explain_batch(scorer: LeadScorer, features: pd.DataFrame, encoded: np.ndarray | None = None) -> ExplainBatch:
+def explain_batch(
+    scorer: LeadScorer, features: pd.DataFrame, encoded: np.ndarray | None = None, top_k: int | None = None
+) -> ExplainBatch:
     """Contributions, points, phrases and rankings of every signal of every lead in one pass.
 
     Args:
         encoded: ``scorer.encoder.matrix(features)`` when the caller already has it.
+        top_k: word only each lead's top ``top_k`` factors per side (the others' phrases and values
+            stay None): rendering every signal of every lead costs more than TreeSHAP on shallow trees.
     """
     base, per_feature = _contribution_arrays(scorer, features, encoded)
     signals, membership = _signal_membership(scorer)
@@ -232,14 +238,20 @@ def explain_batch(scorer: LeadScorer, features: pd.DataFrame, encoded: np.ndarra
     probability = scorer.calibrator.predict(margin)
     without = scorer.calibrator.predict((margin[:, None] - contribution).ravel()).reshape(contribution.shape)
     points = 100 * (probability[:, None] - without)
-    phrases, values = phrasebook(scorer.features).render(features)
     raises, lowers = contribution > 0, contribution < 0
+    positive_order, negative_order = _rank(points, contribution, raises), _rank(points, contribution, lowers)
+    needed = None
+    if top_k is not None:
+        needed = np.zeros(contribution.shape, dtype=bool)
+        np.put_along_axis(needed, positive_order[:, :top_k], True, axis=1)
+        np.put_along_axis(needed, negative_order[:, :top_k], True, axis=1)
+    phrases, values = phrasebook(scorer.features).render(features, needed)
     return ExplainBatch(
         signals=signals, base=base, margin=margin,
         probability=probability, score=to_score(probability), contribution=contribution, points=points,
         phrases=phrases, values=values,
-        positive_order=_rank(points, contribution, raises), n_positive=raises.sum(axis=1),
-        negative_order=_rank(points, contribution, lowers), n_negative=lowers.sum(axis=1),
+        positive_order=positive_order, n_positive=raises.sum(axis=1),
+        negative_order=negative_order, n_negative=lowers.sum(axis=1),
     )
 
 

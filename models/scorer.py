@@ -174,7 +174,7 @@ class LeadScorer:
         encoded = self._encode(features)
         if not top_factors:
             return self._outputs(features, encoded)
-        batch = explain.explain_batch(self, features, encoded)
+        batch = explain.explain_batch(self, features, encoded, top_k=top_factors)
         return pd.concat([self._outputs(features, encoded, batch.probability), explain.flat_factors(batch, top_factors)], axis=1)
 
     def explained_scores(
@@ -182,7 +182,7 @@ class LeadScorer:
     ) -> tuple[pd.DataFrame, list[explain.Explanation]]:
         """``predict`` and ``explain`` of the same leads from one encoding and one TreeSHAP pass."""
         encoded = self._encode(features)
-        batch = explain.explain_batch(self, features, encoded)
+        batch = explain.explain_batch(self, features, encoded, top_k=None if every_factor else top_k)
         return self._outputs(features, encoded, batch.probability), explain.explanations(batch, features, top_k, every_factor)
 
     def explain(self, features: pd.DataFrame, top_k: int = 3, every_factor: bool = True) -> list[explain.Explanation]:

@@ -126,7 +126,8 @@ def train(params: ParamsOption = None, leads: LeadsOption = None, as_of: AsOfOpt
     typer.echo(result.evaluation.tiers.to_string(index=False))
     if not result.evaluation.by_age.empty:
         typer.echo("\ncalibration by lead age (test leads still open at each age, scored as of then):")
-        typer.echo(result.evaluation.by_age.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
+        typer.echo(result.evaluation.by_age.to_string(index=False, float_format=lambda v: f"{v:.3f}",
+                                                      formatters={"age_days": "{:g}".format}))
     _say_reasons(result.evaluation.reasons)
     typer.echo(f"\nMLflow run {result.run_id}; model {p.tracking.registered_model} v{result.version} "
                f"aliases {', '.join(result.aliases)}")

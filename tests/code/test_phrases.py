@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from features.build import build_features
-from features.phrases import describe, phrase_templates
+from features.phrases import describe, phrase_templates, phrasebook
 from pipelines.config import PROJECT_ROOT, FeatureParams, load_params
 
 SNAPSHOT = pd.Timestamp("2024-03-01 12:00")
@@ -161,6 +161,26 @@ def test_rendering_many_leads_equals_rendering_each_alone():
     for i in (0, 7, 39):
         alone, _ = described([leads[i]], [e for e in events if e[0] == f"L{i}"], spec)
         pd.testing.assert_series_equal(together.loc[f"L{i}"], alone.loc[f"L{i}"])
+
+
+def test_rendering_only_the_needed_cells_words_them_as_a_full_render_does():
+    spec = demo_spec()
+    rng = np.random.default_rng(5)
+    leads = [lead(lead_id=f"L{i}", industry=rng.choice(["software", "retail", None]), employees=rng.choice([5, 300, np.nan]))
+             for i in range(30)]
+    events = [(f"L{i}", str(rng.choice(["pricing_view", "page_view", "demo_request"])), float(rng.uniform(0, 100)))
+              for i in rng.integers(0, 30, 90)]
+    activities = pd.DataFrame(
+        [{"lead_id": i, "activity": a, "occurred_at": SNAPSHOT - pd.Timedelta(days=d)} for i, a, d in events],
+        columns=["lead_id", "activity", "occurred_at"],
+    )
+    features = build_features(pd.DataFrame(leads), activities, SNAPSHOT, spec)
+    book = phrasebook(spec)
+    needed = rng.random((len(features), len(book.signals))) < 0.2
+    full_phrases, full_values = book.render(features)
+    phrases, values = book.render(features, needed)
+    assert (phrases[needed] == full_phrases[needed]).all() and (values[needed] == full_values[needed]).all()
+    assert all(p is None for p in phrases[~needed])
 
 
 def test_an_empty_frame_gives_empty_frames_with_every_signal():
