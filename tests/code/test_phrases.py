@@ -150,13 +150,19 @@ def test_params_phrases_override_built_ins_including_one_value_of_a_category():
                                               "Occupation not given"]
 
 
+def mixed_leads(n: int, seed: int) -> tuple[list[dict], list[tuple[str, str, float]]]:
+    """`n` leads with mixed fit values and about three events each, for `described`."""
+    rng = np.random.default_rng(seed)
+    leads = [lead(lead_id=f"L{i}", industry=rng.choice(["software", "retail", None]), employees=rng.choice([5, 300, np.nan]))
+             for i in range(n)]
+    events = [(f"L{i}", str(rng.choice(["pricing_view", "page_view", "demo_request"])), float(rng.uniform(0, 100)))
+              for i in rng.integers(0, n, 3 * n)]
+    return leads, events
+
+
 def test_rendering_many_leads_equals_rendering_each_alone():
     spec = demo_spec()
-    rng = np.random.default_rng(3)
-    leads = [lead(lead_id=f"L{i}", industry=rng.choice(["software", "retail", None]), employees=rng.choice([5, 300, np.nan]))
-             for i in range(40)]
-    events = [(f"L{i}", str(rng.choice(["pricing_view", "page_view", "demo_request"])), float(rng.uniform(0, 100)))
-              for i in rng.integers(0, 40, 120)]
+    leads, events = mixed_leads(40, seed=3)
     together, _ = described(leads, events, spec)
     for i in (0, 7, 39):
         alone, _ = described([leads[i]], [e for e in events if e[0] == f"L{i}"], spec)
@@ -165,18 +171,14 @@ def test_rendering_many_leads_equals_rendering_each_alone():
 
 def test_rendering_only_the_needed_cells_words_them_as_a_full_render_does():
     spec = demo_spec()
-    rng = np.random.default_rng(5)
-    leads = [lead(lead_id=f"L{i}", industry=rng.choice(["software", "retail", None]), employees=rng.choice([5, 300, np.nan]))
-             for i in range(30)]
-    events = [(f"L{i}", str(rng.choice(["pricing_view", "page_view", "demo_request"])), float(rng.uniform(0, 100)))
-              for i in rng.integers(0, 30, 90)]
+    leads, events = mixed_leads(30, seed=5)
     activities = pd.DataFrame(
         [{"lead_id": i, "activity": a, "occurred_at": SNAPSHOT - pd.Timedelta(days=d)} for i, a, d in events],
         columns=["lead_id", "activity", "occurred_at"],
     )
     features = build_features(pd.DataFrame(leads), activities, SNAPSHOT, spec)
     book = phrasebook(spec)
-    needed = rng.random((len(features), len(book.signals))) < 0.2
+    needed = np.random.default_rng(5).random((len(features), len(book.signals))) < 0.2
     full_phrases, full_values = book.render(features)
     phrases, values = book.render(features, needed)
     assert (phrases[needed] == full_phrases[needed]).all() and (values[needed] == full_values[needed]).all()
