@@ -6,6 +6,7 @@ and the allowed values, so a typo in params.yaml never silently falls back to a 
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any, Literal
 
@@ -333,6 +334,15 @@ def _format_error(err: ValidationError, source: Path) -> str:
             msg = "unknown key (check spelling)"
         lines.append(f"  - {key}: {msg}")
     return "\n".join(lines)
+
+
+# The params file a long-running process (the service, its benchmark, the audit notebook) runs with.
+PARAMS_ENV = "LEADSCORE_PARAMS"
+
+
+def params_from_env() -> Params:
+    """The params file that LEADSCORE_PARAMS names, else the project's params.yaml."""
+    return load_params(os.environ.get(PARAMS_ENV) or None)
 
 
 def load_params(path: str | Path | None = None, overrides: dict[str, Any] | None = None) -> Params:

@@ -29,7 +29,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from pipelines.config import Params, load_params
+from pipelines.config import Params, load_params, params_from_env
 from serving.local_server import Client
 
 LOOPBACK = {"127.0.0.1", "localhost", "::1"}
@@ -170,7 +170,7 @@ def main(argv: list[str] | None = None) -> int:
     host = urllib.parse.urlsplit(args.url).hostname
     if host not in LOOPBACK:
         parser.error(f"--url must be a loopback address ({', '.join(sorted(LOOPBACK))}), got {host!r}")
-    params = load_params(args.params or os.environ.get("LEADSCORE_PARAMS") or None)
+    params = load_params(args.params) if args.params else params_from_env()
     key = os.environ.get(params.serving.api_key_env, "")
     if not key:
         parser.error(f"set {params.serving.api_key_env} to the server's API key")

@@ -32,7 +32,7 @@ from fastapi.responses import HTMLResponse  # noqa: E402
 from starlette.responses import JSONResponse  # noqa: E402
 
 from pipelines import tracking  # noqa: E402
-from pipelines.config import Params, load_params  # noqa: E402
+from pipelines.config import Params, params_from_env  # noqa: E402
 from serving import scorecard  # noqa: E402
 from serving.bento import bento_model_tag, load_bento_scorer  # noqa: E402
 from serving.schemas import Explanation, Feedback, FeedbackReceipt, Lead, ScoreResponse  # noqa: E402
@@ -47,7 +47,6 @@ from serving.scoring import (  # noqa: E402
 from serving.security import BearerAuth, BodyLimit  # noqa: E402
 from serving.store import Store, utc_naive  # noqa: E402
 
-PARAMS_ENV = "LEADSCORE_PARAMS"
 log = logging.getLogger(__name__)
 
 
@@ -64,7 +63,7 @@ class Served:
 @functools.cache
 def service_params() -> Params:
     """The params file the service runs with (read once per process)."""
-    return load_params(os.environ.get(PARAMS_ENV) or None)
+    return params_from_env()
 
 
 def api_key() -> tuple[str, str]:

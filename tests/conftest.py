@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from pipelines.config import PROJECT_ROOT, Params, load_params
+from pipelines.config import PARAMS_ENV, PROJECT_ROOT, Params, load_params
 from serving.local_server import SERVICE, Client, LocalServer, params_file, start
 
 SHARED_DATA = PROJECT_ROOT.parent / "shared" / "data" / "x_education" / "Leads.csv"
@@ -113,7 +113,7 @@ def running_service(params: Params, folder: Path, overrides: dict | None = None,
     path = params_file(params, folder / "params.yaml", overrides)
     served = load_params(path)
     key = secrets.token_urlsafe(16) if api_key else None
-    env = {"LEADSCORE_PARAMS": str(path), "BENTOML_HOME": str(bentoml_home or folder / "bentoml")}
+    env = {PARAMS_ENV: str(path), "BENTOML_HOME": str(bentoml_home or folder / "bentoml")}
     if key:
         env[served.serving.api_key_env] = key
     server = start(env, folder / log_name, target=target, timeout=timeout)

@@ -9,7 +9,7 @@ import nbformat
 import yaml
 from nbclient import NotebookClient
 
-from pipelines.config import PROJECT_ROOT
+from pipelines.config import PARAMS_ENV, PROJECT_ROOT
 from pipelines.tracking import tracking_uri
 
 NOTEBOOK = PROJECT_ROOT / "notebooks" / "signal_audit.ipynb"
@@ -25,7 +25,7 @@ def test_signal_audit_notebook_executes_on_the_trained_store(trained, sample_par
     monkeypatch.setenv("JUPYTER_PATH", str(tmp_path / "jupyter"))
     params_file = tmp_path / "params.yaml"
     params_file.write_text(yaml.safe_dump(sample_params.model_dump(mode="json")))
-    monkeypatch.setenv("LEADSCORE_PARAMS", str(params_file))
+    monkeypatch.setenv(PARAMS_ENV, str(params_file))
     monkeypatch.setenv("MLFLOW_TRACKING_URI", tracking_uri(sample_params))
     monkeypatch.setenv("LEADSCORE_SEGMENT_VALUE", "Webinar")
 
