@@ -41,6 +41,11 @@ class Evaluation:
     def metrics(self, scorer: str = LEADSCORE) -> dict[str, float]:
         return {k: float(v) for k, v in self.table.loc[scorer].items()}
 
+    def calibration_gaps(self, prefix: str) -> dict[str, float]:
+        """Predicted minus observed conversion per lead age, as MLflow metrics under ``prefix``."""
+        return {f"{prefix}.calibration_gap.age_{row.age_days:g}d": row.predicted - row.observed
+                for row in self.by_age.itertuples(index=False)}
+
     def write(self, out_dir: Path, scorer=None, ece_bins: int = 10) -> list[Path]:
         """metrics.json, the comparison and tier tables, and the ROC/PR/calibration/gain plots."""
         out_dir.mkdir(parents=True, exist_ok=True)
@@ -205,12 +210,14 @@ def evaluate_registered(params: Params, alias: str = "challenger", as_of=None) -
     split = make_split(ts.created_at, pd.Series(ts.y), params.evaluate.split, params.model.seed)
     peers = fit_peers(ts.features, ts.y, ts.weights, split, params)
     evaluation = compare({**scorers, **peers}, ts.features, ts.y, split, params, ts.reasons)
+    evaluation.by_age = calibration_by_age(scorers[alias], ts, split.test, params.features.snapshot_days)
     versions = {name: s.info["registry"]["version"] for name, s in scorers.items()}
     with mlflow.start_run(tags={"kind": "evaluate", **{f"version.{k}": str(v) for k, v in versions.items()}}) as run:
         mlflow.log_dict(split.describe(), "data/split.json")
         for name in evaluation.table.index:
             mlflow.log_metrics({f"{name}.{k}": float(v) for k, v in evaluation.metrics(name).items()})
         mlflow.log_metrics({f"{alias}.{k}": v for k, v in evaluation.reasons.items()})
+        mlflow.log_metrics(evaluation.calibration_gaps(alias))
         with tempfile.TemporaryDirectory() as tmp:
             evaluation.write(Path(tmp), scorers[alias], params.evaluate.ece_bins)
             mlflow.log_artifacts(tmp, "evaluation")

@@ -97,8 +97,7 @@ def log_trained(scorer: LeadScorer, ts: TrainingSet, split: Split, params: Param
         for name in evaluation.table.index:
             mlflow.log_metrics({f"{name}.{k}": float(v) for k, v in evaluation.metrics(name).items()})
         mlflow.log_metrics({f"test.{k}": float(v) for k, v in {**evaluation.metrics(), **evaluation.reasons}.items()})
-        mlflow.log_metrics({f"test.calibration_gap.age_{age:g}d": predicted - observed
-                            for age, observed, predicted in evaluation.by_age[["age_days", "observed", "predicted"]].itertuples(index=False)})
+        mlflow.log_metrics(evaluation.calibration_gaps("test"))
         with tempfile.TemporaryDirectory() as tmp:
             evaluation.write(Path(tmp), scorer, params.evaluate.ece_bins)
             (Path(tmp) / "model_info.json").write_text(json.dumps(scorer.info, indent=2, default=str))

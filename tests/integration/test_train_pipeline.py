@@ -134,7 +134,12 @@ def test_evaluate_compares_a_registered_model_with_the_champion_and_peers_on_the
     # so evaluate finds it and reports its tiers.
     assert type(tracking.load_scorer(sample_params, "challenger")) is LeadScorer
     assert list(evaluation.tiers.index) == trained.scorer.tiers.names
-    assert MlflowClient(tracking.tracking_uri(sample_params)).get_run(run_id).data.tags["kind"] == "evaluate"
+    run = MlflowClient(tracking.tracking_uri(sample_params)).get_run(run_id)
+    assert run.data.tags["kind"] == "evaluate"
+    # The same calibration by lead age as training reported for these test leads.
+    pd.testing.assert_frame_equal(evaluation.by_age, trained.evaluation.by_age)
+    assert run.data.metrics["challenger.calibration_gap.age_30d"] == pytest.approx(
+        trained.evaluation.calibration_gaps("test")["test.calibration_gap.age_30d"])
 
 
 def test_bad_activity_rows_are_reported_against_the_activity_file_and_leads_still_score(trained, sample_dir, tmp_path):
