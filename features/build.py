@@ -250,8 +250,8 @@ def training_snapshots(leads: pd.DataFrame, labels: pd.DataFrame, spec: FeatureP
     The CRM scores a lead when it arrives and again whenever it changes, so a lead is scored at any
     age while it is open. Seeing every training lead at one fixed age would teach the model one
     moment of a lead's life (windows all equal, recency of days at most) and misjudge every lead
-    scored later: on the synthetic CRM, a model trained at 3 days predicted 12% for leads still open
-    at 30 days, which converted 27% of the time. So each lead is seen at one of the ages it reached
+    scored later: on the demo export, a model trained at 3 days predicted 13% for test leads still
+    open at 30 days, which converted 26% of the time (README, "Design decisions"). So each lead is seen at one of the ages it reached
     undecided, picked by a stable hash of its lead id (the same lead gets the same age in every
     run, whatever the row order); the leads seen at age a are a sample of the leads open at age a.
 

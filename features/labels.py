@@ -230,8 +230,9 @@ def outcome_group(status, policy: LabelParams) -> np.ndarray:
     Compared stripped and lower-cased; no status yet is open; a status listed in two groups counts
     as converted before rejected before open. The one place the status lists are read.
     """
-    key = pd.Series(np.asarray(status, dtype=object), dtype=object).map(
-        lambda v: v.strip().lower() if isinstance(v, str) else v)
+    codes, uniques = pd.factorize(np.asarray(status, dtype=object), use_na_sentinel=True)
+    cleaned = np.array([v.strip().lower() if isinstance(v, str) else v for v in uniques] + [np.nan], dtype=object)
+    key = pd.Series(cleaned[codes], dtype=object)  # each distinct status cleaned once; code -1 is missing
     converted = key.isin(_normalised_set(policy.converted_statuses)).to_numpy()
     rejected = key.isin(_normalised_set(policy.rejected_statuses)).to_numpy() & ~converted
     still_open = (key.isna() | key.isin(_normalised_set(policy.open_statuses))).to_numpy() & ~converted & ~rejected

@@ -50,7 +50,10 @@ def _usable_cores() -> int:
         return os.cpu_count() or 1
 
 
-def _base_params(seed: int, learning_rate: float, pos_weight: float) -> dict:
+def _base_params(seed: int, learning_rate: float, y: np.ndarray, weights: np.ndarray, balance_classes: bool) -> dict:
+    """LightGBM settings every fit shares; with `balance_classes` positives weigh as much as negatives."""
+    pos = float(np.average(y, weights=weights))
+    pos_weight = (1 - pos) / pos if balance_classes and 0 < pos < 1 else 1.0
     return {
         "objective": "binary",
         "metric": "auc",
@@ -155,9 +158,7 @@ def train_gbm(
         rounds, the validation AUC and every trial's best AUC.
     """
     rng = np.random.default_rng(seed)
-    pos = float(np.average(y, weights=weights))
-    pos_weight = (1 - pos) / pos if balance_classes and 0 < pos < 1 else 1.0
-    base = _base_params(seed, learning_rate, pos_weight)
+    base = _base_params(seed, learning_rate, y, weights, balance_classes)
 
     sample = np.arange(len(X))
     if len(X) > TUNING_MAX_ROWS:
@@ -263,9 +264,7 @@ def train_gbm_cv(
         raw log-odds from the fold model that did not see it, truncated at the chosen rounds.
     """
     rng = np.random.default_rng(seed)
-    pos = float(np.average(y, weights=weights))
-    pos_weight = (1 - pos) / pos if balance_classes and 0 < pos < 1 else 1.0
-    base = {**_base_params(seed, learning_rate, pos_weight), "metric": "None"}
+    base = {**_base_params(seed, learning_rate, y, weights, balance_classes), "metric": "None"}
     if len(X) < CV_ONE_THREAD_ROWS:
         base["num_threads"] = 1
 

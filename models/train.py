@@ -119,10 +119,7 @@ def fit_scorer(
         logistic = LogisticPeer(seed=mp.seed, monotone=directions, curves=True).fit(
             X_tr, y[tr], weights=weights[tr], X_val=X_va, y_val=y[va], val_weights=weights[va]
         )
-        if logistic.dropped_for_direction_:
-            log.info("logistic candidate: dropped %s (coefficient against its declared direction)",
-                     logistic.dropped_for_direction_)
-        info["logistic"] = {"C": logistic.c_, "dropped_for_direction": logistic.dropped_for_direction_}
+        info["logistic"] = _logistic_info(logistic, {"C": logistic.c_})
         val_margins["logistic"] = _logit(logistic.predict_proba(X_va))
     if not val_margins:
         raise ValueError("no model candidate could be fit (model.candidates is empty or all were excluded)")
@@ -169,6 +166,14 @@ def _blended_scorer(params: Params, encoder, booster, logistic, coefs: tuple[flo
     info["monotone_violations"] = monotone_violations(scorer.margin, X_check, params.features)
     info["monotone_checked_on"] = rows
     return scorer
+
+
+def _logistic_info(logistic: LogisticPeer, chosen: dict) -> dict:
+    """What the model info records of the logistic candidate; a feature dropped for its direction is logged."""
+    if logistic.dropped_for_direction_:
+        log.info("logistic candidate: dropped %s (coefficient against its declared direction)",
+                 logistic.dropped_for_direction_)
+    return {**chosen, "dropped_for_direction": logistic.dropped_for_direction_}
 
 
 def _choose_blend(val_margins: dict[str, np.ndarray], y_val: np.ndarray):
@@ -230,10 +235,7 @@ def _fit_cv(
     if "logistic" in mp.candidates:
         directions = {d.name: d.monotone for d in catalog if d.monotone and d.kind == "numeric"}
         logistic, c_info, oof["logistic"] = logistic_cv(X, y_fit, w_fit, folds, mp.seed, directions)
-        if logistic.dropped_for_direction_:
-            log.info("logistic candidate: dropped %s (coefficient against its declared direction)",
-                     logistic.dropped_for_direction_)
-        info["logistic"] = {**c_info, "dropped_for_direction": logistic.dropped_for_direction_}
+        info["logistic"] = _logistic_info(logistic, c_info)
     if not oof:
         raise ValueError("no model candidate could be fit (model.candidates is empty or all were excluded)")
 

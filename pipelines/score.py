@@ -210,11 +210,14 @@ def _write_rejects(raw: pd.DataFrame, problems: list, first_row: int, path: Path
 
     `first_row`: file rows before this chunk (a problem's row counts from 1 within the chunk).
     """
-    problems = [dataclasses.replace(p, row=p.row + first_row) if p.row else p for p in problems]
-    bad = sorted({p.row for p in problems if p.row})
+    by_row: dict[int, list[str]] = {}
+    for p in problems:
+        if p.row:
+            by_row.setdefault(p.row + first_row, []).append(str(dataclasses.replace(p, row=p.row + first_row)))
+    bad = sorted(by_row)
     rows = raw.iloc[[r - first_row - 1 for r in bad]].copy()
     rows.insert(0, "row", bad)
-    rows.insert(1, "problems", ["; ".join(str(p) for p in problems if p.row == r) for r in bad])
+    rows.insert(1, "problems", ["; ".join(by_row[r]) for r in bad])
     _write(rows, path, first=first)
     return len(rows)
 
