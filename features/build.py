@@ -251,9 +251,11 @@ def training_snapshots(leads: pd.DataFrame, labels: pd.DataFrame, spec: FeatureP
     age while it is open. Seeing every training lead at one fixed age would teach the model one
     moment of a lead's life (windows all equal, recency of days at most) and misjudge every lead
     scored later: on the demo export, a model trained at 3 days predicted 13% for test leads still
-    open at 30 days, which converted 26% of the time (README, "Design decisions"). So each lead is seen at one of the ages it reached
-    undecided, picked by a stable hash of its lead id (the same lead gets the same age in every
-    run, whatever the row order); the leads seen at age a are a sample of the leads open at age a.
+    open at 30 days, which converted 26% of the time (README, "Design decisions"). So each lead is
+    seen at one of the ages it reached undecided, picked by a stable hash of its lead id (the same
+    lead gets the same age in every run, whatever the row order). The leads seen at age a are a
+    sample of the leads open at age a that over-represents those decided soon after; ``ages_open``
+    gives the weights that undo it.
 
     A lead decided before the youngest age is seen at its decision (never after the outcome was
     known, never before its creation). Undated leads (no ``created_at``) get NaT.
@@ -268,6 +270,33 @@ def training_snapshots(leads: pd.DataFrame, labels: pd.DataFrame, spec: FeatureP
         datetime64[ns] Series indexed by ``lead_id`` in the leads' order, named ``snapshot_at``;
         zone-aware dates are converted to naive UTC.
     """
+    ids, created, decided, ages, reached = _ages_reached(leads, labels, spec)
+    undecided = decided == NAT
+    pick = (_unit_hash(ids) * np.maximum(reached, 1)).astype(np.intp)
+    snapshot = np.where(created != NAT, created + ages[np.minimum(pick, len(ages) - 1)], NAT)
+    cap = ~undecided & (snapshot != NAT) & (decided < snapshot)
+    snapshot = np.where(cap, np.maximum(decided, created), snapshot)
+    return pd.Series(
+        snapshot.view("datetime64[ns]"), index=pd.Index(ids, name="lead_id"), name="snapshot_at"
+    )
+
+
+def ages_open(leads: pd.DataFrame, labels: pd.DataFrame, spec: FeatureParams) -> np.ndarray:
+    """How many of the ``snapshot_days`` ages each lead reached undecided (at least 1), in leads order.
+
+    ``training_snapshots`` sees a lead at one of those ages, picked uniformly, so a lead open at k
+    ages is seen at any one of them with chance 1/k: a lead rejected within days is over-represented
+    among the young rows. Weighted by this count, the rows seen at an age stand for all the leads
+    open at that age (``LeadScorer`` calibration). Same arguments as ``training_snapshots``.
+    """
+    return np.maximum(_ages_reached(leads, labels, spec)[4], 1).astype(np.float64)
+
+
+def _ages_reached(
+    leads: pd.DataFrame, labels: pd.DataFrame, spec: FeatureParams
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(lead ids, created, decided, sorted ages, how many of those ages each lead reached undecided);
+    times in int64 ns, NAT when unknown."""
     ids = checked_lead_ids(leads)
     if "decided_at" not in labels.columns:
         raise ValueError("labels: required column 'decided_at' is missing (pass LabelResult.frame)")
@@ -281,16 +310,9 @@ def training_snapshots(leads: pd.DataFrame, labels: pd.DataFrame, spec: FeatureP
     decided[lead[lead >= 0]] = to_epoch_ns(labels["decided_at"], "labels.decided_at")[lead >= 0]
 
     ages = np.array([round(a * DAY_NS) for a in sorted(np.atleast_1d(spec.snapshot_days))], dtype=np.int64)
-    undecided = decided == NAT
     # The ages a lead reached open are the first `reached` of the sorted ages.
-    reached = np.where(undecided, len(ages), np.searchsorted(ages, decided - created, side="left"))
-    pick = (_unit_hash(ids) * np.maximum(reached, 1)).astype(np.intp)
-    snapshot = np.where(created != NAT, created + ages[np.minimum(pick, len(ages) - 1)], NAT)
-    cap = ~undecided & (snapshot != NAT) & (decided < snapshot)
-    snapshot = np.where(cap, np.maximum(decided, created), snapshot)
-    return pd.Series(
-        snapshot.view("datetime64[ns]"), index=pd.Index(ids, name="lead_id"), name="snapshot_at"
-    )
+    reached = np.where(decided == NAT, len(ages), np.searchsorted(ages, decided - created, side="left"))
+    return ids, created, decided, ages, reached
 
 
 def _unit_hash(ids: np.ndarray) -> np.ndarray:

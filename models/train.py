@@ -78,12 +78,17 @@ def fit_scorer(
     reasons: pd.Series,
     split: Split,
     params: Params,
+    *,
+    calibration_weights: np.ndarray,
 ) -> LeadScorer:
     """Fit every part of the scorer on the split's train/validation/calibration rows.
 
     Args:
         features: feature frame (index lead_id), columns as in feature_catalog(params.features).
-        y: 1/0 label per row; weights: sample weights from the label policy.
+        y: 1/0 label per row; weights: sample weights from the label policy, for the models only.
+        calibration_weights: the calibrator's row weights (``TrainingSet.calibration_weights``).
+            Not the policy weights: a soft negative did not convert, and counting it as half a
+            lead made the demo model promise 16.3% to test leads of whom 14.4% converted.
         reasons: rejection reason code per row (NaN for non-rejected rows).
         split: positional train/validation/calibration/test indices; test rows are never touched.
             An undated (stratified) split with `model.cv_folds` > 1 pools the first three parts
@@ -91,7 +96,7 @@ def fit_scorer(
     """
     mp = params.model
     if cross_validates(split, params):
-        return _fit_cv(features, y, weights, reasons, split, params)
+        return _fit_cv(features, y, weights, reasons, split, params, calibration_weights)
     catalog = feature_catalog(params.features)
     categorical = [d.name for d in catalog if d.kind == "categorical"]
     numeric = [d.name for d in catalog if d.kind == "numeric"]
@@ -129,7 +134,7 @@ def fit_scorer(
     log.info("blend: LightGBM weight %.2f, validation AUC %.4f", weight, best_auc)
 
     scorer = _blended_scorer(params, encoder, booster, logistic, (gbm_coef, logistic_coef), info, X_va, "validation rows")
-    scorer.calibrator.fit(scorer.margin(X_ca), y[ca], weights[ca])
+    scorer.calibrator.fit(scorer.margin(X_ca), y[ca], calibration_weights[ca])
     reference = np.concatenate([tr, va, ca])
     scorer.tiers = TierThresholds.fit(params.tiers, scorer.predict_proba(features.iloc[reference]))
     if mp.reason_model:
@@ -204,6 +209,7 @@ def _fit_cv(
     reasons: pd.Series,
     split: Split,
     params: Params,
+    calibration_weights: np.ndarray,
 ) -> LeadScorer:
     """fit_scorer by K-fold cross-validation over the pooled train + validation + calibration rows."""
     mp = params.model
@@ -248,7 +254,7 @@ def _fit_cv(
     # The calibrator learns the map from margin to probability on margins of rows the model that
     # produced them never saw: each pooled row's out-of-fold margin, blended like the final model.
     oof_margin = scorer.gbm_coef * oof.get("lightgbm", 0.0) + scorer.logistic_coef * oof.get("logistic", 0.0)
-    scorer.calibrator.fit(np.asarray(oof_margin, dtype=np.float64), y_fit, w_fit)
+    scorer.calibrator.fit(np.asarray(oof_margin, dtype=np.float64), y_fit, calibration_weights[rows])
     info["calibration"] = {"fit_on": "out_of_fold margins", "rows": len(rows)}
     scorer.tiers = TierThresholds.fit(params.tiers, scorer.predict_proba(X))
     if mp.reason_model:

@@ -109,7 +109,7 @@ def bench_synthetic(n_leads: int, work_dir: Path) -> dict:
         split = make_split(ts.created_at, pd.Series(ts.y), params.evaluate.split, params.model.seed)
     _say(f"  labels + features {features}  ({len(ts.y):,} labelled rows, {split.kind} split)")
     with Stopwatch() as fit:
-        scorer = fit_scorer(ts.features, ts.y, ts.weights, ts.reasons, split, params)
+        scorer = fit_scorer(ts.features, ts.y, ts.weights, ts.reasons, split, params, calibration_weights=ts.calibration_weights)
     _say(f"  fit               {fit}  (LightGBM weight {scorer.info['blend']['lightgbm_weight']}); {_load()}")
 
     test = ts.features.iloc[split.test]
@@ -206,7 +206,7 @@ def evaluate_split(ts: TrainingSet, split: Split, params: Params) -> Evaluation:
     from models.train import fit_scorer
     from pipelines.evaluate import LEADSCORE, compare, fit_peers
 
-    scorer = fit_scorer(ts.features, ts.y, ts.weights, ts.reasons, split, params)
+    scorer = fit_scorer(ts.features, ts.y, ts.weights, ts.reasons, split, params, calibration_weights=ts.calibration_weights)
     peers = fit_peers(ts.features, ts.y, ts.weights, split, params)
     return compare({LEADSCORE: scorer, **peers}, ts.features, ts.y, split, params)
 

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from features.build import build_features, training_snapshots
+from features.build import ages_open, build_features, training_snapshots
 from features.labels import LabelResult, build_labels, outcome_group
 from features.leakage import LeakWarning, leakage_check
 from pipelines.config import FeatureParams, Params
@@ -27,7 +27,10 @@ class TrainingSet:
     features: pd.DataFrame  # labelled rows only, index lead_id
     feature_params: FeatureParams  # the features section `features` was built with
     y: np.ndarray
-    weights: np.ndarray
+    weights: np.ndarray  # the label policy's (soft negatives count less): they shape ranking
+    # Per row, how many leads open at its snapshot age it stands for (features.build.ages_open; 1
+    # undated). The calibrator fits real conversions with these, so a probability holds at every age.
+    calibration_weights: np.ndarray
     reasons: pd.Series  # rejection reason of rejected rows, NaN otherwise (target of the reason model)
     created_at: pd.Series | None
     snapshot_at: pd.Series | None  # when each row is seen (training_snapshots), index lead_id; None undated
@@ -131,6 +134,7 @@ def assemble(params: Params, as_of: pd.Timestamp | None = None, crm: CRMData | N
         feature_params=params.features,
         y=y,
         weights=used["weight"].to_numpy(dtype=np.float64),
+        calibration_weights=ages_open(leads, used.reset_index(), params.features) if dated else np.ones(len(y)),
         reasons=reasons.reset_index(drop=True),
         created_at=leads["created_at"].reset_index(drop=True) if dated else None,
         snapshot_at=snapshots,

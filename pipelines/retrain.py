@@ -175,7 +175,8 @@ def fit_cold_start_scorer(ts: TrainingSet, split: Split, params: Params, why: st
         },
     )
     calibration = split.calibration if 0 < ts.y[split.calibration].sum() < len(split.calibration) else fit_rows
-    scorer.calibrator.fit(scorer.margin(ts.features.iloc[calibration]), ts.y[calibration], ts.weights[calibration])
+    scorer.calibrator.fit(scorer.margin(ts.features.iloc[calibration]), ts.y[calibration],
+                          ts.calibration_weights[calibration])
     reference = np.concatenate([split.train, split.validation, split.calibration])
     scorer.tiers = TierThresholds.fit(params.tiers, scorer.predict_proba(ts.features.iloc[reference]))
     return scorer
@@ -191,7 +192,7 @@ def fit_challenger(ts: TrainingSet, split: Split, params: Params) -> tuple[LeadS
     why = cold_start_shortfall(*closed_counts(ts), params)
     if why:
         return fit_cold_start_scorer(ts, split, params, why), why
-    return fit_scorer(ts.features, ts.y, ts.weights, ts.reasons, split, params), None
+    return fit_scorer(ts.features, ts.y, ts.weights, ts.reasons, split, params, calibration_weights=ts.calibration_weights), None
 
 
 # ----------------------------------------------------------------------------- the gate

@@ -58,7 +58,7 @@ def train(
     tracking.configure(params)
     ts = assemble(params, as_of=as_of, crm=crm)
     split = make_split(ts.created_at, pd.Series(ts.y), params.evaluate.split, params.model.seed)
-    scorer = fit_scorer(ts.features, ts.y, ts.weights, ts.reasons, split, params)
+    scorer = fit_scorer(ts.features, ts.y, ts.weights, ts.reasons, split, params, calibration_weights=ts.calibration_weights)
     return log_trained(scorer, ts, split, params, register)
 
 

@@ -9,6 +9,7 @@ import pytest
 from features.build import (
     RECENCY_CAP_DAYS,
     FeatureDef,
+    ages_open,
     build_features,
     feature_catalog,
     training_snapshots,
@@ -203,6 +204,28 @@ def test_training_leads_are_seen_at_ages_they_reached_still_open():
     assert shuffled.loc[seen_at.index].equals(training_snapshots(leads, labels, spec(snapshot_days=ages)))
     alone = training_snapshots(leads.iloc[[5]], labels, spec(snapshot_days=ages))
     assert (alone - created).dt.days.iloc[0] == seen_at.iloc[5]
+
+
+def test_weighted_by_ages_open_the_leads_seen_at_an_age_stand_for_all_leads_open_then():
+    """Half the leads are rejected on day 10, half stay open; at days 0-7 half of the open leads are
+    the soon-rejected ones. Seen at one age each, those are over-represented among the young rows
+    (each of their 3 ages gets a third of them, each of the others' 7 ages a seventh)."""
+    ages = [0, 3, 7, 14, 30, 60, 90]
+    created = pd.Timestamp("2024-01-01")
+    n = 4000
+    ids = [f"lead-{i}" for i in range(n)]
+    soon_rejected = pd.Series(np.arange(n) % 2 == 0, index=pd.Index(ids, name="lead_id"))
+    leads = pd.DataFrame({"lead_id": ids, "created_at": [created] * n})
+    labels = pd.DataFrame(
+        {"lead_id": ids, "decided_at": created + pd.to_timedelta(np.where(soon_rejected, 10.0, np.nan), unit="D")}
+    )
+    seen_at = (training_snapshots(leads, labels, spec(snapshot_days=ages)) - created).dt.days
+    weights = pd.Series(ages_open(leads, labels, spec(snapshot_days=ages)), index=seen_at.index)
+    assert set(weights[soon_rejected]) == {3} and set(weights[~soon_rejected]) == {7}
+    for age in (0, 3, 7):
+        at = seen_at == age
+        assert soon_rejected[at].mean() > 0.62  # unweighted: about 0.7
+        assert abs(weights[at & soon_rejected].sum() / weights[at].sum() - 0.5) < 0.07
 
 
 def test_a_lead_decided_before_the_youngest_age_is_seen_at_its_decision():

@@ -248,7 +248,7 @@ def test_x_education_audit_shows_pre_contact_signals_and_tags_as_rejection_reaso
     )
     ts = assemble(params)
     split = make_split(ts.created_at, pd.Series(ts.y), params.evaluate.split, params.model.seed)
-    scorer = fit_scorer(ts.features, ts.y, ts.weights, ts.reasons, split, params)
+    scorer = fit_scorer(ts.features, ts.y, ts.weights, ts.reasons, split, params, calibration_weights=ts.calibration_weights)
     report = audit.build_audit(scorer, ts, params)
     by_key = {s.key: s for s in report.sections}
 

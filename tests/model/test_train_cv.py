@@ -51,7 +51,7 @@ def spy(monkeypatch):
         return booster, info, oof
 
     def fit(self, margin, y, weights=None):
-        seen["calibrator"].append((np.asarray(margin).copy(), np.asarray(y).copy()))
+        seen["calibrator"].append((np.asarray(margin).copy(), np.asarray(y).copy(), np.asarray(weights).copy()))
         return real_fit(self, margin, y, weights)
 
     monkeypatch.setattr(lgb, "train", train)
@@ -64,7 +64,8 @@ def test_one_booster_is_refit_on_every_non_test_row_with_the_cv_chosen_rounds(tr
     params = _params(sample_params)
     split = _undated_split(training_set, params)
     scorer = train_module.fit_scorer(training_set.features, training_set.y, training_set.weights,
-                                     training_set.reasons, split, params)
+                                     training_set.reasons, split, params,
+                                     calibration_weights=training_set.calibration_weights)
     pooled = len(split.train) + len(split.validation) + len(split.calibration)
     gbm = scorer.info["lightgbm"]
     assert scorer.info["cv"] == {"folds": 3, "rows": pooled}
@@ -81,7 +82,8 @@ def test_a_dated_export_keeps_the_cheapest_model_near_the_best_validation_auc(tr
     params = _params(sample_params, **{"model.tuning_trials": 4})
     split = make_split(training_set.created_at, pd.Series(training_set.y), params.evaluate.split, params.model.seed)
     scorer = train_module.fit_scorer(training_set.features, training_set.y, training_set.weights,
-                                     training_set.reasons, split, params)
+                                     training_set.reasons, split, params,
+                                     calibration_weights=training_set.calibration_weights)
     gbm = scorer.info["lightgbm"]
     assert gbm["best_val_auc"] == max(t["val_auc"] for t in gbm["trials"])
     assert gbm["val_auc"] >= gbm["best_val_auc"] - AUC_TOLERANCE
@@ -94,10 +96,12 @@ def test_the_calibrator_is_fit_on_out_of_fold_margins_of_every_pooled_row(traini
     params = _params(sample_params)
     split = _undated_split(training_set, params)
     scorer = train_module.fit_scorer(training_set.features, training_set.y, training_set.weights,
-                                     training_set.reasons, split, params)
+                                     training_set.reasons, split, params,
+                                     calibration_weights=training_set.calibration_weights)
     pooled = np.sort(np.concatenate([split.train, split.validation, split.calibration]))
-    (margin, y), = spy["calibrator"]
+    (margin, y, weights), = spy["calibrator"]
     np.testing.assert_array_equal(y, training_set.y[pooled])
+    np.testing.assert_array_equal(weights, training_set.calibration_weights[pooled])
     np.testing.assert_allclose(margin, scorer.gbm_coef * spy["oof"], rtol=0, atol=1e-12)
     in_sample = scorer.margin(training_set.features.iloc[pooled])
     assert not np.allclose(margin, in_sample)  # not the final model's own (optimistic) margins
@@ -110,8 +114,10 @@ def test_test_rows_never_shape_the_cross_validated_model(training_set, sample_pa
     ts = training_set
     flipped = ts.y.copy()
     flipped[split.test] = 1 - flipped[split.test]
-    a = train_module.fit_scorer(ts.features, ts.y, ts.weights, ts.reasons, split, params)
-    b = train_module.fit_scorer(ts.features, flipped, ts.weights, ts.reasons, split, params)
+    a = train_module.fit_scorer(ts.features, ts.y, ts.weights, ts.reasons, split, params,
+                                     calibration_weights=ts.calibration_weights)
+    b = train_module.fit_scorer(ts.features, flipped, ts.weights, ts.reasons, split, params,
+                                     calibration_weights=ts.calibration_weights)
     np.testing.assert_array_equal(a.predict_proba(ts.features), b.predict_proba(ts.features))
 
 
@@ -181,10 +187,12 @@ def test_dated_data_keeps_its_out_of_time_windows(training_set, sample_params, s
     params = _params(sample_params)
     ts = training_set
     split = make_split(ts.created_at, pd.Series(ts.y), params.evaluate.split, params.model.seed)
-    scorer = train_module.fit_scorer(ts.features, ts.y, ts.weights, ts.reasons, split, params)
+    scorer = train_module.fit_scorer(ts.features, ts.y, ts.weights, ts.reasons, split, params,
+                                     calibration_weights=ts.calibration_weights)
     assert split.kind == "out_of_time" and "cv" not in scorer.info and "val_auc" in scorer.info["lightgbm"]
-    (margin, y), = spy["calibrator"]
+    (margin, y, weights), = spy["calibrator"]
     assert len(y) == len(split.calibration)  # the calibrator learns on the newest window only
+    np.testing.assert_array_equal(weights, ts.calibration_weights[split.calibration])
 
 
 def test_one_fold_is_refused():
