@@ -101,8 +101,8 @@ def _activities_of(activities: pd.DataFrame) -> Callable[[pd.Series], pd.DataFra
     """
     codes, ids = pd.factorize(activities["lead_id"])  # an activity without lead id gets -1
     kinds, kind_names = pd.factorize(activities["activity"])
-    # Codes straight from factorize: valid by construction, and unsorted levels (pd.Categorical
-    # would sort them) cost the feature builder nothing. 0.6 s less on 13.5M activity rows.
+    # Codes straight from factorize need no validation, and the levels no sort (pd.Categorical
+    # sorts them; the feature builder does not care): about 0.2-0.3 s less for 13.5M activities.
     compact = pd.DataFrame(
         {
             "lead_id": pd.Categorical.from_codes(codes, categories=ids, validate=False),
