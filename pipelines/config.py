@@ -222,6 +222,9 @@ class ServingParams(_Section):
     max_batch: int = Field(1000, ge=1)
     max_body_bytes: int = Field(5_000_000, ge=1024)
     top_factors: int = Field(3, ge=1)
+    card_link_days: float = Field(
+        30, gt=0, description="How long the score-card link /score returns opens without the API key."
+    )
     reload_seconds: float = Field(
         60, ge=0, description="How often each worker checks the registry alias for a new champion (0: never)."
     )

@@ -88,6 +88,10 @@ class LeadScore(BaseModel):
     likely_rejection_probability: float | None = Field(description="Probability of that reason, given a rejection.")
     model_name: str
     model_version: str
+    card_url: str = Field(
+        description="Path of the lead's score card (append it to the service's address). It opens in a "
+        "browser without the API key until it expires (serving.card_link_days); store it on the lead."
+    )
 
 
 class ScoreResponse(BaseModel):

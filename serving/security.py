@@ -2,15 +2,54 @@
 
 BentoML's user middlewares wrap everything, its health routes and mounted pages included, so the
 health and metrics routes are let through explicitly: a load balancer probes them without a key.
+A lead's score card also opens without the key through a signed link (``card_link``), because a
+rep clicks it in the CRM and a browser cannot send the API key.
 """
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 import json
+import time
 from collections.abc import Callable
+from datetime import datetime, timezone
+from urllib.parse import parse_qs, quote, urlencode
 
 OPEN_PATHS = frozenset({"/readyz", "/livez", "/healthz", "/metrics"})
+CARD_PATH = "/leads/"  # + lead id: the score card route of serving.service
+
+
+def card_link_key(api_key: str) -> bytes:
+    """The key score-card links are signed with, derived from the API key: a new key revokes every link."""
+    return hmac.new(api_key.encode(), b"leadscore score-card links", hashlib.sha256).digest()
+
+
+def _card_signature(key: bytes, lead_id: str, expires: int) -> str:
+    return hmac.new(key, f"{lead_id}\n{expires}".encode(), hashlib.sha256).hexdigest()
+
+
+def card_link(key: bytes, lead_id: str, expires: int) -> str:
+    """The path of the lead's score card that opens without the API key until `expires` (Unix seconds).
+
+    Anyone holding the link sees that one lead's card (score, tier, reasons) until then, and nothing else.
+    """
+    query = urlencode({"expires": expires, "signature": _card_signature(key, lead_id, expires)})
+    return f"{CARD_PATH}{quote(lead_id, safe='')}?{query}"
+
+
+def _card_link_problem(key: bytes, path: str, query: bytes, now: float) -> str | None:
+    """Why a signed score-card request is refused, or None when its link is valid."""
+    fields = parse_qs(query.decode("latin-1"))
+    expires, signature = fields.get("expires", [""])[0], fields.get("signature", [""])[0]
+    lead_id = path[len(CARD_PATH):]
+    expected = _card_signature(key, lead_id, int(expires)) if expires.isdigit() else ""
+    if not expected or not hmac.compare_digest(signature.encode(), expected.encode()):
+        return "this score-card link is not valid for this lead: use the card_url POST /score returned"
+    if int(expires) < now:
+        when = datetime.fromtimestamp(int(expires), timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+        return f"this score-card link expired on {when}: scoring the lead again (POST /score) returns a fresh card_url"
+    return None
 
 
 async def _send_json(send, status: int, body: dict, headers: tuple = ()) -> None:
@@ -38,9 +77,16 @@ class BearerAuth:
         self.app = app
         secret, self.env_var = key()
         self.secret = secret.encode()
+        self.card_key = card_link_key(secret)
 
     async def __call__(self, scope, receive, send) -> None:
         if scope["type"] != "http" or scope["path"] in OPEN_PATHS:
+            return await self.app(scope, receive, send)
+        if (scope["method"] in ("GET", "HEAD") and scope["path"].startswith(CARD_PATH)
+                and b"signature=" in scope.get("query_string", b"")):
+            problem = _card_link_problem(self.card_key, scope["path"], scope["query_string"], time.time())
+            if problem:
+                return await _send_json(send, 401, {"error": problem})
             return await self.app(scope, receive, send)
         header = dict(scope["headers"]).get(b"authorization", b"")
         scheme, _, token = header.partition(b" ")

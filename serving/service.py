@@ -44,7 +44,7 @@ from serving.scoring import (  # noqa: E402
     score_request,
     warm_up,
 )
-from serving.security import BearerAuth, BodyLimit  # noqa: E402
+from serving.security import BearerAuth, BodyLimit, card_link, card_link_key  # noqa: E402
 from serving.store import Store, utc_naive  # noqa: E402
 
 log = logging.getLogger(__name__)
@@ -113,6 +113,7 @@ class LeadScoreService:
             if params.serving.reload_seconds:
                 threading.Thread(target=self._watch_registry, daemon=True, name="champion-watch").start()
         self.serving = params.serving
+        self.card_key = card_link_key(api_key()[0])
         self.data, self.label = params.data, params.label
         self.store = Store.from_params(params)
         self._reload_lock = threading.Lock()
@@ -169,6 +170,9 @@ class LeadScoreService:
         except RequestError as err:
             return _error(422, str(err), err.detail)
         self.store.log_scores(scored.log_rows)
+        expires = int(time.time() + self.serving.card_link_days * 86_400)
+        for result in scored.results:
+            result["card_url"] = card_link(self.card_key, result["lead_id"], expires)
         return ScoreResponse.model_validate({"scores": scored.results})
 
     @bentoml.api(route="/explain")
@@ -222,7 +226,9 @@ class LeadScoreService:
 
     @pages.get("/leads/{lead_id}", response_class=HTMLResponse)
     def score_card(self, lead_id: str) -> HTMLResponse:
-        """The rep's score card from the lead's latest logged score (404 page if never scored)."""
+        """The rep's score card from the lead's latest logged score (404 page if never scored).
+
+        Opens with the API key, or without it through the signed link /score returns (card_url)."""
         latest = self.store.latest_score(lead_id)
         if latest is None:
             return HTMLResponse(scorecard.not_found(lead_id), status_code=404)

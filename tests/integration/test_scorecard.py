@@ -1,4 +1,4 @@
-"""The rep's score card: rendered by the real service, looked at in headless Chromium.
+"""The rep's score card: rendered by the real service, opened by its signed link in headless Chromium.
 
 Needs Debian's `chromium` at /usr/bin/chromium. CI installs it and fails without it; elsewhere the test
 skips, naming the path.
@@ -7,13 +7,17 @@ skips, naming the path.
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
 
 import pandas as pd
 import pytest
 from PIL import Image
 
 from serving import scorecard
+from serving.local_server import Client
+from serving.security import card_link, card_link_key
 from conftest import running_service
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -75,9 +79,9 @@ def test_score_card_in_chromium_shows_score_tier_reason_and_bars(server, scored_
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
         try:
-            page = browser.new_page(viewport={"width": 900, "height": 700},
-                                    extra_http_headers={"Authorization": f"Bearer {server.key}"})
-            reply = page.goto(f"{server.url}/leads/{scored_lead['lead_id']}")
+            # What a rep does: click the link the CRM stored, in a browser that has no API key.
+            page = browser.new_page(viewport={"width": 900, "height": 700})
+            reply = page.goto(server.url + scored_lead["card_url"])
             assert reply.status == 200
             page.screenshot(path=str(shot), full_page=True)
             text = page.inner_text("body")
@@ -94,3 +98,27 @@ def test_score_card_in_chromium_shows_score_tier_reason_and_bars(server, scored_
     assert bars == len(reasons)
     pixels = {color for _, color in Image.open(shot).convert("RGB").getcolors(maxcolors=1 << 24)}
     assert GREEN in pixels and RED in pixels  # the bars were drawn, in both directions
+
+
+def test_a_card_link_opens_without_the_key_for_its_lead_only_until_it_expires(server, scored_lead, sample_dir):
+    browser = Client(server.url)  # no API key
+    lead_id, link = scored_lead["lead_id"], scored_lead["card_url"]
+    expires = int(parse_qs(urlsplit(link).query)["expires"][0])
+    days = server.params.serving.card_link_days
+    assert abs(expires - (time.time() + days * 86_400)) < 600
+
+    opened = browser.request("GET", link)
+    assert opened.status == 200 and lead_id in opened.body.decode()
+    assert browser.request("GET", f"/leads/{lead_id}").status == 401  # no link, no key
+
+    other = pd.read_csv(sample_dir / "leads.csv", dtype=str)["lead_id"].iloc[-1]
+    assert other != lead_id
+    borrowed = browser.request("GET", link.replace(f"/leads/{lead_id}?", f"/leads/{other}?"))
+    assert borrowed.status == 401 and "not valid for this lead" in borrowed.json()["error"]
+    stretched = browser.request("GET", link.replace(f"expires={expires}", f"expires={expires + 86_400}"))
+    assert stretched.status == 401
+    assert browser.request("GET", "/model?" + urlsplit(link).query).status == 401  # a card link opens only cards
+
+    expired = card_link(card_link_key(server.key), lead_id, int(time.time()) - 60)
+    refused = browser.request("GET", expired)
+    assert refused.status == 401 and "expired on" in refused.json()["error"]
