@@ -634,9 +634,17 @@ def change_section(
         metrics = pd.DataFrame({"current": _metrics(rows, evaluate)}).rename_axis("metric").reset_index()
         section.tables["metrics"] = metrics
         return section
-    before = explain_rows(previous.scorer, model_features(previous.scorer, training_set, rows.features.index), rows.y)
+    before_features = model_features(previous.scorer, training_set, rows.features.index)
+    before = explain_rows(previous.scorer, before_features, rows.y)
     metrics, importance = model_change(rows, before, evaluate)
     section.notes.append(f"Compared with {previous.label} on the same {len(rows.y):,} held-out leads.")
+    blank = [c for c in before_features.columns
+             if before_features[c].isna().all() and not (c in rows.features and rows.features[c].isna().all())]
+    if blank:
+        section.notes.append(
+            f"{previous.label} uses {', '.join(blank)}, missing for every compared lead (today's export lacks "
+            "what it is built from): its figures here understate what it did with that data."
+        )
     moved = importance[importance["change"].abs() > 0].head(3)
     section.notes += [f"{row.signal}: importance {row.previous:.3f} -> {row.current:.3f} ({row.change:+.3f})"
                       for row in moved.itertuples(index=False)]

@@ -129,6 +129,22 @@ def test_change_against_a_previous_model_compares_the_same_leads(audited, traine
     assert importance["change"].abs().is_monotonic_decreasing
 
 
+def test_the_change_section_says_when_the_export_lacks_a_column_the_previous_model_uses(audited, trained, sample_params):
+    """Version 0 used the campaign; today's export has no campaign column. Its comparison would be
+    skewed without a word, since every compared lead's campaign is missing for it."""
+    rows, scorer, ts = audited.audit.rows, trained.scorer, trained.training_set
+    without_campaign = dataclasses.replace(ts, crm=dataclasses.replace(ts.crm, leads=ts.crm.leads.drop(columns="campaign")))
+    # Other saved settings, so its features are rebuilt from the export (not reused from the training frame).
+    previous = dataclasses.replace(scorer, features=scorer.features.model_copy(update={"free_email_domains": ["gmail.com"]}))
+    assert "campaign" in previous.features.categorical and rows.features["campaign"].notna().any()
+
+    change = audit.change_section(rows, without_campaign, audit.PreviousModel("version 0", previous), sample_params.evaluate)
+    assert any(note.startswith("version 0 uses campaign, missing for every compared lead") for note in change.notes)
+
+    same = audit.change_section(rows, ts, audit.PreviousModel("version 0", previous), sample_params.evaluate)
+    assert not any("missing for every compared lead" in note for note in same.notes)
+
+
 def test_a_previous_version_trained_with_other_feature_settings_is_compared_on_its_own_features(
     trained, sample_dir, tracking_dir, tmp_path
 ):
