@@ -282,16 +282,18 @@ def _now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
-def _champion_version(client: MlflowClient, name: str) -> str | None:
+def _champion_version(params: Params) -> str | None:
+    """The version `champion` names, or None before the first one."""
     try:
-        return str(client.get_model_version_by_alias(name, tracking.CHAMPION).version)
-    except mlflow.exceptions.MlflowException:
+        return str(tracking.registered_version(params, tracking.CHAMPION).version)
+    except LookupError:
         return None
 
 
-def _move_champion(client: MlflowClient, name: str, version: str, reason: str) -> str | None:
+def _move_champion(params: Params, version: str, reason: str) -> str | None:
     """Point `champion` at `version`, tagging it with the reason and the version it replaces."""
-    previous = _champion_version(client, name)
+    client, name = MlflowClient(), params.tracking.registered_model
+    previous = _champion_version(params)
     client.set_registered_model_alias(name, tracking.CHAMPION, version)
     if previous == version:  # already champion (e.g. the very first registration): keep its recorded history
         previous = client.get_model_version(name, version).tags.get("previous_champion") or None
@@ -324,7 +326,7 @@ def promote(params: Params, version: str | int, reason: str) -> AliasChange:
     except mlflow.exceptions.MlflowException:
         raise LookupError(f"model '{name}' has no version {version} in {tracking.tracking_uri(params)}") from None
     change = AliasChange(str(version), None, reason)
-    change.previous = _move_champion(client, name, str(version), f"manual: {reason}")
+    change.previous = _move_champion(params, str(version), f"manual: {reason}")
     change.run_id = _record_alias_run(params, "promote", change)
     return change
 
@@ -335,7 +337,7 @@ def rollback(params: Params, reason: str) -> AliasChange:
         raise ValueError("rollback: a reason is required (it is recorded on the model version)")
     tracking.configure(params)
     client, name = MlflowClient(), params.tracking.registered_model
-    current = _champion_version(client, name)
+    current = _champion_version(params)
     if current is None:
         raise LookupError(f"model '{name}' has no champion to roll back in {tracking.tracking_uri(params)}")
     target = client.get_model_version(name, current).tags.get("previous_champion")
@@ -425,7 +427,7 @@ def retrain(
     split = make_split(ts.created_at, pd.Series(ts.y), params.evaluate.split, params.model.seed)
 
     client, name = MlflowClient(), params.tracking.registered_model
-    champion_version = _champion_version(client, name)
+    champion_version = _champion_version(params)
     # By version, not alias: the model compared is the version recorded as the previous champion.
     champion = tracking.load_scorer(params, version=champion_version) if champion_version else None
 
@@ -459,7 +461,7 @@ def retrain(
     with mlflow.start_run(run_name=f"retrain {as_of:%Y-%m-%d}" if as_of is not None else "retrain") as run:
         result.run_id = run.info.run_id
         if decision.promote and not dry_run:
-            _move_champion(client, name, challenger_version, f"retrain as of {as_of}: {'; '.join(decision.reasons)}")
+            _move_champion(params, challenger_version, f"retrain as of {as_of}: {'; '.join(decision.reasons)}")
             result.promoted = True
         if challenger_version and not result.promoted:
             client.set_model_version_tag(name, challenger_version, "retrain_refused", "; ".join(decision.reasons))
