@@ -96,12 +96,17 @@ def model_features(scorer, training_set: TrainingSet, lead_ids: pd.Index) -> pd.
     """
     if scorer.features == training_set.feature_params:
         return training_set.features.loc[lead_ids]
-    crm = training_set.crm
-    leads = crm.leads.set_index("lead_id", drop=False).loc[lead_ids].reset_index(drop=True)
-    if training_set.snapshot_at is None:
-        return build_features(leads, None, None, scorer.features)
     # The same moments as the training set's rows, whatever ages the other model was trained at.
-    return build_features(leads, crm.activities, training_set.snapshot_at.loc[lead_ids], scorer.features)
+    return features_at(training_set.crm, lead_ids, training_set.snapshot_at, scorer.features)
+
+
+def features_at(crm: CRMData, lead_ids: pd.Index, snapshot_at: pd.Series | None, spec: FeatureParams) -> pd.DataFrame:
+    """These leads of the export as `spec` builds them, each as of its moment in `snapshot_at` (a
+    Series indexed by lead_id; None for undated exports), in `lead_ids` order."""
+    leads = crm.leads.set_index("lead_id", drop=False).loc[lead_ids].reset_index(drop=True)
+    if snapshot_at is None:
+        return build_features(leads, None, None, spec)
+    return build_features(leads, crm.activities, snapshot_at.loc[lead_ids], spec)
 
 
 def assemble(params: Params, as_of: pd.Timestamp | None = None, crm: CRMData | None = None) -> TrainingSet:

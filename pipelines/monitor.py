@@ -27,7 +27,7 @@ import pandas as pd
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from features.build import FeatureDef, build_features, feature_catalog
+from features.build import FeatureDef, feature_catalog
 from features.labels import build_labels, outcome_group
 from models.metrics import expected_calibration_error
 from pipelines.config import LabelParams, MonitorParams, Params
@@ -376,11 +376,10 @@ def assess(
 
 def _features_at_scoring(crm, scored: pd.DataFrame, spec, dated: bool) -> pd.DataFrame:
     """Feature frame of scored leads as of the moment each was first scored (the one feature function)."""
-    leads = crm.leads[crm.leads["lead_id"].isin(scored.index)].reset_index(drop=True)
-    if not dated:
-        return build_features(leads, None, None, spec)
-    snapshot = scored["scored_at"].reindex(leads["lead_id"]).astype("datetime64[ns]")
-    return build_features(leads, crm.activities, snapshot, spec)
+    from pipelines.dataset import features_at
+
+    moments = scored["scored_at"].astype("datetime64[ns]") if dated else None
+    return features_at(crm, scored.index, moments, spec)
 
 
 def monitor(
