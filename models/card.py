@@ -161,7 +161,9 @@ def _calibration(scorer: LeadScorer, evaluation, params: Params) -> str:
     if scorer.info.get("calibration", {}).get("fit_on") == "out_of_fold margins":
         where = (f"out-of-fold margins of the {scorer.info['calibration']['rows']:,} non-test rows "
                  f"({scorer.info['cv']['folds']}-fold cross-validation; never on test rows)")
-    lines = [f"Calibrator: {scorer.calibrator.method}, fit on {where}"]
+    weighted = ", each row weighted by the snapshot ages its lead reached open" if params.data.dated else ""
+    lines = [f"Calibrator: {scorer.calibrator.method}, fit on {where}, on real conversions (a soft negative "
+             f"counts as a whole non-conversion){weighted}"]
     body = ""
     if evaluation is not None and LEADSCORE in evaluation.test_probabilities:
         p = evaluation.test_probabilities[LEADSCORE]
