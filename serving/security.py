@@ -65,7 +65,8 @@ async def _send_json(send, status: int, body: dict, headers: tuple = ()) -> None
 
 
 class BearerAuth:
-    """401 unless the request carries `Authorization: Bearer <key>`; health routes stay open.
+    """401 unless the request carries `Authorization: Bearer <key>`; health routes stay open, and a
+    score card opens through its signed link (``card_link``) without the key.
 
     Args:
         app: the wrapped ASGI app.
@@ -82,18 +83,18 @@ class BearerAuth:
     async def __call__(self, scope, receive, send) -> None:
         if scope["type"] != "http" or scope["path"] in OPEN_PATHS:
             return await self.app(scope, receive, send)
+        header = dict(scope["headers"]).get(b"authorization", b"")
+        scheme, _, token = header.partition(b" ")
+        if scheme.lower() == b"bearer" and hmac.compare_digest(token.strip(), self.secret):
+            return await self.app(scope, receive, send)
         if (scope["method"] in ("GET", "HEAD") and scope["path"].startswith(CARD_PATH)
                 and b"signature=" in scope.get("query_string", b"")):
             problem = _card_link_problem(self.card_key, scope["path"], scope["query_string"], time.time())
             if problem:
                 return await _send_json(send, 401, {"error": problem})
             return await self.app(scope, receive, send)
-        header = dict(scope["headers"]).get(b"authorization", b"")
-        scheme, _, token = header.partition(b" ")
-        if scheme.lower() != b"bearer" or not hmac.compare_digest(token.strip(), self.secret):
-            message = f"missing or wrong API key: send the header 'Authorization: Bearer <key>' (the key set in {self.env_var})"
-            return await _send_json(send, 401, {"error": message}, ((b"www-authenticate", b"Bearer"),))
-        return await self.app(scope, receive, send)
+        message = f"missing or wrong API key: send the header 'Authorization: Bearer <key>' (the key set in {self.env_var})"
+        return await _send_json(send, 401, {"error": message}, ((b"www-authenticate", b"Bearer"),))
 
 
 class BodyLimit:
