@@ -3,8 +3,9 @@
 Three questions, thresholds in params.monitor:
 
 * Drift: population stability index (PSI) of every feature and of the score between the champion's
-  training window (rebuilt from the export with the one feature function) and the recently scored
-  leads (score log; their features rebuilt as of the moment each was scored).
+  training window (rebuilt from the export with the one feature function, at the ages recent leads
+  were scored at) and the recently scored leads (score log; their features rebuilt as of the moment
+  each was scored).
 * Calibration: the probability each lead was shown against the outcome that has since arrived
   (export + feedback under the label policy), overall and per segment (feature value) — a source
   whose quality dropped shows up here before any covariate moves.
@@ -382,6 +383,27 @@ def _features_at_scoring(crm, scored: pd.DataFrame, spec, dated: bool) -> pd.Dat
     return features_at(crm, scored.index, moments, spec)
 
 
+def _reference_as_scored(reference_set, ages: pd.Series | None, spec) -> pd.DataFrame:
+    """The training window's leads rebuilt as of the ages recent leads were first scored at.
+
+    Activity windows, recency and trend depend on a lead's age when scored, and training saw its
+    leads at a mix of ages (``training_snapshots``). Against that mix, a CRM that scores each lead on
+    arrival would see every time-relative feature drift. Each reference lead is rebuilt at an age
+    drawn (seeded) from the recent scoring ages, never after its decision. Undated exports, or no
+    recent score: the training frame as it is.
+    """
+    from pipelines.dataset import features_at
+
+    if reference_set.snapshot_at is None or ages is None or not len(ages):
+        return reference_set.features
+    ids = reference_set.features.index
+    drawn = np.random.default_rng(0).choice(ages.to_numpy(dtype="timedelta64[ns]"), size=len(ids))
+    moments = reference_set.created_at.to_numpy(dtype="datetime64[ns]") + drawn
+    decided = reference_set.labels.frame["decided_at"].reindex(ids).to_numpy(dtype="datetime64[ns]")
+    moments = np.where(~np.isnat(decided) & (decided < moments), decided, moments)
+    return features_at(reference_set.crm, ids, pd.Series(moments, index=ids), spec)
+
+
 def monitor(
     params: Params,
     as_of: pd.Timestamp | None = None,
@@ -439,7 +461,10 @@ def monitor(
     trained_as_of = champion.info.get("as_of")
     window_params = with_model_features(params, champion)
     reference_set = assemble(window_params, as_of=pd.Timestamp(trained_as_of) if dated and trained_as_of else None, crm=crm)
-    reference_scores = champion.predict_proba(reference_set.features)
+    recent_leads = crm.leads.set_index("lead_id")["created_at"].reindex(scored.index[~missing]) if dated else None
+    ages = (scored.loc[~missing, "scored_at"] - recent_leads).dropna().clip(lower=pd.Timedelta(0)) if dated else None
+    reference = _reference_as_scored(reference_set, ages, champion.features)
+    reference_scores = champion.predict_proba(reference)
 
     calibration_log = first_scores(log[log["scored_at"] > as_of - pd.Timedelta(days=mp.calibration_days)])
     calibration_log = calibration_log[calibration_log.index.isin(crm.leads["lead_id"])]
@@ -450,7 +475,7 @@ def monitor(
     calibration_frame["probability"] = calibration_log["probability"].reindex(calibration_frame.index).to_numpy()
 
     report = assess(
-        reference_set.features, reference_scores, recent, recent_scores,
+        reference, reference_scores, recent, recent_scores,
         calibration_frame, labels.loc[calibration_frame.index, "label"].to_numpy(),
         scored, feedback, catalog, champion.tiers.names[0], params, as_of, model,
     )

@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from features.build import FeatureDef, build_features, training_snapshots
+from features.build import FeatureDef, build_features
 from pipelines.config import LabelParams, MonitorParams
 from pipelines.monitor import (
     calibration_summary,
@@ -139,8 +139,8 @@ def production(tmp_path_factory, monkeypatch_session):
     flood = leads["created_at"] >= "2025-11-01"
     kept = ~flood | (leads["lead_source"] == "paid_search") | (np.random.default_rng(1).random(len(leads)) < 0.15)
     leads = leads[kept].reset_index(drop=True)
-    # The CRM scores each lead at some age while it is open, as training sees them, up to the export's end.
-    scored_at = training_snapshots(leads, crm.outcomes, champion.scorer.features).clip(upper=leads["created_at"].max())
+    # The CRM scores each lead when it arrives; training saw its leads at ages from 0 to 90 days.
+    scored_at = leads.set_index("lead_id")["created_at"]
     scores = champion.scorer.predict(build_features(leads, crm.activities, scored_at, champion.scorer.features))
     store = Store.from_params(params)
     store.log_scores(scores.assign(model_name="leadscore", model_version=champion.version, factors=None,
@@ -159,13 +159,11 @@ def test_monitor_flags_the_source_whose_quality_dropped(production, tmp_path):
 
     worst = report.segments.iloc[0]
     assert (worst["feature"], worst["value"], worst["status"]) == ("lead_source", "web_organic", "alert")
-    assert worst["observed"] < worst["predicted"] - 0.1
+    assert worst["observed"] < worst["predicted"] - params.monitor.calibration_tolerance
     assert report.status == "alert"
     assert any(status == "alert" and "web_organic" in sentence for status, sentence in report.findings)
     other_sources = report.segments[(report.segments["feature"] == "lead_source") & (report.segments["value"] != "web_organic")]
-    # It stands out: other sources may be off too (outbound, 284 leads: predicted 13%, observed 7%,
-    # z -3.0 to -3.2 depending on the model), but none by as many standard errors.
-    assert (other_sources["z"].abs() < abs(worst["z"]) - 1).all(), other_sources
+    assert (other_sources["status"] != "alert").all(), other_sources
     page = (tmp_path / "monitor.html").read_text()
     assert "lead_source=web_organic" in page and "<img" in page
     run = mlflow.get_run(report.run_id)
