@@ -1,0 +1,33 @@
+"""Signed score-card links: what a rep's browser sends back must verify, for that lead and until expiry."""
+
+from __future__ import annotations
+
+from urllib.parse import unquote, urlsplit
+
+import pytest
+
+from serving.security import _card_link_problem, card_link, card_link_key
+
+KEY = card_link_key("the-api-key")
+NOW = 1_800_000_000
+
+
+def _as_received(link: str) -> tuple[str, bytes]:
+    """(path, query) as an ASGI server hands them over: the path percent-decoded, the query raw."""
+    parts = urlsplit(link)
+    return unquote(parts.path), parts.query.encode()
+
+
+@pytest.mark.parametrize("lead_id", ["L0000042", "lead 7 (Zürich)", "a+b&c=d?e#f", "00Q5g000004xYz"])
+def test_a_link_verifies_for_its_own_lead_whatever_characters_the_crm_id_holds(lead_id):
+    path, query = _as_received(card_link(KEY, lead_id, NOW + 60))
+    assert path == f"/leads/{lead_id}"
+    assert _card_link_problem(KEY, path, query, NOW) is None
+
+
+def test_a_link_is_refused_for_another_lead_after_expiry_or_under_another_api_key():
+    path, query = _as_received(card_link(KEY, "L1", NOW + 60))
+    assert "not valid for this lead" in _card_link_problem(KEY, "/leads/L2", query, NOW)
+    assert "expired on" in _card_link_problem(KEY, path, query, NOW + 61)
+    assert "not valid" in _card_link_problem(card_link_key("a-new-api-key"), path, query, NOW)
+    assert "not valid" in _card_link_problem(KEY, path, b"expires=never&signature=x", NOW)
