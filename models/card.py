@@ -174,6 +174,9 @@ def _calibration(scorer: LeadScorer, evaluation, params: Params) -> str:
         if not evaluation.tiers.empty:
             tiers = evaluation.tiers.assign(min_probability=pd.Series(scorer.tiers.as_dict()))
             body += "\n\nTiers (threshold = minimum calibrated p; conversion on test):\n\n" + _table(tiers, digits=3)
+        if not evaluation.by_age.empty:
+            body += ("\n\nBy lead age (test leads still open at each age, scored as of then; the CRM re-scores "
+                     "open leads):\n\n" + _table(evaluation.by_age, index=False, digits=3))
     return _bullets(lines) + body
 
 
@@ -197,6 +200,11 @@ def known_limits(scorer: LeadScorer, params: Params, evaluation=None, training_s
         if metrics["ece"] > params.retrain.max_ece:
             limits.append(f"Calibration error on test is {metrics['ece']:.3f} (gate {params.retrain.max_ece}): read "
                           "probabilities as a ranking more than as exact odds.")
+        for age in evaluation.by_age.itertuples(index=False):
+            if abs(age.predicted - age.observed) > params.retrain.max_ece:
+                how = "over" if age.predicted > age.observed else "under"
+                limits.append(f"Leads still open {age.age_days:g} days after creation are {how}-scored: predicted "
+                              f"{age.predicted:.1%} against {age.observed:.1%} observed over {age.leads:,} test leads.")
         for peer, row in evaluation.table.drop(index=LEADSCORE, errors="ignore").iterrows():
             if row["roc_auc"] >= metrics["roc_auc"] - PEER_MARGIN:
                 how = "beats" if row["roc_auc"] > metrics["roc_auc"] else f"comes within {PEER_MARGIN} AUC of"

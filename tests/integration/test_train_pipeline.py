@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import mlflow
@@ -74,6 +75,19 @@ def test_probabilities_promise_real_conversions_not_the_policy_weighted_rate(tra
     promised = np.average(trained.scorer.predict_proba(ts.features.iloc[rows]), weights=weights)
     assert promised == pytest.approx(real, abs=0.002)
     assert np.average(ts.y[rows], weights=weights * ts.weights[rows]) - real > 0.01  # what policy weights teach
+
+
+def test_the_model_card_shows_calibration_by_age_and_names_an_age_it_misjudges(trained, sample_params):
+    from models.card import model_card
+
+    card = model_card(trained.scorer, sample_params, evaluation=trained.evaluation)
+    assert "By lead age (test leads still open at each age" in card
+    by_age = trained.evaluation.by_age.assign(predicted=trained.evaluation.by_age["observed"])
+    by_age.loc[by_age.index[-1], "predicted"] += 0.2
+    card = model_card(trained.scorer, sample_params, evaluation=dataclasses.replace(trained.evaluation, by_age=by_age))
+    oldest = by_age.iloc[-1]
+    assert f"Leads still open {oldest['age_days']:g} days after creation are over-scored" in card
+    assert card.count("-scored: predicted") == 1  # the well-calibrated ages are not listed
 
 
 def test_pyfunc_model_loaded_by_alias_scores_crm_rows(trained, sample_params, sample_dir):
