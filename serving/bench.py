@@ -79,6 +79,7 @@ def in_process(params: Params, leads: list[dict], as_of: str, requests: int) -> 
     from pipelines import tracking
     from serving.schemas import ScoreRequest, ScoreResponse
     from serving.scoring import ModelRef, score_request
+    from serving.security import card_link_key
     from serving.store import Store, utc_naive
 
     scorer = tracking.load_scorer(params, params.serving.alias)
@@ -92,7 +93,8 @@ def in_process(params: Params, leads: list[dict], as_of: str, requests: int) -> 
             request = ScoreRequest.model_validate_json(body)
             scored = score_request(scorer, [lead.model_extra for lead in request.leads],
                                    [lead.activities for lead in request.leads], model,
-                                   as_of=utc_naive(request.as_of), top_k=params.serving.top_factors)
+                                   as_of=utc_naive(request.as_of), top_k=params.serving.top_factors,
+                                   card_key=card_link_key("bench"), card_link_days=params.serving.card_link_days)
             store.log_scores(scored.log_rows)
             ScoreResponse.model_validate({"scores": scored.results}).model_dump_json()
             latencies.append(time.perf_counter() - start)

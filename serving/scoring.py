@@ -7,6 +7,7 @@ and `LeadScorer.explain` — the functions batch scoring uses — never from a c
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -16,6 +17,7 @@ from features.labels import outcome_group, policy_reason
 from models.scorer import LeadScorer
 from pipelines.config import DataParams, LabelParams
 from pipelines.ingest import Problem, crm_column
+from serving.security import card_link
 from serving.store import email_sha256
 
 # Contract columns only an activity has: a problem about one of them is about an activity row.
@@ -133,8 +135,11 @@ def score_request(
     *,
     as_of: pd.Timestamp | None,
     top_k: int,
+    card_key: bytes,
+    card_link_days: float,
 ) -> Scored:
-    """Score request rows with their top `top_k` positive and negative reasons.
+    """Score request rows with their top `top_k` positive and negative reasons, and each lead's
+    signed score-card link (`serving.security.card_link`, valid `card_link_days`).
 
     Raises:
         RequestError: any row breaks the contract (missing lead id, unparsable date, not a number,
@@ -155,6 +160,7 @@ def score_request(
     email_field = crm_column(scorer.data, "leads", "email")
     hashes = email_sha256(frames.leads[email_field]).tolist() if email_field in frames.leads else [None] * len(scores)
     scored_at = pd.Timestamp.now(tz="UTC").tz_localize(None).to_pydatetime()
+    expires = int(time.time() + card_link_days * 86_400)
     results, log_rows = [], []
     for row, pos, neg, email_hash in zip(scores.to_dict("records"), positives, negatives, hashes):
         reason, reason_p = row["likely_rejection_reason"], row["likely_rejection_probability"]
@@ -168,7 +174,8 @@ def score_request(
             "model_name": model.name,
             "model_version": model.version,
         }
-        results.append({**score, "reasons": {"positive": pos, "negative": neg}})
+        results.append({**score, "reasons": {"positive": pos, "negative": neg},
+                        "card_url": card_link(card_key, score["lead_id"], expires)})
         log_rows.append({**score, "factors": pos + neg, "email_sha256": email_hash, "scored_at": scored_at})
     return Scored(results, log_rows)
 
@@ -179,7 +186,7 @@ def warm_up(scorer: LeadScorer, model: ModelRef) -> None:
     lead = {crm_column(scorer.data, "leads", "lead_id"): "warm-up"}
     if scorer.data.dated:
         lead[crm_column(scorer.data, "leads", "created_at")] = pd.Timestamp.now(tz="UTC").isoformat()
-    score_request(scorer, [lead], [None], model, as_of=None, top_k=1)
+    score_request(scorer, [lead], [None], model, as_of=None, top_k=1, card_key=b"warm-up", card_link_days=1)
 
 
 def explain_request(scorer: LeadScorer, lead: dict, activities: list[dict] | None, model: ModelRef, *, as_of: pd.Timestamp | None) -> dict:

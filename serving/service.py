@@ -44,7 +44,7 @@ from serving.scoring import (  # noqa: E402
     score_request,
     warm_up,
 )
-from serving.security import BearerAuth, BodyLimit, card_link, card_link_key  # noqa: E402
+from serving.security import BearerAuth, BodyLimit, card_link_key  # noqa: E402
 from serving.store import Store, utc_naive  # noqa: E402
 
 log = logging.getLogger(__name__)
@@ -166,13 +166,12 @@ class LeadScoreService:
                 served.model,
                 as_of=utc_naive(as_of) if as_of else None,
                 top_k=self.serving.top_factors,
+                card_key=self.card_key,
+                card_link_days=self.serving.card_link_days,
             )
         except RequestError as err:
             return _error(422, str(err), err.detail)
         self.store.log_scores(scored.log_rows)
-        expires = int(time.time() + self.serving.card_link_days * 86_400)
-        for result in scored.results:
-            result["card_url"] = card_link(self.card_key, result["lead_id"], expires)
         return ScoreResponse.model_validate({"scores": scored.results})
 
     @bentoml.api(route="/explain")

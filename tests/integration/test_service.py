@@ -7,6 +7,7 @@ limits and the bad inputs a CRM integration can send are checked against what a 
 from __future__ import annotations
 
 import hashlib
+import json
 import http.client
 
 import pandas as pd
@@ -301,3 +302,17 @@ def test_the_service_refuses_to_start_saying_why(trained, sample_params, tmp_pat
         with running_service(sample_params, tmp_path, overrides, api_key=with_key, timeout=60):
             pass
     assert reason in str(refused.value)
+
+
+def test_the_service_benchmark_runs_against_the_real_server(server, monkeypatch, tmp_path):
+    """`make bench-serve` (serving.bench), shrunk: every phase runs, the in-process phase included."""
+    from serving import bench
+
+    monkeypatch.setenv(server.params.serving.api_key_env, server.key)
+    out = tmp_path / "bench.json"
+    code = bench.main(["--url", server.url, "--params", str(server.folder / "params.yaml"), "--requests", "5",
+                       "--batch", "20", "--batch-repeats", "1", "--clients", "2", "--seconds", "1", "--json", str(out)])
+    results = json.loads(out.read_text())
+    assert code == 0 and results["concurrent_http"]["server_errors"] == 0
+    assert results["single_http"]["statuses"] == {"200": 5}
+    assert results["single_in_process"]["n"] == 5 and results["batch_http"]["n"] == 1
