@@ -16,7 +16,6 @@ import numpy as np
 import pandas as pd
 from sklearn.metrics import log_loss
 
-from features.build import build_features
 from models.metrics import evaluate_scores, tier_table
 from models.peers import LogisticPeer, OdooNaiveBayes, PointsScorer
 from models.plots import calibration_plot, gain_plot, importance_plot, pr_plot, roc_plot
@@ -24,7 +23,7 @@ from models.scorer import LeadScorer
 from models.splits import Split, stratified_folds
 from models.train import cross_validates, logistic_cv
 from pipelines.config import Params
-from pipelines.dataset import TrainingSet
+from pipelines.dataset import TrainingSet, features_at
 
 LEADSCORE = "leadscore"
 
@@ -165,8 +164,7 @@ def calibration_by_age(scorer: LeadScorer, ts: TrainingSet, rows: np.ndarray, ag
     if ts.created_at is None or ts.as_of is None:
         return pd.DataFrame(columns=columns)
     ids = ts.features.index[rows]
-    leads = ts.crm.leads.set_index("lead_id", drop=False).loc[ids].reset_index(drop=True)
-    created = leads["created_at"].to_numpy()
+    created = ts.crm.leads.set_index("lead_id")["created_at"].loc[ids].to_numpy()
     decided = ts.labels.frame["decided_at"].reindex(ids).to_numpy()
     y = ts.y[rows]
     out = []
@@ -176,7 +174,7 @@ def calibration_by_age(scorer: LeadScorer, ts: TrainingSet, rows: np.ndarray, ag
         if not open_then.any():
             continue
         snapshot = pd.Series(seen_at[open_then], index=pd.Index(ids[open_then], name="lead_id"))
-        features = build_features(leads[open_then].reset_index(drop=True), ts.crm.activities, snapshot, scorer.features)
+        features = features_at(ts.crm, snapshot.index, snapshot, scorer.features)
         out.append((age, int(open_then.sum()), float(y[open_then].mean()), float(scorer.predict_proba(features).mean())))
     return pd.DataFrame(out, columns=columns)
 
