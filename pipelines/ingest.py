@@ -232,7 +232,21 @@ def _column_mapping(table: str, data: DataParams) -> dict[str, str]:
 
 
 def _as_text(values: pd.Series) -> pd.Series:
-    """Values as stripped strings; whole floats lose their '.0' (SQL NULLs turn 0/1 ints into floats)."""
+    """Values as stripped strings; whole floats lose their '.0' (SQL NULLs turn 0/1 ints into floats).
+
+    Dictionary-coded text (categorical) stays coded: each distinct value is cleaned once, and values
+    equal once stripped share a code.
+    """
+    if isinstance(values.dtype, pd.CategoricalDtype):
+        categories = pd.Series(values.cat.categories)
+        cleaned = _as_text(categories)
+        if cleaned.equals(categories):  # the usual case: nothing to strip, no row to recode
+            return values
+        codes = values.cat.codes.to_numpy()
+        merged, levels = pd.factorize(cleaned)
+        merged = np.append(merged, -1).astype(codes.dtype)  # code -1 (missing) stays missing
+        return pd.Series(pd.Categorical.from_codes(merged[codes], categories=levels, validate=False),
+                         index=values.index, name=values.name)
     if pd.api.types.is_float_dtype(values.dtype):
         present = values.dropna()
         if (present == present.round()).all():
@@ -241,6 +255,8 @@ def _as_text(values: pd.Series) -> pd.Series:
 
 
 def _is_text(values: pd.Series) -> bool:
+    if isinstance(values.dtype, pd.CategoricalDtype):
+        return _is_text(pd.Series(values.cat.categories))
     return values.dtype == object or isinstance(values.dtype, pd.StringDtype)
 
 
@@ -257,15 +273,25 @@ def _missing_to_na(columns: dict[str, pd.Series], missing_values: list[str]) -> 
     for name, values in columns.items():
         if not _is_text(values) or len(values) == 0:
             continue
-        if isinstance(values.array, ArrowStringArray):
-            text = pa.array(values.array)
-            hits = pc.is_in(pc.utf8_trim_whitespace(text), value_set=pa.array(missing, type=text.type))
-            hits = hits.fill_null(False).to_numpy(zero_copy_only=False)
-        else:
-            cells = values.to_numpy(dtype=object)
-            hits = pd.notna(cells) & np.isin(np.char.strip(cells.astype(str)), missing)
+        if isinstance(values.dtype, pd.CategoricalDtype):  # dictionary-coded: look at each value once
+            categories = values.cat.categories
+            hits = _missing_cells(pd.Series(categories), missing)
+            if hits.any():
+                columns[name] = values.cat.remove_categories(categories[hits])
+            continue
+        hits = _missing_cells(values, missing)
         if hits.any():
             columns[name] = values.mask(hits)
+
+
+def _missing_cells(values: pd.Series, missing: list[str]) -> np.ndarray:
+    """Which text cells, stripped, are one of `missing` (stripped)."""
+    if isinstance(values.array, ArrowStringArray):
+        text = pa.array(values.array)
+        hits = pc.is_in(pc.utf8_trim_whitespace(text), value_set=pa.array(missing, type=text.type))
+        return hits.fill_null(False).to_numpy(zero_copy_only=False)
+    cells = values.to_numpy(dtype=object)
+    return pd.notna(cells) & np.isin(np.char.strip(cells.astype(str)), missing)
 
 
 def _parse_dates(values: pd.Series) -> pd.Series:

@@ -11,7 +11,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from pipelines.config import DataParams
-from pipelines.score import _activities_of, _activity_columns, _read_whole, score_file
+from pipelines.score import _activities_of, _read_activities, _read_whole, score_file
 
 PANDAS_TEXT = {"dtype": str, "keep_default_na": False, "na_values": [""]}
 
@@ -56,9 +56,34 @@ def test_only_the_activity_columns_features_use_are_read_under_the_crm_names(tmp
     pq.write_table(table, path) if suffix == ".parquet" else table.to_pandas().to_csv(path, index=False)
     data = SimpleNamespace(mapping=SimpleNamespace(activities={"Lead": "lead_id", "Type": "activity"}))
 
-    columns = _activity_columns(path, data)
-    assert columns == ["Type", "Lead", "occurred_at"]  # file order, detail left out
-    assert _read_whole(path, columns).to_dict("records") == [{"Type": "page_view", "Lead": "L1", "occurred_at": "2024-01-02"}]
+    activities = _read_activities(path, data)
+    assert activities.columns.tolist() == ["Type", "Lead", "occurred_at"]  # file order, detail left out
+    assert activities.astype(str).to_dict("records") == [{"Type": "page_view", "Lead": "L1", "occurred_at": "2024-01-02"}]
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".parquet"])
+def test_activity_ids_and_types_read_coded_keep_the_crm_text(tmp_path, suffix):
+    text = pd.DataFrame({"lead_id": ["007", "NA", None, " L1", "007"], "occurred_at": ["2024-01-02"] * 5,
+                         "activity": ["page_view", "form_fill", "page_view", None, "webinar"]})
+    path = tmp_path / f"activities{suffix}"
+    text.to_parquet(path) if suffix == ".parquet" else text.to_csv(path, index=False)
+
+    activities = _read_activities(path, DataParams(leads="unused"))
+
+    assert activities["lead_id"].dtype == "category" and activities["activity"].dtype == "category"
+    as_text = activities.astype({"lead_id": object, "activity": object}).to_dict("list")
+    assert as_text["lead_id"][:2] == ["007", "NA"] and pd.isna(as_text["lead_id"][2]) and as_text["lead_id"][3] == " L1"
+    assert pd.isna(as_text["activity"][3]) and as_text["activity"][4] == "webinar"
+
+
+def test_a_ragged_activities_file_is_still_read_coded_or_not(tmp_path):
+    path = tmp_path / "activities.csv"
+    path.write_text("lead_id,occurred_at,activity\nL1,2024-01-02\nL2,2024-01-03,form_fill\n")  # pandas pads a short row
+
+    activities = _read_activities(path, DataParams(leads="unused"))
+
+    assert activities.astype(object).where(activities.notna(), None).values.tolist() == [
+        ["L1", "2024-01-02", None], ["L2", "2024-01-03", "form_fill"]]
 
 
 def test_an_activities_file_without_its_lead_id_column_is_refused_by_name(tmp_path):
@@ -76,4 +101,7 @@ def test_parquet_tables_read_as_crm_text_even_when_empty(tmp_path):
     pq.write_table(pa.table({"lead_id": pa.array([], pa.string())}), tmp_path / "none.parquet")
 
     assert _read_whole(tmp_path / "leads.parquet").to_dict("records") == [{"lead_id": "007", "employees": "12"}]
+    pq.write_table(pa.table({"lead_id": [7, None]}), tmp_path / "ids.parquet")  # pandas would make it float
+    assert _read_whole(tmp_path / "ids.parquet")["lead_id"].isna().tolist() == [False, True]
+    assert _read_whole(tmp_path / "ids.parquet")["lead_id"][0] == "7"
     assert _read_whole(tmp_path / "none.parquet").columns.tolist() == ["lead_id"]

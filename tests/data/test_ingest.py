@@ -265,6 +265,35 @@ def test_value_maps_translate_crm_codes_including_numeric_columns():
     assert outcomes["status"].tolist() == ["converted", "rejected"]
 
 
+def test_dictionary_coded_activities_check_exactly_as_plain_text():
+    """Batch scoring reads activity lead ids and types dictionary-coded; the rows kept, their values
+    and every problem must be what the same text gives."""
+    data = DataParams(leads="unused", mapping=MAPPING, missing_values=["", "Select"])
+    raw = pd.DataFrame({
+        "Lead ID": [" L1", "L1 ", "", "L2", "Select", None, "L3"],
+        "Activity Date": ["2024-01-02", "2024-01-03", "2024-01-04", "soon", "2024-01-05", "2024-01-06", "2024-01-07"],
+        "Activity Type": ["page_view", " page_view", "form_fill", "webinar", "form_fill", "page_view", " Select"],
+    }, index=range(10, 17))
+    coded = raw.astype({"Lead ID": "category", "Activity Type": "category"})
+
+    plain, plain_problems = prepare_table(raw, "activities", data, "acts.csv")
+    checked, problems = prepare_table(coded, "activities", data, "acts.csv")
+
+    assert checked["lead_id"].dtype == "category"  # still coded: batch scoring encodes it for free
+    assert problems == plain_problems
+    assert [str(p) for p in problems] == [
+        "acts.csv row 3 (header not counted), column 'Lead ID' (lead_id): empty lead_id",
+        "acts.csv row 5 (header not counted), column 'Lead ID' (lead_id): empty lead_id",
+        "acts.csv row 6 (header not counted), column 'Lead ID' (lead_id): empty lead_id",
+        "acts.csv row 4 (header not counted), column 'Activity Date' (occurred_at): unparsable date 'soon'",
+        "acts.csv row 7 (header not counted), column 'Activity Type' (activity): empty activity",
+    ]
+    pd.testing.assert_frame_equal(checked.astype({"lead_id": "str", "activity": "str"}), plain)
+    assert checked.index.tolist() == [10, 11]
+    assert checked["lead_id"].tolist() == ["L1", "L1"]  # padded ids are one lead
+    assert checked["activity"].cat.codes.tolist() == [0, 0]  # and padded types one type
+
+
 def test_drop_columns_are_never_read(tmp_path):
     leads = [lead("L1", **{"Lead Score": "99", "Industry": "software"})]
     crm = load_crm(crm_params(tmp_path, leads, drop_columns=["Lead Score"]))
