@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
 
 import lightgbm as lgb
 import numpy as np
@@ -34,16 +35,31 @@ CV_ONE_THREAD_ROWS = 20_000
 SMALL_BATCH_ROWS = 512
 
 
+_this_thread = threading.local()
+
+
 def predict_threads(rows: int) -> int:
     """num_threads for booster.predict on `rows` rows: one for a small batch, else every usable core.
 
     Explicit, not LightGBM's default: the service sets OMP_NUM_THREADS=1 for its one-lead requests,
-    and a 1,000-lead batch (TreeSHAP above all) should still use every core.
+    and a 1,000-lead batch (TreeSHAP above all) should still use every core. A thread that called
+    `predict_on_one_thread` always gets one.
     """
-    return 1 if rows < SMALL_BATCH_ROWS else _usable_cores()
+    if rows < SMALL_BATCH_ROWS or getattr(_this_thread, "one_thread", False):
+        return 1
+    return usable_cores()
 
 
-def _usable_cores() -> int:
+def predict_on_one_thread() -> None:
+    """From now on, boosters predict on one thread when called from this thread.
+
+    For a pool of model workers (a ThreadPoolExecutor initializer) that are parallel across batches
+    instead: batch scoring runs one per core, each on its own chunk.
+    """
+    _this_thread.one_thread = True
+
+
+def usable_cores() -> int:
     try:
         return len(os.sched_getaffinity(0))
     except AttributeError:  # not Linux

@@ -9,6 +9,7 @@ row that failed validation goes to a rejects file with the reason: no row is sil
 from __future__ import annotations
 
 import dataclasses
+from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
@@ -22,6 +23,7 @@ import pyarrow.parquet as pq
 from tqdm import tqdm
 
 from features.build import ACTIVITY_COLUMNS
+from models.gbm import predict_on_one_thread, usable_cores
 from models.scorer import LeadScorer
 from pipelines.config import DataParams
 from pipelines.ingest import ContractError, crm_column, prepare_table
@@ -57,31 +59,40 @@ def _chunks(path: Path, chunk_size: int) -> Iterator[pd.DataFrame]:
         yield table.iloc[start : start + chunk_size]
 
 
-def _read_whole(path: Path, columns: list[str] | None = None, coded: list[str] | None = None) -> pd.DataFrame:
+def _read_whole(
+    path: Path, columns: list[str] | None = None, coded: list[str] | None = None, dates: list[str] | None = None
+) -> pd.DataFrame:
     """A whole table (or only `columns` of it) as strings, e.g. the activities (often 10+ rows per lead).
 
     CSV goes through Arrow's multi-threaded parser, about six times cheaper than pandas' own; a
     file Arrow refuses (ragged rows, bad UTF-8, ...) is read by pandas' parser exactly as before.
-    Text columns in `coded` (of `columns`) come back dictionary-coded (categorical), encoded by
-    Arrow while it parses; where Arrow cannot, they are read as plain text.
+    Arrow can also type some of `columns` while it parses them, on every core: text in `coded` comes
+    back dictionary-coded (categorical), and `dates` as datetimes when every one is plain ISO 8601,
+    as validation would parse them. Where a date is anything else (a zone, padding, a typo) the dates
+    are read as text instead, for validation to parse or to name the row.
     """
     if _is_parquet(path):
         return _as_crm_text(pq.read_table(path, columns=columns, read_dictionary=coded))
+    if coded or dates:
+        for typed_dates in ([dates, []] if dates else [[]]):
+            try:
+                return _read_csv_typed(path, columns, coded or [], typed_dates)
+            except ValueError:  # Arrow's errors (pa.ArrowInvalid) are ValueErrors too
+                continue
     try:
-        if coded:
-            return _read_csv_coded(path, columns, coded)
         return pd.read_csv(path, engine="pyarrow", usecols=columns, **CSV_TEXT)
-    except ValueError:  # Arrow's errors (pa.ArrowInvalid) are ValueErrors too
+    except ValueError:
         return pd.read_csv(path, usecols=columns, **CSV_TEXT)
 
 
-def _read_csv_coded(path: Path, columns: list[str], coded: list[str]) -> pd.DataFrame:
-    """`columns` of a CSV as text (empty cells missing, as CSV_TEXT reads them), `coded` ones as categoricals."""
-    text, codes = pa.string(), pa.dictionary(pa.int32(), pa.string())
-    options = pa_csv.ConvertOptions(
-        include_columns=columns, column_types={c: codes if c in coded else text for c in columns},
-        null_values=[""], strings_can_be_null=True,
-    )
+def _read_csv_typed(path: Path, columns: list[str], coded: list[str], dates: list[str]) -> pd.DataFrame:
+    """`columns` of a CSV as text (empty cells missing, as CSV_TEXT reads them), `coded` ones as
+    categoricals, `dates` as datetimes (raises ValueError on one that is not ISO 8601)."""
+    types = {c: pa.string() for c in columns}
+    types |= {c: pa.dictionary(pa.int32(), pa.string()) for c in coded}
+    types |= {c: pa.timestamp("us") for c in dates}
+    options = pa_csv.ConvertOptions(include_columns=columns, column_types=types, null_values=[""],
+                                    strings_can_be_null=True)
     return pa_csv.read_csv(path, convert_options=options).to_pandas()
 
 
@@ -92,12 +103,13 @@ def _read_activities(path: Path, data: DataParams) -> pd.DataFrame:
     text alone cost 1.8 s of reading and validation on one core. A missing one is still reported
     by validation, naming the column. Lead ids and activity types are read dictionary-coded: a
     million distinct ids over 13.5M rows are then cleaned, checked and encoded once each
-    (about 2 s less, on one core, before the first chunk is scored).
+    (about 2 s less, on one core, before the first chunk is scored), and times parsed as they are read.
     """
     header = pq.ParquetFile(path).schema_arrow.names if _is_parquet(path) else pd.read_csv(path, nrows=0).columns
-    columns = [c for c in header if data.mapping.activities.get(c, c) in ACTIVITY_COLUMNS]
-    coded = [c for c in columns if data.mapping.activities.get(c, c) in ("lead_id", "activity")]
-    return _read_whole(path, columns, coded)
+    contract = {c: data.mapping.activities.get(c, c) for c in header}
+    columns = [c for c in header if contract[c] in ACTIVITY_COLUMNS]
+    return _read_whole(path, columns, coded=[c for c in columns if contract[c] in ("lead_id", "activity")],
+                       dates=[c for c in columns if contract[c] == "occurred_at"])
 
 
 def _as_crm_text(table: pa.Table | pa.RecordBatch) -> pd.DataFrame:
@@ -214,10 +226,13 @@ def score_file(
         scored += len(scores)
         bar.update(rows)
 
-    # Pipelined: the model scores one chunk (LightGBM on every core, outside the GIL) while the next
-    # chunk's features are built in Python. Same build + scores_of as LeadScorer.score, in order.
-    with ThreadPoolExecutor(max_workers=1) as model_thread:
-        pending: tuple[Future, int, bool] | None = None
+    # Pipelined: one model worker per core scores a chunk each (LightGBM on one thread, outside the
+    # GIL) while the next chunk's features are built in Python; results are written in input order.
+    # Same build + scores_of as LeadScorer.score. On the 1M-lead benchmark this kept both cores
+    # busier than one worker whose two LightGBM threads wait on each other beside the feature builder.
+    workers = usable_cores()
+    with ThreadPoolExecutor(max_workers=workers, initializer=predict_on_one_thread) as model_workers:
+        pending: deque[tuple[Future, int, bool]] = deque()
         for raw in _chunks(input_path, chunk_size):
             chunk_acts = None
             if activities_of is not None and lead_id_column in raw:
@@ -226,15 +241,14 @@ def score_file(
             fatal = [p for p in problems if p.row is None]
             if fatal:  # e.g. a required column is missing: no row of the file can be scored
                 raise ContractError(fatal)
-            modelled = model_thread.submit(scorer.scores_of, features, top_factors)
+            pending.append((model_workers.submit(scorer.scores_of, features, top_factors), len(raw), read == 0))
             if problems:
                 rejected += _write_rejects(raw, problems, read, rejects_path, first=rejected == 0)
-            if pending is not None:
-                write_scores(*pending)
-            pending = (modelled, len(raw), read == 0)
             read += len(raw)
-        if pending is not None:
-            write_scores(*pending)
+            if len(pending) > workers:
+                write_scores(*pending.popleft())
+        while pending:
+            write_scores(*pending.popleft())
     bar.close()
     if read == 0:
         _write(scorer.scores_of(scorer.build(pd.DataFrame(columns=[lead_id_column]))[0], top_factors),

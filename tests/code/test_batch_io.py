@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from types import SimpleNamespace
 
 import numpy as np
@@ -10,6 +11,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from models.gbm import predict_on_one_thread, predict_threads, usable_cores
 from pipelines.config import DataParams
 from pipelines.score import _activities_of, _read_activities, _read_whole, score_file
 
@@ -74,6 +76,31 @@ def test_activity_ids_and_types_read_coded_keep_the_crm_text(tmp_path, suffix):
     as_text = activities.astype({"lead_id": object, "activity": object}).to_dict("list")
     assert as_text["lead_id"][:2] == ["007", "NA"] and pd.isna(as_text["lead_id"][2]) and as_text["lead_id"][3] == " L1"
     assert pd.isna(as_text["activity"][3]) and as_text["activity"][4] == "webinar"
+
+
+def test_activity_times_are_parsed_while_read_unless_one_is_not_plain_iso(tmp_path):
+    plain, zoned = tmp_path / "plain.csv", tmp_path / "zoned.csv"
+    plain.write_text("lead_id,occurred_at,activity\nL1,2024-01-02 03:04:05,page_view\nL2,,webinar\nL3,2024-01-03,webinar\n")
+    zoned.write_text("lead_id,occurred_at,activity\nL1,2024-01-02T03:04:05+02:00,webinar\nL2,soon,webinar\n")
+
+    parsed = _read_activities(plain, DataParams(leads="unused"))
+    as_text = _read_activities(zoned, DataParams(leads="unused"))
+
+    assert parsed["occurred_at"].dtype == "datetime64[us]"
+    assert parsed["occurred_at"].tolist()[::2] == [pd.Timestamp("2024-01-02 03:04:05"), pd.Timestamp("2024-01-03")]
+    assert pd.isna(parsed["occurred_at"][1])
+    # A zone or a typo: the times stay text (validation converts the zone and names the typo's row);
+    # ids and types are still coded.
+    assert as_text["occurred_at"].tolist() == ["2024-01-02T03:04:05+02:00", "soon"]
+    assert as_text["lead_id"].dtype == "category"
+
+
+def test_batch_model_workers_predict_on_one_thread_while_the_caller_keeps_every_core():
+    """score_file runs one model worker per core, each on its own chunk, so each must not also
+    start a LightGBM thread per core."""
+    with ThreadPoolExecutor(max_workers=1, initializer=predict_on_one_thread) as worker:
+        assert worker.submit(predict_threads, 100_000).result() == 1
+    assert predict_threads(100_000) == usable_cores()
 
 
 def test_a_ragged_activities_file_is_still_read_coded_or_not(tmp_path):
