@@ -1,8 +1,8 @@
 """`leadscore score`: batch-score a whole lead table with a registered model.
 
 Reads CSV or Parquet and scores it in chunks through the same two steps as the service's
-`LeadScorer.score` (`build`, then `scores_of`, optionally with each lead's top factors), the model
-on one chunk while the next is built. Results are appended to the output in input order, and every
+`LeadScorer.score` (`build`, then `scores_of`, optionally with each lead's top factors), model
+workers on earlier chunks while the next is built. Results are appended to the output in input order, and every
 row that failed validation goes to a rejects file with the reason: no row is silently dropped.
 """
 

@@ -121,7 +121,7 @@ def test_batch_scoring_writes_scores_and_a_rejects_file(trained, sample_params, 
 
 
 def test_a_failure_while_modelling_a_chunk_stops_batch_scoring_with_that_error(trained, sample_dir, tmp_path, monkeypatch):
-    """The model runs on one chunk while the next is built: its error must surface, not vanish."""
+    """Model workers run on earlier chunks while the next is built: an error must surface, not vanish."""
     leads = pd.read_csv(sample_dir / "leads.csv", dtype=str).head(300)
     leads.to_csv(tmp_path / "leads.csv", index=False)
     real_scores_of, calls = trained.scorer.scores_of, []
