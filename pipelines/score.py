@@ -1,9 +1,10 @@
 """`leadscore score`: batch-score a whole lead table with a registered model.
 
 Reads CSV or Parquet and scores it in chunks through the same two steps as the service's
-`LeadScorer.score` (`build`, then `scores_of`, optionally with each lead's top factors), model
-workers on earlier chunks while the next is built. Results are appended to the output in input order, and every
-row that failed validation goes to a rejects file with the reason: no row is silently dropped.
+`LeadScorer.score` (`build`, then `scores_of`, optionally with each lead's top factors): model
+workers score earlier chunks while the next is built. Results are appended to the output in input
+order, and every row that failed validation goes to a rejects file with the reason: no row is
+silently dropped.
 """
 
 from __future__ import annotations

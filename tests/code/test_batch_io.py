@@ -60,7 +60,8 @@ def test_only_the_activity_columns_features_use_are_read_under_the_crm_names(tmp
 
     activities = _read_activities(path, data)
     assert activities.columns.tolist() == ["Type", "Lead", "occurred_at"]  # file order, detail left out
-    assert activities.astype(str).to_dict("records") == [{"Type": "page_view", "Lead": "L1", "occurred_at": "2024-01-02"}]
+    assert activities.astype(str).to_dict("records") == [
+        {"Type": "page_view", "Lead": "L1", "occurred_at": "2024-01-02"}]
 
 
 @pytest.mark.parametrize("suffix", [".csv", ".parquet"])
@@ -80,7 +81,8 @@ def test_activity_ids_and_types_read_coded_keep_the_crm_text(tmp_path, suffix):
 
 def test_activity_times_are_parsed_while_read_unless_one_is_not_plain_iso(tmp_path):
     plain, zoned = tmp_path / "plain.csv", tmp_path / "zoned.csv"
-    plain.write_text("lead_id,occurred_at,activity\nL1,2024-01-02 03:04:05,page_view\nL2,,webinar\nL3,2024-01-03,webinar\n")
+    plain.write_text("lead_id,occurred_at,activity\n"
+                     "L1,2024-01-02 03:04:05,page_view\nL2,,webinar\nL3,2024-01-03,webinar\n")
     zoned.write_text("lead_id,occurred_at,activity\nL1,2024-01-02T03:04:05+02:00,webinar\nL2,soon,webinar\n")
 
     parsed = _read_activities(plain, DataParams(leads="unused"))
