@@ -175,8 +175,11 @@ def _calibration(scorer: LeadScorer, evaluation, params: Params) -> str:
             tiers = evaluation.tiers.assign(min_probability=pd.Series(scorer.tiers.as_dict()))
             body += "\n\nTiers (threshold = minimum calibrated p; conversion on test):\n\n" + _table(tiers, digits=3)
         if not evaluation.by_age.empty:
+            from pipelines.evaluate import while_open_line
+
             body += ("\n\nBy lead age (test leads still open at each age, scored as of then; the CRM re-scores "
-                     "open leads):\n\n" + _table(evaluation.by_age, index=False, digits=3))
+                     "open leads):\n\n" + _table(evaluation.by_age, index=False, digits=3)
+                     + "\n\n" + while_open_line(evaluation.while_open))
     return _bullets(lines) + body
 
 

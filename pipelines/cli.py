@@ -124,16 +124,20 @@ def train(params: ParamsOption = None, leads: LeadsOption = None, as_of: AsOfOpt
     typer.echo(format_table(result.evaluation.table))
     typer.echo("\nconversion per tier (test rows):")
     typer.echo(result.evaluation.tiers.to_string(index=False))
-    _say_by_age(result.evaluation.by_age)
+    _say_by_age(result.evaluation)
     _say_reasons(result.evaluation.reasons)
     typer.echo(f"\nMLflow run {result.run_id}; model {p.tracking.registered_model} v{result.version} "
                f"aliases {', '.join(result.aliases)}")
 
 
-def _say_by_age(by_age) -> None:
-    if not by_age.empty:
+def _say_by_age(evaluation) -> None:
+    from pipelines.evaluate import while_open_line
+
+    if not evaluation.by_age.empty:
         typer.echo("\ncalibration by lead age (test leads still open at each age, scored as of then):")
-        typer.echo(by_age.to_string(index=False, float_format=lambda v: f"{v:.3f}", formatters={"age_days": "{:g}".format}))
+        typer.echo(evaluation.by_age.to_string(index=False, float_format=lambda v: f"{v:.3f}",
+                                               formatters={"age_days": "{:g}".format}))
+        typer.echo(while_open_line(evaluation.while_open))
 
 
 def _say_reasons(metrics: dict[str, float]) -> None:
@@ -160,7 +164,7 @@ def evaluate(
     except (LookupError, ContractError, FileNotFoundError, ValueError) as err:
         _fail(err)
     typer.echo(format_table(evaluation.table))
-    _say_by_age(evaluation.by_age)
+    _say_by_age(evaluation)
     _say_reasons(evaluation.reasons)
     typer.echo(f"\nMLflow run {run_id}")
 

@@ -26,6 +26,7 @@ from pipelines.config import Params
 from pipelines.dataset import TrainingSet, features_at
 
 LEADSCORE = "leadscore"
+WHILE_OPEN_METRICS = ("rows", "roc_auc", "log_loss", "ece")
 
 
 @dataclass
@@ -35,15 +36,20 @@ class Evaluation:
     test_probabilities: dict[str, np.ndarray] = field(default_factory=dict)
     y_test: np.ndarray = field(default_factory=lambda: np.zeros(0))
     reasons: dict[str, float] = field(default_factory=dict)  # leadscore's reason model (evaluate_reasons)
-    by_age: pd.DataFrame = field(default_factory=pd.DataFrame)  # leadscore's calibration_by_age, when dated
+    by_age: pd.DataFrame = field(default_factory=pd.DataFrame)  # leadscore's calibration by age, when dated
+    # leadscore over every (test lead, age it was still open) pair (evaluate_scores keys), when dated
+    while_open: dict[str, float] = field(default_factory=dict)
 
     def metrics(self, scorer: str = LEADSCORE) -> dict[str, float]:
         return {k: float(v) for k, v in self.table.loc[scorer].items()}
 
-    def calibration_gaps(self, prefix: str) -> dict[str, float]:
-        """Predicted minus observed conversion per lead age, as MLflow metrics under ``prefix``."""
-        return {f"{prefix}.calibration_gap.age_{row.age_days:g}d": row.predicted - row.observed
+    def by_age_metrics(self, prefix: str) -> dict[str, float]:
+        """Predicted minus observed conversion per lead age, and the open-lead pairs' AUC, log loss
+        and ECE, as MLflow metrics under ``prefix``."""
+        gaps = {f"{prefix}.calibration_gap.age_{row.age_days:g}d": row.predicted - row.observed
                 for row in self.by_age.itertuples(index=False)}
+        pooled = {f"{prefix}.while_open.{k}": self.while_open[k] for k in WHILE_OPEN_METRICS if k in self.while_open}
+        return gaps | pooled
 
     def write(self, out_dir: Path, scorer=None, ece_bins: int = 10) -> list[Path]:
         """metrics.json, the comparison and tier tables, and the ROC/PR/calibration/gain plots."""
@@ -149,34 +155,52 @@ def evaluate_reasons(scorer: LeadScorer, features: pd.DataFrame, reasons: pd.Ser
     }
 
 
-def calibration_by_age(scorer: LeadScorer, ts: TrainingSet, rows: np.ndarray, ages: list[float]) -> pd.DataFrame:
-    """Observed against predicted conversion of the ``rows`` leads still open at each age.
+def evaluate_while_open(
+    scorer: LeadScorer, ts: TrainingSet, rows: np.ndarray, ages: list[float], ece_bins: int
+) -> tuple[pd.DataFrame, dict[str, float]]:
+    """How ``scorer`` does on the ``rows`` leads at each age they were still open.
 
     The CRM scores a lead again whenever it changes, so the probability must hold at every age a
     lead is scored at, not on average over the training snapshots. Per age (days after creation):
     the leads of ``rows`` still undecided then and created at least that long before the export's
-    'now', scored with features as of that moment. Empty for undated exports.
+    'now', scored with features as of that moment. Pooled, these (lead, age) pairs are what a CRM's
+    queue of open leads holds; the test rows (each lead at its one snapshot age) crowd young ages
+    with quick rejections instead.
 
     Returns:
-        One row per age: ``age_days``, ``leads``, ``observed`` and ``predicted`` conversion rates.
+        One row per age: ``age_days``, ``leads``, ``observed`` and ``predicted`` conversion rates;
+        and ``evaluate_scores`` over all the pairs. Both empty for undated exports.
     """
     columns = ["age_days", "leads", "observed", "predicted"]
     if ts.created_at is None or ts.as_of is None:
-        return pd.DataFrame(columns=columns)
+        return pd.DataFrame(columns=columns), {}
     ids = ts.features.index[rows]
     created = ts.crm.leads.set_index("lead_id")["created_at"].loc[ids].to_numpy()
     decided = ts.labels.frame["decided_at"].reindex(ids).to_numpy()
     y = ts.y[rows]
-    out = []
+    table, outcomes, probabilities = [], [], []
     for age in ages:
         seen_at = created + np.timedelta64(round(age * 86_400), "s")
         open_then = (seen_at <= np.datetime64(ts.as_of)) & ~(decided <= seen_at)  # NaT compares False: open
         if not open_then.any():
             continue
         snapshot = pd.Series(seen_at[open_then], index=pd.Index(ids[open_then], name="lead_id"))
-        features = features_at(ts.crm, snapshot.index, snapshot, scorer.features)
-        out.append((age, int(open_then.sum()), float(y[open_then].mean()), float(scorer.predict_proba(features).mean())))
-    return pd.DataFrame(out, columns=columns)
+        p = scorer.predict_proba(features_at(ts.crm, snapshot.index, snapshot, scorer.features))
+        table.append((age, int(open_then.sum()), float(y[open_then].mean()), float(p.mean())))
+        outcomes.append(y[open_then])
+        probabilities.append(p)
+    if not table:
+        return pd.DataFrame(columns=columns), {}
+    pooled = evaluate_scores(np.concatenate(outcomes), np.concatenate(probabilities), ece_bins=ece_bins,
+                             top_fractions=[])
+    return pd.DataFrame(table, columns=columns), pooled
+
+
+def while_open_line(metrics: dict[str, float]) -> str:
+    """``evaluate_while_open``'s pooled figures in one sentence (the CLI and the model card)."""
+    return (f"Over every (test lead, age it was still open) pair, what a CRM's queue of open leads holds "
+            f"({metrics['rows']:,.0f} pairs): AUC {metrics['roc_auc']:.3f}, log loss {metrics['log_loss']:.3f}, "
+            f"ECE {metrics['ece']:.3f}.")
 
 
 def format_table(table: pd.DataFrame) -> str:
@@ -208,14 +232,15 @@ def evaluate_registered(params: Params, alias: str = "challenger", as_of=None) -
     split = make_split(ts.created_at, pd.Series(ts.y), params.evaluate.split, params.model.seed)
     peers = fit_peers(ts.features, ts.y, ts.weights, split, params)
     evaluation = compare({**scorers, **peers}, ts.features, ts.y, split, params, ts.reasons)
-    evaluation.by_age = calibration_by_age(scorers[alias], ts, split.test, params.features.snapshot_days)
+    evaluation.by_age, evaluation.while_open = evaluate_while_open(
+        scorers[alias], ts, split.test, params.features.snapshot_days, params.evaluate.ece_bins)
     versions = {name: s.info["registry"]["version"] for name, s in scorers.items()}
     with mlflow.start_run(tags={"kind": "evaluate", **{f"version.{k}": str(v) for k, v in versions.items()}}) as run:
         mlflow.log_dict(split.describe(), "data/split.json")
         for name in evaluation.table.index:
             mlflow.log_metrics({f"{name}.{k}": float(v) for k, v in evaluation.metrics(name).items()})
         mlflow.log_metrics({f"{alias}.{k}": v for k, v in evaluation.reasons.items()})
-        mlflow.log_metrics(evaluation.calibration_gaps(alias))
+        mlflow.log_metrics(evaluation.by_age_metrics(alias))
         with tempfile.TemporaryDirectory() as tmp:
             evaluation.write(Path(tmp), scorers[alias], params.evaluate.ece_bins)
             mlflow.log_artifacts(tmp, "evaluation")

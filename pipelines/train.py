@@ -24,7 +24,7 @@ from models.train import fit_scorer
 from pipelines import tracking
 from pipelines.config import Params, flatten
 from pipelines.dataset import TrainingSet, assemble
-from pipelines.evaluate import LEADSCORE, Evaluation, calibration_by_age, compare, fit_peers
+from pipelines.evaluate import LEADSCORE, Evaluation, compare, evaluate_while_open, fit_peers
 from pipelines.ingest import CRMData
 
 log = logging.getLogger(__name__)
@@ -82,7 +82,8 @@ def log_trained(scorer: LeadScorer, ts: TrainingSet, split: Split, params: Param
 
         peers = fit_peers(ts.features, ts.y, ts.weights, split, params)
         evaluation = compare({LEADSCORE: scorer, **peers}, ts.features, ts.y, split, params, ts.reasons)
-        evaluation.by_age = calibration_by_age(scorer, ts, split.test, params.features.snapshot_days)
+        evaluation.by_age, evaluation.while_open = evaluate_while_open(
+            scorer, ts, split.test, params.features.snapshot_days, params.evaluate.ece_bins)
         scorer.info.update(
             {
                 "metrics": evaluation.metrics(),
@@ -97,7 +98,7 @@ def log_trained(scorer: LeadScorer, ts: TrainingSet, split: Split, params: Param
         for name in evaluation.table.index:
             mlflow.log_metrics({f"{name}.{k}": float(v) for k, v in evaluation.metrics(name).items()})
         mlflow.log_metrics({f"test.{k}": float(v) for k, v in {**evaluation.metrics(), **evaluation.reasons}.items()})
-        mlflow.log_metrics(evaluation.calibration_gaps("test"))
+        mlflow.log_metrics(evaluation.by_age_metrics("test"))
         with tempfile.TemporaryDirectory() as tmp:
             evaluation.write(Path(tmp), scorer, params.evaluate.ece_bins)
             (Path(tmp) / "model_info.json").write_text(json.dumps(scorer.info, indent=2, default=str))

@@ -62,6 +62,19 @@ def test_probabilities_hold_for_leads_still_open_weeks_after_creation(trained, s
     assert run.data.metrics["test.calibration_gap.age_30d"] == pytest.approx(month["predicted"] - month["observed"])
 
 
+def test_the_model_is_also_measured_on_every_open_lead_a_crm_queue_holds(trained, sample_params):
+    """Test rows see each lead at one age; a CRM's queue holds every lead at every age it is open.
+    The pooled figures are over exactly the (lead, age) pairs of the by-age table."""
+    by_age, pooled = trained.evaluation.by_age, trained.evaluation.while_open
+    assert pooled["rows"] == by_age["leads"].sum() > len(trained.evaluation.y_test)
+    assert pooled["mean_p"] == pytest.approx(np.average(by_age["predicted"], weights=by_age["leads"]))
+    assert pooled["positive_rate"] == pytest.approx(np.average(by_age["observed"], weights=by_age["leads"]))
+    assert 0.65 < pooled["roc_auc"] < 0.92 and pooled["ece"] < sample_params.retrain.max_ece
+    metrics = MlflowClient(tracking.tracking_uri(sample_params)).get_run(trained.run_id).data.metrics
+    assert metrics["test.while_open.roc_auc"] == pytest.approx(pooled["roc_auc"])
+    assert metrics["test.while_open.rows"] == pooled["rows"]
+
+
 def test_probabilities_promise_real_conversions_not_the_policy_weighted_rate(trained, sample_params):
     """Soft negatives (nurture, bad timing) count half in the models' loss, but they did not convert.
 
@@ -82,6 +95,7 @@ def test_the_model_card_shows_calibration_by_age_and_names_an_age_it_misjudges(t
 
     card = model_card(trained.scorer, sample_params, evaluation=trained.evaluation)
     assert "By lead age (test leads still open at each age" in card
+    assert f"({trained.evaluation.while_open['rows']:,.0f} pairs): AUC " in card
     by_age = trained.evaluation.by_age.assign(predicted=trained.evaluation.by_age["observed"])
     by_age.loc[by_age.index[-1], "predicted"] += 0.2
     card = model_card(trained.scorer, sample_params, evaluation=dataclasses.replace(trained.evaluation, by_age=by_age))
@@ -170,7 +184,8 @@ def test_evaluate_compares_a_registered_model_with_the_champion_and_peers_on_the
     # The same calibration by lead age as training reported for these test leads.
     pd.testing.assert_frame_equal(evaluation.by_age, trained.evaluation.by_age)
     assert run.data.metrics["challenger.calibration_gap.age_30d"] == pytest.approx(
-        trained.evaluation.calibration_gaps("test")["test.calibration_gap.age_30d"])
+        trained.evaluation.by_age_metrics("test")["test.calibration_gap.age_30d"])
+    assert evaluation.while_open == pytest.approx(trained.evaluation.while_open, nan_ok=True)
 
 
 def test_bad_activity_rows_are_reported_against_the_activity_file_and_leads_still_score(trained, sample_dir, tmp_path):
