@@ -178,8 +178,9 @@ def _calibration(scorer: LeadScorer, evaluation, params: Params) -> str:
             from pipelines.evaluate import while_open_line
 
             body += ("\n\nBy lead age (test leads still open at each age, scored as of then; the CRM re-scores "
-                     "open leads):\n\n" + _table(evaluation.by_age, index=False, digits=3)
-                     + "\n\n" + while_open_line(evaluation.while_open))
+                     "open leads):\n\n" + _table(evaluation.by_age, index=False, digits=3))
+            if evaluation.while_open:
+                body += "\n\n" + while_open_line(evaluation.while_open)
     return _bullets(lines) + body
 
 

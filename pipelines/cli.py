@@ -137,7 +137,8 @@ def _say_by_age(evaluation) -> None:
         typer.echo("\ncalibration by lead age (test leads still open at each age, scored as of then):")
         typer.echo(evaluation.by_age.to_string(index=False, float_format=lambda v: f"{v:.3f}",
                                                formatters={"age_days": "{:g}".format}))
-        typer.echo(while_open_line(evaluation.while_open))
+        if evaluation.while_open:
+            typer.echo(while_open_line(evaluation.while_open))
 
 
 def _say_reasons(metrics: dict[str, float]) -> None:
