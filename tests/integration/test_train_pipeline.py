@@ -134,6 +134,35 @@ def test_batch_scoring_writes_scores_and_a_rejects_file(trained, sample_params, 
     pd.testing.assert_series_equal(scores["probability"], whole["probability"].reset_index(drop=True), check_names=False)
 
 
+def test_batch_scores_are_the_same_whether_activities_are_read_coded_or_as_plain_text(
+        trained, sample_dir, tmp_path, monkeypatch):
+    """Batch scoring reads activity ids and types dictionary-coded and times typed by Arrow; the
+    scores must be exactly those of the same file read as text, padded and unanswered cells included."""
+    from pipelines import score
+
+    leads = pd.read_csv(sample_dir / "leads.csv", dtype=str).head(400)
+    activities = pd.read_csv(sample_dir / "activities.csv", dtype=str)
+    activities = activities[activities["lead_id"].isin(leads["lead_id"])].reset_index(drop=True)
+    activities.loc[::7, "lead_id"] = " " + activities.loc[::7, "lead_id"]  # the same lead, padded
+    activities.loc[::11, "activity"] = "Select"  # an unanswered type: the row is refused
+    leads.to_csv(tmp_path / "leads.csv", index=False)
+    activities.to_csv(tmp_path / "activities.csv", index=False)
+
+    def scores(name: str) -> tuple[str, score.BatchSummary]:
+        summary = score_file(trained.scorer, tmp_path / "leads.csv", tmp_path / f"{name}.csv", chunk_size=150,
+                             activities_path=tmp_path / "activities.csv", as_of=pd.Timestamp("2026-01-01"),
+                             progress=False)
+        return (tmp_path / f"{name}.csv").read_text(), summary
+
+    coded, coded_summary = scores("coded")
+    monkeypatch.setattr(score, "_read_activities",
+                        lambda path, data: score._read_whole(path, ["lead_id", "occurred_at", "activity"]))
+    plain, plain_summary = scores("plain")
+
+    assert coded == plain
+    assert coded_summary.activities_rejected == plain_summary.activities_rejected == len(activities[::11])
+
+
 def test_a_failure_while_modelling_a_chunk_stops_batch_scoring_with_that_error(trained, sample_dir, tmp_path, monkeypatch):
     """Model workers run on earlier chunks while the next is built: an error must surface, not vanish."""
     leads = pd.read_csv(sample_dir / "leads.csv", dtype=str).head(300)
