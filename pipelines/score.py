@@ -231,6 +231,8 @@ def score_file(
     # GIL) while the next chunk's features are built in Python; results are written in input order.
     # Same build + scores_of as LeadScorer.score. On the 1M-lead benchmark this kept both cores
     # busier than one worker whose two LightGBM threads wait on each other beside the feature builder.
+    # LightGBM's dense predict takes a shared lock: workers predicting with one booster run together,
+    # safe when every call asks for the same iterations (LightGBM issue #666), as these do.
     workers = usable_cores()
     with ThreadPoolExecutor(max_workers=workers, initializer=predict_on_one_thread) as model_workers:
         pending: deque[tuple[Future, int, bool]] = deque()
