@@ -81,7 +81,7 @@ def bench_synthetic(n_leads: int, work_dir: Path) -> dict:
     """Generate, train and batch-score one synthetic CRM of `n_leads` leads; return the figures."""
     from models.metrics import evaluate_scores
     from models.splits import make_split
-    from models.train import fit_scorer
+    from pipelines.train import fit_model
     from pipelines.config import PROJECT_ROOT, load_params
     from pipelines.dataset import assemble
     from pipelines.evaluate import evaluate_reasons
@@ -109,7 +109,7 @@ def bench_synthetic(n_leads: int, work_dir: Path) -> dict:
         split = make_split(ts.created_at, pd.Series(ts.y), params.evaluate.split, params.model.seed)
     _say(f"  labels + features {features}  ({len(ts.y):,} labelled rows, {split.kind} split)")
     with Stopwatch() as fit:
-        scorer = fit_scorer(ts.features, ts.y, ts.weights, ts.reasons, split, params, calibration_weights=ts.calibration_weights)
+        scorer = fit_model(ts, split, params)
     _say(f"  fit               {fit}  (LightGBM weight {scorer.info['blend']['lightgbm_weight']}); {_load()}")
 
     test = ts.features.iloc[split.test]
@@ -203,10 +203,10 @@ def cross_validation_splits(y: np.ndarray, folds: int, split_params: SplitParams
 
 def evaluate_split(ts: TrainingSet, split: Split, params: Params) -> Evaluation:
     """leadscore and the three peers fit on one split's training rows, scored on its test rows."""
-    from models.train import fit_scorer
+    from pipelines.train import fit_model
     from pipelines.evaluate import LEADSCORE, compare, fit_peers
 
-    scorer = fit_scorer(ts.features, ts.y, ts.weights, ts.reasons, split, params, calibration_weights=ts.calibration_weights)
+    scorer = fit_model(ts, split, params)
     peers = fit_peers(ts.features, ts.y, ts.weights, split, params)
     return compare({LEADSCORE: scorer, **peers}, ts.features, ts.y, split, params)
 

@@ -33,13 +33,13 @@ from models.metrics import evaluate_scores, fraction_key
 from models.peers import OdooNaiveBayes, PointsScorer
 from models.scorer import LeadScorer
 from models.splits import Split, make_split
-from models.train import fit_scorer
 from pipelines import tracking
 from pipelines.config import Params, flatten
 from pipelines.contract import OUTCOMES
 from pipelines.dataset import TrainingSet, assemble, data_as_of, model_features
 from pipelines.evaluate import LEADSCORE, Evaluation, compare, format_table
 from pipelines.ingest import CRMData, load_crm
+from pipelines.train import fit_model, input_example, log_trained
 
 log = logging.getLogger(__name__)
 
@@ -192,7 +192,7 @@ def fit_challenger(ts: TrainingSet, split: Split, params: Params) -> tuple[LeadS
     why = cold_start_shortfall(*closed_counts(ts), params)
     if why:
         return fit_cold_start_scorer(ts, split, params, why), why
-    return fit_scorer(ts.features, ts.y, ts.weights, ts.reasons, split, params, calibration_weights=ts.calibration_weights), None
+    return fit_model(ts, split, params), None
 
 
 # ----------------------------------------------------------------------------- the gate
@@ -415,8 +415,6 @@ def retrain(
         crm: an already loaded export (default: load params.data).
         feedback: contract outcomes from the feedback store (default: read params.serving.store_url).
     """
-    from pipelines.train import input_example, log_trained
-
     phrase_templates(params.features)  # refuse to ship a model whose factors could not be worded
     tracking.configure(params)
     crm = crm if crm is not None else load_crm(params)

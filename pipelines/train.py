@@ -58,8 +58,15 @@ def train(
     tracking.configure(params)
     ts = assemble(params, as_of=as_of, crm=crm)
     split = make_split(ts.created_at, pd.Series(ts.y), params.evaluate.split, params.model.seed)
-    scorer = fit_scorer(ts.features, ts.y, ts.weights, ts.reasons, split, params, calibration_weights=ts.calibration_weights)
-    return log_trained(scorer, ts, split, params, register)
+    return log_trained(fit_model(ts, split, params), ts, split, params, register)
+
+
+def fit_model(ts: TrainingSet, split: Split, params: Params) -> LeadScorer:
+    """The learned scorer on a training set (``models.train.fit_scorer``): the label policy's weights
+    shape the models, the ages-open weights the calibrator. Train, retrain and the benchmark all fit
+    through here, so no caller can hand the calibrator the policy weights."""
+    return fit_scorer(ts.features, ts.y, ts.weights, ts.reasons, split, params,
+                      calibration_weights=ts.calibration_weights)
 
 
 def log_trained(scorer: LeadScorer, ts: TrainingSet, split: Split, params: Params, register: bool = True) -> TrainResult:

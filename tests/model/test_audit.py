@@ -248,7 +248,7 @@ def test_a_segment_slice_keeps_only_its_leads_and_rejects_unknown_columns(audite
 
 def test_x_education_audit_shows_pre_contact_signals_and_tags_as_rejection_reasons(x_education_csv, tmp_path):
     from models.splits import make_split
-    from models.train import fit_scorer
+    from pipelines.train import fit_model
     from pipelines.config import PROJECT_ROOT, load_params
     from pipelines.dataset import assemble
 
@@ -264,7 +264,7 @@ def test_x_education_audit_shows_pre_contact_signals_and_tags_as_rejection_reaso
     )
     ts = assemble(params)
     split = make_split(ts.created_at, pd.Series(ts.y), params.evaluate.split, params.model.seed)
-    scorer = fit_scorer(ts.features, ts.y, ts.weights, ts.reasons, split, params, calibration_weights=ts.calibration_weights)
+    scorer = fit_model(ts, split, params)
     report = audit.build_audit(scorer, ts, params)
     by_key = {s.key: s for s in report.sections}
 
