@@ -25,10 +25,13 @@ def test_folds_partition_the_rows_and_keep_test_rows_out_of_every_fitting_part()
 
 
 def test_verdicts_name_every_size_that_misses_a_batch_target():
-    def size(leads, throughput, ratio):
-        return {"leads": leads, "train": 100.0, "throughput": throughput, "raw_predict": object(), "ratio": ratio}
+    def size(leads, throughput, ratio, model_path_ratio=1.8):
+        return {"leads": leads, "train": 100.0, "throughput": throughput, "raw_predict": object(), "ratio": ratio,
+                "model_path_ratio": model_path_ratio}
 
     lines = verdicts([size(10_000, 48_000, 10.4), size(1_000_000, 60_000, 2.3)], None)
     assert "NOT met at 10,000 leads; met at 1,000,000" in lines[1]
     assert "NOT met at 10,000 leads; met at 1,000,000" in lines[2]
+    assert "1,000,000: 1.8x (met at every size)" in lines[3]  # the model path alone is a separate figure
     assert verdicts([size(1_000_000, 60_000, 2.3)], None)[1].endswith("(met at every size)")
+    assert "NOT met at 1,000,000 leads" in verdicts([size(1_000_000, 60_000, 2.3, 3.4)], None)[3]
