@@ -173,7 +173,7 @@ def evaluate(
 @app.command()
 def score(
     input: Annotated[Path, typer.Option("--input", "-i", help="Leads to score (CSV or Parquet, CRM column names).")],
-    output: Annotated[Path, typer.Option("--output", "-o", help="Scores CSV.")],
+    output: Annotated[Path, typer.Option("--output", "-o", help="Scores file: CSV, or Parquet when it ends in .parquet.")],
     activities: Annotated[Optional[Path], typer.Option(help="Activities of those leads (CSV or Parquet).")] = None,
     alias: Annotated[str, typer.Option(help="Registry alias to load.")] = "champion",
     as_of: AsOfOption = None,

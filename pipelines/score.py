@@ -2,9 +2,9 @@
 
 Reads CSV or Parquet and scores it in chunks through the same two steps as the service's
 `LeadScorer.score` (`build`, then `scores_of`, optionally with each lead's top factors): model
-workers score earlier chunks while the next is built. Results are appended to the output in input
-order, and every row that failed validation goes to a rejects file with the reason: no row is
-silently dropped.
+workers score earlier chunks while the next is built. Results are appended to the output (CSV, or
+Parquet by its name) in input order, and every row that failed validation goes to a rejects CSV
+with the reason: no row is silently dropped.
 """
 
 from __future__ import annotations
@@ -183,11 +183,43 @@ def _write(frame: pd.DataFrame, path: Path, first: bool) -> None:
 
     Missing values are empty cells; text is always quoted, which every CSV reader accepts.
     """
-    if _is_parquet(path):
-        raise ValueError("write the output as .csv: Parquet output cannot be appended chunk by chunk")
     table = pa.Table.from_pandas(frame, preserve_index=False)
     with path.open("wb" if first else "ab") as out:
         pa_csv.write_csv(table, out, pa_csv.WriteOptions(include_header=first))
+
+
+class _ScoresFile:
+    """The scores output, written chunk by chunk in input order: CSV (appended), or Parquet when the
+    name ends in .parquet / .pq (one row group per chunk, one writer kept open). Closed on the way
+    out, whatever happened, so the chunks already written stay readable if scoring stops."""
+
+    def __init__(self, path: Path):
+        self.path, self._parquet = path, _is_parquet(path)
+        self._writer: pq.ParquetWriter | None = None
+        self._first = True
+
+    def __enter__(self) -> "_ScoresFile":
+        return self
+
+    def write(self, frame: pd.DataFrame) -> None:
+        if not self._parquet:
+            _write(frame, self.path, first=self._first)
+        else:
+            table = pa.Table.from_pandas(frame, preserve_index=False)
+            if self._writer is None:
+                self._writer = pq.ParquetWriter(self.path, _text_where_null(table.schema))
+            # A later chunk may type a column differently (e.g. all reasons missing in the first).
+            self._writer.write_table(table.cast(self._writer.schema))
+        self._first = False
+
+    def __exit__(self, *exc) -> None:
+        if self._writer is not None:
+            self._writer.close()
+
+
+def _text_where_null(schema: pa.Schema) -> pa.Schema:
+    """``schema`` with every all-missing (null-typed) column typed as text, as later chunks fill it."""
+    return pa.schema([field.with_type(pa.string()) if pa.types.is_null(field.type) else field for field in schema])
 
 
 def score_file(
@@ -220,10 +252,10 @@ def score_file(
     read = scored = rejected = 0
     bar = tqdm(total=_count_rows(input_path) if progress else None, unit="lead", disable=not progress)
 
-    def write_scores(modelled: Future, rows: int, first: bool) -> None:
+    def write_scores(modelled: Future, rows: int) -> None:
         nonlocal scored
         scores = modelled.result()
-        _write(scores, output_path, first=first)
+        out.write(scores)
         scored += len(scores)
         bar.update(rows)
 
@@ -234,8 +266,9 @@ def score_file(
     # LightGBM's dense predict takes a shared lock: workers predicting with one booster run together,
     # safe when every call asks for the same iterations (LightGBM issue #666), as these do.
     workers = usable_cores()
-    with ThreadPoolExecutor(max_workers=workers, initializer=predict_on_one_thread) as model_workers:
-        pending: deque[tuple[Future, int, bool]] = deque()
+    with _ScoresFile(output_path) as out, ThreadPoolExecutor(
+            max_workers=workers, initializer=predict_on_one_thread) as model_workers:
+        pending: deque[tuple[Future, int]] = deque()
         for raw in _chunks(input_path, chunk_size):
             chunk_acts = None
             if activities_of is not None and lead_id_column in raw:
@@ -244,7 +277,7 @@ def score_file(
             fatal = [p for p in problems if p.row is None]
             if fatal:  # e.g. a required column is missing: no row of the file can be scored
                 raise ContractError(fatal)
-            pending.append((model_workers.submit(scorer.scores_of, features, top_factors), len(raw), read == 0))
+            pending.append((model_workers.submit(scorer.scores_of, features, top_factors), len(raw)))
             if problems:
                 rejected += _write_rejects(raw, problems, read, rejects_path, first=rejected == 0)
             read += len(raw)
@@ -252,10 +285,9 @@ def score_file(
                 write_scores(*pending.popleft())
         while pending:
             write_scores(*pending.popleft())
+        if read == 0:  # an empty file still gets its columns
+            out.write(scorer.scores_of(scorer.build(pd.DataFrame(columns=[lead_id_column]))[0], top_factors))
     bar.close()
-    if read == 0:
-        _write(scorer.scores_of(scorer.build(pd.DataFrame(columns=[lead_id_column]))[0], top_factors),
-               output_path, first=True)
     activity_rejects = output_path.with_name(output_path.stem + ".activity_rejects.csv")
     return BatchSummary(read, scored, rejected, output_path, rejects_path if rejected else None,
                         activities_rejected, activity_rejects if activities_rejected else None)

@@ -13,7 +13,7 @@ import pytest
 
 from models.gbm import predict_on_one_thread, predict_threads, usable_cores
 from pipelines.config import DataParams
-from pipelines.score import _activities_of, _read_activities, _read_whole, score_file
+from pipelines.score import _activities_of, _read_activities, _read_whole, _ScoresFile, score_file
 
 PANDAS_TEXT = {"dtype": str, "keep_default_na": False, "na_values": [""]}
 
@@ -134,3 +134,16 @@ def test_parquet_tables_read_as_crm_text_even_when_empty(tmp_path):
     assert _read_whole(tmp_path / "ids.parquet")["lead_id"].isna().tolist() == [False, True]
     assert _read_whole(tmp_path / "ids.parquet")["lead_id"][0] == "7"
     assert _read_whole(tmp_path / "none.parquet").columns.tolist() == ["lead_id"]
+
+
+def test_parquet_scores_keep_a_column_that_the_first_chunk_left_all_missing(tmp_path):
+    """A first chunk without any likely reason (e.g. no reason model applies) must not type the
+    column as null, or the next chunk's reasons could not be appended."""
+    path = tmp_path / "scores.parquet"
+    with _ScoresFile(path) as out:
+        out.write(pd.DataFrame({"lead_id": ["a", "b"], "score": [10, 20], "likely_rejection_reason": [None, None]}))
+        out.write(pd.DataFrame({"lead_id": ["c"], "score": [30], "likely_rejection_reason": ["no_budget"]}))
+    written = pd.read_parquet(path)
+    assert written["lead_id"].tolist() == ["a", "b", "c"] and written["score"].tolist() == [10, 20, 30]
+    assert written["likely_rejection_reason"].isna().tolist() == [True, True, False]
+    assert written["likely_rejection_reason"].iloc[2] == "no_budget"

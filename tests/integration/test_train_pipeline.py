@@ -8,6 +8,8 @@ import json
 import mlflow
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 from mlflow.tracking import MlflowClient
 
@@ -163,8 +165,38 @@ def test_batch_scores_are_the_same_whether_activities_are_read_coded_or_as_plain
     assert coded_summary.activities_rejected == plain_summary.activities_rejected == len(activities[::11])
 
 
-def test_a_failure_while_modelling_a_chunk_stops_batch_scoring_with_that_error(trained, sample_dir, tmp_path, monkeypatch):
-    """Model workers run on earlier chunks while the next is built: an error must surface, not vanish."""
+def test_batch_scores_written_as_parquet_are_the_csv_scores_one_row_group_per_chunk(trained, sample_dir, tmp_path):
+    """`--output scores.parquet`: the rows and values the CSV gets, factor columns included, typed."""
+    leads = pd.read_csv(sample_dir / "leads.csv", dtype=str).head(250)
+    leads.to_csv(tmp_path / "leads.csv", index=False)
+    leads.head(0).to_csv(tmp_path / "no_leads.csv", index=False)
+
+    def scored(source: str, output: str):
+        return score_file(trained.scorer, tmp_path / source, tmp_path / output, chunk_size=100, top_factors=2,
+                          activities_path=sample_dir / "activities.csv", as_of=pd.Timestamp("2026-01-01"),
+                          progress=False)
+
+    as_csv, as_parquet = scored("leads.csv", "scores.csv"), scored("leads.csv", "scores.parquet")
+    written = pd.read_parquet(as_parquet.output)
+    assert as_parquet.output == tmp_path / "scores.parquet" and as_parquet.rows_scored == 250
+    pd.testing.assert_frame_equal(written, pd.read_csv(as_csv.output, dtype={"lead_id": str}),
+                                  check_dtype=False, check_exact=False, rtol=1e-12)
+    parquet = pq.ParquetFile(as_parquet.output)
+    assert parquet.num_row_groups == 3  # chunks of 100, 100 and 50 leads, appended in order
+    types = {field.name: field.type for field in parquet.schema_arrow}
+    assert types["probability"] == pa.float64() and pa.types.is_integer(types["score"])
+    assert all(pa.types.is_string(types[c]) or pa.types.is_large_string(types[c])
+               for c in ["lead_id", "tier", "likely_rejection_reason", "top_positive_1"])
+    # A file without leads still gets the columns.
+    empty = pd.read_parquet(scored("no_leads.csv", "none.parquet").output)
+    assert len(empty) == 0 and list(empty.columns) == list(written.columns)
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".parquet"])
+def test_a_failure_while_modelling_a_chunk_stops_batch_scoring_with_that_error(
+        trained, sample_dir, tmp_path, monkeypatch, suffix):
+    """Model workers run on earlier chunks while the next is built: an error must surface, not vanish,
+    and what was written before it stays readable."""
     leads = pd.read_csv(sample_dir / "leads.csv", dtype=str).head(300)
     leads.to_csv(tmp_path / "leads.csv", index=False)
     real_scores_of, calls = trained.scorer.scores_of, []
@@ -177,9 +209,10 @@ def test_a_failure_while_modelling_a_chunk_stops_batch_scoring_with_that_error(t
 
     monkeypatch.setattr(trained.scorer, "scores_of", failing_on_the_second_chunk)
     with pytest.raises(MemoryError, match="chunk 2"):
-        score_file(trained.scorer, tmp_path / "leads.csv", tmp_path / "scores.csv",
+        score_file(trained.scorer, tmp_path / "leads.csv", tmp_path / f"scores{suffix}",
                    as_of=pd.Timestamp("2026-01-01"), chunk_size=100, progress=False)
-    assert len(pd.read_csv(tmp_path / "scores.csv")) == 100  # the chunk before the failure was written
+    read = pd.read_parquet if suffix == ".parquet" else pd.read_csv
+    assert len(read(tmp_path / f"scores{suffix}")) == 100  # the chunk before the failure was written
 
 
 @pytest.mark.parametrize("columns, missing", [(["lead_id", "email"], "created_at"), (["email", "created_at"], "lead_id")])
