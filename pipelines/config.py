@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -228,6 +229,21 @@ class ServingParams(_Section):
     reload_seconds: float = Field(
         60, ge=0, description="How often each worker checks the registry alias for a new champion (0: never)."
     )
+    public_url: str | None = Field(
+        None, description="The service's address as reps' browsers reach it (e.g. behind a proxy); when set, "
+        "each card_url is a full link the CRM can store as is, otherwise a path on the service."
+    )
+
+    @field_validator("public_url")
+    @classmethod
+    def _public_url_absolute(cls, url: str | None) -> str | None:
+        if url is None:
+            return None
+        parts = urlsplit(url.strip())
+        if parts.scheme not in ("http", "https") or not parts.netloc or parts.query or parts.fragment:
+            raise ValueError(f"{url!r} is not an http(s) address without query or fragment, "
+                             "e.g. https://leadscore.example.com")
+        return url.strip().rstrip("/")
 
 
 class TrackingParams(_Section):

@@ -89,8 +89,9 @@ class LeadScore(BaseModel):
     model_name: str
     model_version: str
     card_url: str = Field(
-        description="Path of the lead's score card (append it to the service's address). It opens in a "
-        "browser without the API key until it expires (serving.card_link_days); store it on the lead."
+        description="Link to the lead's score card: a full link when serving.public_url is set, else a path to "
+        "append to the service's address. It opens in a browser without the API key until it expires "
+        "(serving.card_link_days); store it on the lead."
     )
 
 

@@ -137,9 +137,11 @@ def score_request(
     top_k: int,
     card_key: bytes,
     card_link_days: float,
+    card_base_url: str | None = None,
 ) -> Scored:
     """Score request rows with their top `top_k` positive and negative reasons, and each lead's
-    signed score-card link (`serving.security.card_link`, valid `card_link_days`).
+    signed score-card link (`serving.security.card_link`, valid `card_link_days`, under
+    `card_base_url` when given).
 
     Raises:
         RequestError: any row breaks the contract (missing lead id, unparsable date, not a number,
@@ -175,7 +177,7 @@ def score_request(
             "model_version": model.version,
         }
         results.append({**score, "reasons": {"positive": pos, "negative": neg},
-                        "card_url": card_link(card_key, score["lead_id"], expires)})
+                        "card_url": card_link(card_key, score["lead_id"], expires, card_base_url)})
         log_rows.append({**score, "factors": pos + neg, "email_sha256": email_hash, "scored_at": scored_at})
     return Scored(results, log_rows)
 

@@ -29,13 +29,14 @@ def _card_signature(key: bytes, lead_id: str, expires: int) -> str:
     return hmac.new(key, f"{lead_id}\n{expires}".encode(), hashlib.sha256).hexdigest()
 
 
-def card_link(key: bytes, lead_id: str, expires: int) -> str:
-    """The path of the lead's score card that opens without the API key until `expires` (Unix seconds).
+def card_link(key: bytes, lead_id: str, expires: int, base_url: str | None = None) -> str:
+    """The link to the lead's score card that opens without the API key until `expires` (Unix seconds):
+    a path on the service, or a full link under `base_url` (``serving.public_url``).
 
     Anyone holding the link sees that one lead's card (score, tier, reasons) until then, and nothing else.
     """
     query = urlencode({"expires": expires, "signature": _card_signature(key, lead_id, expires)})
-    return f"{CARD_PATH}{quote(lead_id, safe='')}?{query}"
+    return f"{base_url or ''}{CARD_PATH}{quote(lead_id, safe='')}?{query}"
 
 
 def _card_link_problem(key: bytes, path: str, query: bytes, now: float) -> str | None:

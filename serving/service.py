@@ -168,6 +168,7 @@ class LeadScoreService:
                 top_k=self.serving.top_factors,
                 card_key=self.card_key,
                 card_link_days=self.serving.card_link_days,
+                card_base_url=self.serving.public_url,
             )
         except RequestError as err:
             return _error(422, str(err), err.detail)

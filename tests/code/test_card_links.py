@@ -25,6 +25,14 @@ def test_a_link_verifies_for_its_own_lead_whatever_characters_the_crm_id_holds(l
     assert _card_link_problem(KEY, path, query, NOW) is None
 
 
+def test_a_link_under_the_public_url_is_a_full_link_that_verifies_where_the_proxy_forwards_it():
+    link = card_link(KEY, "lead 7", NOW + 60, "https://crm.example.com/leadscore")
+    assert link.startswith("https://crm.example.com/leadscore/leads/lead%207?expires=")
+    path, query = _as_received(link.removeprefix("https://crm.example.com/leadscore"))
+    assert _card_link_problem(KEY, path, query, NOW) is None
+    assert card_link(KEY, "L1", NOW, None) == card_link(KEY, "L1", NOW)  # no public URL: a path on the service
+
+
 def test_a_link_is_refused_for_another_lead_after_expiry_or_under_another_api_key():
     path, query = _as_received(card_link(KEY, "L1", NOW + 60))
     assert "not valid for this lead" in _card_link_problem(KEY, "/leads/L2", query, NOW)

@@ -67,6 +67,17 @@ def test_a_snapshot_age_past_the_label_horizon_is_refused(tmp_path):
         load_params(PROJECT_ROOT / "params.yaml", overrides={"features.snapshot_days": [3, 150]})
 
 
+@pytest.mark.parametrize("url", ["leadscore.example.com", "https://", "https://x.example.com/?a=1", "ftp://x.example.com"])
+def test_a_public_url_that_is_no_web_address_is_refused_by_name(url):
+    with pytest.raises(ParamsError, match=r"serving.public_url.*http\(s\) address"):
+        load_params(PROJECT_ROOT / "params.yaml", overrides={"serving.public_url": url})
+
+
+def test_a_public_url_loses_its_trailing_slash_so_card_links_have_one():
+    params = load_params(PROJECT_ROOT / "params.yaml", overrides={"serving.public_url": " https://crm.example.com/ls/ "})
+    assert params.serving.public_url == "https://crm.example.com/ls"
+
+
 def test_a_missing_export_is_a_clear_error(tmp_path):
     result = run("features", "--leads", str(tmp_path / "nope.csv"))
     assert result.exit_code == 1

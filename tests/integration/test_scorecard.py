@@ -49,11 +49,21 @@ def test_card_bars_are_proportional_to_points():
     assert 'class="bar neg" style="width:35.7%"' in html  # 5 / 14 of it
 
 
+PUBLIC_URL = "https://crm.example.com/leadscore"  # serving.public_url: as if behind a proxy at this prefix
+
+
 @pytest.fixture(scope="module")
 def server(trained, sample_params, tmp_path_factory):
     folder = tmp_path_factory.mktemp("scorecard")
-    with running_service(sample_params, folder, {"serving.store_url": f"sqlite:///{folder / 'store.db'}"}) as srv:
+    overrides = {"serving.store_url": f"sqlite:///{folder / 'store.db'}", "serving.public_url": PUBLIC_URL}
+    with running_service(sample_params, folder, overrides) as srv:
         yield srv
+
+
+def _forwarded(card_url: str) -> str:
+    """What the proxy at PUBLIC_URL hands the service for a card link: the link minus that prefix."""
+    assert card_url.startswith(PUBLIC_URL + "/leads/")  # a full link the CRM can store as is
+    return card_url.removeprefix(PUBLIC_URL)
 
 
 @pytest.fixture(scope="module")
@@ -81,7 +91,7 @@ def test_score_card_in_chromium_shows_score_tier_reason_and_bars(server, scored_
         try:
             # What a rep does: click the link the CRM stored, in a browser that has no API key.
             page = browser.new_page(viewport={"width": 900, "height": 700})
-            reply = page.goto(server.url + scored_lead["card_url"])
+            reply = page.goto(server.url + _forwarded(scored_lead["card_url"]))
             assert reply.status == 200
             page.screenshot(path=str(shot), full_page=True)
             text = page.inner_text("body")
@@ -102,7 +112,7 @@ def test_score_card_in_chromium_shows_score_tier_reason_and_bars(server, scored_
 
 def test_a_card_link_opens_without_the_key_for_its_lead_only_until_it_expires(server, scored_lead, sample_dir):
     browser = Client(server.url)  # no API key
-    lead_id, link = scored_lead["lead_id"], scored_lead["card_url"]
+    lead_id, link = scored_lead["lead_id"], _forwarded(scored_lead["card_url"])
     expires = int(parse_qs(urlsplit(link).query)["expires"][0])
     days = server.params.serving.card_link_days
     assert abs(expires - (time.time() + days * 86_400)) < 600
