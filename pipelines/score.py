@@ -10,6 +10,7 @@ with the reason: no row is silently dropped.
 from __future__ import annotations
 
 import dataclasses
+import os
 from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -240,12 +241,14 @@ def score_file(
     columns (`top_positive_1`, `top_positive_1_points`, ... see `models.explain.factor_columns`).
     """
     rejects_path = rejects_path or output_path.with_name(output_path.stem + ".rejects.csv")
+    activity_rejects = output_path.with_name(output_path.stem + ".activity_rejects.csv")
+    _refuse_to_overwrite({"leads": input_path, "activities": activities_path},
+                         {"output": output_path, "rejects file": rejects_path, "activity rejects file": activity_rejects})
     output_path.parent.mkdir(parents=True, exist_ok=True)
     activities_of, activities_rejected = None, 0
     if activities_path is not None:
         activities, activities_rejected = _valid_activities(
-            scorer, _read_activities(activities_path, scorer.data), activities_path,
-            output_path.with_name(output_path.stem + ".activity_rejects.csv"))
+            scorer, _read_activities(activities_path, scorer.data), activities_path, activity_rejects)
         activities_of = _activities_of(activities)
     lead_id_column = crm_column(scorer.data, "leads", "lead_id")
 
@@ -288,9 +291,18 @@ def score_file(
         if read == 0:  # an empty file still gets its columns
             out.write(scorer.scores_of(scorer.build(pd.DataFrame(columns=[lead_id_column]))[0], top_factors))
     bar.close()
-    activity_rejects = output_path.with_name(output_path.stem + ".activity_rejects.csv")
     return BatchSummary(read, scored, rejected, output_path, rejects_path if rejected else None,
                         activities_rejected, activity_rejects if activities_rejected else None)
+
+
+def _refuse_to_overwrite(inputs: dict[str, Path | None], outputs: dict[str, Path]) -> None:
+    """Refuse, before anything is written, a file this job writes that is one it reads: the first
+    chunk would truncate it while it is still being read, and the CRM export would be lost."""
+    for written, out in outputs.items():
+        for read, source in inputs.items():
+            if source is not None and out.exists() and source.exists() and os.path.samefile(out, source):
+                raise ValueError(f"the {written} {out} is the {read} file being scored: writing it would destroy "
+                                 "that file; write the scores somewhere else")
 
 
 def _write_rejects(raw: pd.DataFrame, problems: list, first_row: int, path: Path, first: bool) -> int:

@@ -147,3 +147,26 @@ def test_parquet_scores_keep_a_column_that_the_first_chunk_left_all_missing(tmp_
     assert written["lead_id"].tolist() == ["a", "b", "c"] and written["score"].tolist() == [10, 20, 30]
     assert written["likely_rejection_reason"].isna().tolist() == [True, True, False]
     assert written["likely_rejection_reason"].iloc[2] == "no_budget"
+
+
+@pytest.mark.parametrize(
+    "output, activities, written",
+    [
+        ("leads.csv", None, "output"),  # --output the same as --input
+        ("scores.csv", "scores.rejects.csv", "rejects file"),  # the rejects would land on the activities
+        ("link.csv", None, "output"),  # another name for the input (a symbolic link)
+    ],
+)
+def test_scoring_never_writes_over_a_file_it_reads(tmp_path, output, activities, written):
+    leads = "lead_id,created_at\nL1,2024-01-01\n"
+    (tmp_path / "leads.csv").write_text(leads)
+    (tmp_path / "link.csv").symlink_to(tmp_path / "leads.csv")
+    (tmp_path / "scores.rejects.csv").write_text("lead_id,occurred_at,activity\nL1,2024-01-02,page_view\n")
+    scorer = SimpleNamespace(data=DataParams(leads="unused"))  # refused before anything is read or scored
+
+    with pytest.raises(ValueError, match=rf"the {written} .*{output if written == 'output' else activities} is the "
+                                         rf"{'activities' if activities else 'leads'} file being scored"):
+        score_file(scorer, tmp_path / "leads.csv", tmp_path / output, progress=False,
+                   activities_path=tmp_path / activities if activities else None)
+    assert (tmp_path / "leads.csv").read_text() == leads
+    assert (tmp_path / "scores.rejects.csv").read_text().startswith("lead_id,occurred_at")
