@@ -207,9 +207,17 @@ def export_outcomes(
     params: ParamsOption = None,
 ) -> None:
     """Write the feedback the service received as an outcomes table: the latest decision per lead."""
+    from pipelines.ingest import refuse_to_overwrite
     from serving.store import Store
 
-    outcomes = Store.from_params(_params(params)).export_outcomes()
+    p = _params(params)
+    export = {f"CRM export's data.{key}": p.resolve(getattr(p.data, key)) if getattr(p.data, key) else None
+              for key in ("leads", "activities", "outcomes")}
+    try:  # retrain merges the feedback with the export itself; replacing the export would lose its history
+        refuse_to_overwrite(export, {"output": output})
+    except ValueError as err:
+        _fail(err)
+    outcomes = Store.from_params(p).export_outcomes()
     output.parent.mkdir(parents=True, exist_ok=True)
     outcomes.to_csv(output, index=False)
     typer.echo(f"{len(outcomes):,} leads with a decision -> {output}")

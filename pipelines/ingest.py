@@ -8,6 +8,7 @@ export instead of guessing, and every row that does not reach the canonical tabl
 
 from __future__ import annotations
 
+import os
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -163,6 +164,21 @@ class CRMData:
 
 
 # ---------------------------------------------------------------- reading (I/O edge)
+
+
+def refuse_to_overwrite(inputs: dict[str, Path | None], outputs: dict[str, Path]) -> None:
+    """Refuse, before anything is written, an output that is a file the command reads or the CRM
+    export: writing it would truncate or replace that data.
+
+    Args:
+        inputs: what each read file is ("leads", "data.outcomes", ...) -> its path (None: not read).
+        outputs: what each written file is ("output", "rejects file", ...) -> its path.
+    """
+    for written, out in outputs.items():
+        for read, source in inputs.items():
+            if source is not None and out.exists() and source.exists() and os.path.samefile(out, source):
+                raise ValueError(f"the {written} {out} is the {read} file: writing it would destroy that data; "
+                                 "write it somewhere else")
 
 
 def read_source(spec: str, data: DataParams, base_dir: Path) -> pd.DataFrame:

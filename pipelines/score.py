@@ -10,7 +10,6 @@ with the reason: no row is silently dropped.
 from __future__ import annotations
 
 import dataclasses
-import os
 from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -28,7 +27,7 @@ from features.build import ACTIVITY_COLUMNS
 from models.gbm import predict_on_one_thread, usable_cores
 from models.scorer import LeadScorer
 from pipelines.config import DataParams
-from pipelines.ingest import ContractError, crm_column, prepare_table
+from pipelines.ingest import ContractError, crm_column, prepare_table, refuse_to_overwrite
 
 
 @dataclass
@@ -242,7 +241,7 @@ def score_file(
     """
     rejects_path = rejects_path or output_path.with_name(output_path.stem + ".rejects.csv")
     activity_rejects = output_path.with_name(output_path.stem + ".activity_rejects.csv")
-    _refuse_to_overwrite({"leads": input_path, "activities": activities_path},
+    refuse_to_overwrite({"leads": input_path, "activities": activities_path},
                          {"output": output_path, "rejects file": rejects_path, "activity rejects file": activity_rejects})
     output_path.parent.mkdir(parents=True, exist_ok=True)
     activities_of, activities_rejected = None, 0
@@ -293,16 +292,6 @@ def score_file(
     bar.close()
     return BatchSummary(read, scored, rejected, output_path, rejects_path if rejected else None,
                         activities_rejected, activity_rejects if activities_rejected else None)
-
-
-def _refuse_to_overwrite(inputs: dict[str, Path | None], outputs: dict[str, Path]) -> None:
-    """Refuse, before anything is written, a file this job writes that is one it reads: the first
-    chunk would truncate it while it is still being read, and the CRM export would be lost."""
-    for written, out in outputs.items():
-        for read, source in inputs.items():
-            if source is not None and out.exists() and source.exists() and os.path.samefile(out, source):
-                raise ValueError(f"the {written} {out} is the {read} file being scored: writing it would destroy "
-                                 "that file; write the scores somewhere else")
 
 
 def _write_rejects(raw: pd.DataFrame, problems: list, first_row: int, path: Path, first: bool) -> int:

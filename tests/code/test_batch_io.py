@@ -165,7 +165,7 @@ def test_scoring_never_writes_over_a_file_it_reads(tmp_path, output, activities,
     scorer = SimpleNamespace(data=DataParams(leads="unused"))  # refused before anything is read or scored
 
     with pytest.raises(ValueError, match=rf"the {written} .*{output if written == 'output' else activities} is the "
-                                         rf"{'activities' if activities else 'leads'} file being scored"):
+                                         rf"{'activities' if activities else 'leads'} file: writing it would destroy"):
         score_file(scorer, tmp_path / "leads.csv", tmp_path / output, progress=False,
                    activities_path=tmp_path / activities if activities else None)
     assert (tmp_path / "leads.csv").read_text() == leads

@@ -112,3 +112,21 @@ def test_export_outcomes_command_writes_a_table_ingest_accepts(store, tmp_path, 
     outcomes, problems = prepare_table(read_source(str(out), sample_params.data, tmp_path), "outcomes", sample_params.data)
     assert not problems
     assert outcomes.set_index("lead_id").loc["L2", "status"] == "converted"
+
+
+def test_export_outcomes_never_replaces_the_crm_exports_outcomes(store, tmp_path, sample_params):
+    """Retrain merges the feedback with the export; writing the feedback over data.outcomes would lose
+    the closed-loop history it holds."""
+    from typer.testing import CliRunner
+
+    from pipelines.cli import app
+    from serving.local_server import params_file
+
+    store.add_feedback(_event("e1", "L1"))
+    params = params_file(sample_params, tmp_path / "params.yaml", {"serving.store_url": store.url})
+    history = sample_params.resolve(sample_params.data.outcomes)
+    before = history.read_bytes()
+    result = CliRunner().invoke(app, ["export-outcomes", "--params", str(params), "--output", str(history)])
+    assert result.exit_code == 1
+    assert "is the CRM export's data.outcomes file: writing it would destroy" in result.output
+    assert history.read_bytes() == before
