@@ -52,7 +52,7 @@ def _chunks(path: Path, chunk_size: int) -> Iterator[pd.DataFrame]:
     file of the same leads is read whole anyway and is ten times larger), then scored in chunks.
     """
     if _is_parquet(path):
-        for batch in pq.ParquetFile(path).iter_batches(batch_size=chunk_size):
+        for batch in _parquet_file(path).iter_batches(batch_size=chunk_size):
             yield _as_crm_text(batch)
         return
     table = _read_whole(path)
@@ -73,7 +73,7 @@ def _read_whole(
     are read as text instead, for validation to parse or to name the row.
     """
     if _is_parquet(path):
-        return _as_crm_text(pq.read_table(path, columns=columns, read_dictionary=coded))
+        return _as_crm_text(_readable(path, lambda: pq.read_table(path, columns=columns, read_dictionary=coded)))
     if coded or dates:
         for typed_dates in ([dates, []] if dates else [[]]):
             try:
@@ -83,7 +83,20 @@ def _read_whole(
     try:
         return pd.read_csv(path, engine="pyarrow", usecols=columns, **CSV_TEXT)
     except ValueError:
-        return pd.read_csv(path, usecols=columns, **CSV_TEXT)
+        return _readable(path, lambda: pd.read_csv(path, usecols=columns, **CSV_TEXT))
+
+
+def _parquet_file(path: Path) -> pq.ParquetFile:
+    return _readable(path, lambda: pq.ParquetFile(path))
+
+
+def _readable(path: Path, read: Callable):
+    """``read()``, with a parser's refusal (not a table: a stray comma, not Parquet) naming the file."""
+    try:
+        return read()
+    except (pd.errors.ParserError, pa.ArrowInvalid) as err:
+        kind = "a Parquet file" if _is_parquet(path) else "a CSV table"
+        raise ValueError(f"{path} cannot be read as {kind}: {err}") from None
 
 
 def _read_csv_typed(path: Path, columns: list[str], coded: list[str], dates: list[str]) -> pd.DataFrame:
@@ -106,7 +119,7 @@ def _read_activities(path: Path, data: DataParams) -> pd.DataFrame:
     million distinct ids over 13.5M rows are then cleaned, checked and encoded once each
     (about 2 s less, on one core, before the first chunk is scored), and times parsed as they are read.
     """
-    header = pq.ParquetFile(path).schema_arrow.names if _is_parquet(path) else pd.read_csv(path, nrows=0).columns
+    header = _parquet_file(path).schema_arrow.names if _is_parquet(path) else pd.read_csv(path, nrows=0).columns
     contract = {c: data.mapping.activities.get(c, c) for c in header}
     columns = [c for c in header if contract[c] in ACTIVITY_COLUMNS]
     return _read_whole(path, columns, coded=[c for c in columns if contract[c] in ("lead_id", "activity")],
@@ -173,7 +186,7 @@ def _coded(values: pd.Series) -> tuple[np.ndarray, pd.Index]:
 
 def _count_rows(path: Path) -> int | None:
     if _is_parquet(path):
-        return pq.ParquetFile(path).metadata.num_rows
+        return _parquet_file(path).metadata.num_rows
     with path.open("rb") as fh:
         return max(sum(1 for _ in fh) - 1, 0)
 
@@ -239,6 +252,10 @@ def score_file(
     With `top_factors` > 0 each lead also gets its top positive and negative factors as flat
     columns (`top_positive_1`, `top_positive_1_points`, ... see `models.explain.factor_columns`).
     """
+    if chunk_size < 1:
+        raise ValueError(f"chunk size {chunk_size}: a chunk holds at least one lead")
+    if output_path.suffix.lower() not in (".csv", ".parquet", ".pq"):
+        raise ValueError(f"the output {output_path}: name it .csv or .parquet (its format follows the name)")
     rejects_path = rejects_path or output_path.with_name(output_path.stem + ".rejects.csv")
     activity_rejects = output_path.with_name(output_path.stem + ".activity_rejects.csv")
     refuse_to_overwrite({"leads": input_path, "activities": activities_path},

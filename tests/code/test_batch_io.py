@@ -170,3 +170,23 @@ def test_scoring_never_writes_over_a_file_it_reads(tmp_path, output, activities,
                    activities_path=tmp_path / activities if activities else None)
     assert (tmp_path / "leads.csv").read_text() == leads
     assert (tmp_path / "scores.rejects.csv").read_text().startswith("lead_id,occurred_at")
+
+
+@pytest.mark.parametrize(
+    "source, content, output, chunk_size, error",
+    [
+        ("leads.csv", "lead_id,created_at\nL1,2024-01-01\n", "scores.csv", 0, "chunk size 0: a chunk holds at least one lead"),
+        ("leads.csv", "lead_id,created_at\nL1,2024-01-01\n", "scores.xlsx", 10, r"scores.xlsx: name it .csv or .parquet"),
+        ("leads.csv", "lead_id,created_at\nL1,2024-01-01\nL2,2024-01-02,x,y\n", "scores.csv", 10,
+         r"leads.csv cannot be read as a CSV table: .*line 3"),
+        ("leads.parquet", "lead_id,created_at\n", "scores.csv", 10, r"leads.parquet cannot be read as a Parquet file"),
+    ],
+    ids=["no chunk", "unknown output format", "not a CSV table", "not Parquet"],
+)
+def test_a_batch_that_cannot_run_says_which_file_or_option_is_wrong(tmp_path, source, content, output, chunk_size, error):
+    (tmp_path / source).write_text(content)
+    scorer = SimpleNamespace(data=DataParams(leads="unused"))  # refused before any lead is scored
+
+    with pytest.raises(ValueError, match=error):
+        score_file(scorer, tmp_path / source, tmp_path / output, chunk_size=chunk_size, progress=False)
+    assert not (tmp_path / output).exists()
