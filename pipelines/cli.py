@@ -61,7 +61,10 @@ def sample_data(
     from pipelines.synthetic import generate_crm, write_crm
 
     tables = generate_crm(leads, seed=seed, quarters=quarters)
-    paths = write_crm(tables, out, fmt=fmt)
+    try:
+        paths = write_crm(tables, out, fmt=fmt)
+    except (FileExistsError, ValueError) as err:
+        _fail(err)
     for name, frame in tables.items():
         typer.echo(f"{name:<11} {len(frame):>10,} rows -> {paths[name]}")
     # The leads sales still has to work: what a CRM would send for scoring today.

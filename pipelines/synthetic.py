@@ -252,8 +252,16 @@ def generate_crm(
     }
 
 
+# Written beside the sample files: a later run may replace them. Files without it may be a real export.
+SAMPLE_MARKER = ".leadscore-sample"
+
+
 def write_crm(tables: dict[str, pd.DataFrame], out_dir: Path, fmt: str = "csv") -> dict[str, Path]:
     """Write leads/activities/outcomes as CSV or Parquet files named after the tables.
+
+    Raises:
+        FileExistsError: the folder already holds such a file that this function did not write
+            (no SAMPLE_MARKER beside it), e.g. the CRM export itself; nothing is written then.
 
     Args:
         tables: the three contract tables, as returned by :func:`generate_crm`.
@@ -269,15 +277,18 @@ def write_crm(tables: dict[str, pd.DataFrame], out_dir: Path, fmt: str = "csv") 
     if missing:
         raise ValueError(f"tables: missing {missing}; expected leads, activities and outcomes")
     out_dir = Path(out_dir)
+    paths = {name: out_dir / f"{name}.{fmt}" for name in (LEADS.name, ACTIVITIES.name, OUTCOMES.name)}
+    foreign = [p.name for p in paths.values() if p.exists()] if not (out_dir / SAMPLE_MARKER).exists() else []
+    if foreign:
+        raise FileExistsError(f"{out_dir} already holds {', '.join(foreign)}, not written by sample-data: it may be "
+                              "a CRM export, which the sample would replace; write the sample into another folder")
     out_dir.mkdir(parents=True, exist_ok=True)
-    paths = {}
-    for name in (LEADS.name, ACTIVITIES.name, OUTCOMES.name):
-        path = out_dir / f"{name}.{fmt}"
+    (out_dir / SAMPLE_MARKER).write_text("Written by `leadscore sample-data`: its files may be replaced by the next run.\n")
+    for name, path in paths.items():
         if fmt == "csv":
             tables[name].to_csv(path, index=False)
         else:
             tables[name].to_parquet(path, index=False)
-        paths[name] = path
     return paths
 
 

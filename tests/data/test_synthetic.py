@@ -222,6 +222,19 @@ def test_write_crm_round_trips(crm, tmp_path, fmt):
         pd.testing.assert_frame_equal(back, crm[name], check_dtype=fmt == "parquet")
 
 
+def test_write_crm_never_replaces_files_it_did_not_write(crm, tmp_path):
+    export = tmp_path / "crm"
+    export.mkdir()
+    (export / "leads.csv").write_text("lead_id\nREAL-1\n")  # e.g. the CRM export
+    with pytest.raises(FileExistsError, match=r"already holds leads.csv, not written by sample-data"):
+        write_crm(crm, export)
+    assert (export / "leads.csv").read_text() == "lead_id\nREAL-1\n" and not (export / "outcomes.csv").exists()
+    # Its own sample it replaces: `make demo` regenerates data/sample on every run.
+    write_crm(crm, tmp_path / "sample")
+    paths = write_crm(crm, tmp_path / "sample")
+    assert len(pd.read_csv(paths["leads"])) == len(crm["leads"])
+
+
 def test_write_crm_refuses_unknown_format_and_missing_tables(crm, tmp_path):
     with pytest.raises(ValueError, match="fmt"):
         write_crm(crm, tmp_path, fmt="xlsx")
