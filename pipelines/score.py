@@ -307,6 +307,10 @@ def score_file(
         if read == 0:  # an empty file still gets its columns
             out.write(scorer.scores_of(scorer.build(pd.DataFrame(columns=[lead_id_column]))[0], top_factors))
     bar.close()
+    # A rejects file left by an earlier run of this output would pass for this run's: gone once it succeeded.
+    for count, path in ((rejected, rejects_path), (activities_rejected, activity_rejects)):
+        if not count:
+            path.unlink(missing_ok=True)
     return BatchSummary(read, scored, rejected, output_path, rejects_path if rejected else None,
                         activities_rejected, activity_rejects if activities_rejected else None)
 

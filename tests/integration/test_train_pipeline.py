@@ -134,6 +134,11 @@ def test_batch_scoring_writes_scores_and_a_rejects_file(trained, sample_params, 
     whole = scorer.score(leads.drop(index=[3, 7]), pd.read_csv(sample_dir / "activities.csv", dtype=str),
                          as_of=pd.Timestamp("2026-01-01")).scores
     pd.testing.assert_series_equal(scores["probability"], whole["probability"].reset_index(drop=True), check_names=False)
+    # Scored again once the rows are fixed, the output has no rejects file left from the run before.
+    leads.loc[[3, 7], "created_at"] = "2025-06-01"
+    leads.to_csv(source, index=False)
+    again = score_file(scorer, source, tmp_path / "scores.csv", as_of=pd.Timestamp("2026-01-01"), progress=False)
+    assert (again.rows_scored, again.rejects) == (500, None) and not (tmp_path / "scores.rejects.csv").exists()
 
 
 def test_batch_scores_are_the_same_whether_activities_are_read_coded_or_as_plain_text(
