@@ -196,7 +196,9 @@ def score(
                              top_factors=p.serving.top_factors if explain else 0)
     except (LookupError, ContractError, FileNotFoundError, ValueError) as err:
         _fail(err)
-    typer.echo(f"scored {summary.rows_scored:,} of {summary.rows_read:,} rows -> {summary.output}")
+    registry = scorer.info["registry"]  # which model scored them, for the CRM's audit trail
+    typer.echo(f"scored {summary.rows_scored:,} of {summary.rows_read:,} rows with {registry['name']} "
+               f"v{registry['version']} ({alias}) -> {summary.output}")
     if summary.rejects:
         typer.secho(f"{summary.rows_rejected:,} rows failed validation -> {summary.rejects}", fg="yellow")
     if summary.activity_rejects:

@@ -41,6 +41,20 @@ def test_sample_data_then_features_prints_counts_rules_and_features(tmp_path):
     assert "pricing_view_7d" in result.output and "seniority" in result.output
 
 
+def test_score_names_the_model_version_it_scored_with_and_what_it_refused(trained, sample_params, sample_dir, tmp_path):
+    from serving.local_server import params_file
+
+    params = params_file(sample_params, tmp_path / "params.yaml")
+    leads = (sample_dir / "leads.csv").read_text().splitlines()[:31]
+    leads[5] = leads[5].replace(leads[5].split(",")[0], "", 1)  # a lead without its id
+    (tmp_path / "leads.csv").write_text("\n".join(leads) + "\n")
+    result = run("score", "--params", str(params), "--input", str(tmp_path / "leads.csv"),
+                 "--output", str(tmp_path / "scores.parquet"), "--as-of", "2026-01-01")
+    assert result.exit_code == 0, result.output
+    assert re.search(r"scored 29 of 30 rows with leadscore v\d+ \(champion\) -> .*scores.parquet", result.output)
+    assert "1 rows failed validation" in result.output
+
+
 def test_features_on_the_x_education_export(x_education_csv):
     result = run("features", "--params", str(PROJECT_ROOT / "params.x_education.yaml"), "--leads", str(x_education_csv))
     assert result.exit_code == 0, result.output
