@@ -192,6 +192,10 @@ def score(
     p = _params(params)
     try:
         scorer = load_scorer(p, alias)
+        if activities is None and scorer.data.dated and scorer.features.activity_types:
+            typer.secho(f"no --activities file: every lead is scored as having no activity, though the model reads "
+                        f"{', '.join(scorer.features.activity_types)}; pass the activity export to score engagement",
+                        fg="yellow", err=True)
         summary = score_file(scorer, input, output, activities_path=activities, as_of=_as_of(as_of), chunk_size=chunk_size,
                              top_factors=p.serving.top_factors if explain else 0)
     except (LookupError, ContractError, FileNotFoundError, ValueError) as err:

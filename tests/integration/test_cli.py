@@ -41,7 +41,7 @@ def test_sample_data_then_features_prints_counts_rules_and_features(tmp_path):
     assert "pricing_view_7d" in result.output and "seniority" in result.output
 
 
-def test_score_names_the_model_version_it_scored_with_and_what_it_refused(trained, sample_params, sample_dir, tmp_path):
+def test_score_names_the_model_version_what_it_refused_and_a_missing_activity_file(trained, sample_params, sample_dir, tmp_path):
     from serving.local_server import params_file
 
     params = params_file(sample_params, tmp_path / "params.yaml")
@@ -53,6 +53,10 @@ def test_score_names_the_model_version_it_scored_with_and_what_it_refused(traine
     assert result.exit_code == 0, result.output
     assert re.search(r"scored 29 of 30 rows with leadscore v\d+ \(champion\) -> .*scores.parquet", result.output)
     assert "1 rows failed validation" in result.output
+    assert "no --activities file: every lead is scored as having no activity" in result.output  # none was given
+    with_activities = run("score", "--params", str(params), "--input", str(tmp_path / "leads.csv"), "--output",
+                          str(tmp_path / "scores.csv"), "--activities", str(sample_dir / "activities.csv"))
+    assert with_activities.exit_code == 0 and "no --activities" not in with_activities.output
 
 
 def test_features_on_the_x_education_export(x_education_csv):
