@@ -39,6 +39,8 @@ class BatchSummary:
     rejects: Path | None
     activities_rejected: int = 0
     activity_rejects: Path | None = None
+    activities_valid: int = 0  # activity rows that passed validation
+    activities_used: int = 0  # of those, the rows of a lead in the scored file (none: the ids may not match)
 
 
 # Every CSV cell is read as the CRM's own text; only empty cells are missing ("NA" is Namibia).
@@ -261,11 +263,11 @@ def score_file(
     refuse_to_overwrite({"leads": input_path, "activities": activities_path},
                          {"output": output_path, "rejects file": rejects_path, "activity rejects file": activity_rejects})
     output_path.parent.mkdir(parents=True, exist_ok=True)
-    activities_of, activities_rejected = None, 0
+    activities_of, activities_rejected, activities_valid, activities_used = None, 0, 0, 0
     if activities_path is not None:
         activities, activities_rejected = _valid_activities(
             scorer, _read_activities(activities_path, scorer.data), activities_path, activity_rejects)
-        activities_of = _activities_of(activities)
+        activities_of, activities_valid = _activities_of(activities), len(activities)
     lead_id_column = crm_column(scorer.data, "leads", "lead_id")
 
     read = scored = rejected = 0
@@ -292,6 +294,7 @@ def score_file(
             chunk_acts = None
             if activities_of is not None and lead_id_column in raw:
                 chunk_acts = activities_of(raw[lead_id_column].str.strip())
+                activities_used += len(chunk_acts)
             features, problems = scorer.build(raw, as_of=as_of, source=str(input_path), checked_activities=chunk_acts)
             fatal = [p for p in problems if p.row is None]
             if fatal:  # e.g. a required column is missing: no row of the file can be scored
@@ -312,7 +315,8 @@ def score_file(
         if not count:
             path.unlink(missing_ok=True)
     return BatchSummary(read, scored, rejected, output_path, rejects_path if rejected else None,
-                        activities_rejected, activity_rejects if activities_rejected else None)
+                        activities_rejected, activity_rejects if activities_rejected else None,
+                        activities_valid, activities_used)
 
 
 def _write_rejects(raw: pd.DataFrame, problems: list, first_row: int, path: Path, first: bool) -> int:

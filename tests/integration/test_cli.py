@@ -59,6 +59,30 @@ def test_score_names_the_model_version_what_it_refused_and_a_missing_activity_fi
     assert with_activities.exit_code == 0 and "no --activities" not in with_activities.output
 
 
+def test_score_warns_when_no_activity_row_belongs_to_a_scored_lead(trained, sample_params, sample_dir, tmp_path):
+    """Activity ids written differently from the leads' (here a prefix) would score every lead as never engaged."""
+    import pandas as pd
+
+    from serving.local_server import params_file
+
+    params = params_file(sample_params, tmp_path / "params.yaml")
+    leads = pd.read_csv(sample_dir / "leads.csv", dtype=str).head(40)
+    activities = pd.read_csv(sample_dir / "activities.csv", dtype=str)
+    activities = activities[activities["lead_id"].isin(leads["lead_id"])]
+    leads.to_csv(tmp_path / "leads.csv", index=False)
+    activities.to_csv(tmp_path / "activities.csv", index=False)
+    activities.assign(lead_id="crm-" + activities["lead_id"]).to_csv(tmp_path / "other_ids.csv", index=False)
+
+    def score(activity_file: str):
+        return run("score", "--params", str(params), "--input", str(tmp_path / "leads.csv"), "--output",
+                   str(tmp_path / "scores.csv"), "--activities", str(tmp_path / activity_file), "--as-of", "2026-01-01")
+
+    mismatched = score("other_ids.csv")
+    assert mismatched.exit_code == 0
+    assert f"none of the {len(activities):,} activity rows belongs to a lead of" in mismatched.output
+    assert "none of the" not in score("activities.csv").output
+
+
 def test_features_on_the_x_education_export(x_education_csv):
     result = run("features", "--params", str(PROJECT_ROOT / "params.x_education.yaml"), "--leads", str(x_education_csv))
     assert result.exit_code == 0, result.output

@@ -265,5 +265,6 @@ def test_bad_activity_rows_are_reported_against_the_activity_file_and_leads_stil
     summary = score_file(trained.scorer, tmp_path / "leads.csv", tmp_path / "scores.csv",
                          activities_path=tmp_path / "activities.csv", as_of=pd.Timestamp("2026-01-01"), progress=False)
     assert (summary.rows_scored, summary.rows_rejected, summary.activities_rejected) == (50, 0, 1)
+    assert summary.activities_valid == summary.activities_used == len(activities) - 1  # each belongs to a lead
     rejects = pd.read_csv(summary.activity_rejects)
     assert rejects["row"].tolist() == [2] and "last tuesday" in rejects.loc[0, "problems"]
