@@ -206,8 +206,9 @@ def score(
     if summary.rejects:
         typer.secho(f"{summary.rows_rejected:,} rows failed validation -> {summary.rejects}", fg="yellow")
     if summary.activities_valid and not summary.activities_used:
-        typer.secho(f"none of the {summary.activities_valid:,} activity rows belongs to a lead of {input}: every lead "
-                    "was scored as having no activity; check that both files use the same lead ids", fg="yellow", err=True)
+        typer.secho(f"none of the {summary.activities_valid:,} activity rows belongs to a lead of {input}: every "
+                    "lead was scored as having no activity; check that both files use the same lead ids",
+                    fg="yellow", err=True)
     if summary.activity_rejects:
         typer.secho(f"{summary.activities_rejected:,} activity rows failed validation (not counted) -> "
                     f"{summary.activity_rejects}", fg="yellow")

@@ -260,8 +260,10 @@ def score_file(
         raise ValueError(f"the output {output_path}: name it .csv or .parquet (its format follows the name)")
     rejects_path = rejects_path or output_path.with_name(output_path.stem + ".rejects.csv")
     activity_rejects = output_path.with_name(output_path.stem + ".activity_rejects.csv")
-    refuse_to_overwrite({"leads": input_path, "activities": activities_path},
-                         {"output": output_path, "rejects file": rejects_path, "activity rejects file": activity_rejects})
+    refuse_to_overwrite(
+        {"leads": input_path, "activities": activities_path},
+        {"output": output_path, "rejects file": rejects_path, "activity rejects file": activity_rejects},
+    )
     output_path.parent.mkdir(parents=True, exist_ok=True)
     activities_of, activities_rejected, activities_valid, activities_used = None, 0, 0, 0
     if activities_path is not None:

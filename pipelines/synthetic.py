@@ -283,7 +283,7 @@ def write_crm(tables: dict[str, pd.DataFrame], out_dir: Path, fmt: str = "csv") 
         raise FileExistsError(f"{out_dir} already holds {', '.join(foreign)}, not written by sample-data: it may be "
                               "a CRM export, which the sample would replace; write the sample into another folder")
     out_dir.mkdir(parents=True, exist_ok=True)
-    (out_dir / SAMPLE_MARKER).write_text("Written by `leadscore sample-data`: its files may be replaced by the next run.\n")
+    (out_dir / SAMPLE_MARKER).write_text("Written by `leadscore sample-data`: the next run may replace its files.\n")
     for name, path in paths.items():
         if fmt == "csv":
             tables[name].to_csv(path, index=False)
