@@ -63,6 +63,11 @@ class LeadScorer:
     def feature_names(self) -> list[str]:
         return [d.name for d in self.catalog]
 
+    @property
+    def reads_activities(self) -> bool:
+        """Whether scores depend on the leads' activities (dated data with activity types to count)."""
+        return bool(self.features.activity_types) and self.data.dated
+
     def margin(self, features: pd.DataFrame, encoded: np.ndarray | None = None) -> np.ndarray:
         """Raw log-odds of the blended model (before calibration).
 
@@ -132,7 +137,7 @@ class LeadScorer:
         """
         leads, problems = prepare_table(raw_leads, "leads", self.data, source)
         activities = None
-        if self.features.activity_types and self.data.dated:
+        if self.reads_activities:
             if checked_activities is not None:
                 activities = checked_activities
             elif raw_activities is not None and len(raw_activities):

@@ -192,7 +192,7 @@ def score(
     p = _params(params)
     try:
         scorer = load_scorer(p, alias)
-        if activities is None and scorer.data.dated and scorer.features.activity_types:
+        if activities is None and scorer.reads_activities:
             typer.secho(f"no --activities file: every lead is scored as having no activity, though the model reads "
                         f"{', '.join(scorer.features.activity_types)}; pass the activity export to score engagement",
                         fg="yellow", err=True)

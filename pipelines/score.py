@@ -256,7 +256,7 @@ def score_file(
     """
     if chunk_size < 1:
         raise ValueError(f"chunk size {chunk_size}: a chunk holds at least one lead")
-    if output_path.suffix.lower() not in (".csv", ".parquet", ".pq"):
+    if not (_is_parquet(output_path) or output_path.suffix.lower() == ".csv"):
         raise ValueError(f"the output {output_path}: name it .csv or .parquet (its format follows the name)")
     rejects_path = rejects_path or output_path.with_name(output_path.stem + ".rejects.csv")
     activity_rejects = output_path.with_name(output_path.stem + ".activity_rejects.csv")

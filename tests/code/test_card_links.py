@@ -30,7 +30,7 @@ def test_a_link_under_the_public_url_is_a_full_link_that_verifies_where_the_prox
     assert link.startswith("https://crm.example.com/leadscore/leads/lead%207?expires=")
     path, query = _as_received(link.removeprefix("https://crm.example.com/leadscore"))
     assert _card_link_problem(KEY, path, query, NOW) is None
-    assert card_link(KEY, "L1", NOW, None) == card_link(KEY, "L1", NOW)  # no public URL: a path on the service
+    assert card_link(KEY, "L1", NOW, None).startswith("/leads/L1?")  # no public URL: a path on the service
 
 
 def test_a_link_is_refused_for_another_lead_after_expiry_or_under_another_api_key():
