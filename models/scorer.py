@@ -21,7 +21,10 @@ from models.encoding import CategoryEncoder
 from models.gbm import predict_threads
 from models.reasons import ReasonModel
 from pipelines.config import DataParams, FeatureParams
-from pipelines.ingest import Problem, prepare_table
+from pipelines.ingest import Problem, crm_column, prepare_table
+
+# How far after the scoring time a lead's created_at may lie (clock skew, a zone misread) before it is refused.
+CREATED_AFTER_SLACK = pd.Timedelta(days=1)
 
 OUTPUT_COLUMNS = ["lead_id", "probability", "score", "tier", "likely_rejection_reason", "likely_rejection_probability"]
 
@@ -135,6 +138,8 @@ class LeadScorer:
                 they are instead of ``raw_activities``: batch scoring checks a whole activity file once,
                 so its problems name that file's rows, and no chunk checks them again.
         """
+        if not raw_leads.index.is_unique:  # rows are told apart by their index label (`_existing_at`)
+            raw_leads = raw_leads.reset_index(drop=True)
         leads, problems = prepare_table(raw_leads, "leads", self.data, source)
         activities = None
         if self.reads_activities:
@@ -149,8 +154,32 @@ class LeadScorer:
             return build_features(pd.DataFrame({"lead_id": pd.Series(dtype="str")}), None, None, self.features), problems
         snapshot = None
         if self.data.dated:
-            snapshot = pd.Timestamp(as_of) if as_of is not None else pd.Timestamp.now(tz="UTC").tz_localize(None)
+            snapshot = pd.Timestamp(as_of) if as_of is not None else pd.Timestamp.now(tz="UTC")
+            if snapshot.tzinfo is not None:  # as created_at is read: naive UTC
+                snapshot = snapshot.tz_convert("UTC").tz_localize(None)
+            leads = self._existing_at(leads, raw_leads, snapshot, source, problems)
         return build_features(leads, activities, snapshot, self.features), problems
+
+    def _existing_at(self, leads: pd.DataFrame, raw_leads: pd.DataFrame, snapshot: pd.Timestamp, source: str,
+                     problems: list[Problem]) -> pd.DataFrame:
+        """The leads that existed at ``snapshot``; the others become problems of their created_at.
+
+        A lead created after the time it is scored as of would get a score from nothing (no age, no
+        activity), which is never what the caller meant: a wrong ``--as-of`` or a wrong date. A day
+        of slack keeps a CRM clock or a time zone written as UTC from refusing new leads.
+        """
+        late = (leads["created_at"] > snapshot + CREATED_AFTER_SLACK).to_numpy()
+        if not late.any():
+            return leads
+        rows = raw_leads.index.get_indexer(leads.index[late]) + 1
+        column = crm_column(self.data, "leads", "created_at")
+        problems += [
+            Problem(source, int(row), column, f"created {created} is after the time it is scored as of ({snapshot}): "
+                    "the lead did not exist yet (check the scoring time, e.g. --as-of, or the date)",
+                    "created_at", "created_after_scoring_time")
+            for row, created in zip(rows, leads["created_at"][late])
+        ]
+        return leads[~late]
 
     def score(
         self,

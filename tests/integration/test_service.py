@@ -173,13 +173,14 @@ def test_explain_gives_every_factor_adding_up_to_the_margin(client, trained, lea
         (lambda ls: [ls[0], {k: v for k, v in ls[1].items() if k != "lead_id"}], 422, "leads[1].lead_id"),
         (lambda ls: [ls[0], {**ls[1], "lead_id": "  "}], 422, "leads[1].lead_id"),
         (lambda ls: [{**ls[0], "created_at": "the day before yesterday"}], 422, "leads[0].created_at"),
+        (lambda ls: [ls[0], {**ls[1], "created_at": "2026-02-01T00:00:00Z"}], 422, "leads[1].created_at"),
         (lambda ls: [{**ls[0], "employees": "a few"}], 422, "leads[0].employees"),
         (lambda ls: [{**ls[0], "activities": [{"occurred_at": "soon", "activity": "webinar"}]}], 422,
          "leads[0].activities[0].occurred_at"),
         (lambda ls: [ls[0], {**ls[1], "lead_id": ls[0]["lead_id"]}], 422, "leads[1].lead_id"),
         (lambda ls: [{"company": "No Id Inc"}], 422, "leads[*].lead_id"),
     ],
-    ids=["wrong-type", "missing-id", "blank-id", "bad-date", "bad-number", "bad-activity-date", "repeated-id", "no-id-field"],
+    ids=["wrong-type", "missing-id", "blank-id", "bad-date", "created-after-as-of", "bad-number", "bad-activity-date", "repeated-id", "no-id-field"],
 )
 def test_bad_leads_are_refused_naming_the_field(client, leads, change, status, field):
     reply = client.post("/score", {"leads": change(leads), "as_of": AS_OF})

@@ -120,22 +120,25 @@ def test_batch_scoring_writes_scores_and_a_rejects_file(trained, sample_params, 
     scorer = tracking.load_scorer(sample_params, "champion")
     leads = pd.read_csv(sample_dir / "leads.csv", dtype=str).head(500)
     leads.loc[[3, 7], "created_at"] = "not a date"
+    leads.loc[200, "created_at"] = "2026-03-01 09:00:00"  # after --as-of: the lead did not exist yet
+    leads.loc[300, "created_at"] = "2026-01-01 20:00:00"  # the same day: a clock or a zone off, scored
     source = tmp_path / "leads.csv"
     leads.to_csv(source, index=False)
     summary = score_file(scorer, source, tmp_path / "scores.csv", activities_path=sample_dir / "activities.csv",
                          as_of=pd.Timestamp("2026-01-01"), chunk_size=128, progress=False)
     scores = pd.read_csv(tmp_path / "scores.csv")
-    assert (summary.rows_read, summary.rows_scored, summary.rows_rejected) == (500, 498, 2)
-    assert len(scores) == 498 and scores["lead_id"].is_unique
+    assert (summary.rows_read, summary.rows_scored, summary.rows_rejected) == (500, 497, 3)
+    assert len(scores) == 497 and scores["lead_id"].is_unique
     rejects = pd.read_csv(summary.rejects)
-    assert rejects["row"].tolist() == [4, 8]
+    assert rejects["row"].tolist() == [4, 8, 201]
     assert rejects["problems"].str.contains("created_at").all()
+    assert "is after the time it is scored as of (2026-01-01 00:00:00): the lead did not exist yet" in rejects["problems"][2]
     # The same leads scored in one chunk or many get the same scores.
-    whole = scorer.score(leads.drop(index=[3, 7]), pd.read_csv(sample_dir / "activities.csv", dtype=str),
+    whole = scorer.score(leads.drop(index=[3, 7, 200]), pd.read_csv(sample_dir / "activities.csv", dtype=str),
                          as_of=pd.Timestamp("2026-01-01")).scores
     pd.testing.assert_series_equal(scores["probability"], whole["probability"].reset_index(drop=True), check_names=False)
     # Scored again once the rows are fixed, the output has no rejects file left from the run before.
-    leads.loc[[3, 7], "created_at"] = "2025-06-01"
+    leads.loc[[3, 7, 200], "created_at"] = "2025-06-01"
     leads.to_csv(source, index=False)
     again = score_file(scorer, source, tmp_path / "scores.csv", as_of=pd.Timestamp("2026-01-01"), progress=False)
     assert (again.rows_scored, again.rejects) == (500, None) and not (tmp_path / "scores.rejects.csv").exists()
