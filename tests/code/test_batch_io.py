@@ -1,8 +1,9 @@
-"""Batch scoring reads files as the CRM wrote them and hands each chunk exactly its leads' activities."""
+"""Batch scoring reads files as the CRM wrote them, hands each chunk exactly its leads' activities, and
+runs its chunks on one-thread model workers whose errors stop the run."""
 
 from __future__ import annotations
 
-from concurrent.futures import ThreadPoolExecutor
+import dataclasses
 from types import SimpleNamespace
 
 import numpy as np
@@ -11,7 +12,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from models.gbm import predict_on_one_thread, predict_threads, usable_cores
+from models.gbm import predict_threads, usable_cores
+from models.scorer import LeadScorer
 from pipelines.config import DataParams
 from pipelines.score import _activities_of, _read_activities, _read_whole, _ScoresFile, score_file
 
@@ -97,11 +99,21 @@ def test_activity_times_are_parsed_while_read_unless_one_is_not_plain_iso(tmp_pa
     assert as_text["lead_id"].dtype == "category"
 
 
-def test_batch_model_workers_predict_on_one_thread_while_the_caller_keeps_every_core():
+def test_batch_model_workers_predict_on_one_thread_while_the_caller_keeps_every_core(trained, sample_dir, tmp_path):
     """score_file runs one model worker per core, each on its own chunk, so each must not also
-    start a LightGBM thread per core."""
-    with ThreadPoolExecutor(max_workers=1, initializer=predict_on_one_thread) as worker:
-        assert worker.submit(predict_threads, 100_000).result() == 1
+    start a LightGBM thread per core; the caller (building the next chunk's features) keeps them all."""
+    threads = []
+
+    class Recording(LeadScorer):
+        def scores_of(self, features, top_factors=0):
+            threads.append(predict_threads(100_000))  # what a 100k-row predict would ask for here
+            return super().scores_of(features, top_factors)
+
+    scorer = Recording(**{f.name: getattr(trained.scorer, f.name) for f in dataclasses.fields(LeadScorer)})
+    pd.read_csv(sample_dir / "leads.csv", dtype=str).head(300).to_csv(tmp_path / "leads.csv", index=False)
+    score_file(scorer, tmp_path / "leads.csv", tmp_path / "scores.csv", as_of=pd.Timestamp("2026-01-01"),
+               chunk_size=100, progress=False)
+    assert threads == [1, 1, 1]
     assert predict_threads(100_000) == usable_cores()
 
 
@@ -190,3 +202,55 @@ def test_a_batch_that_cannot_run_says_which_file_or_option_is_wrong(tmp_path, so
     with pytest.raises(ValueError, match=error):
         score_file(scorer, tmp_path / source, tmp_path / output, chunk_size=chunk_size, progress=False)
     assert not (tmp_path / output).exists()
+
+
+def test_batch_scores_are_the_same_whether_activities_are_read_coded_or_as_plain_text(
+        trained, sample_dir, tmp_path, monkeypatch):
+    """Batch scoring reads activity ids and types dictionary-coded and times typed by Arrow; the
+    scores must be exactly those of the same file read as text, padded and unanswered cells included."""
+    from pipelines import score
+
+    leads = pd.read_csv(sample_dir / "leads.csv", dtype=str).head(400)
+    activities = pd.read_csv(sample_dir / "activities.csv", dtype=str)
+    activities = activities[activities["lead_id"].isin(leads["lead_id"])].reset_index(drop=True)
+    activities.loc[::7, "lead_id"] = " " + activities.loc[::7, "lead_id"]  # the same lead, padded
+    activities.loc[::11, "activity"] = "Select"  # an unanswered type: the row is refused
+    leads.to_csv(tmp_path / "leads.csv", index=False)
+    activities.to_csv(tmp_path / "activities.csv", index=False)
+
+    def scores(name: str) -> tuple[str, score.BatchSummary]:
+        summary = score_file(trained.scorer, tmp_path / "leads.csv", tmp_path / f"{name}.csv", chunk_size=150,
+                             activities_path=tmp_path / "activities.csv", as_of=pd.Timestamp("2026-01-01"),
+                             progress=False)
+        return (tmp_path / f"{name}.csv").read_text(), summary
+
+    coded, coded_summary = scores("coded")
+    monkeypatch.setattr(score, "_read_activities",
+                        lambda path, data: score._read_whole(path, ["lead_id", "occurred_at", "activity"]))
+    plain, plain_summary = scores("plain")
+
+    assert coded == plain
+    assert coded_summary.activities_rejected == plain_summary.activities_rejected == len(activities[::11])
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".parquet"])
+def test_a_failure_while_modelling_a_chunk_stops_batch_scoring_with_that_error(
+        trained, sample_dir, tmp_path, monkeypatch, suffix):
+    """Model workers run on earlier chunks while the next is built: an error must surface, not vanish,
+    and what was written before it stays readable."""
+    leads = pd.read_csv(sample_dir / "leads.csv", dtype=str).head(300)
+    leads.to_csv(tmp_path / "leads.csv", index=False)
+    real_scores_of, calls = trained.scorer.scores_of, []
+
+    def failing_on_the_second_chunk(features, top_factors=0):
+        calls.append(len(features))
+        if len(calls) == 2:
+            raise MemoryError("out of memory on chunk 2")
+        return real_scores_of(features, top_factors)
+
+    monkeypatch.setattr(trained.scorer, "scores_of", failing_on_the_second_chunk)
+    with pytest.raises(MemoryError, match="chunk 2"):
+        score_file(trained.scorer, tmp_path / "leads.csv", tmp_path / f"scores{suffix}",
+                   as_of=pd.Timestamp("2026-01-01"), chunk_size=100, progress=False)
+    read = pd.read_parquet if suffix == ".parquet" else pd.read_csv
+    assert len(read(tmp_path / f"scores{suffix}")) == 100  # the chunk before the failure was written

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import pandas as pd
@@ -404,10 +403,3 @@ def test_prepare_table_on_one_raw_request_row():
     assert leads["industry"].isna().all() and leads["employees"].tolist() == [40.0]
     assert len(refused) == 0
     assert str(bad_problems[0]) == "request row 1, column 'Created Date' (created_at): unparsable date 'tomorrow'"
-
-    calls = 200
-    start = time.perf_counter()
-    for _ in range(calls):
-        prepare_table(raw, "leads", data)
-    per_call_ms = (time.perf_counter() - start) / calls * 1000
-    print(f"prepare_table on 1 row: {per_call_ms:.2f} ms per call")

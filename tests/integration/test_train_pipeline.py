@@ -12,7 +12,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from mlflow.tracking import MlflowClient
+from sklearn.metrics import roc_auc_score
 
+from models.peers import PointsScorer
 from models.scorer import LeadScorer
 from models.splits import make_split
 from pipelines import tracking
@@ -42,12 +44,24 @@ def test_the_run_records_params_data_fingerprint_metrics_and_plots(trained, samp
     assert len(fingerprint["sha256_leads"]) == 64
 
 
-def test_peers_are_scored_on_identical_test_rows(trained):
+def test_peers_are_scored_on_the_test_rows_and_leadscore_beats_the_manual_ones(trained, sample_params):
     table = trained.evaluation.table
     assert {"leadscore", "points_mql", "odoo_naive_bayes", "logistic_regression"} <= set(table.index)
     assert table["rows"].nunique() == 1 and table["positives"].nunique() == 1
+    # Recomputed from the split's test rows: the MQL points (a fixed rule, nothing fitted) rank them
+    # exactly as the table says, and leadscore's own scores of those rows give its AUC.
+    ts = trained.training_set
+    test = make_split(ts.created_at, pd.Series(ts.y), sample_params.evaluate.split, sample_params.model.seed).test
+    rules = PointsScorer(sample_params.evaluate.points_rules).fit(ts.features, ts.y)  # the fit sets no points
+    points = rules.points(ts.features.iloc[test])
+    assert roc_auc_score(ts.y[test], points) == pytest.approx(table.loc["points_mql", "roc_auc"], abs=1e-12)
+    assert roc_auc_score(ts.y[test], trained.scorer.predict_proba(ts.features.iloc[test])) == pytest.approx(
+        table.loc["leadscore", "roc_auc"], abs=1e-12)
+    auc = table["roc_auc"]
+    assert auc["leadscore"] > auc["points_mql"] + 0.05 and auc["leadscore"] > auc["odoo_naive_bayes"] + 0.03
+    assert auc["leadscore"] >= auc["logistic_regression"] - 0.01  # on small data the two are close
     # The synthetic CRM has real but bounded signal: a model that solves it would mean a leak.
-    assert 0.7 < table.loc["leadscore", "roc_auc"] < 0.92
+    assert 0.7 < auc["leadscore"] < 0.92
 
 
 def test_probabilities_hold_for_leads_still_open_weeks_after_creation(trained, sample_params):
@@ -110,10 +124,12 @@ def test_pyfunc_model_loaded_by_alias_scores_crm_rows(trained, sample_params, sa
     tracking.use_store(sample_params)
     model = mlflow.pyfunc.load_model(f"models:/{sample_params.tracking.registered_model}@champion")
     rows = pd.read_csv(sample_dir / "leads.csv", dtype=str).head(20)
-    out = model.predict(rows, params=None)
+    out = model.predict(rows, params={"as_of": "2026-01-01"})
     assert out["lead_id"].tolist() == rows["lead_id"].tolist()
-    assert out["score"].between(1, 99).all()
-    assert set(out["tier"]) <= set(trained.scorer.tiers.names)
+    # The registered model is the one trained: the same scores as the scorer in memory.
+    expected = trained.scorer.score(rows, as_of=pd.Timestamp("2026-01-01")).scores
+    pd.testing.assert_frame_equal(out.reset_index(drop=True), expected.reset_index(drop=True))
+    assert out["probability"].nunique() > 10  # real scores, not one constant
 
 
 def test_batch_scoring_writes_scores_and_a_rejects_file(trained, sample_params, sample_dir, tmp_path):
@@ -136,41 +152,16 @@ def test_batch_scoring_writes_scores_and_a_rejects_file(trained, sample_params, 
     # The same leads scored in one chunk or many get the same scores.
     whole = scorer.score(leads.drop(index=[3, 7, 200]), pd.read_csv(sample_dir / "activities.csv", dtype=str),
                          as_of=pd.Timestamp("2026-01-01")).scores
-    pd.testing.assert_series_equal(scores["probability"], whole["probability"].reset_index(drop=True), check_names=False)
+    columns = ["lead_id", "probability", "score", "tier"]
+    pd.testing.assert_frame_equal(scores[columns], whole[columns].reset_index(drop=True), check_dtype=False)
+    # The score is the probability in percent; the tier the frozen threshold it reaches, whatever the chunk.
+    assert (scores["score"] == np.clip(np.rint(100 * scores["probability"]), 1, 99)).all()
+    assert (scores["tier"] == scorer.tiers.assign(scores["probability"].to_numpy())).all()
     # Scored again once the rows are fixed, the output has no rejects file left from the run before.
     leads.loc[[3, 7, 200], "created_at"] = "2025-06-01"
     leads.to_csv(source, index=False)
     again = score_file(scorer, source, tmp_path / "scores.csv", as_of=pd.Timestamp("2026-01-01"), progress=False)
     assert (again.rows_scored, again.rejects) == (500, None) and not (tmp_path / "scores.rejects.csv").exists()
-
-
-def test_batch_scores_are_the_same_whether_activities_are_read_coded_or_as_plain_text(
-        trained, sample_dir, tmp_path, monkeypatch):
-    """Batch scoring reads activity ids and types dictionary-coded and times typed by Arrow; the
-    scores must be exactly those of the same file read as text, padded and unanswered cells included."""
-    from pipelines import score
-
-    leads = pd.read_csv(sample_dir / "leads.csv", dtype=str).head(400)
-    activities = pd.read_csv(sample_dir / "activities.csv", dtype=str)
-    activities = activities[activities["lead_id"].isin(leads["lead_id"])].reset_index(drop=True)
-    activities.loc[::7, "lead_id"] = " " + activities.loc[::7, "lead_id"]  # the same lead, padded
-    activities.loc[::11, "activity"] = "Select"  # an unanswered type: the row is refused
-    leads.to_csv(tmp_path / "leads.csv", index=False)
-    activities.to_csv(tmp_path / "activities.csv", index=False)
-
-    def scores(name: str) -> tuple[str, score.BatchSummary]:
-        summary = score_file(trained.scorer, tmp_path / "leads.csv", tmp_path / f"{name}.csv", chunk_size=150,
-                             activities_path=tmp_path / "activities.csv", as_of=pd.Timestamp("2026-01-01"),
-                             progress=False)
-        return (tmp_path / f"{name}.csv").read_text(), summary
-
-    coded, coded_summary = scores("coded")
-    monkeypatch.setattr(score, "_read_activities",
-                        lambda path, data: score._read_whole(path, ["lead_id", "occurred_at", "activity"]))
-    plain, plain_summary = scores("plain")
-
-    assert coded == plain
-    assert coded_summary.activities_rejected == plain_summary.activities_rejected == len(activities[::11])
 
 
 def test_batch_scores_written_as_parquet_are_the_csv_scores_one_row_group_per_chunk(trained, sample_dir, tmp_path):
@@ -198,29 +189,6 @@ def test_batch_scores_written_as_parquet_are_the_csv_scores_one_row_group_per_ch
     # A file without leads still gets the columns.
     empty = pd.read_parquet(scored("no_leads.csv", "none.parquet").output)
     assert len(empty) == 0 and list(empty.columns) == list(written.columns)
-
-
-@pytest.mark.parametrize("suffix", [".csv", ".parquet"])
-def test_a_failure_while_modelling_a_chunk_stops_batch_scoring_with_that_error(
-        trained, sample_dir, tmp_path, monkeypatch, suffix):
-    """Model workers run on earlier chunks while the next is built: an error must surface, not vanish,
-    and what was written before it stays readable."""
-    leads = pd.read_csv(sample_dir / "leads.csv", dtype=str).head(300)
-    leads.to_csv(tmp_path / "leads.csv", index=False)
-    real_scores_of, calls = trained.scorer.scores_of, []
-
-    def failing_on_the_second_chunk(features, top_factors=0):
-        calls.append(len(features))
-        if len(calls) == 2:
-            raise MemoryError("out of memory on chunk 2")
-        return real_scores_of(features, top_factors)
-
-    monkeypatch.setattr(trained.scorer, "scores_of", failing_on_the_second_chunk)
-    with pytest.raises(MemoryError, match="chunk 2"):
-        score_file(trained.scorer, tmp_path / "leads.csv", tmp_path / f"scores{suffix}",
-                   as_of=pd.Timestamp("2026-01-01"), chunk_size=100, progress=False)
-    read = pd.read_parquet if suffix == ".parquet" else pd.read_csv
-    assert len(read(tmp_path / f"scores{suffix}")) == 100  # the chunk before the failure was written
 
 
 @pytest.mark.parametrize("columns, missing", [(["lead_id", "email"], "created_at"), (["email", "created_at"], "lead_id")])

@@ -140,7 +140,10 @@ def test_points_are_the_exact_counterfactual_and_rank_the_shown_factors(scorer, 
     predicted = scorer.predict(features)
     assert [e.lead_id for e in explanations] == predicted["lead_id"].tolist()
     assert [e.score for e in explanations] == predicted["score"].tolist()
-    for e in explanations:
+    for e, margin, probability in zip(explanations, scorer.margin(features), predicted["probability"]):
+        # The explained lead is the scored lead (the model's own margin), and its factors, one per
+        # signal, split all of that margin.
+        assert e.margin == pytest.approx(margin, abs=1e-6) and e.probability == pytest.approx(probability, abs=1e-9)
         assert e.margin == pytest.approx(e.base + sum(f.contribution for f in e.factors), abs=1e-9)
         for f in e.positives + e.negatives:
             without = scorer.calibrator.predict(np.array([e.margin - f.contribution]))[0]
