@@ -18,7 +18,7 @@ from models.scorer import LeadScorer
 from pipelines.config import DataParams, LabelParams
 from pipelines.ingest import Problem, crm_column
 from serving.security import card_link
-from serving.store import email_sha256
+from serving.store import decision_date, email_sha256, utc_naive
 
 # Contract columns only an activity has: a problem about one of them is about an activity row.
 _ACTIVITY_COLUMNS = frozenset({"occurred_at", "activity", "detail"})
@@ -219,10 +219,12 @@ def feedback_event(event: dict, data: DataParams, label: LabelParams) -> dict:
     """A feedback event in contract values (data.value_maps applied), checked against the label policy.
 
     A rejection must carry one of the reason codes of label.reasons: the closed loop learns from
-    them, and a vague note teaches it nothing.
+    them, and a vague note teaches it nothing. decided_at must be a date a decision can have
+    (`serving.store.decision_date`).
 
     Raises:
-        RequestError: unknown status, or a rejection without an allowed reason code.
+        RequestError: unknown status, a rejection without an allowed reason code, or an impossible
+            decided_at.
     """
     out = dict(event)
     for column in ("status", "reason"):
@@ -241,6 +243,10 @@ def feedback_event(event: dict, data: DataParams, label: LabelParams) -> dict:
         got = "no reason code" if out["reason"] is None else f"reason {event['reason']!r}"
         detail.append(_detail(("reason",), f"a rejection needs a reason code from label.reasons, got {got}; "
                               f"allowed codes: {allowed}", "reason_code"))
+    try:
+        out["decided_at"] = decision_date(event["decided_at"], utc_naive(pd.Timestamp.now(tz="UTC")))
+    except ValueError as err:
+        detail.append(_detail(("decided_at",), str(err), "decided_at_out_of_range"))
     if detail:
-        raise RequestError("the feedback event breaks the label policy; it was not stored", detail)
+        raise RequestError(f"{len(detail)} problem(s) in the feedback event; it was not stored", detail)
     return out

@@ -252,13 +252,29 @@ def test_a_rejection_without_an_allowed_reason_is_refused_naming_the_codes(clien
         ({k: v for k, v in _feedback("evt-l").items() if k != "lead_id"}, 400, "lead_id"),
         (_feedback("evt-b", lead_id="   "), 400, "lead_id"),
         (_feedback("evt-a", amount="lots"), 400, "amount"),
+        (_feedback("evt-y1", decided_at="0001-01-01T00:00:00Z"), 422, "decided_at"),
+        (_feedback("evt-1969", decided_at="1969-12-31T23:00:00Z"), 422, "decided_at"),
+        (_feedback("evt-2099", decided_at="2099-01-01T00:00:00Z"), 422, "decided_at"),
+        (_feedback("evt-y10k", decided_at="9999-12-31T23:59:59-05:00"), 422, "decided_at"),
+        (_feedback("evt-unix", decided_at=1700000000), 400, "decided_at"),
+        (_feedback("evt-inf", status="converted", reason=None, amount=float("inf")), 400, "amount"),
+        (_feedback("evt-ninf", status="converted", reason=None, amount=float("-inf")), 400, "amount"),
+        (_feedback("evt-nan", status="converted", reason=None, amount=float("nan")), 400, "amount"),
+        (b'{"event_id": "evt-big", "lead_id": "FB-1", "status": "converted", "decided_at": "2025-12-15", '
+         b'"amount": 1e309}', 400, "amount"),
+        (_feedback("evt-neg", status="converted", reason=None, amount=-100), 400, "amount"),
     ],
-    ids=["unknown-status", "bad-date", "no-lead-id", "blank-lead-id", "bad-amount"],
+    ids=["unknown-status", "bad-date", "no-lead-id", "blank-lead-id", "bad-amount", "year-1", "before-1970",
+         "future", "year-10000-in-utc", "unix-seconds", "infinite-amount", "minus-infinite-amount", "nan-amount",
+         "overflowing-amount", "negative-amount"],
 )
-def test_bad_feedback_is_refused_naming_the_field(client, event, status, field):
-    reply = client.post("/feedback", event)
+def test_bad_feedback_is_refused_naming_the_field(client, server, event, status, field):
+    headers = {"Content-Type": "application/json"} if isinstance(event, bytes) else None
+    reply = client.post("/feedback", event, headers)
     assert reply.status == status, reply.body
     assert field in [d.get("field", d["loc"][0]) for d in reply.json()["detail"]]
+    event_id = json.loads(event)["event_id"] if isinstance(event, bytes) else event["event_id"]
+    assert event_id not in Store(server.params.serving.store_url).feedback_frame()["event_id"].tolist()
 
 
 def test_a_reason_code_is_matched_as_training_matches_it_and_stored_as_the_policy_spells_it(client, server):
