@@ -61,6 +61,7 @@ SCORE_LOG_COLUMNS = [c.name for c in SCORE_LOG.columns if c.name != "id"]
 FEEDBACK_COLUMNS = [c.name for c in FEEDBACK.columns]
 _TIME_COLUMNS = ("scored_at", "decided_at", "received_at")
 _NUMBER_COLUMNS = ("probability", "likely_rejection_probability", "amount")
+_DECISION_FIELDS = ("lead_id", "status", "reason", "decided_at", "amount")  # what a retried event must repeat
 
 # A decision date outside [EARLIEST_DECISION, received + DECISION_CLOCK_SLACK] is a CRM default or
 # typo (0001-01-01, 2099-...): stored, it would crash labelling or win every "latest decision" forever.
@@ -118,6 +119,23 @@ def decision_date(value, received_at: datetime) -> datetime:
                          f"after the event was received ({received_at:%Y-%m-%d %H:%M:%S} UTC): a decision cannot "
                          "be in the future")
     return decided
+
+
+class FeedbackConflict(ValueError):
+    """A stored event_id was sent again with a different decision; the stored one was kept.
+
+    `detail` names the event_id and each field that differs, in the service's error-detail shape.
+    """
+
+    def __init__(self, event_id: str, differences: dict[str, tuple]):
+        self.detail = [{"loc": ["event_id"], "field": "event_id", "type": "event_id_conflict",
+                        "msg": f"event {event_id!r} is already stored with another decision; "
+                               "send a new event_id for a new decision"}]
+        self.detail += [{"loc": [name], "field": name, "type": "event_id_conflict",
+                         "msg": f"stored {stored!r}, sent {sent!r}"} for name, (stored, sent) in differences.items()]
+        changed = ", ".join(differences)
+        super().__init__(f"event_id {event_id!r} is already stored with a different {changed}; it was not changed "
+                         "(an identical retry is accepted; a new decision needs a new event_id)")
 
 
 def _plain(value):
@@ -252,12 +270,13 @@ class Store:
         Idempotent on event_id: a retried event is not stored twice. Committed before returning.
 
         Returns:
-            True when the event was new, False when that event_id was already stored.
+            True when the event was new, False when the same event was already stored.
 
         Raises:
+            FeedbackConflict: the event_id is stored with a different decision (kept as it was).
             ValueError: decided_at is impossible (`decision_date`).
         """
-        record = {name: event.get(name) for name in FEEDBACK_COLUMNS}
+        record = {name: _plain(event.get(name)) for name in FEEDBACK_COLUMNS}
         record["received_at"] = utc_naive(record["received_at"]) if record["received_at"] else _now()
         try:
             record["decided_at"] = decision_date(record["decided_at"], record["received_at"])
@@ -268,9 +287,13 @@ class Store:
                 conn.execute(FEEDBACK.insert(), record)
         except sa.exc.IntegrityError:
             with self.engine.connect() as conn:
-                stored = conn.execute(sa.select(FEEDBACK.c.event_id).where(FEEDBACK.c.event_id == record["event_id"]))
-                if stored.first() is None:  # not a duplicate event: a real constraint violation
-                    raise
+                query = sa.select(*[FEEDBACK.c[name] for name in _DECISION_FIELDS])
+                stored = conn.execute(query.where(FEEDBACK.c.event_id == record["event_id"])).mappings().first()
+            if stored is None:  # not a duplicate event: a real constraint violation
+                raise
+            differences = {name: (stored[name], record[name]) for name in _DECISION_FIELDS if stored[name] != record[name]}
+            if differences:
+                raise FeedbackConflict(record["event_id"], differences) from None
             return False
         return True
 

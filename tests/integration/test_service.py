@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import http.client
+from concurrent.futures import ThreadPoolExecutor
 
 import pandas as pd
 import pytest
@@ -275,6 +276,31 @@ def test_bad_feedback_is_refused_naming_the_field(client, server, event, status,
     assert field in [d.get("field", d["loc"][0]) for d in reply.json()["detail"]]
     event_id = json.loads(event)["event_id"] if isinstance(event, bytes) else event["event_id"]
     assert event_id not in Store(server.params.serving.store_url).feedback_frame()["event_id"].tolist()
+
+
+def test_an_event_id_sent_again_with_another_decision_is_refused_and_the_first_kept(client, server):
+    first = client.post("/feedback", _feedback("evt-change"))
+    changed = client.post("/feedback", _feedback("evt-change", status="converted", reason=None))
+    retry = client.post("/feedback", _feedback("evt-change"))
+    assert (first.status, changed.status, retry.status) == (201, 409, 200), changed.body
+    assert "'evt-change' is already stored with a different status, reason" in changed.json()["error"]
+    assert {d["field"] for d in changed.json()["detail"]} == {"event_id", "status", "reason"}
+    stored = Store(server.params.serving.store_url).feedback_frame().set_index("event_id")
+    assert stored.loc["evt-change", "status"] == "rejected"
+
+
+def test_concurrent_retries_of_one_event_store_it_once(server):
+    def post(_) -> int:
+        client = server.client()
+        try:
+            return client.post("/feedback", _feedback("evt-race")).status
+        finally:
+            client.close()
+
+    with ThreadPoolExecutor(max_workers=25) as pool:
+        statuses = list(pool.map(post, range(50)))
+    assert sorted(statuses) == [200] * 49 + [201]
+    assert Store(server.params.serving.store_url).feedback_frame()["event_id"].tolist().count("evt-race") == 1
 
 
 def test_a_reason_code_is_matched_as_training_matches_it_and_stored_as_the_policy_spells_it(client, server):

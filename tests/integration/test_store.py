@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from pipelines.contract import OUTCOMES
-from serving.store import FEEDBACK, Store, email_sha256, utc_naive
+from serving.store import FEEDBACK, FeedbackConflict, Store, email_sha256, utc_naive
 
 
 @pytest.fixture()
@@ -36,10 +36,17 @@ def _scores(lead_ids: list[str], **values) -> pd.DataFrame:
 
 def test_feedback_is_idempotent_on_event_id(store):
     assert store.add_feedback(_event("e1")) is True
-    assert store.add_feedback(_event("e1", reason="competitor")) is False  # a retry never overwrites
+    assert store.add_feedback(_event("e1", decided_at="2025-03-01T11:00:00+01:00")) is False  # the same instant
+    assert store.feedback_frame()["event_id"].tolist() == ["e1"]
+
+
+def test_an_event_id_sent_again_with_another_decision_is_refused_and_the_stored_one_kept(store):
+    store.add_feedback(_event("e1"))
+    with pytest.raises(FeedbackConflict, match="'e1' is already stored with a different status, reason") as err:
+        store.add_feedback(_event("e1", status="converted", reason=None))
+    assert {d["field"]: d["msg"] for d in err.value.detail}["status"] == "stored 'rejected', sent 'converted'"
     frame = store.feedback_frame()
-    assert frame["event_id"].tolist() == ["e1"]
-    assert frame["reason"].tolist() == ["no_budget"]
+    assert frame[["event_id", "status", "reason"]].values.tolist() == [["e1", "rejected", "no_budget"]]
 
 
 @pytest.mark.parametrize("decided_at", ["0001-01-01T00:00:00Z", "1969-12-31T23:59:59Z", "2099-01-01"])
