@@ -121,8 +121,10 @@ class Feedback(BaseModel):
 
     event_id: Identifier = Field(description="The CRM's unique id of this event.")
     lead_id: Identifier
-    status: str = Field(min_length=1, description="converted, rejected, nurture, ... (params data.statuses).")
-    reason: str | None = Field(None, description="Reason code; required for a rejection (params label.reasons).")
+    status: str = Field(min_length=1, description="converted, rejected, nurture, ... (params data.statuses; "
+                        "any letter case).")
+    reason: str | None = Field(None, description="Reason code (params label.reasons); required for a rejection, "
+                               "optional otherwise.")
     # A number is refused rather than read as Unix seconds: /score and the CRM exports never do.
     decided_at: Annotated[datetime, BeforeValidator(_date_text)] = Field(
         description="When sales decided (ISO 8601 text; UTC when no zone is given). From 1970 to at most a day "

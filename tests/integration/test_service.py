@@ -264,10 +264,11 @@ def test_a_rejection_without_an_allowed_reason_is_refused_naming_the_codes(clien
         (b'{"event_id": "evt-big", "lead_id": "FB-1", "status": "converted", "decided_at": "2025-12-15", '
          b'"amount": 1e309}', 400, "amount"),
         (_feedback("evt-neg", status="converted", reason=None, amount=-100), 400, "amount"),
+        (_feedback("evt-r", status="converted", reason="garbage reason"), 422, "reason"),
     ],
     ids=["unknown-status", "bad-date", "no-lead-id", "blank-lead-id", "bad-amount", "year-1", "before-1970",
          "future", "year-10000-in-utc", "unix-seconds", "infinite-amount", "minus-infinite-amount", "nan-amount",
-         "overflowing-amount", "negative-amount"],
+         "overflowing-amount", "negative-amount", "unknown-reason-on-a-conversion"],
 )
 def test_bad_feedback_is_refused_naming_the_field(client, server, event, status, field):
     headers = {"Content-Type": "application/json"} if isinstance(event, bytes) else None
@@ -301,6 +302,20 @@ def test_concurrent_retries_of_one_event_store_it_once(server):
         statuses = list(pool.map(post, range(50)))
     assert sorted(statuses) == [200] * 49 + [201]
     assert Store(server.params.serving.store_url).feedback_frame()["event_id"].tolist().count("evt-race") == 1
+
+
+def test_a_status_is_matched_in_any_letter_case_and_stored_as_params_spell_it(client, server):
+    reply = client.post("/feedback", _feedback("evt-status-case", status=" Converted ", reason=None))
+    assert reply.status == 201, reply.body
+    stored = Store(server.params.serving.store_url).feedback_frame().set_index("event_id")
+    assert stored.loc["evt-status-case", "status"] == "converted"
+
+
+def test_a_known_reason_code_on_a_nurture_decision_is_kept(client, server):
+    reply = client.post("/feedback", _feedback("evt-nurture", status="nurture", reason="Bad_Timing"))
+    assert reply.status == 201, reply.body
+    stored = Store(server.params.serving.store_url).feedback_frame().set_index("event_id")
+    assert stored.loc["evt-nurture", "reason"] == "bad_timing"
 
 
 def test_a_reason_code_is_matched_as_training_matches_it_and_stored_as_the_policy_spells_it(client, server):
