@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, WithJsonSchema
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints, WithJsonSchema
 
 
 def _scalar(value: Any) -> Any:
@@ -110,15 +110,27 @@ class Explanation(BaseModel):
     model_version: str
 
 
+def _date_text(value: Any) -> Any:
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        raise ValueError("expected an ISO 8601 date as text, e.g. \"2025-12-15T14:00:00Z\", not a number")
+    return value
+
+
 class Feedback(BaseModel):
     """A sales decision on a lead, sent by the CRM when it happens (retries are safe)."""
 
     event_id: Identifier = Field(description="The CRM's unique id of this event.")
     lead_id: Identifier
-    status: str = Field(min_length=1, description="converted, rejected, nurture, ... (params data.statuses).")
-    reason: str | None = Field(None, description="Reason code; required for a rejection (params label.reasons).")
-    decided_at: datetime = Field(description="When sales decided (ISO 8601; UTC when no zone is given).")
-    amount: float | None = Field(None, description="Deal amount, when converted.")
+    status: str = Field(min_length=1, description="converted, rejected, nurture, ... (params data.statuses; "
+                        "any letter case).")
+    reason: str | None = Field(None, description="Reason code (params label.reasons); required for a rejection, "
+                               "optional otherwise.")
+    # A number is refused rather than read as Unix seconds: /score and the CRM exports never do.
+    decided_at: Annotated[datetime, BeforeValidator(_date_text)] = Field(
+        description="When sales decided (ISO 8601 text; UTC when no zone is given). From 1970 to at most a day "
+        "after the service receives the event.")
+    amount: float | None = Field(None, ge=0, allow_inf_nan=False, description="Deal amount, when converted "
+                                 "(a finite number, 0 or more).")
 
 
 class FeedbackReceipt(BaseModel):

@@ -18,7 +18,7 @@ from models.scorer import LeadScorer
 from pipelines.config import DataParams, LabelParams
 from pipelines.ingest import Problem, crm_column
 from serving.security import card_link
-from serving.store import email_sha256
+from serving.store import decision_date, email_sha256, utc_naive
 
 # Contract columns only an activity has: a problem about one of them is about an activity row.
 _ACTIVITY_COLUMNS = frozenset({"occurred_at", "activity", "detail"})
@@ -218,11 +218,14 @@ def explain_request(scorer: LeadScorer, lead: dict, activities: list[dict] | Non
 def feedback_event(event: dict, data: DataParams, label: LabelParams) -> dict:
     """A feedback event in contract values (data.value_maps applied), checked against the label policy.
 
-    A rejection must carry one of the reason codes of label.reasons: the closed loop learns from
-    them, and a vague note teaches it nothing.
+    A status matches data.statuses in any letter case and a reason matches label.reasons as
+    labelling matches them; both are stored as params spell them. Any reason must be one of the
+    codes: the closed loop learns from them, and a vague note teaches it nothing. A rejection must
+    carry one. decided_at must be a date a decision can have (`serving.store.decision_date`).
 
     Raises:
-        RequestError: unknown status, or a rejection without an allowed reason code.
+        RequestError: unknown status, a reason that is not a code (or none on a rejection), or an
+            impossible decided_at.
     """
     out = dict(event)
     for column in ("status", "reason"):
@@ -230,17 +233,25 @@ def feedback_event(event: dict, data: DataParams, label: LabelParams) -> dict:
         value = None if value is None or str(value).strip() == "" else str(value).strip()
         out[column] = data.value_maps.get(column, {}).get(value, value)
     detail = []
-    if out["status"] not in data.statuses:
+    statuses = {s.strip().lower(): s for s in data.statuses}
+    status = statuses.get(str(out["status"]).lower()) if out["status"] is not None else None
+    if status is None:
         detail.append(_detail(("status",), f"unknown status {event['status']!r}; allowed: {data.statuses} "
                               "(or CRM values listed in data.value_maps.status)", "unknown_status"))
+    out["status"] = status
     allowed = list(label.reasons)
     code = policy_reason(label, out["reason"])
-    if code is not None:
-        out["reason"] = code  # stored as the policy spells it, so "No_Budget" and "no_budget" are one code
-    if outcome_group([out["status"]], label)[0] == "rejected" and allowed and code is None:
+    is_rejection = outcome_group([status], label)[0] == "rejected"
+    if allowed and code is None and (is_rejection or out["reason"] is not None):
         got = "no reason code" if out["reason"] is None else f"reason {event['reason']!r}"
-        detail.append(_detail(("reason",), f"a rejection needs a reason code from label.reasons, got {got}; "
-                              f"allowed codes: {allowed}", "reason_code"))
+        needs = "a rejection needs a reason code" if is_rejection else "a reason, when given, must be a code"
+        detail.append(_detail(("reason",), f"{needs} from label.reasons, got {got}; allowed codes: {allowed}",
+                              "reason_code"))
+    out["reason"] = code if code is not None else out["reason"]  # "No_Budget" and "no_budget" are one code
+    try:
+        out["decided_at"] = decision_date(event["decided_at"], utc_naive(pd.Timestamp.now(tz="UTC")))
+    except ValueError as err:
+        detail.append(_detail(("decided_at",), str(err), "decided_at_out_of_range"))
     if detail:
-        raise RequestError("the feedback event breaks the label policy; it was not stored", detail)
+        raise RequestError(f"{len(detail)} problem(s) in the feedback event; it was not stored", detail)
     return out

@@ -45,7 +45,7 @@ from serving.scoring import (  # noqa: E402
     warm_up,
 )
 from serving.security import BearerAuth, BodyLimit, card_link_key  # noqa: E402
-from serving.store import Store, utc_naive  # noqa: E402
+from serving.store import FeedbackConflict, Store, utc_naive  # noqa: E402
 
 log = logging.getLogger(__name__)
 
@@ -188,13 +188,18 @@ class LeadScoreService:
 
     @bentoml.api(route="/feedback", input_spec=Feedback)
     def feedback(self, ctx: bentoml.Context, **event) -> FeedbackReceipt:
-        """Store a sales decision; answered only once it is on disk. Retrying an event_id is safe."""
+        """Store a sales decision; answered only once it is on disk. Retrying an event_id is safe
+        (200, stored false); sending it again with another decision is refused (409)."""
         try:
             checked = feedback_event(event, self.data, self.label)
         except RequestError as err:
             ctx.response.status_code = 422  # with a context, BentoML answers with its status code
             return _error(422, str(err), err.detail)
-        stored = self.store.add_feedback(checked)
+        try:
+            stored = self.store.add_feedback(checked)
+        except FeedbackConflict as err:  # the same event_id with another decision: never overwritten
+            ctx.response.status_code = 409
+            return _error(409, str(err), err.detail)
         ctx.response.status_code = 201 if stored else 200
         return FeedbackReceipt(event_id=checked["event_id"], stored=stored)
 

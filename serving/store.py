@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import hashlib
 import json
-from datetime import datetime, timezone
+import logging
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import numpy as np
@@ -20,6 +21,8 @@ import sqlalchemy as sa
 
 from pipelines.config import Params
 from pipelines.contract import OUTCOMES
+
+log = logging.getLogger(__name__)
 
 _metadata = sa.MetaData()
 
@@ -58,6 +61,13 @@ SCORE_LOG_COLUMNS = [c.name for c in SCORE_LOG.columns if c.name != "id"]
 FEEDBACK_COLUMNS = [c.name for c in FEEDBACK.columns]
 _TIME_COLUMNS = ("scored_at", "decided_at", "received_at")
 _NUMBER_COLUMNS = ("probability", "likely_rejection_probability", "amount")
+_DECISION_FIELDS = ("lead_id", "status", "reason", "decided_at", "amount")  # what a retried event must repeat
+
+# A decision date outside [EARLIEST_DECISION, received + DECISION_CLOCK_SLACK] is a CRM default or
+# typo (0001-01-01, 2099-...): stored, it would crash labelling or win every "latest decision" forever.
+# The slack allows for a CRM clock or time zone set a little ahead of the service's.
+EARLIEST_DECISION = datetime(1970, 1, 1)
+DECISION_CLOCK_SLACK = timedelta(days=1)
 
 
 def email_sha256(emails: pd.Series) -> pd.Series:
@@ -71,11 +81,61 @@ def email_sha256(emails: pd.Series) -> pd.Series:
 
 
 def utc_naive(value) -> datetime:
-    """A datetime as naive UTC (zone-aware values converted, naive ones taken as UTC)."""
+    """A datetime as naive UTC (zone-aware values converted, naive ones taken as UTC).
+
+    Raises:
+        ValueError: text that is not a date, or a date outside what pandas computes with in
+            nanoseconds (1677-2262): features and labels would fail on it later, far from the cause.
+    """
     stamp = pd.Timestamp(value)
-    if stamp.tzinfo is not None:
-        stamp = stamp.tz_convert("UTC").tz_localize(None)
+    try:
+        if stamp.tzinfo is not None:
+            stamp = stamp.tz_convert("UTC").tz_localize(None)
+        in_range = pd.Timestamp.min <= stamp <= pd.Timestamp.max
+    except (ValueError, OverflowError):  # e.g. 9999-12-31T23:59:59-05:00 is in the year 10000 in UTC
+        in_range = False
+    if not in_range:
+        raise ValueError(f"date {str(value)!r} is out of range: dates must fall between "
+                         f"{pd.Timestamp.min.ceil('D'):%Y-%m-%d} and {pd.Timestamp.max.floor('D'):%Y-%m-%d} (UTC)")
     return stamp.to_pydatetime()
+
+
+def decision_date(value, received_at: datetime) -> datetime:
+    """`value` as naive UTC when a decision received at `received_at` (naive UTC) can have that date.
+
+    Raises:
+        ValueError: not a date, before EARLIEST_DECISION, or more than DECISION_CLOCK_SLACK after
+            `received_at`; the message says which.
+    """
+    try:
+        decided = utc_naive(value)
+    except ValueError as err:
+        raise ValueError(f"decided_at: {err}") from None
+    if decided < EARLIEST_DECISION:
+        raise ValueError(f"decided_at {decided:%Y-%m-%d %H:%M:%S} UTC is before {EARLIEST_DECISION:%Y-%m-%d}: "
+                         "not a real decision date")
+    if decided > received_at + DECISION_CLOCK_SLACK:
+        raise ValueError(f"decided_at {decided:%Y-%m-%d %H:%M:%S} UTC is more than {DECISION_CLOCK_SLACK.days} day "
+                         f"after the event was received ({received_at:%Y-%m-%d %H:%M:%S} UTC): a decision cannot "
+                         "be in the future")
+    return decided
+
+
+class FeedbackConflict(ValueError):
+    """A stored event_id was sent again with a different decision; the stored one was kept.
+
+    `detail` names the event_id and each field that differs, in the service's error-detail shape.
+    """
+
+    def __init__(self, event_id: str, differences: dict[str, tuple]):
+        self.detail = [{"loc": ["event_id"], "field": "event_id", "type": "event_id_conflict",
+                        "msg": f"event {event_id!r} is already stored with another decision; "
+                               "send a new event_id for a new decision"}]
+        self.detail += [{"loc": [name], "field": name, "type": "event_id_conflict",
+                         "msg": f"stored {stored!r}, sent {sent!r}"} for name, (stored, sent) in differences.items()]
+        changed = ", ".join(differences)
+        super().__init__(f"event_id {event_id!r} is already stored with a different {changed}; it was not changed "
+                         "(an identical retry is accepted; a new decision needs a new event_id)")
 
 
 def _plain(value):
@@ -91,6 +151,14 @@ def _plain(value):
 
 def _now() -> datetime:
     return datetime.now(timezone.utc).replace(tzinfo=None)
+
+
+def _possible(decided_at, received_at) -> bool:
+    try:
+        decision_date(decided_at, received_at)
+    except ValueError:
+        return False
+    return True
 
 
 def _sqlite_pragmas(dbapi_connection, _record) -> None:
@@ -202,19 +270,30 @@ class Store:
         Idempotent on event_id: a retried event is not stored twice. Committed before returning.
 
         Returns:
-            True when the event was new, False when that event_id was already stored.
+            True when the event was new, False when the same event was already stored.
+
+        Raises:
+            FeedbackConflict: the event_id is stored with a different decision (kept as it was).
+            ValueError: decided_at is impossible (`decision_date`).
         """
-        record = {name: event.get(name) for name in FEEDBACK_COLUMNS}
-        record["decided_at"] = utc_naive(record["decided_at"])
+        record = {name: _plain(event.get(name)) for name in FEEDBACK_COLUMNS}
         record["received_at"] = utc_naive(record["received_at"]) if record["received_at"] else _now()
+        try:
+            record["decided_at"] = decision_date(record["decided_at"], record["received_at"])
+        except ValueError as err:
+            raise ValueError(f"feedback event {record['event_id']!r}: {err}") from None
         try:
             with self.engine.begin() as conn:
                 conn.execute(FEEDBACK.insert(), record)
         except sa.exc.IntegrityError:
             with self.engine.connect() as conn:
-                stored = conn.execute(sa.select(FEEDBACK.c.event_id).where(FEEDBACK.c.event_id == record["event_id"]))
-                if stored.first() is None:  # not a duplicate event: a real constraint violation
-                    raise
+                query = sa.select(*[FEEDBACK.c[name] for name in _DECISION_FIELDS])
+                stored = conn.execute(query.where(FEEDBACK.c.event_id == record["event_id"])).mappings().first()
+            if stored is None:  # not a duplicate event: a real constraint violation
+                raise
+            differences = {name: (stored[name], record[name]) for name in _DECISION_FIELDS if stored[name] != record[name]}
+            if differences:
+                raise FeedbackConflict(record["event_id"], differences) from None
             return False
         return True
 
@@ -228,8 +307,25 @@ class Store:
     def export_outcomes(self) -> pd.DataFrame:
         """The contract `outcomes` table from feedback: one row per lead, its latest decision.
 
-        Latest = latest decided_at; events with the same decided_at are ordered by arrival.
+        Latest = latest decided_at; events with the same decided_at are ordered by arrival. An event
+        whose decided_at `decision_date` refuses (stored before the service checked it) is
+        left out with a warning naming it, and stays in the table: one bad row must not stop
+        retraining, nor win as the lead's latest decision forever.
         """
         events = self.feedback_frame()
+        impossible = pd.Series([not _possible(decided, received) for decided, received in
+                                zip(events["decided_at"], events["received_at"])], index=events.index, dtype=bool)
+        if impossible.any():
+            bad = events[impossible]
+            named = "; ".join(f"event {e!r} (lead {lead!r}, decided_at {d})"
+                              for e, lead, d in zip(bad["event_id"][:10], bad["lead_id"][:10], bad["decided_at"][:10]))
+            log.warning(
+                "left out %d feedback event(s) with an impossible decided_at (before %s, or more than %d day after the "
+                "service received it); they stay in the feedback table: %s%s. Send each decision again under a new "
+                "event_id with its real date, or correct decided_at in the table.",
+                len(bad), f"{EARLIEST_DECISION:%Y-%m-%d}", DECISION_CLOCK_SLACK.days, named,
+                f"; and {len(bad) - 10} more" if len(bad) > 10 else "",
+            )
+            events = events[~impossible]
         latest = events.sort_values(["decided_at", "received_at"], kind="stable").drop_duplicates("lead_id", keep="last")
         return latest.reset_index(drop=True)[list(OUTCOMES.columns)]

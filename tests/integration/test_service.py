@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import http.client
+from concurrent.futures import ThreadPoolExecutor
 
 import pandas as pd
 import pytest
@@ -252,13 +253,69 @@ def test_a_rejection_without_an_allowed_reason_is_refused_naming_the_codes(clien
         ({k: v for k, v in _feedback("evt-l").items() if k != "lead_id"}, 400, "lead_id"),
         (_feedback("evt-b", lead_id="   "), 400, "lead_id"),
         (_feedback("evt-a", amount="lots"), 400, "amount"),
+        (_feedback("evt-y1", decided_at="0001-01-01T00:00:00Z"), 422, "decided_at"),
+        (_feedback("evt-1969", decided_at="1969-12-31T23:00:00Z"), 422, "decided_at"),
+        (_feedback("evt-2099", decided_at="2099-01-01T00:00:00Z"), 422, "decided_at"),
+        (_feedback("evt-y10k", decided_at="9999-12-31T23:59:59-05:00"), 422, "decided_at"),
+        (_feedback("evt-unix", decided_at=1700000000), 400, "decided_at"),
+        (_feedback("evt-inf", status="converted", reason=None, amount=float("inf")), 400, "amount"),
+        (_feedback("evt-ninf", status="converted", reason=None, amount=float("-inf")), 400, "amount"),
+        (_feedback("evt-nan", status="converted", reason=None, amount=float("nan")), 400, "amount"),
+        (b'{"event_id": "evt-big", "lead_id": "FB-1", "status": "converted", "decided_at": "2025-12-15", '
+         b'"amount": 1e309}', 400, "amount"),
+        (_feedback("evt-neg", status="converted", reason=None, amount=-100), 400, "amount"),
+        (_feedback("evt-r", status="converted", reason="garbage reason"), 422, "reason"),
     ],
-    ids=["unknown-status", "bad-date", "no-lead-id", "blank-lead-id", "bad-amount"],
+    ids=["unknown-status", "bad-date", "no-lead-id", "blank-lead-id", "bad-amount", "year-1", "before-1970",
+         "future", "year-10000-in-utc", "unix-seconds", "infinite-amount", "minus-infinite-amount", "nan-amount",
+         "overflowing-amount", "negative-amount", "unknown-reason-on-a-conversion"],
 )
-def test_bad_feedback_is_refused_naming_the_field(client, event, status, field):
-    reply = client.post("/feedback", event)
+def test_bad_feedback_is_refused_naming_the_field(client, server, event, status, field):
+    headers = {"Content-Type": "application/json"} if isinstance(event, bytes) else None
+    reply = client.post("/feedback", event, headers)
     assert reply.status == status, reply.body
     assert field in [d.get("field", d["loc"][0]) for d in reply.json()["detail"]]
+    event_id = json.loads(event)["event_id"] if isinstance(event, bytes) else event["event_id"]
+    assert event_id not in Store(server.params.serving.store_url).feedback_frame()["event_id"].tolist()
+
+
+def test_an_event_id_sent_again_with_another_decision_is_refused_and_the_first_kept(client, server):
+    first = client.post("/feedback", _feedback("evt-change"))
+    changed = client.post("/feedback", _feedback("evt-change", status="converted", reason=None))
+    retry = client.post("/feedback", _feedback("evt-change"))
+    assert (first.status, changed.status, retry.status) == (201, 409, 200), changed.body
+    assert "'evt-change' is already stored with a different status, reason" in changed.json()["error"]
+    assert {d["field"] for d in changed.json()["detail"]} == {"event_id", "status", "reason"}
+    stored = Store(server.params.serving.store_url).feedback_frame().set_index("event_id")
+    assert stored.loc["evt-change", "status"] == "rejected"
+
+
+def test_concurrent_retries_of_one_event_store_it_once(server):
+    def post(_) -> int:
+        client = server.client()
+        try:
+            return client.post("/feedback", _feedback("evt-race")).status
+        finally:
+            client.close()
+
+    with ThreadPoolExecutor(max_workers=25) as pool:
+        statuses = list(pool.map(post, range(50)))
+    assert sorted(statuses) == [200] * 49 + [201]
+    assert Store(server.params.serving.store_url).feedback_frame()["event_id"].tolist().count("evt-race") == 1
+
+
+def test_a_status_is_matched_in_any_letter_case_and_stored_as_params_spell_it(client, server):
+    reply = client.post("/feedback", _feedback("evt-status-case", status=" Converted ", reason=None))
+    assert reply.status == 201, reply.body
+    stored = Store(server.params.serving.store_url).feedback_frame().set_index("event_id")
+    assert stored.loc["evt-status-case", "status"] == "converted"
+
+
+def test_a_known_reason_code_on_a_nurture_decision_is_kept(client, server):
+    reply = client.post("/feedback", _feedback("evt-nurture", status="nurture", reason="Bad_Timing"))
+    assert reply.status == 201, reply.body
+    stored = Store(server.params.serving.store_url).feedback_frame().set_index("event_id")
+    assert stored.loc["evt-nurture", "reason"] == "bad_timing"
 
 
 def test_a_reason_code_is_matched_as_training_matches_it_and_stored_as_the_policy_spells_it(client, server):

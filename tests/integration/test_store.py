@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import hashlib
+import logging
+from datetime import datetime
 
 import pandas as pd
 import pytest
 
 from pipelines.contract import OUTCOMES
-from serving.store import Store, email_sha256
+from serving.store import FEEDBACK, FeedbackConflict, Store, email_sha256, utc_naive
 
 
 @pytest.fixture()
@@ -34,10 +36,48 @@ def _scores(lead_ids: list[str], **values) -> pd.DataFrame:
 
 def test_feedback_is_idempotent_on_event_id(store):
     assert store.add_feedback(_event("e1")) is True
-    assert store.add_feedback(_event("e1", reason="competitor")) is False  # a retry never overwrites
+    assert store.add_feedback(_event("e1", decided_at="2025-03-01T11:00:00+01:00")) is False  # the same instant
+    assert store.feedback_frame()["event_id"].tolist() == ["e1"]
+
+
+def test_an_event_id_sent_again_with_another_decision_is_refused_and_the_stored_one_kept(store):
+    store.add_feedback(_event("e1"))
+    with pytest.raises(FeedbackConflict, match="'e1' is already stored with a different status, reason") as err:
+        store.add_feedback(_event("e1", status="converted", reason=None))
+    assert {d["field"]: d["msg"] for d in err.value.detail}["status"] == "stored 'rejected', sent 'converted'"
     frame = store.feedback_frame()
-    assert frame["event_id"].tolist() == ["e1"]
-    assert frame["reason"].tolist() == ["no_budget"]
+    assert frame[["event_id", "status", "reason"]].values.tolist() == [["e1", "rejected", "no_budget"]]
+
+
+@pytest.mark.parametrize("decided_at", ["0001-01-01T00:00:00Z", "1969-12-31T23:59:59Z", "2099-01-01"])
+def test_feedback_with_an_impossible_decision_date_is_refused(store, decided_at):
+    with pytest.raises(ValueError, match="feedback event 'e1': decided_at"):
+        store.add_feedback(_event("e1", decided_at=decided_at))
+    assert store.feedback_frame().empty
+
+
+@pytest.mark.parametrize("value", ["9999-12-31T23:59:59-05:00", "0001-01-01T00:00:00Z", "2500-01-01"])
+def test_utc_naive_refuses_dates_out_of_range_saying_which(value):
+    with pytest.raises(ValueError, match=rf"date '{value}' is out of range: dates must fall between 1677-09-22 and 2262"):
+        utc_naive(value)
+
+
+def test_stored_events_with_impossible_dates_are_left_out_of_the_outcomes_with_a_warning(store, caplog):
+    """Rows an older version stored unchecked: a year-1 date crashed labelling, a 2099 one won forever."""
+    received = datetime(2026, 11, 25)
+    legacy = [("p1", "L1", datetime(1, 1, 1)), ("p2", "L2", datetime(2099, 1, 1))]
+    with store.engine.begin() as conn:
+        conn.execute(FEEDBACK.insert(), [{"event_id": e, "lead_id": lead, "status": "converted", "reason": None,
+                                          "decided_at": d, "amount": None, "received_at": received}
+                                         for e, lead, d in legacy])
+    store.add_feedback(_event("e1", "L2", decided_at="2025-03-01"))
+    with caplog.at_level(logging.WARNING, logger="serving.store"):
+        outcomes = store.export_outcomes()
+    assert outcomes[["lead_id", "status"]].values.tolist() == [["L2", "rejected"]]
+    assert "left out 2 feedback event(s) with an impossible decided_at" in caplog.text
+    assert "event 'p1' (lead 'L1', decided_at 0001-01-01 00:00:00)" in caplog.text
+    assert "event 'p2' (lead 'L2', decided_at 2099-01-01 00:00:00)" in caplog.text
+    assert sorted(store.feedback_frame()["event_id"]) == ["e1", "p1", "p2"]  # kept, to be corrected
 
 
 def test_feedback_survives_reopening_the_store(tmp_path):
@@ -130,3 +170,28 @@ def test_export_outcomes_never_replaces_the_crm_exports_outcomes(store, tmp_path
     assert result.exit_code == 1
     assert "is the CRM export's data.outcomes file: writing it would destroy" in result.output
     assert history.read_bytes() == before
+
+
+def test_retrain_runs_past_stored_events_with_impossible_dates(tmp_path, caplog, monkeypatch_session):
+    """A year-1 decision an older version stored made every `leadscore retrain` die in pandas
+    ("Out of bounds nanosecond timestamp") until someone deleted the row by hand."""
+    from typer.testing import CliRunner
+
+    from conftest import FAST, params_for
+    from pipelines.cli import app
+    from pipelines.synthetic import generate_crm, write_crm
+    from serving.local_server import params_file
+
+    write_crm(generate_crm(700, seed=3), tmp_path / "crm")
+    params = params_for(tmp_path / "crm", tmp_path, **FAST)
+    lead = pd.read_csv(tmp_path / "crm" / "leads.csv")["lead_id"].iloc[0]
+    with Store.from_params(params).engine.begin() as conn:
+        conn.execute(FEEDBACK.insert(), {"event_id": "p1", "lead_id": lead, "status": "converted", "reason": None,
+                                         "decided_at": datetime(1, 1, 1), "amount": None,
+                                         "received_at": datetime(2026, 11, 25)})
+    with caplog.at_level(logging.WARNING, logger="serving.store"):
+        result = CliRunner().invoke(app, ["retrain", "--params", str(params_file(params, tmp_path / "params.yaml", {})),
+                                          "--dry-run"])
+    assert result.exit_code == 0, result.output
+    assert "dry run: would promote" in result.output
+    assert f"event 'p1' (lead '{lead}', decided_at 0001-01-01 00:00:00)" in caplog.text
