@@ -33,7 +33,7 @@ from starlette.responses import JSONResponse  # noqa: E402
 
 from pipelines import tracking  # noqa: E402
 from pipelines.config import Params, params_from_env  # noqa: E402
-from serving import scorecard  # noqa: E402
+from serving import metrics, scorecard  # noqa: E402
 from serving.bento import bento_model_tag, load_bento_scorer  # noqa: E402
 from serving.schemas import Explanation, Feedback, FeedbackReceipt, Lead, ScoreResponse  # noqa: E402
 from serving.scoring import (  # noqa: E402
@@ -236,5 +236,6 @@ class LeadScoreService:
 
 
 # The first added is outermost: the key is checked before any body is read.
+metrics.count_by_route(lambda: LeadScoreService.openapi_spec.asdict()["paths"])
 LeadScoreService.add_asgi_middleware(BearerAuth, key=api_key)
 LeadScoreService.add_asgi_middleware(BodyLimit, max_bytes=lambda: service_params().serving.max_body_bytes)

@@ -9,6 +9,8 @@ from __future__ import annotations
 import hashlib
 import json
 import http.client
+import uuid
+from urllib.parse import quote
 
 import pandas as pd
 import pytest
@@ -95,6 +97,32 @@ def test_every_other_route_needs_the_key(server, key, leads):
         reply = client.request(method, path, body)
         assert reply.status == 401, path
         assert "Authorization: Bearer" in reply.json()["error"]
+
+
+def _series(metrics_text: str) -> list[str]:
+    return [line.rsplit(" ", 1)[0] for line in metrics_text.splitlines() if line and not line.startswith("#")]
+
+
+def test_metrics_count_requests_per_route_whatever_paths_clients_send(server):
+    """Every distinct path used to add series to /metrics for good (and list the lead ids opened)."""
+    anonymous, keyed = Client(server.url), server.client()
+
+    def distinct_requests() -> list[str]:
+        ids = [f"lead-{uuid.uuid4()}" for _ in range(30)]
+        for lead_id in ids:
+            assert anonymous.get(f"/leads/{lead_id}").status == 401
+            assert anonymous.get(f"/no-such-route/{lead_id}").status == 401
+            assert keyed.get(f"/leads/{quote(lead_id + '/x', safe='')}").status == 404
+            assert keyed.get(f"/no-such-route/{lead_id}").status == 404
+        return ids
+
+    distinct_requests()
+    before = _series(anonymous.get("/metrics").body.decode())
+    ids = distinct_requests()
+    after = anonymous.get("/metrics").body.decode()
+    assert len(_series(after)) == len(before)
+    assert not any(lead_id in after for lead_id in ids)
+    assert 'endpoint="/leads/{lead_id}"' in after and 'endpoint="/score"' in after
 
 
 # ---------------------------------------------------------------- model and scores
