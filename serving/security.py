@@ -44,7 +44,8 @@ def _card_link_problem(key: bytes, path: str, query: bytes, now: float) -> str |
     fields = parse_qs(query.decode("latin-1"))
     expires, signature = fields.get("expires", [""])[0], fields.get("signature", [""])[0]
     lead_id = path[len(CARD_PATH):]
-    expected = _card_signature(key, lead_id, int(expires)) if expires.isdigit() else ""
+    valid_expiry = expires.isascii() and expires.isdigit()  # "²".isdigit() is True, int("²") fails
+    expected = _card_signature(key, lead_id, int(expires)) if valid_expiry else ""
     if not expected or not hmac.compare_digest(signature.encode(), expected.encode()):
         return "this score-card link is not valid for this lead: use the card_url POST /score returned"
     if int(expires) < now:

@@ -224,7 +224,8 @@ class LeadScoreService:
             "tiers": served.scorer.tiers.as_dict(),
         }
 
-    @pages.get("/leads/{lead_id}", response_class=HTMLResponse)
+    @pages.head("/leads/{lead_id:path}", response_class=HTMLResponse, include_in_schema=False)  # link checkers
+    @pages.get("/leads/{lead_id:path}", response_class=HTMLResponse)
     def score_card(self, lead_id: str) -> HTMLResponse:
         """The rep's score card from the lead's latest logged score (404 page if never scored).
 

@@ -7,6 +7,7 @@ limits and the bad inputs a CRM integration can send are checked against what a 
 from __future__ import annotations
 
 import hashlib
+import html
 import json
 import http.client
 import uuid
@@ -311,6 +312,16 @@ def test_score_card_shows_the_latest_logged_score(client, leads):
     html = page.body.decode()
     assert f'id="score">{score["score"]}<' in html and f'id="tier">{score["tier"]}<' in html
     assert client.get("/leads/NEVER-SCORED").status == 404
+
+
+@pytest.mark.parametrize("lead_id", ["a/b", "../model", "<script>alert(1)</script>", "x/"])
+def test_a_card_link_opens_whatever_characters_the_lead_id_holds(client, server, leads, lead_id):
+    score = client.post("/score", {"leads": [{**leads[6], "lead_id": lead_id}], "as_of": AS_OF}).json()["scores"][0]
+    browser = Client(server.url)  # a rep's browser: no API key
+    page = browser.get(score["card_url"])
+    assert page.status == 200 and page.headers["content-type"].startswith("text/html"), page.body
+    assert f'id="score">{score["score"]}<' in page.body.decode() and html.escape(lead_id) in page.body.decode()
+    assert browser.request("HEAD", score["card_url"]).status == 200  # link checkers ask before opening
 
 
 def test_openapi_documents_the_endpoints(client):
