@@ -44,7 +44,7 @@ from serving.scoring import (  # noqa: E402
     score_request,
     warm_up,
 )
-from serving.security import BearerAuth, BodyLimit, card_link_key  # noqa: E402
+from serving.security import BearerAuth, BodyLimit, JsonOnly, card_link_key  # noqa: E402
 from serving.store import Store, utc_naive  # noqa: E402
 
 log = logging.getLogger(__name__)
@@ -236,7 +236,8 @@ class LeadScoreService:
         return HTMLResponse(scorecard.render(latest, self.served.scorer.tiers.names))
 
 
-# The first added is outermost: the key is checked before any body is read.
 metrics.count_by_route(lambda: LeadScoreService.openapi_spec.asdict()["paths"])
+# The first added is outermost: the key is checked before any body is read.
 LeadScoreService.add_asgi_middleware(BearerAuth, key=api_key)
+LeadScoreService.add_asgi_middleware(JsonOnly, paths=lambda: [api.route for api in LeadScoreService.apis.values()])
 LeadScoreService.add_asgi_middleware(BodyLimit, max_bytes=lambda: service_params().serving.max_body_bytes)
