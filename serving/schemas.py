@@ -23,8 +23,15 @@ def _scalar(value: Any) -> Any:
 CRMValue = Annotated[Any, AfterValidator(_scalar), WithJsonSchema({"type": ["string", "number", "boolean", "null"]})]
 
 
-# An id: surrounding blanks removed, never empty.
-Identifier = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=255)]
+def _printable(value: str) -> str:
+    if any(ord(c) < 32 or ord(c) == 127 for c in value):
+        raise ValueError("an id cannot hold control characters (line breaks, tabs)")
+    return value
+
+
+# An id: surrounding blanks removed, never empty, at most 255 characters (the store's id columns), on
+# one line: it is also a path segment of the score-card link, and a log line.
+Identifier = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=255), AfterValidator(_printable)]
 
 
 class Lead(BaseModel):

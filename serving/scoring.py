@@ -12,11 +12,13 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
+from pydantic import TypeAdapter, ValidationError
 
 from features.labels import outcome_group, policy_reason
 from models.scorer import LeadScorer
 from pipelines.config import DataParams, LabelParams
 from pipelines.ingest import Problem, crm_column
+from serving.schemas import Identifier
 from serving.security import card_link
 from serving.store import decision_date, email_sha256, utc_naive
 
@@ -86,6 +88,32 @@ def request_frames(leads: list[dict], activities: list[list[dict] | None], data:
     return RequestFrames(pd.DataFrame.from_records(leads), pd.DataFrame.from_records(rows) if rows else None, origin)
 
 
+_IDENTIFIER = TypeAdapter(Identifier)
+
+
+def lead_id_problems(leads: list[dict], data: DataParams) -> list[dict]:
+    """Problems for a lead id that breaks the rule every id of the service follows (schemas.Identifier:
+    text of at most 255 characters, as /feedback takes it and the score log stores it). A number is
+    refused rather than guessed at: 42 and "042" would be different leads. A missing id is left to
+    the contract, which names it."""
+    lead_id_field = crm_column(data, "leads", "lead_id")
+    out = []
+    for i, lead in enumerate(leads):
+        if lead.get(lead_id_field) is None:
+            continue
+        try:
+            _IDENTIFIER.validate_python(lead[lead_id_field])
+        except ValidationError as err:
+            (error,) = err.errors()
+            out.append(_detail(("leads", i, lead_id_field), f"the lead id: {error['msg']}", error["type"]))
+    return out
+
+
+def _as_one_lead(detail: list[dict]) -> list[dict]:
+    """Problems about the single lead /explain takes, at its field paths: lead.created_at, not leads[0].created_at."""
+    return [_detail(("lead", *d["loc"][2:]), d["msg"], d["type"]) for d in detail]
+
+
 def duplicate_ids(frames: RequestFrames, data: DataParams) -> list[dict]:
     """Problems for a lead id sent twice in one request (scores and logs are keyed by it)."""
     lead_id_field = crm_column(data, "leads", "lead_id")
@@ -150,7 +178,7 @@ def score_request(
     if not leads:
         return Scored([], [])
     frames = request_frames(leads, activities, scorer.data)
-    detail = duplicate_ids(frames, scorer.data)
+    detail = lead_id_problems(leads, scorer.data) + duplicate_ids(frames, scorer.data)
     if not detail:
         features, problems = scorer.build(frames.leads, frames.activities, as_of=as_of)
         detail = problem_details(problems, frames)
@@ -198,10 +226,12 @@ def explain_request(scorer: LeadScorer, lead: dict, activities: list[dict] | Non
         RequestError: the lead breaks the contract.
     """
     frames = request_frames([lead], [activities], scorer.data)
-    features, problems = scorer.build(frames.leads, frames.activities, as_of=as_of)
-    detail = problem_details(problems, frames)
+    detail = lead_id_problems([lead], scorer.data)
+    if not detail:
+        features, problems = scorer.build(frames.leads, frames.activities, as_of=as_of)
+        detail = problem_details(problems, frames)
     if detail:
-        raise RequestError("the lead cannot be explained", detail)
+        raise RequestError("the lead cannot be explained", _as_one_lead(detail))
     (e,) = scorer.explain(features)
     return {
         "lead_id": str(e.lead_id),

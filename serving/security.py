@@ -1,4 +1,4 @@
-"""ASGI middlewares in front of every route: the API key, and the request-size limit.
+"""ASGI middlewares in front of every route: the API key, JSON bodies only, and the request-size limit.
 
 BentoML's user middlewares wrap everything, its health routes and mounted pages included, so the
 health and metrics routes are let through explicitly: a load balancer probes them without a key.
@@ -44,7 +44,8 @@ def _card_link_problem(key: bytes, path: str, query: bytes, now: float) -> str |
     fields = parse_qs(query.decode("latin-1"))
     expires, signature = fields.get("expires", [""])[0], fields.get("signature", [""])[0]
     lead_id = path[len(CARD_PATH):]
-    expected = _card_signature(key, lead_id, int(expires)) if expires.isdigit() else ""
+    valid_expiry = expires.isascii() and expires.isdigit()  # "²".isdigit() is True, int("²") fails
+    expected = _card_signature(key, lead_id, int(expires)) if valid_expiry else ""
     if not expected or not hmac.compare_digest(signature.encode(), expected.encode()):
         return "this score-card link is not valid for this lead: use the card_url POST /score returned"
     if int(expires) < now:
@@ -53,8 +54,9 @@ def _card_link_problem(key: bytes, path: str, query: bytes, now: float) -> str |
     return None
 
 
-async def _send_json(send, status: int, body: dict, headers: tuple = ()) -> None:
-    payload = json.dumps(body).encode()
+async def _send_error(send, status: int, message: str, headers: tuple = ()) -> None:
+    """An error in the shape every endpoint answers with (serving/README.md), with no field to name."""
+    payload = json.dumps({"error": message, "detail": []}).encode()
     await send(
         {
             "type": "http.response.start",
@@ -92,10 +94,34 @@ class BearerAuth:
                 and b"signature=" in scope.get("query_string", b"")):
             problem = _card_link_problem(self.card_key, scope["path"], scope["query_string"], time.time())
             if problem:
-                return await _send_json(send, 401, {"error": problem})
+                return await _send_error(send, 401, problem)
             return await self.app(scope, receive, send)
         message = f"missing or wrong API key: send the header 'Authorization: Bearer <key>' (the key set in {self.env_var})"
-        return await _send_json(send, 401, {"error": message}, ((b"www-authenticate", b"Bearer"),))
+        return await _send_error(send, 401, message, ((b"www-authenticate", b"Bearer"),))
+
+
+class JsonOnly:
+    """415 for a body sent as anything but JSON to a JSON endpoint, before BentoML parses it.
+
+    BentoML would read it as a form: a malformed multipart body then fails with a 500, a url-encoded
+    one arrives as no fields at all ("leads: Field required").
+
+    Args:
+        app: the wrapped ASGI app.
+        paths: returns the routes that take JSON (the service's APIs); called once at start-up.
+    """
+
+    def __init__(self, app, paths: Callable[[], list[str]]):
+        self.app = app
+        self.paths = frozenset(paths())
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] == "http" and scope["path"] in self.paths:
+            content_type = dict(scope["headers"]).get(b"content-type")
+            if content_type is not None and content_type.partition(b";")[0].strip().lower() != b"application/json":
+                return await _send_error(send, 415, f"send the body as JSON with 'Content-Type: application/json', "
+                                                    f"not {content_type.decode('latin-1')!r}")
+        return await self.app(scope, receive, send)
 
 
 class BodyLimit:
@@ -113,16 +139,16 @@ class BodyLimit:
         self.app = app
         self.max_bytes = max_bytes()
 
-    def _too_large(self, size: str) -> dict:
-        return {"error": f"request body {size} exceeds the limit of {self.max_bytes:,} bytes "
-                         "(serving.max_body_bytes): send fewer leads per request"}
+    def _too_large(self, size: str) -> str:
+        return (f"request body {size} exceeds the limit of {self.max_bytes:,} bytes "
+                "(serving.max_body_bytes): send fewer leads per request")
 
     async def __call__(self, scope, receive, send) -> None:
         if scope["type"] != "http" or scope["method"] in ("GET", "HEAD", "OPTIONS"):
             return await self.app(scope, receive, send)
         declared = dict(scope["headers"]).get(b"content-length")
         if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
-            return await _send_json(send, 413, self._too_large(f"of {int(declared):,} bytes"))
+            return await _send_error(send, 413, self._too_large(f"of {int(declared):,} bytes"))
         messages, size = [], 0
         while True:
             message = await receive()
@@ -131,7 +157,7 @@ class BodyLimit:
                 break
             size += len(message.get("body", b""))
             if size > self.max_bytes:
-                return await _send_json(send, 413, self._too_large(f"of more than {size:,} bytes"))
+                return await _send_error(send, 413, self._too_large(f"of more than {size:,} bytes"))
             if not message.get("more_body", False):
                 break
 

@@ -33,7 +33,7 @@ from starlette.responses import JSONResponse  # noqa: E402
 
 from pipelines import tracking  # noqa: E402
 from pipelines.config import Params, params_from_env  # noqa: E402
-from serving import scorecard  # noqa: E402
+from serving import metrics, scorecard  # noqa: E402
 from serving.bento import bento_model_tag, load_bento_scorer  # noqa: E402
 from serving.schemas import Explanation, Feedback, FeedbackReceipt, Lead, ScoreResponse  # noqa: E402
 from serving.scoring import (  # noqa: E402
@@ -44,7 +44,7 @@ from serving.scoring import (  # noqa: E402
     score_request,
     warm_up,
 )
-from serving.security import BearerAuth, BodyLimit, card_link_key  # noqa: E402
+from serving.security import BearerAuth, BodyLimit, JsonOnly, card_link_key  # noqa: E402
 from serving.store import FeedbackConflict, Store, utc_naive  # noqa: E402
 
 log = logging.getLogger(__name__)
@@ -229,7 +229,8 @@ class LeadScoreService:
             "tiers": served.scorer.tiers.as_dict(),
         }
 
-    @pages.get("/leads/{lead_id}", response_class=HTMLResponse)
+    @pages.head("/leads/{lead_id:path}", response_class=HTMLResponse, include_in_schema=False)  # link checkers
+    @pages.get("/leads/{lead_id:path}", response_class=HTMLResponse)
     def score_card(self, lead_id: str) -> HTMLResponse:
         """The rep's score card from the lead's latest logged score (404 page if never scored).
 
@@ -240,6 +241,8 @@ class LeadScoreService:
         return HTMLResponse(scorecard.render(latest, self.served.scorer.tiers.names))
 
 
+metrics.count_by_route(lambda: LeadScoreService.openapi_spec.asdict()["paths"])
 # The first added is outermost: the key is checked before any body is read.
 LeadScoreService.add_asgi_middleware(BearerAuth, key=api_key)
+LeadScoreService.add_asgi_middleware(JsonOnly, paths=lambda: [api.route for api in LeadScoreService.apis.values()])
 LeadScoreService.add_asgi_middleware(BodyLimit, max_bytes=lambda: service_params().serving.max_body_bytes)

@@ -18,7 +18,7 @@ def _as_received(link: str) -> tuple[str, bytes]:
     return unquote(parts.path), parts.query.encode()
 
 
-@pytest.mark.parametrize("lead_id", ["L0000042", "lead 7 (Zürich)", "a+b&c=d?e#f", "00Q5g000004xYz"])
+@pytest.mark.parametrize("lead_id", ["L0000042", "lead 7 (Zürich)", "a+b&c=d?e#f", "00Q5g000004xYz", "a/b", "../model"])
 def test_a_link_verifies_for_its_own_lead_whatever_characters_the_crm_id_holds(lead_id):
     path, query = _as_received(card_link(KEY, lead_id, NOW + 60))
     assert path == f"/leads/{lead_id}"
@@ -39,3 +39,9 @@ def test_a_link_is_refused_for_another_lead_after_expiry_or_under_another_api_ke
     assert "expired on" in _card_link_problem(KEY, path, query, NOW + 61)
     assert "not valid" in _card_link_problem(card_link_key("a-new-api-key"), path, query, NOW)
     assert "not valid" in _card_link_problem(KEY, path, b"expires=never&signature=x", NOW)
+
+
+@pytest.mark.parametrize("expires", ["%C2%B2", "-5", "1e9", ""])
+def test_an_expiry_that_is_not_plain_digits_is_refused_as_not_valid(expires):
+    """"²" passes str.isdigit() but not int(): it was a 500 after the request timeout."""
+    assert "not valid" in _card_link_problem(KEY, "/leads/C1", f"expires={expires}&signature=abc".encode(), NOW)

@@ -7,9 +7,12 @@ limits and the bad inputs a CRM integration can send are checked against what a 
 from __future__ import annotations
 
 import hashlib
+import html
 import json
 import http.client
+import uuid
 from concurrent.futures import ThreadPoolExecutor
+from urllib.parse import quote
 
 import pandas as pd
 import pytest
@@ -78,7 +81,7 @@ def _in_process(trained, leads: list[dict], top_k: int) -> tuple[pd.DataFrame, l
 
 def test_health_routes_answer_without_a_key(server):
     anonymous = Client(server.url)
-    for path in ("/readyz", "/livez", "/metrics"):
+    for path in ("/readyz", "/livez", "/healthz", "/metrics"):
         assert anonymous.get(path).status == 200, path
 
 
@@ -89,13 +92,40 @@ def test_every_other_route_needs_the_key(server, key, leads):
         ("POST", "/score", {"leads": leads[:1]}),
         ("POST", "/explain", {"lead": leads[0]}),
         ("POST", "/feedback", {"event_id": "x", "lead_id": "x", "status": "open", "decided_at": AS_OF}),
+        ("POST", "/reload", {}),
         ("GET", "/model", None),
         ("GET", f"/leads/{leads[0]['lead_id']}", None),
         ("GET", "/docs.json", None),
     ]:
         reply = client.request(method, path, body)
         assert reply.status == 401, path
-        assert "Authorization: Bearer" in reply.json()["error"]
+        assert reply.json()["detail"] == [] and "Authorization: Bearer" in reply.json()["error"]
+
+
+def _series(metrics_text: str) -> list[str]:
+    return [line.rsplit(" ", 1)[0] for line in metrics_text.splitlines() if line and not line.startswith("#")]
+
+
+def test_metrics_count_requests_per_route_whatever_paths_clients_send(server):
+    """Every distinct path used to add series to /metrics for good (and list the lead ids opened)."""
+    anonymous, keyed = Client(server.url), server.client()
+
+    def distinct_requests() -> list[str]:
+        ids = [f"lead-{uuid.uuid4()}" for _ in range(30)]
+        for lead_id in ids:
+            assert anonymous.get(f"/leads/{lead_id}").status == 401
+            assert anonymous.get(f"/no-such-route/{lead_id}").status == 401
+            assert keyed.get(f"/leads/{quote(lead_id + '/x', safe='')}").status == 404
+            assert keyed.get(f"/no-such-route/{lead_id}").status == 404
+        return ids
+
+    distinct_requests()
+    before = _series(anonymous.get("/metrics").body.decode())
+    ids = distinct_requests()
+    after = anonymous.get("/metrics").body.decode()
+    assert len(_series(after)) == len(before)
+    assert not any(lead_id in after for lead_id in ids)
+    assert 'endpoint="/leads/{lead_id}"' in after and 'endpoint="/score"' in after
 
 
 # ---------------------------------------------------------------- model and scores
@@ -120,6 +150,8 @@ def test_scores_and_reasons_equal_the_batch_path(client, trained, sample_params,
     assert [s["score"] for s in got] == expected["score"].tolist()
     assert [s["tier"] for s in got] == expected["tier"].tolist()
     assert [s["likely_rejection_reason"] for s in got] == expected["likely_rejection_reason"].tolist()
+    got_reason_p = [s["likely_rejection_probability"] for s in got]
+    assert got_reason_p == pytest.approx(expected["likely_rejection_probability"].tolist(), abs=1e-12)
     for score, e in zip(got, explanations):
         assert [f["phrase"] for f in score["reasons"]["positive"]] == [f.phrase for f in e.positives]
         assert [f["phrase"] for f in score["reasons"]["negative"]] == [f.phrase for f in e.negatives]
@@ -154,12 +186,18 @@ def test_each_score_is_logged_with_the_email_only_hashed(client, server, leads):
     assert "hayworth" not in server.log_path.read_text(errors="replace").lower()
 
 
-def test_explain_gives_every_factor_adding_up_to_the_margin(client, trained, leads):
+def test_explain_gives_every_factor_adding_up_to_the_models_margin(client, trained, leads):
     explained = client.post("/explain", {"lead": leads[2], "as_of": AS_OF}).json()
     scored = client.post("/score", {"leads": [leads[2]], "as_of": AS_OF}).json()["scores"][0]
     signals = {d.signal for d in trained.scorer.catalog}
     assert {f["signal"] for f in explained["factors"]} == signals
     assert explained["base"] + sum(f["contribution"] for f in explained["factors"]) == pytest.approx(explained["margin"])
+    lead = pd.DataFrame.from_records([{k: v for k, v in leads[2].items() if k != "activities"}])
+    acts = pd.DataFrame.from_records([{**a, "lead_id": leads[2]["lead_id"]} for a in leads[2]["activities"]])
+    features, problems = trained.scorer.build(lead, acts, as_of=pd.Timestamp(AS_OF))
+    assert not problems
+    assert explained["margin"] == pytest.approx(trained.scorer.margin(features)[0], abs=1e-6)
+    assert explained["probability"] == pytest.approx(trained.scorer.predict_proba(features)[0], abs=1e-12)
     assert explained["score"] == scored["score"]
     assert all(f["phrase"] for f in explained["factors"])
 
@@ -180,14 +218,37 @@ def test_explain_gives_every_factor_adding_up_to_the_margin(client, trained, lea
          "leads[0].activities[0].occurred_at"),
         (lambda ls: [ls[0], {**ls[1], "lead_id": ls[0]["lead_id"]}], 422, "leads[1].lead_id"),
         (lambda ls: [{"company": "No Id Inc"}], 422, "leads[*].lead_id"),
+        (lambda ls: [ls[0], {**ls[1], "lead_id": 42}], 422, "leads[1].lead_id"),
+        (lambda ls: [{**ls[0], "lead_id": True}], 422, "leads[0].lead_id"),
+        (lambda ls: [{**ls[0], "lead_id": "L" * 256}], 422, "leads[0].lead_id"),
+        (lambda ls: [{**ls[0], "lead_id": "a\nb"}], 422, "leads[0].lead_id"),
     ],
-    ids=["wrong-type", "missing-id", "blank-id", "bad-date", "created-after-as-of", "bad-number", "bad-activity-date", "repeated-id", "no-id-field"],
+    ids=["wrong-type", "missing-id", "blank-id", "bad-date", "created-after-as-of", "bad-number", "bad-activity-date",
+         "repeated-id", "no-id-field", "number-id", "true-id", "id-over-255", "line-break-in-id"],
 )
 def test_bad_leads_are_refused_naming_the_field(client, leads, change, status, field):
     reply = client.post("/score", {"leads": change(leads), "as_of": AS_OF})
     assert reply.status == status, reply.body
     detail = reply.json()["detail"]
     assert field in [d["loc"] if isinstance(field, list) else d["field"] for d in detail]
+
+
+def test_explain_names_the_field_of_its_one_lead(client, leads):
+    for lead, field in [({**leads[0], "employees": "a few"}, "lead.employees"), ({**leads[0], "lead_id": 7}, "lead.lead_id")]:
+        reply = client.post("/explain", {"lead": lead, "as_of": AS_OF})
+        assert reply.status == 422, reply.body
+        assert field in [d["field"] for d in reply.json()["detail"]]
+
+
+@pytest.mark.parametrize("path", ["/score", "/explain", "/feedback"])
+@pytest.mark.parametrize(
+    "content_type",
+    ["multipart/form-data; boundary=x", "multipart/form-data", "application/x-www-form-urlencoded", "text/plain"],
+)
+def test_a_body_that_is_not_json_is_refused_as_such(client, path, content_type):
+    reply = client.post(path, b'{"leads": []}', {"Content-Type": content_type})
+    assert reply.status == 415, reply.body
+    assert "application/json" in reply.json()["error"] and reply.json()["detail"] == []
 
 
 def test_nothing_is_scored_or_logged_when_one_lead_is_bad(client, server, leads):
@@ -209,6 +270,7 @@ def test_a_body_over_the_limit_is_refused_declared_or_chunked(server):
     assert len(body) > MAX_BODY
     declared = server.client().post("/score", body, {"Content-Type": "application/json"})
     assert declared.status == 413 and "serving.max_body_bytes" in declared.json()["error"]
+    assert declared.json()["detail"] == []
     connection = http.client.HTTPConnection("127.0.0.1", int(server.url.rsplit(":", 1)[1]), timeout=30)
     chunks = (body[i:i + 8192] for i in range(0, len(body), 8192))
     connection.request("POST", "/score", body=chunks, encode_chunked=True,
@@ -340,6 +402,16 @@ def test_score_card_shows_the_latest_logged_score(client, leads):
     html = page.body.decode()
     assert f'id="score">{score["score"]}<' in html and f'id="tier">{score["tier"]}<' in html
     assert client.get("/leads/NEVER-SCORED").status == 404
+
+
+@pytest.mark.parametrize("lead_id", ["a/b", "../model", "<script>alert(1)</script>", "x/"])
+def test_a_card_link_opens_whatever_characters_the_lead_id_holds(client, server, leads, lead_id):
+    score = client.post("/score", {"leads": [{**leads[6], "lead_id": lead_id}], "as_of": AS_OF}).json()["scores"][0]
+    browser = Client(server.url)  # a rep's browser: no API key
+    page = browser.get(score["card_url"])
+    assert page.status == 200 and page.headers["content-type"].startswith("text/html"), page.body
+    assert f'id="score">{score["score"]}<' in page.body.decode() and html.escape(lead_id) in page.body.decode()
+    assert browser.request("HEAD", score["card_url"]).status == 200  # link checkers ask before opening
 
 
 def test_openapi_documents_the_endpoints(client):

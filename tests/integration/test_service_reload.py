@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import shutil
 import threading
+import time
 from pathlib import Path
 
 from mlflow.tracking import MlflowClient
@@ -12,27 +13,36 @@ from pipelines import tracking
 from conftest import running_service
 
 
-def test_reload_swaps_the_champion_while_requests_keep_being_answered(trained, sample_params, tmp_path):
-    # A private copy of the tracking store: moving the champion alias must not touch the session's.
-    copy = tmp_path / "mlflow.db"
+def _private_store(sample_params, folder: Path, reload_seconds: float) -> dict:
+    """Overrides serving from a private copy of the tracking store: moving the champion alias must
+    not touch the session's."""
+    copy = folder / "mlflow.db"
     shutil.copy(Path(sample_params.tracking.uri.removeprefix("sqlite:///")), copy)
-    overrides = {
+    return {
         "tracking.uri": f"sqlite:///{copy}",
-        "serving.store_url": f"sqlite:///{tmp_path / 'store.db'}",
-        "serving.reload_seconds": 0,  # only the endpoint reloads here, so the test controls when
+        "serving.store_url": f"sqlite:///{folder / 'store.db'}",
+        "serving.reload_seconds": reload_seconds,
     }
-    with running_service(sample_params, tmp_path, overrides) as server:
-        params = server.params
+
+
+def _promote_a_new_version(trained, params, sample_params) -> str:
+    """Register the trained model again in the server's store and point the champion alias at it."""
+    try:
+        tracking.configure(params)
+        new_version, _ = tracking.register(trained.model_uri, params, trained.run_id)
+        MlflowClient().set_registered_model_alias(params.tracking.registered_model, "champion", new_version)
+    finally:
+        tracking.use_store(sample_params)  # this process back on the session's store
+    return str(new_version)
+
+
+def test_reload_swaps_the_champion_while_requests_keep_being_answered(trained, sample_params, tmp_path):
+    # Only the endpoint reloads here (reload_seconds 0), so the test controls when.
+    with running_service(sample_params, tmp_path, _private_store(sample_params, tmp_path, 0)) as server:
         client = server.client()
         before = client.get("/model").json()["version"]
         assert client.post("/reload", {}).json() == {"reloaded": False, "version": before}
-
-        try:
-            tracking.configure(params)
-            new_version, _ = tracking.register(trained.model_uri, params, trained.run_id)
-            MlflowClient().set_registered_model_alias(params.tracking.registered_model, "champion", new_version)
-        finally:
-            tracking.use_store(sample_params)  # this process back on the session's store
+        new_version = _promote_a_new_version(trained, server.params, sample_params)
 
         statuses, versions, stop = [], set(), threading.Event()
         lead = {"lead_id": "R-1", "created_at": "2025-12-01", "employees": 120, "country": "US"}
@@ -60,3 +70,16 @@ def test_reload_swaps_the_champion_while_requests_keep_being_answered(trained, s
         assert client.get("/model").json()["version"] == new_version
         assert statuses and set(statuses) == {200}, statuses
         assert versions == {before, new_version}
+
+
+def test_every_worker_picks_up_a_new_champion_on_its_own(trained, sample_params, tmp_path):
+    """What serving/README promises: no POST /reload needed, the alias is checked every reload_seconds."""
+    with running_service(sample_params, tmp_path, _private_store(sample_params, tmp_path, 1)) as server:
+        client = server.client()
+        before = client.get("/model").json()["version"]
+        new_version = _promote_a_new_version(trained, server.params, sample_params)
+        assert new_version != before
+        deadline = time.monotonic() + 15
+        while client.get("/model").json()["version"] != new_version:
+            assert time.monotonic() < deadline, "the new champion was not picked up within 15 s"
+            time.sleep(0.2)
