@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from datetime import datetime
 
 import numpy as np
 import pandas as pd
@@ -69,6 +70,21 @@ def _path(*parts) -> str:
 
 def _detail(loc: tuple, message: str, kind: str) -> dict:
     return {"loc": list(loc), "field": _path(*loc), "msg": message, "type": kind}
+
+
+def request_as_of(value) -> datetime | None:
+    """A request's ``as_of`` as naive UTC (None: now).
+
+    Raises:
+        RequestError: a date pandas cannot compute with (e.g. 0001-01-01, 9999-12-31 in a zone).
+    """
+    if value is None:
+        return None
+    try:
+        return utc_naive(value)
+    except ValueError as err:
+        raise RequestError("the scoring time as_of cannot be used; nothing was scored",
+                           [_detail(("as_of",), str(err), "as_of_out_of_range")]) from None
 
 
 def request_frames(leads: list[dict], activities: list[list[dict] | None], data: DataParams) -> RequestFrames:

@@ -41,11 +41,12 @@ from serving.scoring import (  # noqa: E402
     RequestError,
     explain_request,
     feedback_event,
+    request_as_of,
     score_request,
     warm_up,
 )
 from serving.security import BearerAuth, BodyLimit, JsonOnly, card_link_key  # noqa: E402
-from serving.store import FeedbackConflict, Store, utc_naive  # noqa: E402
+from serving.store import FeedbackConflict, Store  # noqa: E402
 
 log = logging.getLogger(__name__)
 
@@ -164,7 +165,7 @@ class LeadScoreService:
                 [lead.model_extra for lead in leads],
                 [lead.activities for lead in leads],
                 served.model,
-                as_of=utc_naive(as_of) if as_of else None,
+                as_of=request_as_of(as_of),
                 top_k=self.serving.top_factors,
                 card_key=self.card_key,
                 card_link_days=self.serving.card_link_days,
@@ -181,7 +182,7 @@ class LeadScoreService:
         served = self.served
         try:
             explained = explain_request(served.scorer, lead.model_extra, lead.activities, served.model,
-                                        as_of=utc_naive(as_of) if as_of else None)
+                                        as_of=request_as_of(as_of))
         except RequestError as err:
             return _error(422, str(err), err.detail)
         return Explanation.model_validate(explained)

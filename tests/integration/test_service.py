@@ -251,6 +251,14 @@ def test_a_body_that_is_not_json_is_refused_as_such(client, path, content_type):
     assert "application/json" in reply.json()["error"] and reply.json()["detail"] == []
 
 
+@pytest.mark.parametrize("as_of", ["0001-01-01T00:00:00", "2300-01-01T00:00:00Z", "9999-12-31T23:59:59-05:00"])
+def test_a_scoring_time_no_date_computation_can_hold_is_refused_naming_as_of(client, leads, as_of):
+    for route, body in (("/score", {"leads": [leads[0]]}), ("/explain", {"lead": leads[0]})):
+        reply = client.post(route, {**body, "as_of": as_of})
+        assert reply.status == 422, reply.body
+        assert [d["field"] for d in reply.json()["detail"]] == ["as_of"]
+
+
 def test_nothing_is_scored_or_logged_when_one_lead_is_bad(client, server, leads):
     good = {**leads[3], "lead_id": "GOOD-IN-BAD-BATCH"}
     reply = client.post("/score", {"leads": [good, {**leads[4], "created_at": "nope"}]})
