@@ -392,6 +392,21 @@ def _parse_numbers(values: pd.Series) -> pd.Series:
     return parsed.astype("float64")
 
 
+def as_of_time(value) -> pd.Timestamp:
+    """A time to score or train as of, as naive UTC like every contract date.
+
+    Raises:
+        ValueError: naming as_of, when it lies outside the dates the contract accepts: it is
+            compared with the leads' dates, and 0001-01-01 or 9999-12-31 is a "no date" sent by mistake.
+    """
+    stamp = pd.Timestamp(value)
+    if stamp.tzinfo is not None:
+        stamp = stamp.tz_convert("UTC").tz_localize(None)
+    if not DATE_RANGE[0] <= stamp < DATE_RANGE[1]:
+        raise ValueError(f"as_of {_as_sent(value)} is out of range (expected {DATE_RANGE_TEXT})")
+    return stamp
+
+
 def _empty_column(column: str, spec: TableSpec, index: pd.Index) -> pd.Series:
     if column in spec.dates:
         return pd.Series(pd.NaT, index=index, dtype="datetime64[us]")

@@ -10,7 +10,7 @@ import pytest
 import sqlalchemy as sa
 
 from pipelines.config import DataParams, Params
-from pipelines.ingest import ContractError, Problem, load_crm, prepare_table, read_source
+from pipelines.ingest import ContractError, Problem, as_of_time, load_crm, prepare_table, read_source
 
 # A CRM that names things its own way (Salesforce-like export).
 MAPPING = {
@@ -224,6 +224,16 @@ def test_dates_read_as_datetimes_are_range_checked_too():
     assert leads["lead_id"].tolist() == ["L1"]
     assert str(problems[0]) == ("leads.parquet row 2, column 'Created Date' (created_at): date out of range "
                                 "'9999-12-31T00:00:00' (expected 1970-01-01 to 2199-12-31)")
+
+
+@pytest.mark.parametrize("as_of", ["0001-01-01T00:00:00", "2300-01-01T00:00:00Z", "9999-12-31T23:59:59"])
+def test_an_as_of_outside_the_date_range_is_refused_by_name(as_of):
+    with pytest.raises(ValueError, match=r"^as_of '.*' is out of range \(expected 1970-01-01 to 2199-12-31\)$"):
+        as_of_time(as_of)
+
+
+def test_as_of_is_naive_utc_like_the_dates_it_is_compared_with():
+    assert as_of_time("2026-01-31T02:00:00+02:00") == pd.Timestamp("2026-01-31T00:00:00")
 
 
 def test_missing_required_column_is_fatal_even_when_dropping_and_names_the_mapping(tmp_path):

@@ -116,6 +116,14 @@ def test_score_refuses_numbers_and_no_date_sentinels_as_dates_by_row(trained, sa
     assert "date out of range '9999-12-31'" in activity_rejects["problems"][1]
 
 
+@pytest.mark.parametrize("as_of", ["0001-01-01T00:00:00", "2300-01-01T00:00:00Z", "9999-12-31T23:59:59"])
+def test_an_as_of_outside_the_date_range_is_refused_by_name(as_of):
+    result = run("features", "--as-of", as_of)
+    assert result.exit_code == 2
+    assert "--as-of" in result.output and "out of range" in result.output  # the panel may wrap between them
+    assert "1970-01-01 to 2199-12-31" in result.output
+
+
 def test_features_on_the_x_education_export(x_education_csv):
     result = run("features", "--params", str(PROJECT_ROOT / "params.x_education.yaml"), "--leads", str(x_education_csv))
     assert result.exit_code == 0, result.output
