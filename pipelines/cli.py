@@ -357,3 +357,7 @@ def monitor(
     for line in report.lines():
         typer.echo(line)
     typer.echo(f"report {out}; MLflow run {report.run_id} (tagged monitor)")
+
+
+if __name__ == "__main__":  # python -m pipelines.cli, as well as the installed `leadscore`
+    app()

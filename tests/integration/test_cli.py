@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import re
+import subprocess
+import sys
 
 import pytest
 from typer.testing import CliRunner
@@ -122,6 +124,15 @@ def test_an_as_of_outside_the_date_range_is_refused_by_name(as_of):
     assert result.exit_code == 2
     assert "--as-of" in result.output and "out of range" in result.output  # the panel may wrap between them
     assert "1970-01-01 to 2199-12-31" in result.output
+
+
+def test_python_dash_m_runs_the_commands(tmp_path):
+    """`python -m pipelines.cli` (no installed entry point) must run the command, not exit 0 doing nothing."""
+    out = tmp_path / "crm"
+    result = subprocess.run([sys.executable, "-m", "pipelines.cli", "sample-data", "--leads", "50", "--out", str(out)],
+                            capture_output=True, text=True, cwd=PROJECT_ROOT, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert re.search(r"leads\s+50 rows", result.stdout) and (out / "leads.csv").is_file()
 
 
 def test_features_on_the_x_education_export(x_education_csv):
