@@ -325,7 +325,8 @@ def to_epoch_ns(values: pd.Series, what: str) -> np.ndarray:
     """Nanoseconds since the epoch as int64 (NaT = ``NAT``), so times compare as plain integers.
 
     Zone-aware values are converted to UTC; naive values are taken as UTC. Text is parsed (the
-    service receives ISO strings); ``what`` names the field in the error when it is not a date.
+    service receives ISO strings); ``what`` names the field in the error when it is not a date or
+    lies outside what int64 nanoseconds hold (1677-09-21 to 2262-04-11; ingest keeps dates well inside).
     """
     dtype = values.dtype
     if isinstance(dtype, pd.DatetimeTZDtype) or pd.api.types.is_datetime64_dtype(dtype):
@@ -337,7 +338,12 @@ def to_epoch_ns(values: pd.Series, what: str) -> np.ndarray:
             raise ValueError(f"{what}: values that are not dates ({exc})") from None
     if isinstance(stamps.dtype, pd.DatetimeTZDtype):
         stamps = stamps.dt.tz_convert("UTC").dt.tz_localize(None)
-    return stamps.astype("datetime64[ns]").to_numpy().view(np.int64)
+    try:
+        return stamps.astype("datetime64[ns]").to_numpy().view(np.int64)
+    except (pd.errors.OutOfBoundsDatetime, OverflowError):
+        outside = stamps[(stamps < pd.Timestamp.min) | (stamps > pd.Timestamp.max)]
+        raise ValueError(f"{what}: date out of range, e.g. {outside.iloc[0]} (features compute in nanoseconds since "
+                         f"1970, which hold {pd.Timestamp.min:%Y-%m-%d} to {pd.Timestamp.max:%Y-%m-%d})") from None
 
 
 # --- lead columns and derived fit / negative signals -------------------------------------------

@@ -21,7 +21,7 @@ from models.encoding import CategoryEncoder
 from models.gbm import predict_threads
 from models.reasons import ReasonModel
 from pipelines.config import DataParams, FeatureParams
-from pipelines.ingest import Problem, crm_column, prepare_table
+from pipelines.ingest import Problem, as_of_time, crm_column, prepare_table
 
 # How far after the scoring time a lead's created_at may lie (clock skew, a zone misread) before it is refused.
 CREATED_AFTER_SLACK = pd.Timedelta(days=1)
@@ -154,9 +154,7 @@ class LeadScorer:
             return build_features(pd.DataFrame({"lead_id": pd.Series(dtype="str")}), None, None, self.features), problems
         snapshot = None
         if self.data.dated:
-            snapshot = pd.Timestamp(as_of) if as_of is not None else pd.Timestamp.now(tz="UTC")
-            if snapshot.tzinfo is not None:  # as created_at is read: naive UTC
-                snapshot = snapshot.tz_convert("UTC").tz_localize(None)
+            snapshot = as_of_time(as_of) if as_of is not None else pd.Timestamp.now(tz="UTC").tz_localize(None)
             leads = self._existing_at(leads, raw_leads, snapshot, source, problems)
         return build_features(leads, activities, snapshot, self.features), problems
 

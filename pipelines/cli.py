@@ -36,12 +36,19 @@ def _params(path: Path | None, leads: str | None = None) -> Params:
 
 
 def _as_of(value: str | None) -> pd.Timestamp | None:
+    """--as-of as naive UTC, like the export's dates it is compared with."""
+    from pipelines.ingest import as_of_time
+
     if value is None:
         return None
     try:
-        return pd.Timestamp(value)
+        stamp = pd.Timestamp(value)
     except ValueError:
         raise typer.BadParameter(f"not a date: {value!r} (use YYYY-MM-DD)", param_hint="--as-of") from None
+    try:
+        return as_of_time(stamp)
+    except ValueError as err:
+        raise typer.BadParameter(str(err), param_hint="--as-of") from None
 
 
 def _fail(err: Exception) -> None:
@@ -350,3 +357,7 @@ def monitor(
     for line in report.lines():
         typer.echo(line)
     typer.echo(f"report {out}; MLflow run {report.run_id} (tagged monitor)")
+
+
+if __name__ == "__main__":  # python -m pipelines.cli, as well as the installed `leadscore`
+    app()

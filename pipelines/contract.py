@@ -7,6 +7,15 @@ read it. Columns beyond the contract are kept on `leads` (custom features may us
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
+
+# Dates the contract accepts: from the first up to (not including) the second. CRMs write "no date"
+# as 0001-01-01 or 9999-12-31, which would score a lead from nothing; the bounds also keep every
+# date, and the windows added to it, inside the int64 nanoseconds features compute in (1677-2262).
+DATE_RANGE = (datetime(1970, 1, 1), datetime(2200, 1, 1))
+# The largest size a number field may have: no headcount or deal amount comes near it, so a larger
+# value is a sentinel or a typo (1e308), and beyond 2**53 (about 9e15) float64 loses whole numbers.
+LARGEST_NUMBER = 1e15
 
 
 @dataclass(frozen=True)
@@ -16,6 +25,7 @@ class TableSpec:
     optional: tuple[str, ...] = ()
     dates: tuple[str, ...] = ()
     numeric: tuple[str, ...] = ()
+    non_negative: tuple[str, ...] = ()  # numeric columns that count something: never below zero
     key: str | None = None  # unique per row when set
 
     @property
@@ -39,6 +49,7 @@ LEADS = TableSpec(
     ),
     dates=("created_at",),
     numeric=("employees",),
+    non_negative=("employees",),
     key="lead_id",
 )
 

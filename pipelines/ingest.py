@@ -11,6 +11,8 @@ from __future__ import annotations
 import os
 from collections import Counter
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from decimal import Decimal
 from pathlib import Path
 
 import numpy as np
@@ -21,7 +23,7 @@ import sqlalchemy as sa
 from pandas.arrays import ArrowStringArray
 
 from pipelines.config import DataParams, Params
-from pipelines.contract import LEADS, OUTCOMES, TABLES, TableSpec
+from pipelines.contract import DATE_RANGE, LARGEST_NUMBER, LEADS, OUTCOMES, TABLES, TableSpec
 
 # Outcome columns a flat export carries on the lead row; split off into `outcomes`.
 OUTCOME_COLUMNS = tuple(c for c in OUTCOMES.columns if c != "lead_id")
@@ -31,12 +33,18 @@ TEXT_COLUMNS = frozenset(
     c for spec in TABLES.values() for c in spec.columns if c not in spec.dates and c not in spec.numeric
 )
 MAX_LISTED_PROBLEMS = 20
+DATE_RANGE_TEXT = f"{DATE_RANGE[0]:%Y-%m-%d} to {DATE_RANGE[1] - timedelta(days=1):%Y-%m-%d}"
+DATE_FORM = "a date is text such as 2026-01-31 or 2026-01-31T09:30:00Z"
+# Text that is a number ("1764000000", " 2026 ", "1.7e9"): pandas would read "2026" as 2026-01-01.
+_NUMBER_TEXT = r"^\s*[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?\s*$"
 
 # Why a row did not reach the canonical tables (report keys -> words for people).
 DROP_REASONS = {
     "empty_value": "empty required value",
     "unparsable_date": "unparsable date",
-    "bad_number": "not a number",
+    "number_as_date": "number instead of a date",
+    "date_out_of_range": "date out of range",
+    "bad_number": "invalid number",
     "unknown_status": "unknown status",
     "duplicate_lead_id": "conflicting duplicate lead_id",
     "unknown_lead": "lead_id not in leads",
@@ -310,21 +318,93 @@ def _missing_cells(values: pd.Series, missing: list[str]) -> np.ndarray:
     return pd.notna(cells) & np.isin(np.char.strip(cells.astype(str)), missing)
 
 
-def _parse_dates(values: pd.Series) -> pd.Series:
-    """Text dates as datetimes, NaT where unparsable.
+def _as_sent(value) -> str:
+    """A cell for a message, as the CRM sent it: text quoted, a number or true/false as the plain
+    value (not numpy's ``np.float64(...)``), a date as ISO text; cut short when very long."""
+    if isinstance(value, (np.datetime64, datetime)):
+        value = pd.Timestamp(value).isoformat()
+    elif isinstance(value, np.generic):
+        value = value.item()
+    shown = repr(value)
+    return shown if len(shown) <= 60 else f"{shown[:40]}... ({len(shown):,} characters)"
 
-    Plain ISO 8601 without a zone (what CRM exports and the synthetic CRM write) takes Arrow's cast,
-    ~15x faster than pandas' per-value "mixed" parser; a column holding anything else (zone
-    offsets, other layouts, stray blanks) is parsed by pandas as a whole, as before.
+
+def _numbers_sent(values: pd.Series) -> tuple[np.ndarray, np.ndarray]:
+    """Which cells hold a number and which hold true/false (JSON, SQL or Parquet types; text is neither).
+
+    Text and date columns (what CSV and Parquet reads give) answer from their dtype; only an object
+    column holding something other than text or dates is looked at cell by cell.
     """
+    none = np.zeros(len(values), dtype=bool)
+    if pd.api.types.is_bool_dtype(values.dtype):
+        return none, values.notna().to_numpy()
+    if pd.api.types.is_numeric_dtype(values.dtype):
+        return values.notna().to_numpy(), none
+    if values.dtype != object:
+        return none, none
+    if pd.api.types.infer_dtype(values, skipna=True) in ("string", "empty", "datetime", "date"):
+        return none, none
+    cells = values.to_numpy()
+    booleans = np.fromiter((isinstance(v, (bool, np.bool_)) for v in cells), bool, len(cells))
+    numbers = np.fromiter((isinstance(v, (int, float, Decimal, np.number)) for v in cells), bool, len(cells))
+    return numbers & ~booleans & pd.notna(cells), booleans
+
+
+def _parse_dates(values: pd.Series) -> tuple[pd.Series, np.ndarray]:
+    """Text dates as datetimes, NaT where unparsable or a number; and which cells are a number.
+
+    A number (or true/false, or text of a number) is never read as a date: pandas takes 1764000000
+    as nanoseconds after 1970 and "2026" as 2026-01-01, silently. Plain ISO 8601 without a zone (what
+    CRM exports and the synthetic CRM write) takes Arrow's cast, ~15x faster than pandas' per-value
+    "mixed" parser, and holds no number; a column holding anything else (zone offsets, other
+    layouts, stray blanks) is parsed by pandas as a whole, as before.
+    """
+    numbers, booleans = _numbers_sent(values)
+    numbers = numbers | booleans
+    if numbers.any():
+        values = values.astype(object).where(~numbers, None)
     try:
         text = pa.array(values, from_pandas=True)
-        if pa.types.is_string(text.type) or pa.types.is_large_string(text.type):
+    except (pa.ArrowInvalid, pa.ArrowTypeError):  # e.g. datetimes among text
+        text = None
+    if text is not None and (pa.types.is_string(text.type) or pa.types.is_large_string(text.type)):
+        try:
             stamps = text.cast(pa.timestamp("us")).to_numpy(zero_copy_only=False)
-            return pd.Series(stamps, index=values.index, name=values.name)
-    except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError):
-        pass
-    return pd.to_datetime(values, format="mixed", utc=True, errors="coerce")
+            return pd.Series(stamps, index=values.index, name=values.name), numbers
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+            pass
+        number_text = pc.match_substring_regex(text, _NUMBER_TEXT).fill_null(False).to_numpy(zero_copy_only=False)
+        if number_text.any():
+            numbers |= number_text
+            values = values.astype(object).where(~numbers, None)
+    return pd.to_datetime(values, format="mixed", utc=True, errors="coerce"), numbers
+
+
+def _parse_numbers(values: pd.Series) -> pd.Series:
+    """Numbers as float64, NaN where not a number; true/false is not one (a count of True is not 1)."""
+    booleans = _numbers_sent(values)[1]
+    if booleans.any():
+        values = values.astype(object).where(~booleans, None)
+    try:
+        parsed = pd.to_numeric(values, errors="coerce")
+    except OverflowError:  # a whole number beyond float64 (e.g. 401 digits): as text it reads as inf
+        parsed = pd.to_numeric(values.astype("str").where(values.notna()), errors="coerce")
+    return parsed.astype("float64")
+
+
+def as_of_time(value) -> pd.Timestamp:
+    """A time to score or train as of, as naive UTC like every contract date.
+
+    Raises:
+        ValueError: naming as_of, when it lies outside the dates the contract accepts: it is
+            compared with the leads' dates, and 0001-01-01 or 9999-12-31 is a "no date" sent by mistake.
+    """
+    stamp = pd.Timestamp(value)
+    if stamp.tzinfo is not None:
+        stamp = stamp.tz_convert("UTC").tz_localize(None)
+    if not DATE_RANGE[0] <= stamp < DATE_RANGE[1]:
+        raise ValueError(f"as_of {_as_sent(value)} is out of range (expected {DATE_RANGE_TEXT})")
+    return stamp
 
 
 def _empty_column(column: str, spec: TableSpec, index: pd.Index) -> pd.Series:
@@ -400,8 +480,8 @@ def prepare_table(
 
     bad = np.zeros(len(raw), dtype=bool)
 
-    def flag(mask: pd.Series, column: str, kind: str, describe) -> None:
-        positions = np.flatnonzero(mask.to_numpy(dtype=bool))
+    def flag(mask: pd.Series | np.ndarray, column: str, kind: str, describe) -> None:
+        positions = np.flatnonzero(np.asarray(mask, dtype=bool))
         if not len(positions):  # the usual case: no row to name
             return
         values = columns[column].iloc[positions].to_numpy()
@@ -414,17 +494,29 @@ def prepare_table(
             continue
         values = columns[column]
         if column in spec.dates:
-            parsed = values
+            parsed, numbers = values, np.zeros(len(values), dtype=bool)
             if not pd.api.types.is_datetime64_any_dtype(values.dtype):
-                parsed = _parse_dates(values)
+                parsed, numbers = _parse_dates(values)
             if getattr(parsed.dtype, "tz", None) is not None:
                 parsed = parsed.dt.tz_convert("UTC").dt.tz_localize(None)
-            flag(values.notna() & parsed.isna(), column, "unparsable_date", lambda v: f"unparsable date {v!r}")
-            columns[column] = parsed.astype("datetime64[us]")
+            parsed = parsed.astype("datetime64[us]")
+            flag(numbers, column, "number_as_date", lambda v: f"{DATE_FORM}, not "
+                 f"{'' if isinstance(v, (bool, np.bool_)) else 'the number '}{_as_sent(v)}")
+            flag(values.notna() & parsed.isna() & ~numbers, column, "unparsable_date",
+                 lambda v: f"unparsable date {_as_sent(v)}")
+            flag((parsed < DATE_RANGE[0]) | (parsed >= DATE_RANGE[1]), column, "date_out_of_range",
+                 lambda v: f"date out of range {_as_sent(v)} (expected {DATE_RANGE_TEXT})")
+            columns[column] = parsed
         elif column in spec.numeric:
-            parsed = pd.to_numeric(values, errors="coerce")
-            flag(values.notna() & parsed.isna(), column, "bad_number", lambda v: f"not a number: {v!r}")
-            columns[column] = parsed.astype("float64")
+            parsed = _parse_numbers(values)
+            size = parsed.abs()
+            flag(values.notna() & parsed.isna(), column, "bad_number", lambda v: f"not a number: {_as_sent(v)}")
+            flag(size >= LARGEST_NUMBER, column, "bad_number", lambda v: f"number out of range {_as_sent(v)} "
+                 f"(a number field holds a finite number smaller than {LARGEST_NUMBER:g} in size)")
+            if column in spec.non_negative:
+                flag((parsed < 0) & (size < LARGEST_NUMBER), column, "bad_number",
+                     lambda v, c=column: f"negative {c} {_as_sent(v)} ({c} counts something: 0 or more)")
+            columns[column] = parsed
         else:
             columns[column] = _as_text(values)
         if column in required:
@@ -436,7 +528,7 @@ def prepare_table(
             status.notna() & (status != "") & ~status.isin(data.statuses),
             "status",
             "unknown_status",
-            lambda v: f"unknown status {v!r} (expected one of {data.statuses}; translate CRM values "
+            lambda v: f"unknown status {_as_sent(v)} (expected one of {data.statuses}; translate CRM values "
             "with data.value_maps.status)",
         )
 

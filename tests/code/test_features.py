@@ -252,6 +252,14 @@ def test_zone_aware_and_iso_text_times_agree_with_naive_utc():
     pd.testing.assert_frame_equal(naive, aware)
 
 
+@pytest.mark.parametrize("when", ["0001-01-01T00:00:00Z", "9999-12-31", "2262-04-12", "1677-09-21"])
+def test_a_date_nanoseconds_cannot_hold_is_refused_by_name(when):
+    """Features compute in int64 nanoseconds; ingest refuses such dates, a direct caller gets the field."""
+    events = pd.DataFrame({"lead_id": ["L1"], "occurred_at": pd.Series([when]), "activity": ["demo_request"]})
+    with pytest.raises(ValueError, match=r"^activities.occurred_at: date out of range, e.g. "):
+        build_features(leads_frame(), events, SNAPSHOT, spec())
+
+
 def test_activity_types_are_matched_loosely_and_unknown_ones_ignored():
     events = activities(
         ("L1", SNAPSHOT - SECOND, " Demo_Request "),

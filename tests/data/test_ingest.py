@@ -9,7 +9,7 @@ import pytest
 import sqlalchemy as sa
 
 from pipelines.config import DataParams, Params
-from pipelines.ingest import ContractError, Problem, load_crm, prepare_table, read_source
+from pipelines.ingest import ContractError, Problem, as_of_time, load_crm, prepare_table, read_source
 
 # A CRM that names things its own way (Salesforce-like export).
 MAPPING = {
@@ -73,6 +73,25 @@ def only_problem(err: pytest.ExceptionInfo) -> Problem:
         ("outcomes", outcome("L1", closed="31/31/2024"), "Closed Date", "decided_at", "unparsable_date",
          "'31/31/2024'"),
         ("activities", activity("L1", when="soon"), "Activity Date", "occurred_at", "unparsable_date", "'soon'"),
+        # CRMs write "no date" as 0001-01-01 or 9999-12-31; features compute in int64 nanoseconds (1677-2262)
+        ("activities", activity("L1", when="0001-01-01T00:00:00Z"), "Activity Date", "occurred_at",
+         "date_out_of_range", "date out of range '0001-01-01T00:00:00Z' (expected 1970-01-01 to 2199-12-31)"),
+        ("leads", lead("L2", created="9999-12-31"), "Created Date", "created_at", "date_out_of_range",
+         "date out of range '9999-12-31'"),
+        ("outcomes", outcome("L1", closed="2262-04-12"), "Closed Date", "decided_at", "date_out_of_range",
+         "'2262-04-12'"),
+        # a CSV cell is text: epoch seconds in one are refused like a JSON number, not read as 1970
+        ("activities", activity("L1", when="1764000000"), "Activity Date", "occurred_at", "number_as_date",
+         "a date is text such as 2026-01-31 or 2026-01-31T09:30:00Z, not the number '1764000000'"),
+        ("outcomes", outcome("L1", closed="20240201"), "Closed Date", "decided_at", "number_as_date",
+         "not the number '20240201'"),
+        ("leads", lead("L2", employees="-5"), "Employees", "employees", "bad_number",
+         "negative employees -5 (employees counts something: 0 or more)"),
+        ("leads", lead("L2", employees="inf"), "Employees", "employees", "bad_number",
+         "number out of range inf (a number field holds a finite number smaller than 1e+15 in size)"),
+        ("leads", lead("L2", employees="1e308"), "Employees", "employees", "bad_number", "number out of range 1e+308"),
+        ("leads", lead("L2", employees="9" * 401), "Employees", "employees", "bad_number",
+         f"number out of range {'9' * 40}... (401 characters)"),
     ],
 )
 def test_each_error_kind_names_source_row_and_crm_column(tmp_path, table, bad_row, column, contract, kind, words):
@@ -90,6 +109,130 @@ def test_each_error_kind_names_source_row_and_crm_column(tmp_path, table, bad_ro
     assert str(problem).startswith(f"{table}.csv row 2 (header not counted), column '{column}' ({contract}): ")
     assert words in str(problem)
     assert words in str(err.value)
+
+
+DATE_FORM = "a date is text such as 2026-01-31 or 2026-01-31T09:30:00Z"
+# The dated column of each table as a request sends it, with the other values of a good row.
+DATED_ROWS = {
+    "leads": ("Created Date", {"Lead ID": "L1"}),
+    "activities": ("Activity Date", {"Lead ID": "L1", "Activity Type": "page_view"}),
+    "outcomes": ("Closed Date", {"Lead ID": "L1", "Stage": "converted"}),
+}
+
+
+@pytest.mark.parametrize("table", DATED_ROWS)
+@pytest.mark.parametrize(
+    ("sent", "words"),
+    [
+        (1764000000, "not the number 1764000000"),  # epoch seconds: pandas reads nanoseconds after 1970
+        (1764000000000, "not the number 1764000000000"),  # epoch milliseconds
+        (1.5, "not the number 1.5"),
+        (1e20, "not the number 1e+20"),
+        (int("9" * 401), f"not the number {'9' * 40}... (401 characters)"),
+        (True, "not True"),
+        ("2026", "not the number '2026'"),  # pandas reads it as 2026-01-01
+        (" 1764000000 ", "not the number ' 1764000000 '"),
+    ],
+)
+def test_a_number_sent_as_a_date_is_refused_not_read_as_1970(table, sent, words):
+    data = DataParams(leads="unused", mapping=MAPPING)
+    column, row = DATED_ROWS[table]
+    raw = pd.DataFrame.from_records([{**row, column: "2024-01-05T10:00:00Z"}, {**row, column: sent}])
+
+    kept, problems = prepare_table(raw, table, data)
+
+    assert kept.index.tolist() == [0]  # the row with a text date is kept
+    assert [(p.row, p.column, p.kind) for p in problems] == [(2, column, "number_as_date")]
+    assert problems[0].message == f"{DATE_FORM}, {words}"
+
+
+@pytest.mark.parametrize("sent", [1764000000, True])
+def test_a_column_of_numbers_only_is_refused_as_dates_too(sent):
+    """All numbers (a JSON batch, a CSV column pandas reads as int64) give a number-typed column."""
+    raw = pd.DataFrame({"Lead ID": ["L1", "L2"], "Activity Date": [sent, sent], "Activity Type": "page_view"})
+
+    kept, problems = prepare_table(raw, "activities", DataParams(leads="unused", mapping=MAPPING))
+
+    assert len(kept) == 0
+    assert [p.kind for p in problems] == ["number_as_date"] * 2
+    assert "np." not in problems[0].message and f" {sent}" in problems[0].message
+
+
+@pytest.mark.parametrize(
+    ("sent", "words"),
+    [
+        (True, "not a number: True"),
+        (False, "not a number: False"),
+        (float("inf"), "number out of range inf"),
+        (float("-inf"), "number out of range -inf"),
+        (1e308, "number out of range 1e+308"),
+        (int("9" * 401), "number out of range 9999"),
+        (-5, "negative employees -5"),
+        ("-5", "negative employees '-5'"),
+    ],
+)
+def test_employees_is_a_finite_count(sent, words):
+    raw = pd.DataFrame.from_records([lead("L1", employees=12), lead("L2", employees=sent)])
+
+    kept, problems = prepare_table(raw, "leads", DataParams(leads="unused", mapping=MAPPING))
+
+    assert kept["employees"].tolist() == [12.0]
+    assert [(p.row, p.column, p.kind) for p in problems] == [(2, "Employees", "bad_number")]
+    assert problems[0].message.startswith(words) and "np." not in problems[0].message
+
+
+def test_a_column_of_booleans_is_not_read_as_ones_and_zeros():
+    raw = pd.DataFrame({"Lead ID": ["L1", "L2"], "Created Date": "2024-01-05", "Employees": [True, False]})
+
+    kept, problems = prepare_table(raw, "leads", DataParams(leads="unused", mapping=MAPPING))
+
+    assert len(kept) == 0 and [p.message for p in problems] == ["not a number: True", "not a number: False"]
+
+
+def test_nan_is_a_missing_number_and_zero_employees_is_a_count():
+    """NaN cannot be told from a missing value once in a frame (a SQL NULL arrives as NaN too)."""
+    raw = pd.DataFrame.from_records([lead("L1", employees=float("nan")), lead("L2", employees=0)])
+
+    kept, problems = prepare_table(raw, "leads", DataParams(leads="unused", mapping=MAPPING))
+
+    assert problems == []
+    assert kept["employees"].isna().tolist() == [True, False] and kept["employees"].iloc[1] == 0
+
+
+@pytest.mark.parametrize(
+    ("created", "kept"),
+    [("1970-01-01", True), ("2199-12-31T23:59:59", True), ("1969-12-31T23:59:59", False),
+     ("2200-01-01", False), ("2199-12-31T23:00:00-05:00", False)],  # compared in UTC
+)
+def test_date_range_edges(created, kept):
+    raw = pd.DataFrame.from_records([lead("L1", created=created)])
+
+    leads, problems = prepare_table(raw, "leads", DataParams(leads="unused", mapping=MAPPING))
+
+    assert len(leads) == int(kept)
+    assert [p.kind for p in problems] == ([] if kept else ["date_out_of_range"])
+
+
+def test_dates_read_as_datetimes_are_range_checked_too():
+    """Parquet and Arrow's typed CSV read give datetimes, not text; 9999-12-31 fits in microseconds."""
+    raw = pd.DataFrame({"Lead ID": ["L1", "L2"],
+                        "Created Date": pd.Series(["2024-01-05", "9999-12-31"], dtype="datetime64[us]")})
+
+    leads, problems = prepare_table(raw, "leads", DataParams(leads="unused", mapping=MAPPING), "leads.parquet")
+
+    assert leads["lead_id"].tolist() == ["L1"]
+    assert str(problems[0]) == ("leads.parquet row 2, column 'Created Date' (created_at): date out of range "
+                                "'9999-12-31T00:00:00' (expected 1970-01-01 to 2199-12-31)")
+
+
+@pytest.mark.parametrize("as_of", ["0001-01-01T00:00:00", "2300-01-01T00:00:00Z", "9999-12-31T23:59:59"])
+def test_an_as_of_outside_the_date_range_is_refused_by_name(as_of):
+    with pytest.raises(ValueError, match=r"^as_of '.*' is out of range \(expected 1970-01-01 to 2199-12-31\)$"):
+        as_of_time(as_of)
+
+
+def test_as_of_is_naive_utc_like_the_dates_it_is_compared_with():
+    assert as_of_time("2026-01-31T02:00:00+02:00") == pd.Timestamp("2026-01-31T00:00:00")
 
 
 def test_missing_required_column_is_fatal_even_when_dropping_and_names_the_mapping(tmp_path):

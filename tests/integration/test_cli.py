@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import re
+import subprocess
+import sys
 
 import pytest
 from typer.testing import CliRunner
@@ -81,6 +83,56 @@ def test_score_warns_when_no_activity_row_belongs_to_a_scored_lead(trained, samp
     assert mismatched.exit_code == 0
     assert f"none of the {len(activities):,} activity rows belongs to a lead of" in mismatched.output
     assert "none of the" not in score("activities.csv").output
+
+
+def test_score_refuses_numbers_and_no_date_sentinels_as_dates_by_row(trained, sample_params, sample_dir, tmp_path):
+    """A CRM's 0001-01-01 / 9999-12-31 "no date" and epoch seconds go to the rejects files, not 1970 or a crash."""
+    import pandas as pd
+
+    from serving.local_server import params_file
+
+    params = params_file(sample_params, tmp_path / "params.yaml")
+    leads = pd.read_csv(sample_dir / "leads.csv", dtype=str).head(5)
+    leads.loc[1, "created_at"] = "0001-01-01T00:00:00Z"
+    activities = pd.read_csv(sample_dir / "activities.csv", dtype=str)
+    activities = activities[activities["lead_id"].isin(leads["lead_id"])].head(4).reset_index(drop=True)
+    activities.loc[1, "occurred_at"] = "1764000000"
+    activities.loc[2, "occurred_at"] = "9999-12-31"
+    leads.to_csv(tmp_path / "leads.csv", index=False)
+    activities.to_csv(tmp_path / "activities.csv", index=False)
+
+    result = run("score", "--params", str(params), "--input", str(tmp_path / "leads.csv"), "--output",
+                 str(tmp_path / "scores.csv"), "--activities", str(tmp_path / "activities.csv"),
+                 "--as-of", "2026-01-01")
+
+    assert result.exit_code == 0, result.output
+    assert "scored 4 of 5 rows" in result.output and "2 activity rows failed validation" in result.output
+    rejects = pd.read_csv(tmp_path / "scores.rejects.csv")
+    assert rejects["row"].tolist() == [2]
+    assert ("column 'created_at': date out of range '0001-01-01T00:00:00Z' (expected 1970-01-01 to 2199-12-31)"
+            in rejects["problems"][0])
+    activity_rejects = pd.read_csv(tmp_path / "scores.activity_rejects.csv")
+    assert activity_rejects["row"].tolist() == [2, 3]
+    assert ("a date is text such as 2026-01-31 or 2026-01-31T09:30:00Z, not the number '1764000000'"
+            in activity_rejects["problems"][0])
+    assert "date out of range '9999-12-31'" in activity_rejects["problems"][1]
+
+
+@pytest.mark.parametrize("as_of", ["0001-01-01T00:00:00", "2300-01-01T00:00:00Z", "9999-12-31T23:59:59"])
+def test_an_as_of_outside_the_date_range_is_refused_by_name(as_of):
+    result = run("features", "--as-of", as_of)
+    assert result.exit_code == 2
+    assert "--as-of" in result.output and "out of range" in result.output  # the panel may wrap between them
+    assert "1970-01-01 to 2199-12-31" in result.output
+
+
+def test_python_dash_m_runs_the_commands(tmp_path):
+    """`python -m pipelines.cli` (no installed entry point) must run the command, not exit 0 doing nothing."""
+    out = tmp_path / "crm"
+    result = subprocess.run([sys.executable, "-m", "pipelines.cli", "sample-data", "--leads", "50", "--out", str(out)],
+                            capture_output=True, text=True, cwd=PROJECT_ROOT, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert re.search(r"leads\s+50 rows", result.stdout) and (out / "leads.csv").is_file()
 
 
 def test_features_on_the_x_education_export(x_education_csv):
