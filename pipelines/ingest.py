@@ -400,9 +400,13 @@ def as_of_time(value) -> pd.Timestamp:
             compared with the leads' dates, and 0001-01-01 or 9999-12-31 is a "no date" sent by mistake.
     """
     stamp = pd.Timestamp(value)
-    if stamp.tzinfo is not None:
-        stamp = stamp.tz_convert("UTC").tz_localize(None)
-    if not DATE_RANGE[0] <= stamp < DATE_RANGE[1]:
+    try:
+        if stamp.tzinfo is not None:
+            stamp = stamp.tz_convert("UTC").tz_localize(None)
+        in_range = DATE_RANGE[0] <= stamp < DATE_RANGE[1]
+    except (ValueError, OverflowError):  # e.g. 9999-12-31T23:59:59-05:00 is in the year 10000 in UTC
+        in_range = False
+    if not in_range:
         raise ValueError(f"as_of {_as_sent(value)} is out of range (expected {DATE_RANGE_TEXT})")
     return stamp
 

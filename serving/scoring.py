@@ -18,7 +18,7 @@ from pydantic import TypeAdapter, ValidationError
 from features.labels import outcome_group, policy_reason
 from models.scorer import LeadScorer
 from pipelines.config import DataParams, LabelParams
-from pipelines.ingest import Problem, crm_column
+from pipelines.ingest import Problem, as_of_time, crm_column
 from serving.schemas import Identifier
 from serving.security import card_link
 from serving.store import decision_date, email_sha256, utc_naive
@@ -76,12 +76,12 @@ def request_as_of(value) -> datetime | None:
     """A request's ``as_of`` as naive UTC (None: now).
 
     Raises:
-        RequestError: a date pandas cannot compute with (e.g. 0001-01-01, 9999-12-31 in a zone).
+        RequestError: outside the dates the contract accepts (e.g. 0001-01-01, 9999-12-31).
     """
     if value is None:
         return None
     try:
-        return utc_naive(value)
+        return as_of_time(value).to_pydatetime()
     except ValueError as err:
         raise RequestError("the scoring time as_of cannot be used; nothing was scored",
                            [_detail(("as_of",), str(err), "as_of_out_of_range")]) from None

@@ -20,7 +20,7 @@ import pandas as pd
 import sqlalchemy as sa
 
 from pipelines.config import Params
-from pipelines.contract import OUTCOMES
+from pipelines.contract import DATE_RANGE, OUTCOMES
 
 log = logging.getLogger(__name__)
 
@@ -66,7 +66,7 @@ _DECISION_FIELDS = ("lead_id", "status", "reason", "decided_at", "amount")  # wh
 # A decision date outside [EARLIEST_DECISION, received + DECISION_CLOCK_SLACK] is a CRM default or
 # typo (0001-01-01, 2099-...): stored, it would crash labelling or win every "latest decision" forever.
 # The slack allows for a CRM clock or time zone set a little ahead of the service's.
-EARLIEST_DECISION = datetime(1970, 1, 1)
+EARLIEST_DECISION = DATE_RANGE[0]
 DECISION_CLOCK_SLACK = timedelta(days=1)
 
 
