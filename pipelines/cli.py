@@ -51,35 +51,35 @@ def _as_of(value: str | None) -> pd.Timestamp | None:
         raise typer.BadParameter(str(err), param_hint="--as-of") from None
 
 
-def _fail(err: Exception) -> None:
+def _fail(err: Exception | str) -> None:
     typer.secho(str(err), fg="red", err=True)
     raise typer.Exit(1) from None
 
 
 @app.command("sample-data")
 def sample_data(
-    leads: Annotated[int, typer.Option(help="Number of leads.")] = 20_000,
+    leads: Annotated[int, typer.Option(min=0, help="Number of leads.")] = 20_000,
     seed: Annotated[int, typer.Option(help="Random seed (same seed, same data).")] = 7,
     out: Annotated[Path, typer.Option(help="Output folder.")] = Path("data/sample"),
     fmt: Annotated[str, typer.Option("--format", help="csv or parquet.")] = "csv",
-    quarters: Annotated[int, typer.Option(help="Quarters of history.")] = 8,
+    quarters: Annotated[int, typer.Option(min=1, help="Quarters of history.")] = 8,
 ) -> None:
     """Write a seeded synthetic CRM (leads, activities, outcomes with reason codes)."""
     from pipelines.synthetic import generate_crm, write_crm
 
-    tables = generate_crm(leads, seed=seed, quarters=quarters)
     try:
+        tables = generate_crm(leads, seed=seed, quarters=quarters)
+        # The leads sales still has to work: what a CRM would send for scoring today.
+        open_ids = tables["outcomes"].loc[tables["outcomes"]["status"] == "open", "lead_id"]
+        tables["open_leads"] = tables["leads"][tables["leads"]["lead_id"].isin(open_ids)]
         paths = write_crm(tables, out, fmt=fmt)
     except (FileExistsError, ValueError) as err:
         _fail(err)
+    except OSError as err:  # e.g. a read-only or system folder
+        _fail(f"--out: cannot write the sample into {out}: {err.strerror or err}")
     for name, frame in tables.items():
-        typer.echo(f"{name:<11} {len(frame):>10,} rows -> {paths[name]}")
-    # The leads sales still has to work: what a CRM would send for scoring today.
-    open_ids = tables["outcomes"].loc[tables["outcomes"]["status"] == "open", "lead_id"]
-    open_leads = tables["leads"][tables["leads"]["lead_id"].isin(open_ids)]
-    open_path = out / f"open_leads.{fmt}"
-    (open_leads.to_csv if fmt == "csv" else open_leads.to_parquet)(open_path, index=False)
-    typer.echo(f"{'open leads':<11} {len(open_leads):>10,} rows -> {open_path}")
+        label = name.replace("_", " ")
+        typer.echo(f"{label:<11} {len(frame):>10,} rows -> {paths[name]}")
 
 
 @app.command()

@@ -252,19 +252,31 @@ def generate_crm(
     }
 
 
-# Written beside the sample files: a later run may replace them. Files without it may be a real export.
+# Written beside the sample files, listing them: a later run may replace those, and no other file.
 SAMPLE_MARKER = ".leadscore-sample"
+_MARKER_HEADER = "Written by `leadscore sample-data`: the next run may replace these files of it, and no other:"
+# A marker from before it listed its files covered the folder; it meant the default CSV set then.
+_UNLISTED_MARKER_FILES = frozenset({"leads.csv", "activities.csv", "outcomes.csv", "open_leads.csv"})
+
+
+def _sample_files(out_dir: Path) -> set[str]:
+    """Names of the files an earlier sample-data run wrote into out_dir (none without its marker)."""
+    marker = out_dir / SAMPLE_MARKER
+    if not marker.is_file():
+        return set()
+    listed = {line.strip() for line in marker.read_text(errors="replace").splitlines()[1:] if line.strip()}
+    return listed or set(_UNLISTED_MARKER_FILES)
 
 
 def write_crm(tables: dict[str, pd.DataFrame], out_dir: Path, fmt: str = "csv") -> dict[str, Path]:
-    """Write leads/activities/outcomes as CSV or Parquet files named after the tables.
+    """Write each table (leads/activities/outcomes, and any extra such as open_leads) as <name>.<fmt>.
 
     Raises:
-        FileExistsError: the folder already holds such a file that this function did not write
-            (no SAMPLE_MARKER beside it), e.g. the CRM export itself; nothing is written then.
+        FileExistsError: a file it would write exists and is not listed in the SAMPLE_MARKER of an
+            earlier run, e.g. the CRM export itself; nothing is written then.
 
     Args:
-        tables: the three contract tables, as returned by :func:`generate_crm`.
+        tables: the three contract tables, as returned by :func:`generate_crm`, plus any extra ones.
         out_dir: folder to write into (created if missing).
         fmt: "csv" or "parquet".
 
@@ -277,13 +289,16 @@ def write_crm(tables: dict[str, pd.DataFrame], out_dir: Path, fmt: str = "csv") 
     if missing:
         raise ValueError(f"tables: missing {missing}; expected leads, activities and outcomes")
     out_dir = Path(out_dir)
-    paths = {name: out_dir / f"{name}.{fmt}" for name in (LEADS.name, ACTIVITIES.name, OUTCOMES.name)}
-    foreign = [p.name for p in paths.values() if p.exists()] if not (out_dir / SAMPLE_MARKER).exists() else []
+    paths = {name: out_dir / f"{name}.{fmt}" for name in tables}
+    ours = _sample_files(out_dir)
+    foreign = [p.name for p in paths.values() if p.exists() and p.name not in ours]
     if foreign:
         raise FileExistsError(f"{out_dir} already holds {', '.join(foreign)}, not written by sample-data: it may be "
                               "a CRM export, which the sample would replace; write the sample into another folder")
     out_dir.mkdir(parents=True, exist_ok=True)
-    (out_dir / SAMPLE_MARKER).write_text("Written by `leadscore sample-data`: the next run may replace its files.\n")
+    # The marker first: a run interrupted halfway still lets the next one replace what it wrote.
+    written = sorted(ours | {p.name for p in paths.values()})
+    (out_dir / SAMPLE_MARKER).write_text("\n".join([_MARKER_HEADER, *written]) + "\n")
     for name, path in paths.items():
         if fmt == "csv":
             tables[name].to_csv(path, index=False)

@@ -235,6 +235,33 @@ def test_write_crm_never_replaces_files_it_did_not_write(crm, tmp_path):
     assert len(pd.read_csv(paths["leads"])) == len(crm["leads"])
 
 
+def test_write_crm_replaces_only_the_files_its_marker_lists(crm, tmp_path):
+    """The marker beside a sample covers the files that run wrote, not every file in the folder."""
+    folder = tmp_path / "crm"
+    folder.mkdir()
+    crm["leads"].head(3).to_parquet(folder / "leads.parquet")  # the user's export, in the other format
+    export = (folder / "leads.parquet").read_bytes()
+    write_crm(crm, folder)  # no CSV there yet: the sample goes beside it
+    with pytest.raises(FileExistsError, match=r"already holds leads.parquet, not written by sample-data"):
+        write_crm(crm, folder, fmt="parquet")
+    assert (folder / "leads.parquet").read_bytes() == export and not (folder / "outcomes.parquet").exists()
+    write_crm(crm, folder)  # its own CSVs it may still replace
+
+
+def test_a_marker_that_lists_no_files_covers_the_csv_sample_only(crm, tmp_path):
+    """Earlier versions wrote a marker without a file list, after writing the default CSV set."""
+    folder = tmp_path / "crm"
+    write_crm(crm, folder)
+    (folder / ".leadscore-sample").write_text("Written by `leadscore sample-data`: the next run may replace its files.\n")
+    write_crm({**crm, "open_leads": crm["leads"].head(2)}, folder)
+    crm["leads"].head(3).to_parquet(folder / "leads.parquet")
+    (folder / ".leadscore-sample").write_text("Written by `leadscore sample-data`: the next run may replace its files.\n")
+    export = (folder / "leads.parquet").read_bytes()
+    with pytest.raises(FileExistsError, match="leads.parquet"):
+        write_crm(crm, folder, fmt="parquet")
+    assert (folder / "leads.parquet").read_bytes() == export
+
+
 def test_write_crm_refuses_unknown_format_and_missing_tables(crm, tmp_path):
     with pytest.raises(ValueError, match="fmt"):
         write_crm(crm, tmp_path, fmt="xlsx")

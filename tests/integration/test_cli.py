@@ -43,6 +43,47 @@ def test_sample_data_then_features_prints_counts_rules_and_features(tmp_path):
     assert "pricing_view_7d" in result.output and "seniority" in result.output
 
 
+def test_sample_data_never_replaces_a_users_open_leads_file(tmp_path):
+    """open_leads.<format> is a file it writes too: one the user put there stays byte for byte."""
+    folder = tmp_path / "crm"
+    folder.mkdir()
+    (folder / "open_leads.csv").write_bytes(b"lead_id,created_at\r\nREAL-1,2025-01-02\r\n")
+    result = runner.invoke(app, ["sample-data", "--leads", "50", "--out", str(folder)])
+    assert result.exit_code == 1
+    assert "already holds open_leads.csv, not written by sample-data" in result.output
+    assert (folder / "open_leads.csv").read_bytes() == b"lead_id,created_at\r\nREAL-1,2025-01-02\r\n"
+    assert not (folder / "leads.csv").exists()
+
+
+def test_sample_data_never_replaces_an_export_in_the_other_format(tmp_path):
+    folder = tmp_path / "crm"
+    folder.mkdir()
+    (folder / "leads.parquet").write_bytes(b"PAR1 the user's export")
+    assert run("sample-data", "--leads", "50", "--out", str(folder)).exit_code == 0  # CSVs beside it
+    result = runner.invoke(app, ["sample-data", "--leads", "50", "--out", str(folder), "--format", "parquet"])
+    assert result.exit_code == 1 and "already holds leads.parquet" in result.output
+    assert (folder / "leads.parquet").read_bytes() == b"PAR1 the user's export"
+    assert run("sample-data", "--leads", "50", "--out", str(folder)).exit_code == 0  # its own it replaces
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["--leads", "-5"], "--leads"),
+    (["--quarters", "0"], "--quarters"),
+    (["--format", "xlsx"], "'csv' or 'parquet'"),
+])
+def test_sample_data_refuses_bad_options_by_name(tmp_path, args, message):
+    result = runner.invoke(app, ["sample-data", "--out", str(tmp_path / "crm"), *args])
+    assert result.exit_code in (1, 2) and isinstance(result.exception, SystemExit)  # a message, no traceback
+    assert message in result.output
+
+
+def test_sample_data_into_a_folder_it_cannot_write_is_a_clear_error(tmp_path):
+    (tmp_path / "file").write_text("not a folder")
+    result = runner.invoke(app, ["sample-data", "--leads", "50", "--out", str(tmp_path / "file" / "crm")])
+    assert result.exit_code == 1 and isinstance(result.exception, SystemExit)
+    assert f"--out: cannot write the sample into {tmp_path / 'file' / 'crm'}" in result.output
+
+
 def test_score_names_the_model_version_what_it_refused_and_a_missing_activity_file(trained, sample_params, sample_dir, tmp_path):
     from serving.local_server import params_file
 
