@@ -92,7 +92,7 @@ def features(params: ParamsOption = None, leads: LeadsOption = None, as_of: AsOf
     p = _params(params, leads)
     try:
         ts = assemble(p, as_of=_as_of(as_of))
-    except (ContractError, FileNotFoundError) as err:
+    except (ContractError, FileNotFoundError, ValueError) as err:
         _fail(err)
     typer.echo("== ingest")
     for line in ts.crm.report.lines():

@@ -221,6 +221,9 @@ def read_source(spec: str, data: DataParams, base_dir: Path) -> pd.DataFrame:
         )
     except pd.errors.EmptyDataError:
         raise ValueError(f"{path}: the file is empty (not even a header row)") from None
+    except UnicodeDecodeError as err:
+        raise ValueError(f"{path}: not UTF-8 text (byte {err.start} cannot be read); save it as UTF-8 "
+                         "(in Excel: CSV UTF-8)") from None
 
 
 def _read_sql(spec: str, url: str, base_dir: Path) -> pd.DataFrame:

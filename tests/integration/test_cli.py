@@ -213,6 +213,22 @@ def test_a_public_url_loses_its_trailing_slash_so_card_links_have_one():
     assert params.serving.public_url == "https://crm.example.com/ls"
 
 
+@pytest.mark.parametrize(("name", "content", "message"), [
+    ("leads.csv", b"", "the file is empty"),
+    ("leads.xlsx", b"PK\x03\x04", "unsupported file type"),
+    ("leads.csv", "lead_id,created_at,company\nL1,2025-01-02,Caf\u00e9 M\u00fcller\n".encode("latin-1"),
+     r"not UTF-8 text \(byte \d+ cannot be read\); save it as UTF-8"),
+])
+@pytest.mark.parametrize("command", ["features", "train"])
+def test_an_unreadable_export_is_a_one_line_error_naming_the_file(tmp_path, monkeypatch, command, name, content, message):
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")  # train opens it first
+    leads = tmp_path / name
+    leads.write_bytes(content)
+    result = runner.invoke(app, [command, "--leads", str(leads)])
+    assert result.exit_code == 1 and isinstance(result.exception, SystemExit)  # no traceback
+    assert re.search(f"{re.escape(str(leads))}: {message}", result.output.replace("\n", ""))
+
+
 def test_a_missing_export_is_a_clear_error(tmp_path):
     result = run("features", "--leads", str(tmp_path / "nope.csv"))
     assert result.exit_code == 1
