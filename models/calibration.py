@@ -60,7 +60,10 @@ class TierThresholds:
 
     @classmethod
     def fit(cls, params: TierParams, reference_probability: np.ndarray) -> "TierThresholds":
-        """Freeze thresholds: capacity tiers take quantiles of the reference population's p."""
+        """Freeze thresholds: capacity tiers take quantiles of the reference population's p.
+
+        TierParams keeps the thresholds from increasing down the list (a tier out of order is refused).
+        """
         names = [t.name for t in params.tiers]
         cuts = []
         for tier in params.tiers[:-1]:
@@ -68,7 +71,6 @@ class TierThresholds:
                 cuts.append(float(np.quantile(reference_probability, 1 - tier.top_share)))
             else:
                 cuts.append(float(tier.min_probability))
-        cuts = [float(c) for c in np.maximum.accumulate(cuts[::-1])[::-1]] if cuts else []  # never increasing down the list
         return cls(names=names, min_probability=[*cuts, 0.0])
 
     def assign(self, probability: np.ndarray) -> np.ndarray:

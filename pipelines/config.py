@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
 import yaml
@@ -181,15 +181,17 @@ class PointsRule(_Section):
 class EvaluateParams(_Section):
     split: SplitParams = Field(default_factory=SplitParams)
     ece_bins: int = Field(10, ge=2)
-    top_fractions: list[float] = Field(default_factory=lambda: [0.1, 0.2, 0.3])
+    top_fractions: list[Annotated[float, Field(gt=0, le=1)]] = Field(
+        default_factory=lambda: [0.1, 0.2, 0.3], description="Shares of leads, best first, whose conversion capture is reported."
+    )
     points_rules: list[PointsRule] = Field(default_factory=list)
     naive_bayes_fields: list[str] = Field(default_factory=list)
 
 
 class Tier(_Section):
     name: str
-    top_share: float | None = Field(None, gt=0, le=1, description="Capacity: this share of leads, best first.")
-    min_probability: float | None = Field(None, ge=0, le=1, description="Precision: calibrated p at least this.")
+    top_share: float | None = Field(None, gt=0, lt=1, description="Capacity: this share of leads, best first.")
+    min_probability: float | None = Field(None, gt=0, lt=1, description="Precision: calibrated p at least this.")
 
 
 class TierParams(_Section):
@@ -213,6 +215,16 @@ class TierParams(_Section):
                 raise ValueError(f"tier {tier.name!r} needs {key} when method is {self.method!r}")
         if len({t.name for t in self.tiers}) != len(self.tiers):
             raise ValueError("tier names must be unique")
+        # Out of order, a tier would get no lead at all: the one above it already takes them.
+        capacity = self.method == "capacity"
+        for i in range(1, len(self.tiers) - 1):
+            above, value = getattr(self.tiers[i - 1], key), getattr(self.tiers[i], key)
+            if (value <= above) if capacity else (value >= above):
+                raise ValueError(
+                    f"tiers.tiers[{i}].{key}: {value:g} is not {'above' if capacity else 'below'} the {above:g} of "
+                    f"tier {self.tiers[i - 1].name!r} before it; list the tiers best first, or tier "
+                    f"{self.tiers[i].name!r} gets no lead"
+                )
         return self
 
 
@@ -345,12 +357,17 @@ class ParamsError(ValueError):
 def _format_error(err: ValidationError, source: Path) -> str:
     lines = [f"{source}: {err.error_count()} invalid setting(s)"]
     for e in err.errors():
-        key = ".".join(str(p) for p in e["loc"]) or "(top level)"
+        key = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in e["loc"]).lstrip(".") or "(top level)"
         msg = e["msg"]
         if e["type"] == "literal_error":
             msg = f"got {e['input']!r}; allowed values: {e['ctx']['expected']}"
         elif e["type"] == "extra_forbidden":
             msg = "unknown key (check spelling)"
+        elif e["type"] == "value_error":
+            msg = str(e["ctx"]["error"])
+            named, _, rest = msg.partition(": ")
+            if rest and (not e["loc"] or named.startswith(f"{key}.")):  # a check across keys names the exact one
+                key, msg = named, rest
         lines.append(f"  - {key}: {msg}")
     return "\n".join(lines)
 
@@ -373,9 +390,13 @@ def load_params(path: str | Path | None = None, overrides: dict[str, Any] | None
     """
     source = Path(path) if path else DEFAULT_PARAMS
     try:
-        raw = yaml.safe_load(source.read_text()) or {}
+        raw = yaml.safe_load(source.read_text(encoding="utf-8")) or {}
     except FileNotFoundError:
         raise ParamsError(f"params file not found: {source}") from None
+    except UnicodeDecodeError as exc:
+        raise ParamsError(f"{source}: not UTF-8 text (byte {exc.start} cannot be read); save it as UTF-8") from None
+    except OSError as exc:
+        raise ParamsError(f"{source}: cannot read the params file: {exc.strerror or exc}") from None
     except yaml.YAMLError as exc:
         raise ParamsError(f"{source}: not valid YAML: {exc}") from None
     if not isinstance(raw, dict):
@@ -383,8 +404,12 @@ def load_params(path: str | Path | None = None, overrides: dict[str, Any] | None
     for dotted, value in (overrides or {}).items():
         node = raw
         *parents, leaf = dotted.split(".")
-        for key in parents:
+        for depth, key in enumerate(parents, 1):
             node = node.setdefault(key, {})
+            if not isinstance(node, dict):
+                section = ".".join(parents[:depth])
+                raise ParamsError(f"{source}: {section}: expected a section of settings (key: value lines), "
+                                  f"got {'nothing' if node is None else repr(node)}")
         node[leaf] = value
     raw.setdefault("base_dir", str(source.resolve().parent))
     try:

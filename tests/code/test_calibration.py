@@ -4,6 +4,8 @@ tier thresholds frozen at training time (models/calibration.py)."""
 from __future__ import annotations
 
 import numpy as np
+import pytest
+from pydantic import ValidationError
 
 from models.calibration import TierThresholds, to_score
 from pipelines.config import Tier, TierParams
@@ -33,9 +35,16 @@ def test_tiers_are_frozen_thresholds_not_quantiles_of_the_batch_scored():
     assert tiers.assign(np.array(tiers.min_probability)).tolist() == ["A", "B", "C", "D"]
 
 
-def test_precision_tiers_take_their_thresholds_from_params_and_never_increase_down_the_list():
-    params = TierParams(method="precision", tiers=[Tier(name="hot", min_probability=0.5),
-                                                   Tier(name="warm", min_probability=0.6), Tier(name="cold")])
+def test_precision_tiers_take_their_thresholds_from_params():
+    params = TierParams(method="precision", tiers=[Tier(name="hot", min_probability=0.6),
+                                                   Tier(name="warm", min_probability=0.3), Tier(name="cold")])
     tiers = TierThresholds.fit(params, np.linspace(0, 1, 11))
-    assert tiers.min_probability == [0.6, 0.6, 0.0]  # "warm" cannot ask for less than "hot"
-    assert tiers.assign(np.array([0.65, 0.55, 0.1])).tolist() == ["hot", "cold", "cold"]
+    assert tiers.min_probability == [0.6, 0.3, 0.0]
+    assert tiers.assign(np.array([0.65, 0.6, 0.55, 0.3, 0.1])).tolist() == ["hot", "hot", "warm", "warm", "cold"]
+
+
+def test_precision_tiers_whose_thresholds_increase_down_the_list_are_refused():
+    """"warm" asking for more than "hot" would get no lead: every lead that reaches it is hot."""
+    with pytest.raises(ValidationError, match=r"tiers.tiers\[1\].min_probability: 0.6 is not below the 0.5 of tier 'hot'"):
+        TierParams(method="precision", tiers=[Tier(name="hot", min_probability=0.5),
+                                              Tier(name="warm", min_probability=0.6), Tier(name="cold")])

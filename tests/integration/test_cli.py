@@ -202,6 +202,50 @@ def test_a_snapshot_age_past_the_label_horizon_is_refused(tmp_path):
         load_params(PROJECT_ROOT / "params.yaml", overrides={"features.snapshot_days": [3, 150]})
 
 
+@pytest.mark.parametrize(("data", "message"), [
+    ("data:\n", r"data: expected a section of settings \(key: value lines\), got nothing"),
+    ("data: leads.csv\n", r"data: expected a section of settings \(key: value lines\), got 'leads.csv'"),
+])
+def test_a_data_setting_that_is_no_section_is_refused_by_key_even_with_leads(tmp_path, data, message):
+    params = tmp_path / "params.yaml"
+    params.write_text(data)
+    result = runner.invoke(app, ["features", "--params", str(params), "--leads", "x.csv"])
+    assert result.exit_code == 2 and isinstance(result.exception, SystemExit)
+    assert re.search(f"{re.escape(str(params))}: {message}", result.output.replace("\n", ""))
+
+
+def test_a_params_file_that_is_not_utf8_or_not_a_file_is_a_params_error(tmp_path):
+    params = tmp_path / "params.yaml"
+    params.write_bytes("# Param\u00e8tres\ndata:\n  leads: x.csv\n".encode("latin-1"))
+    with pytest.raises(ParamsError, match=rf"{re.escape(str(params))}: not UTF-8 text \(byte 7 cannot be read\); save it as UTF-8"):
+        load_params(params)
+    with pytest.raises(ParamsError, match=rf"{re.escape(str(tmp_path))}: cannot read the params file"):
+        load_params(tmp_path)
+
+
+@pytest.mark.parametrize(("method", "tiers", "message"), [
+    ("capacity", [{"name": "A", "top_share": 0.6}, {"name": "B", "top_share": 0.1}, {"name": "C"}],
+     r"tiers.tiers\[1\].top_share: 0.1 is not above the 0.6 of tier 'A' before it; .* tier 'B' gets no lead"),
+    ("capacity", [{"name": "A", "top_share": 0.3}, {"name": "B", "top_share": 0.3}, {"name": "C"}],
+     r"tiers.tiers\[1\].top_share: 0.3 is not above"),
+    ("capacity", [{"name": "A", "top_share": 1.0}, {"name": "B"}], r"tiers.tiers\[0\].top_share: Input should be less than 1"),
+    ("precision", [{"name": "A", "min_probability": 0.2}, {"name": "B", "min_probability": 0.4}, {"name": "C"}],
+     r"tiers.tiers\[1\].min_probability: 0.4 is not below the 0.2 of tier 'A'"),
+])
+def test_tiers_that_would_leave_a_tier_empty_are_refused_by_key(method, tiers, message):
+    with pytest.raises(ParamsError, match=message):
+        load_params(PROJECT_ROOT / "params.yaml", overrides={"tiers.method": method, "tiers.tiers": tiers})
+
+
+def test_a_top_fraction_outside_0_to_1_is_refused_by_key_before_any_data_is_read(tmp_path):
+    params = tmp_path / "params.yaml"
+    text = (PROJECT_ROOT / "params.yaml").read_text().replace("top_fractions: [0.1, 0.2, 0.3]", "top_fractions: [0.1, 0.0]")
+    params.write_text(text.replace("data/sample/", f"{tmp_path}/missing/"))
+    result = runner.invoke(app, ["train", "--params", str(params)], env={"MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path}/m.db"})
+    assert result.exit_code == 2
+    assert "evaluate.top_fractions[1]: Input should be greater than 0" in result.output and "missing" not in result.output
+
+
 @pytest.mark.parametrize("url", ["leadscore.example.com", "https://", "https://x.example.com/?a=1", "ftp://x.example.com"])
 def test_a_public_url_that_is_no_web_address_is_refused_by_name(url):
     with pytest.raises(ParamsError, match=r"serving.public_url.*http\(s\) address"):
