@@ -223,7 +223,7 @@ def score(
 
 @app.command("export-outcomes")
 def export_outcomes(
-    output: Annotated[Path, typer.Option("--output", "-o", help="Outcomes CSV (contract columns), e.g. for data.outcomes.")],
+    output: Annotated[Path, typer.Option("--output", "-o", help="Outcomes file (contract columns), e.g. for data.outcomes: CSV, or Parquet when it ends in .parquet.")],
     params: ParamsOption = None,
 ) -> None:
     """Write the feedback the service received as an outcomes table: the latest decision per lead."""
@@ -231,6 +231,12 @@ def export_outcomes(
     from serving.store import Store
 
     p = _params(params)
+    if output.is_dir():
+        _fail(f"--output: {output} is a folder; name the file to write in it, e.g. {output / 'outcomes.csv'}")
+    name = output.name.lower()
+    parquet = name.endswith((".parquet", ".pq"))
+    if not parquet and ".csv" not in name:  # the files data.outcomes reads back
+        _fail(f"--output: {output} is neither .csv (optionally compressed, e.g. .csv.gz) nor .parquet")
     export = {f"CRM export's data.{key}": p.resolve(getattr(p.data, key)) if getattr(p.data, key) else None
               for key in ("leads", "activities", "outcomes")}
     try:  # retrain merges the feedback with the export itself; replacing the export would lose its history
@@ -238,8 +244,13 @@ def export_outcomes(
     except ValueError as err:
         _fail(err)
     outcomes = Store.from_params(p).export_outcomes()
-    output.parent.mkdir(parents=True, exist_ok=True)
-    outcomes.to_csv(output, index=False)
+    try:
+        output.parent.mkdir(parents=True, exist_ok=True)
+        (outcomes.to_parquet if parquet else outcomes.to_csv)(output, index=False)
+    except (FileExistsError, NotADirectoryError):
+        _fail(f"--output: cannot write {output}: a folder on its path is a file")
+    except OSError as err:
+        _fail(f"--output: cannot write {output}: {err.strerror or err}")
     typer.echo(f"{len(outcomes):,} leads with a decision -> {output}")
 
 

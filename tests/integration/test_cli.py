@@ -202,6 +202,48 @@ def test_a_snapshot_age_past_the_label_horizon_is_refused(tmp_path):
         load_params(PROJECT_ROOT / "params.yaml", overrides={"features.snapshot_days": [3, 150]})
 
 
+@pytest.fixture()
+def feedback_params(tmp_path):
+    """The project's params with a real store in tmp_path holding two decisions."""
+    from serving.store import Store
+
+    store_url = f"sqlite:///{tmp_path / 'store.db'}"
+    for event_id, lead, status, reason in [("e1", "L1", "rejected", "no_budget"), ("e2", "L2", "converted", None)]:
+        Store(store_url).add_feedback({"event_id": event_id, "lead_id": lead, "status": status, "reason": reason,
+                                       "decided_at": "2025-03-01T10:00:00Z"})
+    params = tmp_path / "params.yaml"
+    params.write_text((PROJECT_ROOT / "params.yaml").read_text().replace("sqlite:///leadscore_store.db", store_url))
+    return params
+
+
+def test_export_outcomes_writes_parquet_for_a_parquet_name_and_ingest_reads_it(feedback_params, tmp_path):
+    from pipelines.ingest import prepare_table, read_source
+
+    params = load_params(feedback_params)
+    out = tmp_path / "feedback" / "outcomes.parquet"
+    result = run("export-outcomes", "--params", str(feedback_params), "--output", str(out))
+    assert result.exit_code == 0, result.output
+    assert out.read_bytes()[:4] == b"PAR1"
+    outcomes, problems = prepare_table(read_source(str(out), params.data, tmp_path), "outcomes", params.data)
+    assert not problems and outcomes.set_index("lead_id")["status"].to_dict() == {"L1": "rejected", "L2": "converted"}
+
+
+@pytest.mark.parametrize(("output", "message"), [
+    ("outcomes.xlsx", "{out} is neither .csv (optionally compressed, e.g. .csv.gz) nor .parquet"),
+    ("folder", "{out} is a folder; name the file to write in it"),
+    ("a_file/outcomes.csv", "cannot write {out}: a folder on its path is a file"),
+    ("/sys/outcomes.csv", "cannot write {out}: "),
+])
+def test_export_outcomes_to_an_output_it_cannot_write_is_a_one_line_error(feedback_params, tmp_path, output, message):
+    (tmp_path / "folder").mkdir()
+    (tmp_path / "a_file").write_text("not a folder")
+    out = tmp_path / output
+    result = runner.invoke(app, ["export-outcomes", "--params", str(feedback_params), "--output", str(out)])
+    assert result.exit_code == 1 and isinstance(result.exception, SystemExit)  # no traceback
+    assert f"--output: {message.format(out=out)}" in result.output.replace("\n", "")
+    assert not (tmp_path / "outcomes.xlsx").exists() and (tmp_path / "a_file").read_text() == "not a folder"
+
+
 @pytest.mark.parametrize(("data", "message"), [
     ("data:\n", r"data: expected a section of settings \(key: value lines\), got nothing"),
     ("data: leads.csv\n", r"data: expected a section of settings \(key: value lines\), got 'leads.csv'"),
