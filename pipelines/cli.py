@@ -94,17 +94,24 @@ def features(params: ParamsOption = None, leads: LeadsOption = None, as_of: AsOf
         ts = assemble(p, as_of=_as_of(as_of))
     except (ContractError, FileNotFoundError, ValueError) as err:
         _fail(err)
+    created = ts.crm.leads["created_at"] if ts.as_of is not None else None
+    if created is not None and not (created <= ts.as_of).any():
+        first = f"the first was created {created.min():%Y-%m-%d}" if created.notna().any() else "it has none"
+        _fail(f"--as-of {ts.as_of:%Y-%m-%d}: no lead in the export was created by then ({first}); choose a later date")
     typer.echo("== ingest")
     for line in ts.crm.report.lines():
         typer.echo(f"  {line}")
     typer.echo(f"== labels (as of {ts.as_of})" if ts.as_of is not None else "== labels (undated export)")
     for line in ts.labels.lines():
         typer.echo(f"  {line}")
-    typer.echo(f"  training rows: {len(ts.y):,}  positives: {int(ts.y.sum()):,} ({ts.y.mean():.1%})")
+    if len(ts.y):
+        typer.echo(f"  training rows: {len(ts.y):,}  positives: {int(ts.y.sum()):,} ({ts.y.mean():.1%})")
+    else:
+        typer.secho("  training rows: 0 (the label rules above left every lead out)", fg="yellow")
     typer.echo(f"== features ({ts.features.shape[1]})")
     for feature in feature_catalog(p.features):
-        filled = ts.features[feature.name].notna().mean()
-        typer.echo(f"  {feature.name:<32} {feature.kind:<12} filled {filled:6.1%}")
+        filled = f"{ts.features[feature.name].notna().mean():6.1%}" if len(ts.y) else "     -"
+        typer.echo(f"  {feature.name:<32} {feature.kind:<12} filled {filled}")
     typer.echo("== leakage check")
     for leak in ts.leaks or []:
         typer.secho(f"  WARNING {leak.message}", fg="yellow")

@@ -84,6 +84,21 @@ def test_sample_data_into_a_folder_it_cannot_write_is_a_clear_error(tmp_path):
     assert f"--out: cannot write the sample into {tmp_path / 'file' / 'crm'}" in result.output
 
 
+def test_features_as_of_a_date_before_the_export_says_so_and_zero_labels_print_no_nan(tmp_path):
+    out = tmp_path / "crm"
+    assert run("sample-data", "--leads", "300", "--seed", "3", "--out", str(out)).exit_code == 0
+    params = tmp_path / "params.yaml"
+    params.write_text((PROJECT_ROOT / "params.yaml").read_text().replace("data/sample/", f"{out}/"))
+    before = runner.invoke(app, ["features", "--params", str(params), "--as-of", "2023-01-01"])
+    assert before.exit_code == 1 and isinstance(before.exception, SystemExit)
+    assert re.search(r"--as-of 2023-01-01: no lead in the export was created by then \(the first was created 2024-01-\d\d\)",
+                     before.output)
+    too_early = run("features", "--params", str(params), "--as-of", "2024-01-20")  # leads, but none mature yet
+    assert too_early.exit_code == 0
+    assert "training rows: 0 (the label rules above left every lead out)" in too_early.output
+    assert "nan" not in too_early.output
+
+
 def test_score_names_the_model_version_what_it_refused_and_a_missing_activity_file(trained, sample_params, sample_dir, tmp_path):
     from serving.local_server import params_file
 
