@@ -271,11 +271,18 @@ def _as_text(values: pd.Series) -> pd.Series:
         merged = np.append(merged, -1).astype(codes.dtype)  # code -1 (missing) stays missing
         return pd.Series(pd.Categorical.from_codes(merged[codes], categories=levels, validate=False),
                          index=values.index, name=values.name)
+    return as_plain_text(values).str.strip()
+
+
+def as_plain_text(values: pd.Series) -> pd.Series:
+    """Values as text, a whole float without its ".0": id 10 reads "10", as the CRM shows it (a NULL
+    in SQL or Parquet turns a column of integer ids float)."""
+    text = values.astype("str")
     if pd.api.types.is_float_dtype(values.dtype):
-        present = values.dropna()
-        if (present == present.round()).all():
-            values = values.astype("Int64")
-    return values.astype("str").str.strip()
+        whole = (values == values.round()) & (values.abs() < 2**53)  # 2**53: integers a float holds exactly
+        if whole.any():
+            text = text.mask(whole, values[whole].astype("int64").astype("str"))
+    return text
 
 
 def _is_text(values: pd.Series) -> bool:
