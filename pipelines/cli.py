@@ -211,7 +211,7 @@ def score(
                         f"{', '.join(scorer.features.activity_types)}; pass the activity export to score engagement",
                         fg="yellow", err=True)
         summary = score_file(scorer, input, output, activities_path=activities, as_of=_as_of(as_of), chunk_size=chunk_size,
-                             top_factors=p.serving.top_factors if explain else 0)
+                             top_factors=p.serving.top_factors if explain else 0, protected=_crm_export(p))
     except (LookupError, ContractError, FileNotFoundError, ValueError) as err:
         _fail(err)
     registry = scorer.info["registry"]  # which model scored them, for the CRM's audit trail
@@ -226,6 +226,12 @@ def score(
     if summary.activity_rejects:
         typer.secho(f"{summary.activities_rejected:,} activity rows failed validation (not counted) -> "
                     f"{summary.activity_rejects}", fg="yellow")
+
+
+def _crm_export(p: Params) -> dict[str, Path | None]:
+    """The CRM export's files (data.leads, ...), which no command's output may replace."""
+    return {f"CRM export's data.{key}": p.resolve(getattr(p.data, key)) if getattr(p.data, key) else None
+            for key in ("leads", "activities", "outcomes")}
 
 
 @app.command("export-outcomes")
@@ -244,10 +250,8 @@ def export_outcomes(
     parquet = name.endswith((".parquet", ".pq"))
     if not parquet and ".csv" not in name:  # the files data.outcomes reads back
         _fail(f"--output: {output} is neither .csv (optionally compressed, e.g. .csv.gz) nor .parquet")
-    export = {f"CRM export's data.{key}": p.resolve(getattr(p.data, key)) if getattr(p.data, key) else None
-              for key in ("leads", "activities", "outcomes")}
     try:  # retrain merges the feedback with the export itself; replacing the export would lose its history
-        refuse_to_overwrite(export, {"output": output})
+        refuse_to_overwrite(_crm_export(p), {"output": output})
     except ValueError as err:
         _fail(err)
     outcomes = Store.from_params(p).export_outcomes()

@@ -274,11 +274,18 @@ def _as_text(values: pd.Series) -> pd.Series:
         merged = np.append(merged, -1).astype(codes.dtype)  # code -1 (missing) stays missing
         return pd.Series(pd.Categorical.from_codes(merged[codes], categories=levels, validate=False),
                          index=values.index, name=values.name)
+    return as_plain_text(values).str.strip()
+
+
+def as_plain_text(values: pd.Series) -> pd.Series:
+    """Values as text, a whole float without its ".0": id 10 reads "10", as the CRM shows it (a NULL
+    in SQL or Parquet turns a column of integer ids float)."""
+    text = values.astype("str")
     if pd.api.types.is_float_dtype(values.dtype):
-        present = values.dropna()
-        if (present == present.round()).all():
-            values = values.astype("Int64")
-    return values.astype("str").str.strip()
+        whole = (values == values.round()) & (values.abs() < 2**53)  # 2**53: integers a float holds exactly
+        if whole.any():
+            text = text.mask(whole, values[whole].astype("int64").astype("str"))
+    return text
 
 
 def _is_text(values: pd.Series) -> bool:
@@ -290,9 +297,7 @@ def _is_text(values: pd.Series) -> bool:
 def _missing_to_na(columns: dict[str, pd.Series], missing_values: list[str]) -> None:
     """Cells that mean 'not answered' (compared stripped) become NA.
 
-    Arrow-backed text (what read_csv and Parquet give) is stripped and matched by Arrow kernels,
-    without a Python object per cell; object columns (JSON requests, a few rows) by numpy.
-    Both strip the same (Unicode) whitespace.
+    Stripped and matched by Arrow kernels (`_missing_cells`), without a Python object per cell.
     """
     missing = list(dict.fromkeys(v.strip() for v in missing_values))
     if not missing:
@@ -312,13 +317,17 @@ def _missing_to_na(columns: dict[str, pd.Series], missing_values: list[str]) -> 
 
 
 def _missing_cells(values: pd.Series, missing: list[str]) -> np.ndarray:
-    """Which text cells, stripped, are one of `missing` (stripped)."""
-    if isinstance(values.array, ArrowStringArray):
-        text = pa.array(values.array)
-        hits = pc.is_in(pc.utf8_trim_whitespace(text), value_set=pa.array(missing, type=text.type))
-        return hits.fill_null(False).to_numpy(zero_copy_only=False)
-    cells = values.to_numpy(dtype=object)
-    return pd.notna(cells) & np.isin(np.char.strip(cells.astype(str)), missing)
+    """Which text cells, stripped, are one of `missing` (stripped).
+
+    Always by Arrow kernels, object columns (JSON requests) converted first: memory grows with the
+    text. numpy's fixed-width strings took rows x the longest cell x 4 bytes per column (6,000 leads
+    with one 1 MB note: 24 GB).
+    """
+    if not isinstance(values.array, ArrowStringArray):
+        values = values.astype("str")  # a number or date sent in a text column compares as its text
+    text = pa.array(values.array)
+    hits = pc.is_in(pc.utf8_trim_whitespace(text), value_set=pa.array(missing, type=text.type))
+    return hits.fill_null(False).to_numpy(zero_copy_only=False)
 
 
 def _as_sent(value) -> str:

@@ -15,7 +15,7 @@ import pytest
 from models.gbm import predict_threads, usable_cores
 from models.scorer import LeadScorer
 from pipelines.config import DataParams
-from pipelines.score import _activities_of, _read_activities, _read_whole, _ScoresFile, score_file
+from pipelines.score import _activities_of, _chunks, _read_activities, _read_whole, _ScoresFile, score_file
 
 PANDAS_TEXT = {"dtype": str, "keep_default_na": False, "na_values": [""]}
 
@@ -237,9 +237,12 @@ def test_batch_scores_are_the_same_whether_activities_are_read_coded_or_as_plain
 def test_a_failure_while_modelling_a_chunk_stops_batch_scoring_with_that_error(
         trained, sample_dir, tmp_path, monkeypatch, suffix):
     """Model workers run on earlier chunks while the next is built: an error must surface, not vanish,
-    and what was written before it stays readable."""
+    and the scores and rejects of an earlier run stay as they were (no partial file replaces them)."""
     leads = pd.read_csv(sample_dir / "leads.csv", dtype=str).head(300)
+    leads.loc[150, "created_at"] = "soon"  # a reject in the unfinished run
     leads.to_csv(tmp_path / "leads.csv", index=False)
+    (tmp_path / f"scores{suffix}").write_bytes(b"the earlier run's scores")
+    (tmp_path / "scores.rejects.csv").write_text("the earlier run's rejects")
     real_scores_of, calls = trained.scorer.scores_of, []
 
     def failing_on_the_second_chunk(features, top_factors=0):
@@ -252,5 +255,98 @@ def test_a_failure_while_modelling_a_chunk_stops_batch_scoring_with_that_error(
     with pytest.raises(MemoryError, match="chunk 2"):
         score_file(trained.scorer, tmp_path / "leads.csv", tmp_path / f"scores{suffix}",
                    as_of=pd.Timestamp("2026-01-01"), chunk_size=100, progress=False)
-    read = pd.read_parquet if suffix == ".parquet" else pd.read_csv
-    assert len(read(tmp_path / f"scores{suffix}")) == 100  # the chunk before the failure was written
+    assert (tmp_path / f"scores{suffix}").read_bytes() == b"the earlier run's scores"
+    assert (tmp_path / "scores.rejects.csv").read_text() == "the earlier run's rejects"
+    assert {p.name for p in tmp_path.iterdir()} == {"leads.csv", "scores.rejects.csv", f"scores{suffix}"}
+
+
+def test_a_long_text_cell_costs_memory_in_proportion_to_the_text(trained, sample_dir, tmp_path):
+    """One 200 kB note among 1,000 leads: fixed-width numpy text took rows x longest cell x 4 bytes
+    (800 MB here; 24 GB for 6,000 leads with a 1 MB note), whether it came from Parquet or JSON."""
+    import tracemalloc
+
+    from pipelines.ingest import prepare_table
+
+    leads = pd.read_csv(sample_dir / "leads.csv", dtype=str).head(1000)
+    leads["notes"] = None
+    leads.loc[3, "notes"] = "x" * 200_000
+    leads.to_parquet(tmp_path / "leads.parquet")
+    as_json = leads.astype(object).where(leads.notna(), None)  # what a request's rows arrive as
+
+    tracemalloc.start()
+    try:
+        summary = score_file(trained.scorer, tmp_path / "leads.parquet", tmp_path / "scores.csv",
+                             as_of=pd.Timestamp("2026-01-01"), progress=False)
+        checked, problems = prepare_table(as_json, "leads", trained.scorer.data)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert summary.rows_scored == 1000 and not problems and len(checked) == 1000
+    assert peak < 150e6
+
+
+@pytest.mark.parametrize("chunk_size", [1, 2, 4, 1000])
+def test_a_repeated_lead_id_is_refused_naming_its_first_row_however_the_file_is_chunked(
+        trained, sample_dir, tmp_path, chunk_size):
+    leads = pd.read_csv(sample_dir / "leads.csv", dtype=str).head(6)
+    repeated = pd.concat([leads, leads.iloc[[1]], leads.iloc[[4]].assign(lead_id=" " + leads["lead_id"][4]),
+                          leads.iloc[[1]].assign(industry="other")])  # file rows 7-9 repeat rows 2, 5 and 2
+    repeated.to_csv(tmp_path / "leads.csv", index=False)
+
+    summary = score_file(trained.scorer, tmp_path / "leads.csv", tmp_path / "scores.csv", chunk_size=chunk_size,
+                         as_of=pd.Timestamp("2026-01-01"), progress=False)
+
+    assert pd.read_csv(tmp_path / "scores.csv")["lead_id"].tolist() == leads["lead_id"].tolist()
+    rejects = pd.read_csv(tmp_path / "scores.rejects.csv")
+    assert (summary.rows_read, summary.rows_scored, summary.rows_rejected) == (9, 6, 3)
+    assert rejects["row"].tolist() == [7, 8, 9]
+    for problem, first in zip(rejects["problems"], [2, 5, 2]):
+        assert f"also on row {first}: each lead is scored once, from its first row" in problem
+    assert rejects["industry"].tolist()[2] == "other"  # the refused copy as it was read
+
+
+def test_parquet_numbers_read_as_the_crm_wrote_them(tmp_path):
+    """pandas writes a nullable Int64 column with metadata that a text cast broke; a float id column
+    (a null turns integer ids float) must read "10" as ingest reads it, not "10.0"."""
+    leads = pd.DataFrame({"lead_id": [10.0, 24.0, None, 135.5],
+                          "employees": pd.array([556, None, 12, 7], dtype="Int64")})
+    leads.to_parquet(tmp_path / "leads.parquet")
+
+    for read in (_read_whole(tmp_path / "leads.parquet"), next(_chunks(tmp_path / "leads.parquet", 10))):
+        as_text = read.astype(object).where(read.notna(), None).to_dict("list")
+        assert as_text == {"lead_id": ["10", "24", None, "135.5"], "employees": ["556", None, "12", "7"]}
+
+
+def _latin1_type(path):
+    path.write_bytes("lead_id,occurred_at,activity\nL1,2024-01-02,page_view\nL1,2024-01-03,caf\u00e9\n".encode("latin-1"))
+
+
+@pytest.mark.parametrize(
+    "make, output, error",
+    [
+        (lambda p: p.write_bytes("lead_id,company\nL1,Soci\u00e9t\u00e9\n".encode("latin-1")), "scores.csv",
+         r"leads.csv is not UTF-8 text: line 2 holds byte e9 .*save the file as UTF-8"),
+        (lambda p: p.write_text("\n\n"), "scores.csv", r"leads.csv has no header row"),
+        (lambda p: pq.write_table(pa.table({"lead_id": pa.array([b"L1", b"\xff\xfe"], pa.binary())}),
+                                  p.with_suffix(".parquet")), "scores.csv",
+         r"leads.parquet, column 'lead_id': b'\\xff\\xfe' is not UTF-8 text"),
+        (lambda p: p.write_text("lead_id\nL1\n"), "folder.csv", r"the output .*folder.csv is a folder"),
+        (lambda p: p.write_text("lead_id\nL1\n"), "leads.csv/scores.csv", r"cannot write .*leads.csv/scores.csv"),
+        (lambda p: p.mkdir(), "scores.csv", r"the leads file .*leads.csv is a folder"),
+        (lambda p: (p.write_text("lead_id,created_at\nL1,2024-01-01\n"), _latin1_type(p.with_name("acts.csv"))),
+         "scores.csv", r"acts.csv is not UTF-8 text: line 3 holds byte e9"),
+    ],
+    ids=["latin-1 leads", "blank lines", "parquet bytes", "output is a folder", "output under a file",
+         "input is a folder", "latin-1 activities"],
+)
+def test_a_file_that_cannot_be_read_or_written_is_named_before_anything_is_written(tmp_path, make, output, error):
+    make(tmp_path / "leads.csv")
+    (tmp_path / "folder.csv").mkdir()
+    source = tmp_path / ("leads.parquet" if (tmp_path / "leads.parquet").exists() else "leads.csv")
+    activities = tmp_path / "acts.csv" if (tmp_path / "acts.csv").exists() else None
+    before = sorted(tmp_path.rglob("*"))
+    scorer = SimpleNamespace(data=DataParams(leads="unused"))  # refused before any lead is scored
+
+    with pytest.raises(ValueError, match=error):
+        score_file(scorer, source, tmp_path / output, activities_path=activities, progress=False)
+    assert sorted(tmp_path.rglob("*")) == before  # no output, no partial file

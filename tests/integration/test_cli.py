@@ -174,6 +174,27 @@ def test_score_refuses_numbers_and_no_date_sentinels_as_dates_by_row(trained, sa
     assert "date out of range '9999-12-31'" in activity_rejects["problems"][1]
 
 
+@pytest.mark.parametrize("key", ["leads", "outcomes"])
+def test_score_never_writes_over_the_crm_export(trained, sample_params, sample_dir, tmp_path, key):
+    """Scores written over data.outcomes (or leads, activities) would replace the history training learns from."""
+    from serving.local_server import params_file
+
+    export = {name: tmp_path / f"{name}.csv" for name in ("leads", "activities", "outcomes")}
+    for name, path in export.items():  # a copy: a failing run must not break the session's sample CRM
+        path.write_bytes((sample_dir / f"{name}.csv").read_bytes())
+    params = params_file(sample_params, tmp_path / "params.yaml",
+                         {f"data.{name}": str(path) for name, path in export.items()})
+    (tmp_path / "open.csv").write_text("\n".join(export["leads"].read_text().splitlines()[:6]) + "\n")
+    before = export[key].read_bytes()
+
+    result = run("score", "--params", str(params), "--input", str(tmp_path / "open.csv"),
+                 "--output", str(export[key]), "--as-of", "2026-01-01")
+
+    assert result.exit_code == 1
+    assert f"is the CRM export's data.{key} file: writing it would destroy that data" in result.output
+    assert export[key].read_bytes() == before
+
+
 @pytest.mark.parametrize("as_of", ["0001-01-01T00:00:00", "2300-01-01T00:00:00Z", "9999-12-31T23:59:59"])
 def test_an_as_of_outside_the_date_range_is_refused_by_name(as_of):
     result = run("features", "--as-of", as_of)
