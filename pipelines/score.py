@@ -15,8 +15,8 @@ import os
 from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
-from itertools import compress
 from dataclasses import dataclass
+from itertools import compress
 from pathlib import Path
 
 import numpy as np
