@@ -15,7 +15,7 @@ import pytest
 from models.gbm import predict_threads, usable_cores
 from models.scorer import LeadScorer
 from pipelines.config import DataParams
-from pipelines.score import _activities_of, _chunks, _read_activities, _read_whole, _ScoresFile, score_file
+from pipelines.score import _activities_of, _lead_chunks, _read_activities, _read_whole, _ScoresFile, score_file
 
 PANDAS_TEXT = {"dtype": str, "keep_default_na": False, "na_values": [""]}
 
@@ -285,15 +285,17 @@ def test_a_long_text_cell_costs_memory_in_proportion_to_the_text(trained, sample
     assert peak < 150e6
 
 
+@pytest.mark.parametrize("suffix", [".csv", ".parquet"])
 @pytest.mark.parametrize("chunk_size", [1, 2, 4, 1000])
 def test_a_repeated_lead_id_is_refused_naming_its_first_row_however_the_file_is_chunked(
-        trained, sample_dir, tmp_path, chunk_size):
+        trained, sample_dir, tmp_path, chunk_size, suffix):
     leads = pd.read_csv(sample_dir / "leads.csv", dtype=str).head(6)
     repeated = pd.concat([leads, leads.iloc[[1]], leads.iloc[[4]].assign(lead_id=" " + leads["lead_id"][4]),
                           leads.iloc[[1]].assign(industry="other")])  # file rows 7-9 repeat rows 2, 5 and 2
-    repeated.to_csv(tmp_path / "leads.csv", index=False)
+    source = tmp_path / f"leads{suffix}"
+    repeated.to_csv(source, index=False) if suffix == ".csv" else repeated.to_parquet(source, index=False)
 
-    summary = score_file(trained.scorer, tmp_path / "leads.csv", tmp_path / "scores.csv", chunk_size=chunk_size,
+    summary = score_file(trained.scorer, source, tmp_path / "scores.csv", chunk_size=chunk_size,
                          as_of=pd.Timestamp("2026-01-01"), progress=False)
 
     assert pd.read_csv(tmp_path / "scores.csv")["lead_id"].tolist() == leads["lead_id"].tolist()
@@ -312,7 +314,7 @@ def test_parquet_numbers_read_as_the_crm_wrote_them(tmp_path):
                           "employees": pd.array([556, None, 12, 7], dtype="Int64")})
     leads.to_parquet(tmp_path / "leads.parquet")
 
-    for read in (_read_whole(tmp_path / "leads.parquet"), next(_chunks(tmp_path / "leads.parquet", 10))):
+    for read in (_read_whole(tmp_path / "leads.parquet"), next(_lead_chunks(tmp_path / "leads.parquet", 10, "lead_id")[1])):
         as_text = read.astype(object).where(read.notna(), None).to_dict("list")
         assert as_text == {"lead_id": ["10", "24", None, "135.5"], "employees": ["556", None, "12", "7"]}
 
