@@ -28,6 +28,7 @@ from datetime import datetime  # noqa: E402
 
 import bentoml  # noqa: E402
 from fastapi import FastAPI  # noqa: E402
+from pydantic import ValidationError  # noqa: E402
 from fastapi.responses import HTMLResponse  # noqa: E402
 from starlette.responses import JSONResponse  # noqa: E402
 
@@ -49,6 +50,23 @@ from serving.security import BearerAuth, BodyLimit, JsonOnly, card_link_key  # n
 from serving.store import FeedbackConflict, Store  # noqa: E402
 
 log = logging.getLogger(__name__)
+
+
+class _ClientErrorsAsWarnings(logging.Filter):
+    """BentoML logs every request its JSON check refuses (a 400) at ERROR with a full traceback: the
+    client's mistake, answered in full, would read as a server fault and bury real ones. Those
+    records become one WARNING line naming the route and the problems."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        error = record.exc_info[1] if record.exc_info else None
+        if isinstance(error, ValidationError):
+            record.msg = f"{record.msg}: {error.error_count()} invalid field(s), answered 400"
+            record.levelno, record.levelname = logging.WARNING, "WARNING"
+            record.exc_info, record.exc_text = None, None
+        return True
+
+
+logging.getLogger("bentoml._internal.server.http_app").addFilter(_ClientErrorsAsWarnings())
 
 
 @dataclass(frozen=True)

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import hashlib
 import html
-import json
 import http.client
+import json
+import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from urllib.parse import quote
@@ -231,6 +232,17 @@ def test_bad_leads_are_refused_naming_the_field(client, leads, change, status, f
     assert reply.status == status, reply.body
     detail = reply.json()["detail"]
     assert field in [d["loc"] if isinstance(field, list) else d["field"] for d in detail]
+
+
+def test_a_refused_request_is_one_warning_line_in_the_server_log_not_an_error_with_a_traceback(client, server, leads):
+    before = server.log_path.read_text(errors="replace")
+    assert client.post("/score", {"leads": [{**leads[0], "employees": {"count": 5}}]}).status == 400
+    deadline = time.monotonic() + 10
+    while "answered 400" not in (added := server.log_path.read_text(errors="replace")[len(before):]):
+        assert time.monotonic() < deadline, added
+        time.sleep(0.1)
+    assert "Traceback" not in added and "ERROR" not in added
+    assert "Exception on /score [POST]: 1 invalid field(s), answered 400" in added
 
 
 def test_explain_names_the_field_of_its_one_lead(client, leads):
