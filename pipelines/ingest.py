@@ -404,6 +404,13 @@ def _parse_numbers(values: pd.Series) -> pd.Series:
     return parsed.astype("float64")
 
 
+def contract_status(values: pd.Series, data: DataParams) -> pd.Series:
+    """Statuses spelled as data.statuses spells them, in any letter case and with blanks around them
+    (labelling compares them so too): "Converted " is converted. Any other value is kept as sent."""
+    spelled = {s.strip().lower(): s for s in data.statuses}
+    return values.str.strip().str.lower().map(spelled).fillna(values)
+
+
 def as_of_time(value) -> pd.Timestamp:
     """A time to score or train as of, as naive UTC like every contract date.
 
@@ -539,7 +546,7 @@ def prepare_table(
             empty = values.isna() | (columns[column] == "") if column in TEXT_COLUMNS else values.isna()
             flag(empty, column, "empty_value", lambda v, c=column: f"empty {c}")
     if "status" in spec.columns:
-        status = columns["status"]
+        status = columns["status"] = contract_status(columns["status"], data)
         flag(
             status.notna() & (status != "") & ~status.isin(data.statuses),
             "status",

@@ -18,7 +18,7 @@ from pydantic import TypeAdapter, ValidationError
 from features.labels import outcome_group, policy_reason
 from models.scorer import LeadScorer
 from pipelines.config import DataParams, LabelParams
-from pipelines.ingest import Problem, as_of_time, crm_column
+from pipelines.ingest import Problem, as_of_time, contract_status, crm_column
 from serving.schemas import Identifier
 from serving.security import card_link
 from serving.store import decision_date, email_sha256, utc_naive
@@ -279,9 +279,8 @@ def feedback_event(event: dict, data: DataParams, label: LabelParams) -> dict:
         value = None if value is None or str(value).strip() == "" else str(value).strip()
         out[column] = data.value_maps.get(column, {}).get(value, value)
     detail = []
-    statuses = {s.strip().lower(): s for s in data.statuses}
-    status = statuses.get(str(out["status"]).lower()) if out["status"] is not None else None
-    if status is None:
+    status = contract_status(pd.Series([out["status"]], dtype="str"), data).iloc[0]
+    if status not in data.statuses:
         detail.append(_detail(("status",), f"unknown status {event['status']!r}; allowed: {data.statuses} "
                               "(or CRM values listed in data.value_maps.status)", "unknown_status"))
     out["status"] = status

@@ -546,3 +546,14 @@ def test_prepare_table_on_one_raw_request_row():
     assert leads["industry"].isna().all() and leads["employees"].tolist() == [40.0]
     assert len(refused) == 0
     assert str(bad_problems[0]) == "request row 1, column 'Created Date' (created_at): unparsable date 'tomorrow'"
+
+
+def test_a_status_in_another_letter_case_is_the_contract_status_as_feedback_takes_it():
+    """"Converted " in an export is converted, as /feedback and labelling read it; others stay refused."""
+    data = DataParams(leads="unused", mapping={"outcomes": {"Lead ID": "lead_id", "Stage": "status"}})
+    raw = pd.DataFrame({"Lead ID": ["L1", "L2", "L3"], "Stage": ["Converted ", "REJECTED", "Negotiation"]})
+
+    outcomes, problems = prepare_table(raw, "outcomes", data)
+
+    assert outcomes["status"].tolist() == ["converted", "rejected"]
+    assert [(p.row, p.kind) for p in problems] == [(3, "unknown_status")]
