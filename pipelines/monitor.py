@@ -425,18 +425,21 @@ def monitor(
     from pipelines.dataset import assemble, with_model_features
     from pipelines.ingest import load_crm
     from pipelines.retrain import merge_feedback
-    from serving.store import Store
+    from serving.store import Store, latest_decisions
 
     champion = tracking.load_scorer(params, tracking.CHAMPION)
     version = str(champion.info.get("registry", {}).get("version", "?"))
     model = f"{params.tracking.registered_model} v{version}"
     store = store if store is not None else Store.from_params(params)
     crm = crm if crm is not None else load_crm(params)
-    feedback = store.feedback_frame()
-    crm, _ = merge_feedback(crm, store.export_outcomes())
+    feedback, left_out = store.usable_feedback()
+    crm, _ = merge_feedback(crm, latest_decisions(feedback))
     mp, dated = params.monitor, params.data.dated
     catalog = feature_catalog(champion.features)
     notes: list[str] = []
+    if left_out:
+        notes.append(f"{left_out:,} feedback events with an impossible decided_at were left out of calibration and "
+                     "hand-off (they stay in the store; see the warning)")
 
     log = store.score_log_frame()
     if log.empty:

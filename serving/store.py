@@ -304,13 +304,12 @@ class Store:
             frame = pd.DataFrame(conn.execute(query).mappings().all())
         return _typed(frame, FEEDBACK_COLUMNS)
 
-    def export_outcomes(self) -> pd.DataFrame:
-        """The contract `outcomes` table from feedback: one row per lead, its latest decision.
+    def usable_feedback(self) -> tuple[pd.DataFrame, int]:
+        """Stored events whose decided_at `decision_date` accepts, in the order received; and how many it left out.
 
-        Latest = latest decided_at; events with the same decided_at are ordered by arrival. An event
-        whose decided_at `decision_date` refuses (stored before the service checked it) is
-        left out with a warning naming it, and stays in the table: one bad row must not stop
-        retraining, nor win as the lead's latest decision forever.
+        An event whose decided_at is impossible (stored before the service checked it) is left out
+        with a warning naming it, and stays in the table: one bad row must not stop retraining, skew
+        the monitor's hand-off times, nor win as the lead's latest decision forever.
         """
         events = self.feedback_frame()
         impossible = pd.Series([not _possible(decided, received) for decided, received in
@@ -326,6 +325,17 @@ class Store:
                 len(bad), f"{EARLIEST_DECISION:%Y-%m-%d}", DECISION_CLOCK_SLACK.days, named,
                 f"; and {len(bad) - 10} more" if len(bad) > 10 else "",
             )
-            events = events[~impossible]
-        latest = events.sort_values(["decided_at", "received_at"], kind="stable").drop_duplicates("lead_id", keep="last")
-        return latest.reset_index(drop=True)[list(OUTCOMES.columns)]
+        return events[~impossible], int(impossible.sum())
+
+    def export_outcomes(self) -> pd.DataFrame:
+        """The contract `outcomes` table from the usable feedback (`usable_feedback`): see `latest_decisions`."""
+        return latest_decisions(self.usable_feedback()[0])
+
+
+def latest_decisions(events: pd.DataFrame) -> pd.DataFrame:
+    """Feedback events as the contract `outcomes` table: one row per lead, its latest decision.
+
+    Latest = latest decided_at; events with the same decided_at are ordered by arrival.
+    """
+    latest = events.sort_values(["decided_at", "received_at"], kind="stable").drop_duplicates("lead_id", keep="last")
+    return latest.reset_index(drop=True)[list(OUTCOMES.columns)]

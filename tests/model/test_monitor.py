@@ -189,3 +189,31 @@ def test_monitor_needs_a_score_log(production, tmp_path):
     params, crm, _ = production
     with pytest.raises(LookupError, match="score log is empty"):
         monitor(params, crm=crm, store=Store(f"sqlite:///{tmp_path / 'empty.db'}"))
+
+
+def test_stored_feedback_with_impossible_dates_does_not_skew_the_handoff(production, tmp_path):
+    """Rows an older service stored unchecked: a year-1 rejection would count as worked at once."""
+    from datetime import datetime
+
+    from serving.store import FEEDBACK, Store
+
+    params, crm, store = production
+    clean = monitor(params, crm=crm, store=store)
+    legacy = Store(f"sqlite:///{tmp_path / 'legacy.db'}")
+    legacy.log_scores(store.score_log_frame())
+    events = store.feedback_frame()
+    untouched = clean.as_of - pd.Timedelta(days=params.monitor.window_days)
+    waiting = [lead for lead in first_scores(store.score_log_frame()).query("scored_at > @untouched").index
+               if lead not in set(events["lead_id"])][:40]
+    assert waiting  # recently scored leads sales has not dispositioned yet
+    bad = [{"event_id": f"legacy{i}", "lead_id": lead, "status": "rejected", "reason": "no_budget",
+            "decided_at": datetime(1, 1, 1) if i % 2 else datetime(2099, 1, 1), "amount": None,
+            "received_at": datetime(2025, 12, 1)} for i, lead in enumerate(waiting)]
+    with legacy.engine.begin() as conn:
+        conn.execute(FEEDBACK.insert(), events.astype(object).where(events.notna(), None).to_dict("records") + bad)
+
+    report = monitor(params, crm=crm, store=legacy)
+
+    pd.testing.assert_frame_equal(report.handoff, clean.handoff)
+    pd.testing.assert_frame_equal(report.reasons_by_tier, clean.reasons_by_tier)
+    assert f"{len(bad)} feedback events with an impossible decided_at were left out" in " ".join(report.notes)
