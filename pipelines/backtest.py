@@ -75,7 +75,7 @@ def replay(params: Params, quarters: int = 4, segment: str = "lead_source", crm:
     if not params.data.dated:
         raise ValueError("backtest needs dated leads (data.dated is false): without creation dates there are no quarters")
     if crm is None:
-        crm, _ = merge_feedback(load_crm(params), feedback_outcomes(params))
+        crm, _ = merge_feedback(load_crm(params), feedback_outcomes(params)[0])
     outcome = assemble(params, crm=crm)  # every lead whose outcome has matured by the export's end
     if segment in outcome.features:
         segment_values = outcome.features[segment]

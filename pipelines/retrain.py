@@ -53,20 +53,22 @@ PEER_NAMES = {"points": "points_mql", "naive_bayes": "odoo_naive_bayes"}
 # ----------------------------------------------------------------------------- feedback
 
 
-def feedback_outcomes(params: Params) -> pd.DataFrame:
-    """The feedback store's latest decision per lead (contract outcomes); empty when no store exists yet.
+def feedback_outcomes(params: Params) -> tuple[pd.DataFrame, int]:
+    """The feedback store's latest decision per lead (contract outcomes), and how many stored events
+    it left out for an impossible decided_at (`Store.usable_feedback`); empty when no store exists yet.
 
     A SQLite store that was never created is read as "no feedback" rather than created here: retraining
     should not leave an empty database behind.
     """
-    from serving.store import Store
+    from serving.store import Store, latest_decisions
 
     url = sa.make_url(params.serving.store_url)
     db = url.database
     if url.get_backend_name() == "sqlite" and db and db != ":memory:" and not params.resolve(db).exists():
         log.info("no feedback store at %s: using the export's outcomes only", params.resolve(db))
-        return _empty_outcomes()
-    return Store.from_params(params).export_outcomes()
+        return _empty_outcomes(), 0
+    events, left_out = Store.from_params(params).usable_feedback()
+    return latest_decisions(events), left_out
 
 
 def _empty_outcomes() -> pd.DataFrame:
@@ -88,10 +90,13 @@ class FeedbackMerge:
     events: int = 0  # leads with a decision in the store
     applied: int = 0  # of those, decisions newer than (or absent from) the export
     unknown_leads: int = 0  # decisions for leads the export does not have (cannot be trained on)
+    left_out: int = 0  # stored events with an impossible decided_at, not counted above (Store.usable_feedback)
 
     def line(self) -> str:
         return (f"feedback store: {self.events:,} lead decisions, {self.applied:,} newer than the export"
-                + (f", {self.unknown_leads:,} for leads not in the export (ignored)" if self.unknown_leads else ""))
+                + (f", {self.unknown_leads:,} for leads not in the export (ignored)" if self.unknown_leads else "")
+                + (f"; {self.left_out:,} events with an impossible decided_at left out (they stay in the store; "
+                   "see the warning)" if self.left_out else ""))
 
 
 def merge_feedback(crm: CRMData, feedback: pd.DataFrame) -> tuple[CRMData, FeedbackMerge]:
@@ -418,7 +423,9 @@ def retrain(
     phrase_templates(params.features)  # refuse to ship a model whose factors could not be worded
     tracking.configure(params)
     crm = crm if crm is not None else load_crm(params)
-    crm, merged = merge_feedback(crm, feedback if feedback is not None else feedback_outcomes(params))
+    feedback, left_out = (feedback, 0) if feedback is not None else feedback_outcomes(params)
+    crm, merged = merge_feedback(crm, feedback)
+    merged.left_out = left_out
     as_of = (pd.Timestamp(as_of) if as_of is not None else data_as_of(crm)) if params.data.dated else None
     ts = assemble(params, as_of=as_of, crm=crm)
     closed, conversions = closed_counts(ts)
@@ -532,7 +539,7 @@ def _log_retrain_run(result: RetrainResult, params: Params) -> None:
     for row, values in result.metrics.iterrows():
         mlflow.log_metrics({f"{row}.{k}": float(v) for k, v in values.items() if pd.notna(v)})
     mlflow.log_metrics({"closed_leads": result.closed_leads, "conversions": result.conversions,
-                        "feedback_applied": result.feedback.applied})
+                        "feedback_applied": result.feedback.applied, "feedback_left_out": result.feedback.left_out})
     mlflow.log_dict({"verdict": result.verdict, "checks": result.decision.checks, "reasons": result.decision.reasons,
                      "notes": result.notes, "window": result.window, "cold_start": result.cold_start},
                     "retrain/decision.json")

@@ -253,15 +253,39 @@ def test_feedback_is_read_from_the_store_and_a_missing_store_is_not_created(samp
     from serving.store import Store
 
     params = params_for(sample_dir, tmp_path)
-    assert feedback_outcomes(params).empty
+    assert feedback_outcomes(params)[0].empty
     assert not (tmp_path / "store.db").exists()
 
     store = Store.from_params(params)
     for i, status in enumerate(["rejected", "converted"]):
         store.add_feedback({"event_id": f"e{i}", "lead_id": "L0000001", "status": status, "reason": None,
                             "decided_at": f"2026-01-0{i + 1}", "amount": None, "received_at": None})
-    latest = feedback_outcomes(params)
-    assert latest[["lead_id", "status"]].values.tolist() == [["L0000001", "converted"]]
+    latest, left_out = feedback_outcomes(params)
+    assert latest[["lead_id", "status"]].values.tolist() == [["L0000001", "converted"]] and left_out == 0
+
+
+def test_the_summary_counts_stored_feedback_left_out_for_an_impossible_date(tmp_path, monkeypatch_session):
+    from datetime import datetime
+
+    from serving.store import FEEDBACK, Store
+
+    crm_dir = tmp_path / "crm"
+    write_crm(generate_crm(700, seed=3), crm_dir)
+    params = params_for(crm_dir, tmp_path, **FAST)
+    store = Store.from_params(params)
+    store.add_feedback({"event_id": "e1", "lead_id": "L0000001", "status": "converted", "reason": None,
+                        "decided_at": "2025-12-01", "amount": None, "received_at": None})
+    with store.engine.begin() as conn:  # what an older service stored without checking the date
+        conn.execute(FEEDBACK.insert(), [{"event_id": f"legacy{i}", "lead_id": f"L000000{i + 2}", "status": "rejected",
+                                          "reason": None, "decided_at": datetime(year, 1, 1), "amount": None,
+                                          "received_at": datetime(2025, 12, 1)} for i, year in enumerate([1, 2099])])
+
+    result = retrain(params, dry_run=True)
+
+    assert result.feedback.events == 1 and result.feedback.left_out == 2
+    assert ("feedback store: 1 lead decisions, 1 newer than the export; 2 events with an impossible decided_at "
+            "left out") in "\n".join(result.lines())
+    assert mlflow.get_run(result.run_id).data.metrics["feedback_left_out"] == 2
 
 
 # ----------------------------------------------------------------------------- promote / rollback
