@@ -330,6 +330,8 @@ def promote(params: Params, version: str | int, reason: str) -> AliasChange:
         client.get_model_version(name, str(version))
     except mlflow.exceptions.MlflowException:
         raise LookupError(f"model '{name}' has no version {version} in {tracking.tracking_uri(params)}") from None
+    if _champion_version(params) == str(version):  # moving it again would overwrite why it was promoted
+        raise ValueError(f"--version {version}: v{version} is already the champion of model '{name}'; nothing changed")
     change = AliasChange(str(version), None, reason)
     change.previous = _move_champion(params, str(version), f"manual: {reason}")
     change.run_id = _record_alias_run(params, "promote", change)

@@ -335,6 +335,18 @@ def test_promote_refuses_an_unknown_version_or_a_missing_reason(three_versions):
         promote(three_versions, 1, "  ")
 
 
+def test_promoting_the_champion_again_changes_nothing_and_says_so(three_versions):
+    params, name, client = three_versions, three_versions.tracking.registered_model, MlflowClient()
+    promote(params, 1, "launch")
+    promote(params, 2, "Q3 retrain")
+
+    with pytest.raises(ValueError, match="--version 2: v2 is already the champion"):
+        promote(params, "2", "clicked twice")
+
+    assert client.get_model_version(name, "2").tags["promotion_reason"] == "manual: Q3 retrain"
+    assert rollback(params, "tier A halved").version == "1"  # the chain back is intact
+
+
 def test_the_cli_moves_aliases_and_reports_failures(three_versions, tmp_path):
     import yaml
 
