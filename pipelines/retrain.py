@@ -431,7 +431,12 @@ def retrain(
     as_of = (pd.Timestamp(as_of) if as_of is not None else data_as_of(crm)) if params.data.dated else None
     ts = assemble(params, as_of=as_of, crm=crm)
     closed, conversions = closed_counts(ts)
-    split = make_split(ts.created_at, pd.Series(ts.y), params.evaluate.split, params.model.seed)
+    try:
+        split = make_split(ts.created_at, pd.Series(ts.y), params.evaluate.split, params.model.seed)
+    except ValueError as err:  # too few closed leads even for the cold-start peer: say how few, as of when
+        when = f"as of {as_of:%Y-%m-%d}" if as_of is not None else "on the undated export"
+        raise ValueError(f"retrain {when}: {closed:,} closed leads with {conversions:,} conversions had matured, "
+                         f"too few to split: {err}") from None
 
     client, name = MlflowClient(), params.tracking.registered_model
     champion_version = _champion_version(params)

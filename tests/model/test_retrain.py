@@ -264,6 +264,19 @@ def test_feedback_is_read_from_the_store_and_a_missing_store_is_not_created(samp
     assert latest[["lead_id", "status"]].values.tolist() == [["L0000001", "converted"]] and left_out == 0
 
 
+def test_retraining_as_of_a_date_before_any_lead_matured_is_one_line_naming_the_date(sample_dir, tmp_path):
+    import yaml
+
+    params_file = tmp_path / "params.yaml"
+    params_file.write_text(yaml.safe_dump(params_for(sample_dir, tmp_path).model_dump(mode="json", exclude={"base_dir"})))
+
+    result = CliRunner().invoke(app, ["retrain", "--as-of", "2021-01-01", "--dry-run", "--params", str(params_file)])
+
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    assert result.output.strip().splitlines()[-1].startswith(  # above it only MLflow creating its new database
+        "retrain as of 2021-01-01: 0 closed leads with 0 conversions had matured, too few to split: the train part")
+
+
 def test_the_summary_counts_stored_feedback_left_out_for_an_impossible_date(tmp_path, monkeypatch_session):
     from datetime import datetime
 
