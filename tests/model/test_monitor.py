@@ -202,9 +202,9 @@ def test_stored_feedback_with_impossible_dates_does_not_skew_the_handoff(product
     legacy = Store(f"sqlite:///{tmp_path / 'legacy.db'}")
     legacy.log_scores(store.score_log_frame())
     events = store.feedback_frame()
-    untouched = clean.as_of - pd.Timedelta(days=params.monitor.window_days)
-    waiting = [lead for lead in first_scores(store.score_log_frame()).query("scored_at > @untouched").index
-               if lead not in set(events["lead_id"])][:40]
+    scored = first_scores(store.score_log_frame())
+    recent = scored.index[scored["scored_at"] > clean.as_of - pd.Timedelta(days=params.monitor.window_days)]
+    waiting = [lead for lead in recent if lead not in set(events["lead_id"])][:40]
     assert waiting  # recently scored leads sales has not dispositioned yet
     bad = [{"event_id": f"legacy{i}", "lead_id": lead, "status": "rejected", "reason": "no_budget",
             "decided_at": datetime(1, 1, 1) if i % 2 else datetime(2099, 1, 1), "amount": None,
