@@ -240,15 +240,14 @@ def export_outcomes(
     params: ParamsOption = None,
 ) -> None:
     """Write the feedback the service received as an outcomes table: the latest decision per lead."""
-    from pipelines.ingest import refuse_to_overwrite
+    from pipelines.ingest import is_parquet, refuse_to_overwrite
     from serving.store import Store
 
     p = _params(params)
     if output.is_dir():
         _fail(f"--output: {output} is a folder; name the file to write in it, e.g. {output / 'outcomes.csv'}")
-    name = output.name.lower()
-    parquet = name.endswith((".parquet", ".pq"))
-    if not parquet and ".csv" not in name:  # the files data.outcomes reads back
+    parquet = is_parquet(output)
+    if not parquet and ".csv" not in output.name.lower():  # the files data.outcomes reads back
         _fail(f"--output: {output} is neither .csv (optionally compressed, e.g. .csv.gz) nor .parquet")
     try:  # retrain merges the feedback with the export itself; replacing the export would lose its history
         refuse_to_overwrite(_crm_export(p), {"output": output})

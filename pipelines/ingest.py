@@ -201,10 +201,9 @@ def read_source(spec: str, data: DataParams, base_dir: Path) -> pd.DataFrame:
     path = path if path.is_absolute() else base_dir / path
     if not path.is_file():
         raise FileNotFoundError(f"CRM export not found: {path}")
-    name = path.name.lower()
-    if name.endswith((".parquet", ".pq")):
+    if is_parquet(path):
         return pd.read_parquet(path).drop(columns=data.drop_columns, errors="ignore")
-    if ".csv" not in name:
+    if ".csv" not in path.name.lower():
         raise ValueError(f"{path}: unsupported file type; use .csv (optionally compressed) or .parquet")
     mapped_to_text = {
         crm for table in TABLES for crm, contract in getattr(data.mapping, table).items() if contract in TEXT_COLUMNS
@@ -222,8 +221,32 @@ def read_source(spec: str, data: DataParams, base_dir: Path) -> pd.DataFrame:
     except pd.errors.EmptyDataError:
         raise ValueError(f"{path}: the file is empty (not even a header row)") from None
     except UnicodeDecodeError as err:
-        raise ValueError(f"{path}: not UTF-8 text (byte {err.start} cannot be read); save it as UTF-8 "
-                         "(in Excel: CSV UTF-8)") from None
+        raise not_utf8(path, err) from None
+
+
+def is_parquet(path: Path) -> bool:
+    """Parquet by the file's name (.parquet, .pq); other tables are read and written as CSV."""
+    return path.name.lower().endswith((".parquet", ".pq"))
+
+
+def not_utf8(path: Path, err: UnicodeDecodeError) -> ValueError:
+    """The error for a CSV that is not UTF-8: the file line (a plain .csv) and byte, and how to fix it."""
+    line = _first_line_not_utf8(path) if path.suffix.lower() == ".csv" else 0
+    where = f"line {line} holds byte" if line else "byte"
+    return ValueError(f"{path}: not UTF-8 text, {where} {err.object[err.start:err.start + 1].hex(' ')} "
+                      f"({err.reason}); save the file as UTF-8 (in Excel: CSV UTF-8)")
+
+
+def _first_line_not_utf8(path: Path) -> int:
+    """The file line (the header is line 1) of the first bytes that are not UTF-8 (0: none found);
+    read again only when a parser refused the file, as parsers report a position in their own buffer."""
+    with path.open("rb") as lines:
+        for number, line in enumerate(lines, start=1):
+            try:
+                line.decode("utf-8")
+            except UnicodeDecodeError:
+                return number
+    return 0
 
 
 def _read_sql(spec: str, url: str, base_dir: Path) -> pd.DataFrame:

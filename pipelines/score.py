@@ -30,7 +30,8 @@ from features.build import ACTIVITY_COLUMNS
 from models.gbm import predict_on_one_thread, usable_cores
 from models.scorer import LeadScorer
 from pipelines.config import DataParams
-from pipelines.ingest import ContractError, Problem, as_plain_text, crm_column, prepare_table, refuse_to_overwrite
+from pipelines.ingest import (ContractError, Problem, as_plain_text, crm_column, is_parquet, not_utf8, prepare_table,
+                              refuse_to_overwrite)
 
 
 @dataclass
@@ -58,7 +59,7 @@ def _lead_chunks(path: Path, chunk_size: int, id_column: str) -> tuple[pd.Series
     Arrow (``_read_whole``: the activity file of the same leads is read whole anyway and is ten
     times larger), then scored in chunks.
     """
-    if _is_parquet(path):
+    if is_parquet(path):
         file = _parquet_file(path)
         ids = None
         if id_column in file.schema_arrow.names:
@@ -81,7 +82,7 @@ def _read_whole(
     as validation would parse them. Where a date is anything else (a zone, padding, a typo) the dates
     are read as text instead, for validation to parse or to name the row.
     """
-    if _is_parquet(path):
+    if is_parquet(path):
         return _as_crm_text(_readable(path, lambda: pq.read_table(path, columns=columns, read_dictionary=coded)), path)
     if coded or dates:
         for typed_dates in ([dates, []] if dates else [[]]):
@@ -105,26 +106,12 @@ def _readable(path: Path, read: Callable):
     try:
         return read()
     except (pd.errors.ParserError, pa.ArrowInvalid) as err:
-        kind = "a Parquet file" if _is_parquet(path) else "a CSV table"
+        kind = "a Parquet file" if is_parquet(path) else "a CSV table"
         raise ValueError(f"{path} cannot be read as {kind}: {err}") from None
     except pd.errors.EmptyDataError:
         raise ValueError(f"{path} has no header row (the file is empty or only blank lines)") from None
     except UnicodeDecodeError as err:
-        raise ValueError(f"{path} is not UTF-8 text: line {_first_line_not_utf8(path)} holds byte "
-                         f"{err.object[err.start:err.start + 1].hex(' ')} ({err.reason}); save the file as "
-                         "UTF-8 (in Excel: CSV UTF-8)") from None
-
-
-def _first_line_not_utf8(path: Path) -> int:
-    """The file line (the header is line 1) of the first bytes that are not UTF-8; read again only
-    when a parser refused the file, as parsers report a position in their own buffer."""
-    with path.open("rb") as lines:
-        for number, line in enumerate(lines, start=1):
-            try:
-                line.decode("utf-8")
-            except UnicodeDecodeError:
-                return number
-    return 0
+        raise not_utf8(path, err) from None
 
 
 def _read_csv_typed(path: Path, columns: list[str], coded: list[str], dates: list[str]) -> pd.DataFrame:
@@ -147,7 +134,7 @@ def _read_activities(path: Path, data: DataParams) -> pd.DataFrame:
     million distinct ids over 13.5M rows are then cleaned, checked and encoded once each
     (about 2 s less, on one core, before the first chunk is scored), and times parsed as they are read.
     """
-    header = (_parquet_file(path).schema_arrow.names if _is_parquet(path)
+    header = (_parquet_file(path).schema_arrow.names if is_parquet(path)
               else _readable(path, lambda: pd.read_csv(path, nrows=0)).columns)
     contract = {c: data.mapping.activities.get(c, c) for c in header}
     columns = [c for c in header if contract[c] in ACTIVITY_COLUMNS]
@@ -190,10 +177,6 @@ def _decodes(cell: bytes) -> bool:
         return False
 
 
-def _is_parquet(path: Path) -> bool:
-    return path.suffix.lower() in (".parquet", ".pq")
-
-
 def _activities_of(activities: pd.DataFrame) -> Callable[[pd.Series], pd.DataFrame]:
     """A function from a chunk's lead ids to their activities (the rows `isin` would select).
 
@@ -233,7 +216,7 @@ def _coded(values: pd.Series) -> tuple[np.ndarray, pd.Index]:
 
 
 def _count_rows(path: Path) -> int | None:
-    if _is_parquet(path):
+    if is_parquet(path):
         return _parquet_file(path).metadata.num_rows
     with path.open("rb") as fh:
         return max(sum(1 for _ in fh) - 1, 0)
@@ -255,7 +238,7 @@ class _ScoresFile:
     out, whatever happened, so the file is complete before it is put in place (or removed)."""
 
     def __init__(self, path: Path):
-        self.path, self._parquet = path, _is_parquet(path)
+        self.path, self._parquet = path, is_parquet(path)
         self._writer: pq.ParquetWriter | None = None
         self._first = True
 
@@ -346,7 +329,7 @@ def _repeated_ids(ids: pd.Series | None) -> tuple[np.ndarray, np.ndarray]:
     row (from 1) of that first copy; ids compare stripped, and empty ones are left to validation.
 
     Scores are keyed by lead id, so a lead is scored once, from its first row, wherever the chunks
-    split. One Arrow hash of the whole column: 0.2 s per million ids, where a dict of the ids met,
+    split. One Arrow hash of the whole column: 0.3 s per million ids, where a dict of the ids met,
     chunk by chunk, took 0.6 s on the main thread that builds the features.
     """
     if ids is None or not len(ids):
@@ -391,7 +374,7 @@ def score_file(
     """
     if chunk_size < 1:
         raise ValueError(f"chunk size {chunk_size}: a chunk holds at least one lead")
-    if not (_is_parquet(output_path) or output_path.suffix.lower() == ".csv"):
+    if not (is_parquet(output_path) or output_path.suffix.lower() == ".csv"):
         raise ValueError(f"the output {output_path}: name it .csv or .parquet (its format follows the name)")
     rejects_path = rejects_path or output_path.with_name(output_path.stem + ".rejects.csv")
     activity_rejects = output_path.with_name(output_path.stem + ".activity_rejects.csv")

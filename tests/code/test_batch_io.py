@@ -327,7 +327,7 @@ def _latin1_type(path):
     "make, output, error",
     [
         (lambda p: p.write_bytes("lead_id,company\nL1,Soci\u00e9t\u00e9\n".encode("latin-1")), "scores.csv",
-         r"leads.csv is not UTF-8 text: line 2 holds byte e9 .*save the file as UTF-8"),
+         r"leads.csv: not UTF-8 text, line 2 holds byte e9 .*save the file as UTF-8"),
         (lambda p: p.write_text("\n\n"), "scores.csv", r"leads.csv has no header row"),
         (lambda p: pq.write_table(pa.table({"lead_id": pa.array([b"L1", b"\xff\xfe"], pa.binary())}),
                                   p.with_suffix(".parquet")), "scores.csv",
@@ -336,7 +336,7 @@ def _latin1_type(path):
         (lambda p: p.write_text("lead_id\nL1\n"), "leads.csv/scores.csv", r"cannot write .*leads.csv/scores.csv"),
         (lambda p: p.mkdir(), "scores.csv", r"the leads file .*leads.csv is a folder"),
         (lambda p: (p.write_text("lead_id,created_at\nL1,2024-01-01\n"), _latin1_type(p.with_name("acts.csv"))),
-         "scores.csv", r"acts.csv is not UTF-8 text: line 3 holds byte e9"),
+         "scores.csv", r"acts.csv: not UTF-8 text, line 3 holds byte e9"),
     ],
     ids=["latin-1 leads", "blank lines", "parquet bytes", "output is a folder", "output under a file",
          "input is a folder", "latin-1 activities"],

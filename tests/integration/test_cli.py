@@ -339,7 +339,7 @@ def test_a_public_url_loses_its_trailing_slash_so_card_links_have_one():
     ("leads.csv", b"", "the file is empty"),
     ("leads.xlsx", b"PK\x03\x04", "unsupported file type"),
     ("leads.csv", "lead_id,created_at,company\nL1,2025-01-02,Caf\u00e9 M\u00fcller\n".encode("latin-1"),
-     r"not UTF-8 text \(byte \d+ cannot be read\); save it as UTF-8"),
+     r"not UTF-8 text, line 2 holds byte e9 \(invalid continuation byte\); save the file as UTF-8"),
 ])
 @pytest.mark.parametrize("command", ["features", "train"])
 def test_an_unreadable_export_is_a_one_line_error_naming_the_file(tmp_path, monkeypatch, command, name, content, message):
