@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.parquet as pq
 import sqlalchemy as sa
 from pandas.arrays import ArrowStringArray
 
@@ -202,7 +203,8 @@ def read_source(spec: str, data: DataParams, base_dir: Path) -> pd.DataFrame:
     if not path.is_file():
         raise FileNotFoundError(f"CRM export not found: {path}")
     if is_parquet(path):
-        return pd.read_parquet(path).drop(columns=data.drop_columns, errors="ignore")
+        table = bytes_as_text(pq.read_table(path), path)
+        return table.to_pandas().drop(columns=data.drop_columns, errors="ignore")
     if ".csv" not in path.name.lower():
         raise ValueError(f"{path}: unsupported file type; use .csv (optionally compressed) or .parquet")
     mapped_to_text = {
@@ -227,6 +229,33 @@ def read_source(spec: str, data: DataParams, base_dir: Path) -> pd.DataFrame:
 def is_parquet(path: Path) -> bool:
     """Parquet by the file's name (.parquet, .pq); other tables are read and written as CSV."""
     return path.name.lower().endswith((".parquet", ".pq"))
+
+
+def bytes_as_text(table: pa.Table | pa.RecordBatch, path: Path, first_row: int = 1) -> pa.Table | pa.RecordBatch:
+    """Parquet byte columns as text, as a CSV cell is (some writers store text as plain bytes).
+
+    ValueError naming the file, the row (`first_row` is the file row of the table's first) and
+    column, and the value of the first cell that is not UTF-8.
+    """
+    for i, column in enumerate(table.schema):
+        if not (pa.types.is_binary(column.type) or pa.types.is_large_binary(column.type)):
+            continue
+        try:
+            table = table.set_column(i, column.name, table.column(i).cast(pa.large_string()))
+        except pa.ArrowInvalid:
+            row, bad = next((row, cell) for row, cell in enumerate(table.column(i).to_pylist())
+                            if cell is not None and not _decodes(cell))
+            raise ValueError(f"{path} row {first_row + row}, column {column.name!r}: {bad!r} is not UTF-8 "
+                             "text; write the file's text as UTF-8") from None
+    return table
+
+
+def _decodes(cell: bytes) -> bool:
+    try:
+        cell.decode("utf-8")
+        return True
+    except UnicodeDecodeError:
+        return False
 
 
 def not_utf8(path: Path, err: UnicodeDecodeError) -> ValueError:

@@ -30,8 +30,8 @@ from features.build import ACTIVITY_COLUMNS
 from models.gbm import predict_on_one_thread, usable_cores
 from models.scorer import LeadScorer
 from pipelines.config import DataParams
-from pipelines.ingest import (ContractError, Problem, as_plain_text, crm_column, is_parquet, not_utf8, prepare_table,
-                              refuse_to_overwrite)
+from pipelines.ingest import (ContractError, Problem, as_plain_text, bytes_as_text, crm_column, is_parquet, not_utf8,
+                              prepare_table, refuse_to_overwrite)
 
 
 @dataclass
@@ -64,10 +64,18 @@ def _lead_chunks(path: Path, chunk_size: int, id_column: str) -> tuple[pd.Series
         ids = None
         if id_column in file.schema_arrow.names:
             ids = _as_crm_text(_readable(path, lambda: file.read(columns=[id_column])), path)[id_column]
-        return ids, (_as_crm_text(batch, path) for batch in file.iter_batches(batch_size=chunk_size))
+        return ids, _parquet_chunks(file, path, chunk_size)
     table = _read_whole(path)
     ids = table[id_column] if id_column in table else None
     return ids, (table.iloc[start : start + chunk_size] for start in range(0, len(table), chunk_size))
+
+
+def _parquet_chunks(file: pq.ParquetFile, path: Path, chunk_size: int) -> Iterator[pd.DataFrame]:
+    """The file's row groups as CRM text, each knowing its first file row (to name a bad cell)."""
+    first_row = 1
+    for batch in file.iter_batches(batch_size=chunk_size):
+        yield _as_crm_text(batch, path, first_row)
+        first_row += batch.num_rows
 
 
 def _read_whole(
@@ -142,39 +150,20 @@ def _read_activities(path: Path, data: DataParams) -> pd.DataFrame:
                        dates=[c for c in columns if contract[c] == "occurred_at"])
 
 
-def _as_crm_text(table: pa.Table | pa.RecordBatch, path: Path) -> pd.DataFrame:
+def _as_crm_text(table: pa.Table | pa.RecordBatch, path: Path, first_row: int = 1) -> pd.DataFrame:
     """Parquet values as the CRM's text, like a CSV cell (typed columns included); dictionary-coded
     text stays categorical.
 
     Integers stay exact (through numpy a column with a null turns float, and id 7 "7.0"), a whole
-    float reads as ingest reads it ("10", not "10.0"), and bytes must be UTF-8 text.
+    float reads as ingest reads it ("10", not "10.0"), and bytes must be UTF-8 text. `first_row` is
+    the file row (from 1) of the table's first row, for naming a cell that is not.
     """
-    for i, field in enumerate(table.schema):
-        if pa.types.is_binary(field.type) or pa.types.is_large_binary(field.type):
-            table = table.set_column(i, field.name, _utf8(table.column(i), field.name, path))
+    table = bytes_as_text(table, path, first_row)
     frame = table.to_pandas(types_mapper=lambda kind: pd.ArrowDtype(kind) if pa.types.is_integer(kind) else None)
     for name in frame.columns:
         if not isinstance(frame[name].dtype, pd.CategoricalDtype):
             frame[name] = as_plain_text(frame[name])
     return frame
-
-
-def _utf8(values: pa.Array | pa.ChunkedArray, column: str, path: Path) -> pa.Array | pa.ChunkedArray:
-    """Parquet bytes as text; ValueError naming the file, the column and the first cell that is not UTF-8."""
-    try:
-        return values.cast(pa.large_string())
-    except pa.ArrowInvalid:
-        bad = next(v for v in values.to_pylist() if v is not None and not _decodes(v))
-        raise ValueError(f"{path}, column {column!r}: {bad!r} is not UTF-8 text; "
-                         "write the file's text as UTF-8") from None
-
-
-def _decodes(cell: bytes) -> bool:
-    try:
-        cell.decode("utf-8")
-        return True
-    except UnicodeDecodeError:
-        return False
 
 
 def _activities_of(activities: pd.DataFrame) -> Callable[[pd.Series], pd.DataFrame]:

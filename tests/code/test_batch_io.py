@@ -319,6 +319,16 @@ def test_parquet_numbers_read_as_the_crm_wrote_them(tmp_path):
         assert as_text == {"lead_id": ["10", "24", None, "135.5"], "employees": ["556", None, "12", "7"]}
 
 
+def test_a_parquet_cell_not_utf8_is_named_by_its_file_row_in_any_chunk(tmp_path):
+    companies = pa.array([b"Acme", b"Initech", b"Umbrella", "Soci\u00e9t\u00e9".encode("latin-1"), b"Hooli"], pa.binary())
+    pq.write_table(pa.table({"lead_id": ["L1", "L2", "L3", "L4", "L5"], "company": companies}), tmp_path / "leads.parquet")
+
+    ids, chunks = _lead_chunks(tmp_path / "leads.parquet", 2, "lead_id")
+    assert next(chunks)["company"].tolist() == ["Acme", "Initech"]
+    with pytest.raises(ValueError, match=r"leads.parquet row 4, column 'company': b'Soci\\xe9t\\xe9' is not UTF-8"):
+        next(chunks)
+
+
 def _latin1_type(path):
     path.write_bytes("lead_id,occurred_at,activity\nL1,2024-01-02,page_view\nL1,2024-01-03,caf\u00e9\n".encode("latin-1"))
 
@@ -331,7 +341,7 @@ def _latin1_type(path):
         (lambda p: p.write_text("\n\n"), "scores.csv", r"leads.csv has no header row"),
         (lambda p: pq.write_table(pa.table({"lead_id": pa.array([b"L1", b"\xff\xfe"], pa.binary())}),
                                   p.with_suffix(".parquet")), "scores.csv",
-         r"leads.parquet, column 'lead_id': b'\\xff\\xfe' is not UTF-8 text"),
+         r"leads.parquet row 2, column 'lead_id': b'\\xff\\xfe' is not UTF-8 text"),
         (lambda p: p.write_text("lead_id\nL1\n"), "folder.csv", r"the output .*folder.csv is a folder"),
         (lambda p: p.write_text("lead_id\nL1\n"), "leads.csv/scores.csv", r"cannot write .*leads.csv/scores.csv"),
         (lambda p: p.mkdir(), "scores.csv", r"the leads file .*leads.csv is a folder"),

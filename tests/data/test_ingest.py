@@ -5,6 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 import sqlalchemy as sa
 
@@ -488,6 +490,21 @@ def test_parquet_source_with_timezone_aware_dates(tmp_path):
     crm = load_crm(params)
 
     assert crm.leads["created_at"].tolist() == [pd.Timestamp("2024-05-01 10:00")]  # naive UTC
+
+
+def test_parquet_text_stored_as_bytes_reads_as_text_and_a_cell_not_utf8_is_named_by_row(tmp_path):
+    """Some writers store text as plain bytes: it must train as the text it is (scoring reads it so),
+    and a cell that is not UTF-8 is named by file row and column instead of a bare "Invalid UTF8"."""
+    def export(industries):
+        pq.write_table(pa.table({"Lead ID": ["L1", "L2", "L3"], "Created Date": ["2024-01-05"] * 3,
+                                 "Industry": pa.array(industries, pa.binary())}), tmp_path / "leads.parquet")
+        return Params.model_validate({"data": {"leads": "leads.parquet", "mapping": MAPPING}, "base_dir": tmp_path})
+
+    crm = load_crm(export([b"software", None, "caf\u00e9".encode()]))
+    assert crm.leads["industry"].tolist()[::2] == ["software", "caf\u00e9"]
+
+    with pytest.raises(ValueError, match=r"leads.parquet row 3, column 'Industry': b'caf\\xe9' is not UTF-8 text"):
+        load_crm(export([b"software", None, "caf\u00e9".encode("latin-1")]))
 
 
 def test_sqlite_source_reads_tables_and_select_queries(tmp_path):
