@@ -19,6 +19,11 @@ from features.leakage import LeakWarning, leakage_check
 from pipelines.config import FeatureParams, Params
 from pipelines.ingest import CRMData, load_crm
 
+# How long after an export's latest timestamp `as_of` may be. Past it, leads still open when the
+# export was taken would count as expired unconverted (no outcome by their horizon) while their
+# outcome was simply not in the file yet; a CRM with enough leads to train on is not silent a week.
+AS_OF_PAST_EXPORT_LIMIT = pd.Timedelta(days=7)
+
 
 @dataclass
 class TrainingSet:
@@ -114,13 +119,20 @@ def assemble(params: Params, as_of: pd.Timestamp | None = None, crm: CRMData | N
 
     Args:
         as_of: treat this as 'now' (leads created or decided after it are ignored); defaults to the
-            latest timestamp in the export.
+            latest timestamp in the export, and may not be more than AS_OF_PAST_EXPORT_LIMIT after it.
     """
     crm = crm or load_crm(params)
     leads, outcomes, activities = crm.leads, crm.outcomes, crm.activities
     dated = params.data.dated
     if dated:
-        as_of = pd.Timestamp(as_of) if as_of is not None else data_as_of(crm)
+        end = data_as_of(crm)
+        as_of = pd.Timestamp(as_of) if as_of is not None else end
+        if end is not None and as_of > end + AS_OF_PAST_EXPORT_LIMIT:
+            raise ValueError(
+                f"as_of {as_of:%Y-%m-%d %H:%M} is {(as_of - end).days} days after the export's latest date "
+                f"({end:%Y-%m-%d %H:%M}): leads still open when it was taken would count as expired without "
+                f"an outcome; use a date up to {end + AS_OF_PAST_EXPORT_LIMIT:%Y-%m-%d}, or a newer export"
+            )
         leads = leads[leads["created_at"] <= as_of]
         if outcomes is not None:
             outcomes = outcomes[outcomes["decided_at"].isna() | (outcomes["decided_at"] <= as_of)]

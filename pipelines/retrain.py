@@ -88,12 +88,13 @@ class FeedbackMerge:
     """What the feedback store changed in the export's outcomes."""
 
     events: int = 0  # leads with a decision in the store
-    applied: int = 0  # of those, decisions newer than (or absent from) the export
+    applied: int = 0  # of those, decisions that replace the export's: later, tied, or undated or absent there
     unknown_leads: int = 0  # decisions for leads the export does not have (cannot be trained on)
     left_out: int = 0  # stored events with an impossible decided_at, not counted above (Store.usable_feedback)
 
     def line(self) -> str:
-        return (f"feedback store: {self.events:,} lead decisions, {self.applied:,} newer than the export"
+        return (f"feedback store: {self.events:,} lead decisions, {self.applied:,} replace the export's "
+                "(decided later, at the same time, or undated there)"
                 + (f", {self.unknown_leads:,} for leads not in the export (ignored)" if self.unknown_leads else "")
                 + (f"; {self.left_out:,} events with an impossible decided_at left out (they stay in the store; "
                    "see the warning)" if self.left_out else ""))

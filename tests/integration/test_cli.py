@@ -6,6 +6,7 @@ import re
 import subprocess
 import sys
 
+import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
@@ -84,7 +85,7 @@ def test_sample_data_into_a_folder_it_cannot_write_is_a_clear_error(tmp_path):
     assert f"--out: cannot write the sample into {tmp_path / 'file' / 'crm'}" in result.output
 
 
-def test_features_as_of_a_date_before_the_export_says_so_and_zero_labels_print_no_nan(tmp_path):
+def test_features_as_of_a_date_before_or_long_after_the_export_says_so_and_zero_labels_print_no_nan(tmp_path):
     out = tmp_path / "crm"
     assert run("sample-data", "--leads", "300", "--seed", "3", "--out", str(out)).exit_code == 0
     params = tmp_path / "params.yaml"
@@ -97,6 +98,15 @@ def test_features_as_of_a_date_before_the_export_says_so_and_zero_labels_print_n
     assert too_early.exit_code == 0
     assert "training rows: 0 (the label rules above left every lead out)" in too_early.output
     assert "nan" not in too_early.output
+    # A year after the export ends, its open leads would all look expired unconverted: refused.
+    end = pd.Timestamp(max(pd.read_csv(out / "leads.csv")["created_at"].max(),
+                           pd.read_csv(out / "activities.csv")["occurred_at"].max(),
+                           pd.read_csv(out / "outcomes.csv")["decided_at"].max()))
+    late = runner.invoke(app, ["features", "--params", str(params), "--as-of", f"{end + pd.Timedelta(days=365):%Y-%m-%d}"])
+    assert late.exit_code == 1 and isinstance(late.exception, SystemExit)
+    assert f"days after the export's latest date ({end:%Y-%m-%d %H:%M})" in late.output
+    assert f"use a date up to {end + pd.Timedelta(days=7):%Y-%m-%d}, or a newer export" in late.output
+    assert run("features", "--params", str(params), "--as-of", f"{end + pd.Timedelta(days=6):%Y-%m-%d}").exit_code == 0
 
 
 def test_score_names_the_model_version_what_it_refused_and_a_missing_activity_file(trained, sample_params, sample_dir, tmp_path):
