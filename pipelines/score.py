@@ -11,6 +11,7 @@ silently dropped, and no failed run leaves a partial file.
 from __future__ import annotations
 
 import dataclasses
+import glob
 import os
 from collections import deque
 from collections.abc import Callable, Iterator
@@ -302,7 +303,27 @@ def _writable_beside(path: Path) -> Path:
         temp.open("wb").close()
     except OSError as err:
         raise ValueError(f"cannot write {path}: {err.strerror} ({err.filename})") from None
+    _remove_stale_partials(path)
     return temp
+
+
+def _remove_stale_partials(path: Path) -> None:
+    """Remove hidden files of `path` left by runs that were killed (SIGKILL, out of memory, power
+    loss) before they could clean up: their process no longer exists. A running one's stays."""
+    for stale in path.parent.glob(f".{glob.escape(path.stem)}.*.partial{glob.escape(path.suffix)}"):
+        pid = stale.name[len(path.stem) + 2 : -len(f".partial{path.suffix}")]
+        if pid.isdigit() and not _running(int(pid)):
+            stale.unlink(missing_ok=True)
+
+
+def _running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True
 
 
 def _readable_file(kind: str, path: Path) -> None:

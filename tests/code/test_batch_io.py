@@ -4,6 +4,9 @@ runs its chunks on one-thread model workers whose errors stop the run."""
 from __future__ import annotations
 
 import dataclasses
+import os
+import subprocess
+import sys
 from types import SimpleNamespace
 
 import numpy as np
@@ -327,6 +330,25 @@ def test_a_parquet_cell_not_utf8_is_named_by_its_file_row_in_any_chunk(tmp_path)
     assert next(chunks)["company"].tolist() == ["Acme", "Initech"]
     with pytest.raises(ValueError, match=r"leads.parquet row 4, column 'company': b'Soci\\xe9t\\xe9' is not UTF-8"):
         next(chunks)
+
+
+def test_a_partial_file_left_by_a_killed_run_is_removed_by_the_next_and_a_running_ones_kept(
+        trained, sample_dir, tmp_path):
+    """SIGKILL gives a run no chance to remove its hidden files; the next run of the same output does."""
+    pd.read_csv(sample_dir / "leads.csv", dtype=str).head(20).to_csv(tmp_path / "leads.csv", index=False)
+    killed = subprocess.Popen([sys.executable, "-c", "pass"])
+    killed.wait()
+    stale = tmp_path / f".scores.{killed.pid}.partial.csv"
+    running = tmp_path / f".scores.{os.getppid()}.partial.csv"  # e.g. another run writing the same output
+    other = tmp_path / f".scores_eu.{killed.pid}.partial.csv"
+    for hidden in (stale, running, other):
+        hidden.write_text("half a file")
+
+    score_file(trained.scorer, tmp_path / "leads.csv", tmp_path / "scores.csv", as_of=pd.Timestamp("2026-01-01"),
+               progress=False)
+
+    assert len(pd.read_csv(tmp_path / "scores.csv")) == 20
+    assert not stale.exists() and running.exists() and other.exists()
 
 
 def _latin1_type(path):
