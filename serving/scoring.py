@@ -20,7 +20,7 @@ from models.scorer import LeadScorer
 from pipelines.config import DataParams, LabelParams
 from pipelines.ingest import Problem, as_of_time, contract_status, crm_column
 from serving.schemas import Identifier
-from serving.security import card_link
+from serving.security import card_link, field_path
 from serving.store import decision_date, email_sha256, utc_naive
 
 # Contract columns only an activity has: a problem about one of them is about an activity row.
@@ -61,15 +61,8 @@ class ModelRef:
         return cls(str(registry.get("name", "")), str(registry.get("version", "")), str(registry.get("alias", "")))
 
 
-def _path(*parts) -> str:
-    out = ""
-    for part in parts:
-        out += f"[{part}]" if isinstance(part, int) or part == "*" else (f".{part}" if out else str(part))
-    return out
-
-
 def _detail(loc: tuple, message: str, kind: str) -> dict:
-    return {"loc": list(loc), "field": _path(*loc), "msg": message, "type": kind}
+    return {"loc": list(loc), "field": field_path(*loc), "msg": message, "type": kind}
 
 
 def request_as_of(value) -> datetime | None:

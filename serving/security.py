@@ -1,4 +1,5 @@
-"""ASGI middlewares in front of every route: the API key, JSON bodies only, and the request-size limit.
+"""ASGI middlewares in front of every route: the API key, JSON bodies only, the request-size limit,
+and one error shape for the errors BentoML answers itself.
 
 BentoML's user middlewares wrap everything, its health routes and mounted pages included, so the
 health and metrics routes are let through explicitly: a load balancer probes them without a key.
@@ -52,6 +53,14 @@ def _card_link_problem(key: bytes, path: str, query: bytes, now: float) -> str |
         when = datetime.fromtimestamp(int(expires), timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
         return f"this score-card link expired on {when}: scoring the lead again (POST /score) returns a fresh card_url"
     return None
+
+
+def field_path(*parts) -> str:
+    """A JSON location as one field name, e.g. ("leads", 2, "created_at") -> "leads[2].created_at"."""
+    out = ""
+    for part in parts:
+        out += f"[{part}]" if isinstance(part, int) or part == "*" else (f".{part}" if out else str(part))
+    return out
 
 
 async def _send_error(send, status: int, message: str, headers: tuple = ()) -> None:
@@ -165,3 +174,61 @@ class BodyLimit:
             return messages.pop(0) if messages else await receive()
 
         return await self.app(scope, replay, send)
+
+
+class OneErrorShape:
+    """The errors BentoML and Starlette answer themselves, in the shape of every other error.
+
+    A 400 from BentoML's own JSON check lists pydantic's errors by `loc` only: each gains `field`
+    (``leads[0].employees``, as a 409 or 422 names it; ``body`` for JSON that does not parse), and
+    pydantic's "1 validation error for Input" reads like a 422's error. A 404 (no such route)
+    or 405 (a method the route does not answer) comes as plain text: it becomes JSON naming the method
+    and path. HTML pages (the score card's own 404) and HEAD replies pass unchanged.
+    """
+
+    RESHAPED = (400, 404, 405)
+
+    def __init__(self, app):
+        self.app = app
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] != "http" or scope["method"] == "HEAD":
+            return await self.app(scope, receive, send)
+        start, body = None, b""
+
+        async def reshaping(message) -> None:
+            nonlocal start, body
+            if message["type"] == "http.response.start" and message["status"] in self.RESHAPED:
+                headers = dict(message["headers"])
+                if not headers.get(b"content-type", b"").startswith(b"text/html"):
+                    start = message
+                    return None
+            if start is None or message["type"] != "http.response.body":
+                return await send(message)
+            body += message.get("body", b"")
+            if message.get("more_body", False):
+                return None
+            payload = json.dumps(self._reshaped(start, body, scope)).encode()
+            kept = [(k, v) for k, v in start["headers"] if k.lower() not in (b"content-type", b"content-length")]
+            await send({**start, "headers": [*kept, (b"content-type", b"application/json"),
+                                             (b"content-length", str(len(payload)).encode())]})
+            await send({"type": "http.response.body", "body": payload})
+
+        return await self.app(scope, receive, reshaping)
+
+    @staticmethod
+    def _reshaped(start: dict, body: bytes, scope: dict) -> dict:
+        status, route = start["status"], f"{scope['method']} {scope['path']}"
+        if status == 404:
+            return {"error": f"no such route: {route} (the API is listed at GET /docs.json)", "detail": []}
+        if status == 405:
+            allowed = dict(start["headers"]).get(b"allow", b"").decode("latin-1")
+            return {"error": f"{route}: method not allowed" + (f"; this route answers {allowed}" if allowed else ""),
+                    "detail": []}
+        try:
+            reply = json.loads(body)
+            detail = [{**d, "field": d.get("field") or field_path(*d["loc"]) or "body"} for d in reply["detail"]]
+        except (ValueError, TypeError, KeyError):
+            return {"error": body.decode("utf-8", "replace"), "detail": []}
+        return {"error": f"{len(detail)} problem(s) in the request's JSON; nothing was scored or stored",
+                "detail": detail}

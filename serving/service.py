@@ -46,7 +46,7 @@ from serving.scoring import (  # noqa: E402
     score_request,
     warm_up,
 )
-from serving.security import BearerAuth, BodyLimit, JsonOnly, card_link_key  # noqa: E402
+from serving.security import BearerAuth, BodyLimit, JsonOnly, OneErrorShape, card_link_key  # noqa: E402
 from serving.store import FeedbackConflict, Store  # noqa: E402
 
 log = logging.getLogger(__name__)
@@ -265,3 +265,4 @@ metrics.count_by_route(lambda: LeadScoreService.openapi_spec.asdict()["paths"])
 LeadScoreService.add_asgi_middleware(BearerAuth, key=api_key)
 LeadScoreService.add_asgi_middleware(JsonOnly, paths=lambda: [api.route for api in LeadScoreService.apis.values()])
 LeadScoreService.add_asgi_middleware(BodyLimit, max_bytes=lambda: service_params().serving.max_body_bytes)
+LeadScoreService.add_asgi_middleware(OneErrorShape)

@@ -209,7 +209,7 @@ def test_explain_gives_every_factor_adding_up_to_the_models_margin(client, train
 @pytest.mark.parametrize(
     ("change", "status", "field"),
     [
-        (lambda ls: [{**ls[0], "employees": {"count": 5}}], 400, ["leads", 0, "employees"]),
+        (lambda ls: [{**ls[0], "employees": {"count": 5}}], 400, "leads[0].employees"),
         (lambda ls: [ls[0], {k: v for k, v in ls[1].items() if k != "lead_id"}], 422, "leads[1].lead_id"),
         (lambda ls: [ls[0], {**ls[1], "lead_id": "  "}], 422, "leads[1].lead_id"),
         (lambda ls: [{**ls[0], "created_at": "the day before yesterday"}], 422, "leads[0].created_at"),
@@ -231,7 +231,22 @@ def test_bad_leads_are_refused_naming_the_field(client, leads, change, status, f
     reply = client.post("/score", {"leads": change(leads), "as_of": AS_OF})
     assert reply.status == status, reply.body
     detail = reply.json()["detail"]
-    assert field in [d["loc"] if isinstance(field, list) else d["field"] for d in detail]
+    assert field in [d["field"] for d in detail]
+    assert "nothing was scored" in reply.json()["error"]
+
+
+def test_every_error_the_api_answers_is_json_in_one_shape(client):
+    """A CRM integration parses one error shape, whether our code or BentoML's answered."""
+    not_json = client.post("/score", b'{"leads": [', {"Content-Type": "application/json"})
+    no_route = client.get("/no-such-route")
+    wrong_method = client.get("/score")
+    for reply, status in ((not_json, 400), (no_route, 404), (wrong_method, 405)):
+        assert reply.status == status and reply.headers["content-type"] == "application/json", reply.body
+        assert set(reply.json()) == {"error", "detail"}
+    assert [(d["field"], d["type"]) for d in not_json.json()["detail"]] == [("body", "json_invalid")]
+    assert no_route.json()["error"].startswith("no such route: GET /no-such-route")
+    assert wrong_method.json()["error"] == "GET /score: method not allowed; this route answers POST"
+    assert client.get("/leads/NEVER-SCORED").headers["content-type"].startswith("text/html")  # a page for the rep
 
 
 def test_a_refused_request_is_one_warning_line_in_the_server_log_not_an_error_with_a_traceback(client, server, leads):
@@ -356,7 +371,7 @@ def test_bad_feedback_is_refused_naming_the_field(client, server, event, status,
     headers = {"Content-Type": "application/json"} if isinstance(event, bytes) else None
     reply = client.post("/feedback", event, headers)
     assert reply.status == status, reply.body
-    assert field in [d.get("field", d["loc"][0]) for d in reply.json()["detail"]]
+    assert field in [d["field"] for d in reply.json()["detail"]]
     event_id = json.loads(event)["event_id"] if isinstance(event, bytes) else event["event_id"]
     assert event_id not in Store(server.params.serving.store_url).feedback_frame()["event_id"].tolist()
 
