@@ -140,7 +140,7 @@ def train(params: ParamsOption = None, leads: LeadsOption = None, as_of: AsOfOpt
     typer.echo("\ntest-set comparison (same rows for every scorer):")
     typer.echo(format_table(result.evaluation.table))
     typer.echo("\nconversion per tier (test rows):")
-    typer.echo(result.evaluation.tiers.to_string(index=False))
+    typer.echo(result.evaluation.tiers.to_string(na_rep="-"))  # "-": no test lead in that tier
     _say_by_age(result.evaluation)
     _say_reasons(result.evaluation.reasons)
     typer.echo(f"\nMLflow run {result.run_id}; model {p.tracking.registered_model} v{result.version} "

@@ -355,3 +355,41 @@ def test_a_missing_export_is_a_clear_error(tmp_path):
     result = run("features", "--leads", str(tmp_path / "nope.csv"))
     assert result.exit_code == 1
     assert "nope.csv" in result.output
+
+
+@pytest.fixture(scope="module")
+def small_export(tmp_path_factory) -> dict:
+    """A 2,000-lead sample export as text tables, for tests that edit a copy and run the training commands."""
+    import pandas as pd
+
+    out = tmp_path_factory.mktemp("small_crm")
+    assert run("sample-data", "--leads", "2000", "--seed", "5", "--out", str(out)).exit_code == 0
+    return {name: pd.read_csv(out / f"{name}.csv", dtype=str, keep_default_na=False)
+            for name in ("leads", "activities", "outcomes")}
+
+
+def training_params(tables: dict, folder, monkeypatch, **overrides):
+    """`tables` written to `folder` and a params file reading them, with MLflow in `folder` (fast tuning)."""
+    from conftest import FAST, params_for
+    from serving.local_server import params_file
+
+    for name, frame in tables.items():
+        frame.to_csv(folder / f"{name}.csv", index=False)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{folder / 'mlflow.db'}")
+    return params_file(params_for(folder, folder, **{**FAST, **overrides}), folder / "params.yaml")
+
+
+def test_train_names_each_tier_in_its_conversion_table(small_export, tmp_path, monkeypatch):
+    """The printed table and the logged tiers.csv say which tier each row is, not only its figures."""
+    import mlflow
+    import pandas as pd
+
+    params = training_params(small_export, tmp_path, monkeypatch)
+    result = run("train", "--params", str(params))
+    assert result.exit_code == 0, result.output
+    table = result.output.split("conversion per tier (test rows):\n")[1].split("\n\n")[0].splitlines()
+    assert [line.split()[0] for line in table[2:]] == ["A", "B", "C", "D"]  # header, index name, then one row per tier
+    run_id = re.search(r"MLflow run (\w+)", result.output).group(1)
+    logged = mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path="evaluation/tiers.csv",
+                                                 dst_path=str(tmp_path / "artifacts"))
+    assert pd.read_csv(logged)["tier"].tolist() == ["A", "B", "C", "D"]
