@@ -16,7 +16,7 @@ app = typer.Typer(help="Predictive lead scoring trained on your CRM's closed loo
 
 ParamsOption = Annotated[Optional[Path], typer.Option("--params", "-p", help="Params file (default: the project's params.yaml).")]
 LeadsOption = Annotated[Optional[str], typer.Option("--leads", help="Override data.leads (file path, or table/query with data.sql_url).")]
-AsOfOption = Annotated[Optional[str], typer.Option("--as-of", help="Treat this date as 'now' (default: latest date in the export).")]
+AsOfOption = Annotated[Optional[str], typer.Option("--as-of", help="Treat this date as 'now' (default: the export's latest lead creation or decision).")]
 
 
 @app.callback()

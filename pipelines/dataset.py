@@ -64,14 +64,16 @@ def _sha256(path: Path) -> str:
 
 
 def data_as_of(crm: CRMData) -> pd.Timestamp | None:
-    """The export's 'now': the latest timestamp it contains (None for undated exports)."""
+    """The export's 'now': its latest lead creation or decision (None for undated exports).
+
+    Not its latest activity: CRMs log scheduled meetings and webinars ahead, and one activity dated
+    next year would make every open lead look past the label horizon, so labelled negative.
+    """
     stamps = []
     if "created_at" in crm.leads:
         stamps.append(crm.leads["created_at"].max())
     if crm.outcomes is not None and "decided_at" in crm.outcomes:
         stamps.append(crm.outcomes["decided_at"].max())
-    if crm.activities is not None and len(crm.activities):
-        stamps.append(crm.activities["occurred_at"].max())
     stamps = [s for s in stamps if pd.notna(s)]
     return max(stamps) if stamps else None
 
@@ -114,7 +116,7 @@ def assemble(params: Params, as_of: pd.Timestamp | None = None, crm: CRMData | N
 
     Args:
         as_of: treat this as 'now' (leads created or decided after it are ignored); defaults to the
-            latest timestamp in the export.
+            export's latest lead creation or decision (data_as_of).
     """
     crm = crm or load_crm(params)
     leads, outcomes, activities = crm.leads, crm.outcomes, crm.activities

@@ -393,3 +393,17 @@ def test_train_names_each_tier_in_its_conversion_table(small_export, tmp_path, m
     logged = mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path="evaluation/tiers.csv",
                                                  dst_path=str(tmp_path / "artifacts"))
     assert pd.read_csv(logged)["tier"].tolist() == ["A", "B", "C", "D"]
+
+
+def test_an_activity_dated_after_the_export_does_not_move_its_now(small_export, tmp_path, monkeypatch):
+    """A webinar booked for next year must not make every open lead look past the horizon (labelled negative)."""
+    import pandas as pd
+
+    tables = {name: frame.copy() for name, frame in small_export.items()}
+    tables["activities"].loc[0, "occurred_at"] = "2027-06-01 10:00:00"
+    params = training_params(tables, tmp_path, monkeypatch)
+    result = run("features", "--params", str(params))
+    assert result.exit_code == 0, result.output
+    now = max(pd.to_datetime(tables["leads"]["created_at"]).max(), pd.to_datetime(tables["outcomes"]["decided_at"]).max())
+    assert f"== labels (as of {now})" in result.output
+    assert re.search(r"censored:open_immature: \d+", result.output)  # the youngest open leads still wait
