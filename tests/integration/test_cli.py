@@ -407,3 +407,13 @@ def test_an_activity_dated_after_the_export_does_not_move_its_now(small_export, 
     now = max(pd.to_datetime(tables["leads"]["created_at"]).max(), pd.to_datetime(tables["outcomes"]["decided_at"]).max())
     assert f"== labels (as of {now})" in result.output
     assert re.search(r"censored:open_immature: \d+", result.output)  # the youngest open leads still wait
+
+
+def test_train_refuses_an_export_whose_leads_all_look_alike(small_export, tmp_path, monkeypatch):
+    """Leads with only an id and a date and no activity log: a model of them would score every lead the same."""
+    tables = {"leads": small_export["leads"][["lead_id", "created_at"]], "outcomes": small_export["outcomes"]}
+    params = training_params(tables, tmp_path, monkeypatch, **{"data.activities": None})
+    result = runner.invoke(app, ["train", "--params", str(params)])
+    assert result.exit_code == 1 and isinstance(result.exception, SystemExit)  # no traceback
+    assert "every feature has one value for all" in result.output and "the same score" in result.output
+    assert "Registered" not in result.output and "aliases" not in result.output
