@@ -143,6 +143,9 @@ def train(params: ParamsOption = None, leads: LeadsOption = None, as_of: AsOfOpt
     typer.echo(result.evaluation.tiers.to_string(na_rep="-"))  # "-": no test lead in that tier
     _say_by_age(result.evaluation)
     _say_reasons(result.evaluation.reasons)
+    if result.scorer.info.get("no_reason_model"):
+        typer.secho(f"\nno likely rejection reason model (model.reason_model is on): {result.scorer.info['no_reason_model']}; "
+                    "scores come without a likely rejection reason", fg="yellow")
     typer.echo(f"\nMLflow run {result.run_id}; model {p.tracking.registered_model} v{result.version} "
                f"aliases {', '.join(result.aliases)}")
 

@@ -417,3 +417,17 @@ def test_train_refuses_an_export_whose_leads_all_look_alike(small_export, tmp_pa
     assert result.exit_code == 1 and isinstance(result.exception, SystemExit)  # no traceback
     assert "every feature has one value for all" in result.output and "the same score" in result.output
     assert "Registered" not in result.output and "aliases" not in result.output
+
+
+def test_train_says_why_it_has_no_reason_model_when_sales_used_one_reason_code(small_export, tmp_path, monkeypatch):
+    """model.reason_model is on, but one code cannot be learnt: the scores lose their likely reason, said out loud."""
+    tables = {name: frame.copy() for name, frame in small_export.items()}
+    outcomes = tables["outcomes"]
+    outcomes.loc[outcomes["status"] == "rejected", "reason"] = "no_budget"
+    params = training_params(tables, tmp_path, monkeypatch, **{"model.reason_model": True})
+    result = run("train", "--params", str(params))
+    assert result.exit_code == 0, result.output
+    assert re.search(r"no likely rejection reason model \(model.reason_model is on\): it needs two reason codes with "
+                     r"at least 5 rejected leads each, and the training leads have no_budget \([\d,]+\); scores come "
+                     r"without a likely rejection reason", result.output.replace("\n", " "))
+    assert "top-1" not in result.output
