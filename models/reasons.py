@@ -28,6 +28,28 @@ ROUNDS_WITHOUT_VALIDATION = 40
 LOG_LOSS_TOLERANCE = 0.001
 
 
+def _learnable_codes(reasons: pd.Series, min_rows: int) -> list[str]:
+    """Reason codes with enough rejected leads to learn (a tenth of min_rows, at least 5)."""
+    counts = reasons.value_counts()
+    return sorted(counts.index[counts >= max(5, min_rows // 10)])
+
+
+def shortfall(reasons: pd.Series, min_rows: int) -> str | None:
+    """Why no reason model can be fit on these rejected leads' reason codes (NaN: none); None when one can.
+
+    Said by `leadscore train`, so a missing "likely rejection reason" is not a silent surprise.
+    """
+    coded = int(reasons.notna().sum())
+    if coded < min_rows:
+        return f"{coded:,} rejected leads with a reason code to learn from, fewer than model.reason_min_rows ({min_rows})"
+    codes = _learnable_codes(reasons, min_rows)
+    if len(codes) < 2:
+        counts = ", ".join(f"{code} ({n:,})" for code, n in reasons.value_counts().head(3).items())
+        return (f"it needs two reason codes with at least {max(5, min_rows // 10)} rejected leads each, and the "
+                f"training leads have {counts}")
+    return None
+
+
 @dataclass
 class ReasonModel:
     classes: list[str]
@@ -44,12 +66,10 @@ class ReasonModel:
         seed: int,
         min_rows: int,
     ) -> "ReasonModel | None":
-        """Fit on rejected leads with a reason code; None when there is too little to learn from."""
-        keep = reasons.notna().to_numpy()
-        counts = reasons[keep].value_counts()
-        classes = sorted(counts.index[counts >= max(5, min_rows // 10)])
-        if keep.sum() < min_rows or len(classes) < 2:
+        """Fit on rejected leads with a reason code; None when there is too little to learn from (`shortfall`)."""
+        if shortfall(reasons, min_rows):
             return None
+        classes = _learnable_codes(reasons, min_rows)
         code = {c: i for i, c in enumerate(classes)}
         train_mask = reasons.isin(classes).to_numpy()
         val_mask = reasons_val.isin(classes).to_numpy()

@@ -32,7 +32,7 @@ from models.calibration import Calibrator, TierThresholds
 from models.encoding import CategoryEncoder
 from models.gbm import train_gbm, train_gbm_cv
 from models.peers import LogisticPeer
-from models.reasons import ReasonModel
+from models.reasons import ReasonModel, shortfall as reason_shortfall
 from models.scorer import LeadScorer, _logit
 from models.splits import Split, stratified_folds
 from pipelines.config import FeatureParams, Params
@@ -141,6 +141,8 @@ def fit_scorer(
         scorer.reasons = ReasonModel.fit(
             E_tr, reasons.iloc[tr], E_va, reasons.iloc[va], seed=mp.seed, min_rows=mp.reason_min_rows
         )
+        if scorer.reasons is None:  # why, for `leadscore train` and model_info.json
+            info["no_reason_model"] = reason_shortfall(reasons.iloc[tr], mp.reason_min_rows)
     return scorer
 
 
@@ -263,6 +265,8 @@ def _fit_cv(
             E.iloc[fit_rows], reasons.iloc[rows[fit_rows]], E.iloc[held_out], reasons.iloc[rows[held_out]],
             seed=mp.seed, min_rows=mp.reason_min_rows,
         )
+        if scorer.reasons is None:
+            info["no_reason_model"] = reason_shortfall(reasons.iloc[rows[fit_rows]], mp.reason_min_rows)
     return scorer
 
 

@@ -88,16 +88,20 @@ def replay(params: Params, quarters: int = 4, segment: str = "lead_source", crm:
     created_quarter = crm.leads["created_at"].dt.to_period("Q")
 
     rows, segment_tables, names = [], [], []
-    for quarter in backtest_quarters(outcome.created_at, quarters):
+    replayed = backtest_quarters(outcome.created_at, quarters)
+    for quarter in replayed:
         start = quarter.start_time
         ts = assemble(params, as_of=start, crm=crm)
+        closed, conversions = closed_counts(ts)
         try:
             split = make_split(ts.created_at, pd.Series(ts.y), params.evaluate.split, params.model.seed)
             scorer, why = fit_challenger(ts, split, params)
-        except ValueError as err:
-            raise ValueError(f"backtest {quarter} (trained as of {start:%Y-%m-%d}): {err}; replay fewer quarters") from None
+        except ValueError as err:  # fewer quarters helps only while a newer quarter is left to replay
+            advice = ("replay fewer quarters" if quarter != replayed[-1] else
+                      "it is the newest quarter with matured leads, so the export has too little history to backtest")
+            raise ValueError(f"backtest {quarter} (trained as of {start:%Y-%m-%d}, when {closed:,} closed leads with "
+                             f"{conversions:,} conversions had matured): {err}; {advice}") from None
         names = scorer.tiers.names
-        closed, conversions = closed_counts(ts)
         held = np.flatnonzero(quarter_of == quarter)
         y = outcome.y[held]
         p = scorer.predict_proba(outcome.features.iloc[held])

@@ -16,7 +16,7 @@ app = typer.Typer(help="Predictive lead scoring trained on your CRM's closed loo
 
 ParamsOption = Annotated[Optional[Path], typer.Option("--params", "-p", help="Params file (default: the project's params.yaml).")]
 LeadsOption = Annotated[Optional[str], typer.Option("--leads", help="Override data.leads (file path, or table/query with data.sql_url).")]
-AsOfOption = Annotated[Optional[str], typer.Option("--as-of", help="Treat this date as 'now' (default: latest date in the export).")]
+AsOfOption = Annotated[Optional[str], typer.Option("--as-of", help="Treat this date as 'now' (default: the export's latest lead creation or decision).")]
 
 
 @app.callback()
@@ -140,9 +140,12 @@ def train(params: ParamsOption = None, leads: LeadsOption = None, as_of: AsOfOpt
     typer.echo("\ntest-set comparison (same rows for every scorer):")
     typer.echo(format_table(result.evaluation.table))
     typer.echo("\nconversion per tier (test rows):")
-    typer.echo(result.evaluation.tiers.to_string(index=False))
+    typer.echo(result.evaluation.tiers.to_string(na_rep="-"))  # "-": no test lead in that tier
     _say_by_age(result.evaluation)
     _say_reasons(result.evaluation.reasons)
+    if result.scorer.info.get("no_reason_model"):
+        typer.secho(f"\nno likely rejection reason model (model.reason_model is on): {result.scorer.info['no_reason_model']}; "
+                    "scores come without a likely rejection reason", fg="yellow")
     typer.echo(f"\nMLflow run {result.run_id}; model {p.tracking.registered_model} v{result.version} "
                f"aliases {', '.join(result.aliases)}")
 

@@ -19,7 +19,7 @@ from features.leakage import LeakWarning, leakage_check
 from pipelines.config import FeatureParams, Params
 from pipelines.ingest import CRMData, load_crm
 
-# How long after an export's latest timestamp `as_of` may be. Past it, leads still open when the
+# How long after an export's 'now' (data_as_of) `as_of` may be. Past it, leads still open when the
 # export was taken would count as expired unconverted (no outcome by their horizon) while their
 # outcome was simply not in the file yet; a CRM with enough leads to train on is not silent a week.
 AS_OF_PAST_EXPORT_LIMIT = pd.Timedelta(days=7)
@@ -69,14 +69,16 @@ def _sha256(path: Path) -> str:
 
 
 def data_as_of(crm: CRMData) -> pd.Timestamp | None:
-    """The export's 'now': the latest timestamp it contains (None for undated exports)."""
+    """The export's 'now': its latest lead creation or decision (None for undated exports).
+
+    Not its latest activity: CRMs log scheduled meetings and webinars ahead, and one activity dated
+    next year would make every open lead look past the label horizon, so labelled negative.
+    """
     stamps = []
     if "created_at" in crm.leads:
         stamps.append(crm.leads["created_at"].max())
     if crm.outcomes is not None and "decided_at" in crm.outcomes:
         stamps.append(crm.outcomes["decided_at"].max())
-    if crm.activities is not None and len(crm.activities):
-        stamps.append(crm.activities["occurred_at"].max())
     stamps = [s for s in stamps if pd.notna(s)]
     return max(stamps) if stamps else None
 
@@ -119,7 +121,8 @@ def assemble(params: Params, as_of: pd.Timestamp | None = None, crm: CRMData | N
 
     Args:
         as_of: treat this as 'now' (leads created or decided after it are ignored); defaults to the
-            latest timestamp in the export, and may not be more than AS_OF_PAST_EXPORT_LIMIT after it.
+            export's latest lead creation or decision (data_as_of), and may not be more than
+            AS_OF_PAST_EXPORT_LIMIT after it.
     """
     crm = crm or load_crm(params)
     leads, outcomes, activities = crm.leads, crm.outcomes, crm.activities
@@ -129,7 +132,7 @@ def assemble(params: Params, as_of: pd.Timestamp | None = None, crm: CRMData | N
         as_of = pd.Timestamp(as_of) if as_of is not None else end
         if end is not None and as_of > end + AS_OF_PAST_EXPORT_LIMIT:
             raise ValueError(
-                f"as_of {as_of:%Y-%m-%d %H:%M} is {(as_of - end).days} days after the export's latest date "
+                f"as_of {as_of:%Y-%m-%d %H:%M} is {(as_of - end).days} days after the export's latest lead creation or decision "
                 f"({end:%Y-%m-%d %H:%M}): leads still open when it was taken would count as expired without "
                 f"an outcome; use a date up to {end + AS_OF_PAST_EXPORT_LIMIT:%Y-%m-%d}, or a newer export"
             )

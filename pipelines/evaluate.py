@@ -60,7 +60,7 @@ class Evaluation:
             metrics["likely_rejection_reason"] = self.reasons
         (out_dir / "metrics.json").write_text(json.dumps(metrics, indent=2, default=float))
         self.table.to_csv(out_dir / "comparison.csv")
-        self.tiers.to_csv(out_dir / "tiers.csv", index=False)
+        self.tiers.to_csv(out_dir / "tiers.csv")  # indexed by tier name
         paths += [out_dir / "metrics.json", out_dir / "comparison.csv", out_dir / "tiers.csv"]
         if not self.by_age.empty:
             self.by_age.to_csv(out_dir / "calibration_by_age.csv", index=False)

@@ -418,7 +418,7 @@ def retrain(
     """Train a challenger on what had matured by `as_of`, compare it with the champion, maybe promote.
 
     Args:
-        as_of: the retraining date; defaults to the export's latest timestamp.
+        as_of: the retraining date; defaults to the export's latest lead creation or decision.
         dry_run: decide and log, but register nothing and move no alias.
         crm: an already loaded export (default: load params.data).
         feedback: contract outcomes from the feedback store (default: read params.serving.store_url).

@@ -64,7 +64,15 @@ def train(
 def fit_model(ts: TrainingSet, split: Split, params: Params) -> LeadScorer:
     """The learned scorer on a training set (``models.train.fit_scorer``): the label policy's weights
     shape the models, the ages-open weights the calibrator. Train, retrain and the benchmark all fit
-    through here, so no caller can hand the calibrator the policy weights."""
+    through here, so no caller can hand the calibrator the policy weights.
+
+    Refuses an export whose features are the same for every lead (e.g. leads with only an id and a
+    date, no activities): its model would give every lead one score, ranking nobody, in tier A.
+    """
+    if len(ts.y) and not any(ts.features[name].nunique(dropna=False) > 1 for name in ts.features):  # stops at the first that varies
+        raise ValueError(f"every feature has one value for all {len(ts.y):,} training leads, so every lead would "
+                         "get the same score; the export needs lead columns that differ between leads (industry, "
+                         "employees, country, job_title, email, lead_source, ...) or an activity log")
     return fit_scorer(ts.features, ts.y, ts.weights, ts.reasons, split, params,
                       calibration_weights=ts.calibration_weights)
 

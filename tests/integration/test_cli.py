@@ -100,11 +100,10 @@ def test_features_as_of_a_date_before_or_long_after_the_export_says_so_and_zero_
     assert "nan" not in too_early.output
     # A year after the export ends, its open leads would all look expired unconverted: refused.
     end = pd.Timestamp(max(pd.read_csv(out / "leads.csv")["created_at"].max(),
-                           pd.read_csv(out / "activities.csv")["occurred_at"].max(),
                            pd.read_csv(out / "outcomes.csv")["decided_at"].max()))
     late = runner.invoke(app, ["features", "--params", str(params), "--as-of", f"{end + pd.Timedelta(days=365):%Y-%m-%d}"])
     assert late.exit_code == 1 and isinstance(late.exception, SystemExit)
-    assert f"days after the export's latest date ({end:%Y-%m-%d %H:%M})" in late.output
+    assert f"days after the export's latest lead creation or decision ({end:%Y-%m-%d %H:%M})" in late.output
     assert f"use a date up to {end + pd.Timedelta(days=7):%Y-%m-%d}, or a newer export" in late.output
     assert run("features", "--params", str(params), "--as-of", f"{end + pd.Timedelta(days=6):%Y-%m-%d}").exit_code == 0
 
@@ -365,3 +364,79 @@ def test_a_missing_export_is_a_clear_error(tmp_path):
     result = run("features", "--leads", str(tmp_path / "nope.csv"))
     assert result.exit_code == 1
     assert "nope.csv" in result.output
+
+
+@pytest.fixture(scope="module")
+def small_export(tmp_path_factory) -> dict:
+    """A 2,000-lead sample export as text tables, for tests that edit a copy and run the training commands."""
+    import pandas as pd
+
+    out = tmp_path_factory.mktemp("small_crm")
+    assert run("sample-data", "--leads", "2000", "--seed", "5", "--out", str(out)).exit_code == 0
+    return {name: pd.read_csv(out / f"{name}.csv", dtype=str, keep_default_na=False)
+            for name in ("leads", "activities", "outcomes")}
+
+
+def training_params(tables: dict, folder, monkeypatch, **overrides):
+    """`tables` written to `folder` and a params file reading them, with MLflow in `folder` (fast tuning)."""
+    from conftest import FAST, params_for
+    from serving.local_server import params_file
+
+    for name, frame in tables.items():
+        frame.to_csv(folder / f"{name}.csv", index=False)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{folder / 'mlflow.db'}")
+    return params_file(params_for(folder, folder, **{**FAST, **overrides}), folder / "params.yaml")
+
+
+def test_train_names_each_tier_in_its_conversion_table(small_export, tmp_path, monkeypatch):
+    """The printed table and the logged tiers.csv say which tier each row is, not only its figures."""
+    import mlflow
+    import pandas as pd
+
+    params = training_params(small_export, tmp_path, monkeypatch)
+    result = run("train", "--params", str(params))
+    assert result.exit_code == 0, result.output
+    table = result.output.split("conversion per tier (test rows):\n")[1].split("\n\n")[0].splitlines()
+    assert [line.split()[0] for line in table[2:]] == ["A", "B", "C", "D"]  # header, index name, then one row per tier
+    run_id = re.search(r"MLflow run (\w+)", result.output).group(1)
+    logged = mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path="evaluation/tiers.csv",
+                                                 dst_path=str(tmp_path / "artifacts"))
+    assert pd.read_csv(logged)["tier"].tolist() == ["A", "B", "C", "D"]
+
+
+def test_an_activity_dated_after_the_export_does_not_move_its_now(small_export, tmp_path, monkeypatch):
+    """A webinar booked for next year must not make every open lead look past the horizon (labelled negative)."""
+    import pandas as pd
+
+    tables = {name: frame.copy() for name, frame in small_export.items()}
+    tables["activities"].loc[0, "occurred_at"] = "2027-06-01 10:00:00"
+    params = training_params(tables, tmp_path, monkeypatch)
+    result = run("features", "--params", str(params))
+    assert result.exit_code == 0, result.output
+    now = max(pd.to_datetime(tables["leads"]["created_at"]).max(), pd.to_datetime(tables["outcomes"]["decided_at"]).max())
+    assert f"== labels (as of {now})" in result.output
+    assert re.search(r"censored:open_immature: \d+", result.output)  # the youngest open leads still wait
+
+
+def test_train_refuses_an_export_whose_leads_all_look_alike(small_export, tmp_path, monkeypatch):
+    """Leads with only an id and a date and no activity log: a model of them would score every lead the same."""
+    tables = {"leads": small_export["leads"][["lead_id", "created_at"]], "outcomes": small_export["outcomes"]}
+    params = training_params(tables, tmp_path, monkeypatch, **{"data.activities": None})
+    result = runner.invoke(app, ["train", "--params", str(params)])
+    assert result.exit_code == 1 and isinstance(result.exception, SystemExit)  # no traceback
+    assert "every feature has one value for all" in result.output and "the same score" in result.output
+    assert "Registered" not in result.output and "aliases" not in result.output
+
+
+def test_train_says_why_it_has_no_reason_model_when_sales_used_one_reason_code(small_export, tmp_path, monkeypatch):
+    """model.reason_model is on, but one code cannot be learnt: the scores lose their likely reason, said out loud."""
+    tables = {name: frame.copy() for name, frame in small_export.items()}
+    outcomes = tables["outcomes"]
+    outcomes.loc[outcomes["status"] == "rejected", "reason"] = "no_budget"
+    params = training_params(tables, tmp_path, monkeypatch, **{"model.reason_model": True})
+    result = run("train", "--params", str(params))
+    assert result.exit_code == 0, result.output
+    assert re.search(r"no likely rejection reason model \(model.reason_model is on\): it needs two reason codes with "
+                     r"at least 5 rejected leads each, and the training leads have no_budget \([\d,]+\); scores come "
+                     r"without a likely rejection reason", result.output.replace("\n", " "))
+    assert "top-1" not in result.output
