@@ -21,10 +21,8 @@ from models.encoding import CategoryEncoder
 from models.gbm import predict_threads
 from models.reasons import ReasonModel
 from pipelines.config import DataParams, FeatureParams
+from pipelines.contract import CLOCK_SLACK
 from pipelines.ingest import Problem, as_of_time, crm_column, prepare_table
-
-# How far after the scoring time a lead's created_at may lie (clock skew, a zone misread) before it is refused.
-CREATED_AFTER_SLACK = pd.Timedelta(days=1)
 
 OUTPUT_COLUMNS = ["lead_id", "probability", "score", "tier", "likely_rejection_reason", "likely_rejection_probability"]
 
@@ -166,7 +164,7 @@ class LeadScorer:
         activity), which is never what the caller meant: a wrong ``--as-of`` or a wrong date. A day
         of slack keeps a CRM clock or a time zone written as UTC from refusing new leads.
         """
-        late = (leads["created_at"] > snapshot + CREATED_AFTER_SLACK).to_numpy()
+        late = (leads["created_at"] > snapshot + CLOCK_SLACK).to_numpy()
         if not late.any():
             return leads
         rows = raw_leads.index.get_indexer(leads.index[late]) + 1

@@ -7,12 +7,16 @@ read it. Columns beyond the contract are kept on `leads` (custom features may us
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 # Dates the contract accepts: from the first up to (not including) the second. CRMs write "no date"
 # as 0001-01-01 or 9999-12-31, which would score a lead from nothing; the bounds also keep every
 # date, and the windows added to it, inside the int64 nanoseconds features compute in (1677-2262).
 DATE_RANGE = (datetime(1970, 1, 1), datetime(2200, 1, 1))
+# How far after "now" (when an export is read, a decision received, a lead scored as of) a date of
+# something that already happened may lie: a CRM clock, or a time zone written as UTC, a little
+# ahead. Beyond it the date is a typo, a default or an expected date (an open deal's close date).
+CLOCK_SLACK = timedelta(days=1)
 # The largest size a number field may have: no headcount or deal amount comes near it, so a larger
 # value is a sentinel or a typo (1e308), and beyond 2**53 (about 9e15) float64 loses whole numbers.
 LARGEST_NUMBER = 1e15
@@ -26,6 +30,9 @@ class TableSpec:
     dates: tuple[str, ...] = ()
     numeric: tuple[str, ...] = ()
     non_negative: tuple[str, ...] = ()  # numeric columns that count something: never below zero
+    # Dates of what already happened when the export was taken: never after then (CLOCK_SLACK).
+    # Not activities: CRMs log meetings and webinars booked ahead.
+    past: tuple[str, ...] = ()
     key: str | None = None  # unique per row when set
 
     @property
@@ -48,6 +55,7 @@ LEADS = TableSpec(
         "campaign",
     ),
     dates=("created_at",),
+    past=("created_at",),
     numeric=("employees",),
     non_negative=("employees",),
     key="lead_id",
@@ -65,6 +73,7 @@ OUTCOMES = TableSpec(
     required=("lead_id", "status"),
     optional=("reason", "decided_at", "amount"),
     dates=("decided_at",),
+    past=("decided_at",),
     numeric=("amount",),
     key="lead_id",
 )

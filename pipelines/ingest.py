@@ -24,7 +24,7 @@ import sqlalchemy as sa
 from pandas.arrays import ArrowStringArray
 
 from pipelines.config import DataParams, Params
-from pipelines.contract import DATE_RANGE, LARGEST_NUMBER, LEADS, OUTCOMES, TABLES, TableSpec
+from pipelines.contract import CLOCK_SLACK, DATE_RANGE, LARGEST_NUMBER, LEADS, OUTCOMES, TABLES, TableSpec
 
 # Outcome columns a flat export carries on the lead row; split off into `outcomes`.
 OUTCOME_COLUMNS = tuple(c for c in OUTCOMES.columns if c != "lead_id")
@@ -45,6 +45,7 @@ DROP_REASONS = {
     "unparsable_date": "unparsable date",
     "number_as_date": "number instead of a date",
     "date_out_of_range": "date out of range",
+    "date_in_future": "date in the future",
     "bad_number": "invalid number",
     "unknown_status": "unknown status",
     "duplicate_lead_id": "conflicting duplicate lead_id",
@@ -497,8 +498,9 @@ def prepare_table(
     """Map raw CRM rows onto one contract table and validate them.
 
     Renames via data.mapping (data.drop_columns are never read), turns data.missing_values into NA,
-    applies data.value_maps, then checks types: dates (tz-naive UTC), numbers, statuses, and that
-    required values are present. Contract columns come first with fixed dtypes (absent optional ones
+    applies data.value_maps, then checks types: dates (tz-naive UTC; a lead's creation and a decision
+    not in the future), numbers, statuses, and that required values are present. Contract columns
+    come first with fixed dtypes (absent optional ones
     as NA), extra columns are kept as read; in flat mode the outcome columns belong to `outcomes` only.
     Works column by column on Series (not a growing DataFrame) so one request row costs little.
 
@@ -554,6 +556,7 @@ def prepare_table(
             columns[column] = mapped.where(mapped.notna(), columns[column])
 
     bad = np.zeros(len(raw), dtype=bool)
+    now = pd.Timestamp.now(tz="UTC").tz_localize(None)
 
     def flag(mask: pd.Series | np.ndarray, column: str, kind: str, describe) -> None:
         positions = np.flatnonzero(np.asarray(mask, dtype=bool))
@@ -581,6 +584,10 @@ def prepare_table(
                  lambda v: f"unparsable date {_as_sent(v)}")
             flag((parsed < DATE_RANGE[0]) | (parsed >= DATE_RANGE[1]), column, "date_out_of_range",
                  lambda v: f"date out of range {_as_sent(v)} (expected {DATE_RANGE_TEXT})")
+            if column in spec.past:  # one such date would also become the export's 'now' (dataset.data_as_of)
+                flag((parsed > now + CLOCK_SLACK) & (parsed < DATE_RANGE[1]), column, "date_in_future",
+                     lambda v: f"date in the future {_as_sent(v)} (now is {now:%Y-%m-%d %H:%M} UTC): it records "
+                               "something that has happened; an expected date, such as an open deal's close date, is not one")
             columns[column] = parsed
         elif column in spec.numeric:
             parsed = _parse_numbers(values)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
@@ -20,7 +20,7 @@ import pandas as pd
 import sqlalchemy as sa
 
 from pipelines.config import Params
-from pipelines.contract import DATE_RANGE, OUTCOMES
+from pipelines.contract import CLOCK_SLACK, DATE_RANGE, OUTCOMES
 
 log = logging.getLogger(__name__)
 
@@ -63,11 +63,9 @@ _TIME_COLUMNS = ("scored_at", "decided_at", "received_at")
 _NUMBER_COLUMNS = ("probability", "likely_rejection_probability", "amount")
 _DECISION_FIELDS = ("lead_id", "status", "reason", "decided_at", "amount")  # what a retried event must repeat
 
-# A decision date outside [EARLIEST_DECISION, received + DECISION_CLOCK_SLACK] is a CRM default or
-# typo (0001-01-01, 2099-...): stored, it would crash labelling or win every "latest decision" forever.
-# The slack allows for a CRM clock or time zone set a little ahead of the service's.
+# A decision date outside [EARLIEST_DECISION, received + CLOCK_SLACK] is a CRM default or typo
+# (0001-01-01, 2099-...): stored, it would crash labelling or win every "latest decision" forever.
 EARLIEST_DECISION = DATE_RANGE[0]
-DECISION_CLOCK_SLACK = timedelta(days=1)
 
 
 def email_sha256(emails: pd.Series) -> pd.Series:
@@ -104,7 +102,7 @@ def decision_date(value, received_at: datetime) -> datetime:
     """`value` as naive UTC when a decision received at `received_at` (naive UTC) can have that date.
 
     Raises:
-        ValueError: not a date, before EARLIEST_DECISION, or more than DECISION_CLOCK_SLACK after
+        ValueError: not a date, before EARLIEST_DECISION, or more than CLOCK_SLACK after
             `received_at`; the message says which.
     """
     try:
@@ -114,8 +112,8 @@ def decision_date(value, received_at: datetime) -> datetime:
     if decided < EARLIEST_DECISION:
         raise ValueError(f"decided_at {decided:%Y-%m-%d %H:%M:%S} UTC is before {EARLIEST_DECISION:%Y-%m-%d}: "
                          "not a real decision date")
-    if decided > received_at + DECISION_CLOCK_SLACK:
-        raise ValueError(f"decided_at {decided:%Y-%m-%d %H:%M:%S} UTC is more than {DECISION_CLOCK_SLACK.days} day "
+    if decided > received_at + CLOCK_SLACK:
+        raise ValueError(f"decided_at {decided:%Y-%m-%d %H:%M:%S} UTC is more than {CLOCK_SLACK.days} day "
                          f"after the event was received ({received_at:%Y-%m-%d %H:%M:%S} UTC): a decision cannot "
                          "be in the future")
     return decided
@@ -322,7 +320,7 @@ class Store:
                 "left out %d feedback event(s) with an impossible decided_at (before %s, or more than %d day after the "
                 "service received it); they stay in the feedback table: %s%s. Send each decision again under a new "
                 "event_id with its real date, or correct decided_at in the table.",
-                len(bad), f"{EARLIEST_DECISION:%Y-%m-%d}", DECISION_CLOCK_SLACK.days, named,
+                len(bad), f"{EARLIEST_DECISION:%Y-%m-%d}", CLOCK_SLACK.days, named,
                 f"; and {len(bad) - 10} more" if len(bad) > 10 else "",
             )
         return events[~impossible], int(impossible.sum())

@@ -202,17 +202,36 @@ def test_nan_is_a_missing_number_and_zero_employees_is_a_count():
 
 
 @pytest.mark.parametrize(
-    ("created", "kept"),
+    ("when", "kept"),
     [("1970-01-01", True), ("2199-12-31T23:59:59", True), ("1969-12-31T23:59:59", False),
      ("2200-01-01", False), ("2199-12-31T23:00:00-05:00", False)],  # compared in UTC
 )
-def test_date_range_edges(created, kept):
-    raw = pd.DataFrame.from_records([lead("L1", created=created)])
+def test_date_range_edges(when, kept):
+    """On an activity: a CRM may book one ahead, so only the range bounds its date."""
+    raw = pd.DataFrame.from_records([activity("L1", when=when)])
 
-    leads, problems = prepare_table(raw, "leads", DataParams(leads="unused", mapping=MAPPING))
+    activities, problems = prepare_table(raw, "activities", DataParams(leads="unused", mapping=MAPPING))
 
-    assert len(leads) == int(kept)
+    assert len(activities) == int(kept)
     assert [p.kind for p in problems] == ([] if kept else ["date_out_of_range"])
+
+
+def test_a_creation_or_decision_dated_after_now_is_refused_by_row():
+    """One such date would become the export's 'now' and expire every open lead unconverted; an open
+    deal's expected close date mapped as decided_at is the usual cause."""
+    now = pd.Timestamp.now(tz="UTC").tz_localize(None)
+    soon, later = f"{now + pd.Timedelta(hours=20):%Y-%m-%dT%H:%M:%S}", f"{now + pd.Timedelta(days=3):%Y-%m-%d}"
+    data = DataParams(leads="unused", mapping=MAPPING, value_maps={"status": STAGES})
+
+    leads, lead_problems = prepare_table(pd.DataFrame.from_records([lead("L1", created=soon), lead("L2", created=later)]),
+                                         "leads", data, "leads.csv")
+    outcomes, outcome_problems = prepare_table(pd.DataFrame.from_records(
+        [outcome("L1", closed="2099-01-01"), outcome("L2", closed=soon)]), "outcomes", data, "outcomes.csv")
+
+    assert leads["lead_id"].tolist() == ["L1"] and outcomes["lead_id"].tolist() == ["L2"]  # a clock a day ahead is fine
+    assert [(p.row, p.column, p.kind) for p in lead_problems + outcome_problems] == [
+        (2, "Created Date", "date_in_future"), (1, "Closed Date", "date_in_future")]
+    assert "an open deal's close date, is not one" in str(outcome_problems[0])
 
 
 def test_dates_read_as_datetimes_are_range_checked_too():
