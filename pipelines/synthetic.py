@@ -207,10 +207,15 @@ class SourceShift:
             raise ValueError(f"shift.conversion_factor: must be > 0, got {self.conversion_factor}")
 
 
+# Where the default history ends ("now" for the sample data; the demo scores its open leads as of
+# then). Fixed, not today: the same seed gives the same tables whenever it is run.
+HISTORY_END = "2026-01-01"
+
+
 def generate_crm(
     n_leads: int,
     seed: int = 0,
-    start: str = "2024-01-01",
+    start: str | None = None,
     quarters: int = 8,
     shift: SourceShift | None = None,
 ) -> dict[str, pd.DataFrame]:
@@ -219,7 +224,8 @@ def generate_crm(
     Args:
         n_leads: number of leads (0 gives empty tables with the contract columns).
         seed: seeds the one random generator; same seed, same tables.
-        start: first day of the first quarter.
+        start: first day of the first quarter; default `quarters` before HISTORY_END, so any length
+            of history lies in the past (ingest refuses leads created in the future).
         quarters: how many quarters the leads span; "now" is the end of the last one.
         shift: optional planted quality drop of one source from a given quarter on.
 
@@ -231,7 +237,8 @@ def generate_crm(
     if quarters < 1:
         raise ValueError(f"quarters: must be >= 1, got {quarters}")
     try:
-        first_day = pd.Timestamp(start).normalize()
+        first_day = (pd.Timestamp(start).normalize() if start is not None
+                     else pd.Timestamp(HISTORY_END) - pd.DateOffset(months=3 * quarters))
     except ValueError:
         raise ValueError(f"start: not a date: {start!r}") from None
     if n_leads == 0:

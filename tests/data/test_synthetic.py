@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 from pipelines.contract import ACTIVITIES, LEADS, OUTCOMES, REASON_CODES, TABLES
-from pipelines.synthetic import SourceShift, generate_crm, write_crm
+from pipelines.synthetic import HISTORY_END, SourceShift, generate_crm, write_crm
 
 START = pd.Timestamp("2024-01-01")
 NOW = pd.Timestamp("2026-01-01")  # end of the 8th quarter
@@ -73,6 +73,17 @@ def test_leads_span_every_quarter_with_growth(leads_with_outcome):
     assert per_quarter.index.tolist() == list(range(8))
     assert per_quarter.iloc[-2:].mean() > per_quarter.iloc[:2].mean()  # the funnel grows
     assert (created.dt.day_of_week >= 5).mean() < 0.15  # B2B leads arrive on workdays
+
+
+@pytest.mark.parametrize("quarters", [3, 16])
+def test_any_length_of_history_ends_at_the_same_past_now(quarters):
+    """Counted back from HISTORY_END: a longer sample never holds leads or decisions in the future,
+    which ingest refuses."""
+    tables = generate_crm(400, seed=2, quarters=quarters)
+    first = pd.Timestamp(HISTORY_END) - pd.DateOffset(months=3 * quarters)
+    assert first <= tables["leads"]["created_at"].min() < first + pd.DateOffset(months=3)
+    assert tables["leads"]["created_at"].max() < pd.Timestamp(HISTORY_END)
+    assert tables["outcomes"]["decided_at"].max() <= pd.Timestamp(HISTORY_END)
 
 
 def test_every_status_and_reason_code_appears(crm):

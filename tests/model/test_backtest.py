@@ -76,7 +76,7 @@ def test_an_export_too_short_to_backtest_says_so_instead_of_fewer_quarters(tmp_p
     """Three quarters of history and a 120-day horizon: no quarter had matured leads before it began."""
     write_crm(generate_crm(2000, seed=5, quarters=3), tmp_path / "crm")
     params = params_for(tmp_path / "crm", tmp_path, **FAST)
-    with pytest.raises(ValueError, match=r"backtest 2024Q2 \(trained as of 2024-04-01, when 0 closed leads with 0 "
+    with pytest.raises(ValueError, match=r"backtest 2025Q\d \(trained as of 2025-\d\d-01, when 0 closed leads with 0 "
                                          r"conversions had matured\): .*the export has too little history to backtest") as err:
         replay(params, quarters=1)
     assert "replay fewer quarters" not in str(err.value)
