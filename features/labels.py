@@ -37,9 +37,18 @@ class LabelResult:
     counts: dict[str, int]
 
     def lines(self) -> list[str]:
-        """One "rule: n (share)" line per rule, for the training log and the CLI."""
+        """One "rule: n (share)" line per rule, for the training log and the CLI. The unknown-reason
+        line names the codes, most frequent first: a typo or a new code is then seen, not just counted."""
         total = sum(self.counts.values())
-        return [f"{rule}: {n} ({n / total:.1%})" for rule, n in self.counts.items()]
+        out = []
+        for rule, n in self.counts.items():
+            line = f"{rule}: {n} ({n / total:.1%})"
+            if rule.endswith(":unknown_reason"):
+                codes = self.frame.loc[self.frame["rule"] == rule, "reason"].value_counts()
+                line += ("; codes not in label.reasons: " + ", ".join(f"{code!r} {k}" for code, k in codes.head(5).items())
+                         + (f" and {len(codes) - 5} more" if len(codes) > 5 else ""))
+            out.append(line)
+        return out
 
 
 def build_labels(

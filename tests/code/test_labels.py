@@ -236,6 +236,18 @@ def test_lines_show_count_and_share_largest_first():
     ]
 
 
+def test_the_unknown_reason_line_names_the_codes_so_a_typo_is_seen():
+    rows = [(f"u{i}", CREATED, "rejected", code, day(1))
+            for i, code in enumerate(["price_too_high"] * 3 + ["no budget"] * 2 + [f"new_{k}" for k in range(5)])]
+    leads, outcomes = crm(rows + [("b", CREATED, "rejected", "no_budget", day(1))])
+
+    lines = build_labels(leads, outcomes, policy(), AS_OF).lines()
+
+    assert lines[0] == ("negative:unknown_reason: 10 (90.9%); codes not in label.reasons: 'price_too_high' 3, "
+                        "'no budget' 2, 'new_0' 1, 'new_1' 1, 'new_2' 1 and 2 more")
+    assert lines[1] == "negative:reason:no_budget: 1 (9.1%)"
+
+
 def test_bad_input_is_refused_with_the_field_named():
     leads, outcomes = crm([("a", CREATED, "converted", None, day(1))])
     twice = pd.concat([outcomes, outcomes])
