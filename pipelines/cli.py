@@ -122,7 +122,6 @@ def features(params: ParamsOption = None, leads: LeadsOption = None, as_of: AsOf
 @app.command()
 def train(params: ParamsOption = None, leads: LeadsOption = None, as_of: AsOfOption = None) -> None:
     """Train, compare against the peers on the same split, log to MLflow and register as challenger."""
-    from pipelines.evaluate import format_table
     from pipelines.ingest import ContractError
     from pipelines.train import train as run_training
 
@@ -138,11 +137,7 @@ def train(params: ParamsOption = None, leads: LeadsOption = None, as_of: AsOfOpt
     for leak in ts.leaks:
         typer.secho(f"WARNING {leak.message}", fg="yellow")
     typer.echo("\ntest-set comparison (same rows for every scorer):")
-    typer.echo(format_table(result.evaluation.table))
-    typer.echo("\nconversion per tier (test rows):")
-    typer.echo(result.evaluation.tiers.to_string(na_rep="-"))  # "-": no test lead in that tier
-    _say_by_age(result.evaluation)
-    _say_reasons(result.evaluation.reasons)
+    _say_evaluation(result.evaluation)
     if result.scorer.info.get("no_reason_model"):
         typer.secho(f"\nno likely rejection reason model (model.reason_model is on): {result.scorer.info['no_reason_model']}; "
                     "scores come without a likely rejection reason", fg="yellow")
@@ -150,18 +145,20 @@ def train(params: ParamsOption = None, leads: LeadsOption = None, as_of: AsOfOpt
                f"aliases {', '.join(result.aliases)}")
 
 
-def _say_by_age(evaluation) -> None:
-    from pipelines.evaluate import while_open_line
+def _say_evaluation(evaluation) -> None:
+    """What train and evaluate print of an evaluation: peers, tiers, calibration by age, reasons."""
+    from pipelines.evaluate import format_table, while_open_line
 
+    typer.echo(format_table(evaluation.table))
+    typer.echo("\nconversion per tier (test rows):")
+    typer.echo(evaluation.tiers.to_string(na_rep="-"))  # "-": no test lead in that tier
     if not evaluation.by_age.empty:
         typer.echo("\ncalibration by lead age (test leads still open at each age, scored as of then):")
         typer.echo(evaluation.by_age.to_string(index=False, float_format=lambda v: f"{v:.3f}",
                                                formatters={"age_days": "{:g}".format}))
         if evaluation.while_open:
             typer.echo(while_open_line(evaluation.while_open))
-
-
-def _say_reasons(metrics: dict[str, float]) -> None:
+    metrics = evaluation.reasons
     if metrics:
         typer.echo(f"\nlikely rejection reason (test rows, {int(metrics['reason_rows']):,} rejected leads with a known reason): "
                    f"top-1 {metrics['reason_top1']:.3f} vs {metrics['reason_top1_constant_guess']:.3f} always naming "
@@ -176,7 +173,7 @@ def evaluate(
     as_of: AsOfOption = None,
 ) -> None:
     """Evaluate a registered model against the champion and the peers on the same split; log to MLflow."""
-    from pipelines.evaluate import evaluate_registered, format_table
+    from pipelines.evaluate import evaluate_registered
     from pipelines.ingest import ContractError
 
     p = _params(params, leads)
@@ -184,9 +181,7 @@ def evaluate(
         evaluation, run_id = evaluate_registered(p, alias, _as_of(as_of))
     except (LookupError, ContractError, FileNotFoundError, ValueError) as err:
         _fail(err)
-    typer.echo(format_table(evaluation.table))
-    _say_by_age(evaluation)
-    _say_reasons(evaluation.reasons)
+    _say_evaluation(evaluation)
     typer.echo(f"\nMLflow run {run_id}")
 
 

@@ -128,7 +128,6 @@ def test_score_names_the_model_version_what_it_refused_and_a_missing_activity_fi
 
 def test_score_warns_when_no_activity_row_belongs_to_a_scored_lead(trained, sample_params, sample_dir, tmp_path):
     """Activity ids written differently from the leads' (here a prefix) would score every lead as never engaged."""
-    import pandas as pd
 
     from serving.local_server import params_file
 
@@ -152,7 +151,6 @@ def test_score_warns_when_no_activity_row_belongs_to_a_scored_lead(trained, samp
 
 def test_score_refuses_numbers_and_no_date_sentinels_as_dates_by_row(trained, sample_params, sample_dir, tmp_path):
     """A CRM's 0001-01-01 / 9999-12-31 "no date" and epoch seconds go to the rejects files, not 1970 or a crash."""
-    import pandas as pd
 
     from serving.local_server import params_file
 
@@ -369,7 +367,6 @@ def test_a_missing_export_is_a_clear_error(tmp_path):
 @pytest.fixture(scope="module")
 def small_export(tmp_path_factory) -> dict:
     """A 2,000-lead sample export as text tables, for tests that edit a copy and run the training commands."""
-    import pandas as pd
 
     out = tmp_path_factory.mktemp("small_crm")
     assert run("sample-data", "--leads", "2000", "--seed", "5", "--out", str(out)).exit_code == 0
@@ -388,16 +385,17 @@ def training_params(tables: dict, folder, monkeypatch, **overrides):
     return params_file(params_for(folder, folder, **{**FAST, **overrides}), folder / "params.yaml")
 
 
-def test_train_names_each_tier_in_its_conversion_table(small_export, tmp_path, monkeypatch):
+def test_train_and_evaluate_name_each_tier_in_its_conversion_table(small_export, tmp_path, monkeypatch):
     """The printed table and the logged tiers.csv say which tier each row is, not only its figures."""
     import mlflow
-    import pandas as pd
 
     params = training_params(small_export, tmp_path, monkeypatch)
     result = run("train", "--params", str(params))
-    assert result.exit_code == 0, result.output
-    table = result.output.split("conversion per tier (test rows):\n")[1].split("\n\n")[0].splitlines()
-    assert [line.split()[0] for line in table[2:]] == ["A", "B", "C", "D"]  # header, index name, then one row per tier
+    evaluated = run("evaluate", "--params", str(params))
+    for printed in (result, evaluated):
+        assert printed.exit_code == 0, printed.output
+        table = printed.output.split("conversion per tier (test rows):\n")[1].split("\n\n")[0].splitlines()
+        assert [line.split()[0] for line in table[2:]] == ["A", "B", "C", "D"]  # header, index name, one row per tier
     run_id = re.search(r"MLflow run (\w+)", result.output).group(1)
     logged = mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path="evaluation/tiers.csv",
                                                  dst_path=str(tmp_path / "artifacts"))
@@ -406,7 +404,6 @@ def test_train_names_each_tier_in_its_conversion_table(small_export, tmp_path, m
 
 def test_an_activity_dated_after_the_export_does_not_move_its_now(small_export, tmp_path, monkeypatch):
     """A webinar booked for next year must not make every open lead look past the horizon (labelled negative)."""
-    import pandas as pd
 
     tables = {name: frame.copy() for name, frame in small_export.items()}
     tables["activities"].loc[0, "occurred_at"] = "2027-06-01 10:00:00"
