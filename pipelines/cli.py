@@ -151,7 +151,8 @@ def _say_evaluation(evaluation) -> None:
 
     typer.echo(format_table(evaluation.table))
     typer.echo("\nconversion per tier (test rows):")
-    typer.echo(evaluation.tiers.to_string(na_rep="-"))  # "-": no test lead in that tier
+    typer.echo(evaluation.tiers.to_string(na_rep="-", formatters={  # "-": no test lead in that tier
+        "share": "{:.1%}".format, "conversions": "{:,.0f}".format, "conversion_rate": "{:.3f}".format}))
     if not evaluation.by_age.empty:
         typer.echo("\ncalibration by lead age (test leads still open at each age, scored as of then):")
         typer.echo(evaluation.by_age.to_string(index=False, float_format=lambda v: f"{v:.3f}",
