@@ -46,6 +46,7 @@ DROP_REASONS = {
     "number_as_date": "number instead of a date",
     "date_out_of_range": "date out of range",
     "date_in_future": "date in the future",
+    "decided_before_created": "decided before its lead was created",
     "bad_number": "invalid number",
     "unknown_status": "unknown status",
     "duplicate_lead_id": "conflicting duplicate lead_id",
@@ -622,6 +623,23 @@ def prepare_table(
 # ---------------------------------------------------------------- whole export
 
 
+def _decided_before_created(outcomes: pd.DataFrame, leads: pd.DataFrame, flat: bool, source: str,
+                            column: str) -> list[Problem]:
+    """Outcome rows decided more than CLOCK_SLACK before their lead was created: a decision cannot
+    precede its lead, so a whole column of them means decided_at is mapped to the wrong CRM field."""
+    if "created_at" not in leads or not len(outcomes):
+        return []
+    created = (leads["created_at"].reindex(outcomes.index) if flat
+               else outcomes["lead_id"].map(leads.set_index("lead_id")["created_at"]))
+    early = (outcomes["decided_at"] < created - CLOCK_SLACK).to_numpy()
+    return [
+        Problem(source, int(i) + 1, column, f"decided {decided} before its lead was created ({made}): a decision "
+                "cannot precede its lead (check what decided_at is mapped to, or the lead's created_at)",
+                "decided_at", "decided_before_created")
+        for i, decided, made in zip(outcomes.index[early], outcomes["decided_at"][early], created[early])
+    ]
+
+
 def _drop_rows(frame: pd.DataFrame, rows: dict[int, str], report: TableReport) -> pd.DataFrame:
     """Drop refused source rows (frame index = source row - 1), counting one reason per row.
 
@@ -776,6 +794,11 @@ def load_crm(params: Params) -> CRMData:
             problems += found
             outcomes = _drop_rows(outcomes, {p.row: p.kind for p in found}, out_report)
             outcomes = _latest_outcomes(outcomes, out_report)
+        found = _decided_before_created(outcomes, leads, flat, out_report.source, crm_column(data, "outcomes", "decided_at"))
+        problems += found
+        outcomes = _drop_rows(outcomes, {p.row: p.kind for p in found}, out_report)
+        if flat:  # one record: its lead goes too
+            leads = _drop_rows(leads, {p.row: p.kind for p in found}, leads_report)
 
     if problems and data.on_error == "stop":
         raise ContractError(problems)

@@ -317,7 +317,7 @@ def test_drop_keeps_the_good_rows_and_accounts_for_every_dropped_one(tmp_path):
 
 def test_good_export_loads_into_contract_dtypes(tmp_path):
     leads = [lead("00123", created="2024-03-01T10:00:00+02:00", email="a@b.com"), lead("L2", created="03/04/2024")]
-    params = crm_params(tmp_path, leads, outcomes=[outcome("00123", stage="Closed Won", reason="")])
+    params = crm_params(tmp_path, leads, outcomes=[outcome("00123", stage="Closed Won", reason="", closed="2024-03-20")])
 
     crm = load_crm(params)
 
@@ -492,6 +492,37 @@ def test_flat_export_splits_outcomes_off_and_refuses_a_bad_row_as_a_whole(tmp_pa
     assert crm.leads["industry"].tolist() == ["it", "retail"]
     assert [(p.row, p.column, p.kind) for p in crm.report.problems] == [(3, "Stage", "unknown_status")]
     assert crm.report.tables["leads"].dropped == crm.report.tables["outcomes"].dropped == {"unknown_status": 1}
+
+
+def test_a_decision_dated_before_its_lead_was_created_is_refused_by_row(tmp_path):
+    """Usually decided_at mapped to the wrong CRM field; a day of slack covers time zones."""
+    leads = [lead("L1", created="2024-03-10"), lead("L2", created="2024-03-10T20:00:00"), lead("L3", created="2024-03-10")]
+    outcomes = [outcome("L1", closed="2024-01-15"), outcome("L2", closed="2024-03-10T02:00:00"), outcome("L3")]
+
+    with pytest.raises(ContractError) as err:
+        load_crm(crm_params(tmp_path, leads, outcomes=outcomes))
+    problems = err.value.problems
+    assert [(p.row, p.column, p.kind) for p in problems] == [(1, "Closed Date", "decided_before_created"),
+                                                            (3, "Closed Date", "decided_before_created")]
+    assert "decided 2024-01-15 00:00:00 before its lead was created (2024-03-10 00:00:00)" in str(problems[0])
+
+    crm = load_crm(crm_params(tmp_path, leads, outcomes=outcomes, on_error="drop"))
+    assert crm.outcomes["lead_id"].tolist() == ["L2"] and crm.leads["lead_id"].tolist() == ["L1", "L2", "L3"]
+    assert crm.report.tables["outcomes"].dropped == {"decided_before_created": 2}
+
+
+def test_a_flat_row_decided_before_its_creation_is_refused_as_a_whole(tmp_path):
+    rows = [{"Lead ID": "L1", "Created Date": "2024-03-10", "Stage": "Closed Won", "Closed Date": "2024-01-15"},
+            {"Lead ID": "L2", "Created Date": "2024-03-10", "Stage": "Closed Won", "Closed Date": "2024-04-01"}]
+    pd.DataFrame(rows).to_csv(tmp_path / "export.csv", index=False)
+    params = Params.model_validate({"data": {"format": "flat", "leads": "export.csv", "on_error": "drop",
+                                             "mapping": {"leads": {**MAPPING["leads"], **MAPPING["outcomes"]}},
+                                             "value_maps": {"status": STAGES}}, "base_dir": tmp_path})
+
+    crm = load_crm(params)
+
+    assert crm.leads["lead_id"].tolist() == crm.outcomes["lead_id"].tolist() == ["L2"]
+    assert crm.report.tables["leads"].dropped == crm.report.tables["outcomes"].dropped == {"decided_before_created": 1}
 
 
 # ------------------------------------------------------------------ sources
