@@ -204,8 +204,9 @@ def while_open_line(metrics: dict[str, float]) -> str:
 
 
 def format_table(table: pd.DataFrame) -> str:
-    """The comparison table as printed by train/evaluate."""
-    return table.to_string(float_format=lambda v: f"{v:.4f}")
+    """The comparison table as printed by train/evaluate: counts whole, metrics to four places."""
+    counts = {column: "{:,.0f}".format for column in ("rows", "positives") if column in table}
+    return table.to_string(float_format=lambda v: f"{v:.4f}", formatters=counts)
 
 
 def evaluate_registered(params: Params, alias: str = "challenger", as_of=None) -> tuple[Evaluation, str]:

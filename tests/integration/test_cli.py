@@ -396,6 +396,7 @@ def test_train_and_evaluate_name_each_tier_in_its_conversion_table(small_export,
         assert printed.exit_code == 0, printed.output
         table = printed.output.split("conversion per tier (test rows):\n")[1].split("\n\n")[0].splitlines()
         assert [line.split()[0] for line in table[2:]] == ["A", "B", "C", "D"]  # header, index name, one row per tier
+        assert re.search(r"^(leadscore|challenger) +[\d,]+ +\d+ +0\.\d{4} ", printed.output, re.M)  # counts whole, then rates
     run_id = re.search(r"MLflow run (\w+)", result.output).group(1)
     logged = mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path="evaluation/tiers.csv",
                                                  dst_path=str(tmp_path / "artifacts"))
