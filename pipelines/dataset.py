@@ -132,9 +132,10 @@ def assemble(params: Params, as_of: pd.Timestamp | None = None, crm: CRMData | N
         as_of = pd.Timestamp(as_of) if as_of is not None else end
         if end is not None and as_of > end + AS_OF_PAST_EXPORT_LIMIT:
             raise ValueError(
-                f"as_of {as_of:%Y-%m-%d %H:%M} is {(as_of - end).days} days after the export's latest lead creation or decision "
-                f"({end:%Y-%m-%d %H:%M}): leads still open when it was taken would count as expired without "
-                f"an outcome; use a date up to {end + AS_OF_PAST_EXPORT_LIMIT:%Y-%m-%d}, or a newer export"
+                f"as_of {as_of:%Y-%m-%d %H:%M} is {(as_of - end).days} days after the export's latest lead "
+                f"creation or decision ({end:%Y-%m-%d %H:%M}): leads still open when it was taken would count as "
+                f"expired without an outcome; use a date up to {end + AS_OF_PAST_EXPORT_LIMIT:%Y-%m-%d}, or a newer "
+                "export"
             )
         leads = leads[leads["created_at"] <= as_of]
         if outcomes is not None:

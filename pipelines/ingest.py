@@ -501,8 +501,8 @@ def prepare_table(
     Renames via data.mapping (data.drop_columns are never read), turns data.missing_values into NA,
     applies data.value_maps, then checks types: dates (tz-naive UTC; a lead's creation and a decision
     not in the future), numbers, statuses, and that required values are present. Contract columns
-    come first with fixed dtypes (absent optional ones
-    as NA), extra columns are kept as read; in flat mode the outcome columns belong to `outcomes` only.
+    come first with fixed dtypes (absent optional ones as NA), extra columns are kept as read; in
+    flat mode the outcome columns belong to `outcomes` only.
     Works column by column on Series (not a growing DataFrame) so one request row costs little.
 
     Returns:
