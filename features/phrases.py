@@ -114,7 +114,7 @@ BUILT_IN_PHRASES: dict[str, str] = {
     "country": "Country: {value!u} | [unknown] Country not given",
     "lead_source": "Lead source: {value} | [unknown] Lead source not given",
     "campaign": "Campaign: {value} | [unknown] No campaign",
-    "employees": "{value} employees | [unknown] Employee count not given",
+    "employees": "{value} employee{s} | [zero] Employee count given as 0 | [unknown] Employee count not given",
 }
 
 # Derived signals and their shape; the shape applies only when params compute that derived group.

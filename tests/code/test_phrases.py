@@ -134,6 +134,14 @@ def test_unseen_and_missing_values_read_as_themselves_and_as_not_given():
     assert phrases.loc["L1", "size_band"] == "Company size not given"
 
 
+def test_an_employee_count_of_one_or_zero_reads_as_english():
+    leads = [lead(lead_id="one", employees=1), lead(lead_id="none", employees=0), lead(lead_id="big", employees=500_000)]
+    phrases, _ = described(leads, [], demo_spec())
+    assert phrases["employees"].tolist() == ["1 employee", "Employee count given as 0", "500,000 employees"]
+    assert phrases["size_band"].tolist() == ["Company size: 1-10 employees", "Company size not given",
+                                             "Company size: 5001+ employees"]
+
+
 def test_params_phrases_override_built_ins_including_one_value_of_a_category():
     spec = demo_spec(
         categorical=["industry", "occupation"],
