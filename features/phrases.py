@@ -106,8 +106,12 @@ BUILT_IN_PHRASES: dict[str, str] = {
     "missing_company": "No company name | [no] Company name given | [unknown] Company not in the CRM export",
     "unsupported_country": "In a country we do not serve | [no] In a country we serve | [unknown] Country not given",
     "icp_match": "Matches {matched} of {criteria} ICP criteria | [none] Matches none of the {criteria} ICP criteria",
-    "seniority": "Seniority: {value}",
-    "department": "Department: {value}",
+    # build.UNKNOWN: no job title or none the rules know; build.OTHER_DEPARTMENT: a title naming no department.
+    "seniority": "Seniority: {value} | [=unknown] Seniority not clear from the job title",
+    "department": (
+        "Department: {value} | [=unknown] No job title to tell the department"
+        " | [=other] Department not clear from the job title"
+    ),
     "size_band": "Company size: {value} employees | [unknown] Company size not given",
     # The data contract's optional lead columns, when used as features.
     "industry": "Industry: {value} | [unknown] Industry not given",

@@ -142,6 +142,14 @@ def test_an_employee_count_of_one_or_zero_reads_as_english():
                                              "Company size: 5001+ employees"]
 
 
+def test_a_job_title_that_tells_nothing_reads_as_such_not_as_a_level_named_unknown():
+    leads = [lead(lead_id="none"), lead(lead_id="odd", job_title="Wizard of Light Bulb Moments")]
+    phrases, _ = described(leads, [], demo_spec())
+    assert phrases["seniority"].tolist() == ["Seniority not clear from the job title"] * 2
+    assert phrases["department"].tolist() == ["No job title to tell the department",
+                                              "Department not clear from the job title"]
+
+
 def test_params_phrases_override_built_ins_including_one_value_of_a_category():
     spec = demo_spec(
         categorical=["industry", "occupation"],
