@@ -444,8 +444,8 @@ def _read_recency(row: list) -> tuple[str, dict]:
         return "unknown", {"value": "unknown", "days": RECENCY_CAP_DAYS, "ago": "unknown"}
     if days >= RECENCY_CAP_DAYS:
         return "none", {"value": f"none in {RECENCY_CAP_DAYS} days", "days": RECENCY_CAP_DAYS, "ago": "never"}
-    whole = int(days)
-    ago = "today" if whole == 0 else "yesterday" if whole == 1 else f"{whole} days ago"
+    whole = int(days)  # whole 24-hour periods, not calendar days: 15 hours ago may have been yesterday
+    ago = "less than a day ago" if whole == 0 else f"{whole} day{'' if whole == 1 else 's'} ago"
     return "recent", {"value": f"{whole} day{'' if whole == 1 else 's'}", "days": whole, "ago": ago}
 
 

@@ -85,8 +85,15 @@ def test_activity_reads_its_shortest_window_with_events_and_says_when_there_are_
     # A demo requested before every window is still there in the "ever" flag: the phrase says so.
     assert phrases.loc["A", "demo_request"] == "Requested a demo more than 90 days ago"
     assert phrases.loc["B", "page_view"] == "Viewed 1 web page in the last 90 days"
-    assert phrases.loc["A", "activity_recency"] == "Last activity yesterday"
+    assert phrases.loc["A", "activity_recency"] == "Last activity 1 day ago"
     assert phrases.loc["B", "activity_recency"] == "Last activity 40 days ago"
+
+
+def test_recency_counts_24_hour_periods_and_never_names_a_calendar_day():
+    # At noon, 15 hours ago was yesterday evening and 45 hours ago two calendar days back.
+    events = [("A", "page_view", 15 / 24), ("B", "page_view", 45 / 24)]
+    phrases, _ = described([lead(lead_id="A"), lead(lead_id="B")], events, demo_spec())
+    assert phrases["activity_recency"].tolist() == ["Last activity less than a day ago", "Last activity 1 day ago"]
 
 
 def test_no_activity_table_reads_as_unknown_not_as_none():
