@@ -173,6 +173,14 @@ def test_params_phrases_override_built_ins_including_one_value_of_a_category():
                                               "Occupation not given"]
 
 
+def test_x_education_reads_an_unticked_do_not_email_box_as_no_opt_out_not_as_consent():
+    spec = load_params(PROJECT_ROOT / "params.x_education.yaml").features
+    leads = [{"lead_id": i, "do_not_email": e, "do_not_call": c} for i, e, c in [("A", "No", "No"), ("B", "Yes", None)]]
+    phrases, _ = describe(build_features(pd.DataFrame(leads), None, None, spec), spec)
+    assert phrases["do_not_email"].tolist() == ["Has not opted out of e-mail", "Asked not to be e-mailed"]
+    assert phrases["do_not_call"].tolist() == ["Has not opted out of calls", "Call opt-out not recorded"]
+
+
 def mixed_leads(n: int, seed: int) -> tuple[list[dict], list[tuple[str, str, float]]]:
     """`n` leads with mixed fit values and about three events each, for `described`."""
     rng = np.random.default_rng(seed)
