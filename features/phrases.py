@@ -458,8 +458,8 @@ def _read_trend(row: list) -> tuple[str, dict]:
 
 
 def _read_email_domain(row: list, names: list[str]) -> tuple[str, dict]:
-    flags = dict(zip(names, row))
-    if all(_missing(v) for v in row):
+    flags = dict(zip(names, row))  # the domain flags, plus missing_email when contact_gaps is computed
+    if all(_missing(v) for name, v in flags.items() if name != "missing_email"):  # no e-mail with a domain
         return "unknown", {"value": "unknown"}
     for state, name in (("competitor", "email_competitor"), ("student", "email_student"), ("free", "email_free")):
         if flags.get(name) == 1:
