@@ -106,15 +106,19 @@ BUILT_IN_PHRASES: dict[str, str] = {
     "missing_company": "No company name | [no] Company name given | [unknown] Company not in the CRM export",
     "unsupported_country": "In a country we do not serve | [no] In a country we serve | [unknown] Country not given",
     "icp_match": "Matches {matched} of {criteria} ICP criteria | [none] Matches none of the {criteria} ICP criteria",
-    "seniority": "Seniority: {value}",
-    "department": "Department: {value}",
+    # build.UNKNOWN: no job title or none the rules know; build.OTHER_DEPARTMENT: a title naming no department.
+    "seniority": "Seniority: {value} | [=unknown] Seniority not clear from the job title",
+    "department": (
+        "Department: {value} | [=unknown] No job title to tell the department"
+        " | [=other] Department not clear from the job title"
+    ),
     "size_band": "Company size: {value} employees | [unknown] Company size not given",
     # The data contract's optional lead columns, when used as features.
     "industry": "Industry: {value} | [unknown] Industry not given",
     "country": "Country: {value!u} | [unknown] Country not given",
     "lead_source": "Lead source: {value} | [unknown] Lead source not given",
     "campaign": "Campaign: {value} | [unknown] No campaign",
-    "employees": "{value} employees | [unknown] Employee count not given",
+    "employees": "{value} employee{s} | [zero] Employee count given as 0 | [unknown] Employee count not given",
 }
 
 # Derived signals and their shape; the shape applies only when params compute that derived group.
@@ -440,8 +444,8 @@ def _read_recency(row: list) -> tuple[str, dict]:
         return "unknown", {"value": "unknown", "days": RECENCY_CAP_DAYS, "ago": "unknown"}
     if days >= RECENCY_CAP_DAYS:
         return "none", {"value": f"none in {RECENCY_CAP_DAYS} days", "days": RECENCY_CAP_DAYS, "ago": "never"}
-    whole = int(days)
-    ago = "today" if whole == 0 else "yesterday" if whole == 1 else f"{whole} days ago"
+    whole = int(days)  # whole 24-hour periods, not calendar days: 15 hours ago may have been yesterday
+    ago = "less than a day ago" if whole == 0 else f"{whole} day{'' if whole == 1 else 's'} ago"
     return "recent", {"value": f"{whole} day{'' if whole == 1 else 's'}", "days": whole, "ago": ago}
 
 
@@ -454,8 +458,8 @@ def _read_trend(row: list) -> tuple[str, dict]:
 
 
 def _read_email_domain(row: list, names: list[str]) -> tuple[str, dict]:
-    flags = dict(zip(names, row))
-    if all(_missing(v) for v in row):
+    flags = dict(zip(names, row))  # the domain flags, plus missing_email when contact_gaps is computed
+    if all(_missing(v) for name, v in flags.items() if name != "missing_email"):  # no e-mail with a domain
         return "unknown", {"value": "unknown"}
     for state, name in (("competitor", "email_competitor"), ("student", "email_student"), ("free", "email_free")):
         if flags.get(name) == 1:

@@ -85,8 +85,15 @@ def test_activity_reads_its_shortest_window_with_events_and_says_when_there_are_
     # A demo requested before every window is still there in the "ever" flag: the phrase says so.
     assert phrases.loc["A", "demo_request"] == "Requested a demo more than 90 days ago"
     assert phrases.loc["B", "page_view"] == "Viewed 1 web page in the last 90 days"
-    assert phrases.loc["A", "activity_recency"] == "Last activity yesterday"
+    assert phrases.loc["A", "activity_recency"] == "Last activity 1 day ago"
     assert phrases.loc["B", "activity_recency"] == "Last activity 40 days ago"
+
+
+def test_recency_counts_24_hour_periods_and_never_names_a_calendar_day():
+    # At noon, 15 hours ago was yesterday evening and 45 hours ago two calendar days back.
+    events = [("A", "page_view", 15 / 24), ("B", "page_view", 45 / 24)]
+    phrases, _ = described([lead(lead_id="A"), lead(lead_id="B")], events, demo_spec())
+    assert phrases["activity_recency"].tolist() == ["Last activity less than a day ago", "Last activity 1 day ago"]
 
 
 def test_no_activity_table_reads_as_unknown_not_as_none():
@@ -134,6 +141,22 @@ def test_unseen_and_missing_values_read_as_themselves_and_as_not_given():
     assert phrases.loc["L1", "size_band"] == "Company size not given"
 
 
+def test_an_employee_count_of_one_or_zero_reads_as_english():
+    leads = [lead(lead_id="one", employees=1), lead(lead_id="none", employees=0), lead(lead_id="big", employees=500_000)]
+    phrases, _ = described(leads, [], demo_spec())
+    assert phrases["employees"].tolist() == ["1 employee", "Employee count given as 0", "500,000 employees"]
+    assert phrases["size_band"].tolist() == ["Company size: 1-10 employees", "Company size not given",
+                                             "Company size: 5001+ employees"]
+
+
+def test_a_job_title_that_tells_nothing_reads_as_such_not_as_a_level_named_unknown():
+    leads = [lead(lead_id="none"), lead(lead_id="odd", job_title="Wizard of Light Bulb Moments")]
+    phrases, _ = described(leads, [], demo_spec())
+    assert phrases["seniority"].tolist() == ["Seniority not clear from the job title"] * 2
+    assert phrases["department"].tolist() == ["No job title to tell the department",
+                                              "Department not clear from the job title"]
+
+
 def test_params_phrases_override_built_ins_including_one_value_of_a_category():
     spec = demo_spec(
         categorical=["industry", "occupation"],
@@ -148,6 +171,14 @@ def test_params_phrases_override_built_ins_including_one_value_of_a_category():
     assert phrases["industry"].tolist() == ["Builds software", "Sector RETAIL", "Sector unknown"]
     assert phrases["occupation"].tolist() == ["Occupation: Working Professional", "Occupation not given",
                                               "Occupation not given"]
+
+
+def test_x_education_reads_an_unticked_do_not_email_box_as_no_opt_out_not_as_consent():
+    spec = load_params(PROJECT_ROOT / "params.x_education.yaml").features
+    leads = [{"lead_id": i, "do_not_email": e, "do_not_call": c} for i, e, c in [("A", "No", "No"), ("B", "Yes", None)]]
+    phrases, _ = describe(build_features(pd.DataFrame(leads), None, None, spec), spec)
+    assert phrases["do_not_email"].tolist() == ["Has not opted out of e-mail", "Asked not to be e-mailed"]
+    assert phrases["do_not_call"].tolist() == ["Has not opted out of calls", "Call opt-out not recorded"]
 
 
 def mixed_leads(n: int, seed: int) -> tuple[list[dict], list[tuple[str, str, float]]]:

@@ -184,6 +184,15 @@ def test_an_unseen_category_and_missing_optional_fields_explain(scorer):
     assert 1 <= e.score <= 99
 
 
+@pytest.mark.parametrize("email", [None, "kim at acme"])
+def test_a_lead_without_a_usable_email_hears_so_once(scorer, email):
+    features, problems = scorer.build(raw_lead(email=email), None, as_of=AS_OF)
+    assert problems == []
+    (e,) = scorer.explain(features, 3)
+    assert [f.phrase for f in e.factors if "e-mail address" in f.phrase] == ["No usable e-mail address"]
+    assert e.margin == pytest.approx(e.base + sum(f.contribution for f in e.factors), abs=1e-9)
+
+
 def test_an_empty_frame_explains_to_nothing(scorer, features):
     empty = features.iloc[:0]
     assert explain(scorer, empty) == []
