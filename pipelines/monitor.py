@@ -52,10 +52,11 @@ STATUS_ORDER = {"ok": 0, "n/a": 0, "warn": 1, "alert": 2}
 def population_stability(reference: pd.Series, recent: pd.Series, categorical: bool, bins: int = 10) -> float:
     """PSI = sum over bins of (recent share - reference share) * ln(recent share / reference share).
 
-    Numeric values are cut at the reference's quantiles; categories keep the reference's frequent
-    levels, the rest (and levels never seen) go to one "other" bin; missing values are a bin of their
-    own in both cases (a form field that stops being filled in is drift too). NaN when either side
-    has no rows.
+    Numeric values are cut at the reference's quantiles, a value on which several quantiles fall
+    being a bin of its own (zero and non-zero stay apart in a count most leads have at 0);
+    categories keep the reference's frequent levels, the rest (and levels never seen) go to one
+    "other" bin; missing values are a bin of their own in both cases (a form field that stops being
+    filled in is drift too). NaN when either side has no rows.
     """
     if not len(reference) or not len(recent):
         return float("nan")
@@ -72,10 +73,15 @@ def population_stability(reference: pd.Series, recent: pd.Series, categorical: b
         ref_numbers = pd.to_numeric(reference, errors="coerce").to_numpy(dtype="float64")
         new_numbers = pd.to_numeric(recent, errors="coerce").to_numpy(dtype="float64")
         known = ref_numbers[~np.isnan(ref_numbers)]
-        edges = np.unique(np.quantile(known, np.linspace(0, 1, bins + 1)[1:-1])) if len(known) else np.array([])
+        quantiles = np.quantile(known, np.linspace(0, 1, bins + 1)[1:-1]) if len(known) else np.array([])
+        edges, repeats = np.unique(quantiles, return_counts=True)
+        # A value holding more than one bin's share is a bin of its own: demo requests are 0 for over
+        # 90 % of leads, every edge is 0, and cutting there alone would put every lead in one bin.
+        masses = edges[repeats > 1]
 
         def bucket(values: np.ndarray) -> pd.Series:
             codes = np.searchsorted(edges, values, side="right").astype(str)
+            codes = np.where(np.isin(values, masses), np.char.add("=", values.astype(str)), codes)
             return pd.Series(np.where(np.isnan(values), MISSING_BIN, codes))
 
         ref_bins, new_bins = bucket(ref_numbers), bucket(new_numbers)

@@ -47,6 +47,20 @@ def test_psi_counts_new_categories_and_fields_that_stop_being_filled():
     assert np.isnan(population_stability(numbers, numbers.iloc[:0], False))
 
 
+def test_psi_sees_a_shift_in_a_count_that_is_zero_for_most_leads():
+    """Demo requests are 0 for over 90 % of leads, so every decile edge of the training window is 0: a
+    shift in how many leads request one must still show, as the textbook PSI over zero / some gives it."""
+    reference = pd.Series(np.where(rng.random(10_000) < 0.07, rng.integers(1, 4, 10_000), 0).astype(float))
+    recent = pd.Series(np.where(rng.random(3_000) < 0.5, rng.integers(1, 4, 3_000), 0).astype(float))
+    before = np.array([(reference == 0).mean(), (reference > 0).mean()])
+    after = np.array([(recent == 0).mean(), (recent > 0).mean()])
+
+    psi = population_stability(reference, recent, False)
+
+    assert psi == pytest.approx(np.sum((after - before) * np.log(after / before)))
+    assert psi > MP.psi_alert
+
+
 def test_drift_is_not_judged_on_too_few_recent_leads():
     reference = pd.DataFrame({"x": rng.normal(0, 1, 5_000)})
     catalog = [FeatureDef("x", "numeric", "x")]
