@@ -261,6 +261,7 @@ class MonitorReport:
     segments: pd.DataFrame
     handoff: pd.DataFrame
     reasons_by_tier: pd.DataFrame
+    captions: dict[str, str] = field(default_factory=dict)  # which leads each section counts: drift, calibration, handoff
     notes: list[str] = field(default_factory=list)
     run_id: str = ""
 
@@ -306,17 +307,18 @@ class MonitorReport:
 
         items = "".join(f'<li class="{s}">{html.escape(t)}</li>' for s, t in self.findings) or "<li>nothing above the thresholds</li>"
         notes = "".join(f"<li>{html.escape(n)}</li>" for n in self.notes)
+        caption = {k: f"<p>{html.escape(v)}</p>" for k, v in self.captions.items()}
         return f"""<!doctype html><html><head><meta charset="utf-8"><title>leadscore monitor</title>
 <style>body{{font-family:system-ui,sans-serif;margin:2em;max-width:70em}} .t{{border-collapse:collapse;font-size:90%}}
 .t td,.t th{{padding:2px 8px;border-bottom:1px solid #ddd;text-align:right}} .alert{{color:#b00}} .warn{{color:#a60}}</style>
 </head><body><h1>leadscore monitor — {html.escape(self.model)}</h1>
 <p>As of {self.as_of:%Y-%m-%d %H:%M}; overall status <b class="{self.status}">{self.status.upper()}</b></p>
 <h2>Findings</h2><ul>{items}</ul>{f'<h2>Notes</h2><ul>{notes}</ul>' if notes else ''}
-<h2>Drift (PSI, training window vs recent scored leads)</h2>
+<h2>Drift (PSI, training window vs recent scored leads)</h2>{caption.get("drift", "")}
 <img alt="PSI per feature" src="data:image/png;base64,{_png(psi_figure(self.drift))}">{table(self.drift)}
-<h2>Calibration against matured outcomes</h2>{table(self.calibration)}
+<h2>Calibration against matured outcomes</h2>{caption.get("calibration", "")}{table(self.calibration)}
 <h3>By segment (worst first)</h3>{table(self.segments.head(40))}
-<h2>Hand-off</h2>{table(self.handoff)}<h3>Rejection reasons by tier</h3>{table(self.reasons_by_tier, index=True)}
+<h2>Hand-off</h2>{caption.get("handoff", "")}{table(self.handoff)}<h3>Rejection reasons by tier</h3>{table(self.reasons_by_tier, index=True)}
 </body></html>"""
 
 
@@ -367,6 +369,19 @@ def assess(
     categorical = [d.name for d in catalog if d.kind == "categorical"]
     probability = calibration_frame["probability"].to_numpy(dtype="float64")
     handoff, mix = handoff_health(scored, feedback, params.label, mp, top_tier, as_of)
+    window = f"first scored in the {mp.window_days} days to {as_of:%Y-%m-%d %H:%M}"
+    horizon = params.label.horizon_days
+    due = int((scored["scored_at"] <= as_of - pd.Timedelta(hours=mp.handoff_sla_hours)).sum())
+    captions = {
+        "drift": f"Recent: the {len(recent):,} leads {window}, each as it was when scored. Training window: the "
+                 f"{len(reference):,} labelled leads the champion was trained on, seen at the ages recent leads were scored at.",
+        "calibration": f"The {len(probability):,} leads first scored in the {mp.calibration_days} days to "
+                       f"{as_of:%Y-%m-%d %H:%M} whose outcome is known by then under the label policy"
+                       + (f" (converted within {horizon} days of creation counts as converted)" if horizon else "")
+                       + ": the probability each was shown against what became of it. More recent leads still wait for theirs.",
+        "handoff": f"The {len(scored):,} leads {window}; the SLA and tier {top_tier} shares count the {due:,} scored at "
+                   f"least {mp.handoff_sla_hours:g} h before it, the median hours only those already dispositioned.",
+    }
     return MonitorReport(
         as_of=as_of,
         model=model,
@@ -375,6 +390,7 @@ def assess(
         segments=segment_calibration(calibration_frame[categorical], probability, calibration_y, mp),
         handoff=handoff,
         reasons_by_tier=mix,
+        captions=captions,
     )
 
 

@@ -197,6 +197,28 @@ def test_monitor_flags_the_feature_whose_mix_shifted_and_not_a_stable_window(pro
     assert stable.loc["lead_source", "recent_rows"] >= params.monitor.min_drift_rows
 
 
+def test_monitor_page_says_which_leads_each_section_counts(production, tmp_path):
+    """'Observed 16 %' is misread without its leads: each section names its window and how many it counts."""
+    import html
+
+    params, crm, store = production
+    mp = params.monitor
+    report = monitor(params, crm=crm, store=store, out=tmp_path / "monitor.html")
+    page = html.unescape((tmp_path / "monitor.html").read_text())
+
+    log = store.score_log_frame()
+    as_of = log["scored_at"].max()
+    first = log.sort_values("scored_at").drop_duplicates("lead_id")
+    recent = first[first["scored_at"] > as_of - pd.Timedelta(days=mp.window_days)]
+    in_export = int(recent["lead_id"].isin(crm.leads["lead_id"]).sum())
+    due = int((recent["scored_at"] <= as_of - pd.Timedelta(hours=mp.handoff_sla_hours)).sum())
+    window = f"first scored in the {mp.window_days} days to {as_of:%Y-%m-%d %H:%M}"
+    assert f"Recent: the {in_export:,} leads {window}" in page
+    assert f"The {report.calibration.loc[0, 'leads']:,} leads first scored in the {mp.calibration_days} days to" in page
+    assert f"converted within {params.label.horizon_days} days of creation" in page
+    assert f"The {len(recent):,} leads {window}" in page and f"the {due:,} scored at least {mp.handoff_sla_hours:g} h" in page
+
+
 def test_monitor_needs_a_score_log(production, tmp_path):
     from serving.store import Store
 
