@@ -53,7 +53,7 @@ from models.calibration import TierThresholds
 from models.metrics import calibration_bins, capture_at, evaluate_scores, expected_calibration_error, tier_table
 from models.plots import calibration_plot, importance_plot
 from models.scorer import LeadScorer
-from models.splits import make_split
+from models.splits import Split, make_split
 from pipelines import tracking
 from pipelines.config import EvaluateParams, LabelParams, Params
 from pipelines.dataset import TrainingSet, assemble, model_features, with_model_features
@@ -599,11 +599,17 @@ def segments_section(outcomes: pd.DataFrame) -> Section:
     return section
 
 
-def tiers_section(rows: ExplainedRows, tiers: TierThresholds, top_fractions: Sequence[float]) -> Section:
-    """4. Whether working the best tiers first pays: conversion, lift and capture."""
+def tiers_section(
+    rows: ExplainedRows, tiers: TierThresholds, top_fractions: Sequence[float], held_out: str = "held-out leads"
+) -> Section:
+    """4. Whether working the best tiers first pays: conversion, lift and capture.
+
+    `held_out` says which leads `rows` are (and what counts as converted), so the rates are not read
+    as those of every lead in section 3.
+    """
     table, capture = tier_lift(rows.y, rows.probability, tiers, top_fractions)
     overall = float(np.mean(rows.y)) if len(rows.y) else math.nan
-    notes = [f"{len(rows.y):,} held-out leads, {overall:.1%} converted; lift = tier conversion rate / overall rate."]
+    notes = [f"{len(rows.y):,} {held_out}, {overall:.1%} converted; lift = tier conversion rate / overall rate."]
     notes += [f"The top {r.top_share:.0%} of leads hold {r.capture:.0%} of the conversions." for r in capture.itertuples()]
     return Section("tiers", "Conversion and lift by tier", notes, {"tiers": table, "capture": capture},
                    {"tiers": tiers_plot(table, overall)})
@@ -658,6 +664,14 @@ def change_section(
     return section
 
 
+def held_out_leads(training_set: TrainingSet, split: Split, label: LabelParams) -> str:
+    """Which leads the test rows are, in words: their creation dates and what counts as converted."""
+    created = training_set.created_at.iloc[split.test] if training_set.created_at is not None else None
+    which = (f"held-out leads (the newest labelled ones, created {created.min():%Y-%m-%d} to {created.max():%Y-%m-%d}, "
+             "never seen in training" if created is not None and len(created) else "held-out leads (never seen in training")
+    return which + (f"; converted = within {label.horizon_days} days of creation)" if label.horizon_days else ")")
+
+
 def build_audit(
     scorer: LeadScorer,
     training_set: TrainingSet,
@@ -681,7 +695,7 @@ def build_audit(
         importance,
         dependence_section(rows, catalog, top),
         segments_section(lead_outcomes(training_set, params.label)),
-        tiers_section(rows, scorer.tiers, params.evaluate.top_fractions),
+        tiers_section(rows, scorer.tiers, params.evaluate.top_fractions, held_out_leads(training_set, split, params.label)),
         calibration_section(rows, params.evaluate.ece_bins),
         change_section(rows, training_set, previous, params.evaluate),
     ]

@@ -52,10 +52,11 @@ STATUS_ORDER = {"ok": 0, "n/a": 0, "warn": 1, "alert": 2}
 def population_stability(reference: pd.Series, recent: pd.Series, categorical: bool, bins: int = 10) -> float:
     """PSI = sum over bins of (recent share - reference share) * ln(recent share / reference share).
 
-    Numeric values are cut at the reference's quantiles; categories keep the reference's frequent
-    levels, the rest (and levels never seen) go to one "other" bin; missing values are a bin of their
-    own in both cases (a form field that stops being filled in is drift too). NaN when either side
-    has no rows.
+    Numeric values are cut at the reference's quantiles, a value on which several quantiles fall
+    being a bin of its own (zero and non-zero stay apart in a count most leads have at 0);
+    categories keep the reference's frequent levels, the rest (and levels never seen) go to one
+    "other" bin; missing values are a bin of their own in both cases (a form field that stops being
+    filled in is drift too). NaN when either side has no rows.
     """
     if not len(reference) or not len(recent):
         return float("nan")
@@ -72,10 +73,15 @@ def population_stability(reference: pd.Series, recent: pd.Series, categorical: b
         ref_numbers = pd.to_numeric(reference, errors="coerce").to_numpy(dtype="float64")
         new_numbers = pd.to_numeric(recent, errors="coerce").to_numpy(dtype="float64")
         known = ref_numbers[~np.isnan(ref_numbers)]
-        edges = np.unique(np.quantile(known, np.linspace(0, 1, bins + 1)[1:-1])) if len(known) else np.array([])
+        quantiles = np.quantile(known, np.linspace(0, 1, bins + 1)[1:-1]) if len(known) else np.array([])
+        edges, repeats = np.unique(quantiles, return_counts=True)
+        # A value holding more than one bin's share is a bin of its own: demo requests are 0 for over
+        # 90 % of leads, every edge is 0, and cutting there alone would put every lead in one bin.
+        masses = edges[repeats > 1]
 
         def bucket(values: np.ndarray) -> pd.Series:
             codes = np.searchsorted(edges, values, side="right").astype(str)
+            codes = np.where(np.isin(values, masses), np.char.add("=", values.astype(str)), codes)
             return pd.Series(np.where(np.isnan(values), MISSING_BIN, codes))
 
         ref_bins, new_bins = bucket(ref_numbers), bucket(new_numbers)
@@ -255,6 +261,7 @@ class MonitorReport:
     segments: pd.DataFrame
     handoff: pd.DataFrame
     reasons_by_tier: pd.DataFrame
+    captions: dict[str, str] = field(default_factory=dict)  # which leads each section counts: drift, calibration, handoff
     notes: list[str] = field(default_factory=list)
     run_id: str = ""
 
@@ -300,17 +307,18 @@ class MonitorReport:
 
         items = "".join(f'<li class="{s}">{html.escape(t)}</li>' for s, t in self.findings) or "<li>nothing above the thresholds</li>"
         notes = "".join(f"<li>{html.escape(n)}</li>" for n in self.notes)
+        caption = {k: f"<p>{html.escape(v)}</p>" for k, v in self.captions.items()}
         return f"""<!doctype html><html><head><meta charset="utf-8"><title>leadscore monitor</title>
 <style>body{{font-family:system-ui,sans-serif;margin:2em;max-width:70em}} .t{{border-collapse:collapse;font-size:90%}}
 .t td,.t th{{padding:2px 8px;border-bottom:1px solid #ddd;text-align:right}} .alert{{color:#b00}} .warn{{color:#a60}}</style>
 </head><body><h1>leadscore monitor — {html.escape(self.model)}</h1>
 <p>As of {self.as_of:%Y-%m-%d %H:%M}; overall status <b class="{self.status}">{self.status.upper()}</b></p>
 <h2>Findings</h2><ul>{items}</ul>{f'<h2>Notes</h2><ul>{notes}</ul>' if notes else ''}
-<h2>Drift (PSI, training window vs recent scored leads)</h2>
+<h2>Drift (PSI, training window vs recent scored leads)</h2>{caption.get("drift", "")}
 <img alt="PSI per feature" src="data:image/png;base64,{_png(psi_figure(self.drift))}">{table(self.drift)}
-<h2>Calibration against matured outcomes</h2>{table(self.calibration)}
+<h2>Calibration against matured outcomes</h2>{caption.get("calibration", "")}{table(self.calibration)}
 <h3>By segment (worst first)</h3>{table(self.segments.head(40))}
-<h2>Hand-off</h2>{table(self.handoff)}<h3>Rejection reasons by tier</h3>{table(self.reasons_by_tier, index=True)}
+<h2>Hand-off</h2>{caption.get("handoff", "")}{table(self.handoff)}<h3>Rejection reasons by tier</h3>{table(self.reasons_by_tier, index=True)}
 </body></html>"""
 
 
@@ -361,6 +369,19 @@ def assess(
     categorical = [d.name for d in catalog if d.kind == "categorical"]
     probability = calibration_frame["probability"].to_numpy(dtype="float64")
     handoff, mix = handoff_health(scored, feedback, params.label, mp, top_tier, as_of)
+    window = f"first scored in the {mp.window_days} days to {as_of:%Y-%m-%d %H:%M}"
+    horizon = params.label.horizon_days
+    due = int((scored["scored_at"] <= as_of - pd.Timedelta(hours=mp.handoff_sla_hours)).sum())
+    captions = {
+        "drift": f"Recent: the {len(recent):,} leads {window}, each as it was when scored. Training window: the "
+                 f"{len(reference):,} labelled leads the champion was trained on, seen at the ages recent leads were scored at.",
+        "calibration": f"The {len(probability):,} leads first scored in the {mp.calibration_days} days to "
+                       f"{as_of:%Y-%m-%d %H:%M} whose outcome is known by then under the label policy"
+                       + (f" (converted within {horizon} days of creation counts as converted)" if horizon else "")
+                       + ": the probability each was shown against what became of it. More recent leads still wait for theirs.",
+        "handoff": f"The {len(scored):,} leads {window}; the SLA and tier {top_tier} shares count the {due:,} scored at "
+                   f"least {mp.handoff_sla_hours:g} h before it, the median hours only those already dispositioned.",
+    }
     return MonitorReport(
         as_of=as_of,
         model=model,
@@ -369,6 +390,7 @@ def assess(
         segments=segment_calibration(calibration_frame[categorical], probability, calibration_y, mp),
         handoff=handoff,
         reasons_by_tier=mix,
+        captions=captions,
     )
 
 

@@ -89,6 +89,16 @@ def test_source_table_counts_the_export_and_rejection_reasons_sum_to_one_per_sou
     assert (summary.loc[summary["converted"] == 0, "won_revenue"] == 0).all()
 
 
+def test_tier_rates_say_which_leads_they_are(audited, trained):
+    """The tier rates are of the newest labelled leads, converted within the horizon: not of section 3's leads."""
+    created = trained.training_set.created_at
+    test = created.sort_values().iloc[-audited.audit.model["test_rows"]:]  # out-of-time split: the newest rows
+    note = sections(audited)["tiers"].notes[0]
+    assert note.startswith(f"{len(test):,} held-out leads (the newest labelled ones, created "
+                           f"{test.min():%Y-%m-%d} to {test.max():%Y-%m-%d}, never seen in training; "
+                           "converted = within 120 days of creation)")
+
+
 def test_html_is_self_contained_with_every_heading_and_embedded_plots(audited):
     page = audited.paths[0].read_text(encoding="utf-8")
     for number, section in enumerate(audited.audit.sections, start=1):

@@ -47,6 +47,20 @@ def test_psi_counts_new_categories_and_fields_that_stop_being_filled():
     assert np.isnan(population_stability(numbers, numbers.iloc[:0], False))
 
 
+def test_psi_sees_a_shift_in_a_count_that_is_zero_for_most_leads():
+    """Demo requests are 0 for over 90 % of leads, so every decile edge of the training window is 0: a
+    shift in how many leads request one must still show, as the textbook PSI over zero / some gives it."""
+    reference = pd.Series(np.where(rng.random(10_000) < 0.07, rng.integers(1, 4, 10_000), 0).astype(float))
+    recent = pd.Series(np.where(rng.random(3_000) < 0.5, rng.integers(1, 4, 3_000), 0).astype(float))
+    before = np.array([(reference == 0).mean(), (reference > 0).mean()])
+    after = np.array([(recent == 0).mean(), (recent > 0).mean()])
+
+    psi = population_stability(reference, recent, False)
+
+    assert psi == pytest.approx(np.sum((after - before) * np.log(after / before)))
+    assert psi > MP.psi_alert
+
+
 def test_drift_is_not_judged_on_too_few_recent_leads():
     reference = pd.DataFrame({"x": rng.normal(0, 1, 5_000)})
     catalog = [FeatureDef("x", "numeric", "x")]
@@ -181,6 +195,28 @@ def test_monitor_flags_the_feature_whose_mix_shifted_and_not_a_stable_window(pro
     assert flooded.loc["employees", "status"] == "ok"  # company size does not depend on the source
     assert (stable["status"] != "alert").all(), stable[stable["status"] == "alert"]
     assert stable.loc["lead_source", "recent_rows"] >= params.monitor.min_drift_rows
+
+
+def test_monitor_page_says_which_leads_each_section_counts(production, tmp_path):
+    """'Observed 16 %' is misread without its leads: each section names its window and how many it counts."""
+    import html
+
+    params, crm, store = production
+    mp = params.monitor
+    report = monitor(params, crm=crm, store=store, out=tmp_path / "monitor.html")
+    page = html.unescape((tmp_path / "monitor.html").read_text())
+
+    log = store.score_log_frame()
+    as_of = log["scored_at"].max()
+    first = log.sort_values("scored_at").drop_duplicates("lead_id")
+    recent = first[first["scored_at"] > as_of - pd.Timedelta(days=mp.window_days)]
+    in_export = int(recent["lead_id"].isin(crm.leads["lead_id"]).sum())
+    due = int((recent["scored_at"] <= as_of - pd.Timedelta(hours=mp.handoff_sla_hours)).sum())
+    window = f"first scored in the {mp.window_days} days to {as_of:%Y-%m-%d %H:%M}"
+    assert f"Recent: the {in_export:,} leads {window}" in page
+    assert f"The {report.calibration.loc[0, 'leads']:,} leads first scored in the {mp.calibration_days} days to" in page
+    assert f"converted within {params.label.horizon_days} days of creation" in page
+    assert f"The {len(recent):,} leads {window}" in page and f"the {due:,} scored at least {mp.handoff_sla_hours:g} h" in page
 
 
 def test_monitor_needs_a_score_log(production, tmp_path):
