@@ -371,7 +371,6 @@ def assess(
     handoff, mix = handoff_health(scored, feedback, params.label, mp, top_tier, as_of)
     window = f"first scored in the {mp.window_days} days to {as_of:%Y-%m-%d %H:%M}"
     horizon = params.label.horizon_days
-    due = int((scored["scored_at"] <= as_of - pd.Timedelta(hours=mp.handoff_sla_hours)).sum())
     captions = {
         "drift": f"Recent: the {len(recent):,} leads {window}, each as it was when scored. Training window: the "
                  f"{len(reference):,} labelled leads the champion was trained on, seen at the ages recent leads were scored at.",
@@ -379,8 +378,9 @@ def assess(
                        f"{as_of:%Y-%m-%d %H:%M} whose outcome is known by then under the label policy"
                        + (f" (converted within {horizon} days of creation counts as converted)" if horizon else "")
                        + ": the probability each was shown against what became of it. More recent leads still wait for theirs.",
-        "handoff": f"The {len(scored):,} leads {window}; the SLA and tier {top_tier} shares count the {due:,} scored at "
-                   f"least {mp.handoff_sla_hours:g} h before it, the median hours only those already dispositioned.",
+        "handoff": f"The {len(scored):,} leads {window}; the SLA and tier {top_tier} shares count those scored at "
+                   f"least {mp.handoff_sla_hours:g} h before it (the leads column), the median hours only those "
+                   "already dispositioned.",
     }
     return MonitorReport(
         as_of=as_of,

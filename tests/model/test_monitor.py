@@ -216,7 +216,9 @@ def test_monitor_page_says_which_leads_each_section_counts(production, tmp_path)
     assert f"Recent: the {in_export:,} leads {window}" in page
     assert f"The {report.calibration.loc[0, 'leads']:,} leads first scored in the {mp.calibration_days} days to" in page
     assert f"converted within {params.label.horizon_days} days of creation" in page
-    assert f"The {len(recent):,} leads {window}" in page and f"the {due:,} scored at least {mp.handoff_sla_hours:g} h" in page
+    assert f"The {len(recent):,} leads {window}; the SLA and tier A shares count those scored at least " \
+           f"{mp.handoff_sla_hours:g} h before it (the leads column)" in page
+    assert due in report.handoff["leads"].tolist()
 
 
 def test_monitor_needs_a_score_log(production, tmp_path):
