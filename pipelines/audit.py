@@ -311,8 +311,9 @@ def lead_outcomes(training_set: TrainingSet, label: LabelParams, columns: Sequen
     Returns:
         Index lead_id; one column per segment column the leads table has (stripped, lower-cased, as
         the features store them); ``outcome`` (converted / rejected / open / other: the status groups
-        of the label policy, no outcome yet counts as open); ``reason`` (rejected leads only); and
-        ``amount`` (converted leads only) when the export has any deal amount.
+        of the label policy, no outcome yet counts as open; excluded: a status the policy leaves out
+        of training, e.g. duplicate, not a lead to rate a source by); ``reason`` (rejected leads
+        only); and ``amount`` (converted leads only) when the export has any deal amount.
     """
     frame = training_set.labels.frame
     leads = training_set.crm.leads.set_index("lead_id")
@@ -321,6 +322,9 @@ def lead_outcomes(training_set: TrainingSet, label: LabelParams, columns: Sequen
         if column in leads.columns:
             out[column] = clean_text(leads[column].reindex(frame.index)).set_axis(frame.index)
     out["outcome"] = outcome_group(frame["status"], label)
+    left_out = {status.strip().lower() for status, action in label.status_policy.items() if action == "exclude"}
+    status = frame["status"].astype(object).where(frame["status"].notna(), "").map(lambda v: v.strip().lower())
+    out.loc[out["outcome"].eq("other") & status.isin(left_out).to_numpy(), "outcome"] = "excluded"
     converted, rejected = out["outcome"] == "converted", out["outcome"] == "rejected"
     out["reason"] = frame["reason"].where(rejected)
     outcomes = training_set.crm.outcomes
@@ -363,8 +367,8 @@ def reason_mix(segment: pd.Series, reason: pd.Series, top: int = TOP_REASONS) ->
 def segment_outcomes(outcomes: pd.DataFrame, by: str, top_reasons: int = TOP_REASONS) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Per value of `by` (a lead source, a campaign): volume, conversion, acceptance, reasons, revenue.
 
-    Rates are over leads with an outcome (open leads may still convert). Leads without a value are
-    one UNKNOWN_SEGMENT row.
+    Rates are over leads with an outcome (open leads may still convert; excluded ones, such as
+    duplicates, are no outcome of the source's). Leads without a value are one UNKNOWN_SEGMENT row.
 
     Returns:
         The summary (``<by>``, ``leads``, ``decided``, ``converted``, ``rejected``,
@@ -378,7 +382,7 @@ def segment_outcomes(outcomes: pd.DataFrame, by: str, top_reasons: int = TOP_REA
         {
             by: segment,
             "leads": 1,
-            "decided": outcome.ne("open").astype("int64"),
+            "decided": (~outcome.isin(["open", "excluded"])).astype("int64"),
             "converted": outcome.eq("converted").astype("int64"),
             "rejected": outcome.eq("rejected").astype("int64"),
         }
@@ -581,9 +585,12 @@ def dependence_section(rows: ExplainedRows, catalog: list[FeatureDef], signals: 
 def segments_section(outcomes: pd.DataFrame) -> Section:
     """3. Lead sources and campaigns: volume, conversion, acceptance, rejection reasons, revenue."""
     section = Section("segments", "Lead sources and campaigns")
+    excluded = int(outcomes["outcome"].eq("excluded").sum())
     section.notes.append(
         f"All {len(outcomes):,} leads of the export; rates are over the "
-        f"{int(outcomes['outcome'].ne('open').sum()):,} leads with an outcome. Acceptance = share not rejected."
+        f"{int((~outcomes['outcome'].isin(['open', 'excluded'])).sum()):,} leads with an outcome"
+        + (f" ({excluded:,} with a status the label policy leaves out, e.g. duplicate, are not counted)" if excluded else "")
+        + ". Acceptance = share not rejected."
     )
     if "amount" not in outcomes.columns:
         section.notes.append("This export has no deal amounts (outcomes.amount): won revenue is not reported.")

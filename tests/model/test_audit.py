@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from types import SimpleNamespace
 
 import mlflow
 import numpy as np
@@ -84,9 +85,25 @@ def test_source_table_counts_the_export_and_rejection_reasons_sum_to_one_per_sou
     np.testing.assert_allclose(shares.to_numpy(), 1.0)
     rejected = summary.set_index("lead_source")["rejected"]
     assert mix.groupby("lead_source")["rejected"].sum().to_dict() == rejected[rejected > 0].to_dict()
+    status = trained.training_set.labels.frame["status"].str.strip().str.lower()
+    assert summary["decided"].sum() == (status.notna() & ~status.isin(["open", "duplicate"])).sum()
     # The synthetic CRM has deal amounts: won revenue is reported, and only for converted leads.
     assert summary["won_revenue"].sum() > 0
     assert (summary.loc[summary["converted"] == 0, "won_revenue"] == 0).all()
+
+
+def test_a_status_the_label_policy_excludes_is_no_outcome_of_the_source(sample_params):
+    """A duplicate is not a lead the source brought in: counted as decided, it read as an accepted lead."""
+    ids = pd.Index(["d", "n", "r"], name="lead_id")
+    training_set = SimpleNamespace(
+        labels=SimpleNamespace(frame=pd.DataFrame({"status": [" Duplicate", "nurture", "rejected"],
+                                                   "reason": [None, None, "no_budget"]}, index=ids)),
+        crm=SimpleNamespace(leads=pd.DataFrame({"lead_id": ids, "lead_source": ["web"] * 3}), outcomes=None),
+    )
+    outcomes = audit.lead_outcomes(training_set, sample_params.label)
+    assert outcomes["outcome"].tolist() == ["excluded", "other", "rejected"]
+    web = audit.segment_outcomes(outcomes, "lead_source")[0].set_index("lead_source").loc["web"]
+    assert (web["leads"], web["decided"], web["acceptance_rate"]) == (3, 2, 0.5)
 
 
 def test_tier_rates_say_which_leads_they_are(audited, trained):
@@ -211,17 +228,18 @@ def test_previous_version_is_the_highest_number_below_the_audited_one():
 def test_segment_outcomes_on_a_small_export():
     outcomes = pd.DataFrame(
         {
-            "lead_source": ["webinar", "webinar", "webinar", "webinar", "webinar", None],
-            "outcome": ["converted", "rejected", "rejected", "rejected", "open", "rejected"],
-            "reason": [np.nan, "no_budget", "no_budget", np.nan, np.nan, "student"],
-            "amount": [1200.0, np.nan, np.nan, np.nan, np.nan, np.nan],
+            "lead_source": ["webinar", "webinar", "webinar", "webinar", "webinar", None, "webinar", "webinar"],
+            "outcome": ["converted", "rejected", "rejected", "rejected", "open", "rejected", "other", "excluded"],
+            "reason": [np.nan, "no_budget", "no_budget", np.nan, np.nan, "student", np.nan, np.nan],
+            "amount": [1200.0, np.nan, np.nan, np.nan, np.nan, np.nan, np.nan, np.nan],
         }
     )
     summary, mix = audit.segment_outcomes(outcomes, "lead_source")
     webinar = summary.set_index("lead_source").loc["webinar"]
-    assert (webinar["leads"], webinar["decided"], webinar["converted"], webinar["rejected"]) == (5, 4, 1, 3)
-    assert webinar["conversion_rate"] == pytest.approx(0.25)
-    assert webinar["acceptance_rate"] == pytest.approx(0.25)
+    # A nurture lead (other) is decided and not rejected; a duplicate (excluded) is no outcome at all.
+    assert (webinar["leads"], webinar["decided"], webinar["converted"], webinar["rejected"]) == (7, 5, 1, 3)
+    assert webinar["conversion_rate"] == pytest.approx(0.2)
+    assert webinar["acceptance_rate"] == pytest.approx(0.4)
     assert (webinar["top_rejection_reason"], webinar["top_reason_share"]) == ("no_budget", pytest.approx(2 / 3))
     assert webinar["no_reason_share"] == pytest.approx(1 / 3)
     assert webinar["won_revenue"] == 1200.0
