@@ -16,7 +16,8 @@ named::
 
 Category signals also take ``[=level]`` alternatives for one value (``[=yes] Asked not to be e-mailed``).
 Conversions besides ``!s``/``!r``: ``!u`` upper case, ``!l`` lower case, ``!c`` capitalised, ``!t`` title
-case ("Country: {value!u}" -> "Country: US"). Each signal has a *shape* that fixes its states and
+case ("Country: {value!u}" -> "Country: US"), ``!w`` a CRM code as words ("web_organic" -> "web
+organic"). Each signal has a *shape* that fixes its states and
 fields (``SHAPES``); every shape has ``{value}``, the lead's value as shown next to the factor.
 
 Rendering is vectorised: each distinct combination of a signal's input values is rendered once and
@@ -114,10 +115,10 @@ BUILT_IN_PHRASES: dict[str, str] = {
     ),
     "size_band": "Company size: {value} employees | [unknown] Company size not given",
     # The data contract's optional lead columns, when used as features.
-    "industry": "Industry: {value} | [unknown] Industry not given",
+    "industry": "Industry: {value!w} | [unknown] Industry not given",
     "country": "Country: {value!u} | [unknown] Country not given",
-    "lead_source": "Lead source: {value} | [unknown] Lead source not given",
-    "campaign": "Campaign: {value} | [unknown] No campaign",
+    "lead_source": "Lead source: {value!w} | [unknown] Lead source not given",
+    "campaign": "Campaign: {value!w} | [unknown] No campaign",
     "employees": "{value} employee{s} | [zero] Employee count given as 0 | [unknown] Employee count not given",
 }
 
@@ -139,6 +140,7 @@ _CONVERSIONS = {
     "l": str.lower,
     "c": lambda text: text[:1].upper() + text[1:],
     "t": lambda text: string.capwords(text),
+    "w": lambda text: text.replace("_", " "),
 }
 
 
@@ -351,7 +353,7 @@ def _parse(raw: str, shape: Shape, shape_name: str) -> Template:
             if field not in shape.fields:
                 raise ValueError(f"unknown field {{{field}}}; fields: {', '.join(shape.fields)}")
             if conversion not in (None, "s", "r", *_CONVERSIONS):
-                raise ValueError(f"unknown conversion !{conversion}; use !u, !l, !c or !t")
+                raise ValueError(f"unknown conversion !{conversion}; use !u, !l, !c, !t or !w")
         try:
             _FORMATTER.format(text, **shape.example)
         except (ValueError, TypeError) as err:

@@ -120,11 +120,15 @@ def test_email_domain_type_reads_as_the_kind_of_domain(email, phrase):
 
 
 def test_fit_signals_read_with_the_leads_own_values():
-    fit = lead(industry="Software", country="us", employees=250, job_title="VP Marketing", email="a@acme.com")
+    fit = lead(industry="Software", country="us", employees=250, job_title="VP Marketing", email="a@acme.com",
+               lead_source="Web_Organic", campaign="spring_promo 2025")
     phrases, values = described([fit], [], demo_spec())
     row = phrases.loc["L1"]
     assert row["icp_match"] == "Matches 4 of 4 ICP criteria"
     assert row["industry"] == "Industry: software"
+    # A CRM code reads as words; the value beside the factor stays the code, as features store it.
+    assert (row["lead_source"], values.loc["L1", "lead_source"]) == ("Lead source: web organic", "web_organic")
+    assert row["campaign"] == "Came in through campaign spring promo 2025"
     assert row["country"] == "Country: US"
     assert row["seniority"] == "Seniority: VP"
     assert row["department"] == "Department: marketing"
