@@ -49,6 +49,8 @@ class BacktestResult:
     def lines(self) -> list[str]:
         shown = self.table.drop(columns=["trained_as_of"])
         out = shown.to_string(float_format=lambda v: f"{v:.3f}").splitlines()
+        out.append("leads: created in the quarter; rows: those labelled by the export's end (matured, not left out by "
+                   "the label policy), which every figure is over: the newest quarter may be only partly matured")
         flagged = self.flagged()
         if len(flagged):
             out.append("\nsegments whose conversion left the prediction:")
