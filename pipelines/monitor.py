@@ -32,6 +32,7 @@ from features.build import FeatureDef, feature_catalog
 from features.labels import build_labels, outcome_group
 from models.metrics import expected_calibration_error
 from pipelines.config import LabelParams, MonitorParams, Params
+from pipelines.contract import CLOCK_SLACK
 
 # A share below this is treated as this in the PSI sum, so a bin empty on one side costs a large but
 # finite amount (the usual convention; log(0) would make any new category an infinite shift).
@@ -214,7 +215,10 @@ def handoff_health(
     sla = pd.Timedelta(hours=mp.handoff_sla_hours)
     due = scored[scored["scored_at"] <= as_of - sla]
     decided_at = first_disposition.reindex(due.index)
-    hours = ((decided_at - due["scored_at"]).dt.total_seconds() / 3600).clip(lower=0)
+    # Decided before its score existed (e.g. old leads scored when the service started): the score
+    # handed nothing off, and counting it as 0 h would flatter the SLA. A clock a little off is 0 h.
+    handed_off = ~(decided_at < due["scored_at"] - CLOCK_SLACK)
+    hours = ((decided_at - due["scored_at"])[handed_off].dt.total_seconds() / 3600).clip(lower=0)
     within = hours <= mp.handoff_sla_hours  # not yet dispositioned (NaN) counts as outside the SLA
     top = due[due["tier"] == top_tier]
     rejections = latest[latest["outcome"] == "rejected"]
@@ -230,8 +234,8 @@ def handoff_health(
     metrics = pd.DataFrame([
         row("median hours to first disposition", float(hours.median()) if hours.notna().any() else float("nan"),
             mp.handoff_sla_hours, int(hours.notna().sum()), higher_is_better=False),
-        row(f"share dispositioned within {mp.handoff_sla_hours:g} h", float(within.mean()) if len(due) else float("nan"),
-            mp.min_within_sla, len(due)),
+        row(f"share dispositioned within {mp.handoff_sla_hours:g} h", float(within.mean()) if len(within) else float("nan"),
+            mp.min_within_sla, len(within)),
         row(f"share of tier {top_tier} leads worked",
             float(top.index.isin(first_disposition.index).mean()) if len(top) else float("nan"),
             mp.min_top_tier_worked, len(top)),
@@ -380,7 +384,7 @@ def assess(
                        + ": the probability each was shown against what became of it. More recent leads still wait for theirs.",
         "handoff": f"The {len(scored):,} leads {window}; the SLA and tier {top_tier} shares count those scored at "
                    f"least {mp.handoff_sla_hours:g} h before it (the leads column), the median hours only those "
-                   "already dispositioned.",
+                   "already dispositioned; the SLA leaves out leads decided before their first score.",
     }
     return MonitorReport(
         as_of=as_of,

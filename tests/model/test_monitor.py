@@ -100,32 +100,35 @@ def test_overall_calibration_alerts_beyond_the_tolerance_only_with_enough_outcom
 def test_handoff_health_measures_sla_top_tier_and_reason_codes():
     now = pd.Timestamp("2026-01-10 12:00")
     scored = first_scores(pd.DataFrame({
-        "lead_id": ["a", "b", "c", "d", "e", "a"],
-        "tier": ["A", "A", "B", "A", "C", "B"],
+        "lead_id": ["a", "b", "c", "d", "e", "a", "old"],
+        "tier": ["A", "A", "B", "A", "C", "B", "C"],
         "scored_at": pd.to_datetime(["2026-01-10 01:00", "2026-01-09 08:00", "2026-01-09 09:00", "2026-01-10 11:00",
-                                     "2026-01-08 09:00", "2026-01-10 05:00"]),  # a's rescoring does not count
+                                     "2026-01-08 09:00", "2026-01-10 05:00",  # a's rescoring does not count
+                                     "2026-01-08 09:00"]),
     }))
     feedback = pd.DataFrame({
-        "event_id": ["1", "2", "3", "4", "5", "6"],
-        "lead_id": ["a", "b", "b", "c", "e", "zz"],
-        "status": ["open", "rejected", "rejected", "rejected", "converted", "rejected"],
-        "reason": [None, None, "no_budget", "", None, "student"],
+        "event_id": ["1", "2", "3", "4", "5", "6", "7"],
+        "lead_id": ["a", "b", "b", "c", "e", "zz", "old"],
+        "status": ["open", "rejected", "rejected", "rejected", "converted", "rejected", "rejected"],
+        "reason": [None, None, "no_budget", "", None, "student", "no_budget"],
         "decided_at": pd.to_datetime(["2026-01-10 02:00", "2026-01-09 10:00", "2026-01-09 18:00", "2026-01-10 09:00",
-                                      "2026-01-08 10:00", "2026-01-09 00:00"]),
+                                      "2026-01-08 10:00", "2026-01-09 00:00", "2025-11-20 10:00"]),
         "received_at": pd.to_datetime(["2026-01-10 02:00", "2026-01-09 10:00", "2026-01-09 18:00", "2026-01-10 09:00",
-                                       "2026-01-08 10:00", "2026-01-09 00:00"]),
+                                       "2026-01-08 10:00", "2026-01-09 00:00", "2025-11-20 10:00"]),
     })
 
     metrics, mix = handoff_health(scored, feedback, LabelParams(), MP, top_tier="A", as_of=now)
     got = metrics.set_index("check")["value"]
-    # Due (scored >= 4 h ago): a, b, c, e. Dispositions: b after 2 h, c after 24 h, e after 1 h; a only "open".
+    # Due (scored >= 4 h ago): a, b, c, e, old. Dispositions: b after 2 h, c after 24 h, e after 1 h; a only
+    # "open"; old was rejected weeks before its first score, so the score handed nothing off: not counted.
     assert got["median hours to first disposition"] == pytest.approx(2.0)
     assert got["share dispositioned within 4 h"] == pytest.approx(2 / 4)
+    assert metrics.set_index("check").loc["share dispositioned within 4 h", "leads"] == 4
     assert got["share of tier A leads worked"] == pytest.approx(1 / 2)  # a not worked, b worked; d not due
-    assert got["share of rejections with a reason code"] == pytest.approx(1 / 2)  # b's latest has one, c's is blank
+    assert got["share of rejections with a reason code"] == pytest.approx(2 / 3)  # b's latest and old's have one, c's is blank
     assert metrics.set_index("check").loc["share dispositioned within 4 h", "status"] == "alert"
     assert mix.loc["A", "no_budget"] == 1.0 and mix.loc["B", "(no reason)"] == 1.0
-    assert mix["rejections"].to_dict() == {"A": 1, "B": 1}
+    assert mix["rejections"].to_dict() == {"A": 1, "B": 1, "C": 1}
 
 
 # ----------------------------------------------------------------------------- end to end
