@@ -112,9 +112,10 @@ _DERIVED: dict[str, tuple[tuple[str, str, str], ...]] = {
     ),
     "country_support": (("unsupported_country", "numeric", "unsupported_country"),),
 }
-# A derived feature that says what another group's signal says joins that signal when both groups
-# are computed: "No e-mail address" and "No usable e-mail address" are one fact, so one factor.
-_JOINS: dict[str, tuple[str, str]] = {"missing_email": ("email_signals", "email_domain_type")}
+# A derived feature that says what another signal says joins that signal when it is computed:
+# "No e-mail address" and "No usable e-mail address" are one fact, so are "250 employees" and
+# "Company size: 201-1000 employees"; each is one factor, worded by the signal joined.
+_JOINS: dict[str, str] = {"missing_email": "email_domain_type", "size_band": "employees"}
 # Activity types with an "ever before the snapshot" flag: the two strongest buying signals.
 _EVER_FLAGS = {"pricing_view": "pricing_viewed", "demo_request": "demo_requested"}
 # The activity columns intent features are built from (others, e.g. detail, are ignored).
@@ -157,10 +158,10 @@ def feature_catalog(spec: FeatureParams) -> list[FeatureDef]:
     rows: list[tuple[str, str, str, int | None]] = []
     rows += [(c, "categorical", c, None) for c in spec.categorical]
     rows += [(c, "numeric", c, None) for c in spec.numeric]
-    for group in dict.fromkeys(spec.derived):
-        for name, kind, signal in _DERIVED[group]:
-            joined_group, joined_signal = _JOINS.get(name, (None, signal))
-            rows.append((name, kind, joined_signal if joined_group in spec.derived else signal, None))
+    rows += [(name, kind, signal, None) for group in dict.fromkeys(spec.derived) for name, kind, signal in _DERIVED[group]]
+    signals = {signal for _, _, signal, _ in rows}
+    rows = [(name, kind, _JOINS[name] if _JOINS.get(name) in signals else signal, window)
+            for name, kind, signal, window in rows]
     types = _activity_types(spec)
     if types:
         for activity in types:

@@ -235,7 +235,7 @@ class Phrasebook:
     shapes: dict[str, str]
     raw: dict[str, str]
     templates: dict[str, Template]
-    features: dict[str, list[FeatureDef]]
+    features: dict[str, list[FeatureDef]]  # the features each signal's words are read from
     readers: dict[str, Reader]
 
     def render(self, features: pd.DataFrame, needed: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
@@ -317,6 +317,9 @@ def _build_phrasebook(spec: FeatureParams) -> Phrasebook:
     by_signal: dict[str, list[FeatureDef]] = {}
     for d in feature_catalog(spec):
         by_signal.setdefault(d.signal, []).append(d)
+    # A number or category is worded from its own column; one joined to it (build._JOINS, e.g.
+    # size_band to employees) adds to the factor's points, not to its words.
+    by_signal = {signal: defs[:1] if shapes[signal] in ("number", "category") else defs for signal, defs in by_signal.items()}
     readers = {signal: _reader(signal, shape, by_signal[signal], spec) for signal, shape in shapes.items()}
     return Phrasebook(list(shapes), shapes, raw, templates, by_signal, readers)
 

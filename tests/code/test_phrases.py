@@ -132,7 +132,7 @@ def test_fit_signals_read_with_the_leads_own_values():
     assert row["country"] == "Country: US"
     assert row["seniority"] == "Seniority: VP"
     assert row["department"] == "Department: marketing"
-    assert row["size_band"] == "Company size: 201-1000 employees"
+    assert "size_band" not in phrases.columns  # joined to employees: one factor, worded by the count
     assert row["employees"] == "250 employees"
     assert values.loc["L1", "icp_match"] == "4 of 4"
 
@@ -142,15 +142,16 @@ def test_unseen_and_missing_values_read_as_themselves_and_as_not_given():
     assert phrases.loc["L1", "industry"] == "Industry: asteroid mining"
     assert phrases.loc["L1", "employees"] == "Employee count not given"
     assert values.loc["L1", "employees"] == "unknown"
-    assert phrases.loc["L1", "size_band"] == "Company size not given"
 
 
 def test_an_employee_count_of_one_or_zero_reads_as_english():
     leads = [lead(lead_id="one", employees=1), lead(lead_id="none", employees=0), lead(lead_id="big", employees=500_000)]
     phrases, _ = described(leads, [], demo_spec())
     assert phrases["employees"].tolist() == ["1 employee", "Employee count given as 0", "500,000 employees"]
-    assert phrases["size_band"].tolist() == ["Company size: 1-10 employees", "Company size not given",
-                                             "Company size: 5001+ employees"]
+    # Without the count as a feature, the size band is a signal of its own and says the band.
+    bands, _ = described(leads + [lead(lead_id="unknown")], [], demo_spec(numeric=[]))
+    assert bands["size_band"].tolist() == ["Company size: 1-10 employees", "Company size not given",
+                                           "Company size: 5001+ employees", "Company size not given"]
 
 
 def test_a_job_title_that_tells_nothing_reads_as_such_not_as_a_level_named_unknown():

@@ -193,6 +193,17 @@ def test_a_lead_without_a_usable_email_hears_so_once(scorer, email):
     assert e.margin == pytest.approx(e.base + sum(f.contribution for f in e.factors), abs=1e-9)
 
 
+def test_company_size_is_one_factor_worded_by_the_count_and_worth_both_features(scorer):
+    """'250 employees' beside 'Company size: 201-1000 employees' said one thing twice."""
+    features, _ = scorer.build(raw_lead(employees=250), None, as_of=AS_OF)
+    (e,) = scorer.explain(features, 3, every_factor=True)
+    by_signal = {f.signal: f for f in e.factors}
+    assert "size_band" not in by_signal and by_signal["employees"].phrase == "250 employees"
+    _, per_feature = contributions(scorer, features)
+    assert by_signal["employees"].contribution == pytest.approx(
+        per_feature[["employees", "size_band"]].iloc[0].sum(), abs=1e-9)
+
+
 def test_an_empty_frame_explains_to_nothing(scorer, features):
     empty = features.iloc[:0]
     assert explain(scorer, empty) == []
