@@ -297,7 +297,7 @@ def _read_sql(spec: str, url: str, base_dir: Path) -> pd.DataFrame:
         with engine.connect() as conn:
             # A colon is text to the database (':x' in a literal), not one of SQLAlchemy's parameters.
             query = sa.text(spec.replace(":", r"\:")) if is_query else _select_all(spec, conn)
-            return pd.read_sql_query(query, conn)
+            return _usual_dtypes(pd.read_sql_query(query, conn, dtype_backend="numpy_nullable"))
     except (sa.exc.SQLAlchemyError, pd.errors.DatabaseError) as err:
         cause = err.__cause__ if isinstance(err, pd.errors.DatabaseError) and err.__cause__ else err
         reason = str(getattr(cause, "orig", None) or cause).splitlines()[0]
@@ -353,6 +353,25 @@ def _select_all(name: str, conn: sa.Connection) -> sa.Select:
     listed = ", ".join(map(repr, known[:MAX_LISTED_PROBLEMS])) + (", ..." if len(known) > MAX_LISTED_PROBLEMS else "")
     raise ValueError(f"data.sql_url {conn.engine.url.render_as_string()}: no table or view {name!r} "
                      f"(it has {listed or 'none'}); or write a SELECT")
+
+
+def _usual_dtypes(frame: pd.DataFrame) -> pd.DataFrame:
+    """Nullable columns (read_sql's numpy_nullable backend) as the dtypes a CSV or Parquet read gives,
+    except whole numbers with a NULL: they stay Int64, where float64 would round an id beyond 2**53
+    (1234567890123456789 -> 1234567890123456768) and lose every activity of that lead."""
+    frame = frame.copy()
+    for i, (_, values) in enumerate(frame.items()):
+        dtype = values.dtype
+        if isinstance(dtype, pd.StringDtype):
+            frame.isetitem(i, values.astype("str"))
+        elif isinstance(dtype, pd.BooleanDtype):
+            frame.isetitem(i, values.astype(object).where(values.notna(), None) if values.hasnans
+                           else values.astype(bool))
+        elif pd.api.types.is_float_dtype(dtype):
+            frame.isetitem(i, values.astype("float64"))
+        elif pd.api.types.is_integer_dtype(dtype) and not values.hasnans:
+            frame.isetitem(i, values.astype(dtype.numpy_dtype))
+    return frame
 
 
 # ---------------------------------------------------------------- one table (pure)

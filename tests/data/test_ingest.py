@@ -646,6 +646,21 @@ def test_sql_query_may_start_with_a_comment_and_hold_a_colon_in_a_literal(tmp_pa
     assert load_crm(sql_params(tmp_path, query)).leads["lead_id"].tolist() == ["L2"]
 
 
+def test_sql_integer_ids_beyond_2_53_keep_every_digit_in_a_column_with_a_null(tmp_path):
+    """A NULL made pandas read an INTEGER column as float64, which rounds 19-digit ids: every activity
+    then named a lead that does not exist and was dropped."""
+    big = 1234567890123456789
+    sqlite_crm(tmp_path, crm_leads=pd.DataFrame({"Lead ID": [big], "Created Date": ["2024-01-05"]}),
+               crm_activities=pd.DataFrame({"Lead ID": pd.array([big, None], dtype="Int64"),
+                                            "Activity Date": ["2024-01-06"] * 2, "Activity Type": ["page_view"] * 2}))
+
+    crm = load_crm(sql_params(tmp_path, "crm_leads", activities="crm_activities", on_error="drop"))
+
+    assert crm.leads["lead_id"].tolist() == [str(big)]
+    assert crm.activities["lead_id"].tolist() == [str(big)]
+    assert crm.report.tables["activities"].dropped == {"empty_value": 1}
+
+
 def test_missing_file_is_named(tmp_path):
     with pytest.raises(FileNotFoundError, match="nope.csv"):
         read_source("nope.csv", DataParams(leads="nope.csv"), tmp_path)
