@@ -110,6 +110,12 @@ def _summarise(problems: list[Problem]) -> str:
     shown = problems[:MAX_LISTED_PROBLEMS]
     lines.append(f"first {len(shown)}:" if len(problems) > len(shown) else "problems:")
     lines.extend(f"  - {p}" for p in shown)
+    number = next((p for p in problems if p.kind == "number_as_date"), None)
+    if number is not None:  # unix time or julian days: what a database's own date functions convert
+        column = f'"{number.column}"'
+        lines.append(f"dates sent as numbers: export them as text, or with data.sql_url convert them in a SELECT, "
+                     f"e.g. in SQLite datetime({column}, 'unixepoch') AS {column} (unix seconds) or "
+                     f"datetime({column}) AS {column} (julian days)")
     if all(p.row is not None for p in problems):
         lines.append("fix the export, or set data.on_error: drop to load it without these rows.")
     return "\n".join(lines)
