@@ -9,6 +9,7 @@ export instead of guessing, and every row that does not reach the canonical tabl
 from __future__ import annotations
 
 import os
+import re
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -37,6 +38,8 @@ MAX_LISTED_PROBLEMS = 20
 DATE_RANGE_TEXT = f"{DATE_RANGE[0]:%Y-%m-%d} to {DATE_RANGE[1] - timedelta(days=1):%Y-%m-%d}"
 DATE_FORM = "a date is text such as 2026-01-31 or 2026-01-31T09:30:00Z"
 # Text that is a number ("1764000000", " 2026 ", "1.7e9"): pandas would read "2026" as 2026-01-01.
+# A SQL source is a query when, after comments and parentheses, it starts with one of these words.
+_QUERY_START = re.compile(r"(\s|\(|--[^\n]*|/\*.*?\*/)*(select|with|values)\b", re.IGNORECASE | re.DOTALL)
 _NUMBER_TEXT = r"^\s*[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?\s*$"
 
 # Why a row did not reach the canonical tables (report keys -> words for people).
@@ -107,6 +110,12 @@ def _summarise(problems: list[Problem]) -> str:
     shown = problems[:MAX_LISTED_PROBLEMS]
     lines.append(f"first {len(shown)}:" if len(problems) > len(shown) else "problems:")
     lines.extend(f"  - {p}" for p in shown)
+    number = next((p for p in problems if p.kind == "number_as_date"), None)
+    if number is not None:  # unix time or julian days: what a database's own date functions convert
+        column = f'"{number.column}"'
+        lines.append(f"dates sent as numbers: export them as text, or with data.sql_url convert them in a SELECT, "
+                     f"e.g. in SQLite datetime({column}, 'unixepoch') AS {column} (unix seconds) or "
+                     f"datetime({column}) AS {column} (julian days)")
     if all(p.row is not None for p in problems):
         lines.append("fix the export, or set data.on_error: drop to load it without these rows.")
     return "\n".join(lines)
@@ -281,15 +290,43 @@ def _first_line_not_utf8(path: Path) -> int:
 
 
 def _read_sql(spec: str, url: str, base_dir: Path) -> pd.DataFrame:
-    engine = sa.create_engine(_resolve_sqlite(url, base_dir))
+    """A table or view by name, or a query's rows, with every value as the database stores it.
+
+    A name is read as `SELECT *`, not by pandas' read_sql_table: that parses a declared DATETIME
+    column itself and turns text it cannot read (a second UTC offset, after a DST change) into an
+    empty date. A database error becomes a ValueError naming the database and the table or query.
+    """
+    engine = _sql_engine(url, base_dir)
+    is_query = _QUERY_START.match(spec) is not None
+    what = f"query {_as_sent(spec)}" if is_query else f"table {spec!r}"
     try:
         with engine.connect() as conn:
-            words = spec.split(None, 1)
-            if words and words[0].lower() in ("select", "with"):
-                return pd.read_sql_query(sa.text(spec), conn)
-            return pd.read_sql_table(spec, conn)
+            # A colon is text to the database (':x' in a literal), not one of SQLAlchemy's parameters.
+            query = sa.text(spec.replace(":", r"\:")) if is_query else _select_all(spec, conn)
+            return _usual_dtypes(pd.read_sql_query(query, conn, dtype_backend="numpy_nullable"))
+    except (sa.exc.SQLAlchemyError, pd.errors.DatabaseError) as err:
+        cause = err.__cause__ if isinstance(err, pd.errors.DatabaseError) and err.__cause__ else err
+        reason = str(getattr(cause, "orig", None) or cause).splitlines()[0]
+        raise ValueError(f"data.sql_url {engine.url.render_as_string()}: {what} failed: {reason}") from None
     finally:
         engine.dispose()
+
+
+def _sql_engine(url: str, base_dir: Path) -> sa.Engine:
+    """An engine for data.sql_url; a SQLite file that does not exist is refused, not created empty."""
+    try:
+        parsed = _resolve_sqlite(url, base_dir)
+        if parsed.get_backend_name() == "sqlite" and parsed.database and not Path(parsed.database).is_file() \
+                and parsed.database != ":memory:" and not parsed.database.startswith("file:"):
+            raise FileNotFoundError(f"data.sql_url: SQLite database not found: {parsed.database} (a relative "
+                                    "path resolves against the params file's folder)")
+        return sa.create_engine(parsed)
+    except sa.exc.ArgumentError:
+        raise ValueError("data.sql_url is not a SQLAlchemy URL such as sqlite:///crm.db or "
+                         "postgresql://user@host/crm") from None
+    except ImportError as err:
+        raise ValueError(f"data.sql_url: the database driver is not installed ({err}); install it "
+                         "next to leadscore") from None
 
 
 def _resolve_sqlite(url: str, base_dir: Path) -> sa.URL:
@@ -297,9 +334,50 @@ def _resolve_sqlite(url: str, base_dir: Path) -> sa.URL:
     parsed = sa.make_url(url)
     db = parsed.database
     if parsed.get_backend_name() == "sqlite" and db and db != ":memory:" and not db.startswith("file:"):
-        if not Path(db).expanduser().is_absolute():
-            parsed = parsed.set(database=str(base_dir / db))
+        path = Path(db).expanduser()
+        parsed = parsed.set(database=str(path if path.is_absolute() else base_dir / path))
     return parsed
+
+
+def _select_all(name: str, conn: sa.Connection) -> sa.Select:
+    """`SELECT *` of a table or view found as SQL finds a name: in any letter case, and schema-qualified
+    (`crm.leads`) when the name holds a dot. ValueError listing the tables when there is none."""
+    inspector = sa.inspect(conn)
+    candidates = [(None, name.strip('"'))]
+    if "." in name:
+        schema, table = name.split(".", 1)
+        candidates.append((schema.strip('"'), table.strip('"')))
+    for schema, table in candidates:
+        try:
+            known = inspector.get_table_names(schema) + inspector.get_view_names(schema)
+        except sa.exc.SQLAlchemyError:  # e.g. no such schema
+            continue
+        found = [k for k in known if k == table] or [k for k in known if k.lower() == table.lower()]
+        if found:
+            return sa.select(sa.text("*")).select_from(sa.table(found[0], schema=schema))
+    known = sorted(inspector.get_table_names() + inspector.get_view_names())
+    listed = ", ".join(map(repr, known[:MAX_LISTED_PROBLEMS])) + (", ..." if len(known) > MAX_LISTED_PROBLEMS else "")
+    raise ValueError(f"data.sql_url {conn.engine.url.render_as_string()}: no table or view {name!r} "
+                     f"(it has {listed or 'none'}); or write a SELECT")
+
+
+def _usual_dtypes(frame: pd.DataFrame) -> pd.DataFrame:
+    """Nullable columns (read_sql's numpy_nullable backend) as the dtypes a CSV or Parquet read gives,
+    except whole numbers with a NULL: they stay Int64, where float64 would round an id beyond 2**53
+    (1234567890123456789 -> 1234567890123456768) and lose every activity of that lead."""
+    frame = frame.copy()
+    for i, (_, values) in enumerate(frame.items()):
+        dtype = values.dtype
+        if isinstance(dtype, pd.StringDtype):
+            frame.isetitem(i, values.astype("str"))
+        elif isinstance(dtype, pd.BooleanDtype):
+            frame.isetitem(i, values.astype(object).where(values.notna(), None) if values.hasnans
+                           else values.astype(bool))
+        elif pd.api.types.is_float_dtype(dtype):
+            frame.isetitem(i, values.astype("float64"))
+        elif pd.api.types.is_integer_dtype(dtype) and not values.hasnans:
+            frame.isetitem(i, values.astype(dtype.numpy_dtype))
+    return frame
 
 
 # ---------------------------------------------------------------- one table (pure)

@@ -580,6 +580,99 @@ def test_sqlite_source_reads_tables_and_select_queries(tmp_path):
     assert crm.outcomes[["lead_id", "status"]].values.tolist() == [["L1", "converted"]]
 
 
+def sqlite_crm(tmp_path: Path, **tables: pd.DataFrame) -> Path:
+    """`tables` written with pandas' to_sql into tmp_path/crm.db, as a CRM sync would."""
+    engine = sa.create_engine(f"sqlite:///{tmp_path / 'crm.db'}")
+    for name, frame in tables.items():
+        frame.to_sql(name, engine, index=False)
+    engine.dispose()
+    return tmp_path / "crm.db"
+
+
+def sql_params(tmp_path: Path, leads: str, **data) -> Params:
+    return Params.model_validate(
+        {"data": {"sql_url": "sqlite:///crm.db", "leads": leads, "mapping": MAPPING, **data}, "base_dir": tmp_path}
+    )
+
+
+def test_sqlite_database_that_does_not_exist_is_refused_not_created(tmp_path):
+    """A typo in data.sql_url must say so, not create an empty database and report a missing table."""
+    with pytest.raises(FileNotFoundError, match=r"SQLite database not found: .*crm\.db"):
+        load_crm(sql_params(tmp_path, "crm_leads"))
+
+    assert not (tmp_path / "crm.db").exists()
+
+
+def test_sqlite_table_is_found_as_sql_finds_it_in_any_case_with_its_schema_or_as_a_view(tmp_path):
+    db = sqlite_crm(tmp_path, **{"CRM Leads": pd.DataFrame([lead("L1"), lead("L2")])})
+    with sa.create_engine(f"sqlite:///{db}").begin() as conn:
+        conn.exec_driver_sql('CREATE VIEW recent AS SELECT * FROM "CRM Leads" WHERE "Lead ID" = \'L2\'')
+
+    for name in ("crm leads", 'main."CRM Leads"'):
+        assert load_crm(sql_params(tmp_path, name)).leads["lead_id"].tolist() == ["L1", "L2"]
+    assert load_crm(sql_params(tmp_path, "recent")).leads["lead_id"].tolist() == ["L2"]
+
+
+def test_sqlite_datetime_column_with_two_utc_offsets_reads_every_row_in_utc(tmp_path):
+    """pandas' read_sql_table parsed a declared DATETIME column itself: after a DST change (a second
+    offset) every date came back empty and the rows were refused as 'empty created_at'."""
+    db = sqlite_crm(tmp_path)
+    with sa.create_engine(f"sqlite:///{db}").begin() as conn:
+        conn.exec_driver_sql('CREATE TABLE leads ("Lead ID" TEXT, "Created Date" DATETIME)')
+        conn.exec_driver_sql("INSERT INTO leads VALUES ('L1', '2024-03-09T08:00:00-05:00'), "
+                             "('L2', '2024-03-11T08:00:00-04:00')")
+
+    crm = load_crm(sql_params(tmp_path, "leads"))
+
+    assert crm.leads["created_at"].tolist() == [pd.Timestamp("2024-03-09 13:00"), pd.Timestamp("2024-03-11 12:00")]
+
+
+def test_sql_errors_name_the_database_and_the_table_or_query(tmp_path):
+    sqlite_crm(tmp_path, crm_leads=pd.DataFrame([lead("L1")]))
+
+    with pytest.raises(ValueError, match=r"crm\.db: no table or view 'leadz' \(it has 'crm_leads'\)"):
+        load_crm(sql_params(tmp_path, "leadz"))
+    with pytest.raises(ValueError, match=r"crm\.db: query 'SELECT FROM crm_leads' failed: near \"FROM\": syntax error"):
+        load_crm(sql_params(tmp_path, "SELECT FROM crm_leads"))
+    with pytest.raises(ValueError, match=r"crm\.db: table 'crm_leads' failed: file is not a database"):
+        (tmp_path / "crm.db").write_text("not a database")
+        load_crm(sql_params(tmp_path, "crm_leads"))
+
+
+def test_sql_query_may_start_with_a_comment_and_hold_a_colon_in_a_literal(tmp_path):
+    sqlite_crm(tmp_path, crm_leads=pd.DataFrame([lead("L1"), lead("L2", Industry="a:b")]))
+    query = "-- leads of one industry\nSELECT * FROM crm_leads WHERE \"Industry\" = 'a:b'"
+
+    assert load_crm(sql_params(tmp_path, query)).leads["lead_id"].tolist() == ["L2"]
+
+
+def test_sql_integer_ids_beyond_2_53_keep_every_digit_in_a_column_with_a_null(tmp_path):
+    """A NULL made pandas read an INTEGER column as float64, which rounds 19-digit ids: every activity
+    then named a lead that does not exist and was dropped."""
+    big = 1234567890123456789
+    sqlite_crm(tmp_path, crm_leads=pd.DataFrame({"Lead ID": [big], "Created Date": ["2024-01-05"]}),
+               crm_activities=pd.DataFrame({"Lead ID": pd.array([big, None], dtype="Int64"),
+                                            "Activity Date": ["2024-01-06"] * 2, "Activity Type": ["page_view"] * 2}))
+
+    crm = load_crm(sql_params(tmp_path, "crm_leads", activities="crm_activities", on_error="drop"))
+
+    assert crm.leads["lead_id"].tolist() == [str(big)]
+    assert crm.activities["lead_id"].tolist() == [str(big)]
+    assert crm.report.tables["activities"].dropped == {"empty_value": 1}
+
+
+def test_sql_dates_stored_as_numbers_are_refused_with_the_select_that_converts_them(tmp_path):
+    sqlite_crm(tmp_path, crm_leads=pd.DataFrame({"Lead ID": ["L1"], "Created Date": [1704449400]}))
+
+    with pytest.raises(ContractError) as err:
+        load_crm(sql_params(tmp_path, "crm_leads"))
+    assert "crm_leads row 1, column 'Created Date' (created_at): a date is text" in str(err.value)
+    assert """datetime("Created Date", 'unixepoch') AS "Created Date" (unix seconds)""" in str(err.value)
+
+    converted = """SELECT "Lead ID", datetime("Created Date", 'unixepoch') AS "Created Date" FROM crm_leads"""
+    assert load_crm(sql_params(tmp_path, converted)).leads["created_at"].tolist() == [pd.Timestamp("2024-01-05 10:10")]
+
+
 def test_missing_file_is_named(tmp_path):
     with pytest.raises(FileNotFoundError, match="nope.csv"):
         read_source("nope.csv", DataParams(leads="nope.csv"), tmp_path)
