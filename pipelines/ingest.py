@@ -37,9 +37,9 @@ TEXT_COLUMNS = frozenset(
 MAX_LISTED_PROBLEMS = 20
 DATE_RANGE_TEXT = f"{DATE_RANGE[0]:%Y-%m-%d} to {DATE_RANGE[1] - timedelta(days=1):%Y-%m-%d}"
 DATE_FORM = "a date is text such as 2026-01-31 or 2026-01-31T09:30:00Z"
-# Text that is a number ("1764000000", " 2026 ", "1.7e9"): pandas would read "2026" as 2026-01-01.
 # A SQL source is a query when, after comments and parentheses, it starts with one of these words.
 _QUERY_START = re.compile(r"(\s|\(|--[^\n]*|/\*.*?\*/)*(select|with|values)\b", re.IGNORECASE | re.DOTALL)
+# Text that is a number ("1764000000", " 2026 ", "1.7e9"): pandas would read "2026" as 2026-01-01.
 _NUMBER_TEXT = r"^\s*[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?\s*$"
 
 # Why a row did not reach the canonical tables (report keys -> words for people).
