@@ -850,6 +850,13 @@ def load_crm(params: Params) -> CRMData:
         if repoint.any():
             activities.loc[repoint, "lead_id"] = activities.loc[repoint, "lead_id"].map(redirect)
         known = _lead_in(activities["lead_id"], leads["lead_id"])
+        if len(known) and len(leads) and not known.any():  # every lead would train as never active
+            raise ContractError([Problem(
+                act_report.source, None, crm_column(data, "activities", "lead_id"),
+                f"none of the {len(known):,} activity rows names a lead of the leads table (activity lead ids such "
+                f"as {activities['lead_id'].iloc[0]!r}, lead ids such as {leads['lead_id'].iloc[0]!r}): check that "
+                "both tables write lead ids alike (a database may store '000123' as the number 123)",
+                "lead_id", "no_known_lead")])
         act_report.drop("unknown_lead", (~known).sum())
         activities = activities[known]
 

@@ -494,6 +494,22 @@ def test_flat_export_splits_outcomes_off_and_refuses_a_bad_row_as_a_whole(tmp_pa
     assert crm.report.tables["leads"].dropped == crm.report.tables["outcomes"].dropped == {"unknown_status": 1}
 
 
+def test_activities_that_name_no_lead_at_all_refuse_the_export_instead_of_training_without_them(tmp_path):
+    """Leads keyed '000123' and activities keyed 123 (a database's number) match nothing: every lead
+    would silently train as never active."""
+    leads = [lead("000123"), lead("000124")]
+    activities = [activity("123"), activity("124"), activity("124", kind="demo_request")]
+
+    with pytest.raises(ContractError) as err:
+        load_crm(crm_params(tmp_path, leads, activities=activities, on_error="drop"))
+    assert only_problem(err).kind == "no_known_lead"
+    assert "none of the 3 activity rows names a lead of the leads table (activity lead ids such as '123', " \
+           "lead ids such as '000123')" in str(err.value)
+
+    activities.append(activity("000123"))  # one that matches: the others are activities of deleted leads
+    assert len(load_crm(crm_params(tmp_path, leads, activities=activities)).activities) == 1
+
+
 def test_a_decision_dated_before_its_lead_was_created_is_refused_by_row(tmp_path):
     """Usually decided_at mapped to the wrong CRM field; a day of slack covers time zones."""
     leads = [lead("L1", created="2024-03-10"), lead("L2", created="2024-03-10T20:00:00"), lead("L3", created="2024-03-10")]
