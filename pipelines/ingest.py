@@ -215,7 +215,8 @@ def read_source(spec: str, data: DataParams, base_dir: Path) -> pd.DataFrame:
         raise FileNotFoundError(f"CRM export not found: {path}")
     if is_parquet(path):
         table = bytes_as_text(pq.read_table(path), path)
-        return table.to_pandas().drop(columns=data.drop_columns, errors="ignore")
+        frame = _usual_dtypes(table.to_pandas(types_mapper=_NULLABLE_INTEGERS.get))  # ids with a NULL stay exact
+        return frame.drop(columns=data.drop_columns, errors="ignore")
     if ".csv" not in path.name.lower():
         raise ValueError(f"{path}: unsupported file type; use .csv (optionally compressed) or .parquet")
     mapped_to_text = {
@@ -359,6 +360,12 @@ def _select_all(name: str, conn: sa.Connection) -> sa.Select:
     listed = ", ".join(map(repr, known[:MAX_LISTED_PROBLEMS])) + (", ..." if len(known) > MAX_LISTED_PROBLEMS else "")
     raise ValueError(f"data.sql_url {conn.engine.url.render_as_string()}: no table or view {name!r} "
                      f"(it has {listed or 'none'}); or write a SELECT")
+
+
+# Arrow integer types as pandas' nullable ones: numpy would make a column with a NULL float64.
+_NULLABLE_INTEGERS = {pa.int8(): pd.Int8Dtype(), pa.int16(): pd.Int16Dtype(), pa.int32(): pd.Int32Dtype(),
+                      pa.int64(): pd.Int64Dtype(), pa.uint8(): pd.UInt8Dtype(), pa.uint16(): pd.UInt16Dtype(),
+                      pa.uint32(): pd.UInt32Dtype(), pa.uint64(): pd.UInt64Dtype()}
 
 
 def _usual_dtypes(frame: pd.DataFrame) -> pd.DataFrame:

@@ -573,6 +573,24 @@ def test_parquet_text_stored_as_bytes_reads_as_text_and_a_cell_not_utf8_is_named
         load_crm(export([b"software", None, "caf\u00e9".encode("latin-1")]))
 
 
+def test_parquet_integer_ids_with_a_null_keep_every_digit(tmp_path):
+    """A NULL made numpy read the column as float64: 1234567890123456789 became ...768 and every
+    activity of that lead named an unknown one."""
+    big = 1234567890123456789
+    pq.write_table(pa.table({"Lead ID": pa.array([big, 7], pa.int64()), "Created Date": ["2024-01-05"] * 2}),
+                   tmp_path / "leads.parquet")
+    pq.write_table(pa.table({"Lead ID": pa.array([big, None, big, 7], pa.int64()),
+                             "Activity Date": ["2024-01-06"] * 4, "Activity Type": ["page_view"] * 4}),
+                   tmp_path / "acts.parquet")
+    params = Params.model_validate({"data": {"leads": "leads.parquet", "activities": "acts.parquet", "mapping": MAPPING,
+                                             "on_error": "drop"}, "base_dir": tmp_path})
+
+    crm = load_crm(params)
+
+    assert crm.leads["lead_id"].tolist() == [str(big), "7"]
+    assert crm.activities["lead_id"].tolist() == [str(big), str(big), "7"]  # the NULL one refused as empty
+
+
 def test_sqlite_source_reads_tables_and_select_queries(tmp_path):
     engine = sa.create_engine(f"sqlite:///{tmp_path / 'crm.db'}")
     pd.DataFrame([lead("L1"), lead("L2", created="2024-01-09")]).to_sql("crm_leads", engine, index=False)
