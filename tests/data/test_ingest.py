@@ -591,13 +591,24 @@ def test_parquet_integer_ids_with_a_null_keep_every_digit(tmp_path):
     assert crm.activities["lead_id"].tolist() == [str(big), str(big), "7"]  # the NULL one refused as empty
 
 
-def test_sqlite_source_reads_tables_and_select_queries(tmp_path):
+def sqlite_crm(tmp_path: Path, **tables: pd.DataFrame) -> Path:
+    """`tables` written with pandas' to_sql into tmp_path/crm.db, as a CRM sync would."""
     engine = sa.create_engine(f"sqlite:///{tmp_path / 'crm.db'}")
-    pd.DataFrame([lead("L1"), lead("L2", created="2024-01-09")]).to_sql("crm_leads", engine, index=False)
-    pd.DataFrame([outcome("L1", stage="Closed Won"), outcome("L2")]).assign(Deleted=[0, 1]).to_sql(
-        "opportunities", engine, index=False
-    )
+    for name, frame in tables.items():
+        frame.to_sql(name, engine, index=False)
     engine.dispose()
+    return tmp_path / "crm.db"
+
+
+def sql_params(tmp_path: Path, leads: str, **data) -> Params:
+    return Params.model_validate(
+        {"data": {"sql_url": "sqlite:///crm.db", "leads": leads, "mapping": MAPPING, **data}, "base_dir": tmp_path}
+    )
+
+
+def test_sqlite_source_reads_tables_and_select_queries(tmp_path):
+    sqlite_crm(tmp_path, crm_leads=pd.DataFrame([lead("L1"), lead("L2", created="2024-01-09")]),
+               opportunities=pd.DataFrame([outcome("L1", stage="Closed Won"), outcome("L2")]).assign(Deleted=[0, 1]))
     query = 'SELECT "Lead ID", "Stage", "Lost Reason", "Closed Date" FROM opportunities WHERE "Deleted" = 0'
     params = Params.model_validate(
         {
@@ -612,21 +623,6 @@ def test_sqlite_source_reads_tables_and_select_queries(tmp_path):
     assert crm.leads["lead_id"].tolist() == ["L1", "L2"]
     assert crm.leads["created_at"].tolist() == [pd.Timestamp("2024-01-05"), pd.Timestamp("2024-01-09")]
     assert crm.outcomes[["lead_id", "status"]].values.tolist() == [["L1", "converted"]]
-
-
-def sqlite_crm(tmp_path: Path, **tables: pd.DataFrame) -> Path:
-    """`tables` written with pandas' to_sql into tmp_path/crm.db, as a CRM sync would."""
-    engine = sa.create_engine(f"sqlite:///{tmp_path / 'crm.db'}")
-    for name, frame in tables.items():
-        frame.to_sql(name, engine, index=False)
-    engine.dispose()
-    return tmp_path / "crm.db"
-
-
-def sql_params(tmp_path: Path, leads: str, **data) -> Params:
-    return Params.model_validate(
-        {"data": {"sql_url": "sqlite:///crm.db", "leads": leads, "mapping": MAPPING, **data}, "base_dir": tmp_path}
-    )
 
 
 def test_sqlite_database_that_does_not_exist_is_refused_not_created(tmp_path):
@@ -668,8 +664,8 @@ def test_sql_errors_name_the_database_and_the_table_or_query(tmp_path):
         load_crm(sql_params(tmp_path, "leadz"))
     with pytest.raises(ValueError, match=r"crm\.db: query 'SELECT FROM crm_leads' failed: near \"FROM\": syntax error"):
         load_crm(sql_params(tmp_path, "SELECT FROM crm_leads"))
+    (tmp_path / "crm.db").write_text("not a database")
     with pytest.raises(ValueError, match=r"crm\.db: table 'crm_leads' failed: file is not a database"):
-        (tmp_path / "crm.db").write_text("not a database")
         load_crm(sql_params(tmp_path, "crm_leads"))
 
 
