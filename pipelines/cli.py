@@ -270,12 +270,13 @@ def audit(
     compare_to: Annotated[Optional[str], typer.Option("--compare-to", help="Version number or alias to compare with (default: the previous version).")] = None,
     out: Annotated[Path, typer.Option(help="Folder for audit.html, audit.json and the CSV tables.")] = Path("outputs/audit"),
     as_of: AsOfOption = None,
+    leads: LeadsOption = None,
 ) -> None:
     """Marketing signal audit: signal importance, sources and rejection reasons, tiers, calibration (HTML)."""
     from pipelines.audit import run_audit
     from pipelines.ingest import ContractError
 
-    p = _params(params)
+    p = _params(params, leads)
     try:
         result = run_audit(p, alias=alias, out_dir=out, compare_to=compare_to, as_of=_as_of(as_of))
     except (LookupError, ContractError, FileNotFoundError, ValueError) as err:
@@ -346,13 +347,14 @@ def backtest(
     segment: Annotated[str, typer.Option(help="Feature whose values get their own predicted-vs-observed rows.")] = "lead_source",
     out: Annotated[Path, typer.Option(help="Folder for backtest.csv, segments.csv and backtest.png.")] = Path("outputs/backtest"),
     params: ParamsOption = None,
+    leads: LeadsOption = None,
 ) -> None:
     """Replay quarterly retraining: per quarter AUC, top-20% capture, ECE, tier conversion (table + plot)."""
     from pipelines.backtest import backtest as run_backtest
     from pipelines.ingest import ContractError
 
     try:
-        result = run_backtest(_params(params), quarters=quarters, segment=segment, out_dir=out)
+        result = run_backtest(_params(params, leads), quarters=quarters, segment=segment, out_dir=out)
     except (ContractError, FileNotFoundError, ValueError) as err:
         _fail(err)
     for line in result.lines():
@@ -365,13 +367,14 @@ def monitor(
     as_of: AsOfOption = None,
     out: Annotated[Path, typer.Option(help="HTML report to write.")] = Path("outputs/monitor.html"),
     params: ParamsOption = None,
+    leads: LeadsOption = None,
 ) -> None:
     """Drift (PSI), calibration against arrived outcomes and hand-off SLA of the champion; HTML + MLflow."""
     from pipelines.ingest import ContractError
     from pipelines.monitor import monitor as run_monitor
 
     try:
-        report = run_monitor(_params(params), as_of=_as_of(as_of), out=out)
+        report = run_monitor(_params(params, leads), as_of=_as_of(as_of), out=out)
     except (LookupError, ContractError, FileNotFoundError, ValueError) as err:
         _fail(err)
     for line in report.lines():

@@ -364,6 +364,17 @@ def test_a_missing_export_is_a_clear_error(tmp_path):
     assert "nope.csv" in result.output
 
 
+@pytest.mark.parametrize("command", ["features", "train", "evaluate", "audit", "retrain", "backtest", "monitor"])
+def test_every_command_that_reads_the_export_reads_the_one_given_with_leads(trained, sample_params, tmp_path, command):
+    """`train --leads` on a file outside params must have audit, backtest and monitor for company."""
+    from serving.local_server import params_file
+
+    params = params_file(sample_params, tmp_path / "params.yaml")
+    result = run(command, "--params", str(params), "--leads", str(tmp_path / "other_export.csv"))
+    assert result.exit_code == 1
+    assert "other_export.csv" in result.output.replace("\n", "")
+
+
 @pytest.fixture(scope="module")
 def small_export(tmp_path_factory) -> dict:
     """A 2,000-lead sample export as text tables, for tests that edit a copy and run the training commands."""
