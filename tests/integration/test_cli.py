@@ -271,6 +271,20 @@ def test_export_outcomes_writes_parquet_for_a_parquet_name_and_ingest_reads_it(f
     assert not problems and outcomes.set_index("lead_id")["status"].to_dict() == {"L1": "rejected", "L2": "converted"}
 
 
+def test_export_outcomes_replaces_an_existing_file_only_with_overwrite(feedback_params, tmp_path):
+    out = tmp_path / "open_leads.csv"  # e.g. sample-data's lead file, or last quarter's export
+    out.write_text("lead_id,created_at\nL9,2025-01-01\n")
+
+    refused = runner.invoke(app, ["export-outcomes", "--params", str(feedback_params), "--output", str(out)])
+    assert refused.exit_code == 1 and isinstance(refused.exception, SystemExit)
+    assert f"--output: {out} already exists; pass --overwrite to replace it" in refused.output.replace("\n", "")
+    assert out.read_text() == "lead_id,created_at\nL9,2025-01-01\n"
+
+    replaced = run("export-outcomes", "--params", str(feedback_params), "--output", str(out), "--overwrite")
+    assert replaced.exit_code == 0, replaced.output
+    assert pd.read_csv(out)["lead_id"].tolist() == ["L1", "L2"]
+
+
 @pytest.mark.parametrize(("output", "message"), [
     ("outcomes.xlsx", "{out} is neither .csv (optionally compressed, e.g. .csv.gz) nor .parquet"),
     ("folder", "{out} is a folder; name the file to write in it"),
