@@ -322,7 +322,11 @@ def _record_alias_run(params: Params, action: str, change: AliasChange) -> str:
 
 
 def promote(params: Params, version: str | int, reason: str) -> AliasChange:
-    """Make `version` the champion by hand; the reason and the replaced champion are recorded."""
+    """Make `version` the champion by hand; the reason and the replaced champion are recorded.
+
+    `version` may be written as every command prints it ("v3") as well as "3".
+    """
+    version = str(version).strip().removeprefix("v").removeprefix("V")
     if not reason.strip():
         raise ValueError("promote: a reason is required (it is recorded on the model version)")
     tracking.configure(params)

@@ -344,6 +344,8 @@ def test_promote_and_rollback_record_why_and_walk_back_the_chain(three_versions)
 def test_promote_refuses_an_unknown_version_or_a_missing_reason(three_versions):
     with pytest.raises(LookupError, match="no version 9"):
         promote(three_versions, 9, "typo")
+    with pytest.raises(LookupError, match="no version 9"):
+        promote(three_versions, "v9", "typo")
     with pytest.raises(ValueError, match="reason is required"):
         promote(three_versions, 1, "  ")
 
@@ -371,3 +373,6 @@ def test_the_cli_moves_aliases_and_reports_failures(three_versions, tmp_path):
     assert failed.exit_code == 1 and "no champion to roll back" in failed.output
     promoted = runner.invoke(app, ["promote", "--version", "1", "--reason", "first", "--params", str(params_file)])
     assert promoted.exit_code == 0 and "champion: v1 (was none)" in promoted.output
+    # as every command prints a version
+    again = runner.invoke(app, ["promote", "--version", "v2", "--reason", "Q3", "--params", str(params_file)])
+    assert again.exit_code == 0 and "champion: v2 (was v1)" in again.output
