@@ -182,8 +182,12 @@ def evaluate(
         evaluation, run_id = evaluate_registered(p, alias, _as_of(as_of))
     except (LookupError, ContractError, FileNotFoundError, ValueError) as err:
         _fail(err)
+    name, versions = p.tracking.registered_model, evaluation.versions
+    typer.echo(", ".join(f"{row}: {name} v{version}" for row, version in versions.items()))
     _say_evaluation(evaluation)
     typer.echo(f"\nMLflow run {run_id}")
+    if versions.get("champion") not in (None, versions[alias]):  # the command that serves what was evaluated
+        typer.echo(f"to serve v{versions[alias]}: leadscore promote --version {versions[alias]} --reason \"...\"")
 
 
 @app.command()

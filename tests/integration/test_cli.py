@@ -417,6 +417,22 @@ def test_train_and_evaluate_name_each_tier_in_its_conversion_table(small_export,
     assert pd.read_csv(logged)["tier"].tolist() == ["A", "B", "C", "D"]
 
 
+def test_evaluate_names_the_versions_compared_and_how_to_serve_the_challenger(small_export, tmp_path, monkeypatch):
+    params = training_params(small_export, tmp_path, monkeypatch)
+    assert run("train", "--params", str(params)).exit_code == 0  # v1: challenger and champion
+    assert run("train", "--params", str(params)).exit_code == 0  # v2: challenger
+
+    evaluated = run("evaluate", "--params", str(params))
+
+    assert evaluated.exit_code == 0, evaluated.output
+    assert "challenger: leadscore v2, champion: leadscore v1" in evaluated.output
+    advice = re.search(r'to serve v2: leadscore (promote --version 2) --reason "..."', evaluated.output)
+    assert advice, evaluated.output
+    promoted = run(*advice.group(1).split(), "--reason", "beat v1", "--params", str(params))
+    assert "champion: v2 (was v1)" in promoted.output
+    assert "to serve" not in run("evaluate", "--params", str(params)).output  # the challenger now serves
+
+
 def test_an_activity_dated_after_the_export_does_not_move_its_now(small_export, tmp_path, monkeypatch):
     """A webinar booked for next year must not make every open lead look past the horizon (labelled negative)."""
 
