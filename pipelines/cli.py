@@ -182,8 +182,12 @@ def evaluate(
         evaluation, run_id = evaluate_registered(p, alias, _as_of(as_of))
     except (LookupError, ContractError, FileNotFoundError, ValueError) as err:
         _fail(err)
+    name, versions = p.tracking.registered_model, evaluation.versions
+    typer.echo(", ".join(f"{row}: {name} v{version}" for row, version in versions.items()))
     _say_evaluation(evaluation)
     typer.echo(f"\nMLflow run {run_id}")
+    if versions.get("champion") not in (None, versions[alias]):  # the command that serves what was evaluated
+        typer.echo(f"to serve v{versions[alias]}: leadscore promote --version {versions[alias]} --reason \"...\"")
 
 
 @app.command()
@@ -236,6 +240,7 @@ def _crm_export(p: Params) -> dict[str, Path | None]:
 @app.command("export-outcomes")
 def export_outcomes(
     output: Annotated[Path, typer.Option("--output", "-o", help="Outcomes file (contract columns), e.g. for data.outcomes: CSV, or Parquet when it ends in .parquet.")],
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an existing --output file.")] = False,
     params: ParamsOption = None,
 ) -> None:
     """Write the feedback the service received as an outcomes table: the latest decision per lead."""
@@ -252,6 +257,8 @@ def export_outcomes(
         refuse_to_overwrite(_crm_export(p), {"output": output})
     except ValueError as err:
         _fail(err)
+    if output.exists() and not overwrite:  # e.g. last quarter's export, or a lead file of the same folder
+        _fail(f"--output: {output} already exists; pass --overwrite to replace it, or name another file")
     outcomes = Store.from_params(p).export_outcomes()
     try:
         output.parent.mkdir(parents=True, exist_ok=True)

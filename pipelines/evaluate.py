@@ -39,6 +39,7 @@ class Evaluation:
     by_age: pd.DataFrame = field(default_factory=pd.DataFrame)  # leadscore's calibration by age, when dated
     # leadscore over every (test lead, age it was still open) pair (evaluate_scores keys), when dated
     while_open: dict[str, float] = field(default_factory=dict)
+    versions: dict[str, str] = field(default_factory=dict)  # registry version per registered scorer (evaluate_registered)
 
     def metrics(self, scorer: str = LEADSCORE) -> dict[str, float]:
         return {k: float(v) for k, v in self.table.loc[scorer].items()}
@@ -235,8 +236,9 @@ def evaluate_registered(params: Params, alias: str = "challenger", as_of=None) -
     evaluation = compare({**scorers, **peers}, ts.features, ts.y, split, params, ts.reasons)
     evaluation.by_age, evaluation.while_open = evaluate_while_open(
         scorers[alias], ts, split.test, params.features.snapshot_days, params.evaluate.ece_bins)
-    versions = {name: s.info["registry"]["version"] for name, s in scorers.items()}
-    with mlflow.start_run(tags={"kind": "evaluate", **{f"version.{k}": str(v) for k, v in versions.items()}}) as run:
+    versions = {name: str(s.info["registry"]["version"]) for name, s in scorers.items()}
+    evaluation.versions = versions
+    with mlflow.start_run(tags={"kind": "evaluate", **{f"version.{k}": v for k, v in versions.items()}}) as run:
         mlflow.log_dict(split.describe(), "data/split.json")
         for name in evaluation.table.index:
             mlflow.log_metrics({f"{name}.{k}": float(v) for k, v in evaluation.metrics(name).items()})

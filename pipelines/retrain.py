@@ -322,7 +322,11 @@ def _record_alias_run(params: Params, action: str, change: AliasChange) -> str:
 
 
 def promote(params: Params, version: str | int, reason: str) -> AliasChange:
-    """Make `version` the champion by hand; the reason and the replaced champion are recorded."""
+    """Make `version` the champion by hand; the reason and the replaced champion are recorded.
+
+    `version` may be written as every command prints it ("v3") as well as "3".
+    """
+    version = str(version).strip().removeprefix("v").removeprefix("V")
     if not reason.strip():
         raise ValueError("promote: a reason is required (it is recorded on the model version)")
     tracking.configure(params)
@@ -430,6 +434,11 @@ def retrain(
     crm, merged = merge_feedback(crm, feedback)
     merged.left_out = left_out
     as_of = (pd.Timestamp(as_of) if as_of is not None else data_as_of(crm)) if params.data.dated else None
+    client, name = MlflowClient(), params.tracking.registered_model
+    champion_version = _champion_version(params)
+    # By version, not alias: the model compared is the version recorded as the previous champion.
+    champion = tracking.load_scorer(params, version=champion_version) if champion_version else None
+    _refuse_going_back(champion, champion_version, as_of)
     ts = assemble(params, as_of=as_of, crm=crm)
     closed, conversions = closed_counts(ts)
     try:
@@ -438,11 +447,6 @@ def retrain(
         when = f"as of {as_of:%Y-%m-%d}" if as_of is not None else "on the undated export"
         raise ValueError(f"retrain {when}: {closed:,} closed leads with {conversions:,} conversions had matured, "
                          f"too few to split: {err}") from None
-
-    client, name = MlflowClient(), params.tracking.registered_model
-    champion_version = _champion_version(params)
-    # By version, not alias: the model compared is the version recorded as the previous champion.
-    champion = tracking.load_scorer(params, version=champion_version) if champion_version else None
 
     challenger, why = fit_challenger(ts, split, params)
     if why:
@@ -480,6 +484,22 @@ def retrain(
             client.set_model_version_tag(name, challenger_version, "retrain_refused", "; ".join(decision.reasons))
         _log_retrain_run(result, params)
     return result
+
+
+def _refuse_going_back(champion: LeadScorer | None, version: str | None, as_of: pd.Timestamp | None) -> None:
+    """Refuse a retrain as of a date before the champion's own training date.
+
+    The challenger would learn from less than the champion did, and be compared on leads the champion
+    was fit on; the gate lets a challenger trail by max_auc_drop, so it could put an older model back in
+    service.
+    """
+    trained = champion.info.get("as_of") if champion is not None else None
+    if as_of is None or not trained or as_of.normalize() >= pd.Timestamp(trained).normalize():  # same day: hours apart
+        return
+    raise ValueError(f"retrain as of {as_of:%Y-%m-%d}: champion v{version} was trained on what had matured by "
+                     f"{pd.Timestamp(trained):%Y-%m-%d}, later than that; retrain as of that day "
+                     "or after, replay past quarters with `leadscore backtest`, or go back to an older version on "
+                     "purpose with `leadscore promote --version N`")
 
 
 def _overlap_notes(champion: LeadScorer, ts: TrainingSet, rows: np.ndarray) -> list[str]:

@@ -271,6 +271,20 @@ def test_export_outcomes_writes_parquet_for_a_parquet_name_and_ingest_reads_it(f
     assert not problems and outcomes.set_index("lead_id")["status"].to_dict() == {"L1": "rejected", "L2": "converted"}
 
 
+def test_export_outcomes_replaces_an_existing_file_only_with_overwrite(feedback_params, tmp_path):
+    out = tmp_path / "open_leads.csv"  # e.g. sample-data's lead file, or last quarter's export
+    out.write_text("lead_id,created_at\nL9,2025-01-01\n")
+
+    refused = runner.invoke(app, ["export-outcomes", "--params", str(feedback_params), "--output", str(out)])
+    assert refused.exit_code == 1 and isinstance(refused.exception, SystemExit)
+    assert f"--output: {out} already exists; pass --overwrite to replace it" in refused.output.replace("\n", "")
+    assert out.read_text() == "lead_id,created_at\nL9,2025-01-01\n"
+
+    replaced = run("export-outcomes", "--params", str(feedback_params), "--output", str(out), "--overwrite")
+    assert replaced.exit_code == 0, replaced.output
+    assert pd.read_csv(out)["lead_id"].tolist() == ["L1", "L2"]
+
+
 @pytest.mark.parametrize(("output", "message"), [
     ("outcomes.xlsx", "{out} is neither .csv (optionally compressed, e.g. .csv.gz) nor .parquet"),
     ("folder", "{out} is a folder; name the file to write in it"),
@@ -412,6 +426,22 @@ def test_train_and_evaluate_name_each_tier_in_its_conversion_table(small_export,
     logged = mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path="evaluation/tiers.csv",
                                                  dst_path=str(tmp_path / "artifacts"))
     assert pd.read_csv(logged)["tier"].tolist() == ["A", "B", "C", "D"]
+
+
+def test_evaluate_names_the_versions_compared_and_how_to_serve_the_challenger(small_export, tmp_path, monkeypatch):
+    params = training_params(small_export, tmp_path, monkeypatch)
+    assert run("train", "--params", str(params)).exit_code == 0  # v1: challenger and champion
+    assert run("train", "--params", str(params)).exit_code == 0  # v2: challenger
+
+    evaluated = run("evaluate", "--params", str(params))
+
+    assert evaluated.exit_code == 0, evaluated.output
+    assert "challenger: leadscore v2, champion: leadscore v1" in evaluated.output
+    advice = re.search(r'to serve v2: leadscore (promote --version 2) --reason "..."', evaluated.output)
+    assert advice, evaluated.output
+    promoted = run(*advice.group(1).split(), "--reason", "beat v1", "--params", str(params))
+    assert "champion: v2 (was v1)" in promoted.output
+    assert "to serve" not in run("evaluate", "--params", str(params)).output  # the challenger now serves
 
 
 def test_an_activity_dated_after_the_export_does_not_move_its_now(small_export, tmp_path, monkeypatch):

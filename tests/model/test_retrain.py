@@ -100,12 +100,27 @@ def test_a_challenger_trained_on_shuffled_labels_is_refused(registry):
 
 def test_cold_start_never_replaces_a_learned_champion(registry):
     before = champion_version(registry)
+    thin = registry.model_copy(update={"retrain": registry.retrain.model_copy(update={"min_closed_leads": 10**6})})
 
-    result = retrain(registry, as_of=pd.Timestamp("2024-08-01"))  # a few hundred closed leads by then
+    result = retrain(thin)  # as if the export held too few closed leads
 
     assert result.cold_start and "cold start" in result.cold_start
     assert not result.promoted and champion_version(registry) == before
     assert any("never replaced by the cold-start peer" in r for r in result.decision.reasons)
+
+
+def test_retraining_as_of_a_date_before_the_champions_training_is_refused(registry):
+    client, name = MlflowClient(), registry.tracking.registered_model
+    before, versions = champion_version(registry), len(client.search_model_versions(f"name='{name}'"))
+    trained = pd.Timestamp(tracking.load_scorer(registry, tracking.CHAMPION).info["as_of"])
+
+    for dry_run in (True, False):
+        with pytest.raises(ValueError, match=rf"retrain as of 2024-10-01: champion v{before} was trained on what had "
+                                             rf"matured by {trained:%Y-%m-%d}, later than that; .*leadscore backtest"):
+            retrain(registry, as_of=pd.Timestamp("2024-10-01"), dry_run=dry_run)
+
+    assert champion_version(registry) == before
+    assert len(client.search_model_versions(f"name='{name}'")) == versions  # nothing registered
 
 
 def test_the_registered_version_carries_its_model_card(registry):
@@ -344,6 +359,8 @@ def test_promote_and_rollback_record_why_and_walk_back_the_chain(three_versions)
 def test_promote_refuses_an_unknown_version_or_a_missing_reason(three_versions):
     with pytest.raises(LookupError, match="no version 9"):
         promote(three_versions, 9, "typo")
+    with pytest.raises(LookupError, match="no version 9"):
+        promote(three_versions, "v9", "typo")
     with pytest.raises(ValueError, match="reason is required"):
         promote(three_versions, 1, "  ")
 
@@ -371,3 +388,6 @@ def test_the_cli_moves_aliases_and_reports_failures(three_versions, tmp_path):
     assert failed.exit_code == 1 and "no champion to roll back" in failed.output
     promoted = runner.invoke(app, ["promote", "--version", "1", "--reason", "first", "--params", str(params_file)])
     assert promoted.exit_code == 0 and "champion: v1 (was none)" in promoted.output
+    # as every command prints a version
+    again = runner.invoke(app, ["promote", "--version", "v2", "--reason", "Q3", "--params", str(params_file)])
+    assert again.exit_code == 0 and "champion: v2 (was v1)" in again.output
