@@ -674,8 +674,11 @@ def change_section(
 def held_out_leads(training_set: TrainingSet, split: Split, label: LabelParams) -> str:
     """Which leads the test rows are, in words: their creation dates and what counts as converted."""
     created = training_set.created_at.iloc[split.test] if training_set.created_at is not None else None
-    which = (f"held-out leads (the newest labelled ones, created {created.min():%Y-%m-%d} to {created.max():%Y-%m-%d}, "
-             "never seen in training" if created is not None and len(created) else "held-out leads (never seen in training")
+    if created is None or not len(created):
+        which = "held-out leads (never seen in training"
+    else:  # a stratified split of a dated export holds leads of any date, not the newest
+        which = (f"held-out leads ({'the newest' if split.kind == 'out_of_time' else 'a random share of the'} labelled "
+                 f"ones, created {created.min():%Y-%m-%d} to {created.max():%Y-%m-%d}, never seen in training")
     return which + (f"; converted = within {label.horizon_days} days of creation)" if label.horizon_days else ")")
 
 
@@ -714,7 +717,7 @@ def build_audit(
         "trained_at": scorer.info.get("trained_at"),
         "training_run": scorer.info.get("run_id"),
         "as_of": str(training_set.as_of) if training_set.as_of is not None else None,
-        "split": split.kind,
+        "split": split.kind_description,
         "test_rows": len(rows.y),
         "compared_with": previous.label if previous is not None else None,
         "generated_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),

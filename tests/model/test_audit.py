@@ -327,3 +327,13 @@ def test_audited_probabilities_are_the_scores_serving_gives(trained):
     ts = trained.training_set
     rows = audit.explain_rows(trained.scorer, ts.features.iloc[:300], ts.y[:300])
     np.testing.assert_allclose(rows.probability, trained.scorer.predict_proba(ts.features.iloc[:300]), rtol=0, atol=1e-9)
+
+
+def test_tier_rates_of_a_stratified_test_do_not_claim_the_newest_leads(sample_params):
+    """Leads all created on one day are split at random: the held-out ones are not 'the newest'."""
+    created_at = pd.Series(pd.to_datetime(["2026-01-05"] * 1000))
+    y = np.tile([1.0, 0.0, 0.0, 0.0, 0.0], 200)
+    split = audit.make_split(created_at, pd.Series(y), sample_params.evaluate.split, seed=1)
+    which = audit.held_out_leads(SimpleNamespace(created_at=created_at), split, sample_params.label)
+    assert which == ("held-out leads (a random share of the labelled ones, created 2026-01-05 to 2026-01-05, never "
+                     "seen in training; converted = within 120 days of creation)")
