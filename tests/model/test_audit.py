@@ -92,6 +92,31 @@ def test_source_table_counts_the_export_and_rejection_reasons_sum_to_one_per_sou
     assert (summary.loc[summary["converted"] == 0, "won_revenue"] == 0).all()
 
 
+def test_the_source_note_counts_the_leads_it_tables_and_the_export_rows_they_come_from(audited, trained):
+    """Marketing checks the count against its CRM export: two rows with one e-mail are one lead here."""
+    segments = sections(audited)["segments"]
+    counted = segments.tables["by_lead_source"]["leads"].sum()
+    report = trained.training_set.crm.report.tables["leads"]
+    merged = report.dropped["merged_by_email"]
+    assert merged and counted == report.rows_read - merged  # the sample CRM has e-mail duplicates, nothing else
+    assert segments.notes[0].startswith(f"All {counted:,} leads of the export ({report.rows_read:,} rows; {merged:,} "
+                                        "merged by e-mail into an earlier lead with the same address); rates are over")
+
+
+def test_export_rows_names_every_row_that_is_no_counted_lead():
+    from pipelines.ingest import IngestReport, TableReport
+
+    leads = TableReport("leads.csv", rows_read=10_000, rows_kept=9_750, dropped={"merged_by_email": 200, "unparsable_date": 50})
+    training_set = SimpleNamespace(crm=SimpleNamespace(report=IngestReport({"leads": leads})),
+                                   as_of=pd.Timestamp("2026-01-01"))
+    assert audit.export_rows(training_set, 9_700) == (
+        "10,000 rows; 200 merged by e-mail into an earlier lead with the same address, 50 dropped at ingest (see the "
+        "ingest report), 50 created after 2026-01-01")
+    every_row = TableReport("leads.csv", rows_read=9_750, rows_kept=9_750)
+    assert audit.export_rows(SimpleNamespace(crm=SimpleNamespace(report=IngestReport({"leads": every_row})),
+                                             as_of=None), 9_750) == ""
+
+
 def test_a_status_the_label_policy_excludes_is_no_outcome_of_the_source(sample_params):
     """A duplicate is not a lead the source brought in: counted as decided, it read as an accepted lead."""
     ids = pd.Index(["d", "n", "r"], name="lead_id")
