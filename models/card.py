@@ -194,8 +194,7 @@ def known_limits(scorer: LeadScorer, params: Params, evaluation=None, training_s
         limits.append(f"{cold['why']}. The peer ranks by fixed rules/frequencies and will not learn interactions; "
                       "retrain once enough outcomes have closed.")
     if split is not None and split.kind != "out_of_time":
-        why = (f"Creation dates cannot order the parts ({split.stratified_because})" if split.stratified_because
-               else "Undated export")
+        why = f"Dated export split at random ({split.stratified_because})" if split.stratified_because else "Undated export"
         limits.append(f"{why}: figures come from a random (stratified) hold-out, not from newer leads, so "
                       "they overstate how the model does on next quarter's leads.")
     if evaluation is not None:

@@ -5,7 +5,7 @@ drives early stopping and tuning, *calibration* fits the probability calibrator,
 only by the final evaluation. With creation dates the parts follow time (oldest to newest), because a
 lead-scoring model is always used on leads newer than the ones it learned from; an out-of-time test
 is the honest estimate of next quarter. Without dates it falls back to a seeded stratified hold-out,
-and so does a dated export whose creation days cannot order the parts (see `_unordered`).
+and so does a dated export whose creation days cannot order the parts (see `_why_not_out_of_time`).
 """
 
 from __future__ import annotations
@@ -87,7 +87,7 @@ def _out_of_time(dates: pd.Series, split: SplitParams) -> dict[str, np.ndarray]:
     return {name: np.sort(order[bounds[i] : bounds[i + 1]]) for i, name in enumerate(PART_NAMES)}
 
 
-def _unordered(dates: pd.Series, parts: dict[str, np.ndarray]) -> str:
+def _why_not_out_of_time(dates: pd.Series, parts: dict[str, np.ndarray]) -> str:
     """Why creation days cannot order the out-of-time parts, or '' when they do.
 
     The rule: the test part must begin on a later calendar day than the train part ends. Adjacent
@@ -125,7 +125,7 @@ def make_split(created_at: pd.Series | None, y: pd.Series, split: SplitParams, s
     Args:
         created_at: lead creation time per row, or None for an undated export. When given, the
             oldest rows train and the newest are the test, so every train date <= every test date;
-            when the creation days cannot order the parts (`_unordered`), the split is stratified
+            when the creation days cannot order the parts (`_why_not_out_of_time`), the split is stratified
             and `Split.stratified_because` says why.
         y: the 0/1 label per row, aligned with `created_at` by position.
         split: held-out fractions (evaluate.split); train gets the rest.
@@ -149,7 +149,7 @@ def make_split(created_at: pd.Series | None, y: pd.Series, split: SplitParams, s
         dates = _creation_dates(created_at)
         parts = _out_of_time(dates, split)
         kind = "out_of_time"
-        stratified_because = _unordered(dates, parts)
+        stratified_because = _why_not_out_of_time(dates, parts)
     if created_at is None or stratified_because:
         parts = {name: np.sort(np.concatenate(chunks)) for name, chunks in _stratified(labels, split, seed).items()}
         kind = "stratified"

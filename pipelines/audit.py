@@ -596,7 +596,7 @@ def export_rows(training_set: TrainingSet, leads: int) -> str:
     parts = [f"{merged:,} merged by e-mail into an earlier lead with the same address"] if merged else []
     parts += [f"{dropped:,} dropped at ingest (see the ingest report)"] if dropped else []
     parts += [f"{later:,} created after {training_set.as_of:%Y-%m-%d}"] if later and training_set.as_of is not None else []
-    return f"{report.rows_read:,} rows; " + ", ".join(parts) if parts else ""
+    return (f"{report.rows_read:,} rows; " + ", ".join(parts)) if parts else ""
 
 
 def segments_section(outcomes: pd.DataFrame, rows: str = "") -> Section:

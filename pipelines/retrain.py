@@ -513,7 +513,8 @@ def _describe_window(ts: TrainingSet, split: Split) -> str:
     if ts.created_at is not None and len(rows):
         created = ts.created_at.iloc[rows]
         text += f", created {created.min():%Y-%m-%d} .. {created.max():%Y-%m-%d}"
-    return text + f" (the challenger's {split.kind_description} test rows)"
+    kind = "out-of-time" if split.kind == "out_of_time" else split.kind_description
+    return text + f" (the challenger's {kind} test rows)"
 
 
 def _log_cold_start(scorer: LeadScorer, evaluation: Evaluation, ts: TrainingSet, split: Split, params: Params,
