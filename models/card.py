@@ -106,7 +106,7 @@ def _data_window(training_set, split: Split | None) -> str:
               "to": f"{split.date_ranges[name][1]:%Y-%m-%d}" if name in split.date_ranges else "—"}
              for name, rows in split.parts().items()]
         )
-        out += f"\n\nSplit: **{split.kind}**\n\n" + _table(parts, index=False, digits=0)
+        out += f"\n\nSplit: **{split.kind_description}**\n\n" + _table(parts, index=False, digits=0)
     counts = pd.DataFrame(list(ts.labels.counts.items()), columns=["label rule", "leads"])
     return out + "\n\nLeads per label rule:\n\n" + _table(counts, index=False, digits=0)
 
@@ -194,7 +194,8 @@ def known_limits(scorer: LeadScorer, params: Params, evaluation=None, training_s
         limits.append(f"{cold['why']}. The peer ranks by fixed rules/frequencies and will not learn interactions; "
                       "retrain once enough outcomes have closed.")
     if split is not None and split.kind != "out_of_time":
-        limits.append("Undated export: figures come from a random (stratified) hold-out, not from newer leads, so "
+        why = f"Dated export split at random ({split.stratified_because})" if split.stratified_because else "Undated export"
+        limits.append(f"{why}: figures come from a random (stratified) hold-out, not from newer leads, so "
                       "they overstate how the model does on next quarter's leads.")
     if evaluation is not None:
         metrics = evaluation.metrics()

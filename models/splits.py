@@ -4,7 +4,8 @@ Four parts, so no figure is measured on rows that shaped it: *train* fits the mo
 drives early stopping and tuning, *calibration* fits the probability calibrator, *test* is touched
 only by the final evaluation. With creation dates the parts follow time (oldest to newest), because a
 lead-scoring model is always used on leads newer than the ones it learned from; an out-of-time test
-is the honest estimate of next quarter. Without dates it falls back to a seeded stratified hold-out.
+is the honest estimate of next quarter. Without dates it falls back to a seeded stratified hold-out,
+and so does a dated export whose creation days cannot order the parts (see `_why_not_out_of_time`).
 """
 
 from __future__ import annotations
@@ -31,6 +32,13 @@ class Split:
     kind: Literal["out_of_time", "stratified"]
     positives: dict[str, int] = field(default_factory=dict)
     date_ranges: dict[str, tuple[pd.Timestamp, pd.Timestamp]] = field(default_factory=dict)
+    # Why a dated export was split at random: its creation days cannot order the parts ('' otherwise).
+    stratified_because: str = ""
+
+    @property
+    def kind_description(self) -> str:
+        """The kind as the console, MLflow and the model card show it, with why dates were not used."""
+        return f"{self.kind} ({self.stratified_because})" if self.stratified_because else self.kind
 
     def parts(self) -> dict[str, np.ndarray]:
         """Part name -> row indices, oldest part first."""
@@ -38,7 +46,7 @@ class Split:
 
     def describe(self) -> dict[str, str | int]:
         """Flat summary for logs and MLflow params: kind, rows and positives per part, date ranges."""
-        summary: dict[str, str | int] = {"kind": self.kind}
+        summary: dict[str, str | int] = {"kind": self.kind_description}
         for name, rows in self.parts().items():
             summary[f"{name}_rows"] = len(rows)
             if name in self.positives:
@@ -79,6 +87,26 @@ def _out_of_time(dates: pd.Series, split: SplitParams) -> dict[str, np.ndarray]:
     return {name: np.sort(order[bounds[i] : bounds[i + 1]]) for i, name in enumerate(PART_NAMES)}
 
 
+def _why_not_out_of_time(dates: pd.Series, parts: dict[str, np.ndarray]) -> str:
+    """Why creation days cannot order the out-of-time parts, or '' when they do.
+
+    The rule: the test part must begin on a later calendar day than the train part ends. Adjacent
+    parts may share the day a cut falls on (validation and calibration lie between train and test),
+    but a test drawn from the training days would only be newer by file order, not by time.
+    """
+    days = dates.dt.normalize()
+    if not len(parts["train"]) or not len(parts["test"]):
+        return ""  # too few rows for any split: make_split says so
+    shared = days.iloc[parts["test"]].min()
+    if shared > days.iloc[parts["train"]].max():
+        return ""
+    first, last = days.min(), days.max()
+    if first == last:
+        return f"all leads created on {first:%Y-%m-%d}: dates cannot order train/validation/test"
+    return (f"leads created on {days.nunique():,} days, {first:%Y-%m-%d} .. {last:%Y-%m-%d}, and the training and "
+            f"test parts would share {shared:%Y-%m-%d}: dates cannot order train/validation/test")
+
+
 def _stratified(labels: np.ndarray, split: SplitParams, seed: int) -> dict[str, list[np.ndarray]]:
     """Each class shuffled with the seed and cut by the same fractions, keeping the positive rate."""
     rng = np.random.default_rng(seed)
@@ -96,7 +124,9 @@ def make_split(created_at: pd.Series | None, y: pd.Series, split: SplitParams, s
 
     Args:
         created_at: lead creation time per row, or None for an undated export. When given, the
-            oldest rows train and the newest are the test, so every train date <= every test date.
+            oldest rows train and the newest are the test, so every train date <= every test date;
+            when the creation days cannot order the parts (`_why_not_out_of_time`), the split is stratified
+            and `Split.stratified_because` says why.
         y: the 0/1 label per row, aligned with `created_at` by position.
         split: held-out fractions (evaluate.split); train gets the rest.
         seed: used only by the stratified fallback (same seed, same split).
@@ -112,13 +142,15 @@ def make_split(created_at: pd.Series | None, y: pd.Series, split: SplitParams, s
         raise ValueError(f"labels must be 0 or 1; position {row} is {labels[row]!r}")
     dates = None
     kind: Literal["out_of_time", "stratified"]
+    stratified_because = ""
     if created_at is not None:
         if len(created_at) != len(labels):
             raise ValueError(f"created_at and labels differ in length: {len(created_at)} vs {len(labels)}")
         dates = _creation_dates(created_at)
         parts = _out_of_time(dates, split)
         kind = "out_of_time"
-    else:
+        stratified_because = _why_not_out_of_time(dates, parts)
+    if created_at is None or stratified_because:
         parts = {name: np.sort(np.concatenate(chunks)) for name, chunks in _stratified(labels, split, seed).items()}
         kind = "stratified"
 
@@ -135,7 +167,7 @@ def make_split(created_at: pd.Series | None, y: pd.Series, split: SplitParams, s
     date_ranges = {}
     if dates is not None:
         date_ranges = {name: (dates.iloc[rows].min(), dates.iloc[rows].max()) for name, rows in parts.items()}
-    return Split(**parts, kind=kind, positives=positives, date_ranges=date_ranges)
+    return Split(**parts, kind=kind, positives=positives, date_ranges=date_ranges, stratified_because=stratified_because)
 
 
 def stratified_folds(labels: np.ndarray, folds: int, seed: int) -> list[tuple[np.ndarray, np.ndarray]]:

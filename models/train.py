@@ -149,8 +149,9 @@ def fit_scorer(
 def cross_validates(split: Split, params: Params) -> bool:
     """Whether models fit on the pooled train + validation + calibration rows by K-fold CV.
 
-    Undated splits with `model.cv_folds` > 1 and at most CV_MAX_ROWS pooled rows; the peers in
-    pipelines.evaluate learn from the same rows then, so the comparison is on equal data.
+    Stratified splits (undated exports, or creation dates that cannot order the parts) with
+    `model.cv_folds` > 1 and at most CV_MAX_ROWS pooled rows; the peers in pipelines.evaluate learn
+    from the same rows then, so the comparison is on equal data.
     """
     pooled = len(split.train) + len(split.validation) + len(split.calibration)
     return bool(params.model.cv_folds) and split.kind != "out_of_time" and pooled <= CV_MAX_ROWS

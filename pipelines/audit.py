@@ -582,12 +582,32 @@ def dependence_section(rows: ExplainedRows, catalog: list[FeatureDef], signals: 
                    {"dependence": dependence_plot(rows, catalog, table)})
 
 
-def segments_section(outcomes: pd.DataFrame) -> Section:
-    """3. Lead sources and campaigns: volume, conversion, acceptance, rejection reasons, revenue."""
+def export_rows(training_set: TrainingSet, leads: int) -> str:
+    """How the leads table's rows became the `leads` counted, e.g. '10,000 rows; 200 merged by e-mail ...'.
+
+    Marketing compares the count with the rows of its CRM export: rows merged into an earlier lead with
+    the same e-mail, rows ingest dropped and leads created after the as-of date are not leads here.
+    Empty when every row is a counted lead.
+    """
+    report = training_set.crm.report.tables["leads"]
+    merged = report.dropped.get("merged_by_email", 0)
+    dropped = report.rows_read - report.rows_kept - merged
+    later = report.rows_kept - leads
+    parts = [f"{merged:,} merged by e-mail into an earlier lead with the same address"] if merged else []
+    parts += [f"{dropped:,} dropped at ingest (see the ingest report)"] if dropped else []
+    parts += [f"{later:,} created after {training_set.as_of:%Y-%m-%d}"] if later and training_set.as_of is not None else []
+    return (f"{report.rows_read:,} rows; " + ", ".join(parts)) if parts else ""
+
+
+def segments_section(outcomes: pd.DataFrame, rows: str = "") -> Section:
+    """3. Lead sources and campaigns: volume, conversion, acceptance, rejection reasons, revenue.
+
+    `rows` says how the export's rows became these leads (`export_rows`); a notebook slice leaves it out.
+    """
     section = Section("segments", "Lead sources and campaigns")
     excluded = int(outcomes["outcome"].eq("excluded").sum())
     section.notes.append(
-        f"All {len(outcomes):,} leads of the export; rates are over the "
+        f"All {len(outcomes):,} leads of the export{f' ({rows})' if rows else ''}; rates are over the "
         f"{int((~outcomes['outcome'].isin(['open', 'excluded'])).sum()):,} leads with an outcome"
         + (f" ({excluded:,} with a status the label policy leaves out, e.g. duplicate, are not counted)" if excluded else "")
         + ". Acceptance = share not rejected."
@@ -674,8 +694,11 @@ def change_section(
 def held_out_leads(training_set: TrainingSet, split: Split, label: LabelParams) -> str:
     """Which leads the test rows are, in words: their creation dates and what counts as converted."""
     created = training_set.created_at.iloc[split.test] if training_set.created_at is not None else None
-    which = (f"held-out leads (the newest labelled ones, created {created.min():%Y-%m-%d} to {created.max():%Y-%m-%d}, "
-             "never seen in training" if created is not None and len(created) else "held-out leads (never seen in training")
+    if created is None or not len(created):
+        which = "held-out leads (never seen in training"
+    else:  # a stratified split of a dated export holds leads of any date, not the newest
+        which = (f"held-out leads ({'the newest' if split.kind == 'out_of_time' else 'a random share of the'} labelled "
+                 f"ones, created {created.min():%Y-%m-%d} to {created.max():%Y-%m-%d}, never seen in training")
     return which + (f"; converted = within {label.horizon_days} days of creation)" if label.horizon_days else ")")
 
 
@@ -698,10 +721,11 @@ def build_audit(
     catalog = scorer.catalog
     importance = importance_section(rows, catalog)
     top = importance.tables["signals"]["signal"].head(top_signals).tolist()
+    outcomes = lead_outcomes(training_set, params.label)
     sections = [
         importance,
         dependence_section(rows, catalog, top),
-        segments_section(lead_outcomes(training_set, params.label)),
+        segments_section(outcomes, export_rows(training_set, len(outcomes))),
         tiers_section(rows, scorer.tiers, params.evaluate.top_fractions, held_out_leads(training_set, split, params.label)),
         calibration_section(rows, params.evaluate.ece_bins),
         change_section(rows, training_set, previous, params.evaluate),
@@ -714,7 +738,7 @@ def build_audit(
         "trained_at": scorer.info.get("trained_at"),
         "training_run": scorer.info.get("run_id"),
         "as_of": str(training_set.as_of) if training_set.as_of is not None else None,
-        "split": split.kind,
+        "split": split.kind_description,
         "test_rows": len(rows.y),
         "compared_with": previous.label if previous is not None else None,
         "generated_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),

@@ -112,7 +112,7 @@ def bench_synthetic(n_leads: int, work_dir: Path) -> dict:
     with Stopwatch() as features:
         ts = assemble(params, crm=crm)
         split = make_split(ts.created_at, pd.Series(ts.y), params.evaluate.split, params.model.seed)
-    _say(f"  labels + features {features}  ({len(ts.y):,} labelled rows, {split.kind} split)")
+    _say(f"  labels + features {features}  ({len(ts.y):,} labelled rows, {split.kind_description} split)")
     with Stopwatch() as fit:
         scorer = fit_model(ts, split, params)
     _say(f"  fit               {fit}  (LightGBM weight {scorer.info['blend']['lightgbm_weight']}); {_load()}")

@@ -181,6 +181,9 @@ class CRMData:
     activities: pd.DataFrame | None
     outcomes: pd.DataFrame | None
     report: IngestReport
+    # lead_id of each lead merged by e-mail -> the lead it was merged into (data.dedupe_by_email): a
+    # scored id missing from `leads` may be one of these rather than a lead the export lacks.
+    merged_by_email: pd.Series = field(default_factory=lambda: pd.Series(dtype="str"))
 
 
 # ---------------------------------------------------------------- reading (I/O edge)
@@ -900,5 +903,5 @@ def load_crm(params: Params) -> CRMData:
         if frame is not None:
             report.tables[name].rows_kept = len(frame)
             frames[name] = frame.reset_index(drop=True)
-    return CRMData(frames["leads"], frames["activities"], frames["outcomes"], report)
+    return CRMData(frames["leads"], frames["activities"], frames["outcomes"], report, redirect)
 

@@ -478,8 +478,13 @@ def monitor(
         notes.append(f"no lead was scored in the {mp.window_days} days before {as_of:%Y-%m-%d}: drift and hand-off "
                      "have nothing to judge")
     missing = ~scored.index.isin(crm.leads["lead_id"])
-    if missing.any():
-        notes.append(f"{int(missing.sum()):,} recently scored leads are not in the export yet: left out of feature drift")
+    merged = missing & scored.index.isin(crm.merged_by_email.index)
+    if merged.any():
+        notes.append(f"{int(merged.sum()):,} recently scored leads were merged by e-mail into an earlier lead of the "
+                     "export: left out of feature drift")
+    if (missing & ~merged).any():
+        notes.append(f"{int((missing & ~merged).sum()):,} recently scored leads are not in the export yet: left out "
+                     "of feature drift")
     recent = _features_at_scoring(crm, scored[~missing], champion.features, dated)
     same_model = recent_log[recent_log["model_version"] == version]
     if len(same_model) < len(recent_log):

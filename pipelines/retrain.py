@@ -471,7 +471,7 @@ def retrain(
 
     result = RetrainResult(
         as_of=as_of, closed_leads=closed, conversions=conversions, feedback=merged, decision=decision,
-        metrics=metrics, window=_describe_window(ts, window_rows), challenger_version=challenger_version,
+        metrics=metrics, window=_describe_window(ts, split), challenger_version=challenger_version,
         champion_version=champion_version, promoted=False, dry_run=dry_run, cold_start=why,
         challenger_run_id=challenger_run_id, notes=notes,
     )
@@ -507,12 +507,16 @@ def _overlap_notes(champion: LeadScorer, ts: TrainingSet, rows: np.ndarray) -> l
 
     The champion fit, tuned and calibrated on the leads created before its own test part began
     (`data/split.json` of its training run); window leads created before that date it has seen.
+    A champion trained on a stratified split may have seen leads of any date.
     """
     if ts.created_at is None:
         return ["undated export: the champion may have been fit on some window rows, so its figures can be "
                 "optimistic (the gate then favours the champion)"]
     try:
         split = mlflow.artifacts.load_dict(f"runs:/{champion.info['run_id']}/data/split.json")
+        if split["kind"] != "out_of_time":
+            return [f"the champion was trained on a {split['kind']} split: it may have been fit on some window rows, "
+                    "so its figures can be optimistic (the gate then favours the champion)"]
         seen_before = pd.Timestamp(split["test_from"])
     except (KeyError, OSError, mlflow.exceptions.MlflowException):
         return ["the champion's training split is not on record: cannot tell whether it was fit on window leads"]
@@ -523,15 +527,14 @@ def _overlap_notes(champion: LeadScorer, ts: TrainingSet, rows: np.ndarray) -> l
             f"{seen_before:%Y-%m-%d}): its figures are optimistic and the gate favours it"]
 
 
-def _describe_window(ts: TrainingSet, rows: np.ndarray) -> str:
-    y = ts.y[rows]
-    text = f"{len(rows):,} leads, {int(y.sum()):,} conversions"
+def _describe_window(ts: TrainingSet, split: Split) -> str:
+    rows = split.test
+    text = f"{len(rows):,} leads, {int(ts.y[rows].sum()):,} conversions"
     if ts.created_at is not None and len(rows):
         created = ts.created_at.iloc[rows]
-        text += f", created {created.min():%Y-%m-%d} .. {created.max():%Y-%m-%d} (the challenger's out-of-time test rows)"
-    else:
-        text += " (the challenger's stratified test rows)"
-    return text
+        text += f", created {created.min():%Y-%m-%d} .. {created.max():%Y-%m-%d}"
+    kind = "out-of-time" if split.kind == "out_of_time" else split.kind_description
+    return text + f" (the challenger's {kind} test rows)"
 
 
 def _log_cold_start(scorer: LeadScorer, evaluation: Evaluation, ts: TrainingSet, split: Split, params: Params,
@@ -541,7 +544,7 @@ def _log_cold_start(scorer: LeadScorer, evaluation: Evaluation, ts: TrainingSet,
         scorer.info.update({"metrics": evaluation.metrics(), "tiers": scorer.tiers.as_dict(), "training_rows": len(ts.y),
                             "as_of": str(ts.as_of) if ts.as_of is not None else None, "run_id": run.info.run_id})
         mlflow.log_params(tracking.mlflow_keys(flatten(params)))
-        mlflow.set_tags({"cold_start": "true", "split": split.kind, "leakage_warnings": str(len(ts.leaks))})
+        mlflow.set_tags({"cold_start": "true", "split": split.kind_description, "leakage_warnings": str(len(ts.leaks))})
         mlflow.log_dict(ts.fingerprint(params), "data/fingerprint.json")
         mlflow.log_dict(split.describe(), "data/split.json")
         mlflow.log_metrics({f"test.{k}": float(v) for k, v in evaluation.metrics().items() if pd.notna(v)})

@@ -84,3 +84,34 @@ def test_missing_creation_date_is_refused_with_its_position():
     created_at.iloc[7] = pd.NaT
     with pytest.raises(ValueError, match="position 7"):
         make_split(created_at, y, FRACTIONS, seed=1)
+
+
+def test_leads_all_created_on_one_day_get_the_stratified_split_and_say_why():
+    """A bulk import stamps every lead with one day: a test part 'newer' only by file order is no out-of-time test."""
+    _, y = _dated_leads()
+    created_at = pd.Series(pd.Timestamp("2026-01-05 08:00") + pd.to_timedelta(np.arange(len(y)), unit="s"))
+    split = make_split(created_at, y, FRACTIONS, seed=42)
+    undated = make_split(None, y, FRACTIONS, seed=42)
+    assert split.kind == "stratified"
+    assert all(np.array_equal(a, b) for a, b in zip(split.parts().values(), undated.parts().values()))
+    expected = "stratified (all leads created on 2026-01-05: dates cannot order train/validation/test)"
+    assert split.kind_description == split.describe()["kind"] == expected
+
+
+def test_too_few_creation_days_for_a_test_after_training_get_the_stratified_split():
+    _, y = _dated_leads()
+    created_at = pd.Series(pd.to_datetime(["2026-01-05"] * 900 + ["2026-01-06"] * 100))  # the test would reach back into day 1
+    split = make_split(created_at, y, FRACTIONS, seed=42)
+    assert split.kind == "stratified"
+    assert split.describe()["kind"] == (
+        "stratified (leads created on 2 days, 2026-01-05 .. 2026-01-06, and the training and test parts would share "
+        "2026-01-05: dates cannot order train/validation/test)")
+
+
+def test_two_creation_days_that_keep_the_test_after_training_stay_out_of_time():
+    """Validation and calibration may share the day a cut falls on; the test still holds only newer leads."""
+    _, y = _dated_leads()
+    created_at = pd.Series(pd.to_datetime(["2026-01-05"] * 500 + ["2026-01-06"] * 500))
+    split = make_split(created_at, y, FRACTIONS, seed=42)
+    assert split.kind_description == split.describe()["kind"] == "out_of_time"
+    assert created_at.iloc[split.train].max() < created_at.iloc[split.test].min()

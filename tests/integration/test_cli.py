@@ -479,3 +479,39 @@ def test_train_says_why_it_has_no_reason_model_when_sales_used_one_reason_code(s
                      r"at least 5 rejected leads each, and the training leads have no_budget \([\d,]+\); scores come "
                      r"without a likely rejection reason", result.output.replace("\n", " "))
     assert "top-1" not in result.output
+
+
+def test_train_says_its_split_is_stratified_when_every_lead_was_created_on_one_day(small_export, tmp_path, monkeypatch):
+    """A bulk import stamps every lead with its day: the console and MLflow must not claim an out-of-time test."""
+    import mlflow
+
+    tables = {name: frame.copy() for name, frame in small_export.items()}
+    day = pd.to_datetime(tables["leads"]["created_at"]).min().normalize()  # every decision comes after it
+    tables["leads"] = tables["leads"].sample(frac=1.0, random_state=0).assign(created_at=f"{day:%Y-%m-%d}")  # any order
+    params = training_params(tables, tmp_path, monkeypatch)
+    result = run("train", "--params", str(params))
+    assert result.exit_code == 0, result.output
+    kind = f"stratified (all leads created on {day:%Y-%m-%d}: dates cannot order train/validation/test)"
+    assert re.search(rf"labelled leads \([\d,]+ conversions\); {re.escape(kind)} split", result.output)
+    run_id = re.search(r"MLflow run (\w+)", result.output).group(1)
+    assert mlflow.get_run(run_id).data.tags["split"] == kind
+    card = mlflow.artifacts.load_text(f"runs:/{run_id}/model_card.md")
+    assert f"Split: **{kind}**" in card
+    assert f"Dated export split at random ({kind.removeprefix('stratified (')}: figures come from a random" in card
+
+
+def test_retrain_on_leads_created_on_one_day_calls_its_window_and_the_champions_split_stratified(
+        small_export, tmp_path, monkeypatch):
+    """The comparison window is a random share then, and a champion trained so may have seen any window lead."""
+    tables = {name: frame.copy() for name, frame in small_export.items()}
+    day = pd.to_datetime(tables["leads"]["created_at"]).min().normalize()
+    tables["leads"] = tables["leads"].sample(frac=1.0, random_state=0).assign(created_at=f"{day:%Y-%m-%d}")
+    params = training_params(tables, tmp_path, monkeypatch)
+    kind = f"stratified (all leads created on {day:%Y-%m-%d}: dates cannot order train/validation/test)"
+    first = run("retrain", "--params", str(params))
+    assert first.exit_code == 0, first.output
+    assert f"(the challenger's {kind} test rows)" in first.output.replace("\n", " ")
+    second = run("retrain", "--params", str(params))
+    assert second.exit_code == 0, second.output
+    assert (f"note: the champion was trained on a {kind} split: it may have been fit on some window rows, so its "
+            "figures can be optimistic") in second.output.replace("\n", " ")

@@ -92,6 +92,31 @@ def test_source_table_counts_the_export_and_rejection_reasons_sum_to_one_per_sou
     assert (summary.loc[summary["converted"] == 0, "won_revenue"] == 0).all()
 
 
+def test_the_source_note_counts_the_leads_it_tables_and_the_export_rows_they_come_from(audited, trained):
+    """Marketing checks the count against its CRM export: two rows with one e-mail are one lead here."""
+    segments = sections(audited)["segments"]
+    counted = segments.tables["by_lead_source"]["leads"].sum()
+    report = trained.training_set.crm.report.tables["leads"]
+    merged = report.dropped["merged_by_email"]
+    assert merged and counted == report.rows_read - merged  # the sample CRM has e-mail duplicates, nothing else
+    assert segments.notes[0].startswith(f"All {counted:,} leads of the export ({report.rows_read:,} rows; {merged:,} "
+                                        "merged by e-mail into an earlier lead with the same address); rates are over")
+
+
+def test_export_rows_names_every_row_that_is_no_counted_lead():
+    from pipelines.ingest import IngestReport, TableReport
+
+    leads = TableReport("leads.csv", rows_read=10_000, rows_kept=9_750, dropped={"merged_by_email": 200, "unparsable_date": 50})
+    training_set = SimpleNamespace(crm=SimpleNamespace(report=IngestReport({"leads": leads})),
+                                   as_of=pd.Timestamp("2026-01-01"))
+    assert audit.export_rows(training_set, 9_700) == (
+        "10,000 rows; 200 merged by e-mail into an earlier lead with the same address, 50 dropped at ingest (see the "
+        "ingest report), 50 created after 2026-01-01")
+    every_row = TableReport("leads.csv", rows_read=9_750, rows_kept=9_750)
+    assert audit.export_rows(SimpleNamespace(crm=SimpleNamespace(report=IngestReport({"leads": every_row})),
+                                             as_of=None), 9_750) == ""
+
+
 def test_a_status_the_label_policy_excludes_is_no_outcome_of_the_source(sample_params):
     """A duplicate is not a lead the source brought in: counted as decided, it read as an accepted lead."""
     ids = pd.Index(["d", "n", "r"], name="lead_id")
@@ -327,3 +352,13 @@ def test_audited_probabilities_are_the_scores_serving_gives(trained):
     ts = trained.training_set
     rows = audit.explain_rows(trained.scorer, ts.features.iloc[:300], ts.y[:300])
     np.testing.assert_allclose(rows.probability, trained.scorer.predict_proba(ts.features.iloc[:300]), rtol=0, atol=1e-9)
+
+
+def test_tier_rates_of_a_stratified_test_do_not_claim_the_newest_leads(sample_params):
+    """Leads all created on one day are split at random: the held-out ones are not 'the newest'."""
+    created_at = pd.Series(pd.to_datetime(["2026-01-05"] * 1000))
+    y = np.tile([1.0, 0.0, 0.0, 0.0, 0.0], 200)
+    split = audit.make_split(created_at, pd.Series(y), sample_params.evaluate.split, seed=1)
+    which = audit.held_out_leads(SimpleNamespace(created_at=created_at), split, sample_params.label)
+    assert which == ("held-out leads (a random share of the labelled ones, created 2026-01-05 to 2026-01-05, never "
+                     "seen in training; converted = within 120 days of creation)")

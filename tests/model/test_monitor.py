@@ -258,3 +258,21 @@ def test_stored_feedback_with_impossible_dates_does_not_skew_the_handoff(product
     pd.testing.assert_frame_equal(report.handoff, clean.handoff)
     pd.testing.assert_frame_equal(report.reasons_by_tier, clean.reasons_by_tier)
     assert f"{len(bad)} feedback events with an impossible decided_at were left out" in " ".join(report.notes)
+
+
+def test_scored_leads_merged_by_email_are_not_called_missing_from_the_export(production, tmp_path):
+    """The service scored a lead before the CRM export merged it into an earlier one with the same e-mail."""
+    from serving.store import Store
+
+    params, crm, store = production
+    raw = pd.read_csv(params.data.leads, dtype=str)
+    merged = raw.loc[~raw["lead_id"].isin(crm.leads["lead_id"]), "lead_id"].head(3).tolist()
+    assert len(merged) == 3 and set(merged) <= set(crm.merged_by_email.index)
+    log = store.score_log_frame()
+    copy = Store(f"sqlite:///{tmp_path / 'merged.db'}")
+    copy.log_scores(pd.concat([log, log.tail(3).assign(lead_id=merged)], ignore_index=True))
+
+    notes = monitor(params, crm=crm, store=copy).notes
+
+    assert "3 recently scored leads were merged by e-mail into an earlier lead of the export: left out of feature drift" in notes
+    assert not any("not in the export" in note for note in notes)
