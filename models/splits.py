@@ -37,16 +37,23 @@ class Split:
 
     @property
     def kind_description(self) -> str:
-        """The kind as the console, MLflow and the model card show it, with why dates were not used."""
+        """The kind as people read it (console, model card), with why dates were not used."""
         return f"{self.kind} ({self.stratified_because})" if self.stratified_because else self.kind
+
+    def tags(self) -> dict[str, str]:
+        """MLflow run tags: `split` is the kind alone (filterable), `split_because` why dates were not used."""
+        return {"split": self.kind} | ({"split_because": self.stratified_because} if self.stratified_because else {})
 
     def parts(self) -> dict[str, np.ndarray]:
         """Part name -> row indices, oldest part first."""
         return {name: getattr(self, name) for name in PART_NAMES}
 
     def describe(self) -> dict[str, str | int]:
-        """Flat summary for logs and MLflow params: kind, rows and positives per part, date ranges."""
-        summary: dict[str, str | int] = {"kind": self.kind_description}
+        """Flat summary for logs and MLflow params: kind (and why, if stratified despite dates), rows and
+        positives per part, date ranges."""
+        summary: dict[str, str | int] = {"kind": self.kind}
+        if self.stratified_because:
+            summary["stratified_because"] = self.stratified_because
         for name, rows in self.parts().items():
             summary[f"{name}_rows"] = len(rows)
             if name in self.positives:

@@ -515,7 +515,8 @@ def _overlap_notes(champion: LeadScorer, ts: TrainingSet, rows: np.ndarray) -> l
     try:
         split = mlflow.artifacts.load_dict(f"runs:/{champion.info['run_id']}/data/split.json")
         if split["kind"] != "out_of_time":
-            return [f"the champion was trained on a {split['kind']} split: it may have been fit on some window rows, "
+            kind = f"{split['kind']} ({split['stratified_because']})" if split.get("stratified_because") else split["kind"]
+            return [f"the champion was trained on a {kind} split: it may have been fit on some window rows, "
                     "so its figures can be optimistic (the gate then favours the champion)"]
         seen_before = pd.Timestamp(split["test_from"])
     except (KeyError, OSError, mlflow.exceptions.MlflowException):
@@ -544,7 +545,7 @@ def _log_cold_start(scorer: LeadScorer, evaluation: Evaluation, ts: TrainingSet,
         scorer.info.update({"metrics": evaluation.metrics(), "tiers": scorer.tiers.as_dict(), "training_rows": len(ts.y),
                             "as_of": str(ts.as_of) if ts.as_of is not None else None, "run_id": run.info.run_id})
         mlflow.log_params(tracking.mlflow_keys(flatten(params)))
-        mlflow.set_tags({"cold_start": "true", "split": split.kind_description, "leakage_warnings": str(len(ts.leaks))})
+        mlflow.set_tags({"cold_start": "true", **split.tags(), "leakage_warnings": str(len(ts.leaks))})
         mlflow.log_dict(ts.fingerprint(params), "data/fingerprint.json")
         mlflow.log_dict(split.describe(), "data/split.json")
         mlflow.log_metrics({f"test.{k}": float(v) for k, v in evaluation.metrics().items() if pd.notna(v)})

@@ -90,7 +90,7 @@ def log_trained(scorer: LeadScorer, ts: TrainingSet, split: Split, params: Param
         mlflow.log_dict(ts.fingerprint(params), "data/fingerprint.json")
         mlflow.log_dict(ts.crm.report.as_dict(), "data/ingest_report.json")
         mlflow.log_dict(split.describe(), "data/split.json")
-        mlflow.set_tags({"leakage_warnings": str(len(ts.leaks)), "split": split.kind_description})
+        mlflow.set_tags({"leakage_warnings": str(len(ts.leaks)), **split.tags()})
         if ts.leaks:
             mlflow.log_dict([leak.__dict__ for leak in ts.leaks], "data/leakage_warnings.json")
         mlflow.log_metrics(tracking.mlflow_keys({f"label_rows.{k}": v for k, v in ts.labels.counts.items()}))

@@ -95,7 +95,8 @@ def test_leads_all_created_on_one_day_get_the_stratified_split_and_say_why():
     assert split.kind == "stratified"
     assert all(np.array_equal(a, b) for a, b in zip(split.parts().values(), undated.parts().values()))
     expected = "stratified (all leads created on 2026-01-05: dates cannot order train/validation/test)"
-    assert split.kind_description == split.describe()["kind"] == expected
+    assert split.kind_description == expected
+    assert split.describe()["stratified_because"] == split.tags()["split_because"] == expected.removeprefix("stratified (")[:-1]
 
 
 def test_too_few_creation_days_for_a_test_after_training_get_the_stratified_split():
@@ -103,7 +104,7 @@ def test_too_few_creation_days_for_a_test_after_training_get_the_stratified_spli
     created_at = pd.Series(pd.to_datetime(["2026-01-05"] * 900 + ["2026-01-06"] * 100))  # the test would reach back into day 1
     split = make_split(created_at, y, FRACTIONS, seed=42)
     assert split.kind == "stratified"
-    assert split.describe()["kind"] == (
+    assert split.kind_description == (
         "stratified (leads created on 2 days, 2026-01-05 .. 2026-01-06, and the training and test parts would share "
         "2026-01-05: dates cannot order train/validation/test)")
 
@@ -114,4 +115,5 @@ def test_two_creation_days_that_keep_the_test_after_training_stay_out_of_time():
     created_at = pd.Series(pd.to_datetime(["2026-01-05"] * 500 + ["2026-01-06"] * 500))
     split = make_split(created_at, y, FRACTIONS, seed=42)
     assert split.kind_description == split.describe()["kind"] == "out_of_time"
+    assert "stratified_because" not in split.describe() and split.tags() == {"split": "out_of_time"}
     assert created_at.iloc[split.train].max() < created_at.iloc[split.test].min()

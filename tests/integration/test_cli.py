@@ -494,7 +494,8 @@ def test_train_says_its_split_is_stratified_when_every_lead_was_created_on_one_d
     kind = f"stratified (all leads created on {day:%Y-%m-%d}: dates cannot order train/validation/test)"
     assert re.search(rf"labelled leads \([\d,]+ conversions\); {re.escape(kind)} split", result.output)
     run_id = re.search(r"MLflow run (\w+)", result.output).group(1)
-    assert mlflow.get_run(run_id).data.tags["split"] == kind
+    tags = mlflow.get_run(run_id).data.tags
+    assert (tags["split"], tags["split_because"]) == ("stratified", kind.removeprefix("stratified (")[:-1])
     card = mlflow.artifacts.load_text(f"runs:/{run_id}/model_card.md")
     assert f"Split: **{kind}**" in card
     assert f"Dated export split at random ({kind.removeprefix('stratified (')}: figures come from a random" in card
