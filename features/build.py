@@ -162,6 +162,7 @@ def feature_catalog(spec: FeatureParams) -> list[FeatureDef]:
     signals = {signal for _, _, signal, _ in rows}
     rows = [(name, kind, _JOINS[name] if _JOINS.get(name) in signals else signal, window)
             for name, kind, signal, window in rows]
+    joined = joined_into({name: signal for name, _, signal, _ in rows})
     types = _activity_types(spec)
     if types:
         for activity in types:
@@ -184,8 +185,13 @@ def feature_catalog(spec: FeatureParams) -> list[FeatureDef]:
     numeric_signals = {signal for _, kind, signal, _ in rows if kind == "numeric"}
     unknown = sorted((set(spec.monotone_increasing) | set(spec.monotone_decreasing)) - numeric_signals)
     if unknown:
+        advice = "".join(
+            f"; {name} is joined into signal {joined[name]} (one factor): name {joined[name]} to constrain all of its"
+            f" features ({', '.join(n for n, _, s, _ in rows if s == joined[name])})"
+            for name in unknown if name in joined
+        )
         raise ValueError(
-            f"features.monotone_*: {unknown} name no numeric feature signal; known: {sorted(numeric_signals)}"
+            f"features.monotone_*: {unknown} name no numeric feature signal{advice}; known: {sorted(numeric_signals)}"
         )
 
     def monotone(kind: str, signal: str) -> int:
@@ -194,6 +200,13 @@ def feature_catalog(spec: FeatureParams) -> list[FeatureDef]:
         return 1 if signal in spec.monotone_increasing else -1 if signal in spec.monotone_decreasing else 0
 
     return [FeatureDef(n, k, s, w, monotone(k, s)) for n, k, s, w in rows]
+
+
+def joined_into(signal_of: dict[str, str]) -> dict[str, str]:
+    """The derived features of a catalog (feature name -> its signal) that joined another signal
+    (``_JOINS``, e.g. size_band -> employees). Their names are no signal any more, so params naming
+    one (``features.phrases``, ``features.monotone_*``) are refused with the signal to name instead."""
+    return {name: signal for name, signal in signal_of.items() if _JOINS.get(name) == signal}
 
 
 def build_features(

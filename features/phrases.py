@@ -35,7 +35,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from features.build import RECENCY_CAP_DAYS, FeatureDef, _icp_criteria, feature_catalog
+from features.build import RECENCY_CAP_DAYS, FeatureDef, _icp_criteria, feature_catalog, joined_into
 from pipelines.config import FeatureParams
 
 
@@ -296,7 +296,10 @@ def phrasebook(spec: FeatureParams) -> Phrasebook:
 def _build_phrasebook(spec: FeatureParams) -> Phrasebook:
     shapes = signal_shapes(spec)
     overrides = spec.phrases
+    joined = joined_into({d.name: d.signal for d in feature_catalog(spec)})
     problems = [
+        f"'{key}' is not a signal of this feature catalog: it is joined into '{joined[key]}' (one factor, one"
+        f" phrase): write features.phrases.{joined[key]} instead" if key in joined else
         f"'{key}' is not a signal of this feature catalog (signals: {', '.join(shapes)})"
         for key in overrides
         if key not in shapes

@@ -74,6 +74,23 @@ def test_a_template_that_cannot_render_is_refused_with_the_signal(phrases, messa
         phrase_templates(demo_spec(phrases=phrases))
 
 
+@pytest.mark.parametrize(
+    "overrides, message",
+    [
+        ({"phrases": {"size_band": "Size {value}"}},
+         r"'size_band' is not a signal .*joined into 'employees'.*write features\.phrases\.employees instead"),
+        ({"phrases": {"missing_email": "No e-mail"}},
+         r"'missing_email' is not a signal .*joined into 'email_domain_type'.*write features\.phrases\.email_domain_type"),
+        ({"monotone_decreasing": ["activity_recency", "missing_email"]},
+         r"missing_email is joined into signal email_domain_type .*name email_domain_type to constrain all of its"
+         r" features \(email_free, email_student, email_competitor, missing_email\)"),
+    ],
+)
+def test_naming_a_joined_feature_in_params_says_which_signal_to_name_instead(overrides, message):
+    with pytest.raises(ValueError, match=message):
+        phrase_templates(demo_spec(**overrides))
+
+
 def test_activity_reads_its_shortest_window_with_events_and_says_when_there_are_none():
     spec = demo_spec()
     events = [("A", "pricing_view", d) for d in (1, 2, 3, 6)] + [("A", "pricing_view", 20)] * 2
