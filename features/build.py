@@ -114,8 +114,10 @@ _DERIVED: dict[str, tuple[tuple[str, str, str], ...]] = {
 }
 # A derived feature that says what another signal says joins that signal when it is computed:
 # "No e-mail address" and "No usable e-mail address" are one fact, so are "250 employees" and
-# "Company size: 201-1000 employees"; each is one factor, worded by the signal joined.
-_JOINS: dict[str, str] = {"missing_email": "email_domain_type", "size_band": "employees"}
+# "Company size: 201-1000 employees"; each is one factor, worded by the signal joined. "Country: RU"
+# and "In a country we do not serve" are one factor too, which says both ("Country RU, which we do
+# not serve").
+_JOINS: dict[str, str] = {"missing_email": "email_domain_type", "size_band": "employees", "unsupported_country": "country"}
 # Activity types with an "ever before the snapshot" flag: the two strongest buying signals.
 _EVER_FLAGS = {"pricing_view": "pricing_viewed", "demo_request": "demo_requested"}
 # The activity columns intent features are built from (others, e.g. detail, are ignored).

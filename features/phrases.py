@@ -46,6 +46,7 @@ class Shape:
     states: tuple[str, ...]
     fields: tuple[str, ...]
     example: dict  # field values used to check that a template renders
+    required: tuple[str, ...] = ()  # states every template must word: no other factor says them
 
 
 SHAPES: dict[str, Shape] = {
@@ -67,7 +68,10 @@ SHAPES: dict[str, Shape] = {
         ("nonzero", "zero", "unknown"), ("value", "number", "s"), {"value": "12.5", "number": 12.5, "s": "s"}
     ),
     "category": Shape(("known", "unknown"), ("value",), {"value": "software"}),
+    # The country with the unsupported_country flag joined to it: "unserved" is a country we do not serve.
+    "served_country": Shape(("known", "unserved", "unknown"), ("value",), {"value": "ru"}, required=("unserved",)),
 }
+CATEGORY_SHAPES = ("category", "served_country")  # read from a text column; [=level] alternatives apply
 
 
 def _activity(active: str, none: str, earlier: str | None = None) -> str:
@@ -129,6 +133,12 @@ _DERIVED_SHAPES: dict[str, dict[str, str]] = {
     "contact_gaps": {"missing_email": "flag", "missing_phone": "flag", "missing_company": "flag"},
     "country_support": {"unsupported_country": "flag"},
 }
+# The shape a signal takes when a derived feature joins it (build._JOINS) and its words must say
+# that feature's fact too, with the built-in template of that shape.
+_JOINED_SHAPES: dict[str, str] = {"unsupported_country": "served_country"}
+_JOINED_PHRASES: dict[str, str] = {
+    "unsupported_country": "Country: {value!u} | [unserved] Country {value!u}, which we do not serve | [unknown] Country not given",
+}
 # Built-in category levels as a rep says them; other levels show as the lead's (cleaned) value.
 _LEVEL_DISPLAY: dict[str, dict[str, str]] = {
     "seniority": {"c_level": "C-level", "vp": "VP", "individual": "individual contributor"},
@@ -177,11 +187,15 @@ def signal_shapes(spec: FeatureParams) -> dict[str, str]:
     """Every explanation signal of ``spec``'s feature catalog (catalog order) and its shape."""
     activity_types = {t.strip().lower() for t in spec.activity_types}
     derived = {signal: shape for group in spec.derived for signal, shape in _DERIVED_SHAPES.get(group, {}).items()}
+    catalog = feature_catalog(spec)
+    joined = {signal: _JOINED_SHAPES[name] for name, signal in _joined(catalog).items() if name in _JOINED_SHAPES}
     shapes: dict[str, str] = {}
-    for d in feature_catalog(spec):
+    for d in catalog:
         if d.signal in shapes:
             continue
-        if d.signal in activity_types:
+        if d.signal in joined:
+            shapes[d.signal] = joined[d.signal]
+        elif d.signal in activity_types:
             shapes[d.signal] = "activity"
         elif d.signal == "activity_recency" and activity_types:
             shapes[d.signal] = "recency"
@@ -248,7 +262,7 @@ class Phrasebook:
         n = len(features)
         phrases = np.empty((n, len(self.signals)), dtype=object)
         values = np.empty((n, len(self.signals)), dtype=object)
-        numeric = [d.name for s in self.signals for d in self.features[s] if self.shapes[s] != "category"]
+        numeric = [d.name for s in self.signals for d in self.features[s] if d.kind == "numeric"]
         block = features[numeric].to_numpy(dtype=np.float64, na_value=np.nan) if numeric else np.empty((n, 0))
         column_of = {name: block[:, i] for i, name in enumerate(numeric)}
         for j, signal in enumerate(self.signals):
@@ -257,12 +271,13 @@ class Phrasebook:
                 continue
             shape = self.shapes[signal]
             columns = [_render_input(features, d.name, column_of, shape)[rows] for d in self.features[signal]]
+            leveled = shape in CATEGORY_SHAPES
             first, inverse = _unique_rows(columns)
             texts, shown = [], []
             for row in first:
                 lead_values = [c[row] for c in columns]
                 state, fields = self.readers[signal](lead_values)
-                level = _level_key(lead_values[0]) if shape == "category" and state == "known" else None
+                level = _level_key(lead_values[0]) if leveled and state != "unknown" else None
                 texts.append(_FORMATTER.format(self.templates[signal].text(state, level), **fields))
                 shown.append(fields["value"])
             phrases[rows, j] = np.asarray(texts, dtype=object)[inverse]
@@ -296,7 +311,8 @@ def phrasebook(spec: FeatureParams) -> Phrasebook:
 def _build_phrasebook(spec: FeatureParams) -> Phrasebook:
     shapes = signal_shapes(spec)
     overrides = spec.phrases
-    joined = joined_into({d.name: d.signal for d in feature_catalog(spec)})
+    joined = _joined(feature_catalog(spec))
+    joined_phrase = {signal: _JOINED_PHRASES[name] for name, signal in joined.items() if name in _JOINED_PHRASES}
     problems = [
         f"'{key}' is not a signal of this feature catalog: it is joined into '{joined[key]}' (one factor, one"
         f" phrase): write features.phrases.{joined[key]} instead" if key in joined else
@@ -306,7 +322,7 @@ def _build_phrasebook(spec: FeatureParams) -> Phrasebook:
     ]
     raw, templates = {}, {}
     for signal, shape in shapes.items():
-        text = overrides.get(signal, BUILT_IN_PHRASES.get(signal))
+        text = overrides.get(signal, joined_phrase.get(signal, BUILT_IN_PHRASES.get(signal)))
         if text is None:
             fields = ", ".join("{" + f + "}" for f in SHAPES[shape].fields)
             problems.append(f"'{signal}' has no template: add features.phrases.{signal} (a {shape} signal; fields: {fields})")
@@ -321,7 +337,8 @@ def _build_phrasebook(spec: FeatureParams) -> Phrasebook:
     for d in feature_catalog(spec):
         by_signal.setdefault(d.signal, []).append(d)
     # A number or category is worded from its own column; one joined to it (build._JOINS, e.g.
-    # size_band to employees) adds to the factor's points, not to its words.
+    # size_band to employees) adds to the factor's points, not to its words (unless the joined
+    # shape reads it, as served_country reads unsupported_country).
     by_signal = {signal: defs[:1] if shapes[signal] in ("number", "category") else defs for signal, defs in by_signal.items()}
     readers = {signal: _reader(signal, shape, by_signal[signal], spec) for signal, shape in shapes.items()}
     return Phrasebook(list(shapes), shapes, raw, templates, by_signal, readers)
@@ -339,7 +356,7 @@ def _parse(raw: str, shape: Shape, shape_name: str) -> Template:
             continue
         state, text = match.group(1), match.group(2)
         if state.startswith("="):
-            if shape_name != "category":
+            if shape_name not in CATEGORY_SHAPES:
                 raise ValueError(f"[{state}] (one value) works only for category signals, this is a {shape_name} one")
             state = "=" + _level_key(state[1:])
         elif state not in shape.states:
@@ -348,6 +365,9 @@ def _parse(raw: str, shape: Shape, shape_name: str) -> Template:
     uncovered = [s for s in shape.states if s not in by_state] if default is None else []
     if uncovered:
         raise ValueError(f"no text for state(s) {uncovered}: add a default alternative without [state]")
+    unworded = [s for s in shape.required if s not in by_state]
+    if unworded:
+        raise ValueError(f"no [{'], ['.join(unworded)}] alternative: this {shape_name} signal must say it")
     for text in [default, *by_state.values()]:
         if text is None:
             continue
@@ -369,7 +389,7 @@ def _parse(raw: str, shape: Shape, shape_name: str) -> Template:
 
 def _render_input(features: pd.DataFrame, name: str, numbers: dict[str, np.ndarray], shape: str) -> np.ndarray:
     """The values rendering depends on (recency in whole days), so fewer distinct rows to render."""
-    if shape == "category":
+    if name not in numbers:  # a text column
         return features[name].to_numpy(dtype=object, na_value=None)
     return np.floor(numbers[name]) if shape == "recency" else numbers[name]
 
@@ -409,7 +429,13 @@ def _reader(signal: str, shape: str, defs: list[FeatureDef], spec: FeatureParams
     if shape == "category":
         display = _LEVEL_DISPLAY.get(signal, {}) if signal in spec.derived else {}
         return lambda row: _read_category(row, display)
+    if shape == "served_country":
+        return _read_served_country
     return _read_number
+
+
+def _joined(catalog: list[FeatureDef]) -> dict[str, str]:
+    return joined_into({d.name: d.signal for d in catalog})
 
 
 def _missing(value) -> bool:
@@ -495,6 +521,13 @@ def _read_category(row: list, display: dict[str, str]) -> tuple[str, dict]:
     if display:  # a built-in derived level such as "customer_success"
         return "known", {"value": display.get(level, str(level).replace("_", " "))}
     return "known", {"value": str(level)}  # the CRM's own value, as the rep knows it
+
+
+def _read_served_country(row: list) -> tuple[str, dict]:
+    level, unsupported = row
+    if _missing(level):
+        return "unknown", {"value": NOT_GIVEN}
+    return ("unserved" if unsupported == 1 else "known"), {"value": str(level)}
 
 
 def _read_number(row: list) -> tuple[str, dict]:

@@ -171,6 +171,18 @@ def test_an_employee_count_of_one_or_zero_reads_as_english():
                                            "Company size: 5001+ employees", "Company size not given"]
 
 
+def test_a_country_we_do_not_serve_is_one_factor_that_names_the_country():
+    """'Country: RU' beside 'In a country we do not serve' said one thing twice."""
+    leads = [lead(lead_id="RU", country="ru"), lead(lead_id="US", country="US"), lead(lead_id="none")]
+    phrases, values = described(leads, [], demo_spec())
+    assert "unsupported_country" not in phrases.columns
+    assert phrases["country"].tolist() == ["Country RU, which we do not serve", "Country: US", "Country not given"]
+    assert values.loc["RU", "country"] == "ru"
+    # A params template for the joined country must word the country we do not serve.
+    with pytest.raises(ValueError, match=r"'country': no \[unserved\] alternative"):
+        phrase_templates(demo_spec(phrases={"country": "Country: {value} | [unknown] Country not given"}))
+
+
 def test_a_job_title_that_tells_nothing_reads_as_such_not_as_a_level_named_unknown():
     leads = [lead(lead_id="none"), lead(lead_id="odd", job_title="Wizard of Light Bulb Moments")]
     phrases, _ = described(leads, [], demo_spec())

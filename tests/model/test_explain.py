@@ -204,6 +204,17 @@ def test_company_size_is_one_factor_worded_by_the_count_and_worth_both_features(
         per_feature[["employees", "size_band"]].iloc[0].sum(), abs=1e-9)
 
 
+def test_a_country_we_do_not_serve_is_one_factor_worth_both_features(scorer):
+    features, _ = scorer.build(raw_lead(country="RU"), None, as_of=AS_OF)
+    (e,) = scorer.explain(features, 3, every_factor=True)
+    by_signal = {f.signal: f for f in e.factors}
+    assert "unsupported_country" not in by_signal
+    assert by_signal["country"].phrase == "Country RU, which we do not serve"
+    _, per_feature = contributions(scorer, features)
+    assert by_signal["country"].contribution == pytest.approx(
+        per_feature[["country", "unsupported_country"]].iloc[0].sum(), abs=1e-9)
+
+
 def test_an_empty_frame_explains_to_nothing(scorer, features):
     empty = features.iloc[:0]
     assert explain(scorer, empty) == []
