@@ -17,7 +17,8 @@ named::
 Category signals also take ``[=level]`` alternatives for one value (``[=yes] Asked not to be e-mailed``).
 Conversions besides ``!s``/``!r``: ``!u`` upper case, ``!l`` lower case, ``!c`` capitalised, ``!t`` title
 case ("Country: {value!u}" -> "Country: US"), ``!w`` a CRM code as words ("web_organic" -> "web
-organic"). Each signal has a *shape* that fixes its states and
+organic"), ``!m`` a number of seconds in whole minutes ("Spent {number!m} on the website" -> "Spent 25
+minutes on the website"). Each signal has a *shape* that fixes its states and
 fields (``SHAPES``); every shape has ``{value}``, the lead's value as shown next to the factor.
 
 Rendering is vectorised: each distinct combination of a signal's input values is rendered once and
@@ -151,11 +152,12 @@ _CONVERSIONS = {
     "c": lambda text: text[:1].upper() + text[1:],
     "t": lambda text: string.capwords(text),
     "w": lambda text: text.replace("_", " "),
+    "m": lambda text: _minutes(text),
 }
 
 
 class _PhraseFormatter(string.Formatter):
-    """``str.format`` plus the !u / !l / !c / !t case conversions."""
+    """``str.format`` plus the !u / !l / !c / !t / !w / !m conversions."""
 
     def convert_field(self, value, conversion):
         if conversion in _CONVERSIONS:
@@ -379,7 +381,7 @@ def _parse(raw: str, shape: Shape, shape_name: str) -> Template:
             if field not in shape.fields:
                 raise ValueError(f"unknown field {{{field}}}; fields: {', '.join(shape.fields)}")
             if conversion not in (None, "s", "r", *_CONVERSIONS):
-                raise ValueError(f"unknown conversion !{conversion}; use !u, !l, !c, !t or !w")
+                raise ValueError(f"unknown conversion !{conversion}; use !u, !l, !c, !t, !w or !m")
         try:
             _FORMATTER.format(text, **shape.example)
         except (ValueError, TypeError) as err:
@@ -447,6 +449,15 @@ def _number(value: float) -> str:
     if float(value).is_integer():
         return f"{int(value):,}"
     return f"{value:,.2f}".rstrip("0").rstrip(".")
+
+
+def _minutes(seconds: str) -> str:
+    """Seconds as a rep says a time spent: "1532" -> "25 minutes" (whole ones), "45" -> "less than a minute"."""
+    number = float(seconds.replace(",", ""))  # {value} is "1,532"; text that is no number does not render
+    if math.isnan(number):
+        return "unknown"
+    whole = int(number // 60)
+    return "less than a minute" if whole == 0 else f"{_number(whole)} minute{'' if whole == 1 else 's'}"
 
 
 def _times(count: int) -> str:

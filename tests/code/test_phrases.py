@@ -215,6 +215,23 @@ def test_x_education_reads_an_unticked_do_not_email_box_as_no_opt_out_not_as_con
     assert phrases["do_not_call"].tolist() == ["Has not opted out of calls", "Call opt-out not recorded"]
 
 
+def test_x_education_says_time_on_the_website_in_minutes_not_seconds():
+    spec = load_params(PROJECT_ROOT / "params.x_education.yaml").features
+    seconds = {"long": 1532, "minute": 60, "short": 45, "none": 0, "unknown": None}
+    leads = [{"lead_id": i, "time_on_website": s} for i, s in seconds.items()]
+    phrases, values = describe(build_features(pd.DataFrame(leads), None, None, spec), spec)
+    assert phrases["time_on_website"].tolist() == [
+        "Spent 25 minutes on the website", "Spent 1 minute on the website", "Spent less than a minute on the website",
+        "Spent no time on the website", "Time on the website unknown",
+    ]
+    assert values.loc["long", "time_on_website"] == "1,532"  # the CRM's own value, in its unit
+
+
+def test_minutes_of_a_value_that_is_no_number_are_refused():
+    with pytest.raises(ValueError, match=r"'industry': does not render"):
+        phrase_templates(demo_spec(phrases={"industry": "Industry: {value!m} | [unknown] Industry not given"}))
+
+
 def mixed_leads(n: int, seed: int) -> tuple[list[dict], list[tuple[str, str, float]]]:
     """`n` leads with mixed fit values and about three events each, for `described`."""
     rng = np.random.default_rng(seed)
