@@ -286,6 +286,29 @@ class Phrasebook:
             values[rows, j] = np.asarray(shown, dtype=object)[inverse]
         return phrases, values
 
+    def said_by_recency(self, features: pd.DataFrame) -> tuple[int, np.ndarray] | None:
+        """The factors "No activity in the last 365 days" already says, to fold into it.
+
+        A lead with no activity within ``RECENCY_CAP_DAYS`` would otherwise also hear "No web page
+        views in the last 90 days" and the like: each activity signal without any event (no "ever"
+        flag either) and a trend of 0 say nothing more. An event before every window ("Requested a
+        demo more than 90 days ago") is news and stays a factor of its own.
+
+        Returns:
+            (position of activity_recency in ``signals``, (rows, signals) mask of the factors it
+            says, per lead), or None when there is no recency signal.
+        """
+        if self.shapes.get("activity_recency") != "recency":
+            return None
+        with np.errstate(invalid="ignore"):
+            inactive = features["days_since_last_activity"].to_numpy(dtype=np.float64) >= RECENCY_CAP_DAYS
+        said = np.zeros((len(features), len(self.signals)), dtype=bool)
+        for j, signal in enumerate(self.signals):
+            if self.shapes[signal] in ("activity", "trend"):
+                values = features[[d.name for d in self.features[signal]]].to_numpy(dtype=np.float64)
+                said[:, j] = inactive & (values == 0).all(axis=1)
+        return self.signals.index("activity_recency"), said
+
 
 # Phrasebooks by FeatureParams object: a scorer explains with one spec for its whole life, and
 # building the book (catalog, template checks) costs more than rendering one lead. The spec is

@@ -16,6 +16,9 @@ How a factor is measured:
   average about zero (L2 with a free intercept), so the intercept is the base and a feature's
   contribution reads "compared with an average lead".
   A feature's contributions from both parts add up; a signal's are the sum of its features'.
+  Where a lead has no activity at all, "No activity in the last 365 days" also carries the activity
+  factors it already says ("No web page views in the last 90 days"; ``Phrasebook.said_by_recency``),
+  which then count 0.
 - **points**: the score is ``round(100 * calibrated probability)``. A factor's points are the
   exact counterfactual ``100 * (calibrator(margin) - calibrator(margin - contribution))``:
   "without this factor the score would be N points lower" (or higher, for a negative factor).
@@ -234,6 +237,12 @@ def explain_batch(
     base, per_feature = _contribution_arrays(scorer, features, encoded)
     signals, membership = _signal_membership(scorer)
     contribution = per_feature @ membership
+    book = phrasebook(scorer.features)
+    folded = book.said_by_recency(features)
+    if folded is not None:  # "No activity in the last 365 days" once, with the points of all it says
+        recency, said = folded
+        contribution[:, recency] += np.where(said, contribution, 0.0).sum(axis=1)
+        contribution[said] = 0.0
     margin = base + per_feature.sum(axis=1)
     probability = scorer.calibrator.predict(margin)
     without = scorer.calibrator.predict((margin[:, None] - contribution).ravel()).reshape(contribution.shape)
@@ -245,7 +254,7 @@ def explain_batch(
         needed = np.zeros(contribution.shape, dtype=bool)
         np.put_along_axis(needed, positive_order[:, :top_k], True, axis=1)
         np.put_along_axis(needed, negative_order[:, :top_k], True, axis=1)
-    phrases, values = phrasebook(scorer.features).render(features, needed)
+    phrases, values = book.render(features, needed)
     return ExplainBatch(
         signals=signals, base=base, margin=margin,
         probability=probability, score=to_score(probability), contribution=contribution, points=points,

@@ -128,7 +128,8 @@ def test_every_window_of_an_activity_is_one_factor(scorer, features):
     pricing = [d.name for d in scorer.catalog if d.signal == "pricing_view"]
     assert pricing == ["pricing_view_7d", "pricing_view_30d", "pricing_view_90d", "pricing_viewed"]
     np.testing.assert_allclose(signals["pricing_view"], per_feature[pricing].sum(axis=1), atol=1e-12)
-    for e, (_, row) in zip(explain(scorer, features.iloc[:20]), signals.iloc[:20].iterrows()):
+    active = features["days_since_last_activity"] < 365  # see the next tests for leads without any activity
+    for e, (_, row) in zip(explain(scorer, features[active].iloc[:20]), signals[active].iloc[:20].iterrows()):
         by_name = {f.signal: f for f in e.factors}
         assert len(e.factors) == len(by_name) == len(signals.columns)  # pricing_view_7d etc. never appear alone
         assert by_name["pricing_view"].contribution == pytest.approx(row["pricing_view"], abs=1e-12)
@@ -213,6 +214,33 @@ def test_a_country_we_do_not_serve_is_one_factor_worth_both_features(scorer):
     _, per_feature = contributions(scorer, features)
     assert by_signal["country"].contribution == pytest.approx(
         per_feature[["country", "unsupported_country"]].iloc[0].sum(), abs=1e-9)
+
+
+def test_a_lead_without_any_activity_hears_it_once_with_the_points_of_every_silent_signal(scorer):
+    """'No web page views in the last 90 days' beside 'No activity in the last 365 days' said it twice."""
+    features, _ = scorer.build(raw_lead(created_at="2024-01-01"), None, as_of=AS_OF)
+    (e,) = scorer.explain(features, 3, every_factor=True)
+    silent = [s for s in dict.fromkeys(d.signal for d in scorer.catalog)
+              if s in scorer.features.activity_types or s == "engagement_trend"]
+    by_signal = {f.signal: f for f in e.factors}
+    assert by_signal["activity_recency"].phrase == "No activity in the last 365 days"
+    assert all(by_signal[s].contribution == 0 for s in silent)
+    assert not {f.signal for f in e.positives + e.negatives} & set(silent)
+    _, per_feature = contributions(scorer, features)
+    said = [d.name for d in scorer.catalog if d.signal in silent or d.signal == "activity_recency"]
+    assert by_signal["activity_recency"].contribution == pytest.approx(per_feature[said].iloc[0].sum(), abs=1e-9)
+    assert e.margin == pytest.approx(e.base + sum(f.contribution for f in e.factors), abs=1e-9)
+
+
+def test_an_activity_before_every_window_stays_a_factor_of_its_own(scorer):
+    old_demo = pd.DataFrame([activity("demo_request", "2023-01-01 09:00")])
+    features, _ = scorer.build(raw_lead(created_at="2022-12-01"), old_demo, as_of=AS_OF)
+    (e,) = scorer.explain(features, 3, every_factor=True)
+    by_signal = {f.signal: f for f in e.factors}
+    assert by_signal["demo_request"].phrase == "Requested a demo more than 90 days ago"
+    _, per_feature = contributions(scorer, features)
+    demo = [d.name for d in scorer.catalog if d.signal == "demo_request"]
+    assert by_signal["demo_request"].contribution == pytest.approx(per_feature[demo].iloc[0].sum(), abs=1e-9)
 
 
 def test_an_empty_frame_explains_to_nothing(scorer, features):
