@@ -265,6 +265,19 @@ def build_features(
     return pd.DataFrame(typed, index=index, columns=[d.name for d in catalog])
 
 
+def lead_age_days(leads: pd.DataFrame, snapshot_at: pd.Timestamp | None) -> np.ndarray:
+    """Each lead's age in days at ``snapshot_at``, in the leads' order; NaN when undated.
+
+    Not a feature (see ``_intent``): explanations word the silence of a lead younger than the
+    recency window with it ("No activity since it was created 2 days ago").
+    """
+    if snapshot_at is None or "created_at" not in leads.columns:
+        return np.full(len(leads), np.nan)
+    created = to_epoch_ns(leads["created_at"], "leads.created_at")
+    snapshot = to_epoch_ns(pd.Series([pd.Timestamp(snapshot_at)]), "snapshot_at")[0]
+    return np.where(created == NAT, np.nan, (snapshot - created) / DAY_NS)
+
+
 def training_snapshots(leads: pd.DataFrame, labels: pd.DataFrame, spec: FeatureParams) -> pd.Series:
     """When each training lead is seen: ``created_at`` plus one of the ages in ``snapshot_days``.
 

@@ -48,6 +48,7 @@ class Shape:
     fields: tuple[str, ...]
     example: dict  # field values used to check that a template renders
     required: tuple[str, ...] = ()  # states every template must word: no other factor says them
+    fallbacks: tuple[tuple[str, str], ...] = ()  # (state, state whose text it uses when a template has none)
 
 
 SHAPES: dict[str, Shape] = {
@@ -58,8 +59,11 @@ SHAPES: dict[str, Shape] = {
         ("value", "count", "times", "s", "days"),
         {"value": "7d: 2, 30d: 3", "count": 2, "times": "twice", "s": "s", "days": 7},
     ),
+    # "new": no activity yet, and the lead is younger than the recency window ({days}, {ago}: its age);
+    # a template without [new] says its [none] text with those fields ("No activity in the last 2 days").
     "recency": Shape(
-        ("recent", "none", "unknown"), ("value", "days", "ago"), {"value": "2 days", "days": 2, "ago": "2 days ago"}
+        ("recent", "new", "none", "unknown"), ("value", "days", "ago"), {"value": "2 days", "days": 2, "ago": "2 days ago"},
+        fallbacks=(("new", "none"),),
     ),
     "trend": Shape(("up", "down", "flat", "unknown"), ("value", "change"), {"value": "+2", "change": 2}),
     "email_domain": Shape(("free", "student", "competitor", "business", "unknown"), ("value",), {"value": "free"}),
@@ -97,7 +101,10 @@ BUILT_IN_PHRASES: dict[str, str] = {
     "content_download": _activity(
         "Downloaded content {times} in the last {days} days", "No content downloads in the last {days} days"
     ),
-    "activity_recency": "Last activity {ago} | [none] No activity in the last {days} days | [unknown] No activity data",
+    "activity_recency": (
+        "Last activity {ago} | [new] No activity since it was created {ago} | [none] No activity in the last {days} days"
+        " | [unknown] No activity data"
+    ),
     "engagement_trend": (
         "Activity up by {change} this week vs the week before | [down] Activity down by {change} this week vs the"
         " week before | [flat] As active this week as the week before | [unknown] No activity data"
@@ -221,12 +228,15 @@ def phrase_templates(spec: FeatureParams) -> dict[str, str]:
     return dict(phrasebook(spec).raw)
 
 
-def describe(features: pd.DataFrame, spec: FeatureParams) -> tuple[pd.DataFrame, pd.DataFrame]:
+def describe(
+    features: pd.DataFrame, spec: FeatureParams, age_days: np.ndarray | None = None
+) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Phrase and display value of every signal for every lead of a feature frame.
 
     Args:
         features: the feature frame (``build_features`` output) of any number of leads.
         spec: the ``features`` section the frame was built with (the scorer's).
+        age_days: see ``Phrasebook.render``.
 
     Returns:
         (phrases, values): object frames indexed like ``features``, one column per signal in
@@ -236,7 +246,7 @@ def describe(features: pd.DataFrame, spec: FeatureParams) -> tuple[pd.DataFrame,
         ValueError: a signal lacks a valid template (see ``phrase_templates``).
     """
     book = phrasebook(spec)
-    phrases, values = book.render(features)
+    phrases, values = book.render(features, age_days=age_days)
     return (
         pd.DataFrame(phrases, index=features.index, columns=book.signals),
         pd.DataFrame(values, index=features.index, columns=book.signals),
@@ -254,12 +264,18 @@ class Phrasebook:
     features: dict[str, list[FeatureDef]]  # the features each signal's words are read from
     readers: dict[str, Reader]
 
-    def render(self, features: pd.DataFrame, needed: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    def render(
+        self, features: pd.DataFrame, needed: np.ndarray | None = None, age_days: np.ndarray | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
         """(phrases, values): object arrays (rows, signals) for a feature frame; see ``describe``.
 
         Args:
             needed: optional (rows, signals) mask of the cells to render (the others stay None):
                 a CRM import shows each lead's top few factors, not its ~30 signals.
+            age_days: per row, the lead's age in days when scored (``lead_age_days``; NaN or None:
+                unknown). A lead younger than the recency window without any activity then reads "No
+                activity since it was created 2 days ago", not "No activity in the last 365 days",
+                which sounds dormant; the feature says 365 days either way (``RECENCY_CAP_DAYS``).
         """
         n = len(features)
         phrases = np.empty((n, len(self.signals)), dtype=object)
@@ -273,6 +289,8 @@ class Phrasebook:
                 continue
             shape = self.shapes[signal]
             columns = [_render_input(features, d.name, column_of, shape)[rows] for d in self.features[signal]]
+            if shape == "recency" and age_days is not None:
+                columns.append(_young_age(columns[0], np.asarray(age_days, dtype=np.float64)[rows]))
             leveled = shape in CATEGORY_SHAPES
             first, inverse = _unique_rows(columns)
             texts, shown = [], []
@@ -300,13 +318,16 @@ class Phrasebook:
         """
         if self.shapes.get("activity_recency") != "recency":
             return None
+        silent = [j for j, s in enumerate(self.signals) if self.shapes[s] in ("activity", "trend")]
+        names = [[d.name for d in self.features[self.signals[j]]] for j in silent]
+        flat = ["days_since_last_activity", *(name for group in names for name in group)]
+        block = features[flat].to_numpy(dtype=np.float64, na_value=np.nan)  # one copy: a lead costs microseconds
+        column = {name: i for i, name in enumerate(flat)}
         with np.errstate(invalid="ignore"):
-            inactive = features["days_since_last_activity"].to_numpy(dtype=np.float64) >= RECENCY_CAP_DAYS
+            inactive = block[:, 0] >= RECENCY_CAP_DAYS
         said = np.zeros((len(features), len(self.signals)), dtype=bool)
-        for j, signal in enumerate(self.signals):
-            if self.shapes[signal] in ("activity", "trend"):
-                values = features[[d.name for d in self.features[signal]]].to_numpy(dtype=np.float64)
-                said[:, j] = inactive & (values == 0).all(axis=1)
+        for j, group in zip(silent, names):
+            said[:, j] = inactive & (block[:, [column[n] for n in group]] == 0).all(axis=1)
         return self.signals.index("activity_recency"), said
 
 
@@ -387,6 +408,9 @@ def _parse(raw: str, shape: Shape, shape_name: str) -> Template:
         elif state not in shape.states:
             raise ValueError(f"unknown state [{state}]; states: {', '.join(shape.states)}")
         by_state[state] = text
+    for state, other in shape.fallbacks:
+        if state not in by_state and other in by_state:
+            by_state[state] = by_state[other]
     uncovered = [s for s in shape.states if s not in by_state] if default is None else []
     if uncovered:
         raise ValueError(f"no text for state(s) {uncovered}: add a default alternative without [state]")
@@ -417,6 +441,14 @@ def _render_input(features: pd.DataFrame, name: str, numbers: dict[str, np.ndarr
     if name not in numbers:  # a text column
         return features[name].to_numpy(dtype=object, na_value=None)
     return np.floor(numbers[name]) if shape == "recency" else numbers[name]
+
+
+def _young_age(recency: np.ndarray, age_days: np.ndarray) -> np.ndarray:
+    """Whole days of age where a lead without activity is younger than the recency window, else NaN
+    (few distinct values to render)."""
+    with np.errstate(invalid="ignore"):
+        young = (recency >= RECENCY_CAP_DAYS) & (age_days < RECENCY_CAP_DAYS)
+    return np.where(young, np.floor(np.maximum(age_days, 0)), np.nan)
 
 
 def _unique_rows(columns: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
@@ -507,14 +539,20 @@ def _read_activity(row: list, defs: list[FeatureDef]) -> tuple[str, dict]:
 
 
 def _read_recency(row: list) -> tuple[str, dict]:
-    (days,) = row
+    days, young_age = (*row, math.nan)[:2]  # the age only when rendered with one (_young_age)
     if _missing(days):
         return "unknown", {"value": "unknown", "days": RECENCY_CAP_DAYS, "ago": "unknown"}
+    if not _missing(young_age):
+        return "new", {"value": "none yet", **_days_ago(young_age)}
     if days >= RECENCY_CAP_DAYS:
         return "none", {"value": f"none in {RECENCY_CAP_DAYS} days", "days": RECENCY_CAP_DAYS, "ago": "never"}
+    return "recent", {"value": f"{int(days)} day{'' if int(days) == 1 else 's'}", **_days_ago(days)}
+
+
+def _days_ago(days: float) -> dict:
     whole = int(days)  # whole 24-hour periods, not calendar days: 15 hours ago may have been yesterday
     ago = "less than a day ago" if whole == 0 else f"{whole} day{'' if whole == 1 else 's'} ago"
-    return "recent", {"value": f"{whole} day{'' if whole == 1 else 's'}", "days": whole, "ago": ago}
+    return {"days": whole, "ago": ago}
 
 
 def _read_trend(row: list) -> tuple[str, dict]:

@@ -113,6 +113,26 @@ def test_recency_counts_24_hour_periods_and_never_names_a_calendar_day():
     assert phrases["activity_recency"].tolist() == ["Last activity less than a day ago", "Last activity 1 day ago"]
 
 
+def test_a_lead_younger_than_the_recency_window_without_activity_reads_new_not_dormant():
+    spec = demo_spec()
+    leads = [lead(lead_id="new"), lead(lead_id="today"), lead(lead_id="old"), lead(lead_id="active")]
+    activities = pd.DataFrame({"lead_id": ["active"], "activity": ["page_view"], "occurred_at": [SNAPSHOT - pd.Timedelta(days=1)]})
+    features = build_features(pd.DataFrame(leads), activities, SNAPSHOT, spec)
+    ages = np.array([2.5, 0.2, 400.0, 2.5])
+    phrases, values = describe(features, spec, ages)
+    assert phrases["activity_recency"].tolist() == [
+        "No activity since it was created 2 days ago", "No activity since it was created less than a day ago",
+        "No activity in the last 365 days", "Last activity 1 day ago",
+    ]
+    assert values.loc["new", "activity_recency"] == "none yet"
+    # Without ages (an undated export, or a caller that does not know them): as before.
+    assert describe(features, spec)[0].loc["new", "activity_recency"] == "No activity in the last 365 days"
+    # A params template without [new] says its [none] text with the lead's age.
+    custom = demo_spec(phrases={"activity_recency": "Last activity {ago} | [none] Silent for {days} days | [unknown] ?"})
+    assert describe(features, custom, ages)[0]["activity_recency"].tolist()[:3] == [
+        "Silent for 2 days", "Silent for 0 days", "Silent for 365 days"]
+
+
 def test_no_activity_table_reads_as_unknown_not_as_none():
     spec = demo_spec()
     features = build_features(pd.DataFrame([lead()]), None, SNAPSHOT, spec)

@@ -232,6 +232,20 @@ def test_a_lead_without_any_activity_hears_it_once_with_the_points_of_every_sile
     assert e.margin == pytest.approx(e.base + sum(f.contribution for f in e.factors), abs=1e-9)
 
 
+def test_a_new_lead_without_activity_reads_so_not_as_a_year_of_silence(scorer, tmp_path):
+    features, problems, ages = scorer.build_with_ages(raw_lead(created_at="2025-05-29 10:00"), None, as_of=AS_OF)
+    assert problems == [] and ages.tolist() == [pytest.approx(2 + 14 / 24)]
+    (e,) = scorer.explain(features, 3, every_factor=True, age_days=ages)
+    assert next(f.phrase for f in e.factors if f.signal == "activity_recency") == "No activity since it was created 2 days ago"
+    # Batch scoring words it so too: fresh leads never read as a year without activity.
+    leads = pd.concat([raw_lead(lead_id=f"N{i}", created_at=f"2025-05-{20 + i} 10:00") for i in range(8)])
+    leads.to_csv(tmp_path / "leads.csv", index=False)
+    summary = score_file(scorer, tmp_path / "leads.csv", tmp_path / "scores.csv", as_of=AS_OF, progress=False, top_factors=3)
+    phrases = pd.read_csv(summary.output).filter(regex=r"^top_(positive|negative)_\d$").stack().dropna().tolist()
+    assert any(p.startswith("No activity since it was created") for p in phrases)
+    assert not [p for p in phrases if "365 days" in p]
+
+
 def test_an_activity_before_every_window_stays_a_factor_of_its_own(scorer):
     old_demo = pd.DataFrame([activity("demo_request", "2023-01-01 09:00")])
     features, _ = scorer.build(raw_lead(created_at="2022-12-01"), old_demo, as_of=AS_OF)
