@@ -114,8 +114,10 @@ _DERIVED: dict[str, tuple[tuple[str, str, str], ...]] = {
 }
 # A derived feature that says what another signal says joins that signal when it is computed:
 # "No e-mail address" and "No usable e-mail address" are one fact, so are "250 employees" and
-# "Company size: 201-1000 employees"; each is one factor, worded by the signal joined.
-_JOINS: dict[str, str] = {"missing_email": "email_domain_type", "size_band": "employees"}
+# "Company size: 201-1000 employees"; each is one factor, worded by the signal joined. "Country: RU"
+# and "In a country we do not serve" are one factor too, which says both ("Country RU, which we do
+# not serve").
+_JOINS: dict[str, str] = {"missing_email": "email_domain_type", "size_band": "employees", "unsupported_country": "country"}
 # Activity types with an "ever before the snapshot" flag: the two strongest buying signals.
 _EVER_FLAGS = {"pricing_view": "pricing_viewed", "demo_request": "demo_requested"}
 # The activity columns intent features are built from (others, e.g. detail, are ignored).
@@ -162,6 +164,7 @@ def feature_catalog(spec: FeatureParams) -> list[FeatureDef]:
     signals = {signal for _, _, signal, _ in rows}
     rows = [(name, kind, _JOINS[name] if _JOINS.get(name) in signals else signal, window)
             for name, kind, signal, window in rows]
+    joined = joined_into({name: signal for name, _, signal, _ in rows})
     types = _activity_types(spec)
     if types:
         for activity in types:
@@ -184,8 +187,13 @@ def feature_catalog(spec: FeatureParams) -> list[FeatureDef]:
     numeric_signals = {signal for _, kind, signal, _ in rows if kind == "numeric"}
     unknown = sorted((set(spec.monotone_increasing) | set(spec.monotone_decreasing)) - numeric_signals)
     if unknown:
+        advice = "".join(
+            f"; {name} is joined into signal {joined[name]} (one factor): name {joined[name]} to constrain all of its"
+            f" features ({', '.join(n for n, _, s, _ in rows if s == joined[name])})"
+            for name in unknown if name in joined
+        )
         raise ValueError(
-            f"features.monotone_*: {unknown} name no numeric feature signal; known: {sorted(numeric_signals)}"
+            f"features.monotone_*: {unknown} name no numeric feature signal{advice}; known: {sorted(numeric_signals)}"
         )
 
     def monotone(kind: str, signal: str) -> int:
@@ -194,6 +202,13 @@ def feature_catalog(spec: FeatureParams) -> list[FeatureDef]:
         return 1 if signal in spec.monotone_increasing else -1 if signal in spec.monotone_decreasing else 0
 
     return [FeatureDef(n, k, s, w, monotone(k, s)) for n, k, s, w in rows]
+
+
+def joined_into(signal_of: dict[str, str]) -> dict[str, str]:
+    """The derived features of a catalog (feature name -> its signal) that joined another signal
+    (``_JOINS``, e.g. size_band -> employees). Their names are no signal any more, so params naming
+    one (``features.phrases``, ``features.monotone_*``) are refused with the signal to name instead."""
+    return {name: signal for name, signal in signal_of.items() if _JOINS.get(name) == signal}
 
 
 def build_features(
@@ -248,6 +263,19 @@ def build_features(
         for d in catalog
     }
     return pd.DataFrame(typed, index=index, columns=[d.name for d in catalog])
+
+
+def lead_age_days(leads: pd.DataFrame, snapshot_at: pd.Timestamp | None) -> np.ndarray:
+    """Each lead's age in days at ``snapshot_at``, in the leads' order; NaN when undated.
+
+    Not a feature (see ``_intent``): explanations word the silence of a lead younger than the
+    recency window with it ("No activity since it was created 2 days ago").
+    """
+    if snapshot_at is None or "created_at" not in leads.columns:
+        return np.full(len(leads), np.nan)
+    created = to_epoch_ns(leads["created_at"], "leads.created_at")
+    snapshot = to_epoch_ns(pd.Series([pd.Timestamp(snapshot_at)]), "snapshot_at")[0]
+    return np.where(created == NAT, np.nan, (snapshot - created) / DAY_NS)
 
 
 def training_snapshots(leads: pd.DataFrame, labels: pd.DataFrame, spec: FeatureParams) -> pd.Series:

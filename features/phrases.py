@@ -17,7 +17,8 @@ named::
 Category signals also take ``[=level]`` alternatives for one value (``[=yes] Asked not to be e-mailed``).
 Conversions besides ``!s``/``!r``: ``!u`` upper case, ``!l`` lower case, ``!c`` capitalised, ``!t`` title
 case ("Country: {value!u}" -> "Country: US"), ``!w`` a CRM code as words ("web_organic" -> "web
-organic"). Each signal has a *shape* that fixes its states and
+organic"), ``!m`` a number of seconds in whole minutes ("Spent {number!m} on the website" -> "Spent 25
+minutes on the website"). Each signal has a *shape* that fixes its states and
 fields (``SHAPES``); every shape has ``{value}``, the lead's value as shown next to the factor.
 
 Rendering is vectorised: each distinct combination of a signal's input values is rendered once and
@@ -35,7 +36,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from features.build import RECENCY_CAP_DAYS, FeatureDef, _icp_criteria, feature_catalog
+from features.build import RECENCY_CAP_DAYS, FeatureDef, _icp_criteria, feature_catalog, joined_into
 from pipelines.config import FeatureParams
 
 
@@ -46,6 +47,8 @@ class Shape:
     states: tuple[str, ...]
     fields: tuple[str, ...]
     example: dict  # field values used to check that a template renders
+    required: tuple[str, ...] = ()  # states every template must word: no other factor says them
+    fallbacks: tuple[tuple[str, str], ...] = ()  # (state, state whose text it uses when a template has none)
 
 
 SHAPES: dict[str, Shape] = {
@@ -56,8 +59,11 @@ SHAPES: dict[str, Shape] = {
         ("value", "count", "times", "s", "days"),
         {"value": "7d: 2, 30d: 3", "count": 2, "times": "twice", "s": "s", "days": 7},
     ),
+    # "new": no activity yet, and the lead is younger than the recency window ({days}, {ago}: its age);
+    # a template without [new] says its [none] text with those fields ("No activity in the last 2 days").
     "recency": Shape(
-        ("recent", "none", "unknown"), ("value", "days", "ago"), {"value": "2 days", "days": 2, "ago": "2 days ago"}
+        ("recent", "new", "none", "unknown"), ("value", "days", "ago"), {"value": "2 days", "days": 2, "ago": "2 days ago"},
+        fallbacks=(("new", "none"),),
     ),
     "trend": Shape(("up", "down", "flat", "unknown"), ("value", "change"), {"value": "+2", "change": 2}),
     "email_domain": Shape(("free", "student", "competitor", "business", "unknown"), ("value",), {"value": "free"}),
@@ -67,7 +73,10 @@ SHAPES: dict[str, Shape] = {
         ("nonzero", "zero", "unknown"), ("value", "number", "s"), {"value": "12.5", "number": 12.5, "s": "s"}
     ),
     "category": Shape(("known", "unknown"), ("value",), {"value": "software"}),
+    # The country with the unsupported_country flag joined to it: "unserved" is a country we do not serve.
+    "served_country": Shape(("known", "unserved", "unknown"), ("value",), {"value": "ru"}, required=("unserved",)),
 }
+CATEGORY_SHAPES = ("category", "served_country")  # read from a text column; [=level] alternatives apply
 
 
 def _activity(active: str, none: str, earlier: str | None = None) -> str:
@@ -92,7 +101,10 @@ BUILT_IN_PHRASES: dict[str, str] = {
     "content_download": _activity(
         "Downloaded content {times} in the last {days} days", "No content downloads in the last {days} days"
     ),
-    "activity_recency": "Last activity {ago} | [none] No activity in the last {days} days | [unknown] No activity data",
+    "activity_recency": (
+        "Last activity {ago} | [new] No activity since it was created {ago} | [none] No activity in the last {days} days"
+        " | [unknown] No activity data"
+    ),
     "engagement_trend": (
         "Activity up by {change} this week vs the week before | [down] Activity down by {change} this week vs the"
         " week before | [flat] As active this week as the week before | [unknown] No activity data"
@@ -129,6 +141,12 @@ _DERIVED_SHAPES: dict[str, dict[str, str]] = {
     "contact_gaps": {"missing_email": "flag", "missing_phone": "flag", "missing_company": "flag"},
     "country_support": {"unsupported_country": "flag"},
 }
+# The shape a signal takes when a derived feature joins it (build._JOINS) and its words must say
+# that feature's fact too, with the built-in template of that shape.
+_JOINED_SHAPES: dict[str, str] = {"unsupported_country": "served_country"}
+_JOINED_PHRASES: dict[str, str] = {
+    "unsupported_country": "Country: {value!u} | [unserved] Country {value!u}, which we do not serve | [unknown] Country not given",
+}
 # Built-in category levels as a rep says them; other levels show as the lead's (cleaned) value.
 _LEVEL_DISPLAY: dict[str, dict[str, str]] = {
     "seniority": {"c_level": "C-level", "vp": "VP", "individual": "individual contributor"},
@@ -141,11 +159,12 @@ _CONVERSIONS = {
     "c": lambda text: text[:1].upper() + text[1:],
     "t": lambda text: string.capwords(text),
     "w": lambda text: text.replace("_", " "),
+    "m": lambda text: _minutes(text),
 }
 
 
 class _PhraseFormatter(string.Formatter):
-    """``str.format`` plus the !u / !l / !c / !t case conversions."""
+    """``str.format`` plus the !u / !l / !c / !t / !w / !m conversions."""
 
     def convert_field(self, value, conversion):
         if conversion in _CONVERSIONS:
@@ -177,11 +196,15 @@ def signal_shapes(spec: FeatureParams) -> dict[str, str]:
     """Every explanation signal of ``spec``'s feature catalog (catalog order) and its shape."""
     activity_types = {t.strip().lower() for t in spec.activity_types}
     derived = {signal: shape for group in spec.derived for signal, shape in _DERIVED_SHAPES.get(group, {}).items()}
+    catalog = feature_catalog(spec)
+    joined = {signal: _JOINED_SHAPES[name] for name, signal in _joined(catalog).items() if name in _JOINED_SHAPES}
     shapes: dict[str, str] = {}
-    for d in feature_catalog(spec):
+    for d in catalog:
         if d.signal in shapes:
             continue
-        if d.signal in activity_types:
+        if d.signal in joined:
+            shapes[d.signal] = joined[d.signal]
+        elif d.signal in activity_types:
             shapes[d.signal] = "activity"
         elif d.signal == "activity_recency" and activity_types:
             shapes[d.signal] = "recency"
@@ -205,12 +228,15 @@ def phrase_templates(spec: FeatureParams) -> dict[str, str]:
     return dict(phrasebook(spec).raw)
 
 
-def describe(features: pd.DataFrame, spec: FeatureParams) -> tuple[pd.DataFrame, pd.DataFrame]:
+def describe(
+    features: pd.DataFrame, spec: FeatureParams, age_days: np.ndarray | None = None
+) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Phrase and display value of every signal for every lead of a feature frame.
 
     Args:
         features: the feature frame (``build_features`` output) of any number of leads.
         spec: the ``features`` section the frame was built with (the scorer's).
+        age_days: see ``Phrasebook.render``.
 
     Returns:
         (phrases, values): object frames indexed like ``features``, one column per signal in
@@ -220,7 +246,7 @@ def describe(features: pd.DataFrame, spec: FeatureParams) -> tuple[pd.DataFrame,
         ValueError: a signal lacks a valid template (see ``phrase_templates``).
     """
     book = phrasebook(spec)
-    phrases, values = book.render(features)
+    phrases, values = book.render(features, age_days=age_days)
     return (
         pd.DataFrame(phrases, index=features.index, columns=book.signals),
         pd.DataFrame(values, index=features.index, columns=book.signals),
@@ -238,17 +264,23 @@ class Phrasebook:
     features: dict[str, list[FeatureDef]]  # the features each signal's words are read from
     readers: dict[str, Reader]
 
-    def render(self, features: pd.DataFrame, needed: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    def render(
+        self, features: pd.DataFrame, needed: np.ndarray | None = None, age_days: np.ndarray | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
         """(phrases, values): object arrays (rows, signals) for a feature frame; see ``describe``.
 
         Args:
             needed: optional (rows, signals) mask of the cells to render (the others stay None):
                 a CRM import shows each lead's top few factors, not its ~30 signals.
+            age_days: per row, the lead's age in days when scored (``lead_age_days``; NaN or None:
+                unknown). A lead younger than the recency window without any activity then reads "No
+                activity since it was created 2 days ago", not "No activity in the last 365 days",
+                which sounds dormant; the feature says 365 days either way (``RECENCY_CAP_DAYS``).
         """
         n = len(features)
         phrases = np.empty((n, len(self.signals)), dtype=object)
         values = np.empty((n, len(self.signals)), dtype=object)
-        numeric = [d.name for s in self.signals for d in self.features[s] if self.shapes[s] != "category"]
+        numeric = [d.name for s in self.signals for d in self.features[s] if d.kind == "numeric"]
         block = features[numeric].to_numpy(dtype=np.float64, na_value=np.nan) if numeric else np.empty((n, 0))
         column_of = {name: block[:, i] for i, name in enumerate(numeric)}
         for j, signal in enumerate(self.signals):
@@ -257,17 +289,46 @@ class Phrasebook:
                 continue
             shape = self.shapes[signal]
             columns = [_render_input(features, d.name, column_of, shape)[rows] for d in self.features[signal]]
+            if shape == "recency" and age_days is not None:
+                columns.append(_young_age(columns[0], np.asarray(age_days, dtype=np.float64)[rows]))
+            leveled = shape in CATEGORY_SHAPES
             first, inverse = _unique_rows(columns)
             texts, shown = [], []
             for row in first:
                 lead_values = [c[row] for c in columns]
                 state, fields = self.readers[signal](lead_values)
-                level = _level_key(lead_values[0]) if shape == "category" and state == "known" else None
+                level = _level_key(lead_values[0]) if leveled and state != "unknown" else None
                 texts.append(_FORMATTER.format(self.templates[signal].text(state, level), **fields))
                 shown.append(fields["value"])
             phrases[rows, j] = np.asarray(texts, dtype=object)[inverse]
             values[rows, j] = np.asarray(shown, dtype=object)[inverse]
         return phrases, values
+
+    def said_by_recency(self, features: pd.DataFrame) -> tuple[int, np.ndarray] | None:
+        """The factors "No activity in the last 365 days" already says, to fold into it.
+
+        A lead with no activity within ``RECENCY_CAP_DAYS`` would otherwise also hear "No web page
+        views in the last 90 days" and the like: each activity signal without any event (no "ever"
+        flag either) and a trend of 0 say nothing more. An event before every window ("Requested a
+        demo more than 90 days ago") is news and stays a factor of its own.
+
+        Returns:
+            (position of activity_recency in ``signals``, (rows, signals) mask of the factors it
+            says, per lead), or None when there is no recency signal.
+        """
+        if self.shapes.get("activity_recency") != "recency":
+            return None
+        silent = [j for j, s in enumerate(self.signals) if self.shapes[s] in ("activity", "trend")]
+        names = [[d.name for d in self.features[self.signals[j]]] for j in silent]
+        flat = ["days_since_last_activity", *(name for group in names for name in group)]
+        block = features[flat].to_numpy(dtype=np.float64, na_value=np.nan)  # one copy: a lead costs microseconds
+        column = {name: i for i, name in enumerate(flat)}
+        with np.errstate(invalid="ignore"):
+            inactive = block[:, 0] >= RECENCY_CAP_DAYS
+        said = np.zeros((len(features), len(self.signals)), dtype=bool)
+        for j, group in zip(silent, names):
+            said[:, j] = inactive & (block[:, [column[n] for n in group]] == 0).all(axis=1)
+        return self.signals.index("activity_recency"), said
 
 
 # Phrasebooks by FeatureParams object: a scorer explains with one spec for its whole life, and
@@ -296,14 +357,18 @@ def phrasebook(spec: FeatureParams) -> Phrasebook:
 def _build_phrasebook(spec: FeatureParams) -> Phrasebook:
     shapes = signal_shapes(spec)
     overrides = spec.phrases
+    joined = _joined(feature_catalog(spec))
+    joined_phrase = {signal: _JOINED_PHRASES[name] for name, signal in joined.items() if name in _JOINED_PHRASES}
     problems = [
+        f"'{key}' is not a signal of this feature catalog: it is joined into '{joined[key]}' (one factor, one"
+        f" phrase): write features.phrases.{joined[key]} instead" if key in joined else
         f"'{key}' is not a signal of this feature catalog (signals: {', '.join(shapes)})"
         for key in overrides
         if key not in shapes
     ]
     raw, templates = {}, {}
     for signal, shape in shapes.items():
-        text = overrides.get(signal, BUILT_IN_PHRASES.get(signal))
+        text = overrides.get(signal, joined_phrase.get(signal, BUILT_IN_PHRASES.get(signal)))
         if text is None:
             fields = ", ".join("{" + f + "}" for f in SHAPES[shape].fields)
             problems.append(f"'{signal}' has no template: add features.phrases.{signal} (a {shape} signal; fields: {fields})")
@@ -318,7 +383,8 @@ def _build_phrasebook(spec: FeatureParams) -> Phrasebook:
     for d in feature_catalog(spec):
         by_signal.setdefault(d.signal, []).append(d)
     # A number or category is worded from its own column; one joined to it (build._JOINS, e.g.
-    # size_band to employees) adds to the factor's points, not to its words.
+    # size_band to employees) adds to the factor's points, not to its words (unless the joined
+    # shape reads it, as served_country reads unsupported_country).
     by_signal = {signal: defs[:1] if shapes[signal] in ("number", "category") else defs for signal, defs in by_signal.items()}
     readers = {signal: _reader(signal, shape, by_signal[signal], spec) for signal, shape in shapes.items()}
     return Phrasebook(list(shapes), shapes, raw, templates, by_signal, readers)
@@ -336,15 +402,21 @@ def _parse(raw: str, shape: Shape, shape_name: str) -> Template:
             continue
         state, text = match.group(1), match.group(2)
         if state.startswith("="):
-            if shape_name != "category":
+            if shape_name not in CATEGORY_SHAPES:
                 raise ValueError(f"[{state}] (one value) works only for category signals, this is a {shape_name} one")
             state = "=" + _level_key(state[1:])
         elif state not in shape.states:
             raise ValueError(f"unknown state [{state}]; states: {', '.join(shape.states)}")
         by_state[state] = text
+    for state, other in shape.fallbacks:
+        if state not in by_state and other in by_state:
+            by_state[state] = by_state[other]
     uncovered = [s for s in shape.states if s not in by_state] if default is None else []
     if uncovered:
         raise ValueError(f"no text for state(s) {uncovered}: add a default alternative without [state]")
+    unworded = [s for s in shape.required if s not in by_state]
+    if unworded:
+        raise ValueError(f"no [{'], ['.join(unworded)}] alternative: this {shape_name} signal must say it")
     for text in [default, *by_state.values()]:
         if text is None:
             continue
@@ -356,7 +428,7 @@ def _parse(raw: str, shape: Shape, shape_name: str) -> Template:
             if field not in shape.fields:
                 raise ValueError(f"unknown field {{{field}}}; fields: {', '.join(shape.fields)}")
             if conversion not in (None, "s", "r", *_CONVERSIONS):
-                raise ValueError(f"unknown conversion !{conversion}; use !u, !l, !c, !t or !w")
+                raise ValueError(f"unknown conversion !{conversion}; use !u, !l, !c, !t, !w or !m")
         try:
             _FORMATTER.format(text, **shape.example)
         except (ValueError, TypeError) as err:
@@ -366,9 +438,17 @@ def _parse(raw: str, shape: Shape, shape_name: str) -> Template:
 
 def _render_input(features: pd.DataFrame, name: str, numbers: dict[str, np.ndarray], shape: str) -> np.ndarray:
     """The values rendering depends on (recency in whole days), so fewer distinct rows to render."""
-    if shape == "category":
+    if name not in numbers:  # a text column
         return features[name].to_numpy(dtype=object, na_value=None)
     return np.floor(numbers[name]) if shape == "recency" else numbers[name]
+
+
+def _young_age(recency: np.ndarray, age_days: np.ndarray) -> np.ndarray:
+    """Whole days of age where a lead without activity is younger than the recency window, else NaN
+    (few distinct values to render)."""
+    with np.errstate(invalid="ignore"):
+        young = (recency >= RECENCY_CAP_DAYS) & (age_days < RECENCY_CAP_DAYS)
+    return np.where(young, np.floor(np.maximum(age_days, 0)), np.nan)
 
 
 def _unique_rows(columns: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
@@ -406,7 +486,13 @@ def _reader(signal: str, shape: str, defs: list[FeatureDef], spec: FeatureParams
     if shape == "category":
         display = _LEVEL_DISPLAY.get(signal, {}) if signal in spec.derived else {}
         return lambda row: _read_category(row, display)
+    if shape == "served_country":
+        return _read_served_country
     return _read_number
+
+
+def _joined(catalog: list[FeatureDef]) -> dict[str, str]:
+    return joined_into({d.name: d.signal for d in catalog})
 
 
 def _missing(value) -> bool:
@@ -418,6 +504,15 @@ def _number(value: float) -> str:
     if float(value).is_integer():
         return f"{int(value):,}"
     return f"{value:,.2f}".rstrip("0").rstrip(".")
+
+
+def _minutes(seconds: str) -> str:
+    """Seconds as a rep says a time spent: "1532" -> "25 minutes" (whole ones), "45" -> "less than a minute"."""
+    number = float(seconds.replace(",", ""))  # {value} is "1,532"; text that is no number does not render
+    if math.isnan(number):
+        return "unknown"
+    whole = int(number // 60)
+    return "less than a minute" if whole == 0 else f"{_number(whole)} minute{'' if whole == 1 else 's'}"
 
 
 def _times(count: int) -> str:
@@ -444,14 +539,20 @@ def _read_activity(row: list, defs: list[FeatureDef]) -> tuple[str, dict]:
 
 
 def _read_recency(row: list) -> tuple[str, dict]:
-    (days,) = row
+    days, young_age = (*row, math.nan)[:2]  # the age only when rendered with one (_young_age)
     if _missing(days):
         return "unknown", {"value": "unknown", "days": RECENCY_CAP_DAYS, "ago": "unknown"}
+    if not _missing(young_age):
+        return "new", {"value": "none yet", **_days_ago(young_age)}
     if days >= RECENCY_CAP_DAYS:
         return "none", {"value": f"none in {RECENCY_CAP_DAYS} days", "days": RECENCY_CAP_DAYS, "ago": "never"}
+    return "recent", {"value": f"{int(days)} day{'' if int(days) == 1 else 's'}", **_days_ago(days)}
+
+
+def _days_ago(days: float) -> dict:
     whole = int(days)  # whole 24-hour periods, not calendar days: 15 hours ago may have been yesterday
     ago = "less than a day ago" if whole == 0 else f"{whole} day{'' if whole == 1 else 's'} ago"
-    return "recent", {"value": f"{whole} day{'' if whole == 1 else 's'}", "days": whole, "ago": ago}
+    return {"days": whole, "ago": ago}
 
 
 def _read_trend(row: list) -> tuple[str, dict]:
@@ -492,6 +593,13 @@ def _read_category(row: list, display: dict[str, str]) -> tuple[str, dict]:
     if display:  # a built-in derived level such as "customer_success"
         return "known", {"value": display.get(level, str(level).replace("_", " "))}
     return "known", {"value": str(level)}  # the CRM's own value, as the rep knows it
+
+
+def _read_served_country(row: list) -> tuple[str, dict]:
+    level, unsupported = row
+    if _missing(level):
+        return "unknown", {"value": NOT_GIVEN}
+    return ("unserved" if unsupported == 1 else "known"), {"value": str(level)}
 
 
 def _read_number(row: list) -> tuple[str, dict]:

@@ -16,6 +16,9 @@ How a factor is measured:
   average about zero (L2 with a free intercept), so the intercept is the base and a feature's
   contribution reads "compared with an average lead".
   A feature's contributions from both parts add up; a signal's are the sum of its features'.
+  Where a lead has no activity at all, "No activity in the last 365 days" also carries the activity
+  factors it already says ("No web page views in the last 90 days"; ``Phrasebook.said_by_recency``),
+  which then count 0.
 - **points**: the score is ``round(100 * calibrated probability)``. A factor's points are the
   exact counterfactual ``100 * (calibrator(margin) - calibrator(margin - contribution))``:
   "without this factor the score would be N points lower" (or higher, for a negative factor).
@@ -112,7 +115,9 @@ def by_signal(scorer: LeadScorer, contributions: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(contributions[names].to_numpy() @ membership, index=contributions.index, columns=signals)
 
 
-def explain(scorer: LeadScorer, features: pd.DataFrame, top_k: int = 3, every_factor: bool = True) -> list[Explanation]:
+def explain(
+    scorer: LeadScorer, features: pd.DataFrame, top_k: int = 3, every_factor: bool = True, age_days: np.ndarray | None = None
+) -> list[Explanation]:
     """Score, top ``top_k`` positive and negative factors, and every factor, per lead.
 
     Args:
@@ -121,11 +126,13 @@ def explain(scorer: LeadScorer, features: pd.DataFrame, top_k: int = 3, every_fa
         top_k: factors per side (params ``serving.top_factors``).
         every_factor: also list every factor (``Explanation.factors``); the service's /score
             shows the top ones only and skips building the rest.
+        age_days: each lead's age when scored (``features.build.lead_age_days``), or None when
+            unknown: see ``features.phrases.Phrasebook.render``.
 
     Returns:
         One Explanation per row, in row order. Scores equal ``scorer.predict``'s.
     """
-    batch = explain_batch(scorer, features, top_k=None if every_factor else top_k)
+    batch = explain_batch(scorer, features, top_k=None if every_factor else top_k, age_days=age_days)
     return explanations(batch, features, top_k, every_factor)
 
 
@@ -164,15 +171,17 @@ def _factors(b: ExplainBatch, order: np.ndarray, counts: np.ndarray | None = Non
     return [list(map(Factor, s[:k], ph[:k], v[:k], c[:k], pt[:k])) for s, ph, v, c, pt, k in columns]
 
 
-def factor_columns(scorer: LeadScorer, features: pd.DataFrame, top_k: int = 3) -> pd.DataFrame:
+def factor_columns(
+    scorer: LeadScorer, features: pd.DataFrame, top_k: int = 3, age_days: np.ndarray | None = None
+) -> pd.DataFrame:
     """The top factors as flat columns, which a CRM import maps onto plain text and number fields.
 
     Columns, for rank r = 1..top_k: ``top_positive_r`` (phrase) and ``top_positive_r_points``,
     then ``top_negative_r`` and ``top_negative_r_points``; empty where a lead has fewer factors
     on that side. Points are rounded to 0.1. Rows follow ``features`` (RangeIndex, like
-    ``scorer.predict``); no Python runs per lead.
+    ``scorer.predict``); no Python runs per lead. ``age_days``: see ``explain``.
     """
-    return flat_factors(explain_batch(scorer, features, top_k=top_k), top_k)
+    return flat_factors(explain_batch(scorer, features, top_k=top_k, age_days=age_days), top_k)
 
 
 def flat_factors(b: ExplainBatch, top_k: int) -> pd.DataFrame:
@@ -222,7 +231,11 @@ class ExplainBatch:
 
 
 def explain_batch(
-    scorer: LeadScorer, features: pd.DataFrame, encoded: np.ndarray | None = None, top_k: int | None = None
+    scorer: LeadScorer,
+    features: pd.DataFrame,
+    encoded: np.ndarray | None = None,
+    top_k: int | None = None,
+    age_days: np.ndarray | None = None,
 ) -> ExplainBatch:
     """Contributions, points, phrases and rankings of every signal of every lead in one pass.
 
@@ -230,10 +243,17 @@ def explain_batch(
         encoded: ``scorer.encoder.matrix(features)`` when the caller already has it.
         top_k: word only each lead's top ``top_k`` factors per side (the others' phrases and values
             stay None): rendering every signal of every lead costs more than TreeSHAP on shallow trees.
+        age_days: see ``explain``.
     """
     base, per_feature = _contribution_arrays(scorer, features, encoded)
     signals, membership = _signal_membership(scorer)
     contribution = per_feature @ membership
+    book = phrasebook(scorer.features)
+    folded = book.said_by_recency(features)
+    if folded is not None:  # "No activity in the last 365 days" once, with the points of all it says
+        recency, said = folded
+        contribution[:, recency] += np.where(said, contribution, 0.0).sum(axis=1)
+        contribution[said] = 0.0
     margin = base + per_feature.sum(axis=1)
     probability = scorer.calibrator.predict(margin)
     without = scorer.calibrator.predict((margin[:, None] - contribution).ravel()).reshape(contribution.shape)
@@ -245,7 +265,7 @@ def explain_batch(
         needed = np.zeros(contribution.shape, dtype=bool)
         np.put_along_axis(needed, positive_order[:, :top_k], True, axis=1)
         np.put_along_axis(needed, negative_order[:, :top_k], True, axis=1)
-    phrases, values = phrasebook(scorer.features).render(features, needed)
+    phrases, values = book.render(features, needed, age_days)
     return ExplainBatch(
         signals=signals, base=base, margin=margin,
         probability=probability, score=to_score(probability), contribution=contribution, points=points,

@@ -14,7 +14,7 @@ import lightgbm as lgb
 import numpy as np
 import pandas as pd
 
-from features.build import FeatureDef, build_features, feature_catalog
+from features.build import FeatureDef, build_features, feature_catalog, lead_age_days
 from models import explain
 from models.calibration import Calibrator, TierThresholds, to_score
 from models.encoding import CategoryEncoder
@@ -128,6 +128,8 @@ class LeadScorer:
     ) -> tuple[pd.DataFrame, list[Problem]]:
         """Map raw CRM rows onto the contract, validate them and build their features as of `as_of`.
 
+        ``build_with_ages`` also gives each built lead's age, for explaining them.
+
         A problem about a whole column (no row number) leaves no row to build: the features are
         then empty and the problems say why.
 
@@ -136,6 +138,20 @@ class LeadScorer:
                 they are instead of ``raw_activities``: batch scoring checks a whole activity file once,
                 so its problems name that file's rows, and no chunk checks them again.
         """
+        features, problems, _ = self.build_with_ages(raw_leads, raw_activities, as_of, source, checked_activities)
+        return features, problems
+
+    def build_with_ages(
+        self,
+        raw_leads: pd.DataFrame,
+        raw_activities: pd.DataFrame | None = None,
+        as_of: pd.Timestamp | None = None,
+        source: str = "request",
+        checked_activities: pd.DataFrame | None = None,
+    ) -> tuple[pd.DataFrame, list[Problem], np.ndarray]:
+        """``build``, plus each built lead's age in days at `as_of` (NaN undated: ``lead_age_days``),
+        which explanations need to word a new lead's silence ("No activity since it was created 2
+        days ago", not "No activity in the last 365 days")."""
         if not raw_leads.index.is_unique:  # rows are told apart by their index label (`_existing_at`)
             raw_leads = raw_leads.reset_index(drop=True)
         leads, problems = prepare_table(raw_leads, "leads", self.data, source)
@@ -149,12 +165,13 @@ class LeadScorer:
             else:
                 activities = pd.DataFrame({"lead_id": pd.Series(dtype=str), "occurred_at": pd.Series(dtype="datetime64[ns]"), "activity": pd.Series(dtype=str)})
         if any(p.row is None for p in problems):  # e.g. a required column is missing: no row can be built
-            return build_features(pd.DataFrame({"lead_id": pd.Series(dtype="str")}), None, None, self.features), problems
+            nothing = pd.DataFrame({"lead_id": pd.Series(dtype="str")})
+            return build_features(nothing, None, None, self.features), problems, np.empty(0)
         snapshot = None
         if self.data.dated:
             snapshot = as_of_time(as_of) if as_of is not None else pd.Timestamp.now(tz="UTC").tz_localize(None)
             leads = self._existing_at(leads, raw_leads, snapshot, source, problems)
-        return build_features(leads, activities, snapshot, self.features), problems
+        return build_features(leads, activities, snapshot, self.features), problems, lead_age_days(leads, snapshot)
 
     def _existing_at(self, leads: pd.DataFrame, raw_leads: pd.DataFrame, snapshot: pd.Timestamp, source: str,
                      problems: list[Problem]) -> pd.DataFrame:
@@ -192,11 +209,12 @@ class LeadScorer:
         per lead as flat columns (``models.explain.factor_columns``). ``checked_activities``: see
         ``build``.
         """
-        features, problems = self.build(raw_leads, raw_activities, as_of, source, checked_activities)
-        return ScoreBatch(scores=self.scores_of(features, top_factors), problems=problems)
+        features, problems, ages = self.build_with_ages(raw_leads, raw_activities, as_of, source, checked_activities)
+        return ScoreBatch(scores=self.scores_of(features, top_factors, ages), problems=problems)
 
-    def scores_of(self, features: pd.DataFrame, top_factors: int = 0) -> pd.DataFrame:
-        """What ``score`` returns for a built feature frame: ``predict``, plus the top factors if asked.
+    def scores_of(self, features: pd.DataFrame, top_factors: int = 0, age_days: np.ndarray | None = None) -> pd.DataFrame:
+        """What ``score`` returns for a built feature frame: ``predict``, plus the top factors if asked
+        (``age_days``: see ``build_with_ages``).
 
         With factors, the probabilities come from the same TreeSHAP pass as the factors: the
         booster runs once per lead, not once for the score and again for its explanation.
@@ -204,20 +222,22 @@ class LeadScorer:
         encoded = self._encode(features)
         if not top_factors:
             return self._outputs(features, encoded)
-        batch = explain.explain_batch(self, features, encoded, top_k=top_factors)
+        batch = explain.explain_batch(self, features, encoded, top_k=top_factors, age_days=age_days)
         return pd.concat([self._outputs(features, encoded, batch.probability), explain.flat_factors(batch, top_factors)], axis=1)
 
     def explained_scores(
-        self, features: pd.DataFrame, top_k: int = 3, every_factor: bool = False
+        self, features: pd.DataFrame, top_k: int = 3, every_factor: bool = False, age_days: np.ndarray | None = None
     ) -> tuple[pd.DataFrame, list[explain.Explanation]]:
         """``predict`` and ``explain`` of the same leads from one encoding and one TreeSHAP pass."""
         encoded = self._encode(features)
-        batch = explain.explain_batch(self, features, encoded, top_k=None if every_factor else top_k)
+        batch = explain.explain_batch(self, features, encoded, top_k=None if every_factor else top_k, age_days=age_days)
         return self._outputs(features, encoded, batch.probability), explain.explanations(batch, features, top_k, every_factor)
 
-    def explain(self, features: pd.DataFrame, top_k: int = 3, every_factor: bool = True) -> list[explain.Explanation]:
+    def explain(
+        self, features: pd.DataFrame, top_k: int = 3, every_factor: bool = True, age_days: np.ndarray | None = None
+    ) -> list[explain.Explanation]:
         """Score and top positive/negative factors (phrase, value, points) per row of a feature frame.
 
-        See models/explain.py for what contributions and points mean.
+        See models/explain.py for what contributions and points mean; ``age_days``: ``build_with_ages``.
         """
-        return explain.explain(self, features, top_k, every_factor)
+        return explain.explain(self, features, top_k, every_factor, age_days)

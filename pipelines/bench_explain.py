@@ -18,12 +18,16 @@ import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 
 from models.explain import contributions, explain, factor_columns
 from models.scorer import LeadScorer
+
+if TYPE_CHECKING:
+    from pipelines.dataset import TrainingSet
 
 TARGET_BATCH_SECONDS = 10.0
 TARGET_RATIO = 1.5
@@ -40,27 +44,35 @@ def timed(fn: Callable[[], object], repeats: int) -> tuple[float, float]:
     return best
 
 
-def measure(scorer: LeadScorer, features: pd.DataFrame, top_k: int, repeats: int = 3, singles: int = 200) -> dict:
-    """Seconds per batch step on ``features`` and milliseconds per single-lead explanation."""
+def measure(scorer: LeadScorer, features: pd.DataFrame, top_k: int, repeats: int = 3, singles: int = 200,
+            age_days: np.ndarray | None = None) -> dict:
+    """Seconds per batch step on ``features`` and milliseconds per single-lead explanation.
+
+    ``age_days``: each row's lead age, as batch scoring passes it (new leads' phrases read it).
+    """
     encoded = scorer.encoder.matrix(features)
     explain(scorer, features.iloc[:5], top_k)  # warm-up: phrasebook, lazy imports
     steps = {"pred_contrib (encoded rows)": lambda: scorer.booster.predict(encoded, pred_contrib=True)}
     steps["pred_contrib incl. encoding"] = lambda: scorer.booster.predict(scorer.encoder.matrix(features), pred_contrib=True)
     steps["contributions()"] = lambda: contributions(scorer, features)
-    steps["factor_columns() (batch scoring)"] = lambda: factor_columns(scorer, features, top_k)
-    steps["explain() (objects, every factor)"] = lambda: explain(scorer, features, top_k)
-    steps["explain() (objects, top factors)"] = lambda: explain(scorer, features, top_k, every_factor=False)
+    steps["factor_columns() (batch scoring)"] = lambda: factor_columns(scorer, features, top_k, age_days)
+    steps["explain() (objects, every factor)"] = lambda: explain(scorer, features, top_k, age_days=age_days)
+    steps["explain() (objects, top factors)"] = lambda: explain(scorer, features, top_k, False, age_days)
     steps["predict() (score only)"] = lambda: scorer.predict(features)
     batch = {name: timed(fn, repeats) for name, fn in steps.items()}
 
     rows = np.random.default_rng(0).choice(len(features), size=min(singles, len(features)), replace=False)
     single_ms = {}
-    for name, fn in (("explain() one lead", lambda f: explain(scorer, f, top_k)), ("predict() one lead", scorer.predict)):
+    ages = np.full(len(features), np.nan) if age_days is None else age_days
+    def explain_one(one: pd.DataFrame, age: np.ndarray) -> object:
+        return explain(scorer, one, top_k, age_days=age)
+
+    for name, fn in (("explain() one lead", explain_one), ("predict() one lead", lambda one, _: scorer.predict(one))):
         wall, cpu = [], []
         for r in rows:
-            one = features.iloc[[r]]
+            one, age = features.iloc[[r]], ages[[r]]
             start, start_cpu = time.perf_counter(), time.process_time()
-            fn(one)
+            fn(one, age)
             wall.append((time.perf_counter() - start) * 1000)
             cpu.append((time.process_time() - start_cpu) * 1000)
         single_ms[name] = (float(np.median(wall)), float(np.percentile(wall, 95)), float(np.median(cpu)))
@@ -93,7 +105,14 @@ def report(result: dict) -> str:
     return "\n".join(lines)
 
 
-def _trained_on_synthetic(leads: int, trials: int, folder: Path) -> tuple[LeadScorer, pd.DataFrame]:
+def _ages(ts: TrainingSet) -> np.ndarray | None:
+    """Each training row's lead age at its snapshot (None undated), what batch scoring passes."""
+    if ts.created_at is None or ts.snapshot_at is None:
+        return None
+    return (ts.snapshot_at.to_numpy() - ts.created_at.to_numpy()) / np.timedelta64(1, "D")
+
+
+def _trained_on_synthetic(leads: int, trials: int, folder: Path) -> tuple[LeadScorer, TrainingSet]:
     """A model trained like `make demo` (fewer tuning trials), tracked in a throw-away folder."""
     from pipelines.config import PROJECT_ROOT, load_params
     from pipelines.synthetic import generate_crm, write_crm
@@ -115,7 +134,7 @@ def _trained_on_synthetic(leads: int, trials: int, folder: Path) -> tuple[LeadSc
         result = train(params, register=False)
     finally:
         os.chdir(cwd)
-    return result.scorer, result.training_set.features
+    return result.scorer, result.training_set
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -136,17 +155,19 @@ def main(argv: list[str] | None = None) -> None:
             from pipelines.tracking import load_scorer
 
             params = load_params(args.params)
-            scorer, features = load_scorer(params, args.alias), assemble(params).features
+            scorer, ts = load_scorer(params, args.alias), assemble(params)
         else:
-            scorer, features = _trained_on_synthetic(args.leads, args.trials, Path(folder))
+            scorer, ts = _trained_on_synthetic(args.leads, args.trials, Path(folder))
+    features, ages = ts.features, _ages(ts)
     if scorer.booster is None:
         raise SystemExit("the model has no LightGBM part: there is no pred_contrib to compare with")
-    rows = features.iloc[np.arange(args.rows) % len(features)]  # repeat rows if the CRM is smaller
+    repeat = np.arange(args.rows) % len(features)  # repeat rows if the CRM is smaller
+    rows = features.iloc[repeat]
     rows.index = pd.Index([f"B{i}" for i in range(len(rows))], name="lead_id")
     leaves = max(tree["num_leaves"] for tree in scorer.booster.dump_model()["tree_info"])
     print(f"model: LightGBM {scorer.booster.num_trees()} trees (up to {leaves} leaves) x {len(scorer.encoder.columns)} features, "
           f"blend gbm_coef {scorer.gbm_coef:.3f} logistic_coef {scorer.logistic_coef:.3f}; calibration {scorer.calibrator.method}")
-    print(report(measure(scorer, rows, args.top_k, args.repeats)))
+    print(report(measure(scorer, rows, args.top_k, args.repeats, age_days=None if ages is None else ages[repeat])))
 
 
 if __name__ == "__main__":

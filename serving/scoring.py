@@ -189,11 +189,11 @@ def score_request(
     frames = request_frames(leads, activities, scorer.data)
     detail = lead_id_problems(leads, scorer.data) + duplicate_ids(frames, scorer.data)
     if not detail:
-        features, problems = scorer.build(frames.leads, frames.activities, as_of=as_of)
+        features, problems, ages = scorer.build_with_ages(frames.leads, frames.activities, as_of=as_of)
         detail = problem_details(problems, frames)
     if detail:
         raise RequestError(f"{len(detail)} problem(s) in the leads; nothing was scored", detail)
-    scores, explanations = scorer.explained_scores(features, top_k)
+    scores, explanations = scorer.explained_scores(features, top_k, age_days=ages)
     positives = [[_factor(f) for f in e.positives] for e in explanations]
     negatives = [[_factor(f) for f in e.negatives] for e in explanations]
     email_field = crm_column(scorer.data, "leads", "email")
@@ -237,11 +237,11 @@ def explain_request(scorer: LeadScorer, lead: dict, activities: list[dict] | Non
     frames = request_frames([lead], [activities], scorer.data)
     detail = lead_id_problems([lead], scorer.data)
     if not detail:
-        features, problems = scorer.build(frames.leads, frames.activities, as_of=as_of)
+        features, problems, ages = scorer.build_with_ages(frames.leads, frames.activities, as_of=as_of)
         detail = problem_details(problems, frames)
     if detail:
         raise RequestError("the lead cannot be explained", _as_one_lead(detail))
-    (e,) = scorer.explain(features)
+    (e,) = scorer.explain(features, age_days=ages)
     return {
         "lead_id": str(e.lead_id),
         "base": float(e.base),

@@ -74,6 +74,23 @@ def test_a_template_that_cannot_render_is_refused_with_the_signal(phrases, messa
         phrase_templates(demo_spec(phrases=phrases))
 
 
+@pytest.mark.parametrize(
+    "overrides, message",
+    [
+        ({"phrases": {"size_band": "Size {value}"}},
+         r"'size_band' is not a signal .*joined into 'employees'.*write features\.phrases\.employees instead"),
+        ({"phrases": {"missing_email": "No e-mail"}},
+         r"'missing_email' is not a signal .*joined into 'email_domain_type'.*write features\.phrases\.email_domain_type"),
+        ({"monotone_decreasing": ["activity_recency", "missing_email"]},
+         r"missing_email is joined into signal email_domain_type .*name email_domain_type to constrain all of its"
+         r" features \(email_free, email_student, email_competitor, missing_email\)"),
+    ],
+)
+def test_naming_a_joined_feature_in_params_says_which_signal_to_name_instead(overrides, message):
+    with pytest.raises(ValueError, match=message):
+        phrase_templates(demo_spec(**overrides))
+
+
 def test_activity_reads_its_shortest_window_with_events_and_says_when_there_are_none():
     spec = demo_spec()
     events = [("A", "pricing_view", d) for d in (1, 2, 3, 6)] + [("A", "pricing_view", 20)] * 2
@@ -94,6 +111,26 @@ def test_recency_counts_24_hour_periods_and_never_names_a_calendar_day():
     events = [("A", "page_view", 15 / 24), ("B", "page_view", 45 / 24)]
     phrases, _ = described([lead(lead_id="A"), lead(lead_id="B")], events, demo_spec())
     assert phrases["activity_recency"].tolist() == ["Last activity less than a day ago", "Last activity 1 day ago"]
+
+
+def test_a_lead_younger_than_the_recency_window_without_activity_reads_new_not_dormant():
+    spec = demo_spec()
+    leads = [lead(lead_id="new"), lead(lead_id="today"), lead(lead_id="old"), lead(lead_id="active")]
+    activities = pd.DataFrame({"lead_id": ["active"], "activity": ["page_view"], "occurred_at": [SNAPSHOT - pd.Timedelta(days=1)]})
+    features = build_features(pd.DataFrame(leads), activities, SNAPSHOT, spec)
+    ages = np.array([2.5, 0.2, 400.0, 2.5])
+    phrases, values = describe(features, spec, ages)
+    assert phrases["activity_recency"].tolist() == [
+        "No activity since it was created 2 days ago", "No activity since it was created less than a day ago",
+        "No activity in the last 365 days", "Last activity 1 day ago",
+    ]
+    assert values.loc["new", "activity_recency"] == "none yet"
+    # Without ages (an undated export, or a caller that does not know them): as before.
+    assert describe(features, spec)[0].loc["new", "activity_recency"] == "No activity in the last 365 days"
+    # A params template without [new] says its [none] text with the lead's age.
+    custom = demo_spec(phrases={"activity_recency": "Last activity {ago} | [none] Silent for {days} days | [unknown] ?"})
+    assert describe(features, custom, ages)[0]["activity_recency"].tolist()[:3] == [
+        "Silent for 2 days", "Silent for 0 days", "Silent for 365 days"]
 
 
 def test_no_activity_table_reads_as_unknown_not_as_none():
@@ -154,6 +191,18 @@ def test_an_employee_count_of_one_or_zero_reads_as_english():
                                            "Company size: 5001+ employees", "Company size not given"]
 
 
+def test_a_country_we_do_not_serve_is_one_factor_that_names_the_country():
+    """'Country: RU' beside 'In a country we do not serve' said one thing twice."""
+    leads = [lead(lead_id="RU", country="ru"), lead(lead_id="US", country="US"), lead(lead_id="none")]
+    phrases, values = described(leads, [], demo_spec())
+    assert "unsupported_country" not in phrases.columns
+    assert phrases["country"].tolist() == ["Country RU, which we do not serve", "Country: US", "Country not given"]
+    assert values.loc["RU", "country"] == "ru"
+    # A params template for the joined country must word the country we do not serve.
+    with pytest.raises(ValueError, match=r"'country': no \[unserved\] alternative"):
+        phrase_templates(demo_spec(phrases={"country": "Country: {value} | [unknown] Country not given"}))
+
+
 def test_a_job_title_that_tells_nothing_reads_as_such_not_as_a_level_named_unknown():
     leads = [lead(lead_id="none"), lead(lead_id="odd", job_title="Wizard of Light Bulb Moments")]
     phrases, _ = described(leads, [], demo_spec())
@@ -184,6 +233,23 @@ def test_x_education_reads_an_unticked_do_not_email_box_as_no_opt_out_not_as_con
     phrases, _ = describe(build_features(pd.DataFrame(leads), None, None, spec), spec)
     assert phrases["do_not_email"].tolist() == ["Has not opted out of e-mail", "Asked not to be e-mailed"]
     assert phrases["do_not_call"].tolist() == ["Has not opted out of calls", "Call opt-out not recorded"]
+
+
+def test_x_education_says_time_on_the_website_in_minutes_not_seconds():
+    spec = load_params(PROJECT_ROOT / "params.x_education.yaml").features
+    seconds = {"long": 1532, "minute": 60, "short": 45, "none": 0, "unknown": None}
+    leads = [{"lead_id": i, "time_on_website": s} for i, s in seconds.items()]
+    phrases, values = describe(build_features(pd.DataFrame(leads), None, None, spec), spec)
+    assert phrases["time_on_website"].tolist() == [
+        "Spent 25 minutes on the website", "Spent 1 minute on the website", "Spent less than a minute on the website",
+        "Spent no time on the website", "Time on the website unknown",
+    ]
+    assert values.loc["long", "time_on_website"] == "1,532"  # the CRM's own value, in its unit
+
+
+def test_minutes_of_a_value_that_is_no_number_are_refused():
+    with pytest.raises(ValueError, match=r"'industry': does not render"):
+        phrase_templates(demo_spec(phrases={"industry": "Industry: {value!m} | [unknown] Industry not given"}))
 
 
 def mixed_leads(n: int, seed: int) -> tuple[list[dict], list[tuple[str, str, float]]]:

@@ -128,7 +128,8 @@ def test_every_window_of_an_activity_is_one_factor(scorer, features):
     pricing = [d.name for d in scorer.catalog if d.signal == "pricing_view"]
     assert pricing == ["pricing_view_7d", "pricing_view_30d", "pricing_view_90d", "pricing_viewed"]
     np.testing.assert_allclose(signals["pricing_view"], per_feature[pricing].sum(axis=1), atol=1e-12)
-    for e, (_, row) in zip(explain(scorer, features.iloc[:20]), signals.iloc[:20].iterrows()):
+    active = features["days_since_last_activity"] < 365  # see the next tests for leads without any activity
+    for e, (_, row) in zip(explain(scorer, features[active].iloc[:20]), signals[active].iloc[:20].iterrows()):
         by_name = {f.signal: f for f in e.factors}
         assert len(e.factors) == len(by_name) == len(signals.columns)  # pricing_view_7d etc. never appear alone
         assert by_name["pricing_view"].contribution == pytest.approx(row["pricing_view"], abs=1e-12)
@@ -202,6 +203,58 @@ def test_company_size_is_one_factor_worded_by_the_count_and_worth_both_features(
     _, per_feature = contributions(scorer, features)
     assert by_signal["employees"].contribution == pytest.approx(
         per_feature[["employees", "size_band"]].iloc[0].sum(), abs=1e-9)
+
+
+def test_a_country_we_do_not_serve_is_one_factor_worth_both_features(scorer):
+    features, _ = scorer.build(raw_lead(country="RU"), None, as_of=AS_OF)
+    (e,) = scorer.explain(features, 3, every_factor=True)
+    by_signal = {f.signal: f for f in e.factors}
+    assert "unsupported_country" not in by_signal
+    assert by_signal["country"].phrase == "Country RU, which we do not serve"
+    _, per_feature = contributions(scorer, features)
+    assert by_signal["country"].contribution == pytest.approx(
+        per_feature[["country", "unsupported_country"]].iloc[0].sum(), abs=1e-9)
+
+
+def test_a_lead_without_any_activity_hears_it_once_with_the_points_of_every_silent_signal(scorer):
+    """'No web page views in the last 90 days' beside 'No activity in the last 365 days' said it twice."""
+    features, _ = scorer.build(raw_lead(created_at="2024-01-01"), None, as_of=AS_OF)
+    (e,) = scorer.explain(features, 3, every_factor=True)
+    silent = [s for s in dict.fromkeys(d.signal for d in scorer.catalog)
+              if s in scorer.features.activity_types or s == "engagement_trend"]
+    by_signal = {f.signal: f for f in e.factors}
+    assert by_signal["activity_recency"].phrase == "No activity in the last 365 days"
+    assert all(by_signal[s].contribution == 0 for s in silent)
+    assert not {f.signal for f in e.positives + e.negatives} & set(silent)
+    _, per_feature = contributions(scorer, features)
+    said = [d.name for d in scorer.catalog if d.signal in silent or d.signal == "activity_recency"]
+    assert by_signal["activity_recency"].contribution == pytest.approx(per_feature[said].iloc[0].sum(), abs=1e-9)
+    assert e.margin == pytest.approx(e.base + sum(f.contribution for f in e.factors), abs=1e-9)
+
+
+def test_a_new_lead_without_activity_reads_so_not_as_a_year_of_silence(scorer, tmp_path):
+    features, problems, ages = scorer.build_with_ages(raw_lead(created_at="2025-05-29 10:00"), None, as_of=AS_OF)
+    assert problems == [] and ages.tolist() == [pytest.approx(2 + 14 / 24)]
+    (e,) = scorer.explain(features, 3, every_factor=True, age_days=ages)
+    assert next(f.phrase for f in e.factors if f.signal == "activity_recency") == "No activity since it was created 2 days ago"
+    # Batch scoring words it so too: fresh leads never read as a year without activity.
+    leads = pd.concat([raw_lead(lead_id=f"N{i}", created_at=f"2025-05-{20 + i} 10:00") for i in range(8)])
+    leads.to_csv(tmp_path / "leads.csv", index=False)
+    summary = score_file(scorer, tmp_path / "leads.csv", tmp_path / "scores.csv", as_of=AS_OF, progress=False, top_factors=3)
+    phrases = pd.read_csv(summary.output).filter(regex=r"^top_(positive|negative)_\d$").stack().dropna().tolist()
+    assert any(p.startswith("No activity since it was created") for p in phrases)
+    assert not [p for p in phrases if "365 days" in p]
+
+
+def test_an_activity_before_every_window_stays_a_factor_of_its_own(scorer):
+    old_demo = pd.DataFrame([activity("demo_request", "2023-01-01 09:00")])
+    features, _ = scorer.build(raw_lead(created_at="2022-12-01"), old_demo, as_of=AS_OF)
+    (e,) = scorer.explain(features, 3, every_factor=True)
+    by_signal = {f.signal: f for f in e.factors}
+    assert by_signal["demo_request"].phrase == "Requested a demo more than 90 days ago"
+    _, per_feature = contributions(scorer, features)
+    demo = [d.name for d in scorer.catalog if d.signal == "demo_request"]
+    assert by_signal["demo_request"].contribution == pytest.approx(per_feature[demo].iloc[0].sum(), abs=1e-9)
 
 
 def test_an_empty_frame_explains_to_nothing(scorer, features):
