@@ -4,8 +4,8 @@ Three questions, thresholds in params.monitor:
 
 * Drift: population stability index (PSI) of every feature and of the score between the champion's
   training window (rebuilt from the export with the one feature function, at the ages recent leads
-  were scored at) and the recently scored leads (score log; their features rebuilt as of the moment
-  each was scored).
+  were scored at) and the recently scored leads (score log; each one's features rebuilt as the model
+  saw them: as of the request's as_of, else of the moment it was scored).
 * Calibration: the probability each lead was shown against the outcome that has since arrived
   (export + feedback under the label policy), overall and per segment (feature value) — a source
   whose quality dropped shows up here before any covariate moves.
@@ -198,6 +198,8 @@ def handoff_health(
 
     Args:
         scored: first score per lead (index lead_id; columns tier, scored_at), see `first_scores`.
+            The SLA runs from scored_at, the wall-clock time the CRM got the score, not from the
+            features' as_of: re-scoring open leads as of a past day does not make sales late.
         feedback: the store's feedback events (lead_id, status, reason, decided_at, ...).
         top_tier: name of the best tier.
         as_of: 'now'; leads scored less than the SLA ago are not yet due and are left out.
@@ -401,16 +403,17 @@ def assess(
 # ----------------------------------------------------------------------------- I/O edge
 
 
-def _features_at_scoring(crm, scored: pd.DataFrame, spec, dated: bool) -> pd.DataFrame:
-    """Feature frame of scored leads as of the moment each was first scored (the one feature function)."""
+def _features_as_scored(crm, scored: pd.DataFrame, spec, dated: bool) -> pd.DataFrame:
+    """Feature frame of scored leads as the model saw them at each one's first score (the one feature
+    function, as of the score's features_as_of: a request's as_of can lie months before scored_at)."""
     from pipelines.dataset import features_at
 
-    moments = scored["scored_at"].astype("datetime64[ns]") if dated else None
+    moments = scored["features_as_of"].astype("datetime64[ns]") if dated else None
     return features_at(crm, scored.index, moments, spec)
 
 
 def _reference_as_scored(reference_set, ages: pd.Series | None, spec) -> pd.DataFrame:
-    """The training window's leads rebuilt as of the ages recent leads were first scored at.
+    """The training window's leads rebuilt at the ages recent leads had when first scored (their features_as_of).
 
     Activity windows, recency and trend depend on a lead's age when scored, and training saw its
     leads at a mix of ages (``training_snapshots``). Against that mix, a CRM that scores each lead on
@@ -485,7 +488,7 @@ def monitor(
     if (missing & ~merged).any():
         notes.append(f"{int((missing & ~merged).sum()):,} recently scored leads are not in the export yet: left out "
                      "of feature drift")
-    recent = _features_at_scoring(crm, scored[~missing], champion.features, dated)
+    recent = _features_as_scored(crm, scored[~missing], champion.features, dated)
     same_model = recent_log[recent_log["model_version"] == version]
     if len(same_model) < len(recent_log):
         notes.append(f"{len(recent_log) - len(same_model):,} recent scores came from other versions than {version}: "
@@ -496,7 +499,7 @@ def monitor(
     window_params = with_model_features(params, champion)
     reference_set = assemble(window_params, as_of=pd.Timestamp(trained_as_of) if dated and trained_as_of else None, crm=crm)
     recent_leads = crm.leads.set_index("lead_id")["created_at"].reindex(scored.index[~missing]) if dated else None
-    ages = (scored.loc[~missing, "scored_at"] - recent_leads).dropna().clip(lower=pd.Timedelta(0)) if dated else None
+    ages = (scored.loc[~missing, "features_as_of"] - recent_leads).dropna().clip(lower=pd.Timedelta(0)) if dated else None
     reference = _reference_as_scored(reference_set, ages, champion.features)
     reference_scores = champion.predict_proba(reference)
 
@@ -505,7 +508,7 @@ def monitor(
     leads = crm.leads[crm.leads["lead_id"].isin(calibration_log.index)]
     labels = build_labels(leads, crm.outcomes, params.label, as_of if dated else None).frame
     matured = labels.index[labels["label"].notna()]
-    calibration_frame = _features_at_scoring(crm, calibration_log.loc[matured], champion.features, dated)
+    calibration_frame = _features_as_scored(crm, calibration_log.loc[matured], champion.features, dated)
     calibration_frame["probability"] = calibration_log["probability"].reindex(calibration_frame.index).to_numpy()
 
     report = assess(

@@ -224,6 +224,23 @@ def test_monitor_page_says_which_leads_each_section_counts(production, tmp_path)
     assert due in report.handoff["leads"].tolist()
 
 
+def test_scores_sent_with_an_as_of_are_judged_as_of_it_not_as_of_when_they_arrived(production, tmp_path):
+    """A CRM re-scores its leads with as_of = the day each was scored, but 300 days later by the clock:
+    rebuilt at the wall clock, every lead would look 300 days older (days since last activity, page
+    views in the last 90 days) and drift that is not there would be reported."""
+    from serving.store import Store
+
+    params, crm, store = production
+    log = store.score_log_frame()
+    late = Store(f"sqlite:///{tmp_path / 'late.db'}")
+    late.log_scores(log.assign(scored_at=log["scored_at"] + pd.Timedelta(days=300), features_as_of=log["scored_at"]))
+
+    on_time, rescored = monitor(params, crm=crm, store=store), monitor(params, crm=crm, store=late)
+
+    pd.testing.assert_frame_equal(rescored.drift, on_time.drift)
+    assert (rescored.drift["status"] != "n/a").all()
+
+
 def test_monitor_needs_a_score_log(production, tmp_path):
     from serving.store import Store
 
