@@ -45,6 +45,7 @@ MISSING_BIN, OTHER_BIN = "(missing)", "(other)"
 # few dozen segments, a plain tolerance would flag some by chance every run.
 SEGMENT_Z = 3.0
 STATUS_ORDER = {"ok": 0, "n/a": 0, "warn": 1, "alert": 2}
+NOT_JUDGED = "not judged"  # the report's status when every check was n/a: "ok" would claim a health never checked
 
 
 # ----------------------------------------------------------------------------- drift
@@ -268,6 +269,7 @@ class MonitorReport:
     handoff: pd.DataFrame
     reasons_by_tier: pd.DataFrame
     captions: dict[str, str] = field(default_factory=dict)  # which leads each section counts: drift, calibration, handoff
+    not_judged: dict[str, str] = field(default_factory=dict)  # section with no check judged -> why (`unjudged_sections`)
     notes: list[str] = field(default_factory=list)
     run_id: str = ""
 
@@ -293,14 +295,35 @@ class MonitorReport:
         return sorted(out, key=lambda f: -STATUS_ORDER[f[0]])
 
     @property
+    def judged(self) -> list[str]:
+        """The sections at least one check was judged in; hand-off says how many of its checks when not all."""
+        out = [name for name in ("drift", "calibration") if name not in self.not_judged]
+        if "hand-off" not in self.not_judged:
+            judged = int((self.handoff["status"] != "n/a").sum())
+            out.append("hand-off" if judged == len(self.handoff) else f"hand-off ({judged} of {len(self.handoff)} checks)")
+        return out
+
+    @property
     def status(self) -> str:
+        if not self.judged:
+            return NOT_JUDGED
         return max((s for s, _ in self.findings), key=STATUS_ORDER.get, default="ok")
 
+    @property
+    def verdict(self) -> str:
+        """The status with what it covers, e.g. "OK (judged: calibration)": an OK over one check is not a clean bill."""
+        return self.status.upper() + (f" (judged: {', '.join(self.judged)})" if self.judged else "")
+
+    @property
+    def unjudged(self) -> list[str]:
+        return [f"{name} ({why})" for name, why in self.not_judged.items()]
+
     def lines(self) -> list[str]:
-        out = [f"monitor as of {self.as_of:%Y-%m-%d %H:%M}: {self.model}: status {self.status.upper()}"]
+        out = [f"monitor as of {self.as_of:%Y-%m-%d %H:%M}: {self.model}: status {self.verdict}"]
         out += [f"  {status.upper():5} {sentence}" for status, sentence in self.findings]
-        if not self.findings:
+        if self.judged and not self.findings:
             out.append("  nothing above the thresholds")
+        out += [f"  not judged: {section}" for section in self.unjudged]
         out += [f"  note: {n}" for n in self.notes]
         return out
 
@@ -311,14 +334,16 @@ class MonitorReport:
                 return "<p><em>no rows</em></p>"
             return frame.to_html(index=index, float_format=lambda v: f"{v:.4f}", border=0, classes="t", na_rep="—")
 
-        items = "".join(f'<li class="{s}">{html.escape(t)}</li>' for s, t in self.findings) or "<li>nothing above the thresholds</li>"
+        items = "".join(f'<li class="{s}">{html.escape(t)}</li>' for s, t in self.findings)
+        items = items or ("<li>nothing above the thresholds</li>" if self.judged else "")
+        items += "".join(f"<li>not judged: {html.escape(section)}</li>" for section in self.unjudged)
         notes = "".join(f"<li>{html.escape(n)}</li>" for n in self.notes)
         caption = {k: f"<p>{html.escape(v)}</p>" for k, v in self.captions.items()}
         return f"""<!doctype html><html><head><meta charset="utf-8"><title>leadscore monitor</title>
 <style>body{{font-family:system-ui,sans-serif;margin:2em;max-width:70em}} .t{{border-collapse:collapse;font-size:90%}}
 .t td,.t th{{padding:2px 8px;border-bottom:1px solid #ddd;text-align:right}} .alert{{color:#b00}} .warn{{color:#a60}}</style>
 </head><body><h1>leadscore monitor — {html.escape(self.model)}</h1>
-<p>As of {self.as_of:%Y-%m-%d %H:%M}; overall status <b class="{self.status}">{self.status.upper()}</b></p>
+<p>As of {self.as_of:%Y-%m-%d %H:%M}; overall status <b class="{self.status}">{html.escape(self.verdict)}</b></p>
 <h2>Findings</h2><ul>{items}</ul>{f'<h2>Notes</h2><ul>{notes}</ul>' if notes else ''}
 <h2>Drift (PSI, training window vs recent scored leads)</h2>{caption.get("drift", "")}
 <img alt="PSI per feature" src="data:image/png;base64,{_png(psi_figure(self.drift))}">{table(self.drift)}
@@ -344,6 +369,22 @@ def _png(figure: Figure) -> str:
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png", dpi=90)
     return base64.b64encode(buffer.getvalue()).decode()
+
+
+def unjudged_sections(drift: pd.DataFrame, calibration: pd.DataFrame, segments: pd.DataFrame, handoff: pd.DataFrame,
+                      mp: MonitorParams) -> dict[str, str]:
+    """Why each section in which no check was judged (all n/a) was not: too few leads for its threshold."""
+    out = {}
+    if (drift["status"] == "n/a").all():
+        recent = int(drift["recent_rows"].max()) if len(drift) else 0
+        out["drift"] = (f"{recent:,} recently scored leads, fewer than monitor.min_drift_rows {mp.min_drift_rows:,}"
+                        if recent < mp.min_drift_rows else "no training-window leads to compare with")
+    if (calibration["status"] == "n/a").all() and (segments["status"] == "n/a").all():
+        out["calibration"] = (f"{int(calibration['leads'].iloc[0]):,} scored leads with a known outcome, fewer than "
+                              f"monitor.min_calibration_rows {mp.min_calibration_rows:,}")
+    if (handoff["status"] == "n/a").all():  # a check is n/a only when it counts no lead
+        out["hand-off"] = f"no score {mp.handoff_sla_hours:g} h old yet, and no rejection"
+    return out
 
 
 def assess(
@@ -388,15 +429,19 @@ def assess(
                    f"least {mp.handoff_sla_hours:g} h before it (the leads column), the median hours only those "
                    "already dispositioned; the SLA leaves out leads decided before their first score.",
     }
+    drift = drift_table(reference, recent, catalog, mp, reference_scores, recent_scores)
+    calibration = calibration_summary(probability, calibration_y, mp, params.evaluate.ece_bins)
+    segments = segment_calibration(calibration_frame[categorical], probability, calibration_y, mp)
     return MonitorReport(
         as_of=as_of,
         model=model,
-        drift=drift_table(reference, recent, catalog, mp, reference_scores, recent_scores),
-        calibration=calibration_summary(probability, calibration_y, mp, params.evaluate.ece_bins),
-        segments=segment_calibration(calibration_frame[categorical], probability, calibration_y, mp),
+        drift=drift,
+        calibration=calibration,
+        segments=segments,
         handoff=handoff,
         reasons_by_tier=mix,
         captions=captions,
+        not_judged=unjudged_sections(drift, calibration, segments, handoff, mp),
     )
 
 
@@ -520,7 +565,8 @@ def monitor(
     tracking.configure(params)
     with mlflow.start_run(run_name=f"monitor {as_of:%Y-%m-%d}") as run:
         report.run_id = run.info.run_id
-        mlflow.set_tags({"monitor": "true", "status": report.status, "champion_version": version})
+        mlflow.set_tags({"monitor": "true", "status": report.status, "champion_version": version,
+                         "judged": ", ".join(report.judged), "not_judged": "; ".join(report.unjudged)})
         mlflow.log_metrics(tracking.mlflow_keys({f"psi.{r.feature}": r.psi for r in report.drift.itertuples() if pd.notna(r.psi)}))
         cal = report.calibration.iloc[0]
         mlflow.log_metrics({k: float(cal[k]) for k in ("leads", "predicted", "observed", "gap", "ece") if pd.notna(cal[k])})
