@@ -4,8 +4,8 @@ Three questions, thresholds in params.monitor:
 
 * Drift: population stability index (PSI) of every feature and of the score between the champion's
   training window (rebuilt from the export with the one feature function, at the ages recent leads
-  were scored at) and the recently scored leads (score log; their features rebuilt as of the moment
-  each was scored).
+  were scored at) and the recently scored leads (score log; each one's features rebuilt as the model
+  saw them: as of the request's as_of, else of the moment it was scored).
 * Calibration: the probability each lead was shown against the outcome that has since arrived
   (export + feedback under the label policy), overall and per segment (feature value) — a source
   whose quality dropped shows up here before any covariate moves.
@@ -45,6 +45,7 @@ MISSING_BIN, OTHER_BIN = "(missing)", "(other)"
 # few dozen segments, a plain tolerance would flag some by chance every run.
 SEGMENT_Z = 3.0
 STATUS_ORDER = {"ok": 0, "n/a": 0, "warn": 1, "alert": 2}
+NOT_JUDGED = "not judged"  # the report's status when every check was n/a: "ok" would claim a health never checked
 
 
 # ----------------------------------------------------------------------------- drift
@@ -198,6 +199,8 @@ def handoff_health(
 
     Args:
         scored: first score per lead (index lead_id; columns tier, scored_at), see `first_scores`.
+            The SLA runs from scored_at, the wall-clock time the CRM got the score, not from the
+            features' as_of: re-scoring open leads as of a past day does not make sales late.
         feedback: the store's feedback events (lead_id, status, reason, decided_at, ...).
         top_tier: name of the best tier.
         as_of: 'now'; leads scored less than the SLA ago are not yet due and are left out.
@@ -266,6 +269,7 @@ class MonitorReport:
     handoff: pd.DataFrame
     reasons_by_tier: pd.DataFrame
     captions: dict[str, str] = field(default_factory=dict)  # which leads each section counts: drift, calibration, handoff
+    not_judged: dict[str, str] = field(default_factory=dict)  # section with no check judged -> why (`unjudged_sections`)
     notes: list[str] = field(default_factory=list)
     run_id: str = ""
 
@@ -291,14 +295,35 @@ class MonitorReport:
         return sorted(out, key=lambda f: -STATUS_ORDER[f[0]])
 
     @property
+    def judged(self) -> list[str]:
+        """The sections at least one check was judged in; hand-off says how many of its checks when not all."""
+        out = [name for name in ("drift", "calibration") if name not in self.not_judged]
+        if "hand-off" not in self.not_judged:
+            judged = int((self.handoff["status"] != "n/a").sum())
+            out.append("hand-off" if judged == len(self.handoff) else f"hand-off ({judged} of {len(self.handoff)} checks)")
+        return out
+
+    @property
     def status(self) -> str:
+        if not self.judged:
+            return NOT_JUDGED
         return max((s for s, _ in self.findings), key=STATUS_ORDER.get, default="ok")
 
+    @property
+    def verdict(self) -> str:
+        """The status with what it covers, e.g. "OK (judged: calibration)": an OK over one check is not a clean bill."""
+        return self.status.upper() + (f" (judged: {', '.join(self.judged)})" if self.judged else "")
+
+    @property
+    def unjudged(self) -> list[str]:
+        return [f"{name} ({why})" for name, why in self.not_judged.items()]
+
     def lines(self) -> list[str]:
-        out = [f"monitor as of {self.as_of:%Y-%m-%d %H:%M}: {self.model}: status {self.status.upper()}"]
+        out = [f"monitor as of {self.as_of:%Y-%m-%d %H:%M}: {self.model}: status {self.verdict}"]
         out += [f"  {status.upper():5} {sentence}" for status, sentence in self.findings]
-        if not self.findings:
+        if self.judged and not self.findings:
             out.append("  nothing above the thresholds")
+        out += [f"  not judged: {section}" for section in self.unjudged]
         out += [f"  note: {n}" for n in self.notes]
         return out
 
@@ -309,14 +334,16 @@ class MonitorReport:
                 return "<p><em>no rows</em></p>"
             return frame.to_html(index=index, float_format=lambda v: f"{v:.4f}", border=0, classes="t", na_rep="—")
 
-        items = "".join(f'<li class="{s}">{html.escape(t)}</li>' for s, t in self.findings) or "<li>nothing above the thresholds</li>"
+        items = "".join(f'<li class="{s}">{html.escape(t)}</li>' for s, t in self.findings)
+        items = items or ("<li>nothing above the thresholds</li>" if self.judged else "")
+        items += "".join(f"<li>not judged: {html.escape(section)}</li>" for section in self.unjudged)
         notes = "".join(f"<li>{html.escape(n)}</li>" for n in self.notes)
         caption = {k: f"<p>{html.escape(v)}</p>" for k, v in self.captions.items()}
         return f"""<!doctype html><html><head><meta charset="utf-8"><title>leadscore monitor</title>
 <style>body{{font-family:system-ui,sans-serif;margin:2em;max-width:70em}} .t{{border-collapse:collapse;font-size:90%}}
 .t td,.t th{{padding:2px 8px;border-bottom:1px solid #ddd;text-align:right}} .alert{{color:#b00}} .warn{{color:#a60}}</style>
 </head><body><h1>leadscore monitor — {html.escape(self.model)}</h1>
-<p>As of {self.as_of:%Y-%m-%d %H:%M}; overall status <b class="{self.status}">{self.status.upper()}</b></p>
+<p>As of {self.as_of:%Y-%m-%d %H:%M}; overall status <b class="{self.status}">{html.escape(self.verdict)}</b></p>
 <h2>Findings</h2><ul>{items}</ul>{f'<h2>Notes</h2><ul>{notes}</ul>' if notes else ''}
 <h2>Drift (PSI, training window vs recent scored leads)</h2>{caption.get("drift", "")}
 <img alt="PSI per feature" src="data:image/png;base64,{_png(psi_figure(self.drift))}">{table(self.drift)}
@@ -342,6 +369,22 @@ def _png(figure: Figure) -> str:
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png", dpi=90)
     return base64.b64encode(buffer.getvalue()).decode()
+
+
+def unjudged_sections(drift: pd.DataFrame, calibration: pd.DataFrame, segments: pd.DataFrame, handoff: pd.DataFrame,
+                      mp: MonitorParams) -> dict[str, str]:
+    """Why each section in which no check was judged (all n/a) was not: too few leads for its threshold."""
+    out = {}
+    if (drift["status"] == "n/a").all():
+        recent = int(drift["recent_rows"].max()) if len(drift) else 0
+        out["drift"] = (f"{recent:,} recently scored leads, fewer than monitor.min_drift_rows {mp.min_drift_rows:,}"
+                        if recent < mp.min_drift_rows else "no training-window leads to compare with")
+    if (calibration["status"] == "n/a").all() and (segments["status"] == "n/a").all():
+        out["calibration"] = (f"{int(calibration['leads'].iloc[0]):,} scored leads with a known outcome, fewer than "
+                              f"monitor.min_calibration_rows {mp.min_calibration_rows:,}")
+    if (handoff["status"] == "n/a").all():  # a check is n/a only when it counts no lead
+        out["hand-off"] = f"no score {mp.handoff_sla_hours:g} h old yet, and no rejection"
+    return out
 
 
 def assess(
@@ -386,31 +429,36 @@ def assess(
                    f"least {mp.handoff_sla_hours:g} h before it (the leads column), the median hours only those "
                    "already dispositioned; the SLA leaves out leads decided before their first score.",
     }
+    drift = drift_table(reference, recent, catalog, mp, reference_scores, recent_scores)
+    calibration = calibration_summary(probability, calibration_y, mp, params.evaluate.ece_bins)
+    segments = segment_calibration(calibration_frame[categorical], probability, calibration_y, mp)
     return MonitorReport(
         as_of=as_of,
         model=model,
-        drift=drift_table(reference, recent, catalog, mp, reference_scores, recent_scores),
-        calibration=calibration_summary(probability, calibration_y, mp, params.evaluate.ece_bins),
-        segments=segment_calibration(calibration_frame[categorical], probability, calibration_y, mp),
+        drift=drift,
+        calibration=calibration,
+        segments=segments,
         handoff=handoff,
         reasons_by_tier=mix,
         captions=captions,
+        not_judged=unjudged_sections(drift, calibration, segments, handoff, mp),
     )
 
 
 # ----------------------------------------------------------------------------- I/O edge
 
 
-def _features_at_scoring(crm, scored: pd.DataFrame, spec, dated: bool) -> pd.DataFrame:
-    """Feature frame of scored leads as of the moment each was first scored (the one feature function)."""
+def _features_as_scored(crm, scored: pd.DataFrame, spec, dated: bool) -> pd.DataFrame:
+    """Feature frame of scored leads as the model saw them at each one's first score (the one feature
+    function, as of the score's features_as_of: a request's as_of can lie months before scored_at)."""
     from pipelines.dataset import features_at
 
-    moments = scored["scored_at"].astype("datetime64[ns]") if dated else None
+    moments = scored["features_as_of"].astype("datetime64[ns]") if dated else None
     return features_at(crm, scored.index, moments, spec)
 
 
 def _reference_as_scored(reference_set, ages: pd.Series | None, spec) -> pd.DataFrame:
-    """The training window's leads rebuilt as of the ages recent leads were first scored at.
+    """The training window's leads rebuilt at the ages recent leads had when first scored (their features_as_of).
 
     Activity windows, recency and trend depend on a lead's age when scored, and training saw its
     leads at a mix of ages (``training_snapshots``). Against that mix, a CRM that scores each lead on
@@ -485,7 +533,7 @@ def monitor(
     if (missing & ~merged).any():
         notes.append(f"{int((missing & ~merged).sum()):,} recently scored leads are not in the export yet: left out "
                      "of feature drift")
-    recent = _features_at_scoring(crm, scored[~missing], champion.features, dated)
+    recent = _features_as_scored(crm, scored[~missing], champion.features, dated)
     same_model = recent_log[recent_log["model_version"] == version]
     if len(same_model) < len(recent_log):
         notes.append(f"{len(recent_log) - len(same_model):,} recent scores came from other versions than {version}: "
@@ -496,7 +544,7 @@ def monitor(
     window_params = with_model_features(params, champion)
     reference_set = assemble(window_params, as_of=pd.Timestamp(trained_as_of) if dated and trained_as_of else None, crm=crm)
     recent_leads = crm.leads.set_index("lead_id")["created_at"].reindex(scored.index[~missing]) if dated else None
-    ages = (scored.loc[~missing, "scored_at"] - recent_leads).dropna().clip(lower=pd.Timedelta(0)) if dated else None
+    ages = (scored.loc[~missing, "features_as_of"] - recent_leads).dropna().clip(lower=pd.Timedelta(0)) if dated else None
     reference = _reference_as_scored(reference_set, ages, champion.features)
     reference_scores = champion.predict_proba(reference)
 
@@ -505,7 +553,7 @@ def monitor(
     leads = crm.leads[crm.leads["lead_id"].isin(calibration_log.index)]
     labels = build_labels(leads, crm.outcomes, params.label, as_of if dated else None).frame
     matured = labels.index[labels["label"].notna()]
-    calibration_frame = _features_at_scoring(crm, calibration_log.loc[matured], champion.features, dated)
+    calibration_frame = _features_as_scored(crm, calibration_log.loc[matured], champion.features, dated)
     calibration_frame["probability"] = calibration_log["probability"].reindex(calibration_frame.index).to_numpy()
 
     report = assess(
@@ -517,7 +565,8 @@ def monitor(
     tracking.configure(params)
     with mlflow.start_run(run_name=f"monitor {as_of:%Y-%m-%d}") as run:
         report.run_id = run.info.run_id
-        mlflow.set_tags({"monitor": "true", "status": report.status, "champion_version": version})
+        mlflow.set_tags({"monitor": "true", "status": report.status, "champion_version": version,
+                         "judged": ", ".join(report.judged), "not_judged": "; ".join(report.unjudged)})
         mlflow.log_metrics(tracking.mlflow_keys({f"psi.{r.feature}": r.psi for r in report.drift.itertuples() if pd.notna(r.psi)}))
         cal = report.calibration.iloc[0]
         mlflow.log_metrics({k: float(cal[k]) for k in ("leads", "predicted", "observed", "gap", "ece") if pd.notna(cal[k])})

@@ -40,7 +40,10 @@ SCORE_LOG = sa.Table(
     sa.Column("likely_rejection_probability", sa.Float),
     sa.Column("factors", sa.Text),  # JSON list of {signal, phrase, value, contribution, points}
     sa.Column("email_sha256", sa.String(64)),
-    sa.Column("scored_at", sa.DateTime, nullable=False),  # naive UTC, like every contract date
+    sa.Column("scored_at", sa.DateTime, nullable=False),  # naive UTC, like every contract date; wall clock
+    # When the features were computed as of: the request's as_of (a CRM re-scoring its open leads as of
+    # a past day), else scored_at. Null in rows logged before the column existed: read as scored_at.
+    sa.Column("features_as_of", sa.DateTime),
     sa.Index("ix_score_log_lead_time", "lead_id", "scored_at"),
     sa.Index("ix_score_log_time", "scored_at"),
 )
@@ -59,7 +62,7 @@ FEEDBACK = sa.Table(
 
 SCORE_LOG_COLUMNS = [c.name for c in SCORE_LOG.columns if c.name != "id"]
 FEEDBACK_COLUMNS = [c.name for c in FEEDBACK.columns]
-_TIME_COLUMNS = ("scored_at", "decided_at", "received_at")
+_TIME_COLUMNS = ("scored_at", "features_as_of", "decided_at", "received_at")
 _NUMBER_COLUMNS = ("probability", "likely_rejection_probability", "amount")
 _DECISION_FIELDS = ("lead_id", "status", "reason", "decided_at", "amount")  # what a retried event must repeat
 
@@ -167,6 +170,23 @@ def _sqlite_pragmas(dbapi_connection, _record) -> None:
     cursor.close()
 
 
+def _add_missing_columns(engine: sa.Engine) -> None:
+    """Add the columns a later version gave a table to the table an earlier version created.
+
+    create_all leaves an existing table as it is, and a store holds data no one may lose: the table
+    is altered in place (the new column is nullable, so old rows keep their values and read it null).
+    """
+    inspector = sa.inspect(engine)
+    quote = engine.dialect.identifier_preparer
+    for table in _metadata.sorted_tables:
+        present = {c["name"] for c in inspector.get_columns(table.name)}
+        for column in table.columns:
+            if column.name not in present:
+                with engine.begin() as conn:
+                    conn.execute(sa.text(f"ALTER TABLE {quote.format_table(table)} ADD COLUMN "
+                                         f"{quote.format_column(column)} {column.type.compile(engine.dialect)}"))
+
+
 def _typed(frame: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
     """Stable dtypes whatever the backend returns (also for 0 rows): dates, floats, text."""
     out = {}
@@ -184,7 +204,8 @@ def _typed(frame: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
 
 
 class Store:
-    """Score log and feedback tables behind one SQLAlchemy URL (tables are created when missing)."""
+    """Score log and feedback tables behind one SQLAlchemy URL (tables, and columns an earlier version's
+    tables lack, are created when missing)."""
 
     def __init__(self, url: str):
         self.url = url
@@ -194,9 +215,11 @@ class Store:
             sa.event.listen(self.engine, "connect", _sqlite_pragmas)
         try:
             _metadata.create_all(self.engine)
+            _add_missing_columns(self.engine)
         except (sa.exc.OperationalError, sa.exc.ProgrammingError):
-            # Another worker created the tables between the existence check and CREATE: check again.
+            # Another worker created the tables (or columns) between the existence check and CREATE: check again.
             _metadata.create_all(self.engine)
+            _add_missing_columns(self.engine)
 
     @classmethod
     def from_params(cls, params: Params) -> "Store":
@@ -211,11 +234,12 @@ class Store:
 
     def log_scores(self, rows: pd.DataFrame | list[dict]) -> None:
         """Append scores: lead_id, model_name, model_version, probability, score, tier,
-        likely_rejection_reason, factors (JSON text or Python lists), email_sha256, scored_at (UTC).
+        likely_rejection_reason, factors (JSON text or Python lists), email_sha256, scored_at (UTC),
+        features_as_of (UTC).
 
         Rows are a frame or a list of dicts (what the service builds: no pandas per request).
-        likely_rejection_probability is optional; scored_at defaults to now. A column named `email`
-        is refused: only its hash (`email_sha256`) may be logged.
+        likely_rejection_probability is optional; scored_at defaults to now, features_as_of to scored_at.
+        A column named `email` is refused: only its hash (`email_sha256`) may be logged.
         """
         records = rows.to_dict("records") if isinstance(rows, pd.DataFrame) else rows
         has_email = "email" in rows.columns if isinstance(rows, pd.DataFrame) else any("email" in r for r in records)
@@ -230,6 +254,8 @@ class Store:
             factors = record["factors"]
             record["factors"] = factors if factors is None or isinstance(factors, str) else json.dumps(factors)
             record["scored_at"] = now if record["scored_at"] is None else utc_naive(record["scored_at"])
+            as_of = record["features_as_of"]
+            record["features_as_of"] = record["scored_at"] if as_of is None else utc_naive(as_of)
             record["model_version"] = str(record["model_version"])
             out.append(record)
         with self.engine.begin() as conn:
@@ -249,16 +275,20 @@ class Store:
             return None
         out = dict(row)
         out["factors"] = json.loads(out["factors"]) if out["factors"] else []
+        out["features_as_of"] = out["features_as_of"] or out["scored_at"]  # null in rows an earlier version logged
         return out
 
     def score_log_frame(self, since: pd.Timestamp | None = None) -> pd.DataFrame:
-        """Logged scores (optionally from `since`, naive or zone-aware UTC), oldest first."""
+        """Logged scores (optionally scored from `since`, naive or zone-aware UTC), oldest first; features_as_of
+        is scored_at where an earlier version logged none."""
         query = sa.select(*[SCORE_LOG.c[name] for name in SCORE_LOG_COLUMNS]).order_by(SCORE_LOG.c.id)
         if since is not None:
             query = query.where(SCORE_LOG.c.scored_at >= utc_naive(since))
         with self.engine.connect() as conn:
             frame = pd.DataFrame(conn.execute(query).mappings().all())
-        return _typed(frame, SCORE_LOG_COLUMNS)
+        frame = _typed(frame, SCORE_LOG_COLUMNS)
+        frame["features_as_of"] = frame["features_as_of"].fillna(frame["scored_at"])
+        return frame
 
     # ------------------------------------------------------------------ feedback
 

@@ -187,6 +187,17 @@ def test_each_score_is_logged_with_the_email_only_hashed(client, server, leads):
     assert "hayworth" not in server.log_path.read_text(errors="replace").lower()
 
 
+def test_the_log_keeps_the_as_of_a_lead_was_scored_at_beside_the_wall_clock(client, server, leads):
+    """A CRM re-scoring open leads as of a past day: monitor rebuilds their features at that day, not today."""
+    before = pd.Timestamp.now(tz="UTC").tz_localize(None)
+    client.post("/score", {"leads": [{**leads[3], "lead_id": "AS-OF-1"}], "as_of": AS_OF})
+    client.post("/score", {"leads": [{**leads[3], "lead_id": "NOW-1"}]})
+    log = Store(server.params.serving.store_url).score_log_frame().set_index("lead_id")
+    assert log.loc["AS-OF-1", "features_as_of"] == pd.Timestamp(AS_OF)
+    assert log.loc["AS-OF-1", "scored_at"] >= before  # the wall clock: when the CRM got the score
+    assert log.loc["NOW-1", "features_as_of"] == log.loc["NOW-1", "scored_at"]
+
+
 def test_explain_gives_every_factor_adding_up_to_the_models_margin(client, trained, leads):
     explained = client.post("/explain", {"lead": leads[2], "as_of": AS_OF}).json()
     scored = client.post("/score", {"leads": [leads[2]], "as_of": AS_OF}).json()["scores"][0]

@@ -195,3 +195,32 @@ def test_retrain_runs_past_stored_events_with_impossible_dates(tmp_path, caplog,
     assert result.exit_code == 0, result.output
     assert "dry run: would promote" in result.output
     assert f"event 'p1' (lead '{lead}', decided_at 0001-01-01 00:00:00)" in caplog.text
+
+
+def test_a_store_an_earlier_version_created_keeps_its_scores_and_gains_features_as_of(tmp_path):
+    """The score log had no features_as_of before; opening such a database must add it, not lose rows."""
+    import sqlite3
+
+    path = tmp_path / "old.db"
+    with sqlite3.connect(path) as conn:  # the score_log table as the previous version created it
+        conn.executescript("""
+            CREATE TABLE score_log (
+                id INTEGER NOT NULL, lead_id VARCHAR(255) NOT NULL, model_name VARCHAR(255) NOT NULL,
+                model_version VARCHAR(64) NOT NULL, probability FLOAT NOT NULL, score INTEGER NOT NULL,
+                tier VARCHAR(64) NOT NULL, likely_rejection_reason VARCHAR(255), likely_rejection_probability FLOAT,
+                factors TEXT, email_sha256 VARCHAR(64), scored_at DATETIME NOT NULL, PRIMARY KEY (id));
+            CREATE INDEX ix_score_log_lead_time ON score_log (lead_id, scored_at);
+            CREATE INDEX ix_score_log_time ON score_log (scored_at);
+            INSERT INTO score_log (lead_id, model_name, model_version, probability, score, tier, scored_at)
+            VALUES ('OLD-1', 'leadscore', '2', 0.3, 30, 'B', '2026-01-05 09:00:00.000000');
+        """)
+
+    store = Store(f"sqlite:///{path}")
+    store.log_scores(_scores(["NEW-1"], scored_at=pd.Timestamp("2026-11-26 10:00"), features_as_of=pd.Timestamp("2026-01-01")))
+    store.log_scores(_scores(["NEW-2"], scored_at=pd.Timestamp("2026-11-26 11:00")))
+
+    log = Store(f"sqlite:///{path}").score_log_frame().set_index("lead_id")
+    assert log.loc["OLD-1", ["score", "tier", "scored_at"]].tolist() == [30, "B", pd.Timestamp("2026-01-05 09:00")]
+    assert log["features_as_of"].tolist() == [pd.Timestamp("2026-01-05 09:00"), pd.Timestamp("2026-01-01"),
+                                              pd.Timestamp("2026-11-26 11:00")]
+    assert store.latest_score("OLD-1")["features_as_of"] == datetime(2026, 1, 5, 9)

@@ -224,6 +224,63 @@ def test_monitor_page_says_which_leads_each_section_counts(production, tmp_path)
     assert due in report.handoff["leads"].tolist()
 
 
+def test_scores_sent_with_an_as_of_are_judged_as_of_it_not_as_of_when_they_arrived(production, tmp_path):
+    """A CRM re-scores its leads with as_of = the day each was scored, but 300 days later by the clock:
+    rebuilt at the wall clock, every lead would look 300 days older (days since last activity, page
+    views in the last 90 days) and drift that is not there would be reported."""
+    from serving.store import Store
+
+    params, crm, store = production
+    log = store.score_log_frame()
+    late = Store(f"sqlite:///{tmp_path / 'late.db'}")
+    late.log_scores(log.assign(scored_at=log["scored_at"] + pd.Timedelta(days=300), features_as_of=log["scored_at"]))
+
+    on_time, rescored = monitor(params, crm=crm, store=store), monitor(params, crm=crm, store=late)
+
+    pd.testing.assert_frame_equal(rescored.drift, on_time.drift)
+    assert (rescored.drift["status"] != "n/a").all()
+
+
+def test_monitor_says_which_checks_it_could_not_judge_and_never_calls_nothing_ok(production, tmp_path):
+    """20 leads re-scored at once, months after the rest: drift has too few leads and no score is old
+    enough for the SLA. Only calibration (the older scores) is judged, and the summary says so; with
+    the older scores gone nothing is judged, and the status says that instead of OK."""
+    import html
+
+    from serving.store import Store
+
+    params, crm, store = production
+    mp = params.monitor
+    log = store.score_log_frame()
+    now = log["scored_at"].max() + pd.Timedelta(days=120)
+    burst = log.drop_duplicates("lead_id").tail(20).assign(scored_at=now)
+    older = Store(f"sqlite:///{tmp_path / 'older.db'}")
+    older.log_scores(pd.concat([log, burst], ignore_index=True))
+    alone = Store(f"sqlite:///{tmp_path / 'alone.db'}")
+    alone.log_scores(burst)
+    drift_why = f"drift (20 recently scored leads, fewer than monitor.min_drift_rows {mp.min_drift_rows})"
+    handoff_why = f"hand-off (no score {mp.handoff_sla_hours:g} h old yet, and no rejection)"
+
+    partly = monitor(params, crm=crm, store=older, out=tmp_path / "partly.html")
+    nothing = monitor(params, crm=crm, store=alone, out=tmp_path / "nothing.html")
+
+    assert partly.judged == ["calibration"] and partly.status in ("ok", "alert")
+    lines = partly.lines()
+    assert lines[0].endswith(f"status {partly.status.upper()} (judged: calibration)")
+    assert f"  not judged: {drift_why}" in lines and f"  not judged: {handoff_why}" in lines
+    assert f"not judged: {drift_why}" in html.unescape((tmp_path / "partly.html").read_text())
+
+    assert nothing.status == "not judged" and nothing.judged == []
+    lines = nothing.lines()
+    assert lines[0].endswith("status NOT JUDGED")
+    assert "nothing above the thresholds" not in "\n".join(lines)
+    assert "  not judged: calibration (" in "\n".join(lines) and f"  not judged: {handoff_why}" in lines
+    page = html.unescape((tmp_path / "nothing.html").read_text())
+    assert "overall status <b class=\"not judged\">NOT JUDGED</b>" in page and "nothing above the thresholds" not in page
+    tags = mlflow.get_run(nothing.run_id).data.tags
+    assert tags["status"] == "not judged" and tags["judged"] == "" and drift_why in tags["not_judged"]
+
+
 def test_monitor_needs_a_score_log(production, tmp_path):
     from serving.store import Store
 
