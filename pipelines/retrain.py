@@ -35,10 +35,10 @@ from models.scorer import LeadScorer
 from models.splits import Split, make_split
 from pipelines import tracking
 from pipelines.config import Params, flatten
-from pipelines.contract import OUTCOMES
+from pipelines.contract import CLOCK_SLACK, OUTCOMES
 from pipelines.dataset import TrainingSet, assemble, data_as_of, model_features
 from pipelines.evaluate import LEADSCORE, Evaluation, compare, format_table
-from pipelines.ingest import CRMData, load_crm
+from pipelines.ingest import CRMData, decided_before_created, load_crm
 from pipelines.train import fit_model, input_example, log_trained
 
 log = logging.getLogger(__name__)
@@ -90,12 +90,19 @@ class FeedbackMerge:
     events: int = 0  # leads with a decision in the store
     applied: int = 0  # of those, decisions that replace the export's: later, tied, or undated or absent there
     unknown_leads: int = 0  # decisions for leads the export does not have (cannot be trained on)
+    # Decisions the export would refuse too (ingest.decided_before_created), e.g. "lead 'L7' decided 2020-01-01,
+    # created 2024-03-01": one per lead, left out.
+    before_created: list[str] = field(default_factory=list)
     left_out: int = 0  # stored events with an impossible decided_at, not counted above (Store.usable_feedback)
 
     def line(self) -> str:
+        named = "; ".join(self.before_created[:3]) + (f"; and {len(self.before_created) - 3:,} more"
+                                                       if len(self.before_created) > 3 else "")
         return (f"feedback store: {self.events:,} lead decisions, {self.applied:,} replace the export's "
                 "(decided later, at the same time, or undated there)"
                 + (f", {self.unknown_leads:,} for leads not in the export (ignored)" if self.unknown_leads else "")
+                + (f", {len(self.before_created):,} decided more than a day before their lead was created (ignored, "
+                   f"as the export's own would be: {named})" if self.before_created else "")
                 + (f"; {self.left_out:,} events with an impossible decided_at left out (they stay in the store; "
                    "see the warning)" if self.left_out else ""))
 
@@ -106,6 +113,8 @@ def merge_feedback(crm: CRMData, feedback: pd.DataFrame) -> tuple[CRMData, Feedb
     Newer = later decided_at; on a tie, or when the export's row has no date, the feedback wins
     (the service hears a decision as it happens; an export lags behind it). Feedback for leads the
     export does not contain is dropped and counted: without the lead row there is nothing to learn from.
+    A decision dated before its lead was created is left out and named, as the export's ingest refuses
+    it: otherwise, once the lead matured, a wrong date would become a label that no export would give.
     """
     stats = FeedbackMerge(events=int(feedback["lead_id"].nunique()) if len(feedback) else 0)
     if not len(feedback):
@@ -116,6 +125,17 @@ def merge_feedback(crm: CRMData, feedback: pd.DataFrame) -> tuple[CRMData, Feedb
     exported = crm.outcomes[list(OUTCOMES.columns)] if crm.outcomes is not None else _empty_outcomes()
     date_type = exported["decided_at"].dtype if len(exported) else "datetime64[us]"
     incoming = incoming.assign(decided_at=pd.to_datetime(incoming["decided_at"]).astype(date_type))
+    early = decided_before_created(incoming, crm.leads)
+    if len(early):
+        refused = incoming.loc[early.index]
+        stats.before_created = [f"lead {lead!r} decided {decided:%Y-%m-%d}, created {created:%Y-%m-%d}"
+                                for lead, decided, created in zip(refused["lead_id"], refused["decided_at"], early)]
+        log.warning("left out %d feedback decision(s) dated more than %d day before their lead was created, as the "
+                    "export's ingest refuses them: %s%s. Send the decision again under a new event_id with its real "
+                    "date, or correct the lead's created_at in the CRM.", len(early), CLOCK_SLACK.days,
+                    "; ".join(stats.before_created[:10]),
+                    f"; and {len(early) - 10} more" if len(early) > 10 else "")
+        incoming = incoming.drop(index=early.index)
     both = pd.concat([exported.assign(_from_store=0), incoming.assign(_from_store=1)], ignore_index=True)
     ordered = both.sort_values(["decided_at", "_from_store"], na_position="first", kind="stable")
     latest = ordered.drop_duplicates("lead_id", keep="last")
@@ -571,7 +591,8 @@ def _log_retrain_run(result: RetrainResult, params: Params) -> None:
     for row, values in result.metrics.iterrows():
         mlflow.log_metrics({f"{row}.{k}": float(v) for k, v in values.items() if pd.notna(v)})
     mlflow.log_metrics({"closed_leads": result.closed_leads, "conversions": result.conversions,
-                        "feedback_applied": result.feedback.applied, "feedback_left_out": result.feedback.left_out})
+                        "feedback_applied": result.feedback.applied, "feedback_left_out": result.feedback.left_out,
+                        "feedback_decided_before_created": len(result.feedback.before_created)})
     mlflow.log_dict({"verdict": result.verdict, "checks": result.decision.checks, "reasons": result.decision.reasons,
                      "notes": result.notes, "window": result.window, "cold_start": result.cold_start},
                     "retrain/decision.json")
