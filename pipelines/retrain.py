@@ -90,6 +90,9 @@ class FeedbackMerge:
     events: int = 0  # leads with a decision in the store
     applied: int = 0  # of those, decisions that replace the export's: later, tied, or undated or absent there
     unknown_leads: int = 0  # decisions for leads the export does not have (cannot be trained on)
+    # Decisions for leads the export merged by e-mail into another lead (data.dedupe_by_email): ignored,
+    # as the export's own outcomes for them are (the decision may be about the duplicate record itself).
+    merged_leads: int = 0
     # Decisions the export would refuse too (ingest.decided_before_created), e.g. "lead 'L7' decided 2020-01-01,
     # created 2024-03-01": one per lead, left out.
     before_created: list[str] = field(default_factory=list)
@@ -101,6 +104,8 @@ class FeedbackMerge:
         return (f"feedback store: {self.events:,} lead decisions, {self.applied:,} replace the export's "
                 "(decided later, at the same time, or undated there)"
                 + (f", {self.unknown_leads:,} for leads not in the export (ignored)" if self.unknown_leads else "")
+                + (f", {self.merged_leads:,} for leads merged by e-mail into another lead (ignored, as the export's "
+                   "own outcomes for them are)" if self.merged_leads else "")
                 + (f", {len(self.before_created):,} decided more than a day before their lead was created (ignored, "
                    f"as the export's own would be: {named})" if self.before_created else "")
                 + (f"; {self.left_out:,} events with an impossible decided_at left out (they stay in the store; "
@@ -113,6 +118,7 @@ def merge_feedback(crm: CRMData, feedback: pd.DataFrame) -> tuple[CRMData, Feedb
     Newer = later decided_at; on a tie, or when the export's row has no date, the feedback wins
     (the service hears a decision as it happens; an export lags behind it). Feedback for leads the
     export does not contain is dropped and counted: without the lead row there is nothing to learn from.
+    So is feedback for a lead the export merged by e-mail into another, as the export drops its outcomes.
     A decision dated before its lead was created is left out and named, as the export's ingest refuses
     it: otherwise, once the lead matured, a wrong date would become a label that no export would give.
     """
@@ -120,7 +126,9 @@ def merge_feedback(crm: CRMData, feedback: pd.DataFrame) -> tuple[CRMData, Feedb
     if not len(feedback):
         return crm, stats
     known = feedback["lead_id"].isin(crm.leads["lead_id"])
-    stats.unknown_leads = int(feedback.loc[~known, "lead_id"].nunique())
+    merged_away = feedback["lead_id"].isin(crm.merged_by_email.index)
+    stats.merged_leads = int(feedback.loc[merged_away, "lead_id"].nunique())
+    stats.unknown_leads = int(feedback.loc[~known & ~merged_away, "lead_id"].nunique())
     incoming = feedback.loc[known, list(OUTCOMES.columns)]
     exported = crm.outcomes[list(OUTCOMES.columns)] if crm.outcomes is not None else _empty_outcomes()
     date_type = exported["decided_at"].dtype if len(exported) else "datetime64[us]"

@@ -278,6 +278,20 @@ def test_feedback_decided_before_its_lead_was_created_is_left_out_and_named():
             "lead 'a' decided 2020-01-01, created 2025-01-01)") in stats.line()
 
 
+def test_feedback_for_a_lead_merged_by_email_is_ignored_as_the_exports_outcomes_are():
+    export = outcomes([("a", "rejected", "no_budget", "2025-02-01", None)])
+    crm = crm_with(export)
+    crm.merged_by_email = pd.Series({"a2": "a"})  # a2 had the same e-mail as the earlier lead a
+    feedback = outcomes([("a2", "duplicate", None, "2025-03-01", None), ("zz", "converted", None, "2025-03-01", None)])
+
+    merged, stats = merge_feedback(crm, feedback)
+
+    assert merged.outcomes.set_index("lead_id")["status"].to_dict() == {"a": "rejected"}
+    assert (stats.merged_leads, stats.unknown_leads) == (1, 1)
+    assert stats.line().endswith(", 1 for leads not in the export (ignored), 1 for leads merged by e-mail into "
+                                 "another lead (ignored, as the export's own outcomes for them are)")
+
+
 def test_feedback_is_read_from_the_store_and_a_missing_store_is_not_created(sample_dir, tmp_path):
     from serving.store import Store
 
