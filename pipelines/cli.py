@@ -185,6 +185,8 @@ def evaluate(
     name, versions = p.tracking.registered_model, evaluation.versions
     typer.echo(", ".join(f"{row}: {name} v{version}" for row, version in versions.items()))
     _say_evaluation(evaluation)
+    for note in evaluation.notes:
+        typer.secho(f"note: {note}", fg="yellow")
     typer.echo(f"\nMLflow run {run_id}")
     if versions.get("champion") not in (None, versions[alias]):  # the command that serves what was evaluated
         typer.echo(f"to serve v{versions[alias]}: leadscore promote --version {versions[alias]} --reason \"...\"")

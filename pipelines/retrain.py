@@ -37,7 +37,7 @@ from pipelines import tracking
 from pipelines.config import Params, flatten
 from pipelines.contract import CLOCK_SLACK, OUTCOMES
 from pipelines.dataset import TrainingSet, assemble, data_as_of, model_features
-from pipelines.evaluate import LEADSCORE, Evaluation, compare, format_table
+from pipelines.evaluate import LEADSCORE, Evaluation, champion_overlap_notes, compare, format_table
 from pipelines.ingest import CRMData, decided_before_created, load_crm
 from pipelines.train import fit_model, input_example, log_trained
 
@@ -491,7 +491,7 @@ def retrain(
     notes = []
     if champion is not None:
         probabilities[CHAMPION_ROW] = champion.predict_proba(model_features(champion, ts, ts.features.index[window_rows]))
-        notes += _overlap_notes(champion, ts, window_rows)
+        notes += champion_overlap_notes(champion, ts, window_rows)
     probabilities[CHALLENGER_ROW] = challenger.predict_proba(ts.features.iloc[window_rows])
     metrics = window_metrics(probabilities, y, params)
     decision = decide(metrics, len(ts.leaks), params, cold_start=bool(why),
@@ -528,32 +528,6 @@ def _refuse_going_back(champion: LeadScorer | None, version: str | None, as_of: 
                      f"{pd.Timestamp(trained):%Y-%m-%d}, later than that; retrain as of that day "
                      "or after, replay past quarters with `leadscore backtest`, or go back to an older version on "
                      "purpose with `leadscore promote --version N`")
-
-
-def _overlap_notes(champion: LeadScorer, ts: TrainingSet, rows: np.ndarray) -> list[str]:
-    """A warning when the champion was fit on window leads (its figures are then optimistic).
-
-    The champion fit, tuned and calibrated on the leads created before its own test part began
-    (`data/split.json` of its training run); window leads created before that date it has seen.
-    A champion trained on a stratified split may have seen leads of any date.
-    """
-    if ts.created_at is None:
-        return ["undated export: the champion may have been fit on some window rows, so its figures can be "
-                "optimistic (the gate then favours the champion)"]
-    try:
-        split = mlflow.artifacts.load_dict(f"runs:/{champion.info['run_id']}/data/split.json")
-        if split["kind"] != "out_of_time":
-            kind = f"{split['kind']} ({split['stratified_because']})" if split.get("stratified_because") else split["kind"]
-            return [f"the champion was trained on a {kind} split: it may have been fit on some window rows, "
-                    "so its figures can be optimistic (the gate then favours the champion)"]
-        seen_before = pd.Timestamp(split["test_from"])
-    except (KeyError, OSError, mlflow.exceptions.MlflowException):
-        return ["the champion's training split is not on record: cannot tell whether it was fit on window leads"]
-    seen = int((ts.created_at.iloc[rows] < seen_before).sum())
-    if not seen:
-        return []
-    return [f"the champion was fit on {seen:,} of the {len(rows):,} window leads (created before "
-            f"{seen_before:%Y-%m-%d}): its figures are optimistic and the gate favours it"]
 
 
 def _describe_window(ts: TrainingSet, split: Split) -> str:
