@@ -143,6 +143,9 @@ def train(params: ParamsOption = None, leads: LeadsOption = None, as_of: AsOfOpt
                     "scores come without a likely rejection reason", fg="yellow")
     typer.echo(f"\nMLflow run {result.run_id}; model {p.tracking.registered_model} v{result.version} "
                f"aliases {', '.join(result.aliases)}")
+    if "champion" not in result.aliases:
+        typer.echo(f"next: leadscore evaluate compares it with the champion; "
+                   f"leadscore promote --version {result.version} --reason \"...\" serves it")
 
 
 def _say_evaluation(evaluation) -> None:
@@ -331,6 +334,8 @@ def promote(
         change = run_promote(_params(params), version, reason)
     except (LookupError, ValueError) as err:
         _fail(err)
+    if change.refused_by_retrain:
+        typer.secho(f"note: retrain refused to promote v{change.version}: {change.refused_by_retrain}", fg="yellow")
     typer.echo(f"champion: v{change.version} (was {'v' + change.previous if change.previous else 'none'}); "
                f"MLflow run {change.run_id}")
 

@@ -310,6 +310,7 @@ class AliasChange:
     previous: str | None
     reason: str
     run_id: str = ""
+    refused_by_retrain: str = ""  # why retrain refused to promote this version, when it did (shown, not blocking)
 
 
 def _now() -> str:
@@ -352,6 +353,9 @@ def _record_alias_run(params: Params, action: str, change: AliasChange) -> str:
 def promote(params: Params, version: str | int, reason: str) -> AliasChange:
     """Make `version` the champion by hand; the reason and the replaced champion are recorded.
 
+    A version retrain refused is promoted all the same (a human decided); the refusal comes back with
+    the change so the command can show it.
+
     `version` may be written as every command prints it ("v3") as well as "3".
     """
     version = str(version).strip().removeprefix("v").removeprefix("V")
@@ -360,12 +364,12 @@ def promote(params: Params, version: str | int, reason: str) -> AliasChange:
     tracking.configure(params)
     client, name = MlflowClient(), params.tracking.registered_model
     try:
-        client.get_model_version(name, str(version))
+        refused = client.get_model_version(name, str(version)).tags.get("retrain_refused", "")
     except mlflow.exceptions.MlflowException:
         raise LookupError(f"model '{name}' has no version {version} in {tracking.tracking_uri(params)}") from None
     if _champion_version(params) == str(version):  # moving it again would overwrite why it was promoted
         raise ValueError(f"--version {version}: v{version} is already the champion of model '{name}'; nothing changed")
-    change = AliasChange(str(version), None, reason)
+    change = AliasChange(str(version), None, reason, refused_by_retrain=refused)
     change.previous = _move_champion(params, str(version), f"manual: {reason}")
     change.run_id = _record_alias_run(params, "promote", change)
     return change

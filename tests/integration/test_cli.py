@@ -430,8 +430,12 @@ def test_train_and_evaluate_name_each_tier_in_its_conversion_table(small_export,
 
 def test_evaluate_names_the_versions_compared_and_how_to_serve_the_challenger(small_export, tmp_path, monkeypatch):
     params = training_params(small_export, tmp_path, monkeypatch)
-    assert run("train", "--params", str(params)).exit_code == 0  # v1: challenger and champion
-    assert run("train", "--params", str(params)).exit_code == 0  # v2: challenger
+    first = run("train", "--params", str(params))  # v1: challenger and champion
+    assert first.exit_code == 0 and "next:" not in first.output
+    second = run("train", "--params", str(params))  # v2: challenger
+    assert second.exit_code == 0
+    assert ('aliases challenger\nnext: leadscore evaluate compares it with the champion; '
+            'leadscore promote --version 2 --reason "..." serves it\n') in second.output
 
     evaluated = run("evaluate", "--params", str(params))
 

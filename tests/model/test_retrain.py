@@ -426,3 +426,10 @@ def test_the_cli_moves_aliases_and_reports_failures(three_versions, tmp_path):
     # as every command prints a version
     again = runner.invoke(app, ["promote", "--version", "v2", "--reason", "Q3", "--params", str(params_file)])
     assert again.exit_code == 0 and "champion: v2 (was v1)" in again.output
+    assert "note:" not in promoted.output + again.output
+    MlflowClient().set_model_version_tag(three_versions.tracking.registered_model, "3", "retrain_refused",
+                                         "FAILED: challenger AUC 0.61 is 0.08 below the champion's")
+    overruled = runner.invoke(app, ["promote", "--version", "3", "--reason", "Q4 override", "--params", str(params_file)])
+    assert overruled.exit_code == 0 and "champion: v3 (was v2)" in overruled.output  # a human decided
+    assert ("note: retrain refused to promote v3: FAILED: challenger AUC 0.61 is 0.08 below the champion's"
+            in overruled.output)
