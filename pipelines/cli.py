@@ -143,6 +143,9 @@ def train(params: ParamsOption = None, leads: LeadsOption = None, as_of: AsOfOpt
                     "scores come without a likely rejection reason", fg="yellow")
     typer.echo(f"\nMLflow run {result.run_id}; model {p.tracking.registered_model} v{result.version} "
                f"aliases {', '.join(result.aliases)}")
+    if "champion" not in result.aliases:
+        typer.echo(f"next: leadscore evaluate compares it with the champion; "
+                   f"leadscore promote --version {result.version} --reason \"...\" serves it")
 
 
 def _say_evaluation(evaluation) -> None:
@@ -185,6 +188,8 @@ def evaluate(
     name, versions = p.tracking.registered_model, evaluation.versions
     typer.echo(", ".join(f"{row}: {name} v{version}" for row, version in versions.items()))
     _say_evaluation(evaluation)
+    for note in evaluation.notes:
+        typer.secho(f"note: {note}", fg="yellow")
     typer.echo(f"\nMLflow run {run_id}")
     if versions.get("champion") not in (None, versions[alias]):  # the command that serves what was evaluated
         typer.echo(f"to serve v{versions[alias]}: leadscore promote --version {versions[alias]} --reason \"...\"")
@@ -329,6 +334,8 @@ def promote(
         change = run_promote(_params(params), version, reason)
     except (LookupError, ValueError) as err:
         _fail(err)
+    if change.refused_by_retrain:
+        typer.secho(f"note: retrain refused to promote v{change.version}: {change.refused_by_retrain}", fg="yellow")
     typer.echo(f"champion: v{change.version} (was {'v' + change.previous if change.previous else 'none'}); "
                f"MLflow run {change.run_id}")
 

@@ -40,6 +40,7 @@ class Evaluation:
     # leadscore over every (test lead, age it was still open) pair (evaluate_scores keys), when dated
     while_open: dict[str, float] = field(default_factory=dict)
     versions: dict[str, str] = field(default_factory=dict)  # registry version per registered scorer (evaluate_registered)
+    notes: list[str] = field(default_factory=list)  # what to keep in mind reading the table (champion_overlap_notes)
 
     def metrics(self, scorer: str = LEADSCORE) -> dict[str, float]:
         return {k: float(v) for k, v in self.table.loc[scorer].items()}
@@ -210,6 +211,35 @@ def format_table(table: pd.DataFrame) -> str:
     return table.to_string(float_format=lambda v: f"{v:.4f}", formatters=counts)
 
 
+def champion_overlap_notes(champion: LeadScorer, ts: TrainingSet, rows: np.ndarray) -> list[str]:
+    """A warning when the champion was fit on leads it is compared on (retrain's window, evaluate's test
+    rows): its figures are then optimistic, and a comparison favours it.
+
+    The champion fit, tuned and calibrated on the leads created before its own test part began
+    (`data/split.json` of its training run); compared leads created before that date it has seen.
+    A champion trained on a stratified split may have seen leads of any date.
+    """
+    import mlflow
+
+    if ts.created_at is None:
+        return ["undated export: the champion may have been fit on some of the compared leads, so its figures can "
+                "be optimistic (which favours it over the challenger)"]
+    try:
+        split = mlflow.artifacts.load_dict(f"runs:/{champion.info['run_id']}/data/split.json")
+        if split["kind"] != "out_of_time":
+            kind = f"{split['kind']} ({split['stratified_because']})" if split.get("stratified_because") else split["kind"]
+            return [f"the champion was trained on a {kind} split: it may have been fit on some of the compared "
+                    "leads, so its figures can be optimistic (which favours it over the challenger)"]
+        seen_before = pd.Timestamp(split["test_from"])
+    except (KeyError, OSError, mlflow.exceptions.MlflowException):
+        return ["the champion's training split is not on record: cannot tell whether it was fit on the compared leads"]
+    seen = int((ts.created_at.iloc[rows] < seen_before).sum())
+    if not seen:
+        return []
+    return [f"the champion was fit on {seen:,} of the {len(rows):,} compared leads (created before "
+            f"{seen_before:%Y-%m-%d}): its figures are optimistic, which favours it over the challenger"]
+
+
 def evaluate_registered(params: Params, alias: str = "challenger", as_of=None) -> tuple[Evaluation, str]:
     """`leadscore evaluate`: a registered model vs the champion and the peers on today's export.
 
@@ -238,8 +268,12 @@ def evaluate_registered(params: Params, alias: str = "challenger", as_of=None) -
         scorers[alias], ts, split.test, params.features.snapshot_days, params.evaluate.ece_bins)
     versions = {name: str(s.info["registry"]["version"]) for name, s in scorers.items()}
     evaluation.versions = versions
+    if versions.get(tracking.CHAMPION) not in (None, versions[alias]):
+        evaluation.notes = champion_overlap_notes(scorers[tracking.CHAMPION], ts, split.test)
     with mlflow.start_run(tags={"kind": "evaluate", **{f"version.{k}": v for k, v in versions.items()}}) as run:
         mlflow.log_dict(split.describe(), "data/split.json")
+        if evaluation.notes:
+            mlflow.log_dict({"notes": evaluation.notes}, "evaluation/notes.json")
         for name in evaluation.table.index:
             mlflow.log_metrics({f"{name}.{k}": float(v) for k, v in evaluation.metrics(name).items()})
         mlflow.log_metrics({f"{alias}.{k}": v for k, v in evaluation.reasons.items()})

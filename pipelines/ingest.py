@@ -711,20 +711,27 @@ def prepare_table(
 # ---------------------------------------------------------------- whole export
 
 
-def _decided_before_created(outcomes: pd.DataFrame, leads: pd.DataFrame, flat: bool, source: str,
-                            column: str) -> list[Problem]:
-    """Outcome rows decided more than CLOCK_SLACK before their lead was created: a decision cannot
-    precede its lead, so a whole column of them means decided_at is mapped to the wrong CRM field."""
+def decided_before_created(outcomes: pd.DataFrame, leads: pd.DataFrame, flat: bool = False) -> pd.Series:
+    """The lead's created_at of each outcome row decided more than CLOCK_SLACK before it (only those
+    rows, indexed like `outcomes`): a decision cannot precede its lead. The export refuses such rows and
+    retrain leaves such feedback out, so a bad date is a label in neither."""
     if "created_at" not in leads or not len(outcomes):
-        return []
+        return pd.Series(dtype="datetime64[us]")
     created = (leads["created_at"].reindex(outcomes.index) if flat
                else outcomes["lead_id"].map(leads.set_index("lead_id")["created_at"]))
-    early = (outcomes["decided_at"] < created - CLOCK_SLACK).to_numpy()
+    return created[outcomes["decided_at"] < created - CLOCK_SLACK]
+
+
+def _decided_before_created(outcomes: pd.DataFrame, leads: pd.DataFrame, flat: bool, source: str,
+                            column: str) -> list[Problem]:
+    """Outcome rows decided before their lead was created (`decided_before_created`); a whole column of
+    them means decided_at is mapped to the wrong CRM field."""
+    early = decided_before_created(outcomes, leads, flat)
     return [
         Problem(source, int(i) + 1, column, f"decided {decided} before its lead was created ({made}): a decision "
                 "cannot precede its lead (check what decided_at is mapped to, or the lead's created_at)",
                 "decided_at", "decided_before_created")
-        for i, decided, made in zip(outcomes.index[early], outcomes["decided_at"][early], created[early])
+        for i, decided, made in zip(early.index, outcomes.loc[early.index, "decided_at"], early)
     ]
 
 

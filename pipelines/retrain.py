@@ -35,10 +35,10 @@ from models.scorer import LeadScorer
 from models.splits import Split, make_split
 from pipelines import tracking
 from pipelines.config import Params, flatten
-from pipelines.contract import OUTCOMES
+from pipelines.contract import CLOCK_SLACK, OUTCOMES
 from pipelines.dataset import TrainingSet, assemble, data_as_of, model_features
-from pipelines.evaluate import LEADSCORE, Evaluation, compare, format_table
-from pipelines.ingest import CRMData, load_crm
+from pipelines.evaluate import LEADSCORE, Evaluation, champion_overlap_notes, compare, format_table
+from pipelines.ingest import CRMData, decided_before_created, load_crm
 from pipelines.train import fit_model, input_example, log_trained
 
 log = logging.getLogger(__name__)
@@ -90,12 +90,24 @@ class FeedbackMerge:
     events: int = 0  # leads with a decision in the store
     applied: int = 0  # of those, decisions that replace the export's: later, tied, or undated or absent there
     unknown_leads: int = 0  # decisions for leads the export does not have (cannot be trained on)
+    # Decisions for leads the export merged by e-mail into another lead (data.dedupe_by_email): ignored,
+    # as the export's own outcomes for them are (the decision may be about the duplicate record itself).
+    merged_leads: int = 0
+    # Decisions the export would refuse too (ingest.decided_before_created), e.g. "lead 'L7' decided 2020-01-01,
+    # created 2024-03-01": one per lead, left out.
+    before_created: list[str] = field(default_factory=list)
     left_out: int = 0  # stored events with an impossible decided_at, not counted above (Store.usable_feedback)
 
     def line(self) -> str:
+        named = "; ".join(self.before_created[:3]) + (f"; and {len(self.before_created) - 3:,} more"
+                                                       if len(self.before_created) > 3 else "")
         return (f"feedback store: {self.events:,} lead decisions, {self.applied:,} replace the export's "
                 "(decided later, at the same time, or undated there)"
                 + (f", {self.unknown_leads:,} for leads not in the export (ignored)" if self.unknown_leads else "")
+                + (f", {self.merged_leads:,} for leads merged by e-mail into another lead (ignored, as the export's "
+                   "own outcomes for them are)" if self.merged_leads else "")
+                + (f", {len(self.before_created):,} decided more than a day before their lead was created (ignored, "
+                   f"as the export's own would be: {named})" if self.before_created else "")
                 + (f"; {self.left_out:,} events with an impossible decided_at left out (they stay in the store; "
                    "see the warning)" if self.left_out else ""))
 
@@ -106,16 +118,32 @@ def merge_feedback(crm: CRMData, feedback: pd.DataFrame) -> tuple[CRMData, Feedb
     Newer = later decided_at; on a tie, or when the export's row has no date, the feedback wins
     (the service hears a decision as it happens; an export lags behind it). Feedback for leads the
     export does not contain is dropped and counted: without the lead row there is nothing to learn from.
+    So is feedback for a lead the export merged by e-mail into another, as the export drops its outcomes.
+    A decision dated before its lead was created is left out and named, as the export's ingest refuses
+    it: otherwise, once the lead matured, a wrong date would become a label that no export would give.
     """
     stats = FeedbackMerge(events=int(feedback["lead_id"].nunique()) if len(feedback) else 0)
     if not len(feedback):
         return crm, stats
     known = feedback["lead_id"].isin(crm.leads["lead_id"])
-    stats.unknown_leads = int(feedback.loc[~known, "lead_id"].nunique())
+    merged_away = feedback["lead_id"].isin(crm.merged_by_email.index)
+    stats.merged_leads = int(feedback.loc[merged_away, "lead_id"].nunique())
+    stats.unknown_leads = int(feedback.loc[~known & ~merged_away, "lead_id"].nunique())
     incoming = feedback.loc[known, list(OUTCOMES.columns)]
     exported = crm.outcomes[list(OUTCOMES.columns)] if crm.outcomes is not None else _empty_outcomes()
     date_type = exported["decided_at"].dtype if len(exported) else "datetime64[us]"
     incoming = incoming.assign(decided_at=pd.to_datetime(incoming["decided_at"]).astype(date_type))
+    early = decided_before_created(incoming, crm.leads)
+    if len(early):
+        refused = incoming.loc[early.index]
+        stats.before_created = [f"lead {lead!r} decided {decided:%Y-%m-%d}, created {created:%Y-%m-%d}"
+                                for lead, decided, created in zip(refused["lead_id"], refused["decided_at"], early)]
+        log.warning("left out %d feedback decision(s) dated more than %d day before their lead was created, as the "
+                    "export's ingest refuses them: %s%s. Send the decision again under a new event_id with its real "
+                    "date, or correct the lead's created_at in the CRM.", len(early), CLOCK_SLACK.days,
+                    "; ".join(stats.before_created[:10]),
+                    f"; and {len(early) - 10} more" if len(early) > 10 else "")
+        incoming = incoming.drop(index=early.index)
     both = pd.concat([exported.assign(_from_store=0), incoming.assign(_from_store=1)], ignore_index=True)
     ordered = both.sort_values(["decided_at", "_from_store"], na_position="first", kind="stable")
     latest = ordered.drop_duplicates("lead_id", keep="last")
@@ -282,6 +310,7 @@ class AliasChange:
     previous: str | None
     reason: str
     run_id: str = ""
+    refused_by_retrain: str = ""  # why retrain refused to promote this version, when it did (shown, not blocking)
 
 
 def _now() -> str:
@@ -324,6 +353,9 @@ def _record_alias_run(params: Params, action: str, change: AliasChange) -> str:
 def promote(params: Params, version: str | int, reason: str) -> AliasChange:
     """Make `version` the champion by hand; the reason and the replaced champion are recorded.
 
+    A version retrain refused is promoted all the same (a human decided); the refusal comes back with
+    the change so the command can show it.
+
     `version` may be written as every command prints it ("v3") as well as "3".
     """
     version = str(version).strip().removeprefix("v").removeprefix("V")
@@ -332,12 +364,12 @@ def promote(params: Params, version: str | int, reason: str) -> AliasChange:
     tracking.configure(params)
     client, name = MlflowClient(), params.tracking.registered_model
     try:
-        client.get_model_version(name, str(version))
+        refused = client.get_model_version(name, str(version)).tags.get("retrain_refused", "")
     except mlflow.exceptions.MlflowException:
         raise LookupError(f"model '{name}' has no version {version} in {tracking.tracking_uri(params)}") from None
     if _champion_version(params) == str(version):  # moving it again would overwrite why it was promoted
         raise ValueError(f"--version {version}: v{version} is already the champion of model '{name}'; nothing changed")
-    change = AliasChange(str(version), None, reason)
+    change = AliasChange(str(version), None, reason, refused_by_retrain=refused)
     change.previous = _move_champion(params, str(version), f"manual: {reason}")
     change.run_id = _record_alias_run(params, "promote", change)
     return change
@@ -463,7 +495,7 @@ def retrain(
     notes = []
     if champion is not None:
         probabilities[CHAMPION_ROW] = champion.predict_proba(model_features(champion, ts, ts.features.index[window_rows]))
-        notes += _overlap_notes(champion, ts, window_rows)
+        notes += champion_overlap_notes(champion, ts, window_rows)
     probabilities[CHALLENGER_ROW] = challenger.predict_proba(ts.features.iloc[window_rows])
     metrics = window_metrics(probabilities, y, params)
     decision = decide(metrics, len(ts.leaks), params, cold_start=bool(why),
@@ -500,32 +532,6 @@ def _refuse_going_back(champion: LeadScorer | None, version: str | None, as_of: 
                      f"{pd.Timestamp(trained):%Y-%m-%d}, later than that; retrain as of that day "
                      "or after, replay past quarters with `leadscore backtest`, or go back to an older version on "
                      "purpose with `leadscore promote --version N`")
-
-
-def _overlap_notes(champion: LeadScorer, ts: TrainingSet, rows: np.ndarray) -> list[str]:
-    """A warning when the champion was fit on window leads (its figures are then optimistic).
-
-    The champion fit, tuned and calibrated on the leads created before its own test part began
-    (`data/split.json` of its training run); window leads created before that date it has seen.
-    A champion trained on a stratified split may have seen leads of any date.
-    """
-    if ts.created_at is None:
-        return ["undated export: the champion may have been fit on some window rows, so its figures can be "
-                "optimistic (the gate then favours the champion)"]
-    try:
-        split = mlflow.artifacts.load_dict(f"runs:/{champion.info['run_id']}/data/split.json")
-        if split["kind"] != "out_of_time":
-            kind = f"{split['kind']} ({split['stratified_because']})" if split.get("stratified_because") else split["kind"]
-            return [f"the champion was trained on a {kind} split: it may have been fit on some window rows, "
-                    "so its figures can be optimistic (the gate then favours the champion)"]
-        seen_before = pd.Timestamp(split["test_from"])
-    except (KeyError, OSError, mlflow.exceptions.MlflowException):
-        return ["the champion's training split is not on record: cannot tell whether it was fit on window leads"]
-    seen = int((ts.created_at.iloc[rows] < seen_before).sum())
-    if not seen:
-        return []
-    return [f"the champion was fit on {seen:,} of the {len(rows):,} window leads (created before "
-            f"{seen_before:%Y-%m-%d}): its figures are optimistic and the gate favours it"]
 
 
 def _describe_window(ts: TrainingSet, split: Split) -> str:
@@ -571,7 +577,8 @@ def _log_retrain_run(result: RetrainResult, params: Params) -> None:
     for row, values in result.metrics.iterrows():
         mlflow.log_metrics({f"{row}.{k}": float(v) for k, v in values.items() if pd.notna(v)})
     mlflow.log_metrics({"closed_leads": result.closed_leads, "conversions": result.conversions,
-                        "feedback_applied": result.feedback.applied, "feedback_left_out": result.feedback.left_out})
+                        "feedback_applied": result.feedback.applied, "feedback_left_out": result.feedback.left_out,
+                        "feedback_decided_before_created": len(result.feedback.before_created)})
     mlflow.log_dict({"verdict": result.verdict, "checks": result.decision.checks, "reasons": result.decision.reasons,
                      "notes": result.notes, "window": result.window, "cold_start": result.cold_start},
                     "retrain/decision.json")

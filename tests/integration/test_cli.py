@@ -430,8 +430,12 @@ def test_train_and_evaluate_name_each_tier_in_its_conversion_table(small_export,
 
 def test_evaluate_names_the_versions_compared_and_how_to_serve_the_challenger(small_export, tmp_path, monkeypatch):
     params = training_params(small_export, tmp_path, monkeypatch)
-    assert run("train", "--params", str(params)).exit_code == 0  # v1: challenger and champion
-    assert run("train", "--params", str(params)).exit_code == 0  # v2: challenger
+    first = run("train", "--params", str(params))  # v1: challenger and champion
+    assert first.exit_code == 0 and "next:" not in first.output
+    second = run("train", "--params", str(params))  # v2: challenger
+    assert second.exit_code == 0
+    assert ('aliases challenger\nnext: leadscore evaluate compares it with the champion; '
+            'leadscore promote --version 2 --reason "..." serves it\n') in second.output
 
     evaluated = run("evaluate", "--params", str(params))
 
@@ -442,6 +446,26 @@ def test_evaluate_names_the_versions_compared_and_how_to_serve_the_challenger(sm
     promoted = run(*advice.group(1).split(), "--reason", "beat v1", "--params", str(params))
     assert "champion: v2 (was v1)" in promoted.output
     assert "to serve" not in run("evaluate", "--params", str(params)).output  # the challenger now serves
+
+
+def test_evaluate_warns_when_the_champion_was_fit_on_the_rows_it_is_compared_on(small_export, tmp_path, monkeypatch):
+    """A champion trained as of a later date has seen the challenger's test leads: its figures flatter it."""
+    import mlflow
+
+    params = training_params(small_export, tmp_path, monkeypatch)
+    assert run("train", "--params", str(params)).exit_code == 0  # v1, champion: trained on what matured by the end
+    assert run("train", "--as-of", "2025-06-01", "--params", str(params)).exit_code == 0  # v2, challenger
+
+    evaluated = run("evaluate", "--as-of", "2025-06-01", "--params", str(params))
+
+    assert evaluated.exit_code == 0, evaluated.output
+    note = re.search(r"note: the champion was fit on ([\d,]+) of the ([\d,]+) compared leads \(created before "
+                     r"\d{4}-\d\d-\d\d\): its figures are optimistic, which favours it over the challenger",
+                     evaluated.output.replace("\n", " "))
+    assert note and int(note.group(1).replace(",", "")) > 0, evaluated.output
+    run_id = re.search(r"MLflow run (\w+)", evaluated.output).group(1)
+    assert mlflow.artifacts.load_dict(f"runs:/{run_id}/evaluation/notes.json")["notes"][0].startswith(
+        f"the champion was fit on {note.group(1)} of the")
 
 
 def test_an_activity_dated_after_the_export_does_not_move_its_now(small_export, tmp_path, monkeypatch):
@@ -514,5 +538,5 @@ def test_retrain_on_leads_created_on_one_day_calls_its_window_and_the_champions_
     assert f"(the challenger's {kind} test rows)" in first.output.replace("\n", " ")
     second = run("retrain", "--params", str(params))
     assert second.exit_code == 0, second.output
-    assert (f"note: the champion was trained on a {kind} split: it may have been fit on some window rows, so its "
-            "figures can be optimistic") in second.output.replace("\n", " ")
+    assert (f"note: the champion was trained on a {kind} split: it may have been fit on some of the compared leads, "
+            "so its figures can be optimistic") in second.output.replace("\n", " ")

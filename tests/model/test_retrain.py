@@ -264,6 +264,34 @@ def test_a_tie_goes_to_the_feedback_store_and_no_feedback_changes_nothing():
     assert unchanged.outcomes.equals(export) and stats.applied == 0
 
 
+def test_feedback_decided_before_its_lead_was_created_is_left_out_and_named():
+    export = outcomes([("a", "rejected", "no_budget", "2025-02-01", None)])
+    feedback = outcomes([("a", "converted", None, "2020-01-01", 9000.0),  # years before lead a was created
+                         ("b", "converted", None, "2024-12-31 12:00", 100.0)])  # half a day before: clock slack, kept
+
+    merged, stats = merge_feedback(crm_with(export), feedback)
+
+    got = merged.outcomes.set_index("lead_id")
+    assert got.loc["a", "status"] == "rejected" and got.loc["b", "status"] == "converted"
+    assert (stats.events, stats.applied) == (2, 1)
+    assert ("1 decided more than a day before their lead was created (ignored, as the export's own would be: "
+            "lead 'a' decided 2020-01-01, created 2025-01-01)") in stats.line()
+
+
+def test_feedback_for_a_lead_merged_by_email_is_ignored_as_the_exports_outcomes_are():
+    export = outcomes([("a", "rejected", "no_budget", "2025-02-01", None)])
+    crm = crm_with(export)
+    crm.merged_by_email = pd.Series({"a2": "a"})  # a2 had the same e-mail as the earlier lead a
+    feedback = outcomes([("a2", "duplicate", None, "2025-03-01", None), ("zz", "converted", None, "2025-03-01", None)])
+
+    merged, stats = merge_feedback(crm, feedback)
+
+    assert merged.outcomes.set_index("lead_id")["status"].to_dict() == {"a": "rejected"}
+    assert (stats.merged_leads, stats.unknown_leads) == (1, 1)
+    assert stats.line().endswith(", 1 for leads not in the export (ignored), 1 for leads merged by e-mail into "
+                                 "another lead (ignored, as the export's own outcomes for them are)")
+
+
 def test_feedback_is_read_from_the_store_and_a_missing_store_is_not_created(sample_dir, tmp_path):
     from serving.store import Store
 
@@ -292,7 +320,8 @@ def test_retraining_as_of_a_date_before_any_lead_matured_is_one_line_naming_the_
         "retrain as of 2021-01-01: 0 closed leads with 0 conversions had matured, too few to split: the train part")
 
 
-def test_the_summary_counts_stored_feedback_left_out_for_an_impossible_date(tmp_path, monkeypatch_session):
+def test_the_summary_counts_stored_feedback_left_out_for_an_impossible_date_or_before_its_lead(
+        tmp_path, monkeypatch_session):
     from datetime import datetime
 
     from serving.store import FEEDBACK, Store
@@ -303,6 +332,8 @@ def test_the_summary_counts_stored_feedback_left_out_for_an_impossible_date(tmp_
     store = Store.from_params(params)
     store.add_feedback({"event_id": "e1", "lead_id": "L0000001", "status": "converted", "reason": None,
                         "decided_at": "2025-12-01", "amount": None, "received_at": None})
+    store.add_feedback({"event_id": "e2", "lead_id": "L0000004", "status": "converted", "reason": None,
+                        "decided_at": "2020-06-01", "amount": None, "received_at": None})  # the service takes it
     with store.engine.begin() as conn:  # what an older service stored without checking the date
         conn.execute(FEEDBACK.insert(), [{"event_id": f"legacy{i}", "lead_id": f"L000000{i + 2}", "status": "rejected",
                                           "reason": None, "decided_at": datetime(year, 1, 1), "amount": None,
@@ -310,10 +341,14 @@ def test_the_summary_counts_stored_feedback_left_out_for_an_impossible_date(tmp_
 
     result = retrain(params, dry_run=True)
 
-    assert result.feedback.events == 1 and result.feedback.left_out == 2
-    assert ("feedback store: 1 lead decisions, 1 replace the export's (decided later, at the same time, or undated "
-            "there); 2 events with an impossible decided_at left out") in "\n".join(result.lines())
-    assert mlflow.get_run(result.run_id).data.metrics["feedback_left_out"] == 2
+    assert result.feedback.events == 2 and result.feedback.left_out == 2
+    summary = "\n".join(result.lines())
+    assert ("feedback store: 2 lead decisions, 1 replace the export's (decided later, at the same time, or undated "
+            "there), 1 decided more than a day before their lead was created (ignored, as the export's own would be: "
+            "lead 'L0000004' decided 2020-06-01, created 2024-") in summary
+    assert "; 2 events with an impossible decided_at left out" in summary
+    metrics = mlflow.get_run(result.run_id).data.metrics
+    assert metrics["feedback_left_out"] == 2 and metrics["feedback_decided_before_created"] == 1
 
 
 # ----------------------------------------------------------------------------- promote / rollback
@@ -391,3 +426,10 @@ def test_the_cli_moves_aliases_and_reports_failures(three_versions, tmp_path):
     # as every command prints a version
     again = runner.invoke(app, ["promote", "--version", "v2", "--reason", "Q3", "--params", str(params_file)])
     assert again.exit_code == 0 and "champion: v2 (was v1)" in again.output
+    assert "note:" not in promoted.output + again.output
+    MlflowClient().set_model_version_tag(three_versions.tracking.registered_model, "3", "retrain_refused",
+                                         "FAILED: challenger AUC 0.61 is 0.08 below the champion's")
+    overruled = runner.invoke(app, ["promote", "--version", "3", "--reason", "Q4 override", "--params", str(params_file)])
+    assert overruled.exit_code == 0 and "champion: v3 (was v2)" in overruled.output  # a human decided
+    assert ("note: retrain refused to promote v3: FAILED: challenger AUC 0.61 is 0.08 below the champion's"
+            in overruled.output)
