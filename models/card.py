@@ -164,6 +164,10 @@ def _calibration(scorer: LeadScorer, evaluation, params: Params) -> str:
     weighted = ", each row weighted by the snapshot ages its lead reached open" if params.data.dated else ""
     lines = [f"Calibrator: {scorer.calibrator.method}, fit on {where}, on real conversions (a soft negative "
              f"counts as a whole non-conversion){weighted}"]
+    if scorer.calibrator.age_shift:
+        shifts = ", ".join(f"{age:g} d {shift:+.2f}" for age, shift in zip(scorer.calibrator.age_grid, scorer.calibrator.age_shift))
+        lines.append("Shifted by lead age (log-odds per snapshot age, fit on the calibration leads at every age they "
+                     f"were open, so a new lead is promised what new leads convert at): {shifts}")
     body = ""
     if evaluation is not None and LEADSCORE in evaluation.test_probabilities:
         p = evaluation.test_probabilities[LEADSCORE]

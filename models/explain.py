@@ -255,8 +255,9 @@ def explain_batch(
         contribution[:, recency] += np.where(said, contribution, 0.0).sum(axis=1)
         contribution[said] = 0.0
     margin = base + per_feature.sum(axis=1)
-    probability = scorer.calibrator.predict(margin)
-    without = scorer.calibrator.predict((margin[:, None] - contribution).ravel()).reshape(contribution.shape)
+    probability = scorer.calibrator.predict(margin, age_days)
+    each_factor_age = None if age_days is None else np.repeat(np.asarray(age_days, dtype=np.float64), contribution.shape[1])
+    without = scorer.calibrator.predict((margin[:, None] - contribution).ravel(), each_factor_age).reshape(contribution.shape)
     points = 100 * (probability[:, None] - without)
     raises, lowers = contribution > 0, contribution < 0
     positive_order, negative_order = _rank(points, contribution, raises), _rank(points, contribution, lowers)

@@ -85,22 +85,29 @@ class LeadScorer:
             out += self.logistic_coef * _logit(self.logistic.predict_proba(features))
         return out
 
-    def predict_proba(self, features: pd.DataFrame) -> np.ndarray:
-        """Calibrated probability of conversion per row of a feature frame."""
-        return self.calibrator.predict(self.margin(features))
+    def predict_proba(self, features: pd.DataFrame, age_days: np.ndarray | None = None) -> np.ndarray:
+        """Calibrated probability of conversion per row of a feature frame.
 
-    def predict(self, features: pd.DataFrame) -> pd.DataFrame:
-        """Probability, 1-99 score, tier and likely rejection reason per row of a feature frame."""
-        return self._outputs(features, self._encode(features))
+        Args:
+            age_days: each lead's age in days at its features' moment (``build``,
+                ``TrainingSet.age_days``); required by a dated model, whose calibration depends on it.
+        """
+        return self.calibrator.predict(self.margin(features), age_days)
+
+    def predict(self, features: pd.DataFrame, age_days: np.ndarray | None = None) -> pd.DataFrame:
+        """Probability, 1-99 score, tier and likely rejection reason per row of a feature frame
+        (``age_days``: see ``predict_proba``)."""
+        return self._outputs(features, self._encode(features), age_days=age_days)
 
     def _encode(self, features: pd.DataFrame) -> np.ndarray | None:
         """The LightGBM matrix both boosters (conversion and reason) read; None without an encoder."""
         return self.encoder.matrix(features) if self.encoder is not None else None
 
-    def _outputs(self, features: pd.DataFrame, encoded: np.ndarray | None, probability: np.ndarray | None = None) -> pd.DataFrame:
+    def _outputs(self, features: pd.DataFrame, encoded: np.ndarray | None, probability: np.ndarray | None = None,
+                 age_days: np.ndarray | None = None) -> pd.DataFrame:
         """``predict``'s frame; ``probability`` when an explanation batch already computed it from
         the exact margin (the same numbers), so a scored and explained lead is modelled once."""
-        p = self.calibrator.predict(self.margin(features, encoded)) if probability is None else probability
+        p = self.calibrator.predict(self.margin(features, encoded), age_days) if probability is None else probability
         out = pd.DataFrame(
             {
                 "lead_id": features.index.astype(str),
@@ -125,10 +132,13 @@ class LeadScorer:
         as_of: pd.Timestamp | None = None,
         source: str = "request",
         checked_activities: pd.DataFrame | None = None,
-    ) -> tuple[pd.DataFrame, list[Problem]]:
+    ) -> tuple[pd.DataFrame, list[Problem], np.ndarray]:
         """Map raw CRM rows onto the contract, validate them and build their features as of `as_of`.
 
-        ``build_with_ages`` also gives each built lead's age, for explaining them.
+        Returns the features, the problems, and each built lead's age in days at `as_of` (NaN
+        undated: ``lead_age_days``): the calibration of a dated model reads it (a new lead converts
+        differently from a month-old one with the same margin), and so does the wording of a new
+        lead's silence ("No activity since it was created 2 days ago").
 
         A problem about a whole column (no row number) leaves no row to build: the features are
         then empty and the problems say why.
@@ -138,20 +148,6 @@ class LeadScorer:
                 they are instead of ``raw_activities``: batch scoring checks a whole activity file once,
                 so its problems name that file's rows, and no chunk checks them again.
         """
-        features, problems, _ = self.build_with_ages(raw_leads, raw_activities, as_of, source, checked_activities)
-        return features, problems
-
-    def build_with_ages(
-        self,
-        raw_leads: pd.DataFrame,
-        raw_activities: pd.DataFrame | None = None,
-        as_of: pd.Timestamp | None = None,
-        source: str = "request",
-        checked_activities: pd.DataFrame | None = None,
-    ) -> tuple[pd.DataFrame, list[Problem], np.ndarray]:
-        """``build``, plus each built lead's age in days at `as_of` (NaN undated: ``lead_age_days``),
-        which explanations need to word a new lead's silence ("No activity since it was created 2
-        days ago", not "No activity in the last 365 days")."""
         if not raw_leads.index.is_unique:  # rows are told apart by their index label (`_existing_at`)
             raw_leads = raw_leads.reset_index(drop=True)
         leads, problems = prepare_table(raw_leads, "leads", self.data, source)
@@ -209,19 +205,19 @@ class LeadScorer:
         per lead as flat columns (``models.explain.factor_columns``). ``checked_activities``: see
         ``build``.
         """
-        features, problems, ages = self.build_with_ages(raw_leads, raw_activities, as_of, source, checked_activities)
+        features, problems, ages = self.build(raw_leads, raw_activities, as_of, source, checked_activities)
         return ScoreBatch(scores=self.scores_of(features, top_factors, ages), problems=problems)
 
     def scores_of(self, features: pd.DataFrame, top_factors: int = 0, age_days: np.ndarray | None = None) -> pd.DataFrame:
         """What ``score`` returns for a built feature frame: ``predict``, plus the top factors if asked
-        (``age_days``: see ``build_with_ages``).
+        (``age_days``: see ``build``).
 
         With factors, the probabilities come from the same TreeSHAP pass as the factors: the
         booster runs once per lead, not once for the score and again for its explanation.
         """
         encoded = self._encode(features)
         if not top_factors:
-            return self._outputs(features, encoded)
+            return self._outputs(features, encoded, age_days=age_days)
         batch = explain.explain_batch(self, features, encoded, top_k=top_factors, age_days=age_days)
         return pd.concat([self._outputs(features, encoded, batch.probability), explain.flat_factors(batch, top_factors)], axis=1)
 
@@ -238,6 +234,6 @@ class LeadScorer:
     ) -> list[explain.Explanation]:
         """Score and top positive/negative factors (phrase, value, points) per row of a feature frame.
 
-        See models/explain.py for what contributions and points mean; ``age_days``: ``build_with_ages``.
+        See models/explain.py for what contributions and points mean; ``age_days``: ``build``.
         """
         return explain.explain(self, features, top_k, every_factor, age_days)

@@ -21,7 +21,9 @@ rejection-reason model is fit on rejected leads. Two ways to use the rows:
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from datetime import datetime, timezone
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -36,6 +38,9 @@ from models.reasons import ReasonModel, shortfall as reason_shortfall
 from models.scorer import LeadScorer, _logit
 from models.splits import Split, stratified_folds
 from pipelines.config import FeatureParams, Params
+
+if TYPE_CHECKING:
+    from pipelines.dataset import OpenAtAge
 
 log = logging.getLogger(__name__)
 
@@ -80,6 +85,8 @@ def fit_scorer(
     params: Params,
     *,
     calibration_weights: np.ndarray,
+    age_days: np.ndarray | None = None,
+    open_at: Callable[[np.ndarray], list[OpenAtAge]] | None = None,
 ) -> LeadScorer:
     """Fit every part of the scorer on the split's train/validation/calibration rows.
 
@@ -90,6 +97,9 @@ def fit_scorer(
             Not the policy weights: a soft negative did not convert, and counting it as half a
             lead made the demo model promise 16.3% to test leads of whom 14.4% converted.
         reasons: rejection reason code per row (NaN for non-rejected rows).
+        age_days: each row's age at its snapshot (``TrainingSet.age_days``), which the calibration reads.
+        open_at: the given rows' leads at every snapshot age they were open (``pipelines.dataset.open_at_ages``,
+            which needs the export): the calibrator's age shifts are fit on the calibration leads so.
         split: positional train/validation/calibration/test indices; test rows are never touched.
             An undated (stratified) split with `model.cv_folds` > 1 pools the first three parts
             and cross-validates inside them (see the module docstring).
@@ -135,8 +145,14 @@ def fit_scorer(
 
     scorer = _blended_scorer(params, encoder, booster, logistic, (gbm_coef, logistic_coef), info, X_va, "validation rows")
     scorer.calibrator.fit(scorer.margin(X_ca), y[ca], calibration_weights[ca])
+    pairs = open_at(ca) if open_at is not None else []
+    if pairs:
+        scorer.calibrator.fit_age_shifts(
+            np.concatenate([scorer.margin(p.features) for p in pairs]), np.concatenate([p.y for p in pairs]),
+            np.concatenate([np.full(len(p.y), p.age_days) for p in pairs]), params.features.snapshot_days)
     reference = np.concatenate([tr, va, ca])
-    scorer.tiers = TierThresholds.fit(params.tiers, scorer.predict_proba(features.iloc[reference]))
+    scorer.tiers = TierThresholds.fit(
+        params.tiers, scorer.predict_proba(features.iloc[reference], None if age_days is None else age_days[reference]))
     if mp.reason_model:
         scorer.reasons = ReasonModel.fit(
             E_tr, reasons.iloc[tr], E_va, reasons.iloc[va], seed=mp.seed, min_rows=mp.reason_min_rows

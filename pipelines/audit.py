@@ -86,17 +86,20 @@ class ExplainedRows:
         y: 1.0 converted, 0.0 not.
         probability: calibrated probability of conversion.
         signals: SHAP contribution per signal, in log-odds (models.explain.by_signal).
+        age_days: each lead's age at its features' moment (NaN undated), which calibration reads.
     """
 
     features: pd.DataFrame
     y: np.ndarray
     probability: np.ndarray
     signals: pd.DataFrame
+    age_days: np.ndarray
 
     def subset(self, mask: Sequence[bool] | np.ndarray | pd.Series) -> "ExplainedRows":
         """The rows where `mask` is true (same order)."""
         keep = np.asarray(mask, dtype=bool)
-        return ExplainedRows(self.features[keep], self.y[keep], self.probability[keep], self.signals[keep])
+        return ExplainedRows(self.features[keep], self.y[keep], self.probability[keep], self.signals[keep],
+                             self.age_days[keep])
 
     def segment(self, column: str, value: str) -> "ExplainedRows":
         """The leads whose feature `column` equals `value` (compared stripped and lower-cased, as stored).
@@ -147,8 +150,9 @@ class AuditResult:
 # ---------------------------------------------------------------- rows and signals
 
 
-def explain_rows(scorer: LeadScorer, features: pd.DataFrame, y: Sequence[float] | np.ndarray) -> ExplainedRows:
-    """Calibrated p and SHAP contributions per signal of `scorer` on `features`.
+def explain_rows(scorer: LeadScorer, features: pd.DataFrame, y: Sequence[float] | np.ndarray,
+                 age_days: np.ndarray) -> ExplainedRows:
+    """Calibrated p and SHAP contributions per signal of `scorer` on `features` (leads of `age_days`).
 
     The contributions add up to the margin exactly, so p comes from them (the model runs once).
     """
@@ -156,8 +160,9 @@ def explain_rows(scorer: LeadScorer, features: pd.DataFrame, y: Sequence[float] 
     return ExplainedRows(
         features=features,
         y=np.asarray(y, dtype=np.float64),
-        probability=scorer.calibrator.predict(base + contributions.to_numpy().sum(axis=1)),
+        probability=scorer.calibrator.predict(base + contributions.to_numpy().sum(axis=1), age_days),
         signals=explain.by_signal(scorer, contributions),
+        age_days=np.asarray(age_days, dtype=np.float64),
     )
 
 
@@ -668,7 +673,7 @@ def change_section(
         section.tables["metrics"] = metrics
         return section
     before_features = model_features(previous.scorer, training_set, rows.features.index)
-    before = explain_rows(previous.scorer, before_features, rows.y)
+    before = explain_rows(previous.scorer, before_features, rows.y, rows.age_days)
     metrics, importance = model_change(rows, before, evaluate)
     section.notes.append(f"Compared with {previous.label} on the same {len(rows.y):,} held-out leads.")
     blank = [c for c in before_features.columns
@@ -717,7 +722,7 @@ def build_audit(
     """
     split = make_split(training_set.created_at, pd.Series(training_set.y), params.evaluate.split, params.model.seed)
     test = model_features(scorer, training_set, training_set.features.index[split.test])
-    rows = explain_rows(scorer, test, training_set.y[split.test])
+    rows = explain_rows(scorer, test, training_set.y[split.test], training_set.age_days[split.test])
     catalog = scorer.catalog
     importance = importance_section(rows, catalog)
     top = importance.tables["signals"]["signal"].head(top_signals).tolist()

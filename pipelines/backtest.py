@@ -106,7 +106,7 @@ def replay(params: Params, quarters: int = 4, segment: str = "lead_source", crm:
         names = scorer.tiers.names
         held = np.flatnonzero(quarter_of == quarter)
         y = outcome.y[held]
-        p = scorer.predict_proba(outcome.features.iloc[held])
+        p = scorer.predict_proba(outcome.features.iloc[held], outcome.age_days[held])
         metrics = evaluate_scores(y, p, ece_bins=params.evaluate.ece_bins, top_fractions=[CAPTURE_FRACTION])
         tiers = tier_table(y, scorer.tiers.assign(p), names)["conversion_rate"]
         rows.append({

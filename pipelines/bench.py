@@ -122,7 +122,7 @@ def bench_synthetic(n_leads: int, work_dir: Path) -> dict:
         "leads": n_leads, "activities": n_activities, "labelled": len(ts.y), "ingest": ingest,
         "features": features, "fit": fit, "train": ingest.wall + features.wall + fit.wall,
         "train_cpu": ingest.cpu + features.cpu + fit.cpu,
-        "test_auc": evaluate_scores(ts.y[split.test], scorer.predict_proba(test), ece_bins=10, top_fractions=[])[
+        "test_auc": evaluate_scores(ts.y[split.test], scorer.predict_proba(test, ts.age_days[split.test]), ece_bins=10, top_fractions=[])[
             "roc_auc"
         ],
         "reason_top1": evaluate_reasons(scorer, test, ts.reasons.iloc[split.test]).get("reason_top1", float("nan")),
@@ -164,8 +164,8 @@ def _raw_predict(
     model path, ``LeadScorer.predict``, on the feature frame that matrix encodes. Each the fastest
     of `TIMED_RUNS` runs: a single run of the small sizes is within noise of the first call's set-up."""
     read = {"dtype": str, "keep_default_na": False, "na_values": [""], "engine": "pyarrow"}
-    features, _ = scorer.build(pd.read_csv(paths["leads"], **read), pd.read_csv(paths["activities"], **read), as_of)
-    model_path = _fastest(partial(scorer.predict, features))
+    features, _, ages = scorer.build(pd.read_csv(paths["leads"], **read), pd.read_csv(paths["activities"], **read), as_of)
+    model_path = _fastest(partial(scorer.predict, features, ages))
     encoded = scorer.encoder.matrix(features) if scorer.encoder is not None else None
     del features
     raw = reasons = None
@@ -227,7 +227,7 @@ def evaluate_split(ts: TrainingSet, split: Split, params: Params) -> Evaluation:
 
     scorer = fit_model(ts, split, params)
     peers = fit_peers(ts.features, ts.y, ts.weights, split, params)
-    return compare({LEADSCORE: scorer, **peers}, ts.features, ts.y, split, params)
+    return compare({LEADSCORE: scorer, **peers}, ts.features, ts.y, split, params, age_days=ts.age_days)
 
 
 def bench_x_education(folds: int, params_path: Path) -> dict | None:

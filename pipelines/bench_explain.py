@@ -51,23 +51,23 @@ def measure(scorer: LeadScorer, features: pd.DataFrame, top_k: int, repeats: int
     ``age_days``: each row's lead age, as batch scoring passes it (new leads' phrases read it).
     """
     encoded = scorer.encoder.matrix(features)
-    explain(scorer, features.iloc[:5], top_k)  # warm-up: phrasebook, lazy imports
+    ages = np.full(len(features), np.nan) if age_days is None else age_days
+    explain(scorer, features.iloc[:5], top_k, age_days=ages[:5])  # warm-up: phrasebook, lazy imports
     steps = {"pred_contrib (encoded rows)": lambda: scorer.booster.predict(encoded, pred_contrib=True)}
     steps["pred_contrib incl. encoding"] = lambda: scorer.booster.predict(scorer.encoder.matrix(features), pred_contrib=True)
     steps["contributions()"] = lambda: contributions(scorer, features)
-    steps["factor_columns() (batch scoring)"] = lambda: factor_columns(scorer, features, top_k, age_days)
-    steps["explain() (objects, every factor)"] = lambda: explain(scorer, features, top_k, age_days=age_days)
-    steps["explain() (objects, top factors)"] = lambda: explain(scorer, features, top_k, False, age_days)
-    steps["predict() (score only)"] = lambda: scorer.predict(features)
+    steps["factor_columns() (batch scoring)"] = lambda: factor_columns(scorer, features, top_k, ages)
+    steps["explain() (objects, every factor)"] = lambda: explain(scorer, features, top_k, age_days=ages)
+    steps["explain() (objects, top factors)"] = lambda: explain(scorer, features, top_k, False, ages)
+    steps["predict() (score only)"] = lambda: scorer.predict(features, ages)
     batch = {name: timed(fn, repeats) for name, fn in steps.items()}
 
     rows = np.random.default_rng(0).choice(len(features), size=min(singles, len(features)), replace=False)
     single_ms = {}
-    ages = np.full(len(features), np.nan) if age_days is None else age_days
     def explain_one(one: pd.DataFrame, age: np.ndarray) -> object:
         return explain(scorer, one, top_k, age_days=age)
 
-    for name, fn in (("explain() one lead", explain_one), ("predict() one lead", lambda one, _: scorer.predict(one))):
+    for name, fn in (("explain() one lead", explain_one), ("predict() one lead", lambda one, age: scorer.predict(one, age))):
         wall, cpu = [], []
         for r in rows:
             one, age = features.iloc[[r]], ages[[r]]
@@ -103,13 +103,6 @@ def report(result: dict) -> str:
         f"{result['batch']['explain() (objects, top factors)'][0] / base:.2f}x.",
     ]
     return "\n".join(lines)
-
-
-def _ages(ts: TrainingSet) -> np.ndarray | None:
-    """Each training row's lead age at its snapshot (None undated), what batch scoring passes."""
-    if ts.created_at is None or ts.snapshot_at is None:
-        return None
-    return (ts.snapshot_at.to_numpy() - ts.created_at.to_numpy()) / np.timedelta64(1, "D")
 
 
 def _trained_on_synthetic(leads: int, trials: int, folder: Path) -> tuple[LeadScorer, TrainingSet]:
@@ -158,7 +151,7 @@ def main(argv: list[str] | None = None) -> None:
             scorer, ts = load_scorer(params, args.alias), assemble(params)
         else:
             scorer, ts = _trained_on_synthetic(args.leads, args.trials, Path(folder))
-    features, ages = ts.features, _ages(ts)
+    features, ages = ts.features, ts.age_days
     if scorer.booster is None:
         raise SystemExit("the model has no LightGBM part: there is no pred_contrib to compare with")
     repeat = np.arange(args.rows) % len(features)  # repeat rows if the CRM is smaller
@@ -167,7 +160,7 @@ def main(argv: list[str] | None = None) -> None:
     leaves = max(tree["num_leaves"] for tree in scorer.booster.dump_model()["tree_info"])
     print(f"model: LightGBM {scorer.booster.num_trees()} trees (up to {leaves} leaves) x {len(scorer.encoder.columns)} features, "
           f"blend gbm_coef {scorer.gbm_coef:.3f} logistic_coef {scorer.logistic_coef:.3f}; calibration {scorer.calibrator.method}")
-    print(report(measure(scorer, rows, args.top_k, args.repeats, age_days=None if ages is None else ages[repeat])))
+    print(report(measure(scorer, rows, args.top_k, args.repeats, age_days=ages[repeat])))
 
 
 if __name__ == "__main__":

@@ -42,6 +42,13 @@ class TrainingSet:
     as_of: pd.Timestamp | None
     leaks: list[LeakWarning]
 
+    @property
+    def age_days(self) -> np.ndarray:
+        """Each row's age in days at its snapshot (what the calibrator's age shift reads); NaN undated."""
+        if self.snapshot_at is None or self.created_at is None:
+            return np.full(len(self.y), np.nan)
+        return ((self.snapshot_at.to_numpy() - self.created_at.to_numpy()) / np.timedelta64(1, "D")).astype(np.float64)
+
     def fingerprint(self, params: Params) -> dict:
         """What the model was trained on: rows, label counts per rule, source file hashes."""
         out = {
@@ -114,6 +121,38 @@ def features_at(crm: CRMData, lead_ids: pd.Index, snapshot_at: pd.Series | None,
     if snapshot_at is None:
         return build_features(leads, None, None, spec)
     return build_features(leads, crm.activities, snapshot_at.loc[lead_ids], spec)
+
+
+@dataclass
+class OpenAtAge:
+    """The leads still open at one snapshot age, with their features as of then."""
+
+    age_days: float
+    features: pd.DataFrame  # index lead_id
+    y: np.ndarray
+
+
+def open_at_ages(ts: TrainingSet, rows: np.ndarray, spec: FeatureParams, ages: list[float]) -> list[OpenAtAge]:
+    """The ``rows`` leads at each of ``ages`` (days after creation) at which they were still undecided
+    and which the export's 'now' had reached, with features as of then (built with ``spec``).
+
+    A CRM scores a lead again whenever it changes, so these (lead, age) pairs are what its queue of
+    open leads holds: the calibrator's age shifts are fit on them (``models.train.fit_scorer``), and
+    ``evaluate_while_open`` judges on them. Empty for undated exports.
+    """
+    if ts.created_at is None or ts.as_of is None:
+        return []
+    ids = ts.features.index[rows]
+    created = ts.crm.leads.set_index("lead_id")["created_at"].loc[ids].to_numpy()
+    decided = ts.labels.frame["decided_at"].reindex(ids).to_numpy()
+    out = []
+    for age in ages:
+        seen_at = created + np.timedelta64(round(age * 86_400), "s")
+        open_then = (seen_at <= np.datetime64(ts.as_of)) & ~(decided <= seen_at)  # NaT compares False: open
+        if open_then.any():
+            snapshot = pd.Series(seen_at[open_then], index=pd.Index(ids[open_then], name="lead_id"))
+            out.append(OpenAtAge(float(age), features_at(ts.crm, snapshot.index, snapshot, spec), ts.y[rows][open_then]))
+    return out
 
 
 def assemble(params: Params, as_of: pd.Timestamp | None = None, crm: CRMData | None = None) -> TrainingSet:

@@ -23,7 +23,7 @@ from models.scorer import LeadScorer
 from models.splits import Split, stratified_folds
 from models.train import cross_validates, logistic_cv
 from pipelines.config import Params
-from pipelines.dataset import TrainingSet, features_at
+from pipelines.dataset import TrainingSet, open_at_ages
 
 LEADSCORE = "leadscore"
 WHILE_OPEN_METRICS = ("rows", "roc_auc", "log_loss", "ece")
@@ -113,14 +113,18 @@ def compare(
     split: Split,
     params: Params,
     reasons: pd.Series | None = None,
+    age_days: np.ndarray | None = None,
 ) -> Evaluation:
     """Metrics of every scorer (anything with predict_proba) on the split's test rows.
 
     With `reasons` (the rejection reason code per row), leadscore's reason model is scored too.
+    `age_days` (per row, ``TrainingSet.age_days``) is what a LeadScorer's calibration reads.
     """
     ev = params.evaluate
     X_te, y_te = features.iloc[split.test], y[split.test]
-    probabilities = {name: np.asarray(s.predict_proba(X_te)) for name, s in scorers.items()}
+    age_te = None if age_days is None else age_days[split.test]
+    probabilities = {name: np.asarray(s.predict_proba(X_te, age_te) if isinstance(s, LeadScorer) else s.predict_proba(X_te))
+                     for name, s in scorers.items()}
     rows = {name: evaluate_scores(y_te, p, ece_bins=ev.ece_bins, top_fractions=ev.top_fractions)
             for name, p in probabilities.items()}
     table = pd.DataFrame.from_dict(rows, orient="index")
@@ -174,22 +178,11 @@ def evaluate_while_open(
         and ``evaluate_scores`` over all the pairs. Both empty for undated exports.
     """
     columns = ["age_days", "leads", "observed", "predicted"]
-    if ts.created_at is None or ts.as_of is None:
-        return pd.DataFrame(columns=columns), {}
-    ids = ts.features.index[rows]
-    created = ts.crm.leads.set_index("lead_id")["created_at"].loc[ids].to_numpy()
-    decided = ts.labels.frame["decided_at"].reindex(ids).to_numpy()
-    y = ts.y[rows]
     table, outcomes, probabilities = [], [], []
-    for age in ages:
-        seen_at = created + np.timedelta64(round(age * 86_400), "s")
-        open_then = (seen_at <= np.datetime64(ts.as_of)) & ~(decided <= seen_at)  # NaT compares False: open
-        if not open_then.any():
-            continue
-        snapshot = pd.Series(seen_at[open_then], index=pd.Index(ids[open_then], name="lead_id"))
-        p = scorer.predict_proba(features_at(ts.crm, snapshot.index, snapshot, scorer.features))
-        table.append((age, int(open_then.sum()), float(y[open_then].mean()), float(p.mean())))
-        outcomes.append(y[open_then])
+    for at_age in open_at_ages(ts, rows, scorer.features, ages):
+        p = scorer.predict_proba(at_age.features, np.full(len(at_age.y), at_age.age_days))
+        table.append((at_age.age_days, len(at_age.y), float(at_age.y.mean()), float(p.mean())))
+        outcomes.append(at_age.y)
         probabilities.append(p)
     if not table:
         return pd.DataFrame(columns=columns), {}
@@ -263,7 +256,7 @@ def evaluate_registered(params: Params, alias: str = "challenger", as_of=None) -
     ts = assemble(params, as_of=as_of)
     split = make_split(ts.created_at, pd.Series(ts.y), params.evaluate.split, params.model.seed)
     peers = fit_peers(ts.features, ts.y, ts.weights, split, params)
-    evaluation = compare({**scorers, **peers}, ts.features, ts.y, split, params, ts.reasons)
+    evaluation = compare({**scorers, **peers}, ts.features, ts.y, split, params, ts.reasons, ts.age_days)
     evaluation.by_age, evaluation.while_open = evaluate_while_open(
         scorers[alias], ts, split.test, params.features.snapshot_days, params.evaluate.ece_bins)
     versions = {name: str(s.info["registry"]["version"]) for name, s in scorers.items()}

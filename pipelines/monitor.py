@@ -457,25 +457,26 @@ def _features_as_scored(crm, scored: pd.DataFrame, spec, dated: bool) -> pd.Data
     return features_at(crm, scored.index, moments, spec)
 
 
-def _reference_as_scored(reference_set, ages: pd.Series | None, spec) -> pd.DataFrame:
+def _reference_as_scored(reference_set, ages: pd.Series | None, spec) -> tuple[pd.DataFrame, np.ndarray]:
     """The training window's leads rebuilt at the ages recent leads had when first scored (their features_as_of).
 
     Activity windows, recency and trend depend on a lead's age when scored, and training saw its
     leads at a mix of ages (``training_snapshots``). Against that mix, a CRM that scores each lead on
     arrival would see every time-relative feature drift. Each reference lead is rebuilt at an age
     drawn (seeded) from the recent scoring ages, never after its decision. Undated exports, or no
-    recent score: the training frame as it is.
+    recent score: the training frame as it is. Also returns each lead's age then, in days.
     """
     from pipelines.dataset import features_at
 
     if reference_set.snapshot_at is None or ages is None or not len(ages):
-        return reference_set.features
+        return reference_set.features, reference_set.age_days
     ids = reference_set.features.index
     drawn = np.random.default_rng(0).choice(ages.to_numpy(dtype="timedelta64[ns]"), size=len(ids))
     moments = reference_set.created_at.to_numpy(dtype="datetime64[ns]") + drawn
     decided = reference_set.labels.frame["decided_at"].reindex(ids).to_numpy(dtype="datetime64[ns]")
     moments = np.where(~np.isnat(decided) & (decided < moments), decided, moments)
-    return features_at(reference_set.crm, ids, pd.Series(moments, index=ids), spec)
+    age_days = (moments - reference_set.created_at.to_numpy(dtype="datetime64[ns]")) / np.timedelta64(1, "D")
+    return features_at(reference_set.crm, ids, pd.Series(moments, index=ids), spec), age_days.astype(np.float64)
 
 
 def monitor(
@@ -545,8 +546,8 @@ def monitor(
     reference_set = assemble(window_params, as_of=pd.Timestamp(trained_as_of) if dated and trained_as_of else None, crm=crm)
     recent_leads = crm.leads.set_index("lead_id")["created_at"].reindex(scored.index[~missing]) if dated else None
     ages = (scored.loc[~missing, "features_as_of"] - recent_leads).dropna().clip(lower=pd.Timedelta(0)) if dated else None
-    reference = _reference_as_scored(reference_set, ages, champion.features)
-    reference_scores = champion.predict_proba(reference)
+    reference, reference_ages = _reference_as_scored(reference_set, ages, champion.features)
+    reference_scores = champion.predict_proba(reference, reference_ages)
 
     calibration_log = first_scores(log[log["scored_at"] > as_of - pd.Timedelta(days=mp.calibration_days)])
     calibration_log = calibration_log[calibration_log.index.isin(crm.leads["lead_id"])]

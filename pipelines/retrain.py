@@ -482,7 +482,7 @@ def retrain(
 
     challenger, why = fit_challenger(ts, split, params)
     if why:
-        evaluation = compare({LEADSCORE: challenger}, ts.features, ts.y, split, params)
+        evaluation = compare({LEADSCORE: challenger}, ts.features, ts.y, split, params, age_days=ts.age_days)
         challenger_run_id, challenger_version = _log_cold_start(challenger, evaluation, ts, split, params, dry_run,
                                                                 input_example(ts, params))
     else:
@@ -494,9 +494,10 @@ def retrain(
     probabilities = {}
     notes = []
     if champion is not None:
-        probabilities[CHAMPION_ROW] = champion.predict_proba(model_features(champion, ts, ts.features.index[window_rows]))
+        probabilities[CHAMPION_ROW] = champion.predict_proba(model_features(champion, ts, ts.features.index[window_rows]),
+                                                             ts.age_days[window_rows])
         notes += champion_overlap_notes(champion, ts, window_rows)
-    probabilities[CHALLENGER_ROW] = challenger.predict_proba(ts.features.iloc[window_rows])
+    probabilities[CHALLENGER_ROW] = challenger.predict_proba(ts.features.iloc[window_rows], ts.age_days[window_rows])
     metrics = window_metrics(probabilities, y, params)
     decision = decide(metrics, len(ts.leaks), params, cold_start=bool(why),
                       champion_is_cold_start=champion is not None and bool(champion.info.get("cold_start")))

@@ -431,7 +431,7 @@ def _score_chunks(scorer: LeadScorer, input_path: Path, output_path: Path, activ
 
     # Pipelined: one model worker per core scores a chunk each (LightGBM on one thread, outside the
     # GIL) while the next chunk's features are built in Python; results are written in input order.
-    # Same build_with_ages + scores_of as LeadScorer.score. On the 1M-lead benchmark this kept both cores
+    # Same build + scores_of as LeadScorer.score. On the 1M-lead benchmark this kept both cores
     # busier than one worker whose two LightGBM threads wait on each other beside the feature builder.
     # LightGBM's dense predict takes a shared lock: workers predicting with one booster run together,
     # safe when every call asks for the same iterations (LightGBM issue #666), as these do.
@@ -451,7 +451,7 @@ def _score_chunks(scorer: LeadScorer, input_path: Path, output_path: Path, activ
             if activities_of is not None and lead_id_column in raw:
                 chunk_acts = activities_of(leads[lead_id_column].str.strip())
                 activities_used += len(chunk_acts)
-            features, problems, ages = scorer.build_with_ages(leads, as_of=as_of, source=str(input_path),
+            features, problems, ages = scorer.build(leads, as_of=as_of, source=str(input_path),
                                                               checked_activities=chunk_acts)
             fatal = [p for p in problems if p.row is None]
             if fatal:  # e.g. a required column is missing: no row of the file can be scored

@@ -23,7 +23,7 @@ from models.splits import Split, make_split
 from models.train import fit_scorer
 from pipelines import tracking
 from pipelines.config import Params, flatten
-from pipelines.dataset import TrainingSet, assemble
+from pipelines.dataset import TrainingSet, assemble, open_at_ages
 from pipelines.evaluate import LEADSCORE, Evaluation, compare, evaluate_while_open, fit_peers
 from pipelines.ingest import CRMData
 
@@ -74,7 +74,8 @@ def fit_model(ts: TrainingSet, split: Split, params: Params) -> LeadScorer:
                          "get the same score; the export needs lead columns that differ between leads (industry, "
                          "employees, country, job_title, email, lead_source, ...) or an activity log")
     return fit_scorer(ts.features, ts.y, ts.weights, ts.reasons, split, params,
-                      calibration_weights=ts.calibration_weights)
+                      calibration_weights=ts.calibration_weights, age_days=ts.age_days,
+                      open_at=lambda rows: open_at_ages(ts, rows, params.features, params.features.snapshot_days))
 
 
 def log_trained(scorer: LeadScorer, ts: TrainingSet, split: Split, params: Params, register: bool = True) -> TrainResult:
@@ -96,7 +97,7 @@ def log_trained(scorer: LeadScorer, ts: TrainingSet, split: Split, params: Param
         mlflow.log_metrics(tracking.mlflow_keys({f"label_rows.{k}": v for k, v in ts.labels.counts.items()}))
 
         peers = fit_peers(ts.features, ts.y, ts.weights, split, params)
-        evaluation = compare({LEADSCORE: scorer, **peers}, ts.features, ts.y, split, params, ts.reasons)
+        evaluation = compare({LEADSCORE: scorer, **peers}, ts.features, ts.y, split, params, ts.reasons, ts.age_days)
         evaluation.by_age, evaluation.while_open = evaluate_while_open(
             scorer, ts, split.test, params.features.snapshot_days, params.evaluate.ece_bins)
         scorer.info.update(

@@ -189,7 +189,7 @@ def score_request(
     frames = request_frames(leads, activities, scorer.data)
     detail = lead_id_problems(leads, scorer.data) + duplicate_ids(frames, scorer.data)
     if not detail:
-        features, problems, ages = scorer.build_with_ages(frames.leads, frames.activities, as_of=as_of)
+        features, problems, ages = scorer.build(frames.leads, frames.activities, as_of=as_of)
         detail = problem_details(problems, frames)
     if detail:
         raise RequestError(f"{len(detail)} problem(s) in the leads; nothing was scored", detail)
@@ -238,7 +238,7 @@ def explain_request(scorer: LeadScorer, lead: dict, activities: list[dict] | Non
     frames = request_frames([lead], [activities], scorer.data)
     detail = lead_id_problems([lead], scorer.data)
     if not detail:
-        features, problems, ages = scorer.build_with_ages(frames.leads, frames.activities, as_of=as_of)
+        features, problems, ages = scorer.build(frames.leads, frames.activities, as_of=as_of)
         detail = problem_details(problems, frames)
     if detail:
         raise RequestError("the lead cannot be explained", _as_one_lead(detail))

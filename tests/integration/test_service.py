@@ -72,9 +72,9 @@ def _in_process(trained, leads: list[dict], top_k: int) -> tuple[pd.DataFrame, l
     scorer = trained.scorer
     raw = pd.DataFrame.from_records([{k: v for k, v in lead.items() if k != "activities"} for lead in leads])
     acts = pd.DataFrame.from_records([{**a, "lead_id": lead["lead_id"]} for lead in leads for a in lead["activities"]])
-    features, problems = scorer.build(raw, acts, as_of=pd.Timestamp(AS_OF))
+    features, problems, ages = scorer.build(raw, acts, as_of=pd.Timestamp(AS_OF))
     assert not problems
-    return scorer.predict(features), explain(scorer, features, top_k)
+    return scorer.predict(features, ages), explain(scorer, features, top_k, age_days=ages)
 
 
 # ---------------------------------------------------------------- auth and health
@@ -206,10 +206,10 @@ def test_explain_gives_every_factor_adding_up_to_the_models_margin(client, train
     assert explained["base"] + sum(f["contribution"] for f in explained["factors"]) == pytest.approx(explained["margin"])
     lead = pd.DataFrame.from_records([{k: v for k, v in leads[2].items() if k != "activities"}])
     acts = pd.DataFrame.from_records([{**a, "lead_id": leads[2]["lead_id"]} for a in leads[2]["activities"]])
-    features, problems = trained.scorer.build(lead, acts, as_of=pd.Timestamp(AS_OF))
+    features, problems, ages = trained.scorer.build(lead, acts, as_of=pd.Timestamp(AS_OF))
     assert not problems
     assert explained["margin"] == pytest.approx(trained.scorer.margin(features)[0], abs=1e-6)
-    assert explained["probability"] == pytest.approx(trained.scorer.predict_proba(features)[0], abs=1e-12)
+    assert explained["probability"] == pytest.approx(trained.scorer.predict_proba(features, ages)[0], abs=1e-12)
     assert explained["score"] == scored["score"]
     assert all(f["phrase"] for f in explained["factors"])
 

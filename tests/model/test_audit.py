@@ -224,7 +224,7 @@ def test_a_previous_version_trained_with_other_feature_settings_is_compared_on_i
     change = sections(result)["change"]
     assert change.notes[0] == f"Compared with version 1 on the same {len(rows.y):,} held-out leads."
     assert set(change.tables) == {"metrics", "importance_change"}
-    expected = evaluate_scores(rows.y, previous.scorer.predict_proba(own), ece_bins=params.evaluate.ece_bins,
+    expected = evaluate_scores(rows.y, previous.scorer.predict_proba(own, rows.age_days), ece_bins=params.evaluate.ece_bins,
                                top_fractions=params.evaluate.top_fractions)
     metrics = change.tables["metrics"].set_index("metric")
     # The audit reads probabilities off exact TreeSHAP sums: equal to predict_proba up to float
@@ -350,8 +350,9 @@ def test_the_audit_builds_the_models_own_features_when_params_changed_since_trai
 def test_audited_probabilities_are_the_scores_serving_gives(trained):
     """The audit reads p off the exact contributions; it must be the probability a rep is shown."""
     ts = trained.training_set
-    rows = audit.explain_rows(trained.scorer, ts.features.iloc[:300], ts.y[:300])
-    np.testing.assert_allclose(rows.probability, trained.scorer.predict_proba(ts.features.iloc[:300]), rtol=0, atol=1e-9)
+    rows = audit.explain_rows(trained.scorer, ts.features.iloc[:300], ts.y[:300], ts.age_days[:300])
+    np.testing.assert_allclose(rows.probability, trained.scorer.predict_proba(ts.features.iloc[:300], ts.age_days[:300]),
+                               rtol=0, atol=1e-9)
 
 
 def test_tier_rates_of_a_stratified_test_do_not_claim_the_newest_leads(sample_params):

@@ -34,6 +34,12 @@ def features(trained) -> pd.DataFrame:
 
 
 @pytest.fixture(scope="module")
+def ages(trained) -> np.ndarray:
+    """The ``features`` leads' ages at their snapshots, which the model's calibration reads."""
+    return trained.training_set.age_days[:400]
+
+
+@pytest.fixture(scope="module")
 def blended(trained):
     """The trained scorer with both LightGBM and logistic parts weighted (fitting whichever it lacks)."""
     scorer, ts = trained.scorer, trained.training_set
@@ -121,7 +127,7 @@ def test_the_lightgbm_part_is_shaps_tree_explainer(blended, features):
     assert base[0] == pytest.approx(explainer.expected_value, abs=1e-12)
 
 
-def test_every_window_of_an_activity_is_one_factor(scorer, features):
+def test_every_window_of_an_activity_is_one_factor(scorer, features, ages):
     _, per_feature = contributions(scorer, features)
     signals = by_signal(scorer, per_feature)
     assert list(signals.columns) == list(dict.fromkeys(d.signal for d in scorer.catalog))
@@ -129,25 +135,26 @@ def test_every_window_of_an_activity_is_one_factor(scorer, features):
     assert pricing == ["pricing_view_7d", "pricing_view_30d", "pricing_view_90d", "pricing_viewed"]
     np.testing.assert_allclose(signals["pricing_view"], per_feature[pricing].sum(axis=1), atol=1e-12)
     active = features["days_since_last_activity"] < 365  # see the next tests for leads without any activity
-    for e, (_, row) in zip(explain(scorer, features[active].iloc[:20]), signals[active].iloc[:20].iterrows()):
+    for e, (_, row) in zip(explain(scorer, features[active].iloc[:20], age_days=ages[active.to_numpy()][:20]),
+                           signals[active].iloc[:20].iterrows()):
         by_name = {f.signal: f for f in e.factors}
         assert len(e.factors) == len(by_name) == len(signals.columns)  # pricing_view_7d etc. never appear alone
         assert by_name["pricing_view"].contribution == pytest.approx(row["pricing_view"], abs=1e-12)
 
 
-def test_points_are_the_exact_counterfactual_and_rank_the_shown_factors(scorer, features, sample_params):
+def test_points_are_the_exact_counterfactual_and_rank_the_shown_factors(scorer, features, ages, sample_params):
     k = sample_params.serving.top_factors
-    explanations = explain(scorer, features, k)
-    predicted = scorer.predict(features)
+    explanations = explain(scorer, features, k, age_days=ages)
+    predicted = scorer.predict(features, ages)
     assert [e.lead_id for e in explanations] == predicted["lead_id"].tolist()
     assert [e.score for e in explanations] == predicted["score"].tolist()
-    for e, margin, probability in zip(explanations, scorer.margin(features), predicted["probability"]):
+    for e, margin, probability, age in zip(explanations, scorer.margin(features), predicted["probability"], ages):
         # The explained lead is the scored lead (the model's own margin), and its factors, one per
         # signal, split all of that margin.
         assert e.margin == pytest.approx(margin, abs=1e-6) and e.probability == pytest.approx(probability, abs=1e-9)
         assert e.margin == pytest.approx(e.base + sum(f.contribution for f in e.factors), abs=1e-9)
         for f in e.positives + e.negatives:
-            without = scorer.calibrator.predict(np.array([e.margin - f.contribution]))[0]
+            without = scorer.calibrator.predict(np.array([e.margin - f.contribution]), np.array([age]))[0]
             assert f.points == pytest.approx(100 * (e.probability - without), abs=1e-9)
         for side, sign in ((e.positives, 1), (e.negatives, -1)):
             candidates = [f for f in e.factors if f.contribution * sign > 0]
@@ -160,11 +167,11 @@ def test_points_are_the_exact_counterfactual_and_rank_the_shown_factors(scorer, 
 def test_one_demo_request_shows_as_a_positive_factor(scorer, sample_params):
     k = sample_params.serving.top_factors
     visit = [activity("page_view", "2025-05-30 09:00")]
-    before, problems = scorer.build(raw_lead(), pd.DataFrame(visit), as_of=AS_OF)
-    after, _ = scorer.build(raw_lead(), pd.DataFrame([*visit, activity("demo_request", "2025-05-31 09:00")]), as_of=AS_OF)
+    before, problems, age = scorer.build(raw_lead(), pd.DataFrame(visit), as_of=AS_OF)
+    after, _, _ = scorer.build(raw_lead(), pd.DataFrame([*visit, activity("demo_request", "2025-05-31 09:00")]), as_of=AS_OF)
     assert problems == []
-    (without_demo,) = explain(scorer, before, k)
-    (with_demo,) = explain(scorer, after, k)
+    (without_demo,) = explain(scorer, before, k, age_days=age)
+    (with_demo,) = explain(scorer, after, k, age_days=age)
     assert "demo_request" in [f.signal for f in with_demo.positives]
     assert "demo_request" not in [f.signal for f in without_demo.positives]
     demo = next(f for f in with_demo.positives if f.signal == "demo_request")
@@ -174,9 +181,9 @@ def test_one_demo_request_shows_as_a_positive_factor(scorer, sample_params):
 
 def test_an_unseen_category_and_missing_optional_fields_explain(scorer):
     lead = raw_lead(industry="Asteroid Mining", employees=None, phone=None, company=None, campaign=None)
-    features, problems = scorer.build(lead, None, as_of=AS_OF)
+    features, problems, ages = scorer.build(lead, None, as_of=AS_OF)
     assert problems == []
-    (e,) = scorer.explain(features, 3)
+    (e,) = scorer.explain(features, 3, age_days=ages)
     by_name = {f.signal: f for f in e.factors}
     assert (by_name["industry"].phrase, by_name["industry"].value) == ("Industry: asteroid mining", "asteroid mining")
     assert by_name["employees"].phrase == "Employee count not given"
@@ -187,17 +194,17 @@ def test_an_unseen_category_and_missing_optional_fields_explain(scorer):
 
 @pytest.mark.parametrize("email", [None, "kim at acme"])
 def test_a_lead_without_a_usable_email_hears_so_once(scorer, email):
-    features, problems = scorer.build(raw_lead(email=email), None, as_of=AS_OF)
+    features, problems, ages = scorer.build(raw_lead(email=email), None, as_of=AS_OF)
     assert problems == []
-    (e,) = scorer.explain(features, 3)
+    (e,) = scorer.explain(features, 3, age_days=ages)
     assert [f.phrase for f in e.factors if "e-mail address" in f.phrase] == ["No usable e-mail address"]
     assert e.margin == pytest.approx(e.base + sum(f.contribution for f in e.factors), abs=1e-9)
 
 
 def test_company_size_is_one_factor_worded_by_the_count_and_worth_both_features(scorer):
     """'250 employees' beside 'Company size: 201-1000 employees' said one thing twice."""
-    features, _ = scorer.build(raw_lead(employees=250), None, as_of=AS_OF)
-    (e,) = scorer.explain(features, 3, every_factor=True)
+    features, _, ages = scorer.build(raw_lead(employees=250), None, as_of=AS_OF)
+    (e,) = scorer.explain(features, 3, every_factor=True, age_days=ages)
     by_signal = {f.signal: f for f in e.factors}
     assert "size_band" not in by_signal and by_signal["employees"].phrase == "250 employees"
     _, per_feature = contributions(scorer, features)
@@ -206,8 +213,8 @@ def test_company_size_is_one_factor_worded_by_the_count_and_worth_both_features(
 
 
 def test_a_country_we_do_not_serve_is_one_factor_worth_both_features(scorer):
-    features, _ = scorer.build(raw_lead(country="RU"), None, as_of=AS_OF)
-    (e,) = scorer.explain(features, 3, every_factor=True)
+    features, _, ages = scorer.build(raw_lead(country="RU"), None, as_of=AS_OF)
+    (e,) = scorer.explain(features, 3, every_factor=True, age_days=ages)
     by_signal = {f.signal: f for f in e.factors}
     assert "unsupported_country" not in by_signal
     assert by_signal["country"].phrase == "Country RU, which we do not serve"
@@ -218,8 +225,8 @@ def test_a_country_we_do_not_serve_is_one_factor_worth_both_features(scorer):
 
 def test_a_lead_without_any_activity_hears_it_once_with_the_points_of_every_silent_signal(scorer):
     """'No web page views in the last 90 days' beside 'No activity in the last 365 days' said it twice."""
-    features, _ = scorer.build(raw_lead(created_at="2024-01-01"), None, as_of=AS_OF)
-    (e,) = scorer.explain(features, 3, every_factor=True)
+    features, _, ages = scorer.build(raw_lead(created_at="2024-01-01"), None, as_of=AS_OF)
+    (e,) = scorer.explain(features, 3, every_factor=True, age_days=ages)
     silent = [s for s in dict.fromkeys(d.signal for d in scorer.catalog)
               if s in scorer.features.activity_types or s == "engagement_trend"]
     by_signal = {f.signal: f for f in e.factors}
@@ -233,7 +240,7 @@ def test_a_lead_without_any_activity_hears_it_once_with_the_points_of_every_sile
 
 
 def test_a_new_lead_without_activity_reads_so_not_as_a_year_of_silence(scorer, tmp_path):
-    features, problems, ages = scorer.build_with_ages(raw_lead(created_at="2025-05-29 10:00"), None, as_of=AS_OF)
+    features, problems, ages = scorer.build(raw_lead(created_at="2025-05-29 10:00"), None, as_of=AS_OF)
     assert problems == [] and ages.tolist() == [pytest.approx(2 + 14 / 24)]
     (e,) = scorer.explain(features, 3, every_factor=True, age_days=ages)
     assert next(f.phrase for f in e.factors if f.signal == "activity_recency") == "No activity since it was created 2 days ago"
@@ -248,8 +255,8 @@ def test_a_new_lead_without_activity_reads_so_not_as_a_year_of_silence(scorer, t
 
 def test_an_activity_before_every_window_stays_a_factor_of_its_own(scorer):
     old_demo = pd.DataFrame([activity("demo_request", "2023-01-01 09:00")])
-    features, _ = scorer.build(raw_lead(created_at="2022-12-01"), old_demo, as_of=AS_OF)
-    (e,) = scorer.explain(features, 3, every_factor=True)
+    features, _, ages = scorer.build(raw_lead(created_at="2022-12-01"), old_demo, as_of=AS_OF)
+    (e,) = scorer.explain(features, 3, every_factor=True, age_days=ages)
     by_signal = {f.signal: f for f in e.factors}
     assert by_signal["demo_request"].phrase == "Requested a demo more than 90 days ago"
     _, per_feature = contributions(scorer, features)
@@ -266,9 +273,9 @@ def test_an_empty_frame_explains_to_nothing(scorer, features):
     assert len(columns) == 0 and list(columns.columns)[-1] == "top_negative_2_points"
 
 
-def test_top_k_below_one_is_refused(scorer, features):
+def test_top_k_below_one_is_refused(scorer, features, ages):
     with pytest.raises(ValueError, match="top_k must be at least 1"):
-        explain(scorer, features.iloc[:2], 0)
+        explain(scorer, features.iloc[:2], 0, age_days=ages[:2])
 
 
 def test_batch_scoring_writes_the_same_top_factors_as_explain(scorer, sample_dir, tmp_path):
@@ -286,8 +293,8 @@ def test_batch_scoring_writes_the_same_top_factors_as_explain(scorer, sample_dir
         "top_positive_1", "top_positive_1_points", "top_positive_2", "top_positive_2_points",
         "top_negative_1", "top_negative_1_points", "top_negative_2", "top_negative_2_points",
     ]
-    features, _ = scorer.build(leads, acts, as_of=as_of)
-    for e, (_, row) in zip(explain(scorer, features, 2), written.iterrows()):
+    features, _, ages = scorer.build(leads, acts, as_of=as_of)
+    for e, (_, row) in zip(explain(scorer, features, 2, age_days=ages), written.iterrows()):
         assert row["lead_id"] == e.lead_id and row["score"] == e.score
         assert row["top_positive_1"] == e.positives[0].phrase
         assert row["top_positive_1_points"] == pytest.approx(round(e.positives[0].points, 1))
@@ -299,11 +306,11 @@ def test_batch_scoring_writes_the_same_top_factors_as_explain(scorer, sample_dir
     pd.testing.assert_frame_equal(written[plain_scores.columns], plain_scores, check_exact=False, rtol=1e-9)
 
 
-def test_explained_scores_are_predict_and_explain_in_one_pass(scorer, features):
+def test_explained_scores_are_predict_and_explain_in_one_pass(scorer, features, ages):
     rows = features.iloc[:40]
-    scores, explanations = scorer.explained_scores(rows, top_k=2)
-    pd.testing.assert_frame_equal(scores, scorer.predict(rows), check_exact=False, rtol=1e-9)
-    expected = explain(scorer, rows, 2, every_factor=False)
+    scores, explanations = scorer.explained_scores(rows, top_k=2, age_days=ages[:40])
+    pd.testing.assert_frame_equal(scores, scorer.predict(rows, ages[:40]), check_exact=False, rtol=1e-9)
+    expected = explain(scorer, rows, 2, every_factor=False, age_days=ages[:40])
     assert [(e.lead_id, e.score, e.positives, e.negatives) for e in explanations] == [
         (e.lead_id, e.score, e.positives, e.negatives) for e in expected
     ]

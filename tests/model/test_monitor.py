@@ -158,7 +158,8 @@ def production(tmp_path_factory, monkeypatch_session):
     leads = leads[kept].reset_index(drop=True)
     # The CRM scores each lead when it arrives; training saw its leads at ages from 0 to 90 days.
     scored_at = leads.set_index("lead_id")["created_at"]
-    scores = champion.scorer.predict(build_features(leads, crm.activities, scored_at, champion.scorer.features))
+    scores = champion.scorer.predict(build_features(leads, crm.activities, scored_at, champion.scorer.features),
+                                     np.zeros(len(leads)))  # each scored at age 0
     store = Store.from_params(params)
     store.log_scores(scores.assign(model_name="leadscore", model_version=champion.version, factors=None,
                                    email_sha256=None, scored_at=scored_at.to_numpy()))

@@ -159,7 +159,7 @@ def test_cold_start_ships_the_points_peer_through_the_one_inference_path(tmp_pat
     raw = pd.read_csv(crm_dir / "leads.csv", dtype=str).head(300)
     activities = pd.read_csv(crm_dir / "activities.csv", dtype=str)
     batch = scorer.score(raw, activities[activities["lead_id"].isin(raw["lead_id"])], as_of=pd.Timestamp("2026-01-01"))
-    features, _ = scorer.build(raw, activities, as_of=pd.Timestamp("2026-01-01"))
+    features, _, _ = scorer.build(raw, activities, as_of=pd.Timestamp("2026-01-01"))
     points = scorer.logistic.points(features)
     by_points = batch.scores.assign(points=points).sort_values(["points", "probability"])
     assert not batch.problems
