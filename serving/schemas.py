@@ -7,10 +7,13 @@ object or list where a value belongs is refused with its path before the model s
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from typing import Annotated, Any
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints, WithJsonSchema
+
+from pipelines.ingest import NUMBER_TEXT
 
 
 def _scalar(value: Any) -> Any:
@@ -67,9 +70,21 @@ class Lead(BaseModel):
     )
 
 
+def _date_text(value: Any) -> Any:
+    number = isinstance(value, (int, float)) and not isinstance(value, bool)
+    if number or (isinstance(value, str) and re.match(NUMBER_TEXT, value)):
+        raise ValueError(f"expected an ISO 8601 date as text, e.g. \"2025-12-15T14:00:00Z\", not the number {value!r}")
+    return value
+
+
+# A date sent as ISO 8601 text. A number, as JSON or as text, is refused rather than read as Unix
+# seconds (pydantic's default): the CRM exports and the leads' own dates never are.
+DateText = Annotated[datetime, BeforeValidator(_date_text)]
+
+
 class ScoreRequest(BaseModel):
     leads: list[Lead]
-    as_of: datetime | None = None
+    as_of: DateText | None = None
 
 
 class Factor(BaseModel):
@@ -117,12 +132,6 @@ class Explanation(BaseModel):
     model_version: str
 
 
-def _date_text(value: Any) -> Any:
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
-        raise ValueError("expected an ISO 8601 date as text, e.g. \"2025-12-15T14:00:00Z\", not a number")
-    return value
-
-
 class Feedback(BaseModel):
     """A sales decision on a lead, sent by the CRM when it happens (retries are safe)."""
 
@@ -132,8 +141,7 @@ class Feedback(BaseModel):
                         "any letter case).")
     reason: str | None = Field(None, description="Reason code (params label.reasons); required for a rejection, "
                                "optional otherwise.")
-    # A number is refused rather than read as Unix seconds: /score and the CRM exports never do.
-    decided_at: Annotated[datetime, BeforeValidator(_date_text)] = Field(
+    decided_at: DateText = Field(
         description="When sales decided (ISO 8601 text; UTC when no zone is given). From 1970 to at most a day "
         "after the service receives the event.")
     amount: float | None = Field(None, ge=0, allow_inf_nan=False, description="Deal amount, when converted "
