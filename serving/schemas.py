@@ -13,6 +13,7 @@ from typing import Annotated, Any
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints, WithJsonSchema
 
+from pipelines.contract import LARGEST_NUMBER
 from pipelines.ingest import NUMBER_TEXT
 
 
@@ -74,6 +75,12 @@ def _date_text(value: Any) -> Any:
     number = isinstance(value, (int, float)) and not isinstance(value, bool)
     if number or (isinstance(value, str) and re.match(NUMBER_TEXT, value)):
         raise ValueError(f"expected an ISO 8601 date as text, e.g. \"2025-12-15T14:00:00Z\", not the number {value!r}")
+    return value
+
+
+def _not_true_false(value: Any) -> Any:
+    if isinstance(value, bool):
+        raise ValueError(f"expected a number, not {str(value).lower()}")
     return value
 
 
@@ -144,8 +151,11 @@ class Feedback(BaseModel):
     decided_at: DateText = Field(
         description="When sales decided (ISO 8601 text; UTC when no zone is given). From 1970 to at most a day "
         "after the service receives the event.")
-    amount: float | None = Field(None, ge=0, allow_inf_nan=False, description="Deal amount, when converted "
-                                 "(a finite number, 0 or more).")
+    # Below contract.LARGEST_NUMBER, and no true/false read as 1: the outcomes file export-outcomes
+    # writes from the stored events is read as a CRM export, whose contract refuses either.
+    amount: Annotated[float, BeforeValidator(_not_true_false)] | None = Field(
+        None, ge=0, lt=LARGEST_NUMBER, allow_inf_nan=False,
+        description=f"Deal amount, when converted (a number, 0 or more and smaller than {LARGEST_NUMBER:g}).")
 
 
 class FeedbackReceipt(BaseModel):

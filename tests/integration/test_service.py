@@ -385,11 +385,14 @@ def test_a_rejection_without_an_allowed_reason_is_refused_naming_the_codes(clien
         (b'{"event_id": "evt-big", "lead_id": "FB-1", "status": "converted", "decided_at": "2025-12-15", '
          b'"amount": 1e309}', 400, "amount"),
         (_feedback("evt-neg", status="converted", reason=None, amount=-100), 400, "amount"),
+        (_feedback("evt-true", status="converted", reason=None, amount=True), 400, "amount"),
+        (_feedback("evt-1e15", status="converted", reason=None, amount=1e15), 400, "amount"),
         (_feedback("evt-r", status="converted", reason="garbage reason"), 422, "reason"),
     ],
     ids=["unknown-status", "bad-date", "no-lead-id", "blank-lead-id", "bad-amount", "year-1", "before-1970",
-         "future", "year-10000-in-utc", "unix-seconds", "unix-seconds-as-text", "year-as-text", "infinite-amount", "minus-infinite-amount", "nan-amount",
-         "overflowing-amount", "negative-amount", "unknown-reason-on-a-conversion"],
+         "future", "year-10000-in-utc", "unix-seconds", "unix-seconds-as-text", "year-as-text", "infinite-amount",
+         "minus-infinite-amount", "nan-amount", "overflowing-amount", "negative-amount", "true-as-amount",
+         "amount-a-contract-refuses", "unknown-reason-on-a-conversion"],
 )
 def test_bad_feedback_is_refused_naming_the_field(client, server, event, status, field):
     headers = {"Content-Type": "application/json"} if isinstance(event, bytes) else None
