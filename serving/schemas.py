@@ -153,9 +153,10 @@ class Feedback(BaseModel):
         "after the service receives the event.")
     # Below contract.LARGEST_NUMBER, and no true/false read as 1: the outcomes file export-outcomes
     # writes from the stored events is read as a CRM export, whose contract refuses either.
-    amount: Annotated[float, BeforeValidator(_not_true_false)] | None = Field(
-        None, ge=0, lt=LARGEST_NUMBER, allow_inf_nan=False,
-        description=f"Deal amount, when converted (a number, 0 or more and smaller than {LARGEST_NUMBER:g}).")
+    # The limits come before the check in the type, or /docs.json shows them as "ge"/"lt", not minimum/exclusiveMaximum.
+    amount: Annotated[float, Field(ge=0, lt=LARGEST_NUMBER, allow_inf_nan=False),
+                      BeforeValidator(_not_true_false)] | None = Field(
+        None, description=f"Deal amount, when converted (a number, 0 or more and smaller than {LARGEST_NUMBER:g}).")
 
 
 class FeedbackReceipt(BaseModel):

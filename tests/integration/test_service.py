@@ -479,6 +479,9 @@ def test_a_card_link_opens_whatever_characters_the_lead_id_holds(client, server,
 def test_openapi_documents_the_endpoints(client):
     paths = client.get("/docs.json").json()["paths"]
     assert {"/score", "/explain", "/feedback"} <= set(paths)
+    feedback = paths["/feedback"]["post"]["requestBody"]["content"]["application/json"]["schema"]["properties"]
+    amount = next(s for s in feedback["amount"].get("anyOf", [feedback["amount"]]) if s.get("type") == "number")
+    assert (amount["minimum"], amount["exclusiveMaximum"]) == (0, 1e15)  # JSON Schema's words, which tools read
 
 
 @pytest.mark.parametrize(
