@@ -40,7 +40,7 @@ DATE_FORM = "a date is text such as 2026-01-31 or 2026-01-31T09:30:00Z"
 # A SQL source is a query when, after comments and parentheses, it starts with one of these words.
 _QUERY_START = re.compile(r"(\s|\(|--[^\n]*|/\*.*?\*/)*(select|with|values)\b", re.IGNORECASE | re.DOTALL)
 # Text that is a number ("1764000000", " 2026 ", "1.7e9"): pandas would read "2026" as 2026-01-01.
-_NUMBER_TEXT = r"^\s*[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?\s*$"
+NUMBER_TEXT = r"^\s*[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?\s*$"
 
 # Why a row did not reach the canonical tables (report keys -> words for people).
 DROP_REASONS = {
@@ -527,7 +527,7 @@ def _parse_dates(values: pd.Series) -> tuple[pd.Series, np.ndarray]:
             return pd.Series(stamps, index=values.index, name=values.name), numbers
         except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
             pass
-        number_text = pc.match_substring_regex(text, _NUMBER_TEXT).fill_null(False).to_numpy(zero_copy_only=False)
+        number_text = pc.match_substring_regex(text, NUMBER_TEXT).fill_null(False).to_numpy(zero_copy_only=False)
         if number_text.any():
             numbers |= number_text
             values = values.astype(object).where(~numbers, None)

@@ -7,10 +7,14 @@ object or list where a value belongs is refused with its path before the model s
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from typing import Annotated, Any
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints, WithJsonSchema
+
+from pipelines.contract import LARGEST_NUMBER
+from pipelines.ingest import NUMBER_TEXT
 
 
 def _scalar(value: Any) -> Any:
@@ -67,9 +71,27 @@ class Lead(BaseModel):
     )
 
 
+def _date_text(value: Any) -> Any:
+    number = isinstance(value, (int, float)) and not isinstance(value, bool)
+    if number or (isinstance(value, str) and re.match(NUMBER_TEXT, value)):
+        raise ValueError(f"expected an ISO 8601 date as text, e.g. \"2025-12-15T14:00:00Z\", not the number {value!r}")
+    return value
+
+
+def _not_true_false(value: Any) -> Any:
+    if isinstance(value, bool):
+        raise ValueError(f"expected a number, not {str(value).lower()}")
+    return value
+
+
+# A date sent as ISO 8601 text. A number, as JSON or as text, is refused rather than read as Unix
+# seconds (pydantic's default): the CRM exports and the leads' own dates never are.
+DateText = Annotated[datetime, BeforeValidator(_date_text)]
+
+
 class ScoreRequest(BaseModel):
     leads: list[Lead]
-    as_of: datetime | None = None
+    as_of: DateText | None = None
 
 
 class Factor(BaseModel):
@@ -117,12 +139,6 @@ class Explanation(BaseModel):
     model_version: str
 
 
-def _date_text(value: Any) -> Any:
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
-        raise ValueError("expected an ISO 8601 date as text, e.g. \"2025-12-15T14:00:00Z\", not a number")
-    return value
-
-
 class Feedback(BaseModel):
     """A sales decision on a lead, sent by the CRM when it happens (retries are safe)."""
 
@@ -132,12 +148,15 @@ class Feedback(BaseModel):
                         "any letter case).")
     reason: str | None = Field(None, description="Reason code (params label.reasons); required for a rejection, "
                                "optional otherwise.")
-    # A number is refused rather than read as Unix seconds: /score and the CRM exports never do.
-    decided_at: Annotated[datetime, BeforeValidator(_date_text)] = Field(
+    decided_at: DateText = Field(
         description="When sales decided (ISO 8601 text; UTC when no zone is given). From 1970 to at most a day "
         "after the service receives the event.")
-    amount: float | None = Field(None, ge=0, allow_inf_nan=False, description="Deal amount, when converted "
-                                 "(a finite number, 0 or more).")
+    # Below contract.LARGEST_NUMBER, and no true/false read as 1: the outcomes file export-outcomes
+    # writes from the stored events is read as a CRM export, whose contract refuses either.
+    # The limits come before the check in the type, or /docs.json shows them as "ge"/"lt", not minimum/exclusiveMaximum.
+    amount: Annotated[float, Field(ge=0, lt=LARGEST_NUMBER, allow_inf_nan=False),
+                      BeforeValidator(_not_true_false)] | None = Field(
+        None, description=f"Deal amount, when converted (a number, 0 or more and smaller than {LARGEST_NUMBER:g}).")
 
 
 class FeedbackReceipt(BaseModel):

@@ -24,7 +24,6 @@ import logging  # noqa: E402
 import threading  # noqa: E402
 import time  # noqa: E402
 from dataclasses import dataclass  # noqa: E402
-from datetime import datetime  # noqa: E402
 
 import bentoml  # noqa: E402
 from fastapi import FastAPI  # noqa: E402
@@ -36,7 +35,7 @@ from pipelines import tracking  # noqa: E402
 from pipelines.config import Params, params_from_env  # noqa: E402
 from serving import metrics, scorecard  # noqa: E402
 from serving.bento import bento_model_tag, load_bento_scorer  # noqa: E402
-from serving.schemas import Explanation, Feedback, FeedbackReceipt, Lead, ScoreResponse  # noqa: E402
+from serving.schemas import DateText, Explanation, Feedback, FeedbackReceipt, Lead, ScoreResponse  # noqa: E402
 from serving.scoring import (  # noqa: E402
     ModelRef,
     RequestError,
@@ -171,7 +170,7 @@ class LeadScoreService:
                 log.exception("checking the registry for a new champion failed; serving the current model")
 
     @bentoml.api(route="/score")
-    def score(self, leads: list[Lead], as_of: datetime | None = None) -> ScoreResponse:
+    def score(self, leads: list[Lead], as_of: DateText | None = None) -> ScoreResponse:
         """Score, tier and top reasons per lead (CRM field names); each score is logged."""
         if len(leads) > self.serving.max_batch:
             return _error(413, f"{len(leads):,} leads in one request; the limit is {self.serving.max_batch:,} "
@@ -195,7 +194,7 @@ class LeadScoreService:
         return ScoreResponse.model_validate({"scores": scored.results})
 
     @bentoml.api(route="/explain")
-    def explain(self, lead: Lead, as_of: datetime | None = None) -> Explanation:
+    def explain(self, lead: Lead, as_of: DateText | None = None) -> Explanation:
         """Every factor's contribution to one lead's score (not logged)."""
         served = self.served
         try:

@@ -297,6 +297,17 @@ def test_a_scoring_time_no_date_computation_can_hold_is_refused_naming_as_of(cli
         assert [d["field"] for d in reply.json()["detail"]] == ["as_of"]
 
 
+@pytest.mark.parametrize("as_of", [1764000000, "1764000000"])
+def test_a_scoring_time_sent_as_a_number_is_refused_not_read_as_unix_seconds(client, server, leads, as_of):
+    lead = {**leads[0], "lead_id": f"AS-OF-NUMBER-{type(as_of).__name__}"}
+    for route, body in (("/score", {"leads": [lead]}), ("/explain", {"lead": lead})):
+        reply = client.post(route, {**body, "as_of": as_of})
+        assert reply.status == 400, reply.body
+        assert [d["field"] for d in reply.json()["detail"]] == ["as_of"]
+        assert "not the number" in reply.json()["detail"][0]["msg"]
+    assert Store(server.params.serving.store_url).latest_score(lead["lead_id"]) is None
+
+
 def test_nothing_is_scored_or_logged_when_one_lead_is_bad(client, server, leads):
     good = {**leads[3], "lead_id": "GOOD-IN-BAD-BATCH"}
     reply = client.post("/score", {"leads": [good, {**leads[4], "created_at": "nope"}]})
@@ -366,17 +377,22 @@ def test_a_rejection_without_an_allowed_reason_is_refused_naming_the_codes(clien
         (_feedback("evt-2099", decided_at="2099-01-01T00:00:00Z"), 422, "decided_at"),
         (_feedback("evt-y10k", decided_at="9999-12-31T23:59:59-05:00"), 422, "decided_at"),
         (_feedback("evt-unix", decided_at=1700000000), 400, "decided_at"),
+        (_feedback("evt-unix-text", decided_at="1700000000"), 400, "decided_at"),
+        (_feedback("evt-year-text", decided_at="2025"), 400, "decided_at"),
         (_feedback("evt-inf", status="converted", reason=None, amount=float("inf")), 400, "amount"),
         (_feedback("evt-ninf", status="converted", reason=None, amount=float("-inf")), 400, "amount"),
         (_feedback("evt-nan", status="converted", reason=None, amount=float("nan")), 400, "amount"),
         (b'{"event_id": "evt-big", "lead_id": "FB-1", "status": "converted", "decided_at": "2025-12-15", '
          b'"amount": 1e309}', 400, "amount"),
         (_feedback("evt-neg", status="converted", reason=None, amount=-100), 400, "amount"),
+        (_feedback("evt-true", status="converted", reason=None, amount=True), 400, "amount"),
+        (_feedback("evt-1e15", status="converted", reason=None, amount=1e15), 400, "amount"),
         (_feedback("evt-r", status="converted", reason="garbage reason"), 422, "reason"),
     ],
     ids=["unknown-status", "bad-date", "no-lead-id", "blank-lead-id", "bad-amount", "year-1", "before-1970",
-         "future", "year-10000-in-utc", "unix-seconds", "infinite-amount", "minus-infinite-amount", "nan-amount",
-         "overflowing-amount", "negative-amount", "unknown-reason-on-a-conversion"],
+         "future", "year-10000-in-utc", "unix-seconds", "unix-seconds-as-text", "year-as-text", "infinite-amount",
+         "minus-infinite-amount", "nan-amount", "overflowing-amount", "negative-amount", "true-as-amount",
+         "amount-a-contract-refuses", "unknown-reason-on-a-conversion"],
 )
 def test_bad_feedback_is_refused_naming_the_field(client, server, event, status, field):
     headers = {"Content-Type": "application/json"} if isinstance(event, bytes) else None
@@ -463,6 +479,9 @@ def test_a_card_link_opens_whatever_characters_the_lead_id_holds(client, server,
 def test_openapi_documents_the_endpoints(client):
     paths = client.get("/docs.json").json()["paths"]
     assert {"/score", "/explain", "/feedback"} <= set(paths)
+    feedback = paths["/feedback"]["post"]["requestBody"]["content"]["application/json"]["schema"]["properties"]
+    amount = next(s for s in feedback["amount"].get("anyOf", [feedback["amount"]]) if s.get("type") == "number")
+    assert (amount["minimum"], amount["exclusiveMaximum"]) == (0, 1e15)  # JSON Schema's words, which tools read
 
 
 @pytest.mark.parametrize(
