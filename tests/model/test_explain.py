@@ -201,26 +201,19 @@ def test_a_lead_without_a_usable_email_hears_so_once(scorer, email):
     assert e.margin == pytest.approx(e.base + sum(f.contribution for f in e.factors), abs=1e-9)
 
 
-def test_company_size_is_one_factor_worded_by_the_count_and_worth_both_features(scorer):
-    """'250 employees' beside 'Company size: 201-1000 employees' said one thing twice."""
-    features, _, ages = scorer.build(raw_lead(employees=250), None, as_of=AS_OF)
+@pytest.mark.parametrize(("lead", "signal", "joined", "phrase"), [
+    # '250 employees' beside 'Company size: 201-1000 employees' said one thing twice.
+    ({"employees": 250}, "employees", "size_band", "250 employees"),
+    # 'Country: RU' beside 'In a country we do not serve' too.
+    ({"country": "RU"}, "country", "unsupported_country", "Country RU, which we do not serve"),
+])
+def test_a_joined_feature_is_one_factor_worded_once_and_worth_both_features(scorer, lead, signal, joined, phrase):
+    features, _, ages = scorer.build(raw_lead(**lead), None, as_of=AS_OF)
     (e,) = scorer.explain(features, 3, every_factor=True, age_days=ages)
     by_signal = {f.signal: f for f in e.factors}
-    assert "size_band" not in by_signal and by_signal["employees"].phrase == "250 employees"
+    assert joined not in by_signal and by_signal[signal].phrase == phrase
     _, per_feature = contributions(scorer, features)
-    assert by_signal["employees"].contribution == pytest.approx(
-        per_feature[["employees", "size_band"]].iloc[0].sum(), abs=1e-9)
-
-
-def test_a_country_we_do_not_serve_is_one_factor_worth_both_features(scorer):
-    features, _, ages = scorer.build(raw_lead(country="RU"), None, as_of=AS_OF)
-    (e,) = scorer.explain(features, 3, every_factor=True, age_days=ages)
-    by_signal = {f.signal: f for f in e.factors}
-    assert "unsupported_country" not in by_signal
-    assert by_signal["country"].phrase == "Country RU, which we do not serve"
-    _, per_feature = contributions(scorer, features)
-    assert by_signal["country"].contribution == pytest.approx(
-        per_feature[["country", "unsupported_country"]].iloc[0].sum(), abs=1e-9)
+    assert by_signal[signal].contribution == pytest.approx(per_feature[[signal, joined]].iloc[0].sum(), abs=1e-9)
 
 
 def test_a_lead_without_any_activity_hears_it_once_with_the_points_of_every_silent_signal(scorer):
