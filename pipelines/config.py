@@ -23,6 +23,15 @@ ReasonAction = Literal["negative", "soft_negative", "exclude"]
 class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
+    def __setstate__(self, state: dict) -> None:
+        """A section saved with a model by an earlier version loads with the settings added since at
+        their defaults (e.g. data.day_first), so an older registered model still serves."""
+        fields = state.get("__dict__", {})
+        for name, info in type(self).model_fields.items():
+            if name not in fields and not info.is_required():
+                fields[name] = info.get_default(call_default_factory=True)
+        super().__setstate__(state)
+
 
 class TableMapping(_Section):
     """CRM column name -> contract column name, per canonical table."""
@@ -49,6 +58,10 @@ class DataParams(_Section):
         default_factory=list, description="CRM columns never read (post-contact fields that leak the outcome)."
     )
     dated: bool = Field(True, description="False for exports without timestamps (no created_at).")
+    day_first: bool | None = Field(
+        None, description="How a date written 06/02/2025 (slashes, dots or dashes) reads: true = day first (6 "
+        "February), false = month first (June 2). Unset, such a date is refused when both readings are dates."
+    )
     on_error: Literal["stop", "drop"] = "stop"
     dedupe_by_email: bool = False
     statuses: list[str] = Field(

@@ -48,6 +48,7 @@ DROP_REASONS = {
     "unparsable_date": "unparsable date",
     "number_as_date": "number instead of a date",
     "date_out_of_range": "date out of range",
+    "ambiguous_date": "day and month order unclear (data.day_first)",
     "date_in_future": "date in the future",
     "decided_before_created": "decided before its lead was created",
     "bad_number": "invalid number",
@@ -504,8 +505,40 @@ def _numbers_sent(values: pd.Series) -> tuple[np.ndarray, np.ndarray]:
     return numbers & ~booleans & pd.notna(cells), booleans
 
 
-def _parse_dates(values: pd.Series) -> tuple[pd.Series, np.ndarray]:
-    """Text dates as datetimes, NaT where unparsable or a number; and which cells are a number.
+# A date written day and month (in either order) before the year: 06/02/2025, 6.2.25, 06-02-2025 10:30.
+_DAY_MONTH_YEAR = r"^\s*(\d{1,2})[/.\-](\d{1,2})[/.\-](\d{4}|\d{2})((?:[\sT].*)?)$"
+
+
+def _day_month_as_iso(values: pd.Series, day_first: bool | None) -> tuple[pd.Series, np.ndarray]:
+    """``values`` with dates like 06/02/2025 rewritten as ISO text, and which of them were ambiguous.
+
+    pandas reads 06/02/2025 as June 2 but 13/02/2025 as 13 February in the same column, and with
+    dayfirst=True reads even 2025-06-02 as 6 February: a CRM export in a European locale would be
+    misdated without a word. The order is ``data.day_first``; unset, a date only one order makes
+    valid (13/02/2025) is read so, and one both orders make valid is refused (None here, flagged).
+    A two-digit year is 20yy.
+    """
+    parts = values.astype("string").str.extract(_DAY_MONTH_YEAR)
+    found = parts[0].notna().to_numpy()
+    if not found.any():
+        return values, np.zeros(len(values), dtype=bool)
+    first, second = parts[0].astype("Float64"), parts[1].astype("Float64")
+    if day_first is None:
+        ambiguous = (found & (first <= 12) & (second <= 12) & (first != second)).to_numpy(dtype=bool, na_value=False)
+        day_is_first = (first > 12).fillna(False)
+    else:
+        ambiguous = np.zeros(len(values), dtype=bool)
+        day_is_first = pd.Series(day_first, index=values.index)
+    day, month = parts[0].where(day_is_first, parts[1]), parts[1].where(day_is_first, parts[0])
+    year = parts[2].where(parts[2].str.len() == 4, "20" + parts[2])
+    iso = year + "-" + month.str.zfill(2) + "-" + day.str.zfill(2) + parts[3]
+    rewritten = values.astype(object).where(~found, iso.astype(object))
+    return rewritten.where(~ambiguous, None), ambiguous
+
+
+def _parse_dates(values: pd.Series, day_first: bool | None = None) -> tuple[pd.Series, np.ndarray, np.ndarray]:
+    """Text dates as datetimes, NaT where unparsable, a number or ambiguous; which cells are a number;
+    and which are ambiguous in their day and month order (``_day_month_as_iso``).
 
     A number (or true/false, or text of a number) is never read as a date: pandas takes 1764000000
     as nanoseconds after 1970 and "2026" as 2026-01-01, silently. Plain ISO 8601 without a zone (what
@@ -517,6 +550,7 @@ def _parse_dates(values: pd.Series) -> tuple[pd.Series, np.ndarray]:
     numbers = numbers | booleans
     if numbers.any():
         values = values.astype(object).where(~numbers, None)
+    values, ambiguous = _day_month_as_iso(values, day_first)
     try:
         text = pa.array(values, from_pandas=True)
     except (pa.ArrowInvalid, pa.ArrowTypeError):  # e.g. datetimes among text
@@ -524,14 +558,14 @@ def _parse_dates(values: pd.Series) -> tuple[pd.Series, np.ndarray]:
     if text is not None and (pa.types.is_string(text.type) or pa.types.is_large_string(text.type)):
         try:
             stamps = text.cast(pa.timestamp("us")).to_numpy(zero_copy_only=False)
-            return pd.Series(stamps, index=values.index, name=values.name), numbers
+            return pd.Series(stamps, index=values.index, name=values.name), numbers, ambiguous
         except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
             pass
         number_text = pc.match_substring_regex(text, NUMBER_TEXT).fill_null(False).to_numpy(zero_copy_only=False)
         if number_text.any():
             numbers |= number_text
             values = values.astype(object).where(~numbers, None)
-    return pd.to_datetime(values, format="mixed", utc=True, errors="coerce"), numbers
+    return pd.to_datetime(values, format="mixed", utc=True, errors="coerce"), numbers, ambiguous
 
 
 def _parse_numbers(values: pd.Series) -> pd.Series:
@@ -661,15 +695,17 @@ def prepare_table(
             continue
         values = columns[column]
         if column in spec.dates:
-            parsed, numbers = values, np.zeros(len(values), dtype=bool)
+            parsed, numbers, ambiguous = values, np.zeros(len(values), dtype=bool), np.zeros(len(values), dtype=bool)
             if not pd.api.types.is_datetime64_any_dtype(values.dtype):
-                parsed, numbers = _parse_dates(values)
+                parsed, numbers, ambiguous = _parse_dates(values, data.day_first)
             if getattr(parsed.dtype, "tz", None) is not None:
                 parsed = parsed.dt.tz_convert("UTC").dt.tz_localize(None)
             parsed = parsed.astype("datetime64[us]")
             flag(numbers, column, "number_as_date", lambda v: f"{DATE_FORM}, not "
                  f"{'' if isinstance(v, (bool, np.bool_)) else 'the number '}{_as_sent(v)}")
-            flag(values.notna() & parsed.isna() & ~numbers, column, "unparsable_date",
+            flag(ambiguous, column, "ambiguous_date", lambda v: f"date {_as_sent(v)} reads day first or month "
+                 "first: set data.day_first (true: 06/02/2025 is 6 February; false: it is June 2)")
+            flag(values.notna() & parsed.isna() & ~numbers & ~ambiguous, column, "unparsable_date",
                  lambda v: f"unparsable date {_as_sent(v)}")
             flag((parsed < DATE_RANGE[0]) | (parsed >= DATE_RANGE[1]), column, "date_out_of_range",
                  lambda v: f"date out of range {_as_sent(v)} (expected {DATE_RANGE_TEXT})")

@@ -234,6 +234,47 @@ def test_a_creation_or_decision_dated_after_now_is_refused_by_row():
     assert "an open deal's close date, is not one" in str(outcome_problems[0])
 
 
+DAY_MONTH_DATES = ["06/02/2025", "13/02/2025", "02/13/2025", "2025-06-02", "7.3.25 10:30", "06/13/2025"]
+
+
+@pytest.mark.parametrize(("day_first", "read"), [
+    # Unset: only the dates one order makes valid are read; 06/02/2025 and 7.3.25 are refused, by row.
+    (None, [None, "2025-02-13 00:00", "2025-02-13 00:00", "2025-06-02 00:00", None, "2025-06-13 00:00"]),
+    (True, ["2025-02-06 00:00", "2025-02-13 00:00", None, "2025-06-02 00:00", "2025-03-07 10:30", None]),
+    (False, ["2025-06-02 00:00", None, "2025-02-13 00:00", "2025-06-02 00:00", "2025-07-03 10:30", "2025-06-13 00:00"]),
+])
+def test_a_date_written_day_and_month_first_reads_in_the_order_params_give(day_first, read):
+    """A CRM export in a European locale writes 06/02/2025 for 6 February; pandas alone reads it as
+    June 2 while reading 13/02/2025 as 13 February, and its dayfirst even turns 2025-06-02 around."""
+    raw = pd.DataFrame({"Lead ID": [f"L{i}" for i in range(len(DAY_MONTH_DATES))], "Created Date": DAY_MONTH_DATES})
+    data = DataParams(leads="unused", mapping=MAPPING, day_first=day_first)
+
+    leads, problems = prepare_table(raw, "leads", data, "leads.csv")
+
+    created = dict(zip(leads["lead_id"], leads["created_at"].dt.strftime("%Y-%m-%d %H:%M")))
+    assert [created.get(f"L{i}") for i in range(len(read))] == read
+    refused = {p.row: p for p in problems}
+    assert sorted(refused) == [i + 1 for i, when in enumerate(read) if when is None]
+    if day_first is None:
+        assert {p.kind for p in problems} == {"ambiguous_date"}
+        assert str(refused[1]) == ("leads.csv row 1 (header not counted), column 'Created Date' (created_at): date "
+                                   "'06/02/2025' reads day "
+                                   "first or month first: set data.day_first (true: 06/02/2025 is 6 February; "
+                                   "false: it is June 2)")
+    else:
+        assert {p.kind for p in problems} == {"unparsable_date"}  # a 13th month, in the order given
+
+
+def test_params_saved_with_a_model_before_a_setting_existed_load_with_its_default():
+    """A registered model keeps the params it was trained with; one from before data.day_first still serves."""
+    data = DataParams(leads="unused", mapping=MAPPING)
+    state = data.__getstate__()
+    state["__dict__"] = {k: v for k, v in state["__dict__"].items() if k != "day_first"}
+    old = DataParams.__new__(DataParams)
+    old.__setstate__(state)  # what unpickling the model does
+    assert old.day_first is None and old == data
+
+
 def test_dates_read_as_datetimes_are_range_checked_too():
     """Parquet and Arrow's typed CSV read give datetimes, not text; 9999-12-31 fits in microseconds."""
     raw = pd.DataFrame({"Lead ID": ["L1", "L2"],
@@ -317,7 +358,8 @@ def test_drop_keeps_the_good_rows_and_accounts_for_every_dropped_one(tmp_path):
 
 def test_good_export_loads_into_contract_dtypes(tmp_path):
     leads = [lead("00123", created="2024-03-01T10:00:00+02:00", email="a@b.com"), lead("L2", created="03/04/2024")]
-    params = crm_params(tmp_path, leads, outcomes=[outcome("00123", stage="Closed Won", reason="", closed="2024-03-20")])
+    params = crm_params(tmp_path, leads, outcomes=[outcome("00123", stage="Closed Won", reason="", closed="2024-03-20")],
+                        day_first=False)  # a US export: 03/04/2024 is March 4
 
     crm = load_crm(params)
 
