@@ -543,29 +543,46 @@ def _parse_dates(values: pd.Series, day_first: bool | None = None) -> tuple[pd.S
     A number (or true/false, or text of a number) is never read as a date: pandas takes 1764000000
     as nanoseconds after 1970 and "2026" as 2026-01-01, silently. Plain ISO 8601 without a zone (what
     CRM exports and the synthetic CRM write) takes Arrow's cast, ~15x faster than pandas' per-value
-    "mixed" parser, and holds no number; a column holding anything else (zone offsets, other
-    layouts, stray blanks) is parsed by pandas as a whole, as before.
+    "mixed" parser, and holds no number and no day-month date; a column holding anything else (zone
+    offsets, other layouts, stray blanks) has its day-month dates put in order, then takes Arrow's cast
+    if that made it plain ISO, else pandas' parser as a whole, as before.
     """
     numbers, booleans = _numbers_sent(values)
     numbers = numbers | booleans
     if numbers.any():
         values = values.astype(object).where(~numbers, None)
-    values, ambiguous = _day_month_as_iso(values, day_first)
-    try:
-        text = pa.array(values, from_pandas=True)
-    except (pa.ArrowInvalid, pa.ArrowTypeError):  # e.g. datetimes among text
-        text = None
-    if text is not None and (pa.types.is_string(text.type) or pa.types.is_large_string(text.type)):
-        try:
-            stamps = text.cast(pa.timestamp("us")).to_numpy(zero_copy_only=False)
-            return pd.Series(stamps, index=values.index, name=values.name), numbers, ambiguous
-        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
-            pass
+    text = _arrow_text(values)
+    if text is not None:
+        stamps = _iso_stamps(text)
+        if stamps is not None:
+            return pd.Series(stamps, index=values.index, name=values.name), numbers, np.zeros(len(values), dtype=bool)
         number_text = pc.match_substring_regex(text, NUMBER_TEXT).fill_null(False).to_numpy(zero_copy_only=False)
         if number_text.any():
             numbers |= number_text
             values = values.astype(object).where(~numbers, None)
+    values, ambiguous = _day_month_as_iso(values, day_first)
+    rewritten = _arrow_text(values)
+    stamps = _iso_stamps(rewritten) if rewritten is not None else None
+    if stamps is not None:
+        return pd.Series(stamps, index=values.index, name=values.name), numbers, ambiguous
     return pd.to_datetime(values, format="mixed", utc=True, errors="coerce"), numbers, ambiguous
+
+
+def _arrow_text(values: pd.Series) -> pa.Array | None:
+    """``values`` as an Arrow string array, or None when they are not all text (e.g. datetimes among text)."""
+    try:
+        text = pa.array(values, from_pandas=True)
+    except (pa.ArrowInvalid, pa.ArrowTypeError):
+        return None
+    return text if pa.types.is_string(text.type) or pa.types.is_large_string(text.type) else None
+
+
+def _iso_stamps(text: pa.Array) -> np.ndarray | None:
+    """Arrow's cast of plain ISO 8601 text (no zone) to datetimes; None when any value is something else."""
+    try:
+        return text.cast(pa.timestamp("us")).to_numpy(zero_copy_only=False)
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        return None
 
 
 def _parse_numbers(values: pd.Series) -> pd.Series:
