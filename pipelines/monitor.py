@@ -420,7 +420,8 @@ def assess(
     horizon = params.label.horizon_days
     captions = {
         "drift": f"Recent: the {len(recent):,} leads {window}, each as it was when scored. Training window: the "
-                 f"{len(reference):,} labelled leads the champion was trained on, seen at the ages recent leads were scored at.",
+                 f"{len(reference):,} leads labelled as of the champion's training date (its training, validation, calibration "
+                 "and test leads, rebuilt from today's export), seen at the ages recent leads were scored at.",
         "calibration": f"The {len(probability):,} leads first scored in the {mp.calibration_days} days to "
                        f"{as_of:%Y-%m-%d %H:%M} whose outcome is known by then under the label policy"
                        + (f" (converted within {horizon} days of creation counts as converted)" if horizon else "")

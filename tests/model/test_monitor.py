@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 
 import mlflow
 import numpy as np
@@ -223,6 +224,9 @@ def test_monitor_page_says_which_leads_each_section_counts(production, tmp_path)
     assert f"The {len(recent):,} leads {window}; the SLA and tier A shares count those scored at least " \
            f"{mp.handoff_sla_hours:g} h before it (the leads column)" in page
     assert due in report.handoff["leads"].tolist()
+    # The training window is every lead labelled as of the champion's training date, not its training part.
+    assert re.search(r"Training window: the [\d,]+ leads labelled as of the champion's training date \(its training, "
+                     r"validation, calibration and test leads", page)
 
 
 def test_scores_sent_with_an_as_of_are_judged_as_of_it_not_as_of_when_they_arrived(production, tmp_path):
