@@ -551,7 +551,17 @@ def monitor(
     reference_scores = champion.predict_proba(reference, reference_ages)
 
     calibration_log = first_scores(log[log["scored_at"] > as_of - pd.Timedelta(days=mp.calibration_days)])
-    calibration_log = calibration_log[calibration_log.index.isin(crm.leads["lead_id"])]
+    outside = ~calibration_log.index.isin(crm.leads["lead_id"])
+    merged_away = outside & calibration_log.index.isin(crm.merged_by_email.index)
+    scored_then = f"leads first scored in the {mp.calibration_days} days to {as_of:%Y-%m-%d}"
+    # Their outcome, even one the service received, has no lead of the export to be labelled against.
+    if merged_away.any():
+        notes.append(f"{int(merged_away.sum()):,} {scored_then} were merged by e-mail into an earlier lead: left out "
+                     "of calibration")
+    if (outside & ~merged_away).any():
+        notes.append(f"{int((outside & ~merged_away).sum()):,} {scored_then} are not in the export yet: left out of "
+                     "calibration")
+    calibration_log = calibration_log[~outside]
     leads = crm.leads[crm.leads["lead_id"].isin(calibration_log.index)]
     labels = build_labels(leads, crm.outcomes, params.label, as_of if dated else None).frame
     matured = labels.index[labels["label"].notna()]
