@@ -615,7 +615,8 @@ def segments_section(outcomes: pd.DataFrame, rows: str = "") -> Section:
         f"All {len(outcomes):,} leads of the export{f' ({rows})' if rows else ''}; rates are over the "
         f"{int((~outcomes['outcome'].isin(['open', 'excluded'])).sum()):,} leads with an outcome"
         + (f" ({excluded:,} with a status the label policy leaves out, e.g. duplicate, are not counted)" if excluded else "")
-        + ". Acceptance = share not rejected."
+        + ". Conversion = the CRM's converted status, whenever it came (the model's label may count only "
+        "conversions within label.horizon_days); acceptance = share not rejected."
     )
     if "amount" not in outcomes.columns:
         section.notes.append("This export has no deal amounts (outcomes.amount): won revenue is not reported.")

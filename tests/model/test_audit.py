@@ -101,6 +101,8 @@ def test_the_source_note_counts_the_leads_it_tables_and_the_export_rows_they_com
     assert merged and counted == report.rows_read - merged  # the sample CRM has e-mail duplicates, nothing else
     assert segments.notes[0].startswith(f"All {counted:,} leads of the export ({report.rows_read:,} rows; {merged:,} "
                                         "merged by e-mail into an earlier lead with the same address); rates are over")
+    # Its conversion rates count a converted status at any time; the label counts one within the horizon only.
+    assert "Conversion = the CRM's converted status, whenever it came" in segments.notes[0]
 
 
 def test_export_rows_names_every_row_that_is_no_counted_lead():
