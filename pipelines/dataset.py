@@ -6,6 +6,7 @@ One function so every command sees the same rows: ingest -> closed-loop labels -
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 from dataclasses import dataclass
 from pathlib import Path
@@ -145,13 +146,18 @@ def open_at_ages(ts: TrainingSet, rows: np.ndarray, spec: FeatureParams, ages: l
     ids = ts.features.index[rows]
     created = ts.crm.leads.set_index("lead_id")["created_at"].loc[ids].to_numpy()
     decided = ts.labels.frame["decided_at"].reindex(ids).to_numpy()
+    # Each age rebuilds these leads only: their own rows of the export, looked up once, not per age.
+    crm = ts.crm
+    if crm.activities is not None:
+        crm = dataclasses.replace(crm, leads=crm.leads[crm.leads["lead_id"].isin(ids)],
+                                  activities=crm.activities[crm.activities["lead_id"].isin(ids)])
     out = []
     for age in ages:
         seen_at = created + np.timedelta64(round(age * 86_400), "s")
         open_then = (seen_at <= np.datetime64(ts.as_of)) & ~(decided <= seen_at)  # NaT compares False: open
         if open_then.any():
             snapshot = pd.Series(seen_at[open_then], index=pd.Index(ids[open_then], name="lead_id"))
-            out.append(OpenAtAge(float(age), features_at(ts.crm, snapshot.index, snapshot, spec), ts.y[rows][open_then]))
+            out.append(OpenAtAge(float(age), features_at(crm, snapshot.index, snapshot, spec), ts.y[rows][open_then]))
     return out
 
 
