@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import time
+from html import escape
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
@@ -24,6 +25,8 @@ CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
                  "--disable-sync", "--no-first-run"]
 GREEN, RED = (0x2F, 0x9E, 0x44), (0xE0, 0x31, 0x31)  # the bar colours of serving/scorecard.py
+BROWSER = {"Accept": "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"}  # Chromium following a link
+API = {"Accept": "application/json"}
 
 
 def _card(**values) -> dict:
@@ -78,11 +81,15 @@ def scored_lead(server, sample_dir) -> dict:
     return next(s for s in scores if moves(s["reasons"]["positive"]) and moves(s["reasons"]["negative"]))
 
 
-def test_score_card_in_chromium_shows_score_tier_reason_and_bars(server, scored_lead, tmp_path):
+def _needs_chromium() -> None:
     if not CHROMIUM.exists():
         # CI installs it (.ci/run): there a missing browser is a failure, not a silent skip.
         missing = pytest.fail if os.environ.get("CI") else pytest.skip
         missing(f"Chromium not found at {CHROMIUM} (Debian: apt-get install -y chromium)")
+
+
+def test_score_card_in_chromium_shows_score_tier_reason_and_bars(server, scored_lead, tmp_path):
+    _needs_chromium()
     from playwright.sync_api import sync_playwright
 
     shot = tmp_path / "score_card.png"
@@ -123,13 +130,43 @@ def test_a_card_link_opens_without_the_key_for_its_lead_only_until_it_expires(se
 
     other = pd.read_csv(sample_dir / "leads.csv", dtype=str)["lead_id"].iloc[-1]
     assert other != lead_id
-    borrowed = browser.request("GET", link.replace(f"/leads/{lead_id}?", f"/leads/{other}?"))
+    borrowed = browser.request("GET", link.replace(f"/leads/{lead_id}?", f"/leads/{other}?"), headers=API)
     assert borrowed.status == 401 and "not valid for this lead" in borrowed.json()["error"]
     stretched = browser.request("GET", link.replace(f"expires={expires}", f"expires={expires + 86_400}"))
     assert stretched.status == 401
     assert browser.request("GET", "/model?" + urlsplit(link).query).status == 401  # a card link opens only cards
 
     expired = card_link(card_link_key(server.key), lead_id, int(time.time()) - 60)
-    refused = browser.request("GET", expired)
+    refused = browser.request("GET", expired, headers=API)
     assert refused.status == 401 and "expired on" in refused.json()["error"]
     assert server.client().request("GET", expired).status == 200  # with the API key, any card opens
+
+
+def test_a_refused_card_link_tells_the_rep_what_to_do_on_a_page_and_an_api_client_in_json(server, scored_lead):
+    """A rep following a dead link reads a page; a client that sent a key or asks for JSON gets the error JSON."""
+    anonymous = Client(server.url)
+    lead_id, link = scored_lead["lead_id"], _forwarded(scored_lead["card_url"])
+    expired_at = int(time.time()) - 86_400
+    expired = card_link(card_link_key(server.key), lead_id, expired_at)
+    forged = link.replace(f"/leads/{lead_id}?", "/leads/%3Ch1%3ECall%20555%3C%2Fh1%3E?")
+    day = time.strftime("%Y-%m-%d", time.gmtime(expired_at))
+    for path, headers, says in [
+        (expired, BROWSER, [f"This link expired on {day}", "Open the lead in your CRM again to get a fresh link"]),
+        (expired, {}, [f"This link expired on {day}"]),  # curl, urllib: no Accept header
+        (forged, BROWSER, ["This link is not valid for this lead", "Open the lead in your CRM again"]),
+        (f"/leads/{lead_id}", BROWSER, ["opens through the lead's score-card link"]),  # no link at all
+    ]:
+        reply = anonymous.request("GET", path, headers=headers)
+        page = reply.body.decode()
+        assert reply.status == 401 and reply.headers["content-type"].startswith("text/html"), path
+        assert all(escape(text) in page for text in says) and "<style>" in page, page
+        assert "Call 555" not in page  # a forged link puts no words of its own on the page
+    assert anonymous.request("GET", f"/leads/{lead_id}", headers=BROWSER).headers["www-authenticate"] == "Bearer"
+
+    wrong_key = Client(server.url, "wrong-key")
+    for client, headers in [(anonymous, API), (anonymous, {"Accept": "application/json, */*"}), (wrong_key, BROWSER)]:
+        reply = client.request("GET", expired, headers=headers)
+        assert reply.status == 401 and reply.json()["detail"] == [], headers
+    assert "expired on" in anonymous.request("GET", expired, headers=API).json()["error"]
+    assert anonymous.request("GET", "/model", headers=BROWSER).json()["detail"] == []  # only card routes answer pages
+
