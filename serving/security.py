@@ -23,6 +23,10 @@ from serving import scorecard
 
 OPEN_PATHS = frozenset({"/readyz", "/livez", "/healthz", "/metrics"})
 CARD_PATH = "/leads/"  # + lead id: the score card route of serving.service
+# Browsers resolve a path segment "." or ".." (also as %2E%2E) as a step between folders: /leads/.. opens /.
+# A card link for such a lead id carries it in this query field instead: /leads/?lead_id=..&expires=…
+CARD_ID_FIELD = "lead_id"
+_DOT_SEGMENTS = frozenset({".", ".."})
 
 
 def card_link_key(api_key: str) -> bytes:
@@ -40,8 +44,15 @@ def card_link(key: bytes, lead_id: str, expires: int, base_url: str | None = Non
 
     Anyone holding the link sees that one lead's card (score, tier, reasons) until then, and nothing else.
     """
-    query = urlencode({"expires": expires, "signature": _card_signature(key, lead_id, expires)})
-    return f"{base_url or ''}{CARD_PATH}{quote(lead_id, safe='')}?{query}"
+    in_path = lead_id not in _DOT_SEGMENTS
+    fields = {} if in_path else {CARD_ID_FIELD: lead_id}
+    query = urlencode({**fields, "expires": expires, "signature": _card_signature(key, lead_id, expires)})
+    return f"{base_url or ''}{CARD_PATH}{quote(lead_id, safe='') if in_path else ''}?{query}"
+
+
+def card_lead_id(path_id: str, query_id: str | None) -> str:
+    """The lead a score-card request is for: the id in its path, else the one in its query (``CARD_ID_FIELD``)."""
+    return path_id or query_id or ""
 
 
 @dataclass(frozen=True)
@@ -61,7 +72,7 @@ def _card_link_problem(key: bytes, path: str, query: bytes, now: float) -> _Refu
     """Why a signed score-card request is refused, or None when its link is valid."""
     fields = parse_qs(query.decode("latin-1"))
     expires, signature = fields.get("expires", [""])[0], fields.get("signature", [""])[0]
-    lead_id = path[len(CARD_PATH):]
+    lead_id = card_lead_id(path[len(CARD_PATH):], fields.get(CARD_ID_FIELD, [""])[0])
     valid_expiry = expires.isascii() and expires.isdigit()  # "²".isdigit() is True, int("²") fails
     expected = _card_signature(key, lead_id, int(expires)) if valid_expiry else ""
     if not expected or not hmac.compare_digest(signature.encode(), expected.encode()):

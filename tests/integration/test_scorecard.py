@@ -10,7 +10,7 @@ import os
 import time
 from html import escape
 from pathlib import Path
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, urljoin, urlsplit
 
 import pandas as pd
 import pytest
@@ -169,4 +169,47 @@ def test_a_refused_card_link_tells_the_rep_what_to_do_on_a_page_and_an_api_clien
         assert reply.status == 401 and reply.json()["detail"] == [], headers
     assert "expired on" in anonymous.request("GET", expired, headers=API).json()["error"]
     assert anonymous.request("GET", "/model", headers=BROWSER).json()["detail"] == []  # only card routes answer pages
+
+
+# Lead ids a CRM could hold that a link path would lose: browsers resolve "." and ".." (also as %2E%2E) as
+# folder steps, and read "/", "?", "#", "%" in a path as structure unless they are percent-encoded.
+ODD_IDS = [".", "..", "...", "%2e%2e", "a/b", "a/../b", "x?y=1", "x#y", "100%", "%41", "ü ß", "<b>&"]
+
+
+def _as_browser_resolves(url: str) -> str:
+    """`url` as a browser resolves it (WHATWG URL standard): dot segments, also percent-encoded ones, removed."""
+    parts = urlsplit(url)
+    dots = {"%2e": ".", ".%2e": "..", "%2e.": "..", "%2e%2e": ".."}
+    path = "/".join(dots.get(segment.lower(), segment) for segment in parts.path.split("/"))
+    return urljoin(f"{parts.scheme}://{parts.netloc}/", path + (f"?{parts.query}" if parts.query else ""))
+
+
+def test_every_scored_lead_id_gets_a_card_link_a_browser_opens(server, sample_dir):
+    leads = pd.read_csv(sample_dir / "leads.csv", dtype=str, keep_default_na=False, na_values=[""]).head(len(ODD_IDS))
+    records = [{**{k: v for k, v in row.items() if isinstance(v, str)}, "lead_id": lead_id}
+               for row, lead_id in zip(leads.to_dict("records"), ODD_IDS)]
+    reply = server.client().post("/score", {"leads": records, "as_of": "2025-12-31"})
+    assert reply.status == 200, reply.body
+    links = {s["lead_id"]: server.url + _forwarded(s["card_url"]) for s in reply.json()["scores"]}
+    assert sorted(links) == sorted(ODD_IDS)
+
+    anonymous = Client(server.url)
+    for lead_id, link in links.items():
+        assert _as_browser_resolves(link) == link, lead_id  # nothing a browser rewrites or cuts off
+        card = anonymous.request("GET", link.removeprefix(server.url), headers=BROWSER)
+        assert card.status == 200, (lead_id, link)
+        assert f"<h1>Lead {escape(lead_id)}</h1>" in card.body.decode(), (lead_id, link)
+
+    _needs_chromium()
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page()
+            for lead_id, link in links.items():
+                assert page.goto(link).status == 200, (lead_id, link)
+                assert page.inner_text("h1") == f"Lead {lead_id}", (lead_id, link)
+        finally:
+            browser.close()
 
