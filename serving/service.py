@@ -263,6 +263,11 @@ class LeadScoreService:
         Opens with the API key, or without it through the signed link /score returns (card_url). The
         id is the path's, or for "." and ".." the query's (serving.security.CARD_ID_FIELD)."""
         lead_id = card_lead_id(lead_id, request.query_params.get(CARD_ID_FIELD))
+        if not lead_id:
+            return HTMLResponse(scorecard.notice(
+                "No lead id", "This link names no lead",
+                f"A score card is at /leads/<lead id> (or /leads/?{CARD_ID_FIELD}=<lead id>). Open the lead in your "
+                "CRM again to get its link."), status_code=404)
         latest = self.store.latest_score(lead_id)
         if latest is None:
             return HTMLResponse(scorecard.not_found(lead_id), status_code=404)

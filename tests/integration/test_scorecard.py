@@ -18,7 +18,7 @@ from PIL import Image
 
 from serving import scorecard
 from serving.local_server import Client
-from serving.security import card_link, card_link_key
+from serving.security import CARD_ID_FIELD, card_link, card_link_key
 from conftest import running_service
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -213,3 +213,9 @@ def test_every_scored_lead_id_gets_a_card_link_a_browser_opens(server, sample_di
         finally:
             browser.close()
 
+
+def test_a_card_path_without_a_lead_id_is_a_404_saying_so(server):
+    for path in ["/leads/", f"/leads/?{CARD_ID_FIELD}="]:
+        reply = server.client().request("GET", path)
+        assert reply.status == 404 and "This link names no lead" in reply.body.decode(), path
+        assert "/leads/&lt;lead id&gt;" in reply.body.decode()
