@@ -73,11 +73,16 @@ by model {escape(str(score.get("model_name", "")))} version {escape(str(score.ge
 """
 
 
+def notice(title: str, heading: str, text: str) -> str:
+    """A short page in the card's style for a rep who gets no card: what happened and what to do."""
+    return (
+        f'<!doctype html><html lang="en"><head><meta charset="utf-8"><title>{escape(title)}</title>'
+        f'<meta name="viewport" content="width=device-width,initial-scale=1"><style>{_STYLE}</style></head>'
+        f"<body><h1>{escape(heading)}</h1><p>{escape(text)}</p></body></html>\n"
+    )
+
+
 def not_found(lead_id: str) -> str:
     """The page for a lead the service never scored."""
-    lead_id = escape(lead_id)
-    return (
-        f'<!doctype html><html lang="en"><head><meta charset="utf-8"><title>Lead {lead_id}: not scored</title></head>'
-        f"<body><h1>Lead {lead_id} has not been scored yet</h1><p>Scores appear here once the CRM has sent the lead "
-        "to POST /score.</p></body></html>"
-    )
+    return notice(f"Lead {lead_id}: not scored", f"Lead {lead_id} has not been scored yet",
+                  "Scores appear here once the CRM has sent the lead to POST /score.")

@@ -4,7 +4,8 @@ and one error shape for the errors BentoML answers itself.
 BentoML's user middlewares wrap everything, its health routes and mounted pages included, so the
 health and metrics routes are let through explicitly: a load balancer probes them without a key.
 A lead's score card also opens without the key through a signed link (``card_link``), because a
-rep clicks it in the CRM and a browser cannot send the API key.
+rep clicks it in the CRM and a browser cannot send the API key; a browser refused there gets a page
+saying what to do, not JSON (``_from_browser``).
 """
 
 from __future__ import annotations
@@ -14,11 +15,18 @@ import hmac
 import json
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from urllib.parse import parse_qs, quote, urlencode
 
+from serving import scorecard
+
 OPEN_PATHS = frozenset({"/readyz", "/livez", "/healthz", "/metrics"})
 CARD_PATH = "/leads/"  # + lead id: the score card route of serving.service
+# Browsers resolve a path segment "." or ".." (also as %2E%2E) as a step between folders: /leads/.. opens /.
+# A card link for such a lead id carries it in this query field instead: /leads/?lead_id=..&expires=…
+CARD_ID_FIELD = "lead_id"
+_DOT_SEGMENTS = frozenset({".", ".."})
 
 
 def card_link_key(api_key: str) -> bytes:
@@ -36,23 +44,56 @@ def card_link(key: bytes, lead_id: str, expires: int, base_url: str | None = Non
 
     Anyone holding the link sees that one lead's card (score, tier, reasons) until then, and nothing else.
     """
-    query = urlencode({"expires": expires, "signature": _card_signature(key, lead_id, expires)})
-    return f"{base_url or ''}{CARD_PATH}{quote(lead_id, safe='')}?{query}"
+    in_path = lead_id not in _DOT_SEGMENTS
+    fields = {} if in_path else {CARD_ID_FIELD: lead_id}
+    query = urlencode({**fields, "expires": expires, "signature": _card_signature(key, lead_id, expires)})
+    return f"{base_url or ''}{CARD_PATH}{quote(lead_id, safe='') if in_path else ''}?{query}"
 
 
-def _card_link_problem(key: bytes, path: str, query: bytes, now: float) -> str | None:
+def card_lead_id(path_id: str, query_id: str | None) -> str:
+    """The lead a score-card request is for: the id in its path, else the one in its query (``CARD_ID_FIELD``)."""
+    return path_id or query_id or ""
+
+
+@dataclass(frozen=True)
+class _Refusal:
+    """Why a request gets a 401: told to an API client as JSON (`message`), to a rep's browser as a page."""
+
+    message: str
+    heading: str
+    advice: str
+    headers: tuple = ()
+
+
+_FRESH_LINK = "Open the lead in your CRM again to get a fresh link."
+
+
+def _card_link_problem(key: bytes, path: str, query: bytes, now: float) -> _Refusal | None:
     """Why a signed score-card request is refused, or None when its link is valid."""
     fields = parse_qs(query.decode("latin-1"))
     expires, signature = fields.get("expires", [""])[0], fields.get("signature", [""])[0]
-    lead_id = path[len(CARD_PATH):]
+    lead_id = card_lead_id(path[len(CARD_PATH):], fields.get(CARD_ID_FIELD, [""])[0])
     valid_expiry = expires.isascii() and expires.isdigit()  # "²".isdigit() is True, int("²") fails
     expected = _card_signature(key, lead_id, int(expires)) if valid_expiry else ""
     if not expected or not hmac.compare_digest(signature.encode(), expected.encode()):
-        return "this score-card link is not valid for this lead: use the card_url POST /score returned"
+        # The page does not repeat the lead id: a forged link must not put its own words on the page.
+        return _Refusal("this score-card link is not valid for this lead: use the card_url POST /score returned",
+                        "This link is not valid for this lead",
+                        f"It may have been cut or changed when it was copied. {_FRESH_LINK}")
     if int(expires) < now:
         when = datetime.fromtimestamp(int(expires), timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-        return f"this score-card link expired on {when}: scoring the lead again (POST /score) returns a fresh card_url"
+        return _Refusal(f"this score-card link expired on {when}: scoring the lead again (POST /score) returns a "
+                        "fresh card_url", f"This link expired on {when}", _FRESH_LINK)
     return None
+
+
+def _from_browser(scope) -> bool:
+    """A score-card request from a browser, which is answered a refusal as a page: no `Authorization`
+    header (an API client sends one) and an `Accept` that does not ask for JSON without HTML."""
+    headers = dict(scope["headers"])
+    accept = headers.get(b"accept", b"").lower()
+    return (scope["method"] in ("GET", "HEAD") and scope["path"].startswith(CARD_PATH)
+            and b"authorization" not in headers and not (b"application/json" in accept and b"text/html" not in accept))
 
 
 def field_path(*parts) -> str:
@@ -63,17 +104,28 @@ def field_path(*parts) -> str:
     return out
 
 
-async def _send_error(send, status: int, message: str, headers: tuple = ()) -> None:
-    """An error in the shape every endpoint answers with (serving/README.md), with no field to name."""
-    payload = json.dumps({"error": message, "detail": []}).encode()
+async def _send(send, status: int, content_type: bytes, payload: bytes, headers: tuple = ()) -> None:
     await send(
         {
             "type": "http.response.start",
             "status": status,
-            "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(payload)).encode()), *headers],
+            "headers": [(b"content-type", content_type), (b"content-length", str(len(payload)).encode()), *headers],
         }
     )
     await send({"type": "http.response.body", "body": payload})
+
+
+async def _send_error(send, status: int, message: str, headers: tuple = ()) -> None:
+    """An error in the shape every endpoint answers with (serving/README.md), with no field to name."""
+    await _send(send, status, b"application/json", json.dumps({"error": message, "detail": []}).encode(), headers)
+
+
+async def _refuse(scope, send, refusal: _Refusal) -> None:
+    """A 401: a page in the score card's style for a rep's browser, the error JSON for anything else."""
+    if not _from_browser(scope):
+        return await _send_error(send, 401, refusal.message, refusal.headers)
+    page = scorecard.notice(refusal.heading, refusal.heading, refusal.advice)
+    await _send(send, 401, b"text/html; charset=utf-8", page.encode(), refusal.headers)
 
 
 class BearerAuth:
@@ -103,10 +155,12 @@ class BearerAuth:
                 and b"signature=" in scope.get("query_string", b"")):
             problem = _card_link_problem(self.card_key, scope["path"], scope["query_string"], time.time())
             if problem:
-                return await _send_error(send, 401, problem)
+                return await _refuse(scope, send, problem)
             return await self.app(scope, receive, send)
         message = f"missing or wrong API key: send the header 'Authorization: Bearer <key>' (the key set in {self.env_var})"
-        return await _send_error(send, 401, message, ((b"www-authenticate", b"Bearer"),))
+        return await _refuse(scope, send, _Refusal(
+            message, "This page opens through the lead's score-card link",
+            "Open the lead in your CRM and follow its score-card link from there.", ((b"www-authenticate", b"Bearer"),)))
 
 
 class JsonOnly:

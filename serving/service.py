@@ -26,7 +26,7 @@ import time  # noqa: E402
 from dataclasses import dataclass  # noqa: E402
 
 import bentoml  # noqa: E402
-from fastapi import FastAPI  # noqa: E402
+from fastapi import FastAPI, Request  # noqa: E402
 from pydantic import ValidationError  # noqa: E402
 from fastapi.responses import HTMLResponse  # noqa: E402
 from starlette.responses import JSONResponse  # noqa: E402
@@ -45,7 +45,15 @@ from serving.scoring import (  # noqa: E402
     score_request,
     warm_up,
 )
-from serving.security import BearerAuth, BodyLimit, JsonOnly, OneErrorShape, card_link_key  # noqa: E402
+from serving.security import (  # noqa: E402
+    CARD_ID_FIELD,
+    BearerAuth,
+    BodyLimit,
+    JsonOnly,
+    OneErrorShape,
+    card_lead_id,
+    card_link_key,
+)
 from serving.store import FeedbackConflict, Store  # noqa: E402
 
 log = logging.getLogger(__name__)
@@ -249,10 +257,17 @@ class LeadScoreService:
 
     @pages.head("/leads/{lead_id:path}", response_class=HTMLResponse, include_in_schema=False)  # link checkers
     @pages.get("/leads/{lead_id:path}", response_class=HTMLResponse)
-    def score_card(self, lead_id: str) -> HTMLResponse:
+    def score_card(self, lead_id: str, request: Request) -> HTMLResponse:
         """The rep's score card from the lead's latest logged score (404 page if never scored).
 
-        Opens with the API key, or without it through the signed link /score returns (card_url)."""
+        Opens with the API key, or without it through the signed link /score returns (card_url). The
+        id is the path's, or for "." and ".." the query's (serving.security.CARD_ID_FIELD)."""
+        lead_id = card_lead_id(lead_id, request.query_params.get(CARD_ID_FIELD))
+        if not lead_id:
+            return HTMLResponse(scorecard.notice(
+                "No lead id", "This link names no lead",
+                f"A score card is at /leads/<lead id> (or /leads/?{CARD_ID_FIELD}=<lead id>). Open the lead in your "
+                "CRM again to get its link."), status_code=404)
         latest = self.store.latest_score(lead_id)
         if latest is None:
             return HTMLResponse(scorecard.not_found(lead_id), status_code=404)

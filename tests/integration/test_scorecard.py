@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import os
 import time
+from html import escape
 from pathlib import Path
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, urljoin, urlsplit
 
 import pandas as pd
 import pytest
@@ -17,13 +18,15 @@ from PIL import Image
 
 from serving import scorecard
 from serving.local_server import Client
-from serving.security import card_link, card_link_key
+from serving.security import CARD_ID_FIELD, card_link, card_link_key
 from conftest import running_service
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
                  "--disable-sync", "--no-first-run"]
 GREEN, RED = (0x2F, 0x9E, 0x44), (0xE0, 0x31, 0x31)  # the bar colours of serving/scorecard.py
+BROWSER = {"Accept": "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"}  # Chromium following a link
+API = {"Accept": "application/json"}
 
 
 def _card(**values) -> dict:
@@ -78,11 +81,15 @@ def scored_lead(server, sample_dir) -> dict:
     return next(s for s in scores if moves(s["reasons"]["positive"]) and moves(s["reasons"]["negative"]))
 
 
-def test_score_card_in_chromium_shows_score_tier_reason_and_bars(server, scored_lead, tmp_path):
+def _needs_chromium() -> None:
     if not CHROMIUM.exists():
         # CI installs it (.ci/run): there a missing browser is a failure, not a silent skip.
         missing = pytest.fail if os.environ.get("CI") else pytest.skip
         missing(f"Chromium not found at {CHROMIUM} (Debian: apt-get install -y chromium)")
+
+
+def test_score_card_in_chromium_shows_score_tier_reason_and_bars(server, scored_lead, tmp_path):
+    _needs_chromium()
     from playwright.sync_api import sync_playwright
 
     shot = tmp_path / "score_card.png"
@@ -123,13 +130,92 @@ def test_a_card_link_opens_without_the_key_for_its_lead_only_until_it_expires(se
 
     other = pd.read_csv(sample_dir / "leads.csv", dtype=str)["lead_id"].iloc[-1]
     assert other != lead_id
-    borrowed = browser.request("GET", link.replace(f"/leads/{lead_id}?", f"/leads/{other}?"))
+    borrowed = browser.request("GET", link.replace(f"/leads/{lead_id}?", f"/leads/{other}?"), headers=API)
     assert borrowed.status == 401 and "not valid for this lead" in borrowed.json()["error"]
     stretched = browser.request("GET", link.replace(f"expires={expires}", f"expires={expires + 86_400}"))
     assert stretched.status == 401
     assert browser.request("GET", "/model?" + urlsplit(link).query).status == 401  # a card link opens only cards
 
     expired = card_link(card_link_key(server.key), lead_id, int(time.time()) - 60)
-    refused = browser.request("GET", expired)
+    refused = browser.request("GET", expired, headers=API)
     assert refused.status == 401 and "expired on" in refused.json()["error"]
     assert server.client().request("GET", expired).status == 200  # with the API key, any card opens
+
+
+def test_a_refused_card_link_tells_the_rep_what_to_do_on_a_page_and_an_api_client_in_json(server, scored_lead):
+    """A rep following a dead link reads a page; a client that sent a key or asks for JSON gets the error JSON."""
+    anonymous = Client(server.url)
+    lead_id, link = scored_lead["lead_id"], _forwarded(scored_lead["card_url"])
+    expired_at = int(time.time()) - 86_400
+    expired = card_link(card_link_key(server.key), lead_id, expired_at)
+    forged = link.replace(f"/leads/{lead_id}?", "/leads/%3Ch1%3ECall%20555%3C%2Fh1%3E?")
+    day = time.strftime("%Y-%m-%d", time.gmtime(expired_at))
+    for path, headers, says in [
+        (expired, BROWSER, [f"This link expired on {day}", "Open the lead in your CRM again to get a fresh link"]),
+        (expired, {}, [f"This link expired on {day}"]),  # curl, urllib: no Accept header
+        (forged, BROWSER, ["This link is not valid for this lead", "Open the lead in your CRM again"]),
+        (f"/leads/{lead_id}", BROWSER, ["opens through the lead's score-card link"]),  # no link at all
+    ]:
+        reply = anonymous.request("GET", path, headers=headers)
+        page = reply.body.decode()
+        assert reply.status == 401 and reply.headers["content-type"].startswith("text/html"), path
+        assert all(escape(text) in page for text in says) and "<style>" in page, page
+        assert "Call 555" not in page  # a forged link puts no words of its own on the page
+    assert anonymous.request("GET", f"/leads/{lead_id}", headers=BROWSER).headers["www-authenticate"] == "Bearer"
+
+    wrong_key = Client(server.url, "wrong-key")
+    for client, headers in [(anonymous, API), (anonymous, {"Accept": "application/json, */*"}), (wrong_key, BROWSER)]:
+        reply = client.request("GET", expired, headers=headers)
+        assert reply.status == 401 and reply.json()["detail"] == [], headers
+    assert "expired on" in anonymous.request("GET", expired, headers=API).json()["error"]
+    assert anonymous.request("GET", "/model", headers=BROWSER).json()["detail"] == []  # only card routes answer pages
+
+
+# Lead ids a CRM could hold that a link path would lose: browsers resolve "." and ".." (also as %2E%2E) as
+# folder steps, and read "/", "?", "#", "%" in a path as structure unless they are percent-encoded.
+ODD_IDS = [".", "..", "...", "%2e%2e", "a/b", "a/../b", "x?y=1", "x#y", "100%", "%41", "ü ß", "<b>&"]
+
+
+def _as_browser_resolves(url: str) -> str:
+    """`url` as a browser resolves it (WHATWG URL standard): dot segments, also percent-encoded ones, removed."""
+    parts = urlsplit(url)
+    dots = {"%2e": ".", ".%2e": "..", "%2e.": "..", "%2e%2e": ".."}
+    path = "/".join(dots.get(segment.lower(), segment) for segment in parts.path.split("/"))
+    return urljoin(f"{parts.scheme}://{parts.netloc}/", path + (f"?{parts.query}" if parts.query else ""))
+
+
+def test_every_scored_lead_id_gets_a_card_link_a_browser_opens(server, sample_dir):
+    leads = pd.read_csv(sample_dir / "leads.csv", dtype=str, keep_default_na=False, na_values=[""]).head(len(ODD_IDS))
+    records = [{**{k: v for k, v in row.items() if isinstance(v, str)}, "lead_id": lead_id}
+               for row, lead_id in zip(leads.to_dict("records"), ODD_IDS)]
+    reply = server.client().post("/score", {"leads": records, "as_of": "2025-12-31"})
+    assert reply.status == 200, reply.body
+    links = {s["lead_id"]: server.url + _forwarded(s["card_url"]) for s in reply.json()["scores"]}
+    assert sorted(links) == sorted(ODD_IDS)
+
+    anonymous = Client(server.url)
+    for lead_id, link in links.items():
+        assert _as_browser_resolves(link) == link, lead_id  # nothing a browser rewrites or cuts off
+        card = anonymous.request("GET", link.removeprefix(server.url), headers=BROWSER)
+        assert card.status == 200, (lead_id, link)
+        assert f"<h1>Lead {escape(lead_id)}</h1>" in card.body.decode(), (lead_id, link)
+
+    _needs_chromium()
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page()
+            for lead_id, link in links.items():
+                assert page.goto(link).status == 200, (lead_id, link)
+                assert page.inner_text("h1") == f"Lead {lead_id}", (lead_id, link)
+        finally:
+            browser.close()
+
+
+def test_a_card_path_without_a_lead_id_is_a_404_saying_so(server):
+    for path in ["/leads/", f"/leads/?{CARD_ID_FIELD}="]:
+        reply = server.client().request("GET", path)
+        assert reply.status == 404 and "This link names no lead" in reply.body.decode(), path
+        assert "/leads/&lt;lead id&gt;" in reply.body.decode()
