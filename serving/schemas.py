@@ -89,9 +89,21 @@ def _not_true_false(value: Any) -> Any:
 DateText = Annotated[datetime, BeforeValidator(_date_text)]
 
 
+_AS_OF = "The time to score as of (default: now); a lead created more than a day after it is refused."
+
+
 class ScoreRequest(BaseModel):
-    leads: list[Lead]
-    as_of: DateText | None = None
+    """The body of POST /score."""
+
+    leads: list[Lead] = Field(description="Up to serving.max_batch leads.")
+    as_of: DateText | None = Field(None, description=_AS_OF)
+
+
+class ExplainRequest(BaseModel):
+    """The body of POST /explain."""
+
+    lead: Lead
+    as_of: DateText | None = Field(None, description=_AS_OF)
 
 
 class Factor(BaseModel):

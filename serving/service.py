@@ -35,7 +35,16 @@ from pipelines import tracking  # noqa: E402
 from pipelines.config import Params, params_from_env  # noqa: E402
 from serving import metrics, scorecard  # noqa: E402
 from serving.bento import bento_model_tag, load_bento_scorer  # noqa: E402
-from serving.schemas import DateText, Explanation, Feedback, FeedbackReceipt, Lead, ScoreResponse  # noqa: E402
+from serving.schemas import (  # noqa: E402
+    DateText,
+    ExplainRequest,
+    Explanation,
+    Feedback,
+    FeedbackReceipt,
+    Lead,
+    ScoreRequest,
+    ScoreResponse,
+)
 from serving.scoring import (  # noqa: E402
     ModelRef,
     RequestError,
@@ -169,7 +178,7 @@ class LeadScoreService:
             except Exception:  # pragma: no cover - a registry hiccup must not kill the watcher
                 log.exception("checking the registry for a new champion failed; serving the current model")
 
-    @bentoml.api(route="/score")
+    @bentoml.api(route="/score", input_spec=ScoreRequest)
     def score(self, leads: list[Lead], as_of: DateText | None = None) -> ScoreResponse:
         """Score, tier and top reasons per lead (CRM field names); each score is logged."""
         if len(leads) > self.serving.max_batch:
@@ -193,7 +202,7 @@ class LeadScoreService:
         self.store.log_scores(scored.log_rows)
         return ScoreResponse.model_validate({"scores": scored.results})
 
-    @bentoml.api(route="/explain")
+    @bentoml.api(route="/explain", input_spec=ExplainRequest)
     def explain(self, lead: Lead, as_of: DateText | None = None) -> Explanation:
         """Every factor's contribution to one lead's score (not logged)."""
         served = self.served
