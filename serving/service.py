@@ -33,15 +33,17 @@ from starlette.responses import JSONResponse  # noqa: E402
 
 from pipelines import tracking  # noqa: E402
 from pipelines.config import Params, params_from_env  # noqa: E402
-from serving import metrics, scorecard  # noqa: E402
+from serving import metrics, openapi, scorecard  # noqa: E402
 from serving.bento import bento_model_tag, load_bento_scorer  # noqa: E402
 from serving.schemas import (  # noqa: E402
     DateText,
     ExplainRequest,
     Explanation,
+    FeatureInfo,
     Feedback,
     FeedbackReceipt,
     Lead,
+    ModelInfo,
     ScoreRequest,
     ScoreResponse,
 )
@@ -240,21 +242,27 @@ class LeadScoreService:
         return {"reloaded": swapped, "version": self.served.model.version}
 
     @pages.get("/model")
-    def model_info(self) -> dict:
+    def model_info(self) -> ModelInfo:
         """The served model: identity, training metrics, features and tier thresholds."""
         served = self.served
         info = served.scorer.info
-        return {
-            "name": served.model.name,
-            "version": served.model.version,
-            "alias": served.model.alias,
-            "source": served.source,
-            "trained_at": info.get("trained_at"),
-            "training_rows": info.get("training_rows"),
-            "metrics": info.get("metrics", {}),
-            "features": [{"name": d.name, "kind": d.kind, "signal": d.signal} for d in served.scorer.catalog],
-            "tiers": served.scorer.tiers.as_dict(),
-        }
+        return ModelInfo(
+            name=served.model.name,
+            version=served.model.version,
+            alias=served.model.alias,
+            source=served.source,
+            trained_at=info.get("trained_at"),
+            training_rows=info.get("training_rows"),
+            metrics=info.get("metrics", {}),
+            features=[FeatureInfo(name=d.name, kind=d.kind, signal=d.signal) for d in served.scorer.catalog],
+            tiers=served.scorer.tiers.as_dict(),
+        )
+
+    # Served by this mounted app, whose routes BentoML matches before its own /docs.json.
+    @pages.get("/docs.json", include_in_schema=False)
+    def openapi_document(self) -> JSONResponse:
+        """The OpenAPI document of the API as it answers (serving.openapi), not as BentoML assumes."""
+        return JSONResponse(openapi.document(LeadScoreService.openapi_spec.asdict(), self.data))
 
     @pages.head("/leads/{lead_id:path}", response_class=HTMLResponse, include_in_schema=False)  # link checkers
     @pages.get("/leads/{lead_id:path}", response_class=HTMLResponse)
