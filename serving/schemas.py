@@ -39,7 +39,9 @@ Identifier = Annotated[str, StringConstraints(strip_whitespace=True, min_length=
 
 
 class Lead(BaseModel):
-    """One lead under the CRM's own field names, with its activities when the CRM has them."""
+    """One lead under the CRM's own field names (params data.mapping.leads maps them to the data
+    contract), with its activities when the CRM has them. The lead id and creation date are required
+    (missing: 422); every other field is optional, a JSON scalar under the CRM's column name."""
 
     model_config = ConfigDict(
         extra="allow",
@@ -85,13 +87,30 @@ def _not_true_false(value: Any) -> Any:
 
 
 # A date sent as ISO 8601 text. A number, as JSON or as text, is refused rather than read as Unix
-# seconds (pydantic's default): the CRM exports and the leads' own dates never are.
-DateText = Annotated[datetime, BeforeValidator(_date_text)]
+# seconds (pydantic's default): the CRM exports and the leads' own dates never are. Documented as
+# text, not as format "date-time": that format needs a time zone, and a plain date or a time without
+# a zone is accepted too.
+DateText = Annotated[datetime, BeforeValidator(_date_text), WithJsonSchema({
+    "type": "string",
+    "description": "ISO 8601 date, or date and time, as text (UTC when no zone is given).",
+    "examples": ["2025-12-15", "2025-12-15T14:00:00Z"],
+})]
+
+_AS_OF = "The time to score as of (default: now); a lead created more than a day after it is refused."
 
 
 class ScoreRequest(BaseModel):
-    leads: list[Lead]
-    as_of: DateText | None = None
+    """The body of POST /score."""
+
+    leads: list[Lead] = Field(description="Up to serving.max_batch leads.")
+    as_of: DateText | None = Field(None, description=_AS_OF)
+
+
+class ExplainRequest(BaseModel):
+    """The body of POST /explain."""
+
+    lead: Lead
+    as_of: DateText | None = Field(None, description=_AS_OF)
 
 
 class Factor(BaseModel):
@@ -162,3 +181,40 @@ class Feedback(BaseModel):
 class FeedbackReceipt(BaseModel):
     event_id: str
     stored: bool = Field(description="False when this event_id was already stored (a retry).")
+
+
+class FeatureInfo(BaseModel):
+    name: str
+    kind: str = Field(description="categorical or numeric.")
+    signal: str = Field(description="What explanations group it under (Factor.signal).")
+
+
+class ModelInfo(BaseModel):
+    """The body of GET /model: the served model."""
+
+    name: str
+    version: str
+    alias: str
+    source: str = Field(description="Where it was loaded from: the MLflow registry, or the bento it was built into.")
+    trained_at: str | None
+    training_rows: int | None
+    metrics: dict[str, float] = Field(description="Evaluation metrics at training time, e.g. roc_auc.")
+    features: list[FeatureInfo]
+    tiers: dict[str, float] = Field(description="Each tier's lowest probability, best tier first.")
+
+
+class Problem(BaseModel):
+    """One problem with a request, at its place in the body."""
+
+    loc: list[str | int] = Field(description='Path to the value, e.g. ["leads", 2, "created_at"].')
+    field: str = Field(description="The same path as one name, e.g. leads[2].created_at; 'body' for JSON that does not parse.")
+    msg: str = Field(description="What is wrong, in words.")
+    type: str = Field(description="Kind of problem, for code, e.g. missing, json_invalid.")
+
+
+class ErrorResponse(BaseModel):
+    """The body of every error the service answers (4xx), whichever part of it refused the request.
+    Nothing of a refused request is scored or stored."""
+
+    error: str = Field(description="What went wrong, in words.")
+    detail: list[Problem] = Field(description="Each problem with its field; empty when no field is at fault.")

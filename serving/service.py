@@ -33,9 +33,20 @@ from starlette.responses import JSONResponse  # noqa: E402
 
 from pipelines import tracking  # noqa: E402
 from pipelines.config import Params, params_from_env  # noqa: E402
-from serving import metrics, scorecard  # noqa: E402
+from serving import metrics, openapi, scorecard  # noqa: E402
 from serving.bento import bento_model_tag, load_bento_scorer  # noqa: E402
-from serving.schemas import DateText, Explanation, Feedback, FeedbackReceipt, Lead, ScoreResponse  # noqa: E402
+from serving.schemas import (  # noqa: E402
+    DateText,
+    ExplainRequest,
+    Explanation,
+    FeatureInfo,
+    Feedback,
+    FeedbackReceipt,
+    Lead,
+    ModelInfo,
+    ScoreRequest,
+    ScoreResponse,
+)
 from serving.scoring import (  # noqa: E402
     ModelRef,
     RequestError,
@@ -177,7 +188,7 @@ class LeadScoreService:
             except Exception:  # pragma: no cover - a registry hiccup must not kill the watcher
                 log.exception("checking the registry for a new champion failed; serving the current model")
 
-    @bentoml.api(route="/score")
+    @bentoml.api(route="/score", input_spec=ScoreRequest)
     def score(self, leads: list[Lead], as_of: DateText | None = None) -> ScoreResponse:
         """Score, tier and top reasons per lead (CRM field names); each score is logged."""
         if len(leads) > self.serving.max_batch:
@@ -201,7 +212,7 @@ class LeadScoreService:
         self.store.log_scores(scored.log_rows)
         return ScoreResponse.model_validate({"scores": scored.results})
 
-    @bentoml.api(route="/explain")
+    @bentoml.api(route="/explain", input_spec=ExplainRequest)
     def explain(self, lead: Lead, as_of: DateText | None = None) -> Explanation:
         """Every factor's contribution to one lead's score (not logged)."""
         served = self.served
@@ -239,21 +250,27 @@ class LeadScoreService:
         return {"reloaded": swapped, "version": self.served.model.version}
 
     @pages.get("/model")
-    def model_info(self) -> dict:
+    def model_info(self) -> ModelInfo:
         """The served model: identity, training metrics, features and tier thresholds."""
         served = self.served
         info = served.scorer.info
-        return {
-            "name": served.model.name,
-            "version": served.model.version,
-            "alias": served.model.alias,
-            "source": served.source,
-            "trained_at": info.get("trained_at"),
-            "training_rows": info.get("training_rows"),
-            "metrics": info.get("metrics", {}),
-            "features": [{"name": d.name, "kind": d.kind, "signal": d.signal} for d in served.scorer.catalog],
-            "tiers": served.scorer.tiers.as_dict(),
-        }
+        return ModelInfo(
+            name=served.model.name,
+            version=served.model.version,
+            alias=served.model.alias,
+            source=served.source,
+            trained_at=info.get("trained_at"),
+            training_rows=info.get("training_rows"),
+            metrics=info.get("metrics", {}),
+            features=[FeatureInfo(name=d.name, kind=d.kind, signal=d.signal) for d in served.scorer.catalog],
+            tiers=served.scorer.tiers.as_dict(),
+        )
+
+    # Served by this mounted app, whose routes BentoML matches before its own /docs.json.
+    @pages.get("/docs.json", include_in_schema=False)
+    def openapi_document(self) -> JSONResponse:
+        """The OpenAPI document of the API as it answers (serving.openapi), not as BentoML assumes."""
+        return JSONResponse(openapi.document(LeadScoreService.openapi_spec.asdict(), self.data))
 
     @pages.head("/leads/{lead_id:path}", response_class=HTMLResponse, include_in_schema=False)  # link checkers
     @pages.get("/leads/{lead_id:path}", response_class=HTMLResponse)

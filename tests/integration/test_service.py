@@ -9,12 +9,14 @@ from __future__ import annotations
 import hashlib
 import html
 import http.client
+import importlib.metadata
 import json
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from urllib.parse import quote
 
+import jsonschema
 import pandas as pd
 import pytest
 
@@ -477,12 +479,62 @@ def test_a_card_link_opens_whatever_characters_the_lead_id_holds(client, server,
     assert browser.request("HEAD", score["card_url"]).status == 200  # link checkers ask before opening
 
 
+def _json_schema(spec: dict, answer: dict) -> dict:
+    """The schema of a documented JSON body, its references resolvable within the document."""
+    return {**answer["content"]["application/json"]["schema"], "components": spec["components"]}
+
+
+def _conforms(body, schema: dict) -> None:
+    jsonschema.Draft202012Validator(schema).validate(body)  # OpenAPI 3.1's dialect
+
+
 def test_openapi_documents_the_endpoints(client):
-    paths = client.get("/docs.json").json()["paths"]
+    spec = client.get("/docs.json").json()
+    paths, schemas = spec["paths"], spec["components"]["schemas"]
     assert {"/score", "/explain", "/feedback"} <= set(paths)
-    feedback = paths["/feedback"]["post"]["requestBody"]["content"]["application/json"]["schema"]["properties"]
-    amount = next(s for s in feedback["amount"].get("anyOf", [feedback["amount"]]) if s.get("type") == "number")
+    feedback = paths["/feedback"]["post"]["requestBody"]["content"]["application/json"]["schema"]
+    amount_types = schemas[feedback["$ref"].rpartition("/")[2]]["properties"]["amount"]["anyOf"]
+    amount = next(s for s in amount_types if s.get("type") == "number")
     assert (amount["minimum"], amount["exclusiveMaximum"]) == (0, 1e15)  # JSON Schema's words, which tools read
+
+
+def test_openapi_documents_every_answer_the_api_gives_in_the_shape_it_gives_it(client, server, leads):
+    """What a CRM integration codes against (/docs.json) is what the running service answers."""
+    spec = client.get("/docs.json").json()
+    assert spec["info"]["version"] == importlib.metadata.version("leadscore")
+    answers = {route: {int(status): answer for status, answer in spec["paths"][route]["post"]["responses"].items()}
+               for route in ("/score", "/feedback")}
+    assert set(answers["/score"]) == {200, 400, 401, 413, 415, 422}
+    assert set(answers["/feedback"]) == {200, 201, 400, 401, 409, 413, 415, 422}
+    error_refs = {answer["content"]["application/json"]["schema"]["$ref"]
+                  for route in answers.values() for status, answer in route.items() if status >= 400}
+    assert len(error_refs) == 1  # one error shape for every status
+    error = spec["components"]["schemas"][error_refs.pop().rpartition("/")[2]]
+    detail = error["properties"]["detail"]
+    problem = spec["components"]["schemas"][detail["items"]["$ref"].rpartition("/")[2]]
+    assert error["required"] == ["error", "detail"] and detail["type"] == "array"
+    assert set(problem["required"]) == {"loc", "field", "msg", "type"}
+
+    no_key = Client(server.url)
+    event = _feedback(f"evt-docs-{uuid.uuid4()}")
+    assert client.post("/feedback", event).status == 201
+    replies = {
+        ("/score", 200): client.post("/score", {"leads": leads[:2], "as_of": AS_OF}),
+        ("/score", 400): client.post("/score", {"leads": [{**leads[0], "employees": {"n": 1}}], "as_of": AS_OF}),
+        ("/score", 401): no_key.post("/score", {"leads": leads[:1]}),
+        ("/score", 413): client.post("/score", {"leads": [leads[0]] * (MAX_BATCH + 1), "as_of": AS_OF}),
+        ("/score", 415): client.post("/score", b"leads=1", {"Content-Type": "application/x-www-form-urlencoded"}),
+        ("/score", 422): client.post("/score", {"leads": [{**leads[0], "created_at": "yesterday"}], "as_of": AS_OF}),
+        ("/feedback", 200): client.post("/feedback", event),
+        ("/feedback", 409): client.post("/feedback", {**event, "status": "converted", "reason": None}),
+        ("/feedback", 422): client.post("/feedback", {**event, "decided_at": "2999-01-01T00:00:00Z"}),
+    }
+    for (route, status), reply in replies.items():
+        assert reply.status == status, (route, reply.body)
+        _conforms(reply.json(), _json_schema(spec, answers[route][status]))
+
+    model = spec["paths"]["/model"]["get"]["responses"]["200"]
+    _conforms(client.get("/model").json(), _json_schema(spec, model))
 
 
 @pytest.mark.parametrize(

@@ -1,0 +1,168 @@
+"""The OpenAPI document at GET /docs.json: what a CRM integration codes against.
+
+BentoML 1.4 generates one from the service but offers no hook to declare an API's other answers:
+it lists its own exception bodies (400 with `detail` as text, 404, 500) that this service never
+sends, inlines request bodies dropping which fields may be null, and heads it with its own
+boilerplate and version "None". `document` rewrites the generated document in this one place:
+each JSON route's body and answers from serving.schemas, every error as ErrorResponse, a lead's
+required fields under the CRM's own names (params data.mapping.leads).
+"""
+
+from __future__ import annotations
+
+import copy
+from importlib.metadata import version
+
+from pydantic import BaseModel
+from pydantic.json_schema import models_json_schema
+
+from pipelines.config import DataParams
+from pipelines.contract import LEADS
+from pipelines.ingest import crm_column
+from serving.schemas import (
+    ErrorResponse,
+    ExplainRequest,
+    Explanation,
+    Feedback,
+    FeedbackReceipt,
+    ModelInfo,
+    ScoreRequest,
+    ScoreResponse,
+)
+from serving.security import CARD_PATH, OPEN_PATHS
+
+REF = "#/components/schemas/{model}"
+
+DESCRIPTION = (
+    "Lead scoring for the CRM: POST /score for scores, tiers and reasons; POST /feedback for sales "
+    "decisions; POST /explain and GET /model to look inside. Every route but the health ones needs the "
+    "header `Authorization: Bearer <key>`. Every error is JSON in one shape (ErrorResponse), except the "
+    "score card's 404, an HTML page for the rep. Guide: serving/README.md."
+)
+
+BAD_JSON = ("Not JSON of the documented shape or types (e.g. a number where a date belongs); `detail` names "
+            "each field (`body` for JSON that does not parse).")
+NO_KEY = "Missing or wrong API key (header `Authorization: Bearer <key>`)."
+TOO_LARGE = "The body is larger than serving.max_body_bytes."
+NOT_JSON = "The body was not sent as `Content-Type: application/json`."
+REFUSED = ("Content the data contract refuses (e.g. no lead id, an unparsable date, a date out of range); "
+           "`detail` names each field.")
+
+# Each JSON route of the service: its body, its answers (status -> model, description) and its errors.
+ROUTES: dict[str, tuple[type[BaseModel], dict[int, tuple[type[BaseModel], str]], dict[int, str]]] = {
+    "/score": (
+        ScoreRequest,
+        {200: (ScoreResponse, "One score per lead, in request order; each is logged.")},
+        {400: BAD_JSON, 401: NO_KEY, 413: "The body is larger than serving.max_body_bytes, or holds more leads "
+                                          "than serving.max_batch.",
+         415: NOT_JSON, 422: REFUSED + " Nothing was scored or logged."},
+    ),
+    "/explain": (
+        ExplainRequest,
+        {200: (Explanation, "Every factor of the lead's score (not logged).")},
+        {400: BAD_JSON, 401: NO_KEY, 413: TOO_LARGE, 415: NOT_JSON, 422: REFUSED},
+    ),
+    "/feedback": (
+        Feedback,
+        {201: (FeedbackReceipt, "Stored (on disk before this answer)."),
+         200: (FeedbackReceipt, "This event_id was already stored with the same decision (a retry): nothing changed.")},
+        {400: BAD_JSON, 401: NO_KEY,
+         409: "This event_id is already stored with another decision; the stored one is kept. "
+              "A new decision needs a new event_id.",
+         413: TOO_LARGE, 415: NOT_JSON,
+         422: "A decision the contract or params refuse (e.g. an unknown status, a rejection without an "
+              "allowed reason code, decided_at in the future); `detail` names each field."},
+    ),
+}
+
+# Score-card query parameters: a signed link (POST /score's card_url) opens it without the API key.
+CARD_LINK_PARAMETERS = [
+    {"name": "expires", "in": "query", "required": False, "schema": {"type": "integer"},
+     "description": "Unix seconds the link is valid until (with signature: no API key needed)."},
+    {"name": "signature", "in": "query", "required": False, "schema": {"type": "string"},
+     "description": "The link's signature, as card_url carries it."},
+]
+
+
+def _answer(description: str, model: type[BaseModel]) -> dict:
+    return {"description": description,
+            "content": {"application/json": {"schema": {"$ref": REF.format(model=model.__name__)}}}}
+
+
+def _errors(statuses: dict[int, str]) -> dict[str, dict]:
+    return {str(status): _answer(text, ErrorResponse) for status, text in sorted(statuses.items())}
+
+
+def _schemas(data: DataParams) -> dict[str, dict]:
+    """Every model the routes name, as components; a lead's required fields under the CRM's names."""
+    models = [(body, "validation") for body, _, _ in ROUTES.values()]
+    models += [(model, "serialization") for _, answers, _ in ROUTES.values() for model, _ in answers.values()]
+    models += [(ErrorResponse, "serialization"), (ModelInfo, "serialization")]
+    _, top = models_json_schema(models, ref_template=REF)
+    schemas = top["$defs"]
+    lead = schemas["Lead"]
+    lead["required"] = [crm_column(data, "leads", column) for column in LEADS.required]
+    lead["properties"] = {
+        crm_column(data, "leads", "lead_id"): {"type": "string", "description": "The CRM's id of the lead."},
+        crm_column(data, "leads", "created_at"): {"type": "string", "description": "When the lead was created "
+                                                  "(ISO 8601 text; UTC when no zone is given)."},
+        **lead["properties"],
+    }
+    return schemas
+
+
+def _referenced(node, found: set[str]) -> set[str]:
+    if isinstance(node, dict):
+        ref = node.get("$ref", "")
+        if isinstance(ref, str) and ref.startswith(REF.format(model="")):
+            found.add(ref.rpartition("/")[2])
+        for value in node.values():
+            _referenced(value, found)
+    elif isinstance(node, list):
+        for value in node:
+            _referenced(value, found)
+    return found
+
+
+def document(generated: dict, data: DataParams) -> dict:
+    """The OpenAPI document of the real API, from the one BentoML generated (`Service.openapi_spec`)."""
+    spec = copy.deepcopy(generated)
+    # pydantic writes JSON Schema 2020-12 (null as a type, numeric exclusiveMaximum): OpenAPI 3.1's dialect
+    spec["openapi"] = "3.1.0"
+    spec["info"] = {"title": spec["info"]["title"], "version": version("leadscore"), "description": DESCRIPTION}
+    paths = spec["paths"]
+    for route, (body, answers, errors) in ROUTES.items():
+        paths[route]["post"]["requestBody"] = {
+            "required": True, "content": {"application/json": {"schema": {"$ref": REF.format(model=body.__name__)}}}}
+        paths[route]["post"]["responses"] = {
+            **{str(status): _answer(text, model) for status, (model, text) in answers.items()}, **_errors(errors)}
+    for route, item in paths.items():
+        for operation in item.values():
+            if route in OPEN_PATHS:
+                operation["security"] = []
+            elif route not in ROUTES:  # the pages: no request body or parameter for FastAPI to refuse (422)
+                operation["responses"].pop("422", None)
+                operation["responses"].update(_errors({401: NO_KEY}))
+    card = paths[CARD_PATH + "{lead_id}"]["get"]
+    card["parameters"] += CARD_LINK_PARAMETERS
+    card["responses"]["401"]["description"] = (
+        NO_KEY[:-1] + ", or a signed link that expired or is for another lead. A browser (no Authorization header, "
+        "an Accept that does not ask for JSON alone) gets a page saying so instead.")
+    card["responses"]["401"]["content"]["text/html"] = {"schema": {"type": "string"}}
+    card["responses"]["404"] = {"description": "The lead was never scored: a page saying so.",
+                                "content": {"text/html": {"schema": {"type": "string"}}}}
+    paths["/reload"]["post"]["responses"].update(_errors({409: "A built bento serves the model packaged with "
+                                                               "it: deploy a new bento instead."}))
+    schemas = {**spec.get("components", {}).get("schemas", {}), **_schemas(data)}
+    used, pending = set(), _referenced(paths, set())
+    while pending:  # BentoML's own exception and IO models are no longer referenced: left out
+        name = pending.pop()
+        used.add(name)
+        pending |= _referenced(schemas.get(name, {}), set()) - used
+    spec["components"] = {
+        "schemas": {name: schemas[name] for name in sorted(used) if name in schemas},
+        "securitySchemes": {"apiKey": {"type": "http", "scheme": "bearer",
+                                       "description": "The key set in params serving.api_key_env's variable."}},
+    }
+    spec["security"] = [{"apiKey": []}]
+    return spec
