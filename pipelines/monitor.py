@@ -458,6 +458,20 @@ def _features_as_scored(crm, scored: pd.DataFrame, spec, dated: bool) -> pd.Data
     return features_at(crm, scored.index, moments, spec)
 
 
+def _not_in_export(ids: pd.Index, crm, which: str, section: str) -> tuple[np.ndarray, list[str]]:
+    """Which scored leads (`ids`) the export lacks, and a note for `section` on those it merged by e-mail
+    into an earlier lead and on the rest (not exported yet)."""
+    missing = ~ids.isin(crm.leads["lead_id"])
+    merged = missing & ids.isin(crm.merged_by_email.index)
+    notes = []
+    if merged.any():
+        notes.append(f"{int(merged.sum()):,} {which} were merged by e-mail into an earlier lead of the export: left "
+                     f"out of {section}")
+    if (missing & ~merged).any():
+        notes.append(f"{int((missing & ~merged).sum()):,} {which} are not in the export yet: left out of {section}")
+    return missing, notes
+
+
 def _reference_as_scored(reference_set, ages: pd.Series | None, spec) -> tuple[pd.DataFrame, np.ndarray]:
     """The training window's leads rebuilt at the ages recent leads had when first scored (their features_as_of).
 
@@ -527,14 +541,8 @@ def monitor(
     if scored.empty:
         notes.append(f"no lead was scored in the {mp.window_days} days before {as_of:%Y-%m-%d}: drift and hand-off "
                      "have nothing to judge")
-    missing = ~scored.index.isin(crm.leads["lead_id"])
-    merged = missing & scored.index.isin(crm.merged_by_email.index)
-    if merged.any():
-        notes.append(f"{int(merged.sum()):,} recently scored leads were merged by e-mail into an earlier lead of the "
-                     "export: left out of feature drift")
-    if (missing & ~merged).any():
-        notes.append(f"{int((missing & ~merged).sum()):,} recently scored leads are not in the export yet: left out "
-                     "of feature drift")
+    missing, absent = _not_in_export(scored.index, crm, "recently scored leads", "feature drift")
+    notes += absent
     recent = _features_as_scored(crm, scored[~missing], champion.features, dated)
     same_model = recent_log[recent_log["model_version"] == version]
     if len(same_model) < len(recent_log):
@@ -551,16 +559,10 @@ def monitor(
     reference_scores = champion.predict_proba(reference, reference_ages)
 
     calibration_log = first_scores(log[log["scored_at"] > as_of - pd.Timedelta(days=mp.calibration_days)])
-    outside = ~calibration_log.index.isin(crm.leads["lead_id"])
-    merged_away = outside & calibration_log.index.isin(crm.merged_by_email.index)
-    scored_then = f"leads first scored in the {mp.calibration_days} days to {as_of:%Y-%m-%d}"
     # Their outcome, even one the service received, has no lead of the export to be labelled against.
-    if merged_away.any():
-        notes.append(f"{int(merged_away.sum()):,} {scored_then} were merged by e-mail into an earlier lead: left out "
-                     "of calibration")
-    if (outside & ~merged_away).any():
-        notes.append(f"{int((outside & ~merged_away).sum()):,} {scored_then} are not in the export yet: left out of "
-                     "calibration")
+    outside, absent = _not_in_export(calibration_log.index, crm,
+                                     f"leads first scored in the {mp.calibration_days} days to {as_of:%Y-%m-%d}", "calibration")
+    notes += absent
     calibration_log = calibration_log[~outside]
     leads = crm.leads[crm.leads["lead_id"].isin(calibration_log.index)]
     labels = build_labels(leads, crm.outcomes, params.label, as_of if dated else None).frame

@@ -337,6 +337,6 @@ def test_scored_leads_merged_by_email_are_not_called_missing_from_the_export(pro
     notes = monitor(params, crm=crm, store=copy).notes
 
     assert "3 recently scored leads were merged by e-mail into an earlier lead of the export: left out of feature drift" in notes
-    assert any(note.startswith("3 leads first scored in the") and note.endswith("were merged by e-mail into an earlier "
-                                                                                  "lead: left out of calibration") for note in notes)
+    assert any(note.startswith("3 leads first scored in the") and note.endswith(
+        "were merged by e-mail into an earlier lead of the export: left out of calibration") for note in notes)
     assert not any("not in the export" in note for note in notes)
