@@ -52,6 +52,7 @@ DROP_REASONS = {
     "date_in_future": "date in the future",
     "decided_before_created": "decided before its lead was created",
     "bad_number": "invalid number",
+    "boolean_as_text": "true/false instead of text",
     "unknown_status": "unknown status",
     "duplicate_lead_id": "conflicting duplicate lead_id",
     "unknown_lead": "lead_id not in leads",
@@ -741,7 +742,9 @@ def prepare_table(
                 flag((parsed < 0) & (size < LARGEST_NUMBER), column, "bad_number",
                      lambda v, c=column: f"negative {c} {_as_sent(v)} ({c} counts something: 0 or more)")
             columns[column] = parsed
-        else:
+        else:  # a JSON/SQL/Parquet true in a text field is a mapping mistake: it would be the category "True"
+            flag(_numbers_sent(values)[1], column, "boolean_as_text",
+                 lambda v, c=column: f"expected text for {c}, not {str(v).lower()} (check what the CRM field holds)")
             columns[column] = _as_text(values)
         if column in required:
             empty = values.isna() | (columns[column] == "") if column in TEXT_COLUMNS else values.isna()

@@ -148,6 +148,20 @@ def test_a_number_sent_as_a_date_is_refused_not_read_as_1970(table, sent, words)
     assert problems[0].message == f"{DATE_FORM}, {words}"
 
 
+def test_true_or_false_in_a_text_field_is_refused_by_row_not_read_as_the_category_true():
+    """A CRM integration that sends "country": true meant something else; "True" would be scored as a country."""
+    raw = pd.DataFrame.from_records([
+        {"Lead ID": "L1", "Created Date": "2024-01-05", "Country": "US", "Industry": 42},  # a code is text enough
+        {"Lead ID": "L2", "Created Date": "2024-01-05", "Country": True, "Industry": "retail"},
+    ])
+
+    kept, problems = prepare_table(raw, "leads", DataParams(leads="unused", mapping=MAPPING), "request")
+
+    assert kept["lead_id"].tolist() == ["L1"] and kept["industry"].tolist() == ["42"]
+    assert [(p.row, p.column, p.kind) for p in problems] == [(2, "Country", "boolean_as_text")]
+    assert problems[0].message == "expected text for country, not true (check what the CRM field holds)"
+
+
 @pytest.mark.parametrize("sent", [1764000000, True])
 def test_a_column_of_numbers_only_is_refused_as_dates_too(sent):
     """All numbers (a JSON batch, a CSV column pandas reads as int64) give a number-typed column."""

@@ -237,9 +237,12 @@ def test_explain_gives_every_factor_adding_up_to_the_models_margin(client, train
         (lambda ls: [{**ls[0], "lead_id": True}], 422, "leads[0].lead_id"),
         (lambda ls: [{**ls[0], "lead_id": "L" * 256}], 422, "leads[0].lead_id"),
         (lambda ls: [{**ls[0], "lead_id": "a\nb"}], 422, "leads[0].lead_id"),
+        (lambda ls: [ls[0], {**ls[1], "country": True}], 422, "leads[1].country"),
+        (lambda ls: [{**ls[0], "created_at": "06/02/2025"}], 422, "leads[0].created_at"),
     ],
     ids=["wrong-type", "missing-id", "blank-id", "bad-date", "created-after-as-of", "bad-number", "bad-activity-date",
-         "repeated-id", "no-id-field", "number-id", "true-id", "id-over-255", "line-break-in-id"],
+         "repeated-id", "no-id-field", "number-id", "true-id", "id-over-255", "line-break-in-id", "true-as-text",
+         "day-or-month-first"],
 )
 def test_bad_leads_are_refused_naming_the_field(client, leads, change, status, field):
     reply = client.post("/score", {"leads": change(leads), "as_of": AS_OF})
