@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from urllib.parse import parse_qs, quote, urlencode
 
+from pipelines.ingest import DATE_FORM
 from serving import scorecard
 
 OPEN_PATHS = frozenset({"/readyz", "/livez", "/healthz", "/metrics"})
@@ -94,6 +95,25 @@ def _from_browser(scope) -> bool:
     accept = headers.get(b"accept", b"").lower()
     return (scope["method"] in ("GET", "HEAD") and scope["path"].startswith(CARD_PATH)
             and b"authorization" not in headers and not (b"application/json" in accept and b"text/html" not in accept))
+
+
+# pydantic's error types for text that is no date or time.
+_NOT_A_DATE = frozenset({"datetime_parsing", "datetime_from_date_parsing", "date_parsing", "date_from_datetime_parsing"})
+
+
+def _problem(error: dict) -> dict:
+    """One of pydantic's validation errors in the shape of every other problem: loc, field, msg, type.
+
+    Its `input`, `url` and `ctx` are left out (the first echoes the client's value back, the others
+    are pydantic's), so is its "Value error, " before our own messages; text that is no date is told
+    what a date is, as ingest tells it.
+    """
+    message = str(error.get("msg", "")).removeprefix("Value error, ")
+    if error.get("type") in _NOT_A_DATE:  # pydantic's "invalid character in year" for "last Tuesday"
+        message = DATE_FORM
+    loc = list(error.get("loc", []))
+    return {"loc": loc, "field": error.get("field") or field_path(*loc) or "body", "msg": message,
+            "type": str(error.get("type", ""))}
 
 
 def field_path(*parts) -> str:
@@ -281,7 +301,7 @@ class OneErrorShape:
                     "detail": []}
         try:
             reply = json.loads(body)
-            detail = [{**d, "field": d.get("field") or field_path(*d["loc"]) or "body"} for d in reply["detail"]]
+            detail = [_problem(d) for d in reply["detail"]]
         except (ValueError, TypeError, KeyError):
             return {"error": body.decode("utf-8", "replace"), "detail": []}
         return {"error": f"{len(detail)} problem(s) in the request's JSON; nothing was scored or stored",

@@ -252,6 +252,16 @@ def test_bad_leads_are_refused_naming_the_field(client, leads, change, status, f
     assert "nothing was scored" in reply.json()["error"]
 
 
+def test_a_400_names_the_field_in_our_words_and_does_not_echo_the_value_back(client):
+    """pydantic's own errors carry the value sent (an e-mail, a phone), a docs URL and "Value error, "."""
+    reply = client.post("/feedback", _feedback("evt-words", decided_at="last Tuesday", amount=True))
+    assert reply.status == 400, reply.body
+    detail = {d["field"]: d for d in reply.json()["detail"]}
+    assert all(set(d) == {"loc", "field", "msg", "type"} for d in detail.values())
+    assert detail["decided_at"]["msg"] == "a date is text such as 2026-01-31 or 2026-01-31T09:30:00Z"
+    assert detail["amount"]["msg"] == "expected a number, not true"
+
+
 def test_every_error_the_api_answers_is_json_in_one_shape(client):
     """A CRM integration parses one error shape, whether our code or BentoML's answered."""
     not_json = client.post("/score", b'{"leads": [', {"Content-Type": "application/json"})
