@@ -735,7 +735,10 @@ def prepare_table(
         elif column in spec.numeric:
             parsed = _parse_numbers(values)
             size = parsed.abs()
-            flag(values.notna() & parsed.isna(), column, "bad_number", lambda v: f"not a number: {_as_sent(v)}")
+            unread = (values.notna() & parsed.isna()).to_numpy(dtype=bool, copy=True)
+            if unread.any():  # "NaN" as text is a missing value, as a float NaN is (pandas writes it so)
+                unread[unread] = ~_as_text(values[unread]).str.strip().str.lower().eq("nan").to_numpy(dtype=bool)
+            flag(unread, column, "bad_number", lambda v: f"not a number: {_as_sent(v)}")
             flag(size >= LARGEST_NUMBER, column, "bad_number", lambda v: f"number out of range {_as_sent(v)} "
                  f"(a number field holds a finite number smaller than {LARGEST_NUMBER:g} in size)")
             if column in spec.non_negative:

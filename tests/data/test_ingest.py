@@ -148,6 +148,15 @@ def test_a_number_sent_as_a_date_is_refused_not_read_as_1970(table, sent, words)
     assert problems[0].message == f"{DATE_FORM}, {words}"
 
 
+@pytest.mark.parametrize("nan", [float("nan"), "NaN", " nan "])
+def test_nan_in_a_number_field_is_a_missing_value_as_text_too(nan):
+    raw = pd.DataFrame.from_records([{"Lead ID": "L1", "Created Date": "2024-01-05", "Employees": nan}])
+
+    kept, problems = prepare_table(raw, "leads", DataParams(leads="unused", mapping=MAPPING))
+
+    assert problems == [] and kept["employees"].isna().all()
+
+
 def test_true_or_false_in_a_text_field_is_refused_by_row_not_read_as_the_category_true():
     """A CRM integration that sends "country": true meant something else; "True" would be scored as a country."""
     raw = pd.DataFrame.from_records([
