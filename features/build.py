@@ -265,17 +265,21 @@ def build_features(
     return pd.DataFrame(typed, index=index, columns=[d.name for d in catalog])
 
 
-def lead_age_days(leads: pd.DataFrame, snapshot_at: pd.Timestamp | None) -> np.ndarray:
-    """Each lead's age in days at ``snapshot_at``, in the leads' order; NaN when undated.
+def lead_age_days(created_at: pd.Series, snapshot_at) -> np.ndarray:
+    """Each lead's age in days at ``snapshot_at`` (one moment, or one per lead in the same order); NaN
+    when undated. Scoring, training rows and monitor's rebuilt leads all take their age from here.
 
-    Not a feature (see ``_intent``): explanations word the silence of a lead younger than the
-    recency window with it ("No activity since it was created 2 days ago").
+    Not a feature (see ``_intent``): the calibration's age shift reads it, and explanations word the
+    silence of a lead younger than the recency window with it ("No activity since it was created 2 days ago").
     """
-    if snapshot_at is None or "created_at" not in leads.columns:
-        return np.full(len(leads), np.nan)
-    created = to_epoch_ns(leads["created_at"], "leads.created_at")
-    snapshot = to_epoch_ns(pd.Series([pd.Timestamp(snapshot_at)]), "snapshot_at")[0]
-    return np.where(created == NAT, np.nan, (snapshot - created) / DAY_NS)
+    if snapshot_at is None:
+        return np.full(len(created_at), np.nan)
+    created = to_epoch_ns(pd.Series(created_at), "leads.created_at")
+    if np.ndim(snapshot_at) == 0:
+        snapshot = to_epoch_ns(pd.Series([pd.Timestamp(snapshot_at)]), "snapshot_at")[0]
+    else:
+        snapshot = to_epoch_ns(pd.Series(np.asarray(snapshot_at)), "snapshot_at")
+    return np.where((created == NAT) | (snapshot == NAT), np.nan, (snapshot - created) / DAY_NS)
 
 
 def training_snapshots(leads: pd.DataFrame, labels: pd.DataFrame, spec: FeatureParams) -> pd.Series:

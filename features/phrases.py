@@ -289,8 +289,9 @@ class Phrasebook:
                 continue
             shape = self.shapes[signal]
             columns = [_render_input(features, d.name, column_of, shape)[rows] for d in self.features[signal]]
-            if shape == "recency" and age_days is not None:
-                columns.append(_young_age(columns[0], np.asarray(age_days, dtype=np.float64)[rows]))
+            if shape == "recency":  # the reader words a silent lead younger than the window by its age
+                ages = np.full(n, np.nan) if age_days is None else np.asarray(age_days, dtype=np.float64)
+                columns.append(_young_age(columns[0], ages[rows]))
             leveled = shape in CATEGORY_SHAPES
             first, inverse = _unique_rows(columns)
             texts, shown = [], []
@@ -539,7 +540,7 @@ def _read_activity(row: list, defs: list[FeatureDef]) -> tuple[str, dict]:
 
 
 def _read_recency(row: list) -> tuple[str, dict]:
-    days, young_age = (*row, math.nan)[:2]  # the age only when rendered with one (_young_age)
+    days, young_age = row  # young_age: NaN unless the lead is silent and younger than the window (_young_age)
     if _missing(days):
         return "unknown", {"value": "unknown", "days": RECENCY_CAP_DAYS, "ago": "unknown"}
     if not _missing(young_age):

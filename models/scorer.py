@@ -167,7 +167,7 @@ class LeadScorer:
         if self.data.dated:
             snapshot = as_of_time(as_of) if as_of is not None else pd.Timestamp.now(tz="UTC").tz_localize(None)
             leads = self._existing_at(leads, raw_leads, snapshot, source, problems)
-        return build_features(leads, activities, snapshot, self.features), problems, lead_age_days(leads, snapshot)
+        return build_features(leads, activities, snapshot, self.features), problems, lead_age_days(leads.get("created_at", pd.Series(pd.NaT, index=leads.index)), snapshot)
 
     def _existing_at(self, leads: pd.DataFrame, raw_leads: pd.DataFrame, snapshot: pd.Timestamp, source: str,
                      problems: list[Problem]) -> pd.DataFrame:

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from features.build import ages_open, build_features, training_snapshots
+from features.build import ages_open, build_features, lead_age_days, training_snapshots
 from features.labels import LabelResult, build_labels, outcome_group
 from features.leakage import LeakWarning, leakage_check
 from pipelines.config import FeatureParams, Params
@@ -48,7 +48,7 @@ class TrainingSet:
         """Each row's age in days at its snapshot (what the calibrator's age shift reads); NaN undated."""
         if self.snapshot_at is None or self.created_at is None:
             return np.full(len(self.y), np.nan)
-        return ((self.snapshot_at.to_numpy() - self.created_at.to_numpy()) / np.timedelta64(1, "D")).astype(np.float64)
+        return lead_age_days(self.created_at, self.snapshot_at)
 
     def fingerprint(self, params: Params) -> dict:
         """What the model was trained on: rows, label counts per rule, source file hashes."""

@@ -28,7 +28,7 @@ import pandas as pd
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from features.build import FeatureDef, feature_catalog
+from features.build import FeatureDef, feature_catalog, lead_age_days
 from features.labels import build_labels, outcome_group
 from models.metrics import expected_calibration_error
 from pipelines.config import LabelParams, MonitorParams, Params
@@ -490,8 +490,7 @@ def _reference_as_scored(reference_set, ages: pd.Series | None, spec) -> tuple[p
     moments = reference_set.created_at.to_numpy(dtype="datetime64[ns]") + drawn
     decided = reference_set.labels.frame["decided_at"].reindex(ids).to_numpy(dtype="datetime64[ns]")
     moments = np.where(~np.isnat(decided) & (decided < moments), decided, moments)
-    age_days = (moments - reference_set.created_at.to_numpy(dtype="datetime64[ns]")) / np.timedelta64(1, "D")
-    return features_at(reference_set.crm, ids, pd.Series(moments, index=ids), spec), age_days.astype(np.float64)
+    return features_at(reference_set.crm, ids, pd.Series(moments, index=ids), spec), lead_age_days(reference_set.created_at, moments)
 
 
 def monitor(
