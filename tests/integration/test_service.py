@@ -267,13 +267,14 @@ def test_every_error_the_api_answers_is_json_in_one_shape(client):
     not_json = client.post("/score", b'{"leads": [', {"Content-Type": "application/json"})
     no_route = client.get("/no-such-route")
     wrong_method = client.get("/score")
-    for reply, status in ((not_json, 400), (no_route, 404), (wrong_method, 405)):
+    no_card = client.get("/leads/NEVER-SCORED")  # a rep's browser gets a page instead (test_scorecard)
+    for reply, status in ((not_json, 400), (no_route, 404), (wrong_method, 405), (no_card, 404)):
         assert reply.status == status and reply.headers["content-type"] == "application/json", reply.body
         assert set(reply.json()) == {"error", "detail"}
     assert [(d["field"], d["type"]) for d in not_json.json()["detail"]] == [("body", "json_invalid")]
     assert no_route.json()["error"].startswith("no such route: GET /no-such-route")
     assert wrong_method.json()["error"] == "GET /score: method not allowed; this route answers POST"
-    assert client.get("/leads/NEVER-SCORED").headers["content-type"].startswith("text/html")  # a page for the rep
+    assert no_card.json()["error"].startswith("lead 'NEVER-SCORED' has not been scored")
 
 
 def test_a_refused_request_is_one_warning_line_in_the_server_log_not_an_error_with_a_traceback(client, server, leads):
@@ -548,6 +549,8 @@ def test_openapi_documents_every_answer_the_api_gives_in_the_shape_it_gives_it(c
 
     model = spec["paths"]["/model"]["get"]["responses"]["200"]
     _conforms(client.get("/model").json(), _json_schema(spec, model))
+    no_card = spec["paths"]["/leads/{lead_id}"]["get"]["responses"]["404"]
+    _conforms(client.get("/leads/NEVER-SCORED").json(), _json_schema(spec, no_card))
 
 
 @pytest.mark.parametrize(
