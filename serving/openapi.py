@@ -29,7 +29,7 @@ from serving.schemas import (
     ScoreRequest,
     ScoreResponse,
 )
-from serving.security import CARD_PATH, OPEN_PATHS
+from serving.security import CARD_ID_FIELD, CARD_PATH, OPEN_PATHS
 
 REF = "#/components/schemas/{model}"
 
@@ -78,8 +78,13 @@ ROUTES: dict[str, tuple[type[BaseModel], dict[int, tuple[type[BaseModel], str]],
     ),
 }
 
-# Score-card query parameters: a signed link (POST /score's card_url) opens it without the API key.
-CARD_LINK_PARAMETERS = [
+# Score-card query parameters: the lead id a path cannot carry, and a signed link's (POST /score's card_url),
+# which opens the card without the API key.
+CARD_QUERY_PARAMETERS = [
+    {"name": CARD_ID_FIELD, "in": "query", "required": False, "schema": {"type": "string"},
+     "description": "The lead id when it is \".\" or \"..\", which a path cannot carry (browsers resolve it "
+                    f"as a folder step): GET /leads/?{CARD_ID_FIELD}=.. with the path's id empty. The path's id, "
+                    "when given, wins."},
     {"name": "expires", "in": "query", "required": False, "schema": {"type": "integer"},
      "description": "Unix seconds the link is valid until (with signature: no API key needed)."},
     {"name": "signature", "in": "query", "required": False, "schema": {"type": "string"},
@@ -147,7 +152,7 @@ def document(generated: dict, data: DataParams) -> dict:
                 operation["responses"].pop("422", None)
                 operation["responses"].update(_errors({401: NO_KEY}))
     card = paths[CARD_PATH + "{lead_id}"]["get"]
-    card["parameters"] += CARD_LINK_PARAMETERS
+    card["parameters"] += CARD_QUERY_PARAMETERS
     card["responses"]["401"] = _answer(NO_KEY[:-1] + ", or a signed link that expired or is for another lead. "
                                        + TO_A_BROWSER, ErrorResponse)
     card["responses"]["404"] = _answer("The lead was never scored, or the request names no lead. " + TO_A_BROWSER,

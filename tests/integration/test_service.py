@@ -553,6 +553,20 @@ def test_openapi_documents_every_answer_the_api_gives_in_the_shape_it_gives_it(c
     _conforms(client.get("/leads/NEVER-SCORED").json(), _json_schema(spec, no_card))
 
 
+def test_openapi_documents_how_a_score_card_is_asked_for(client, leads):
+    """An id a path cannot carry ("." or "..") goes in the query field lead_id: a client reads that in /docs.json."""
+    card = client.get("/docs.json").json()["paths"]["/leads/{lead_id}"]["get"]
+    parameters = {(p["name"], p["in"]): p for p in card["parameters"]}
+    assert set(parameters) == {("lead_id", "path"), ("lead_id", "query"), ("expires", "query"), ("signature", "query")}
+    by_query = parameters[("lead_id", "query")]
+    assert by_query["required"] is False and by_query["schema"] == {"type": "string"}
+    assert "/leads/?lead_id=.." in by_query["description"]
+
+    assert client.post("/score", {"leads": [{**leads[4], "lead_id": ".."}], "as_of": AS_OF}).status == 200
+    page = client.get(f"/leads/?{by_query['name']}=..")  # as documented
+    assert page.status == 200 and "<h1>Lead ..</h1>" in page.body.decode()
+
+
 @pytest.mark.parametrize(
     ("overrides", "with_key", "reason"),
     [
