@@ -1,4 +1,5 @@
-"""The OpenAPI document at GET /docs.json: what a CRM integration codes against.
+"""The OpenAPI document at GET /docs.json (and a built bento's apis/openapi.yaml, serving.bento):
+what a CRM integration codes against.
 
 BentoML 1.4 generates one from the service but offers no hook to declare an API's other answers:
 it lists its own exception bodies (400 with `detail` as text, 404, 500) that this service never
