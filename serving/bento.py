@@ -2,8 +2,9 @@
 
 `python -m serving.bento` imports the version the registry alias names (params serving.alias of
 tracking.registered_model) into the BentoML model store — name, version and alias kept as labels —
-and builds the bento from bentofile.yaml, which references it as `<name>:latest`. `bentoml export`
-then bundles bento and model into one file that serves where MLflow is unreachable.
+and builds the bento from bentofile.yaml, which references it as `<name>:latest`, with the OpenAPI
+document GET /docs.json serves as its apis/openapi.yaml. `bentoml export` then bundles bento and
+model into one file that serves where MLflow is unreachable.
 
 Built into an image or deployed, a bento installs the requirements file bentofile.yaml names:
 pyproject.toml's runtime dependencies and all they need, at the versions constraints.txt pins (the
@@ -25,6 +26,7 @@ from packaging.utils import canonicalize_name
 from models.scorer import LeadScorer
 from pipelines import tracking
 from pipelines.config import PROJECT_ROOT, Params, load_params
+from serving import openapi
 
 BENTOFILE = PROJECT_ROOT / "bentofile.yaml"
 LOCK = PROJECT_ROOT / "constraints.txt"
@@ -82,6 +84,14 @@ def load_bento_scorer(bento: bentoml.Bento, params: Params) -> LeadScorer:
         "bento_model": str(stored.tag),
     }
     return scorer
+
+
+def correct_openapi(bento: bentoml.Bento, params: Params) -> None:
+    """Rewrite the bento's apis/openapi.yaml as serving.openapi corrects GET /docs.json: BentoML writes
+    the document it generates (`Service.openapi_spec`) and offers no hook to change it."""
+    path = Path(bento.path_of("apis/openapi.yaml"))
+    corrected = openapi.document(yaml.safe_load(path.read_text()), params.data)
+    path.write_text(yaml.safe_dump(corrected, sort_keys=False))
 
 
 def requirements_path() -> Path:
@@ -162,6 +172,7 @@ def main() -> None:
     if packaged != model.tag:
         raise SystemExit(f"bento {bento.tag} packages {packaged}, not the model just imported ({model.tag}): "
                          f"bentofile.yaml `models` must list {model.tag.name}:latest")
+    correct_openapi(bento, params)
     print(f"built {bento.tag}: serve it with `bentoml serve {bento.tag}`, or `bentoml export {bento.tag} leadscore.bento`")
 
 

@@ -1,4 +1,5 @@
-"""The OpenAPI document at GET /docs.json: what a CRM integration codes against.
+"""The OpenAPI document at GET /docs.json (and a built bento's apis/openapi.yaml, serving.bento):
+what a CRM integration codes against.
 
 BentoML 1.4 generates one from the service but offers no hook to declare an API's other answers:
 it lists its own exception bodies (400 with `detail` as text, 404, 500) that this service never
@@ -29,15 +30,15 @@ from serving.schemas import (
     ScoreRequest,
     ScoreResponse,
 )
-from serving.security import CARD_PATH, OPEN_PATHS
+from serving.security import CARD_ID_FIELD, CARD_PATH, OPEN_PATHS
 
 REF = "#/components/schemas/{model}"
 
 DESCRIPTION = (
     "Lead scoring for the CRM: POST /score for scores, tiers and reasons; POST /feedback for sales "
     "decisions; POST /explain and GET /model to look inside. Every route but the health ones needs the "
-    "header `Authorization: Bearer <key>`. Every error is JSON in one shape (ErrorResponse), except the "
-    "score card's 404, an HTML page for the rep. Guide: serving/README.md."
+    "header `Authorization: Bearer <key>`. Every error is JSON in one shape (ErrorResponse); only a rep's "
+    "browser gets the score card's 401 and 404 as HTML pages. Guide: serving/README.md."
 )
 
 BAD_JSON = ("Not JSON of the documented shape or types (e.g. a number where a date belongs); `detail` names "
@@ -45,6 +46,9 @@ BAD_JSON = ("Not JSON of the documented shape or types (e.g. a number where a da
 NO_KEY = "Missing or wrong API key (header `Authorization: Bearer <key>`)."
 TOO_LARGE = "The body is larger than serving.max_body_bytes."
 NOT_JSON = "The body was not sent as `Content-Type: application/json`."
+# The score card's refusals as serving.security.from_browser tells a rep's browser from an API client.
+TO_A_BROWSER = ("A browser (no Authorization header, an Accept that does not ask for JSON alone) gets a page "
+                "saying so instead.")
 REFUSED = ("Content the data contract refuses (e.g. no lead id, an unparsable date, a date out of range); "
            "`detail` names each field.")
 
@@ -75,8 +79,13 @@ ROUTES: dict[str, tuple[type[BaseModel], dict[int, tuple[type[BaseModel], str]],
     ),
 }
 
-# Score-card query parameters: a signed link (POST /score's card_url) opens it without the API key.
-CARD_LINK_PARAMETERS = [
+# Score-card query parameters: the lead id a path cannot carry, and a signed link's (POST /score's card_url),
+# which opens the card without the API key.
+CARD_QUERY_PARAMETERS = [
+    {"name": CARD_ID_FIELD, "in": "query", "required": False, "schema": {"type": "string"},
+     "description": "The lead id when it is \".\" or \"..\", which a path cannot carry (browsers resolve it "
+                    f"as a folder step): GET /leads/?{CARD_ID_FIELD}=.. with the path's id empty. The path's id, "
+                    "when given, wins."},
     {"name": "expires", "in": "query", "required": False, "schema": {"type": "integer"},
      "description": "Unix seconds the link is valid until (with signature: no API key needed)."},
     {"name": "signature", "in": "query", "required": False, "schema": {"type": "string"},
@@ -144,13 +153,13 @@ def document(generated: dict, data: DataParams) -> dict:
                 operation["responses"].pop("422", None)
                 operation["responses"].update(_errors({401: NO_KEY}))
     card = paths[CARD_PATH + "{lead_id}"]["get"]
-    card["parameters"] += CARD_LINK_PARAMETERS
-    card["responses"]["401"]["description"] = (
-        NO_KEY[:-1] + ", or a signed link that expired or is for another lead. A browser (no Authorization header, "
-        "an Accept that does not ask for JSON alone) gets a page saying so instead.")
-    card["responses"]["401"]["content"]["text/html"] = {"schema": {"type": "string"}}
-    card["responses"]["404"] = {"description": "The lead was never scored: a page saying so.",
-                                "content": {"text/html": {"schema": {"type": "string"}}}}
+    card["parameters"] += CARD_QUERY_PARAMETERS
+    card["responses"]["401"] = _answer(NO_KEY[:-1] + ", or a signed link that expired or is for another lead. "
+                                       + TO_A_BROWSER, ErrorResponse)
+    card["responses"]["404"] = _answer("The lead was never scored, or the request names no lead. " + TO_A_BROWSER,
+                                       ErrorResponse)
+    for status in ("401", "404"):
+        card["responses"][status]["content"]["text/html"] = {"schema": {"type": "string"}}
     paths["/reload"]["post"]["responses"].update(_errors({409: "A built bento serves the model packaged with "
                                                                "it: deploy a new bento instead."}))
     schemas = {**spec.get("components", {}).get("schemas", {}), **_schemas(data)}

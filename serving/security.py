@@ -5,7 +5,7 @@ BentoML's user middlewares wrap everything, its health routes and mounted pages 
 health and metrics routes are let through explicitly: a load balancer probes them without a key.
 A lead's score card also opens without the key through a signed link (``card_link``), because a
 rep clicks it in the CRM and a browser cannot send the API key; a browser refused there gets a page
-saying what to do, not JSON (``_from_browser``).
+saying what to do, not JSON (``from_browser``).
 """
 
 from __future__ import annotations
@@ -88,9 +88,10 @@ def _card_link_problem(key: bytes, path: str, query: bytes, now: float) -> _Refu
     return None
 
 
-def _from_browser(scope) -> bool:
-    """A score-card request from a browser, which is answered a refusal as a page: no `Authorization`
-    header (an API client sends one) and an `Accept` that does not ask for JSON without HTML."""
+def from_browser(scope) -> bool:
+    """A score-card request from a rep's browser, which is answered a refusal or a missing card as a
+    page: no `Authorization` header (an API client sends one) and an `Accept` that does not ask for
+    JSON without HTML. Anything else gets the error JSON."""
     headers = dict(scope["headers"])
     accept = headers.get(b"accept", b"").lower()
     return (scope["method"] in ("GET", "HEAD") and scope["path"].startswith(CARD_PATH)
@@ -124,6 +125,15 @@ def field_path(*parts) -> str:
     return out
 
 
+def _in_error_shape(body: bytes) -> dict | None:
+    """A reply body that is already the error JSON every endpoint answers with, else None."""
+    try:
+        reply = json.loads(body)
+    except ValueError:
+        return None
+    return reply if isinstance(reply, dict) and set(reply) == {"error", "detail"} else None
+
+
 async def _send(send, status: int, content_type: bytes, payload: bytes, headers: tuple = ()) -> None:
     await send(
         {
@@ -142,7 +152,7 @@ async def _send_error(send, status: int, message: str, headers: tuple = ()) -> N
 
 async def _refuse(scope, send, refusal: _Refusal) -> None:
     """A 401: a page in the score card's style for a rep's browser, the error JSON for anything else."""
-    if not _from_browser(scope):
+    if not from_browser(scope):
         return await _send_error(send, 401, refusal.message, refusal.headers)
     page = scorecard.notice(refusal.heading, refusal.heading, refusal.advice)
     await _send(send, 401, b"text/html; charset=utf-8", page.encode(), refusal.headers)
@@ -257,7 +267,8 @@ class OneErrorShape:
     (``leads[0].employees``, as a 409 or 422 names it; ``body`` for JSON that does not parse), and
     pydantic's "1 validation error for Input" reads like a 422's error. A 404 (no such route)
     or 405 (a method the route does not answer) comes as plain text: it becomes JSON naming the method
-    and path. HTML pages (the score card's own 404) and HEAD replies pass unchanged.
+    and path. The score card's own 404 (a page, or the error JSON: ``from_browser``) and HEAD replies
+    pass unchanged.
     """
 
     RESHAPED = (400, 404, 405)
@@ -294,6 +305,9 @@ class OneErrorShape:
     def _reshaped(start: dict, body: bytes, scope: dict) -> dict:
         status, route = start["status"], f"{scope['method']} {scope['path']}"
         if status == 404:
+            own = _in_error_shape(body)
+            if own is not None:  # the score card's, for a lead never scored
+                return own
             return {"error": f"no such route: {route} (the API is listed at GET /docs.json)", "detail": []}
         if status == 405:
             allowed = dict(start["headers"]).get(b"allow", b"").decode("latin-1")

@@ -29,7 +29,7 @@ import bentoml  # noqa: E402
 from fastapi import FastAPI, Request  # noqa: E402
 from pydantic import ValidationError  # noqa: E402
 from fastapi.responses import HTMLResponse  # noqa: E402
-from starlette.responses import JSONResponse  # noqa: E402
+from starlette.responses import JSONResponse, Response  # noqa: E402
 
 from pipelines import tracking  # noqa: E402
 from pipelines.config import Params, params_from_env  # noqa: E402
@@ -64,6 +64,7 @@ from serving.security import (  # noqa: E402
     OneErrorShape,
     card_lead_id,
     card_link_key,
+    from_browser,
 )
 from serving.store import FeedbackConflict, Store  # noqa: E402
 
@@ -117,6 +118,11 @@ def api_key() -> tuple[str, str]:
 
 def _error(status: int, message: str, detail: list | None = None) -> JSONResponse:
     return JSONResponse({"error": message, "detail": detail or []}, status_code=status)
+
+
+def _no_card(request: Request, message: str, page: str) -> Response:
+    """A score card's 404: `page` for a rep's browser, `message` as the error JSON for an API client."""
+    return HTMLResponse(page, status_code=404) if from_browser(request.scope) else _error(404, message)
 
 
 pages = FastAPI(docs_url=None, redoc_url=None, openapi_url=None)
@@ -274,20 +280,22 @@ class LeadScoreService:
 
     @pages.head("/leads/{lead_id:path}", response_class=HTMLResponse, include_in_schema=False)  # link checkers
     @pages.get("/leads/{lead_id:path}", response_class=HTMLResponse)
-    def score_card(self, lead_id: str, request: Request) -> HTMLResponse:
-        """The rep's score card from the lead's latest logged score (404 page if never scored).
+    def score_card(self, lead_id: str, request: Request) -> Response:
+        """The rep's score card from the lead's latest logged score.
 
         Opens with the API key, or without it through the signed link /score returns (card_url). The
-        id is the path's, or for "." and ".." the query's (serving.security.CARD_ID_FIELD)."""
+        id is the path's, or for "." and ".." the query's `lead_id`. A lead never scored is a 404:
+        a page saying so for a rep's browser, the error JSON for an API client."""
         lead_id = card_lead_id(lead_id, request.query_params.get(CARD_ID_FIELD))
         if not lead_id:
-            return HTMLResponse(scorecard.notice(
+            where = f"/leads/<lead id> (or /leads/?{CARD_ID_FIELD}=<lead id>)"
+            return _no_card(request, f"no lead id: a score card is at {where}", scorecard.notice(
                 "No lead id", "This link names no lead",
-                f"A score card is at /leads/<lead id> (or /leads/?{CARD_ID_FIELD}=<lead id>). Open the lead in your "
-                "CRM again to get its link."), status_code=404)
+                f"A score card is at {where}. Open the lead in your CRM again to get its link."))
         latest = self.store.latest_score(lead_id)
         if latest is None:
-            return HTMLResponse(scorecard.not_found(lead_id), status_code=404)
+            return _no_card(request, f"lead {lead_id!r} has not been scored: its card exists once the CRM has sent "
+                                     "the lead to POST /score", scorecard.not_found(lead_id))
         return HTMLResponse(scorecard.render(latest, self.served.scorer.tiers.names))
 
 

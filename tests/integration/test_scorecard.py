@@ -214,8 +214,28 @@ def test_every_scored_lead_id_gets_a_card_link_a_browser_opens(server, sample_di
             browser.close()
 
 
+def test_a_card_for_a_lead_never_scored_is_a_404_page_for_the_rep_and_json_for_an_api_client(server):
+    """Told apart as a refused link is (a page for a browser, the error JSON for anything else); a rep gets here
+    through a valid link when the lead's scores are gone, e.g. the store was restored from before it was scored."""
+    anonymous, keyed = Client(server.url), server.client()
+    link = card_link(card_link_key(server.key), "NEVER-SCORED", int(time.time()) + 3600)
+    page = anonymous.request("GET", link, headers=BROWSER)
+    assert page.status == 404 and page.headers["content-type"].startswith("text/html")
+    assert "Lead NEVER-SCORED has not been scored yet" in page.body.decode() and "<style>" in page.body.decode()
+
+    for client, path, headers in [(anonymous, link, API), (keyed, link, BROWSER), (keyed, "/leads/NEVER-SCORED", {})]:
+        reply = client.request("GET", path, headers=headers)
+        assert reply.status == 404 and reply.headers["content-type"] == "application/json", (path, headers)
+        assert reply.json() == {"error": "lead 'NEVER-SCORED' has not been scored: its card exists once the CRM "
+                                         "has sent the lead to POST /score", "detail": []}
+
+
 def test_a_card_path_without_a_lead_id_is_a_404_saying_so(server):
+    nameless = card_link(card_link_key(server.key), "", int(time.time()) + 3600)  # /leads/?expires=…
+    page = Client(server.url).request("GET", nameless, headers=BROWSER)
+    assert page.status == 404 and "This link names no lead" in page.body.decode()
+    assert "/leads/&lt;lead id&gt;" in page.body.decode()
     for path in ["/leads/", f"/leads/?{CARD_ID_FIELD}="]:
         reply = server.client().request("GET", path)
-        assert reply.status == 404 and "This link names no lead" in reply.body.decode(), path
-        assert "/leads/&lt;lead id&gt;" in reply.body.decode()
+        assert reply.status == 404 and reply.json()["detail"] == [], path
+        assert reply.json()["error"].startswith(f"no lead id: a score card is at /leads/<lead id> (or /leads/?{CARD_ID_FIELD}=")

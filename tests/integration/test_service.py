@@ -267,13 +267,14 @@ def test_every_error_the_api_answers_is_json_in_one_shape(client):
     not_json = client.post("/score", b'{"leads": [', {"Content-Type": "application/json"})
     no_route = client.get("/no-such-route")
     wrong_method = client.get("/score")
-    for reply, status in ((not_json, 400), (no_route, 404), (wrong_method, 405)):
+    no_card = client.get("/leads/NEVER-SCORED")  # a rep's browser gets a page instead (test_scorecard)
+    for reply, status in ((not_json, 400), (no_route, 404), (wrong_method, 405), (no_card, 404)):
         assert reply.status == status and reply.headers["content-type"] == "application/json", reply.body
         assert set(reply.json()) == {"error", "detail"}
     assert [(d["field"], d["type"]) for d in not_json.json()["detail"]] == [("body", "json_invalid")]
     assert no_route.json()["error"].startswith("no such route: GET /no-such-route")
     assert wrong_method.json()["error"] == "GET /score: method not allowed; this route answers POST"
-    assert client.get("/leads/NEVER-SCORED").headers["content-type"].startswith("text/html")  # a page for the rep
+    assert no_card.json()["error"].startswith("lead 'NEVER-SCORED' has not been scored")
 
 
 def test_a_refused_request_is_one_warning_line_in_the_server_log_not_an_error_with_a_traceback(client, server, leads):
@@ -548,6 +549,22 @@ def test_openapi_documents_every_answer_the_api_gives_in_the_shape_it_gives_it(c
 
     model = spec["paths"]["/model"]["get"]["responses"]["200"]
     _conforms(client.get("/model").json(), _json_schema(spec, model))
+    no_card = spec["paths"]["/leads/{lead_id}"]["get"]["responses"]["404"]
+    _conforms(client.get("/leads/NEVER-SCORED").json(), _json_schema(spec, no_card))
+
+
+def test_openapi_documents_how_a_score_card_is_asked_for(client, leads):
+    """An id a path cannot carry ("." or "..") goes in the query field lead_id: a client reads that in /docs.json."""
+    card = client.get("/docs.json").json()["paths"]["/leads/{lead_id}"]["get"]
+    parameters = {(p["name"], p["in"]): p for p in card["parameters"]}
+    assert set(parameters) == {("lead_id", "path"), ("lead_id", "query"), ("expires", "query"), ("signature", "query")}
+    by_query = parameters[("lead_id", "query")]
+    assert by_query["required"] is False and by_query["schema"] == {"type": "string"}
+    assert "/leads/?lead_id=.." in by_query["description"]
+
+    assert client.post("/score", {"leads": [{**leads[4], "lead_id": ".."}], "as_of": AS_OF}).status == 200
+    page = client.get(f"/leads/?{by_query['name']}=..")  # as documented
+    assert page.status == 200 and "<h1>Lead ..</h1>" in page.body.decode()
 
 
 @pytest.mark.parametrize(

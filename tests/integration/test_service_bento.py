@@ -1,5 +1,5 @@
 """A built bento is self-contained: exported, imported elsewhere, it serves without the MLflow store,
-and it installs the package versions the tests ran on."""
+it installs the package versions the tests ran on, and it ships the OpenAPI document it serves."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ import tarfile
 from pathlib import Path, PurePosixPath
 
 import pandas as pd
+import yaml
 
 from pipelines.config import PROJECT_ROOT, load_params
 from serving.bento import pinned_versions, requirements_path
@@ -46,6 +47,8 @@ def test_exported_bento_serves_with_the_tracking_store_moved_away(trained, sampl
     with tarfile.open(archive) as shipped:  # what the bento installs where it is deployed
         requirements = next(m for m in shipped if PurePosixPath(m.name) == PurePosixPath("env/python/requirements.txt"))
         installs = pinned_versions(shipped.extractfile(requirements).read().decode())
+        shipped_openapi = yaml.safe_load(shipped.extractfile(
+            next(m for m in shipped if PurePosixPath(m.name) == PurePosixPath("apis/openapi.yaml"))))
     assert installs == pinned_versions(requirements_path().read_text())
     _run(["-m", "bentoml", "import", str(archive)], serve_home)
     shutil.rmtree(build_home)
@@ -56,6 +59,7 @@ def test_exported_bento_serves_with_the_tracking_store_moved_away(trained, sampl
         info = client.get("/model").json()
         assert (info["name"], info["version"], info["alias"]) == ("leadscore", str(trained.version), "champion")
         assert info["source"].startswith(f"bento {bento['tag']}")
+        assert shipped_openapi == client.get("/docs.json").json()  # what the bento documents is what it answers
         lead = {"lead_id": "BENTO-1", "created_at": "2025-12-01", "email": "cto@granitedata.com", "employees": 400}
         reply = client.post("/score", {"leads": [lead], "as_of": "2025-12-31"})
         assert reply.status == 200, reply.body
