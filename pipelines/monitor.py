@@ -506,7 +506,7 @@ def monitor(
         as_of: 'now' (default: the latest scored_at in the score log).
         out: HTML file to write (optional; always logged to MLflow).
         crm: an already loaded export (default: load params.data).
-        store: a `serving.store.Store` (default: the one params.serving.store_url names).
+        store: a `serving.store.Store` (default: the one params.serving.store_url names, opened read-only).
     """
     import mlflow
 
@@ -519,7 +519,7 @@ def monitor(
     champion = tracking.load_scorer(params, tracking.CHAMPION)
     version = str(champion.info.get("registry", {}).get("version", "?"))
     model = f"{params.tracking.registered_model} v{version}"
-    store = store if store is not None else Store.from_params(params)
+    store = store if store is not None else Store.from_params(params, read_only=True)
     crm = crm if crm is not None else load_crm(params)
     feedback, left_out = store.usable_feedback()
     crm, _ = merge_feedback(crm, latest_decisions(feedback))
