@@ -301,3 +301,20 @@ def test_a_writer_on_a_read_only_store_of_an_earlier_version_is_told_why_and_los
     assert reader.score_log_frame()["lead_id"].tolist() == ["OLD-1"]
     assert reader.feedback_frame()["event_id"].tolist() == ["e1"]
 
+
+def test_the_service_refuses_to_start_on_a_read_only_store_of_an_earlier_version_saying_why(sample_params, tmp_path):
+    """The service writes: it must bring the store up to date on start, or exit naming the store and the
+    problem (before its workers start, which BentoML would restart forever)."""
+    from conftest import earlier_store, running_service
+
+    url = earlier_store(tmp_path / "old.db", [OLD_SCORE], [OLD_EVENT])
+
+    with pytest.raises(RuntimeError, match="exited with code") as refused:
+        with running_service(sample_params, tmp_path, {"serving.store_url": url}, timeout=60):
+            pass
+
+    log = str(refused.value)
+    assert f"leadscore refuses to start: cannot open the store {tmp_path / 'old.db'} for writing: attempt to write a " \
+           "readonly database" in log
+    assert "Traceback" not in log
+    assert Store(url, read_only=True).score_log_frame()["lead_id"].tolist() == ["OLD-1"]
