@@ -340,3 +340,23 @@ def test_scored_leads_merged_by_email_are_not_called_missing_from_the_export(pro
     assert any(note.startswith("3 leads first scored in the") and note.endswith(
         "were merged by e-mail into an earlier lead of the export: left out of calibration") for note in notes)
     assert not any("not in the export" in note for note in notes)
+
+
+def test_monitor_reads_an_earlier_versions_store_with_a_read_only_account(production, tmp_path):
+    """A read-only account cannot add features_as_of to the score log an earlier version created: monitor
+    reads it as it is, each lead's features as of when it was scored (as for rows logged before the column)."""
+    from conftest import earlier_store
+    from pipelines.config import load_params
+    from serving.local_server import params_file
+
+    params, crm, store = production
+    events = store.feedback_frame()
+    url = earlier_store(tmp_path / "old.db", store.score_log_frame().drop(columns="features_as_of").to_dict("records"),
+                        events.astype(object).where(events.notna(), None).to_dict("records"))
+    read_only = load_params(params_file(params, tmp_path / "params.yaml", {"serving.store_url": url}))
+
+    report, clean = monitor(read_only, crm=crm), monitor(params, crm=crm, store=store)
+
+    for section in ("drift", "calibration", "segments", "handoff", "reasons_by_tier"):
+        pd.testing.assert_frame_equal(getattr(report, section), getattr(clean, section))
+    assert report.notes == clean.notes
