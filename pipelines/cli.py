@@ -264,7 +264,7 @@ def export_outcomes(
         _fail(err)
     if output.exists() and not overwrite:  # e.g. last quarter's export, or a lead file of the same folder
         _fail(f"--output: {output} already exists; pass --overwrite to replace it, or name another file")
-    outcomes = Store.from_params(p).export_outcomes()
+    outcomes = Store.from_params(p, read_only=True).export_outcomes()
     try:
         output.parent.mkdir(parents=True, exist_ok=True)
         (outcomes.to_parquet if parquet else outcomes.to_csv)(output, index=False)

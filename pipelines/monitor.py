@@ -409,7 +409,8 @@ def assess(
         recent: feature frame of recently scored leads; recent_scores their logged probabilities.
         calibration_frame: matured scored leads: their categorical features and column `probability`;
             calibration_y their labels.
-        scored: first score per recently scored lead (index lead_id; tier, scored_at).
+        scored: first score per recently scored lead (index lead_id; tier, scored_at), leads the export
+            merged by e-mail left out.
         feedback: feedback store events.
     """
     mp = params.monitor
@@ -458,18 +459,20 @@ def _features_as_scored(crm, scored: pd.DataFrame, spec, dated: bool) -> pd.Data
     return features_at(crm, scored.index, moments, spec)
 
 
-def _not_in_export(ids: pd.Index, crm, which: str, section: str) -> tuple[np.ndarray, list[str]]:
-    """Which scored leads (`ids`) the export lacks, and a note for `section` on those it merged by e-mail
-    into an earlier lead and on the rest (not exported yet)."""
+def _not_in_export(ids: pd.Index, crm, which: str, section: str,
+                   merged_section: str | None = None) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """Which scored leads (`ids`) the export lacks, which of those it merged by e-mail into an earlier
+    lead, and a note on each kind: the merged ones left out of `merged_section` (default `section`), the
+    rest (not exported yet) of `section`."""
     missing = ~ids.isin(crm.leads["lead_id"])
     merged = missing & ids.isin(crm.merged_by_email.index)
     notes = []
     if merged.any():
         notes.append(f"{int(merged.sum()):,} {which} were merged by e-mail into an earlier lead of the export: left "
-                     f"out of {section}")
+                     f"out of {merged_section or section}")
     if (missing & ~merged).any():
         notes.append(f"{int((missing & ~merged).sum()):,} {which} are not in the export yet: left out of {section}")
-    return missing, notes
+    return missing, merged, notes
 
 
 def _reference_as_scored(reference_set, ages: pd.Series | None, spec) -> tuple[pd.DataFrame, np.ndarray]:
@@ -506,7 +509,7 @@ def monitor(
         as_of: 'now' (default: the latest scored_at in the score log).
         out: HTML file to write (optional; always logged to MLflow).
         crm: an already loaded export (default: load params.data).
-        store: a `serving.store.Store` (default: the one params.serving.store_url names).
+        store: a `serving.store.Store` (default: the one params.serving.store_url names, opened read-only).
     """
     import mlflow
 
@@ -519,7 +522,7 @@ def monitor(
     champion = tracking.load_scorer(params, tracking.CHAMPION)
     version = str(champion.info.get("registry", {}).get("version", "?"))
     model = f"{params.tracking.registered_model} v{version}"
-    store = store if store is not None else Store.from_params(params)
+    store = store if store is not None else Store.from_params(params, read_only=True)
     crm = crm if crm is not None else load_crm(params)
     feedback, left_out = store.usable_feedback()
     crm, _ = merge_feedback(crm, latest_decisions(feedback))
@@ -540,7 +543,10 @@ def monitor(
     if scored.empty:
         notes.append(f"no lead was scored in the {mp.window_days} days before {as_of:%Y-%m-%d}: drift and hand-off "
                      "have nothing to judge")
-    missing, absent = _not_in_export(scored.index, crm, "recently scored leads", "feature drift")
+    # A merged lead is left out of hand-off too: the CRM works the lead it kept, so the merged one's own
+    # id gets no disposition and would count as never worked.
+    missing, merged, absent = _not_in_export(scored.index, crm, "recently scored leads", "feature drift",
+                                             "feature drift and hand-off")
     notes += absent
     recent = _features_as_scored(crm, scored[~missing], champion.features, dated)
     same_model = recent_log[recent_log["model_version"] == version]
@@ -559,8 +565,8 @@ def monitor(
 
     calibration_log = first_scores(log[log["scored_at"] > as_of - pd.Timedelta(days=mp.calibration_days)])
     # Their outcome, even one the service received, has no lead of the export to be labelled against.
-    outside, absent = _not_in_export(calibration_log.index, crm,
-                                     f"leads first scored in the {mp.calibration_days} days to {as_of:%Y-%m-%d}", "calibration")
+    outside, _, absent = _not_in_export(calibration_log.index, crm,
+                                        f"leads first scored in the {mp.calibration_days} days to {as_of:%Y-%m-%d}", "calibration")
     notes += absent
     calibration_log = calibration_log[~outside]
     leads = crm.leads[crm.leads["lead_id"].isin(calibration_log.index)]
@@ -572,7 +578,7 @@ def monitor(
     report = assess(
         reference, reference_scores, recent, recent_scores,
         calibration_frame, labels.loc[calibration_frame.index, "label"].to_numpy(),
-        scored, feedback, catalog, champion.tiers.names[0], params, as_of, model,
+        scored[~merged], feedback, catalog, champion.tiers.names[0], params, as_of, model,
     )
     report.notes = notes
     tracking.configure(params)

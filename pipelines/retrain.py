@@ -21,7 +21,6 @@ from datetime import datetime, timezone
 import mlflow
 import numpy as np
 import pandas as pd
-import sqlalchemy as sa
 from mlflow.tracking import MlflowClient
 
 from features.build import feature_catalog
@@ -57,17 +56,12 @@ def feedback_outcomes(params: Params) -> tuple[pd.DataFrame, int]:
     """The feedback store's latest decision per lead (contract outcomes), and how many stored events
     it left out for an impossible decided_at (`Store.usable_feedback`); empty when no store exists yet.
 
-    A SQLite store that was never created is read as "no feedback" rather than created here: retraining
-    should not leave an empty database behind.
+    The store is opened read-only: retraining needs no right to write it, and never leaves an empty
+    database behind.
     """
     from serving.store import Store, latest_decisions
 
-    url = sa.make_url(params.serving.store_url)
-    db = url.database
-    if url.get_backend_name() == "sqlite" and db and db != ":memory:" and not params.resolve(db).exists():
-        log.info("no feedback store at %s: using the export's outcomes only", params.resolve(db))
-        return _empty_outcomes(), 0
-    events, left_out = Store.from_params(params).usable_feedback()
+    events, left_out = Store.from_params(params, read_only=True).usable_feedback()
     return latest_decisions(events), left_out
 
 

@@ -133,17 +133,23 @@ pages = FastAPI(docs_url=None, redoc_url=None, openapi_url=None)
 class LeadScoreService:
     @bentoml.on_deployment
     def refuse_to_start_unready() -> None:
-        """Runs once in the server's main process: without a key or a model, exit with the reason.
+        """Runs once in the server's main process: without a key, a model or a store it may write, exit
+        with the reason. Opening the store brings one an earlier version created up to date, once.
 
-        (A failing worker alone would be restarted forever by BentoML's process manager.)
+        (A failing worker alone would be restarted forever by BentoML's process manager.) The reason is
+        the one line printed: a traceback through BentoML's internals would bury it.
         """
         params = service_params()
-        api_key()
-        bento = LeadScoreService.bento
-        if bento:
-            bento_model_tag(bento, params)
-        else:
-            tracking.registered_version(params, params.serving.alias)
+        try:
+            api_key()
+            Store.from_params(params)
+            bento = LeadScoreService.bento
+            if bento:
+                bento_model_tag(bento, params)
+            else:
+                tracking.registered_version(params, params.serving.alias)
+        except (RuntimeError, LookupError) as err:  # no key, store (StoreNotWritable) or model
+            raise SystemExit(f"leadscore refuses to start: {err}") from None
 
     def __init__(self) -> None:
         params = service_params()

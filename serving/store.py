@@ -162,12 +162,38 @@ def _possible(decided_at, received_at) -> bool:
     return True
 
 
-def _sqlite_pragmas(dbapi_connection, _record) -> None:
+def _sqlite_reader_pragmas(dbapi_connection, _record) -> None:
     cursor = dbapi_connection.cursor()
-    cursor.execute("PRAGMA journal_mode=WAL")  # readers never block the writer
-    cursor.execute("PRAGMA synchronous=FULL")  # a commit is on disk before the service answers
     cursor.execute("PRAGMA busy_timeout=30000")  # several workers write to one file
     cursor.close()
+
+
+def _sqlite_writer_pragmas(dbapi_connection, record) -> None:
+    _sqlite_reader_pragmas(dbapi_connection, record)
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")  # readers never block the writer (a write to the file: not for readers)
+    cursor.execute("PRAGMA synchronous=FULL")  # a commit is on disk before the service answers
+    cursor.close()
+
+
+def sqlite_file(url: str | sa.URL) -> str | None:
+    """The file path a SQLite URL names, also as a read-only URI (`sqlite:///file:store.db?mode=ro&uri=true`);
+    None for another database or one in memory."""
+    url = sa.make_url(url)
+    db = url.database
+    if url.get_backend_name() != "sqlite" or not db or db == ":memory:":
+        return None
+    if url.query.get("uri") == "true":
+        db = db.removeprefix("file:")
+        db = db[2:] if db.startswith("///") else db  # file:///abs/path
+    return db
+
+
+def _present_columns(engine: sa.Engine) -> dict[str, set[str]]:
+    """The columns each of our tables has in the database (none for a table it lacks)."""
+    inspector = sa.inspect(engine)
+    return {table.name: {c["name"] for c in inspector.get_columns(table.name)} if inspector.has_table(table.name)
+            else set() for table in _metadata.sorted_tables}
 
 
 def _add_missing_columns(engine: sa.Engine) -> None:
@@ -176,12 +202,11 @@ def _add_missing_columns(engine: sa.Engine) -> None:
     create_all leaves an existing table as it is, and a store holds data no one may lose: the table
     is altered in place (the new column is nullable, so old rows keep their values and read it null).
     """
-    inspector = sa.inspect(engine)
+    present = _present_columns(engine)
     quote = engine.dialect.identifier_preparer
     for table in _metadata.sorted_tables:
-        present = {c["name"] for c in inspector.get_columns(table.name)}
         for column in table.columns:
-            if column.name not in present:
+            if column.name not in present[table.name]:
                 with engine.begin() as conn:
                     conn.execute(sa.text(f"ALTER TABLE {quote.format_table(table)} ADD COLUMN "
                                          f"{quote.format_column(column)} {column.type.compile(engine.dialect)}"))
@@ -191,7 +216,8 @@ def _typed(frame: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
     """Stable dtypes whatever the backend returns (also for 0 rows): dates, floats, text."""
     out = {}
     for name in columns:
-        values = frame[name] if name in frame else pd.Series([], dtype=object)
+        # A column an earlier version's table lacks (read as it is) is missing in every row.
+        values = frame[name] if name in frame else pd.Series(None, index=frame.index, dtype=object)
         if name in _TIME_COLUMNS:
             out[name] = pd.to_datetime(values).astype("datetime64[us]")
         elif name in _NUMBER_COLUMNS:
@@ -203,32 +229,80 @@ def _typed(frame: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
     return pd.DataFrame(out, columns=columns)
 
 
-class Store:
-    """Score log and feedback tables behind one SQLAlchemy URL (tables, and columns an earlier version's
-    tables lack, are created when missing)."""
+class StoreNotWritable(RuntimeError):
+    """A writer (the service) cannot create the store's tables or bring an earlier version's up to date."""
 
-    def __init__(self, url: str):
+
+class Store:
+    """Score log and feedback tables behind one SQLAlchemy URL."""
+
+    def __init__(self, url: str, read_only: bool = False):
+        """Open the store; a writer (the default) creates the tables, and the columns an earlier version's
+        tables lack, when missing.
+
+        Args:
+            read_only: for commands that only read (monitor, retrain, export-outcomes): nothing is created
+                or altered, an earlier version's tables are read as they are (a column they lack reads as
+                missing), and a store that does not exist yet reads as empty. So a read-only database
+                account, or SQLite file (`sqlite:///file:store.db?mode=ro&uri=true`), works.
+
+        Raises:
+            StoreNotWritable: a writer may not create or alter the tables (e.g. a read-only account on a
+                store an earlier version created); the message names the store and the database's reason.
+                Nothing stored is changed.
+        """
         self.url = url
         is_sqlite = sa.make_url(url).get_backend_name() == "sqlite"
         self.engine = sa.create_engine(url, connect_args={"check_same_thread": False} if is_sqlite else {})
         if is_sqlite:
-            sa.event.listen(self.engine, "connect", _sqlite_pragmas)
-        try:
-            _metadata.create_all(self.engine)
-            _add_missing_columns(self.engine)
-        except (sa.exc.OperationalError, sa.exc.ProgrammingError):
-            # Another worker created the tables (or columns) between the existence check and CREATE: check again.
-            _metadata.create_all(self.engine)
-            _add_missing_columns(self.engine)
+            sa.event.listen(self.engine, "connect", _sqlite_reader_pragmas if read_only else _sqlite_writer_pragmas)
+        if not read_only:
+            self._bring_up_to_date()
+        path = sqlite_file(url)
+        if read_only and path is not None and not Path(path).exists():  # connecting would create an empty file
+            log.info("no store at %s yet: read as empty", path)
+            self._present = {table.name: set() for table in _metadata.sorted_tables}
+        else:
+            self._present = _present_columns(self.engine)
+
+    def _bring_up_to_date(self) -> None:
+        """Create missing tables and columns, or say what the database refused: a bare driver traceback
+        ("attempt to write a readonly database") names neither the store nor what to do."""
+        failure = None
+        for _ in range(2):  # a second look: another worker may have created a table (or column) after our check
+            try:
+                _metadata.create_all(self.engine)
+                _add_missing_columns(self.engine)
+                return
+            except (sa.exc.OperationalError, sa.exc.ProgrammingError) as err:
+                failure = err
+        doing = f" (running: {' '.join(failure.statement.split())})" if failure.statement else ""
+        name = sqlite_file(self.url) or sa.make_url(self.url).render_as_string(hide_password=True)
+        raise StoreNotWritable(
+            f"cannot open the store {name} for writing: {failure.orig}{doing}. The service writes scores and "
+            "feedback there and, on start, creates its tables or adds the columns this version needs to a store "
+            "an earlier version created: its account (or file) must be allowed to write and alter the tables. "
+            "Nothing stored was changed; commands that only read the store (monitor, retrain, export-outcomes) "
+            "work with a read-only account."
+        ) from None
 
     @classmethod
-    def from_params(cls, params: Params) -> "Store":
+    def from_params(cls, params: Params, read_only: bool = False) -> "Store":
         """The store params.serving.store_url names; a relative SQLite path is relative to the params file."""
         url = sa.make_url(params.serving.store_url)
-        db = url.database
-        if url.get_backend_name() == "sqlite" and db and db != ":memory:" and not Path(db).is_absolute():
-            url = url.set(database=str(params.resolve(db)))
-        return cls(url.render_as_string(hide_password=False))
+        path = sqlite_file(url)
+        if path is not None and not Path(path).is_absolute():
+            url = url.set(database=url.database[: len(url.database) - len(path)] + str(params.resolve(path)))
+        return cls(url.render_as_string(hide_password=False), read_only)
+
+    def _read(self, table: sa.Table, names: list[str], arrange) -> list:
+        """Rows (mappings) of the columns of `names` the table has; `arrange` adds order and filters to the
+        select. No rows when the table does not exist (a reader never creates it)."""
+        columns = [table.c[name] for name in names if name in self._present[table.name]]
+        if not columns:
+            return []
+        with self.engine.connect() as conn:
+            return conn.execute(arrange(sa.select(*columns))).mappings().all()
 
     # ------------------------------------------------------------------ score log
 
@@ -263,30 +337,23 @@ class Store:
 
     def latest_score(self, lead_id: str) -> dict | None:
         """The lead's most recent logged score (factors parsed from JSON), or None if never scored."""
-        query = (
-            sa.select(*[SCORE_LOG.c[name] for name in SCORE_LOG_COLUMNS])
-            .where(SCORE_LOG.c.lead_id == str(lead_id))
-            .order_by(SCORE_LOG.c.scored_at.desc(), SCORE_LOG.c.id.desc())
-            .limit(1)
-        )
-        with self.engine.connect() as conn:
-            row = conn.execute(query).mappings().first()
-        if row is None:
+        rows = self._read(SCORE_LOG, SCORE_LOG_COLUMNS, lambda query: query.where(SCORE_LOG.c.lead_id == str(lead_id))
+                          .order_by(SCORE_LOG.c.scored_at.desc(), SCORE_LOG.c.id.desc()).limit(1))
+        if not rows:
             return None
-        out = dict(row)
+        out = dict(rows[0])
         out["factors"] = json.loads(out["factors"]) if out["factors"] else []
-        out["features_as_of"] = out["features_as_of"] or out["scored_at"]  # null in rows an earlier version logged
+        out["features_as_of"] = out.get("features_as_of") or out["scored_at"]  # none in rows an earlier version logged
         return out
 
     def score_log_frame(self, since: pd.Timestamp | None = None) -> pd.DataFrame:
         """Logged scores (optionally scored from `since`, naive or zone-aware UTC), oldest first; features_as_of
         is scored_at where an earlier version logged none."""
-        query = sa.select(*[SCORE_LOG.c[name] for name in SCORE_LOG_COLUMNS]).order_by(SCORE_LOG.c.id)
-        if since is not None:
-            query = query.where(SCORE_LOG.c.scored_at >= utc_naive(since))
-        with self.engine.connect() as conn:
-            frame = pd.DataFrame(conn.execute(query).mappings().all())
-        frame = _typed(frame, SCORE_LOG_COLUMNS)
+        def arrange(query):
+            query = query.order_by(SCORE_LOG.c.id)
+            return query if since is None else query.where(SCORE_LOG.c.scored_at >= utc_naive(since))
+
+        frame = _typed(pd.DataFrame(self._read(SCORE_LOG, SCORE_LOG_COLUMNS, arrange)), SCORE_LOG_COLUMNS)
         frame["features_as_of"] = frame["features_as_of"].fillna(frame["scored_at"])
         return frame
 
@@ -327,10 +394,8 @@ class Store:
 
     def feedback_frame(self) -> pd.DataFrame:
         """Every stored feedback event, in the order received."""
-        query = sa.select(FEEDBACK).order_by(FEEDBACK.c.received_at, FEEDBACK.c.event_id)
-        with self.engine.connect() as conn:
-            frame = pd.DataFrame(conn.execute(query).mappings().all())
-        return _typed(frame, FEEDBACK_COLUMNS)
+        rows = self._read(FEEDBACK, FEEDBACK_COLUMNS, lambda query: query.order_by(FEEDBACK.c.received_at, FEEDBACK.c.event_id))
+        return _typed(pd.DataFrame(rows), FEEDBACK_COLUMNS)
 
     def usable_feedback(self) -> tuple[pd.DataFrame, int]:
         """Stored events whose decided_at `decision_date` accepts, in the order received; and how many it left out.

@@ -89,6 +89,49 @@ def x_education_csv() -> Path:
     return SHARED_DATA
 
 
+# The store's tables as the version before the score log's features_as_of created them.
+EARLIER_STORE_TABLES = """
+    CREATE TABLE score_log (
+        id INTEGER NOT NULL, lead_id VARCHAR(255) NOT NULL, model_name VARCHAR(255) NOT NULL,
+        model_version VARCHAR(64) NOT NULL, probability FLOAT NOT NULL, score INTEGER NOT NULL,
+        tier VARCHAR(64) NOT NULL, likely_rejection_reason VARCHAR(255), likely_rejection_probability FLOAT,
+        factors TEXT, email_sha256 VARCHAR(64), scored_at DATETIME NOT NULL, PRIMARY KEY (id));
+    CREATE INDEX ix_score_log_lead_time ON score_log (lead_id, scored_at);
+    CREATE INDEX ix_score_log_time ON score_log (scored_at);
+    CREATE TABLE feedback (
+        event_id VARCHAR(255) NOT NULL, lead_id VARCHAR(255) NOT NULL, status VARCHAR(64) NOT NULL,
+        reason VARCHAR(255), decided_at DATETIME NOT NULL, amount FLOAT, received_at DATETIME NOT NULL,
+        PRIMARY KEY (event_id));
+    CREATE INDEX ix_feedback_lead_id ON feedback (lead_id);
+"""
+
+
+def earlier_store(path: Path, scores: list[dict] = (), feedback: list[dict] = (), journal_mode: str = "wal") -> str:
+    """A SQLite store as the version before features_as_of left it (that version set WAL mode), holding
+    `scores` (score log rows, without features_as_of) and `feedback` events.
+
+    Returns the URL that opens it read-only, as a database account that may only read would: SQLite's
+    mode=ro refuses writes even to root, whom file permissions do not stop.
+    """
+    import sqlite3
+
+    import sqlalchemy as sa
+
+    from serving.store import FEEDBACK, SCORE_LOG
+
+    conn = sqlite3.connect(path)
+    conn.execute(f"PRAGMA journal_mode={journal_mode}")
+    conn.executescript(EARLIER_STORE_TABLES)
+    conn.close()
+    engine = sa.create_engine(f"sqlite:///{path}")
+    with engine.begin() as conn:
+        for table, rows in ((SCORE_LOG, scores), (FEEDBACK, feedback)):
+            if rows:
+                conn.execute(table.insert(), list(rows))
+    engine.dispose()
+    return f"sqlite:///file:{path}?mode=ro&uri=true"
+
+
 @dataclass
 class RunningService(LocalServer):
     """A started server plus what a test talks to it with: its API key and the params it reads."""

@@ -197,23 +197,28 @@ def test_retrain_runs_past_stored_events_with_impossible_dates(tmp_path, caplog,
     assert f"event 'p1' (lead '{lead}', decided_at 0001-01-01 00:00:00)" in caplog.text
 
 
-def test_a_store_an_earlier_version_created_keeps_its_scores_and_gains_features_as_of(tmp_path):
-    """The score log had no features_as_of before; opening such a database must add it, not lose rows."""
+OLD_SCORE = {"lead_id": "OLD-1", "model_name": "leadscore", "model_version": "2", "probability": 0.3, "score": 30,
+             "tier": "B", "scored_at": datetime(2026, 1, 5, 9)}
+OLD_EVENT = {"event_id": "e1", "lead_id": "OLD-1", "status": "rejected", "reason": "no_budget",
+             "decided_at": datetime(2026, 1, 6), "amount": None, "received_at": datetime(2026, 1, 6, 1)}
+
+
+def _columns(path, table: str) -> list[str]:
     import sqlite3
 
+    conn = sqlite3.connect(path)
+    try:
+        return [row[1] for row in conn.execute(f"PRAGMA table_info({table})")]
+    finally:
+        conn.close()
+
+
+def test_a_store_an_earlier_version_created_keeps_its_scores_and_gains_features_as_of(tmp_path):
+    """The score log had no features_as_of before; opening such a database must add it, not lose rows."""
+    from conftest import earlier_store
+
     path = tmp_path / "old.db"
-    with sqlite3.connect(path) as conn:  # the score_log table as the previous version created it
-        conn.executescript("""
-            CREATE TABLE score_log (
-                id INTEGER NOT NULL, lead_id VARCHAR(255) NOT NULL, model_name VARCHAR(255) NOT NULL,
-                model_version VARCHAR(64) NOT NULL, probability FLOAT NOT NULL, score INTEGER NOT NULL,
-                tier VARCHAR(64) NOT NULL, likely_rejection_reason VARCHAR(255), likely_rejection_probability FLOAT,
-                factors TEXT, email_sha256 VARCHAR(64), scored_at DATETIME NOT NULL, PRIMARY KEY (id));
-            CREATE INDEX ix_score_log_lead_time ON score_log (lead_id, scored_at);
-            CREATE INDEX ix_score_log_time ON score_log (scored_at);
-            INSERT INTO score_log (lead_id, model_name, model_version, probability, score, tier, scored_at)
-            VALUES ('OLD-1', 'leadscore', '2', 0.3, 30, 'B', '2026-01-05 09:00:00.000000');
-        """)
+    earlier_store(path, [OLD_SCORE])
 
     store = Store(f"sqlite:///{path}")
     store.log_scores(_scores(["NEW-1"], scored_at=pd.Timestamp("2026-11-26 10:00"), features_as_of=pd.Timestamp("2026-01-01")))
@@ -224,3 +229,92 @@ def test_a_store_an_earlier_version_created_keeps_its_scores_and_gains_features_
     assert log["features_as_of"].tolist() == [pd.Timestamp("2026-01-05 09:00"), pd.Timestamp("2026-01-01"),
                                               pd.Timestamp("2026-11-26 11:00")]
     assert store.latest_score("OLD-1")["features_as_of"] == datetime(2026, 1, 5, 9)
+
+
+@pytest.mark.parametrize("journal_mode", ["wal", "delete"])
+def test_a_read_only_account_reads_a_store_an_earlier_version_created_as_it_is(tmp_path, journal_mode):
+    """Monitor and retrain only read: they must not need the right to add features_as_of (nor to set WAL
+    mode on the file). Its scores read features_as_of as scored_at, as rows logged before the column did."""
+    from conftest import earlier_store
+
+    path = tmp_path / "old.db"
+    url = earlier_store(path, [OLD_SCORE], [OLD_EVENT], journal_mode=journal_mode)
+
+    store = Store(url, read_only=True)
+
+    log = store.score_log_frame()
+    assert log[["lead_id", "score", "scored_at", "features_as_of"]].values.tolist() == [
+        ["OLD-1", 30, pd.Timestamp("2026-01-05 09:00"), pd.Timestamp("2026-01-05 09:00")]]
+    assert store.latest_score("OLD-1")["features_as_of"] == datetime(2026, 1, 5, 9)
+    assert store.export_outcomes()[["lead_id", "status", "reason"]].values.tolist() == [["OLD-1", "rejected", "no_budget"]]
+    assert "features_as_of" not in _columns(path, "score_log")  # read as it is, not altered
+
+
+def test_retrain_and_export_outcomes_read_an_earlier_versions_store_with_a_read_only_url(tmp_path, sample_params):
+    """The read-only SQLite URL names its file relative to the params file's folder, as a plain one does."""
+    from typer.testing import CliRunner
+
+    from conftest import earlier_store
+    from pipelines.cli import app
+    from pipelines.config import load_params
+    from pipelines.retrain import feedback_outcomes
+    from serving.local_server import params_file
+
+    (tmp_path / "conf").mkdir()
+    earlier_store(tmp_path / "conf" / "old.db", [OLD_SCORE], [OLD_EVENT])
+    path = params_file(sample_params, tmp_path / "conf" / "params.yaml",
+                       {"serving.store_url": "sqlite:///file:old.db?mode=ro&uri=true", "base_dir": str(tmp_path / "conf")})
+
+    outcomes, left_out = feedback_outcomes(load_params(path))
+    result = CliRunner().invoke(app, ["export-outcomes", "--params", str(path), "--output", str(tmp_path / "out.csv")])
+
+    assert outcomes[["lead_id", "status"]].values.tolist() == [["OLD-1", "rejected"]] and left_out == 0
+    assert result.exit_code == 0, result.output
+    assert pd.read_csv(tmp_path / "out.csv")["lead_id"].tolist() == ["OLD-1"]
+
+
+def test_a_store_that_does_not_exist_reads_as_empty_and_is_not_created(tmp_path):
+    store = Store(f"sqlite:///{tmp_path / 'none.db'}", read_only=True)
+
+    assert store.score_log_frame().empty and store.feedback_frame().empty and store.latest_score("L1") is None
+    assert not (tmp_path / "none.db").exists()
+
+
+@pytest.mark.parametrize("journal_mode", ["wal", "delete"])
+def test_a_writer_on_a_read_only_store_of_an_earlier_version_is_told_why_and_loses_no_row(tmp_path, journal_mode):
+    from conftest import earlier_store
+    from serving.store import StoreNotWritable
+
+    path = tmp_path / "old.db"
+    url = earlier_store(path, [OLD_SCORE], [OLD_EVENT], journal_mode=journal_mode)
+
+    with pytest.raises(StoreNotWritable) as refused:
+        Store(url)
+
+    message = str(refused.value)
+    assert message.startswith(f"cannot open the store {path} for writing: "
+                              "attempt to write a readonly database")
+    assert "must be allowed to write and alter the tables" in message and "Nothing stored was changed" in message
+    if journal_mode == "wal":  # the file is WAL already: the change refused is the new column
+        assert "(running: ALTER TABLE score_log ADD COLUMN features_as_of DATETIME)" in message
+    reader = Store(url, read_only=True)
+    assert reader.score_log_frame()["lead_id"].tolist() == ["OLD-1"]
+    assert reader.feedback_frame()["event_id"].tolist() == ["e1"]
+
+
+def test_the_service_refuses_to_start_on_a_read_only_store_of_an_earlier_version_saying_why(sample_params, tmp_path):
+    """The service writes: it must bring the store up to date on start, or exit naming the store and the
+    problem (before its workers start, which BentoML would restart forever)."""
+    from conftest import earlier_store, running_service
+
+    url = earlier_store(tmp_path / "old.db", [OLD_SCORE], [OLD_EVENT])
+
+    with pytest.raises(RuntimeError, match="exited with code") as refused:
+        with running_service(sample_params, tmp_path, {"serving.store_url": url}, timeout=60):
+            pass
+
+    log = str(refused.value)
+    assert f"leadscore refuses to start: cannot open the store {tmp_path / 'old.db'} for writing: attempt to write a " \
+           "readonly database" in log
+    assert "Traceback" not in log
+    assert Store(url, read_only=True).score_log_frame()["lead_id"].tolist() == ["OLD-1"]

@@ -336,7 +336,55 @@ def test_scored_leads_merged_by_email_are_not_called_missing_from_the_export(pro
 
     notes = monitor(params, crm=crm, store=copy).notes
 
-    assert "3 recently scored leads were merged by e-mail into an earlier lead of the export: left out of feature drift" in notes
+    assert "3 recently scored leads were merged by e-mail into an earlier lead of the export: left out of feature " \
+           "drift and hand-off" in notes
     assert any(note.startswith("3 leads first scored in the") and note.endswith(
         "were merged by e-mail into an earlier lead of the export: left out of calibration") for note in notes)
     assert not any("not in the export" in note for note in notes)
+
+
+def test_scored_leads_merged_by_email_are_not_measured_as_their_surviving_lead(production, tmp_path):
+    """The service scored a lead the export later merged by e-mail into an earlier one: its score must not
+    be judged by the survivor's outcome, nor its hand-off by the survivor's (or no) disposition."""
+    from serving.store import FEEDBACK, Store
+
+    params, crm, store = production
+    clean = monitor(params, crm=crm, store=store)
+    decided = crm.outcomes.loc[crm.outcomes["status"].isin(["converted", "rejected"]), "lead_id"]
+    merged = crm.merged_by_email[crm.merged_by_email.isin(decided)].index[:5].tolist()
+    assert len(merged) == 5  # each merged into a lead whose outcome is known
+    log = store.score_log_frame()
+    late = log[log["scored_at"] <= clean.as_of - pd.Timedelta(days=3)].tail(5)
+    copy = Store(f"sqlite:///{tmp_path / 'merged.db'}")
+    copy.log_scores(pd.concat([log, late.assign(lead_id=merged, probability=0.999, tier="A")], ignore_index=True))
+    events = store.feedback_frame()
+    with copy.engine.begin() as conn:
+        conn.execute(FEEDBACK.insert(), events.astype(object).where(events.notna(), None).to_dict("records"))
+
+    report = monitor(params, crm=crm, store=copy)
+
+    pd.testing.assert_frame_equal(report.calibration, clean.calibration)
+    pd.testing.assert_frame_equal(report.segments, clean.segments)
+    pd.testing.assert_frame_equal(report.handoff, clean.handoff)
+    assert "5 recently scored leads were merged by e-mail into an earlier lead of the export: left out of feature " \
+           "drift and hand-off" in report.notes
+
+
+def test_monitor_reads_an_earlier_versions_store_with_a_read_only_account(production, tmp_path):
+    """A read-only account cannot add features_as_of to the score log an earlier version created: monitor
+    reads it as it is, each lead's features as of when it was scored (as for rows logged before the column)."""
+    from conftest import earlier_store
+    from pipelines.config import load_params
+    from serving.local_server import params_file
+
+    params, crm, store = production
+    events = store.feedback_frame()
+    url = earlier_store(tmp_path / "old.db", store.score_log_frame().drop(columns="features_as_of").to_dict("records"),
+                        events.astype(object).where(events.notna(), None).to_dict("records"))
+    read_only = load_params(params_file(params, tmp_path / "params.yaml", {"serving.store_url": url}))
+
+    report, clean = monitor(read_only, crm=crm), monitor(params, crm=crm, store=store)
+
+    for section in ("drift", "calibration", "segments", "handoff", "reasons_by_tier"):
+        pd.testing.assert_frame_equal(getattr(report, section), getattr(clean, section))
+    assert report.notes == clean.notes
