@@ -23,9 +23,10 @@ from models.metrics import evaluate_scores, fraction_key, tier_table
 from models.splits import make_split
 from pipelines.config import Params
 from pipelines.dataset import assemble
-from pipelines.ingest import CRMData, load_crm
+from pipelines.history import load_history
+from pipelines.ingest import CRMData
 from pipelines.monitor import segment_calibration
-from pipelines.retrain import PEER_NAMES, closed_counts, feedback_outcomes, fit_challenger, merge_feedback
+from pipelines.retrain import PEER_NAMES, closed_counts, fit_challenger
 
 CAPTURE_FRACTION = 0.2
 HEADLINE = ["roc_auc", f"capture_{fraction_key(CAPTURE_FRACTION)}", "ece"]
@@ -72,12 +73,12 @@ def replay(params: Params, quarters: int = 4, segment: str = "lead_source", crm:
     Args:
         quarters: how many of the most recent quarters with matured leads to replay.
         segment: feature (or lead column) whose values get their own predicted-vs-observed rows.
-        crm: an already loaded export (default: params.data merged with the feedback store).
+        crm: an already loaded export (default: load params.data); the feedback store is laid over it, as
+            retrain does (`load_history`).
     """
     if not params.data.dated:
         raise ValueError("backtest needs dated leads (data.dated is false): without creation dates there are no quarters")
-    if crm is None:
-        crm, _ = merge_feedback(load_crm(params), feedback_outcomes(params)[0])
+    crm = load_history(params, crm)
     outcome = assemble(params, crm=crm)  # every lead whose outcome has matured by the export's end
     if segment in outcome.features:
         segment_values = outcome.features[segment]

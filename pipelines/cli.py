@@ -101,6 +101,7 @@ def features(params: ParamsOption = None, leads: LeadsOption = None, as_of: AsOf
     typer.echo("== ingest")
     for line in ts.crm.report.lines():
         typer.echo(f"  {line}")
+    typer.echo(f"  {ts.crm.feedback.line()}")
     typer.echo(f"== labels (as of {ts.as_of})" if ts.as_of is not None else "== labels (undated export)")
     for line in ts.labels.lines():
         typer.echo(f"  {line}")
@@ -131,6 +132,7 @@ def train(params: ParamsOption = None, leads: LeadsOption = None, as_of: AsOfOpt
     except (ContractError, FileNotFoundError, ValueError) as err:
         _fail(err)
     ts = result.training_set
+    typer.echo(ts.crm.feedback.line())
     for line in ts.labels.lines():
         typer.echo(f"label rule {line}")
     typer.echo(f"trained on {len(ts.y):,} labelled leads ({int(ts.y.sum()):,} conversions); {result.split_kind} split")
@@ -187,6 +189,8 @@ def evaluate(
         _fail(err)
     name, versions = p.tracking.registered_model, evaluation.versions
     typer.echo(", ".join(f"{row}: {name} v{version}" for row, version in versions.items()))
+    data = evaluation.data
+    typer.echo(f"{data['labelled_rows']:,} labelled leads ({data['positives']:,} conversions); {data['feedback']['summary']}")
     _say_evaluation(evaluation)
     for note in evaluation.notes:
         typer.secho(f"note: {note}", fg="yellow")

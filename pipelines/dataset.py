@@ -1,7 +1,7 @@
 """From a CRM export to the labelled, point-in-time training frame (used by train, evaluate, inspect).
 
-One function so every command sees the same rows: ingest -> closed-loop labels -> snapshot per lead
-(when it would have been scored) -> feature frame -> leakage check.
+One function so every command sees the same rows: ingest + the feedback store (history.load_history) ->
+closed-loop labels -> snapshot per lead (when it would have been scored) -> feature frame -> leakage check.
 """
 
 from __future__ import annotations
@@ -18,7 +18,8 @@ from features.build import ages_open, build_features, lead_age_days, training_sn
 from features.labels import LabelResult, build_labels, outcome_group
 from features.leakage import LeakWarning, leakage_check
 from pipelines.config import FeatureParams, Params
-from pipelines.ingest import CRMData, load_crm
+from pipelines.history import load_history
+from pipelines.ingest import CRMData
 
 # How long after an export's 'now' (data_as_of) `as_of` may be. Past it, leads still open when the
 # export was taken would count as expired unconverted (no outcome by their horizon) while their
@@ -51,7 +52,8 @@ class TrainingSet:
         return lead_age_days(self.created_at, self.snapshot_at)
 
     def fingerprint(self, params: Params) -> dict:
-        """What the model was trained on: rows, label counts per rule, source file hashes."""
+        """What the model was trained on: rows, label counts per rule, what the feedback store changed,
+        source file hashes."""
         out = {
             "leads": len(self.crm.leads),
             "activities": 0 if self.crm.activities is None else len(self.crm.activities),
@@ -60,6 +62,8 @@ class TrainingSet:
             "as_of": str(self.as_of) if self.as_of is not None else None,
             "label_rules": dict(self.labels.counts),
         }
+        if self.crm.feedback is not None:
+            out["feedback"] = self.crm.feedback.as_dict()
         if params.data.sql_url is None:
             for key in ("leads", "activities", "outcomes"):
                 spec = getattr(params.data, key)
@@ -162,14 +166,15 @@ def open_at_ages(ts: TrainingSet, rows: np.ndarray, spec: FeatureParams, ages: l
 
 
 def assemble(params: Params, as_of: pd.Timestamp | None = None, crm: CRMData | None = None) -> TrainingSet:
-    """Labelled point-in-time training frame for the export in params (or an already loaded one).
+    """Labelled point-in-time training frame for the export in params with the feedback store laid over
+    its outcomes (`load_history`, as retrain reads them), or for an already loaded `crm`.
 
     Args:
         as_of: treat this as 'now' (leads created or decided after it are ignored); defaults to the
             export's latest lead creation or decision (data_as_of), and may not be more than
             AS_OF_PAST_EXPORT_LIMIT after it.
     """
-    crm = crm or load_crm(params)
+    crm = crm if crm is not None else load_history(params)
     leads, outcomes, activities = crm.leads, crm.outcomes, crm.activities
     dated = params.data.dated
     if dated:

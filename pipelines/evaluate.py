@@ -41,6 +41,8 @@ class Evaluation:
     while_open: dict[str, float] = field(default_factory=dict)
     versions: dict[str, str] = field(default_factory=dict)  # registry version per registered scorer (evaluate_registered)
     notes: list[str] = field(default_factory=list)  # what to keep in mind reading the table (champion_overlap_notes)
+    # The rows' TrainingSet.fingerprint (evaluate_registered): labelled rows, positives, what the feedback store changed
+    data: dict = field(default_factory=dict)
 
     def metrics(self, scorer: str = LEADSCORE) -> dict[str, float]:
         return {k: float(v) for k, v in self.table.loc[scorer].items()}
@@ -234,7 +236,8 @@ def champion_overlap_notes(champion: LeadScorer, ts: TrainingSet, rows: np.ndarr
 
 
 def evaluate_registered(params: Params, alias: str = "challenger", as_of=None) -> tuple[Evaluation, str]:
-    """`leadscore evaluate`: a registered model vs the champion and the peers on today's export.
+    """`leadscore evaluate`: a registered model vs the champion and the peers on today's export with the
+    feedback store laid over it (`dataset.assemble`), the labels retrain gates on.
 
     The split is the training split definition (same seed, same out-of-time order), so on the export
     a model was trained on its test rows are the ones it never saw. Logged as an MLflow run tagged
@@ -261,9 +264,11 @@ def evaluate_registered(params: Params, alias: str = "challenger", as_of=None) -
         scorers[alias], ts, split.test, params.features.snapshot_days, params.evaluate.ece_bins)
     versions = {name: str(s.info["registry"]["version"]) for name, s in scorers.items()}
     evaluation.versions = versions
+    evaluation.data = ts.fingerprint(params)
     if versions.get(tracking.CHAMPION) not in (None, versions[alias]):
         evaluation.notes = champion_overlap_notes(scorers[tracking.CHAMPION], ts, split.test)
     with mlflow.start_run(tags={"kind": "evaluate", **{f"version.{k}": v for k, v in versions.items()}}) as run:
+        mlflow.log_dict(evaluation.data, "data/fingerprint.json")
         mlflow.log_dict(split.describe(), "data/split.json")
         if evaluation.notes:
             mlflow.log_dict({"notes": evaluation.notes}, "evaluation/notes.json")

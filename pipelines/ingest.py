@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -26,6 +27,9 @@ from pandas.arrays import ArrowStringArray
 
 from pipelines.config import DataParams, Params
 from pipelines.contract import CLOCK_SLACK, DATE_RANGE, LARGEST_NUMBER, LEADS, OUTCOMES, TABLES, TableSpec
+
+if TYPE_CHECKING:  # not at run time: pipelines.history imports this module
+    from pipelines.history import FeedbackMerge
 
 # Outcome columns a flat export carries on the lead row; split off into `outcomes`.
 OUTCOME_COLUMNS = tuple(c for c in OUTCOMES.columns if c != "lead_id")
@@ -186,6 +190,9 @@ class CRMData:
     # lead_id of each lead merged by e-mail -> the lead it was merged into (data.dedupe_by_email): a
     # scored id missing from `leads` may be one of these rather than a lead the export lacks.
     merged_by_email: pd.Series = field(default_factory=lambda: pd.Series(dtype="str"))
+    # What the service's feedback store changed in `outcomes` (pipelines.history.load_history); None: the
+    # export's own outcomes alone.
+    feedback: FeedbackMerge | None = None
 
 
 # ---------------------------------------------------------------- reading (I/O edge)

@@ -515,17 +515,15 @@ def monitor(
 
     from pipelines import tracking
     from pipelines.dataset import assemble, with_model_features
-    from pipelines.ingest import load_crm
-    from pipelines.retrain import merge_feedback
+    from pipelines.history import load_history
     from serving.store import Store, latest_decisions
 
     champion = tracking.load_scorer(params, tracking.CHAMPION)
     version = str(champion.info.get("registry", {}).get("version", "?"))
     model = f"{params.tracking.registered_model} v{version}"
     store = store if store is not None else Store.from_params(params, read_only=True)
-    crm = crm if crm is not None else load_crm(params)
     feedback, left_out = store.usable_feedback()
-    crm, _ = merge_feedback(crm, latest_decisions(feedback))
+    crm = load_history(params, crm, (latest_decisions(feedback), left_out))
     mp, dated = params.monitor, params.data.dated
     catalog = feature_catalog(champion.features)
     notes: list[str] = []

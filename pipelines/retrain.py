@@ -1,11 +1,11 @@
 """`leadscore retrain`: a challenger replaces the champion only after beating it on the same recent leads.
 
-Flow: CRM export + the service's feedback store (per lead the newer decision wins) -> closed leads as
-of DATE -> `fit_challenger`: below the cold-start floor the transparent peer (points or naive Bayes),
-otherwise the learned model (the backtest replays quarters through the same function) -> the
-challenger is logged and registered -> champion and challenger are scored on the challenger's
-out-of-time test rows -> the gate in params.retrain decides. `promote` and `rollback` move the
-alias by hand.
+Flow: CRM export + the service's feedback store (`history.load_history`, as train and evaluate read
+them) -> closed leads as of DATE -> `fit_challenger`: below the cold-start floor the transparent peer
+(points or naive Bayes), otherwise the learned model (the backtest replays quarters through the same
+function) -> the challenger is logged and registered -> champion and challenger are scored on the
+challenger's out-of-time test rows -> the gate in params.retrain decides. `promote` and `rollback`
+move the alias by hand.
 
 Every move of the `champion` alias records why and which version it replaced (model-version tags
 plus an MLflow run), so a rollback knows where to go back to. Nothing signals the service: it serves
@@ -14,8 +14,7 @@ plus an MLflow run), so a rollback knows where to go back to. Nothing signals th
 
 from __future__ import annotations
 
-import logging
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
 import mlflow
@@ -34,116 +33,17 @@ from models.scorer import LeadScorer
 from models.splits import Split, make_split
 from pipelines import tracking
 from pipelines.config import Params, flatten
-from pipelines.contract import CLOCK_SLACK, OUTCOMES
 from pipelines.dataset import TrainingSet, assemble, data_as_of, model_features
 from pipelines.evaluate import LEADSCORE, Evaluation, champion_overlap_notes, compare, format_table
-from pipelines.ingest import CRMData, decided_before_created, load_crm
+from pipelines.history import FeedbackMerge, load_history
+from pipelines.ingest import CRMData
 from pipelines.train import fit_model, input_example, log_trained
-
-log = logging.getLogger(__name__)
 
 CHAMPION_ROW, CHALLENGER_ROW = "champion", "challenger"
 # Figures printed and gated on, in this order.
 SHOWN_FRACTION = 0.2  # the capture shown in the gate table, whatever evaluate.top_fractions lists
 SHOWN_METRICS = ["rows", "positives", "roc_auc", "pr_auc", "log_loss", "ece", f"capture_{fraction_key(SHOWN_FRACTION)}"]
 PEER_NAMES = {"points": "points_mql", "naive_bayes": "odoo_naive_bayes"}
-
-
-# ----------------------------------------------------------------------------- feedback
-
-
-def feedback_outcomes(params: Params) -> tuple[pd.DataFrame, int]:
-    """The feedback store's latest decision per lead (contract outcomes), and how many stored events
-    it left out for an impossible decided_at (`Store.usable_feedback`); empty when no store exists yet.
-
-    The store is opened read-only: retraining needs no right to write it, and never leaves an empty
-    database behind.
-    """
-    from serving.store import Store, latest_decisions
-
-    events, left_out = Store.from_params(params, read_only=True).usable_feedback()
-    return latest_decisions(events), left_out
-
-
-def _empty_outcomes() -> pd.DataFrame:
-    return pd.DataFrame(
-        {
-            "lead_id": pd.Series(dtype="str"),
-            "status": pd.Series(dtype="str"),
-            "reason": pd.Series(dtype="str"),
-            "decided_at": pd.Series(dtype="datetime64[us]"),
-            "amount": pd.Series(dtype="float64"),
-        }
-    )
-
-
-@dataclass
-class FeedbackMerge:
-    """What the feedback store changed in the export's outcomes."""
-
-    events: int = 0  # leads with a decision in the store
-    applied: int = 0  # of those, decisions that replace the export's: later, tied, or undated or absent there
-    unknown_leads: int = 0  # decisions for leads the export does not have (cannot be trained on)
-    # Decisions for leads the export merged by e-mail into another lead (data.dedupe_by_email): ignored,
-    # as the export's own outcomes for them are (the decision may be about the duplicate record itself).
-    merged_leads: int = 0
-    # Decisions the export would refuse too (ingest.decided_before_created), e.g. "lead 'L7' decided 2020-01-01,
-    # created 2024-03-01": one per lead, left out.
-    before_created: list[str] = field(default_factory=list)
-    left_out: int = 0  # stored events with an impossible decided_at, not counted above (Store.usable_feedback)
-
-    def line(self) -> str:
-        named = "; ".join(self.before_created[:3]) + (f"; and {len(self.before_created) - 3:,} more"
-                                                       if len(self.before_created) > 3 else "")
-        return (f"feedback store: {self.events:,} lead decisions, {self.applied:,} replace the export's "
-                "(decided later, at the same time, or undated there)"
-                + (f", {self.unknown_leads:,} for leads not in the export (ignored)" if self.unknown_leads else "")
-                + (f", {self.merged_leads:,} for leads merged by e-mail into another lead (ignored, as the export's "
-                   "own outcomes for them are)" if self.merged_leads else "")
-                + (f", {len(self.before_created):,} decided more than a day before their lead was created (ignored, "
-                   f"as the export's own would be: {named})" if self.before_created else "")
-                + (f"; {self.left_out:,} events with an impossible decided_at left out (they stay in the store; "
-                   "see the warning)" if self.left_out else ""))
-
-
-def merge_feedback(crm: CRMData, feedback: pd.DataFrame) -> tuple[CRMData, FeedbackMerge]:
-    """The export with the feedback store's decisions laid over its outcomes: per lead, the newer wins.
-
-    Newer = later decided_at; on a tie, or when the export's row has no date, the feedback wins
-    (the service hears a decision as it happens; an export lags behind it). Feedback for leads the
-    export does not contain is dropped and counted: without the lead row there is nothing to learn from.
-    So is feedback for a lead the export merged by e-mail into another, as the export drops its outcomes.
-    A decision dated before its lead was created is left out and named, as the export's ingest refuses
-    it: otherwise, once the lead matured, a wrong date would become a label that no export would give.
-    """
-    stats = FeedbackMerge(events=int(feedback["lead_id"].nunique()) if len(feedback) else 0)
-    if not len(feedback):
-        return crm, stats
-    known = feedback["lead_id"].isin(crm.leads["lead_id"])
-    merged_away = feedback["lead_id"].isin(crm.merged_by_email.index)
-    stats.merged_leads = int(feedback.loc[merged_away, "lead_id"].nunique())
-    stats.unknown_leads = int(feedback.loc[~known & ~merged_away, "lead_id"].nunique())
-    incoming = feedback.loc[known, list(OUTCOMES.columns)]
-    exported = crm.outcomes[list(OUTCOMES.columns)] if crm.outcomes is not None else _empty_outcomes()
-    date_type = exported["decided_at"].dtype if len(exported) else "datetime64[us]"
-    incoming = incoming.assign(decided_at=pd.to_datetime(incoming["decided_at"]).astype(date_type))
-    early = decided_before_created(incoming, crm.leads)
-    if len(early):
-        refused = incoming.loc[early.index]
-        stats.before_created = [f"lead {lead!r} decided {decided:%Y-%m-%d}, created {created:%Y-%m-%d}"
-                                for lead, decided, created in zip(refused["lead_id"], refused["decided_at"], early)]
-        log.warning("left out %d feedback decision(s) dated more than %d day before their lead was created, as the "
-                    "export's ingest refuses them: %s%s. Send the decision again under a new event_id with its real "
-                    "date, or correct the lead's created_at in the CRM.", len(early), CLOCK_SLACK.days,
-                    "; ".join(stats.before_created[:10]),
-                    f"; and {len(early) - 10} more" if len(early) > 10 else "")
-        incoming = incoming.drop(index=early.index)
-    both = pd.concat([exported.assign(_from_store=0), incoming.assign(_from_store=1)], ignore_index=True)
-    ordered = both.sort_values(["decided_at", "_from_store"], na_position="first", kind="stable")
-    latest = ordered.drop_duplicates("lead_id", keep="last")
-    stats.applied = int(latest["_from_store"].sum())
-    outcomes = latest.drop(columns="_from_store").sort_index().reset_index(drop=True)
-    return replace(crm, outcomes=outcomes), stats
 
 
 # ----------------------------------------------------------------------------- cold start
@@ -455,10 +355,7 @@ def retrain(
     """
     phrase_templates(params.features)  # refuse to ship a model whose factors could not be worded
     tracking.configure(params)
-    crm = crm if crm is not None else load_crm(params)
-    feedback, left_out = (feedback, 0) if feedback is not None else feedback_outcomes(params)
-    crm, merged = merge_feedback(crm, feedback)
-    merged.left_out = left_out
+    crm = load_history(params, crm, None if feedback is None else (feedback, 0))
     as_of = (pd.Timestamp(as_of) if as_of is not None else data_as_of(crm)) if params.data.dated else None
     client, name = MlflowClient(), params.tracking.registered_model
     champion_version = _champion_version(params)
@@ -497,7 +394,7 @@ def retrain(
                       champion_is_cold_start=champion is not None and bool(champion.info.get("cold_start")))
 
     result = RetrainResult(
-        as_of=as_of, closed_leads=closed, conversions=conversions, feedback=merged, decision=decision,
+        as_of=as_of, closed_leads=closed, conversions=conversions, feedback=crm.feedback, decision=decision,
         metrics=metrics, window=_describe_window(ts, split), challenger_version=challenger_version,
         champion_version=champion_version, promoted=False, dry_run=dry_run, cold_start=why,
         challenger_run_id=challenger_run_id, notes=notes,

@@ -1,6 +1,7 @@
 """`leadscore train`: fit, evaluate against the peers, log everything to MLflow, register.
 
-A run logs the flattened params, the data fingerprint (rows, label counts per rule, file hashes),
+A run logs the flattened params, the data fingerprint (rows, label counts per rule, what the service's
+feedback store changed in the export's outcomes, file hashes),
 leakage warnings, the comparison table and plots, and ONE pyfunc model holding the whole LeadScorer.
 The new version becomes `challenger`; the very first also becomes `champion`.
 """
@@ -52,8 +53,8 @@ def input_example(training_set: TrainingSet, params: Params, rows: int = 5) -> p
 def train(
     params: Params, as_of: pd.Timestamp | None = None, register: bool = True, crm: CRMData | None = None
 ) -> TrainResult:
-    """Train on the export in params (or `crm`, an export already loaded and merged with feedback) and
-    track the run; see the module docstring."""
+    """Train on the export in params with the feedback store laid over it, as retrain reads them
+    (`dataset.assemble`; or on `crm`, an export already loaded), and track the run; see the module docstring."""
     phrase_templates(params.features)  # refuse to train a model whose factors could not be worded
     tracking.configure(params)
     ts = assemble(params, as_of=as_of, crm=crm)

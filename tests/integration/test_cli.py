@@ -411,14 +411,17 @@ def training_params(tables: dict, folder, monkeypatch, **overrides):
 
 
 def test_train_and_evaluate_name_each_tier_in_its_conversion_table(small_export, tmp_path, monkeypatch):
-    """The printed table and the logged tiers.csv say which tier each row is, not only its figures."""
+    """The printed table and the logged tiers.csv say which tier each row is, not only its figures.
+    With no feedback store yet (a fresh demo) they read the export alone and create none."""
     import mlflow
 
     params = training_params(small_export, tmp_path, monkeypatch)
     result = run("train", "--params", str(params))
     evaluated = run("evaluate", "--params", str(params))
+    assert not (tmp_path / "store.db").exists()
     for printed in (result, evaluated):
         assert printed.exit_code == 0, printed.output
+        assert "feedback store: 0 lead decisions, 0 replace the export's" in printed.output
         table = printed.output.split("conversion per tier (test rows):\n")[1].split("\n\n")[0].splitlines()
         assert [line.split()[0] for line in table[2:]] == ["A", "B", "C", "D"]  # header, index name, one row per tier
         assert re.search(r"^(leadscore|challenger) +[\d,]+ +\d+ +0\.\d{4} ", printed.output, re.M)  # counts whole, then rates
@@ -540,3 +543,55 @@ def test_retrain_on_leads_created_on_one_day_calls_its_window_and_the_champions_
     assert second.exit_code == 0, second.output
     assert (f"note: the champion was trained on a {kind} split: it may have been fit on some of the compared leads, "
             "so its figures can be optimistic") in second.output.replace("\n", " ")
+
+
+def test_train_evaluate_and_retrain_label_the_export_with_the_feedback_store_alike(small_export, tmp_path, monkeypatch):
+    """Sales won back a lead the export still has as rejected: the service's store says so, and evaluate's
+    table, train's model and retrain's gate are figures over the same labels, each run saying what the store
+    changed (a decision dated before its lead was created is named and left out, as retrain does)."""
+    import mlflow
+
+    from pipelines.dataset import assemble
+    from pipelines.ingest import load_crm
+    from serving.store import Store
+
+    params = training_params(small_export, tmp_path, monkeypatch)
+    as_of = "2025-10-01"
+    leads = small_export["leads"].set_index("lead_id")
+    outcomes = small_export["outcomes"].set_index("lead_id")
+    decided = pd.to_datetime(outcomes["decided_at"].replace("", None))
+    created = pd.to_datetime(leads["created_at"]).reindex(outcomes.index)
+    rejected = outcomes[(outcomes["status"] == "rejected") & (outcomes["reason"] == "no_budget")
+                        & (created < "2025-05-01") & (decided - created < pd.Timedelta(days=100))]
+    won_back = rejected.index[0]  # matured by as_of, a negative in the export
+    young = pd.to_datetime(leads["created_at"]).loc[lambda c: c > "2024-06-01"].index[0]
+    store = Store.from_params(load_params(params))
+    store.add_feedback({"event_id": "won-back", "lead_id": won_back, "status": "converted", "reason": None,
+                        "decided_at": f"{decided[won_back] + pd.Timedelta(days=1):%Y-%m-%dT%H:%M:%S}Z"})
+    store.add_feedback({"event_id": "typo", "lead_id": young, "status": "converted", "reason": None,
+                        "decided_at": "2024-02-01T00:00:00Z"})
+
+    trained = run("train", "--as-of", as_of, "--params", str(params))
+    evaluated = run("evaluate", "--as-of", as_of, "--params", str(params))
+    retrained = run("retrain", "--as-of", as_of, "--dry-run", "--params", str(params))
+
+    for result in (trained, evaluated, retrained):
+        assert result.exit_code == 0, result.output
+    gate = re.search(r"^  ([\d,]+) closed leads, ([\d,]+) conversions; feedback store", retrained.output, re.M)
+    trained_on = re.search(r"^trained on ([\d,]+) labelled leads \(([\d,]+) conversions\)", trained.output, re.M)
+    evaluated_on = re.search(r"^([\d,]+) labelled leads \(([\d,]+) conversions\); feedback store", evaluated.output, re.M)
+    assert trained_on.groups() == gate.groups(), trained.output
+    assert evaluated_on and evaluated_on.groups() == gate.groups(), evaluated.output
+    rows, conversions = (int(n.replace(",", "")) for n in gate.groups())
+    p = load_params(params)
+    assert conversions == assemble(p, as_of=pd.Timestamp(as_of), crm=load_crm(p)).y.sum() + 1  # the export alone: one fewer
+    for result in (trained, evaluated, retrained):
+        assert ("feedback store: 2 lead decisions, 1 replace the export's (decided later, at the same time, or undated "
+                "there), 1 decided more than a day before their lead was created (ignored, as the export's own would be: "
+                f"lead '{young}' decided 2024-02-01, created ") in result.output
+    for result in (trained, evaluated):  # what each run logged it was computed on
+        run_id = re.search(r"MLflow run (\w+)", result.output).group(1)
+        fingerprint = mlflow.artifacts.load_dict(f"runs:/{run_id}/data/fingerprint.json")
+        assert (fingerprint["labelled_rows"], fingerprint["positives"]) == (rows, conversions)
+        assert {k: fingerprint["feedback"][k] for k in ("events", "applied", "decided_before_created")} == {
+            "events": 2, "applied": 1, "decided_before_created": 1}

@@ -20,7 +20,8 @@ from pipelines import tracking
 from pipelines.cli import app
 from pipelines.dataset import assemble
 from pipelines.ingest import load_crm
-from pipelines.retrain import decide, feedback_outcomes, merge_feedback, promote, retrain, rollback
+from pipelines.history import feedback_outcomes, merge_feedback
+from pipelines.retrain import decide, promote, retrain, rollback
 from pipelines.synthetic import SourceShift, generate_crm, write_crm
 from conftest import FAST, params_for
 
@@ -245,7 +246,8 @@ def test_the_newer_decision_wins_and_feedback_for_unknown_leads_is_ignored():
                          ("c", "rejected", "student", "2025-01-20", None),  # the export has no date: wins
                          ("zz", "converted", None, "2025-04-01", 100.0)])  # not in the export
 
-    merged, stats = merge_feedback(crm_with(export), feedback)
+    merged = merge_feedback(crm_with(export), feedback)
+    stats = merged.feedback
 
     got = merged.outcomes.set_index("lead_id")
     assert got.loc["a", "status"] == "converted" and got.loc["a", "amount"] == 9000.0
@@ -259,8 +261,9 @@ def test_a_tie_goes_to_the_feedback_store_and_no_feedback_changes_nothing():
     export = outcomes([("a", "rejected", "bad_timing", "2025-02-01", None)])
     same_day = outcomes([("a", "rejected", "competitor", "2025-02-01", None)])
 
-    assert merge_feedback(crm_with(export), same_day)[0].outcomes.loc[0, "reason"] == "competitor"
-    unchanged, stats = merge_feedback(crm_with(export), same_day.iloc[:0])
+    assert merge_feedback(crm_with(export), same_day).outcomes.loc[0, "reason"] == "competitor"
+    unchanged = merge_feedback(crm_with(export), same_day.iloc[:0])
+    stats = unchanged.feedback
     assert unchanged.outcomes.equals(export) and stats.applied == 0
 
 
@@ -269,7 +272,8 @@ def test_feedback_decided_before_its_lead_was_created_is_left_out_and_named():
     feedback = outcomes([("a", "converted", None, "2020-01-01", 9000.0),  # years before lead a was created
                          ("b", "converted", None, "2024-12-31 12:00", 100.0)])  # half a day before: clock slack, kept
 
-    merged, stats = merge_feedback(crm_with(export), feedback)
+    merged = merge_feedback(crm_with(export), feedback)
+    stats = merged.feedback
 
     got = merged.outcomes.set_index("lead_id")
     assert got.loc["a", "status"] == "rejected" and got.loc["b", "status"] == "converted"
@@ -284,7 +288,8 @@ def test_feedback_for_a_lead_merged_by_email_is_ignored_as_the_exports_outcomes_
     crm.merged_by_email = pd.Series({"a2": "a"})  # a2 had the same e-mail as the earlier lead a
     feedback = outcomes([("a2", "duplicate", None, "2025-03-01", None), ("zz", "converted", None, "2025-03-01", None)])
 
-    merged, stats = merge_feedback(crm, feedback)
+    merged = merge_feedback(crm, feedback)
+    stats = merged.feedback
 
     assert merged.outcomes.set_index("lead_id")["status"].to_dict() == {"a": "rejected"}
     assert (stats.merged_leads, stats.unknown_leads) == (1, 1)

@@ -1,0 +1,139 @@
+"""The closed-loop history every command learns and judges from: the CRM export with the service's
+feedback store laid over its outcomes (per lead, the newer decision wins).
+
+The store hears sales' decisions as they happen; an export lags behind. `load_history` is the one
+reader (`dataset.assemble` reads through it), so train, evaluate, retrain, backtest and monitor label a
+lead alike for the same as-of date, and `FeedbackMerge.line()` says what the store changed.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field, replace
+
+import pandas as pd
+
+from pipelines.config import Params
+from pipelines.contract import CLOCK_SLACK, OUTCOMES
+from pipelines.ingest import CRMData, decided_before_created, load_crm
+
+log = logging.getLogger(__name__)
+
+
+def load_history(
+    params: Params, crm: CRMData | None = None, feedback: tuple[pd.DataFrame, int] | None = None
+) -> CRMData:
+    """The export with the feedback store's decisions merged over its outcomes (`merge_feedback`);
+    its `feedback` says what the store changed.
+
+    Args:
+        crm: an already loaded export (default: load params.data).
+        feedback: the store's latest decision per lead and how many events it left out, as
+            `feedback_outcomes` returns them (default: read params.serving.store_url).
+    """
+    crm = crm if crm is not None else load_crm(params)
+    decisions, left_out = feedback if feedback is not None else feedback_outcomes(params)
+    crm = merge_feedback(crm, decisions)
+    crm.feedback.left_out = left_out
+    return crm
+
+
+def feedback_outcomes(params: Params) -> tuple[pd.DataFrame, int]:
+    """The feedback store's latest decision per lead (contract outcomes), and how many stored events
+    it left out for an impossible decided_at (`Store.usable_feedback`); empty when no store exists yet.
+
+    The store is opened read-only: training and retraining need no right to write it, and never leave
+    an empty database behind (training on a fresh demo, before the service ran).
+    """
+    from serving.store import Store, latest_decisions
+
+    events, left_out = Store.from_params(params, read_only=True).usable_feedback()
+    return latest_decisions(events), left_out
+
+
+def _empty_outcomes() -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "lead_id": pd.Series(dtype="str"),
+            "status": pd.Series(dtype="str"),
+            "reason": pd.Series(dtype="str"),
+            "decided_at": pd.Series(dtype="datetime64[us]"),
+            "amount": pd.Series(dtype="float64"),
+        }
+    )
+
+
+@dataclass
+class FeedbackMerge:
+    """What the feedback store changed in the export's outcomes."""
+
+    events: int = 0  # leads with a decision in the store
+    applied: int = 0  # of those, decisions that replace the export's: later, tied, or undated or absent there
+    unknown_leads: int = 0  # decisions for leads the export does not have (cannot be trained on)
+    # Decisions for leads the export merged by e-mail into another lead (data.dedupe_by_email): ignored,
+    # as the export's own outcomes for them are (the decision may be about the duplicate record itself).
+    merged_leads: int = 0
+    # Decisions the export would refuse too (ingest.decided_before_created), e.g. "lead 'L7' decided 2020-01-01,
+    # created 2024-03-01": one per lead, left out.
+    before_created: list[str] = field(default_factory=list)
+    left_out: int = 0  # stored events with an impossible decided_at, not counted above (Store.usable_feedback)
+
+    def as_dict(self) -> dict:
+        """The counts and the line, for the data fingerprint a run logs (`TrainingSet.fingerprint`)."""
+        return {"events": self.events, "applied": self.applied, "unknown_leads": self.unknown_leads,
+                "merged_leads": self.merged_leads, "decided_before_created": len(self.before_created),
+                "left_out": self.left_out, "summary": self.line()}
+
+    def line(self) -> str:
+        named = "; ".join(self.before_created[:3]) + (f"; and {len(self.before_created) - 3:,} more"
+                                                       if len(self.before_created) > 3 else "")
+        return (f"feedback store: {self.events:,} lead decisions, {self.applied:,} replace the export's "
+                "(decided later, at the same time, or undated there)"
+                + (f", {self.unknown_leads:,} for leads not in the export (ignored)" if self.unknown_leads else "")
+                + (f", {self.merged_leads:,} for leads merged by e-mail into another lead (ignored, as the export's "
+                   "own outcomes for them are)" if self.merged_leads else "")
+                + (f", {len(self.before_created):,} decided more than a day before their lead was created (ignored, "
+                   f"as the export's own would be: {named})" if self.before_created else "")
+                + (f"; {self.left_out:,} events with an impossible decided_at left out (they stay in the store; "
+                   "see the warning)" if self.left_out else ""))
+
+
+def merge_feedback(crm: CRMData, feedback: pd.DataFrame) -> CRMData:
+    """The export with the feedback store's decisions laid over its outcomes: per lead, the newer wins.
+
+    Newer = later decided_at; on a tie, or when the export's row has no date, the feedback wins
+    (the service hears a decision as it happens; an export lags behind it). Feedback for leads the
+    export does not contain is dropped and counted: without the lead row there is nothing to learn from.
+    So is feedback for a lead the export merged by e-mail into another, as the export drops its outcomes.
+    A decision dated before its lead was created is left out and named, as the export's ingest refuses
+    it: otherwise, once the lead matured, a wrong date would become a label that no export would give.
+    The result's `feedback` counts all of this.
+    """
+    stats = FeedbackMerge(events=int(feedback["lead_id"].nunique()) if len(feedback) else 0)
+    if not len(feedback):
+        return replace(crm, feedback=stats)
+    known = feedback["lead_id"].isin(crm.leads["lead_id"])
+    merged_away = feedback["lead_id"].isin(crm.merged_by_email.index)
+    stats.merged_leads = int(feedback.loc[merged_away, "lead_id"].nunique())
+    stats.unknown_leads = int(feedback.loc[~known & ~merged_away, "lead_id"].nunique())
+    incoming = feedback.loc[known, list(OUTCOMES.columns)]
+    exported = crm.outcomes[list(OUTCOMES.columns)] if crm.outcomes is not None else _empty_outcomes()
+    date_type = exported["decided_at"].dtype if len(exported) else "datetime64[us]"
+    incoming = incoming.assign(decided_at=pd.to_datetime(incoming["decided_at"]).astype(date_type))
+    early = decided_before_created(incoming, crm.leads)
+    if len(early):
+        refused = incoming.loc[early.index]
+        stats.before_created = [f"lead {lead!r} decided {decided:%Y-%m-%d}, created {created:%Y-%m-%d}"
+                                for lead, decided, created in zip(refused["lead_id"], refused["decided_at"], early)]
+        log.warning("left out %d feedback decision(s) dated more than %d day before their lead was created, as the "
+                    "export's ingest refuses them: %s%s. Send the decision again under a new event_id with its real "
+                    "date, or correct the lead's created_at in the CRM.", len(early), CLOCK_SLACK.days,
+                    "; ".join(stats.before_created[:10]),
+                    f"; and {len(early) - 10} more" if len(early) > 10 else "")
+        incoming = incoming.drop(index=early.index)
+    both = pd.concat([exported.assign(_from_store=0), incoming.assign(_from_store=1)], ignore_index=True)
+    ordered = both.sort_values(["decided_at", "_from_store"], na_position="first", kind="stable")
+    latest = ordered.drop_duplicates("lead_id", keep="last")
+    stats.applied = int(latest["_from_store"].sum())
+    outcomes = latest.drop(columns="_from_store").sort_index().reset_index(drop=True)
+    return replace(crm, outcomes=outcomes, feedback=stats)
