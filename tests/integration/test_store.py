@@ -257,7 +257,7 @@ def test_retrain_and_export_outcomes_read_an_earlier_versions_store_with_a_read_
     from conftest import earlier_store
     from pipelines.cli import app
     from pipelines.config import load_params
-    from pipelines.retrain import feedback_outcomes
+    from pipelines.history import feedback_outcomes
     from serving.local_server import params_file
 
     (tmp_path / "conf").mkdir()
