@@ -236,6 +236,7 @@ def bench_x_education(folds: int, params_path: Path) -> dict | None:
     from models.splits import make_split
     from pipelines.config import load_params
     from pipelines.dataset import assemble
+    from pipelines.ingest import load_crm
 
     top = f"capture_{fraction_key(TOP_SHARE)}"
     params = load_params(params_path, overrides={"evaluate.top_fractions": [TOP_SHARE]})
@@ -243,7 +244,7 @@ def bench_x_education(folds: int, params_path: Path) -> dict | None:
     if not source.exists():
         _say(f"\n== X Education: skipped, export not found at {source} (see /work/shared/data/README.md)")
         return None
-    ts = assemble(params)
+    ts = assemble(params, crm=load_crm(params))  # the export alone: no feedback store, whatever the machine holds
     mp = params.model
     _say(f"\n== X Education ({len(ts.y):,} labelled leads, {int(ts.y.sum()):,} converted): {folds}-fold seeded "
          f"stratified CV, seed {mp.seed}; calibration {mp.calibration}; {_load()}\n"
