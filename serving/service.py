@@ -148,7 +148,7 @@ class LeadScoreService:
                 bento_model_tag(bento, params)
             else:
                 tracking.registered_version(params, params.serving.alias)
-        except (RuntimeError, LookupError) as err:  # no key, store (StoreNotWritable) or model
+        except (RuntimeError, LookupError) as err:  # no key, store (unreachable, not writable) or model
             raise SystemExit(f"leadscore refuses to start: {err}") from None
 
     def __init__(self) -> None:
