@@ -9,6 +9,7 @@ data: the e-mail only as a SHA-256 of its normalised form.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
@@ -237,8 +238,9 @@ def _typed(frame: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
     return pd.DataFrame(out, columns=columns)
 
 
-# What a database answers when it may not write: a read-only file, account or transaction, missing privileges.
-# (IntegrityError and DataError are about the row written instead.)
+# What a database answers when it may not, or cannot now, write: a read-only file, account or transaction,
+# revoked privileges, a full disk, a lock held too long, a lost connection. (IntegrityError and DataError
+# are about the row written instead.)
 _CANNOT_WRITE = (sa.exc.OperationalError, sa.exc.ProgrammingError, sa.exc.InternalError, sa.exc.InterfaceError)
 
 
@@ -249,6 +251,11 @@ class StoreUnreachable(RuntimeError):
 class StoreNotWritable(RuntimeError):
     """A writer (the service) connects but may not write, create the store's tables or bring an earlier
     version's up to date."""
+
+
+class StoreWriteFailed(RuntimeError):
+    """The database refused or failed a write after the store opened (e.g. made read-only since): the
+    service answers 503 with this message, not a bare 500."""
 
 
 class Store:
@@ -331,6 +338,19 @@ class Store:
             "export-outcomes) work with a read-only account."
         )
 
+    @contextlib.contextmanager
+    def _writing(self):
+        """A transaction for a write the service acknowledges: one the database refuses or fails raises
+        StoreWriteFailed naming the store and the reason; nothing of it is stored."""
+        try:
+            with self.engine.begin() as conn:
+                yield conn
+        except _CANNOT_WRITE as err:
+            raise StoreWriteFailed(
+                f"cannot write to the store {self.name}: {err.orig}. Nothing of this request was stored; send it "
+                "again once the store takes writes (the service's account, or SQLite file, must be allowed to write)."
+            ) from None
+
     @classmethod
     def from_params(cls, params: Params, read_only: bool = False) -> "Store":
         """The store params.serving.store_url names; a relative SQLite path is relative to the params file."""
@@ -359,6 +379,9 @@ class Store:
         Rows are a frame or a list of dicts (what the service builds: no pandas per request).
         likely_rejection_probability is optional; scored_at defaults to now, features_as_of to scored_at.
         A column named `email` is refused: only its hash (`email_sha256`) may be logged.
+
+        Raises:
+            StoreWriteFailed: the database refused or failed the write; no row of it was logged.
         """
         records = rows.to_dict("records") if isinstance(rows, pd.DataFrame) else rows
         has_email = "email" in rows.columns if isinstance(rows, pd.DataFrame) else any("email" in r for r in records)
@@ -377,7 +400,7 @@ class Store:
             record["features_as_of"] = record["scored_at"] if as_of is None else utc_naive(as_of)
             record["model_version"] = str(record["model_version"])
             out.append(record)
-        with self.engine.begin() as conn:
+        with self._writing() as conn:
             conn.execute(SCORE_LOG.insert(), out)
 
     def latest_score(self, lead_id: str) -> dict | None:
@@ -415,6 +438,7 @@ class Store:
         Raises:
             FeedbackConflict: the event_id is stored with a different decision (kept as it was).
             ValueError: decided_at is impossible (`decision_date`).
+            StoreWriteFailed: the database refused or failed the write; the event was not stored.
         """
         record = {name: _plain(event.get(name)) for name in FEEDBACK_COLUMNS}
         record["received_at"] = utc_naive(record["received_at"]) if record["received_at"] else _now()
@@ -423,7 +447,7 @@ class Store:
         except ValueError as err:
             raise ValueError(f"feedback event {record['event_id']!r}: {err}") from None
         try:
-            with self.engine.begin() as conn:
+            with self._writing() as conn:
                 conn.execute(FEEDBACK.insert(), record)
         except sa.exc.IntegrityError:
             with self.engine.connect() as conn:
