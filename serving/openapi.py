@@ -49,6 +49,9 @@ NOT_JSON = "The body was not sent as `Content-Type: application/json`."
 # The score card's refusals as serving.security.from_browser tells a rep's browser from an API client.
 TO_A_BROWSER = ("A browser (no Authorization header, an Accept that does not ask for JSON alone) gets a page "
                 "saying so instead.")
+NOT_STORED = ("The store refused or failed the write (e.g. made read-only, or its database unreachable, since the "
+              "service started); `error` names the store and the database's reason. Nothing was stored: send it "
+              "again later.")
 REFUSED = ("Content the data contract refuses (e.g. no lead id, an unparsable date, a date out of range); "
            "`detail` names each field.")
 
@@ -59,7 +62,7 @@ ROUTES: dict[str, tuple[type[BaseModel], dict[int, tuple[type[BaseModel], str]],
         {200: (ScoreResponse, "One score per lead, in request order; each is logged.")},
         {400: BAD_JSON, 401: NO_KEY, 413: "The body is larger than serving.max_body_bytes, or holds more leads "
                                           "than serving.max_batch.",
-         415: NOT_JSON, 422: REFUSED + " Nothing was scored or logged."},
+         415: NOT_JSON, 422: REFUSED + " Nothing was scored or logged.", 503: NOT_STORED},
     ),
     "/explain": (
         ExplainRequest,
@@ -75,7 +78,8 @@ ROUTES: dict[str, tuple[type[BaseModel], dict[int, tuple[type[BaseModel], str]],
               "A new decision needs a new event_id.",
          413: TOO_LARGE, 415: NOT_JSON,
          422: "A decision the contract or params refuse (e.g. an unknown status, a rejection without an "
-              "allowed reason code, decided_at in the future); `detail` names each field."},
+              "allowed reason code, decided_at in the future); `detail` names each field.",
+         503: NOT_STORED},
     ),
 }
 

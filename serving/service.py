@@ -66,7 +66,7 @@ from serving.security import (  # noqa: E402
     card_link_key,
     from_browser,
 )
-from serving.store import FeedbackConflict, Store  # noqa: E402
+from serving.store import FeedbackConflict, Store, StoreWriteFailed  # noqa: E402
 
 log = logging.getLogger(__name__)
 
@@ -120,6 +120,13 @@ def _error(status: int, message: str, detail: list | None = None) -> JSONRespons
     return JSONResponse({"error": message, "detail": detail or []}, status_code=status)
 
 
+def _store_unavailable(err: StoreWriteFailed) -> JSONResponse:
+    """A 503 naming the store and the database's reason, for a write it refused after the service started
+    (e.g. the file or account made read-only): the client retries later; the log says it once per request."""
+    log.error("%s", err)
+    return _error(503, str(err))
+
+
 def _no_card(request: Request, message: str, page: str) -> Response:
     """A score card's 404: `page` for a rep's browser, `message` as the error JSON for an API client."""
     return HTMLResponse(page, status_code=404) if from_browser(request.scope) else _error(404, message)
@@ -148,7 +155,7 @@ class LeadScoreService:
                 bento_model_tag(bento, params)
             else:
                 tracking.registered_version(params, params.serving.alias)
-        except (RuntimeError, LookupError) as err:  # no key, store (StoreNotWritable) or model
+        except (RuntimeError, LookupError) as err:  # no key, store (unreachable, not writable) or model
             raise SystemExit(f"leadscore refuses to start: {err}") from None
 
     def __init__(self) -> None:
@@ -221,7 +228,10 @@ class LeadScoreService:
             )
         except RequestError as err:
             return _error(422, str(err), err.detail)
-        self.store.log_scores(scored.log_rows)
+        try:
+            self.store.log_scores(scored.log_rows)
+        except StoreWriteFailed as err:  # every score is logged, or none is answered
+            return _store_unavailable(err)
         return ScoreResponse.model_validate({"scores": scored.results})
 
     @bentoml.api(route="/explain", input_spec=ExplainRequest)
@@ -249,6 +259,9 @@ class LeadScoreService:
         except FeedbackConflict as err:  # the same event_id with another decision: never overwritten
             ctx.response.status_code = 409
             return _error(409, str(err), err.detail)
+        except StoreWriteFailed as err:
+            ctx.response.status_code = 503
+            return _store_unavailable(err)
         ctx.response.status_code = 201 if stored else 200
         return FeedbackReceipt(event_id=checked["event_id"], stored=stored)
 

@@ -9,6 +9,7 @@ data: the e-mail only as a SHA-256 of its normalised form.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
@@ -162,16 +163,11 @@ def _possible(decided_at, received_at) -> bool:
     return True
 
 
-def _sqlite_reader_pragmas(dbapi_connection, _record) -> None:
+def _sqlite_pragmas(dbapi_connection, _record) -> None:
+    """Per connection, and writing nothing: connecting works on a read-only file, so an error then means the
+    store cannot be reached. (WAL mode, kept in the file, is set once by a writer at open: `_bring_up_to_date`.)"""
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA busy_timeout=30000")  # several workers write to one file
-    cursor.close()
-
-
-def _sqlite_writer_pragmas(dbapi_connection, record) -> None:
-    _sqlite_reader_pragmas(dbapi_connection, record)
-    cursor = dbapi_connection.cursor()
-    cursor.execute("PRAGMA journal_mode=WAL")  # readers never block the writer (a write to the file: not for readers)
     cursor.execute("PRAGMA synchronous=FULL")  # a commit is on disk before the service answers
     cursor.close()
 
@@ -212,6 +208,19 @@ def _add_missing_columns(engine: sa.Engine) -> None:
                                          f"{quote.format_column(column)} {column.type.compile(engine.dialect)}"))
 
 
+def _check_writable(engine: sa.Engine) -> None:
+    """Raise what the database answers when it may not write our tables (read-only file, account or
+    transaction, no INSERT privilege), writing nothing: each table is given the rows of a select that
+    finds none, in a transaction rolled back. No row, nor an autoincrement step, is used up."""
+    with engine.connect() as conn:
+        try:
+            for table in _metadata.sorted_tables:
+                conn.execute(table.insert().from_select(list(table.columns),
+                                                        sa.select(*table.columns).where(sa.false())))
+        finally:
+            conn.rollback()
+
+
 def _typed(frame: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
     """Stable dtypes whatever the backend returns (also for 0 rows): dates, floats, text."""
     out = {}
@@ -229,8 +238,24 @@ def _typed(frame: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
     return pd.DataFrame(out, columns=columns)
 
 
+# What a database answers when it may not, or cannot now, write: a read-only file, account or transaction,
+# revoked privileges, a full disk, a lock held too long, a lost connection. (IntegrityError and DataError
+# are about the row written instead.)
+_CANNOT_WRITE = (sa.exc.OperationalError, sa.exc.ProgrammingError, sa.exc.InternalError, sa.exc.InterfaceError)
+
+
+class StoreUnreachable(RuntimeError):
+    """The store cannot be connected to (server down or unreachable, wrong credentials, no such SQLite folder)."""
+
+
 class StoreNotWritable(RuntimeError):
-    """A writer (the service) cannot create the store's tables or bring an earlier version's up to date."""
+    """A writer (the service) connects but may not write, create the store's tables or bring an earlier
+    version's up to date."""
+
+
+class StoreWriteFailed(RuntimeError):
+    """The database refused or failed a write after the store opened (e.g. made read-only since): the
+    service answers 503 with this message, not a bare 500."""
 
 
 class Store:
@@ -238,7 +263,7 @@ class Store:
 
     def __init__(self, url: str, read_only: bool = False):
         """Open the store; a writer (the default) creates the tables, and the columns an earlier version's
-        tables lack, when missing.
+        tables lack, when missing, and checks it may write.
 
         Args:
             read_only: for commands that only read (monitor, retrain, export-outcomes): nothing is created
@@ -247,44 +272,84 @@ class Store:
                 account, or SQLite file (`sqlite:///file:store.db?mode=ro&uri=true`), works.
 
         Raises:
-            StoreNotWritable: a writer may not create or alter the tables (e.g. a read-only account on a
-                store an earlier version created); the message names the store and the database's reason.
-                Nothing stored is changed.
+            StoreUnreachable: the database cannot be connected to.
+            StoreNotWritable: a writer may not write, or create or alter the tables (e.g. a read-only account
+                or SQLite file).
+            Both messages name the store (password hidden) and the database's reason. Nothing stored is changed.
         """
         self.url = url
+        path = sqlite_file(url)
+        self.name = path or sa.make_url(url).render_as_string(hide_password=True)  # for messages
         is_sqlite = sa.make_url(url).get_backend_name() == "sqlite"
         self.engine = sa.create_engine(url, connect_args={"check_same_thread": False} if is_sqlite else {})
         if is_sqlite:
-            sa.event.listen(self.engine, "connect", _sqlite_reader_pragmas if read_only else _sqlite_writer_pragmas)
-        if not read_only:
-            self._bring_up_to_date()
-        path = sqlite_file(url)
+            sa.event.listen(self.engine, "connect", _sqlite_pragmas)
         if read_only and path is not None and not Path(path).exists():  # connecting would create an empty file
             log.info("no store at %s yet: read as empty", path)
             self._present = {table.name: set() for table in _metadata.sorted_tables}
-        else:
-            self._present = _present_columns(self.engine)
+            return
+        self._connect()
+        if not read_only:
+            self._bring_up_to_date(is_sqlite)
+        self._present = _present_columns(self.engine)
 
-    def _bring_up_to_date(self) -> None:
-        """Create missing tables and columns, or say what the database refused: a bare driver traceback
-        ("attempt to write a readonly database") names neither the store nor what to do."""
+    def _connect(self) -> None:
+        """Connect once, so that a store that cannot be reached is not taken for one that may not be written."""
+        try:
+            with self.engine.connect():
+                pass
+        except sa.exc.DBAPIError as err:
+            raise StoreUnreachable(
+                f"cannot connect to the store {self.name}: {err.orig}. Check serving.store_url: for a database "
+                "server, that it runs and is reachable from here and that the host, port, database name, user "
+                "and password are right; for a SQLite file, that the path names a file in an existing folder. "
+                "Nothing was created or changed."
+            ) from None
+
+    def _bring_up_to_date(self, is_sqlite: bool) -> None:
+        """Create missing tables and columns, then check the tables take rows, or say what the database refused:
+        a bare driver traceback ("attempt to write a readonly database") names neither the store nor what to do,
+        and an up-to-date store on a read-only account or file would open and fail every score and decision."""
         failure = None
         for _ in range(2):  # a second look: another worker may have created a table (or column) after our check
             try:
+                if is_sqlite:  # kept in the file: readers never block the writer
+                    with self.engine.connect() as conn:
+                        conn.exec_driver_sql("PRAGMA journal_mode=WAL")
                 _metadata.create_all(self.engine)
                 _add_missing_columns(self.engine)
-                return
-            except (sa.exc.OperationalError, sa.exc.ProgrammingError) as err:
+                break
+            except _CANNOT_WRITE as err:
                 failure = err
-        doing = f" (running: {' '.join(failure.statement.split())})" if failure.statement else ""
-        name = sqlite_file(self.url) or sa.make_url(self.url).render_as_string(hide_password=True)
-        raise StoreNotWritable(
-            f"cannot open the store {name} for writing: {failure.orig}{doing}. The service writes scores and "
-            "feedback there and, on start, creates its tables or adds the columns this version needs to a store "
-            "an earlier version created: its account (or file) must be allowed to write and alter the tables. "
-            "Nothing stored was changed; commands that only read the store (monitor, retrain, export-outcomes) "
-            "work with a read-only account."
-        ) from None
+        else:
+            doing = f"running: {' '.join(failure.statement.split())}" if failure.statement else None
+            raise self._not_writable(failure, doing)
+        try:
+            _check_writable(self.engine)
+        except _CANNOT_WRITE as err:
+            raise self._not_writable(err, "checking that the tables take rows, with none written") from None
+
+    def _not_writable(self, failure: sa.exc.DBAPIError, doing: str | None) -> StoreNotWritable:
+        return StoreNotWritable(
+            f"cannot open the store {self.name} for writing: {failure.orig}{f' ({doing})' if doing else ''}. The "
+            "service writes scores and feedback there and, on start, creates its tables or adds the columns this "
+            "version needs to a store an earlier version created: its account (or file) must be allowed to write "
+            "and alter the tables. Nothing stored was changed; commands that only read the store (monitor, retrain, "
+            "export-outcomes) work with a read-only account."
+        )
+
+    @contextlib.contextmanager
+    def _writing(self):
+        """A transaction for a write the service acknowledges: one the database refuses or fails raises
+        StoreWriteFailed naming the store and the reason; nothing of it is stored."""
+        try:
+            with self.engine.begin() as conn:
+                yield conn
+        except _CANNOT_WRITE as err:
+            raise StoreWriteFailed(
+                f"cannot write to the store {self.name}: {err.orig}. Nothing of this request was stored; send it "
+                "again once the store takes writes (the service's account, or SQLite file, must be allowed to write)."
+            ) from None
 
     @classmethod
     def from_params(cls, params: Params, read_only: bool = False) -> "Store":
@@ -314,6 +379,9 @@ class Store:
         Rows are a frame or a list of dicts (what the service builds: no pandas per request).
         likely_rejection_probability is optional; scored_at defaults to now, features_as_of to scored_at.
         A column named `email` is refused: only its hash (`email_sha256`) may be logged.
+
+        Raises:
+            StoreWriteFailed: the database refused or failed the write; no row of it was logged.
         """
         records = rows.to_dict("records") if isinstance(rows, pd.DataFrame) else rows
         has_email = "email" in rows.columns if isinstance(rows, pd.DataFrame) else any("email" in r for r in records)
@@ -332,7 +400,7 @@ class Store:
             record["features_as_of"] = record["scored_at"] if as_of is None else utc_naive(as_of)
             record["model_version"] = str(record["model_version"])
             out.append(record)
-        with self.engine.begin() as conn:
+        with self._writing() as conn:
             conn.execute(SCORE_LOG.insert(), out)
 
     def latest_score(self, lead_id: str) -> dict | None:
@@ -370,6 +438,7 @@ class Store:
         Raises:
             FeedbackConflict: the event_id is stored with a different decision (kept as it was).
             ValueError: decided_at is impossible (`decision_date`).
+            StoreWriteFailed: the database refused or failed the write; the event was not stored.
         """
         record = {name: _plain(event.get(name)) for name in FEEDBACK_COLUMNS}
         record["received_at"] = utc_naive(record["received_at"]) if record["received_at"] else _now()
@@ -378,7 +447,7 @@ class Store:
         except ValueError as err:
             raise ValueError(f"feedback event {record['event_id']!r}: {err}") from None
         try:
-            with self.engine.begin() as conn:
+            with self._writing() as conn:
                 conn.execute(FEEDBACK.insert(), record)
         except sa.exc.IntegrityError:
             with self.engine.connect() as conn:

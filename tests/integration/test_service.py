@@ -6,11 +6,13 @@ limits and the bad inputs a CRM integration can send are checked against what a 
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import html
 import http.client
 import importlib.metadata
 import json
+import sqlite3
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
@@ -22,7 +24,7 @@ import pytest
 
 from models.explain import explain
 from serving.local_server import Client
-from serving.store import Store
+from serving.store import Store, sqlite_file
 from conftest import running_service
 
 AS_OF = "2025-12-31T00:00:00"
@@ -431,6 +433,48 @@ def test_an_event_id_sent_again_with_another_decision_is_refused_and_the_first_k
     assert stored.loc["evt-change", "status"] == "rejected"
 
 
+@contextlib.contextmanager
+def _tables_moved_away(path):
+    """The store's tables renamed while the server runs, then back: a store that refuses the service's writes
+    after it started, as a file or account made read-only would (SQLite lets root write a read-only file)."""
+    conn = sqlite3.connect(path, isolation_level=None)
+    try:
+        for table in ("score_log", "feedback"):
+            conn.execute(f"ALTER TABLE {table} RENAME TO {table}_away")
+        yield
+    finally:
+        for table in ("score_log", "feedback"):
+            conn.execute(f"ALTER TABLE {table}_away RENAME TO {table}")
+        conn.close()
+
+
+def test_a_store_that_stops_taking_writes_answers_503_naming_it_and_the_service_recovers(client, server, leads):
+    """A score or decision is answered only once stored: when the store refuses the write, the CRM gets a
+    503 in the error shape naming the store and the database's reason (not a bare 500), as /docs.json
+    documents it, and nothing is stored; once the store takes writes again, so does the service."""
+    path = sqlite_file(server.params.serving.store_url)
+    lead = {**leads[0], "lead_id": "UNWRITABLE-1"}
+    event = _feedback("evt-unwritable")
+    spec = client.get("/docs.json").json()
+
+    with _tables_moved_away(path):
+        refused = {"/score": client.post("/score", {"leads": [lead], "as_of": AS_OF}),
+                   "/feedback": client.post("/feedback", event)}
+
+    for (route, reply), table in zip(refused.items(), ("score_log", "feedback")):
+        assert reply.status == 503, (route, reply.body)
+        assert reply.json() == {"error": f"cannot write to the store {path}: no such table: {table}. Nothing of this "
+                                         "request was stored; send it again once the store takes writes (the service's "
+                                         "account, or SQLite file, must be allowed to write).", "detail": []}
+        _conforms(reply.json(), _json_schema(spec, spec["paths"][route]["post"]["responses"]["503"]))
+    store = Store(server.params.serving.store_url, read_only=True)
+    assert store.latest_score("UNWRITABLE-1") is None
+    assert "evt-unwritable" not in store.feedback_frame()["event_id"].tolist()
+    assert client.post("/score", {"leads": [lead], "as_of": AS_OF}).status == 200
+    assert client.post("/feedback", event).status == 201
+    assert store.latest_score("UNWRITABLE-1") is not None
+
+
 def test_concurrent_retries_of_one_event_store_it_once(server):
     def post(_) -> int:
         client = server.client()
@@ -518,8 +562,8 @@ def test_openapi_documents_every_answer_the_api_gives_in_the_shape_it_gives_it(c
     assert spec["info"]["version"] == importlib.metadata.version("leadscore")
     answers = {route: {int(status): answer for status, answer in spec["paths"][route]["post"]["responses"].items()}
                for route in ("/score", "/feedback")}
-    assert set(answers["/score"]) == {200, 400, 401, 413, 415, 422}
-    assert set(answers["/feedback"]) == {200, 201, 400, 401, 409, 413, 415, 422}
+    assert set(answers["/score"]) == {200, 400, 401, 413, 415, 422, 503}
+    assert set(answers["/feedback"]) == {200, 201, 400, 401, 409, 413, 415, 422, 503}
     error_refs = {answer["content"]["application/json"]["schema"]["$ref"]
                   for route in answers.values() for status, answer in route.items() if status >= 400}
     assert len(error_refs) == 1  # one error shape for every status

@@ -302,19 +302,93 @@ def test_a_writer_on_a_read_only_store_of_an_earlier_version_is_told_why_and_los
     assert reader.feedback_frame()["event_id"].tolist() == ["e1"]
 
 
-def test_the_service_refuses_to_start_on_a_read_only_store_of_an_earlier_version_saying_why(sample_params, tmp_path):
-    """The service writes: it must bring the store up to date on start, or exit naming the store and the
-    problem (before its workers start, which BentoML would restart forever)."""
+def _up_to_date_store(path) -> str:
+    """A store this version created and wrote a score and a decision to; the URL opening it read-only."""
+    store = Store(f"sqlite:///{path}")
+    store.log_scores(_scores(["NOW-1"]))
+    store.add_feedback(_event("e1", "NOW-1"))
+    store.engine.dispose()
+    return f"sqlite:///file:{path}?mode=ro&uri=true"
+
+
+def test_a_writer_on_an_up_to_date_read_only_store_is_refused_at_open_and_changes_nothing(tmp_path):
+    """Nothing to create or alter: the store must still be found unwritable at open, or every score and
+    decision the service is sent would fail."""
+    from serving.store import StoreNotWritable
+
+    path = tmp_path / "store.db"
+    url = _up_to_date_store(path)
+    before = path.read_bytes()
+
+    with pytest.raises(StoreNotWritable) as refused:
+        Store(url)
+
+    assert str(refused.value).startswith(f"cannot open the store {path} for writing: attempt to write a readonly "
+                                         "database (checking that the tables take rows, with none written). ")
+    assert path.read_bytes() == before
+    reader = Store(url, read_only=True)
+    assert reader.score_log_frame()["lead_id"].tolist() == ["NOW-1"]
+    assert reader.feedback_frame()["event_id"].tolist() == ["e1"]
+
+
+def test_opening_a_writable_store_leaves_no_row_behind(tmp_path):
+    """The check that a writer may write writes nothing: opening, even often, adds no row."""
+    path = tmp_path / "store.db"
+    _up_to_date_store(path)
+
+    for _ in range(3):
+        Store(f"sqlite:///{path}")
+
+    reader = Store(f"sqlite:///{path}", read_only=True)
+    assert reader.score_log_frame()["lead_id"].tolist() == ["NOW-1"]
+    assert reader.feedback_frame()["event_id"].tolist() == ["e1"]
+
+
+@pytest.mark.parametrize(("where", "read_only"), [("missing/store.db", False), (".", False), (".", True)],
+                         ids=["writer-in-a-missing-folder", "writer-on-a-folder", "reader-on-a-folder"])
+def test_a_store_that_cannot_be_connected_to_is_told_apart_from_one_that_may_not_be_written(tmp_path, where, read_only):
+    """Advice about write permissions would mislead for a wrong path, host or password. (A reader reads a
+    SQLite file that does not exist as an empty store.)"""
+    from serving.store import StoreUnreachable
+
+    path = (tmp_path / where).resolve()
+
+    with pytest.raises(StoreUnreachable) as refused:
+        Store(f"sqlite:///{path}", read_only=read_only)
+
+    message = str(refused.value)
+    assert message.startswith(f"cannot connect to the store {path}: unable to open database file. Check "
+                              "serving.store_url: ")
+    assert "a file in an existing folder" in message and "write" not in message
+    assert not (tmp_path / "missing").exists()
+
+
+@pytest.mark.parametrize(
+    ("store", "reason"),
+    [
+        ("earlier", "cannot open the store {path} for writing: attempt to write a readonly database"),
+        ("up-to-date", "cannot open the store {path} for writing: attempt to write a readonly database"),
+        ("missing-folder", "cannot connect to the store {path}: unable to open database file"),
+    ],
+    ids=["earlier-version", "up-to-date", "missing-folder"],
+)
+def test_the_service_refuses_to_start_on_a_store_it_cannot_write_saying_why(sample_params, tmp_path, store, reason):
+    """The service writes: it must bring the store up to date on start and be allowed to write it, or exit
+    naming the store and the problem (before its workers start, which BentoML would restart forever)."""
     from conftest import earlier_store, running_service
 
-    url = earlier_store(tmp_path / "old.db", [OLD_SCORE], [OLD_EVENT])
+    path = tmp_path / ("missing" if store == "missing-folder" else "") / "store.db"
+    url = {"earlier": lambda: earlier_store(path, [OLD_SCORE], [OLD_EVENT]),
+           "up-to-date": lambda: _up_to_date_store(path),
+           "missing-folder": lambda: f"sqlite:///{path}"}[store]()
 
     with pytest.raises(RuntimeError, match="exited with code") as refused:
         with running_service(sample_params, tmp_path, {"serving.store_url": url}, timeout=60):
             pass
 
     log = str(refused.value)
-    assert f"leadscore refuses to start: cannot open the store {tmp_path / 'old.db'} for writing: attempt to write a " \
-           "readonly database" in log
+    assert f"leadscore refuses to start: {reason.format(path=path)}" in log
     assert "Traceback" not in log
-    assert Store(url, read_only=True).score_log_frame()["lead_id"].tolist() == ["OLD-1"]
+    if store != "missing-folder":
+        kept = ["OLD-1" if store == "earlier" else "NOW-1"]
+        assert Store(url, read_only=True).score_log_frame()["lead_id"].tolist() == kept
