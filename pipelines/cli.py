@@ -56,6 +56,16 @@ def _fail(err: Exception | str) -> None:
     raise typer.Exit(1) from None
 
 
+def _input_errors() -> tuple[type[Exception], ...]:
+    """What a command reports as one red line instead of a traceback: a refused export or params value, a
+    missing file, no such registered model or alias, a feedback store that cannot be reached (imported
+    when an error is being handled, so `--help` stays fast)."""
+    from pipelines.ingest import ContractError
+    from serving.store import StoreUnreachable
+
+    return (LookupError, ContractError, FileNotFoundError, ValueError, StoreUnreachable)
+
+
 @app.command("sample-data")
 def sample_data(
     leads: Annotated[int, typer.Option(min=0, help="Number of leads.")] = 20_000,
@@ -87,12 +97,11 @@ def features(params: ParamsOption = None, leads: LeadsOption = None, as_of: AsOf
     """Inspect the training data: ingest report, label counts per rule, feature list, leakage check."""
     from features.build import feature_catalog
     from pipelines.dataset import assemble
-    from pipelines.ingest import ContractError
 
     p = _params(params, leads)
     try:
         ts = assemble(p, as_of=_as_of(as_of))
-    except (ContractError, FileNotFoundError, ValueError) as err:
+    except _input_errors() as err:
         _fail(err)
     created = ts.crm.leads["created_at"] if ts.as_of is not None else None
     if created is not None and not (created <= ts.as_of).any():
@@ -123,13 +132,12 @@ def features(params: ParamsOption = None, leads: LeadsOption = None, as_of: AsOf
 @app.command()
 def train(params: ParamsOption = None, leads: LeadsOption = None, as_of: AsOfOption = None) -> None:
     """Train, compare against the peers on the same split, log to MLflow and register as challenger."""
-    from pipelines.ingest import ContractError
     from pipelines.train import train as run_training
 
     p = _params(params, leads)
     try:
         result = run_training(p, as_of=_as_of(as_of))
-    except (ContractError, FileNotFoundError, ValueError) as err:
+    except _input_errors() as err:
         _fail(err)
     ts = result.training_set
     typer.echo(ts.crm.feedback.line())
@@ -180,12 +188,11 @@ def evaluate(
 ) -> None:
     """Evaluate a registered model against the champion and the peers on the same split; log to MLflow."""
     from pipelines.evaluate import evaluate_registered
-    from pipelines.ingest import ContractError
 
     p = _params(params, leads)
     try:
         evaluation, run_id = evaluate_registered(p, alias, _as_of(as_of))
-    except (LookupError, ContractError, FileNotFoundError, ValueError) as err:
+    except _input_errors() as err:
         _fail(err)
     name, versions = p.tracking.registered_model, evaluation.versions
     typer.echo(", ".join(f"{row}: {name} v{version}" for row, version in versions.items()))
@@ -211,7 +218,6 @@ def score(
     explain: Annotated[bool, typer.Option("--explain", help="Add each lead's top positive and negative factors (serving.top_factors per side).")] = False,
 ) -> None:
     """Batch-score a lead table with the registered model; invalid rows go to a rejects file."""
-    from pipelines.ingest import ContractError
     from pipelines.score import score_file
     from pipelines.tracking import load_scorer
 
@@ -224,7 +230,7 @@ def score(
                         fg="yellow", err=True)
         summary = score_file(scorer, input, output, activities_path=activities, as_of=_as_of(as_of), chunk_size=chunk_size,
                              top_factors=p.serving.top_factors if explain else 0, protected=_crm_export(p))
-    except (LookupError, ContractError, FileNotFoundError, ValueError) as err:
+    except _input_errors() as err:
         _fail(err)
     registry = scorer.info["registry"]  # which model scored them, for the CRM's audit trail
     typer.echo(f"scored {summary.rows_scored:,} of {summary.rows_read:,} rows with {registry['name']} "
@@ -254,7 +260,7 @@ def export_outcomes(
 ) -> None:
     """Write the feedback the service received as an outcomes table: the latest decision per lead."""
     from pipelines.ingest import is_parquet, refuse_to_overwrite
-    from serving.store import Store
+    from serving.store import Store, StoreUnreachable
 
     p = _params(params)
     if output.is_dir():
@@ -268,7 +274,10 @@ def export_outcomes(
         _fail(err)
     if output.exists() and not overwrite:  # e.g. last quarter's export, or a lead file of the same folder
         _fail(f"--output: {output} already exists; pass --overwrite to replace it, or name another file")
-    outcomes = Store.from_params(p, read_only=True).export_outcomes()
+    try:
+        outcomes = Store.from_params(p, read_only=True).export_outcomes()
+    except StoreUnreachable as err:
+        _fail(err)
     try:
         output.parent.mkdir(parents=True, exist_ok=True)
         (outcomes.to_parquet if parquet else outcomes.to_csv)(output, index=False)
@@ -290,12 +299,11 @@ def audit(
 ) -> None:
     """Marketing signal audit: signal importance, sources and rejection reasons, tiers, calibration (HTML)."""
     from pipelines.audit import run_audit
-    from pipelines.ingest import ContractError
 
     p = _params(params, leads)
     try:
         result = run_audit(p, alias=alias, out_dir=out, compare_to=compare_to, as_of=_as_of(as_of))
-    except (LookupError, ContractError, FileNotFoundError, ValueError) as err:
+    except _input_errors() as err:
         _fail(err)
     for section in result.audit.sections:
         typer.echo(f"== {section.title}")
@@ -312,13 +320,12 @@ def retrain(
     leads: LeadsOption = None,
 ) -> None:
     """Train a challenger on what had matured by a date; promote it only if it passes the gate against the champion."""
-    from pipelines.ingest import ContractError
     from pipelines.retrain import retrain as run_retrain
 
     p = _params(params, leads)
     try:
         result = run_retrain(p, as_of=_as_of(as_of), dry_run=dry_run)
-    except (LookupError, ContractError, FileNotFoundError, ValueError) as err:
+    except _input_errors() as err:
         _fail(err)
     for line in result.lines():
         typer.echo(line)
@@ -369,11 +376,10 @@ def backtest(
 ) -> None:
     """Replay quarterly retraining: per quarter AUC, top-20% capture, ECE, tier conversion (table + plot)."""
     from pipelines.backtest import backtest as run_backtest
-    from pipelines.ingest import ContractError
 
     try:
         result = run_backtest(_params(params, leads), quarters=quarters, segment=segment, out_dir=out)
-    except (ContractError, FileNotFoundError, ValueError) as err:
+    except _input_errors() as err:
         _fail(err)
     for line in result.lines():
         typer.echo(line)
@@ -388,12 +394,11 @@ def monitor(
     leads: LeadsOption = None,
 ) -> None:
     """Drift (PSI), calibration against arrived outcomes and hand-off SLA of the champion; HTML + MLflow."""
-    from pipelines.ingest import ContractError
     from pipelines.monitor import monitor as run_monitor
 
     try:
         report = run_monitor(_params(params, leads), as_of=_as_of(as_of), out=out)
-    except (LookupError, ContractError, FileNotFoundError, ValueError) as err:
+    except _input_errors() as err:
         _fail(err)
     for line in report.lines():
         typer.echo(line)

@@ -595,3 +595,15 @@ def test_train_evaluate_and_retrain_label_the_export_with_the_feedback_store_ali
         assert (fingerprint["labelled_rows"], fingerprint["positives"]) == (rows, conversions)
         assert {k: fingerprint["feedback"][k] for k in ("events", "applied", "decided_before_created")} == {
             "events": 2, "applied": 1, "decided_before_created": 1}
+
+
+@pytest.mark.parametrize("command", ["features", "train", "retrain", "export-outcomes"])
+def test_a_feedback_store_that_cannot_be_reached_is_a_one_line_error(small_export, tmp_path, monkeypatch, command):
+    """A deployment's store_url with a wrong host or path: every command that reads the store says so, no traceback."""
+    folder = tmp_path / "a-folder"  # SQLite cannot open a folder as its file
+    folder.mkdir()
+    params = training_params(small_export, tmp_path, monkeypatch, **{"serving.store_url": f"sqlite:///{folder}"})
+    extra = {"retrain": ["--as-of", "2025-10-01"], "export-outcomes": ["--output", str(tmp_path / "o.csv")]}
+    result = runner.invoke(app, [command, "--params", str(params), *extra.get(command, [])])
+    assert result.exit_code == 1 and isinstance(result.exception, SystemExit), result.output  # no traceback
+    assert f"cannot connect to the store {folder}: unable to open database file" in result.output.replace("\n", "")
