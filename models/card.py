@@ -98,6 +98,8 @@ def _data_window(training_set, split: Split | None) -> str:
     if ts.created_at is not None and len(ts.created_at):
         lines.append(f"Leads created {ts.created_at.min():%Y-%m-%d} .. {ts.created_at.max():%Y-%m-%d}; "
                      f"outcomes known as of {ts.as_of}")
+    if ts.crm.feedback is not None:  # the labels read the export's outcomes with the service's feedback over them
+        lines.append(ts.crm.feedback.line())
     out = _bullets(lines)
     if split is not None:
         parts = pd.DataFrame(

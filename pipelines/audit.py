@@ -57,6 +57,7 @@ from models.splits import Split, make_split
 from pipelines import tracking
 from pipelines.config import EvaluateParams, LabelParams, Params
 from pipelines.dataset import TrainingSet, assemble, model_features, with_model_features
+from pipelines.history import FeedbackMerge
 
 TOP_SIGNALS = 6  # signals with a dependence plot
 PLOTTED_SIGNALS = 20  # bars in the importance plot
@@ -604,10 +605,11 @@ def export_rows(training_set: TrainingSet, leads: int) -> str:
     return (f"{report.rows_read:,} rows; " + ", ".join(parts)) if parts else ""
 
 
-def segments_section(outcomes: pd.DataFrame, rows: str = "") -> Section:
+def segments_section(outcomes: pd.DataFrame, rows: str = "", feedback: FeedbackMerge | None = None) -> Section:
     """3. Lead sources and campaigns: volume, conversion, acceptance, rejection reasons, revenue.
 
-    `rows` says how the export's rows became these leads (`export_rows`); a notebook slice leaves it out.
+    `rows` says how the export's rows became these leads (`export_rows`), `feedback` what the service's
+    feedback store changed in their outcomes (said when it held any decision); a notebook slice leaves both out.
     """
     section = Section("segments", "Lead sources and campaigns")
     excluded = int(outcomes["outcome"].eq("excluded").sum())
@@ -617,6 +619,8 @@ def segments_section(outcomes: pd.DataFrame, rows: str = "") -> Section:
         + (f" ({excluded:,} with a status the label policy leaves out, e.g. duplicate, are not counted)" if excluded else "")
         + ". Conversion = the CRM's converted status, whenever it came (the model's label may count only "
         "conversions within label.horizon_days); acceptance = share not rejected."
+        + (f" Outcomes include the decisions sales sent to the service: {feedback.line()}."
+           if feedback is not None and (feedback.events or feedback.left_out) else "")
     )
     if "amount" not in outcomes.columns:
         section.notes.append("This export has no deal amounts (outcomes.amount): won revenue is not reported.")
@@ -731,7 +735,7 @@ def build_audit(
     sections = [
         importance,
         dependence_section(rows, catalog, top),
-        segments_section(outcomes, export_rows(training_set, len(outcomes))),
+        segments_section(outcomes, export_rows(training_set, len(outcomes)), training_set.crm.feedback),
         tiers_section(rows, scorer.tiers, params.evaluate.top_fractions, held_out_leads(training_set, split, params.label)),
         calibration_section(rows, params.evaluate.ece_bins),
         change_section(rows, training_set, previous, params.evaluate),

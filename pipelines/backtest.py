@@ -23,7 +23,7 @@ from models.metrics import evaluate_scores, fraction_key, tier_table
 from models.splits import make_split
 from pipelines.config import Params
 from pipelines.dataset import assemble
-from pipelines.history import load_history
+from pipelines.history import FeedbackMerge, load_history
 from pipelines.ingest import CRMData
 from pipelines.monitor import segment_calibration
 from pipelines.retrain import PEER_NAMES, closed_counts, fit_challenger
@@ -36,11 +36,13 @@ PLOTTED_SEGMENTS = 8
 
 @dataclass
 class BacktestResult:
-    """Per-quarter figures of the replayed models, per-segment calibration, and the plot."""
+    """Per-quarter figures of the replayed models, per-segment calibration, the plot, and what the
+    feedback store changed in the outcomes every quarter is labelled from."""
 
     table: pd.DataFrame  # one row per quarter, oldest first
     segments: pd.DataFrame  # quarter, feature, value, leads, conversions, predicted, observed, gap, z, status
     figure: Figure
+    feedback: FeedbackMerge
     run_id: str = ""
 
     def flagged(self) -> pd.DataFrame:
@@ -49,7 +51,7 @@ class BacktestResult:
 
     def lines(self) -> list[str]:
         shown = self.table.drop(columns=["trained_as_of"])
-        out = shown.to_string(float_format=lambda v: f"{v:.3f}").splitlines()
+        out = [self.feedback.line(), *shown.to_string(float_format=lambda v: f"{v:.3f}").splitlines()]
         out.append("leads: created in the quarter; rows: those labelled by the export's end (matured, not left out by "
                    "the label policy), which every figure is over: the newest quarter may be only partly matured")
         flagged = self.flagged()
@@ -125,7 +127,7 @@ def replay(params: Params, quarters: int = 4, segment: str = "lead_source", crm:
     segments = pd.concat(segment_tables, ignore_index=True) if segment_tables else pd.DataFrame()
     if len(segments):
         segments = segments[["quarter", *[c for c in segments.columns if c != "quarter"]]]
-    return BacktestResult(table, segments, backtest_figure(table, segments, names))
+    return BacktestResult(table, segments, backtest_figure(table, segments, names), crm.feedback)
 
 
 def backtest_figure(table: pd.DataFrame, segments: pd.DataFrame, tier_names: list[str]) -> Figure:

@@ -429,6 +429,8 @@ def test_train_and_evaluate_name_each_tier_in_its_conversion_table(small_export,
     logged = mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path="evaluation/tiers.csv",
                                                  dst_path=str(tmp_path / "artifacts"))
     assert pd.read_csv(logged)["tier"].tolist() == ["A", "B", "C", "D"]
+    card = mlflow.artifacts.load_text(f"runs:/{run_id}/model_card.md")  # says so as train does
+    assert "\n- feedback store: 0 lead decisions, 0 replace the export's" in card.split("## Label policy")[0]
 
 
 def test_evaluate_names_the_versions_compared_and_how_to_serve_the_challenger(small_export, tmp_path, monkeypatch):
@@ -595,6 +597,11 @@ def test_train_evaluate_and_retrain_label_the_export_with_the_feedback_store_ali
         assert (fingerprint["labelled_rows"], fingerprint["positives"]) == (rows, conversions)
         assert {k: fingerprint["feedback"][k] for k in ("events", "applied", "decided_before_created")} == {
             "events": 2, "applied": 1, "decided_before_created": 1}
+    # The registered version's model card states the feedback its training data included, in the console's words.
+    printed = re.search(r"feedback store: .*", trained.output).group(0)
+    train_run = re.search(r"MLflow run (\w+)", trained.output).group(1)
+    card = mlflow.artifacts.load_text(f"runs:/{train_run}/model_card.md")
+    assert f"\n- {printed}\n" in card.split("## Label policy")[0]
 
 
 @pytest.mark.parametrize("command", ["features", "train", "retrain", "export-outcomes"])

@@ -105,6 +105,36 @@ def test_the_source_note_counts_the_leads_it_tables_and_the_export_rows_they_com
     assert "Conversion = the CRM's converted status, whenever it came" in segments.notes[0]
 
 
+def test_the_source_note_says_what_the_feedback_store_changed_in_the_outcomes(audited, sample_dir, tracking_dir, tmp_path):
+    """Sales won a lead back after the export had it rejected: the source tables count it converted, and the
+    note, the page and the MLflow run say the outcomes include the service's feedback, in train's words."""
+    import html
+
+    from serving.store import Store
+
+    assert "feedback store" not in sections(audited)["segments"].notes[0]  # no store yet: nothing to say
+    params = params_for(sample_dir, tracking_dir, **{"tracking.registered_model": "audit_first_version",
+                                                     "serving.store_url": f"sqlite:///{tmp_path / 'store.db'}"})
+    outcomes = pd.read_csv(sample_dir / "outcomes.csv", parse_dates=["decided_at"])
+    as_of = pd.Timestamp(audited.audit.model["as_of"])
+    won_back = outcomes[(outcomes["status"] == "rejected") & (outcomes["decided_at"] < as_of - pd.Timedelta(days=30))].iloc[0]
+    Store.from_params(params).add_feedback({
+        "event_id": "won-back", "lead_id": won_back["lead_id"], "status": "converted", "reason": None,
+        "decided_at": f"{won_back['decided_at'] + pd.Timedelta(days=1):%Y-%m-%dT%H:%M:%S}Z"})
+
+    result = audit.run_audit(params, out_dir=tmp_path / "audit")
+
+    segments = sections(result)["segments"]
+    assert segments.tables["by_lead_source"]["converted"].sum() == (
+        sections(audited)["segments"].tables["by_lead_source"]["converted"].sum() + 1)
+    line = "feedback store: 1 lead decisions, 1 replace the export's (decided later, at the same time, or undated there)"
+    assert segments.notes[0].endswith(f"acceptance = share not rejected. Outcomes include the decisions sales sent "
+                                      f"to the service: {line}.")
+    assert html.escape(line) in result.paths[0].read_text(encoding="utf-8")
+    logged = json.loads(mlflow.artifacts.load_text(f"runs:/{result.run_id}/audit/audit.json"))
+    assert logged["sections"][2]["notes"][0] == segments.notes[0]
+
+
 def test_export_rows_names_every_row_that_is_no_counted_lead():
     from pipelines.ingest import IngestReport, TableReport
 
