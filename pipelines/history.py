@@ -85,9 +85,11 @@ class FeedbackMerge:
                 "left_out": self.left_out, "summary": self.line()}
 
     def line(self) -> str:
+        if not self.events and not self.left_out:  # a fresh install: the service has heard nothing yet
+            return "feedback store: no sales decision received yet (the export's outcomes alone)"
         named = "; ".join(self.before_created[:3]) + (f"; and {len(self.before_created) - 3:,} more"
                                                        if len(self.before_created) > 3 else "")
-        return (f"feedback store: {self.events:,} lead decisions, {self.applied:,} replace the export's "
+        return (f"feedback store: {self.events:,} lead decision{'' if self.events == 1 else 's'}, {self.applied:,} replace the export's "
                 "(decided later, at the same time, or undated there)"
                 + (f", {self.unknown_leads:,} for leads not in the export (ignored)" if self.unknown_leads else "")
                 + (f", {self.merged_leads:,} for leads merged by e-mail into another lead (ignored, as the export's "

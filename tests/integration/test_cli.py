@@ -421,7 +421,7 @@ def test_train_and_evaluate_name_each_tier_in_its_conversion_table(small_export,
     assert not (tmp_path / "store.db").exists()
     for printed in (result, evaluated):
         assert printed.exit_code == 0, printed.output
-        assert "feedback store: 0 lead decisions, 0 replace the export's" in printed.output
+        assert "feedback store: no sales decision received yet (the export's outcomes alone)" in printed.output
         table = printed.output.split("conversion per tier (test rows):\n")[1].split("\n\n")[0].splitlines()
         assert [line.split()[0] for line in table[2:]] == ["A", "B", "C", "D"]  # header, index name, one row per tier
         assert re.search(r"^(leadscore|challenger) +[\d,]+ +\d+ +0\.\d{4} ", printed.output, re.M)  # counts whole, then rates
@@ -430,7 +430,7 @@ def test_train_and_evaluate_name_each_tier_in_its_conversion_table(small_export,
                                                  dst_path=str(tmp_path / "artifacts"))
     assert pd.read_csv(logged)["tier"].tolist() == ["A", "B", "C", "D"]
     card = mlflow.artifacts.load_text(f"runs:/{run_id}/model_card.md")  # says so as train does
-    assert "\n- feedback store: 0 lead decisions, 0 replace the export's" in card.split("## Label policy")[0]
+    assert "\n- feedback store: no sales decision received yet (the export's outcomes alone)" in card.split("## Label policy")[0]
 
 
 def test_evaluate_names_the_versions_compared_and_how_to_serve_the_challenger(small_export, tmp_path, monkeypatch):
