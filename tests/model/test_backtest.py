@@ -79,6 +79,8 @@ def test_the_backtest_is_logged_and_written(replayed):
     assert pd.read_csv(out / "backtest.csv", index_col="quarter")["roc_auc"].round(6).equals(result.table["roc_auc"].round(6))
     run = mlflow.get_run(result.run_id)
     assert run.data.tags["backtest"] == "true"
+    logged = mlflow.artifacts.load_dict(f"runs:/{result.run_id}/data/fingerprint.json")["feedback"]
+    assert (logged["events"], logged["applied"], logged["unknown_leads"]) == (2, 1, 1)  # what the run was labelled from
     history = MlflowClient().get_metric_history(result.run_id, "roc_auc")
     assert [round(m.value, 6) for m in sorted(history, key=lambda m: m.step)] == list(result.table["roc_auc"].round(6))
 
