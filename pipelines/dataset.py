@@ -18,7 +18,7 @@ from features.build import ages_open, build_features, lead_age_days, training_sn
 from features.labels import LabelResult, build_labels, outcome_group
 from features.leakage import LeakWarning, leakage_check
 from pipelines.config import FeatureParams, Params
-from pipelines.history import load_history
+from pipelines.history import history_as_of, load_history
 from pipelines.ingest import CRMData
 
 # How long after an export's 'now' (data_as_of) `as_of` may be. Past it, leads still open when the
@@ -187,7 +187,8 @@ def assemble(params: Params, as_of: pd.Timestamp | None = None, crm: CRMData | N
                 f"expired without an outcome; use a date up to {end + AS_OF_PAST_EXPORT_LIMIT:%Y-%m-%d}, or a newer "
                 "export"
             )
-        leads = leads[leads["created_at"] <= as_of]
+        crm = history_as_of(crm, as_of)  # a decision the store got dated later must not hide the export's earlier one
+        leads, outcomes = crm.leads[crm.leads["created_at"] <= as_of], crm.outcomes
         if outcomes is not None:
             outcomes = outcomes[outcomes["decided_at"].isna() | (outcomes["decided_at"] <= as_of)]
     labels = build_labels(leads, outcomes, params.label, as_of if dated else None)

@@ -3,7 +3,8 @@ feedback store laid over its outcomes (per lead, the newer decision wins).
 
 The store hears sales' decisions as they happen; an export lags behind. `load_history` is the one
 reader (`dataset.assemble` reads through it), so train, evaluate, retrain, backtest and monitor label a
-lead alike for the same as-of date, and `FeedbackMerge.line()` says what the store changed.
+lead alike for the same as-of date, and `FeedbackMerge.line()` says what the store changed. `history_as_of`
+gives the history as it stood on an earlier date: only the decisions dated by then laid over the export.
 """
 
 from __future__ import annotations
@@ -33,22 +34,47 @@ def load_history(
     """
     crm = crm if crm is not None else load_crm(params)
     decisions, left_out = feedback if feedback is not None else feedback_outcomes(params)
-    crm = merge_feedback(crm, decisions)
-    crm.feedback.left_out = left_out
-    return crm
+    merged = merge_feedback(crm, decisions)
+    merged.feedback.left_out = left_out
+    if merged.feedback.before_created:  # warned once here, not at each date `history_as_of` merges again for
+        before = merged.feedback.before_created
+        log.warning("left out %d feedback decision(s) dated more than %d day before their lead was created, as the "
+                    "export's ingest refuses them: %s%s. Send the decision again under a new event_id with its real "
+                    "date, or correct the lead's created_at in the CRM.", len(before), CLOCK_SLACK.days,
+                    "; ".join(before[:10]), f"; and {len(before) - 10} more" if len(before) > 10 else "")
+    return merged
+
+
+def history_as_of(crm: CRMData, when: pd.Timestamp) -> CRMData:
+    """The history as it stood at `when`: the export with only the store's decisions dated by then laid over it.
+
+    A decision dated later was not known then. Merged in anyway, it would replace the export's earlier
+    decision and then be cut off by the date with it, leaving the lead undecided (open, or expired
+    unconverted) in a replay or a run --as-of; and the feedback line would count it. `crm` is
+    `load_history`'s; one without a feedback store is returned as it is.
+    """
+    merge = crm.feedback
+    if merge is None or merge.decisions is None:
+        return crm
+    known = pd.to_datetime(merge.decisions["decided_at"]) <= when
+    out = merge_feedback(replace(crm, outcomes=merge.export_outcomes), merge.decisions[known])
+    out.feedback.left_out, out.feedback.as_of, out.feedback.decided_later = merge.left_out, when, int((~known).sum())
+    out.feedback.decisions = merge.decisions  # all of them: a later date may be asked for next (backtest's quarters)
+    return out
 
 
 def feedback_outcomes(params: Params) -> tuple[pd.DataFrame, int]:
-    """The feedback store's latest decision per lead (contract outcomes), and how many stored events
-    it left out for an impossible decided_at (`Store.usable_feedback`); empty when no store exists yet.
+    """Every decision in the feedback store (contract outcomes, in the order received: a lead's latest
+    is merged from them), and how many stored events it left out for an impossible decided_at
+    (`Store.usable_feedback`); empty when no store exists yet.
 
     The store is opened read-only: training and retraining need no right to write it, and never leave
     an empty database behind (training on a fresh demo, before the service ran).
     """
-    from serving.store import Store, latest_decisions
+    from serving.store import Store
 
     events, left_out = Store.from_params(params, read_only=True).usable_feedback()
-    return latest_decisions(events), left_out
+    return events[list(OUTCOMES.columns)], left_out
 
 
 def _empty_outcomes() -> pd.DataFrame:
@@ -77,16 +103,27 @@ class FeedbackMerge:
     # created 2024-03-01": one per lead, left out.
     before_created: list[str] = field(default_factory=list)
     left_out: int = 0  # stored events with an impossible decided_at, not counted above (Store.usable_feedback)
+    as_of: pd.Timestamp | None = None  # set by `history_as_of`: only decisions dated by then are counted above
+    decided_later: int = 0  # the store's decisions dated after as_of: not known then, not merged
+    # What was merged, so that `history_as_of` can merge again for an earlier date: the export's own outcomes and the
+    # store's decisions (None when the merge was not given any).
+    export_outcomes: pd.DataFrame | None = field(default=None, repr=False)
+    decisions: pd.DataFrame | None = field(default=None, repr=False)
 
     def as_dict(self) -> dict:
         """The counts and the line, for the data fingerprint a run logs (`TrainingSet.fingerprint`)."""
         return {"events": self.events, "applied": self.applied, "unknown_leads": self.unknown_leads,
                 "merged_leads": self.merged_leads, "decided_before_created": len(self.before_created),
-                "left_out": self.left_out, "summary": self.line()}
+                "left_out": self.left_out, "as_of": None if self.as_of is None else str(self.as_of),
+                "decided_later": self.decided_later, "summary": self.line()}
 
     def line(self) -> str:
-        if not self.events and not self.left_out:  # a fresh install: the service has heard nothing yet
-            return "feedback store: no sales decision received yet (the export's outcomes alone)"
+        later = (f"; {self.decided_later:,} decision{'' if self.decided_later == 1 else 's'} dated after "
+                 f"{self.as_of:%Y-%m-%d %H:%M} not used (not known then)") if self.decided_later else ""
+        if not self.events and not self.left_out:
+            if later:
+                return f"feedback store: no sales decision dated by {self.as_of:%Y-%m-%d %H:%M} (the export's outcomes alone){later}"
+            return "feedback store: no sales decision received yet (the export's outcomes alone)"  # a fresh install
         named = "; ".join(self.before_created[:3]) + (f"; and {len(self.before_created) - 3:,} more"
                                                        if len(self.before_created) > 3 else "")
         return (f"feedback store: {self.events:,} lead decision{'' if self.events == 1 else 's'}, {self.applied:,} replace the export's "
@@ -96,6 +133,7 @@ class FeedbackMerge:
                    "own outcomes for them are)" if self.merged_leads else "")
                 + (f", {len(self.before_created):,} decided more than a day before their lead was created (ignored, "
                    f"as the export's own would be: {named})" if self.before_created else "")
+                + later
                 + (f"; {self.left_out:,} events with an impossible decided_at left out (they stay in the store; "
                    "see the warning)" if self.left_out else ""))
 
@@ -111,7 +149,8 @@ def merge_feedback(crm: CRMData, feedback: pd.DataFrame) -> CRMData:
     it: otherwise, once the lead matured, a wrong date would become a label that no export would give.
     The result's `feedback` counts all of this.
     """
-    stats = FeedbackMerge(events=int(feedback["lead_id"].nunique()) if len(feedback) else 0)
+    stats = FeedbackMerge(events=int(feedback["lead_id"].nunique()) if len(feedback) else 0,
+                          export_outcomes=crm.outcomes, decisions=feedback)
     if not len(feedback):
         return replace(crm, feedback=stats)
     known = feedback["lead_id"].isin(crm.leads["lead_id"])
@@ -127,11 +166,6 @@ def merge_feedback(crm: CRMData, feedback: pd.DataFrame) -> CRMData:
         refused = incoming.loc[early.index]
         stats.before_created = [f"lead {lead!r} decided {decided:%Y-%m-%d}, created {created:%Y-%m-%d}"
                                 for lead, decided, created in zip(refused["lead_id"], refused["decided_at"], early)]
-        log.warning("left out %d feedback decision(s) dated more than %d day before their lead was created, as the "
-                    "export's ingest refuses them: %s%s. Send the decision again under a new event_id with its real "
-                    "date, or correct the lead's created_at in the CRM.", len(early), CLOCK_SLACK.days,
-                    "; ".join(stats.before_created[:10]),
-                    f"; and {len(early) - 10} more" if len(early) > 10 else "")
         incoming = incoming.drop(index=early.index)
     both = pd.concat([exported.assign(_from_store=0), incoming.assign(_from_store=1)], ignore_index=True)
     ordered = both.sort_values(["decided_at", "_from_store"], na_position="first", kind="stable")

@@ -394,7 +394,7 @@ def retrain(
                       champion_is_cold_start=champion is not None and bool(champion.info.get("cold_start")))
 
     result = RetrainResult(
-        as_of=as_of, closed_leads=closed, conversions=conversions, feedback=crm.feedback, decision=decision,
+        as_of=as_of, closed_leads=closed, conversions=conversions, feedback=ts.crm.feedback, decision=decision,
         metrics=metrics, window=_describe_window(ts, split), challenger_version=challenger_version,
         champion_version=champion_version, promoted=False, dry_run=dry_run, cold_start=why,
         challenger_run_id=challenger_run_id, notes=notes,
@@ -470,7 +470,8 @@ def _log_retrain_run(result: RetrainResult, params: Params) -> None:
         mlflow.log_metrics({f"{row}.{k}": float(v) for k, v in values.items() if pd.notna(v)})
     mlflow.log_metrics({"closed_leads": result.closed_leads, "conversions": result.conversions,
                         "feedback_applied": result.feedback.applied, "feedback_left_out": result.feedback.left_out,
-                        "feedback_decided_before_created": len(result.feedback.before_created)})
+                        "feedback_decided_before_created": len(result.feedback.before_created),
+                        "feedback_decided_later": result.feedback.decided_later})
     mlflow.log_dict({"verdict": result.verdict, "checks": result.decision.checks, "reasons": result.decision.reasons,
                      "notes": result.notes, "window": result.window, "cold_start": result.cold_start},
                     "retrain/decision.json")

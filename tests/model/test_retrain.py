@@ -20,7 +20,7 @@ from pipelines import tracking
 from pipelines.cli import app
 from pipelines.dataset import assemble
 from pipelines.ingest import load_crm
-from pipelines.history import feedback_outcomes, merge_feedback
+from pipelines.history import feedback_outcomes, history_as_of, merge_feedback
 from pipelines.retrain import decide, promote, retrain, rollback
 from pipelines.synthetic import SourceShift, generate_crm, write_crm
 from conftest import FAST, params_for
@@ -297,6 +297,48 @@ def test_feedback_for_a_lead_merged_by_email_is_ignored_as_the_exports_outcomes_
                                  "another lead (ignored, as the export's own outcomes for them are)")
 
 
+def test_as_of_an_earlier_date_only_the_store_decisions_dated_by_then_are_merged_and_counted():
+    """A replay or a run --as-of sees what was known then: a later decision does not hide the export's earlier one."""
+    export = outcomes([("a", "rejected", "no_budget", "2025-02-01", None), ("b", "open", None, None, None)])
+    feedback = outcomes([("a", "converted", None, "2025-06-01", 9000.0),  # won back after the as-of date
+                         ("b", "nurture", None, "2025-03-01", None),  # b's first decision ...
+                         ("b", "converted", None, "2025-05-01", 100.0)])  # ... and its second, both in the store
+    history = merge_feedback(crm_with(export), feedback)
+
+    then = history_as_of(history, pd.Timestamp("2025-04-01"))
+
+    got = then.outcomes.set_index("lead_id")
+    assert got.loc["a", ["status", "reason"]].tolist() == ["rejected", "no_budget"]
+    assert got.loc["b", "status"] == "nurture"
+    assert then.feedback.line() == ("feedback store: 1 lead decision, 1 replace the export's (decided later, at the "
+                                    "same time, or undated there); 2 decisions dated after 2025-04-01 00:00 not used "
+                                    "(not known then)")
+    later = history_as_of(then, pd.Timestamp("2025-07-01"))  # backtest's next quarter, from the same history
+    assert later.outcomes.set_index("lead_id")["status"].to_dict() == {"a": "converted", "b": "converted"}
+    assert (later.feedback.events, later.feedback.applied, later.feedback.decided_later) == (2, 2, 0)
+
+
+def test_training_as_of_a_date_labels_a_lead_by_the_exports_decision_when_the_store_won_it_back_later(
+        sample_dir, tmp_path):
+    from serving.store import Store
+
+    params = params_for(sample_dir, tmp_path)
+    export = load_crm(params)
+    as_of = pd.Timestamp("2025-06-01")
+    rejected = export.outcomes[(export.outcomes["status"] == "rejected") & (export.outcomes["reason"] == "competitor")
+                               & (export.outcomes["decided_at"] < as_of - pd.Timedelta(days=150))]
+    lead = rejected.iloc[0]
+    Store.from_params(params).add_feedback({"event_id": "won-back", "lead_id": lead["lead_id"], "status": "converted",
+                                            "reason": None, "decided_at": "2025-09-01", "amount": 5000.0})
+
+    ts = assemble(params, as_of=as_of)
+
+    assert ts.labels.frame.loc[lead["lead_id"], "rule"] == "negative:reason:competitor"  # not open, nor expired
+    pd.testing.assert_frame_equal(ts.labels.frame, assemble(params, as_of=as_of, crm=load_crm(params)).labels.frame)
+    assert ts.crm.feedback.line() == ("feedback store: no sales decision dated by 2025-06-01 00:00 (the export's "
+                                      "outcomes alone); 1 decision dated after 2025-06-01 00:00 not used (not known then)")
+
+
 def test_feedback_is_read_from_the_store_and_a_missing_store_is_not_created(sample_dir, tmp_path):
     from serving.store import Store
 
@@ -308,8 +350,9 @@ def test_feedback_is_read_from_the_store_and_a_missing_store_is_not_created(samp
     for i, status in enumerate(["rejected", "converted"]):
         store.add_feedback({"event_id": f"e{i}", "lead_id": "L0000001", "status": status, "reason": None,
                             "decided_at": f"2026-01-0{i + 1}", "amount": None, "received_at": None})
-    latest, left_out = feedback_outcomes(params)
-    assert latest[["lead_id", "status"]].values.tolist() == [["L0000001", "converted"]] and left_out == 0
+    decisions, left_out = feedback_outcomes(params)
+    assert decisions[["lead_id", "status"]].values.tolist() == [["L0000001", "rejected"], ["L0000001", "converted"]]
+    assert left_out == 0
 
 
 def test_retraining_as_of_a_date_before_any_lead_matured_is_one_line_naming_the_date(sample_dir, tmp_path):
