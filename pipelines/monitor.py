@@ -271,6 +271,7 @@ class MonitorReport:
     captions: dict[str, str] = field(default_factory=dict)  # which leads each section counts: drift, calibration, handoff
     not_judged: dict[str, str] = field(default_factory=dict)  # section with no check judged -> why (`unjudged_sections`)
     notes: list[str] = field(default_factory=list)
+    feedback: str = ""  # what the feedback store changed in the outcomes calibration is judged on (FeedbackMerge.line)
     run_id: str = ""
 
     @property
@@ -320,6 +321,7 @@ class MonitorReport:
 
     def lines(self) -> list[str]:
         out = [f"monitor as of {self.as_of:%Y-%m-%d %H:%M}: {self.model}: status {self.verdict}"]
+        out += [f"  {self.feedback}"] if self.feedback else []
         out += [f"  {status.upper():5} {sentence}" for status, sentence in self.findings]
         if self.judged and not self.findings:
             out.append("  nothing above the thresholds")
@@ -343,7 +345,7 @@ class MonitorReport:
 <style>body{{font-family:system-ui,sans-serif;margin:2em;max-width:70em}} .t{{border-collapse:collapse;font-size:90%}}
 .t td,.t th{{padding:2px 8px;border-bottom:1px solid #ddd;text-align:right}} .alert{{color:#b00}} .warn{{color:#a60}}</style>
 </head><body><h1>leadscore monitor — {html.escape(self.model)}</h1>
-<p>As of {self.as_of:%Y-%m-%d %H:%M}; overall status <b class="{self.status}">{html.escape(self.verdict)}</b></p>
+<p>As of {self.as_of:%Y-%m-%d %H:%M}; overall status <b class="{self.status}">{html.escape(self.verdict)}</b></p>{f"<p>{html.escape(self.feedback)}</p>" if self.feedback else ""}
 <h2>Findings</h2><ul>{items}</ul>{f'<h2>Notes</h2><ul>{notes}</ul>' if notes else ''}
 <h2>Drift (PSI, training window vs recent scored leads)</h2>{caption.get("drift", "")}
 <img alt="PSI per feature" src="data:image/png;base64,{_png(psi_figure(self.drift))}">{table(self.drift)}
@@ -515,15 +517,15 @@ def monitor(
 
     from pipelines import tracking
     from pipelines.dataset import assemble, with_model_features
-    from pipelines.history import load_history
-    from serving.store import Store, latest_decisions
+    from pipelines.history import history_as_of, load_history
+    from serving.store import Store
 
     champion = tracking.load_scorer(params, tracking.CHAMPION)
     version = str(champion.info.get("registry", {}).get("version", "?"))
     model = f"{params.tracking.registered_model} v{version}"
     store = store if store is not None else Store.from_params(params, read_only=True)
     feedback, left_out = store.usable_feedback()
-    crm = load_history(params, crm, (latest_decisions(feedback), left_out))
+    crm = load_history(params, crm, (feedback, left_out))
     mp, dated = params.monitor, params.data.dated
     catalog = feature_catalog(champion.features)
     notes: list[str] = []
@@ -568,7 +570,8 @@ def monitor(
     notes += absent
     calibration_log = calibration_log[~outside]
     leads = crm.leads[crm.leads["lead_id"].isin(calibration_log.index)]
-    labels = build_labels(leads, crm.outcomes, params.label, as_of if dated else None).frame
+    known = history_as_of(crm, as_of) if dated else crm  # a decision dated after as_of must not hide the export's
+    labels = build_labels(leads, known.outcomes, params.label, as_of if dated else None).frame
     matured = labels.index[labels["label"].notna()]
     calibration_frame = _features_as_scored(crm, calibration_log.loc[matured], champion.features, dated)
     calibration_frame["probability"] = calibration_log["probability"].reindex(calibration_frame.index).to_numpy()
@@ -578,7 +581,7 @@ def monitor(
         calibration_frame, labels.loc[calibration_frame.index, "label"].to_numpy(),
         scored[~merged], feedback, catalog, champion.tiers.names[0], params, as_of, model,
     )
-    report.notes = notes
+    report.notes, report.feedback = notes, known.feedback.line()
     tracking.configure(params)
     with mlflow.start_run(run_name=f"monitor {as_of:%Y-%m-%d}") as run:
         report.run_id = run.info.run_id

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 import re
 
 import mlflow
@@ -388,3 +389,18 @@ def test_monitor_reads_an_earlier_versions_store_with_a_read_only_account(produc
     for section in ("drift", "calibration", "segments", "handoff", "reasons_by_tier"):
         pd.testing.assert_frame_equal(getattr(report, section), getattr(clean, section))
     assert report.notes == clean.notes
+
+
+def test_monitor_says_what_the_feedback_store_changed_as_of_its_date(production, tmp_path):
+    """As train and retrain do, in the same words; decisions dated after the monitor's as_of are not counted."""
+    params, crm, store = production
+    as_of = pd.Timestamp("2025-10-01")
+    later = int((store.feedback_frame()["decided_at"] > as_of).sum())
+
+    report = monitor(params, crm=crm, store=store, as_of=as_of, out=tmp_path / "monitor.html")
+
+    line = report.lines()[1]
+    assert line.startswith("  feedback store: ") and line.endswith(
+        f"; {later:,} decisions dated after 2025-10-01 00:00 not used (not known then)"), line
+    assert html.escape(line.strip()) in (tmp_path / "monitor.html").read_text()
+    assert line in mlflow.artifacts.load_text(f"runs:/{report.run_id}/monitor/summary.txt")
