@@ -84,13 +84,17 @@ def data_as_of(crm: CRMData) -> pd.Timestamp | None:
     """The export's 'now': its latest lead creation or decision (None for undated exports).
 
     Not its latest activity: CRMs log scheduled meetings and webinars ahead, and one activity dated
-    next year would make every open lead look past the label horizon, so labelled negative.
+    next year would make every open lead look past the label horizon, so labelled negative. Nor the
+    feedback store's latest decision (`history.load_history`): the store hears only the decisions the
+    CRM sends the service, so one decision sent today would make a months-old export's open leads,
+    which may have been decided since without the store hearing of it, count as expired unconverted.
     """
     stamps = []
+    outcomes = crm.outcomes if crm.feedback is None else crm.feedback.export_outcomes  # the export's own
     if "created_at" in crm.leads:
         stamps.append(crm.leads["created_at"].max())
-    if crm.outcomes is not None and "decided_at" in crm.outcomes:
-        stamps.append(crm.outcomes["decided_at"].max())
+    if outcomes is not None and "decided_at" in outcomes:
+        stamps.append(outcomes["decided_at"].max())
     stamps = [s for s in stamps if pd.notna(s)]
     return max(stamps) if stamps else None
 

@@ -614,3 +614,31 @@ def test_a_feedback_store_that_cannot_be_reached_is_a_one_line_error(small_expor
     result = runner.invoke(app, [command, "--params", str(params), *extra.get(command, [])])
     assert result.exit_code == 1 and isinstance(result.exception, SystemExit), result.output  # no traceback
     assert f"cannot connect to the store {folder}: unable to open database file" in result.output.replace("\n", "")
+
+
+def test_a_decision_the_store_got_long_after_the_export_does_not_expire_the_exports_open_leads(small_export, tmp_path,
+                                                                                               monkeypatch):
+    """The store hears only what the CRM sends the service: one decision sent months after a stale export must not
+    move its 'now', or every lead open in it would count as expired unconverted. The default as-of stays the
+    export's; the line says the later decision was not used; an --as-of that late is refused as without a store."""
+    from serving.store import Store
+
+    params = training_params(small_export, tmp_path, monkeypatch)
+    end = max(pd.Timestamp(small_export["leads"]["created_at"].max()),
+              pd.Timestamp(small_export["outcomes"]["decided_at"].replace("", None).dropna().max()))
+    without_store = run("features", "--params", str(params))
+    late = end + pd.Timedelta(days=200)
+    Store.from_params(load_params(params)).add_feedback({
+        "event_id": "today", "lead_id": small_export["leads"]["lead_id"].iloc[0], "status": "converted",
+        "reason": None, "decided_at": f"{late:%Y-%m-%dT%H:%M:%S}Z", "received_at": f"{late:%Y-%m-%dT%H:%M:%S}Z"})
+
+    with_store = run("features", "--params", str(params))
+
+    assert with_store.exit_code == 0, with_store.output
+    assert f"== labels (as of {end})" in with_store.output
+    labels = re.compile(r"^  \w+:[\w:]+: \d+ \(.*\)$", re.M)  # one line per label rule: "  negative:open_expired: 333 (1.7%)"
+    assert len(labels.findall(without_store.output)) > 3  # the label rule lines
+    assert labels.findall(with_store.output) == labels.findall(without_store.output)  # no open lead expired
+    assert f"1 decision dated after {end:%Y-%m-%d %H:%M} not used (not known then)" in with_store.output
+    refused = runner.invoke(app, ["train", "--params", str(params), "--as-of", f"{late:%Y-%m-%d}"])
+    assert refused.exit_code == 1 and f"the export's latest lead creation or decision ({end:%Y-%m-%d %H:%M})" in refused.output
