@@ -127,7 +127,8 @@ def replay(params: Params, quarters: int = 4, segment: str = "lead_source", crm:
     segments = pd.concat(segment_tables, ignore_index=True) if segment_tables else pd.DataFrame()
     if len(segments):
         segments = segments[["quarter", *[c for c in segments.columns if c != "quarter"]]]
-    return BacktestResult(table, segments, backtest_figure(table, segments, names), crm.feedback)
+    # What the store changed as of the export's end, the latest any quarter is labelled from.
+    return BacktestResult(table, segments, backtest_figure(table, segments, names), outcome.crm.feedback)
 
 
 def backtest_figure(table: pd.DataFrame, segments: pd.DataFrame, tier_names: list[str]) -> Figure:

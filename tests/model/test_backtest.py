@@ -35,6 +35,8 @@ def replayed(tmp_path_factory):
                         "decided_at": f"{rejected['decided_at'] + pd.Timedelta(days=1):%Y-%m-%dT%H:%M:%S}Z"})
     store.add_feedback({"event_id": "elsewhere", "lead_id": "NOT-IN-THE-EXPORT", "status": "rejected",
                         "reason": "no_budget", "decided_at": "2025-06-01T00:00:00Z"})
+    store.add_feedback({"event_id": "after-the-export", "lead_id": rejected["lead_id"], "status": "rejected",  # not known
+                        "reason": "competitor", "decided_at": "2026-06-01T00:00:00Z"})            # by the export's end
     out = tmp_path_factory.mktemp("backtest")
     return backtest(params, quarters=4, out_dir=out), params, out
 
@@ -51,10 +53,15 @@ def test_the_backtest_shows_the_drop_in_the_shifted_sources_quarters(replayed):
 
 
 def test_the_printed_backtest_says_what_the_feedback_store_changed_as_retrain_does(replayed):
-    """The replayed quarters are labelled from the export + the store: the console says so in retrain's words."""
-    result, _, _ = replayed
+    """The replayed quarters are labelled from the export + the store: the console says so in retrain's words,
+    as of the export's end (a decision dated later is known to no quarter)."""
+    result, params, _ = replayed
+    leads = pd.read_csv(params.resolve(params.data.leads), usecols=["created_at"])
+    outcomes = pd.read_csv(params.resolve(params.data.outcomes), usecols=["decided_at"])
+    end = max(pd.Timestamp(leads["created_at"].max()), pd.Timestamp(outcomes["decided_at"].max()))
     assert result.lines()[0] == ("feedback store: 2 lead decisions, 1 replace the export's (decided later, at the same "
-                                 "time, or undated there), 1 for leads not in the export (ignored)")
+                                 "time, or undated there), 1 for leads not in the export (ignored); 1 decision dated "
+                                 f"after {end:%Y-%m-%d %H:%M} not used (not known then)")
 
 
 def test_each_quarter_reports_the_headline_figures_and_tier_conversion(replayed):
