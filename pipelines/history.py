@@ -29,8 +29,8 @@ def load_history(
 
     Args:
         crm: an already loaded export (default: load params.data).
-        feedback: the store's latest decision per lead and how many events it left out, as
-            `feedback_outcomes` returns them (default: read params.serving.store_url).
+        feedback: the store's decisions (contract outcome columns, in the order received) and how many
+            events it left out, as `feedback_outcomes` returns them (default: read params.serving.store_url).
     """
     crm = crm if crm is not None else load_crm(params)
     decisions, left_out = feedback if feedback is not None else feedback_outcomes(params)
