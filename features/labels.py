@@ -56,6 +56,7 @@ def build_labels(
     outcomes: pd.DataFrame | None,
     policy: LabelParams,
     as_of: pd.Timestamp | None = None,
+    known_until: pd.Timestamp | None = None,
 ) -> LabelResult:
     """Apply the label policy to every lead.
 
@@ -67,8 +68,9 @@ def build_labels(
         the policy does not list gets ``unknown_reason``, an empty one ``missing_reason``.
       * open status, or no outcome row: still able to convert, so censored (label NaN) while
         ``created_at + horizon_days > as_of`` (``censored:open_immature``), else
-        ``negative:open_expired``. Undated leads and a horizon of None can never expire:
-        ``censored:open_undated`` / ``censored:open_no_horizon``.
+        ``negative:open_expired``; censored (``censored:open_past_export``) when the horizon ended after
+        ``known_until``, the outcomes being silent about that time. Undated leads and a horizon of None
+        can never expire: ``censored:open_undated`` / ``censored:open_no_horizon``.
       * any other status: ``policy.status_policy`` (``{action}:status:{status}``); a status the policy
         does not mention is excluded (``excluded:unknown_status:{status}``) so it shows up in counts.
 
@@ -83,6 +85,9 @@ def build_labels(
         policy: the ``label`` section of params.yaml.
         as_of: when the labels are taken; defaults to the latest creation or decision date in the data
             (the export time, as far as the data can tell).
+        known_until: until when the outcomes cover every lead (the export's own 'now',
+            `dataset.data_as_of`), for an ``as_of`` after it: a lead still open in a months-old export may
+            have been decided since without the data saying so, so it does not expire after it.
 
     Returns:
         The label frame and the leads-per-rule counts.
@@ -156,9 +161,14 @@ def build_labels(
         undated = is_open & ((created == NAT) | (as_of_ns == NAT))
         deadline = created + policy.horizon_days * DAY_NS
         immature = is_open & ~undated & (deadline > as_of_ns)
-        expired = is_open & ~undated & ~immature
+        unseen = np.zeros(n, dtype=bool)
+        if known_until is not None:
+            known_until_ns = to_epoch_ns(pd.Series([pd.Timestamp(known_until)]), "known_until")[0]
+            unseen = is_open & ~undated & ~immature & (deadline > known_until_ns)
+        expired = is_open & ~undated & ~immature & ~unseen
         rule[undated] = "censored:open_undated"
         rule[immature] = "censored:open_immature"
+        rule[unseen] = "censored:open_past_export"
         rule[expired] = "negative:open_expired"
         label[expired] = 0.0
 

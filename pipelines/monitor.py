@@ -516,7 +516,7 @@ def monitor(
     import mlflow
 
     from pipelines import tracking
-    from pipelines.dataset import assemble, with_model_features
+    from pipelines.dataset import assemble, data_as_of, with_model_features
     from pipelines.history import history_as_of, load_history
     from serving.store import Store
 
@@ -571,7 +571,16 @@ def monitor(
     calibration_log = calibration_log[~outside]
     leads = crm.leads[crm.leads["lead_id"].isin(calibration_log.index)]
     known = history_as_of(crm, as_of) if dated else crm  # a decision dated after as_of must not hide the export's
-    labels = build_labels(leads, known.outcomes, params.label, as_of if dated else None).frame
+    # A lead still open in the export when its horizon ended after the export was taken may have been decided
+    # since without the export or the store saying so: it is not counted as unconverted.
+    export_end = data_as_of(crm) if dated else None
+    labels = build_labels(leads, known.outcomes, params.label, as_of if dated else None, known_until=export_end).frame
+    unseen = int((labels["rule"] == "censored:open_past_export").sum())
+    if unseen:
+        notes.append(f"{unseen:,} leads first scored in the {mp.calibration_days} days to {as_of:%Y-%m-%d} passed their "
+                     f"{params.label.horizon_days}-day horizon after the export ends ({export_end:%Y-%m-%d}) with no "
+                     "decision in it or the feedback store: left out of calibration (whether they converted is not "
+                     "known; a newer export tells)")
     matured = labels.index[labels["label"].notna()]
     calibration_frame = _features_as_scored(crm, calibration_log.loc[matured], champion.features, dated)
     calibration_frame["probability"] = calibration_log["probability"].reindex(calibration_frame.index).to_numpy()

@@ -142,6 +142,28 @@ def test_open_lead_is_censored_until_the_horizon_passes():
     assert never_expires.counts == {"censored:open_no_horizon": 4}
 
 
+def test_an_open_lead_whose_horizon_ended_after_the_export_was_taken_is_not_called_unconverted():
+    """Judged long after a stale export (monitor), a lead open in it may have been decided since without
+    the data saying so; one whose horizon ended before the export was taken did stay open through it."""
+    export_end, as_of = day(200), day(400)
+    leads, outcomes = crm(
+        [
+            ("open_through_its_horizon", export_end - pd.Timedelta(days=121), "open", None, None),
+            ("horizon_after_the_export", export_end - pd.Timedelta(days=60), "open", None, None),
+            ("decided_after_the_export", export_end - pd.Timedelta(days=60), "rejected", "no_budget", day(250)),
+        ]
+    )
+    result = build_labels(leads, outcomes, policy(), as_of, known_until=export_end)
+    assert result.frame["rule"].to_dict() == {
+        "open_through_its_horizon": "negative:open_expired",
+        "horizon_after_the_export": "censored:open_past_export",
+        "decided_after_the_export": "negative:reason:no_budget",  # the store heard it
+    }
+    assert np.isnan(result.frame.loc["horizon_after_the_export", "label"])
+    assert build_labels(leads, outcomes, policy(), as_of).frame.loc["horizon_after_the_export", "rule"] == \
+        "negative:open_expired"
+
+
 def test_outcome_decided_after_as_of_is_not_known_yet():
     leads, outcomes = crm([("future_win", CREATED, "converted", None, day(50))])
     result = build_labels(leads, outcomes, policy(), as_of=day(20))

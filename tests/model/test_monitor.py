@@ -11,6 +11,7 @@ import pandas as pd
 import pytest
 
 from features.build import FeatureDef, build_features
+from features.labels import build_labels
 from pipelines.config import LabelParams, MonitorParams
 from pipelines.monitor import (
     calibration_summary,
@@ -404,3 +405,40 @@ def test_monitor_says_what_the_feedback_store_changed_as_of_its_date(production,
         f"; {later:,} decisions dated after 2025-10-01 00:00 not used (not known then)"), line
     assert html.escape(line.strip()) in (tmp_path / "monitor.html").read_text()
     assert line in mlflow.artifacts.load_text(f"runs:/{report.run_id}/monitor/summary.txt")
+
+
+def test_leads_open_in_a_stale_export_are_not_judged_unconverted_past_its_end(production, tmp_path):
+    """Monitored months after the export was taken, with no decision sent to the store: a scored lead open in
+    the export whose horizon ended after it may well have converted since. Calibration leaves it out and
+    says so, instead of judging the probability it got against a conversion that is merely not in the data."""
+    from dataclasses import replace
+
+    from pipelines.dataset import data_as_of
+    from serving.store import Store
+
+    params, crm, store = production
+    cut = pd.Timestamp("2025-08-01")
+    stale = replace(crm, leads=crm.leads[crm.leads["created_at"] <= cut],
+                    outcomes=crm.outcomes[crm.outcomes["decided_at"] <= cut])  # what the CRM held on `cut`
+    scores_only = Store(f"sqlite:///{tmp_path / 'scores.db'}")  # the CRM never sent its decisions
+    scores_only.log_scores(store.score_log_frame())
+
+    report = monitor(params, crm=stale, store=scores_only)
+
+    scored = scores_only.score_log_frame().drop_duplicates("lead_id").set_index("lead_id")
+    in_window = scored[scored["scored_at"] > report.as_of - pd.Timedelta(days=params.monitor.calibration_days)].index
+    created = stale.leads.set_index("lead_id")["created_at"]
+    horizon_end = created + pd.Timedelta(days=params.label.horizon_days)
+    undecided = created.index.difference(stale.outcomes["lead_id"])
+    unseen = [lead for lead in in_window.intersection(undecided)
+              if cut < horizon_end[lead] <= report.as_of]  # matured by as_of, but after the export was taken
+    assert len(unseen) > 20
+    assert (f"{len(unseen):,} leads first scored in the {params.monitor.calibration_days} days to "
+            f"{report.as_of:%Y-%m-%d} passed their {params.label.horizon_days}-day horizon after the export ends "
+            f"({data_as_of(stale):%Y-%m-%d}) with no decision in it or the feedback store: left out of calibration") \
+        in " ".join(report.notes)
+    # Exactly those are left out: every other matured lead is judged as before.
+    window_leads = stale.leads[stale.leads["lead_id"].isin(in_window)]
+    as_before = build_labels(window_leads, stale.outcomes, params.label, report.as_of).frame
+    assert as_before.loc[unseen, "rule"].eq("negative:open_expired").all()
+    assert report.calibration["leads"].iloc[0] == as_before["label"].notna().sum() - len(unseen)
