@@ -51,7 +51,7 @@ TO_A_BROWSER = ("A browser (no Authorization header, an Accept that does not ask
                 "saying so instead.")
 NOT_STORED = ("The store refused or failed the write (e.g. made read-only, or its database unreachable, since the "
               "service started); `error` names the store and the database's reason. Nothing was stored: send it "
-              "again later.")
+              "again after the seconds its Retry-After header gives.")
 REFUSED = ("Content the data contract refuses (e.g. no lead id, an unparsable date, a date out of range); "
            "`detail` names each field.")
 

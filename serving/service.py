@@ -116,15 +116,20 @@ def api_key() -> tuple[str, str]:
     return key, env_var
 
 
-def _error(status: int, message: str, detail: list | None = None) -> JSONResponse:
-    return JSONResponse({"error": message, "detail": detail or []}, status_code=status)
+def _error(status: int, message: str, detail: list | None = None, headers: dict | None = None) -> JSONResponse:
+    return JSONResponse({"error": message, "detail": detail or []}, status_code=status, headers=headers)
+
+
+# Seconds a client is told to wait (Retry-After) before sending again what the store could not take.
+STORE_RETRY_SECONDS = 30
 
 
 def _store_unavailable(err: StoreWriteFailed) -> JSONResponse:
     """A 503 naming the store and the database's reason, for a write it refused after the service started
-    (e.g. the file or account made read-only): the client retries later; the log says it once per request."""
+    (e.g. the file or account made read-only): the client retries later, as Retry-After says; the log says
+    it once per request."""
     log.error("%s", err)
-    return _error(503, str(err))
+    return _error(503, str(err), headers={"Retry-After": str(STORE_RETRY_SECONDS)})
 
 
 def _no_card(request: Request, message: str, page: str) -> Response:

@@ -463,6 +463,7 @@ def test_a_store_that_stops_taking_writes_answers_503_naming_it_and_the_service_
 
     for (route, reply), table in zip(refused.items(), ("score_log", "feedback")):
         assert reply.status == 503, (route, reply.body)
+        assert reply.headers["retry-after"] == "30"  # when a CRM's retry queue may send it again
         assert reply.json() == {"error": f"cannot write to the store {path}: no such table: {table}. Nothing of this "
                                          "request was stored; send it again once the store takes writes (the service's "
                                          "account, or SQLite file, must be allowed to write).", "detail": []}
