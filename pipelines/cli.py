@@ -58,12 +58,12 @@ def _fail(err: Exception | str) -> None:
 
 def _input_errors() -> tuple[type[Exception], ...]:
     """What a command reports as one red line instead of a traceback: a refused export or params value, a
-    missing file, no such registered model or alias, a feedback store that cannot be reached (imported
+    missing file, no such registered model or alias, a feedback store that cannot be reached or read (imported
     when an error is being handled, so `--help` stays fast)."""
     from pipelines.ingest import ContractError
-    from serving.store import StoreUnreachable
+    from serving.store import StoreReadFailed, StoreUnreachable
 
-    return (LookupError, ContractError, FileNotFoundError, ValueError, StoreUnreachable)
+    return (LookupError, ContractError, FileNotFoundError, ValueError, StoreUnreachable, StoreReadFailed)
 
 
 @app.command("sample-data")
@@ -260,7 +260,7 @@ def export_outcomes(
 ) -> None:
     """Write the feedback the service received as an outcomes table: the latest decision per lead."""
     from pipelines.ingest import is_parquet, refuse_to_overwrite
-    from serving.store import Store, StoreUnreachable
+    from serving.store import Store
 
     p = _params(params)
     if output.is_dir():
@@ -276,7 +276,7 @@ def export_outcomes(
         _fail(f"--output: {output} already exists; pass --overwrite to replace it, or name another file")
     try:
         outcomes = Store.from_params(p, read_only=True).export_outcomes()
-    except StoreUnreachable as err:
+    except _input_errors() as err:
         _fail(err)
     try:
         output.parent.mkdir(parents=True, exist_ok=True)

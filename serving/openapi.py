@@ -162,7 +162,10 @@ def document(generated: dict, data: DataParams) -> dict:
                                        + TO_A_BROWSER, ErrorResponse)
     card["responses"]["404"] = _answer("The lead was never scored, or the request names no lead. " + TO_A_BROWSER,
                                        ErrorResponse)
-    for status in ("401", "404"):
+    card["responses"]["503"] = _answer("The score log cannot be read right now; `error` names the store and the "
+                                       "database's reason. Try again after the seconds its Retry-After header gives. "
+                                       + TO_A_BROWSER, ErrorResponse)
+    for status in ("401", "404", "503"):
         card["responses"][status]["content"]["text/html"] = {"schema": {"type": "string"}}
     paths["/reload"]["post"]["responses"].update(_errors({409: "A built bento serves the model packaged with "
                                                                "it: deploy a new bento instead."}))

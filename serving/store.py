@@ -238,10 +238,10 @@ def _typed(frame: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
     return pd.DataFrame(out, columns=columns)
 
 
-# What a database answers when it may not, or cannot now, write: a read-only file, account or transaction,
-# revoked privileges, a full disk, a lock held too long, a lost connection. (IntegrityError and DataError
-# are about the row written instead.)
-_CANNOT_WRITE = (sa.exc.OperationalError, sa.exc.ProgrammingError, sa.exc.InternalError, sa.exc.InterfaceError)
+# What a database answers when it may not, or cannot now, write or read: a read-only file, account or
+# transaction, revoked privileges, a full disk, a lock held too long, a lost connection, a table gone.
+# (IntegrityError and DataError are about the row written instead.)
+_UNAVAILABLE = (sa.exc.OperationalError, sa.exc.ProgrammingError, sa.exc.InternalError, sa.exc.InterfaceError)
 
 
 class StoreUnreachable(RuntimeError):
@@ -256,6 +256,11 @@ class StoreNotWritable(RuntimeError):
 class StoreWriteFailed(RuntimeError):
     """The database refused or failed a write after the store opened (e.g. made read-only since): the
     service answers 503 with this message, not a bare 500."""
+
+
+class StoreReadFailed(RuntimeError):
+    """The database failed a read after the store opened (its server lost, a table gone): the score card
+    answers 503 with this message, not a bare 500."""
 
 
 class Store:
@@ -319,14 +324,14 @@ class Store:
                 _metadata.create_all(self.engine)
                 _add_missing_columns(self.engine)
                 break
-            except _CANNOT_WRITE as err:
+            except _UNAVAILABLE as err:
                 failure = err
         else:
             doing = f"running: {' '.join(failure.statement.split())}" if failure.statement else None
             raise self._not_writable(failure, doing)
         try:
             _check_writable(self.engine)
-        except _CANNOT_WRITE as err:
+        except _UNAVAILABLE as err:
             raise self._not_writable(err, "checking that the tables take rows, with none written") from None
 
     def _not_writable(self, failure: sa.exc.DBAPIError, doing: str | None) -> StoreNotWritable:
@@ -345,7 +350,7 @@ class Store:
         try:
             with self.engine.begin() as conn:
                 yield conn
-        except _CANNOT_WRITE as err:
+        except _UNAVAILABLE as err:
             raise StoreWriteFailed(
                 f"cannot write to the store {self.name}: {err.orig}. Nothing of this request was stored; send it "
                 "again once the store takes writes (the service's account, or SQLite file, must be allowed to write)."
@@ -366,8 +371,11 @@ class Store:
         columns = [table.c[name] for name in names if name in self._present[table.name]]
         if not columns:
             return []
-        with self.engine.connect() as conn:
-            return conn.execute(arrange(sa.select(*columns))).mappings().all()
+        try:
+            with self.engine.connect() as conn:
+                return conn.execute(arrange(sa.select(*columns))).mappings().all()
+        except _UNAVAILABLE as err:
+            raise StoreReadFailed(f"cannot read the store {self.name}: {err.orig}") from None
 
     # ------------------------------------------------------------------ score log
 

@@ -476,6 +476,27 @@ def test_a_store_that_stops_taking_writes_answers_503_naming_it_and_the_service_
     assert store.latest_score("UNWRITABLE-1") is not None
 
 
+def test_a_score_card_the_store_cannot_read_is_a_503_asking_to_try_again(client, server, leads):
+    """A rep's link while the score log cannot be read: a page saying to try again, not a bare 500; an API
+    client gets the error JSON naming the store; both are told when to retry, and the link works again after."""
+    score = client.post("/score", {"leads": [{**leads[7], "lead_id": "CARD-UNREADABLE"}], "as_of": AS_OF}).json()
+    link = score["scores"][0]["card_url"]
+    path = sqlite_file(server.params.serving.store_url)
+    browser = Client(server.url)  # no API key
+
+    with _tables_moved_away(path):
+        page, api = browser.get(link), client.get("/leads/CARD-UNREADABLE")
+
+    assert page.status == 503 and page.headers["content-type"].startswith("text/html"), page.body
+    assert "The score card cannot be shown right now" in page.body.decode()
+    assert api.status == 503 and api.json() == {
+        "error": f"cannot read the store {path}: no such table: score_log", "detail": []}
+    assert page.headers["retry-after"] == api.headers["retry-after"] == "30"
+    documented = client.get("/docs.json").json()
+    _conforms(api.json(), _json_schema(documented, documented["paths"]["/leads/{lead_id}"]["get"]["responses"]["503"]))
+    assert browser.get(link).status == 200
+
+
 def test_concurrent_retries_of_one_event_store_it_once(server):
     def post(_) -> int:
         client = server.client()
