@@ -38,7 +38,7 @@ DESCRIPTION = (
     "Lead scoring for the CRM: POST /score for scores, tiers and reasons; POST /feedback for sales "
     "decisions; POST /explain and GET /model to look inside. Every route but the health ones needs the "
     "header `Authorization: Bearer <key>`. Every error is JSON in one shape (ErrorResponse); only a rep's "
-    "browser gets the score card's 401 and 404 as HTML pages. Guide: serving/README.md."
+    "browser gets the score card's 401, 404 and 503 as HTML pages. Guide: serving/README.md."
 )
 
 BAD_JSON = ("Not JSON of the documented shape or types (e.g. a number where a date belongs); `detail` names "
