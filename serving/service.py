@@ -124,28 +124,20 @@ def _error(status: int, message: str, detail: list | None = None, headers: dict 
 STORE_RETRY_SECONDS = 30
 
 
-def _store_unavailable(err: StoreWriteFailed | StoreReadFailed) -> JSONResponse:
-    """A 503 naming the store and the database's reason, for a write it refused (or a read it failed) after the
-    service started (e.g. the file or account made read-only): the client retries later, as Retry-After says;
-    the log says it once per request."""
+def _store_unavailable(err: StoreWriteFailed) -> JSONResponse:
+    """A 503 naming the store and the database's reason, for a write it refused after the service started
+    (e.g. the file or account made read-only): the client retries later, as Retry-After says; the log says
+    it once per request."""
     log.error("%s", err)
     return _error(503, str(err), headers={"Retry-After": str(STORE_RETRY_SECONDS)})
 
 
-def _no_card(request: Request, message: str, page: str) -> Response:
-    """A score card's 404: `page` for a rep's browser, `message` as the error JSON for an API client."""
-    return HTMLResponse(page, status_code=404) if from_browser(request.scope) else _error(404, message)
-
-
-def _card_unavailable(request: Request, err: StoreReadFailed) -> Response:
-    """A score card's 503 when the store cannot be read: a page asking the rep to try again for a browser,
-    the error JSON (and Retry-After) for an API client; the log names the store and the reason."""
-    if not from_browser(request.scope):
-        return _store_unavailable(err)
-    log.error("%s", err)
-    page = scorecard.notice("Score card unavailable", "The score card cannot be shown right now",
-                            "The service cannot read its score log at the moment. Try the link again in a minute.")
-    return HTMLResponse(page, status_code=503, headers={"Retry-After": str(STORE_RETRY_SECONDS)})
+def _no_card(request: Request, status: int, message: str, page: str, headers: dict | None = None) -> Response:
+    """A score card that cannot be shown: `page` for a rep's browser, `message` as the error JSON for an API
+    client (serving.security.from_browser, as for a refused link's 401)."""
+    if from_browser(request.scope):
+        return HTMLResponse(page, status_code=status, headers=headers)
+    return _error(status, message, headers=headers)
 
 
 pages = FastAPI(docs_url=None, redoc_url=None, openapi_url=None)
@@ -324,16 +316,20 @@ class LeadScoreService:
         lead_id = card_lead_id(lead_id, request.query_params.get(CARD_ID_FIELD))
         if not lead_id:
             where = f"/leads/<lead id> (or /leads/?{CARD_ID_FIELD}=<lead id>)"
-            return _no_card(request, f"no lead id: a score card is at {where}", scorecard.notice(
+            return _no_card(request, 404, f"no lead id: a score card is at {where}", scorecard.notice(
                 "No lead id", "This link names no lead",
                 f"A score card is at {where}. Open the lead in your CRM again to get its link."))
         try:
             latest = self.store.latest_score(lead_id)
         except StoreReadFailed as err:
-            return _card_unavailable(request, err)
+            log.error("%s", err)
+            return _no_card(request, 503, str(err), scorecard.notice(
+                "Score card unavailable", "The score card cannot be shown right now",
+                "The service cannot read its score log at the moment. Try the link again in a minute."),
+                {"Retry-After": str(STORE_RETRY_SECONDS)})
         if latest is None:
-            return _no_card(request, f"lead {lead_id!r} has not been scored: its card exists once the CRM has sent "
-                                     "the lead to POST /score", scorecard.not_found(lead_id))
+            return _no_card(request, 404, f"lead {lead_id!r} has not been scored: its card exists once the CRM has "
+                                          "sent the lead to POST /score", scorecard.not_found(lead_id))
         return HTMLResponse(scorecard.render(latest, self.served.scorer.tiers.names))
 
 
