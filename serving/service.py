@@ -311,8 +311,9 @@ class LeadScoreService:
         """The rep's score card from the lead's latest logged score.
 
         Opens with the API key, or without it through the signed link /score returns (card_url). The
-        id is the path's, or for "." and ".." the query's `lead_id`. A lead never scored is a 404:
-        a page saying so for a rep's browser, the error JSON for an API client."""
+        id is the path's, or for "." and ".." the query's `lead_id`. A lead never scored is a 404, a
+        score log that cannot be read a 503: a page saying so for a rep's browser, the error JSON for an
+        API client."""
         lead_id = card_lead_id(lead_id, request.query_params.get(CARD_ID_FIELD))
         if not lead_id:
             where = f"/leads/<lead id> (or /leads/?{CARD_ID_FIELD}=<lead id>)"
