@@ -328,10 +328,10 @@ def _read_sql(spec: str, url: str, base_dir: Path) -> pd.DataFrame:
 def _sql_engine(url: str, base_dir: Path) -> sa.Engine:
     """An engine for data.sql_url; a SQLite file that does not exist is refused, not created empty."""
     try:
-        parsed = _resolve_sqlite(url, base_dir)
-        if parsed.get_backend_name() == "sqlite" and parsed.database and not Path(parsed.database).is_file() \
-                and parsed.database != ":memory:" and not parsed.database.startswith("file:"):
-            raise FileNotFoundError(f"data.sql_url: SQLite database not found: {parsed.database} (a relative "
+        parsed = resolve_sqlite(url, base_dir)
+        path = sqlite_file(parsed)
+        if path is not None and not Path(path).is_file():
+            raise FileNotFoundError(f"data.sql_url: SQLite database not found: {path} (a relative "
                                     "path resolves against the params file's folder)")
         return sa.create_engine(parsed)
     except sa.exc.ArgumentError:
@@ -342,14 +342,29 @@ def _sql_engine(url: str, base_dir: Path) -> sa.Engine:
                          "next to leadscore") from None
 
 
-def _resolve_sqlite(url: str, base_dir: Path) -> sa.URL:
-    """A relative SQLite file resolves against the params file's folder, like every other path."""
+def sqlite_file(url: str | sa.URL) -> str | None:
+    """The file path a SQLite URL names, also as a URI (`sqlite:///file:store.db?mode=ro&uri=true`);
+    None for another database or one in memory."""
+    url = sa.make_url(url)
+    db = url.database
+    if url.get_backend_name() != "sqlite" or not db or db == ":memory:":
+        return None
+    if url.query.get("uri") == "true":
+        db = db.removeprefix("file:")
+        db = db[2:] if db.startswith("///") else db  # file:///abs/path
+    return db if db and not db.startswith(":memory:") else None
+
+
+def resolve_sqlite(url: str | sa.URL, base_dir: Path) -> sa.URL:
+    """A relative SQLite file (a URI's too) resolves against the params file's folder, like every other
+    path: the CRM's data.sql_url and the service's serving.store_url alike."""
     parsed = sa.make_url(url)
-    db = parsed.database
-    if parsed.get_backend_name() == "sqlite" and db and db != ":memory:" and not db.startswith("file:"):
-        path = Path(db).expanduser()
-        parsed = parsed.set(database=str(path if path.is_absolute() else base_dir / path))
-    return parsed
+    path = sqlite_file(parsed)
+    if path is None:
+        return parsed
+    resolved = Path(path).expanduser()
+    resolved = resolved if resolved.is_absolute() else base_dir / resolved
+    return parsed.set(database=parsed.database[: len(parsed.database) - len(path)] + str(resolved))
 
 
 def _select_all(name: str, conn: sa.Connection) -> sa.Select:

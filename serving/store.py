@@ -22,6 +22,7 @@ import sqlalchemy as sa
 
 from pipelines.config import Params
 from pipelines.contract import CLOCK_SLACK, DATE_RANGE, OUTCOMES
+from pipelines.ingest import resolve_sqlite, sqlite_file
 
 log = logging.getLogger(__name__)
 
@@ -170,19 +171,6 @@ def _sqlite_pragmas(dbapi_connection, _record) -> None:
     cursor.execute("PRAGMA busy_timeout=30000")  # several workers write to one file
     cursor.execute("PRAGMA synchronous=FULL")  # a commit is on disk before the service answers
     cursor.close()
-
-
-def sqlite_file(url: str | sa.URL) -> str | None:
-    """The file path a SQLite URL names, also as a read-only URI (`sqlite:///file:store.db?mode=ro&uri=true`);
-    None for another database or one in memory."""
-    url = sa.make_url(url)
-    db = url.database
-    if url.get_backend_name() != "sqlite" or not db or db == ":memory:":
-        return None
-    if url.query.get("uri") == "true":
-        db = db.removeprefix("file:")
-        db = db[2:] if db.startswith("///") else db  # file:///abs/path
-    return db
 
 
 def _present_columns(engine: sa.Engine) -> dict[str, set[str]]:
@@ -359,10 +347,7 @@ class Store:
     @classmethod
     def from_params(cls, params: Params, read_only: bool = False) -> "Store":
         """The store params.serving.store_url names; a relative SQLite path is relative to the params file."""
-        url = sa.make_url(params.serving.store_url)
-        path = sqlite_file(url)
-        if path is not None and not Path(path).is_absolute():
-            url = url.set(database=url.database[: len(url.database) - len(path)] + str(params.resolve(path)))
+        url = resolve_sqlite(params.serving.store_url, params.base_dir)
         return cls(url.render_as_string(hide_password=False), read_only)
 
     def _read(self, table: sa.Table, names: list[str], arrange) -> list:

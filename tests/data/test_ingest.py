@@ -698,6 +698,19 @@ def test_sqlite_database_that_does_not_exist_is_refused_not_created(tmp_path):
     assert not (tmp_path / "crm.db").exists()
 
 
+def test_a_read_only_sqlite_uri_resolves_against_the_params_folder_as_the_feedback_store_does(tmp_path, monkeypatch):
+    """A CRM replica opened read-only (`file:crm.db?mode=ro&uri=true`) is found beside the params file
+    whatever the working folder, as a plain path and the service's store URL are; a missing one is refused."""
+    sqlite_crm(tmp_path, crm_leads=pd.DataFrame([lead("L1")]))
+    monkeypatch.chdir(tmp_path.parent)
+
+    crm = load_crm(sql_params(tmp_path, "crm_leads", sql_url="sqlite:///file:crm.db?mode=ro&uri=true"))
+
+    assert crm.leads["lead_id"].tolist() == ["L1"]
+    with pytest.raises(FileNotFoundError, match=f"SQLite database not found: {tmp_path / 'nope.db'}"):
+        load_crm(sql_params(tmp_path, "crm_leads", sql_url="sqlite:///file:nope.db?mode=ro&uri=true"))
+
+
 def test_sqlite_table_is_found_as_sql_finds_it_in_any_case_with_its_schema_or_as_a_view(tmp_path):
     db = sqlite_crm(tmp_path, **{"CRM Leads": pd.DataFrame([lead("L1"), lead("L2")])})
     with sa.create_engine(f"sqlite:///{db}").begin() as conn:

@@ -24,7 +24,8 @@ import pytest
 
 from models.explain import explain
 from serving.local_server import Client
-from serving.store import Store, sqlite_file
+from pipelines.ingest import sqlite_file
+from serving.store import Store
 from conftest import running_service
 
 AS_OF = "2025-12-31T00:00:00"
