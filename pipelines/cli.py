@@ -202,7 +202,7 @@ def evaluate(
     for note in evaluation.notes:
         typer.secho(f"note: {note}", fg="yellow")
     typer.echo(f"\nMLflow run {run_id}")
-    if versions.get("champion") not in (None, versions[alias]):  # the command that serves what was evaluated
+    if alias != "champion" and "champion" in versions:  # another version is served: the command that serves what was evaluated
         typer.echo(f"to serve v{versions[alias]}: leadscore promote --version {versions[alias]} --reason \"...\"")
 
 

@@ -251,11 +251,12 @@ def evaluate_registered(params: Params, alias: str = "challenger", as_of=None) -
 
     tracking.configure(params)
     scorers = {alias: tracking.load_scorer(params, alias)}
-    if alias != tracking.CHAMPION:
-        try:
-            scorers[tracking.CHAMPION] = tracking.load_scorer(params, tracking.CHAMPION)
-        except LookupError:
-            pass
+    try:  # compared with the champion when that is another version (the first model is both)
+        champion = tracking.registered_version(params, tracking.CHAMPION)
+    except LookupError:
+        champion = None
+    if champion is not None and str(champion.version) != scorers[alias].info["registry"]["version"]:
+        scorers[tracking.CHAMPION] = tracking.load_scorer(params, version=str(champion.version))
     ts = assemble(params, as_of=as_of)
     split = make_split(ts.created_at, pd.Series(ts.y), params.evaluate.split, params.model.seed)
     peers = fit_peers(ts.features, ts.y, ts.weights, split, params)
@@ -265,8 +266,10 @@ def evaluate_registered(params: Params, alias: str = "challenger", as_of=None) -
     versions = {name: str(s.info["registry"]["version"]) for name, s in scorers.items()}
     evaluation.versions = versions
     evaluation.data = ts.fingerprint(params)
-    if versions.get(tracking.CHAMPION) not in (None, versions[alias]):
+    if alias != tracking.CHAMPION and tracking.CHAMPION in versions:
         evaluation.notes = champion_overlap_notes(scorers[tracking.CHAMPION], ts, split.test)
+    elif champion is not None and alias != tracking.CHAMPION:
+        evaluation.notes = [f"{alias} v{versions[alias]} is also the champion: there is no other version to compare it with"]
     with mlflow.start_run(tags={"kind": "evaluate", **{f"version.{k}": v for k, v in versions.items()}}) as run:
         mlflow.log_dict(evaluation.data, "data/fingerprint.json")
         mlflow.log_dict(split.describe(), "data/split.json")

@@ -237,7 +237,10 @@ def test_evaluate_compares_a_registered_model_with_the_champion_and_peers_on_the
 
     evaluation, run_id = evaluate_registered(sample_params, "challenger")
     table = evaluation.table
-    assert {"challenger", "champion", "points_mql", "odoo_naive_bayes", "logistic_regression"} <= set(table.index)
+    assert {"challenger", "points_mql", "odoo_naive_bayes", "logistic_regression"} <= set(table.index)
+    # The first model is challenger and champion at once: one row, and the notes say why there is no other.
+    assert "champion" not in table.index and evaluation.versions == {"challenger": str(trained.version)}
+    assert evaluation.notes == [f"challenger v{trained.version} is also the champion: there is no other version to compare it with"]
     # Same export, same split: the registered model scores its own untouched test rows exactly as in training.
     assert table.loc["challenger", "roc_auc"] == pytest.approx(trained.evaluation.metrics()["roc_auc"])
     # The loaded model runs the installed code (no stale copy inside the artifact): it is this LeadScorer,
