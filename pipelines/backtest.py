@@ -54,6 +54,8 @@ class BacktestResult:
         out = [self.feedback.line(), *shown.to_string(float_format=lambda v: f"{v:.3f}").splitlines()]
         out.append("leads: created in the quarter; rows: those labelled by the export's end (matured, not left out by "
                    "the label policy), which every figure is over: the newest quarter may be only partly matured")
+        out.append("training_feedback: the store's decisions that replaced the export's in what the quarter was trained on "
+                   "(those dated by its first day; the feedback line counts the store as of the export's end)")
         flagged = self.flagged()
         if len(flagged):
             out.append("\nsegments whose conversion left the prediction:")
@@ -116,6 +118,7 @@ def replay(params: Params, quarters: int = 4, segment: str = "lead_source", crm:
             "quarter": str(quarter), "trained_as_of": start,
             "model": f"peer {PEER_NAMES[params.retrain.cold_start_peer]}" if why else "learned",
             "training_rows": closed, "training_conversions": conversions,
+            "training_feedback": ts.crm.feedback.applied if ts.crm.feedback else 0,
             "leads": int((created_quarter == quarter).sum()), "rows": len(held), "conversions": int(y.sum()),
             "conversion_rate": metrics["positive_rate"], "mean_p": metrics["mean_p"],
             **{k: metrics[k] for k in HEADLINE},
