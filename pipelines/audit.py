@@ -106,11 +106,11 @@ class ExplainedRows:
         """The leads whose feature `column` equals `value` (compared stripped and lower-cased, as stored).
 
         Raises:
-            KeyError: `column` is not a feature; the message lists the categorical ones.
+            LookupError: `column` is not a feature; the message lists the categorical ones.
         """
         if column not in self.features.columns:
             text = [c for c in self.features.columns if not pd.api.types.is_numeric_dtype(self.features[c])]
-            raise KeyError(f"{column!r} is not a feature of this model; segment by one of {text}")
+            raise LookupError(f"{column!r} is not a feature of this model; segment by one of {text}")
         wanted = str(value).strip().lower()
         return self.subset(self.features[column].astype("str").str.strip().str.lower().eq(wanted).fillna(False))
 

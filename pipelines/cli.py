@@ -52,6 +52,8 @@ def _as_of(value: str | None) -> pd.Timestamp | None:
 
 
 def _fail(err: Exception | str) -> None:
+    if isinstance(err, (KeyError, IndexError)):  # LookupErrors that are bugs, not bad input: keep the traceback
+        raise err
     typer.secho(str(err), fg="red", err=True)
     raise typer.Exit(1) from None
 
@@ -59,7 +61,8 @@ def _fail(err: Exception | str) -> None:
 def _input_errors() -> tuple[type[Exception], ...]:
     """What a command reports as one red line instead of a traceback: a refused export or params value, a
     missing file, no such registered model or alias, a feedback store that cannot be reached or read (imported
-    when an error is being handled, so `--help` stays fast)."""
+    when an error is being handled, so `--help` stays fast). KeyError and IndexError are LookupErrors too, but
+    bugs: `_fail` keeps their traceback."""
     from pipelines.ingest import ContractError
     from serving.store import StoreReadFailed, StoreUnreachable
 

@@ -378,6 +378,24 @@ def test_a_missing_export_is_a_clear_error(tmp_path):
     assert "nope.csv" in result.output
 
 
+def test_a_bug_keeps_its_traceback_while_a_missing_model_is_one_line(tmp_path, monkeypatch):
+    """A KeyError or IndexError is a LookupError, as "no such alias" is, but it means our code is wrong:
+    a one-line message would hide where."""
+    import pipelines.evaluate
+
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
+    missing = runner.invoke(app, ["evaluate"])
+    assert missing.exit_code == 1 and isinstance(missing.exception, SystemExit)
+    assert "run `leadscore train` first" in missing.output
+
+    def broken(*args, **kwargs):
+        return {}["roc_auc"]
+
+    monkeypatch.setattr(pipelines.evaluate, "evaluate_registered", broken)
+    bug = runner.invoke(app, ["evaluate"])
+    assert isinstance(bug.exception, KeyError) and bug.exc_info[2] is not None
+
+
 @pytest.mark.parametrize("command", ["features", "train", "evaluate", "audit", "retrain", "backtest", "monitor"])
 def test_every_command_that_reads_the_export_reads_the_one_given_with_leads(trained, sample_params, tmp_path, command):
     """`train --leads` on a file outside params must have audit, backtest and monitor for company."""

@@ -323,7 +323,7 @@ def test_a_segment_slice_keeps_only_its_leads_and_rejects_unknown_columns(audite
     assert len(webinar.y) == int((rows.features["lead_source"] == "webinar").sum()) > 0
     assert set(webinar.features["lead_source"]) == {"webinar"}
     assert len(webinar.signals) == len(webinar.y) == len(webinar.probability)
-    with pytest.raises(KeyError, match="segment by one of"):
+    with pytest.raises(LookupError, match="segment by one of"):
         rows.segment("favourite_colour", "blue")
     nobody = rows.subset(np.zeros(len(rows.y), dtype=bool))  # a segment without held-out leads
     tiers = audit.tiers_section(nobody, trained.scorer.tiers, [0.1]).tables["tiers"]
