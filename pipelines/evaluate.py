@@ -251,12 +251,13 @@ def evaluate_registered(params: Params, alias: str = "challenger", as_of=None) -
 
     tracking.configure(params)
     scorers = {alias: tracking.load_scorer(params, alias)}
-    try:  # compared with the champion when that is another version (the first model is both)
-        champion = tracking.registered_version(params, tracking.CHAMPION)
+    own = scorers[alias].info["registry"]["version"]
+    try:
+        champion = str(tracking.registered_version(params, tracking.CHAMPION).version)
     except LookupError:
         champion = None
-    if champion is not None and str(champion.version) != scorers[alias].info["registry"]["version"]:
-        scorers[tracking.CHAMPION] = tracking.load_scorer(params, version=str(champion.version))
+    if champion not in (None, own):  # the first model is challenger and champion at once: nothing to compare
+        scorers[tracking.CHAMPION] = tracking.load_scorer(params, version=champion)
     ts = assemble(params, as_of=as_of)
     split = make_split(ts.created_at, pd.Series(ts.y), params.evaluate.split, params.model.seed)
     peers = fit_peers(ts.features, ts.y, ts.weights, split, params)
@@ -266,10 +267,10 @@ def evaluate_registered(params: Params, alias: str = "challenger", as_of=None) -
     versions = {name: str(s.info["registry"]["version"]) for name, s in scorers.items()}
     evaluation.versions = versions
     evaluation.data = ts.fingerprint(params)
-    if alias != tracking.CHAMPION and tracking.CHAMPION in versions:
+    if champion not in (None, own):
         evaluation.notes = champion_overlap_notes(scorers[tracking.CHAMPION], ts, split.test)
-    elif champion is not None and alias != tracking.CHAMPION:
-        evaluation.notes = [f"{alias} v{versions[alias]} is also the champion: there is no other version to compare it with"]
+    elif champion == own and alias != tracking.CHAMPION:
+        evaluation.notes = [f"{alias} v{own} is also the champion: there is no other version to compare it with"]
     with mlflow.start_run(tags={"kind": "evaluate", **{f"version.{k}": v for k, v in versions.items()}}) as run:
         mlflow.log_dict(evaluation.data, "data/fingerprint.json")
         mlflow.log_dict(split.describe(), "data/split.json")
