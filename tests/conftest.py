@@ -8,13 +8,15 @@ tests never touch the project's own mlflow.db.
 from __future__ import annotations
 
 import contextlib
+import itertools
 import os
 import secrets
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
+import sqlalchemy as sa
 
 from pipelines.config import PARAMS_ENV, PROJECT_ROOT, Params, load_params
 from serving.local_server import SERVICE, Client, LocalServer, params_file, start
@@ -89,47 +91,117 @@ def x_education_csv() -> Path:
     return SHARED_DATA
 
 
-# The store's tables as the version before the score log's features_as_of created them.
-EARLIER_STORE_TABLES = """
-    CREATE TABLE score_log (
-        id INTEGER NOT NULL, lead_id VARCHAR(255) NOT NULL, model_name VARCHAR(255) NOT NULL,
-        model_version VARCHAR(64) NOT NULL, probability FLOAT NOT NULL, score INTEGER NOT NULL,
-        tier VARCHAR(64) NOT NULL, likely_rejection_reason VARCHAR(255), likely_rejection_probability FLOAT,
-        factors TEXT, email_sha256 VARCHAR(64), scored_at DATETIME NOT NULL, PRIMARY KEY (id));
-    CREATE INDEX ix_score_log_lead_time ON score_log (lead_id, scored_at);
-    CREATE INDEX ix_score_log_time ON score_log (scored_at);
-    CREATE TABLE feedback (
-        event_id VARCHAR(255) NOT NULL, lead_id VARCHAR(255) NOT NULL, status VARCHAR(64) NOT NULL,
-        reason VARCHAR(255), decided_at DATETIME NOT NULL, amount FLOAT, received_at DATETIME NOT NULL,
-        PRIMARY KEY (event_id));
-    CREATE INDEX ix_feedback_lead_id ON feedback (lead_id);
-"""
+# The store's tables as the version before the score log's features_as_of defined them (SQLAlchemy, so
+# each database gets them in its own types: DATETIME in SQLite, TIMESTAMP and SERIAL in PostgreSQL).
+EARLIER_STORE = sa.MetaData()
+sa.Table(
+    "score_log", EARLIER_STORE,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("lead_id", sa.String(255), nullable=False), sa.Column("model_name", sa.String(255), nullable=False),
+    sa.Column("model_version", sa.String(64), nullable=False), sa.Column("probability", sa.Float, nullable=False),
+    sa.Column("score", sa.Integer, nullable=False), sa.Column("tier", sa.String(64), nullable=False),
+    sa.Column("likely_rejection_reason", sa.String(255)), sa.Column("likely_rejection_probability", sa.Float),
+    sa.Column("factors", sa.Text), sa.Column("email_sha256", sa.String(64)),
+    sa.Column("scored_at", sa.DateTime, nullable=False),
+    sa.Index("ix_score_log_lead_time", "lead_id", "scored_at"), sa.Index("ix_score_log_time", "scored_at"),
+)
+sa.Table(
+    "feedback", EARLIER_STORE,
+    sa.Column("event_id", sa.String(255), primary_key=True),
+    sa.Column("lead_id", sa.String(255), nullable=False, index=True),
+    sa.Column("status", sa.String(64), nullable=False), sa.Column("reason", sa.String(255)),
+    sa.Column("decided_at", sa.DateTime, nullable=False), sa.Column("amount", sa.Float),
+    sa.Column("received_at", sa.DateTime, nullable=False),
+)
+
+
+def fill_earlier_store(url: str, scores: list[dict] = (), feedback: list[dict] = ()) -> None:
+    """The earlier version's tables created in the (empty) database at `url`, holding `scores` (score log
+    rows, without features_as_of) and `feedback` events."""
+    engine = sa.create_engine(url)
+    try:
+        EARLIER_STORE.create_all(engine)
+        with engine.begin() as conn:
+            for name, rows in (("score_log", scores), ("feedback", feedback)):
+                if rows:
+                    conn.execute(EARLIER_STORE.tables[name].insert(), list(rows))
+    finally:
+        engine.dispose()
 
 
 def earlier_store(path: Path, scores: list[dict] = (), feedback: list[dict] = (), journal_mode: str = "wal") -> str:
-    """A SQLite store as the version before features_as_of left it (that version set WAL mode), holding
-    `scores` (score log rows, without features_as_of) and `feedback` events.
+    """A SQLite store as the version before features_as_of left it (that version set WAL mode): see
+    `fill_earlier_store`.
 
     Returns the URL that opens it read-only, as a database account that may only read would: SQLite's
     mode=ro refuses writes even to root, whom file permissions do not stop.
     """
     import sqlite3
 
-    import sqlalchemy as sa
-
-    from serving.store import FEEDBACK, SCORE_LOG
-
     conn = sqlite3.connect(path)
     conn.execute(f"PRAGMA journal_mode={journal_mode}")
-    conn.executescript(EARLIER_STORE_TABLES)
     conn.close()
-    engine = sa.create_engine(f"sqlite:///{path}")
-    with engine.begin() as conn:
-        for table, rows in ((SCORE_LOG, scores), (FEEDBACK, feedback)):
-            if rows:
-                conn.execute(table.insert(), list(rows))
-    engine.dispose()
+    fill_earlier_store(f"sqlite:///{path}", scores, feedback)
     return f"sqlite:///file:{path}?mode=ro&uri=true"
+
+
+@dataclass
+class Postgres:
+    """A real PostgreSQL 16 server (pgserver's bundled binaries, on a Unix socket) shared by the session;
+    each test takes a database of its own (`database`), and a reader account on it when it needs one."""
+
+    admin_url: sa.URL  # the superuser, on the server's default database
+    _made: itertools.count = field(default_factory=lambda: itertools.count(1))
+
+    def _run(self, *statements: str, database: str | None = None) -> None:
+        engine = sa.create_engine(self.admin_url.set(database=database or self.admin_url.database),
+                                  isolation_level="AUTOCOMMIT")  # CREATE DATABASE runs outside a transaction
+        try:
+            with engine.connect() as conn:
+                for statement in statements:
+                    conn.exec_driver_sql(statement)
+        finally:
+            engine.dispose()
+
+    def database(self) -> str:
+        """The URL of a new, empty database, owned by the superuser (SQLAlchemy's psycopg 3 driver)."""
+        name = f"test_{next(self._made)}"
+        self._run(f"CREATE DATABASE {name}")
+        return self.admin_url.set(database=name).render_as_string(hide_password=False)
+
+    def reader(self, url: str) -> str:
+        """The URL of a new account that may connect to `url`'s database and only read (SELECT) its tables,
+        those there now and those the superuser creates later: what a monitoring job is given."""
+        database = sa.make_url(url).database
+        role = f"{database}_reader"
+        self._run(f"CREATE ROLE {role} LOGIN", f"GRANT CONNECT ON DATABASE {database} TO {role}")
+        self._run(f"GRANT USAGE ON SCHEMA public TO {role}", f"GRANT SELECT ON ALL TABLES IN SCHEMA public TO {role}",
+                  f"ALTER DEFAULT PRIVILEGES IN SCHEMA public GRANT SELECT ON TABLES TO {role}", database=database)
+        return sa.make_url(url).set(username=role).render_as_string(hide_password=False)
+
+    def drop_connections(self, url: str) -> None:
+        """Close every session on `url`'s database, as a server restart, a failover or an idle timeout does."""
+        self._run("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = "
+                  f"'{sa.make_url(url).database}' AND pid <> pg_backend_pid()")
+
+    def set_read_only(self, url: str, read_only: bool) -> None:
+        """`url`'s database refuses (or takes again) writes from its next sessions on, as after a failover to
+        a read-only replica; its current sessions are closed."""
+        database = sa.make_url(url).database
+        self._run(f"ALTER DATABASE {database} SET default_transaction_read_only = {'on' if read_only else 'off'}")
+        self.drop_connections(url)
+
+
+@pytest.fixture(scope="session")
+def postgres(tmp_path_factory) -> Iterator[Postgres]:
+    """One PostgreSQL server for the session, stopped at its end; skips where pgserver has no wheel (Linux ARM)."""
+    pgserver = pytest.importorskip("pgserver", reason="pgserver (a bundled PostgreSQL) is not installed here")
+    server = pgserver.get_server(tmp_path_factory.mktemp("postgres"), cleanup_mode="stop")
+    try:
+        url = sa.make_url(server.get_uri()).set(drivername="postgresql+psycopg")
+        yield Postgres(url)
+    finally:
+        server.cleanup()
 
 
 @dataclass
