@@ -319,8 +319,8 @@ def _read_sql(spec: str, url: str, base_dir: Path) -> pd.DataFrame:
             return _usual_dtypes(pd.read_sql_query(query, conn, dtype_backend="numpy_nullable"))
     except (sa.exc.SQLAlchemyError, pd.errors.DatabaseError) as err:
         cause = err.__cause__ if isinstance(err, pd.errors.DatabaseError) and err.__cause__ else err
-        reason = str(getattr(cause, "orig", None) or cause).splitlines()[0]
-        raise ValueError(f"data.sql_url {engine.url.render_as_string()}: {what} failed: {reason}") from None
+        raise ValueError(f"data.sql_url {engine.url.render_as_string()}: {what} failed: "
+                         f"{database_reason(cause)}") from None
     finally:
         engine.dispose()
 
@@ -340,6 +340,12 @@ def _sql_engine(url: str, base_dir: Path) -> sa.Engine:
     except ImportError as err:
         raise ValueError(f"data.sql_url: the database driver is not installed ({err}); install it "
                          "next to leadscore") from None
+
+
+def database_reason(err: BaseException) -> str:
+    """The database's own reason for an error (its driver's message, not SQLAlchemy's wrapping), on one line:
+    PostgreSQL adds lines (the statement's LINE with a caret, DETAIL, HINT) that would break a one-line message."""
+    return str(getattr(err, "orig", None) or err).splitlines()[0]
 
 
 def sqlite_file(url: str | sa.URL) -> str | None:

@@ -22,7 +22,7 @@ import sqlalchemy as sa
 
 from pipelines.config import Params
 from pipelines.contract import CLOCK_SLACK, DATE_RANGE, OUTCOMES
-from pipelines.ingest import resolve_sqlite, sqlite_file
+from pipelines.ingest import database_reason, resolve_sqlite, sqlite_file
 
 log = logging.getLogger(__name__)
 
@@ -274,7 +274,10 @@ class Store:
         path = sqlite_file(url)
         self.name = path or sa.make_url(url).render_as_string(hide_password=True)  # for messages
         is_sqlite = sa.make_url(url).get_backend_name() == "sqlite"
-        self.engine = sa.create_engine(url, connect_args={"check_same_thread": False} if is_sqlite else {})
+        # pool_pre_ping: a pooled connection the server closed since (a restart or failover, an idle timeout)
+        # is replaced before use, instead of failing the next score or decision with a 503.
+        self.engine = sa.create_engine(url, connect_args={"check_same_thread": False} if is_sqlite else {},
+                                       pool_pre_ping=True)
         if is_sqlite:
             sa.event.listen(self.engine, "connect", _sqlite_pragmas)
         if read_only and path is not None and not Path(path).exists():  # connecting would create an empty file
@@ -293,8 +296,8 @@ class Store:
                 pass
         except sa.exc.DBAPIError as err:
             raise StoreUnreachable(
-                f"cannot connect to the store {self.name}: {err.orig}. Check serving.store_url: for a database "
-                "server, that it runs and is reachable from here and that the host, port, database name, user "
+                f"cannot connect to the store {self.name}: {database_reason(err)}. Check serving.store_url: for a "
+                "database server, that it runs and is reachable from here and that the host, port, database name, user "
                 "and password are right; for a SQLite file, that the path names a file in an existing folder. "
                 "Nothing was created or changed."
             ) from None
@@ -304,7 +307,9 @@ class Store:
         a bare driver traceback ("attempt to write a readonly database") names neither the store nor what to do,
         and an up-to-date store on a read-only account or file would open and fail every score and decision."""
         failure = None
-        for _ in range(2):  # a second look: another worker may have created a table (or column) after our check
+        # Another writer may create a table (or add a column) between our check and our CREATE: each failed look
+        # means one more now exists, so one look per table, and one more, always gets past them.
+        for _ in range(len(_metadata.tables) + 1):
             try:
                 if is_sqlite:  # kept in the file: readers never block the writer
                     with self.engine.connect() as conn:
@@ -312,7 +317,9 @@ class Store:
                 _metadata.create_all(self.engine)
                 _add_missing_columns(self.engine)
                 break
-            except _UNAVAILABLE as err:
+            # IntegrityError: PostgreSQL's answer to a table another writer created at the same moment (a
+            # duplicate key in its catalog), where SQLite answers "already exists" (OperationalError).
+            except (*_UNAVAILABLE, sa.exc.IntegrityError) as err:
                 failure = err
         else:
             doing = f"running: {' '.join(failure.statement.split())}" if failure.statement else None
@@ -324,10 +331,10 @@ class Store:
 
     def _not_writable(self, failure: sa.exc.DBAPIError, doing: str | None) -> StoreNotWritable:
         return StoreNotWritable(
-            f"cannot open the store {self.name} for writing: {failure.orig}{f' ({doing})' if doing else ''}. The "
-            "service writes scores and feedback there and, on start, creates its tables or adds the columns this "
-            "version needs to a store an earlier version created: its account (or file) must be allowed to write "
-            "and alter the tables. Nothing stored was changed; commands that only read the store (monitor, retrain, "
+            f"cannot open the store {self.name} for writing: {database_reason(failure)}"
+            f"{f' ({doing})' if doing else ''}. The service writes scores and feedback there and, on start, creates its "
+            "tables or adds the columns this version needs to a store an earlier version created: its account (or "
+            "file) must be allowed to write and alter the tables. Nothing stored was changed; commands that only read the store (monitor, retrain, "
             "export-outcomes) work with a read-only account."
         )
 
@@ -340,8 +347,8 @@ class Store:
                 yield conn
         except _UNAVAILABLE as err:
             raise StoreWriteFailed(
-                f"cannot write to the store {self.name}: {err.orig}. Nothing of this request was stored; send it "
-                "again once the store takes writes (the service's account, or SQLite file, must be allowed to write)."
+                f"cannot write to the store {self.name}: {database_reason(err)}. Nothing of this request was stored; "
+                "send it again once the store takes writes (the service's account, or SQLite file, must be allowed to write)."
             ) from None
 
     @classmethod
@@ -360,7 +367,7 @@ class Store:
             with self.engine.connect() as conn:
                 return conn.execute(arrange(sa.select(*columns))).mappings().all()
         except _UNAVAILABLE as err:
-            raise StoreReadFailed(f"cannot read the store {self.name}: {err.orig}") from None
+            raise StoreReadFailed(f"cannot read the store {self.name}: {database_reason(err)}") from None
 
     # ------------------------------------------------------------------ score log
 

@@ -4,18 +4,28 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import threading
 from datetime import datetime
 
 import pandas as pd
 import pytest
+import sqlalchemy as sa
 
 from pipelines.contract import OUTCOMES
 from serving.store import FEEDBACK, FeedbackConflict, Store, email_sha256, utc_naive
 
 
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store_url(request, tmp_path) -> str:
+    """A store's URL on each backend the docs promise: a SQLite file, and a database on a real PostgreSQL."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'store.db'}"
+    return request.getfixturevalue("postgres").database()
+
+
 @pytest.fixture()
-def store(tmp_path) -> Store:
-    return Store(f"sqlite:///{tmp_path / 'store.db'}")
+def store(store_url) -> Store:
+    return Store(store_url)
 
 
 def _event(event_id: str, lead_id: str = "L1", **values) -> dict:
@@ -80,8 +90,8 @@ def test_stored_events_with_impossible_dates_are_left_out_of_the_outcomes_with_a
     assert sorted(store.feedback_frame()["event_id"]) == ["e1", "p1", "p2"]  # kept, to be corrected
 
 
-def test_feedback_survives_reopening_the_store(tmp_path):
-    url = f"sqlite:///{tmp_path / 'store.db'}"
+def test_feedback_survives_reopening_the_store(store_url):
+    url = store_url
     Store(url).add_feedback(_event("e1"))
     assert Store(url).feedback_frame()["event_id"].tolist() == ["e1"]
 
@@ -213,18 +223,17 @@ def _columns(path, table: str) -> list[str]:
         conn.close()
 
 
-def test_a_store_an_earlier_version_created_keeps_its_scores_and_gains_features_as_of(tmp_path):
+def test_a_store_an_earlier_version_created_keeps_its_scores_and_gains_features_as_of(store_url):
     """The score log had no features_as_of before; opening such a database must add it, not lose rows."""
-    from conftest import earlier_store
+    from conftest import fill_earlier_store
 
-    path = tmp_path / "old.db"
-    earlier_store(path, [OLD_SCORE])
+    fill_earlier_store(store_url, [OLD_SCORE])
 
-    store = Store(f"sqlite:///{path}")
+    store = Store(store_url)
     store.log_scores(_scores(["NEW-1"], scored_at=pd.Timestamp("2026-11-26 10:00"), features_as_of=pd.Timestamp("2026-01-01")))
     store.log_scores(_scores(["NEW-2"], scored_at=pd.Timestamp("2026-11-26 11:00")))
 
-    log = Store(f"sqlite:///{path}").score_log_frame().set_index("lead_id")
+    log = Store(store_url).score_log_frame().set_index("lead_id")
     assert log.loc["OLD-1", ["score", "tier", "scored_at"]].tolist() == [30, "B", pd.Timestamp("2026-01-05 09:00")]
     assert log["features_as_of"].tolist() == [pd.Timestamp("2026-01-05 09:00"), pd.Timestamp("2026-01-01"),
                                               pd.Timestamp("2026-11-26 11:00")]
@@ -392,3 +401,121 @@ def test_the_service_refuses_to_start_on_a_store_it_cannot_write_saying_why(samp
     if store != "missing-folder":
         kept = ["OLD-1" if store == "earlier" else "NOW-1"]
         assert Store(url, read_only=True).score_log_frame()["lead_id"].tolist() == kept
+
+
+def test_writers_opening_a_new_store_at_the_same_moment_all_open_it(store_url):
+    """Service replicas starting together on an empty database: each creates the tables, one wins, the
+    others must open the store it created. (PostgreSQL answered the losers with a duplicate key in its
+    catalog, which failed their start with a traceback.)"""
+    start = threading.Barrier(8)
+    opened, failed = [], []
+
+    def open_store():
+        start.wait()
+        try:
+            opened.append(Store(store_url))
+        except Exception as err:  # noqa: BLE001 - each failure is reported below
+            failed.append(repr(err))
+
+    writers = [threading.Thread(target=open_store) for _ in range(8)]
+    for writer in writers:
+        writer.start()
+    for writer in writers:
+        writer.join()
+
+    assert not failed and len(opened) == 8
+    assert all(store.add_feedback(_event(f"e{i}")) for i, store in enumerate(opened))
+
+
+# ------------------------------------------------------------------ on a PostgreSQL server
+
+
+@pytest.mark.parametrize(
+    ("tables", "refusal"),
+    [("none", "permission denied for schema public (running: CREATE TABLE "),  # feedback or score_log first
+     ("earlier", "must be owner of table score_log (running: ALTER TABLE score_log ADD COLUMN features_as_of "
+                 "TIMESTAMP WITHOUT TIME ZONE)"),
+     ("up-to-date", "permission denied for table feedback (checking that the tables take rows, with none written)")],
+)
+def test_an_account_that_may_only_read_reads_a_postgres_store_and_may_not_open_it_for_writing(postgres, tables, refusal):
+    """Monitor, retrain and export-outcomes get an account allowed SELECT only: it reads the store as it is
+    (one not created yet as empty, an earlier version's without features_as_of); the service on such an
+    account refuses to start saying why, whatever the store needs, and changes nothing."""
+    from conftest import fill_earlier_store
+    from serving.store import StoreNotWritable
+
+    url = postgres.database()
+    if tables == "earlier":
+        fill_earlier_store(url, [OLD_SCORE], [OLD_EVENT])
+    elif tables == "up-to-date":
+        writer = Store(url)
+        writer.log_scores(_scores(["OLD-1"], scored_at=OLD_SCORE["scored_at"]))
+        writer.add_feedback({**OLD_EVENT, "decided_at": "2026-01-06"})
+    reader = postgres.reader(url)
+
+    with pytest.raises(StoreNotWritable) as refused:
+        Store(reader)
+    store = Store(reader, read_only=True)
+
+    message = str(refused.value)
+    assert message.startswith(f"cannot open the store {store.name} for writing: {refusal}")
+    assert "Nothing stored was changed" in message and "\n" not in message  # the service's start refusal is one line
+    expected = [] if tables == "none" else [["OLD-1", pd.Timestamp("2026-01-05 09:00"), pd.Timestamp("2026-01-05 09:00")]]
+    assert store.score_log_frame()[["lead_id", "scored_at", "features_as_of"]].values.tolist() == expected
+    assert store.feedback_frame()["event_id"].tolist() == ([] if tables == "none" else ["e1"])
+    assert (store.latest_score("OLD-1") is None) == (tables == "none")
+    present = sa.inspect(sa.create_engine(url))
+    assert sorted(present.get_table_names()) == ([] if tables == "none" else ["feedback", "score_log"])
+
+
+@pytest.mark.parametrize("wrong", ["port", "socket-folder", "database", "user"])
+@pytest.mark.parametrize("read_only", [False, True], ids=["writer", "reader"])
+def test_a_postgres_store_that_cannot_be_connected_to_is_told_apart_from_one_that_may_not_be_written(
+        postgres, wrong, read_only):
+    from serving.store import StoreUnreachable
+
+    url = sa.make_url(postgres.database())
+    url = {"port": sa.URL.create("postgresql+psycopg", "postgres", host="127.0.0.1", port=1, database=url.database),
+           "socket-folder": url.set(query={"host": "/nonexistent"}),
+           "database": url.set(database="no_such_database"),
+           "user": url.set(username="no_such_user")}[wrong]
+
+    with pytest.raises(StoreUnreachable) as refused:
+        Store(url.render_as_string(hide_password=False), read_only=read_only)
+
+    message = str(refused.value)
+    assert message.startswith(f"cannot connect to the store {url.render_as_string()}: ")
+    assert {"port": "Connection refused", "socket-folder": "No such file or directory",
+            "database": 'database "no_such_database" does not exist', "user": 'role "no_such_user" does not exist'}[wrong] in message
+    assert "the host, port, database name, user and password are right" in message and "write" not in message
+
+
+def test_a_postgres_store_whose_server_closed_the_connections_goes_on_writing_and_reading(postgres):
+    """A restart, a failover or an idle timeout closes the service's pooled connections: the next score or
+    decision must use a new one, not fail with a 503 while the database is back."""
+    store = Store(postgres.database())
+    store.add_feedback(_event("e1"))
+
+    postgres.drop_connections(store.url)
+    assert store.add_feedback(_event("e2")) is True
+    postgres.drop_connections(store.url)
+    assert store.feedback_frame()["event_id"].tolist() == ["e1", "e2"]
+
+
+def test_a_postgres_store_made_read_only_refuses_each_write_saying_why_and_takes_them_again_after(postgres):
+    """The service answers 503 with this message (StoreWriteFailed) while the database takes no writes."""
+    from serving.store import StoreWriteFailed
+
+    store = Store(postgres.database())
+    store.add_feedback(_event("e1"))
+
+    postgres.set_read_only(store.url, True)
+    with pytest.raises(StoreWriteFailed, match=r"cannot write to the store postgresql\+psycopg://postgres:\*\*\*@.*: "
+                                                "cannot execute INSERT in a read-only transaction. Nothing of this"):
+        store.add_feedback(_event("e2"))
+    with pytest.raises(StoreWriteFailed, match="cannot execute INSERT in a read-only transaction"):
+        store.log_scores(_scores(["L1"]))
+    assert store.feedback_frame()["event_id"].tolist() == ["e1"] and store.score_log_frame().empty
+    postgres.set_read_only(store.url, False)
+
+    assert store.add_feedback(_event("e2")) is True
