@@ -656,13 +656,27 @@ def test_parquet_integer_ids_with_a_null_keep_every_digit(tmp_path):
     assert crm.activities["lead_id"].tolist() == [str(big), str(big), "7"]  # the NULL one refused as empty
 
 
-def sqlite_crm(tmp_path: Path, **tables: pd.DataFrame) -> Path:
-    """`tables` written with pandas' to_sql into tmp_path/crm.db, as a CRM sync would."""
-    engine = sa.create_engine(f"sqlite:///{tmp_path / 'crm.db'}")
+def write_tables(url: str, **tables: pd.DataFrame) -> None:
+    """`tables` written with pandas' to_sql into the database at `url`, as a CRM sync would."""
+    engine = sa.create_engine(url)
     for name, frame in tables.items():
         frame.to_sql(name, engine, index=False)
     engine.dispose()
+
+
+def sqlite_crm(tmp_path: Path, **tables: pd.DataFrame) -> Path:
+    """`tables` written into tmp_path/crm.db (`write_tables`)."""
+    write_tables(f"sqlite:///{tmp_path / 'crm.db'}", **tables)
     return tmp_path / "crm.db"
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def crm_database(request, tmp_path) -> str:
+    """data.sql_url of an empty CRM database on each backend the docs promise: a SQLite file, a database on a
+    real PostgreSQL."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'crm.db'}"
+    return request.getfixturevalue("postgres").database()
 
 
 def sql_params(tmp_path: Path, leads: str, **data) -> Params:
@@ -671,15 +685,15 @@ def sql_params(tmp_path: Path, leads: str, **data) -> Params:
     )
 
 
-def test_sqlite_source_reads_tables_and_select_queries(tmp_path):
-    sqlite_crm(tmp_path, crm_leads=pd.DataFrame([lead("L1"), lead("L2", created="2024-01-09")]),
-               opportunities=pd.DataFrame([outcome("L1", stage="Closed Won"), outcome("L2")]).assign(Deleted=[0, 1]))
+def test_sql_source_reads_tables_and_select_queries(tmp_path, crm_database):
+    write_tables(crm_database, crm_leads=pd.DataFrame([lead("L1"), lead("L2", created="2024-01-09")]),
+                 opportunities=pd.DataFrame([outcome("L1", stage="Closed Won"), outcome("L2")]).assign(Deleted=[0, 1]))
     query = 'SELECT "Lead ID", "Stage", "Lost Reason", "Closed Date" FROM opportunities WHERE "Deleted" = 0'
     params = Params.model_validate(
         {
-            "data": {"sql_url": "sqlite:///crm.db", "leads": "crm_leads", "outcomes": query,
+            "data": {"sql_url": crm_database, "leads": "crm_leads", "outcomes": query,
                      "mapping": MAPPING, "value_maps": {"status": STAGES}},
-            "base_dir": tmp_path,  # the relative SQLite file resolves against the params folder
+            "base_dir": tmp_path,
         }
     )
 
@@ -711,14 +725,17 @@ def test_a_read_only_sqlite_uri_resolves_against_the_params_folder_as_the_feedba
         load_crm(sql_params(tmp_path, "crm_leads", sql_url="sqlite:///file:nope.db?mode=ro&uri=true"))
 
 
-def test_sqlite_table_is_found_as_sql_finds_it_in_any_case_with_its_schema_or_as_a_view(tmp_path):
-    db = sqlite_crm(tmp_path, **{"CRM Leads": pd.DataFrame([lead("L1"), lead("L2")])})
-    with sa.create_engine(f"sqlite:///{db}").begin() as conn:
+def test_sql_table_is_found_as_sql_finds_it_in_any_case_with_its_schema_or_as_a_view(tmp_path, crm_database):
+    write_tables(crm_database, **{"CRM Leads": pd.DataFrame([lead("L1"), lead("L2")])})
+    engine = sa.create_engine(crm_database)
+    with engine.begin() as conn:
         conn.exec_driver_sql('CREATE VIEW recent AS SELECT * FROM "CRM Leads" WHERE "Lead ID" = \'L2\'')
+    schema = {"sqlite": "main", "postgresql": "public"}[engine.url.get_backend_name()]
+    engine.dispose()
 
-    for name in ("crm leads", 'main."CRM Leads"'):
-        assert load_crm(sql_params(tmp_path, name)).leads["lead_id"].tolist() == ["L1", "L2"]
-    assert load_crm(sql_params(tmp_path, "recent")).leads["lead_id"].tolist() == ["L2"]
+    for name in ("crm leads", f'{schema}."CRM Leads"'):
+        assert load_crm(sql_params(tmp_path, name, sql_url=crm_database)).leads["lead_id"].tolist() == ["L1", "L2"]
+    assert load_crm(sql_params(tmp_path, "recent", sql_url=crm_database)).leads["lead_id"].tolist() == ["L2"]
 
 
 def test_sqlite_datetime_column_with_two_utc_offsets_reads_every_row_in_utc(tmp_path):
@@ -733,6 +750,30 @@ def test_sqlite_datetime_column_with_two_utc_offsets_reads_every_row_in_utc(tmp_
     crm = load_crm(sql_params(tmp_path, "leads"))
 
     assert crm.leads["created_at"].tolist() == [pd.Timestamp("2024-03-09 13:00"), pd.Timestamp("2024-03-11 12:00")]
+
+
+def test_a_postgres_crm_with_typed_columns_loads_through_an_account_that_may_only_read(tmp_path, postgres):
+    """What a PostgreSQL CRM replica holds, unlike SQLite's text: dates with a zone (two UTC offsets, across a
+    DST change), plain dates, BIGINT ids, NUMERIC amounts; read with SELECT rights only."""
+    url = postgres.database()
+    with sa.create_engine(url).begin() as conn:
+        conn.exec_driver_sql('CREATE TABLE "Leads" ("Lead ID" BIGINT, "Created Date" TIMESTAMPTZ, "Employees" INTEGER)')
+        conn.exec_driver_sql("""INSERT INTO "Leads" VALUES (1234567890123456789, '2024-03-09T08:00:00-05:00', 10), """
+                             """(7, '2024-03-11T08:00:00-04:00', NULL)""")
+        conn.exec_driver_sql('CREATE TABLE opportunities ("Lead ID" BIGINT, "Stage" TEXT, "Lost Reason" TEXT, '
+                             '"Closed Date" DATE, "Amount" NUMERIC(12, 2))')
+        conn.exec_driver_sql("INSERT INTO opportunities VALUES (7, 'Closed Won', NULL, '2024-04-01', 1200.50)")
+    mapping = {**MAPPING, "outcomes": {**MAPPING["outcomes"], "Amount": "amount"}}
+
+    crm = load_crm(Params.model_validate({"data": {
+        "sql_url": postgres.reader(url), "leads": "leads", "outcomes": "opportunities", "mapping": mapping,
+        "value_maps": {"status": STAGES}}, "base_dir": tmp_path}))
+
+    assert crm.leads[["lead_id", "created_at"]].values.tolist() == [
+        ["1234567890123456789", pd.Timestamp("2024-03-09 13:00")], ["7", pd.Timestamp("2024-03-11 12:00")]]
+    assert crm.leads["employees"].tolist()[0] == 10 and pd.isna(crm.leads["employees"].tolist()[1])
+    assert crm.outcomes[["lead_id", "status", "decided_at", "amount"]].values.tolist() == [
+        ["7", "converted", pd.Timestamp("2024-04-01"), 1200.5]]
 
 
 def test_sql_errors_name_the_database_and_the_table_or_query(tmp_path):
@@ -754,15 +795,16 @@ def test_sql_query_may_start_with_a_comment_and_hold_a_colon_in_a_literal(tmp_pa
     assert load_crm(sql_params(tmp_path, query)).leads["lead_id"].tolist() == ["L2"]
 
 
-def test_sql_integer_ids_beyond_2_53_keep_every_digit_in_a_column_with_a_null(tmp_path):
+def test_sql_integer_ids_beyond_2_53_keep_every_digit_in_a_column_with_a_null(tmp_path, crm_database):
     """A NULL made pandas read an INTEGER column as float64, which rounds 19-digit ids: every activity
     then named a lead that does not exist and was dropped."""
     big = 1234567890123456789
-    sqlite_crm(tmp_path, crm_leads=pd.DataFrame({"Lead ID": [big], "Created Date": ["2024-01-05"]}),
-               crm_activities=pd.DataFrame({"Lead ID": pd.array([big, None], dtype="Int64"),
-                                            "Activity Date": ["2024-01-06"] * 2, "Activity Type": ["page_view"] * 2}))
+    write_tables(crm_database, crm_leads=pd.DataFrame({"Lead ID": [big], "Created Date": ["2024-01-05"]}),
+                 crm_activities=pd.DataFrame({"Lead ID": pd.array([big, None], dtype="Int64"),
+                                              "Activity Date": ["2024-01-06"] * 2, "Activity Type": ["page_view"] * 2}))
 
-    crm = load_crm(sql_params(tmp_path, "crm_leads", activities="crm_activities", on_error="drop"))
+    crm = load_crm(sql_params(tmp_path, "crm_leads", sql_url=crm_database, activities="crm_activities",
+                              on_error="drop"))
 
     assert crm.leads["lead_id"].tolist() == [str(big)]
     assert crm.activities["lead_id"].tolist() == [str(big)]
