@@ -436,6 +436,7 @@ def test_writers_opening_a_new_store_at_the_same_moment_all_open_it(store_url):
      ("earlier", "must be owner of table score_log (running: ALTER TABLE score_log ADD COLUMN features_as_of "
                  "TIMESTAMP WITHOUT TIME ZONE)"),
      ("up-to-date", "permission denied for table feedback (checking that the tables take rows, with none written)")],
+    ids=["none", "earlier", "up-to-date"],
 )
 def test_an_account_that_may_only_read_reads_a_postgres_store_and_may_not_open_it_for_writing(postgres, tables, refusal):
     """Monitor, retrain and export-outcomes get an account allowed SELECT only: it reads the store as it is
