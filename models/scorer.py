@@ -2,8 +2,8 @@
 
 Batch scoring, the BentoML service, evaluation and the tests all call `LeadScorer.score` (raw CRM
 rows) or `LeadScorer.predict` (an already built feature frame). Everything learned at fit time —
-column mapping, feature settings, category levels, models, calibrator, tier thresholds — lives on
-this object and is saved with it, so serving cannot drift from training.
+column mapping, feature settings, category levels, models, calibrator, tier thresholds, label
+horizon — lives on this object and is saved with it, so serving cannot drift from training.
 """
 
 from __future__ import annotations
@@ -24,7 +24,8 @@ from pipelines.config import DataParams, FeatureParams
 from pipelines.contract import CLOCK_SLACK
 from pipelines.ingest import Problem, as_of_time, crm_column, prepare_table
 
-OUTPUT_COLUMNS = ["lead_id", "probability", "score", "tier", "likely_rejection_reason", "likely_rejection_probability"]
+OUTPUT_COLUMNS = ["lead_id", "probability", "score", "tier", "likely_rejection_reason", "likely_rejection_probability",
+                  "past_horizon"]
 
 
 def _logit(p: np.ndarray) -> np.ndarray:
@@ -55,6 +56,9 @@ class LeadScorer:
     tiers: TierThresholds
     reasons: ReasonModel | None
     info: dict = field(default_factory=dict)
+    # label.horizon_days: the probability is of converting within this many days of creation. None: no
+    # horizon; also what a scorer pickled before this field reads (the class default), so it flags no lead.
+    horizon_days: int | None = None
 
     @property
     def catalog(self) -> list[FeatureDef]:
@@ -103,6 +107,18 @@ class LeadScorer:
         """The LightGBM matrix both boosters (conversion and reason) read; None without an encoder."""
         return self.encoder.matrix(features) if self.encoder is not None else None
 
+    def past_horizon(self, age_days: np.ndarray | None, rows: int) -> np.ndarray:
+        """Whether each lead is older than ``horizon_days`` at its scoring time (``age_days``: ``build``).
+
+        Such a lead can no longer convert within the horizon its probability is about: the calibrator
+        scores it as a lead of the oldest snapshot age, so its score ranks it against those, and the
+        output says so instead of leaving it out (README "Design decisions"). False for an undated lead,
+        a model without a horizon and when no ages are given.
+        """
+        if self.horizon_days is None or age_days is None:
+            return np.zeros(rows, dtype=bool)
+        return np.asarray(age_days, dtype=np.float64) > self.horizon_days  # NaN (undated): False
+
     def _outputs(self, features: pd.DataFrame, encoded: np.ndarray | None, probability: np.ndarray | None = None,
                  age_days: np.ndarray | None = None) -> pd.DataFrame:
         """``predict``'s frame; ``probability`` when an explanation batch already computed it from
@@ -114,6 +130,7 @@ class LeadScorer:
                 "probability": p,
                 "score": to_score(p),
                 "tier": self.tiers.assign(p),
+                "past_horizon": self.past_horizon(age_days, len(p)),
             }
         )
         if self.reasons is not None:
@@ -219,7 +236,7 @@ class LeadScorer:
         if not top_factors:
             return self._outputs(features, encoded, age_days=age_days)
         batch = explain.explain_batch(self, features, encoded, top_k=top_factors, age_days=age_days)
-        return pd.concat([self._outputs(features, encoded, batch.probability), explain.flat_factors(batch, top_factors)], axis=1)
+        return pd.concat([self._outputs(features, encoded, batch.probability, age_days), explain.flat_factors(batch, top_factors)], axis=1)
 
     def explained_scores(
         self, features: pd.DataFrame, top_k: int = 3, every_factor: bool = False, age_days: np.ndarray | None = None
@@ -227,7 +244,7 @@ class LeadScorer:
         """``predict`` and ``explain`` of the same leads from one encoding and one TreeSHAP pass."""
         encoded = self._encode(features)
         batch = explain.explain_batch(self, features, encoded, top_k=None if every_factor else top_k, age_days=age_days)
-        return self._outputs(features, encoded, batch.probability), explain.explanations(batch, features, top_k, every_factor)
+        return self._outputs(features, encoded, batch.probability, age_days), explain.explanations(batch, features, top_k, every_factor)
 
     def explain(
         self, features: pd.DataFrame, top_k: int = 3, every_factor: bool = True, age_days: np.ndarray | None = None

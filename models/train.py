@@ -181,7 +181,7 @@ def _blended_scorer(params: Params, encoder, booster, logistic, coefs: tuple[flo
         data=params.data, features=params.features, encoder=encoder,
         booster=booster if gbm_coef else None, logistic=logistic if logistic_coef else None,
         gbm_coef=gbm_coef, logistic_coef=logistic_coef, calibrator=Calibrator(params.model.calibration),
-        tiers=TierThresholds(names=[]), reasons=None, info=info,
+        tiers=TierThresholds(names=[]), reasons=None, info=info, horizon_days=params.label.horizon_days,
     )
     wrong_way = monotone_violations(scorer.margin, X_check, params.features)
     if wrong_way and booster is not None and scorer.logistic_coef:

@@ -94,7 +94,7 @@ def fit_cold_start_scorer(ts: TrainingSet, split: Split, params: Params, why: st
     scorer = LeadScorer(
         data=params.data, features=params.features, encoder=encoder, booster=None, logistic=peer,
         gbm_coef=0.0, logistic_coef=1.0, calibrator=Calibrator("sigmoid"), tiers=TierThresholds(names=[]),
-        reasons=None,
+        reasons=None, horizon_days=params.label.horizon_days,
         info={
             "trained_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             "cold_start": {"peer": PEER_NAMES[rp.cold_start_peer], "closed_leads": closed,

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import copy
+import dataclasses
+import pickle
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -79,3 +83,34 @@ def test_invalid_rows_are_reported_not_scored(trained):
     result = trained.scorer.score(rows, None, as_of=AS_OF)
     assert result.scores["lead_id"].tolist() == ["ok"]
     assert len(result.problems) == 1 and result.problems[0].row == 2 and "created_at" in str(result.problems[0])
+
+
+def test_a_lead_older_than_the_label_horizon_is_flagged_with_its_score_unchanged(trained, raw):
+    scorer = trained.scorer
+    assert scorer.horizon_days == 120  # params.yaml label.horizon_days, carried from training
+    leads, activities = raw
+    aged = pd.DataFrame([{"lead_id": name, "created_at": str(AS_OF - pd.Timedelta(days=days))}
+                         for name, days in [("new", 3), ("at_horizon", 120), ("old", 214)]])
+    flags = scores(scorer, aged, None)["past_horizon"]
+    assert flags.to_dict() == {"new": False, "at_horizon": False, "old": True}
+
+    flagged = scores(scorer, leads, activities)
+    assert flagged["past_horizon"].dtype == bool and 0 < flagged["past_horizon"].sum() < len(flagged)
+    # The flag changes no number: a scorer without a horizon gives the same probability, score and tier.
+    unflagged = scores(dataclasses.replace(scorer, horizon_days=None), leads, activities)
+    assert not unflagged["past_horizon"].any()
+    pd.testing.assert_frame_equal(flagged.drop(columns="past_horizon"), unflagged.drop(columns="past_horizon"))
+    explained = scorer.score(leads, activities, as_of=AS_OF, top_factors=2).scores  # probability from TreeSHAP's pass
+    assert explained["past_horizon"].tolist() == flagged["past_horizon"].tolist()
+
+
+def test_undated_leads_a_model_without_horizon_and_an_empty_batch_flag_nothing(trained):
+    scorer = trained.scorer
+    assert scorer.past_horizon(np.array([np.nan, 300.0]), 2).tolist() == [False, True]  # NaN: an undated lead
+    assert scorer.past_horizon(None, 2).tolist() == [False, False]  # no ages given
+    # A scorer pickled before it had a horizon loads as one without: it flags nothing.
+    earlier = copy.copy(scorer)
+    del earlier.__dict__["horizon_days"]
+    assert pickle.loads(pickle.dumps(earlier)).past_horizon(np.array([300.0]), 1).tolist() == [False]
+    empty = scorer.score(pd.DataFrame({"lead_id": pd.Series(dtype=str), "created_at": pd.Series(dtype=str)}), as_of=AS_OF)
+    assert len(empty.scores) == 0 and empty.scores["past_horizon"].dtype == bool
