@@ -238,6 +238,9 @@ def score(
     registry = scorer.info["registry"]  # which model scored them, for the CRM's audit trail
     typer.echo(f"scored {summary.rows_scored:,} of {summary.rows_read:,} rows with {registry['name']} "
                f"v{registry['version']} ({alias}) -> {summary.output}")
+    if summary.rows_past_horizon:
+        typer.echo(f"{summary.rows_past_horizon:,} of {summary.rows_scored:,} leads are past the {scorer.horizon_days}-day "
+                   "horizon (column past_horizon)")
     if summary.rejects:
         typer.secho(f"{summary.rows_rejected:,} rows failed validation -> {summary.rejects}", fg="yellow")
     if summary.activities_valid and not summary.activities_used:

@@ -46,6 +46,7 @@ class BatchSummary:
     activity_rejects: Path | None = None
     activities_valid: int = 0  # activity rows that passed validation
     activities_used: int = 0  # of those, the rows of a lead in the scored file (none: the ids may not match)
+    rows_past_horizon: int = 0  # scored leads older than the model's label horizon (LeadScorer.past_horizon)
 
 
 # Every CSV cell is read as the CRM's own text; only empty cells are missing ("NA" is Namibia).
@@ -419,14 +420,15 @@ def _score_chunks(scorer: LeadScorer, input_path: Path, output_path: Path, activ
     ids, chunks = _lead_chunks(input_path, chunk_size, lead_id_column)
     repeated, first_rows = _repeated_ids(ids)
 
-    read = scored = rejected = 0
+    read = scored = rejected = past_horizon = 0
     bar = tqdm(total=_count_rows(input_path) if progress else None, unit="lead", disable=not progress)
 
     def write_scores(modelled: Future, rows: int) -> None:
-        nonlocal scored
+        nonlocal scored, past_horizon
         scores = modelled.result()
         out.write(scores)
         scored += len(scores)
+        past_horizon += int(scores["past_horizon"].sum())
         bar.update(rows)
 
     # Pipelined: one model worker per core scores a chunk each (LightGBM on one thread, outside the
@@ -469,7 +471,7 @@ def _score_chunks(scorer: LeadScorer, input_path: Path, output_path: Path, activ
             out.write(scorer.scores_of(scorer.build(pd.DataFrame(columns=[lead_id_column]))[0], top_factors))
     bar.close()
     return BatchSummary(read, scored, rejected, output_path, rejects_path, activities_rejected, activity_rejects,
-                        activities_valid, activities_used)
+                        activities_valid, activities_used, past_horizon)
 
 
 def _write_rejects(raw: pd.DataFrame, problems: list, first_row: int, path: Path, first: bool) -> int:

@@ -157,6 +157,7 @@ def test_pyfunc_model_loaded_by_alias_scores_crm_rows(trained, sample_params, sa
     expected = trained.scorer.score(rows, as_of=pd.Timestamp("2026-01-01")).scores
     pd.testing.assert_frame_equal(out.reset_index(drop=True), expected.reset_index(drop=True))
     assert out["probability"].nunique() > 10  # real scores, not one constant
+    assert out["past_horizon"].dtype == bool and out["past_horizon"].any()  # leads of the export, most created long ago
 
 
 def test_batch_scoring_writes_scores_and_a_rejects_file(trained, sample_params, sample_dir, tmp_path):
@@ -179,8 +180,9 @@ def test_batch_scoring_writes_scores_and_a_rejects_file(trained, sample_params, 
     # The same leads scored in one chunk or many get the same scores.
     whole = scorer.score(leads.drop(index=[3, 7, 200]), pd.read_csv(sample_dir / "activities.csv", dtype=str),
                          as_of=pd.Timestamp("2026-01-01")).scores
-    columns = ["lead_id", "probability", "score", "tier"]
+    columns = ["lead_id", "probability", "score", "tier", "past_horizon"]
     pd.testing.assert_frame_equal(scores[columns], whole[columns].reset_index(drop=True), check_dtype=False)
+    assert 0 < summary.rows_past_horizon == scores["past_horizon"].sum() < len(scores)
     # The score is the probability in percent; the tier the frozen threshold it reaches, whatever the chunk.
     assert (scores["score"] == np.clip(np.rint(100 * scores["probability"]), 1, 99)).all()
     assert (scores["tier"] == scorer.tiers.assign(scores["probability"].to_numpy())).all()
@@ -211,6 +213,7 @@ def test_batch_scores_written_as_parquet_are_the_csv_scores_one_row_group_per_ch
     assert parquet.num_row_groups == 3  # chunks of 100, 100 and 50 leads, appended in order
     types = {field.name: field.type for field in parquet.schema_arrow}
     assert types["probability"] == pa.float64() and pa.types.is_integer(types["score"])
+    assert types["past_horizon"] == pa.bool_()
     assert all(pa.types.is_string(types[c]) or pa.types.is_large_string(types[c])
                for c in ["lead_id", "tier", "likely_rejection_reason", "top_positive_1"])
     # A file without leads still gets the columns.
