@@ -253,6 +253,14 @@ def describe(
     )
 
 
+def past_horizon(age_days: float, horizon_days: int, oldest_snapshot_days: float) -> str:
+    """What a rep reads about a lead older than the label horizon (``LeadScorer.past_horizon``): its score
+    ranks it against leads of the oldest age training saw them at (``features.snapshot_days``), and is no
+    chance of converting within the horizon any more."""
+    return (f"Created {_days_ago(age_days)['ago']}, past the {horizon_days}-day window this score predicts: it "
+            f"ranks the lead against {_number(oldest_snapshot_days)}-day-old leads, not as a chance of converting now.")
+
+
 @dataclass(frozen=True)
 class Phrasebook:
     """Everything rendering needs, derived once per ``FeatureParams``: signals, templates, readers."""

@@ -131,6 +131,12 @@ class LeadScore(BaseModel):
     probability: float = Field(description="Calibrated probability of conversion.")
     score: int = Field(description="1-99: the probability in percent.")
     tier: str = Field(description="Tier from thresholds fixed at training time, best first (see GET /model).")
+    past_horizon: bool = Field(
+        description="True when the lead is older than the model's label horizon (label.horizon_days) at the time "
+        "it is scored as of: it can no longer convert within the horizon the probability is about, so its score "
+        "only ranks it against the oldest leads the model was trained on (features.snapshot_days), e.g. to route "
+        "it to a recycle or nurture queue. False for a lead without a creation date and a model without a horizon."
+    )
     reasons: Reasons
     likely_rejection_reason: str | None = Field(description="Most likely reason code if sales rejects the lead.")
     likely_rejection_probability: float | None = Field(description="Probability of that reason, given a rejection.")

@@ -21,6 +21,7 @@ h1{font-size:1.1rem;font-weight:600;margin:0 0 16px}
 .axis{width:100%;display:flex}.half{width:50%;display:flex}.half.neg{justify-content:flex-end;border-right:1px solid #9aa5b1}
 .bar{height:14px;border-radius:2px}.bar.pos{background:#2f9e44}.bar.neg{background:#e03131}
 .meta{margin-top:18px;font-size:.8rem;color:#52606d}
+.horizon{margin:0 0 16px;padding:8px 12px;border-left:4px solid #f08c00;background:#fff4e6;font-size:.9rem}
 """
 
 
@@ -41,7 +42,8 @@ def render(score: dict, tiers: list[str]) -> str:
 
     Args:
         score: a score-log row (``Store.latest_score``): lead_id, score, tier, probability,
-            likely_rejection_reason (+ probability), factors, model_name, model_version, scored_at.
+            likely_rejection_reason (+ probability), factors, model_name, model_version, scored_at, and
+            past_horizon_note for a lead past the label horizon (shown above the factors).
         tiers: tier names best first, to show where the lead's tier sits.
     """
     factors = sorted(score.get("factors") or [], key=lambda f: -float(f["points"]))
@@ -53,6 +55,8 @@ def render(score: dict, tiers: list[str]) -> str:
         reason_text = escape(str(reason).replace("_", " ")) + (f" ({reason_p:.0%} if rejected)" if reason_p is not None else "")
     else:
         reason_text = "not predicted"
+    note = score.get("past_horizon_note")
+    horizon = f'<p class="horizon" id="past-horizon">{escape(note)}</p>\n' if note else ""
     lead_id = escape(str(score["lead_id"]))
     scored_at = str(score.get("scored_at", ""))[:16]  # to the minute: "2025-12-31 10:00"
     return f"""<!doctype html>
@@ -66,7 +70,7 @@ def render(score: dict, tiers: list[str]) -> str:
   <div><div class="label">Converts</div><div>{float(score["probability"]):.0%} of similar leads</div>
        <div class="label" style="margin-top:8px">Likely rejection reason</div><div id="rejection">{reason_text}</div></div>
 </div>
-<table class="factors" aria-label="Factors behind the score">{rows}</table>
+{horizon}<table class="factors" aria-label="Factors behind the score">{rows}</table>
 <div class="meta">Tiers best first: {escape(" > ".join(tiers))}. Scored {escape(scored_at)} UTC
 by model {escape(str(score.get("model_name", "")))} version {escape(str(score.get("model_version", "")))}.</div>
 </body></html>

@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 from pydantic import TypeAdapter, ValidationError
 
+from features import phrases
 from features.labels import outcome_group, policy_reason
 from models.scorer import LeadScorer
 from pipelines.config import DataParams, LabelParams
@@ -201,13 +202,15 @@ def score_request(
     scored_at = pd.Timestamp.now(tz="UTC").tz_localize(None).to_pydatetime()
     expires = int(time.time() + card_link_days * 86_400)
     results, log_rows = [], []
-    for row, pos, neg, email_hash in zip(scores.to_dict("records"), positives, negatives, hashes):
+    oldest_age = max(scorer.features.snapshot_days)
+    for row, pos, neg, email_hash, age in zip(scores.to_dict("records"), positives, negatives, hashes, ages):
         reason, reason_p = row["likely_rejection_reason"], row["likely_rejection_probability"]
         score = {
             "lead_id": row["lead_id"],
             "probability": float(row["probability"]),
             "score": int(row["score"]),
             "tier": str(row["tier"]),
+            "past_horizon": bool(row["past_horizon"]),
             "likely_rejection_reason": None if pd.isna(reason) else str(reason),
             "likely_rejection_probability": None if pd.isna(reason_p) else float(reason_p),
             "model_name": model.name,
@@ -215,8 +218,10 @@ def score_request(
         }
         results.append({**score, "reasons": {"positive": pos, "negative": neg},
                         "card_url": card_link(card_key, score["lead_id"], expires, card_base_url)})
+        horizon_note = phrases.past_horizon(age, scorer.horizon_days, oldest_age) if score["past_horizon"] else None
         log_rows.append({**score, "factors": pos + neg, "email_sha256": email_hash, "scored_at": scored_at,
-                         "features_as_of": as_of})  # None: as of now, which the store logs as scored_at
+                         "features_as_of": as_of,  # None: as of now, which the store logs as scored_at
+                         "past_horizon_note": horizon_note})
     return Scored(results, log_rows)
 
 

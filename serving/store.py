@@ -46,6 +46,9 @@ SCORE_LOG = sa.Table(
     # When the features were computed as of: the request's as_of (a CRM re-scoring its open leads as of
     # a past day), else scored_at. Null in rows logged before the column existed: read as scored_at.
     sa.Column("features_as_of", sa.DateTime),
+    # The score card's line for a lead past the label horizon (features.phrases.past_horizon), worded when it
+    # was scored as its factors are; null for any other lead, and in rows logged before the column existed.
+    sa.Column("past_horizon_note", sa.Text),
     sa.Index("ix_score_log_lead_time", "lead_id", "scored_at"),
     sa.Index("ix_score_log_time", "scored_at"),
 )
@@ -374,10 +377,11 @@ class Store:
     def log_scores(self, rows: pd.DataFrame | list[dict]) -> None:
         """Append scores: lead_id, model_name, model_version, probability, score, tier,
         likely_rejection_reason, factors (JSON text or Python lists), email_sha256, scored_at (UTC),
-        features_as_of (UTC).
+        features_as_of (UTC), past_horizon_note.
 
         Rows are a frame or a list of dicts (what the service builds: no pandas per request).
-        likely_rejection_probability is optional; scored_at defaults to now, features_as_of to scored_at.
+        likely_rejection_probability and past_horizon_note are optional; scored_at defaults to now,
+        features_as_of to scored_at.
         A column named `email` is refused: only its hash (`email_sha256`) may be logged.
 
         Raises:

@@ -117,6 +117,18 @@ def test_score_card_in_chromium_shows_score_tier_reason_and_bars(server, scored_
     assert GREEN in pixels and RED in pixels  # the bars were drawn, in both directions
 
 
+def test_a_lead_past_the_label_horizon_says_so_in_plain_words_on_its_card(server):
+    assert (server.params.label.horizon_days, max(server.params.features.snapshot_days)) == (120, 90)
+    aged = [{"lead_id": "OLD-1", "created_at": "2025-05-31"}, {"lead_id": "NEW-1", "created_at": "2025-12-28"}]
+    scores = server.client().post("/score", {"leads": aged, "as_of": "2025-12-31"}).json()["scores"]
+    old, new = (Client(server.url).request("GET", _forwarded(s["card_url"]), headers=BROWSER) for s in scores)
+    assert old.status == new.status == 200
+    line = ("Created 214 days ago, past the 120-day window this score predicts: it ranks the lead against "
+            "90-day-old leads, not as a chance of converting now.")
+    assert f'id="past-horizon">{line}</p>' in old.body.decode()
+    assert "past-horizon" not in new.body.decode() and "window this score predicts" not in new.body.decode()
+
+
 def test_a_card_link_opens_without_the_key_for_its_lead_only_until_it_expires(server, scored_lead, sample_dir):
     browser = Client(server.url)  # no API key
     lead_id, link = scored_lead["lead_id"], _forwarded(scored_lead["card_url"])

@@ -156,6 +156,7 @@ def test_scores_and_reasons_equal_the_batch_path(client, trained, sample_params,
     assert [s["probability"] for s in got] == pytest.approx(expected["probability"].tolist(), abs=1e-12)
     assert [s["score"] for s in got] == expected["score"].tolist()
     assert [s["tier"] for s in got] == expected["tier"].tolist()
+    assert [s["past_horizon"] for s in got] == expected["past_horizon"].tolist()
     assert [s["likely_rejection_reason"] for s in got] == expected["likely_rejection_reason"].tolist()
     got_reason_p = [s["likely_rejection_probability"] for s in got]
     assert got_reason_p == pytest.approx(expected["likely_rejection_probability"].tolist(), abs=1e-12)
@@ -164,6 +165,20 @@ def test_scores_and_reasons_equal_the_batch_path(client, trained, sample_params,
         assert [f["phrase"] for f in score["reasons"]["negative"]] == [f.phrase for f in e.negatives]
         assert [f["points"] for f in score["reasons"]["positive"]] == pytest.approx([f.points for f in e.positives])
         assert (score["model_name"], score["model_version"]) == ("leadscore", str(trained.version))
+
+
+def test_a_lead_older_than_the_label_horizon_is_scored_and_flagged_as_docs_json_says(client, leads):
+    lead = {k: v for k, v in leads[0].items() if k != "activities"}
+    aged = [{**lead, "lead_id": "OLD-1", "created_at": "2025-05-31T00:00:00"},  # 214 days before AS_OF
+            {**lead, "lead_id": "NEW-1", "created_at": "2025-12-28T00:00:00"}]
+    reply = client.post("/score", {"leads": aged, "as_of": AS_OF})
+    assert reply.status == 200, reply.body
+    old, new = reply.json()["scores"]
+    assert (old["past_horizon"], new["past_horizon"]) == (True, False)
+    assert 1 <= old["score"] <= 99 and old["tier"]  # still scored: the CRM writes back every lead
+    documented = client.get("/docs.json").json()["components"]["schemas"]["LeadScore"]
+    assert "past_horizon" in documented["required"] and documented["properties"]["past_horizon"]["type"] == "boolean"
+    assert "label.horizon_days" in documented["properties"]["past_horizon"]["description"]
 
 
 def test_empty_batch_returns_an_empty_result(client):

@@ -381,7 +381,8 @@ def test_monitor_reads_an_earlier_versions_store_with_a_read_only_account(produc
 
     params, crm, store = production
     events = store.feedback_frame()
-    url = earlier_store(tmp_path / "old.db", store.score_log_frame().drop(columns="features_as_of").to_dict("records"),
+    earlier_scores = store.score_log_frame().drop(columns=["features_as_of", "past_horizon_note"])
+    url = earlier_store(tmp_path / "old.db", earlier_scores.to_dict("records"),
                         events.astype(object).where(events.notna(), None).to_dict("records"))
     read_only = load_params(params_file(params, tmp_path / "params.yaml", {"serving.store_url": url}))
 
