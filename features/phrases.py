@@ -257,7 +257,9 @@ def past_horizon(age_days: float, horizon_days: int, oldest_snapshot_days: float
     """What a rep reads about a lead older than the label horizon (``LeadScorer.past_horizon``): its score
     ranks it against leads of the oldest age training saw them at (``features.snapshot_days``), and is no
     chance of converting within the horizon any more."""
-    return (f"Created {_days_ago(age_days)['ago']}, past the {horizon_days}-day window this score predicts: it "
+    created = _days_ago(age_days)
+    ago = created["ago"] if created["days"] > horizon_days else f"more than {horizon_days} days ago"  # 120.5 days
+    return (f"Created {ago}, past the {horizon_days}-day window this score predicts: it "
             f"ranks the lead against {_number(oldest_snapshot_days)}-day-old leads, not as a chance of converting now.")
 
 

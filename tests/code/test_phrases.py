@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from features.build import build_features
-from features.phrases import describe, phrase_templates, phrasebook
+from features.phrases import describe, past_horizon, phrase_templates, phrasebook
 from pipelines.config import PROJECT_ROOT, FeatureParams, load_params
 
 SNAPSHOT = pd.Timestamp("2024-03-01 12:00")
@@ -292,3 +292,10 @@ def test_an_empty_frame_gives_empty_frames_with_every_signal():
     features = build_features(pd.DataFrame({"lead_id": pd.Series(dtype=str)}), None, SNAPSHOT, spec)
     phrases, values = describe(features, spec)
     assert phrases.shape == (0, len(phrase_templates(spec))) and values.shape == phrases.shape
+
+
+@pytest.mark.parametrize(("age", "created"), [(214.7, "Created 214 days ago"), (120.5, "Created more than 120 days ago")])
+def test_a_lead_past_the_horizon_is_told_how_old_it_is_without_reading_as_inside_it(age, created):
+    """Whole days: a lead 120.5 days old is past a 120-day horizon, but "120 days ago" would read as inside it."""
+    assert past_horizon(age, 120, 90) == (f"{created}, past the 120-day window this score predicts: it ranks the "
+                                          "lead against 90-day-old leads, not as a chance of converting now.")
