@@ -569,6 +569,15 @@ def monitor(
                                         f"leads first scored in the {mp.calibration_days} days to {as_of:%Y-%m-%d}", "calibration")
     notes += absent
     calibration_log = calibration_log[~outside]
+    horizon = params.label.horizon_days
+    if dated and horizon:  # scored past the horizon (past_horizon): a ranking, not a chance to check against outcomes
+        created = crm.leads.set_index("lead_id")["created_at"].reindex(calibration_log.index)
+        late = lead_age_days(created, calibration_log["features_as_of"].to_numpy()) > horizon
+        if late.any():
+            notes.append(f"{int(late.sum()):,} leads first scored in the {mp.calibration_days} days to {as_of:%Y-%m-%d} "
+                         f"were past their {horizon}-day horizon then (past_horizon): left out of calibration (their "
+                         "score ranks them, it is no chance of converting within the horizon)")
+            calibration_log = calibration_log[~late]
     leads = crm.leads[crm.leads["lead_id"].isin(calibration_log.index)]
     known = history_as_of(crm, as_of) if dated else crm  # a decision dated after as_of must not hide the export's
     # A lead still open in the export when its horizon ended after the export was taken may have been decided
@@ -578,7 +587,7 @@ def monitor(
     unseen = int((labels["rule"] == "censored:open_past_export").sum())
     if unseen:
         notes.append(f"{unseen:,} leads first scored in the {mp.calibration_days} days to {as_of:%Y-%m-%d} passed their "
-                     f"{params.label.horizon_days}-day horizon after the export ends ({export_end:%Y-%m-%d}) with no "
+                     f"{horizon}-day horizon after the export ends ({export_end:%Y-%m-%d}) with no "
                      "decision in it or the feedback store: left out of calibration (whether they converted is not "
                      "known; a newer export tells)")
     matured = labels.index[labels["label"].notna()]

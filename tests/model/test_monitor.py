@@ -443,3 +443,31 @@ def test_leads_open_in_a_stale_export_are_not_judged_unconverted_past_its_end(pr
     as_before = build_labels(window_leads, stale.outcomes, params.label, report.as_of).frame
     assert as_before.loc[unseen, "rule"].eq("negative:open_expired").all()
     assert report.calibration["leads"].iloc[0] == as_before["label"].notna().sum() - len(unseen)
+
+
+def test_leads_first_scored_past_their_horizon_are_left_out_of_calibration(production, tmp_path):
+    """A CRM that sends its old leads for scoring gets them flagged past_horizon: their probability ranks them
+    and is no chance of converting within the horizon, so calibration does not judge it against outcomes."""
+    from serving.store import Store
+
+    params, crm, store = production
+    clean = monitor(params, crm=crm, store=store)
+    log = store.score_log_frame()
+    horizon = pd.Timedelta(days=params.label.horizon_days)
+    window_start = clean.as_of - pd.Timedelta(days=params.monitor.calibration_days)
+    decided = crm.leads[crm.leads["lead_id"].isin(crm.outcomes.loc[crm.outcomes["decided_at"].notna(), "lead_id"])]
+    unscored = decided[~decided["lead_id"].isin(log["lead_id"])]
+    scored_at = unscored["created_at"] + horizon + pd.Timedelta(days=30)  # a month past its horizon
+    old = unscored[(scored_at > window_start) & (scored_at < clean.as_of)].head(40)
+    assert len(old) == 40
+    late = log.head(len(old)).assign(lead_id=old["lead_id"].to_numpy(), probability=0.95, score=95,
+                                     scored_at=(old["created_at"] + horizon + pd.Timedelta(days=30)).to_numpy())
+    copy = Store(f"sqlite:///{tmp_path / 'old_leads.db'}")  # the export holds the same decisions as the feedback
+    copy.log_scores(pd.concat([log, late.assign(features_as_of=late["scored_at"])], ignore_index=True))
+
+    report = monitor(params, crm=crm, store=copy, as_of=clean.as_of)
+
+    assert (f"40 leads first scored in the {params.monitor.calibration_days} days to {clean.as_of:%Y-%m-%d} were past "
+            f"their {params.label.horizon_days}-day horizon then (past_horizon): left out of calibration") \
+        in " ".join(report.notes)
+    pd.testing.assert_frame_equal(report.calibration, clean.calibration)
