@@ -216,6 +216,14 @@ class RunningService(LocalServer):
         return Client(self.url, self.key, timeout=timeout)
 
 
+@pytest.fixture()
+def client(server):
+    """A client of the test module's `server` fixture (a RunningService), closed after the test."""
+    c = server.client()
+    yield c
+    c.close()
+
+
 @contextlib.contextmanager
 def running_service(params: Params, folder: Path, overrides: dict | None = None, *, api_key: bool = True,
                     target: str = SERVICE, bentoml_home: Path | None = None, log_name: str = "server.log",

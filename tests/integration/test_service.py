@@ -65,13 +65,6 @@ def server(trained, sample_params, tmp_path_factory):
         yield srv
 
 
-@pytest.fixture()
-def client(server):
-    c = server.client()
-    yield c
-    c.close()
-
-
 def _in_process(trained, leads: list[dict], top_k: int) -> tuple[pd.DataFrame, list]:
     """Scores and explanations the batch path computes for the same leads (no HTTP, no service code)."""
     scorer = trained.scorer

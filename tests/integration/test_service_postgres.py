@@ -35,13 +35,6 @@ def server(trained, sample_params, postgres, tmp_path_factory):
         yield srv
 
 
-@pytest.fixture()
-def client(server):
-    c = server.client()
-    yield c
-    c.close()
-
-
 def test_scores_and_decisions_go_to_postgres_and_a_read_only_account_exports_them(server, client, postgres, tmp_path):
     """Retries and concurrent retries of one event store it once (PostgreSQL makes the second insert wait
     for the first, then refuses it); `export-outcomes` reads the store with an account allowed SELECT only."""
