@@ -121,7 +121,8 @@ def _summarise(problems: list[Problem]) -> str:
         column = f'"{number.column}"'
         lines.append(f"dates sent as numbers: export them as text, or with data.sql_url convert them in a SELECT, "
                      f"e.g. in SQLite datetime({column}, 'unixepoch') AS {column} (unix seconds) or "
-                     f"datetime({column}) AS {column} (julian days)")
+                     f"datetime({column}) AS {column} (julian days); in PostgreSQL to_timestamp({column}) AS {column} "
+                     "(unix seconds)")
     if all(p.row is not None for p in problems):
         lines.append("fix the export, or set data.on_error: drop to load it without these rows.")
     return "\n".join(lines)

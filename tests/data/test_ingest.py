@@ -811,16 +811,20 @@ def test_sql_integer_ids_beyond_2_53_keep_every_digit_in_a_column_with_a_null(tm
     assert crm.report.tables["activities"].dropped == {"empty_value": 1}
 
 
-def test_sql_dates_stored_as_numbers_are_refused_with_the_select_that_converts_them(tmp_path):
-    sqlite_crm(tmp_path, crm_leads=pd.DataFrame({"Lead ID": ["L1"], "Created Date": [1704449400]}))
+def test_sql_dates_stored_as_numbers_are_refused_with_the_select_that_converts_them(tmp_path, crm_database):
+    write_tables(crm_database, crm_leads=pd.DataFrame({"Lead ID": ["L1"], "Created Date": [1704449400]}))
 
     with pytest.raises(ContractError) as err:
-        load_crm(sql_params(tmp_path, "crm_leads"))
+        load_crm(sql_params(tmp_path, "crm_leads", sql_url=crm_database))
     assert "crm_leads row 1, column 'Created Date' (created_at): a date is text" in str(err.value)
-    assert """datetime("Created Date", 'unixepoch') AS "Created Date" (unix seconds)""" in str(err.value)
+    advice = {"sqlite": """datetime("Created Date", 'unixepoch') AS "Created Date" (unix seconds)""",
+              "postgresql": """to_timestamp("Created Date") AS "Created Date" (unix seconds)"""}
+    backend = sa.make_url(crm_database).get_backend_name()
+    assert advice[backend] in str(err.value)
 
-    converted = """SELECT "Lead ID", datetime("Created Date", 'unixepoch') AS "Created Date" FROM crm_leads"""
-    assert load_crm(sql_params(tmp_path, converted)).leads["created_at"].tolist() == [pd.Timestamp("2024-01-05 10:10")]
+    converted = f"""SELECT "Lead ID", {advice[backend].removesuffix(' (unix seconds)')} FROM crm_leads"""
+    crm = load_crm(sql_params(tmp_path, converted, sql_url=crm_database))
+    assert crm.leads["created_at"].tolist() == [pd.Timestamp("2024-01-05 10:10")]
 
 
 def test_missing_file_is_named(tmp_path):
