@@ -57,6 +57,9 @@ def render(score: dict, tiers: list[str]) -> str:
         reason_text = "not predicted"
     note = score.get("past_horizon_note")
     horizon = f'<p class="horizon" id="past-horizon">{escape(note)}</p>\n' if note else ""
+    probability = float(score["probability"])  # past the horizon no chance of converting any more: a rank (the note says so)
+    chance = (f'<div class="label">Ranks like</div><div id="chance">leads converting {probability:.0%}</div>' if note else
+              f'<div class="label">Converts</div><div id="chance">{probability:.0%} of similar leads</div>')
     lead_id = escape(str(score["lead_id"]))
     scored_at = str(score.get("scored_at", ""))[:16]  # to the minute: "2025-12-31 10:00"
     return f"""<!doctype html>
@@ -67,7 +70,7 @@ def render(score: dict, tiers: list[str]) -> str:
 <div class="summary">
   <div><div class="label">Score</div><div class="score" id="score">{int(score["score"])}</div></div>
   <div><div class="label">Tier</div><div class="tier" id="tier">{escape(str(score["tier"]))}</div></div>
-  <div><div class="label">Converts</div><div>{float(score["probability"]):.0%} of similar leads</div>
+  <div>{chance}
        <div class="label" style="margin-top:8px">Likely rejection reason</div><div id="rejection">{reason_text}</div></div>
 </div>
 {horizon}<table class="factors" aria-label="Factors behind the score">{rows}</table>

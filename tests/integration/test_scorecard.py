@@ -127,6 +127,9 @@ def test_a_lead_past_the_label_horizon_says_so_in_plain_words_on_its_card(server
             "90-day-old leads, not as a chance of converting now.")
     assert f'id="past-horizon">{line}</p>' in old.body.decode()
     assert "past-horizon" not in new.body.decode() and "window this score predicts" not in new.body.decode()
+    # Its probability is shown as a rank, not as the chance a newer lead's is.
+    assert f'Ranks like</div><div id="chance">leads converting {scores[0]["probability"]:.0%}</div>' in old.body.decode()
+    assert f'Converts</div><div id="chance">{scores[1]["probability"]:.0%} of similar leads</div>' in new.body.decode()
 
 
 def test_a_card_link_opens_without_the_key_for_its_lead_only_until_it_expires(server, scored_lead, sample_dir):
