@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import re
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -663,7 +664,7 @@ def _empty_column(column: str, spec: TableSpec, index: pd.Index) -> pd.Series:
 
 
 def prepare_table(
-    raw: pd.DataFrame, table: str, data: DataParams, source: str = "request"
+    raw: pd.DataFrame, table: str, data: DataParams, source: str = "request", numeric: Sequence[str] = ()
 ) -> tuple[pd.DataFrame, list[Problem]]:
     """Map raw CRM rows onto one contract table and validate them.
 
@@ -673,6 +674,10 @@ def prepare_table(
     come first with fixed dtypes (absent optional ones as NA), extra columns are kept as read; in
     flat mode the outcome columns belong to `outcomes` only.
     Works column by column on Series (not a growing DataFrame) so one request row costs little.
+
+    Args:
+        numeric: further columns read as numbers (``features.numeric``, e.g. a CRM's visit count),
+            checked like the contract's: a cell that is not a number refuses its row, not the batch.
 
     Returns:
         The frame without the bad rows (kept rows keep their raw index labels, so a caller can tell
@@ -736,6 +741,21 @@ def prepare_table(
         problems.extend(problem(int(i) + 1, column, describe(v), kind) for i, v in zip(positions, values))
         bad[positions] = True
 
+    def check_number(column: str) -> None:
+        values = columns[column]
+        parsed = _parse_numbers(values)
+        size = parsed.abs()
+        unread = (values.notna() & parsed.isna()).to_numpy(dtype=bool, copy=True)
+        if unread.any():  # "NaN" as text is a missing value, as a float NaN is (pandas writes it so)
+            unread[unread] = ~_as_text(values[unread]).str.strip().str.lower().eq("nan").to_numpy(dtype=bool)
+        flag(unread, column, "bad_number", lambda v: f"not a number: {_as_sent(v)}")
+        flag(size >= LARGEST_NUMBER, column, "bad_number", lambda v: f"number out of range {_as_sent(v)} "
+             f"(a number field holds a finite number smaller than {LARGEST_NUMBER:g} in size)")
+        if column in spec.non_negative:
+            flag((parsed < 0) & (size < LARGEST_NUMBER), column, "bad_number",
+                 lambda v, c=column: f"negative {c} {_as_sent(v)} ({c} counts something: 0 or more)")
+        columns[column] = parsed
+
     for column in spec.columns:
         if column not in columns:
             columns[column] = _empty_column(column, spec, raw.index)
@@ -762,18 +782,7 @@ def prepare_table(
                                "something that has happened; an expected date, such as an open deal's close date, is not one")
             columns[column] = parsed
         elif column in spec.numeric:
-            parsed = _parse_numbers(values)
-            size = parsed.abs()
-            unread = (values.notna() & parsed.isna()).to_numpy(dtype=bool, copy=True)
-            if unread.any():  # "NaN" as text is a missing value, as a float NaN is (pandas writes it so)
-                unread[unread] = ~_as_text(values[unread]).str.strip().str.lower().eq("nan").to_numpy(dtype=bool)
-            flag(unread, column, "bad_number", lambda v: f"not a number: {_as_sent(v)}")
-            flag(size >= LARGEST_NUMBER, column, "bad_number", lambda v: f"number out of range {_as_sent(v)} "
-                 f"(a number field holds a finite number smaller than {LARGEST_NUMBER:g} in size)")
-            if column in spec.non_negative:
-                flag((parsed < 0) & (size < LARGEST_NUMBER), column, "bad_number",
-                     lambda v, c=column: f"negative {c} {_as_sent(v)} ({c} counts something: 0 or more)")
-            columns[column] = parsed
+            check_number(column)
         else:  # a JSON/SQL/Parquet true in a text field is a mapping mistake: it would be the category "True"
             flag(_numbers_sent(values)[1], column, "boolean_as_text",
                  lambda v, c=column: f"expected text for {c}, not {str(v).lower()} (check what the CRM field holds)")
@@ -781,6 +790,9 @@ def prepare_table(
         if column in required:
             empty = values.isna() | (columns[column] == "") if column in TEXT_COLUMNS else values.isna()
             flag(empty, column, "empty_value", lambda v, c=column: f"empty {c}")
+    for column in numeric:
+        if column in columns and column not in spec.columns:
+            check_number(column)
     if "status" in spec.columns:
         status = columns["status"] = contract_status(columns["status"], data)
         flag(
@@ -923,7 +935,8 @@ def load_crm(params: Params) -> CRMData:
     refused: dict[str, dict[int, str]] = {}  # table -> source row -> first problem kind
     problems: list[Problem] = []
     for name, frame in raw.items():
-        prepared[name], found = prepare_table(frame, name, data, str(sources[name]))
+        prepared[name], found = prepare_table(frame, name, data, str(sources[name]),
+                                              numeric=params.features.numeric if name == "leads" else ())
         problems += found
         refused[name] = {}
         for p in found:

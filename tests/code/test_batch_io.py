@@ -384,3 +384,38 @@ def test_a_file_that_cannot_be_read_or_written_is_named_before_anything_is_writt
     with pytest.raises(ValueError, match=error):
         score_file(scorer, source, tmp_path / output, activities_path=activities, progress=False)
     assert sorted(tmp_path.rglob("*")) == before  # no output, no partial file
+
+
+def test_a_crm_number_column_with_text_in_it_rejects_that_row_and_the_file_still_scores(x_education_csv, tmp_path):
+    """X Education's visit count and time on site are number columns of the CRM's own (features.numeric):
+    "lots" or "1,234" in one goes to the rejects file with its row and column, like a bad contract number,
+    instead of stopping the whole file."""
+    from models.calibration import Calibrator, TierThresholds
+    from models.peers import LogisticPeer
+    from pipelines.config import PROJECT_ROOT, load_params
+    from pipelines.dataset import assemble
+
+    raw = pd.read_csv(x_education_csv, **PANDAS_TEXT).head(400)
+    raw.to_csv(tmp_path / "export.csv", index=False)
+    params = load_params(PROJECT_ROOT / "params.x_education.yaml", overrides={"data.leads": str(tmp_path / "export.csv")})
+    ts = assemble(params)
+    scorer = LeadScorer(data=params.data, features=params.features, encoder=None, booster=None,
+                        logistic=LogisticPeer(seed=0).fit(ts.features, np.asarray(ts.y)), gbm_coef=0.0, logistic_coef=1.0,
+                        calibrator=Calibrator("sigmoid"), tiers=TierThresholds(names=["all"], min_probability=[0.0]),
+                        reasons=None)
+    scorer.calibrator.fit(scorer.margin(ts.features), np.asarray(ts.y))
+    leads = raw.head(30).copy()
+    leads.loc[1, "TotalVisits"] = "lots"
+    leads.loc[4, "Total Time Spent on Website"] = "1,234"
+    leads.to_csv(tmp_path / "leads.csv", index=False)
+
+    summary = score_file(scorer, tmp_path / "leads.csv", tmp_path / "scores.csv", chunk_size=10, progress=False)
+
+    assert (summary.rows_scored, summary.rows_rejected) == (28, 2)
+    assert pd.read_csv(summary.output)["lead_id"].tolist() == leads["Prospect ID"].drop(index=[1, 4]).tolist()
+    rejects = pd.read_csv(summary.rejects)
+    assert rejects["row"].tolist() == [2, 5]
+    assert rejects["problems"].tolist() == [
+        f"{tmp_path / 'leads.csv'} row 2 (header not counted), column 'TotalVisits' (total_visits): not a number: 'lots'",
+        f"{tmp_path / 'leads.csv'} row 5 (header not counted), column 'Total Time Spent on Website' (time_on_website): "
+        "not a number: '1,234'"]

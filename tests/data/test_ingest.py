@@ -379,6 +379,20 @@ def test_drop_keeps_the_good_rows_and_accounts_for_every_dropped_one(tmp_path):
     assert any("1 unparsable date" in line for line in crm.report.lines())
 
 
+def test_a_crm_number_column_the_features_read_refuses_its_row_not_the_export(tmp_path):
+    """features.numeric may name a column of the CRM's own (X Education's TotalVisits): a cell that is
+    not a number is a problem of its row, which on_error drops, as for the contract's employees."""
+    leads = [lead("L1", Visits="3"), lead("L2", Visits="lots"), lead("L3", Visits=" 4 "), lead("L4", Visits="")]
+    params = crm_params(tmp_path, leads, outcomes=[outcome(i) for i in ("L1", "L2", "L3", "L4")], on_error="drop")
+    params = Params.model_validate({**params.model_dump(), "features": {"numeric": ["Visits"]}})
+
+    crm = load_crm(params)
+
+    assert crm.leads["lead_id"].tolist() == ["L1", "L3", "L4"]
+    assert crm.leads["Visits"].tolist()[:2] == [3.0, 4.0] and pd.isna(crm.leads["Visits"].iloc[2])
+    assert str(crm.report.problems[0]) == "leads.csv row 2 (header not counted), column 'Visits': not a number: 'lots'"
+
+
 def test_good_export_loads_into_contract_dtypes(tmp_path):
     leads = [lead("00123", created="2024-03-01T10:00:00+02:00", email="a@b.com"), lead("L2", created="03/04/2024")]
     params = crm_params(tmp_path, leads, outcomes=[outcome("00123", stage="Closed Won", reason="", closed="2024-03-20")],
