@@ -19,9 +19,10 @@ import pandas as pd
 from mlflow.entities.model_registry import ModelVersion
 from mlflow.models import ModelSignature
 from mlflow.tracking import MlflowClient
-from mlflow.types import ColSpec, Schema
+from mlflow.types import ColSpec, ParamSchema, ParamSpec, Schema
 
 from pipelines.config import Params
+from pipelines.ingest import ContractError
 
 CHAMPION, CHALLENGER = "champion", "challenger"
 _REQUIREMENTS = ["scikit-learn", "lightgbm", "pandas", "numpy", "pyarrow", "pydantic", "pyyaml", "sqlalchemy", "shap", "joblib"]
@@ -77,14 +78,18 @@ def configure(params: Params) -> str:
 
 
 class LeadScorerModel(mlflow.pyfunc.PythonModel):
-    """Pyfunc wrapper: CRM rows in (their own column names, strings), scores out."""
+    """Pyfunc wrapper: CRM rows in (their own column names, strings), scores out; `params={"as_of": ...}`
+    scores them as of that time (default now)."""
 
     def load_context(self, context) -> None:
         self.scorer = joblib.load(context.artifacts["scorer"])
 
     def predict(self, context, model_input: pd.DataFrame, params: dict | None = None) -> pd.DataFrame:
         as_of = (params or {}).get("as_of") or None
-        return self.scorer.score(model_input, as_of=as_of).scores
+        batch = self.scorer.score(model_input, as_of=as_of)
+        if batch.problems:  # a row left out of the answer would be lost without a word: no half batch
+            raise ContractError(batch.problems)
+        return batch.scores
 
 
 def _requirements() -> list[str]:
@@ -102,6 +107,7 @@ def log_scorer(scorer, input_example: pd.DataFrame) -> str:
 
     The signature takes every input column as an optional string: the CRM's own names and types,
     so a CRM can send exactly what it stores and the scorer's own validation reports problems.
+    `as_of` is declared as a parameter: MLflow drops (with a log line) any parameter the signature lacks.
     The project's code is not copied in (no ``code_paths``): MLflow would put that copy ahead of
     the installed packages on load, so a process would run two versions of leadscore at once.
     The model needs the leadscore package installed, as a scikit-learn model needs scikit-learn.
@@ -109,7 +115,7 @@ def log_scorer(scorer, input_example: pd.DataFrame) -> str:
     example = input_example.astype("string").astype(object)
     signature = ModelSignature(
         inputs=Schema([ColSpec("string", str(c), required=False) for c in example.columns]),
-        params=None,
+        params=ParamSchema([ParamSpec("as_of", "string", None)]),
     )
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "scorer.joblib"

@@ -150,14 +150,27 @@ def test_the_model_card_shows_calibration_by_age_and_names_an_age_it_misjudges(t
 def test_pyfunc_model_loaded_by_alias_scores_crm_rows(trained, sample_params, sample_dir):
     tracking.use_store(sample_params)
     model = mlflow.pyfunc.load_model(f"models:/{sample_params.tracking.registered_model}@champion")
-    rows = pd.read_csv(sample_dir / "leads.csv", dtype=str).head(20)
+    leads = pd.read_csv(sample_dir / "leads.csv", dtype=str)
+    rows = pd.concat([leads.head(20), leads[leads["created_at"] > "2025-12-01"].head(10)])  # old leads, and new ones
     out = model.predict(rows, params={"as_of": "2026-01-01"})
     assert out["lead_id"].tolist() == rows["lead_id"].tolist()
-    # The registered model is the one trained: the same scores as the scorer in memory.
+    # The registered model is the one trained: the same scores as the scorer in memory, as of the date asked.
     expected = trained.scorer.score(rows, as_of=pd.Timestamp("2026-01-01")).scores
     pd.testing.assert_frame_equal(out.reset_index(drop=True), expected.reset_index(drop=True))
     assert out["probability"].nunique() > 10  # real scores, not one constant
-    assert out["past_horizon"].dtype == bool and out["past_horizon"].any()  # leads of the export, most created long ago
+    # Past the 120-day horizon on 2026-01-01: the leads of the export created long before, not the new ones.
+    assert out["past_horizon"].dtype == bool and out["past_horizon"].tolist() == [True] * 20 + [False] * 10
+
+
+def test_pyfunc_model_refuses_rows_it_cannot_score_by_row_instead_of_leaving_them_out(trained, sample_params, sample_dir):
+    tracking.use_store(sample_params)
+    model = mlflow.pyfunc.load_model(f"models:/{sample_params.tracking.registered_model}@champion")
+    rows = pd.read_csv(sample_dir / "leads.csv", dtype=str).head(5)
+    rows.loc[2, "created_at"] = "yesterday"
+    with pytest.raises(ContractError, match=r"row 3, column 'created_at': unparsable date 'yesterday'"):
+        model.predict(rows, params={"as_of": "2026-01-01"})
+    with pytest.raises(ContractError, match="missing required column 'lead_id'"):
+        model.predict(rows.drop(columns="lead_id"), params={"as_of": "2026-01-01"})
 
 
 def test_batch_scoring_writes_scores_and_a_rejects_file(trained, sample_params, sample_dir, tmp_path):
