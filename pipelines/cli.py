@@ -43,6 +43,8 @@ def _as_of(value: str | None) -> pd.Timestamp | None:
         return None
     try:
         stamp = pd.Timestamp(value)
+        if pd.isna(stamp):  # "" (e.g. an unset shell variable) reads as NaT
+            raise ValueError(value)
     except ValueError:
         raise typer.BadParameter(f"not a date: {value!r} (use YYYY-MM-DD)", param_hint="--as-of") from None
     try:
@@ -243,13 +245,15 @@ def score(
                    "horizon (column past_horizon)")
     if summary.rejects:
         typer.secho(f"{summary.rows_rejected:,} rows failed validation -> {summary.rejects}", fg="yellow")
-    if summary.activities_valid and not summary.activities_used:
+    if summary.activities_valid and not summary.activities_used and summary.rows_scored:
         typer.secho(f"none of the {summary.activities_valid:,} activity rows belongs to a lead of {input}: every "
                     "lead was scored as having no activity; check that both files use the same lead ids",
                     fg="yellow", err=True)
     if summary.activity_rejects:
         typer.secho(f"{summary.activities_rejected:,} activity rows failed validation (not counted) -> "
                     f"{summary.activity_rejects}", fg="yellow")
+    if summary.rows_read and not summary.rows_scored:  # a scheduled run must not pass for a scored file
+        _fail(f"no lead of {input} could be scored: every row failed validation (see {summary.rejects})")
 
 
 def _crm_export(p: Params) -> dict[str, Path | None]:

@@ -183,6 +183,34 @@ def test_score_refuses_numbers_and_no_date_sentinels_as_dates_by_row(trained, sa
     assert "date out of range '9999-12-31'" in activity_rejects["problems"][1]
 
 
+def test_score_fails_when_no_row_could_be_scored_but_not_for_a_file_without_leads(trained, sample_params, sample_dir, tmp_path):
+    """A nightly job must see a run that scored nothing (here --as-of before every lead) as failed; a file
+    with only its header is an empty batch, and has no lead whose activities could be missing."""
+    from serving.local_server import params_file
+
+    params = params_file(sample_params, tmp_path / "params.yaml")
+    leads = pd.read_csv(sample_dir / "leads.csv", dtype=str).head(5)
+    leads.to_csv(tmp_path / "leads.csv", index=False)
+    leads.head(0).to_csv(tmp_path / "no_leads.csv", index=False)
+
+    def score(source: str, as_of: str):
+        return run("score", "--params", str(params), "--input", str(tmp_path / source), "--output",
+                   str(tmp_path / "scores.csv"), "--activities", str(sample_dir / "activities.csv"), "--as-of", as_of)
+
+    nothing = score("leads.csv", "1990-01-01")
+    assert nothing.exit_code == 1
+    assert "scored 0 of 5 rows" in nothing.output and "every row failed validation" in nothing.output
+    assert pd.read_csv(tmp_path / "scores.rejects.csv")["row"].tolist() == [1, 2, 3, 4, 5]
+    empty = score("no_leads.csv", "2026-01-01")
+    assert empty.exit_code == 0 and "scored 0 of 0 rows" in empty.output
+    assert "activity rows belongs to a lead" not in empty.output
+
+
+def test_an_empty_as_of_is_not_a_date():
+    result = run("features", "--as-of", "")
+    assert result.exit_code == 2 and "not a date: ''" in result.output
+
+
 @pytest.mark.parametrize("key", ["leads", "outcomes"])
 def test_score_never_writes_over_the_crm_export(trained, sample_params, sample_dir, tmp_path, key):
     """Scores written over data.outcomes (or leads, activities) would replace the history training learns from."""
