@@ -159,9 +159,20 @@ def registered_version(params: Params, alias: str = CHAMPION, version: str | Non
         return client.get_model_version(name, version) if version else client.get_model_version_by_alias(name, alias)
     except mlflow.exceptions.MlflowException:
         which = f"version {version}" if version else f"alias '{alias}'"
-        raise LookupError(
-            f"no model '{name}' with {which} in {tracking_uri(params)}: run `leadscore train` first"
-        ) from None
+        aliases = _aliases(client, name)
+        hint = ("run `leadscore train` first" if aliases is None
+                else f"its aliases are {aliases}" if aliases else "it has no alias")
+        raise LookupError(f"no model '{name}' with {which} in {tracking_uri(params)}: {hint}") from None
+
+
+def _aliases(client: MlflowClient, name: str) -> str | None:
+    """The registered model's aliases with their versions ("champion (v2), challenger (v3)"), for an
+    error about one it lacks (a typo, not a missing model); None when no model has that name."""
+    try:
+        model = client.get_registered_model(name)
+    except mlflow.exceptions.MlflowException:
+        return None
+    return ", ".join(f"{alias} (v{v})" for alias, v in sorted(model.aliases.items()))
 
 
 def load_scorer(params: Params, alias: str = CHAMPION, version: str | None = None):

@@ -244,8 +244,17 @@ def test_batch_scoring_refuses_a_file_missing_a_required_column(trained, sample_
 
 
 def test_loading_a_missing_alias_says_what_to_do(sample_params):
+    never_trained = sample_params.model_copy(update={"tracking": sample_params.tracking.model_copy(
+        update={"registered_model": "never-trained"})})
     with pytest.raises(LookupError, match="leadscore train"):
-        tracking.load_scorer(sample_params, "no-such-alias")
+        tracking.load_scorer(never_trained, "no-such-alias")
+
+
+def test_an_alias_the_model_lacks_is_named_with_the_aliases_it_has(trained, sample_params):
+    """A typo in --alias must not send the user to train a model that exists."""
+    with pytest.raises(LookupError, match=r"with alias 'champoin' in .*: its aliases are .*champion \(v1\)") as err:
+        tracking.load_scorer(sample_params, "champoin")
+    assert "leadscore train" not in str(err.value)
 
 
 def test_evaluate_compares_a_registered_model_with_the_champion_and_peers_on_the_training_test_rows(trained, sample_params):
