@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -42,11 +43,13 @@ def _as_of(value: str | None) -> pd.Timestamp | None:
     if value is None:
         return None
     try:
-        stamp = pd.Timestamp(value)
-        if pd.isna(stamp):  # "" (e.g. an unset shell variable) reads as NaT
+        # Year first only: pandas would read 01/02/2026 as 2 January whatever data.day_first says.
+        if not re.match(r"\s*\d{4}-\d{2}-\d{2}", value):  # also "" (e.g. an unset shell variable)
             raise ValueError(value)
+        stamp = pd.Timestamp(value)
     except ValueError:
-        raise typer.BadParameter(f"not a date: {value!r} (use YYYY-MM-DD)", param_hint="--as-of") from None
+        raise typer.BadParameter(f"not a date: {value!r} (use YYYY-MM-DD, optionally with a time)",
+                                 param_hint="--as-of") from None
     try:
         return as_of_time(stamp)
     except ValueError as err:

@@ -206,9 +206,11 @@ def test_score_fails_when_no_row_could_be_scored_but_not_for_a_file_without_lead
     assert "activity rows belongs to a lead" not in empty.output
 
 
-def test_an_empty_as_of_is_not_a_date():
-    result = run("features", "--as-of", "")
-    assert result.exit_code == 2 and "not a date: ''" in result.output
+@pytest.mark.parametrize("as_of", ["", "01/02/2026", "2.1.2026", "yesterday"])
+def test_an_as_of_that_is_not_year_first_is_not_a_date(as_of):
+    """01/02/2026 is 1 February or 2 January depending on who wrote it: refused, not guessed."""
+    result = run("features", "--as-of", as_of)
+    assert result.exit_code == 2 and f"not a date: {as_of!r}" in result.output
 
 
 @pytest.mark.parametrize("key", ["leads", "outcomes"])
