@@ -508,6 +508,21 @@ def _derived(leads: pd.DataFrame, ids: np.ndarray, spec: FeatureParams) -> dict[
     return out
 
 
+def lead_columns_read(spec: FeatureParams) -> list[str]:
+    """The lead columns (contract names) the features read, besides lead_id and created_at: ``spec``'s
+    categories and numbers, and what each derived group (``_derived``, keep in step) is computed from. A file
+    without one scores every lead as not having it, which batch scoring warns about."""
+    icp = spec.icp
+    sources = {
+        "size_band": ["employees"], "seniority": ["job_title"], "department": ["job_title"],
+        "icp_match": ["industry"] * bool(icp.industries) + ["country"] * bool(icp.countries)
+        + ["job_title"] * bool(icp.seniorities)
+        + ["employees"] * (icp.min_employees is not None or icp.max_employees is not None),
+        "email_signals": ["email"], "contact_gaps": ["email", "phone", "company"], "country_support": ["country"],
+    }
+    return list(dict.fromkeys([*spec.categorical, *spec.numeric, *(c for group in spec.derived for c in sources[group])]))
+
+
 _SENIORITY = tuple((name, re.compile(pattern)) for name, pattern in SENIORITY_RULES)
 _DEPARTMENT = tuple((name, re.compile(pattern)) for name, pattern in DEPARTMENT_RULES)
 _NOT_WORD = re.compile(r"[\W_]+")

@@ -248,6 +248,10 @@ def score(
                    "horizon (column past_horizon)")
     if summary.rejects:
         typer.secho(f"{summary.rows_rejected:,} rows failed validation -> {summary.rejects}", fg="yellow")
+    if summary.columns_absent:
+        typer.secho(f"{input} has no column {', '.join(map(repr, summary.columns_absent))}, which the model reads: "
+                    "every lead was scored as not having it; check the export's columns or data.mapping.leads",
+                    fg="yellow", err=True)
     if summary.activities_valid and not summary.activities_used and summary.rows_scored:
         typer.secho(f"none of the {summary.activities_valid:,} activity rows belongs to a lead of {input}: every "
                     "lead was scored as having no activity; check that both files use the same lead ids",

@@ -912,6 +912,14 @@ def crm_column(data: DataParams, table: str, contract: str) -> str:
     return next((crm for crm, column in mapping.items() if column == contract), contract)
 
 
+def absent_columns(header, table: str, data: DataParams, wanted: list[str]) -> list[str]:
+    """The CRM names of the ``wanted`` contract columns of ``table`` that no column of ``header`` maps to
+    (``data.drop_columns`` are never read, so they count as absent)."""
+    mapping, dropped = _column_mapping(table, data), set(data.drop_columns)
+    present = {mapping.get(column, column) for column in header if column not in dropped}
+    return [crm_column(data, table, column) for column in wanted if column not in present]
+
+
 def load_crm(params: Params) -> CRMData:
     """Read, map, validate and dedupe the export named in params.data into the canonical tables.
 

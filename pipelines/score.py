@@ -27,11 +27,11 @@ import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
 from tqdm import tqdm
 
-from features.build import ACTIVITY_COLUMNS
+from features.build import ACTIVITY_COLUMNS, lead_columns_read
 from models.gbm import predict_on_one_thread, usable_cores
 from models.scorer import LeadScorer
 from pipelines.config import DataParams
-from pipelines.ingest import (ContractError, Problem, as_plain_text, bytes_as_text, crm_column, is_parquet, not_utf8,
+from pipelines.ingest import (ContractError, Problem, absent_columns, as_plain_text, bytes_as_text, crm_column, is_parquet, not_utf8,
                               prepare_table, refuse_to_overwrite)
 
 
@@ -47,6 +47,8 @@ class BatchSummary:
     activities_valid: int = 0  # activity rows that passed validation
     activities_used: int = 0  # of those, the rows of a lead in the scored file (none: the ids may not match)
     rows_past_horizon: int = 0  # scored leads older than the model's label horizon (LeadScorer.past_horizon)
+    # Columns the model reads that the file lacks (CRM names): every lead was scored as not having them.
+    columns_absent: list[str] = dataclasses.field(default_factory=list)
 
 
 # Every CSV cell is read as the CRM's own text; only empty cells are missing ("NA" is Namibia).
@@ -421,6 +423,7 @@ def _score_chunks(scorer: LeadScorer, input_path: Path, output_path: Path, activ
     repeated, first_rows = _repeated_ids(ids)
 
     read = scored = rejected = past_horizon = 0
+    absent: list[str] = []
     bar = tqdm(total=_count_rows(input_path) if progress else None, unit="lead", disable=not progress)
 
     def write_scores(modelled: Future, rows: int) -> None:
@@ -442,6 +445,8 @@ def _score_chunks(scorer: LeadScorer, input_path: Path, output_path: Path, activ
             max_workers=workers, initializer=predict_on_one_thread) as model_workers:
         pending: deque[tuple[Future, int]] = deque()
         for raw in chunks:
+            if read == 0:
+                absent = absent_columns(raw.columns, "leads", scorer.data, lead_columns_read(scorer.features))
             here = slice(*np.searchsorted(repeated, [read, read + len(raw)]))
             repeats = [Problem(str(input_path), int(i) + 1, lead_id_column,
                                f"lead_id {raw[lead_id_column].iloc[i]!r} also on row {row}: each lead is scored once, "
@@ -471,7 +476,7 @@ def _score_chunks(scorer: LeadScorer, input_path: Path, output_path: Path, activ
             out.write(scorer.scores_of(scorer.build(pd.DataFrame(columns=[lead_id_column]))[0], top_factors))
     bar.close()
     return BatchSummary(read, scored, rejected, output_path, rejects_path, activities_rejected, activity_rejects,
-                        activities_valid, activities_used, past_horizon)
+                        activities_valid, activities_used, past_horizon, absent)
 
 
 def _write_rejects(raw: pd.DataFrame, problems: list, first_row: int, path: Path, first: bool) -> int:

@@ -12,6 +12,7 @@ from features.build import (
     ages_open,
     build_features,
     feature_catalog,
+    lead_columns_read,
     training_snapshots,
     with_event_at_snapshot,
 )
@@ -446,3 +447,10 @@ def test_bad_keys_are_refused():
         build_features(leads_frame(), activities((1, SNAPSHOT, "demo_request")), SNAPSHOT, spec())
     with pytest.raises(ValueError, match="no snapshot for lead_id"):
         build_features(leads_frame(), None, pd.Series([SNAPSHOT], index=["other"]), spec())
+
+
+def test_the_lead_columns_read_are_the_plain_ones_and_those_each_derived_signal_is_computed_from():
+    spec = FeatureParams(categorical=["lead_source"], numeric=["employees"], derived=["contact_gaps", "icp_match"],
+                         icp=IcpParams(industries=["software"], seniorities=["vp"]))
+    assert lead_columns_read(spec) == ["lead_source", "employees", "email", "phone", "company", "industry", "job_title"]
+    assert lead_columns_read(FeatureParams(derived=["icp_match"], icp=IcpParams(countries=["DE"]))) == ["country"]

@@ -128,6 +128,27 @@ def test_score_names_the_model_version_what_it_refused_and_a_missing_activity_fi
     assert with_activities.exit_code == 0 and "no --activities" not in with_activities.output
 
 
+def test_score_warns_when_the_file_lacks_columns_the_model_reads(trained, sample_params, sample_dir, tmp_path):
+    """An export without its industry and campaign columns scores every lead as not having them: the scores
+    come out, so only a warning tells RevOps they are not what the model would give."""
+    from serving.local_server import params_file
+
+    params = params_file(sample_params, tmp_path / "params.yaml")
+    leads = pd.read_csv(sample_dir / "leads.csv", dtype=str).head(30)
+    leads.drop(columns=["industry", "campaign"]).to_csv(tmp_path / "partial.csv", index=False)
+    leads.to_csv(tmp_path / "whole.csv", index=False)
+
+    def score(name: str):
+        return runner.invoke(app, ["score", "--params", str(params), "--input", str(tmp_path / name), "--output",
+                                   str(tmp_path / "scores.csv"), "--as-of", "2026-01-01"])
+
+    partial, whole = score("partial.csv"), score("whole.csv")
+    assert partial.exit_code == 0 and "scored 30 of 30 rows" in partial.output
+    assert re.search(r"partial\.csv has no column 'industry', 'campaign', which the model reads: every lead was "
+                     r"scored as not having it", partial.output.replace("\n", ""))
+    assert whole.exit_code == 0 and "which the model reads" not in whole.output
+
+
 def test_score_warns_when_no_activity_row_belongs_to_a_scored_lead(trained, sample_params, sample_dir, tmp_path):
     """Activity ids written differently from the leads' (here a prefix) would score every lead as never engaged."""
 
