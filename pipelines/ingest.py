@@ -98,15 +98,17 @@ class Problem:
 class ContractError(ValueError):
     """The export breaks the data contract; the message counts the problems and lists the first ones."""
 
-    def __init__(self, problems: list[Problem]):
-        self.problems = list(problems)
-        super().__init__(_summarise(self.problems))
+    def __init__(self, problems: list[Problem], fix: str = "fix the export, or set data.on_error: drop to load it "
+                                                           "without these rows."):
+        """``fix``: what to do when every problem is a row's (loading an export: drop them; scoring: another line)."""
+        self.problems, self.fix = list(problems), fix
+        super().__init__(_summarise(self.problems, fix))
 
     def __reduce__(self):  # keep `problems` when the error crosses a process boundary
-        return (type(self), (self.problems,))
+        return (type(self), (self.problems, self.fix))
 
 
-def _summarise(problems: list[Problem]) -> str:
+def _summarise(problems: list[Problem], fix: str) -> str:
     counts = Counter((p.source, p.column, p.contract_column, p.kind) for p in problems)
     lines = [f"the CRM export breaks the data contract ({len(problems)} problem(s)):"]
     for (source, column, contract, kind), n in counts.most_common():
@@ -125,7 +127,7 @@ def _summarise(problems: list[Problem]) -> str:
                      f"datetime({column}) AS {column} (julian days); in PostgreSQL to_timestamp({column}) AS {column} "
                      "(unix seconds)")
     if all(p.row is not None for p in problems):
-        lines.append("fix the export, or set data.on_error: drop to load it without these rows.")
+        lines.append(fix)
     return "\n".join(lines)
 
 

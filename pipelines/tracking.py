@@ -88,7 +88,8 @@ class LeadScorerModel(mlflow.pyfunc.PythonModel):
         as_of = (params or {}).get("as_of") or None
         batch = self.scorer.score(model_input, as_of=as_of)
         if batch.problems:  # a row left out of the answer would be lost without a word: no half batch
-            raise ContractError(batch.problems)
+            raise ContractError(batch.problems, "no row of this batch was scored: fix these rows or leave them out, "
+                                                "and score it again")
         return batch.scores
 
 

@@ -167,8 +167,11 @@ def test_pyfunc_model_refuses_rows_it_cannot_score_by_row_instead_of_leaving_the
     model = mlflow.pyfunc.load_model(f"models:/{sample_params.tracking.registered_model}@champion")
     rows = pd.read_csv(sample_dir / "leads.csv", dtype=str).head(5)
     rows.loc[2, "created_at"] = "yesterday"
-    with pytest.raises(ContractError, match=r"row 3, column 'created_at': unparsable date 'yesterday'"):
+    with pytest.raises(ContractError, match=r"row 3, column 'created_at': unparsable date 'yesterday'") as refused:
         model.predict(rows, params={"as_of": "2026-01-01"})
+    # What to do about it in scoring's words: there is no export to load without them.
+    assert str(refused.value).endswith("no row of this batch was scored: fix these rows or leave them out, and score it again")
+    assert "data.on_error" not in str(refused.value)
     with pytest.raises(ContractError, match="missing required column 'lead_id'"):
         model.predict(rows.drop(columns="lead_id"), params={"as_of": "2026-01-01"})
 
