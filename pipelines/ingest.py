@@ -665,6 +665,10 @@ def _empty_column(column: str, spec: TableSpec, index: pd.Index) -> pd.Series:
     return pd.Series(pd.array(pa.nulls(len(index), pa.large_string()), dtype="str"), index=index)
 
 
+# "1,234", "1 234" or "1.234,5": a number written for people in some locale, which a number field refuses.
+_GROUPED_DIGITS = re.compile(r"\d[, ]\d")
+
+
 def prepare_table(
     raw: pd.DataFrame, table: str, data: DataParams, source: str = "request", numeric: Sequence[str] = ()
 ) -> tuple[pd.DataFrame, list[Problem]]:
@@ -750,7 +754,9 @@ def prepare_table(
         unread = (values.notna() & parsed.isna()).to_numpy(dtype=bool, copy=True)
         if unread.any():  # "NaN" as text is a missing value, as a float NaN is (pandas writes it so)
             unread[unread] = ~_as_text(values[unread]).str.strip().str.lower().eq("nan").to_numpy(dtype=bool)
-        flag(unread, column, "bad_number", lambda v: f"not a number: {_as_sent(v)}")
+        flag(unread, column, "bad_number", lambda v: f"not a number: {_as_sent(v)}" + (
+            " (write numbers with a decimal point and no thousands separator: 1234.5)"
+            if _GROUPED_DIGITS.search(str(v)) else ""))
         flag(size >= LARGEST_NUMBER, column, "bad_number", lambda v: f"number out of range {_as_sent(v)} "
              f"(a number field holds a finite number smaller than {LARGEST_NUMBER:g} in size)")
         if column in spec.non_negative:

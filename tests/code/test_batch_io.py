@@ -418,4 +418,4 @@ def test_a_crm_number_column_with_text_in_it_rejects_that_row_and_the_file_still
     assert rejects["problems"].tolist() == [
         f"{tmp_path / 'leads.csv'} row 2 (header not counted), column 'TotalVisits' (total_visits): not a number: 'lots'",
         f"{tmp_path / 'leads.csv'} row 5 (header not counted), column 'Total Time Spent on Website' (time_on_website): "
-        "not a number: '1,234'"]
+        "not a number: '1,234' (write numbers with a decimal point and no thousands separator: 1234.5)"]
