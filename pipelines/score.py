@@ -387,7 +387,8 @@ def score_file(
     """
     if chunk_size < 1:
         raise ValueError(f"chunk size {chunk_size}: a chunk holds at least one lead")
-    if not (is_parquet(output_path) or output_path.suffix.lower() == ".csv"):
+    # (an existing folder is refused as such when the outputs are staged: `_writable_beside`)
+    if not output_path.is_dir() and not (is_parquet(output_path) or output_path.suffix.lower() == ".csv"):
         raise ValueError(f"the output {output_path}: name it .csv or .parquet (its format follows the name)")
     rejects_path = rejects_path or output_path.with_name(output_path.stem + ".rejects.csv")
     activity_rejects = output_path.with_name(output_path.stem + ".activity_rejects.csv")
