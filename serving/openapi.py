@@ -106,8 +106,13 @@ def _errors(statuses: dict[int, str]) -> dict[str, dict]:
     return {str(status): _answer(text, ErrorResponse) for status, text in sorted(statuses.items())}
 
 
+def _crm_names(row: dict, table: str, data: DataParams) -> dict:
+    """A contract-named example row under the CRM's field names (data.mapping), as a CRM sends it."""
+    return {crm_column(data, table, column): value for column, value in row.items()}
+
+
 def _schemas(data: DataParams) -> dict[str, dict]:
-    """Every model the routes name, as components; a lead's required fields under the CRM's names."""
+    """Every model the routes name, as components; a lead's required fields and example under the CRM's names."""
     models = [(body, "validation") for body, _, _ in ROUTES.values()]
     models += [(model, "serialization") for _, answers, _ in ROUTES.values() for model, _ in answers.values()]
     models += [(ErrorResponse, "serialization"), (ModelInfo, "serialization")]
@@ -121,6 +126,9 @@ def _schemas(data: DataParams) -> dict[str, dict]:
                                                   "(ISO 8601 text; UTC when no zone is given)."},
         **lead["properties"],
     }
+    example = _crm_names(lead["example"], "leads", data)
+    example["activities"] = [_crm_names(activity, "activities", data) for activity in example["activities"]]
+    lead["example"] = example
     return schemas
 
 
