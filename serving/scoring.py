@@ -84,14 +84,16 @@ def request_as_of(value) -> datetime | None:
 def request_frames(leads: list[dict], activities: list[list[dict] | None], data: DataParams) -> RequestFrames:
     """Raw CRM frames from request rows; each activity gets its lead's id under the CRM's activity field name.
 
-    Activities of a lead without an id are left out: the lead itself is refused for it.
+    Activities of a lead without an id (none, blank, or one of data.missing_values such as "N/A") are left
+    out: the lead itself is refused for it, and each activity would be refused again at a lead's field path.
     """
     lead_id_field = crm_column(data, "leads", "lead_id")
     activity_lead_field = crm_column(data, "activities", "lead_id")
+    no_id = {"", *(value.strip() for value in data.missing_values)}
     rows, origin = [], []
     for i, (lead, acts) in enumerate(zip(leads, activities)):
         lead_id = lead.get(lead_id_field)
-        if not acts or lead_id is None or str(lead_id).strip() == "":
+        if not acts or lead_id is None or str(lead_id).strip() in no_id:
             continue
         rows.extend({**act, activity_lead_field: lead_id} for act in acts)
         origin.extend((i, j) for j in range(len(acts)))

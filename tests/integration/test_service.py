@@ -263,6 +263,14 @@ def test_bad_leads_are_refused_naming_the_field(client, leads, change, status, f
     assert "nothing was scored" in reply.json()["error"]
 
 
+def test_a_lead_id_that_means_not_answered_is_one_problem_at_its_lead_not_one_per_activity(client, leads):
+    """"N/A" is in data.missing_values: an empty id. Its activities once each named a lead the request did not hold."""
+    acts = leads[1]["activities"][:3]
+    reply = client.post("/score", {"leads": [leads[0], {**leads[1], "lead_id": "N/A", "activities": acts}], "as_of": AS_OF})
+    assert reply.status == 422, reply.body
+    assert [(d["field"], d["type"]) for d in reply.json()["detail"]] == [("leads[1].lead_id", "empty_value")]
+
+
 def test_a_400_names_the_field_in_our_words_and_does_not_echo_the_value_back(client):
     """pydantic's own errors carry the value sent (an e-mail, a phone), a docs URL and "Value error, "."""
     reply = client.post("/feedback", _feedback("evt-words", decided_at="last Tuesday", amount=True))
