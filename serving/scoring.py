@@ -21,7 +21,7 @@ from models.scorer import LeadScorer
 from pipelines.config import DataParams, LabelParams
 from pipelines.ingest import Problem, as_of_time, contract_status, crm_column
 from serving.schemas import Identifier
-from serving.security import card_link, field_path
+from serving.security import card_link, error_message, field_path
 from serving.store import decision_date, email_sha256, utc_naive
 
 # Contract columns only an activity has: a problem about one of them is about an activity row.
@@ -117,7 +117,7 @@ def lead_id_problems(leads: list[dict], data: DataParams) -> list[dict]:
             _IDENTIFIER.validate_python(lead[lead_id_field])
         except ValidationError as err:
             (error,) = err.errors()
-            out.append(_detail(("leads", i, lead_id_field), f"the lead id: {error['msg']}", error["type"]))
+            out.append(_detail(("leads", i, lead_id_field), f"the lead id: {error_message(error)}", error["type"]))
     return out
 
 

@@ -102,18 +102,22 @@ def from_browser(scope) -> bool:
 _NOT_A_DATE = frozenset({"datetime_parsing", "datetime_from_date_parsing", "date_parsing", "date_from_datetime_parsing"})
 
 
+def error_message(error: dict) -> str:
+    """The words of one of pydantic's validation errors, without its "Value error, " before our own
+    messages; text that is no date is told what a date is, as ingest tells it."""
+    if error.get("type") in _NOT_A_DATE:  # pydantic's "invalid character in year" for "last Tuesday"
+        return DATE_FORM
+    return str(error.get("msg", "")).removeprefix("Value error, ")
+
+
 def _problem(error: dict) -> dict:
     """One of pydantic's validation errors in the shape of every other problem: loc, field, msg, type.
 
     Its `input`, `url` and `ctx` are left out (the first echoes the client's value back, the others
-    are pydantic's), so is its "Value error, " before our own messages; text that is no date is told
-    what a date is, as ingest tells it.
+    are pydantic's); its message is `error_message`'s.
     """
-    message = str(error.get("msg", "")).removeprefix("Value error, ")
-    if error.get("type") in _NOT_A_DATE:  # pydantic's "invalid character in year" for "last Tuesday"
-        message = DATE_FORM
     loc = list(error.get("loc", []))
-    return {"loc": loc, "field": error.get("field") or field_path(*loc) or "body", "msg": message,
+    return {"loc": loc, "field": error.get("field") or field_path(*loc) or "body", "msg": error_message(error),
             "type": str(error.get("type", ""))}
 
 

@@ -271,6 +271,16 @@ def test_a_lead_id_that_means_not_answered_is_one_problem_at_its_lead_not_one_pe
     assert [(d["field"], d["type"]) for d in reply.json()["detail"]] == [("leads[1].lead_id", "empty_value")]
 
 
+def test_a_lead_id_with_a_line_break_is_refused_in_the_words_feedback_uses(client, leads):
+    """Without pydantic's "Value error, " prefix, which a 400 already drops."""
+    scored = client.post("/score", {"leads": [{**leads[0], "lead_id": "a\nb"}], "as_of": AS_OF})
+    stored = client.post("/feedback", _feedback("evt-line-break", lead_id="a\nb"))
+    assert (scored.status, stored.status) == (422, 400), (scored.body, stored.body)
+    (in_score,), (in_feedback,) = scored.json()["detail"], stored.json()["detail"]
+    assert in_score["msg"] == "the lead id: " + in_feedback["msg"]
+    assert in_feedback["msg"] == "an id cannot hold control characters (line breaks, tabs)"
+
+
 def test_a_400_names_the_field_in_our_words_and_does_not_echo_the_value_back(client):
     """pydantic's own errors carry the value sent (an e-mail, a phone), a docs URL and "Value error, "."""
     reply = client.post("/feedback", _feedback("evt-words", decided_at="last Tuesday", amount=True))
