@@ -116,6 +116,9 @@ def decision_date(value, received_at: datetime) -> datetime:
     try:
         decided = utc_naive(value)
     except ValueError as err:
+        if isinstance(value, datetime):  # a year pandas cannot compute with, e.g. 0001-01-01: told by the rule above
+            when = f"before {EARLIEST_DECISION:%Y-%m-%d}" if value.year < EARLIEST_DECISION.year else "in the future"
+            raise ValueError(f"decided_at {value.isoformat(sep=' ')} is {when}: not a real decision date") from None
         raise ValueError(f"decided_at: {err}") from None
     if decided < EARLIEST_DECISION:
         raise ValueError(f"decided_at {decided:%Y-%m-%d %H:%M:%S} UTC is before {EARLIEST_DECISION:%Y-%m-%d}: "

@@ -449,6 +449,16 @@ def test_bad_feedback_is_refused_naming_the_field(client, server, event, status,
     assert event_id not in Store(server.params.serving.store_url).feedback_frame()["event_id"].tolist()
 
 
+@pytest.mark.parametrize(("decided_at", "words"), [("0001-01-01", "before 1970-01-01"), ("1677-01-01", "before 1970-01-01"),
+                                                   ("2300-01-01T00:00:00Z", "in the future")])
+def test_a_decision_date_no_computation_can_hold_is_refused_by_the_documented_rule(client, decided_at, words):
+    """A CRM's 0001-01-01 placeholder was told pandas' limits (1677-09-22 to 2262-04-11), not 1970 to a day from now."""
+    reply = client.post("/feedback", _feedback(f"evt-placeholder-{decided_at}", decided_at=decided_at))
+    assert reply.status == 422, reply.body
+    (problem,) = reply.json()["detail"]
+    assert problem["field"] == "decided_at" and words in problem["msg"], problem
+
+
 def test_an_event_id_sent_again_with_another_decision_is_refused_and_the_first_kept(client, server):
     first = client.post("/feedback", _feedback("evt-change"))
     changed = client.post("/feedback", _feedback("evt-change", status="converted", reason=None))
