@@ -6,7 +6,7 @@ it lists its own exception bodies (400 with `detail` as text, 404, 500) that thi
 sends, inlines request bodies dropping which fields may be null, and heads it with its own
 boilerplate and version "None". `document` rewrites the generated document in this one place:
 each JSON route's body and answers from serving.schemas, every error as ErrorResponse, a lead's
-required fields under the CRM's own names (params data.mapping.leads).
+required fields and example under the CRM's own names (params data.mapping).
 """
 
 from __future__ import annotations
