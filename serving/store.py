@@ -411,9 +411,14 @@ class Store:
             conn.execute(SCORE_LOG.insert(), out)
 
     def latest_score(self, lead_id: str) -> dict | None:
-        """The lead's most recent logged score (factors parsed from JSON), or None if never scored."""
+        """The lead's most recent logged score (factors parsed from JSON), or None if never scored.
+
+        Most recent by the time its features were computed as of, then by when it was logged: a backfill
+        that re-scores the lead as of an earlier day does not replace what it looks like now.
+        """
+        as_of = sa.func.coalesce(SCORE_LOG.c.features_as_of, SCORE_LOG.c.scored_at)  # none in an earlier version's rows
         rows = self._read(SCORE_LOG, SCORE_LOG_COLUMNS, lambda query: query.where(SCORE_LOG.c.lead_id == str(lead_id))
-                          .order_by(SCORE_LOG.c.scored_at.desc(), SCORE_LOG.c.id.desc()).limit(1))
+                          .order_by(as_of.desc(), SCORE_LOG.c.scored_at.desc(), SCORE_LOG.c.id.desc()).limit(1))
         if not rows:
             return None
         out = dict(rows[0])

@@ -132,6 +132,19 @@ def test_a_lead_past_the_label_horizon_says_so_in_plain_words_on_its_card(server
     assert f'Converts</div><div id="chance">{scores[1]["probability"]:.0%} of similar leads</div>' in new.body.decode()
 
 
+def test_a_backfill_as_of_an_earlier_day_does_not_replace_the_card_a_rep_sees(server):
+    """A CRM re-scores its history (as_of a past day) after a lead's live score: the card keeps showing the
+    lead as it is now, and a link from either answer opens it."""
+    lead = {"lead_id": "BACKFILLED-1", "created_at": "2025-05-20"}
+    client = server.client()
+    now = client.post("/score", {"leads": [lead], "as_of": "2025-12-31"}).json()["scores"][0]
+    then = client.post("/score", {"leads": [lead], "as_of": "2025-05-25"}).json()["scores"][0]
+    assert (now["past_horizon"], then["past_horizon"]) == (True, False)  # two different scores of the lead
+    for link in (now["card_url"], then["card_url"]):
+        card = Client(server.url).request("GET", _forwarded(link), headers=BROWSER).body.decode()
+        assert 'id="past-horizon"' in card and f'<div class="score" id="score">{now["score"]}</div>' in card
+
+
 def test_a_card_link_opens_without_the_key_for_its_lead_only_until_it_expires(server, scored_lead, sample_dir):
     browser = Client(server.url)  # no API key
     lead_id, link = scored_lead["lead_id"], _forwarded(scored_lead["card_url"])
