@@ -685,6 +685,18 @@ def test_the_service_refuses_to_start_saying_why(trained, sample_params, tmp_pat
     assert reason in str(refused.value)
 
 
+def test_docs_name_a_leads_fields_as_the_served_model_reads_them_after_params_changed(trained, sample_params, tmp_path):
+    """params.yaml's mapping edited after training (the CRM renamed fields, no retrain yet): /score still reads
+    leads by the model's mapping, so /docs.json must document that one, or a CRM following it is refused."""
+    renamed = {"data.mapping.leads": {"Lead ID": "lead_id", "Created Date": "created_at"}}
+    with running_service(sample_params, tmp_path, renamed, timeout=60) as srv:
+        client = srv.client()
+        lead = client.get("/docs.json").json()["components"]["schemas"]["Lead"]
+        assert {"lead_id", "created_at"} <= set(lead["required"]) and "Lead ID" not in lead["properties"]
+        scored = client.post("/score", {"leads": [lead["example"]], "as_of": AS_OF})
+    assert scored.status == 200, scored.body
+
+
 def test_the_service_benchmark_runs_against_the_real_server(server, monkeypatch, tmp_path):
     """`make bench-serve` (serving.bench), shrunk: every phase runs, the in-process phase included."""
     from serving import bench
