@@ -271,8 +271,8 @@ def feedback_event(event: dict, data: DataParams, label: LabelParams) -> dict:
     carry one. decided_at must be a date a decision can have (`serving.store.decision_date`).
 
     Raises:
-        RequestError: unknown status, a reason that is not a code (or none on a rejection), or an
-            impossible decided_at.
+        RequestError: a lead id that means "not answered", unknown status, a reason that is not a code (or
+            none on a rejection), or an impossible decided_at.
     """
     out = dict(event)
     for column in ("status", "reason"):
@@ -280,6 +280,9 @@ def feedback_event(event: dict, data: DataParams, label: LabelParams) -> dict:
         value = None if value is None or str(value).strip() == "" else str(value).strip()
         out[column] = data.value_maps.get(column, {}).get(value, value)
     detail = []
+    if str(out["lead_id"]).strip() in {value.strip() for value in data.missing_values}:  # as /score reads it
+        detail.append(_detail(("lead_id",), f"lead_id {event['lead_id']!r} means not answered (data.missing_values): "
+                              "a decision must name the lead it is about", "empty_value"))
     status = contract_status(pd.Series([out["status"]], dtype="str"), data).iloc[0]
     if status not in data.statuses:
         detail.append(_detail(("status",), f"unknown status {event['status']!r}; allowed: {data.statuses} "

@@ -417,6 +417,7 @@ def test_a_rejection_without_an_allowed_reason_is_refused_naming_the_codes(clien
         (_feedback("evt-d", decided_at="last Tuesday"), 400, "decided_at"),
         ({k: v for k, v in _feedback("evt-l").items() if k != "lead_id"}, 400, "lead_id"),
         (_feedback("evt-b", lead_id="   "), 400, "lead_id"),
+        (_feedback("evt-na", lead_id="N/A"), 422, "lead_id"),  # data.missing_values: /score reads it as no id
         (_feedback("evt-a", amount="lots"), 400, "amount"),
         (_feedback("evt-y1", decided_at="0001-01-01T00:00:00Z"), 422, "decided_at"),
         (_feedback("evt-1969", decided_at="1969-12-31T23:00:00Z"), 422, "decided_at"),
@@ -435,7 +436,7 @@ def test_a_rejection_without_an_allowed_reason_is_refused_naming_the_codes(clien
         (_feedback("evt-1e15", status="converted", reason=None, amount=1e15), 400, "amount"),
         (_feedback("evt-r", status="converted", reason="garbage reason"), 422, "reason"),
     ],
-    ids=["unknown-status", "bad-date", "no-lead-id", "blank-lead-id", "bad-amount", "year-1", "before-1970",
+    ids=["unknown-status", "bad-date", "no-lead-id", "blank-lead-id", "not-answered-lead-id", "bad-amount", "year-1", "before-1970",
          "future", "year-10000-in-utc", "unix-seconds", "unix-seconds-as-text", "year-as-text", "infinite-amount",
          "minus-infinite-amount", "nan-amount", "overflowing-amount", "negative-amount", "true-as-amount",
          "amount-a-contract-refuses", "unknown-reason-on-a-conversion"],
