@@ -416,7 +416,8 @@ class Store:
         Most recent by the time its features were computed as of, then by when it was logged: a backfill
         that re-scores the lead as of an earlier day does not replace what it looks like now.
         """
-        as_of = sa.func.coalesce(SCORE_LOG.c.features_as_of, SCORE_LOG.c.scored_at)  # none in an earlier version's rows
+        as_of = (sa.func.coalesce(SCORE_LOG.c.features_as_of, SCORE_LOG.c.scored_at)  # none in an earlier version's rows
+                 if "features_as_of" in self._present[SCORE_LOG.name] else SCORE_LOG.c.scored_at)  # or table
         rows = self._read(SCORE_LOG, SCORE_LOG_COLUMNS, lambda query: query.where(SCORE_LOG.c.lead_id == str(lead_id))
                           .order_by(as_of.desc(), SCORE_LOG.c.scored_at.desc(), SCORE_LOG.c.id.desc()).limit(1))
         if not rows:
