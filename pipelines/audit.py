@@ -56,7 +56,7 @@ from models.scorer import LeadScorer
 from models.splits import Split, make_split
 from pipelines import tracking
 from pipelines.config import EvaluateParams, LabelParams, Params
-from pipelines.dataset import TrainingSet, assemble, model_features, with_model_features
+from pipelines.dataset import TrainingSet, assemble, model_features, refuse_before_first_lead, with_model_features
 from pipelines.history import FeedbackMerge
 
 TOP_SIGNALS = 6  # signals with a dependence plot
@@ -860,6 +860,7 @@ def find_previous(params: Params, current_version: str, compare_to: str | None =
         versions = [v.version for v in client.search_model_versions(f"name='{name}'")]
         version = previous_version(versions, current_version)
         return None if version is None else PreviousModel(f"version {version}", tracking.load_scorer(params, version=str(version)))
+    compare_to = tracking.version_written(compare_to)
     try:
         if compare_to.isdigit():
             version, label = tracking.registered_version(params, version=compare_to).version, f"version {compare_to}"
@@ -886,7 +887,9 @@ def load_inputs(params: Params, alias: str = tracking.CHAMPION, as_of: pd.Timest
     """
     scorer = tracking.load_scorer(params, alias)
     as_of = as_of if as_of is not None else model_as_of(scorer)
-    return scorer, assemble(with_model_features(params, scorer), as_of=as_of)
+    training_set = assemble(with_model_features(params, scorer), as_of=as_of)
+    refuse_before_first_lead(training_set)
+    return scorer, training_set
 
 
 def run_audit(

@@ -36,12 +36,19 @@ def _params(path: Path | None, leads: str | None = None) -> Params:
         raise typer.Exit(2) from None
 
 
-def _as_of(value: str | None) -> pd.Timestamp | None:
-    """--as-of as naive UTC, like the export's dates it is compared with."""
+def _as_of(value: str | None, export: Params | None = None) -> pd.Timestamp | None:
+    """--as-of as naive UTC, like the export's dates it is compared with.
+
+    `export`: the params of a command whose --as-of dates the export only. For an undated export the
+    date is refused rather than silently ignored: the user would believe the run was as of it.
+    """
     from pipelines.ingest import as_of_time
 
     if value is None:
         return None
+    if export is not None and not export.data.dated:
+        raise typer.BadParameter("the export is undated (data.dated is false): there is no date to read it as of; "
+                                 "leave --as-of out", param_hint="--as-of")
     try:
         # Year first only: pandas would read 01/02/2026 as 2 January whatever data.day_first says.
         if not re.match(r"\s*\d{4}-\d{2}-\d{2}", value):  # also "" (e.g. an unset shell variable)
@@ -61,6 +68,26 @@ def _fail(err: Exception | str) -> None:
         raise err
     typer.secho(str(err), fg="red", err=True)
     raise typer.Exit(1) from None
+
+
+def _out_folder(out: Path) -> None:
+    """Make the --out folder before any work: a file in its place (or on its path) or no right to write
+    there would otherwise fail with a traceback after the run was logged to MLflow."""
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except FileExistsError:
+        _fail(f"--out: {out} is a file; name a folder to write into")
+    except NotADirectoryError:
+        _fail(f"--out: cannot write into {out}: a folder on its path is a file")
+    except OSError as err:
+        _fail(f"--out: cannot write into {out}: {err.strerror or err}")
+
+
+def _out_file(out: Path, example: str) -> None:
+    """Check the --out file's place before any work (`_out_folder`); a folder there is refused by name."""
+    if out.is_dir():
+        _fail(f"--out: {out} is a folder; name the file to write in it, e.g. {out / example}")
+    _out_folder(out.parent)
 
 
 def _input_errors() -> tuple[type[Exception], ...]:
@@ -104,17 +131,14 @@ def sample_data(
 def features(params: ParamsOption = None, leads: LeadsOption = None, as_of: AsOfOption = None) -> None:
     """Inspect the training data: ingest report, label counts per rule, feature list, leakage check."""
     from features.build import feature_catalog
-    from pipelines.dataset import assemble
+    from pipelines.dataset import assemble, refuse_before_first_lead
 
     p = _params(params, leads)
     try:
-        ts = assemble(p, as_of=_as_of(as_of))
+        ts = assemble(p, as_of=_as_of(as_of, p))
+        refuse_before_first_lead(ts)
     except _input_errors() as err:
         _fail(err)
-    created = ts.crm.leads["created_at"] if ts.as_of is not None else None
-    if created is not None and not (created <= ts.as_of).any():
-        first = f"the first was created {created.min():%Y-%m-%d}" if created.notna().any() else "it has none"
-        _fail(f"--as-of {ts.as_of:%Y-%m-%d}: no lead in the export was created by then ({first}); choose a later date")
     typer.echo("== ingest")
     for line in ts.crm.report.lines():
         typer.echo(f"  {line}")
@@ -144,7 +168,7 @@ def train(params: ParamsOption = None, leads: LeadsOption = None, as_of: AsOfOpt
 
     p = _params(params, leads)
     try:
-        result = run_training(p, as_of=_as_of(as_of))
+        result = run_training(p, as_of=_as_of(as_of, p))
     except _input_errors() as err:
         _fail(err)
     ts = result.training_set
@@ -199,7 +223,7 @@ def evaluate(
 
     p = _params(params, leads)
     try:
-        evaluation, run_id = evaluate_registered(p, alias, _as_of(as_of))
+        evaluation, run_id = evaluate_registered(p, alias, _as_of(as_of, p))
     except _input_errors() as err:
         _fail(err)
     name, versions = p.tracking.registered_model, evaluation.versions
@@ -318,8 +342,9 @@ def audit(
     from pipelines.audit import run_audit
 
     p = _params(params, leads)
+    _out_folder(out)
     try:
-        result = run_audit(p, alias=alias, out_dir=out, compare_to=compare_to, as_of=_as_of(as_of))
+        result = run_audit(p, alias=alias, out_dir=out, compare_to=compare_to, as_of=_as_of(as_of, p))
     except _input_errors() as err:
         _fail(err)
     for section in result.audit.sections:
@@ -341,7 +366,7 @@ def retrain(
 
     p = _params(params, leads)
     try:
-        result = run_retrain(p, as_of=_as_of(as_of), dry_run=dry_run)
+        result = run_retrain(p, as_of=_as_of(as_of, p), dry_run=dry_run)
     except _input_errors() as err:
         _fail(err)
     for line in result.lines():
@@ -394,8 +419,10 @@ def backtest(
     """Replay quarterly retraining: per quarter AUC, top-20% capture, ECE, tier conversion (table + plot)."""
     from pipelines.backtest import backtest as run_backtest
 
+    p = _params(params, leads)
+    _out_folder(out)
     try:
-        result = run_backtest(_params(params, leads), quarters=quarters, segment=segment, out_dir=out)
+        result = run_backtest(p, quarters=quarters, segment=segment, out_dir=out)
     except _input_errors() as err:
         _fail(err)
     for line in result.lines():
@@ -413,8 +440,10 @@ def monitor(
     """Drift (PSI), calibration against arrived outcomes and hand-off SLA of the champion; HTML + MLflow."""
     from pipelines.monitor import monitor as run_monitor
 
+    p = _params(params, leads)
+    _out_file(out, "monitor.html")
     try:
-        report = run_monitor(_params(params, leads), as_of=_as_of(as_of), out=out)
+        report = run_monitor(p, as_of=_as_of(as_of), out=out)
     except _input_errors() as err:
         _fail(err)
     for line in report.lines():

@@ -169,6 +169,19 @@ def open_at_ages(ts: TrainingSet, rows: np.ndarray, spec: FeatureParams, ages: l
     return out
 
 
+def refuse_before_first_lead(ts: TrainingSet) -> None:
+    """Refuse an as-of date before the export's first lead was created, naming both dates.
+
+    Nothing existed then: without this, training fails on a split part without conversions and the
+    audit on an empty frame, neither saying that the date is the problem.
+    """
+    created = ts.crm.leads["created_at"] if ts.as_of is not None else None
+    if created is None or (created <= ts.as_of).any():
+        return
+    first = f"the first was created {created.min():%Y-%m-%d}" if created.notna().any() else "it has none"
+    raise ValueError(f"--as-of {ts.as_of:%Y-%m-%d}: no lead in the export was created by then ({first}); choose a later date")
+
+
 def assemble(params: Params, as_of: pd.Timestamp | None = None, crm: CRMData | None = None) -> TrainingSet:
     """Labelled point-in-time training frame for the export in params with the feedback store laid over
     its outcomes (`load_history`, as retrain reads them), or for an already loaded `crm`.

@@ -247,7 +247,7 @@ def evaluate_registered(params: Params, alias: str = "challenger", as_of=None) -
 
     from models.splits import make_split
     from pipelines import tracking
-    from pipelines.dataset import assemble
+    from pipelines.dataset import assemble, refuse_before_first_lead
 
     tracking.configure(params)
     scorers = {alias: tracking.load_scorer(params, alias)}
@@ -259,6 +259,7 @@ def evaluate_registered(params: Params, alias: str = "challenger", as_of=None) -
     if champion not in (None, own):  # the first model is challenger and champion at once: nothing to compare
         scorers[tracking.CHAMPION] = tracking.load_scorer(params, version=champion)
     ts = assemble(params, as_of=as_of)
+    refuse_before_first_lead(ts)
     split = make_split(ts.created_at, pd.Series(ts.y), params.evaluate.split, params.model.seed)
     peers = fit_peers(ts.features, ts.y, ts.weights, split, params)
     evaluation = compare({**scorers, **peers}, ts.features, ts.y, split, params, ts.reasons, ts.age_days)

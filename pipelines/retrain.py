@@ -33,7 +33,7 @@ from models.scorer import LeadScorer
 from models.splits import Split, make_split
 from pipelines import tracking
 from pipelines.config import Params, flatten
-from pipelines.dataset import TrainingSet, assemble, data_as_of, model_features
+from pipelines.dataset import TrainingSet, assemble, data_as_of, model_features, refuse_before_first_lead
 from pipelines.evaluate import LEADSCORE, Evaluation, champion_overlap_notes, compare, format_table
 from pipelines.history import FeedbackMerge, load_history
 from pipelines.ingest import CRMData
@@ -252,7 +252,7 @@ def promote(params: Params, version: str | int, reason: str) -> AliasChange:
 
     `version` may be written as every command prints it ("v3") as well as "3".
     """
-    version = str(version).strip().removeprefix("v").removeprefix("V")
+    version = tracking.version_written(version)
     if not reason.strip():
         raise ValueError("promote: a reason is required (it is recorded on the model version)")
     tracking.configure(params)
@@ -363,6 +363,7 @@ def retrain(
     champion = tracking.load_scorer(params, version=champion_version) if champion_version else None
     _refuse_going_back(champion, champion_version, as_of)
     ts = assemble(params, as_of=as_of, crm=crm)
+    refuse_before_first_lead(ts)
     closed, conversions = closed_counts(ts)
     try:
         split = make_split(ts.created_at, pd.Series(ts.y), params.evaluate.split, params.model.seed)

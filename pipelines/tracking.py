@@ -147,6 +147,13 @@ def register(model_uri: str, params: Params, run_id: str) -> tuple[str, list[str
     return str(version), aliases
 
 
+def version_written(text: str | int) -> str:
+    """A version as every command prints it ("v3") or as its number ("3"), as the number: MLflow reserves
+    aliases of the form v<number>, so "v3" can name nothing else."""
+    text = str(text).strip()
+    return text[1:] if text[:1] in ("v", "V") and text[1:].isdigit() else text
+
+
 def registered_version(params: Params, alias: str = CHAMPION, version: str | None = None) -> ModelVersion:
     """The registry's ModelVersion that `alias` names, or that exact `version` (a lookup; nothing is loaded).
 

@@ -24,7 +24,7 @@ from models.splits import Split, make_split
 from models.train import fit_scorer
 from pipelines import tracking
 from pipelines.config import Params, flatten
-from pipelines.dataset import TrainingSet, assemble, open_at_ages
+from pipelines.dataset import TrainingSet, assemble, open_at_ages, refuse_before_first_lead
 from pipelines.evaluate import LEADSCORE, Evaluation, compare, evaluate_while_open, fit_peers
 from pipelines.ingest import CRMData
 
@@ -58,6 +58,7 @@ def train(
     phrase_templates(params.features)  # refuse to train a model whose factors could not be worded
     tracking.configure(params)
     ts = assemble(params, as_of=as_of, crm=crm)
+    refuse_before_first_lead(ts)
     split = make_split(ts.created_at, pd.Series(ts.y), params.evaluate.split, params.model.seed)
     return log_trained(fit_model(ts, split, params), ts, split, params, register)
 

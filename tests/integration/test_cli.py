@@ -282,6 +282,16 @@ def test_features_on_the_x_education_export(x_education_csv):
         assert leak not in result.output.split("== features")[1].lower()
 
 
+@pytest.mark.parametrize("command", ["features", "train", "evaluate", "audit", "retrain"])
+def test_as_of_on_the_undated_x_education_export_is_refused_not_ignored(x_education_csv, command):
+    """Without dates there is no 'as of': running anyway would let the user believe the run was as of that date."""
+    result = runner.invoke(app, [command, "--params", str(PROJECT_ROOT / "params.x_education.yaml"),
+                                 "--leads", str(x_education_csv), "--as-of", "2025-01-01"])
+    text = re.sub(r"[│\s]+", " ", result.output)  # the error panel wraps its lines
+    assert result.exit_code == 2
+    assert "the export is undated (data.dated is false): there is no date to read it as of; leave --as-of out" in text
+
+
 def test_an_invalid_params_file_names_the_key_and_allowed_values(tmp_path):
     params = tmp_path / "params.yaml"
     text = re.sub(r"(?m)^  calibration: \w+", "  calibration: platt", (PROJECT_ROOT / "params.yaml").read_text())
@@ -713,3 +723,34 @@ def test_a_decision_the_store_got_long_after_the_export_does_not_expire_the_expo
     assert f"1 decision dated after {end:%Y-%m-%d %H:%M} not used (not known then)" in with_store.output
     refused = runner.invoke(app, ["train", "--params", str(params), "--as-of", f"{late:%Y-%m-%d}"])
     assert refused.exit_code == 1 and f"the export's latest lead creation or decision ({end:%Y-%m-%d %H:%M})" in refused.output
+
+
+@pytest.mark.parametrize(("command", "out", "message"), [
+    ("monitor", "folder", "--out: {out} is a folder; name the file to write in it, e.g. {out}/monitor.html"),
+    ("audit", "a_file", "--out: {out} is a file; name a folder to write into"),
+    ("backtest", "a_file", "--out: {out} is a file; name a folder to write into"),
+    ("backtest", "a_file/tables", "--out: cannot write into {out}: a folder on its path is a file"),
+])
+def test_a_report_out_in_the_wrong_place_is_one_line_before_any_work(trained, sample_params, tmp_path, command, out,
+                                                                    message):
+    """Found only when the report was written, after the run was logged to MLflow, it was a traceback."""
+    from serving.local_server import params_file
+
+    (tmp_path / "folder").mkdir()
+    (tmp_path / "a_file").write_text("not a folder")
+    params = params_file(sample_params, tmp_path / "params.yaml")
+    result = runner.invoke(app, [command, "--params", str(params), "--out", str(tmp_path / out)])
+    assert result.exit_code == 1 and isinstance(result.exception, SystemExit), result.output  # no traceback
+    assert message.format(out=tmp_path / out) in result.output.replace("\n", "")
+    assert (tmp_path / "a_file").read_text() == "not a folder"
+
+
+@pytest.mark.parametrize("command", ["train", "retrain"])
+def test_training_as_of_a_date_before_the_first_lead_says_so(small_export, tmp_path, monkeypatch, command):
+    """Not that "the train part has no converted lead": nothing existed yet, and the date is what to change."""
+    params = training_params(small_export, tmp_path, monkeypatch)
+    result = runner.invoke(app, [command, "--params", str(params), "--as-of", "2020-01-01"])
+    assert result.exit_code == 1 and isinstance(result.exception, SystemExit), result.output
+    first = pd.Timestamp(small_export["leads"]["created_at"].min())
+    assert (f"--as-of 2020-01-01: no lead in the export was created by then (the first was created {first:%Y-%m-%d}); "
+            "choose a later date") in result.output.replace("\n", "")

@@ -277,6 +277,14 @@ def test_cli_names_a_comparison_model_that_does_not_exist(trained, sample_params
     assert not (tmp_path / "audit.html").exists()
 
 
+def test_a_comparison_version_is_found_as_the_commands_print_it(audited, sample_dir, tracking_dir):
+    """retrain, promote and train print "v3"; --compare-to v3 must not be read as an alias (MLflow reserves that form)."""
+    params = params_for(sample_dir, tracking_dir, **{"tracking.registered_model": "audit_first_version"})
+    for written in ("v1", "V1", " 1 "):
+        previous = audit.find_previous(params, "1", written)
+        assert previous.label == "version 1" and previous.scorer.info["registry"]["version"] == "1"
+
+
 def test_previous_version_is_the_highest_number_below_the_audited_one():
     assert audit.previous_version(["1", "2", "9", "10", "11"], "11") == "10"
     assert audit.previous_version(["3", "4"], "3") is None
