@@ -410,7 +410,7 @@ def rollback(
 
 @app.command()
 def backtest(
-    quarters: Annotated[int, typer.Option(help="How many recent quarters with matured outcomes to replay.")] = 4,
+    quarters: Annotated[int, typer.Option(min=1, help="How many recent quarters with matured outcomes to replay.")] = 4,
     segment: Annotated[str, typer.Option(help="Feature whose values get their own predicted-vs-observed rows.")] = "lead_source",
     out: Annotated[Path, typer.Option(help="Folder for backtest.csv, segments.csv and backtest.png.")] = Path("outputs/backtest"),
     params: ParamsOption = None,

@@ -754,3 +754,9 @@ def test_training_as_of_a_date_before_the_first_lead_says_so(small_export, tmp_p
     first = pd.Timestamp(small_export["leads"]["created_at"].min())
     assert (f"--as-of 2020-01-01: no lead in the export was created by then (the first was created {first:%Y-%m-%d}); "
             "choose a later date") in result.output.replace("\n", "")
+
+
+def test_backtest_names_the_option_when_quarters_is_below_one():
+    """"quarters must be at least 1" named no option; refused before any data is read."""
+    result = run("backtest", "--quarters", "0", "--params", str(PROJECT_ROOT / "params.yaml"), "--leads", "absent.csv")
+    assert result.exit_code == 2 and "--quarters" in result.output and "absent.csv" not in result.output
