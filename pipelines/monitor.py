@@ -194,6 +194,7 @@ def handoff_health(
     mp: MonitorParams,
     top_tier: str,
     as_of: pd.Timestamp,
+    decisions_received: bool = True,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """How sales handled the scored leads: SLA, top tier worked, reason codes, and reasons by tier.
 
@@ -204,6 +205,8 @@ def handoff_health(
         feedback: the store's feedback events (lead_id, status, reason, decided_at, ...).
         top_tier: name of the best tier.
         as_of: 'now'; leads scored less than the SLA ago are not yet due and are left out.
+        decisions_received: whether the store holds any decision by as_of; without one the CRM sends none
+            to /feedback (yet), nothing can be said of sales' speed, and every check is n/a.
 
     Returns:
         (metrics: one row per check with value, target, status and the leads it counts;
@@ -228,7 +231,7 @@ def handoff_health(
     coded = rejections["reason"].notna() & (rejections["reason"].astype("str").str.strip() != "")
 
     def row(check: str, value: float, target: float | None, leads: int, higher_is_better: bool = True) -> dict:
-        if not leads or target is None or np.isnan(value):
+        if not leads or not decisions_received or target is None or np.isnan(value):
             status = "n/a"
         else:
             status = "ok" if (value >= target if higher_is_better else value <= target) else "alert"
@@ -374,8 +377,9 @@ def _png(figure: Figure) -> str:
 
 
 def unjudged_sections(drift: pd.DataFrame, calibration: pd.DataFrame, segments: pd.DataFrame, handoff: pd.DataFrame,
-                      mp: MonitorParams) -> dict[str, str]:
-    """Why each section in which no check was judged (all n/a) was not: too few leads for its threshold."""
+                      mp: MonitorParams, decisions_received: bool = True) -> dict[str, str]:
+    """Why each section in which no check was judged (all n/a) was not: too few leads for its threshold, or
+    for hand-off no sales decision in the feedback store at all (`decisions_received`)."""
     out = {}
     if (drift["status"] == "n/a").all():
         recent = int(drift["recent_rows"].max()) if len(drift) else 0
@@ -384,7 +388,10 @@ def unjudged_sections(drift: pd.DataFrame, calibration: pd.DataFrame, segments: 
     if (calibration["status"] == "n/a").all() and (segments["status"] == "n/a").all():
         out["calibration"] = (f"{int(calibration['leads'].iloc[0]):,} scored leads with a known outcome, fewer than "
                               f"monitor.min_calibration_rows {mp.min_calibration_rows:,}")
-    if (handoff["status"] == "n/a").all():  # a check is n/a only when it counts no lead
+    if not decisions_received:
+        out["hand-off"] = ("the feedback store holds no sales decision yet: hand-off is measured from the decisions "
+                           "the CRM sends to /feedback")
+    elif (handoff["status"] == "n/a").all():  # a check is n/a only when it counts no lead
         out["hand-off"] = f"no score {mp.handoff_sla_hours:g} h old yet, and no rejection"
     return out
 
@@ -418,7 +425,8 @@ def assess(
     mp = params.monitor
     categorical = [d.name for d in catalog if d.kind == "categorical"]
     probability = calibration_frame["probability"].to_numpy(dtype="float64")
-    handoff, mix = handoff_health(scored, feedback, params.label, mp, top_tier, as_of)
+    received = bool((feedback["decided_at"] <= as_of).any())
+    handoff, mix = handoff_health(scored, feedback, params.label, mp, top_tier, as_of, received)
     window = f"first scored in the {mp.window_days} days to {as_of:%Y-%m-%d %H:%M}"
     horizon = params.label.horizon_days
     captions = {
@@ -445,7 +453,7 @@ def assess(
         handoff=handoff,
         reasons_by_tier=mix,
         captions=captions,
-        not_judged=unjudged_sections(drift, calibration, segments, handoff, mp),
+        not_judged=unjudged_sections(drift, calibration, segments, handoff, mp, received),
     )
 
 

@@ -21,6 +21,7 @@ from pipelines.monitor import (
     monitor,
     population_stability,
     segment_calibration,
+    unjudged_sections,
 )
 from pipelines.synthetic import SourceShift, generate_crm, write_crm
 from conftest import FAST, params_for
@@ -132,6 +133,21 @@ def test_handoff_health_measures_sla_top_tier_and_reason_codes():
     assert metrics.set_index("check").loc["share dispositioned within 4 h", "status"] == "alert"
     assert mix.loc["A", "no_budget"] == 1.0 and mix.loc["B", "(no reason)"] == 1.0
     assert mix["rejections"].to_dict() == {"A": 1, "B": 1, "C": 1}
+
+
+def test_handoff_waits_for_a_score_old_enough_when_decisions_arrive_and_says_so():
+    """Decisions reach the store, but the only scored lead was scored an hour ago: nothing is due yet."""
+    now = pd.Timestamp("2026-01-10 12:00")
+    scored = first_scores(pd.DataFrame({"lead_id": ["a"], "tier": ["A"], "scored_at": [now - pd.Timedelta(hours=1)]}))
+    feedback = pd.DataFrame({"event_id": ["1"], "lead_id": ["z"], "status": ["converted"], "reason": [None],
+                             "decided_at": [now - pd.Timedelta(days=2)], "received_at": [now - pd.Timedelta(days=2)]})
+    judged = pd.DataFrame({"status": ["ok"], "recent_rows": [500], "leads": [500]})
+
+    metrics, _ = handoff_health(scored, feedback, LabelParams(), MP, top_tier="A", as_of=now)
+
+    assert (metrics["status"] == "n/a").all()
+    why = unjudged_sections(judged, judged, judged, metrics, MP, decisions_received=True)
+    assert why == {"hand-off": f"no score {MP.handoff_sla_hours:g} h old yet, and no rejection"}
 
 
 # ----------------------------------------------------------------------------- end to end
@@ -266,7 +282,9 @@ def test_monitor_says_which_checks_it_could_not_judge_and_never_calls_nothing_ok
     alone = Store(f"sqlite:///{tmp_path / 'alone.db'}")
     alone.log_scores(burst)
     drift_why = f"drift (20 recently scored leads, fewer than monitor.min_drift_rows {mp.min_drift_rows})"
-    handoff_why = f"hand-off (no score {mp.handoff_sla_hours:g} h old yet, and no rejection)"
+    # These stores hold scores only: no decision has reached /feedback, so hand-off is not judged for that.
+    handoff_why = "hand-off (the feedback store holds no sales decision yet: hand-off is measured from the decisions " \
+                  "the CRM sends to /feedback)"
 
     partly = monitor(params, crm=crm, store=older, out=tmp_path / "partly.html")
     nothing = monitor(params, crm=crm, store=alone, out=tmp_path / "nothing.html")
@@ -471,3 +489,20 @@ def test_leads_first_scored_past_their_horizon_are_left_out_of_calibration(produ
             f"their {params.label.horizon_days}-day horizon then (past_horizon): left out of calibration") \
         in " ".join(report.notes)
     pd.testing.assert_frame_equal(report.calibration, clean.calibration)
+
+
+def test_a_store_without_any_sales_decision_leaves_hand_off_not_judged_instead_of_alarming(production, tmp_path):
+    """A CRM that sends scores but no decision to /feedback (yet): every scored lead would count as never worked,
+    an alert about sales that says nothing about sales."""
+    from serving.store import Store
+
+    params, crm, store = production
+    scores_only = Store(f"sqlite:///{tmp_path / 'scores.db'}")
+    scores_only.log_scores(store.score_log_frame())
+
+    report = monitor(params, crm=crm, store=scores_only)
+
+    assert (report.handoff["status"] == "n/a").all() and report.handoff["leads"].gt(0).any()
+    assert report.not_judged["hand-off"] == ("the feedback store holds no sales decision yet: hand-off is measured "
+                                             "from the decisions the CRM sends to /feedback")
+    assert not any("dispositioned" in sentence for status, sentence in report.findings if status == "alert")
