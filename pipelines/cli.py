@@ -301,7 +301,7 @@ def export_outcomes(
 ) -> None:
     """Write the feedback the service received as an outcomes table: the latest decision per lead."""
     from pipelines.ingest import is_parquet, refuse_to_overwrite
-    from serving.store import Store
+    from serving.store import FEEDBACK, Store
 
     p = _params(params)
     if output.is_dir():
@@ -316,7 +316,11 @@ def export_outcomes(
     if output.exists() and not overwrite:  # e.g. last quarter's export, or a lead file of the same folder
         _fail(f"--output: {output} already exists; pass --overwrite to replace it, or name another file")
     try:
-        outcomes = Store.from_params(p, read_only=True).export_outcomes()
+        store = Store.from_params(p, read_only=True)
+        if not store.has_table(FEEDBACK):  # an empty file would pass for "no decision yet" where data.outcomes reads it
+            _fail(f"the store {store.name} has no feedback table: the service never ran with it; check "
+                  "serving.store_url (nothing was written)")
+        outcomes = store.export_outcomes()
     except _input_errors() as err:
         _fail(err)
     try:

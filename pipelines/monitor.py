@@ -543,7 +543,8 @@ def monitor(
 
     log = store.score_log_frame()
     if log.empty:
-        raise LookupError("the score log is empty: nothing has been scored yet, so there is nothing to monitor")
+        raise LookupError(f"the score log of the store {store.name} is empty: nothing has been scored with it yet, so "
+                          "there is nothing to monitor (check serving.store_url)")
     as_of = pd.Timestamp(as_of) if as_of is not None else log["scored_at"].max()
     log = log[log["scored_at"] <= as_of]
     recent_log = log[log["scored_at"] > as_of - pd.Timedelta(days=mp.window_days)]

@@ -295,6 +295,10 @@ class Store:
             self._bring_up_to_date(is_sqlite)
         self._present = _present_columns(self.engine)
 
+    def has_table(self, table: sa.Table) -> bool:
+        """Whether the store holds `table` (a reader of a store not created yet, or another database, sees none)."""
+        return bool(self._present[table.name])
+
     def _connect(self) -> None:
         """Connect once, so that a store that cannot be reached is not taken for one that may not be written."""
         try:

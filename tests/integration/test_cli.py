@@ -322,6 +322,17 @@ def feedback_params(tmp_path):
     return params
 
 
+def test_export_outcomes_from_a_store_the_service_never_ran_with_is_refused_naming_it(feedback_params, tmp_path):
+    """A wrong serving.store_url would write an empty outcomes file, which data.outcomes may then read as "no
+    decision at all"."""
+    wrong = tmp_path / "params_wrong.yaml"
+    wrong.write_text(feedback_params.read_text().replace("store.db", "stor.db"))
+    result = runner.invoke(app, ["export-outcomes", "--params", str(wrong), "--output", str(tmp_path / "o.csv")])
+    assert result.exit_code == 1 and isinstance(result.exception, SystemExit)
+    assert f"the store {tmp_path / 'stor.db'} has no feedback table" in result.output.replace("\n", "")
+    assert not (tmp_path / "o.csv").exists() and not (tmp_path / "stor.db").exists()
+
+
 def test_export_outcomes_writes_parquet_for_a_parquet_name_and_ingest_reads_it(feedback_params, tmp_path):
     from pipelines.ingest import prepare_table, read_source
 

@@ -310,7 +310,7 @@ def test_monitor_needs_a_score_log(production, tmp_path):
     from serving.store import Store
 
     params, crm, _ = production
-    with pytest.raises(LookupError, match="score log is empty"):
+    with pytest.raises(LookupError, match=f"the score log of the store {tmp_path / 'empty.db'} is empty"):
         monitor(params, crm=crm, store=Store(f"sqlite:///{tmp_path / 'empty.db'}"))
 
 
