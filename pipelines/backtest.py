@@ -104,7 +104,8 @@ def replay(params: Params, quarters: int = 4, segment: str = "lead_source", crm:
             split = make_split(ts.created_at, pd.Series(ts.y), params.evaluate.split, params.model.seed)
             scorer, why = fit_challenger(ts, split, params)
         except ValueError as err:  # fewer quarters helps only while a newer quarter is left to replay
-            advice = ("replay fewer quarters" if quarter != replayed[-1] else
+            newer = len(replayed) - replayed.index(quarter) - 1
+            advice = (f"replay the {newer} newer quarter{'s' if newer > 1 else ''} only (--quarters {newer})" if newer else
                       "it is the newest quarter with matured leads, so the export has too little history to backtest")
             raise ValueError(f"backtest {quarter} (trained as of {start:%Y-%m-%d}, when {closed:,} closed leads with "
                              f"{conversions:,} conversions had matured): {err}; {advice}") from None

@@ -111,4 +111,7 @@ def test_an_export_too_short_to_backtest_says_so_instead_of_fewer_quarters(tmp_p
     with pytest.raises(ValueError, match=r"backtest 2025Q\d \(trained as of 2025-\d\d-01, when 0 closed leads with 0 "
                                          r"conversions had matured\): .*the export has too little history to backtest") as err:
         replay(params, quarters=1)
-    assert "replay fewer quarters" not in str(err.value)
+    assert "newer quarter" not in str(err.value)
+    # Asked for more, it says how many newer quarters are left to replay.
+    with pytest.raises(ValueError, match=r"replay the 1 newer quarter only \(--quarters 1\)"):
+        replay(params, quarters=2)
