@@ -253,6 +253,8 @@ def promote(params: Params, version: str | int, reason: str) -> AliasChange:
     `version` may be written as every command prints it ("v3") as well as "3".
     """
     version = tracking.version_written(version)
+    if not version:
+        raise ValueError("promote: --version is empty; give the version number to serve, as printed (3 or v3)")
     if not reason.strip():
         raise ValueError("promote: a reason is required (it is recorded on the model version)")
     tracking.configure(params)
@@ -335,6 +337,9 @@ class RetrainResult:
         out += [f"  {r}" for r in self.decision.reasons]
         out += [f"note: {n}" for n in self.notes]
         out.append(self.verdict)
+        if not self.dry_run and not self.promoted and self.challenger_version:  # as train and evaluate say it
+            out.append(f"to serve v{self.challenger_version} anyway: leadscore promote --version "
+                       f"{self.challenger_version} --reason \"...\"")
         return out
 
 

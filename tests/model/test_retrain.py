@@ -97,6 +97,9 @@ def test_a_challenger_trained_on_shuffled_labels_is_refused(registry):
     refused = MlflowClient().get_model_version(registry.tracking.registered_model, result.challenger_version)
     assert "FAILED" in refused.tags["retrain_refused"]
     assert mlflow.get_run(result.run_id).data.tags["decision"] == "refused"
+    # A human may overrule the gate: the summary ends with the command, as train and evaluate print it.
+    assert result.lines()[-1] == (f"to serve v{result.challenger_version} anyway: leadscore promote --version "
+                                  f"{result.challenger_version} --reason \"...\"")
 
 
 def test_cold_start_never_replaces_a_learned_champion(registry):
@@ -361,11 +364,17 @@ def test_retraining_as_of_a_date_before_any_lead_matured_is_one_line_naming_the_
     params_file = tmp_path / "params.yaml"
     params_file.write_text(yaml.safe_dump(params_for(sample_dir, tmp_path).model_dump(mode="json", exclude={"base_dir"})))
 
-    result = CliRunner().invoke(app, ["retrain", "--as-of", "2021-01-01", "--dry-run", "--params", str(params_file)])
+    def retrain_as_of(date: str):
+        return CliRunner().invoke(app, ["retrain", "--as-of", date, "--dry-run", "--params", str(params_file)])
 
-    assert result.exit_code == 1 and "Traceback" not in result.output
-    assert result.output.strip().splitlines()[-1].startswith(  # above it only MLflow creating its new database
-        "retrain as of 2021-01-01: 0 closed leads with 0 conversions had matured, too few to split: the train part")
+    unripe, before = retrain_as_of("2024-02-01"), retrain_as_of("2021-01-01")  # the first lead: 2024-01-01
+
+    assert unripe.exit_code == before.exit_code == 1 and "Traceback" not in unripe.output + before.output
+    assert unripe.output.strip().splitlines()[-1].startswith(  # above it only MLflow creating its new database
+        "retrain as of 2024-02-01: 0 closed leads with 0 conversions had matured, too few to split: the train part")
+    assert before.output.strip().splitlines()[-1] == (
+        "--as-of 2021-01-01: no lead in the export was created by then (the first was created 2024-01-01); "
+        "choose a later date")
 
 
 def test_the_summary_counts_stored_feedback_left_out_for_an_impossible_date_or_before_its_lead(
@@ -446,6 +455,8 @@ def test_promote_refuses_an_unknown_version_or_a_missing_reason(three_versions):
         promote(three_versions, "v9", "typo")
     with pytest.raises(ValueError, match="reason is required"):
         promote(three_versions, 1, "  ")
+    with pytest.raises(ValueError, match="--version is empty"):  # an unset shell variable: not "no version  in ..."
+        promote(three_versions, " ", "typo")
 
 
 def test_promoting_the_champion_again_changes_nothing_and_says_so(three_versions):
