@@ -91,6 +91,10 @@ def replay(params: Params, quarters: int = 4, segment: str = "lead_source", crm:
     else:
         raise ValueError(f"segment {segment!r} is neither a feature nor a leads column; features: "
                          f"{', '.join(outcome.features.columns)}")
+    if pd.api.types.is_numeric_dtype(segment_values):  # one row per value: hundreds of segments too small to judge
+        categories = [c for c in outcome.features.columns if not pd.api.types.is_numeric_dtype(outcome.features[c])]
+        raise ValueError(f"segment {segment!r} is a number ({segment_values.nunique():,} values): segment by a "
+                         f"category instead, e.g. {', '.join(categories)}")
     quarter_of = outcome.created_at.dt.to_period("Q").to_numpy()
     created_quarter = crm.leads["created_at"].dt.to_period("Q")
 

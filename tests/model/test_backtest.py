@@ -102,6 +102,9 @@ def test_an_undated_export_or_no_quarters_is_refused_clearly(replayed):
         backtest_quarters(pd.Series(pd.to_datetime(["2025-01-01"])), 0)
     with pytest.raises(ValueError, match="segment 'nope'"):
         replay(params, quarters=1, segment="nope")
+    with pytest.raises(ValueError, match=r"segment 'employees' is a number \([\d,]+ values\): segment by a category "
+                                         r"instead, e.g. .*size_band"):
+        replay(params, quarters=1, segment="employees")
 
 
 def test_an_export_too_short_to_backtest_says_so_instead_of_fewer_quarters(tmp_path):
