@@ -605,7 +605,8 @@ def export_rows(training_set: TrainingSet, leads: int) -> str:
     return (f"{report.rows_read:,} rows; " + ", ".join(parts)) if parts else ""
 
 
-def segments_section(outcomes: pd.DataFrame, rows: str = "", feedback: FeedbackMerge | None = None) -> Section:
+def segments_section(outcomes: pd.DataFrame, rows: str = "", feedback: FeedbackMerge | None = None,
+                     horizon_days: int | None = None) -> Section:
     """3. Lead sources and campaigns: volume, conversion, acceptance, rejection reasons, revenue.
 
     `rows` says how the export's rows became these leads (`export_rows`), `feedback` what the service's
@@ -617,10 +618,11 @@ def segments_section(outcomes: pd.DataFrame, rows: str = "", feedback: FeedbackM
         f"All {len(outcomes):,} leads of the export{f' ({rows})' if rows else ''}; rates are over the "
         f"{int((~outcomes['outcome'].isin(['open', 'excluded'])).sum()):,} leads with an outcome"
         + (f" ({excluded:,} with a status the label policy leaves out, e.g. duplicate, are not counted)" if excluded else "")
-        + ". Conversion = the CRM's converted status, whenever it came (the model's label may count only "
-        "conversions within label.horizon_days); acceptance = share not rejected."
+        + ". Conversion = the CRM's converted status, whenever it came"
+        + (f" (the model's label counts only conversions within {horizon_days} days of creation)" if horizon_days else "")
+        + "; acceptance = share not rejected."
         + (f" Outcomes include the decisions sales sent to the service: {feedback.line()}."
-           if feedback is not None and (feedback.events or feedback.left_out) else "")
+           if feedback is not None and (feedback.events or feedback.left_out or feedback.decided_later) else "")
     )
     if "amount" not in outcomes.columns:
         section.notes.append("This export has no deal amounts (outcomes.amount): won revenue is not reported.")
@@ -735,7 +737,8 @@ def build_audit(
     sections = [
         importance,
         dependence_section(rows, catalog, top),
-        segments_section(outcomes, export_rows(training_set, len(outcomes)), training_set.crm.feedback),
+        segments_section(outcomes, export_rows(training_set, len(outcomes)), training_set.crm.feedback,
+                         params.label.horizon_days),
         tiers_section(rows, scorer.tiers, params.evaluate.top_fractions, held_out_leads(training_set, split, params.label)),
         calibration_section(rows, params.evaluate.ece_bins),
         change_section(rows, training_set, previous, params.evaluate),

@@ -102,7 +102,24 @@ def test_the_source_note_counts_the_leads_it_tables_and_the_export_rows_they_com
     assert segments.notes[0].startswith(f"All {counted:,} leads of the export ({report.rows_read:,} rows; {merged:,} "
                                         "merged by e-mail into an earlier lead with the same address); rates are over")
     # Its conversion rates count a converted status at any time; the label counts one within the horizon only.
-    assert "Conversion = the CRM's converted status, whenever it came" in segments.notes[0]
+    assert ("Conversion = the CRM's converted status, whenever it came (the model's label counts only conversions "
+            "within 120 days of creation); acceptance") in segments.notes[0]
+
+
+def test_the_source_note_names_no_horizon_where_the_label_has_none_and_speaks_of_later_decisions():
+    """An undated export (X Education) has no label.horizon_days to point at; a store whose every decision came
+    after the model's date still changed nothing, and the note says so rather than nothing."""
+    from pipelines.audit import segments_section
+    from pipelines.history import FeedbackMerge
+
+    outcomes = pd.DataFrame({"lead_source": ["web", "web", "event"], "campaign": ["a", "b", "a"],
+                             "outcome": ["converted", "rejected", "open"], "reason": [None, "no_budget", None]})
+    later = FeedbackMerge(as_of=pd.Timestamp("2025-01-01"), decided_later=3)
+
+    note = segments_section(outcomes, feedback=later).notes[0]
+
+    assert "horizon" not in note and "whenever it came; acceptance = share not rejected." in note
+    assert "3 decisions dated after 2025-01-01 00:00 not used (not known then)" in note
 
 
 def test_the_source_note_says_what_the_feedback_store_changed_in_the_outcomes(audited, sample_dir, tracking_dir, tmp_path):
