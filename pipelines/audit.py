@@ -851,18 +851,29 @@ def previous_version(versions: Sequence[str], current: str) -> str | None:
     return str(max(older)) if older else None
 
 
+def default_comparison(params: Params, current_version: str) -> tuple[str, str] | None:
+    """(version, label) of what to compare with when none is named: the champion the audited version replaced
+    (its `previous_champion` tag), what marketing saw before; else the highest version number below it (a
+    refused retrain's version never served). None for the first version."""
+    name, client = params.tracking.registered_model, MlflowClient()
+    replaced = client.get_model_version(name, str(current_version)).tags.get("previous_champion")
+    if replaced:
+        return replaced, f"version {replaced}, the champion it replaced"
+    versions = [v.version for v in client.search_model_versions(f"name='{name}'")]
+    version = previous_version(versions, current_version)
+    return None if version is None else (version, f"version {version}")
+
+
 def find_previous(params: Params, current_version: str, compare_to: str | None = None) -> PreviousModel | None:
-    """The model to compare with: `compare_to` (a version number or an alias), else the previous version.
+    """The model to compare with: `compare_to` (a version number or an alias), else `default_comparison`.
 
     Raises:
         LookupError: `compare_to` names no registered version or alias.
     """
     name = params.tracking.registered_model
-    client = MlflowClient()
     if compare_to is None:
-        versions = [v.version for v in client.search_model_versions(f"name='{name}'")]
-        version = previous_version(versions, current_version)
-        return None if version is None else PreviousModel(f"version {version}", tracking.load_scorer(params, version=str(version)))
+        found = default_comparison(params, current_version)
+        return None if found is None else PreviousModel(found[1], tracking.load_scorer(params, version=found[0]))
     compare_to = tracking.version_written(compare_to)
     try:
         if compare_to.isdigit():

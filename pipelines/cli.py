@@ -337,7 +337,7 @@ def export_outcomes(
 def audit(
     params: ParamsOption = None,
     alias: Annotated[str, typer.Option(help="Registry alias of the model to audit.")] = "champion",
-    compare_to: Annotated[Optional[str], typer.Option("--compare-to", help="Version number or alias to compare with (default: the previous version).")] = None,
+    compare_to: Annotated[Optional[str], typer.Option("--compare-to", help="Version number or alias to compare with (default: the champion it replaced, else the version before).")] = None,
     out: Annotated[Path, typer.Option(help="Folder for audit.html, audit.json and the CSV tables.")] = Path("outputs/audit"),
     as_of: AsOfOption = None,
     leads: LeadsOption = None,

@@ -448,6 +448,17 @@ def test_promote_and_rollback_record_why_and_walk_back_the_chain(three_versions)
     assert champion_version(params) == "2"
 
 
+def test_the_audit_compares_a_champion_with_the_one_it_replaced_by_default(three_versions):
+    """v2 was refused by the gate and never served: the audit of v3, promoted over v1, compares with v1."""
+    from pipelines.audit import default_comparison
+
+    promote(three_versions, 1, "launch")
+    promote(three_versions, 3, "Q3 retrain, v2 refused")
+    assert default_comparison(three_versions, "3") == ("1", "version 1, the champion it replaced")
+    assert default_comparison(three_versions, "2") == ("1", "version 1")  # never champion: the version before
+    assert default_comparison(three_versions, "1") is None
+
+
 def test_promote_refuses_an_unknown_version_or_a_missing_reason(three_versions):
     with pytest.raises(LookupError, match="no version 9"):
         promote(three_versions, 9, "typo")
