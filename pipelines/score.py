@@ -377,7 +377,8 @@ def score_file(
 
     All or nothing: the output and rejects files are written under hidden names beside them and
     put in place only when every row was scored or refused; a run that fails part-way leaves the
-    files of an earlier run untouched. A lead id met again (in any chunk) is refused on that row,
+    files of an earlier run untouched; so does a file none of whose rows could be scored, whose rejects file
+    is written before it is refused. A lead id met again (in any chunk) is refused on that row,
     naming the row of its first copy, which is scored. With `top_factors` > 0 each lead also gets
     its top positive and negative factors as flat columns (`top_positive_1`,
     `top_positive_1_points`, ... see `models.explain.factor_columns`).
@@ -402,9 +403,12 @@ def score_file(
     with _Staged([output_path, rejects_path, activity_rejects]) as staged:
         summary = _score_chunks(scorer, input_path, staged.temp[output_path], activities_path, as_of, chunk_size,
                                 staged.temp[rejects_path], staged.temp[activity_rejects], progress, top_factors)
-        staged.publish(output_path, written=True)
         staged.publish(rejects_path, written=summary.rows_rejected > 0)
         staged.publish(activity_rejects, written=summary.activities_rejected > 0)
+        if summary.rows_read and not summary.rows_scored:  # a failed run (a nightly job must see it): scores stay
+            raise ValueError(f"no lead of {input_path} could be scored: every row failed validation (see "
+                             f"{rejects_path}); {output_path} was left as it was")
+        staged.publish(output_path, written=True)
     return dataclasses.replace(summary, output=output_path,
                                rejects=rejects_path if summary.rows_rejected else None,
                                activity_rejects=activity_rejects if summary.activities_rejected else None)

@@ -218,10 +218,13 @@ def test_score_fails_when_no_row_could_be_scored_but_not_for_a_file_without_lead
         return run("score", "--params", str(params), "--input", str(tmp_path / source), "--output",
                    str(tmp_path / "scores.csv"), "--activities", str(sample_dir / "activities.csv"), "--as-of", as_of)
 
+    (tmp_path / "scores.csv").write_text("yesterday's scores\n")
     nothing = score("leads.csv", "1990-01-01")
     assert nothing.exit_code == 1
-    assert "scored 0 of 5 rows" in nothing.output and "every row failed validation" in nothing.output
+    assert f"no lead of {tmp_path / 'leads.csv'} could be scored: every row failed validation" in \
+        nothing.output.replace("\n", "")
     assert pd.read_csv(tmp_path / "scores.rejects.csv")["row"].tolist() == [1, 2, 3, 4, 5]
+    assert (tmp_path / "scores.csv").read_text() == "yesterday's scores\n"  # a failed run leaves it as it was
     empty = score("no_leads.csv", "2026-01-01")
     assert empty.exit_code == 0 and "scored 0 of 0 rows" in empty.output
     assert "activity rows belongs to a lead" not in empty.output
