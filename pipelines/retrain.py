@@ -411,7 +411,8 @@ def retrain(
             _move_champion(params, challenger_version, f"retrain as of {as_of}: {'; '.join(decision.reasons)}")
             result.promoted = True
         if challenger_version and not result.promoted:
-            client.set_model_version_tag(name, challenger_version, "retrain_refused", "; ".join(decision.reasons))
+            failed = [r for r in decision.reasons if r.startswith("FAILED")]  # what promote shows a human overruling it
+            client.set_model_version_tag(name, challenger_version, "retrain_refused", "; ".join(failed or decision.reasons))
         _log_retrain_run(result, params)
     return result
 

@@ -96,6 +96,7 @@ def test_a_challenger_trained_on_shuffled_labels_is_refused(registry):
     assert champion_version(registry) == before
     refused = MlflowClient().get_model_version(registry.tracking.registered_model, result.challenger_version)
     assert "FAILED" in refused.tags["retrain_refused"]
+    assert "ok:" not in refused.tags["retrain_refused"]  # promote's note shows why it was refused, not what passed
     assert mlflow.get_run(result.run_id).data.tags["decision"] == "refused"
     # A human may overrule the gate: the summary ends with the command, as train and evaluate print it.
     assert result.lines()[-1] == (f"to serve v{result.challenger_version} anyway: leadscore promote --version "
