@@ -546,7 +546,11 @@ def monitor(
         raise LookupError(f"the score log of the store {store.name} is empty: nothing has been scored with it yet, so "
                           "there is nothing to monitor (check serving.store_url)")
     as_of = pd.Timestamp(as_of) if as_of is not None else log["scored_at"].max()
+    first = log["scored_at"].min()
     log = log[log["scored_at"] <= as_of]
+    if log.empty:  # every section would be "not judged", logged as a run about nothing
+        raise LookupError(f"--as-of {as_of:%Y-%m-%d %H:%M}: nothing had been scored by then (the first score in "
+                          f"{store.name} was logged {first:%Y-%m-%d %H:%M}); choose a later date")
     recent_log = log[log["scored_at"] > as_of - pd.Timedelta(days=mp.window_days)]
     scored = first_scores(recent_log)
     if scored.empty:

@@ -309,7 +309,11 @@ def test_monitor_says_which_checks_it_could_not_judge_and_never_calls_nothing_ok
 def test_monitor_needs_a_score_log(production, tmp_path):
     from serving.store import Store
 
-    params, crm, _ = production
+    params, crm, store = production
+    first = store.score_log_frame()["scored_at"].min()
+    with pytest.raises(LookupError, match=f"--as-of 2020-01-01 00:00: nothing had been scored by then \\(the first "
+                                          f"score in .* was logged {first:%Y-%m-%d %H:%M}\\); choose a later date"):
+        monitor(params, as_of=pd.Timestamp("2020-01-01"), crm=crm, store=store)
     with pytest.raises(LookupError, match=f"the score log of the store {tmp_path / 'empty.db'} is empty"):
         monitor(params, crm=crm, store=Store(f"sqlite:///{tmp_path / 'empty.db'}"))
 
