@@ -282,6 +282,13 @@ def lead_age_days(created_at: pd.Series, snapshot_at) -> np.ndarray:
     return np.where((created == NAT) | (snapshot == NAT), np.nan, (snapshot - created) / DAY_NS)
 
 
+def older_than_horizon(age_days, horizon_days: int | None) -> np.ndarray:
+    """Whether each lead's age (``lead_age_days``) is past the label horizon: it can no longer convert within
+    the horizon its probability is about (``past_horizon`` in scores). False when undated or without a horizon."""
+    ages = np.asarray(age_days, dtype=np.float64)
+    return ages > horizon_days if horizon_days is not None else np.zeros(ages.shape, dtype=bool)  # NaN: False
+
+
 def training_snapshots(leads: pd.DataFrame, labels: pd.DataFrame, spec: FeatureParams) -> pd.Series:
     """When each training lead is seen: ``created_at`` plus one of the ages in ``snapshot_days``.
 

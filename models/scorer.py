@@ -14,7 +14,7 @@ import lightgbm as lgb
 import numpy as np
 import pandas as pd
 
-from features.build import FeatureDef, build_features, feature_catalog, lead_age_days
+from features.build import FeatureDef, build_features, feature_catalog, lead_age_days, older_than_horizon
 from models import explain
 from models.calibration import Calibrator, TierThresholds, to_score
 from models.encoding import CategoryEncoder
@@ -115,9 +115,7 @@ class LeadScorer:
         output says so instead of leaving it out (README "Design decisions"). False for an undated lead,
         a model without a horizon and when no ages are given.
         """
-        if self.horizon_days is None or age_days is None:
-            return np.zeros(rows, dtype=bool)
-        return np.asarray(age_days, dtype=np.float64) > self.horizon_days  # NaN (undated): False
+        return older_than_horizon(np.full(rows, np.nan) if age_days is None else age_days, self.horizon_days)
 
     def _outputs(self, features: pd.DataFrame, encoded: np.ndarray | None, probability: np.ndarray | None = None,
                  age_days: np.ndarray | None = None) -> pd.DataFrame:

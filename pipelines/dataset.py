@@ -173,7 +173,9 @@ def refuse_before_first_lead(ts: TrainingSet) -> None:
     """Refuse an as-of date before the export's first lead was created, naming both dates.
 
     Nothing existed then: without this, training fails on a split part without conversions and the
-    audit on an empty frame, neither saying that the date is the problem.
+    audit on an empty frame, neither saying that the date is the problem. For the commands given a date
+    (--as-of), not in `assemble`: the backtest's quarter starts and monitor's window pass their own dates,
+    and a quarter too early to train on has the backtest's own advice (how many quarters to replay).
     """
     created = ts.crm.leads["created_at"] if ts.as_of is not None else None
     if created is None or (created <= ts.as_of).any():

@@ -470,6 +470,13 @@ def _is_text(values: pd.Series) -> bool:
     return values.dtype == object or isinstance(values.dtype, pd.StringDtype)
 
 
+def not_answered(value, data: DataParams) -> bool:
+    """Whether one value sent on its own (a request's field) means 'not answered' as `_missing_to_na` reads a
+    column: empty, or one of data.missing_values, compared stripped."""
+    text = str(value).strip()
+    return text == "" or text in {v.strip() for v in data.missing_values}
+
+
 def _missing_to_na(columns: dict[str, pd.Series], missing_values: list[str]) -> None:
     """Cells that mean 'not answered' (compared stripped) become NA.
 

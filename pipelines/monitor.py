@@ -28,7 +28,7 @@ import pandas as pd
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from features.build import FeatureDef, feature_catalog, lead_age_days
+from features.build import FeatureDef, feature_catalog, lead_age_days, older_than_horizon
 from features.labels import build_labels, outcome_group
 from models.metrics import expected_calibration_error
 from pipelines.config import LabelParams, MonitorParams, Params
@@ -585,7 +585,7 @@ def monitor(
     horizon = params.label.horizon_days
     if dated and horizon:  # scored past the horizon (past_horizon): a ranking, not a chance to check against outcomes
         created = crm.leads.set_index("lead_id")["created_at"].reindex(calibration_log.index)
-        late = lead_age_days(created, calibration_log["features_as_of"].to_numpy()) > horizon
+        late = older_than_horizon(lead_age_days(created, calibration_log["features_as_of"].to_numpy()), horizon)
         if late.any():
             notes.append(f"{int(late.sum()):,} leads first scored in the {mp.calibration_days} days to {as_of:%Y-%m-%d} "
                          f"were past their {horizon}-day horizon then (past_horizon): left out of calibration (their "

@@ -19,7 +19,7 @@ from features import phrases
 from features.labels import outcome_group, policy_reason
 from models.scorer import LeadScorer
 from pipelines.config import DataParams, LabelParams
-from pipelines.ingest import Problem, as_of_time, contract_status, crm_column
+from pipelines.ingest import Problem, as_of_time, contract_status, crm_column, not_answered
 from serving.schemas import Identifier
 from serving.security import card_link, error_message, field_path
 from serving.store import decision_date, email_sha256, utc_naive
@@ -89,11 +89,10 @@ def request_frames(leads: list[dict], activities: list[list[dict] | None], data:
     """
     lead_id_field = crm_column(data, "leads", "lead_id")
     activity_lead_field = crm_column(data, "activities", "lead_id")
-    no_id = {"", *(value.strip() for value in data.missing_values)}
     rows, origin = [], []
     for i, (lead, acts) in enumerate(zip(leads, activities)):
         lead_id = lead.get(lead_id_field)
-        if not acts or lead_id is None or str(lead_id).strip() in no_id:
+        if not acts or lead_id is None or not_answered(lead_id, data):
             continue
         rows.extend({**act, activity_lead_field: lead_id} for act in acts)
         origin.extend((i, j) for j in range(len(acts)))
@@ -280,7 +279,7 @@ def feedback_event(event: dict, data: DataParams, label: LabelParams) -> dict:
         value = None if value is None or str(value).strip() == "" else str(value).strip()
         out[column] = data.value_maps.get(column, {}).get(value, value)
     detail = []
-    if str(out["lead_id"]).strip() in {value.strip() for value in data.missing_values}:  # as /score reads it
+    if not_answered(out["lead_id"], data):  # as /score reads it (a blank one is refused before, as a 400)
         detail.append(_detail(("lead_id",), f"lead_id {event['lead_id']!r} means not answered (data.missing_values): "
                               "a decision must name the lead it is about", "empty_value"))
     status = contract_status(pd.Series([out["status"]], dtype="str"), data).iloc[0]
