@@ -360,6 +360,8 @@ def audit(
 def retrain(
     as_of: AsOfOption = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Decide and log, but register nothing and move no alias.")] = False,
+    force: Annotated[bool, typer.Option("--force", help="Train even if the champion was trained on the same data "
+                                        "and params (by default nothing is trained then).")] = False,
     params: ParamsOption = None,
     leads: LeadsOption = None,
 ) -> None:
@@ -368,12 +370,13 @@ def retrain(
 
     p = _params(params, leads)
     try:
-        result = run_retrain(p, as_of=_as_of(as_of, p), dry_run=dry_run)
+        result = run_retrain(p, as_of=_as_of(as_of, p), dry_run=dry_run, force=force)
     except _input_errors() as err:
         _fail(err)
     for line in result.lines():
         typer.echo(line)
-    typer.echo(f"MLflow run {result.run_id} (tagged retrain); challenger run {result.challenger_run_id}")
+    challenger = f"; challenger run {result.challenger_run_id}" if result.challenger_run_id else ""
+    typer.echo(f"MLflow run {result.run_id} (tagged retrain){challenger}")
 
 
 @app.command()

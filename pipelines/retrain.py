@@ -315,11 +315,15 @@ class RetrainResult:
     run_id: str = ""
     challenger_run_id: str = ""
     notes: list[str] = field(default_factory=list)
+    unchanged: bool = False  # the champion was trained on the same data and params: nothing was trained
 
     @property
     def verdict(self) -> str:
         """One line: what happened to the champion alias."""
         champion = f"v{self.champion_version}" if self.champion_version else "none"
+        if self.unchanged:
+            return (f"unchanged: champion {champion} was trained on this same data with these same params, so a "
+                    "challenger would be a copy of it; nothing trained (--force trains one anyway)")
         new = f"v{self.challenger_version}" if self.challenger_version else "the challenger"
         if self.dry_run:
             return f"dry run: would {'promote' if self.decision.promote else 'refuse'} {new} (champion {champion})"
@@ -330,6 +334,8 @@ class RetrainResult:
     def lines(self) -> list[str]:
         out = [f"as of {self.as_of:%Y-%m-%d %H:%M}" if self.as_of is not None else "undated export",
                f"  {self.closed_leads:,} closed leads, {self.conversions:,} conversions; {self.feedback.line()}"]
+        if self.unchanged:
+            return out + [self.verdict]
         if self.cold_start:
             out.append(self.cold_start)
         out.append(f"comparison window: {self.window}")
@@ -349,12 +355,15 @@ def retrain(
     dry_run: bool = False,
     crm: CRMData | None = None,
     feedback: pd.DataFrame | None = None,
+    force: bool = False,
 ) -> RetrainResult:
     """Train a challenger on what had matured by `as_of`, compare it with the champion, maybe promote.
 
     Args:
         as_of: the retraining date; defaults to the export's latest lead creation or decision.
         dry_run: decide and log, but register nothing and move no alias.
+        force: train even when the champion was trained on the same data and params
+            (`tracking.training_key`); otherwise such a retrain trains and registers nothing.
         crm: an already loaded export (default: load params.data).
         feedback: contract outcomes from the feedback store (default: read params.serving.store_url).
     """
@@ -370,6 +379,15 @@ def retrain(
     ts = assemble(params, as_of=as_of, crm=crm)
     refuse_before_first_lead(ts)
     closed, conversions = closed_counts(ts)
+    if not force and _same_training(champion, ts, params):
+        result = RetrainResult(
+            as_of=as_of, closed_leads=closed, conversions=conversions, feedback=ts.crm.feedback,
+            decision=Decision(promote=False, checks={}, reasons=[]), metrics=pd.DataFrame(), window="",
+            challenger_version="", champion_version=champion_version, promoted=False, dry_run=dry_run, unchanged=True)
+        with mlflow.start_run(run_name=f"retrain {as_of:%Y-%m-%d}" if as_of is not None else "retrain") as run:
+            result.run_id = run.info.run_id
+            _log_retrain_run(result, params)
+        return result
     try:
         split = make_split(ts.created_at, pd.Series(ts.y), params.evaluate.split, params.model.seed)
     except ValueError as err:  # too few closed leads even for the cold-start peer: say how few, as of when
@@ -417,6 +435,15 @@ def retrain(
     return result
 
 
+def _same_training(champion: LeadScorer | None, ts: TrainingSet, params: Params) -> bool:
+    """Whether the champion's training run carries the training key this retrain would have."""
+    run_id = champion.info.get("run_id") if champion is not None else None
+    if not run_id:
+        return False
+    key = tracking.training_key(ts.fingerprint(params), params)
+    return key is not None and mlflow.get_run(run_id).data.tags.get(tracking.TRAINING_KEY) == key
+
+
 def _refuse_going_back(champion: LeadScorer | None, version: str | None, as_of: pd.Timestamp | None) -> None:
     """Refuse a retrain as of a date before the champion's own training date.
 
@@ -451,7 +478,7 @@ def _log_cold_start(scorer: LeadScorer, evaluation: Evaluation, ts: TrainingSet,
                             "as_of": str(ts.as_of) if ts.as_of is not None else None, "run_id": run.info.run_id})
         mlflow.log_params(tracking.mlflow_keys(flatten(params)))
         mlflow.set_tags({"cold_start": "true", **split.tags(), "leakage_warnings": str(len(ts.leaks))})
-        mlflow.log_dict(ts.fingerprint(params), "data/fingerprint.json")
+        tracking.log_training_data(ts.fingerprint(params), params)
         mlflow.log_dict(split.describe(), "data/split.json")
         mlflow.log_metrics({f"test.{k}": float(v) for k, v in evaluation.metrics().items() if pd.notna(v)})
         model_uri = tracking.log_scorer(scorer, example)
@@ -464,7 +491,8 @@ def _log_cold_start(scorer: LeadScorer, evaluation: Evaluation, ts: TrainingSet,
 
 
 def _log_retrain_run(result: RetrainResult, params: Params) -> None:
-    verdict = "promoted" if result.promoted else ("dry_run" if result.dry_run else "refused")
+    verdict = ("unchanged" if result.unchanged else "promoted" if result.promoted
+               else "dry_run" if result.dry_run else "refused")
     mlflow.set_tags({
         "retrain": "true", "decision": verdict, "would_promote": str(result.decision.promote).lower(),
         "dry_run": str(result.dry_run).lower(), "cold_start": str(bool(result.cold_start)).lower(),

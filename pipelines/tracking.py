@@ -7,7 +7,9 @@ from any working directory. Nothing here runs at import time.
 
 from __future__ import annotations
 
+import hashlib
 import importlib.metadata
+import json
 import os
 import re
 import tempfile
@@ -25,6 +27,7 @@ from pipelines.config import Params
 from pipelines.ingest import ContractError
 
 CHAMPION, CHALLENGER = "champion", "challenger"
+TRAINING_KEY = "training_key"  # run tag: what decided the model (`training_key`)
 _REQUIREMENTS = ["scikit-learn", "lightgbm", "pandas", "numpy", "pyarrow", "pydantic", "pyyaml", "sqlalchemy", "shap", "joblib"]
 
 
@@ -101,6 +104,28 @@ def _requirements() -> list[str]:
         except importlib.metadata.PackageNotFoundError:  # pragma: no cover - every name is a dependency
             reqs.append(name)
     return reqs
+
+
+def training_key(fingerprint: dict, params: Params) -> str | None:
+    """One hash of what decides a model: the data fingerprint, every parameter and leadscore's version.
+
+    Training is seeded, so two runs with the same key fit the same model; retrain reads it to skip
+    registering a copy of the champion. None for data read from SQL: its fingerprint holds counts and
+    no file hash, so an edited row would not change it.
+    """
+    if not any(key.startswith("sha256_") for key in fingerprint):
+        return None
+    inputs = {"data": fingerprint, "params": params.model_dump(mode="json", exclude={"base_dir"}),
+              "leadscore": importlib.metadata.version("leadscore")}
+    return hashlib.sha256(json.dumps(inputs, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def log_training_data(fingerprint: dict, params: Params) -> None:
+    """Log the data fingerprint in the active run, and its training key as a tag when there is one."""
+    mlflow.log_dict(fingerprint, "data/fingerprint.json")
+    key = training_key(fingerprint, params)
+    if key:
+        mlflow.set_tag(TRAINING_KEY, key)
 
 
 def log_scorer(scorer, input_example: pd.DataFrame) -> str:

@@ -90,7 +90,7 @@ def log_trained(scorer: LeadScorer, ts: TrainingSet, split: Split, params: Param
         log.warning(leak.message)
     with mlflow.start_run() as run:
         mlflow.log_params(tracking.mlflow_keys(flatten(params)))
-        mlflow.log_dict(ts.fingerprint(params), "data/fingerprint.json")
+        tracking.log_training_data(ts.fingerprint(params), params)
         mlflow.log_dict(ts.crm.report.as_dict(), "data/ingest_report.json")
         mlflow.log_dict(split.describe(), "data/split.json")
         mlflow.set_tags({"leakage_warnings": str(len(ts.leaks)), **split.tags()})

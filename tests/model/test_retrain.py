@@ -177,6 +177,40 @@ def test_cold_start_ships_the_points_peer_through_the_one_inference_path(tmp_pat
     assert "cold-start peer **points_mql**" in card
 
 
+def test_retraining_on_the_same_data_and_params_registers_no_copy_of_the_champion(tmp_path, monkeypatch_session):
+    """A quarterly job run twice on one export must not put an identical version in service; --force still can."""
+    crm_dir = tmp_path / "crm"
+    write_crm(generate_crm(700, seed=3), crm_dir)
+    params = params_for(crm_dir, tmp_path, **FAST)
+    client, name = MlflowClient(), params.tracking.registered_model
+    first = retrain(params)
+    assert first.promoted and champion_version(params) == first.challenger_version
+
+    again = retrain(params)
+
+    assert again.unchanged and not again.promoted and again.challenger_version == ""
+    assert len(client.search_model_versions(f"name='{name}'")) == 1 and champion_version(params) == first.challenger_version
+    assert again.lines()[-1].startswith(f"unchanged: champion v{first.challenger_version} was trained on this same data "
+                                        "with these same params")
+    assert mlflow.get_run(again.run_id).data.tags["decision"] == "unchanged"
+    reseeded = params.model_copy(update={"model": params.model.model_copy(update={"seed": params.model.seed + 1})})
+    assert not retrain(reseeded, dry_run=True).unchanged  # another parameter: another model
+    forced = retrain(params, force=True)
+    assert not forced.unchanged and forced.challenger_version == "2"
+
+
+def test_the_training_key_follows_the_files_and_params_and_is_none_for_sql_sources(sample_params):
+    fingerprint = {"leads": 10, "sha256_leads": "ab", "label_rules": {"converted": 3}}
+
+    key = tracking.training_key(fingerprint, sample_params)
+
+    assert key == tracking.training_key(dict(fingerprint), sample_params)
+    assert key != tracking.training_key({**fingerprint, "sha256_leads": "ac"}, sample_params)  # one edited byte
+    reseeded = sample_params.model_copy(update={"model": sample_params.model.model_copy(update={"seed": 99})})
+    assert key != tracking.training_key(fingerprint, reseeded)
+    assert tracking.training_key({"leads": 10, "label_rules": {"converted": 3}}, sample_params) is None
+
+
 # ----------------------------------------------------------------------------- the gate
 
 
