@@ -869,12 +869,13 @@ def find_previous(params: Params, current_version: str, compare_to: str | None =
 
     Raises:
         LookupError: `compare_to` names no registered version or alias.
+        ValueError: `compare_to` names the audited version itself (a comparison of nothing).
     """
     name = params.tracking.registered_model
     if compare_to is None:
         found = default_comparison(params, current_version)
         return None if found is None else PreviousModel(found[1], tracking.load_scorer(params, version=found[0]))
-    compare_to = tracking.version_written(compare_to)
+    written, compare_to = compare_to.strip(), tracking.version_written(compare_to)
     try:
         if compare_to.isdigit():
             version, label = tracking.registered_version(params, version=compare_to).version, f"version {compare_to}"
@@ -885,6 +886,11 @@ def find_previous(params: Params, current_version: str, compare_to: str | None =
         raise LookupError(
             f"no version or alias {compare_to!r} of model '{name}' in {tracking.tracking_uri(params)}"
         ) from None
+    if str(version) == str(current_version):
+        found = default_comparison(params, current_version)
+        instead = f", or leave it out to compare with {found[1]}" if found else ""
+        raise ValueError(f"--compare-to {written}: that is version {version}, the one audited; name another "
+                         f"version or alias{instead}")
     return PreviousModel(label, tracking.load_scorer(params, version=str(version)))
 
 

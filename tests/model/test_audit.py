@@ -298,8 +298,17 @@ def test_a_comparison_version_is_found_as_the_commands_print_it(audited, sample_
     """retrain, promote and train print "v3"; --compare-to v3 must not be read as an alias (MLflow reserves that form)."""
     params = params_for(sample_dir, tracking_dir, **{"tracking.registered_model": "audit_first_version"})
     for written in ("v1", "V1", " 1 "):
-        previous = audit.find_previous(params, "1", written)
+        previous = audit.find_previous(params, "2", written)
         assert previous.label == "version 1" and previous.scorer.info["registry"]["version"] == "1"
+
+
+def test_comparing_the_audited_version_with_itself_is_refused_naming_it(audited, sample_dir, tracking_dir):
+    """Champion and challenger are one version after a first training: `--compare-to challenger` compares nothing."""
+    params = params_for(sample_dir, tracking_dir, **{"tracking.registered_model": "audit_first_version"})
+    for written in ("v1", "challenger", "champion"):
+        with pytest.raises(ValueError, match=rf"--compare-to {written}: that is version 1, the one audited; name "
+                                             r"another version or alias$"):
+            audit.find_previous(params, "1", written)
 
 
 def test_previous_version_is_the_highest_number_below_the_audited_one():
