@@ -178,23 +178,24 @@ def signal_values(features: pd.DataFrame, catalog: list[FeatureDef]) -> pd.DataF
     """The value each signal's contribution is read against, one column per signal.
 
     A numeric signal is the sum of its numeric features (pricing views over all windows; NaN when all
-    are missing); a categorical signal is its category column as stored (lower-cased).
+    are missing); a categorical signal is its category column as stored (lower-cased); `_signal_kinds`
+    says which a signal is.
     """
     values = {}
     for signal, definitions in _features_by_signal(catalog).items():
-        numeric = [d.name for d in definitions if d.kind == "numeric"]
-        if numeric:
-            values[signal] = features[numeric].sum(axis=1, min_count=1)
-        else:
+        if definitions[0].kind == "categorical":
             values[signal] = features[definitions[0].name]
+        else:
+            numeric = [d.name for d in definitions if d.kind == "numeric"]
+            values[signal] = features[numeric].sum(axis=1, min_count=1)
     return pd.DataFrame(values, index=features.index)
 
 
 def _signal_kinds(catalog: list[FeatureDef]) -> dict[str, str]:
-    return {
-        signal: "numeric" if any(d.kind == "numeric" for d in definitions) else "categorical"
-        for signal, definitions in _features_by_signal(catalog).items()
-    }
+    """Each signal read as the kind of its first feature, the column it is named after: a derived feature
+    joined to it (country's "unsupported" flag, employees' size band) does not change how it reads, or
+    "country" would read as "more of it lowers the score" instead of naming the countries."""
+    return {signal: definitions[0].kind for signal, definitions in _features_by_signal(catalog).items()}
 
 
 def _level_effects(values: pd.Series, contribution: pd.Series) -> pd.DataFrame:

@@ -13,6 +13,7 @@ import pytest
 import yaml
 from mlflow.tracking import MlflowClient
 
+from features.build import FeatureDef
 from models.metrics import evaluate_scores
 from pipelines import audit, tracking
 from conftest import FAST, params_for
@@ -66,6 +67,25 @@ def test_importance_is_sorted_covers_every_signal_and_reads_declared_buying_sign
     assert by_signal.loc["pricing_view", "direction"] > 0
     lead_source = by_signal.loc["lead_source"]
     assert lead_source["best_contribution"] > lead_source["worst_contribution"]
+
+
+def test_a_category_joined_by_a_derived_flag_reads_by_its_levels():
+    """"Country RU, which we do not serve" is one signal: marketing reads which countries help and hurt, not
+    "more of country lowers the score"; employees (the count, with its size band) still reads by amount."""
+    catalog = [FeatureDef("country", "categorical", "country"), FeatureDef("employees", "numeric", "employees"),
+               FeatureDef("size_band", "categorical", "employees"), FeatureDef("unsupported_country", "numeric", "country")]
+    served = np.arange(60) < 30
+    features = pd.DataFrame({"country": np.where(served, "us", "ru"), "employees": np.arange(60.0) * 10,
+                             "size_band": np.where(np.arange(60) < 20, "1-50", "51-1000"),
+                             "unsupported_country": np.where(served, 0.0, 1.0)})
+    signals = pd.DataFrame({"country": np.where(served, 0.3, -1.0), "employees": np.linspace(-0.5, 0.5, 60)})
+    rows = audit.ExplainedRows(features, np.zeros(60), np.full(60, 0.1), signals, np.zeros(60))
+    table = audit.signal_importance(rows, catalog).set_index("signal")
+    assert table.loc["country", ["kind", "best_value", "worst_value"]].tolist() == ["categorical", "us", "ru"]
+    assert table.loc["country", "reading"] == "helps most: us (+0.30); hurts most: ru (-1.00)"
+    assert table.loc["employees", "reading"] == "more of it raises the score (rho +1.00)"
+    dependence = audit.dependence_table(rows, catalog, ["country"])
+    assert dependence["value"].tolist() == ["us", "ru"]
 
 
 def test_dependence_covers_the_top_signals(audited):
