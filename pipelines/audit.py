@@ -772,9 +772,18 @@ def figure_png(figure: Figure, dpi: int = 100) -> bytes:
 
 
 def _format_number(value: float) -> str:
+    """A count (whole, even when stored as a float) or a large number without decimals and with thousands
+    separators ('137', '2,903'), anything else to 3 decimals: '137.000' conversions reads as 137 thousand
+    to a reader who writes a decimal comma."""
     if pd.isna(value):
         return ""
-    return f"{value:,.0f}" if abs(value) >= 1000 else f"{value:.3f}"
+    return f"{value:,.0f}" if float(value).is_integer() or abs(value) >= 1000 else f"{value:.3f}"
+
+
+def _table_html(table: pd.DataFrame) -> str:
+    numbers = {c: _format_number for c in table.columns
+               if pd.api.types.is_numeric_dtype(table[c]) and not pd.api.types.is_bool_dtype(table[c])}
+    return table.to_html(index=False, border=0, na_rep="", formatters=numbers)
 
 
 _STYLE = """
@@ -805,7 +814,7 @@ def render_html(audit: Audit) -> str:
             parts.append(f"<img alt='{e(name)}' src='data:image/png;base64,{encoded}'>")
         for name, table in section.tables.items():
             parts.append(f"<h3>{e(name.replace('_', ' '))}</h3>")
-            parts.append(table.to_html(index=False, border=0, na_rep="", float_format=_format_number))
+            parts.append(_table_html(table))
     parts.append("</body></html>")
     return "\n".join(parts)
 

@@ -220,6 +220,16 @@ def test_html_is_self_contained_with_every_heading_and_embedded_plots(audited):
     assert "top_rejection_reason" in page  # the tables are in the page too
 
 
+def test_html_tables_show_counts_as_whole_numbers():
+    """Tier conversions are counted in floats: '137.000' would read as 137 thousand where a comma is the
+    decimal mark. Counts read '137' and '3,839'; rates keep three decimals."""
+    table = pd.DataFrame({"tier": ["A", "B"], "leads": [3839, 604], "conversions": [137.0, np.nan],
+                          "conversion_rate": [0.484, 1.0], "won_revenue": [8535000.0, 1234.5]})
+    page = audit.render_html(audit.Audit({"name": "m", "version": "1"}, [audit.Section("tiers", "Tiers", tables={"t": table})], None))
+    cells = [cell.split("</td>")[0].strip() for cell in page.split("<h3>t</h3>")[1].split("<td>")[1:]]
+    assert cells == ["A", "3,839", "137", "0.484", "8,535,000", "B", "604", "", "1", "1,234"]
+
+
 def test_mlflow_run_holds_the_report_and_tables_in_the_models_experiment(audited, trained):
     client = MlflowClient()
     run = client.get_run(audited.run_id)
