@@ -212,7 +212,8 @@ def signal_importance(rows: ExplainedRows, catalog: list[FeatureDef]) -> pd.Data
         ``signal``, ``kind``, ``mean_abs_contribution`` (log-odds), ``share`` (of the total),
         ``direction`` (numeric: Spearman rho of value vs contribution), ``best_value`` /
         ``best_contribution`` and ``worst_value`` / ``worst_contribution`` (categorical: the levels
-        with at least MIN_LEVEL_ROWS rows that raise / lower scores most), and ``reading`` in words.
+        with at least MIN_LEVEL_ROWS rows that raise / lower scores most; no worst when there is one level),
+        and ``reading`` in words.
     """
     values = signal_values(rows.features, catalog)
     kinds = _signal_kinds(catalog)
@@ -252,16 +253,15 @@ def signal_importance(rows: ExplainedRows, catalog: list[FeatureDef]) -> pd.Data
             effects = _level_effects(values[signal], contribution)
             named = effects[effects["size"] >= MIN_LEVEL_ROWS]
             effects = named if len(named) else effects
-            record |= {
-                "best_value": str(effects.index[0]),
-                "best_contribution": float(effects["mean"].iloc[0]),
-                "worst_value": str(effects.index[-1]),
-                "worst_contribution": float(effects["mean"].iloc[-1]),
-            }
-            record["reading"] = (
-                f"helps most: {record['best_value']} ({record['best_contribution']:+.2f}); "
-                f"hurts most: {record['worst_value']} ({record['worst_contribution']:+.2f})"
-            )
+            record |= {"best_value": str(effects.index[0]), "best_contribution": float(effects["mean"].iloc[0])}
+            if len(effects) == 1:  # e.g. lead_source in a slice of one source: it neither helps nor hurts "most"
+                record["reading"] = f"one value in these leads: {record['best_value']} ({record['best_contribution']:+.2f})"
+            else:
+                record |= {"worst_value": str(effects.index[-1]), "worst_contribution": float(effects["mean"].iloc[-1])}
+                record["reading"] = (
+                    f"helps most: {record['best_value']} ({record['best_contribution']:+.2f}); "
+                    f"hurts most: {record['worst_value']} ({record['worst_contribution']:+.2f})"
+                )
         records.append(record)
     columns = ["signal", "kind", "mean_abs_contribution", "share", "direction", "best_value", "best_contribution",
                "worst_value", "worst_contribution", "reading"]

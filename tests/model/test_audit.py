@@ -88,6 +88,16 @@ def test_a_category_joined_by_a_derived_flag_reads_by_its_levels():
     assert dependence["value"].tolist() == ["us", "ru"]
 
 
+def test_a_category_with_one_value_in_the_leads_is_not_said_to_help_and_hurt_most():
+    """The notebook's slice by a source: lead_source has one value there, which cannot be both best and worst."""
+    features = pd.DataFrame({"lead_source": ["webinar"] * 30})
+    signals = pd.DataFrame({"lead_source": np.linspace(0.1, 0.3, 30)})
+    rows = audit.ExplainedRows(features, np.zeros(30), np.full(30, 0.1), signals, np.zeros(30))
+    lead_source = audit.signal_importance(rows, [FeatureDef("lead_source", "categorical", "lead_source")]).iloc[0]
+    assert lead_source["reading"] == "one value in these leads: webinar (+0.20)"
+    assert lead_source["best_value"] == "webinar" and lead_source["worst_value"] is None
+
+
 def test_dependence_covers_the_top_signals(audited):
     by_key = sections(audited)
     top = by_key["importance"].tables["signals"]["signal"].head(audit.TOP_SIGNALS)
