@@ -69,8 +69,7 @@ PLOTTED_SEGMENTS = 12  # sources / campaigns in the segment plots, most leads fi
 HEADLINE_SEGMENTS = 5  # sources / campaigns with a rejection headline, most rejections first
 SEGMENT_COLUMNS = ("lead_source", "campaign")
 
-MISSING = "(missing)"
-UNKNOWN_SEGMENT = "(unknown)"
+MISSING = "(missing)"  # a lead without a value: a level of its own in every table, and a segment to slice by
 NO_REASON = "(no reason given)"
 OTHER_REASONS = "(other reasons)"
 SCORER_LABEL = "leadscore"
@@ -103,7 +102,8 @@ class ExplainedRows:
                              self.age_days[keep])
 
     def segment(self, column: str, value: str) -> "ExplainedRows":
-        """The leads whose feature `column` equals `value` (compared stripped and lower-cased, as stored).
+        """The leads whose feature `column` equals `value` (compared stripped and lower-cased, as stored);
+        MISSING, as the tables name it, selects the leads without a value.
 
         Raises:
             LookupError: `column` is not a feature; the message lists the categorical ones.
@@ -112,6 +112,8 @@ class ExplainedRows:
             text = [c for c in self.features.columns if not pd.api.types.is_numeric_dtype(self.features[c])]
             raise LookupError(f"{column!r} is not a feature of this model; segment by one of {text}")
         wanted = str(value).strip().lower()
+        if wanted == MISSING:
+            return self.subset(self.features[column].isna())
         return self.subset(self.features[column].astype("str").str.strip().str.lower().eq(wanted).fillna(False))
 
 
@@ -375,7 +377,7 @@ def segment_outcomes(outcomes: pd.DataFrame, by: str, top_reasons: int = TOP_REA
     """Per value of `by` (a lead source, a campaign): volume, conversion, acceptance, reasons, revenue.
 
     Rates are over leads with an outcome (open leads may still convert; excluded ones, such as
-    duplicates, are no outcome of the source's). Leads without a value are one UNKNOWN_SEGMENT row.
+    duplicates, are no outcome of the source's). Leads without a value are one MISSING row.
 
     Returns:
         The summary (``<by>``, ``leads``, ``decided``, ``converted``, ``rejected``,
@@ -383,7 +385,7 @@ def segment_outcomes(outcomes: pd.DataFrame, by: str, top_reasons: int = TOP_REA
         reason), ``top_reason_share`` and ``no_reason_share`` (of the rejections), and ``won_revenue``
         when `outcomes` has ``amount``), most leads first; and the `reason_mix`.
     """
-    segment = outcomes[by].astype(object).where(outcomes[by].notna(), UNKNOWN_SEGMENT).rename(by)
+    segment = outcomes[by].astype(object).where(outcomes[by].notna(), MISSING).rename(by)
     outcome = outcomes["outcome"]
     flags = pd.DataFrame(
         {

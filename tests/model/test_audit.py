@@ -374,7 +374,7 @@ def test_segment_outcomes_on_a_small_export():
     assert (webinar["top_rejection_reason"], webinar["top_reason_share"]) == ("no_budget", pytest.approx(2 / 3))
     assert webinar["no_reason_share"] == pytest.approx(1 / 3)
     assert webinar["won_revenue"] == 1200.0
-    assert audit.UNKNOWN_SEGMENT in set(summary["lead_source"])
+    assert audit.MISSING in set(summary["lead_source"])
     assert list(mix[mix["lead_source"] == "webinar"]["reason"]) == ["no_budget", audit.NO_REASON]
     headline = audit.rejection_headlines(summary, "lead_source")[0]
     assert "webinar" in headline and "mostly for no_budget (67% of its rejections)" in headline
@@ -397,6 +397,11 @@ def test_a_segment_slice_keeps_only_its_leads_and_rejects_unknown_columns(audite
     assert len(webinar.y) == int((rows.features["lead_source"] == "webinar").sum()) > 0
     assert set(webinar.features["lead_source"]) == {"webinar"}
     assert len(webinar.signals) == len(webinar.y) == len(webinar.probability)
+    # The segment table's row of leads without a campaign (the notebook's default when it has most leads).
+    no_campaign = rows.segment("campaign", audit.MISSING)
+    assert len(no_campaign.y) == int(rows.features["campaign"].isna().sum()) > 0
+    by_campaign = sections(audited)["segments"].tables["by_campaign"]
+    assert audit.MISSING in set(by_campaign["campaign"])
     with pytest.raises(LookupError, match="segment by one of"):
         rows.segment("favourite_colour", "blue")
     nobody = rows.subset(np.zeros(len(rows.y), dtype=bool))  # a segment without held-out leads
