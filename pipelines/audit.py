@@ -651,8 +651,14 @@ def tiers_section(
     """
     table, capture = tier_lift(rows.y, rows.probability, tiers, top_fractions)
     overall = float(np.mean(rows.y)) if len(rows.y) else math.nan
-    notes = [f"{len(rows.y):,} {held_out}, {overall:.1%} converted; lift = tier conversion rate / overall rate."]
-    notes += [f"The top {r.top_share:.0%} of leads hold {r.capture:.0%} of the conversions." for r in capture.itertuples()]
+    if not len(rows.y):  # a notebook slice with no held-out lead: no rate to give ("nan%")
+        notes = [f"0 {held_out}: no tier conversion or lift to report."]
+    else:
+        notes = [f"{len(rows.y):,} {held_out}, {overall:.1%} converted; lift = tier conversion rate / overall rate."]
+    if overall > 0:
+        notes += [f"The top {r.top_share:.0%} of leads hold {r.capture:.0%} of the conversions." for r in capture.itertuples()]
+    elif overall == 0:
+        notes.append("None of them converted: there are no conversions for the top of the list to hold.")
     return Section("tiers", "Conversion and lift by tier", notes, {"tiers": table, "capture": capture},
                    {"tiers": tiers_plot(table, overall)})
 

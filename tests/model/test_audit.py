@@ -14,6 +14,7 @@ import yaml
 from mlflow.tracking import MlflowClient
 
 from features.build import FeatureDef
+from models.calibration import TierThresholds
 from models.metrics import evaluate_scores
 from pipelines import audit, tracking
 from conftest import FAST, params_for
@@ -408,6 +409,18 @@ def test_a_segment_slice_keeps_only_its_leads_and_rejects_unknown_columns(audite
     tiers = audit.tiers_section(nobody, trained.scorer.tiers, [0.1]).tables["tiers"]
     assert list(tiers["leads"]) == [0] * len(trained.scorer.tiers.names)
     assert audit.importance_section(nobody, trained.scorer.catalog).tables["signals"]["mean_abs_contribution"].isna().all()
+
+
+def test_tier_notes_of_a_slice_without_leads_or_conversions_say_so_instead_of_nan():
+    tiers = TierThresholds(["A", "B"], [0.3, 0.0])
+    empty = audit.ExplainedRows(pd.DataFrame(), np.zeros(0), np.zeros(0), pd.DataFrame(), np.zeros(0))
+    assert audit.tiers_section(empty, tiers, [0.1, 0.2]).notes == ["0 held-out leads: no tier conversion or lift to report."]
+    unconverted = audit.ExplainedRows(pd.DataFrame(index=range(5)), np.zeros(5), np.linspace(0.05, 0.5, 5),
+                                      pd.DataFrame(index=range(5)), np.zeros(5))
+    notes = audit.tiers_section(unconverted, tiers, [0.1, 0.2]).notes
+    assert notes == ["5 held-out leads, 0.0% converted; lift = tier conversion rate / overall rate.",
+                     "None of them converted: there are no conversions for the top of the list to hold."]
+    assert not any("nan" in note for note in notes)
 
 
 def test_x_education_audit_shows_pre_contact_signals_and_tags_as_rejection_reasons(x_education_csv, tmp_path):
