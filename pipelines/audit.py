@@ -384,7 +384,13 @@ def segment_outcomes(outcomes: pd.DataFrame, by: str, top_reasons: int = TOP_REA
         ``conversion_rate``, ``acceptance_rate``, ``top_rejection_reason`` (most frequent named
         reason), ``top_reason_share`` and ``no_reason_share`` (of the rejections), and ``won_revenue``
         when `outcomes` has ``amount``), most leads first; and the `reason_mix`.
+
+    Raises:
+        LookupError: `by` is not a column of `outcomes` (a derived feature such as seniority is no lead column).
     """
+    if by not in outcomes.columns:  # lead_outcomes leaves out a column the leads table lacks
+        raise LookupError(f"{by!r} is not a column of the export's leads table: segment the outcomes by one it has, "
+                          "such as lead_source or campaign (a feature derived from leads, e.g. seniority, is not one)")
     segment = outcomes[by].astype(object).where(outcomes[by].notna(), MISSING).rename(by)
     outcome = outcomes["outcome"]
     flags = pd.DataFrame(

@@ -380,6 +380,10 @@ def test_segment_outcomes_on_a_small_export():
     headline = audit.rejection_headlines(summary, "lead_source")[0]
     assert "webinar" in headline and "mostly for no_budget (67% of its rejections)" in headline
 
+    # The notebook's SEGMENT_COLUMN set to a derived feature: lead_outcomes had no such lead column to add.
+    with pytest.raises(LookupError, match="'seniority' is not a column of the export's leads table"):
+        audit.segment_outcomes(outcomes, "seniority")
+
     empty_summary, empty_mix = audit.segment_outcomes(outcomes.iloc[:0], "lead_source")
     assert len(empty_summary) == 0 and len(empty_mix) == 0
 
