@@ -50,7 +50,8 @@ from features.build import FeatureDef, clean_text
 from features.labels import outcome_group
 from models import explain
 from models.calibration import TierThresholds
-from models.metrics import calibration_bins, capture_at, evaluate_scores, expected_calibration_error, tier_table
+from models.metrics import (calibration_bins, capture_at, evaluate_scores, expected_calibration_error, fraction_key,
+                            tier_table)
 from models.plots import calibration_plot, importance_plot
 from models.scorer import LeadScorer
 from models.splits import Split, make_split
@@ -493,6 +494,16 @@ def _metrics(rows: ExplainedRows, evaluate: EvaluateParams) -> dict[str, float]:
     return evaluate_scores(rows.y, rows.probability, ece_bins=evaluate.ece_bins, top_fractions=evaluate.top_fractions)
 
 
+def _headline(metrics: dict[str, float], top_fractions: list[float]) -> str:
+    """`_metrics` in one sentence, for the console, which prints notes and not tables."""
+    if not metrics["rows"] or not metrics["positives"]:
+        return f"Its metrics are not defined on {metrics['rows']:,.0f} held-out leads with {metrics['positives']:,.0f} conversions."
+    captures = ", ".join(f"the top {f:.0%} hold {metrics[f'capture_{fraction_key(f)}']:.0%} of the conversions"
+                         for f in top_fractions)
+    return (f"On the {metrics['rows']:,.0f} held-out leads: ROC AUC {metrics['roc_auc']:.3f}, PR AUC "
+            f"{metrics['pr_auc']:.3f}, ECE {metrics['ece']:.3f}; {captures} (every metric: table 'metrics').")
+
+
 # ---------------------------------------------------------------- plots (Agg canvas, no pyplot)
 
 
@@ -689,9 +700,10 @@ def change_section(
     """
     section = Section("change", "What changed versus the previous model")
     if previous is None:
+        current = _metrics(rows, evaluate)
         section.notes.append("There is no previous model to compare with: this is the only registered version "
-                             "at or below the audited one. Its metrics on the held-out leads:")
-        metrics = pd.DataFrame({"current": _metrics(rows, evaluate)}).rename_axis("metric").reset_index()
+                             f"at or below the audited one. {_headline(current, evaluate.top_fractions)}")
+        metrics = pd.DataFrame({"current": current}).rename_axis("metric").reset_index()
         section.tables["metrics"] = metrics
         return section
     before_features = model_features(previous.scorer, training_set, rows.features.index)

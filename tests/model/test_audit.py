@@ -55,6 +55,10 @@ def test_every_section_is_produced_with_non_empty_tables(audited):
     assert audited.audit.model["version"] == "1"
     assert "no previous model" in by_key["change"].notes[0]
     assert list(by_key["change"].tables["metrics"].columns) == ["metric", "current"]
+    metrics = by_key["change"].tables["metrics"].set_index("metric")["current"]  # the console prints notes only
+    assert (f"On the {metrics['rows']:,.0f} held-out leads: ROC AUC {metrics['roc_auc']:.3f}, PR AUC "
+            f"{metrics['pr_auc']:.3f}, ECE {metrics['ece']:.3f}; the top 10% hold {metrics['capture_top10']:.0%} of "
+            "the conversions") in by_key["change"].notes[0]
 
 
 def test_importance_is_sorted_covers_every_signal_and_reads_declared_buying_signals_as_positive(audited, trained):
@@ -491,3 +495,9 @@ def test_tier_rates_of_a_stratified_test_do_not_claim_the_newest_leads(sample_pa
     which = audit.held_out_leads(SimpleNamespace(created_at=created_at), split, sample_params.label)
     assert which == ("held-out leads (a random share of the labelled ones, created 2026-01-05 to 2026-01-05, never "
                      "seen in training; converted = within 120 days of creation)")
+
+
+def test_the_change_note_of_a_slice_without_conversions_says_its_metrics_are_undefined():
+    """A notebook slice may hold no conversion: no 'ROC AUC nan' in words."""
+    assert audit._headline({"rows": 12.0, "positives": 0.0}, [0.1]) == (
+        "Its metrics are not defined on 12 held-out leads with 0 conversions.")
