@@ -423,17 +423,28 @@ def segment_outcomes(outcomes: pd.DataFrame, by: str, top_reasons: int = TOP_REA
 
 
 def rejection_headlines(summary: pd.DataFrame, by: str, limit: int = HEADLINE_SEGMENTS) -> list[str]:
-    """Sentences for the segments with most rejections: 'lead source webinar: ... mostly for no_budget'."""
+    """Sentences for the segments with most rejections: 'lead source webinar: ... mostly for no_budget'.
+
+    Most rejections, not the highest rejection rate: where the rejected leads come from, so the biggest
+    segments lead; the first sentence says so, and a segment with fewer than MIN_LEVEL_ROWS decided leads
+    is said to be too small for its rate to mean much.
+    """
     rejected = summary[summary["rejected"] > 0].sort_values(["rejected", by], ascending=[False, True]).head(limit)
-    lines = []
+    if rejected.empty:
+        return []
+    label = by.replace("_", " ")
+    lines = [f"Where the rejected leads come from, by {label}: the {len(rejected)} with the most rejections "
+             f"(the rate of every one of the {len(summary)} is in table 'by_{by}')."]
     for row in rejected.to_dict("records"):
-        line = (f"{by.replace('_', ' ')} {row[by]}: {row['rejected']:,} of {row['decided']:,} leads with an outcome "
+        line = (f"{label} {row[by]}: {row['rejected']:,} of {row['decided']:,} leads with an outcome "
                 f"rejected ({1 - row['acceptance_rate']:.0%})")
         if pd.notna(row["top_rejection_reason"]):
             how = "mostly" if row["top_reason_share"] >= 0.5 else "most often"
             line += f", {how} for {row['top_rejection_reason']} ({row['top_reason_share']:.0%} of its rejections)"
         if row["no_reason_share"] > 0:
             line += f"; {row['no_reason_share']:.0%} without a reason"
+        if row["decided"] < MIN_LEVEL_ROWS:
+            line += f"; under {MIN_LEVEL_ROWS} leads with an outcome, too few for these rates to say much"
         lines.append(line)
     return lines
 

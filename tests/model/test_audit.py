@@ -381,8 +381,12 @@ def test_segment_outcomes_on_a_small_export():
     assert webinar["won_revenue"] == 1200.0
     assert audit.MISSING in set(summary["lead_source"])
     assert list(mix[mix["lead_source"] == "webinar"]["reason"]) == ["no_budget", audit.NO_REASON]
-    headline = audit.rejection_headlines(summary, "lead_source")[0]
-    assert "webinar" in headline and "mostly for no_budget (67% of its rejections)" in headline
+    intro, headline = audit.rejection_headlines(summary, "lead_source")[:2]
+    assert intro == ("Where the rejected leads come from, by lead source: the 2 with the most rejections (the rate of "
+                     "every one of the 2 is in table 'by_lead_source').")
+    assert headline == ("lead source webinar: 3 of 5 leads with an outcome rejected (60%), mostly for no_budget (67% "
+                        "of its rejections); 33% without a reason; under 20 leads with an outcome, too few for these "
+                        "rates to say much")
 
     # The notebook's SEGMENT_COLUMN set to a derived feature: lead_outcomes had no such lead column to add.
     with pytest.raises(LookupError, match="'seniority' is not a column of the export's leads table"):
