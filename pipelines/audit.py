@@ -246,6 +246,12 @@ def signal_importance(rows: ExplainedRows, catalog: list[FeatureDef]) -> pd.Data
             record["direction"] = float(rho)
             if math.isnan(rho):
                 record["reading"] = "no variation in these leads"
+            elif value.dropna().isin([0, 1]).all():  # a yes/no flag (free e-mail, no phone): "more of it" means nothing
+                present = value.eq(1)
+                effect = "raises" if contribution[present].mean() > contribution[~present].mean() else "lowers"
+                record["reading"] = (f"{effect} the score where present ({present.sum():,} leads, "
+                                     f"{contribution[present].mean():+.2f} on average; {contribution[~present].mean():+.2f} "
+                                     "where absent)")
             elif rho >= DIRECTION_THRESHOLD:
                 record["reading"] = f"more of it raises the score (rho {rho:+.2f})"
             elif rho <= -DIRECTION_THRESHOLD:
@@ -261,10 +267,14 @@ def signal_importance(rows: ExplainedRows, catalog: list[FeatureDef]) -> pd.Data
                 record["reading"] = f"one value in these leads: {record['best_value']} ({record['best_contribution']:+.2f})"
             else:
                 record |= {"worst_value": str(effects.index[-1]), "worst_contribution": float(effects["mean"].iloc[-1])}
-                record["reading"] = (
-                    f"helps most: {record['best_value']} ({record['best_contribution']:+.2f}); "
-                    f"hurts most: {record['worst_value']} ({record['worst_contribution']:+.2f})"
-                )
+                best = f"{record['best_value']} ({record['best_contribution']:+.2f})"
+                worst = f"{record['worst_value']} ({record['worst_contribution']:+.2f})"
+                if record["best_contribution"] <= 0:  # "helps most" would call a value that lowers scores a help
+                    record["reading"] = f"every value lowers the score; least: {best}, most: {worst}"
+                elif record["worst_contribution"] >= 0:
+                    record["reading"] = f"every value raises the score; most: {best}, least: {worst}"
+                else:
+                    record["reading"] = f"helps most: {best}; hurts most: {worst}"
         records.append(record)
     columns = ["signal", "kind", "mean_abs_contribution", "share", "direction", "best_value", "best_contribution",
                "worst_value", "worst_contribution", "reading"]

@@ -103,6 +103,24 @@ def test_a_category_with_one_value_in_the_leads_is_not_said_to_help_and_hurt_mos
     assert lead_source["best_value"] == "webinar" and lead_source["worst_value"] is None
 
 
+def test_a_flag_reads_by_where_it_is_present_and_values_all_on_one_side_are_not_called_helps_and_hurts():
+    """"More of it" means nothing for a yes/no flag (a free e-mail address, no phone), and a source that lowers
+    every score it touches does not "help most"."""
+    catalog = [FeatureDef("email_free", "numeric", "email_domain_type"),
+               FeatureDef("missing_email", "numeric", "email_domain_type"),
+               FeatureDef("lead_source", "categorical", "lead_source")]
+    free = np.arange(60) < 20
+    features = pd.DataFrame({"email_free": np.where(free, 1.0, 0.0), "missing_email": 0.0,
+                             "lead_source": np.where(np.arange(60) % 2 == 0, "webinar", "event")})
+    signals = pd.DataFrame({"email_domain_type": np.where(free, -0.5, 0.1),
+                            "lead_source": np.where(np.arange(60) % 2 == 0, -0.1, -0.4)})
+    rows = audit.ExplainedRows(features, np.zeros(60), np.full(60, 0.1), signals, np.zeros(60))
+    table = audit.signal_importance(rows, catalog).set_index("signal")
+    assert table.loc["email_domain_type", "reading"] == "lowers the score where present (20 leads, -0.50 on average; " \
+                                                        "+0.10 where absent)"
+    assert table.loc["lead_source", "reading"] == "every value lowers the score; least: webinar (-0.10), most: event (-0.40)"
+
+
 def test_dependence_covers_the_top_signals(audited):
     by_key = sections(audited)
     top = by_key["importance"].tables["signals"]["signal"].head(audit.TOP_SIGNALS)
