@@ -885,6 +885,13 @@ def audit_json(audit: Audit) -> dict:
 # ---------------------------------------------------------------- I/O edge
 
 
+def _whole_numbers_as_integers(table: pd.DataFrame) -> pd.DataFrame:
+    """Float columns holding only whole numbers (counts summed as floats) as integers: '137', not '137.0'."""
+    counts = [c for c in table.columns if pd.api.types.is_float_dtype(table[c])
+              and table[c].dropna().apply(float.is_integer).all() and table[c].notna().any()]
+    return table.astype({c: "Int64" for c in counts})
+
+
 def write_audit(audit: Audit, out_dir: Path) -> list[Path]:
     """audit.html, audit.json and tables/<section>.<table>.csv in `out_dir` (old tables replaced)."""
     tables_dir = out_dir / "tables"
@@ -897,7 +904,7 @@ def write_audit(audit: Audit, out_dir: Path) -> list[Path]:
     for section in audit.sections:
         for name, table in section.tables.items():
             path = tables_dir / f"{section.key}.{name}.csv"
-            table.to_csv(path, index=False)
+            _whole_numbers_as_integers(table).to_csv(path, index=False)
             paths.append(path)
     return paths
 

@@ -275,8 +275,11 @@ def test_mlflow_run_holds_the_report_and_tables_in_the_models_experiment(audited
     assert csvs == {f"{s.key}.{name}.csv" for s in audited.audit.sections for name in s.tables}
     logged = json.loads(mlflow.artifacts.load_text(f"runs:/{audited.run_id}/audit/audit.json"))
     assert [s["key"] for s in logged["sections"]] == SECTION_KEYS
-    tiers = pd.read_csv(audited.paths[0].parent / "tables" / "tiers.tiers.csv")
+    tiers_csv = audited.paths[0].parent / "tables" / "tiers.tiers.csv"
+    tiers = pd.read_csv(tiers_csv)
     assert list(tiers["tier"]) == trained.scorer.tiers.names
+    assert tiers["conversions"].dtype == "int64"  # counts read as counts ('137', not '137.0')
+    assert "," + str(tiers["conversions"].iloc[0]) + "," in tiers_csv.read_text()
 
 
 def test_change_against_a_previous_model_compares_the_same_leads(audited, trained, sample_params):
