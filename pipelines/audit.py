@@ -215,8 +215,8 @@ def signal_importance(rows: ExplainedRows, catalog: list[FeatureDef]) -> pd.Data
         ``signal``, ``kind``, ``mean_abs_contribution`` (log-odds), ``share`` (of the total),
         ``direction`` (numeric: Spearman rho of value vs contribution), ``best_value`` /
         ``best_contribution`` and ``worst_value`` / ``worst_contribution`` (categorical: the levels
-        with at least MIN_LEVEL_ROWS rows that raise / lower scores most; no worst when there is one level),
-        and ``reading`` in words.
+        with at least MIN_LEVEL_ROWS rows that raise / lower scores most; no worst when only one level
+        has that many), and ``reading`` in words.
     """
     values = signal_values(rows.features, catalog)
     kinds = _signal_kinds(catalog)
@@ -259,15 +259,22 @@ def signal_importance(rows: ExplainedRows, catalog: list[FeatureDef]) -> pd.Data
             else:
                 record["reading"] = f"no consistent direction (rho {rho:+.2f})"
         else:
-            effects = _level_effects(values[signal], contribution)
-            named = effects[effects["size"] >= MIN_LEVEL_ROWS]
-            effects = named if len(named) else effects
+            levels = _level_effects(values[signal], contribution)
+            named = levels[levels["size"] >= MIN_LEVEL_ROWS]
+            effects = named if len(named) else levels
             record |= {"best_value": str(effects.index[0]), "best_contribution": float(effects["mean"].iloc[0])}
-            if len(effects) == 1:  # e.g. lead_source in a slice of one source: it neither helps nor hurts "most"
-                record["reading"] = f"one value in these leads: {record['best_value']} ({record['best_contribution']:+.2f})"
+            best = f"{record['best_value']} ({record['best_contribution']:+.2f})"
+            if len(effects) == 1:
+                # A form field (nearly) every lead answers the same way ("No"), or lead_source in a slice of one
+                # source: naming that answer as both the level that helps most and the one that hurts most
+                # would say it does both.
+                record["reading"] = (
+                    f"every one of these leads is {best}: nothing to compare it with" if len(levels) == 1 else
+                    f"only {best} is common enough to compare: every other answer has fewer than "
+                    f"{MIN_LEVEL_ROWS} of these leads"
+                )
             else:
                 record |= {"worst_value": str(effects.index[-1]), "worst_contribution": float(effects["mean"].iloc[-1])}
-                best = f"{record['best_value']} ({record['best_contribution']:+.2f})"
                 worst = f"{record['worst_value']} ({record['worst_contribution']:+.2f})"
                 if record["best_contribution"] <= 0:  # "helps most" would call a value that lowers scores a help
                     record["reading"] = f"every value lowers the score; least: {best}, most: {worst}"

@@ -99,7 +99,7 @@ def test_a_category_with_one_value_in_the_leads_is_not_said_to_help_and_hurt_mos
     signals = pd.DataFrame({"lead_source": np.linspace(0.1, 0.3, 30)})
     rows = audit.ExplainedRows(features, np.zeros(30), np.full(30, 0.1), signals, np.zeros(30))
     lead_source = audit.signal_importance(rows, [FeatureDef("lead_source", "categorical", "lead_source")]).iloc[0]
-    assert lead_source["reading"] == "one value in these leads: webinar (+0.20)"
+    assert lead_source["reading"] == "every one of these leads is webinar (+0.20): nothing to compare it with"
     assert lead_source["best_value"] == "webinar" and lead_source["worst_value"] is None
 
 
@@ -526,3 +526,34 @@ def test_the_change_note_of_a_slice_without_conversions_says_its_metrics_are_und
     """A notebook slice may hold no conversion: no 'ROC AUC nan' in words."""
     assert audit._headline({"rows": 12.0, "positives": 0.0}, [0.1]) == (
         "Its metrics are not defined on 12 held-out leads with 0 conversions.")
+
+
+def test_a_form_field_every_lead_answers_alike_is_not_read_as_both_helping_and_hurting():
+    """X Education's "Magazine" / "Search" fields: (nearly) every lead says "no"."""
+    from features.build import FeatureDef
+
+    n = 60
+    features = pd.DataFrame(
+        {
+            "ad_magazine": ["no"] * n,
+            "ad_search": ["no"] * (n - 2) + ["yes"] * 2,
+            "do_not_email": ["no"] * (n // 2) + ["yes"] * (n // 2),
+        },
+        index=[f"L{i}" for i in range(n)],
+    )
+    signals = pd.DataFrame(
+        {"ad_magazine": [0.04] * n, "ad_search": [-0.01] * (n - 2) + [0.3] * 2,
+         "do_not_email": [0.1] * (n // 2) + [-0.4] * (n // 2)},
+        index=features.index,
+    )
+    rows = audit.ExplainedRows(features, np.zeros(n), np.full(n, 0.5), signals, np.full(n, np.nan))
+    catalog = [FeatureDef(c, "categorical", c) for c in features.columns]
+    table = audit.signal_importance(rows, catalog).set_index("signal")
+
+    assert table.loc["ad_magazine", "reading"] == "every one of these leads is no (+0.04): nothing to compare it with"
+    assert table.loc["ad_search", "reading"] == (
+        f"only no (-0.01) is common enough to compare: every other answer has fewer than {audit.MIN_LEVEL_ROWS} of these leads"
+    )
+    assert table.loc[["ad_magazine", "ad_search"], "worst_value"].isna().all()
+    assert "hurts most" not in table.loc["ad_magazine", "reading"] + table.loc["ad_search", "reading"]
+    assert table.loc["do_not_email", "reading"] == "helps most: no (+0.10); hurts most: yes (-0.40)"
