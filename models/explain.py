@@ -12,8 +12,8 @@ How a factor is measured:
   trees saw), times the blend coefficient. The logistic part is exact and additive: coefficient
   times the peer's own standardised design value (for a curved numeric, its curve's height at the
   lead's value), one-hot and missing-indicator columns added back to their source feature; inputs
-  are centred on the training mean by the peer's scaler and the level coefficients of a category
-  average about zero (L2 with a free intercept), so the intercept is the base and a feature's
+  are centred on the training mean by the peer's scaler and a category's term on its training mean
+  (``LogisticPeer._centre_levels``), so the intercept plus those means is the base and a feature's
   contribution reads "compared with an average lead".
   A feature's contributions from both parts add up; a signal's are the sum of its features'.
   Where a lead has no activity at all, "No activity in the last 365 days" also carries the activity

@@ -465,9 +465,21 @@ class LogisticPeer:
             coefs = dict(zip(self.linear_, self.model_.coef_[0][: len(self.linear_)]))
             wrong = [f for f, sign in self.monotone.items() if f in coefs and coefs[f] * sign < 0]
             if not wrong:
+                self._centre_levels(X_train)
                 return self
             self.dropped_for_direction_ += wrong
             self.features_ = [f for f in self.features_ if f not in wrong]
+
+    def _centre_levels(self, X_train: pd.DataFrame) -> None:
+        """Centre each category's term on its mean over the training rows (the shift goes to the base).
+
+        L2 with a free intercept makes a category's level coefficients sum to about zero, not average
+        zero over the leads: a field (nearly) every lead answers "No" would give every lead the same
+        factor ("Did not see the ad in a newspaper") that says nothing about it.
+        """
+        self.level_centre_: dict[str, float] = {}
+        _, parts = self.log_odds_contributions(X_train)
+        self.level_centre_ = {f: float(parts[f].mean()) for f in self.categorical_}
 
     def _fit_once(self, X_train, y_train, weights, X_val, y_val, val_weights) -> None:
         _require_columns(X_train, self.features_, "the logistic peer's feature list")
@@ -505,9 +517,8 @@ class LogisticPeer:
     def log_odds_contributions(self, X: pd.DataFrame) -> tuple[np.ndarray, pd.DataFrame]:
         """Exact split of the log-odds: the intercept, and coefficient times design value per feature.
 
-        Numeric inputs are centred on the training mean by the scaler and a category's level
-        coefficients average about zero (L2 with a free intercept), so a contribution reads
-        "compared with an average lead". One-hot and missing-indicator columns are summed back onto
+        Numeric inputs are centred on the training mean by the scaler and a category's term on its
+        training mean (``_centre_levels``), so a contribution reads "compared with an average lead". One-hot and missing-indicator columns are summed back onto
         their source feature.
         """
         _require_columns(X, self.features_, "the logistic peer's feature list")
@@ -540,8 +551,8 @@ class LogisticPeer:
             codes, distinct = pd.factorize(X[f], use_na_sentinel=True)
             per_value = [level_coef.get(str(v), unseen) for v in distinct.tolist()]
             per_value.append(level_coef.get(MISSING_LEVEL, unseen))
-            values[:, columns.index(f)] = np.array(per_value, dtype=np.float64)[codes]
-        base = np.full(len(X), float(self.model_.intercept_[0]))
+            values[:, columns.index(f)] = np.array(per_value, dtype=np.float64)[codes] - self.level_centre_.get(f, 0.0)
+        base = np.full(len(X), float(self.model_.intercept_[0]) + sum(self.level_centre_.values()))
         return base, pd.DataFrame(values, index=X.index, columns=columns)
 
     def __getstate__(self) -> dict:
@@ -549,8 +560,9 @@ class LogisticPeer:
         return {k: v for k, v in self.__dict__.items() if k != "_folded"}
 
     def __setstate__(self, state: dict) -> None:
-        """A model saved before curves existed (every numeric a slope) loads and scores as it did."""
+        """A model saved before curves (every numeric a slope) or centred levels loads and scores as it did."""
         state.setdefault("curves", False)
+        state.setdefault("level_centre_", {})
         if "numeric_" in state:
             state.setdefault("curved_", [])
             state.setdefault("linear_", list(state["numeric_"]))

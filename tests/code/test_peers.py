@@ -271,3 +271,18 @@ def test_curves_learn_a_numeric_that_converts_at_both_ends_and_declared_directio
     assert evaluate_scores(y, curved.predict_proba(frame), ece_bins=10, top_fractions=[])["roc_auc"] > (
         evaluate_scores(y, plain.predict_proba(frame), ece_bins=10, top_fractions=[])["roc_auc"] + 0.1
     )
+
+
+def test_a_category_nearly_every_lead_answers_alike_explains_nothing_about_a_lead():
+    """X Education's "Newspaper" field: "No" for all leads but one; it cannot be a reason for a score."""
+    frame, y = _leads(400, seed=5)
+    frame["ad_newspaper"] = pd.Series(["no"] * len(frame), dtype="str")
+    frame.loc[frame.index[y.to_numpy() == 1][:3], "ad_newspaper"] = "yes"  # three converted leads said yes
+    peer = LogisticPeer(seed=0).fit(frame, y)
+    base, parts = peer.log_odds_contributions(frame)
+
+    answered_no = parts.loc[frame["ad_newspaper"] == "no", "ad_newspaper"]
+    assert answered_no.abs().max() < 0.02  # the common answer is the average lead: no factor
+    np.testing.assert_allclose(parts[["industry", "seniority", "ad_newspaper"]].mean(), 0.0, atol=1e-9)
+    p = peer.predict_proba(frame)
+    np.testing.assert_allclose(base + parts.to_numpy().sum(axis=1), np.log(p / (1 - p)), atol=1e-9)
