@@ -33,8 +33,14 @@ def _bar_row(factor: dict, largest: float) -> str:
     return (
         f'<tr class="factor"><td class="phrase">{escape(str(factor["phrase"]))}</td>'
         f'<td><div class="axis"><div class="half neg">{negative}</div><div class="half">{positive}</div></div></td>'
-        f'<td class="pts">{f"{round(points):+d}" if round(points) else "0"} pts</td></tr>'
+        f'<td class="pts">{_points_text(points)}</td></tr>'
     )
+
+
+def _points_text(points: float) -> str:
+    """'+14 pts', '-1 pt', '0 pts': a factor worth less than half a point rounds to 0 (flat calibration)."""
+    whole = round(points)
+    return f"{whole:+d} pt{'' if abs(whole) == 1 else 's'}" if whole else "0 pts"
 
 
 def render(score: dict, tiers: list[str]) -> str:

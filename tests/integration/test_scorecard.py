@@ -50,6 +50,14 @@ def test_card_bars_are_proportional_to_points():
     html = scorecard.render(_card(), ["A", "B", "C", "D"])
     assert 'class="bar pos" style="width:100.0%"' in html  # the largest factor fills its half
     assert 'class="bar neg" style="width:35.7%"' in html  # 5 / 14 of it
+    assert '<td class="pts">+14 pts</td>' in html and '<td class="pts">-5 pts</td>' in html
+
+
+def test_card_points_read_as_a_rep_would_say_them():
+    one = [{"signal": "s", "phrase": "p", "value": "", "contribution": 0.1, "points": p} for p in (0.6, -1.2, 0.3)]
+    html = scorecard.render(_card(factors=one), ["A", "B"])
+    assert '<td class="pts">+1 pt</td>' in html and '<td class="pts">-1 pt</td>' in html
+    assert '<td class="pts">0 pts</td>' in html
 
 
 PUBLIC_URL = "https://crm.example.com/leadscore"  # serving.public_url: as if behind a proxy at this prefix
