@@ -377,7 +377,7 @@ def reason_mix(segment: pd.Series, reason: pd.Series, top: int = TOP_REASONS) ->
         OTHER_REASONS, then NO_REASON.
     """
     by = segment.name
-    frame = pd.DataFrame({by: segment.to_numpy(), "reason": reason.fillna(NO_REASON).to_numpy()})
+    frame = pd.DataFrame({by: segment.to_numpy(), "reason": reason.astype(object).fillna(NO_REASON).to_numpy()})
     counts = frame.groupby([by, "reason"]).size().rename("rejected").reset_index()
     counts["rank"] = np.where(counts["reason"] == NO_REASON, 2, 0)
     counts = counts.sort_values([by, "rank", "rejected", "reason"], ascending=[True, True, False, True])
@@ -437,6 +437,19 @@ def segment_outcomes(outcomes: pd.DataFrame, by: str, top_reasons: int = TOP_REA
         summary = summary[[c for c in summary.columns if c != "won_revenue"] + ["won_revenue"]]
     summary = summary.reset_index().sort_values(["leads", by], ascending=[False, True]).reset_index(drop=True)
     return summary, mix
+
+
+def conversion_headline(summary: pd.DataFrame, by: str, limit: int = HEADLINE_SEGMENTS) -> list[str]:
+    """One sentence naming the segments that convert best, among those with MIN_LEVEL_ROWS decided leads or more
+    (a source of 3 leads converting 100% says nothing); none when no segment has that many."""
+    sized = summary[summary["decided"] >= MIN_LEVEL_ROWS]
+    if sized.empty:
+        return []
+    best = sized.sort_values(["conversion_rate", "decided", by], ascending=[False, False, True]).head(limit)
+    named = "; ".join(f"{row[by]} {row['conversion_rate']:.0%} of {row['decided']:,}" for row in best.to_dict("records"))
+    overall = summary["converted"].sum() / summary["decided"].sum()
+    return [f"Best converting by {by.replace('_', ' ')}, of those with {MIN_LEVEL_ROWS} or more leads with an outcome "
+            f"(all leads: {overall:.0%}): {named}."]
 
 
 def rejection_headlines(summary: pd.DataFrame, by: str, limit: int = HEADLINE_SEGMENTS) -> list[str]:
@@ -682,7 +695,7 @@ def segments_section(outcomes: pd.DataFrame, rows: str = "", feedback: FeedbackM
         section.tables[f"by_{by}"] = summary
         section.tables[f"rejection_reasons_by_{by}"] = mix
         section.figures[f"by_{by}"] = segments_plot(summary, mix, by)
-        section.notes += rejection_headlines(summary, by)
+        section.notes += conversion_headline(summary, by) + rejection_headlines(summary, by)
     return section
 
 

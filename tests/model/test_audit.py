@@ -409,6 +409,8 @@ def test_segment_outcomes_on_a_small_export():
                         "of its rejections); 33% without a reason; under 20 leads with an outcome, too few for these "
                         "rates to say much")
 
+    assert audit.conversion_headline(summary, "lead_source") == []  # 5 leads with an outcome: too few to rank
+
     # The notebook's SEGMENT_COLUMN set to a derived feature: lead_outcomes had no such lead column to add.
     with pytest.raises(LookupError, match="'seniority' is not a column of the export's leads table"):
         audit.segment_outcomes(outcomes, "seniority")
@@ -557,3 +559,16 @@ def test_a_form_field_every_lead_answers_alike_is_not_read_as_both_helping_and_h
     assert table.loc[["ad_magazine", "ad_search"], "worst_value"].isna().all()
     assert "hurts most" not in table.loc["ad_magazine", "reading"] + table.loc["ad_search", "reading"]
     assert table.loc["do_not_email", "reading"] == "helps most: no (+0.10); hurts most: yes (-0.40)"
+
+
+def test_the_best_converting_sources_are_named_among_those_big_enough_to_say():
+    """Marketing asks which sources win: a source of 3 leads converting 100% is not one of them."""
+    rows = [("referral", 40, 30), ("webinar", 200, 60), ("tiny", 3, 3), ("paid_social", 100, 10)]
+    outcomes = pd.DataFrame(
+        [{"lead_source": source, "outcome": "converted" if i < converted else "rejected", "reason": np.nan}
+         for source, decided, converted in rows for i in range(decided)])
+    summary, _ = audit.segment_outcomes(outcomes, "lead_source")
+
+    assert audit.conversion_headline(summary, "lead_source", limit=2) == [
+        "Best converting by lead source, of those with 20 or more leads with an outcome (all leads: 30%): "
+        "referral 75% of 40; webinar 30% of 200."]
