@@ -165,7 +165,8 @@ class LeadScorer:
         """
         if not raw_leads.index.is_unique:  # rows are told apart by their index label (`_existing_at`)
             raw_leads = raw_leads.reset_index(drop=True)
-        leads, problems = prepare_table(raw_leads, "leads", self.data, source, numeric=self.features.numeric)
+        leads, problems = prepare_table(raw_leads, "leads", self.data, source, numeric=self.features.numeric,
+                                        non_negative=self.features.non_negative)
         activities = None
         if self.reads_activities:
             if checked_activities is not None:

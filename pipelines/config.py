@@ -114,6 +114,11 @@ class FeatureParams(_Section):
     activity_types: list[str] = Field(default_factory=list)
     categorical: list[str] = Field(default_factory=list, description="Lead columns used as categories.")
     numeric: list[str] = Field(default_factory=list, description="Lead columns used as numbers.")
+    non_negative: list[str] = Field(
+        default_factory=list,
+        description="Columns of `numeric` that count something (visits, minutes on the site): a negative value "
+        "refuses its row, naming it, as a negative employee count does.",
+    )
     derived: list[Literal["size_band", "seniority", "department", "icp_match", "email_signals", "contact_gaps", "country_support"]] = Field(
         default_factory=list, description="Built-in fit and negative signals to compute."
     )
@@ -129,6 +134,14 @@ class FeatureParams(_Section):
         default_factory=dict,
         description="Signal -> rep-readable phrase template; overrides the built-in ones (features/phrases.py).",
     )
+
+    @model_validator(mode="after")
+    def _non_negative_are_numeric(self) -> "FeatureParams":
+        stray = [c for c in self.non_negative if c not in self.numeric]
+        if stray:
+            raise ValueError(f"features.non_negative: {', '.join(map(repr, stray))} not in features.numeric; "
+                             "list only columns read as numbers")
+        return self
 
     @field_validator("snapshot_days", mode="before")
     @classmethod

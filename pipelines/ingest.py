@@ -677,7 +677,8 @@ _GROUPED_DIGITS = re.compile(r"\d[, ]\d")
 
 
 def prepare_table(
-    raw: pd.DataFrame, table: str, data: DataParams, source: str = "request", numeric: Sequence[str] = ()
+    raw: pd.DataFrame, table: str, data: DataParams, source: str = "request", numeric: Sequence[str] = (),
+    non_negative: Sequence[str] = (),
 ) -> tuple[pd.DataFrame, list[Problem]]:
     """Map raw CRM rows onto one contract table and validate them.
 
@@ -691,6 +692,7 @@ def prepare_table(
     Args:
         numeric: further columns read as numbers (``features.numeric``, e.g. a CRM's visit count),
             checked like the contract's: a cell that is not a number refuses its row, not the batch.
+        non_negative: those of them that count something (``features.non_negative``): below 0 refuses the row.
 
     Returns:
         The frame without the bad rows (kept rows keep their raw index labels, so a caller can tell
@@ -766,7 +768,7 @@ def prepare_table(
             if _GROUPED_DIGITS.search(str(v)) else ""))
         flag(size >= LARGEST_NUMBER, column, "bad_number", lambda v: f"number out of range {_as_sent(v)} "
              f"(a number field holds a finite number smaller than {LARGEST_NUMBER:g} in size)")
-        if column in spec.non_negative:
+        if column in spec.non_negative or column in non_negative:
             flag((parsed < 0) & (size < LARGEST_NUMBER), column, "bad_number",
                  lambda v, c=column: f"negative {c} {_as_sent(v)} ({c} counts something: 0 or more)")
         columns[column] = parsed
@@ -959,7 +961,8 @@ def load_crm(params: Params) -> CRMData:
     problems: list[Problem] = []
     for name, frame in raw.items():
         prepared[name], found = prepare_table(frame, name, data, str(sources[name]),
-                                              numeric=params.features.numeric if name == "leads" else ())
+                                              numeric=params.features.numeric if name == "leads" else (),
+                                              non_negative=params.features.non_negative if name == "leads" else ())
         problems += found
         refused[name] = {}
         for p in found:

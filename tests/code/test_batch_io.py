@@ -410,15 +410,18 @@ def test_a_crm_number_column_with_text_in_it_rejects_that_row_and_the_file_still
     leads = raw.head(30).copy()
     leads.loc[1, "TotalVisits"] = "lots"
     leads.loc[4, "Total Time Spent on Website"] = "1,234"
+    leads.loc[7, "TotalVisits"] = "-3"  # features.non_negative in params.x_education.yaml
     leads.to_csv(tmp_path / "leads.csv", index=False)
 
     summary = score_file(scorer, tmp_path / "leads.csv", tmp_path / "scores.csv", chunk_size=10, progress=False)
 
-    assert (summary.rows_scored, summary.rows_rejected) == (28, 2)
-    assert pd.read_csv(summary.output)["lead_id"].tolist() == leads["Prospect ID"].drop(index=[1, 4]).tolist()
+    assert (summary.rows_scored, summary.rows_rejected) == (27, 3)
+    assert pd.read_csv(summary.output)["lead_id"].tolist() == leads["Prospect ID"].drop(index=[1, 4, 7]).tolist()
     rejects = pd.read_csv(summary.rejects)
-    assert rejects["row"].tolist() == [2, 5]
+    assert rejects["row"].tolist() == [2, 5, 8]
     assert rejects["problems"].tolist() == [
         f"{tmp_path / 'leads.csv'} row 2 (header not counted), column 'TotalVisits' (total_visits): not a number: 'lots'",
         f"{tmp_path / 'leads.csv'} row 5 (header not counted), column 'Total Time Spent on Website' (time_on_website): "
-        "not a number: '1,234' (write numbers with a decimal point and no thousands separator: 1234.5)"]
+        "not a number: '1,234' (write numbers with a decimal point and no thousands separator: 1234.5)",
+        f"{tmp_path / 'leads.csv'} row 8 (header not counted), column 'TotalVisits' (total_visits): negative "
+        "total_visits '-3' (total_visits counts something: 0 or more)"]

@@ -393,6 +393,21 @@ def test_a_crm_number_column_the_features_read_refuses_its_row_not_the_export(tm
     assert str(crm.report.problems[0]) == "leads.csv row 2 (header not counted), column 'Visits': not a number: 'lots'"
 
 
+def test_a_crm_count_declared_non_negative_refuses_a_negative_value_naming_its_row(tmp_path):
+    """features.non_negative: -3 visits is a broken export row, not a lead with fewer visits than none."""
+    leads = [lead("L1", Visits="3"), lead("L2", Visits="-3"), lead("L3", Visits="0")]
+    params = crm_params(tmp_path, leads, outcomes=[outcome(i) for i in ("L1", "L2", "L3")], on_error="drop")
+    params = Params.model_validate({**params.model_dump(), "features": {"numeric": ["Visits"], "non_negative": ["Visits"]}})
+
+    crm = load_crm(params)
+
+    assert crm.leads["lead_id"].tolist() == ["L1", "L3"]
+    assert str(crm.report.problems[0]) == ("leads.csv row 2 (header not counted), column 'Visits': negative Visits -3 "
+                                           "(Visits counts something: 0 or more)")
+    with pytest.raises(ValueError, match="features.non_negative: 'Visit' not in features.numeric"):
+        Params.model_validate({**params.model_dump(), "features": {"numeric": ["Visits"], "non_negative": ["Visit"]}})
+
+
 def test_good_export_loads_into_contract_dtypes(tmp_path):
     leads = [lead("00123", created="2024-03-01T10:00:00+02:00", email="a@b.com"), lead("L2", created="03/04/2024")]
     params = crm_params(tmp_path, leads, outcomes=[outcome("00123", stage="Closed Won", reason="", closed="2024-03-20")],
