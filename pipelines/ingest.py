@@ -731,10 +731,12 @@ def prepare_table(
     for column in required:
         if column not in columns:
             expected = crm_name.get(column, column)
+            # drop_columns holds for every table: a leads column dropped there hides the outcomes' same-named one.
+            fix = ("it is listed in data.drop_columns, which no table reads; take it out of that list"
+                   if expected in data.drop_columns else f"set data.mapping.{table} if the CRM names it differently")
             problems.append(
                 Problem(source, None, expected, f"missing required column {expected!r} (contract column "
-                        f"{column}; set data.mapping.{table} if the CRM names it differently)", column,
-                        "missing_column")
+                        f"{column}; {fix})", column, "missing_column")
             )
     if problems:
         return pd.DataFrame(columns).iloc[:0], problems

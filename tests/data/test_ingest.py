@@ -559,6 +559,18 @@ def test_drop_columns_are_never_read(tmp_path):
     assert "industry" in crm.leads.columns
 
 
+def test_a_required_column_dropped_by_drop_columns_says_so(tmp_path):
+    """A Salesforce leads report carries 'Stage' too; dropping it there drops the outcomes' status column."""
+    params = crm_params(tmp_path, [lead("L1", Stage="Open")], outcomes=[outcome("L1")], drop_columns=["Stage"])
+    with pytest.raises(ContractError) as err:
+        load_crm(params)
+
+    problem = only_problem(err)
+    assert problem.column == "Stage" and problem.contract_column == "status"
+    assert "listed in data.drop_columns" in problem.message
+    assert "set data.mapping" not in problem.message  # the column is there, named as mapped
+
+
 def test_flat_export_splits_outcomes_off_and_refuses_a_bad_row_as_a_whole(tmp_path):
     rows = [
         {"Lead ID": "L1", "Created Date": "2024-01-01", "Industry": "it", "Stage": "Closed Won", "Lost Reason": ""},
