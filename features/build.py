@@ -530,6 +530,46 @@ def lead_columns_read(spec: FeatureParams) -> list[str]:
     return list(dict.fromkeys([*spec.categorical, *spec.numeric, *(c for group in spec.derived for c in sources[group])]))
 
 
+def unmatched_settings(leads: pd.DataFrame, activities: pd.DataFrame | None, spec: FeatureParams) -> list[str]:
+    """Warnings for feature settings that name values the export never holds, compared as features compare them.
+
+    A CRM writes its own labels ('Requested Demo', 'United States') where the settings say demo_request or
+    US: the features built from them are then the same for every lead and nothing else would say so. The
+    export's values are quoted as it spells them, as data.value_maps matches them.
+    """
+    def spelled(values: pd.Series, unlisted: set[str]) -> str:
+        counts = values.value_counts()
+        counts = counts[[c > 0 and _clean_value(v) in unlisted for v, c in counts.items()]]
+        return ", ".join(f"{v!r} ({c:,})" for v, c in counts.head(5).items())
+
+    out = []
+    types = _activity_types(spec)
+    if activities is not None and len(activities) and types:
+        present = {_clean_value(v) for v in activities["activity"].dropna().unique()}
+        absent = [t for t in types if t not in present]
+        if absent:
+            others = spelled(activities["activity"], present - set(types))
+            out.append(f"features.activity_types: no activity in the export is of type {', '.join(absent)}, so their "
+                       "counts are 0 for every lead" + (f"; the export's types not listed there: {others} (translate "
+                       "them with data.value_maps.activity)" if others else ""))
+    checks = []
+    if "icp_match" in spec.derived:  # a customer profile lists values its leads have: each is checked
+        checks += [("icp.industries", "industry", spec.icp.industries, True),
+                   ("icp.countries", "country", spec.icp.countries, True)]
+    if "country_support" in spec.derived:  # a block list may name countries no lead came from yet
+        checks.append(("unsupported_countries", "country", spec.unsupported_countries, False))
+    for setting, column, listed, each in checks:
+        if not listed or column not in leads or leads[column].isna().all():
+            continue
+        present = {_clean_value(v) for v in leads[column].dropna().unique()}
+        absent = [v for v in listed if _clean_value(v) not in present]
+        if absent and (each or len(absent) == len(listed)):
+            out.append(f"features.{setting}: no lead's {column} is any of {absent}, so those never count; "
+                       f"the export's values not listed there: {spelled(leads[column], present - _lower_set(listed))} "
+                       f"(write them as the export does, or translate them with data.value_maps.{column})")
+    return out
+
+
 _SENIORITY = tuple((name, re.compile(pattern)) for name, pattern in SENIORITY_RULES)
 _DEPARTMENT = tuple((name, re.compile(pattern)) for name, pattern in DEPARTMENT_RULES)
 _NOT_WORD = re.compile(r"[\W_]+")

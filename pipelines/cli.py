@@ -130,7 +130,7 @@ def sample_data(
 @app.command()
 def features(params: ParamsOption = None, leads: LeadsOption = None, as_of: AsOfOption = None) -> None:
     """Inspect the training data: ingest report, label counts per rule, feature list, leakage check."""
-    from features.build import feature_catalog
+    from features.build import feature_catalog, unmatched_settings
     from pipelines.dataset import assemble, refuse_before_first_lead
 
     p = _params(params, leads)
@@ -154,6 +154,8 @@ def features(params: ParamsOption = None, leads: LeadsOption = None, as_of: AsOf
     for feature in feature_catalog(p.features):
         filled = f"{ts.features[feature.name].notna().mean():6.1%}" if len(ts.y) else "     -"
         typer.echo(f"  {feature.name:<32} {feature.kind:<12} filled {filled}")
+    for warning in unmatched_settings(ts.crm.leads, ts.crm.activities, p.features):
+        typer.secho(f"  WARNING {warning}", fg="yellow")
     typer.echo("== leakage check")
     for leak in ts.leaks or []:
         typer.secho(f"  WARNING {leak.message}", fg="yellow")
@@ -164,6 +166,7 @@ def features(params: ParamsOption = None, leads: LeadsOption = None, as_of: AsOf
 @app.command()
 def train(params: ParamsOption = None, leads: LeadsOption = None, as_of: AsOfOption = None) -> None:
     """Train, compare against the peers on the same split, log to MLflow and register as challenger."""
+    from features.build import unmatched_settings
     from pipelines.train import train as run_training
 
     p = _params(params, leads)
@@ -178,6 +181,8 @@ def train(params: ParamsOption = None, leads: LeadsOption = None, as_of: AsOfOpt
     typer.echo(f"trained on {len(ts.y):,} labelled leads ({int(ts.y.sum()):,} conversions); {result.split_kind} split")
     for leak in ts.leaks:
         typer.secho(f"WARNING {leak.message}", fg="yellow")
+    for warning in unmatched_settings(ts.crm.leads, ts.crm.activities, p.features):
+        typer.secho(f"WARNING {warning}", fg="yellow")
     typer.echo("\ntest-set comparison (same rows for every scorer):")
     _say_evaluation(result.evaluation)
     if result.scorer.info.get("no_reason_model"):

@@ -14,6 +14,7 @@ from features.build import (
     feature_catalog,
     lead_columns_read,
     training_snapshots,
+    unmatched_settings,
     with_event_at_snapshot,
 )
 from features.labels import build_labels
@@ -270,6 +271,29 @@ def test_activity_types_are_matched_loosely_and_unknown_ones_ignored():
     row = build_features(leads_frame(), events, SNAPSHOT, spec()).loc["L1"]
     assert row["demo_request_7d"] == 1
     assert row["page_view_30d"] == 0
+
+
+def test_settings_naming_values_the_export_never_holds_are_named_with_the_exports_own_spelling():
+    """A Salesforce/HubSpot export writes 'Requested Demo' and 'United States' where params say demo_request, US."""
+    leads = leads_frame(lead(), lead(lead_id="L2", country="United States", industry="Computer Software"))
+    events = activities(("L1", SNAPSHOT, "Requested Demo"), ("L2", SNAPSHOT, "Requested Demo"),
+                        ("L1", SNAPSHOT, " page_view"), ("L1", SNAPSHOT, "PRICING_VIEW"))
+
+    settings = spec(icp=IcpParams(industries=["Software", "fintech"], countries=["US"]), unsupported_countries=["RU", "US"])
+    warnings = unmatched_settings(leads, events, settings)
+
+    assert warnings == [
+        "features.activity_types: no activity in the export is of type demo_request, so their counts are 0 for "
+        "every lead; the export's types not listed there: 'Requested Demo' (2) (translate them with "
+        "data.value_maps.activity)",
+        "features.icp.industries: no lead's industry is any of ['fintech'], so those never count; the export's "
+        "values not listed there: 'Computer Software' (1) (write them as the export does, or translate them with "
+        "data.value_maps.industry)",
+    ]
+    # A block list may name countries no lead came from (RU above), but not only those
+    names = unmatched_settings(leads_frame(lead(country="Russia")), None, spec(unsupported_countries=["RU"]))
+    assert names[-1].startswith("features.unsupported_countries: no lead's country is any of ['RU']")
+    assert "'Russia' (1)" in names[-1]
 
 
 def test_no_activity_table_is_unknown_but_an_empty_one_is_zero():

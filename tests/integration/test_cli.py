@@ -42,6 +42,16 @@ def test_sample_data_then_features_prints_counts_rules_and_features(tmp_path):
     assert re.search(r"positive:converted: \d+", result.output)
     assert re.search(r"negative:reason:no_budget: \d+", result.output)
     assert "pricing_view_7d" in result.output and "seniority" in result.output
+    assert "WARNING" not in result.output  # the demo's settings name values its export holds
+
+    # The same export as a CRM labels its activities: every activity count would be 0, and features says so
+    activities = pd.read_csv(out / "activities.csv", dtype=str)
+    activities["activity"] = activities["activity"].str.replace("_", " ").str.title()
+    activities.to_csv(out / "activities.csv", index=False)
+    result = run("features", "--params", str(params))
+    assert result.exit_code == 0, result.output
+    assert "WARNING features.activity_types: no activity in the export is of type page_view, pricing_view" in result.output
+    assert "'Page View' (" in result.output and "data.value_maps.activity" in result.output
 
 
 def test_sample_data_never_replaces_a_users_open_leads_file(tmp_path):
