@@ -293,7 +293,9 @@ def feedback_event(event: dict, data: DataParams, label: LabelParams) -> dict:
     if allowed and code is None and (is_rejection or out["reason"] is not None):
         got = "no reason code" if out["reason"] is None else f"reason {event['reason']!r}"
         needs = "a rejection needs a reason code" if is_rejection else "a reason, when given, must be a code"
-        detail.append(_detail(("reason",), f"{needs} from label.reasons, got {got}; allowed codes: {allowed}",
+        labels = list(data.value_maps.get("reason", {}))
+        detail.append(_detail(("reason",), f"{needs} from label.reasons, got {got}; allowed codes: {allowed}"
+                              + (f", or the CRM's labels data.value_maps.reason translates: {labels}" if labels else ""),
                               "reason_code"))
     out["reason"] = code if code is not None else out["reason"]  # "No_Budget" and "no_budget" are one code
     try:

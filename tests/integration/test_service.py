@@ -31,6 +31,8 @@ from conftest import running_service
 AS_OF = "2025-12-31T00:00:00"
 MAX_BATCH = 20
 MAX_BODY = 100_000
+# The CRM's own picklist labels, as a Salesforce org sends a decision (the sample export uses the codes).
+CRM_LABELS = {"status": {"Closed - Not Converted": "rejected"}, "reason": {"No Budget": "no_budget"}}
 
 
 def _records(frame: pd.DataFrame) -> list[dict]:
@@ -60,7 +62,7 @@ def leads(crm) -> list[dict]:
 def server(trained, sample_params, tmp_path_factory):
     folder = tmp_path_factory.mktemp("service")
     overrides = {"serving.store_url": f"sqlite:///{folder / 'store.db'}", "serving.max_batch": MAX_BATCH,
-                 "serving.max_body_bytes": MAX_BODY}
+                 "serving.max_body_bytes": MAX_BODY, "data.value_maps": CRM_LABELS}
     with running_service(sample_params, folder, overrides) as srv:
         yield srv
 
@@ -567,6 +569,19 @@ def test_a_reason_code_is_matched_as_training_matches_it_and_stored_as_the_polic
     reply = client.post("/feedback", _feedback("evt-case", reason="  No_Budget "))
     assert reply.status == 201, reply.body
     assert Store(server.params.serving.store_url).feedback_frame().set_index("event_id").loc["evt-case", "reason"] == "no_budget"
+
+
+def test_feedback_takes_the_crms_own_labels_and_a_refused_reason_names_them(client, server):
+    reply = client.post("/feedback", _feedback("evt-crm-labels", status="Closed - Not Converted", reason="No Budget"))
+    assert reply.status == 201, reply.body
+    stored = Store(server.params.serving.store_url).feedback_frame().set_index("event_id").loc["evt-crm-labels"]
+    assert (stored["status"], stored["reason"]) == ("rejected", "no_budget")
+
+    refused = client.post("/feedback", _feedback("evt-crm-typo", status="Closed - Not Converted", reason="Budget"))
+    assert refused.status == 422, refused.body
+    (detail,) = refused.json()["detail"]
+    assert detail["field"] == "reason" and "got reason 'Budget'" in detail["msg"]
+    assert detail["msg"].endswith("or the CRM's labels data.value_maps.reason translates: ['No Budget']")
 
 
 def test_a_conversion_needs_no_reason(client):
