@@ -576,6 +576,18 @@ def _day_month_as_iso(values: pd.Series, day_first: bool | None) -> tuple[pd.Ser
     return rewritten.where(~ambiguous, None), ambiguous
 
 
+def _day_month_order_hint(value, day_first: bool | None) -> str:
+    """Why a date like 13/12/2025 did not parse, when data.day_first put its day where the month goes."""
+    found = re.match(_DAY_MONTH_YEAR, str(value))
+    if day_first is None or not found:
+        return ""
+    month, day = (int(found[2]), int(found[1])) if day_first else (int(found[1]), int(found[2]))
+    if month <= 12 or not 1 <= day <= 12:
+        return ""
+    return (f" (data.day_first is {str(day_first).lower()}, so {month} would be the month; set it to "
+            f"{str(not day_first).lower()} if the export writes the {'month' if day_first else 'day'} first)")
+
+
 def _parse_dates(values: pd.Series, day_first: bool | None = None) -> tuple[pd.Series, np.ndarray, np.ndarray]:
     """Text dates as datetimes, NaT where unparsable, a number or ambiguous; which cells are a number;
     and which are ambiguous in their day and month order (``_day_month_as_iso``).
@@ -792,7 +804,7 @@ def prepare_table(
             flag(ambiguous, column, "ambiguous_date", lambda v: f"date {_as_sent(v)} reads day first or month "
                  "first: set data.day_first (true: 06/02/2025 is 6 February; false: it is June 2)")
             flag(values.notna() & parsed.isna() & ~numbers & ~ambiguous, column, "unparsable_date",
-                 lambda v: f"unparsable date {_as_sent(v)}")
+                 lambda v: f"unparsable date {_as_sent(v)}{_day_month_order_hint(v, data.day_first)}")
             flag((parsed < DATE_RANGE[0]) | (parsed >= DATE_RANGE[1]), column, "date_out_of_range",
                  lambda v: f"date out of range {_as_sent(v)} (expected {DATE_RANGE_TEXT})")
             if column in spec.past:  # one such date would also become the export's 'now' (dataset.data_as_of)

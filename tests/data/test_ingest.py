@@ -286,6 +286,15 @@ def test_a_date_written_day_and_month_first_reads_in_the_order_params_give(day_f
                                    "false: it is June 2)")
     else:
         assert {p.kind for p in problems} == {"unparsable_date"}  # a 13th month, in the order given
+        row, other = (3, "false") if day_first else (2, "true")
+        assert refused[row].message.endswith(f"so 13 would be the month; set it to {other} if the export writes the "
+                                             f"{'month' if day_first else 'day'} first)")
+
+
+def test_a_date_no_order_makes_valid_gets_no_hint_about_the_order():
+    raw = pd.DataFrame({"Lead ID": ["L1"], "Created Date": ["13/13/2025"]})
+    _, (problem,) = prepare_table(raw, "leads", DataParams(leads="unused", mapping=MAPPING, day_first=False), "leads.csv")
+    assert problem.message == "unparsable date '13/13/2025'"
 
 
 def test_params_saved_with_a_model_before_a_setting_existed_load_with_its_default():
