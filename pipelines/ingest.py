@@ -434,6 +434,14 @@ def _column_mapping(table: str, data: DataParams) -> dict[str, str]:
     return dict(getattr(data.mapping, table))
 
 
+def translate(values: pd.Series, value_map: dict[str, str]) -> pd.Series:
+    """A data.value_maps entry applied to stripped text: each value's contract value, NA where the map does not
+    list it. Keys match in any letter case, as statuses do ("closed won" is "Closed Won"); looked up once
+    per distinct value, not per row."""
+    folded = {str(key).strip().lower(): value for key, value in value_map.items()}
+    return values.map({v: folded.get(str(v).lower()) for v in pd.unique(values.dropna())})
+
+
 def _as_text(values: pd.Series) -> pd.Series:
     """Values as stripped strings; whole floats lose their '.0' (SQL NULLs turn 0/1 ints into floats).
 
@@ -756,7 +764,7 @@ def prepare_table(
     _missing_to_na(columns, data.missing_values)
     for column, value_map in data.value_maps.items():
         if column in columns:
-            mapped = _as_text(columns[column]).map(value_map)
+            mapped = translate(_as_text(columns[column]), value_map)
             columns[column] = mapped.where(mapped.notna(), columns[column])
 
     bad = np.zeros(len(raw), dtype=bool)

@@ -19,7 +19,7 @@ from features import phrases
 from features.labels import outcome_group, policy_reason
 from models.scorer import LeadScorer
 from pipelines.config import DataParams, LabelParams
-from pipelines.ingest import Problem, as_of_time, contract_status, crm_column, not_answered
+from pipelines.ingest import Problem, as_of_time, contract_status, crm_column, not_answered, translate
 from serving.schemas import Identifier
 from serving.security import card_link, error_message, field_path
 from serving.store import decision_date, email_sha256, utc_naive
@@ -277,7 +277,8 @@ def feedback_event(event: dict, data: DataParams, label: LabelParams) -> dict:
     for column in ("status", "reason"):
         value = out.get(column)
         value = None if value is None or str(value).strip() == "" else str(value).strip()
-        out[column] = data.value_maps.get(column, {}).get(value, value)
+        mapped = translate(pd.Series([value], dtype=object), data.value_maps.get(column, {})).iloc[0]
+        out[column] = value if pd.isna(mapped) else mapped
     detail = []
     if not_answered(out["lead_id"], data):  # as /score reads it (a blank one is refused before, as a 400)
         detail.append(_detail(("lead_id",), f"lead_id {event['lead_id']!r} means not answered (data.missing_values): "

@@ -531,6 +531,19 @@ def test_value_maps_translate_crm_codes_including_numeric_columns():
     assert outcomes["status"].tolist() == ["converted", "rejected"]
 
 
+def test_value_maps_match_a_crm_label_in_any_letter_case_as_statuses_do():
+    """A CRM's API may send 'closed won' where the picklist export says 'Closed Won'."""
+    data = DataParams(leads="x", value_maps={"status": STAGES, "reason": {"No Budget": "no_budget"}})
+    raw = pd.DataFrame({"lead_id": ["1", "2", "3"], "status": ["closed won", " CLOSED LOST", "Closed Won"],
+                        "reason": [None, "no budget", None]})
+
+    outcomes, problems = prepare_table(raw, "outcomes", data)
+
+    assert problems == []
+    assert outcomes["status"].tolist() == ["converted", "rejected", "converted"]
+    assert outcomes["reason"].tolist()[1] == "no_budget"
+
+
 def test_dictionary_coded_activities_check_exactly_as_plain_text():
     """Batch scoring reads activity lead ids and types dictionary-coded; the rows kept, their values
     and every problem must be what the same text gives."""

@@ -577,6 +577,8 @@ def test_feedback_takes_the_crms_own_labels_and_a_refused_reason_names_them(clie
     stored = Store(server.params.serving.store_url).feedback_frame().set_index("event_id").loc["evt-crm-labels"]
     assert (stored["status"], stored["reason"]) == ("rejected", "no_budget")
 
+    lower = client.post("/feedback", _feedback("evt-crm-lower", status="closed - not converted", reason="NO BUDGET"))
+    assert lower.status == 201, lower.body  # in any letter case, as statuses and the export's labels are matched
     refused = client.post("/feedback", _feedback("evt-crm-typo", status="Closed - Not Converted", reason="Budget"))
     assert refused.status == 422, refused.body
     (detail,) = refused.json()["detail"]
