@@ -16,7 +16,8 @@ named::
 
 Category signals also take ``[=level]`` alternatives for one value (``[=yes] Asked not to be e-mailed``).
 Conversions besides ``!s``/``!r``: ``!u`` upper case, ``!l`` lower case, ``!c`` capitalised, ``!t`` title
-case ("Country: {value!u}" -> "Country: US"), ``!w`` a CRM code as words ("web_organic" -> "web
+case, ``!n`` a name or its code ("Country: {value!n}" -> "Country: US" or "Country: United States": up to
+three letters upper case, longer title case), ``!w`` a CRM code as words ("web_organic" -> "web
 organic"), ``!m`` a number of seconds in whole minutes ("Spent {number!m} on the website" -> "Spent 25
 minutes on the website"). Each signal has a *shape* that fixes its states and
 fields (``SHAPES``); every shape has ``{value}``, the lead's value as shown next to the factor.
@@ -128,7 +129,7 @@ BUILT_IN_PHRASES: dict[str, str] = {
     "size_band": "Company size: {value} employees | [unknown] Company size not given",
     # The data contract's optional lead columns, when used as features.
     "industry": "Industry: {value!w} | [unknown] Industry not given",
-    "country": "Country: {value!u} | [unknown] Country not given",
+    "country": "Country: {value!n} | [unknown] Country not given",
     "lead_source": "Lead source: {value!w} | [unknown] Lead source not given",
     "campaign": "Campaign: {value!w} | [unknown] No campaign",
     "employees": "{value} employee{s} | [zero] Employee count given as 0 | [unknown] Employee count not given",
@@ -145,7 +146,7 @@ _DERIVED_SHAPES: dict[str, dict[str, str]] = {
 # that feature's fact too, with the built-in template of that shape.
 _JOINED_SHAPES: dict[str, str] = {"unsupported_country": "served_country"}
 _JOINED_PHRASES: dict[str, str] = {
-    "unsupported_country": "Country: {value!u} | [unserved] Country {value!u}, which we do not serve | [unknown] Country not given",
+    "unsupported_country": "Country: {value!n} | [unserved] Country {value!n}, which we do not serve | [unknown] Country not given",
 }
 # Built-in category levels as a rep says them; other levels show as the lead's (cleaned) value.
 _LEVEL_DISPLAY: dict[str, dict[str, str]] = {
@@ -158,13 +159,14 @@ _CONVERSIONS = {
     "l": str.lower,
     "c": lambda text: text[:1].upper() + text[1:],
     "t": lambda text: string.capwords(text),
+    "n": lambda text: text.upper() if len(text) <= 3 else string.capwords(text),
     "w": lambda text: text.replace("_", " "),
     "m": lambda text: _minutes(text),
 }
 
 
 class _PhraseFormatter(string.Formatter):
-    """``str.format`` plus the !u / !l / !c / !t / !w / !m conversions."""
+    """``str.format`` plus the !u / !l / !c / !t / !n / !w / !m conversions."""
 
     def convert_field(self, value, conversion):
         if conversion in _CONVERSIONS:
@@ -439,7 +441,7 @@ def _parse(raw: str, shape: Shape, shape_name: str) -> Template:
             if field not in shape.fields:
                 raise ValueError(f"unknown field {{{field}}}; fields: {', '.join(shape.fields)}")
             if conversion not in (None, "s", "r", *_CONVERSIONS):
-                raise ValueError(f"unknown conversion !{conversion}; use !u, !l, !c, !t, !w or !m")
+                raise ValueError(f"unknown conversion !{conversion}; use !u, !l, !c, !t, !n, !w or !m")
         try:
             _FORMATTER.format(text, **shape.example)
         except (ValueError, TypeError) as err:

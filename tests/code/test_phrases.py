@@ -198,6 +198,12 @@ def test_a_country_we_do_not_serve_is_one_factor_that_names_the_country():
     assert "unsupported_country" not in phrases.columns
     assert phrases["country"].tolist() == ["Country RU, which we do not serve", "Country: US", "Country not given"]
     assert values.loc["RU", "country"] == "ru"
+
+
+def test_a_country_the_crm_writes_by_name_reads_as_a_name_not_shouted():
+    """A Salesforce export writes 'United States': 'Country: UNITED STATES' on a rep's card read as a typo."""
+    phrases, _ = described([lead(lead_id="A", country="United States"), lead(lead_id="B", country="gb")], [], demo_spec())
+    assert phrases["country"].tolist() == ["Country: United States", "Country: GB"]
     # A params template for the joined country must word the country we do not serve.
     with pytest.raises(ValueError, match=r"'country': no \[unserved\] alternative"):
         phrase_templates(demo_spec(phrases={"country": "Country: {value} | [unknown] Country not given"}))
@@ -233,6 +239,14 @@ def test_x_education_reads_an_unticked_do_not_email_box_as_no_opt_out_not_as_con
     phrases, _ = describe(build_features(pd.DataFrame(leads), None, None, spec), spec)
     assert phrases["do_not_email"].tolist() == ["Has not opted out of e-mail", "Asked not to be e-mailed"]
     assert phrases["do_not_call"].tolist() == ["Has not opted out of calls", "Call opt-out not recorded"]
+
+
+def test_x_education_writes_a_specialization_as_the_form_does():
+    spec = load_params(PROJECT_ROOT / "params.x_education.yaml").features
+    leads = [{"lead_id": i, "specialization": v} for i, v in [("A", "IT Projects Management"), ("B", "Finance Management")]]
+    phrases, _ = describe(build_features(pd.DataFrame(leads), None, None, spec), spec)
+    assert phrases["specialization"].tolist() == ["Specialization: IT Projects Management",  # not "It Projects"
+                                                  "Specialization: Finance Management"]
 
 
 def test_x_education_says_time_on_the_website_in_minutes_not_seconds():
