@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 from mlflow.tracking import MlflowClient
 
-from features.build import feature_catalog
+from features.build import feature_catalog, unmatched_settings
 from features.phrases import phrase_templates
 from models.calibration import Calibrator, TierThresholds
 from models.card import log_card, model_card
@@ -335,7 +335,7 @@ class RetrainResult:
         out = [f"as of {self.as_of:%Y-%m-%d %H:%M}" if self.as_of is not None else "undated export",
                f"  {self.closed_leads:,} closed leads, {self.conversions:,} conversions; {self.feedback.line()}"]
         if self.unchanged:
-            return out + [self.verdict]
+            return out + [f"note: {n}" for n in self.notes] + [self.verdict]
         if self.cold_start:
             out.append(self.cold_start)
         out.append(f"comparison window: {self.window}")
@@ -379,11 +379,14 @@ def retrain(
     ts = assemble(params, as_of=as_of, crm=crm)
     refuse_before_first_lead(ts)
     closed, conversions = closed_counts(ts)
+    # A CRM label renamed since the last quarter ('Requested Demo') would zero a signal without a word.
+    settings_notes = unmatched_settings(ts.crm.leads, ts.crm.activities, params.features)
     if not force and _same_training(champion, ts, params):
         result = RetrainResult(
             as_of=as_of, closed_leads=closed, conversions=conversions, feedback=ts.crm.feedback,
             decision=Decision(promote=False, checks={}, reasons=[]), metrics=pd.DataFrame(), window="",
-            challenger_version="", champion_version=champion_version, promoted=False, dry_run=dry_run, unchanged=True)
+            challenger_version="", champion_version=champion_version, promoted=False, dry_run=dry_run, unchanged=True,
+            notes=settings_notes)
         with mlflow.start_run(run_name=f"retrain {as_of:%Y-%m-%d}" if as_of is not None else "retrain") as run:
             result.run_id = run.info.run_id
             _log_retrain_run(result, params)
@@ -407,7 +410,7 @@ def retrain(
     window_rows = split.test
     y = ts.y[window_rows]
     probabilities = {}
-    notes = []
+    notes = list(settings_notes)
     if champion is not None:
         probabilities[CHAMPION_ROW] = champion.predict_proba(model_features(champion, ts, ts.features.index[window_rows]),
                                                              ts.age_days[window_rows])

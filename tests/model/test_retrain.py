@@ -182,8 +182,8 @@ def test_retraining_on_the_same_data_and_params_registers_no_copy_of_the_champio
     crm_dir = tmp_path / "crm"
     write_crm(generate_crm(700, seed=3), crm_dir)
     params = params_for(crm_dir, tmp_path, **FAST)
-    client, name = MlflowClient(), params.tracking.registered_model
     first = retrain(params)
+    client, name = MlflowClient(), params.tracking.registered_model  # on the store retrain configured
     assert first.promoted and champion_version(params) == first.challenger_version
 
     again = retrain(params)
@@ -197,6 +197,21 @@ def test_retraining_on_the_same_data_and_params_registers_no_copy_of_the_champio
     assert not retrain(reseeded, dry_run=True).unchanged  # another parameter: another model
     forced = retrain(params, force=True)
     assert not forced.unchanged and forced.challenger_version == "2"
+
+
+def test_a_retrain_after_the_crm_relabelled_its_activities_says_every_count_is_zero(tmp_path, monkeypatch_session):
+    """A CRM admin renames 'demo_request' to 'Requested Demo' between quarters: the quarterly command must say so."""
+    crm_dir = tmp_path / "crm"
+    write_crm(generate_crm(700, seed=3), crm_dir)
+    activities = pd.read_csv(crm_dir / "activities.csv", dtype=str)
+    activities["activity"] = activities["activity"].str.replace("_", " ").str.title()
+    activities.to_csv(crm_dir / "activities.csv", index=False)
+
+    result = retrain(params_for(crm_dir, tmp_path, **FAST), dry_run=True)
+
+    (note,) = [n for n in result.notes if n.startswith("features.activity_types")]
+    assert "counts are 0 for every lead" in note and "data.value_maps.activity" in note
+    assert f"note: {note}" in result.lines()
 
 
 def test_the_training_key_follows_the_files_and_params_and_is_none_for_sql_sources(sample_params):
