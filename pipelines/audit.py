@@ -452,6 +452,23 @@ def conversion_headline(summary: pd.DataFrame, by: str, limit: int = HEADLINE_SE
             f"(all leads: {overall:.0%}): {named}."]
 
 
+def segment_value(summary: pd.DataFrame, by: str, value: str | None) -> str:
+    """The value to slice by as the tables write it (stripped, lower case), or the one with most leads
+    when none is given (the notebook's SEGMENT_VALUE).
+
+    Raises:
+        LookupError: no lead has that value (a typo would show empty tables); the message lists the values.
+    """
+    if not value or not str(value).strip():
+        return str(summary[by].iloc[0])
+    wanted = str(value).strip().lower()
+    known = summary[by].astype(str).tolist()  # most leads first
+    if wanted not in known:
+        shown = ", ".join(map(repr, known[:10])) + (f" and {len(known) - 10} more" if len(known) > 10 else "")
+        raise LookupError(f"no lead has {by} {value!r}; its values, most leads first: {shown}")
+    return wanted
+
+
 def rejection_headlines(summary: pd.DataFrame, by: str, limit: int = HEADLINE_SEGMENTS) -> list[str]:
     """Sentences for the segments with most rejections: 'lead source webinar: ... mostly for no_budget'.
 

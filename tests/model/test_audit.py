@@ -411,6 +411,12 @@ def test_segment_outcomes_on_a_small_export():
 
     assert audit.conversion_headline(summary, "lead_source") == []  # 5 leads with an outcome: too few to rank
 
+    # The notebook's SEGMENT_VALUE: as typed, or the segment with most leads; a typo is named, not an empty slice.
+    assert audit.segment_value(summary, "lead_source", " Webinar ") == "webinar"
+    assert audit.segment_value(summary, "lead_source", None) == summary["lead_source"].iloc[0]
+    with pytest.raises(LookupError, match=r"no lead has lead_source 'Webinr'; its values, most leads first: 'webinar', "):
+        audit.segment_value(summary, "lead_source", "Webinr")
+
     # The notebook's SEGMENT_COLUMN set to a derived feature: lead_outcomes had no such lead column to add.
     with pytest.raises(LookupError, match="'seniority' is not a column of the export's leads table"):
         audit.segment_outcomes(outcomes, "seniority")
