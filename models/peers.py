@@ -477,7 +477,7 @@ class LogisticPeer:
         zero over the leads: a field (nearly) every lead answers "No" would give every lead the same
         factor ("Did not see the ad in a newspaper") that says nothing about it.
         """
-        self.level_centre_: dict[str, float] = {}
+        self.level_centre_: dict[str, float] = {}  # measured uncentred
         _, parts = self.log_odds_contributions(X_train)
         self.level_centre_ = {f: float(parts[f].mean()) for f in self.categorical_}
 
@@ -518,8 +518,8 @@ class LogisticPeer:
         """Exact split of the log-odds: the intercept, and coefficient times design value per feature.
 
         Numeric inputs are centred on the training mean by the scaler and a category's term on its
-        training mean (``_centre_levels``), so a contribution reads "compared with an average lead". One-hot and missing-indicator columns are summed back onto
-        their source feature.
+        training mean (``_centre_levels``), so a contribution reads "compared with an average lead".
+        One-hot and missing-indicator columns are summed back onto their source feature.
         """
         _require_columns(X, self.features_, "the logistic peer's feature list")
         terms = self._folded_terms()
