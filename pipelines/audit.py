@@ -554,7 +554,7 @@ def _metrics(rows: ExplainedRows, evaluate: EvaluateParams) -> dict[str, float]:
 
 def _headline(metrics: dict[str, float], top_fractions: list[float]) -> str:
     """`_metrics` in one sentence, for the console, which prints notes and not tables."""
-    if not metrics["rows"] or not metrics["positives"]:
+    if not metrics["positives"] or metrics["positives"] == metrics["rows"]:  # no ranking to measure
         return f"Its metrics are not defined on {metrics['rows']:,.0f} held-out leads with {metrics['positives']:,.0f} conversions."
     captures = ", ".join(f"the top {f:.0%} hold {metrics[f'capture_{fraction_key(f)}']:.0%} of the conversions"
                          for f in top_fractions)
@@ -924,9 +924,11 @@ def audit_json(audit: Audit) -> dict:
 
 def _whole_numbers_as_integers(table: pd.DataFrame) -> pd.DataFrame:
     """Float columns holding only whole numbers (counts summed as floats) as integers: '137', not '137.0'."""
-    counts = [c for c in table.columns if pd.api.types.is_float_dtype(table[c])
-              and table[c].dropna().apply(float.is_integer).all() and table[c].notna().any()]
-    return table.astype({c: "Int64" for c in counts})
+    def whole(values: pd.Series) -> bool:
+        numbers = values.dropna().to_numpy(dtype=np.float64)
+        return bool(len(numbers)) and bool(np.isfinite(numbers).all()) and bool((numbers == np.round(numbers)).all())
+
+    return table.astype({c: "Int64" for c in table.columns if pd.api.types.is_float_dtype(table[c]) and whole(table[c])})
 
 
 def write_audit(audit: Audit, out_dir: Path) -> list[Path]:

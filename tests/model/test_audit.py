@@ -534,6 +534,8 @@ def test_the_change_note_of_a_slice_without_conversions_says_its_metrics_are_und
     """A notebook slice may hold no conversion: no 'ROC AUC nan' in words."""
     assert audit._headline({"rows": 12.0, "positives": 0.0}, [0.1]) == (
         "Its metrics are not defined on 12 held-out leads with 0 conversions.")
+    assert audit._headline({"rows": 3.0, "positives": 3.0}, [0.1]) == (
+        "Its metrics are not defined on 3 held-out leads with 3 conversions.")
 
 
 def test_a_form_field_every_lead_answers_alike_is_not_read_as_both_helping_and_hurting():
