@@ -68,6 +68,20 @@ class DataParams(_Section):
         default_factory=lambda: ["converted", "rejected", "nurture", "duplicate", "open"]
     )
 
+    @field_validator("value_maps")
+    @classmethod
+    def _one_translation_per_label(cls, maps: dict[str, dict[str, str]]) -> dict[str, dict[str, str]]:
+        """A label matches in any letter case (`ingest.translate`): two spellings of it must say the same,
+        or one would silently overrule the other."""
+        for column, value_map in maps.items():
+            first: dict[str, str] = {}
+            for key, value in value_map.items():
+                seen = first.setdefault(key.strip().lower(), key)
+                if value_map[seen] != value:
+                    raise ValueError(f"data.value_maps.{column}: {seen!r} and {key!r} are one label (matched in any "
+                                     f"letter case) mapped to {value_map[seen]!r} and to {value!r}; keep one of them")
+        return maps
+
 
 class LabelParams(_Section):
     """Closed-loop label policy: outcome + rejection reason -> label, weight, rule."""

@@ -544,6 +544,19 @@ def test_value_maps_match_a_crm_label_in_any_letter_case_as_statuses_do():
     assert outcomes["reason"].tolist()[1] == "no_budget"
 
 
+def test_value_map_spellings_of_one_label_that_disagree_are_refused_naming_both(tmp_path):
+    """Labels match in any letter case: 'Won' and 'WON' mapped apart would let one silently overrule the other."""
+    from pipelines.config import PROJECT_ROOT, ParamsError, load_params
+
+    same = load_params(PROJECT_ROOT / "params.yaml", overrides={"data.value_maps": {"status": {
+        "Won": "converted", "WON": "converted"}}})  # two spellings saying the same are fine
+    assert same.data.value_maps["status"] == {"Won": "converted", "WON": "converted"}
+    with pytest.raises(ParamsError, match=r"  - data\.value_maps\.status: 'Won' and ' WON' are one label \(matched in "
+                                          r"any letter case\) mapped to 'converted' and to 'rejected'; keep one of them"):
+        load_params(PROJECT_ROOT / "params.yaml", overrides={"data.value_maps": {"status": {
+            "Won": "converted", " WON": "rejected"}}})
+
+
 def test_dictionary_coded_activities_check_exactly_as_plain_text():
     """Batch scoring reads activity lead ids and types dictionary-coded; the rows kept, their values
     and every problem must be what the same text gives."""
