@@ -564,9 +564,11 @@ def unmatched_settings(leads: pd.DataFrame, activities: pd.DataFrame | None, spe
         present = {_clean_value(v) for v in leads[column].dropna().unique()}
         absent = [v for v in listed if _clean_value(v) not in present]
         if absent and (each or len(absent) == len(listed)):
-            out.append(f"features.{setting}: no lead's {column} is any of {absent}, so those never count; "
-                       f"the export's values not listed there: {spelled(leads[column], present - _lower_set(listed))} "
-                       f"(write them as the export does, or translate them with data.value_maps.{column})")
+            others = spelled(leads[column], present - _lower_set(listed))
+            out.append(f"features.{setting}: no lead's {column} is any of {absent}, so those never count"
+                       + (f"; the export's values not listed there: {others} (write them as the export does, or "
+                          f"translate them with data.value_maps.{column})" if others else
+                          f" (every {column} the export holds is listed there)"))
     return out
 
 

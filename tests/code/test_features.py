@@ -294,6 +294,12 @@ def test_settings_naming_values_the_export_never_holds_are_named_with_the_export
     names = unmatched_settings(leads_frame(lead(country="Russia")), None, spec(unsupported_countries=["RU"]))
     assert names[-1].startswith("features.unsupported_countries: no lead's country is any of ['RU']")
     assert "'Russia' (1)" in names[-1]
+    # An ICP market no lead came from yet, every export value listed: nothing to quote or translate
+    (market,) = [w for w in unmatched_settings(leads_frame(lead(country="US")), None,
+                                               spec(icp=IcpParams(countries=["US", "DE"])))
+                 if w.startswith("features.icp.countries")]
+    assert market == ("features.icp.countries: no lead's country is any of ['DE'], so those never count (every country "
+                      "the export holds is listed there)")
 
 
 def test_no_activity_table_is_unknown_but_an_empty_one_is_zero():
