@@ -855,19 +855,33 @@ def figure_png(figure: Figure, dpi: int = 100) -> bytes:
     return buffer.getvalue()
 
 
+def _whole_numbers_as_integers(table: pd.DataFrame) -> pd.DataFrame:
+    """Float columns holding only whole numbers (counts summed as floats) as integers: '137', not '137.0'.
+
+    By column, so a rate of exactly 1 keeps its decimals beside 0.484; only below 2**53, where a float is still
+    an exact integer (a revenue sum beyond int64 would not cast)."""
+    def whole(values: pd.Series) -> bool:
+        numbers = values.dropna().to_numpy(dtype=np.float64)
+        return (bool(len(numbers)) and bool((np.abs(numbers) < 2**53).all())
+                and bool((numbers == np.round(numbers)).all()))
+
+    return table.astype({c: "Int64" for c in table.columns if pd.api.types.is_float_dtype(table[c]) and whole(table[c])})
+
+
 def _format_number(value: float) -> str:
-    """A count (whole, even when stored as a float) or a large number without decimals and with thousands
-    separators ('137', '2,903'), anything else to 3 decimals: '137.000' conversions reads as 137 thousand
-    to a reader who writes a decimal comma."""
+    """A count or a large number without decimals and with thousands separators ('137', '2,903'), anything
+    else to 3 decimals: '137.000' conversions reads as 137 thousand to a reader who writes a decimal comma."""
     if pd.isna(value):
         return ""
-    return f"{value:,.0f}" if float(value).is_integer() or abs(value) >= 1000 else f"{value:.3f}"
+    return f"{value:,.0f}" if isinstance(value, (int, np.integer)) or abs(value) >= 1000 else f"{value:.3f}"
 
 
 def _table_html(table: pd.DataFrame) -> str:
-    numbers = {c: _format_number for c in table.columns
-               if pd.api.types.is_numeric_dtype(table[c]) and not pd.api.types.is_bool_dtype(table[c])}
-    return table.to_html(index=False, border=0, na_rep="", formatters=numbers)
+    shown = _whole_numbers_as_integers(table)
+    for c in shown.columns:
+        if pd.api.types.is_numeric_dtype(shown[c]) and not pd.api.types.is_bool_dtype(shown[c]):
+            shown[c] = shown[c].astype(object).map(_format_number)  # as text: to_html prints an Int64 NA as '<NA>'
+    return shown.to_html(index=False, border=0, na_rep="")
 
 
 _STYLE = """
@@ -920,15 +934,6 @@ def audit_json(audit: Audit) -> dict:
 
 
 # ---------------------------------------------------------------- I/O edge
-
-
-def _whole_numbers_as_integers(table: pd.DataFrame) -> pd.DataFrame:
-    """Float columns holding only whole numbers (counts summed as floats) as integers: '137', not '137.0'."""
-    def whole(values: pd.Series) -> bool:
-        numbers = values.dropna().to_numpy(dtype=np.float64)
-        return bool(len(numbers)) and bool(np.isfinite(numbers).all()) and bool((numbers == np.round(numbers)).all())
-
-    return table.astype({c: "Int64" for c in table.columns if pd.api.types.is_float_dtype(table[c]) and whole(table[c])})
 
 
 def write_audit(audit: Audit, out_dir: Path) -> list[Path]:

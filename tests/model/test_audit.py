@@ -255,12 +255,23 @@ def test_html_is_self_contained_with_every_heading_and_embedded_plots(audited):
 
 def test_html_tables_show_counts_as_whole_numbers():
     """Tier conversions are counted in floats: '137.000' would read as 137 thousand where a comma is the
-    decimal mark. Counts read '137' and '3,839'; rates keep three decimals."""
+    decimal mark. Counts read '137' and '3,839'; rates keep three decimals, a rate of exactly 1 too."""
     table = pd.DataFrame({"tier": ["A", "B"], "leads": [3839, 604], "conversions": [137.0, np.nan],
                           "conversion_rate": [0.484, 1.0], "won_revenue": [8535000.0, 1234.5]})
     page = audit.render_html(audit.Audit({"name": "m", "version": "1"}, [audit.Section("tiers", "Tiers", tables={"t": table})], None))
     cells = [cell.split("</td>")[0].strip() for cell in page.split("<h3>t</h3>")[1].split("<td>")[1:]]
-    assert cells == ["A", "3,839", "137", "0.484", "8,535,000", "B", "604", "", "1", "1,234"]
+    assert cells == ["A", "3,839", "137", "0.484", "8,535,000", "B", "604", "", "1.000", "1,234"]
+
+
+def test_a_revenue_sum_beyond_exact_integers_is_written_not_refused(tmp_path):
+    """Whole floats are written as integers only where they are exact: a sum past 2**63 cannot be cast."""
+    table = pd.DataFrame({"lead_source": ["a", "b"], "won_revenue": [1e19, 2.0], "leads": [3.0, 4.0]})
+    paths = audit.write_audit(audit.Audit({"name": "m", "version": "1"},
+                                          [audit.Section("segments", "Segments", tables={"by_lead_source": table})], None),
+                              tmp_path)
+    written = pd.read_csv(paths[-1])
+    assert written["won_revenue"].tolist() == [1e19, 2.0] and written["leads"].dtype == "int64"
+    assert "10,000,000,000,000,000,000" in paths[0].read_text()
 
 
 def test_mlflow_run_holds_the_report_and_tables_in_the_models_experiment(audited, trained):
