@@ -441,13 +441,17 @@ def segment_outcomes(outcomes: pd.DataFrame, by: str, top_reasons: int = TOP_REA
 
 def conversion_headline(summary: pd.DataFrame, by: str, limit: int = HEADLINE_SEGMENTS) -> list[str]:
     """One sentence naming the segments that convert best, among those with MIN_LEVEL_ROWS decided leads or more
-    (a source of 3 leads converting 100% says nothing); none when no segment has that many."""
+    (a source of 3 leads converting 100% says nothing) and above the rate of all leads (a below-average source
+    is no winner, even among the top five); none when no segment is both."""
     sized = summary[summary["decided"] >= MIN_LEVEL_ROWS]
     if sized.empty:
         return []
-    best = sized.sort_values(["conversion_rate", "decided", by], ascending=[False, False, True]).head(limit)
-    named = "; ".join(f"{row[by]} {row['conversion_rate']:.0%} of {row['decided']:,}" for row in best.to_dict("records"))
     overall = summary["converted"].sum() / summary["decided"].sum()
+    best = sized[sized["conversion_rate"] > overall]
+    if best.empty:
+        return []
+    best = best.sort_values(["conversion_rate", "decided", by], ascending=[False, False, True]).head(limit)
+    named = "; ".join(f"{row[by]} {row['conversion_rate']:.0%} of {row['decided']:,}" for row in best.to_dict("records"))
     return [f"Best converting by {by.replace('_', ' ')}, of those with {MIN_LEVEL_ROWS} or more leads with an outcome "
             f"(all leads: {overall:.0%}): {named}."]
 

@@ -582,12 +582,16 @@ def test_a_form_field_every_lead_answers_alike_is_not_read_as_both_helping_and_h
 
 def test_the_best_converting_sources_are_named_among_those_big_enough_to_say():
     """Marketing asks which sources win: a source of 3 leads converting 100% is not one of them."""
-    rows = [("referral", 40, 30), ("webinar", 200, 60), ("tiny", 3, 3), ("paid_social", 100, 10)]
+    rows = [("referral", 40, 30), ("webinar", 200, 70), ("tiny", 3, 3), ("paid_social", 100, 10), ("event", 30, 12)]
     outcomes = pd.DataFrame(
         [{"lead_source": source, "outcome": "converted" if i < converted else "rejected", "reason": np.nan}
          for source, decided, converted in rows for i in range(decided)])
     summary, _ = audit.segment_outcomes(outcomes, "lead_source")
 
     assert audit.conversion_headline(summary, "lead_source", limit=2) == [
-        "Best converting by lead source, of those with 20 or more leads with an outcome (all leads: 30%): "
-        "referral 75% of 40; webinar 30% of 200."]
+        "Best converting by lead source, of those with 20 or more leads with an outcome (all leads: 34%): "
+        "referral 75% of 40; event 40% of 30."]
+    # paid_social converts below all leads: not named, though five would fit
+    assert audit.conversion_headline(summary, "lead_source")[0].endswith(
+        "referral 75% of 40; event 40% of 30; webinar 35% of 200.")
+    assert audit.conversion_headline(summary[summary["lead_source"] == "paid_social"], "lead_source") == []
