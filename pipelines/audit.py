@@ -276,10 +276,12 @@ def signal_importance(rows: ExplainedRows, catalog: list[FeatureDef]) -> pd.Data
             else:
                 record |= {"worst_value": str(effects.index[-1]), "worst_contribution": float(effects["mean"].iloc[-1])}
                 worst = f"{record['worst_value']} ({record['worst_contribution']:+.2f})"
+                # Of the levels compared: a rarer one left out may well go the other way.
+                every = "every value" if len(effects) == len(levels) else f"every value of {MIN_LEVEL_ROWS}+ leads"
                 if record["best_contribution"] <= 0:  # "helps most" would call a value that lowers scores a help
-                    record["reading"] = f"every value lowers the score; least: {best}, most: {worst}"
+                    record["reading"] = f"{every} lowers the score; least: {best}, most: {worst}"
                 elif record["worst_contribution"] >= 0:
-                    record["reading"] = f"every value raises the score; most: {best}, least: {worst}"
+                    record["reading"] = f"{every} raises the score; most: {best}, least: {worst}"
                 else:
                     record["reading"] = f"helps most: {best}; hurts most: {worst}"
         records.append(record)

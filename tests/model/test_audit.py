@@ -119,6 +119,11 @@ def test_a_flag_reads_by_where_it_is_present_and_values_all_on_one_side_are_not_
     assert table.loc["email_domain_type", "reading"] == "lowers the score where present (20 leads, -0.50 on average; " \
                                                         "+0.10 where absent)"
     assert table.loc["lead_source", "reading"] == "every value lowers the score; least: webinar (-0.10), most: event (-0.40)"
+    # Two referral leads raise their scores: too few to compare, so "every value" would not be true
+    features.loc[:1, "lead_source"], signals.loc[:1, "lead_source"] = "referral", 0.8
+    rows = audit.ExplainedRows(features, np.zeros(60), np.full(60, 0.1), signals, np.zeros(60))
+    reading = audit.signal_importance(rows, catalog).set_index("signal").loc["lead_source", "reading"]
+    assert reading == f"every value of {audit.MIN_LEVEL_ROWS}+ leads lowers the score; least: webinar (-0.10), most: event (-0.40)"
 
 
 def test_dependence_covers_the_top_signals(audited):
