@@ -8,6 +8,7 @@ from any working directory. Nothing here runs at import time.
 from __future__ import annotations
 
 import hashlib
+import importlib
 import importlib.metadata
 import json
 import os
@@ -106,8 +107,18 @@ def _requirements() -> list[str]:
     return reqs
 
 
+def _code_sha256() -> str:
+    """One hash of the code that builds features and fits models: leadscore's own modules, which change
+    without a new package version in a checkout, and the libraries' versions (`_requirements`)."""
+    digest = hashlib.sha256("\n".join(_requirements()).encode())
+    for package in ("features", "models", "pipelines"):
+        for path in sorted(Path(importlib.import_module(package).__file__).parent.glob("*.py")):
+            digest.update(path.name.encode() + path.read_bytes())
+    return digest.hexdigest()
+
+
 def training_key(fingerprint: dict, params: Params) -> str | None:
-    """One hash of what decides a model: the data fingerprint, every parameter and leadscore's version.
+    """One hash of what decides a model: the data fingerprint, every parameter and the code (`_code_sha256`).
 
     Training is seeded, so two runs with the same key fit the same model; retrain reads it to skip
     registering a copy of the champion. None for data read from SQL: its fingerprint holds counts and
@@ -115,8 +126,7 @@ def training_key(fingerprint: dict, params: Params) -> str | None:
     """
     if not any(key.startswith("sha256_") for key in fingerprint):
         return None
-    inputs = {"data": fingerprint, "params": params.model_dump(mode="json", exclude={"base_dir"}),
-              "leadscore": importlib.metadata.version("leadscore")}
+    inputs = {"data": fingerprint, "params": params.model_dump(mode="json", exclude={"base_dir"}), "code": _code_sha256()}
     return hashlib.sha256(json.dumps(inputs, sort_keys=True, default=str).encode()).hexdigest()
 
 

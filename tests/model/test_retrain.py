@@ -214,7 +214,7 @@ def test_a_retrain_after_the_crm_relabelled_its_activities_says_every_count_is_z
     assert f"note: {note}" in result.lines()
 
 
-def test_the_training_key_follows_the_files_and_params_and_is_none_for_sql_sources(sample_params):
+def test_the_training_key_follows_the_files_params_and_code_and_is_none_for_sql_sources(sample_params, monkeypatch):
     fingerprint = {"leads": 10, "sha256_leads": "ab", "label_rules": {"converted": 3}}
 
     key = tracking.training_key(fingerprint, sample_params)
@@ -224,6 +224,8 @@ def test_the_training_key_follows_the_files_and_params_and_is_none_for_sql_sourc
     reseeded = sample_params.model_copy(update={"model": sample_params.model.model_copy(update={"seed": 99})})
     assert key != tracking.training_key(fingerprint, reseeded)
     assert tracking.training_key({"leads": 10, "label_rules": {"converted": 3}}, sample_params) is None
+    monkeypatch.setattr(tracking, "_code_sha256", lambda: "an edited models/peers.py")  # a checkout pulled since
+    assert key != tracking.training_key(fingerprint, sample_params)
 
 
 # ----------------------------------------------------------------------------- the gate
