@@ -191,7 +191,7 @@ def test_retraining_on_the_same_data_and_params_registers_no_copy_of_the_champio
     assert again.unchanged and not again.promoted and again.challenger_version == ""
     assert len(client.search_model_versions(f"name='{name}'")) == 1 and champion_version(params) == first.challenger_version
     assert again.lines()[-1].startswith(f"unchanged: champion v{first.challenger_version} was trained on this same data "
-                                        "with these same params")
+                                        "with these same params and code")
     assert mlflow.get_run(again.run_id).data.tags["decision"] == "unchanged"
     reseeded = params.model_copy(update={"model": params.model.model_copy(update={"seed": params.model.seed + 1})})
     assert not retrain(reseeded, dry_run=True).unchanged  # another parameter: another model
