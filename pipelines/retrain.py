@@ -322,8 +322,8 @@ class RetrainResult:
         """One line: what happened to the champion alias."""
         champion = f"v{self.champion_version}" if self.champion_version else "none"
         if self.unchanged:
-            return (f"unchanged: champion {champion} was trained on this same data with these same params and code, so a "
-                    "challenger would be a copy of it; nothing trained (--force trains one anyway)")
+            return (f"unchanged: champion {champion} was trained on this same data with these same params and code, "
+                    "so a challenger would be a copy of it; nothing trained (--force trains one anyway)")
         new = f"v{self.challenger_version}" if self.challenger_version else "the challenger"
         if self.dry_run:
             return f"dry run: would {'promote' if self.decision.promote else 'refuse'} {new} (champion {champion})"
