@@ -558,12 +558,19 @@ def unmatched_settings(leads: pd.DataFrame, activities: pd.DataFrame | None, spe
                    ("icp.countries", "country", spec.icp.countries, True)]
     if "country_support" in spec.derived:  # a block list may name countries no lead came from yet
         checks.append(("unsupported_countries", "country", spec.unsupported_countries, False))
+
+    def coded(values) -> bool:  # mostly codes ('RU') rather than names ('Russia')
+        values = list(values)
+        return 2 * sum(len(str(v).strip()) <= 3 for v in values) > len(values)
+
     for setting, column, listed, each in checks:
         if not listed or column not in leads or leads[column].isna().all():
             continue
         present = {_clean_value(v) for v in leads[column].dropna().unique()}
         absent = [v for v in listed if _clean_value(v) not in present]
-        if absent and (each or len(absent) == len(listed)):
+        # A block list none of whose countries sent a lead is said only when written unlike the export (codes
+        # against names): forms often keep those countries out, and a warning at every training is noise.
+        if absent and (each or (len(absent) == len(listed) and coded(listed) != coded(present))):
             others = spelled(leads[column], present - _lower_set(listed))
             out.append(f"features.{setting}: no lead's {column} is any of {absent}, so those never count"
                        + (f"; the export's values not listed there: {others} (write them as the export does, or "

@@ -294,6 +294,9 @@ def test_settings_naming_values_the_export_never_holds_are_named_with_the_export
     names = unmatched_settings(leads_frame(lead(country="Russia")), None, spec(unsupported_countries=["RU"]))
     assert names[-1].startswith("features.unsupported_countries: no lead's country is any of ['RU']")
     assert "'Russia' (1)" in names[-1]
+    # Written as the export writes countries, a block list no lead came from is what a blocking form gives: no warning
+    blocked = unmatched_settings(leads_frame(lead(country="US")), None, spec(unsupported_countries=["RU", "KP"]))
+    assert not [w for w in blocked if w.startswith("features.unsupported_countries")]
     # An ICP market no lead came from yet, every export value listed: nothing to quote or translate
     (market,) = [w for w in unmatched_settings(leads_frame(lead(country="US")), None,
                                                spec(icp=IcpParams(countries=["US", "DE"])))
