@@ -181,7 +181,8 @@ class Feedback(BaseModel):
     # The limits come before the check in the type, or /docs.json shows them as "ge"/"lt", not minimum/exclusiveMaximum.
     amount: Annotated[float, Field(ge=0, lt=LARGEST_NUMBER, allow_inf_nan=False),
                       BeforeValidator(_not_true_false)] | None = Field(
-        None, description=f"Deal amount, when converted (a number, 0 or more and smaller than {LARGEST_NUMBER:g}).")
+        None, description=f"Deal amount, when converted (a number or its text, 0 or more and smaller than "
+        f"{LARGEST_NUMBER:g}).")
 
 
 class FeedbackReceipt(BaseModel):

@@ -591,6 +591,14 @@ def test_a_conversion_needs_no_reason(client):
     assert reply.status == 201
 
 
+def test_an_amount_written_as_text_is_stored_as_its_number(client, server):
+    """CRM webhooks often send numbers as text; an export's amount column is text too."""
+    reply = client.post("/feedback", _feedback("evt-won-text", status="converted", reason=None, amount=" 12500.50 "))
+    assert reply.status == 201, reply.body
+    stored = Store(server.params.serving.store_url).feedback_frame().set_index("event_id").loc["evt-won-text"]
+    assert stored["amount"] == 12500.5
+
+
 # ---------------------------------------------------------------- score card and docs
 
 
