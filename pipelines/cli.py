@@ -71,16 +71,18 @@ def _fail(err: Exception | str) -> None:
 
 
 def _out_folder(out: Path) -> None:
-    """Make the --out folder before any work: a file in its place (or on its path) or no right to write
-    there would otherwise fail with a traceback after the run was logged to MLflow."""
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except FileExistsError:
+    """Check the --out folder can be written before any work: a file in its place (or on its path) or no right
+    to write there would otherwise fail with a traceback after the run was logged to MLflow. Nothing is made
+    here (the command makes the folder when it writes), so a refused run leaves no empty folder behind."""
+    existing = out
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if existing == out and out.is_file():
         _fail(f"--out: {out} is a file; name a folder to write into")
-    except NotADirectoryError:
+    if existing.is_file():
         _fail(f"--out: cannot write into {out}: a folder on its path is a file")
-    except OSError as err:
-        _fail(f"--out: cannot write into {out}: {err.strerror or err}")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        _fail(f"--out: cannot write into {out}: {existing} is not writable")
 
 
 def _out_file(out: Path, example: str) -> None:

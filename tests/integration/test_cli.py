@@ -769,6 +769,19 @@ def test_a_report_out_in_the_wrong_place_is_one_line_before_any_work(trained, sa
     assert (tmp_path / "a_file").read_text() == "not a folder"
 
 
+@pytest.mark.parametrize("command", ["audit", "backtest", "monitor"])
+def test_a_refused_report_leaves_no_empty_out_folder_behind(sample_params, tmp_path, command):
+    """The --out place is checked before any work, not made: a run refused for its data left an empty folder."""
+    from serving.local_server import params_file
+
+    params = params_file(sample_params, tmp_path / "params.yaml")
+    out = tmp_path / "reports" / "q3" / ("monitor.html" if command == "monitor" else "")
+    result = runner.invoke(app, [command, "--params", str(params), "--leads", str(tmp_path / "absent.csv"),
+                                 "--out", str(out)])
+    assert result.exit_code == 1 and "absent.csv" in result.output, result.output
+    assert not (tmp_path / "reports").exists()
+
+
 @pytest.mark.parametrize("command", ["train", "retrain"])
 def test_training_as_of_a_date_before_the_first_lead_says_so(small_export, tmp_path, monkeypatch, command):
     """Not that "the train part has no converted lead": nothing existed yet, and the date is what to change."""
