@@ -97,6 +97,15 @@ class LeadScorerModel(mlflow.pyfunc.PythonModel):
         return batch.scores
 
 
+# The model's code, run by MLflow when it loads the model (mlflow.models.set_model).
+_MODEL_CODE = """import mlflow
+
+from pipelines.tracking import LeadScorerModel
+
+mlflow.models.set_model(LeadScorerModel())
+"""
+
+
 def _requirements() -> list[str]:
     reqs = []
     for name in _REQUIREMENTS:
@@ -147,6 +156,8 @@ def log_scorer(scorer, input_example: pd.DataFrame) -> str:
     The project's code is not copied in (no ``code_paths``): MLflow would put that copy ahead of
     the installed packages on load, so a process would run two versions of leadscore at once.
     The model needs the leadscore package installed, as a scikit-learn model needs scikit-learn.
+    It is logged as code (MLflow's "models from code"): a two-line file naming `LeadScorerModel`, not a
+    cloudpickle of the wrapper, so loading runs no pickled wrapper and training prints no warning about one.
     """
     example = input_example.astype("string").astype(object)
     signature = ModelSignature(
@@ -156,9 +167,11 @@ def log_scorer(scorer, input_example: pd.DataFrame) -> str:
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "scorer.joblib"
         joblib.dump(scorer, path)
+        code = Path(tmp) / "leadscore_model.py"
+        code.write_text(_MODEL_CODE)
         info = mlflow.pyfunc.log_model(
             name="model",
-            python_model=LeadScorerModel(),
+            python_model=str(code),
             artifacts={"scorer": str(path)},
             signature=signature,
             input_example=example,

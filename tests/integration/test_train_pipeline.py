@@ -160,6 +160,9 @@ def test_pyfunc_model_loaded_by_alias_scores_crm_rows(trained, sample_params, sa
     assert out["probability"].nunique() > 10  # real scores, not one constant
     # Past the 120-day horizon on 2026-01-01: the leads of the export created long before, not the new ones.
     assert out["past_horizon"].dtype == bool and out["past_horizon"].tolist() == [True] * 20 + [False] * 10
+    # Logged as code, not as a cloudpickled wrapper: loading unpickles no wrapper, training warns of none.
+    flavor = mlflow.models.Model.load(f"models:/{sample_params.tracking.registered_model}@champion").flavors
+    assert flavor["python_function"]["loader_module"] == "mlflow.pyfunc.loaders.code_model"
 
 
 def test_pyfunc_model_refuses_rows_it_cannot_score_by_row_instead_of_leaving_them_out(trained, sample_params, sample_dir):
