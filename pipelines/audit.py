@@ -56,9 +56,10 @@ from models.plots import calibration_plot, importance_plot
 from models.scorer import LeadScorer
 from models.splits import Split, make_split
 from pipelines import tracking
-from pipelines.config import EvaluateParams, LabelParams, Params
+from pipelines.config import DataParams, EvaluateParams, LabelParams, Params
 from pipelines.dataset import TrainingSet, assemble, model_features, refuse_before_first_lead, with_model_features
 from pipelines.history import FeedbackMerge
+from pipelines.ingest import crm_column
 
 TOP_SIGNALS = 6  # signals with a dependence plot
 PLOTTED_SIGNALS = 20  # bars in the importance plot
@@ -649,16 +650,23 @@ def tiers_plot(tiers: pd.DataFrame, overall_rate: float) -> Figure:
 # ---------------------------------------------------------------- sections
 
 
-def importance_section(rows: ExplainedRows, catalog: list[FeatureDef]) -> Section:
-    """1. Which signals move scores most, and which way."""
+def importance_section(rows: ExplainedRows, catalog: list[FeatureDef], data: DataParams | None = None) -> Section:
+    """1. Which signals move scores most, and which way.
+
+    With the model's `data` settings, a signal read from a CRM column the mapping renames is also given under
+    that name (``crm_column``): marketing knows "Do Not Email", not do_not_email.
+    """
     table = signal_importance(rows, catalog)
+    crm = {s: crm_column(data, "leads", s) for s in table["signal"]} if data is not None else {}
+    table.insert(1, "crm_column", [crm.get(s) if crm.get(s, s) != s else "" for s in table["signal"]])
     top = table.head(PLOTTED_SIGNALS)
     notes = [
         f"{len(rows.y):,} held-out leads. Importance is the mean absolute SHAP contribution in log-odds; "
         "direction is the rank correlation of a numeric signal's value with its contribution, and for a "
         "category the levels that raise and lower scores most."
     ]
-    notes += [f"{r.signal}: {r.reading}" for r in table.head(3).itertuples(index=False)]
+    notes += [f"{r.signal}{f' ({r.crm_column!r} in the CRM)' if r.crm_column else ''}: {r.reading}"
+              for r in table.head(3).itertuples(index=False)]
     figure = importance_plot(top["signal"].tolist(), top["mean_abs_contribution"].fillna(0.0).tolist(),
                              "Mean |contribution| per signal (log-odds)")
     return Section("importance", "Signal importance and direction", notes, {"signals": table}, {"importance": figure})
@@ -822,7 +830,7 @@ def build_audit(
     test = model_features(scorer, training_set, training_set.features.index[split.test])
     rows = explain_rows(scorer, test, training_set.y[split.test], training_set.age_days[split.test])
     catalog = scorer.catalog
-    importance = importance_section(rows, catalog)
+    importance = importance_section(rows, catalog, scorer.data)
     top = importance.tables["signals"]["signal"].head(top_signals).tolist()
     outcomes = lead_outcomes(training_set, params.label)
     sections = [

@@ -600,3 +600,22 @@ def test_the_best_converting_sources_are_named_among_those_big_enough_to_say():
     assert audit.conversion_headline(summary, "lead_source")[0].endswith(
         "referral 75% of 40; event 40% of 30; webinar 35% of 200.")
     assert audit.conversion_headline(summary[summary["lead_source"] == "paid_social"], "lead_source") == []
+
+
+def test_a_signal_from_a_renamed_crm_column_is_also_given_under_the_crms_name():
+    """Marketing knows X Education's 'Do Not Email', not the contract's do_not_email."""
+    from pipelines.config import DataParams
+
+    n = 40
+    features = pd.DataFrame({"do_not_email": ["no"] * 20 + ["yes"] * 20, "industry": ["a", "b"] * 20})
+    signals = pd.DataFrame({"do_not_email": [0.2] * 20 + [-0.6] * 20, "industry": [0.01, -0.01] * 20})
+    rows = audit.ExplainedRows(features, np.zeros(n), np.full(n, 0.3), signals, np.zeros(n))
+    catalog = [FeatureDef("do_not_email", "categorical", "do_not_email"), FeatureDef("industry", "categorical", "industry")]
+    data = DataParams(leads="x", mapping={"leads": {"Do Not Email": "do_not_email"}})
+
+    section = audit.importance_section(rows, catalog, data)
+
+    table = section.tables["signals"].set_index("signal")
+    assert table.loc["do_not_email", "crm_column"] == "Do Not Email" and table.loc["industry", "crm_column"] == ""
+    assert "do_not_email ('Do Not Email' in the CRM): helps most: no (+0.20); hurts most: yes (-0.60)" in section.notes
+    assert "industry: " in "\n".join(section.notes)  # not renamed: said once
