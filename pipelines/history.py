@@ -77,6 +77,17 @@ def feedback_outcomes(params: Params) -> tuple[pd.DataFrame, int]:
     return events[list(OUTCOMES.columns)], left_out
 
 
+def _differ_from_export(taken: pd.DataFrame, exported: pd.DataFrame) -> int:
+    """How many of the store's decisions taken over the export's differ from its row for the lead (or it has none)."""
+    columns = [c for c in OUTCOMES.columns if c != "lead_id"]
+    taken = taken.set_index("lead_id")[columns]
+    before = exported.drop_duplicates("lead_id", keep="last").set_index("lead_id")[columns].reindex(taken.index)
+    same = pd.Series(True, index=taken.index)
+    for column in columns:
+        same &= (taken[column] == before[column]) | (taken[column].isna() & before[column].isna())
+    return int((~same).sum())
+
+
 def _empty_outcomes() -> pd.DataFrame:
     return pd.DataFrame(
         {
@@ -95,6 +106,9 @@ class FeedbackMerge:
 
     events: int = 0  # leads with a decision in the store
     applied: int = 0  # of those, decisions that replace the export's: later, tied, or undated or absent there
+    # Of those, decisions that differ from the export's row for the lead (or it has none): a CRM whose webhook and
+    # export say the same thing changes no label, and "N replace the export's" alone cannot tell that apart.
+    changed: int = 0
     unknown_leads: int = 0  # decisions for leads the export does not have (cannot be trained on)
     # Decisions for leads the export merged by e-mail into another lead (data.dedupe_by_email): ignored,
     # as the export's own outcomes for them are (the decision may be about the duplicate record itself).
@@ -112,7 +126,7 @@ class FeedbackMerge:
 
     def as_dict(self) -> dict:
         """The counts and the line, for the data fingerprint a run logs (`TrainingSet.fingerprint`)."""
-        return {"events": self.events, "applied": self.applied, "unknown_leads": self.unknown_leads,
+        return {"events": self.events, "applied": self.applied, "changed": self.changed, "unknown_leads": self.unknown_leads,
                 "merged_leads": self.merged_leads, "decided_before_created": len(self.before_created),
                 "left_out": self.left_out, "as_of": None if self.as_of is None else str(self.as_of),
                 "decided_later": self.decided_later, "summary": self.line()}
@@ -124,10 +138,14 @@ class FeedbackMerge:
             if later:
                 return f"feedback store: no sales decision dated by {self.as_of:%Y-%m-%d %H:%M} (the export's outcomes alone){later}"
             return "feedback store: no sales decision received yet (the export's outcomes alone)"  # a fresh install
+        repeats = self.applied - self.changed
         named = "; ".join(self.before_created[:3]) + (f"; and {len(self.before_created) - 3:,} more"
                                                        if len(self.before_created) > 3 else "")
         return (f"feedback store: {self.events:,} lead decision{'' if self.events == 1 else 's'}, {self.applied:,} replace the export's "
                 "(decided later, at the same time, or undated there)"
+                + (f": {self.changed:,} change{'s' if self.changed == 1 else ''} a lead's outcome or add{'s' if self.changed == 1 else ''} "
+                   "one the export lacks" if self.applied else "")
+                + (f", {repeats:,} repeat{'s' if repeats == 1 else ''} it" if repeats else "")
                 + (f", {self.unknown_leads:,} for leads not in the export (ignored)" if self.unknown_leads else "")
                 + (f", {self.merged_leads:,} for leads merged by e-mail into another lead (ignored, as the export's "
                    "own outcomes for them are)" if self.merged_leads else "")
@@ -171,5 +189,6 @@ def merge_feedback(crm: CRMData, feedback: pd.DataFrame) -> CRMData:
     ordered = both.sort_values(["decided_at", "_from_store"], na_position="first", kind="stable")
     latest = ordered.drop_duplicates("lead_id", keep="last")
     stats.applied = int(latest["_from_store"].sum())
+    stats.changed = _differ_from_export(latest[latest["_from_store"] == 1], exported)
     outcomes = latest.drop(columns="_from_store").sort_index().reset_index(drop=True)
     return replace(crm, outcomes=outcomes, feedback=stats)

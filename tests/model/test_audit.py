@@ -203,6 +203,7 @@ def test_the_source_note_says_what_the_feedback_store_changed_in_the_outcomes(au
     assert segments.tables["by_lead_source"]["converted"].sum() == (
         sections(audited)["segments"].tables["by_lead_source"]["converted"].sum() + 1)
     line = "feedback store: 1 lead decision, 1 replace the export's (decided later, at the same time, or undated there)"
+    line += ": 1 changes a lead's outcome or adds one the export lacks"
     assert segments.notes[0].endswith(f"acceptance = share not rejected. Outcomes include the decisions sales sent "
                                       f"to the service: {line}.")
     assert html.escape(line) in result.paths[0].read_text(encoding="utf-8")

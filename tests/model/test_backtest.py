@@ -60,7 +60,8 @@ def test_the_printed_backtest_says_what_the_feedback_store_changed_as_retrain_do
     outcomes = pd.read_csv(params.resolve(params.data.outcomes), usecols=["decided_at"])
     end = max(pd.Timestamp(leads["created_at"].max()), pd.Timestamp(outcomes["decided_at"].max()))
     assert result.lines()[0] == ("feedback store: 2 lead decisions, 1 replace the export's (decided later, at the same "
-                                 "time, or undated there), 1 for leads not in the export (ignored); 1 decision dated "
+                                 "time, or undated there): 1 changes a lead's outcome or adds one the export lacks, "
+                                 "1 for leads not in the export (ignored); 1 decision dated "
                                  f"after {end:%Y-%m-%d %H:%M} not used (not known then)")
 
 

@@ -312,6 +312,22 @@ def test_the_newer_decision_wins_and_feedback_for_unknown_leads_is_ignored():
     assert (stats.events, stats.applied, stats.unknown_leads) == (4, 2, 1)
 
 
+def test_the_feedback_line_tells_decisions_that_change_an_outcome_from_repeats_of_the_export():
+    """A CRM sends /feedback the decisions its export also holds: "N replace the export's" alone read as N changes."""
+    export = outcomes([("a", "rejected", "no_budget", "2025-02-01", None),
+                       ("b", "converted", None, "2025-03-01", 5000.0)])
+    feedback = outcomes([("a", "rejected", "no_budget", "2025-02-01", None),  # the export's own decision, repeated
+                         ("b", "converted", None, "2025-03-01", 7000.0),  # same day, another amount
+                         ("c", "rejected", "student", "2025-01-20", None)])  # the export has no outcome for c
+
+    stats = merge_feedback(crm_with(export), feedback).feedback
+
+    assert (stats.applied, stats.changed) == (3, 2)
+    assert "3 replace the export's (decided later, at the same time, or undated there): 2 change a lead's outcome " \
+           "or add one the export lacks, 1 repeats it" in stats.line()
+    assert stats.as_dict()["changed"] == 2
+
+
 def test_a_tie_goes_to_the_feedback_store_and_no_feedback_changes_nothing():
     export = outcomes([("a", "rejected", "bad_timing", "2025-02-01", None)])
     same_day = outcomes([("a", "rejected", "competitor", "2025-02-01", None)])
@@ -366,7 +382,7 @@ def test_as_of_an_earlier_date_only_the_store_decisions_dated_by_then_are_merged
     assert got.loc["a", ["status", "reason"]].tolist() == ["rejected", "no_budget"]
     assert got.loc["b", "status"] == "nurture"
     assert then.feedback.line() == ("feedback store: 1 lead decision, 1 replace the export's (decided later, at the "
-                                    "same time, or undated there); 2 decisions dated after 2025-04-01 00:00 not used "
+                                    "same time, or undated there): 1 changes a lead's outcome or adds one the export lacks; 2 decisions dated after 2025-04-01 00:00 not used "
                                     "(not known then)")
     later = history_as_of(then, pd.Timestamp("2025-07-01"))  # backtest's next quarter, from the same history
     assert later.outcomes.set_index("lead_id")["status"].to_dict() == {"a": "converted", "b": "converted"}
@@ -453,7 +469,7 @@ def test_the_summary_counts_stored_feedback_left_out_for_an_impossible_date_or_b
     assert result.feedback.events == 2 and result.feedback.left_out == 2
     summary = "\n".join(result.lines())
     assert ("feedback store: 2 lead decisions, 1 replace the export's (decided later, at the same time, or undated "
-            "there), 1 decided more than a day before their lead was created (ignored, as the export's own would be: "
+            "there): 1 changes a lead's outcome or adds one the export lacks, 1 decided more than a day before their lead was created (ignored, as the export's own would be: "
             "lead 'L0000004' decided 2020-06-01, created 2024-") in summary
     assert "; 2 events with an impossible decided_at left out" in summary
     metrics = mlflow.get_run(result.run_id).data.metrics
