@@ -694,8 +694,9 @@ def test_train_evaluate_and_retrain_label_the_export_with_the_feedback_store_ali
     assert conversions == assemble(p, as_of=pd.Timestamp(as_of), crm=load_crm(p)).y.sum() + 1  # the export alone: one fewer
     for result in (trained, evaluated, retrained):
         assert ("feedback store: 2 lead decisions, 1 replace the export's (decided later, at the same time, or undated "
-                "there), 1 decided more than a day before their lead was created (ignored, as the export's own would be: "
-                f"lead '{young}' decided 2024-02-01, created ") in result.output
+                "there): 1 changes a lead's outcome or adds one the export lacks, 1 decided more than a day before their "
+                f"lead was created (ignored, as the export's own would be: lead '{young}' decided 2024-02-01, created "
+                ) in result.output
     for result in (trained, evaluated):  # what each run logged it was computed on
         run_id = re.search(r"MLflow run (\w+)", result.output).group(1)
         fingerprint = mlflow.artifacts.load_dict(f"runs:/{run_id}/data/fingerprint.json")
