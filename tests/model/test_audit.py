@@ -278,6 +278,9 @@ def test_a_revenue_sum_beyond_exact_integers_is_written_not_refused(tmp_path):
     written = pd.read_csv(paths[-1])
     assert written["won_revenue"].tolist() == [1e19, 2.0] and written["leads"].dtype == "int64"
     assert "10,000,000,000,000,000,000" in paths[0].read_text()
+    # A float32 count and a column holding an infinity (a lift over a zero rate) are written, not refused
+    odd = pd.DataFrame({"rows": np.array([3.0, 4.0], dtype=np.float32), "lift": [np.inf, 2.0]})
+    assert audit._whole_numbers_as_integers(odd).dtypes.astype(str).tolist() == ["Int64", "float64"]
 
 
 def test_mlflow_run_holds_the_report_and_tables_in_the_models_experiment(audited, trained):
