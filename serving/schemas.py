@@ -171,8 +171,8 @@ class Feedback(BaseModel):
     lead_id: Identifier
     status: str = Field(min_length=1, description="converted, rejected, nurture, ... (params data.statuses; "
                         "any letter case).")
-    reason: str | None = Field(None, description="Reason code (params label.reasons); required for a rejection, "
-                               "optional otherwise.")
+    reason: str | None = Field(None, description="Reason code (params label.reasons); optional, but what the model "
+                               "learns why leads are rejected from (monitor reports the share of rejections with one).")
     decided_at: DateText = Field(
         description="When sales decided (ISO 8601 text; UTC when no zone is given). From 1970 to at most a day "
         "after the service receives the event.")

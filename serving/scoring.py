@@ -16,7 +16,7 @@ import pandas as pd
 from pydantic import TypeAdapter, ValidationError
 
 from features import phrases
-from features.labels import outcome_group, policy_reason
+from features.labels import policy_reason
 from models.scorer import LeadScorer
 from pipelines.config import DataParams, LabelParams
 from pipelines.ingest import Problem, as_of_time, contract_status, crm_column, not_answered, translate
@@ -265,13 +265,16 @@ def feedback_event(event: dict, data: DataParams, label: LabelParams) -> dict:
     """A feedback event in contract values (data.value_maps applied), checked against the label policy.
 
     A status matches data.statuses in any letter case and a reason matches label.reasons as
-    labelling matches them; both are stored as params spell them. Any reason must be one of the
-    codes: the closed loop learns from them, and a vague note teaches it nothing. A rejection must
-    carry one. decided_at must be a date a decision can have (`serving.store.decision_date`).
+    labelling matches them; both are stored as params spell them. Any reason given must be one of the
+    codes: the closed loop learns from them, and a vague note teaches it nothing. A rejection without
+    one is stored as such, as an export's is read (label.missing_reason): refused, the decision would be
+    lost until the next export, and monitor's "share of rejections with a reason code" could never see
+    the gap it is there to measure. decided_at must be a date a decision can have
+    (`serving.store.decision_date`).
 
     Raises:
-        RequestError: a lead id that means "not answered", unknown status, a reason that is not a code (or
-            none on a rejection), or an impossible decided_at.
+        RequestError: a lead id that means "not answered", unknown status, a reason that is not a code,
+            or an impossible decided_at.
     """
     out = dict(event)
     for column in ("status", "reason"):
@@ -290,12 +293,10 @@ def feedback_event(event: dict, data: DataParams, label: LabelParams) -> dict:
     out["status"] = status
     allowed = list(label.reasons)
     code = policy_reason(label, out["reason"])
-    is_rejection = outcome_group([status], label)[0] == "rejected"
-    if allowed and code is None and (is_rejection or out["reason"] is not None):
-        got = "no reason code" if out["reason"] is None else f"reason {event['reason']!r}"
-        needs = "a rejection needs a reason code" if is_rejection else "a reason, when given, must be a code"
+    if allowed and code is None and out["reason"] is not None:
         labels = list(data.value_maps.get("reason", {}))
-        detail.append(_detail(("reason",), f"{needs} from label.reasons, got {got}; allowed codes: {allowed}"
+        detail.append(_detail(("reason",), f"a reason, when given, must be a code from label.reasons, got reason "
+                              f"{event['reason']!r}; allowed codes: {allowed}"
                               + (f", or the CRM's labels data.value_maps.reason translates: {labels}" if labels else ""),
                               "reason_code"))
     out["reason"] = code if code is not None else out["reason"]  # "No_Budget" and "no_budget" are one code

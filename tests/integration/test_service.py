@@ -586,6 +586,16 @@ def test_feedback_takes_the_crms_own_labels_and_a_refused_reason_names_them(clie
     assert detail["msg"].endswith("or the CRM's labels data.value_maps.reason translates: ['No Budget']")
 
 
+def test_a_rejection_without_a_reason_is_stored_as_uncoded(client, server):
+    """Reps skip the reason field: refused, the decision was lost until the next export, and monitor's share of
+    rejections with a reason code (which reads the store) only ever saw coded ones. Labelled as an export's
+    reasonless rejection is (label.missing_reason)."""
+    reply = client.post("/feedback", _feedback("evt-no-reason", lead_id="FB-NR", reason=None))
+    assert reply.status == 201, reply.body
+    stored = Store(server.params.serving.store_url).feedback_frame().set_index("event_id").loc["evt-no-reason"]
+    assert stored["status"] == "rejected" and pd.isna(stored["reason"])
+
+
 def test_a_conversion_needs_no_reason(client):
     reply = client.post("/feedback", _feedback("evt-won", status="converted", reason=None, amount=4800))
     assert reply.status == 201
