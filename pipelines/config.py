@@ -41,6 +41,11 @@ class TableMapping(_Section):
     outcomes: dict[str, str] = Field(default_factory=dict)
 
 
+def label_key(label) -> str:
+    """How a CRM value is matched to a data.value_maps label: stripped, in any letter case."""
+    return str(label).strip().lower()
+
+
 class DataParams(_Section):
     """Where the CRM export is and how it maps onto the data contract."""
 
@@ -71,12 +76,12 @@ class DataParams(_Section):
     @field_validator("value_maps")
     @classmethod
     def _one_translation_per_label(cls, maps: dict[str, dict[str, str]]) -> dict[str, dict[str, str]]:
-        """A label matches in any letter case (`ingest.translate`): two spellings of it must say the same,
-        or one would silently overrule the other."""
+        """A label matches in any letter case (`label_key`): two spellings of it must say the same, or one
+        would silently overrule the other."""
         for column, value_map in maps.items():
             first: dict[str, str] = {}
             for key, value in value_map.items():
-                seen = first.setdefault(key.strip().lower(), key)
+                seen = first.setdefault(label_key(key), key)
                 if value_map[seen] != value:
                     raise ValueError(f"data.value_maps.{column}: {seen!r} and {key!r} are one label (matched in any "
                                      f"letter case) mapped to {value_map[seen]!r} and to {value!r}; keep one of them")

@@ -7,9 +7,9 @@ closed-loop labels -> snapshot per lead (when it would have been scored) -> feat
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -67,14 +67,23 @@ class TrainingSet:
         if params.data.sql_url is None:
             for key in ("leads", "activities", "outcomes"):
                 spec = getattr(params.data, key)
-                if spec and params.resolve(spec).exists():
-                    out[f"sha256_{key}"] = _sha256(params.resolve(spec))
+                if spec and (path := params.resolve(spec)).exists():
+                    out[f"sha256_{key}"] = file_sha256(path)
         return out
 
 
-def _sha256(path: Path) -> str:
+def file_sha256(path) -> str:
+    """A file's SHA-256, read once while it stays the same file of the same size and modification time:
+    retrain fingerprints the export to compare with the champion's training key, then again when it logs
+    the challenger (a GB of activities at 1M leads)."""
+    stat = path.stat()
+    return _sha256(str(path), stat.st_ino, stat.st_size, stat.st_mtime_ns)
+
+
+@functools.lru_cache(maxsize=16)
+def _sha256(path: str, inode: int, size: int, mtime_ns: int) -> str:
     digest = hashlib.sha256()
-    with path.open("rb") as fh:
+    with open(path, "rb") as fh:
         for block in iter(lambda: fh.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()

@@ -26,7 +26,7 @@ import pyarrow.parquet as pq
 import sqlalchemy as sa
 from pandas.arrays import ArrowStringArray
 
-from pipelines.config import DataParams, Params
+from pipelines.config import DataParams, Params, label_key
 from pipelines.contract import CLOCK_SLACK, DATE_RANGE, LARGEST_NUMBER, LEADS, OUTCOMES, TABLES, TableSpec
 
 if TYPE_CHECKING:  # not at run time: pipelines.history imports this module
@@ -438,8 +438,8 @@ def translate(values: pd.Series, value_map: dict[str, str]) -> pd.Series:
     """A data.value_maps entry applied to stripped text: each value's contract value, NA where the map does not
     list it. Keys match in any letter case, as statuses do ("closed won" is "Closed Won"); looked up once
     per distinct value, not per row."""
-    folded = {str(key).strip().lower(): value for key, value in value_map.items()}
-    return values.map({v: folded.get(str(v).lower()) for v in pd.unique(values.dropna())})
+    folded = {label_key(key): value for key, value in value_map.items()}
+    return values.map({v: folded.get(label_key(v)) for v in pd.unique(values.dropna())})
 
 
 def _as_text(values: pd.Series) -> pd.Series:

@@ -6,6 +6,7 @@ from types import SimpleNamespace
 
 import pandas as pd
 
+from pipelines import dataset
 from pipelines.dataset import assemble, features_at, model_features
 
 
@@ -24,3 +25,16 @@ def test_another_model_is_compared_on_its_own_settings_at_the_same_moments(sampl
     pd.testing.assert_series_equal(frame["days_since_last_activity"], ts.features.loc[ids, "days_since_last_activity"])
     # A model with the training set's own settings reuses its frame: that is what a rebuild gives.
     pd.testing.assert_frame_equal(features_at(ts.crm, ids, ts.snapshot_at, ts.feature_params), ts.features.loc[ids])
+
+
+def test_a_file_hash_is_read_once_but_follows_an_edit_of_the_same_size(tmp_path):
+    """The training key must see a corrected export (same size, one digit changed), and retrain must not read
+    a GB of activities twice to compare it."""
+    export = tmp_path / "leads.csv"
+    export.write_text("lead_id,employees\nL1,10\n")
+    first = dataset.file_sha256(export)
+    reads = dataset._sha256.cache_info().misses
+
+    assert dataset.file_sha256(export) == first and dataset._sha256.cache_info().misses == reads  # not read again
+    export.write_text("lead_id,employees\nL1,11\n")  # same size
+    assert dataset.file_sha256(export) != first
