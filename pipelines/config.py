@@ -348,6 +348,10 @@ class MonitorParams(_Section):
     calibration_days: int = Field(
         365, gt=0, description="Scored leads whose matured outcomes are checked against the probability they got."
     )
+    recent_calibration_days: int = Field(
+        90, gt=0, description="The latest matured cohort (leads first scored in these days up to label.horizon_days "
+        "ago) is also judged on its own: a recent conversion change is diluted in calibration_days.",
+    )
     calibration_tolerance: float = Field(
         0.05, gt=0, le=1, description="Largest accepted |observed - predicted| conversion rate, overall and per segment."
     )
@@ -377,6 +381,19 @@ class Params(_Section):
     retrain: RetrainParams = Field(default_factory=RetrainParams)
     monitor: MonitorParams = Field(default_factory=MonitorParams)
     base_dir: Path = Field(PROJECT_ROOT, description="Relative paths in the file resolve against this folder.")
+
+    @model_validator(mode="after")
+    def _latest_cohort_in_calibration_window(self) -> "Params":
+        """The latest matured cohort is part of the calibration window: past its start it would be silently cut."""
+        mp, horizon = self.monitor, self.label.horizon_days if self.data.dated else None
+        if mp.recent_calibration_days + (horizon or 0) > mp.calibration_days:
+            raise ValueError(
+                f"monitor.recent_calibration_days ({mp.recent_calibration_days})"
+                + (f" + label.horizon_days ({horizon})" if horizon else "")
+                + f" is more than monitor.calibration_days ({mp.calibration_days}): the latest matured cohort "
+                "must lie within the calibration window; lower the first or raise calibration_days"
+            )
+        return self
 
     @model_validator(mode="after")
     def _snapshots_before_horizon(self) -> "Params":

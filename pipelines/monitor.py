@@ -7,8 +7,9 @@ Three questions, thresholds in params.monitor:
   were scored at) and the recently scored leads (score log; each one's features rebuilt as the model
   saw them: as of the request's as_of, else of the moment it was scored).
 * Calibration: the probability each lead was shown against the outcome that has since arrived
-  (export + feedback under the label policy), overall and per segment (feature value) — a source
-  whose quality dropped shows up here before any covariate moves.
+  (export + feedback under the label policy), overall, for the latest matured cohort on its own (a recent
+  drop the whole window would dilute) and per segment (feature value) — a source whose quality dropped
+  shows up here before any covariate moves.
 * Hand-off: time from scoring to the first sales disposition against the SLA, share of top-tier leads
   worked, share of rejections carrying a reason code, and the reasons mix by tier.
 
@@ -41,9 +42,11 @@ PSI_FLOOR = 1e-4
 # over dozens of tiny bins measures sampling noise, not drift.
 PSI_MIN_LEVEL_SHARE = 0.01
 MISSING_BIN, OTHER_BIN = "(missing)", "(other)"
-# A segment is flagged only when its gap is also this many binomial standard errors from zero: with a
-# few dozen segments, a plain tolerance would flag some by chance every run.
-SEGMENT_Z = 3.0
+# A calibration gap (overall, latest matured cohort or segment) is flagged only when it also lies this
+# many binomial standard errors from zero, i.e. the predicted rate is outside the observed rate's
+# Wilson (score) interval: a bare tolerance flags 100 leads at 30 % about one run in four by chance,
+# and a few dozen segments some every run. At 3, a calibrated model is flagged in under 3 runs in 1,000.
+CALIBRATION_Z = 3.0
 STATUS_ORDER = {"ok": 0, "n/a": 0, "warn": 1, "alert": 2}
 NOT_JUDGED = "not judged"  # the report's status when every check was n/a: "ok" would claim a health never checked
 
@@ -133,26 +136,40 @@ def drift_table(
 # ----------------------------------------------------------------------------- calibration
 
 
-def calibration_summary(probability: np.ndarray, y: np.ndarray, mp: MonitorParams, ece_bins: int = 10) -> pd.DataFrame:
-    """One row: leads with a matured outcome, predicted vs observed conversion, gap, ECE, status."""
+def _gap_z(gap, predicted, leads):
+    """The gap in binomial standard errors of the predicted rate (the Wilson score statistic)."""
+    return gap / np.sqrt(np.clip(predicted * (1 - predicted), 1e-12, None) / np.maximum(leads, 1))
+
+
+def _calibration_off(gap, z, mp: MonitorParams):
+    """Whether a gap is both too large to accept (monitor.calibration_tolerance) and no sampling noise (CALIBRATION_Z)."""
+    return (np.abs(gap) > mp.calibration_tolerance) & (np.abs(z) >= CALIBRATION_Z)
+
+
+def calibration_summary(probability: np.ndarray, y: np.ndarray, mp: MonitorParams, ece_bins: int = 10,
+                        cohort: str = "all") -> pd.DataFrame:
+    """One row for the `cohort` (a label naming its leads): leads with a matured outcome, predicted vs
+    observed conversion, gap, z (`_gap_z`), ECE, status (alert: `_calibration_off`; n/a below
+    monitor.min_calibration_rows)."""
     p, y = np.asarray(probability, dtype="float64"), np.asarray(y, dtype="float64")
     n = len(p)
     predicted = float(p.mean()) if n else float("nan")
     observed = float(y.mean()) if n else float("nan")
     gap = observed - predicted
-    status = "n/a" if n < mp.min_calibration_rows else "alert" if abs(gap) > mp.calibration_tolerance else "ok"
+    z = float(_gap_z(gap, predicted, n))
+    status = "n/a" if n < mp.min_calibration_rows else "alert" if _calibration_off(gap, z, mp) else "ok"
     return pd.DataFrame([{
-        "leads": n, "conversions": int(y.sum()), "predicted": predicted, "observed": observed, "gap": gap,
-        "ece": expected_calibration_error(y, p, bins=ece_bins) if n else float("nan"), "status": status,
+        "cohort": cohort, "leads": n, "conversions": int(y.sum()), "predicted": predicted, "observed": observed,
+        "gap": gap, "z": z, "ece": expected_calibration_error(y, p, bins=ece_bins) if n else float("nan"), "status": status,
     }])
 
 
 def segment_calibration(segments: pd.DataFrame, probability: np.ndarray, y: np.ndarray, mp: MonitorParams) -> pd.DataFrame:
     """Predicted vs observed conversion per value of each segment column (e.g. lead_source=webinar).
 
-    A segment is judged when it holds monitor.min_segment_rows leads, and flagged (alert) when its
-    gap exceeds monitor.calibration_tolerance and is SEGMENT_Z standard errors from zero: where the
-    model's idea of a segment no longer matches what sales sees.
+    A segment is judged when it holds monitor.min_segment_rows leads, and flagged (alert) as the
+    overall gap is (`_calibration_off`): where the model's idea of a segment no longer matches what
+    sales sees.
 
     Returns:
         Columns feature, value, leads, conversions, predicted, observed, gap, z, status; worst first.
@@ -168,10 +185,9 @@ def segment_calibration(segments: pd.DataFrame, probability: np.ndarray, y: np.n
         leads=("y", "size"), conversions=("y", "sum"), predicted=("p", "mean"), observed=("y", "mean")
     ).reset_index()
     table["gap"] = table["observed"] - table["predicted"]
-    spread = np.sqrt(np.clip(table["predicted"] * (1 - table["predicted"]), 1e-12, None) / table["leads"])
-    table["z"] = table["gap"] / spread
+    table["z"] = _gap_z(table["gap"], table["predicted"], table["leads"])
     judged = table["leads"] >= mp.min_segment_rows
-    off = (table["gap"].abs() > mp.calibration_tolerance) & (table["z"].abs() >= SEGMENT_Z)
+    off = _calibration_off(table["gap"], table["z"], mp)
     table["status"] = np.where(~judged, "n/a", np.where(off, "alert", "ok"))
     table["conversions"] = table["conversions"].astype("int64")
     order = table["z"].abs().where(judged, -1).sort_values(ascending=False, kind="stable").index
@@ -287,8 +303,8 @@ class MonitorReport:
                                       f"{r.reference_rows:,} training leads)"))
         for r in self.calibration.itertuples():
             if r.status == "alert":
-                out.append(("alert", f"calibration: predicted {r.predicted:.1%}, observed {r.observed:.1%} over "
-                                     f"{r.leads:,} matured leads"))
+                out.append(("alert", f"calibration ({r.cohort}): predicted {r.predicted:.1%}, observed {r.observed:.1%} "
+                                     f"over {r.leads:,} matured leads (z {r.z:+.1f})"))
         for r in self.segments.itertuples():
             if r.status == "alert":
                 out.append(("alert", f"calibration drift: {r.feature}={r.value} predicted {r.predicted:.1%}, "
@@ -416,8 +432,8 @@ def assess(
     Args:
         reference: training-window feature frame; reference_scores its probabilities by the champion.
         recent: feature frame of recently scored leads; recent_scores their logged probabilities.
-        calibration_frame: matured scored leads: their categorical features and column `probability`;
-            calibration_y their labels.
+        calibration_frame: matured scored leads: their categorical features and columns `probability` and
+            `scored_at` (their first score's); calibration_y their labels.
         scored: first score per recently scored lead (index lead_id; tier, scored_at), leads the export
             merged by e-mail left out.
         feedback: feedback store events.
@@ -429,6 +445,13 @@ def assess(
     handoff, mix = handoff_health(scored, feedback, params.label, mp, top_tier, as_of, received)
     window = f"first scored in the {mp.window_days} days to {as_of:%Y-%m-%d %H:%M}"
     horizon = params.label.horizon_days
+    # The latest matured cohort: leads first scored in the recent_calibration_days up to the last moment whose
+    # scores have all matured (their horizon has passed), so quick decisions do not skew its conversion, and a
+    # change of the last months is not diluted by the rest of calibration_days. Undated or no horizon: to as_of.
+    matured_by = as_of - pd.Timedelta(days=horizon) if params.data.dated and horizon else as_of
+    first_scored = calibration_frame["scored_at"]
+    latest = ((first_scored > matured_by - pd.Timedelta(days=mp.recent_calibration_days))
+              & (first_scored <= matured_by)).to_numpy()
     captions = {
         "drift": f"Recent: the {len(recent):,} leads {window}, each as it was when scored. Training window: the "
                  f"{len(reference):,} leads labelled as of the champion's training date (its training, validation, calibration "
@@ -436,13 +459,21 @@ def assess(
         "calibration": f"The {len(probability):,} leads first scored in the {mp.calibration_days} days to "
                        f"{as_of:%Y-%m-%d %H:%M} whose outcome is known by then under the label policy"
                        + (f" (converted within {horizon} days of creation counts as converted)" if horizon else "")
-                       + ": the probability each was shown against what became of it. More recent leads still wait for theirs.",
+                       + ": the probability each was shown against what became of it. More recent leads still wait for theirs. "
+                       f"Latest matured {mp.recent_calibration_days} days: the {int(latest.sum()):,} of them first scored in the "
+                       f"{mp.recent_calibration_days} days to {matured_by:%Y-%m-%d %H:%M}"
+                       + (f" (all {horizon} days old by then)" if matured_by < as_of else "")
+                       + ", judged on their own: a conversion change of the latest months, which the whole window dilutes.",
         "handoff": f"The {len(scored):,} leads {window}; the SLA and tier {top_tier} shares count those scored at "
                    f"least {mp.handoff_sla_hours:g} h before it (the leads column), the median hours only those "
                    "already dispositioned; the SLA leaves out leads decided before their first score.",
     }
     drift = drift_table(reference, recent, catalog, mp, reference_scores, recent_scores)
-    calibration = calibration_summary(probability, calibration_y, mp, params.evaluate.ece_bins)
+    calibration = pd.concat([
+        calibration_summary(probability, calibration_y, mp, params.evaluate.ece_bins, f"{mp.calibration_days} days"),
+        calibration_summary(probability[latest], calibration_y[latest], mp, params.evaluate.ece_bins,
+                            f"latest matured {mp.recent_calibration_days} days"),
+    ], ignore_index=True)
     segments = segment_calibration(calibration_frame[categorical], probability, calibration_y, mp)
     return MonitorReport(
         as_of=as_of,
@@ -606,6 +637,7 @@ def monitor(
     matured = labels.index[labels["label"].notna()]
     calibration_frame = _features_as_scored(crm, calibration_log.loc[matured], champion.features, dated)
     calibration_frame["probability"] = calibration_log["probability"].reindex(calibration_frame.index).to_numpy()
+    calibration_frame["scored_at"] = calibration_log["scored_at"].reindex(calibration_frame.index).to_numpy()
 
     report = assess(
         reference, reference_scores, recent, recent_scores,
@@ -619,8 +651,9 @@ def monitor(
         mlflow.set_tags({"monitor": "true", "status": report.status, "champion_version": version,
                          "judged": ", ".join(report.judged), "not_judged": "; ".join(report.unjudged)})
         mlflow.log_metrics(tracking.mlflow_keys({f"psi.{r.feature}": r.psi for r in report.drift.itertuples() if pd.notna(r.psi)}))
-        cal = report.calibration.iloc[0]
-        mlflow.log_metrics({k: float(cal[k]) for k in ("leads", "predicted", "observed", "gap", "ece") if pd.notna(cal[k])})
+        for prefix, cal in zip(("", "latest_matured."), report.calibration.to_dict("records")):  # whole window, latest cohort
+            mlflow.log_metrics({prefix + k: float(cal[k]) for k in ("leads", "predicted", "observed", "gap", "ece")
+                                if pd.notna(cal[k])})
         mlflow.log_metrics(tracking.mlflow_keys({f"handoff.{r.check}": r.value for r in report.handoff.itertuples() if pd.notna(r.value)}))
         mlflow.log_text(report.html(), "monitor/monitor.html")
         for name, frame in {"drift": report.drift, "segments": report.segments, "handoff": report.handoff}.items():

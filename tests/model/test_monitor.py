@@ -12,7 +12,7 @@ import pytest
 
 from features.build import FeatureDef, build_features
 from features.labels import build_labels
-from pipelines.config import LabelParams, MonitorParams
+from pipelines.config import PROJECT_ROOT, LabelParams, MonitorParams, ParamsError, load_params
 from pipelines.monitor import (
     calibration_summary,
     drift_table,
@@ -96,6 +96,26 @@ def test_overall_calibration_alerts_beyond_the_tolerance_only_with_enough_outcom
     assert calibration_summary(p, (rng.random(1_000) < 0.3).astype(float), MP).loc[0, "status"] == "ok"
     assert calibration_summary(p, (rng.random(1_000) < 0.1).astype(float), MP).loc[0, "status"] == "alert"
     assert calibration_summary(p[:20], np.zeros(20), MP).loc[0, "status"] == "n/a"
+
+
+def test_a_gap_beyond_the_tolerance_that_sampling_noise_explains_is_not_an_alert():
+    """120 leads scored 30 %: 26 conversions (21.7 %) is 2 standard errors off, which a calibrated model
+    does about one run in twenty; 16 (13.3 %) is 4, which it almost never does."""
+    p = np.full(120, 0.3)
+    noise, real = np.r_[np.ones(26), np.zeros(94)], np.r_[np.ones(16), np.zeros(104)]
+
+    assert abs(calibration_summary(p, noise, MP).loc[0, "gap"]) > MP.calibration_tolerance
+    assert calibration_summary(p, noise, MP).loc[0, "status"] == "ok"
+    assert calibration_summary(p, real, MP).loc[0, "status"] == "alert"
+
+
+def test_a_latest_cohort_reaching_before_the_calibration_window_is_refused():
+    """90 days before a 120-day horizon need 210 of calibration_days: with 180 the cohort would be cut unsaid."""
+    with pytest.raises(ParamsError, match=r"monitor.recent_calibration_days \(90\) \+ label.horizon_days \(120\) is more "
+                                          r"than monitor.calibration_days \(180\)"):
+        load_params(PROJECT_ROOT / "params.yaml", overrides={"monitor.calibration_days": 180})
+    undated = load_params(PROJECT_ROOT / "params.x_education.yaml", overrides={"monitor.calibration_days": 180})
+    assert undated.monitor.recent_calibration_days == 90  # no horizon to wait for
 
 
 # ----------------------------------------------------------------------------- hand-off
@@ -206,6 +226,45 @@ def test_monitor_flags_the_source_whose_quality_dropped(production, tmp_path):
     run = mlflow.get_run(report.run_id)
     assert run.data.tags["monitor"] == "true" and run.data.tags["status"] == "alert"
     assert "psi.lead_source" in run.data.metrics and "handoff.share of rejections with a reason code" in run.data.metrics
+
+
+def test_a_conversion_drop_in_the_latest_matured_quarter_is_flagged_though_the_year_dilutes_it(production, tmp_path):
+    """A competitor arrives: half the leads first scored in the latest matured 90 days (scored 120 to 210 days
+    before as_of, their 120-day horizon passed) that would have converted are lost to it. Over the 365-day
+    window the drop is diluted below the tolerance; the latest cohort, judged on its own, shows it now
+    instead of a quarter later. Without the shift, that cohort is not flagged."""
+    from dataclasses import replace
+
+    from serving.store import Store
+
+    params, crm, store = production
+    mp, horizon = params.monitor, pd.Timedelta(days=params.label.horizon_days)
+    log = store.score_log_frame()
+    as_of = log["scored_at"].max()
+    first = first_scores(log)["scored_at"]
+    cohort = first.index[(first > as_of - horizon - pd.Timedelta(days=mp.recent_calibration_days))
+                         & (first <= as_of - horizon)]
+    won = crm.outcomes["lead_id"].isin(cohort) & (crm.outcomes["status"] == "converted")
+    lost = won & (np.random.default_rng(3).random(len(won)) < 0.5)
+    assert lost.sum() > 20
+    outcomes = crm.outcomes.copy()
+    outcomes.loc[lost, ["status", "reason", "amount"]] = ["rejected", "competitor", np.nan]
+    scores = Store(f"sqlite:///{tmp_path / 'scores.db'}")  # the decisions are the export's (the store's would win)
+    scores.log_scores(log)
+    latest = f"latest matured {mp.recent_calibration_days} days"
+
+    before = monitor(params, crm=crm, store=scores).calibration.set_index("cohort")
+    report = monitor(params, crm=replace(crm, outcomes=outcomes), store=scores)
+
+    assert before.loc[latest, "status"] == "ok" and before.loc[latest, "leads"] >= mp.min_calibration_rows
+    table = report.calibration.set_index("cohort")
+    whole = table.loc[f"{mp.calibration_days} days"]
+    assert whole["status"] == "ok" and abs(whole["gap"]) < mp.calibration_tolerance  # diluted by the year
+    assert table.loc[latest, "status"] == "alert"
+    assert table.loc[latest, "gap"] < -mp.calibration_tolerance
+    labels = build_labels(crm.leads[crm.leads["lead_id"].isin(cohort)], outcomes, params.label, as_of).frame
+    assert table.loc[latest, "leads"] == labels["label"].notna().sum()  # every lead of it has matured
+    assert any(status == "alert" and sentence.startswith(f"calibration ({latest})") for status, sentence in report.findings)
 
 
 def test_monitor_flags_the_feature_whose_mix_shifted_and_not_a_stable_window(production):
