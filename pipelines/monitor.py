@@ -547,7 +547,9 @@ def monitor(
     """Compare the champion's training window with what it has scored lately; write HTML, log to MLflow.
 
     Args:
-        as_of: 'now' (default: the latest scored_at in the score log).
+        as_of: 'now' (default: the latest scored_at in the score log). A past date replays the report of that
+            date: scores logged and decisions dated after it are ignored, and the model monitored is the one that
+            served then (made the last score by it), not a champion promoted since.
         out: HTML file to write (optional; always logged to MLflow).
         crm: an already loaded export (default: load params.data).
         store: a `serving.store.Store` (default: the one params.serving.store_url names, opened read-only).
@@ -559,14 +561,11 @@ def monitor(
     from pipelines.history import history_as_of, load_history
     from serving.store import Store
 
-    champion = tracking.load_scorer(params, tracking.CHAMPION)
-    version = str(champion.info.get("registry", {}).get("version", "?"))
-    model = f"{params.tracking.registered_model} v{version}"
+    version = str(tracking.registered_version(params).version)  # the champion now
     store = store if store is not None else Store.from_params(params, read_only=True)
     feedback, left_out = store.usable_feedback()
     crm = load_history(params, crm, (feedback, left_out))
     mp, dated = params.monitor, params.data.dated
-    catalog = feature_catalog(champion.features)
     notes: list[str] = []
     if left_out:
         notes.append(f"{left_out:,} feedback events with an impossible decided_at were left out of calibration and "
@@ -576,12 +575,27 @@ def monitor(
     if log.empty:
         raise LookupError(f"the score log of the store {store.name} is empty: nothing has been scored with it yet, so "
                           "there is nothing to monitor (check serving.store_url)")
-    as_of = pd.Timestamp(as_of) if as_of is not None else log["scored_at"].max()
+    replay = as_of is not None
+    as_of = pd.Timestamp(as_of) if replay else log["scored_at"].max()
     first = log["scored_at"].min()
     log = log[log["scored_at"] <= as_of]
     if log.empty:  # every section would be "not judged", logged as a run about nothing
         raise LookupError(f"--as-of {as_of:%Y-%m-%d %H:%M}: nothing had been scored by then (the first score in "
                           f"{store.name} was logged {first:%Y-%m-%d %H:%M}); choose a later date")
+    if replay:  # the model that served then: one promoted since was trained on leads and outcomes after as_of
+        served = str(log.sort_values("scored_at", kind="stable")["model_version"].iloc[-1])
+        if served != version:
+            try:
+                tracking.registered_version(params, version=served)
+                notes.append(f"as of {as_of:%Y-%m-%d %H:%M} v{served} served (it made the last score by then): "
+                             f"monitored instead of today's champion v{version}")
+                version = served
+            except LookupError:
+                notes.append(f"v{served}, which made the last score by {as_of:%Y-%m-%d %H:%M}, is not in the registry: "
+                             f"today's champion v{version} is monitored instead; its training window may hold later leads")
+    champion = tracking.load_scorer(params, version=version)
+    model = f"{params.tracking.registered_model} v{version}"
+    catalog = feature_catalog(champion.features)
     recent_log = log[log["scored_at"] > as_of - pd.Timedelta(days=mp.window_days)]
     scored = first_scores(recent_log)
     if scored.empty:

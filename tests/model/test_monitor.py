@@ -365,6 +365,40 @@ def test_monitor_says_which_checks_it_could_not_judge_and_never_calls_nothing_ok
     assert tags["status"] == "not judged" and tags["judged"] == "" and drift_why in tags["not_judged"]
 
 
+def test_a_replayed_date_monitors_the_model_that_served_then_not_one_promoted_since(production, tmp_path):
+    """v1 served until October, when v2 (trained as of October) was promoted. `monitor --as-of 2025-08-01` must
+    say what it said on that day: v1 against its own training window, not v2's, which holds leads and outcomes
+    from after the date and against which every score logged then (all v1's) would be of another version."""
+    from pipelines.retrain import promote
+    from pipelines.train import train
+    from serving.store import FEEDBACK, Store
+
+    params, crm, store = production
+    registry = params.model_copy(update={"tracking": params.tracking.model_copy(
+        update={"uri": f"sqlite:///{tmp_path / 'mlflow.db'}"})})
+    replayed, promoted = pd.Timestamp("2025-08-01"), pd.Timestamp("2025-10-01")
+    v1 = train(registry, as_of=pd.Timestamp("2025-04-01"), crm=crm).version
+    on_the_day = monitor(registry, as_of=replayed, crm=crm, store=store)
+    v2 = train(registry, as_of=promoted, crm=crm).version
+    promote(registry, v2, "retrained on the third quarter")
+    log = store.score_log_frame()
+    served = Store(f"sqlite:///{tmp_path / 'served.db'}")  # v2 scores the leads that come after its promotion
+    served.log_scores(log.assign(model_version=np.where(log["scored_at"] >= promoted, v2, v1)))
+    events = store.feedback_frame()
+    with served.engine.begin() as conn:
+        conn.execute(FEEDBACK.insert(), events.astype(object).where(events.notna(), None).to_dict("records"))
+
+    replay = monitor(registry, as_of=replayed, crm=crm, store=served)
+
+    assert replay.model == on_the_day.model == f"leadscore v{v1}"
+    for section in ("drift", "calibration", "segments", "handoff", "reasons_by_tier"):
+        pd.testing.assert_frame_equal(getattr(replay, section), getattr(on_the_day, section))
+    assert replay.drift.set_index("feature").loc["score", "status"] != "n/a"
+    assert (f"as of 2025-08-01 00:00 v{v1} served (it made the last score by then): monitored instead of today's "
+            f"champion v{v2}") in replay.notes
+    assert monitor(registry, crm=crm, store=served).model == f"leadscore v{v2}"  # now: the champion
+
+
 def test_monitor_needs_a_score_log(production, tmp_path):
     from serving.store import Store
 
