@@ -48,6 +48,23 @@ MISSING_BIN, OTHER_BIN = "(missing)", "(other)"
 # and a few dozen segments some every run. At 3, a calibrated model is flagged in under 3 runs in 1,000.
 CALIBRATION_Z = 3.0
 STATUS_ORDER = {"ok": 0, "n/a": 0, "warn": 1, "alert": 2}
+RETRAIN = "retrain (`leadscore retrain`)"
+# What RevOps does about each kind of finding (`MonitorReport.findings`): a number alone leaves them to guess.
+TO_DO = {
+    "drift": "ask marketing whether the lead mix changed on purpose (a new campaign, source or form): if so, watch "
+             f"calibration and {RETRAIN} once its outcomes have matured; if not, check the CRM fields and params "
+             "data.mapping / data.value_maps behind these features",
+    "calibration": f"{RETRAIN} now rather than at the quarter; until the new champion serves, read scores as a "
+                   "ranking of leads, not as their chance",
+    "latest cohort": "find what changed for the leads scored then (a competitor, pricing, routing, a lead source), "
+                     f"then {RETRAIN} rather than wait for the quarter",
+    "segment": f"check this segment's lead quality, tracking and routing with its owner; a {RETRAIN} relearns it",
+    "speed": "check CRM routing (assignment rules, queue owners, working hours) and that reps record a disposition "
+             "when they make it",
+    "top tier": "check that top-tier leads are assigned to a rep and shown first in the CRM queue",
+    "reason codes": "make a reason code required on rejection in the CRM (one of params label.reasons): a rejection "
+                    "without one counts as label.missing_reason, and the reasons by tier cannot show why leads fail",
+}
 NOT_JUDGED = "not judged"  # the report's status when every check was n/a: "ok" would claim a health never checked
 
 
@@ -246,23 +263,23 @@ def handoff_health(
     rejections = latest[latest["outcome"] == "rejected"]
     coded = rejections["reason"].notna() & (rejections["reason"].astype("str").str.strip() != "")
 
-    def row(check: str, value: float, target: float | None, leads: int, higher_is_better: bool = True) -> dict:
+    def row(check: str, value: float, target: float | None, leads: int, to_do: str, higher_is_better: bool = True) -> dict:
         if not leads or not decisions_received or target is None or np.isnan(value):
             status = "n/a"
         else:
             status = "ok" if (value >= target if higher_is_better else value <= target) else "alert"
-        return {"check": check, "value": value, "target": target, "leads": leads, "status": status}
+        return {"check": check, "value": value, "target": target, "leads": leads, "status": status, "to do if alert": to_do}
 
     metrics = pd.DataFrame([
         row("median hours to first disposition", float(hours.median()) if hours.notna().any() else float("nan"),
-            mp.handoff_sla_hours, int(hours.notna().sum()), higher_is_better=False),
+            mp.handoff_sla_hours, int(hours.notna().sum()), TO_DO["speed"], higher_is_better=False),
         row(f"share dispositioned within {mp.handoff_sla_hours:g} h", float(within.mean()) if len(within) else float("nan"),
-            mp.min_within_sla, len(within)),
+            mp.min_within_sla, len(within), TO_DO["speed"]),
         row(f"share of tier {top_tier} leads worked",
             float(top.index.isin(first_disposition.index).mean()) if len(top) else float("nan"),
-            mp.min_top_tier_worked, len(top)),
+            mp.min_top_tier_worked, len(top), TO_DO["top tier"]),
         row("share of rejections with a reason code", float(coded.mean()) if len(rejections) else float("nan"),
-            mp.min_reason_coded, len(rejections)),
+            mp.min_reason_coded, len(rejections), TO_DO["reason codes"]),
     ])
 
     tiers = scored["tier"].reindex(rejections["lead_id"]).to_numpy()
@@ -283,7 +300,7 @@ class MonitorReport:
     as_of: pd.Timestamp
     model: str
     drift: pd.DataFrame
-    calibration: pd.DataFrame
+    calibration: pd.DataFrame  # row 0: the whole calibration window; row 1: its latest matured cohort
     segments: pd.DataFrame
     handoff: pd.DataFrame
     reasons_by_tier: pd.DataFrame
@@ -297,21 +314,31 @@ class MonitorReport:
     def findings(self) -> list[tuple[str, str]]:
         """(status, sentence) for every warn/alert, alerts first."""
         out = []
-        for r in self.drift.itertuples():
-            if r.status in ("warn", "alert"):
-                out.append((r.status, f"drift: {r.feature} PSI {r.psi:.3f} ({r.recent_rows:,} recent vs "
-                                      f"{r.reference_rows:,} training leads)"))
-        for r in self.calibration.itertuples():
+        for level in ("alert", "warn"):  # one finding per level: the features share a cause to look for
+            shifted = self.drift[self.drift["status"] == level]
+            if len(shifted):
+                psi = ", ".join(f"{r.feature} {r.psi:.2f}" for r in shifted.itertuples())
+                out.append((level, f"drift: PSI {psi} ({shifted['recent_rows'].max():,} recent vs "
+                                   f"{shifted['reference_rows'].max():,} training leads). To do: {TO_DO['drift']}"))
+        for i, r in enumerate(self.calibration.itertuples()):
             if r.status == "alert":
-                out.append(("alert", f"calibration ({r.cohort}): predicted {r.predicted:.1%}, observed {r.observed:.1%} "
-                                     f"over {r.leads:,} matured leads (z {r.z:+.1f})"))
+                promise = "over-promise" if r.gap < 0 else "under-promise"
+                to_do = TO_DO["calibration"] if i == 0 else TO_DO["latest cohort"]  # the whole window, then the latest
+                out.append(("alert", f"calibration ({r.cohort}): scores {promise}: predicted {r.predicted:.1%}, observed "
+                                     f"{r.observed:.1%} over {r.leads:,} matured leads (z {r.z:+.1f}). To do: {to_do}"))
         for r in self.segments.itertuples():
             if r.status == "alert":
-                out.append(("alert", f"calibration drift: {r.feature}={r.value} predicted {r.predicted:.1%}, "
-                                     f"observed {r.observed:.1%} over {r.leads:,} leads (z {r.z:+.1f})"))
-        for r in self.handoff.itertuples():
-            if r.status == "alert":
-                out.append(("alert", f"hand-off: {r.check} is {r.value:.2f} (target {r.target:g}; {r.leads:,} leads)"))
+                converts = "less" if r.gap < 0 else "more"
+                out.append(("alert", f"calibration drift: {r.feature}={r.value} converts {converts} than scored: predicted "
+                                     f"{r.predicted:.1%}, observed {r.observed:.1%} over {r.leads:,} leads (z {r.z:+.1f}). "
+                                     f"To do: {TO_DO['segment']}"))
+        for r in self.handoff.to_dict("records"):
+            if r["status"] == "alert":
+                hours = r["check"].startswith("median hours")
+                value, target = ((f"{r['value']:.1f} h", f"{r['target']:g} h") if hours
+                                 else (f"{r['value']:.0%}", f"{r['target']:.0%}"))
+                out.append(("alert", f"hand-off: {r['check']} is {value} (target {target}; {r['leads']:,} leads). "
+                                     f"To do: {r['to do if alert']}"))
         return sorted(out, key=lambda f: -STATUS_ORDER[f[0]])
 
     @property

@@ -14,6 +14,8 @@ from features.build import FeatureDef, build_features
 from features.labels import build_labels
 from pipelines.config import PROJECT_ROOT, LabelParams, MonitorParams, ParamsError, load_params
 from pipelines.monitor import (
+    TO_DO,
+    MonitorReport,
     calibration_summary,
     drift_table,
     first_scores,
@@ -168,6 +170,45 @@ def test_handoff_waits_for_a_score_old_enough_when_decisions_arrive_and_says_so(
     assert (metrics["status"] == "n/a").all()
     why = unjudged_sections(judged, judged, judged, metrics, MP, decisions_received=True)
     assert why == {"hand-off": f"no score {MP.handoff_sla_hours:g} h old yet, and no rejection"}
+
+
+def test_every_finding_says_what_to_do_about_it():
+    """RevOps reads the findings monthly: each names the numbers and the next step (retrain, check routing or the
+    source, fix reason coding), and the hand-off shares read as percentages, not 0.60 against 0.95."""
+    now = pd.Timestamp("2026-01-10 12:00")
+    scored = first_scores(pd.DataFrame({"lead_id": ["a", "b", "c"], "tier": ["A", "A", "B"],
+                                        "scored_at": [now - pd.Timedelta(days=2)] * 3}))
+    feedback = pd.DataFrame({"event_id": ["1", "2"], "lead_id": ["b", "c"], "status": ["rejected", "rejected"],
+                             "reason": [None, None], "decided_at": [now - pd.Timedelta(days=1)] * 2,
+                             "received_at": [now - pd.Timedelta(days=1)] * 2})
+    handoff, mix = handoff_health(scored, feedback, LabelParams(), MP, top_tier="A", as_of=now)
+    drift = pd.DataFrame({"feature": ["lead_source", "campaign", "employees"], "kind": ["categorical"] * 2 + ["numeric"],
+                          "psi": [0.73, 0.31, 0.12], "reference_rows": 2_000, "recent_rows": 300,
+                          "status": ["alert", "alert", "warn"]})
+    p = np.full(1_000, 0.3)
+    calibration = pd.concat([calibration_summary(p, np.r_[np.ones(280), np.zeros(720)], MP, cohort="365 days"),
+                             calibration_summary(p[:400], np.r_[np.ones(60), np.zeros(340)], MP, cohort="latest")])
+    segments = segment_calibration(pd.DataFrame({"lead_source": ["web"] * 400}), p[:400], np.r_[np.ones(60), np.zeros(340)], MP)
+    report = MonitorReport(as_of=now, model="leadscore v1", drift=drift, calibration=calibration.reset_index(drop=True),
+                           segments=segments, handoff=handoff, reasons_by_tier=mix)
+
+    found = [sentence for _, sentence in report.findings]
+
+    assert all(". To do: " in sentence for sentence in found), found
+    assert f"drift: PSI lead_source 0.73, campaign 0.31 (300 recent vs 2,000 training leads). To do: {TO_DO['drift']}" in found
+    assert any(s.startswith("drift: PSI employees 0.12") for s in found)  # the warning, apart
+    assert ("calibration (latest): scores over-promise: predicted 30.0%, observed 15.0% over 400 matured leads (z -6.5). "
+            f"To do: {TO_DO['latest cohort']}") in found
+    assert not any(s.startswith("calibration (365 days)") for s in found)  # 28 % against 30 %: within the tolerance
+    assert any(s.startswith("calibration drift: lead_source=web converts less than scored") and "leadscore retrain" in s
+               for s in found)
+    assert "hand-off: share dispositioned within 4 h is 0% (target 80%; 3 leads). To do: check CRM routing" in " ".join(found)
+    assert "hand-off: share of tier A leads worked is 50% (target 95%; 2 leads). To do: check that top-tier leads are " \
+           "assigned to a rep" in " ".join(found)
+    assert any(s.startswith("hand-off: share of rejections with a reason code is 0% (target 90%; 2 leads). To do: make a "
+                            "reason code required on rejection") for s in found)
+    page = report.html()
+    assert html.escape(TO_DO["reason codes"]) in page  # in the hand-off table as well as the findings
 
 
 # ----------------------------------------------------------------------------- end to end
