@@ -3,6 +3,8 @@
 LightGBM needs pandas categoricals with the *same* category list at predict time as at fit time.
 The levels live here (and so in the saved artifact); values never seen in training, or too rare to
 learn from, become one shared ``__other__`` level instead of crashing or silently shifting codes.
+The values seen in training are remembered too, so batch scoring can tell a value never seen (a
+lead source added since the last retrain) from a rare one, and say that a retrain is due.
 """
 
 from __future__ import annotations
@@ -14,6 +16,9 @@ import numpy as np
 import pandas as pd
 
 OTHER = "__other__"
+# Distinct training values remembered per column at most. A column with more (company names, cities)
+# has new values in every batch, which says nothing about a retrain: its values are not remembered.
+MAX_REMEMBERED = 10_000
 
 
 @dataclass
@@ -24,15 +29,20 @@ class CategoryEncoder:
     numeric: list[str]
     min_count: int = 10
     levels: dict[str, list[str]] = field(default_factory=dict)
+    # Per categorical: every value seen in training, kept or folded into __other__ as rare; None for a
+    # column with more than MAX_REMEMBERED distinct values (its new values are not reported). None as
+    # a whole: an encoder pickled before values were remembered (the class default it then reads).
+    seen: dict[str, frozenset[str] | None] | None = None
 
     def fit(self, frame: pd.DataFrame) -> "CategoryEncoder":
         """Keep levels seen at least ``min_count`` times; the rest share ``__other__``."""
         self.__dict__.pop("_code_lookup", None)  # a refit must not transform with the old levels
-        self.levels = {}
+        self.levels, self.seen = {}, {}
         for col in self.categorical:
             counts = frame[col].dropna().astype(str).value_counts()
             kept = sorted(counts.index[counts >= self.min_count])
             self.levels[col] = [*kept, OTHER]
+            self.seen[col] = frozenset(counts.index) if len(counts) <= MAX_REMEMBERED else None
         return self
 
     def __getstate__(self) -> dict:
@@ -62,6 +72,23 @@ class CategoryEncoder:
         row_codes, distinct = pd.factorize(values, use_na_sentinel=True)
         level = np.array([code_of.get(str(v), other) for v in distinct.tolist()] + [-1], dtype=np.int64)
         return level[row_codes]
+
+    def unseen(self, values: pd.Series, column: str) -> pd.Series | None:
+        """Rows per value of ``column`` never seen in training (most first; empty when none), scored as
+        ``__other__`` like a rare one; None when its training values are not remembered (``seen``).
+
+        Missing values are not unseen. Checked once per distinct value, as ``codes`` is.
+        """
+        seen = (self.seen or {}).get(column)
+        if seen is None:
+            return None
+        row_codes, distinct = pd.factorize(values, use_na_sentinel=True)
+        distinct = [str(v) for v in distinct.tolist()]
+        new = [i for i, v in enumerate(distinct) if v not in seen]
+        if not new:
+            return pd.Series(dtype=np.int64)
+        rows = np.bincount(row_codes[row_codes >= 0], minlength=len(distinct))[new]
+        return pd.Series(rows, index=[distinct[i] for i in new]).sort_values(ascending=False, kind="stable")
 
     def transform(self, frame: pd.DataFrame) -> pd.DataFrame:
         """Model-ready frame for training: categoricals with the fitted levels, numerics as float64."""

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import pickle
+
 import lightgbm as lgb
 import numpy as np
 import pandas as pd
 
+from models import encoding
 from models.encoding import OTHER, CategoryEncoder
 
 
@@ -27,6 +30,42 @@ def test_known_levels_keep_their_code_and_rare_or_unseen_values_share_other():
     assert out["industry"].tolist()[:3] == ["retail", OTHER, OTHER]  # rare in training, never seen
     assert pd.isna(out["industry"].tolist()[3])  # missing stays missing, it is not "other"
     np.testing.assert_array_equal(out["employees"].to_numpy(), [3.0, np.nan, np.nan, 4.0, 5.0])
+
+
+def test_values_never_seen_in_training_are_told_from_rare_and_missing_ones():
+    """"mining" (2 leads in training) and "space" (none) both score as __other__; only "space" is new."""
+    encoder = fitted()
+    batch = pd.Series(["space", "retail", "mining", None, "space", np.nan, "tiktok", "space"])
+
+    unseen = encoder.unseen(batch, "industry")
+
+    assert unseen.to_dict() == {"space": 3, "tiktok": 1}  # most first; rare "mining" and missing are not new
+    assert encoder.transform(pd.DataFrame({"industry": ["mining", "space"], "employees": 1.0}))["industry"].tolist() == [OTHER, OTHER]
+    assert encoder.unseen(pd.Series(["retail", "mining", None]), "industry").empty
+    assert encoder.unseen(batch.iloc[:0], "industry").empty
+
+
+def test_a_column_with_more_distinct_values_than_remembered_is_not_judged(monkeypatch):
+    monkeypatch.setattr(encoding, "MAX_REMEMBERED", 3)
+    train = pd.DataFrame({"industry": ["a", "b", "c"] * 5, "city": ["x", "y", "z", "w", "v"] * 3, "employees": 1.0})
+
+    encoder = CategoryEncoder(["industry", "city"], ["employees"], min_count=2).fit(train)
+
+    assert encoder.seen == {"industry": frozenset("abc"), "city": None}
+    assert encoder.unseen(pd.Series(["q"]), "city") is None  # not "none unseen": unknown
+    assert encoder.unseen(pd.Series(["q"]), "industry").to_dict() == {"q": 1}
+
+
+def test_an_encoder_pickled_before_values_were_remembered_still_encodes_and_judges_nothing():
+    fresh = fitted()
+    old = object.__new__(CategoryEncoder)  # what an older release pickled: no `seen`
+    old.__dict__.update({k: v for k, v in fresh.__getstate__().items() if k != "seen"})
+    loaded = pickle.loads(pickle.dumps(old))
+    frame = pd.DataFrame({"industry": ["retail", "space", None], "employees": [1.0, 2.0, 3.0]})
+
+    assert "seen" not in loaded.__dict__ and loaded.seen is None
+    assert loaded.unseen(frame["industry"], "industry") is None
+    np.testing.assert_array_equal(loaded.matrix(frame), fresh.matrix(frame))
 
 
 def test_all_missing_or_empty_columns_encode_without_error():
