@@ -107,6 +107,24 @@ class LeadScorer:
         """The LightGBM matrix both boosters (conversion and reason) read; None without an encoder."""
         return self.encoder.matrix(features) if self.encoder is not None else None
 
+    def unseen_values(self, features: pd.DataFrame) -> dict[str, pd.Series] | None:
+        """Per lead column the model reads as a category (``features.categorical``) that has values never
+        seen in training: rows per such value, most first (``CategoryEncoder.unseen``). They are scored as
+        the model's ``__other__`` level; a retrain would learn them.
+
+        None when the model does not remember its training values (pickled before it did): nothing can
+        be told then. Derived categories (size band, seniority, department) are left out: their values
+        are the feature rules' own labels, not the CRM's.
+        """
+        if self.encoder is None or self.encoder.seen is None:
+            return None
+        out = {}
+        for column in self.features.categorical:
+            counts = self.encoder.unseen(features[column], column)
+            if counts is not None and len(counts):
+                out[column] = counts
+        return out
+
     def past_horizon(self, age_days: np.ndarray | None, rows: int) -> np.ndarray:
         """Whether each lead is older than ``horizon_days`` at its scoring time (``age_days``: ``build``).
 

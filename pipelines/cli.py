@@ -283,6 +283,8 @@ def score(
         typer.secho(f"{input} has no column {', '.join(map(repr, summary.columns_absent))}, which the model reads: "
                     "every lead was scored as not having it; check the export's columns or data.mapping.leads",
                     fg="yellow", err=True)
+    for column, values in (summary.unseen_values or {}).items():
+        typer.secho(_unseen_line(column, values, summary.rows_scored), fg="yellow", err=True)
     if summary.activities_valid and not summary.activities_used and summary.rows_scored:
         typer.secho(f"none of the {summary.activities_valid:,} activity rows belongs to a lead of {input}: every "
                     "lead was scored as having no activity; check that both files use the same lead ids",
@@ -290,6 +292,15 @@ def score(
     if summary.activity_rejects:
         typer.secho(f"{summary.activities_rejected:,} activity rows failed validation (not counted) -> "
                     f"{summary.activity_rejects}", fg="yellow")
+
+
+def _unseen_line(column: str, values: dict[str, int], scored: int, shown: int = 3) -> str:
+    """One CRM column's values the model never saw in training, the most frequent few with their leads."""
+    named = ", ".join(f"{value!r} {rows:,}" for value, rows in list(values.items())[:shown])
+    more = f", and {len(values) - shown:,} more" if len(values) > shown else ""
+    return (f"{sum(values.values()):,} of {scored:,} leads have a {column!r} value the model never saw in training "
+            f"({named}{more}): scored as the model's \"other\" level, as values too rare to learn from are; "
+            "a retrain would learn the ones with enough leads")
 
 
 def _crm_export(p: Params) -> dict[str, Path | None]:

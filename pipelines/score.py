@@ -13,7 +13,7 @@ from __future__ import annotations
 import dataclasses
 import glob
 import os
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
@@ -49,6 +49,10 @@ class BatchSummary:
     rows_past_horizon: int = 0  # scored leads older than the model's label horizon (LeadScorer.past_horizon)
     # Columns the model reads that the file lacks (CRM names): every lead was scored as not having them.
     columns_absent: list[str] = dataclasses.field(default_factory=list)
+    # Per CRM column the model reads as a category: its values never seen in training -> scored leads that
+    # have them, most first (LeadScorer.unseen_values); only columns with some. None: nothing can be told
+    # (a model pickled before it remembered its training values, or no lead was read).
+    unseen_values: dict[str, dict[str, int]] | None = None
 
 
 # Every CSV cell is read as the CRM's own text; only empty cells are missing ("NA" is Namibia).
@@ -429,6 +433,7 @@ def _score_chunks(scorer: LeadScorer, input_path: Path, output_path: Path, activ
 
     read = scored = rejected = past_horizon = 0
     absent: list[str] = []
+    unseen: dict[str, Counter] | None = None
     bar = tqdm(total=_count_rows(input_path) if progress else None, unit="lead", disable=not progress)
 
     def write_scores(modelled: Future, rows: int) -> None:
@@ -468,6 +473,11 @@ def _score_chunks(scorer: LeadScorer, input_path: Path, output_path: Path, activ
             fatal = [p for p in problems if p.row is None]
             if fatal:  # e.g. a required column is missing: no row of the file can be scored
                 raise ContractError(fatal)
+            found = scorer.unseen_values(features)
+            if found is not None:
+                unseen = unseen or {}
+                for column, counts in found.items():
+                    unseen.setdefault(crm_column(scorer.data, "leads", column), Counter()).update(counts.to_dict())
             pending.append((model_workers.submit(scorer.scores_of, features, top_factors, ages), len(raw)))
             problems = repeats + [dataclasses.replace(p, row=int(kept[p.row - 1]) + 1) for p in problems]
             if problems:
@@ -481,7 +491,9 @@ def _score_chunks(scorer: LeadScorer, input_path: Path, output_path: Path, activ
             out.write(scorer.scores_of(scorer.build(pd.DataFrame(columns=[lead_id_column]))[0], top_factors))
     bar.close()
     return BatchSummary(read, scored, rejected, output_path, rejects_path, activities_rejected, activity_rejects,
-                        activities_valid, activities_used, past_horizon, absent)
+                        activities_valid, activities_used, past_horizon, absent,
+                        None if unseen is None else {column: {value: int(rows) for value, rows in counts.most_common()}
+                                                     for column, counts in unseen.items()})
 
 
 def _write_rejects(raw: pd.DataFrame, problems: list, first_row: int, path: Path, first: bool) -> int:

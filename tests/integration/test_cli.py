@@ -159,6 +159,33 @@ def test_score_warns_when_the_file_lacks_columns_the_model_reads(trained, sample
     assert whole.exit_code == 0 and "which the model reads" not in whole.output
 
 
+def test_score_names_lead_sources_the_model_never_saw_with_their_leads_and_says_a_retrain_learns_them(
+        trained, sample_params, sample_dir, tmp_path):
+    """A quarter's leads from sources added after the last retrain score as the model's other level: the
+    summary says so, per column, the most frequent new values first."""
+    from serving.local_server import params_file
+
+    params = params_file(sample_params, tmp_path / "params.yaml")
+    leads = pd.read_csv(sample_dir / "leads.csv", dtype=str).head(60)
+    leads.to_csv(tmp_path / "known.csv", index=False)
+    leads.loc[:12, "lead_source"] = ["TikTok"] * 6 + ["Threads"] * 3 + ["Podcast"] * 2 + ["Reddit", "Bluesky"]
+    leads.to_csv(tmp_path / "new.csv", index=False)
+
+    def score(name: str):
+        return run("score", "--params", str(params), "--input", str(tmp_path / name), "--output",
+                   str(tmp_path / "scores.csv"), "--as-of", "2026-01-01")
+
+    new, known = score("new.csv"), score("known.csv")
+    assert new.exit_code == 0, new.output
+    assert ("13 of 60 leads have a 'lead_source' value the model never saw in training ('tiktok' 6, 'threads' 3, "
+            "'podcast' 2, and 2 more): scored as the model's \"other\" level") in new.output.replace("\n", "")
+    assert "a retrain would learn" in new.output.replace("\n", "")
+    assert known.exit_code == 0 and "never saw" not in known.output
+    leads.head(0).to_csv(tmp_path / "none.csv", index=False)
+    empty = score("none.csv")
+    assert empty.exit_code == 0 and "never saw" not in empty.output
+
+
 def test_score_warns_when_no_activity_row_belongs_to_a_scored_lead(trained, sample_params, sample_dir, tmp_path):
     """Activity ids written differently from the leads' (here a prefix) would score every lead as never engaged."""
 

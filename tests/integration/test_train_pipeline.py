@@ -6,6 +6,7 @@ import copy
 
 import dataclasses
 import json
+import pickle
 
 import mlflow
 import numpy as np
@@ -20,6 +21,7 @@ from models.peers import PointsScorer
 from models.scorer import LeadScorer
 from models.splits import make_split
 from pipelines import tracking
+from pipelines.config import TableMapping
 from pipelines.ingest import ContractError
 from pipelines.score import score_file
 
@@ -300,3 +302,31 @@ def test_bad_activity_rows_are_reported_against_the_activity_file_and_leads_stil
     assert summary.activities_valid == summary.activities_used == len(activities) - 1  # each belongs to a lead
     rejects = pd.read_csv(summary.activity_rejects)
     assert rejects["row"].tolist() == [2] and "last tuesday" in rejects.loc[0, "problems"]
+
+
+def test_batch_scoring_counts_category_values_the_model_never_saw_by_crm_column(trained, sample_dir, tmp_path):
+    """Marketing added TikTok as a lead source after the last retrain: its leads score as the model's other
+    level, and the summary says how many, per value, under the CRM's own column name."""
+    data = trained.scorer.data.model_copy(update={"mapping": TableMapping(leads={"Lead Source": "lead_source"})})
+    scorer = dataclasses.replace(trained.scorer, data=data)
+    leads = pd.read_csv(sample_dir / "leads.csv", dtype=str).head(300)
+    leads.loc[0:19, "lead_source"] = "TikTok"
+    leads.loc[20:29, "lead_source"] = "tiktok "  # the same value as features compare text
+    leads.loc[150:154, "lead_source"] = "Threads"  # in another chunk
+    leads.loc[155:159, "lead_source"] = None  # missing is not a new value
+    leads.rename(columns={"lead_source": "Lead Source"}).to_csv(tmp_path / "leads.csv", index=False)
+
+    def scored(scorer: LeadScorer, output: str):
+        return score_file(scorer, tmp_path / "leads.csv", tmp_path / output, as_of=pd.Timestamp("2026-01-01"),
+                          chunk_size=100, progress=False)
+
+    summary = scored(scorer, "scores.csv")
+    assert summary.rows_scored == 300
+    assert summary.unseen_values["Lead Source"] == {"tiktok": 30, "threads": 5}
+    assert "lead_source" not in summary.unseen_values
+    # A model pickled before encoders remembered their training values scores the same and tells nothing.
+    old_encoder = object.__new__(type(scorer.encoder))
+    old_encoder.__dict__.update({k: v for k, v in scorer.encoder.__getstate__().items() if k != "seen"})
+    old = scored(dataclasses.replace(scorer, encoder=pickle.loads(pickle.dumps(old_encoder))), "old.csv")
+    assert old.rows_scored == 300 and old.unseen_values is None
+    pd.testing.assert_frame_equal(pd.read_csv(old.output), pd.read_csv(summary.output))
