@@ -9,6 +9,7 @@ lead source added since the last retrain) from a rare one, and say that a retrai
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
 
@@ -19,6 +20,13 @@ OTHER = "__other__"
 # Distinct training values remembered per column at most. A column with more (company names, cities)
 # has new values in every batch, which says nothing about a retrain: its values are not remembered.
 MAX_REMEMBERED = 10_000
+
+
+def most_frequent(rows_per_value: Mapping[str, int], shown: int = 3) -> str:
+    """The first ``shown`` values of a most-first count with their rows, e.g. "'tiktok' 1,100, 'threads' 100,
+    and 2 more": how scoring and monitor name the values a model never saw."""
+    named = ", ".join(f"{value!r} {rows:,}" for value, rows in list(rows_per_value.items())[:shown])
+    return named + (f", and {len(rows_per_value) - shown:,} more" if len(rows_per_value) > shown else "")
 
 
 @dataclass

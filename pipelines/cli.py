@@ -294,12 +294,12 @@ def score(
                     f"{summary.activity_rejects}", fg="yellow")
 
 
-def _unseen_line(column: str, values: dict[str, int], scored: int, shown: int = 3) -> str:
+def _unseen_line(column: str, values: dict[str, int], scored: int) -> str:
     """One CRM column's values the model never saw in training, the most frequent few with their leads."""
-    named = ", ".join(f"{value!r} {rows:,}" for value, rows in list(values.items())[:shown])
-    more = f", and {len(values) - shown:,} more" if len(values) > shown else ""
+    from models.encoding import most_frequent
+
     return (f"{sum(values.values()):,} of {scored:,} leads have a {column!r} value the model never saw in training "
-            f"({named}{more}): scored as the model's \"other\" level, as values too rare to learn from are; "
+            f"({most_frequent(values)}): scored as the model's \"other\" level, as values too rare to learn from are; "
             "a retrain would learn the ones with enough leads")
 
 

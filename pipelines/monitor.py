@@ -31,6 +31,7 @@ from matplotlib.figure import Figure
 
 from features.build import FeatureDef, feature_catalog, lead_age_days, older_than_horizon
 from features.labels import build_labels, outcome_group
+from models.encoding import most_frequent
 from models.metrics import expected_calibration_error
 from pipelines.config import LabelParams, MonitorParams, Params
 from pipelines.contract import CLOCK_SLACK
@@ -128,12 +129,18 @@ def drift_table(
     mp: MonitorParams,
     reference_scores: np.ndarray | None = None,
     recent_scores: np.ndarray | None = None,
+    unseen: dict[str, pd.Series] | None = None,
 ) -> pd.DataFrame:
     """PSI per feature (and for the score when both score arrays are given), largest first.
 
+    Args:
+        unseen: per feature with some, the recent leads' values the model never saw in training
+            (``LeadScorer.unseen_values``; None when the model cannot tell).
+
     Returns:
         Columns feature, kind, psi, status (ok / warn / alert / n/a when the recent window holds fewer
-        than monitor.min_drift_rows leads), reference_rows, recent_rows.
+        than monitor.min_drift_rows leads), reference_rows, recent_rows; with ``unseen``, never_seen: the
+        most frequent of them with their recent leads (part of the "other" bin a retrain would learn).
     """
     rows = [
         {"feature": d.name, "kind": d.kind,
@@ -146,6 +153,8 @@ def drift_table(
                      "psi": population_stability(pd.Series(reference_scores), pd.Series(recent_scores), False, mp.psi_bins),
                      "reference_rows": len(reference_scores), "recent_rows": len(recent_scores)})
     table = pd.DataFrame(rows, columns=["feature", "kind", "psi", "reference_rows", "recent_rows"])
+    if unseen is not None:
+        table["never_seen"] = [most_frequent(unseen[f]) if f in unseen else "" for f in table["feature"]]
     table["status"] = [_psi_status(p, n, mp) for p, n in zip(table["psi"], table["recent_rows"])]
     return table.sort_values("psi", ascending=False, na_position="last", kind="stable").reset_index(drop=True)
 
@@ -317,7 +326,9 @@ class MonitorReport:
         for level in ("alert", "warn"):  # one finding per level: the features share a cause to look for
             shifted = self.drift[self.drift["status"] == level]
             if len(shifted):
-                psi = ", ".join(f"{r.feature} {r.psi:.2f}" for r in shifted.itertuples())
+                psi = ", ".join(f"{r['feature']} {r['psi']:.2f}" + (f" (values the model never saw in training: {r['never_seen']})"
+                                                                    if r.get("never_seen") else "")
+                                for r in shifted.to_dict("records"))
                 out.append((level, f"drift: PSI {psi} ({shifted['recent_rows'].max():,} recent vs "
                                    f"{shifted['reference_rows'].max():,} training leads). To do: {TO_DO['drift']}"))
         for i, r in enumerate(self.calibration.itertuples()):
@@ -453,6 +464,7 @@ def assess(
     params: Params,
     as_of: pd.Timestamp,
     model: str,
+    unseen: dict[str, pd.Series] | None = None,
 ) -> MonitorReport:
     """The whole report from frames (no I/O).
 
@@ -464,6 +476,7 @@ def assess(
         scored: first score per recently scored lead (index lead_id; tier, scored_at), leads the export
             merged by e-mail left out.
         feedback: feedback store events.
+        unseen: the recent leads' category values the champion never saw in training (``drift_table``).
     """
     mp = params.monitor
     categorical = [d.name for d in catalog if d.kind == "categorical"]
@@ -495,7 +508,7 @@ def assess(
                    f"least {mp.handoff_sla_hours:g} h before it (the leads column), the median hours only those "
                    "already dispositioned; the SLA leaves out leads decided before their first score.",
     }
-    drift = drift_table(reference, recent, catalog, mp, reference_scores, recent_scores)
+    drift = drift_table(reference, recent, catalog, mp, reference_scores, recent_scores, unseen)
     calibration = pd.concat([
         calibration_summary(probability, calibration_y, mp, params.evaluate.ece_bins, f"{mp.calibration_days} days"),
         calibration_summary(probability[latest], calibration_y[latest], mp, params.evaluate.ece_bins,
@@ -684,6 +697,7 @@ def monitor(
         reference, reference_scores, recent, recent_scores,
         calibration_frame, labels.loc[calibration_frame.index, "label"].to_numpy(),
         scored[~merged], feedback, catalog, champion.tiers.names[0], params, as_of, model,
+        champion.unseen_values(recent),
     )
     report.notes, report.feedback = notes, known.feedback.line()
     tracking.configure(params)

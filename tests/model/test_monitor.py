@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import html
 import re
 
@@ -318,6 +319,27 @@ def test_monitor_flags_the_feature_whose_mix_shifted_and_not_a_stable_window(pro
     assert flooded.loc["employees", "status"] == "ok"  # company size does not depend on the source
     assert (stable["status"] != "alert").all(), stable[stable["status"] == "alert"]
     assert stable.loc["lead_source", "recent_rows"] >= params.monitor.min_drift_rows
+
+
+def test_a_drifting_source_names_the_values_the_champion_never_saw_in_training(production):
+    """Marketing launched TikTok after the champion was trained: the lead_source drift says so by name,
+    with its leads, as the part of the "(other)" bin a retrain would learn."""
+    params, crm, store = production
+    leads = crm.leads.copy()
+    new = (leads["created_at"] >= "2025-11-01") & (leads["lead_source"] == "paid_search")
+    leads.loc[new, "lead_source"] = np.where(np.arange(new.sum()) % 4 == 0, "Threads", "TikTok")
+
+    report = monitor(params, crm=dataclasses.replace(crm, leads=leads), store=store)
+
+    drift = report.drift.set_index("feature")
+    tiktok, threads = re.fullmatch(r"'tiktok' ([\d,]+), 'threads' ([\d,]+)", drift.loc["lead_source", "never_seen"]).groups()
+    assert int(tiktok.replace(",", "")) > int(threads.replace(",", "")) > 0
+    assert drift.loc["industry", "never_seen"] == ""
+    assert any(status == "alert" and sentence.startswith("drift: PSI") and
+               f"lead_source {drift.loc['lead_source', 'psi']:.2f} (values the model never saw in training: "
+               f"'tiktok' {tiktok}, 'threads' {threads})" in sentence
+               for status, sentence in report.findings)
+    assert "never saw" not in " ".join(sentence for _, sentence in monitor(params, crm=crm, store=store).findings)
 
 
 def test_monitor_page_says_which_leads_each_section_counts(production, tmp_path):
