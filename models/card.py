@@ -237,7 +237,8 @@ def known_limits(scorer: LeadScorer, params: Params, evaluation=None, training_s
         limits.append(f"Training leads are seen at most {oldest:g} days after creation: a lead still open later is "
                       "scored from what the model learned of leads at that age.")
     limits.append("Sources, campaigns and other category values that appeared after training are scored as "
-                  "`__other__`; a shift in a source's quality shows up only after retraining (see `leadscore monitor`).")
+                  "`__other__` (`leadscore score` names them with their leads: a sign a retrain is due); a shift in a "
+                  "source's quality shows up only after retraining (see `leadscore monitor`).")
     limits.append("Labels are sales decisions: a lead rejected for a reason the policy marks negative teaches the "
                   "model that such leads do not convert, whatever the rep's capacity was that week.")
     return limits
