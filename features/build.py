@@ -446,6 +446,20 @@ def clean_text(values: pd.Series) -> pd.Series:
     return pd.Series(_expand(codes, levels))
 
 
+def crm_spellings(values: pd.Series) -> dict[str, str]:
+    """Each cleaned value of `values` (`clean_text`) -> its most common spelling there, stripped: features and
+    labels compare "Olark Chat" as "olark chat", but marketing knows the CRM's "Olark Chat". Counted per
+    distinct value, so a million rows cost what their levels cost; a tie goes to the spelling seen first."""
+    codes, uniques = pd.factorize(values, use_na_sentinel=True)
+    counts = np.bincount(codes[codes >= 0], minlength=len(uniques))
+    best: dict[str, tuple[int, str]] = {}
+    for raw, n in zip(uniques.tolist(), counts.tolist()):
+        key = _clean_value(raw)
+        if key is not None and n > best.get(key, (0, ""))[0]:
+            best[key] = (n, raw.strip() if isinstance(raw, str) else key)
+    return {key: spelled for key, (_, spelled) in best.items()}
+
+
 def distinct_text(values: pd.Series) -> tuple[np.ndarray, list[str | None]]:
     """Each row's code into its distinct cleaned values (-1 = missing), and those values.
 

@@ -46,7 +46,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from mlflow.tracking import MlflowClient
 
-from features.build import FeatureDef, clean_text
+from features.build import FeatureDef, clean_text, crm_spellings
 from features.labels import outcome_group
 from models import explain
 from models.calibration import TierThresholds
@@ -89,6 +89,8 @@ class ExplainedRows:
         probability: calibrated probability of conversion.
         signals: SHAP contribution per signal, in log-odds (models.explain.by_signal).
         age_days: each lead's age at its features' moment (NaN undated), which calibration reads.
+        spellings: per category column read from the leads table, each stored (lower-cased) value's spelling in
+            the CRM (`crm_spellings`), which the tables show; a value it lacks is shown as stored.
     """
 
     features: pd.DataFrame
@@ -96,12 +98,13 @@ class ExplainedRows:
     probability: np.ndarray
     signals: pd.DataFrame
     age_days: np.ndarray
+    spellings: dict[str, dict[str, str]] = field(default_factory=dict)
 
     def subset(self, mask: Sequence[bool] | np.ndarray | pd.Series) -> "ExplainedRows":
         """The rows where `mask` is true (same order)."""
         keep = np.asarray(mask, dtype=bool)
         return ExplainedRows(self.features[keep], self.y[keep], self.probability[keep], self.signals[keep],
-                             self.age_days[keep])
+                             self.age_days[keep], self.spellings)
 
     def segment(self, column: str, value: str) -> "ExplainedRows":
         """The leads whose feature `column` equals `value` (compared stripped and lower-cased, as stored);
@@ -156,8 +159,9 @@ class AuditResult:
 
 
 def explain_rows(scorer: LeadScorer, features: pd.DataFrame, y: Sequence[float] | np.ndarray,
-                 age_days: np.ndarray) -> ExplainedRows:
-    """Calibrated p and SHAP contributions per signal of `scorer` on `features` (leads of `age_days`).
+                 age_days: np.ndarray, spellings: dict[str, dict[str, str]] | None = None) -> ExplainedRows:
+    """Calibrated p and SHAP contributions per signal of `scorer` on `features` (leads of `age_days`), with the
+    CRM's `spellings` of their category values (`category_spellings`) to show.
 
     The contributions add up to the margin exactly, so p comes from them (the model runs once).
     """
@@ -168,7 +172,20 @@ def explain_rows(scorer: LeadScorer, features: pd.DataFrame, y: Sequence[float] 
         probability=scorer.calibrator.predict(base + contributions.to_numpy().sum(axis=1), age_days),
         signals=explain.by_signal(scorer, contributions),
         age_days=np.asarray(age_days, dtype=np.float64),
+        spellings=spellings or {},
     )
+
+
+def category_spellings(leads: pd.DataFrame, catalog: list[FeatureDef]) -> dict[str, dict[str, str]]:
+    """`crm_spellings` of each category feature read from a column of `leads` (a derived one, e.g. seniority,
+    has no CRM spelling)."""
+    return {d.name: crm_spellings(leads[d.name]) for d in catalog if d.kind == "categorical" and d.name in leads.columns}
+
+
+def spelled(values: pd.Series, spellings: dict[str, str]) -> pd.Series:
+    """`values` (stored lower-cased) as `spellings` writes them; one without a spelling as stored, missing stays
+    missing."""
+    return values.astype(object).map({v: spellings.get(v, v) for v in pd.unique(values.dropna())})
 
 
 def _features_by_signal(catalog: list[FeatureDef]) -> dict[str, list[FeatureDef]]:
@@ -178,17 +195,20 @@ def _features_by_signal(catalog: list[FeatureDef]) -> dict[str, list[FeatureDef]
     return out
 
 
-def signal_values(features: pd.DataFrame, catalog: list[FeatureDef]) -> pd.DataFrame:
+def signal_values(features: pd.DataFrame, catalog: list[FeatureDef],
+                  spellings: dict[str, dict[str, str]] | None = None) -> pd.DataFrame:
     """The value each signal's contribution is read against, one column per signal.
 
     A numeric signal is the sum of its numeric features (pricing views over all windows; NaN when all
-    are missing); a categorical signal is its category column as stored (lower-cased); `_signal_kinds`
-    says which a signal is.
+    are missing); a categorical signal is its category column as the CRM spells it when `spellings` has
+    it, else as stored (lower-cased); `_signal_kinds` says which a signal is.
     """
     values = {}
+    spellings = spellings or {}
     for signal, definitions in _features_by_signal(catalog).items():
         if definitions[0].kind == "categorical":
-            values[signal] = features[definitions[0].name]
+            name = definitions[0].name
+            values[signal] = spelled(features[name], spellings[name]) if name in spellings else features[name]
         else:
             numeric = [d.name for d in definitions if d.kind == "numeric"]
             values[signal] = features[numeric].sum(axis=1, min_count=1)
@@ -219,7 +239,7 @@ def signal_importance(rows: ExplainedRows, catalog: list[FeatureDef]) -> pd.Data
         with at least MIN_LEVEL_ROWS rows that raise / lower scores most; no worst when only one level
         has that many), and ``reading`` in words.
     """
-    values = signal_values(rows.features, catalog)
+    values = signal_values(rows.features, catalog, rows.spellings)
     kinds = _signal_kinds(catalog)
     mean_abs = rows.signals.abs().mean()
     total = mean_abs.sum()
@@ -301,7 +321,7 @@ def dependence_table(
         ``signal``, ``value`` (bin or level as text), ``rows``, ``mean_value`` (numeric signals) and
         ``mean_contribution``; numeric bins in value order (missing last), levels best first.
     """
-    values = signal_values(rows.features, catalog)
+    values = signal_values(rows.features, catalog, rows.spellings)
     kinds = _signal_kinds(catalog)
     parts = []
     for signal in signals:
@@ -339,29 +359,44 @@ def lead_outcomes(training_set: TrainingSet, label: LabelParams, columns: Sequen
     """Every lead of the export (up to as_of) with its segments, outcome, reason and won amount.
 
     Returns:
-        Index lead_id; one column per segment column the leads table has (stripped, lower-cased, as
-        the features store them); ``outcome`` (converted / rejected / open / other: the status groups
-        of the label policy, no outcome yet counts as open; excluded: a status the policy leaves out
-        of training, e.g. duplicate, not a lead to rate a source by); ``reason`` (rejected leads
-        only); and ``amount`` (converted leads only) when the export has any deal amount.
+        Index lead_id; one column per segment column the leads table has (values equal once stripped and
+        lower-cased, as the features compare them, are one segment, spelled as the CRM spells most of them:
+        "Google"); ``outcome`` (converted / rejected / open / other: the status groups of the label policy,
+        no outcome yet counts as open; excluded: a status the policy leaves out of training, e.g.
+        duplicate, not a lead to rate a source by); ``reason`` (rejected leads only, as `readable_reasons`
+        words it); and ``amount`` (converted leads only) when the export has any deal amount.
     """
     frame = training_set.labels.frame
     leads = training_set.crm.leads.set_index("lead_id")
     out = pd.DataFrame(index=frame.index)
     for column in columns:
         if column in leads.columns:
-            out[column] = clean_text(leads[column].reindex(frame.index)).set_axis(frame.index)
+            values = leads[column].reindex(frame.index)
+            out[column] = spelled(clean_text(values).set_axis(frame.index), crm_spellings(values))
     out["outcome"] = outcome_group(frame["status"], label)
     left_out = {status.strip().lower() for status, action in label.status_policy.items() if action == "exclude"}
     status = frame["status"].astype(object).where(frame["status"].notna(), "").map(lambda v: v.strip().lower())
     out.loc[out["outcome"].eq("other") & status.isin(left_out).to_numpy(), "outcome"] = "excluded"
     converted, rejected = out["outcome"] == "converted", out["outcome"] == "rejected"
-    out["reason"] = frame["reason"].where(rejected)
     outcomes = training_set.crm.outcomes
+    exported = outcomes["reason"] if outcomes is not None and "reason" in outcomes.columns else pd.Series(dtype=object)
+    out["reason"] = readable_reasons(frame["reason"].where(rejected), exported)
     if outcomes is not None and "amount" in outcomes.columns and outcomes["amount"].notna().any():
         amount = outcomes.set_index("lead_id")["amount"].reindex(frame.index)
         out["amount"] = pd.to_numeric(amount, errors="coerce").where(converted)
     return out
+
+
+def readable_reasons(reasons: pd.Series, exported: pd.Series) -> pd.Series:
+    """Rejection `reasons` (as labels store them, lower-cased) in the words marketing reads: as the `exported`
+    reasons spell them ("Interested in other courses"), a code as words ("not_decision_maker" -> "Not decision
+    maker"; one sent to the service's feedback too). A code is lower case without spaces; "Ringing" or
+    "switched off" is the CRM's own text, kept."""
+    def words(text: str) -> str:
+        return text.replace("_", " ").capitalize() if text == text.lower() and " " not in text else text
+
+    spellings = crm_spellings(exported)
+    return reasons.astype(object).map({v: words(spellings.get(v, v)) for v in pd.unique(reasons.dropna())})
 
 
 def reason_mix(segment: pd.Series, reason: pd.Series, top: int = TOP_REASONS) -> pd.DataFrame:
@@ -460,8 +495,8 @@ def conversion_headline(summary: pd.DataFrame, by: str, limit: int = HEADLINE_SE
 
 
 def segment_value(summary: pd.DataFrame, by: str, value: str | None) -> str:
-    """The value to slice by as the tables write it (stripped, lower case), or the one with most leads
-    when none is given (the notebook's SEGMENT_VALUE).
+    """The value to slice by as the tables write it (matched in any letter case: "google" is "Google"), or the
+    one with most leads when none is given (the notebook's SEGMENT_VALUE).
 
     Raises:
         LookupError: no lead has that value (a typo would show empty tables); the message lists the values.
@@ -470,10 +505,11 @@ def segment_value(summary: pd.DataFrame, by: str, value: str | None) -> str:
         return str(summary[by].iloc[0])
     wanted = str(value).strip().lower()
     known = summary[by].astype(str).tolist()  # most leads first
-    if wanted not in known:
+    found = next((k for k in known if k.lower() == wanted), None)
+    if found is None:
         shown = ", ".join(map(repr, known[:10])) + (f" and {len(known) - 10} more" if len(known) > 10 else "")
         raise LookupError(f"no lead has {by} {value!r}; its values, most leads first: {shown}")
-    return wanted
+    return found
 
 
 def rejection_headlines(summary: pd.DataFrame, by: str, limit: int = HEADLINE_SEGMENTS) -> list[str]:
@@ -828,8 +864,9 @@ def build_audit(
     """
     split = make_split(training_set.created_at, pd.Series(training_set.y), params.evaluate.split, params.model.seed)
     test = model_features(scorer, training_set, training_set.features.index[split.test])
-    rows = explain_rows(scorer, test, training_set.y[split.test], training_set.age_days[split.test])
     catalog = scorer.catalog
+    rows = explain_rows(scorer, test, training_set.y[split.test], training_set.age_days[split.test],
+                        category_spellings(training_set.crm.leads, catalog))
     importance = importance_section(rows, catalog, scorer.data)
     top = importance.tables["signals"]["signal"].head(top_signals).tolist()
     outcomes = lead_outcomes(training_set, params.label)

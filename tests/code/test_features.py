@@ -11,6 +11,7 @@ from features.build import (
     FeatureDef,
     ages_open,
     build_features,
+    crm_spellings,
     feature_catalog,
     lead_columns_read,
     training_snapshots,
@@ -303,6 +304,15 @@ def test_settings_naming_values_the_export_never_holds_are_named_with_the_export
                  if w.startswith("features.icp.countries")]
     assert market == ("features.icp.countries: no lead's country is any of ['DE'], so those never count (every country "
                       "the export holds is listed there)")
+
+
+def test_each_cleaned_value_is_spelled_as_the_crm_spells_most_of_its_rows():
+    """Features compare "Olark Chat" as "olark chat"; marketing reads the CRM's own "Olark Chat" back."""
+    values = pd.Series(["Olark Chat", " olark chat", "Olark Chat ", "OLARK CHAT", None, "", "google", 3.0],
+                       dtype=object)
+    assert crm_spellings(values) == {"olark chat": "Olark Chat", "google": "google", "3": "3"}
+    # Dictionary-coded text (a Parquet export) reads the same; a tie goes to the spelling seen first
+    assert crm_spellings(pd.Series(["E-COMMERCE", "e-commerce"], dtype="category")) == {"e-commerce": "E-COMMERCE"}
 
 
 def test_no_activity_table_is_unknown_but_an_empty_one_is_zero():

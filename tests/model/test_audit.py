@@ -239,6 +239,52 @@ def test_a_status_the_label_policy_excludes_is_no_outcome_of_the_source(sample_p
     assert (web["leads"], web["decided"], web["acceptance_rate"]) == (3, 2, 0.5)
 
 
+def test_sources_and_reasons_read_as_the_crm_spells_them(sample_params):
+    """The features compare lead sources lower-cased ("olark chat"); marketing knows the CRM's "Olark Chat". A reason
+    code reads as words ("Not decision maker"); X Education's Tags keep their own spelling ("Ringing")."""
+    ids = pd.Index([f"L{i}" for i in range(6)], name="lead_id")
+    sources = ["Olark Chat", "olark chat ", "Olark Chat", "Google", "Olark Chat", "google"]
+    exported = ["Ringing", "Ringing", "not_decision_maker", "ringing", None, None]
+    training_set = SimpleNamespace(
+        labels=SimpleNamespace(frame=pd.DataFrame({"status": ["rejected"] * 5 + ["converted"],
+                                                   "reason": [r.lower() if r else r for r in exported]}, index=ids)),
+        crm=SimpleNamespace(leads=pd.DataFrame({"lead_id": ids, "lead_source": sources}),
+                            outcomes=pd.DataFrame({"lead_id": ids, "reason": exported})),
+    )
+
+    summary, mix = audit.segment_outcomes(audit.lead_outcomes(training_set, sample_params.label), "lead_source")
+
+    assert summary["lead_source"].tolist() == ["Olark Chat", "Google"]
+    assert mix["reason"].tolist() == ["Ringing", "Ringing", "Not decision maker", audit.NO_REASON]  # Google, Olark Chat
+    assert audit.rejection_headlines(summary, "lead_source")[1].startswith(
+        "lead source Olark Chat: 4 of 4 leads with an outcome rejected (100%), mostly for Ringing (50% of its rejections)")
+    assert audit.segment_value(summary, "lead_source", "olark chat") == "Olark Chat"
+
+    catalog = [FeatureDef("lead_source", "categorical", "lead_source"), FeatureDef("seniority", "categorical", "seniority")]
+    features = pd.DataFrame({"lead_source": ["olark chat"] * 30 + ["google"] * 30, "seniority": ["vp", "intern"] * 30})
+    signals = pd.DataFrame({"lead_source": [0.3] * 30 + [-0.2] * 30, "seniority": [0.1, -0.1] * 30})
+    rows = audit.ExplainedRows(features, np.zeros(60), np.full(60, 0.2), signals, np.zeros(60),
+                               audit.category_spellings(training_set.crm.leads, catalog))
+    table = audit.signal_importance(rows, catalog).set_index("signal")
+    assert table.loc["lead_source", "reading"] == "helps most: Olark Chat (+0.30); hurts most: Google (-0.20)"
+    assert table.loc["seniority", "best_value"] == "vp"  # derived from the job title: no CRM spelling to show
+    assert audit.dependence_table(rows, catalog, ["lead_source"])["value"].tolist() == ["Olark Chat", "Google"]
+    olark = rows.segment("lead_source", "Olark Chat")  # the notebook's slice, as the tables spell it
+    assert len(olark.y) == 30 and olark.spellings == rows.spellings
+
+
+def test_the_sample_audit_shows_countries_and_reasons_as_the_crm_writes_them(audited, trained):
+    """The sample CRM writes countries as codes ("US") and reasons as codes: the page says "RU", "Not decision maker"."""
+    page = audited.paths[0].read_text(encoding="utf-8")
+    country = sections(audited)["importance"].tables["signals"].set_index("signal").loc["country"]
+    exported = set(trained.training_set.crm.leads["country"].dropna())
+    assert {country["best_value"], country["worst_value"]} <= exported
+    assert f"hurts most: {country['worst_value']} (" in page
+    reasons = set(sections(audited)["segments"].tables["rejection_reasons_by_lead_source"]["reason"])
+    assert {"Not decision maker", "No budget", "Unresponsive"} <= reasons
+    assert "not_decision_maker" not in page and "Not decision maker" in page
+
+
 def test_tier_rates_say_which_leads_they_are(audited, trained):
     """The tier rates are of the newest labelled leads, converted within the horizon: not of section 3's leads."""
     created = trained.training_set.created_at
@@ -514,7 +560,7 @@ def test_x_education_audit_shows_pre_contact_signals_and_tags_as_rejection_reaso
 
     segments = by_key["segments"]
     mix = segments.tables["rejection_reasons_by_lead_source"]
-    assert {"ringing", "interested in other courses", "already a student"} <= set(mix["reason"])
+    assert {"Ringing", "Interested in other courses", "Already a student"} <= set(mix["reason"])  # as the CRM's Tags
     np.testing.assert_allclose(mix.groupby("lead_source")["share"].sum().to_numpy(), 1.0)
     assert "by_campaign" not in segments.tables
     assert any("no campaign values" in note for note in segments.notes)
