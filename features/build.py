@@ -120,6 +120,10 @@ _DERIVED: dict[str, tuple[tuple[str, str, str], ...]] = {
 _JOINS: dict[str, str] = {"missing_email": "email_domain_type", "size_band": "employees", "unsupported_country": "country"}
 # Activity types with an "ever before the snapshot" flag: the two strongest buying signals.
 _EVER_FLAGS = {"pricing_view": "pricing_viewed", "demo_request": "demo_requested"}
+# The numeric features that answer yes (1) or no (0): every other numeric feature is an amount or a count,
+# whose values in a few leads can be 0 and 1 only.
+_FLAGS = frozenset({name for group in ("email_signals", "contact_gaps", "country_support") for name, _, _ in _DERIVED[group]}
+                   | set(_EVER_FLAGS.values()))
 # The activity columns intent features are built from (others, e.g. detail, are ignored).
 ACTIVITY_COLUMNS = ("lead_id", "occurred_at", "activity")
 # "No activity yet" reads as "last activity long ago" rather than as missing, so recency can be
@@ -202,6 +206,15 @@ def feature_catalog(spec: FeatureParams) -> list[FeatureDef]:
         return 1 if signal in spec.monotone_increasing else -1 if signal in spec.monotone_decreasing else 0
 
     return [FeatureDef(n, k, s, w, monotone(k, s)) for n, k, s, w in rows]
+
+
+def flag_signals(catalog: list[FeatureDef]) -> set[str]:
+    """The signals of `catalog` all of whose features are yes/no flags ("free e-mail address", "no phone"): they
+    read as present or absent, where "more of it" means nothing."""
+    signals: dict[str, bool] = {}
+    for d in catalog:
+        signals[d.signal] = signals.get(d.signal, True) and d.name in _FLAGS
+    return {signal for signal, flag in signals.items() if flag}
 
 
 def joined_into(signal_of: dict[str, str]) -> dict[str, str]:

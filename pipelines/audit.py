@@ -46,7 +46,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from mlflow.tracking import MlflowClient
 
-from features.build import FeatureDef, clean_text, crm_spellings
+from features.build import FeatureDef, clean_text, crm_spellings, flag_signals
 from features.labels import outcome_group
 from models import explain
 from models.calibration import TierThresholds
@@ -240,7 +240,7 @@ def signal_importance(rows: ExplainedRows, catalog: list[FeatureDef]) -> pd.Data
         has that many), and ``reading`` in words.
     """
     values = signal_values(rows.features, catalog, rows.spellings)
-    kinds = _signal_kinds(catalog)
+    kinds, flags = _signal_kinds(catalog), flag_signals(catalog)
     mean_abs = rows.signals.abs().mean()
     total = mean_abs.sum()
     records = []
@@ -267,8 +267,8 @@ def signal_importance(rows: ExplainedRows, catalog: list[FeatureDef]) -> pd.Data
             record["direction"] = float(rho)
             if math.isnan(rho):
                 record["reading"] = "no variation in these leads"
-            elif value.dropna().isin([0, 1]).all():  # a yes/no flag (free e-mail, no phone): "more of it" means nothing
-                present = value.eq(1)
+            elif signal in flags:  # a yes/no flag (free e-mail, no phone): "more of it" means nothing
+                present = value.gt(0)
                 effect = "raises" if contribution[present].mean() > contribution[~present].mean() else "lowers"
                 record["reading"] = (f"{effect} the score where present ({present.sum():,} leads, "
                                      f"{contribution[present].mean():+.2f} on average; {contribution[~present].mean():+.2f} "

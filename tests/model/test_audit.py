@@ -126,6 +126,20 @@ def test_a_flag_reads_by_where_it_is_present_and_values_all_on_one_side_are_not_
     assert reading == f"every value of {audit.MIN_LEVEL_ROWS}+ leads lowers the score; least: webinar (-0.10), most: event (-0.40)"
 
 
+def test_a_count_that_is_0_or_1_in_a_slice_still_reads_as_a_count():
+    """In a notebook slice every lead may have attended 0 or 1 webinars: that is still "more of it", not a yes/no
+    flag "present" in some leads; a real flag (no phone) reads as present or absent whatever its values."""
+    catalog = [FeatureDef("webinar_90d", "numeric", "webinar", 90), FeatureDef("missing_phone", "numeric", "missing_phone")]
+    once = np.arange(40) < 10
+    features = pd.DataFrame({"webinar_90d": np.where(once, 1.0, 0.0), "missing_phone": np.where(once, 0.0, 1.0)})
+    signals = pd.DataFrame({"webinar": np.where(once, 0.3, -0.1), "missing_phone": np.where(once, 0.05, -0.2)})
+    rows = audit.ExplainedRows(features, np.zeros(40), np.full(40, 0.1), signals, np.zeros(40))
+    table = audit.signal_importance(rows, catalog).set_index("signal")
+    assert table.loc["webinar", "reading"] == "more of it raises the score (rho +1.00)"
+    assert table.loc["missing_phone", "reading"] == ("lowers the score where present (30 leads, -0.20 on average; "
+                                                     "+0.05 where absent)")
+
+
 def test_dependence_covers_the_top_signals(audited):
     by_key = sections(audited)
     top = by_key["importance"].tables["signals"]["signal"].head(audit.TOP_SIGNALS)
