@@ -75,6 +75,53 @@ MISSING = "(missing)"  # a lead without a value: a level of its own in every tab
 NO_REASON = "(no reason given)"
 OTHER_REASONS = "(other reasons)"
 SCORER_LABEL = "leadscore"
+# Where a section's first note says what the numbers mean, in words (the sections use them as written here).
+EFFECT = ("A signal's effect is how far it moves a lead's score, in log-odds, the model's own scale: +0.7 about "
+          "doubles a lead's odds of converting, -0.7 halves them, 0 leaves them as they are")
+HELD_OUT = "held-out leads (kept out of training to test the model on)"
+# Tables, their columns and the model details as the HTML page heads them where the name alone is jargon
+# ("<table>.<column>" for a column that means something else in another table); any other name shows with
+# spaces for underscores. The CSV and JSON files keep the names, which notebooks and scripts read.
+SHOWN_AS = {
+    "capture": "conversions held by the top of the list",
+    "crm_column": "CRM field",
+    "mean_abs_contribution": "importance (average effect either way, log-odds)",
+    "signals.share": "share of all importance",
+    "tiers.share": "share of leads",
+    **{f"rejection_reasons_by_{by}.share": "share of its rejections" for by in SEGMENT_COLUMNS},
+    "direction": "direction (-1 to +1)",
+    "best_value": "helps most",
+    "best_contribution": "effect of the one helping most",
+    "worst_value": "hurts most",
+    "worst_contribution": "effect of the one hurting most",
+    "reading": "in words",
+    "rows": "leads",
+    "mean_value": "average value",
+    "mean_contribution": "average effect (log-odds)",
+    "decided": "leads with an outcome",
+    "acceptance_rate": "acceptance rate (share not rejected)",
+    "top_reason_share": "top reason's share of rejections",
+    "no_reason_share": "share rejected without a reason",
+    "rejected": "rejected leads",
+    "min_probability": "from predicted probability",
+    "tiers.lift": "lift (times the average conversion rate)",
+    "capture.lift": "lift (times what as many leads picked at random hold)",
+    "top_share": "top of the list (share of leads)",
+    "capture.capture": "share of all conversions held",
+    "mean_p": "average predicted probability",
+    "observed": "observed conversion rate",
+    "current": "audited model",
+    "previous": "previous model",
+    "trained_at": "trained at",
+    "training_run": "MLflow training run",
+    "as_of": "data as of",
+    "split": "held-out leads chosen",
+    "split_because": "chosen so because",
+    "test_rows": "held-out leads",
+    "compared_with": "compared with",
+    "generated_at": "written at",
+}
+SPLIT_SHOWN_AS = {"out_of_time": "the newest labelled leads", "stratified": "a random share of the labelled leads"}
 # matplotlib's categorical colours for named reasons (pooled and missing reasons are grey), cycled.
 REASON_COLORS = [f"tab:{c}" for c in ("blue", "orange", "green", "red", "purple", "brown", "pink", "olive", "cyan")]
 
@@ -274,11 +321,11 @@ def signal_importance(rows: ExplainedRows, catalog: list[FeatureDef]) -> pd.Data
                                      f"{contribution[present].mean():+.2f} on average; {contribution[~present].mean():+.2f} "
                                      "where absent)")
             elif rho >= DIRECTION_THRESHOLD:
-                record["reading"] = f"more of it raises the score (rho {rho:+.2f})"
+                record["reading"] = f"more of it raises the score (direction {rho:+.2f})"
             elif rho <= -DIRECTION_THRESHOLD:
-                record["reading"] = f"more of it lowers the score (rho {rho:+.2f})"
+                record["reading"] = f"more of it lowers the score (direction {rho:+.2f})"
             else:
-                record["reading"] = f"no consistent direction (rho {rho:+.2f})"
+                record["reading"] = f"no consistent direction ({rho:+.2f})"
         else:
             levels = _level_effects(values[signal], contribution)
             named = levels[levels["size"] >= MIN_LEVEL_ROWS]
@@ -524,7 +571,7 @@ def rejection_headlines(summary: pd.DataFrame, by: str, limit: int = HEADLINE_SE
         return []
     label = by.replace("_", " ")
     lines = [f"Where the rejected leads come from, by {label}: the {len(rejected)} with the most rejections "
-             f"(the rate of every one of the {len(summary)} is in table 'by_{by}')."]
+             f"(the rate of every one of the {len(summary)} is in the table 'by {label}' below)."]
     for row in rejected.to_dict("records"):
         line = (f"{label} {row[by]}: {row['rejected']:,} of {row['decided']:,} leads with an outcome "
                 f"rejected ({1 - row['acceptance_rate']:.0%})")
@@ -601,8 +648,9 @@ def _headline(metrics: dict[str, float], top_fractions: list[float]) -> str:
         return f"Its metrics are not defined on {metrics['rows']:,.0f} held-out leads with {metrics['positives']:,.0f} conversions."
     captures = ", ".join(f"the top {f:.0%} hold {metrics[f'capture_{fraction_key(f)}']:.0%} of the conversions"
                          for f in top_fractions)
-    return (f"On the {metrics['rows']:,.0f} held-out leads: ROC AUC {metrics['roc_auc']:.3f}, PR AUC "
-            f"{metrics['pr_auc']:.3f}, ECE {metrics['ece']:.3f}; {captures} (every metric: table 'metrics').")
+    return (f"On the {metrics['rows']:,.0f} held-out leads: ROC AUC {metrics['roc_auc']:.3f} (the chance that a "
+            f"lead that converted is scored above one that did not: 0.5 is a coin toss, 1 perfect), calibration "
+            f"error {metrics['ece']:.3f}; {captures} (every metric: table 'metrics').")
 
 
 # ---------------------------------------------------------------- plots (Agg canvas, no pyplot)
@@ -629,14 +677,14 @@ def dependence_plot(rows: ExplainedRows, catalog: list[FeatureDef], table: pd.Da
             binned = part.dropna(subset=["mean_value"])
             ax.plot(binned["mean_value"], binned["mean_contribution"], color="tab:orange", marker="o", label="bin mean")
             ax.axhline(0, color="grey", linewidth=0.8)
-            ax.set(xlabel=f"{signal} (value)", ylabel="contribution (log-odds)")
+            ax.set(xlabel=f"{signal} (value)", ylabel="effect on the score (log-odds)")
             ax.legend(loc="best", fontsize="small")
         else:
             top = part.nlargest(PLOTTED_SEGMENTS, "rows").sort_values("mean_contribution")
             heights = top["mean_contribution"].to_numpy()
             ax.barh(top["value"].astype(str), heights, color=np.where(heights < 0, "tab:red", "tab:blue"))
             ax.axvline(0, color="grey", linewidth=0.8)
-            ax.set(xlabel="mean contribution (log-odds)")
+            ax.set(xlabel="average effect on the score (log-odds)")
         ax.set_title(signal)
         ax.grid(alpha=0.3)
     for ax in axes[len(signals):]:
@@ -652,7 +700,8 @@ def segments_plot(summary: pd.DataFrame, mix: pd.DataFrame, by: str) -> Figure:
     position = np.arange(len(top))
     rates.barh(position + 0.2, top["conversion_rate"], height=0.4, label="conversion rate", color="tab:green")
     rates.barh(position - 0.2, top["acceptance_rate"], height=0.4, label="acceptance rate", color="tab:blue")
-    rates.set(yticks=position, yticklabels=names, xlim=(0, 1), title=f"Outcomes by {by}", xlabel="share of leads with an outcome")
+    label = by.replace("_", " ")
+    rates.set(yticks=position, yticklabels=names, xlim=(0, 1), title=f"Outcomes by {label}", xlabel="share of leads with an outcome")
     rates.legend(loc="lower right", fontsize="small")
     shares = mix[mix[by].isin(names)].pivot_table(index=by, columns="reason", values="share", fill_value=0.0)
     shares = shares.reindex(names, fill_value=0.0)
@@ -663,7 +712,7 @@ def segments_plot(summary: pd.DataFrame, mix: pd.DataFrame, by: str) -> Figure:
     for reason in [*named, *(r for r in (OTHER_REASONS, NO_REASON) if r in shares.columns)]:
         reasons.barh(position, shares[reason], left=left, label=str(reason), color=colors[reason])
         left += shares[reason].to_numpy()
-    reasons.set(yticks=position, yticklabels=names, xlim=(0, 1), title=f"Rejection reasons by {by}", xlabel="share of rejections")
+    reasons.set(yticks=position, yticklabels=names, xlim=(0, 1), title=f"Rejection reasons by {label}", xlabel="share of rejections")
     reasons.legend(loc="upper left", bbox_to_anchor=(1.01, 1), fontsize="small")
     for ax in (rates, reasons):
         ax.grid(alpha=0.3, axis="x")
@@ -671,14 +720,14 @@ def segments_plot(summary: pd.DataFrame, mix: pd.DataFrame, by: str) -> Figure:
 
 
 def tiers_plot(tiers: pd.DataFrame, overall_rate: float) -> Figure:
-    """Conversion rate per tier against the overall rate, each bar labelled with its lift."""
+    """Conversion rate per tier against the overall rate, each bar labelled with its lift ("3.4x average")."""
     figure, (ax,) = _figure((6.0, 4.0))
     bars = ax.bar(tiers["tier"].astype(str), tiers["conversion_rate"].fillna(0.0), color="tab:blue")
-    ax.bar_label(bars, labels=[f"lift {v:.1f}" if pd.notna(v) else "" for v in tiers["lift"]], fontsize="small")
+    ax.bar_label(bars, labels=[f"{v:.1f}x average" if pd.notna(v) else "" for v in tiers["lift"]], fontsize="small")
     if pd.notna(overall_rate):
         ax.axhline(overall_rate, color="grey", linestyle=":", label=f"overall ({overall_rate:.1%})")
         ax.legend(loc="upper right")
-    ax.set(title="Conversion rate per tier (test leads)", xlabel="tier", ylabel="conversion rate")
+    ax.set(title="Conversion rate per tier (held-out leads)", xlabel="tier", ylabel="conversion rate")
     ax.grid(alpha=0.3, axis="y")
     return figure
 
@@ -697,22 +746,25 @@ def importance_section(rows: ExplainedRows, catalog: list[FeatureDef], data: Dat
     table.insert(1, "crm_column", [crm.get(s) if crm.get(s, s) != s else "" for s in table["signal"]])
     top = table.head(PLOTTED_SIGNALS)
     notes = [
-        f"{len(rows.y):,} held-out leads. Importance is the mean absolute SHAP contribution in log-odds; "
-        "direction is the rank correlation of a numeric signal's value with its contribution, and for a "
-        "category the levels that raise and lower scores most."
+        f"{len(rows.y):,} {HELD_OUT}. {EFFECT} (each lead's effects, computed with SHAP, add up to its score). "
+        "Importance is a signal's average effect either way. Direction, for a number: +1 when more of it always "
+        "raises the score, -1 when it always lowers it, near 0 when it goes either way; a category has values "
+        "that help and values that hurt instead."
     ]
     notes += [f"{r.signal}{f' ({r.crm_column!r} in the CRM)' if r.crm_column else ''}: {r.reading}"
               for r in table.head(3).itertuples(index=False)]
     figure = importance_plot(top["signal"].tolist(), top["mean_abs_contribution"].fillna(0.0).tolist(),
-                             "Mean |contribution| per signal (log-odds)")
-    return Section("importance", "Signal importance and direction", notes, {"signals": table}, {"importance": figure})
+                             "Importance: average effect on the score, either way (log-odds)")
+    return Section("importance", "Which signals move the score, and which way", notes, {"signals": table},
+                   {"importance": figure})
 
 
 def dependence_section(rows: ExplainedRows, catalog: list[FeatureDef], signals: Sequence[str]) -> Section:
     """2. How the top signals' values map to score contributions."""
     table = dependence_table(rows, catalog, signals)
-    notes = ["Each lead's contribution against the signal's value (numbers: quantile bins; categories: mean per level)."]
-    return Section("dependence", "Dependence of the top signals", notes, {"dependence": table},
+    notes = ["Each lead's effect against the signal's value: for a number, its leads in groups of about equal "
+             "size by value, (a, b] meaning above a up to b; for a category, the average effect of each value."]
+    return Section("dependence", "How the values of the top signals move the score", notes, {"dependence": table},
                    {"dependence": dependence_plot(rows, catalog, table)})
 
 
@@ -779,12 +831,14 @@ def tiers_section(
     if not len(rows.y):  # a notebook slice with no held-out lead: no rate to give ("nan%")
         notes = [f"0 {held_out}: no tier conversion or lift to report."]
     else:
-        notes = [f"{len(rows.y):,} {held_out}, {overall:.1%} converted; lift = tier conversion rate / overall rate."]
+        notes = [f"{len(rows.y):,} {held_out}, {overall:.1%} converted; lift = how many times that rate a tier "
+                 "converts at (lift 2: twice as often as the average lead)."]
     if overall > 0:
         notes += [f"The top {r.top_share:.0%} of leads hold {r.capture:.0%} of the conversions." for r in capture.itertuples()]
     elif overall == 0:
         notes.append("None of them converted: there are no conversions for the top of the list to hold.")
-    return Section("tiers", "Conversion and lift by tier", notes, {"tiers": table, "capture": capture},
+    return Section("tiers", "Conversion by tier: does working the top tiers first pay?", notes,
+                   {"tiers": table, "capture": capture},
                    {"tiers": tiers_plot(table, overall)})
 
 
@@ -792,10 +846,12 @@ def calibration_section(rows: ExplainedRows, bins: int) -> Section:
     """5. Whether a predicted probability means what it says."""
     table = calibration_bins(rows.y, rows.probability, bins=bins)
     ece = expected_calibration_error(rows.y, rows.probability, bins=bins)
-    notes = [f"Equal-count bins of predicted probability on held-out leads; expected calibration error {ece:.3f} "
-             "(mean distance between predicted and observed conversion rate)."]
+    notes = [f"The {HELD_OUT} in {bins} groups of about equal size by predicted probability: each group's "
+             f"average prediction against the share of it that converted. Calibration error {ece:.3f}: the "
+             "average gap between the two (0.02 = 2 percentage points)."]
     figure = calibration_plot({SCORER_LABEL: (rows.y, rows.probability)}, bins=bins)
-    return Section("calibration", "Calibration", notes, {"calibration": table}, {"calibration": figure})
+    return Section("calibration", "Do predicted probabilities come true? (calibration)", notes,
+                   {"calibration": table.drop(columns="weight")}, {"calibration": figure})
 
 
 def change_section(
@@ -826,14 +882,15 @@ def change_section(
             "what it is built from): its figures here understate what it did with that data."
         )
     moved = importance[importance["change"].abs() > 0].head(3)
-    section.notes += [f"{row.signal}: importance {row.previous:.3f} -> {row.current:.3f} ({row.change:+.3f})"
+    section.notes += [f"{row.signal}: importance (average effect either way, log-odds) {row.previous:.3f} -> "
+                      f"{row.current:.3f} ({row.change:+.3f})"
                       for row in moved.itertuples(index=False)]
     if moved.empty:
         section.notes.append("No signal's importance changed.")
     section.tables = {"metrics": metrics, "importance_change": importance}
     top = importance.head(PLOTTED_SIGNALS)
     section.figures["importance_change"] = importance_plot(
-        top["signal"].tolist(), top["change"].tolist(), f"Change in mean |contribution| vs {previous.label}"
+        top["signal"].tolist(), top["change"].tolist(), f"Change in importance (log-odds) vs {previous.label}"
     )
     return section
 
@@ -927,11 +984,17 @@ def _format_number(value: float) -> str:
     return f"{value:,.0f}" if isinstance(value, (int, np.integer)) or abs(value) >= 1000 else f"{value:.3f}"
 
 
-def _table_html(table: pd.DataFrame) -> str:
+def shown_as(name: str, table: str = "") -> str:
+    """A table's, column's or model detail's heading on the page (`SHOWN_AS`); a column read in `table`."""
+    return SHOWN_AS.get(f"{table}.{name}", SHOWN_AS.get(name, name.replace("_", " ")))
+
+
+def _table_html(name: str, table: pd.DataFrame) -> str:
     shown = _whole_numbers_as_integers(table)
     for c in shown.columns:
         if pd.api.types.is_numeric_dtype(shown[c]) and not pd.api.types.is_bool_dtype(shown[c]):
             shown[c] = shown[c].astype(object).map(_format_number)  # as text: to_html prints an Int64 NA as '<NA>'
+    shown.columns = [shown_as(c, name) for c in shown.columns]
     return shown.to_html(index=False, border=0, na_rep="")
 
 
@@ -951,7 +1014,8 @@ def render_html(audit: Audit) -> str:
     title = f"Signal audit: {model.get('name')} v{model.get('version')}"
     parts = [f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{e(title)}</title><style>{_STYLE}</style></head><body>",
              f"<h1>{e(title)}</h1>", "<table class='meta'>"]
-    parts += [f"<tr><td>{e(k)}</td><td>{e(str(v))}</td></tr>" for k, v in model.items() if v is not None]
+    parts += [f"<tr><td>{e(shown_as(k))}</td><td>{e(str(SPLIT_SHOWN_AS.get(v, v) if k == 'split' else v))}</td></tr>"
+              for k, v in model.items() if v is not None]
     parts.append("</table><ol>")
     parts += [f"<li><a href='#{s.key}'>{e(s.title)}</a></li>" for s in audit.sections]
     parts.append("</ol>")
@@ -962,8 +1026,8 @@ def render_html(audit: Audit) -> str:
             encoded = base64.b64encode(figure_png(figure)).decode("ascii")
             parts.append(f"<img alt='{e(name)}' src='data:image/png;base64,{encoded}'>")
         for name, table in section.tables.items():
-            parts.append(f"<h3>{e(name.replace('_', ' '))}</h3>")
-            parts.append(_table_html(table))
+            parts.append(f"<h3>{e(shown_as(name))}</h3>")
+            parts.append(_table_html(name, table))
     parts.append("</body></html>")
     return "\n".join(parts)
 

@@ -56,9 +56,9 @@ def test_every_section_is_produced_with_non_empty_tables(audited):
     assert "no previous model" in by_key["change"].notes[0]
     assert list(by_key["change"].tables["metrics"].columns) == ["metric", "current"]
     metrics = by_key["change"].tables["metrics"].set_index("metric")["current"]  # the console prints notes only
-    assert (f"On the {metrics['rows']:,.0f} held-out leads: ROC AUC {metrics['roc_auc']:.3f}, PR AUC "
-            f"{metrics['pr_auc']:.3f}, ECE {metrics['ece']:.3f}; the top 10% hold {metrics['capture_top10']:.0%} of "
-            "the conversions") in by_key["change"].notes[0]
+    assert (f"On the {metrics['rows']:,.0f} held-out leads: ROC AUC {metrics['roc_auc']:.3f} (the chance that a lead "
+            "that converted is scored above one that did not: 0.5 is a coin toss, 1 perfect), calibration error "
+            f"{metrics['ece']:.3f}; the top 10% hold {metrics['capture_top10']:.0%} of the conversions") in by_key["change"].notes[0]
 
 
 def test_importance_is_sorted_covers_every_signal_and_reads_declared_buying_signals_as_positive(audited, trained):
@@ -88,7 +88,7 @@ def test_a_category_joined_by_a_derived_flag_reads_by_its_levels():
     table = audit.signal_importance(rows, catalog).set_index("signal")
     assert table.loc["country", ["kind", "best_value", "worst_value"]].tolist() == ["categorical", "us", "ru"]
     assert table.loc["country", "reading"] == "helps most: us (+0.30); hurts most: ru (-1.00)"
-    assert table.loc["employees", "reading"] == "more of it raises the score (rho +1.00)"
+    assert table.loc["employees", "reading"] == "more of it raises the score (direction +1.00)"
     dependence = audit.dependence_table(rows, catalog, ["country"])
     assert dependence["value"].tolist() == ["us", "ru"]
 
@@ -135,7 +135,7 @@ def test_a_count_that_is_0_or_1_in_a_slice_still_reads_as_a_count():
     signals = pd.DataFrame({"webinar": np.where(once, 0.3, -0.1), "missing_phone": np.where(once, 0.05, -0.2)})
     rows = audit.ExplainedRows(features, np.zeros(40), np.full(40, 0.1), signals, np.zeros(40))
     table = audit.signal_importance(rows, catalog).set_index("signal")
-    assert table.loc["webinar", "reading"] == "more of it raises the score (rho +1.00)"
+    assert table.loc["webinar", "reading"] == "more of it raises the score (direction +1.00)"
     assert table.loc["missing_phone", "reading"] == ("lowers the score where present (30 leads, -0.20 on average; "
                                                      "+0.05 where absent)")
 
@@ -316,7 +316,30 @@ def test_html_is_self_contained_with_every_heading_and_embedded_plots(audited):
     figures = sum(len(s.figures) for s in audited.audit.sections)
     assert page.count("src='data:image/png;base64,") == figures
     assert page.count("<img") == figures  # every image is embedded, none points at a file
-    assert "top_rejection_reason" in page  # the tables are in the page too
+    assert "<th>top rejection reason</th>" in page  # the tables are in the page too
+
+
+def test_the_page_explains_its_terms_and_heads_tables_in_words_while_the_csv_keeps_column_names(audited):
+    """A marketer does not know SHAP, log-odds, lift or ECE: each number says what it means where it is first shown,
+    and a table column reads "leads with an outcome", not "decided"; a notebook still reads the CSV's `decided`."""
+    page = audited.paths[0].read_text(encoding="utf-8")
+    by_key = sections(audited)
+    assert "+0.7 about doubles a lead&#x27;s odds of converting, -0.7 halves them" in page
+    assert "Direction, for a number: +1 when more of it always raises the score" in by_key["importance"].notes[0]
+    assert "lift = how many times that rate a tier converts at (lift 2: twice as often as the average lead)" in \
+        by_key["tiers"].notes[0]
+    assert "Calibration error" in by_key["calibration"].notes[0] and "0.02 = 2 percentage points" in page
+    for header in ("importance (average effect either way, log-odds)", "direction (-1 to +1)", "helps most",
+                   "leads with an outcome", "acceptance rate (share not rejected)", "share of its rejections",
+                   "lift (times the average conversion rate)", "average predicted probability", "observed conversion rate"):
+        assert f"<th>{header}</th>" in page, header
+    assert not [h for h in ("mean_abs_contribution", "decided", "mean_p", "lift", "test_rows") if f"<th>{h}</th>" in page]
+    assert not [w for w in ("SHAP contribution", "|contribution|", "(rho ", "ECE ") if w in page]
+    assert "<td>held-out leads chosen</td><td>the newest labelled leads</td>" in page
+    tables = audited.paths[0].parent / "tables"
+    assert "decided" in pd.read_csv(tables / "segments.by_lead_source.csv").columns
+    assert list(pd.read_csv(tables / "importance.signals.csv").columns)[:4] == ["signal", "crm_column", "kind",
+                                                                                 "mean_abs_contribution"]
 
 
 def test_html_tables_show_counts_as_whole_numbers():
@@ -484,7 +507,7 @@ def test_segment_outcomes_on_a_small_export():
     assert list(mix[mix["lead_source"] == "webinar"]["reason"]) == ["no_budget", audit.NO_REASON]
     intro, headline = audit.rejection_headlines(summary, "lead_source")[:2]
     assert intro == ("Where the rejected leads come from, by lead source: the 2 with the most rejections (the rate of "
-                     "every one of the 2 is in table 'by_lead_source').")
+                     "every one of the 2 is in the table 'by lead source' below).")
     assert headline == ("lead source webinar: 3 of 5 leads with an outcome rejected (60%), mostly for no_budget (67% "
                         "of its rejections); 33% without a reason; under 20 leads with an outcome, too few for these "
                         "rates to say much")
@@ -539,7 +562,8 @@ def test_tier_notes_of_a_slice_without_leads_or_conversions_say_so_instead_of_na
     unconverted = audit.ExplainedRows(pd.DataFrame(index=range(5)), np.zeros(5), np.linspace(0.05, 0.5, 5),
                                       pd.DataFrame(index=range(5)), np.zeros(5))
     notes = audit.tiers_section(unconverted, tiers, [0.1, 0.2]).notes
-    assert notes == ["5 held-out leads, 0.0% converted; lift = tier conversion rate / overall rate.",
+    assert notes == ["5 held-out leads, 0.0% converted; lift = how many times that rate a tier converts at (lift 2: "
+                     "twice as often as the average lead).",
                      "None of them converted: there are no conversions for the top of the list to hold."]
     assert not any("nan" in note for note in notes)
 
