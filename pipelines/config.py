@@ -254,6 +254,8 @@ class TierParams(_Section):
 
     @model_validator(mode="after")
     def _thresholds_match_method(self) -> "TierParams":
+        if not self.tiers:  # every scored lead gets a tier: the last one takes those no tier above took
+            raise ValueError("tiers.tiers: list at least one tier, e.g. [{name: all}]")
         key = "top_share" if self.method == "capacity" else "min_probability"
         for tier in self.tiers[:-1]:
             if getattr(tier, key) is None:

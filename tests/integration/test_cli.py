@@ -444,6 +444,7 @@ def test_a_params_file_that_is_not_utf8_or_not_a_file_is_a_params_error(tmp_path
     ("capacity", [{"name": "A", "top_share": 1.0}, {"name": "B"}], r"tiers.tiers\[0\].top_share: Input should be less than 1"),
     ("precision", [{"name": "A", "min_probability": 0.2}, {"name": "B", "min_probability": 0.4}, {"name": "C"}],
      r"tiers.tiers\[1\].min_probability: 0.4 is not below the 0.2 of tier 'A'"),
+    ("capacity", [], r"tiers.tiers: list at least one tier"),  # training ended on an IndexError after all its work
 ])
 def test_tiers_that_would_leave_a_tier_empty_are_refused_by_key(method, tiers, message):
     with pytest.raises(ParamsError, match=message):
