@@ -203,6 +203,8 @@ def assemble(params: Params, as_of: pd.Timestamp | None = None, crm: CRMData | N
             AS_OF_PAST_EXPORT_LIMIT after it.
     """
     crm = crm if crm is not None else load_history(params)
+    if crm.leads.empty:  # a header-only file, or every row refused: no date to be 'now', no lead to label
+        raise ValueError(f"no lead to label: {crm.report.lines()[0]}")
     leads, outcomes, activities = crm.leads, crm.outcomes, crm.activities
     dated = params.data.dated
     if dated:

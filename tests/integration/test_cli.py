@@ -826,3 +826,13 @@ def test_backtest_names_the_option_when_quarters_is_below_one():
     """"quarters must be at least 1" named no option; refused before any data is read."""
     result = run("backtest", "--quarters", "0", "--params", str(PROJECT_ROOT / "params.yaml"), "--leads", "absent.csv")
     assert result.exit_code == 2 and "--quarters" in result.output and "absent.csv" not in result.output
+
+
+@pytest.mark.parametrize("command", ["features", "train", "retrain"])
+def test_an_export_of_header_rows_only_is_one_line_saying_there_is_no_lead(small_export, tmp_path, monkeypatch, command):
+    """A CRM report exported with a filter that matched nothing: each file holds its header alone (this ended
+    on a TypeError comparing dates with None)."""
+    params = training_params({name: frame.iloc[:0] for name, frame in small_export.items()}, tmp_path, monkeypatch)
+    result = runner.invoke(app, [command, "--params", str(params)])
+    assert result.exit_code == 1 and isinstance(result.exception, SystemExit), result.output
+    assert f"no lead to label: leads ({tmp_path / 'leads.csv'}): 0 rows read, 0 kept" in result.output.replace("\n", "")
