@@ -8,6 +8,7 @@ export instead of guessing, and every row that does not reach the canonical tabl
 
 from __future__ import annotations
 
+import csv
 import os
 import re
 from collections import Counter
@@ -242,6 +243,7 @@ def read_source(spec: str, data: DataParams, base_dir: Path) -> pd.DataFrame:
     try:
         return pd.read_csv(
             path,
+            sep=csv_delimiter(path),
             dtype={c: "str" for c in mapped_to_text | TEXT_COLUMNS},
             keep_default_na=False,
             na_values=[""],
@@ -252,6 +254,25 @@ def read_source(spec: str, data: DataParams, base_dir: Path) -> pd.DataFrame:
         raise ValueError(f"{path}: the file is empty (not even a header row)") from None
     except UnicodeDecodeError as err:
         raise not_utf8(path, err) from None
+
+
+# Field separators a CSV export may use: Excel writes the list separator of the computer's region, ";"
+# where the decimal mark is a comma (most of Europe), also when saving "CSV UTF-8".
+CSV_DELIMITERS = (",", ";", "\t")
+
+
+def csv_delimiter(path: Path) -> str:
+    """The separator of a CSV (compressed too), from its header line: the one of CSV_DELIMITERS it holds
+    most often outside quotes, a comma when none or tied. Read with a comma, a ";" file's header is one
+    column named 'lead_id;created_at;...', refused as missing lead_id. A file that cannot be read gets a
+    comma, for the reader to name the problem."""
+    try:
+        first = pd.read_csv(path, sep="\x1f", header=None, nrows=1, dtype=str, quoting=csv.QUOTE_NONE,
+                            encoding="utf-8-sig").iat[0, 0]
+    except (ValueError, OSError, IndexError):  # empty, not UTF-8 (UnicodeDecodeError), unreadable
+        return ","
+    outside_quotes = re.sub(r'"[^"]*"', "", str(first))
+    return max(CSV_DELIMITERS, key=lambda sep: (outside_quotes.count(sep), sep == ","))
 
 
 def is_parquet(path: Path) -> bool:

@@ -31,8 +31,8 @@ from features.build import ACTIVITY_COLUMNS, lead_columns_read
 from models.gbm import predict_on_one_thread, usable_cores
 from models.scorer import LeadScorer
 from pipelines.config import DataParams
-from pipelines.ingest import (ContractError, Problem, absent_columns, as_plain_text, bytes_as_text, crm_column, is_parquet, not_utf8,
-                              prepare_table, refuse_to_overwrite)
+from pipelines.ingest import (ContractError, Problem, absent_columns, as_plain_text, bytes_as_text, crm_column, csv_delimiter,
+                              is_parquet, not_utf8, prepare_table, refuse_to_overwrite)
 
 
 @dataclass
@@ -100,16 +100,17 @@ def _read_whole(
     """
     if is_parquet(path):
         return _as_crm_text(_readable(path, lambda: pq.read_table(path, columns=columns, read_dictionary=coded)), path)
+    sep = csv_delimiter(path)
     if coded or dates:
         for typed_dates in ([dates, []] if dates else [[]]):
             try:
-                return _read_csv_typed(path, columns, coded or [], typed_dates)
+                return _read_csv_typed(path, sep, columns, coded or [], typed_dates)
             except ValueError:  # Arrow's errors (pa.ArrowInvalid) are ValueErrors too
                 continue
     try:
-        return pd.read_csv(path, engine="pyarrow", usecols=columns, **CSV_TEXT)
+        return pd.read_csv(path, engine="pyarrow", sep=sep, usecols=columns, **CSV_TEXT)
     except ValueError:
-        return _readable(path, lambda: pd.read_csv(path, usecols=columns, **CSV_TEXT))
+        return _readable(path, lambda: pd.read_csv(path, sep=sep, usecols=columns, **CSV_TEXT))
 
 
 def _parquet_file(path: Path) -> pq.ParquetFile:
@@ -130,15 +131,15 @@ def _readable(path: Path, read: Callable):
         raise not_utf8(path, err) from None
 
 
-def _read_csv_typed(path: Path, columns: list[str], coded: list[str], dates: list[str]) -> pd.DataFrame:
-    """`columns` of a CSV as text (empty cells missing, as CSV_TEXT reads them), `coded` ones as
+def _read_csv_typed(path: Path, sep: str, columns: list[str], coded: list[str], dates: list[str]) -> pd.DataFrame:
+    """`columns` of a CSV separated by `sep` as text (empty cells missing, as CSV_TEXT reads them), `coded` ones as
     categoricals, `dates` as datetimes (raises ValueError on one that is not ISO 8601)."""
     types = {c: pa.string() for c in columns}
     types |= {c: pa.dictionary(pa.int32(), pa.string()) for c in coded}
     types |= {c: pa.timestamp("us") for c in dates}
     options = pa_csv.ConvertOptions(include_columns=columns, column_types=types, null_values=[""],
                                     strings_can_be_null=True)
-    return pa_csv.read_csv(path, convert_options=options).to_pandas()
+    return pa_csv.read_csv(path, parse_options=pa_csv.ParseOptions(delimiter=sep), convert_options=options).to_pandas()
 
 
 def _read_activities(path: Path, data: DataParams) -> pd.DataFrame:
@@ -151,7 +152,7 @@ def _read_activities(path: Path, data: DataParams) -> pd.DataFrame:
     (about 2 s less, on one core, before the first chunk is scored), and times parsed as they are read.
     """
     header = (_parquet_file(path).schema_arrow.names if is_parquet(path)
-              else _readable(path, lambda: pd.read_csv(path, nrows=0)).columns)
+              else _readable(path, lambda: pd.read_csv(path, sep=csv_delimiter(path), nrows=0)).columns)
     contract = {c: data.mapping.activities.get(c, c) for c in header}
     columns = [c for c in header if contract[c] in ACTIVITY_COLUMNS]
     return _read_whole(path, columns, coded=[c for c in columns if contract[c] in ("lead_id", "activity")],

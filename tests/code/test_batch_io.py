@@ -39,6 +39,22 @@ def test_activities_file_reads_as_pandas_reads_it(tmp_path, text):
     pd.testing.assert_frame_equal(_read_whole(path), pd.read_csv(path, **PANDAS_TEXT))
 
 
+@pytest.mark.parametrize("name", ["leads.csv", "leads.csv.gz"])
+def test_a_csv_excel_wrote_with_semicolons_reads_as_the_comma_one(tmp_path, name):
+    """Excel in a region whose decimal mark is a comma writes ";" between fields: read with commas, the
+    file was one column and refused as missing lead_id (or as ragged, a comma in a company name)."""
+    text = pd.DataFrame({"lead_id": ["007", "L2"], "occurred_at": ["2024-01-02", "2024-01-03"],
+                         "company": ["M\u00fcller; S\u00f6hne, GmbH", None], "activity": ["page_view", "webinar"]})
+    path = tmp_path / name
+    text.to_csv(path, sep=";", index=False, encoding="utf-8-sig")
+
+    pd.testing.assert_frame_equal(_read_whole(path), text.astype(str).where(text.notna()), check_dtype=False)
+    activities = _read_activities(path, DataParams(leads="unused"))  # coded and typed as it is read
+    assert activities["lead_id"].astype(str).tolist() == ["007", "L2"]
+    assert activities["activity"].astype(str).tolist() == ["page_view", "webinar"]
+    assert activities["occurred_at"].tolist() == [pd.Timestamp("2024-01-02"), pd.Timestamp("2024-01-03")]
+
+
 def test_each_chunk_gets_exactly_the_activities_isin_would_select_in_file_order():
     activities = pd.DataFrame(
         {"lead_id": pd.array(["L1", "L2", None, "L1", "L9", "L3", "L2"], dtype="str"),

@@ -947,3 +947,20 @@ def test_a_status_in_another_letter_case_is_the_contract_status_as_feedback_take
 
     assert outcomes["status"].tolist() == ["converted", "rejected"]
     assert [(p.row, p.kind) for p in problems] == [(3, "unknown_status")]
+
+
+def test_a_csv_excel_wrote_with_semicolons_reads_as_the_comma_one(tmp_path):
+    """Excel saves CSV with the region's list separator, ";" where the decimal mark is a comma: read with a
+    comma, the header was one column and the export was refused as missing 'Lead ID'."""
+    leads = [lead("L1", email="a@x.com", Company="M\u00fcller; S\u00f6hne, GmbH"), lead("L2", employees="")]
+    params = crm_params(tmp_path, leads, outcomes=[outcome("L1"), outcome("L2", stage="Closed Won")])
+    expected = load_crm(params)
+    for name in ("leads", "outcomes"):
+        path = tmp_path / f"{name}.csv"
+        pd.read_csv(path, dtype=str, keep_default_na=False).to_csv(path, sep=";", index=False, encoding="utf-8-sig")
+
+    crm = load_crm(params)
+
+    pd.testing.assert_frame_equal(crm.leads, expected.leads)
+    pd.testing.assert_frame_equal(crm.outcomes, expected.outcomes)
+    assert crm.leads["Company"].iloc[0] == "M\u00fcller; S\u00f6hne, GmbH"
