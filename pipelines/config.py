@@ -408,6 +408,21 @@ class Params(_Section):
             )
         return self
 
+    @model_validator(mode="after")
+    def _label_statuses_are_statuses(self) -> "Params":
+        """A converted or rejected status that data.statuses lacks can never match (ingest refuses such a row):
+        training then said only that no lead converted, or left every rejection out. Open statuses and
+        status_policy may name statuses a CRM lacks (their defaults do): leads without them are labelled alike."""
+        if not self.label.converted_statuses:
+            raise ValueError("label.converted_statuses: list at least one status (a conversion is what the model learns)")
+        known = {label_key(s) for s in self.data.statuses}
+        for key in ("converted_statuses", "rejected_statuses"):
+            unknown = [s for s in getattr(self.label, key) if label_key(s) not in known]
+            if unknown:
+                raise ValueError(f"label.{key}: {', '.join(map(repr, unknown))} not in data.statuses "
+                                 f"{self.data.statuses}; list only statuses the export holds once mapped")
+        return self
+
     def resolve(self, path: str) -> Path:
         """A path from params, relative to the params file's folder."""
         p = Path(path).expanduser()

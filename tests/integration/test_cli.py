@@ -451,6 +451,23 @@ def test_tiers_that_would_leave_a_tier_empty_are_refused_by_key(method, tiers, m
         load_params(PROJECT_ROOT / "params.yaml", overrides={"tiers.method": method, "tiers.tiers": tiers})
 
 
+@pytest.mark.parametrize(("overrides", "message"), [
+    ({"label.converted_statuses": ["won"]}, r"label.converted_statuses: 'won' not in data.statuses \['converted', "),
+    ({"data.statuses": ["Won", "Lost", "open"], "label.converted_statuses": ["won"]},
+     r"label.rejected_statuses: 'rejected' not in data.statuses \['Won', 'Lost', 'open'\]"),
+    ({"label.converted_statuses": []}, r"label.converted_statuses: list at least one status"),
+])
+def test_a_label_status_the_export_cannot_hold_is_refused_by_key(overrides, message):
+    """Ingest refuses a status data.statuses lacks, so such a rule never matches: training went on to say only
+    that no lead converted (or left every rejection out)."""
+    with pytest.raises(ParamsError, match=message):
+        load_params(PROJECT_ROOT / "params.yaml", overrides=overrides)
+    # Statuses in another letter case are the same statuses, as labelling compares them.
+    load_params(PROJECT_ROOT / "params.yaml", overrides={"data.statuses": ["Won", "Lost", "open"],
+                                                         "label.converted_statuses": ["won"],
+                                                         "label.rejected_statuses": ["LOST "]})
+
+
 def test_a_top_fraction_outside_0_to_1_is_refused_by_key_before_any_data_is_read(tmp_path):
     params = tmp_path / "params.yaml"
     text = (PROJECT_ROOT / "params.yaml").read_text().replace("top_fractions: [0.1, 0.2, 0.3]", "top_fractions: [0.1, 0.0]")
