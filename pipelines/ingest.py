@@ -228,8 +228,7 @@ def read_source(spec: str, data: DataParams, base_dir: Path) -> pd.DataFrame:
         return _read_sql(spec, data.sql_url, base_dir).drop(columns=data.drop_columns, errors="ignore")
     path = Path(spec).expanduser()
     path = path if path.is_absolute() else base_dir / path
-    if not path.is_file():
-        raise FileNotFoundError(f"CRM export not found: {path}")
+    readable_file("CRM export", path)
     if is_parquet(path):
         table = bytes_as_text(pq.read_table(path), path)
         frame = _usual_dtypes(table.to_pandas(types_mapper=_NULLABLE_INTEGERS.get))  # ids with a NULL stay exact
@@ -273,6 +272,20 @@ def csv_delimiter(path: Path) -> str:
         return ","
     outside_quotes = re.sub(r'"[^"]*"', "", str(first))
     return max(CSV_DELIMITERS, key=lambda sep: (outside_quotes.count(sep), sep == ","))
+
+
+def readable_file(kind: str, path: Path) -> None:
+    """Refuse an input file that is missing, a folder or cannot be read (no permission to read it, a disk
+    error) by name: the parser's OSError was a traceback."""
+    if path.is_dir():
+        raise ValueError(f"the {kind} file {path} is a folder: name the CSV or Parquet file in it")
+    if not path.exists():
+        raise FileNotFoundError(f"the {kind} file {path} does not exist")
+    try:
+        with path.open("rb") as file:
+            file.read(1)
+    except OSError as err:
+        raise ValueError(f"the {kind} file {path} cannot be read: {err.strerror or err}") from None
 
 
 def is_parquet(path: Path) -> bool:

@@ -32,7 +32,7 @@ from models.gbm import predict_on_one_thread, usable_cores
 from models.scorer import LeadScorer
 from pipelines.config import DataParams
 from pipelines.ingest import (ContractError, Problem, absent_columns, as_plain_text, bytes_as_text, crm_column, csv_delimiter,
-                              is_parquet, not_utf8, prepare_table, refuse_to_overwrite)
+                              is_parquet, not_utf8, prepare_table, readable_file, refuse_to_overwrite)
 
 
 @dataclass
@@ -334,14 +334,6 @@ def _running(pid: int) -> bool:
     return True
 
 
-def _readable_file(kind: str, path: Path) -> None:
-    """Refuse an input that is missing or a folder by name, before anything is written."""
-    if path.is_dir():
-        raise ValueError(f"the {kind} file {path} is a folder: name the CSV or Parquet file in it")
-    if not path.exists():
-        raise FileNotFoundError(f"the {kind} file {path} does not exist")
-
-
 def _repeated_ids(ids: pd.Series | None) -> tuple[np.ndarray, np.ndarray]:
     """File positions (from 0) of the rows whose lead id an earlier row already has, and the file
     row (from 1) of that first copy; ids compare stripped, and empty ones are left to validation.
@@ -402,9 +394,9 @@ def score_file(
         {"leads": input_path, "activities": activities_path, **(protected or {})},
         {"output": output_path, "rejects file": rejects_path, "activity rejects file": activity_rejects},
     )
-    _readable_file("leads", input_path)
+    readable_file("leads", input_path)  # before anything is written
     if activities_path is not None:
-        _readable_file("activities", activities_path)
+        readable_file("activities", activities_path)
     with _Staged([output_path, rejects_path, activity_rejects]) as staged:
         summary = _score_chunks(scorer, input_path, staged.temp[output_path], activities_path, as_of, chunk_size,
                                 staged.temp[rejects_path], staged.temp[activity_rejects], progress, top_factors)

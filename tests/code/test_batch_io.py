@@ -384,12 +384,15 @@ def _latin1_type(path):
         (lambda p: p.write_text("lead_id\nL1\n"), "outputs", r"the output .*outputs is a folder: name a file in it"),
         (lambda p: p.write_text("lead_id\nL1\n"), "leads.csv/scores.csv", r"cannot write .*leads.csv/scores.csv"),
         (lambda p: p.mkdir(), "scores.csv", r"the leads file .*leads.csv is a folder"),
+        # a file the parser cannot read (no permission, a disk error: reading /proc/self/mem fails even for
+        # root) was the parser's OSError, a traceback
+        (lambda p: p.symlink_to("/proc/self/mem"), "scores.csv", r"the leads file .*leads.csv cannot be read: "),
         (lambda p: (p.write_text("lead_id,created_at\nL1,2024-01-01\n"), _latin1_type(p.with_name("acts.csv"))),
          "scores.csv", r"acts.csv: not UTF-8 text, line 3 holds byte e9"),
     ],
     ids=["latin-1 leads", "blank lines", "parquet bytes", "output is a folder", "output is a folder without suffix",
          "output under a file",
-         "input is a folder", "latin-1 activities"],
+         "input is a folder", "input cannot be read", "latin-1 activities"],
 )
 def test_a_file_that_cannot_be_read_or_written_is_named_before_anything_is_written(tmp_path, make, output, error):
     make(tmp_path / "leads.csv")

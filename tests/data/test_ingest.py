@@ -908,6 +908,17 @@ def test_missing_file_is_named(tmp_path):
         read_source("nope.csv", DataParams(leads="nope.csv"), tmp_path)
 
 
+@pytest.mark.parametrize(("make", "error"), [
+    (lambda p: p.mkdir(), "is a folder: name the CSV or Parquet file in it"),  # was "not found"
+    # no permission to read it, or a disk error (reading /proc/self/mem fails even for root): a traceback
+    (lambda p: p.symlink_to("/proc/self/mem"), "cannot be read: "),
+], ids=["folder", "unreadable"])
+def test_an_export_that_is_a_folder_or_cannot_be_read_is_named(tmp_path, make, error):
+    make(tmp_path / "leads.csv")
+    with pytest.raises(ValueError, match=f"the CRM export file {tmp_path / 'leads.csv'} {error}"):
+        read_source("leads.csv", DataParams(leads="leads.csv"), tmp_path)
+
+
 # ------------------------------------------------------------------ edges and the serving path
 
 
