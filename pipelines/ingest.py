@@ -786,8 +786,12 @@ def prepare_table(
         if column not in columns:
             expected = crm_name.get(column, column)
             # drop_columns holds for every table: a leads column dropped there hides the outcomes' same-named one.
+            # Excel and hand-edited headers gain blanks or capitals: 'Lead ID ' is not 'Lead ID' to a mapping.
+            alike = [crm for crm in raw.columns if label_key(crm) == label_key(expected)]
             fix = ("it is listed in data.drop_columns, which no table reads; take it out of that list"
-                   if expected in data.drop_columns else f"set data.mapping.{table} if the CRM names it differently")
+                   if expected in data.drop_columns else
+                   f"the export has {alike[0]!r}, written with other blanks or letter case: rename it, or map it in "
+                   f"data.mapping.{table}" if alike else f"set data.mapping.{table} if the CRM names it differently")
             problems.append(
                 Problem(source, None, expected, f"missing required column {expected!r} (contract column "
                         f"{column}; {fix})", column, "missing_column")

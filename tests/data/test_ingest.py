@@ -343,6 +343,21 @@ def test_missing_required_column_is_fatal_even_when_dropping_and_names_the_mappi
     assert "leads.csv" in str(err.value) and "'Created Date'" in str(err.value) and "created_at" in str(err.value)
 
 
+def test_a_required_column_written_with_other_blanks_or_case_is_named_in_the_error(tmp_path):
+    """A header cell edited in Excel ('created date ', 'LEAD ID') is no mapped name; the error said only to set
+    data.mapping, though the column was there."""
+    rows = [{"LEAD ID": "L1", "Created Date ": "2024-01-05"}]
+    with pytest.raises(ContractError) as err:
+        load_crm(crm_params(tmp_path, rows))
+    messages = [p.message for p in err.value.problems]
+    assert messages == [
+        "missing required column 'Lead ID' (contract column lead_id; the export has 'LEAD ID', written with other "
+        "blanks or letter case: rename it, or map it in data.mapping.leads)",
+        "missing required column 'Created Date' (contract column created_at; the export has 'Created Date ', "
+        "written with other blanks or letter case: rename it, or map it in data.mapping.leads)",
+    ]
+
+
 def test_created_at_is_optional_for_undated_exports(tmp_path):
     rows = [{"Lead ID": "L1", "Industry": "software"}]
     params = crm_params(tmp_path, rows, dated=False)
