@@ -239,10 +239,12 @@ def read_source(spec: str, data: DataParams, base_dir: Path) -> pd.DataFrame:
         crm for table in TABLES for crm, contract in getattr(data.mapping, table).items() if contract in TEXT_COLUMNS
     }
     dropped = set(data.drop_columns)
+    sep = csv_delimiter(path)
     try:
+        _refuse_repeated_columns(path, sep, dropped)
         return pd.read_csv(
             path,
-            sep=csv_delimiter(path),
+            sep=sep,
             dtype={c: "str" for c in mapped_to_text | TEXT_COLUMNS},
             keep_default_na=False,
             na_values=[""],
@@ -286,6 +288,18 @@ def readable_file(kind: str, path: Path) -> None:
             file.read(1)
     except OSError as err:
         raise ValueError(f"the {kind} file {path} cannot be read: {err.strerror or err}") from None
+
+
+def _refuse_repeated_columns(path: Path, sep: str, dropped: set[str]) -> None:
+    """Refuse a CSV whose header names a column twice (a report joining two objects: the lead's 'Created Date'
+    and the account's): pandas reads the second as 'Created Date.1', so which one the mapping read was chance.
+    Columns in data.drop_columns are read neither time."""
+    header = pd.read_csv(path, sep=sep, header=None, nrows=1, dtype=str, encoding="utf-8-sig").iloc[0]
+    repeated = [name for name, n in Counter(header.dropna()).items() if n > 1 and name not in dropped]
+    if repeated:
+        raise ValueError(f"{path}: the header names {', '.join(map(repr, repeated))} more than once, so which column "
+                         "is meant is unclear; rename the copies in the export, or list the name in data.drop_columns "
+                         "to read none of them")
 
 
 def is_parquet(path: Path) -> bool:

@@ -358,6 +358,21 @@ def test_a_required_column_written_with_other_blanks_or_case_is_named_in_the_err
     ]
 
 
+def test_a_csv_naming_a_column_twice_is_refused_unless_that_name_is_dropped(tmp_path):
+    """A report joining leads and accounts writes 'Industry' twice; pandas read the second as 'Industry.1', so the
+    model learnt from whichever came first, without a word."""
+    params = crm_params(tmp_path, [lead("L1")])
+    (tmp_path / "leads.csv").write_text("Lead ID,Created Date,Industry,Industry,Notes,Notes\n"
+                                        "L1,2024-01-05,software,retail,a,b\n")
+    with pytest.raises(ValueError, match=r"leads.csv: the header names 'Industry', 'Notes' more than once, so which "
+                                         r"column is meant is unclear; rename the copies"):
+        load_crm(params)
+
+    dropped = Params.model_validate({**params.model_dump(), "data": {**params.data.model_dump(),
+                                                                     "drop_columns": ["Industry", "Notes"]}})
+    assert load_crm(dropped).leads["industry"].isna().all()
+
+
 def test_created_at_is_optional_for_undated_exports(tmp_path):
     rows = [{"Lead ID": "L1", "Industry": "software"}]
     params = crm_params(tmp_path, rows, dated=False)
