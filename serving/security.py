@@ -17,7 +17,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from urllib.parse import parse_qs, quote, urlencode
+from urllib.parse import parse_qs, quote, unquote, urlencode, urlsplit
 
 from pipelines.ingest import DATE_FORM
 from serving import scorecard
@@ -136,6 +136,17 @@ def _in_error_shape(body: bytes) -> dict | None:
     except ValueError:
         return None
     return reply if isinstance(reply, dict) and set(reply) == {"error", "detail"} else None
+
+
+def _slash_twin(start: dict, scope: dict) -> str | None:
+    """The path a response redirects to when it is Starlette's redirect of a path no route matches to the
+    same path with or without a trailing slash, which one does; else None."""
+    if start["status"] != 307:
+        return None
+    path = scope["path"]
+    twin = path[:-1] if path.endswith("/") else path + "/"
+    location = dict(start["headers"]).get(b"location", b"").decode("latin-1")
+    return twin if unquote(urlsplit(location).path) == twin else None
 
 
 async def _send(send, status: int, content_type: bytes, payload: bytes, headers: tuple = ()) -> None:
@@ -271,8 +282,11 @@ class OneErrorShape:
     (``leads[0].employees``, as a 409 or 422 names it; ``body`` for JSON that does not parse), and
     pydantic's "1 validation error for Input" reads like a 422's error. A 404 (no such route)
     or 405 (a method the route does not answer) comes as plain text: it becomes JSON naming the method
-    and path. The score card's own 404 (a page, or the error JSON: ``from_browser``) and HEAD replies
-    pass unchanged.
+    and path. So does Starlette's 307 to the same path with or without a trailing slash (``/leads`` to
+    ``/leads/``, ``/score/`` to ``/score``), as a 404 naming the route meant: a CRM's HTTP client
+    (Salesforce, HubSpot) does not follow redirects and saw an empty answer, and the redirect's absolute
+    address is the service's own, not the one a proxy serves it at. The score card's own 404 (a page, or
+    the error JSON: ``from_browser``) and HEAD replies pass unchanged.
     """
 
     RESHAPED = (400, 404, 405)
@@ -287,7 +301,8 @@ class OneErrorShape:
 
         async def reshaping(message) -> None:
             nonlocal start, body
-            if message["type"] == "http.response.start" and message["status"] in self.RESHAPED:
+            if message["type"] == "http.response.start" and (message["status"] in self.RESHAPED
+                                                             or _slash_twin(message, scope)):
                 headers = dict(message["headers"])
                 if not headers.get(b"content-type", b"").startswith(b"text/html"):
                     start = message
@@ -298,9 +313,11 @@ class OneErrorShape:
             if message.get("more_body", False):
                 return None
             payload = json.dumps(self._reshaped(start, body, scope)).encode()
-            kept = [(k, v) for k, v in start["headers"] if k.lower() not in (b"content-type", b"content-length")]
-            await send({**start, "headers": [*kept, (b"content-type", b"application/json"),
-                                             (b"content-length", str(len(payload)).encode())]})
+            kept = [(k, v) for k, v in start["headers"]
+                    if k.lower() not in (b"content-type", b"content-length", b"location")]
+            await send({**start, "status": 404 if start["status"] == 307 else start["status"],
+                        "headers": [*kept, (b"content-type", b"application/json"),
+                                    (b"content-length", str(len(payload)).encode())]})
             await send({"type": "http.response.body", "body": payload})
 
         return await self.app(scope, receive, reshaping)
@@ -308,6 +325,11 @@ class OneErrorShape:
     @staticmethod
     def _reshaped(start: dict, body: bytes, scope: dict) -> dict:
         status, route = start["status"], f"{scope['method']} {scope['path']}"
+        twin = _slash_twin(start, scope)
+        if twin:
+            meant = f"{twin}<lead id>" if twin == CARD_PATH else twin
+            return {"error": f"no such route: {route}; did you mean {scope['method']} {meant}? "
+                             "(the API is listed at GET /docs.json)", "detail": []}
         if status == 404:
             own = _in_error_shape(body)
             if own is not None:  # the score card's, for a lead never scored

@@ -308,6 +308,20 @@ def test_every_error_the_api_answers_is_json_in_one_shape(client):
     assert no_card.json()["error"].startswith("lead 'NEVER-SCORED' has not been scored")
 
 
+@pytest.mark.parametrize(("method", "path", "meant"), [("GET", "/leads", "GET /leads/<lead id>"),
+                                                      ("POST", "/score/", "POST /score"), ("GET", "/model/", "GET /model")])
+def test_a_path_off_by_a_trailing_slash_is_a_404_naming_the_route_not_a_redirect(client, server, leads, method, path, meant):
+    """Starlette answered a 307 to the path with or without the slash, empty, at the service's own absolute address:
+    a CRM's HTTP client follows no redirect and saw nothing to act on, and behind a proxy the address was wrong."""
+    lead = {k: v for k, v in leads[0].items() if k != "activities"}
+    body = {"leads": [{**lead, "lead_id": "SLASH-1"}], "as_of": AS_OF} if method == "POST" else None
+    reply = client.request(method, path, body)
+    assert (reply.status, reply.headers.get("location")) == (404, None)
+    assert reply.json() == {"error": f"no such route: {method} {path}; did you mean {meant}? "
+                                     "(the API is listed at GET /docs.json)", "detail": []}
+    assert Store(server.params.serving.store_url).latest_score("SLASH-1") is None
+
+
 def test_a_refused_request_is_one_warning_line_in_the_server_log_not_an_error_with_a_traceback(client, server, leads):
     before = server.log_path.read_text(errors="replace")
     assert client.post("/score", {"leads": [{**leads[0], "employees": {"count": 5}}]}).status == 400
