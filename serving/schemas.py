@@ -80,9 +80,12 @@ def _date_text(value: Any) -> Any:
     return value
 
 
-def _not_true_false(value: Any) -> Any:
+def _optional_number(value: Any) -> Any:
+    """Blank text is no number given, as an export's empty cell: CRM webhooks send an empty currency field as ""."""
     if isinstance(value, bool):
         raise ValueError(f"expected a number, not {str(value).lower()}")
+    if isinstance(value, str) and not value.strip():
+        return None
     return value
 
 
@@ -178,11 +181,12 @@ class Feedback(BaseModel):
         "after the service receives the event.")
     # Below contract.LARGEST_NUMBER, and no true/false read as 1: the outcomes file export-outcomes
     # writes from the stored events is read as a CRM export, whose contract refuses either.
-    # The limits come before the check in the type, or /docs.json shows them as "ge"/"lt", not minimum/exclusiveMaximum.
-    amount: Annotated[float, Field(ge=0, lt=LARGEST_NUMBER, allow_inf_nan=False),
-                      BeforeValidator(_not_true_false)] | None = Field(
+    # The check wraps the optional type, so blank text can become null; the limits stay inside, or /docs.json
+    # shows them as "ge"/"lt", not minimum/exclusiveMaximum.
+    amount: Annotated[Annotated[float, Field(ge=0, lt=LARGEST_NUMBER, allow_inf_nan=False)] | None,
+                      BeforeValidator(_optional_number)] = Field(
         None, description=f"Deal amount, when converted (a number or its text, 0 or more and smaller than "
-        f"{LARGEST_NUMBER:g}).")
+        f"{LARGEST_NUMBER:g}; null or blank text: none).")
 
 
 class FeedbackReceipt(BaseModel):

@@ -267,7 +267,8 @@ def feedback_event(event: dict, data: DataParams, label: LabelParams) -> dict:
     A status matches data.statuses in any letter case and a reason matches label.reasons as
     labelling matches them; both are stored as params spell them. Any reason given must be one of the
     codes: the closed loop learns from them, and a vague note teaches it nothing. A rejection without
-    one is stored as such, as an export's is read (label.missing_reason): refused, the decision would be
+    one (or one data.missing_values reads as not answered, a picklist's "Select") is stored as such, as an
+    export's is read (label.missing_reason): refused, the decision would be
     lost until the next export, and monitor's "share of rejections with a reason code" could never see
     the gap it is there to measure. decided_at must be a date a decision can have
     (`serving.store.decision_date`).
@@ -279,7 +280,7 @@ def feedback_event(event: dict, data: DataParams, label: LabelParams) -> dict:
     out = dict(event)
     for column in ("status", "reason"):
         value = out.get(column)
-        value = None if value is None or str(value).strip() == "" else str(value).strip()
+        value = None if value is None or not_answered(value, data) else str(value).strip()
         mapped = translate(pd.Series([value], dtype=object), data.value_maps.get(column, {})).iloc[0]
         out[column] = value if pd.isna(mapped) else mapped
     detail = []

@@ -605,7 +605,9 @@ def test_a_rejection_without_a_reason_is_stored_as_uncoded(client, server):
     """Reps skip the reason field: refused, the decision was lost until the next export, and monitor's share of
     rejections with a reason code (which reads the store) only ever saw coded ones. Labelled as an export's
     reasonless rejection is (label.missing_reason)."""
-    for event_id, reason in [("evt-no-reason", None), ("evt-blank-reason", "  ")]:
+    # "N/A" and a picklist's "Select" are data.missing_values: an export's reason cell holding them reads as none.
+    for event_id, reason in [("evt-no-reason", None), ("evt-blank-reason", "  "), ("evt-na-reason", "N/A"),
+                             ("evt-select-reason", "Select")]:
         reply = client.post("/feedback", _feedback(event_id, lead_id="FB-NR", reason=reason))
         assert reply.status == 201, reply.body
         stored = Store(server.params.serving.store_url).feedback_frame().set_index("event_id").loc[event_id]
@@ -623,6 +625,15 @@ def test_an_amount_written_as_text_is_stored_as_its_number(client, server):
     assert reply.status == 201, reply.body
     stored = Store(server.params.serving.store_url).feedback_frame().set_index("event_id").loc["evt-won-text"]
     assert stored["amount"] == 12500.5
+
+
+@pytest.mark.parametrize("amount", ["", "  ", None])
+def test_a_blank_amount_is_stored_as_no_amount(client, server, amount):
+    """Salesforce and HubSpot send an empty currency field as "": it was refused (400), and the decision lost."""
+    event_id = f"evt-won-blank-{amount!r}"
+    reply = client.post("/feedback", _feedback(event_id, status="converted", reason=None, amount=amount))
+    assert reply.status == 201, reply.body
+    assert pd.isna(Store(server.params.serving.store_url).feedback_frame().set_index("event_id").loc[event_id, "amount"])
 
 
 # ---------------------------------------------------------------- score card and docs
