@@ -795,7 +795,7 @@ def prepare_table(
         if len(crms) > 1:
             problems.append(problem(None, name, f"several CRM columns map to it: {crms}", "ambiguous_column"))
 
-    required = [c for c in spec.required if data.dated or c not in LEADS.dates]
+    required = required_columns(spec, data)
     for column in required:
         if column not in columns:
             expected = crm_name.get(column, column)
@@ -995,6 +995,12 @@ def _latest_outcomes(outcomes: pd.DataFrame, report: TableReport) -> pd.DataFram
     superseded = order.duplicated("lead_id", keep="last")
     report.drop("superseded", superseded.sum())
     return outcomes.drop(index=order.index[superseded.to_numpy()])
+
+
+def required_columns(spec: TableSpec, data: DataParams) -> list[str]:
+    """The contract columns a table (an export, a /score lead) must hold: a lead's creation date only when
+    the export is dated (data.dated)."""
+    return [c for c in spec.required if data.dated or c not in LEADS.dates]
 
 
 def crm_column(data: DataParams, table: str, contract: str) -> str:

@@ -19,7 +19,7 @@ from pydantic.json_schema import models_json_schema
 
 from pipelines.config import DataParams
 from pipelines.contract import LEADS
-from pipelines.ingest import crm_column
+from pipelines.ingest import crm_column, required_columns
 from serving.schemas import (
     ErrorResponse,
     ExplainRequest,
@@ -119,14 +119,16 @@ def _schemas(data: DataParams) -> dict[str, dict]:
     _, top = models_json_schema(models, ref_template=REF)
     schemas = top["$defs"]
     lead = schemas["Lead"]
-    lead["required"] = [crm_column(data, "leads", column) for column in LEADS.required]
-    lead["properties"] = {
-        crm_column(data, "leads", "lead_id"): {"type": "string", "description": "The CRM's id of the lead."},
-        crm_column(data, "leads", "created_at"): {"type": "string", "description": "When the lead was created "
-                                                  "(ISO 8601 text; UTC when no zone is given)."},
-        **lead["properties"],
+    required = required_columns(LEADS, data)  # an undated export's model reads no creation date
+    lead["required"] = [crm_column(data, "leads", column) for column in required]
+    documented = {
+        "lead_id": {"type": "string", "description": "The CRM's id of the lead."},
+        "created_at": {"type": "string", "description": "When the lead was created (ISO 8601 text; UTC when no "
+                                                        "zone is given)."},
     }
-    example = _crm_names(lead["example"], "leads", data)
+    lead["properties"] = {**{crm_column(data, "leads", c): documented[c] for c in required}, **lead["properties"]}
+    example = _crm_names({c: v for c, v in lead["example"].items() if c in required or c not in LEADS.required},
+                         "leads", data)
     example["activities"] = [_crm_names(activity, "activities", data) for activity in example["activities"]]
     lead["example"] = example
     return schemas

@@ -40,8 +40,9 @@ Identifier = Annotated[str, StringConstraints(strip_whitespace=True, min_length=
 
 class Lead(BaseModel):
     """One lead under the CRM's own field names (params data.mapping.leads maps them to the data
-    contract), with its activities when the CRM has them. The lead id and creation date are required
-    (missing: 422); every other field is optional, a JSON scalar under the CRM's column name."""
+    contract), with its activities when the CRM has them. The lead id and, unless the model was trained on an
+    undated export (data.dated), the creation date are required (missing: 422); every other field is
+    optional, a JSON scalar under the CRM's column name."""
 
     model_config = ConfigDict(
         extra="allow",
