@@ -774,23 +774,20 @@ def test_the_service_benchmark_runs_against_the_real_server(server, monkeypatch,
     assert results["single_in_process"]["n"] == 5 and results["batch_http"]["n"] == 1
 
 
-def test_docs_require_no_creation_date_of_a_lead_an_undated_model_scores(x_education_csv, monkeypatch_session, tmp_path):
-    """A model of an undated export (X Education: data.dated false) scores a lead without one; /docs.json
+def test_docs_require_no_creation_date_of_a_lead_an_undated_model_scores(sample_dir, monkeypatch_session, tmp_path):
+    """A model of an undated export (data.dated false, as X Education's) scores a lead without one; /docs.json
     required created_at all the same, so a CRM client validating against it could not send its leads."""
-    from conftest import FAST
-    from pipelines.config import PROJECT_ROOT, load_params
+    from conftest import FAST, params_for
     from pipelines.train import train
 
-    params = load_params(PROJECT_ROOT / "params.x_education.yaml", overrides={
-        "data.leads": str(x_education_csv), "tracking.uri": f"sqlite:///{tmp_path / 'mlflow.db'}",
-        "serving.store_url": f"sqlite:///{tmp_path / 'store.db'}", **FAST})
+    params = params_for(sample_dir, tmp_path, **FAST, **{"data.dated": False, "data.activities": None})
     train(params)
-    lead = {"Prospect ID": "XE-1", "Lead Origin": "API", "TotalVisits": "5", "Country": "India"}
+    lead = {"lead_id": "U-1", "industry": "software", "country": "US", "employees": "120"}
     with running_service(params, tmp_path, timeout=60) as srv:
         client = srv.client()
         spec = client.get("/docs.json").json()
         scored = client.post("/score", {"leads": [lead]})
     assert scored.status == 200, scored.body
     documented = spec["components"]["schemas"]["Lead"]
-    assert documented["required"] == ["Prospect ID"] and "created_at" not in documented["example"]
+    assert documented["required"] == ["lead_id"] and "created_at" not in documented["example"]
     _conforms(lead, {"$ref": "#/components/schemas/Lead", "components": spec["components"]})
