@@ -121,6 +121,25 @@ SHOWN_AS = {
     "compared_with": "compared with",
     "generated_at": "written at",
 }
+# The metrics table's rows (models.metrics.evaluate_scores keys) as the page shows them: in words, each with the
+# format of its numbers, since one column holds counts, shares and scores ("712", "39.2%", "0.878"); "top" is a
+# capture or lift key's share of the list ("capture_top10": "10%"). The CSV and JSON keep the keys.
+METRICS_SHOWN_AS = {
+    "rows": ("held-out leads", "count"),
+    "positives": ("conversions among them", "count"),
+    "positive_rate": ("conversion rate", "share"),
+    "mean_p": ("average predicted probability", "share"),
+    "roc_auc": ("ROC AUC: chance a lead that converted is scored above one that did not (0.5 coin toss, 1 perfect)",
+                "score"),
+    "pr_auc": ("average precision: how much of the top of the list converted, averaged over every cut-off (1 best)",
+               "score"),
+    "log_loss": ("log loss: penalty for confident wrong predictions (lower is better)", "score"),
+    "brier": ("Brier score: average squared gap between prediction and outcome (lower is better)", "score"),
+    "ece": ("calibration error: average gap between predicted and observed conversion rates (0.02 = 2 points)",
+            "score"),
+    "capture": ("share of all conversions held by the top {top} of the list", "share"),
+    "lift": ("lift of the top {top} (times the conversions as many leads picked at random hold)", "times"),
+}
 SPLIT_SHOWN_AS = {"out_of_time": "the newest labelled leads", "stratified": "a random share of the labelled leads"}
 # matplotlib's categorical colours for named reasons (pooled and missing reasons are grey), cycled.
 REASON_COLORS = [f"tab:{c}" for c in ("blue", "orange", "green", "red", "purple", "brown", "pink", "olive", "cyan")]
@@ -989,8 +1008,39 @@ def shown_as(name: str, table: str = "") -> str:
     return SHOWN_AS.get(f"{table}.{name}", SHOWN_AS.get(name, name.replace("_", " ")))
 
 
+def _metric_shown(key: str) -> tuple[str, str]:
+    """A metric's words and number format on the page (`METRICS_SHOWN_AS`); an unknown one as its key, 3 decimals."""
+    kind, _, top = key.partition("_top")
+    if top and kind in ("capture", "lift"):
+        words, number = METRICS_SHOWN_AS[kind]
+        return words.format(top=f"{top}%"), number
+    return METRICS_SHOWN_AS.get(key, (key.replace("_", " "), "score"))
+
+
+def _format_metric(value: float, number: str, signed: bool = False) -> str:
+    """A metric value in its `number` format; `signed` for a change, where a share moves in percentage points."""
+    if pd.isna(value):
+        return ""
+    sign = "+" if signed else ""
+    if number == "count":
+        return f"{value:{sign},.0f}"
+    if number == "share":
+        return f"{value * 100:+.1f} points" if signed else f"{value:.1%}"
+    return f"{value:{sign}.2f}x" if number == "times" else f"{value:{sign}.3f}"
+
+
+def _metrics_shown(table: pd.DataFrame) -> pd.DataFrame:
+    """The metrics table as text, formatted by row: a count column beside rates would read 'positives 712.000'."""
+    formats = [_metric_shown(key) for key in table["metric"]]
+    shown = pd.DataFrame({"metric": [words for words, _ in formats]})
+    for column in table.columns.drop("metric"):
+        shown[column] = [_format_metric(value, number, signed=column == "change")
+                         for value, (_, number) in zip(table[column], formats)]
+    return shown
+
+
 def _table_html(name: str, table: pd.DataFrame) -> str:
-    shown = _whole_numbers_as_integers(table)
+    shown = _metrics_shown(table) if name == "metrics" else _whole_numbers_as_integers(table)
     for c in shown.columns:
         if pd.api.types.is_numeric_dtype(shown[c]) and not pd.api.types.is_bool_dtype(shown[c]):
             shown[c] = shown[c].astype(object).map(_format_number)  # as text: to_html prints an Int64 NA as '<NA>'

@@ -352,6 +352,38 @@ def test_html_tables_show_counts_as_whole_numbers():
     assert cells == ["A", "3,839", "137", "0.484", "8,535,000", "B", "604", "", "1.000", "1,234"]
 
 
+def test_the_metrics_table_reads_in_words_with_counts_shares_and_scores_each_in_its_format():
+    """Section 6's table heads its rows by metric: 'positives 712.000' and 'roc_auc' mean nothing to marketing."""
+    from pipelines.config import EvaluateParams
+
+    n = 1500
+    y = (np.arange(n) % 4 == 0).astype(float)  # 375 conversions
+    probability = np.clip(0.25 + 0.3 * (y - 0.25) + np.linspace(-0.2, 0.2, n), 0.01, 0.99)
+
+    def rows(p):
+        return audit.ExplainedRows(pd.DataFrame(index=range(n)), y, p, pd.DataFrame({"s": np.zeros(n)}), np.zeros(n))
+
+    metrics, _ = audit.model_change(rows(probability), rows(np.full(n, 0.25)), EvaluateParams(top_fractions=[0.1]))
+    page = audit.render_html(audit.Audit({"name": "m", "version": "2"},
+                                         [audit.Section("change", "Change", tables={"metrics": metrics})], None))
+    shown = {cells[0]: cells[1:] for cells in ([c.split("</td>")[0] for c in row.split("<td>")[1:]]
+                                               for row in page.split("<tr>")[1:]) if cells}
+    values = metrics.set_index("metric")
+    assert shown["held-out leads"] == ["1,500", "1,500", "+0"]
+    assert shown["conversions among them"] == ["375", "375", "+0"]
+    assert shown["conversion rate"] == ["25.0%", "25.0%", "+0.0 points"]
+    auc = values.loc["roc_auc"]
+    assert shown["ROC AUC: chance a lead that converted is scored above one that did not (0.5 coin toss, 1 perfect)"] \
+        == [f"{auc['current']:.3f}", "0.500", f"{auc['change']:+.3f}"]
+    capture = values.loc["capture_top10"]
+    assert shown["share of all conversions held by the top 10% of the list"] == [
+        f"{capture['current']:.1%}", f"{capture['previous']:.1%}", f"{capture['change'] * 100:+.1f} points"]
+    assert shown["lift of the top 10% (times the conversions as many leads picked at random hold)"][0] == \
+        f"{values.loc['lift_top10', 'current']:.2f}x"
+    assert not [key for key in ("roc_auc", "log_loss", "brier", "capture_top10", "positives") if f"<td>{key}</td>" in page]
+    assert "<th>audited model</th>" in page and "<th>previous model</th>" in page
+
+
 def test_a_revenue_sum_beyond_exact_integers_is_written_not_refused(tmp_path):
     """Whole floats are written as integers only where they are exact: a sum past 2**63 cannot be cast."""
     table = pd.DataFrame({"lead_source": ["a", "b"], "won_revenue": [1e19, 2.0], "leads": [3.0, 4.0]})
