@@ -84,7 +84,6 @@ HELD_OUT = "held-out leads (kept out of training to test the model on)"
 # spaces for underscores. The CSV and JSON files keep the names, which notebooks and scripts read.
 SHOWN_AS = {
     "capture": "conversions held by the top of the list",
-    "crm_column": "CRM field",
     "mean_abs_contribution": "importance (average effect either way, log-odds)",
     "signals.share": "share of all importance",
     "tiers.share": "share of leads",
@@ -157,6 +156,8 @@ class ExplainedRows:
         age_days: each lead's age at its features' moment (NaN undated), which calibration reads.
         spellings: per category column read from the leads table, each stored (lower-cased) value's spelling in
             the CRM (`crm_spellings`), which the tables show; a value it lacks is shown as stored.
+        crm_fields: per signal read from a CRM column the mapping renames, that column's name (`crm_fields`), by
+            which the page, its plots and notes name the signal (`name`).
     """
 
     features: pd.DataFrame
@@ -165,12 +166,17 @@ class ExplainedRows:
     signals: pd.DataFrame
     age_days: np.ndarray
     spellings: dict[str, dict[str, str]] = field(default_factory=dict)
+    crm_fields: dict[str, str] = field(default_factory=dict)
+
+    def name(self, signal: str) -> str:
+        """The signal as the page, its plots and notes name it (`signal_name`)."""
+        return signal_name(signal, self.crm_fields)
 
     def subset(self, mask: Sequence[bool] | np.ndarray | pd.Series) -> "ExplainedRows":
         """The rows where `mask` is true (same order)."""
         keep = np.asarray(mask, dtype=bool)
         return ExplainedRows(self.features[keep], self.y[keep], self.probability[keep], self.signals[keep],
-                             self.age_days[keep], self.spellings)
+                             self.age_days[keep], self.spellings, self.crm_fields)
 
     def segment(self, column: str, value: str) -> "ExplainedRows":
         """The leads whose feature `column` equals `value` (compared stripped and lower-cased, as stored);
@@ -227,19 +233,33 @@ class AuditResult:
 def explain_rows(scorer: LeadScorer, features: pd.DataFrame, y: Sequence[float] | np.ndarray,
                  age_days: np.ndarray, spellings: dict[str, dict[str, str]] | None = None) -> ExplainedRows:
     """Calibrated p and SHAP contributions per signal of `scorer` on `features` (leads of `age_days`), with the
-    CRM's `spellings` of their category values (`category_spellings`) to show.
+    CRM's `spellings` of their category values (`category_spellings`) and names of its signals to show.
 
     The contributions add up to the margin exactly, so p comes from them (the model runs once).
     """
     base, contributions = explain.contributions(scorer, features)
+    signals = explain.by_signal(scorer, contributions)
     return ExplainedRows(
         features=features,
         y=np.asarray(y, dtype=np.float64),
         probability=scorer.calibrator.predict(base + contributions.to_numpy().sum(axis=1), age_days),
-        signals=explain.by_signal(scorer, contributions),
+        signals=signals,
         age_days=np.asarray(age_days, dtype=np.float64),
         spellings=spellings or {},
+        crm_fields=crm_fields(scorer.data, signals.columns),
     )
+
+
+def signal_name(signal: str, crm_fields: dict[str, str]) -> str:
+    """A signal as marketing reads it: its CRM field ("Total Time Spent on Website") where `crm_fields` has one,
+    else its own name in words ("pricing view"). The tables' ``signal`` column keeps the code, for notebooks."""
+    return crm_fields.get(signal) or signal.replace("_", " ")
+
+
+def crm_fields(data: DataParams, signals: Sequence[str]) -> dict[str, str]:
+    """Each of `signals` read from a leads column the mapping renames -> the CRM's name of it: marketing knows
+    X Education's "Do Not Email", not do_not_email."""
+    return {s: crm_column(data, "leads", s) for s in signals if crm_column(data, "leads", s) != s}
 
 
 def category_spellings(leads: pd.DataFrame, catalog: list[FeatureDef]) -> dict[str, dict[str, str]]:
@@ -696,7 +716,7 @@ def dependence_plot(rows: ExplainedRows, catalog: list[FeatureDef], table: pd.Da
             binned = part.dropna(subset=["mean_value"])
             ax.plot(binned["mean_value"], binned["mean_contribution"], color="tab:orange", marker="o", label="bin mean")
             ax.axhline(0, color="grey", linewidth=0.8)
-            ax.set(xlabel=f"{signal} (value)", ylabel="effect on the score (log-odds)")
+            ax.set(xlabel=f"{rows.name(signal)} (value)", ylabel="effect on the score (log-odds)")
             ax.legend(loc="best", fontsize="small")
         else:
             top = part.nlargest(PLOTTED_SEGMENTS, "rows").sort_values("mean_contribution")
@@ -704,7 +724,7 @@ def dependence_plot(rows: ExplainedRows, catalog: list[FeatureDef], table: pd.Da
             ax.barh(top["value"].astype(str), heights, color=np.where(heights < 0, "tab:red", "tab:blue"))
             ax.axvline(0, color="grey", linewidth=0.8)
             ax.set(xlabel="average effect on the score (log-odds)")
-        ax.set_title(signal)
+        ax.set_title(rows.name(signal))
         ax.grid(alpha=0.3)
     for ax in axes[len(signals):]:
         ax.set_visible(False)
@@ -754,15 +774,14 @@ def tiers_plot(tiers: pd.DataFrame, overall_rate: float) -> Figure:
 # ---------------------------------------------------------------- sections
 
 
-def importance_section(rows: ExplainedRows, catalog: list[FeatureDef], data: DataParams | None = None) -> Section:
+def importance_section(rows: ExplainedRows, catalog: list[FeatureDef]) -> Section:
     """1. Which signals move scores most, and which way.
 
-    With the model's `data` settings, a signal read from a CRM column the mapping renames is also given under
-    that name (``crm_column``): marketing knows "Do Not Email", not do_not_email.
+    The table gives each signal's CRM field where the mapping renames one (``crm_column``) beside its code, for a
+    notebook or script to map one to the other; the page, plot and notes name it as `ExplainedRows.name` does.
     """
     table = signal_importance(rows, catalog)
-    crm = {s: crm_column(data, "leads", s) for s in table["signal"]} if data is not None else {}
-    table.insert(1, "crm_column", [crm.get(s) if crm.get(s, s) != s else "" for s in table["signal"]])
+    table.insert(1, "crm_column", [rows.crm_fields.get(s, "") for s in table["signal"]])
     top = table.head(PLOTTED_SIGNALS)
     notes = [
         f"{len(rows.y):,} {HELD_OUT}. {EFFECT} (each lead's effects, computed with SHAP, add up to its score). "
@@ -770,9 +789,8 @@ def importance_section(rows: ExplainedRows, catalog: list[FeatureDef], data: Dat
         "raises the score, -1 when it always lowers it, near 0 when it goes either way; a category has values "
         "that help and values that hurt instead."
     ]
-    notes += [f"{r.signal}{f' ({r.crm_column!r} in the CRM)' if r.crm_column else ''}: {r.reading}"
-              for r in table.head(3).itertuples(index=False)]
-    figure = importance_plot(top["signal"].tolist(), top["mean_abs_contribution"].fillna(0.0).tolist(),
+    notes += [f"{rows.name(r.signal)}: {r.reading}" for r in table.head(3).itertuples(index=False)]
+    figure = importance_plot(top["signal"].map(rows.name).tolist(), top["mean_abs_contribution"].fillna(0.0).tolist(),
                              "Importance: average effect on the score, either way (log-odds)")
     return Section("importance", "Which signals move the score, and which way", notes, {"signals": table},
                    {"importance": figure})
@@ -900,8 +918,11 @@ def change_section(
             f"{previous.label} uses {', '.join(blank)}, missing for every compared lead (today's export lacks "
             "what it is built from): its figures here understate what it did with that data."
         )
+    def name(signal: str) -> str:  # as the model that has it names it
+        return rows.name(signal) if signal in rows.signals.columns else before.name(signal)
+
     moved = importance[importance["change"].abs() > 0].head(3)
-    section.notes += [f"{row.signal}: importance (average effect either way, log-odds) {row.previous:.3f} -> "
+    section.notes += [f"{name(row.signal)}: importance (average effect either way, log-odds) {row.previous:.3f} -> "
                       f"{row.current:.3f} ({row.change:+.3f})"
                       for row in moved.itertuples(index=False)]
     if moved.empty:
@@ -909,7 +930,7 @@ def change_section(
     section.tables = {"metrics": metrics, "importance_change": importance}
     top = importance.head(PLOTTED_SIGNALS)
     section.figures["importance_change"] = importance_plot(
-        top["signal"].tolist(), top["change"].tolist(), f"Change in importance (log-odds) vs {previous.label}"
+        top["signal"].map(name).tolist(), top["change"].tolist(), f"Change in importance (log-odds) vs {previous.label}"
     )
     return section
 
@@ -943,7 +964,7 @@ def build_audit(
     catalog = scorer.catalog
     rows = explain_rows(scorer, test, training_set.y[split.test], training_set.age_days[split.test],
                         category_spellings(training_set.crm.leads, catalog))
-    importance = importance_section(rows, catalog, scorer.data)
+    importance = importance_section(rows, catalog)
     top = importance.tables["signals"]["signal"].head(top_signals).tolist()
     outcomes = lead_outcomes(training_set, params.label)
     sections = [
@@ -1039,8 +1060,12 @@ def _metrics_shown(table: pd.DataFrame) -> pd.DataFrame:
     return shown
 
 
-def _table_html(name: str, table: pd.DataFrame) -> str:
+def _table_html(name: str, table: pd.DataFrame, crm_fields: dict[str, str]) -> str:
+    """A table as the page shows it; a signal named by `signal_name` (its ``crm_column`` then says it again)."""
     shown = _metrics_shown(table) if name == "metrics" else _whole_numbers_as_integers(table)
+    if "signal" in shown.columns:
+        shown = shown.drop(columns="crm_column", errors="ignore").assign(
+            signal=shown["signal"].map(lambda s: signal_name(s, crm_fields)))
     for c in shown.columns:
         if pd.api.types.is_numeric_dtype(shown[c]) and not pd.api.types.is_bool_dtype(shown[c]):
             shown[c] = shown[c].astype(object).map(_format_number)  # as text: to_html prints an Int64 NA as '<NA>'
@@ -1077,7 +1102,7 @@ def render_html(audit: Audit) -> str:
             parts.append(f"<img alt='{e(name)}' src='data:image/png;base64,{encoded}'>")
         for name, table in section.tables.items():
             parts.append(f"<h3>{e(shown_as(name))}</h3>")
-            parts.append(_table_html(name, table))
+            parts.append(_table_html(name, table, audit.rows.crm_fields if audit.rows is not None else {}))
     parts.append("</body></html>")
     return "\n".join(parts)
 

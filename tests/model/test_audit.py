@@ -722,20 +722,41 @@ def test_the_best_converting_sources_are_named_among_those_big_enough_to_say():
     assert audit.conversion_headline(summary[summary["lead_source"] == "paid_social"], "lead_source") == []
 
 
-def test_a_signal_from_a_renamed_crm_column_is_also_given_under_the_crms_name():
-    """Marketing knows X Education's 'Do Not Email', not the contract's do_not_email."""
+def test_a_signal_reads_by_its_crm_field_or_in_words_in_notes_plots_and_page_while_the_csv_keeps_its_code():
+    """Marketing knows X Education's 'Do Not Email' and 'Total Time Spent on Website', not do_not_email or
+    time_on_website: one name per signal in the notes, the plots' labels and the page's tables."""
     from pipelines.config import DataParams
 
     n = 40
-    features = pd.DataFrame({"do_not_email": ["no"] * 20 + ["yes"] * 20, "industry": ["a", "b"] * 20})
-    signals = pd.DataFrame({"do_not_email": [0.2] * 20 + [-0.6] * 20, "industry": [0.01, -0.01] * 20})
-    rows = audit.ExplainedRows(features, np.zeros(n), np.full(n, 0.3), signals, np.zeros(n))
-    catalog = [FeatureDef("do_not_email", "categorical", "do_not_email"), FeatureDef("industry", "categorical", "industry")]
-    data = DataParams(leads="x", mapping={"leads": {"Do Not Email": "do_not_email"}})
+    features = pd.DataFrame({"do_not_email": ["no"] * 20 + ["yes"] * 20, "lead_industry": ["a", "b"] * 20,
+                             "time_on_website": np.arange(n, dtype=float)})
+    signals = pd.DataFrame({"do_not_email": [0.2] * 20 + [-0.6] * 20, "lead_industry": [0.01, -0.01] * 20,
+                            "time_on_website": np.linspace(-0.3, 0.3, n)})
+    data = DataParams(leads="x", mapping={"leads": {"Do Not Email": "do_not_email",
+                                                    "Total Time Spent on Website": "time_on_website"}})
+    rows = audit.ExplainedRows(features, np.zeros(n), np.full(n, 0.3), signals, np.zeros(n),
+                               crm_fields=audit.crm_fields(data, signals.columns))
+    catalog = [FeatureDef("do_not_email", "categorical", "do_not_email"),
+               FeatureDef("lead_industry", "categorical", "lead_industry"),
+               FeatureDef("time_on_website", "numeric", "time_on_website")]
 
-    section = audit.importance_section(rows, catalog, data)
+    importance = audit.importance_section(rows, catalog)
+    dependence = audit.dependence_section(rows, catalog, ["do_not_email", "time_on_website"])
 
-    table = section.tables["signals"].set_index("signal")
-    assert table.loc["do_not_email", "crm_column"] == "Do Not Email" and table.loc["industry", "crm_column"] == ""
-    assert "do_not_email ('Do Not Email' in the CRM): helps most: no (+0.20); hurts most: yes (-0.60)" in section.notes
-    assert "industry: " in "\n".join(section.notes)  # not renamed: said once
+    assert "Do Not Email: helps most: no (+0.20); hurts most: yes (-0.60)" in importance.notes
+    assert "Total Time Spent on Website: more of it raises the score (direction +1.00)" in importance.notes
+    assert "lead industry: " in "\n".join(importance.notes)  # not renamed: its name in words
+    bars = {t.get_text() for t in importance.figures["importance"].axes[0].get_yticklabels()}
+    assert bars == {"Do Not Email", "Total Time Spent on Website", "lead industry"}
+    panels = dependence.figures["dependence"].axes
+    assert [ax.get_title() for ax in panels if ax.get_visible()] == ["Do Not Email", "Total Time Spent on Website"]
+    assert panels[1].get_xlabel() == "Total Time Spent on Website (value)"
+    page = audit.render_html(audit.Audit({"name": "m", "version": "1"}, [importance, dependence], rows))
+    assert "<td>Total Time Spent on Website</td>" in page and "<td>lead industry</td>" in page
+    assert not [code for code in ("do_not_email", "time_on_website", "lead_industry") if code in page]
+    # The tables (CSV, JSON, notebooks) keep the code, and the CRM field beside it
+    table = importance.tables["signals"].set_index("signal")
+    assert table.loc["do_not_email", "crm_column"] == "Do Not Email" and table.loc["lead_industry", "crm_column"] == ""
+    assert set(dependence.tables["dependence"]["signal"]) == {"do_not_email", "time_on_website"}
+    # A notebook's slice names them alike
+    assert rows.segment("do_not_email", "yes").name("do_not_email") == "Do Not Email"
