@@ -63,7 +63,7 @@ from pipelines.ingest import crm_column
 
 TOP_SIGNALS = 6  # signals with a dependence plot
 PLOTTED_SIGNALS = 20  # bars in the importance plot
-MIN_LEVEL_ROWS = 20  # a category level needs this many rows to be named as helping / hurting most
+MIN_LEVEL_ROWS = 20  # a category level needs this many rows to be named as helping / hurting most, or shown alone
 DIRECTION_THRESHOLD = 0.1  # |Spearman rho| below this reads as "no consistent direction"
 DEPENDENCE_BINS = 10  # quantile bins of a numeric signal in the dependence table
 TOP_REASONS = 3  # rejection reasons named per source / campaign; the rest are pooled
@@ -71,6 +71,7 @@ PLOTTED_SEGMENTS = 12  # sources / campaigns in the segment plots, most leads fi
 HEADLINE_SEGMENTS = 5  # sources / campaigns with a rejection headline, most rejections first
 SEGMENT_COLUMNS = ("lead_source", "campaign")
 
+RARE_SUFFIX = f"with under {MIN_LEVEL_ROWS} leads)"  # ends the row of a category's rare values, pooled
 MISSING = "(missing)"  # a lead without a value: a level of its own in every table, and a segment to slice by
 NO_REASON = "(no reason given)"
 OTHER_REASONS = "(other reasons)"
@@ -398,14 +399,22 @@ def signal_importance(rows: ExplainedRows, catalog: list[FeatureDef]) -> pd.Data
     return table.sort_values(["mean_abs_contribution", "signal"], ascending=[False, True], na_position="last").reset_index(drop=True)
 
 
+def rare_values(count: int) -> str:
+    """The dependence table's row of a category's `count` values with fewer than MIN_LEVEL_ROWS leads each."""
+    return f"(1 value {RARE_SUFFIX}" if count == 1 else f"({count} values, each {RARE_SUFFIX}"
+
+
 def dependence_table(
     rows: ExplainedRows, catalog: list[FeatureDef], signals: Sequence[str], bins: int = DEPENDENCE_BINS
 ) -> pd.DataFrame:
     """Mean contribution per value of each signal: quantile bins for numbers, levels for categories.
 
+    A level of fewer than MIN_LEVEL_ROWS leads is pooled with the others as rare (`rare_values`): the
+    average effect of X Education's one "Businessman" is that lead's, and its bar would be as long as any.
+
     Returns:
         ``signal``, ``value`` (bin or level as text), ``rows``, ``mean_value`` (numeric signals) and
-        ``mean_contribution``; numeric bins in value order (missing last), levels best first.
+        ``mean_contribution``; numeric bins in value order (missing last), levels best first, then the rare ones.
     """
     values = signal_values(rows.features, catalog, rows.spellings)
     kinds = _signal_kinds(catalog)
@@ -426,6 +435,12 @@ def dependence_table(
             part = part.sort_values("mean_value", na_position="last")
         else:
             effects = _level_effects(values[signal], contribution)
+            rare = effects["size"] < MIN_LEVEL_ROWS
+            if rare.any():
+                pooled = effects[rare]
+                mean = float((pooled["mean"] * pooled["size"]).sum() / pooled["size"].sum())
+                effects = pd.concat([effects[~rare], pd.DataFrame({"mean": [mean], "size": [pooled["size"].sum()]},
+                                                                  index=[rare_values(int(rare.sum()))])])
             part = pd.DataFrame(
                 {"rows": effects["size"], "mean_value": math.nan, "mean_contribution": effects["mean"]}
             )
@@ -721,7 +736,9 @@ def dependence_plot(rows: ExplainedRows, catalog: list[FeatureDef], table: pd.Da
         else:
             top = part.nlargest(PLOTTED_SEGMENTS, "rows").sort_values("mean_contribution")
             heights = top["mean_contribution"].to_numpy()
-            ax.barh(top["value"].astype(str), heights, color=np.where(heights < 0, "tab:red", "tab:blue"))
+            colors = np.where(heights < 0, "tab:red", "tab:blue").astype(object)
+            colors[top["value"].astype(str).str.endswith(RARE_SUFFIX).to_numpy()] = "silver"  # pooled, not one value
+            ax.barh(top["value"].astype(str), heights, color=colors)
             ax.axvline(0, color="grey", linewidth=0.8)
             ax.set(xlabel="average effect on the score (log-odds)")
         ax.set_title(rows.name(signal))
@@ -732,15 +749,17 @@ def dependence_plot(rows: ExplainedRows, catalog: list[FeatureDef], table: pd.Da
 
 
 def segments_plot(summary: pd.DataFrame, mix: pd.DataFrame, by: str) -> Figure:
-    """Conversion and acceptance rate per segment, and its rejection reasons mix (largest segments)."""
-    top = summary.head(PLOTTED_SEGMENTS).iloc[::-1]
+    """Conversion and acceptance rate per segment, and its rejection reasons mix: the largest segments of
+    MIN_LEVEL_ROWS leads with an outcome or more (a source of 2 leads converting 100% would be the longest bar)."""
+    top = summary[summary["decided"] >= MIN_LEVEL_ROWS].head(PLOTTED_SEGMENTS).iloc[::-1]
     names = top[by].astype(str).to_numpy()
     figure, (rates, reasons) = _figure((13.0, max(3.0, 0.4 * len(top) + 1.5)), 1, 2)
     position = np.arange(len(top))
     rates.barh(position + 0.2, top["conversion_rate"], height=0.4, label="conversion rate", color="tab:green")
     rates.barh(position - 0.2, top["acceptance_rate"], height=0.4, label="acceptance rate", color="tab:blue")
     label = by.replace("_", " ")
-    rates.set(yticks=position, yticklabels=names, xlim=(0, 1), title=f"Outcomes by {label}", xlabel="share of leads with an outcome")
+    rates.set(yticks=position, yticklabels=names, xlim=(0, 1), xlabel="share of leads with an outcome",
+              title=f"Outcomes by {label} ({MIN_LEVEL_ROWS}+ leads with an outcome)")
     rates.legend(loc="lower right", fontsize="small")
     shares = mix[mix[by].isin(names)].pivot_table(index=by, columns="reason", values="share", fill_value=0.0)
     shares = shares.reindex(names, fill_value=0.0)
@@ -800,7 +819,9 @@ def dependence_section(rows: ExplainedRows, catalog: list[FeatureDef], signals: 
     """2. How the top signals' values map to score contributions."""
     table = dependence_table(rows, catalog, signals)
     notes = ["Each lead's effect against the signal's value: for a number, its leads in groups of about equal "
-             "size by value, (a, b] meaning above a up to b; for a category, the average effect of each value."]
+             "size by value, (a, b] meaning above a up to b; for a category, the average effect of each value, values "
+             f"with fewer than {MIN_LEVEL_ROWS} leads pooled in one row (grey in the plot): too few leads each for "
+             "their own average to say much."]
     return Section("dependence", "How the values of the top signals move the score", notes, {"dependence": table},
                    {"dependence": dependence_plot(rows, catalog, table)})
 

@@ -148,6 +148,39 @@ def test_dependence_covers_the_top_signals(audited):
     assert dependence.groupby("signal")["rows"].sum().eq(audited.audit.model["test_rows"]).all()
 
 
+def test_values_of_too_few_leads_are_pooled_in_the_value_table_and_plots_not_shown_as_full_bars():
+    """X Education's one "Businessman" lead would be a bar as long as 1,068 "Unemployed" ones; as the importance
+    table leaves such values out, the value-by-value table pools them, and the plots show them as such or not."""
+    sizes = {"Unemployed": 60, "Student": 25, "Housewife": 4, "Other": 2, "Businessman": 1}
+    effects = {"Unemployed": -0.1, "Student": -0.3, "Housewife": 0.2, "Other": 0.4, "Businessman": 1.3}
+    occupation = np.repeat(list(sizes), list(sizes.values()))
+    n = len(occupation)
+    rows = audit.ExplainedRows(pd.DataFrame({"occupation": occupation}), np.zeros(n), np.full(n, 0.2),
+                               pd.DataFrame({"occupation": [effects[v] for v in occupation]}), np.zeros(n))
+    catalog = [FeatureDef("occupation", "categorical", "occupation")]
+
+    section = audit.dependence_section(rows, catalog, ["occupation"])
+
+    table = section.tables["dependence"]
+    assert table["value"].tolist() == ["Unemployed", "Student", f"(3 values, each with under {audit.MIN_LEVEL_ROWS} leads)"]
+    assert table["rows"].tolist() == [60, 25, 7]
+    assert table["mean_contribution"].iloc[-1] == pytest.approx((4 * 0.2 + 2 * 0.4 + 1.3) / 7)
+    (panel,) = [ax for ax in section.figures["dependence"].axes if ax.get_visible()]
+    bars = {label.get_text(): bar.get_facecolor() for label, bar in zip(panel.get_yticklabels(), panel.patches)}
+    assert "Businessman" not in bars and bars[table["value"].iloc[-1]][:3] == pytest.approx((0.7529, 0.7529, 0.7529), abs=1e-3)
+    assert "pooled in one row (grey in the plot)" in section.notes[0]
+    one = audit.dependence_table(rows.subset(~np.isin(occupation, ["Housewife", "Businessman"])), catalog, ["occupation"])
+    assert one["value"].iloc[-1] == f"(1 value with under {audit.MIN_LEVEL_ROWS} leads)"
+
+    # The sources plot: a source of 2 leads converting 100% is no bar of its own
+    outcomes = pd.DataFrame([{"lead_source": source, "outcome": "converted" if i % 2 or source == "Live Chat" else "rejected",
+                              "reason": np.nan} for source, count in (("Google", 40), ("Reference", 30), ("Live Chat", 2))
+                             for i in range(count)])
+    summary, mix = audit.segment_outcomes(outcomes, "lead_source")
+    plotted = [t.get_text() for t in audit.segments_plot(summary, mix, "lead_source").axes[0].get_yticklabels()]
+    assert sorted(plotted) == ["Google", "Reference"] and "Live Chat" in summary["lead_source"].tolist()
+
+
 def test_source_table_counts_the_export_and_rejection_reasons_sum_to_one_per_source(audited, trained):
     segments = sections(audited)["segments"].tables
     summary, mix = segments["by_lead_source"], segments["rejection_reasons_by_lead_source"]
