@@ -27,7 +27,7 @@ import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
 from tqdm import tqdm
 
-from features.build import ACTIVITY_COLUMNS, lead_columns_read
+from features.build import ACTIVITY_COLUMNS, crm_spellings, lead_columns_read
 from models.gbm import predict_on_one_thread, usable_cores
 from models.scorer import LeadScorer
 from pipelines.config import DataParams
@@ -49,9 +49,9 @@ class BatchSummary:
     rows_past_horizon: int = 0  # scored leads older than the model's label horizon (LeadScorer.past_horizon)
     # Columns the model reads that the file lacks (CRM names): every lead was scored as not having them.
     columns_absent: list[str] = dataclasses.field(default_factory=list)
-    # Per CRM column the model reads as a category: its values never seen in training -> scored leads that
-    # have them, most first (LeadScorer.unseen_values); only columns with some. None: nothing can be told
-    # (a model pickled before it remembered its training values, or no lead was read).
+    # Per CRM column the model reads as a category: its values never seen in training, as the file spells them
+    # ("TikTok"), -> scored leads that have them, most first (LeadScorer.unseen_values); only columns with some.
+    # None: nothing can be told (a model pickled before it remembered its training values, or no lead was read).
     unseen_values: dict[str, dict[str, int]] | None = None
 
 
@@ -427,6 +427,7 @@ def _score_chunks(scorer: LeadScorer, input_path: Path, output_path: Path, activ
     read = scored = rejected = past_horizon = 0
     absent: list[str] = []
     unseen: dict[str, Counter] | None = None
+    spelled: dict[str, dict[str, str]] = {}  # per column, an unseen value's spelling in the first chunk holding it
     bar = tqdm(total=_count_rows(input_path) if progress else None, unit="lead", disable=not progress)
 
     def write_scores(modelled: Future, rows: int) -> None:
@@ -470,7 +471,11 @@ def _score_chunks(scorer: LeadScorer, input_path: Path, output_path: Path, activ
             if found is not None:
                 unseen = unseen or {}
                 for column, counts in found.items():
-                    unseen.setdefault(crm_column(scorer.data, "leads", column), Counter()).update(counts.to_dict())
+                    name = crm_column(scorer.data, "leads", column)
+                    unseen.setdefault(name, Counter()).update(counts.to_dict())
+                    spellings = crm_spellings(leads[name]) if name in leads.columns else {}
+                    for value in counts.index:  # the model compares 'tiktok'; marketing wrote 'TikTok'
+                        spelled.setdefault(name, {}).setdefault(value, spellings.get(value, value))
             pending.append((model_workers.submit(scorer.scores_of, features, top_factors, ages), len(raw)))
             problems = repeats + [dataclasses.replace(p, row=int(kept[p.row - 1]) + 1) for p in problems]
             if problems:
@@ -485,7 +490,8 @@ def _score_chunks(scorer: LeadScorer, input_path: Path, output_path: Path, activ
     bar.close()
     return BatchSummary(read, scored, rejected, output_path, rejects_path, activities_rejected, activity_rejects,
                         activities_valid, activities_used, past_horizon, absent,
-                        None if unseen is None else {column: {value: int(rows) for value, rows in counts.most_common()}
+                        None if unseen is None else {column: {spelled[column][value]: int(rows)
+                                                              for value, rows in counts.most_common()}
                                                      for column, counts in unseen.items()})
 
 
