@@ -497,8 +497,8 @@ def _reader(signal: str, shape: str, defs: list[FeatureDef], spec: FeatureParams
         criteria = _icp_criteria(spec)
         return lambda row: _read_icp(row, criteria)
     if shape == "category":
-        display = _LEVEL_DISPLAY.get(signal, {}) if signal in spec.derived else {}
-        return lambda row: _read_category(row, display)
+        derived = signal if signal in spec.derived else None
+        return lambda row: _read_category(row, derived)
     if shape == "served_country":
         return _read_served_country
     return _read_number
@@ -599,13 +599,38 @@ def _read_icp(row: list, criteria: int) -> tuple[str, dict]:
     return ("some" if matched else "none"), {"value": f"{matched} of {criteria}", "matched": matched, "criteria": criteria}
 
 
-def _read_category(row: list, display: dict[str, str]) -> tuple[str, dict]:
+def _read_category(row: list, derived: str | None) -> tuple[str, dict]:
+    """`derived`: the built-in derived signal (seniority) whose level this is, else None (a CRM column)."""
     (level,) = row
     if _missing(level):
         return "unknown", {"value": NOT_GIVEN}
-    if display:  # a built-in derived level such as "customer_success"
-        return "known", {"value": display.get(level, str(level).replace("_", " "))}
+    if derived:  # a built-in derived level such as "customer_success"
+        return "known", {"value": _level_display(derived, level)}
     return "known", {"value": str(level)}  # the CRM's own value, as the rep knows it
+
+
+def _level_display(signal: str, level) -> str:
+    """A built-in derived category level as a rep says it: "C-level", "customer success"."""
+    return _LEVEL_DISPLAY.get(signal, {}).get(level, str(level).replace("_", " "))
+
+
+def level_words(spec: FeatureParams, signal: str, levels) -> dict[str, str]:
+    """Each of `levels` of a built-in derived category signal of `spec` (seniority, department) as a rep reads it:
+    the text of its own ``[=level]`` alternative where the signal's template has one ("No job title to tell the
+    department" for department's "unknown"), else as the factor shows it ("C-level"). The audit's tables show
+    these; empty for any other signal, whose values are the CRM's own.
+
+    Raises:
+        ValueError: see ``phrase_templates``.
+    """
+    book = phrasebook(spec)
+    if signal not in spec.derived or book.shapes.get(signal) != "category":
+        return {}
+    words = {}
+    for level in levels:
+        shown, own = _level_display(signal, level), book.templates[signal].by_state.get(f"={_level_key(level)}")
+        words[level] = _FORMATTER.format(own, value=shown) if own else shown
+    return words
 
 
 def _read_served_country(row: list) -> tuple[str, dict]:

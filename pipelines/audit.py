@@ -46,8 +46,9 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from mlflow.tracking import MlflowClient
 
-from features.build import FeatureDef, clean_text, crm_spellings, flag_signals
+from features.build import FeatureDef, clean_text, crm_spellings, feature_catalog, flag_signals
 from features.labels import outcome_group
+from features.phrases import level_words
 from models import explain
 from models.calibration import TierThresholds
 from models.metrics import (calibration_bins, capture_at, evaluate_scores, expected_calibration_error, fraction_key,
@@ -56,7 +57,7 @@ from models.plots import calibration_plot, importance_plot
 from models.scorer import LeadScorer
 from models.splits import Split, make_split
 from pipelines import tracking
-from pipelines.config import DataParams, EvaluateParams, LabelParams, Params
+from pipelines.config import DataParams, EvaluateParams, FeatureParams, LabelParams, Params
 from pipelines.dataset import TrainingSet, assemble, model_features, refuse_before_first_lead, with_model_features
 from pipelines.history import FeedbackMerge
 from pipelines.ingest import crm_column
@@ -180,8 +181,8 @@ class ExplainedRows:
                              self.age_days[keep], self.spellings, self.crm_fields)
 
     def segment(self, column: str, value: str) -> "ExplainedRows":
-        """The leads whose feature `column` equals `value` (compared stripped and lower-cased, as stored);
-        MISSING, as the tables name it, selects the leads without a value.
+        """The leads whose feature `column` equals `value` as stored or as the tables show it (`spellings`: "C-level"
+        is c_level), compared stripped and lower-cased; MISSING, as the tables name it, selects the leads without one.
 
         Raises:
             LookupError: `column` is not a feature; the message lists the categorical ones.
@@ -192,7 +193,11 @@ class ExplainedRows:
         wanted = str(value).strip().lower()
         if wanted == MISSING:
             return self.subset(self.features[column].isna())
-        return self.subset(self.features[column].astype("str").str.strip().str.lower().eq(wanted).fillna(False))
+        def equal(values: pd.Series) -> pd.Series:
+            return values.astype("str").str.strip().str.lower().eq(wanted).fillna(False)
+
+        stored = self.features[column]
+        return self.subset(equal(stored) | equal(spelled(stored, self.spellings.get(column, {}))))
 
 
 @dataclass
@@ -263,10 +268,17 @@ def crm_fields(data: DataParams, signals: Sequence[str]) -> dict[str, str]:
     return {s: crm_column(data, "leads", s) for s in signals if crm_column(data, "leads", s) != s}
 
 
-def category_spellings(leads: pd.DataFrame, catalog: list[FeatureDef]) -> dict[str, dict[str, str]]:
-    """`crm_spellings` of each category feature read from a column of `leads` (a derived one, e.g. seniority,
-    has no CRM spelling)."""
-    return {d.name: crm_spellings(leads[d.name]) for d in catalog if d.kind == "categorical" and d.name in leads.columns}
+def category_spellings(leads: pd.DataFrame, features: pd.DataFrame, spec: FeatureParams) -> dict[str, dict[str, str]]:
+    """How the tables show each category feature's stored values (lower-cased) in `features`, built with `spec`: one
+    derived from the leads (seniority, department) as a rep reads it (`level_words`: "C-level", "No job title to
+    tell the department", not c_level and unknown), one read from a column of `leads` as the CRM spells it."""
+    out = {}
+    for d in feature_catalog(spec):
+        if d.kind == "categorical" and d.name in features.columns:
+            words = level_words(spec, d.name, pd.unique(features[d.name].dropna()))
+            if words or d.name in leads.columns:
+                out[d.name] = words or crm_spellings(leads[d.name])
+    return out
 
 
 def spelled(values: pd.Series, spellings: dict[str, str]) -> pd.Series:
@@ -984,7 +996,7 @@ def build_audit(
     test = model_features(scorer, training_set, training_set.features.index[split.test])
     catalog = scorer.catalog
     rows = explain_rows(scorer, test, training_set.y[split.test], training_set.age_days[split.test],
-                        category_spellings(training_set.crm.leads, catalog))
+                        category_spellings(training_set.crm.leads, test, scorer.features))
     importance = importance_section(rows, catalog)
     top = importance.tables["signals"]["signal"].head(top_signals).tolist()
     outcomes = lead_outcomes(training_set, params.label)

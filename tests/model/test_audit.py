@@ -311,13 +311,35 @@ def test_sources_and_reasons_read_as_the_crm_spells_them(sample_params):
     features = pd.DataFrame({"lead_source": ["olark chat"] * 30 + ["google"] * 30, "seniority": ["vp", "intern"] * 30})
     signals = pd.DataFrame({"lead_source": [0.3] * 30 + [-0.2] * 30, "seniority": [0.1, -0.1] * 30})
     rows = audit.ExplainedRows(features, np.zeros(60), np.full(60, 0.2), signals, np.zeros(60),
-                               audit.category_spellings(training_set.crm.leads, catalog))
+                               audit.category_spellings(training_set.crm.leads, features, sample_params.features))
     table = audit.signal_importance(rows, catalog).set_index("signal")
     assert table.loc["lead_source", "reading"] == "helps most: Olark Chat (+0.30); hurts most: Google (-0.20)"
-    assert table.loc["seniority", "best_value"] == "vp"  # derived from the job title: no CRM spelling to show
+    assert table.loc["seniority", "best_value"] == "VP"  # derived from the job title: as a rep reads it
     assert audit.dependence_table(rows, catalog, ["lead_source"])["value"].tolist() == ["Olark Chat", "Google"]
     olark = rows.segment("lead_source", "Olark Chat")  # the notebook's slice, as the tables spell it
     assert len(olark.y) == 30 and olark.spellings == rows.spellings
+
+
+def test_values_derived_from_the_job_title_read_as_a_rep_reads_them_not_as_codes(sample_params):
+    """Seniority "c_level" and department "unknown" (no job title) are the feature rules' codes: the audit says
+    "C-level" and "No job title to tell the department", the words of the rep's factor."""
+    n = 90
+    features = pd.DataFrame({"seniority": np.repeat(["c_level", "individual", "unknown"], 30),
+                             "department": np.repeat(["customer_success", "other", "unknown"], 30)})
+    signals = pd.DataFrame({"seniority": np.repeat([0.4, -0.1, -0.3], 30), "department": np.repeat([0.2, 0.0, -0.5], 30)})
+    leads = pd.DataFrame({"lead_id": [f"L{i}" for i in range(n)], "job_title": None})
+    rows = audit.ExplainedRows(features, np.zeros(n), np.full(n, 0.2), signals, np.zeros(n),
+                               audit.category_spellings(leads, features, sample_params.features))
+    catalog = [FeatureDef("seniority", "categorical", "seniority"), FeatureDef("department", "categorical", "department")]
+
+    table = audit.signal_importance(rows, catalog).set_index("signal")
+    assert table.loc["seniority", "reading"] == ("helps most: C-level (+0.40); hurts most: Seniority not clear from the "
+                                                 "job title (-0.30)")
+    assert table.loc["department", "reading"] == ("helps most: customer success (+0.20); hurts most: No job title to "
+                                                  "tell the department (-0.50)")
+    assert audit.dependence_table(rows, catalog, ["department"])["value"].tolist() == [
+        "customer success", "Department not clear from the job title", "No job title to tell the department"]
+    assert len(rows.segment("seniority", "C-level").y) == len(rows.segment("seniority", "c_level").y) == 30
 
 
 def test_the_sample_audit_shows_countries_and_reasons_as_the_crm_writes_them(audited, trained):
