@@ -772,7 +772,8 @@ def segments_plot(summary: pd.DataFrame, mix: pd.DataFrame, by: str) -> Figure:
     label = by.replace("_", " ")
     rates.set(yticks=position, yticklabels=names, xlim=(0, 1), xlabel="share of leads with an outcome",
               title=f"Outcomes by {label} ({MIN_LEVEL_ROWS}+ leads with an outcome)")
-    rates.legend(loc="lower right", fontsize="small")
+    if not top.empty:
+        rates.legend(loc="lower right", fontsize="small")
     shares = mix[mix[by].isin(names)].pivot_table(index=by, columns="reason", values="share", fill_value=0.0)
     shares = shares.reindex(names, fill_value=0.0)
     named = shares.drop(columns=[OTHER_REASONS, NO_REASON], errors="ignore").sum().sort_values(ascending=False).index
@@ -783,7 +784,12 @@ def segments_plot(summary: pd.DataFrame, mix: pd.DataFrame, by: str) -> Figure:
         reasons.barh(position, shares[reason], left=left, label=str(reason), color=colors[reason])
         left += shares[reason].to_numpy()
     reasons.set(yticks=position, yticklabels=names, xlim=(0, 1), title=f"Rejection reasons by {label}", xlabel="share of rejections")
-    reasons.legend(loc="upper left", bbox_to_anchor=(1.01, 1), fontsize="small")
+    if top.empty:  # a notebook slice or a small export: say why the plot is empty
+        for ax in (rates, reasons):
+            ax.text(0.5, 0.5, f"no {label} has {MIN_LEVEL_ROWS} or more leads with an outcome", ha="center",
+                    transform=ax.transAxes)
+    elif len(shares.columns):  # any rejection to show
+        reasons.legend(loc="upper left", bbox_to_anchor=(1.01, 1), fontsize="small")
     for ax in (rates, reasons):
         ax.grid(alpha=0.3, axis="x")
     return figure

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import warnings
 from types import SimpleNamespace
 
 import mlflow
@@ -179,6 +180,10 @@ def test_values_of_too_few_leads_are_pooled_in_the_value_table_and_plots_not_sho
     summary, mix = audit.segment_outcomes(outcomes, "lead_source")
     plotted = [t.get_text() for t in audit.segments_plot(summary, mix, "lead_source").axes[0].get_yticklabels()]
     assert sorted(plotted) == ["Google", "Reference"] and "Live Chat" in summary["lead_source"].tolist()
+    with warnings.catch_warnings():  # no empty legend either
+        warnings.simplefilter("error")
+        small = audit.segments_plot(summary[summary["lead_source"] == "Live Chat"], mix, "lead_source")
+    assert [t.get_text() for t in small.axes[0].texts] == ["no lead source has 20 or more leads with an outcome"]
 
 
 def test_source_table_counts_the_export_and_rejection_reasons_sum_to_one_per_source(audited, trained):
