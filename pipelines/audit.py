@@ -1128,8 +1128,8 @@ def render_html(audit: Audit) -> str:
     title = f"Signal audit: {model.get('name')} v{model.get('version')}"
     parts = [f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{e(title)}</title><style>{_STYLE}</style></head><body>",
              f"<h1>{e(title)}</h1>", "<table class='meta'>"]
-    parts += [f"<tr><td>{e(shown_as(k))}</td><td>{e(str(SPLIT_SHOWN_AS.get(v, v) if k == 'split' else v))}</td></tr>"
-              for k, v in model.items() if v is not None]
+    shown = {k: SPLIT_SHOWN_AS.get(v, v) if k == "split" else f"{v:,}" if isinstance(v, int) else v for k, v in model.items()}
+    parts += [f"<tr><td>{e(shown_as(k))}</td><td>{e(str(v))}</td></tr>" for k, v in shown.items() if v is not None]
     parts.append("</table><ol>")
     parts += [f"<li><a href='#{s.key}'>{e(s.title)}</a></li>" for s in audit.sections]
     parts.append("</ol>")

@@ -441,6 +441,8 @@ def test_the_metrics_table_reads_in_words_with_counts_shares_and_scores_each_in_
     assert shown["lift of the top 10% (times the conversions as many leads picked at random hold)"][0] == \
         f"{values.loc['lift_top10', 'current']:.2f}x"
     assert not [key for key in ("roc_auc", "log_loss", "brier", "capture_top10", "positives") if f"<td>{key}</td>" in page]
+    held_out = audit.render_html(audit.Audit({"name": "m", "version": "2", "test_rows": 1817}, [], None))
+    assert "<td>held-out leads</td><td>1,817</td>" in held_out  # the model details count as the tables do
     assert "<th>audited model</th>" in page and "<th>previous model</th>" in page
 
 
