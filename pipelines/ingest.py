@@ -241,7 +241,7 @@ def read_source(spec: str, data: DataParams, base_dir: Path) -> pd.DataFrame:
     dropped = set(data.drop_columns)
     sep = csv_delimiter(path)
     try:
-        _refuse_repeated_columns(path, sep, dropped)
+        refuse_repeated_columns(path, sep, dropped)
         return pd.read_csv(
             path,
             sep=sep,
@@ -290,10 +290,10 @@ def readable_file(kind: str, path: Path) -> None:
         raise ValueError(f"the {kind} file {path} cannot be read: {err.strerror or err}") from None
 
 
-def _refuse_repeated_columns(path: Path, sep: str, dropped: set[str]) -> None:
+def refuse_repeated_columns(path: Path, sep: str, dropped: set[str]) -> None:
     """Refuse a CSV whose header names a column twice (a report joining two objects: the lead's 'Created Date'
     and the account's): pandas reads the second as 'Created Date.1', so which one the mapping read was chance.
-    Columns in data.drop_columns are read neither time."""
+    Columns in data.drop_columns are read neither time. The export and the files `score` reads alike."""
     header = pd.read_csv(path, sep=sep, header=None, nrows=1, dtype=str, encoding="utf-8-sig").iloc[0]
     repeated = [name for name, n in Counter(header.dropna()).items() if n > 1 and name not in dropped]
     if repeated:

@@ -32,7 +32,8 @@ from models.gbm import predict_on_one_thread, usable_cores
 from models.scorer import LeadScorer
 from pipelines.config import DataParams
 from pipelines.ingest import (ContractError, Problem, absent_columns, as_plain_text, bytes_as_text, crm_column, csv_delimiter,
-                              is_parquet, not_utf8, prepare_table, readable_file, refuse_to_overwrite)
+                              is_parquet, not_utf8, prepare_table, readable_file, refuse_repeated_columns,
+                              refuse_to_overwrite)
 
 
 @dataclass
@@ -394,9 +395,12 @@ def score_file(
         {"leads": input_path, "activities": activities_path, **(protected or {})},
         {"output": output_path, "rejects file": rejects_path, "activity rejects file": activity_rejects},
     )
-    readable_file("leads", input_path)  # before anything is written
-    if activities_path is not None:
-        readable_file("activities", activities_path)
+    for kind, path in (("leads", input_path), ("activities", activities_path)):  # before anything is written
+        if path is not None:
+            readable_file(kind, path)
+            if not is_parquet(path):
+                dropped = set(scorer.data.drop_columns)
+                _readable(path, lambda: refuse_repeated_columns(path, csv_delimiter(path), dropped))
     with _Staged([output_path, rejects_path, activity_rejects]) as staged:
         summary = _score_chunks(scorer, input_path, staged.temp[output_path], activities_path, as_of, chunk_size,
                                 staged.temp[rejects_path], staged.temp[activity_rejects], progress, top_factors)

@@ -408,6 +408,25 @@ def test_a_file_that_cannot_be_read_or_written_is_named_before_anything_is_writt
     assert sorted(tmp_path.rglob("*")) == before  # no output, no partial file
 
 
+@pytest.mark.parametrize("repeated", ["leads", "activities"])
+def test_a_csv_naming_a_column_twice_is_refused_before_anything_is_written(tmp_path, repeated):
+    """As the export is (ingest.refuse_repeated_columns): pandas read the second 'industry' as 'industry.1', so
+    which one was scored was chance."""
+    leads, activities = "lead_id;industry;industry\nL1;software;retail\n", "lead_id,occurred_at,activity\n"
+    if repeated == "activities":
+        leads, activities = "lead_id,industry\nL1,software\n", "lead_id,activity,activity,occurred_at\n"
+    (tmp_path / "leads.csv").write_text(leads)
+    (tmp_path / "acts.csv").write_text(activities)
+    name = "industry" if repeated == "leads" else "activity"
+    scorer = SimpleNamespace(data=DataParams(leads="unused"))  # refused before any lead is scored
+
+    with pytest.raises(ValueError, match=rf"{repeated if repeated == 'leads' else 'acts'}.csv: the header names "
+                                         rf"'{name}' more than once, so which column is meant is unclear"):
+        score_file(scorer, tmp_path / "leads.csv", tmp_path / "scores.csv", activities_path=tmp_path / "acts.csv",
+                   progress=False)
+    assert not (tmp_path / "scores.csv").exists()
+
+
 def test_a_crm_number_column_with_text_in_it_rejects_that_row_and_the_file_still_scores(x_education_csv, tmp_path):
     """X Education's visit count and time on site are number columns of the CRM's own (features.numeric):
     "lots" or "1,234" in one goes to the rejects file with its row and column, like a bad contract number,
