@@ -120,6 +120,16 @@ class IcpParams(_Section):
     min_employees: int | None = None
     max_employees: int | None = None
 
+    @model_validator(mode="after")
+    def _size_range_not_empty(self) -> "IcpParams":
+        """A lead's size would have to be at least the minimum and at most the maximum: never, so the ICP size
+        criterion would silently count against every lead."""
+        low, high = self.min_employees, self.max_employees
+        if low is not None and high is not None and low > high:
+            raise ValueError(f"features.icp.min_employees: {low} is above max_employees ({high}), so no lead's size "
+                             "matches the profile; swap them")
+        return self
+
 
 class FeatureParams(_Section):
     """What the point-in-time feature frame contains."""
@@ -185,7 +195,7 @@ class FeatureParams(_Section):
 class ModelParams(_Section):
     """The learner, its tuning and calibration."""
 
-    seed: int = 42
+    seed: int = Field(42, strict=True)  # `seed: true` is no seed (it would be 1)
     candidates: list[Literal["lightgbm", "logistic"]] = Field(default_factory=lambda: ["lightgbm", "logistic"])
     learning_rate: float = Field(0.05, gt=0, le=1)
     max_rounds: int = Field(2000, gt=0)

@@ -468,6 +468,19 @@ def test_a_label_status_the_export_cannot_hold_is_refused_by_key(overrides, mess
                                                          "label.rejected_statuses": ["LOST "]})
 
 
+@pytest.mark.parametrize(("overrides", "message"), [
+    # the ICP size match could never be true: the criterion counted against every lead without a word
+    ({"features.icp": {"min_employees": 5000, "max_employees": 50}},
+     r"features.icp.min_employees: 5000 is above max_employees \(50\), so no lead's size matches the profile"),
+    ({"model.seed": True}, r"model.seed: Input should be a valid integer"),  # it was read as seed 1
+])
+def test_settings_that_cannot_mean_what_they_say_are_refused_by_key(overrides, message):
+    with pytest.raises(ParamsError, match=message):
+        load_params(PROJECT_ROOT / "params.yaml", overrides=overrides)
+    load_params(PROJECT_ROOT / "params.yaml", overrides={"features.icp": {"min_employees": 50, "max_employees": 50},
+                                                         "model.seed": 0})
+
+
 def test_a_top_fraction_outside_0_to_1_is_refused_by_key_before_any_data_is_read(tmp_path):
     params = tmp_path / "params.yaml"
     text = (PROJECT_ROOT / "params.yaml").read_text().replace("top_fractions: [0.1, 0.2, 0.3]", "top_fractions: [0.1, 0.0]")
