@@ -132,8 +132,8 @@ def sample_data(
 @app.command()
 def features(params: ParamsOption = None, leads: LeadsOption = None, as_of: AsOfOption = None) -> None:
     """Inspect the training data: ingest report, label counts per rule, feature list, leakage check."""
-    from features.build import feature_catalog, unmatched_settings
-    from pipelines.dataset import assemble, refuse_before_first_lead
+    from features.build import feature_catalog
+    from pipelines.dataset import assemble, refuse_before_first_lead, setting_warnings
 
     p = _params(params, leads)
     try:
@@ -156,7 +156,7 @@ def features(params: ParamsOption = None, leads: LeadsOption = None, as_of: AsOf
     for feature in feature_catalog(p.features):
         filled = f"{ts.features[feature.name].notna().mean():6.1%}" if len(ts.y) else "     -"
         typer.echo(f"  {feature.name:<32} {feature.kind:<12} filled {filled}")
-    for warning in unmatched_settings(ts.crm.leads, ts.crm.activities, p.features):
+    for warning in setting_warnings(ts.crm, p):
         typer.secho(f"  WARNING {warning}", fg="yellow")
     typer.echo("== leakage check")
     for leak in ts.leaks or []:
@@ -168,7 +168,7 @@ def features(params: ParamsOption = None, leads: LeadsOption = None, as_of: AsOf
 @app.command()
 def train(params: ParamsOption = None, leads: LeadsOption = None, as_of: AsOfOption = None) -> None:
     """Train, compare against the peers on the same split, log to MLflow and register as challenger."""
-    from features.build import unmatched_settings
+    from pipelines.dataset import setting_warnings
     from pipelines.train import train as run_training
 
     p = _params(params, leads)
@@ -183,7 +183,7 @@ def train(params: ParamsOption = None, leads: LeadsOption = None, as_of: AsOfOpt
     typer.echo(f"trained on {len(ts.y):,} labelled leads ({int(ts.y.sum()):,} conversions); {result.split_kind} split")
     for leak in ts.leaks:
         typer.secho(f"WARNING {leak.message}", fg="yellow")
-    for warning in unmatched_settings(ts.crm.leads, ts.crm.activities, p.features):
+    for warning in setting_warnings(ts.crm, p):
         typer.secho(f"WARNING {warning}", fg="yellow")
     typer.echo("\ntest-set comparison (same rows for every scorer):")
     _say_evaluation(result.evaluation)
@@ -257,6 +257,7 @@ def score(
     explain: Annotated[bool, typer.Option("--explain", help="Add each lead's top positive and negative factors (serving.top_factors per side).")] = False,
 ) -> None:
     """Batch-score a lead table with the registered model; invalid rows go to a rejects file."""
+    from pipelines.ingest import absent_columns_text
     from pipelines.score import score_file
     from pipelines.tracking import load_scorer
 
@@ -280,7 +281,7 @@ def score(
     if summary.rejects:
         typer.secho(f"{summary.rows_rejected:,} rows failed validation -> {summary.rejects}", fg="yellow")
     if summary.columns_absent:
-        typer.secho(f"{input} has no column {', '.join(map(repr, summary.columns_absent))}, which the model reads: "
+        typer.secho(f"{input} has no column {absent_columns_text(summary.columns_absent)}, which the model reads: "
                     "every lead was scored as not having it; check the export's columns or data.mapping.leads",
                     fg="yellow", err=True)
     for column, values in (summary.unseen_values or {}).items():

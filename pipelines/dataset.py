@@ -14,12 +14,12 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from features.build import ages_open, build_features, lead_age_days, training_snapshots
+from features.build import ages_open, build_features, lead_age_days, lead_columns_read, training_snapshots, unmatched_settings
 from features.labels import LabelResult, build_labels, outcome_group
 from features.leakage import LeakWarning, leakage_check
 from pipelines.config import FeatureParams, Params
 from pipelines.history import history_as_of, load_history
-from pipelines.ingest import CRMData
+from pipelines.ingest import CRMData, absent_columns, absent_columns_text
 
 # How long after an export's 'now' (data_as_of) `as_of` may be. Past it, leads still open when the
 # export was taken would count as expired unconverted (no outcome by their horizon) while their
@@ -106,6 +106,20 @@ def data_as_of(crm: CRMData) -> pd.Timestamp | None:
         stamps.append(outcomes["decided_at"].max())
     stamps = [s for s in stamps if pd.notna(s)]
     return max(stamps) if stamps else None
+
+
+def setting_warnings(crm: CRMData, params: Params) -> list[str]:
+    """What features, train and retrain warn about the feature settings against the export: a lead column the
+    features read that the leads source lacks (a typo, a header 'Industry ' with a blank: every lead trains as
+    not having it, as `score` warns), then the values `unmatched_settings` finds in none of its rows. A warning,
+    not a refusal: an export may lack an optional column, and the model then learns without it."""
+    out = []
+    absent = absent_columns(crm.leads_header, "leads", params.data, lead_columns_read(params.features))
+    if absent:
+        out.append(f"data.leads ({crm.report.tables['leads'].source}) has no column {absent_columns_text(absent)}, "
+                   "which the features read: every lead trains as not having it; check the export's columns or "
+                   "data.mapping.leads")
+    return out + unmatched_settings(crm.leads, crm.activities, params.features)
 
 
 def with_model_features(params: Params, scorer) -> Params:

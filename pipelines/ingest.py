@@ -195,6 +195,9 @@ class CRMData:
     # lead_id of each lead merged by e-mail -> the lead it was merged into (data.dedupe_by_email): a
     # scored id missing from `leads` may be one of these rather than a lead the export lacks.
     merged_by_email: pd.Series = field(default_factory=lambda: pd.Series(dtype="str"))
+    # The leads source's columns as the CRM names them (data.drop_columns left out): what a setting naming a
+    # column is checked against (`absent_columns`).
+    leads_header: list[str] = field(default_factory=list)
     # What the service's feedback store changed in `outcomes` (pipelines.history.load_history); None: the
     # export's own outcomes alone.
     feedback: FeedbackMerge | None = None
@@ -800,11 +803,10 @@ def prepare_table(
         if column not in columns:
             expected = crm_name.get(column, column)
             # drop_columns holds for every table: a leads column dropped there hides the outcomes' same-named one.
-            # Excel and hand-edited headers gain blanks or capitals: 'Lead ID ' is not 'Lead ID' to a mapping.
-            alike = [crm for crm in raw.columns if label_key(crm) == label_key(expected)]
+            alike = alike_column(raw.columns, expected)
             fix = ("it is listed in data.drop_columns, which no table reads; take it out of that list"
                    if expected in data.drop_columns else
-                   f"the export has {alike[0]!r}, written with other blanks or letter case: rename it, or map it in "
+                   f"the export has {alike!r}, written with other blanks or letter case: rename it, or map it in "
                    f"data.mapping.{table}" if alike else f"set data.mapping.{table} if the CRM names it differently")
             problems.append(
                 Problem(source, None, expected, f"missing required column {expected!r} (contract column "
@@ -1009,12 +1011,27 @@ def crm_column(data: DataParams, table: str, contract: str) -> str:
     return next((crm for crm, column in mapping.items() if column == contract), contract)
 
 
-def absent_columns(header, table: str, data: DataParams, wanted: list[str]) -> list[str]:
+def alike_column(header, name: str) -> str | None:
+    """The column of ``header`` that is ``name`` written with other blanks or letter case ('Lead ID ', 'LEAD ID'),
+    None when there is none: Excel and hand-edited headers gain them, and a mapping matches names exactly."""
+    return next((column for column in header if column != name and label_key(column) == label_key(name)), None)
+
+
+def absent_columns(header, table: str, data: DataParams, wanted: list[str]) -> dict[str, str | None]:
     """The CRM names of the ``wanted`` contract columns of ``table`` that no column of ``header`` maps to
-    (``data.drop_columns`` are never read, so they count as absent)."""
+    (``data.drop_columns`` are never read, so they count as absent), each with the column of ``header`` that
+    is it written with other blanks or letter case (``alike_column``; None when there is none)."""
     mapping, dropped = _column_mapping(table, data), set(data.drop_columns)
     present = {mapping.get(column, column) for column in header if column not in dropped}
-    return [crm_column(data, table, column) for column in wanted if column not in present]
+    absent = [crm_column(data, table, column) for column in wanted if column not in present]
+    return {name: alike_column(header, name) for name in absent}
+
+
+def absent_columns_text(absent: dict[str, str | None]) -> str:
+    """``absent_columns`` for a message: "'Industry' (it has 'Industry ', written with other blanks or letter
+    case), 'campaign'"."""
+    return ", ".join(repr(name) + (f" (it has {alike!r}, written with other blanks or letter case)" if alike else "")
+                     for name, alike in absent.items())
 
 
 def load_crm(params: Params) -> CRMData:
@@ -1117,5 +1134,5 @@ def load_crm(params: Params) -> CRMData:
         if frame is not None:
             report.tables[name].rows_kept = len(frame)
             frames[name] = frame.reset_index(drop=True)
-    return CRMData(frames["leads"], frames["activities"], frames["outcomes"], report, redirect)
+    return CRMData(frames["leads"], frames["activities"], frames["outcomes"], report, redirect, list(raw["leads"].columns))
 

@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 from mlflow.tracking import MlflowClient
 
-from features.build import feature_catalog, unmatched_settings
+from features.build import feature_catalog
 from features.phrases import phrase_templates
 from models.calibration import Calibrator, TierThresholds
 from models.card import log_card, model_card
@@ -33,7 +33,7 @@ from models.scorer import LeadScorer
 from models.splits import Split, make_split
 from pipelines import tracking
 from pipelines.config import Params, flatten
-from pipelines.dataset import TrainingSet, assemble, data_as_of, model_features, refuse_before_first_lead
+from pipelines.dataset import TrainingSet, assemble, data_as_of, model_features, refuse_before_first_lead, setting_warnings
 from pipelines.evaluate import LEADSCORE, Evaluation, champion_overlap_notes, compare, format_table
 from pipelines.history import FeedbackMerge, load_history
 from pipelines.ingest import CRMData
@@ -379,8 +379,8 @@ def retrain(
     ts = assemble(params, as_of=as_of, crm=crm)
     refuse_before_first_lead(ts)
     closed, conversions = closed_counts(ts)
-    # A CRM label renamed since the last quarter ('Requested Demo') would zero a signal without a word.
-    settings_notes = unmatched_settings(ts.crm.leads, ts.crm.activities, params.features)
+    # A CRM label or column renamed since the last quarter ('Requested Demo') would zero a signal without a word.
+    settings_notes = setting_warnings(ts.crm, params)
     if not force and _same_training(champion, ts, params):
         result = RetrainResult(
             as_of=as_of, closed_leads=closed, conversions=conversions, feedback=ts.crm.feedback,

@@ -48,8 +48,9 @@ class BatchSummary:
     activities_valid: int = 0  # activity rows that passed validation
     activities_used: int = 0  # of those, the rows of a lead in the scored file (none: the ids may not match)
     rows_past_horizon: int = 0  # scored leads older than the model's label horizon (LeadScorer.past_horizon)
-    # Columns the model reads that the file lacks (CRM names): every lead was scored as not having them.
-    columns_absent: list[str] = dataclasses.field(default_factory=list)
+    # Columns the model reads that the file lacks (CRM names): every lead was scored as not having them. Each
+    # with the file's column that is it written with other blanks or letter case, if any (ingest.absent_columns).
+    columns_absent: dict[str, str | None] = dataclasses.field(default_factory=dict)
     # Per CRM column the model reads as a category: its values never seen in training, as the file spells them
     # ("TikTok"), -> scored leads that have them, most first (LeadScorer.unseen_values); only columns with some.
     # None: nothing can be told (a model pickled before it remembered its training values, or no lead was read).
@@ -429,7 +430,7 @@ def _score_chunks(scorer: LeadScorer, input_path: Path, output_path: Path, activ
     repeated, first_rows = _repeated_ids(ids)
 
     read = scored = rejected = past_horizon = 0
-    absent: list[str] = []
+    absent: dict[str, str | None] = {}
     unseen: dict[str, Counter] | None = None
     spelled: dict[str, dict[str, str]] = {}  # per column, an unseen value's spelling in the first chunk holding it
     bar = tqdm(total=_count_rows(input_path) if progress else None, unit="lead", disable=not progress)

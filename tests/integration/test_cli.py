@@ -659,6 +659,19 @@ def test_train_refuses_an_export_whose_leads_all_look_alike(small_export, tmp_pa
     assert "Registered" not in result.output and "aliases" not in result.output
 
 
+@pytest.mark.parametrize("command", ["features", "train"])
+def test_training_warns_of_a_column_the_features_read_that_the_export_lacks(small_export, tmp_path, monkeypatch, command):
+    """A header 'Industry ' (Excel kept a blank) or a column gone from the report: the feature is empty for every
+    lead and only `features` showed it, as "filled 0.0%"; score warned, train did not."""
+    leads = small_export["leads"].rename(columns={"industry": "Industry "}).drop(columns=["campaign"])
+    params = training_params({**small_export, "leads": leads}, tmp_path, monkeypatch)
+    result = run(command, "--params", str(params))
+    assert result.exit_code == 0, result.output
+    assert (f"WARNING data.leads ({tmp_path / 'leads.csv'}) has no column 'industry' (it has 'Industry ', written with "
+            "other blanks or letter case), 'campaign', which the features read: every lead trains as not having it; "
+            "check the export's columns or data.mapping.leads") in " ".join(result.output.split())
+
+
 def test_train_says_why_it_has_no_reason_model_when_sales_used_one_reason_code(small_export, tmp_path, monkeypatch):
     """model.reason_model is on, but one code cannot be learnt: the scores lose their likely reason, said out loud."""
     tables = {name: frame.copy() for name, frame in small_export.items()}
