@@ -165,6 +165,7 @@ class LeadScorer:
         as_of: pd.Timestamp | None = None,
         source: str = "request",
         checked_activities: pd.DataFrame | None = None,
+        decimal_comma: bool = False,
     ) -> tuple[pd.DataFrame, list[Problem], np.ndarray]:
         """Map raw CRM rows onto the contract, validate them and build their features as of `as_of`.
 
@@ -180,11 +181,12 @@ class LeadScorer:
             checked_activities: activities already mapped and validated (``prepare_table``), used as
                 they are instead of ``raw_activities``: batch scoring checks a whole activity file once,
                 so its problems name that file's rows, and no chunk checks them again.
+            decimal_comma: the leads come from a CSV separated by ';' (``ingest.prepare_table``).
         """
         if not raw_leads.index.is_unique:  # rows are told apart by their index label (`_existing_at`)
             raw_leads = raw_leads.reset_index(drop=True)
         leads, problems = prepare_table(raw_leads, "leads", self.data, source, numeric=self.features.numeric,
-                                        non_negative=self.features.non_negative)
+                                        non_negative=self.features.non_negative, decimal_comma=decimal_comma)
         activities = None
         if self.reads_activities:
             if checked_activities is not None:

@@ -248,7 +248,8 @@ def read_source(spec: str, data: DataParams, base_dir: Path) -> pd.DataFrame:
         return pd.read_csv(
             path,
             sep=sep,
-            dtype={c: "str" for c in mapped_to_text | TEXT_COLUMNS},
+            # all text where a number such as 1.200 is ambiguous (`decimal_comma`): pandas would read it as 1.2
+            dtype="str" if decimal_comma(path) else {c: "str" for c in mapped_to_text | TEXT_COLUMNS},
             keep_default_na=False,
             na_values=[""],
             encoding="utf-8-sig",  # Excel and Salesforce exports start with a byte-order mark
@@ -277,6 +278,13 @@ def csv_delimiter(path: Path) -> str:
         return ","
     outside_quotes = re.sub(r'"[^"]*"', "", str(first))
     return max(CSV_DELIMITERS, key=lambda sep: (outside_quotes.count(sep), sep == ","))
+
+
+def decimal_comma(path: Path) -> bool:
+    """Whether a file is a CSV separated by ';', which Excel writes where the decimal mark is a comma and the
+    thousands separator a dot: a number such as 1.200 there may be one thousand two hundred, so `prepare_table`
+    refuses it rather than read it as 1.2."""
+    return not is_parquet(path) and csv_delimiter(path) == ";"
 
 
 def readable_file(kind: str, path: Path) -> None:
@@ -743,13 +751,16 @@ def _empty_column(column: str, spec: TableSpec, index: pd.Index) -> pd.Series:
     return pd.Series(pd.array(pa.nulls(len(index), pa.large_string()), dtype="str"), index=index)
 
 
-# "1,234", "1 234" or "1.234,5": a number written for people in some locale, which a number field refuses.
-_GROUPED_DIGITS = re.compile(r"\d[, ]\d")
+# "1,234", "1 234", "1.234,5" or "1.234.567": a number written for people in some locale, which a number field
+# refuses.
+_GROUPED_DIGITS = re.compile(r"\d[, ]\d|\d\.\d{3}\.\d")
+# "1.200": a number whose dot may separate thousands (`decimal_comma`); 0.125 cannot.
+_DOTTED_THOUSANDS = r"^\s*[-+]?[1-9]\d{0,2}\.\d{3}\s*$"
 
 
 def prepare_table(
     raw: pd.DataFrame, table: str, data: DataParams, source: str = "request", numeric: Sequence[str] = (),
-    non_negative: Sequence[str] = (),
+    non_negative: Sequence[str] = (), decimal_comma: bool = False,
 ) -> tuple[pd.DataFrame, list[Problem]]:
     """Map raw CRM rows onto one contract table and validate them.
 
@@ -764,6 +775,8 @@ def prepare_table(
         numeric: further columns read as numbers (``features.numeric``, e.g. a CRM's visit count),
             checked like the contract's: a cell that is not a number refuses its row, not the batch.
         non_negative: those of them that count something (``features.non_negative``): below 0 refuses the row.
+        decimal_comma: the rows come from a CSV separated by ';' (``decimal_comma``): a number written as
+            1.200 refuses its row, as it may be 1200.
 
     Returns:
         The frame without the bad rows (kept rows keep their raw index labels, so a caller can tell
@@ -842,6 +855,11 @@ def prepare_table(
         flag(unread, column, "bad_number", lambda v: f"not a number: {_as_sent(v)}" + (
             " (write numbers with a decimal point and no thousands separator: 1234.5)"
             if _GROUPED_DIGITS.search(str(v)) else ""))
+        if decimal_comma and _is_text(values):
+            dotted = as_plain_text(values).str.match(_DOTTED_THOUSANDS).fillna(False).to_numpy(dtype=bool)
+            flag(dotted, column, "bad_number", lambda v: f"ambiguous number {_as_sent(v)}: in a file separated by ';' "
+                 "(as Excel writes where the decimal mark is a comma) a dot may separate thousands; write numbers "
+                 "with no thousands separator, 1200 or 1.2")
         flag(size >= LARGEST_NUMBER, column, "bad_number", lambda v: f"number out of range {_as_sent(v)} "
              f"(a number field holds a finite number smaller than {LARGEST_NUMBER:g} in size)")
         if column in spec.non_negative or column in non_negative:
@@ -1059,7 +1077,9 @@ def load_crm(params: Params) -> CRMData:
     for name, frame in raw.items():
         prepared[name], found = prepare_table(frame, name, data, str(sources[name]),
                                               numeric=params.features.numeric if name == "leads" else (),
-                                              non_negative=params.features.non_negative if name == "leads" else ())
+                                              non_negative=params.features.non_negative if name == "leads" else (),
+                                              decimal_comma=not data.sql_url and decimal_comma(
+                                                  params.resolve(sources[name])))
         problems += found
         refused[name] = {}
         for p in found:

@@ -1005,3 +1005,26 @@ def test_a_csv_excel_wrote_with_semicolons_reads_as_the_comma_one(tmp_path):
     pd.testing.assert_frame_equal(crm.leads, expected.leads)
     pd.testing.assert_frame_equal(crm.outcomes, expected.outcomes)
     assert crm.leads["Company"].iloc[0] == "M\u00fcller; S\u00f6hne, GmbH"
+
+
+@pytest.mark.parametrize("sep", [";", ","])
+def test_a_number_with_a_dot_before_three_digits_is_ambiguous_only_in_a_semicolon_file(tmp_path, sep):
+    """Where Excel separates fields by ';' it writes one thousand two hundred as 1.200: pandas read it as 1.2
+    employees, silently. There such a number refuses its row, as "1,200" does in any file; 0.125 and 2.5 read."""
+    leads = [lead("L1", employees="1.200"), lead("L2", employees="2.5"), lead("L3", employees="0.125"),
+             lead("L4", employees="-12.345.678")]
+    params = crm_params(tmp_path, leads, on_error="drop")
+    path = tmp_path / "leads.csv"
+    pd.read_csv(path, dtype=str).to_csv(path, sep=sep, index=False)
+
+    crm = load_crm(params)
+
+    if sep == ",":
+        assert crm.leads["employees"].tolist()[:3] == [1.2, 2.5, 0.125]
+        return
+    assert crm.leads["lead_id"].tolist() == ["L2", "L3"] and crm.leads["employees"].tolist() == [2.5, 0.125]
+    assert [str(p).split(": ", 1)[1] for p in crm.report.problems] == [
+        "not a number: '-12.345.678' (write numbers with a decimal point and no thousands separator: 1234.5)",
+        "ambiguous number '1.200': in a file separated by ';' (as Excel writes where the decimal mark is a comma) a dot "
+        "may separate thousands; write numbers with no thousands separator, 1200 or 1.2"]
+    assert str(crm.report.problems[1]).startswith("leads.csv row 1 (header not counted), column 'Employees' (employees)")

@@ -241,6 +241,30 @@ def test_score_refuses_numbers_and_no_date_sentinels_as_dates_by_row(trained, sa
     assert "date out of range '9999-12-31'" in activity_rejects["problems"][1]
 
 
+def test_score_refuses_a_dotted_thousands_number_of_a_semicolon_file_by_row(trained, sample_params, sample_dir, tmp_path):
+    """Excel where the decimal mark is a comma writes ';' between fields and 1.200 for one thousand two hundred
+    employees: scored as 1.2 employees without a word. The same file written with commas reads 1.2."""
+    from serving.local_server import params_file
+
+    params = params_file(sample_params, tmp_path / "params.yaml")
+    leads = pd.read_csv(sample_dir / "leads.csv", dtype=str).head(5)
+    leads.loc[1, "employees"] = "1.200"
+    leads.to_csv(tmp_path / "leads.csv", index=False, sep=";")
+    leads.to_csv(tmp_path / "commas.csv", index=False)
+
+    result = run("score", "--params", str(params), "--input", str(tmp_path / "leads.csv"), "--output",
+                 str(tmp_path / "scores.csv"), "--as-of", "2026-01-01")
+
+    assert result.exit_code == 0, result.output
+    assert "scored 4 of 5 rows" in result.output
+    rejects = pd.read_csv(tmp_path / "scores.rejects.csv")
+    assert rejects["row"].tolist() == [2]
+    assert "column 'employees': ambiguous number '1.200': in a file separated by ';'" in rejects["problems"][0]
+    commas = run("score", "--params", str(params), "--input", str(tmp_path / "commas.csv"), "--output",
+                 str(tmp_path / "scores.csv"), "--as-of", "2026-01-01")
+    assert commas.exit_code == 0 and "scored 5 of 5 rows" in commas.output
+
+
 def test_score_fails_when_no_row_could_be_scored_but_not_for_a_file_without_leads(trained, sample_params, sample_dir, tmp_path):
     """A nightly job must see a run that scored nothing (here --as-of before every lead) as failed; a file
     with only its header is an empty batch, and has no lead whose activities could be missing."""
