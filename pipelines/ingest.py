@@ -1070,6 +1070,13 @@ def load_crm(params: Params) -> CRMData:
     if flat:
         raw["outcomes"], sources["outcomes"] = raw["leads"], data.leads
     report = IngestReport({name: TableReport(str(sources[name]), len(frame)) for name, frame in raw.items()})
+    others = {name: len(frame) for name, frame in raw.items() if name != "leads" and len(frame) and not flat}
+    if not len(raw["leads"]) and others:  # each of their rows would be listed as naming an unknown lead
+        rows = " and ".join(f"{n:,} {'activity' if name == 'activities' else 'outcome'} row(s)"
+                            for name, n in others.items())
+        raise ContractError([Problem(str(data.leads), None, None, f"no lead row (its header only) beside {rows} of "
+                                     "leads: export the leads with them (a report filter that matched no lead?)",
+                                     kind="no_leads")])
 
     prepared: dict[str, pd.DataFrame] = {}
     refused: dict[str, dict[int, str]] = {}  # table -> source row -> first problem kind

@@ -526,6 +526,18 @@ def test_latest_decision_per_lead_wins_whatever_the_file_order(tmp_path):
     assert crm.report.tables["outcomes"].dropped == {"superseded": 2}
 
 
+def test_a_leads_file_of_its_header_only_beside_outcomes_is_one_problem_not_one_per_outcome(tmp_path):
+    """Each outcome was listed as naming an unknown lead: thousands of lines hiding the one cause."""
+    params = crm_params(tmp_path, [], activities=[activity("L1")], outcomes=[outcome(f"L{i}") for i in range(500)])
+
+    with pytest.raises(ContractError) as err:
+        load_crm(params)
+
+    assert str(only_problem(err)) == ("leads.csv: no lead row (its header only) beside 1 activity row(s) and 500 "
+                                      "outcome row(s) of leads: export the leads with them (a report filter that "
+                                      "matched no lead?)")
+
+
 def test_outcome_for_unknown_lead_is_a_problem(tmp_path):
     params = crm_params(tmp_path, [lead("L1")], outcomes=[outcome("L1"), outcome("GHOST")])
 
