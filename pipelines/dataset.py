@@ -114,9 +114,10 @@ def setting_warnings(crm: CRMData, params: Params) -> list[str]:
     not having it, as `score` warns), then the values `unmatched_settings` finds in none of its rows. A warning,
     not a refusal: an export may lack an optional column, and the model then learns without it."""
     out = []
-    absent = absent_columns(crm.leads_header, "leads", params.data, lead_columns_read(params.features))
+    absent = {} if crm.leads_header is None else absent_columns(crm.leads_header, "leads", params.data,
+                                                                 lead_columns_read(params.features))
     if absent:
-        out.append(f"data.leads ({crm.report.tables['leads'].source}) has no column {absent_columns_text(absent)}, "
+        out.append(f"data.leads ({params.data.leads}) has no column {absent_columns_text(absent)}, "
                    "which the features read: every lead trains as not having it; check the export's columns or "
                    "data.mapping.leads")
     return out + unmatched_settings(crm.leads, crm.activities, params.features)

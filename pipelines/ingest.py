@@ -196,8 +196,8 @@ class CRMData:
     # scored id missing from `leads` may be one of these rather than a lead the export lacks.
     merged_by_email: pd.Series = field(default_factory=lambda: pd.Series(dtype="str"))
     # The leads source's columns as the CRM names them (data.drop_columns left out): what a setting naming a
-    # column is checked against (`absent_columns`).
-    leads_header: list[str] = field(default_factory=list)
+    # column is checked against (`absent_columns`). None: not known (tables put together in code).
+    leads_header: list[str] | None = None
     # What the service's feedback store changed in `outcomes` (pipelines.history.load_history); None: the
     # export's own outcomes alone.
     feedback: FeedbackMerge | None = None
