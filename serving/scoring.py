@@ -18,7 +18,7 @@ from pydantic import TypeAdapter, ValidationError
 from features import phrases
 from features.labels import policy_reason
 from models.scorer import LeadScorer
-from pipelines.config import DataParams, LabelParams
+from pipelines.config import DataParams, LabelParams, label_key
 from pipelines.ingest import Problem, as_of_time, contract_status, crm_column, not_answered, translate
 from serving.schemas import Identifier
 from serving.security import card_link, error_message, field_path
@@ -138,19 +138,45 @@ def duplicate_ids(frames: RequestFrames, data: DataParams) -> list[dict]:
     ]
 
 
+def _location(position: int | str, column: str, from_activity: bool, frames: RequestFrames) -> tuple:
+    """The request path of a row's field: the lead's, or (``from_activity``) the activity's under its lead;
+    position "*" for every row."""
+    if position == "*":
+        return ("leads", "*", "activities", "*", column) if from_activity else ("leads", "*", column)
+    if from_activity:
+        lead, act = frames.activity_origin[position]
+        return ("leads", lead, "activities", act, column)
+    return ("leads", position, column)
+
+
+def _lacking(p: Problem, frames: RequestFrames, from_activity: bool) -> list[dict]:
+    """A required field rows lack, at each such row, in a missing field's words (as a 400's "missing").
+
+    The contract check, written for exports, calls a field no row has a missing column (at no row, advising
+    data.mapping) and one some rows leave out an empty value: to a client both are leads without the field,
+    which it fixes in its request. A row holding the name in other letter case or blanks is told so.
+    """
+    rows = frames.activities if from_activity else frames.leads
+    out = []
+    for i in range(len(rows)) if p.row is None else [p.row - 1]:
+        alike = [name for name, value in rows.iloc[i].items()
+                 if name != p.column and label_key(name) == label_key(p.column) and pd.notna(value)]
+        hint = f" (it has {alike[0]!r}: field names must match exactly)" if alike else ""
+        out.append(_detail(_location(i, p.column, from_activity, frames),
+                           f"required field {p.column!r} missing or empty{hint}", "missing"))
+    return out
+
+
 def problem_details(problems: list[Problem], frames: RequestFrames) -> list[dict]:
     """The LeadScorer's row/column problems as request field paths, e.g. leads[2].created_at."""
     out = []
     for p in problems:
         from_activity = p.contract_column in _ACTIVITY_COLUMNS
-        if p.row is None:  # about the field in every row, e.g. two CRM fields mapping to one column
-            loc = ("leads", "*", "activities", "*", p.column) if from_activity else ("leads", "*", p.column)
-        elif from_activity:
-            lead, act = frames.activity_origin[p.row - 1]
-            loc = ("leads", lead, "activities", act, p.column)
-        else:
-            loc = ("leads", p.row - 1, p.column)
-        out.append(_detail(loc, p.message, p.kind))
+        if p.kind in ("missing_column", "empty_value"):
+            out += _lacking(p, frames, from_activity)
+        else:  # row None: about the field in every row, e.g. two CRM fields mapping to one column
+            out.append(_detail(_location("*" if p.row is None else p.row - 1, p.column, from_activity, frames),
+                               p.message, p.kind))
     return out
 
 
