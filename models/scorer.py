@@ -22,7 +22,7 @@ from models.gbm import predict_threads
 from models.reasons import ReasonModel
 from pipelines.config import DataParams, FeatureParams
 from pipelines.contract import CLOCK_SLACK
-from pipelines.ingest import Problem, as_of_time, crm_column, prepare_table
+from pipelines.ingest import COMMAND_LINE, Audience, Problem, as_of_time, crm_column, prepare_table
 
 OUTPUT_COLUMNS = ["lead_id", "probability", "score", "tier", "likely_rejection_reason", "likely_rejection_probability",
                   "past_horizon"]
@@ -166,6 +166,7 @@ class LeadScorer:
         source: str = "request",
         checked_activities: pd.DataFrame | None = None,
         decimal_comma: bool = False,
+        audience: Audience = COMMAND_LINE,
     ) -> tuple[pd.DataFrame, list[Problem], np.ndarray]:
         """Map raw CRM rows onto the contract, validate them and build their features as of `as_of`.
 
@@ -182,17 +183,21 @@ class LeadScorer:
                 they are instead of ``raw_activities``: batch scoring checks a whole activity file once,
                 so its problems name that file's rows, and no chunk checks them again.
             decimal_comma: the leads come from a CSV separated by ';' (``ingest.prepare_table``).
+            audience: who reads the problems' advice (``pipelines.ingest.Audience``): the service passes
+                its API clients.
         """
         if not raw_leads.index.is_unique:  # rows are told apart by their index label (`_existing_at`)
             raw_leads = raw_leads.reset_index(drop=True)
         leads, problems = prepare_table(raw_leads, "leads", self.data, source, numeric=self.features.numeric,
-                                        non_negative=self.features.non_negative, decimal_comma=decimal_comma)
+                                        non_negative=self.features.non_negative, decimal_comma=decimal_comma,
+                                        audience=audience)
         activities = None
         if self.reads_activities:
             if checked_activities is not None:
                 activities = checked_activities
             elif raw_activities is not None and len(raw_activities):
-                activities, act_problems = prepare_table(raw_activities, "activities", self.data, source)
+                activities, act_problems = prepare_table(raw_activities, "activities", self.data, source,
+                                                         audience=audience)
                 problems += act_problems
             else:
                 activities = pd.DataFrame({"lead_id": pd.Series(dtype=str), "occurred_at": pd.Series(dtype="datetime64[ns]"), "activity": pd.Series(dtype=str)})
@@ -202,15 +207,15 @@ class LeadScorer:
         snapshot = None
         if self.data.dated:
             snapshot = as_of_time(as_of) if as_of is not None else pd.Timestamp.now(tz="UTC").tz_localize(None)
-            leads = self._existing_at(leads, raw_leads, snapshot, source, problems)
+            leads = self._existing_at(leads, raw_leads, snapshot, source, problems, audience)
         return build_features(leads, activities, snapshot, self.features), problems, lead_age_days(leads.get("created_at", pd.Series(pd.NaT, index=leads.index)), snapshot)
 
     def _existing_at(self, leads: pd.DataFrame, raw_leads: pd.DataFrame, snapshot: pd.Timestamp, source: str,
-                     problems: list[Problem]) -> pd.DataFrame:
+                     problems: list[Problem], audience: Audience) -> pd.DataFrame:
         """The leads that existed at ``snapshot``; the others become problems of their created_at.
 
         A lead created after the time it is scored as of would get a score from nothing (no age, no
-        activity), which is never what the caller meant: a wrong ``--as-of`` or a wrong date. A day
+        activity), which is never what the caller meant: a wrong scoring time or a wrong date. A day
         of slack keeps a CRM clock or a time zone written as UTC from refusing new leads.
         """
         late = (leads["created_at"] > snapshot + CLOCK_SLACK).to_numpy()
@@ -220,7 +225,7 @@ class LeadScorer:
         column = crm_column(self.data, "leads", "created_at")
         problems += [
             Problem(source, int(row), column, f"created {created} is after the time it is scored as of ({snapshot}): "
-                    "the lead did not exist yet (check the scoring time, e.g. --as-of, or the date)",
+                    f"the lead did not exist yet ({audience.scoring_time})",
                     "created_at", "created_after_scoring_time")
             for row, created in zip(rows, leads["created_at"][late])
         ]

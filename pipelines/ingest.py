@@ -96,6 +96,33 @@ class Problem:
         return f"{where}: {self.message}"
 
 
+@dataclass(frozen=True)
+class Audience:
+    """Who reads the contract's problems, and so what their advice tells them to change: someone loading an
+    export or running a command changes the export, params and the command's flags; an API client only its
+    request (the served model's params were fixed when it was trained)."""
+
+    scoring_time: str  # how to check the time rows are scored as of
+    ambiguous_date: str  # what to do with a date that reads day first and month first
+    # Why a date did not parse when data.day_first put a number over 12 in the month; str.format fields:
+    # {day_first} (true/false), {order} (day first/month first), {month}, {other} (the other setting), {first}.
+    day_month_order: str
+
+
+COMMAND_LINE = Audience(
+    scoring_time="check the scoring time, e.g. --as-of, or the date",
+    ambiguous_date="set data.day_first (true: 06/02/2025 is 6 February; false: it is June 2)",
+    day_month_order="data.day_first is {day_first}, so {month} would be the month; set it to {other} if the export "
+                    "writes the {first} first",
+)
+API_CLIENT = Audience(
+    scoring_time="check the request's as_of (default: now), or the date",
+    ambiguous_date="send dates as ISO 8601 text, year first: 2025-06-02",
+    day_month_order="this service reads such dates {order}, so {month} would be the month; send dates as ISO 8601 "
+                    "text, year first: 2025-06-02",
+)
+
+
 class ContractError(ValueError):
     """The export breaks the data contract; the message counts the problems and lists the first ones."""
 
@@ -643,7 +670,7 @@ def _day_month_as_iso(values: pd.Series, day_first: bool | None) -> tuple[pd.Ser
     return rewritten.where(~ambiguous, None), ambiguous
 
 
-def _day_month_order_hint(value, day_first: bool | None) -> str:
+def _day_month_order_hint(value, day_first: bool | None, audience: Audience) -> str:
     """Why a date like 13/12/2025 did not parse, when data.day_first put its day where the month goes."""
     found = re.match(_DAY_MONTH_YEAR, str(value))
     if day_first is None or not found:
@@ -651,8 +678,9 @@ def _day_month_order_hint(value, day_first: bool | None) -> str:
     month, day = (int(found[2]), int(found[1])) if day_first else (int(found[1]), int(found[2]))
     if month <= 12 or not 1 <= day <= 12:
         return ""
-    return (f" (data.day_first is {str(day_first).lower()}, so {month} would be the month; set it to "
-            f"{str(not day_first).lower()} if the export writes the {'month' if day_first else 'day'} first)")
+    return " (" + audience.day_month_order.format(
+        day_first=str(day_first).lower(), order="day first" if day_first else "month first", month=month,
+        other=str(not day_first).lower(), first="month" if day_first else "day") + ")"
 
 
 def _parse_dates(values: pd.Series, day_first: bool | None = None) -> tuple[pd.Series, np.ndarray, np.ndarray]:
@@ -761,6 +789,7 @@ _DOTTED_THOUSANDS = r"^\s*[-+]?[1-9]\d{0,2}\.\d{3}\s*$"
 def prepare_table(
     raw: pd.DataFrame, table: str, data: DataParams, source: str = "request", numeric: Sequence[str] = (),
     non_negative: Sequence[str] = (), decimal_comma: bool = False,
+    audience: Audience = COMMAND_LINE,
 ) -> tuple[pd.DataFrame, list[Problem]]:
     """Map raw CRM rows onto one contract table and validate them.
 
@@ -777,6 +806,7 @@ def prepare_table(
         non_negative: those of them that count something (``features.non_negative``): below 0 refuses the row.
         decimal_comma: the rows come from a CSV separated by ';' (``decimal_comma``): a number written as
             1.200 refuses its row, as it may be 1200.
+        audience: who reads the problems' advice (the service's API clients, or a command's user).
 
     Returns:
         The frame without the bad rows (kept rows keep their raw index labels, so a caller can tell
@@ -882,9 +912,9 @@ def prepare_table(
             flag(numbers, column, "number_as_date", lambda v: f"{DATE_FORM}, not "
                  f"{'' if isinstance(v, (bool, np.bool_)) else 'the number '}{_as_sent(v)}")
             flag(ambiguous, column, "ambiguous_date", lambda v: f"date {_as_sent(v)} reads day first or month "
-                 "first: set data.day_first (true: 06/02/2025 is 6 February; false: it is June 2)")
+                 f"first: {audience.ambiguous_date}")
             flag(values.notna() & parsed.isna() & ~numbers & ~ambiguous, column, "unparsable_date",
-                 lambda v: f"unparsable date {_as_sent(v)}{_day_month_order_hint(v, data.day_first)}")
+                 lambda v: f"unparsable date {_as_sent(v)}{_day_month_order_hint(v, data.day_first, audience)}")
             flag((parsed < DATE_RANGE[0]) | (parsed >= DATE_RANGE[1]), column, "date_out_of_range",
                  lambda v: f"date out of range {_as_sent(v)} (expected {DATE_RANGE_TEXT})")
             if column in spec.past:  # one such date would also become the export's 'now' (dataset.data_as_of)

@@ -19,7 +19,7 @@ from features import phrases
 from features.labels import policy_reason
 from models.scorer import LeadScorer
 from pipelines.config import DataParams, LabelParams, label_key
-from pipelines.ingest import Problem, as_of_time, contract_status, crm_column, not_answered, translate
+from pipelines.ingest import API_CLIENT, Problem, as_of_time, contract_status, crm_column, not_answered, translate
 from serving.schemas import Identifier
 from serving.security import card_link, error_message, field_path
 from serving.store import decision_date, email_sha256, utc_naive
@@ -217,7 +217,7 @@ def score_request(
     frames = request_frames(leads, activities, scorer.data)
     detail = lead_id_problems(leads, scorer.data) + duplicate_ids(frames, scorer.data)
     if not detail:
-        features, problems, ages = scorer.build(frames.leads, frames.activities, as_of=as_of)
+        features, problems, ages = scorer.build(frames.leads, frames.activities, as_of=as_of, audience=API_CLIENT)
         detail = problem_details(problems, frames)
     if detail:
         raise RequestError(f"{len(detail)} problem(s) in the leads; nothing was scored", detail)
@@ -270,7 +270,7 @@ def explain_request(scorer: LeadScorer, lead: dict, activities: list[dict] | Non
     frames = request_frames([lead], [activities], scorer.data)
     detail = lead_id_problems([lead], scorer.data)
     if not detail:
-        features, problems, ages = scorer.build(frames.leads, frames.activities, as_of=as_of)
+        features, problems, ages = scorer.build(frames.leads, frames.activities, as_of=as_of, audience=API_CLIENT)
         detail = problem_details(problems, frames)
     if detail:
         raise RequestError("the lead cannot be explained", _as_one_lead(detail))

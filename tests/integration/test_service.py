@@ -295,6 +295,19 @@ def test_a_lead_without_a_required_field_gets_one_answer_whatever_the_other_lead
     assert [(d["field"], d["msg"]) for d in explained] == [("lead.created_at", "required field 'created_at' missing or empty")]
 
 
+def test_refusals_speak_of_the_request_not_of_command_line_flags_or_params_to_set(client, leads):
+    """A lead created after as_of was told "e.g. --as-of", a date like 06/02/2025 "set data.day_first": a CLI
+    user's fixes, which an API client cannot apply."""
+    late = client.post("/score", {"leads": [{**leads[0], "created_at": "2026-02-01T00:00:00Z"}], "as_of": AS_OF})
+    ambiguous = client.post("/score", {"leads": [{**leads[0], "created_at": "06/02/2025"}], "as_of": AS_OF})
+    (late_problem,), (ambiguous_problem,) = late.json()["detail"], ambiguous.json()["detail"]
+    assert late_problem["msg"].endswith("the lead did not exist yet (check the request's as_of (default: now), or the date)")
+    assert ambiguous_problem["msg"] == ("date '06/02/2025' reads day first or month first: send dates as ISO 8601 text, "
+                                        "year first: 2025-06-02")
+    for problem in (late_problem, ambiguous_problem):
+        assert "--" not in problem["msg"] and "data." not in problem["msg"]
+
+
 def test_a_lead_id_with_a_line_break_is_refused_in_the_words_feedback_uses(client, leads):
     """Without pydantic's "Value error, " prefix, which a 400 already drops."""
     scored = client.post("/score", {"leads": [{**leads[0], "lead_id": "a\nb"}], "as_of": AS_OF})
