@@ -91,7 +91,7 @@ def correct_openapi(bento: bentoml.Bento, params: Params) -> None:
     the document it generates (`Service.openapi_spec`) and offers no hook to change it. A lead's fields are
     named as the packaged model reads them."""
     path = Path(bento.path_of("apis/openapi.yaml"))
-    corrected = openapi.document(yaml.safe_load(path.read_text()), load_bento_scorer(bento, params).data)
+    corrected = openapi.document(yaml.safe_load(path.read_text()), load_bento_scorer(bento, params))
     path.write_text(yaml.safe_dump(corrected, sort_keys=False))
 
 

@@ -6,7 +6,8 @@ it lists its own exception bodies (400 with `detail` as text, 404, 500) that thi
 sends, inlines request bodies dropping which fields may be null, and heads it with its own
 boilerplate and version "None". `document` rewrites the generated document in this one place:
 each JSON route's body and answers from serving.schemas, every error as ErrorResponse, a lead's
-required fields and example under the CRM's own names (params data.mapping).
+fields (required, optional, its activities') and example as the served model reads them, under the CRM's
+own names (its params data.mapping).
 """
 
 from __future__ import annotations
@@ -17,8 +18,11 @@ from importlib.metadata import version
 from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
+from features.build import lead_columns_read
+from models.encoding import OTHER
+from models.scorer import LeadScorer
 from pipelines.config import DataParams
-from pipelines.contract import LEADS
+from pipelines.contract import LARGEST_NUMBER, LEADS
 from pipelines.ingest import crm_column, required_columns
 from serving.schemas import (
     ErrorResponse,
@@ -111,8 +115,59 @@ def _crm_names(row: dict, table: str, data: DataParams) -> dict:
     return {crm_column(data, table, column): value for column, value in row.items()}
 
 
-def _schemas(data: DataParams) -> dict[str, dict]:
-    """Every model the routes name, as components; a lead's required fields and example under the CRM's names."""
+DATE = {"type": "string", "description": "ISO 8601 date, or date and time, as text (UTC when no zone is given)."}
+# A text field takes a number as its text; a number field takes a number's text ("320"), as an export's cells.
+TEXT = {"type": ["string", "number", "null"]}
+NUMBER = {"type": ["number", "string", "null"]}
+
+
+def _lead_fields(scorer: LeadScorer) -> dict[str, dict]:
+    """A lead's optional fields as /score reads them (contract.LEADS and what the model's features read),
+    under the CRM's names, each saying whether the served model uses it."""
+    data, features = scorer.data, scorer.features
+    read = lead_columns_read(features)
+    fields = {}
+    for column in dict.fromkeys([*LEADS.optional, *read]):
+        use = "a feature of this model" if column in read else "not read by this model, but checked"
+        if column in LEADS.numeric or column in features.numeric:
+            sign = " 0 or more," if column in LEADS.non_negative or column in features.non_negative else ""
+            fields[crm_column(data, "leads", column)] = {
+                **NUMBER, "description": f"A number or its text (\"320\"),{sign} smaller than {LARGEST_NUMBER:g} "
+                                         f"in size; null or blank: not known ({use})."}
+        else:
+            fields[crm_column(data, "leads", column)] = {**TEXT, "description": f"Text; null or blank: not known ({use})."}
+    return fields
+
+
+def _activity_item(scorer: LeadScorer) -> dict:
+    """One activity's fields under the CRM's names (data.mapping.activities); the lead id comes from the lead."""
+    data, types = scorer.data, scorer.features.activity_types
+    occurred_at, activity = crm_column(data, "activities", "occurred_at"), crm_column(data, "activities", "activity")
+    return {
+        "type": "object",
+        "properties": {
+            occurred_at: {**DATE, "description": "When it happened: " + DATE["description"]},
+            activity: {"type": ["string", "number"], "description": f"What happened; the model counts {types} "
+                                                                    "(any other is accepted and not counted)."},
+            crm_column(data, "activities", "detail"): {**TEXT, "description": "Free text, not read by the model."},
+        },
+        "required": [occurred_at, activity],
+        "additionalProperties": {"type": ["string", "number", "boolean", "null"]},
+    }
+
+
+def _example_value(scorer: LeadScorer, column: str, demo: dict):
+    """The demo CRM's value of a lead column, or for a category the model never saw it as, one it saw in
+    training (an X Education model knows no "US"); None when there is neither."""
+    levels = [v for v in (scorer.encoder.levels.get(column, []) if scorer.encoder else []) if v != OTHER]
+    value = demo.get(column)
+    return levels[0] if levels and str(value) not in levels else value
+
+
+def _schemas(scorer: LeadScorer) -> dict[str, dict]:
+    """Every model the routes name, as components; a lead's fields and example under the CRM's names, as the
+    served model reads them."""
+    data = scorer.data
     models = [(body, "validation") for body, _, _ in ROUTES.values()]
     models += [(model, "serialization") for _, answers, _ in ROUTES.values() for model, _ in answers.values()]
     models += [(ErrorResponse, "serialization"), (ModelInfo, "serialization")]
@@ -123,13 +178,20 @@ def _schemas(data: DataParams) -> dict[str, dict]:
     lead["required"] = [crm_column(data, "leads", column) for column in required]
     documented = {
         "lead_id": {"type": "string", "description": "The CRM's id of the lead."},
-        "created_at": {"type": "string", "description": "When the lead was created (ISO 8601 text; UTC when no "
-                                                        "zone is given)."},
+        "created_at": {**DATE, "description": "When the lead was created: " + DATE["description"]},
     }
-    lead["properties"] = {**{crm_column(data, "leads", c): documented[c] for c in required}, **lead["properties"]}
-    example = _crm_names({c: v for c, v in lead["example"].items() if c in required or c not in LEADS.required},
-                         "leads", data)
-    example["activities"] = [_crm_names(activity, "activities", data) for activity in example["activities"]]
+    activities = lead["properties"]["activities"]
+    if scorer.reads_activities:
+        activities["anyOf"][0]["items"] = _activity_item(scorer)
+    else:
+        activities["description"] += " This model reads no activities: they are ignored."
+    lead["properties"] = {**{crm_column(data, "leads", c): documented[c] for c in required}, **_lead_fields(scorer),
+                          "activities": activities}
+    demo = lead["example"]
+    example = {c: _example_value(scorer, c, demo) for c in [*required, *lead_columns_read(scorer.features)]}
+    example = _crm_names({c: v for c, v in example.items() if v is not None}, "leads", data)
+    if scorer.reads_activities:
+        example["activities"] = [_crm_names(activity, "activities", data) for activity in demo["activities"]]
     lead["example"] = example
     return schemas
 
@@ -147,8 +209,9 @@ def _referenced(node, found: set[str]) -> set[str]:
     return found
 
 
-def document(generated: dict, data: DataParams) -> dict:
-    """The OpenAPI document of the real API, from the one BentoML generated (`Service.openapi_spec`)."""
+def document(generated: dict, scorer: LeadScorer) -> dict:
+    """The OpenAPI document of the real API, from the one BentoML generated (`Service.openapi_spec`), for the
+    served model (`scorer`: the fields it reads, under its mapping's names)."""
     spec = copy.deepcopy(generated)
     # pydantic writes JSON Schema 2020-12 (null as a type, numeric exclusiveMaximum): OpenAPI 3.1's dialect
     spec["openapi"] = "3.1.0"
@@ -179,7 +242,7 @@ def document(generated: dict, data: DataParams) -> dict:
         card["responses"][status]["content"]["text/html"] = {"schema": {"type": "string"}}
     paths["/reload"]["post"]["responses"].update(_errors({409: "A built bento serves the model packaged with "
                                                                "it: deploy a new bento instead."}))
-    schemas = {**spec.get("components", {}).get("schemas", {}), **_schemas(data)}
+    schemas = {**spec.get("components", {}).get("schemas", {}), **_schemas(scorer)}
     used, pending = set(), _referenced(paths, set())
     while pending:  # BentoML's own exception and IO models are no longer referenced: left out
         name = pending.pop()

@@ -168,6 +168,16 @@ class Explanation(BaseModel):
     model_version: str
 
 
+# The text of an amount: a number 0 or more (sign, decimal point and exponent allowed), or blank (no amount).
+AMOUNT_TEXT = r"^\s*\+?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?\s*$|^\s*$"
+
+
+def _amount_as_text_too(schema: dict) -> None:
+    """The amount's text (what CRM webhooks send) documented beside the number: pydantic documents only the
+    type it converts to, so a client validating against /docs.json refused the "12500.50" the service takes."""
+    schema["anyOf"].insert(1, {"type": "string", "pattern": AMOUNT_TEXT, "examples": ["12500.50", ""]})
+
+
 class Feedback(BaseModel):
     """A sales decision on a lead, sent by the CRM when it happens (retries are safe)."""
 
@@ -187,7 +197,7 @@ class Feedback(BaseModel):
     amount: Annotated[Annotated[float, Field(ge=0, lt=LARGEST_NUMBER, allow_inf_nan=False)] | None,
                       BeforeValidator(_optional_number)] = Field(
         None, description=f"Deal amount, when converted (a number or its text, 0 or more and smaller than "
-        f"{LARGEST_NUMBER:g}; null or blank text: none).")
+        f"{LARGEST_NUMBER:g}; null or blank text: none).", json_schema_extra=_amount_as_text_too)
 
 
 class FeedbackReceipt(BaseModel):

@@ -713,6 +713,32 @@ def test_openapi_documents_the_endpoints(client):
     assert (amount["minimum"], amount["exclusiveMaximum"]) == (0, 1e15)  # JSON Schema's words, which tools read
 
 
+def test_openapi_describes_every_field_a_lead_its_activities_and_feedback_may_send(client, leads):
+    """A lead's optional and activity fields were only in the example, and feedback's amount a number: a client
+    validating against /docs.json could not tell what /score reads, and refused the "12500.50" /feedback takes."""
+    spec = client.get("/docs.json").json()
+    lead = spec["components"]["schemas"]["Lead"]
+    assert {"email", "phone", "company", "industry", "employees", "country", "job_title", "lead_source",
+            "campaign"} <= set(lead["properties"])
+    assert "number" in lead["properties"]["employees"]["type"]
+    activity = lead["properties"]["activities"]["anyOf"][0]["items"]
+    assert activity["required"] == ["occurred_at", "activity"] and "detail" in activity["properties"]
+
+    def conforms(body, model: str) -> bool:
+        try:
+            _conforms(body, {"$ref": f"#/components/schemas/{model}", "components": spec["components"]})
+        except jsonschema.ValidationError:
+            return False
+        return True
+
+    no_date = {**leads[0], "activities": [{"activity": "webinar"}]}
+    assert conforms(leads[0], "Lead") and not conforms(no_date, "Lead")  # as the service answers them:
+    assert client.post("/score", {"leads": [no_date], "as_of": AS_OF}).status == 422
+    won = _feedback(f"evt-docs-amount-{uuid.uuid4()}", status="converted", reason=None, amount="12500.50")
+    assert conforms(won, "Feedback") and client.post("/feedback", won).status == 201
+    assert not conforms({**won, "amount": "12,500"}, "Feedback")
+
+
 def test_openapi_documents_every_answer_the_api_gives_in_the_shape_it_gives_it(client, server, leads):
     """What a CRM integration codes against (/docs.json) is what the running service answers."""
     spec = client.get("/docs.json").json()
@@ -822,7 +848,11 @@ def test_docs_require_no_creation_date_of_a_lead_an_undated_model_scores(sample_
         client = srv.client()
         spec = client.get("/docs.json").json()
         scored = client.post("/score", {"leads": [lead]})
-    assert scored.status == 200, scored.body
+        example = client.post("/score", {"leads": [spec["components"]["schemas"]["Lead"]["example"]]})
+    assert (scored.status, example.status) == (200, 200), (scored.body, example.body)
     documented = spec["components"]["schemas"]["Lead"]
     assert documented["required"] == ["lead_id"] and "created_at" not in documented["example"]
     _conforms(lead, {"$ref": "#/components/schemas/Lead", "components": spec["components"]})
+    # Its example is a lead of what the model reads, not the demo lead with activities it ignores.
+    assert "activities" not in documented["example"] and set(documented["example"]) <= set(documented["properties"])
+    assert "ignored" in documented["properties"]["activities"]["description"]
