@@ -81,13 +81,17 @@ def _date_text(value: Any) -> Any:
     return value
 
 
+def _blank_as_none(value: Any) -> Any:
+    """Blank text is no value given, as an export's empty cell reads: CRMs send an empty field (a currency,
+    a date) as ""."""
+    return None if isinstance(value, str) and not value.strip() else value
+
+
 def _optional_number(value: Any) -> Any:
-    """Blank text is no number given, as an export's empty cell: CRM webhooks send an empty currency field as ""."""
+    """A number, its text, or blank text (none); true/false is no amount."""
     if isinstance(value, bool):
         raise ValueError(f"expected a number, not {str(value).lower()}")
-    if isinstance(value, str) and not value.strip():
-        return None
-    return value
+    return _blank_as_none(value)
 
 
 # A date sent as ISO 8601 text. A number, as JSON or as text, is refused rather than read as Unix
@@ -100,21 +104,24 @@ DateText = Annotated[datetime, BeforeValidator(_date_text), WithJsonSchema({
     "examples": ["2025-12-15", "2025-12-15T14:00:00Z"],
 })]
 
-_AS_OF = "The time to score as of (default: now); a lead created more than a day after it is refused."
+# The time a request scores as of: omitted, null or blank text (as for feedback's amount) is now.
+AsOf = Annotated[DateText | None, BeforeValidator(_blank_as_none)]
+_AS_OF = ("The time to score as of (omitted, null or blank text: now); a lead created more than a day after it is "
+          "refused.")
 
 
 class ScoreRequest(BaseModel):
     """The body of POST /score."""
 
     leads: list[Lead] = Field(description="Up to serving.max_batch leads.")
-    as_of: DateText | None = Field(None, description=_AS_OF)
+    as_of: AsOf = Field(None, description=_AS_OF)
 
 
 class ExplainRequest(BaseModel):
     """The body of POST /explain."""
 
     lead: Lead
-    as_of: DateText | None = Field(None, description=_AS_OF)
+    as_of: AsOf = Field(None, description=_AS_OF)
 
 
 class Factor(BaseModel):

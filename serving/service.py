@@ -36,7 +36,7 @@ from pipelines.config import Params, params_from_env  # noqa: E402
 from serving import metrics, openapi, scorecard  # noqa: E402
 from serving.bento import bento_model_tag, load_bento_scorer  # noqa: E402
 from serving.schemas import (  # noqa: E402
-    DateText,
+    AsOf,
     ExplainRequest,
     Explanation,
     FeatureInfo,
@@ -216,7 +216,7 @@ class LeadScoreService:
                 log.exception("checking the registry for a new champion failed; serving the current model")
 
     @bentoml.api(route="/score", input_spec=ScoreRequest)
-    def score(self, leads: list[Lead], as_of: DateText | None = None) -> ScoreResponse:
+    def score(self, leads: list[Lead], as_of: AsOf = None) -> ScoreResponse:
         """Score, tier and top reasons per lead (CRM field names); each score is logged."""
         if len(leads) > self.serving.max_batch:
             return _error(413, f"{len(leads):,} leads in one request; the limit is {self.serving.max_batch:,} "
@@ -243,7 +243,7 @@ class LeadScoreService:
         return ScoreResponse.model_validate({"scores": scored.results})
 
     @bentoml.api(route="/explain", input_spec=ExplainRequest)
-    def explain(self, lead: Lead, as_of: DateText | None = None) -> Explanation:
+    def explain(self, lead: Lead, as_of: AsOf = None) -> Explanation:
         """Every factor's contribution to one lead's score (not logged)."""
         served = self.served
         try:

@@ -308,6 +308,17 @@ def test_refusals_speak_of_the_request_not_of_command_line_flags_or_params_to_se
         assert "--" not in problem["msg"] and "data." not in problem["msg"]
 
 
+@pytest.mark.parametrize("as_of", ["", "  "])
+def test_a_blank_as_of_scores_as_of_now_as_an_omitted_one_does(client, server, leads, as_of):
+    """CRMs send an empty date field as "": it was a 400 (as feedback's blank amount was, now no amount)."""
+    lead = {**leads[2], "lead_id": f"BLANK-AS-OF-{len(as_of)}"}
+    scored = client.post("/score", {"leads": [lead], "as_of": as_of})
+    explained = client.post("/explain", {"lead": lead, "as_of": as_of})
+    assert (scored.status, explained.status) == (200, 200), (scored.body, explained.body)
+    logged = Store(server.params.serving.store_url).score_log_frame().set_index("lead_id").loc[lead["lead_id"]]
+    assert logged["features_as_of"] == logged["scored_at"]  # as of now, as without as_of
+
+
 def test_a_lead_id_with_a_line_break_is_refused_in_the_words_feedback_uses(client, leads):
     """Without pydantic's "Value error, " prefix, which a 400 already drops."""
     scored = client.post("/score", {"leads": [{**leads[0], "lead_id": "a\nb"}], "as_of": AS_OF})
