@@ -210,29 +210,58 @@ def champion_overlap_notes(champion: LeadScorer, ts: TrainingSet, rows: np.ndarr
     """A warning when the champion was fit on leads it is compared on (retrain's window, evaluate's test
     rows): its figures are then optimistic, and a comparison favours it.
 
-    The champion fit, tuned and calibrated on the leads created before its own test part began
-    (`data/split.json` of its training run); compared leads created before that date it has seen.
     A champion trained on a stratified split may have seen leads of any date.
     """
-    import mlflow
-
     if ts.created_at is None:
         return ["undated export: the champion may have been fit on some of the compared leads, so its figures can "
                 "be optimistic (which favours it over the challenger)"]
-    try:
-        split = mlflow.artifacts.load_dict(f"runs:/{champion.info['run_id']}/data/split.json")
-        if split["kind"] != "out_of_time":
-            kind = f"{split['kind']} ({split['stratified_because']})" if split.get("stratified_because") else split["kind"]
-            return [f"the champion was trained on a {kind} split: it may have been fit on some of the compared "
-                    "leads, so its figures can be optimistic (which favours it over the challenger)"]
-        seen_before = pd.Timestamp(split["test_from"])
-    except (KeyError, OSError, mlflow.exceptions.MlflowException):
+    split = training_split(champion)
+    if split is None:
         return ["the champion's training split is not on record: cannot tell whether it was fit on the compared leads"]
-    seen = int((ts.created_at.iloc[rows] < seen_before).sum())
+    if split["kind"] != "out_of_time":
+        kind = f"{split['kind']} ({split['stratified_because']})" if split.get("stratified_because") else split["kind"]
+        return [f"the champion was trained on a {kind} split: it may have been fit on some of the compared "
+                "leads, so its figures can be optimistic (which favours it over the challenger)"]
+    seen, before = seen_in_training(split, ts, rows)
     if not seen:
         return []
     return [f"the champion was fit on {seen:,} of the {len(rows):,} compared leads (created before "
-            f"{seen_before:%Y-%m-%d}): its figures are optimistic, which favours it over the challenger"]
+            f"{before:%Y-%m-%d}): its figures are optimistic, which favours it over the challenger"]
+
+
+def evaluated_overlap_notes(name: str, scorer: LeadScorer, ts: TrainingSet, rows: np.ndarray) -> list[str]:
+    """A warning when the evaluated model was fit on some of its test rows: an `--as-of` (or an export) older
+    than the one it was trained on puts its own training leads in the test part of evaluate's split, and the
+    table would show them as unseen. Dated exports and out-of-time training splits only: a model's split of
+    the export it was trained on is the one evaluate makes (same seed), and no date tells its training leads
+    apart otherwise.
+    """
+    split = training_split(scorer) if ts.created_at is not None else None
+    if split is None or split["kind"] != "out_of_time":
+        return []
+    seen, before = seen_in_training(split, ts, rows)
+    if not seen:
+        return []
+    return [f"{name} was fit on {seen:,} of the {len(rows):,} test leads (created before {before:%Y-%m-%d}): "
+            "its figures are optimistic, while the peers never saw them"]
+
+
+def training_split(scorer: LeadScorer) -> dict | None:
+    """``Split.describe()`` of the split a registered model was trained on (its run's `data/split.json`);
+    None when it is not on record."""
+    import mlflow
+
+    try:
+        return mlflow.artifacts.load_dict(f"runs:/{scorer.info['run_id']}/data/split.json")
+    except (KeyError, OSError, mlflow.exceptions.MlflowException):
+        return None
+
+
+def seen_in_training(split: dict, ts: TrainingSet, rows: np.ndarray) -> tuple[int, pd.Timestamp]:
+    """How many of the ``rows`` leads a model trained on the out-of-time ``split`` was fit on, and the date its
+    test part began: it fit, tuned and calibrated on the leads created before then."""
+    before = pd.Timestamp(split["test_from"])
+    return int((ts.created_at.iloc[rows] < before).sum()), before
 
 
 def evaluate_registered(params: Params, alias: str = "challenger", as_of=None) -> tuple[Evaluation, str]:
@@ -268,10 +297,11 @@ def evaluate_registered(params: Params, alias: str = "challenger", as_of=None) -
     versions = {name: str(s.info["registry"]["version"]) for name, s in scorers.items()}
     evaluation.versions = versions
     evaluation.data = ts.fingerprint(params)
+    evaluation.notes = evaluated_overlap_notes(f"{alias} v{own}", scorers[alias], ts, split.test)
     if champion not in (None, own):
-        evaluation.notes = champion_overlap_notes(scorers[tracking.CHAMPION], ts, split.test)
+        evaluation.notes += champion_overlap_notes(scorers[tracking.CHAMPION], ts, split.test)
     elif champion == own and alias != tracking.CHAMPION:
-        evaluation.notes = [f"{alias} v{own} is also the champion: there is no other version to compare it with"]
+        evaluation.notes.append(f"{alias} v{own} is also the champion: there is no other version to compare it with")
     with mlflow.start_run(tags={"kind": "evaluate", **{f"version.{k}": v for k, v in versions.items()}}) as run:
         mlflow.log_dict(evaluation.data, "data/fingerprint.json")
         mlflow.log_dict(split.describe(), "data/split.json")

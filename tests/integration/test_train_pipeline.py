@@ -289,6 +289,21 @@ def test_evaluate_compares_a_registered_model_with_the_champion_and_peers_on_the
     assert evaluation.while_open == pytest.approx(trained.evaluation.while_open, nan_ok=True)
 
 
+def test_evaluate_as_of_an_earlier_date_says_the_model_was_fit_on_its_test_leads(trained, sample_params):
+    """Evaluated as of a date before the one it was trained as of, a model's 'test' leads are ones it learned
+    from: the table would pass its training fit off as performance on unseen leads, above the peers'."""
+    from pipelines.evaluate import evaluate_registered
+
+    began = make_split(trained.training_set.created_at, pd.Series(trained.training_set.y),
+                       sample_params.evaluate.split, sample_params.model.seed).date_ranges["test"][0]
+    evaluation, _ = evaluate_registered(sample_params, "challenger", as_of=began - pd.Timedelta(days=30))
+
+    tested = int(evaluation.table.loc["challenger", "rows"])
+    assert evaluation.notes[0] == (
+        f"challenger v{trained.version} was fit on {tested:,} of the {tested:,} test leads (created before "
+        f"{began:%Y-%m-%d}): its figures are optimistic, while the peers never saw them")
+
+
 def test_bad_activity_rows_are_reported_against_the_activity_file_and_leads_still_score(trained, sample_dir, tmp_path):
     leads = pd.read_csv(sample_dir / "leads.csv", dtype=str).head(50)
     activities = pd.read_csv(sample_dir / "activities.csv", dtype=str)
