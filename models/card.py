@@ -147,7 +147,8 @@ def _features(params: Params, training_set) -> str:
 def _metrics(evaluation) -> str:
     table = evaluation.table[[c for c in METRIC_COLUMNS if c in evaluation.table]].rename_axis("scorer")
     rows, positives = evaluation.table.iloc[0][["rows", "positives"]]
-    text = f"Same {rows:.0f} test leads ({positives:.0f} conversions) for every scorer:\n\n" + _table(table)
+    text = (f"Same {rows:.0f} test leads ({positives:.0f} conversions) for every scorer, each lead counted once "
+            "(a soft negative as a non-conversion):\n\n" + _table(table))
     r = evaluation.reasons
     if r:
         text += (f"\n\nLikely rejection reason, on the {r['reason_rows']:.0f} rejected test leads with a reason the model "

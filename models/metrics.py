@@ -1,9 +1,10 @@
 """Every figure the evaluation reports, for any scorer's probabilities.
 
 The same functions score leadscore, its peers and the champion, so a comparison is never skewed by
-two implementations of one metric. Inputs are 0/1 labels and probabilities of conversion; sample
-weights (soft negatives count less) enter the probability metrics, while the ranking figures
-(capture, lift, tier table) count leads, because sales capacity is counted in leads.
+two implementations of one metric. Inputs are 0/1 labels and probabilities of conversion. The
+evaluation counts every lead once (a soft negative is a non-conversion, which is what a probability
+promises); optional sample weights enter the probability metrics only, while the ranking figures
+(capture, lift, tier table) always count leads, because sales capacity is counted in leads.
 """
 
 from __future__ import annotations

@@ -226,7 +226,7 @@ def evaluate_split(ts: TrainingSet, split: Split, params: Params) -> Evaluation:
     from pipelines.evaluate import LEADSCORE, compare, fit_peers
 
     scorer = fit_model(ts, split, params)
-    peers = fit_peers(ts.features, ts.y, ts.weights, split, params)
+    peers = fit_peers(ts.features, ts.y, split, params)
     return compare({LEADSCORE: scorer, **peers}, ts.features, ts.y, split, params, age_days=ts.age_days)
 
 

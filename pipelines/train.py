@@ -98,7 +98,7 @@ def log_trained(scorer: LeadScorer, ts: TrainingSet, split: Split, params: Param
             mlflow.log_dict([leak.__dict__ for leak in ts.leaks], "data/leakage_warnings.json")
         mlflow.log_metrics(tracking.mlflow_keys({f"label_rows.{k}": v for k, v in ts.labels.counts.items()}))
 
-        peers = fit_peers(ts.features, ts.y, ts.weights, split, params)
+        peers = fit_peers(ts.features, ts.y, split, params)
         evaluation = compare({LEADSCORE: scorer, **peers}, ts.features, ts.y, split, params, ts.reasons, ts.age_days)
         evaluation.by_age, evaluation.while_open = evaluate_while_open(
             scorer, ts, split.test, params.features.snapshot_days, params.evaluate.ece_bins)

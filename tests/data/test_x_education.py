@@ -100,7 +100,7 @@ def test_the_honest_model_beats_every_peer_on_the_real_export(params, crm):
     0.86-0.95 range (0.95+ would mean a leak), above every peer on the same split, and calibrated."""
     ts = assemble(params, crm=crm)
     split = make_split(ts.created_at, pd.Series(ts.y), params.evaluate.split, params.model.seed)
-    peers = fit_peers(ts.features, ts.y, ts.weights, split, params)
+    peers = fit_peers(ts.features, ts.y, split, params)
     table = compare({LEADSCORE: fit_model(ts, split, params), **peers}, ts.features, ts.y, split, params).table
     assert not ts.leaks
     assert 0.86 <= table.loc[LEADSCORE, "roc_auc"] < 0.95

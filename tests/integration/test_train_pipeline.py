@@ -68,6 +68,31 @@ def test_peers_are_scored_on_the_test_rows_and_leadscore_beats_the_manual_ones(t
     assert 0.7 < auc["leadscore"] < 0.92
 
 
+def test_peers_promise_the_conversions_the_table_counts_not_the_label_policys_weighted_rate(trained, sample_params):
+    """A soft negative (nurture, bad timing) did not convert, and the table counts it so. Fit with it as half a
+    lead, the peers promised the weighted rate: the points and logistic peers' mean probability on the
+    sample's test rows was 0.034 and 0.025 above its conversion rate (0.011 and 0.003 counting leads),
+    flattering leadscore's log loss and ECE beside them."""
+    from models.peers import OdooNaiveBayes
+
+    ts = trained.training_set
+    split = make_split(ts.created_at, pd.Series(ts.y), sample_params.evaluate.split, sample_params.model.seed)
+    train, test = split.train, split.test
+    assert (ts.weights[train] < 1).sum() > 100  # the sample's soft negatives
+    probabilities = trained.evaluation.test_probabilities
+    # The points peer is a Platt map of the marketing points: over the leads it was fit on it promises
+    # what they converted at, so on the test leads it is the map fit with every training lead counted once.
+    points = PointsScorer(sample_params.evaluate.points_rules).fit(ts.features.iloc[train], ts.y[train])
+    assert points.predict_proba(ts.features.iloc[train]).mean() == pytest.approx(ts.y[train].mean(), abs=1e-3)
+    np.testing.assert_allclose(probabilities["points_mql"], points.predict_proba(ts.features.iloc[test]), rtol=1e-6)
+    # Odoo's lead scoring counts won and lost leads, one each.
+    odoo = OdooNaiveBayes(sample_params.evaluate.naive_bayes_fields).fit(ts.features.iloc[train], ts.y[train])
+    np.testing.assert_allclose(probabilities["odoo_naive_bayes"], odoo.predict_proba(ts.features.iloc[test]), rtol=1e-9)
+    table = trained.evaluation.table
+    for peer in ("points_mql", "logistic_regression"):
+        assert abs(table.loc[peer, "mean_p"] - table.loc[peer, "positive_rate"]) < 0.02, table
+
+
 def test_probabilities_hold_for_leads_still_open_weeks_after_creation(trained, sample_params):
     """The CRM re-scores open leads as they change: a lead open for a month must get its real odds.
 

@@ -208,12 +208,12 @@ def test_peers_learn_from_the_same_rows_as_the_cross_validated_model(training_se
 
     ts, params = training_set, _params(sample_params)
     split = _undated_split(ts, params)
-    peers = fit_peers(ts.features, ts.y, ts.weights, split, params)
+    peers = fit_peers(ts.features, ts.y, split, params)
 
     pooled = np.sort(np.concatenate([split.train, split.validation, split.calibration]))
     only_pooled = Split(train=np.arange(len(pooled)), validation=np.arange(0), calibration=np.arange(0),
                         test=np.arange(0), kind=split.kind, positives={})
-    refit = fit_peers(ts.features.iloc[pooled], ts.y[pooled], ts.weights[pooled], only_pooled, params)
+    refit = fit_peers(ts.features.iloc[pooled], ts.y[pooled], only_pooled, params)
     test = ts.features.iloc[split.test]
     assert set(peers) == {"points_mql", "odoo_naive_bayes", "logistic_regression"}
     for name, peer in peers.items():
