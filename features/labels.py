@@ -29,7 +29,8 @@ class LabelResult:
     Attributes:
         frame: one row per lead (index ``lead_id``, same order as the leads): ``label`` (1.0 / 0.0 /
             NaN when excluded or censored), ``weight`` (training weight, NaN when the row is unused),
-            ``rule``, and the outcome as known at ``as_of``: ``status``, ``reason``, ``decided_at``.
+            ``rule``, and the outcome as known at ``as_of``: ``status``, ``reason``, ``decided_at``, and
+            ``decided`` (an outcome other than open, dated or not: ``features.build.decision_times``).
         counts: leads per rule, largest first; only rules that touched at least one lead.
     """
 
@@ -189,6 +190,7 @@ def build_labels(
             "status": pd.array(status, dtype="str"),
             "reason": pd.array(reason, dtype="str"),
             "decided_at": decided.view("datetime64[ns]"),
+            "decided": ~is_open,
         },
         index=pd.Index(ids, name="lead_id"),
     )

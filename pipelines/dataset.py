@@ -14,7 +14,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from features.build import ages_open, build_features, lead_age_days, lead_columns_read, training_snapshots, unmatched_settings
+from features.build import (ages_open, build_features, decision_times, lead_age_days, lead_columns_read, to_epoch_ns,
+                            training_snapshots, unmatched_settings)
 from features.labels import LabelResult, build_labels, outcome_group
 from features.leakage import LeakWarning, leakage_check
 from pipelines.config import FeatureParams, Params
@@ -177,7 +178,9 @@ def open_at_ages(ts: TrainingSet, rows: np.ndarray, spec: FeatureParams, ages: l
         return []
     ids = ts.features.index[rows]
     created = ts.crm.leads.set_index("lead_id")["created_at"].loc[ids].to_numpy()
-    decided = ts.labels.frame["decided_at"].reindex(ids).to_numpy()
+    labels = ts.labels.frame.loc[ids]
+    decided = decision_times(labels, np.arange(len(ids)), to_epoch_ns(pd.Series(created), "leads.created_at")
+                             ).view("datetime64[ns]")
     # Each age rebuilds these leads only: their own rows of the export, looked up once, not per age.
     crm = ts.crm
     if crm.activities is not None:

@@ -185,6 +185,25 @@ def test_training_snapshot_is_capped_at_the_decision():
     assert build_features(leads, events, snapshots, spec()).loc["fast", "demo_requested"] == 0
 
 
+def test_a_lead_decided_on_an_unknown_date_is_seen_at_its_creation_never_after_its_outcome():
+    """decided_at is optional: a CRM that leaves a deal's won date empty must not have its lead seen at day 90
+    with the activities that came after the conversion counted as intent."""
+    created = pd.Timestamp("2024-01-01")
+    ids = [f"won-{i}" for i in range(50)] + ["open"]
+    leads = pd.DataFrame({"lead_id": ids, "created_at": [created] * len(ids)})
+    outcomes = pd.DataFrame({"lead_id": ids[:-1], "status": "converted", "decided_at": pd.NaT})
+    labels = build_labels(leads, outcomes, LabelParams(), pd.Timestamp("2024-12-01"))
+    ages = [0, 3, 7, 14, 30, 60, 90]
+
+    seen_at = training_snapshots(leads, labels.frame, spec(snapshot_days=ages))
+
+    assert (seen_at.iloc[:-1] == created).all()  # about six in seven were seen at days 3-90
+    assert list(ages_open(leads, labels.frame, spec(snapshot_days=ages))[:-1]) == [1.0] * 50
+    assert seen_at["open"] >= created  # a lead that is still open is seen at any age, as before
+    events = activities(("won-0", created + pd.Timedelta(days=20), "demo_request"))
+    assert build_features(leads, events, seen_at, spec()).loc["won-0", "demo_request_30d"] == 0
+
+
 def test_training_leads_are_seen_at_ages_they_reached_still_open():
     ages = [0, 3, 7, 14, 30, 60, 90]
     created = pd.Timestamp("2024-01-01")

@@ -238,7 +238,7 @@ def test_zero_leads_give_an_empty_frame():
     leads = pd.DataFrame({"lead_id": pd.Series([], dtype="str"), "created_at": pd.Series([], dtype="datetime64[ns]")})
     result = build_labels(leads, None, policy(), AS_OF)
     assert len(result.frame) == 0
-    assert list(result.frame.columns) == ["label", "weight", "rule", "status", "reason", "decided_at"]
+    assert list(result.frame.columns) == ["label", "weight", "rule", "status", "reason", "decided_at", "decided"]
     assert result.counts == {}
     assert result.lines() == []
 
