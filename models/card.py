@@ -237,6 +237,11 @@ def known_limits(scorer: LeadScorer, params: Params, evaluation=None, training_s
         oldest = max(params.features.snapshot_days)
         limits.append(f"Training leads are seen at most {oldest:g} days after creation: a lead still open later is "
                       "scored from what the model learned of leads at that age.")
+    limits.append("Lead fields (industry, employees, job title, e-mail, phone, ...) are read as the export holds them, not as "
+                  "of each training snapshot: only activities and outcomes carry dates. A field sales fills in or corrects "
+                  "while working a lead (a job title after a call, a company size from enrichment) is seen in training "
+                  "before scoring would see it; the leakage check (`features.leakage_auc`) catches only a field that alone "
+                  "nearly predicts the outcome, so drop such fields (`data.drop_columns`) or export them as first entered.")
     limits.append("Sources, campaigns and other category values that appeared after training are scored as "
                   "`__other__` (`leadscore score` names them with their leads: a sign a retrain is due); a shift in a "
                   "source's quality shows up only after retraining (see `leadscore monitor`).")

@@ -141,6 +141,7 @@ def test_the_registered_version_carries_its_model_card(registry):
     assert "| reason bad_timing | soft_negative |" in card
     assert "| points_mql |" in card and "| odoo_naive_bayes |" in card
     assert "demo_requested" in card
+    assert "Lead fields (industry, employees, job title, e-mail, phone, ...) are read as the export holds them" in card
     assert version.description.startswith("# Model card: leadscore v1") and "model_card.md" in version.description
 
 
