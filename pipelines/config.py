@@ -7,12 +7,13 @@ and the allowed values, so a typo in params.yaml never silently falls back to a 
 from __future__ import annotations
 
 import os
+import types
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, Union, get_args, get_origin
 from urllib.parse import urlsplit
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_PARAMS = PROJECT_ROOT / "params.yaml"
@@ -20,8 +21,30 @@ DEFAULT_PARAMS = PROJECT_ROOT / "params.yaml"
 ReasonAction = Literal["negative", "soft_negative", "exclude"]
 
 
+def _takes_numbers(annotation) -> bool:
+    """Whether a setting is a number, an optional one or a list of them (int or float; bool is not one)."""
+    if get_origin(annotation) is Annotated:
+        annotation = get_args(annotation)[0]
+    if annotation in (int, float):
+        return True
+    return get_origin(annotation) in (Union, types.UnionType, list) and any(map(_takes_numbers, get_args(annotation)))
+
+
 class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _no_true_false_for_a_number(cls, value, info: ValidationInfo):
+        """A number setting refuses true/false, which pydantic reads as 1/0: `max_rounds: true` trained one round,
+        `windows: [7, yes]` counted activities of the last day (YAML reads yes/no and on/off as true/false too)."""
+        entries = value if isinstance(value, list) else [value]
+        flagged = [i for i, entry in enumerate(entries) if isinstance(entry, bool)]
+        if flagged and _takes_numbers(cls.model_fields[info.field_name].annotation):
+            where = f"{info.field_name}[{flagged[0]}] is " if isinstance(value, list) else "got "
+            raise ValueError(f"{where}{str(entries[flagged[0]]).lower()}, not a number (YAML reads yes/no and on/off "
+                             "as true/false too)")
+        return value
 
     def __setstate__(self, state: dict) -> None:
         """A section saved with a model by an earlier version loads with the settings added since at
@@ -195,7 +218,7 @@ class FeatureParams(_Section):
 class ModelParams(_Section):
     """The learner, its tuning and calibration."""
 
-    seed: int = Field(42, strict=True)  # `seed: true` is no seed (it would be 1)
+    seed: int = 42
     candidates: list[Literal["lightgbm", "logistic"]] = Field(default_factory=lambda: ["lightgbm", "logistic"])
     learning_rate: float = Field(0.05, gt=0, le=1)
     max_rounds: int = Field(2000, gt=0)

@@ -496,13 +496,24 @@ def test_a_label_status_the_export_cannot_hold_is_refused_by_key(overrides, mess
     # the ICP size match could never be true: the criterion counted against every lead without a word
     ({"features.icp": {"min_employees": 5000, "max_employees": 50}},
      r"features.icp.min_employees: 5000 is above max_employees \(50\), so no lead's size matches the profile"),
-    ({"model.seed": True}, r"model.seed: Input should be a valid integer"),  # it was read as seed 1
+    # true/false where a number goes was read as 1/0: seed 1, one boosting round, a 1-day activity window
+    ({"model.seed": True}, r"model.seed: got true, not a number \(YAML reads yes/no and on/off as true/false too\)"),
+    ({"model.max_rounds": True}, r"model.max_rounds: got true, not a number"),
+    ({"serving.max_batch": False}, r"serving.max_batch: got false, not a number"),
+    ({"features.windows": [7, True]}, r"features.windows: windows\[1\] is true, not a number"),
+    ({"features.icp": {"min_employees": True}}, r"features.icp.min_employees: got true, not a number"),
+    ({"monitor.min_drift_rows": True}, r"monitor.min_drift_rows: got true, not a number"),
+    ({"model.learning_rate": True}, r"model.learning_rate: got true, not a number"),
+    ({"model.tuning_trials": 2.7}, r"model.tuning_trials: Input should be a valid integer, got a number with a fractional"),
 ])
 def test_settings_that_cannot_mean_what_they_say_are_refused_by_key(overrides, message):
     with pytest.raises(ParamsError, match=message):
         load_params(PROJECT_ROOT / "params.yaml", overrides=overrides)
-    load_params(PROJECT_ROOT / "params.yaml", overrides={"features.icp": {"min_employees": 50, "max_employees": 50},
-                                                         "model.seed": 0})
+    params = load_params(PROJECT_ROOT / "params.yaml", overrides={
+        "features.icp": {"min_employees": 50, "max_employees": 50}, "model.seed": 0, "model.max_rounds": "300",
+        "model.tuning_trials": 4.0, "features.windows": [7, "30"], "data.day_first": True})
+    assert (params.model.seed, params.model.max_rounds, params.model.tuning_trials) == (0, 300, 4)
+    assert params.features.windows == [7, 30] and params.data.day_first is True
 
 
 def test_a_top_fraction_outside_0_to_1_is_refused_by_key_before_any_data_is_read(tmp_path):
