@@ -22,7 +22,7 @@ from models.gbm import predict_threads
 from models.reasons import ReasonModel
 from pipelines.config import DataParams, FeatureParams
 from pipelines.contract import CLOCK_SLACK
-from pipelines.ingest import COMMAND_LINE, Audience, Problem, as_of_time, crm_column, prepare_table
+from pipelines.ingest import COMMAND_LINE, Audience, DecimalMark, Problem, as_of_time, crm_column, prepare_table
 
 OUTPUT_COLUMNS = ["lead_id", "probability", "score", "tier", "likely_rejection_reason", "likely_rejection_probability",
                   "past_horizon"]
@@ -165,7 +165,7 @@ class LeadScorer:
         as_of: pd.Timestamp | None = None,
         source: str = "request",
         checked_activities: pd.DataFrame | None = None,
-        decimal_comma: bool = False,
+        decimal_mark: DecimalMark = "point",
         audience: Audience = COMMAND_LINE,
     ) -> tuple[pd.DataFrame, list[Problem], np.ndarray]:
         """Map raw CRM rows onto the contract, validate them and build their features as of `as_of`.
@@ -182,14 +182,14 @@ class LeadScorer:
             checked_activities: activities already mapped and validated (``prepare_table``), used as
                 they are instead of ``raw_activities``: batch scoring checks a whole activity file once,
                 so its problems name that file's rows, and no chunk checks them again.
-            decimal_comma: the leads come from a CSV separated by ';' (``ingest.prepare_table``).
+            decimal_mark: how the leads' text writes numbers (``ingest.decimal_mark_of`` their file).
             audience: who reads the problems' advice (``pipelines.ingest.Audience``): the service passes
                 its API clients.
         """
         if not raw_leads.index.is_unique:  # rows are told apart by their index label (`_existing_at`)
             raw_leads = raw_leads.reset_index(drop=True)
         leads, problems = prepare_table(raw_leads, "leads", self.data, source, numeric=self.features.numeric,
-                                        non_negative=self.features.non_negative, decimal_comma=decimal_comma,
+                                        non_negative=self.features.non_negative, decimal_mark=decimal_mark,
                                         audience=audience)
         activities = None
         if self.reads_activities:

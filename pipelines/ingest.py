@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 import pandas as pd
@@ -275,8 +275,8 @@ def read_source(spec: str, data: DataParams, base_dir: Path) -> pd.DataFrame:
         return pd.read_csv(
             path,
             sep=sep,
-            # all text where a number such as 1.200 is ambiguous (`decimal_comma`): pandas would read it as 1.2
-            dtype="str" if decimal_comma(path) else {c: "str" for c in mapped_to_text | TEXT_COLUMNS},
+            # all text where numbers may have a decimal comma (`decimal_mark_of`): pandas would read 1.200 as 1.2
+            dtype="str" if decimal_mark_of(path, data) != "point" else {c: "str" for c in mapped_to_text | TEXT_COLUMNS},
             keep_default_na=False,
             na_values=[""],
             encoding="utf-8-sig",  # Excel and Salesforce exports start with a byte-order mark
@@ -307,11 +307,19 @@ def csv_delimiter(path: Path) -> str:
     return max(CSV_DELIMITERS, key=lambda sep: (outside_quotes.count(sep), sep == ","))
 
 
-def decimal_comma(path: Path) -> bool:
-    """Whether a file is a CSV separated by ';', which Excel writes where the decimal mark is a comma and the
-    thousands separator a dot: a number such as 1.200 there may be one thousand two hundred, so `prepare_table`
-    refuses it rather than read it as 1.2."""
-    return not is_parquet(path) and csv_delimiter(path) == ";"
+# How a file's text writes numbers (`decimal_mark_of`, `prepare_table`).
+DecimalMark = Literal["point", "comma", "either"]
+
+
+def decimal_mark_of(path: Path, data: DataParams) -> DecimalMark:
+    """How a file writes its numbers, for `prepare_table`: data.decimal_mark for a CSV when set; unset ("auto"),
+    "either" for a CSV separated by ';', which Excel writes where the decimal mark is a comma and the thousands
+    separator a dot (2,5 and 1.234,5), though other tools write 2.5 there; "point" for any other file."""
+    if is_parquet(path):
+        return "point"
+    if data.decimal_mark != "auto":
+        return data.decimal_mark
+    return "either" if csv_delimiter(path) == ";" else "point"
 
 
 def readable_file(kind: str, path: Path) -> None:
@@ -782,13 +790,34 @@ def _empty_column(column: str, spec: TableSpec, index: pd.Index) -> pd.Series:
 # "1,234", "1 234", "1.234,5" or "1.234.567": a number written for people in some locale, which a number field
 # refuses.
 _GROUPED_DIGITS = re.compile(r"\d[, ]\d|\d\.\d{3}\.\d")
-# "1.200": a number whose dot may separate thousands (`decimal_comma`); 0.125 cannot.
-_DOTTED_THOUSANDS = r"^\s*[-+]?[1-9]\d{0,2}\.\d{3}\s*$"
+# A number as written where the decimal mark is a comma: "2,5", "-0,75", "1.234,5", "1.234.567", "1 234,5"
+# (thousands separated by dots or by spaces, all alike), "1,5E+03"; a whole number without separators too.
+_COMMA_DECIMAL = (r"[-+]?(?:[1-9]\d{0,2}(?P<sep>[. \u00a0\u202f])\d{3}(?:(?P=sep)\d{3})*|\d*)(?:,\d+)?"
+                  r"(?:[eE][-+]?\d+)?")
+# "1.200" or "1,200": a thousands separator in one locale, a decimal mark before three decimals in the other
+# (decimal mark "either"); 0,125, 1234,5 and 1.234.567 read one way only.
+_ONE_GROUP = r"[-+]?[1-9]\d{0,2}[.,]\d{3}"
+
+
+def _with_decimal_point(values: pd.Series, text: pd.Series) -> pd.Series:
+    """`values` with those whose `text` is written with a decimal comma (`_COMMA_DECIMAL`) rewritten as Python
+    writes numbers: 1.234,5 -> 1234.5. Others (2.5, 1e3, not numbers) are left for the number parser as sent."""
+    written = (values.notna() & text.str.fullmatch(_COMMA_DECIMAL).fillna(False)).to_numpy(dtype=bool)
+    if not written.any():
+        return values
+    point = text[written].str.replace(r"[. \u00a0\u202f]", "", regex=True).str.replace(",", ".", regex=False)
+    return values.astype(object).mask(written, point)
+
+
+def _both_readings(value) -> str:
+    """What a `_ONE_GROUP` number reads as with the thousands separator it may be, and with the decimal mark."""
+    text = str(value).strip()
+    return f"{float(text.replace('.', '').replace(',', '')):g} or {float(text.replace(',', '.')):g}"
 
 
 def prepare_table(
     raw: pd.DataFrame, table: str, data: DataParams, source: str = "request", numeric: Sequence[str] = (),
-    non_negative: Sequence[str] = (), decimal_comma: bool = False,
+    non_negative: Sequence[str] = (), decimal_mark: DecimalMark = "point",
     audience: Audience = COMMAND_LINE,
 ) -> tuple[pd.DataFrame, list[Problem]]:
     """Map raw CRM rows onto one contract table and validate them.
@@ -804,8 +833,9 @@ def prepare_table(
         numeric: further columns read as numbers (``features.numeric``, e.g. a CRM's visit count),
             checked like the contract's: a cell that is not a number refuses its row, not the batch.
         non_negative: those of them that count something (``features.non_negative``): below 0 refuses the row.
-        decimal_comma: the rows come from a CSV separated by ';' (``decimal_comma``): a number written as
-            1.200 refuses its row, as it may be 1200.
+        decimal_mark: how the rows' text writes numbers (``decimal_mark_of`` their file): "point" (1234.5),
+            "comma" (1234,5 or 1.234,5), or "either": both read, and a number that reads both ways (1.200,
+            1,200) refuses its row, as it may be 1200 or 1.2.
         audience: who reads the problems' advice (the service's API clients, or a command's user).
 
     Returns:
@@ -877,7 +907,8 @@ def prepare_table(
 
     def check_number(column: str) -> None:
         values = columns[column]
-        parsed = _parse_numbers(values)
+        text = as_plain_text(values).str.strip() if decimal_mark != "point" and _is_text(values) else None
+        parsed = _parse_numbers(values if text is None else _with_decimal_point(values, text))
         size = parsed.abs()
         unread = (values.notna() & parsed.isna()).to_numpy(dtype=bool, copy=True)
         if unread.any():  # "NaN" as text is a missing value, as a float NaN is (pandas writes it so)
@@ -885,11 +916,11 @@ def prepare_table(
         flag(unread, column, "bad_number", lambda v: f"not a number: {_as_sent(v)}" + (
             " (write numbers with a decimal point and no thousands separator: 1234.5)"
             if _GROUPED_DIGITS.search(str(v)) else ""))
-        if decimal_comma and _is_text(values):
-            dotted = as_plain_text(values).str.match(_DOTTED_THOUSANDS).fillna(False).to_numpy(dtype=bool)
-            flag(dotted, column, "bad_number", lambda v: f"ambiguous number {_as_sent(v)}: in a file separated by ';' "
-                 "(as Excel writes where the decimal mark is a comma) a dot may separate thousands; write numbers "
-                 "with no thousands separator, 1200 or 1.2")
+        if decimal_mark == "either" and text is not None:
+            flag(text.str.fullmatch(_ONE_GROUP).fillna(False), column, "bad_number", lambda v: (
+                f"ambiguous number {_as_sent(v)}: in a file separated by ';' (as Excel writes where the decimal mark "
+                f"is a comma) it may be {_both_readings(v)}; set data.decimal_mark to comma or point, as the file "
+                "writes numbers, or write it with no thousands separator"))
         flag(size >= LARGEST_NUMBER, column, "bad_number", lambda v: f"number out of range {_as_sent(v)} "
              f"(a number field holds a finite number smaller than {LARGEST_NUMBER:g} in size)")
         if column in spec.non_negative or column in non_negative:
@@ -1115,8 +1146,8 @@ def load_crm(params: Params) -> CRMData:
         prepared[name], found = prepare_table(frame, name, data, str(sources[name]),
                                               numeric=params.features.numeric if name == "leads" else (),
                                               non_negative=params.features.non_negative if name == "leads" else (),
-                                              decimal_comma=not data.sql_url and decimal_comma(
-                                                  params.resolve(sources[name])))
+                                              decimal_mark="point" if data.sql_url else decimal_mark_of(
+                                                  params.resolve(sources[name]), data))
         problems += found
         refused[name] = {}
         for p in found:

@@ -32,7 +32,7 @@ from models.gbm import predict_on_one_thread, usable_cores
 from models.scorer import LeadScorer
 from pipelines.config import DataParams
 from pipelines.ingest import (ContractError, Problem, absent_columns, as_plain_text, bytes_as_text, crm_column, csv_delimiter,
-                              decimal_comma, is_parquet, not_utf8, prepare_table, readable_file,
+                              decimal_mark_of, is_parquet, not_utf8, prepare_table, readable_file,
                               refuse_repeated_columns, refuse_to_overwrite)
 
 
@@ -427,7 +427,7 @@ def _score_chunks(scorer: LeadScorer, input_path: Path, output_path: Path, activ
         activities_of, activities_valid = _activities_of(activities), len(activities)
     lead_id_column = crm_column(scorer.data, "leads", "lead_id")
     ids, chunks = _lead_chunks(input_path, chunk_size, lead_id_column)
-    in_decimal_comma = decimal_comma(input_path)
+    decimal_mark = decimal_mark_of(input_path, scorer.data)
     repeated, first_rows = _repeated_ids(ids)
 
     read = scored = rejected = past_horizon = 0
@@ -469,7 +469,7 @@ def _score_chunks(scorer: LeadScorer, input_path: Path, output_path: Path, activ
                 chunk_acts = activities_of(leads[lead_id_column].str.strip())
                 activities_used += len(chunk_acts)
             features, problems, ages = scorer.build(leads, as_of=as_of, source=str(input_path),
-                                                    checked_activities=chunk_acts, decimal_comma=in_decimal_comma)
+                                                    checked_activities=chunk_acts, decimal_mark=decimal_mark)
             fatal = [p for p in problems if p.row is None]
             if fatal:  # e.g. a required column is missing: no row of the file can be scored
                 raise ContractError(fatal)

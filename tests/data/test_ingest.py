@@ -1019,24 +1019,65 @@ def test_a_csv_excel_wrote_with_semicolons_reads_as_the_comma_one(tmp_path):
     assert crm.leads["Company"].iloc[0] == "M\u00fcller; S\u00f6hne, GmbH"
 
 
-@pytest.mark.parametrize("sep", [";", ","])
-def test_a_number_with_a_dot_before_three_digits_is_ambiguous_only_in_a_semicolon_file(tmp_path, sep):
-    """Where Excel separates fields by ';' it writes one thousand two hundred as 1.200: pandas read it as 1.2
-    employees, silently. There such a number refuses its row, as "1,200" does in any file; 0.125 and 2.5 read."""
-    leads = [lead("L1", employees="1.200"), lead("L2", employees="2.5"), lead("L3", employees="0.125"),
-             lead("L4", employees="-12.345.678")]
-    params = crm_params(tmp_path, leads, on_error="drop")
-    path = tmp_path / "leads.csv"
-    pd.read_csv(path, dtype=str).to_csv(path, sep=sep, index=False)
+def semicolon_export(tmp_path: Path, leads: list[dict], outcomes: list[dict] | None = None, sep: str = ";",
+                     **data) -> Params:
+    """`crm_params` with its CSVs written separated by `sep`, as Excel saves them where the decimal mark is a comma."""
+    params = crm_params(tmp_path, leads, outcomes=outcomes, on_error="drop", **data)
+    for name in ("leads", "outcomes") if outcomes else ("leads",):
+        path = tmp_path / f"{name}.csv"
+        pd.read_csv(path, dtype=str, keep_default_na=False).to_csv(path, sep=sep, index=False)
+    return params
+
+
+def test_a_semicolon_export_reads_its_numbers_as_excel_writes_them_where_the_decimal_mark_is_a_comma(tmp_path):
+    """A German or French Excel export writes 2,5 and 1.234,5 between ';': each was 'not a number', so any decimal
+    in a number column refused its row (with data.on_error: stop, the whole export). Numbers written with a decimal
+    point read there too; a number that reads both ways (1.200, 1,200: 1200 or 1.2) refuses its row, naming it."""
+    leads = [lead("L1", employees="2,5"), lead("L2", employees="1.234,5"), lead("L3", employees="1.234.567"),
+             lead("L4", employees="0,125"), lead("L5", employees="2.5"), lead("L6", employees="1.200"),
+             lead("L7", employees="1,200"), lead("L8", employees="12")]
+    amounts = {"L1": "-0,75", "L2": "1.250.000,00", "L3": "3,5", "L4": "7", "L8": "1 234,5"}  # a refund; a French
+    outcomes = [outcome(lead_id) | {"amount": amount} for lead_id, amount in amounts.items()]  # thousands space
+    params = semicolon_export(tmp_path, leads, outcomes)
 
     crm = load_crm(params)
 
-    if sep == ",":
-        assert crm.leads["employees"].tolist()[:3] == [1.2, 2.5, 0.125]
-        return
-    assert crm.leads["lead_id"].tolist() == ["L2", "L3"] and crm.leads["employees"].tolist() == [2.5, 0.125]
+    kept = crm.leads.set_index("lead_id")["employees"]
+    assert kept.to_dict() == {"L1": 2.5, "L2": 1234.5, "L3": 1234567.0, "L4": 0.125, "L5": 2.5, "L8": 12.0}
+    assert crm.outcomes.set_index("lead_id")["amount"].to_dict() == {
+        "L1": -0.75, "L2": 1250000.0, "L3": 3.5, "L4": 7.0, "L8": 1234.5}
+    assert [str(p) for p in crm.report.problems] == [
+        f"leads.csv row {row} (header not counted), column 'Employees' (employees): ambiguous number {value!r}: in a "
+        f"file separated by ';' (as Excel writes where the decimal mark is a comma) it may be {readings}; set "
+        "data.decimal_mark to comma or point, as the file writes numbers, or write it with no thousands separator"
+        for row, value, readings in [(6, "1.200", "1200 or 1.2"), (7, "1,200", "1200 or 1.2")]]
+
+
+def test_a_comma_separated_export_reads_numbers_as_before(tmp_path):
+    """Only a ';' file (or data.decimal_mark) reads decimal commas: in a ',' file a quoted 2,5 is still refused with
+    the hint it had, and 1.200 is 1.2."""
+    leads = [lead("L1", employees="2,5"), lead("L2", employees="1.234.567"), lead("L3", employees="1.200"),
+             lead("L4", employees="1,200")]
+    params = semicolon_export(tmp_path, leads, sep=",")
+
+    crm = load_crm(params)
+
+    assert crm.leads["lead_id"].tolist() == ["L3"] and crm.leads["employees"].tolist() == [1.2]
     assert [str(p).split(": ", 1)[1] for p in crm.report.problems] == [
-        "not a number: '-12.345.678' (write numbers with a decimal point and no thousands separator: 1234.5)",
-        "ambiguous number '1.200': in a file separated by ';' (as Excel writes where the decimal mark is a comma) a dot "
-        "may separate thousands; write numbers with no thousands separator, 1200 or 1.2"]
-    assert str(crm.report.problems[1]).startswith("leads.csv row 1 (header not counted), column 'Employees' (employees)")
+        f"not a number: {value!r} (write numbers with a decimal point and no thousands separator: 1234.5)"
+        for value in ("2,5", "1.234.567", "1,200")]
+
+
+@pytest.mark.parametrize(("sep", "mark", "read"), [
+    (";", "comma", {"L1": 1200.0, "L2": 1.2, "L3": 2.5}),  # a dot only separates thousands
+    (",", "comma", {"L1": 1200.0, "L2": 1.2, "L3": 2.5}),  # quoted decimal commas in a ',' file
+    (";", "point", {"L1": 1.2}),  # a ';' export written with decimal points (e.g. Swiss): as a ',' file reads
+])
+def test_data_decimal_mark_says_how_an_export_writes_numbers_where_auto_cannot_tell(tmp_path, sep, mark, read):
+    leads = [lead("L1", employees="1.200"), lead("L2", employees="1,200"), lead("L3", employees="2,5")]
+    params = semicolon_export(tmp_path, leads, sep=sep, decimal_mark=mark)
+
+    crm = load_crm(params)
+
+    assert crm.leads.set_index("lead_id")["employees"].to_dict() == read
+    assert all("not a number" in str(p) for p in crm.report.problems)

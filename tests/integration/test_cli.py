@@ -241,28 +241,38 @@ def test_score_refuses_numbers_and_no_date_sentinels_as_dates_by_row(trained, sa
     assert "date out of range '9999-12-31'" in activity_rejects["problems"][1]
 
 
-def test_score_refuses_a_dotted_thousands_number_of_a_semicolon_file_by_row(trained, sample_params, sample_dir, tmp_path):
-    """Excel where the decimal mark is a comma writes ';' between fields and 1.200 for one thousand two hundred
-    employees: scored as 1.2 employees without a word. The same file written with commas reads 1.2."""
+def test_score_reads_a_semicolon_files_decimal_commas_and_refuses_its_ambiguous_numbers_by_row(
+        trained, sample_params, sample_dir, tmp_path):
+    """Excel where the decimal mark is a comma writes ';' between fields and 2,5 or 1.234,5: each row was refused as
+    'not a number'. They score as the same leads written with decimal points; 1.200 and 1,200 (1200 or 1.2?) refuse
+    their row, where pandas read 1.200 as 1.2 employees without a word. The file written with commas is unchanged."""
     from serving.local_server import params_file
 
     params = params_file(sample_params, tmp_path / "params.yaml")
-    leads = pd.read_csv(sample_dir / "leads.csv", dtype=str).head(5)
-    leads.loc[1, "employees"] = "1.200"
+    leads = pd.read_csv(sample_dir / "leads.csv", dtype=str).head(6)
+    points = leads.copy()
+    leads.loc[:4, "employees"] = ["1.234,5", "2,5", "1.234.567", "1.200", "1,200"]
+    points.loc[:4, "employees"] = ["1234.5", "2.5", "1234567", "1.200", "1200"]
     leads.to_csv(tmp_path / "leads.csv", index=False, sep=";")
-    leads.to_csv(tmp_path / "commas.csv", index=False)
+    points.to_csv(tmp_path / "points.csv", index=False)
 
-    result = run("score", "--params", str(params), "--input", str(tmp_path / "leads.csv"), "--output",
-                 str(tmp_path / "scores.csv"), "--as-of", "2026-01-01")
+    def score(name: str):
+        return run("score", "--params", str(params), "--input", str(tmp_path / f"{name}.csv"), "--output",
+                   str(tmp_path / f"{name}.scores.csv"), "--as-of", "2026-01-01")
 
+    result = score("leads")
     assert result.exit_code == 0, result.output
-    assert "scored 4 of 5 rows" in result.output
-    rejects = pd.read_csv(tmp_path / "scores.rejects.csv")
-    assert rejects["row"].tolist() == [2]
-    assert "column 'employees': ambiguous number '1.200': in a file separated by ';'" in rejects["problems"][0]
-    commas = run("score", "--params", str(params), "--input", str(tmp_path / "commas.csv"), "--output",
-                 str(tmp_path / "scores.csv"), "--as-of", "2026-01-01")
-    assert commas.exit_code == 0 and "scored 5 of 5 rows" in commas.output
+    assert "scored 4 of 6 rows" in result.output
+    rejects = pd.read_csv(tmp_path / "leads.scores.rejects.csv")
+    assert rejects["row"].tolist() == [4, 5]
+    for problem, value in zip(rejects["problems"], ["1.200", "1,200"]):
+        assert (f"column 'employees': ambiguous number '{value}': in a file separated by ';' (as Excel writes where "
+                "the decimal mark is a comma) it may be 1200 or 1.2; set data.decimal_mark") in problem
+    commas = score("points")
+    assert commas.exit_code == 0 and "scored 6 of 6 rows" in commas.output
+    semicolon_scores = pd.read_csv(tmp_path / "leads.scores.csv")
+    comma_scores = pd.read_csv(tmp_path / "points.scores.csv").drop([3, 4]).reset_index(drop=True)
+    pd.testing.assert_frame_equal(semicolon_scores, comma_scores)
 
 
 def test_score_fails_when_no_row_could_be_scored_but_not_for_a_file_without_leads(trained, sample_params, sample_dir, tmp_path):
