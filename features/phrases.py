@@ -31,7 +31,7 @@ from __future__ import annotations
 import math
 import re
 import string
-from collections.abc import Callable
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 
 import numpy as np
@@ -154,6 +154,10 @@ _LEVEL_DISPLAY: dict[str, dict[str, str]] = {
     "department": {"hr": "HR", "it": "IT", "customer_success": "customer success"},
 }
 NOT_GIVEN = "not given"
+# Added to a category factor whose value the model did not learn on its own (too rare in training, or
+# never seen: ``CategoryEncoder`` pools them as ``__other__``): its points are those of the pool, and
+# "Country: Bahrain  -2 pts" alone would read as if Bahrain itself lowered the score.
+RARE_VALUE = "{phrase} (too few past leads had this value to judge it on its own)"
 _CONVERSIONS = {
     "u": str.upper,
     "l": str.lower,
@@ -277,7 +281,8 @@ class Phrasebook:
     readers: dict[str, Reader]
 
     def render(
-        self, features: pd.DataFrame, needed: np.ndarray | None = None, age_days: np.ndarray | None = None
+        self, features: pd.DataFrame, needed: np.ndarray | None = None, age_days: np.ndarray | None = None,
+        learned: Mapping[str, Collection[str]] | None = None,
     ) -> tuple[np.ndarray, np.ndarray]:
         """(phrases, values): object arrays (rows, signals) for a feature frame; see ``describe``.
 
@@ -288,6 +293,8 @@ class Phrasebook:
                 unknown). A lead younger than the recency window without any activity then reads "No
                 activity since it was created 2 days ago", not "No activity in the last 365 days",
                 which sounds dormant; the feature says 365 days either way (``RECENCY_CAP_DAYS``).
+            learned: per category feature, the levels the model learned (``CategoryEncoder.levels``);
+                a value outside them reads with ``RARE_VALUE``. None: every value reads as itself.
         """
         n = len(features)
         phrases = np.empty((n, len(self.signals)), dtype=object)
@@ -305,13 +312,17 @@ class Phrasebook:
                 ages = np.full(n, np.nan) if age_days is None else np.asarray(age_days, dtype=np.float64)
                 columns.append(_young_age(columns[0], ages[rows]))
             leveled = shape in CATEGORY_SHAPES
+            known = (learned or {}).get(self.features[signal][0].name) if leveled else None
             first, inverse = _unique_rows(columns)
             texts, shown = [], []
             for row in first:
                 lead_values = [c[row] for c in columns]
                 state, fields = self.readers[signal](lead_values)
                 level = _level_key(lead_values[0]) if leveled and state != "unknown" else None
-                texts.append(_FORMATTER.format(self.templates[signal].text(state, level), **fields))
+                text = _FORMATTER.format(self.templates[signal].text(state, level), **fields)
+                if known is not None and state != "unknown" and str(lead_values[0]) not in known:
+                    text = RARE_VALUE.format(phrase=text)
+                texts.append(text)
                 shown.append(fields["value"])
             phrases[rows, j] = np.asarray(texts, dtype=object)[inverse]
             values[rows, j] = np.asarray(shown, dtype=object)[inverse]

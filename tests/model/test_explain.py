@@ -185,11 +185,23 @@ def test_an_unseen_category_and_missing_optional_fields_explain(scorer):
     assert problems == []
     (e,) = scorer.explain(features, 3, age_days=ages)
     by_name = {f.signal: f for f in e.factors}
-    assert (by_name["industry"].phrase, by_name["industry"].value) == ("Industry: asteroid mining", "asteroid mining")
+    # Scored with the pool of rare values: 'Industry: asteroid mining  -3 pts' alone says asteroid mining lowers it.
+    assert (by_name["industry"].phrase, by_name["industry"].value) == (
+        "Industry: asteroid mining (too few past leads had this value to judge it on its own)", "asteroid mining")
     assert by_name["employees"].phrase == "Employee count not given"
     assert by_name["missing_phone"].phrase == "No phone number"
     assert e.margin == pytest.approx(scorer.margin(features)[0], abs=1e-6)
     assert 1 <= e.score <= 99
+
+
+def test_a_value_the_model_learned_reads_as_itself_and_only_a_rare_one_says_it_is_rare(scorer):
+    leads = pd.concat([raw_lead(lead_id="known", industry="software"), raw_lead(lead_id="rare", industry="Asteroid Mining")])
+    features, _, ages = scorer.build(leads, None, as_of=AS_OF)
+    phrases = [next(f.phrase for f in e.factors if f.signal == "industry") for e in scorer.explain(features, age_days=ages)]
+    assert phrases == ["Industry: software", "Industry: asteroid mining (too few past leads had this value to judge it on its own)"]
+    # Batch scoring's top-factor columns word it the same way.
+    columns = factor_columns(scorer, features, top_k=len(scorer.catalog), age_days=ages)
+    assert "Industry: asteroid mining (too few past leads had this value to judge it on its own)" in columns.iloc[1].tolist()
 
 
 @pytest.mark.parametrize("email", [None, "kim at acme"])
