@@ -279,6 +279,8 @@ class Phrasebook:
     templates: dict[str, Template]
     features: dict[str, list[FeatureDef]]  # the features each signal's words are read from
     readers: dict[str, Reader]
+    signal_of: dict[str, str]  # feature name -> its signal
+    zero_covers: dict[str, list[str]]  # features.zero_covers
 
     def render(
         self, features: pd.DataFrame, needed: np.ndarray | None = None, age_days: np.ndarray | None = None,
@@ -328,7 +330,24 @@ class Phrasebook:
             values[rows, j] = np.asarray(shown, dtype=object)[inverse]
         return phrases, values
 
-    def said_by_recency(self, features: pd.DataFrame) -> tuple[int, np.ndarray] | None:
+    def said_by_others(self, features: pd.DataFrame) -> list[tuple[int, np.ndarray]]:
+        """The factors another one already says, to fold into it: (position of the saying signal in
+        ``signals``, (rows, signals) mask of the factors it says, per lead), one per saying signal.
+
+        "No activity in the last 365 days" says a silent lead's activity factors (``_said_by_recency``);
+        a number at 0 says the 0 of the columns ``features.zero_covers`` lists under it ("Never visited
+        the website" says "Spent no time on the website"); a covered column that is not 0 stays its own factor.
+        """
+        said = [] if (recency := self._said_by_recency(features)) is None else [recency]
+        for key, covered in self.zero_covers.items():
+            block = features[[key, *covered]].to_numpy(dtype=np.float64, na_value=np.nan)
+            mask = np.zeros((len(features), len(self.signals)), dtype=bool)
+            for i, column in enumerate(covered, start=1):
+                mask[:, self.signals.index(self.signal_of[column])] = (block[:, 0] == 0) & (block[:, i] == 0)
+            said.append((self.signals.index(self.signal_of[key]), mask))
+        return said
+
+    def _said_by_recency(self, features: pd.DataFrame) -> tuple[int, np.ndarray] | None:
         """The factors "No activity in the last 365 days" already says, to fold into it.
 
         A lead with no activity within ``RECENCY_CAP_DAYS`` would otherwise also hear "No web page
@@ -411,7 +430,8 @@ def _build_phrasebook(spec: FeatureParams) -> Phrasebook:
     # shape reads it, as served_country reads unsupported_country).
     by_signal = {signal: defs[:1] if shapes[signal] in ("number", "category") else defs for signal, defs in by_signal.items()}
     readers = {signal: _reader(signal, shape, by_signal[signal], spec) for signal, shape in shapes.items()}
-    return Phrasebook(list(shapes), shapes, raw, templates, by_signal, readers)
+    signal_of = {d.name: d.signal for d in feature_catalog(spec)}
+    return Phrasebook(list(shapes), shapes, raw, templates, by_signal, readers, signal_of, dict(spec.zero_covers))
 
 
 def _parse(raw: str, shape: Shape, shape_name: str) -> Template:

@@ -17,8 +17,9 @@ How a factor is measured:
   contribution reads "compared with an average lead".
   A feature's contributions from both parts add up; a signal's are the sum of its features'.
   Where a lead has no activity at all, "No activity in the last 365 days" also carries the activity
-  factors it already says ("No web page views in the last 90 days"; ``Phrasebook.said_by_recency``),
-  which then count 0.
+  factors it already says ("No web page views in the last 90 days"), and a number at 0 carries those
+  ``features.zero_covers`` lists under it ("Never visited the website" the "Spent no time on the
+  website"; ``Phrasebook.said_by_others``), which then count 0.
 - **points**: the score is ``round(100 * calibrated probability)``. A factor's points are the
   exact counterfactual ``100 * (calibrator(margin) - calibrator(margin - contribution))``:
   "without this factor the score would be N points lower" (or higher, for a negative factor).
@@ -249,10 +250,8 @@ def explain_batch(
     signals, membership = _signal_membership(scorer)
     contribution = per_feature @ membership
     book = phrasebook(scorer.features)
-    folded = book.said_by_recency(features)
-    if folded is not None:  # "No activity in the last 365 days" once, with the points of all it says
-        recency, said = folded
-        contribution[:, recency] += np.where(said, contribution, 0.0).sum(axis=1)
+    for saying, said in book.said_by_others(features):  # "Never visited the website" once, with the points of all it says
+        contribution[:, saying] += np.where(said, contribution, 0.0).sum(axis=1)
         contribution[said] = 0.0
     margin = base + per_feature.sum(axis=1)
     probability = scorer.calibrator.predict(margin, age_days)

@@ -176,6 +176,13 @@ class FeatureParams(_Section):
         description="Columns of `numeric` that count something (visits, minutes on the site): a negative value "
         "refuses its row, naming it, as a negative employee count does.",
     )
+    zero_covers: dict[str, list[str]] = Field(
+        default_factory=dict,
+        description="Column of `numeric` -> columns of `numeric` that are 0 whenever it is (no visit: no time on "
+        "the site, no page views). A lead at 0 hears the fact once, in the key's words (\"Never visited the "
+        "website\"), worth their points too: the model splits it over the columns, and \"Viewed no pages\" "
+        "raising the score beside \"Never visited\" lowering it read as a contradiction.",
+    )
     derived: list[Literal["size_band", "seniority", "department", "icp_match", "email_signals", "contact_gaps", "country_support"]] = Field(
         default_factory=list, description="Built-in fit and negative signals to compute."
     )
@@ -198,6 +205,18 @@ class FeatureParams(_Section):
         if stray:
             raise ValueError(f"features.non_negative: {', '.join(map(repr, stray))} not in features.numeric; "
                              "list only columns read as numbers")
+        return self
+
+    @model_validator(mode="after")
+    def _zero_covers_numeric(self) -> "FeatureParams":
+        for key, covered in self.zero_covers.items():
+            stray = [c for c in [key, *covered] if c not in self.numeric]
+            if stray:
+                raise ValueError(f"features.zero_covers.{key}: {', '.join(map(repr, stray))} not in features.numeric")
+            nested = [c for c in covered if c == key or c in self.zero_covers]
+            if nested:
+                raise ValueError(f"features.zero_covers.{key}: {', '.join(map(repr, nested))} cannot be covered: "
+                                 "it covers columns itself (list them under one key)")
         return self
 
     @field_validator("snapshot_days", mode="before")

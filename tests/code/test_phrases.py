@@ -313,3 +313,13 @@ def test_a_lead_past_the_horizon_is_told_how_old_it_is_without_reading_as_inside
     """Whole days: a lead 120.5 days old is past a 120-day horizon, but "120 days ago" would read as inside it."""
     assert past_horizon(age, 120, 90) == (f"{created}, past the 120-day window this score predicts: it ranks the "
                                           "lead against 90-day-old leads, not as a chance of converting now.")
+
+
+@pytest.mark.parametrize(("covers", "message"), [
+    ({"total_visits": ["time_on_site"]}, r"features.zero_covers.total_visits: 'time_on_site' not in features.numeric"),
+    ({"total_visits": ["total_visits"]}, r"'total_visits' cannot be covered: it covers columns itself"),
+])
+def test_zero_covers_names_number_columns_a_typo_is_refused_by_name(covers, message):
+    spec = load_params(PROJECT_ROOT / "params.x_education.yaml").features.model_dump()
+    with pytest.raises(ValueError, match=message):
+        FeatureParams(**{**spec, "zero_covers": covers})

@@ -95,18 +95,24 @@ def test_contributions_still_add_up_where_the_logistic_log_odds_are_clipped(blen
     np.testing.assert_allclose(base + per_feature.sum(axis=1).to_numpy(), model.margin(features), rtol=0, atol=1e-6)
 
 
-def test_x_education_explains_in_its_own_words_with_a_sparse_logistic_design(x_education_csv):
-    params = load_params(PROJECT_ROOT / "params.x_education.yaml", overrides={"data.leads": str(x_education_csv)})
+def x_education_logistic(csv) -> tuple[LeadScorer, pd.DataFrame]:
+    """A logistic-only scorer of the X Education export, and the export's feature rows."""
+    params = load_params(PROJECT_ROOT / "params.x_education.yaml", overrides={"data.leads": str(csv)})
     ts = assemble(params)
     rows, y = ts.features, np.asarray(ts.y)
     peer = LogisticPeer(seed=0).fit(rows, y)
-    assert sparse.issparse(peer.preprocessor_.transform(peer._design(rows.head())))  # many one-hot levels
     model = LeadScorer(
         data=params.data, features=params.features, encoder=None, booster=None, logistic=peer, gbm_coef=0.0,
         logistic_coef=1.0, calibrator=Calibrator("isotonic"), tiers=TierThresholds(names=["all"], min_probability=[0.0]),
         reasons=None,
     )
     model.calibrator.fit(model.margin(rows), y)
+    return model, rows
+
+
+def test_x_education_explains_in_its_own_words_with_a_sparse_logistic_design(x_education_csv):
+    model, rows = x_education_logistic(x_education_csv)
+    assert sparse.issparse(model.logistic.preprocessor_.transform(model.logistic._design(rows.head())))  # many one-hot levels
     base, per_feature = contributions(model, rows)
     np.testing.assert_allclose(base + per_feature.sum(axis=1).to_numpy(), model.margin(rows), rtol=0, atol=1e-6)
     professional = rows.index[rows["occupation"] == "working professional"][0]
@@ -115,6 +121,26 @@ def test_x_education_explains_in_its_own_words_with_a_sparse_logistic_design(x_e
     occupation = {e.lead_id: next(f.phrase for f in e.factors if f.signal == "occupation")
                   for e in (professional_e, unanswered_e)}
     assert occupation == {str(professional): "Working professional", str(unanswered): "Occupation not given"}
+
+
+def test_an_x_education_lead_that_never_visited_hears_it_once_with_the_points_of_no_time_and_no_page_views(x_education_csv):
+    """'Viewed no pages on the website' raised the score beside 'Never visited the website' lowering it."""
+    model, rows = x_education_logistic(x_education_csv)
+    never = rows.index[(rows["total_visits"] == 0) & (rows["time_on_website"] == 0) & (rows["page_views_per_visit"] == 0)][0]
+    visited = rows.index[(rows["total_visits"] > 0) & (rows["time_on_website"] > 0)][0]
+    never_e, visited_e = explain(model, rows.loc[[never, visited]])
+    site = ["total_visits", "time_on_website", "page_views_per_visit"]
+    phrases = [f.phrase for f in never_e.positives + never_e.negatives]
+    assert "Never visited the website" in [f.phrase for f in never_e.factors]
+    assert not {"Spent no time on the website", "Viewed no pages on the website"} & set(phrases)
+    by_signal = {f.signal: f for f in never_e.factors}
+    _, per_feature = contributions(model, rows.loc[[never]])
+    assert by_signal["total_visits"].contribution == pytest.approx(per_feature[site].iloc[0].sum(), abs=1e-9)
+    assert by_signal["time_on_website"].contribution == 0 and by_signal["page_views_per_visit"].contribution == 0
+    # A lead that visited keeps each of the three as a factor of its own.
+    _, per_feature = contributions(model, rows.loc[[visited]])
+    visited_by_signal = {f.signal: f.contribution for f in visited_e.factors}
+    assert [visited_by_signal[s] for s in site] == pytest.approx(per_feature[site].iloc[0].tolist(), abs=1e-9)
 
 
 def test_the_lightgbm_part_is_shaps_tree_explainer(blended, features):
