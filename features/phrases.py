@@ -70,8 +70,10 @@ SHAPES: dict[str, Shape] = {
     "email_domain": Shape(("free", "student", "competitor", "business", "unknown"), ("value",), {"value": "free"}),
     "flag": Shape(("yes", "no", "unknown"), ("value",), {"value": "yes"}),
     "icp": Shape(("some", "none"), ("value", "matched", "criteria"), {"value": "3 of 4", "matched": 3, "criteria": 4}),
+    # {times}: a count as said aloud, "once", "twice", "3 times" ("Visited the website 1 time" read as a form).
     "number": Shape(
-        ("nonzero", "zero", "unknown"), ("value", "number", "s"), {"value": "12.5", "number": 12.5, "s": "s"}
+        ("nonzero", "zero", "unknown"), ("value", "number", "s", "times"),
+        {"value": "12.5", "number": 12.5, "s": "s", "times": "12.5 times"},
     ),
     "category": Shape(("known", "unknown"), ("value",), {"value": "software"}),
     # The country with the unsupported_country flag joined to it: "unserved" is a country we do not serve.
@@ -559,8 +561,8 @@ def _minutes(seconds: str) -> str:
     return "less than a minute" if whole == 0 else f"{_number(whole)} minute{'' if whole == 1 else 's'}"
 
 
-def _times(count: int) -> str:
-    return {1: "once", 2: "twice"}.get(count, f"{count} times")
+def _times(count: float) -> str:
+    return {1: "once", 2: "twice"}.get(count, f"{_number(count)} times")
 
 
 def _read_activity(row: list, defs: list[FeatureDef]) -> tuple[str, dict]:
@@ -674,6 +676,6 @@ def _read_served_country(row: list) -> tuple[str, dict]:
 def _read_number(row: list) -> tuple[str, dict]:
     (value,) = row
     if _missing(value):
-        return "unknown", {"value": "unknown", "number": math.nan, "s": "s"}
-    fields = {"value": _number(value), "number": float(value), "s": "" if value == 1 else "s"}
+        return "unknown", {"value": "unknown", "number": math.nan, "s": "s", "times": "unknown times"}
+    fields = {"value": _number(value), "number": float(value), "s": "" if value == 1 else "s", "times": _times(value)}
     return ("nonzero" if value else "zero"), fields

@@ -323,3 +323,12 @@ def test_zero_covers_names_number_columns_a_typo_is_refused_by_name(covers, mess
     spec = load_params(PROJECT_ROOT / "params.x_education.yaml").features.model_dump()
     with pytest.raises(ValueError, match=message):
         FeatureParams(**{**spec, "zero_covers": covers})
+
+
+def test_x_education_says_a_visit_count_as_a_rep_would_once_twice():
+    """'Visited the website 1 time' read as a form letter."""
+    spec = load_params(PROJECT_ROOT / "params.x_education.yaml").features
+    leads = [{"lead_id": str(n), "total_visits": n} for n in (1, 2, 5, 0)]
+    phrases, _ = describe(build_features(pd.DataFrame(leads), None, None, spec), spec)
+    assert phrases["total_visits"].tolist() == ["Visited the website once", "Visited the website twice",
+                                                "Visited the website 5 times", "Never visited the website"]
