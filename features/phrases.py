@@ -164,11 +164,29 @@ _CONVERSIONS = {
     "u": str.upper,
     "l": str.lower,
     "c": lambda text: text[:1].upper() + text[1:],
-    "t": lambda text: string.capwords(text),
-    "n": lambda text: text.upper() if len(text) <= 3 else string.capwords(text),
+    "t": lambda text: _title(text),
+    "n": lambda text: text.upper() if len(text) <= 3 else _title(text),
     "w": lambda text: text.replace("_", " "),
     "m": lambda text: _minutes(text),
 }
+
+
+# Words a title leaves lower case after its first word, and Roman numerals it writes upper case: the
+# CRM's "Other Cities of Maharashtra" and "Tier II Cities" read back as the form wrote them.
+_TITLE_SMALL = frozenset({"a", "an", "and", "as", "at", "by", "for", "from", "in", "of", "on", "or", "the", "to", "with"})
+_ROMAN = frozenset({"ii", "iii", "iv", "vi", "vii", "viii", "ix", "xi", "xii"})
+
+
+def _title(text: str) -> str:
+    """Title case as a form writes it: "media and advertising" -> "Media and Advertising", "e-business" ->
+    "E-Business", "tier ii cities" -> "Tier II Cities" (string.capwords gave "Media And", "E-business", "Ii")."""
+    def word(w: str, first: bool) -> str:
+        if not first and w in _TITLE_SMALL:
+            return w
+        if w in _ROMAN:
+            return w.upper()
+        return "-".join(part[:1].upper() + part[1:] for part in w.split("-"))
+    return " ".join(word(w, i == 0) for i, w in enumerate(text.lower().split()))
 
 
 class _PhraseFormatter(string.Formatter):

@@ -332,3 +332,13 @@ def test_x_education_says_a_visit_count_as_a_rep_would_once_twice():
     phrases, _ = describe(build_features(pd.DataFrame(leads), None, None, spec), spec)
     assert phrases["total_visits"].tolist() == ["Visited the website once", "Visited the website twice",
                                                 "Visited the website 5 times", "Never visited the website"]
+
+
+def test_x_education_title_cases_a_value_as_the_form_writes_it():
+    """'City: Other Cities Of Maharashtra', 'Tier Ii Cities' and 'Media And Advertising' read as typos."""
+    spec = load_params(PROJECT_ROOT / "params.x_education.yaml").features
+    leads = [{"lead_id": "A", "city": "Other Cities of Maharashtra", "specialization": "Media and Advertising"},
+             {"lead_id": "B", "city": "Tier II Cities", "specialization": "E-Business"}]
+    phrases, _ = describe(build_features(pd.DataFrame(leads), None, None, spec), spec)
+    assert phrases["city"].tolist() == ["City: Other Cities of Maharashtra", "City: Tier II Cities"]
+    assert phrases["specialization"].tolist() == ["Specialization: Media and Advertising", "Specialization: E-Business"]
