@@ -342,3 +342,19 @@ def test_x_education_title_cases_a_value_as_the_form_writes_it():
     phrases, _ = describe(build_features(pd.DataFrame(leads), None, None, spec), spec)
     assert phrases["city"].tolist() == ["City: Other Cities of Maharashtra", "City: Tier II Cities"]
     assert phrases["specialization"].tolist() == ["Specialization: Media and Advertising", "Specialization: E-Business"]
+
+
+def test_x_education_words_the_forms_catch_all_answers_not_as_codes():
+    """'Heard about X Education through: other', '... through: sms' read as codes, not as what the lead said."""
+    spec = load_params(PROJECT_ROOT / "params.x_education.yaml").features
+    leads = [{"lead_id": "A", "heard_about_us": "Other", "course_priority": "Other", "occupation": "Other"},
+             {"lead_id": "B", "heard_about_us": "SMS", "course_priority": "Better Career Prospects"},
+             {"lead_id": "C", "heard_about_us": "Word Of Mouth"}]
+    phrases, _ = describe(build_features(pd.DataFrame(leads), None, None, spec), spec)
+    assert phrases["heard_about_us"].tolist() == ["Heard about X Education some other way",
+                                                  "Heard about X Education through an SMS",
+                                                  "Heard about X Education through word of mouth"]
+    assert phrases["course_priority"].tolist() == ["Chooses a course for another reason",
+                                                   "Chooses a course for better career prospects",
+                                                   "Did not say what matters in a course"]
+    assert phrases.loc["A", "occupation"] == "Occupation: none the form lists"
