@@ -8,7 +8,7 @@ Three questions, thresholds in params.monitor:
   saw them: as of the request's as_of, else of the moment it was scored).
 * Calibration: the probability each lead was shown against the outcome that has since arrived
   (export + feedback under the label policy), overall, for the latest matured cohort on its own (a recent
-  drop the whole window would dilute) and per segment (feature value) — a source whose quality dropped
+  drop the whole window would dilute) and per segment (feature value) in both — a source whose quality dropped
   shows up here before any covariate moves.
 * Hand-off: time from scoring to the first sales disposition against the SLA, share of top-tier leads
   worked, share of rejections carrying a reason code, and the reasons mix by tier.
@@ -216,8 +216,13 @@ def segment_calibration(segments: pd.DataFrame, probability: np.ndarray, y: np.n
     off = _calibration_off(table["gap"], table["z"], mp)
     table["status"] = np.where(~judged, "n/a", np.where(off, "alert", "ok"))
     table["conversions"] = table["conversions"].astype("int64")
-    order = table["z"].abs().where(judged, -1).sort_values(ascending=False, kind="stable").index
-    return table.loc[order, columns].reset_index(drop=True)
+    return worst_segments_first(table[columns])
+
+
+def worst_segments_first(table: pd.DataFrame) -> pd.DataFrame:
+    """Segment rows by |z|, largest first; those too small to judge (n/a) last."""
+    order = table["z"].abs().where(table["status"] != "n/a", -1).sort_values(ascending=False, kind="stable").index
+    return table.loc[order].reset_index(drop=True)
 
 
 # ----------------------------------------------------------------------------- hand-off
@@ -310,7 +315,7 @@ class MonitorReport:
     model: str
     drift: pd.DataFrame
     calibration: pd.DataFrame  # row 0: the whole calibration window; row 1: its latest matured cohort
-    segments: pd.DataFrame
+    segments: pd.DataFrame  # `segment_calibration` per cohort of `calibration` (column cohort), worst first
     handoff: pd.DataFrame
     reasons_by_tier: pd.DataFrame
     captions: dict[str, str] = field(default_factory=dict)  # which leads each section counts: drift, calibration, handoff
@@ -340,7 +345,7 @@ class MonitorReport:
         for r in self.segments.itertuples():
             if r.status == "alert":
                 converts = "less" if r.gap < 0 else "more"
-                out.append(("alert", f"calibration drift: {r.feature}={r.value} converts {converts} than scored: predicted "
+                out.append(("alert", f"calibration drift ({r.cohort}): {r.feature}={r.value} converts {converts} than scored: predicted "
                                      f"{r.predicted:.1%}, observed {r.observed:.1%} over {r.leads:,} leads (z {r.z:+.1f}). "
                                      f"To do: {TO_DO['segment']}"))
         for r in self.handoff.to_dict("records"):
@@ -407,7 +412,7 @@ class MonitorReport:
 <h2>Drift (PSI, training window vs recent scored leads)</h2>{caption.get("drift", "")}
 <img alt="PSI per feature" src="data:image/png;base64,{_png(psi_figure(self.drift))}">{table(self.drift)}
 <h2>Calibration against matured outcomes</h2>{caption.get("calibration", "")}{table(self.calibration)}
-<h3>By segment (worst first)</h3>{table(self.segments.head(40))}
+<h3>By segment (worst first)</h3>{caption.get("segments", "")}{table(self.segments.head(40))}
 <h2>Hand-off</h2>{caption.get("handoff", "")}{table(self.handoff)}<h3>Rejection reasons by tier</h3>{table(self.reasons_by_tier, index=True)}
 </body></html>"""
 
@@ -492,6 +497,7 @@ def assess(
     first_scored = calibration_frame["scored_at"]
     latest = ((first_scored > matured_by - pd.Timedelta(days=mp.recent_calibration_days))
               & (first_scored <= matured_by)).to_numpy()
+    whole, latest_cohort = f"{mp.calibration_days} days", f"latest matured {mp.recent_calibration_days} days"
     captions = {
         "drift": f"Recent: the {len(recent):,} leads {window}, each as it was when scored. Training window: the "
                  f"{len(reference):,} leads labelled as of the champion's training date (its training, validation, calibration "
@@ -504,17 +510,22 @@ def assess(
                        f"{mp.recent_calibration_days} days to {matured_by:%Y-%m-%d %H:%M}"
                        + (f" (all {horizon} days old by then)" if matured_by < as_of else "")
                        + ", judged on their own: a conversion change of the latest months, which the whole window dilutes.",
+        "segments": f"Per value of each categorical feature, one row per cohort above ({whole}; {latest_cohort}): "
+                    f"a value is judged on its own with at least {mp.min_segment_rows:,} leads of that cohort, flagged as "
+                    "the cohorts are. A source whose leads stopped converting lately shows in its latest row first. "
+                    "Up to the 40 worst rows here; all of them in the run's monitor/segments.csv.",
         "handoff": f"The {len(scored):,} leads {window}; the SLA and tier {top_tier} shares count those scored at "
                    f"least {mp.handoff_sla_hours:g} h before it (the leads column), the median hours only those "
                    "already dispositioned; the SLA leaves out leads decided before their first score.",
     }
     drift = drift_table(reference, recent, catalog, mp, reference_scores, recent_scores, unseen)
-    calibration = pd.concat([
-        calibration_summary(probability, calibration_y, mp, params.evaluate.ece_bins, f"{mp.calibration_days} days"),
-        calibration_summary(probability[latest], calibration_y[latest], mp, params.evaluate.ece_bins,
-                            f"latest matured {mp.recent_calibration_days} days"),
-    ], ignore_index=True)
-    segments = segment_calibration(calibration_frame[categorical], probability, calibration_y, mp)
+    cohorts = {whole: np.ones(len(probability), dtype=bool), latest_cohort: latest}
+    calibration = pd.concat([calibration_summary(probability[leads], calibration_y[leads], mp, params.evaluate.ece_bins,
+                                                 cohort) for cohort, leads in cohorts.items()], ignore_index=True)
+    segments = worst_segments_first(pd.concat([
+        segment_calibration(calibration_frame.loc[leads, categorical], probability[leads], calibration_y[leads], mp)
+        .assign(cohort=cohort) for cohort, leads in cohorts.items()], ignore_index=True))
+    segments.insert(0, "cohort", segments.pop("cohort"))
     return MonitorReport(
         as_of=as_of,
         model=model,
