@@ -27,6 +27,11 @@ How a factor is measured:
   flat stretch of isotonic calibration can make a small factor worth 0 points, which is honest.
   Points of several factors need not add up to the score: calibration is not linear.
 
+A rep reads points as whole numbers (``shown_points``), so only a factor worth at least one point as
+shown is a top factor (``moves_score``): "Has a phone number 0 pts" moves nothing and is noise. The
+service's reasons, batch scoring's columns and the score card all list by that one rule; every
+factor (``/explain``) still lists them all, since they add up to the margin.
+
 Factors are ranked by |points|, then |contribution|. Everything except building the returned
 objects and rendering each distinct phrase once is vectorised over leads.
 """
@@ -77,8 +82,9 @@ class Explanation:
         base: margin of a lead with no factor (log-odds); ``base + sum of contributions == margin``.
         margin: the scorer's raw blended log-odds; probability = calibrator(margin).
         probability: calibrated probability of conversion; score: round(100 * probability), 1-99.
-        positives: the top factors raising the score, largest effect first.
-        negatives: the top factors lowering it, largest effect first.
+        positives: the top factors raising the score by a point or more as shown (``moves_score``),
+            largest effect first; empty when none does.
+        negatives: the top factors lowering it by a point or more as shown, largest effect first.
         factors: every signal, largest effect first (factors worth nothing included); None when
             only the top factors were asked for (``explain(..., every_factor=False)``).
     """
@@ -179,8 +185,9 @@ def factor_columns(
 
     Columns, for rank r = 1..top_k: ``top_positive_r`` (phrase) and ``top_positive_r_points``,
     then ``top_negative_r`` and ``top_negative_r_points``; empty where a lead has fewer factors
-    on that side. Points are rounded to 0.1. Rows follow ``features`` (RangeIndex, like
-    ``scorer.predict``); no Python runs per lead. ``age_days``: see ``explain``.
+    on that side (only factors that ``moves_score`` are listed). Points are rounded to 0.1. Rows
+    follow ``features`` (RangeIndex, like ``scorer.predict``); no Python runs per lead.
+    ``age_days``: see ``explain``.
     """
     return flat_factors(explain_batch(scorer, features, top_k=top_k, age_days=age_days), top_k)
 
@@ -198,6 +205,17 @@ def flat_factors(b: ExplainBatch, top_k: int) -> pd.DataFrame:
             columns[f"top_{side}_{rank + 1}"] = np.where(shown, phrase, None)
             columns[f"top_{side}_{rank + 1}_points"] = np.where(shown, np.round(points, 1), np.nan)
     return pd.DataFrame(columns)
+
+
+def shown_points(points: np.ndarray | float) -> np.ndarray:
+    """Points as a rep reads them: whole points, rounded as the score is (``to_score``: half to even)."""
+    return np.rint(points)
+
+
+def moves_score(points: np.ndarray | float) -> np.ndarray:
+    """Whether a factor worth ``points`` is listed as a reason: it moves the score by a point or more as
+    shown (``shown_points``); one that rounds to 0 moves nothing a rep can see."""
+    return np.abs(shown_points(points)) >= 1
 
 
 def _check_top_k(top_k: int) -> None:
@@ -226,7 +244,7 @@ class ExplainBatch:
     phrases: np.ndarray
     values: np.ndarray
     positive_order: np.ndarray  # signal positions, strongest raising factor first
-    n_positive: np.ndarray  # how many signals raise the score, per lead
+    n_positive: np.ndarray  # how many signals raise the score by a point or more as shown, per lead
     negative_order: np.ndarray
     n_negative: np.ndarray
 
@@ -258,7 +276,8 @@ def explain_batch(
     each_factor_age = None if age_days is None else np.repeat(np.asarray(age_days, dtype=np.float64), contribution.shape[1])
     without = scorer.calibrator.predict((margin[:, None] - contribution).ravel(), each_factor_age).reshape(contribution.shape)
     points = 100 * (probability[:, None] - without)
-    raises, lowers = contribution > 0, contribution < 0
+    listed = moves_score(points)  # a monotone calibrator: points have the sign of the contribution
+    raises, lowers = listed & (contribution > 0), listed & (contribution < 0)
     positive_order, negative_order = _rank(points, contribution, raises), _rank(points, contribution, lowers)
     needed = None
     if top_k is not None:

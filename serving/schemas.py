@@ -133,8 +133,10 @@ class Factor(BaseModel):
 
 
 class Reasons(BaseModel):
-    positive: list[Factor] = Field(description="Strongest factors raising the score, strongest first.")
-    negative: list[Factor] = Field(description="Strongest factors lowering the score, strongest first.")
+    positive: list[Factor] = Field(description="Strongest factors raising the score by a point or more once rounded to "
+                                               "whole points, strongest first; empty when none does.")
+    negative: list[Factor] = Field(description="Strongest factors lowering the score by a point or more once rounded to "
+                                               "whole points, strongest first; empty when none does.")
 
 
 class LeadScore(BaseModel):

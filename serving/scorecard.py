@@ -8,6 +8,11 @@ from __future__ import annotations
 
 from html import escape
 
+from models.explain import moves_score, shown_points
+
+# What the card says when no factor moves the score by a point or more (``models.explain.moves_score``).
+NOTHING_STANDS_OUT = "Nothing stands out: no single factor moves this lead's score by a point or more."
+
 _STYLE = """
 body{font-family:system-ui,-apple-system,"Segoe UI",sans-serif;margin:24px;color:#1f2933;max-width:760px}
 h1{font-size:1.1rem;font-weight:600;margin:0 0 16px}
@@ -38,9 +43,9 @@ def _bar_row(factor: dict, largest: float) -> str:
 
 
 def _points_text(points: float) -> str:
-    """'+14 pts', '-1 pt', '0 pts': a factor worth less than half a point rounds to 0 (flat calibration)."""
-    whole = round(points)
-    return f"{whole:+d} pt{'' if abs(whole) == 1 else 's'}" if whole else "0 pts"
+    """'+14 pts', '-1 pt': whole points as ``models.explain.shown_points`` rounds them."""
+    whole = int(shown_points(points))
+    return f"{whole:+d} pt{'' if abs(whole) == 1 else 's'}"
 
 
 def render(score: dict, tiers: list[str]) -> str:
@@ -52,9 +57,11 @@ def render(score: dict, tiers: list[str]) -> str:
             past_horizon_note for a lead past the label horizon (shown above the factors).
         tiers: tier names best first, to show where the lead's tier sits.
     """
-    factors = sorted(score.get("factors") or [], key=lambda f: -float(f["points"]))
+    # A score logged before the service listed factors by `moves_score` may hold 0-point ones: the same rule hides them.
+    factors = [f for f in score.get("factors") or [] if moves_score(float(f["points"]))]
+    factors.sort(key=lambda f: -float(f["points"]))
     largest = max((abs(float(f["points"])) for f in factors), default=0.0)
-    rows = "".join(_bar_row(f, largest) for f in factors) or '<tr><td>No factors were logged.</td></tr>'
+    rows = "".join(_bar_row(f, largest) for f in factors) or f'<tr id="no-factors"><td colspan="3">{NOTHING_STANDS_OUT}</td></tr>'
     reason = score.get("likely_rejection_reason")
     if reason:
         reason_p = score.get("likely_rejection_probability")

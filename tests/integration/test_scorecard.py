@@ -53,11 +53,25 @@ def test_card_bars_are_proportional_to_points():
     assert '<td class="pts">+14 pts</td>' in html and '<td class="pts">-5 pts</td>' in html
 
 
-def test_card_points_read_as_a_rep_would_say_them():
-    one = [{"signal": "s", "phrase": "p", "value": "", "contribution": 0.1, "points": p} for p in (0.6, -1.2, 0.3)]
-    html = scorecard.render(_card(factors=one), ["A", "B"])
+def test_card_points_read_as_a_rep_would_say_them_and_a_factor_worth_no_point_is_left_out():
+    """A score logged before reasons were listed by whole points may hold '0 pts' ones: the card leaves them out."""
+    logged = [{"signal": "s", "phrase": phrase, "value": "", "contribution": 0.1, "points": p}
+              for phrase, p in (("Opened an e-mail", 0.6), ("Free e-mail domain", -1.2), ("Has a phone number", 0.3),
+                                ("No job title", -0.4))]
+    html = scorecard.render(_card(factors=logged), ["A", "B"])
     assert '<td class="pts">+1 pt</td>' in html and '<td class="pts">-1 pt</td>' in html
-    assert '<td class="pts">0 pts</td>' in html
+    assert html.count('class="factor"') == 2 and "0 pts" not in html
+    assert "Has a phone number" not in html and "No job title" not in html
+    assert scorecard.NOTHING_STANDS_OUT not in html
+
+
+def test_a_card_without_a_factor_worth_a_point_says_nothing_stands_out():
+    small = [{"signal": "phone", "phrase": "Has a phone number", "value": "yes", "contribution": 0.01, "points": 0.2}]
+    for factors in (small, []):
+        html = scorecard.render(_card(factors=factors), ["A", "B"])
+        assert ('<tr id="no-factors"><td colspan="3">Nothing stands out: no single factor moves this lead\'s score '
+                "by a point or more.</td></tr>") in html
+        assert 'class="factor"' not in html and "Has a phone number" not in html
 
 
 PUBLIC_URL = "https://crm.example.com/leadscore"  # serving.public_url: as if behind a proxy at this prefix
@@ -123,6 +137,21 @@ def test_score_card_in_chromium_shows_score_tier_reason_and_bars(server, scored_
     assert bars == len(reasons)
     pixels = {color for _, color in Image.open(shot).convert("RGB").getcolors(maxcolors=1 << 24)}
     assert GREEN in pixels and RED in pixels  # the bars were drawn, in both directions
+
+
+def test_scores_and_their_cards_list_no_reason_worth_no_point(server, sample_dir):
+    """A low-score lead whose raising factors are each worth a fraction of a point gets no positive reason in
+    the answer, and its card shows only the bars of its real reasons: no "0 pts" row."""
+    leads = pd.read_csv(sample_dir / "leads.csv", dtype=str, keep_default_na=False, na_values=[""]).head(120)
+    records = [{k: v for k, v in row.items() if isinstance(v, str)} for row in leads.to_dict("records")]
+    scores = server.client().post("/score", {"leads": records, "as_of": "2025-12-31"}).json()["scores"]
+    listed = [f for s in scores for f in s["reasons"]["positive"] + s["reasons"]["negative"]]
+    assert listed and all(abs(round(f["points"])) >= 1 for f in listed)
+    nothing_up = [s for s in scores if not s["reasons"]["positive"]]
+    assert nothing_up  # the sample has such leads: before, their positive list was all "+0 pts"
+    for s in nothing_up[:3]:
+        card = Client(server.url).request("GET", _forwarded(s["card_url"]), headers=BROWSER).body.decode()
+        assert card.count('class="factor"') == len(s["reasons"]["negative"]) and "0 pts" not in card
 
 
 def test_a_lead_past_the_label_horizon_says_so_in_plain_words_on_its_card(server):
