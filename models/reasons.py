@@ -2,17 +2,20 @@
 
 Returned beside the score ("likely rejection: no_budget, 41%") so a rep knows what to qualify first,
 and marketing sees which sources attract which objections. It shares the conversion model's encoded
-feature frame, so there is no second feature path.
+feature frame, so there is no second feature path. The API and batch output keep the code (a CRM
+writes it back); people read it in words (`reason_in_words`: the score card, the audit).
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import lightgbm as lgb
 import numpy as np
 import pandas as pd
 
+from features.build import crm_spellings
 from models.gbm import predict_threads
 
 # Few, shallow trees: every scored lead pays one tree per class per round, and on held-out rejected
@@ -26,6 +29,23 @@ ROUNDS_WITHOUT_VALIDATION = 40
 # synthetic leads (the make-bench CRM) the best was 92 rounds; 40 were within 0.001 (held-out top-1
 # 0.545 vs 0.545, log loss 1.0989 vs 1.0979) and cost 2.4x less to predict for every scored lead.
 LOG_LOSS_TOLERANCE = 0.001
+
+
+def reason_spellings(outcomes: pd.DataFrame | None) -> dict[str, str]:
+    """Each reason code of an export's outcomes (stripped and lower-cased, as labels store it) -> the
+    export's most common spelling of it (`crm_spellings`): X Education's Tag "ringing" -> "Ringing"."""
+    if outcomes is None or "reason" not in outcomes.columns:
+        return {}
+    return crm_spellings(outcomes["reason"])
+
+
+def reason_in_words(code: str, spellings: Mapping[str, str]) -> str:
+    """A rejection reason code as people read it: as the export spells it (`reason_spellings`: "Ringing",
+    "Interested in other courses"), a code as words ("not_decision_maker" -> "Not decision maker"; one
+    sent to the service's feedback too). A code is lower case without spaces; "switched off" is the
+    CRM's own text, kept."""
+    text = spellings.get(code, code)
+    return text.replace("_", " ").capitalize() if text == text.lower() and " " not in text else text
 
 
 def _learnable_codes(reasons: pd.Series, min_rows: int) -> list[str]:
@@ -54,6 +74,9 @@ def shortfall(reasons: pd.Series, min_rows: int) -> str | None:
 class ReasonModel:
     classes: list[str]
     booster: lgb.Booster
+    # Each class as the training export spelled it (`reason_spellings`), for `reason_in_words` where no export
+    # is at hand (the score card). None: none known, also what a model pickled before this field reads.
+    spellings: dict[str, str] | None = None
 
     @classmethod
     def fit(
@@ -65,11 +88,16 @@ class ReasonModel:
         *,
         seed: int,
         min_rows: int,
+        spellings: Mapping[str, str] | None = None,
     ) -> "ReasonModel | None":
-        """Fit on rejected leads with a reason code; None when there is too little to learn from (`shortfall`)."""
+        """Fit on rejected leads with a reason code; None when there is too little to learn from (`shortfall`).
+
+        ``spellings``: the export's spelling of each code (`reason_spellings`), kept for the classes.
+        """
         if shortfall(reasons, min_rows):
             return None
         classes = _learnable_codes(reasons, min_rows)
+        kept = {c: spellings[c] for c in classes if c in spellings} if spellings else None
         code = {c: i for i, c in enumerate(classes)}
         train_mask = reasons.isin(classes).to_numpy()
         val_mask = reasons_val.isin(classes).to_numpy()
@@ -92,7 +120,8 @@ class ReasonModel:
         }
         train_set = lgb.Dataset(X[train_mask], reasons[train_mask].map(code).to_numpy())
         if val_mask.sum() < 10:
-            return cls(classes=classes, booster=lgb.train(params, train_set, num_boost_round=ROUNDS_WITHOUT_VALIDATION))
+            return cls(classes=classes, booster=lgb.train(params, train_set, num_boost_round=ROUNDS_WITHOUT_VALIDATION),
+                       spellings=kept)
         valid_set = lgb.Dataset(X_val[val_mask], reasons_val[val_mask].map(code).to_numpy(), reference=train_set)
         history: dict = {}
         booster = lgb.train(
@@ -101,7 +130,8 @@ class ReasonModel:
         )
         loss = np.asarray(history["validation"]["multi_logloss"])
         rounds = int(np.flatnonzero(loss <= loss.min() + LOG_LOSS_TOLERANCE)[0]) + 1
-        return cls(classes=classes, booster=lgb.Booster(model_str=booster.model_to_string(num_iteration=rounds)))
+        return cls(classes=classes, booster=lgb.Booster(model_str=booster.model_to_string(num_iteration=rounds)),
+                   spellings=kept)
 
     def predict_proba(self, X: pd.DataFrame) -> np.ndarray:
         if len(X) == 0:

@@ -69,6 +69,12 @@ class LeadScorer:
         return [d.name for d in self.catalog]
 
     @property
+    def reason_spellings(self) -> dict[str, str]:
+        """Each likely rejection reason code as the training export spelled it ("ringing" -> "Ringing"), for
+        ``models.reasons.reason_in_words``; empty without a reason model or for one pickled before it kept them."""
+        return (self.reasons.spellings if self.reasons is not None else None) or {}
+
+    @property
     def reads_activities(self) -> bool:
         """Whether scores depend on the leads' activities (dated data with activity types to count)."""
         return bool(self.features.activity_types) and self.data.dated

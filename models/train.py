@@ -87,6 +87,7 @@ def fit_scorer(
     calibration_weights: np.ndarray,
     age_days: np.ndarray | None = None,
     open_at: Callable[[np.ndarray], list[OpenAtAge]] | None = None,
+    reason_spellings: dict[str, str] | None = None,
 ) -> LeadScorer:
     """Fit every part of the scorer on the split's train/validation/calibration rows.
 
@@ -97,6 +98,8 @@ def fit_scorer(
             Not the policy weights: a soft negative did not convert, and counting it as half a
             lead made the demo model promise 16.3% to test leads of whom 14.4% converted.
         reasons: rejection reason code per row (NaN for non-rejected rows).
+        reason_spellings: how the export spells each reason code (``models.reasons.reason_spellings``), kept
+            by the reason model so the score card words its likely reason as the CRM does.
         age_days: each row's age at its snapshot (``TrainingSet.age_days``), which the calibration reads.
         open_at: the given rows' leads at every snapshot age they were open (``pipelines.dataset.open_at_ages``,
             which needs the export): the calibrator's age shifts are fit on the calibration leads so.
@@ -106,7 +109,7 @@ def fit_scorer(
     """
     mp = params.model
     if cross_validates(split, params):
-        return _fit_cv(features, y, weights, reasons, split, params, calibration_weights)
+        return _fit_cv(features, y, weights, reasons, split, params, calibration_weights, reason_spellings)
     catalog = feature_catalog(params.features)
     categorical = [d.name for d in catalog if d.kind == "categorical"]
     numeric = [d.name for d in catalog if d.kind == "numeric"]
@@ -155,7 +158,8 @@ def fit_scorer(
         params.tiers, scorer.predict_proba(features.iloc[reference], None if age_days is None else age_days[reference]))
     if mp.reason_model:
         scorer.reasons = ReasonModel.fit(
-            E_tr, reasons.iloc[tr], E_va, reasons.iloc[va], seed=mp.seed, min_rows=mp.reason_min_rows
+            E_tr, reasons.iloc[tr], E_va, reasons.iloc[va], seed=mp.seed, min_rows=mp.reason_min_rows,
+            spellings=reason_spellings,
         )
         if scorer.reasons is None:  # why, for `leadscore train` and model_info.json
             info["no_reason_model"] = reason_shortfall(reasons.iloc[tr], mp.reason_min_rows)
@@ -229,6 +233,7 @@ def _fit_cv(
     split: Split,
     params: Params,
     calibration_weights: np.ndarray,
+    reason_spellings: dict[str, str] | None = None,
 ) -> LeadScorer:
     """fit_scorer by K-fold cross-validation over the pooled train + validation + calibration rows."""
     mp = params.model
@@ -280,7 +285,7 @@ def _fit_cv(
         fit_rows, held_out = folds[0]
         scorer.reasons = ReasonModel.fit(
             E.iloc[fit_rows], reasons.iloc[rows[fit_rows]], E.iloc[held_out], reasons.iloc[rows[held_out]],
-            seed=mp.seed, min_rows=mp.reason_min_rows,
+            seed=mp.seed, min_rows=mp.reason_min_rows, spellings=reason_spellings,
         )
         if scorer.reasons is None:
             info["no_reason_model"] = reason_shortfall(reasons.iloc[rows[fit_rows]], mp.reason_min_rows)

@@ -54,6 +54,7 @@ from models.calibration import TierThresholds
 from models.metrics import (calibration_bins, capture_at, evaluate_scores, expected_calibration_error, fraction_key,
                             tier_table)
 from models.plots import calibration_plot, importance_plot
+from models.reasons import reason_in_words, reason_spellings
 from models.scorer import LeadScorer
 from models.splits import Split, make_split
 from pipelines import tracking
@@ -492,24 +493,17 @@ def lead_outcomes(training_set: TrainingSet, label: LabelParams, columns: Sequen
     out.loc[out["outcome"].eq("other") & status.isin(left_out).to_numpy(), "outcome"] = "excluded"
     converted, rejected = out["outcome"] == "converted", out["outcome"] == "rejected"
     outcomes = training_set.crm.outcomes
-    exported = outcomes["reason"] if outcomes is not None and "reason" in outcomes.columns else pd.Series(dtype=object)
-    out["reason"] = readable_reasons(frame["reason"].where(rejected), exported)
+    out["reason"] = readable_reasons(frame["reason"].where(rejected), reason_spellings(outcomes))
     if outcomes is not None and "amount" in outcomes.columns and outcomes["amount"].notna().any():
         amount = outcomes.set_index("lead_id")["amount"].reindex(frame.index)
         out["amount"] = pd.to_numeric(amount, errors="coerce").where(converted)
     return out
 
 
-def readable_reasons(reasons: pd.Series, exported: pd.Series) -> pd.Series:
-    """Rejection `reasons` (as labels store them, lower-cased) in the words marketing reads: as the `exported`
-    reasons spell them ("Interested in other courses"), a code as words ("not_decision_maker" -> "Not decision
-    maker"; one sent to the service's feedback too). A code is lower case without spaces; "Ringing" or
-    "switched off" is the CRM's own text, kept."""
-    def words(text: str) -> str:
-        return text.replace("_", " ").capitalize() if text == text.lower() and " " not in text else text
-
-    spellings = crm_spellings(exported)
-    return reasons.astype(object).map({v: words(spellings.get(v, v)) for v in pd.unique(reasons.dropna())})
+def readable_reasons(reasons: pd.Series, spellings: dict[str, str]) -> pd.Series:
+    """Rejection `reasons` (as labels store them, lower-cased) in the words marketing reads, as the score card
+    words a likely one (`models.reasons.reason_in_words` with the export's `spellings`)."""
+    return reasons.astype(object).map({v: reason_in_words(v, spellings) for v in pd.unique(reasons.dropna())})
 
 
 def reason_mix(segment: pd.Series, reason: pd.Series, top: int = TOP_REASONS) -> pd.DataFrame:

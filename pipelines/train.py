@@ -19,6 +19,7 @@ import pandas as pd
 
 from features.phrases import phrase_templates
 from models.card import log_card, model_card
+from models.reasons import reason_spellings
 from models.scorer import LeadScorer
 from models.splits import Split, make_split
 from models.train import fit_scorer
@@ -77,7 +78,8 @@ def fit_model(ts: TrainingSet, split: Split, params: Params) -> LeadScorer:
                          "employees, country, job_title, email, lead_source, ...) or an activity log")
     return fit_scorer(ts.features, ts.y, ts.weights, ts.reasons, split, params,
                       calibration_weights=ts.calibration_weights, age_days=ts.age_days,
-                      open_at=lambda rows: open_at_ages(ts, rows, params.features, params.features.snapshot_days))
+                      open_at=lambda rows: open_at_ages(ts, rows, params.features, params.features.snapshot_days),
+                      reason_spellings=reason_spellings(ts.crm.outcomes))
 
 
 def log_trained(scorer: LeadScorer, ts: TrainingSet, split: Split, params: Params, register: bool = True) -> TrainResult:

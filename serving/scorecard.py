@@ -6,9 +6,11 @@ locked-down network. Every value is escaped: lead ids and phrases come from CRM 
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from html import escape
 
 from models.explain import moves_score, shown_points
+from models.reasons import reason_in_words
 
 # What the card says when no factor moves the score by a point or more (``models.explain.moves_score``).
 NOTHING_STANDS_OUT = "Nothing stands out: no single factor moves this lead's score by a point or more."
@@ -48,7 +50,7 @@ def _points_text(points: float) -> str:
     return f"{whole:+d} pt{'' if abs(whole) == 1 else 's'}"
 
 
-def render(score: dict, tiers: list[str]) -> str:
+def render(score: dict, tiers: list[str], reason_spellings: Mapping[str, str] | None = None) -> str:
     """The score card of one lead.
 
     Args:
@@ -56,6 +58,8 @@ def render(score: dict, tiers: list[str]) -> str:
             likely_rejection_reason (+ probability), factors, model_name, model_version, scored_at, and
             past_horizon_note for a lead past the label horizon (shown above the factors).
         tiers: tier names best first, to show where the lead's tier sits.
+        reason_spellings: how the serving model's training export spelled each reason code
+            (``LeadScorer.reason_spellings``): the likely rejection reason reads "Ringing", "No budget".
     """
     # A score logged before the service listed factors by `moves_score` may hold 0-point ones: the same rule hides them.
     factors = [f for f in score.get("factors") or [] if moves_score(float(f["points"]))]
@@ -65,7 +69,8 @@ def render(score: dict, tiers: list[str]) -> str:
     reason = score.get("likely_rejection_reason")
     if reason:
         reason_p = score.get("likely_rejection_probability")
-        reason_text = escape(str(reason).replace("_", " ")) + (f" ({reason_p:.0%} if rejected)" if reason_p is not None else "")
+        reason_text = (escape(reason_in_words(str(reason), reason_spellings or {}))
+                       + (f" ({reason_p:.0%} if rejected)" if reason_p is not None else ""))
     else:
         reason_text = "not predicted"
     note = score.get("past_horizon_note")

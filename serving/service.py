@@ -332,7 +332,8 @@ class LeadScoreService:
         if latest is None:
             return _no_card(request, 404, f"lead {lead_id!r} has not been scored: its card exists once the CRM has "
                                           "sent the lead to POST /score", scorecard.not_found(lead_id))
-        return HTMLResponse(scorecard.render(latest, self.served.scorer.tiers.names))
+        scorer = self.served.scorer
+        return HTMLResponse(scorecard.render(latest, scorer.tiers.names, scorer.reason_spellings))
 
 
 metrics.count_by_route(lambda: LeadScoreService.openapi_spec.asdict()["paths"])

@@ -53,6 +53,14 @@ def test_card_bars_are_proportional_to_points():
     assert '<td class="pts">+14 pts</td>' in html and '<td class="pts">-5 pts</td>' in html
 
 
+def test_card_words_the_likely_rejection_reason_as_the_crm_spelled_it_in_training_else_the_code_as_words():
+    assert 'id="rejection">No budget (41% if rejected)</div>' in scorecard.render(_card(), ["A", "B"])
+    tags = {"ringing": "Ringing", "switched off": "switched off"}  # X Education's Tags, as its export spells them
+    for code, shown in (("ringing", "Ringing"), ("switched off", "switched off"), ("not_decision_maker", "Not decision maker")):
+        html = scorecard.render(_card(likely_rejection_reason=code), ["A", "B"], tags)
+        assert f'id="rejection">{shown} (41% if rejected)</div>' in html
+
+
 def test_card_points_read_as_a_rep_would_say_them_and_a_factor_worth_no_point_is_left_out():
     """A score logged before reasons were listed by whole points may hold '0 pts' ones: the card leaves them out."""
     logged = [{"signal": "s", "phrase": phrase, "value": "", "contribution": 0.1, "points": p}
@@ -133,7 +141,9 @@ def test_score_card_in_chromium_shows_score_tier_reason_and_bars(server, scored_
     reasons = scored_lead["reasons"]["positive"] + scored_lead["reasons"]["negative"]
     for factor in reasons:
         assert factor["phrase"] in text
-    assert scored_lead["likely_rejection_reason"].replace("_", " ") in text
+    code = scored_lead["likely_rejection_reason"]  # the API keeps the code ("no_budget") for the CRM to write back
+    assert code in {"not_decision_maker", "no_budget", "bad_timing", "competitor", "unresponsive", "student"}
+    assert code.replace("_", " ").capitalize() in text and code not in text  # the rep reads "No budget"
     assert bars == len(reasons)
     pixels = {color for _, color in Image.open(shot).convert("RGB").getcolors(maxcolors=1 << 24)}
     assert GREEN in pixels and RED in pixels  # the bars were drawn, in both directions

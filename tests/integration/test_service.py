@@ -692,6 +692,10 @@ def test_score_card_shows_the_latest_logged_score(client, leads):
     assert page.status == 200 and page.headers["content-type"].startswith("text/html")
     html = page.body.decode()
     assert f'id="score">{score["score"]}<' in html and f'id="tier">{score["tier"]}<' in html
+    # The answer keeps the reason code for the CRM; the card words it ("no_budget" -> "No budget").
+    code = score["likely_rejection_reason"]
+    assert code in {"not_decision_maker", "no_budget", "bad_timing", "competitor", "unresponsive", "student"}
+    assert f'id="rejection">{code.replace("_", " ").capitalize()} (' in html
     assert client.get("/leads/NEVER-SCORED").status == 404
 
 

@@ -663,10 +663,13 @@ def test_tier_notes_of_a_slice_without_leads_or_conversions_say_so_instead_of_na
 
 
 def test_x_education_audit_shows_pre_contact_signals_and_tags_as_rejection_reasons(x_education_csv, tmp_path):
+    """The top signals are pre-contact ones; rejection reasons read as X Education's Tags ("Ringing"), and the
+    score card words a lead's likely reason the same way, though /score and the CSV give the code."""
     from models.splits import make_split
     from pipelines.train import fit_model
     from pipelines.config import PROJECT_ROOT, load_params
     from pipelines.dataset import assemble
+    from serving import scorecard
 
     params = load_params(
         PROJECT_ROOT / "params.x_education.yaml",
@@ -674,7 +677,6 @@ def test_x_education_audit_shows_pre_contact_signals_and_tags_as_rejection_reaso
             "data.leads": str(x_education_csv),
             "model.tuning_trials": 2,
             "model.max_rounds": 300,
-            "model.reason_model": False,
             "tracking.uri": f"sqlite:///{tmp_path / 'mlflow.db'}",
         },
     )
@@ -698,6 +700,14 @@ def test_x_education_audit_shows_pre_contact_signals_and_tags_as_rejection_reaso
     assert any("no campaign values" in note for note in segments.notes)
     assert any("no deal amounts" in note for note in segments.notes)
     assert "won_revenue" not in segments.tables["by_lead_source"].columns
+
+    scores = scorer.predict(ts.features.head(300))
+    for code, tag in (("ringing", "Ringing"), ("interested in other courses", "Interested in other courses")):
+        lead = scores[scores["likely_rejection_reason"] == code].iloc[0]  # the code, as the API and CSV give it
+        card = scorecard.render({**lead.to_dict(), "factors": [], "model_name": "leadscore", "model_version": "1"},
+                                scorer.tiers.names, scorer.reason_spellings)
+        assert f'id="rejection">{tag} ({lead["likely_rejection_probability"]:.0%} if rejected)</div>' in card
+        assert tag in set(mix["reason"])  # as the audit words it
 
 
 def test_the_audit_builds_the_models_own_features_when_params_changed_since_training(trained, sample_params):
