@@ -272,6 +272,18 @@ def test_monitor_flags_the_source_whose_quality_dropped(production, tmp_path):
     assert "psi.lead_source" in run.data.metrics and "handoff.share of rejections with a reason code" in run.data.metrics
 
 
+def _latest_matured_cohort(params, store) -> tuple[pd.DataFrame, pd.Timestamp, pd.Index]:
+    """The score log, its as_of (latest score) and the leads first scored in the latest matured
+    recent_calibration_days (their label horizon passed by as_of): the cohort monitor judges on its own."""
+    horizon = pd.Timedelta(days=params.label.horizon_days)
+    log = store.score_log_frame()
+    as_of = log["scored_at"].max()
+    first = first_scores(log)["scored_at"]
+    cohort = first.index[(first > as_of - horizon - pd.Timedelta(days=params.monitor.recent_calibration_days))
+                         & (first <= as_of - horizon)]
+    return log, as_of, cohort
+
+
 def test_a_conversion_drop_in_the_latest_matured_quarter_is_flagged_though_the_year_dilutes_it(production, tmp_path):
     """A competitor arrives: half the leads first scored in the latest matured 90 days (scored 120 to 210 days
     before as_of, their 120-day horizon passed) that would have converted are lost to it. Over the 365-day
@@ -282,12 +294,8 @@ def test_a_conversion_drop_in_the_latest_matured_quarter_is_flagged_though_the_y
     from serving.store import Store
 
     params, crm, store = production
-    mp, horizon = params.monitor, pd.Timedelta(days=params.label.horizon_days)
-    log = store.score_log_frame()
-    as_of = log["scored_at"].max()
-    first = first_scores(log)["scored_at"]
-    cohort = first.index[(first > as_of - horizon - pd.Timedelta(days=mp.recent_calibration_days))
-                         & (first <= as_of - horizon)]
+    mp = params.monitor
+    log, as_of, cohort = _latest_matured_cohort(params, store)
     won = crm.outcomes["lead_id"].isin(cohort) & (crm.outcomes["status"] == "converted")
     lost = won & (np.random.default_rng(3).random(len(won)) < 0.5)
     assert lost.sum() > 20
@@ -320,12 +328,8 @@ def test_a_source_that_stopped_converting_in_the_latest_matured_quarter_is_flagg
     from serving.store import Store
 
     params, crm, store = production
-    mp, horizon = params.monitor, pd.Timedelta(days=params.label.horizon_days)
-    log = store.score_log_frame()
-    as_of = log["scored_at"].max()
-    first = first_scores(log)["scored_at"]
-    cohort = first.index[(first > as_of - horizon - pd.Timedelta(days=mp.recent_calibration_days))
-                         & (first <= as_of - horizon)]
+    mp = params.monitor
+    log, as_of, cohort = _latest_matured_cohort(params, store)
     webinar = crm.leads.loc[crm.leads["lead_id"].isin(cohort) & (crm.leads["lead_source"] == "webinar"), "lead_id"]
     lost = crm.outcomes["lead_id"].isin(webinar) & (crm.outcomes["status"] == "converted")
     assert lost.sum() >= 5
