@@ -29,7 +29,7 @@ import pandas as pd
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from features.build import FeatureDef, feature_catalog, lead_age_days, older_than_horizon
+from features.build import FeatureDef, crm_spellings, feature_catalog, lead_age_days, older_than_horizon
 from features.labels import build_labels, outcome_group
 from models.encoding import most_frequent
 from models.metrics import expected_calibration_error
@@ -326,7 +326,8 @@ class MonitorReport:
 
     @property
     def findings(self) -> list[tuple[str, str]]:
-        """(status, sentence) for every warn/alert, alerts first."""
+        """(status, sentence) for every warn/alert, alerts first: drifting features in one sentence per level
+        (they share a cause to look for), every other check in its own."""
         out = []
         for level in ("alert", "warn"):  # one finding per level: the features share a cause to look for
             shifted = self.drift[self.drift["status"] == level]
@@ -542,6 +543,15 @@ def assess(
 # ----------------------------------------------------------------------------- I/O edge
 
 
+def _as_spelled(unseen: dict[str, pd.Series] | None, leads: pd.DataFrame) -> dict[str, pd.Series] | None:
+    """``LeadScorer.unseen_values`` with each value as the export spells it most ('TikTok', not the 'tiktok'
+    the model compares), as batch scoring names them (``features.build.crm_spellings``)."""
+    if unseen is None:
+        return None
+    return {column: counts.rename(index=crm_spellings(leads[column])) if column in leads.columns else counts
+            for column, counts in unseen.items()}
+
+
 def _features_as_scored(crm, scored: pd.DataFrame, spec, dated: bool) -> pd.DataFrame:
     """Feature frame of scored leads as the model saw them at each one's first score (the one feature
     function, as of the score's features_as_of: a request's as_of can lie months before scored_at)."""
@@ -708,7 +718,7 @@ def monitor(
         reference, reference_scores, recent, recent_scores,
         calibration_frame, labels.loc[calibration_frame.index, "label"].to_numpy(),
         scored[~merged], feedback, catalog, champion.tiers.names[0], params, as_of, model,
-        champion.unseen_values(recent),
+        _as_spelled(champion.unseen_values(recent), crm.leads),
     )
     report.notes, report.feedback = notes, known.feedback.line()
     tracking.configure(params)
