@@ -703,9 +703,9 @@ def monitor(
     # since without the export or the store saying so: it is not counted as unconverted.
     export_end = data_as_of(crm) if dated else None
     labels = build_labels(leads, known.outcomes, params.label, as_of if dated else None, known_until=export_end).frame
-    unseen = int((labels["rule"] == "censored:open_past_export").sum())
-    if unseen:
-        notes.append(f"{unseen:,} leads first scored in the {mp.calibration_days} days to {as_of:%Y-%m-%d} passed their "
+    censored = int((labels["rule"] == "censored:open_past_export").sum())
+    if censored:
+        notes.append(f"{censored:,} leads first scored in the {mp.calibration_days} days to {as_of:%Y-%m-%d} passed their "
                      f"{horizon}-day horizon after the export ends ({export_end:%Y-%m-%d}) with no "
                      "decision in it or the feedback store: left out of calibration (whether they converted is not "
                      "known; a newer export tells)")
