@@ -18,8 +18,8 @@ from pydantic import TypeAdapter, ValidationError
 from features import phrases
 from features.labels import policy_reason
 from models.scorer import LeadScorer
-from pipelines.config import DataParams, LabelParams, label_key
-from pipelines.ingest import API_CLIENT, Problem, as_of_time, contract_status, crm_column, not_answered, translate
+from pipelines.config import DataParams, LabelParams
+from pipelines.ingest import API_CLIENT, Problem, alike_column, as_of_time, contract_status, crm_column, not_answered, translate
 from serving.schemas import Identifier
 from serving.security import card_link, error_message, field_path
 from serving.store import decision_date, email_sha256, utc_naive
@@ -159,9 +159,8 @@ def _lacking(p: Problem, frames: RequestFrames, from_activity: bool) -> list[dic
     rows = frames.activities if from_activity else frames.leads
     out = []
     for i in range(len(rows)) if p.row is None else [p.row - 1]:
-        alike = [name for name, value in rows.iloc[i].items()
-                 if name != p.column and label_key(name) == label_key(p.column) and pd.notna(value)]
-        hint = f" (it has {alike[0]!r}: field names must match exactly)" if alike else ""
+        alike = alike_column([name for name, value in rows.iloc[i].items() if pd.notna(value)], p.column)
+        hint = f" (it has {alike!r}: field names must match exactly)" if alike else ""
         out.append(_detail(_location(i, p.column, from_activity, frames),
                            f"required field {p.column!r} missing or empty{hint}", "missing"))
     return out
