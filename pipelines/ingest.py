@@ -799,6 +799,14 @@ _COMMA_DECIMAL = (r"[-+]?(?:[1-9]\d{0,2}(?P<sep>[. \u00a0\u202f])\d{3}(?:(?P=sep
 _ONE_GROUP = r"[-+]?[1-9]\d{0,2}[.,]\d{3}"
 
 
+# How a number that is refused for its separators should be written, by how the file writes numbers.
+_DECIMAL_MARK_HINT: dict[str, str] = {
+    "point": "with a decimal point and no thousands separator: 1234.5",
+    "comma": "with a decimal comma and no thousands separator: 1234,5",
+    "either": "with no thousands separator: 1234,5 or 1234.5",
+}
+
+
 def _with_decimal_point(values: pd.Series, text: pd.Series) -> pd.Series:
     """`values` with those whose `text` is written with a decimal comma (`_COMMA_DECIMAL`) rewritten as Python
     writes numbers: 1.234,5 -> 1234.5. Others (2.5, 1e3, not numbers) are left for the number parser as sent."""
@@ -914,8 +922,7 @@ def prepare_table(
         if unread.any():  # "NaN" as text is a missing value, as a float NaN is (pandas writes it so)
             unread[unread] = ~_as_text(values[unread]).str.strip().str.lower().eq("nan").to_numpy(dtype=bool)
         flag(unread, column, "bad_number", lambda v: f"not a number: {_as_sent(v)}" + (
-            " (write numbers with a decimal point and no thousands separator: 1234.5)"
-            if _GROUPED_DIGITS.search(str(v)) else ""))
+            f" (write numbers {_DECIMAL_MARK_HINT[decimal_mark]})" if _GROUPED_DIGITS.search(str(v)) else ""))
         if decimal_mark == "either" and text is not None:
             flag(text.str.fullmatch(_ONE_GROUP).fillna(False), column, "bad_number", lambda v: (
                 f"ambiguous number {_as_sent(v)}: in a file separated by ';' (as Excel writes where the decimal mark "

@@ -1035,7 +1035,7 @@ def test_a_semicolon_export_reads_its_numbers_as_excel_writes_them_where_the_dec
     point read there too; a number that reads both ways (1.200, 1,200: 1200 or 1.2) refuses its row, naming it."""
     leads = [lead("L1", employees="2,5"), lead("L2", employees="1.234,5"), lead("L3", employees="1.234.567"),
              lead("L4", employees="0,125"), lead("L5", employees="2.5"), lead("L6", employees="1.200"),
-             lead("L7", employees="1,200"), lead("L8", employees="12")]
+             lead("L7", employees="1,200"), lead("L8", employees="12"), lead("L9", employees="1,234,567")]
     amounts = {"L1": "-0,75", "L2": "1.250.000,00", "L3": "3,5", "L4": "7", "L8": "1 234,5"}  # a refund; a French
     outcomes = [outcome(lead_id) | {"amount": amount} for lead_id, amount in amounts.items()]  # thousands space
     params = semicolon_export(tmp_path, leads, outcomes)
@@ -1047,6 +1047,8 @@ def test_a_semicolon_export_reads_its_numbers_as_excel_writes_them_where_the_dec
     assert crm.outcomes.set_index("lead_id")["amount"].to_dict() == {
         "L1": -0.75, "L2": 1250000.0, "L3": 3.5, "L4": 7.0, "L8": 1234.5}
     assert [str(p) for p in crm.report.problems] == [
+        "leads.csv row 9 (header not counted), column 'Employees' (employees): not a number: '1,234,567' (write "
+        "numbers with no thousands separator: 1234,5 or 1234.5)"] + [  # either mark reads there, not only a point
         f"leads.csv row {row} (header not counted), column 'Employees' (employees): ambiguous number {value!r}: in a "
         f"file separated by ';' (as Excel writes where the decimal mark is a comma) it may be {readings}; set "
         "data.decimal_mark to comma or point, as the file writes numbers, or write it with no thousands separator"
