@@ -580,13 +580,12 @@ def not_answered(value, data: DataParams) -> bool:
 
 
 def _missing_to_na(columns: dict[str, pd.Series], missing_values: list[str]) -> None:
-    """Cells that mean 'not answered' (compared stripped) become NA.
+    """Cells that mean 'not answered' (compared stripped) become NA: blank ones always, as `not_answered`
+    reads a request's field, and data.missing_values.
 
     Stripped and matched by Arrow kernels (`_missing_cells`), without a Python object per cell.
     """
-    missing = list(dict.fromkeys(v.strip() for v in missing_values))
-    if not missing:
-        return
+    missing = list(dict.fromkeys(["", *(v.strip() for v in missing_values)]))
     for name, values in columns.items():
         if not _is_text(values) or len(values) == 0:
             continue

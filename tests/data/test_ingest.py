@@ -562,6 +562,19 @@ def test_missing_values_become_na_but_a_real_na_value_survives(tmp_path):
     assert crm.leads["industry"].isna().tolist() == [True, False]
 
 
+def test_a_blank_cell_is_not_answered_even_when_missing_values_is_empty():
+    """data.missing_values defaults to none; a blank or spaces-only number refused its row there ("not a number:
+    '  '"), though /feedback and /docs.json read a blank field as not known (ingest.not_answered)."""
+    data = DataParams(leads="unused", missing_values=[])
+    raw = pd.DataFrame({"lead_id": ["L1", "L2"], "created_at": ["2025-01-01", "2025-01-02"],
+                        "employees": ["", "  "], "industry": ["  ", "software"]})
+
+    leads, problems = prepare_table(raw, "leads", data)
+
+    assert problems == [] and leads["lead_id"].tolist() == ["L1", "L2"]
+    assert leads["employees"].isna().all() and leads["industry"].isna().tolist() == [True, False]
+
+
 def test_value_maps_translate_crm_codes_including_numeric_columns():
     data = DataParams(leads="x", value_maps={"status": {"1": "converted", "0": "rejected"}})
     raw = pd.DataFrame({"lead_id": [7, 8], "status": [1.0, 0.0]})  # ints read back from SQL as floats
