@@ -259,19 +259,20 @@ def read_source(spec: str, data: DataParams, base_dir: Path) -> pd.DataFrame:
     path = Path(spec).expanduser()
     path = path if path.is_absolute() else base_dir / path
     readable_file("CRM export", path)
+    dropped = set(data.drop_columns)
     if is_parquet(path):
-        table = bytes_as_text(pq.read_table(path), path)
-        frame = _usual_dtypes(table.to_pandas(types_mapper=_NULLABLE_INTEGERS.get))  # ids with a NULL stay exact
-        return frame.drop(columns=data.drop_columns, errors="ignore")
+        refuse_repeated_columns(path, dropped)
+        kept = [name for name in pq.read_schema(path).names if name not in dropped]  # a dropped repeated name unread
+        table = bytes_as_text(pq.read_table(path, columns=kept), path)
+        return _usual_dtypes(table.to_pandas(types_mapper=_NULLABLE_INTEGERS.get))  # ids with a NULL stay exact
     if ".csv" not in path.name.lower():
         raise ValueError(f"{path}: unsupported file type; use .csv (optionally compressed) or .parquet")
     mapped_to_text = {
         crm for table in TABLES for crm, contract in getattr(data.mapping, table).items() if contract in TEXT_COLUMNS
     }
-    dropped = set(data.drop_columns)
     sep = csv_delimiter(path)
     try:
-        refuse_repeated_columns(path, sep, dropped)
+        refuse_repeated_columns(path, dropped)
         return pd.read_csv(
             path,
             sep=sep,
@@ -336,12 +337,14 @@ def readable_file(kind: str, path: Path) -> None:
         raise ValueError(f"the {kind} file {path} cannot be read: {err.strerror or err}") from None
 
 
-def refuse_repeated_columns(path: Path, sep: str, dropped: set[str]) -> None:
-    """Refuse a CSV whose header names a column twice (a report joining two objects: the lead's 'Created Date'
-    and the account's): pandas reads the second as 'Created Date.1', so which one the mapping read was chance.
-    Columns in data.drop_columns are read neither time. The export and the files `score` reads alike."""
-    header = pd.read_csv(path, sep=sep, header=None, nrows=1, dtype=str, encoding="utf-8-sig").iloc[0]
-    repeated = [name for name, n in Counter(header.dropna()).items() if n > 1 and name not in dropped]
+def refuse_repeated_columns(path: Path, dropped: set[str]) -> None:
+    """Refuse a CSV or Parquet file whose header names a column twice (a report joining two objects: the lead's
+    'Created Date' and the account's): pandas reads the second as 'Created Date.1', so which one the mapping read
+    was chance, and Arrow stopped on 'Multiple matches'. Columns in data.drop_columns are read neither time. The
+    export and the files `score` reads alike."""
+    header = (pq.read_schema(path).names if is_parquet(path) else pd.read_csv(
+        path, sep=csv_delimiter(path), header=None, nrows=1, dtype=str, encoding="utf-8-sig").iloc[0].dropna().tolist())
+    repeated = [name for name, n in Counter(header).items() if n > 1 and name not in dropped]
     if repeated:
         raise ValueError(f"{path}: the header names {', '.join(map(repr, repeated))} more than once, so which column "
                          "is meant is unclear; rename the copies in the export, or list the name in data.drop_columns "

@@ -399,9 +399,8 @@ def score_file(
     for kind, path in (("leads", input_path), ("activities", activities_path)):  # before anything is written
         if path is not None:
             readable_file(kind, path)
-            if not is_parquet(path):
-                dropped = set(scorer.data.drop_columns)
-                _readable(path, lambda: refuse_repeated_columns(path, csv_delimiter(path), dropped))
+            dropped = set(scorer.data.drop_columns)
+            _readable(path, lambda: refuse_repeated_columns(path, dropped))
     with _Staged([output_path, rejects_path, activity_rejects]) as staged:
         summary = _score_chunks(scorer, input_path, staged.temp[output_path], activities_path, as_of, chunk_size,
                                 staged.temp[rejects_path], staged.temp[activity_rejects], progress, top_factors)

@@ -427,6 +427,18 @@ def test_a_csv_naming_a_column_twice_is_refused_before_anything_is_written(tmp_p
     assert not (tmp_path / "scores.csv").exists()
 
 
+def test_a_parquet_file_naming_a_column_twice_is_refused_before_anything_is_written(tmp_path):
+    """Arrow stopped on a bare 'Multiple matches for FieldRef.Name(industry)' traceback; the CSV's rule holds."""
+    table = pa.Table.from_arrays([pa.array(["L1"]), pa.array(["software"]), pa.array(["retail"])],
+                                 names=["lead_id", "industry", "industry"])
+    pq.write_table(table, tmp_path / "leads.parquet")
+    scorer = SimpleNamespace(data=DataParams(leads="unused"))  # refused before any lead is scored
+
+    with pytest.raises(ValueError, match=r"leads.parquet: the header names 'industry' more than once"):
+        score_file(scorer, tmp_path / "leads.parquet", tmp_path / "scores.csv", progress=False)
+    assert not (tmp_path / "scores.csv").exists()
+
+
 def test_a_crm_number_column_with_text_in_it_rejects_that_row_and_the_file_still_scores(x_education_csv, tmp_path):
     """X Education's visit count and time on site are number columns of the CRM's own (features.numeric):
     "lots" or "1,234" in one goes to the rejects file with its row and column, like a bad contract number,

@@ -373,6 +373,20 @@ def test_a_csv_naming_a_column_twice_is_refused_unless_that_name_is_dropped(tmp_
     assert load_crm(dropped).leads["industry"].isna().all()
 
 
+def test_a_parquet_export_naming_a_column_twice_is_refused_unless_that_name_is_dropped(tmp_path):
+    """Arrow stopped on a bare 'Multiple matches for FieldRef.Name(Industry)' traceback; the CSV's rule holds."""
+    params = crm_params(tmp_path, [lead("L1")])
+    columns = {"Lead ID": "L1", "Created Date": "2024-01-05", "Industry": "software"}
+    table = pa.Table.from_arrays([pa.array([v]) for v in [*columns.values(), "retail"]], names=[*columns, "Industry"])
+    pq.write_table(table, tmp_path / "leads.parquet")
+    data = {**params.data.model_dump(), "leads": str(tmp_path / "leads.parquet")}
+
+    with pytest.raises(ValueError, match=r"leads.parquet: the header names 'Industry' more than once"):
+        load_crm(Params.model_validate({**params.model_dump(), "data": data}))
+    dropped = Params.model_validate({**params.model_dump(), "data": {**data, "drop_columns": ["Industry"]}})
+    assert load_crm(dropped).leads["lead_id"].tolist() == ["L1"]
+
+
 def test_created_at_is_optional_for_undated_exports(tmp_path):
     rows = [{"Lead ID": "L1", "Industry": "software"}]
     params = crm_params(tmp_path, rows, dated=False)
