@@ -9,6 +9,7 @@ export instead of guessing, and every row that does not reach the canonical tabl
 from __future__ import annotations
 
 import csv
+import difflib
 import os
 import re
 from collections import Counter
@@ -889,7 +890,7 @@ def prepare_table(
             alike = alike_column(raw.columns, expected)
             fix = ("it is listed in data.drop_columns, which no table reads; take it out of that list"
                    if expected in data.drop_columns else
-                   f"the export has {alike!r}, written with other blanks or letter case: rename it, or map it in "
+                   f"the export has {alike!r}, {ALIKE}: rename it, or map it in "
                    f"data.mapping.{table}" if alike else f"set data.mapping.{table} if the CRM names it differently")
             problems.append(
                 Problem(source, None, expected, f"missing required column {expected!r} (contract column "
@@ -1099,16 +1100,29 @@ def crm_column(data: DataParams, table: str, contract: str) -> str:
     return next((crm for crm, column in mapping.items() if column == contract), contract)
 
 
+# How close (difflib's ratio, 0-1) a header must be to a wanted name to be named as its misspelling: 'Industy' for
+# 'Industry' is 0.93; 'Lead Score' for 'Lead Source' (0.86), another field, is not named.
+ALIKE_RATIO = 0.88
+ALIKE = "which looks like the same name written differently"  # how messages name an `alike_column`
+
+
 def alike_column(header, name: str) -> str | None:
-    """The column of ``header`` that is ``name`` written with other blanks or letter case ('Lead ID ', 'LEAD ID'),
-    None when there is none: Excel and hand-edited headers gain them, and a mapping matches names exactly."""
-    return next((column for column in header if column != name and label_key(column) == label_key(name)), None)
+    """The column of ``header`` that looks like ``name`` written differently, None when there is none: with other
+    blanks or letter case ('Lead ID ', 'LEAD ID'), as Excel and hand-edited headers gain them, else the closest
+    misspelling ('Industy'); a mapping matches names exactly."""
+    others = [column for column in header if column != name]
+    same = next((column for column in others if label_key(column) == label_key(name)), None)
+    if same is not None:
+        return same
+    keys = {label_key(column): column for column in reversed(others)}  # the first column of a key wins
+    close = difflib.get_close_matches(label_key(name), list(keys), n=1, cutoff=ALIKE_RATIO)
+    return keys[close[0]] if close else None
 
 
 def absent_columns(header, table: str, data: DataParams, wanted: list[str]) -> dict[str, str | None]:
     """The CRM names of the ``wanted`` contract columns of ``table`` that no column of ``header`` maps to
     (``data.drop_columns`` are never read, so they count as absent), each with the column of ``header`` that
-    is it written with other blanks or letter case (``alike_column``; None when there is none)."""
+    looks like it written differently (``alike_column``; None when there is none)."""
     mapping, dropped = _column_mapping(table, data), set(data.drop_columns)
     present = {mapping.get(column, column) for column in header if column not in dropped}
     absent = [crm_column(data, table, column) for column in wanted if column not in present]
@@ -1116,9 +1130,9 @@ def absent_columns(header, table: str, data: DataParams, wanted: list[str]) -> d
 
 
 def absent_columns_text(absent: dict[str, str | None]) -> str:
-    """``absent_columns`` for a message: "'Industry' (it has 'Industry ', written with other blanks or letter
-    case), 'campaign'"."""
-    return ", ".join(repr(name) + (f" (it has {alike!r}, written with other blanks or letter case)" if alike else "")
+    """``absent_columns`` for a message: "'Industry' (it has 'Industry ', which looks like the same name written
+    differently), 'campaign'"."""
+    return ", ".join(repr(name) + (f" (it has {alike!r}, {ALIKE})" if alike else "")
                      for name, alike in absent.items())
 
 

@@ -343,19 +343,24 @@ def test_missing_required_column_is_fatal_even_when_dropping_and_names_the_mappi
     assert "leads.csv" in str(err.value) and "'Created Date'" in str(err.value) and "created_at" in str(err.value)
 
 
-def test_a_required_column_written_with_other_blanks_or_case_is_named_in_the_error(tmp_path):
-    """A header cell edited in Excel ('created date ', 'LEAD ID') is no mapped name; the error said only to set
-    data.mapping, though the column was there."""
-    rows = [{"LEAD ID": "L1", "Created Date ": "2024-01-05"}]
+def test_a_required_column_written_differently_is_named_in_the_error(tmp_path):
+    """A header cell edited in Excel ('LEAD ID') or misspelt ('Creatd Date') is no mapped name; the error said only
+    to set data.mapping, though the column was there. A different field that merely resembles one is not named."""
+    rows = [{"LEAD ID": "L1", "Creatd Date": "2024-01-05"}]
     with pytest.raises(ContractError) as err:
         load_crm(crm_params(tmp_path, rows))
     messages = [p.message for p in err.value.problems]
     assert messages == [
-        "missing required column 'Lead ID' (contract column lead_id; the export has 'LEAD ID', written with other "
-        "blanks or letter case: rename it, or map it in data.mapping.leads)",
-        "missing required column 'Created Date' (contract column created_at; the export has 'Created Date ', "
-        "written with other blanks or letter case: rename it, or map it in data.mapping.leads)",
+        "missing required column 'Lead ID' (contract column lead_id; the export has 'LEAD ID', which looks like the "
+        "same name written differently: rename it, or map it in data.mapping.leads)",
+        "missing required column 'Created Date' (contract column created_at; the export has 'Creatd Date', which "
+        "looks like the same name written differently: rename it, or map it in data.mapping.leads)",
     ]
+    with pytest.raises(ContractError) as err:
+        load_crm(crm_params(tmp_path, [{"Lead ID": "L1", "Updated Date": "2024-01-05"}]))
+    assert [p.message for p in err.value.problems] == [
+        "missing required column 'Created Date' (contract column created_at; set data.mapping.leads if the CRM names "
+        "it differently)"]
 
 
 def test_a_csv_naming_a_column_twice_is_refused_unless_that_name_is_dropped(tmp_path):

@@ -712,8 +712,8 @@ def test_training_warns_of_a_column_the_features_read_that_the_export_lacks(smal
     params = training_params({**small_export, "leads": leads}, tmp_path, monkeypatch)
     result = run(command, "--params", str(params))
     assert result.exit_code == 0, result.output
-    assert (f"WARNING data.leads ({tmp_path / 'leads.csv'}) has no column 'industry' (it has 'Industry ', written with "
-            "other blanks or letter case), 'campaign', which the features read: every lead trains as not having it; "
+    assert (f"WARNING data.leads ({tmp_path / 'leads.csv'}) has no column 'industry' (it has 'Industry ', which looks "
+            "like the same name written differently), 'campaign', which the features read: every lead trains as not having it; "
             "check the export's columns or data.mapping.leads") in " ".join(result.output.split())
 
 
