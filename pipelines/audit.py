@@ -77,6 +77,8 @@ RARE_SUFFIX = f"with under {MIN_LEVEL_ROWS} leads)"  # ends the row of a categor
 MISSING = "(missing)"  # a lead without a value: a level of its own in every table, and a segment to slice by
 NO_REASON = "(no reason given)"
 OTHER_REASONS = "(other reasons)"
+# The one reason row of a source or campaign with too few rejections to split by reason, as rare values are pooled.
+FEW_REJECTIONS = f"(under {MIN_LEVEL_ROWS} rejections: too few to split by reason)"
 SCORER_LABEL = "leadscore"
 # Where a section's first note says what the numbers mean, in words (the sections use them as written here).
 EFFECT = ("A signal's effect is how far it moves a lead's score, in log-odds, the model's own scale: +0.7 about "
@@ -511,6 +513,9 @@ def reason_mix(segment: pd.Series, reason: pd.Series, top: int = TOP_REASONS) ->
 
     Rejections without a reason stay a row of their own (NO_REASON) instead of competing with the
     named reasons: in many CRMs it is the largest group and would hide what reps did write down.
+    A segment with fewer than MIN_LEVEL_ROWS rejections has one row, FEW_REJECTIONS: X Education's
+    "Welingak Website" split 100% one way from its 2 rejections says nothing, as a value of 2 leads is
+    pooled in the dependence table.
 
     Args:
         segment: the segment of each rejected lead (named like the segment column).
@@ -519,12 +524,14 @@ def reason_mix(segment: pd.Series, reason: pd.Series, top: int = TOP_REASONS) ->
     Returns:
         ``<segment>``, ``reason``, ``rejected`` (leads), ``share`` (of the segment's rejections, so
         shares sum to 1 per segment); per segment the named reasons most frequent first, then
-        OTHER_REASONS, then NO_REASON.
+        OTHER_REASONS, then NO_REASON; or FEW_REJECTIONS alone.
     """
     by = segment.name
     frame = pd.DataFrame({by: segment.to_numpy(), "reason": reason.astype(object).fillna(NO_REASON).to_numpy()})
+    few = frame.groupby(by)["reason"].transform("size") < MIN_LEVEL_ROWS
+    frame.loc[few, "reason"] = FEW_REJECTIONS
     counts = frame.groupby([by, "reason"]).size().rename("rejected").reset_index()
-    counts["rank"] = np.where(counts["reason"] == NO_REASON, 2, 0)
+    counts["rank"] = np.select([counts["reason"] == NO_REASON, counts["reason"] == FEW_REJECTIONS], [2, 3], 0)
     counts = counts.sort_values([by, "rank", "rejected", "reason"], ascending=[True, True, False, True])
     named = counts["rank"] == 0
     pooled = named & (counts[named].groupby(by).cumcount().reindex(counts.index, fill_value=0) >= top)
@@ -545,7 +552,8 @@ def segment_outcomes(outcomes: pd.DataFrame, by: str, top_reasons: int = TOP_REA
     Returns:
         The summary (``<by>``, ``leads``, ``decided``, ``converted``, ``rejected``,
         ``conversion_rate``, ``acceptance_rate``, ``top_rejection_reason`` (most frequent named
-        reason), ``top_reason_share`` and ``no_reason_share`` (of the rejections), and ``won_revenue``
+        reason), ``top_reason_share`` and ``no_reason_share`` (of the rejections; all three blank under
+        MIN_LEVEL_ROWS rejections, which `reason_mix` does not split), and ``won_revenue``
         when `outcomes` has ``amount``), most leads first; and the `reason_mix`.
 
     Raises:
@@ -573,11 +581,12 @@ def segment_outcomes(outcomes: pd.DataFrame, by: str, top_reasons: int = TOP_REA
     summary["acceptance_rate"] = 1 - summary["rejected"] / decided
     rejected = outcome.eq("rejected").to_numpy()
     mix = reason_mix(segment[rejected], outcomes["reason"][rejected], top_reasons)
-    top = mix[~mix["reason"].isin([OTHER_REASONS, NO_REASON])].groupby(by).head(1).set_index(by)
+    top = mix[~mix["reason"].isin([OTHER_REASONS, NO_REASON, FEW_REJECTIONS])].groupby(by).head(1).set_index(by)
     summary["top_rejection_reason"] = top["reason"].reindex(summary.index)
     summary["top_reason_share"] = top["share"].reindex(summary.index)
     no_reason = mix[mix["reason"] == NO_REASON].set_index(by)["share"]
-    summary["no_reason_share"] = no_reason.reindex(summary.index, fill_value=0.0).where(summary["rejected"] > 0)
+    summary["no_reason_share"] = no_reason.reindex(summary.index, fill_value=0.0).where(
+        summary["rejected"] >= MIN_LEVEL_ROWS)  # a share of too few rejections, as reason_mix splits none
     if "won_revenue" in summary.columns:
         summary = summary[[c for c in summary.columns if c != "won_revenue"] + ["won_revenue"]]
     summary = summary.reset_index().sort_values(["leads", by], ascending=[False, True]).reset_index(drop=True)
@@ -623,8 +632,9 @@ def rejection_headlines(summary: pd.DataFrame, by: str, limit: int = HEADLINE_SE
     """Sentences for the segments with most rejections: 'lead source webinar: ... mostly for no_budget'.
 
     Most rejections, not the highest rejection rate: where the rejected leads come from, so the biggest
-    segments lead; the first sentence says so, and a segment with fewer than MIN_LEVEL_ROWS decided leads
-    is said to be too small for its rate to mean much.
+    segments lead; the first sentence says so, a segment with fewer than MIN_LEVEL_ROWS decided leads
+    is said to be too small for its rate to mean much, and one with fewer rejections than that too small to split
+    by reason (`reason_mix`).
     """
     rejected = summary[summary["rejected"] > 0].sort_values(["rejected", by], ascending=[False, True]).head(limit)
     if rejected.empty:
@@ -642,6 +652,8 @@ def rejection_headlines(summary: pd.DataFrame, by: str, limit: int = HEADLINE_SE
             line += f"; {row['no_reason_share']:.0%} without a reason"
         if row["decided"] < MIN_LEVEL_ROWS:
             line += f"; under {MIN_LEVEL_ROWS} leads with an outcome, too few for these rates to say much"
+        elif row["rejected"] < MIN_LEVEL_ROWS:
+            line += f"; under {MIN_LEVEL_ROWS} rejections, too few to split by reason"
         lines.append(line)
     return lines
 
@@ -770,13 +782,23 @@ def segments_plot(summary: pd.DataFrame, mix: pd.DataFrame, by: str) -> Figure:
         rates.legend(loc="lower right", fontsize="small")
     shares = mix[mix[by].isin(names)].pivot_table(index=by, columns="reason", values="share", fill_value=0.0)
     shares = shares.reindex(names, fill_value=0.0)
-    named = shares.drop(columns=[OTHER_REASONS, NO_REASON], errors="ignore").sum().sort_values(ascending=False).index
+    pooled = [OTHER_REASONS, NO_REASON, FEW_REJECTIONS]
+    named = shares.drop(columns=pooled, errors="ignore").sum().sort_values(ascending=False).index
     colors = {reason: REASON_COLORS[i % len(REASON_COLORS)] for i, reason in enumerate(named)}
     colors |= {OTHER_REASONS: "silver", NO_REASON: "dimgray"}
     left = np.zeros(len(shares))
-    for reason in [*named, *(r for r in (OTHER_REASONS, NO_REASON) if r in shares.columns)]:
+    for reason in [*named, *(r for r in pooled[:2] if r in shares.columns)]:
         reasons.barh(position, shares[reason], left=left, label=str(reason), color=colors[reason])
         left += shares[reason].to_numpy()
+    if FEW_REJECTIONS in shares.columns:  # hatched and labelled with its count, a bar of no reason in particular
+        few = shares[FEW_REJECTIONS].to_numpy() > 0
+        reasons.barh(position[few], shares[FEW_REJECTIONS].to_numpy()[few], label=FEW_REJECTIONS, color="whitesmoke",
+                     edgecolor="silver", hatch="///")
+        counts = mix[mix["reason"] == FEW_REJECTIONS].set_index(by)["rejected"]
+        for y, name in zip(position[few], names[few]):
+            n = int(counts[name])
+            reasons.text(0.5, y, f"{n} rejection{'s' * (n != 1)}: too few to split", ha="center", va="center",
+                         fontsize="small")
     reasons.set(yticks=position, yticklabels=names, xlim=(0, 1), title=f"Rejection reasons by {label}", xlabel="share of rejections")
     if top.empty:  # a notebook slice or a small export: say why the plot is empty
         for ax in (rates, reasons):
@@ -874,6 +896,8 @@ def segments_section(outcomes: pd.DataFrame, rows: str = "", feedback: FeedbackM
         + (f" Outcomes include the decisions sales sent to the service: {feedback.line()}."
            if feedback is not None and (feedback.events or feedback.left_out or feedback.decided_later) else "")
     )
+    section.notes.append(f"A source or campaign with fewer than {MIN_LEVEL_ROWS} rejections is not split by reason "
+                         "(one hatched bar in the plots): too few rejections for their split to say much.")
     if "amount" not in outcomes.columns:
         section.notes.append("This export has no deal amounts (outcomes.amount): won revenue is not reported.")
     for by in SEGMENT_COLUMNS:

@@ -294,11 +294,12 @@ def test_a_status_the_label_policy_excludes_is_no_outcome_of_the_source(sample_p
 def test_sources_and_reasons_read_as_the_crm_spells_them(sample_params):
     """The features compare lead sources lower-cased ("olark chat"); marketing knows the CRM's "Olark Chat". A reason
     code reads as words ("Not decision maker"); X Education's Tags keep their own spelling ("Ringing")."""
-    ids = pd.Index([f"L{i}" for i in range(6)], name="lead_id")
-    sources = ["Olark Chat", "olark chat ", "Olark Chat", "Google", "Olark Chat", "google"]
-    exported = ["Ringing", "Ringing", "not_decision_maker", "ringing", None, None]
+    copies = audit.MIN_LEVEL_ROWS  # each lead as often, for every source to have enough rejections to split by reason
+    ids = pd.Index([f"L{i}" for i in range(6 * copies)], name="lead_id")
+    sources = ["Olark Chat", "olark chat ", "Olark Chat", "Google", "Olark Chat", "google"] * copies
+    exported = ["Ringing", "Ringing", "not_decision_maker", "ringing", None, None] * copies
     training_set = SimpleNamespace(
-        labels=SimpleNamespace(frame=pd.DataFrame({"status": ["rejected"] * 5 + ["converted"],
+        labels=SimpleNamespace(frame=pd.DataFrame({"status": (["rejected"] * 5 + ["converted"]) * copies,
                                                    "reason": [r.lower() if r else r for r in exported]}, index=ids)),
         crm=SimpleNamespace(leads=pd.DataFrame({"lead_id": ids, "lead_source": sources}),
                             outcomes=pd.DataFrame({"lead_id": ids, "reason": exported})),
@@ -309,7 +310,8 @@ def test_sources_and_reasons_read_as_the_crm_spells_them(sample_params):
     assert summary["lead_source"].tolist() == ["Olark Chat", "Google"]
     assert mix["reason"].tolist() == ["Ringing", "Ringing", "Not decision maker", audit.NO_REASON]  # Google, Olark Chat
     assert audit.rejection_headlines(summary, "lead_source")[1].startswith(
-        "lead source Olark Chat: 4 of 4 leads with an outcome rejected (100%), mostly for Ringing (50% of its rejections)")
+        "lead source Olark Chat: 80 of 80 leads with an outcome rejected (100%), mostly for Ringing (50% of its "
+        "rejections)")
     assert audit.segment_value(summary, "lead_source", "olark chat") == "Olark Chat"
 
     catalog = [FeatureDef("lead_source", "categorical", "lead_source"), FeatureDef("seniority", "categorical", "seniority")]
@@ -594,17 +596,16 @@ def test_segment_outcomes_on_a_small_export():
     assert (webinar["leads"], webinar["decided"], webinar["converted"], webinar["rejected"]) == (7, 5, 1, 3)
     assert webinar["conversion_rate"] == pytest.approx(0.2)
     assert webinar["acceptance_rate"] == pytest.approx(0.4)
-    assert (webinar["top_rejection_reason"], webinar["top_reason_share"]) == ("no_budget", pytest.approx(2 / 3))
-    assert webinar["no_reason_share"] == pytest.approx(1 / 3)
+    # 3 rejections: too few to split by reason (test_reasons_of_too_few_rejections_are_not_split)
+    assert webinar[["top_rejection_reason", "top_reason_share", "no_reason_share"]].isna().all()
     assert webinar["won_revenue"] == 1200.0
     assert audit.MISSING in set(summary["lead_source"])
-    assert list(mix[mix["lead_source"] == "webinar"]["reason"]) == ["no_budget", audit.NO_REASON]
+    assert list(mix[mix["lead_source"] == "webinar"]["reason"]) == [audit.FEW_REJECTIONS]
     intro, headline = audit.rejection_headlines(summary, "lead_source")[:2]
     assert intro == ("Where the rejected leads come from, by lead source: the 2 with the most rejections (the rate of "
                      "every one of the 2 is in the table 'by lead source' below).")
-    assert headline == ("lead source webinar: 3 of 5 leads with an outcome rejected (60%), mostly for no_budget (67% "
-                        "of its rejections); 33% without a reason; under 20 leads with an outcome, too few for these "
-                        "rates to say much")
+    assert headline == ("lead source webinar: 3 of 5 leads with an outcome rejected (60%); under 20 leads with an "
+                        "outcome, too few for these rates to say much")
 
     assert audit.conversion_headline(summary, "lead_source") == []  # 5 leads with an outcome: too few to rank
 
@@ -623,11 +624,39 @@ def test_segment_outcomes_on_a_small_export():
 
 
 def test_reason_mix_names_the_top_reasons_and_pools_the_rest():
-    reasons = pd.Series(["a"] * 5 + ["b"] * 4 + ["c"] * 3 + ["d"] * 2 + [None])
+    reasons = pd.Series(["a"] * 10 + ["b"] * 8 + ["c"] * 6 + ["d"] * 4 + [None] * 2)
     mix = audit.reason_mix(pd.Series(["s"] * len(reasons), name="campaign"), reasons, top=2)
     assert list(mix["reason"]) == ["a", "b", audit.OTHER_REASONS, audit.NO_REASON]
-    assert list(mix["rejected"]) == [5, 4, 5, 1]
+    assert list(mix["rejected"]) == [10, 8, 10, 2]
     assert mix["share"].sum() == pytest.approx(1.0)
+
+
+def test_reasons_of_too_few_rejections_are_not_split():
+    """X Education's "Welingak Website" has 140 conversions and 2 rejections: a bar split 100% one way from 2
+    rejections is no reason marketing can act on. As a value of under 20 leads is pooled in the value table, a
+    source of under 20 rejections has one reason row, named by no top reason, note or bar colour."""
+    rows = [("Google", 60, 40, "Ringing"), ("Welingak Website", 140, 2, "Ringing")]
+    outcomes = pd.DataFrame(
+        [{"lead_source": source, "outcome": "rejected" if i < rejected else "converted",
+          "reason": reason if i % 4 else np.nan} for source, decided, rejected, reason in rows for i in range(decided)])
+
+    summary, mix = audit.segment_outcomes(outcomes, "lead_source")
+
+    welingak = mix[mix["lead_source"] == "Welingak Website"]
+    assert welingak[["reason", "rejected", "share"]].values.tolist() == [[audit.FEW_REJECTIONS, 2, 1.0]]
+    assert list(mix[mix["lead_source"] == "Google"]["reason"]) == ["Ringing", audit.NO_REASON]  # 40: split
+    by_source = summary.set_index("lead_source")
+    assert by_source.loc["Welingak Website", ["top_rejection_reason", "top_reason_share", "no_reason_share"]].isna().all()
+    assert by_source.loc["Google", "top_rejection_reason"] == "Ringing"
+    assert audit.rejection_headlines(summary, "lead_source")[2] == (
+        "lead source Welingak Website: 2 of 140 leads with an outcome rejected (1%); under 20 rejections, too few to "
+        "split by reason")
+    reasons = audit.segments_plot(summary, mix, "lead_source").axes[1]
+    legend = [t.get_text() for t in reasons.get_legend().get_texts()]
+    assert legend == ["Ringing", audit.NO_REASON, audit.FEW_REJECTIONS]
+    assert [t.get_text() for t in reasons.texts] == ["2 rejections: too few to split"]
+    section = audit.segments_section(outcomes.assign(campaign=np.nan))
+    assert "A source or campaign with fewer than 20 rejections is not split by reason" in section.notes[1]
 
 
 def test_a_segment_slice_keeps_only_its_leads_and_rejects_unknown_columns(audited, trained):
