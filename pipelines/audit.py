@@ -593,18 +593,27 @@ def segment_outcomes(outcomes: pd.DataFrame, by: str, top_reasons: int = TOP_REA
     return summary, mix
 
 
-def conversion_headline(summary: pd.DataFrame, by: str, limit: int = HEADLINE_SEGMENTS) -> list[str]:
-    """One sentence naming the segments that convert best, among those with MIN_LEVEL_ROWS decided leads or more
+def best_converting(summary: pd.DataFrame, by: str, limit: int = HEADLINE_SEGMENTS) -> pd.DataFrame:
+    """The rows of the segments that convert best, best first, among those with MIN_LEVEL_ROWS decided leads or more
     (a source of 3 leads converting 100% says nothing) and above the rate of all leads (a below-average source
-    is no winner, even among the top five); none when no segment is both."""
+    is no winner, even among the top five)."""
     sized = summary[summary["decided"] >= MIN_LEVEL_ROWS]
-    if sized.empty:
-        return []
-    overall = summary["converted"].sum() / summary["decided"].sum()
+    overall = summary["converted"].sum() / summary["decided"].sum() if len(sized) else math.nan
     best = sized[sized["conversion_rate"] > overall]
+    return best.sort_values(["conversion_rate", "decided", by], ascending=[False, False, True]).head(limit)
+
+
+def most_rejected(summary: pd.DataFrame, by: str, limit: int = HEADLINE_SEGMENTS) -> pd.DataFrame:
+    """The rows of the segments with most rejections, most first: where the rejected leads come from."""
+    return summary[summary["rejected"] > 0].sort_values(["rejected", by], ascending=[False, True]).head(limit)
+
+
+def conversion_headline(summary: pd.DataFrame, by: str, limit: int = HEADLINE_SEGMENTS) -> list[str]:
+    """One sentence naming the `best_converting` segments; none when no segment is big enough and above average."""
+    best = best_converting(summary, by, limit)
     if best.empty:
         return []
-    best = best.sort_values(["conversion_rate", "decided", by], ascending=[False, False, True]).head(limit)
+    overall = summary["converted"].sum() / summary["decided"].sum()
     named = "; ".join(f"{row[by]} {row['conversion_rate']:.0%} of {row['decided']:,}" for row in best.to_dict("records"))
     return [f"Best converting by {by.replace('_', ' ')}, of those with {MIN_LEVEL_ROWS} or more leads with an outcome "
             f"(all leads: {overall:.0%}): {named}."]
@@ -636,7 +645,7 @@ def rejection_headlines(summary: pd.DataFrame, by: str, limit: int = HEADLINE_SE
     is said to be too small for its rate to mean much, and one with fewer rejections than that too small to split
     by reason (`reason_mix`).
     """
-    rejected = summary[summary["rejected"] > 0].sort_values(["rejected", by], ascending=[False, True]).head(limit)
+    rejected = most_rejected(summary, by, limit)
     if rejected.empty:
         return []
     label = by.replace("_", " ")
@@ -650,8 +659,9 @@ def rejection_headlines(summary: pd.DataFrame, by: str, limit: int = HEADLINE_SE
             line += f", {how} for {row['top_rejection_reason']} ({row['top_reason_share']:.0%} of its rejections)"
         if row["no_reason_share"] > 0:
             line += f"; {row['no_reason_share']:.0%} without a reason"
-        if row["decided"] < MIN_LEVEL_ROWS:
-            line += f"; under {MIN_LEVEL_ROWS} leads with an outcome, too few for these rates to say much"
+        if row["decided"] < MIN_LEVEL_ROWS:  # nor in the plot (`plotted_segments`)
+            line += (f"; under {MIN_LEVEL_ROWS} leads with an outcome, too few for these rates to say much (not in "
+                     "the plot)")
         elif row["rejected"] < MIN_LEVEL_ROWS:
             line += f"; under {MIN_LEVEL_ROWS} rejections, too few to split by reason"
         lines.append(line)
@@ -766,18 +776,30 @@ def dependence_plot(rows: ExplainedRows, catalog: list[FeatureDef], table: pd.Da
     return figure
 
 
+def plotted_segments(summary: pd.DataFrame, by: str) -> pd.DataFrame:
+    """The rows `segments_plot` shows, most leads first: of the segments with MIN_LEVEL_ROWS leads with an outcome
+    or more (a source of 2 leads converting 100% would be the longest bar), the PLOTTED_SEGMENTS with most leads
+    and every one the notes name (`best_converting`, `most_rejected`), or a best campaign of few leads would be
+    named above a plot that lacks it."""
+    sized = summary[summary["decided"] >= MIN_LEVEL_ROWS]
+    named = pd.concat([best_converting(summary, by)[by], most_rejected(summary, by)[by]])
+    return sized[sized.index.isin(sized.index[:PLOTTED_SEGMENTS]) | sized[by].isin(named)]
+
+
 def segments_plot(summary: pd.DataFrame, mix: pd.DataFrame, by: str) -> Figure:
-    """Conversion and acceptance rate per segment, and its rejection reasons mix: the largest segments of
-    MIN_LEVEL_ROWS leads with an outcome or more (a source of 2 leads converting 100% would be the longest bar)."""
-    top = summary[summary["decided"] >= MIN_LEVEL_ROWS].head(PLOTTED_SEGMENTS).iloc[::-1]
+    """Conversion and acceptance rate per segment, and its rejection reasons mix, for the `plotted_segments`."""
+    top = plotted_segments(summary, by).iloc[::-1]
     names = top[by].astype(str).to_numpy()
     figure, (rates, reasons) = _figure((13.0, max(3.0, 0.4 * len(top) + 1.5)), 1, 2)
     position = np.arange(len(top))
     rates.barh(position + 0.2, top["conversion_rate"], height=0.4, label="conversion rate", color="tab:green")
     rates.barh(position - 0.2, top["acceptance_rate"], height=0.4, label="acceptance rate", color="tab:blue")
     label = by.replace("_", " ")
+    sized = int((summary["decided"] >= MIN_LEVEL_ROWS).sum())
+    title = (f"Outcomes by {label}: the {PLOTTED_SEGMENTS} with most leads and those the notes name\n(of {sized} with "
+             if len(top) < sized else f"Outcomes by {label} (")
     rates.set(yticks=position, yticklabels=names, xlim=(0, 1), xlabel="share of leads with an outcome",
-              title=f"Outcomes by {label} ({MIN_LEVEL_ROWS}+ leads with an outcome)")
+              title=f"{title}{MIN_LEVEL_ROWS}+ leads with an outcome)")
     if not top.empty:
         rates.legend(loc="lower right", fontsize="small")
     shares = mix[mix[by].isin(names)].pivot_table(index=by, columns="reason", values="share", fill_value=0.0)

@@ -605,7 +605,7 @@ def test_segment_outcomes_on_a_small_export():
     assert intro == ("Where the rejected leads come from, by lead source: the 2 with the most rejections (the rate of "
                      "every one of the 2 is in the table 'by lead source' below).")
     assert headline == ("lead source webinar: 3 of 5 leads with an outcome rejected (60%); under 20 leads with an "
-                        "outcome, too few for these rates to say much")
+                        "outcome, too few for these rates to say much (not in the plot)")
 
     assert audit.conversion_headline(summary, "lead_source") == []  # 5 leads with an outcome: too few to rank
 
@@ -821,6 +821,28 @@ def test_the_best_converting_sources_are_named_among_those_big_enough_to_say():
     assert audit.conversion_headline(summary, "lead_source")[0].endswith(
         "referral 75% of 40; event 40% of 30; webinar 35% of 200.")
     assert audit.conversion_headline(summary[summary["lead_source"] == "paid_social"], "lead_source") == []
+
+
+def test_every_campaign_the_notes_name_is_in_the_plot():
+    """The plot shows the 12 campaigns with most leads; the best converting one, named in the notes, may be smaller
+    (the sample CRM's customer_referral, 66 leads), as may one with many rejections: both are plotted too."""
+    rows = [(f"big_{i:02}", 100, 20, 10) for i in range(14)]  # (campaign, decided, converted, rejected)
+    rows += [("small_winner", 30, 27, 3), ("small_loser", 80, 0, 70), ("tiny", 5, 5, 0)]
+    outcomes = pd.DataFrame(
+        [{"campaign": campaign, "reason": np.nan,
+          "outcome": "converted" if i < converted else "rejected" if i < converted + rejected else "other"}
+         for campaign, decided, converted, rejected in rows for i in range(decided)])
+    summary, mix = audit.segment_outcomes(outcomes, "campaign")
+
+    (best,) = audit.conversion_headline(summary, "campaign")
+    assert "small_winner 90% of 30" in best
+    assert audit.rejection_headlines(summary, "campaign")[1].startswith("campaign small_loser: 70 of 80")
+    figure = audit.segments_plot(summary, mix, "campaign")
+    plotted = [t.get_text() for t in figure.axes[0].get_yticklabels()]
+    assert set(plotted) == {f"big_{i:02}" for i in range(12)} | {"small_winner", "small_loser"}
+    assert plotted[::-1] == summary[summary["campaign"].isin(plotted)]["campaign"].tolist()  # most leads on top
+    assert figure.axes[0].get_title() == ("Outcomes by campaign: the 12 with most leads and those the notes name\n"
+                                          "(of 16 with 20+ leads with an outcome)")
 
 
 def test_a_signal_reads_by_its_crm_field_or_in_words_in_notes_plots_and_page_while_the_csv_keeps_its_code():
