@@ -67,7 +67,7 @@ TOP_SIGNALS = 6  # signals with a dependence plot
 PLOTTED_SIGNALS = 20  # bars in the importance plot
 MIN_LEVEL_ROWS = 20  # a category level needs this many rows to be named as helping / hurting most, or shown alone
 DIRECTION_THRESHOLD = 0.1  # |Spearman rho| below this reads as "no consistent direction"
-DEPENDENCE_BINS = 10  # quantile bins of a numeric signal in the dependence table
+DEPENDENCE_BINS = 10  # bands of about equal size of a numeric signal in the dependence table (`value_bands`)
 TOP_REASONS = 3  # rejection reasons named per source / campaign; the rest are pooled
 PLOTTED_SEGMENTS = 12  # sources / campaigns in the segment plots, most leads first
 HEADLINE_SEGMENTS = 5  # sources / campaigns with a rejection headline, most rejections first
@@ -419,17 +419,59 @@ def rare_values(count: int) -> str:
     return f"(1 value {RARE_SUFFIX}" if count == 1 else f"({count} values, each {RARE_SUFFIX}"
 
 
+def _band_number(value: float) -> str:
+    """A band's bound as text: '48', '349.6', '0.232', '1,366'."""
+    return f"{value:,.0f}" if abs(value) >= 1000 else f"{value:.4g}"
+
+
+def value_bands(number: pd.Series, bins: int = DEPENDENCE_BINS) -> pd.Series:
+    """Each lead's band of a numeric signal, as text (NaN where `number` is missing).
+
+    Every value its own band when there are at most `bins` ("3"), else `bins` bands of about equal size by value
+    ("up to 48", "over 48 up to 139"). A band of fewer than MIN_LEVEL_ROWS leads is merged with the next one up
+    ("7 to 12"; the top band with the one below), as a category's rare values are pooled: the 2 leads with 9 e-mail
+    opens would show their own average effect as firmly as the 500 with none.
+    """
+    present = number.dropna()
+    quantiles = present.nunique() > bins
+    if quantiles:  # band i holds the values above edges[i] up to edges[i + 1] (the lowest from edges[0])
+        codes, edges = pd.qcut(present, bins, labels=False, retbins=True, duplicates="drop")
+    else:  # band i holds edges[i]
+        edges = np.sort(present.unique())
+        codes = pd.Series(np.searchsorted(edges, present), index=present.index)
+    codes = codes.astype(int)
+    counts = np.bincount(codes, minlength=len(edges) - quantiles)
+    merged, start, size = [], 0, 0  # (first band, last band) of each merged band
+    for band, count in enumerate(counts):
+        size += count
+        if size >= MIN_LEVEL_ROWS:
+            merged.append((start, band))
+            start, size = band + 1, 0
+    if start < len(counts):  # the top bands short of MIN_LEVEL_ROWS leads join the band below, if any
+        merged[-1:] = [(merged[-1][0] if merged else 0, len(counts) - 1)]
+    labels = {}
+    for first, last in merged:
+        if quantiles:
+            text = (f"up to {_band_number(edges[last + 1])}" if first == 0 else
+                    f"over {_band_number(edges[first])} up to {_band_number(edges[last + 1])}")
+        else:
+            text = " to ".join(dict.fromkeys(_band_number(edges[b]) for b in (first, last)))
+        labels |= {band: text for band in range(first, last + 1)}
+    return codes.map(labels).reindex(number.index)
+
+
 def dependence_table(
     rows: ExplainedRows, catalog: list[FeatureDef], signals: Sequence[str], bins: int = DEPENDENCE_BINS
 ) -> pd.DataFrame:
-    """Mean contribution per value of each signal: quantile bins for numbers, levels for categories.
+    """Mean contribution per value of each signal: bands of values for numbers (`value_bands`), levels for categories.
 
     A level of fewer than MIN_LEVEL_ROWS leads is pooled with the others as rare (`rare_values`): the
-    average effect of X Education's one "Businessman" is that lead's, and its bar would be as long as any.
+    average effect of X Education's one "Businessman" is that lead's, and its bar would be as long as any. Leads
+    without a number are a row of their own, marked as rare when they are that few (no band to merge them with).
 
     Returns:
-        ``signal``, ``value`` (bin or level as text), ``rows``, ``mean_value`` (numeric signals) and
-        ``mean_contribution``; numeric bins in value order (missing last), levels best first, then the rare ones.
+        ``signal``, ``value`` (band or level as text), ``rows``, ``mean_value`` (numeric signals) and
+        ``mean_contribution``; numeric bands in value order (missing last), levels best first, then the rare ones.
     """
     values = signal_values(rows.features, catalog, rows.spellings)
     kinds = _signal_kinds(catalog)
@@ -438,11 +480,8 @@ def dependence_table(
         contribution = rows.signals[signal]
         if kinds[signal] == "numeric":
             number = values[signal].astype("float64")
-            if number.nunique() > bins:
-                group = pd.qcut(number, bins, duplicates="drop", precision=3).astype(object).map(str, na_action="ignore")
-            else:
-                group = number.map(lambda v: f"{v:g}", na_action="ignore")
-            group = group.where(number.notna(), MISSING)
+            missing = MISSING if number.isna().sum() >= MIN_LEVEL_ROWS else f"{MISSING[:-1]}, {RARE_SUFFIX}"
+            group = value_bands(number, bins).where(number.notna(), missing)
             table = pd.DataFrame({"group": group, "value": number, "contribution": contribution})
             part = table.groupby("group").agg(
                 rows=("contribution", "size"), mean_value=("value", "mean"), mean_contribution=("contribution", "mean")
@@ -757,7 +796,7 @@ def dependence_plot(rows: ExplainedRows, catalog: list[FeatureDef], table: pd.Da
         if kinds[signal] == "numeric":
             ax.scatter(values[signal], rows.signals[signal], s=6, alpha=0.3, color="tab:blue", label="lead")
             binned = part.dropna(subset=["mean_value"])
-            ax.plot(binned["mean_value"], binned["mean_contribution"], color="tab:orange", marker="o", label="bin mean")
+            ax.plot(binned["mean_value"], binned["mean_contribution"], color="tab:orange", marker="o", label="band average")
             ax.axhline(0, color="grey", linewidth=0.8)
             ax.set(xlabel=f"{rows.name(signal)} (value)", ylabel="effect on the score (log-odds)")
             ax.legend(loc="best", fontsize="small")
@@ -874,8 +913,9 @@ def importance_section(rows: ExplainedRows, catalog: list[FeatureDef]) -> Sectio
 def dependence_section(rows: ExplainedRows, catalog: list[FeatureDef], signals: Sequence[str]) -> Section:
     """2. How the top signals' values map to score contributions."""
     table = dependence_table(rows, catalog, signals)
-    notes = ["Each lead's effect against the signal's value: for a number, its leads in groups of about equal "
-             "size by value, (a, b] meaning above a up to b; for a category, the average effect of each value, values "
+    notes = ["Each lead's effect against the signal's value: for a number, the average effect in bands of about "
+             "equal size by value (one band per value where it takes a few), a band of fewer than "
+             f"{MIN_LEVEL_ROWS} leads merged with the next; for a category, the average effect of each value, values "
              f"with fewer than {MIN_LEVEL_ROWS} leads pooled in one row (grey in the plot): too few leads each for "
              "their own average to say much."]
     return Section("dependence", "How the values of the top signals move the score", notes, {"dependence": table},

@@ -186,6 +186,32 @@ def test_values_of_too_few_leads_are_pooled_in_the_value_table_and_plots_not_sho
     assert [t.get_text() for t in small.axes[0].texts] == ["no lead source has 20 or more leads with an outcome"]
 
 
+def test_number_bands_of_too_few_leads_are_merged_as_rare_values_are_pooled():
+    """The sample's 18 leads with 4 e-mail opens had a row and a plotted point of their own beside 508 with 0 to 3;
+    a band of under 20 leads is merged with the next (the top one with the one below), and leads without a number,
+    a row of their own, are marked as few."""
+    opens = [0] * 50 + [1] * 30 + [2] * 15 + [3] * 5 + [9] * 3  # a few values: one band each
+    minutes = [0.0] * 60 + list(range(1, 41)) + [np.nan] * 3  # many values: bands of about equal size
+    n = len(minutes)
+    features = pd.DataFrame({"email_open": opens, "time_on_website": minutes})
+    signals = pd.DataFrame({"email_open": np.linspace(-0.2, 0.5, n), "time_on_website": np.linspace(-0.3, 0.3, n)})
+    rows = audit.ExplainedRows(features, np.zeros(n), np.full(n, 0.2), signals, np.zeros(n))
+    catalog = [FeatureDef("email_open", "numeric", "email_open"), FeatureDef("time_on_website", "numeric", "time_on_website")]
+
+    table = audit.dependence_section(rows, catalog, ["email_open", "time_on_website"]).tables["dependence"]
+
+    opened = table[table["signal"] == "email_open"]
+    assert opened[["value", "rows"]].values.tolist() == [["0", 50], ["1", 30], ["2 to 9", 23]]
+    assert opened["mean_contribution"].iloc[2] == pytest.approx(signals["email_open"].iloc[80:].mean())
+    time = table[table["signal"] == "time_on_website"]
+    assert time[["value", "rows"]].values.tolist() == [
+        ["up to 0.4", 60], ["over 0.4 up to 20.2", 20], ["over 20.2 up to 40", 20],  # 10 and 10 leads merged
+        [f"(missing, with under {audit.MIN_LEVEL_ROWS} leads)", 3]]
+    assert time["mean_value"].iloc[1] == pytest.approx(np.mean(range(1, 21)))
+    # A slice of fewer than 20 leads is one band
+    assert audit.value_bands(pd.Series([1.0, 2.0, np.nan, 3.0])).tolist()[:2] == ["1 to 3", "1 to 3"]
+
+
 def test_source_table_counts_the_export_and_rejection_reasons_sum_to_one_per_source(audited, trained):
     segments = sections(audited)["segments"].tables
     summary, mix = segments["by_lead_source"], segments["rejection_reasons_by_lead_source"]
