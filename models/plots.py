@@ -78,10 +78,11 @@ def pr_plot(curves: Curves) -> Figure:
     return figure
 
 
-def calibration_plot(curves: Curves, bins: int = 10) -> Figure:
+def calibration_plot(curves: Curves, bins: int = 10, error_name: str = "ECE") -> Figure:
     """Reliability diagram: observed conversion rate against mean predicted p, per equal-count bin.
 
-    Uses the same bins as `expected_calibration_error`, and each scorer is labelled with that ECE.
+    Uses the same bins as `expected_calibration_error`, and each scorer is labelled with that ECE, named
+    `error_name` (marketing's audit says "calibration error").
     """
     figure, axes = _new_axes("Calibration", "mean predicted probability", "observed conversion rate")
     axes.plot([0, 1], [0, 1], color="grey", linestyle=":", label="perfectly calibrated")
@@ -89,7 +90,7 @@ def calibration_plot(curves: Curves, bins: int = 10) -> Figure:
         y_arr, p_arr = _arrays(y, p)
         table = calibration_bins(y_arr, p_arr, bins=bins)
         ece = expected_calibration_error(y_arr, p_arr, bins=bins)
-        axes.plot(table["mean_p"], table["observed"], marker="o", label=f"{name} (ECE {ece:.3f})")
+        axes.plot(table["mean_p"], table["observed"], marker="o", label=f"{name} ({error_name} {ece:.3f})")
     axes.set(xlim=(0, 1), ylim=(0, 1))
     axes.legend(loc="upper left")
     return figure

@@ -144,7 +144,12 @@ METRICS_SHOWN_AS = {
     "capture": ("share of all conversions held by the top {top} of the list", "share"),
     "lift": ("lift of the top {top} (times the conversions as many leads picked at random hold)", "times"),
 }
-SPLIT_SHOWN_AS = {"out_of_time": "the newest labelled leads", "stratified": "a random share of the labelled leads"}
+# Derived signals whose code in words would still be jargon ("icp match") or read backwards ("more activity recency
+# lowers the score"), as the page names them; any other reads as its CRM field or its code in words (`signal_name`).
+SIGNAL_WORDS = {"icp_match": "ideal customer profile match", "activity_recency": "days since the last activity",
+                "email_domain_type": "non-business e-mail (free, student, competitor or none)"}
+KIND_SHOWN_AS = {"numeric": "number", "categorical": "category"}  # the signals table's kinds on the page
+SPLIT_SHOWN_AS = {"out_of_time": "the newest leads with an outcome", "stratified": "a random share of the leads with an outcome"}
 # matplotlib's categorical colours for named reasons (pooled and missing reasons are grey), cycled.
 REASON_COLORS = [f"tab:{c}" for c in ("blue", "orange", "green", "red", "purple", "brown", "pink", "olive", "cyan")]
 
@@ -261,8 +266,9 @@ def explain_rows(scorer: LeadScorer, features: pd.DataFrame, y: Sequence[float] 
 
 def signal_name(signal: str, crm_fields: dict[str, str]) -> str:
     """A signal as marketing reads it: its CRM field ("Total Time Spent on Website") where `crm_fields` has one,
-    else its own name in words ("pricing view"). The tables' ``signal`` column keeps the code, for notebooks."""
-    return crm_fields.get(signal) or signal.replace("_", " ")
+    else SIGNAL_WORDS' words or its own name in words ("pricing view"). The tables' ``signal`` column keeps the
+    code, for notebooks."""
+    return crm_fields.get(signal) or SIGNAL_WORDS.get(signal) or signal.replace("_", " ")
 
 
 def crm_fields(data: DataParams, signals: Sequence[str]) -> dict[str, str]:
@@ -898,10 +904,11 @@ def importance_section(rows: ExplainedRows, catalog: list[FeatureDef]) -> Sectio
     table.insert(1, "crm_column", [rows.crm_fields.get(s, "") for s in table["signal"]])
     top = table.head(PLOTTED_SIGNALS)
     notes = [
-        f"{len(rows.y):,} {HELD_OUT}. {EFFECT} (each lead's effects, computed with SHAP, add up to its score). "
+        f"{len(rows.y):,} {HELD_OUT}. {EFFECT} (each lead's effects add up to its score; they are computed with "
+        "SHAP, a standard way to share a score out among what it is made of). "
         "Importance is a signal's average effect either way. Direction, for a number: +1 when more of it always "
         "raises the score, -1 when it always lowers it, near 0 when it goes either way; a category has values "
-        "that help and values that hurt instead."
+        f"that help and values that hurt instead; {MISSING} stands for the leads without a value."
     ]
     notes += [f"{rows.name(r.signal)}: {r.reading}" for r in table.head(3).itertuples(index=False)]
     figure = importance_plot(top["signal"].map(rows.name).tolist(), top["mean_abs_contribution"].fillna(0.0).tolist(),
@@ -951,9 +958,10 @@ def segments_section(outcomes: pd.DataFrame, rows: str = "", feedback: FeedbackM
     section.notes.append(
         f"All {len(outcomes):,} leads of the export{f' ({rows})' if rows else ''}; rates are over the "
         f"{int((~outcomes['outcome'].isin(['open', 'excluded'])).sum()):,} leads with an outcome"
-        + (f" ({excluded:,} with a status the label policy leaves out, e.g. duplicate, are not counted)" if excluded else "")
+        + (f" ({excluded:,} with a status that is no outcome of a lead, e.g. duplicate, are not counted)" if excluded else "")
         + ". Conversion = the CRM's converted status, whenever it came"
-        + (f" (the model's label counts only conversions within {horizon_days} days of creation)" if horizon_days else "")
+        + (f" (the model learns from and is tested on conversions within {horizon_days} days of a lead's creation "
+           "only)" if horizon_days else "")
         + "; acceptance = share not rejected."
         + (f" Outcomes include the decisions sales sent to the service: {feedback.line()}."
            if feedback is not None and (feedback.events or feedback.left_out or feedback.decided_later) else "")
@@ -961,7 +969,7 @@ def segments_section(outcomes: pd.DataFrame, rows: str = "", feedback: FeedbackM
     section.notes.append(f"A source or campaign with fewer than {MIN_LEVEL_ROWS} rejections is not split by reason "
                          "(one hatched bar in the plots): too few rejections for their split to say much.")
     if "amount" not in outcomes.columns:
-        section.notes.append("This export has no deal amounts (outcomes.amount): won revenue is not reported.")
+        section.notes.append("This export has no deal amounts: won revenue is not reported.")
     for by in SEGMENT_COLUMNS:
         if by not in outcomes.columns or outcomes[by].isna().all():
             section.notes.append(f"This export has no {by.replace('_', ' ')} values: no breakdown by {by}.")
@@ -1005,7 +1013,7 @@ def calibration_section(rows: ExplainedRows, bins: int) -> Section:
     notes = [f"The {HELD_OUT} in {bins} groups of about equal size by predicted probability: each group's "
              f"average prediction against the share of it that converted. Calibration error {ece:.3f}: the "
              "average gap between the two (0.02 = 2 percentage points)."]
-    figure = calibration_plot({SCORER_LABEL: (rows.y, rows.probability)}, bins=bins)
+    figure = calibration_plot({SCORER_LABEL: (rows.y, rows.probability)}, bins=bins, error_name="calibration error")
     return Section("calibration", "Do predicted probabilities come true? (calibration)", notes,
                    {"calibration": table.drop(columns="weight")}, {"calibration": figure})
 
@@ -1021,8 +1029,8 @@ def change_section(
     section = Section("change", "What changed versus the previous model")
     if previous is None:
         current = _metrics(rows, evaluate)
-        section.notes.append("There is no previous model to compare with: this is the only registered version "
-                             f"at or below the audited one. {_headline(current, evaluate.top_fractions)}")
+        section.notes.append("There is no previous model to compare with: this is the first version of the model. "
+                             f"{_headline(current, evaluate.top_fractions)}")
         metrics = pd.DataFrame({"current": current}).rename_axis("metric").reset_index()
         section.tables["metrics"] = metrics
         return section
@@ -1033,8 +1041,10 @@ def change_section(
     blank = [c for c in before_features.columns
              if before_features[c].isna().all() and not (c in rows.features and rows.features[c].isna().all())]
     if blank:
+        signal_of = {d.name: d.signal for d in previous.scorer.catalog}
+        named = dict.fromkeys(before.name(signal_of.get(c, c)) for c in blank)  # as the page names signals
         section.notes.append(
-            f"{previous.label} uses {', '.join(blank)}, missing for every compared lead (today's export lacks "
+            f"{previous.label} uses {', '.join(named)}, missing for every compared lead (today's export lacks "
             "what it is built from): its figures here understate what it did with that data."
         )
     def name(signal: str) -> str:  # as the model that has it names it
@@ -1060,8 +1070,8 @@ def held_out_leads(training_set: TrainingSet, split: Split, label: LabelParams) 
     if created is None or not len(created):
         which = "held-out leads (never seen in training"
     else:  # a stratified split of a dated export holds leads of any date, not the newest
-        which = (f"held-out leads ({'the newest' if split.kind == 'out_of_time' else 'a random share of the'} labelled "
-                 f"ones, created {created.min():%Y-%m-%d} to {created.max():%Y-%m-%d}, never seen in training")
+        which = (f"held-out leads ({'the newest' if split.kind == 'out_of_time' else 'a random share of the'} ones "
+                 f"with an outcome, created {created.min():%Y-%m-%d} to {created.max():%Y-%m-%d}, never seen in training")
     return which + (f"; converted = within {label.horizon_days} days of creation)" if label.horizon_days else ")")
 
 
@@ -1185,6 +1195,8 @@ def _table_html(name: str, table: pd.DataFrame, crm_fields: dict[str, str]) -> s
     if "signal" in shown.columns:
         shown = shown.drop(columns="crm_column", errors="ignore").assign(
             signal=shown["signal"].map(lambda s: signal_name(s, crm_fields)))
+    if "kind" in shown.columns:
+        shown["kind"] = shown["kind"].map(lambda kind: KIND_SHOWN_AS.get(kind, kind))
     for c in shown.columns:
         if pd.api.types.is_numeric_dtype(shown[c]) and not pd.api.types.is_bool_dtype(shown[c]):
             shown[c] = shown[c].astype(object).map(_format_number)  # as text: to_html prints an Int64 NA as '<NA>'

@@ -238,8 +238,8 @@ def test_the_source_note_counts_the_leads_it_tables_and_the_export_rows_they_com
     assert segments.notes[0].startswith(f"All {counted:,} leads of the export ({report.rows_read:,} rows; {merged:,} "
                                         "merged by e-mail into an earlier lead with the same address); rates are over")
     # Its conversion rates count a converted status at any time; the label counts one within the horizon only.
-    assert ("Conversion = the CRM's converted status, whenever it came (the model's label counts only conversions "
-            "within 120 days of creation); acceptance") in segments.notes[0]
+    assert ("Conversion = the CRM's converted status, whenever it came (the model learns from and is tested on "
+            "conversions within 120 days of a lead's creation only); acceptance") in segments.notes[0]
 
 
 def test_the_source_note_names_no_horizon_where_the_label_has_none_and_speaks_of_later_decisions():
@@ -388,11 +388,11 @@ def test_the_sample_audit_shows_countries_and_reasons_as_the_crm_writes_them(aud
 
 
 def test_tier_rates_say_which_leads_they_are(audited, trained):
-    """The tier rates are of the newest labelled leads, converted within the horizon: not of section 3's leads."""
+    """The tier rates are of the newest leads with an outcome, converted within the horizon: not of section 3's."""
     created = trained.training_set.created_at
     test = created.sort_values().iloc[-audited.audit.model["test_rows"]:]  # out-of-time split: the newest rows
     note = sections(audited)["tiers"].notes[0]
-    assert note.startswith(f"{len(test):,} held-out leads (the newest labelled ones, created "
+    assert note.startswith(f"{len(test):,} held-out leads (the newest ones with an outcome, created "
                            f"{test.min():%Y-%m-%d} to {test.max():%Y-%m-%d}, never seen in training; "
                            "converted = within 120 days of creation)")
 
@@ -423,7 +423,21 @@ def test_the_page_explains_its_terms_and_heads_tables_in_words_while_the_csv_kee
         assert f"<th>{header}</th>" in page, header
     assert not [h for h in ("mean_abs_contribution", "decided", "mean_p", "lift", "test_rows") if f"<th>{h}</th>" in page]
     assert not [w for w in ("SHAP contribution", "|contribution|", "(rho ", "ECE ") if w in page]
-    assert "<td>held-out leads chosen</td><td>the newest labelled leads</td>" in page
+    assert "<td>held-out leads chosen</td><td>the newest leads with an outcome</td>" in page
+    # Nor model-internal words: how the model is trained, params keys, codes of derived signals, feature kinds
+    assert not [w for w in ("labelled", "label policy", "outcomes.amount", "icp match", "activity recency",
+                            "domain type", "registered version", "<td>numeric</td>", "<td>categorical</td>") if w in page]
+    assert "<td>ideal customer profile match</td>" in page and "<td>number</td>" in page
+    assert "SHAP, a standard way to share a score out among what it is made of" in by_key["importance"].notes[0]
+    assert "(missing) stands for the leads without a value" in by_key["importance"].notes[0]
+    # The plots, which the page's text cannot be searched for, alike
+    (calibration,) = by_key["calibration"].figures["calibration"].axes
+    assert [t.get_text() for t in calibration.get_legend().get_texts()][1].startswith("leadscore (calibration error 0.")
+    panels = by_key["dependence"].figures["dependence"].axes
+    legends = {t.get_text() for ax in panels if ax.get_legend() for t in ax.get_legend().get_texts()}
+    assert legends == {"lead", "band average"}
+    bars = {t.get_text() for t in by_key["importance"].figures["importance"].axes[0].get_yticklabels()}
+    assert "ideal customer profile match" in bars and "icp match" not in bars
     tables = audited.paths[0].parent / "tables"
     assert "decided" in pd.read_csv(tables / "segments.by_lead_source.csv").columns
     assert list(pd.read_csv(tables / "importance.signals.csv").columns)[:4] == ["signal", "crm_column", "kind",
@@ -525,13 +539,16 @@ def test_the_change_section_says_when_the_export_lacks_a_column_the_previous_mod
     """Version 0 used the campaign; today's export has no campaign column. Its comparison would be
     skewed without a word, since every compared lead's campaign is missing for it."""
     rows, scorer, ts = audited.audit.rows, trained.scorer, trained.training_set
-    without_campaign = dataclasses.replace(ts, crm=dataclasses.replace(ts.crm, leads=ts.crm.leads.drop(columns="campaign")))
+    without_campaign = dataclasses.replace(ts, crm=dataclasses.replace(
+        ts.crm, leads=ts.crm.leads.drop(columns=["campaign", "employees"])))
     # Other saved settings, so its features are rebuilt from the export (not reused from the training frame).
     previous = dataclasses.replace(scorer, features=scorer.features.model_copy(update={"free_email_domains": ["gmail.com"]}))
     assert "campaign" in previous.features.categorical and rows.features["campaign"].notna().any()
 
     change = audit.change_section(rows, without_campaign, audit.PreviousModel("version 0", previous), sample_params.evaluate)
-    assert any(note.startswith("version 0 uses campaign, missing for every compared lead") for note in change.notes)
+    # Named as the page names signals: employees' size band is no name of its own there
+    assert any(note.startswith("version 0 uses campaign, employees, missing for every compared lead")
+               for note in change.notes), change.notes
 
     same = audit.change_section(rows, ts, audit.PreviousModel("version 0", previous), sample_params.evaluate)
     assert not any("missing for every compared lead" in note for note in same.notes)
@@ -789,8 +806,8 @@ def test_tier_rates_of_a_stratified_test_do_not_claim_the_newest_leads(sample_pa
     y = np.tile([1.0, 0.0, 0.0, 0.0, 0.0], 200)
     split = audit.make_split(created_at, pd.Series(y), sample_params.evaluate.split, seed=1)
     which = audit.held_out_leads(SimpleNamespace(created_at=created_at), split, sample_params.label)
-    assert which == ("held-out leads (a random share of the labelled ones, created 2026-01-05 to 2026-01-05, never "
-                     "seen in training; converted = within 120 days of creation)")
+    assert which == ("held-out leads (a random share of the ones with an outcome, created 2026-01-05 to 2026-01-05, "
+                     "never seen in training; converted = within 120 days of creation)")
 
 
 def test_the_change_note_of_a_slice_without_conversions_says_its_metrics_are_undefined():
