@@ -185,7 +185,8 @@ def factor_columns(
 
     Columns, for rank r = 1..top_k: ``top_positive_r`` (phrase) and ``top_positive_r_points``,
     then ``top_negative_r`` and ``top_negative_r_points``; empty where a lead has fewer factors
-    on that side (only factors that ``moves_score`` are listed). Points are rounded to 0.1. Rows
+    on that side (only factors that ``moves_score`` are listed). Points are whole points, the numbers the
+    rep's score card shows (``shown_points``), so the CSV and the card never disagree. Rows
     follow ``features`` (RangeIndex, like ``scorer.predict``); no Python runs per lead.
     ``age_days``: see ``explain``.
     """
@@ -203,7 +204,7 @@ def flat_factors(b: ExplainBatch, top_k: int) -> pd.DataFrame:
             phrase = np.take_along_axis(b.phrases, signal, axis=1)[:, 0]
             points = np.take_along_axis(b.points, signal, axis=1)[:, 0]
             columns[f"top_{side}_{rank + 1}"] = np.where(shown, phrase, None)
-            columns[f"top_{side}_{rank + 1}_points"] = np.where(shown, np.round(points, 1), np.nan)
+            columns[f"top_{side}_{rank + 1}_points"] = np.where(shown, shown_points(points), np.nan)
     return pd.DataFrame(columns)
 
 

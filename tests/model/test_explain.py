@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import re
+from html import escape
 
 import lightgbm as lgb
 import numpy as np
@@ -19,6 +21,7 @@ from models.scorer import LeadScorer
 from pipelines.config import PROJECT_ROOT, load_params
 from pipelines.dataset import assemble
 from pipelines.score import score_file
+from serving import scorecard
 
 AS_OF = pd.Timestamp("2025-06-01")
 
@@ -350,13 +353,41 @@ def test_batch_scoring_writes_the_same_top_factors_as_explain(scorer, sample_dir
     for e, (_, row) in zip(explain(scorer, features, 2, age_days=ages), cells.iterrows()):
         assert row["lead_id"] == e.lead_id and row["score"] == e.score
         assert row["top_positive_1"] == (e.positives[0].phrase if e.positives else None)
-        assert row["top_positive_1_points"] == (pytest.approx(round(e.positives[0].points, 1)) if e.positives else None)
+        assert row["top_positive_1_points"] == (round(e.positives[0].points) if e.positives else None)
         assert row["top_negative_2"] == (e.negatives[1].phrase if len(e.negatives) > 1 else None)
     # Scored with factors or without, a lead gets the same probability, score and tier.
     plain = score_file(scorer, tmp_path / "leads.csv", tmp_path / "plain.csv", activities_path=tmp_path / "activities.csv",
                        as_of=as_of, chunk_size=25, progress=False)
     plain_scores = pd.read_csv(plain.output)
     pd.testing.assert_frame_equal(written[plain_scores.columns], plain_scores, check_exact=False, rtol=1e-9)
+
+
+def test_score_explain_writes_the_points_the_reps_score_card_shows(scorer, sample_dir, tmp_path):
+    """A rep holding `score --explain`'s CSV beside the lead's score card reads the same number for each factor:
+    '14' beside '+14 pts', never '13.6'."""
+    leads = pd.read_csv(sample_dir / "leads.csv", dtype=str, keep_default_na=False, na_values=[""]).iloc[:80]
+    acts = pd.read_csv(sample_dir / "activities.csv", dtype=str)
+    acts = acts[acts["lead_id"].isin(leads["lead_id"])]
+    leads.to_csv(tmp_path / "leads.csv", index=False)
+    acts.to_csv(tmp_path / "activities.csv", index=False)
+    as_of = pd.Timestamp(leads["created_at"].max()) + pd.Timedelta(days=3)
+    summary = score_file(scorer, tmp_path / "leads.csv", tmp_path / "scores.csv", activities_path=tmp_path / "activities.csv",
+                         as_of=as_of, progress=False, top_factors=3)
+    cells = pd.read_csv(summary.output, dtype=str, keep_default_na=False)  # the text a spreadsheet shows
+    features, _, ages = scorer.build(leads, acts, as_of=as_of)
+    compared = 0
+    for e, (_, row) in zip(explain(scorer, features, 3, age_days=ages), cells.iterrows()):
+        logged = {"lead_id": e.lead_id, "score": e.score, "tier": "A", "probability": e.probability,
+                  "factors": [dataclasses.asdict(f) for f in e.positives + e.negatives]}  # as the service logs them
+        card = dict(re.findall(r'<td class="phrase">(.*?)</td>.*?<td class="pts">([+-]\d+) pts?</td>',
+                               scorecard.render(logged, ["A"])))
+        for side in ("positive", "negative"):
+            for rank in range(1, 4):
+                phrase, points = row[f"top_{side}_{rank}"], row[f"top_{side}_{rank}_points"]
+                if phrase:
+                    assert re.fullmatch(r"-?\d+", points) and int(card[escape(phrase)]) == int(points), (phrase, points)
+                    compared += 1
+    assert compared > 100
 
 
 def test_explained_scores_are_predict_and_explain_in_one_pass(scorer, features, ages):
