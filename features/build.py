@@ -12,12 +12,13 @@ keeps one call fast for a single lead in the service and for millions of leads i
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 
-from pipelines.config import FeatureParams
+from pipelines.config import FeatureParams, label_key
 
 DAY_NS = 86_400 * 10**9
 NAT = np.iinfo(np.int64).min  # NaT as numpy stores it in int64 nanoseconds
@@ -477,15 +478,21 @@ def clean_text(values: pd.Series) -> pd.Series:
     return pd.Series(_expand(codes, levels))
 
 
-def crm_spellings(values: pd.Series) -> dict[str, str]:
+def crm_spellings(values: pd.Series, value_map: Mapping[str, str] | None = None) -> dict[str, str]:
     """Each cleaned value of `values` (`clean_text`) -> its most common spelling there, stripped: features and
     labels compare "Olark Chat" as "olark chat", but marketing knows the CRM's "Olark Chat". Counted per
-    distinct value, so a million rows cost what their levels cost; a tie goes to the spelling seen first."""
+    distinct value, so a million rows cost what their levels cost; a tie goes to the spelling seen first.
+
+    `value_map`: the column's data.value_maps entry, for `values` read as the file holds them (before ingest
+    applies it): a value it renames counts under its new value, as the features compare it, so "TT" mapped to
+    "TikTok" is the file's spelling of "tiktok"."""
+    renamed = {label_key(crm): _clean_value(contract) for crm, contract in (value_map or {}).items()}
     codes, uniques = pd.factorize(values, use_na_sentinel=True)
     counts = np.bincount(codes[codes >= 0], minlength=len(uniques))
     best: dict[str, tuple[int, str]] = {}
     for raw, n in zip(uniques.tolist(), counts.tolist()):
         key = _clean_value(raw)
+        key = renamed.get(key, key)
         if key is not None and n > best.get(key, (0, ""))[0]:
             best[key] = (n, raw.strip() if isinstance(raw, str) else key)
     return {key: spelled for key, (_, spelled) in best.items()}

@@ -478,8 +478,10 @@ def _score_chunks(scorer: LeadScorer, input_path: Path, output_path: Path, activ
                 for column, counts in found.items():
                     name = crm_column(scorer.data, "leads", column)
                     unseen.setdefault(name, Counter()).update(counts.to_dict())
-                    spellings = crm_spellings(leads[name]) if name in leads.columns else {}
-                    for value in counts.index:  # the model compares 'tiktok'; marketing wrote 'TikTok'
+                    # The model compares 'tiktok' (after data.value_maps); marketing wrote 'TikTok', or 'TT' that a map renames.
+                    spellings = (crm_spellings(leads[name], scorer.data.value_maps.get(column))
+                                 if name in leads.columns else {})
+                    for value in counts.index:
                         spelled.setdefault(name, {}).setdefault(value, spellings.get(value, value))
             pending.append((model_workers.submit(scorer.scores_of, features, top_factors, ages), len(raw)))
             problems = repeats + [dataclasses.replace(p, row=int(kept[p.row - 1]) + 1) for p in problems]

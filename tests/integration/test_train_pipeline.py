@@ -371,3 +371,23 @@ def test_batch_scoring_counts_category_values_the_model_never_saw_by_crm_column(
     old = scored(dataclasses.replace(scorer, encoder=pickle.loads(pickle.dumps(old_encoder))), "old.csv")
     assert old.rows_scored == 300 and old.unseen_values is None
     pd.testing.assert_frame_equal(pd.read_csv(old.output), pd.read_csv(summary.output))
+
+
+def test_the_never_seen_summary_names_a_mapped_value_as_the_file_writes_it_and_counts_it_as_mapped(trained, sample_dir,
+                                                                                                   tmp_path):
+    """The CRM writes 'TT' for a new source that data.value_maps renames 'TikTok': the summary names 'TT', as marketing
+    finds it in the file (not the model's 'tiktok'); 'Ref' mapped to 'Referral', a source the model learned, is no
+    new value."""
+    maps = {"lead_source": {"TT": "TikTok", "Ref": "Referral"}}
+    data = trained.scorer.data.model_copy(update={"mapping": TableMapping(leads={"Lead Source": "lead_source"}),
+                                                  "value_maps": maps})
+    scorer = dataclasses.replace(trained.scorer, data=data)
+    leads = pd.read_csv(sample_dir / "leads.csv", dtype=str).head(200)
+    leads.loc[0:11, "lead_source"] = "TT"
+    leads.loc[12:14, "lead_source"] = "tiktok"  # the same value once mapped, written less often
+    leads.loc[15:40, "lead_source"] = "Ref"
+    leads.rename(columns={"lead_source": "Lead Source"}).to_csv(tmp_path / "leads.csv", index=False)
+    summary = score_file(scorer, tmp_path / "leads.csv", tmp_path / "scores.csv", as_of=pd.Timestamp("2026-01-01"),
+                         progress=False)
+    assert summary.rows_scored == 200
+    assert summary.unseen_values == {"Lead Source": {"TT": 15}}
