@@ -315,7 +315,7 @@ class Phrasebook:
                 unknown). A lead younger than the recency window without any activity then reads "No
                 activity since it was created 2 days ago", not "No activity in the last 365 days",
                 which sounds dormant; the feature says 365 days either way (``RECENCY_CAP_DAYS``).
-            learned: per category feature, the levels the model learned (``CategoryEncoder.levels``);
+            learned: per category feature, the levels the model learned (``CategoryEncoder.learned``);
                 a value outside them reads with ``RARE_VALUE``. None: every value reads as itself.
         """
         n = len(features)

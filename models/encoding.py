@@ -69,6 +69,12 @@ class CategoryEncoder:
             for col, levels in self.levels.items()
         }
 
+    @property
+    def learned(self) -> dict[str, Mapping[str, int]]:
+        """Per categorical: the levels learned on their own (level -> code), which a factor's words read as themselves
+        (``Phrasebook.render``); any other value is scored as ``__other__``. The codes' lookup, built once per model."""
+        return {col: code_of for col, (code_of, _) in self._code_lookup.items()}
+
     def codes(self, values: pd.Series, column: str) -> np.ndarray:
         """Level code per row: unseen or rare values get ``__other__`` (the last level), missing -1.
 
