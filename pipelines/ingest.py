@@ -8,8 +8,10 @@ export instead of guessing, and every row that does not reach the canonical tabl
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import difflib
+import io
 import os
 import re
 from collections import Counter
@@ -249,41 +251,46 @@ def refuse_to_overwrite(inputs: dict[str, Path | None], outputs: dict[str, Path]
                                  "write it somewhere else")
 
 
-def read_source(spec: str, data: DataParams, base_dir: Path) -> pd.DataFrame:
-    """One raw CRM table: a CSV or Parquet file, or (when data.sql_url is set) a table name or a SELECT.
+def read_source(spec: str, data: DataParams, base_dir: Path) -> tuple[pd.DataFrame, DecimalMark]:
+    """One raw CRM table: a CSV or Parquet file, or (when data.sql_url is set) a table name or a SELECT; and how
+    its text writes numbers, for `prepare_table` (`decimal_mark_of`; "point" for a database).
 
     CSV cells are only missing when empty (pandas' "NA"/"null" guessing is off: "NA" is Namibia);
     data.missing_values says what else means 'not answered'. Columns in data.drop_columns are not read.
+    A file's header is read once (`read_header`), for its separator, repeated names and decimal mark.
     """
     if data.sql_url:
-        return _read_sql(spec, data.sql_url, base_dir).drop(columns=data.drop_columns, errors="ignore")
+        return _read_sql(spec, data.sql_url, base_dir).drop(columns=data.drop_columns, errors="ignore"), "point"
     path = Path(spec).expanduser()
     path = path if path.is_absolute() else base_dir / path
     readable_file("CRM export", path)
     dropped = set(data.drop_columns)
     if is_parquet(path):
-        refuse_repeated_columns(path, dropped)
-        kept = [name for name in pq.read_schema(path).names if name not in dropped]  # a dropped repeated name unread
+        header = read_header(path)
+        refuse_repeated_columns(path, header, dropped)
+        kept = [name for name in header.names if name not in dropped]  # a dropped repeated name unread
         table = bytes_as_text(pq.read_table(path, columns=kept), path)
-        return _usual_dtypes(table.to_pandas(types_mapper=_NULLABLE_INTEGERS.get))  # ids with a NULL stay exact
+        # ids with a NULL stay exact
+        return _usual_dtypes(table.to_pandas(types_mapper=_NULLABLE_INTEGERS.get)), decimal_mark_of(header, data)
     if ".csv" not in path.name.lower():
         raise ValueError(f"{path}: unsupported file type; use .csv (optionally compressed) or .parquet")
     mapped_to_text = {
         crm for table in TABLES for crm, contract in getattr(data.mapping, table).items() if contract in TEXT_COLUMNS
     }
-    sep = csv_delimiter(path)
     try:
-        refuse_repeated_columns(path, dropped)
+        header = read_header(path)
+        refuse_repeated_columns(path, header, dropped)
+        decimal_mark = decimal_mark_of(header, data)
         return pd.read_csv(
             path,
-            sep=sep,
+            sep=header.sep,
             # all text where numbers may have a decimal comma (`decimal_mark_of`): pandas would read 1.200 as 1.2
-            dtype="str" if decimal_mark_of(path, data) != "point" else {c: "str" for c in mapped_to_text | TEXT_COLUMNS},
+            dtype="str" if decimal_mark != "point" else {c: "str" for c in mapped_to_text | TEXT_COLUMNS},
             keep_default_na=False,
             na_values=[""],
             encoding="utf-8-sig",  # Excel and Salesforce exports start with a byte-order mark
             usecols=lambda column: column not in dropped,
-        )
+        ), decimal_mark
     except pd.errors.EmptyDataError:
         raise ValueError(f"{path}: the file is empty (not even a header row)") from None
     except UnicodeDecodeError as err:
@@ -300,28 +307,72 @@ def csv_delimiter(path: Path) -> str:
     most often outside quotes, a comma when none or tied. Read with a comma, a ";" file's header is one
     column named 'lead_id;created_at;...', refused as missing lead_id. A file that cannot be read gets a
     comma, for the reader to name the problem."""
+    return _delimiter_in(_first_line(path))
+
+
+def _first_line(path: Path) -> str | None:
+    """A CSV's first line as written (quotes and all), or None when it cannot be read."""
     try:
-        first = pd.read_csv(path, sep="\x1f", header=None, nrows=1, dtype=str, quoting=csv.QUOTE_NONE,
-                            encoding="utf-8-sig").iat[0, 0]
+        return str(pd.read_csv(path, sep="\x1f", header=None, nrows=1, dtype=str, quoting=csv.QUOTE_NONE,
+                               encoding="utf-8-sig").iat[0, 0])
     except (ValueError, OSError, IndexError):  # empty, not UTF-8 (UnicodeDecodeError), unreadable
+        return None
+
+
+def _delimiter_in(line: str | None) -> str:
+    if line is None:
         return ","
-    outside_quotes = re.sub(r'"[^"]*"', "", str(first))
+    outside_quotes = re.sub(r'"[^"]*"', "", line)
     return max(CSV_DELIMITERS, key=lambda sep: (outside_quotes.count(sep), sep == ","))
+
+
+@dataclass(frozen=True)
+class TableHeader:
+    """A table file's header, read once (`read_header`) and passed to each check and reader of the file.
+
+    Attributes:
+        names: the column names as written, in order, repeats included (a CSV cell pandas reads as missing,
+            e.g. an empty one, left out).
+        sep: a CSV's separator (`csv_delimiter`); None for Parquet.
+    """
+
+    names: list[str]
+    sep: str | None
+
+
+def read_header(path: Path) -> TableHeader:
+    """`path`'s header: a Parquet file's schema, or a CSV's first line (compressed too), read from the file once.
+
+    Raises the parser's own error for a file without a readable header (empty, not UTF-8, not Parquet), for the
+    caller to name the file. Only a CSV whose first line cannot be read, or whose quoted name runs on to the next
+    line, is read a second time, as a header row: its parser then names the problem, or reads the name whole.
+    """
+    if is_parquet(path):
+        return TableHeader(pq.read_schema(path).names, None)
+    line = _first_line(path)
+    sep = _delimiter_in(line)
+    row = None
+    if line is not None:
+        with contextlib.suppress(pd.errors.ParserError):  # a quoted name left open at the line's end
+            row = pd.read_csv(io.StringIO(line), sep=sep, header=None, dtype=str)
+    if row is None:
+        row = pd.read_csv(path, sep=sep, header=None, nrows=1, dtype=str, encoding="utf-8-sig")
+    return TableHeader(row.iloc[0].dropna().tolist(), sep)
 
 
 # How a file's text writes numbers (`decimal_mark_of`, `prepare_table`).
 DecimalMark = Literal["point", "comma", "either"]
 
 
-def decimal_mark_of(path: Path, data: DataParams) -> DecimalMark:
+def decimal_mark_of(header: TableHeader, data: DataParams) -> DecimalMark:
     """How a file writes its numbers, for `prepare_table`: data.decimal_mark for a CSV when set; unset ("auto"),
     "either" for a CSV separated by ';', which Excel writes where the decimal mark is a comma and the thousands
     separator a dot (2,5 and 1.234,5), though other tools write 2.5 there; "point" for any other file."""
-    if is_parquet(path):
+    if header.sep is None:  # Parquet
         return "point"
     if data.decimal_mark != "auto":
         return data.decimal_mark
-    return "either" if csv_delimiter(path) == ";" else "point"
+    return "either" if header.sep == ";" else "point"
 
 
 def readable_file(kind: str, path: Path) -> None:
@@ -338,14 +389,12 @@ def readable_file(kind: str, path: Path) -> None:
         raise ValueError(f"the {kind} file {path} cannot be read: {err.strerror or err}") from None
 
 
-def refuse_repeated_columns(path: Path, dropped: set[str]) -> None:
-    """Refuse a CSV or Parquet file whose header names a column twice (a report joining two objects: the lead's
-    'Created Date' and the account's): pandas reads the second as 'Created Date.1', so which one the mapping read
-    was chance, and Arrow stopped on 'Multiple matches'. Columns in data.drop_columns are read neither time. The
-    export and the files `score` reads alike."""
-    header = (pq.read_schema(path).names if is_parquet(path) else pd.read_csv(
-        path, sep=csv_delimiter(path), header=None, nrows=1, dtype=str, encoding="utf-8-sig").iloc[0].dropna().tolist())
-    repeated = [name for name, n in Counter(header).items() if n > 1 and name not in dropped]
+def refuse_repeated_columns(path: Path, header: TableHeader, dropped: set[str]) -> None:
+    """Refuse a CSV or Parquet file whose header (`read_header`) names a column twice (a report joining two objects:
+    the lead's 'Created Date' and the account's): pandas reads the second as 'Created Date.1', so which one the
+    mapping read was chance, and Arrow stopped on 'Multiple matches'. Columns in data.drop_columns are read neither
+    time. The export and the files `score` reads alike."""
+    repeated = [name for name, n in Counter(header.names).items() if n > 1 and name not in dropped]
     if repeated:
         raise ValueError(f"{path}: the header names {', '.join(map(repr, repeated))} more than once, so which column "
                          "is meant is unclear; rename the copies in the export, or list the name in data.drop_columns "
@@ -1147,13 +1196,12 @@ def load_crm(params: Params) -> CRMData:
     data = params.data
     flat = data.format == "flat"
     sources = {"leads": data.leads, "activities": data.activities, "outcomes": None if flat else data.outcomes}
-    raw = {
-        name: read_source(spec, data, params.base_dir).reset_index(drop=True)
-        for name, spec in sources.items()
-        if spec
-    }
+    read = {name: read_source(spec, data, params.base_dir) for name, spec in sources.items() if spec}
+    raw = {name: frame.reset_index(drop=True) for name, (frame, _) in read.items()}
+    decimal_marks = {name: mark for name, (_, mark) in read.items()}  # how each file writes numbers
     if flat:
         raw["outcomes"], sources["outcomes"] = raw["leads"], data.leads
+        decimal_marks["outcomes"] = decimal_marks["leads"]
     report = IngestReport({name: TableReport(str(sources[name]), len(frame)) for name, frame in raw.items()})
     others = {name: len(frame) for name, frame in raw.items() if name != "leads" and len(frame) and not flat}
     if not len(raw["leads"]) and others:  # each of their rows would be listed as naming an unknown lead
@@ -1170,8 +1218,7 @@ def load_crm(params: Params) -> CRMData:
         prepared[name], found = prepare_table(frame, name, data, str(sources[name]),
                                               numeric=params.features.numeric if name == "leads" else (),
                                               non_negative=params.features.non_negative if name == "leads" else (),
-                                              decimal_mark="point" if data.sql_url else decimal_mark_of(
-                                                  params.resolve(sources[name]), data))
+                                              decimal_mark=decimal_marks[name])
         problems += found
         refused[name] = {}
         for p in found:

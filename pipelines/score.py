@@ -31,9 +31,9 @@ from features.build import ACTIVITY_COLUMNS, crm_spellings, lead_columns_read
 from models.gbm import predict_on_one_thread, usable_cores
 from models.scorer import LeadScorer
 from pipelines.config import DataParams
-from pipelines.ingest import (ContractError, Problem, absent_columns, as_plain_text, bytes_as_text, crm_column, csv_delimiter,
-                              decimal_mark_of, is_parquet, not_utf8, prepare_table, readable_file,
-                              refuse_repeated_columns, refuse_to_overwrite)
+from pipelines.ingest import (ContractError, DecimalMark, Problem, absent_columns, as_plain_text, bytes_as_text, crm_column,
+                              csv_delimiter, decimal_mark_of, is_parquet, not_utf8, prepare_table, read_header,
+                              readable_file, refuse_repeated_columns, refuse_to_overwrite)
 
 
 @dataclass
@@ -396,14 +396,16 @@ def score_file(
         {"leads": input_path, "activities": activities_path, **(protected or {})},
         {"output": output_path, "rejects file": rejects_path, "activity rejects file": activity_rejects},
     )
+    headers = {}
     for kind, path in (("leads", input_path), ("activities", activities_path)):  # before anything is written
         if path is not None:
             readable_file(kind, path)
-            dropped = set(scorer.data.drop_columns)
-            _readable(path, lambda: refuse_repeated_columns(path, dropped))
+            headers[kind] = _readable(path, lambda: read_header(path))
+            refuse_repeated_columns(path, headers[kind], set(scorer.data.drop_columns))
     with _Staged([output_path, rejects_path, activity_rejects]) as staged:
         summary = _score_chunks(scorer, input_path, staged.temp[output_path], activities_path, as_of, chunk_size,
-                                staged.temp[rejects_path], staged.temp[activity_rejects], progress, top_factors)
+                                staged.temp[rejects_path], staged.temp[activity_rejects], progress, top_factors,
+                                decimal_mark_of(headers["leads"], scorer.data))
         staged.publish(rejects_path, written=summary.rows_rejected > 0)
         staged.publish(activity_rejects, written=summary.activities_rejected > 0)
         if summary.rows_read and not summary.rows_scored:  # a failed run (a nightly job must see it): scores stay
@@ -417,8 +419,8 @@ def score_file(
 
 def _score_chunks(scorer: LeadScorer, input_path: Path, output_path: Path, activities_path: Path | None,
                   as_of: pd.Timestamp | None, chunk_size: int, rejects_path: Path, activity_rejects: Path,
-                  progress: bool, top_factors: int) -> BatchSummary:
-    """`score_file`'s work, written straight to the paths given."""
+                  progress: bool, top_factors: int, decimal_mark: DecimalMark) -> BatchSummary:
+    """`score_file`'s work, written straight to the paths given (`decimal_mark`: how the leads file writes numbers)."""
     activities_of, activities_rejected, activities_valid, activities_used = None, 0, 0, 0
     if activities_path is not None:
         activities, activities_rejected = _valid_activities(
@@ -426,7 +428,6 @@ def _score_chunks(scorer: LeadScorer, input_path: Path, output_path: Path, activ
         activities_of, activities_valid = _activities_of(activities), len(activities)
     lead_id_column = crm_column(scorer.data, "leads", "lead_id")
     ids, chunks = _lead_chunks(input_path, chunk_size, lead_id_column)
-    decimal_mark = decimal_mark_of(input_path, scorer.data)
     repeated, first_rows = _repeated_ids(ids)
 
     read = scored = rejected = past_horizon = 0

@@ -415,7 +415,7 @@ def test_export_outcomes_writes_parquet_for_a_parquet_name_and_ingest_reads_it(f
     result = run("export-outcomes", "--params", str(feedback_params), "--output", str(out))
     assert result.exit_code == 0, result.output
     assert out.read_bytes()[:4] == b"PAR1"
-    outcomes, problems = prepare_table(read_source(str(out), params.data, tmp_path), "outcomes", params.data)
+    outcomes, problems = prepare_table(read_source(str(out), params.data, tmp_path)[0], "outcomes", params.data)
     assert not problems and outcomes.set_index("lead_id")["status"].to_dict() == {"L1": "rejected", "L2": "converted"}
 
 

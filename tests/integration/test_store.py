@@ -159,7 +159,8 @@ def test_export_outcomes_command_writes_a_table_ingest_accepts(store, tmp_path, 
     out = tmp_path / "exported" / "outcomes.csv"
     result = CliRunner().invoke(app, ["export-outcomes", "--params", str(params), "--output", str(out)])
     assert result.exit_code == 0, result.output
-    outcomes, problems = prepare_table(read_source(str(out), sample_params.data, tmp_path), "outcomes", sample_params.data)
+    outcomes, problems = prepare_table(read_source(str(out), sample_params.data, tmp_path)[0], "outcomes",
+                                       sample_params.data)
     assert not problems
     assert outcomes.set_index("lead_id").loc["L2", "status"] == "converted"
 
