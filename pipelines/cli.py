@@ -456,7 +456,9 @@ def backtest(
 
 @app.command()
 def monitor(
-    as_of: AsOfOption = None,
+    as_of: Annotated[Optional[str], typer.Option(
+        "--as-of", help="Replay the report of this date from the store as it stood then (default: the store's last "
+                        "record, its last score logged or decision received).")] = None,
     out: Annotated[Path, typer.Option(help="HTML report to write.")] = Path("outputs/monitor.html"),
     params: ParamsOption = None,
     leads: LeadsOption = None,

@@ -63,6 +63,17 @@ def history_as_of(crm: CRMData, when: pd.Timestamp) -> CRMData:
     return out
 
 
+def received_by(events: pd.DataFrame, when: pd.Timestamp) -> tuple[pd.DataFrame, int]:
+    """The store's feedback events as it held them at `when` (those received by then), and how many it received
+    later. A report replayed as of `when` must not know a decision the store got after it, even one dated before
+    (a webhook retried for days, a backlog the CRM sent in one go). An event without received_at counts as
+    received when it was decided.
+    """
+    received = pd.to_datetime(events["received_at"]).fillna(pd.to_datetime(events["decided_at"]))
+    later = received > when
+    return events[~later], int(later.sum())
+
+
 def feedback_outcomes(params: Params) -> tuple[pd.DataFrame, int]:
     """Every decision in the feedback store (contract outcomes, in the order received: a lead's latest
     is merged from them), and how many stored events it left out for an impossible decided_at
@@ -119,6 +130,7 @@ class FeedbackMerge:
     left_out: int = 0  # stored events with an impossible decided_at, not counted above (Store.usable_feedback)
     as_of: pd.Timestamp | None = None  # set by `history_as_of`: only decisions dated by then are counted above
     decided_later: int = 0  # the store's decisions dated after as_of: not known then, not merged
+    received_later: int = 0  # set by monitor (`received_by`): the store's decisions received after as_of, not merged
     # What was merged, so that `history_as_of` can merge again for an earlier date: the export's own outcomes and the
     # store's decisions (None when the merge was not given any).
     export_outcomes: pd.DataFrame | None = field(default=None, repr=False)
@@ -134,9 +146,13 @@ class FeedbackMerge:
     def line(self) -> str:
         later = (f"; {self.decided_later:,} decision{'' if self.decided_later == 1 else 's'} dated after "
                  f"{self.as_of:%Y-%m-%d %H:%M} not used (not known then)") if self.decided_later else ""
+        later += (f"; {self.received_later:,} decision{'' if self.received_later == 1 else 's'} received after "
+                  f"{self.as_of:%Y-%m-%d %H:%M} not used (not known then)") if self.received_later else ""
         if not self.events and not self.left_out:
             if later:
-                return f"feedback store: no sales decision dated by {self.as_of:%Y-%m-%d %H:%M} (the export's outcomes alone){later}"
+                known = "known" if self.received_later else "dated"
+                return (f"feedback store: no sales decision {known} by {self.as_of:%Y-%m-%d %H:%M} (the export's outcomes "
+                        f"alone){later}")
             return "feedback store: no sales decision received yet (the export's outcomes alone)"  # a fresh install
         repeats = self.applied - self.changed
         named = "; ".join(self.before_created[:3]) + (f"; and {len(self.before_created) - 3:,} more"

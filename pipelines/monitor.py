@@ -249,7 +249,7 @@ def handoff_health(
         scored: first score per lead (index lead_id; columns tier, scored_at), see `first_scores`.
             The SLA runs from scored_at, the wall-clock time the CRM got the score, not from the
             features' as_of: re-scoring open leads as of a past day does not make sales late.
-        feedback: the store's feedback events (lead_id, status, reason, decided_at, ...).
+        feedback: the store's feedback events as it held them at as_of (lead_id, status, reason, decided_at, ...).
         top_tier: name of the best tier.
         as_of: 'now'; leads scored less than the SLA ago are not yet due and are left out.
         decisions_received: whether the store holds any decision by as_of; without one the CRM sends none
@@ -481,7 +481,7 @@ def assess(
             `scored_at` (their first score's); calibration_y their labels.
         scored: first score per recently scored lead (index lead_id; tier, scored_at), leads the export
             merged by e-mail left out.
-        feedback: feedback store events.
+        feedback: feedback store events, as the store held them at as_of (`history.received_by`).
         unseen: the recent leads' category values the champion never saw in training (``drift_table``).
     """
     mp = params.monitor
@@ -598,6 +598,16 @@ def _reference_as_scored(reference_set, ages: pd.Series | None, spec) -> tuple[p
     return features_at(reference_set.crm, ids, pd.Series(moments, index=ids), spec), lead_age_days(reference_set.created_at, moments)
 
 
+def latest_record(score_log: pd.DataFrame, feedback: pd.DataFrame) -> pd.Timestamp:
+    """The last time the store was written to (a score logged, a decision received): monitor's 'now' by default.
+
+    Not the wall clock, which may lie long after a store's last record (a demo's, or one copied for a look): every
+    window would then be empty or its leads all overdue. Nor only the last score: the decisions the CRM sent after
+    it would go unread.
+    """
+    return max(score_log["scored_at"].max(), feedback["received_at"].max() if len(feedback) else pd.NaT)
+
+
 def monitor(
     params: Params,
     as_of: pd.Timestamp | None = None,
@@ -608,9 +618,10 @@ def monitor(
     """Compare the champion's training window with what it has scored lately; write HTML, log to MLflow.
 
     Args:
-        as_of: 'now' (default: the latest scored_at in the score log). A past date replays the report of that
-            date: scores logged and decisions dated after it are ignored, and the model monitored is the one that
-            served then (made the last score by it), not a champion promoted since.
+        as_of: 'now' (default: `latest_record`, the store's last score logged or decision received). A past date
+            replays the report of that date from the store as it stood then: scores logged, and decisions dated or
+            received, after it are ignored, and the model monitored is the one that served then (made the last score
+            by it), not a champion promoted since.
         out: HTML file to write (optional; always logged to MLflow).
         crm: an already loaded export (default: load params.data).
         store: a `serving.store.Store` (default: the one params.serving.store_url names, opened read-only).
@@ -619,25 +630,27 @@ def monitor(
 
     from pipelines import tracking
     from pipelines.dataset import assemble, data_as_of, with_model_features
-    from pipelines.history import history_as_of, load_history
+    from pipelines.history import history_as_of, load_history, received_by
+    from pipelines.ingest import load_crm
     from serving.store import Store
 
     version = str(tracking.registered_version(params).version)  # the champion now
     store = store if store is not None else Store.from_params(params, read_only=True)
+    crm = crm if crm is not None else load_crm(params)  # an export that cannot be read is told first
     feedback, left_out = store.usable_feedback()
+    log = store.score_log_frame()
+    if log.empty:
+        raise LookupError(f"the score log of the store {store.name} is empty: nothing has been scored with it yet, so "
+                          "there is nothing to monitor (check serving.store_url)")
+    replay = as_of is not None
+    as_of = pd.Timestamp(as_of) if replay else latest_record(log, feedback)
+    feedback, received_later = received_by(feedback, as_of)  # the store as it stood then
     crm = load_history(params, crm, (feedback, left_out))
     mp, dated = params.monitor, params.data.dated
     notes: list[str] = []
     if left_out:
         notes.append(f"{left_out:,} feedback events with an impossible decided_at were left out of calibration and "
                      "hand-off (they stay in the store; see the warning)")
-
-    log = store.score_log_frame()
-    if log.empty:
-        raise LookupError(f"the score log of the store {store.name} is empty: nothing has been scored with it yet, so "
-                          "there is nothing to monitor (check serving.store_url)")
-    replay = as_of is not None
-    as_of = pd.Timestamp(as_of) if replay else log["scored_at"].max()
     first = log["scored_at"].min()
     log = log[log["scored_at"] <= as_of]
     if log.empty:  # every section would be "not judged", logged as a run about nothing
@@ -699,6 +712,7 @@ def monitor(
             calibration_log = calibration_log[~late]
     leads = crm.leads[crm.leads["lead_id"].isin(calibration_log.index)]
     known = history_as_of(crm, as_of) if dated else crm  # a decision dated after as_of must not hide the export's
+    known.feedback.as_of, known.feedback.received_later = as_of, received_later
     # A lead still open in the export when its horizon ended after the export was taken may have been decided
     # since without the export or the store saying so: it is not counted as unconverted.
     export_end = data_as_of(crm) if dated else None

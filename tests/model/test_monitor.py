@@ -405,7 +405,8 @@ def test_monitor_page_says_which_leads_each_section_counts(production, tmp_path)
     page = html.unescape((tmp_path / "monitor.html").read_text())
 
     log = store.score_log_frame()
-    as_of = log["scored_at"].max()
+    as_of = max(log["scored_at"].max(), store.feedback_frame()["received_at"].max())  # the store's last record
+    assert report.as_of == as_of
     first = log.sort_values("scored_at").drop_duplicates("lead_id")
     recent = first[first["scored_at"] > as_of - pd.Timedelta(days=mp.window_days)]
     in_export = int(recent["lead_id"].isin(crm.leads["lead_id"]).sum())
@@ -519,6 +520,79 @@ def test_a_replayed_date_monitors_the_model_that_served_then_not_one_promoted_si
     assert monitor(registry, crm=crm, store=served).model == f"leadscore v{v2}"  # now: the champion
 
 
+def _store_with(path, scores: pd.DataFrame, events: pd.DataFrame):
+    """A store holding these scores and feedback events as they are (received_at included)."""
+    from serving.store import FEEDBACK, Store
+
+    copy = Store(f"sqlite:///{path}")
+    copy.log_scores(scores)
+    with copy.engine.begin() as conn:
+        conn.execute(FEEDBACK.insert(), events.astype(object).where(events.notna(), None).to_dict("records"))
+    return copy
+
+
+def test_by_default_monitor_reads_the_store_up_to_its_last_record_not_only_its_last_score(production, tmp_path):
+    """The CRM scored its leads, then sent sales' decisions on them: monitor's 'now' by default is the store's last
+    record, so it reads them; as of the last score it would leave them all unread, and hand-off would say the CRM
+    never sent a decision. (Nor is it the wall clock, which could lie months after the store's last record.)"""
+    params, crm, store = production
+    log = store.score_log_frame()
+    last_score = log["scored_at"].max()
+    first = first_scores(log)["scored_at"]
+    recent = first.index[first > last_score - pd.Timedelta(days=20)][:30].tolist()
+    sent = pd.DataFrame({"event_id": [f"sent{i}" for i in range(len(recent))], "lead_id": recent, "status": "rejected",
+                         "reason": "no_budget", "decided_at": last_score + pd.Timedelta(hours=20), "amount": np.nan,
+                         "received_at": last_score + pd.Timedelta(days=1)})
+
+    report = monitor(params, crm=crm, store=_store_with(tmp_path / "sent.db", log, sent))
+
+    assert report.as_of == last_score + pd.Timedelta(days=1)
+    assert "hand-off" not in report.not_judged
+    assert report.handoff.set_index("check").loc["share of rejections with a reason code", "value"] == 1.0
+    assert report.reasons_by_tier["rejections"].sum() == len(recent) == 30
+
+
+def test_a_replay_ignores_decisions_the_store_received_after_its_date(production, tmp_path):
+    """`monitor --as-of D` says what it would have said on D. Sales decided some leads before D, but the CRM sent
+    those decisions days after it (a webhook retried, a backlog sent in one go): the store did not hold them on D,
+    so neither calibration nor hand-off may count them, and the feedback line says they were not used."""
+    params, crm, store = production
+    mp, horizon = params.monitor, pd.Timedelta(days=params.label.horizon_days)
+    replayed = pd.Timestamp("2025-10-01")
+    log, events = store.score_log_frame(), store.feedback_frame()
+    on_the_day = monitor(params, as_of=replayed, crm=crm, store=store)
+    first = first_scores(log[log["scored_at"] <= replayed])["scored_at"]
+    created = crm.leads.set_index("lead_id")["created_at"]
+    undecided = first.index.difference(events.loc[events["decided_at"] <= replayed, "lead_id"])
+    # Due for the SLA on D, with no disposition by then; and matured by D, their outcome unknown then.
+    waiting = [lead for lead in undecided if replayed - pd.Timedelta(days=mp.window_days) < first[lead]
+               <= replayed - pd.Timedelta(days=2)]
+    matured = [lead for lead in undecided if created[lead] + horizon <= replayed][:40]
+    assert len(waiting) >= 20 and len(matured) >= 20
+    late = pd.DataFrame({
+        "event_id": [f"late{i}" for i in range(len(waiting) + len(matured))],
+        "lead_id": waiting + matured,
+        "status": ["rejected"] * len(waiting) + ["converted"] * len(matured),
+        "reason": ["no_budget"] * len(waiting) + [None] * len(matured),
+        "decided_at": [replayed - pd.Timedelta(days=1)] * len(waiting) + [created[m] + pd.Timedelta(days=10) for m in matured],
+        "amount": np.nan,
+        "received_at": replayed + pd.Timedelta(days=10),
+    })
+    backlog = _store_with(tmp_path / "backlog.db", log, pd.concat([events, late], ignore_index=True))
+
+    replay = monitor(params, as_of=replayed, crm=crm, store=backlog)
+
+    for section in ("calibration", "segments", "handoff", "reasons_by_tier"):
+        pd.testing.assert_frame_equal(getattr(replay, section), getattr(on_the_day, section))
+    later = int((events["received_at"] > replayed).sum()) + len(late)
+    assert replay.feedback.endswith(f"; {later:,} decisions received after 2025-10-01 00:00 not used (not known then)")
+    # Once received, they count.
+    received = replayed + pd.Timedelta(days=10)
+    after = monitor(params, as_of=received, crm=crm, store=backlog).handoff.set_index("check")
+    before = monitor(params, as_of=received, crm=crm, store=store).handoff.set_index("check")
+    assert after.loc["share of rejections with a reason code", "leads"] > before.loc["share of rejections with a reason code", "leads"]
+
+
 def test_monitor_needs_a_score_log(production, tmp_path):
     from serving.store import Store
 
@@ -629,16 +703,17 @@ def test_monitor_reads_an_earlier_versions_store_with_a_read_only_account(produc
 
 
 def test_monitor_says_what_the_feedback_store_changed_as_of_its_date(production, tmp_path):
-    """As train and retrain do, in the same words; decisions dated after the monitor's as_of are not counted."""
+    """As train and retrain do, in the same words; decisions the store received after the monitor's as_of are not
+    counted (here each was received when it was decided)."""
     params, crm, store = production
     as_of = pd.Timestamp("2025-10-01")
-    later = int((store.feedback_frame()["decided_at"] > as_of).sum())
+    later = int((store.feedback_frame()["received_at"] > as_of).sum())
 
     report = monitor(params, crm=crm, store=store, as_of=as_of, out=tmp_path / "monitor.html")
 
     line = report.lines()[1]
     assert line.startswith("  feedback store: ") and line.endswith(
-        f"; {later:,} decisions dated after 2025-10-01 00:00 not used (not known then)"), line
+        f"; {later:,} decisions received after 2025-10-01 00:00 not used (not known then)"), line
     assert html.escape(line.strip()) in (tmp_path / "monitor.html").read_text()
     assert line in mlflow.artifacts.load_text(f"runs:/{report.run_id}/monitor/summary.txt")
 
