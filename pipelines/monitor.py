@@ -4,8 +4,8 @@ Three questions, thresholds in params.monitor:
 
 * Drift: population stability index (PSI) of every feature and of the score between the champion's
   training window (rebuilt from the export with the one feature function, at the ages recent leads
-  were scored at) and the recently scored leads (score log; each one's features rebuilt as the model
-  saw them: as of the request's as_of, else of the moment it was scored).
+  were scored at) and the recently scored leads (score log: those whose first score falls in the window;
+  each one's features rebuilt as the model saw them: as of the request's as_of, else of the moment it was scored).
 * Calibration: the probability each lead was shown against the outcome that has since arrived
   (export + feedback under the label policy), overall, for the latest matured cohort on its own (a recent
   drop the whole window would dilute) and per segment (feature value) in both — a source whose quality dropped
@@ -670,10 +670,11 @@ def monitor(
     champion = tracking.load_scorer(params, version=version)
     model = f"{params.tracking.registered_model} v{version}"
     catalog = feature_catalog(champion.features)
-    recent_log = log[log["scored_at"] > as_of - pd.Timedelta(days=mp.window_days)]
-    scored = first_scores(recent_log)
+    # A lead's first score ever, not its first in a window: an old lead re-scored lately is no recent lead.
+    first_scored = first_scores(log)
+    scored = first_scored[first_scored["scored_at"] > as_of - pd.Timedelta(days=mp.window_days)]
     if scored.empty:
-        notes.append(f"no lead was scored in the {mp.window_days} days before {as_of:%Y-%m-%d}: drift and hand-off "
+        notes.append(f"no lead was first scored in the {mp.window_days} days before {as_of:%Y-%m-%d}: drift and hand-off "
                      "have nothing to judge")
     # A merged lead is left out of hand-off too: the CRM works the lead it kept, so the merged one's own
     # id gets no disposition and would count as never worked.
@@ -681,11 +682,11 @@ def monitor(
                                              "feature drift and hand-off")
     notes += absent
     recent = _features_as_scored(crm, scored[~missing], champion.features, dated)
-    same_model = recent_log[recent_log["model_version"] == version]
-    if len(same_model) < len(recent_log):
-        notes.append(f"{len(recent_log) - len(same_model):,} recent scores came from other versions than {version}: "
-                     "left out of the score's drift")
-    recent_scores = first_scores(same_model)["probability"].to_numpy() if len(same_model) else np.empty(0)
+    same_model = scored[scored["model_version"] == version]
+    if len(same_model) < len(scored):
+        notes.append(f"{len(scored) - len(same_model):,} recently scored leads were first scored by other versions than "
+                     f"{version}: left out of the score's drift")
+    recent_scores = same_model["probability"].to_numpy()
 
     trained_as_of = champion.info.get("as_of")
     window_params = with_model_features(params, champion)
@@ -695,7 +696,7 @@ def monitor(
     reference, reference_ages = _reference_as_scored(reference_set, ages, champion.features)
     reference_scores = champion.predict_proba(reference, reference_ages)
 
-    calibration_log = first_scores(log[log["scored_at"] > as_of - pd.Timedelta(days=mp.calibration_days)])
+    calibration_log = first_scored[first_scored["scored_at"] > as_of - pd.Timedelta(days=mp.calibration_days)]
     # Their outcome, even one the service received, has no lead of the export to be labelled against.
     outside, _, absent = _not_in_export(calibration_log.index, crm,
                                         f"leads first scored in the {mp.calibration_days} days to {as_of:%Y-%m-%d}", "calibration")

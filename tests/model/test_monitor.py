@@ -445,7 +445,7 @@ def test_scores_sent_with_an_as_of_are_judged_as_of_it_not_as_of_when_they_arriv
 
 
 def test_monitor_says_which_checks_it_could_not_judge_and_never_calls_nothing_ok(production, tmp_path):
-    """20 leads re-scored at once, months after the rest: drift has too few leads and no score is old
+    """20 new leads scored at once, months after the rest: drift has too few leads and no score is old
     enough for the SLA. Only calibration (the older scores) is judged, and the summary says so; with
     the older scores gone nothing is judged, and the status says that instead of OK."""
     import html
@@ -456,7 +456,8 @@ def test_monitor_says_which_checks_it_could_not_judge_and_never_calls_nothing_ok
     mp = params.monitor
     log = store.score_log_frame()
     now = log["scored_at"].max() + pd.Timedelta(days=120)
-    burst = log.drop_duplicates("lead_id").tail(20).assign(scored_at=now)
+    unscored = crm.leads.loc[~crm.leads["lead_id"].isin(log["lead_id"]), "lead_id"].tail(20).to_numpy()
+    burst = log.drop_duplicates("lead_id").tail(20).assign(lead_id=unscored, scored_at=now)
     older = Store(f"sqlite:///{tmp_path / 'older.db'}")
     older.log_scores(pd.concat([log, burst], ignore_index=True))
     alone = Store(f"sqlite:///{tmp_path / 'alone.db'}")
@@ -591,6 +592,44 @@ def test_a_replay_ignores_decisions_the_store_received_after_its_date(production
     after = monitor(params, as_of=received, crm=crm, store=backlog).handoff.set_index("check")
     before = monitor(params, as_of=received, crm=crm, store=store).handoff.set_index("check")
     assert after.loc["share of rejections with a reason code", "leads"] > before.loc["share of rejections with a reason code", "leads"]
+
+
+def test_an_old_lead_scored_again_lately_is_not_a_recently_scored_lead(production, tmp_path):
+    """A CRM scores a lead again whenever it changes. A lead first scored before the recent window is not one of
+    its leads (drift, hand-off), nor of calibration's when its first score is older than calibration_days: 'first
+    scored in the window' means the lead's first score ever falls in it, not its first score inside it."""
+    params, crm, store = production
+    mp = params.monitor
+    log, events = store.score_log_frame(), store.feedback_frame()
+    as_of = max(log["scored_at"].max(), events["received_at"].max())
+    year_start = as_of - pd.Timedelta(days=mp.calibration_days)
+    # Leads of the export's previous year, scored on arrival before the calibration window opened ...
+    unscored = crm.leads[~crm.leads["lead_id"].isin(log["lead_id"])]
+    older = unscored[(unscored["created_at"] > year_start - pd.Timedelta(days=50)) & (unscored["created_at"] <= year_start)]
+    assert len(older) >= 20
+    template = log.head(len(older)).reset_index(drop=True)
+    on_arrival = template.assign(lead_id=older["lead_id"].to_numpy(), scored_at=older["created_at"].to_numpy(),
+                                 features_as_of=older["created_at"].to_numpy())
+    base = pd.concat([log, on_arrival], ignore_index=True)
+    # ... and scored again inside it, 60 days old (not past their horizon); and leads first scored before the
+    # recent window, scored again 10 days before as_of.
+    first = first_scores(log)["scored_at"]
+    before_window = first.index[first <= as_of - pd.Timedelta(days=mp.window_days + 30)][-100:]
+    again = pd.concat([
+        on_arrival.assign(scored_at=on_arrival["scored_at"] + pd.Timedelta(days=60),
+                          features_as_of=on_arrival["scored_at"] + pd.Timedelta(days=60)),
+        log.drop_duplicates("lead_id").set_index("lead_id").loc[before_window].reset_index()
+           .assign(scored_at=as_of - pd.Timedelta(days=10), features_as_of=as_of - pd.Timedelta(days=10)),
+    ], ignore_index=True)
+    assert (again["scored_at"] > year_start).all()
+
+    clean = monitor(params, crm=crm, store=_store_with(tmp_path / "base.db", base, events))
+    rescored = monitor(params, crm=crm, store=_store_with(tmp_path / "rescored.db", pd.concat([base, again]), events))
+
+    assert rescored.as_of == clean.as_of == as_of
+    for section in ("drift", "calibration", "segments", "handoff", "reasons_by_tier"):
+        pd.testing.assert_frame_equal(getattr(rescored, section), getattr(clean, section))
+    assert rescored.notes == clean.notes
 
 
 def test_monitor_needs_a_score_log(production, tmp_path):
