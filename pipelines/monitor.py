@@ -343,12 +343,17 @@ class MonitorReport:
                 to_do = TO_DO["calibration"] if i == 0 else TO_DO["latest cohort"]  # the whole window, then the latest
                 out.append(("alert", f"calibration ({r.cohort}): scores {promise}: predicted {r.predicted:.1%}, observed "
                                      f"{r.observed:.1%} over {r.leads:,} matured leads (z {r.z:+.1f}). To do: {to_do}"))
-        for r in self.segments.itertuples():
-            if r.status == "alert":
-                converts = "less" if r.gap < 0 else "more"
-                out.append(("alert", f"calibration drift ({r.cohort}): {r.feature}={r.value} converts {converts} than scored: predicted "
-                                     f"{r.predicted:.1%}, observed {r.observed:.1%} over {r.leads:,} leads (z {r.z:+.1f}). "
-                                     f"To do: {TO_DO['segment']}"))
+        # A segment both cohorts flag the same way is one finding naming both; opposite ways, one per cohort.
+        alerts = self.segments[self.segments["status"] == "alert"]
+        cohort_order = {cohort: i for i, cohort in enumerate(self.calibration["cohort"])}
+        for _, rows in alerts.groupby(["feature", "value", np.sign(alerts["gap"])], sort=False):  # worst first
+            rows = rows.sort_values("cohort", key=lambda c: c.map(cohort_order), kind="stable").to_dict("records")
+            figures = [f"predicted {r['predicted']:.1%}, observed {r['observed']:.1%} over {r['leads']:,} leads "
+                       f"(z {r['z']:+.1f})" for r in rows]
+            said = figures[0] if len(rows) == 1 else "; ".join(f"{r['cohort']} {f}" for r, f in zip(rows, figures))
+            r = rows[0]
+            out.append(("alert", f"calibration drift ({' and '.join(r['cohort'] for r in rows)}): {r['feature']}={r['value']} "
+                                 f"converts {'less' if r['gap'] < 0 else 'more'} than scored: {said}. To do: {TO_DO['segment']}"))
         for r in self.handoff.to_dict("records"):
             if r["status"] == "alert":
                 hours = r["check"].startswith("median hours")

@@ -26,6 +26,7 @@ from pipelines.monitor import (
     population_stability,
     segment_calibration,
     unjudged_sections,
+    worst_segments_first,
 )
 from pipelines.synthetic import SourceShift, generate_crm, write_crm
 from conftest import FAST, params_for
@@ -630,6 +631,42 @@ def test_an_old_lead_scored_again_lately_is_not_a_recently_scored_lead(productio
     for section in ("drift", "calibration", "segments", "handoff", "reasons_by_tier"):
         pd.testing.assert_frame_equal(getattr(rescored, section), getattr(clean, section))
     assert rescored.notes == clean.notes
+
+
+def test_a_segment_both_cohorts_flag_the_same_way_is_one_finding_naming_both():
+    """web converts less than scored over the year and in the latest cohort: one finding with both cohorts' figures,
+    not the same news twice. event converts more over the year but less lately: two findings, they disagree."""
+    p = np.full(1_000, 0.3)
+    source = pd.Series(["web"] * 500 + ["event"] * 500)
+    y_year = np.r_[np.ones(75), np.zeros(425), np.ones(225), np.zeros(275)]  # web 15 %, event 45 %
+    y_latest = np.r_[np.ones(20), np.zeros(180), np.ones(30), np.zeros(170)]  # web 10 %, event 15 %
+    latest = np.r_[np.arange(200), 500 + np.arange(200)]
+    year, recent = "365 days", "latest matured 90 days"
+    calibration = pd.concat([calibration_summary(p, y_year, MP, cohort=year),
+                             calibration_summary(p[latest], y_latest, MP, cohort=recent)], ignore_index=True)
+    segments = worst_segments_first(pd.concat([
+        segment_calibration(source.to_frame("lead_source"), p, y_year, MP).assign(cohort=year),
+        segment_calibration(source[latest].to_frame("lead_source"), p[latest], y_latest, MP).assign(cohort=recent),
+    ], ignore_index=True))
+    assert (segments["status"] == "alert").all()
+    empty = pd.DataFrame(columns=["feature", "psi", "status", "recent_rows", "reference_rows"])
+    report = MonitorReport(as_of=pd.Timestamp("2026-01-10"), model="leadscore v1", drift=empty, calibration=calibration,
+                           segments=segments, handoff=pd.DataFrame(columns=["check", "status"]), reasons_by_tier=pd.DataFrame())
+    rows = segments.set_index(["value", "cohort"])
+
+    def figures(value, cohort):
+        r = rows.loc[(value, cohort)]
+        return f"predicted 30.0%, observed {r['observed']:.1%} over {r['leads']:,} leads (z {r['z']:+.1f})"
+
+    found = [sentence for _, sentence in report.findings if sentence.startswith("calibration drift")]
+
+    assert (f"calibration drift ({year} and {recent}): lead_source=web converts less than scored: {year} "
+            f"{figures('web', year)}; {recent} {figures('web', recent)}. To do: {TO_DO['segment']}") in found
+    assert (f"calibration drift ({year}): lead_source=event converts more than scored: {figures('event', year)}. "
+            f"To do: {TO_DO['segment']}") in found
+    assert (f"calibration drift ({recent}): lead_source=event converts less than scored: {figures('event', recent)}. "
+            f"To do: {TO_DO['segment']}") in found
+    assert len(found) == 3
 
 
 def test_monitor_needs_a_score_log(production, tmp_path):
