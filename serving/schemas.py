@@ -88,9 +88,14 @@ def _blank_as_none(value: Any) -> Any:
 
 
 def _optional_number(value: Any) -> Any:
-    """A number, its text, or blank text (none); true/false is no amount."""
+    """A number, its text (digits, a sign, a decimal point, an exponent: NUMBER_TEXT, as an export's number
+    cells are read), or blank text (none); true/false is no amount. pydantic alone also took Python's "1_000"
+    (no CRM writes an amount so; /docs.json's pattern and an export's number field refused it)."""
     if isinstance(value, bool):
         raise ValueError(f"expected a number, not {str(value).lower()}")
+    if isinstance(value, str) and value.strip() and not re.match(NUMBER_TEXT, value):
+        raise ValueError(f"expected a number, or its text with digits and a decimal point only (e.g. 12500.50), "
+                         f"not {value!r}")
     return _blank_as_none(value)
 
 

@@ -728,6 +728,15 @@ def test_openapi_documents_the_endpoints(client):
     assert (amount["minimum"], amount["exclusiveMaximum"]) == (0, 1e15)  # JSON Schema's words, which tools read
 
 
+def _documented(spec: dict, model: str, body) -> bool:
+    """Whether /docs.json's schema `model` admits `body`, as a client validating against it before sending would tell."""
+    try:
+        _conforms(body, {"$ref": f"#/components/schemas/{model}", "components": spec["components"]})
+    except jsonschema.ValidationError:
+        return False
+    return True
+
+
 def test_openapi_describes_every_field_a_lead_its_activities_and_feedback_may_send(client, leads):
     """A lead's optional and activity fields were only in the example, and feedback's amount a number: a client
     validating against /docs.json could not tell what /score reads, and refused the "12500.50" /feedback takes."""
@@ -739,19 +748,50 @@ def test_openapi_describes_every_field_a_lead_its_activities_and_feedback_may_se
     activity = lead["properties"]["activities"]["anyOf"][0]["items"]
     assert activity["required"] == ["occurred_at", "activity"] and "detail" in activity["properties"]
 
-    def conforms(body, model: str) -> bool:
-        try:
-            _conforms(body, {"$ref": f"#/components/schemas/{model}", "components": spec["components"]})
-        except jsonschema.ValidationError:
-            return False
-        return True
-
     no_date = {**leads[0], "activities": [{"activity": "webinar"}]}
-    assert conforms(leads[0], "Lead") and not conforms(no_date, "Lead")  # as the service answers them:
+    assert _documented(spec, "Lead", leads[0]) and not _documented(spec, "Lead", no_date)  # as the service answers:
     assert client.post("/score", {"leads": [no_date], "as_of": AS_OF}).status == 422
     won = _feedback(f"evt-docs-amount-{uuid.uuid4()}", status="converted", reason=None, amount="12500.50")
-    assert conforms(won, "Feedback") and client.post("/feedback", won).status == 201
-    assert not conforms({**won, "amount": "12,500"}, "Feedback")
+    assert _documented(spec, "Feedback", won) and client.post("/feedback", won).status == 201
+    assert not _documented(spec, "Feedback", {**won, "amount": "12,500"})
+
+
+# What a CRM may send, and whether it is taken: /docs.json and the service must give the same verdict.
+LEAD_VERDICTS = [
+    ({"employees": 320}, True), ({"employees": "320"}, True), ({"employees": ""}, True), ({"employees": None}, True),
+    ({"industry": 5}, True), ({"partner_flag": True}, True),  # a field the model does not read takes any value
+    ({"activities": [{"occurred_at": "2025-12-02", "activity": "webinar", "detail": 3}]}, True),
+    ({"employees": {"n": 1}}, False), ({"employees": [1]}, False), ({"industry": True}, False),
+    ({"lead_id": 42}, False), ({"created_at": 1764000000}, False), ({"activities": [{"activity": "webinar"}]}, False),
+]
+FEEDBACK_VERDICTS = [
+    ({"amount": "12500.50"}, True), ({"amount": " 12500.50 "}, True), ({"amount": ""}, True), ({"amount": None}, True),
+    ({"amount": 4800}, True), ({"amount": "1e3"}, True),
+    ({"amount": "1_000"}, False), ({"amount": "12,500"}, False), ({"amount": "-5"}, False), ({"amount": -5}, False),
+    ({"amount": True}, False), ({"amount": "lots"}, False), ({"decided_at": 1700000000}, False), ({"status": 1}, False),
+]
+# Category values: a CRM's own label and any letter case are taken, so /docs.json lists values, never an enum.
+CATEGORY_VERDICTS = [({"status": "Closed - Not Converted", "reason": "No Budget"}, True),
+                     ({"status": " CONVERTED ", "reason": None}, True), ({"reason": "  No_Budget "}, True)]
+
+
+def test_docs_json_takes_and_refuses_what_the_service_takes_and_refuses(client):
+    """A client validating against /docs.json before sending gets the service's own verdict: an amount "1_000"
+    was stored as 1000 though the document refused it (and a CRM never writes one so)."""
+    spec = client.get("/docs.json").json()
+    for i, (change, taken) in enumerate(LEAD_VERDICTS):
+        body = {"leads": [{"lead_id": f"VERDICT-{i}", "created_at": "2025-12-01T09:00:00Z", **change}], "as_of": AS_OF}
+        reply = client.post("/score", body)
+        assert reply.status in (200, 400, 422), (change, reply.body)
+        assert (_documented(spec, "ScoreRequest", body), reply.status == 200) == (taken, taken), (change, reply.body)
+    for change, taken in FEEDBACK_VERDICTS + CATEGORY_VERDICTS:
+        event = _feedback(f"evt-verdict-{uuid.uuid4()}", **{"status": "converted", "reason": None, **change})
+        reply = client.post("/feedback", event)
+        assert reply.status in (201, 400, 422), (change, reply.body)
+        assert (_documented(spec, "Feedback", event), reply.status == 201) == (taken, taken), (change, reply.body)
+    refused = client.post("/feedback", _feedback("evt-underscored", status="converted", reason=None, amount="1_000"))
+    assert refused.json()["detail"][0]["msg"] == ("expected a number, or its text with digits and a decimal point only "
+                                                  "(e.g. 12500.50), not '1_000'")
 
 
 def test_openapi_documents_every_answer_the_api_gives_in_the_shape_it_gives_it(client, server, leads):
@@ -871,3 +911,4 @@ def test_docs_require_no_creation_date_of_a_lead_an_undated_model_scores(sample_
     # Its example is a lead of what the model reads, not the demo lead with activities it ignores.
     assert "activities" not in documented["example"] and set(documented["example"]) <= set(documented["properties"])
     assert "ignored" in documented["properties"]["activities"]["description"]
+
