@@ -878,7 +878,7 @@ def _both_readings(value) -> str:
 def prepare_table(
     raw: pd.DataFrame, table: str, data: DataParams, source: str = "request", numeric: Sequence[str] = (),
     non_negative: Sequence[str] = (), decimal_mark: DecimalMark = "point",
-    audience: Audience = COMMAND_LINE,
+    audience: Audience = COMMAND_LINE, text: Sequence[str] = (),
 ) -> tuple[pd.DataFrame, list[Problem]]:
     """Map raw CRM rows onto one contract table and validate them.
 
@@ -897,6 +897,8 @@ def prepare_table(
             "comma" (1234,5 or 1.234,5), or "either": both read, and a number that reads both ways (1.200,
             1,200) refuses its row, as it may be 1200 or 1.2.
         audience: who reads the problems' advice (the service's API clients, or a command's user).
+        text: further columns read as text (a scoring model's ``features.categorical`` that held no true/false
+            in training): a true/false cell refuses its row, as in the contract's text columns; kept as read.
 
     Returns:
         The frame without the bad rows (kept rows keep their raw index labels, so a caller can tell
@@ -987,6 +989,10 @@ def prepare_table(
                  lambda v, c=column: f"negative {c} {_as_sent(v)} ({c} counts something: 0 or more)")
         columns[column] = parsed
 
+    def check_text(column: str) -> None:  # a JSON/SQL/Parquet true in a text field is a mapping mistake:
+        flag(_numbers_sent(columns[column])[1], column, "boolean_as_text",  # it would be the category "True"
+             lambda v: f"expected text for {column}, not {str(v).lower()} (check what the CRM field holds)")
+
     for column in spec.columns:
         if column not in columns:
             columns[column] = _empty_column(column, spec, raw.index)
@@ -1014,9 +1020,8 @@ def prepare_table(
             columns[column] = parsed
         elif column in spec.numeric:
             check_number(column)
-        else:  # a JSON/SQL/Parquet true in a text field is a mapping mistake: it would be the category "True"
-            flag(_numbers_sent(values)[1], column, "boolean_as_text",
-                 lambda v, c=column: f"expected text for {c}, not {str(v).lower()} (check what the CRM field holds)")
+        else:
+            check_text(column)
             columns[column] = _as_text(values)
         if column in required:
             empty = values.isna() | (columns[column] == "") if column in TEXT_COLUMNS else values.isna()
@@ -1024,6 +1029,9 @@ def prepare_table(
     for column in numeric:
         if column in columns and column not in spec.columns:
             check_number(column)
+    for column in text:
+        if column in columns and column not in spec.columns:
+            check_text(column)
     if "status" in spec.columns:
         status = columns["status"] = contract_status(columns["status"], data)
         flag(

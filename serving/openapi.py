@@ -117,8 +117,10 @@ def _crm_names(row: dict, table: str, data: DataParams) -> dict:
 
 DATE = {"type": "string", "description": "ISO 8601 date, or date and time, as text (UTC when no zone is given)."}
 # A text field takes a number as its text; a number field takes a number's text ("320"), as an export's cells.
+# True/false only a field that held it in training takes (LeadScorer.true_false_fields).
 TEXT = {"type": ["string", "number", "null"]}
 NUMBER = {"type": ["number", "string", "null"]}
+TEXT_OR_TRUE_FALSE = {"type": ["string", "number", "boolean", "null"]}
 
 
 def _lead_fields(scorer: LeadScorer) -> dict[str, dict]:
@@ -134,6 +136,9 @@ def _lead_fields(scorer: LeadScorer) -> dict[str, dict]:
             fields[crm_column(data, "leads", column)] = {
                 **NUMBER, "description": f"A number or its text (\"320\"),{sign} smaller than {LARGEST_NUMBER:g} "
                                          f"in size; null or blank: not known ({use})."}
+        elif column in scorer.true_false_fields:
+            fields[crm_column(data, "leads", column)] = {
+                **TEXT_OR_TRUE_FALSE, "description": f"Text, or true/false as in training; null or blank: not known ({use})."}
         else:
             fields[crm_column(data, "leads", column)] = {**TEXT, "description": f"Text; null or blank: not known ({use})."}
     return fields

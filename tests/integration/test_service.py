@@ -12,6 +12,7 @@ import html
 import http.client
 import importlib.metadata
 import json
+import shutil
 import sqlite3
 import time
 import uuid
@@ -19,6 +20,7 @@ from concurrent.futures import ThreadPoolExecutor
 from urllib.parse import quote
 
 import jsonschema
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -912,3 +914,42 @@ def test_docs_require_no_creation_date_of_a_lead_an_undated_model_scores(sample_
     assert "activities" not in documented["example"] and set(documented["example"]) <= set(documented["properties"])
     assert "ignored" in documented["properties"]["activities"]["description"]
 
+def test_true_or_false_is_taken_in_a_category_field_only_where_training_held_it(sample_dir, monkeypatch_session,
+                                                                                tmp_path):
+    """A CRM field added to features.categorical ("Do Not Email", trained on Yes/No): a JSON true there was scored,
+    without a word, as a value the model never saw, while /docs.json refused it. One that held true/false in
+    training ("Opted In", as a SQL boolean column does) takes it, and /docs.json says which is which."""
+    from conftest import FAST, params_for
+    from pipelines.train import train
+
+    crm = tmp_path / "crm"
+    shutil.copytree(sample_dir, crm)
+    rows = pd.read_csv(crm / "leads.csv", dtype=str, keep_default_na=False)
+    rng = np.random.default_rng(5)
+    rows["Do Not Email"] = rng.choice(["Yes", "No"], len(rows))
+    rows["Opted In"] = rng.choice(["true", "false"], len(rows))
+    rows.to_csv(crm / "leads.csv", index=False)
+    defaults = params_for(crm, tmp_path)
+    params = params_for(crm, tmp_path, **FAST, **{
+        "data.mapping": {"leads": {"Do Not Email": "do_not_email", "Opted In": "opted_in"}},
+        "features.categorical": [*defaults.features.categorical, "do_not_email", "opted_in"],
+        "features.phrases": {**defaults.features.phrases, "do_not_email": "Do not e-mail: {value}",
+                             "opted_in": "Opted in: {value}"}})
+    train(params)
+    lead = {"lead_id": "TF-1", "created_at": "2025-12-01", "Do Not Email": "No", "Opted In": "true"}
+    sent = {"opted-in-as-text": lead, "opted-in-true": {**lead, "Opted In": True},
+            "opted-in-false": {**lead, "Opted In": False}, "do-not-email-true": {**lead, "Do Not Email": True}}
+    with running_service(params, tmp_path, timeout=60) as srv:
+        client = srv.client()
+        spec = client.get("/docs.json").json()
+        replies = {name: client.post("/score", {"leads": [body], "as_of": AS_OF}) for name, body in sent.items()}
+    for name, body in sent.items():
+        taken = name != "do-not-email-true"
+        assert (_documented(spec, "Lead", body), replies[name].status == 200) == (taken, taken), replies[name].body
+    assert replies["do-not-email-true"].json()["detail"] == [{
+        "loc": ["leads", 0, "Do Not Email"], "field": "leads[0].Do Not Email", "type": "boolean_as_text",
+        "msg": "expected text for do_not_email, not true (check what the CRM field holds)"}]
+    (as_text,), (as_true,) = (replies[name].json()["scores"] for name in ("opted-in-as-text", "opted-in-true"))
+    assert as_true["probability"] == as_text["probability"]  # true is the "true" the model learned
+    fields = spec["components"]["schemas"]["Lead"]["properties"]
+    assert "boolean" in fields["Opted In"]["type"] and "boolean" not in fields["Do Not Email"]["type"]
