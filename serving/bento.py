@@ -91,7 +91,8 @@ def correct_openapi(bento: bentoml.Bento, params: Params) -> None:
     the document it generates (`Service.openapi_spec`) and offers no hook to change it. A lead's fields are
     named as the packaged model reads them."""
     path = Path(bento.path_of("apis/openapi.yaml"))
-    corrected = openapi.document(yaml.safe_load(path.read_text()), load_bento_scorer(bento, params))
+    corrected = openapi.document(yaml.safe_load(path.read_text()), load_bento_scorer(bento, params), params.data,
+                                 params.label)
     path.write_text(yaml.safe_dump(corrected, sort_keys=False))
 
 

@@ -21,7 +21,7 @@ from pydantic.json_schema import models_json_schema
 from features.build import lead_columns_read
 from models.encoding import OTHER
 from models.scorer import LeadScorer
-from pipelines.config import DataParams
+from pipelines.config import DataParams, LabelParams
 from pipelines.contract import LARGEST_NUMBER, LEADS
 from pipelines.ingest import crm_column, required_columns
 from serving.schemas import (
@@ -34,6 +34,7 @@ from serving.schemas import (
     ScoreRequest,
     ScoreResponse,
 )
+from serving.scoring import choices_in_words, feedback_choices
 from serving.security import CARD_ID_FIELD, CARD_PATH, OPEN_PATHS
 
 REF = "#/components/schemas/{model}"
@@ -81,8 +82,8 @@ ROUTES: dict[str, tuple[type[BaseModel], dict[int, tuple[type[BaseModel], str]],
          409: "This event_id is already stored with another decision; the stored one is kept. "
               "A new decision needs a new event_id.",
          413: TOO_LARGE, 415: NOT_JSON,
-         422: "A decision the contract or params refuse (e.g. an unknown status, a rejection without an "
-              "allowed reason code, decided_at in the future); `detail` names each field.",
+         422: "A decision the service cannot take (e.g. an unknown status, a reason that is not a reason code, "
+              "decided_at in the future); `detail` names each field and what it takes.",
          503: NOT_STORED},
     ),
 }
@@ -201,6 +202,15 @@ def _schemas(scorer: LeadScorer) -> dict[str, dict]:
     return schemas
 
 
+def _feedback_choices(feedback: dict, data: DataParams, label: LabelParams) -> None:
+    """Feedback's status and reason as the service takes them (serving.scoring.feedback_choices), listed as
+    examples, not as an enum: any letter case and the CRM's own labels are taken too."""
+    for name, (values, labels, setting) in feedback_choices(data, label).items():
+        field = feedback["properties"][name]
+        field["description"] += f" Takes {choices_in_words(values, labels, setting)}."
+        field["examples"] = [*values, *labels]
+
+
 def _referenced(node, found: set[str]) -> set[str]:
     if isinstance(node, dict):
         ref = node.get("$ref", "")
@@ -214,9 +224,10 @@ def _referenced(node, found: set[str]) -> set[str]:
     return found
 
 
-def document(generated: dict, scorer: LeadScorer) -> dict:
+def document(generated: dict, scorer: LeadScorer, data: DataParams, label: LabelParams) -> dict:
     """The OpenAPI document of the real API, from the one BentoML generated (`Service.openapi_spec`), for the
-    served model (`scorer`: the fields it reads, under its mapping's names)."""
+    served model (`scorer`: the fields it reads, under its mapping's names) and the statuses and reasons
+    /feedback takes (the service's params `data` and `label`)."""
     spec = copy.deepcopy(generated)
     # pydantic writes JSON Schema 2020-12 (null as a type, numeric exclusiveMaximum): OpenAPI 3.1's dialect
     spec["openapi"] = "3.1.0"
@@ -248,6 +259,7 @@ def document(generated: dict, scorer: LeadScorer) -> dict:
     paths["/reload"]["post"]["responses"].update(_errors({409: "A built bento serves the model packaged with "
                                                                "it: deploy a new bento instead."}))
     schemas = {**spec.get("components", {}).get("schemas", {}), **_schemas(scorer)}
+    _feedback_choices(schemas["Feedback"], data, label)
     used, pending = set(), _referenced(paths, set())
     while pending:  # BentoML's own exception and IO models are no longer referenced: left out
         name = pending.pop()

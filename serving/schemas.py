@@ -197,10 +197,9 @@ class Feedback(BaseModel):
 
     event_id: Identifier = Field(description="The CRM's unique id of this event.")
     lead_id: Identifier
-    status: str = Field(min_length=1, description="converted, rejected, nurture, ... (params data.statuses; "
-                        "any letter case).")
-    reason: str | None = Field(None, description="Reason code (params label.reasons); optional, but what the model "
-                               "learns why leads are rejected from (monitor reports the share of rejections with one).")
+    status: str = Field(min_length=1, description="The decision, e.g. converted or rejected.")
+    reason: str | None = Field(None, description="Why, as a reason code; optional, but what the model learns why leads "
+                               "are rejected from (monitor reports the share of rejections with one).")
     decided_at: DateText = Field(
         description="When sales decided (ISO 8601 text; UTC when no zone is given). From 1970 to at most a day "
         "after the service receives the event.")

@@ -286,6 +286,28 @@ def explain_request(scorer: LeadScorer, lead: dict, activities: list[dict] | Non
     }
 
 
+def quoted(values) -> str:
+    """Values as a message or /docs.json lists them for a client: 'a', 'b' or 'c'."""
+    shown = [repr(str(v)) for v in values]
+    return shown[0] if len(shown) == 1 else f"{', '.join(shown[:-1])} or {shown[-1]}"
+
+
+def feedback_choices(data: DataParams, label: LabelParams) -> dict[str, tuple[list[str], list[str], str]]:
+    """What /feedback's status and reason take, in a CRM integrator's terms: per field, the values (matched in
+    any letter case), the CRM's own labels the service translates into them, and the params setting a
+    RevOps admin adds a label under. /docs.json and the refusals list the same."""
+    return {"status": (list(data.statuses), list(data.value_maps.get("status", {})), "data.value_maps.status"),
+            "reason": (list(label.reasons), list(data.value_maps.get("reason", {})), "data.value_maps.reason")}
+
+
+def choices_in_words(values: list[str], labels: list[str], setting: str) -> str:
+    """`feedback_choices`' entry as a sentence's end: 'a' or 'b' (any letter case), or a CRM label ..."""
+    text = f"{quoted(values)} (any letter case)"
+    if labels:
+        text += f", or a CRM label the service translates: {quoted(labels)}"
+    return text + f"; a RevOps admin adds another CRM label in params {setting}"
+
+
 def feedback_event(event: dict, data: DataParams, label: LabelParams) -> dict:
     """A feedback event in contract values (data.value_maps applied), checked against the label policy.
 
@@ -309,22 +331,20 @@ def feedback_event(event: dict, data: DataParams, label: LabelParams) -> dict:
         mapped = translate(pd.Series([value], dtype=object), data.value_maps.get(column, {})).iloc[0]
         out[column] = value if pd.isna(mapped) else mapped
     detail = []
+    choices = feedback_choices(data, label)
     if not_answered(out["lead_id"], data):  # as /score reads it (a blank one is refused before, as a 400)
-        detail.append(_detail(("lead_id",), f"lead_id {event['lead_id']!r} means not answered (data.missing_values): "
-                              "a decision must name the lead it is about", "empty_value"))
+        detail.append(_detail(("lead_id",), f"lead_id {event['lead_id']!r} reads as no lead id (the service reads "
+                              f"{quoted([v for v in data.missing_values if v.strip()])} as not answered): send the "
+                              "CRM's id of the lead the decision is about", "empty_value"))
     status = contract_status(pd.Series([out["status"]], dtype="str"), data).iloc[0]
     if status not in data.statuses:
-        detail.append(_detail(("status",), f"unknown status {event['status']!r}; allowed: {data.statuses} "
-                              "(or CRM values listed in data.value_maps.status)", "unknown_status"))
+        detail.append(_detail(("status",), f"unknown status {event['status']!r}: send "
+                              + choices_in_words(*choices["status"]), "unknown_status"))
     out["status"] = status
-    allowed = list(label.reasons)
     code = policy_reason(label, out["reason"])
-    if allowed and code is None and out["reason"] is not None:
-        labels = list(data.value_maps.get("reason", {}))
-        detail.append(_detail(("reason",), f"a reason, when given, must be a code from label.reasons, got reason "
-                              f"{event['reason']!r}; allowed codes: {allowed}"
-                              + (f", or the CRM's labels data.value_maps.reason translates: {labels}" if labels else ""),
-                              "reason_code"))
+    if label.reasons and code is None and out["reason"] is not None:
+        detail.append(_detail(("reason",), f"reason {event['reason']!r} is not a reason code: send no reason (null), "
+                              "or " + choices_in_words(*choices["reason"]), "reason_code"))
     out["reason"] = code if code is not None else out["reason"]  # "No_Budget" and "no_budget" are one code
     try:
         out["decided_at"] = decision_date(event["decided_at"], utc_naive(pd.Timestamp.now(tz="UTC")))

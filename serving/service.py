@@ -304,7 +304,8 @@ class LeadScoreService:
     def openapi_document(self) -> JSONResponse:
         """The OpenAPI document of the API as it answers (serving.openapi), not as BentoML assumes."""
         # The served model's mapping, which /score reads leads by (params may have been edited since it was trained).
-        return JSONResponse(openapi.document(LeadScoreService.openapi_spec.asdict(), self.served.scorer))
+        return JSONResponse(openapi.document(LeadScoreService.openapi_spec.asdict(), self.served.scorer, self.data,
+                                             self.label))
 
     @pages.head("/leads/{lead_id:path}", response_class=HTMLResponse, include_in_schema=False)  # link checkers
     @pages.get("/leads/{lead_id:path}", response_class=HTMLResponse)

@@ -18,7 +18,7 @@ def test_the_documented_lead_example_is_a_lead_under_the_crms_field_names():
     params = load_params(PROJECT_ROOT / "params.yaml", overrides={"data.mapping": MAPPING})
     # The document reads only the scorer's params (and category levels, here none): no fitted model needed.
     scorer = LeadScorer(params.data, params.features, None, None, None, 1.0, 0.0, None, None, None)
-    lead = openapi.document(LeadScoreService.openapi_spec.asdict(), scorer)["components"]["schemas"]["Lead"]
+    lead = openapi.document(LeadScoreService.openapi_spec.asdict(), scorer, params.data, params.label)["components"]["schemas"]["Lead"]
     example = lead["example"]
     jsonschema.validate(example, lead)
     assert {"Lead ID", "Created Date", "Industry", "email"} <= set(example)

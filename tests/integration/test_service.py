@@ -645,8 +645,34 @@ def test_feedback_takes_the_crms_own_labels_and_a_refused_reason_names_them(clie
     refused = client.post("/feedback", _feedback("evt-crm-typo", status="Closed - Not Converted", reason="Budget"))
     assert refused.status == 422, refused.body
     (detail,) = refused.json()["detail"]
-    assert detail["field"] == "reason" and "got reason 'Budget'" in detail["msg"]
-    assert detail["msg"].endswith("or the CRM's labels data.value_maps.reason translates: ['No Budget']")
+    assert detail["field"] == "reason" and detail["msg"].startswith("reason 'Budget' is not a reason code")
+    assert "or a CRM label the service translates: 'No Budget';" in detail["msg"]
+
+
+def test_a_refused_decision_is_told_in_the_terms_of_the_integrator_who_sent_it(client, sample_params):
+    """The refusals named params keys ("a code from label.reasons", "data.missing_values"), which a CRM integrator
+    has never seen: each names the field sent and lists what it takes, the CRM labels included, as /docs.json
+    does; the params setting is left only as where a RevOps admin adds a label."""
+    reply = client.post("/feedback", _feedback("evt-words-of-the-crm", lead_id="N/A", status="Won", reason="meh"))
+    assert reply.status == 422, reply.body
+    problems = {d["field"]: d["msg"] for d in reply.json()["detail"]}
+    statuses = "'converted', 'rejected', 'nurture', 'duplicate' or 'open' (any letter case)"
+    assert problems == {
+        "lead_id": "lead_id 'N/A' reads as no lead id (the service reads 'Select' or 'N/A' as not answered): send the "
+                   "CRM's id of the lead the decision is about",
+        "status": f"unknown status 'Won': send {statuses}, or a CRM label the service translates: 'Closed - Not "
+                  "Converted'; a RevOps admin adds another CRM label in params data.value_maps.status",
+        "reason": "reason 'meh' is not a reason code: send no reason (null), or 'not_decision_maker', 'no_budget', "
+                  "'bad_timing', 'competitor', 'unresponsive', 'student', 'invalid_contact' or 'duplicate' (any letter "
+                  "case), or a CRM label the service translates: 'No Budget'; a RevOps admin adds another CRM label in "
+                  "params data.value_maps.reason"}
+    assert list(sample_params.label.reasons) == ["not_decision_maker", "no_budget", "bad_timing", "competitor",
+                                                 "unresponsive", "student", "invalid_contact", "duplicate"]
+    documented = client.get("/docs.json").json()["components"]["schemas"]["Feedback"]["properties"]
+    assert documented["status"]["examples"] == ["converted", "rejected", "nurture", "duplicate", "open",
+                                                "Closed - Not Converted"]
+    assert f"Takes {statuses}, or a CRM label the service translates" in documented["status"]["description"]
+    assert documented["reason"]["examples"][-1] == "No Budget" and "enum" not in documented["reason"]
 
 
 def test_a_rejection_without_a_reason_is_stored_as_uncoded(client, server):
@@ -913,6 +939,7 @@ def test_docs_require_no_creation_date_of_a_lead_an_undated_model_scores(sample_
     # Its example is a lead of what the model reads, not the demo lead with activities it ignores.
     assert "activities" not in documented["example"] and set(documented["example"]) <= set(documented["properties"])
     assert "ignored" in documented["properties"]["activities"]["description"]
+
 
 def test_true_or_false_is_taken_in_a_category_field_only_where_training_held_it(sample_dir, monkeypatch_session,
                                                                                 tmp_path):
