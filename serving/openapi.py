@@ -39,10 +39,23 @@ from serving.security import CARD_ID_FIELD, CARD_PATH, OPEN_PATHS
 
 REF = "#/components/schemas/{model}"
 
+# The page at / for a browser: Swagger UI (BentoML's files, which load ./docs.json) without BentoML's own page,
+# which also loaded Google Tag Manager into the browser of everyone who opened it.
+PAGE = """<!DOCTYPE html>
+<html lang="en">
+<head><meta charset="UTF-8"><title>leadscore API</title>
+<link rel="stylesheet" type="text/css" href="./static_content/swagger-ui.css"></head>
+<body><div id="swagger-ui"></div>
+<script src="./static_content/swagger-ui-bundle.js" charset="UTF-8"></script>
+<script src="./static_content/swagger-ui-standalone-preset.js" charset="UTF-8"></script>
+<script src="./static_content/swagger-initializer.js" charset="UTF-8"></script></body>
+</html>
+"""
+
 DESCRIPTION = (
     "Lead scoring for the CRM: POST /score for scores, tiers and reasons; POST /feedback for sales "
-    "decisions; POST /explain and GET /model to look inside. Every route but the health ones needs the "
-    "header `Authorization: Bearer <key>`. Every error is JSON in one shape (ErrorResponse); only a rep's "
+    "decisions; POST /explain and GET /model to look inside. Every route but the health ones and this document "
+    "(and its page at /) needs the header `Authorization: Bearer <key>`. Every error is JSON in one shape (ErrorResponse); only a rep's "
     "browser gets the score card's 401, 404 and 503 as HTML pages. Guide: serving/README.md."
 )
 

@@ -22,7 +22,10 @@ from urllib.parse import parse_qs, quote, unquote, urlencode, urlsplit
 from pipelines.ingest import DATE_FORM
 from serving import scorecard
 
-OPEN_PATHS = frozenset({"/readyz", "/livez", "/healthz", "/metrics"})
+# Open without the key: the health routes, and the API's description (the Swagger page at /, the Swagger UI
+# files it loads from DOCS_ASSETS, /docs.json), which says what a request may hold, never a score or a decision.
+OPEN_PATHS = frozenset({"/readyz", "/livez", "/healthz", "/metrics", "/", "/docs.json"})
+DOCS_ASSETS = "/static_content/"  # BentoML's Swagger UI files
 CARD_PATH = "/leads/"  # + lead id: the score card route of serving.service
 # Browsers resolve a path segment "." or ".." (also as %2E%2E) as a step between folders: /leads/.. opens /.
 # A card link for such a lead id carries it in this query field instead: /leads/?lead_id=..&expires=…
@@ -174,8 +177,8 @@ async def _refuse(scope, send, refusal: _Refusal) -> None:
 
 
 class BearerAuth:
-    """401 unless the request carries `Authorization: Bearer <key>`; health routes stay open, and a
-    score card opens through its signed link (``card_link``) without the key.
+    """401 unless the request carries `Authorization: Bearer <key>`; health routes and the API's description
+    stay open (``OPEN_PATHS``), and a score card opens through its signed link (``card_link``) without the key.
 
     Args:
         app: the wrapped ASGI app.
@@ -190,7 +193,7 @@ class BearerAuth:
         self.card_key = card_link_key(secret)
 
     async def __call__(self, scope, receive, send) -> None:
-        if scope["type"] != "http" or scope["path"] in OPEN_PATHS:
+        if scope["type"] != "http" or scope["path"] in OPEN_PATHS or scope["path"].startswith(DOCS_ASSETS):
             return await self.app(scope, receive, send)
         header = dict(scope["headers"]).get(b"authorization", b"")
         scheme, _, token = header.partition(b" ")

@@ -299,7 +299,12 @@ class LeadScoreService:
             tiers=served.scorer.tiers.as_dict(),
         )
 
-    # Served by this mounted app, whose routes BentoML matches before its own /docs.json.
+    # Served by this mounted app, whose routes BentoML matches before its own / and /docs.json.
+    @pages.get("/", response_class=HTMLResponse, include_in_schema=False)
+    def api_page(self) -> HTMLResponse:
+        """The API for a browser: Swagger UI over GET /docs.json (both open without the key)."""
+        return HTMLResponse(openapi.PAGE)
+
     @pages.get("/docs.json", include_in_schema=False)
     def openapi_document(self) -> JSONResponse:
         """The OpenAPI document of the API as it answers (serving.openapi), not as BentoML assumes."""

@@ -12,6 +12,7 @@ import html
 import http.client
 import importlib.metadata
 import json
+import re
 import shutil
 import sqlite3
 import time
@@ -98,12 +99,25 @@ def test_every_other_route_needs_the_key(server, key, leads):
         ("POST", "/reload", {}),
         ("GET", "/model", None),
         ("GET", f"/leads/{leads[0]['lead_id']}", None),
-        ("GET", "/docs.json", None),
     ]:
         # As an API client: a browser gets the card route's 401 as a page (test_scorecard).
         reply = client.request(method, path, body, {"Accept": "application/json"})
         assert reply.status == 401, path
         assert reply.json()["detail"] == [] and "Authorization: Bearer" in reply.json()["error"]
+
+
+def test_a_browser_opens_the_api_docs_without_the_key(server, client):
+    """Swagger UI at / answered 401 to a browser, which sends no key: the docs could not even be opened. The page,
+    the Swagger UI files it loads and /docs.json open without the key (what a request may hold, never a score or a
+    decision); every other route still needs it (test_every_other_route_needs_the_key)."""
+    browser = Client(server.url)
+    page = browser.get("/", {"Accept": "text/html"})
+    assert page.status == 200 and page.headers["content-type"].startswith("text/html"), page.body
+    assets = re.findall(r'(?:src|href)="\./([^"]+)"', page.body.decode())
+    assert len(assets) == 4 and all(browser.get(f"/{asset}").status == 200 for asset in assets)
+    assert 'url: "./docs.json"' in browser.get("/static_content/swagger-initializer.js").body.decode()
+    assert browser.get("/docs.json").json() == client.get("/docs.json").json()
+    assert "googletagmanager" not in page.body.decode()  # BentoML's own page loaded Google Tag Manager
 
 
 def _series(metrics_text: str) -> list[str]:
