@@ -105,9 +105,9 @@ ROUTES: dict[str, tuple[type[BaseModel], dict[int, tuple[type[BaseModel], str]],
 # which opens the card without the API key.
 CARD_QUERY_PARAMETERS = [
     {"name": CARD_ID_FIELD, "in": "query", "required": False, "schema": {"type": "string"},
-     "description": "The lead id when it is \".\" or \"..\", which a path cannot carry (browsers resolve it "
-                    f"as a folder step): GET /leads/?{CARD_ID_FIELD}=.. with the path's id empty. The path's id, "
-                    "when given, wins."},
+     "description": "The lead id when it is \".\" or \"..\", or holds \"/\", which a path cannot carry (browsers "
+                    "resolve a dot segment as a folder step; proxies refuse a %2F, or decode it and resolve the path): "
+                    f"GET /leads/?{CARD_ID_FIELD}=.. or /leads/?{CARD_ID_FIELD}=a%2Fb with the path's id empty. The path's id, when given, wins."},
     {"name": "expires", "in": "query", "required": False, "schema": {"type": "integer"},
      "description": "Unix seconds the link is valid until (with signature: no API key needed)."},
     {"name": "signature", "in": "query", "required": False, "schema": {"type": "string"},

@@ -28,6 +28,8 @@ OPEN_PATHS = frozenset({"/readyz", "/livez", "/healthz", "/metrics", "/", "/docs
 DOCS_ASSETS = "/static_content/"  # BentoML's Swagger UI files
 CARD_PATH = "/leads/"  # + lead id: the score card route of serving.service
 # Browsers resolve a path segment "." or ".." (also as %2E%2E) as a step between folders: /leads/.. opens /.
+# Proxies do not pass a "/" in an id as sent (%2F): Apache answers 404 to it (AllowEncodedSlashes Off, its
+# default); nginx, when proxy_pass names a URI, decodes it, then merges "//" and resolves ".." (a/../b is b).
 # A card link for such a lead id carries it in this query field instead: /leads/?lead_id=..&expires=…
 CARD_ID_FIELD = "lead_id"
 _DOT_SEGMENTS = frozenset({".", ".."})
@@ -48,7 +50,7 @@ def card_link(key: bytes, lead_id: str, expires: int, base_url: str | None = Non
 
     Anyone holding the link sees that one lead's card (score, tier, reasons) until then, and nothing else.
     """
-    in_path = lead_id not in _DOT_SEGMENTS
+    in_path = lead_id not in _DOT_SEGMENTS and "/" not in lead_id
     fields = {} if in_path else {CARD_ID_FIELD: lead_id}
     query = urlencode({**fields, "expires": expires, "signature": _card_signature(key, lead_id, expires)})
     return f"{base_url or ''}{CARD_PATH}{quote(lead_id, safe='') if in_path else ''}?{query}"

@@ -20,8 +20,10 @@ def _as_received(link: str) -> tuple[str, bytes]:
 
 @pytest.mark.parametrize("lead_id", ["L0000042", "lead 7 (Zürich)", "a+b&c=d?e#f", "00Q5g000004xYz", "a/b", "../model"])
 def test_a_link_verifies_for_its_own_lead_whatever_characters_the_crm_id_holds(lead_id):
-    path, query = _as_received(card_link(KEY, lead_id, NOW + 60))
-    assert path == f"/leads/{lead_id}"
+    link = card_link(KEY, lead_id, NOW + 60)
+    path, query = _as_received(link)
+    # An id holding "/" goes in the query: proxies refuse or resolve a %2F in a path (test_scorecard).
+    assert path == ("/leads/" if "/" in lead_id else f"/leads/{lead_id}") and "%2F" not in urlsplit(link).path
     assert _card_link_problem(KEY, path, query, NOW) is None
 
 

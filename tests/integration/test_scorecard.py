@@ -10,7 +10,7 @@ import os
 import time
 from html import escape
 from pathlib import Path
-from urllib.parse import parse_qs, urljoin, urlsplit
+from urllib.parse import parse_qs, quote, unquote, urljoin, urlsplit
 
 import pandas as pd
 import pytest
@@ -287,6 +287,42 @@ def test_every_scored_lead_id_gets_a_card_link_a_browser_opens(server, sample_di
                 assert page.inner_text("h1") == f"Lead {lead_id}", (lead_id, link)
         finally:
             browser.close()
+
+
+def _as_nginx_forwards(path: str) -> str:
+    """What nginx hands the service for a link's `path` (with its query) when proxy_pass names a URI
+    (`location /leadscore/ { proxy_pass http://127.0.0.1:3000/; }`): its normalised URI, the path percent-decoded,
+    "//" merged and "." and ".." resolved, escaped again; the query as sent."""
+    parts = urlsplit(path)
+    segments, kept = unquote(parts.path).split("/")[1:], []
+    for i, segment in enumerate(segments):
+        last = i == len(segments) - 1
+        if segment == "..":
+            kept = kept[:-1]
+        if segment not in (".", "..") and (segment or last):
+            kept.append(segment)
+        elif last:
+            kept.append("")
+    return "/" + "/".join(quote(s, safe="") for s in kept) + (f"?{parts.query}" if parts.query else "")
+
+
+def test_a_card_link_opens_behind_a_proxy_whatever_slashes_the_lead_id_holds(server, sample_dir):
+    """An id holding "/" went in the link's path as %2F: Apache answers that with a 404 (AllowEncodedSlashes Off, its
+    default), and nginx decodes it and resolves the path, so a/../b's link opened as lead b's (a 401: signed for
+    another lead) and a//b's as a/b's. Such an id goes in the query, as "." and ".." do."""
+    ids = ["a/b", "a/../b", "a//b", "x/", "/y", "L-plain"]
+    leads = pd.read_csv(sample_dir / "leads.csv", dtype=str, keep_default_na=False, na_values=[""]).head(len(ids))
+    records = [{**{k: v for k, v in row.items() if isinstance(v, str)}, "lead_id": lead_id}
+               for row, lead_id in zip(leads.to_dict("records"), ids)]
+    reply = server.client().post("/score", {"leads": records, "as_of": "2025-12-31"})
+    assert reply.status == 200, reply.body
+    anonymous = Client(server.url)
+    for score in reply.json()["scores"]:
+        link = _forwarded(score["card_url"])
+        assert "%2F" not in urlsplit(link).path.upper(), link  # what Apache refuses
+        card = anonymous.request("GET", _as_nginx_forwards(link), headers=BROWSER)
+        assert card.status == 200, (score["lead_id"], link)
+        assert f"<h1>Lead {escape(score['lead_id'])}</h1>" in card.body.decode(), (score["lead_id"], link)
 
 
 def test_a_card_for_a_lead_never_scored_is_a_404_page_for_the_rep_and_json_for_an_api_client(server):

@@ -878,17 +878,19 @@ def test_openapi_documents_every_answer_the_api_gives_in_the_shape_it_gives_it(c
 
 
 def test_openapi_documents_how_a_score_card_is_asked_for(client, leads):
-    """An id a path cannot carry ("." or "..") goes in the query field lead_id: a client reads that in /docs.json."""
+    """An id a path cannot carry ("." or "..", or one holding "/") goes in the query field lead_id: a client reads
+    that in /docs.json."""
     card = client.get("/docs.json").json()["paths"]["/leads/{lead_id}"]["get"]
     parameters = {(p["name"], p["in"]): p for p in card["parameters"]}
     assert set(parameters) == {("lead_id", "path"), ("lead_id", "query"), ("expires", "query"), ("signature", "query")}
     by_query = parameters[("lead_id", "query")]
     assert by_query["required"] is False and by_query["schema"] == {"type": "string"}
-    assert "/leads/?lead_id=.." in by_query["description"]
+    assert "/leads/?lead_id=.. or /leads/?lead_id=a%2Fb" in by_query["description"]
 
-    assert client.post("/score", {"leads": [{**leads[4], "lead_id": ".."}], "as_of": AS_OF}).status == 200
-    page = client.get(f"/leads/?{by_query['name']}=..")  # as documented
-    assert page.status == 200 and "<h1>Lead ..</h1>" in page.body.decode()
+    for lead_id in ("..", "q/r"):
+        assert client.post("/score", {"leads": [{**leads[4], "lead_id": lead_id}], "as_of": AS_OF}).status == 200
+        page = client.get(f"/leads/?{by_query['name']}={quote(lead_id, safe='')}")  # as documented
+        assert page.status == 200 and f"<h1>Lead {lead_id}</h1>" in page.body.decode()
 
 
 @pytest.mark.parametrize(
