@@ -6,10 +6,11 @@ Each peer is what a team would otherwise use:
 - `OdooNaiveBayes`: Odoo CRM's built-in predictive lead scoring, reimplemented exactly.
 - `LogisticPeer`: the regularised logistic regression a data scientist would fit first.
 
-All three learn from the training rows only, take the same feature frame as leadscore (categorical
-columns hold lower-cased strings or missing, numeric columns floats) and return p(converted) per row,
-so every metric in `models.metrics` applies to them unchanged. Validation rows are accepted by all
-three so an evaluator can call them alike; only the logistic peer uses them (to choose C).
+Each learns from the rows it is fit on (`pipelines.evaluate.fit_peers` gives them every row leadscore
+learns from), takes the same feature frame as leadscore (categorical columns hold lower-cased strings
+or missing, numeric columns floats) and returns p(converted) per row, so every metric in
+`models.metrics` applies to them unchanged. Validation rows are accepted by all three so an evaluator
+can call them alike; only the logistic peer uses them (to choose C).
 """
 
 from __future__ import annotations
@@ -43,7 +44,7 @@ PLATT_C = 1e4
 # Candidate inverse regularisation strengths for the logistic peer; on a tie in validation log loss
 # the stronger regularisation (smaller C) wins.
 LOGISTIC_C_GRID = (0.001, 0.01, 0.1, 1.0, 10.0, 100.0)
-# C used when no validation rows are given to choose one (scikit-learn's default).
+# C used when no validation rows are given to choose one from several (scikit-learn's default).
 LOGISTIC_DEFAULT_C = 1.0
 # Category levels seen on fewer training rows than this share one "infrequent" column, so a level
 # seen twice cannot earn a large coefficient from noise.
@@ -390,7 +391,8 @@ class LogisticPeer:
     which a slope cannot say. Declared-monotone features keep their slope (and sign check).
 
     C is the value of `c_grid` with the lowest (weighted) validation log loss; without validation
-    rows it is scikit-learn's default 1.0. The model is trained on the training rows only.
+    rows it is the grid's only value if it has one (a C chosen before, refit on more rows), else
+    scikit-learn's default 1.0. The model is trained on the training rows only.
 
     Args:
         features: columns to use; None means every column of the training frame.
@@ -495,7 +497,7 @@ class LogisticPeer:
         self.validation_log_loss_: dict[float, float] = {}
 
         if X_val is None or y_val is None or len(X_val) == 0:
-            self.c_ = LOGISTIC_DEFAULT_C
+            self.c_ = self.c_grid[0] if len(self.c_grid) == 1 else LOGISTIC_DEFAULT_C
             self.model_ = LogisticRegression(C=self.c_, max_iter=2000, random_state=self.seed)
             self.model_.fit(train_matrix, labels, sample_weight=w)
             return

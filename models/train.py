@@ -171,7 +171,7 @@ def cross_validates(split: Split, params: Params) -> bool:
 
     Stratified splits (undated exports, or creation dates that cannot order the parts) with
     `model.cv_folds` > 1 and at most CV_MAX_ROWS pooled rows; the peers in pipelines.evaluate learn
-    from the same rows then, so the comparison is on equal data.
+    from the same rows either way (and choose the logistic C on the same folds then).
     """
     pooled = len(split.train) + len(split.validation) + len(split.calibration)
     return bool(params.model.cv_folds) and split.kind != "out_of_time" and pooled <= CV_MAX_ROWS
@@ -325,8 +325,7 @@ def logistic_cv(
             totals[c] = totals.get(c, 0.0) + loss * weights[held_out].sum()
     losses = {c: total / weights.sum() for c, total in totals.items()}
     best = min(losses, key=lambda c: (losses[c], c))
-    # A one-value grid with "validation" rows makes LogisticPeer fit exactly that C (without
-    # validation rows it would fall back to its default C); the rows only yield a log loss.
+    # A one-value grid makes LogisticPeer fit exactly that C; the held-out rows only yield a log loss.
     margin = np.zeros(len(X))
     for (fit_rows, held_out), model in zip(folds, fold_models):
         if model.c_ != best:
@@ -335,7 +334,5 @@ def logistic_cv(
                 X_val=X.iloc[held_out], y_val=y[held_out], val_weights=weights[held_out],
             )
         margin[held_out] = _logit(model.predict_proba(X.iloc[held_out]))
-    final = LogisticPeer(seed=seed, monotone=directions, curves=curves, c_grid=[best]).fit(
-        X, y, weights=weights, X_val=X, y_val=y, val_weights=weights
-    )
+    final = LogisticPeer(seed=seed, monotone=directions, curves=curves, c_grid=[best]).fit(X, y, weights=weights)
     return final, {"C": best, "cv_log_loss": {str(c): v for c, v in losses.items()}}, margin

@@ -221,7 +221,7 @@ def cross_validation_splits(y: np.ndarray, folds: int, split_params: SplitParams
 
 
 def evaluate_split(ts: TrainingSet, split: Split, params: Params) -> Evaluation:
-    """leadscore and the three peers fit on one split's training rows, scored on its test rows."""
+    """leadscore and the three peers fit on one split's train / validation / calibration rows, scored on its test rows."""
     from pipelines.train import fit_model
     from pipelines.evaluate import LEADSCORE, compare, fit_peers
 

@@ -1,8 +1,8 @@
 """Evaluate leadscore against its peers on the same split, same rows, same run.
 
 Peers: (a) the manual MQL points score from params, (b) Odoo CRM's naive-Bayes lead scoring,
-(c) a regularised logistic regression. Each is fit on the training rows of the split that trained
-the model and scored on the untouched test rows.
+(c) a regularised logistic regression. Each learns from every row of the split that leadscore learns
+from (train, validation and calibration) and is scored on the untouched test rows.
 """
 
 from __future__ import annotations
@@ -82,11 +82,15 @@ class Evaluation:
 
 
 def fit_peers(features: pd.DataFrame, y: np.ndarray, split: Split, params: Params) -> dict:
-    """The three peers, fit on the rows leadscore learns from, each lead counting once.
+    """The three peers, fit on every row leadscore learns from, each lead counting once.
 
-    Holdout windows: the training rows (validation rows tune the logistic C). When leadscore
-    cross-validates (models.train.cross_validates), the peers learn from the same pooled rows, and
-    the logistic C is chosen on the same folds, so no scorer sees more data than another.
+    Those are the train, validation and calibration rows, never the test: leadscore fits on the
+    training window, tunes and blends on the validation window and calibrates on the calibration
+    window (or, when it cross-validates, models.train.cross_validates, uses all three pooled). The
+    points map and Odoo's frequencies are fit on all of them. The logistic peer chooses its C as
+    leadscore's own choices are made (holdout windows: fit on the training window, judged on the
+    validation window; cross-validated: on the same folds) and is then refit with that C on all of
+    them, so no scorer sees more data than another.
 
     Not the label policy's weights: a peer's probability is its fit to the rows it learns from, and
     with a soft negative counted as half a lead it promises the weighted rate, not the conversions the
@@ -95,21 +99,21 @@ def fit_peers(features: pd.DataFrame, y: np.ndarray, split: Split, params: Param
     leads; and Odoo counts leads.
     """
     ev, seed = params.evaluate, params.model.seed
-    pooled = cross_validates(split, params)
-    fit = np.sort(np.concatenate([split.train, split.validation, split.calibration])) if pooled else split.train
+    fit = np.sort(np.concatenate([split.train, split.validation, split.calibration]))
     X_fit, y_fit = features.iloc[fit], y[fit]
     peers = {}
     if ev.points_rules:
         peers["points_mql"] = PointsScorer(ev.points_rules).fit(X_fit, y_fit)
     if ev.naive_bayes_fields:
         peers["odoo_naive_bayes"] = OdooNaiveBayes(ev.naive_bayes_fields).fit(X_fit, y_fit)
-    if pooled:
+    if cross_validates(split, params):
         folds = stratified_folds(y_fit, params.model.cv_folds, seed)
         peers["logistic_regression"] = logistic_cv(X_fit, y_fit, np.ones(len(fit)), folds, seed, directions={},
                                                    curves=False)[0]
     else:
-        va = split.validation
-        peers["logistic_regression"] = LogisticPeer(seed=seed).fit(X_fit, y_fit, X_val=features.iloc[va], y_val=y[va])
+        tr, va = split.train, split.validation
+        c = LogisticPeer(seed=seed).fit(features.iloc[tr], y[tr], X_val=features.iloc[va], y_val=y[va]).c_
+        peers["logistic_regression"] = LogisticPeer(seed=seed, c_grid=[c]).fit(X_fit, y_fit)
     return peers
 
 

@@ -162,6 +162,19 @@ def test_logistic_peer_beats_a_constant_on_a_learnable_problem():
     assert model["roc_auc"] > 0.7
 
 
+def test_a_logistic_c_chosen_on_validation_is_refit_on_more_rows_without_validation():
+    """How the logistic peer learns from every non-test row: its C chosen on validation, then a one-value
+    grid refits exactly that C (not scikit-learn's default) on rows that include the validation rows."""
+    X_train, y_train = _leads(600, seed=10)
+    X_val, y_val = _leads(600, seed=11)
+    chosen = LogisticPeer(c_grid=[0.001, 100.0]).fit(X_train, y_train, X_val=X_val, y_val=y_val).c_
+    X_all, y_all = pd.concat([X_train, X_val], ignore_index=True), pd.concat([y_train, y_val], ignore_index=True)
+    refit = LogisticPeer(c_grid=[chosen]).fit(X_all, y_all)
+    assert refit.c_ == chosen  # a grid without 1.0: the default would show
+    with_validation = LogisticPeer(c_grid=[chosen]).fit(X_all, y_all, X_val=X_val, y_val=y_val)
+    np.testing.assert_allclose(refit.predict_proba(X_val), with_validation.predict_proba(X_val))
+    assert LogisticPeer().fit(X_all, y_all).c_ == 1.0  # several candidates and nothing to choose on: the default
+
 def test_logistic_peer_scores_unseen_levels_and_missing_values_but_refuses_missing_columns():
     X_train, y_train = _leads(1000, seed=10)
     peer = LogisticPeer().fit(X_train, y_train)

@@ -77,11 +77,12 @@ def test_peers_promise_the_conversions_the_table_counts_not_the_label_policys_we
 
     ts = trained.training_set
     split = make_split(ts.created_at, pd.Series(ts.y), sample_params.evaluate.split, sample_params.model.seed)
-    train, test = split.train, split.test
+    # The peers learn from every row leadscore learns from (pipelines.evaluate.fit_peers).
+    train, test = np.sort(np.concatenate([split.train, split.validation, split.calibration])), split.test
     assert (ts.weights[train] < 1).sum() > 100  # the sample's soft negatives
     probabilities = trained.evaluation.test_probabilities
     # The points peer is a Platt map of the marketing points: over the leads it was fit on it promises
-    # what they converted at, so on the test leads it is the map fit with every training lead counted once.
+    # what they converted at, so on the test leads it is the map fit with every learning lead counted once.
     points = PointsScorer(sample_params.evaluate.points_rules).fit(ts.features.iloc[train], ts.y[train])
     assert points.predict_proba(ts.features.iloc[train]).mean() == pytest.approx(ts.y[train].mean(), abs=1e-3)
     np.testing.assert_allclose(probabilities["points_mql"], points.predict_proba(ts.features.iloc[test]), rtol=1e-6)

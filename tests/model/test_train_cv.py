@@ -218,3 +218,29 @@ def test_peers_learn_from_the_same_rows_as_the_cross_validated_model(training_se
     assert set(peers) == {"points_mql", "odoo_naive_bayes", "logistic_regression"}
     for name, peer in peers.items():
         np.testing.assert_allclose(peer.predict_proba(test), refit[name].predict_proba(test), err_msg=name)
+
+
+def test_peers_learn_from_every_row_the_out_of_time_model_learns_from(training_set, sample_params):
+    """A dated export: leadscore fits on the training window, tunes on the validation window and
+    calibrates on the calibration window, so each peer learns from all three (the logistic C chosen on
+    the validation window, then refit) and from no test row: each equals the same peer fit on exactly
+    those rows."""
+    from models.peers import LogisticPeer, OdooNaiveBayes, PointsScorer
+    from pipelines.evaluate import fit_peers
+
+    ts, params = training_set, sample_params
+    split = make_split(ts.created_at, pd.Series(ts.y), params.evaluate.split, params.model.seed)
+    assert split.kind == "out_of_time"
+    peers = fit_peers(ts.features, ts.y, split, params)
+
+    learned = np.sort(np.concatenate([split.train, split.validation, split.calibration]))
+    X, y = ts.features.iloc[learned], ts.y[learned]
+    tr, va, seed = split.train, split.validation, params.model.seed
+    c = LogisticPeer(seed=seed).fit(ts.features.iloc[tr], ts.y[tr], X_val=ts.features.iloc[va], y_val=ts.y[va]).c_
+    expected = {"points_mql": PointsScorer(params.evaluate.points_rules).fit(X, y),
+                "odoo_naive_bayes": OdooNaiveBayes(params.evaluate.naive_bayes_fields).fit(X, y),
+                "logistic_regression": LogisticPeer(seed=seed, c_grid=[c]).fit(X, y)}
+    test = ts.features.iloc[split.test]
+    assert set(peers) == set(expected) and peers["logistic_regression"].c_ == c
+    for name, peer in peers.items():
+        np.testing.assert_allclose(peer.predict_proba(test), expected[name].predict_proba(test), err_msg=name)
