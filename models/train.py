@@ -111,12 +111,10 @@ def fit_scorer(
     if cross_validates(split, params):
         return _fit_cv(features, y, weights, reasons, split, params, calibration_weights, reason_spellings)
     catalog = feature_catalog(params.features)
-    categorical = [d.name for d in catalog if d.kind == "categorical"]
-    numeric = [d.name for d in catalog if d.kind == "numeric"]
     tr, va, ca = split.train, split.validation, split.calibration
     X_tr, X_va, X_ca = features.iloc[tr], features.iloc[va], features.iloc[ca]
 
-    encoder = CategoryEncoder(categorical, numeric, min_count=max(10, len(tr) // 5000)).fit(X_tr)
+    encoder = category_encoder(X_tr, catalog)
     E_tr, E_va = encoder.transform(X_tr), encoder.transform(X_va)
     info: dict = {"trained_at": datetime.now(timezone.utc).isoformat(timespec="seconds")}
 
@@ -164,6 +162,13 @@ def fit_scorer(
         if scorer.reasons is None:  # why, for `leadscore train` and model_info.json
             info["no_reason_model"] = reason_shortfall(reasons.iloc[tr], mp.reason_min_rows)
     return scorer
+
+
+def category_encoder(rows: pd.DataFrame, catalog: list[FeatureDef]) -> CategoryEncoder:
+    """The category levels a model fit on `rows` learns: those seen on enough of them (more on more rows)."""
+    categorical = [d.name for d in catalog if d.kind == "categorical"]
+    numeric = [d.name for d in catalog if d.kind == "numeric"]
+    return CategoryEncoder(categorical, numeric, min_count=max(10, len(rows) // 5000)).fit(rows)
 
 
 def cross_validates(split: Split, params: Params) -> bool:
@@ -238,15 +243,13 @@ def _fit_cv(
     """fit_scorer by K-fold cross-validation over the pooled train + validation + calibration rows."""
     mp = params.model
     catalog = feature_catalog(params.features)
-    categorical = [d.name for d in catalog if d.kind == "categorical"]
-    numeric = [d.name for d in catalog if d.kind == "numeric"]
     rows = np.sort(np.concatenate([split.train, split.validation, split.calibration]))
     X, y_fit, w_fit = features.iloc[rows], y[rows], weights[rows]
     folds = stratified_folds(y_fit, mp.cv_folds, mp.seed)
 
-    # Category levels come from every pooled row. Inside each fold LightGBM sees only the codes of
-    # levels with >= min_count pooled rows, so a held-out row at most shares its level's existence.
-    encoder = CategoryEncoder(categorical, numeric, min_count=max(10, len(rows) // 5000)).fit(X)
+    # The final model's levels come from every pooled row; each fold model's from its fitting rows,
+    # so the out-of-fold margins the blend and the calibrator learn from are those of unseen leads.
+    encoder = category_encoder(X, catalog)
     E = encoder.transform(X)
     info: dict = {"trained_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
                   "cv": {"folds": mp.cv_folds, "rows": len(rows)}}
@@ -254,8 +257,12 @@ def _fit_cv(
     oof: dict[str, np.ndarray] = {}
     booster = logistic = None
     if "lightgbm" in mp.candidates:
+        fold_frames = []
+        for fit_rows, held_out in folds:
+            fold_encoder = category_encoder(X.iloc[fit_rows], catalog)
+            fold_frames.append((fold_encoder.transform(X.iloc[fit_rows]), fold_encoder.transform(X.iloc[held_out])))
         booster, gbm_info, oof["lightgbm"] = train_gbm_cv(
-            E, y_fit, w_fit, folds,
+            E, y_fit, w_fit, folds, fold_frames,
             monotone=monotone_vector(catalog, encoder.columns),
             seed=mp.seed, learning_rate=mp.learning_rate, max_rounds=mp.max_rounds,
             early_stopping_rounds=mp.early_stopping_rounds, trials=mp.tuning_trials,

@@ -10,6 +10,7 @@ import pytest
 
 import models.train as train_module
 from models.calibration import Calibrator
+from models.encoding import CategoryEncoder
 from models.gbm import AUC_TOLERANCE, _shap_cost, _smallest_near_best, train_gbm_cv
 from models.splits import make_split, stratified_folds
 from pipelines.config import load_params, PROJECT_ROOT
@@ -129,18 +130,44 @@ def test_out_of_fold_margins_come_from_fold_models_that_never_saw_the_row():
     y = (X["a"] + 0.5 * (X["c"] == "x") + rng.normal(size=n) > 0.3).astype(float).to_numpy()
     w = np.ones(n)
     folds = stratified_folds(y, 3, seed=5)
-    booster, info, oof = train_gbm_cv(X, y, w, folds, monotone=[0, 0, 0], seed=5, learning_rate=0.1, max_rounds=100,
-                                      early_stopping_rounds=10, trials=2, balance_classes=True)
+    fold_frames = [(X.iloc[fit_rows], X.iloc[held_out]) for fit_rows, held_out in folds]
+    booster, info, oof = train_gbm_cv(X, y, w, folds, fold_frames, monotone=[0, 0, 0], seed=5, learning_rate=0.1,
+                                      max_rounds=100, early_stopping_rounds=10, trials=2, balance_classes=True)
     rounds = info["best_iteration"]
     assert booster.num_trees() == rounds
+    params = info["params"] | {"monotone_constraints": [0, 0, 0], "monotone_constraints_method": "intermediate"}
     for fit_rows, held_out in folds:
-        # The same fold model, rebuilt from the fold's own rows: LightGBM's cv trains on subsets too.
-        data = lgb.Dataset(X, y, weight=w, params=info["params"], free_raw_data=False).construct()
-        fold_model = lgb.train(info["params"] | {"monotone_constraints": [0, 0, 0],
-                                                 "monotone_constraints_method": "intermediate"},
-                               data.subset(fit_rows), num_boost_round=rounds)
+        # The same fold model, fit on the fold's own rows alone: its bins too come from them, not from
+        # every row as lgb.cv's would.
+        fold_model = lgb.train(params, lgb.Dataset(X.iloc[fit_rows], y[fit_rows], weight=w[fit_rows]),
+                               num_boost_round=rounds)
         np.testing.assert_allclose(oof[held_out], fold_model.predict(X.iloc[held_out], raw_score=True), atol=1e-9)
 
+
+def test_a_held_out_fold_shapes_nothing_of_the_model_that_scores_it(training_set, sample_params, spy):
+    """The out-of-fold margins the blend and the calibrator learn from are those of unseen leads: each
+    equals the margin of a model fit on its fold's fitting rows alone, with their category levels and
+    LightGBM bins (pooled ones would let held-out rows decide which levels and cut points exist)."""
+    params = _params(sample_params)
+    ts = training_set
+    split = _undated_split(ts, params)
+    scorer = train_module.fit_scorer(ts.features, ts.y, ts.weights, ts.reasons, split, params,
+                                     calibration_weights=ts.calibration_weights)
+    pooled = np.sort(np.concatenate([split.train, split.validation, split.calibration]))
+    X, y, w = ts.features.iloc[pooled], ts.y[pooled], ts.weights[pooled]
+    gbm = scorer.info["lightgbm"]
+    catalog = train_module.feature_catalog(params.features)
+    lgb_params = gbm["params"] | {"monotone_constraints": train_module.monotone_vector(catalog, scorer.encoder.columns),
+                                  "monotone_constraints_method": "intermediate"}
+    fewer_levels = 0
+    for fit_rows, held_out in stratified_folds(y, params.model.cv_folds, params.model.seed):
+        encoder = CategoryEncoder(scorer.encoder.categorical, scorer.encoder.numeric, min_count=10).fit(X.iloc[fit_rows])
+        fewer_levels += encoder.levels != scorer.encoder.levels
+        fold_model = lgb.train(lgb_params, lgb.Dataset(encoder.transform(X.iloc[fit_rows]), y[fit_rows],
+                                                       weight=w[fit_rows]), num_boost_round=gbm["best_iteration"])
+        expected = fold_model.predict(encoder.transform(X.iloc[held_out]), raw_score=True)
+        np.testing.assert_allclose(spy["oof"][held_out], expected, rtol=0, atol=1e-9)
+    assert fewer_levels  # some level is common enough in the pooled rows only: the check means something
 
 def test_the_cheapest_model_near_the_best_cross_validated_auc_is_kept():
     deep = {"num_leaves": 31, "max_depth": 6}
