@@ -1,8 +1,8 @@
 """`leadscore backtest`: replay quarterly retraining over the export's history.
 
 For each of the last N calendar quarters whose leads have matured outcomes: train exactly as
-`leadscore retrain` would have on the quarter's first day (only what had matured by then; the
-cold-start peer when that was too little), then score that quarter's leads and compare with what
+`leadscore retrain` would have on the quarter's first day (only what had matured by then, with only the
+feedback store's decisions it had received by then; the cold-start peer when that was too little), then score that quarter's leads and compare with what
 became of them. Per quarter: AUC, top-20% capture, ECE and conversion per tier, plus predicted vs
 observed conversion per segment (lead source by default), which is where a source whose quality
 dropped shows up. The per-quarter models are not logged or registered; the replay is one MLflow run.
@@ -49,13 +49,21 @@ class BacktestResult:
         """Quarter x segment values whose observed conversion left the prediction (monitor's rule)."""
         return self.segments[self.segments["status"] == "alert"].reset_index(drop=True)
 
+    def feedback_line(self) -> str:
+        """What the store changed as of the export's end, then how many of its decisions each quarter's training
+        left out as received after the quarter's first day (as monitor --as-of words it)."""
+        later = self.table["training_received_later"]
+        return self.feedback.line() + (
+            "; decisions received after a quarter's first day not used to train it (not known then): "
+            + ", ".join(f"{quarter} {n:,}" for quarter, n in later.items()) if later.any() else "")
+
     def lines(self) -> list[str]:
-        shown = self.table.drop(columns=["trained_as_of"])
-        out = [self.feedback.line(), *shown.to_string(float_format=lambda v: f"{v:.3f}").splitlines()]
+        shown = self.table.drop(columns=["trained_as_of", "training_received_later"])  # in the feedback line
+        out = [self.feedback_line(), *shown.to_string(float_format=lambda v: f"{v:.3f}").splitlines()]
         out.append("leads: created in the quarter; rows: those labelled by the export's end (matured, not left out by "
                    "the label policy), which every figure is over: the newest quarter may be only partly matured")
         out.append("training_feedback: the store's decisions that replaced the export's in what the quarter was trained on "
-                   "(those dated by its first day; the feedback line counts the store as of the export's end)")
+                   "(those dated and received by its first day; the feedback line counts the store as of the export's end)")
         flagged = self.flagged()
         if len(flagged):
             out.append("\nsegments whose conversion left the prediction:")
@@ -102,7 +110,7 @@ def replay(params: Params, quarters: int = 4, segment: str = "lead_source", crm:
     replayed = backtest_quarters(outcome.created_at, quarters)
     for quarter in replayed:
         start = quarter.start_time
-        ts = assemble(params, as_of=start, crm=crm)
+        ts = assemble(params, as_of=start, crm=crm, as_received=True)  # what the store held then, not what it got since
         closed, conversions = closed_counts(ts)
         try:
             split = make_split(ts.created_at, pd.Series(ts.y), params.evaluate.split, params.model.seed)
@@ -124,6 +132,7 @@ def replay(params: Params, quarters: int = 4, segment: str = "lead_source", crm:
             "model": f"peer {PEER_NAMES[params.retrain.cold_start_peer]}" if why else "learned",
             "training_rows": closed, "training_conversions": conversions,
             "training_feedback": ts.crm.feedback.applied if ts.crm.feedback else 0,
+            "training_received_later": ts.crm.feedback.received_later if ts.crm.feedback else 0,
             "leads": int((created_quarter == quarter).sum()), "rows": len(held), "conversions": int(y.sum()),
             "conversion_rate": metrics["positive_rate"], "mean_p": metrics["mean_p"],
             **{k: metrics[k] for k in HEADLINE},

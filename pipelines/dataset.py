@@ -211,7 +211,8 @@ def refuse_before_first_lead(ts: TrainingSet) -> None:
     raise ValueError(f"--as-of {ts.as_of:%Y-%m-%d}: no lead in the export was created by then ({first}); choose a later date")
 
 
-def assemble(params: Params, as_of: pd.Timestamp | None = None, crm: CRMData | None = None) -> TrainingSet:
+def assemble(params: Params, as_of: pd.Timestamp | None = None, crm: CRMData | None = None,
+             as_received: bool = False) -> TrainingSet:
     """Labelled point-in-time training frame for the export in params with the feedback store laid over
     its outcomes (`load_history`, as retrain reads them), or for an already loaded `crm`.
 
@@ -219,6 +220,8 @@ def assemble(params: Params, as_of: pd.Timestamp | None = None, crm: CRMData | N
         as_of: treat this as 'now' (leads created or decided after it are ignored); defaults to the
             export's latest lead creation or decision (data_as_of), and may not be more than
             AS_OF_PAST_EXPORT_LIMIT after it.
+        as_received: a replay of `as_of`: also leave out the store's decisions it received after then
+            (`history.history_as_of`); off, every decision the store holds by its date counts.
     """
     crm = crm if crm is not None else load_history(params)
     if crm.leads.empty:  # a header-only file, or every row refused: no date to be 'now', no lead to label
@@ -235,7 +238,7 @@ def assemble(params: Params, as_of: pd.Timestamp | None = None, crm: CRMData | N
                 f"expired without an outcome; use a date up to {end + AS_OF_PAST_EXPORT_LIMIT:%Y-%m-%d}, or a newer "
                 "export"
             )
-        crm = history_as_of(crm, as_of)  # a decision the store got dated later must not hide the export's earlier one
+        crm = history_as_of(crm, as_of, as_received)  # a decision dated later must not hide the export's earlier one
         leads, outcomes = crm.leads[crm.leads["created_at"] <= as_of], crm.outcomes
         if outcomes is not None:
             outcomes = outcomes[outcomes["decided_at"].isna() | (outcomes["decided_at"] <= as_of)]

@@ -4,7 +4,8 @@ feedback store laid over its outcomes (per lead, the newer decision wins).
 The store hears sales' decisions as they happen; an export lags behind. `load_history` is the one
 reader (`dataset.assemble` reads through it), so train, evaluate, retrain, backtest and monitor label a
 lead alike for the same as-of date, and `FeedbackMerge.line()` says what the store changed. `history_as_of`
-gives the history as it stood on an earlier date: only the decisions dated by then laid over the export.
+gives the history as it stood on an earlier date: only the decisions dated by then laid over the export, and for
+a replay of that date only those the store had received by then (`received_by`).
 """
 
 from __future__ import annotations
@@ -29,8 +30,9 @@ def load_history(
 
     Args:
         crm: an already loaded export (default: load params.data).
-        feedback: the store's decisions (contract outcome columns, in the order received) and how many
-            events it left out, as `feedback_outcomes` returns them (default: read params.serving.store_url).
+        feedback: the store's decisions (contract outcome columns and, when known, received_at; in the order
+            received) and how many events it left out, as `feedback_outcomes` returns them (default: read
+            params.serving.store_url).
     """
     crm = crm if crm is not None else load_crm(params)
     decisions, left_out = feedback if feedback is not None else feedback_outcomes(params)
@@ -45,20 +47,27 @@ def load_history(
     return merged
 
 
-def history_as_of(crm: CRMData, when: pd.Timestamp) -> CRMData:
+def history_as_of(crm: CRMData, when: pd.Timestamp, as_received: bool = False) -> CRMData:
     """The history as it stood at `when`: the export with only the store's decisions dated by then laid over it.
 
     A decision dated later was not known then. Merged in anyway, it would replace the export's earlier
     decision and then be cut off by the date with it, leaving the lead undecided (open, or expired
     unconverted) in a replay or a run --as-of; and the feedback line would count it. `crm` is
     `load_history`'s; one without a feedback store is returned as it is.
+
+    `as_received`: also leave out the decisions the store received after `when`, even those dated before
+    (`received_by`), and count them: a replay of a past date (a backtest quarter, retrain --as-of) must not learn
+    what the store heard later. Off for a run as of the export's own end, which keeps every decision the store
+    holds: the webhook may deliver a decision after the export was taken.
     """
     merge = crm.feedback
     if merge is None or merge.decisions is None:
         return crm
-    known = pd.to_datetime(merge.decisions["decided_at"]) <= when
-    out = merge_feedback(replace(crm, outcomes=merge.export_outcomes), merge.decisions[known])
+    decisions, received_later = received_by(merge.decisions, when) if as_received else (merge.decisions, 0)
+    known = pd.to_datetime(decisions["decided_at"]) <= when
+    out = merge_feedback(replace(crm, outcomes=merge.export_outcomes), decisions[known])
     out.feedback.left_out, out.feedback.as_of, out.feedback.decided_later = merge.left_out, when, int((~known).sum())
+    out.feedback.received_later = received_later
     out.feedback.decisions = merge.decisions  # all of them: a later date may be asked for next (backtest's quarters)
     return out
 
@@ -66,18 +75,19 @@ def history_as_of(crm: CRMData, when: pd.Timestamp) -> CRMData:
 def received_by(events: pd.DataFrame, when: pd.Timestamp) -> tuple[pd.DataFrame, int]:
     """The store's feedback events as it held them at `when` (those received by then), and how many it received
     later. A report replayed as of `when` must not know a decision the store got after it, even one dated before
-    (a webhook retried for days, a backlog the CRM sent in one go). An event without received_at counts as
-    received when it was decided.
+    (a webhook retried for days, a backlog the CRM sent in one go). An event without received_at (or decisions
+    without the column, e.g. passed to `retrain` in code) counts as received when it was decided.
     """
-    received = pd.to_datetime(events["received_at"]).fillna(pd.to_datetime(events["decided_at"]))
+    decided = pd.to_datetime(events["decided_at"])
+    received = pd.to_datetime(events["received_at"]).fillna(decided) if "received_at" in events else decided
     later = received > when
     return events[~later], int(later.sum())
 
 
 def feedback_outcomes(params: Params) -> tuple[pd.DataFrame, int]:
-    """Every decision in the feedback store (contract outcomes, in the order received: a lead's latest
-    is merged from them), and how many stored events it left out for an impossible decided_at
-    (`Store.usable_feedback`); empty when no store exists yet.
+    """Every decision in the feedback store (contract outcomes and when the store received each, in the order
+    received: a lead's latest is merged from them), and how many stored events it left out for an impossible
+    decided_at (`Store.usable_feedback`); empty when no store exists yet.
 
     The store is opened read-only: training and retraining need no right to write it, and never leave
     an empty database behind (training on a fresh demo, before the service ran).
@@ -85,7 +95,7 @@ def feedback_outcomes(params: Params) -> tuple[pd.DataFrame, int]:
     from serving.store import Store
 
     events, left_out = Store.from_params(params, read_only=True).usable_feedback()
-    return events[list(OUTCOMES.columns)], left_out
+    return events[[*OUTCOMES.columns, "received_at"]], left_out
 
 
 def _differ_from_export(taken: pd.DataFrame, exported: pd.DataFrame) -> int:
@@ -130,7 +140,9 @@ class FeedbackMerge:
     left_out: int = 0  # stored events with an impossible decided_at, not counted above (Store.usable_feedback)
     as_of: pd.Timestamp | None = None  # set by `history_as_of`: only decisions dated by then are counted above
     decided_later: int = 0  # the store's decisions dated after as_of: not known then, not merged
-    received_later: int = 0  # set by monitor (`received_by`): the store's decisions received after as_of, not merged
+    # Set by `history_as_of` for a replay, and by monitor (`received_by`): the store's decisions received after
+    # as_of, not merged.
+    received_later: int = 0
     # What was merged, so that `history_as_of` can merge again for an earlier date: the export's own outcomes and the
     # store's decisions (None when the merge was not given any).
     export_outcomes: pd.DataFrame | None = field(default=None, repr=False)
@@ -141,7 +153,7 @@ class FeedbackMerge:
         return {"events": self.events, "applied": self.applied, "changed": self.changed, "unknown_leads": self.unknown_leads,
                 "merged_leads": self.merged_leads, "decided_before_created": len(self.before_created),
                 "left_out": self.left_out, "as_of": None if self.as_of is None else str(self.as_of),
-                "decided_later": self.decided_later, "summary": self.line()}
+                "decided_later": self.decided_later, "received_later": self.received_later, "summary": self.line()}
 
     def line(self) -> str:
         later = (f"; {self.decided_later:,} decision{'' if self.decided_later == 1 else 's'} dated after "

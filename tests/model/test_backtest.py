@@ -22,17 +22,23 @@ SHIFTED_QUARTERS = ["2025Q2", "2025Q3"]
 @pytest.fixture(scope="module")
 def replayed(tmp_path_factory):
     """The backtest of the shifted CRM, with the service's store holding sales' later word on one lead
-    rejected early in 2025Q1 (won back a day later) and a decision on a lead the export does not have."""
+    rejected early in 2025Q1 (won back a day later, received the next day), the same on another lead that the
+    store received only in May (a backlog the CRM sent late) and a decision on a lead the export does not have."""
     from serving.store import Store
 
     crm_dir = tmp_path_factory.mktemp("shifted_crm")
     write_crm(generate_crm(6000, seed=11, shift=SourceShift(source="web_organic", from_quarter=5)), crm_dir)
     params = params_for(crm_dir, tmp_path_factory.mktemp("tracking"), **FAST)
     outcomes = pd.read_csv(crm_dir / "outcomes.csv", parse_dates=["decided_at"])
-    rejected = outcomes[(outcomes["status"] == "rejected") & outcomes["decided_at"].between("2025-01-01", "2025-03-01")].iloc[0]
+    early = outcomes[(outcomes["status"] == "rejected") & outcomes["decided_at"].between("2025-01-01", "2025-03-01")]
+    rejected, backlogged = early.iloc[0], early.iloc[1]
     store = Store.from_params(params)
     store.add_feedback({"event_id": "won-back", "lead_id": rejected["lead_id"], "status": "converted", "reason": None,
-                        "decided_at": f"{rejected['decided_at'] + pd.Timedelta(days=1):%Y-%m-%dT%H:%M:%S}Z"})
+                        "decided_at": f"{rejected['decided_at'] + pd.Timedelta(days=1):%Y-%m-%dT%H:%M:%S}Z",
+                        "received_at": f"{rejected['decided_at'] + pd.Timedelta(days=2):%Y-%m-%dT%H:%M:%S}Z"})
+    store.add_feedback({"event_id": "backlog", "lead_id": backlogged["lead_id"], "status": "converted", "reason": None,
+                        "decided_at": f"{backlogged['decided_at'] + pd.Timedelta(days=1):%Y-%m-%dT%H:%M:%S}Z",
+                        "received_at": "2025-05-15T00:00:00Z"})  # after 2025Q2 began: not known to its replay
     store.add_feedback({"event_id": "elsewhere", "lead_id": "NOT-IN-THE-EXPORT", "status": "rejected",
                         "reason": "no_budget", "decided_at": "2025-06-01T00:00:00Z"})
     store.add_feedback({"event_id": "after-the-export", "lead_id": rejected["lead_id"], "status": "rejected",  # not known
@@ -59,10 +65,12 @@ def test_the_printed_backtest_says_what_the_feedback_store_changed_as_retrain_do
     leads = pd.read_csv(params.resolve(params.data.leads), usecols=["created_at"])
     outcomes = pd.read_csv(params.resolve(params.data.outcomes), usecols=["decided_at"])
     end = max(pd.Timestamp(leads["created_at"].max()), pd.Timestamp(outcomes["decided_at"].max()))
-    assert result.lines()[0] == ("feedback store: 2 lead decisions, 1 replace the export's (decided later, at the same "
-                                 "time, or undated there): 1 changes a lead's outcome or adds one the export lacks, "
+    assert result.lines()[0] == ("feedback store: 3 lead decisions, 2 replace the export's (decided later, at the same "
+                                 "time, or undated there): 2 change a lead's outcome or add one the export lacks, "
                                  "1 for leads not in the export (ignored); 1 decision dated "
-                                 f"after {end:%Y-%m-%d %H:%M} not used (not known then)")
+                                 f"after {end:%Y-%m-%d %H:%M} not used (not known then); decisions received after a "
+                                 "quarter's first day not used to train it (not known then): 2024Q4 4, 2025Q1 4, "
+                                 "2025Q2 3, 2025Q3 2")
 
 
 def test_each_quarter_reports_the_headline_figures_and_tier_conversion(replayed):
@@ -78,8 +86,10 @@ def test_each_quarter_reports_the_headline_figures_and_tier_conversion(replayed)
     assert table.loc["2025Q3", "rows"] < 0.8 * table.loc["2025Q3", "leads"]
     assert any(line.startswith("leads: created in the quarter; rows: those labelled") for line in result.lines())
     assert table.loc["2024Q4", "model"] == "peer points_mql"  # < 1,000 closed leads then: cold start
-    # The won-back decision (early 2025Q1) is in the training data of the quarters replayed after it, not before.
-    assert table["training_feedback"].to_dict() == {"2024Q4": 0, "2025Q1": 0, "2025Q2": 1, "2025Q3": 1}
+    # The won-back decision (early 2025Q1) is in the training data of the quarters replayed after it, not before; the
+    # backlogged one, dated as early but received in May, only from 2025Q3 on: 2025Q2's replay did not know it yet.
+    assert table["training_feedback"].to_dict() == {"2024Q4": 0, "2025Q1": 0, "2025Q2": 1, "2025Q3": 2}
+    assert table["training_received_later"].to_dict() == {"2024Q4": 4, "2025Q1": 4, "2025Q2": 3, "2025Q3": 2}
 
 
 def test_the_backtest_is_logged_and_written(replayed):
@@ -90,7 +100,9 @@ def test_the_backtest_is_logged_and_written(replayed):
     run = mlflow.get_run(result.run_id)
     assert run.data.tags["backtest"] == "true"
     logged = mlflow.artifacts.load_dict(f"runs:/{result.run_id}/data/fingerprint.json")["feedback"]
-    assert (logged["events"], logged["applied"], logged["unknown_leads"]) == (2, 1, 1)  # what the run was labelled from
+    assert (logged["events"], logged["applied"], logged["unknown_leads"]) == (3, 2, 1)  # what the run was labelled from
+    written = pd.read_csv(out / "backtest.csv", index_col="quarter")
+    assert written["training_received_later"].to_dict() == result.table["training_received_later"].to_dict()
     history = MlflowClient().get_metric_history(result.run_id, "roc_auc")
     assert [round(m.value, 6) for m in sorted(history, key=lambda m: m.step)] == list(result.table["roc_auc"].round(6))
 

@@ -477,6 +477,35 @@ def test_the_summary_counts_stored_feedback_left_out_for_an_impossible_date_or_b
     assert metrics["feedback_left_out"] == 2 and metrics["feedback_decided_before_created"] == 1
 
 
+def test_a_retrain_as_of_a_past_date_leaves_out_what_the_store_received_later_and_by_default_keeps_it(
+        tmp_path, monkeypatch_session):
+    """--as-of DATE replays DATE: a decision dated before it but received after (a webhook retried for days) was not
+    known then. Without --as-of the retrain is today's: a decision the webhook delivered after the export was taken
+    counts."""
+    from serving.store import Store
+
+    crm_dir = tmp_path / "crm"
+    write_crm(generate_crm(700, seed=3), crm_dir)
+    params = params_for(crm_dir, tmp_path, **FAST)
+    as_of = pd.Timestamp("2025-09-01")
+    export = load_crm(params).outcomes
+    first, second = export[(export["status"] == "rejected") & (export["decided_at"] < "2025-01-01")]["lead_id"].iloc[:2]
+    store = Store.from_params(params)
+    store.add_feedback({"event_id": "on-time", "lead_id": first, "status": "converted", "reason": None,
+                        "decided_at": "2025-07-20", "amount": None, "received_at": "2025-07-21"})
+    store.add_feedback({"event_id": "retried", "lead_id": second, "status": "converted", "reason": None,  # received
+                        "decided_at": "2025-08-01", "amount": None, "received_at": "2026-01-15"})  # after the export too
+
+    replayed = retrain(params, as_of=as_of, dry_run=True)
+    today = retrain(params, dry_run=True)
+
+    assert (replayed.feedback.applied, replayed.feedback.received_later) == (1, 1)
+    assert replayed.lines()[1].endswith("; 1 decision received after 2025-09-01 00:00 not used (not known then)")
+    assert mlflow.get_run(replayed.run_id).data.metrics["feedback_received_later"] == 1
+    assert (today.feedback.applied, today.feedback.received_later) == (2, 0)
+    assert "received after" not in today.lines()[1]
+
+
 # ----------------------------------------------------------------------------- promote / rollback
 
 
