@@ -30,6 +30,7 @@ import pyarrow.parquet as pq
 import sqlalchemy as sa
 from pandas.arrays import ArrowStringArray
 
+from features.build import crm_spellings
 from pipelines.config import DataParams, Params, label_key
 from pipelines.contract import CLOCK_SLACK, DATE_RANGE, LARGEST_NUMBER, LEADS, OUTCOMES, TABLES, TableSpec
 
@@ -231,6 +232,10 @@ class CRMData:
     # What the service's feedback store changed in `outcomes` (pipelines.history.load_history); None: the
     # export's own outcomes alone.
     feedback: FeedbackMerge | None = None
+    # Per leads column that data.value_maps renames, each value as compared ('tiktok') -> the file's most common
+    # spelling of it before the map ('TT', not the map's 'TikTok'; `crm_spellings`): `leads` holds only the mapped
+    # values, and a report naming a value (monitor's never-seen ones) names it as the export writes it.
+    spellings: dict[str, dict[str, str]] = field(default_factory=dict)
 
 
 # ---------------------------------------------------------------- reading (I/O edge)
@@ -1296,10 +1301,14 @@ def load_crm(params: Params) -> CRMData:
     if problems and data.on_error == "stop":
         raise ContractError(problems)
     report.problems = problems
+    spellings = {column: crm_spellings(raw["leads"].loc[leads.index, name], value_map)  # the leads kept, as read
+                 for column, value_map in data.value_maps.items()
+                 if column in leads.columns and (name := crm_column(data, "leads", column)) in raw["leads"].columns}
     frames = {"leads": leads, "activities": activities, "outcomes": outcomes}
     for name, frame in frames.items():
         if frame is not None:
             report.tables[name].rows_kept = len(frame)
             frames[name] = frame.reset_index(drop=True)
-    return CRMData(frames["leads"], frames["activities"], frames["outcomes"], report, redirect, list(raw["leads"].columns))
+    return CRMData(frames["leads"], frames["activities"], frames["outcomes"], report, redirect, list(raw["leads"].columns),
+                   spellings=spellings)
 

@@ -548,13 +548,14 @@ def assess(
 # ----------------------------------------------------------------------------- I/O edge
 
 
-def _as_spelled(unseen: dict[str, pd.Series] | None, leads: pd.DataFrame) -> dict[str, pd.Series] | None:
-    """``LeadScorer.unseen_values`` with each value as the export spells it most ('TikTok', not the 'tiktok'
-    the model compares), as batch scoring names them (``features.build.crm_spellings``)."""
+def _as_spelled(unseen: dict[str, pd.Series] | None, crm) -> dict[str, pd.Series] | None:
+    """``LeadScorer.unseen_values`` with each value as the export spells it most ('TikTok', not the 'tiktok' the
+    model compares; 'TT' when data.value_maps renames it 'TikTok'), as batch scoring names them
+    (``features.build.crm_spellings`` of the file's values; ``CRMData.spellings`` holds them for a mapped column)."""
     if unseen is None:
         return None
-    return {column: counts.rename(index=crm_spellings(leads[column])) if column in leads.columns else counts
-            for column, counts in unseen.items()}
+    return {column: counts.rename(index={**crm_spellings(crm.leads[column]), **crm.spellings.get(column, {})})
+            if column in crm.leads.columns else counts for column, counts in unseen.items()}
 
 
 def _features_as_scored(crm, scored: pd.DataFrame, spec, dated: bool) -> pd.DataFrame:
@@ -738,7 +739,7 @@ def monitor(
         reference, reference_scores, recent, recent_scores,
         calibration_frame, labels.loc[calibration_frame.index, "label"].to_numpy(),
         scored[~merged], feedback, catalog, champion.tiers.names[0], params, as_of, model,
-        _as_spelled(champion.unseen_values(recent), crm.leads),
+        _as_spelled(champion.unseen_values(recent), crm),
     )
     report.notes, report.feedback = notes, known.feedback.line()
     tracking.configure(params)

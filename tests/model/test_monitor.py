@@ -396,6 +396,26 @@ def test_a_drifting_source_names_the_values_the_champion_never_saw_in_training(p
     assert "never saw" not in " ".join(sentence for _, sentence in monitor(params, crm=crm, store=store).findings)
 
 
+def test_a_never_seen_value_that_a_value_map_renames_is_named_as_the_export_writes_it(production, tmp_path):
+    """The CRM writes 'TT' for the new source, which data.value_maps renames 'TikTok': monitor names 'TT', as
+    marketing finds it in the file and as `leadscore score` names it, not the map's 'TikTok'."""
+    from pipelines.ingest import load_crm
+
+    params, _, store = production
+    leads = pd.read_csv(params.resolve(params.data.leads), dtype=str, keep_default_na=False)
+    new = np.flatnonzero((pd.to_datetime(leads["created_at"]) >= "2025-11-01") & (leads["lead_source"] == "paid_search"))
+    leads.loc[new[::4], "lead_source"] = "tiktok"  # the same source once mapped, written less often
+    leads.loc[np.setdiff1d(new, new[::4]), "lead_source"] = "TT"
+    leads.to_csv(tmp_path / "leads.csv", index=False)
+    data = params.data.model_copy(update={"leads": str(tmp_path / "leads.csv"),
+                                          "value_maps": {"lead_source": {"TT": "TikTok"}}})
+    mapped = params.model_copy(update={"data": data})
+
+    report = monitor(mapped, crm=load_crm(mapped), store=store)
+
+    assert re.fullmatch(r"'TT' [\d,]+", report.drift.set_index("feature").loc["lead_source", "never_seen"])
+
+
 def test_monitor_page_says_which_leads_each_section_counts(production, tmp_path):
     """'Observed 16 %' is misread without its leads: each section names its window and how many it counts."""
     import html
