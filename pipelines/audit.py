@@ -144,6 +144,14 @@ METRICS_SHOWN_AS = {
     "capture": ("share of all conversions held by the top {top} of the list", "share"),
     "lift": ("lift of the top {top} (times the conversions as many leads picked at random hold)", "times"),
 }
+# The number format of the other tables' columns on the page, by "<table>.<column>" or column as SHOWN_AS keys them,
+# in the metrics' formats: shares, rates and probabilities as percentages ("39.9%"), lifts as times ("3.30x"); any
+# other column reads as a count or to 3 decimals (`_format_number`). The CSV and JSON keep the fractions (0.399).
+COLUMN_FORMATS = {
+    **dict.fromkeys(("share", "conversion_rate", "acceptance_rate", "top_reason_share", "no_reason_share",
+                     "min_probability", "top_share", "capture.capture", "mean_p", "observed"), "share"),
+    "lift": "times",
+}
 # Derived signals whose code in words would still be jargon ("icp match") or read backwards ("more activity recency
 # lowers the score"), as the page names them; any other reads as its CRM field or its code in words (`signal_name`).
 SIGNAL_WORDS = {"icp_match": "ideal customer profile match", "activity_recency": "days since the last activity",
@@ -1167,8 +1175,9 @@ def _metric_shown(key: str) -> tuple[str, str]:
     return METRICS_SHOWN_AS.get(key, (key.replace("_", " "), "score"))
 
 
-def _format_metric(value: float, number: str, signed: bool = False) -> str:
-    """A metric value in its `number` format; `signed` for a change, where a share moves in percentage points."""
+def _format_value(value: float, number: str, signed: bool = False) -> str:
+    """A value in its `number` format (METRICS_SHOWN_AS, COLUMN_FORMATS); `signed` for a change, where a share moves
+    in percentage points."""
     if pd.isna(value):
         return ""
     sign = "+" if signed else ""
@@ -1184,14 +1193,21 @@ def _metrics_shown(table: pd.DataFrame) -> pd.DataFrame:
     formats = [_metric_shown(key) for key in table["metric"]]
     shown = pd.DataFrame({"metric": [words for words, _ in formats]})
     for column in table.columns.drop("metric"):
-        shown[column] = [_format_metric(value, number, signed=column == "change")
+        shown[column] = [_format_value(value, number, signed=column == "change")
                          for value, (_, number) in zip(table[column], formats)]
     return shown
 
 
 def _table_html(name: str, table: pd.DataFrame, crm_fields: dict[str, str]) -> str:
     """A table as the page shows it; a signal named by `signal_name` (its ``crm_column`` then says it again)."""
-    shown = _metrics_shown(table) if name == "metrics" else _whole_numbers_as_integers(table)
+    if name == "metrics":
+        shown = _metrics_shown(table)
+    else:
+        shown = _whole_numbers_as_integers(table)
+        for c in table.columns:
+            number = COLUMN_FORMATS.get(f"{name}.{c}", COLUMN_FORMATS.get(c))
+            if number:  # from the table's own fractions: a rate column of only 1s was cast to whole numbers
+                shown[c] = [_format_value(value, number) for value in table[c]]
     if "signal" in shown.columns:
         shown = shown.drop(columns="crm_column", errors="ignore").assign(
             signal=shown["signal"].map(lambda s: signal_name(s, crm_fields)))

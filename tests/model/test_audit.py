@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import warnings
+from html.parser import HTMLParser
 from types import SimpleNamespace
 
 import mlflow
@@ -446,12 +447,75 @@ def test_the_page_explains_its_terms_and_heads_tables_in_words_while_the_csv_kee
 
 def test_html_tables_show_counts_as_whole_numbers():
     """Tier conversions are counted in floats: '137.000' would read as 137 thousand where a comma is the
-    decimal mark. Counts read '137' and '3,839'; rates keep three decimals, a rate of exactly 1 too."""
+    decimal mark. Counts read '137' and '3,839'; rates are percentages, a rate of exactly 1 too."""
     table = pd.DataFrame({"tier": ["A", "B"], "leads": [3839, 604], "conversions": [137.0, np.nan],
                           "conversion_rate": [0.484, 1.0], "won_revenue": [8535000.0, 1234.5]})
     page = audit.render_html(audit.Audit({"name": "m", "version": "1"}, [audit.Section("tiers", "Tiers", tables={"t": table})], None))
     cells = [cell.split("</td>")[0].strip() for cell in page.split("<h3>t</h3>")[1].split("<td>")[1:]]
-    assert cells == ["A", "3,839", "137", "0.484", "8,535,000", "B", "604", "", "1.000", "1,234"]
+    assert cells == ["A", "3,839", "137", "48.4%", "8,535,000", "B", "604", "", "100.0%", "1,234"]
+
+
+class _PageTables(HTMLParser):
+    """The page's tables as {heading: rows as {column heading: cell text}}."""
+
+    def __init__(self, page: str):
+        super().__init__()
+        self.tables: dict[str, list[dict[str, str]]] = {}
+        self._heading, self._text, self._header, self._row = "", None, [], []
+        self.feed(page)
+
+    def handle_starttag(self, tag, attrs):
+        if tag in ("h3", "th", "td"):
+            self._text = ""
+        elif tag == "tr":
+            self._row = []
+
+    def handle_data(self, data):
+        if self._text is not None:
+            self._text += data
+
+    def handle_endtag(self, tag):
+        if tag == "h3":
+            self._heading, self._header = self._text, []
+            self.tables[self._heading] = []
+        elif tag == "th":
+            self._header.append(self._text.strip())
+        elif tag == "td":
+            self._row.append(self._text.strip())
+        elif tag == "tr" and self._row and self._heading:
+            self.tables[self._heading].append(dict(zip(self._header, self._row)))
+        if tag in ("h3", "th", "td"):
+            self._text = None
+
+
+def test_shares_rates_and_probabilities_show_as_percentages_on_the_page_while_the_csv_and_json_keep_fractions(audited):
+    """The README: the page shows shares as percentages ("39.9%", not 0.399) in every table, lifts as times as the
+    metrics do; the CSV and JSON tables keep the fractions that scripts compute with."""
+    page = _PageTables(audited.paths[0].read_text(encoding="utf-8")).tables
+    saved = json.loads(audited.paths[1].read_text(encoding="utf-8"))
+    as_percent = {
+        ("importance", "signals", "signals"): {"share": "share of all importance"},
+        ("segments", "by_lead_source", "by lead source"): {
+            "conversion_rate": "conversion rate", "acceptance_rate": "acceptance rate (share not rejected)",
+            "top_reason_share": "top reason's share of rejections", "no_reason_share": "share rejected without a reason"},
+        ("segments", "rejection_reasons_by_campaign", "rejection reasons by campaign"): {"share": "share of its rejections"},
+        ("tiers", "tiers", "tiers"): {"min_probability": "from predicted probability", "share": "share of leads",
+                                      "conversion_rate": "conversion rate"},
+        ("tiers", "capture", "conversions held by the top of the list"): {
+            "top_share": "top of the list (share of leads)", "capture": "share of all conversions held"},
+        ("calibration", "calibration", "calibration"): {"mean_p": "average predicted probability",
+                                                        "observed": "observed conversion rate"},
+    }
+    for (section, name, heading), columns in as_percent.items():
+        csv = pd.read_csv(audited.paths[0].parent / "tables" / f"{section}.{name}.csv")
+        records = next(s for s in saved["sections"] if s["key"] == section)["tables"][name]
+        assert len(page[heading]) == len(csv) == len(records), heading
+        for column, header in columns.items():
+            assert csv[column].between(0, 1).all() and [r[column] for r in records] == pytest.approx(csv[column].tolist())
+            assert [row[header] for row in page[heading]] == [f"{v:.1%}" if pd.notna(v) else "" for v in csv[column]], header
+    for name, heading in (("tiers", "tiers"), ("capture", "conversions held by the top of the list")):
+        lifts = pd.read_csv(audited.paths[0].parent / "tables" / f"tiers.{name}.csv")["lift"]
+        assert [row[audit.shown_as("lift", name)] for row in page[heading]] == [f"{v:.2f}x" for v in lifts]
 
 
 def test_the_metrics_table_reads_in_words_with_counts_shares_and_scores_each_in_its_format():
