@@ -157,6 +157,11 @@ COLUMN_FORMATS = {
 SIGNAL_WORDS = {"icp_match": "ideal customer profile match", "activity_recency": "days since the last activity",
                 "email_domain_type": "non-business e-mail (free, student, competitor or none)"}
 KIND_SHOWN_AS = {"numeric": "number", "categorical": "category"}  # the signals table's kinds on the page
+# Model details that are times (ISO in the JSON), shown as a reader writes them (`_time_shown`).
+TIME_DETAILS = ("trained_at", "as_of", "generated_at")
+# `tracking.run_in_ui`'s details of the training run as the JSON keeps them; the page says them in the training
+# run's row (`_training_run_html`).
+TRAINING_RUN_DETAILS = tuple(f"training_run_{key}" for key in ("name", "experiment", "url", "ui_command"))
 SPLIT_SHOWN_AS = {"out_of_time": "the newest leads with an outcome", "stratified": "a random share of the leads with an outcome"}
 # matplotlib's categorical colours for named reasons (pooled and missing reasons are grey), cycled.
 REASON_COLORS = [f"tab:{c}" for c in ("blue", "orange", "green", "red", "purple", "brown", "pink", "olive", "cyan")]
@@ -1090,11 +1095,12 @@ def build_audit(
     previous: PreviousModel | None = None,
     top_signals: int = TOP_SIGNALS,
 ) -> Audit:
-    """All six sections for `scorer` on the export in `training_set` (no I/O).
+    """All six sections for `scorer` on the export in `training_set`.
 
     The held-out rows are the test part of the same split training used (models.splits.make_split with
     params.evaluate.split and params.model.seed), so with the training data they are rows the model
-    never saw. Each model is explained on features built with its own saved settings.
+    never saw. Each model is explained on features built with its own saved settings. The one lookup: the
+    training run's names and UI address in the MLflow store (`tracking.run_in_ui`), for the page to say where it is.
     """
     split = make_split(training_set.created_at, pd.Series(training_set.y), params.evaluate.split, params.model.seed)
     test = model_features(scorer, training_set, training_set.features.index[split.test])
@@ -1114,12 +1120,15 @@ def build_audit(
         change_section(rows, training_set, previous, params.evaluate),
     ]
     registry = scorer.info.get("registry", {})
+    run_id = scorer.info.get("run_id")
+    ui = tracking.run_in_ui(params, run_id) if run_id else {}
     model = {
         "name": registry.get("name"),
         "version": None if registry.get("version") is None else str(registry["version"]),
         "alias": registry.get("alias"),
         "trained_at": scorer.info.get("trained_at"),
-        "training_run": scorer.info.get("run_id"),
+        "training_run": run_id,
+        **{detail: ui.get(detail.removeprefix("training_run_")) for detail in TRAINING_RUN_DETAILS},
         "as_of": str(training_set.as_of) if training_set.as_of is not None else None,
         "split": split.kind,
         "split_because": split.stratified_because or None,
@@ -1220,6 +1229,44 @@ def _table_html(name: str, table: pd.DataFrame, crm_fields: dict[str, str]) -> s
     return shown.to_html(index=False, border=0, na_rep="")
 
 
+def _time_shown(text: str) -> str:
+    """An ISO time as a reader writes it: '2026-11-27T00:15:17+00:00' -> '27 Nov 2026, 00:15 UTC'; one without a
+    zone (the export's own time) without 'UTC', and at midnight as its date alone ('1 Jan 2026', an --as-of date)."""
+    stamp = pd.Timestamp(text)
+    if stamp.tzinfo is not None:
+        return f"{stamp.tz_convert('UTC'):%d %b %Y, %H:%M} UTC".lstrip("0")
+    return (f"{stamp:%d %b %Y}" if stamp == stamp.normalize() else f"{stamp:%d %b %Y, %H:%M}").lstrip("0")
+
+
+def _training_run_html(model: dict) -> str:
+    """The training run's cell: its names, its ID to paste into a search, and a link to its page in the MLflow UI
+    (with the command that starts the UI on a store on this machine)."""
+    e = html.escape
+    run_id, name, experiment = model["training_run"], model.get("training_run_name"), model.get("training_run_experiment")
+    cell = e(f"run '{name}' in experiment '{experiment}', ID {run_id}" if name else f"ID {run_id}")
+    url, command = model.get("training_run_url"), model.get("training_run_ui_command")
+    if url:
+        cell += f"<br>in the MLflow UI: <a href='{e(url)}'>{e(url)}</a>"
+        cell += f" (start it with <code>{e(command)}</code>)" if command else ""
+    return cell
+
+
+def _model_cells(model: dict) -> dict[str, str]:
+    """The model details the page lists, as HTML cells by key: times as a reader writes them, counts with thousands
+    separators, the training run with its names and where to open it; details not known are left out."""
+    cells = {}
+    for key, value in model.items():
+        if value is None or key in TRAINING_RUN_DETAILS:  # said in the training run's cell
+            continue
+        if key == "training_run":
+            cells[key] = _training_run_html(model)
+        else:
+            shown = (_time_shown(value) if key in TIME_DETAILS else SPLIT_SHOWN_AS.get(value, value) if key == "split"
+                     else f"{value:,}" if isinstance(value, int) else value)
+            cells[key] = html.escape(str(shown))
+    return cells
+
+
 _STYLE = """
 body{font-family:system-ui,sans-serif;margin:2em auto;max-width:1200px;color:#222;padding:0 1em}
 table{border-collapse:collapse;font-size:13px;margin:0.5em 0 1.5em}
@@ -1236,8 +1283,7 @@ def render_html(audit: Audit) -> str:
     title = f"Signal audit: {model.get('name')} v{model.get('version')}"
     parts = [f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{e(title)}</title><style>{_STYLE}</style></head><body>",
              f"<h1>{e(title)}</h1>", "<table class='meta'>"]
-    shown = {k: SPLIT_SHOWN_AS.get(v, v) if k == "split" else f"{v:,}" if isinstance(v, int) else v for k, v in model.items()}
-    parts += [f"<tr><td>{e(shown_as(k))}</td><td>{e(str(v))}</td></tr>" for k, v in shown.items() if v is not None]
+    parts += [f"<tr><td>{e(shown_as(key))}</td><td>{cell}</td></tr>" for key, cell in _model_cells(model).items()]
     parts.append("</table><ol>")
     parts += [f"<li><a href='#{s.key}'>{e(s.title)}</a></li>" for s in audit.sections]
     parts.append("</ol>")

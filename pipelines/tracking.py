@@ -13,8 +13,10 @@ import importlib.metadata
 import json
 import os
 import re
+import shlex
 import tempfile
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 import joblib
 import mlflow
@@ -28,6 +30,7 @@ from pipelines.config import Params
 from pipelines.ingest import ContractError
 
 CHAMPION, CHALLENGER = "champion", "challenger"
+UI_PORT = 5000  # the MLflow UI's port in the README's `mlflow ui` command
 TRAINING_KEY = "training_key"  # run tag: what decided the model (`training_key`)
 _REQUIREMENTS = ["scikit-learn", "lightgbm", "pandas", "numpy", "pyarrow", "pydantic", "pyyaml", "sqlalchemy", "shap", "joblib"]
 
@@ -47,6 +50,32 @@ def tracking_uri(params: Params) -> str:
     if uri.startswith(prefix) and not uri.startswith(prefix + "/"):
         uri = prefix + str(params.resolve(uri[len(prefix):]))
     return uri
+
+
+def ui_address(uri: str) -> tuple[str | None, str | None]:
+    """Where the MLflow UI shows the tracking store at `uri`, and the command that starts it there: a tracking
+    server's own address (its user:password@ left out), or for a store on this machine (SQLite, a folder) the
+    address of the README's ``mlflow ui`` started on it. Neither for a database server, whose URI may hold a
+    password, which a page must not."""
+    parts = urlsplit(uri)
+    if parts.scheme in ("http", "https"):
+        return urlunsplit(parts._replace(netloc=parts.netloc.rpartition("@")[2])).rstrip("/"), None
+    if parts.scheme in ("sqlite", "file", ""):
+        return f"http://127.0.0.1:{UI_PORT}", f"mlflow ui --backend-store-uri {shlex.quote(uri)} --port {UI_PORT}"
+    return None, None
+
+
+def run_in_ui(params: Params, run_id: str) -> dict:
+    """How a reader opens a run of the params' store, for a page that names it (the audit's training run): its
+    ``name`` and ``experiment``, the ``url`` of its page in the MLflow UI and the ``ui_command`` that starts the UI
+    (`ui_address`; None where there is none)."""
+    uri = tracking_uri(params)
+    client = MlflowClient(uri)
+    run = client.get_run(run_id)
+    experiment = client.get_experiment(run.info.experiment_id)
+    ui, command = ui_address(uri)
+    page = f"{ui}/#/experiments/{experiment.experiment_id}/runs/{run_id}" if ui else None
+    return {"name": run.info.run_name, "experiment": experiment.name, "url": page, "ui_command": command}
 
 
 def use_store(params: Params) -> str:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import warnings
+from datetime import datetime, timezone
 from html.parser import HTMLParser
 from types import SimpleNamespace
 
@@ -550,6 +551,41 @@ def test_the_metrics_table_reads_in_words_with_counts_shares_and_scores_each_in_
     held_out = audit.render_html(audit.Audit({"name": "m", "version": "2", "test_rows": 1817}, [], None))
     assert "<td>held-out leads</td><td>1,817</td>" in held_out  # the model details count as the tables do
     assert "<th>audited model</th>" in page and "<th>previous model</th>" in page
+
+
+def test_the_model_details_show_times_as_a_reader_writes_them_and_where_to_open_the_training_run(audited, trained,
+                                                                                                   tracking_dir):
+    """'2026-11-27T00:15:17+00:00' and a bare run ID mean little to marketing: the page reads '27 Nov 2026, 00:15 UTC'
+    and links the training run's page in the MLflow UI the README starts, keeping the ID to paste; the JSON keeps
+    the ISO times and the ID."""
+    page = audited.paths[0].read_text(encoding="utf-8")
+    model = audited.audit.model
+    for key, heading in (("trained_at", "trained at"), ("generated_at", "written at")):
+        when = datetime.fromisoformat(model[key]).astimezone(timezone.utc)
+        assert f"<td>{heading}</td><td>{when.day} {when:%b %Y, %H:%M} UTC</td>" in page, heading
+    run = MlflowClient().get_run(trained.run_id)
+    experiment = MlflowClient().get_experiment(run.info.experiment_id).name
+    url = f"http://127.0.0.1:5000/#/experiments/{run.info.experiment_id}/runs/{trained.run_id}"
+    assert (f"<td>MLflow training run</td><td>run &#x27;{run.info.run_name}&#x27; in experiment &#x27;{experiment}&#x27;, "
+            f"ID {trained.run_id}<br>in the MLflow UI: <a href='{url}'>{url}</a> (start it with <code>mlflow ui "
+            f"--backend-store-uri sqlite:///{tracking_dir / 'mlflow.db'} --port 5000</code>)</td>") in page
+    saved = json.loads(audited.paths[1].read_text(encoding="utf-8"))["model"]
+    assert saved["trained_at"] == model["trained_at"] and datetime.fromisoformat(saved["trained_at"]).tzinfo
+    assert saved["training_run"] == trained.run_id and saved["training_run_url"] == url
+    # The export's own times carry no zone; an --as-of date reads as a date
+    details = {"name": "m", "version": "1", "as_of": "2025-12-31 22:41:03"}
+    assert "<td>data as of</td><td>31 Dec 2025, 22:41</td>" in audit.render_html(audit.Audit(details, [], None))
+    details["as_of"] = "2026-01-01 00:00:00"
+    assert "<td>data as of</td><td>1 Jan 2026</td>" in audit.render_html(audit.Audit(details, [], None))
+
+
+def test_the_training_runs_address_gives_away_no_password():
+    """A page marketing passes around links a tracking server without its user:password@, and names no command or
+    address for a database server's store, whose URI may hold a password."""
+    assert tracking.ui_address("https://ops:s3cret@mlflow.example.com/") == ("https://mlflow.example.com", None)
+    assert tracking.ui_address("postgresql+psycopg://ops:s3cret@db.example.com/mlflow") == (None, None)
+    assert tracking.ui_address("sqlite:////srv/my models/mlflow.db") == (
+        "http://127.0.0.1:5000", "mlflow ui --backend-store-uri 'sqlite:////srv/my models/mlflow.db' --port 5000")
 
 
 def test_a_revenue_sum_beyond_exact_integers_is_written_not_refused(tmp_path):
