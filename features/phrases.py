@@ -88,6 +88,9 @@ def _activity(active: str, none: str, earlier: str | None = None) -> str:
     return " | ".join(parts)
 
 
+# "ICP" in words, for a rep's factor and marketing's audit alike (pipelines.audit.SIGNAL_WORDS).
+IDEAL_CUSTOMER_PROFILE = "ideal customer profile"
+
 BUILT_IN_PHRASES: dict[str, str] = {
     # Activity types (features.activity_types).
     "page_view": _activity("Viewed {count} web page{s} in the last {days} days", "No web page views in the last {days} days"),
@@ -121,7 +124,8 @@ BUILT_IN_PHRASES: dict[str, str] = {
     "missing_phone": "No phone number | [no] Has a phone number | [unknown] Phone not in the CRM export",
     "missing_company": "No company name | [no] Company name given | [unknown] Company not in the CRM export",
     "unsupported_country": "In a country we do not serve | [no] In a country we serve | [unknown] Country not given",
-    "icp_match": "Matches {matched} of {criteria} ICP criteria | [none] Matches none of the {criteria} ICP criteria",
+    "icp_match": (f"Matches {{matched}} of {{criteria}} {IDEAL_CUSTOMER_PROFILE} criteria"
+                  f" | [none] Matches none of the {{criteria}} {IDEAL_CUSTOMER_PROFILE} criteria"),
     # build.UNKNOWN: no job title or none the rules know; build.OTHER_DEPARTMENT: a title naming no department.
     "seniority": "Seniority: {value} | [=unknown] Seniority not clear from the job title",
     "department": (

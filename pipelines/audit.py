@@ -48,7 +48,7 @@ from mlflow.tracking import MlflowClient
 
 from features.build import FeatureDef, clean_text, crm_spellings, feature_catalog, flag_signals
 from features.labels import outcome_group
-from features.phrases import level_words
+from features.phrases import IDEAL_CUSTOMER_PROFILE, level_words
 from models import explain
 from models.calibration import TierThresholds
 from models.metrics import (calibration_bins, capture_at, evaluate_scores, expected_calibration_error, fraction_key,
@@ -154,7 +154,7 @@ COLUMN_FORMATS = {
 }
 # Derived signals whose code in words would still be jargon ("icp match") or read backwards ("more activity recency
 # lowers the score"), as the page names them; any other reads as its CRM field or its code in words (`signal_name`).
-SIGNAL_WORDS = {"icp_match": "ideal customer profile match", "activity_recency": "days since the last activity",
+SIGNAL_WORDS = {"icp_match": f"{IDEAL_CUSTOMER_PROFILE} match", "activity_recency": "days since the last activity",
                 "email_domain_type": "non-business e-mail (free, student, competitor or none)"}
 KIND_SHOWN_AS = {"numeric": "number", "categorical": "category"}  # the signals table's kinds on the page
 # Model details that are times (ISO in the JSON), shown as a reader writes them (`_time_shown`).

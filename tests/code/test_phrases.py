@@ -161,7 +161,7 @@ def test_fit_signals_read_with_the_leads_own_values():
                lead_source="Web_Organic", campaign="spring_promo 2025")
     phrases, values = described([fit], [], demo_spec())
     row = phrases.loc["L1"]
-    assert row["icp_match"] == "Matches 4 of 4 ICP criteria"
+    assert row["icp_match"] == "Matches 4 of 4 ideal customer profile criteria"  # a rep does not read "ICP"
     assert row["industry"] == "Industry: software"
     # A CRM code reads as words; the value beside the factor stays the code, as features store it.
     assert (row["lead_source"], values.loc["L1", "lead_source"]) == ("Lead source: web organic", "web_organic")
