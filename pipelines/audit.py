@@ -48,7 +48,7 @@ from mlflow.tracking import MlflowClient
 
 from features.build import FeatureDef, clean_text, crm_spellings, feature_catalog, flag_signals
 from features.labels import outcome_group
-from features.phrases import IDEAL_CUSTOMER_PROFILE, level_words
+from features.phrases import IDEAL_CUSTOMER_PROFILE, describe, level_words
 from models import explain
 from models.calibration import TierThresholds
 from models.metrics import (calibration_bins, capture_at, evaluate_scores, expected_calibration_error, fraction_key,
@@ -181,6 +181,8 @@ class ExplainedRows:
             the CRM (`crm_spellings`), which the tables show; a value it lacks is shown as stored.
         crm_fields: per signal read from a CRM column the mapping renames, that column's name (`crm_fields`), by
             which the page, its plots and notes name the signal (`name`).
+        spec: the features section the model was built with, by which a yes/no signal's reading quotes the words
+            the score card gives its leads ("No phone number", `card_phrases`).
     """
 
     features: pd.DataFrame
@@ -190,6 +192,7 @@ class ExplainedRows:
     age_days: np.ndarray
     spellings: dict[str, dict[str, str]] = field(default_factory=dict)
     crm_fields: dict[str, str] = field(default_factory=dict)
+    spec: FeatureParams | None = None
 
     def name(self, signal: str) -> str:
         """The signal as the page, its plots and notes name it (`signal_name`)."""
@@ -199,7 +202,7 @@ class ExplainedRows:
         """The rows where `mask` is true (same order)."""
         keep = np.asarray(mask, dtype=bool)
         return ExplainedRows(self.features[keep], self.y[keep], self.probability[keep], self.signals[keep],
-                             self.age_days[keep], self.spellings, self.crm_fields)
+                             self.age_days[keep], self.spellings, self.crm_fields, self.spec)
 
     def segment(self, column: str, value: str) -> "ExplainedRows":
         """The leads whose feature `column` equals `value` as stored or as the tables show it (`spellings`: "C-level"
@@ -274,6 +277,7 @@ def explain_rows(scorer: LeadScorer, features: pd.DataFrame, y: Sequence[float] 
         age_days=np.asarray(age_days, dtype=np.float64),
         spellings=spellings or {},
         crm_fields=crm_fields(scorer.data, signals.columns),
+        spec=scorer.features,
     )
 
 
@@ -350,6 +354,12 @@ def _level_effects(values: pd.Series, contribution: pd.Series) -> pd.DataFrame:
     return effects.sort_values(["mean", "size"], ascending=[False, False])
 
 
+def card_phrases(rows: ExplainedRows) -> pd.DataFrame | None:
+    """Each lead's score-card phrase of each signal (`phrases.describe`: "No phone number"), by which the audit words
+    a yes/no signal as the card does; None for rows without the model's feature settings (`ExplainedRows.spec`)."""
+    return None if rows.spec is None else describe(rows.features, rows.spec, rows.age_days)[0]
+
+
 def signal_importance(rows: ExplainedRows, catalog: list[FeatureDef]) -> pd.DataFrame:
     """Per signal, most important first: how much it moves scores, and which way.
 
@@ -362,6 +372,16 @@ def signal_importance(rows: ExplainedRows, catalog: list[FeatureDef]) -> pd.Data
     """
     values = signal_values(rows.features, catalog, rows.spellings)
     kinds, flags = _signal_kinds(catalog), flag_signals(catalog)
+    phrases = card_phrases(rows)
+
+    def said_of(signal: str, leads: pd.Series) -> str:
+        """What the score card says of `signal` for `leads`, quoted, most leads first ('"No phone number"'), or the
+        signal's name without the model's feature settings."""
+        if phrases is None:
+            return rows.name(signal)
+        quoted = [f'"{words}"' for words in phrases.loc[leads.to_numpy(), signal].value_counts().index]
+        return quoted[0] if len(quoted) == 1 else f"{', '.join(quoted[:-1])} or {quoted[-1]}"
+
     mean_abs = rows.signals.abs().mean()
     total = mean_abs.sum()
     records = []
@@ -390,10 +410,10 @@ def signal_importance(rows: ExplainedRows, catalog: list[FeatureDef]) -> pd.Data
                 record["reading"] = "no variation in these leads"
             elif signal in flags:  # a yes/no flag (free e-mail, no phone): "more of it" means nothing
                 present = value.gt(0)
-                effect = "raises" if contribution[present].mean() > contribution[~present].mean() else "lowers"
-                record["reading"] = (f"{effect} the score where present ({present.sum():,} leads, "
-                                     f"{contribution[present].mean():+.2f} on average; {contribution[~present].mean():+.2f} "
-                                     "where absent)")
+                effect = "higher" if contribution[present].mean() > contribution[~present].mean() else "lower"
+                record["reading"] = (f"leads with {said_of(signal, present)} score {effect} ({present.sum():,} leads, "
+                                     f"{contribution[present].mean():+.2f} on average; "
+                                     f"{contribution[~present].mean():+.2f} for the others)")
             elif rho >= DIRECTION_THRESHOLD:
                 record["reading"] = f"more of it raises the score (direction {rho:+.2f})"
             elif rho <= -DIRECTION_THRESHOLD:

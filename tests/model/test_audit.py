@@ -17,6 +17,7 @@ import yaml
 from mlflow.tracking import MlflowClient
 
 from features.build import FeatureDef
+from features.phrases import describe
 from models.calibration import TierThresholds
 from models.metrics import evaluate_scores
 from pipelines import audit, tracking
@@ -119,14 +120,34 @@ def test_a_flag_reads_by_where_it_is_present_and_values_all_on_one_side_are_not_
                             "lead_source": np.where(np.arange(60) % 2 == 0, -0.1, -0.4)})
     rows = audit.ExplainedRows(features, np.zeros(60), np.full(60, 0.1), signals, np.zeros(60))
     table = audit.signal_importance(rows, catalog).set_index("signal")
-    assert table.loc["email_domain_type", "reading"] == "lowers the score where present (20 leads, -0.50 on average; " \
-                                                        "+0.10 where absent)"
+    assert table.loc["email_domain_type", "reading"] == ("leads with non-business e-mail (free, student, competitor or "
+                                                        "none) score lower (20 leads, -0.50 on average; +0.10 for the others)")
     assert table.loc["lead_source", "reading"] == "every value lowers the score; least: webinar (-0.10), most: event (-0.40)"
     # Two referral leads raise their scores: too few to compare, so "every value" would not be true
     features.loc[:1, "lead_source"], signals.loc[:1, "lead_source"] = "referral", 0.8
     rows = audit.ExplainedRows(features, np.zeros(60), np.full(60, 0.1), signals, np.zeros(60))
     reading = audit.signal_importance(rows, catalog).set_index("signal").loc["lead_source", "reading"]
     assert reading == f"every value of {audit.MIN_LEVEL_ROWS}+ leads lowers the score; least: webinar (-0.10), most: event (-0.40)"
+
+
+def test_a_yes_no_signal_reads_in_the_words_the_score_card_gives_its_leads(audited, trained):
+    """"missing phone: raises the score where present" was the code talking: a yes/no signal reads 'leads with "No
+    phone number" score lower', quoting what the score card says of those leads, as reps and marketing both see it."""
+    table = sections(audited)["importance"].tables["signals"].set_index("signal")
+    rows = audited.audit.rows
+    said, _ = describe(rows.features, trained.scorer.features)
+    for signal in ("missing_phone", "email_domain_type"):
+        present = rows.features[[d.name for d in trained.scorer.catalog if d.signal == signal]].sum(axis=1).gt(0)
+        phrases = said.loc[present, signal].value_counts().index.tolist()  # most leads first
+        contribution = rows.signals[signal]
+        effect = "higher" if contribution[present].mean() > contribution[~present].mean() else "lower"
+        reading = table.loc[signal, "reading"]
+        assert reading.startswith(f'leads with "{phrases[0]}"') and all(f'"{p}"' in reading for p in phrases)
+        assert reading.endswith(f" score {effect} ({present.sum():,} leads, {contribution[present].mean():+.2f} on "
+                                f"average; {contribution[~present].mean():+.2f} for the others)")
+    assert table.loc["missing_phone", "reading"].startswith('leads with "No phone number" score ')
+    assert '"Free e-mail domain"' in table.loc["email_domain_type", "reading"]
+    assert "where present" not in audited.paths[0].read_text(encoding="utf-8")
 
 
 def test_a_count_that_is_0_or_1_in_a_slice_still_reads_as_a_count():
@@ -139,8 +160,8 @@ def test_a_count_that_is_0_or_1_in_a_slice_still_reads_as_a_count():
     rows = audit.ExplainedRows(features, np.zeros(40), np.full(40, 0.1), signals, np.zeros(40))
     table = audit.signal_importance(rows, catalog).set_index("signal")
     assert table.loc["webinar", "reading"] == "more of it raises the score (direction +1.00)"
-    assert table.loc["missing_phone", "reading"] == ("lowers the score where present (30 leads, -0.20 on average; "
-                                                     "+0.05 where absent)")
+    assert table.loc["missing_phone", "reading"] == ("leads with missing phone score lower (30 leads, -0.20 on average; "
+                                                     "+0.05 for the others)")
 
 
 def test_dependence_covers_the_top_signals(audited):
