@@ -49,8 +49,10 @@ DATE_RANGE_TEXT = f"{DATE_RANGE[0]:%Y-%m-%d} to {DATE_RANGE[1] - timedelta(days=
 DATE_FORM = "a date is text such as 2026-01-31 or 2026-01-31T09:30:00Z"
 # A SQL source is a query when, after comments and parentheses, it starts with one of these words.
 _QUERY_START = re.compile(r"(\s|\(|--[^\n]*|/\*.*?\*/)*(select|with|values)\b", re.IGNORECASE | re.DOTALL)
+# A number's digits, decimal point and exponent, without its sign ("1.7e9", ".5", "12500.50").
+UNSIGNED_NUMBER = r"(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?"
 # Text that is a number ("1764000000", " 2026 ", "1.7e9"): pandas would read "2026" as 2026-01-01.
-NUMBER_TEXT = r"^\s*[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?\s*$"
+NUMBER_TEXT = rf"^\s*[-+]?{UNSIGNED_NUMBER}\s*$"
 
 # Why a row did not reach the canonical tables (report keys -> words for people).
 DROP_REASONS = {

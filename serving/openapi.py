@@ -15,7 +15,7 @@ from __future__ import annotations
 import copy
 from importlib.metadata import version
 
-from pydantic import BaseModel
+from pydantic import BaseModel, TypeAdapter
 from pydantic.json_schema import models_json_schema
 
 from features.build import lead_columns_read
@@ -30,9 +30,12 @@ from serving.schemas import (
     Explanation,
     Feedback,
     FeedbackReceipt,
+    Identifier,
     ModelInfo,
     ScoreRequest,
     ScoreResponse,
+    id_text,
+    number_text,
 )
 from serving.scoring import choices_in_words, feedback_choices
 from serving.security import CARD_ID_FIELD, CARD_PATH, OPEN_PATHS
@@ -137,6 +140,13 @@ NUMBER = {"type": ["number", "string", "null"]}
 TEXT_OR_TRUE_FALSE = {"type": ["string", "number", "boolean", "null"]}
 
 
+def _number_range(non_negative: bool) -> dict:
+    """A number field's bounds as JSON Schema words (a number's, not its text's): smaller than
+    contract.LARGEST_NUMBER in size, and 0 or more where the field counts something."""
+    return {"minimum": 0, "exclusiveMaximum": LARGEST_NUMBER} if non_negative else {
+        "exclusiveMinimum": -LARGEST_NUMBER, "exclusiveMaximum": LARGEST_NUMBER}
+
+
 def _lead_fields(scorer: LeadScorer) -> dict[str, dict]:
     """A lead's optional fields as /score reads them (contract.LEADS and what the model's features read),
     under the CRM's names, each saying whether the served model uses it."""
@@ -146,10 +156,12 @@ def _lead_fields(scorer: LeadScorer) -> dict[str, dict]:
     for column in dict.fromkeys([*LEADS.optional, *read]):
         use = "a feature of this model" if column in read else "not read by this model, but checked"
         if column in LEADS.numeric or column in features.numeric:
-            sign = " 0 or more," if column in LEADS.non_negative or column in features.non_negative else ""
+            non_negative = column in LEADS.non_negative or column in features.non_negative
+            sign = " 0 or more," if non_negative else ""
             fields[crm_column(data, "leads", column)] = {
-                **NUMBER, "description": f"A number or its text (\"320\"),{sign} smaller than {LARGEST_NUMBER:g} "
-                                         f"in size; null or blank: not known ({use})."}
+                **NUMBER, **_number_range(non_negative), "pattern": number_text(non_negative, data.missing_values),
+                "description": f"A number or its text (\"320\"),{sign} smaller than {LARGEST_NUMBER:g} in size; "
+                               f"null or blank: not known ({use})."}
         elif column in scorer.true_false_fields:
             fields[crm_column(data, "leads", column)] = {
                 **TEXT_OR_TRUE_FALSE, "description": f"Text, or true/false as in training; null or blank: not known ({use})."}
@@ -196,7 +208,8 @@ def _schemas(scorer: LeadScorer) -> dict[str, dict]:
     required = required_columns(LEADS, data)  # an undated export's model reads no creation date
     lead["required"] = [crm_column(data, "leads", column) for column in required]
     documented = {
-        "lead_id": {"type": "string", "description": "The CRM's id of the lead."},
+        "lead_id": {**TypeAdapter(Identifier).json_schema(), "pattern": id_text(data.missing_values),
+                    "description": "The CRM's id of the lead."},
         "created_at": {**DATE, "description": "When the lead was created: " + DATE["description"]},
     }
     activities = lead["properties"]["activities"]
@@ -273,6 +286,8 @@ def document(generated: dict, scorer: LeadScorer, data: DataParams, label: Label
                                                                "it: deploy a new bento instead."}))
     schemas = {**spec.get("components", {}).get("schemas", {}), **_schemas(scorer)}
     _feedback_choices(schemas["Feedback"], data, label)
+    # A lead id data.missing_values reads as none is refused, as /score refuses it (the service's params: `data`).
+    schemas["Feedback"]["properties"]["lead_id"]["pattern"] = id_text(data.missing_values)
     used, pending = set(), _referenced(paths, set())
     while pending:  # BentoML's own exception and IO models are no longer referenced: left out
         name = pending.pop()

@@ -8,13 +8,14 @@ object or list where a value belongs is refused with its path before the model s
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from datetime import datetime
 from typing import Annotated, Any
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints, WithJsonSchema
 
 from pipelines.contract import LARGEST_NUMBER
-from pipelines.ingest import NUMBER_TEXT
+from pipelines.ingest import NUMBER_TEXT, UNSIGNED_NUMBER
 
 
 def _scalar(value: Any) -> Any:
@@ -27,15 +28,45 @@ def _scalar(value: Any) -> Any:
 CRMValue = Annotated[Any, AfterValidator(_scalar), WithJsonSchema({"type": ["string", "number", "boolean", "null"]})]
 
 
+def literal(text: str) -> str:
+    """`text` as a JSON Schema pattern (ECMA 262, which Python's re reads alike) matching it as written: only the
+    regex syntax characters escaped, as an ECMA validator in Unicode mode refuses any other escape."""
+    return re.sub(r"[\^$\\.*+?()\[\]{}|/]", lambda found: "\\" + found[0], text)
+
+
+def number_text(non_negative: bool, missing: Iterable[str] = ()) -> str:
+    """A JSON Schema pattern of a number field's text as the service reads it (ingest.NUMBER_TEXT, with no '-' where
+    the number is 0 or more: "-0" is refused with "-5"), or blank text, or one of `missing` (data.missing_values):
+    no number."""
+    sign = r"\+?" if non_negative else "[-+]?"
+    texts = [f"{sign}{UNSIGNED_NUMBER}", *(literal(m.strip()) for m in missing if m.strip())]
+    return rf"^\s*({'|'.join(texts)})?\s*$"
+
+
+# Control characters (line breaks, tabs): an id holds none, on one line, as a path segment of the score-card link
+# and a log line do.
+CONTROL = r"\x00-\x1f\x7f"
+
+
 def _printable(value: str) -> str:
-    if any(ord(c) < 32 or ord(c) == 127 for c in value):
+    if re.search(f"[{CONTROL}]", value):
         raise ValueError("an id cannot hold control characters (line breaks, tabs)")
     return value
 
 
-# An id: surrounding blanks removed, never empty, at most 255 characters (the store's id columns), on
-# one line: it is also a path segment of the score-card link, and a log line.
-Identifier = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=255), AfterValidator(_printable)]
+def id_text(missing: Iterable[str] = ()) -> str:
+    """A JSON Schema pattern of an id as Identifier takes it: a character other than a blank, and no control character
+    but the line breaks and tabs around it, which are stripped; not one of `missing` (data.missing_values: /score
+    and /feedback read it as no id)."""
+    refused = [literal(m.strip()) for m in missing if m.strip()]
+    none_of = rf"(?!\s*({'|'.join(refused)})\s*$)" if refused else ""
+    return rf"^{none_of}[\t-\r ]*[^{CONTROL}]*[^\s{CONTROL}][^{CONTROL}]*[\t-\r ]*$"
+
+
+# An id: surrounding blanks removed, never empty, at most 255 characters (the store's id columns), with no control
+# character. /docs.json documents it by its pattern (`id_text`), which counts the blanks in its length.
+Identifier = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=255),
+                       AfterValidator(_printable), Field(json_schema_extra={"pattern": id_text()})]
 
 
 class Lead(BaseModel):
@@ -183,7 +214,7 @@ class Explanation(BaseModel):
 
 
 # The text of an amount: a number 0 or more (sign, decimal point and exponent allowed), or blank (no amount).
-AMOUNT_TEXT = r"^\s*\+?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?\s*$|^\s*$"
+AMOUNT_TEXT = number_text(non_negative=True)
 
 
 def _amount_as_text_too(schema: dict) -> None:

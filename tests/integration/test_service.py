@@ -805,12 +805,21 @@ LEAD_VERDICTS = [
     ({"activities": [{"occurred_at": "2025-12-02", "activity": "webinar", "detail": 3}]}, True),
     ({"employees": {"n": 1}}, False), ({"employees": [1]}, False), ({"industry": True}, False),
     ({"lead_id": 42}, False), ({"created_at": 1764000000}, False), ({"activities": [{"activity": "webinar"}]}, False),
+    # A number field's text is a number's, or blank or data.missing_values (none known); JSON numbers within range.
+    ({"employees": " 1e3 "}, True), ({"employees": "N/A"}, True), ({"employees": "lots"}, False),
+    ({"employees": "1_000"}, False), ({"employees": "12,500"}, False), ({"employees": "-5"}, False),
+    ({"employees": -5}, False), ({"employees": 1e15}, False),
+    # An id is stripped, then needs a character and holds no control character; data.missing_values is no id.
+    ({"lead_id": " VERDICT-PADDED\n"}, True), ({"lead_id": "   "}, False), ({"lead_id": "a\tb"}, False),
+    ({"lead_id": "N/A"}, False),
 ]
 FEEDBACK_VERDICTS = [
     ({"amount": "12500.50"}, True), ({"amount": " 12500.50 "}, True), ({"amount": ""}, True), ({"amount": None}, True),
     ({"amount": 4800}, True), ({"amount": "1e3"}, True),
     ({"amount": "1_000"}, False), ({"amount": "12,500"}, False), ({"amount": "-5"}, False), ({"amount": -5}, False),
     ({"amount": True}, False), ({"amount": "lots"}, False), ({"decided_at": 1700000000}, False), ({"status": 1}, False),
+    ({"lead_id": " FB-1\t"}, True), ({"lead_id": ""}, False), ({"lead_id": " \n "}, False), ({"lead_id": "FB\n1"}, False),
+    ({"lead_id": " N/A "}, False), ({"event_id": "   "}, False), ({"event_id": "evt\r\n1"}, False),
 ]
 # Category values: a CRM's own label and any letter case are taken, so /docs.json lists values, never an enum.
 CATEGORY_VERDICTS = [({"status": "Closed - Not Converted", "reason": "No Budget"}, True),
@@ -819,7 +828,8 @@ CATEGORY_VERDICTS = [({"status": "Closed - Not Converted", "reason": "No Budget"
 
 def test_docs_json_takes_and_refuses_what_the_service_takes_and_refuses(client):
     """A client validating against /docs.json before sending gets the service's own verdict: an amount "1_000"
-    was stored as 1000 though the document refused it (and a CRM never writes one so)."""
+    was stored as 1000 though the document refused it (and a CRM never writes one so); the document took any text
+    in a lead's number field, and a blank id, or one with a line break, which the service refuses."""
     spec = client.get("/docs.json").json()
     for i, (change, taken) in enumerate(LEAD_VERDICTS):
         body = {"leads": [{"lead_id": f"VERDICT-{i}", "created_at": "2025-12-01T09:00:00Z", **change}], "as_of": AS_OF}
@@ -827,7 +837,7 @@ def test_docs_json_takes_and_refuses_what_the_service_takes_and_refuses(client):
         assert reply.status in (200, 400, 422), (change, reply.body)
         assert (_documented(spec, "ScoreRequest", body), reply.status == 200) == (taken, taken), (change, reply.body)
     for change, taken in FEEDBACK_VERDICTS + CATEGORY_VERDICTS:
-        event = _feedback(f"evt-verdict-{uuid.uuid4()}", **{"status": "converted", "reason": None, **change})
+        event = {**_feedback(f"evt-verdict-{uuid.uuid4()}", status="converted", reason=None), **change}
         reply = client.post("/feedback", event)
         assert reply.status in (201, 400, 422), (change, reply.body)
         assert (_documented(spec, "Feedback", event), reply.status == 201) == (taken, taken), (change, reply.body)
