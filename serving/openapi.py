@@ -19,7 +19,6 @@ from pydantic import BaseModel, TypeAdapter
 from pydantic.json_schema import models_json_schema
 
 from features.build import lead_columns_read
-from models.encoding import OTHER
 from models.scorer import LeadScorer
 from pipelines.config import DataParams, LabelParams
 from pipelines.contract import LARGEST_NUMBER, LEADS
@@ -190,9 +189,9 @@ def _activity_item(scorer: LeadScorer) -> dict:
 def _example_value(scorer: LeadScorer, column: str, demo: dict):
     """The demo CRM's value of a lead column, or for a category the model never saw it as, one it saw in
     training (an X Education model knows no "US"); None when there is neither."""
-    levels = [v for v in (scorer.encoder.levels.get(column, []) if scorer.encoder else []) if v != OTHER]
+    learned = scorer.encoder.learned.get(column, {}) if scorer.encoder else {}
     value = demo.get(column)
-    return levels[0] if levels and str(value) not in levels else value
+    return next(iter(learned)) if learned and str(value) not in learned else value
 
 
 def _schemas(scorer: LeadScorer) -> dict[str, dict]:
