@@ -309,14 +309,6 @@ def read_source(spec: str, data: DataParams, base_dir: Path) -> tuple[pd.DataFra
 CSV_DELIMITERS = (",", ";", "\t")
 
 
-def csv_delimiter(path: Path) -> str:
-    """The separator of a CSV (compressed too), from its header line: the one of CSV_DELIMITERS it holds
-    most often outside quotes, a comma when none or tied. Read with a comma, a ";" file's header is one
-    column named 'lead_id;created_at;...', refused as missing lead_id. A file that cannot be read gets a
-    comma, for the reader to name the problem."""
-    return _delimiter_in(_first_line(path))
-
-
 def _first_line(path: Path) -> str | None:
     """A CSV's first line as written (quotes and all), or None when it cannot be read."""
     try:
@@ -327,6 +319,10 @@ def _first_line(path: Path) -> str | None:
 
 
 def _delimiter_in(line: str | None) -> str:
+    """The separator of a CSV from its header `line`: the one of CSV_DELIMITERS it holds most often outside quotes,
+    a comma when none or tied. Read with a comma, a ";" file's header is one column named 'lead_id;created_at;...',
+    refused as missing lead_id. A file that cannot be read (no line) gets a comma, for the reader to name the
+    problem."""
     if line is None:
         return ","
     outside_quotes = re.sub(r'"[^"]*"', "", line)
@@ -340,7 +336,7 @@ class TableHeader:
     Attributes:
         names: the column names as written, in order, repeats included (a CSV cell pandas reads as missing,
             e.g. an empty one, left out).
-        sep: a CSV's separator (`csv_delimiter`); None for Parquet.
+        sep: a CSV's separator (`_delimiter_in` its first line); None for Parquet.
     """
 
     names: list[str]

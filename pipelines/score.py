@@ -31,8 +31,8 @@ from features.build import ACTIVITY_COLUMNS, crm_spellings, lead_columns_read
 from models.gbm import predict_on_one_thread, usable_cores
 from models.scorer import LeadScorer
 from pipelines.config import DataParams
-from pipelines.ingest import (ContractError, DecimalMark, Problem, absent_columns, as_plain_text, bytes_as_text, crm_column,
-                              csv_delimiter, decimal_mark_of, is_parquet, not_utf8, prepare_table, read_header,
+from pipelines.ingest import (ContractError, Problem, TableHeader, absent_columns, as_plain_text, bytes_as_text,
+                              crm_column, decimal_mark_of, is_parquet, not_utf8, prepare_table, read_header,
                               readable_file, refuse_repeated_columns, refuse_to_overwrite)
 
 
@@ -61,9 +61,10 @@ class BatchSummary:
 CSV_TEXT = {"dtype": str, "keep_default_na": False, "na_values": [""]}
 
 
-def _lead_chunks(path: Path, chunk_size: int, id_column: str) -> tuple[pd.Series | None, Iterator[pd.DataFrame]]:
+def _lead_chunks(path: Path, header: TableHeader, chunk_size: int,
+                 id_column: str) -> tuple[pd.Series | None, Iterator[pd.DataFrame]]:
     """The whole lead-id column (None without one), and the raw rows as strings (the CRM's own
-    text), chunk by chunk.
+    text), chunk by chunk; `header` is the file's (`read_header`).
 
     Parquet streams by row groups, its id column read on its own first. A CSV is parsed whole by
     Arrow (``_read_whole``: the activity file of the same leads is read whole anyway and is ten
@@ -75,7 +76,7 @@ def _lead_chunks(path: Path, chunk_size: int, id_column: str) -> tuple[pd.Series
         if id_column in file.schema_arrow.names:
             ids = _as_crm_text(_readable(path, lambda: file.read(columns=[id_column])), path)[id_column]
         return ids, _parquet_chunks(file, path, chunk_size)
-    table = _read_whole(path)
+    table = _read_whole(path, header)
     ids = table[id_column] if id_column in table else None
     return ids, (table.iloc[start : start + chunk_size] for start in range(0, len(table), chunk_size))
 
@@ -89,9 +90,11 @@ def _parquet_chunks(file: pq.ParquetFile, path: Path, chunk_size: int) -> Iterat
 
 
 def _read_whole(
-    path: Path, columns: list[str] | None = None, coded: list[str] | None = None, dates: list[str] | None = None
+    path: Path, header: TableHeader, columns: list[str] | None = None, coded: list[str] | None = None,
+    dates: list[str] | None = None,
 ) -> pd.DataFrame:
-    """A whole table (or only `columns` of it) as strings, e.g. the activities (often 10+ rows per lead).
+    """A whole table (or only `columns` of it) as strings, e.g. the activities (often 10+ rows per lead);
+    `header` is the file's (`read_header`: a CSV's separator).
 
     CSV goes through Arrow's multi-threaded parser, about six times cheaper than pandas' own; a
     file Arrow refuses (ragged rows, bad UTF-8, ...) is read by pandas' parser exactly as before.
@@ -102,7 +105,7 @@ def _read_whole(
     """
     if is_parquet(path):
         return _as_crm_text(_readable(path, lambda: pq.read_table(path, columns=columns, read_dictionary=coded)), path)
-    sep = csv_delimiter(path)
+    sep = header.sep
     if coded or dates:
         for typed_dates in ([dates, []] if dates else [[]]):
             try:
@@ -144,8 +147,9 @@ def _read_csv_typed(path: Path, sep: str, columns: list[str], coded: list[str], 
     return pa_csv.read_csv(path, parse_options=pa_csv.ParseOptions(delimiter=sep), convert_options=options).to_pandas()
 
 
-def _read_activities(path: Path, data: DataParams) -> pd.DataFrame:
-    """The activity file's columns that features are built from (lead, time, type), in file order.
+def _read_activities(path: Path, header: TableHeader, data: DataParams) -> pd.DataFrame:
+    """The activity file's columns that features are built from (lead, time, type), in file order, as its
+    `header` (`read_header`) names them.
 
     Others (`detail`, CRM extras) are neither read nor checked: on 13.5M activity rows the detail
     text alone cost 1.8 s of reading and validation on one core. A missing one is still reported
@@ -153,11 +157,9 @@ def _read_activities(path: Path, data: DataParams) -> pd.DataFrame:
     million distinct ids over 13.5M rows are then cleaned, checked and encoded once each
     (about 2 s less, on one core, before the first chunk is scored), and times parsed as they are read.
     """
-    header = (_parquet_file(path).schema_arrow.names if is_parquet(path)
-              else _readable(path, lambda: pd.read_csv(path, sep=csv_delimiter(path), nrows=0)).columns)
-    contract = {c: data.mapping.activities.get(c, c) for c in header}
-    columns = [c for c in header if contract[c] in ACTIVITY_COLUMNS]
-    return _read_whole(path, columns, coded=[c for c in columns if contract[c] in ("lead_id", "activity")],
+    contract = {c: data.mapping.activities.get(c, c) for c in header.names}
+    columns = [c for c in contract if contract[c] in ACTIVITY_COLUMNS]
+    return _read_whole(path, header, columns, coded=[c for c in columns if contract[c] in ("lead_id", "activity")],
                        dates=[c for c in columns if contract[c] == "occurred_at"])
 
 
@@ -405,7 +407,7 @@ def score_file(
     with _Staged([output_path, rejects_path, activity_rejects]) as staged:
         summary = _score_chunks(scorer, input_path, staged.temp[output_path], activities_path, as_of, chunk_size,
                                 staged.temp[rejects_path], staged.temp[activity_rejects], progress, top_factors,
-                                decimal_mark_of(headers["leads"], scorer.data))
+                                headers)
         staged.publish(rejects_path, written=summary.rows_rejected > 0)
         staged.publish(activity_rejects, written=summary.activities_rejected > 0)
         if summary.rows_read and not summary.rows_scored:  # a failed run (a nightly job must see it): scores stay
@@ -419,15 +421,17 @@ def score_file(
 
 def _score_chunks(scorer: LeadScorer, input_path: Path, output_path: Path, activities_path: Path | None,
                   as_of: pd.Timestamp | None, chunk_size: int, rejects_path: Path, activity_rejects: Path,
-                  progress: bool, top_factors: int, decimal_mark: DecimalMark) -> BatchSummary:
-    """`score_file`'s work, written straight to the paths given (`decimal_mark`: how the leads file writes numbers)."""
+                  progress: bool, top_factors: int, headers: dict[str, TableHeader]) -> BatchSummary:
+    """`score_file`'s work, written straight to the paths given (`headers`: each file's, "leads" and "activities")."""
     activities_of, activities_rejected, activities_valid, activities_used = None, 0, 0, 0
     if activities_path is not None:
         activities, activities_rejected = _valid_activities(
-            scorer, _read_activities(activities_path, scorer.data), activities_path, activity_rejects)
+            scorer, _read_activities(activities_path, headers["activities"], scorer.data), activities_path,
+            activity_rejects)
         activities_of, activities_valid = _activities_of(activities), len(activities)
     lead_id_column = crm_column(scorer.data, "leads", "lead_id")
-    ids, chunks = _lead_chunks(input_path, chunk_size, lead_id_column)
+    ids, chunks = _lead_chunks(input_path, headers["leads"], chunk_size, lead_id_column)
+    decimal_mark = decimal_mark_of(headers["leads"], scorer.data)
     repeated, first_rows = _repeated_ids(ids)
 
     read = scored = rejected = past_horizon = 0

@@ -7,6 +7,8 @@ import dataclasses
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
+from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
@@ -18,9 +20,23 @@ import pytest
 from models.gbm import predict_threads, usable_cores
 from models.scorer import LeadScorer
 from pipelines.config import DataParams
+from pipelines.ingest import read_header
 from pipelines.score import _activities_of, _lead_chunks, _read_activities, _read_whole, _ScoresFile, score_file
 
 PANDAS_TEXT = {"dtype": str, "keep_default_na": False, "na_values": [""]}
+
+
+# The readers as score_file calls them: with the file's header, read once before (ingest.read_header).
+def read_whole(path: Path) -> pd.DataFrame:
+    return _read_whole(path, read_header(path))
+
+
+def read_activities(path: Path, data) -> pd.DataFrame:
+    return _read_activities(path, read_header(path), data)
+
+
+def lead_chunks(path: Path, chunk_size: int, id_column: str) -> tuple[pd.Series | None, Iterator[pd.DataFrame]]:
+    return _lead_chunks(path, read_header(path), chunk_size, id_column)
 
 
 @pytest.mark.parametrize(
@@ -36,7 +52,7 @@ def test_activities_file_reads_as_pandas_reads_it(tmp_path, text):
     path = tmp_path / "activities.csv"
     path.write_text(text, encoding="utf-8")
 
-    pd.testing.assert_frame_equal(_read_whole(path), pd.read_csv(path, **PANDAS_TEXT))
+    pd.testing.assert_frame_equal(read_whole(path), pd.read_csv(path, **PANDAS_TEXT))
 
 
 @pytest.mark.parametrize("name", ["leads.csv", "leads.csv.gz"])
@@ -48,8 +64,8 @@ def test_a_csv_excel_wrote_with_semicolons_reads_as_the_comma_one(tmp_path, name
     path = tmp_path / name
     text.to_csv(path, sep=";", index=False, encoding="utf-8-sig")
 
-    pd.testing.assert_frame_equal(_read_whole(path), text.astype(str).where(text.notna()), check_dtype=False)
-    activities = _read_activities(path, DataParams(leads="unused"))  # coded and typed as it is read
+    pd.testing.assert_frame_equal(read_whole(path), text.astype(str).where(text.notna()), check_dtype=False)
+    activities = read_activities(path, DataParams(leads="unused"))  # coded and typed as it is read
     assert activities["lead_id"].astype(str).tolist() == ["007", "L2"]
     assert activities["activity"].astype(str).tolist() == ["page_view", "webinar"]
     assert activities["occurred_at"].tolist() == [pd.Timestamp("2024-01-02"), pd.Timestamp("2024-01-03")]
@@ -79,7 +95,7 @@ def test_only_the_activity_columns_features_use_are_read_under_the_crm_names(tmp
     pq.write_table(table, path) if suffix == ".parquet" else table.to_pandas().to_csv(path, index=False)
     data = SimpleNamespace(mapping=SimpleNamespace(activities={"Lead": "lead_id", "Type": "activity"}))
 
-    activities = _read_activities(path, data)
+    activities = read_activities(path, data)
     assert activities.columns.tolist() == ["Type", "Lead", "occurred_at"]  # file order, detail left out
     assert activities.astype(str).to_dict("records") == [
         {"Type": "page_view", "Lead": "L1", "occurred_at": "2024-01-02"}]
@@ -92,7 +108,7 @@ def test_activity_ids_and_types_read_coded_keep_the_crm_text(tmp_path, suffix):
     path = tmp_path / f"activities{suffix}"
     text.to_parquet(path) if suffix == ".parquet" else text.to_csv(path, index=False)
 
-    activities = _read_activities(path, DataParams(leads="unused"))
+    activities = read_activities(path, DataParams(leads="unused"))
 
     assert activities["lead_id"].dtype == "category" and activities["activity"].dtype == "category"
     as_text = activities.astype({"lead_id": object, "activity": object}).to_dict("list")
@@ -106,8 +122,8 @@ def test_activity_times_are_parsed_while_read_unless_one_is_not_plain_iso(tmp_pa
                      "L1,2024-01-02 03:04:05,page_view\nL2,,webinar\nL3,2024-01-03,webinar\n")
     zoned.write_text("lead_id,occurred_at,activity\nL1,2024-01-02T03:04:05+02:00,webinar\nL2,soon,webinar\n")
 
-    parsed = _read_activities(plain, DataParams(leads="unused"))
-    as_text = _read_activities(zoned, DataParams(leads="unused"))
+    parsed = read_activities(plain, DataParams(leads="unused"))
+    as_text = read_activities(zoned, DataParams(leads="unused"))
 
     assert parsed["occurred_at"].dtype == "datetime64[us]"
     assert parsed["occurred_at"].tolist()[::2] == [pd.Timestamp("2024-01-02 03:04:05"), pd.Timestamp("2024-01-03")]
@@ -140,7 +156,7 @@ def test_a_ragged_activities_file_is_still_read_coded_or_not(tmp_path):
     path = tmp_path / "activities.csv"
     path.write_text("lead_id,occurred_at,activity\nL1,2024-01-02\nL2,2024-01-03,form_fill\n")  # pandas pads a short row
 
-    activities = _read_activities(path, DataParams(leads="unused"))
+    activities = read_activities(path, DataParams(leads="unused"))
 
     assert activities.astype(object).where(activities.notna(), None).values.tolist() == [
         ["L1", "2024-01-02", None], ["L2", "2024-01-03", "form_fill"]]
@@ -160,11 +176,11 @@ def test_parquet_tables_read_as_crm_text_even_when_empty(tmp_path):
     pq.write_table(pa.table({"lead_id": ["007"], "employees": [12]}), tmp_path / "leads.parquet")
     pq.write_table(pa.table({"lead_id": pa.array([], pa.string())}), tmp_path / "none.parquet")
 
-    assert _read_whole(tmp_path / "leads.parquet").to_dict("records") == [{"lead_id": "007", "employees": "12"}]
+    assert read_whole(tmp_path / "leads.parquet").to_dict("records") == [{"lead_id": "007", "employees": "12"}]
     pq.write_table(pa.table({"lead_id": [7, None]}), tmp_path / "ids.parquet")  # pandas would make it float
-    assert _read_whole(tmp_path / "ids.parquet")["lead_id"].isna().tolist() == [False, True]
-    assert _read_whole(tmp_path / "ids.parquet")["lead_id"][0] == "7"
-    assert _read_whole(tmp_path / "none.parquet").columns.tolist() == ["lead_id"]
+    assert read_whole(tmp_path / "ids.parquet")["lead_id"].isna().tolist() == [False, True]
+    assert read_whole(tmp_path / "ids.parquet")["lead_id"][0] == "7"
+    assert read_whole(tmp_path / "none.parquet").columns.tolist() == ["lead_id"]
 
 
 def test_parquet_scores_keep_a_column_that_the_first_chunk_left_all_missing(tmp_path):
@@ -245,7 +261,7 @@ def test_batch_scores_are_the_same_whether_activities_are_read_coded_or_as_plain
 
     coded, coded_summary = scores("coded")
     monkeypatch.setattr(score, "_read_activities",
-                        lambda path, data: score._read_whole(path, ["lead_id", "occurred_at", "activity"]))
+                        lambda path, header, data: score._read_whole(path, header, ["lead_id", "occurred_at", "activity"]))
     plain, plain_summary = scores("plain")
 
     assert coded == plain
@@ -333,7 +349,7 @@ def test_parquet_numbers_read_as_the_crm_wrote_them(tmp_path):
                           "employees": pd.array([556, None, 12, 7], dtype="Int64")})
     leads.to_parquet(tmp_path / "leads.parquet")
 
-    for read in (_read_whole(tmp_path / "leads.parquet"), next(_lead_chunks(tmp_path / "leads.parquet", 10, "lead_id")[1])):
+    for read in (read_whole(tmp_path / "leads.parquet"), next(lead_chunks(tmp_path / "leads.parquet", 10, "lead_id")[1])):
         as_text = read.astype(object).where(read.notna(), None).to_dict("list")
         assert as_text == {"lead_id": ["10", "24", None, "135.5"], "employees": ["556", None, "12", "7"]}
 
@@ -342,7 +358,7 @@ def test_a_parquet_cell_not_utf8_is_named_by_its_file_row_in_any_chunk(tmp_path)
     companies = pa.array([b"Acme", b"Initech", b"Umbrella", "Soci\u00e9t\u00e9".encode("latin-1"), b"Hooli"], pa.binary())
     pq.write_table(pa.table({"lead_id": ["L1", "L2", "L3", "L4", "L5"], "company": companies}), tmp_path / "leads.parquet")
 
-    ids, chunks = _lead_chunks(tmp_path / "leads.parquet", 2, "lead_id")
+    ids, chunks = lead_chunks(tmp_path / "leads.parquet", 2, "lead_id")
     assert next(chunks)["company"].tolist() == ["Acme", "Initech"]
     with pytest.raises(ValueError, match=r"leads.parquet row 4, column 'company': b'Soci\\xe9t\\xe9' is not UTF-8"):
         next(chunks)
