@@ -56,9 +56,9 @@ def history_as_of(crm: CRMData, when: pd.Timestamp, as_received: bool = False) -
     `load_history`'s; one without a feedback store is returned as it is.
 
     `as_received`: also leave out the decisions the store received after `when`, even those dated before
-    (`received_by`), and count them: a replay of a past date (a backtest quarter, retrain --as-of) must not learn
-    what the store heard later. Off for a run as of the export's own end, which keeps every decision the store
-    holds: the webhook may deliver a decision after the export was taken.
+    (`received_by`), and count them: a replay of a past date (a backtest quarter) must not learn what the store
+    heard later. Off for train, evaluate and retrain, whose model is trained today and may learn every label the
+    store holds by `when`'s date, however late the webhook delivered it.
     """
     merge = crm.feedback
     if merge is None or merge.decisions is None:

@@ -360,9 +360,9 @@ def retrain(
     """Train a challenger on what had matured by `as_of`, compare it with the champion, maybe promote.
 
     Args:
-        as_of: the retraining date; defaults to the export's latest lead creation or decision. Given, it is a
-            replay of that date: the store's decisions received after it are left out too (`history.received_by`);
-            by default every decision the store holds counts (the webhook may deliver after the export was taken).
+        as_of: the retraining date; defaults to the export's latest lead creation or decision. The store's
+            decisions dated by then count whenever they were received: a model trained today may learn from what
+            the webhook delivered late (only a replay of a past date, `leadscore backtest`, leaves those out).
         dry_run: decide and log, but register nothing and move no alias.
         force: train even when the champion was trained on the same data and params
             (`tracking.training_key`); otherwise such a retrain trains and registers nothing.
@@ -373,14 +373,13 @@ def retrain(
     phrase_templates(params.features)  # refuse to ship a model whose factors could not be worded
     tracking.configure(params)
     crm = load_history(params, crm, None if feedback is None else (feedback, 0))
-    replay = as_of is not None
-    as_of = (pd.Timestamp(as_of) if replay else data_as_of(crm)) if params.data.dated else None
+    as_of = (pd.Timestamp(as_of) if as_of is not None else data_as_of(crm)) if params.data.dated else None
     client, name = MlflowClient(), params.tracking.registered_model
     champion_version = _champion_version(params)
     # By version, not alias: the model compared is the version recorded as the previous champion.
     champion = tracking.load_scorer(params, version=champion_version) if champion_version else None
     _refuse_going_back(champion, champion_version, as_of)
-    ts = assemble(params, as_of=as_of, crm=crm, as_received=replay)
+    ts = assemble(params, as_of=as_of, crm=crm)
     refuse_before_first_lead(ts)
     closed, conversions = closed_counts(ts)
     # A CRM label or column renamed since the last quarter ('Requested Demo') would zero a signal without a word.
@@ -513,8 +512,7 @@ def _log_retrain_run(result: RetrainResult, params: Params) -> None:
     mlflow.log_metrics({"closed_leads": result.closed_leads, "conversions": result.conversions,
                         "feedback_applied": result.feedback.applied, "feedback_left_out": result.feedback.left_out,
                         "feedback_decided_before_created": len(result.feedback.before_created),
-                        "feedback_decided_later": result.feedback.decided_later,
-                        "feedback_received_later": result.feedback.received_later})
+                        "feedback_decided_later": result.feedback.decided_later})
     mlflow.log_dict({"verdict": result.verdict, "checks": result.decision.checks, "reasons": result.decision.reasons,
                      "notes": result.notes, "window": result.window, "cold_start": result.cold_start},
                     "retrain/decision.json")
