@@ -58,7 +58,7 @@ from models.reasons import reason_in_words, reason_spellings
 from models.scorer import LeadScorer
 from models.splits import Split, make_split
 from pipelines import tracking
-from pipelines.config import DataParams, EvaluateParams, FeatureParams, LabelParams, Params
+from pipelines.config import DataParams, EvaluateParams, FeatureParams, LabelParams, Params, shown_url
 from pipelines.dataset import TrainingSet, assemble, model_features, refuse_before_first_lead, with_model_features
 from pipelines.history import FeedbackMerge
 from pipelines.ingest import crm_column
@@ -1395,7 +1395,7 @@ def find_previous(params: Params, current_version: str, compare_to: str | None =
             label = f"version {version} (alias {compare_to})"
     except LookupError:
         raise LookupError(
-            f"no version or alias {compare_to!r} of model '{name}' in {tracking.tracking_uri(params)}"
+            f"no version or alias {compare_to!r} of model '{name}' in {shown_url(tracking.tracking_uri(params))}"
         ) from None
     if str(version) == str(current_version):
         found = default_comparison(params, current_version)

@@ -7,6 +7,7 @@ and the allowed values, so a typo in params.yaml never silently falls back to a 
 from __future__ import annotations
 
 import os
+import re
 import types
 from pathlib import Path
 from typing import Annotated, Any, Literal, Union, get_args, get_origin
@@ -62,6 +63,18 @@ class TableMapping(_Section):
     leads: dict[str, str] = Field(default_factory=dict)
     activities: dict[str, str] = Field(default_factory=dict)
     outcomes: dict[str, str] = Field(default_factory=dict)
+
+
+# scheme://user:password@host: the password is everything between the user's colon and the last @ before the
+# host (SQLAlchemy reads a raw / or @ in it too), so a message never shows part of it.
+_URL_PASSWORD = re.compile(r"^(?P<head>[A-Za-z][\w+.-]*://[^:/@?#]*):.*@(?P<tail>[^@/?#]*(?:[/?#].*)?)$", re.DOTALL)
+
+
+def shown_url(url: str) -> str:
+    """A URL (tracking URI, serving.store_url, data.sql_url) as a message, log, page or MLflow param may show
+    it: scheme, user, host and path kept, the password replaced by *** (as SQLAlchemy hides it)."""
+    found = _URL_PASSWORD.match(url)
+    return f"{found['head']}:***@{found['tail']}" if found else url
 
 
 def label_key(label) -> str:
@@ -555,7 +568,7 @@ def load_params(path: str | Path | None = None, overrides: dict[str, Any] | None
 
 
 def flatten(params: Params) -> dict[str, str]:
-    """Params as flat ``section.key`` strings, for MLflow's log_params."""
+    """Params as flat ``section.key`` strings, for MLflow's log_params; a URL's password hidden (`shown_url`)."""
     out: dict[str, str] = {}
 
     def walk(prefix: str, value: Any) -> None:
@@ -563,7 +576,7 @@ def flatten(params: Params) -> dict[str, str]:
             for k, v in value.items():
                 walk(f"{prefix}.{k}" if prefix else str(k), v)
         else:
-            out[prefix] = str(value)[:500]
+            out[prefix] = shown_url(str(value))[:500]
 
     walk("", params.model_dump(mode="json", exclude={"base_dir"}))
     return out

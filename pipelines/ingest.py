@@ -31,7 +31,7 @@ import sqlalchemy as sa
 from pandas.arrays import ArrowStringArray
 
 from features.build import crm_spellings
-from pipelines.config import DataParams, Params, label_key
+from pipelines.config import DataParams, Params, label_key, shown_url
 from pipelines.contract import CLOCK_SLACK, DATE_RANGE, LARGEST_NUMBER, LEADS, OUTCOMES, TABLES, TableSpec
 
 if TYPE_CHECKING:  # not at run time: pipelines.history imports this module
@@ -473,7 +473,7 @@ def _read_sql(spec: str, url: str, base_dir: Path) -> pd.DataFrame:
             return _usual_dtypes(pd.read_sql_query(query, conn, dtype_backend="numpy_nullable"))
     except (sa.exc.SQLAlchemyError, pd.errors.DatabaseError) as err:
         cause = err.__cause__ if isinstance(err, pd.errors.DatabaseError) and err.__cause__ else err
-        raise ValueError(f"data.sql_url {engine.url.render_as_string()}: {what} failed: "
+        raise ValueError(f"data.sql_url {shown_url(engine.url.render_as_string(hide_password=False))}: {what} failed: "
                          f"{database_reason(cause)}") from None
     finally:
         engine.dispose()
@@ -545,7 +545,7 @@ def _select_all(name: str, conn: sa.Connection) -> sa.Select:
             return sa.select(sa.text("*")).select_from(sa.table(found[0], schema=schema))
     known = sorted(inspector.get_table_names() + inspector.get_view_names())
     listed = ", ".join(map(repr, known[:MAX_LISTED_PROBLEMS])) + (", ..." if len(known) > MAX_LISTED_PROBLEMS else "")
-    raise ValueError(f"data.sql_url {conn.engine.url.render_as_string()}: no table or view {name!r} "
+    raise ValueError(f"data.sql_url {shown_url(conn.engine.url.render_as_string(hide_password=False))}: no table or view {name!r} "
                      f"(it has {listed or 'none'}); or write a SELECT")
 
 

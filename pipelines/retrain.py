@@ -32,7 +32,7 @@ from models.peers import OdooNaiveBayes, PointsScorer
 from models.scorer import LeadScorer
 from models.splits import Split, make_split
 from pipelines import tracking
-from pipelines.config import Params, flatten
+from pipelines.config import Params, flatten, shown_url
 from pipelines.dataset import TrainingSet, assemble, data_as_of, model_features, refuse_before_first_lead, setting_warnings
 from pipelines.evaluate import LEADSCORE, Evaluation, champion_overlap_notes, compare, format_table
 from pipelines.history import FeedbackMerge, load_history
@@ -262,7 +262,7 @@ def promote(params: Params, version: str | int, reason: str) -> AliasChange:
     try:
         refused = client.get_model_version(name, str(version)).tags.get("retrain_refused", "")
     except mlflow.exceptions.MlflowException:
-        raise LookupError(f"model '{name}' has no version {version} in {tracking.tracking_uri(params)}") from None
+        raise LookupError(f"model '{name}' has no version {version} in {shown_url(tracking.tracking_uri(params))}") from None
     if _champion_version(params) == str(version):  # moving it again would overwrite why it was promoted
         raise ValueError(f"--version {version}: v{version} is already the champion of model '{name}'; nothing changed")
     change = AliasChange(str(version), None, reason, refused_by_retrain=refused)
@@ -279,7 +279,7 @@ def rollback(params: Params, reason: str) -> AliasChange:
     client, name = MlflowClient(), params.tracking.registered_model
     current = _champion_version(params)
     if current is None:
-        raise LookupError(f"model '{name}' has no champion to roll back in {tracking.tracking_uri(params)}")
+        raise LookupError(f"model '{name}' has no champion to roll back in {shown_url(tracking.tracking_uri(params))}")
     target = client.get_model_version(name, current).tags.get("previous_champion")
     if not target:
         raise LookupError(f"champion v{current} records no previous champion; use `leadscore promote --version N`")

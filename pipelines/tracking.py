@@ -26,7 +26,7 @@ from mlflow.models import ModelSignature
 from mlflow.tracking import MlflowClient
 from mlflow.types import ColSpec, ParamSchema, ParamSpec, Schema
 
-from pipelines.config import Params
+from pipelines.config import Params, shown_url
 from pipelines.ingest import ContractError
 
 CHAMPION, CHALLENGER = "champion", "challenger"
@@ -247,7 +247,7 @@ def registered_version(params: Params, alias: str = CHAMPION, version: str | Non
         aliases = _aliases(client, name)
         hint = ("run `leadscore train` first" if aliases is None
                 else f"its aliases are {aliases}" if aliases else "it has no alias")
-        raise LookupError(f"no model '{name}' with {which} in {tracking_uri(params)}: {hint}") from None
+        raise LookupError(f"no model '{name}' with {which} in {shown_url(tracking_uri(params))}: {hint}") from None
 
 
 def _aliases(client: MlflowClient, name: str) -> str | None:

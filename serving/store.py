@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 import sqlalchemy as sa
 
-from pipelines.config import Params
+from pipelines.config import Params, shown_url
 from pipelines.contract import CLOCK_SLACK, DATE_RANGE, OUTCOMES
 from pipelines.ingest import database_reason, resolve_sqlite, sqlite_file
 
@@ -278,7 +278,7 @@ class Store:
         """
         self.url = url
         path = sqlite_file(url)
-        self.name = path or sa.make_url(url).render_as_string(hide_password=True)  # for messages
+        self.name = path or shown_url(url)  # for messages
         is_sqlite = sa.make_url(url).get_backend_name() == "sqlite"
         # pool_pre_ping: a pooled connection the server closed since (a restart or failover, an idle timeout)
         # is replaced before use, instead of failing the next score or decision with a 503.

@@ -609,6 +609,23 @@ def test_the_training_runs_address_gives_away_no_password():
         "http://127.0.0.1:5000", "mlflow ui --backend-store-uri 'sqlite:////srv/my models/mlflow.db' --port 5000")
 
 
+def test_a_model_missing_from_a_tracking_server_is_named_with_the_server_but_not_its_password(
+        sample_params, monkeypatch):
+    """The error reaches a terminal or a CI log: it names the store the lookup went to, without the password."""
+    before = mlflow.get_tracking_uri()
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://ops:s3cr3t@127.0.0.1:1/")  # nothing listens: no such model
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+
+    try:
+        for lookup in (lambda: tracking.registered_version(sample_params),
+                       lambda: audit.find_previous(sample_params, "2", compare_to="1")):
+            with pytest.raises(LookupError) as missing:
+                lookup()
+            assert "in http://ops:***@127.0.0.1:1/" in str(missing.value) and "s3cr3t" not in str(missing.value)
+    finally:
+        mlflow.set_tracking_uri(before)  # the lookups pointed this process's MLflow client at the server
+
+
 def test_a_revenue_sum_beyond_exact_integers_is_written_not_refused(tmp_path):
     """Whole floats are written as integers only where they are exact: a sum past 2**63 cannot be cast."""
     table = pd.DataFrame({"lead_source": ["a", "b"], "won_revenue": [1e19, 2.0], "leads": [3.0, 4.0]})
