@@ -22,6 +22,7 @@ import joblib
 import mlflow
 import pandas as pd
 from mlflow.entities.model_registry import ModelVersion
+from mlflow.exceptions import MlflowException
 from mlflow.models import ModelSignature
 from mlflow.tracking import MlflowClient
 from mlflow.types import ColSpec, ParamSchema, ParamSpec, Schema
@@ -68,11 +69,15 @@ def ui_address(uri: str) -> tuple[str | None, str | None]:
 def run_in_ui(params: Params, run_id: str) -> dict:
     """How a reader opens a run of the params' store, for a page that names it (the audit's training run): its
     ``name`` and ``experiment``, the ``url`` of its page in the MLflow UI and the ``ui_command`` that starts the UI
-    (`ui_address`; None where there is none)."""
+    (`ui_address`; None where there is none). All None for a run the store no longer has (deleted, or the model
+    registered from another store): the page keeps the bare ID rather than the audit failing over a link."""
     uri = tracking_uri(params)
     client = MlflowClient(uri)
-    run = client.get_run(run_id)
-    experiment = client.get_experiment(run.info.experiment_id)
+    try:
+        run = client.get_run(run_id)
+        experiment = client.get_experiment(run.info.experiment_id)
+    except MlflowException:
+        return dict.fromkeys(("name", "experiment", "url", "ui_command"))
     ui, command = ui_address(uri)
     page = f"{ui}/#/experiments/{experiment.experiment_id}/runs/{run_id}" if ui else None
     return {"name": run.info.run_name, "experiment": experiment.name, "url": page, "ui_command": command}

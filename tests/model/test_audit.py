@@ -600,6 +600,13 @@ def test_the_model_details_show_times_as_a_reader_writes_them_and_where_to_open_
     assert "<td>data as of</td><td>1 Jan 2026</td>" in audit.render_html(audit.Audit(details, [], None))
 
 
+def test_a_training_run_the_store_no_longer_has_is_named_by_its_id_alone(sample_dir, tracking_dir):
+    """A model whose training run was deleted since (or registered from another store) is still audited: the page
+    names the run by its ID, without names or a link, instead of the audit failing over a link."""
+    params = params_for(sample_dir, tracking_dir)
+    assert tracking.run_in_ui(params, "0" * 32) == dict.fromkeys(("name", "experiment", "url", "ui_command"))
+
+
 def test_the_training_runs_address_gives_away_no_password():
     """A page marketing passes around links a tracking server without its user:password@, and names no command or
     address for a database server's store, whose URI may hold a password."""
