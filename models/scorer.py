@@ -9,6 +9,7 @@ horizon — lives on this object and is saved with it, so serving cannot drift f
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
 
 import lightgbm as lgb
 import numpy as np
@@ -79,12 +80,13 @@ class LeadScorer:
         """Whether scores depend on the leads' activities (dated data with activity types to count)."""
         return bool(self.features.activity_types) and self.data.dated
 
-    @property
+    @cached_property
     def true_false_fields(self) -> frozenset[str]:
         """The lead columns read as categories beside the contract's (``features.categorical``, e.g. a CRM's
         "Do Not Email") that held true or false in training (a SQL or Parquet boolean, or that text): a
         true/false sent there is one of their values. In any other text field it is refused (``build``, as
-        the contract refuses it in its own): a mapping mistake, which would be scored as a value never seen."""
+        the contract refuses it in its own): a mapping mistake, which would be scored as a value never seen.
+        Computed once per model: `build` asks on every request."""
         if self.encoder is None:
             return frozenset()
         seen = self.encoder.seen or {}
@@ -209,7 +211,8 @@ class LeadScorer:
         leads, problems = prepare_table(raw_leads, "leads", self.data, source, numeric=self.features.numeric,
                                         non_negative=self.features.non_negative, decimal_mark=decimal_mark,
                                         audience=audience,
-                                        text=[c for c in self.features.categorical if c not in self.true_false_fields])
+                                        text=[c for c in self.features.categorical
+                                              if c not in self.true_false_fields])
         activities = None
         if self.reads_activities:
             if checked_activities is not None:
