@@ -3,9 +3,10 @@
 Three questions, thresholds in params.monitor:
 
 * Drift: population stability index (PSI) of every feature and of the score between the champion's
-  training window (rebuilt from the export with the one feature function, at the ages recent leads
-  were scored at) and the recently scored leads (score log: those whose first score falls in the window;
-  each one's features rebuilt as the model saw them: as of the request's as_of, else of the moment it was scored).
+  training window (rebuilt from the export with the one feature function, as the CRM's queue of open leads
+  held it at the ages recent leads were scored at) and the recently scored leads (score log: those whose first
+  score falls in the window; each one's features rebuilt as the model saw them: as of the request's as_of, else
+  of the moment it was scored).
 * Calibration: the probability each lead was shown against the outcome that has since arrived
   (export + feedback under the label policy), overall, for the latest matured cohort on its own (a recent
   drop the whole window would dilute) and per segment (feature value) in both — a source whose quality dropped
@@ -21,7 +22,7 @@ from __future__ import annotations
 import base64
 import html
 import io
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -29,7 +30,17 @@ import pandas as pd
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from features.build import FeatureDef, crm_spellings, feature_catalog, lead_age_days, older_than_horizon
+from features.build import (
+    DAY_NS,
+    NAT,
+    FeatureDef,
+    crm_spellings,
+    decision_times,
+    feature_catalog,
+    lead_age_days,
+    older_than_horizon,
+    to_epoch_ns,
+)
 from features.labels import build_labels, outcome_group
 from models.encoding import most_frequent
 from models.metrics import expected_calibration_error
@@ -505,9 +516,12 @@ def assess(
               & (first_scored <= matured_by)).to_numpy()
     whole, latest_cohort = f"{mp.calibration_days} days", f"latest matured {mp.recent_calibration_days} days"
     captions = {
-        "drift": f"Recent: the {len(recent):,} leads {window}, each as it was when scored. Training window: the "
+        "drift": f"Recent: the {len(recent):,} leads {window}, each as it was when scored. Training window: "
                  f"{len(reference):,} leads labelled as of the champion's training date (its training, validation, calibration "
-                 "and test leads, rebuilt from today's export), seen at the ages recent leads were scored at.",
+                 "and test leads, rebuilt from today's export)"
+                 + (", seen at the ages recent leads were scored at, each drawn among those still undecided at its age, as "
+                    "the CRM's queue of open leads held them (a lead open long may be drawn at several ages)."
+                    if params.data.dated else "."),
         "calibration": f"The {len(probability):,} leads first scored in the {mp.calibration_days} days to "
                        f"{as_of:%Y-%m-%d %H:%M} whose outcome is known by then under the label policy"
                        + (f" (converted within {horizon} days of creation counts as converted)" if horizon else "")
@@ -584,24 +598,46 @@ def _not_in_export(ids: pd.Index, crm, which: str, section: str,
 
 
 def _reference_as_scored(reference_set, ages: pd.Series | None, spec) -> tuple[pd.DataFrame, np.ndarray]:
-    """The training window's leads rebuilt at the ages recent leads had when first scored (their features_as_of).
+    """The training window as the CRM's queue of open leads held it at the ages recent leads were first scored at.
 
-    Activity windows, recency and trend depend on a lead's age when scored, and training saw its
-    leads at a mix of ages (``training_snapshots``). Against that mix, a CRM that scores each lead on
-    arrival would see every time-relative feature drift. Each reference lead is rebuilt at an age
-    drawn (seeded) from the recent scoring ages, never after its decision. Undated exports, or no
-    recent score: the training frame as it is. Also returns each lead's age then, in days.
+    A lead is scored while it is open: on arrival, when it changes, or in a batch of every lead still open (the
+    demo's open leads, 0 to 727 days old). Activity windows, recency and trend depend on a lead's age and on its
+    being undecided then: against training leads seen at other ages, or seen at the decision that closed them a
+    week in, every time-relative feature of such a queue would drift (the demo's days_since_last_activity: PSI
+    0.84). So the reference is as many draws as the window has leads, each (seeded) an age from the recent scoring
+    ages and a training lead still open at that age, as `dataset.open_at_ages` counts it (undecided then, and that
+    age reached by the training date), rebuilt as of then. Few leads stay open long, so one may be drawn at several
+    ages; an age no training lead stayed open for has no reference. Undated exports, or no recent score: the
+    training frame as it is. Also returns each draw's age, in days.
     """
     from pipelines.dataset import features_at
 
     if reference_set.snapshot_at is None or ages is None or not len(ages):
         return reference_set.features, reference_set.age_days
     ids = reference_set.features.index
-    drawn = np.random.default_rng(0).choice(ages.to_numpy(dtype="timedelta64[ns]"), size=len(ids))
-    moments = reference_set.created_at.to_numpy(dtype="datetime64[ns]") + drawn
-    decided = reference_set.labels.frame["decided_at"].reindex(ids).to_numpy(dtype="datetime64[ns]")
-    moments = np.where(~np.isnat(decided) & (decided < moments), decided, moments)
-    return features_at(reference_set.crm, ids, pd.Series(moments, index=ids), spec), lead_age_days(reference_set.created_at, moments)
+    created = to_epoch_ns(reference_set.created_at, "leads.created_at")
+    decided = decision_times(reference_set.labels.frame.loc[ids], np.arange(len(ids)), created)
+    # The oldest age each lead was open at: just before its decision, and by the training date.
+    trained = to_epoch_ns(pd.Series([reference_set.as_of]), "as_of")[0]
+    open_for = np.where(created == NAT, -1, np.minimum(np.where(decided == NAT, trained, decided - 1), trained) - created)
+    by_open_for = np.argsort(open_for, kind="stable")
+    rng = np.random.default_rng(0)
+    drawn = rng.choice(ages.to_numpy(dtype="timedelta64[ns]").astype(np.int64), size=len(ids))
+    first_open = np.searchsorted(open_for[by_open_for], drawn, side="left")  # it and the leads after it were open then
+    still_open = len(ids) - first_open
+    drawn, first_open, still_open = drawn[still_open > 0], first_open[still_open > 0], still_open[still_open > 0]
+    lead = by_open_for[first_open + (rng.random(len(drawn)) * still_open).astype(np.intp)]
+    moments = (created[lead] + drawn).view("datetime64[ns]")
+    # A frame is built of distinct leads: a lead drawn k times is in rounds 0 to k - 1, each reading its leads' rows only.
+    rounds = pd.Series(lead).groupby(lead).cumcount().to_numpy()
+    frames, crm = [], reference_set.crm
+    for r in range(rounds.max() + 1 if len(lead) else 0):
+        these = ids[lead[rounds == r]]
+        own = crm if crm.activities is None else replace(crm, leads=crm.leads[crm.leads["lead_id"].isin(these)],
+                                                         activities=crm.activities[crm.activities["lead_id"].isin(these)])
+        frames.append(features_at(own, these, pd.Series(moments[rounds == r], index=these), spec))
+    order = np.argsort(rounds, kind="stable")  # the frames' row order
+    return (pd.concat(frames) if frames else reference_set.features.iloc[:0]), drawn[order] / DAY_NS
 
 
 def latest_record(score_log: pd.DataFrame, feedback: pd.DataFrame) -> pd.Timestamp:

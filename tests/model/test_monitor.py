@@ -374,6 +374,48 @@ def test_monitor_flags_the_feature_whose_mix_shifted_and_not_a_stable_window(pro
     assert stable.loc["lead_source", "recent_rows"] >= params.monitor.min_drift_rows
 
 
+def _open_queue_scored(params, crm, when: pd.Timestamp, path):
+    """A store that logged one batch: every lead of `crm` still open at `when` (created by then, undecided), scored
+    as of then by the champion, as the demo's `leadscore score --input open_leads.csv --as-of` scores its open leads."""
+    from features.build import lead_age_days
+    from pipelines import tracking
+    from serving.store import Store
+
+    scorer = tracking.load_scorer(params)
+    decided = crm.outcomes.loc[crm.outcomes["decided_at"] <= when, "lead_id"]
+    queue = crm.leads[(crm.leads["created_at"] <= when) & ~crm.leads["lead_id"].isin(decided)].reset_index(drop=True)
+    scores = scorer.predict(build_features(queue, crm.activities, when, scorer.features),
+                            lead_age_days(queue["created_at"], when))
+    store = Store(f"sqlite:///{path}")
+    store.log_scores(scores.assign(model_name="leadscore", model_version=scorer.info["registry"]["version"], factors=None,
+                                   email_sha256=None, scored_at=when + pd.Timedelta(hours=9), features_as_of=when))
+    return store, queue
+
+
+def test_the_open_leads_scored_at_once_are_no_drift_but_their_engagement_dropping_is(production, tmp_path):
+    """RevOps scores every lead still open (days to over 400 days old, none decided yet) in one batch, then runs
+    monitor. Compared with every training lead (one rejected on day 3 seen at that decision), such a queue looks
+    drifted in every activity and recency feature; compared with the training leads open at the same ages, as the
+    CRM's queue held them, it is what training saw. Engagement that really dropped (the nurture e-mails stopped, no
+    activity in the queue's last 60 days) is still an alert."""
+    params, crm, _ = production
+    when = pd.Timestamp("2025-10-01")  # before the paid_search flood: the lead mix is training's
+    store, queue = _open_queue_scored(params, crm, when, tmp_path / "queue.db")
+    ages = (when - queue["created_at"]).dt.days
+    assert len(queue) >= params.monitor.min_drift_rows and ages.min() < 30 and ages.max() > 400
+
+    drift = monitor(params, crm=crm, store=store).drift.set_index("feature")
+
+    assert (drift["status"] != "alert").all(), drift[drift["status"] == "alert"]
+    silent = crm.activities["lead_id"].isin(queue["lead_id"]) & (crm.activities["occurred_at"] > when - pd.Timedelta(days=60))
+    quiet = dataclasses.replace(crm, activities=crm.activities[~silent])
+    store, _ = _open_queue_scored(params, quiet, when, tmp_path / "quiet.db")
+    drift = monitor(params, crm=quiet, store=store).drift.set_index("feature")
+    assert drift.loc["days_since_last_activity", "status"] == "alert"
+    assert drift.loc["score", "status"] in ("warn", "alert")
+    assert drift.loc["lead_source", "status"] == "ok"
+
+
 def test_a_drifting_source_names_the_values_the_champion_never_saw_in_training(production):
     """Marketing launched TikTok after the champion was trained: the lead_source drift says so by name,
     with its leads, as the part of the "(other)" bin a retrain would learn."""
@@ -444,7 +486,7 @@ def test_monitor_page_says_which_leads_each_section_counts(production, tmp_path)
            f"{mp.handoff_sla_hours:g} h before it (the leads column)" in page
     assert due in report.handoff["leads"].tolist()
     # The training window is every lead labelled as of the champion's training date, not its training part.
-    assert re.search(r"Training window: the [\d,]+ leads labelled as of the champion's training date \(its training, "
+    assert re.search(r"Training window: [\d,]+ leads labelled as of the champion's training date \(its training, "
                      r"validation, calibration and test leads", page)
 
 
