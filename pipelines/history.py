@@ -72,16 +72,20 @@ def history_as_of(crm: CRMData, when: pd.Timestamp, as_received: bool = False) -
     return out
 
 
-def received_by(events: pd.DataFrame, when: pd.Timestamp) -> tuple[pd.DataFrame, int]:
+def received_by(events: pd.DataFrame, when: pd.Timestamp, leads: pd.Series | None = None) -> tuple[pd.DataFrame, int]:
     """The store's feedback events as it held them at `when` (those received by then), and how many it received
     later. A report replayed as of `when` must not know a decision the store got after it, even one dated before
     (a webhook retried for days, a backlog the CRM sent in one go). An event without received_at (or decisions
     without the column, e.g. passed to `retrain` in code) counts as received when it was decided.
+
+    `leads`: the lead ids the caller reads (e.g. the export's); only their later events are counted, since a
+    decision for a lead it never reads would not have been used had it arrived in time (None: every event).
     """
     decided = pd.to_datetime(events["decided_at"])
     received = pd.to_datetime(events["received_at"]).fillna(decided) if "received_at" in events else decided
     later = received > when
-    return events[~later], int(later.sum())
+    counted = later if leads is None else later & events["lead_id"].isin(leads)
+    return events[~later], int(counted.sum())
 
 
 def feedback_outcomes(params: Params) -> tuple[pd.DataFrame, int]:

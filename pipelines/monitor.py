@@ -686,7 +686,9 @@ def monitor(
                           "there is nothing to monitor (check serving.store_url)")
     replay = as_of is not None
     as_of = pd.Timestamp(as_of) if replay else latest_record(log, feedback)
-    feedback, received_later = received_by(feedback, as_of)  # the store as it stood then
+    # The store as it stood then; of what it received later, only the decisions for leads of the export count as not
+    # used (one for a lead it lacks, or merged by e-mail into another, would be ignored however early it arrived).
+    feedback, received_later = received_by(feedback, as_of, crm.leads["lead_id"])
     crm = load_history(params, crm, (feedback, left_out))
     mp, dated = params.monitor, params.data.dated
     notes: list[str] = []

@@ -856,6 +856,27 @@ def test_monitor_says_what_the_feedback_store_changed_as_of_its_date(production,
     assert line in mlflow.artifacts.load_text(f"runs:/{report.run_id}/monitor/summary.txt")
 
 
+def test_decisions_received_after_the_date_count_as_not_used_only_for_leads_of_the_export(production, tmp_path):
+    """The store also holds decisions for leads the monitored export lacks (another pipeline's, a test lead) or merged
+    by e-mail into another: monitor never reads those, however early they arrive, so the feedback line does not count
+    them among the decisions received after its date and not used."""
+    params, crm, store = production
+    as_of = pd.Timestamp("2025-10-01")
+    log, events = store.score_log_frame(), store.feedback_frame()
+    merged = crm.merged_by_email.index[:2].tolist()
+    outside = ["NOT-EXPORTED-1", "NOT-EXPORTED-2", *merged]
+    assert len(merged) == 2 and not crm.leads["lead_id"].isin(outside).any()
+    late = pd.DataFrame({"event_id": [f"outside{i}" for i in range(len(outside))], "lead_id": outside,
+                         "status": "rejected", "reason": "no_budget", "decided_at": as_of - pd.Timedelta(days=1),
+                         "amount": np.nan, "received_at": as_of + pd.Timedelta(days=5)})
+    later = int((events["received_at"] > as_of).sum())
+    assert later > 0
+
+    report = monitor(params, crm=crm, store=_store_with(tmp_path / "outside.db", log, pd.concat([events, late])), as_of=as_of)
+
+    assert report.feedback.endswith(f"; {later:,} decisions received after 2025-10-01 00:00 not used (not known then)")
+
+
 def test_leads_open_in_a_stale_export_are_not_judged_unconverted_past_its_end(production, tmp_path):
     """Monitored months after the export was taken, with no decision sent to the store: a scored lead open in
     the export whose horizon ended after it may well have converted since. Calibration leaves it out and
