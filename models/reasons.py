@@ -83,16 +83,20 @@ class ReasonModel:
         cls,
         X: pd.DataFrame,
         reasons: pd.Series,
-        X_val: pd.DataFrame,
-        reasons_val: pd.Series,
+        X_val: pd.DataFrame | None,
+        reasons_val: pd.Series | None,
         *,
         seed: int,
         min_rows: int,
         spellings: Mapping[str, str] | None = None,
+        rounds: int = ROUNDS_WITHOUT_VALIDATION,
     ) -> "ReasonModel | None":
         """Fit on rejected leads with a reason code; None when there is too little to learn from (`shortfall`).
 
         ``spellings``: the export's spelling of each code (`reason_spellings`), kept for the classes.
+        The rounds are chosen on the validation rows (``X_val``, ``reasons_val``); without them (None, or
+        fewer than 10 with a learnable code) ``rounds`` are boosted: cross-validated fitting passes those a
+        fold model kept, to refit on every row.
         """
         if shortfall(reasons, min_rows):
             return None
@@ -100,7 +104,7 @@ class ReasonModel:
         kept = {c: spellings[c] for c in classes if c in spellings} if spellings else None
         code = {c: i for i, c in enumerate(classes)}
         train_mask = reasons.isin(classes).to_numpy()
-        val_mask = reasons_val.isin(classes).to_numpy()
+        val_mask = reasons_val.isin(classes).to_numpy() if reasons_val is not None else np.zeros(0, dtype=bool)
         params = {
             "objective": "multiclass",
             "num_class": len(classes),
@@ -120,7 +124,7 @@ class ReasonModel:
         }
         train_set = lgb.Dataset(X[train_mask], reasons[train_mask].map(code).to_numpy())
         if val_mask.sum() < 10:
-            return cls(classes=classes, booster=lgb.train(params, train_set, num_boost_round=ROUNDS_WITHOUT_VALIDATION),
+            return cls(classes=classes, booster=lgb.train(params, train_set, num_boost_round=rounds),
                        spellings=kept)
         valid_set = lgb.Dataset(X_val[val_mask], reasons_val[val_mask].map(code).to_numpy(), reference=train_set)
         history: dict = {}

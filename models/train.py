@@ -13,9 +13,10 @@ rejection-reason model is fit on rejected leads. Two ways to use the rows:
 - Cross-validation (undated exports, `model.cv_folds` > 1, up to CV_MAX_ROWS rows): train +
   validation + calibration rows are pooled and cut into seeded stratified folds. LightGBM's
   parameters and rounds and the logistic C are chosen on the folds, ONE booster and ONE logistic
-  model are refit on every pooled row, and the blend weight and the calibrator are fit on the
-  out-of-fold margins (scikit-learn's CalibratedClassifierCV(ensemble=False)). No row is set aside,
-  and the calibrator learns from every pooled row instead of 15% of them.
+  model (and ONE reason model, its rounds chosen on the first fold) are refit on every pooled row,
+  and the blend weight and the calibrator are fit on the out-of-fold margins (scikit-learn's
+  CalibratedClassifierCV(ensemble=False)). No row is set aside, and the calibrator learns from
+  every pooled row instead of 15% of them.
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ from models.calibration import Calibrator, TierThresholds
 from models.encoding import CategoryEncoder
 from models.gbm import train_gbm, train_gbm_cv
 from models.peers import LogisticPeer
-from models.reasons import ReasonModel, shortfall as reason_shortfall
+from models.reasons import ROUNDS_WITHOUT_VALIDATION, ReasonModel, shortfall as reason_shortfall
 from models.scorer import LeadScorer, _logit
 from models.splits import Split, stratified_folds
 from pipelines.config import FeatureParams, Params
@@ -247,20 +248,21 @@ def _fit_cv(
     X, y_fit, w_fit = features.iloc[rows], y[rows], weights[rows]
     folds = stratified_folds(y_fit, mp.cv_folds, mp.seed)
 
-    # The final model's levels come from every pooled row; each fold model's from its fitting rows,
-    # so the out-of-fold margins the blend and the calibrator learn from are those of unseen leads.
+    # The final models' levels come from every pooled row; each fold model's from its fitting rows, so
+    # what a fold model's held-out rows tell (out-of-fold margins, the reason model's rounds) is
+    # what it makes of unseen leads.
     encoder = category_encoder(X, catalog)
     E = encoder.transform(X)
+    fold_frames = []
+    for fit_rows, held_out in folds:
+        fold_encoder = category_encoder(X.iloc[fit_rows], catalog)
+        fold_frames.append((fold_encoder.transform(X.iloc[fit_rows]), fold_encoder.transform(X.iloc[held_out])))
     info: dict = {"trained_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
                   "cv": {"folds": mp.cv_folds, "rows": len(rows)}}
 
     oof: dict[str, np.ndarray] = {}
     booster = logistic = None
     if "lightgbm" in mp.candidates:
-        fold_frames = []
-        for fit_rows, held_out in folds:
-            fold_encoder = category_encoder(X.iloc[fit_rows], catalog)
-            fold_frames.append((fold_encoder.transform(X.iloc[fit_rows]), fold_encoder.transform(X.iloc[held_out])))
         booster, gbm_info, oof["lightgbm"] = train_gbm_cv(
             E, y_fit, w_fit, folds, fold_frames,
             monotone=monotone_vector(catalog, encoder.columns),
@@ -289,13 +291,19 @@ def _fit_cv(
     info["calibration"] = {"fit_on": "out_of_fold margins", "rows": len(rows)}
     scorer.tiers = TierThresholds.fit(params.tiers, scorer.predict_proba(X))
     if mp.reason_model:
-        fit_rows, held_out = folds[0]
+        # ONE reason model too, on every pooled row: it reads the final model's encoded matrix, so it
+        # has the final model's levels. Its rounds are those the first fold's model (its own levels
+        # and bins) keeps on that fold's held-out rows.
+        pooled_reasons = reasons.iloc[rows]
+        (fit_rows, held_out), (fit_frame, held_frame) = folds[0], fold_frames[0]
+        fold_model = ReasonModel.fit(fit_frame, pooled_reasons.iloc[fit_rows], held_frame, pooled_reasons.iloc[held_out],
+                                     seed=mp.seed, min_rows=mp.reason_min_rows)
         scorer.reasons = ReasonModel.fit(
-            E.iloc[fit_rows], reasons.iloc[rows[fit_rows]], E.iloc[held_out], reasons.iloc[rows[held_out]],
-            seed=mp.seed, min_rows=mp.reason_min_rows, spellings=reason_spellings,
+            E, pooled_reasons, None, None, seed=mp.seed, min_rows=mp.reason_min_rows, spellings=reason_spellings,
+            rounds=fold_model.booster.current_iteration() if fold_model else ROUNDS_WITHOUT_VALIDATION,
         )
         if scorer.reasons is None:
-            info["no_reason_model"] = reason_shortfall(reasons.iloc[rows[fit_rows]], mp.reason_min_rows)
+            info["no_reason_model"] = reason_shortfall(pooled_reasons, mp.reason_min_rows)
     return scorer
 
 

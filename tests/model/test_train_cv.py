@@ -10,8 +10,9 @@ import pytest
 
 import models.train as train_module
 from models.calibration import Calibrator
-from models.encoding import CategoryEncoder
+from models.encoding import OTHER, CategoryEncoder
 from models.gbm import AUC_TOLERANCE, _shap_cost, _smallest_near_best, train_gbm_cv
+from models.reasons import ReasonModel
 from models.splits import make_split, stratified_folds
 from pipelines.config import load_params, PROJECT_ROOT
 from pipelines.dataset import assemble
@@ -168,6 +169,40 @@ def test_a_held_out_fold_shapes_nothing_of_the_model_that_scores_it(training_set
         expected = fold_model.predict(encoder.transform(X.iloc[held_out]), raw_score=True)
         np.testing.assert_allclose(spy["oof"][held_out], expected, rtol=0, atol=1e-9)
     assert fewer_levels  # some level is common enough in the pooled rows only: the check means something
+
+def test_the_reason_model_learns_from_every_pooled_row_its_rounds_kept_by_a_fold_model_blind_to_its_held_out_leads(
+        training_set, sample_params, monkeypatch):
+    """The reason model reads the final model's matrix, so it is refit on every pooled row with their levels. Its
+    rounds are kept on the first fold's held-out rows by a model fit on that fold's fitting rows with their own
+    levels: a level only held-out leads have is ``__other__`` to it, as to a model that never saw those leads."""
+    params = _params(sample_params, **{"model.reason_model": True})
+    ts = training_set
+    split = _undated_split(ts, params)
+    pooled = np.sort(np.concatenate([split.train, split.validation, split.calibration]))
+    _, held_out = stratified_folds(ts.y[pooled], params.model.cv_folds, params.model.seed)[0]
+    rejected = held_out[ts.reasons.iloc[pooled[held_out]].notna().to_numpy()]
+    planted = ts.features.index[pooled[rejected[:30]]]  # 30 rejected leads of the first held-out fold alone
+    features = ts.features.copy()
+    features.loc[planted, "lead_source"] = "partner_portal"
+    fits = []
+    real_fit = ReasonModel.fit.__func__
+
+    def fit(cls, X, reasons, X_val, reasons_val, **kwargs):
+        model = real_fit(cls, X, reasons, X_val, reasons_val, **kwargs)
+        fits.append({"X": X, "X_val": X_val, "model": model})
+        return model
+
+    monkeypatch.setattr(ReasonModel, "fit", classmethod(fit))
+    scorer = train_module.fit_scorer(features, ts.y, ts.weights, ts.reasons, split, params,
+                                     calibration_weights=ts.calibration_weights)
+    assert "partner_portal" in scorer.encoder.levels["lead_source"]  # common enough in the pooled rows
+    fold = fits[0]
+    assert (fold["X_val"].loc[planted, "lead_source"] == OTHER).all()  # but unseen by the fold's model
+    final = fits[-1]
+    assert len(fits) == 2 and final["model"] is scorer.reasons and final["X_val"] is None
+    pd.testing.assert_frame_equal(final["X"], scorer.encoder.transform(features.iloc[pooled]))
+    assert scorer.reasons.booster.current_iteration() == fold["model"].booster.current_iteration()
+
 
 def test_the_cheapest_model_near_the_best_cross_validated_auc_is_kept():
     deep = {"num_leaves": 31, "max_depth": 6}
