@@ -26,11 +26,11 @@ from features.build import feature_catalog
 from features.phrases import phrase_templates
 from models.calibration import Calibrator, TierThresholds
 from models.card import log_card, model_card
-from models.encoding import CategoryEncoder
 from models.metrics import evaluate_scores, fraction_key
 from models.peers import OdooNaiveBayes, PointsScorer
 from models.scorer import LeadScorer
 from models.splits import Split, make_split
+from models.train import category_encoder
 from pipelines import tracking
 from pipelines.config import Params, flatten, shown_url
 from pipelines.dataset import TrainingSet, assemble, data_as_of, model_features, refuse_before_first_lead, setting_warnings
@@ -71,6 +71,8 @@ def fit_cold_start_scorer(ts: TrainingSet, split: Split, params: Params, why: st
     the service and evaluation use it unchanged. The peer learns from train + validation rows (it has
     nothing to tune); a Platt calibrator, which two parameters keep stable on little data, is fit on
     the calibration rows (on the peer's rows when those lack a class), and tiers are frozen as usual.
+    Its category levels (how a factor's value reads, which values are new) are those a learned model
+    fit on the peer's rows would take (`models.train.category_encoder`).
     """
     rp = params.retrain
     closed, conversions = closed_counts(ts)
@@ -87,12 +89,9 @@ def fit_cold_start_scorer(ts: TrainingSet, split: Split, params: Params, why: st
         peer = OdooNaiveBayes(params.evaluate.naive_bayes_fields)
     peer.fit(X_fit, y_fit, weights=w_fit)
 
-    catalog = feature_catalog(params.features)
-    encoder = CategoryEncoder(
-        [d.name for d in catalog if d.kind == "categorical"], [d.name for d in catalog if d.kind == "numeric"]
-    ).fit(X_fit)
     scorer = LeadScorer(
-        data=params.data, features=params.features, encoder=encoder, booster=None, logistic=peer,
+        data=params.data, features=params.features, encoder=category_encoder(X_fit, feature_catalog(params.features)),
+        booster=None, logistic=peer,
         gbm_coef=0.0, logistic_coef=1.0, calibrator=Calibrator("sigmoid"), tiers=TierThresholds(names=[]),
         reasons=None, horizon_days=params.label.horizon_days,
         info={

@@ -6,6 +6,7 @@ before the drop; a challenger trained after it must be promoted, one trained on 
 
 from __future__ import annotations
 
+import dataclasses
 
 import mlflow
 import numpy as np
@@ -21,7 +22,7 @@ from pipelines.cli import app
 from pipelines.dataset import assemble
 from pipelines.ingest import load_crm
 from pipelines.history import feedback_outcomes, history_as_of, merge_feedback
-from pipelines.retrain import decide, promote, retrain, rollback
+from pipelines.retrain import decide, fit_cold_start_scorer, promote, retrain, rollback
 from pipelines.synthetic import SourceShift, generate_crm, write_crm
 from conftest import FAST, params_for
 
@@ -176,6 +177,28 @@ def test_cold_start_ships_the_points_peer_through_the_one_inference_path(tmp_pat
     assert any(f.signal == "demo_request" for e in explained for f in e.factors)
     card = mlflow.artifacts.load_text(f"runs:/{result.challenger_run_id}/model_card.md")
     assert "cold-start peer **points_mql**" in card
+
+
+def test_the_cold_start_peer_folds_a_level_too_rare_for_its_rows_into_other_as_a_learned_model_would(sample_params):
+    """On many closed leads with few conversions, the shipped peer's levels follow its row count as a learned
+    model's do: on 60,000 training rows a level 12 of them have is too rare for a level of its own."""
+    ts = assemble(sample_params)
+    copies = -(-100_000 // len(ts.y))
+    y = np.tile(ts.y, copies)
+    split = make_split(None, pd.Series(y), sample_params.evaluate.split, sample_params.model.seed)
+    fit_rows = np.concatenate([split.train, split.validation])  # what the peer learns from
+    assert len(fit_rows) >= 60_000
+    features = pd.concat([ts.features] * copies)
+    features.index = [f"{lead}-{i}" for i in range(copies) for lead in ts.features.index]
+    features.iloc[split.train[:12], features.columns.get_loc("lead_source")] = "partner_portal"
+    common = features["lead_source"].iloc[fit_rows].value_counts().index[0]
+    big = dataclasses.replace(ts, features=features, y=y, weights=np.tile(ts.weights, copies),
+                              calibration_weights=np.tile(ts.calibration_weights, copies))
+
+    scorer = fit_cold_start_scorer(big, split, sample_params, "cold start")
+    assert "partner_portal" in scorer.encoder.seen["lead_source"]  # seen in training, so not reported as new
+    assert "partner_portal" not in scorer.encoder.levels["lead_source"]  # but read as a rare value
+    assert common in scorer.encoder.levels["lead_source"]
 
 
 def test_retraining_on_the_same_data_and_params_registers_no_copy_of_the_champion(tmp_path, monkeypatch_session):
