@@ -31,9 +31,23 @@ from features.build import ACTIVITY_COLUMNS, crm_spellings, lead_columns_read
 from models.gbm import predict_on_one_thread, usable_cores
 from models.scorer import LeadScorer
 from pipelines.config import DataParams
-from pipelines.ingest import (ContractError, Problem, TableHeader, absent_columns, as_plain_text, bytes_as_text,
-                              crm_column, decimal_mark_of, is_parquet, not_utf8, prepare_table, read_header,
-                              readable_file, refuse_repeated_columns, refuse_to_overwrite)
+from pipelines.ingest import (
+    ContractError,
+    Problem,
+    TableHeader,
+    absent_columns,
+    as_plain_text,
+    bytes_as_text,
+    crm_column,
+    decimal_mark_of,
+    is_parquet,
+    not_utf8,
+    prepare_table,
+    read_header,
+    readable_file,
+    refuse_repeated_columns,
+    refuse_to_overwrite,
+)
 
 
 @dataclass
