@@ -13,6 +13,7 @@ own names (its params data.mapping).
 from __future__ import annotations
 
 import copy
+import re
 from importlib.metadata import version
 
 from pydantic import BaseModel, TypeAdapter
@@ -29,14 +30,17 @@ from serving.schemas import (
     Explanation,
     Feedback,
     FeedbackReceipt,
+    NAN_TEXT,
     Identifier,
     ModelInfo,
     ScoreRequest,
     ScoreResponse,
+    any_case,
     id_text,
+    literal,
     number_text,
 )
-from serving.scoring import choices_in_words, feedback_choices
+from serving.scoring import choices_in_words, feedback_choices, quoted
 from serving.security import CARD_ID_FIELD, CARD_PATH, OPEN_PATHS
 
 REF = "#/components/schemas/{model}"
@@ -146,21 +150,33 @@ def _number_range(non_negative: bool) -> dict:
         "exclusiveMinimum": -LARGEST_NUMBER, "exclusiveMaximum": LARGEST_NUMBER}
 
 
+def _number_labels(column: str, non_negative: bool, data: DataParams) -> list[str]:
+    """The data.value_maps labels of a lead's number field that translate to a number it takes (a label mapped to
+    "" or to text that is no number is refused by the service, its translation not read as missing again)."""
+    taken = re.compile(number_text(non_negative, [NAN_TEXT]))
+    return [label.strip() for label, value in data.value_maps.get(column, {}).items()
+            if label.strip() and value.strip() and taken.search(value)]
+
+
 def _lead_fields(scorer: LeadScorer) -> dict[str, dict]:
     """A lead's optional fields as /score reads them (contract.LEADS and what the model's features read),
     under the CRM's names, each saying whether the served model uses it."""
     data, features = scorer.data, scorer.features
     read = lead_columns_read(features)
+    # As ingest.prepare_table reads a number field: blank, data.missing_values and NaN are none.
+    none = [NAN_TEXT, *(literal(m.strip()) for m in data.missing_values if m.strip())]
     fields = {}
     for column in dict.fromkeys([*LEADS.optional, *read]):
         use = "a feature of this model" if column in read else "not read by this model, but checked"
         if column in LEADS.numeric or column in features.numeric:
             non_negative = column in LEADS.non_negative or column in features.non_negative
             sign = " 0 or more," if non_negative else ""
+            labels = _number_labels(column, non_negative, data)
             fields[crm_column(data, "leads", column)] = {
-                **NUMBER, **_number_range(non_negative), "pattern": number_text(non_negative, data.missing_values),
-                "description": f"A number or its text (\"320\"),{sign} smaller than {LARGEST_NUMBER:g} in size; "
-                               f"null or blank: not known ({use})."}
+                **NUMBER, **_number_range(non_negative), "pattern": number_text(non_negative, none + [*map(any_case, labels)]),
+                "description": f"A number or its text (\"320\"),{sign} smaller than {LARGEST_NUMBER:g} in size"
+                               + (f", or a CRM label data.value_maps translates (any letter case): {quoted(labels)}" if labels else "")
+                               + f"; null, blank or NaN: not known ({use})."}
         elif column in scorer.true_false_fields:
             fields[crm_column(data, "leads", column)] = {
                 **TEXT_OR_TRUE_FALSE, "description": f"Text, or true/false as in training; null or blank: not known ({use})."}

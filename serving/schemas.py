@@ -7,15 +7,17 @@ object or list where a value belongs is refused with its path before the model s
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Iterable
 from datetime import datetime
+from decimal import Decimal
 from typing import Annotated, Any
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints, WithJsonSchema
 
 from pipelines.contract import LARGEST_NUMBER
-from pipelines.ingest import NUMBER_TEXT, UNSIGNED_NUMBER
+from pipelines.ingest import NUMBER_TEXT
 
 
 def _scalar(value: Any) -> Any:
@@ -34,13 +36,66 @@ def literal(text: str) -> str:
     return re.sub(r"[\^$\\.*+?()\[\]{}|/]", lambda found: "\\" + found[0], text)
 
 
-def number_text(non_negative: bool, missing: Iterable[str] = ()) -> str:
-    """A JSON Schema pattern of a number field's text as the service reads it (ingest.NUMBER_TEXT, with no '-' where
-    the number is 0 or more: "-0" is refused with "-5"), or blank text, or one of `missing` (data.missing_values):
-    no number."""
-    sign = r"\+?" if non_negative else "[-+]?"
-    texts = [f"{sign}{UNSIGNED_NUMBER}", *(literal(m.strip()) for m in missing if m.strip())]
-    return rf"^\s*({'|'.join(texts)})?\s*$"
+# What Python's str.strip() and Arrow's utf8_trim_whitespace remove around a value read as none (blank text,
+# data.missing_values, NaN, a data.value_maps label). Written out: a JSON Schema validator's \s differs by engine
+# (ECMA's takes U+FEFF, Python's U+001C-U+001F).
+BLANKS = r"\t-\r\x1c-\x1f \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000"
+# The text NaN in any letter case, which an export's number field and a lead's read as no number (ingest.prepare_table).
+NAN_TEXT = "[nN][aA][nN]"
+
+
+# The text of zero, with any exponent: 0 or more, also written -0 (as JSON's -0.0 is).
+ZERO = r"(0+(\.0*)?|\.0+)([eE][-+]?[0-9]+)?"
+
+
+def _tie_digits() -> str:
+    """The digits after the leading nines of the midpoint between contract.LARGEST_NUMBER and the float64 below it
+    ("9375": text from 999999999999999.9375 on reads as 1e15, which a number field refuses)."""
+    below = Decimal(math.nextafter(LARGEST_NUMBER, 0))
+    digits = str((below + Decimal(LARGEST_NUMBER)) / 2).replace(".", "")
+    return digits[len(str(int(LARGEST_NUMBER))) - 1:]
+
+
+def _at_least(digits: str) -> str:
+    """A regex of digit strings that start with `digits` or with a larger run of as many digits."""
+    return "|".join([digits] + [f"{digits[:i]}[{int(d) + 1}-9]" for i, d in enumerate(digits) if d != "9"])
+
+
+def _below_largest() -> str:
+    """A regex of an unsigned number's text (ingest.UNSIGNED_NUMBER) that float64 reads as smaller than
+    contract.LARGEST_NUMBER (10**15): at most 15 digits before the decimal point once a positive exponent moves it
+    (999999999999999.5, 1.5e14, 0.5e15), and not rounding up to 1e15 (999999999999999.9375). A regex cannot
+    weigh digits against an exponent in general: text the service reads as smaller only beyond that (0.05e16,
+    1234567890123456e-3) is refused here."""
+    places = len(str(int(LARGEST_NUMBER))) - 1
+    tie = _at_least(_tie_digits())
+    fraction = r"(\.[0-9]*)?"
+    zero_whole = r"(0+(\.[0-9]*)?|\.[0-9]+)"  # 0, 0.5, .5: no digit but 0 before the decimal point
+
+    def mantissa(whole_digits: int) -> str:
+        return f"(0*[1-9][0-9]{{0,{whole_digits - 1}}}{fraction}|{zero_whole})" if whole_digits else zero_whole
+
+    branches = [ZERO, mantissa(places) + r"[eE]-0*[1-9][0-9]*"]  # a negative exponent: smaller than the digits say
+    for exponent in range(places + 1):  # as large as the digits allow, and not rounding up to LARGEST_NUMBER
+        written = r"([eE][-+]?0+)?" if exponent == 0 else rf"[eE]\+?0*{exponent}"
+        branches.append(f"(?!0*9{{{places - exponent}}}\\.9{{{exponent}}}({tie})){mantissa(places - exponent)}{written}")
+    return f"({'|'.join(branches)})"
+
+
+def number_text(non_negative: bool, taken: Iterable[str] = ()) -> str:
+    """A JSON Schema pattern of a number field's text as the service reads it (ingest.NUMBER_TEXT) and takes it:
+    smaller than contract.LARGEST_NUMBER in size (`_below_largest`), with no '-' where the number is 0 or more
+    but for -0; or blank text, or one of `taken` (regexes of further text the field reads, compared stripped)."""
+    below = _below_largest()
+    number = rf"\+?{below}|-{ZERO}" if non_negative else rf"[-+]?{below}"
+    stripped = rf"(({'|'.join(taken)})[{BLANKS}]*)?" if taken else ""
+    return rf"^([{BLANKS}]*{stripped}|[\t-\r ]*({number})[\t-\r ]*)$"
+
+
+def any_case(text: str) -> str:
+    """`text` as a JSON Schema pattern matching it in any letter case (ECMA 262 has no flag for it in a pattern)."""
+    return "".join(f"[{c.lower()}{c.upper()}]" if len(c.lower()) == len(c.upper()) == 1 and c.lower() != c.upper()
+                   else literal(c) for c in text)
 
 
 # Control characters (line breaks, tabs): an id holds none, on one line, as a path segment of the score-card link

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import random
+import re
+
 import jsonschema
 
 from models.scorer import LeadScorer
 from pipelines.config import PROJECT_ROOT, load_params
-from serving import openapi
+from pipelines.contract import LARGEST_NUMBER
+from serving import openapi, schemas
 from serving.service import LeadScoreService
 
 MAPPING = {"leads": {"Lead ID": "lead_id", "Created Date": "created_at", "Industry": "industry"},
@@ -28,3 +32,22 @@ def test_the_documented_lead_example_is_a_lead_under_the_crms_field_names():
     assert {"Lead ID", "Created Date", "Industry", "email", "employees", "activities"} <= set(lead["properties"])
     activity = lead["properties"]["activities"]["anyOf"][0]["items"]
     assert activity["required"] == ["Activity Date", "activity"] and "detail" in activity["properties"]
+
+
+# Number texts at contract.LARGEST_NUMBER (1e15), written as a CRM or a spreadsheet may write them.
+NEAR_LARGEST = ["999999999999999", "999999999999999.9374", "999999999999999.9375", "1e15", "1E+015", "10e14", "0.5e15",
+                "0.9999999999999999375e15", "9.999999999999999e14", "9.999999999999999375e14", "99999999999999.99375e1",
+                "999999999999999.9375e-0", "999999999999999.9375e-1", "1e-400", "0" * 400 + "1", "9" * 400, "0.0e99"]
+
+
+def test_a_number_fields_pattern_takes_the_text_whose_size_the_service_takes():
+    """/docs.json took "1e15" and "9" * 400 (its pattern read digits, not size), which the service refuses as
+    out of range: its verdict is now float64's, rounding included (999999999999999.9375 reads as 1e15)."""
+    pattern = re.compile(schemas.number_text(non_negative=False))
+    for text in NEAR_LARGEST + [f"-{text}" for text in NEAR_LARGEST]:
+        assert bool(pattern.search(text)) == (abs(float(text)) < LARGEST_NUMBER), text
+    rng = random.Random(3)
+    for _ in range(3000):  # never takes a text the service refuses, however its digits and exponent are spread
+        whole, fraction = "".join(rng.choices("09", k=rng.randint(0, 18))), "".join(rng.choices("0937", k=rng.randint(0, 6)))
+        text = f"{whole or '0'}.{fraction}e{rng.randint(-3, 17)}"
+        assert not pattern.search(text) or float(text) < LARGEST_NUMBER, text

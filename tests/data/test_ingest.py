@@ -9,9 +9,11 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 import sqlalchemy as sa
+from pydantic import ValidationError
 
 from pipelines.config import DataParams, Params
 from pipelines.ingest import ContractError, Problem, as_of_time, load_crm, prepare_table, read_source
+from serving.schemas import Feedback
 
 # A CRM that names things its own way (Salesforce-like export).
 MAPPING = {
@@ -155,6 +157,23 @@ def test_nan_in_a_number_field_is_a_missing_value_as_text_too(nan):
     kept, problems = prepare_table(raw, "leads", DataParams(leads="unused", mapping=MAPPING))
 
     assert problems == [] and kept["employees"].isna().all()
+
+
+@pytest.mark.parametrize("amount", ["12500.50", " 1e3\t", "+.5", "5.", "-0", "5\u00a0", "\u20035",
+                                    "\u0661\u0662\u0663", "1_000", "lots"])
+def test_an_amount_feedback_takes_is_one_an_export_reads(amount):
+    """/feedback took "5\u00a0" as the amount 5 (Python's \\s and float() take it), which an export's amount, as any
+    number field, refuses as no number: a number's text reads one way. Arabic-Indic digits neither takes."""
+    event = {"event_id": "E1", "lead_id": "L1", "status": "converted", "decided_at": "2024-02-01", "amount": amount}
+    try:
+        taken = Feedback.model_validate(event).amount is not None
+    except ValidationError:
+        taken = False
+    raw = pd.DataFrame.from_records([{"Lead ID": "L1", "Stage": "converted", "amount": amount}])
+
+    _, problems = prepare_table(raw, "outcomes", DataParams(leads="unused", mapping=MAPPING))
+
+    assert taken == (problems == []), problems
 
 
 def test_true_or_false_in_a_text_field_is_refused_by_row_not_read_as_the_category_true():

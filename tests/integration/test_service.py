@@ -809,6 +809,15 @@ LEAD_VERDICTS = [
     ({"employees": " 1e3 "}, True), ({"employees": "N/A"}, True), ({"employees": "lots"}, False),
     ({"employees": "1_000"}, False), ({"employees": "12,500"}, False), ({"employees": "-5"}, False),
     ({"employees": -5}, False), ({"employees": 1e15}, False),
+    # NaN as text is no number, as in an export; infinity is out of range. -0 is 0, as JSON's -0.0 is.
+    ({"employees": "nan"}, True), ({"employees": " NaN "}, True), ({"employees": "-nan"}, False),
+    ({"employees": "inf"}, False), ({"employees": "-inf"}, False), ({"employees": "Infinity"}, False),
+    ({"employees": "-0"}, True), ({"employees": "-0.0"}, True), ({"employees": -0.0}, True),
+    # Text as large as 1e15 once read, however written; ASCII digits and blanks only, as an export's number field.
+    ({"employees": "1e15"}, False), ({"employees": "1000000000000000"}, False), ({"employees": "9" * 400}, False),
+    ({"employees": "999999999999999.9375"}, False), ({"employees": "999999999999999.93"}, True),
+    ({"employees": "0.5e15"}, True), ({"employees": "0" * 400 + "7"}, True), ({"employees": "\u0661\u0662\u0663"}, False),
+    ({"employees": "5\u00a0"}, False), ({"employees": "\u3000"}, True),
     # An id is stripped, then needs a character and holds no control character; data.missing_values is no id.
     ({"lead_id": " VERDICT-PADDED\n"}, True), ({"lead_id": "   "}, False), ({"lead_id": "a\tb"}, False),
     ({"lead_id": "N/A"}, False),
@@ -818,6 +827,8 @@ FEEDBACK_VERDICTS = [
     ({"amount": 4800}, True), ({"amount": "1e3"}, True),
     ({"amount": "1_000"}, False), ({"amount": "12,500"}, False), ({"amount": "-5"}, False), ({"amount": -5}, False),
     ({"amount": True}, False), ({"amount": "lots"}, False), ({"decided_at": 1700000000}, False), ({"status": 1}, False),
+    ({"amount": "-0"}, True), ({"amount": "NaN"}, False), ({"amount": "1e15"}, False), ({"amount": "9" * 400}, False),
+    ({"amount": "999999999999999.9375"}, False), ({"amount": "\u0661\u0662\u0663"}, False), ({"amount": "5\u00a0"}, False),
     ({"lead_id": " FB-1\t"}, True), ({"lead_id": ""}, False), ({"lead_id": " \n "}, False), ({"lead_id": "FB\n1"}, False),
     ({"lead_id": " N/A "}, False), ({"event_id": "   "}, False), ({"event_id": "evt\r\n1"}, False),
 ]
@@ -1006,3 +1017,25 @@ def test_true_or_false_is_taken_in_a_category_field_only_where_training_held_it(
     assert as_true["probability"] == as_text["probability"]  # true is the "true" the model learned
     fields = spec["components"]["schemas"]["Lead"]["properties"]
     assert "boolean" in fields["Opted In"]["type"] and "boolean" not in fields["Do Not Email"]["type"]
+
+
+def test_docs_json_takes_the_labels_a_number_fields_value_map_translates(sample_dir, monkeypatch_session, tmp_path):
+    """data.value_maps on a number column (a CRM's size picklist read as a headcount): the service scored "11-50"
+    and "enterprise" while /docs.json refused them as no number's text; a label mapped to what the field refuses
+    ("" for unknown) is refused by both."""
+    from conftest import FAST, params_for
+    from pipelines.train import train
+
+    params = params_for(sample_dir, tmp_path, **FAST, **{
+        "data.value_maps": {"employees": {"11-50": "30", "Enterprise": "5000", "Unknown": ""}}})
+    train(params)
+    sent = {"11-50": True, " enterprise\u3000": True, "ENTERPRISE": True, "Unknown": False, "Mid-market": False}
+    with running_service(params, tmp_path, timeout=60) as srv:
+        client = srv.client()
+        spec = client.get("/docs.json").json()
+        replies = {size: client.post("/score", {"leads": [{"lead_id": f"VM-{i}", "created_at": "2025-12-01",
+                                                           "employees": size}], "as_of": AS_OF})
+                   for i, size in enumerate(sent)}
+    for (size, taken), reply in zip(sent.items(), replies.values()):
+        body = {"leads": [{"lead_id": "VM", "created_at": "2025-12-01", "employees": size}], "as_of": AS_OF}
+        assert (_documented(spec, "ScoreRequest", body), reply.status == 200) == (taken, taken), (size, reply.body)
