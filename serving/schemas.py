@@ -101,6 +101,10 @@ def any_case(text: str) -> str:
 # Control characters (line breaks, tabs): an id holds none, on one line, as a path segment of the score-card link
 # and a log line do.
 CONTROL = r"\x00-\x1f\x7f"
+# The longest id (after blanks around it are removed): the store's id columns.
+ID_LENGTH = 255
+# The blanks pydantic removes around an id (Unicode White_Space: BLANKS but U+001C-U+001F, refused as control).
+ID_BLANKS = r"\t-\r \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000"
 
 
 def _printable(value: str) -> str:
@@ -110,18 +114,20 @@ def _printable(value: str) -> str:
 
 
 def id_text(missing: Iterable[str] = ()) -> str:
-    """A JSON Schema pattern of an id as Identifier takes it: a character other than a blank, and no control character
-    but the line breaks and tabs around it, which are stripped; not one of `missing` (data.missing_values: /score
-    and /feedback read it as no id)."""
+    """A JSON Schema pattern of an id as Identifier takes it: blanks around it removed, 1 to ID_LENGTH characters
+    (counted here, not by maxLength, which would count the blanks) starting and ending with one other than a blank,
+    no control character but the line breaks and tabs around it; not one of `missing` (data.missing_values:
+    /score and /feedback read it as no id)."""
     refused = [literal(m.strip()) for m in missing if m.strip()]
-    none_of = rf"(?!\s*({'|'.join(refused)})\s*$)" if refused else ""
-    return rf"^{none_of}[\t-\r ]*[^{CONTROL}]*[^\s{CONTROL}][^{CONTROL}]*[\t-\r ]*$"
+    none_of = rf"(?![{BLANKS}]*({'|'.join(refused)})[{BLANKS}]*$)" if refused else ""
+    edge = f"[^{CONTROL}{ID_BLANKS}]"
+    return rf"^{none_of}[{ID_BLANKS}]*{edge}([^{CONTROL}]{{0,{ID_LENGTH - 2}}}{edge})?[{ID_BLANKS}]*$"
 
 
-# An id: surrounding blanks removed, never empty, at most 255 characters (the store's id columns), with no control
-# character. /docs.json documents it by its pattern (`id_text`), which counts the blanks in its length.
-Identifier = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=255),
-                       AfterValidator(_printable), Field(json_schema_extra={"pattern": id_text()})]
+# An id: surrounding blanks removed, never empty, at most ID_LENGTH characters, with no control character.
+# /docs.json documents it by its pattern alone (`id_text`): minLength and maxLength would count the blanks.
+Identifier = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=ID_LENGTH),
+                       AfterValidator(_printable), WithJsonSchema({"type": "string", "pattern": id_text()})]
 
 
 class Lead(BaseModel):

@@ -821,6 +821,9 @@ LEAD_VERDICTS = [
     # An id is stripped, then needs a character and holds no control character; data.missing_values is no id.
     ({"lead_id": " VERDICT-PADDED\n"}, True), ({"lead_id": "   "}, False), ({"lead_id": "a\tb"}, False),
     ({"lead_id": "N/A"}, False),
+    # At most 255 characters once stripped: the blanks around it are not counted.
+    ({"lead_id": " " * 10 + "V" * 250}, True), ({"lead_id": "V" * 250 + "\u3000" * 10}, True),
+    ({"lead_id": "V" * 256}, False),
 ]
 FEEDBACK_VERDICTS = [
     ({"amount": "12500.50"}, True), ({"amount": " 12500.50 "}, True), ({"amount": ""}, True), ({"amount": None}, True),
@@ -831,6 +834,8 @@ FEEDBACK_VERDICTS = [
     ({"amount": "999999999999999.9375"}, False), ({"amount": "\u0661\u0662\u0663"}, False), ({"amount": "5\u00a0"}, False),
     ({"lead_id": " FB-1\t"}, True), ({"lead_id": ""}, False), ({"lead_id": " \n "}, False), ({"lead_id": "FB\n1"}, False),
     ({"lead_id": " N/A "}, False), ({"event_id": "   "}, False), ({"event_id": "evt\r\n1"}, False),
+    ({"lead_id": " " * 10 + "F" * 250}, True), ({"event_id": f"{uuid.uuid4()}{'E' * 200}" + "\u3000" * 30}, True),
+    ({"event_id": "E" * 256}, False),
 ]
 # Category values: a CRM's own label and any letter case are taken, so /docs.json lists values, never an enum.
 CATEGORY_VERDICTS = [({"status": "Closed - Not Converted", "reason": "No Budget"}, True),
