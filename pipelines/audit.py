@@ -46,7 +46,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from mlflow.tracking import MlflowClient
 
-from features.build import FeatureDef, clean_text, crm_spellings, feature_catalog, flag_signals
+from features.build import FeatureDef, clean_text, feature_catalog, flag_signals
 from features.labels import outcome_group
 from features.phrases import IDEAL_CUSTOMER_PROFILE, describe, level_words
 from models import explain
@@ -61,7 +61,7 @@ from pipelines import tracking
 from pipelines.config import DataParams, EvaluateParams, FeatureParams, LabelParams, Params, shown_url
 from pipelines.dataset import TrainingSet, assemble, model_features, refuse_before_first_lead, with_model_features
 from pipelines.history import FeedbackMerge
-from pipelines.ingest import crm_column
+from pipelines.ingest import CRMData, crm_column
 
 TOP_SIGNALS = 6  # signals with a dependence plot
 PLOTTED_SIGNALS = 20  # bars in the importance plot
@@ -177,8 +177,8 @@ class ExplainedRows:
         probability: calibrated probability of conversion.
         signals: SHAP contribution per signal, in log-odds (models.explain.by_signal).
         age_days: each lead's age at its features' moment (NaN undated), which calibration reads.
-        spellings: per category column read from the leads table, each stored (lower-cased) value's spelling in
-            the CRM (`crm_spellings`), which the tables show; a value it lacks is shown as stored.
+        spellings: per category column, each stored (lower-cased) value as the tables show it (`category_spellings`:
+            as the export writes it, or a derived level in a rep's words); a value it lacks is shown as stored.
         crm_fields: per signal read from a CRM column the mapping renames, that column's name (`crm_fields`), by
             which the page, its plots and notes name the signal (`name`).
         spec: the features section the model was built with, by which a yes/no signal's reading quotes the words
@@ -294,16 +294,17 @@ def crm_fields(data: DataParams, signals: Sequence[str]) -> dict[str, str]:
     return {s: crm_column(data, "leads", s) for s in signals if crm_column(data, "leads", s) != s}
 
 
-def category_spellings(leads: pd.DataFrame, features: pd.DataFrame, spec: FeatureParams) -> dict[str, dict[str, str]]:
+def category_spellings(crm: CRMData, features: pd.DataFrame, spec: FeatureParams) -> dict[str, dict[str, str]]:
     """How the tables show each category feature's stored values (lower-cased) in `features`, built with `spec`: one
     derived from the leads (seniority, department) as a rep reads it (`level_words`: "C-level", "No job title to
-    tell the department", not c_level and unknown), one read from a column of `leads` as the CRM spells it."""
+    tell the department", not c_level and unknown), one read from a leads column of `crm` as the export writes it
+    (`CRMData.export_spellings`: "TT", not the "TikTok" data.value_maps renames it to)."""
     out = {}
     for d in feature_catalog(spec):
         if d.kind == "categorical" and d.name in features.columns:
             words = level_words(spec, d.name, pd.unique(features[d.name].dropna()))
-            if words or d.name in leads.columns:
-                out[d.name] = words or crm_spellings(leads[d.name])
+            if words or d.name in crm.leads.columns:
+                out[d.name] = words or crm.export_spellings(d.name)
     return out
 
 
@@ -554,10 +555,10 @@ def lead_outcomes(training_set: TrainingSet, label: LabelParams, columns: Sequen
 
     Returns:
         Index lead_id; one column per segment column the leads table has (values equal once stripped and
-        lower-cased, as the features compare them, are one segment, spelled as the CRM spells most of them:
-        "Google"); ``outcome`` (converted / rejected / open / other: the status groups of the label policy,
-        no outcome yet counts as open; excluded: a status the policy leaves out of training, e.g.
-        duplicate, not a lead to rate a source by); ``reason`` (rejected leads only, as `readable_reasons`
+        lower-cased, as the features compare them, are one segment, spelled as the export writes most of them,
+        `CRMData.export_spellings`: "Google"); ``outcome`` (converted / rejected / open / other: the status
+        groups of the label policy, no outcome yet counts as open; excluded: a status the policy leaves out of
+        training, e.g. duplicate, not a lead to rate a source by); ``reason`` (rejected leads only, as `readable_reasons`
         words it); and ``amount`` (converted leads only) when the export has any deal amount.
     """
     frame = training_set.labels.frame
@@ -566,7 +567,7 @@ def lead_outcomes(training_set: TrainingSet, label: LabelParams, columns: Sequen
     for column in columns:
         if column in leads.columns:
             values = leads[column].reindex(frame.index)
-            out[column] = spelled(clean_text(values).set_axis(frame.index), crm_spellings(values))
+            out[column] = spelled(clean_text(values).set_axis(frame.index), training_set.crm.export_spellings(column))
     out["outcome"] = outcome_group(frame["status"], label)
     left_out = {status.strip().lower() for status, action in label.status_policy.items() if action == "exclude"}
     status = frame["status"].astype(object).where(frame["status"].notna(), "").map(lambda v: v.strip().lower())
@@ -1126,7 +1127,7 @@ def build_audit(
     test = model_features(scorer, training_set, training_set.features.index[split.test])
     catalog = scorer.catalog
     rows = explain_rows(scorer, test, training_set.y[split.test], training_set.age_days[split.test],
-                        category_spellings(training_set.crm.leads, test, scorer.features))
+                        category_spellings(training_set.crm, test, scorer.features))
     importance = importance_section(rows, catalog)
     top = importance.tables["signals"]["signal"].head(top_signals).tolist()
     outcomes = lead_outcomes(training_set, params.label)

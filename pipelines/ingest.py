@@ -238,8 +238,15 @@ class CRMData:
     feedback: FeedbackMerge | None = None
     # Per leads column that data.value_maps renames, each value as compared ('tiktok') -> the file's most common
     # spelling of it before the map ('TT', not the map's 'TikTok'; `crm_spellings`): `leads` holds only the mapped
-    # values, and a report naming a value (monitor's never-seen ones) names it as the export writes it.
+    # values, and a report naming a value (monitor's never-seen ones, the audit's tables) names it as the export
+    # writes it (`export_spellings`).
     spellings: dict[str, dict[str, str]] = field(default_factory=dict)
+
+    def export_spellings(self, column: str) -> dict[str, str]:
+        """Each value of the leads `column` as compared ('tiktok') -> as the export writes it most ('TikTok', or 'TT'
+        where data.value_maps renames it: `spellings`): how every report names a value, so marketing finds it in the
+        file."""
+        return {**crm_spellings(self.leads[column]), **self.spellings.get(column, {})}
 
 
 # ---------------------------------------------------------------- reading (I/O edge)

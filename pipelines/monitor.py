@@ -34,7 +34,6 @@ from features.build import (
     DAY_NS,
     NAT,
     FeatureDef,
-    crm_spellings,
     decision_times,
     feature_catalog,
     lead_age_days,
@@ -565,10 +564,10 @@ def assess(
 def _as_spelled(unseen: dict[str, pd.Series] | None, crm) -> dict[str, pd.Series] | None:
     """``LeadScorer.unseen_values`` with each value as the export spells it most ('TikTok', not the 'tiktok' the
     model compares; 'TT' when data.value_maps renames it 'TikTok'), as batch scoring names them
-    (``features.build.crm_spellings`` of the file's values; ``CRMData.spellings`` holds them for a mapped column)."""
+    (``CRMData.export_spellings``)."""
     if unseen is None:
         return None
-    return {column: counts.rename(index={**crm_spellings(crm.leads[column]), **crm.spellings.get(column, {})})
+    return {column: counts.rename(index=crm.export_spellings(column))
             if column in crm.leads.columns else counts for column, counts in unseen.items()}
 
 

@@ -21,6 +21,8 @@ from features.phrases import describe
 from models.calibration import TierThresholds
 from models.metrics import evaluate_scores
 from pipelines import audit, tracking
+from pipelines.dataset import assemble
+from pipelines.ingest import CRMData, IngestReport
 from conftest import FAST, params_for
 
 SECTION_KEYS = ["importance", "dependence", "segments", "tiers", "calibration", "change"]
@@ -313,7 +315,7 @@ def test_the_source_note_says_what_the_feedback_store_changed_in_the_outcomes(au
 
 
 def test_export_rows_names_every_row_that_is_no_counted_lead():
-    from pipelines.ingest import IngestReport, TableReport
+    from pipelines.ingest import TableReport
 
     leads = TableReport("leads.csv", rows_read=10_000, rows_kept=9_750, dropped={"merged_by_email": 200, "unparsable_date": 50})
     training_set = SimpleNamespace(crm=SimpleNamespace(report=IngestReport({"leads": leads})),
@@ -332,7 +334,7 @@ def test_a_status_the_label_policy_excludes_is_no_outcome_of_the_source(sample_p
     training_set = SimpleNamespace(
         labels=SimpleNamespace(frame=pd.DataFrame({"status": [" Duplicate", "nurture", "rejected"],
                                                    "reason": [None, None, "no_budget"]}, index=ids)),
-        crm=SimpleNamespace(leads=pd.DataFrame({"lead_id": ids, "lead_source": ["web"] * 3}), outcomes=None),
+        crm=CRMData(pd.DataFrame({"lead_id": ids, "lead_source": ["web"] * 3}), None, None, IngestReport()),
     )
     outcomes = audit.lead_outcomes(training_set, sample_params.label)
     assert outcomes["outcome"].tolist() == ["excluded", "other", "rejected"]
@@ -350,8 +352,8 @@ def test_sources_and_reasons_read_as_the_crm_spells_them(sample_params):
     training_set = SimpleNamespace(
         labels=SimpleNamespace(frame=pd.DataFrame({"status": (["rejected"] * 5 + ["converted"]) * copies,
                                                    "reason": [r.lower() if r else r for r in exported]}, index=ids)),
-        crm=SimpleNamespace(leads=pd.DataFrame({"lead_id": ids, "lead_source": sources}),
-                            outcomes=pd.DataFrame({"lead_id": ids, "reason": exported})),
+        crm=CRMData(pd.DataFrame({"lead_id": ids, "lead_source": sources}), None,
+                    pd.DataFrame({"lead_id": ids, "reason": exported}), IngestReport()),
     )
 
     summary, mix = audit.segment_outcomes(audit.lead_outcomes(training_set, sample_params.label), "lead_source")
@@ -367,13 +369,38 @@ def test_sources_and_reasons_read_as_the_crm_spells_them(sample_params):
     features = pd.DataFrame({"lead_source": ["olark chat"] * 30 + ["google"] * 30, "seniority": ["vp", "intern"] * 30})
     signals = pd.DataFrame({"lead_source": [0.3] * 30 + [-0.2] * 30, "seniority": [0.1, -0.1] * 30})
     rows = audit.ExplainedRows(features, np.zeros(60), np.full(60, 0.2), signals, np.zeros(60),
-                               audit.category_spellings(training_set.crm.leads, features, sample_params.features))
+                               audit.category_spellings(training_set.crm, features, sample_params.features))
     table = audit.signal_importance(rows, catalog).set_index("signal")
     assert table.loc["lead_source", "reading"] == "helps most: Olark Chat (+0.30); hurts most: Google (-0.20)"
     assert table.loc["seniority", "best_value"] == "VP"  # derived from the job title: as a rep reads it
     assert audit.dependence_table(rows, catalog, ["lead_source"])["value"].tolist() == ["Olark Chat", "Google"]
     olark = rows.segment("lead_source", "Olark Chat")  # the notebook's slice, as the tables spell it
     assert len(olark.y) == 30 and olark.spellings == rows.spellings
+
+
+def test_a_value_that_a_value_map_renames_is_named_as_the_export_writes_it(sample_params, tmp_path):
+    """The CRM writes 'TT' for a source that data.value_maps renames 'TikTok': the audit's tables name 'TT', as
+    marketing finds it in the file and as monitor and `leadscore score` name it, not the map's 'TikTok'."""
+    leads = pd.read_csv(sample_params.resolve(sample_params.data.leads), dtype=str, keep_default_na=False)
+    paid = np.flatnonzero(leads["lead_source"] == "paid_search")
+    leads.loc[paid, "lead_source"] = "TT"
+    leads.loc[paid[::4], "lead_source"] = "tiktok"  # the same source once mapped, written less often
+    leads.to_csv(tmp_path / "leads.csv", index=False)
+    data = sample_params.data.model_copy(update={"leads": str(tmp_path / "leads.csv"),
+                                                 "value_maps": {"lead_source": {"TT": "TikTok"}}})
+    training_set = assemble(sample_params.model_copy(update={"data": data}))
+
+    sources = audit.segment_outcomes(audit.lead_outcomes(training_set, sample_params.label), "lead_source")[0]
+    assert "TT" in set(sources["lead_source"]) and not {"TikTok", "tiktok"} & set(sources["lead_source"])
+    features = training_set.features[["lead_source"]]
+    n = len(features)
+    rows = audit.ExplainedRows(features, np.zeros(n), np.full(n, 0.2),
+                               pd.DataFrame({"lead_source": np.where(features["lead_source"] == "tiktok", 0.3, -0.1)}),
+                               np.zeros(n), audit.category_spellings(training_set.crm, features, sample_params.features))
+    catalog = [FeatureDef("lead_source", "categorical", "lead_source")]
+    assert audit.dependence_table(rows, catalog, ["lead_source"])["value"].iloc[0] == "TT"
+    assert audit.signal_importance(rows, catalog)["best_value"].iloc[0] == "TT"
+    assert len(rows.segment("lead_source", "TT").y) == int((features["lead_source"] == "tiktok").sum())
 
 
 def test_values_derived_from_the_job_title_read_as_a_rep_reads_them_not_as_codes(sample_params):
@@ -385,7 +412,8 @@ def test_values_derived_from_the_job_title_read_as_a_rep_reads_them_not_as_codes
     signals = pd.DataFrame({"seniority": np.repeat([0.4, -0.1, -0.3], 30), "department": np.repeat([0.2, 0.0, -0.5], 30)})
     leads = pd.DataFrame({"lead_id": [f"L{i}" for i in range(n)], "job_title": None})
     rows = audit.ExplainedRows(features, np.zeros(n), np.full(n, 0.2), signals, np.zeros(n),
-                               audit.category_spellings(leads, features, sample_params.features))
+                               audit.category_spellings(CRMData(leads, None, None, IngestReport()), features,
+                                                        sample_params.features))
     catalog = [FeatureDef("seniority", "categorical", "seniority"), FeatureDef("department", "categorical", "department")]
 
     table = audit.signal_importance(rows, catalog).set_index("signal")
