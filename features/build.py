@@ -184,7 +184,7 @@ def feature_catalog(spec: FeatureParams) -> list[FeatureDef]:
     repeated = sorted({n for n in names if names.count(n) > 1})
     if repeated:
         raise ValueError(f"features: these names would appear twice in the feature frame: {repeated}")
-    if "icp_match" in spec.derived and not _icp_criteria(spec):
+    if "icp_match" in spec.derived and not icp_criteria(spec):
         raise ValueError("features.derived has icp_match but features.icp sets no criterion")
     both = set(spec.monotone_increasing) & set(spec.monotone_decreasing)
     if both:
@@ -649,7 +649,9 @@ def _parse_job_titles(titles: pd.Series) -> tuple[np.ndarray, np.ndarray]:
     return first_match(_SENIORITY, UNKNOWN), first_match(_DEPARTMENT, OTHER_DEPARTMENT)
 
 
-def _icp_criteria(spec: FeatureParams) -> int:
+def icp_criteria(spec: FeatureParams) -> int:
+    """How many ideal customer profile criteria `spec` sets: icp_match is the share of them a lead meets, which the
+    score card and the audit say as a count ("1 of 4")."""
     icp = spec.icp
     has_size = icp.min_employees is not None or icp.max_employees is not None
     return bool(icp.industries) + bool(icp.countries) + bool(icp.seniorities) + has_size
@@ -670,7 +672,7 @@ def _icp_match(leads: pd.DataFrame, employees: np.ndarray, seniority: np.ndarray
         high = np.inf if icp.max_employees is None else icp.max_employees
         with np.errstate(invalid="ignore"):
             met += (employees >= low) & (employees <= high)
-    return met / _icp_criteria(spec)
+    return met / icp_criteria(spec)
 
 
 def _is_one_of(values: pd.Series, allowed) -> np.ndarray:

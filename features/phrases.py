@@ -37,7 +37,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from features.build import RECENCY_CAP_DAYS, FeatureDef, _icp_criteria, feature_catalog, joined_into
+from features.build import RECENCY_CAP_DAYS, FeatureDef, feature_catalog, icp_criteria, joined_into
 from pipelines.config import FeatureParams
 
 
@@ -90,6 +90,10 @@ def _activity(active: str, none: str, earlier: str | None = None) -> str:
 
 # "ICP" in words, for a rep's factor and marketing's audit alike (pipelines.audit.SIGNAL_WORDS).
 IDEAL_CUSTOMER_PROFILE = "ideal customer profile"
+# The criteria an icp_match lead meets as the score card counts them, after its "Matches": the audit's value table
+# says the ICP match in these words too ("1 of 4 ideal customer profile criteria", not 0.25).
+ICP_CRITERIA = "{matched} of {criteria} " + IDEAL_CUSTOMER_PROFILE + " criteria"
+ICP_NO_CRITERIA = "none of the {criteria} " + IDEAL_CUSTOMER_PROFILE + " criteria"
 
 BUILT_IN_PHRASES: dict[str, str] = {
     # Activity types (features.activity_types).
@@ -124,8 +128,7 @@ BUILT_IN_PHRASES: dict[str, str] = {
     "missing_phone": "No phone number | [no] Has a phone number | [unknown] Phone not in the CRM export",
     "missing_company": "No company name | [no] Company name given | [unknown] Company not in the CRM export",
     "unsupported_country": "In a country we do not serve | [no] In a country we serve | [unknown] Country not given",
-    "icp_match": (f"Matches {{matched}} of {{criteria}} {IDEAL_CUSTOMER_PROFILE} criteria"
-                  f" | [none] Matches none of the {{criteria}} {IDEAL_CUSTOMER_PROFILE} criteria"),
+    "icp_match": f"Matches {ICP_CRITERIA} | [none] Matches {ICP_NO_CRITERIA}",
     # build.UNKNOWN: no job title or none the rules know; build.OTHER_DEPARTMENT: a title naming no department.
     "seniority": "Seniority: {value} | [=unknown] Seniority not clear from the job title",
     "department": (
@@ -549,7 +552,7 @@ def _reader(signal: str, shape: str, defs: list[FeatureDef], spec: FeatureParams
     if shape == "flag":
         return _read_flag
     if shape == "icp":
-        criteria = _icp_criteria(spec)
+        criteria = icp_criteria(spec)
         return lambda row: _read_icp(row, criteria)
     if shape == "category":
         derived = signal if signal in spec.derived else None

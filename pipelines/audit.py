@@ -46,9 +46,9 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from mlflow.tracking import MlflowClient
 
-from features.build import FeatureDef, clean_text, feature_catalog, flag_signals
+from features.build import FeatureDef, clean_text, feature_catalog, flag_signals, icp_criteria
 from features.labels import outcome_group
-from features.phrases import IDEAL_CUSTOMER_PROFILE, describe, level_words
+from features.phrases import ICP_CRITERIA, ICP_NO_CRITERIA, IDEAL_CUSTOMER_PROFILE, describe, level_words
 from models import explain
 from models.calibration import TierThresholds
 from models.metrics import (calibration_bins, capture_at, evaluate_scores, expected_calibration_error, fraction_key,
@@ -321,12 +321,20 @@ def _features_by_signal(catalog: list[FeatureDef]) -> dict[str, list[FeatureDef]
     return out
 
 
+def icp_criteria_counted(signal: str, spec: FeatureParams | None) -> int | None:
+    """The number of ideal customer profile criteria when `signal` is the ICP match of a model built with `spec`, else
+    None: the audit reads that signal as the criteria a lead meets, as the score card counts them ("1 of 4"), not as
+    the share the feature stores (0.25)."""
+    return icp_criteria(spec) if signal == "icp_match" and spec is not None and signal in spec.derived else None
+
+
 def signal_values(features: pd.DataFrame, catalog: list[FeatureDef],
-                  spellings: dict[str, dict[str, str]] | None = None) -> pd.DataFrame:
+                  spellings: dict[str, dict[str, str]] | None = None, spec: FeatureParams | None = None) -> pd.DataFrame:
     """The value each signal's contribution is read against, one column per signal.
 
     A numeric signal is the sum of its numeric features (pricing views over all windows; NaN when all
-    are missing); a categorical signal is its category column as the CRM spells it when `spellings` has
+    are missing), the ICP match the criteria a lead meets when `spec`, the model's feature settings, counts them
+    (`icp_criteria_counted`); a categorical signal is its category column as the CRM spells it when `spellings` has
     it, else as stored (lower-cased); `_signal_kinds` says which a signal is.
     """
     values = {}
@@ -338,6 +346,9 @@ def signal_values(features: pd.DataFrame, catalog: list[FeatureDef],
         else:
             numeric = [d.name for d in definitions if d.kind == "numeric"]
             values[signal] = features[numeric].sum(axis=1, min_count=1)
+            criteria = icp_criteria_counted(signal, spec)
+            if criteria:
+                values[signal] = (values[signal] * criteria).round()
     return pd.DataFrame(values, index=features.index)
 
 
@@ -371,7 +382,7 @@ def signal_importance(rows: ExplainedRows, catalog: list[FeatureDef]) -> pd.Data
         with at least MIN_LEVEL_ROWS rows that raise / lower scores most; no worst when only one level
         has that many), and ``reading`` in words.
     """
-    values = signal_values(rows.features, catalog, rows.spellings)
+    values = signal_values(rows.features, catalog, rows.spellings, rows.spec)
     kinds, flags = _signal_kinds(catalog), flag_signals(catalog)
     phrases = card_phrases(rows)
 
@@ -500,10 +511,17 @@ def value_bands(number: pd.Series, bins: int = DEPENDENCE_BINS) -> pd.Series:
     return codes.map(labels).reindex(number.index)
 
 
+def icp_band_words(band: str, criteria: int) -> str:
+    """A band of the ICP match's criteria met (`value_bands`: "1", "3 to 4") in the score card's words after its
+    "Matches": "1 of 4 ideal customer profile criteria", "none of the 4 ideal customer profile criteria"."""
+    return ICP_NO_CRITERIA.format(criteria=criteria) if band == "0" else ICP_CRITERIA.format(matched=band, criteria=criteria)
+
+
 def dependence_table(
     rows: ExplainedRows, catalog: list[FeatureDef], signals: Sequence[str], bins: int = DEPENDENCE_BINS
 ) -> pd.DataFrame:
-    """Mean contribution per value of each signal: bands of values for numbers (`value_bands`), levels for categories.
+    """Mean contribution per value of each signal: bands of values for numbers (`value_bands`; the ICP match's in
+    the score card's words, `icp_band_words`), levels for categories.
 
     A level of fewer than MIN_LEVEL_ROWS leads is pooled with the others as rare (`rare_values`): the
     average effect of X Education's one "Businessman" is that lead's, and its bar would be as long as any. Leads
@@ -513,7 +531,7 @@ def dependence_table(
         ``signal``, ``value`` (band or level as text), ``rows``, ``mean_value`` (numeric signals) and
         ``mean_contribution``; numeric bands in value order (missing last), levels best first, then the rare ones.
     """
-    values = signal_values(rows.features, catalog, rows.spellings)
+    values = signal_values(rows.features, catalog, rows.spellings, rows.spec)
     kinds = _signal_kinds(catalog)
     parts = []
     for signal in signals:
@@ -521,7 +539,11 @@ def dependence_table(
         if kinds[signal] == "numeric":
             number = values[signal].astype("float64")
             missing = MISSING if number.isna().sum() >= MIN_LEVEL_ROWS else f"{MISSING[:-1]}, {RARE_SUFFIX}"
-            group = value_bands(number, bins).where(number.notna(), missing)
+            bands = value_bands(number, bins)
+            criteria = icp_criteria_counted(signal, rows.spec)
+            if criteria:
+                bands = bands.map({band: icp_band_words(band, criteria) for band in bands.dropna().unique()})
+            group = bands.where(number.notna(), missing)
             table = pd.DataFrame({"group": group, "value": number, "contribution": contribution})
             part = table.groupby("group").agg(
                 rows=("contribution", "size"), mean_value=("value", "mean"), mean_contribution=("contribution", "mean")
@@ -829,16 +851,18 @@ def dependence_plot(rows: ExplainedRows, catalog: list[FeatureDef], table: pd.Da
     columns = 2 if len(signals) > 1 else 1
     grid_rows = max(1, math.ceil(len(signals) / columns))
     figure, axes = _figure((5.5 * columns, 3.4 * grid_rows), grid_rows, columns)
-    values = signal_values(rows.features, catalog)
+    values = signal_values(rows.features, catalog, spec=rows.spec)
     kinds = _signal_kinds(catalog)
     for ax, signal in zip(axes, signals):
         part = table[table["signal"] == signal]
         if kinds[signal] == "numeric":
+            criteria = icp_criteria_counted(signal, rows.spec)
             ax.scatter(values[signal], rows.signals[signal], s=6, alpha=0.3, color="tab:blue", label="lead")
             binned = part.dropna(subset=["mean_value"])
             ax.plot(binned["mean_value"], binned["mean_contribution"], color="tab:orange", marker="o", label="band average")
             ax.axhline(0, color="grey", linewidth=0.8)
-            ax.set(xlabel=f"{rows.name(signal)} (value)", ylabel="effect on the score (log-odds)")
+            ax.set(xlabel=f"{IDEAL_CUSTOMER_PROFILE} criteria met, of {criteria}" if criteria else
+                   f"{rows.name(signal)} (value)", ylabel="effect on the score (log-odds)")
             ax.legend(loc="best", fontsize="small")
         else:
             top = part.nlargest(PLOTTED_SEGMENTS, "rows").sort_values("mean_contribution")
