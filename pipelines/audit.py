@@ -76,7 +76,7 @@ SEGMENT_COLUMNS = ("lead_source", "campaign")
 RARE_SUFFIX = f"with under {MIN_LEVEL_ROWS} leads)"  # ends the row of a category's rare values, pooled
 MISSING = "(missing)"  # a lead without a value: a level of its own in every table, and a segment to slice by
 NO_REASON = "(no reason given)"
-OTHER_REASONS = "(other reasons)"
+OTHER_REASONS = "(other reasons)"  # the plots' one bar of a segment's reasons not named (`other_reasons` in the tables)
 # The one reason row of a source or campaign with too few rejections to split by reason, as rare values are pooled.
 FEW_REJECTIONS = f"(under {MIN_LEVEL_ROWS} rejections: too few to split by reason)"
 SCORER_LABEL = "leadscore"
@@ -609,6 +609,17 @@ def readable_reasons(reasons: pd.Series, spellings: dict[str, str]) -> pd.Series
     return reasons.astype(object).map({v: reason_in_words(v, spellings) for v in pd.unique(reasons.dropna())})
 
 
+def other_reasons(count: int) -> str:
+    """The reason row of a segment's `count` reasons `reason_mix` does not name: '(1 other reason)', '(4 other
+    reasons)', as the value table's row of rare values says how many it pools."""
+    return f"({count} other reason{'s' * (count != 1)})"
+
+
+def is_other_reasons(reasons: pd.Series) -> pd.Series:
+    """True for a `reason_mix` row of `other_reasons`."""
+    return reasons.astype(str).str.fullmatch(r"\(\d+ other reasons?\)")
+
+
 def reason_mix(segment: pd.Series, reason: pd.Series, top: int = TOP_REASONS) -> pd.DataFrame:
     """Rejection reasons per segment: the `top` most frequent by name, then the rest pooled, then none given.
 
@@ -616,7 +627,9 @@ def reason_mix(segment: pd.Series, reason: pd.Series, top: int = TOP_REASONS) ->
     named reasons: in many CRMs it is the largest group and would hide what reps did write down.
     A segment with fewer than MIN_LEVEL_ROWS rejections has one row, FEW_REJECTIONS: X Education's
     "Welingak Website" split 100% one way from its 2 rejections says nothing, as a value of 2 leads is
-    pooled in the dependence table.
+    pooled in the dependence table. For the same reason a reason is named only when MIN_LEVEL_ROWS or more of
+    the segment's rejections give it: X Education's Facebook has 42 rejections, and "why Facebook leads get
+    rejected" named a reason one of them gave; it is pooled with the reasons beyond the `top` (`other_reasons`).
 
     Args:
         segment: the segment of each rejected lead (named like the segment column).
@@ -625,7 +638,7 @@ def reason_mix(segment: pd.Series, reason: pd.Series, top: int = TOP_REASONS) ->
     Returns:
         ``<segment>``, ``reason``, ``rejected`` (leads), ``share`` (of the segment's rejections, so
         shares sum to 1 per segment); per segment the named reasons most frequent first, then
-        OTHER_REASONS, then NO_REASON; or FEW_REJECTIONS alone.
+        `other_reasons`, then NO_REASON; or FEW_REJECTIONS alone.
     """
     by = segment.name
     frame = pd.DataFrame({by: segment.to_numpy(), "reason": reason.astype(object).fillna(NO_REASON).to_numpy()})
@@ -635,11 +648,16 @@ def reason_mix(segment: pd.Series, reason: pd.Series, top: int = TOP_REASONS) ->
     counts["rank"] = np.select([counts["reason"] == NO_REASON, counts["reason"] == FEW_REJECTIONS], [2, 3], 0)
     counts = counts.sort_values([by, "rank", "rejected", "reason"], ascending=[True, True, False, True])
     named = counts["rank"] == 0
-    pooled = named & (counts[named].groupby(by).cumcount().reindex(counts.index, fill_value=0) >= top)
+    beyond_top = counts[named].groupby(by).cumcount().reindex(counts.index, fill_value=0) >= top
+    pooled = named & (beyond_top | (counts["rejected"] < MIN_LEVEL_ROWS))
     counts["reason"] = counts["reason"].where(~pooled, OTHER_REASONS)
     counts["rank"] = counts["rank"].where(~pooled, 1)
-    mix = counts.groupby([by, "reason"], sort=False).agg(rejected=("rejected", "sum"), rank=("rank", "first"))
-    mix = mix.reset_index().sort_values([by, "rank", "rejected", "reason"], ascending=[True, True, False, True])
+    mix = counts.groupby([by, "reason"], sort=False).agg(rejected=("rejected", "sum"), rank=("rank", "first"),
+                                                         reasons=("rejected", "size"))
+    mix = mix.reset_index()
+    other = mix["rank"] == 1
+    mix.loc[other, "reason"] = mix.loc[other, "reasons"].map(other_reasons)
+    mix = mix.sort_values([by, "rank", "rejected", "reason"], ascending=[True, True, False, True])
     mix["share"] = mix["rejected"] / mix.groupby(by)["rejected"].transform("sum")
     return mix[[by, "reason", "rejected", "share"]].reset_index(drop=True)
 
@@ -682,7 +700,8 @@ def segment_outcomes(outcomes: pd.DataFrame, by: str, top_reasons: int = TOP_REA
     summary["acceptance_rate"] = 1 - summary["rejected"] / decided
     rejected = outcome.eq("rejected").to_numpy()
     mix = reason_mix(segment[rejected], outcomes["reason"][rejected], top_reasons)
-    top = mix[~mix["reason"].isin([OTHER_REASONS, NO_REASON, FEW_REJECTIONS])].groupby(by).head(1).set_index(by)
+    named = ~(is_other_reasons(mix["reason"]) | mix["reason"].isin([NO_REASON, FEW_REJECTIONS]))
+    top = mix[named].groupby(by).head(1).set_index(by)
     summary["top_rejection_reason"] = top["reason"].reindex(summary.index)
     summary["top_reason_share"] = top["share"].reindex(summary.index)
     no_reason = mix[mix["reason"] == NO_REASON].set_index(by)["share"]
@@ -905,7 +924,9 @@ def segments_plot(summary: pd.DataFrame, mix: pd.DataFrame, by: str) -> Figure:
               title=f"{title}{MIN_LEVEL_ROWS}+ leads with an outcome)")
     if not top.empty:
         rates.legend(loc="lower right", fontsize="small")
-    shares = mix[mix[by].isin(names)].pivot_table(index=by, columns="reason", values="share", fill_value=0.0)
+    shown = mix[mix[by].isin(names)]
+    shown = shown.assign(reason=shown["reason"].mask(is_other_reasons(shown["reason"]), OTHER_REASONS))  # one grey bar
+    shares = shown.pivot_table(index=by, columns="reason", values="share", fill_value=0.0)
     shares = shares.reindex(names, fill_value=0.0)
     pooled = [OTHER_REASONS, NO_REASON, FEW_REJECTIONS]
     named = shares.drop(columns=pooled, errors="ignore").sum().sort_values(ascending=False).index
@@ -1025,7 +1046,9 @@ def segments_section(outcomes: pd.DataFrame, rows: str = "", feedback: FeedbackM
            if feedback is not None and (feedback.events or feedback.left_out or feedback.decided_later) else "")
     )
     section.notes.append(f"A source or campaign with fewer than {MIN_LEVEL_ROWS} rejections is not split by reason "
-                         "(one hatched bar in the plots): too few rejections for their split to say much.")
+                         "(one hatched bar in the plots): too few rejections for their split to say much. Nor is a "
+                         f"reason named for one unless {MIN_LEVEL_ROWS} or more of its rejections give it (and it is "
+                         f"among its {TOP_REASONS} most frequent): the others are one row, e.g. '{other_reasons(4)}'.")
     if "amount" not in outcomes.columns:
         section.notes.append("This export has no deal amounts: won revenue is not reported.")
     for by in SEGMENT_COLUMNS:

@@ -858,11 +858,44 @@ def test_segment_outcomes_on_a_small_export():
 
 
 def test_reason_mix_names_the_top_reasons_and_pools_the_rest():
-    reasons = pd.Series(["a"] * 10 + ["b"] * 8 + ["c"] * 6 + ["d"] * 4 + [None] * 2)
+    reasons = pd.Series(["a"] * 50 + ["b"] * 40 + ["c"] * 30 + ["d"] * 20 + [None] * 2)
     mix = audit.reason_mix(pd.Series(["s"] * len(reasons), name="campaign"), reasons, top=2)
-    assert list(mix["reason"]) == ["a", "b", audit.OTHER_REASONS, audit.NO_REASON]
-    assert list(mix["rejected"]) == [10, 8, 10, 2]
+    assert list(mix["reason"]) == ["a", "b", "(2 other reasons)", audit.NO_REASON]
+    assert list(mix["rejected"]) == [50, 40, 50, 2]
     assert mix["share"].sum() == pytest.approx(1.0)
+
+
+def test_a_reason_too_few_rejections_give_is_not_named_as_why_a_source_gets_rejected():
+    """X Education's Facebook: 42 rejections, enough to split by reason, but "why Facebook leads get rejected" named a
+    reason one of them gave. As a source needs 20 rejections to be split, a reason needs 20 to be named; the rarer
+    ones are one row that says how many reasons it pools, one grey bar in the plot."""
+    facebook = ["Ringing"] * 20 + [None] * 13 + ["Interested in other courses"] * 3 + [
+        "Busy", "switched off", "wrong number given", "Graduation in progress"]
+    google = ["Ringing"] * 30 + ["Busy"] * 25 + ["switched off"] * 19 + ["Already a student"]
+    forum = ["Busy"] * 19 + ["Ringing"] * 2  # 21 rejections: split, but no reason given by 20
+    rows = [("Facebook", facebook), ("Google", google), ("Forum", forum)]
+    outcomes = pd.DataFrame([{"lead_source": source, "outcome": "rejected", "reason": reason}
+                             for source, reasons in rows for reason in reasons])
+
+    summary, mix = audit.segment_outcomes(outcomes, "lead_source")
+
+    def reasons(source: str) -> list:
+        return mix[mix["lead_source"] == source][["reason", "rejected"]].values.tolist()
+
+    assert reasons("Facebook") == [["Ringing", 20], ["(5 other reasons)", 7], [audit.NO_REASON, 13]]
+    assert reasons("Google") == [["Ringing", 30], ["Busy", 25], ["(2 other reasons)", 20]]
+    assert reasons("Forum") == [["(2 other reasons)", 21]]
+    by_source = summary.set_index("lead_source")
+    assert by_source.loc["Facebook", "top_rejection_reason"] == "Ringing"
+    assert pd.isna(by_source.loc["Forum", "top_rejection_reason"])
+    headlines = audit.rejection_headlines(summary, "lead_source")
+    assert headlines[3] == "lead source Forum: 21 of 21 leads with an outcome rejected (100%)"
+    plot = audit.segments_plot(summary, mix, "lead_source").axes[1]
+    assert [t.get_text() for t in plot.get_legend().get_texts()] == ["Ringing", "Busy", audit.OTHER_REASONS,
+                                                                      audit.NO_REASON]
+    section = audit.segments_section(outcomes.assign(campaign=np.nan))
+    assert ("Nor is a reason named for one unless 20 or more of its rejections give it (and it is among its 3 most "
+            "frequent): the others are one row, e.g. '(4 other reasons)'.") in section.notes[1]
 
 
 def test_reasons_of_too_few_rejections_are_not_split():
@@ -958,6 +991,10 @@ def test_x_education_audit_shows_pre_contact_signals_and_tags_as_rejection_reaso
     segments = by_key["segments"]
     mix = segments.tables["rejection_reasons_by_lead_source"]
     assert {"Ringing", "Interested in other courses", "Already a student"} <= set(mix["reason"])  # as the CRM's Tags
+    named = ~(audit.is_other_reasons(mix["reason"]) | mix["reason"].isin([audit.NO_REASON, audit.FEW_REJECTIONS]))
+    assert (mix.loc[named, "rejected"] >= audit.MIN_LEVEL_ROWS).all()  # Facebook's "Busy" rested on 1 lead
+    facebook = mix[mix["lead_source"] == "Facebook"]
+    assert facebook["reason"].iloc[0] == "Ringing" and facebook["reason"].iloc[1].endswith(" other reasons)")
     np.testing.assert_allclose(mix.groupby("lead_source")["share"].sum().to_numpy(), 1.0)
     assert "by_campaign" not in segments.tables
     assert any("no campaign values" in note for note in segments.notes)
