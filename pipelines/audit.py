@@ -90,6 +90,7 @@ HELD_OUT = "held-out leads (kept out of training to test the model on)"
 SHOWN_AS = {
     "capture": "conversions held by the top of the list",
     "mean_abs_contribution": "importance (average effect either way, log-odds)",
+    "overall_mean_abs_contribution": "importance among all held-out leads",  # the notebook's slice, beside its own
     "signals.share": "share of all importance",
     "tiers.share": "share of leads",
     **{f"rejection_reasons_by_{by}.share": "share of its rejections" for by in SEGMENT_COLUMNS},
@@ -1275,8 +1276,11 @@ def _metrics_shown(table: pd.DataFrame) -> pd.DataFrame:
     return shown
 
 
-def _table_html(name: str, table: pd.DataFrame, crm_fields: dict[str, str]) -> str:
-    """A table as the page shows it; a signal named by `signal_name` (its ``crm_column`` then says it again)."""
+def table_html(name: str, table: pd.DataFrame, crm_fields: dict[str, str] | None = None) -> str:
+    """The table `name` as the page shows it, for the page and the notebook alike: headed in words (`shown_as`),
+    shares as percentages and lifts as times (COLUMN_FORMATS), counts as counts, a signal named by `signal_name`
+    with `crm_fields` (its ``crm_column`` then says it again)."""
+    crm_fields = crm_fields or {}
     if name == "metrics":
         shown = _metrics_shown(table)
     else:
@@ -1344,15 +1348,19 @@ img{max-width:100%;margin:0.5em 0}.meta td{text-align:left}
 """
 
 
+def model_html(model: dict) -> str:
+    """The audited model's details as the page lists them (`_model_cells`), for the page and the notebook alike."""
+    rows = [f"<tr><td>{html.escape(shown_as(key))}</td><td>{cell}</td></tr>" for key, cell in _model_cells(model).items()]
+    return "\n".join(["<table class='meta'>", *rows, "</table>"])
+
+
 def render_html(audit: Audit) -> str:
     """The report as one HTML page with every plot embedded (base64 PNG): no other file needed."""
     e = html.escape
     model = audit.model
     title = f"Signal audit: {model.get('name')} v{model.get('version')}"
     parts = [f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{e(title)}</title><style>{_STYLE}</style></head><body>",
-             f"<h1>{e(title)}</h1>", "<table class='meta'>"]
-    parts += [f"<tr><td>{e(shown_as(key))}</td><td>{cell}</td></tr>" for key, cell in _model_cells(model).items()]
-    parts.append("</table><ol>")
+             f"<h1>{e(title)}</h1>", model_html(model), "<ol>"]
     parts += [f"<li><a href='#{s.key}'>{e(s.title)}</a></li>" for s in audit.sections]
     parts.append("</ol>")
     for number, section in enumerate(audit.sections, start=1):
@@ -1363,7 +1371,7 @@ def render_html(audit: Audit) -> str:
             parts.append(f"<img alt='{e(name)}' src='data:image/png;base64,{encoded}'>")
         for name, table in section.tables.items():
             parts.append(f"<h3>{e(shown_as(name))}</h3>")
-            parts.append(_table_html(name, table, audit.rows.crm_fields if audit.rows is not None else {}))
+            parts.append(table_html(name, table, audit.rows.crm_fields if audit.rows is not None else {}))
     parts.append("</body></html>")
     return "\n".join(parts)
 

@@ -252,7 +252,7 @@ def test_the_icp_match_reads_as_the_criteria_a_lead_meets_in_the_score_cards_wor
     axes = audit.dependence_plot(rows, catalog, table).axes[0]
     assert axes.get_xlabel() == "ideal customer profile criteria met, of 4"
     assert set(axes.collections[0].get_offsets()[:, 0]) <= {0, 1, 2, 3, 4}
-    assert "1 of 4 ideal customer profile criteria" in audit._table_html("dependence", table, {})
+    assert "1 of 4 ideal customer profile criteria" in audit.table_html("dependence", table)
 
 
 def test_source_table_counts_the_export_and_rejection_reasons_sum_to_one_per_source(audited, trained):
