@@ -68,13 +68,30 @@ class TableMapping(_Section):
 # scheme://user:password@host: the password is everything between the user's colon and the last @ before the
 # host (SQLAlchemy reads a raw / or @ in it too), so a message never shows part of it.
 _URL_PASSWORD = re.compile(r"^(?P<head>[A-Za-z][\w+.-]*://[^:/@?#]*):.*@(?P<tail>[^@/?#]*(?:[/?#].*)?)$", re.DOTALL)
+# https://TOKEN@host: a web address's user alone is a token (GitHub's, Databricks'), where a database's is a name.
+_WEB_TOKEN = re.compile(r"^(?P<scheme>https?://)[^:/@?#]+@", re.IGNORECASE)
+# A query parameter that holds a credential (?password=, ?token=, ?access_token=, ?api_key=, ?sig=): libpq and
+# SQLAlchemy dialects read a password or token there too.
+_SECRET_PARAM = re.compile(r"password|passwd|pwd|secret|token|credential|key$|^sig(nature)?$", re.IGNORECASE)
 
 
 def shown_url(url: str) -> str:
     """A URL (tracking URI, serving.store_url, data.sql_url) as a message, log, page or MLflow param may show
-    it: scheme, user, host and path kept, the password replaced by *** (as SQLAlchemy hides it)."""
+    it: scheme, user, host and path kept, a password replaced by *** (as SQLAlchemy hides it), and so are a web
+    address's user-only token (https://***@host) and a credential in the query (?password=***)."""
     found = _URL_PASSWORD.match(url)
-    return f"{found['head']}:***@{found['tail']}" if found else url
+    url = f"{found['head']}:***@{found['tail']}" if found else _WEB_TOKEN.sub(r"\g<scheme>***@", url)
+    base, question, rest = url.partition("?")
+    if not question or not re.match(r"[A-Za-z][\w+.-]*://", base):  # flatten passes every param, URL or not
+        return url
+    query, hash_mark, fragment = rest.partition("#")
+    return f"{base}?{'&'.join(map(_hide_if_secret, query.split('&')))}{hash_mark}{fragment}"
+
+
+def _hide_if_secret(field: str) -> str:
+    """One name=value of a URL's query, its value as *** when the name says it is a credential."""
+    name, equals, _ = field.partition("=")
+    return f"{name}=***" if equals and _SECRET_PARAM.search(name) else field
 
 
 def label_key(label) -> str:
