@@ -584,8 +584,21 @@ def load_params(path: str | Path | None = None, overrides: dict[str, Any] | None
         raise ParamsError(_format_error(err, source)) from None
 
 
+def shown_params(params: Params) -> dict:
+    """The params as JSON values, every URL's password hidden (`shown_url`): what a run logs (`flatten`) and what
+    the training key hashes, so rotating a database's or tracking server's password changes neither."""
+    def shown(value: Any) -> Any:
+        if isinstance(value, dict):
+            return {key: shown(item) for key, item in value.items()}
+        if isinstance(value, list):
+            return [shown(item) for item in value]
+        return shown_url(value) if isinstance(value, str) else value
+
+    return shown(params.model_dump(mode="json", exclude={"base_dir"}))
+
+
 def flatten(params: Params) -> dict[str, str]:
-    """Params as flat ``section.key`` strings, for MLflow's log_params; a URL's password hidden (`shown_url`)."""
+    """Params as flat ``section.key`` strings, for MLflow's log_params; a URL's password hidden (`shown_params`)."""
     out: dict[str, str] = {}
 
     def walk(prefix: str, value: Any) -> None:
@@ -593,7 +606,7 @@ def flatten(params: Params) -> dict[str, str]:
             for k, v in value.items():
                 walk(f"{prefix}.{k}" if prefix else str(k), v)
         else:
-            out[prefix] = shown_url(str(value))[:500]
+            out[prefix] = str(value)[:500]
 
-    walk("", params.model_dump(mode="json", exclude={"base_dir"}))
+    walk("", shown_params(params))
     return out

@@ -27,7 +27,7 @@ from mlflow.models import ModelSignature
 from mlflow.tracking import MlflowClient
 from mlflow.types import ColSpec, ParamSchema, ParamSpec, Schema
 
-from pipelines.config import Params, shown_url
+from pipelines.config import Params, shown_params, shown_url
 from pipelines.ingest import ContractError
 
 CHAMPION, CHALLENGER = "champion", "challenger"
@@ -162,6 +162,7 @@ def _code_sha256() -> str:
 
 def training_key(fingerprint: dict, params: Params) -> str | None:
     """One hash of what decides a model: the data fingerprint, every parameter and the code (`_code_sha256`).
+    A URL's password is not one of them (`shown_params`): rotating it alone must not retrain.
 
     Training is seeded, so two runs with the same key fit the same model; retrain reads it to skip
     registering a copy of the champion. None for data read from SQL: its fingerprint holds counts and
@@ -169,7 +170,7 @@ def training_key(fingerprint: dict, params: Params) -> str | None:
     """
     if not any(key.startswith("sha256_") for key in fingerprint):
         return None
-    inputs = {"data": fingerprint, "params": params.model_dump(mode="json", exclude={"base_dir"}), "code": _code_sha256()}
+    inputs = {"data": fingerprint, "params": shown_params(params), "code": _code_sha256()}
     return hashlib.sha256(json.dumps(inputs, sort_keys=True, default=str).encode()).hexdigest()
 
 

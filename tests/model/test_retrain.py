@@ -252,6 +252,21 @@ def test_the_training_key_follows_the_files_params_and_code_and_is_none_for_sql_
     assert key != tracking.training_key(fingerprint, sample_params)
 
 
+def test_a_rotated_password_alone_keeps_the_training_key(sample_dir, tmp_path):
+    """A new password for the CRM database, the feedback store or the tracking server is no new training: retrain
+    must not train and register a copy of the champion for it. Another database is another training."""
+    fingerprint = {"leads": 10, "sha256_leads": "ab", "label_rules": {"converted": 3}}
+
+    def key(password: str, host: str = "db.example.com") -> str:
+        return tracking.training_key(fingerprint, params_for(sample_dir, tmp_path, **{
+            "serving.store_url": f"postgresql+psycopg://svc:{password}@{host}/leadscore",
+            "tracking.uri": f"https://ops:{password}@mlflow.example.com",
+            "data.sql_url": f"postgresql://crm@{host}/crm?sslmode=require&password={password}"}))
+
+    assert key("old-s3cr3t") == key("new-s3cr3t")
+    assert key("old-s3cr3t") != key("old-s3cr3t", host="db2.example.com")
+
+
 # ----------------------------------------------------------------------------- the gate
 
 
