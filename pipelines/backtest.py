@@ -194,8 +194,8 @@ def backtest(
 
     from pipelines import tracking
 
+    tracking.configure(params)  # a tracking store that cannot be reached is told before the quarters are trained
     result = replay(params, quarters, segment, crm)
-    tracking.configure(params)
     with mlflow.start_run(run_name=f"backtest {quarters} quarters") as run:
         result.run_id = run.info.run_id
         mlflow.set_tags({"backtest": "true", "segment": segment})
