@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import re
+import sys
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -64,6 +65,13 @@ def _as_of(value: str | None, export: Params | None = None) -> pd.Timestamp | No
 
 
 def _fail(err: Exception | str) -> None:
+    if "pipelines.tracking" in sys.modules:  # else no command used MLflow yet (`_tracking_errors`)
+        from pipelines import tracking
+
+        if isinstance(err, tracking.STORE_ERRORS):  # MLflow's message and traceback would show the store's password
+            if not tracking.raised_by_mlflow(err):  # a database or HTTP error our own code let through: a bug
+                raise err
+            err = tracking.store_failure(err)
     if isinstance(err, (KeyError, IndexError)):  # LookupErrors that are bugs, not bad input: keep the traceback
         raise err
     typer.secho(str(err), fg="red", err=True)
@@ -94,13 +102,24 @@ def _out_file(out: Path, example: str) -> None:
 
 def _input_errors() -> tuple[type[Exception], ...]:
     """What a command reports as one red line instead of a traceback: a refused export or params value, a
-    missing file, no such registered model or alias, a feedback store that cannot be reached or read (imported
-    when an error is being handled, so `--help` stays fast). KeyError and IndexError are LookupErrors too, but
-    bugs: `_fail` keeps their traceback."""
+    missing file, no such registered model or alias, a feedback store or MLflow tracking store that cannot be
+    reached or read (imported when an error is being handled, so `--help` stays fast). KeyError and IndexError
+    are LookupErrors too, but bugs: `_fail` keeps their traceback."""
     from pipelines.ingest import ContractError
     from serving.store import StoreReadFailed, StoreUnreachable
 
-    return (LookupError, ContractError, FileNotFoundError, ValueError, StoreUnreachable, StoreReadFailed)
+    return (LookupError, ContractError, FileNotFoundError, ValueError, StoreUnreachable, StoreReadFailed,
+            *_tracking_errors())
+
+
+def _tracking_errors() -> tuple[type[Exception], ...]:
+    """What the MLflow tracking store's failures are raised as (`tracking.STORE_ERRORS`, which `_fail` words,
+    TrackingStoreFailed); none before a command used it, so an error then does not wait seconds for MLflow's import."""
+    if "pipelines.tracking" not in sys.modules:
+        return ()
+    from pipelines.tracking import STORE_ERRORS, TrackingStoreFailed
+
+    return (*STORE_ERRORS, TrackingStoreFailed)
 
 
 @app.command("sample-data")
@@ -409,7 +428,7 @@ def promote(
 
     try:
         change = run_promote(_params(params), version, reason)
-    except (LookupError, ValueError) as err:
+    except _input_errors() as err:
         _fail(err)
     if change.refused_by_retrain:
         typer.secho(f"note: retrain refused to promote v{change.version}: {change.refused_by_retrain}", fg="yellow")
@@ -427,7 +446,7 @@ def rollback(
 
     try:
         change = run_rollback(_params(params), reason)
-    except (LookupError, ValueError) as err:
+    except _input_errors() as err:
         _fail(err)
     typer.echo(f"champion: v{change.version} (rolled back from v{change.previous}); MLflow run {change.run_id}")
 

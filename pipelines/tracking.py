@@ -15,12 +15,15 @@ import os
 import re
 import shlex
 import tempfile
+import traceback
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 import joblib
 import mlflow
 import pandas as pd
+import requests
+import sqlalchemy as sa
 from mlflow.entities.model_registry import ModelVersion
 from mlflow.exceptions import MlflowException
 from mlflow.models import ModelSignature
@@ -28,11 +31,14 @@ from mlflow.tracking import MlflowClient
 from mlflow.types import ColSpec, ParamSchema, ParamSpec, Schema
 
 from pipelines.config import Params, shown_params, shown_url
-from pipelines.ingest import ContractError
+from pipelines.ingest import ContractError, database_reason
 
 CHAMPION, CHALLENGER = "champion", "challenger"
 UI_PORT = 5000  # the MLflow UI's port in the README's `mlflow ui` command
 TRAINING_KEY = "training_key"  # run tag: what decided the model (`training_key`)
+# What MLflow raises when its tracking store fails: its own exception, and unwrapped, a database store's driver
+# error or a tracking server's HTTP client error.
+STORE_ERRORS = (MlflowException, sa.exc.DBAPIError, requests.RequestException)
 _REQUIREMENTS = ["scikit-learn", "lightgbm", "pandas", "numpy", "pyarrow", "pydantic", "pyyaml", "sqlalchemy", "shap", "joblib"]
 
 
@@ -51,6 +57,46 @@ def tracking_uri(params: Params) -> str:
     if uri.startswith(prefix) and not uri.startswith(prefix + "/"):
         uri = prefix + str(params.resolve(uri[len(prefix):]))
     return uri
+
+
+class TrackingStoreFailed(RuntimeError):
+    """The MLflow tracking store could not be reached or failed a request (`store_failure`)."""
+
+
+def raised_by_mlflow(err: BaseException) -> bool:
+    """Whether MLflow raised `err` (a frame of its package raised or passed it on): a database or HTTP error is
+    the tracking store's only then, not the feedback store's or the CRM database's."""
+    return any(frame.f_globals.get("__name__", "").split(".")[0] == "mlflow"
+               for frame, _ in traceback.walk_tb(err.__traceback__))
+
+
+def store_failure(err: BaseException, uri: str | None = None) -> TrackingStoreFailed:
+    """An error MLflow raised as one line naming the tracking store at `uri` (default: the one MLflow is pointed at,
+    `use_store`) with its password hidden, and what failed. MLflow's own message quotes a tracking server's URI as
+    given, password and all, and a traceback of a database store's error shows the URL MLflow was given."""
+    uri = uri or mlflow.get_tracking_uri()
+    unreachable = _connection_failure(err)
+    if unreachable:
+        setting = "MLFLOW_TRACKING_URI" if os.environ.get("MLFLOW_TRACKING_URI") else "tracking.uri"
+        return TrackingStoreFailed(
+            f"cannot reach the MLflow tracking store {shown_url(uri)}: {unreachable}. Check {setting}: that the "
+            "server runs and is reachable from here, and that its address and credentials are right")
+    reason = re.sub(r"[A-Za-z][\w+.-]*://\S+", lambda url: shown_url(url[0]), database_reason(err))  # its request's URL
+    return TrackingStoreFailed(f"the MLflow tracking store {shown_url(uri)} failed: {reason}")
+
+
+def _connection_failure(err: BaseException) -> str | None:
+    """Why the tracking store could not be connected to, when that is what failed: a database store's own reason, or
+    a tracking server's network one (the innermost cause, e.g. "Connection refused"); None for another failure."""
+    chain = [err]
+    while (cause := chain[-1].__cause__ or chain[-1].__context__) is not None and cause not in chain:
+        chain.append(cause)
+    database = next((link for link in chain if isinstance(link, sa.exc.DBAPIError)), None)
+    if database is not None:
+        return database_reason(database) if database.statement is None else None  # no statement yet: connecting
+    if any(isinstance(link, (requests.ConnectionError, requests.Timeout)) for link in chain):
+        return getattr(chain[-1], "strerror", None) or str(chain[-1])
+    return None
 
 
 def ui_address(uri: str) -> tuple[str | None, str | None]:

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import os
 import re
+import socket
 import subprocess
 import sys
+import threading
 
 import pandas as pd
 import pytest
@@ -924,3 +927,79 @@ def test_an_export_of_header_rows_only_is_one_line_saying_there_is_no_lead(small
     result = runner.invoke(app, [command, "--params", str(params)])
     assert result.exit_code == 1 and isinstance(result.exception, SystemExit), result.output
     assert f"no lead to label: leads ({tmp_path / 'leads.csv'}): 0 rows read, 0 kept" in result.output.replace("\n", "")
+
+
+@pytest.fixture()
+def unreachable_tracking(sample_params, tmp_path, monkeypatch):
+    """Params of the sample export, for a tracking store nothing answers at: its address comes from
+    MLFLOW_TRACKING_URI, as a user points commands at a team's store. MLflow's client is pointed back after."""
+    import mlflow
+
+    from serving.local_server import params_file
+
+    before = mlflow.get_tracking_uri()
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")  # MLflow retries a server for minutes otherwise
+    yield params_file(sample_params, tmp_path / "params.yaml")
+    mlflow.set_tracking_uri(before)
+
+
+@pytest.mark.parametrize("command", [
+    ["train"], ["evaluate"], ["score", "-i", "{leads}", "-o", "{tmp}/scores.csv"], ["audit", "--out", "{tmp}/audit"],
+    ["monitor", "--out", "{tmp}/monitor.html"], ["retrain"], ["backtest", "--out", "{tmp}/backtest"],
+    ["promote", "--version", "1", "--reason", "r"], ["rollback", "--reason", "r"]])
+def test_a_tracking_server_that_cannot_be_reached_is_one_line_naming_it_without_its_password(
+        unreachable_tracking, sample_dir, tmp_path, monkeypatch, command):
+    """MLflow's own error quotes the server's URI as given, password and all, into a terminal or CI log."""
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://ops:s3cr3t@127.0.0.1:1")
+    args = [arg.format(leads=sample_dir / "leads.csv", tmp=tmp_path) for arg in command]
+
+    result = run(*args, "--params", str(unreachable_tracking))
+
+    assert result.exit_code == 1 and "s3cr3t" not in result.output
+    assert ("cannot reach the MLflow tracking store http://ops:***@127.0.0.1:1: Connection refused. Check "
+            "MLFLOW_TRACKING_URI") in result.output.replace("\n", "")
+
+
+def test_a_tracking_database_that_cannot_be_reached_is_one_line_naming_it_without_its_password(
+        unreachable_tracking, monkeypatch):
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "postgresql+psycopg://ops:s3cr3t@127.0.0.1:1/mlflow")
+    monkeypatch.setattr("mlflow.store.db.utils.MAX_RETRY_COUNT", 1)  # MLflow's own retries take 100 s
+
+    result = run("evaluate", "--params", str(unreachable_tracking))
+
+    assert result.exit_code == 1 and "s3cr3t" not in result.output
+    assert ("cannot reach the MLflow tracking store postgresql+psycopg://ops:***@127.0.0.1:1/mlflow: connection failed"
+            in result.output.replace("\n", ""))
+
+
+def test_a_tracking_server_whose_answer_breaks_off_is_one_line_without_its_password(unreachable_tracking, monkeypatch):
+    """A store that answers but fails: MLflow's message quotes the request's full URL, password and all."""
+    def answer_broken_off(server):
+        while True:
+            connection, _ = server.accept()
+            with connection:
+                connection.recv(65536)
+                connection.sendall(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nnot a chunk\r\n")
+
+    with socket.create_server(("127.0.0.1", 0)) as server:
+        threading.Thread(target=answer_broken_off, args=(server,), daemon=True).start()
+        port = server.getsockname()[1]
+        monkeypatch.setenv("MLFLOW_TRACKING_URI", f"http://ops:s3cr3t@127.0.0.1:{port}")
+
+        result = run("evaluate", "--params", str(unreachable_tracking))
+
+    assert result.exit_code == 1 and "s3cr3t" not in result.output
+    assert result.output.startswith(f"the MLflow tracking store http://ops:***@127.0.0.1:{port} failed: API request to "
+                                    f"http://ops:***@127.0.0.1:{port}/api/")
+
+
+def test_the_installed_command_shows_no_traceback_for_a_tracking_server_it_cannot_reach(unreachable_tracking):
+    """As `leadscore` runs outside tests, where Typer's traceback page would print MLflow's message too; the token
+    of a GitHub- or Databricks-style address (https://TOKEN@host) is hidden as a password is."""
+    env = {**os.environ, "MLFLOW_TRACKING_URI": "https://s3cr3t@127.0.0.1:1/"}
+    result = subprocess.run([sys.executable, "-m", "pipelines.cli", "evaluate", "--params", str(unreachable_tracking)],
+                            capture_output=True, text=True, env=env, cwd=PROJECT_ROOT, timeout=120)
+
+    assert result.returncode == 1 and "s3cr3t" not in result.stdout + result.stderr
+    assert "cannot reach the MLflow tracking store https://***@127.0.0.1:1/: Connection refused" in result.stderr
+    assert "Traceback" not in result.stderr
