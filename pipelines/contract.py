@@ -20,6 +20,12 @@ CLOCK_SLACK = timedelta(days=1)
 # The largest size a number field may have: no headcount or deal amount comes near it, so a larger
 # value is a sentinel or a typo (1e308), and beyond 2**53 (about 9e15) float64 loses whole numbers.
 LARGEST_NUMBER = 1e15
+# A number's digits, decimal point and exponent, without its sign ("1.7e9", ".5", "12500.50"). ASCII digits: Python's
+# \d and float() also take Arabic-Indic "١٢٣", which pandas reads as no number.
+UNSIGNED_NUMBER = r"([0-9]+\.?[0-9]*|\.[0-9]+)([eE][-+]?[0-9]+)?"
+# Text that is a number ("1764000000", " 2026 ", "1.7e9"): pandas would read "2026" as 2026-01-01. Only the ASCII
+# blanks around it that pandas reads a number with: "5\u00a0" is no number to an export's number field.
+NUMBER_TEXT = rf"^[\t-\r ]*[-+]?{UNSIGNED_NUMBER}[\t-\r ]*$"
 
 
 @dataclass(frozen=True)

@@ -32,7 +32,7 @@ from pandas.arrays import ArrowStringArray
 
 from features.build import crm_spellings
 from pipelines.config import DataParams, Params, label_key, shown_url
-from pipelines.contract import CLOCK_SLACK, DATE_RANGE, LARGEST_NUMBER, LEADS, OUTCOMES, TABLES, TableSpec
+from pipelines.contract import CLOCK_SLACK, DATE_RANGE, LARGEST_NUMBER, LEADS, NUMBER_TEXT, OUTCOMES, TABLES, TableSpec
 
 if TYPE_CHECKING:  # not at run time: pipelines.history imports this module
     from pipelines.history import FeedbackMerge
@@ -49,12 +49,6 @@ DATE_RANGE_TEXT = f"{DATE_RANGE[0]:%Y-%m-%d} to {DATE_RANGE[1] - timedelta(days=
 DATE_FORM = "a date is text such as 2026-01-31 or 2026-01-31T09:30:00Z"
 # A SQL source is a query when, after comments and parentheses, it starts with one of these words.
 _QUERY_START = re.compile(r"(\s|\(|--[^\n]*|/\*.*?\*/)*(select|with|values)\b", re.IGNORECASE | re.DOTALL)
-# A number's digits, decimal point and exponent, without its sign ("1.7e9", ".5", "12500.50"). ASCII digits: Python's
-# \d and float() also take Arabic-Indic "١٢٣", which pandas reads as no number.
-UNSIGNED_NUMBER = r"([0-9]+\.?[0-9]*|\.[0-9]+)([eE][-+]?[0-9]+)?"
-# Text that is a number ("1764000000", " 2026 ", "1.7e9"): pandas would read "2026" as 2026-01-01. Only the ASCII
-# blanks around it that pandas reads a number with: "5\u00a0" is no number to an export's number field.
-NUMBER_TEXT = rf"^[\t-\r ]*[-+]?{UNSIGNED_NUMBER}[\t-\r ]*$"
 
 # Why a row did not reach the canonical tables (report keys -> words for people).
 DROP_REASONS = {

@@ -16,8 +16,7 @@ from typing import Annotated, Any
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints, WithJsonSchema
 
-from pipelines.contract import LARGEST_NUMBER
-from pipelines.ingest import NUMBER_TEXT
+from pipelines.contract import LARGEST_NUMBER, NUMBER_TEXT
 
 
 def _scalar(value: Any) -> Any:
@@ -62,7 +61,7 @@ def _at_least(digits: str) -> str:
 
 
 def _below_largest() -> str:
-    """A regex of an unsigned number's text (ingest.UNSIGNED_NUMBER) that float64 reads as smaller than
+    """A regex of an unsigned number's text (contract.UNSIGNED_NUMBER) that float64 reads as smaller than
     contract.LARGEST_NUMBER (10**15): at most 15 digits before the decimal point once a positive exponent moves it
     (999999999999999.5, 1.5e14, 0.5e15), and not rounding up to 1e15 (999999999999999.9375). A regex cannot
     weigh digits against an exponent in general: text the service reads as smaller only beyond that (0.05e16,
@@ -83,7 +82,7 @@ def _below_largest() -> str:
 
 
 def number_text(non_negative: bool, taken: Iterable[str] = ()) -> str:
-    """A JSON Schema pattern of a number field's text as the service reads it (ingest.NUMBER_TEXT) and takes it:
+    """A JSON Schema pattern of a number field's text as the service reads it (contract.NUMBER_TEXT) and takes it:
     smaller than contract.LARGEST_NUMBER in size (`_below_largest`), with no '-' where the number is 0 or more
     but for -0; or blank text, or one of `taken` (regexes of further text the field reads, compared stripped)."""
     below = _below_largest()
