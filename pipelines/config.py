@@ -16,6 +16,8 @@ from urllib.parse import urlsplit
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 
+from pipelines.contract import LARGEST_NUMBER, LEADS, NUMBER_TEXT, OUTCOMES
+
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_PARAMS = PROJECT_ROOT / "params.yaml"
 
@@ -97,6 +99,17 @@ def _hide_if_secret(field: str) -> str:
 def label_key(label) -> str:
     """How a CRM value is matched to a data.value_maps label: stripped, in any letter case."""
     return str(label).strip().lower()
+
+
+def _number_refused(text: str, non_negative: bool) -> str | None:
+    """Why a number field refuses `text` as an export's cell reads it (ingest.prepare_table), None when it takes it:
+    NUMBER_TEXT, smaller than LARGEST_NUMBER in size, and not below 0 (-0 is 0) where the field counts something."""
+    if not re.match(NUMBER_TEXT, text):
+        return "no number"
+    value = float(text)
+    if not abs(value) < LARGEST_NUMBER:
+        return f"not smaller than {LARGEST_NUMBER:g} in size"
+    return "below 0" if non_negative and value < 0 else None
 
 
 class DataParams(_Section):
@@ -508,6 +521,34 @@ class Params(_Section):
             if unknown:
                 raise ValueError(f"label.{key}: {', '.join(map(repr, unknown))} not in data.statuses "
                                  f"{self.data.statuses}; list only statuses the export holds once mapped")
+        return self
+
+    @model_validator(mode="after")
+    def _number_maps_give_numbers(self) -> "Params":
+        """A data.value_maps entry of a number field (the contract's employees and amount, features.numeric) renames
+        a CRM label to a number the field takes. A label mapped to "" (meaning not known) or to other text refused
+        each row the CRM sent it on, as "not a number: ''"; a label that is itself a number the field refuses
+        ("-5" where employees is 0 or more) the service took while /docs.json, which cannot list JSON numbers by
+        their text, refused it."""
+        numeric = {*LEADS.numeric, *OUTCOMES.numeric, *self.features.numeric}
+        counts = {*LEADS.non_negative, *OUTCOMES.non_negative, *self.features.non_negative}
+        for column, value_map in self.data.value_maps.items():
+            if column not in numeric:
+                continue
+            non_negative = column in counts
+            takes = (f"a number's text (digits 0-9, a decimal point, an exponent: 250, 2.5, 1e3) smaller than "
+                     f"{LARGEST_NUMBER:g} in size" + (", 0 or more" if non_negative else ""))
+            for label, value in value_map.items():
+                why = _number_refused(value, non_negative)
+                if why:
+                    raise ValueError(f"data.value_maps.{column}.{label}: translates {label!r} to {value!r}, {why}; "
+                                     f"{column} takes {takes}: map it to one, or, if {label!r} means not known, "
+                                     "list it in data.missing_values instead")
+                why = _number_refused(label, non_negative) if re.match(NUMBER_TEXT, label) else None
+                if why:
+                    raise ValueError(f"data.value_maps.{column}.{label}: the label {label!r} is a number {column} "
+                                     f"refuses ({why}), which a CRM integration checking /docs.json never sends; "
+                                     "if it means not known, list it in data.missing_values instead of mapping it")
         return self
 
     def resolve(self, path: str) -> Path:

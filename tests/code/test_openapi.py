@@ -6,10 +6,12 @@ import random
 import re
 
 import jsonschema
+import pandas as pd
 
 from models.scorer import LeadScorer
-from pipelines.config import PROJECT_ROOT, load_params
+from pipelines.config import PROJECT_ROOT, ParamsError, load_params
 from pipelines.contract import LARGEST_NUMBER
+from pipelines.ingest import prepare_table
 from serving import openapi, schemas
 from serving.service import LeadScoreService
 
@@ -51,3 +53,33 @@ def test_a_number_fields_pattern_takes_the_text_whose_size_the_service_takes():
         whole, fraction = "".join(rng.choices("09", k=rng.randint(0, 18))), "".join(rng.choices("0937", k=rng.randint(0, 6)))
         text = f"{whole or '0'}.{fraction}e{rng.randint(-3, 17)}"
         assert not pattern.search(text) or float(text) < LARGEST_NUMBER, text
+
+
+# data.value_maps.employees a RevOps admin may write: labels and codes renamed to a number, to "" (not known), to
+# text, a number label the field refuses; and what a CRM may send for employees.
+EMPLOYEE_MAPS = [{"11-50": "30", "Enterprise": "5e3"}, {"1": "10", "-0": "7"}, {"Unknown": ""}, {"5": "lots"},
+                 {"-5": "0"}, {"1e15": "9"}, {"Huge": "1e15"}, {"None": "NaN"}, {"N/A": "0"}]
+EMPLOYEES_SENT = [5, 1, -5, 1e15, 0, "5", " 1 ", "-5", "-0", "1e15", "11-50", " ENTERPRISE ", "unknown", "Huge", "none",
+                  "N/A", "lots", "Mid-market"]
+
+
+def test_docs_json_and_the_service_read_a_number_fields_value_map_alike_whenever_params_load():
+    """A map that loads leaves a CRM integration nothing /docs.json and the service judge apart: `"5": "lots"` had
+    the service refuse the number 5 that /docs.json took, and `"-5": "0"` the reverse (params now refuse both)."""
+    loaded = 0
+    for value_map in EMPLOYEE_MAPS:
+        try:
+            params = load_params(PROJECT_ROOT / "params.yaml", overrides={"data.value_maps": {"employees": value_map}})
+        except ParamsError:
+            continue
+        loaded += 1
+        scorer = LeadScorer(params.data, params.features, None, None, None, 1.0, 0.0, None, None, None)
+        spec = openapi.document(LeadScoreService.openapi_spec.asdict(), scorer, params.data, params.label)
+        field = spec["components"]["schemas"]["Lead"]["properties"]["employees"]
+        for sent in EMPLOYEES_SENT:
+            documented = jsonschema.Draft202012Validator(field).is_valid(sent)
+            lead = pd.DataFrame.from_records([{"lead_id": "L1", "created_at": "2025-12-01", "employees": sent}])
+            _, problems = prepare_table(lead, "leads", params.data, numeric=params.features.numeric,
+                                        non_negative=params.features.non_negative)  # as LeadScorer.build reads a lead
+            assert documented == (problems == []), (value_map, sent, problems)
+    assert loaded == 3

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pandas as pd
@@ -648,6 +649,47 @@ def test_value_map_spellings_of_one_label_that_disagree_are_refused_naming_both(
                                           r"any letter case\) mapped to 'converted' and to 'rejected'; keep one of them"):
         load_params(PROJECT_ROOT / "params.yaml", overrides={"data.value_maps": {"status": {
             "Won": "converted", " WON": "rejected"}}})
+
+
+@pytest.mark.parametrize("column, label, value, why", [
+    ("employees", "Unknown", "", "no number"), ("employees", "5", "lots", "no number"),
+    ("employees", "Mid-market", "200-500", "no number"), ("employees", "Mid-market", "2,5", "no number"),
+    ("employees", "Huge", "1e15", "not smaller than 1e+15 in size"), ("employees", "Shrinking", "-5", "below 0"),
+    ("amount", "n/a", "NaN", "no number"), ("visits", "many", "lots", "no number"), ("visits", "fewer", "-1", "below 0")])
+def test_a_number_fields_value_map_to_no_number_it_takes_is_refused_naming_the_label(column, label, value, why):
+    """`"Unknown": ""` on employees refused each lead the CRM sent "Unknown" for, as "not a number: ''", naming
+    neither the label nor the map; `"5": "lots"` made the service refuse the number 5, which /docs.json took."""
+    from pipelines.config import PROJECT_ROOT, ParamsError, load_params
+
+    with pytest.raises(ParamsError) as refused:
+        load_params(PROJECT_ROOT / "params.yaml", overrides={
+            "data.value_maps": {column: {label: value}}, "features.numeric": ["employees", "visits"],
+            "features.non_negative": ["employees", "visits"]})
+    assert f"  - data.value_maps.{column}.{label}: translates {label!r} to {value!r}, {why}; {column} takes a " in str(refused.value)
+    assert f"if {label!r} means not known, list it in data.missing_values instead" in str(refused.value)
+
+
+@pytest.mark.parametrize("column, label", [("employees", "-5"), ("employees", "1e15"), ("visits", " -1 ")])
+def test_a_number_fields_value_map_label_that_is_a_number_the_field_refuses_is_refused(column, label):
+    """`"-5": "0"` on employees (0 or more): the service took -5 while /docs.json refused it, as it refuses any
+    negative employees, whatever params translate (JSON Schema cannot list numbers by the text a map matches)."""
+    from pipelines.config import PROJECT_ROOT, ParamsError, load_params
+
+    with pytest.raises(ParamsError, match=rf"  - data\.value_maps\.{column}\.{re.escape(label)}: the label "
+                                          rf"{re.escape(repr(label))} is a number {column} refuses \("):
+        load_params(PROJECT_ROOT / "params.yaml", overrides={
+            "data.value_maps": {column: {label: "0"}}, "features.numeric": ["employees", "visits"],
+            "features.non_negative": ["employees", "visits"]})
+
+
+def test_a_number_fields_value_map_renaming_labels_and_codes_to_numbers_it_takes_loads():
+    """A size picklist read as a headcount, and codes renamed to other numbers; a text field's labels are not numbers."""
+    from pipelines.config import PROJECT_ROOT, load_params
+
+    maps = {"employees": {"11-50": "30", "Enterprise": " 5e3 ", "1": "10", "-0": "0"}, "amount": {"1k": "1000"},
+            "lead_source": {"TT": "TikTok"}}
+    params = load_params(PROJECT_ROOT / "params.yaml", overrides={"data.value_maps": maps})
+    assert params.data.value_maps == maps
 
 
 def test_dictionary_coded_activities_check_exactly_as_plain_text():

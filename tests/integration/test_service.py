@@ -1026,15 +1026,16 @@ def test_true_or_false_is_taken_in_a_category_field_only_where_training_held_it(
 
 def test_docs_json_takes_the_labels_a_number_fields_value_map_translates(sample_dir, monkeypatch_session, tmp_path):
     """data.value_maps on a number column (a CRM's size picklist read as a headcount): the service scored "11-50"
-    and "enterprise" while /docs.json refused them as no number's text; a label mapped to what the field refuses
-    ("" for unknown) is refused by both."""
+    and "enterprise" while /docs.json refused them as no number's text; a code renamed to another number is taken
+    by both, a label the map lacks refused by both."""
     from conftest import FAST, params_for
     from pipelines.train import train
 
     params = params_for(sample_dir, tmp_path, **FAST, **{
-        "data.value_maps": {"employees": {"11-50": "30", "Enterprise": "5000", "Unknown": ""}}})
+        "data.value_maps": {"employees": {"11-50": "30", "Enterprise": "5000", "1": "10"}}})
     train(params)
-    sent = {"11-50": True, " enterprise\u3000": True, "ENTERPRISE": True, "Unknown": False, "Mid-market": False}
+    sent = {"11-50": True, " enterprise\u3000": True, "ENTERPRISE": True, 1: True, " 1 ": True, "Unknown": False,
+            "Mid-market": False}
     with running_service(params, tmp_path, timeout=60) as srv:
         client = srv.client()
         spec = client.get("/docs.json").json()
