@@ -957,20 +957,32 @@ def prepare_table(
         return pd.DataFrame(columns).iloc[:0], problems
 
     _missing_to_na(columns, data.missing_values)
+    # Per column data.value_maps translates, its values as the CRM sent them and which cells were translated.
+    translated: dict[str, tuple[pd.Series, np.ndarray]] = {}
     for column, value_map in data.value_maps.items():
         if column in columns:
             mapped = translate(_as_text(columns[column]), value_map)
+            translated[column] = (columns[column], mapped.notna().to_numpy(dtype=bool))
             columns[column] = mapped.where(mapped.notna(), columns[column])
 
     bad = np.zeros(len(raw), dtype=bool)
     now = pd.Timestamp.now(tz="UTC").tz_localize(None)
+
+    def translated_from(column: str, position: int, value) -> str:
+        """Where a refused value came from, when data.value_maps translated it: the label the CRM sent."""
+        sent, hits = translated.get(column, (None, None))
+        if sent is None or not hits[position]:
+            return ""
+        return (f"; the CRM sent {_as_sent(sent.iloc[position])}, which data.value_maps.{column} translates to "
+                f"{_as_sent(value)}")
 
     def flag(mask: pd.Series | np.ndarray, column: str, kind: str, describe) -> None:
         positions = np.flatnonzero(np.asarray(mask, dtype=bool))
         if not len(positions):  # the usual case: no row to name
             return
         values = columns[column].iloc[positions].to_numpy()
-        problems.extend(problem(int(i) + 1, column, describe(v), kind) for i, v in zip(positions, values))
+        problems.extend(problem(int(i) + 1, column, describe(v) + translated_from(column, i, v), kind)
+                        for i, v in zip(positions, values))
         bad[positions] = True
 
     def check_number(column: str) -> None:

@@ -692,6 +692,23 @@ def test_a_number_fields_value_map_renaming_labels_and_codes_to_numbers_it_takes
     assert params.data.value_maps == maps
 
 
+@pytest.mark.parametrize("table, raw, maps, said", [
+    ("outcomes", {"lead_id": ["L1"], "status": [" Won "]}, {"status": {"won": "closed"}},
+     "unknown status 'closed' (expected one of ['converted', 'rejected', 'nurture', 'duplicate', 'open']; translate CRM "
+     "values with data.value_maps.status); the CRM sent ' Won ', which data.value_maps.status translates to 'closed'"),
+    # A model trained before params refused a number field's map to "" still holds it (LeadScorer.data).
+    ("leads", {"lead_id": ["L1"], "created_at": ["2025-01-01"], "employees": ["Unknown"]}, {"employees": {"unknown": ""}},
+     "not a number: ''; the CRM sent 'Unknown', which data.value_maps.employees translates to ''")])
+def test_a_row_refused_for_what_a_value_map_translates_names_the_label_the_crm_sent(table, raw, maps, said):
+    """The refusal named only the translation ("not a number: ''"), which the export nowhere holds: the admin could
+    not tell which CRM label, nor which map, to fix."""
+    data = DataParams(leads="unused", value_maps=maps)
+
+    _, problems = prepare_table(pd.DataFrame(raw), table, data)
+
+    assert [p.message for p in problems] == [said]
+
+
 def test_dictionary_coded_activities_check_exactly_as_plain_text():
     """Batch scoring reads activity lead ids and types dictionary-coded; the rows kept, their values
     and every problem must be what the same text gives."""
