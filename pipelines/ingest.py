@@ -988,6 +988,8 @@ def prepare_table(
     def check_number(column: str) -> None:
         values = columns[column]
         text = as_plain_text(values).str.strip() if decimal_mark != "point" and _is_text(values) else None
+        if text is not None and column in translated:  # a translation is params' text: "1.500" is 1.5
+            text = text.mask(translated[column][1])
         parsed = _parse_numbers(values if text is None else _with_decimal_point(values, text))
         size = parsed.abs()
         unread = (values.notna() & parsed.isna()).to_numpy(dtype=bool, copy=True)

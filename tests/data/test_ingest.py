@@ -709,6 +709,18 @@ def test_a_row_refused_for_what_a_value_map_translates_names_the_label_the_crm_s
     assert [p.message for p in problems] == [said]
 
 
+@pytest.mark.parametrize("decimal_mark", ["comma", "either"])
+def test_a_number_a_value_map_translates_to_reads_as_params_write_it_whatever_the_files_decimal_mark(decimal_mark):
+    """A map's "2.125" is params' text (a decimal point, as YAML writes numbers): a file writing numbers with a
+    decimal comma read it as 2125, and one that may write either refused it as ambiguous."""
+    data = DataParams(leads="unused", value_maps={"amount": {"Small deal": "2.125"}})
+    raw = pd.DataFrame({"lead_id": ["L1", "L2"], "status": ["converted", "converted"], "amount": ["Small deal", "1.234,5"]})
+
+    outcomes, problems = prepare_table(raw, "outcomes", data, decimal_mark=decimal_mark)
+
+    assert problems == [] and outcomes["amount"].tolist() == [2.125, 1234.5]
+
+
 def test_dictionary_coded_activities_check_exactly_as_plain_text():
     """Batch scoring reads activity lead ids and types dictionary-coded; the rows kept, their values
     and every problem must be what the same text gives."""
