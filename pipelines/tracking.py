@@ -287,19 +287,28 @@ def registered_version(params: Params, alias: str = CHAMPION, version: str | Non
     """The registry's ModelVersion that `alias` names, or that exact `version` (a lookup; nothing is loaded).
 
     Raises:
-        LookupError: no such alias or version (with the command that creates one).
+        LookupError: no such alias or version (with the command that creates one, or the model's aliases).
+        TrackingStoreFailed: the tracking store could not be reached or failed: that is no missing model.
     """
     use_store(params)
     name = params.tracking.registered_model
     client = MlflowClient()
     try:
         return client.get_model_version(name, version) if version else client.get_model_version_by_alias(name, alias)
-    except mlflow.exceptions.MlflowException:
+    except STORE_ERRORS as err:
+        if not _not_registered(err):
+            raise store_failure(err, tracking_uri(params)) from None
         which = f"version {version}" if version else f"alias '{alias}'"
         aliases = _aliases(client, name)
-        hint = ("run `leadscore train` first" if aliases is None
+        hint = ("no model has that name yet: run `leadscore train` first" if aliases is None
                 else f"its aliases are {aliases}" if aliases else "it has no alias")
         raise LookupError(f"no model '{name}' with {which} in {shown_url(tracking_uri(params))}: {hint}") from None
+
+
+def _not_registered(err: BaseException) -> bool:
+    """Whether the registry answered that it has no such model, version or alias (an unknown alias is a bad
+    parameter to it), rather than failing to answer."""
+    return getattr(err, "error_code", None) in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE")
 
 
 def _aliases(client: MlflowClient, name: str) -> str | None:
@@ -307,8 +316,10 @@ def _aliases(client: MlflowClient, name: str) -> str | None:
     error about one it lacks (a typo, not a missing model); None when no model has that name."""
     try:
         model = client.get_registered_model(name)
-    except mlflow.exceptions.MlflowException:
-        return None
+    except STORE_ERRORS as err:
+        if _not_registered(err):
+            return None
+        raise store_failure(err) from None
     return ", ".join(f"{alias} (v{v})" for alias, v in sorted(model.aliases.items()))
 
 

@@ -662,19 +662,22 @@ def test_the_training_runs_address_gives_away_no_password():
         "http://127.0.0.1:5000", "mlflow ui --backend-store-uri 'sqlite:////srv/my models/mlflow.db' --port 5000")
 
 
-def test_a_model_missing_from_a_tracking_server_is_named_with_the_server_but_not_its_password(
+def test_a_tracking_server_that_cannot_be_reached_is_named_without_its_password_not_taken_for_a_missing_model(
         sample_params, monkeypatch):
-    """The error reaches a terminal or a CI log: it names the store the lookup went to, without the password."""
+    """The error reaches a terminal or a CI log: it names the store the lookup went to, without the password, and
+    says it could not be reached, where "run `leadscore train` first" sent the user to train a model the store has."""
     before = mlflow.get_tracking_uri()
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://ops:s3cr3t@127.0.0.1:1/")  # nothing listens: no such model
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://ops:s3cr3t@127.0.0.1:1/")  # nothing listens
     monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
 
     try:
         for lookup in (lambda: tracking.registered_version(sample_params),
                        lambda: audit.find_previous(sample_params, "2", compare_to="1")):
-            with pytest.raises(LookupError) as missing:
+            with pytest.raises(tracking.TrackingStoreFailed) as failed:
                 lookup()
-            assert "in http://ops:***@127.0.0.1:1/" in str(missing.value) and "s3cr3t" not in str(missing.value)
+            assert str(failed.value).startswith("cannot reach the MLflow tracking store http://ops:***@127.0.0.1:1/: "
+                                                "Connection refused")
+            assert "s3cr3t" not in str(failed.value) and "leadscore train" not in str(failed.value)
     finally:
         mlflow.set_tracking_uri(before)  # the lookups pointed this process's MLflow client at the server
 
