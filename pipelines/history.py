@@ -59,33 +59,37 @@ def history_as_of(crm: CRMData, when: pd.Timestamp, as_received: bool = False) -
     (`received_by`), and count them: a replay of a past date (a backtest quarter) must not learn what the store
     heard later. Off for train, evaluate and retrain, whose model is trained today and may learn every label the
     store holds by `when`'s date, however late the webhook delivered it.
+
+    Both counts of decisions not used take only those for leads of the export: one for a lead it lacks, or merged
+    by e-mail into another, would be ignored however early it was dated or received (`merge_feedback`).
     """
     merge = crm.feedback
     if merge is None or merge.decisions is None:
         return crm
-    decisions, received_later = received_by(merge.decisions, when) if as_received else (merge.decisions, 0)
+    exported = crm.leads["lead_id"]
+    decisions, received_later = received_by(merge.decisions, when, exported) if as_received else (merge.decisions, 0)
     known = pd.to_datetime(decisions["decided_at"]) <= when
+    decided_later = int((~known & decisions["lead_id"].isin(exported)).sum())
     out = merge_feedback(replace(crm, outcomes=merge.export_outcomes), decisions[known])
-    out.feedback.left_out, out.feedback.as_of, out.feedback.decided_later = merge.left_out, when, int((~known).sum())
+    out.feedback.left_out, out.feedback.as_of, out.feedback.decided_later = merge.left_out, when, decided_later
     out.feedback.received_later = received_later
     out.feedback.decisions = merge.decisions  # all of them: a later date may be asked for next (backtest's quarters)
     return out
 
 
-def received_by(events: pd.DataFrame, when: pd.Timestamp, leads: pd.Series | None = None) -> tuple[pd.DataFrame, int]:
+def received_by(events: pd.DataFrame, when: pd.Timestamp, leads: pd.Series) -> tuple[pd.DataFrame, int]:
     """The store's feedback events as it held them at `when` (those received by then), and how many it received
     later. A report replayed as of `when` must not know a decision the store got after it, even one dated before
     (a webhook retried for days, a backlog the CRM sent in one go). An event without received_at (or decisions
     without the column, e.g. passed to `retrain` in code) counts as received when it was decided.
 
-    `leads`: the lead ids the caller reads (e.g. the export's); only their later events are counted, since a
-    decision for a lead it never reads would not have been used had it arrived in time (None: every event).
+    `leads`: the lead ids the caller reads (the export's); only their later events are counted, since a decision
+    for a lead it never reads would not have been used had it arrived in time.
     """
     decided = pd.to_datetime(events["decided_at"])
     received = pd.to_datetime(events["received_at"]).fillna(decided) if "received_at" in events else decided
     later = received > when
-    counted = later if leads is None else later & events["lead_id"].isin(leads)
-    return events[~later], int(counted.sum())
+    return events[~later], int((later & events["lead_id"].isin(leads)).sum())
 
 
 def feedback_outcomes(params: Params) -> tuple[pd.DataFrame, int]:
@@ -143,9 +147,10 @@ class FeedbackMerge:
     before_created: list[str] = field(default_factory=list)
     left_out: int = 0  # stored events with an impossible decided_at, not counted above (Store.usable_feedback)
     as_of: pd.Timestamp | None = None  # set by `history_as_of`: only decisions dated by then are counted above
-    decided_later: int = 0  # the store's decisions dated after as_of: not known then, not merged
-    # Set by `history_as_of` for a replay, and by monitor (`received_by`): the store's decisions received after
-    # as_of, not merged.
+    # The store's decisions for leads of the export dated after as_of: not known then, not merged.
+    decided_later: int = 0
+    # Set by `history_as_of` for a replay, and by monitor (`received_by`): the store's decisions for leads of the
+    # export received after as_of, not merged.
     received_later: int = 0
     # What was merged, so that `history_as_of` can merge again for an earlier date: the export's own outcomes and the
     # store's decisions (None when the merge was not given any).

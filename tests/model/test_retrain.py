@@ -449,6 +449,28 @@ def test_training_as_of_a_date_labels_a_lead_by_the_exports_decision_when_the_st
                                       "outcomes alone); 1 decision dated after 2025-06-01 00:00 not used (not known then)")
 
 
+def test_training_as_of_a_date_counts_as_dated_later_only_the_store_decisions_for_leads_of_the_export(
+        sample_dir, tmp_path):
+    """The store also holds decisions for leads the export lacks (another pipeline's, a test lead) or merged by e-mail
+    into another: train and evaluate never use those, however early they are dated, so the feedback line does not
+    count them among the decisions dated after --as-of and not used."""
+    from serving.store import Store
+
+    params = params_for(sample_dir, tmp_path)
+    export = load_crm(params)
+    as_of = pd.Timestamp("2025-06-01")
+    store = Store.from_params(params)
+    for event, lead in [("exported", export.leads["lead_id"].iloc[0]), ("elsewhere", "NOT-IN-THE-EXPORT"),
+                        ("duplicate", export.merged_by_email.index[0])]:
+        store.add_feedback({"event_id": event, "lead_id": lead, "status": "converted", "reason": None,
+                            "decided_at": "2025-09-01", "amount": 5000.0})
+
+    ts = assemble(params, as_of=as_of)
+
+    assert ts.crm.feedback.line() == ("feedback store: no sales decision dated by 2025-06-01 00:00 (the export's "
+                                      "outcomes alone); 1 decision dated after 2025-06-01 00:00 not used (not known then)")
+
+
 def test_feedback_is_read_from_the_store_and_a_missing_store_is_not_created(sample_dir, tmp_path):
     from serving.store import Store
 
