@@ -616,7 +616,23 @@ def _as_text(values: pd.Series) -> pd.Series:
 
 def as_plain_text(values: pd.Series) -> pd.Series:
     """Values as text, a whole float without its ".0": id 10 reads "10", as the CRM shows it (a NULL
-    in SQL or Parquet turns a column of integer ids float)."""
+    in SQL or Parquet turns a column of integer ids float).
+
+    A number among text (a JSON request's field in a batch that also sends text, a SQL DECIMAL) reads as
+    it would in a column of numbers: the JSON 5.0 is "5" whatever the rest of the batch holds, so
+    data.missing_values and data.value_maps match a lead alike alone and among others.
+    """
+    if values.dtype == object:
+        numbers = _numbers_sent(values)[0]
+        if numbers.any():
+            cells = values.to_numpy()
+            exact = np.fromiter((isinstance(v, (int, np.integer)) for v in cells), bool, len(cells)) & numbers
+            text = values.astype("str")
+            text[exact] = [str(int(v)) for v in cells[exact]]  # a whole number beyond 2**53 keeps its digits
+            others = numbers & ~exact
+            if others.any():
+                text[others] = as_plain_text(pd.Series(cells[others].astype("float64"), index=values.index[others]))
+            return text
     text = values.astype("str")
     if pd.api.types.is_float_dtype(values.dtype):
         whole = (values == values.round()) & (values.abs() < 2**53)  # 2**53: integers a float holds exactly
@@ -633,20 +649,40 @@ def _is_text(values: pd.Series) -> bool:
 
 def not_answered(value, data: DataParams) -> bool:
     """Whether one value sent on its own (a request's field) means 'not answered' as `_missing_to_na` reads a
-    column: empty, or one of data.missing_values, compared stripped."""
-    text = str(value).strip()
+    column: empty, or one of data.missing_values, compared stripped (a number as `as_plain_text` writes it)."""
+    text = as_plain_text(pd.Series([value], dtype=object)).iloc[0].strip()
     return text == "" or text in {v.strip() for v in data.missing_values}
+
+
+def numbers_not_answered(data: DataParams) -> list[str]:
+    """Those of data.missing_values a number (a JSON request's, a column of numbers') matches: the ones written as
+    `as_plain_text` writes a number ("-1", "0", "2.5"); "-1.0" or "1e3" only ever matches that text."""
+    listed = [v.strip() for v in data.missing_values if re.match(NUMBER_TEXT, v)]
+    return [v for v in listed if as_plain_text(pd.Series([float(v)])).iloc[0] == v]
 
 
 def _missing_to_na(columns: dict[str, pd.Series], missing_values: list[str]) -> None:
     """Cells that mean 'not answered' (compared stripped) become NA: blank ones always, as `not_answered`
-    reads a request's field, and data.missing_values.
+    reads a request's field, and data.missing_values. A number compares as its text (`as_plain_text`): -1
+    is "-1" in a column of numbers (a JSON request's, or a CSV's all numbers) as among text.
 
     Stripped and matched by Arrow kernels (`_missing_cells`), without a Python object per cell.
     """
     missing = list(dict.fromkeys(["", *(v.strip() for v in missing_values)]))
+    # The values a number compares to: a number's text is its value's (as_plain_text writes 5 as "5", never "5.0").
+    numbers = [float(v) for v in missing if re.match(NUMBER_TEXT, v)]
     for name, values in columns.items():
-        if not _is_text(values) or len(values) == 0:
+        if len(values) == 0:
+            continue
+        if pd.api.types.is_bool_dtype(values.dtype) or (numbers and pd.api.types.is_numeric_dtype(values.dtype)):
+            # Each distinct value of the few equal to a listed number (or true/false) compared once by its text.
+            candidates = values.dropna() if pd.api.types.is_bool_dtype(values.dtype) else values[values.isin(numbers)]
+            distinct = pd.Series(pd.unique(candidates), dtype=values.dtype)
+            hits = _missing_cells(distinct, missing)
+            if hits.any():
+                columns[name] = values.mask(values.isin(distinct[hits]))
+            continue
+        if not _is_text(values):
             continue
         if isinstance(values.dtype, pd.CategoricalDtype):  # dictionary-coded: look at each value once
             categories = values.cat.categories
@@ -660,14 +696,14 @@ def _missing_to_na(columns: dict[str, pd.Series], missing_values: list[str]) -> 
 
 
 def _missing_cells(values: pd.Series, missing: list[str]) -> np.ndarray:
-    """Which text cells, stripped, are one of `missing` (stripped).
+    """Which cells, stripped, are one of `missing` (stripped).
 
-    Always by Arrow kernels, object columns (JSON requests) converted first: memory grows with the
-    text. numpy's fixed-width strings took rows x the longest cell x 4 bytes per column (6,000 leads
-    with one 1 MB note: 24 GB).
+    Always by Arrow kernels, other columns than Arrow text (JSON requests, numbers) converted first: memory
+    grows with the text. numpy's fixed-width strings took rows x the longest cell x 4 bytes per column
+    (6,000 leads with one 1 MB note: 24 GB).
     """
     if not isinstance(values.array, ArrowStringArray):
-        values = values.astype("str")  # a number or date sent in a text column compares as its text
+        values = as_plain_text(values)  # a number or date compares as its text: -1.0 as "-1"
     text = pa.array(values.array)
     hits = pc.is_in(pc.utf8_trim_whitespace(text), value_set=pa.array(missing, type=text.type))
     return hits.fill_null(False).to_numpy(zero_copy_only=False)

@@ -23,7 +23,7 @@ from features.build import lead_columns_read
 from models.scorer import LeadScorer
 from pipelines.config import DataParams, LabelParams
 from pipelines.contract import LARGEST_NUMBER, LEADS
-from pipelines.ingest import crm_column, required_columns
+from pipelines.ingest import crm_column, numbers_not_answered, required_columns
 from serving.schemas import (
     ErrorResponse,
     ExplainRequest,
@@ -163,8 +163,13 @@ def _lead_fields(scorer: LeadScorer) -> dict[str, dict]:
     under the CRM's names, each saying whether the served model uses it."""
     data, features = scorer.data, scorer.features
     read = lead_columns_read(features)
-    # As ingest.prepare_table reads a number field: blank, data.missing_values and NaN are none.
+    # As ingest.prepare_table reads a number field: blank, data.missing_values and NaN are none; a number is none
+    # when data.missing_values lists its text (-1 where "-1" is listed), whatever range the field takes.
     none = [NAN_TEXT, *(literal(m.strip()) for m in data.missing_values if m.strip())]
+    none_numbers = numbers_not_answered(data)
+    listed = [m.strip() for m in data.missing_values if m.strip()]
+    not_known = (f"null, blank, NaN or data.missing_values' {quoted(listed)}" if listed else "null, blank or NaN") + (
+        f" ({', '.join(none_numbers)} also as a JSON number)" if none_numbers else "")
     fields = {}
     for column in dict.fromkeys([*LEADS.optional, *read]):
         use = "a feature of this model" if column in read else "not read by this model, but checked"
@@ -172,11 +177,13 @@ def _lead_fields(scorer: LeadScorer) -> dict[str, dict]:
             non_negative = column in LEADS.non_negative or column in features.non_negative
             sign = " 0 or more," if non_negative else ""
             labels = _number_labels(column, non_negative, data)
+            in_range = _number_range(non_negative)
             fields[crm_column(data, "leads", column)] = {
-                **NUMBER, **_number_range(non_negative), "pattern": number_text(non_negative, none + [*map(any_case, labels)]),
+                **NUMBER, **({"anyOf": [in_range, {"enum": [float(n) for n in none_numbers]}]} if none_numbers else in_range),
+                "pattern": number_text(non_negative, none + [*map(any_case, labels)]),
                 "description": f"A number or its text (\"320\"),{sign} smaller than {LARGEST_NUMBER:g} in size"
                                + (f", or a CRM label data.value_maps translates (any letter case): {quoted(labels)}" if labels else "")
-                               + f"; null, blank or NaN: not known ({use})."}
+                               + f"; {not_known}: not known ({use})."}
         elif column in scorer.true_false_fields:
             fields[crm_column(data, "leads", column)] = {
                 **TEXT_OR_TRUE_FALSE, "description": f"Text, or true/false as in training; null or blank: not known ({use})."}

@@ -83,3 +83,25 @@ def test_docs_json_and_the_service_read_a_number_fields_value_map_alike_whenever
                                         non_negative=params.features.non_negative)  # as LeadScorer.build reads a lead
             assert documented == (problems == []), (value_map, sent, problems)
     assert loaded == 3
+
+
+# data.missing_values a CRM may use for an unknown headcount (as text and as numbers), and what it may send then.
+NUMBERS_NOT_KNOWN = ["", "N/A", "-1", "0", "-2.50", "1e3"]
+SENT_FOR_NOT_KNOWN = [-1, -1.0, "-1", " -1 ", "-1.0", 0, -0.0, -2.5, "-2.50", "-2.5", 1000, "1e3", -3]
+
+
+def test_docs_json_and_the_service_read_a_number_data_missing_values_lists_alike():
+    """A JSON -1 where data.missing_values lists "-1" is not known to the service, which /docs.json refused as
+    below employees' minimum: only the text "-1" was documented. A number matches a listed text written as an
+    export writes that number ("-1", never "-1.0" or "1e3"), and /docs.json lists just those numbers."""
+    params = load_params(PROJECT_ROOT / "params.yaml", overrides={"data.missing_values": NUMBERS_NOT_KNOWN})
+    scorer = LeadScorer(params.data, params.features, None, None, None, 1.0, 0.0, None, None, None)
+    field = openapi.document(LeadScoreService.openapi_spec.asdict(), scorer, params.data, params.label)[
+        "components"]["schemas"]["Lead"]["properties"]["employees"]
+    assert "(-1, 0 also as a JSON number)" in field["description"]
+    for sent in SENT_FOR_NOT_KNOWN:
+        documented = jsonschema.Draft202012Validator(field).is_valid(sent)
+        lead = pd.DataFrame.from_records([{"lead_id": "L1", "created_at": "2025-12-01", "employees": sent}])
+        _, problems = prepare_table(lead, "leads", params.data, numeric=params.features.numeric,
+                                    non_negative=params.features.non_negative)  # as LeadScorer.build reads a lead
+        assert documented == (problems == []), (sent, problems)

@@ -638,6 +638,48 @@ def test_value_maps_match_a_crm_label_in_any_letter_case_as_statuses_do():
     assert outcomes["reason"].tolist()[1] == "no_budget"
 
 
+@pytest.mark.parametrize("sent", [-1, -1.0, "-1", " -1 "])
+def test_a_number_data_missing_values_lists_is_not_answered_whatever_else_the_batch_sends(sent):
+    """A CRM sending -1 for an unknown headcount, with "-1" in data.missing_values: the JSON number -1 was refused
+    as a negative employees when every lead of the request sent a number, and read as not known beside a lead
+    that sent text. A number compares as its text, as an export writes it: -1.0 is "-1"."""
+    data = DataParams(leads="unused", mapping=MAPPING, missing_values=["", "-1"])
+
+    for batch in ([sent], [sent, 12], [sent, "N/A"]):
+        raw = pd.DataFrame.from_records([lead(f"L{i}", employees=value) for i, value in enumerate(batch)])
+        kept, problems = prepare_table(raw, "leads", data)
+        assert [p.message for p in problems if p.row == 1] == [] and pd.isna(kept["employees"].iloc[0]), batch
+    # Text is compared as written: "-1.0" is not the "-1" listed, and reads as the number it is.
+    _, problems = prepare_table(pd.DataFrame.from_records([lead("L1", employees="-1.0")]), "leads", data)
+    assert [p.message for p in problems] == ["negative employees '-1.0' (employees counts something: 0 or more)"]
+
+
+def test_a_csv_column_of_numbers_reads_data_missing_values_as_a_column_with_text_does(tmp_path):
+    """A CSV column holding numbers only is read as numbers: its -1 was refused where the same cell beside an
+    "N/A" (a column of text) was not known."""
+    for other in ("12", "N/A"):
+        params = crm_params(tmp_path, [lead("L1", employees="-1"), lead("L2", employees=other)],
+                            missing_values=["", "N/A", "-1"])
+        assert load_crm(params).leads["employees"].isna().tolist() == [True, other == "N/A"]
+
+
+@pytest.mark.parametrize("sent", [5, 5.0, "5", " 5 "])
+def test_a_value_map_translates_a_lead_whatever_else_the_batch_sends(sent):
+    """A JSON 5.0 matched data.value_maps' "5" alone or beside other numbers (a column of numbers), but beside a
+    lead sending text it was compared as "5.0" and kept untranslated: a lead's score hung on its batch-mates. An
+    untranslated number was the category "7" or "7.0" the same way."""
+    data = DataParams(leads="unused", mapping=MAPPING, value_maps={"industry": {"5": "software"}})
+
+    for others in ([], [8], ["retail"], [8.5, "retail"]):
+        raw = pd.DataFrame.from_records([lead(f"L{i}", Industry=value, Country=float(7))
+                                         for i, value in enumerate([sent, *others])])
+        kept, problems = prepare_table(raw, "leads", data)
+        assert problems == [] and (kept["industry"].iloc[0], kept["country"].iloc[0]) == ("software", "7"), others
+    # A number is read as an export writes it (5, not 5.0); text as written, "5.0" being another label.
+    kept, _ = prepare_table(pd.DataFrame.from_records([lead("L1", Industry="5.0"), lead("L2", Industry=5)]), "leads", data)
+    assert kept["industry"].tolist() == ["5.0", "software"]
+
+
 def test_value_map_spellings_of_one_label_that_disagree_are_refused_naming_both(tmp_path):
     """Labels match in any letter case: 'Won' and 'WON' mapped apart would let one silently overrule the other."""
     from pipelines.config import PROJECT_ROOT, ParamsError, load_params

@@ -1045,3 +1045,36 @@ def test_docs_json_takes_the_labels_a_number_fields_value_map_translates(sample_
     for (size, taken), reply in zip(sent.items(), replies.values()):
         body = {"leads": [{"lead_id": "VM", "created_at": "2025-12-01", "employees": size}], "as_of": AS_OF}
         assert (_documented(spec, "ScoreRequest", body), reply.status == 200) == (taken, taken), (size, reply.body)
+
+
+def test_a_lead_scores_alike_alone_among_numbers_among_text_and_from_a_csv(sample_dir, monkeypatch_session, tmp_path):
+    """A CRM sending employees -1 (data.missing_values: not known) and industry 5.0 (data.value_maps' "5"): alone the
+    lead was refused (employees below 0), beside a lead sending text it scored with its industry left as "5.0",
+    untranslated. A lead's score is now its own: what the same lead written as text scores, and what batch
+    scoring gives its CSV row."""
+    from conftest import FAST, params_for
+    from pipelines.score import score_file
+    from pipelines.train import train
+
+    params = params_for(sample_dir, tmp_path, **FAST, **{
+        "data.value_maps": {"industry": {"5": "software"}}, "data.missing_values": ["", "Select", "N/A", "-1"]})
+    scorer = train(params).scorer
+    lead = {"lead_id": "ALIKE", "created_at": "2025-12-01", "industry": 5.0, "employees": -1, "country": "US",
+            "job_title": "VP Engineering", "lead_source": "organic"}
+    batches = {"alone": [lead], "among numbers": [lead, {**lead, "lead_id": "NUMBERS", "industry": 8, "employees": 40}],
+               "among text": [lead, {**lead, "lead_id": "TEXT", "industry": "retail", "employees": "N/A"}],
+               "as text": [{**lead, "industry": "software", "employees": "N/A"}]}
+    with running_service(params, tmp_path, timeout=60) as srv:
+        client = srv.client()
+        documented = _documented(client.get("/docs.json").json(), "ScoreRequest", {"leads": [lead], "as_of": AS_OF})
+        replies = {name: client.post("/score", {"leads": body, "as_of": AS_OF}) for name, body in batches.items()}
+    assert documented
+    scores = {}
+    for name, reply in replies.items():
+        assert reply.status == 200, (name, reply.body)
+        scores[name] = {k: v for k, v in reply.json()["scores"][0].items() if k != "card_url"}  # signed per request
+    assert all(score == scores["as text"] for score in scores.values()), scores
+    pd.DataFrame([{**lead, "industry": "5"}]).to_csv(tmp_path / "leads.csv", index=False)  # as a CRM export writes it
+    score_file(scorer, tmp_path / "leads.csv", tmp_path / "scores.csv", as_of=pd.Timestamp(AS_OF), progress=False)
+    batch = pd.read_csv(tmp_path / "scores.csv").iloc[0]
+    assert (batch["score"], batch["probability"]) == (scores["alone"]["score"], pytest.approx(scores["alone"]["probability"]))
