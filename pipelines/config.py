@@ -524,6 +524,19 @@ class Params(_Section):
         return self
 
     @model_validator(mode="after")
+    def _status_maps_give_statuses(self) -> "Params":
+        """data.value_maps.status renames a CRM label to one of data.statuses (in any letter case, as a status is
+        matched): a label mapped elsewhere ({"Won": "closed"}) loaded, and then refused every export row and
+        /feedback event holding it as an unknown status, where the fix is in params."""
+        known = {label_key(s) for s in self.data.statuses}
+        for label, value in self.data.value_maps.get("status", {}).items():
+            if label_key(value) not in known:
+                raise ValueError(f"data.value_maps.status.{label}: translates {label!r} to {value!r}, which is not in "
+                                 f"data.statuses {self.data.statuses}; map it to one of them, or add {value!r} to "
+                                 "data.statuses")
+        return self
+
+    @model_validator(mode="after")
     def _number_maps_give_numbers(self) -> "Params":
         """A data.value_maps entry of a number field (the contract's employees and amount, features.numeric) renames
         a CRM label to a number the field takes. A label mapped to "" (meaning not known) or to other text refused

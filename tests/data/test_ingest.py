@@ -680,6 +680,22 @@ def test_a_value_map_translates_a_lead_whatever_else_the_batch_sends(sent):
     assert kept["industry"].tolist() == ["5.0", "software"]
 
 
+def test_a_status_value_map_to_a_status_params_lack_is_refused_when_params_load():
+    """`"Won": "closed"` loaded, and then refused every export row and /feedback event saying Won as an unknown
+    status 'closed': the fix was in params, named only once rows came in."""
+    from pipelines.config import PROJECT_ROOT, ParamsError, load_params
+
+    with pytest.raises(ParamsError) as refused:
+        load_params(PROJECT_ROOT / "params.yaml", overrides={"data.value_maps": {"status": {
+            "Lost": "rejected", "Won": "closed"}}})
+    assert ("  - data.value_maps.status.Won: translates 'Won' to 'closed', which is not in data.statuses ['converted', "
+            "'rejected', 'nurture', 'duplicate', 'open']; map it to one of them, or add 'closed' to data.statuses"
+            ) in str(refused.value)
+    # A status is matched in any letter case, blanks around it removed: so is a map's.
+    loaded = load_params(PROJECT_ROOT / "params.yaml", overrides={"data.value_maps": {"status": {"Won": " Converted "}}})
+    assert loaded.data.value_maps["status"] == {"Won": " Converted "}
+
+
 def test_value_map_spellings_of_one_label_that_disagree_are_refused_naming_both(tmp_path):
     """Labels match in any letter case: 'Won' and 'WON' mapped apart would let one silently overrule the other."""
     from pipelines.config import PROJECT_ROOT, ParamsError, load_params
