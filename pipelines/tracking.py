@@ -27,6 +27,7 @@ import sqlalchemy as sa
 from mlflow.entities.model_registry import ModelVersion
 from mlflow.exceptions import MlflowException
 from mlflow.models import ModelSignature
+from mlflow.store.db.db_types import DATABASE_ENGINES, MYSQL, POSTGRES, SQLITE
 from mlflow.tracking import MlflowClient
 from mlflow.types import ColSpec, ParamSchema, ParamSpec, Schema
 
@@ -39,6 +40,8 @@ TRAINING_KEY = "training_key"  # run tag: what decided the model (`training_key`
 # What MLflow raises when its tracking store fails: its own exception, and unwrapped, a database store's driver
 # error or a tracking server's HTTP client error.
 STORE_ERRORS = (MlflowException, sa.exc.DBAPIError, requests.RequestException)
+REACH_TIMEOUT = 5  # seconds to connect to the tracking store before it is told unreachable (`check_reachable`)
+_reached: set[str] = set()  # tracking stores this process connected to (`check_reachable`)
 _REQUIREMENTS = ["scikit-learn", "lightgbm", "pandas", "numpy", "pyarrow", "pydantic", "pyyaml", "sqlalchemy", "shap", "joblib"]
 
 
@@ -130,12 +133,14 @@ def run_in_ui(params: Params, run_id: str) -> dict:
 
 
 def use_store(params: Params) -> str:
-    """Point this process's MLflow client at the params' tracking store; returns its URI.
+    """Point this process's MLflow client at the params' tracking store, once it is known to be reachable
+    (`check_reachable`); returns its URI.
 
     MLflow 3 also writes MLFLOW_TRACKING_URI into the environment, which tracking_uri() prefers:
     the variable is put back to what the user had, so params chosen later are not pinned to this store.
     """
     uri = tracking_uri(params)
+    check_reachable(uri)
     before = os.environ.get("MLFLOW_TRACKING_URI")
     mlflow.set_tracking_uri(uri)
     if before is None:
@@ -143,6 +148,58 @@ def use_store(params: Params) -> str:
     else:
         os.environ["MLFLOW_TRACKING_URI"] = before
     return uri
+
+
+def check_reachable(uri: str) -> None:
+    """Connect to the tracking store at `uri` once, or raise TrackingStoreFailed saying it cannot be reached.
+
+    MLflow retries a tracking server it cannot connect to for about 4 minutes and a database for 100 seconds, so a
+    wrong address or password kept a user or a CI job waiting minutes for the error. This one try waits
+    REACH_TIMEOUT seconds to connect (MLFLOW_HTTP_REQUEST_TIMEOUT and MLFLOW_HTTP_REQUEST_MAX_RETRIES when the user
+    set them; a database URL's own connect_timeout). Any answer counts: a store that answered keeps MLflow's
+    retries for its later failures (a restart, a failover). Checked once per store and process, so the service's
+    registry reloads keep them too. A SQLite file or a folder is on this machine: nothing to reach.
+    """
+    if uri in _reached:
+        return
+    scheme = urlsplit(uri).scheme
+    try:
+        if scheme in ("http", "https"):
+            _request_health(uri)
+        elif scheme.split("+")[0] in set(DATABASE_ENGINES) - {SQLITE}:
+            _connect_database(uri)
+        else:
+            return
+    except STORE_ERRORS as err:
+        if _connection_failure(err) is not None:
+            raise store_failure(err, uri) from None
+    _reached.add(uri)
+
+
+def _request_health(uri: str) -> None:
+    """One GET of the server's /health, as MLflow sends its requests (credentials, TLS and proxy settings) but
+    without retrying an answer; raises MlflowException when none came."""
+    from mlflow.environment_variables import MLFLOW_HTTP_REQUEST_MAX_RETRIES, MLFLOW_HTTP_REQUEST_TIMEOUT
+    from mlflow.utils.credentials import get_default_host_creds
+    from mlflow.utils.rest_utils import http_request
+
+    connect = MLFLOW_HTTP_REQUEST_TIMEOUT.get() if MLFLOW_HTTP_REQUEST_TIMEOUT.defined else REACH_TIMEOUT
+    retries = MLFLOW_HTTP_REQUEST_MAX_RETRIES.get() if MLFLOW_HTTP_REQUEST_MAX_RETRIES.defined else 0
+    http_request(get_default_host_creds(uri), "/health", "GET", max_retries=retries, retry_codes=frozenset(),
+                 timeout=(connect, MLFLOW_HTTP_REQUEST_TIMEOUT.get()), raise_on_status=False)
+
+
+def _connect_database(uri: str) -> None:
+    """One connection to the database store; raises its driver's error (a DBAPIError) when it cannot connect."""
+    url = sa.make_url(uri)
+    timeout = ({"connect_timeout": REACH_TIMEOUT}
+               if url.get_backend_name() in (POSTGRES, MYSQL) and "connect_timeout" not in url.query else {})
+    engine = sa.create_engine(url, poolclass=sa.pool.NullPool, connect_args=timeout)
+    try:
+        with engine.connect():
+            pass
+    finally:
+        engine.dispose()
 
 
 def configure(params: Params) -> str:

@@ -5,9 +5,11 @@ from __future__ import annotations
 import os
 import re
 import socket
+import struct
 import subprocess
 import sys
 import threading
+from contextlib import contextmanager
 
 import pandas as pd
 import pytest
@@ -938,7 +940,6 @@ def unreachable_tracking(sample_params, tmp_path, monkeypatch):
     from serving.local_server import params_file
 
     before = mlflow.get_tracking_uri()
-    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")  # MLflow retries a server for minutes otherwise
     yield params_file(sample_params, tmp_path / "params.yaml")
     mlflow.set_tracking_uri(before)
 
@@ -963,13 +964,85 @@ def test_a_tracking_server_that_cannot_be_reached_is_one_line_naming_it_without_
 def test_a_tracking_database_that_cannot_be_reached_is_one_line_naming_it_without_its_password(
         unreachable_tracking, monkeypatch):
     monkeypatch.setenv("MLFLOW_TRACKING_URI", "postgresql+psycopg://ops:s3cr3t@127.0.0.1:1/mlflow")
-    monkeypatch.setattr("mlflow.store.db.utils.MAX_RETRY_COUNT", 1)  # MLflow's own retries take 100 s
 
     result = run("evaluate", "--params", str(unreachable_tracking))
 
     assert result.exit_code == 1 and "s3cr3t" not in result.output
     assert ("cannot reach the MLflow tracking store postgresql+psycopg://ops:***@127.0.0.1:1/mlflow: connection failed"
             in result.output.replace("\n", ""))
+
+
+@contextmanager
+def counted_connections(answers: int = 0):
+    """A local port that counts the connections made to it, as (port, connections): the first `answers` get an empty
+    HTTP answer (a tracking server's /health), every later one is reset unanswered, as at an address nothing serves."""
+    connections = []
+
+    def serve(server):
+        while True:
+            connection, _ = server.accept()
+            connections.append(connection)
+            with connection:
+                if len(connections) <= answers:
+                    connection.recv(65536)
+                    connection.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+                else:
+                    connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))  # reset
+
+    with socket.create_server(("127.0.0.1", 0)) as server:
+        threading.Thread(target=serve, args=(server,), daemon=True).start()
+        yield server.getsockname()[1], connections
+
+
+@pytest.fixture()
+def retries_at_once(monkeypatch):
+    """MLflow's retries without their backoff: a command that made them would still end in seconds, not minutes."""
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR", "0")
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_BACKOFF_JITTER", "0")
+    monkeypatch.setattr("mlflow.store.db.utils.MAX_RETRY_COUNT", 3)  # 10 tries over 100 s
+
+
+@pytest.mark.parametrize("own_retries, connections", [(None, 1), ("2", 3)])
+def test_a_tracking_server_that_cannot_be_reached_fails_at_once_not_after_mlflows_retries(
+        unreachable_tracking, retries_at_once, monkeypatch, own_retries, connections):
+    """MLflow tries a server it cannot connect to 8 times over about 4 minutes: a wrong address kept a user or a CI
+    job waiting that long for the one line. A MLFLOW_HTTP_REQUEST_MAX_RETRIES the user set is theirs to keep."""
+    if own_retries:
+        monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", own_retries)
+    with counted_connections() as (port, made):
+        monkeypatch.setenv("MLFLOW_TRACKING_URI", f"http://ops:s3cr3t@127.0.0.1:{port}")
+
+        result = run("evaluate", "--params", str(unreachable_tracking))
+
+    assert result.exit_code == 1 and "s3cr3t" not in result.output
+    assert f"cannot reach the MLflow tracking store http://ops:***@127.0.0.1:{port}: " in result.output
+    assert len(made) == connections
+
+
+def test_a_tracking_server_that_answered_keeps_mlflows_retries(unreachable_tracking, retries_at_once, monkeypatch):
+    """A store that is up and then drops a request (a restart, a failover) is retried as MLflow does."""
+    from mlflow.environment_variables import MLFLOW_HTTP_REQUEST_MAX_RETRIES
+
+    with counted_connections(answers=1) as (port, made):
+        monkeypatch.setenv("MLFLOW_TRACKING_URI", f"http://127.0.0.1:{port}")
+
+        result = run("evaluate", "--params", str(unreachable_tracking))
+
+    assert result.exit_code == 1 and f"cannot reach the MLflow tracking store http://127.0.0.1:{port}: " in result.output
+    assert len(made) == 1 + 1 + MLFLOW_HTTP_REQUEST_MAX_RETRIES.default  # the check, MLflow's request and its retries
+
+
+def test_a_tracking_database_that_cannot_be_reached_fails_at_once_not_after_mlflows_retries(
+        unreachable_tracking, retries_at_once, monkeypatch):
+    """MLflow tries a database it cannot connect to 10 times over 100 seconds."""
+    with counted_connections() as (port, made):
+        monkeypatch.setenv("MLFLOW_TRACKING_URI", f"postgresql+psycopg://ops:s3cr3t@127.0.0.1:{port}/mlflow")
+
+        result = run("evaluate", "--params", str(unreachable_tracking))
+
+    assert result.exit_code == 1 and "s3cr3t" not in result.output
+    assert f"cannot reach the MLflow tracking store postgresql+psycopg://ops:***@127.0.0.1:{port}/mlflow: " in result.output
+    assert len(made) == 1
 
 
 def test_a_tracking_server_whose_answer_breaks_off_is_one_line_without_its_password(unreachable_tracking, monkeypatch):
