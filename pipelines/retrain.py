@@ -257,11 +257,8 @@ def promote(params: Params, version: str | int, reason: str) -> AliasChange:
     if not reason.strip():
         raise ValueError("promote: a reason is required (it is recorded on the model version)")
     tracking.configure(params)
-    client, name = MlflowClient(), params.tracking.registered_model
-    try:
-        refused = client.get_model_version(name, str(version)).tags.get("retrain_refused", "")
-    except mlflow.exceptions.MlflowException:
-        raise LookupError(f"model '{name}' has no version {version} in {shown_url(tracking.tracking_uri(params))}") from None
+    name = params.tracking.registered_model
+    refused = tracking.registered_version(params, version=version).tags.get("retrain_refused", "")
     if _champion_version(params) == str(version):  # moving it again would overwrite why it was promoted
         raise ValueError(f"--version {version}: v{version} is already the champion of model '{name}'; nothing changed")
     change = AliasChange(str(version), None, reason, refused_by_retrain=refused)

@@ -7,6 +7,9 @@ before the drop; a challenger trained after it must be promoted, one trained on 
 from __future__ import annotations
 
 import dataclasses
+import json
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import mlflow
 import numpy as np
@@ -617,14 +620,55 @@ def test_the_audit_compares_a_champion_with_the_one_it_replaced_by_default(three
 
 
 def test_promote_refuses_an_unknown_version_or_a_missing_reason(three_versions):
-    with pytest.raises(LookupError, match="no version 9"):
+    with pytest.raises(LookupError, match="with version 9 in "):
         promote(three_versions, 9, "typo")
-    with pytest.raises(LookupError, match="no version 9"):
+    with pytest.raises(LookupError, match="with version 9 in "):
         promote(three_versions, "v9", "typo")
     with pytest.raises(ValueError, match="reason is required"):
         promote(three_versions, 1, "  ")
     with pytest.raises(ValueError, match="--version is empty"):  # an unset shell variable: not "no version  in ..."
         promote(three_versions, " ", "typo")
+
+
+class RegistryDown(BaseHTTPRequestHandler):
+    """A tracking server whose registry fails (503, as with its database down behind it): it answers its health
+    check and experiment lookups, so a command gets past pointing MLflow at it."""
+
+    def do_GET(self):
+        if self.path.startswith("/api/2.0/mlflow/experiments/get-by-name"):
+            body = {"experiment": {"experiment_id": "1", "name": "leadscore", "lifecycle_stage": "active"}}
+            self._answer(200, body)
+        else:
+            self._answer(200 if self.path == "/health" else 503, {})
+
+    def _answer(self, status: int, body: dict) -> None:
+        data = json.dumps(body).encode()
+        self.send_response(status)
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def log_message(self, *args):
+        pass
+
+
+def test_promote_tells_a_failing_tracking_store_from_a_version_it_lacks(sample_params, monkeypatch):
+    """Any failure of the registry's lookup read as "has no version 1": a user would look for a typo in a version
+    the registry holds while its server was failing."""
+    before = mlflow.get_tracking_uri()
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")  # a 503 is retried for minutes otherwise
+    with ThreadingHTTPServer(("127.0.0.1", 0), RegistryDown) as server:
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        monkeypatch.setenv("MLFLOW_TRACKING_URI", f"http://ops:s3cr3t@127.0.0.1:{server.server_port}")
+        try:
+            with pytest.raises(tracking.TrackingStoreFailed) as failed:
+                promote(sample_params, 1, "launch")
+        finally:
+            server.shutdown()
+            mlflow.set_tracking_uri(before)
+
+    assert str(failed.value).startswith(f"the MLflow tracking store http://ops:***@127.0.0.1:{server.server_port} failed: ")
+    assert "503" in str(failed.value) and "s3cr3t" not in str(failed.value)
 
 
 def test_promoting_the_champion_again_changes_nothing_and_says_so(three_versions):
