@@ -39,8 +39,7 @@ if TYPE_CHECKING:  # not at run time: pipelines.history imports this module
 
 # Outcome columns a flat export carries on the lead row; split off into `outcomes`.
 OUTCOME_COLUMNS = tuple(c for c in OUTCOMES.columns if c != "lead_id")
-# Contract columns holding ids, codes or free text. Read as text so an id like "00123" keeps its
-# zeros and a 0/1 status column matches the string keys of data.value_maps.
+# Contract columns holding ids, codes or free text (a blank required one is empty).
 TEXT_COLUMNS = frozenset(
     c for spec in TABLES.values() for c in spec.columns if c not in spec.dates and c not in spec.numeric
 )
@@ -265,8 +264,12 @@ def read_source(spec: str, data: DataParams, base_dir: Path) -> tuple[pd.DataFra
     """One raw CRM table: a CSV or Parquet file, or (when data.sql_url is set) a table name or a SELECT; and how
     its text writes numbers, for `prepare_table` (`decimal_mark_of`; "point" for a database).
 
-    CSV cells are only missing when empty (pandas' "NA"/"null" guessing is off: "NA" is Namibia);
-    data.missing_values says what else means 'not answered'. Columns in data.drop_columns are not read.
+    Every CSV cell is read as the CRM's text, as batch scoring reads a file (`pipelines.score`): `prepare_table`
+    reads the numbers (the contract's and features.numeric) from it, by the file's decimal mark. A column pandas
+    typed as numbers made a plan code "3.0" the category "3" in training but "3.0" in scoring, and "-1.0" match
+    data.missing_values "-1" only in a column of numbers. Cells are only missing when empty (pandas' "NA"/"null"
+    guessing is off: "NA" is Namibia); data.missing_values says what else means 'not answered'. Columns in
+    data.drop_columns are not read.
     A file's header is read once (`read_header`), for its separator, repeated names and decimal mark.
     """
     if data.sql_url:
@@ -284,9 +287,6 @@ def read_source(spec: str, data: DataParams, base_dir: Path) -> tuple[pd.DataFra
         return _usual_dtypes(table.to_pandas(types_mapper=_NULLABLE_INTEGERS.get)), decimal_mark_of(header, data)
     if ".csv" not in path.name.lower():
         raise ValueError(f"{path}: unsupported file type; use .csv (optionally compressed) or .parquet")
-    mapped_to_text = {
-        crm for table in TABLES for crm, contract in getattr(data.mapping, table).items() if contract in TEXT_COLUMNS
-    }
     try:
         header = read_header(path)
         refuse_repeated_columns(path, header, dropped)
@@ -294,8 +294,7 @@ def read_source(spec: str, data: DataParams, base_dir: Path) -> tuple[pd.DataFra
         return pd.read_csv(
             path,
             sep=header.sep,
-            # all text where numbers may have a decimal comma (`decimal_mark_of`): pandas would read 1.200 as 1.2
-            dtype="str" if decimal_mark != "point" else {c: "str" for c in mapped_to_text | TEXT_COLUMNS},
+            dtype="str",
             keep_default_na=False,
             na_values=[""],
             encoding="utf-8-sig",  # Excel and Salesforce exports start with a byte-order mark
@@ -664,7 +663,7 @@ def numbers_not_answered(data: DataParams) -> list[str]:
 def _missing_to_na(columns: dict[str, pd.Series], missing_values: list[str]) -> None:
     """Cells that mean 'not answered' (compared stripped) become NA: blank ones always, as `not_answered`
     reads a request's field, and data.missing_values. A number compares as its text (`as_plain_text`): -1
-    is "-1" in a column of numbers (a JSON request's, or a CSV's all numbers) as among text.
+    is "-1" in a column of numbers (a JSON request's, a SQL or Parquet column's) as among text.
 
     Stripped and matched by Arrow kernels (`_missing_cells`), without a Python object per cell.
     """

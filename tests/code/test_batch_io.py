@@ -17,13 +17,18 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from models.calibration import Calibrator, TierThresholds
 from models.gbm import predict_threads, usable_cores
+from models.peers import LogisticPeer
 from models.scorer import LeadScorer
-from pipelines.config import DataParams
-from pipelines.ingest import read_header
+from pipelines.config import PROJECT_ROOT, DataParams, load_params
+from pipelines.dataset import TrainingSet, assemble, model_features
+from pipelines.ingest import API_CLIENT, read_header
 from pipelines.score import _activities_of, _lead_chunks, _read_activities, _read_whole, _ScoresFile, score_file
+from serving.scoring import request_frames
 
 PANDAS_TEXT = {"dtype": str, "keep_default_na": False, "na_values": [""]}
+X_EDUCATION = PROJECT_ROOT / "params.x_education.yaml"
 
 
 # The readers as score_file calls them: with the file's header, read once before (ingest.read_header).
@@ -37,6 +42,18 @@ def read_activities(path: Path, data) -> pd.DataFrame:
 
 def lead_chunks(path: Path, chunk_size: int, id_column: str) -> tuple[pd.Series | None, Iterator[pd.DataFrame]]:
     return _lead_chunks(path, read_header(path), chunk_size, id_column)
+
+
+def quick_scorer(params) -> tuple[TrainingSet, LeadScorer]:
+    """The export of `params` assembled for training, and a scorer fit on all of it in a second (a logistic
+    peer, no LightGBM): enough to tell leads' features apart by their scores."""
+    ts = assemble(params)
+    scorer = LeadScorer(data=params.data, features=params.features, encoder=None, booster=None,
+                        logistic=LogisticPeer(seed=0).fit(ts.features, np.asarray(ts.y)), gbm_coef=0.0, logistic_coef=1.0,
+                        calibrator=Calibrator("sigmoid"), tiers=TierThresholds(names=["all"], min_probability=[0.0]),
+                        reasons=None)
+    scorer.calibrator.fit(scorer.margin(ts.features), np.asarray(ts.y))
+    return ts, scorer
 
 
 @pytest.mark.parametrize(
@@ -459,20 +476,9 @@ def test_a_crm_number_column_with_text_in_it_rejects_that_row_and_the_file_still
     """X Education's visit count and time on site are number columns of the CRM's own (features.numeric):
     "lots" or "1,234" in one goes to the rejects file with its row and column, like a bad contract number,
     instead of stopping the whole file."""
-    from models.calibration import Calibrator, TierThresholds
-    from models.peers import LogisticPeer
-    from pipelines.config import PROJECT_ROOT, load_params
-    from pipelines.dataset import assemble
-
     raw = pd.read_csv(x_education_csv, **PANDAS_TEXT).head(400)
     raw.to_csv(tmp_path / "export.csv", index=False)
-    params = load_params(PROJECT_ROOT / "params.x_education.yaml", overrides={"data.leads": str(tmp_path / "export.csv")})
-    ts = assemble(params)
-    scorer = LeadScorer(data=params.data, features=params.features, encoder=None, booster=None,
-                        logistic=LogisticPeer(seed=0).fit(ts.features, np.asarray(ts.y)), gbm_coef=0.0, logistic_coef=1.0,
-                        calibrator=Calibrator("sigmoid"), tiers=TierThresholds(names=["all"], min_probability=[0.0]),
-                        reasons=None)
-    scorer.calibrator.fit(scorer.margin(ts.features), np.asarray(ts.y))
+    _, scorer = quick_scorer(load_params(X_EDUCATION, overrides={"data.leads": str(tmp_path / "export.csv")}))
     leads = raw.head(30).copy()
     leads.loc[1, "TotalVisits"] = "lots"
     leads.loc[4, "Total Time Spent on Website"] = "1,234"
@@ -491,3 +497,37 @@ def test_a_crm_number_column_with_text_in_it_rejects_that_row_and_the_file_still
         "not a number: '1,234' (write numbers with a decimal point and no thousands separator: 1234.5)",
         f"{tmp_path / 'leads.csv'} row 8 (header not counted), column 'TotalVisits' (total_visits): negative "
         "total_visits '-3' (total_visits counts something: 0 or more)"]
+
+
+def test_training_batch_scoring_and_the_service_read_a_lead_of_a_csv_alike(x_education_csv, tmp_path):
+    """Training let pandas type a CSV's columns, batch scoring read every cell as the CRM's text: a plan code the
+    export writes "3.0" in a column of numbers was the category "3" in training and "3.0", never seen, in batch
+    scoring; and TotalVisits "-1.0", which data.missing_values lists, was -1 visits in training (refused as
+    negative) but not known in batch scoring. A lead now has the same features from the training export, from a
+    scored file and from a request sending its cells."""
+    raw = pd.read_csv(x_education_csv, **PANDAS_TEXT).head(400)
+    raw["Plan"] = np.resize(["1.0", "2.0", "3.0"], len(raw))  # a picklist's codes, written as numbers
+    raw.loc[::7, "TotalVisits"] = "-1.0"
+    raw.to_csv(tmp_path / "export.csv", index=False)
+    shipped = load_params(X_EDUCATION)
+    params = load_params(X_EDUCATION, overrides={
+        "data.leads": str(tmp_path / "export.csv"), "data.mapping.leads.Plan": "plan",
+        "data.missing_values": [*shipped.data.missing_values, "-1.0"],
+        "features.categorical": [*shipped.features.categorical, "plan"], "features.phrases.plan": "Plan {value}"})
+    ts, scorer = quick_scorer(params)
+    leads = raw.head(30)
+    ids = pd.Index(leads["Prospect ID"], name="lead_id")
+    trained = model_features(scorer, ts, ids)
+    assert trained["plan"].tolist() == leads["Plan"].tolist()
+    assert trained["total_visits"].isna().tolist() == (leads["TotalVisits"].isna() | (leads["TotalVisits"] == "-1.0")).tolist()
+
+    sent = leads.astype(object).where(leads.notna(), None).to_dict("records")  # each cell as the CRM sends it
+    served, problems, _ = scorer.build(request_frames(sent, [None] * len(sent), params.data).leads, audience=API_CLIENT)
+    assert problems == []
+    pd.testing.assert_frame_equal(served, trained)
+
+    leads.to_csv(tmp_path / "leads.csv", index=False)
+    summary = score_file(scorer, tmp_path / "leads.csv", tmp_path / "scores.csv", progress=False)
+    batch = pd.read_csv(summary.output).set_index("lead_id")["probability"]
+    assert summary.rows_rejected == 0
+    np.testing.assert_allclose(batch.loc[ids], scorer.predict_proba(trained), rtol=1e-9)

@@ -90,13 +90,14 @@ def only_problem(err: pytest.ExceptionInfo) -> Problem:
          "a date is text such as 2026-01-31 or 2026-01-31T09:30:00Z, not the number '1764000000'"),
         ("outcomes", outcome("L1", closed="20240201"), "Closed Date", "decided_at", "number_as_date",
          "not the number '20240201'"),
+        # a number is named as the file writes it, as batch scoring names it: '1e308', not 1e+308
         ("leads", lead("L2", employees="-5"), "Employees", "employees", "bad_number",
-         "negative employees -5 (employees counts something: 0 or more)"),
+         "negative employees '-5' (employees counts something: 0 or more)"),
         ("leads", lead("L2", employees="inf"), "Employees", "employees", "bad_number",
-         "number out of range inf (a number field holds a finite number smaller than 1e+15 in size)"),
-        ("leads", lead("L2", employees="1e308"), "Employees", "employees", "bad_number", "number out of range 1e+308"),
+         "number out of range 'inf' (a number field holds a finite number smaller than 1e+15 in size)"),
+        ("leads", lead("L2", employees="1e308"), "Employees", "employees", "bad_number", "number out of range '1e308'"),
         ("leads", lead("L2", employees="9" * 401), "Employees", "employees", "bad_number",
-         f"number out of range {'9' * 40}... (401 characters)"),
+         f"number out of range '{'9' * 39}... (403 characters)"),
     ],
 )
 def test_each_error_kind_names_source_row_and_crm_column(tmp_path, table, bad_row, column, contract, kind, words):
@@ -480,7 +481,7 @@ def test_a_crm_count_declared_non_negative_refuses_a_negative_value_naming_its_r
     crm = load_crm(params)
 
     assert crm.leads["lead_id"].tolist() == ["L1", "L3"]
-    assert str(crm.report.problems[0]) == ("leads.csv row 2 (header not counted), column 'Visits': negative Visits -3 "
+    assert str(crm.report.problems[0]) == ("leads.csv row 2 (header not counted), column 'Visits': negative Visits '-3' "
                                            "(Visits counts something: 0 or more)")
     with pytest.raises(ValueError, match="features.non_negative: 'Visit' not in features.numeric"):
         Params.model_validate({**params.model_dump(), "features": {"numeric": ["Visits"], "non_negative": ["Visit"]}})
