@@ -291,19 +291,30 @@ def read_source(spec: str, data: DataParams, base_dir: Path) -> tuple[pd.DataFra
         header = read_header(path)
         refuse_repeated_columns(path, header, dropped)
         decimal_mark = decimal_mark_of(header, data)
-        return pd.read_csv(
-            path,
-            sep=header.sep,
-            dtype="str",
-            keep_default_na=False,
-            na_values=[""],
-            encoding="utf-8-sig",  # Excel and Salesforce exports start with a byte-order mark
-            usecols=lambda column: column not in dropped,
-        ), decimal_mark
+        kept = [name for name in header.names if name not in dropped] if dropped else None
+        return read_csv_text(path, header.sep, kept), decimal_mark
     except pd.errors.EmptyDataError:
         raise ValueError(f"{path}: the file is empty (not even a header row)") from None
     except UnicodeDecodeError as err:
         raise not_utf8(path, err) from None
+
+
+# Every CSV cell is read as the CRM's own text; only empty cells are missing ("NA" is Namibia).
+CSV_TEXT = {"dtype": "str", "keep_default_na": False, "na_values": [""]}
+
+
+def read_csv_text(path: Path, sep: str, columns: list[str] | None = None) -> pd.DataFrame:
+    """A CSV's cells (only `columns`, when given) as the CRM's text: how training and batch scoring read a file.
+
+    Arrow's multi-threaded parser, about six times cheaper than pandas' own; a file Arrow refuses (ragged rows,
+    not UTF-8, a quoted value over several lines, no header) is read by pandas' parser, whose errors the caller
+    names.
+    """
+    try:
+        return pd.read_csv(path, engine="pyarrow", sep=sep, usecols=columns, **CSV_TEXT)
+    except ValueError:  # Arrow's errors (pa.ArrowInvalid) are ValueErrors too
+        # Excel and Salesforce exports start with a byte-order mark
+        return pd.read_csv(path, sep=sep, usecols=columns, encoding="utf-8-sig", **CSV_TEXT)
 
 
 # Field separators a CSV export may use: Excel writes the list separator of the computer's region, ";"

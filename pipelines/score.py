@@ -43,6 +43,7 @@ from pipelines.ingest import (
     is_parquet,
     not_utf8,
     prepare_table,
+    read_csv_text,
     read_header,
     readable_file,
     refuse_repeated_columns,
@@ -69,10 +70,6 @@ class BatchSummary:
     # ("TikTok"), -> scored leads that have them, most first (LeadScorer.unseen_values); only columns with some.
     # None: nothing can be told (a model pickled before it remembered its training values, or no lead was read).
     unseen_values: dict[str, dict[str, int]] | None = None
-
-
-# Every CSV cell is read as the CRM's own text; only empty cells are missing ("NA" is Namibia).
-CSV_TEXT = {"dtype": str, "keep_default_na": False, "na_values": [""]}
 
 
 def _lead_chunks(path: Path, header: TableHeader, chunk_size: int,
@@ -110,8 +107,7 @@ def _read_whole(
     """A whole table (or only `columns` of it) as strings, e.g. the activities (often 10+ rows per lead);
     `header` is the file's (`read_header`: a CSV's separator).
 
-    CSV goes through Arrow's multi-threaded parser, about six times cheaper than pandas' own; a
-    file Arrow refuses (ragged rows, bad UTF-8, ...) is read by pandas' parser exactly as before.
+    CSV is read as training reads it (`read_csv_text`: Arrow's parser, pandas' for a file Arrow refuses).
     Arrow can also type some of `columns` while it parses them, on every core: text in `coded` comes
     back dictionary-coded (categorical), and `dates` as datetimes when every one is plain ISO 8601,
     as validation would parse them. Where a date is anything else (a zone, padding, a typo) the dates
@@ -126,10 +122,7 @@ def _read_whole(
                 return _read_csv_typed(path, sep, columns, coded or [], typed_dates)
             except ValueError:  # Arrow's errors (pa.ArrowInvalid) are ValueErrors too
                 continue
-    try:
-        return pd.read_csv(path, engine="pyarrow", sep=sep, usecols=columns, **CSV_TEXT)
-    except ValueError:
-        return _readable(path, lambda: pd.read_csv(path, sep=sep, usecols=columns, **CSV_TEXT))
+    return _readable(path, lambda: read_csv_text(path, sep, columns))
 
 
 def _parquet_file(path: Path) -> pq.ParquetFile:
@@ -151,7 +144,7 @@ def _readable(path: Path, read: Callable):
 
 
 def _read_csv_typed(path: Path, sep: str, columns: list[str], coded: list[str], dates: list[str]) -> pd.DataFrame:
-    """`columns` of a CSV separated by `sep` as text (empty cells missing, as CSV_TEXT reads them), `coded` ones as
+    """`columns` of a CSV separated by `sep` as text (empty cells missing, as `read_csv_text` reads them), `coded` ones as
     categoricals, `dates` as datetimes (raises ValueError on one that is not ISO 8601)."""
     types = {c: pa.string() for c in columns}
     types |= {c: pa.dictionary(pa.int32(), pa.string()) for c in coded}
