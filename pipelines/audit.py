@@ -79,6 +79,8 @@ NO_REASON = "(no reason given)"
 OTHER_REASONS = "(other reasons)"  # the plots' one bar of a segment's reasons not named (`other_reasons` in the tables)
 # The one reason row of a source or campaign with too few rejections to split by reason, as rare values are pooled.
 FEW_REJECTIONS = f"(under {MIN_LEVEL_ROWS} rejections: too few to split by reason)"
+# The top rejection reason of one split by reason whose reasons given are all too rare to name (`reason_mix`).
+NO_NAMED_REASON = f"(no single reason given by {MIN_LEVEL_ROWS} or more of its rejections)"
 SCORER_LABEL = "leadscore"
 # Where a section's first note says what the numbers mean, in words (the sections use them as written here).
 EFFECT = ("A signal's effect is how far it moves a lead's score, in log-odds, the model's own scale: +0.7 about "
@@ -672,9 +674,10 @@ def segment_outcomes(outcomes: pd.DataFrame, by: str, top_reasons: int = TOP_REA
     Returns:
         The summary (``<by>``, ``leads``, ``decided``, ``converted``, ``rejected``,
         ``conversion_rate``, ``acceptance_rate``, ``top_rejection_reason`` (most frequent named
-        reason), ``top_reason_share`` and ``no_reason_share`` (of the rejections; all three blank under
-        MIN_LEVEL_ROWS rejections, which `reason_mix` does not split), and ``won_revenue``
-        when `outcomes` has ``amount``), most leads first; and the `reason_mix`.
+        reason; NO_NAMED_REASON when reasons were given but none by MIN_LEVEL_ROWS rejections, so that the page
+        does not leave it blank as for a source no rejection gave a reason), ``top_reason_share`` and
+        ``no_reason_share`` (of the rejections; all three blank under MIN_LEVEL_ROWS rejections, which `reason_mix`
+        does not split), and ``won_revenue`` when `outcomes` has ``amount``), most leads first; and the `reason_mix`.
 
     Raises:
         LookupError: `by` is not a column of `outcomes` (a derived feature such as seniority is no lead column).
@@ -708,6 +711,8 @@ def segment_outcomes(outcomes: pd.DataFrame, by: str, top_reasons: int = TOP_REA
     no_reason = mix[mix["reason"] == NO_REASON].set_index(by)["share"]
     summary["no_reason_share"] = no_reason.reindex(summary.index, fill_value=0.0).where(
         summary["rejected"] >= MIN_LEVEL_ROWS)  # a share of too few rejections, as reason_mix splits none
+    unnamed = summary["top_rejection_reason"].isna() & (summary["no_reason_share"] < 1)  # NaN share: not split
+    summary["top_rejection_reason"] = summary["top_rejection_reason"].mask(unnamed, NO_NAMED_REASON)
     if "won_revenue" in summary.columns:
         summary = summary[[c for c in summary.columns if c != "won_revenue"] + ["won_revenue"]]
     summary = summary.reset_index().sort_values(["leads", by], ascending=[False, True]).reset_index(drop=True)
@@ -775,7 +780,9 @@ def rejection_headlines(summary: pd.DataFrame, by: str, limit: int = HEADLINE_SE
     for row in rejected.to_dict("records"):
         line = (f"{label} {row[by]}: {row['rejected']:,} of {row['decided']:,} leads with an outcome "
                 f"rejected ({1 - row['acceptance_rate']:.0%})")
-        if pd.notna(row["top_rejection_reason"]):
+        if row["top_rejection_reason"] == NO_NAMED_REASON:
+            line += f"; {NO_NAMED_REASON.strip('()')}"
+        elif pd.notna(row["top_rejection_reason"]):
             how = "mostly" if row["top_reason_share"] >= 0.5 else "most often"
             line += f", {how} for {row['top_rejection_reason']} ({row['top_reason_share']:.0%} of its rejections)"
         if row["no_reason_share"] > 0:
@@ -1049,7 +1056,8 @@ def segments_section(outcomes: pd.DataFrame, rows: str = "", feedback: FeedbackM
     section.notes.append(f"A source or campaign with fewer than {MIN_LEVEL_ROWS} rejections is not split by reason "
                          "(one hatched bar in the plots): too few rejections for their split to say much. Nor is a "
                          f"reason named for one unless {MIN_LEVEL_ROWS} or more of its rejections give it (and it is "
-                         f"among its {TOP_REASONS} most frequent): the others are one row, e.g. '{other_reasons(4)}'.")
+                         f"among its {TOP_REASONS} most frequent): the others are one row, e.g. '{other_reasons(4)}'; where none is "
+                         f"named, its top rejection reason reads '{NO_NAMED_REASON}'.")
     if "amount" not in outcomes.columns:
         section.notes.append("This export has no deal amounts: won revenue is not reported.")
     for by in SEGMENT_COLUMNS:

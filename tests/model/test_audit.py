@@ -890,15 +890,44 @@ def test_a_reason_too_few_rejections_give_is_not_named_as_why_a_source_gets_reje
     assert reasons("Forum") == [["(2 other reasons)", 21]]
     by_source = summary.set_index("lead_source")
     assert by_source.loc["Facebook", "top_rejection_reason"] == "Ringing"
-    assert pd.isna(by_source.loc["Forum", "top_rejection_reason"])
+    assert by_source.loc["Forum", "top_rejection_reason"] == audit.NO_NAMED_REASON  # see the next test
     headlines = audit.rejection_headlines(summary, "lead_source")
-    assert headlines[3] == "lead source Forum: 21 of 21 leads with an outcome rejected (100%)"
+    assert headlines[3] == ("lead source Forum: 21 of 21 leads with an outcome rejected (100%); no single reason given "
+                            "by 20 or more of its rejections")
     plot = audit.segments_plot(summary, mix, "lead_source").axes[1]
     assert [t.get_text() for t in plot.get_legend().get_texts()] == ["Ringing", "Busy", audit.OTHER_REASONS,
                                                                       audit.NO_REASON]
     section = audit.segments_section(outcomes.assign(campaign=np.nan))
     assert ("Nor is a reason named for one unless 20 or more of its rejections give it (and it is among its 3 most "
-            "frequent): the others are one row, e.g. '(4 other reasons)'.") in section.notes[1]
+            "frequent): the others are one row, e.g. '(4 other reasons)';") in section.notes[1]
+
+
+def test_a_source_split_by_reason_with_no_reason_named_says_so():
+    """A source of 20+ rejections whose reasons are each given by fewer than 20 (all pooled in '(N other reasons)' and
+    '(no reason given)') had a blank top reason, and a headline that named none without saying why: it reads as a source
+    no rejection gave a reason for. It says that no single reason is given by 20 of its rejections; a source none of
+    whose rejections gave a reason says that instead."""
+    event = ["Busy"] * 8 + ["Ringing"] * 7 + [None] * 10  # 25 rejections: split; no reason given by 20
+    chat = [None] * 22  # 22 rejections, none with a reason
+    outcomes = pd.DataFrame([{"lead_source": source, "outcome": "rejected", "reason": reason}
+                             for source, reasons in [("Event", event), ("Chat", chat)] for reason in reasons])
+
+    summary, mix = audit.segment_outcomes(outcomes, "lead_source")
+
+    by_source = summary.set_index("lead_source")
+    assert mix[mix["lead_source"] == "Event"]["reason"].tolist() == ["(2 other reasons)", audit.NO_REASON]
+    assert by_source.loc["Event", "top_rejection_reason"] == "(no single reason given by 20 or more of its rejections)"
+    assert pd.isna(by_source.loc["Event", "top_reason_share"]) and by_source.loc["Event", "no_reason_share"] == 0.4
+    assert pd.isna(by_source.loc["Chat", "top_rejection_reason"]) and by_source.loc["Chat", "no_reason_share"] == 1.0
+    assert audit.rejection_headlines(summary, "lead_source")[1:] == [
+        "lead source Event: 25 of 25 leads with an outcome rejected (100%); no single reason given by 20 or more of its "
+        "rejections; 40% without a reason",
+        "lead source Chat: 22 of 22 leads with an outcome rejected (100%); 100% without a reason"]
+    page = audit.table_html("by_lead_source", summary)
+    assert "<td>(no single reason given by 20 or more of its rejections)</td>" in page
+    section = audit.segments_section(outcomes.assign(campaign=np.nan))
+    assert ("where none is named, its top rejection reason reads '(no single reason given by 20 or more of its "
+            "rejections)'.") in section.notes[1]
 
 
 def test_reasons_of_too_few_rejections_are_not_split():
