@@ -90,10 +90,6 @@ def _activity(active: str, none: str, earlier: str | None = None) -> str:
 
 # "ICP" in words, for a rep's factor and marketing's audit alike (pipelines.audit.SIGNAL_WORDS).
 IDEAL_CUSTOMER_PROFILE = "ideal customer profile"
-# The criteria an icp_match lead meets as the score card counts them, after its "Matches": the audit's value table
-# says the ICP match in these words too ("1 of 4 ideal customer profile criteria", not 0.25).
-ICP_CRITERIA = "{matched} of {criteria} " + IDEAL_CUSTOMER_PROFILE + " criteria"
-ICP_NO_CRITERIA = "none of the {criteria} " + IDEAL_CUSTOMER_PROFILE + " criteria"
 
 BUILT_IN_PHRASES: dict[str, str] = {
     # Activity types (features.activity_types).
@@ -128,7 +124,8 @@ BUILT_IN_PHRASES: dict[str, str] = {
     "missing_phone": "No phone number | [no] Has a phone number | [unknown] Phone not in the CRM export",
     "missing_company": "No company name | [no] Company name given | [unknown] Company not in the CRM export",
     "unsupported_country": "In a country we do not serve | [no] In a country we serve | [unknown] Country not given",
-    "icp_match": f"Matches {ICP_CRITERIA} | [none] Matches {ICP_NO_CRITERIA}",
+    "icp_match": (f"Matches {{matched}} of {{criteria}} {IDEAL_CUSTOMER_PROFILE} criteria"
+                  f" | [none] Matches none of the {{criteria}} {IDEAL_CUSTOMER_PROFILE} criteria"),
     # build.UNKNOWN: no job title or none the rules know; build.OTHER_DEPARTMENT: a title naming no department.
     "seniority": "Seniority: {value} | [=unknown] Seniority not clear from the job title",
     "department": (
@@ -653,8 +650,30 @@ def _read_flag(row: list) -> tuple[str, dict]:
 
 def _read_icp(row: list, criteria: int) -> tuple[str, dict]:
     (share,) = row
-    matched = 0 if _missing(share) else int(round(share * criteria))
+    return _icp_fields(0 if _missing(share) else int(round(share * criteria)), criteria)
+
+
+def _icp_fields(matched: int | str, criteria: int) -> tuple[str, dict]:
+    """The state and template fields of `matched` of `criteria` ideal customer profile criteria met: a count, or a
+    band of counts as text ("3 to 4", `icp_match_words`)."""
     return ("some" if matched else "none"), {"value": f"{matched} of {criteria}", "matched": matched, "criteria": criteria}
+
+
+def icp_match_words(spec: FeatureParams, matched: Collection[str]) -> dict[str, str]:
+    """Each of `matched`, a count of ideal customer profile criteria met as text ("1") or a band of counts ("3 to 4"),
+    in the words the score card gives a lead meeting it: `spec`'s icp_match template, built in ("Matches 1 of 4 ideal
+    customer profile criteria") or its ``features.phrases`` override. The audit's value table says the ICP match so,
+    and the two cannot word it differently.
+
+    Raises:
+        ValueError: see ``phrase_templates``.
+    """
+    template, criteria = phrasebook(spec).templates["icp_match"], icp_criteria(spec)
+    words = {}
+    for band in matched:
+        state, fields = _icp_fields(int(band) if band.isdigit() else band, criteria)
+        words[band] = _FORMATTER.format(template.text(state), **fields)
+    return words
 
 
 def _read_category(row: list, derived: str | None) -> tuple[str, dict]:

@@ -48,7 +48,7 @@ from mlflow.tracking import MlflowClient
 
 from features.build import FeatureDef, clean_text, feature_catalog, flag_signals, icp_criteria
 from features.labels import outcome_group
-from features.phrases import ICP_CRITERIA, ICP_NO_CRITERIA, IDEAL_CUSTOMER_PROFILE, describe, level_words
+from features.phrases import IDEAL_CUSTOMER_PROFILE, describe, icp_match_words, level_words
 from models import explain
 from models.calibration import TierThresholds
 from models.metrics import (calibration_bins, capture_at, evaluate_scores, expected_calibration_error, fraction_key,
@@ -514,17 +514,11 @@ def value_bands(number: pd.Series, bins: int = DEPENDENCE_BINS) -> pd.Series:
     return codes.map(labels).reindex(number.index)
 
 
-def icp_band_words(band: str, criteria: int) -> str:
-    """A band of the ICP match's criteria met (`value_bands`: "1", "3 to 4") in the score card's words after its
-    "Matches": "1 of 4 ideal customer profile criteria", "none of the 4 ideal customer profile criteria"."""
-    return ICP_NO_CRITERIA.format(criteria=criteria) if band == "0" else ICP_CRITERIA.format(matched=band, criteria=criteria)
-
-
 def dependence_table(
     rows: ExplainedRows, catalog: list[FeatureDef], signals: Sequence[str], bins: int = DEPENDENCE_BINS
 ) -> pd.DataFrame:
     """Mean contribution per value of each signal: bands of values for numbers (`value_bands`; the ICP match's in
-    the score card's words, `icp_band_words`), levels for categories.
+    the score card's words, by the model's own template: `phrases.icp_match_words`), levels for categories.
 
     A level of fewer than MIN_LEVEL_ROWS leads is pooled with the others as rare (`rare_values`): the
     average effect of X Education's one "Businessman" is that lead's, and its bar would be as long as any. Leads
@@ -545,7 +539,7 @@ def dependence_table(
             bands = value_bands(number, bins)
             criteria = icp_criteria_counted(signal, rows.spec)
             if criteria:
-                bands = bands.map({band: icp_band_words(band, criteria) for band in bands.dropna().unique()})
+                bands = bands.map(icp_match_words(rows.spec, bands.dropna().unique()))
             group = bands.where(number.notna(), missing)
             table = pd.DataFrame({"group": group, "value": number, "contribution": contribution})
             part = table.groupby("group").agg(

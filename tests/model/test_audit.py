@@ -239,20 +239,39 @@ def test_number_bands_of_too_few_leads_are_merged_as_rare_values_are_pooled():
 
 def test_the_icp_match_reads_as_the_criteria_a_lead_meets_in_the_score_cards_words(audited, trained):
     """The score card says "Matches 1 of 4 ideal customer profile criteria"; the value table said 0.25 and its plot
-    spread the leads from 0 to 1. Each band reads as the card's words after "Matches", merged ones as "3 to 4 of 4"."""
+    spread the leads from 0 to 1. Each band reads as the card's words, merged ones as "Matches 3 to 4 of 4 ..."."""
     rows, catalog = audited.audit.rows, trained.scorer.catalog
     table = audit.dependence_table(rows, catalog, ["icp_match"])
 
     cards = set(audit.card_phrases(rows)["icp_match"])
     assert cards >= {"Matches none of the 4 ideal customer profile criteria", "Matches 1 of 4 ideal customer profile criteria"}
     merged = table["value"].str.contains(" to ")
-    assert {f"Matches {value}" for value in table["value"][~merged]} <= cards and (~merged).sum() >= 2
-    assert table["value"][merged].str.fullmatch(r"\d to \d of 4 ideal customer profile criteria").all()
+    assert set(table["value"][~merged]) <= cards and (~merged).sum() >= 2
+    assert table["value"][merged].str.fullmatch(r"Matches \d to \d of 4 ideal customer profile criteria").all()
     assert table["mean_value"].between(0, 4).all() and table["rows"].sum() == len(rows.y)
     axes = audit.dependence_plot(rows, catalog, table).axes[0]
     assert axes.get_xlabel() == "ideal customer profile criteria met, of 4"
     assert set(axes.collections[0].get_offsets()[:, 0]) <= {0, 1, 2, 3, 4}
     assert "1 of 4 ideal customer profile criteria" in audit.table_html("dependence", table)
+
+
+def test_the_icp_match_reads_in_the_models_own_phrase_when_params_override_it(audited, trained):
+    """features.phrases.icp_match rewords the score card's factor ("Fits 1 of our 4 target-account rules"); the audit's
+    value table kept the built-in words, so marketing and the reps read the same leads differently. It words each band
+    by the model's own template, as the card does."""
+    rows, catalog = audited.audit.rows, trained.scorer.catalog
+    spec = trained.scorer.features.model_copy(update={"phrases": {
+        "icp_match": "Fits {matched} of our {criteria} target-account rules | [none] Fits none of our target-account rules"}})
+    reworded = dataclasses.replace(rows, spec=spec)  # as a model trained with that override explains its rows
+
+    table = audit.dependence_table(reworded, catalog, ["icp_match"])
+
+    cards = set(audit.card_phrases(reworded)["icp_match"])
+    assert {"Fits none of our target-account rules", "Fits 1 of our 4 target-account rules"} <= cards
+    merged = table["value"].str.contains(" to ")
+    assert set(table["value"][~merged]) <= cards and (~merged).sum() >= 2
+    assert table["value"][merged].str.fullmatch(r"Fits \d to \d of our 4 target-account rules").all()
+    assert not table["value"].str.contains("ideal customer profile").any()
 
 
 def test_source_table_counts_the_export_and_rejection_reasons_sum_to_one_per_source(audited, trained):
