@@ -60,13 +60,15 @@ def history_as_of(crm: CRMData, when: pd.Timestamp, as_received: bool = False) -
     heard later. Off for train, evaluate and retrain, whose model is trained today and may learn every label the
     store holds by `when`'s date, however late the webhook delivered it.
 
-    Both counts of decisions not used take only those for leads of the export: one for a lead it lacks, or merged
-    by e-mail into another, would be ignored however early it was dated or received (`merge_feedback`).
+    Both counts of decisions not used take only those for leads of the export created by `when` (`leads_created_by`):
+    one for a lead it lacks, or merged by e-mail into another, would be ignored however early it was dated or received
+    (`merge_feedback`), and one for a lead created later is outside the window as of `when` (not used however early
+    it had been known).
     """
     merge = crm.feedback
     if merge is None or merge.decisions is None:
         return crm
-    exported = crm.leads["lead_id"]
+    exported = leads_created_by(crm.leads, when)
     decisions, received_later = received_by(merge.decisions, when, exported) if as_received else (merge.decisions, 0)
     known = pd.to_datetime(decisions["decided_at"]) <= when
     decided_later = int((~known & decisions["lead_id"].isin(exported)).sum())
@@ -77,14 +79,21 @@ def history_as_of(crm: CRMData, when: pd.Timestamp, as_received: bool = False) -
     return out
 
 
+def leads_created_by(leads: pd.DataFrame, when: pd.Timestamp) -> pd.Series:
+    """The ids of the export's `leads` created by `when`: the leads a history as of then labels, the only ones whose
+    decisions dated or received after it are counted as not used (`history_as_of`, `received_by`)."""
+    return leads.loc[leads["created_at"] <= when, "lead_id"]
+
+
 def received_by(events: pd.DataFrame, when: pd.Timestamp, leads: pd.Series) -> tuple[pd.DataFrame, int]:
     """The store's feedback events as it held them at `when` (those received by then), and how many it received
     later. A report replayed as of `when` must not know a decision the store got after it, even one dated before
     (a webhook retried for days, a backlog the CRM sent in one go). An event without received_at (or decisions
     without the column, e.g. passed to `retrain` in code) counts as received when it was decided.
 
-    `leads`: the lead ids the caller reads (the export's); only their later events are counted, since a decision
-    for a lead it never reads would not have been used had it arrived in time.
+    `leads`: the lead ids the caller reads (the export's, those created by `when` when it is dated:
+    `leads_created_by`); only their later events are counted, since a decision for a lead it never reads would not
+    have been used had it arrived in time.
     """
     decided = pd.to_datetime(events["decided_at"])
     received = pd.to_datetime(events["received_at"]).fillna(decided) if "received_at" in events else decided
@@ -147,10 +156,10 @@ class FeedbackMerge:
     before_created: list[str] = field(default_factory=list)
     left_out: int = 0  # stored events with an impossible decided_at, not counted above (Store.usable_feedback)
     as_of: pd.Timestamp | None = None  # set by `history_as_of`: only decisions dated by then are counted above
-    # The store's decisions for leads of the export dated after as_of: not known then, not merged.
+    # The store's decisions for leads of the export created by as_of dated after it: not known then, not merged.
     decided_later: int = 0
     # Set by `history_as_of` for a replay, and by monitor (`received_by`): the store's decisions for leads of the
-    # export received after as_of, not merged.
+    # export created by as_of received after it, not merged.
     received_later: int = 0
     # What was merged, so that `history_as_of` can merge again for an earlier date: the export's own outcomes and the
     # store's decisions (None when the merge was not given any).

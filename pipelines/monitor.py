@@ -671,7 +671,7 @@ def monitor(
 
     from pipelines import tracking
     from pipelines.dataset import assemble, data_as_of, with_model_features
-    from pipelines.history import history_as_of, load_history, received_by
+    from pipelines.history import history_as_of, leads_created_by, load_history, received_by
     from pipelines.ingest import load_crm
     from serving.store import Store
 
@@ -685,9 +685,11 @@ def monitor(
                           "there is nothing to monitor (check serving.store_url)")
     replay = as_of is not None
     as_of = pd.Timestamp(as_of) if replay else latest_record(log, feedback)
-    # The store as it stood then; of what it received later, only the decisions for leads of the export count as not
-    # used (one for a lead it lacks, or merged by e-mail into another, would be ignored however early it arrived).
-    feedback, received_later = received_by(feedback, as_of, crm.leads["lead_id"])
+    # The store as it stood then; of what it received later, only the decisions for leads of the export created by then
+    # count as not used (one for a lead it lacks, or merged by e-mail into another, would be ignored however early it
+    # arrived, and one for a lead created later judges nothing as of then).
+    read = leads_created_by(crm.leads, as_of) if params.data.dated else crm.leads["lead_id"]
+    feedback, received_later = received_by(feedback, as_of, read)
     crm = load_history(params, crm, (feedback, left_out))
     mp, dated = params.monitor, params.data.dated
     notes: list[str] = []

@@ -75,12 +75,15 @@ def test_the_printed_backtest_says_what_the_feedback_store_changed_as_retrain_do
                                  "1 for leads not in the export (ignored), 1 for leads merged by e-mail into another "
                                  "lead (ignored, as the export's own outcomes for them are); 1 decision dated "
                                  f"after {end:%Y-%m-%d %H:%M} not used (not known then); decisions received after a "
-                                 "quarter's first day not used to train it (not known then): 2024Q4 3, 2025Q1 3, "
+                                 "quarter's first day not used to train it (not known then): 2024Q4 0, 2025Q1 3, "
                                  "2025Q2 2, 2025Q3 1")
 
 
 def test_each_quarter_reports_the_headline_figures_and_tier_conversion(replayed):
-    result, _, _ = replayed
+    from pipelines.ingest import load_crm
+    from serving.store import Store
+
+    result, params, _ = replayed
     table = result.table
 
     assert list(table.index) == ["2024Q4", "2025Q1", "2025Q2", "2025Q3"]
@@ -96,8 +99,13 @@ def test_each_quarter_reports_the_headline_figures_and_tier_conversion(replayed)
     # backlogged one, dated as early but received in May, only from 2025Q3 on: 2025Q2's replay did not know it yet.
     assert table["training_feedback"].to_dict() == {"2024Q4": 0, "2025Q1": 0, "2025Q2": 1, "2025Q3": 2}
     # Received later and left out: those two and the decision dated after the export, for leads of the export only (the
-    # store's decisions for a lead the export lacks or merged away would be ignored however early they arrived).
-    assert table["training_received_later"].to_dict() == {"2024Q4": 3, "2025Q1": 3, "2025Q2": 2, "2025Q3": 1}
+    # store's decisions for a lead the export lacks or merged away would be ignored however early they arrived), and
+    # only from 2025Q1 on: their two leads were created after 2024Q4 began, outside its training window whenever the
+    # store heard of them.
+    created = load_crm(params).leads.set_index("lead_id")["created_at"]
+    decided = Store.from_params(params).feedback_frame()["lead_id"]
+    assert created.reindex(decided).dropna().between("2024-10-01", "2025-01-01").all()
+    assert table["training_received_later"].to_dict() == {"2024Q4": 0, "2025Q1": 3, "2025Q2": 2, "2025Q3": 1}
 
 
 def test_the_backtest_is_logged_and_written(replayed):

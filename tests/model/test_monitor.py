@@ -648,7 +648,8 @@ def test_a_replay_ignores_decisions_the_store_received_after_its_date(production
 
     for section in ("calibration", "segments", "handoff", "reasons_by_tier"):
         pd.testing.assert_frame_equal(getattr(replay, section), getattr(on_the_day, section))
-    later = int((events["received_at"] > replayed).sum()) + len(late)
+    # Of the others received later, those for leads created by then (a lead created later judges nothing on D).
+    later = int(((events["received_at"] > replayed) & (events["lead_id"].map(created) <= replayed)).sum()) + len(late)
     assert replay.feedback.endswith(f"; {later:,} decisions received after 2025-10-01 00:00 not used (not known then)")
     # Once received, they count.
     received = replayed + pd.Timedelta(days=10)
@@ -842,10 +843,15 @@ def test_monitor_reads_an_earlier_versions_store_with_a_read_only_account(produc
 
 def test_monitor_says_what_the_feedback_store_changed_as_of_its_date(production, tmp_path):
     """As train and retrain do, in the same words; decisions the store received after the monitor's as_of are not
-    counted (here each was received when it was decided)."""
+    counted (here each was received when it was decided), and counted as not used only for leads created by then: one
+    for a lead created later judges nothing as of that date, however early it had arrived."""
     params, crm, store = production
     as_of = pd.Timestamp("2025-10-01")
-    later = int((store.feedback_frame()["received_at"] > as_of).sum())
+    events = store.feedback_frame()
+    received_later = events["received_at"] > as_of
+    created_by_then = events["lead_id"].map(crm.leads.set_index("lead_id")["created_at"]) <= as_of
+    later = int((received_later & created_by_then).sum())
+    assert later > 0 and (received_later & ~created_by_then).any()
 
     report = monitor(params, crm=crm, store=store, as_of=as_of, out=tmp_path / "monitor.html")
 
@@ -869,7 +875,8 @@ def test_decisions_received_after_the_date_count_as_not_used_only_for_leads_of_t
     late = pd.DataFrame({"event_id": [f"outside{i}" for i in range(len(outside))], "lead_id": outside,
                          "status": "rejected", "reason": "no_budget", "decided_at": as_of - pd.Timedelta(days=1),
                          "amount": np.nan, "received_at": as_of + pd.Timedelta(days=5)})
-    later = int((events["received_at"] > as_of).sum())
+    created = events["lead_id"].map(crm.leads.set_index("lead_id")["created_at"])
+    later = int(((events["received_at"] > as_of) & (created <= as_of)).sum())  # leads created later: the test above
     assert later > 0
 
     report = monitor(params, crm=crm, store=_store_with(tmp_path / "outside.db", log, pd.concat([events, late])), as_of=as_of)

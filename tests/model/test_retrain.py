@@ -431,6 +431,26 @@ def test_as_of_an_earlier_date_only_the_store_decisions_dated_by_then_are_merged
     assert (later.feedback.events, later.feedback.applied, later.feedback.decided_later) == (2, 2, 0)
 
 
+def test_as_of_a_date_decisions_for_leads_created_after_it_are_not_counted_as_not_used():
+    """A lead created after the as-of date is outside that history's window (a backtest quarter's training leads, those
+    monitor judges then): its decision, dated and received after the date, would not have been used had it been known
+    then, so neither count of decisions "not used (not known then)" takes it."""
+    crm = crm_with(outcomes([("a", "rejected", "no_budget", "2025-02-01", None)]))
+    crm.leads = pd.concat([crm.leads, pd.DataFrame({"lead_id": ["newer"], "created_at": pd.to_datetime(["2025-05-01"])})],
+                          ignore_index=True)
+    feedback = outcomes([("a", "converted", None, "2025-06-01", 9000.0),  # won back after the as-of date
+                         ("newer", "converted", None, "2025-06-01", 100.0)])
+    history = merge_feedback(crm, feedback.assign(received_at=feedback["decided_at"]))
+    as_of = pd.Timestamp("2025-04-01")
+
+    dated, replayed = history_as_of(history, as_of), history_as_of(history, as_of, as_received=True)
+
+    assert (dated.feedback.decided_later, replayed.feedback.received_later) == (1, 1)
+    assert dated.feedback.line().endswith("; 1 decision dated after 2025-04-01 00:00 not used (not known then)")
+    assert replayed.feedback.line().endswith("; 1 decision received after 2025-04-01 00:00 not used (not known then)")
+    assert history_as_of(history, pd.Timestamp("2025-05-15")).feedback.decided_later == 2  # both leads created by then
+
+
 def test_training_as_of_a_date_labels_a_lead_by_the_exports_decision_when_the_store_won_it_back_later(
         sample_dir, tmp_path):
     from serving.store import Store
@@ -456,15 +476,19 @@ def test_training_as_of_a_date_counts_as_dated_later_only_the_store_decisions_fo
         sample_dir, tmp_path):
     """The store also holds decisions for leads the export lacks (another pipeline's, a test lead) or merged by e-mail
     into another: train and evaluate never use those, however early they are dated, so the feedback line does not
-    count them among the decisions dated after --as-of and not used."""
+    count them among the decisions dated after --as-of and not used. Nor one for a lead created after --as-of: it is
+    outside the training window, and would not have been used had it been known then."""
     from serving.store import Store
 
     params = params_for(sample_dir, tmp_path)
     export = load_crm(params)
     as_of = pd.Timestamp("2025-06-01")
+    created = export.leads.set_index("lead_id")["created_at"]
+    assert created.iloc[0] <= as_of
+    newer = created[(created > as_of) & (created < pd.Timestamp("2025-09-01"))].index[0]
     store = Store.from_params(params)
-    for event, lead in [("exported", export.leads["lead_id"].iloc[0]), ("elsewhere", "NOT-IN-THE-EXPORT"),
-                        ("duplicate", export.merged_by_email.index[0])]:
+    for event, lead in [("exported", created.index[0]), ("elsewhere", "NOT-IN-THE-EXPORT"),
+                        ("duplicate", export.merged_by_email.index[0]), ("created later", newer)]:
         store.add_feedback({"event_id": event, "lead_id": lead, "status": "converted", "reason": None,
                             "decided_at": "2025-09-01", "amount": 5000.0})
 
