@@ -972,6 +972,17 @@ def test_a_tracking_database_that_cannot_be_reached_is_one_line_naming_it_withou
             in result.output.replace("\n", ""))
 
 
+def accepted(server: socket.socket):
+    """Each connection made to `server` until the test closes it: accept then fails, and the serving thread ends
+    quietly instead of with an error pytest reports as a warning."""
+    while True:
+        try:
+            connection, _ = server.accept()
+        except OSError:
+            return
+        yield connection
+
+
 @contextmanager
 def counted_connections(answers: int = 0):
     """A local port that counts the connections made to it, as (port, connections): the first `answers` get an empty
@@ -979,8 +990,7 @@ def counted_connections(answers: int = 0):
     connections = []
 
     def serve(server):
-        while True:
-            connection, _ = server.accept()
+        for connection in accepted(server):
             connections.append(connection)
             with connection:
                 if len(connections) <= answers:
@@ -1048,8 +1058,7 @@ def test_a_tracking_database_that_cannot_be_reached_fails_at_once_not_after_mlfl
 def test_a_tracking_server_whose_answer_breaks_off_is_one_line_without_its_password(unreachable_tracking, monkeypatch):
     """A store that answers but fails: MLflow's message quotes the request's full URL, password and all."""
     def answer_broken_off(server):
-        while True:
-            connection, _ = server.accept()
+        for connection in accepted(server):
             with connection:
                 connection.recv(65536)
                 connection.sendall(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nnot a chunk\r\n")
