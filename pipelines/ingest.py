@@ -660,7 +660,8 @@ def _is_text(values: pd.Series) -> bool:
 def not_answered(value, data: DataParams) -> bool:
     """Whether one value sent on its own (a request's field) means 'not answered' as `_missing_to_na` reads a
     column: empty, or one of data.missing_values, compared stripped (a number as `as_plain_text` writes it)."""
-    text = as_plain_text(pd.Series([value], dtype=object)).iloc[0].strip()
+    text = value if isinstance(value, str) else as_plain_text(pd.Series([value], dtype=object)).iloc[0]
+    text = text.strip()  # text as sent: no Series built per lead of a request (`request_frames`) for its id
     return text == "" or text in {v.strip() for v in data.missing_values}
 
 
