@@ -5,21 +5,29 @@ The levels live here (and so in the saved artifact); values never seen in traini
 learn from, become one shared ``__other__`` level instead of crashing or silently shifting codes.
 The values seen in training are remembered too, so batch scoring can tell a value never seen (a
 lead source added since the last retrain) from a rare one, and say that a retrain is due.
+A value never seen that is the number of exactly one value seen ("3" for the "3.0" a CSV export wrote)
+is that value (``as_known``): a JSON 3, a Parquet or SQL number and a re-exported CSV all write it "3".
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from decimal import Decimal
 from functools import cached_property
 
 import numpy as np
 import pandas as pd
 
+from pipelines.contract import NUMBER_TEXT
+
 OTHER = "__other__"
 # Distinct training values remembered per column at most. A column with more (company names, cities)
 # has new values in every batch, which says nothing about a retrain: its values are not remembered.
 MAX_REMEMBERED = 10_000
+# Lookups derived from the fitted levels on first use: not saved, so a model saved before one existed gets it.
+_DERIVED = ("_code_lookup", "_number_levels")
 
 
 def most_frequent(rows_per_value: Mapping[str, int], shown: int = 3) -> str:
@@ -44,7 +52,8 @@ class CategoryEncoder:
 
     def fit(self, frame: pd.DataFrame) -> "CategoryEncoder":
         """Keep levels seen at least ``min_count`` times; the rest share ``__other__``."""
-        self.__dict__.pop("_code_lookup", None)  # a refit must not transform with the old levels
+        for derived in _DERIVED:  # a refit must not transform with the old levels
+            self.__dict__.pop(derived, None)
         self.levels, self.seen = {}, {}
         for col in self.categorical:
             counts = frame[col].dropna().astype(str).value_counts()
@@ -54,8 +63,8 @@ class CategoryEncoder:
         return self
 
     def __getstate__(self) -> dict:
-        """Saved without the lookup cache: it is rebuilt from the levels on first use after loading."""
-        return {k: v for k, v in self.__dict__.items() if k != "_code_lookup"}
+        """Saved without the lookups (``_DERIVED``): they are rebuilt from the levels on first use after loading."""
+        return {k: v for k, v in self.__dict__.items() if k not in _DERIVED}
 
     @property
     def columns(self) -> list[str]:
@@ -68,6 +77,43 @@ class CategoryEncoder:
             col: ({level: code for code, level in enumerate(levels[:-1])}, pd.CategoricalDtype(levels))
             for col, levels in self.levels.items()
         }
+
+    @cached_property
+    def _number_levels(self) -> dict[str, tuple[frozenset[str], dict[Decimal, str | None]]]:
+        """Per categorical whose known values include numbers: the known values, and per number the one
+        that writes it ("3.0" for 3; None when several do, "3" and "3.0"). Known: the values seen in training,
+        or the kept levels of a column (or model) that did not remember them. Exact values (Decimal): a
+        float would make 9007199254740993 the known 9007199254740992."""
+        out = {}
+        for col, levels in self.levels.items():
+            remembered = (self.seen or {}).get(col)
+            known = frozenset(levels[:-1]) if remembered is None else remembered
+            by_value: dict[Decimal, str | None] = {}
+            for value in known:
+                if re.match(NUMBER_TEXT, value):
+                    number = Decimal(value.strip())
+                    by_value[number] = None if number in by_value else value
+            if by_value:
+                out[col] = (known, by_value)
+        return out
+
+    def as_known(self, frame: pd.DataFrame) -> pd.DataFrame:
+        """``frame`` with each categorical value never seen in training that is the number of exactly one known
+        value replaced by it: "3", "3.00" or "3e0" is the "3.0" training read. A value equal to several known
+        ones ("3" and "3.0") or to none stays as it is, unseen. Everything that reads a scored lead (both
+        models, the unseen-value report, a factor's words) then reads the level the model used.
+
+        Checked once per distinct value of the columns whose known values include a number (none: no cost).
+        """
+        renamed = {}
+        for col, (known, by_value) in self._number_levels.items():
+            distinct = frame[col].array.unique().tolist()  # the cheapest way for one lead as for a million
+            renames = {v: by_value.get(Decimal(v.strip())) for v in distinct
+                       if isinstance(v, str) and v not in known and re.match(NUMBER_TEXT, v)}
+            renames = {v: level for v, level in renames.items() if level is not None}
+            if renames:
+                renamed[col] = frame[col].replace(renames)
+        return frame.assign(**renamed) if renamed else frame
 
     @property
     def learned(self) -> dict[str, Mapping[str, int]]:

@@ -230,7 +230,10 @@ class LeadScorer:
         if self.data.dated:
             snapshot = as_of_time(as_of) if as_of is not None else pd.Timestamp.now(tz="UTC").tz_localize(None)
             leads = self._existing_at(leads, raw_leads, snapshot, source, problems, audience)
-        return build_features(leads, activities, snapshot, self.features), problems, lead_age_days(leads.get("created_at", pd.Series(pd.NaT, index=leads.index)), snapshot)
+        features = build_features(leads, activities, snapshot, self.features)
+        if self.encoder is not None:  # "3" sent for the "3.0" training read is that level (``as_known``)
+            features = self.encoder.as_known(features)
+        return features, problems, lead_age_days(leads.get("created_at", pd.Series(pd.NaT, index=leads.index)), snapshot)
 
     def _existing_at(self, leads: pd.DataFrame, raw_leads: pd.DataFrame, snapshot: pd.Timestamp, source: str,
                      problems: list[Problem], audience: Audience) -> pd.DataFrame:

@@ -11,16 +11,19 @@ from collections.abc import Iterator
 from pathlib import Path
 from types import SimpleNamespace
 
+import lightgbm as lgb
 import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from features.build import feature_catalog
 from models.calibration import Calibrator, TierThresholds
 from models.gbm import predict_threads, usable_cores
 from models.peers import LogisticPeer
 from models.scorer import LeadScorer
+from models.train import category_encoder
 from pipelines.config import PROJECT_ROOT, DataParams, load_params
 from pipelines.dataset import TrainingSet, assemble, model_features
 from pipelines.ingest import API_CLIENT, read_header
@@ -44,12 +47,18 @@ def lead_chunks(path: Path, chunk_size: int, id_column: str) -> tuple[pd.Series 
     return _lead_chunks(path, read_header(path), chunk_size, id_column)
 
 
-def quick_scorer(params) -> tuple[TrainingSet, LeadScorer]:
+def quick_scorer(params, booster: bool = False) -> tuple[TrainingSet, LeadScorer]:
     """The export of `params` assembled for training, and a scorer fit on all of it in a second (a logistic
-    peer, no LightGBM): enough to tell leads' features apart by their scores."""
+    peer, no LightGBM): enough to tell leads' features apart by their scores. With `booster`, the category
+    levels training learns (`category_encoder`) and a small LightGBM on them, blended half and half with the peer."""
     ts = assemble(params)
-    scorer = LeadScorer(data=params.data, features=params.features, encoder=None, booster=None,
-                        logistic=LogisticPeer(seed=0).fit(ts.features, np.asarray(ts.y)), gbm_coef=0.0, logistic_coef=1.0,
+    y = np.asarray(ts.y)
+    encoder = category_encoder(ts.features, feature_catalog(params.features)) if booster else None
+    gbm = lgb.train({"objective": "binary", "verbose": -1, "min_data_in_leaf": 5, "seed": 0},
+                    lgb.Dataset(encoder.transform(ts.features), y), num_boost_round=30) if booster else None
+    scorer = LeadScorer(data=params.data, features=params.features, encoder=encoder, booster=gbm,
+                        logistic=LogisticPeer(seed=0).fit(ts.features, y), gbm_coef=0.5 if booster else 0.0,
+                        logistic_coef=0.5 if booster else 1.0,
                         calibrator=Calibrator("sigmoid"), tiers=TierThresholds(names=["all"], min_probability=[0.0]),
                         reasons=None)
     scorer.calibrator.fit(scorer.margin(ts.features), np.asarray(ts.y))
@@ -531,3 +540,68 @@ def test_training_batch_scoring_and_the_service_read_a_lead_of_a_csv_alike(x_edu
     batch = pd.read_csv(summary.output).set_index("lead_id")["probability"]
     assert summary.rows_rejected == 0
     np.testing.assert_allclose(batch.loc[ids], scorer.predict_proba(trained), rtol=1e-9)
+
+
+def plan_export(x_education_csv, tmp_path, written: list[str]):
+    """400 leads of the X Education export with a picklist code "Plan" its converted leads have (as the export
+    writes it, `written` in turn), the others "1.0"; a model trained on it (`quick_scorer` with LightGBM)."""
+    raw = pd.read_csv(x_education_csv, **PANDAS_TEXT).head(400)
+    converted = np.flatnonzero(raw["Converted"] == "1")
+    raw["Plan"] = "1.0"
+    raw.loc[converted, "Plan"] = np.resize(written, len(converted))
+    raw.to_csv(tmp_path / "export.csv", index=False)
+    shipped = load_params(X_EDUCATION)
+    params = load_params(X_EDUCATION, overrides={
+        "data.leads": str(tmp_path / "export.csv"), "data.mapping.leads.Plan": "plan",
+        "features.categorical": [*shipped.features.categorical, "plan"], "features.phrases.plan": "Plan {value}"})
+    return raw, params, quick_scorer(params, booster=True)[1]
+
+
+def scored_as_sent(scorer, params, lead: dict, plans: list, tmp_path) -> tuple[pd.Series, pd.Series, object]:
+    """The lead with each of `plans` as its Plan: probabilities as the service scores each request of one lead
+    (`request_frames`, JSON values) and as `score_file` scores a CSV of them (text), and that run's summary."""
+    served = []
+    for plan in plans:
+        features, problems, _ = scorer.build(request_frames([{**lead, "Plan": plan}], [None], params.data).leads,
+                                             audience=API_CLIENT)
+        assert problems == []
+        served.append(scorer.predict_proba(features)[0])
+    rows = pd.DataFrame([{**lead, "Prospect ID": f"L{i}", "Plan": plan} for i, plan in enumerate(plans)])
+    rows.to_csv(tmp_path / "leads.csv", index=False)
+    summary = score_file(scorer, tmp_path / "leads.csv", tmp_path / "scores.csv", progress=False)
+    return pd.Series(served, index=plans), pd.read_csv(summary.output)["probability"].set_axis(plans), summary
+
+
+@pytest.mark.parametrize("trained", ["3.0", "3"])
+def test_a_code_sent_as_another_spelling_of_the_number_training_read_scores_as_that_level(x_education_csv, tmp_path,
+                                                                                           trained):
+    """Training reads an export's cells as text: codes written "3.0" (Excel, many CRMs) are the level "3.0". The
+    service's JSON 3 or 3.0, a Parquet or SQL number and a re-export all write "3" (ingest.as_plain_text), which was
+    a value never seen: the lead scored as __other__ and was reported as new. A value never seen that is the number
+    of exactly one known level is now that level, either way round, in the score and in the factor's words."""
+    raw, params, scorer = plan_export(x_education_csv, tmp_path, [trained])
+    lead = raw[raw["Converted"] == "0"].iloc[0].astype(object).where(lambda v: v.notna(), None).to_dict()
+    plans = ["3.0", "3", 3, 3.0, " 3.00 "] if trained == "3.0" else ["3", "3.0", 3, 3.0, "3e0"]
+    sent = lead | {"Plan": trained}
+
+    served, batch, summary = scored_as_sent(scorer, params, sent, plans, tmp_path)
+
+    np.testing.assert_allclose(served, served.iloc[0], rtol=1e-12)
+    np.testing.assert_allclose(batch, served.iloc[0], rtol=1e-9)
+    assert summary.unseen_values == {}  # no Plan value is reported as new
+    features, _, _ = scorer.build(request_frames([{**lead, "Plan": 3}], [None], params.data).leads, audience=API_CLIENT)
+    plan = next(f for f in scorer.explain(features)[0].factors if f.signal == "plan")
+    assert (plan.phrase, plan.value) == (f"Plan {trained}", trained)  # what the model used, not a rare value's words
+
+
+def test_a_number_two_known_levels_write_or_none_does_stays_a_value_never_seen(x_education_csv, tmp_path):
+    """Training saw "3" and "3.0": "3.00" is either, so neither is guessed; "4" is none. Both score as a value never
+    seen ("9"), and batch scoring reports them as new."""
+    raw, params, scorer = plan_export(x_education_csv, tmp_path, ["3", "3.0"])
+    lead = raw[raw["Converted"] == "0"].iloc[0].astype(object).where(lambda v: v.notna(), None).to_dict()
+
+    served, batch, summary = scored_as_sent(scorer, params, lead, ["9", "3.00", 4, "4.0"], tmp_path)
+
+    np.testing.assert_allclose(served, served.iloc[0], rtol=1e-12)
+    np.testing.assert_allclose(batch, served.iloc[0], rtol=1e-9)
+    assert summary.unseen_values == {"Plan": {"9": 1, "3.00": 1, "4": 1, "4.0": 1}}

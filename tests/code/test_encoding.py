@@ -68,6 +68,49 @@ def test_an_encoder_pickled_before_values_were_remembered_still_encodes_and_judg
     np.testing.assert_array_equal(loaded.matrix(frame), fresh.matrix(frame))
 
 
+def codes_encoder() -> CategoryEncoder:
+    """Plan codes as a CSV export writes them ("3.0"), one rare; "tier" knows "3" and "3.0", so 3 is either."""
+    train = pd.DataFrame({"plan": ["1.0"] * 12 + ["3.0"] * 10 + ["7.0"] * 2, "tier": ["3", "3.0", "gold"] * 8,
+                          "employees": 1.0})
+    return CategoryEncoder(["plan", "tier"], ["employees"], min_count=5).fit(train)
+
+
+def test_a_value_never_seen_that_is_the_number_of_one_known_value_is_that_value():
+    """A JSON 3, a Parquet number and a re-exported CSV write "3" (ingest.as_plain_text): the "3.0" training read.
+    A value equal to several known ones ("3" and "3.0"), or to none, stays as sent: a value never seen."""
+    encoder = codes_encoder()
+    frame = pd.DataFrame({"plan": pd.array(["3", " +3.00 ", "3.0", "7", "4", "1e0", None, "gold"], dtype="str"),
+                          "tier": pd.array(["3.00", "3", "3.0", "gold", None, "4", "3e0", "4.0"], dtype="str"),
+                          "employees": 1.0}, index=list("abcdefgh"))
+
+    known = encoder.as_known(frame)
+
+    # "7.0" was seen, if too rarely to be kept: "7" is it, as rare
+    assert known["plan"].fillna("missing").tolist() == ["3.0", "3.0", "3.0", "7.0", "4", "1.0", "missing", "gold"]
+    assert known["tier"].equals(frame["tier"]) and known.index.equals(frame.index)
+    assert known["plan"].dtype == frame["plan"].dtype and list(known.columns) == list(frame.columns)
+    assert encoder.unseen(known["plan"], "plan").to_dict() == {"4": 1, "gold": 1}
+    assert encoder.unseen(known["tier"], "tier").to_dict() == {"3.00": 1, "4": 1, "3e0": 1, "4.0": 1}
+    np.testing.assert_array_equal(encoder.matrix(known)[:3, 0], encoder.matrix(frame)[[2] * 3, 0])
+    assert encoder.as_known(known) is known  # nothing to map: the frame as it is, not a copy
+
+
+def test_an_encoder_saved_before_it_matched_numbers_matches_them_from_its_levels_once_loaded():
+    """Nothing new is saved: the numbers are read from the levels after loading, of an encoder pickled before
+    it remembered its training values too (its kept levels are then all it knows)."""
+    fresh = codes_encoder()
+    frame = pd.DataFrame({"plan": pd.array(["3", "7"], dtype="str"), "tier": ["3", "3"], "employees": 1.0})
+    fresh.as_known(frame)
+    old = object.__new__(CategoryEncoder)  # what an older release pickled: no `seen`
+    old.__dict__.update({k: v for k, v in fresh.__getstate__().items() if k != "seen"})
+
+    loaded = pickle.loads(pickle.dumps(old))
+
+    assert "_number_levels" not in fresh.__getstate__()
+    assert loaded.as_known(frame)["plan"].tolist() == ["3.0", "7"]  # "7.0" was too rare to be kept
+    assert loaded.as_known(frame)["tier"].tolist() == ["3", "3"]  # kept: "3" and "3.0", "3" is one of them
+
+
 def test_all_missing_or_empty_columns_encode_without_error():
     encoder = fitted()
     all_missing = pd.DataFrame({"industry": [np.nan, np.nan], "employees": [np.nan, 1.0]}, index=["a", "b"])
