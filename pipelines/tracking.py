@@ -80,12 +80,16 @@ def store_failure(err: BaseException, uri: str | None = None) -> TrackingStoreFa
     uri = uri or mlflow.get_tracking_uri()
     unreachable = _connection_failure(err)
     if unreachable:
-        setting = "MLFLOW_TRACKING_URI" if os.environ.get("MLFLOW_TRACKING_URI") else "tracking.uri"
         return TrackingStoreFailed(
-            f"cannot reach the MLflow tracking store {shown_url(uri)}: {unreachable}. Check {setting}: that the "
+            f"cannot reach the MLflow tracking store {shown_url(uri)}: {unreachable}. Check {_setting()}: that the "
             "server runs and is reachable from here, and that its address and credentials are right")
     reason = re.sub(r"[A-Za-z][\w+.-]*://\S+", lambda url: shown_url(url[0]), database_reason(err))  # its request's URL
     return TrackingStoreFailed(f"the MLflow tracking store {shown_url(uri)} failed: {reason}")
+
+
+def _setting() -> str:
+    """The setting that names the tracking store: MLFLOW_TRACKING_URI when set (`tracking_uri` prefers it)."""
+    return "MLFLOW_TRACKING_URI" if os.environ.get("MLFLOW_TRACKING_URI") else "tracking.uri"
 
 
 def _connection_failure(err: BaseException) -> str | None:
@@ -158,7 +162,8 @@ def check_reachable(uri: str) -> None:
     REACH_TIMEOUT seconds to connect (MLFLOW_HTTP_REQUEST_TIMEOUT and MLFLOW_HTTP_REQUEST_MAX_RETRIES when the user
     set them; a database URL's own connect_timeout). Any answer counts: a store that answered keeps MLflow's
     retries for its later failures (a restart, a failover). Checked once per store and process, so the service's
-    registry reloads keep them too. A SQLite file or a folder is on this machine: nothing to reach.
+    registry reloads keep them too. A SQLite file is on this machine: nothing to reach, but it is checked that it
+    can be opened (`_check_sqlite_file`). A folder store (a path, file:) is on this machine too: nothing to reach.
     """
     if uri in _reached:
         return
@@ -166,7 +171,9 @@ def check_reachable(uri: str) -> None:
     try:
         if scheme in ("http", "https"):
             _request_health(uri)
-        elif scheme.split("+")[0] in set(DATABASE_ENGINES) - {SQLITE}:
+        elif scheme.split("+")[0] == SQLITE:
+            _check_sqlite_file(uri)
+        elif scheme.split("+")[0] in DATABASE_ENGINES:
             _connect_database(uri)
         else:
             return
@@ -187,6 +194,32 @@ def _request_health(uri: str) -> None:
     retries = MLFLOW_HTTP_REQUEST_MAX_RETRIES.get() if MLFLOW_HTTP_REQUEST_MAX_RETRIES.defined else 0
     http_request(get_default_host_creds(uri), "/health", "GET", max_retries=retries, retry_codes=frozenset(),
                  timeout=(connect, MLFLOW_HTTP_REQUEST_TIMEOUT.get()), raise_on_status=False)
+
+
+def _check_sqlite_file(uri: str) -> None:
+    """Raise TrackingStoreFailed naming the SQLite file at `uri` and why it cannot be opened: a folder in its place,
+    no folder to create it in, or one that cannot be written. MLflow retried such a file for 100 seconds, and makes a
+    missing folder itself, a mistyped path's too. A file that is not there yet in a writable folder is MLflow's to
+    create (the project's first `train`); one in memory (``sqlite://``) or named by a SQLite URI is not checked."""
+    url = sa.make_url(uri)
+    if not url.database or url.database == ":memory:" or "uri" in url.query:
+        return
+    file = Path(url.database)
+    folder = file.parent
+    if file.is_dir():
+        problem = f"{file} is a folder; name the database file in it, e.g. {file / 'mlflow.db'}"
+    elif file.exists():
+        problem = None if os.access(file, os.R_OK) else f"{file} is not readable"
+    elif not folder.is_dir():
+        problem = (f"{folder} is a file, not a folder" if folder.exists()
+                   else f"the folder {folder} does not exist; create it, or name a file in one that does")
+    elif not os.access(folder, os.W_OK | os.X_OK):
+        problem = f"{file} does not exist and its folder {folder} is not writable, so it cannot be created"
+    else:
+        problem = None
+    if problem:
+        raise TrackingStoreFailed(f"cannot open the MLflow tracking store {shown_url(uri)}: {problem}. "
+                                  f"Check {_setting()}")
 
 
 def _connect_database(uri: str) -> None:

@@ -972,6 +972,27 @@ def test_a_tracking_database_that_cannot_be_reached_is_one_line_naming_it_withou
             in result.output.replace("\n", ""))
 
 
+@pytest.mark.parametrize("store, problem", [
+    ("folder.db", "{tmp}/folder.db is a folder; name the database file in it, e.g. {tmp}/folder.db/mlflow.db"),
+    ("missing/runs/mlflow.db", "the folder {tmp}/missing/runs does not exist; create it, or name a file in one that does"),
+    ("notes.txt/mlflow.db", "{tmp}/notes.txt is a file, not a folder"),
+])
+def test_a_tracking_sqlite_file_that_cannot_be_opened_is_one_line_naming_it_and_why(
+        unreachable_tracking, retries_at_once, tmp_path, monkeypatch, store, problem):
+    """MLflow retried such a file for 100 seconds before its "unable to open database file", and made a missing
+    folder itself, a mistyped path's too: nothing is created here."""
+    (tmp_path / "folder.db").mkdir()
+    (tmp_path / "notes.txt").write_text("not a folder")
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / store}")
+
+    result = runner.invoke(app, ["train", "--params", str(unreachable_tracking)])
+
+    assert result.exit_code == 1 and isinstance(result.exception, SystemExit)  # no traceback
+    assert (f"cannot open the MLflow tracking store sqlite:///{tmp_path / store}: {problem.format(tmp=tmp_path)}. "
+            "Check MLFLOW_TRACKING_URI") in result.output.replace("\n", "")
+    assert not (tmp_path / "missing").exists() and not list((tmp_path / "folder.db").iterdir())
+
+
 def accepted(server: socket.socket):
     """Each connection made to `server` until the test closes it: accept then fails, and the serving thread ends
     quietly instead of with an error pytest reports as a warning."""
