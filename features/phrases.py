@@ -193,10 +193,27 @@ def _title(text: str) -> str:
     return " ".join(word(w, i == 0) for i, w in enumerate(text.lower().split()))
 
 
+@dataclass(frozen=True)
+class _Band:
+    """A band of counts the audit merged, worded "3 to 4": a template's conversion and format spec apply to each
+    end as to one count, so every template that renders a count ("{matched:d}") renders a band too."""
+
+    low: object
+    high: object
+
+    def __str__(self) -> str:
+        return f"{self.low} to {self.high}"
+
+    def __format__(self, spec: str) -> str:
+        return f"{format(self.low, spec)} to {format(self.high, spec)}"
+
+
 class _PhraseFormatter(string.Formatter):
     """``str.format`` plus the !u / !l / !c / !t / !n / !w / !m conversions."""
 
     def convert_field(self, value, conversion):
+        if isinstance(value, _Band):
+            return _Band(self.convert_field(value.low, conversion), self.convert_field(value.high, conversion))
         if conversion in _CONVERSIONS:
             return _CONVERSIONS[conversion](str(value))
         return super().convert_field(value, conversion)
@@ -653,16 +670,18 @@ def _read_icp(row: list, criteria: int) -> tuple[str, dict]:
     return _icp_fields(0 if _missing(share) else int(round(share * criteria)), criteria)
 
 
-def _icp_fields(matched: int | str, criteria: int) -> tuple[str, dict]:
+def _icp_fields(matched: int | _Band, criteria: int) -> tuple[str, dict]:
     """The state and template fields of `matched` of `criteria` ideal customer profile criteria met: a count, or a
-    band of counts as text ("3 to 4", `icp_match_words`)."""
-    return ("some" if matched else "none"), {"value": f"{matched} of {criteria}", "matched": matched, "criteria": criteria}
+    band of counts (`icp_match_words`), which meets some at its top."""
+    some = (matched.high if isinstance(matched, _Band) else matched) > 0
+    return ("some" if some else "none"), {"value": f"{matched} of {criteria}", "matched": matched, "criteria": criteria}
 
 
 def icp_match_words(spec: FeatureParams, matched: Collection[str]) -> dict[str, str]:
     """Each of `matched`, a count of ideal customer profile criteria met as text ("1") or a band of counts ("3 to 4"),
     in the words the score card gives a lead meeting it: `spec`'s icp_match template, built in ("Matches 1 of 4 ideal
-    customer profile criteria") or its ``features.phrases`` override. The audit's value table says the ICP match so,
+    customer profile criteria") or its ``features.phrases`` override, a band with each end formatted as a count
+    (`_Band`: an override validated with a count words a band too). The audit's value table says the ICP match so,
     and the two cannot word it differently.
 
     Raises:
@@ -671,7 +690,8 @@ def icp_match_words(spec: FeatureParams, matched: Collection[str]) -> dict[str, 
     template, criteria = phrasebook(spec).templates["icp_match"], icp_criteria(spec)
     words = {}
     for band in matched:
-        state, fields = _icp_fields(int(band) if band.isdigit() else band, criteria)
+        low, _, high = band.partition(" to ")
+        state, fields = _icp_fields(_Band(int(low), int(high)) if high else int(band), criteria)
         words[band] = _FORMATTER.format(template.text(state), **fields)
     return words
 

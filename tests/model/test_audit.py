@@ -17,7 +17,7 @@ import yaml
 from mlflow.tracking import MlflowClient
 
 from features.build import FeatureDef
-from features.phrases import describe
+from features.phrases import describe, phrase_templates
 from models.calibration import TierThresholds
 from models.metrics import evaluate_scores
 from pipelines import audit, tracking
@@ -272,6 +272,26 @@ def test_the_icp_match_reads_in_the_models_own_phrase_when_params_override_it(au
     assert set(table["value"][~merged]) <= cards and (~merged).sum() >= 2
     assert table["value"][merged].str.fullmatch(r"Fits \d to \d of our 4 target-account rules").all()
     assert not table["value"].str.contains("ideal customer profile").any()
+
+
+def test_an_icp_match_override_that_formats_the_count_words_a_merged_band_too(audited, trained):
+    """An override formatting the count as a number ("{matched:d}") passes params validation, which renders it with
+    a count, and the score card words it; the value table's merged band ("3 to 4") was text, and the audit crashed
+    with "Unknown format code 'd' for object of type 'str'". Each end of a band is formatted as a count is."""
+    rows, catalog = audited.audit.rows, trained.scorer.catalog
+    template = "{matched:d} of {criteria:d} ICP criteria met | [none] No ICP criteria met"
+    spec = trained.scorer.features.model_copy(update={"phrases": {"icp_match": template}})
+    assert phrase_templates(spec)["icp_match"] == template  # validated as train and retrain validate it
+    met = (rows.features["icp_match"] * 4).round()
+    top = met == met.max()
+    few_at_top = ~top | (top.cumsum() <= audit.MIN_LEVEL_ROWS // 2)  # too few to show alone: merged with the band below
+    reworded = dataclasses.replace(rows.subset(few_at_top), spec=spec)
+
+    table = audit.dependence_table(reworded, catalog, ["icp_match"])
+
+    merged = table["value"].str.contains(" to ")
+    assert merged.any() and table["value"][merged].str.fullmatch(r"\d to \d of 4 ICP criteria met").all()
+    assert set(table["value"][~merged]) <= set(audit.card_phrases(reworded)["icp_match"])
 
 
 def test_source_table_counts_the_export_and_rejection_reasons_sum_to_one_per_source(audited, trained):
