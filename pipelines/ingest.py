@@ -15,7 +15,7 @@ import io
 import os
 import re
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -290,9 +290,7 @@ def read_source(spec: str, data: DataParams, base_dir: Path) -> tuple[pd.DataFra
     try:
         header = read_header(path)
         refuse_repeated_columns(path, header, dropped)
-        decimal_mark = decimal_mark_of(header, data)
-        kept = [name for name in header.names if name not in dropped] if dropped else None
-        return read_csv_text(path, header.sep, kept), decimal_mark
+        return read_csv_kept(path, header, dropped), decimal_mark_of(header, data)
     except pd.errors.EmptyDataError:
         raise ValueError(f"{path}: the file is empty (not even a header row)") from None
     except UnicodeDecodeError as err:
@@ -315,6 +313,24 @@ def read_csv_text(path: Path, sep: str, columns: list[str] | None = None) -> pd.
     except ValueError:  # Arrow's errors (pa.ArrowInvalid) are ValueErrors too
         # Excel and Salesforce exports start with a byte-order mark
         return pd.read_csv(path, sep=sep, usecols=columns, encoding="utf-8-sig", **CSV_TEXT)
+
+
+def read_csv_kept(path: Path, header: TableHeader, dropped: Collection[str]) -> pd.DataFrame:
+    """The columns of a CSV with `header` (`read_header`) that `dropped` (data.drop_columns) does not name, as the CRM's
+    text: how training and batch scoring read a leads or outcomes file.
+
+    A column without a name (pandas' to_csv() writes its index so, Excel an empty column of the sheet) is read as any
+    column the mapping does not name, as pandas names it ('Unnamed: 0', by its place in the file), unless `dropped`
+    holds "". Neither parser selects one by its blank name (Arrow's renames it by its place among the columns read,
+    pandas' refuses it), so a file keeping one while dropping others is read whole and the dropped left out by place.
+    """
+    kept = [i for i, name in enumerate(header.names) if name not in dropped]
+    if len(kept) == len(header.names):
+        return read_csv_text(path, header.sep)
+    names = [header.names[i] for i in kept]
+    if "" in names:
+        return read_csv_text(path, header.sep).iloc[:, kept]
+    return read_csv_text(path, header.sep, names)
 
 
 # Field separators a CSV export may use: Excel writes the list separator of the computer's region, ";"
@@ -347,8 +363,7 @@ class TableHeader:
     """A table file's header, read once (`read_header`) and passed to each check and reader of the file.
 
     Attributes:
-        names: the column names as written, in order, repeats included (a CSV cell pandas reads as missing,
-            e.g. an empty one, left out).
+        names: the column names as written, in order, repeats included; "" for a CSV's column without a name.
         sep: a CSV's separator (`_delimiter_in` its first line); None for Parquet.
     """
 
@@ -373,7 +388,7 @@ def read_header(path: Path) -> TableHeader:
             row = pd.read_csv(io.StringIO(line), sep=sep, header=None, dtype=str)
     if row is None:
         row = pd.read_csv(path, sep=sep, header=None, nrows=1, dtype=str, encoding="utf-8-sig")
-    return TableHeader(row.iloc[0].dropna().tolist(), sep)
+    return TableHeader(row.iloc[0].fillna("").tolist(), sep)
 
 
 # How a file's text writes numbers (`decimal_mark_of`, `prepare_table`).
@@ -409,8 +424,10 @@ def refuse_repeated_columns(path: Path, header: TableHeader, dropped: set[str]) 
     """Refuse a CSV or Parquet file whose header (`read_header`) names a column twice (a report joining two objects:
     the lead's 'Created Date' and the account's): pandas reads the second as 'Created Date.1', so which one the
     mapping read was chance, and Arrow stopped on 'Multiple matches'. Columns in data.drop_columns are read neither
-    time. The export and the files `score` reads alike."""
-    repeated = [name for name, n in Counter(header.names).items() if n > 1 and name not in dropped]
+    time. The export and the files `score` reads alike. A CSV's columns without a name are no name written twice:
+    nothing can name them, and pandas reads each apart ('Unnamed: 3', 'Unnamed: 5': `read_csv_kept`)."""
+    repeated = [name for name, n in Counter(header.names).items()
+                if n > 1 and name not in dropped and not (name == "" and header.sep is not None)]
     if repeated:
         raise ValueError(f"{path}: the header names {', '.join(map(repr, repeated))} more than once, so which column "
                          "is meant is unclear; rename the copies in the export, or list the name in data.drop_columns "

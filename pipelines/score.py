@@ -14,7 +14,7 @@ import dataclasses
 import glob
 import os
 from collections import Counter, deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -43,6 +43,7 @@ from pipelines.ingest import (
     is_parquet,
     not_utf8,
     prepare_table,
+    read_csv_kept,
     read_csv_text,
     read_header,
     readable_file,
@@ -72,13 +73,14 @@ class BatchSummary:
     unseen_values: dict[str, dict[str, int]] | None = None
 
 
-def _lead_chunks(path: Path, header: TableHeader, chunk_size: int,
-                 id_column: str) -> tuple[pd.Series | None, Iterator[pd.DataFrame]]:
+def _lead_chunks(path: Path, header: TableHeader, chunk_size: int, id_column: str,
+                 dropped: Collection[str] = ()) -> tuple[pd.Series | None, Iterator[pd.DataFrame]]:
     """The whole lead-id column (None without one), and the raw rows as strings (the CRM's own
-    text), chunk by chunk; `header` is the file's (`read_header`).
+    text), chunk by chunk, without the columns `dropped` names (data.drop_columns), as training reads
+    the export; `header` is the file's (`read_header`).
 
     Parquet streams by row groups, its id column read on its own first. A CSV is parsed whole by
-    Arrow (``_read_whole``: the activity file of the same leads is read whole anyway and is ten
+    Arrow (``read_csv_kept``: the activity file of the same leads is read whole anyway and is ten
     times larger), then scored in chunks.
     """
     if is_parquet(path):
@@ -86,16 +88,16 @@ def _lead_chunks(path: Path, header: TableHeader, chunk_size: int,
         ids = None
         if id_column in file.schema_arrow.names:
             ids = _as_crm_text(_readable(path, lambda: file.read(columns=[id_column])), path)[id_column]
-        return ids, _parquet_chunks(file, path, chunk_size)
-    table = _read_whole(path, header)
+        return ids, _parquet_chunks(file, path, chunk_size, [name for name in header.names if name not in dropped])
+    table = _readable(path, lambda: read_csv_kept(path, header, dropped))
     ids = table[id_column] if id_column in table else None
     return ids, (table.iloc[start : start + chunk_size] for start in range(0, len(table), chunk_size))
 
 
-def _parquet_chunks(file: pq.ParquetFile, path: Path, chunk_size: int) -> Iterator[pd.DataFrame]:
-    """The file's row groups as CRM text, each knowing its first file row (to name a bad cell)."""
+def _parquet_chunks(file: pq.ParquetFile, path: Path, chunk_size: int, columns: list[str]) -> Iterator[pd.DataFrame]:
+    """The row groups of the file's `columns` as CRM text, each knowing its first file row (to name a bad cell)."""
     first_row = 1
-    for batch in file.iter_batches(batch_size=chunk_size):
+    for batch in file.iter_batches(batch_size=chunk_size, columns=columns):
         yield _as_crm_text(batch, path, first_row)
         first_row += batch.num_rows
 
@@ -437,7 +439,7 @@ def _score_chunks(scorer: LeadScorer, input_path: Path, output_path: Path, activ
             activity_rejects)
         activities_of, activities_valid = _activities_of(activities), len(activities)
     lead_id_column = crm_column(scorer.data, "leads", "lead_id")
-    ids, chunks = _lead_chunks(input_path, headers["leads"], chunk_size, lead_id_column)
+    ids, chunks = _lead_chunks(input_path, headers["leads"], chunk_size, lead_id_column, scorer.data.drop_columns)
     decimal_mark = decimal_mark_of(headers["leads"], scorer.data)
     repeated, first_rows = _repeated_ids(ids)
 

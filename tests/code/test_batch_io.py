@@ -508,6 +508,31 @@ def test_a_crm_number_column_with_text_in_it_rejects_that_row_and_the_file_still
         "total_visits '-3' (total_visits counts something: 0 or more)"]
 
 
+@pytest.mark.parametrize("blank", ["read", "dropped"])
+def test_training_and_batch_scoring_read_a_csv_column_without_a_name_alike(x_education_csv, tmp_path, blank):
+    """pandas' to_csv() writes its index under a blank name, as hand-made exports often have it. Training read such a
+    column only while data.drop_columns was empty (X Education's is not), batch scoring always, even with "" listed:
+    its rejects file carried it, and every column drop_columns lists. Both now read the columns drop_columns does not
+    list, a blank-named one as any the mapping does not name."""
+    raw = pd.read_csv(x_education_csv, **PANDAS_TEXT).head(400)
+    raw.to_csv(tmp_path / "export.csv")  # with the index, under a blank name
+    dropped = load_params(X_EDUCATION).data.drop_columns + ([""] if blank == "dropped" else [])
+    ts, scorer = quick_scorer(load_params(X_EDUCATION, overrides={"data.leads": str(tmp_path / "export.csv"),
+                                                                  "data.drop_columns": dropped}))
+    leads = raw.head(30).copy()
+    leads.loc[1, "TotalVisits"] = "lots"
+    leads.to_csv(tmp_path / "leads.csv")
+
+    summary = score_file(scorer, tmp_path / "leads.csv", tmp_path / "scores.csv", progress=False)
+
+    assert (summary.rows_scored, summary.rows_rejected) == (29, 1)
+    rejects = pd.read_csv(summary.rejects, **PANDAS_TEXT)
+    read = [name for name in ts.crm.leads_header if name != "Unnamed: 0"]
+    assert read == [name for name in raw.columns if name not in dropped]
+    assert list(rejects.columns[2:]) == ts.crm.leads_header == (["Unnamed: 0"] if blank == "read" else []) + read
+    assert rejects["Unnamed: 0"].tolist() == ["1"] if blank == "read" else "Unnamed: 0" not in rejects
+
+
 def test_training_batch_scoring_and_the_service_read_a_lead_of_a_csv_alike(x_education_csv, tmp_path):
     """Training let pandas type a CSV's columns, batch scoring read every cell as the CRM's text: a plan code the
     export writes "3.0" in a column of numbers was the category "3" in training and "3.0", never seen, in batch

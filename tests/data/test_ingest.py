@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from pydantic import ValidationError
 
 from pipelines.config import DataParams, Params
-from pipelines.ingest import ContractError, Problem, as_of_time, load_crm, prepare_table, read_source
+from pipelines.ingest import ContractError, CRMData, Problem, as_of_time, load_crm, prepare_table, read_source
 from serving.schemas import Feedback
 
 # A CRM that names things its own way (Salesforce-like export).
@@ -397,6 +397,30 @@ def test_a_csv_naming_a_column_twice_is_refused_unless_that_name_is_dropped(tmp_
     dropped = Params.model_validate({**params.model_dump(), "data": {**params.data.model_dump(),
                                                                      "drop_columns": ["Industry", "Notes"]}})
     assert load_crm(dropped).leads["industry"].isna().all()
+
+
+@pytest.mark.parametrize("drop_columns", [[], ["Lead Score"]])
+def test_csv_columns_without_a_name_are_read_as_unmapped_ones_unless_drop_columns_lists_a_blank(tmp_path, drop_columns):
+    """pandas' to_csv() writes its index under a blank name, Excel an empty column of the sheet; nothing can name such a
+    column, so two are not a name written twice. They were read only while data.drop_columns was empty: listing any
+    column made training skip them, and so decide whether rows differing only there (the index) were identical
+    duplicates. They are read as any column the mapping does not name, unless drop_columns lists ""."""
+    def load(on_error: str = "stop", blank_dropped: bool = False) -> CRMData:
+        params = crm_params(tmp_path, [lead("L1")], drop_columns=drop_columns + [""] * blank_dropped, on_error=on_error)
+        (tmp_path / "leads.csv").write_text(",Lead ID,Created Date,,Industry,\n"
+                                            "0,L1,2024-01-05,a,software,\n"
+                                            "1,L1,2024-01-05,b,software,\n")
+        return load_crm(params)
+
+    with pytest.raises(ContractError) as err:  # the rows differ in the index, as they might in any other column
+        load()
+    assert only_problem(err).message == "duplicate lead_id 'L1' with different values, also on row 1"
+    assert load(on_error="drop").leads_header == ["Unnamed: 0", "Lead ID", "Created Date", "Unnamed: 3", "Industry",
+                                                  "Unnamed: 5"]
+
+    crm = load(blank_dropped=True)
+    assert crm.leads_header == ["Lead ID", "Created Date", "Industry"]
+    assert crm.leads["industry"].tolist() == ["software"] and crm.report.tables["leads"].dropped == {"identical_duplicate": 1}
 
 
 def test_a_parquet_export_naming_a_column_twice_is_refused_unless_that_name_is_dropped(tmp_path):
