@@ -15,7 +15,7 @@ import io
 import os
 import re
 from collections import Counter
-from collections.abc import Collection, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -1187,19 +1187,25 @@ def _lead_in(lead_ids: pd.Series, known: pd.Series | pd.Index) -> pd.Series:
 
 
 def _dedupe_lead_ids(
-    leads: pd.DataFrame, compare: pd.DataFrame, source: str, crm_column: str, report: TableReport
+    leads: pd.DataFrame, compare: pd.DataFrame, source: str, crm_name: Callable[[str], str], report: TableReport
 ) -> tuple[pd.DataFrame, list[Problem]]:
-    """Collapse identical rows per lead_id silently; keep the first of conflicting rows, report the rest."""
+    """Collapse identical rows per lead_id silently; keep the first of conflicting rows, report the rest, naming
+    the columns (as the CRM names them, `crm_name`) where each differs from the lead's first row: the fix (a
+    column to drop, such as a row number, or a field edited twice) is then plain."""
     identical = compare.duplicated(keep="first")
     report.drop("identical_duplicate", identical.sum())
     leads = leads[~identical.to_numpy()]
     conflict = leads.duplicated("lead_id", keep="first")
-    first_row = leads.index.to_series().groupby(leads["lead_id"].to_numpy()).transform("min") + 1
-    problems = [
-        Problem(source, int(i) + 1, crm_column, f"duplicate lead_id {lead_id!r} with different values, "
-                f"also on row {int(first)}", "lead_id", "duplicate_lead_id")
-        for i, lead_id, first in zip(leads.index[conflict], leads["lead_id"][conflict], first_row[conflict])
-    ]
+    first_row = leads.index.to_series().groupby(leads["lead_id"].to_numpy()).transform("min")[conflict]
+    these, firsts = compare.loc[first_row.index].to_numpy(), compare.loc[first_row.to_numpy()].to_numpy()
+    differ = ~((these == firsts) | (pd.isna(these) & pd.isna(firsts)))
+    problems = []
+    for i, lead_id, first, columns in zip(first_row.index, leads["lead_id"][conflict], first_row, differ):
+        names = [crm_name(c) for c in compare.columns[columns]]
+        names_shown = ", ".join(names[:3]) + (f" and {len(names) - 3} more" if len(names) > 3 else "")
+        problems.append(Problem(source, int(i) + 1, crm_name("lead_id"), f"duplicate lead_id {lead_id!r} with "
+                                f"different values ({names_shown}), also on row {int(first) + 1}", "lead_id",
+                                "duplicate_lead_id"))
     return leads, problems
 
 
@@ -1326,9 +1332,8 @@ def load_crm(params: Params) -> CRMData:
     leads, activities, outcomes = prepared["leads"], prepared.get("activities"), prepared.get("outcomes")
     leads_report = report.tables["leads"]
     compare = leads.join(outcomes[list(OUTCOME_COLUMNS)]) if flat else leads
-    leads, found = _dedupe_lead_ids(
-        leads, compare, leads_report.source, crm_column(data, "leads", "lead_id"), leads_report
-    )
+    leads, found = _dedupe_lead_ids(leads, compare, leads_report.source,
+                                    lambda column: crm_column(data, "leads", column), leads_report)
     problems += found
     leads = _drop_rows(leads, {p.row: p.kind for p in found}, leads_report)
     redirect = pd.Series(dtype="str")

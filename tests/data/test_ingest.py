@@ -414,7 +414,8 @@ def test_csv_columns_without_a_name_are_read_as_unmapped_ones_unless_drop_column
 
     with pytest.raises(ContractError) as err:  # the rows differ in the index, as they might in any other column
         load()
-    assert only_problem(err).message == "duplicate lead_id 'L1' with different values, also on row 1"
+    assert only_problem(err).message == ("duplicate lead_id 'L1' with different values (Unnamed: 0, Unnamed: 3), "
+                                         "also on row 1")
     assert load(on_error="drop").leads_header == ["Unnamed: 0", "Lead ID", "Created Date", "Unnamed: 3", "Industry",
                                                   "Unnamed: 5"]
 
@@ -546,7 +547,7 @@ def test_conflicting_duplicate_lead_id_is_a_problem_pointing_at_the_other_row(tm
         load_crm(crm_params(tmp_path, leads))
     problem = only_problem(err)
     assert (problem.row, problem.column, problem.kind) == (3, "Lead ID", "duplicate_lead_id")
-    assert "duplicate lead_id 'L1'" in problem.message and "also on row 1" in problem.message
+    assert problem.message == "duplicate lead_id 'L1' with different values (Employees), also on row 1"
 
     crm = load_crm(crm_params(tmp_path, leads, on_error="drop"))
     assert crm.leads.set_index("lead_id")["employees"].to_dict() == {"L1": 10.0, "L2": 10.0}  # first kept
@@ -913,6 +914,20 @@ def test_a_decision_dated_before_its_lead_was_created_is_refused_by_row(tmp_path
     crm = load_crm(crm_params(tmp_path, leads, outcomes=outcomes, on_error="drop"))
     assert crm.outcomes["lead_id"].tolist() == ["L2"] and crm.leads["lead_id"].tolist() == ["L1", "L2", "L3"]
     assert crm.report.tables["outcomes"].dropped == {"decided_before_created": 2}
+
+
+def test_a_flat_lead_written_twice_with_another_outcome_names_the_outcome_columns_that_differ(tmp_path):
+    rows = [{"Lead ID": "L1", "Created Date": "2024-03-10", "Stage": "Closed Won", "Closed Date": "2024-04-01"},
+            {"Lead ID": "L1", "Created Date": "2024-03-10", "Stage": "Closed Lost", "Closed Date": "2024-04-02"}]
+    pd.DataFrame(rows).to_csv(tmp_path / "export.csv", index=False)
+    params = Params.model_validate({"data": {"format": "flat", "leads": "export.csv",
+                                             "mapping": {"leads": {**MAPPING["leads"], **MAPPING["outcomes"]}},
+                                             "value_maps": {"status": STAGES}}, "base_dir": tmp_path})
+
+    with pytest.raises(ContractError) as err:
+        load_crm(params)
+    assert only_problem(err).message == ("duplicate lead_id 'L1' with different values (Stage, Closed Date), "
+                                         "also on row 1")
 
 
 def test_a_flat_row_decided_before_its_creation_is_refused_as_a_whole(tmp_path):
