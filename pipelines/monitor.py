@@ -22,7 +22,7 @@ from __future__ import annotations
 import base64
 import html
 import io
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -609,7 +609,7 @@ def _reference_as_scored(reference_set, ages: pd.Series | None, spec) -> tuple[p
     ages; an age no training lead stayed open for has no reference. Undated exports, or no recent score: the
     training frame as it is. Also returns each draw's age, in days.
     """
-    from pipelines.dataset import features_at
+    from pipelines.dataset import features_at_moments
 
     if reference_set.snapshot_at is None or ages is None or not len(ages):
         return reference_set.features, reference_set.age_days
@@ -627,16 +627,7 @@ def _reference_as_scored(reference_set, ages: pd.Series | None, spec) -> tuple[p
     drawn, first_open, still_open = drawn[still_open > 0], first_open[still_open > 0], still_open[still_open > 0]
     lead = by_open_for[first_open + (rng.random(len(drawn)) * still_open).astype(np.intp)]
     moments = (created[lead] + drawn).view("datetime64[ns]")
-    # A frame is built of distinct leads: a lead drawn k times is in rounds 0 to k - 1, each reading its leads' rows only.
-    rounds = pd.Series(lead).groupby(lead).cumcount().to_numpy()
-    frames, crm = [], reference_set.crm
-    for r in range(rounds.max() + 1 if len(lead) else 0):
-        these = ids[lead[rounds == r]]
-        own = crm if crm.activities is None else replace(crm, leads=crm.leads[crm.leads["lead_id"].isin(these)],
-                                                         activities=crm.activities[crm.activities["lead_id"].isin(these)])
-        frames.append(features_at(own, these, pd.Series(moments[rounds == r], index=these), spec))
-    order = np.argsort(rounds, kind="stable")  # the frames' row order
-    return (pd.concat(frames) if frames else reference_set.features.iloc[:0]), drawn[order] / DAY_NS
+    return features_at_moments(reference_set.crm, ids[lead], moments, spec), drawn / DAY_NS
 
 
 def latest_record(score_log: pd.DataFrame, feedback: pd.DataFrame) -> pd.Timestamp:

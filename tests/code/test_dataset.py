@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
 from types import SimpleNamespace
 
+import numpy as np
 import pandas as pd
 
 from pipelines import dataset
-from pipelines.dataset import assemble, features_at, model_features
+from pipelines.dataset import assemble, features_at, features_at_moments, model_features
 
 
 def test_another_model_is_compared_on_its_own_settings_at_the_same_moments(sample_params):
@@ -25,6 +27,29 @@ def test_another_model_is_compared_on_its_own_settings_at_the_same_moments(sampl
     pd.testing.assert_series_equal(frame["days_since_last_activity"], ts.features.loc[ids, "days_since_last_activity"])
     # A model with the training set's own settings reuses its frame: that is what a rebuild gives.
     pd.testing.assert_frame_equal(features_at(ts.crm, ids, ts.snapshot_at, ts.feature_params), ts.features.loc[ids])
+
+
+def test_leads_seen_at_several_moments_are_each_built_as_of_their_own(sample_params):
+    """Monitor's reference sees a lead open long at several ages: built in one pass, each (lead, moment) pair is the
+    lead as it stood then, in pair order, as building it alone gives; without an activity table too (NaN intent)."""
+    ts = assemble(sample_params)
+    busy = ts.crm.activities["lead_id"].value_counts().index[0]
+    quiet = ts.crm.leads.loc[~ts.crm.leads["lead_id"].isin(ts.crm.activities["lead_id"]), "lead_id"].iloc[0]
+    lead_ids = np.array([busy, quiet, busy, ts.features.index[5], busy], dtype=object)
+    created = ts.crm.leads.set_index("lead_id").loc[lead_ids, "created_at"].to_numpy()
+    moments = created + pd.to_timedelta([90, 3, 0, 30, 7], unit="D").to_numpy()
+
+    no_table = dataclasses.replace(ts.crm, activities=None)
+
+    frame = features_at_moments(ts.crm, lead_ids, moments, ts.feature_params)
+    unknown = features_at_moments(no_table, lead_ids, moments, ts.feature_params)
+
+    for crm, built in ((ts.crm, frame), (no_table, unknown)):
+        alone = pd.concat([features_at(crm, pd.Index([lead]), pd.Series([moment], index=[lead]), ts.feature_params)
+                           for lead, moment in zip(lead_ids, moments)])
+        pd.testing.assert_frame_equal(built, alone)
+    assert frame.loc[busy, "days_since_last_activity"].nunique() == 3  # one lead, three moments, three recencies
+    assert unknown["page_view_90d"].isna().all()  # no activity table: unknown, not 0
 
 
 def test_a_file_hash_is_read_once_but_follows_an_edit_of_the_same_size(tmp_path):

@@ -12,11 +12,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from features.build import FeatureDef, build_features
+from features.build import FeatureDef, build_features, decision_times, to_epoch_ns
 from features.labels import build_labels
 from pipelines.config import PROJECT_ROOT, LabelParams, MonitorParams, ParamsError, load_params
+from pipelines.dataset import assemble, features_at
 from pipelines.monitor import (
     TO_DO,
+    _reference_as_scored,
     MonitorReport,
     calibration_summary,
     drift_table,
@@ -414,6 +416,40 @@ def test_the_open_leads_scored_at_once_are_no_drift_but_their_engagement_droppin
     assert drift.loc["days_since_last_activity", "status"] == "alert"
     assert drift.loc["score", "status"] in ("warn", "alert")
     assert drift.loc["lead_source", "status"] == "ok"
+
+
+def test_the_reference_pairs_each_recent_age_with_a_training_lead_open_then_as_it_stood_then(tmp_path):
+    """The reference drift is measured against: per training lead, a (seeded) draw of one of the recent scoring ages,
+    then uniformly one of the training leads undecided at that age and that old by the training date (in order of
+    how long each stayed open), rebuilt alone as of then; an age no lead stayed open for draws none. Checked draw by
+    draw against that rule, so a change in which leads or ages are drawn, or in how a drawn lead is built, fails."""
+    crm_dir = tmp_path / "crm"
+    write_crm(generate_crm(600, seed=5), crm_dir)
+    ts = assemble(params_for(crm_dir, tmp_path))
+    ages = pd.Series(pd.to_timedelta([0, 2, 2, 30, 90, 400, 5_000], unit="D"))
+
+    reference, reference_ages = _reference_as_scored(ts, ages, ts.feature_params)
+
+    ids, created = ts.features.index, ts.created_at
+    decided = pd.Series(decision_times(ts.labels.frame.loc[ids], np.arange(len(ids)), to_epoch_ns(created, "created_at"))
+                        .view("datetime64[ns]"))
+    open_for = (decided - pd.Timedelta(1, "ns")).where(decided.notna(), ts.as_of).clip(upper=ts.as_of) - created
+    rng = np.random.default_rng(0)
+    draws = rng.choice(ages.to_numpy(), size=len(ids))
+    open_at = [np.flatnonzero((created + age <= ts.as_of) & ~(decided <= created + age)) for age in draws]
+    kept = [(age, rows[np.lexsort((rows, open_for.to_numpy()[rows]))]) for age, rows in zip(draws, open_at) if len(rows)]
+    pairs = [(ids[rows[int(u * len(rows))]], age) for (age, rows), u in zip(kept, rng.random(len(kept)))]
+    drawn = pd.DataFrame(pairs, columns=["lead_id", "age"])
+    born = created.set_axis(ids)
+    expected = pd.concat([features_at(ts.crm, leads, born.loc[leads] + age, ts.feature_params).loc[at["lead_id"]]
+                          .assign(age_days=age / pd.Timedelta(days=1))  # each age's distinct leads built at once
+                          for age, at in drawn.groupby("age") if len(leads := pd.Index(at["lead_id"].unique()))])
+
+    def by_pair(frame):  # the rows' order is not part of the rule
+        return frame.reset_index().sort_values(["lead_id", "age_days"], kind="stable").reset_index(drop=True)
+
+    assert len(pairs) < len(ids) and drawn.groupby("lead_id")["age"].nunique().max() > 1  # none at 5,000 days; a lead at several ages
+    pd.testing.assert_frame_equal(by_pair(reference.assign(age_days=reference_ages)), by_pair(expected))
 
 
 def test_a_drifting_source_names_the_values_the_champion_never_saw_in_training(production):
