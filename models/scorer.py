@@ -127,6 +127,13 @@ class LeadScorer:
         """The LightGBM matrix both boosters (conversion and reason) read; None without an encoder."""
         return self.encoder.matrix(features) if self.encoder is not None else None
 
+    def as_known(self, features: pd.DataFrame) -> pd.DataFrame:
+        """A feature frame as this model reads it: a category value it never saw that is the number of exactly one
+        it saw is that one ("3" for the "3.0" training read, ``CategoryEncoder.as_known``). Every frame built for
+        the model goes through it (``build``; a retrain's or audit's champion, ``dataset.model_features``;
+        monitor's scored leads), so a comparison or a drift report reads what serving scored."""
+        return self.encoder.as_known(features) if self.encoder is not None else features
+
     def unseen_values(self, features: pd.DataFrame) -> dict[str, pd.Series] | None:
         """Per lead column the model reads as a category (``features.categorical``) that has values never
         seen in training: rows per such value, most first (``CategoryEncoder.unseen``). They are scored as
@@ -230,9 +237,7 @@ class LeadScorer:
         if self.data.dated:
             snapshot = as_of_time(as_of) if as_of is not None else pd.Timestamp.now(tz="UTC").tz_localize(None)
             leads = self._existing_at(leads, raw_leads, snapshot, source, problems, audience)
-        features = build_features(leads, activities, snapshot, self.features)
-        if self.encoder is not None:  # "3" sent for the "3.0" training read is that level (``as_known``)
-            features = self.encoder.as_known(features)
+        features = self.as_known(build_features(leads, activities, snapshot, self.features))
         return features, problems, lead_age_days(leads.get("created_at", pd.Series(pd.NaT, index=leads.index)), snapshot)
 
     def _existing_at(self, leads: pd.DataFrame, raw_leads: pd.DataFrame, snapshot: pd.Timestamp, source: str,

@@ -138,14 +138,15 @@ def model_features(scorer, training_set: TrainingSet, lead_ids: pd.Index) -> pd.
 
     Comparing models on the same leads (retrain's champion, the audit's previous version) must give
     each the values it would see in serving: a model trained with another ICP, domain list or window
-    list would otherwise be scored on another model's columns of the same name, or on none. Both
+    list would otherwise be scored on another model's columns of the same name, or on none, and one
+    trained on codes written "3.0" would read a newer export's "3" as never seen (``LeadScorer.as_known``). Both
     are seen at the same moments (the training set's snapshots). The training set's frame is reused
     when it was built with the same settings.
     """
     if scorer.features == training_set.feature_params:
-        return training_set.features.loc[lead_ids]
+        return scorer.as_known(training_set.features.loc[lead_ids])
     # The same moments as the training set's rows, whatever ages the other model was trained at.
-    return features_at(training_set.crm, lead_ids, training_set.snapshot_at, scorer.features)
+    return scorer.as_known(features_at(training_set.crm, lead_ids, training_set.snapshot_at, scorer.features))
 
 
 def features_at(crm: CRMData, lead_ids: pd.Index, snapshot_at: pd.Series | None, spec: FeatureParams) -> pd.DataFrame:

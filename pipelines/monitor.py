@@ -571,13 +571,14 @@ def _as_spelled(unseen: dict[str, pd.Series] | None, crm) -> dict[str, pd.Series
             if column in crm.leads.columns else counts for column, counts in unseen.items()}
 
 
-def _features_as_scored(crm, scored: pd.DataFrame, spec, dated: bool) -> pd.DataFrame:
-    """Feature frame of scored leads as the model saw them at each one's first score (the one feature
-    function, as of the score's features_as_of: a request's as_of can lie months before scored_at)."""
+def _features_as_scored(crm, scored: pd.DataFrame, champion, dated: bool) -> pd.DataFrame:
+    """Feature frame of scored leads as `champion` saw them at each one's first score (the one feature
+    function, as of the score's features_as_of: a request's as_of can lie months before scored_at; values
+    read as the model reads them, ``LeadScorer.as_known``)."""
     from pipelines.dataset import features_at
 
     moments = scored["features_as_of"].astype("datetime64[ns]") if dated else None
-    return features_at(crm, scored.index, moments, spec)
+    return champion.as_known(features_at(crm, scored.index, moments, champion.features))
 
 
 def _not_in_export(ids: pd.Index, crm, which: str, section: str,
@@ -717,7 +718,7 @@ def monitor(
     missing, merged, absent = _not_in_export(scored.index, crm, "recently scored leads", "feature drift",
                                              "feature drift and hand-off")
     notes += absent
-    recent = _features_as_scored(crm, scored[~missing], champion.features, dated)
+    recent = _features_as_scored(crm, scored[~missing], champion, dated)
     same_model = scored[scored["model_version"] == version]
     if len(same_model) < len(scored):
         notes.append(f"{len(scored) - len(same_model):,} recently scored leads were first scored by other versions than "
@@ -761,7 +762,7 @@ def monitor(
                      "decision in it or the feedback store: left out of calibration (whether they converted is not "
                      "known; a newer export tells)")
     matured = labels.index[labels["label"].notna()]
-    calibration_frame = _features_as_scored(crm, calibration_log.loc[matured], champion.features, dated)
+    calibration_frame = _features_as_scored(crm, calibration_log.loc[matured], champion, dated)
     calibration_frame["probability"] = calibration_log["probability"].reindex(calibration_frame.index).to_numpy()
     calibration_frame["scored_at"] = calibration_log["scored_at"].reindex(calibration_frame.index).to_numpy()
 

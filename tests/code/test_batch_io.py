@@ -619,6 +619,26 @@ def test_a_code_sent_as_another_spelling_of_the_number_training_read_scores_as_t
     assert (plan.phrase, plan.value) == (f"Plan {trained}", trained)  # what the model used, not a rare value's words
 
 
+def test_a_champion_compared_on_a_re_export_writing_its_codes_another_way_reads_the_levels_it_trained_on(
+        x_education_csv, tmp_path):
+    """Retrain and the audit score the champion on the newest export's rows (`model_features`), and monitor rebuilds
+    the leads it scored from it: a re-export writing the "3.0" training read as "3" must be read as serving reads it,
+    or the champion is judged on __other__ and "3" reported as new while the service scores it as "3.0"."""
+    raw, params, scorer = plan_export(x_education_csv, tmp_path, ["3.0"])
+    training_set = assemble(params)
+    trained = model_features(scorer, training_set, training_set.features.index)
+    raw["Plan"] = raw["Plan"].str.removesuffix(".0")  # the same codes, re-exported as "1" and "3"
+    raw.to_csv(tmp_path / "re-export.csv", index=False)
+    re_export = assemble(params.model_copy(update={"data": params.data.model_copy(update={
+        "leads": str(tmp_path / "re-export.csv")})}))
+
+    compared = model_features(scorer, re_export, trained.index)
+
+    assert set(compared["plan"]) == {"1.0", "3.0"}
+    np.testing.assert_allclose(scorer.predict_proba(compared), scorer.predict_proba(trained), rtol=1e-12)
+    assert scorer.unseen_values(compared) == {}
+
+
 def test_a_number_two_known_levels_write_or_none_does_stays_a_value_never_seen(x_education_csv, tmp_path):
     """Training saw "3" and "3.0": "3.00" is either, so neither is guessed; "4" is none. Both score as a value never
     seen ("9"), and batch scoring reports them as new."""
