@@ -9,7 +9,6 @@ horizon — lives on this object and is saved with it, so serving cannot drift f
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from functools import cached_property
 
 import lightgbm as lgb
 import numpy as np
@@ -22,7 +21,7 @@ from models.encoding import CategoryEncoder
 from models.gbm import predict_threads
 from models.reasons import ReasonModel
 from pipelines.config import DataParams, FeatureParams
-from pipelines.contract import CLOCK_SLACK, LEADS
+from pipelines.contract import CLOCK_SLACK
 from pipelines.ingest import COMMAND_LINE, Audience, DecimalMark, Problem, as_of_time, crm_column, prepare_table
 
 OUTPUT_COLUMNS = ["lead_id", "probability", "score", "tier", "likely_rejection_reason", "likely_rejection_probability",
@@ -79,19 +78,6 @@ class LeadScorer:
     def reads_activities(self) -> bool:
         """Whether scores depend on the leads' activities (dated data with activity types to count)."""
         return bool(self.features.activity_types) and self.data.dated
-
-    @cached_property
-    def true_false_fields(self) -> frozenset[str]:
-        """The lead columns read as categories beside the contract's (``features.categorical``, e.g. a CRM's
-        "Do Not Email") that held true or false in training (a SQL or Parquet boolean, or that text): a
-        true/false sent there is one of their values. In any other text field it is refused (``build``, as
-        the contract refuses it in its own): a mapping mistake, which would be scored as a value never seen.
-        Computed once per model: `build` asks on every request."""
-        if self.encoder is None:
-            return frozenset()
-        seen = self.encoder.seen or {}
-        return frozenset(c for c in self.features.categorical if c not in LEADS.columns
-                         and {"true", "false"} & {*self.encoder.levels.get(c, ()), *(seen.get(c) or ())})
 
     def margin(self, features: pd.DataFrame, encoded: np.ndarray | None = None) -> np.ndarray:
         """Raw log-odds of the blended model (before calibration).
@@ -217,9 +203,7 @@ class LeadScorer:
             raw_leads = raw_leads.reset_index(drop=True)
         leads, problems = prepare_table(raw_leads, "leads", self.data, source, numeric=self.features.numeric,
                                         non_negative=self.features.non_negative, decimal_mark=decimal_mark,
-                                        audience=audience,
-                                        text=[c for c in self.features.categorical
-                                              if c not in self.true_false_fields])
+                                        audience=audience)
         activities = None
         if self.reads_activities:
             if checked_activities is not None:

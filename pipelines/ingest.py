@@ -59,7 +59,6 @@ DROP_REASONS = {
     "date_in_future": "date in the future",
     "decided_before_created": "decided before its lead was created",
     "bad_number": "invalid number",
-    "boolean_as_text": "true/false instead of text",
     "unknown_status": "unknown status",
     "duplicate_lead_id": "conflicting duplicate lead_id",
     "unknown_lead": "lead_id not in leads",
@@ -647,19 +646,22 @@ def as_plain_text(values: pd.Series) -> pd.Series:
 
     A number among text (a JSON request's field in a batch that also sends text, a SQL DECIMAL) reads as
     it would in a column of numbers: the JSON 5.0 is "5" whatever the rest of the batch holds, so
-    data.missing_values and data.value_maps match a lead alike alone and among others.
+    data.missing_values and data.value_maps match a lead alike alone and among others. True/false (a JSON,
+    SQL or Parquet boolean) is the text "true"/"false", as JSON writes it, wherever it comes from.
     """
-    if values.dtype == object:
-        numbers = _numbers_sent(values)[0]
-        if numbers.any():
-            cells = values.to_numpy()
-            exact = np.fromiter((isinstance(v, (int, np.integer)) for v in cells), bool, len(cells)) & numbers
-            text = values.astype("str")
-            text[exact] = [str(int(v)) for v in cells[exact]]  # a whole number beyond 2**53 keeps its digits
-            others = numbers & ~exact
-            if others.any():
-                text[others] = as_plain_text(pd.Series(cells[others].astype("float64"), index=values.index[others]))
-            return text
+    numbers, booleans = _numbers_sent(values)
+    if booleans.any():
+        values = values.astype(object)
+        values[booleans] = ["true" if v else "false" for v in values[booleans]]
+    if values.dtype == object and numbers.any():
+        cells = values.to_numpy()
+        exact = np.fromiter((isinstance(v, (int, np.integer)) for v in cells), bool, len(cells)) & numbers
+        text = values.astype("str")
+        text[exact] = [str(int(v)) for v in cells[exact]]  # a whole number beyond 2**53 keeps its digits
+        others = numbers & ~exact
+        if others.any():
+            text[others] = as_plain_text(pd.Series(cells[others].astype("float64"), index=values.index[others]))
+        return text
     text = values.astype("str")
     if pd.api.types.is_float_dtype(values.dtype):
         whole = (values == values.round()) & (values.abs() < 2**53)  # 2**53: integers a float holds exactly
@@ -948,7 +950,7 @@ def _both_readings(value) -> str:
 def prepare_table(
     raw: pd.DataFrame, table: str, data: DataParams, source: str = "request", numeric: Sequence[str] = (),
     non_negative: Sequence[str] = (), decimal_mark: DecimalMark = "point",
-    audience: Audience = COMMAND_LINE, text: Sequence[str] = (),
+    audience: Audience = COMMAND_LINE,
 ) -> tuple[pd.DataFrame, list[Problem]]:
     """Map raw CRM rows onto one contract table and validate them.
 
@@ -967,8 +969,6 @@ def prepare_table(
             "comma" (1234,5 or 1.234,5), or "either": both read, and a number that reads both ways (1.200,
             1,200) refuses its row, as it may be 1200 or 1.2.
         audience: who reads the problems' advice (the service's API clients, or a command's user).
-        text: further columns read as text (a scoring model's ``features.categorical`` that held no true/false
-            in training): a true/false cell refuses its row, as in the contract's text columns; kept as read.
 
     Returns:
         The frame without the bad rows (kept rows keep their raw index labels, so a caller can tell
@@ -1073,10 +1073,6 @@ def prepare_table(
                  lambda v, c=column: f"negative {c} {_as_sent(v)} ({c} counts something: 0 or more)")
         columns[column] = parsed
 
-    def check_text(column: str) -> None:  # a JSON/SQL/Parquet true in a text field is a mapping mistake:
-        flag(_numbers_sent(columns[column])[1], column, "boolean_as_text",  # it would be the category "True"
-             lambda v: f"expected text for {column}, not {str(v).lower()} (check what the CRM field holds)")
-
     for column in spec.columns:
         if column not in columns:
             columns[column] = _empty_column(column, spec, raw.index)
@@ -1104,8 +1100,7 @@ def prepare_table(
             columns[column] = parsed
         elif column in spec.numeric:
             check_number(column)
-        else:
-            check_text(column)
+        else:  # a JSON, SQL or Parquet true/false is the text "true"/"false" (`as_plain_text`)
             columns[column] = _as_text(values)
         if column in required:
             empty = values.isna() | (columns[column] == "") if column in TEXT_COLUMNS else values.isna()
@@ -1113,9 +1108,6 @@ def prepare_table(
     for column in numeric:
         if column in columns and column not in spec.columns:
             check_number(column)
-    for column in text:
-        if column in columns and column not in spec.columns:
-            check_text(column)
     if "status" in spec.columns:
         status = columns["status"] = contract_status(columns["status"], data)
         flag(

@@ -174,7 +174,9 @@ def _read_activities(path: Path, header: TableHeader, data: DataParams) -> pd.Da
 
 def _as_crm_text(table: pa.Table | pa.RecordBatch, path: Path, first_row: int = 1) -> pd.DataFrame:
     """Parquet values as the CRM's text, like a CSV cell (typed columns included); dictionary-coded
-    text stays categorical.
+    text stays categorical, and true/false stays a boolean, as training reads the file (`ingest.read_source`):
+    validation reads it as the text "true"/"false" in a text field, and refuses it in a number or date field
+    with training's words.
 
     Integers stay exact (through numpy a column with a null turns float, and id 7 "7.0"), a whole
     float reads as ingest reads it ("10", not "10.0"), and bytes must be UTF-8 text. `first_row` is
@@ -182,8 +184,8 @@ def _as_crm_text(table: pa.Table | pa.RecordBatch, path: Path, first_row: int = 
     """
     table = bytes_as_text(table, path, first_row)
     frame = table.to_pandas(types_mapper=lambda kind: pd.ArrowDtype(kind) if pa.types.is_integer(kind) else None)
-    for name in frame.columns:
-        if not isinstance(frame[name].dtype, pd.CategoricalDtype):
+    for name, kind in zip(frame.columns, table.schema.types):
+        if not (isinstance(frame[name].dtype, pd.CategoricalDtype) or pa.types.is_boolean(kind)):
             frame[name] = as_plain_text(frame[name])
     return frame
 
@@ -479,7 +481,7 @@ def _score_chunks(scorer: LeadScorer, input_path: Path, output_path: Path, activ
             leads = raw.iloc[kept] if repeats else raw
             chunk_acts = None
             if activities_of is not None and lead_id_column in raw:
-                chunk_acts = activities_of(leads[lead_id_column].str.strip())
+                chunk_acts = activities_of(as_plain_text(leads[lead_id_column]).str.strip())  # a Parquet bool too
                 activities_used += len(chunk_acts)
             features, problems, ages = scorer.build(leads, as_of=as_of, source=str(input_path),
                                                     checked_activities=chunk_acts, decimal_mark=decimal_mark)

@@ -136,11 +136,10 @@ def _crm_names(row: dict, table: str, data: DataParams) -> dict:
 
 
 DATE = {"type": "string", "description": "ISO 8601 date, or date and time, as text (UTC when no zone is given)."}
-# A text field takes a number as its text; a number field takes a number's text ("320"), as an export's cells.
-# True/false only a field that held it in training takes (LeadScorer.true_false_fields).
-TEXT = {"type": ["string", "number", "null"]}
+# A text field takes a number or true/false as its text ("5", "true"); a number field takes a number's text ("320"),
+# as an export's cells.
+TEXT = {"type": ["string", "number", "boolean", "null"]}
 NUMBER = {"type": ["number", "string", "null"]}
-TEXT_OR_TRUE_FALSE = {"type": ["string", "number", "boolean", "null"]}
 
 
 def _number_range(non_negative: bool) -> dict:
@@ -184,11 +183,9 @@ def _lead_fields(scorer: LeadScorer) -> dict[str, dict]:
                 "description": f"A number or its text (\"320\"),{sign} smaller than {LARGEST_NUMBER:g} in size"
                                + (f", or a CRM label data.value_maps translates (any letter case): {quoted(labels)}" if labels else "")
                                + f"; {not_known}: not known ({use})."}
-        elif column in scorer.true_false_fields:
-            fields[crm_column(data, "leads", column)] = {
-                **TEXT_OR_TRUE_FALSE, "description": f"Text, or true/false as in training; null or blank: not known ({use})."}
         else:
-            fields[crm_column(data, "leads", column)] = {**TEXT, "description": f"Text; null or blank: not known ({use})."}
+            fields[crm_column(data, "leads", column)] = {
+                **TEXT, "description": f"Text (true/false reads as the text \"true\"/\"false\"); null or blank: not known ({use})."}
     return fields
 
 
@@ -200,8 +197,8 @@ def _activity_item(scorer: LeadScorer) -> dict:
         "type": "object",
         "properties": {
             occurred_at: {**DATE, "description": "When it happened: " + DATE["description"]},
-            activity: {"type": ["string", "number"], "description": f"What happened; the model counts {types} "
-                                                                    "(any other is accepted and not counted)."},
+            activity: {"type": ["string", "number", "boolean"],
+                       "description": f"What happened; the model counts {types} (any other is accepted and not counted)."},
             crm_column(data, "activities", "detail"): {**TEXT, "description": "Free text, not read by the model."},
         },
         "required": [occurred_at, activity],

@@ -26,8 +26,9 @@ from models.scorer import LeadScorer
 from models.train import category_encoder
 from pipelines.config import PROJECT_ROOT, DataParams, load_params
 from pipelines.dataset import TrainingSet, assemble, model_features
-from pipelines.ingest import API_CLIENT, read_header
+from pipelines.ingest import API_CLIENT, load_crm, read_header
 from pipelines.score import _activities_of, _lead_chunks, _read_activities, _read_whole, _ScoresFile, score_file
+from pipelines.synthetic import generate_crm, write_crm
 from serving.scoring import request_frames
 
 PANDAS_TEXT = {"dtype": str, "keep_default_na": False, "na_values": [""]}
@@ -650,3 +651,77 @@ def test_a_number_two_known_levels_write_or_none_does_stays_a_value_never_seen(x
     np.testing.assert_allclose(served, served.iloc[0], rtol=1e-12)
     np.testing.assert_allclose(batch, served.iloc[0], rtol=1e-9)
     assert summary.unseen_values == {"Plan": {"9": 1, "3.00": 1, "4": 1, "4.0": 1}}
+
+
+def test_a_yes_no_field_reads_alike_from_csv_text_a_parquet_boolean_and_json_true(tmp_path):
+    """A warehouse exports a CRM's yes/no field as a Parquet boolean, a CSV export of the same leads writes it
+    "True"/"False", an integration sends JSON true/false. In a text field the model reads as a category (here the
+    campaign field holds whether the lead came from a campaign) training refused the Parquet boolean and the service
+    the JSON one, while batch scoring read the Parquet one as the text "True": a lead now trains, and scores, the
+    same whichever way it comes, true/false being one of the levels training learned."""
+    tables = generate_crm(1500, seed=3)
+    leads = tables["leads"]
+    campaign_member = leads["campaign"].notna().astype(object)
+    campaign_member[leads.index[::50]] = None  # not answered: a NULL in Parquet, an empty CSV cell, JSON null
+    tables["leads"] = leads.assign(campaign=campaign_member)
+    for fmt in ("csv", "parquet"):
+        write_crm(tables, tmp_path / fmt, fmt)
+    assert pq.read_schema(tmp_path / "parquet" / "leads.parquet").field("campaign").type == pa.bool_()
+    assert set(pd.read_csv(tmp_path / "csv" / "leads.csv", **PANDAS_TEXT)["campaign"].dropna()) == {"True", "False"}
+
+    def params(fmt: str):
+        return load_params(PROJECT_ROOT / "params.yaml", overrides={
+            f"data.{table}": str(tmp_path / fmt / f"{table}.{fmt}") for table in ("leads", "activities", "outcomes")})
+
+    from_csv, scorer = quick_scorer(params("csv"))
+    from_parquet = assemble(params("parquet"))
+    pd.testing.assert_frame_equal(from_parquet.features, from_csv.features)
+    assert np.asarray(from_parquet.y).tolist() == np.asarray(from_csv.y).tolist()
+    assert {"true", "false"} <= set(from_csv.features["campaign"].dropna())
+
+    as_of = pd.Timestamp("2026-01-01")
+    scored = tables["leads"].tail(40)
+    scored.to_parquet(tmp_path / "scored.parquet", index=False)
+    scored.to_csv(tmp_path / "scored.csv", index=False)
+    sent = scored.astype(object).where(scored.notna(), None).to_dict("records")  # JSON true/false/null
+    for lead in sent:
+        lead["created_at"] = lead["created_at"].isoformat()
+    served, problems, ages = scorer.build(request_frames(sent, [None] * len(sent), scorer.data).leads, as_of=as_of,
+                                          audience=API_CLIENT)
+    assert problems == [] and set(served["campaign"].dropna()) == {"true", "false"}
+    for name in ("scored.parquet", "scored.csv"):
+        summary = score_file(scorer, tmp_path / name, tmp_path / "scores.csv", as_of=as_of, progress=False)
+        assert summary.rows_rejected == 0
+        batch = pd.read_csv(summary.output).set_index("lead_id")["probability"]
+        np.testing.assert_allclose(batch.loc[served.index], scorer.predict_proba(served, ages), rtol=1e-9)
+
+
+def test_true_false_in_a_number_field_is_refused_alike_by_training_batch_scoring_and_the_service(tmp_path):
+    """A headcount is no yes/no (a count of True is not 1): training and the service refused a Parquet or JSON boolean
+    in a number field as "not a number: True", but batch scoring read the Parquet one as the text "True" and named it
+    'True', a CSV cell it was never sent as. Each path now refuses that row alike, naming column and row."""
+    tables = generate_crm(800, seed=5)
+    write_crm(tables, tmp_path / "csv")
+    params = load_params(PROJECT_ROOT / "params.yaml", overrides={
+        f"data.{table}": str(tmp_path / "csv" / f"{table}.csv") for table in ("leads", "activities", "outcomes")})
+    _, scorer = quick_scorer(params)
+    typed = tables["leads"].head(30).assign(employees=[None, True, *[None] * 28])  # a NULL is not known
+    typed.to_parquet(tmp_path / "leads.parquet", index=False)
+    assert pq.read_schema(tmp_path / "leads.parquet").field("employees").type == pa.bool_()
+    expected = "row 2, column 'employees': not a number: True"
+
+    training = params.model_copy(update={"data": params.data.model_copy(update={
+        "leads": str(tmp_path / "leads.parquet"), "on_error": "drop"})})
+    refused = [str(p) for p in load_crm(training).report.problems if p.kind == "bad_number"]
+    as_of = pd.Timestamp("2026-01-01")
+    summary = score_file(scorer, tmp_path / "leads.parquet", tmp_path / "scores.csv", as_of=as_of, progress=False)
+    rejects = pd.read_csv(summary.rejects)["problems"].tolist()
+    sent = typed.astype(object).where(typed.notna(), None).to_dict("records")
+    for lead in sent:
+        lead["created_at"] = lead["created_at"].isoformat()
+    _, problems, _ = scorer.build(request_frames(sent, [None] * len(sent), scorer.data).leads, as_of=as_of,
+                                  audience=API_CLIENT)
+
+    assert refused == rejects == [f"{tmp_path / 'leads.parquet'} {expected}"]
+    assert [str(p) for p in problems] == [f"request {expected}"]
+    assert summary.rows_scored == 29

@@ -178,18 +178,23 @@ def test_an_amount_feedback_takes_is_one_an_export_reads(amount):
     assert taken == (problems == []), problems
 
 
-def test_true_or_false_in_a_text_field_is_refused_by_row_not_read_as_the_category_true():
-    """A CRM integration that sends "country": true meant something else; "True" would be scored as a country."""
+def test_true_or_false_in_a_text_field_is_the_text_true_or_false_as_value_maps_and_missing_values_read_it():
+    """A JSON, SQL or Parquet boolean in a text field is the CRM's yes/no: the text "true"/"false", as a CSV export
+    of it reads, which data.value_maps matches in any letter case and data.missing_values as written. It was refused
+    by row, while batch scoring read a Parquet one as the text "True"."""
     raw = pd.DataFrame.from_records([
-        {"Lead ID": "L1", "Created Date": "2024-01-05", "Country": "US", "Industry": 42},  # a code is text enough
-        {"Lead ID": "L2", "Created Date": "2024-01-05", "Country": True, "Industry": "retail"},
+        {"Lead ID": "L1", "Created Date": "2024-01-05", "Country": True, "Industry": True},
+        {"Lead ID": "L2", "Created Date": "2024-01-05", "Country": False, "Industry": False},
+        {"Lead ID": "L3", "Created Date": "2024-01-05", "Country": "US", "Industry": 42},  # a code is text enough
     ])
+    data = DataParams(leads="unused", mapping=MAPPING, value_maps={"industry": {"TRUE": "retail"}},
+                      missing_values=["false"])
 
-    kept, problems = prepare_table(raw, "leads", DataParams(leads="unused", mapping=MAPPING), "request")
+    kept, problems = prepare_table(raw, "leads", data, "request")
 
-    assert kept["lead_id"].tolist() == ["L1"] and kept["industry"].tolist() == ["42"]
-    assert [(p.row, p.column, p.kind) for p in problems] == [(2, "Country", "boolean_as_text")]
-    assert problems[0].message == "expected text for country, not true (check what the CRM field holds)"
+    assert problems == []
+    assert kept["country"].astype(object).where(kept["country"].notna(), None).tolist() == ["true", None, "US"]
+    assert kept["industry"].astype(object).where(kept["industry"].notna(), None).tolist() == ["retail", None, "42"]
 
 
 @pytest.mark.parametrize("sent", [1764000000, True])
