@@ -133,22 +133,29 @@ class CategoryEncoder:
         level = np.array([code_of.get(str(v), other) for v in distinct.tolist()] + [-1], dtype=np.int64)
         return level[row_codes]
 
-    def unseen(self, values: pd.Series, column: str) -> pd.Series | None:
-        """Rows per value of ``column`` never seen in training (most first; empty when none), scored as
-        ``__other__`` like a rare one; None when its training values are not remembered (``seen``).
+    def never_seen(self, values: pd.Series, column: str) -> np.ndarray | None:
+        """Per row: whether its value of ``column`` was never seen in training, so is scored as ``__other__``
+        like a rare one (missing: False); None when its training values are not remembered (``seen``).
 
-        Missing values are not unseen. Checked once per distinct value, as ``codes`` is.
+        What the service tells a CRM per lead (``LeadScorer.never_seen``) and ``unseen`` counts. Checked once
+        per distinct value, as ``codes`` is.
         """
         seen = (self.seen or {}).get(column)
         if seen is None:
             return None
         row_codes, distinct = pd.factorize(values, use_na_sentinel=True)
-        distinct = [str(v) for v in distinct.tolist()]
-        new = [i for i, v in enumerate(distinct) if v not in seen]
-        if not new:
-            return pd.Series(dtype=np.int64)
-        rows = np.bincount(row_codes[row_codes >= 0], minlength=len(distinct))[new]
-        return pd.Series(rows, index=[distinct[i] for i in new]).sort_values(ascending=False, kind="stable")
+        new = np.array([str(v) not in seen for v in distinct.tolist()] + [False])  # the last: missing (code -1)
+        return new[row_codes]
+
+    def unseen(self, values: pd.Series, column: str) -> pd.Series | None:
+        """Rows per value of ``column`` never seen in training (``never_seen``), most first, a tie in the order
+        first met; empty when none; None when its training values are not remembered."""
+        new = self.never_seen(values, column)
+        if new is None:
+            return None
+        row_codes, distinct = pd.factorize(values[new].astype(str))
+        return pd.Series(np.bincount(row_codes, minlength=len(distinct)), index=list(distinct),
+                         dtype=np.int64).sort_values(ascending=False, kind="stable")
 
     def transform(self, frame: pd.DataFrame) -> pd.DataFrame:
         """Model-ready frame for training: categoricals with the fitted levels, numerics as float64."""

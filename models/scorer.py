@@ -120,10 +120,10 @@ class LeadScorer:
         monitor's scored leads), so a comparison or a drift report reads what serving scored."""
         return self.encoder.as_known(features) if self.encoder is not None else features
 
-    def unseen_values(self, features: pd.DataFrame) -> dict[str, pd.Series] | None:
-        """Per lead column the model reads as a category (``features.categorical``) that has values never
-        seen in training: rows per such value, most first (``CategoryEncoder.unseen``). They are scored as
-        the model's ``__other__`` level; a retrain would learn them.
+    def never_seen(self, features: pd.DataFrame) -> dict[str, np.ndarray] | None:
+        """Per lead column the model reads as a category (``features.categorical``): per row, whether its value was
+        never seen in training (``CategoryEncoder.never_seen``), so is scored as the model's ``__other__`` level;
+        a retrain would learn it. What the service tells the CRM per lead; ``unseen_values`` counts it.
 
         None when the model does not remember its training values (pickled before it did): nothing can
         be told then. Derived categories (size band, seniority, department) are left out: their values
@@ -131,12 +131,16 @@ class LeadScorer:
         """
         if self.encoder is None or self.encoder.seen is None:
             return None
-        out = {}
-        for column in self.features.categorical:
-            counts = self.encoder.unseen(features[column], column)
-            if counts is not None and len(counts):
-                out[column] = counts
-        return out
+        rows = {column: self.encoder.never_seen(features[column], column) for column in self.features.categorical}
+        return {column: new for column, new in rows.items() if new is not None}
+
+    def unseen_values(self, features: pd.DataFrame) -> dict[str, pd.Series] | None:
+        """Per lead column with values never seen in training (``never_seen``): rows per such value, most first
+        (``CategoryEncoder.unseen``); None when the model cannot tell."""
+        rows = self.never_seen(features)
+        if rows is None:
+            return None
+        return {column: self.encoder.unseen(features[column][new], column) for column, new in rows.items() if new.any()}
 
     def past_horizon(self, age_days: np.ndarray | None, rows: int) -> np.ndarray:
         """Whether each lead is older than ``horizon_days`` at its scoring time (``age_days``: ``build``).

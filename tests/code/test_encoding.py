@@ -40,6 +40,9 @@ def test_values_never_seen_in_training_are_told_from_rare_and_missing_ones():
     unseen = encoder.unseen(batch, "industry")
 
     assert unseen.to_dict() == {"space": 3, "tiktok": 1}  # most first; rare "mining" and missing are not new
+    # per lead, as the service tells each score (LeadScorer.never_seen): what `unseen` counts
+    np.testing.assert_array_equal(encoder.never_seen(batch, "industry"), [True, False, False, False, True, False,
+                                                                          True, True])
     assert encoder.transform(pd.DataFrame({"industry": ["mining", "space"], "employees": 1.0}))["industry"].tolist() == [OTHER, OTHER]
     assert encoder.unseen(pd.Series(["retail", "mining", None]), "industry").empty
     assert encoder.unseen(batch.iloc[:0], "industry").empty
@@ -65,6 +68,7 @@ def test_an_encoder_pickled_before_values_were_remembered_still_encodes_and_judg
 
     assert "seen" not in loaded.__dict__ and loaded.seen is None
     assert loaded.unseen(frame["industry"], "industry") is None
+    assert loaded.never_seen(frame["industry"], "industry") is None
     np.testing.assert_array_equal(loaded.matrix(frame), fresh.matrix(frame))
 
 
