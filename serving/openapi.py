@@ -244,6 +244,12 @@ def _schemas(scorer: LeadScorer) -> dict[str, dict]:
     if scorer.reads_activities:
         example["activities"] = [_crm_names(activity, "activities", data) for activity in demo["activities"]]
     lead["example"] = example
+    # The fields never_seen may name: the served model's, under the CRM's names, as a lead's are documented.
+    categories = [crm_column(data, "leads", column) for column in scorer.features.categorical]
+    never_seen = schemas["LeadScore"]["properties"]["never_seen"]
+    never_seen["description"] += (f" With this model it may name {quoted(categories)}." if categories
+                                  else " This model reads no field as a category: always {} or null.")
+    never_seen["anyOf"][0]["propertyNames"] = {"enum": categories}
     return schemas
 
 

@@ -19,7 +19,8 @@ from features import phrases
 from features.labels import policy_reason
 from models.scorer import LeadScorer
 from pipelines.config import DataParams, LabelParams
-from pipelines.ingest import API_CLIENT, Problem, alike_column, as_of_time, contract_status, crm_column, not_answered, translate
+from pipelines.ingest import (API_CLIENT, Problem, alike_column, as_of_time, as_plain_text, contract_status, crm_column,
+                              not_answered, translate)
 from serving.schemas import Identifier
 from serving.security import card_link, error_message, field_path
 from serving.store import decision_date, email_sha256, utc_naive
@@ -183,6 +184,24 @@ def _factor(f) -> dict:
     return {"signal": f.signal, "phrase": f.phrase, "value": str(f.value), "points": float(f.points), "contribution": float(f.contribution)}
 
 
+def never_seen_as_sent(scorer: LeadScorer, features: pd.DataFrame, leads: pd.DataFrame) -> list[dict[str, str] | None]:
+    """Per lead (request order): each CRM field, as the request names it, whose value the model never saw in training
+    and scored as its "other" level (``LeadScorer.never_seen``) -> that value as the lead sent it, as text: "TikTok",
+    "true" for a JSON true, not the trimmed lower-case value the model compares. A value read as one it knows ("3"
+    for a "3.0" it trained on) is not one. None for every lead when the model cannot tell; only the few flagged
+    rows are visited."""
+    rows = scorer.never_seen(features)
+    if rows is None:
+        return [None] * len(features)
+    out: list[dict[str, str] | None] = [{} for _ in range(len(features))]
+    for column, new in rows.items():
+        if new.any():
+            name = crm_column(scorer.data, "leads", column)
+            for i, value in zip(np.flatnonzero(new), as_plain_text(leads[name][new]).str.strip()):
+                out[i][name] = value
+    return out
+
+
 @dataclass
 class Scored:
     """Scores in request order, their top reasons, and the rows to append to the score log."""
@@ -203,8 +222,8 @@ def score_request(
     card_link_days: float,
     card_base_url: str | None = None,
 ) -> Scored:
-    """Score request rows with their top `top_k` positive and negative reasons, and each lead's
-    signed score-card link (`serving.security.card_link`, valid `card_link_days`, under
+    """Score request rows with their top `top_k` positive and negative reasons, the values the model never
+    saw in training (`never_seen_as_sent`), and each lead's signed score-card link (`serving.security.card_link`, valid `card_link_days`, under
     `card_base_url` when given).
 
     Raises:
@@ -227,9 +246,11 @@ def score_request(
     hashes = email_sha256(frames.leads[email_field]).tolist() if email_field in frames.leads else [None] * len(scores)
     scored_at = pd.Timestamp.now(tz="UTC").tz_localize(None).to_pydatetime()
     expires = int(time.time() + card_link_days * 86_400)
+    never_seen = never_seen_as_sent(scorer, features, frames.leads)
     results, log_rows = [], []
     oldest_age = max(scorer.features.snapshot_days)
-    for row, pos, neg, email_hash, age in zip(scores.to_dict("records"), positives, negatives, hashes, ages):
+    for row, pos, neg, email_hash, age, new in zip(scores.to_dict("records"), positives, negatives, hashes, ages,
+                                                   never_seen):
         reason, reason_p = row["likely_rejection_reason"], row["likely_rejection_probability"]
         score = {
             "lead_id": row["lead_id"],
@@ -242,7 +263,7 @@ def score_request(
             "model_name": model.name,
             "model_version": model.version,
         }
-        results.append({**score, "reasons": {"positive": pos, "negative": neg},
+        results.append({**score, "reasons": {"positive": pos, "negative": neg}, "never_seen": new,
                         "card_url": card_link(card_key, score["lead_id"], expires, card_base_url)})
         horizon_note = phrases.past_horizon(age, scorer.horizon_days, oldest_age) if score["past_horizon"] else None
         log_rows.append({**score, "factors": pos + neg, "email_sha256": email_hash, "scored_at": scored_at,

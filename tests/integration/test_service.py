@@ -7,11 +7,13 @@ limits and the bad inputs a CRM integration can send are checked against what a 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import hashlib
 import html
 import http.client
 import importlib.metadata
 import json
+import pickle
 import re
 import shutil
 import sqlite3
@@ -205,6 +207,34 @@ def test_unseen_categories_and_missing_optional_fields_score(client):
     assert reply.status == 200, reply.body
     for score in reply.json()["scores"]:
         assert 1 <= score["score"] <= 99 and 0 < score["probability"] < 1
+
+
+def test_each_score_names_the_values_the_model_never_saw_as_the_lead_sent_them(client, leads):
+    """A lead source added since training ("TikTok") was scored as the model's "other" level with no sign of it: a
+    CRM mapping mistake went unnoticed. Each score now names such values per field, as sent; {} when there is none."""
+    known = {k: v for k, v in leads[0].items() if k != "activities"}
+    sent = [known, {**known, "lead_id": "NEW-SOURCE", "lead_source": "TikTok"},
+            {**known, "lead_id": "NEW-BOTH", "lead_source": " TikTok ", "industry": "Quantum Basket Weaving"}]
+    reply = client.post("/score", {"leads": sent, "as_of": AS_OF})
+    assert reply.status == 200, reply.body
+    assert [s["never_seen"] for s in reply.json()["scores"]] == [
+        {}, {"lead_source": "TikTok"}, {"lead_source": "TikTok", "industry": "Quantum Basket Weaving"}]
+
+
+def test_a_model_that_does_not_remember_its_training_values_answers_null_not_none_never_seen(trained, leads):
+    """A model pickled before encoders remembered their training values cannot tell a new value from a known one:
+    never_seen is null ("cannot tell"), not {} ("none"), for each lead, and the response is still the documented one."""
+    from serving.schemas import ScoreResponse
+    from serving.scoring import ModelRef, score_request
+
+    old_encoder = object.__new__(type(trained.scorer.encoder))
+    old_encoder.__dict__.update({k: v for k, v in trained.scorer.encoder.__getstate__().items() if k != "seen"})
+    old = dataclasses.replace(trained.scorer, encoder=pickle.loads(pickle.dumps(old_encoder)))
+    lead = {k: v for k, v in leads[0].items() if k != "activities"}
+    scored = score_request(old, [lead, {**lead, "lead_id": "NEW-SOURCE", "lead_source": "TikTok"}], [None, None],
+                           ModelRef.of(old), as_of=pd.Timestamp(AS_OF), top_k=1, card_key=b"key", card_link_days=1)
+    assert [score["never_seen"] for score in scored.results] == [None, None]
+    assert ScoreResponse.model_validate({"scores": scored.results}).scores[1].never_seen is None
 
 
 def test_each_score_is_logged_with_the_email_only_hashed(client, server, leads):
@@ -1020,6 +1050,9 @@ def test_true_or_false_in_a_category_field_is_scored_as_the_text_true_or_false(s
     for name in sent:
         as_bool, as_text = (replies[name, kind].json()["scores"][0] for kind in ("true/false", "text"))
         assert as_bool["probability"] == as_text["probability"], name
+        # "Do Not Email" never held "true" in training: the CRM is told, under its field name, as the text JSON writes.
+        assert as_bool["never_seen"] == as_text["never_seen"] == (
+            {"Do Not Email": "true"} if name == "do-not-email-true" else {}), name
 
 
 def test_docs_json_takes_the_labels_a_number_fields_value_map_translates(sample_dir, monkeypatch_session, tmp_path):
@@ -1076,3 +1109,40 @@ def test_a_lead_scores_alike_alone_among_numbers_among_text_and_from_a_csv(sampl
     score_file(scorer, tmp_path / "leads.csv", tmp_path / "scores.csv", as_of=pd.Timestamp(AS_OF), progress=False)
     batch = pd.read_csv(tmp_path / "scores.csv").iloc[0]
     assert (batch["score"], batch["probability"]) == (scores["alone"]["score"], pytest.approx(scores["alone"]["probability"]))
+
+
+def test_a_value_never_seen_is_named_under_the_crms_field_and_a_number_the_model_knows_is_not(sample_dir,
+                                                                                              monkeypatch_session,
+                                                                                              tmp_path):
+    """The CRM's "Lead Source" and "Plan" (codes an export wrote "1.0" and "3.0"): /score names a value the model never
+    saw under the field name the request used, as sent, while the JSON 3 the model reads as its "3.0"
+    (CategoryEncoder.as_known) is scored as that level and is not listed, as batch scoring does not report it."""
+    from conftest import FAST, params_for
+    from pipelines.train import train
+
+    crm = tmp_path / "crm"
+    shutil.copytree(sample_dir, crm)
+    rows = pd.read_csv(crm / "leads.csv", dtype=str, keep_default_na=False).rename(columns={"lead_source": "Lead Source"})
+    rows["Plan"] = np.random.default_rng(3).choice(["1.0", "3.0"], len(rows))
+    rows.to_csv(crm / "leads.csv", index=False)
+    defaults = params_for(crm, tmp_path)
+    params = params_for(crm, tmp_path, **FAST, **{
+        "data.mapping": {"leads": {"Lead Source": "lead_source", "Plan": "plan"}},
+        "features.categorical": [*defaults.features.categorical, "plan"],
+        "features.phrases": {**defaults.features.phrases, "plan": "Plan {value}"}})
+    train(params)
+    lead = {"lead_id": "K-1", "created_at": "2025-12-01", "industry": "software", "Lead Source": "webinar", "Plan": "3.0"}
+    sent = [lead, {**lead, "lead_id": "K-2", "Plan": 3}, {**lead, "lead_id": "K-3", "Plan": "3"},
+            {**lead, "lead_id": "N-1", "Lead Source": "TikTok"}, {**lead, "lead_id": "N-2", "Plan": 5},
+            {**lead, "lead_id": "N-3", "Lead Source": "TikTok", "Plan": "5.5"}]
+    with running_service(params, tmp_path, timeout=60) as srv:
+        spec = srv.client().get("/docs.json").json()
+        reply = srv.client().post("/score", {"leads": sent, "as_of": AS_OF})
+    assert reply.status == 200, reply.body
+    scores = reply.json()["scores"]
+    assert [s["never_seen"] for s in scores] == [{}, {}, {}, {"Lead Source": "TikTok"}, {"Plan": "5"},
+                                                 {"Lead Source": "TikTok", "Plan": "5.5"}]
+    assert scores[1]["probability"] == scores[2]["probability"] == scores[0]["probability"]  # 3 is the "3.0" it knows
+    assert all(_documented(spec, "ScoreResponse", {"scores": [score]}) for score in scores)
+    documented = spec["components"]["schemas"]["LeadScore"]["properties"]["never_seen"]
+    assert "'Lead Source'" in documented["description"] and "'lead_source'" not in documented["description"]
