@@ -223,8 +223,8 @@ def score_request(
     card_base_url: str | None = None,
 ) -> Scored:
     """Score request rows with their top `top_k` positive and negative reasons, the values the model never
-    saw in training (`never_seen_as_sent`), and each lead's signed score-card link (`serving.security.card_link`, valid `card_link_days`, under
-    `card_base_url` when given).
+    saw in training (`never_seen_as_sent`), and each lead's signed score-card link
+    (`serving.security.card_link`, valid `card_link_days`, under `card_base_url` when given).
 
     Raises:
         RequestError: any row breaks the contract (missing lead id, unparsable date, not a number,
