@@ -1,4 +1,5 @@
-"""/metrics counts requests per route, never per raw path.
+"""/metrics counts requests per route, never per raw path, and the leads POST /score scored per tier and
+per CRM field holding a value the model never saw.
 
 BentoML 1.4 labels every HTTP metric with the request's raw path, refused and unknown ones included:
 each distinct path adds series for good, so any client could grow /metrics (served without the key)
@@ -11,6 +12,7 @@ from __future__ import annotations
 
 import functools
 import re
+from collections import Counter
 from collections.abc import Callable, Iterable
 
 from bentoml._internal.server.http import instruments
@@ -56,3 +58,40 @@ def count_by_route(routes: Callable[[], Iterable[str]]) -> None:
 
     # BentoML imports the class from this module each time it builds an app.
     instruments.RunnerTrafficMetricsMiddleware = RouteLabelledMetrics
+
+
+@functools.cache
+def _lead_counters():
+    """The two lead counters, created once per worker on first use. Not at import: the server's main process
+    imports the service too, and prometheus_client must first be imported in a worker, after BentoML set its
+    PROMETHEUS_MULTIPROC_DIR, for /metrics to sum every worker's counts. (BentoML 1.4.40 deprecates its
+    bentoml.metrics, now a lazy alias, and points to prometheus_client used this way.)"""
+    import prometheus_client
+
+    by_tier = prometheus_client.Counter("leadscore_scored_leads_total", "Leads POST /score scored, per tier.", ["tier"])
+    never_seen = prometheus_client.Counter(
+        "leadscore_never_seen_leads_total",
+        "Leads POST /score scored with a value the model never saw in training, per CRM field (features.categorical).",
+        ["field"])
+    return by_tier, never_seen
+
+
+def expect_leads(tiers: Iterable[str], fields: Iterable[str]) -> None:
+    """Show each tier's and category field's lead counter at 0 until it counts (call when a model is loaded): an
+    alert on its increase then fires on the first lead, not only once a series exists."""
+    by_tier, never_seen = _lead_counters()
+    for tier in tiers:
+        by_tier.labels(tier=tier)
+    for field in fields:
+        never_seen.labels(field=field)
+
+
+def count_leads(scores: list[dict]) -> None:
+    """Count the leads of one answered POST /score: per tier, and per CRM field naming a never-seen value
+    (``never_seen``; None when the model cannot tell). Labels are tier and field names, never a value a
+    client sent. One increment per label per request."""
+    by_tier, never_seen = _lead_counters()
+    for tier, leads in Counter(score["tier"] for score in scores).items():
+        by_tier.labels(tier=tier).inc(leads)
+    for field, leads in Counter(field for score in scores for field in score["never_seen"] or ()).items():
+        never_seen.labels(field=field).inc(leads)
