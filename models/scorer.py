@@ -137,10 +137,10 @@ class LeadScorer:
     def unseen_values(self, features: pd.DataFrame) -> dict[str, pd.Series] | None:
         """Per lead column with values never seen in training (``never_seen``): rows per such value, most first
         (``CategoryEncoder.unseen``); None when the model cannot tell."""
-        rows = self.never_seen(features)
-        if rows is None:
+        if self.encoder is None or self.encoder.seen is None:
             return None
-        return {column: self.encoder.unseen(features[column][new], column) for column, new in rows.items() if new.any()}
+        counts = {column: self.encoder.unseen(features[column], column) for column in self.features.categorical}
+        return {column: rows for column, rows in counts.items() if rows is not None and len(rows)}
 
     def past_horizon(self, age_days: np.ndarray | None, rows: int) -> np.ndarray:
         """Whether each lead is older than ``horizon_days`` at its scoring time (``age_days``: ``build``).
