@@ -175,7 +175,9 @@ def main() -> None:
         raise SystemExit(f"bento {bento.tag} packages {packaged}, not the model just imported ({model.tag}): "
                          f"bentofile.yaml `models` must list {model.tag.name}:latest")
     correct_openapi(bento, params)
-    print(f"built {bento.tag}: serve it with `bentoml serve {bento.tag}`, or `bentoml export {bento.tag} leadscore.bento`")
+    # An absolute path: BentoML 1.4 resolves a relative export path against / (`leadscore.bento` writes /leadscore.bento).
+    archive = Path.cwd() / "leadscore.bento"
+    print(f"built {bento.tag}: serve it with `bentoml serve {bento.tag}`, or `bentoml export {bento.tag} {archive}`")
 
 
 if __name__ == "__main__":

@@ -40,8 +40,10 @@ def test_exported_bento_serves_with_the_tracking_store_moved_away(trained, sampl
     })
 
     build_home, serve_home = tmp_path / "build-home", tmp_path / "serve-home"
-    _run(["-m", "serving.bento", "--params", str(params)], build_home)
+    built = _run(["-m", "serving.bento", "--params", str(params)], build_home)
     (bento,) = json.loads(_run(["-m", "bentoml", "list", "-o", "json"], build_home))
+    # The export command it suggests writes beside the user, not at / (where BentoML puts a relative path).
+    assert f"bentoml export {bento['tag']} {PROJECT_ROOT / 'leadscore.bento'}`" in built
     archive = tmp_path / "leadscore.bento"
     _run(["-m", "bentoml", "export", bento["tag"], str(archive)], build_home)
     with tarfile.open(archive) as shipped:  # what the bento installs where it is deployed
