@@ -869,11 +869,29 @@ def _parse_numbers(values: pd.Series) -> pd.Series:
     booleans = _numbers_sent(values)[1]
     if booleans.any():
         values = values.astype(object).where(~booleans, None)
+    values = _without_plus_sign(values)
     try:
         parsed = pd.to_numeric(values, errors="coerce")
     except OverflowError:  # a whole number beyond float64 (e.g. 401 digits): as text it reads as inf
         parsed = pd.to_numeric(values.astype("str").where(values.notna()), errors="coerce")
     return parsed.astype("float64")
+
+
+def _without_plus_sign(values: pd.Series) -> pd.Series:
+    """Text with the '+' before a number's digits removed ("+2.5" -> "2.5"). pandas reads signed text by another
+    parser, which misrounds long numbers ("+999999999999999.9" as 1e15, out of range) and takes blanks in
+    the exponent ("+4e 2" as 400), where params, /docs.json and unsigned text read the number as written."""
+    if isinstance(values.dtype, pd.StringDtype):  # an export's column: one Arrow scan
+        signed = values.str.contains("+", regex=False).to_numpy(dtype=bool, na_value=False)
+    elif _is_text(values):  # a request's or a database's cells: text among numbers, or dictionary-coded text
+        values = values.astype(object)
+        signed = np.fromiter((isinstance(v, str) and "+" in v for v in values.to_numpy()), bool, len(values))
+    else:
+        return values
+    if not signed.any():
+        return values
+    unsigned = values[signed].astype("str").str.replace(r"^([\t-\r ]*)\+(?=[0-9.])", r"\1", regex=True)
+    return values.astype(object).mask(signed, unsigned)
 
 
 def contract_status(values: pd.Series, data: DataParams) -> pd.Series:

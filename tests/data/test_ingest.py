@@ -161,8 +161,24 @@ def test_nan_in_a_number_field_is_a_missing_value_as_text_too(nan):
     assert problems == [] and kept["employees"].isna().all()
 
 
+@pytest.mark.parametrize("dtype", ["str", object, "category"])  # a CSV's column, a JSON batch's, a Parquet dictionary's
+def test_a_number_with_a_plus_sign_reads_as_written(dtype):
+    """pandas reads "+"-signed text by another parser: "+999999999999999.9" was 1e15 and refused as out of range
+    while params, /docs.json and /feedback take it; "+9999999999999.2504" read as 9999999999999.252; "+4e 2" was
+    400 where "4e 2" is no number."""
+    sent = ["+999999999999999.9", " +9999999999999.2504 ", "+4e 2", "+1e15", "+.5"]
+    raw = pd.DataFrame({"Lead ID": ["L1", "L2", "L3", "L4", "L5"], "Created Date": "2024-01-05",
+                        "Employees": pd.Series(sent, dtype=dtype)})
+
+    kept, problems = prepare_table(raw, "leads", DataParams(leads="unused", mapping=MAPPING))
+
+    assert kept["employees"].tolist() == [999999999999999.9, 9999999999999.2504, 0.5]
+    assert [(p.row, p.message.partition(" (")[0]) for p in problems] == [
+        (3, "not a number: '+4e 2'"), (4, "number out of range '+1e15'")]
+
+
 @pytest.mark.parametrize("amount", ["12500.50", " 1e3\t", "+.5", "5.", "-0", "5\u00a0", "\u20035",
-                                    "\u0661\u0662\u0663", "1_000", "lots"])
+                                    "\u0661\u0662\u0663", "1_000", "lots", "+999999999999999.9"])
 def test_an_amount_feedback_takes_is_one_an_export_reads(amount):
     """/feedback took "5\u00a0" as the amount 5 (Python's \\s and float() take it), which an export's amount, as any
     number field, refuses as no number: a number's text reads one way. Arabic-Indic digits neither takes."""
