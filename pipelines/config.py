@@ -13,10 +13,12 @@ from pathlib import Path
 from typing import Annotated, Any, Literal, Union, get_args, get_origin
 from urllib.parse import urlsplit
 
+import pandas as pd
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 
-from pipelines.contract import LARGEST_NUMBER, LEADS, NUMBER_TEXT, OUTCOMES
+from pipelines.contract import LARGEST_NUMBER, LEADS, OUTCOMES
+from pipelines.numbers import read_numbers
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_PARAMS = PROJECT_ROOT / "params.yaml"
@@ -102,14 +104,15 @@ def label_key(label) -> str:
 
 
 def _number_refused(text: str, non_negative: bool) -> str | None:
-    """Why a number field refuses `text` as an export's cell reads it (ingest.prepare_table), None when it takes it:
-    NUMBER_TEXT, smaller than LARGEST_NUMBER in size, and not below 0 (-0 is 0) where the field counts something."""
-    if not re.match(NUMBER_TEXT, text):
-        return "no number"
-    value = float(text)
-    if not abs(value) < LARGEST_NUMBER:
+    """Why a number field refuses `text` as an export's cell reads it (numbers.read_numbers, as ingest does), None
+    when it takes it. The text NaN, a missing value in an export, is no number here: a label meaning not known
+    belongs in data.missing_values."""
+    cells = read_numbers(pd.Series([text], dtype=object), non_negative)
+    if cells.too_large[0]:
         return f"not smaller than {LARGEST_NUMBER:g} in size"
-    return "below 0" if non_negative and value < 0 else None
+    if cells.below_zero[0]:
+        return "below 0"
+    return "no number" if pd.isna(cells.numbers.iloc[0]) else None
 
 
 class DataParams(_Section):
@@ -557,8 +560,8 @@ class Params(_Section):
                     raise ValueError(f"data.value_maps.{column}.{label}: translates {label!r} to {value!r}, {why}; "
                                      f"{column} takes {takes}: map it to one, or, if {label!r} means not known, "
                                      "list it in data.missing_values instead")
-                why = _number_refused(label, non_negative) if re.match(NUMBER_TEXT, label) else None
-                if why:
+                why = _number_refused(label, non_negative)
+                if why not in (None, "no number"):  # a label that is no number is the CRM's text the map renames
                     raise ValueError(f"data.value_maps.{column}.{label}: the label {label!r} is a number {column} "
                                      f"refuses ({why}), which a CRM integration checking /docs.json never sends; "
                                      "if it means not known, list it in data.missing_values instead of mapping it")

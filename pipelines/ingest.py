@@ -18,7 +18,6 @@ from collections import Counter
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
@@ -33,6 +32,7 @@ from pandas.arrays import ArrowStringArray
 from features.build import crm_spellings
 from pipelines.config import DataParams, Params, label_key, shown_url
 from pipelines.contract import CLOCK_SLACK, DATE_RANGE, LARGEST_NUMBER, LEADS, NUMBER_TEXT, OUTCOMES, TABLES, TableSpec
+from pipelines.numbers import numbers_sent, read_numbers
 
 if TYPE_CHECKING:  # not at run time: pipelines.history imports this module
     from pipelines.history import FeedbackMerge
@@ -649,7 +649,7 @@ def as_plain_text(values: pd.Series) -> pd.Series:
     data.missing_values and data.value_maps match a lead alike alone and among others. True/false (a JSON,
     SQL or Parquet boolean) is the text "true"/"false", as JSON writes it, wherever it comes from.
     """
-    numbers, booleans = _numbers_sent(values)
+    numbers, booleans = numbers_sent(values)
     if booleans.any():
         values = values.astype(object)
         values[booleans] = ["true" if v else "false" for v in values[booleans]]
@@ -750,27 +750,6 @@ def _as_sent(value) -> str:
     return shown if len(shown) <= 60 else f"{shown[:40]}... ({len(shown):,} characters)"
 
 
-def _numbers_sent(values: pd.Series) -> tuple[np.ndarray, np.ndarray]:
-    """Which cells hold a number and which hold true/false (JSON, SQL or Parquet types; text is neither).
-
-    Text and date columns (what CSV and Parquet reads give) answer from their dtype; only an object
-    column holding something other than text or dates is looked at cell by cell.
-    """
-    none = np.zeros(len(values), dtype=bool)
-    if pd.api.types.is_bool_dtype(values.dtype):
-        return none, values.notna().to_numpy()
-    if pd.api.types.is_numeric_dtype(values.dtype):
-        return values.notna().to_numpy(), none
-    if values.dtype != object:
-        return none, none
-    if pd.api.types.infer_dtype(values, skipna=True) in ("string", "empty", "datetime", "date"):
-        return none, none
-    cells = values.to_numpy()
-    booleans = np.fromiter((isinstance(v, (bool, np.bool_)) for v in cells), bool, len(cells))
-    numbers = np.fromiter((isinstance(v, (int, float, Decimal, np.number)) for v in cells), bool, len(cells))
-    return numbers & ~booleans & pd.notna(cells), booleans
-
-
 # A date written day and month (in either order) before the year: 06/02/2025, 6.2.25, 06-02-2025 10:30.
 _DAY_MONTH_YEAR = r"^\s*(\d{1,2})[/.\-](\d{1,2})[/.\-](\d{4}|\d{2})((?:[\sT].*)?)$"
 
@@ -826,7 +805,7 @@ def _parse_dates(values: pd.Series, day_first: bool | None = None) -> tuple[pd.S
     offsets, other layouts, stray blanks) has its day-month dates put in order, then takes Arrow's cast
     if that made it plain ISO, else pandas' parser as a whole, as before.
     """
-    numbers, booleans = _numbers_sent(values)
+    numbers, booleans = numbers_sent(values)
     numbers = numbers | booleans
     if numbers.any():
         values = values.astype(object).where(~numbers, None)
@@ -862,36 +841,6 @@ def _iso_stamps(text: pa.Array) -> np.ndarray | None:
         return text.cast(pa.timestamp("us")).to_numpy(zero_copy_only=False)
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
         return None
-
-
-def _parse_numbers(values: pd.Series) -> pd.Series:
-    """Numbers as float64, NaN where not a number; true/false is not one (a count of True is not 1)."""
-    booleans = _numbers_sent(values)[1]
-    if booleans.any():
-        values = values.astype(object).where(~booleans, None)
-    values = _without_plus_sign(values)
-    try:
-        parsed = pd.to_numeric(values, errors="coerce")
-    except OverflowError:  # a whole number beyond float64 (e.g. 401 digits): as text it reads as inf
-        parsed = pd.to_numeric(values.astype("str").where(values.notna()), errors="coerce")
-    return parsed.astype("float64")
-
-
-def _without_plus_sign(values: pd.Series) -> pd.Series:
-    """Text with the '+' before a number's digits removed ("+2.5" -> "2.5"). pandas reads signed text by another
-    parser, which misrounds long numbers ("+999999999999999.9" as 1e15, out of range) and takes blanks in
-    the exponent ("+4e 2" as 400), where params, /docs.json and unsigned text read the number as written."""
-    if isinstance(values.dtype, pd.StringDtype):  # an export's column: one Arrow scan
-        signed = values.str.contains("+", regex=False).to_numpy(dtype=bool, na_value=False)
-    elif _is_text(values):  # a request's or a database's cells: text among numbers, or dictionary-coded text
-        values = values.astype(object)
-        signed = np.fromiter((isinstance(v, str) and "+" in v for v in values.to_numpy()), bool, len(values))
-    else:
-        return values
-    if not signed.any():
-        return values
-    unsigned = values[signed].astype("str").str.replace(r"^([\t-\r ]*)\+(?=[0-9.])", r"\1", regex=True)
-    return values.astype(object).mask(signed, unsigned)
 
 
 def contract_status(values: pd.Series, data: DataParams) -> pd.Series:
@@ -1072,24 +1021,20 @@ def prepare_table(
         text = as_plain_text(values).str.strip() if decimal_mark != "point" and _is_text(values) else None
         if text is not None and column in translated:  # a translation is params' text: "1.500" is 1.5
             text = text.mask(translated[column][1])
-        parsed = _parse_numbers(values if text is None else _with_decimal_point(values, text))
-        size = parsed.abs()
-        unread = (values.notna() & parsed.isna()).to_numpy(dtype=bool, copy=True)
-        if unread.any():  # "NaN" as text is a missing value, as a float NaN is (pandas writes it so)
-            unread[unread] = ~_as_text(values[unread]).str.strip().str.lower().eq("nan").to_numpy(dtype=bool)
-        flag(unread, column, "bad_number", lambda v: f"not a number: {_as_sent(v)}" + (
+        cells = read_numbers(values if text is None else _with_decimal_point(values, text),
+                             column in spec.non_negative or column in non_negative)
+        flag(cells.not_a_number, column, "bad_number", lambda v: f"not a number: {_as_sent(v)}" + (
             f" (write numbers {_DECIMAL_MARK_HINT[decimal_mark]})" if _GROUPED_DIGITS.search(str(v)) else ""))
         if decimal_mark == "either" and text is not None:
             flag(text.str.fullmatch(_ONE_GROUP).fillna(False), column, "bad_number", lambda v: (
                 f"ambiguous number {_as_sent(v)}: in a file separated by ';' (as Excel writes where the decimal mark "
                 f"is a comma) it may be {_both_readings(v)}; set data.decimal_mark to comma or point, as the file "
                 "writes numbers, or write it with no thousands separator"))
-        flag(size >= LARGEST_NUMBER, column, "bad_number", lambda v: f"number out of range {_as_sent(v)} "
+        flag(cells.too_large, column, "bad_number", lambda v: f"number out of range {_as_sent(v)} "
              f"(a number field holds a finite number smaller than {LARGEST_NUMBER:g} in size)")
-        if column in spec.non_negative or column in non_negative:
-            flag((parsed < 0) & (size < LARGEST_NUMBER), column, "bad_number",
-                 lambda v, c=column: f"negative {c} {_as_sent(v)} ({c} counts something: 0 or more)")
-        columns[column] = parsed
+        flag(cells.below_zero, column, "bad_number",
+             lambda v, c=column: f"negative {c} {_as_sent(v)} ({c} counts something: 0 or more)")
+        columns[column] = cells.numbers
 
     for column in spec.columns:
         if column not in columns:

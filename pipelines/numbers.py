@@ -1,0 +1,93 @@
+"""What a number field takes (the contract's employees and amount, features.numeric), written once.
+
+An export's cells, a request's fields (ingest.prepare_table) and a params value map's numbers (config) are all
+read by `read_numbers`, so what params accept, an export takes and the service takes cannot drift apart.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from decimal import Decimal
+
+import numpy as np
+import pandas as pd
+
+from pipelines.contract import LARGEST_NUMBER
+
+
+@dataclass(frozen=True)
+class NumberCells:
+    """A number field's cells as read, and why a cell is refused (each mask True where it is)."""
+
+    numbers: pd.Series  # float64; NaN where missing (NA, the text NaN) or not a number
+    not_a_number: np.ndarray  # a value that is not missing and no number: text, true/false
+    too_large: np.ndarray  # not smaller than LARGEST_NUMBER in size (1e309 and inf included)
+    below_zero: np.ndarray  # below 0 (-0 is 0) where the field counts something; never also too_large
+
+
+def read_numbers(values: pd.Series, non_negative: bool) -> NumberCells:
+    """A number field's cells: a number's text (digits 0-9, a sign, a decimal point, an exponent, ASCII blanks
+    around it: contract.NUMBER_TEXT), or a number, finite and smaller than contract.LARGEST_NUMBER in size, and
+    0 or more where `non_negative` (the field counts something). True/false is no number (a count of True is not
+    1); NaN, as a float or as text in any letter case, is a missing value (pandas writes it so)."""
+    numbers = _as_floats(values)
+    not_a_number = (values.notna() & numbers.isna()).to_numpy(dtype=bool, copy=True)
+    if not_a_number.any():
+        not_a_number[not_a_number] = ~values[not_a_number].astype("str").str.strip().str.lower().eq("nan").to_numpy(
+            dtype=bool)
+    size = numbers.abs()
+    too_large = (size >= LARGEST_NUMBER).to_numpy(dtype=bool)
+    below_zero = ((numbers < 0) & (size < LARGEST_NUMBER)).to_numpy(dtype=bool) if non_negative else np.zeros(
+        len(values), dtype=bool)
+    return NumberCells(numbers, not_a_number, too_large, below_zero)
+
+
+def numbers_sent(values: pd.Series) -> tuple[np.ndarray, np.ndarray]:
+    """Which cells hold a number and which hold true/false (JSON, SQL or Parquet types; text is neither).
+
+    Text and date columns (what CSV and Parquet reads give) answer from their dtype; only an object
+    column holding something other than text or dates is looked at cell by cell.
+    """
+    none = np.zeros(len(values), dtype=bool)
+    if pd.api.types.is_bool_dtype(values.dtype):
+        return none, values.notna().to_numpy()
+    if pd.api.types.is_numeric_dtype(values.dtype):
+        return values.notna().to_numpy(), none
+    if values.dtype != object:
+        return none, none
+    if pd.api.types.infer_dtype(values, skipna=True) in ("string", "empty", "datetime", "date"):
+        return none, none
+    cells = values.to_numpy()
+    booleans = np.fromiter((isinstance(v, (bool, np.bool_)) for v in cells), bool, len(cells))
+    numbers = np.fromiter((isinstance(v, (int, float, Decimal, np.number)) for v in cells), bool, len(cells))
+    return numbers & ~booleans & pd.notna(cells), booleans
+
+
+def _as_floats(values: pd.Series) -> pd.Series:
+    """Numbers as float64, NaN where not a number; true/false is not one."""
+    booleans = numbers_sent(values)[1]
+    if booleans.any():
+        values = values.astype(object).where(~booleans, None)
+    values = _without_plus_sign(values)
+    try:
+        parsed = pd.to_numeric(values, errors="coerce")
+    except OverflowError:  # a whole number beyond float64 (e.g. 401 digits): as text it reads as inf
+        parsed = pd.to_numeric(values.astype("str").where(values.notna()), errors="coerce")
+    return parsed.astype("float64")
+
+
+def _without_plus_sign(values: pd.Series) -> pd.Series:
+    """Text with the '+' before a number's digits removed ("+2.5" -> "2.5"). pandas reads signed text by another
+    parser, which misrounds long numbers ("+999999999999999.9" as 1e15, out of range) and takes blanks in
+    the exponent ("+4e 2" as 400), where params, /docs.json and unsigned text read the number as written."""
+    if isinstance(values.dtype, pd.StringDtype):  # an export's column: one Arrow scan
+        signed = values.str.contains("+", regex=False).to_numpy(dtype=bool, na_value=False)
+    elif values.dtype == object or isinstance(values.dtype, pd.CategoricalDtype):  # a request's, a database's
+        values = values.astype(object)
+        signed = np.fromiter((isinstance(v, str) and "+" in v for v in values.to_numpy()), bool, len(values))
+    else:
+        return values
+    if not signed.any():
+        return values
+    unsigned = values[signed].astype("str").str.replace(r"^([\t-\r ]*)\+(?=[0-9.])", r"\1", regex=True)
+    return values.astype(object).mask(signed, unsigned)
