@@ -293,14 +293,32 @@ def _amount_as_text_too(schema: dict) -> None:
     schema["anyOf"].insert(1, {"type": "string", "pattern": AMOUNT_TEXT, "examples": ["12500.50", ""]})
 
 
+def _true_false_as_text(value: Any) -> Any:
+    """A JSON true/false is the text "true"/"false", as an export's boolean cell in a text field reads
+    (ingest.as_plain_text): data.value_maps then translates it alike (a CRM checkbox such as Salesforce's
+    IsConverted: {"true": converted}). A number names no decision or reason code: refused."""
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, (int, float)):
+        raise ValueError("expected text or true/false, not a number")
+    return value
+
+
+# Feedback's status or reason as the CRM sends it: text, or true/false read as its text.
+DecisionText = Annotated[str, BeforeValidator(_true_false_as_text), WithJsonSchema({"type": ["string", "boolean"]})]
+
+
 class Feedback(BaseModel):
     """A sales decision on a lead, sent by the CRM when it happens (retries are safe)."""
 
     event_id: Identifier = Field(description="The CRM's unique id of this event.")
     lead_id: Identifier
-    status: str = Field(min_length=1, description="The decision, e.g. converted or rejected.")
-    reason: str | None = Field(None, description="Why, as a reason code; optional, but what the model learns why leads "
-                               "are rejected from (monitor reports the share of rejections with one).")
+    status: DecisionText = Field(min_length=1, json_schema_extra={"minLength": 1}, description="The decision, e.g. "
+                                 "converted or rejected; true/false (a CRM checkbox) is the text \"true\"/\"false\", "
+                                 "as in an export.")
+    reason: DecisionText | None = Field(None, description="Why, as a reason code; optional, but what the model learns "
+                                        "why leads are rejected from (monitor reports the share of rejections with one); "
+                                        "true/false is the text \"true\"/\"false\", as for status.")
     decided_at: DateText = Field(
         description="When sales decided (ISO 8601 text; UTC when no zone is given). From 1970 to at most a day "
         "after the service receives the event.")

@@ -31,15 +31,17 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from models.explain import explain
 from serving.local_server import Client
-from pipelines.ingest import sqlite_file
+from pipelines.ingest import prepare_table, sqlite_file
 from serving.store import Store
 from conftest import running_service
 
 AS_OF = "2025-12-31T00:00:00"
 MAX_BATCH = 20
 MAX_BODY = 100_000
-# The CRM's own picklist labels, as a Salesforce org sends a decision (the sample export uses the codes).
-CRM_LABELS = {"status": {"Closed - Not Converted": "rejected"}, "reason": {"No Budget": "no_budget"}}
+# The CRM's own picklist labels, as a Salesforce org sends a decision (the sample export uses the codes), and its
+# IsConverted checkbox, a boolean an export writes as true/false.
+CRM_LABELS = {"status": {"Closed - Not Converted": "rejected", "true": "converted", "false": "rejected"},
+              "reason": {"No Budget": "no_budget"}}
 
 
 def _records(frame: pd.DataFrame) -> list[dict]:
@@ -730,6 +732,33 @@ def test_feedback_takes_the_crms_own_labels_and_a_refused_reason_names_them(clie
     assert "or a CRM label the service translates: 'No Budget';" in detail["msg"]
 
 
+def test_a_crm_checkbox_sent_as_true_or_false_is_stored_as_an_exports_boolean_status_reads(client, server):
+    """Salesforce's IsConverted is a boolean: a JSON true/false status was a 400 (not text), though an export's
+    boolean status is the text "true"/"false", which data.value_maps.status translates. Stored as the export's
+    cells read; a number names no decision and stays refused, naming the field."""
+    sent = [_feedback("evt-checkbox-true", status=True, reason=None), _feedback("evt-checkbox-false", status=False)]
+    for event in sent:
+        reply = client.post("/feedback", event)
+        assert reply.status == 201, reply.body
+    stored = Store(server.params.serving.store_url).feedback_frame().set_index("event_id")
+    export = pd.DataFrame({"lead_id": ["FB-1", "FB-1"], "status": [True, False], "reason": [None, "no_budget"]})
+    exported, problems = prepare_table(export, "outcomes", server.params.data)
+    assert not problems
+    for event, (_, row) in zip(sent, exported.iterrows()):
+        assert stored.loc[event["event_id"], ["status", "reason"]].fillna("").tolist() == \
+            row[["status", "reason"]].fillna("").tolist()
+    assert stored.loc["evt-checkbox-true", "status"] == "converted"
+
+    untranslated = client.post("/feedback", _feedback("evt-checkbox-reason", reason=True))
+    assert untranslated.status == 422, untranslated.body  # read as 'true', which is no reason code here
+    assert untranslated.json()["detail"][0]["msg"].startswith("reason 'true' is not a reason code")
+    for field in ("status", "reason"):
+        refused = client.post("/feedback", _feedback(f"evt-number-{field}", **{field: 1}))
+        assert refused.status == 400, refused.body
+        assert [(d["field"], d["msg"]) for d in refused.json()["detail"]] == [
+            (field, "expected text or true/false, not a number")]
+
+
 def test_a_refused_decision_is_told_in_the_terms_of_the_integrator_who_sent_it(client, sample_params):
     """The refusals named params keys ("a code from label.reasons", "data.missing_values"), which a CRM integrator
     has never seen: each names the field sent and lists what it takes, the CRM labels included, as /docs.json
@@ -742,7 +771,7 @@ def test_a_refused_decision_is_told_in_the_terms_of_the_integrator_who_sent_it(c
         "lead_id": "lead_id 'N/A' reads as no lead id (the service reads 'Select' or 'N/A' as not answered): send the "
                    "CRM's id of the lead the decision is about",
         "status": f"unknown status 'Won': send {statuses}, or a CRM label the service translates: 'Closed - Not "
-                  "Converted'; a RevOps admin adds another CRM label in params data.value_maps.status",
+                  "Converted', 'true' or 'false'; a RevOps admin adds another CRM label in params data.value_maps.status",
         "reason": "reason 'meh' is not a reason code: send no reason (null), or 'not_decision_maker', 'no_budget', "
                   "'bad_timing', 'competitor', 'unresponsive', 'student', 'invalid_contact' or 'duplicate' (any letter "
                   "case), or a CRM label the service translates: 'No Budget'; a RevOps admin adds another CRM label in "
@@ -751,7 +780,7 @@ def test_a_refused_decision_is_told_in_the_terms_of_the_integrator_who_sent_it(c
                                                  "unresponsive", "student", "invalid_contact", "duplicate"]
     documented = client.get("/docs.json").json()["components"]["schemas"]["Feedback"]["properties"]
     assert documented["status"]["examples"] == ["converted", "rejected", "nurture", "duplicate", "open",
-                                                "Closed - Not Converted"]
+                                                "Closed - Not Converted", "true", "false"]
     assert f"Takes {statuses}, or a CRM label the service translates" in documented["status"]["description"]
     assert documented["reason"]["examples"][-1] == "No Budget" and "enum" not in documented["reason"]
 
@@ -906,7 +935,9 @@ FEEDBACK_VERDICTS = [
 ]
 # Category values: a CRM's own label and any letter case are taken, so /docs.json lists values, never an enum.
 CATEGORY_VERDICTS = [({"status": "Closed - Not Converted", "reason": "No Budget"}, True),
-                     ({"status": " CONVERTED ", "reason": None}, True), ({"reason": "  No_Budget "}, True)]
+                     ({"status": " CONVERTED ", "reason": None}, True), ({"reason": "  No_Budget "}, True),
+                     ({"status": True}, True), ({"status": False, "reason": "no_budget"}, True),
+                     ({"status": 1.5}, False), ({"reason": 3}, False)]
 
 
 def test_docs_json_takes_and_refuses_what_the_service_takes_and_refuses(client):
