@@ -78,7 +78,11 @@ def _lead_counters():
 
 def expect_leads(tiers: Iterable[str], fields: Iterable[str]) -> None:
     """Show each tier's and category field's lead counter at 0 until it counts (call when a model is loaded): an
-    alert on its increase then fires on the first lead, not only once a series exists."""
+    alert on its increase then fires on the first lead, not only once a series exists.
+
+    A tier or field a reloaded model lacks keeps its series, counted no more, until restart: prometheus_client
+    cannot remove a series in the multi-process mode BentoML runs workers in (Counter.remove only warns, and
+    /metrics still sums it from this worker's file), and another worker may not have reloaded yet."""
     by_tier, never_seen = _lead_counters()
     for tier in tiers:
         by_tier.labels(tier=tier)

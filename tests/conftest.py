@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
+from prometheus_client.parser import text_string_to_metric_families
 
 from pipelines.config import PARAMS_ENV, PROJECT_ROOT, Params, load_params
 from serving.local_server import SERVICE, Client, LocalServer, params_file, start
@@ -214,6 +215,13 @@ class RunningService(LocalServer):
 
     def client(self, timeout: float = 60) -> Client:
         return Client(self.url, self.key, timeout=timeout)
+
+    def lead_counts(self) -> dict[tuple[str, str], float]:
+        """The lead counters on /metrics (served without the key): {(metric, tier or field): value}."""
+        text = Client(self.url).get("/metrics").body.decode()
+        return {(sample.name, sample.labels.get("tier") or sample.labels["field"]): sample.value
+                for family in text_string_to_metric_families(text) if family.name.startswith("leadscore_")
+                for sample in family.samples if sample.name.endswith("_total")}
 
 
 @pytest.fixture()

@@ -27,7 +27,6 @@ import jsonschema
 import numpy as np
 import pandas as pd
 import pytest
-from prometheus_client.parser import text_string_to_metric_families
 
 from models.explain import explain
 from serving.local_server import Client
@@ -152,14 +151,6 @@ def test_metrics_count_requests_per_route_whatever_paths_clients_send(server):
     assert 'endpoint="/leads/{lead_id}"' in after and 'endpoint="/score"' in after
 
 
-def _lead_counts(server) -> dict[tuple[str, str], float]:
-    """The lead counters on /metrics: {(metric, tier or field): value}."""
-    text = Client(server.url).get("/metrics").body.decode()
-    return {(sample.name, sample.labels.get("tier") or sample.labels["field"]): sample.value
-            for family in text_string_to_metric_families(text) if family.name.startswith("leadscore_")
-            for sample in family.samples if sample.name.endswith("_total")}
-
-
 def test_metrics_count_scored_leads_per_tier_and_never_seen_values_per_crm_field(client, server, trained, leads):
     """An operator alerts on a CRM mapping mistake or a new lead source, and watches the tier mix, from /metrics
     without reading responses: labelled by tier and by the CRM field, never by the value sent. A refused request
@@ -167,10 +158,10 @@ def test_metrics_count_scored_leads_per_tier_and_never_seen_values_per_crm_field
     known = {k: v for k, v in leads[0].items() if k != "activities"}
     sent = [known, {**known, "lead_id": "METRIC-1", "lead_source": "TikTok"},
             {**known, "lead_id": "METRIC-2", "lead_source": "Carrier Pigeon", "industry": "Quantum Basket Weaving"}]
-    before = _lead_counts(server)
+    before = server.lead_counts()
     reply = client.post("/score", {"leads": sent, "as_of": AS_OF})
     assert reply.status == 200, reply.body
-    after = _lead_counts(server)
+    after = server.lead_counts()
     tiers = Counter(score["tier"] for score in reply.json()["scores"])
     changed = {key: after[key] - before.get(key, 0) for key in after if after[key] != before.get(key, 0)}
     assert changed == {**{("leadscore_scored_leads_total", tier): n for tier, n in tiers.items()},
@@ -184,7 +175,7 @@ def test_metrics_count_scored_leads_per_tier_and_never_seen_values_per_crm_field
     bad = {**known, "lead_id": "METRIC-3", "created_at": "the day before yesterday"}
     refused = client.post("/score", {"leads": [*sent, bad], "as_of": AS_OF})
     assert refused.status == 422, refused.body
-    assert _lead_counts(server) == after
+    assert server.lead_counts() == after
 
 
 # ---------------------------------------------------------------- model and scores

@@ -10,7 +10,8 @@ from pathlib import Path
 from mlflow.tracking import MlflowClient
 
 from pipelines import tracking
-from conftest import running_service
+from pipelines.config import load_params
+from conftest import FAST, running_service
 
 
 def _private_store(sample_params, folder: Path, reload_seconds: float) -> dict:
@@ -83,3 +84,38 @@ def test_every_worker_picks_up_a_new_champion_on_its_own(trained, sample_params,
         while client.get("/model").json()["version"] != new_version:
             assert time.monotonic() < deadline, "the new champion was not picked up within 15 s"
             time.sleep(0.2)
+
+
+def test_a_reload_to_other_tiers_shows_them_at_0_and_never_takes_a_count_back(trained, sample_params, tmp_path):
+    """Tiers renamed in params (A-D to hot/cold) and a model trained with them promoted: /metrics shows the new tiers
+    at 0 from the reload on, as at start, so an alert on them sees the first lead; the tiers the old model gave keep
+    the count they reached (a counter never goes back while its series exists), and are counted no more."""
+    from pipelines.train import train
+
+    with running_service(sample_params, tmp_path, _private_store(sample_params, tmp_path, 0)) as server:
+        client = server.client()
+        lead = {"lead_id": "T-1", "created_at": "2025-12-01", "employees": 120, "country": "US"}
+        old_tier = client.post("/score", {"leads": [lead], "as_of": "2025-12-31"}).json()["scores"][0]["tier"]
+        before = server.lead_counts()
+        assert before[("leadscore_scored_leads_total", old_tier)] >= 1
+
+        params = load_params(server.folder / "params.yaml", overrides={
+            **FAST, "tiers.tiers": [{"name": "hot", "top_share": 0.2}, {"name": "cold"}]})
+        try:
+            retrained = train(params)
+            MlflowClient().set_registered_model_alias(params.tracking.registered_model, "champion",
+                                                      retrained.version)
+        finally:
+            tracking.use_store(sample_params)  # this process back on the session's store
+        assert client.post("/reload", {}).json()["reloaded"] is True
+
+        reloaded = server.lead_counts()
+        tiers = {label: n for (metric, label), n in reloaded.items() if metric == "leadscore_scored_leads_total"}
+        assert {tier: tiers.get(tier) for tier in ("hot", "cold")} == {"hot": 0, "cold": 0}
+        assert {tier: tiers[tier] for tier in trained.scorer.tiers.names} == {
+            tier: before[("leadscore_scored_leads_total", tier)] for tier in trained.scorer.tiers.names}
+
+        new_tier = client.post("/score", {"leads": [lead], "as_of": "2025-12-31"}).json()["scores"][0]["tier"]
+        assert new_tier in ("hot", "cold")
+        changed = {key: n - reloaded.get(key, 0) for key, n in server.lead_counts().items() if n != reloaded.get(key, 0)}
+        assert changed == {("leadscore_scored_leads_total", new_tier): 1}
