@@ -580,8 +580,14 @@ class ParamsError(ValueError):
 def _format_error(err: ValidationError, source: Path) -> str:
     lines = [f"{source}: {err.error_count()} invalid setting(s)"]
     for e in err.errors():
-        key = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in e["loc"]).lstrip(".") or "(top level)"
-        msg = e["msg"]
+        loc, msg = e["loc"], e["msg"]
+        if e["type"] == "string_type" and isinstance(e["input"], bool):
+            # YAML reads an unquoted yes/no, on/off or true/false as a boolean, a key too (`No: rejected`).
+            is_key = loc[-1:] == ("[key]",)
+            loc = loc[:-2] if is_key else loc
+            msg = (f"{'a key' if is_key else 'the value'} reads as {str(e['input']).lower()}: YAML reads an unquoted "
+                   'yes/no, on/off or true/false as true/false; quote it to mean the text, e.g. "No"')
+        key = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in loc).lstrip(".") or "(top level)"
         if e["type"] == "literal_error":
             msg = f"got {e['input']!r}; allowed values: {e['ctx']['expected']}"
         elif e["type"] == "extra_forbidden":

@@ -743,6 +743,26 @@ def test_a_status_value_map_to_a_status_params_lack_is_refused_when_params_load(
     assert loaded.data.value_maps["status"] == {"Won": " Converted "}
 
 
+def test_an_unquoted_yes_or_no_in_params_is_refused_saying_to_quote_it(tmp_path):
+    """YAML reads `No: rejected` (X Education's own "No"), `Won: yes` or `- no` as true/false: pydantic said only
+    'Input should be a valid string' at `value_maps.status[0].[key]`, naming neither the word nor the fix."""
+    from pipelines.config import ParamsError, load_params
+
+    params = tmp_path / "params.yaml"
+    params.write_text("data:\n  leads: leads.csv\n  value_maps:\n    status:\n      No: rejected\n"
+                      "      Won: converted\n    lead_source:\n      Web: yes\n  missing_values: [Select, no]\n")
+    with pytest.raises(ParamsError) as refused:
+        load_params(params)
+    quote = ": YAML reads an unquoted yes/no, on/off or true/false as true/false; quote it to mean the text, e.g. \"No\""
+    lines = str(refused.value).splitlines()[1:]
+    assert sorted(lines) == sorted([f"  - data.value_maps.status: a key reads as false{quote}",
+                                    f"  - data.value_maps.lead_source.Web: the value reads as true{quote}",
+                                    f"  - data.missing_values[1]: the value reads as false{quote}"])
+    params.write_text(params.read_text().replace("No:", '"No":').replace("yes", '"yes"').replace("no]", '"no"]'))
+    loaded = load_params(params).data
+    assert (loaded.value_maps["status"]["No"], loaded.missing_values) == ("rejected", ["Select", "no"])
+
+
 def test_value_map_spellings_of_one_label_that_disagree_are_refused_naming_both(tmp_path):
     """Labels match in any letter case: 'Won' and 'WON' mapped apart would let one silently overrule the other."""
     from pipelines.config import PROJECT_ROOT, ParamsError, load_params
