@@ -310,6 +310,16 @@ def past_horizon(age_days: float, horizon_days: int, oldest_snapshot_days: float
             f"ranks the lead against {_number(oldest_snapshot_days)}-day-old leads, not as a chance of converting now.")
 
 
+def never_seen(field: str, value: str) -> str:
+    """What a rep reads about a value of a category field the model never saw in training (the service's
+    ``never_seen``): ``CategoryEncoder`` scores it as its shared ``__other__`` level, the one values too rare in
+    training to learn on their own share, so its points say nothing about the value itself. ``field`` is the
+    CRM's name ("Lead Source", "lead_source": "Lead source"), ``value`` the lead's as sent."""
+    name = field.replace("_", " ").strip()
+    return (f'{name[:1].upper() + name[1:]} "{value}" is new to the model: no past lead had it, so it is scored as '
+            "one of the values too few past leads had to judge on their own.")
+
+
 @dataclass(frozen=True)
 class Phrasebook:
     """Everything rendering needs, derived once per ``FeatureParams``: signals, templates, readers."""

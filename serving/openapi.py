@@ -90,7 +90,8 @@ ROUTES: dict[str, tuple[type[BaseModel], dict[int, tuple[type[BaseModel], str]],
     ),
     "/explain": (
         ExplainRequest,
-        {200: (Explanation, "Every factor of the lead's score (not logged).")},
+        {200: (Explanation, "Every factor of the lead's score, and the values the model never saw in training as "
+                           "POST /score names them (not logged).")},
         {400: BAD_JSON, 401: NO_KEY, 413: TOO_LARGE, 415: NOT_JSON, 422: REFUSED},
     ),
     "/feedback": (
@@ -246,10 +247,11 @@ def _schemas(scorer: LeadScorer) -> dict[str, dict]:
     lead["example"] = example
     # The fields never_seen may name: the served model's, under the CRM's names, as a lead's are documented.
     categories = [crm_column(data, "leads", column) for column in scorer.features.categorical]
-    never_seen = schemas["LeadScore"]["properties"]["never_seen"]
-    never_seen["description"] += (f" With this model it may name {quoted(categories)}." if categories
-                                  else " This model reads no field as a category: always {} or null.")
-    never_seen["anyOf"][0]["propertyNames"] = {"enum": categories}
+    for answer in ("LeadScore", "Explanation"):
+        never_seen = schemas[answer]["properties"]["never_seen"]
+        never_seen["description"] += (f" With this model it may name {quoted(categories)}." if categories
+                                      else " This model reads no field as a category: always {} or null.")
+        never_seen["anyOf"][0]["propertyNames"] = {"enum": categories}
     return schemas
 
 

@@ -235,6 +235,19 @@ class Reasons(BaseModel):
                                                "whole points, strongest first; empty when none does.")
 
 
+# /score's and /explain's never_seen (serving.scoring.never_seen_as_sent); /docs.json adds the served model's fields.
+NEVER_SEEN = (
+    "Per CRM field (named as this request names it) the model reads as a category (features."
+    "categorical): the value this lead sent, as text, that the model never saw in training. It is scored as "
+    "the model's shared \"other\" level, as values too rare to learn from are, until a retrain learns it: a "
+    "new lead source, or a field mapping that sends what training never read (true for a field trained on "
+    "\"Yes\"/\"No\"). A value read as one the model knows is not listed (3 for a \"3.0\" "
+    "it trained on), nor a missing one, nor one of a field with more than 10,000 distinct values in training "
+    "(not judged). {} when there is none; null when the model cannot tell (trained before it remembered its "
+    "training values)."
+)
+
+
 class LeadScore(BaseModel):
     lead_id: str
     probability: float = Field(description="Calibrated probability of conversion.")
@@ -249,16 +262,7 @@ class LeadScore(BaseModel):
     reasons: Reasons
     likely_rejection_reason: str | None = Field(description="Most likely reason code if sales rejects the lead.")
     likely_rejection_probability: float | None = Field(description="Probability of that reason, given a rejection.")
-    never_seen: dict[str, str] | None = Field(
-        description="Per CRM field (named as this request names it) the model reads as a category (features."
-        "categorical): the value this lead sent, as text, that the model never saw in training. It is scored as "
-        "the model's shared \"other\" level, as values too rare to learn from are, until a retrain learns it: a "
-        "new lead source, or a field mapping that sends what training never read (true for a field trained on "
-        "\"Yes\"/\"No\"). A value read as one the model knows is not listed (3 for a \"3.0\" "
-        "it trained on), nor a missing one, nor one of a field with more than 10,000 distinct values in training "
-        "(not judged). {} when there is none; null when the model cannot tell (trained before it remembered its "
-        "training values).",
-    )
+    never_seen: dict[str, str] | None = Field(description=NEVER_SEEN)
     model_name: str
     model_version: str
     card_url: str = Field(
@@ -279,6 +283,7 @@ class Explanation(BaseModel):
     probability: float
     score: int
     factors: list[Factor] = Field(description="Every factor, largest effect first.")
+    never_seen: dict[str, str] | None = Field(description=NEVER_SEEN + " The same as POST /score answers for the lead.")
     model_name: str
     model_version: str
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from html import escape
 
+from features import phrases
 from models.explain import moves_score, shown_points
 from models.reasons import reason_in_words
 
@@ -29,6 +30,8 @@ h1{font-size:1.1rem;font-weight:600;margin:0 0 16px}
 .bar{height:14px;border-radius:2px}.bar.pos{background:#2f9e44}.bar.neg{background:#e03131}
 .meta{margin-top:18px;font-size:.8rem;color:#52606d}
 .horizon{margin:0 0 16px;padding:8px 12px;border-left:4px solid #f08c00;background:#fff4e6;font-size:.9rem}
+.never-seen{margin:0 0 16px;padding:8px 12px;border-left:4px solid #1c7ed6;background:#e7f5ff;font-size:.9rem}
+.never-seen p{margin:0}.never-seen p+p{margin-top:6px}
 """
 
 
@@ -56,7 +59,8 @@ def render(score: dict, tiers: list[str], reason_spellings: Mapping[str, str] | 
     Args:
         score: a score-log row (``Store.latest_score``): lead_id, score, tier, probability,
             likely_rejection_reason (+ probability), factors, model_name, model_version, scored_at, and
-            past_horizon_note for a lead past the label horizon (shown above the factors).
+            past_horizon_note for a lead past the label horizon and never_seen (CRM field -> value the model never
+            saw in training), each worded above the factors.
         tiers: tier names best first, to show where the lead's tier sits.
         reason_spellings: how the serving model's training export spelled each reason code
             (``LeadScorer.reason_spellings``): the likely rejection reason reads "Ringing", "No budget".
@@ -74,7 +78,10 @@ def render(score: dict, tiers: list[str], reason_spellings: Mapping[str, str] | 
     else:
         reason_text = "not predicted"
     note = score.get("past_horizon_note")
-    horizon = f'<p class="horizon" id="past-horizon">{escape(note)}</p>\n' if note else ""
+    notes = f'<p class="horizon" id="past-horizon">{escape(note)}</p>\n' if note else ""
+    new_values = "".join(f"<p>{escape(phrases.never_seen(field, value))}</p>"
+                         for field, value in (score.get("never_seen") or {}).items())
+    notes += f'<div class="never-seen" id="never-seen">{new_values}</div>\n' if new_values else ""
     probability = float(score["probability"])  # past the horizon no chance of converting any more: a rank (the note says so)
     chance = (f'<div class="label">Ranks like</div><div id="chance">leads converting {probability:.0%}</div>' if note else
               f'<div class="label">Converts</div><div id="chance">{probability:.0%} of similar leads</div>')
@@ -91,7 +98,7 @@ def render(score: dict, tiers: list[str], reason_spellings: Mapping[str, str] | 
   <div>{chance}
        <div class="label" style="margin-top:8px">Likely rejection reason</div><div id="rejection">{reason_text}</div></div>
 </div>
-{horizon}<table class="factors" aria-label="Factors behind the score">{rows}</table>
+{notes}<table class="factors" aria-label="Factors behind the score">{rows}</table>
 <div class="meta">Tiers best first: {escape(" > ".join(tiers))}. Scored {escape(scored_at)} UTC
 by model {escape(str(score.get("model_name", "")))} version {escape(str(score.get("model_version", "")))}.</div>
 </body></html>

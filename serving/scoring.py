@@ -268,7 +268,7 @@ def score_request(
         horizon_note = phrases.past_horizon(age, scorer.horizon_days, oldest_age) if score["past_horizon"] else None
         log_rows.append({**score, "factors": pos + neg, "email_sha256": email_hash, "scored_at": scored_at,
                          "features_as_of": as_of,  # None: as of now, which the store logs as scored_at
-                         "past_horizon_note": horizon_note})
+                         "past_horizon_note": horizon_note, "never_seen": new})
     return Scored(results, log_rows)
 
 
@@ -282,7 +282,8 @@ def warm_up(scorer: LeadScorer, model: ModelRef) -> None:
 
 
 def explain_request(scorer: LeadScorer, lead: dict, activities: list[dict] | None, model: ModelRef, *, as_of: pd.Timestamp | None) -> dict:
-    """Every factor's contribution for one lead (largest effect first).
+    """Every factor's contribution for one lead (largest effect first), and the values the model never saw in
+    training, as /score names them (`never_seen_as_sent`).
 
     Raises:
         RequestError: the lead breaks the contract.
@@ -302,6 +303,7 @@ def explain_request(scorer: LeadScorer, lead: dict, activities: list[dict] | Non
         "probability": float(e.probability),
         "score": int(e.score),
         "factors": [_factor(f) for f in e.factors],
+        "never_seen": never_seen_as_sent(scorer, features, frames.leads)[0],
         "model_name": model.name,
         "model_version": model.version,
     }

@@ -38,15 +38,18 @@ def test_the_documented_lead_example_is_a_lead_under_the_crms_field_names():
 
 
 def test_the_documented_never_seen_field_names_the_models_category_fields_as_the_crm_does():
-    """A score's never_seen names a field as the request did ("Industry"): /docs.json says which, under those names."""
+    """A score's never_seen names a field as the request did ("Industry"): /docs.json says which, under those names,
+    for /score's and /explain's alike."""
     params = load_params(PROJECT_ROOT / "params.yaml", overrides={"data.mapping": MAPPING})
     scorer = LeadScorer(params.data, params.features, None, None, None, 1.0, 0.0, None, None, None)
     spec = openapi.document(LeadScoreService.openapi_spec.asdict(), scorer, params.data, params.label)
-    never_seen = spec["components"]["schemas"]["LeadScore"]["properties"]["never_seen"]
-    assert "never saw in training" in never_seen["description"] and "'Industry'" in never_seen["description"]
-    for body, documented in [({"Industry": "space"}, True), ({}, True), (None, True), ({"industry": "space"}, False),
-                             ({"Created Date": "2025-12-01"}, False)]:
-        assert jsonschema.Draft202012Validator(never_seen).is_valid(body) == documented, body
+    for answer in ("LeadScore", "Explanation"):
+        never_seen = spec["components"]["schemas"][answer]["properties"]["never_seen"]
+        assert "never saw in training" in never_seen["description"] and "'Industry'" in never_seen["description"]
+        for body, documented in [({"Industry": "space"}, True), ({}, True), (None, True), ({"industry": "space"}, False),
+                                 ({"Created Date": "2025-12-01"}, False)]:
+            assert jsonschema.Draft202012Validator(never_seen).is_valid(body) == documented, (answer, body)
+    assert "never_seen" in spec["components"]["schemas"]["Explanation"]["required"]
 
 
 # Number texts at contract.LARGEST_NUMBER (1e15), written as a CRM or a spreadsheet may write them.

@@ -179,6 +179,23 @@ def test_a_lead_past_the_label_horizon_says_so_in_plain_words_on_its_card(server
     assert f'Converts</div><div id="chance">{scores[1]["probability"]:.0%} of similar leads</div>' in new.body.decode()
 
 
+def test_a_value_new_to_the_model_is_told_in_plain_words_on_its_card(server, sample_dir):
+    """A lead source added since training scored like the rare ones, with no word to the rep: the card says which
+    field and value, as the lead sent it (escaped: CRM text), and says nothing of the kind for a known value."""
+    known = pd.read_csv(sample_dir / "leads.csv", dtype=str)["lead_source"].dropna().iloc[0]
+    sent = [{"lead_id": "NEW-SOURCE", "created_at": "2025-12-28", "lead_source": "<b>TikTok</b>", "industry": "Tea"},
+            {"lead_id": "KNOWN-SOURCE", "created_at": "2025-12-28", "lead_source": known}]
+    scores = server.client().post("/score", {"leads": sent, "as_of": "2025-12-31"}).json()["scores"]
+    new, old = (Client(server.url).request("GET", _forwarded(s["card_url"]), headers=BROWSER) for s in scores)
+    assert new.status == old.status == 200
+    rest = ("is new to the model: no past lead had it, so it is scored as one of the values too few past leads had "
+            "to judge on their own.")
+    assert (f'id="never-seen"><p>Industry &quot;Tea&quot; {rest}</p>'
+            f"<p>Lead source &quot;&lt;b&gt;TikTok&lt;/b&gt;&quot; {rest}</p></div>") in new.body.decode()
+    assert "<b>TikTok" not in new.body.decode()
+    assert 'id="never-seen"' not in old.body.decode() and "new to the model" not in old.body.decode()
+
+
 def test_a_backfill_as_of_an_earlier_day_does_not_replace_the_card_a_rep_sees(server):
     """A CRM re-scores its history (as_of a past day) after a lead's live score: the card keeps showing the
     lead as it is now, and a link from either answer opens it."""

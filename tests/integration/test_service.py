@@ -251,11 +251,29 @@ def test_each_score_names_the_values_the_model_never_saw_as_the_lead_sent_them(c
         {}, {"lead_source": "TikTok"}, {"lead_source": "TikTok", "industry": "Quantum Basket Weaving"}]
 
 
+def test_explain_and_the_score_log_name_the_values_never_seen_as_score_does(client, server, leads):
+    """A rep asking /explain why a lead scored as it did, or reading its card, was not told its lead source was new
+    to the model: /explain answers never_seen as /score does, as /docs.json says, and the score log keeps it."""
+    known = {k: v for k, v in leads[0].items() if k != "activities"}
+    sent = [{**known, "lead_id": "NS-NONE"}, {**known, "lead_id": "NS-SOURCE", "lead_source": " TikTok "},
+            {**known, "lead_id": "NS-BOTH", "lead_source": "TikTok", "industry": True}]
+    scores = client.post("/score", {"leads": sent, "as_of": AS_OF}).json()["scores"]
+    explained = [client.post("/explain", {"lead": lead, "as_of": AS_OF}) for lead in sent]
+    assert [e.status for e in explained] == [200] * 3, [e.body for e in explained]
+    expected = [{}, {"lead_source": "TikTok"}, {"lead_source": "TikTok", "industry": "true"}]
+    assert [e.json()["never_seen"] for e in explained] == [s["never_seen"] for s in scores] == expected
+    store = Store(server.params.serving.store_url)
+    assert [store.latest_score(lead["lead_id"])["never_seen"] for lead in sent] == expected
+    spec = client.get("/docs.json").json()
+    assert all(_documented(spec, "Explanation", e.json()) for e in explained)
+    assert not _documented(spec, "Explanation", {**explained[1].json(), "never_seen": {"Lead Source": "TikTok"}})
+
+
 def test_a_model_that_does_not_remember_its_training_values_answers_null_not_none_never_seen(trained, leads):
     """A model pickled before encoders remembered their training values cannot tell a new value from a known one:
     never_seen is null ("cannot tell"), not {} ("none"), for each lead, and the response is still the documented one."""
-    from serving.schemas import ScoreResponse
-    from serving.scoring import ModelRef, score_request
+    from serving.schemas import Explanation, ScoreResponse
+    from serving.scoring import ModelRef, explain_request, score_request
 
     old_encoder = object.__new__(type(trained.scorer.encoder))
     old_encoder.__dict__.update({k: v for k, v in trained.scorer.encoder.__getstate__().items() if k != "seen"})
@@ -265,6 +283,9 @@ def test_a_model_that_does_not_remember_its_training_values_answers_null_not_non
                            ModelRef.of(old), as_of=pd.Timestamp(AS_OF), top_k=1, card_key=b"key", card_link_days=1)
     assert [score["never_seen"] for score in scored.results] == [None, None]
     assert ScoreResponse.model_validate({"scores": scored.results}).scores[1].never_seen is None
+    explained = explain_request(old, {**lead, "lead_id": "NEW-SOURCE", "lead_source": "TikTok"}, None, ModelRef.of(old),
+                                as_of=pd.Timestamp(AS_OF))
+    assert Explanation.model_validate(explained).never_seen is None
 
 
 def test_each_score_is_logged_with_the_email_only_hashed(client, server, leads):
@@ -1197,10 +1218,11 @@ def test_a_value_never_seen_is_named_under_the_crms_field_and_a_number_the_model
     with running_service(params, tmp_path, timeout=60) as srv:
         spec = srv.client().get("/docs.json").json()
         reply = srv.client().post("/score", {"leads": sent, "as_of": AS_OF})
+        explained = [srv.client().post("/explain", {"lead": lead, "as_of": AS_OF}).json() for lead in sent]
     assert reply.status == 200, reply.body
     scores = reply.json()["scores"]
-    assert [s["never_seen"] for s in scores] == [{}, {}, {}, {"Lead Source": "TikTok"}, {"Plan": "5"},
-                                                 {"Lead Source": "TikTok", "Plan": "5.5"}]
+    assert [s["never_seen"] for s in scores] == [e["never_seen"] for e in explained] == [
+        {}, {}, {}, {"Lead Source": "TikTok"}, {"Plan": "5"}, {"Lead Source": "TikTok", "Plan": "5.5"}]
     assert scores[1]["probability"] == scores[2]["probability"] == scores[0]["probability"]  # 3 is the "3.0" it knows
     assert all(_documented(spec, "ScoreResponse", {"scores": [score]}) for score in scores)
     documented = spec["components"]["schemas"]["LeadScore"]["properties"]["never_seen"]

@@ -241,6 +241,23 @@ def test_a_store_an_earlier_version_created_keeps_its_scores_and_gains_features_
     assert store.latest_score("OLD-1")["features_as_of"] == datetime(2026, 1, 5, 9)
 
 
+def test_the_score_log_keeps_never_seen_as_answered_and_an_earlier_versions_rows_read_it_as_null(store_url):
+    """A store an earlier version created gains never_seen in place: a value named, none ({}) and "cannot tell"
+    (null) read back apart, and the earlier rows read null, as "cannot tell" (the card then says nothing)."""
+    from conftest import fill_earlier_store
+
+    fill_earlier_store(store_url, [OLD_SCORE])
+    named = {"Lead Source": 'TikTok "Live" 🎵', "industry": "true"}
+    rows = _scores(["NEW", "NONE", "CANNOT-TELL"]).assign(never_seen=[named, {}, None])
+
+    Store(store_url).log_scores(rows.to_dict("records"))
+
+    store = Store(store_url)
+    assert [store.latest_score(lead)["never_seen"] for lead in ("NEW", "NONE", "CANNOT-TELL", "OLD-1")] == [
+        named, {}, None, None]
+    assert list(store.latest_score("NEW")["never_seen"]) == ["Lead Source", "industry"]  # the order /score answered
+
+
 @pytest.mark.parametrize("journal_mode", ["wal", "delete"])
 def test_a_read_only_account_reads_a_store_an_earlier_version_created_as_it_is(tmp_path, journal_mode):
     """Monitor and retrain only read: they must not need the right to add features_as_of (nor to set WAL
@@ -256,6 +273,7 @@ def test_a_read_only_account_reads_a_store_an_earlier_version_created_as_it_is(t
     assert log[["lead_id", "score", "scored_at", "features_as_of"]].values.tolist() == [
         ["OLD-1", 30, pd.Timestamp("2026-01-05 09:00"), pd.Timestamp("2026-01-05 09:00")]]
     assert store.latest_score("OLD-1")["features_as_of"] == datetime(2026, 1, 5, 9)
+    assert store.latest_score("OLD-1")["never_seen"] is None
     assert store.export_outcomes()[["lead_id", "status", "reason"]].values.tolist() == [["OLD-1", "rejected", "no_budget"]]
     assert "features_as_of" not in _columns(path, "score_log")  # read as it is, not altered
 

@@ -865,7 +865,7 @@ def test_monitor_reads_an_earlier_versions_store_with_a_read_only_account(produc
 
     params, crm, store = production
     events = store.feedback_frame()
-    earlier_scores = store.score_log_frame().drop(columns=["features_as_of", "past_horizon_note"])
+    earlier_scores = store.score_log_frame().drop(columns=["features_as_of", "past_horizon_note", "never_seen"])
     url = earlier_store(tmp_path / "old.db", earlier_scores.to_dict("records"),
                         events.astype(object).where(events.notna(), None).to_dict("records"))
     read_only = load_params(params_file(params, tmp_path / "params.yaml", {"serving.store_url": url}))
