@@ -280,6 +280,7 @@ def read_source(spec: str, data: DataParams, base_dir: Path) -> tuple[pd.DataFra
     if is_parquet(path):
         header = read_header(path)
         refuse_repeated_columns(path, header, dropped)
+        refuse_nested_columns(path, header, dropped)
         kept = [name for name in header.names if name not in dropped]  # a dropped repeated name unread
         table = bytes_as_text(pq.read_table(path, columns=kept), path)
         # ids with a NULL stay exact
@@ -364,10 +365,13 @@ class TableHeader:
     Attributes:
         names: the column names as written, in order, repeats included; "" for a CSV's column without a name.
         sep: a CSV's separator (`_delimiter_in` its first line); None for Parquet.
+        nested: a Parquet file's columns of lists, records or maps, each with its type as Arrow writes it
+            ("list<item: string>"); `refuse_nested_columns` names them.
     """
 
     names: list[str]
     sep: str | None
+    nested: dict[str, str] = field(default_factory=dict)
 
 
 def read_header(path: Path) -> TableHeader:
@@ -378,7 +382,8 @@ def read_header(path: Path) -> TableHeader:
     line, is read a second time, as a header row: its parser then names the problem, or reads the name whole.
     """
     if is_parquet(path):
-        return TableHeader(pq.read_schema(path).names, None)
+        schema = pq.read_schema(path)
+        return TableHeader(schema.names, None, {f.name: str(f.type) for f in schema if pa.types.is_nested(f.type)})
     line = _first_line(path)
     sep = _delimiter_in(line)
     row = None
@@ -431,6 +436,19 @@ def refuse_repeated_columns(path: Path, header: TableHeader, dropped: set[str]) 
         raise ValueError(f"{path}: the header names {', '.join(map(repr, repeated))} more than once, so which column "
                          "is meant is unclear; rename the copies in the export, or list the name in data.drop_columns "
                          "to read none of them")
+
+
+def refuse_nested_columns(path: Path, header: TableHeader, dropped: set[str]) -> None:
+    """Refuse a Parquet file with a column of lists, records or maps (a warehouse's repeated or nested field) that
+    data.drop_columns does not list: a CRM column holds one value per row, as a CSV cell and a request's field do.
+    Training stopped on a traceback over it, and scoring read a lead id or category as the list's text ("['L7']")."""
+    nested = {name: kind for name, kind in header.nested.items() if name not in dropped}
+    if nested:
+        columns = ", ".join(f"{name!r} ({kind})" for name, kind in nested.items())
+        which = f"column {columns} holds" if len(nested) == 1 else f"columns {columns} hold"
+        raise ValueError(f"{path}: {which} lists, records or maps where a CRM column holds one value per row; "
+                         "flatten them in the export (a column per value), or leave them out or list them in "
+                         "data.drop_columns to read none of them")
 
 
 def is_parquet(path: Path) -> bool:

@@ -482,6 +482,24 @@ def test_a_parquet_file_naming_a_column_twice_is_refused_before_anything_is_writ
     assert not (tmp_path / "scores.csv").exists()
 
 
+@pytest.mark.parametrize("pandas_metadata", [False, True], ids=["warehouse", "pandas"])
+def test_a_parquet_column_of_lists_is_refused_by_name_before_anything_is_written(tmp_path, pandas_metadata):
+    """A warehouse's repeated field: the lead id was scored as the text "['L1']" (no CRM matches it back), and under
+    pandas' metadata saying the column was text Arrow stopped on a traceback."""
+    table = pa.Table.from_pandas(pd.DataFrame({"lead_id": ["L1", "L2"], "industry": ["software", "retail"]}),
+                                 preserve_index=False)
+    if not pandas_metadata:
+        table = table.replace_schema_metadata(None)
+    table = table.set_column(0, "lead_id", pa.array([["L1"], ["L2"]]))
+    pq.write_table(table, tmp_path / "leads.parquet")
+    scorer = SimpleNamespace(data=DataParams(leads="unused"))  # refused before any lead is scored
+
+    with pytest.raises(ValueError, match=r"leads.parquet: column 'lead_id' \(list<element: string>\) holds lists, "
+                                         r"records or maps where a CRM column holds one value per row"):
+        score_file(scorer, tmp_path / "leads.parquet", tmp_path / "scores.csv", progress=False)
+    assert not (tmp_path / "scores.csv").exists()
+
+
 def test_a_crm_number_column_with_text_in_it_rejects_that_row_and_the_file_still_scores(x_education_csv, tmp_path):
     """X Education's visit count and time on site are number columns of the CRM's own (features.numeric):
     "lots" or "1,234" in one goes to the rejects file with its row and column, like a bad contract number,

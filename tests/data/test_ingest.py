@@ -1002,6 +1002,22 @@ def test_parquet_source_with_timezone_aware_dates(tmp_path):
     assert crm.leads["created_at"].tolist() == [pd.Timestamp("2024-05-01 10:00")]  # naive UTC
 
 
+def test_a_parquet_column_of_lists_is_refused_by_name_unless_dropped(tmp_path):
+    """A warehouse's repeated field (tags) stopped training on a traceback (unhashable numpy.ndarray), and in a
+    column the features read trained its text ("['software']") as the category."""
+    pq.write_table(pa.table({"Lead ID": ["L1", "L2"], "Created Date": ["2024-01-05"] * 2,
+                             "Tags": pa.array([["webinar", "vip"], []])}), tmp_path / "leads.parquet")
+
+    def load(drop_columns):
+        return load_crm(Params.model_validate({"data": {"leads": "leads.parquet", "mapping": MAPPING,
+                                                        "drop_columns": drop_columns}, "base_dir": tmp_path}))
+
+    with pytest.raises(ValueError, match=r"leads.parquet: column 'Tags' \(list<element: string>\) holds lists, records "
+                                         r"or maps where a CRM column holds one value per row; flatten them"):
+        load([])
+    assert load(["Tags"]).leads["lead_id"].tolist() == ["L1", "L2"]
+
+
 def test_parquet_text_stored_as_bytes_reads_as_text_and_a_cell_not_utf8_is_named_by_row(tmp_path):
     """Some writers store text as plain bytes: it must train as the text it is (scoring reads it so),
     and a cell that is not UTF-8 is named by file row and column instead of a bare "Invalid UTF8"."""
