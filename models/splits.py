@@ -126,6 +126,23 @@ def _stratified(labels: np.ndarray, split: SplitParams, seed: int) -> dict[str, 
     return parts
 
 
+def _refuse_a_missing_class(labels: np.ndarray) -> None:
+    """Refuse rows that lack a class altogether, saying so: the per-part error blamed the split fractions ("the train
+    part (0 of 0 rows) has no converted lead; ... change the evaluate.split fractions"), which no fraction fixes."""
+    rules = "(`leadscore features` counts the leads per label rule)"
+    if not len(labels):
+        raise ValueError(f"no labelled lead to train or evaluate on: the label rules left every lead out {rules}")
+    converted = int(labels.sum())
+    if not converted:
+        raise ValueError(f"none of the {len(labels):,} labelled leads converted, and a model needs converted and "
+                         "non-converted leads: check that label.converted_statuses (through data.value_maps.status) "
+                         f"names the status the export gives a won lead {rules}")
+    if converted == len(labels):
+        raise ValueError(f"all {len(labels):,} labelled leads converted, and a model needs converted and non-converted "
+                         "leads: check that label.rejected_statuses (through data.value_maps.status) names the status "
+                         f"the export gives a lost lead {rules}")
+
+
 def make_split(created_at: pd.Series | None, y: pd.Series, split: SplitParams, seed: int) -> Split:
     """Split rows into train / validation / calibration / test.
 
@@ -147,6 +164,7 @@ def make_split(created_at: pd.Series | None, y: pd.Series, split: SplitParams, s
     if bad.any():
         row = int(np.flatnonzero(bad)[0])
         raise ValueError(f"labels must be 0 or 1; position {row} is {labels[row]!r}")
+    _refuse_a_missing_class(labels)
     dates = None
     kind: Literal["out_of_time", "stratified"]
     stratified_because = ""

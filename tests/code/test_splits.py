@@ -79,6 +79,22 @@ def test_a_part_without_a_converted_lead_is_a_clear_error():
         make_split(created_at, y, FRACTIONS, seed=1)
 
 
+@pytest.mark.parametrize(
+    "y, message",
+    [([], r"no labelled lead to train or evaluate on: the label rules left every lead out"),
+     ([0.0] * 100, r"none of the 100 labelled leads converted, .* check that label.converted_statuses"),
+     ([1.0] * 100, r"all 100 labelled leads converted, .* check that label.rejected_statuses")],
+    ids=["no row", "no conversion", "only conversions"],
+)
+def test_rows_without_a_class_at_all_say_so_rather_than_blame_the_split_fractions(y, message):
+    """An export whose leads are all open or unlabelled, or whose won status is mapped wrong: the error named a part
+    ("the train part (0 of 0 rows)") and advised changing evaluate.split, which cannot help."""
+    created_at = pd.Series(pd.date_range("2024-01-01", periods=len(y), freq="D"))
+    with pytest.raises(ValueError, match=message) as refused:
+        make_split(created_at, pd.Series(y, dtype=float), FRACTIONS, seed=1)
+    assert "evaluate.split" not in str(refused.value)
+
+
 def test_missing_creation_date_is_refused_with_its_position():
     created_at, y = _dated_leads(n=50)
     created_at.iloc[7] = pd.NaT
