@@ -582,6 +582,17 @@ def lead_columns_read(spec: FeatureParams) -> list[str]:
     return list(dict.fromkeys([*spec.categorical, *spec.numeric, *(c for group in spec.derived for c in sources[group])]))
 
 
+def unread_activity_types(types: pd.Series, spec: FeatureParams) -> dict[str, int]:
+    """The activity types of `types` (one per activity row) -> their rows, most first, when none of them is a type
+    the features count (features.activity_types, compared as features compare them); {} when one is, or there is
+    none. A file of the CRM's labels ('Requested Demo' for demo_request) scores every lead as never active."""
+    counts = types.value_counts()
+    counts = counts[counts > 0]
+    if not len(counts) or clean_text(pd.Series(counts.index)).isin(_activity_types(spec)).any():
+        return {}
+    return {str(kind): int(rows) for kind, rows in counts.items()}
+
+
 def unmatched_settings(leads: pd.DataFrame, activities: pd.DataFrame | None, spec: FeatureParams) -> list[str]:
     """Warnings for feature settings that name values the export never holds, compared as features compare them.
 

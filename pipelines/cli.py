@@ -309,6 +309,13 @@ def score(
         typer.secho(f"none of the {summary.activities_valid:,} activity rows belongs to a lead of {input}: every "
                     "lead was scored as having no activity; check that both files use the same lead ids",
                     fg="yellow", err=True)
+    elif summary.unread_activity_types and summary.rows_scored:
+        from models.encoding import most_frequent
+
+        typer.secho(f"none of the {summary.activities_valid:,} activity rows is of a type the model reads "
+                    f"({', '.join(scorer.features.activity_types)}): every lead was scored as having no activity; the "
+                    f"file's types: {most_frequent(summary.unread_activity_types)} (write them as the training export "
+                    "did, or as data.value_maps.activity translates them)", fg="yellow", err=True)
     if summary.activity_rejects:
         typer.secho(f"{summary.activities_rejected:,} activity rows failed validation (not counted) -> "
                     f"{summary.activity_rejects}", fg="yellow")

@@ -27,7 +27,7 @@ import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
 from tqdm import tqdm
 
-from features.build import ACTIVITY_COLUMNS, crm_spellings, lead_columns_read
+from features.build import ACTIVITY_COLUMNS, crm_spellings, lead_columns_read, unread_activity_types
 from models.gbm import predict_on_one_thread, usable_cores
 from models.scorer import LeadScorer
 from pipelines.config import DataParams
@@ -64,6 +64,9 @@ class BatchSummary:
     activity_rejects: Path | None = None
     activities_valid: int = 0  # activity rows that passed validation
     activities_used: int = 0  # of those, the rows of a lead in the scored file (none: the ids may not match)
+    # The valid activity rows' types -> rows, most first, when none is a type the model reads (features.activity_types,
+    # after data.value_maps): every lead was then scored as never active. Empty when one is (`unread_activity_types`).
+    unread_activity_types: dict[str, int] = dataclasses.field(default_factory=dict)
     rows_past_horizon: int = 0  # scored leads older than the model's label horizon (LeadScorer.past_horizon)
     # Columns the model reads that the file lacks (CRM names): every lead was scored as not having them. Each
     # with the file's column that looks like it written differently, if any (ingest.absent_columns).
@@ -437,11 +440,13 @@ def _score_chunks(scorer: LeadScorer, input_path: Path, output_path: Path, activ
                   progress: bool, top_factors: int, headers: dict[str, TableHeader]) -> BatchSummary:
     """`score_file`'s work, written straight to the paths given (`headers`: each file's, "leads" and "activities")."""
     activities_of, activities_rejected, activities_valid, activities_used = None, 0, 0, 0
+    unread_types: dict[str, int] = {}
     if activities_path is not None:
         activities, activities_rejected = _valid_activities(
             scorer, _read_activities(activities_path, headers["activities"], scorer.data), activities_path,
             activity_rejects)
         activities_of, activities_valid = _activities_of(activities), len(activities)
+        unread_types = unread_activity_types(activities["activity"], scorer.features) if scorer.reads_activities else {}
     lead_id_column = crm_column(scorer.data, "leads", "lead_id")
     ids, chunks = _lead_chunks(input_path, headers["leads"], chunk_size, lead_id_column, scorer.data.drop_columns)
     decimal_mark = decimal_mark_of(headers["leads"], scorer.data)
@@ -514,7 +519,7 @@ def _score_chunks(scorer: LeadScorer, input_path: Path, output_path: Path, activ
             out.write(scorer.scores_of(scorer.build(pd.DataFrame(columns=[lead_id_column]))[0], top_factors))
     bar.close()
     return BatchSummary(read, scored, rejected, output_path, rejects_path, activities_rejected, activity_rejects,
-                        activities_valid, activities_used, past_horizon, absent,
+                        activities_valid, activities_used, unread_types, past_horizon, absent,
                         None if unseen is None else {column: {spelled[column][value]: int(rows)
                                                               for value, rows in counts.most_common()}
                                                      for column, counts in unseen.items()})

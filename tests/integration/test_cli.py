@@ -214,6 +214,36 @@ def test_score_warns_when_no_activity_row_belongs_to_a_scored_lead(trained, samp
     assert "none of the" not in score("activities.csv").output
 
 
+def test_score_warns_when_no_activity_row_is_of_a_type_the_model_reads(trained, sample_params, sample_dir, tmp_path):
+    """An activity file of the CRM's labels ('Requested Demo' for demo_request) scored every lead as never engaged,
+    saying nothing."""
+
+    from serving.local_server import params_file
+
+    params = params_file(sample_params, tmp_path / "params.yaml")
+    leads = pd.read_csv(sample_dir / "leads.csv", dtype=str).head(40)
+    activities = pd.read_csv(sample_dir / "activities.csv", dtype=str)
+    activities = activities[activities["lead_id"].isin(leads["lead_id"])]
+    leads.to_csv(tmp_path / "leads.csv", index=False)
+    labels = {"demo_request": "Requested Demo", "page_view": "Web Visit"}
+    activities.assign(activity=activities["activity"].map(labels).fillna("Other")).to_csv(tmp_path / "labels.csv",
+                                                                                        index=False)
+    activities.to_csv(tmp_path / "activities.csv", index=False)
+
+    def score(activity_file: str):
+        return run("score", "--params", str(params), "--input", str(tmp_path / "leads.csv"), "--output",
+                   str(tmp_path / "scores.csv"), "--activities", str(tmp_path / activity_file), "--as-of", "2026-01-01")
+
+    labelled = score("labels.csv")
+    assert labelled.exit_code == 0
+    output = labelled.output.replace("\n", "")
+    assert (f"none of the {len(activities):,} activity rows is of a type the model reads (page_view, pricing_view, "
+            "form_fill, demo_request") in output
+    assert "every lead was scored as having no activity; the file's types: 'Other' " in output
+    assert "'Web Visit' " in output and "data.value_maps.activity" in output
+    assert "is of a type the model reads" not in score("activities.csv").output.replace("\n", "")
+
+
 def test_score_refuses_numbers_and_no_date_sentinels_as_dates_by_row(trained, sample_params, sample_dir, tmp_path):
     """A CRM's 0001-01-01 / 9999-12-31 "no date" and epoch seconds go to the rejects files, not 1970 or a crash."""
 
