@@ -385,6 +385,9 @@ def read_header(path: Path) -> TableHeader:
         schema = pq.read_schema(path)
         return TableHeader(schema.names, None, {f.name: str(f.type) for f in schema if pa.types.is_nested(f.type)})
     line = _first_line(path)
+    if line is not None and re.fullmatch(r"sep=.", line.strip().strip('"'), re.IGNORECASE):
+        raise ValueError(f"{path}: the first line {line.strip()!r} is Excel's separator hint, not the header row; delete "
+                         "that line (the separator is read from the header)")
     sep = _delimiter_in(line)
     row = None
     if line is not None:

@@ -1002,6 +1002,16 @@ def test_parquet_source_with_timezone_aware_dates(tmp_path):
     assert crm.leads["created_at"].tolist() == [pd.Timestamp("2024-05-01 10:00")]  # naive UTC
 
 
+def test_an_excel_separator_hint_above_the_header_is_refused_by_name(tmp_path):
+    """Excel's "sep=;" first line was read as the header: the export was refused as missing lead_id, which it has."""
+    (tmp_path / "leads.csv").write_text('"sep=;"\nLead ID;Created Date\nL1;2024-01-05\n')
+    params = Params.model_validate({"data": {"leads": "leads.csv", "mapping": MAPPING}, "base_dir": tmp_path})
+
+    with pytest.raises(ValueError, match=r"leads.csv: the first line '\"sep=;\"' is Excel's separator hint, not the "
+                                         r"header row; delete that line"):
+        load_crm(params)
+
+
 def test_a_parquet_column_of_lists_is_refused_by_name_unless_dropped(tmp_path):
     """A warehouse's repeated field (tags) stopped training on a traceback (unhashable numpy.ndarray), and in a
     column the features read trained its text ("['software']") as the category."""
