@@ -6,7 +6,6 @@ closed-loop labels -> snapshot per lead (when it would have been scored) -> feat
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 import hashlib
 from dataclasses import dataclass
@@ -211,19 +210,21 @@ def open_at_ages(ts: TrainingSet, rows: np.ndarray, spec: FeatureParams, ages: l
     labels = ts.labels.frame.loc[ids]
     decided = decision_times(labels, np.arange(len(ids)), to_epoch_ns(pd.Series(created), "leads.created_at")
                              ).view("datetime64[ns]")
-    # Each age rebuilds these leads only: their own rows of the export, looked up once, not per age.
-    crm = ts.crm
-    if crm.activities is not None:
-        crm = dataclasses.replace(crm, leads=crm.leads[crm.leads["lead_id"].isin(ids)],
-                                  activities=crm.activities[crm.activities["lead_id"].isin(ids)])
-    out = []
+    open_ages, open_rows, moments = [], [], []
     for age in ages:
         seen_at = created + np.timedelta64(round(age * 86_400), "s")
         open_then = (seen_at <= np.datetime64(ts.as_of)) & ~(decided <= seen_at)  # NaT compares False: open
         if open_then.any():
-            snapshot = pd.Series(seen_at[open_then], index=pd.Index(ids[open_then], name="lead_id"))
-            out.append(OpenAtAge(float(age), features_at(crm, snapshot.index, snapshot, spec), ts.y[rows][open_then]))
-    return out
+            open_ages.append(float(age))
+            open_rows.append(np.flatnonzero(open_then))
+            moments.append(seen_at[open_then])
+    if not open_ages:
+        return []
+    # Every age's open leads in one build (features_at_moments), then cut back into ages in the same order.
+    features = features_at_moments(ts.crm, ids.to_numpy()[np.concatenate(open_rows)], np.concatenate(moments), spec)
+    ends = np.cumsum([len(r) for r in open_rows])
+    y = ts.y[rows]
+    return [OpenAtAge(age, features.iloc[end - len(r):end], y[r]) for age, r, end in zip(open_ages, open_rows, ends)]
 
 
 def refuse_before_first_lead(ts: TrainingSet) -> None:

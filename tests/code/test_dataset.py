@@ -8,8 +8,9 @@ from types import SimpleNamespace
 import numpy as np
 import pandas as pd
 
+from features.build import decision_times, to_epoch_ns
 from pipelines import dataset
-from pipelines.dataset import assemble, features_at, features_at_moments, model_features
+from pipelines.dataset import assemble, features_at, features_at_moments, model_features, open_at_ages
 
 
 def test_another_model_is_compared_on_its_own_settings_at_the_same_moments(sample_params):
@@ -51,6 +52,31 @@ def test_leads_seen_at_several_moments_are_each_built_as_of_their_own(sample_par
         pd.testing.assert_frame_equal(built, alone)
     assert frame.loc[busy, "days_since_last_activity"].nunique() == 3  # one lead, three moments, three recencies
     assert unknown["page_view_90d"].isna().all()  # no activity table: unknown, not 0
+
+
+def test_leads_open_at_each_age_are_the_leads_built_alone_as_of_that_age(sample_params):
+    """Training's age shifts and the while-open evaluation read each age's open leads: built in one pass with every
+    other age's, each age holds the leads undecided then in the given rows' order, with their labels, as one build
+    of that age's leads alone as of then gives (with the model's own settings, not the training set's)."""
+    ts = assemble(sample_params)
+    spec = ts.feature_params.model_copy(update={"windows": [14, 60]})
+    rows = np.random.default_rng(3).permutation(len(ts.y))[:1500]
+    ages = ts.feature_params.snapshot_days
+    ids = ts.features.index[rows]
+    created = ts.crm.leads.set_index("lead_id").loc[ids, "created_at"].to_numpy()
+    decided = decision_times(ts.labels.frame.loc[ids], np.arange(len(ids)), to_epoch_ns(pd.Series(created), "created_at"))
+    decided = decided.view("datetime64[ns]")
+
+    at_ages = open_at_ages(ts, rows, spec, ages)
+
+    assert [at_age.age_days for at_age in at_ages] == ages
+    for at_age in at_ages:
+        seen_at = created + pd.Timedelta(days=at_age.age_days).to_timedelta64()
+        open_then = (seen_at <= np.datetime64(ts.as_of)) & ~(decided <= seen_at)
+        alone = features_at(ts.crm, ids[open_then], pd.Series(seen_at[open_then], index=ids[open_then]), spec)
+        pd.testing.assert_frame_equal(at_age.features, alone)
+        np.testing.assert_array_equal(at_age.y, ts.y[rows][open_then])
+    assert len(at_ages[-1].y) < len(at_ages[0].y)  # fewer leads stay open 90 days than are new
 
 
 def test_a_file_hash_is_read_once_but_follows_an_edit_of_the_same_size(tmp_path):
