@@ -163,11 +163,11 @@ def features_at_moments(crm: CRMData, lead_ids: np.ndarray, moments: np.ndarray,
 
     One `build_features` over every pair, each a lead of its own with a copy of its lead's activities, instead of
     one build per set of distinct leads, each filtering the whole export again (130 builds on `sample-data --leads
-    200000`). The pairs' leads must be ones the export's features were built for already (training's): a bad value
-    would be named by the pair's position, not its lead_id.
+    200000`). A bad value of a lead's own (text in a numeric column) is named by its lead_id, as a build of the
+    leads alone names it.
     """
-    pairs = np.arange(len(lead_ids))
-    leads = crm.leads.set_index("lead_id", drop=False).loc[lead_ids].reset_index(drop=True).assign(lead_id=pairs)
+    leads = crm.leads.set_index("lead_id", drop=False).loc[lead_ids].reset_index(drop=True)
+    pair_leads = leads.assign(lead_id=np.arange(len(lead_ids)))
     activities = crm.activities
     if activities is not None:
         # Each activity of a drawn lead, once per pair of that lead.
@@ -182,7 +182,12 @@ def features_at_moments(crm: CRMData, lead_ids: np.ndarray, moments: np.ndarray,
         nth = np.arange(len(row_lead)) - np.repeat(np.cumsum(copies) - copies, copies)
         activities = activities[list(ACTIVITY_COLUMNS)].iloc[np.repeat(rows, copies)].assign(
             lead_id=pairs_by_lead[first_pair[row_lead] + nth])
-    features = build_features(leads, activities, pd.Series(moments, index=leads.index), spec)
+    try:
+        features = build_features(pair_leads, activities, pd.Series(moments, index=pair_leads.index), spec)
+    except ValueError:
+        # Named by pair number there: each lead built once under its own lead_id (no activities, no moment) names it.
+        build_features(leads.drop_duplicates("lead_id"), None, None, spec)
+        raise
     return features.set_axis(pd.Index(lead_ids, name="lead_id"))
 
 

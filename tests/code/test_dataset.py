@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import dataclasses
+import re
 from types import SimpleNamespace
 
 import numpy as np
 import pandas as pd
+import pytest
 
 from features.build import decision_times, to_epoch_ns
 from pipelines import dataset
@@ -52,6 +54,21 @@ def test_leads_seen_at_several_moments_are_each_built_as_of_their_own(sample_par
         pd.testing.assert_frame_equal(built, alone)
     assert frame.loc[busy, "days_since_last_activity"].nunique() == 3  # one lead, three moments, three recencies
     assert unknown["page_view_90d"].isna().all()  # no activity table: unknown, not 0
+
+
+def test_a_bad_value_of_a_lead_seen_at_several_moments_is_named_by_its_lead_id(sample_params):
+    """Each (lead, moment) pair is built as a lead of its own, numbered by pair: text in a numeric column must still
+    name the lead that holds it, as building the lead alone does, so the CRM row can be found and fixed."""
+    ts = assemble(sample_params)
+    bad, good = ts.features.index[7], ts.features.index[8]
+    leads = ts.crm.leads.astype({"employees": object})
+    leads.loc[leads["lead_id"] == bad, "employees"] = "about fifty"
+    crm = dataclasses.replace(ts.crm, leads=leads)
+    lead_ids = np.array([good, bad, bad], dtype=object)
+    moments = ts.snapshot_at.loc[lead_ids].to_numpy()
+
+    with pytest.raises(ValueError, match=re.escape(f"leads.employees: not a number for lead_id -> value {{'{bad}': 'about fifty'}}")):
+        features_at_moments(crm, lead_ids, moments, ts.feature_params)
 
 
 def test_leads_open_at_each_age_are_the_leads_built_alone_as_of_that_age(sample_params):
