@@ -13,8 +13,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from features.build import (ACTIVITY_COLUMNS, ages_open, build_features, decision_times, lead_age_days, lead_columns_read,
-                            positions_of, to_epoch_ns, training_snapshots, unmatched_settings)
+from features.build import (ACTIVITY_COLUMNS, NAT, ages_open, build_features, decision_times, lead_age_days,
+                            lead_columns_read, positions_of, to_epoch_ns, training_snapshots, unmatched_settings)
 from features.labels import LabelResult, build_labels, outcome_group
 from features.leakage import LeakWarning, leakage_check
 from pipelines.config import FeatureParams, Params
@@ -161,27 +161,36 @@ def features_at_moments(crm: CRMData, lead_ids: np.ndarray, moments: np.ndarray,
     """(lead, moment) pairs of a dated export as `spec` builds them, in pair order (index lead_id, repeated where a
     lead is: monitor's reference sees a lead open long at several ages).
 
-    One `build_features` over every pair, each a lead of its own with a copy of its lead's activities, instead of
-    one build per set of distinct leads, each filtering the whole export again (130 builds on `sample-data --leads
-    200000`). A bad value of a lead's own (text in a numeric column) is named by its lead_id, as a build of the
+    One `build_features` over every pair, each a lead of its own with a copy of its lead's activities by then,
+    instead of one build per set of distinct leads, each filtering the whole export again (130 builds on `sample-data
+    --leads 200000`). A bad value of a lead's own (text in a numeric column) is named by its lead_id, as a build of the
     leads alone names it.
     """
     leads = crm.leads.set_index("lead_id", drop=False).loc[lead_ids].reset_index(drop=True)
     pair_leads = leads.assign(lead_id=np.arange(len(lead_ids)))
     activities = crm.activities
     if activities is not None:
-        # Each activity of a drawn lead, once per pair of that lead.
+        # Each dated activity of a drawn lead, once per pair of that lead seen at or after it: a later one never
+        # counts, and copying it anyway for every pair of a lead seen young doubled the build's peak memory.
         lead_of_pair, distinct = pd.factorize(lead_ids)
+        seen_at = to_epoch_ns(pd.Series(moments), "moments")
         per_lead = np.bincount(lead_of_pair, minlength=len(distinct))
-        pairs_by_lead = np.argsort(lead_of_pair, kind="stable")
+        pairs_by_lead = np.lexsort((seen_at, lead_of_pair))  # each lead's pairs, earliest first
         first_pair = np.cumsum(per_lead) - per_lead  # where each lead's pairs start in pairs_by_lead
         lead = positions_of(pd.Index(distinct), activities["lead_id"], "activities.lead_id")
         rows = np.flatnonzero(lead >= 0)
-        copies = per_lead[lead[rows]]
-        row_lead = np.repeat(lead[rows], copies)
-        nth = np.arange(len(row_lead)) - np.repeat(np.cumsum(copies) - copies, copies)
+        lead = lead[rows]
+        occurred = to_epoch_ns(activities["occurred_at"].iloc[rows], "activities.occurred_at")
+        # How many of its lead's pairs are seen before each activity: times ranked (equal times equal ranks) so that
+        # (lead, time) fits one sortable int64.
+        rank = np.unique(np.concatenate([seen_at, occurred]), return_inverse=True)[1].reshape(-1)
+        times = rank.max() + 1
+        earlier = np.searchsorted((lead_of_pair * times + rank[:len(seen_at)])[pairs_by_lead],
+                                  lead * times + rank[len(seen_at):]) - first_pair[lead]
+        copies = np.where(occurred == NAT, 0, per_lead[lead] - earlier)
+        nth = np.arange(copies.sum()) - np.repeat(np.cumsum(copies) - copies, copies)
         activities = activities[list(ACTIVITY_COLUMNS)].iloc[np.repeat(rows, copies)].assign(
-            lead_id=pairs_by_lead[first_pair[row_lead] + nth])
+            lead_id=pairs_by_lead[np.repeat(first_pair[lead] + earlier, copies) + nth])
     try:
         features = build_features(pair_leads, activities, pd.Series(moments, index=pair_leads.index), spec)
     except ValueError:

@@ -39,9 +39,10 @@ def test_leads_seen_at_several_moments_are_each_built_as_of_their_own(sample_par
     ts = assemble(sample_params)
     busy = ts.crm.activities["lead_id"].value_counts().index[0]
     quiet = ts.crm.leads.loc[~ts.crm.leads["lead_id"].isin(ts.crm.activities["lead_id"]), "lead_id"].iloc[0]
-    lead_ids = np.array([busy, quiet, busy, ts.features.index[5], busy], dtype=object)
+    lead_ids = np.array([busy, quiet, busy, ts.features.index[5], busy, busy], dtype=object)
     created = ts.crm.leads.set_index("lead_id").loc[lead_ids, "created_at"].to_numpy()
-    moments = created + pd.to_timedelta([90, 3, 0, 30, 7], unit="D").to_numpy()
+    moments = created + pd.to_timedelta([90, 3, 0, 30, 7, 0], unit="D").to_numpy()
+    moments[-1] = ts.crm.activities.loc[ts.crm.activities["lead_id"] == busy, "occurred_at"].iloc[4]  # one it counts
 
     no_table = dataclasses.replace(ts.crm, activities=None)
 
@@ -52,7 +53,8 @@ def test_leads_seen_at_several_moments_are_each_built_as_of_their_own(sample_par
         alone = pd.concat([features_at(crm, pd.Index([lead]), pd.Series([moment], index=[lead]), ts.feature_params)
                            for lead, moment in zip(lead_ids, moments)])
         pd.testing.assert_frame_equal(built, alone)
-    assert frame.loc[busy, "days_since_last_activity"].nunique() == 3  # one lead, three moments, three recencies
+    assert frame.loc[busy, "days_since_last_activity"].nunique() == 4  # one lead, four moments, four recencies
+    assert frame["days_since_last_activity"].iloc[-1] == 0  # the activity at the moment itself counts
     assert unknown["page_view_90d"].isna().all()  # no activity table: unknown, not 0
 
 
