@@ -14,9 +14,11 @@ import numpy as np
 import pandas as pd
 
 from features.build import (ACTIVITY_COLUMNS, NAT, ages_open, build_features, decision_times, lead_age_days,
-                            lead_columns_read, positions_of, to_epoch_ns, training_snapshots, unmatched_settings)
+                            lead_columns_read, positions_of, to_epoch_ns, training_snapshots, unmatched_settings,
+                            unread_activity_types)
 from features.labels import LabelResult, build_labels, outcome_group
 from features.leakage import LeakWarning, leakage_check
+from models.encoding import most_frequent
 from pipelines.config import FeatureParams, Params
 from pipelines.history import history_as_of, load_history
 from pipelines.ingest import CRMData, absent_columns, absent_columns_text
@@ -111,7 +113,8 @@ def data_as_of(crm: CRMData) -> pd.Timestamp | None:
 def setting_warnings(crm: CRMData, params: Params) -> list[str]:
     """What features, train and retrain warn about the feature settings against the export: a lead column the
     features read that the leads source lacks (a typo, a header 'Industry ' with a blank: every lead trains as
-    not having it, as `score` warns), then the values `unmatched_settings` finds in none of its rows. A warning,
+    not having it, as `score` warns), an activity file that gives training no activity (`activities_unused`), then
+    the values `unmatched_settings` finds in none of its rows. A warning,
     not a refusal: an export may lack an optional column, and the model then learns without it."""
     out = []
     absent = {} if crm.leads_header is None else absent_columns(crm.leads_header, "leads", params.data,
@@ -120,7 +123,31 @@ def setting_warnings(crm: CRMData, params: Params) -> list[str]:
         out.append(f"data.leads ({params.data.leads}) has no column {absent_columns_text(absent)}, "
                    "which the features read: every lead trains as not having it; check the export's columns or "
                    "data.mapping.leads")
-    return out + unmatched_settings(crm.leads, crm.activities, params.features)
+    unused = activities_unused(crm, params)
+    # The file's types are named there already: not again, type by type, as settings no row matches.
+    return out + unused + unmatched_settings(crm.leads, None if unused else crm.activities, params.features)
+
+
+def activities_unused(crm: CRMData, params: Params) -> list[str]:
+    """A warning when the activity file gives training no activity to count: it has no row (its header only, or
+    every row refused), or none of its rows is of a type the features read (the CRM's 'Requested Demo' for
+    demo_request, as `score` warns: `unread_activity_types`). Every lead then trains as never active. A warning,
+    not a refusal: a CRM without activity tracking is legitimate, and the model learns from lead fields alone."""
+    if crm.activities is None or not params.data.dated or not params.features.activity_types:
+        return []  # no file, or none read (undated exports place no activity in time)
+    source = f"data.activities ({crm.report.tables['activities'].source})"
+    never_active = "every lead trains as never active, so the model learns from lead fields only"
+    if crm.activities.empty:
+        read = crm.report.tables["activities"].rows_read
+        found = (f"none of its {read:,} rows was kept (the ingest report says why)" if read else
+                 "no activity row (its header only)")
+        return [f"{source} has {found}: {never_active}"]
+    unread = unread_activity_types(crm.activities["activity"], params.features)
+    if not unread:
+        return []
+    return [f"none of the {len(crm.activities):,} activity rows of {source} is of a type the features read "
+            f"({', '.join(params.features.activity_types)}): {never_active}; the file's types: {most_frequent(unread)} "
+            "(write them as features.activity_types does, or translate them with data.value_maps.activity)"]
 
 
 def with_model_features(params: Params, scorer) -> Params:

@@ -51,12 +51,24 @@ def test_sample_data_then_features_prints_counts_rules_and_features(tmp_path):
 
     # The same export as a CRM labels its activities: every activity count would be 0, and features says so
     activities = pd.read_csv(out / "activities.csv", dtype=str)
-    activities["activity"] = activities["activity"].str.replace("_", " ").str.title()
+    some = activities.copy()
+    some.loc[some["activity"] == "pricing_view", "activity"] = "Pricing Page"  # one type unread: named alone
+    some.to_csv(out / "activities.csv", index=False)
+    result = run("features", "--params", str(params))
+    assert result.exit_code == 0, result.output
+    assert "WARNING features.activity_types: no activity in the export is of type pricing_view, so" in result.output
+    assert "'Pricing Page' (" in result.output and "data.value_maps.activity" in result.output
+    activities["activity"] = activities["activity"].str.replace("_", " ").str.title().replace(
+        {"Webinar": "Attended Webinar"})
     activities.to_csv(out / "activities.csv", index=False)
     result = run("features", "--params", str(params))
     assert result.exit_code == 0, result.output
-    assert "WARNING features.activity_types: no activity in the export is of type page_view, pricing_view" in result.output
-    assert "'Page View' (" in result.output and "data.value_maps.activity" in result.output
+    output = result.output.replace("\n", "")
+    assert (f"WARNING none of the {len(activities):,} activity rows of data.activities ({out / 'activities.csv'}) is "
+            "of a type the features read (page_view, pricing_view") in output
+    assert ("every lead trains as never active, so the model learns from lead fields only; the file's types: "
+            "'Page View' ") in output and "data.value_maps.activity" in output
+    assert "features.activity_types: no activity" not in output  # said once, not again type by type
 
 
 def test_sample_data_never_replaces_a_users_open_leads_file(tmp_path):
@@ -727,6 +739,20 @@ def test_an_activity_dated_after_the_export_does_not_move_its_now(small_export, 
     now = max(pd.to_datetime(tables["leads"]["created_at"]).max(), pd.to_datetime(tables["outcomes"]["decided_at"]).max())
     assert f"== labels (as of {now})" in result.output
     assert re.search(r"censored:open_immature: \d+", result.output)  # the youngest open leads still wait
+
+
+@pytest.mark.parametrize("command", ["features", "train"])
+def test_an_activity_file_of_its_header_only_trains_saying_every_lead_is_never_active(small_export, tmp_path,
+                                                                                    monkeypatch, command):
+    """A CRM without activity tracking may export the header alone: trained on (lead fields only), not in silence."""
+    tables = {**small_export, "activities": small_export["activities"].head(0)}
+    params = training_params(tables, tmp_path, monkeypatch)
+    result = run(command, "--params", str(params))
+    assert result.exit_code == 0, result.output
+    assert (f"WARNING data.activities ({tmp_path / 'activities.csv'}) has no activity row (its header only): every "
+            "lead trains as never active, so the model learns from lead fields only") in result.output.replace("\n", "")
+    assert "has no activity row" not in run("features", "--params", str(training_params(
+        small_export, tmp_path, monkeypatch))).output
 
 
 def test_train_refuses_an_export_whose_leads_all_look_alike(small_export, tmp_path, monkeypatch):
