@@ -1211,6 +1211,19 @@ def _latest_outcomes(outcomes: pd.DataFrame, report: TableReport) -> pd.DataFram
     return outcomes.drop(index=order.index[superseded.to_numpy()])
 
 
+def _refuse_undated_leads(problems: list[Problem], rows: int, source: str, column: str) -> None:
+    """Refuse a dated export (data.dated) whose created_at is empty on every lead row by one error naming the
+    setting for an export without creation dates, not one line per row: the CRM has no such field, or the
+    mapping names another. Some rows without it stay refused row by row."""
+    empty = sum(p.kind == "empty_value" and p.contract_column == "created_at" for p in problems)
+    if rows and empty == rows:
+        raise ContractError([Problem(
+            source, None, column, f"created_at is empty on every one of the {rows:,} lead rows: an export without "
+            "creation dates is read with data.dated: false (its activities are not counted, having no lead age to "
+            "place them by, nor is calibration shifted by age, and the split is seeded and stratified, not out of time); else export the leads' creation date (data.mapping.leads names "
+            "the CRM's column)", "created_at", "undated_leads")])
+
+
 def required_columns(spec: TableSpec, data: DataParams) -> list[str]:
     """The contract columns a table (an export, a /score lead) must hold: a lead's creation date only when
     the export is dated (data.dated)."""
@@ -1298,6 +1311,7 @@ def load_crm(params: Params) -> CRMData:
         for p in found:
             refused[name].setdefault(p.row, p.kind)
     problems = list(dict.fromkeys(problems))  # a flat export reports a bad lead_id once, not per table
+    _refuse_undated_leads(problems, len(raw["leads"]), str(sources["leads"]), crm_column(data, "leads", "created_at"))
     if any(p.row is None for p in problems):
         raise ContractError(problems)
     if flat:  # a flat row is one record: refused as a whole, from leads and from outcomes

@@ -470,6 +470,27 @@ def test_created_at_is_optional_for_undated_exports(tmp_path):
     assert crm.leads["industry"].tolist() == ["software"]
 
 
+@pytest.mark.parametrize("on_error", ["stop", "drop"])
+def test_an_export_without_any_creation_date_is_one_error_naming_data_dated(tmp_path, on_error):
+    """A CRM without creation dates refused each of its rows (a 5,000-line error, or with drop no lead left) and never
+    said that such an export is read with data.dated: false."""
+    leads = [lead(f"L{i}", created="") for i in range(30)]
+    params = crm_params(tmp_path, leads, outcomes=[outcome(f"L{i}") for i in range(30)], on_error=on_error)
+
+    with pytest.raises(ContractError) as err:
+        load_crm(params)
+
+    problem = only_problem(err)
+    assert (problem.row, problem.column, problem.kind) == (None, "Created Date", "undated_leads")
+    assert "created_at is empty on every one of the 30 lead rows: an export without creation dates is read with " \
+           "data.dated: false" in str(err.value)
+    assert "data.on_error" not in str(err.value)  # dropping rows cannot help
+
+    crm = load_crm(crm_params(tmp_path, [lead("L0"), *leads[1:]], on_error="drop"))  # one dated: the rest by row
+    assert crm.report.tables["leads"].dropped == {"empty_value": 29}
+    assert load_crm(crm_params(tmp_path, leads, dated=False)).leads["created_at"].isna().all()
+
+
 def test_stop_summarises_counts_per_column_and_kind_and_lists_the_first_twenty(tmp_path):
     rows = [lead(f"L{i}", created="never") for i in range(25)] + [lead("X", employees="many")]
     params = crm_params(tmp_path, rows)

@@ -755,6 +755,18 @@ def test_an_activity_file_of_its_header_only_trains_saying_every_lead_is_never_a
         small_export, tmp_path, monkeypatch))).output
 
 
+def test_an_export_without_any_creation_date_is_one_error_suggesting_data_dated_false(small_export, tmp_path,
+                                                                                      monkeypatch):
+    """Every lead's created_at empty (a CRM without the field) printed a line per row and never named the setting."""
+    tables = {**small_export, "leads": small_export["leads"].assign(created_at="")}
+    params = training_params(tables, tmp_path, monkeypatch)
+    result = runner.invoke(app, ["features", "--params", str(params)])
+    assert result.exit_code == 1 and isinstance(result.exception, SystemExit)  # no traceback
+    assert (f"{tmp_path / 'leads.csv'}, column 'created_at': created_at is empty on every one of the 2,000 lead rows: "
+            "an export without creation dates is read with data.dated: false") in result.output.replace("\n", "")
+    assert "row 1 " not in result.output and "data.on_error" not in result.output
+
+
 def test_train_refuses_an_export_whose_leads_all_look_alike(small_export, tmp_path, monkeypatch):
     """Leads with only an id and a date and no activity log: a model of them would score every lead the same."""
     tables = {"leads": small_export["leads"][["lead_id", "created_at"]], "outcomes": small_export["outcomes"]}
