@@ -527,7 +527,8 @@ def test_retraining_as_of_a_date_before_any_lead_matured_is_one_line_naming_the_
 
     assert unripe.exit_code == before.exit_code == 1 and "Traceback" not in unripe.output + before.output
     assert unripe.output.strip().splitlines()[-1].startswith(  # above it only MLflow creating its new database
-        "retrain as of 2024-02-01: 0 closed leads with 0 conversions had matured, too few to split: the train part")
+        "retrain as of 2024-02-01: 0 closed leads with 0 conversions had matured, too few to split: no labelled lead "
+        "to train or evaluate on")
     assert before.output.strip().splitlines()[-1] == (
         "--as-of 2021-01-01: no lead in the export was created by then (the first was created 2024-01-01); "
         "choose a later date")
