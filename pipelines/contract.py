@@ -81,6 +81,7 @@ OUTCOMES = TableSpec(
     dates=("decided_at",),
     past=("decided_at",),
     numeric=("amount",),
+    non_negative=("amount",),  # money won: a refund or a credit note is no deal's amount
     key="lead_id",
 )
 

@@ -178,7 +178,7 @@ def test_a_number_with_a_plus_sign_reads_as_written(dtype):
 
 
 @pytest.mark.parametrize("amount", ["12500.50", " 1e3\t", "+.5", "5.", "-0", "5\u00a0", "\u20035",
-                                    "\u0661\u0662\u0663", "1_000", "lots", "+999999999999999.9"])
+                                    "\u0661\u0662\u0663", "1_000", "lots", "+999999999999999.9", "-5", "-.5"])
 def test_an_amount_feedback_takes_is_one_an_export_reads(amount):
     """/feedback took "5\u00a0" as the amount 5 (Python's \\s and float() take it), which an export's amount, as any
     number field, refuses as no number: a number's text reads one way. Arabic-Indic digits neither takes."""
@@ -552,6 +552,25 @@ def test_a_crm_count_declared_non_negative_refuses_a_negative_value_naming_its_r
                                            "(Visits counts something: 0 or more)")
     with pytest.raises(ValueError, match="features.non_negative: 'Visit' not in features.numeric"):
         Params.model_validate({**params.model_dump(), "features": {"numeric": ["Visits"], "non_negative": ["Visit"]}})
+
+
+def test_a_negative_deal_amount_refuses_its_outcome_row_naming_it_as_feedback_refuses_it(tmp_path):
+    """A deal amount is money won: -250 is a broken row (the service's feedback refuses it with a 400), which an
+    export took as a deal worth less than nothing. The row is refused and reported, never dropped unsaid."""
+    outcomes = [outcome(lead_id, stage="Closed Won", reason="") | {"Amount": amount}
+                for lead_id, amount in (("L1", "1200"), ("L2", "-250"), ("L3", "-0"), ("L4", ""))]
+    params = crm_params(tmp_path, [lead(i) for i in ("L1", "L2", "L3", "L4")], outcomes=outcomes, on_error="drop",
+                        mapping={**MAPPING, "outcomes": {**MAPPING["outcomes"], "Amount": "amount"}})
+
+    crm = load_crm(params)
+
+    assert crm.outcomes.set_index("lead_id")["amount"].fillna(-1).to_dict() == {"L1": 1200.0, "L3": 0.0, "L4": -1}
+    assert [str(p) for p in crm.report.problems] == [
+        "outcomes.csv row 2 (header not counted), column 'Amount' (amount): negative amount '-250' (amount counts "
+        "something: 0 or more)"]
+    assert crm.report.tables["outcomes"].dropped == {"bad_number": 1}
+    with pytest.raises(ContractError, match="negative amount '-250'"):
+        load_crm(params.model_copy(update={"data": params.data.model_copy(update={"on_error": "stop"})}))
 
 
 def test_good_export_loads_into_contract_dtypes(tmp_path):
@@ -1344,23 +1363,25 @@ def test_a_semicolon_export_reads_its_numbers_as_excel_writes_them_where_the_dec
     leads = [lead("L1", employees="2,5"), lead("L2", employees="1.234,5"), lead("L3", employees="1.234.567"),
              lead("L4", employees="0,125"), lead("L5", employees="2.5"), lead("L6", employees="1.200"),
              lead("L7", employees="1,200"), lead("L8", employees="12"), lead("L9", employees="1,234,567")]
-    amounts = {"L1": "-0,75", "L2": "1.250.000,00", "L3": "3,5", "L4": "7", "L8": "1 234,5"}  # a refund; a French
-    outcomes = [outcome(lead_id) | {"amount": amount} for lead_id, amount in amounts.items()]  # thousands space
+    amounts = {"L1": "-0,75", "L2": "1.250.000,00", "L3": "3,5", "L4": "7", "L8": "1 234,5"}  # a refund (read, and
+    outcomes = [outcome(lead_id) | {"amount": amount} for lead_id, amount in amounts.items()]  # refused); a French
+    # thousands space
     params = semicolon_export(tmp_path, leads, outcomes)
 
     crm = load_crm(params)
 
     kept = crm.leads.set_index("lead_id")["employees"]
     assert kept.to_dict() == {"L1": 2.5, "L2": 1234.5, "L3": 1234567.0, "L4": 0.125, "L5": 2.5, "L8": 12.0}
-    assert crm.outcomes.set_index("lead_id")["amount"].to_dict() == {
-        "L1": -0.75, "L2": 1250000.0, "L3": 3.5, "L4": 7.0, "L8": 1234.5}
+    assert crm.outcomes.set_index("lead_id")["amount"].to_dict() == {"L2": 1250000.0, "L3": 3.5, "L4": 7.0, "L8": 1234.5}
     assert [str(p) for p in crm.report.problems] == [
         "leads.csv row 9 (header not counted), column 'Employees' (employees): not a number: '1,234,567' (write "
         "numbers with no thousands separator: 1234,5 or 1234.5)"] + [  # either mark reads there, not only a point
         f"leads.csv row {row} (header not counted), column 'Employees' (employees): ambiguous number {value!r}: in a "
         f"file separated by ';' (as Excel writes where the decimal mark is a comma) it may be {readings}; set "
         "data.decimal_mark to comma or point, as the file writes numbers, or write it with no thousands separator"
-        for row, value, readings in [(6, "1.200", "1200 or 1.2"), (7, "1,200", "1200 or 1.2")]]
+        for row, value, readings in [(6, "1.200", "1200 or 1.2"), (7, "1,200", "1200 or 1.2")]] + [
+        "outcomes.csv row 1 (header not counted), column 'amount': negative amount '-0,75' (amount counts something: "
+        "0 or more)"]
 
 
 def test_a_comma_separated_export_reads_numbers_as_before(tmp_path):
