@@ -14,9 +14,11 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Annotated, Any
 
+import pandas as pd
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints, WithJsonSchema
 
 from pipelines.contract import LARGEST_NUMBER, NUMBER_TEXT
+from pipelines.numbers import read_numbers
 
 
 def _scalar(value: Any) -> Any:
@@ -179,15 +181,19 @@ def _blank_as_none(value: Any) -> Any:
 
 
 def _optional_number(value: Any) -> Any:
-    """A number, its text (digits, a sign, a decimal point, an exponent: NUMBER_TEXT, as an export's number
-    cells are read), or blank text (none); true/false is no amount. pydantic alone also took Python's "1_000"
-    (no CRM writes an amount so; /docs.json's pattern and an export's number field refused it)."""
+    """A number or its text as an export's number field reads it (numbers.read_numbers), for the float type's limits
+    to check; blank text is none. Text it refuses ("1_000", "12,500") or true/false is no amount; the text NaN, which
+    an export reads as no value, is sent as one: it goes on as NaN, which the float type refuses as not finite."""
     if isinstance(value, bool):
         raise ValueError(f"expected a number, not {str(value).lower()}")
-    if isinstance(value, str) and value.strip() and not re.match(NUMBER_TEXT, value):
+    value = _blank_as_none(value)
+    if not isinstance(value, (str, int, float, Decimal)):  # null; an object or a list, which the float type refuses
+        return value
+    cells = read_numbers(pd.Series([value], dtype=object), non_negative=True)
+    if cells.not_a_number[0]:
         raise ValueError(f"expected a number, or its text with digits and a decimal point only (e.g. 12500.50), "
                          f"not {value!r}")
-    return _blank_as_none(value)
+    return float(cells.numbers.iloc[0])
 
 
 # A date sent as ISO 8601 text. A number, as JSON or as text, is refused rather than read as Unix
@@ -327,8 +333,8 @@ class Feedback(BaseModel):
     decided_at: DateText = Field(
         description="When sales decided (ISO 8601 text; UTC when no zone is given). From 1970 to at most a day "
         "after the service receives the event.")
-    # Below contract.LARGEST_NUMBER, and no true/false read as 1: the outcomes file export-outcomes
-    # writes from the stored events is read as a CRM export, whose contract refuses either.
+    # 0 or more and below contract.LARGEST_NUMBER, and no true/false read as 1: the outcomes file export-outcomes
+    # writes from the stored events is read as a CRM export, whose contract refuses any of them.
     # The check wraps the optional type, so blank text can become null; the limits stay inside, or /docs.json
     # shows them as "ge"/"lt", not minimum/exclusiveMaximum.
     amount: Annotated[Annotated[float, Field(ge=0, lt=LARGEST_NUMBER, allow_inf_nan=False)] | None,

@@ -6,9 +6,11 @@ from decimal import Decimal
 
 import pandas as pd
 import pytest
+from pydantic import ValidationError
 
 from pipelines.config import PROJECT_ROOT, DataParams, ParamsError, load_params
 from pipelines.ingest import prepare_table
+from serving.schemas import Feedback
 
 MAPPING = {"leads": {"Lead ID": "lead_id", "Created Date": "created_at", "Employees": "employees"}}
 
@@ -88,3 +90,37 @@ def test_params_refuse_a_value_map_number_and_a_number_label_as_an_export_reads_
         assert f"the label {text!r} is a number employees refuses ({why})" in refused
     else:
         assert refused is None, refused
+
+
+def export_amounts(cells: list) -> list:
+    """Each cell's verdict as an export's deal amount (outcomes): the number taken, "missing", or "refused"."""
+    raw = pd.DataFrame({"lead_id": [f"L{i}" for i in range(len(cells))], "status": "converted",
+                        "amount": pd.Series(cells, dtype=object)})
+    kept, problems = prepare_table(raw, "outcomes", DataParams(leads="unused"))
+    refused = {p.row - 1 for p in problems}
+    amounts = kept["amount"]
+    return ["refused" if i in refused else "missing" if pd.isna(amounts[i]) else amounts[i] for i in range(len(cells))]
+
+
+def feedback_amount(value) -> float | str:
+    """The amount /feedback stores for `value`, "missing" for none, or "refused"."""
+    event = {"event_id": "E1", "lead_id": "L1", "status": "converted", "decided_at": "2024-02-01", "amount": value}
+    try:
+        amount = Feedback.model_validate(event).amount
+    except ValidationError:
+        return "refused"
+    return "missing" if amount is None else amount
+
+
+def test_feedback_takes_an_amount_as_an_export_reads_it():
+    """/feedback's amount is read by the export's rule (numbers.read_numbers), limits included: its own check of a
+    number's text could drift from what export-outcomes' file, read back as an export, takes. NaN, as text or as
+    JSON's NaN, which an export reads as a missing value, is refused: a webhook sends no amount as null or blank."""
+    values = [*TEXTS, *(value for value, _ in VALUES), float("nan")]
+    sent = [feedback_amount(value) for value in values]
+
+    expected = export_amounts(values)
+    for i, value in enumerate(values):
+        if expected[i] == "missing" and not (isinstance(value, str) and not value.strip()):
+            expected[i] = "refused"
+    assert dict(zip(map(repr, values), sent)) == dict(zip(map(repr, values), expected))
