@@ -19,6 +19,8 @@ import numpy as np
 import pandas as pd
 
 from pipelines.config import FeatureParams, label_key
+from pipelines.contract import LARGEST_NUMBER, LEADS
+from pipelines.numbers import read_numbers
 
 DAY_NS = 86_400 * 10**9
 NAT = np.iinfo(np.int64).min  # NaT as numpy stores it in int64 nanoseconds
@@ -262,7 +264,8 @@ def build_features(
     for column in spec.categorical:
         columns[column] = clean_text(_column(leads, column))
     for column in spec.numeric:
-        columns[column] = _numeric(_column(leads, column), f"leads.{column}", ids)
+        columns[column] = _numeric(_column(leads, column), f"leads.{column}", ids,
+                                   column in spec.non_negative or column in LEADS.non_negative)
     columns.update(_derived(leads, ids, spec))
     if _activity_types(spec):
         snapshot = _snapshot_ns(snapshot_at, leads, ids)
@@ -525,18 +528,22 @@ def _expand(codes: np.ndarray, levels: list, missing=np.nan, dtype=object) -> np
     return table[codes]
 
 
-def _numeric(values: pd.Series, what: str, ids: np.ndarray) -> np.ndarray:
-    """float64 values; text that is not a number is refused with the lead ids that hold it."""
+def _numeric(values: pd.Series, what: str, ids: np.ndarray, non_negative: bool) -> np.ndarray:
+    """float64 values. Text (a column the export was not read as a number field with: another model's
+    features.numeric, which retrain, audit and monitor build on today's export) is read as an export's number field
+    reads it (numbers.read_numbers), blank as missing; a cell that field refuses is refused with the lead ids that
+    hold it, where pandas alone misread "+9999999999999.2504" and took "inf" or -3 visits."""
     if pd.api.types.is_bool_dtype(values.dtype) or pd.api.types.is_numeric_dtype(values.dtype):
         return values.to_numpy(dtype=np.float64, na_value=np.nan)
-    text = values.astype("str").str.strip()
-    text = text.where(text != "")
-    number = pd.to_numeric(text, errors="coerce")
-    bad = (number.isna() & text.notna()).to_numpy()
-    if bad.any():
-        examples = dict(zip(ids[bad][:5].tolist(), text[bad].head(5).tolist()))
-        raise ValueError(f"{what}: not a number for lead_id -> value {examples}")
-    return number.to_numpy(dtype=np.float64, na_value=np.nan)
+    blank = (values.astype("str").str.strip() == "").to_numpy(dtype=bool, na_value=False)
+    cells = read_numbers(values.mask(blank), non_negative)
+    for refused, why in ((cells.not_a_number, "not a number"),
+                         (cells.too_large, f"not a finite number smaller than {LARGEST_NUMBER:g} in size"),
+                         (cells.below_zero, "below 0 (it counts something: 0 or more)")):
+        if refused.any():
+            examples = dict(zip(ids[refused][:5].tolist(), values.to_numpy()[refused][:5].tolist()))
+            raise ValueError(f"{what}: {why} for lead_id -> value {examples}")
+    return cells.numbers.to_numpy(dtype=np.float64, na_value=np.nan)
 
 
 def _derived(leads: pd.DataFrame, ids: np.ndarray, spec: FeatureParams) -> dict[str, object]:
@@ -544,7 +551,7 @@ def _derived(leads: pd.DataFrame, ids: np.ndarray, spec: FeatureParams) -> dict[
     out: dict[str, object] = {}
     if not groups:
         return out
-    employees = _numeric(_column(leads, "employees"), "leads.employees", ids)
+    employees = _numeric(_column(leads, "employees"), "leads.employees", ids, non_negative=True)
     if "size_band" in groups:
         band = np.searchsorted(np.array(SIZE_BAND_UPPER, dtype=float), employees, side="left")
         named = np.array(SIZE_BAND_NAMES, dtype=object)[np.minimum(band, len(SIZE_BAND_NAMES) - 1)]

@@ -12,7 +12,9 @@ import pytest
 
 from features.build import decision_times, to_epoch_ns
 from pipelines import dataset
+from pipelines.config import Params
 from pipelines.dataset import assemble, features_at, features_at_moments, model_features, open_at_ages
+from pipelines.ingest import load_crm
 
 
 def test_another_model_is_compared_on_its_own_settings_at_the_same_moments(sample_params):
@@ -109,3 +111,21 @@ def test_a_file_hash_is_read_once_but_follows_an_edit_of_the_same_size(tmp_path)
     assert dataset.file_sha256(export) == first and dataset._sha256.cache_info().misses == reads  # not read again
     export.write_text("lead_id,employees\nL1,11\n")  # same size
     assert dataset.file_sha256(export) != first
+
+
+def test_another_models_number_column_is_read_from_the_export_by_the_number_fields_rule(tmp_path):
+    """An older model whose features.numeric names a column today's params do not read as a number (retrain's
+    champion, audit's previous version, monitor's champion) is built on the export's text of it: pandas read the
+    '+'-signed "+9999999999999.2504" as 9999999999999.252, where the service reading the same lead gets it right."""
+    pd.DataFrame({"lead_id": ["L1", "L2"], "created_at": "2025-01-05", "Visits": ["+9999999999999.2504", " 4 "]}).to_csv(
+        tmp_path / "leads.csv", index=False)
+    params = Params.model_validate({"data": {"leads": "leads.csv"}, "base_dir": tmp_path})
+    crm = load_crm(params)
+    older = SimpleNamespace(features=params.features.model_copy(update={"numeric": [*params.features.numeric, "Visits"]}),
+                            as_known=lambda frame: frame)
+    training_set = SimpleNamespace(crm=crm, snapshot_at=None, feature_params=params.features)
+
+    frame = model_features(older, training_set, pd.Index(["L1", "L2"]))
+
+    assert crm.leads["Visits"].tolist() == ["+9999999999999.2504", " 4 "]  # today's params read it as text
+    assert frame["Visits"].tolist() == [9999999999999.2504, 4.0]

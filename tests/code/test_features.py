@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -492,6 +494,20 @@ def test_numeric_text_is_parsed_and_garbage_refused_by_name():
     assert frame.iloc[0]["employees"] == 120
     with pytest.raises(ValueError, match=r"leads.employees.*'L1': 'lots'"):
         build_features(leads_frame(lead(employees="lots")), None, SNAPSHOT, spec())
+
+
+def test_numeric_text_is_read_by_the_number_fields_rule():
+    """Text reaches a numeric feature when a model's features.numeric names a column today's params do not read as
+    a number (retrain's champion, audit's previous model, monitor): pandas' fallback parser read the '+'-signed
+    "+9999999999999.2504" as 9999999999999.252, and took "inf" and a negative count, which the service refuses."""
+    counts = spec(numeric=["employees", "visits"], non_negative=["visits"])
+    frame = build_features(leads_frame(lead(visits="+9999999999999.2504"), lead(lead_id="L2", visits=" 3 "),
+                                       lead(lead_id="L3", visits=" ")), None, SNAPSHOT, counts)
+    assert frame["visits"].tolist()[:2] == [9999999999999.2504, 3.0] and np.isnan(frame["visits"].iloc[2])
+    for visits, why in (("inf", "not a finite number smaller than 1e+15 in size"), ("-3", "below 0"),
+                        ("5\u00a0", "not a number")):
+        with pytest.raises(ValueError, match=rf"leads\.visits: {re.escape(why)}.*'L1': {re.escape(repr(visits))}"):
+            build_features(leads_frame(lead(visits=visits)), None, SNAPSHOT, counts)
 
 
 def test_zero_leads_give_zero_rows_with_every_column():
