@@ -35,3 +35,10 @@ def test_the_bento_installs_every_runtime_dependency_of_pyproject_within_its_ran
         name = canonicalize_name(dependency.name)
         assert name in bento, f"the bento does not install {dependency.name}"
         assert dependency.specifier.contains(bento[name][1]), f"{bento[name]} is outside pyproject's {dependency}"
+
+
+def test_the_bento_installs_the_postgresql_driver_its_store_and_sql_sources_are_tested_on():
+    """serving.store_url `postgresql+psycopg://...` (and a data.sql_url so) needs psycopg, which SQLAlchemy
+    imports when it makes the engine: as a dev extra only, a deployed bento had no driver for such a store."""
+    bento = pinned_versions(requirements_path().read_text())
+    assert {"psycopg", "psycopg-binary"} <= bento.keys()
