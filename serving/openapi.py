@@ -41,7 +41,7 @@ from serving.schemas import (
     number_text,
 )
 from serving.scoring import choices_in_words, feedback_choices, quoted
-from serving.security import CARD_ID_FIELD, CARD_PATH, OPEN_PATHS
+from serving.security import ACCEPTED_ENCODINGS, CARD_ID_FIELD, CARD_PATH, ENCODINGS, OPEN_PATHS
 
 REF = "#/components/schemas/{model}"
 
@@ -62,14 +62,24 @@ DESCRIPTION = (
     "Lead scoring for the CRM: POST /score for scores, tiers and reasons; POST /feedback for sales "
     "decisions; POST /explain and GET /model to look inside. Every route but the health ones and this document "
     "(and its page at /) needs the header `Authorization: Bearer <key>`. Every error is JSON in one shape (ErrorResponse); only a rep's "
-    "browser gets the score card's 401, 404 and 503 as HTML pages. Guide: serving/README.md."
+    "browser gets the score card's 401, 404 and 503 as HTML pages. A JSON body may be sent compressed "
+    "(`Content-Encoding: gzip` or `deflate`). Guide: serving/README.md."
 )
 
 BAD_JSON = ("Not JSON of the documented shape or types (e.g. a number where a date belongs); `detail` names "
-            "each field (`body` for JSON that does not parse).")
+            "each field (`body` for JSON that does not parse). Also a compressed body that is not valid data of "
+            "its Content-Encoding (e.g. not gzip).")
 NO_KEY = "Missing or wrong API key (header `Authorization: Bearer <key>`)."
-TOO_LARGE = "The body is larger than serving.max_body_bytes."
-NOT_JSON = "The body was not sent as `Content-Type: application/json`."
+TOO_LARGE = "The body is larger than serving.max_body_bytes (a compressed body: as sent, or once decompressed)."
+NOT_JSON = ("The body was not sent as `Content-Type: application/json`, or was compressed with a Content-Encoding "
+            "other than gzip or deflate (e.g. br, zstd).")
+# The header a JSON route's body may be compressed with (serving.security.BodyLimit decompresses it).
+CONTENT_ENCODING = {
+    "name": "Content-Encoding", "in": "header", "required": False,
+    "schema": {"type": "string", "enum": [*ENCODINGS, "identity"]},
+    "description": f"Send the body {ACCEPTED_ENCODINGS} (e.g. a large batch); serving.max_body_bytes holds for it "
+                   "decompressed too. Another encoding is a 415.",
+}
 # The score card's refusals as serving.security.from_browser tells a rep's browser from an API client.
 TO_A_BROWSER = ("A browser (no Authorization header, an Accept that does not ask for JSON alone) gets a page "
                 "saying so instead.")
@@ -84,8 +94,7 @@ ROUTES: dict[str, tuple[type[BaseModel], dict[int, tuple[type[BaseModel], str]],
     "/score": (
         ScoreRequest,
         {200: (ScoreResponse, "One score per lead, in request order; each is logged.")},
-        {400: BAD_JSON, 401: NO_KEY, 413: "The body is larger than serving.max_body_bytes, or holds more leads "
-                                          "than serving.max_batch.",
+        {400: BAD_JSON, 401: NO_KEY, 413: TOO_LARGE[:-1] + ", or holds more leads than serving.max_batch.",
          415: NOT_JSON, 422: REFUSED + " Nothing was scored or logged.", 503: NOT_STORED},
     ),
     "/explain": (
@@ -289,6 +298,7 @@ def document(generated: dict, scorer: LeadScorer, data: DataParams, label: Label
     for route, (body, answers, errors) in ROUTES.items():
         paths[route]["post"]["requestBody"] = {
             "required": True, "content": {"application/json": {"schema": {"$ref": REF.format(model=body.__name__)}}}}
+        paths[route]["post"]["parameters"] = [*paths[route]["post"].get("parameters", []), CONTENT_ENCODING]
         paths[route]["post"]["responses"] = {
             **{str(status): _answer(text, model) for status, (model, text) in answers.items()}, **_errors(errors)}
     for route, item in paths.items():

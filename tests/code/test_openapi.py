@@ -121,3 +121,17 @@ def test_docs_json_and_the_service_read_a_number_data_missing_values_lists_alike
         _, problems = prepare_table(lead, "leads", params.data, numeric=params.features.numeric,
                                     non_negative=params.features.non_negative)  # as LeadScorer.build reads a lead
         assert documented == (problems == []), (sent, problems)
+
+
+def test_docs_json_says_a_json_body_may_be_sent_gzip_compressed():
+    """CRM webhook clients gzip large batches; the service decompresses them (test_service's compressed tests)."""
+    params = load_params(PROJECT_ROOT / "params.yaml")
+    scorer = LeadScorer(params.data, params.features, None, None, None, 1.0, 0.0, None, None, None)
+    spec = openapi.document(LeadScoreService.openapi_spec.asdict(), scorer, params.data, params.label)
+    assert "Content-Encoding: gzip" in spec["info"]["description"]
+    for route in ("/score", "/explain", "/feedback"):
+        operation = spec["paths"][route]["post"]
+        (header,) = [p for p in operation["parameters"] if p["name"] == "Content-Encoding"]
+        assert header["in"] == "header" and {"gzip", "deflate", "identity"} <= set(header["schema"]["enum"])
+        assert "decompressed" in operation["responses"]["413"]["description"]
+        assert "gzip" in operation["responses"]["415"]["description"]

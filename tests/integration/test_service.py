@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import gzip
 import hashlib
 import html
 import http.client
@@ -19,6 +20,7 @@ import shutil
 import sqlite3
 import time
 import uuid
+import zlib
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from urllib.parse import quote
@@ -539,6 +541,76 @@ def test_a_body_over_the_limit_is_refused_declared_or_chunked(server):
                        headers={"Authorization": f"Bearer {server.key}", "Content-Type": "application/json"})
     assert connection.getresponse().status == 413
     connection.close()
+
+
+def _without_card_urls(reply: dict) -> dict:
+    """A /score reply without its card links, whose expiry is the second they were made."""
+    return {**reply, "scores": [{k: v for k, v in score.items() if k != "card_url"} for score in reply["scores"]]}
+
+
+def _chunked(server, body: bytes, headers: dict, size: int = 8192):
+    """POST /score with `body` sent in chunks (no Content-Length), as a streaming HTTP client sends it."""
+    connection = http.client.HTTPConnection("127.0.0.1", int(server.url.rsplit(":", 1)[1]), timeout=30)
+    connection.request("POST", "/score", body=(body[i:i + size] for i in range(0, len(body), size)),
+                       encode_chunked=True, headers={"Authorization": f"Bearer {server.key}",
+                                                     "Content-Type": "application/json", **headers})
+    reply = connection.getresponse()
+    status, answer = reply.status, json.loads(reply.read())
+    connection.close()
+    return status, answer
+
+
+@pytest.mark.parametrize(("encoding", "compress"), [("gzip", gzip.compress), ("deflate", zlib.compress),
+                                                     ("identity", lambda body: body)])
+def test_a_compressed_batch_scores_as_the_same_json_uncompressed(client, server, leads, encoding, compress):
+    """CRM webhook clients gzip large batches: a compressed body was answered 400 "Invalid JSON"."""
+    body = json.dumps({"leads": leads, "as_of": AS_OF}).encode()
+    plain = client.post("/score", body, {"Content-Type": "application/json"})
+    assert plain.status == 200, plain.body
+    sent = client.post("/score", compress(body), {"Content-Type": "application/json", "Content-Encoding": encoding})
+    assert sent.status == 200, sent.body
+    assert _without_card_urls(sent.json()) == _without_card_urls(plain.json())
+    status, chunked = _chunked(server, compress(body), {"Content-Encoding": encoding}, size=100)
+    assert status == 200 and _without_card_urls(chunked) == _without_card_urls(plain.json())
+    explained = client.post("/explain", compress(json.dumps({"lead": leads[0], "as_of": AS_OF}).encode()),
+                            {"Content-Type": "application/json", "Content-Encoding": encoding})
+    assert explained.json() == client.post("/explain", {"lead": leads[0], "as_of": AS_OF}).json()
+    event = json.dumps(_feedback(f"evt-{encoding}")).encode()
+    stored = client.post("/feedback", compress(event), {"Content-Type": "application/json", "Content-Encoding": encoding})
+    assert stored.status == 201, stored.body
+    assert f"evt-{encoding}" in Store(server.params.serving.store_url).feedback_frame()["event_id"].tolist()
+
+
+def test_a_compressed_body_that_decompresses_past_the_limit_is_refused_without_decompressing_it(client, server):
+    """A gzip bomb: 50 MB of zeros in ~50 kB, under the limit as sent, is refused as soon as it passes the limit
+    decompressed, not decompressed whole in the server's memory."""
+    bomb = gzip.compress(b"0" * 50_000_000)
+    assert len(bomb) < MAX_BODY
+    for route, encoding in (("/score", "gzip"), ("/feedback", "GZIP")):
+        started = time.monotonic()
+        reply = client.post(route, bomb, {"Content-Type": "application/json", "Content-Encoding": encoding})
+        assert reply.status == 413, reply.body
+        assert "serving.max_body_bytes" in reply.json()["error"] and "decompressed" in reply.json()["error"]
+        assert time.monotonic() - started < 5
+    status, answer = _chunked(server, bomb, {"Content-Encoding": "gzip"})
+    assert status == 413 and "decompressed" in answer["error"]
+    assert client.get("/readyz").status == 200
+
+
+@pytest.mark.parametrize("body", [gzip.compress(b'{"leads": []}', mtime=0)[:-12], b'{"leads": []}', b"\x1f\x8b garbage"],
+                         ids=["cut-short", "not-compressed", "garbage"])
+def test_a_body_that_is_not_valid_gzip_is_refused_saying_so(client, body):
+    reply = client.post("/score", body, {"Content-Type": "application/json", "Content-Encoding": "gzip"})
+    assert reply.status == 400, reply.body
+    assert "not valid gzip" in reply.json()["error"] and reply.json()["detail"] == []
+
+
+@pytest.mark.parametrize("encoding", ["br", "zstd", "compress", "gzip, br"])
+def test_a_body_in_another_encoding_is_refused_naming_it_and_what_is_accepted(client, leads, encoding):
+    reply = client.post("/score", gzip.compress(json.dumps({"leads": leads[:1]}).encode()),
+                        {"Content-Type": "application/json", "Content-Encoding": encoding})
+    assert reply.status == 415, reply.body
+    assert f"'{encoding}'" in reply.json()["error"] and "gzip or deflate" in reply.json()["error"]
 
 
 # ---------------------------------------------------------------- feedback
