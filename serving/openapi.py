@@ -298,7 +298,9 @@ def document(generated: dict, scorer: LeadScorer, data: DataParams, label: Label
     for route, (body, answers, errors) in ROUTES.items():
         paths[route]["post"]["requestBody"] = {
             "required": True, "content": {"application/json": {"schema": {"$ref": REF.format(model=body.__name__)}}}}
-        paths[route]["post"]["parameters"] = [*paths[route]["post"].get("parameters", []), CONTENT_ENCODING]
+        # A copy each: one object in three places is written as a YAML alias in a bento's apis/openapi.yaml.
+        paths[route]["post"]["parameters"] = [*paths[route]["post"].get("parameters", []),
+                                              copy.deepcopy(CONTENT_ENCODING)]
         paths[route]["post"]["responses"] = {
             **{str(status): _answer(text, model) for status, (model, text) in answers.items()}, **_errors(errors)}
     for route, item in paths.items():
