@@ -59,7 +59,8 @@ from models.scorer import LeadScorer
 from models.splits import Split, make_split
 from pipelines import tracking
 from pipelines.config import DataParams, EvaluateParams, FeatureParams, LabelParams, Params, shown_url
-from pipelines.dataset import TrainingSet, assemble, model_features, refuse_before_first_lead, with_model_features
+from pipelines.dataset import (TrainingSet, assemble, model_features, refuse_before_first_lead, setting_warnings,
+                               with_model_features)
 from pipelines.history import FeedbackMerge
 from pipelines.ingest import CRMData, crm_column
 
@@ -243,6 +244,9 @@ class Audit:
     model: dict  # what was audited: registry name/version/alias, training run, as_of, rows
     sections: list[Section]
     rows: ExplainedRows  # the explained test rows, for slicing in a notebook
+    # The export against the model's feature settings (dataset.setting_warnings), read before any section: an
+    # activity file of its header only audits a model as if no lead were ever active
+    warnings: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -1166,7 +1170,7 @@ def build_audit(
     previous: PreviousModel | None = None,
     top_signals: int = TOP_SIGNALS,
 ) -> Audit:
-    """All six sections for `scorer` on the export in `training_set`.
+    """All six sections for `scorer` on the export in `training_set`, and what the export lacks that the model reads.
 
     The held-out rows are the test part of the same split training used (models.splits.make_split with
     params.evaluate.split and params.model.seed), so with the training data they are rows the model
@@ -1207,7 +1211,8 @@ def build_audit(
         "compared_with": previous.label if previous is not None else None,
         "generated_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
-    return Audit(model=model, sections=sections, rows=rows)
+    warnings = setting_warnings(training_set.crm, with_model_features(params, scorer), judging=True)
+    return Audit(model=model, sections=sections, rows=rows, warnings=warnings)
 
 
 # ---------------------------------------------------------------- rendering
@@ -1346,7 +1351,7 @@ body{font-family:system-ui,sans-serif;margin:2em auto;max-width:1200px;color:#22
 table{border-collapse:collapse;font-size:13px;margin:0.5em 0 1.5em}
 th,td{border-bottom:1px solid #ddd;padding:3px 8px;text-align:right}
 th{background:#f4f4f4}td:first-child,th:first-child{text-align:left}
-img{max-width:100%;margin:0.5em 0}.meta td{text-align:left}
+img{max-width:100%;margin:0.5em 0}.meta td{text-align:left}.warning{color:#8a5a00;background:#fff6db;padding:4px 8px}
 """
 
 
@@ -1362,7 +1367,9 @@ def render_html(audit: Audit) -> str:
     model = audit.model
     title = f"Signal audit: {model.get('name')} v{model.get('version')}"
     parts = [f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{e(title)}</title><style>{_STYLE}</style></head><body>",
-             f"<h1>{e(title)}</h1>", model_html(model), "<ol>"]
+             f"<h1>{e(title)}</h1>", model_html(model)]
+    parts += [f"<p class='warning'>WARNING {e(warning)}</p>" for warning in audit.warnings]
+    parts.append("<ol>")
     parts += [f"<li><a href='#{s.key}'>{e(s.title)}</a></li>" for s in audit.sections]
     parts.append("</ol>")
     for number, section in enumerate(audit.sections, start=1):
@@ -1379,9 +1386,10 @@ def render_html(audit: Audit) -> str:
 
 
 def audit_json(audit: Audit) -> dict:
-    """Model details, notes and every table as records (NaN as null)."""
+    """Model details, warnings, notes and every table as records (NaN as null)."""
     return {
         "model": audit.model,
+        "warnings": audit.warnings,
         "sections": [
             {
                 "key": s.key,

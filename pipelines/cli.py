@@ -175,8 +175,7 @@ def features(params: ParamsOption = None, leads: LeadsOption = None, as_of: AsOf
     for feature in feature_catalog(p.features):
         filled = f"{ts.features[feature.name].notna().mean():6.1%}" if len(ts.y) else "     -"
         typer.echo(f"  {feature.name:<32} {feature.kind:<12} filled {filled}")
-    for warning in setting_warnings(ts.crm, p):
-        typer.secho(f"  WARNING {warning}", fg="yellow")
+    _say_warnings(setting_warnings(ts.crm, p), indent="  ")
     typer.echo("== leakage check")
     for leak in ts.leaks or []:
         typer.secho(f"  WARNING {leak.message}", fg="yellow")
@@ -202,8 +201,7 @@ def train(params: ParamsOption = None, leads: LeadsOption = None, as_of: AsOfOpt
     typer.echo(f"trained on {len(ts.y):,} labelled leads ({int(ts.y.sum()):,} conversions); {result.split_kind} split")
     for leak in ts.leaks:
         typer.secho(f"WARNING {leak.message}", fg="yellow")
-    for warning in setting_warnings(ts.crm, p):
-        typer.secho(f"WARNING {warning}", fg="yellow")
+    _say_warnings(setting_warnings(ts.crm, p))
     typer.echo("\ntest-set comparison (same rows for every scorer):")
     _say_evaluation(result.evaluation)
     if result.scorer.info.get("no_reason_model"):
@@ -214,6 +212,12 @@ def train(params: ParamsOption = None, leads: LeadsOption = None, as_of: AsOfOpt
     if "champion" not in result.aliases:
         typer.echo(f"next: leadscore evaluate compares it with the champion; "
                    f"leadscore promote --version {result.version} --reason \"...\" serves it")
+
+
+def _say_warnings(warnings: list[str], indent: str = "") -> None:
+    """What train, evaluate, audit and backtest say of the export against the feature settings (setting_warnings)."""
+    for warning in warnings:
+        typer.secho(f"{indent}WARNING {warning}", fg="yellow")
 
 
 def _say_evaluation(evaluation) -> None:
@@ -256,6 +260,7 @@ def evaluate(
     typer.echo(", ".join(f"{row}: {name} v{version}" for row, version in versions.items()))
     data = evaluation.data
     typer.echo(f"{data['labelled_rows']:,} labelled leads ({data['positives']:,} conversions); {data['feedback']['summary']}")
+    _say_warnings(evaluation.warnings)
     _say_evaluation(evaluation)
     for note in evaluation.notes:
         typer.secho(f"note: {note}", fg="yellow")
@@ -394,6 +399,7 @@ def audit(
         result = run_audit(p, alias=alias, out_dir=out, compare_to=compare_to, as_of=_as_of(as_of, p))
     except _input_errors() as err:
         _fail(err)
+    _say_warnings(result.audit.warnings)
     for section in result.audit.sections:
         typer.echo(f"== {section.title}")
         for note in section.notes:
@@ -475,6 +481,7 @@ def backtest(
         result = run_backtest(p, quarters=quarters, segment=segment, out_dir=out)
     except _input_errors() as err:
         _fail(err)
+    _say_warnings(result.warnings)
     for line in result.lines():
         typer.echo(line)
     typer.echo(f"\nplot and tables in {out}; MLflow run {result.run_id} (tagged backtest)")

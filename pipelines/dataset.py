@@ -110,33 +110,44 @@ def data_as_of(crm: CRMData) -> pd.Timestamp | None:
     return max(stamps) if stamps else None
 
 
-def setting_warnings(crm: CRMData, params: Params) -> list[str]:
-    """What features, train and retrain warn about the feature settings against the export: a lead column the
-    features read that the leads source lacks (a typo, a header 'Industry ' with a blank: every lead trains as
-    not having it, as `score` warns), an activity file that gives training no activity (`activities_unused`), then
-    the values `unmatched_settings` finds in none of its rows. A warning,
-    not a refusal: an export may lack an optional column, and the model then learns without it."""
+def setting_warnings(crm: CRMData, params: Params, judging: bool = False) -> list[str]:
+    """What features, train, retrain, backtest, evaluate and audit warn about the feature settings against the
+    export: a lead column the features read that the leads source lacks (a typo, a header 'Industry ' with a blank:
+    every lead trains as not having it, as `score` warns), an activity file that gives training no activity
+    (`activities_unused`), then the values `unmatched_settings` finds in none of its rows. A warning, not a refusal:
+    an export may lack an optional column, and the model then learns without it.
+
+    `judging`: the command judges a model on the export (evaluate, audit) rather than training one, so the
+    sentences say what its figures then show: every lead scored without it, not trained without it."""
     out = []
     absent = {} if crm.leads_header is None else absent_columns(crm.leads_header, "leads", params.data,
                                                                  lead_columns_read(params.features))
     if absent:
         out.append(f"data.leads ({params.data.leads}) has no column {absent_columns_text(absent)}, "
-                   "which the features read: every lead trains as not having it; check the export's columns or "
+                   f"which the features read: every lead {_as(judging)} not having it; check the export's columns or "
                    "data.mapping.leads")
-    unused = activities_unused(crm, params)
+    unused = activities_unused(crm, params, judging)
     # The file's types are named there already: not again, type by type, as settings no row matches.
     return out + unused + unmatched_settings(crm.leads, None if unused else crm.activities, params.features)
 
 
-def activities_unused(crm: CRMData, params: Params) -> list[str]:
+def _as(judging: bool) -> str:
+    """How every lead meets a value the export lacks: in training, or in the scores a model is judged by."""
+    return "is scored as" if judging else "trains as"
+
+
+def activities_unused(crm: CRMData, params: Params, judging: bool = False) -> list[str]:
     """A warning when the activity file gives training no activity to count: it has no row (its header only, or
     every row refused), or none of its rows is of a type the features read (the CRM's 'Requested Demo' for
-    demo_request, as `score` warns: `unread_activity_types`). Every lead then trains as never active. A warning,
-    not a refusal: a CRM without activity tracking is legitimate, and the model learns from lead fields alone."""
+    demo_request, as `score` warns: `unread_activity_types`). Every lead then trains as never active (or, `judging`
+    a model, is scored as never active). A warning, not a refusal: a CRM without activity tracking is legitimate,
+    and the model learns from lead fields alone."""
     if crm.activities is None or not params.data.dated or not params.features.activity_types:
         return []  # no file, or none read (undated exports place no activity in time)
     source = f"data.activities ({crm.report.tables['activities'].source})"
-    never_active = "every lead trains as never active, so the model learns from lead fields only"
+    never_active = (f"every lead {_as(judging)} never active, so "
+                    + ("the figures judge the model on lead fields only" if judging else
+                       "the model learns from lead fields only"))
     if crm.activities.empty:
         read = crm.report.tables["activities"].rows_read
         found = (f"none of its {read:,} rows was kept (the ingest report says why)" if read else

@@ -41,6 +41,9 @@ class Evaluation:
     while_open: dict[str, float] = field(default_factory=dict)
     versions: dict[str, str] = field(default_factory=dict)  # registry version per registered scorer (evaluate_registered)
     notes: list[str] = field(default_factory=list)  # what to keep in mind reading the table (champion_overlap_notes)
+    # The export against the feature settings (dataset.setting_warnings): an activity file of its header only judges
+    # every model as if no lead were ever active
+    warnings: list[str] = field(default_factory=list)
     # The rows' TrainingSet.fingerprint (evaluate_registered): labelled rows, positives, what the feedback store changed
     data: dict = field(default_factory=dict)
 
@@ -285,7 +288,7 @@ def evaluate_registered(params: Params, alias: str = "challenger", as_of=None) -
 
     from models.splits import make_split
     from pipelines import tracking
-    from pipelines.dataset import assemble, refuse_before_first_lead
+    from pipelines.dataset import assemble, refuse_before_first_lead, setting_warnings
 
     tracking.configure(params)
     scorers = {alias: tracking.load_scorer(params, alias)}
@@ -306,6 +309,7 @@ def evaluate_registered(params: Params, alias: str = "challenger", as_of=None) -
     versions = {name: str(s.info["registry"]["version"]) for name, s in scorers.items()}
     evaluation.versions = versions
     evaluation.data = ts.fingerprint(params)
+    evaluation.warnings = setting_warnings(ts.crm, params, judging=True)
     evaluation.notes = evaluated_overlap_notes(f"{alias} v{own}", scorers[alias], ts, split.test)
     if champion not in (None, own):
         evaluation.notes += champion_overlap_notes(scorers[tracking.CHAMPION], ts, split.test)
@@ -314,8 +318,8 @@ def evaluate_registered(params: Params, alias: str = "challenger", as_of=None) -
     with mlflow.start_run(tags={"kind": "evaluate", **{f"version.{k}": v for k, v in versions.items()}}) as run:
         mlflow.log_dict(evaluation.data, "data/fingerprint.json")
         mlflow.log_dict(split.describe(), "data/split.json")
-        if evaluation.notes:
-            mlflow.log_dict({"notes": evaluation.notes}, "evaluation/notes.json")
+        if evaluation.notes or evaluation.warnings:
+            mlflow.log_dict({"warnings": evaluation.warnings, "notes": evaluation.notes}, "evaluation/notes.json")
         for name in evaluation.table.index:
             mlflow.log_metrics({f"{name}.{k}": float(v) for k, v in evaluation.metrics(name).items()})
         mlflow.log_metrics({f"{alias}.{k}": v for k, v in evaluation.reasons.items()})

@@ -755,6 +755,60 @@ def test_an_activity_file_of_its_header_only_trains_saying_every_lead_is_never_a
         small_export, tmp_path, monkeypatch))).output
 
 
+@pytest.mark.parametrize(("command", "every_lead"), [
+    ("evaluate", "is scored as never active, so the figures judge the model on lead fields only"),
+    ("audit", "is scored as never active, so the figures judge the model on lead fields only"),
+    ("backtest", "trains as never active, so the model learns from lead fields only"),  # its quarters' models do
+])
+def test_judging_a_model_on_an_activity_file_of_its_header_only_says_every_lead_is_never_active(
+        trained, sample_dir, tracking_dir, tmp_path, command, every_lead):
+    """Metrics as if no lead were ever active looked merely bad: evaluate, audit and backtest warn as train does,
+    and keep the warning where they keep their notes."""
+    import json
+
+    import mlflow
+
+    from conftest import FAST, params_for
+    from serving.local_server import params_file
+
+    activities = tmp_path / "activities.csv"
+    pd.read_csv(sample_dir / "activities.csv", nrows=0).to_csv(activities, index=False)
+    p = params_for(sample_dir, tracking_dir, **{**FAST, "data.activities": str(activities)})
+    out = tmp_path / "report"
+    options = {"evaluate": [], "audit": ["--out", str(out)], "backtest": ["--out", str(out), "--quarters", "1"]}
+    result = run(command, "--params", str(params_file(p, tmp_path / "params.yaml")), *options[command])
+    assert result.exit_code == 0, result.output
+    warning = f"data.activities ({activities}) has no activity row (its header only): every lead {every_lead}"
+    assert f"WARNING {warning}" in result.output.replace("\n", "")
+    if command == "evaluate":
+        run_id = re.search(r"MLflow run (\w+)", result.output).group(1)
+        mlflow.set_tracking_uri(p.tracking.uri)
+        assert mlflow.artifacts.load_dict(f"runs:/{run_id}/evaluation/notes.json")["warnings"] == [warning]
+    elif command == "audit":
+        assert json.loads((out / "audit.json").read_text())["warnings"] == [warning]
+        assert f"WARNING {warning}" in (out / "audit.html").read_text().replace("&#x27;", "'")
+
+
+def test_audit_warns_of_activity_types_the_audited_model_reads_whatever_todays_settings_say(
+        trained, sample_dir, tracking_dir, tmp_path):
+    """Today's params may list the CRM's own labels ('Page View') since the model was trained: the audit judges the
+    model with its own settings, which read page_view, so every lead is scored as never active and it says so."""
+    from conftest import FAST, params_for
+    from serving.local_server import params_file
+
+    activities = pd.read_csv(sample_dir / "activities.csv", dtype=str, keep_default_na=False)
+    activities["activity"] = activities["activity"].str.replace("_", " ").str.title().replace(
+        {"Webinar": "Attended Webinar"})
+    activities.to_csv(tmp_path / "activities.csv", index=False)
+    p = params_for(sample_dir, tracking_dir, **{**FAST, "data.activities": str(tmp_path / "activities.csv"),
+                                                "features.activity_types": sorted(set(activities["activity"]))})
+    result = run("audit", "--params", str(params_file(p, tmp_path / "params.yaml")), "--out", str(tmp_path / "report"))
+    assert result.exit_code == 0, result.output
+    assert (f"WARNING none of the {len(activities):,} activity rows of data.activities ({tmp_path / 'activities.csv'}) is "
+            f"of a type the features read ({', '.join(trained.scorer.features.activity_types)}): every lead is scored "
+            "as never active") in result.output.replace("\n", "")
+
+
 def test_an_export_without_any_creation_date_is_one_error_suggesting_data_dated_false(small_export, tmp_path,
                                                                                       monkeypatch):
     """Every lead's created_at empty (a CRM without the field) printed a line per row and never named the setting."""
