@@ -18,6 +18,7 @@ import pandas as pd
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints, WithJsonSchema
 
 from pipelines.contract import LARGEST_NUMBER, NUMBER_TEXT
+from pipelines.ingest import as_plain_text
 from pipelines.numbers import read_numbers
 
 
@@ -305,11 +306,11 @@ def _amount_as_text_too(schema: dict) -> None:
 
 
 def _true_false_as_text(value: Any) -> Any:
-    """A JSON true/false is the text "true"/"false", as an export's boolean cell in a text field reads
-    (ingest.as_plain_text): data.value_maps then translates it alike (a CRM checkbox such as Salesforce's
-    IsConverted: {"true": converted}). A number names no decision or reason code: refused."""
+    """A JSON true/false is the text an export's boolean cell in a text field reads as (ingest.as_plain_text,
+    "true"/"false"): data.value_maps then translates it alike (a CRM checkbox such as Salesforce's IsConverted:
+    {"true": converted}). A number names no decision or reason code: refused."""
     if isinstance(value, bool):
-        return str(value).lower()
+        return as_plain_text(pd.Series([value], dtype=object)).iloc[0]
     if isinstance(value, (int, float)):
         raise ValueError("expected text or true/false, not a number")
     return value
