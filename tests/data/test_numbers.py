@@ -4,11 +4,14 @@ from __future__ import annotations
 
 from decimal import Decimal
 
+import re
+
 import pandas as pd
 import pytest
 from pydantic import ValidationError
 
 from pipelines.config import PROJECT_ROOT, DataParams, ParamsError, load_params
+from pipelines.contract import NUMBER_TEXT
 from pipelines.ingest import prepare_table
 from serving.schemas import Feedback
 
@@ -59,6 +62,16 @@ def params_refusal(label: str, value: str) -> str | None:
 @pytest.mark.parametrize("dtype", ["str", object])  # a CSV's column, a JSON batch's
 def test_an_export_reads_each_number_text_by_the_rule(dtype):
     assert dict(zip(TEXTS, export_verdicts(list(TEXTS), dtype))) == TEXTS
+
+
+def test_the_number_text_docs_json_and_dates_test_by_is_the_text_the_rule_reads_as_a_number():
+    """contract.NUMBER_TEXT (/docs.json's number pattern, a number refused as a date, missing_values matched to
+    numbers) is a regex beside `read_numbers`, which pandas parses: a text the reader takes must match it, and a
+    text matching it must read as a number (taken, or refused for its size or sign, never as no number)."""
+    for text, verdict in TEXTS.items():
+        matches = re.match(NUMBER_TEXT, text) is not None
+        assert matches or not isinstance(verdict, float), text
+        assert not matches or verdict != "no number", text
 
 
 def test_a_value_sent_as_a_json_sql_or_parquet_value_reads_as_its_text():
