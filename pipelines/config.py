@@ -299,7 +299,10 @@ class ModelParams(_Section):
     # keeps its out-of-time validation and calibration windows. 0 = holdout windows everywhere.
     cv_folds: int = Field(5, ge=0, le=20)
     balance_classes: bool = True
-    calibration: Literal["isotonic", "sigmoid"] = "isotonic"
+    # Sigmoid by default, as both shipped params files choose: its smooth map keeps a reason's score
+    # points in step with its contribution, where isotonic's flat steps can make a small factor worth
+    # 0 points; isotonic is there for calibration windows large enough to afford its steps.
+    calibration: Literal["isotonic", "sigmoid"] = "sigmoid"
     reason_model: bool = True
     reason_min_rows: int = Field(50, ge=1)
 

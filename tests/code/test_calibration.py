@@ -4,6 +4,7 @@ same at every lead age, and tier thresholds frozen at training time (models/cali
 from __future__ import annotations
 
 import copy
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -11,7 +12,7 @@ from pydantic import ValidationError
 from scipy.special import expit
 
 from models.calibration import Calibrator, TierThresholds, to_score
-from pipelines.config import Tier, TierParams
+from pipelines.config import ModelParams, Tier, TierParams, load_params
 
 
 def test_the_score_is_the_probability_in_percent_kept_within_1_to_99():
@@ -92,3 +93,11 @@ def test_a_calibrator_saved_before_age_shifts_loads_and_scores_as_it_did():
     old = Calibrator.__new__(Calibrator)
     old.__setstate__(state)  # what unpickling a model saved by the earlier version does
     np.testing.assert_array_equal(old.predict(margin), calibrator.predict(margin))
+
+
+def test_a_params_file_without_a_calibration_method_calibrates_as_the_shipped_ones_do():
+    """A RevOps params file written from scratch gets the method both shipped files chose for its
+    smooth score points, not a silently different one."""
+    root = Path(__file__).resolve().parents[2]
+    shipped = {load_params(root / name).model.calibration for name in ("params.yaml", "params.x_education.yaml")}
+    assert shipped == {ModelParams().calibration}
