@@ -238,10 +238,22 @@ class JsonOnly:
         return await self.app(scope, receive, send)
 
 
-# Content-Encoding of a request body the service decompresses (RFC 9110: "deflate" is zlib's format, x-gzip is
-# gzip), with zlib's window bits for it; many CRM webhook clients and HTTP libraries gzip a large batch.
-ENCODINGS = {"gzip": 16 + zlib.MAX_WBITS, "x-gzip": 16 + zlib.MAX_WBITS, "deflate": zlib.MAX_WBITS}
+# Content-Encoding of a request body the service decompresses (x-gzip is gzip), with zlib's window bits for it;
+# many CRM webhook clients and HTTP libraries gzip a large batch. "deflate" is zlib's format (RFC 9110), but many
+# clients (.NET's DeflateStream, PHP's gzdeflate, older browsers) send the raw deflate data inside it: its window
+# bits are chosen from the body's first two bytes (`_deflate_wbits`).
+ENCODINGS = {"gzip": 16 + zlib.MAX_WBITS, "x-gzip": 16 + zlib.MAX_WBITS, "deflate": None}
 ACCEPTED_ENCODINGS = "uncompressed, or compressed with gzip or deflate"
+
+
+def _deflate_wbits(head: bytes) -> int:
+    """zlib's window bits for a "deflate" body starting with `head` (two bytes): zlib's format when they are a zlib
+    header (RFC 1950: method 8, a window of at most 32 KiB, a multiple of 31), else raw deflate (RFC 1951). Raw
+    deflate never starts so: method 8's low bits would be a non-final stored block whose unused bits, which an
+    encoder writes as 0, are set."""
+    cmf, flg = head[0], head[1]
+    zlib_header = cmf & 0x0F == 8 and cmf >> 4 <= 7 and (cmf << 8 | flg) % 31 == 0
+    return zlib.MAX_WBITS if zlib_header else -zlib.MAX_WBITS
 
 
 class _BodyTooLarge(Exception):
@@ -253,12 +265,21 @@ class _Inflater:
     gzip that inflate to gigabytes (a zip bomb) stop at the limit instead of filling the memory."""
 
     def __init__(self, encoding: str, limit: int):
-        self.wbits, self.limit, self.size = ENCODINGS[encoding], limit, 0
-        self.stream = zlib.decompressobj(self.wbits)
+        self.encoding, self.limit, self.size = encoding, limit, 0
+        self.wbits = ENCODINGS[encoding]
+        self.head = b""  # a deflate body's first bytes, until the two that tell zlib's format from raw deflate
+        self.stream = zlib.decompressobj(self.wbits) if self.wbits is not None else None
 
     def feed(self, data: bytes) -> bytes:
         """The bytes `data` decompresses to; raises _BodyTooLarge past the limit, zlib.error for bytes that are
         not of the encoding."""
+        if self.stream is None:
+            self.head += data
+            if len(self.head) < 2:
+                return b""
+            data, self.head = self.head, b""
+            self.wbits = _deflate_wbits(data)
+            self.stream = zlib.decompressobj(self.wbits)
         out = []
         while data:
             # One byte over the limit says it is over; input zlib did not reach waits in unconsumed_tail.
@@ -269,14 +290,14 @@ class _Inflater:
             out.append(chunk)
             data = self.stream.unused_data  # bytes after the end: gzip's next member (RFC 1952), else an error
             if data:
-                if self.wbits == ENCODINGS["deflate"]:
+                if self.encoding == "deflate":
                     raise zlib.error("bytes after the end of the compressed data")
                 self.stream = zlib.decompressobj(self.wbits)
         return b"".join(out)
 
     def finished(self) -> bool:
         """The body ended where its compressed data does (not cut short)."""
-        return self.stream.eof
+        return self.stream is not None and self.stream.eof
 
 
 def _content_encoding(headers: dict) -> str:

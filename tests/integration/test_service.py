@@ -560,10 +560,18 @@ def _chunked(server, body: bytes, headers: dict, size: int = 8192):
     return status, answer
 
 
+def _raw_deflate(body: bytes) -> bytes:
+    """Deflate data without zlib's header and checksum, as .NET's DeflateStream and PHP's gzdeflate write it."""
+    compressor = zlib.compressobj(wbits=-zlib.MAX_WBITS)
+    return compressor.compress(body) + compressor.flush()
+
+
 @pytest.mark.parametrize(("encoding", "compress"), [("gzip", gzip.compress), ("deflate", zlib.compress),
-                                                     ("identity", lambda body: body)])
+                                                     ("deflate", _raw_deflate), ("identity", lambda body: body)],
+                         ids=["gzip", "deflate", "raw-deflate", "identity"])
 def test_a_compressed_batch_scores_as_the_same_json_uncompressed(client, server, leads, encoding, compress):
-    """CRM webhook clients gzip large batches: a compressed body was answered 400 "Invalid JSON"."""
+    """CRM webhook clients gzip large batches: a compressed body was answered 400 "Invalid JSON". A "deflate" body
+    may be zlib's format, as HTTP says, or raw deflate, as many clients send it: raw deflate was a 400."""
     body = json.dumps({"leads": leads, "as_of": AS_OF}).encode()
     plain = client.post("/score", body, {"Content-Type": "application/json"})
     assert plain.status == 200, plain.body
@@ -575,10 +583,11 @@ def test_a_compressed_batch_scores_as_the_same_json_uncompressed(client, server,
     explained = client.post("/explain", compress(json.dumps({"lead": leads[0], "as_of": AS_OF}).encode()),
                             {"Content-Type": "application/json", "Content-Encoding": encoding})
     assert explained.json() == client.post("/explain", {"lead": leads[0], "as_of": AS_OF}).json()
-    event = json.dumps(_feedback(f"evt-{encoding}")).encode()
-    stored = client.post("/feedback", compress(event), {"Content-Type": "application/json", "Content-Encoding": encoding})
+    event_id = f"evt-{encoding}-{uuid.uuid4()}"
+    stored = client.post("/feedback", compress(json.dumps(_feedback(event_id)).encode()),
+                         {"Content-Type": "application/json", "Content-Encoding": encoding})
     assert stored.status == 201, stored.body
-    assert f"evt-{encoding}" in Store(server.params.serving.store_url).feedback_frame()["event_id"].tolist()
+    assert event_id in Store(server.params.serving.store_url).feedback_frame()["event_id"].tolist()
 
 
 def test_a_compressed_body_that_decompresses_past_the_limit_is_refused_without_decompressing_it(client, server):
@@ -586,9 +595,11 @@ def test_a_compressed_body_that_decompresses_past_the_limit_is_refused_without_d
     decompressed, not decompressed whole in the server's memory."""
     bomb = gzip.compress(b"0" * 50_000_000)
     assert len(bomb) < MAX_BODY
-    for route, encoding in (("/score", "gzip"), ("/feedback", "GZIP")):
+    bombs = {"gzip": bomb, "GZIP": bomb, "deflate": zlib.compress(b"0" * 50_000_000),
+             "Deflate": _raw_deflate(b"0" * 50_000_000)}
+    for route, encoding in (("/score", "gzip"), ("/feedback", "GZIP"), ("/score", "deflate"), ("/score", "Deflate")):
         started = time.monotonic()
-        reply = client.post(route, bomb, {"Content-Type": "application/json", "Content-Encoding": encoding})
+        reply = client.post(route, bombs[encoding], {"Content-Type": "application/json", "Content-Encoding": encoding})
         assert reply.status == 413, reply.body
         assert "serving.max_body_bytes" in reply.json()["error"] and "decompressed" in reply.json()["error"]
         assert time.monotonic() - started < 5
@@ -603,6 +614,17 @@ def test_a_body_that_is_not_valid_gzip_is_refused_saying_so(client, body):
     reply = client.post("/score", body, {"Content-Type": "application/json", "Content-Encoding": "gzip"})
     assert reply.status == 400, reply.body
     assert "not valid gzip" in reply.json()["error"] and reply.json()["detail"] == []
+
+
+@pytest.mark.parametrize("body", [zlib.compress(b'{"leads": []}')[:-4], _raw_deflate(b'{"leads": []}')[:-2],
+                                  b'{"leads": []}', zlib.compress(b'{"leads": []}') + b"x", b"garbage"],
+                         ids=["cut-short", "raw-cut-short", "not-compressed", "bytes-after-the-end", "garbage"])
+def test_a_body_that_is_not_valid_deflate_either_way_is_refused_saying_so(client, body):
+    """Raw deflate is read when the body is not zlib's format (test_a_compressed_batch_scores_as_the_same_json_
+    uncompressed): bytes that are neither are still refused, not read as whatever they inflate to."""
+    reply = client.post("/score", body, {"Content-Type": "application/json", "Content-Encoding": "deflate"})
+    assert reply.status == 400, reply.body
+    assert "not valid deflate" in reply.json()["error"] and reply.json()["detail"] == []
 
 
 @pytest.mark.parametrize("encoding", ["br", "zstd", "compress", "gzip, br"])
