@@ -22,13 +22,25 @@ from pipelines.ingest import as_plain_text
 from pipelines.numbers import read_numbers
 
 
-def _scalar(value: Any) -> Any:
-    if isinstance(value, (dict, list)):
-        raise ValueError(f"expected text, a number, true/false or null, not a JSON {'object' if isinstance(value, dict) else 'array'}")
+def _finite(value: Any) -> Any:
+    """The value, refused when it is a number JSON has no such value for: NaN, Infinity and -Infinity, which Python's
+    json writes and the service's JSON reader takes (as it reads 1e309, too large for a float, as Infinity). Read
+    on, a text field would hold the category "-inf" and a number field no value for NaN."""
+    if isinstance(value, float) and not math.isfinite(value):
+        written = "NaN" if math.isnan(value) else ("Infinity" if value > 0 else "-Infinity")
+        raise ValueError(f"expected a finite number, not {written} (JSON has no NaN or Infinity; a number beyond "
+                         "1.8e308 reads as Infinity): send null for no value")
     return value
 
 
-# One CRM cell: any JSON scalar, refused with one clear message when it is an object or a list.
+def _scalar(value: Any) -> Any:
+    if isinstance(value, (dict, list)):
+        raise ValueError(f"expected text, a number, true/false or null, not a JSON {'object' if isinstance(value, dict) else 'array'}")
+    return _finite(value)
+
+
+# One CRM cell: any JSON scalar, refused with one clear message when it is an object, a list or a number that is not
+# finite (`_finite`).
 CRMValue = Annotated[Any, AfterValidator(_scalar), WithJsonSchema({"type": ["string", "number", "boolean", "null"]})]
 
 
@@ -184,10 +196,11 @@ def _blank_as_none(value: Any) -> Any:
 def _optional_number(value: Any) -> Any:
     """A number or its text as an export's number field reads it (numbers.read_numbers), for the float type's limits
     to check; blank text is none. Text it refuses ("1_000", "12,500") or true/false is no amount; the text NaN, which
-    an export reads as no value, is sent as one: it goes on as NaN, which the float type refuses as not finite."""
+    an export reads as no value, is sent as one: it goes on as NaN, which the float type refuses as not finite. A JSON
+    NaN or Infinity is refused as in a lead's field (`_finite`)."""
     if isinstance(value, bool):
         raise ValueError(f"expected a number, not {str(value).lower()}")
-    value = _blank_as_none(value)
+    value = _blank_as_none(_finite(value))
     if not isinstance(value, (str, int, float, Decimal)):  # null; an object or a list, which the float type refuses
         return value
     cells = read_numbers(pd.Series([value], dtype=object), non_negative=True)

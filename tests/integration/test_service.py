@@ -364,6 +364,28 @@ def test_bad_leads_are_refused_naming_the_field(client, leads, change, status, f
     assert "nothing was scored" in reply.json()["error"]
 
 
+@pytest.mark.parametrize(("value", "written"), [(float("-inf"), "-Infinity"), (float("inf"), "Infinity"),
+                                               (float("nan"), "NaN")])
+def test_a_json_nan_or_infinity_is_refused_in_a_text_field_as_in_a_number_field(client, server, leads, value, written):
+    """Python's json writes NaN and Infinity, which JSON has not: -Infinity as a lead_source was scored as the
+    category "-inf" and named in never_seen, NaN as no value; in employees Infinity was a 422 "number out of range".
+    Each is a 400 at its lead's field, in the words /feedback's amount gets, and nothing is scored."""
+    lead = {**leads[1], "lead_id": f"NOT-FINITE-{written}", "lead_source": value, "employees": value,
+            "activities": [{**leads[1]["activities"][0], "detail": value}]}
+    scored = client.post("/score", {"leads": [leads[0], lead], "as_of": AS_OF})
+    explained = client.post("/explain", {"lead": lead, "as_of": AS_OF})
+    stored = client.post("/feedback", _feedback(f"evt-amount-{written}", status="converted", reason=None, amount=value))
+    assert (scored.status, explained.status, stored.status) == (400, 400, 400), (scored.body, explained.body)
+    words = f"expected a finite number, not {written}"
+    assert {(d["field"], d["msg"].partition(" (")[0]) for d in scored.json()["detail"]} == {
+        ("leads[1].lead_source", words), ("leads[1].employees", words), ("leads[1].activities[0].detail", words)}
+    assert {d["field"] for d in explained.json()["detail"]} == {
+        "lead.lead_source", "lead.employees", "lead.activities[0].detail"}
+    assert [(d["field"], d["msg"]) for d in stored.json()["detail"]] == [("amount", scored.json()["detail"][0]["msg"])]
+    assert "nothing was scored" in scored.json()["error"]
+    assert lead["lead_id"] not in Store(server.params.serving.store_url).score_log_frame()["lead_id"].tolist()
+
+
 def test_a_lead_id_that_means_not_answered_is_one_problem_at_its_lead_not_one_per_activity(client, leads):
     """"N/A" is in data.missing_values: an empty id. Its activities once each named a lead the request did not hold."""
     acts = leads[1]["activities"][:3]
