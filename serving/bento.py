@@ -93,7 +93,7 @@ def correct_openapi(bento: bentoml.Bento, params: Params) -> None:
     path = Path(bento.path_of("apis/openapi.yaml"))
     corrected = openapi.document(yaml.safe_load(path.read_text()), load_bento_scorer(bento, params), params.data,
                                  params.label)
-    path.write_text(yaml.safe_dump(corrected, sort_keys=False))
+    path.write_text(openapi.as_yaml(corrected))
 
 
 def requirements_path() -> Path:

@@ -16,6 +16,7 @@ import copy
 import re
 from importlib.metadata import version
 
+import yaml
 from pydantic import BaseModel, TypeAdapter
 from pydantic.json_schema import models_json_schema
 
@@ -298,9 +299,7 @@ def document(generated: dict, scorer: LeadScorer, data: DataParams, label: Label
     for route, (body, answers, errors) in ROUTES.items():
         paths[route]["post"]["requestBody"] = {
             "required": True, "content": {"application/json": {"schema": {"$ref": REF.format(model=body.__name__)}}}}
-        # A copy each: one object in three places is written as a YAML alias in a bento's apis/openapi.yaml.
-        paths[route]["post"]["parameters"] = [*paths[route]["post"].get("parameters", []),
-                                              copy.deepcopy(CONTENT_ENCODING)]
+        paths[route]["post"]["parameters"] = [*paths[route]["post"].get("parameters", []), CONTENT_ENCODING]
         paths[route]["post"]["responses"] = {
             **{str(status): _answer(text, model) for status, (model, text) in answers.items()}, **_errors(errors)}
     for route, item in paths.items():
@@ -339,3 +338,16 @@ def document(generated: dict, scorer: LeadScorer, data: DataParams, label: Label
     }
     spec["security"] = [{"apiKey": []}]
     return spec
+
+
+class _NoAliases(yaml.SafeDumper):
+    """Writes a value held in several places of the document (a lead field's types, a route's Content-Encoding
+    header) out at each: PyYAML's default anchor and alias (&id001, *id001) is mishandled by some OpenAPI tools."""
+
+    def ignore_aliases(self, data) -> bool:
+        return True
+
+
+def as_yaml(spec: dict) -> str:
+    """The document as a bento's apis/openapi.yaml holds it: YAML that reads back as GET /docs.json's JSON."""
+    return yaml.dump(spec, Dumper=_NoAliases, sort_keys=False)

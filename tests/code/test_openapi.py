@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import random
 import re
 
 import jsonschema
 import pandas as pd
+import yaml
 
 from models.scorer import LeadScorer
 from pipelines.config import PROJECT_ROOT, ParamsError, load_params
@@ -135,3 +137,14 @@ def test_docs_json_says_a_json_body_may_be_sent_gzip_compressed():
         assert header["in"] == "header" and {"gzip", "deflate", "identity"} <= set(header["schema"]["enum"])
         assert "decompressed" in operation["responses"]["413"]["description"]
         assert "gzip" in operation["responses"]["415"]["description"]
+
+
+def test_a_bentos_openapi_yaml_writes_every_value_out_with_no_yaml_alias():
+    """A lead field's types and the never_seen field names are one Python list in several places of the document:
+    apis/openapi.yaml held them as &id001 anchors and *id001 aliases, which some OpenAPI tools mishandle."""
+    params = load_params(PROJECT_ROOT / "params.yaml")
+    scorer = LeadScorer(params.data, params.features, None, None, None, 1.0, 0.0, None, None, None)
+    spec = openapi.document(LeadScoreService.openapi_spec.asdict(), scorer, params.data, params.label)
+    written = openapi.as_yaml(spec)
+    assert not re.search(r"[&*]id\d", written), re.search(r".*[&*]id\d.*", written)[0]
+    assert yaml.safe_load(written) == json.loads(json.dumps(spec))  # as GET /docs.json answers it
