@@ -20,7 +20,7 @@ import pandas as pd
 
 from pipelines.config import FeatureParams, label_key
 from pipelines.contract import LARGEST_NUMBER, LEADS
-from pipelines.numbers import read_numbers
+from pipelines.numbers import DecimalMark, read_numbers
 
 DAY_NS = 86_400 * 10**9
 NAT = np.iinfo(np.int64).min  # NaT as numpy stores it in int64 nanoseconds
@@ -232,6 +232,7 @@ def build_features(
     activities: pd.DataFrame | None,
     snapshot_at: pd.Series | pd.Timestamp | None,
     spec: FeatureParams,
+    decimal_mark: DecimalMark = "point",
 ) -> pd.DataFrame:
     """The feature frame for ``leads`` as known at ``snapshot_at``.
 
@@ -246,14 +247,17 @@ def build_features(
             None for undated data (then activities must be None). Leads whose snapshot is NaT get NaN
             activity features.
         spec: the ``features`` section of params.yaml.
+        decimal_mark: how the leads' file writes numbers (``CRMData.decimal_mark``), for a numeric column the
+            export was not read as a number field with (another model's features.numeric).
 
     Returns:
         Index ``lead_id`` in the leads' order; columns exactly ``feature_catalog(spec)`` names.
         Categorical columns hold stripped, lower-cased strings (missing = NaN); numeric ones float64.
 
     Raises:
-        ValueError: ``lead_id`` missing, empty or repeated; a numeric column or a date holds text
-            that is not a number / date; activities without a snapshot time; a snapshot Series that
+        ValueError: ``lead_id`` missing, empty or repeated; a numeric column holds what a number field
+            refuses (text that is no number, true/false, out of range, below 0 where it counts) or a date
+            text that is no date; activities without a snapshot time; a snapshot Series that
             lacks some leads.
     """
     catalog = feature_catalog(spec)
@@ -265,8 +269,8 @@ def build_features(
         columns[column] = clean_text(_column(leads, column))
     for column in spec.numeric:
         columns[column] = _numeric(_column(leads, column), f"leads.{column}", ids,
-                                   column in spec.non_negative or column in LEADS.non_negative)
-    columns.update(_derived(leads, ids, spec))
+                                   column in spec.non_negative or column in LEADS.non_negative, decimal_mark)
+    columns.update(_derived(leads, ids, spec, decimal_mark))
     if _activity_types(spec):
         snapshot = _snapshot_ns(snapshot_at, leads, ids)
         if snapshot is None and activities is not None:
@@ -528,16 +532,19 @@ def _expand(codes: np.ndarray, levels: list, missing=np.nan, dtype=object) -> np
     return table[codes]
 
 
-def _numeric(values: pd.Series, what: str, ids: np.ndarray, non_negative: bool) -> np.ndarray:
-    """float64 values. Text (a column the export was not read as a number field with: another model's
-    features.numeric, which retrain, audit and monitor build on today's export) is read as an export's number field
-    reads it (numbers.read_numbers), blank as missing; a cell that field refuses is refused with the lead ids that
-    hold it, where pandas alone misread "+9999999999999.2504" and took "inf" or -3 visits."""
-    if pd.api.types.is_bool_dtype(values.dtype) or pd.api.types.is_numeric_dtype(values.dtype):
-        return values.to_numpy(dtype=np.float64, na_value=np.nan)
-    blank = (values.astype("str").str.strip() == "").to_numpy(dtype=bool, na_value=False)
-    cells = read_numbers(values.mask(blank), non_negative)
+def _numeric(values: pd.Series, what: str, ids: np.ndarray, non_negative: bool,
+             decimal_mark: DecimalMark) -> np.ndarray:
+    """float64 values, read as an export's number field reads them (numbers.read_numbers, the file's decimal mark
+    included), blank as missing. Text or true/false reaches here in a column the export was not read as a number
+    field with (another model's features.numeric, which retrain, audit and monitor build on today's export); a cell
+    that field refuses is refused with the lead ids that hold it, where pandas alone misread "+9999999999999.2504"
+    and took "inf", -3 visits or True as 1, and "2,5" was no number in an export writing decimal commas."""
+    if not pd.api.types.is_numeric_dtype(values.dtype):
+        values = values.mask((values.astype("str").str.strip() == "").to_numpy(dtype=bool, na_value=False))
+    cells = read_numbers(values, non_negative, decimal_mark)
     for refused, why in ((cells.not_a_number, "not a number"),
+                         (cells.reads_two_ways, "a number that reads two ways in a file separated by ';' (1.200 may "
+                          "be 1200 or 1.2): set data.decimal_mark to comma or point, as the file writes numbers"),
                          (cells.too_large, f"not a finite number smaller than {LARGEST_NUMBER:g} in size"),
                          (cells.below_zero, "below 0 (it counts something: 0 or more)")):
         if refused.any():
@@ -546,12 +553,12 @@ def _numeric(values: pd.Series, what: str, ids: np.ndarray, non_negative: bool) 
     return cells.numbers.to_numpy(dtype=np.float64, na_value=np.nan)
 
 
-def _derived(leads: pd.DataFrame, ids: np.ndarray, spec: FeatureParams) -> dict[str, object]:
+def _derived(leads: pd.DataFrame, ids: np.ndarray, spec: FeatureParams, decimal_mark: DecimalMark) -> dict[str, object]:
     groups = set(spec.derived)
     out: dict[str, object] = {}
     if not groups:
         return out
-    employees = _numeric(_column(leads, "employees"), "leads.employees", ids, non_negative=True)
+    employees = _numeric(_column(leads, "employees"), "leads.employees", ids, True, decimal_mark)
     if "size_band" in groups:
         band = np.searchsorted(np.array(SIZE_BAND_UPPER, dtype=float), employees, side="left")
         named = np.array(SIZE_BAND_NAMES, dtype=object)[np.minimum(band, len(SIZE_BAND_NAMES) - 1)]

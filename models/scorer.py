@@ -22,7 +22,8 @@ from models.gbm import predict_threads
 from models.reasons import ReasonModel
 from pipelines.config import DataParams, FeatureParams
 from pipelines.contract import CLOCK_SLACK
-from pipelines.ingest import COMMAND_LINE, Audience, DecimalMark, Problem, as_of_time, crm_column, prepare_table
+from pipelines.ingest import COMMAND_LINE, Audience, Problem, as_of_time, crm_column, prepare_table
+from pipelines.numbers import DecimalMark
 
 OUTPUT_COLUMNS = ["lead_id", "probability", "score", "tier", "likely_rejection_reason", "likely_rejection_probability",
                   "past_horizon"]

@@ -191,8 +191,8 @@ def features_at(crm: CRMData, lead_ids: pd.Index, snapshot_at: pd.Series | None,
     Series indexed by lead_id; None for undated exports), in `lead_ids` order."""
     leads = crm.leads.set_index("lead_id", drop=False).loc[lead_ids].reset_index(drop=True)
     if snapshot_at is None:
-        return build_features(leads, None, None, spec)
-    return build_features(leads, crm.activities, snapshot_at.loc[lead_ids], spec)
+        return build_features(leads, None, None, spec, crm.decimal_mark)
+    return build_features(leads, crm.activities, snapshot_at.loc[lead_ids], spec, crm.decimal_mark)
 
 
 def features_at_moments(crm: CRMData, lead_ids: np.ndarray, moments: np.ndarray, spec: FeatureParams) -> pd.DataFrame:
@@ -230,10 +230,11 @@ def features_at_moments(crm: CRMData, lead_ids: np.ndarray, moments: np.ndarray,
         activities = activities[list(ACTIVITY_COLUMNS)].iloc[np.repeat(rows, copies)].assign(
             lead_id=pairs_by_lead[np.repeat(first_pair[lead] + earlier, copies) + nth])
     try:
-        features = build_features(pair_leads, activities, pd.Series(moments, index=pair_leads.index), spec)
+        features = build_features(pair_leads, activities, pd.Series(moments, index=pair_leads.index), spec,
+                                  crm.decimal_mark)
     except ValueError:
         # Named by pair number there: each lead built once under its own lead_id (no activities, no moment) names it.
-        build_features(leads.drop_duplicates("lead_id"), None, None, spec)
+        build_features(leads.drop_duplicates("lead_id"), None, None, spec, crm.decimal_mark)
         raise
     return features.set_axis(pd.Index(lead_ids, name="lead_id"))
 
@@ -329,7 +330,7 @@ def assemble(params: Params, as_of: pd.Timestamp | None = None, crm: CRMData | N
     used = labels.frame[labels.frame["label"].notna()]
     leads = leads.set_index("lead_id", drop=False).loc[used.index].reset_index(drop=True)
     snapshots = training_snapshots(leads, used.reset_index(), params.features) if dated else None
-    features = build_features(leads, activities if dated else None, snapshots, params.features)
+    features = build_features(leads, activities if dated else None, snapshots, params.features, crm.decimal_mark)
     y = used["label"].to_numpy(dtype=np.float64)
     reasons = used["reason"].where(outcome_group(used["status"], params.label) == "rejected")
     leaks = leakage_check(features, pd.Series(y, index=features.index), params.features.leakage_auc)

@@ -19,7 +19,7 @@ from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -32,7 +32,7 @@ from pandas.arrays import ArrowStringArray
 from features.build import crm_spellings
 from pipelines.config import DataParams, Params, label_key, shown_url
 from pipelines.contract import CLOCK_SLACK, DATE_RANGE, LARGEST_NUMBER, LEADS, NUMBER_TEXT, OUTCOMES, TABLES, TableSpec
-from pipelines.numbers import numbers_sent, read_numbers
+from pipelines.numbers import DecimalMark, both_readings, numbers_sent, read_numbers
 
 if TYPE_CHECKING:  # not at run time: pipelines.history imports this module
     from pipelines.history import FeedbackMerge
@@ -233,6 +233,9 @@ class CRMData:
     # values, and a report naming a value (monitor's never-seen ones, the audit's tables) names it as the export
     # writes it (`export_spellings`).
     spellings: dict[str, dict[str, str]] = field(default_factory=dict)
+    # How the leads file writes numbers (`decimal_mark_of`): a column another model's settings read as a number, which
+    # this export's were not read as (`dataset.features_at`), is read as its number fields were.
+    decimal_mark: DecimalMark = "point"
 
     def export_spellings(self, column: str) -> dict[str, str]:
         """Each value of the leads `column` as compared ('tiktok') -> as the export writes it most ('TikTok', or 'TT'
@@ -396,10 +399,6 @@ def read_header(path: Path) -> TableHeader:
     if row is None:
         row = pd.read_csv(path, sep=sep, header=None, nrows=1, dtype=str, encoding="utf-8-sig")
     return TableHeader(row.iloc[0].fillna("").tolist(), sep)
-
-
-# How a file's text writes numbers (`decimal_mark_of`, `prepare_table`).
-DecimalMark = Literal["point", "comma", "either"]
 
 
 def decimal_mark_of(header: TableHeader, data: DataParams) -> DecimalMark:
@@ -902,37 +901,12 @@ def _empty_column(column: str, spec: TableSpec, index: pd.Index) -> pd.Series:
 # "1,234", "1 234", "1.234,5" or "1.234.567": a number written for people in some locale, which a number field
 # refuses.
 _GROUPED_DIGITS = re.compile(r"\d[, ]\d|\d\.\d{3}\.\d")
-# A number as written where the decimal mark is a comma: "2,5", "-0,75", "1.234,5", "1.234.567", "1 234,5"
-# (thousands separated by dots or by spaces, all alike), "1,5E+03"; a whole number without separators too.
-_COMMA_DECIMAL = (r"[-+]?(?:[1-9]\d{0,2}(?P<sep>[. \u00a0\u202f])\d{3}(?:(?P=sep)\d{3})*|\d*)(?:,\d+)?"
-                  r"(?:[eE][-+]?\d+)?")
-# "1.200" or "1,200": a thousands separator in one locale, a decimal mark before three decimals in the other
-# (decimal mark "either"); 0,125, 1234,5 and 1.234.567 read one way only.
-_ONE_GROUP = r"[-+]?[1-9]\d{0,2}[.,]\d{3}"
-
-
 # How a number that is refused for its separators should be written, by how the file writes numbers.
 _DECIMAL_MARK_HINT: dict[str, str] = {
     "point": "with a decimal point and no thousands separator: 1234.5",
     "comma": "with a decimal comma and no thousands separator: 1234,5",
     "either": "with no thousands separator: 1234,5 or 1234.5",
 }
-
-
-def _with_decimal_point(values: pd.Series, text: pd.Series) -> pd.Series:
-    """`values` with those whose `text` is written with a decimal comma (`_COMMA_DECIMAL`) rewritten as Python
-    writes numbers: 1.234,5 -> 1234.5. Others (2.5, 1e3, not numbers) are left for the number parser as sent."""
-    written = (values.notna() & text.str.fullmatch(_COMMA_DECIMAL).fillna(False)).to_numpy(dtype=bool)
-    if not written.any():
-        return values
-    point = text[written].str.replace(r"[. \u00a0\u202f]", "", regex=True).str.replace(",", ".", regex=False)
-    return values.astype(object).mask(written, point)
-
-
-def _both_readings(value) -> str:
-    """What a `_ONE_GROUP` number reads as with the thousands separator it may be, and with the decimal mark."""
-    text = str(value).strip()
-    return f"{float(text.replace('.', '').replace(',', '')):g} or {float(text.replace(',', '.')):g}"
 
 
 def prepare_table(
@@ -1038,19 +1012,15 @@ def prepare_table(
         bad[positions] = True
 
     def check_number(column: str) -> None:
-        values = columns[column]
-        text = as_plain_text(values).str.strip() if decimal_mark != "point" and _is_text(values) else None
-        if text is not None and column in translated:  # a translation is params' text: "1.500" is 1.5
-            text = text.mask(translated[column][1])
-        cells = read_numbers(values if text is None else _with_decimal_point(values, text),
-                             column in spec.non_negative or column in non_negative)
+        # A translation is params' text: "1.500" is 1.5 whatever the file's decimal mark.
+        cells = read_numbers(columns[column], column in spec.non_negative or column in non_negative, decimal_mark,
+                             translated[column][1] if column in translated else None)
         flag(cells.not_a_number, column, "bad_number", lambda v: f"not a number: {_as_sent(v)}" + (
             f" (write numbers {_DECIMAL_MARK_HINT[decimal_mark]})" if _GROUPED_DIGITS.search(str(v)) else ""))
-        if decimal_mark == "either" and text is not None:
-            flag(text.str.fullmatch(_ONE_GROUP).fillna(False), column, "bad_number", lambda v: (
-                f"ambiguous number {_as_sent(v)}: in a file separated by ';' (as Excel writes where the decimal mark "
-                f"is a comma) it may be {_both_readings(v)}; set data.decimal_mark to comma or point, as the file "
-                "writes numbers, or write it with no thousands separator"))
+        flag(cells.reads_two_ways, column, "bad_number", lambda v: (
+            f"ambiguous number {_as_sent(v)}: in a file separated by ';' (as Excel writes where the decimal mark "
+            f"is a comma) it may be {both_readings(v)}; set data.decimal_mark to comma or point, as the file "
+            "writes numbers, or write it with no thousands separator"))
         flag(cells.too_large, column, "bad_number", lambda v: f"number out of range {_as_sent(v)} "
              f"(a number field holds a finite number smaller than {LARGEST_NUMBER:g} in size)")
         flag(cells.below_zero, column, "bad_number",
@@ -1384,5 +1354,5 @@ def load_crm(params: Params) -> CRMData:
             report.tables[name].rows_kept = len(frame)
             frames[name] = frame.reset_index(drop=True)
     return CRMData(frames["leads"], frames["activities"], frames["outcomes"], report, redirect, list(raw["leads"].columns),
-                   spellings=spellings)
+                   spellings=spellings, decimal_mark=decimal_marks["leads"])
 

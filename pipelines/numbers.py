@@ -1,18 +1,31 @@
 """What a number field takes (the contract's employees and amount, features.numeric), written once.
 
-An export's cells, a request's fields (ingest.prepare_table) and a params value map's numbers (config) are all
-read by `read_numbers`, so what params accept, an export takes and the service takes cannot drift apart.
+An export's cells, a request's fields (ingest.prepare_table), a params value map's numbers (config) and a column
+only another model reads as a number (features.build) are all read by `read_numbers`, the file's decimal mark
+included, so what params accept, an export takes and the service takes cannot drift apart.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from decimal import Decimal
+from typing import Literal
 
 import numpy as np
 import pandas as pd
 
 from pipelines.contract import LARGEST_NUMBER
+
+# How a file's text writes numbers (ingest.decimal_mark_of): "point" (1234.5), "comma" (1234,5 or 1.234,5), or
+# "either": both read, and a number that reads both ways (1.200, 1,200) is refused, as it may be 1200 or 1.2.
+DecimalMark = Literal["point", "comma", "either"]
+# A number as written where the decimal mark is a comma: "2,5", "-0,75", "1.234,5", "1.234.567", "1 234,5"
+# (thousands separated by dots or by spaces, all alike), "1,5E+03"; a whole number without separators too.
+_COMMA_DECIMAL = (r"[-+]?(?:[1-9]\d{0,2}(?P<sep>[. \u00a0\u202f])\d{3}(?:(?P=sep)\d{3})*|\d*)(?:,\d+)?"
+                  r"(?:[eE][-+]?\d+)?")
+# "1.200" or "1,200": a thousands separator in one locale, a decimal mark before three decimals in the other
+# (decimal mark "either"); 0,125, 1234,5 and 1.234.567 read one way only.
+_ONE_GROUP = r"[-+]?[1-9]\d{0,2}[.,]\d{3}"
 
 
 @dataclass(frozen=True)
@@ -23,13 +36,19 @@ class NumberCells:
     not_a_number: np.ndarray  # a value that is not missing and no number: text, true/false
     too_large: np.ndarray  # not smaller than LARGEST_NUMBER in size (1e309 and inf included)
     below_zero: np.ndarray  # below 0 (-0 is 0) where the field counts something; never also too_large
+    reads_two_ways: np.ndarray  # decimal mark "either": 1.200 or 1,200, which may be 1200 or 1.2 (`both_readings`)
 
 
-def read_numbers(values: pd.Series, non_negative: bool) -> NumberCells:
+def read_numbers(values: pd.Series, non_negative: bool, decimal_mark: DecimalMark = "point",
+                 as_python_writes: np.ndarray | None = None) -> NumberCells:
     """A number field's cells: a number's text (digits 0-9, a sign, a decimal point, an exponent, ASCII blanks
     around it: contract.NUMBER_TEXT), or a number, finite and smaller than contract.LARGEST_NUMBER in size, and
     0 or more where `non_negative` (the field counts something). True/false is no number (a count of True is not
-    1); NaN, as a float or as text in any letter case, is a missing value (pandas writes it so)."""
+    1); NaN, as a float or as text in any letter case, is a missing value (pandas writes it so).
+
+    `decimal_mark` says how the file's text writes numbers ("comma": 1.234,5 is 1234.5); `as_python_writes` marks
+    the cells written with a decimal point whatever the file's mark (a data.value_maps translation: params' text)."""
+    values, reads_two_ways = _with_decimal_point(values, decimal_mark, as_python_writes)
     numbers = _as_floats(values)
     not_a_number = (values.notna() & numbers.isna()).to_numpy(dtype=bool, copy=True)
     if not_a_number.any():
@@ -39,7 +58,14 @@ def read_numbers(values: pd.Series, non_negative: bool) -> NumberCells:
     too_large = (size >= LARGEST_NUMBER).to_numpy(dtype=bool)
     below_zero = ((numbers < 0) & (size < LARGEST_NUMBER)).to_numpy(dtype=bool) if non_negative else np.zeros(
         len(values), dtype=bool)
-    return NumberCells(numbers, not_a_number, too_large, below_zero)
+    return NumberCells(numbers, not_a_number, too_large, below_zero, reads_two_ways)
+
+
+def both_readings(value) -> str:
+    """What a number that reads two ways (`NumberCells.reads_two_ways`) reads as with the thousands separator it
+    may be, and with the decimal mark: "1200 or 1.2"."""
+    text = str(value).strip()
+    return f"{float(text.replace('.', '').replace(',', '')):g} or {float(text.replace(',', '.')):g}"
 
 
 def numbers_sent(values: pd.Series) -> tuple[np.ndarray, np.ndarray]:
@@ -61,6 +87,26 @@ def numbers_sent(values: pd.Series) -> tuple[np.ndarray, np.ndarray]:
     booleans = np.fromiter((isinstance(v, (bool, np.bool_)) for v in cells), bool, len(cells))
     numbers = np.fromiter((isinstance(v, (int, float, Decimal, np.number)) for v in cells), bool, len(cells))
     return numbers & ~booleans & pd.notna(cells), booleans
+
+
+def _with_decimal_point(values: pd.Series, decimal_mark: DecimalMark,
+                        as_python_writes: np.ndarray | None) -> tuple[pd.Series, np.ndarray]:
+    """`values` with the text written with a decimal comma (`_COMMA_DECIMAL`) rewritten as Python writes numbers,
+    1.234,5 -> 1234.5, where the file writes numbers so; other cells (2.5, 1e3, not numbers, numbers sent as
+    numbers, `as_python_writes`) are left for the number parser as sent. Also which cells read two ways."""
+    none = np.zeros(len(values), dtype=bool)
+    if decimal_mark == "point":
+        return values, none
+    numbers, booleans = numbers_sent(values)
+    text = values.astype("str").str.strip().mask(numbers | booleans | values.isna().to_numpy()
+                                                 | (none if as_python_writes is None else as_python_writes))
+    reads_two_ways = text.str.fullmatch(_ONE_GROUP).to_numpy(dtype=bool, na_value=False) if (
+        decimal_mark == "either") else none
+    written = text.str.fullmatch(_COMMA_DECIMAL).to_numpy(dtype=bool, na_value=False)
+    if not written.any():
+        return values, reads_two_ways
+    point = text[written].str.replace(r"[. \u00a0\u202f]", "", regex=True).str.replace(",", ".", regex=False)
+    return values.astype(object).mask(written, point), reads_two_ways
 
 
 def _as_floats(values: pd.Series) -> pd.Series:

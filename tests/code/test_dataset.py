@@ -14,7 +14,7 @@ from features.build import decision_times, to_epoch_ns
 from pipelines import dataset
 from pipelines.config import Params
 from pipelines.dataset import assemble, features_at, features_at_moments, model_features, open_at_ages
-from pipelines.ingest import load_crm
+from pipelines.ingest import ContractError, load_crm
 
 
 def test_another_model_is_compared_on_its_own_settings_at_the_same_moments(sample_params):
@@ -129,3 +129,41 @@ def test_another_models_number_column_is_read_from_the_export_by_the_number_fiel
 
     assert crm.leads["Visits"].tolist() == ["+9999999999999.2504", " 4 "]  # today's params read it as text
     assert frame["Visits"].tolist() == [9999999999999.2504, 4.0]
+
+
+def test_another_models_number_column_is_read_with_the_exports_decimal_mark(tmp_path):
+    """A ';' export written by a German Excel reads "2,5" in a number field as 2.5: the column an older model reads as
+    a number, which today's params read as text, was read with a decimal point only ("2,5": 'not a number'), so
+    retrain, the audit and monitor stopped on an export the service and training read. A number that reads two ways
+    there (1.200: 1200 or 1.2) is refused by column and lead, as the export refuses it."""
+    leads = pd.DataFrame({"lead_id": ["L1", "L2", "L3"], "created_at": "2025-01-05", "Visits": ["2,5", "1.234,5", " 4 "]})
+    leads.to_csv(tmp_path / "leads.csv", sep=";", index=False)
+    params = Params.model_validate({"data": {"leads": "leads.csv"}, "base_dir": tmp_path})
+    older = SimpleNamespace(features=params.features.model_copy(update={"numeric": [*params.features.numeric, "Visits"]}),
+                            as_known=lambda frame: frame)
+    training_set = SimpleNamespace(crm=load_crm(params), snapshot_at=None, feature_params=params.features)
+
+    frame = model_features(older, training_set, pd.Index(["L1", "L2", "L3"]))
+
+    assert frame["Visits"].tolist() == [2.5, 1234.5, 4.0]
+    leads.assign(Visits=["2,5", "1.200", "4"]).to_csv(tmp_path / "leads.csv", sep=";", index=False)
+    training_set.crm = load_crm(params)
+    with pytest.raises(ValueError, match=r"leads\.Visits: a number that reads two ways .*1200 or 1\.2.*'L2': '1\.200'"):
+        model_features(older, training_set, pd.Index(["L1", "L2", "L3"]))
+
+
+def test_another_models_number_column_refuses_true_false_by_lead_as_the_export_does(tmp_path):
+    """A Parquet true/false column an older model reads as a number was built as 1 and 0, where the export's number
+    field (and the service) refuses true/false as no number: it is refused by column and lead instead."""
+    pd.DataFrame({"lead_id": ["L1", "L2"], "created_at": "2025-01-05", "Opted In": [False, True]}).to_parquet(
+        tmp_path / "leads.parquet")
+    params = Params.model_validate({"data": {"leads": "leads.parquet"}, "base_dir": tmp_path})
+    older = SimpleNamespace(features=params.features.model_copy(update={"numeric": [*params.features.numeric,
+                                                                                    "Opted In"]}),
+                            as_known=lambda frame: frame)
+    training_set = SimpleNamespace(crm=load_crm(params), snapshot_at=None, feature_params=params.features)
+
+    with pytest.raises(ValueError, match=r"leads\.Opted In: not a number for lead_id -> value \{'L1': False, 'L2': True\}"):
+        model_features(older, training_set, pd.Index(["L1", "L2"]))
+    with pytest.raises(ContractError, match=r"row 2, column 'Opted In': not a number: True"):  # as the export does
+        load_crm(params.model_copy(update={"features": older.features}))
