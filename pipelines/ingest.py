@@ -32,7 +32,7 @@ from pandas.arrays import ArrowStringArray
 from features.build import crm_spellings
 from pipelines.config import DataParams, Params, label_key, shown_url
 from pipelines.contract import CLOCK_SLACK, DATE_RANGE, LARGEST_NUMBER, LEADS, NUMBER_TEXT, OUTCOMES, TABLES, TableSpec
-from pipelines.numbers import DecimalMark, both_readings, numbers_sent, read_numbers
+from pipelines.numbers import DecimalMark, both_readings, numbers_sent, read_numbers, signalling_nans_quieted
 
 if TYPE_CHECKING:  # not at run time: pipelines.history imports this module
     from pipelines.history import FeedbackMerge
@@ -669,6 +669,7 @@ def as_plain_text(values: pd.Series) -> pd.Series:
     data.missing_values and data.value_maps match a lead alike alone and among others. True/false (a JSON,
     SQL or Parquet boolean) is the text "true"/"false", as JSON writes it, wherever it comes from.
     """
+    values = signalling_nans_quieted(values)
     numbers, booleans = numbers_sent(values)
     if booleans.any():
         values = values.astype(object)
@@ -960,7 +961,7 @@ def prepare_table(
         if crm in skipped or (data.format == "flat" and table == "outcomes" and name not in OUTCOMES.columns):
             continue
         origins.setdefault(name, []).append(crm)
-        columns.setdefault(name, raw[crm])
+        columns.setdefault(name, signalling_nans_quieted(raw[crm]))
     for name, crms in origins.items():
         if len(crms) > 1:
             problems.append(problem(None, name, f"several CRM columns map to it: {crms}", "ambiguous_column"))

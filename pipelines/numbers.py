@@ -44,10 +44,12 @@ def read_numbers(values: pd.Series, non_negative: bool, decimal_mark: DecimalMar
     """A number field's cells: a number's text (digits 0-9, a sign, a decimal point, an exponent, ASCII blanks
     around it: contract.NUMBER_TEXT), or a number, finite and smaller than contract.LARGEST_NUMBER in size, and
     0 or more where `non_negative` (the field counts something). True/false is no number (a count of True is not
-    1); NaN, as a float or as text in any letter case, is a missing value (pandas writes it so).
+    1); NaN, as a float or as text in any letter case, and a NaN decimal, signalling ones included, are a missing
+    value (pandas writes it so).
 
     `decimal_mark` says how the file's text writes numbers ("comma": 1.234,5 is 1234.5); `as_python_writes` marks
     the cells written with a decimal point whatever the file's mark (a data.value_maps translation: params' text)."""
+    values = signalling_nans_quieted(values)
     values, reads_two_ways = _with_decimal_point(values, decimal_mark, as_python_writes)
     numbers = _as_floats(values)
     not_a_number = (values.notna() & numbers.isna()).to_numpy(dtype=bool, copy=True)
@@ -83,10 +85,22 @@ def numbers_sent(values: pd.Series) -> tuple[np.ndarray, np.ndarray]:
         return none, none
     if pd.api.types.infer_dtype(values, skipna=True) in ("string", "empty", "datetime", "date"):
         return none, none
-    cells = values.to_numpy()
+    cells = signalling_nans_quieted(values).to_numpy()
     booleans = np.fromiter((isinstance(v, (bool, np.bool_)) for v in cells), bool, len(cells))
     numbers = np.fromiter((isinstance(v, (int, float, Decimal, np.number)) for v in cells), bool, len(cells))
     return numbers & ~booleans & pd.notna(cells), booleans
+
+
+def signalling_nans_quieted(values: pd.Series) -> pd.Series:
+    """Decimal('sNaN') (a signalling NaN, which a Python caller's or a database driver's decimal may be) as
+    Decimal('NaN'), a missing value as pandas reads it: pandas raised InvalidOperation on merely asking whether the
+    signalling one is missing (`values.isna()`, `astype("str")`), so a row holding one stopped the whole read."""
+    if values.dtype != object or pd.api.types.infer_dtype(values, skipna=True) not in (
+            "decimal", "mixed", "mixed-integer"):  # text, floats, ...: no decimal to look at
+        return values
+    cells = values.to_numpy()
+    signalling = np.fromiter((isinstance(v, Decimal) and v.is_snan() for v in cells), bool, len(cells))
+    return values.mask(signalling, Decimal("NaN")) if signalling.any() else values
 
 
 def _with_decimal_point(values: pd.Series, decimal_mark: DecimalMark,

@@ -137,3 +137,18 @@ def test_feedback_takes_an_amount_as_an_export_reads_it():
         if expected[i] == "missing" and not (isinstance(value, str) and not value.strip()):
             expected[i] = "refused"
     assert dict(zip(map(repr, values), sent)) == dict(zip(map(repr, values), expected))
+
+
+@pytest.mark.parametrize("nan", [Decimal("NaN"), Decimal("sNaN"), Decimal("-sNaN")], ids=repr)
+def test_a_nan_decimal_is_a_missing_value_signalling_or_not(nan):
+    """A SQL or Python caller's NaN decimal is a missing value in a number, text or date field alike, and no amount
+    /feedback takes (as JSON's NaN). A signalling one (sNaN) stopped the whole read with decimal.InvalidOperation:
+    pandas raises on asking whether it is missing."""
+    assert export_verdicts([nan, Decimal("4")], object) == ["missing", 4.0]
+    assert export_amounts([nan, Decimal("4")]) == ["missing", 4.0]
+    assert feedback_amount(nan) == "refused"
+    raw = pd.DataFrame({"Lead ID": ["L1", "L2"], "industry": pd.Series([nan, "Software"], dtype=object),
+                        "Created Date": pd.Series(["2024-01-05", nan], dtype=object)})
+    kept, problems = prepare_table(raw, "leads", DataParams(leads="unused", mapping=MAPPING))
+    assert kept["lead_id"].tolist() == ["L1"] and pd.isna(kept["industry"].iloc[0])
+    assert [(p.row, p.message) for p in problems] == [(2, "empty created_at")]  # a date it is missing from
