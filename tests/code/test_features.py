@@ -510,6 +510,18 @@ def test_numeric_text_is_read_by_the_number_fields_rule():
             build_features(leads_frame(lead(visits=visits)), None, SNAPSHOT, counts)
 
 
+def test_a_numeric_column_of_numbers_is_held_to_the_number_fields_limits_too():
+    """A Parquet or SQL column of numbers that only another model reads as a number (retrain's champion, audit's
+    previous model, monitor) was built as it stood, inf and -3 visits included, where the export's number field and
+    the service refuse them: it is refused by column and lead as text of the same numbers is."""
+    counts = spec(numeric=["employees", "visits"], non_negative=["visits"])
+    frame = build_features(leads_frame(lead(visits=2.0), lead(lead_id="L2", visits=np.nan)), None, SNAPSHOT, counts)
+    assert frame["visits"].iloc[0] == 2.0 and np.isnan(frame["visits"].iloc[1])
+    for visits, why in ((np.inf, "not a finite number smaller than 1e+15 in size"), (-3.0, "below 0")):
+        with pytest.raises(ValueError, match=rf"leads\.visits: {re.escape(why)}.*'L1': {re.escape(repr(visits))}"):
+            build_features(leads_frame(lead(visits=visits)), None, SNAPSHOT, counts)
+
+
 def test_zero_leads_give_zero_rows_with_every_column():
     empty = leads_frame(lead()).iloc[0:0]
     frame = build_features(empty, activities(), SNAPSHOT, spec())
