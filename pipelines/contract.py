@@ -39,6 +39,10 @@ class TableSpec:
     # Dates of what already happened when the export was taken: never after then (CLOCK_SLACK).
     # Not activities: CRMs log meetings and webinars booked ahead.
     past: tuple[str, ...] = ()
+    # Optional columns whose bad value (a negative deal amount, a number that is none) is left out and reported, its
+    # row kept: a row refused over it would lose what else it says (an outcome's decision, the label). Other bad
+    # values refuse their row.
+    cleared_if_bad: tuple[str, ...] = ()
     key: str | None = None  # unique per row when set
 
     @property
@@ -82,6 +86,9 @@ OUTCOMES = TableSpec(
     past=("decided_at",),
     numeric=("amount",),
     non_negative=("amount",),  # money won: a refund or a credit note is no deal's amount
+    # Not decided_at: an undated decision counts at every as-of date and inside any horizon, so a wrong date (an
+    # open deal's expected close date) left out would turn a later or not yet made decision into a label.
+    cleared_if_bad=("amount",),
     key="lead_id",
 )
 

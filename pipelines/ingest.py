@@ -16,7 +16,7 @@ import os
 import re
 from collections import Counter
 from collections.abc import Callable, Collection, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -74,6 +74,8 @@ class Problem:
 
     `row` is the 1-based data row of the source (a CSV's header is not counted); None for problems
     about a whole column. `column` is the CRM's own column name, `contract_column` the name it maps to.
+    `row_kept`: the value alone refuses no row (`TableSpec.cleared_if_bad`): it is left out (set missing) and its
+    row kept, unless the row goes for another problem (`load_crm` then sets it False).
     """
 
     source: str
@@ -82,6 +84,7 @@ class Problem:
     message: str
     contract_column: str | None = None
     kind: str = "invalid"
+    row_kept: bool = False
 
     def __str__(self) -> str:
         where = self.source
@@ -93,7 +96,7 @@ class Problem:
             where += f", column {self.column!r}"
             if self.contract_column and self.contract_column != self.column:
                 where += f" ({self.contract_column})"
-        return f"{where}: {self.message}"
+        return f"{where}: {self.message}" + ("; the row is kept without this value" if self.row_kept else "")
 
 
 @dataclass(frozen=True)
@@ -127,7 +130,8 @@ class ContractError(ValueError):
     """The export breaks the data contract; the message counts the problems and lists the first ones."""
 
     def __init__(self, problems: list[Problem], fix: str = "fix the export, or set data.on_error: drop to load it "
-                                                           "without these rows."):
+                                                           "without these rows (and the rows said to be kept, "
+                                                           "without those values)."):
         """``fix``: what to do when every problem is a row's (loading an export: drop them; scoring: another line)."""
         self.problems, self.fix = list(problems), fix
         super().__init__(_summarise(self.problems, fix))
@@ -168,6 +172,8 @@ class TableReport:
     rows_kept: int = 0
     dropped: dict[str, int] = field(default_factory=dict)  # reason (DROP_REASONS key) -> rows
     repointed: int = 0  # activities moved to the surviving lead of an e-mail duplicate
+    # contract column -> bad values left out of rows that were kept (`Problem.row_kept`)
+    cleared: dict[str, int] = field(default_factory=dict)
 
     def drop(self, reason: str, rows: int) -> None:
         if rows:
@@ -176,7 +182,8 @@ class TableReport:
 
 @dataclass
 class IngestReport:
-    """Per-table row accounting of one load, plus the problems behind rows dropped with on_error=drop."""
+    """Per-table row accounting of one load, plus the problems behind rows dropped, and values left out of rows
+    kept, with on_error=drop."""
 
     tables: dict[str, TableReport] = field(default_factory=dict)
     problems: list[Problem] = field(default_factory=list)
@@ -192,9 +199,12 @@ class IngestReport:
                 line += "; dropped: " + ", ".join(
                     f"{n:,} {DROP_REASONS.get(reason, reason)}" for reason, n in t.dropped.items()
                 )
+            if t.cleared:
+                line += "; values left out of rows kept: " + ", ".join(
+                    f"{n:,} invalid {column}" for column, n in t.cleared.items())
             out.append(line)
         if self.problems:
-            out.append(f"{len(self.problems):,} problem(s) behind the dropped rows, first ones:")
+            out.append(f"{len(self.problems):,} problem(s) behind the dropped rows and values, first ones:")
             out.extend(f"  - {p}" for p in self.problems[:MAX_LISTED_PROBLEMS])
         return out
 
@@ -207,6 +217,7 @@ class IngestReport:
             if name == "activities":
                 out[f"{name}.repointed"] = t.repointed
             out.update({f"{name}.dropped.{reason}": n for reason, n in t.dropped.items()})
+            out.update({f"{name}.cleared.{column}": n for column, n in t.cleared.items()})
         out["problems"] = len(self.problems)
         return out
 
@@ -935,8 +946,9 @@ def prepare_table(
 
     Returns:
         The frame without the bad rows (kept rows keep their raw index labels, so a caller can tell
-        which rows were refused) and the problems; the caller decides whether to stop or drop. A
-        missing required column returns no rows and a problem with row None.
+        which rows were refused) and the problems; the caller decides whether to stop or drop. A bad
+        value of a column in the spec's ``cleared_if_bad`` refuses no row: it is missing in the frame,
+        its problem ``row_kept`` (the row may be refused for another). A missing required column returns no rows and a problem with row None.
     """
     if table not in TABLES:
         raise ValueError(f"unknown contract table {table!r}; expected one of {sorted(TABLES)}")
@@ -948,8 +960,8 @@ def prepare_table(
             crm_name[contract] = crm
     problems: list[Problem] = []
 
-    def problem(row: int | None, column: str | None, message: str, kind: str) -> Problem:
-        return Problem(source, row, crm_name.get(column, column), message, column, kind)
+    def problem(row: int | None, column: str | None, message: str, kind: str, row_kept: bool = False) -> Problem:
+        return Problem(source, row, crm_name.get(column, column), message, column, kind, row_kept)
 
     columns: dict[str, pd.Series] = {}
     origins: dict[str, list[str]] = {}
@@ -993,6 +1005,7 @@ def prepare_table(
             columns[column] = mapped.where(mapped.notna(), columns[column])
 
     bad = np.zeros(len(raw), dtype=bool)
+    cleared: dict[str, np.ndarray] = {}  # per column of spec.cleared_if_bad, its bad values, left out of kept rows
     now = pd.Timestamp.now(tz="UTC").tz_localize(None)
 
     def translated_from(column: str, position: int, value) -> str:
@@ -1008,9 +1021,13 @@ def prepare_table(
         if not len(positions):  # the usual case: no row to name
             return
         values = columns[column].iloc[positions].to_numpy()
-        problems.extend(problem(int(i) + 1, column, describe(v) + translated_from(column, i, v), kind)
+        kept = column in spec.cleared_if_bad
+        problems.extend(problem(int(i) + 1, column, describe(v) + translated_from(column, i, v), kind, kept)
                         for i, v in zip(positions, values))
-        bad[positions] = True
+        if kept:
+            cleared.setdefault(column, np.zeros(len(raw), dtype=bool))[positions] = True
+        else:
+            bad[positions] = True
 
     def check_number(column: str) -> None:
         # A translation is params' text: "1.500" is 1.5 whatever the file's decimal mark.
@@ -1073,6 +1090,8 @@ def prepare_table(
             "with data.value_maps.status)",
         )
 
+    for column, values in cleared.items():
+        columns[column] = columns[column].mask(values)
     order = list(spec.columns) + [c for c in columns if c not in spec.columns]
     frame = pd.DataFrame({name: columns[name] for name in order}, index=raw.index)
     return (frame[~bad] if bad.any() else frame), problems
@@ -1172,6 +1191,24 @@ def _merge_by_email(leads: pd.DataFrame, report: TableReport) -> tuple[pd.DataFr
     return leads[~merged], redirect
 
 
+def _count_cleared(problems: list[Problem], kept: dict[str, pd.Index], report: IngestReport) -> list[Problem]:
+    """Count each value left out of a row that was kept (`Problem.row_kept`) in its table's report. A row dropped
+    for another reason (a bad decision, its lead refused, a later decision) took the value with it: its problem no
+    longer says the row was kept. `kept`: each table's rows kept (index = source row - 1)."""
+    out = []
+    for p in problems:
+        if p.row_kept:
+            name = next(name for name, table in report.tables.items()
+                        if table.source == p.source and p.contract_column in TABLES[name].cleared_if_bad)
+            if p.row - 1 in kept[name]:
+                cleared = report.tables[name].cleared
+                cleared[p.contract_column] = cleared.get(p.contract_column, 0) + 1
+            else:
+                p = replace(p, row_kept=False)
+        out.append(p)
+    return out
+
+
 def _latest_outcomes(outcomes: pd.DataFrame, report: TableReport) -> pd.DataFrame:
     """One outcome per lead: the latest decided_at wins; undated rows lose to dated ones, ties to later rows."""
     order = outcomes.assign(_row=outcomes.index).sort_values(
@@ -1249,7 +1286,9 @@ def load_crm(params: Params) -> CRMData:
 
     Raises:
         ContractError: a required column is missing (always), or any row breaks the contract and
-            data.on_error is "stop". With "drop" the bad rows are dropped and listed in the report.
+            data.on_error is "stop". With "drop" the bad rows are dropped and listed in the report; a bad value
+            of a column the contract leaves out alone (`TableSpec.cleared_if_bad`: a deal's amount) is set
+            missing and listed, its row kept.
     """
     data = params.data
     flat = data.format == "flat"
@@ -1280,7 +1319,8 @@ def load_crm(params: Params) -> CRMData:
         problems += found
         refused[name] = {}
         for p in found:
-            refused[name].setdefault(p.row, p.kind)
+            if not p.row_kept:  # else only the value is left out
+                refused[name].setdefault(p.row, p.kind)
     problems = list(dict.fromkeys(problems))  # a flat export reports a bad lead_id once, not per table
     _refuse_undated_leads(problems, len(raw["leads"]), str(sources["leads"]), crm_column(data, "leads", "created_at"))
     if any(p.row is None for p in problems):
@@ -1343,13 +1383,15 @@ def load_crm(params: Params) -> CRMData:
         if flat:  # one record: its lead goes too
             leads = _drop_rows(leads, {p.row: p.kind for p in found}, leads_report)
 
+    frames = {"leads": leads, "activities": activities, "outcomes": outcomes}
+    problems = _count_cleared(problems, {name: frame.index for name, frame in frames.items() if frame is not None},
+                              report)
     if problems and data.on_error == "stop":
         raise ContractError(problems)
     report.problems = problems
     spellings = {column: crm_spellings(raw["leads"].loc[leads.index, name], value_map)  # the leads kept, as read
                  for column, value_map in data.value_maps.items()
                  if column in leads.columns and (name := crm_column(data, "leads", column)) in raw["leads"].columns}
-    frames = {"leads": leads, "activities": activities, "outcomes": outcomes}
     for name, frame in frames.items():
         if frame is not None:
             report.tables[name].rows_kept = len(frame)

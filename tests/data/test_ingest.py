@@ -12,6 +12,7 @@ import pytest
 import sqlalchemy as sa
 from pydantic import ValidationError
 
+from features.labels import build_labels
 from pipelines.config import DataParams, Params
 from pipelines.ingest import ContractError, CRMData, Problem, as_of_time, load_crm, prepare_table, read_source
 from serving.schemas import Feedback
@@ -554,23 +555,72 @@ def test_a_crm_count_declared_non_negative_refuses_a_negative_value_naming_its_r
         Params.model_validate({**params.model_dump(), "features": {"numeric": ["Visits"], "non_negative": ["Visit"]}})
 
 
-def test_a_negative_deal_amount_refuses_its_outcome_row_naming_it_as_feedback_refuses_it(tmp_path):
-    """A deal amount is money won: -250 is a broken row (the service's feedback refuses it with a 400), which an
-    export took as a deal worth less than nothing. The row is refused and reported, never dropped unsaid."""
-    outcomes = [outcome(lead_id, stage="Closed Won", reason="") | {"Amount": amount}
-                for lead_id, amount in (("L1", "1200"), ("L2", "-250"), ("L3", "-0"), ("L4", ""))]
-    params = crm_params(tmp_path, [lead(i) for i in ("L1", "L2", "L3", "L4")], outcomes=outcomes, on_error="drop",
-                        mapping={**MAPPING, "outcomes": {**MAPPING["outcomes"], "Amount": "amount"}})
+AMOUNT_MAPPING = {**MAPPING, "outcomes": {**MAPPING["outcomes"], "Amount": "amount"}}
+
+
+def test_a_bad_deal_amount_leaves_out_the_amount_not_the_decision(tmp_path):
+    """A deal amount is money won: -250 or 'TBD' is no amount (the service's feedback refuses both with a 400). It is
+    left out and reported by cell, the row kept: refusing the row lost its decision, so a won lead trained as never
+    decided. A bad decision or decision date still refuses its row, and then its amount is not said to be kept."""
+    outcomes = [outcome(lead_id, stage=stage, reason="", closed=closed) | {"Amount": amount}
+                for lead_id, stage, closed, amount in (
+                    ("L1", "Closed Won", "2024-02-01", "1200"), ("L2", "Closed Won", "2024-02-01", "-250"),
+                    ("L3", "Closed Won", "2024-02-01", "TBD"), ("L4", "Closed Won", "2024-02-01", "-0"),
+                    ("L5", "Closed Won", "2024-02-01", ""), ("L6", "Negotiation", "2024-02-01", "-100"),
+                    ("L7", "Closed Won", "31/31/2024", "500"))]
+    params = crm_params(tmp_path, [lead(f"L{i}") for i in range(1, 8)], outcomes=outcomes, on_error="drop",
+                        mapping=AMOUNT_MAPPING)
 
     crm = load_crm(params)
 
-    assert crm.outcomes.set_index("lead_id")["amount"].fillna(-1).to_dict() == {"L1": 1200.0, "L3": 0.0, "L4": -1}
+    kept = crm.outcomes.set_index("lead_id")
+    assert kept["status"].to_dict() == {f"L{i}": "converted" for i in range(1, 6)}
+    assert kept["amount"].fillna(-1).to_dict() == {"L1": 1200.0, "L2": -1, "L3": -1, "L4": 0.0, "L5": -1}
+    row = "outcomes.csv row {} (header not counted), column '{}' ({}): "
     assert [str(p) for p in crm.report.problems] == [
-        "outcomes.csv row 2 (header not counted), column 'Amount' (amount): negative amount '-250' (amount counts "
-        "something: 0 or more)"]
-    assert crm.report.tables["outcomes"].dropped == {"bad_number": 1}
-    with pytest.raises(ContractError, match="negative amount '-250'"):
+        row.format(7, "Closed Date", "decided_at") + "unparsable date '31/31/2024'",
+        row.format(3, "Amount", "amount") + "not a number: 'TBD'; the row is kept without this value",
+        row.format(2, "Amount", "amount") + "negative amount '-250' (amount counts something: 0 or more); the row is "
+                                            "kept without this value",
+        row.format(6, "Amount", "amount") + "negative amount '-100' (amount counts something: 0 or more)",
+        row.format(6, "Stage", "status") + "unknown status 'Negotiation' (expected one of ['converted', 'rejected', "
+                                           "'nurture', 'duplicate', 'open']; translate CRM values with "
+                                           "data.value_maps.status)"]
+    report = crm.report.tables["outcomes"]
+    assert (report.rows_read, report.rows_kept, report.dropped) == (7, 5, {"unparsable_date": 1, "unknown_status": 1})
+    assert report.cleared == {"amount": 2} and crm.report.as_dict()["outcomes.cleared.amount"] == 2
+    assert crm.report.lines()[1].endswith("dropped: 1 unparsable date, 1 unknown status; values left out of rows kept: "
+                                          "2 invalid amount")
+    labels = build_labels(crm.leads, crm.outcomes, params.label, as_of=pd.Timestamp("2025-01-01")).frame
+    assert labels.loc[["L2", "L3"], "rule"].tolist() == ["positive:converted"] * 2  # trained as won, not as open
+
+    with pytest.raises(ContractError, match="negative amount '-250'") as err:  # data.on_error: stop still stops
         load_crm(params.model_copy(update={"data": params.data.model_copy(update={"on_error": "stop"})}))
+    assert "set data.on_error: drop to load it without these rows (and the rows said to be kept, without those " \
+           "values)" in str(err.value)
+
+
+def test_a_flat_row_with_a_bad_amount_keeps_its_lead_and_decision(tmp_path):
+    """In a flat export the amount is a cell of the lead's row: a bad one leaves the lead and its decision in; a row
+    refused for its lead's own problem takes its amount with it, and says so."""
+    rows = [{"Lead ID": "L1", "Created Date": "2024-01-01", "Stage": "Closed Won", "Amount": "-90"},
+            {"Lead ID": "L2", "Created Date": "yesterday", "Stage": "Closed Won", "Amount": "-80"},
+            {"Lead ID": "L3", "Created Date": "2024-01-03", "Stage": "Closed Won", "Amount": "70"}]
+    pd.DataFrame(rows).to_csv(tmp_path / "export.csv", index=False)
+    params = Params.model_validate({"data": {
+        "format": "flat", "leads": "export.csv", "mapping": {"leads": {**MAPPING["leads"], **AMOUNT_MAPPING["outcomes"]}},
+        "value_maps": {"status": STAGES}, "on_error": "drop"}, "base_dir": tmp_path})
+
+    crm = load_crm(params)
+
+    assert crm.leads["lead_id"].tolist() == ["L1", "L3"]
+    assert crm.outcomes.set_index("lead_id")["amount"].fillna(-1).to_dict() == {"L1": -1, "L3": 70.0}
+    assert crm.outcomes["status"].tolist() == ["converted", "converted"]
+    assert [(p.row, p.column, p.kind, p.row_kept) for p in crm.report.problems] == [
+        (2, "Created Date", "unparsable_date", False), (1, "Amount", "bad_number", True),
+        (2, "Amount", "bad_number", False)]
+    assert crm.report.tables["outcomes"].cleared == {"amount": 1}
+    assert crm.report.tables["leads"].dropped == crm.report.tables["outcomes"].dropped == {"unparsable_date": 1}
 
 
 def test_good_export_loads_into_contract_dtypes(tmp_path):
@@ -1364,7 +1414,7 @@ def test_a_semicolon_export_reads_its_numbers_as_excel_writes_them_where_the_dec
              lead("L4", employees="0,125"), lead("L5", employees="2.5"), lead("L6", employees="1.200"),
              lead("L7", employees="1,200"), lead("L8", employees="12"), lead("L9", employees="1,234,567")]
     amounts = {"L1": "-0,75", "L2": "1.250.000,00", "L3": "3,5", "L4": "7", "L8": "1 234,5"}  # a refund (read, and
-    outcomes = [outcome(lead_id) | {"amount": amount} for lead_id, amount in amounts.items()]  # refused); a French
+    outcomes = [outcome(lead_id) | {"amount": amount} for lead_id, amount in amounts.items()]  # left out); a French
     # thousands space
     params = semicolon_export(tmp_path, leads, outcomes)
 
@@ -1372,7 +1422,8 @@ def test_a_semicolon_export_reads_its_numbers_as_excel_writes_them_where_the_dec
 
     kept = crm.leads.set_index("lead_id")["employees"]
     assert kept.to_dict() == {"L1": 2.5, "L2": 1234.5, "L3": 1234567.0, "L4": 0.125, "L5": 2.5, "L8": 12.0}
-    assert crm.outcomes.set_index("lead_id")["amount"].to_dict() == {"L2": 1250000.0, "L3": 3.5, "L4": 7.0, "L8": 1234.5}
+    read = crm.outcomes.set_index("lead_id")["amount"].fillna(-1).to_dict()
+    assert read == {"L1": -1, "L2": 1250000.0, "L3": 3.5, "L4": 7.0, "L8": 1234.5}
     assert [str(p) for p in crm.report.problems] == [
         "leads.csv row 9 (header not counted), column 'Employees' (employees): not a number: '1,234,567' (write "
         "numbers with no thousands separator: 1234,5 or 1234.5)"] + [  # either mark reads there, not only a point
@@ -1381,7 +1432,7 @@ def test_a_semicolon_export_reads_its_numbers_as_excel_writes_them_where_the_dec
         "data.decimal_mark to comma or point, as the file writes numbers, or write it with no thousands separator"
         for row, value, readings in [(6, "1.200", "1200 or 1.2"), (7, "1,200", "1200 or 1.2")]] + [
         "outcomes.csv row 1 (header not counted), column 'amount': negative amount '-0,75' (amount counts something: "
-        "0 or more)"]
+        "0 or more); the row is kept without this value"]
 
 
 def test_a_comma_separated_export_reads_numbers_as_before(tmp_path):

@@ -106,7 +106,8 @@ def test_params_refuse_a_value_map_number_and_a_number_label_as_an_export_reads_
 
 
 def export_amounts(cells: list) -> list:
-    """Each cell's verdict as an export's deal amount (outcomes): the number taken, "missing", or "refused"."""
+    """Each cell's verdict as an export's deal amount (outcomes): the number taken, "missing", or "refused" (named as a
+    problem: the amount is left out, its row kept)."""
     raw = pd.DataFrame({"lead_id": [f"L{i}" for i in range(len(cells))], "status": "converted",
                         "amount": pd.Series(cells, dtype=object)})
     kept, problems = prepare_table(raw, "outcomes", DataParams(leads="unused"))
