@@ -1499,7 +1499,7 @@ def run_audit(
     """Audit the model registered under `alias`: write the report and log it to MLflow.
 
     The run goes to the experiment of the model's training run, tagged ``audit``, with the files
-    under the artifact folder ``audit/``.
+    under the artifact folder ``audit/`` and the setting warnings as every run keeps them (`tracking.log_setting_warnings`).
     """
     scorer, training_set = load_inputs(params, alias, as_of)
     previous = find_previous(params, str(scorer.info["registry"]["version"]), compare_to)
@@ -1511,6 +1511,7 @@ def run_audit(
     name, version = audit.model["name"], audit.model["version"]
     tags = {"audit": "true", "audited_model": name, "audited_version": version, "audited_alias": alias}
     with mlflow.start_run(experiment_id=experiment_id, run_name=f"audit {name} v{version}", tags=tags) as run:
+        tracking.log_setting_warnings(audit.warnings)
         for path in paths:
             mlflow.log_artifact(str(path), "audit/tables" if path.parent.name == "tables" else "audit")
     return AuditResult(audit=audit, paths=paths, run_id=run.info.run_id)

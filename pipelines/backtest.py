@@ -192,8 +192,8 @@ def backtest(
     out_dir: Path | None = None,
     crm: CRMData | None = None,
 ) -> BacktestResult:
-    """`replay`, then log the tables, plot and what the feedback store changed to one MLflow run (tagged
-    backtest) and optionally write the tables and plot to `out_dir`."""
+    """`replay`, then log the tables, plot, what the feedback store changed and the setting warnings to one MLflow
+    run (tagged backtest) and optionally write the tables and plot to `out_dir`."""
     import mlflow
 
     from pipelines import tracking
@@ -205,6 +205,7 @@ def backtest(
         mlflow.set_tags({"backtest": "true", "segment": segment})
         mlflow.log_params({"quarters": quarters, "segment": segment})
         mlflow.log_dict({"feedback": result.feedback.as_dict()}, "data/fingerprint.json")  # as train and evaluate log it
+        tracking.log_setting_warnings(result.warnings)
         for step, (quarter, values) in enumerate(result.table.iterrows()):
             mlflow.log_metrics({k: float(values[k]) for k in HEADLINE if pd.notna(values[k])}, step=step)
         with tempfile.TemporaryDirectory() as tmp:

@@ -186,7 +186,6 @@ def features(params: ParamsOption = None, leads: LeadsOption = None, as_of: AsOf
 @app.command()
 def train(params: ParamsOption = None, leads: LeadsOption = None, as_of: AsOfOption = None) -> None:
     """Train, compare against the peers on the same split, log to MLflow and register as challenger."""
-    from pipelines.dataset import setting_warnings
     from pipelines.train import train as run_training
 
     p = _params(params, leads)
@@ -201,7 +200,7 @@ def train(params: ParamsOption = None, leads: LeadsOption = None, as_of: AsOfOpt
     typer.echo(f"trained on {len(ts.y):,} labelled leads ({int(ts.y.sum()):,} conversions); {result.split_kind} split")
     for leak in ts.leaks:
         typer.secho(f"WARNING {leak.message}", fg="yellow")
-    _say_warnings(setting_warnings(ts.crm, p))
+    _say_warnings(result.warnings)
     typer.echo("\ntest-set comparison (same rows for every scorer):")
     _say_evaluation(result.evaluation)
     if result.scorer.info.get("no_reason_model"):

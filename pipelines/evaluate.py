@@ -318,8 +318,9 @@ def evaluate_registered(params: Params, alias: str = "challenger", as_of=None) -
     with mlflow.start_run(tags={"kind": "evaluate", **{f"version.{k}": v for k, v in versions.items()}}) as run:
         mlflow.log_dict(evaluation.data, "data/fingerprint.json")
         mlflow.log_dict(split.describe(), "data/split.json")
-        if evaluation.notes or evaluation.warnings:
-            mlflow.log_dict({"warnings": evaluation.warnings, "notes": evaluation.notes}, "evaluation/notes.json")
+        tracking.log_setting_warnings(evaluation.warnings)
+        if evaluation.notes:
+            mlflow.log_dict({"notes": evaluation.notes}, "evaluation/notes.json")
         for name in evaluation.table.index:
             mlflow.log_metrics({f"{name}.{k}": float(v) for k, v in evaluation.metrics(name).items()})
         mlflow.log_metrics({f"{alias}.{k}": v for k, v in evaluation.reasons.items()})

@@ -310,7 +310,10 @@ class RetrainResult:
     cold_start: str | None = None  # why the peer was shipped, when it was
     run_id: str = ""
     challenger_run_id: str = ""
-    notes: list[str] = field(default_factory=list)
+    # The export against the feature settings (dataset.setting_warnings): said first among the notes, and kept in the
+    # retrain run and the challenger's run (tracking.log_setting_warnings)
+    warnings: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)  # what to keep in mind reading the comparison (champion_overlap_notes)
     unchanged: bool = False  # the champion was trained on the same data and params: nothing was trained
 
     @property
@@ -331,13 +334,13 @@ class RetrainResult:
         out = [f"as of {self.as_of:%Y-%m-%d %H:%M}" if self.as_of is not None else "undated export",
                f"  {self.closed_leads:,} closed leads, {self.conversions:,} conversions; {self.feedback.line()}"]
         if self.unchanged:
-            return out + [f"note: {n}" for n in self.notes] + [self.verdict]
+            return out + [f"note: {n}" for n in self.warnings + self.notes] + [self.verdict]
         if self.cold_start:
             out.append(self.cold_start)
         out.append(f"comparison window: {self.window}")
         out += format_table(self.metrics[[c for c in SHOWN_METRICS if c in self.metrics]]).splitlines()
         out += [f"  {r}" for r in self.decision.reasons]
-        out += [f"note: {n}" for n in self.notes]
+        out += [f"note: {n}" for n in self.warnings + self.notes]
         out.append(self.verdict)
         if not self.dry_run and not self.promoted and self.challenger_version:  # as train and evaluate say it
             out.append(f"to serve v{self.challenger_version} anyway: leadscore promote --version "
@@ -379,13 +382,13 @@ def retrain(
     refuse_before_first_lead(ts)
     closed, conversions = closed_counts(ts)
     # A CRM label or column renamed since the last quarter ('Requested Demo') would zero a signal without a word.
-    settings_notes = setting_warnings(ts.crm, params)
+    warnings = setting_warnings(ts.crm, params)
     if not force and _same_training(champion, ts, params):
         result = RetrainResult(
             as_of=as_of, closed_leads=closed, conversions=conversions, feedback=ts.crm.feedback,
             decision=Decision(promote=False, checks={}, reasons=[]), metrics=pd.DataFrame(), window="",
             challenger_version="", champion_version=champion_version, promoted=False, dry_run=dry_run, unchanged=True,
-            notes=settings_notes)
+            warnings=warnings)
         with mlflow.start_run(run_name=f"retrain {as_of:%Y-%m-%d}" if as_of is not None else "retrain") as run:
             result.run_id = run.info.run_id
             _log_retrain_run(result, params)
@@ -400,16 +403,16 @@ def retrain(
     challenger, why = fit_challenger(ts, split, params)
     if why:
         evaluation = compare({LEADSCORE: challenger}, ts.features, ts.y, split, params, age_days=ts.age_days)
-        challenger_run_id, challenger_version = _log_cold_start(challenger, evaluation, ts, split, params, dry_run,
-                                                                input_example(ts, params))
+        challenger_run_id, challenger_version = _log_cold_start(challenger, evaluation, ts, split, params,
+                                                                warnings, dry_run, input_example(ts, params))
     else:
-        trained = log_trained(challenger, ts, split, params, register=not dry_run)
+        trained = log_trained(challenger, ts, split, params, warnings, register=not dry_run)
         challenger_run_id, challenger_version = trained.run_id, trained.version
 
     window_rows = split.test
     y = ts.y[window_rows]
     probabilities = {}
-    notes = list(settings_notes)
+    notes = []
     if champion is not None:
         probabilities[CHAMPION_ROW] = champion.predict_proba(model_features(champion, ts, ts.features.index[window_rows]),
                                                              ts.age_days[window_rows])
@@ -423,7 +426,7 @@ def retrain(
         as_of=as_of, closed_leads=closed, conversions=conversions, feedback=ts.crm.feedback, decision=decision,
         metrics=metrics, window=_describe_window(ts, split), challenger_version=challenger_version,
         champion_version=champion_version, promoted=False, dry_run=dry_run, cold_start=why,
-        challenger_run_id=challenger_run_id, notes=notes,
+        challenger_run_id=challenger_run_id, warnings=warnings, notes=notes,
     )
     with mlflow.start_run(run_name=f"retrain {as_of:%Y-%m-%d}" if as_of is not None else "retrain") as run:
         result.run_id = run.info.run_id
@@ -473,8 +476,9 @@ def _describe_window(ts: TrainingSet, split: Split) -> str:
 
 
 def _log_cold_start(scorer: LeadScorer, evaluation: Evaluation, ts: TrainingSet, split: Split, params: Params,
-                    dry_run: bool, example: pd.DataFrame) -> tuple[str, str]:
-    """Log and (unless a dry run) register the peer scorer like a trained model; returns (run id, version)."""
+                    warnings: list[str], dry_run: bool, example: pd.DataFrame) -> tuple[str, str]:
+    """Log and (unless a dry run) register the peer scorer like a trained model, with the setting `warnings`;
+    returns (run id, version)."""
     with mlflow.start_run(run_name="cold start peer") as run:
         scorer.info.update({"metrics": evaluation.metrics(), "tiers": scorer.tiers.as_dict(), "training_rows": len(ts.y),
                             "as_of": str(ts.as_of) if ts.as_of is not None else None, "run_id": run.info.run_id})
@@ -482,6 +486,7 @@ def _log_cold_start(scorer: LeadScorer, evaluation: Evaluation, ts: TrainingSet,
         mlflow.set_tags({"cold_start": "true", **split.tags(), "leakage_warnings": str(len(ts.leaks))})
         tracking.log_training_data(ts.fingerprint(params), params)
         mlflow.log_dict(split.describe(), "data/split.json")
+        tracking.log_setting_warnings(warnings)
         mlflow.log_metrics({f"test.{k}": float(v) for k, v in evaluation.metrics().items() if pd.notna(v)})
         model_uri = tracking.log_scorer(scorer, example)
         version = ""
@@ -513,3 +518,4 @@ def _log_retrain_run(result: RetrainResult, params: Params) -> None:
                      "notes": result.notes, "window": result.window, "cold_start": result.cold_start},
                     "retrain/decision.json")
     mlflow.log_text("\n".join(result.lines()) + "\n", "retrain/summary.txt")
+    tracking.log_setting_warnings(result.warnings)

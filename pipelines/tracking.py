@@ -37,6 +37,7 @@ from pipelines.ingest import ContractError, database_reason
 CHAMPION, CHALLENGER = "champion", "challenger"
 UI_PORT = 5000  # the MLflow UI's port in the README's `mlflow ui` command
 TRAINING_KEY = "training_key"  # run tag: what decided the model (`training_key`)
+SETTING_WARNINGS = "setting_warnings"  # run tag: how many setting warnings the run was told (`log_setting_warnings`)
 # What MLflow raises when its tracking store fails: its own exception, and unwrapped, a database store's driver
 # error or a tracking server's HTTP client error.
 STORE_ERRORS = (MlflowException, sa.exc.DBAPIError, requests.RequestException)
@@ -316,6 +317,16 @@ def log_training_data(fingerprint: dict, params: Params) -> None:
     key = training_key(fingerprint, params)
     if key:
         mlflow.set_tag(TRAINING_KEY, key)
+
+
+def log_setting_warnings(warnings: list[str]) -> None:
+    """Keep in the active run what the command warned of the export against the feature settings
+    (`dataset.setting_warnings`): their count as the tag `setting_warnings` ("0" when none, so runs can be filtered
+    on it, as on `leakage_warnings`) and, when there is one, the sentences in ``data/setting_warnings.txt``, one a
+    line. Printed only, a model trained as if no lead were ever active looks like any other in the MLflow UI."""
+    mlflow.set_tag(SETTING_WARNINGS, str(len(warnings)))
+    if warnings:
+        mlflow.log_text("".join(f"{warning}\n" for warning in warnings), "data/setting_warnings.txt")
 
 
 def log_scorer(scorer, input_example: pd.DataFrame) -> str:

@@ -2,7 +2,7 @@
 
 A run logs the flattened params, the data fingerprint (rows, label counts per rule, what the service's
 feedback store changed in the export's outcomes, file hashes),
-leakage warnings, the comparison table and plots, and ONE pyfunc model holding the whole LeadScorer.
+leakage warnings, the warnings of the export against the feature settings (`tracking.log_setting_warnings`), the comparison table and plots, and ONE pyfunc model holding the whole LeadScorer.
 The new version becomes `challenger`; the very first also becomes `champion`.
 """
 
@@ -25,7 +25,7 @@ from models.splits import Split, make_split
 from models.train import fit_scorer
 from pipelines import tracking
 from pipelines.config import Params, flatten
-from pipelines.dataset import TrainingSet, assemble, open_at_ages, refuse_before_first_lead
+from pipelines.dataset import TrainingSet, assemble, open_at_ages, refuse_before_first_lead, setting_warnings
 from pipelines.evaluate import LEADSCORE, Evaluation, compare, evaluate_while_open, fit_peers
 from pipelines.ingest import CRMData
 
@@ -42,6 +42,7 @@ class TrainResult:
     version: str
     aliases: list[str]
     split_kind: str
+    warnings: list[str]  # of the export against the feature settings (dataset.setting_warnings), logged in the run
 
 
 def input_example(training_set: TrainingSet, params: Params, rows: int = 5) -> pd.DataFrame:
@@ -61,7 +62,7 @@ def train(
     ts = assemble(params, as_of=as_of, crm=crm)
     refuse_before_first_lead(ts)
     split = make_split(ts.created_at, pd.Series(ts.y), params.evaluate.split, params.model.seed)
-    return log_trained(fit_model(ts, split, params), ts, split, params, register)
+    return log_trained(fit_model(ts, split, params), ts, split, params, setting_warnings(ts.crm, params), register)
 
 
 def fit_model(ts: TrainingSet, split: Split, params: Params) -> LeadScorer:
@@ -82,8 +83,10 @@ def fit_model(ts: TrainingSet, split: Split, params: Params) -> LeadScorer:
                       reason_spellings=reason_spellings(ts.crm.outcomes))
 
 
-def log_trained(scorer: LeadScorer, ts: TrainingSet, split: Split, params: Params, register: bool = True) -> TrainResult:
-    """Track a fitted learned scorer as one run: data, comparison with the peers, the model and its card.
+def log_trained(scorer: LeadScorer, ts: TrainingSet, split: Split, params: Params, warnings: list[str],
+                register: bool = True) -> TrainResult:
+    """Track a fitted learned scorer as one run: data, the setting `warnings` the command gives of it
+    (`dataset.setting_warnings`), comparison with the peers, the model and its card.
 
     Separate from the fit so `leadscore retrain` logs the challenger it chose with
     `pipelines.retrain.fit_challenger` exactly as `leadscore train` logs its model.
@@ -98,6 +101,7 @@ def log_trained(scorer: LeadScorer, ts: TrainingSet, split: Split, params: Param
         mlflow.set_tags({"leakage_warnings": str(len(ts.leaks)), **split.tags()})
         if ts.leaks:
             mlflow.log_dict([leak.__dict__ for leak in ts.leaks], "data/leakage_warnings.json")
+        tracking.log_setting_warnings(warnings)
         mlflow.log_metrics(tracking.mlflow_keys({f"label_rows.{k}": v for k, v in ts.labels.counts.items()}))
 
         peers = fit_peers(ts.features, ts.y, split, params)
@@ -128,4 +132,4 @@ def log_trained(scorer: LeadScorer, ts: TrainingSet, split: Split, params: Param
         if register:
             version, aliases = tracking.register(model_uri, params, run.info.run_id)
         log_card(model_card(scorer, params, evaluation=evaluation, training_set=ts, split=split, version=version), params, version)
-    return TrainResult(scorer, evaluation, ts, run.info.run_id, model_uri, version, aliases, split.kind_description)
+    return TrainResult(scorer, evaluation, ts, run.info.run_id, model_uri, version, aliases, split.kind_description, warnings)

@@ -763,12 +763,14 @@ def test_an_activity_file_of_its_header_only_trains_saying_every_lead_is_never_a
 def test_judging_a_model_on_an_activity_file_of_its_header_only_says_every_lead_is_never_active(
         trained, sample_dir, tracking_dir, tmp_path, command, every_lead):
     """Metrics as if no lead were ever active looked merely bad: evaluate, audit and backtest warn as train does,
-    and keep the warning where they keep their notes."""
+    and keep the warning in their MLflow run as train does (tracking.log_setting_warnings), the audit in its report
+    too."""
     import json
 
-    import mlflow
+    from mlflow.tracking import MlflowClient
 
     from conftest import FAST, params_for
+    from pipelines.tracking import SETTING_WARNINGS
     from serving.local_server import params_file
 
     activities = tmp_path / "activities.csv"
@@ -780,11 +782,11 @@ def test_judging_a_model_on_an_activity_file_of_its_header_only_says_every_lead_
     assert result.exit_code == 0, result.output
     warning = f"data.activities ({activities}) has no activity row (its header only): every lead {every_lead}"
     assert f"WARNING {warning}" in result.output.replace("\n", "")
-    if command == "evaluate":
-        run_id = re.search(r"MLflow run (\w+)", result.output).group(1)
-        mlflow.set_tracking_uri(p.tracking.uri)
-        assert mlflow.artifacts.load_dict(f"runs:/{run_id}/evaluation/notes.json")["warnings"] == [warning]
-    elif command == "audit":
+    run_id = re.search(r"MLflow run (\w+)", result.output).group(1)
+    client = MlflowClient(p.tracking.uri)
+    assert client.get_run(run_id).data.tags[SETTING_WARNINGS] == "1"
+    assert open(client.download_artifacts(run_id, "data/setting_warnings.txt")).read() == f"{warning}\n"
+    if command == "audit":
         assert json.loads((out / "audit.json").read_text())["warnings"] == [warning]
         assert f"WARNING {warning}" in (out / "audit.html").read_text().replace("&#x27;", "'")
 

@@ -46,6 +46,27 @@ def test_the_run_records_params_data_fingerprint_metrics_and_plots(trained, samp
     fingerprint = json.loads(open(client.download_artifacts(trained.run_id, "data/fingerprint.json")).read())
     assert fingerprint["labelled_rows"] == len(trained.training_set.y)
     assert len(fingerprint["sha256_leads"]) == 64
+    # The sample export fits the settings: no setting warning, and the run says so rather than saying nothing.
+    assert trained.warnings == [] and run.data.tags[tracking.SETTING_WARNINGS] == "0"
+    assert "data/setting_warnings.txt" not in {a.path for a in client.list_artifacts(trained.run_id, "data")}
+
+
+def test_the_run_keeps_the_setting_warnings_training_printed(sample_dir, tmp_path):
+    """A RevOps engineer opening the run a month later sees that the model learnt from lead fields only, not just
+    the console that trained it: the count as a tag to filter runs on, the sentences in data/setting_warnings.txt."""
+    from conftest import FAST, params_for
+    from pipelines.train import train
+
+    activities = tmp_path / "activities.csv"
+    pd.read_csv(sample_dir / "activities.csv", nrows=0).to_csv(activities, index=False)
+    params = params_for(sample_dir, tmp_path, **{**FAST, "data.activities": str(activities)})
+    result = train(params)
+    warning = (f"data.activities ({activities}) has no activity row (its header only): every lead trains as never "
+               "active, so the model learns from lead fields only")
+    assert result.warnings == [warning]
+    client = MlflowClient(tracking.tracking_uri(params))
+    assert client.get_run(result.run_id).data.tags[tracking.SETTING_WARNINGS] == "1"
+    assert open(client.download_artifacts(result.run_id, "data/setting_warnings.txt")).read() == f"{warning}\n"
 
 
 def test_peers_are_scored_on_the_test_rows_and_leadscore_beats_the_manual_ones(trained, sample_params):

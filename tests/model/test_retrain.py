@@ -236,9 +236,13 @@ def test_a_retrain_after_the_crm_relabelled_its_activities_says_every_count_is_z
 
     result = retrain(params_for(crm_dir, tmp_path, **FAST), dry_run=True)
 
-    (note,) = [n for n in result.notes if n.startswith("features.activity_types")]
+    (note,) = [n for n in result.warnings if n.startswith("features.activity_types")]
     assert "counts are 0 for every lead" in note and "data.value_maps.activity" in note
     assert f"note: {note}" in result.lines()
+    for run_id in (result.run_id, result.challenger_run_id):  # the retrain's decision and the challenger it trained
+        run = mlflow.get_run(run_id)
+        assert run.data.tags[tracking.SETTING_WARNINGS] == str(len(result.warnings))
+        assert note in mlflow.artifacts.load_text(f"{run.info.artifact_uri}/data/setting_warnings.txt").splitlines()
 
 
 def test_the_training_key_follows_the_files_params_and_code_and_is_none_for_sql_sources(sample_params, monkeypatch):
