@@ -1211,7 +1211,7 @@ def build_audit(
         "compared_with": previous.label if previous is not None else None,
         "generated_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
-    warnings = setting_warnings(training_set.crm, with_model_features(params, scorer), judging=True)
+    warnings = setting_warnings(training_set, with_model_features(params, scorer), judging=True)
     return Audit(model=model, sections=sections, rows=rows, warnings=warnings)
 
 

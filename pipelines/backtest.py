@@ -149,7 +149,7 @@ def replay(params: Params, quarters: int = 4, segment: str = "lead_source", crm:
         segments = segments[["quarter", *[c for c in segments.columns if c != "quarter"]]]
     # What the store changed as of the export's end, the latest any quarter is labelled from.
     return BacktestResult(table, segments, backtest_figure(table, segments, names), outcome.crm.feedback,
-                          setting_warnings(outcome.crm, params))
+                          setting_warnings(outcome, params))
 
 
 def backtest_figure(table: pd.DataFrame, segments: pd.DataFrame, tier_names: list[str]) -> Figure:

@@ -110,15 +110,17 @@ def data_as_of(crm: CRMData) -> pd.Timestamp | None:
     return max(stamps) if stamps else None
 
 
-def setting_warnings(crm: CRMData, params: Params, judging: bool = False) -> list[str]:
+def setting_warnings(ts: TrainingSet, params: Params, judging: bool = False) -> list[str]:
     """What features, train, retrain, backtest, evaluate and audit warn about the feature settings against the
-    export: a lead column the features read that the leads source lacks (a typo, a header 'Industry ' with a blank:
-    every lead trains as not having it, as `score` warns), an activity file that gives training no activity
-    (`activities_unused`), then the values `unmatched_settings` finds in none of its rows. A warning, not a refusal:
-    an export may lack an optional column, and the model then learns without it.
+    export of `ts`: a lead column the features read that the leads source lacks (a typo, a header 'Industry ' with a
+    blank: every lead trains as not having it, as `score` warns), an activity file that gives training no activity
+    (`activities_unused`) or none of the labelled leads' (`activities_of_open_leads_only`), then the values
+    `unmatched_settings` finds in none of its rows. A warning, not a refusal: an export may lack an optional column,
+    and the model then learns without it.
 
     `judging`: the command judges a model on the export (evaluate, audit) rather than training one, so the
     sentences say what its figures then show: every lead scored without it, not trained without it."""
+    crm = ts.crm
     out = []
     absent = {} if crm.leads_header is None else absent_columns(crm.leads_header, "leads", params.data,
                                                                  lead_columns_read(params.features))
@@ -128,7 +130,8 @@ def setting_warnings(crm: CRMData, params: Params, judging: bool = False) -> lis
                    "data.mapping.leads")
     unused = activities_unused(crm, params, judging)
     # The file's types are named there already: not again, type by type, as settings no row matches.
-    return out + unused + unmatched_settings(crm.leads, None if unused else crm.activities, params.features)
+    return (out + (unused or activities_of_open_leads_only(ts, params, judging))
+            + unmatched_settings(crm.leads, None if unused else crm.activities, params.features))
 
 
 def _as(judging: bool) -> str:
@@ -142,12 +145,10 @@ def activities_unused(crm: CRMData, params: Params, judging: bool = False) -> li
     demo_request, as `score` warns: `unread_activity_types`). Every lead then trains as never active (or, `judging`
     a model, is scored as never active). A warning, not a refusal: a CRM without activity tracking is legitimate,
     and the model learns from lead fields alone."""
-    if crm.activities is None or not params.data.dated or not params.features.activity_types:
-        return []  # no file, or none read (undated exports place no activity in time)
-    source = f"data.activities ({crm.report.tables['activities'].source})"
-    never_active = (f"every lead {_as(judging)} never active, so "
-                    + ("the figures judge the model on lead fields only" if judging else
-                       "the model learns from lead fields only"))
+    if not _activities_read(crm, params):
+        return []
+    source = _activities_source(crm)
+    never_active = _never_active(judging, "lead")
     if crm.activities.empty:
         read = crm.report.tables["activities"].rows_read
         found = (f"none of its {read:,} rows was kept (the ingest report says why)" if read else
@@ -159,6 +160,42 @@ def activities_unused(crm: CRMData, params: Params, judging: bool = False) -> li
     return [f"none of the {len(crm.activities):,} activity rows of {source} is of a type the features read "
             f"({', '.join(params.features.activity_types)}): {never_active}; the file's types: {most_frequent(unread)} "
             "(write them as features.activity_types does, or translate them with data.value_maps.activity)"]
+
+
+def activities_of_open_leads_only(ts: TrainingSet, params: Params, judging: bool = False) -> list[str]:
+    """A warning when the activity file names leads, but none of the labelled ones training learns from (or, `judging`
+    a model, that it is judged on): an export of the open leads' activity only (a CRM view of the pipeline, a sync
+    that skips closed leads). Every labelled lead then trains as never active while the open leads it scores are
+    active, and nothing else would say so. None without labelled leads: the label counts say that already."""
+    crm = ts.crm
+    if not _activities_read(crm, params) or crm.activities.empty or not len(ts.features):
+        return []
+    named = crm.activities["lead_id"].drop_duplicates()
+    if named.isin(ts.features.index).any():
+        return []
+    labels = ts.labels.frame
+    still_open = int((labels.index.isin(named) & ~labels["decided"].to_numpy(dtype=bool)).sum())
+    learns = "the model is judged on" if judging else "training learns from"
+    return [f"{_activities_source(crm)} names {len(named):,} leads ({still_open:,} of them still open), none of them "
+            f"one of the {len(ts.features):,} labelled leads {learns}: {_never_active(judging, 'labelled lead')}; check "
+            "that the export's activities cover the decided leads too, not only the open ones"]
+
+
+def _activities_read(crm: CRMData, params: Params) -> bool:
+    """Whether the features read an activity file: there is one, and the export is dated (an undated one places no
+    activity in time) and the settings count activity types."""
+    return crm.activities is not None and params.data.dated and bool(params.features.activity_types)
+
+
+def _activities_source(crm: CRMData) -> str:
+    """The activity file as a warning names it."""
+    return f"data.activities ({crm.report.tables['activities'].source})"
+
+
+def _never_active(judging: bool, lead: str) -> str:
+    """What a warning says when no `lead`'s activity is counted: in training, or in the scores a model is judged by."""
+    return (f"every {lead} {_as(judging)} never active, so "
+            + ("the figures judge the model on lead fields only" if judging else "the model learns from lead fields only"))
 
 
 def with_model_features(params: Params, scorer) -> Params:

@@ -309,7 +309,7 @@ def evaluate_registered(params: Params, alias: str = "challenger", as_of=None) -
     versions = {name: str(s.info["registry"]["version"]) for name, s in scorers.items()}
     evaluation.versions = versions
     evaluation.data = ts.fingerprint(params)
-    evaluation.warnings = setting_warnings(ts.crm, params, judging=True)
+    evaluation.warnings = setting_warnings(ts, params, judging=True)
     evaluation.notes = evaluated_overlap_notes(f"{alias} v{own}", scorers[alias], ts, split.test)
     if champion not in (None, own):
         evaluation.notes += champion_overlap_notes(scorers[tracking.CHAMPION], ts, split.test)

@@ -382,7 +382,7 @@ def retrain(
     refuse_before_first_lead(ts)
     closed, conversions = closed_counts(ts)
     # A CRM label or column renamed since the last quarter ('Requested Demo') would zero a signal without a word.
-    warnings = setting_warnings(ts.crm, params)
+    warnings = setting_warnings(ts, params)
     if not force and _same_training(champion, ts, params):
         result = RetrainResult(
             as_of=as_of, closed_leads=closed, conversions=conversions, feedback=ts.crm.feedback,

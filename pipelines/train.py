@@ -62,7 +62,7 @@ def train(
     ts = assemble(params, as_of=as_of, crm=crm)
     refuse_before_first_lead(ts)
     split = make_split(ts.created_at, pd.Series(ts.y), params.evaluate.split, params.model.seed)
-    return log_trained(fit_model(ts, split, params), ts, split, params, setting_warnings(ts.crm, params), register)
+    return log_trained(fit_model(ts, split, params), ts, split, params, setting_warnings(ts, params), register)
 
 
 def fit_model(ts: TrainingSet, split: Split, params: Params) -> LeadScorer:

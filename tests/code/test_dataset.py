@@ -13,7 +13,7 @@ import pytest
 from features.build import decision_times, to_epoch_ns
 from pipelines import dataset
 from pipelines.config import Params
-from pipelines.dataset import assemble, features_at, features_at_moments, model_features, open_at_ages
+from pipelines.dataset import assemble, features_at, features_at_moments, model_features, open_at_ages, setting_warnings
 from pipelines.ingest import ContractError, load_crm
 
 
@@ -33,6 +33,34 @@ def test_another_model_is_compared_on_its_own_settings_at_the_same_moments(sampl
     pd.testing.assert_series_equal(frame["days_since_last_activity"], ts.features.loc[ids, "days_since_last_activity"])
     # A model with the training set's own settings reuses its frame: that is what a rebuild gives.
     pd.testing.assert_frame_equal(features_at(ts.crm, ids, ts.snapshot_at, ts.feature_params), ts.features.loc[ids])
+
+
+def test_an_activity_file_of_open_leads_only_is_said_to_leave_every_labelled_lead_never_active(sample_params):
+    """An export of the pipeline's activity only (the leads still open) trained every labelled lead as never active
+    without a word: training and judging say how many leads the file names and what to check. The sample's own file,
+    which names decided leads too, gives no warning; one whose types the features do not read is said once, as that."""
+    ts = assemble(sample_params)
+    assert setting_warnings(ts, sample_params) == []
+    labels = ts.labels.frame
+    still_open = labels.index[~labels["decided"] & labels["label"].isna()]  # not yet expired either
+    activities = ts.crm.activities[ts.crm.activities["lead_id"].isin(still_open)]
+    assert len(activities) and not activities["lead_id"].isin(ts.features.index).any()
+    open_only = assemble(sample_params, crm=dataclasses.replace(ts.crm, activities=activities))
+    named = activities["lead_id"].nunique()
+    source = f"data.activities ({sample_params.data.activities})"
+
+    assert setting_warnings(open_only, sample_params) == [
+        f"{source} names {named:,} leads ({named:,} of them still open), none of them one of the {len(ts.y):,} labelled "
+        "leads training learns from: every labelled lead trains as never active, so the model learns from lead fields "
+        "only; check that the export's activities cover the decided leads too, not only the open ones"]
+    assert setting_warnings(open_only, sample_params, judging=True)[0].endswith(
+        "labelled leads the model is judged on: every labelled lead is scored as never active, so the figures judge "
+        "the model on lead fields only; check that the export's activities cover the decided leads too, not only the "
+        "open ones")
+    unread = activities.assign(activity=activities["activity"].str.replace("_", " ").str.title() + " (CRM)")
+    (warning,) = setting_warnings(assemble(sample_params, crm=dataclasses.replace(ts.crm, activities=unread)),
+                                  sample_params)
+    assert warning.startswith(f"none of the {len(unread):,} activity rows of {source} is of a type the features read")
 
 
 def test_leads_seen_at_several_moments_are_each_built_as_of_their_own(sample_params):
