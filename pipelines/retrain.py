@@ -330,17 +330,21 @@ class RetrainResult:
             return f"promoted {new} to champion (was {champion})"
         return f"refused {new}: champion stays {champion}"
 
+    def _warnings_and_notes(self) -> list[str]:
+        """Setting warnings worded as train, evaluate, audit and backtest print them, then the notes."""
+        return [f"WARNING {w}" for w in self.warnings] + [f"note: {n}" for n in self.notes]
+
     def lines(self) -> list[str]:
         out = [f"as of {self.as_of:%Y-%m-%d %H:%M}" if self.as_of is not None else "undated export",
                f"  {self.closed_leads:,} closed leads, {self.conversions:,} conversions; {self.feedback.line()}"]
         if self.unchanged:
-            return out + [f"note: {n}" for n in self.warnings + self.notes] + [self.verdict]
+            return out + self._warnings_and_notes() + [self.verdict]
         if self.cold_start:
             out.append(self.cold_start)
         out.append(f"comparison window: {self.window}")
         out += format_table(self.metrics[[c for c in SHOWN_METRICS if c in self.metrics]]).splitlines()
         out += [f"  {r}" for r in self.decision.reasons]
-        out += [f"note: {n}" for n in self.warnings + self.notes]
+        out += self._warnings_and_notes()
         out.append(self.verdict)
         if not self.dry_run and not self.promoted and self.challenger_version:  # as train and evaluate say it
             out.append(f"to serve v{self.challenger_version} anyway: leadscore promote --version "

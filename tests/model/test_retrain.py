@@ -238,7 +238,7 @@ def test_a_retrain_after_the_crm_relabelled_its_activities_says_every_count_is_z
 
     (note,) = [n for n in result.warnings if n.startswith("features.activity_types")]
     assert "counts are 0 for every lead" in note and "data.value_maps.activity" in note
-    assert f"note: {note}" in result.lines()
+    assert f"WARNING {note}" in result.lines()  # worded as train and the other commands print it
     for run_id in (result.run_id, result.challenger_run_id):  # the retrain's decision and the challenger it trained
         run = mlflow.get_run(run_id)
         assert run.data.tags[tracking.SETTING_WARNINGS] == str(len(result.warnings))
