@@ -22,7 +22,7 @@ from models.gbm import predict_threads
 from models.reasons import ReasonModel
 from pipelines.config import DataParams, FeatureParams
 from pipelines.contract import CLOCK_SLACK
-from pipelines.ingest import COMMAND_LINE, Audience, Problem, as_of_time, crm_column, prepare_table
+from pipelines.ingest import COMMAND_LINE, Audience, Problem, as_of_time, as_plain_text, crm_column, prepare_table
 from pipelines.numbers import DecimalMark
 
 OUTPUT_COLUMNS = ["lead_id", "probability", "score", "tier", "likely_rejection_reason", "likely_rejection_probability",
@@ -124,7 +124,7 @@ class LeadScorer:
     def never_seen(self, features: pd.DataFrame) -> dict[str, np.ndarray] | None:
         """Per lead column the model reads as a category (``features.categorical``): per row, whether its value was
         never seen in training (``CategoryEncoder.never_seen``), so is scored as the model's ``__other__`` level;
-        a retrain would learn it. What the service tells the CRM per lead; ``unseen_values`` counts it.
+        a retrain would learn it. Named per lead by ``never_seen_as_sent``; ``unseen_values`` counts it.
 
         None when the model does not remember its training values (pickled before it did): nothing can
         be told then. Derived categories (size band, seniority, department) are left out: their values
@@ -134,6 +134,24 @@ class LeadScorer:
             return None
         rows = {column: self.encoder.never_seen(features[column], column) for column in self.features.categorical}
         return {column: new for column, new in rows.items() if new is not None}
+
+    def never_seen_as_sent(self, features: pd.DataFrame, leads: pd.DataFrame) -> dict[int, dict[str, str]] | None:
+        """Per lead (its position in ``features``) with a value the model never saw in training and scored as its
+        "other" level (``never_seen``): each such CRM field, as ``leads`` names it -> that value as the lead sent it,
+        as text ("TikTok", "true" for a JSON true; not the trimmed lower-case value the model compares). A value read
+        as one it knows ("3" for a "3.0" it trained on) is not one. ``leads``: the raw rows ``features`` were built
+        from, in their order. Leads with none are left out, so a batch where nothing is new costs a check per column;
+        None when the model cannot tell. The service's /score and /explain and batch scoring's never_seen column."""
+        rows = self.never_seen(features)
+        if rows is None:
+            return None
+        out: dict[int, dict[str, str]] = {}
+        for column, new in rows.items():
+            if new.any():
+                name = crm_column(self.data, "leads", column)
+                for i, value in zip(np.flatnonzero(new).tolist(), as_plain_text(leads[name][new]).str.strip()):
+                    out.setdefault(i, {})[name] = value
+        return out
 
     def unseen_values(self, features: pd.DataFrame) -> dict[str, pd.Series] | None:
         """Per lead column with values never seen in training (``never_seen``): rows per such value, most first

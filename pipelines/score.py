@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import glob
+import json
 import os
 from collections import Counter, deque
 from collections.abc import Callable, Collection, Iterator
@@ -29,7 +30,7 @@ from tqdm import tqdm
 
 from features.build import ACTIVITY_COLUMNS, crm_spellings, lead_columns_read, unread_activity_types
 from models.gbm import predict_on_one_thread, usable_cores
-from models.scorer import LeadScorer
+from models.scorer import OUTPUT_COLUMNS, LeadScorer
 from pipelines.config import DataParams
 from pipelines.ingest import (
     ContractError,
@@ -458,10 +459,10 @@ def _score_chunks(scorer: LeadScorer, input_path: Path, output_path: Path, activ
     spelled: dict[str, dict[str, str]] = {}  # per column, an unseen value's spelling in the first chunk holding it
     bar = tqdm(total=_count_rows(input_path) if progress else None, unit="lead", disable=not progress)
 
-    def write_scores(modelled: Future, rows: int) -> None:
+    def write_scores(modelled: Future, rows: int, never_seen: np.ndarray) -> None:
         nonlocal scored, past_horizon
         scores = modelled.result()
-        out.write(scores)
+        out.write(_with_never_seen(scores, never_seen))
         scored += len(scores)
         past_horizon += int(scores["past_horizon"].sum())
         bar.update(rows)
@@ -495,6 +496,9 @@ def _score_chunks(scorer: LeadScorer, input_path: Path, output_path: Path, activ
             fatal = [p for p in problems if p.row is None]
             if fatal:  # e.g. a required column is missing: no row of the file can be scored
                 raise ContractError(fatal)
+            # The leads built, in order: the chunk's rows without a problem (each refused row has one naming it).
+            built = leads.iloc[np.setdiff1d(np.arange(len(leads)), [p.row - 1 for p in problems])] if problems else leads
+            never_seen = _never_seen_text(scorer.never_seen_as_sent(features, built), len(features))
             found = scorer.unseen_values(features)
             if found is not None:
                 unseen = unseen or {}
@@ -506,7 +510,7 @@ def _score_chunks(scorer: LeadScorer, input_path: Path, output_path: Path, activ
                                  if name in leads.columns else {})
                     for value in counts.index:
                         spelled.setdefault(name, {}).setdefault(value, spellings.get(value, value))
-            pending.append((model_workers.submit(scorer.scores_of, features, top_factors, ages), len(raw)))
+            pending.append((model_workers.submit(scorer.scores_of, features, top_factors, ages), len(raw), never_seen))
             problems = repeats + [dataclasses.replace(p, row=int(kept[p.row - 1]) + 1) for p in problems]
             if problems:
                 rejected += _write_rejects(raw, problems, read, rejects_path, first=rejected == 0)
@@ -516,13 +520,31 @@ def _score_chunks(scorer: LeadScorer, input_path: Path, output_path: Path, activ
         while pending:
             write_scores(*pending.popleft())
         if read == 0:  # an empty file still gets its columns
-            out.write(scorer.scores_of(scorer.build(pd.DataFrame(columns=[lead_id_column]))[0], top_factors))
+            none = scorer.scores_of(scorer.build(pd.DataFrame(columns=[lead_id_column]))[0], top_factors)
+            out.write(_with_never_seen(none, _never_seen_text({}, 0)))
     bar.close()
     return BatchSummary(read, scored, rejected, output_path, rejects_path, activities_rejected, activity_rejects,
                         activities_valid, activities_used, unread_types, past_horizon, absent,
                         None if unseen is None else {column: {spelled[column][value]: int(rows)
                                                               for value, rows in counts.most_common()}
                                                      for column, counts in unseen.items()})
+
+
+def _never_seen_text(found: dict[int, dict[str, str]] | None, leads: int) -> np.ndarray:
+    """The never_seen column of `leads` scored leads (`LeadScorer.never_seen_as_sent`, what /score answers per lead):
+    a lead's values the model never saw in training as JSON text, {"Lead Source": "TikTok"}, which any value (a ";",
+    a quote) survives in CSV and Parquet; missing (an empty cell) for a lead with none, and for every lead when the
+    model cannot tell. Only the leads with some are visited: nothing new costs one column of missing values."""
+    column = np.full(leads, None, dtype=object)
+    for i, values in (found or {}).items():
+        column[i] = json.dumps(values, ensure_ascii=False)
+    return column
+
+
+def _with_never_seen(scores: pd.DataFrame, never_seen: np.ndarray) -> pd.DataFrame:
+    """`scores` with the never_seen column (`_never_seen_text`) after the model's outputs, before any factors."""
+    scores.insert(len(OUTPUT_COLUMNS), "never_seen", never_seen)
+    return scores
 
 
 def _write_rejects(raw: pd.DataFrame, problems: list, first_row: int, path: Path, first: bool) -> int:

@@ -19,7 +19,7 @@ from features import phrases
 from features.labels import policy_reason
 from models.scorer import LeadScorer
 from pipelines.config import DataParams, LabelParams
-from pipelines.ingest import (API_CLIENT, Problem, alike_column, as_of_time, as_plain_text, contract_status, crm_column,
+from pipelines.ingest import (API_CLIENT, Problem, alike_column, as_of_time, contract_status, crm_column,
                               not_answered, translate)
 from serving.schemas import Identifier
 from serving.security import card_link, error_message, field_path
@@ -185,21 +185,13 @@ def _factor(f) -> dict:
 
 
 def never_seen_as_sent(scorer: LeadScorer, features: pd.DataFrame, leads: pd.DataFrame) -> list[dict[str, str] | None]:
-    """Per lead (request order): each CRM field, as the request names it, whose value the model never saw in training
-    and scored as its "other" level (``LeadScorer.never_seen``) -> that value as the lead sent it, as text: "TikTok",
-    "true" for a JSON true, not the trimmed lower-case value the model compares. A value read as one it knows ("3"
-    for a "3.0" it trained on) is not one. None for every lead when the model cannot tell; only the few flagged
-    rows are visited."""
-    rows = scorer.never_seen(features)
-    if rows is None:
+    """Per lead (request order): the values it sent that the model never saw in training, field -> value
+    (``LeadScorer.never_seen_as_sent``, which batch scoring's never_seen column writes too); {} for none, None for
+    every lead when the model cannot tell."""
+    found = scorer.never_seen_as_sent(features, leads)
+    if found is None:
         return [None] * len(features)
-    out: list[dict[str, str] | None] = [{} for _ in range(len(features))]
-    for column, new in rows.items():
-        if new.any():
-            name = crm_column(scorer.data, "leads", column)
-            for i, value in zip(np.flatnonzero(new), as_plain_text(leads[name][new]).str.strip()):
-                out[i][name] = value
-    return out
+    return [found.get(i, {}) for i in range(len(features))]
 
 
 @dataclass

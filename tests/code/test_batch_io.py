@@ -4,6 +4,7 @@ runs its chunks on one-thread model workers whose errors stop the run."""
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 import subprocess
 import sys
@@ -293,6 +294,37 @@ def test_batch_scores_are_the_same_whether_activities_are_read_coded_or_as_plain
 
     assert coded == plain
     assert coded_summary.activities_rejected == plain_summary.activities_rejected == len(activities[::11])
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".parquet"])
+def test_each_scored_lead_names_the_values_the_model_never_saw_as_score_answers_them(trained, sample_dir, tmp_path,
+                                                                                      suffix):
+    """A RevOps engineer scoring a file was told how many leads had a lead source new to the model (scored as its
+    "other" level), not which leads: only the service named them per lead. Each scored row's never_seen is now what
+    /score answers for the lead, as JSON text (a ";" or a quote in a value survives); empty for a lead with none,
+    in any chunk and after a refused row."""
+    from serving.scoring import ModelRef, score_request
+
+    leads = pd.read_csv(sample_dir / "leads.csv", dtype=str, keep_default_na=False).head(7)
+    leads.loc[1, "created_at"] = "not a date"  # refused: the chunk's later rows must still be told apart
+    leads.loc[2, "lead_source"] = " TikTok "
+    leads.loc[4, ["lead_source", "industry"]] = ["TikTok", 'Quantum "Basket"; Weaving']
+    leads.loc[6, "industry"] = "Quantum Basket Weaving"  # the next chunk
+    path = tmp_path / f"leads{suffix}"
+    leads.to_parquet(path, index=False) if suffix == ".parquet" else leads.to_csv(path, index=False)
+
+    summary = score_file(trained.scorer, path, tmp_path / f"scores{suffix}", as_of=pd.Timestamp("2026-01-01"),
+                         chunk_size=5, progress=False)
+
+    written = pd.read_parquet(summary.output) if suffix == ".parquet" else pd.read_csv(summary.output, dtype=str)
+    assert summary.rows_rejected == 1 and written["lead_id"].tolist() == leads["lead_id"].drop(1).tolist()
+    assert written["never_seen"].isna().tolist() == [True, False, True, False, True, False]
+    sent = leads.drop(1).to_dict("records")
+    served = score_request(trained.scorer, sent, [None] * len(sent), ModelRef.of(trained.scorer),
+                           as_of=pd.Timestamp("2026-01-01"), top_k=1, card_key=b"key", card_link_days=1).results
+    assert [{} if pd.isna(text) else json.loads(text) for text in written["never_seen"]] == [
+        score["never_seen"] for score in served]
+    assert served[3]["never_seen"] == {"lead_source": "TikTok", "industry": 'Quantum "Basket"; Weaving'}
 
 
 @pytest.mark.parametrize("suffix", [".csv", ".parquet"])

@@ -1312,8 +1312,10 @@ def test_a_value_never_seen_is_named_under_the_crms_field_and_a_number_the_model
                                                                                               tmp_path):
     """The CRM's "Lead Source" and "Plan" (codes an export wrote "1.0" and "3.0"): /score names a value the model never
     saw under the field name the request used, as sent, while the JSON 3 the model reads as its "3.0"
-    (CategoryEncoder.as_known) is scored as that level and is not listed, as batch scoring does not report it."""
+    (CategoryEncoder.as_known) is scored as that level and is not listed, as batch scoring does not report it; a
+    file of the same leads names each lead's in its never_seen column as /score does."""
     from conftest import FAST, params_for
+    from pipelines.score import score_file
     from pipelines.train import train
 
     crm = tmp_path / "crm"
@@ -1326,7 +1328,7 @@ def test_a_value_never_seen_is_named_under_the_crms_field_and_a_number_the_model
         "data.mapping": {"leads": {"Lead Source": "lead_source", "Plan": "plan"}},
         "features.categorical": [*defaults.features.categorical, "plan"],
         "features.phrases": {**defaults.features.phrases, "plan": "Plan {value}"}})
-    train(params)
+    scorer = train(params).scorer
     lead = {"lead_id": "K-1", "created_at": "2025-12-01", "industry": "software", "Lead Source": "webinar", "Plan": "3.0"}
     sent = [lead, {**lead, "lead_id": "K-2", "Plan": 3}, {**lead, "lead_id": "K-3", "Plan": "3"},
             {**lead, "lead_id": "N-1", "Lead Source": "TikTok"}, {**lead, "lead_id": "N-2", "Plan": 5},
@@ -1340,6 +1342,10 @@ def test_a_value_never_seen_is_named_under_the_crms_field_and_a_number_the_model
     assert [s["never_seen"] for s in scores] == [e["never_seen"] for e in explained] == [
         {}, {}, {}, {"Lead Source": "TikTok"}, {"Plan": "5"}, {"Lead Source": "TikTok", "Plan": "5.5"}]
     assert scores[1]["probability"] == scores[2]["probability"] == scores[0]["probability"]  # 3 is the "3.0" it knows
+    pd.DataFrame(sent).to_csv(tmp_path / "leads.csv", index=False)
+    score_file(scorer, tmp_path / "leads.csv", tmp_path / "scores.csv", as_of=pd.Timestamp(AS_OF), progress=False)
+    batch = pd.read_csv(tmp_path / "scores.csv")["never_seen"]
+    assert [{} if pd.isna(text) else json.loads(text) for text in batch] == [s["never_seen"] for s in scores]
     assert all(_documented(spec, "ScoreResponse", {"scores": [score]}) for score in scores)
     documented = spec["components"]["schemas"]["LeadScore"]["properties"]["never_seen"]
     assert "'Lead Source'" in documented["description"] and "'lead_source'" not in documented["description"]
