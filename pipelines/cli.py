@@ -331,7 +331,7 @@ def _unseen_line(column: str, values: dict[str, int], scored: int) -> str:
 
     return (f"{sum(values.values()):,} of {scored:,} leads have a {column!r} value the model never saw in training "
             f"({most_frequent(values)}): scored as the model's \"other\" level, as values too rare to learn from are; "
-            "a retrain would learn the ones with enough leads")
+            "a retrain would learn the ones with enough leads; each lead's are in column never_seen")
 
 
 def _crm_export(p: Params) -> dict[str, Path | None]:
