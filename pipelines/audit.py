@@ -17,7 +17,7 @@ as artifacts of a run tagged ``audit`` in the model's experiment.
 2. Dependence of the top signals: value (binned) against contribution.
 3. Lead sources and campaigns, from every lead of the export with an outcome: conversion rate,
    acceptance rate (share not rejected), the rejection reasons mix and won revenue when the export
-   has deal amounts.
+   has deal amounts (a converted lead without one counts 0: a note says how many, and how many ingest left out).
 4. Conversion and lift per tier, and the share of conversions in the top of the list.
 5. Calibration: does "30 %" mean 30 %.
 6. What changed against the previous registered version (or one named with ``--compare-to``), both
@@ -1031,12 +1031,43 @@ def export_rows(training_set: TrainingSet, leads: int) -> str:
     return (f"{report.rows_read:,} rows; " + ", ".join(parts)) if parts else ""
 
 
+def amounts_left_out(crm: CRMData) -> int:
+    """How many deal amounts ingest left out of the outcome rows it kept, as invalid (negative, not a number, out of
+    range: `TableReport.cleared`): their won deals count no revenue, which the audit's revenue note says."""
+    report = crm.report.tables.get("outcomes")
+    return report.cleared.get("amount", 0) if report is not None else 0
+
+
+def revenue_note(outcomes: pd.DataFrame, left_out: int = 0) -> str | None:
+    """What the won revenue columns leave out, or None when nothing: every converted lead has a deal amount and
+    ingest left none out. A converted lead without an amount (blank, or invalid and left out at ingest, `left_out`
+    of the export's) counts 0 in its source's and campaign's won revenue, which then reads as worth less than it is.
+    """
+    why = "as invalid (negative, not a number or out of range; see the ingest report)"
+    if "amount" not in outcomes.columns:
+        if left_out:
+            return (f"This export has no valid deal amounts: ingest left out its {left_out:,} {why}, so won revenue is "
+                    "not reported.")
+        return "This export has no deal amounts: won revenue is not reported."
+    converted = outcomes["outcome"].eq("converted")
+    without = int((converted & outcomes["amount"].isna()).sum())
+    if not without and not left_out:
+        return None
+    return (f"Won revenue counts a converted lead without a deal amount as 0, so its source and campaign read as "
+            f"worth less than they are: {without:,} of the {int(converted.sum()):,} converted leads "
+            f"{'has' if without == 1 else 'have'} none"
+            + (f"; ingest left out {left_out:,} of the export's deal amounts {why}, keeping their leads' decisions"
+               if left_out else "") + ".")
+
+
 def segments_section(outcomes: pd.DataFrame, rows: str = "", feedback: FeedbackMerge | None = None,
-                     horizon_days: int | None = None) -> Section:
+                     horizon_days: int | None = None, invalid_amounts: int = 0) -> Section:
     """3. Lead sources and campaigns: volume, conversion, acceptance, rejection reasons, revenue.
 
     `rows` says how the export's rows became these leads (`export_rows`), `feedback` what the service's
-    feedback store changed in their outcomes (said when it held any decision); a notebook slice leaves both out.
+    feedback store changed in their outcomes (said when it held any decision), `invalid_amounts` how many deal
+    amounts ingest left out as invalid (`amounts_left_out`, said in the `revenue_note`); a notebook slice leaves them
+    out.
     """
     section = Section("segments", "Lead sources and campaigns")
     excluded = int(outcomes["outcome"].eq("excluded").sum())
@@ -1056,8 +1087,8 @@ def segments_section(outcomes: pd.DataFrame, rows: str = "", feedback: FeedbackM
                          f"reason named for one unless {MIN_LEVEL_ROWS} or more of its rejections give it (and it is "
                          f"among its {TOP_REASONS} most frequent): the others are one row, e.g. '{other_reasons(4)}'; where none is "
                          f"named, its top rejection reason reads '{NO_NAMED_REASON}'.")
-    if "amount" not in outcomes.columns:
-        section.notes.append("This export has no deal amounts: won revenue is not reported.")
+    revenue = revenue_note(outcomes, invalid_amounts)
+    section.notes += [revenue] if revenue else []
     for by in SEGMENT_COLUMNS:
         if by not in outcomes.columns or outcomes[by].isna().all():
             section.notes.append(f"This export has no {by.replace('_', ' ')} values: no breakdown by {by}.")
@@ -1189,7 +1220,7 @@ def build_audit(
         importance,
         dependence_section(rows, catalog, top),
         segments_section(outcomes, export_rows(training_set, len(outcomes)), training_set.crm.feedback,
-                         params.label.horizon_days),
+                         params.label.horizon_days, amounts_left_out(training_set.crm)),
         tiers_section(rows, scorer.tiers, params.evaluate.top_fractions, held_out_leads(training_set, split, params.label)),
         calibration_section(rows, params.evaluate.ece_bins),
         change_section(rows, training_set, previous, params.evaluate),

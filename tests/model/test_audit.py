@@ -310,6 +310,47 @@ def test_source_table_counts_the_export_and_rejection_reasons_sum_to_one_per_sou
     assert (summary.loc[summary["converted"] == 0, "won_revenue"] == 0).all()
 
 
+def test_the_revenue_note_counts_the_won_deals_whose_amount_ingest_left_out(audited, trained, sample_dir, tracking_dir,
+                                                                            tmp_path):
+    """Two won deals have a negative amount in the CRM: ingest keeps the wins without it (on_error: drop), and won
+    revenue counts them as 0, so their source and campaign read as worth less. Only the ingest report said so; the
+    audit marketing reads says it too, with how many. The clean sample's audit has no such note."""
+    assert not [note for note in sections(audited)["segments"].notes if "deal amount" in note]
+    outcomes = pd.read_csv(sample_dir / "outcomes.csv", dtype=str, keep_default_na=False)
+    merged = trained.training_set.crm.merged_by_email.index  # their outcomes are dropped, with their amounts
+    won = outcomes.index[outcomes["status"].eq("converted") & ~outcomes["lead_id"].isin(merged)][:2]
+    outcomes.loc[won, "amount"] = "-1200"
+    outcomes.to_csv(tmp_path / "outcomes.csv", index=False)
+    params = params_for(sample_dir, tracking_dir, **{"data.outcomes": str(tmp_path / "outcomes.csv"),
+                                                     "data.on_error": "drop",
+                                                     "serving.store_url": f"sqlite:///{tmp_path / 'store.db'}"})
+    scorer, training_set = audit.load_inputs(params, "champion")
+    assert training_set.crm.report.tables["outcomes"].cleared == {"amount": 2}
+
+    segments = {s.key: s for s in audit.build_audit(scorer, training_set, params).sections}["segments"]
+
+    converted = segments.tables["by_lead_source"]["converted"].sum()
+    assert ("Won revenue counts a converted lead without a deal amount as 0, so its source and campaign read as worth "
+            f"less than they are: 2 of the {converted:,} converted leads have none; ingest left out 2 of the export's "
+            "deal amounts as invalid (negative, not a number or out of range; see the ingest report), keeping their "
+            "leads' decisions.") in segments.notes
+
+
+def test_the_revenue_note_counts_converted_leads_without_an_amount_and_an_export_of_only_invalid_ones():
+    """A blank amount counts 0 as well, said without an ingest count when ingest left none out; an export whose every
+    amount was invalid has no won revenue to report, and says why rather than that the export has no amounts."""
+    outcomes = pd.DataFrame({"lead_source": ["web", "web", "event"], "campaign": ["a", "b", "a"],
+                             "outcome": ["converted", "converted", "rejected"], "reason": [None, None, "no_budget"],
+                             "amount": [1200.0, np.nan, np.nan]})
+
+    assert ("Won revenue counts a converted lead without a deal amount as 0, so its source and campaign read as worth "
+            "less than they are: 1 of the 2 converted leads has none.") in audit.segments_section(outcomes).notes
+    no_amounts = audit.segments_section(outcomes.drop(columns="amount"), invalid_amounts=3).notes
+    assert ("This export has no valid deal amounts: ingest left out its 3 as invalid (negative, not a number or out of "
+            "range; see the ingest report), so won revenue is not reported.") in no_amounts
+    assert not [note for note in audit.segments_section(outcomes.fillna({"amount": 50.0})).notes if "deal amount" in note]
+
+
 def test_the_source_note_counts_the_leads_it_tables_and_the_export_rows_they_come_from(audited, trained):
     """Marketing checks the count against its CRM export: two rows with one e-mail are one lead here."""
     segments = sections(audited)["segments"]
