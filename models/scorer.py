@@ -226,7 +226,7 @@ class LeadScorer:
             raw_leads = raw_leads.reset_index(drop=True)
         leads, problems = prepare_table(raw_leads, "leads", self.data, source, numeric=self.features.numeric,
                                         non_negative=self.features.non_negative, decimal_mark=decimal_mark,
-                                        audience=audience)
+                                        audience=audience, text=self.features.categorical)
         activities = None
         if self.reads_activities:
             if checked_activities is not None:

@@ -32,7 +32,14 @@ from pandas.arrays import ArrowStringArray
 from features.build import crm_spellings
 from pipelines.config import DataParams, Params, label_key, shown_url
 from pipelines.contract import CLOCK_SLACK, DATE_RANGE, LARGEST_NUMBER, LEADS, NUMBER_TEXT, OUTCOMES, TABLES, TableSpec
-from pipelines.numbers import DecimalMark, both_readings, numbers_sent, read_numbers, signalling_nans_quieted
+from pipelines.numbers import (
+    DecimalMark,
+    both_readings,
+    infinite_numbers,
+    numbers_sent,
+    read_numbers,
+    signalling_nans_quieted,
+)
 
 if TYPE_CHECKING:  # not at run time: pipelines.history imports this module
     from pipelines.history import FeedbackMerge
@@ -59,6 +66,7 @@ DROP_REASONS = {
     "date_in_future": "date in the future",
     "decided_before_created": "decided before its lead was created",
     "bad_number": "invalid number",
+    "infinite_number": "infinite number where text belongs",
     "unknown_status": "unknown status",
     "duplicate_lead_id": "conflicting duplicate lead_id",
     "unknown_lead": "lead_id not in leads",
@@ -924,7 +932,7 @@ _DECIMAL_MARK_HINT: dict[str, str] = {
 def prepare_table(
     raw: pd.DataFrame, table: str, data: DataParams, source: str = "request", numeric: Sequence[str] = (),
     non_negative: Sequence[str] = (), decimal_mark: DecimalMark = "point",
-    audience: Audience = COMMAND_LINE,
+    audience: Audience = COMMAND_LINE, text: Sequence[str] = (),
 ) -> tuple[pd.DataFrame, list[Problem]]:
     """Map raw CRM rows onto one contract table and validate them.
 
@@ -943,6 +951,8 @@ def prepare_table(
             "comma" (1234,5 or 1.234,5), or "either": both read, and a number that reads both ways (1.200,
             1,200) refuses its row, as it may be 1200 or 1.2.
         audience: who reads the problems' advice (the service's API clients, or a command's user).
+        text: further columns read as text (``features.categorical``, e.g. a CRM's lead origin), kept as read but,
+            like the contract's text fields, refusing a row that holds an infinite number (`check_text`).
 
     Returns:
         The frame without the bad rows (kept rows keep their raw index labels, so a caller can tell
@@ -1045,6 +1055,11 @@ def prepare_table(
              lambda v, c=column: f"negative {c} {_as_sent(v)} ({c} counts something: 0 or more)")
         columns[column] = cells.numbers
 
+    def check_text(column: str) -> None:
+        # A SQL or Parquet float's inf read on would be the category "inf"; the service refuses a JSON Infinity.
+        flag(infinite_numbers(columns[column]), column, "infinite_number",
+             lambda v, c=column: f"an infinite number is no {c} value: {_as_sent(v)}")
+
     for column in spec.columns:
         if column not in columns:
             columns[column] = _empty_column(column, spec, raw.index)
@@ -1073,6 +1088,7 @@ def prepare_table(
         elif column in spec.numeric:
             check_number(column)
         else:  # a JSON, SQL or Parquet true/false is the text "true"/"false" (`as_plain_text`)
+            check_text(column)
             columns[column] = _as_text(values)
         if column in required:
             empty = values.isna() | (columns[column] == "") if column in TEXT_COLUMNS else values.isna()
@@ -1080,6 +1096,9 @@ def prepare_table(
     for column in numeric:
         if column in columns and column not in spec.columns:
             check_number(column)
+    for column in text:
+        if column in columns and column not in spec.columns:
+            check_text(column)
     if "status" in spec.columns:
         status = columns["status"] = contract_status(columns["status"], data)
         flag(
@@ -1315,6 +1334,7 @@ def load_crm(params: Params) -> CRMData:
         prepared[name], found = prepare_table(frame, name, data, str(sources[name]),
                                               numeric=params.features.numeric if name == "leads" else (),
                                               non_negative=params.features.non_negative if name == "leads" else (),
+                                              text=params.features.categorical if name == "leads" else (),
                                               decimal_mark=decimal_marks[name])
         problems += found
         refused[name] = {}

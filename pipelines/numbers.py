@@ -91,6 +91,20 @@ def numbers_sent(values: pd.Series) -> tuple[np.ndarray, np.ndarray]:
     return numbers & ~booleans & pd.notna(cells), booleans
 
 
+def infinite_numbers(values: pd.Series) -> np.ndarray:
+    """Which cells hold an infinite number (a SQL or Parquet float or decimal, a Python caller's float): no text
+    field's value, as a JSON Infinity is none (serving.schemas refuses it). The text "inf" is text, not one."""
+    if pd.api.types.is_float_dtype(values.dtype):
+        return np.isinf(values.to_numpy(dtype="float64", na_value=np.nan))
+    if values.dtype != object:  # text, integers, dates, true/false
+        return np.zeros(len(values), dtype=bool)
+    numbers = numbers_sent(values)[0]
+    if numbers.any():  # numbers among text (a whole number beyond a float's range is finite)
+        numbers[numbers] = [v.is_infinite() if isinstance(v, Decimal) else isinstance(v, (float, np.floating))
+                            and bool(np.isinf(v)) for v in values.to_numpy()[numbers]]
+    return numbers
+
+
 def signalling_nans_quieted(values: pd.Series) -> pd.Series:
     """Decimal('sNaN') (a signalling NaN, which a Python caller's or a database driver's decimal may be) as
     Decimal('NaN'), a missing value as pandas reads it: pandas raised InvalidOperation on merely asking whether the

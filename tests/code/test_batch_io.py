@@ -401,6 +401,22 @@ def test_a_repeated_lead_id_is_refused_naming_its_first_row_however_the_file_is_
     assert rejects["industry"].tolist()[2] == "other"  # the refused copy as it was read
 
 
+def test_an_infinite_number_in_a_parquet_text_column_goes_to_the_rejects_as_training_refuses_it(trained, sample_dir,
+                                                                                                 tmp_path):
+    """Batch scoring read every Parquet cell as text first: a float column's -inf scored as the lead_source "-inf",
+    where training (ingest.prepare_table) and the service refuse it."""
+    leads = pd.read_csv(sample_dir / "leads.csv", dtype=str).head(4).assign(lead_source=[None, float("-inf"), 3.0, None])
+    leads.to_parquet(tmp_path / "leads.parquet", index=False)
+
+    summary = score_file(trained.scorer, tmp_path / "leads.parquet", tmp_path / "scores.csv",
+                         as_of=pd.Timestamp("2026-01-01"), progress=False)
+
+    assert (summary.rows_scored, summary.rows_rejected) == (3, 1)
+    rejects = pd.read_csv(tmp_path / "scores.rejects.csv")
+    assert rejects["row"].tolist() == [2]
+    assert "row 2, column 'lead_source': an infinite number is no lead_source value: -inf" in rejects["problems"][0]
+    assert rejects["lead_source"].tolist() == [float("-inf")]  # the refused row as it was read
+
 def test_parquet_numbers_read_as_the_crm_wrote_them(tmp_path):
     """pandas writes a nullable Int64 column with metadata that a text cast broke; a float id column
     (a null turns integer ids float) must read "10" as ingest reads it, not "10.0"."""

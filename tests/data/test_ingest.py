@@ -1151,6 +1151,43 @@ def test_parquet_integer_ids_with_a_null_keep_every_digit(tmp_path):
     assert crm.activities["lead_id"].tolist() == [str(big), str(big), "7"]  # the NULL one refused as empty
 
 
+@pytest.mark.parametrize("source", ["parquet", "sqlite"])
+def test_an_infinite_number_in_a_text_field_refuses_its_row_as_the_service_refuses_a_json_infinity(tmp_path, source):
+    """A Parquet or SQL float's inf in a text field (an id, a contract category, a features.categorical column) was
+    trained on as the category "inf" or "-inf", where the service refuses a JSON Infinity in any field."""
+    leads = pd.DataFrame({"Lead ID": [1.0, 2.0, float("inf"), 4.0], "Created Date": ["2024-01-05"] * 4,
+                          "Industry": [1.5, float("-inf"), 3.0, None], "Origin": [float("inf"), 1.0, 2.0, 3.0]})
+    if source == "parquet":
+        leads.to_parquet(tmp_path / "leads.parquet")
+        where = {"leads": "leads.parquet"}
+    else:
+        sqlite_crm(tmp_path, crm_leads=leads)
+        where = {"sql_url": "sqlite:///crm.db", "leads": "crm_leads"}
+
+    def load(on_error):
+        return load_crm(Params.model_validate({"data": {**where, "mapping": MAPPING, "on_error": on_error},
+                                               "features": {"categorical": ["industry", "Origin"]},
+                                               "base_dir": tmp_path}))
+
+    with pytest.raises(ContractError) as err:
+        load("stop")
+    assert [(p.row, p.column, p.kind) for p in err.value.problems] == [
+        (3, "Lead ID", "infinite_number"), (2, "Industry", "infinite_number"), (1, "Origin", "infinite_number")]
+    assert "row 2, column 'Industry' (industry): an infinite number is no industry value: -inf" in str(err.value)
+    crm = load("drop")
+    assert crm.leads["lead_id"].tolist() == ["4"]
+    assert crm.report.tables["leads"].dropped == {"infinite_number": 3}
+    assert "infinite number where text belongs" in "\n".join(crm.report.lines())
+
+
+def test_the_text_inf_in_a_text_field_is_text():
+    """Only a number sent as a number is refused (`infinite_numbers`): a CSV's "inf" is a category like any other."""
+    kept, problems = prepare_table(pd.DataFrame([lead("L1", Industry="inf"), lead("-inf", Industry="Infinity")]),
+                                   "leads", DataParams(leads="unused", mapping=MAPPING))
+    assert problems == []
+    assert kept["industry"].tolist() == ["inf", "Infinity"] and kept["lead_id"].tolist() == ["L1", "-inf"]
+
+
 def write_tables(url: str, **tables: pd.DataFrame) -> None:
     """`tables` written with pandas' to_sql into the database at `url`, as a CRM sync would."""
     engine = sa.create_engine(url)
