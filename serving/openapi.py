@@ -67,7 +67,8 @@ DESCRIPTION = (
     "(`Content-Encoding: gzip` or `deflate`). Guide: serving/README.md."
 )
 
-BAD_JSON = ("Not JSON of the documented shape or types (e.g. a number where a date belongs); `detail` names "
+BAD_JSON = ("Not JSON of the documented shape or types (e.g. a number where a date belongs, or NaN, Infinity or "
+            "-Infinity, no JSON values: send null for none); `detail` names "
             "each field (`body` for JSON that does not parse). Also a compressed body that is not valid data of "
             "its Content-Encoding (e.g. not gzip).")
 NO_KEY = "Missing or wrong API key (header `Authorization: Bearer <key>`)."

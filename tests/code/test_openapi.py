@@ -139,6 +139,14 @@ def test_docs_json_says_a_json_body_may_be_sent_gzip_compressed():
         assert "gzip" in operation["responses"]["415"]["description"]
 
 
+def test_docs_json_says_a_json_nan_or_infinity_is_a_400():
+    """The service refuses them in any field (serving.schemas._finite); the 400's words named only shapes and types."""
+    params = load_params(PROJECT_ROOT / "params.yaml")
+    scorer = LeadScorer(params.data, params.features, None, None, None, 1.0, 0.0, None, None, None)
+    spec = openapi.document(LeadScoreService.openapi_spec.asdict(), scorer, params.data, params.label)
+    for route in ("/score", "/explain", "/feedback"):
+        assert "NaN, Infinity or -Infinity" in spec["paths"][route]["post"]["responses"]["400"]["description"]
+
 def test_a_bentos_openapi_yaml_writes_every_value_out_with_no_yaml_alias():
     """A lead field's types and the never_seen field names are one Python list in several places of the document:
     apis/openapi.yaml held them as &id001 anchors and *id001 aliases, which some OpenAPI tools mishandle."""
