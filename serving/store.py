@@ -135,6 +135,14 @@ def decision_date(value, received_at: datetime) -> datetime:
     return decided
 
 
+def _as_json(value) -> str:
+    """A stored or sent decision value as JSON writes it, the client's own terms: "no_budget", null, 12500.5,
+    "2025-07-01T10:00:00Z" (a stored date is UTC), not Python's None or datetime.datetime(2025, 7, 1, 10, 0)."""
+    if isinstance(value, datetime):
+        value = value.isoformat() + ("Z" if value.tzinfo is None else "")
+    return json.dumps(value)
+
+
 class FeedbackConflict(ValueError):
     """A stored event_id was sent again with a different decision; the stored one was kept.
 
@@ -146,7 +154,7 @@ class FeedbackConflict(ValueError):
                         "msg": f"event {event_id!r} is already stored with another decision; "
                                "send a new event_id for a new decision"}]
         self.detail += [{"loc": [name], "field": name, "type": "event_id_conflict",
-                         "msg": f"stored {stored!r}, sent {sent!r}"} for name, (stored, sent) in differences.items()]
+                         "msg": f"stored {_as_json(stored)}, sent {_as_json(sent)}"} for name, (stored, sent) in differences.items()]
         changed = ", ".join(differences)
         super().__init__(f"event_id {event_id!r} is already stored with a different {changed}; it was not changed "
                          "(an identical retry is accepted; a new decision needs a new event_id)")

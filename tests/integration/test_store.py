@@ -54,9 +54,19 @@ def test_an_event_id_sent_again_with_another_decision_is_refused_and_the_stored_
     store.add_feedback(_event("e1"))
     with pytest.raises(FeedbackConflict, match="'e1' is already stored with a different status, reason") as err:
         store.add_feedback(_event("e1", status="converted", reason=None))
-    assert {d["field"]: d["msg"] for d in err.value.detail}["status"] == "stored 'rejected', sent 'converted'"
+    assert {d["field"]: d["msg"] for d in err.value.detail}["status"] == 'stored "rejected", sent "converted"'
     frame = store.feedback_frame()
     assert frame[["event_id", "status", "reason"]].values.tolist() == [["e1", "rejected", "no_budget"]]
+
+
+def test_a_conflict_names_each_value_as_json_writes_it_not_as_python_does(store):
+    """The CRM integrator reads the 409 in JSON's terms: null, not None; a date as ISO text, not datetime.datetime(...)."""
+    store.add_feedback(_event("e1"))
+    with pytest.raises(FeedbackConflict) as err:
+        store.add_feedback(_event("e1", reason=None, decided_at="2025-03-02T09:30:00Z"))
+    msgs = {d["field"]: d["msg"] for d in err.value.detail}
+    assert msgs["reason"] == 'stored "no_budget", sent null'
+    assert msgs["decided_at"] == 'stored "2025-03-01T10:00:00Z", sent "2025-03-02T09:30:00Z"'
 
 
 @pytest.mark.parametrize("decided_at", ["0001-01-01T00:00:00Z", "1969-12-31T23:59:59Z", "2099-01-01"])
