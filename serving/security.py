@@ -127,6 +127,23 @@ def _problem(error: dict) -> dict:
             "type": str(error.get("type", ""))}
 
 
+# Each JSON route's body, told to a client whose body has another shape at its top (one lead sent bare to /score,
+# a batch to /explain, a list of events to /feedback): pydantic says only "Field required" for `leads`.
+_BODY_SHAPES = {
+    "/score": ("leads", '{"leads": [{...}, ...], "as_of": ...}: a list of leads, even of one'),
+    "/explain": ("lead", '{"lead": {...}, "as_of": ...}: one lead, not a list'),
+    "/feedback": (None, '{"event_id": ..., "lead_id": ..., "status": ..., "decided_at": ...}: one decision, not a list'),
+}
+
+
+def _with_body_shape(problem: dict, path: str) -> dict:
+    """The problem, naming the route's body shape when it is about the body's top (`_BODY_SHAPES`)."""
+    field, shape = _BODY_SHAPES.get(path, (None, None))
+    if shape and problem["type"] != "json_invalid" and problem["loc"] in ([], [field]):
+        return {**problem, "msg": f"{problem['msg']}; send the body as {shape}"}
+    return problem
+
+
 def field_path(*parts) -> str:
     """A JSON location as one field name, e.g. ("leads", 2, "created_at") -> "leads[2].created_at"."""
     out = ""
@@ -440,7 +457,7 @@ class OneErrorShape:
                     "detail": []}
         try:
             reply = json.loads(body)
-            detail = [_problem(d) for d in reply["detail"]]
+            detail = [_with_body_shape(_problem(d), scope["path"]) for d in reply["detail"]]
         except (ValueError, TypeError, KeyError):
             return {"error": body.decode("utf-8", "replace"), "detail": []}
         return {"error": f"{len(detail)} problem(s) in the request's JSON; nothing was scored or stored",

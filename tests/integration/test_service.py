@@ -460,6 +460,31 @@ def test_a_400_names_the_field_in_our_words_and_does_not_echo_the_value_back(cli
     assert detail["amount"]["msg"] == "expected a number, not true"
 
 
+# A body of another shape than its route takes: how it is built from one lead and one decision.
+_OTHER_SHAPES = {
+    "a lead bare": lambda lead, event: lead,
+    "a lead for the list": lambda lead, event: {"leads": lead},
+    "a list of leads bare": lambda lead, event: [lead],
+    "a batch to explain": lambda lead, event: {"leads": [lead]},
+    "a list of decisions": lambda lead, event: [event],
+}
+
+
+@pytest.mark.parametrize(("path", "sent", "field", "shape"), [
+    ("/score", "a lead bare", "leads", '{"leads": [{...}, ...]'),
+    ("/score", "a lead for the list", "leads", '{"leads": [{...}, ...]'),
+    ("/score", "a list of leads bare", "body", '{"leads": [{...}, ...]'),
+    ("/explain", "a batch to explain", "lead", '{"lead": {...}'),
+    ("/feedback", "a list of decisions", "body", '{"event_id": ...'),
+])
+def test_a_body_of_another_shape_is_told_the_shape_its_route_takes(client, leads, path, sent, field, shape):
+    """A CRM integrator's common slip: a lead sent bare to /score or a batch to /explain got only "Field required"."""
+    reply = client.post(path, _OTHER_SHAPES[sent]({**leads[0], "lead_id": "SHAPE-1"}, _feedback("evt-shape")))
+    assert reply.status == 400, reply.body
+    (problem,) = reply.json()["detail"]
+    assert problem["field"] == field and f"; send the body as {shape}" in problem["msg"], problem
+
+
 def test_every_error_the_api_answers_is_json_in_one_shape(client):
     """A CRM integration parses one error shape, whether our code or BentoML's answered."""
     not_json = client.post("/score", b'{"leads": [', {"Content-Type": "application/json"})
