@@ -107,12 +107,27 @@ def from_browser(scope) -> bool:
 # pydantic's error types for text that is no date or time.
 _NOT_A_DATE = frozenset({"datetime_parsing", "datetime_from_date_parsing", "date_parsing", "date_from_datetime_parsing"})
 
+# What an id or a decision sent as a number, true/false or null is told when the value sent is not known.
+_TEXT_EXPECTED = 'expected text, a JSON string: send a number as its text, "981" for 981; null is no value'
+
+
+def _not_text(value) -> str:
+    """What a value sent where text belongs is, in JSON's words, and for a number the text to send instead."""
+    if value is None or isinstance(value, bool):
+        return f"expected text, not {json.dumps(value)}"
+    if isinstance(value, (int, float)):  # a CRM's numeric id: 42 and "042" would be different leads, so never guessed
+        return f'expected text, not the number {json.dumps(value)}: send it as a JSON string, "{json.dumps(value)}"'
+    return f"expected text, not a JSON {'object' if isinstance(value, dict) else 'array'}"
+
 
 def error_message(error: dict) -> str:
     """The words of one of pydantic's validation errors, without its "Value error, " before our own
-    messages; text that is no date is told what a date is, as ingest tells it."""
+    messages; text that is no date is told what a date is, as ingest tells it; an id or decision that is not
+    text is told what it is and what to send (pydantic's "Input should be a valid string" says neither)."""
     if error.get("type") in _NOT_A_DATE:  # pydantic's "invalid character in year" for "last Tuesday"
         return DATE_FORM
+    if error.get("type") == "string_type":  # BentoML's 400 leaves the value sent out, our 422 keeps it
+        return _not_text(error["input"]) if "input" in error else _TEXT_EXPECTED
     return str(error.get("msg", "")).removeprefix("Value error, ")
 
 

@@ -485,6 +485,22 @@ def test_a_body_of_another_shape_is_told_the_shape_its_route_takes(client, leads
     assert problem["field"] == field and f"; send the body as {shape}" in problem["msg"], problem
 
 
+@pytest.mark.parametrize(("path", "values", "field", "words"), [
+    ("/feedback", {"event_id": 981}, "event_id", 'expected text, a JSON string: send a number as its text, "981" for 981; '
+                                                 'null is no value'),
+    ("/feedback", {"lead_id": None}, "lead_id", 'expected text, a JSON string: send a number as its text, "981" for 981; '
+                                                'null is no value'),
+    ("/score", {"lead_id": 42}, "leads[0].lead_id", 'the lead id: expected text, not the number 42: send it as a JSON string, "42"'),
+])
+def test_an_id_that_is_not_text_is_told_what_it_is_and_what_to_send(client, leads, path, values, field, words):
+    """A CRM's numeric record id (HubSpot's objectId) got pydantic's "Input should be a valid string"."""
+    body = ({**_feedback("evt-id-type"), **values} if path == "/feedback"
+            else {"leads": [{**leads[0], **values}], "as_of": AS_OF})
+    reply = client.post(path, body)
+    assert reply.status in (400, 422), reply.body
+    assert {d["field"]: d["msg"] for d in reply.json()["detail"]}[field] == words
+
+
 def test_every_error_the_api_answers_is_json_in_one_shape(client):
     """A CRM integration parses one error shape, whether our code or BentoML's answered."""
     not_json = client.post("/score", b'{"leads": [', {"Content-Type": "application/json"})
