@@ -118,6 +118,8 @@ class Audience:
     # Why a date did not parse when data.day_first put a number over 12 in the month; str.format fields:
     # {day_first} (true/false), {order} (day first/month first), {month}, {other} (the other setting), {first}.
     day_month_order: str
+    # What to do with a picklist's band of numbers ('51-200', '10,001+') in a number field; str.format field: {column}.
+    number_band: str
 
 
 COMMAND_LINE = Audience(
@@ -125,12 +127,15 @@ COMMAND_LINE = Audience(
     ambiguous_date="set data.day_first (true: 06/02/2025 is 6 February; false: it is June 2)",
     day_month_order="data.day_first is {day_first}, so {month} would be the month; set it to {other} if the export "
                     "writes the {first} first",
+    number_band="a band of numbers: translate each label to one number with data.value_maps.{column}, "
+                "e.g. '11-50': '30'",
 )
 API_CLIENT = Audience(
     scoring_time="check the request's as_of (default: now), or the date",
     ambiguous_date="send dates as ISO 8601 text, year first: 2025-06-02",
     day_month_order="this service reads such dates {order}, so {month} would be the month; send dates as ISO 8601 "
                     "text, year first: 2025-06-02",
+    number_band="a band of numbers: send one number",
 )
 
 
@@ -921,6 +926,8 @@ def _empty_column(column: str, spec: TableSpec, index: pd.Index) -> pd.Series:
 # "1,234", "1 234", "1.234,5" or "1.234.567": a number written for people in some locale, which a number field
 # refuses.
 _GROUPED_DIGITS = re.compile(r"\d[, ]\d|\d\.\d{3}\.\d")
+# "51-200", "10,001+", "<10": a CRM picklist's band of company sizes, which data.value_maps turns into a number.
+_NUMBER_BAND = re.compile(r"\s*(\d[\d,.]*\s*[-\u2013]\s*\d[\d,.]*|\d[\d,.]*\s*\+|[<>]=?\s*\d[\d,.]*)\s*")
 # How a number that is refused for its separators should be written, by how the file writes numbers.
 _DECIMAL_MARK_HINT: dict[str, str] = {
     "point": "with a decimal point and no thousands separator: 1234.5",
@@ -1043,8 +1050,12 @@ def prepare_table(
         # A translation is params' text: "1.500" is 1.5 whatever the file's decimal mark.
         cells = read_numbers(columns[column], column in spec.non_negative or column in non_negative, decimal_mark,
                              translated[column][1] if column in translated else None)
-        flag(cells.not_a_number, column, "bad_number", lambda v: f"not a number: {_as_sent(v)}" + (
-            f" (write numbers {_DECIMAL_MARK_HINT[decimal_mark]})" if _GROUPED_DIGITS.search(str(v)) else ""))
+        def not_a_number(v) -> str:
+            hint = (audience.number_band.format(column=column) if _NUMBER_BAND.fullmatch(str(v)) else
+                    f"write numbers {_DECIMAL_MARK_HINT[decimal_mark]}" if _GROUPED_DIGITS.search(str(v)) else "")
+            return f"not a number: {_as_sent(v)}" + (f" ({hint})" if hint else "")
+
+        flag(cells.not_a_number, column, "bad_number", not_a_number)
         flag(cells.reads_two_ways, column, "bad_number", lambda v: (
             f"ambiguous number {_as_sent(v)}: in a file separated by ';' (as Excel writes where the decimal mark "
             f"is a comma) it may be {both_readings(v)}; set data.decimal_mark to comma or point, as the file "

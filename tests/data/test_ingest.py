@@ -924,6 +924,25 @@ def test_a_row_refused_for_what_a_value_map_translates_names_the_label_the_crm_s
     assert [p.message for p in problems] == [said]
 
 
+def test_a_picklist_band_in_a_number_field_is_refused_saying_which_value_map_turns_it_into_a_number():
+    """A CRM's "Number of Employees" picklist ('51-200', '10,001+') was refused as "not a number: '51-200'" with no
+    word of data.value_maps.employees, which reads each band as a number; an API client is told to send one."""
+    from pipelines.ingest import API_CLIENT
+
+    raw = pd.DataFrame({"lead_id": ["L1", "L2", "L3", "L4", "L5"], "created_at": ["2025-01-01"] * 5,
+                        "employees": ["51-200", " 10,001+", "<10", "2024-01-05", "1,234"]})
+    fix = "a band of numbers: translate each label to one number with data.value_maps.employees, e.g. '11-50': '30'"
+
+    _, problems = prepare_table(raw, "leads", DataParams(leads="unused"))
+    _, served = prepare_table(raw.iloc[:1], "leads", DataParams(leads="unused"), audience=API_CLIENT)
+
+    assert [p.message for p in problems] == [
+        f"not a number: '51-200' ({fix})", f"not a number: ' 10,001+' ({fix})", f"not a number: '<10' ({fix})",
+        "not a number: '2024-01-05'",
+        "not a number: '1,234' (write numbers with a decimal point and no thousands separator: 1234.5)"]
+    assert [p.message for p in served] == ["not a number: '51-200' (a band of numbers: send one number)"]
+
+
 @pytest.mark.parametrize("decimal_mark", ["comma", "either"])
 def test_a_number_a_value_map_translates_to_reads_as_params_write_it_whatever_the_files_decimal_mark(decimal_mark):
     """A map's "2.125" is params' text (a decimal point, as YAML writes numbers): a file writing numbers with a
