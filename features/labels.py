@@ -39,7 +39,8 @@ class LabelResult:
 
     def lines(self) -> list[str]:
         """One "rule: n (share)" line per rule, for the training log and the CLI. The unknown-reason
-        line names the codes, most frequent first: a typo or a new code is then seen, not just counted."""
+        line names the codes, most frequent first, and where to declare them: a typo, a new code or a CRM label
+        left untranslated is then seen, not just counted."""
         total = sum(self.counts.values())
         out = []
         for rule, n in self.counts.items():
@@ -47,7 +48,8 @@ class LabelResult:
             if rule.endswith(":unknown_reason"):
                 codes = self.frame.loc[self.frame["rule"] == rule, "reason"].value_counts()
                 line += ("; codes not in label.reasons: " + ", ".join(f"{code!r} {k}" for code, k in codes.head(5).items())
-                         + (f" and {len(codes) - 5} more" if len(codes) > 5 else ""))
+                         + (f" and {len(codes) - 5} more" if len(codes) > 5 else "")
+                         + " (list them in label.reasons, or translate the CRM's labels with data.value_maps.reason)")
             out.append(line)
         return out
 

@@ -259,6 +259,8 @@ def test_lines_show_count_and_share_largest_first():
 
 
 def test_the_unknown_reason_line_names_the_codes_so_a_typo_is_seen():
+    """...and where to declare them: a CRM's "No response" left out of data.value_maps.reason trained as an unknown
+    negative, with nothing saying which setting takes it."""
     rows = [(f"u{i}", CREATED, "rejected", code, day(1))
             for i, code in enumerate(["price_too_high"] * 3 + ["no budget"] * 2 + [f"new_{k}" for k in range(5)])]
     leads, outcomes = crm(rows + [("b", CREATED, "rejected", "no_budget", day(1))])
@@ -266,7 +268,8 @@ def test_the_unknown_reason_line_names_the_codes_so_a_typo_is_seen():
     lines = build_labels(leads, outcomes, policy(), AS_OF).lines()
 
     assert lines[0] == ("negative:unknown_reason: 10 (90.9%); codes not in label.reasons: 'price_too_high' 3, "
-                        "'no budget' 2, 'new_0' 1, 'new_1' 1, 'new_2' 1 and 2 more")
+                        "'no budget' 2, 'new_0' 1, 'new_1' 1, 'new_2' 1 and 2 more (list them in label.reasons, or "
+                        "translate the CRM's labels with data.value_maps.reason)")
     assert lines[1] == "negative:reason:no_budget: 1 (9.1%)"
 
 
