@@ -15,7 +15,6 @@ import lightgbm as lgb
 import numpy as np
 import pandas as pd
 
-from features.build import crm_spellings
 from models.gbm import predict_threads
 
 # Few, shallow trees: every scored lead pays one tree per class per round, and on held-out rejected
@@ -31,16 +30,8 @@ ROUNDS_WITHOUT_VALIDATION = 40
 LOG_LOSS_TOLERANCE = 0.001
 
 
-def reason_spellings(outcomes: pd.DataFrame | None) -> dict[str, str]:
-    """Each reason code of an export's outcomes (stripped and lower-cased, as labels store it) -> the
-    export's most common spelling of it (`crm_spellings`): X Education's Tag "ringing" -> "Ringing"."""
-    if outcomes is None or "reason" not in outcomes.columns:
-        return {}
-    return crm_spellings(outcomes["reason"])
-
-
 def reason_in_words(code: str, spellings: Mapping[str, str]) -> str:
-    """A rejection reason code as people read it: as the export spells it (`reason_spellings`: "Ringing",
+    """A rejection reason code as people read it: as the export spells it (`CRMData.export_spellings("reason")`: "Ringing",
     "Interested in other courses"), a code as words ("not_decision_maker" -> "Not decision maker"; one
     sent to the service's feedback too). A code is lower case without spaces; "switched off" is the
     CRM's own text, kept."""
@@ -74,7 +65,7 @@ def shortfall(reasons: pd.Series, min_rows: int) -> str | None:
 class ReasonModel:
     classes: list[str]
     booster: lgb.Booster
-    # Each class as the training export spelled it (`reason_spellings`), for `reason_in_words` where no export
+    # Each class as the training export spelled it (`CRMData.export_spellings("reason")`), for `reason_in_words` where no export
     # is at hand (the score card). None: none known, also what a model pickled before this field reads.
     spellings: dict[str, str] | None = None
 
@@ -93,7 +84,7 @@ class ReasonModel:
     ) -> "ReasonModel | None":
         """Fit on rejected leads with a reason code; None when there is too little to learn from (`shortfall`).
 
-        ``spellings``: the export's spelling of each code (`reason_spellings`), kept for the classes.
+        ``spellings``: the export's spelling of each code (`CRMData.export_spellings("reason")`), kept for the classes.
         The rounds are chosen on the validation rows (``X_val``, ``reasons_val``); without them (None, or
         fewer than 10 with a learnable code) ``rounds`` are boosted: cross-validated fitting passes those a
         fold model kept, to refit on every row.

@@ -99,7 +99,7 @@ def fit_scorer(
             Not the policy weights: a soft negative did not convert, and counting it as half a
             lead made the demo model promise 16.3% to test leads of whom 14.4% converted.
         reasons: rejection reason code per row (NaN for non-rejected rows).
-        reason_spellings: how the export spells each reason code (``models.reasons.reason_spellings``), kept
+        reason_spellings: how the export spells each reason code (``CRMData.export_spellings("reason")``), kept
             by the reason model so the score card words its likely reason as the CRM does.
         age_days: each row's age at its snapshot (``TrainingSet.age_days``), which the calibration reads.
         open_at: the given rows' leads at every snapshot age they were open (``pipelines.dataset.open_at_ages``,

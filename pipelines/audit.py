@@ -54,7 +54,7 @@ from models.calibration import TierThresholds
 from models.metrics import (calibration_bins, capture_at, evaluate_scores, expected_calibration_error, fraction_key,
                             tier_table)
 from models.plots import calibration_plot, importance_plot
-from models.reasons import reason_in_words, reason_spellings
+from models.reasons import reason_in_words
 from models.scorer import LeadScorer
 from models.splits import Split, make_split
 from pipelines import tracking
@@ -597,7 +597,7 @@ def lead_outcomes(training_set: TrainingSet, label: LabelParams, columns: Sequen
     out.loc[out["outcome"].eq("other") & status.isin(left_out).to_numpy(), "outcome"] = "excluded"
     converted, rejected = out["outcome"] == "converted", out["outcome"] == "rejected"
     outcomes = training_set.crm.outcomes
-    out["reason"] = readable_reasons(frame["reason"].where(rejected), reason_spellings(outcomes))
+    out["reason"] = readable_reasons(frame["reason"].where(rejected), training_set.crm.export_spellings("reason"))
     if outcomes is not None and "amount" in outcomes.columns and outcomes["amount"].notna().any():
         amount = outcomes.set_index("lead_id")["amount"].reindex(frame.index)
         out["amount"] = pd.to_numeric(amount, errors="coerce").where(converted)

@@ -252,10 +252,10 @@ class CRMData:
     # What the service's feedback store changed in `outcomes` (pipelines.history.load_history); None: the
     # export's own outcomes alone.
     feedback: FeedbackMerge | None = None
-    # Per leads column that data.value_maps renames, each value as compared ('tiktok') -> the file's most common
-    # spelling of it before the map ('TT', not the map's 'TikTok'; `crm_spellings`): `leads` holds only the mapped
-    # values, and a report naming a value (monitor's never-seen ones, the audit's tables) names it as the export
-    # writes it (`export_spellings`).
+    # Per leads column (and the outcomes' reason) that data.value_maps renames, each value as compared ('tiktok') ->
+    # the file's most common spelling of it before the map ('TT', not the map's 'TikTok'; `crm_spellings`): the
+    # tables hold only the mapped values, and a report naming a value (monitor's never-seen ones, the audit's
+    # tables, a reason on the score card) names it as the export writes it (`export_spellings`).
     spellings: dict[str, dict[str, str]] = field(default_factory=dict)
     # How the leads file writes numbers (`decimal_mark_of`): a column another model's settings read as a number, which
     # this export's were not read as (`dataset.features_at`), is read as its number fields were.
@@ -264,8 +264,11 @@ class CRMData:
     def export_spellings(self, column: str) -> dict[str, str]:
         """Each value of the leads `column` as compared ('tiktok') -> as the export writes it most ('TikTok', or 'TT'
         where data.value_maps renames it: `spellings`): how every report names a value, so marketing finds it in the
-        file."""
-        return {**crm_spellings(self.leads[column]), **self.spellings.get(column, {})}
+        file. The outcomes' `reason` too: X Education's Tag "ringing" -> "Ringing", a code the CRM's "No response"
+        translates to ("unresponsive") -> "No response"."""
+        table = self.outcomes if column == "reason" else self.leads
+        written = crm_spellings(table[column]) if table is not None and column in table.columns else {}
+        return {**written, **self.spellings.get(column, {})}
 
 
 # ---------------------------------------------------------------- reading (I/O edge)
@@ -1423,6 +1426,9 @@ def load_crm(params: Params) -> CRMData:
     spellings = {column: crm_spellings(raw["leads"].loc[leads.index, name], value_map)  # the leads kept, as read
                  for column, value_map in data.value_maps.items()
                  if column in leads.columns and (name := crm_column(data, "leads", column)) in raw["leads"].columns}
+    if (outcomes is not None and "reason" in data.value_maps
+            and (name := crm_column(data, "outcomes", "reason")) in raw["outcomes"].columns):
+        spellings["reason"] = crm_spellings(raw["outcomes"].loc[outcomes.index, name], data.value_maps["reason"])
     for name, frame in frames.items():
         if frame is not None:
             report.tables[name].rows_kept = len(frame)

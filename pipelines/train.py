@@ -19,7 +19,6 @@ import pandas as pd
 
 from features.phrases import phrase_templates
 from models.card import log_card, model_card
-from models.reasons import reason_spellings
 from models.scorer import LeadScorer
 from models.splits import Split, make_split
 from models.train import fit_scorer
@@ -80,7 +79,7 @@ def fit_model(ts: TrainingSet, split: Split, params: Params) -> LeadScorer:
     return fit_scorer(ts.features, ts.y, ts.weights, ts.reasons, split, params,
                       calibration_weights=ts.calibration_weights, age_days=ts.age_days,
                       open_at=lambda rows: open_at_ages(ts, rows, params.features, params.features.snapshot_days),
-                      reason_spellings=reason_spellings(ts.crm.outcomes))
+                      reason_spellings=ts.crm.export_spellings("reason"))
 
 
 def log_trained(scorer: LeadScorer, ts: TrainingSet, split: Split, params: Params, warnings: list[str],

@@ -775,6 +775,29 @@ def test_value_maps_match_a_crm_label_in_any_letter_case_as_statuses_do():
     assert outcomes["reason"].tolist()[1] == "no_budget"
 
 
+@pytest.mark.parametrize("flat", [False, True])
+def test_a_reason_a_value_map_translates_is_spelled_as_the_crm_writes_it(tmp_path, flat):
+    """A HubSpot "Closed Lost Reason" mapped to the policy's codes: the audit and the score card read the code as
+    words ("Unresponsive") where the CRM's reps pick "No response"; a reason the map leaves alone keeps its own."""
+    from models.reasons import reason_in_words
+
+    leads = [lead(f"L{i}") for i in range(4)]
+    outcomes = [outcome("L0", reason="No response"), outcome("L1", reason=" no response "),
+                outcome("L2", reason="No response"), outcome("L3", reason="Ringing")]
+    maps = {"status": STAGES, "reason": {"NO RESPONSE": "unresponsive"}}
+    if flat:
+        params = crm_params(tmp_path, [{**row, **result} for row, result in zip(leads, outcomes)], format="flat",
+                            value_maps=maps, mapping={"leads": {**MAPPING["leads"], **MAPPING["outcomes"]}})
+    else:
+        params = crm_params(tmp_path, leads, outcomes=outcomes, value_maps=maps)
+
+    crm = load_crm(params)
+
+    assert crm.outcomes["reason"].str.strip().str.lower().tolist() == ["unresponsive"] * 3 + ["ringing"]
+    assert crm.export_spellings("reason") == {"unresponsive": "No response", "ringing": "Ringing"}
+    assert reason_in_words("unresponsive", crm.export_spellings("reason")) == "No response"
+
+
 @pytest.mark.parametrize("sent", [-1, -1.0, "-1", " -1 "])
 def test_a_number_data_missing_values_lists_is_not_answered_whatever_else_the_batch_sends(sent):
     """A CRM sending -1 for an unknown headcount, with "-1" in data.missing_values: the JSON number -1 was refused
