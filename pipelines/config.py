@@ -151,10 +151,13 @@ class DataParams(_Section):
     @classmethod
     def _one_translation_per_label(cls, maps: dict[str, dict[str, str]]) -> dict[str, dict[str, str]]:
         """A label matches in any letter case (`label_key`): two spellings of it must say the same, or one
-        would silently overrule the other."""
+        would silently overrule the other. A blank label would never match: a blank cell is always missing."""
         for column, value_map in maps.items():
             first: dict[str, str] = {}
             for key, value in value_map.items():
+                if not label_key(key):
+                    raise ValueError(f"data.value_maps.{column}: the blank label {key!r} never matches, as a blank "
+                                     "cell is always a missing value; write the value in the export instead")
                 seen = first.setdefault(label_key(key), key)
                 if value_map[seen] != value:
                     raise ValueError(f"data.value_maps.{column}: {seen!r} and {key!r} are one label (matched in any "

@@ -889,6 +889,18 @@ def test_value_map_spellings_of_one_label_that_disagree_are_refused_naming_both(
             "Won": "converted", " WON": "rejected"}}})
 
 
+@pytest.mark.parametrize("label", ["", "  "])
+def test_a_value_map_of_a_blank_label_is_refused_as_never_matching(label):
+    """`status: {"": open}` (a flat export's leads without a stage are open) loaded and did nothing: a blank cell is
+    always missing, so the rows were still refused as "empty status", the map looking right."""
+    from pipelines.config import PROJECT_ROOT, ParamsError, load_params
+
+    with pytest.raises(ParamsError, match=re.escape(
+            f"data.value_maps.status: the blank label {label!r} never matches, as a blank cell is always a missing "
+            "value; write the value in the export instead")):
+        load_params(PROJECT_ROOT / "params.yaml", overrides={"data.value_maps": {"status": {label: "open"}}})
+
+
 @pytest.mark.parametrize("column, label, value, why", [
     ("employees", "Unknown", "", "no number"), ("employees", "5", "lots", "no number"),
     ("employees", "Mid-market", "200-500", "no number"), ("employees", "Mid-market", "2,5", "no number"),

@@ -99,7 +99,9 @@ def test_params_refuse_a_value_map_number_and_a_number_label_as_an_export_reads_
     assert (f"translates 'Label' to {text!r}, {why}; employees takes" in refused) if why else refused is None, refused
 
     refused = params_refusal(text, "5")
-    if verdict in ("too large", "below 0"):
+    if not text.strip():  # a blank cell is always missing: no map's label (config, `_one_translation_per_label`)
+        assert f"the blank label {text!r} never matches" in refused
+    elif verdict in ("too large", "below 0"):
         assert f"the label {text!r} is a number employees refuses ({why})" in refused
     else:
         assert refused is None, refused
