@@ -1106,7 +1106,9 @@ def prepare_table(
             columns[column] = _as_text(values)
         if column in required:
             empty = values.isna() | (columns[column] == "") if column in TEXT_COLUMNS else values.isna()
-            flag(empty, column, "empty_value", lambda v, c=column: f"empty {c}")
+            flag(empty, column, "empty_value", lambda v, c=column: f"empty {c}" + (
+                " (write the CRM's open stage for a lead not decided yet, and translate it to open with "
+                "data.value_maps.status: a blank cell is missing, which no map translates)" if c == "status" else ""))
     for column in numeric:
         if column in columns and column not in spec.columns:
             check_number(column)
