@@ -113,7 +113,8 @@ def data_as_of(crm: CRMData) -> pd.Timestamp | None:
 def setting_warnings(ts: TrainingSet, params: Params, judging: bool = False) -> list[str]:
     """What features, train, retrain, backtest, evaluate and audit warn about the feature settings against the
     export of `ts`: a lead column the features read that the leads source lacks (a typo, a header 'Industry ' with a
-    blank: every lead trains as not having it, as `score` warns), an activity file that gives training no activity
+    blank: every lead trains as not having it, as `score` warns), decisions without a date (`decisions_undated`), an
+    activity file that gives training no activity
     (`activities_unused`) or none of the labelled leads' (`activities_of_open_leads_only`), then the values
     `unmatched_settings` finds in none of its rows. A warning, not a refusal: an export may lack an optional column,
     and the model then learns without it.
@@ -130,8 +131,22 @@ def setting_warnings(ts: TrainingSet, params: Params, judging: bool = False) -> 
                    "data.mapping.leads")
     unused = activities_unused(crm, params, judging)
     # The file's types are named there already: not again, type by type, as settings no row matches.
-    return (out + (unused or activities_of_open_leads_only(ts, params, judging))
+    return (out + decisions_undated(ts, params, judging) + (unused or activities_of_open_leads_only(ts, params, judging))
             + unmatched_settings(crm.leads, None if unused else crm.activities, params.features))
+
+
+def decisions_undated(ts: TrainingSet, params: Params, judging: bool = False) -> list[str]:
+    """A warning when a dated export's decisions lack `decided_at` (the CRM's close date left unmapped, or blank):
+    each such lead is seen at its creation, its later activity unread, and its conversion counts however long it
+    took. The label counts look as usual, so nothing else would say so."""
+    labels = ts.labels.frame
+    decided = labels["decided"].to_numpy(dtype=bool)
+    undated = int((decided & labels["decided_at"].isna().to_numpy()).sum())
+    if not params.data.dated or not undated:
+        return []
+    return [f"{undated:,} of the {int(decided.sum()):,} decided leads have no decided_at (check that data.mapping "
+            f"maps the CRM's close date): each {_as(judging)} seen at its creation, its later activity unread, and "
+            "its conversion counts however long it took, unchecked against label.horizon_days"]
 
 
 def _as(judging: bool) -> str:

@@ -63,6 +63,25 @@ def test_an_activity_file_of_open_leads_only_is_said_to_leave_every_labelled_lea
     assert warning.startswith(f"none of the {len(unread):,} activity rows of {source} is of a type the features read")
 
 
+def test_decisions_without_a_date_are_said_to_be_seen_at_creation(sample_params):
+    """A contacts export whose close date was left unmapped (or blank) trained each decided lead as seen at its
+    creation and counted its conversion however late, with label counts looking as usual and no word said."""
+    ts = assemble(sample_params)
+    outcomes = ts.crm.outcomes
+    closed = outcomes.index[outcomes["status"].isin(["converted", "rejected"])][:40]
+    undated = outcomes.assign(decided_at=outcomes["decided_at"].mask(outcomes.index.isin(closed)))
+    decided = int(ts.labels.frame["decided"].sum())
+
+    export = dataclasses.replace(ts.crm, outcomes=undated, feedback=None)  # the export alone: no store to lay over it
+    warnings = setting_warnings(assemble(sample_params, crm=export),
+                                sample_params, judging=True)
+
+    assert warnings == [
+        f"40 of the {decided:,} decided leads have no decided_at (check that data.mapping maps the CRM's close date): "
+        "each is scored as seen at its creation, its later activity unread, and its conversion counts however long "
+        "it took, unchecked against label.horizon_days"]
+
+
 def test_leads_seen_at_several_moments_are_each_built_as_of_their_own(sample_params):
     """Monitor's reference sees a lead open long at several ages: built in one pass, each (lead, moment) pair is the
     lead as it stood then, in pair order, as building it alone gives; without an activity table too (NaN intent)."""
