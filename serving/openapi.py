@@ -36,6 +36,7 @@ from serving.schemas import (
     ModelInfo,
     ScoreRequest,
     ScoreResponse,
+    UNREAD,
     any_case,
     id_text,
     literal,
@@ -67,7 +68,8 @@ DESCRIPTION = (
     "(`Content-Encoding: gzip` or `deflate`). Guide: serving/README.md."
 )
 
-BAD_JSON = ("Not JSON of the documented shape or types (e.g. a number where a date belongs, or NaN, Infinity or "
+BAD_JSON = ("Not JSON of the documented shape or types (e.g. a number where a date belongs, an object or a list in a "
+            "field the model reads, or NaN, Infinity or "
             "-Infinity, no JSON values: send null for none); `detail` names "
             "each field (`body` for JSON that does not parse). Also a compressed body that is not valid data of "
             "its Content-Encoding (e.g. not gzip).")
@@ -214,7 +216,7 @@ def _activity_item(scorer: LeadScorer) -> dict:
             crm_column(data, "activities", "detail"): {**TEXT, "description": "Free text, not read by the model."},
         },
         "required": [occurred_at, activity],
-        "additionalProperties": {"type": ["string", "number", "boolean", "null"]},
+        "additionalProperties": {"description": UNREAD},
     }
 
 

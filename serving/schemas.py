@@ -1,8 +1,9 @@
 """Request and response bodies of the scoring service (they drive its OpenAPI page at /docs.json).
 
 A lead arrives as the CRM stores it: its own field names (params data.mapping.leads turns them into
-the contract) and plain JSON values. Field names are therefore not fixed here; types are: a nested
-object or list where a value belongs is refused with its path before the model sees the row.
+the contract) and JSON values. Field names are therefore not fixed here, nor which of them the served model
+reads: a nested object or list in a field it reads is refused with its path by serving.scoring.values_read,
+and ignored in any other field.
 """
 
 from __future__ import annotations
@@ -33,15 +34,20 @@ def _finite(value: Any) -> Any:
     return value
 
 
-def _scalar(value: Any) -> Any:
+def plain_value(value: Any) -> Any:
+    """The value of a CRM field the served model reads, refused when a table cell cannot hold it: an object, a list
+    or a number that is not finite (`_finite`). Which fields that is, the schema cannot know: serving.scoring.values_read
+    applies it, for the served model's mapping and features."""
     if isinstance(value, (dict, list)):
         raise ValueError(f"expected text, a number, true/false or null, not a JSON {'object' if isinstance(value, dict) else 'array'}")
     return _finite(value)
 
 
-# One CRM cell: any JSON scalar, refused with one clear message when it is an object, a list or a number that is not
-# finite (`_finite`).
-CRMValue = Annotated[Any, AfterValidator(_scalar), WithJsonSchema({"type": ["string", "number", "boolean", "null"]})]
+# What a lead or an activity may hold beside the fields /docs.json lists (serving.openapi, for the served model).
+UNREAD = ("A field the served model does not read: ignored, whatever its value (a Salesforce record's attributes "
+          "object, a list of tags), so a CRM record can be sent as it is.")
+# One CRM field's value, as sent: any JSON value. A field the served model reads takes a plain one (`plain_value`).
+CRMValue = Annotated[Any, WithJsonSchema({"description": UNREAD})]
 
 
 def literal(text: str) -> str:
@@ -148,7 +154,7 @@ class Lead(BaseModel):
     """One lead under the CRM's own field names (params data.mapping.leads maps them to the data
     contract), with its activities when the CRM has them. The lead id and, unless the model was trained on an
     undated export (data.dated), the creation date are required (missing: 422); every other field is
-    optional, a JSON scalar under the CRM's column name."""
+    optional, under the CRM's column name: a JSON scalar where the model reads it, anything where it does not."""
 
     model_config = ConfigDict(
         extra="allow",

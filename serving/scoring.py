@@ -16,13 +16,15 @@ import pandas as pd
 from pydantic import TypeAdapter, ValidationError
 
 from features import phrases
+from features.build import lead_columns_read
 from features.labels import policy_reason
 from models.scorer import LeadScorer
 from pipelines.config import DataParams, LabelParams
+from pipelines.contract import LEADS
 from pipelines.ingest import (API_CLIENT, Problem, alike_column, as_of_time, contract_status, crm_column,
                               not_answered, translate)
-from serving.schemas import Identifier
-from serving.security import card_link, error_message, field_path
+from serving.schemas import Identifier, plain_value
+from serving.security import BAD_JSON_ERROR, card_link, error_message, field_path
 from serving.store import decision_date, email_sha256, utc_naive
 
 # Contract columns only an activity has: a problem about one of them is about an activity row.
@@ -30,10 +32,11 @@ _ACTIVITY_COLUMNS = frozenset({"occurred_at", "activity", "detail"})
 
 
 class RequestError(ValueError):
-    """The request is well-formed JSON but its content cannot be used; `detail` names each field."""
+    """The request's content cannot be used; `detail` names each field. `status`: 422 for content the contract
+    refuses, 400 for a value of a type the field cannot hold (as the JSON check answers one)."""
 
-    def __init__(self, message: str, detail: list[dict]):
-        self.detail = detail
+    def __init__(self, message: str, detail: list[dict], status: int = 422):
+        self.detail, self.status = detail, status
         super().__init__(message)
 
     def as_dict(self) -> dict:
@@ -98,6 +101,51 @@ def request_frames(leads: list[dict], activities: list[list[dict] | None], data:
         rows.extend({**act, activity_lead_field: lead_id} for act in acts)
         origin.extend((i, j) for j in range(len(acts)))
     return RequestFrames(pd.DataFrame.from_records(leads), pd.DataFrame.from_records(rows) if rows else None, origin)
+
+
+def _columns_read(scorer: LeadScorer, table: str) -> set[str]:
+    """The contract columns of a request's leads or activities the served model reads: a lead's contract fields
+    and those its features read (`lead_columns_read`); an activity's own fields (its lead id is the lead's), when
+    the model reads activities at all."""
+    if table == "activities":
+        return set(_ACTIVITY_COLUMNS) if scorer.reads_activities else set()
+    return {*LEADS.columns, *lead_columns_read(scorer.features)}
+
+
+def values_read(scorer: LeadScorer, leads: list[dict], activities: list[list[dict] | None]
+                ) -> tuple[list[dict], list[list[dict] | None], list[dict]]:
+    """The request's rows without the objects and arrays of the fields the served model does not read, and the
+    problems of those it does.
+
+    A CRM record carries fields no model reads (every Salesforce REST record its "attributes" object): whatever
+    their value, they are ignored, so a record can be forwarded as it is. A field is read when the model's
+    data.mapping names it for a column it reads (`_columns_read`), or it is such a column's own name, as
+    ingest.prepare_table reads it; data.drop_columns are never read. A read field holding an object, a list or a
+    number JSON has no value for (NaN, Infinity) is a problem at its path (`schemas.plain_value`), answered 400.
+    """
+    drop = set(scorer.data.drop_columns)
+    read = {table: _columns_read(scorer, table) for table in ("leads", "activities")}
+    detail: list[dict] = []
+
+    def kept(row: dict, table: str, loc: tuple) -> dict:
+        mapping = getattr(scorer.data.mapping, table)
+        out = {}
+        for name, value in row.items():
+            if name in drop or mapping.get(name, name) not in read[table]:
+                if not isinstance(value, (dict, list)):  # a scalar is kept: a misspelt required field is told so
+                    out[name] = value
+                continue
+            try:
+                out[name] = plain_value(value)
+            except ValueError as err:
+                detail.append(_detail((*loc, name), str(err), "value_error"))
+        return out
+
+    leads_kept = [kept(lead, "leads", ("leads", i)) for i, lead in enumerate(leads)]
+    activities_kept = [None if acts is None else [kept(act, "activities", ("leads", i, "activities", j))
+                                                  for j, act in enumerate(acts)]
+                       for i, acts in enumerate(activities)]
+    return leads_kept, activities_kept, detail
 
 
 _IDENTIFIER = TypeAdapter(Identifier)
@@ -224,6 +272,9 @@ def score_request(
     """
     if not leads:
         return Scored([], [])
+    leads, activities, detail = values_read(scorer, leads, activities)
+    if detail:
+        raise RequestError(BAD_JSON_ERROR.format(len(detail)), detail, status=400)
     frames = request_frames(leads, activities, scorer.data)
     detail = lead_id_problems(leads, scorer.data) + duplicate_ids(frames, scorer.data)
     if not detail:
@@ -280,6 +331,9 @@ def explain_request(scorer: LeadScorer, lead: dict, activities: list[dict] | Non
     Raises:
         RequestError: the lead breaks the contract.
     """
+    (lead,), (activities,), detail = values_read(scorer, [lead], [activities])
+    if detail:
+        raise RequestError(BAD_JSON_ERROR.format(len(detail)), _as_one_lead(detail), status=400)
     frames = request_frames([lead], [activities], scorer.data)
     detail = lead_id_problems([lead], scorer.data)
     if not detail:

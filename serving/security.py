@@ -107,6 +107,10 @@ def from_browser(scope) -> bool:
 # pydantic's error types for text that is no date or time.
 _NOT_A_DATE = frozenset({"datetime_parsing", "datetime_from_date_parsing", "date_parsing", "date_from_datetime_parsing"})
 
+# The error of a 400 listing the values of a type their field cannot hold (BentoML's JSON check, reshaped here, and
+# serving.scoring.values_read's).
+BAD_JSON_ERROR = "{} problem(s) in the request's JSON; nothing was scored or stored"
+
 # What an id or a decision sent as a number, true/false or null is told when the value sent is not known.
 _TEXT_EXPECTED = 'expected text, a JSON string: send a number as its text, "981" for 981; null is no value'
 
@@ -475,5 +479,4 @@ class OneErrorShape:
             detail = [_with_body_shape(_problem(d), scope["path"]) for d in reply["detail"]]
         except (ValueError, TypeError, KeyError):
             return {"error": body.decode("utf-8", "replace"), "detail": []}
-        return {"error": f"{len(detail)} problem(s) in the request's JSON; nothing was scored or stored",
-                "detail": detail}
+        return {"error": BAD_JSON_ERROR.format(len(detail)), "detail": detail}

@@ -238,7 +238,7 @@ class LeadScoreService:
                 card_base_url=self.serving.public_url,
             )
         except RequestError as err:
-            return _error(422, str(err), err.detail)
+            return _error(err.status, str(err), err.detail)
         try:
             self.store.log_scores(scored.log_rows)
         except StoreWriteFailed as err:  # every score is logged, or none is answered
@@ -254,7 +254,7 @@ class LeadScoreService:
             explained = explain_request(served.scorer, lead.model_extra, lead.activities, served.model,
                                         as_of=request_as_of(as_of))
         except RequestError as err:
-            return _error(422, str(err), err.detail)
+            return _error(err.status, str(err), err.detail)
         return Explanation.model_validate(explained)
 
     @bentoml.api(route="/feedback", input_spec=Feedback)

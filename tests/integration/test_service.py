@@ -329,6 +329,64 @@ def test_explain_gives_every_factor_adding_up_to_the_models_margin(client, train
     assert all(f["phrase"] for f in explained["factors"])
 
 
+def test_a_crm_record_forwarded_as_it_is_scores_as_without_the_fields_the_model_does_not_read(client, leads):
+    """Every Salesforce REST record carries an "attributes" object: /score answered 400 "leads[0].attributes:
+    expected text, a number, true/false or null, not a JSON object", so a record could not be forwarded as it is.
+    A field the model does not read is ignored, whatever its value; in a lead or in an activity."""
+    lead = {**leads[3], "lead_id": "SF-RECORD"}
+    record = {"attributes": {"type": "Lead", "url": "/services/data/v59.0/sobjects/Lead/00Q5e00000AbCdEAAA"},
+              **lead, "Tags__c": ["webinar", "pricing"],
+              "activities": [{"attributes": {"type": "Task"}, **activity} for activity in lead["activities"]]}
+    plain = client.post("/score", {"leads": [lead], "as_of": AS_OF})
+    forwarded = client.post("/score", {"leads": [record], "as_of": AS_OF})
+    assert (plain.status, forwarded.status) == (200, 200), forwarded.body
+    (expected,), (got,) = plain.json()["scores"], forwarded.json()["scores"]
+    assert {k: v for k, v in got.items() if k != "card_url"} == {k: v for k, v in expected.items() if k != "card_url"}
+    explained = client.post("/explain", {"lead": record, "as_of": AS_OF})
+    assert explained.status == 200, explained.body
+    assert explained.json() == client.post("/explain", {"lead": lead, "as_of": AS_OF}).json()
+
+
+@pytest.mark.parametrize("value", [{"value": "organic"}, ["organic"]], ids=["object", "array"])
+def test_an_object_or_array_in_a_field_the_model_reads_is_still_refused_at_its_path(client, server, leads, value):
+    """Ignoring the fields the model does not read must not ignore one it reads: lead_source (a category) and an
+    activity's detail (a contract field) refuse an object or a list, as before, with nothing scored."""
+    lead = {**leads[0], "lead_id": "NESTED-READ", "lead_source": value,
+            "activities": [{**leads[0]["activities"][0], "detail": value}]}
+    scored = client.post("/score", {"leads": [leads[1], lead], "as_of": AS_OF})
+    explained = client.post("/explain", {"lead": lead, "as_of": AS_OF})
+    assert (scored.status, explained.status) == (400, 400), (scored.body, explained.body)
+    words = f"expected text, a number, true/false or null, not a JSON {'object' if isinstance(value, dict) else 'array'}"
+    assert [(d["field"], d["msg"]) for d in scored.json()["detail"]] == [
+        ("leads[1].lead_source", words), ("leads[1].activities[0].detail", words)]
+    assert [d["field"] for d in explained.json()["detail"]] == ["lead.lead_source", "lead.activities[0].detail"]
+    assert "nothing was scored" in scored.json()["error"]
+    assert Store(server.params.serving.store_url).latest_score("NESTED-READ") is None
+
+
+def test_a_field_is_read_under_the_name_the_models_mapping_gives_it(trained, leads):
+    """Which fields are read is the served model's data.mapping: a mapped CRM field refuses an object, the
+    contract name it maps away from too (ingest reads it when the CRM field is absent), an unmapped one is ignored."""
+    from serving.scoring import ModelRef, RequestError, score_request
+
+    data = trained.scorer.data
+    mapped = dataclasses.replace(trained.scorer, data=data.model_copy(update={"mapping": data.mapping.model_copy(
+        update={"leads": {"LeadSource": "lead_source"}})}))
+    lead = {k: v for k, v in leads[0].items() if k != "activities"}
+    nested = {"value": "organic"}
+
+    def score(sent: dict):
+        return score_request(mapped, [sent], [None], ModelRef.of(mapped), as_of=pd.Timestamp(AS_OF), top_k=1,
+                             card_key=b"key", card_link_days=1)
+
+    for name in ("LeadSource", "lead_source"):
+        with pytest.raises(RequestError) as refused:
+            score({**{k: v for k, v in lead.items() if k != "lead_source"}, name: nested})
+        assert (refused.value.status, [d["field"] for d in refused.value.detail]) == (400, [f"leads[0].{name}"])
+    plain = score(lead).results[0]
+    assert score({**lead, "Description": nested}).results[0]["probability"] == plain["probability"]
+
+
 # ---------------------------------------------------------------- bad input
 
 
@@ -532,7 +590,7 @@ def test_a_path_off_by_a_trailing_slash_is_a_404_naming_the_route_not_a_redirect
 
 def test_a_refused_request_is_one_warning_line_in_the_server_log_not_an_error_with_a_traceback(client, server, leads):
     before = server.log_path.read_text(errors="replace")
-    assert client.post("/score", {"leads": [{**leads[0], "employees": {"count": 5}}]}).status == 400
+    assert client.post("/score", {"leads": [leads[0]], "as_of": 1764000000}).status == 400  # BentoML's JSON check
     deadline = time.monotonic() + 10
     while "answered 400" not in (added := server.log_path.read_text(errors="replace")[len(before):]):
         assert time.monotonic() < deadline, added
@@ -1067,6 +1125,9 @@ def test_openapi_describes_every_field_a_lead_its_activities_and_feedback_may_se
 LEAD_VERDICTS = [
     ({"employees": 320}, True), ({"employees": "320"}, True), ({"employees": ""}, True), ({"employees": None}, True),
     ({"industry": 5}, True), ({"partner_flag": True}, True),  # a field the model does not read takes any value
+    ({"attributes": {"type": "Lead", "url": "/services/data/v59.0/sobjects/Lead/00Q"}}, True), ({"tags": [1]}, True),
+    ({"industry": {"n": 1}}, False), ({"activities": [{"occurred_at": "2025-12-02", "activity": "webinar",
+                                                       "attributes": {"type": "Task"}}]}, True),
     ({"activities": [{"occurred_at": "2025-12-02", "activity": "webinar", "detail": 3}]}, True),
     ({"employees": {"n": 1}}, False), ({"employees": [1]}, False), ({"industry": True}, True), ({"employees": True}, False),
     ({"lead_id": 42}, False), ({"created_at": 1764000000}, False), ({"activities": [{"activity": "webinar"}]}, False),
