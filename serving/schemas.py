@@ -274,17 +274,24 @@ NEVER_SEEN = (
 )
 
 
+# /score's and /explain's past_horizon and past_horizon_note (serving.scoring.horizon_fields).
+PAST_HORIZON = (
+    "True when the lead is older than the model's label horizon (label.horizon_days) at the time it is scored as "
+    "of: it can no longer convert within the horizon the probability is about, so its score only ranks it against "
+    "the oldest leads the model was trained on (features.snapshot_days), e.g. to route it to a recycle or nurture "
+    "queue. False for a lead without a creation date and a model without a horizon."
+)
+PAST_HORIZON_NOTE = ("What a rep reads when past_horizon is true, as the score card shows it (e.g. \"Created 214 "
+                     "days ago, past the 120-day window this score predicts: ...\"); null when it is false.")
+
+
 class LeadScore(BaseModel):
     lead_id: str
     probability: float = Field(description="Calibrated probability of conversion.")
     score: int = Field(description="1-99: the probability in percent.")
     tier: str = Field(description="Tier from thresholds fixed at training time, best first (see GET /model).")
-    past_horizon: bool = Field(
-        description="True when the lead is older than the model's label horizon (label.horizon_days) at the time "
-        "it is scored as of: it can no longer convert within the horizon the probability is about, so its score "
-        "only ranks it against the oldest leads the model was trained on (features.snapshot_days), e.g. to route "
-        "it to a recycle or nurture queue. False for a lead without a creation date and a model without a horizon."
-    )
+    past_horizon: bool = Field(description=PAST_HORIZON)
+    past_horizon_note: str | None = Field(description=PAST_HORIZON_NOTE)
     reasons: Reasons
     likely_rejection_reason: str | None = Field(description="Most likely reason code if sales rejects the lead.")
     likely_rejection_probability: float | None = Field(description="Probability of that reason, given a rejection.")
@@ -309,6 +316,8 @@ class Explanation(BaseModel):
     probability: float
     score: int
     factors: list[Factor] = Field(description="Every factor, largest effect first.")
+    past_horizon: bool = Field(description=PAST_HORIZON + " The same as POST /score answers for the lead.")
+    past_horizon_note: str | None = Field(description=PAST_HORIZON_NOTE)
     never_seen: dict[str, str] | None = Field(description=NEVER_SEEN + " The same as POST /score answers for the lead.")
     model_name: str
     model_version: str

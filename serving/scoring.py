@@ -242,6 +242,14 @@ def never_seen_as_sent(scorer: LeadScorer, features: pd.DataFrame, leads: pd.Dat
     return [found.get(i, {}) for i in range(len(features))]
 
 
+def horizon_fields(scorer: LeadScorer, past_horizon: bool, age_days: float) -> dict:
+    """A lead's past_horizon (``LeadScorer.past_horizon``) and, when true, what a rep reads about it
+    (``features.phrases.past_horizon``), as /score and /explain answer them and the score card shows the note."""
+    note = (phrases.past_horizon(age_days, scorer.horizon_days, max(scorer.features.snapshot_days))
+            if past_horizon else None)
+    return {"past_horizon": bool(past_horizon), "past_horizon_note": note}
+
+
 @dataclass
 class Scored:
     """Scores in request order, their top reasons, and the rows to append to the score log."""
@@ -291,7 +299,6 @@ def score_request(
     expires = int(time.time() + card_link_days * 86_400)
     never_seen = never_seen_as_sent(scorer, features, frames.leads)
     results, log_rows = [], []
-    oldest_age = max(scorer.features.snapshot_days)
     for row, pos, neg, email_hash, age, new in zip(scores.to_dict("records"), positives, negatives, hashes, ages,
                                                    never_seen):
         reason, reason_p = row["likely_rejection_reason"], row["likely_rejection_probability"]
@@ -300,7 +307,7 @@ def score_request(
             "probability": float(row["probability"]),
             "score": int(row["score"]),
             "tier": str(row["tier"]),
-            "past_horizon": bool(row["past_horizon"]),
+            **horizon_fields(scorer, row["past_horizon"], age),
             "likely_rejection_reason": None if pd.isna(reason) else str(reason),
             "likely_rejection_probability": None if pd.isna(reason_p) else float(reason_p),
             "model_name": model.name,
@@ -308,10 +315,9 @@ def score_request(
         }
         results.append({**score, "reasons": {"positive": pos, "negative": neg}, "never_seen": new,
                         "card_url": card_link(card_key, score["lead_id"], expires, card_base_url)})
-        horizon_note = phrases.past_horizon(age, scorer.horizon_days, oldest_age) if score["past_horizon"] else None
         log_rows.append({**score, "factors": pos + neg, "email_sha256": email_hash, "scored_at": scored_at,
                          "features_as_of": as_of,  # None: as of now, which the store logs as scored_at
-                         "past_horizon_note": horizon_note, "never_seen": new})
+                         "never_seen": new})
     return Scored(results, log_rows)
 
 
@@ -325,8 +331,8 @@ def warm_up(scorer: LeadScorer, model: ModelRef) -> None:
 
 
 def explain_request(scorer: LeadScorer, lead: dict, activities: list[dict] | None, model: ModelRef, *, as_of: pd.Timestamp | None) -> dict:
-    """Every factor's contribution for one lead (largest effect first), and the values the model never saw in
-    training, as /score names them (`never_seen_as_sent`).
+    """Every factor's contribution for one lead (largest effect first), whether it is past the label horizon
+    (`horizon_fields`) and the values the model never saw in training, as /score answers them.
 
     Raises:
         RequestError: the lead breaks the contract.
@@ -349,6 +355,7 @@ def explain_request(scorer: LeadScorer, lead: dict, activities: list[dict] | Non
         "probability": float(e.probability),
         "score": int(e.score),
         "factors": [_factor(f) for f in e.factors],
+        **horizon_fields(scorer, scorer.past_horizon(ages, 1)[0], ages[0]),
         "never_seen": never_seen_as_sent(scorer, features, frames.leads)[0],
         "model_name": model.name,
         "model_version": model.version,

@@ -226,6 +226,29 @@ def test_a_lead_older_than_the_label_horizon_is_scored_and_flagged_as_docs_json_
     assert "label.horizon_days" in documented["properties"]["past_horizon"]["description"]
 
 
+def test_explain_of_a_lead_past_the_label_horizon_says_so_in_the_words_score_and_its_card_give(client, server, leads):
+    """/score flagged a lead older than the label horizon; /explain of it said nothing, so a rep reading why it
+    scored so was not told the score only ranks it among the oldest leads."""
+    lead = {k: v for k, v in leads[0].items() if k != "activities"}
+    aged = [{**lead, "lead_id": "OLD-EXPLAINED", "created_at": "2025-05-31T00:00:00"},  # 214 days before AS_OF
+            {**lead, "lead_id": "NEW-EXPLAINED", "created_at": "2025-12-28T00:00:00"}]
+    scored = client.post("/score", {"leads": aged, "as_of": AS_OF})
+    explained = [client.post("/explain", {"lead": one, "as_of": AS_OF}) for one in aged]
+    assert [reply.status for reply in (scored, *explained)] == [200, 200, 200], [r.body for r in explained]
+    old, new = (reply.json() for reply in explained)
+    assert (old["past_horizon"], new["past_horizon"]) == (True, False)
+    assert old["past_horizon_note"].startswith("Created 214 days ago, past the ") and new["past_horizon_note"] is None
+    assert [(e["past_horizon"], e["past_horizon_note"]) for e in (old, new)] == [
+        (s["past_horizon"], s["past_horizon_note"]) for s in scored.json()["scores"]]
+    assert Store(server.params.serving.store_url).latest_score("OLD-EXPLAINED")["past_horizon_note"] == \
+        old["past_horizon_note"]  # the score card's line
+    spec = client.get("/docs.json").json()
+    documented = spec["components"]["schemas"]["Explanation"]
+    assert {"past_horizon", "past_horizon_note"} <= set(documented["required"])
+    assert "label.horizon_days" in documented["properties"]["past_horizon"]["description"]
+    assert _documented(spec, "Explanation", old) and _documented(spec, "ScoreResponse", scored.json())
+
+
 def test_empty_batch_returns_an_empty_result(client):
     reply = client.post("/score", {"leads": []})
     assert (reply.status, reply.json()) == (200, {"scores": []})
