@@ -602,9 +602,16 @@ def unread_activity_types(types: pd.Series, spec: FeatureParams) -> dict[str, in
     none. A file of the CRM's labels ('Requested Demo' for demo_request) scores every lead as never active."""
     counts = types.value_counts()
     counts = counts[counts > 0]
-    if not len(counts) or clean_text(pd.Series(counts.index)).isin(_activity_types(spec)).any():
+    if not len(counts) or activity_types_read(pd.Series(counts.index), spec).any():
         return {}
     return {str(kind): int(rows) for kind, rows in counts.items()}
+
+
+def activity_types_read(types: pd.Series, spec: FeatureParams) -> np.ndarray:
+    """Per row of `types` (contract values: after data.value_maps.activity), whether the features count it
+    (features.activity_types, compared as features compare them). One rule for batch scoring's warning
+    (`unread_activity_types`) and the service's per-lead unread_activity_types."""
+    return clean_text(types).isin(_activity_types(spec)).to_numpy()
 
 
 def unmatched_settings(leads: pd.DataFrame, activities: pd.DataFrame | None, spec: FeatureParams) -> list[str]:

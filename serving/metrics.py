@@ -1,5 +1,5 @@
-"""/metrics counts requests per route, never per raw path, and the leads POST /score scored per tier and
-per CRM field holding a value the model never saw.
+"""/metrics counts requests per route, never per raw path, and the leads POST /score scored per tier, per
+CRM field holding a value the model never saw, and with an activity type the model does not read.
 
 BentoML 1.4 labels every HTTP metric with the request's raw path, refused and unknown ones included:
 each distinct path adds series for good, so any client could grow /metrics (served without the key)
@@ -62,7 +62,7 @@ def count_by_route(routes: Callable[[], Iterable[str]]) -> None:
 
 @functools.cache
 def _lead_counters():
-    """The two lead counters, created once per worker on first use. Not at import: the server's main process
+    """The lead counters, created once per worker on first use. Not at import: the server's main process
     imports the service too, and prometheus_client must first be imported in a worker, after BentoML set its
     PROMETHEUS_MULTIPROC_DIR, for /metrics to sum every worker's counts. (BentoML 1.4.40 deprecates its
     bentoml.metrics, now a lazy alias, and points to prometheus_client used this way.)"""
@@ -73,7 +73,10 @@ def _lead_counters():
         "leadscore_never_seen_leads_total",
         "Leads POST /score scored with a value the model never saw in training, per CRM field (features.categorical).",
         ["field"])
-    return by_tier, never_seen
+    unread_activity = prometheus_client.Counter(
+        "leadscore_unread_activity_leads_total",
+        "Leads POST /score scored with an activity of a type the model does not read (unread_activity_types).")
+    return by_tier, never_seen, unread_activity
 
 
 def expect_leads(tiers: Iterable[str], fields: Iterable[str]) -> None:
@@ -83,7 +86,7 @@ def expect_leads(tiers: Iterable[str], fields: Iterable[str]) -> None:
     A tier or field a reloaded model lacks keeps its series, counted no more, until restart: prometheus_client
     cannot remove a series in the multi-process mode BentoML runs workers in (Counter.remove only warns, and
     /metrics still sums it from this worker's file), and another worker may not have reloaded yet."""
-    by_tier, never_seen = _lead_counters()
+    by_tier, never_seen, _ = _lead_counters()  # the unread activity counter, unlabelled, shows at 0 once created
     for tier in tiers:
         by_tier.labels(tier=tier)
     for field in fields:
@@ -91,11 +94,13 @@ def expect_leads(tiers: Iterable[str], fields: Iterable[str]) -> None:
 
 
 def count_leads(scores: list[dict]) -> None:
-    """Count the leads of one answered POST /score: per tier, and per CRM field naming a never-seen value
-    (``never_seen``; None when the model cannot tell). Labels are tier and field names, never a value a
-    client sent. One increment per label per request."""
-    by_tier, never_seen = _lead_counters()
+    """Count the leads of one answered POST /score: per tier, per CRM field naming a never-seen value
+    (``never_seen``; None when the model cannot tell), and those naming an unread activity type
+    (``unread_activity_types``, unlabelled: the types are the client's text). Labels are tier and field names,
+    never a value a client sent. One increment per label per request."""
+    by_tier, never_seen, unread_activity = _lead_counters()
     for tier, leads in Counter(score["tier"] for score in scores).items():
         by_tier.labels(tier=tier).inc(leads)
     for field, leads in Counter(field for score in scores for field in score["never_seen"] or ()).items():
         never_seen.labels(field=field).inc(leads)
+    unread_activity.inc(sum(bool(score["unread_activity_types"]) for score in scores))

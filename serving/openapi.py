@@ -265,6 +265,13 @@ def _schemas(scorer: LeadScorer) -> dict[str, dict]:
         never_seen["description"] += (f" With this model it may name {quoted(categories)}." if categories
                                       else " This model reads no field as a category: always {} or null.")
         never_seen["anyOf"][0]["propertyNames"] = {"enum": categories}
+    # The activity types the served model reads, which unread_activity_types never names.
+    labels = list(data.value_maps.get("activity", {}))
+    read = (f" This model reads {quoted(scorer.features.activity_types)}"
+            + (f", and the service translates the CRM labels {quoted(labels)}." if labels else ".")
+            if scorer.reads_activities else " This model reads no activities: every type sent is listed.")
+    for answer in ("LeadScore", "Explanation"):
+        schemas[answer]["properties"]["unread_activity_types"]["description"] += read
     return schemas
 
 

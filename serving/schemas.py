@@ -284,6 +284,15 @@ PAST_HORIZON = (
 PAST_HORIZON_NOTE = ("What a rep reads when past_horizon is true, as the score card shows it (e.g. \"Created 214 "
                      "days ago, past the 120-day window this score predicts: ...\"); null when it is false.")
 
+# /score's and /explain's unread_activity_types (serving.scoring.unread_activity_types_as_sent); /docs.json adds the
+# types the served model reads.
+UNREAD_ACTIVITY_TYPES = (
+    "The activity types this lead sent that the model does not read (features.activity_types, compared in any "
+    "letter case, after the service translates the CRM's labels by data.value_maps.activity), each once, as "
+    "sent. Such an activity changes nothing in the score: a CRM label the service does not translate "
+    "(\"Requested Demo\" for demo_request) scores the lead as if it had no such activity. [] when there is none."
+)
+
 
 class LeadScore(BaseModel):
     lead_id: str
@@ -296,6 +305,7 @@ class LeadScore(BaseModel):
     likely_rejection_reason: str | None = Field(description="Most likely reason code if sales rejects the lead.")
     likely_rejection_probability: float | None = Field(description="Probability of that reason, given a rejection.")
     never_seen: dict[str, str] | None = Field(description=NEVER_SEEN)
+    unread_activity_types: list[str] = Field(description=UNREAD_ACTIVITY_TYPES)
     model_name: str
     model_version: str
     card_url: str = Field(
@@ -319,6 +329,8 @@ class Explanation(BaseModel):
     past_horizon: bool = Field(description=PAST_HORIZON + " The same as POST /score answers for the lead.")
     past_horizon_note: str | None = Field(description=PAST_HORIZON_NOTE)
     never_seen: dict[str, str] | None = Field(description=NEVER_SEEN + " The same as POST /score answers for the lead.")
+    unread_activity_types: list[str] = Field(description=UNREAD_ACTIVITY_TYPES + " The same as POST /score answers for "
+                                             "the lead.")
     model_name: str
     model_version: str
 

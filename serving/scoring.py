@@ -16,13 +16,13 @@ import pandas as pd
 from pydantic import TypeAdapter, ValidationError
 
 from features import phrases
-from features.build import lead_columns_read
+from features.build import activity_types_read, lead_columns_read
 from features.labels import policy_reason
 from models.scorer import LeadScorer
 from pipelines.config import DataParams, LabelParams
 from pipelines.contract import LEADS
-from pipelines.ingest import (API_CLIENT, Problem, alike_column, as_of_time, contract_status, crm_column,
-                              not_answered, translate)
+from pipelines.ingest import (API_CLIENT, Problem, alike_column, as_of_time, as_plain_text, contract_status,
+                              crm_column, not_answered, translate)
 from serving.schemas import Identifier, plain_value
 from serving.security import BAD_JSON_ERROR, card_link, error_message, field_path
 from serving.store import decision_date, email_sha256, utc_naive
@@ -250,6 +250,30 @@ def horizon_fields(scorer: LeadScorer, past_horizon: bool, age_days: float) -> d
     return {"past_horizon": bool(past_horizon), "past_horizon_note": note}
 
 
+def unread_activity_types_as_sent(scorer: LeadScorer, frames: RequestFrames) -> list[list[str]]:
+    """Per lead (request order): the activity types it sent that the model does not read once
+    data.value_maps.activity translates them (`features.build.activity_types_read`, the rule batch scoring warns
+    by), each once, as sent (text, stripped), in the order sent; [] for none. A model that reads no activities
+    reads none (a value of data.missing_values is no type). Such an activity changes nothing in the score: a CRM
+    label data.value_maps leaves out ("Requested Demo" for demo_request) scores every lead as never active."""
+    out: list[list[str]] = [[] for _ in range(len(frames.leads))]
+    column = crm_column(scorer.data, "activities", "activity")
+    if frames.activities is None or column not in frames.activities:
+        return out
+    sent = frames.activities[column]
+    present = sent.notna().to_numpy()
+    sent = as_plain_text(sent[present]).str.strip()
+    unread = np.ones(len(sent), dtype=bool)
+    if scorer.reads_activities:
+        translated = translate(sent, scorer.data.value_maps.get("activity", {}))
+        unread = ~activity_types_read(translated.where(translated.notna(), sent), scorer.features)
+    origin = [lead for (lead, _), kept in zip(frames.activity_origin, present) if kept]
+    for lead, kind, not_read in zip(origin, sent.tolist(), unread):
+        if not_read and kind not in out[lead] and not not_answered(kind, scorer.data):
+            out[lead].append(kind)
+    return out
+
+
 @dataclass
 class Scored:
     """Scores in request order, their top reasons, and the rows to append to the score log."""
@@ -271,7 +295,8 @@ def score_request(
     card_base_url: str | None = None,
 ) -> Scored:
     """Score request rows with their top `top_k` positive and negative reasons, the values the model never
-    saw in training (`never_seen_as_sent`), and each lead's signed score-card link
+    saw in training (`never_seen_as_sent`), the activity types it does not read (`unread_activity_types_as_sent`),
+    and each lead's signed score-card link
     (`serving.security.card_link`, valid `card_link_days`, under `card_base_url` when given).
 
     Raises:
@@ -298,9 +323,10 @@ def score_request(
     scored_at = pd.Timestamp.now(tz="UTC").tz_localize(None).to_pydatetime()
     expires = int(time.time() + card_link_days * 86_400)
     never_seen = never_seen_as_sent(scorer, features, frames.leads)
+    unread = unread_activity_types_as_sent(scorer, frames)
     results, log_rows = [], []
-    for row, pos, neg, email_hash, age, new in zip(scores.to_dict("records"), positives, negatives, hashes, ages,
-                                                   never_seen):
+    for row, pos, neg, email_hash, age, new, unread_types in zip(scores.to_dict("records"), positives, negatives,
+                                                                 hashes, ages, never_seen, unread):
         reason, reason_p = row["likely_rejection_reason"], row["likely_rejection_probability"]
         score = {
             "lead_id": row["lead_id"],
@@ -314,6 +340,7 @@ def score_request(
             "model_version": model.version,
         }
         results.append({**score, "reasons": {"positive": pos, "negative": neg}, "never_seen": new,
+                        "unread_activity_types": unread_types,
                         "card_url": card_link(card_key, score["lead_id"], expires, card_base_url)})
         log_rows.append({**score, "factors": pos + neg, "email_sha256": email_hash, "scored_at": scored_at,
                          "features_as_of": as_of,  # None: as of now, which the store logs as scored_at
@@ -332,7 +359,8 @@ def warm_up(scorer: LeadScorer, model: ModelRef) -> None:
 
 def explain_request(scorer: LeadScorer, lead: dict, activities: list[dict] | None, model: ModelRef, *, as_of: pd.Timestamp | None) -> dict:
     """Every factor's contribution for one lead (largest effect first), whether it is past the label horizon
-    (`horizon_fields`) and the values the model never saw in training, as /score answers them.
+    (`horizon_fields`), the values the model never saw in training and the activity types it does not read, as
+    /score answers them.
 
     Raises:
         RequestError: the lead breaks the contract.
@@ -357,6 +385,7 @@ def explain_request(scorer: LeadScorer, lead: dict, activities: list[dict] | Non
         "factors": [_factor(f) for f in e.factors],
         **horizon_fields(scorer, scorer.past_horizon(ages, 1)[0], ages[0]),
         "never_seen": never_seen_as_sent(scorer, features, frames.leads)[0],
+        "unread_activity_types": unread_activity_types_as_sent(scorer, frames)[0],
         "model_name": model.name,
         "model_version": model.version,
     }

@@ -217,9 +217,9 @@ class RunningService(LocalServer):
         return Client(self.url, self.key, timeout=timeout)
 
     def lead_counts(self) -> dict[tuple[str, str], float]:
-        """The lead counters on /metrics (served without the key): {(metric, tier or field): value}."""
+        """The lead counters on /metrics (served without the key): {(metric, tier or field, "" if unlabelled): value}."""
         text = Client(self.url).get("/metrics").body.decode()
-        return {(sample.name, sample.labels.get("tier") or sample.labels["field"]): sample.value
+        return {(sample.name, sample.labels.get("tier") or sample.labels.get("field", "")): sample.value
                 for family in text_string_to_metric_families(text) if family.name.startswith("leadscore_")
                 for sample in family.samples if sample.name.endswith("_total")}
 

@@ -54,6 +54,26 @@ def test_the_documented_never_seen_field_names_the_models_category_fields_as_the
     assert "never_seen" in spec["components"]["schemas"]["Explanation"]["required"]
 
 
+def test_the_documented_unread_activity_types_field_names_the_activity_types_the_model_reads():
+    """A score's unread_activity_types lists the activity types the lead sent that the model does not read: /docs.json
+    documents it on /score's and /explain's answers, with the types this model reads and the CRM labels translated."""
+    overrides = {"data.value_maps": {"activity": {"Requested Demo": "demo_request"}}}
+    params = load_params(PROJECT_ROOT / "params.yaml", overrides=overrides)
+    scorer = LeadScorer(params.data, params.features, None, None, None, 1.0, 0.0, None, None, None)
+    undated = load_params(PROJECT_ROOT / "params.yaml", overrides={"features.activity_types": []})
+    no_activities = LeadScorer(undated.data, undated.features, None, None, None, 1.0, 0.0, None, None, None)
+    for served, words in [(scorer, "reads 'page_view', "), (scorer, "the CRM labels 'Requested Demo'"),
+                          (no_activities, "This model reads no activities")]:
+        spec = openapi.document(LeadScoreService.openapi_spec.asdict(), served, served.data, params.label)
+        for answer in ("LeadScore", "Explanation"):
+            schema = spec["components"]["schemas"][answer]
+            unread = schema["properties"]["unread_activity_types"]
+            assert "does not read" in unread["description"] and words in unread["description"], unread["description"]
+            assert "unread_activity_types" in schema["required"]
+            for body, documented in [([], True), (["webinar_attend"], True), (None, False), ({"webinar_attend": 1}, False)]:
+                assert jsonschema.Draft202012Validator(unread).is_valid(body) == documented, (answer, body)
+
+
 # Number texts at contract.LARGEST_NUMBER (1e15), written as a CRM or a spreadsheet may write them.
 NEAR_LARGEST = ["999999999999999", "999999999999999.9374", "999999999999999.9375", "1e15", "1E+015", "10e14", "0.5e15",
                 "0.9999999999999999375e15", "9.999999999999999e14", "9.999999999999999375e14", "99999999999999.99375e1",

@@ -294,6 +294,58 @@ def test_explain_and_the_score_log_name_the_values_never_seen_as_score_does(clie
     assert not _documented(spec, "Explanation", {**explained[1].json(), "never_seen": {"Lead Source": "TikTok"}})
 
 
+def test_each_score_names_the_activity_types_the_model_does_not_read_as_the_lead_sent_them(client, server, leads):
+    """An activity of a type the model does not read ("webinar_attend", or a CRM label data.value_maps.activity does
+    not translate) scored as no activity with no sign of it: a CRM mapping mistake scored every lead as never active.
+    /score and /explain now name such types per lead, as sent, by the rule batch scoring warns by; [] when none;
+    /metrics counts the leads; /docs.json documents the field."""
+    known = {k: v for k, v in leads[0].items() if k != "activities"}
+    when = leads[0]["activities"][0]["occurred_at"]
+    sent = [{**known, "lead_id": "UA-MIXED", "activities": [
+                {"occurred_at": when, "activity": "demo_request"}, {"occurred_at": when, "activity": "webinar_attend"},
+                {"occurred_at": when, "activity": " webinar_attend "}]},
+            {**known, "lead_id": "UA-READ", "activities": [  # in another letter case too, as features compare them
+                {"occurred_at": when, "activity": "demo_request"}, {"occurred_at": when, "activity": "Email_Open"}]},
+            {**known, "lead_id": "UA-UNREAD", "activities": [{"occurred_at": when, "activity": "Demo Requested"}]},
+            {**known, "lead_id": "UA-NONE"}]
+    before = server.lead_counts()
+    reply = client.post("/score", {"leads": sent, "as_of": AS_OF})
+    assert reply.status == 200, reply.body
+    scores = reply.json()["scores"]
+    expected = [["webinar_attend"], [], ["Demo Requested"], []]
+    assert [s["unread_activity_types"] for s in scores] == expected
+    assert scores[2]["probability"] == scores[3]["probability"]  # why it must be told: scored as no activity at all
+    explained = [client.post("/explain", {"lead": lead, "as_of": AS_OF}) for lead in sent]
+    assert [e.json()["unread_activity_types"] for e in explained] == expected, [e.body for e in explained]
+    unread_leads = ("leadscore_unread_activity_leads_total", "")
+    assert server.lead_counts()[unread_leads] - before.get(unread_leads, 0) == 2
+    spec = client.get("/docs.json").json()
+    assert all(_documented(spec, "LeadScore", s) for s in scores) and all(
+        _documented(spec, "Explanation", e.json()) for e in explained)
+    assert not _documented(spec, "LeadScore", {**scores[0], "unread_activity_types": {"webinar_attend": 2}})
+    documented = spec["components"]["schemas"]["LeadScore"]
+    assert "unread_activity_types" in documented["required"]
+    assert "'demo_request'" in documented["properties"]["unread_activity_types"]["description"]
+
+
+def test_a_crm_label_the_models_value_maps_translate_is_a_type_it_reads(trained, leads):
+    """Types are judged after data.value_maps.activity, as the model's features read them: "Requested Demo" mapped to
+    demo_request is read (and scores as demo_request does), an unmapped label is named as the lead sent it."""
+    from serving.scoring import ModelRef, explain_request, score_request
+
+    data = trained.scorer.data.model_copy(update={"value_maps": {"activity": {"Requested Demo": "demo_request"}}})
+    scorer = dataclasses.replace(trained.scorer, data=data)
+    lead = {k: v for k, v in leads[0].items() if k != "activities"}
+    when = leads[0]["activities"][0]["occurred_at"]
+    sent = [[{"occurred_at": when, "activity": kind}] for kind in ("demo_request", " requested demo ", "Demo Requested")]
+    scored = score_request(scorer, [{**lead, "lead_id": f"UA-{i}"} for i in range(3)], sent, ModelRef.of(scorer),
+                           as_of=pd.Timestamp(AS_OF), top_k=1, card_key=b"key", card_link_days=1).results
+    assert [score["unread_activity_types"] for score in scored] == [[], [], ["Demo Requested"]]
+    assert scored[0]["probability"] == scored[1]["probability"] != scored[2]["probability"]
+    explained = explain_request(scorer, lead, sent[2], ModelRef.of(scorer), as_of=pd.Timestamp(AS_OF))
+    assert explained["unread_activity_types"] == ["Demo Requested"]
+
+
 def test_a_model_that_does_not_remember_its_training_values_answers_null_not_none_never_seen(trained, leads):
     """A model pickled before encoders remembered their training values cannot tell a new value from a known one:
     never_seen is null ("cannot tell"), not {} ("none"), for each lead, and the response is still the documented one."""
