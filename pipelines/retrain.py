@@ -310,8 +310,8 @@ class RetrainResult:
     cold_start: str | None = None  # why the peer was shipped, when it was
     run_id: str = ""
     challenger_run_id: str = ""
-    # The export against the feature settings (dataset.setting_warnings): said first among the notes, and kept in the
-    # retrain run and the challenger's run (tracking.log_setting_warnings)
+    # The export against the feature settings (dataset.setting_warnings): printed as WARNING lines before the notes,
+    # kept in the retrain run and the challenger's run (tracking.log_setting_warnings)
     warnings: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)  # what to keep in mind reading the comparison (champion_overlap_notes)
     unchanged: bool = False  # the champion was trained on the same data and params: nothing was trained
