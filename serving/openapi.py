@@ -42,7 +42,7 @@ from serving.schemas import (
     literal,
     number_text,
 )
-from serving.scoring import choices_in_words, feedback_choices, quoted
+from serving.scoring import choices_in_words, columns_read, feedback_choices, quoted
 from serving.security import ACCEPTED_ENCODINGS, CARD_ID_FIELD, CARD_PATH, ENCODINGS, OPEN_PATHS
 
 REF = "#/components/schemas/{model}"
@@ -172,8 +172,8 @@ def _number_labels(column: str, non_negative: bool, data: DataParams) -> list[st
 
 
 def _lead_fields(scorer: LeadScorer) -> dict[str, dict]:
-    """A lead's optional fields as /score reads them (contract.LEADS and what the model's features read),
-    under the CRM's names, each saying whether the served model uses it."""
+    """A lead's optional fields as /score reads them (`serving.scoring.columns_read`: contract.LEADS and what the
+    model's features read), under the CRM's names, each saying whether the served model uses it."""
     data, features = scorer.data, scorer.features
     read = lead_columns_read(features)
     # As ingest.prepare_table reads a number field: blank, data.missing_values and NaN are none; a number is none
@@ -184,7 +184,7 @@ def _lead_fields(scorer: LeadScorer) -> dict[str, dict]:
     not_known = (f"null, blank, NaN or data.missing_values' {quoted(listed)}" if listed else "null, blank or NaN") + (
         f" ({', '.join(none_numbers)} also as a JSON number)" if none_numbers else "")
     fields = {}
-    for column in dict.fromkeys([*LEADS.optional, *read]):
+    for column in [c for c in columns_read(scorer, "leads") if c not in LEADS.required]:
         use = "a feature of this model" if column in read else "not read by this model, but checked"
         if column in LEADS.numeric or column in features.numeric:
             non_negative = column in LEADS.non_negative or column in features.non_negative

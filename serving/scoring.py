@@ -103,13 +103,14 @@ def request_frames(leads: list[dict], activities: list[list[dict] | None], data:
     return RequestFrames(pd.DataFrame.from_records(leads), pd.DataFrame.from_records(rows) if rows else None, origin)
 
 
-def _columns_read(scorer: LeadScorer, table: str) -> set[str]:
-    """The contract columns of a request's leads or activities the served model reads: a lead's contract fields
-    and those its features read (`lead_columns_read`); an activity's own fields (its lead id is the lead's), when
-    the model reads activities at all."""
+def columns_read(scorer: LeadScorer, table: str) -> list[str]:
+    """The contract columns of a request's leads or activities the service reads for the served model, in the
+    contract's order: a lead's contract fields (checked even where the model has no feature of them) and those
+    its features read (`lead_columns_read`); an activity's own fields (its lead id is the lead's), when the model
+    reads activities at all. /score checks these (`values_read`) and /docs.json documents them (serving.openapi)."""
     if table == "activities":
-        return set(_ACTIVITY_COLUMNS) if scorer.reads_activities else set()
-    return {*LEADS.columns, *lead_columns_read(scorer.features)}
+        return sorted(_ACTIVITY_COLUMNS) if scorer.reads_activities else []
+    return list(dict.fromkeys([*LEADS.columns, *lead_columns_read(scorer.features)]))
 
 
 def values_read(scorer: LeadScorer, leads: list[dict], activities: list[list[dict] | None]
@@ -119,12 +120,12 @@ def values_read(scorer: LeadScorer, leads: list[dict], activities: list[list[dic
 
     A CRM record carries fields no model reads (every Salesforce REST record its "attributes" object): whatever
     their value, they are ignored, so a record can be forwarded as it is. A field is read when the model's
-    data.mapping names it for a column it reads (`_columns_read`), or it is such a column's own name, as
+    data.mapping names it for a column it reads (`columns_read`), or it is such a column's own name, as
     ingest.prepare_table reads it; data.drop_columns are never read. A read field holding an object, a list or a
     number JSON has no value for (NaN, Infinity) is a problem at its path (`schemas.plain_value`), answered 400.
     """
     drop = set(scorer.data.drop_columns)
-    read = {table: _columns_read(scorer, table) for table in ("leads", "activities")}
+    read = {table: set(columns_read(scorer, table)) for table in ("leads", "activities")}
     detail: list[dict] = []
 
     def kept(row: dict, table: str, loc: tuple) -> dict:
