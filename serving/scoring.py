@@ -21,7 +21,7 @@ from features.labels import policy_reason
 from models.scorer import LeadScorer
 from pipelines.config import DataParams, LabelParams
 from pipelines.contract import LEADS
-from pipelines.ingest import (API_CLIENT, Problem, alike_column, as_of_time, as_plain_text, contract_status,
+from pipelines.ingest import (ALIKE, API_CLIENT, Problem, alike_column, as_of_time, as_plain_text, contract_status,
                               crm_column, not_answered, translate)
 from serving.schemas import Identifier, plain_value
 from serving.security import BAD_JSON_ERROR, card_link, error_message, field_path
@@ -113,26 +113,31 @@ def columns_read(scorer: LeadScorer, table: str) -> list[str]:
     return list(dict.fromkeys([*LEADS.columns, *lead_columns_read(scorer.features)]))
 
 
+def field_reader(scorer: LeadScorer, table: str):
+    """Whether the service reads a field of a request's lead or activity (``table``) by that name for the served
+    model: its data.mapping names it for a column it reads (`columns_read`), or it is such a column's own name, as
+    ingest.prepare_table reads it; data.drop_columns are never read."""
+    drop, mapping, read = set(scorer.data.drop_columns), getattr(scorer.data.mapping, table), set(columns_read(scorer, table))
+    return lambda name: name not in drop and mapping.get(name, name) in read
+
+
 def values_read(scorer: LeadScorer, leads: list[dict], activities: list[list[dict] | None]
                 ) -> tuple[list[dict], list[list[dict] | None], list[dict]]:
     """The request's rows without the objects and arrays of the fields the served model does not read, and the
     problems of those it does.
 
     A CRM record carries fields no model reads (every Salesforce REST record its "attributes" object): whatever
-    their value, they are ignored, so a record can be forwarded as it is. A field is read when the model's
-    data.mapping names it for a column it reads (`columns_read`), or it is such a column's own name, as
-    ingest.prepare_table reads it; data.drop_columns are never read. A read field holding an object, a list or a
+    their value, they are ignored, so a record can be forwarded as it is (`field_reader` says which are read).
+    A read field holding an object, a list or a
     number JSON has no value for (NaN, Infinity) is a problem at its path (`schemas.plain_value`), answered 400.
     """
-    drop = set(scorer.data.drop_columns)
-    read = {table: set(columns_read(scorer, table)) for table in ("leads", "activities")}
+    reads = {table: field_reader(scorer, table) for table in ("leads", "activities")}
     detail: list[dict] = []
 
     def kept(row: dict, table: str, loc: tuple) -> dict:
-        mapping = getattr(scorer.data.mapping, table)
         out = {}
         for name, value in row.items():
-            if name in drop or mapping.get(name, name) not in read[table]:
+            if not reads[table](name):
                 if not isinstance(value, (dict, list)):  # a scalar is kept: a misspelt required field is told so
                     out[name] = value
                 continue
@@ -199,30 +204,49 @@ def _location(position: int | str, column: str, from_activity: bool, frames: Req
     return ("leads", position, column)
 
 
-def _lacking(p: Problem, frames: RequestFrames, from_activity: bool) -> list[dict]:
+# How many of a lead's unread fields a missing field's message lists (a CRM record has dozens).
+_FIELDS_LISTED = 8
+
+
+def _lacking(p: Problem, frames: RequestFrames, from_activity: bool, scorer: LeadScorer) -> list[dict]:
     """A required field rows lack, at each such row, in a missing field's words (as a 400's "missing").
 
     The contract check, written for exports, calls a field no row has a missing column (at no row, advising
     data.mapping) and one some rows leave out an empty value: to a client both are leads without the field,
-    which it fixes in its request. A row holding the name in other letter case or blanks is told so.
+    which it fixes in its request. A row without the name that holds fields the model does not read (a
+    Salesforce record's "Id", a HubSpot one's "createdate") is told which look like it (`alike_column`), or else
+    which it has, and where a CRM's own name is declared: the model's data.mapping, which the service reads as the
+    model was trained with it, so a new name takes a retrain.
     """
-    rows = frames.activities if from_activity else frames.leads
+    rows, table = (frames.activities, "activities") if from_activity else (frames.leads, "leads")
+    reads = field_reader(scorer, table)
+    looked_for = repr(p.column) + (f" (the contract's {p.contract_column}, under the name the model's "
+                                   f"data.mapping.{table} gives it)" if p.contract_column != p.column else "")
     out = []
     for i in range(len(rows)) if p.row is None else [p.row - 1]:
-        alike = alike_column([name for name, value in rows.iloc[i].items() if pd.notna(value)], p.column)
-        hint = f" (it has {alike!r}: field names must match exactly)" if alike else ""
-        out.append(_detail(_location(i, p.column, from_activity, frames),
-                           f"required field {p.column!r} missing or empty{hint}", "missing"))
+        sent = [name for name, value in rows.iloc[i].items() if pd.notna(value)]
+        unread = [name for name in sent if not reads(name)]
+        alike = alike_column(sent, p.column)
+        words = f"required field {looked_for} missing or empty"
+        if p.column not in sent and (alike or unread):
+            listed = ", ".join(map(repr, unread[:_FIELDS_LISTED])) + (
+                f" and {len(unread) - _FIELDS_LISTED} more" if len(unread) > _FIELDS_LISTED else "")
+            words += (f" (the lead has {alike!r}, {ALIKE}): send it as {p.column!r}" if alike else
+                      f" (the lead has fields this model does not read: {listed}): if one of them is it under the "
+                      f"CRM's name, send it as {p.column!r}")
+            words += (f". A CRM's own field names are read where the model's data.mapping.{table} declares them: the "
+                      "service reads the mapping the model was trained with, so a new one takes a retrain")
+        out.append(_detail(_location(i, p.column, from_activity, frames), words, "missing"))
     return out
 
 
-def problem_details(problems: list[Problem], frames: RequestFrames) -> list[dict]:
+def problem_details(problems: list[Problem], frames: RequestFrames, scorer: LeadScorer) -> list[dict]:
     """The LeadScorer's row/column problems as request field paths, e.g. leads[2].created_at."""
     out = []
     for p in problems:
         from_activity = p.contract_column in _ACTIVITY_COLUMNS
         if p.kind in ("missing_column", "empty_value"):
-            out += _lacking(p, frames, from_activity)
+            out += _lacking(p, frames, from_activity, scorer)
         else:  # row None: about the field in every row, e.g. two CRM fields mapping to one column
             out.append(_detail(_location("*" if p.row is None else p.row - 1, p.column, from_activity, frames),
                                p.message, p.kind))
@@ -313,7 +337,7 @@ def score_request(
     detail = lead_id_problems(leads, scorer.data) + duplicate_ids(frames, scorer.data)
     if not detail:
         features, problems, ages = scorer.build(frames.leads, frames.activities, as_of=as_of, audience=API_CLIENT)
-        detail = problem_details(problems, frames)
+        detail = problem_details(problems, frames, scorer)
     if detail:
         raise RequestError(f"{len(detail)} problem(s) in the leads; nothing was scored", detail)
     scores, explanations = scorer.explained_scores(features, top_k, age_days=ages)
@@ -373,7 +397,7 @@ def explain_request(scorer: LeadScorer, lead: dict, activities: list[dict] | Non
     detail = lead_id_problems([lead], scorer.data)
     if not detail:
         features, problems, ages = scorer.build(frames.leads, frames.activities, as_of=as_of, audience=API_CLIENT)
-        detail = problem_details(problems, frames)
+        detail = problem_details(problems, frames, scorer)
     if detail:
         raise RequestError("the lead cannot be explained", _as_one_lead(detail))
     (e,) = scorer.explain(features, age_days=ages)

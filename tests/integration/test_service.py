@@ -541,12 +541,42 @@ def test_a_lead_without_a_required_field_gets_one_answer_whatever_the_other_lead
     assert [d["field"] for d in two] == ["leads[0].created_at", "leads[1].created_at"]
     # What the client can fix: a field name in other letter case is not the field.
     misspelled = client.post("/score", {"leads": [{**bare, "Created_At": leads[0]["created_at"]}], "as_of": AS_OF})
-    assert misspelled.json()["detail"][0]["msg"] == ("required field 'created_at' missing or empty (it has "
-                                                     "'Created_At': field names must match exactly)")
+    assert misspelled.json()["detail"][0]["msg"].startswith(
+        "required field 'created_at' missing or empty (the lead has 'Created_At', which looks like the same name "
+        "written differently): send it as 'created_at'. ")
     undated = client.post("/score", {"leads": [{**leads[0], "activities": [{"activity": "webinar"}]}], "as_of": AS_OF})
     assert [(d["field"], d["type"]) for d in undated.json()["detail"]] == [("leads[0].activities[0].occurred_at", "missing")]
     explained = client.post("/explain", {"lead": bare, "as_of": AS_OF}).json()["detail"]
     assert [(d["field"], d["msg"]) for d in explained] == [("lead.created_at", "required field 'created_at' missing or empty")]
+
+
+@pytest.mark.parametrize("system", ["salesforce", "hubspot"])
+def test_a_lead_under_its_crms_own_field_names_is_told_which_it_looked_for_and_where_a_mapping_goes(client, leads, system):
+    """A CRM record posted as the CRM writes it, where the served model's data.mapping.leads maps none of its names,
+    was told only "required field 'lead_id' missing or empty". It is now told, per field looked for, the lead's fields
+    that look like it (HubSpot's createdate for created_at), else those the model does not read (Salesforce's Id),
+    and that a CRM's names are declared in the model's data.mapping.leads, which takes a retrain."""
+    lead = leads[0]
+    record = ({"attributes": {"type": "Lead"}, "Id": lead["lead_id"], "CreatedDate": lead["created_at"],
+               "LeadSource": lead["lead_source"]} if system == "salesforce" else
+              {"hs_object_id": lead["lead_id"], "createdate": lead["created_at"], "email": lead["email"]})
+    scored = client.post("/score", {"leads": [record], "as_of": AS_OF})
+    explained = client.post("/explain", {"lead": record, "as_of": AS_OF})
+    assert (scored.status, explained.status) == (422, 422), (scored.body, explained.body)
+    problems = {d["field"]: d["msg"] for d in scored.json()["detail"]}
+    assert list(problems) == ["leads[0].lead_id", "leads[0].created_at"]
+    assert [d["msg"] for d in explained.json()["detail"]] == list(problems.values())
+    fields = "'Id', 'CreatedDate', 'LeadSource'" if system == "salesforce" else "'hs_object_id', 'createdate'"
+    assert problems["leads[0].lead_id"].startswith(
+        f"required field 'lead_id' missing or empty (the lead has fields this model does not read: {fields}): if one "
+        "of them is it under the CRM's name, send it as 'lead_id'. ")
+    if system == "hubspot":
+        assert problems["leads[0].created_at"].startswith("required field 'created_at' missing or empty (the lead has "
+                                                          "'createdate', which looks like the same name written differently)")
+    for msg in problems.values():
+        assert msg.endswith("A CRM's own field names are read where the model's data.mapping.leads declares them: the "
+                            "service reads the mapping the model was trained with, so a new one takes a retrain"), msg
+        assert "attributes" not in msg
 
 
 def test_refusals_speak_of_the_request_not_of_command_line_flags_or_params_to_set(client, leads):
