@@ -154,6 +154,57 @@ def values_read(scorer: LeadScorer, leads: list[dict], activities: list[list[dic
     return leads_kept, activities_kept, detail
 
 
+def _as_sent_text(value) -> str:
+    """A field's value as text, stripped, as ingest reads a cell (a number as `as_plain_text` writes it)."""
+    return (value if isinstance(value, str) else as_plain_text(pd.Series([value], dtype=object)).iloc[0]).strip()
+
+
+def one_field_per_column(scorer: LeadScorer, leads: list[dict], activities: list[list[dict] | None]
+                         ) -> tuple[list[dict], list[list[dict] | None], list[dict]]:
+    """The request's rows with one field per contract column read, and a problem for each row that sends one
+    column under several names with different values.
+
+    A lead may carry a column under the CRM's name the model's data.mapping declares and under the contract's
+    ("Lead Source" and "lead_source"), as an integration adding the documented names to a forwarded record does.
+    Both holding one value (compared as text, stripped; a field not answered holds none) is that value, kept under
+    the name the mapping gives the column (`crm_column`) when sent; different values are refused at the lead, naming
+    both fields, as an export whose columns map to one is refused ("ambiguous_column"): the service does not pick one.
+    """
+    data = scorer.data
+    reads = {table: field_reader(scorer, table) for table in ("leads", "activities")}
+    detail: list[dict] = []
+
+    def single(row: dict, table: str, loc: tuple) -> dict:
+        mapping, by_column = getattr(data.mapping, table), {}
+        for name in row:
+            if reads[table](name):
+                by_column.setdefault(mapping.get(name, name), []).append(name)
+        out = dict(row)
+        for column, names in by_column.items():
+            if len(names) < 2:
+                continue
+            answered = {name: row[name] for name in names if row[name] is not None and not not_answered(row[name], data)}
+            if len({_as_sent_text(value) for value in answered.values()}) > 1:
+                values = ", ".join(f"{name!r}: {_as_sent_text(value)!r}" for name, value in answered.items())
+                detail.append(_detail((*loc, names[0]), f"{' and '.join(map(repr, names))} are one field, {column} (the "
+                                      f"model's data.mapping.{table}), sent with different values ({values}): send "
+                                      "it once", "ambiguous_column"))
+                continue
+            kept = crm_column(data, table, column)
+            kept = kept if kept in names else names[0]
+            value = next(iter(answered.values()), row[kept])
+            for name in names:
+                out.pop(name)
+            out[kept] = value
+        return out
+
+    leads_kept = [single(lead, "leads", ("leads", i)) for i, lead in enumerate(leads)]
+    activities_kept = [None if acts is None else [single(act, "activities", ("leads", i, "activities", j))
+                                                  for j, act in enumerate(acts)]
+                       for i, acts in enumerate(activities)]
+    return leads_kept, activities_kept, detail
+
+
 _IDENTIFIER = TypeAdapter(Identifier)
 
 
@@ -333,8 +384,9 @@ def score_request(
     leads, activities, detail = values_read(scorer, leads, activities)
     if detail:
         raise RequestError(BAD_JSON_ERROR.format(len(detail)), detail, status=400)
+    leads, activities, detail = one_field_per_column(scorer, leads, activities)
     frames = request_frames(leads, activities, scorer.data)
-    detail = lead_id_problems(leads, scorer.data) + duplicate_ids(frames, scorer.data)
+    detail += lead_id_problems(leads, scorer.data) + duplicate_ids(frames, scorer.data)
     if not detail:
         features, problems, ages = scorer.build(frames.leads, frames.activities, as_of=as_of, audience=API_CLIENT)
         detail = problem_details(problems, frames, scorer)
@@ -393,8 +445,9 @@ def explain_request(scorer: LeadScorer, lead: dict, activities: list[dict] | Non
     (lead,), (activities,), detail = values_read(scorer, [lead], [activities])
     if detail:
         raise RequestError(BAD_JSON_ERROR.format(len(detail)), _as_one_lead(detail), status=400)
+    (lead,), (activities,), detail = one_field_per_column(scorer, [lead], [activities])
     frames = request_frames([lead], [activities], scorer.data)
-    detail = lead_id_problems([lead], scorer.data)
+    detail += lead_id_problems([lead], scorer.data)
     if not detail:
         features, problems, ages = scorer.build(frames.leads, frames.activities, as_of=as_of, audience=API_CLIENT)
         detail = problem_details(problems, frames, scorer)

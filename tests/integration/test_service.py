@@ -462,6 +462,44 @@ def test_a_field_is_read_under_the_name_the_models_mapping_gives_it(trained, lea
     assert score({**lead, "Description": nested}).results[0]["probability"] == plain["probability"]
 
 
+def test_a_lead_sending_a_mapped_field_also_under_its_contract_name_is_read_once_or_refused_naming_both(trained, leads):
+    """The model maps the CRM's "Lead Source" to lead_source; a lead carrying "lead_source" too (an integration adding
+    the contract's names to a forwarded record) was refused for every lead at leads[*] ("several CRM columns map to
+    it"), whatever it held. The same value (as text, stripped; a blank one holds none) is scored as one field; two
+    values are refused at that lead, naming both fields, on /score and /explain: the service never picks one."""
+    from serving.scoring import ModelRef, RequestError, explain_request, score_request
+
+    data = trained.scorer.data
+    mapped = dataclasses.replace(trained.scorer, data=data.model_copy(update={"mapping": data.mapping.model_copy(
+        update={"leads": {"Lead Source": "lead_source"}})}))
+    model = ModelRef.of(mapped)
+
+    def crm(lead: dict, **extra) -> dict:
+        out = {k: v for k, v in lead.items() if k not in ("activities", "lead_source")}
+        return {**out, "Lead Source": lead["lead_source"], **extra}
+
+    def probabilities(sent: list[dict]) -> list[float]:
+        scored = score_request(mapped, sent, [None] * len(sent), model, as_of=pd.Timestamp(AS_OF), top_k=1,
+                               card_key=b"key", card_link_days=1)
+        return [score["probability"] for score in scored.results]
+
+    plain = probabilities([crm(leads[0]), crm(leads[1])])
+    assert probabilities([crm(leads[0], lead_source=f" {leads[0]['lead_source']} "), crm(leads[1])]) == plain
+    assert probabilities([crm(leads[0], lead_source=""), crm(leads[1], lead_source=None)]) == plain
+    other = next(lead["lead_source"] for lead in leads if lead["lead_source"] != leads[1]["lead_source"])
+    twice = crm(leads[1], lead_source=other)
+    with pytest.raises(RequestError) as scored:
+        probabilities([crm(leads[0]), twice])
+    with pytest.raises(RequestError) as explained:
+        explain_request(mapped, twice, None, model, as_of=pd.Timestamp(AS_OF))
+    words = (f"'Lead Source' and 'lead_source' are one field, lead_source (the model's data.mapping.leads), sent with "
+             f"different values ('Lead Source': {leads[1]['lead_source']!r}, 'lead_source': {other!r}): send it once")
+    assert scored.value.status == explained.value.status == 422
+    assert [(d["field"], d["msg"], d["type"]) for d in scored.value.detail] == [
+        ("leads[1].Lead Source", words, "ambiguous_column")]
+    assert [(d["field"], d["msg"]) for d in explained.value.detail] == [("lead.Lead Source", words)]
+
+
 # ---------------------------------------------------------------- bad input
 
 
