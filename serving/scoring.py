@@ -421,7 +421,7 @@ def score_request(
                         "card_url": card_link(card_key, score["lead_id"], expires, card_base_url)})
         log_rows.append({**score, "factors": pos + neg, "email_sha256": email_hash, "scored_at": scored_at,
                          "features_as_of": as_of,  # None: as of now, which the store logs as scored_at
-                         "never_seen": new})
+                         "never_seen": new, "unread_activity_types": unread_types})
     return Scored(results, log_rows)
 
 

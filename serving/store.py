@@ -53,6 +53,9 @@ SCORE_LOG = sa.Table(
     # ("{}" for none), worded on the score card (features.phrases.never_seen); null when the model cannot tell,
     # and in rows logged before the column existed.
     sa.Column("never_seen", sa.Text),
+    # The score's unread_activity_types as /score answered it, JSON text: the activity types the lead sent that the
+    # model does not read, as sent ("[]" for none); null in rows logged before the column existed.
+    sa.Column("unread_activity_types", sa.Text),
     sa.Index("ix_score_log_lead_time", "lead_id", "scored_at"),
     sa.Index("ix_score_log_time", "scored_at"),
 )
@@ -73,7 +76,7 @@ SCORE_LOG_COLUMNS = [c.name for c in SCORE_LOG.columns if c.name != "id"]
 FEEDBACK_COLUMNS = [c.name for c in FEEDBACK.columns]
 _TIME_COLUMNS = ("scored_at", "features_as_of", "decided_at", "received_at")
 _NUMBER_COLUMNS = ("probability", "likely_rejection_probability", "amount")
-_JSON_COLUMNS = ("factors", "never_seen")  # stored as JSON text
+_JSON_COLUMNS = ("factors", "never_seen", "unread_activity_types")  # stored as JSON text
 _DECISION_FIELDS = ("lead_id", "status", "reason", "decided_at", "amount")  # what a retried event must repeat
 
 # A decision date outside [EARLIEST_DECISION, received + CLOCK_SLACK] is a CRM default or typo
@@ -397,10 +400,12 @@ class Store:
     def log_scores(self, rows: pd.DataFrame | list[dict]) -> None:
         """Append scores: lead_id, model_name, model_version, probability, score, tier,
         likely_rejection_reason, factors (JSON text or Python lists), email_sha256, scored_at (UTC),
-        features_as_of (UTC), past_horizon_note, never_seen (JSON text or a Python dict).
+        features_as_of (UTC), past_horizon_note, never_seen (JSON text or a Python dict), unread_activity_types
+        (JSON text or a Python list).
 
         Rows are a frame or a list of dicts (what the service builds: no pandas per request).
-        likely_rejection_probability, past_horizon_note and never_seen are optional; scored_at defaults to now,
+        likely_rejection_probability, past_horizon_note, never_seen and unread_activity_types are optional;
+        scored_at defaults to now,
         features_as_of to scored_at.
         A column named `email` is refused: only its hash (`email_sha256`) may be logged.
 
@@ -429,7 +434,8 @@ class Store:
             conn.execute(SCORE_LOG.insert(), out)
 
     def latest_score(self, lead_id: str) -> dict | None:
-        """The lead's most recent logged score (factors and never_seen parsed from JSON), or None if never scored.
+        """The lead's most recent logged score (factors, never_seen and unread_activity_types parsed from JSON), or
+        None if never scored.
 
         Most recent by the time its features were computed as of, then by when it was logged: a backfill
         that re-scores the lead as of an earlier day does not replace what it looks like now.
@@ -442,8 +448,8 @@ class Store:
             return None
         out = dict(rows[0])
         out["factors"] = json.loads(out["factors"]) if out["factors"] else []
-        never_seen = out.get("never_seen")  # none in rows, or a table, an earlier version logged
-        out["never_seen"] = None if never_seen is None else json.loads(never_seen)
+        for name in ("never_seen", "unread_activity_types"):  # none in rows, or a table, an earlier version logged
+            out[name] = None if out.get(name) is None else json.loads(out[name])
         out["features_as_of"] = out.get("features_as_of") or out["scored_at"]  # none in rows an earlier version logged
         return out
 

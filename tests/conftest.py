@@ -118,7 +118,7 @@ sa.Table(
 
 def fill_earlier_store(url: str, scores: list[dict] = (), feedback: list[dict] = ()) -> None:
     """The earlier version's tables created in the (empty) database at `url`, holding `scores` (score log
-    rows, without features_as_of, past_horizon_note and never_seen) and `feedback` events."""
+    rows, without features_as_of, past_horizon_note, never_seen and unread_activity_types) and `feedback` events."""
     engine = sa.create_engine(url)
     try:
         EARLIER_STORE.create_all(engine)

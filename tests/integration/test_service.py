@@ -317,6 +317,8 @@ def test_each_score_names_the_activity_types_the_model_does_not_read_as_the_lead
     assert scores[2]["probability"] == scores[3]["probability"]  # why it must be told: scored as no activity at all
     explained = [client.post("/explain", {"lead": lead, "as_of": AS_OF}) for lead in sent]
     assert [e.json()["unread_activity_types"] for e in explained] == expected, [e.body for e in explained]
+    store = Store(server.params.serving.store_url)  # the score log keeps them, as it keeps never_seen
+    assert [store.latest_score(lead["lead_id"])["unread_activity_types"] for lead in sent] == expected
     unread_leads = ("leadscore_unread_activity_leads_total", "")
     assert server.lead_counts()[unread_leads] - before.get(unread_leads, 0) == 2
     spec = client.get("/docs.json").json()

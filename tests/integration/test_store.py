@@ -268,6 +268,24 @@ def test_the_score_log_keeps_never_seen_as_answered_and_an_earlier_versions_rows
     assert list(store.latest_score("NEW")["never_seen"]) == ["Lead Source", "industry"]  # the order /score answered
 
 
+def test_the_score_log_keeps_unread_activity_types_as_answered_and_an_earlier_versions_rows_read_them_as_null(store_url):
+    """/score names per lead the activity types the model does not read; the score log kept never_seen beside the
+    score but not these. A store an earlier version created gains the column in place: types named (as sent, in the
+    order answered) and none ([]) read back apart, and the earlier rows read null (not known then)."""
+    from conftest import fill_earlier_store
+
+    fill_earlier_store(store_url, [OLD_SCORE])
+    rows = _scores(["UNREAD", "NONE"]).assign(unread_activity_types=[["Requested Demo", "webinar_attend"], []])
+
+    Store(store_url).log_scores(rows.to_dict("records"))
+
+    store = Store(store_url)
+    assert [store.latest_score(lead)["unread_activity_types"] for lead in ("UNREAD", "NONE", "OLD-1")] == [
+        ["Requested Demo", "webinar_attend"], [], None]
+    assert store.score_log_frame().set_index("lead_id")["unread_activity_types"]["UNREAD"] == (
+        '["Requested Demo", "webinar_attend"]')
+
+
 @pytest.mark.parametrize("journal_mode", ["wal", "delete"])
 def test_a_read_only_account_reads_a_store_an_earlier_version_created_as_it_is(tmp_path, journal_mode):
     """Monitor and retrain only read: they must not need the right to add features_as_of (nor to set WAL
