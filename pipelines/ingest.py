@@ -1288,15 +1288,22 @@ ALIKE = "which looks like the same name written differently"  # how messages nam
 
 def alike_column(header, name: str) -> str | None:
     """The column of ``header`` that looks like ``name`` written differently, None when there is none: with other
-    blanks or letter case ('Lead ID ', 'LEAD ID'), as Excel and hand-edited headers gain them, else the closest
-    misspelling ('Industy'); a mapping matches names exactly."""
+    blanks or letter case ('Lead ID ', 'LEAD ID'), as Excel and hand-edited headers gain them, or other word
+    separators ('Lead_ID', 'LeadId' for 'Lead ID'; 'Created At' for 'created_at'), as each CRM joins words its own
+    way, else the closest misspelling ('Industy'); a mapping matches names exactly."""
     others = [column for column in header if column != name]
-    same = next((column for column in others if label_key(column) == label_key(name)), None)
-    if same is not None:
-        return same
+    for key in (label_key, _words_key):
+        same = next((column for column in others if key(column) == key(name)), None)
+        if same is not None:
+            return same
     keys = {label_key(column): column for column in reversed(others)}  # the first column of a key wins
     close = difflib.get_close_matches(label_key(name), list(keys), n=1, cutoff=ALIKE_RATIO)
     return keys[close[0]] if close else None
+
+
+def _words_key(name) -> str:
+    """A column name's letters and digits in lower case: 'Lead_ID', 'lead-id', 'LeadId' and 'Lead ID' alike."""
+    return re.sub(r"[\W_]+", "", label_key(name))
 
 
 def absent_columns(header, table: str, data: DataParams, wanted: list[str]) -> dict[str, str | None]:

@@ -403,6 +403,12 @@ def test_a_required_column_written_differently_is_named_in_the_error(tmp_path):
         "missing required column 'Created Date' (contract column created_at; the export has 'Creatd Date', which "
         "looks like the same name written differently: rename it, or map it in data.mapping.leads)",
     ]
+    # Words joined another CRM's way: 'Lead_Id' differs from 'Lead ID' by more than difflib's misspelling ratio.
+    with pytest.raises(ContractError) as err:
+        load_crm(crm_params(tmp_path, [{"Lead_Id": "L1", "Created Date": "2024-01-05"}]))
+    assert [p.message for p in err.value.problems] == [
+        "missing required column 'Lead ID' (contract column lead_id; the export has 'Lead_Id', which looks like the "
+        "same name written differently: rename it, or map it in data.mapping.leads)"]
     with pytest.raises(ContractError) as err:
         load_crm(crm_params(tmp_path, [{"Lead ID": "L1", "Updated Date": "2024-01-05"}]))
     assert [p.message for p in err.value.problems] == [
