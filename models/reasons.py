@@ -33,10 +33,13 @@ LOG_LOSS_TOLERANCE = 0.001
 def reason_in_words(code: str, spellings: Mapping[str, str]) -> str:
     """A rejection reason code as people read it: as the export spells it (`CRMData.export_spellings("reason")`: "Ringing",
     "Interested in other courses"), a code as words ("not_decision_maker" -> "Not decision maker"; one
-    sent to the service's feedback too). A code is lower case without spaces; "switched off" is the
-    CRM's own text, kept."""
+    sent to the service's feedback too). An export's own lower-case text with spaces, "switched off", is kept; a
+    lower-case code the export does not spell (a model saved before it kept spellings, a score logged by an earlier
+    version) reads as a sentence, "Lost to eins", not "lost to eins"."""
     text = spellings.get(code, code)
-    return text.replace("_", " ").capitalize() if text == text.lower() and " " not in text else text
+    if text != text.lower() or (code in spellings and " " in text):
+        return text
+    return text.replace("_", " ").capitalize()
 
 
 def _learnable_codes(reasons: pd.Series, min_rows: int) -> list[str]:

@@ -8,7 +8,7 @@ import pytest
 from mlflow.tracking import MlflowClient
 from sklearn.metrics import log_loss
 
-from models.reasons import LOG_LOSS_TOLERANCE, ReasonModel
+from models.reasons import LOG_LOSS_TOLERANCE, ReasonModel, reason_in_words
 from pipelines import tracking
 
 
@@ -47,3 +47,14 @@ def test_the_reason_model_keeps_the_fewest_rounds_within_tolerance_of_its_best_v
     within = np.flatnonzero(loss <= loss.min() + LOG_LOSS_TOLERANCE)
     assert kept.booster.current_iteration() == within[0] + 1 < best.booster.current_iteration()
     np.testing.assert_allclose(kept.booster.predict(X_val), best.booster.predict(X_val, num_iteration=within[0] + 1))
+
+
+def test_a_reason_reads_as_the_export_spelled_it_and_an_unspelled_lower_case_code_as_a_sentence():
+    tags = {"ringing": "Ringing", "switched off": "switched off", "no_budget": "no_budget"}
+    assert reason_in_words("ringing", tags) == "Ringing"
+    assert reason_in_words("switched off", tags) == "switched off"  # the export's own text, kept
+    assert reason_in_words("no_budget", tags) == "No budget"
+    # A score card for a score logged by a model that did not keep the export's spellings: no lower-case line.
+    assert reason_in_words("lost to eins", {}) == "Lost to eins"
+    assert reason_in_words("not_decision_maker", {}) == "Not decision maker"
+    assert reason_in_words("Lost to EINS", {}) == "Lost to EINS"  # a CRM's own capitals stay
