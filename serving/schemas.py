@@ -302,7 +302,7 @@ class LeadScore(BaseModel):
     past_horizon: bool = Field(description=PAST_HORIZON)
     past_horizon_note: str | None = Field(description=PAST_HORIZON_NOTE)
     reasons: Reasons
-    likely_rejection_reason: str | None = Field(description="Most likely reason code if sales rejects the lead.")
+    likely_rejection_reason: str | None = Field(description="Most likely reason if sales rejects the lead, as the training export spelled it (to write back).")
     likely_rejection_probability: float | None = Field(description="Probability of that reason, given a rejection.")
     never_seen: dict[str, str] | None = Field(description=NEVER_SEEN)
     unread_activity_types: list[str] = Field(description=UNREAD_ACTIVITY_TYPES)

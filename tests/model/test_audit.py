@@ -1072,7 +1072,7 @@ def test_tier_notes_of_a_slice_without_leads_or_conversions_say_so_instead_of_na
 
 def test_x_education_audit_shows_pre_contact_signals_and_tags_as_rejection_reasons(x_education_csv, tmp_path):
     """The top signals are pre-contact ones; rejection reasons read as X Education's Tags ("Ringing"), and the
-    score card words a lead's likely reason the same way, though /score and the CSV give the code."""
+    score card, /score and the CSV give a lead's likely reason the same way."""
     from models.splits import make_split
     from pipelines.train import fit_model
     from pipelines.config import PROJECT_ROOT, load_params
@@ -1114,8 +1114,8 @@ def test_x_education_audit_shows_pre_contact_signals_and_tags_as_rejection_reaso
     assert "won_revenue" not in segments.tables["by_lead_source"].columns
 
     scores = scorer.predict(ts.features.head(300))
-    for code, tag in (("ringing", "Ringing"), ("interested in other courses", "Interested in other courses")):
-        lead = scores[scores["likely_rejection_reason"] == code].iloc[0]  # the code, as the API and CSV give it
+    for tag in ("Ringing", "Interested in other courses"):
+        lead = scores[scores["likely_rejection_reason"] == tag].iloc[0]  # as the CRM writes it, for it to write back
         card = scorecard.render({**lead.to_dict(), "factors": [], "model_name": "leadscore", "model_version": "1"},
                                 scorer.tiers.names, scorer.reason_spellings)
         assert f'id="rejection">{tag} ({lead["likely_rejection_probability"]:.0%} if rejected)</div>' in card

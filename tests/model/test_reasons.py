@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -58,3 +60,14 @@ def test_a_reason_reads_as_the_export_spelled_it_and_an_unspelled_lower_case_cod
     assert reason_in_words("lost to eins", {}) == "Lost to eins"
     assert reason_in_words("not_decision_maker", {}) == "Not decision maker"
     assert reason_in_words("Lost to EINS", {}) == "Lost to EINS"  # a CRM's own capitals stay
+
+
+def test_the_likely_rejection_reason_is_written_back_as_the_crm_spells_it(trained):
+    """X Education's Tags read 'Ringing' in the CRM: the CSV and /score wrote the lower-cased 'ringing' a rep then read."""
+    scorer, features = trained.scorer, trained.training_set.features.iloc[:300]
+    codes = scorer.predict(features, trained.training_set.age_days[:300])["likely_rejection_reason"]
+    crm = {code: code.replace("_", " ").title() for code in scorer.reasons.classes}  # a CRM writing "No Budget"
+    spelled = dataclasses.replace(scorer, reasons=dataclasses.replace(scorer.reasons, spellings=crm))
+    written = spelled.predict(features, trained.training_set.age_days[:300])["likely_rejection_reason"]
+    assert written.tolist() == codes.map(crm).tolist()
+    assert written.str.contains(" ").any()  # the test says something: codes differ from spellings
