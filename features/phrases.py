@@ -335,7 +335,7 @@ class Phrasebook:
 
     def render(
         self, features: pd.DataFrame, needed: np.ndarray | None = None, age_days: np.ndarray | None = None,
-        learned: Mapping[str, Collection[str]] | None = None,
+        learned: Mapping[str, Collection[str]] | None = None, spellings: Mapping[str, Mapping[str, str]] | None = None,
     ) -> tuple[np.ndarray, np.ndarray]:
         """(phrases, values): object arrays (rows, signals) for a feature frame; see ``describe``.
 
@@ -348,6 +348,9 @@ class Phrasebook:
                 which sounds dormant; the feature says 365 days either way (``RECENCY_CAP_DAYS``).
             learned: per category feature, the levels the model learned (``CategoryEncoder.learned``);
                 a value outside them reads with ``RARE_VALUE``. None: every value reads as itself.
+            spellings: per category feature read from a CRM column, each value as compared (lower case) -> as the CRM
+                spells it (``LeadScorer.category_spellings``): the factor and its value say "Olark Chat", not "olark
+                chat". A value without one (never seen in training) reads as compared.
         """
         n = len(features)
         phrases = np.empty((n, len(self.signals)), dtype=object)
@@ -366,12 +369,15 @@ class Phrasebook:
                 columns.append(_young_age(columns[0], ages[rows]))
             leveled = shape in CATEGORY_SHAPES
             known = (learned or {}).get(self.features[signal][0].name) if leveled else None
+            spelled = (spellings or {}).get(self.features[signal][0].name, {}) if leveled else {}
             first, inverse = _unique_rows(columns)
             texts, shown = [], []
             for row in first:
                 lead_values = [c[row] for c in columns]
                 state, fields = self.readers[signal](lead_values)
                 level = _level_key(lead_values[0]) if leveled and state != "unknown" else None
+                if level is not None and str(lead_values[0]) in spelled:
+                    fields = {**fields, "value": spelled[str(lead_values[0])]}
                 text = _FORMATTER.format(self.templates[signal].text(state, level), **fields)
                 if known is not None and state != "unknown" and str(lead_values[0]) not in known:
                     text = RARE_VALUE.format(phrase=text)

@@ -285,7 +285,8 @@ def explain_batch(
         needed = np.zeros(contribution.shape, dtype=bool)
         np.put_along_axis(needed, positive_order[:, :top_k], True, axis=1)
         np.put_along_axis(needed, negative_order[:, :top_k], True, axis=1)
-    phrases, values = book.render(features, needed, age_days, None if scorer.encoder is None else scorer.encoder.learned)
+    phrases, values = book.render(features, needed, age_days, None if scorer.encoder is None else scorer.encoder.learned,
+                                  scorer.category_spellings)
     return ExplainBatch(
         signals=signals, base=base, margin=margin,
         probability=probability, score=to_score(probability), contribution=contribution, points=points,

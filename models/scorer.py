@@ -60,6 +60,11 @@ class LeadScorer:
     # label.horizon_days: the probability is of converting within this many days of creation. None: no
     # horizon; also what a scorer pickled before this field reads (the class default), so it flags no lead.
     horizon_days: int | None = None
+    # Per lead column read as a category (features.categorical): each value seen in training as the model compares it
+    # ("olark chat") -> as the training export spelled it most ("Olark Chat", `CRMData.export_spellings`), so a factor
+    # names it in the CRM's words. None: a scorer pickled before it kept them (the class default); factors then read
+    # the compared values.
+    category_spellings: dict[str, dict[str, str]] | None = None
 
     @property
     def catalog(self) -> list[FeatureDef]:

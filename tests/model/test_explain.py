@@ -399,3 +399,28 @@ def test_explained_scores_are_predict_and_explain_in_one_pass(scorer, features, 
         (e.lead_id, e.score, e.positives, e.negatives) for e in expected
     ]
     assert all(e.factors is None for e in explanations)  # /score shows the top factors only
+
+
+def test_a_category_value_reads_as_the_training_export_spelled_it_not_lower_cased(sample_dir, tracking_dir, tmp_path):
+    """A CRM writing "Web Organic" and "Financial Services": the factors said "Lead source: web organic" (the value
+    as the model compares it), and /explain's value "web organic", in batch scoring and the service alike."""
+    from conftest import FAST, params_for
+    from pipelines.train import fit_model
+    from models.splits import make_split
+
+    leads = pd.read_csv(sample_dir / "leads.csv", dtype=str, keep_default_na=False)
+    for column in ("lead_source", "industry"):
+        leads[column] = leads[column].str.replace("_", " ").str.title()  # "web_organic" -> "Web Organic"
+    leads.to_csv(tmp_path / "leads.csv", index=False)
+    params = params_for(sample_dir, tracking_dir, **FAST, **{"data.leads": str(tmp_path / "leads.csv")})
+    ts = assemble(params)
+    scorer = fit_model(ts, make_split(ts.created_at, pd.Series(ts.y), params.evaluate.split, params.model.seed), params)
+    # A lead whose form wrote the values in other letter cases: the words are the CRM's, as its reps know them.
+    features, problems, ages = scorer.build(raw_lead(lead_source="WEB ORGANIC", industry="retail"), None, as_of=AS_OF)
+    assert problems == []
+    (e,) = scorer.explain(features, age_days=ages)
+    by_signal = {f.signal: f for f in e.factors}
+    assert (by_signal["lead_source"].phrase, by_signal["lead_source"].value) == ("Lead source: Web Organic", "Web Organic")
+    assert (by_signal["industry"].phrase, by_signal["industry"].value) == ("Industry: Retail", "Retail")
+    columns = factor_columns(scorer, features, top_k=len(scorer.catalog), age_days=ages)
+    assert "Lead source: Web Organic" in columns.iloc[0].tolist()  # score --explain's columns say the same
