@@ -53,7 +53,8 @@ class Shape:
 
 
 SHAPES: dict[str, Shape] = {
-    # Activity counts over windows; the phrase uses the shortest window with any event.
+    # Activity counts over windows; a score's factor names the window whose count moved it most
+    # (Phrasebook.telling_windows), else (and in describe) the shortest window with any event.
     # "earlier": no event in any window, yet the "ever" flag says there was one before.
     "activity": Shape(
         ("active", "earlier", "none", "unknown"),
@@ -336,6 +337,7 @@ class Phrasebook:
     def render(
         self, features: pd.DataFrame, needed: np.ndarray | None = None, age_days: np.ndarray | None = None,
         learned: Mapping[str, Collection[str]] | None = None, spellings: Mapping[str, Mapping[str, str]] | None = None,
+        windows: Mapping[str, np.ndarray] | None = None,
     ) -> tuple[np.ndarray, np.ndarray]:
         """(phrases, values): object arrays (rows, signals) for a feature frame; see ``describe``.
 
@@ -351,6 +353,8 @@ class Phrasebook:
             spellings: per category feature read from a CRM column, each value as compared (lower case) -> as the CRM
                 spells it (``LeadScorer.category_spellings``): the factor and its value say "Olark Chat", not "olark
                 chat". A value without one (never seen in training) reads as compared.
+            windows: per activity signal, per row, the window (days) its phrase names (``telling_windows``: the one
+                whose count moved the score most); NaN, or a signal left out, names the shortest window with events.
         """
         n = len(features)
         phrases = np.empty((n, len(self.signals)), dtype=object)
@@ -367,6 +371,9 @@ class Phrasebook:
             if shape == "recency":  # the reader words a silent lead younger than the window by its age
                 ages = np.full(n, np.nan) if age_days is None else np.asarray(age_days, dtype=np.float64)
                 columns.append(_young_age(columns[0], ages[rows]))
+            if shape == "activity":  # the reader names this window (NaN: its shortest with events)
+                chosen = (windows or {}).get(signal)
+                columns.append(np.full(n, np.nan)[rows] if chosen is None else np.asarray(chosen, dtype=np.float64)[rows])
             leveled = shape in CATEGORY_SHAPES
             known = (learned or {}).get(self.features[signal][0].name) if leveled else None
             spelled = (spellings or {}).get(self.features[signal][0].name, {}) if leveled else {}
@@ -386,6 +393,28 @@ class Phrasebook:
             phrases[rows, j] = np.asarray(texts, dtype=object)[inverse]
             values[rows, j] = np.asarray(shown, dtype=object)[inverse]
         return phrases, values
+
+    def telling_windows(self, features: pd.DataFrame, per_feature: np.ndarray, names: list[str],
+                        contribution: np.ndarray) -> dict[str, np.ndarray]:
+        """Per activity signal, per lead: the window (days) whose own count moved the factor most in its direction
+        (``per_feature``: each feature's contribution, columns ``names``; ``contribution``: each signal's, columns
+        ``signals``), among the windows with events; NaN where none did (``render`` then names the shortest with
+        events). A lead who opened 1 e-mail in the last 7 days and 14 in the last 30, worth 15 points for the 14, read
+        "Opened 1 e-mail in the last 7 days +15 pts", and another lead's one e-mail was worth -3 points in the same words.
+        """
+        position = {name: i for i, name in enumerate(names)}
+        out = {}
+        for j, signal in enumerate(self.signals):
+            defs = [d for d in self.features[signal] if d.window_days is not None] if self.shapes[signal] == "activity" else []
+            if not defs:
+                continue
+            counts = features[[d.name for d in defs]].to_numpy(dtype=np.float64, na_value=np.nan)
+            toward = per_feature[:, [position[d.name] for d in defs]] * np.sign(contribution[:, j])[:, None]
+            toward = np.where(counts > 0, toward, -np.inf)
+            best = toward.argmax(axis=1)
+            moved = np.take_along_axis(toward, best[:, None], axis=1)[:, 0] > 0
+            out[signal] = np.where(moved, np.array([d.window_days for d in defs], dtype=np.float64)[best], np.nan)
+        return out
 
     def said_by_others(self, features: pd.DataFrame) -> list[tuple[int, np.ndarray]]:
         """The factors another one already says, to fold into it: (position of the saying signal in
@@ -621,6 +650,9 @@ def _times(count: float) -> str:
 
 
 def _read_activity(row: list, defs: list[FeatureDef]) -> tuple[str, dict]:
+    """`row`: the signal's features' values, then the window to name (``Phrasebook.render``'s `windows`; NaN: the
+    shortest with events)."""
+    *row, named = row
     windows = [(d.window_days, v) for d, v in zip(defs, row) if d.window_days is not None]
     ever = [v for d, v in zip(defs, row) if d.window_days is None]
     longest = windows[-1][0] if windows else 0
@@ -630,7 +662,7 @@ def _read_activity(row: list, defs: list[FeatureDef]) -> tuple[str, dict]:
     shown += [f"ever: {'yes' if v else 'no'}" for v in ever if not _missing(v)]
     active = [(w, v) for w, v in windows if not _missing(v) and v > 0]
     if active:
-        state, (days, count) = "active", active[0]
+        state, (days, count) = "active", next((wv for wv in active if wv[0] == named), active[0])
     else:
         state = "earlier" if any(not _missing(v) and v > 0 for v in ever) else "none"
         days, count = longest, 0

@@ -286,7 +286,8 @@ def explain_batch(
         np.put_along_axis(needed, positive_order[:, :top_k], True, axis=1)
         np.put_along_axis(needed, negative_order[:, :top_k], True, axis=1)
     phrases, values = book.render(features, needed, age_days, None if scorer.encoder is None else scorer.encoder.learned,
-                                  scorer.category_spellings)
+                                  scorer.category_spellings,
+                                  book.telling_windows(features, per_feature, scorer.feature_names, contribution))
     return ExplainBatch(
         signals=signals, base=base, margin=margin,
         probability=probability, score=to_score(probability), contribution=contribution, points=points,

@@ -424,3 +424,25 @@ def test_a_category_value_reads_as_the_training_export_spelled_it_not_lower_case
     assert (by_signal["industry"].phrase, by_signal["industry"].value) == ("Industry: Retail", "Retail")
     columns = factor_columns(scorer, features, top_k=len(scorer.catalog), age_days=ages)
     assert "Lead source: Web Organic" in columns.iloc[0].tolist()  # score --explain's columns say the same
+
+
+def test_an_activity_factor_names_the_window_whose_count_moved_the_score(scorer):
+    """One e-mail opened in the last 7 days and 14 in the last 30 read "Opened 1 e-mail in the last 7 days +15 pts",
+    the words another lead's single e-mail got at -3 pts: the words now name the count that carried the points."""
+    busy = [activity("email_open", "2025-05-30 10:00")] + [activity("email_open", f"2025-05-{d:02d} 10:00") for d in range(2, 15)]
+    acts = pd.DataFrame(busy + [activity("email_open", "2025-05-30 10:00")])
+    acts["lead_id"] = ["busy"] * len(busy) + ["once"]
+    leads = pd.concat([raw_lead(lead_id=lead, created_at="2025-04-01 10:00") for lead in ("busy", "once")])
+    features, problems, ages = scorer.build(leads, acts, as_of=AS_OF)
+    assert problems == []
+    _, per_feature = contributions(scorer, features)
+    windows = {d.window_days: d.name for d in scorer.catalog if d.signal == "email_open" and d.window_days}
+    phrases = []
+    for e, (_, parts), (_, counts) in zip(scorer.explain(features, age_days=ages), per_feature.iterrows(), features.iterrows()):
+        factor = next(f for f in e.factors if f.signal == "email_open")
+        toward = {days: parts[name] * np.sign(factor.contribution) for days, name in windows.items() if counts[name] > 0}
+        days = max(toward, key=toward.get)
+        count = int(counts[windows[days]])
+        assert factor.phrase == f"Opened {count} e-mail{'' if count == 1 else 's'} in the last {days} days"
+        phrases.append(factor.phrase)
+    assert any(not phrase.endswith("in the last 7 days") for phrase in phrases)  # not always the shortest window
