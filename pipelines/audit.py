@@ -719,11 +719,11 @@ def segment_outcomes(outcomes: pd.DataFrame, by: str, top_reasons: int = TOP_REA
 
 def best_converting(summary: pd.DataFrame, by: str, limit: int = HEADLINE_SEGMENTS) -> pd.DataFrame:
     """The rows of the segments that convert best, best first, among those with MIN_LEVEL_ROWS decided leads or more
-    (a source of 3 leads converting 100% says nothing) and above the rate of all leads (a below-average source
-    is no winner, even among the top five)."""
+    (a source of 3 leads converting 100% says nothing) and above the rate of all leads as `conversion_headline` shows
+    both (a below-average source is no winner, even among the top five; nor one that reads the same, 14.5%)."""
     sized = summary[summary["decided"] >= MIN_LEVEL_ROWS]
     overall = summary["converted"].sum() / summary["decided"].sum() if len(sized) else math.nan
-    best = sized[sized["conversion_rate"] > overall]
+    best = sized[sized["conversion_rate"].round(3) > round(overall, 3)]
     return best.sort_values(["conversion_rate", "decided", by], ascending=[False, False, True]).head(limit)
 
 
@@ -733,14 +733,15 @@ def most_rejected(summary: pd.DataFrame, by: str, limit: int = HEADLINE_SEGMENTS
 
 
 def conversion_headline(summary: pd.DataFrame, by: str, limit: int = HEADLINE_SEGMENTS) -> list[str]:
-    """One sentence naming the `best_converting` segments; none when no segment is big enough and above average."""
+    """One sentence naming the `best_converting` segments; none when no segment is big enough and above average. Rates
+    to one decimal, as the tables show them: 'paid_search 15% (all leads: 15%)' read as no better than average."""
     best = best_converting(summary, by, limit)
     if best.empty:
         return []
     overall = summary["converted"].sum() / summary["decided"].sum()
-    named = "; ".join(f"{row[by]} {row['conversion_rate']:.0%} of {row['decided']:,}" for row in best.to_dict("records"))
+    named = "; ".join(f"{row[by]} {row['conversion_rate']:.1%} of {row['decided']:,}" for row in best.to_dict("records"))
     return [f"Best converting by {by.replace('_', ' ')}, of those with {MIN_LEVEL_ROWS} or more leads with an outcome "
-            f"(all leads: {overall:.0%}): {named}."]
+            f"(all leads: {overall:.1%}): {named}."]
 
 
 def segment_value(summary: pd.DataFrame, by: str, value: str | None) -> str:

@@ -1198,12 +1198,34 @@ def test_the_best_converting_sources_are_named_among_those_big_enough_to_say():
     summary, _ = audit.segment_outcomes(outcomes, "lead_source")
 
     assert audit.conversion_headline(summary, "lead_source", limit=2) == [
-        "Best converting by lead source, of those with 20 or more leads with an outcome (all leads: 34%): "
-        "referral 75% of 40; event 40% of 30."]
+        "Best converting by lead source, of those with 20 or more leads with an outcome (all leads: 33.5%): "
+        "referral 75.0% of 40; event 40.0% of 30."]
     # paid_social converts below all leads: not named, though five would fit
     assert audit.conversion_headline(summary, "lead_source")[0].endswith(
-        "referral 75% of 40; event 40% of 30; webinar 35% of 200.")
+        "referral 75.0% of 40; event 40.0% of 30; webinar 35.0% of 200.")
     assert audit.conversion_headline(summary[summary["lead_source"] == "paid_social"], "lead_source") == []
+
+
+def test_a_source_named_best_converting_reads_above_the_rate_of_all_leads():
+    """The sample CRM's paid_search (15.4%) was named best converting as '15% of 723' beside 'all leads: 15%' (14.5%):
+    a winner that reads as average. Rates read to one decimal, as in the tables, and a source is named only when it
+    reads above all leads at that precision."""
+    rows = [("web", 884, 184), ("paid_search", 723, 111), ("outbound", 2000, 228)]
+    outcomes = pd.DataFrame(
+        [{"lead_source": source, "outcome": "converted" if i < converted else "rejected", "reason": np.nan}
+         for source, decided, converted in rows for i in range(decided)])
+    summary, _ = audit.segment_outcomes(outcomes, "lead_source")
+    assert audit.conversion_headline(summary, "lead_source") == [
+        "Best converting by lead source, of those with 20 or more leads with an outcome (all leads: 14.5%): "
+        "web 20.8% of 884; paid_search 15.4% of 723."]
+
+    # 30.04% against all leads' 30.01%: both read 30.0%, so neither is named best
+    rows = [("even", 3000, 900), ("barely", 2001, 601)]
+    outcomes = pd.DataFrame(
+        [{"lead_source": source, "outcome": "converted" if i < converted else "rejected", "reason": np.nan}
+         for source, decided, converted in rows for i in range(decided)])
+    summary, _ = audit.segment_outcomes(outcomes, "lead_source")
+    assert audit.conversion_headline(summary, "lead_source") == []
 
 
 def test_every_campaign_the_notes_name_is_in_the_plot():
@@ -1218,7 +1240,7 @@ def test_every_campaign_the_notes_name_is_in_the_plot():
     summary, mix = audit.segment_outcomes(outcomes, "campaign")
 
     (best,) = audit.conversion_headline(summary, "campaign")
-    assert "small_winner 90% of 30" in best
+    assert "small_winner 90.0% of 30" in best
     assert audit.rejection_headlines(summary, "campaign")[1].startswith("campaign small_loser: 70 of 80")
     figure = audit.segments_plot(summary, mix, "campaign")
     plotted = [t.get_text() for t in figure.axes[0].get_yticklabels()]
