@@ -667,11 +667,14 @@ def segment_outcomes(outcomes: pd.DataFrame, by: str, top_reasons: int = TOP_REA
     """Per value of `by` (a lead source, a campaign): volume, conversion, acceptance, reasons, revenue.
 
     Rates are over leads with an outcome (open leads may still convert; excluded ones, such as
-    duplicates, are no outcome of the source's). Leads without a value are one MISSING row.
+    duplicates, are no outcome of the source's), and blank for a segment of fewer than MIN_LEVEL_ROWS of them: X
+    Education's "Live Chat" and "NC_EDM" read 100.0% conversion from 2 leads and 1, in a table marketing sorts by
+    rate (its counts stay). Leads without a value are one MISSING row.
 
     Returns:
         The summary (``<by>``, ``leads``, ``decided``, ``converted``, ``rejected``,
-        ``conversion_rate``, ``acceptance_rate``, ``top_rejection_reason`` (most frequent named
+        ``conversion_rate``, ``acceptance_rate`` (both blank under MIN_LEVEL_ROWS decided leads),
+        ``top_rejection_reason`` (most frequent named
         reason; NO_NAMED_REASON when reasons were given but none by MIN_LEVEL_ROWS rejections, so that the page
         does not leave it blank as for a source no rejection gave a reason), ``top_reason_share`` and
         ``no_reason_share`` (of the rejections; all three blank under MIN_LEVEL_ROWS rejections, which `reason_mix`
@@ -697,7 +700,7 @@ def segment_outcomes(outcomes: pd.DataFrame, by: str, top_reasons: int = TOP_REA
     if "amount" in outcomes.columns:
         flags["won_revenue"] = outcomes["amount"].fillna(0.0)
     summary = flags.groupby(by).sum()
-    decided = summary["decided"].where(summary["decided"] > 0)
+    decided = summary["decided"].where(summary["decided"] >= MIN_LEVEL_ROWS)
     summary["conversion_rate"] = summary["converted"] / decided
     summary["acceptance_rate"] = 1 - summary["rejected"] / decided
     rejected = outcome.eq("rejected").to_numpy()
@@ -778,7 +781,7 @@ def rejection_headlines(summary: pd.DataFrame, by: str, limit: int = HEADLINE_SE
              f"(the rate of every one of the {len(summary)} is in the table 'by {label}' below)."]
     for row in rejected.to_dict("records"):
         line = (f"{label} {row[by]}: {row['rejected']:,} of {row['decided']:,} leads with an outcome "
-                f"rejected ({1 - row['acceptance_rate']:.0%})")
+                f"rejected ({row['rejected'] / row['decided']:.0%})")  # said with its caveat under MIN_LEVEL_ROWS
         if row["top_rejection_reason"] == NO_NAMED_REASON:
             line += f"; {NO_NAMED_REASON.strip('()')}"
         elif pd.notna(row["top_rejection_reason"]):
@@ -1083,7 +1086,10 @@ def segments_section(outcomes: pd.DataFrame, rows: str = "", feedback: FeedbackM
         + (f" Outcomes include the decisions sales sent to the service: {feedback.line()}."
            if feedback is not None and (feedback.events or feedback.left_out or feedback.decided_later) else "")
     )
-    section.notes.append(f"A source or campaign with fewer than {MIN_LEVEL_ROWS} rejections is not split by reason "
+    section.notes.append(f"A source or campaign with fewer than {MIN_LEVEL_ROWS} leads with an outcome has its counts "
+                         "in the tables but no conversion or acceptance rate (1 converted of 1 is no 100% rate), and "
+                         "no bars in the plots. "
+                         f"A source or campaign with fewer than {MIN_LEVEL_ROWS} rejections is not split by reason "
                          "(one hatched bar in the plots): too few rejections for their split to say much. Nor is a "
                          f"reason named for one unless {MIN_LEVEL_ROWS} or more of its rejections give it (and it is "
                          f"among its {TOP_REASONS} most frequent): the others are one row, e.g. '{other_reasons(4)}'; where none is "

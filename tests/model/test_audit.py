@@ -437,7 +437,7 @@ def test_a_status_the_label_policy_excludes_is_no_outcome_of_the_source(sample_p
     outcomes = audit.lead_outcomes(training_set, sample_params.label)
     assert outcomes["outcome"].tolist() == ["excluded", "other", "rejected"]
     web = audit.segment_outcomes(outcomes, "lead_source")[0].set_index("lead_source").loc["web"]
-    assert (web["leads"], web["decided"], web["acceptance_rate"]) == (3, 2, 0.5)
+    assert (web["leads"], web["decided"], web["rejected"]) == (3, 2, 1)
 
 
 def test_sources_and_reasons_read_as_the_crm_spells_them(sample_params):
@@ -911,8 +911,8 @@ def test_segment_outcomes_on_a_small_export():
     webinar = summary.set_index("lead_source").loc["webinar"]
     # A nurture lead (other) is decided and not rejected; a duplicate (excluded) is no outcome at all.
     assert (webinar["leads"], webinar["decided"], webinar["converted"], webinar["rejected"]) == (7, 5, 1, 3)
-    assert webinar["conversion_rate"] == pytest.approx(0.2)
-    assert webinar["acceptance_rate"] == pytest.approx(0.4)
+    # 5 leads with an outcome: too few for a rate (test_a_source_of_too_few_leads_with_an_outcome_shows_no_rate)
+    assert webinar[["conversion_rate", "acceptance_rate"]].isna().all()
     # 3 rejections: too few to split by reason (test_reasons_of_too_few_rejections_are_not_split)
     assert webinar[["top_rejection_reason", "top_reason_share", "no_reason_share"]].isna().all()
     assert webinar["won_revenue"] == 1200.0
@@ -1036,6 +1036,39 @@ def test_reasons_of_too_few_rejections_are_not_split():
     assert [t.get_text() for t in reasons.texts] == ["2 rejections: too few to split"]
     section = audit.segments_section(outcomes.assign(campaign=np.nan))
     assert "A source or campaign with fewer than 20 rejections is not split by reason" in section.notes[1]
+
+
+def test_a_source_of_too_few_leads_with_an_outcome_shows_no_rate():
+    """X Education's "Live Chat" (2 leads) and "NC_EDM" (1) read 100.0% conversion in the table by lead source, above
+    Google's 39.9% of 2,873, and a campaign only in the newest leads read 0.0% from its first few decisions. A rate over
+    fewer than 20 leads with an outcome is left blank, its counts kept, as a reason split of too few rejections is."""
+    rows = [("Google", 40, 16, 24), ("NC_EDM", 1, 1, 0), ("q4_launch", 12, 0, 12)]  # (source, decided, converted, rejected)
+    outcomes = pd.DataFrame(
+        [{"lead_source": source, "reason": np.nan,
+          "outcome": "converted" if i < converted else "rejected" if i < converted + rejected else "open"}
+         for source, decided, converted, rejected in rows for i in range(decided)]
+        + [{"lead_source": "q4_launch", "reason": np.nan, "outcome": "open"}] * 30)
+
+    summary, _ = audit.segment_outcomes(outcomes, "lead_source")
+
+    by_source = summary.set_index("lead_source")
+    assert by_source.loc["Google", "conversion_rate"] == pytest.approx(0.4)
+    assert by_source.loc["Google", "acceptance_rate"] == pytest.approx(0.4)
+    for small in ("NC_EDM", "q4_launch"):
+        assert by_source.loc[small, ["conversion_rate", "acceptance_rate"]].isna().all()
+    assert by_source.loc["q4_launch", ["leads", "decided", "converted", "rejected"]].tolist() == [42, 12, 0, 12]
+    page = _PageTables("<h3>by lead source</h3>" + audit.table_html("by_lead_source", summary))
+    shown = {row["lead source"]: row for row in page.tables["by lead source"]}
+    assert (shown["NC_EDM"]["converted"], shown["NC_EDM"]["conversion rate"]) == ("1", "")
+    assert shown["Google"]["conversion rate"] == "40.0%"
+    # The headline still gives the rate, with its caveat.
+    assert audit.rejection_headlines(summary, "lead_source")[2] == (
+        "lead source q4_launch: 12 of 12 leads with an outcome rejected (100%); under 20 leads with an outcome, too few "
+        "for these rates to say much (not in the plot)")
+    section = audit.segments_section(outcomes.assign(campaign=np.nan))
+    assert section.notes[1].startswith(
+        "A source or campaign with fewer than 20 leads with an outcome has its counts in the tables but no conversion or "
+        "acceptance rate (1 converted of 1 is no 100% rate), and no bars in the plots.")
 
 
 def test_a_segment_slice_keeps_only_its_leads_and_rejects_unknown_columns(audited, trained):
