@@ -1075,14 +1075,19 @@ def segments_section(outcomes: pd.DataFrame, rows: str = "", feedback: FeedbackM
     """
     section = Section("segments", "Lead sources and campaigns")
     excluded = int(outcomes["outcome"].eq("excluded").sum())
+    decided = ~outcomes["outcome"].isin(["open", "excluded"])
+    # X Education's Converted 0 is a rejection: its two rate columns and bars are the same, which reads as a mistake.
+    only_won_or_lost = decided.any() and outcomes["outcome"][decided].isin(["converted", "rejected"]).all()
     section.notes.append(
         f"All {len(outcomes):,} leads of the export{f' ({rows})' if rows else ''}; rates are over the "
-        f"{int((~outcomes['outcome'].isin(['open', 'excluded'])).sum()):,} leads with an outcome"
+        f"{int(decided.sum()):,} leads with an outcome"
         + (f" ({excluded:,} with a status that is no outcome of a lead, e.g. duplicate, are not counted)" if excluded else "")
         + ". Conversion = the CRM's converted status, whenever it came"
         + (f" (the model learns from and is tested on conversions within {horizon_days} days of a lead's creation "
            "only)" if horizon_days else "")
         + "; acceptance = share not rejected."
+        + (" Every one of them converted or was rejected (none is nurtured or in another status), so acceptance equals "
+           "conversion." if only_won_or_lost else "")
         + (f" Outcomes include the decisions sales sent to the service: {feedback.line()}."
            if feedback is not None and (feedback.events or feedback.left_out or feedback.decided_later) else "")
     )

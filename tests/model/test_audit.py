@@ -378,6 +378,11 @@ def test_the_source_note_names_no_horizon_where_the_label_has_none_and_speaks_of
     note = segments_section(outcomes, feedback=later).notes[0]
 
     assert "horizon" not in note and "whenever it came; acceptance = share not rejected." in note
+    # Converted or rejected, as every lead of X Education with an outcome: the two rates are one, which the note says.
+    assert ("Every one of them converted or was rejected (none is nurtured or in another status), so acceptance "
+            "equals conversion.") in note
+    nurtured = outcomes.assign(outcome=["converted", "other", "rejected"])
+    assert "acceptance equals" not in segments_section(nurtured).notes[0]
     assert "3 decisions dated after 2025-01-01 00:00 not used (not known then)" in note
 
 
