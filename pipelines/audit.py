@@ -1078,11 +1078,16 @@ def segments_section(outcomes: pd.DataFrame, rows: str = "", feedback: FeedbackM
     decided = ~outcomes["outcome"].isin(["open", "excluded"])
     # X Education's Converted 0 is a rejection: its two rate columns and bars are the same, which reads as a mistake.
     only_won_or_lost = decided.any() and outcomes["outcome"][decided].isin(["converted", "rejected"]).all()
+    # The sources section is where marketing starts: "campaign (missing)" among the most rejected is no campaign's name.
+    blank = [by.replace("_", " ") for by in SEGMENT_COLUMNS
+             if by in outcomes.columns and outcomes[by].isna().any() and outcomes[by].notna().any()]
     section.notes.append(
         f"All {len(outcomes):,} leads of the export{f' ({rows})' if rows else ''}; rates are over the "
         f"{int(decided.sum()):,} leads with an outcome"
         + (f" ({excluded:,} with a status that is no outcome of a lead, e.g. duplicate, are not counted)" if excluded else "")
-        + ". Conversion = the CRM's converted status, whenever it came"
+        + "."
+        + (f" {MISSING} stands for the leads without a {' or a '.join(blank)}." if blank else "")
+        + " Conversion = the CRM's converted status, whenever it came"
         + (f" (the model learns from and is tested on conversions within {horizon_days} days of a lead's creation "
            "only)" if horizon_days else "")
         + "; acceptance = share not rejected."

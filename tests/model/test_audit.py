@@ -383,6 +383,12 @@ def test_the_source_note_names_no_horizon_where_the_label_has_none_and_speaks_of
             "equals conversion.") in note
     nurtured = outcomes.assign(outcome=["converted", "other", "rejected"])
     assert "acceptance equals" not in segments_section(nurtured).notes[0]
+    # A source or campaign left blank is a row '(missing)', named among the most rejected: the note says what it is.
+    assert "(missing)" not in note
+    assert "with an outcome. (missing) stands for the leads without a campaign. Conversion = " in segments_section(
+        outcomes.assign(campaign=["a", None, None])).notes[0]
+    both = outcomes.assign(campaign=["a", None, None], lead_source=[None, "web", "web"])
+    assert " (missing) stands for the leads without a lead source or a campaign. " in segments_section(both).notes[0]
     assert "3 decisions dated after 2025-01-01 00:00 not used (not known then)" in note
 
 
