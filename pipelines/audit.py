@@ -769,7 +769,8 @@ def rejection_headlines(summary: pd.DataFrame, by: str, limit: int = HEADLINE_SE
     """Sentences for the segments with most rejections: 'lead source webinar: ... mostly for no_budget'.
 
     Most rejections, not the highest rejection rate: where the rejected leads come from, so the biggest
-    segments lead; the first sentence says so, a segment with fewer than MIN_LEVEL_ROWS decided leads
+    segments lead; the first sentence says so, and where the rate of each is (the report's table: the console prints
+    none), a segment with fewer than MIN_LEVEL_ROWS decided leads
     is said to be too small for its rate to mean much, and one with fewer rejections than that too small to split
     by reason (`reason_mix`).
     """
@@ -778,7 +779,7 @@ def rejection_headlines(summary: pd.DataFrame, by: str, limit: int = HEADLINE_SE
         return []
     label = by.replace("_", " ")
     lines = [f"Where the rejected leads come from, by {label}: the {len(rejected)} with the most rejections "
-             f"(the rate of every one of the {len(summary)} is in the table 'by {label}' below)."]
+             f"(the rate of every one of the {len(summary)} is in the report's table 'by {label}')."]
     for row in rejected.to_dict("records"):
         line = (f"{label} {row[by]}: {row['rejected']:,} of {row['decided']:,} leads with an outcome "
                 f"rejected ({row['rejected'] / row['decided']:.0%})")  # said with its caveat under MIN_LEVEL_ROWS
@@ -862,7 +863,7 @@ def _headline(metrics: dict[str, float], top_fractions: list[float]) -> str:
                          for f in top_fractions)
     return (f"On the {metrics['rows']:,.0f} held-out leads: ROC AUC {metrics['roc_auc']:.3f} (the chance that a "
             f"lead that converted is scored above one that did not: 0.5 is a coin toss, 1 perfect), calibration "
-            f"error {metrics['ece']:.3f}; {captures} (every metric: table 'metrics').")
+            f"error {metrics['ece']:.3f}; {captures} (every metric: the report's table 'metrics').")
 
 
 # ---------------------------------------------------------------- plots (Agg canvas, no pyplot)

@@ -931,7 +931,7 @@ def test_segment_outcomes_on_a_small_export():
     assert list(mix[mix["lead_source"] == "webinar"]["reason"]) == [audit.FEW_REJECTIONS]
     intro, headline = audit.rejection_headlines(summary, "lead_source")[:2]
     assert intro == ("Where the rejected leads come from, by lead source: the 2 with the most rejections (the rate of "
-                     "every one of the 2 is in the table 'by lead source' below).")
+                     "every one of the 2 is in the report's table 'by lead source').")  # the console prints no table
     assert headline == ("lead source webinar: 3 of 5 leads with an outcome rejected (60%); under 20 leads with an "
                         "outcome, too few for these rates to say much (not in the plot)")
 
@@ -1192,6 +1192,14 @@ def test_tier_rates_of_a_stratified_test_do_not_claim_the_newest_leads(sample_pa
     which = audit.held_out_leads(SimpleNamespace(created_at=created_at), split, sample_params.label)
     assert which == ("held-out leads (a random share of the ones with an outcome, created 2026-01-05 to 2026-01-05, "
                      "never seen in training; converted = within 120 days of creation)")
+
+
+def test_the_console_headline_of_the_metrics_points_at_the_reports_table():
+    """`leadscore audit` prints the notes, not the tables: '(every metric: table 'metrics')' sent the reader looking
+    for a table the terminal does not have."""
+    metrics = evaluate_scores(np.array([0, 1, 0, 1]), np.array([0.1, 0.9, 0.2, 0.8]), ece_bins=2, top_fractions=[0.5])
+    assert audit._headline(metrics, [0.5]).endswith(
+        "the top 50% hold 100% of the conversions (every metric: the report's table 'metrics').")
 
 
 def test_the_change_note_of_a_slice_without_conversions_says_its_metrics_are_undefined():
