@@ -1082,6 +1082,20 @@ def test_a_source_of_too_few_leads_with_an_outcome_shows_no_rate():
         "acceptance rate (1 converted of 1 is no 100% rate), and no bars in the plots.")
 
 
+def test_the_rates_legend_hides_no_bar():
+    """X Education's "(missing)" source converts 81%: its bars ran under the legend in the plot's lower right corner."""
+    rows = [("Google", 2873, 1147), ("Reference", 534, 490), ("Welingak Website", 142, 140), ("(missing)", 36, 29)]
+    outcomes = pd.DataFrame([{"lead_source": source, "reason": np.nan, "outcome": "converted" if i < converted else "rejected"}
+                             for source, decided, converted in rows for i in range(decided)])
+    figure = audit.segments_plot(*audit.segment_outcomes(outcomes, "lead_source"), "lead_source")
+    figure.canvas.draw()
+    legend = figure.legends[0] if figure.legends else figure.axes[0].get_legend()  # below the plots, or inside
+    assert [t.get_text() for t in legend.get_texts()] == ["conversion rate", "acceptance rate"]
+    box = legend.get_window_extent()
+    bars = [bar.get_window_extent() for bar in figure.axes[0].patches]
+    assert len(bars) == 8 and not [bar for bar in bars if bar.overlaps(box)]
+
+
 def test_a_segment_slice_keeps_only_its_leads_and_rejects_unknown_columns(audited, trained):
     rows = audited.audit.rows
     webinar = rows.segment("lead_source", " Webinar ")
