@@ -42,8 +42,10 @@ from pathlib import Path
 import mlflow
 import numpy as np
 import pandas as pd
+from matplotlib.axis import Axis
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+from matplotlib.ticker import PercentFormatter
 from mlflow.tracking import MlflowClient
 
 from features.build import FeatureDef, clean_text, feature_catalog, flag_signals, icp_criteria
@@ -875,6 +877,11 @@ def _figure(size: tuple[float, float], rows: int = 1, columns: int = 1) -> tuple
     return figure, figure.subplots(rows, columns, squeeze=False).ravel()
 
 
+def _percent_ticks(axis: Axis) -> None:
+    """A share or rate axis ticked in percentages ("40%"), as the tables and notes give them, not 0.4."""
+    axis.set_major_formatter(PercentFormatter(xmax=1, decimals=0))
+
+
 def dependence_plot(rows: ExplainedRows, catalog: list[FeatureDef], table: pd.DataFrame) -> Figure:
     """One panel per signal: every lead's value vs contribution (numbers) or mean per level (categories)."""
     signals = list(dict.fromkeys(table["signal"]))
@@ -965,6 +972,7 @@ def segments_plot(summary: pd.DataFrame, mix: pd.DataFrame, by: str) -> Figure:
         reasons.legend(loc="upper left", bbox_to_anchor=(1.01, 1), fontsize="small")
     for ax in (rates, reasons):
         ax.grid(alpha=0.3, axis="x")
+        _percent_ticks(ax.xaxis)
     return figure
 
 
@@ -977,6 +985,7 @@ def tiers_plot(tiers: pd.DataFrame, overall_rate: float) -> Figure:
         ax.axhline(overall_rate, color="grey", linestyle=":", label=f"overall ({overall_rate:.1%})")
         ax.legend(loc="upper right")
     ax.set(title="Conversion rate per tier (held-out leads)", xlabel="tier", ylabel="conversion rate")
+    _percent_ticks(ax.yaxis)
     ax.grid(alpha=0.3, axis="y")
     return figure
 

@@ -1096,6 +1096,21 @@ def test_the_rates_legend_hides_no_bar():
     assert len(bars) == 8 and not [bar for bar in bars if bar.overlaps(box)]
 
 
+def test_the_plots_read_shares_and_rates_as_percentages_as_the_tables_do():
+    """The table by source read '39.9%' and the plot beside it 0.4: the plots' share and rate axes read '40%'."""
+    outcomes = pd.DataFrame([{"lead_source": "Google", "reason": np.nan, "outcome": "converted" if i < 16 else "rejected"}
+                             for i in range(40)])
+    segments = audit.segments_plot(*audit.segment_outcomes(outcomes, "lead_source"), "lead_source")
+    tiers = audit.tiers_plot(pd.DataFrame({"tier": ["A", "B"], "conversion_rate": [0.6, 0.1], "lift": [2.0, 0.3]}), 0.3)
+    axes = [*(ax.xaxis for ax in segments.axes), tiers.axes[0].yaxis]
+    for figure in (segments, tiers):
+        figure.canvas.draw()
+    for axis in axes:
+        ticks = [t.get_text() for t in axis.get_ticklabels() if t.get_text()]
+        assert ticks and all(t.endswith("%") for t in ticks), ticks
+    assert "100%" in [t.get_text() for t in segments.axes[0].xaxis.get_ticklabels()]
+
+
 def test_a_segment_slice_keeps_only_its_leads_and_rejects_unknown_columns(audited, trained):
     rows = audited.audit.rows
     webinar = rows.segment("lead_source", " Webinar ")
