@@ -1130,6 +1130,23 @@ def test_a_segment_slice_keeps_only_its_leads_and_rejects_unknown_columns(audite
     assert audit.importance_section(nobody, trained.scorer.catalog).tables["signals"]["mean_abs_contribution"].isna().all()
 
 
+def test_the_calibration_note_gives_the_groups_and_sizes_its_table_has():
+    """X Education's calibration table has groups of 58 and 295 leads under a note of '10 groups of about equal size':
+    leads given one probability stay in one group. The note says how many groups there are and what they hold."""
+    probability = np.r_[np.full(60, 0.1), np.linspace(0.2, 0.9, 40)]  # 60 leads of one probability: one group
+    y = (np.arange(100) % 3 == 0).astype(float)
+    rows = audit.ExplainedRows(pd.DataFrame(index=range(100)), y, probability, pd.DataFrame(index=range(100)),
+                               np.zeros(100))
+    section = audit.calibration_section(rows, 10)
+    sizes = section.tables["calibration"]["rows"]
+    assert (len(sizes), sizes.min(), sizes.max()) == (5, 10, 60)
+    assert section.notes[0].startswith(f"The {audit.HELD_OUT} in 5 groups by predicted probability, 10 to 60 leads "
+                                       "each (about equal, but leads given the same probability stay in one group):")
+    even = audit.ExplainedRows(pd.DataFrame(index=range(100)), y, np.linspace(0.05, 0.95, 100),
+                               pd.DataFrame(index=range(100)), np.zeros(100))
+    assert " in 10 groups by predicted probability, 10 leads each (" in audit.calibration_section(even, 10).notes[0]
+
+
 def test_tier_notes_of_a_slice_without_leads_or_conversions_say_so_instead_of_nan():
     tiers = TierThresholds(["A", "B"], [0.3, 0.0])
     empty = audit.ExplainedRows(pd.DataFrame(), np.zeros(0), np.zeros(0), pd.DataFrame(), np.zeros(0))
