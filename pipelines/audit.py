@@ -772,9 +772,10 @@ def rejection_headlines(summary: pd.DataFrame, by: str, limit: int = HEADLINE_SE
 
     Most rejections, not the highest rejection rate: where the rejected leads come from, so the biggest
     segments lead; the first sentence says so, and where the rate of each is (the report's table: the console prints
-    none), a segment with fewer than MIN_LEVEL_ROWS decided leads
-    is said to be too small for its rate to mean much, and one with fewer rejections than that too small to split
-    by reason (`reason_mix`).
+    none). Rejections given no reason outnumbering those of the top reason are said first, or "most often for Already
+    a student (9%)" reads as the answer. A segment with fewer than MIN_LEVEL_ROWS decided leads is said to be too
+    small for its rate to mean much, and one with fewer rejections than that too small to split by reason
+    (`reason_mix`).
     """
     rejected = most_rejected(summary, by, limit)
     if rejected.empty:
@@ -785,13 +786,19 @@ def rejection_headlines(summary: pd.DataFrame, by: str, limit: int = HEADLINE_SE
     for row in rejected.to_dict("records"):
         line = (f"{label} {row[by]}: {row['rejected']:,} of {row['decided']:,} leads with an outcome "
                 f"rejected ({row['rejected'] / row['decided']:.0%})")  # said with its caveat under MIN_LEVEL_ROWS
-        if row["top_rejection_reason"] == NO_NAMED_REASON:
+        top, top_share, no_reason = row["top_rejection_reason"], row["top_reason_share"], row["no_reason_share"]
+        if top == NO_NAMED_REASON:
             line += f"; {NO_NAMED_REASON.strip('()')}"
-        elif pd.notna(row["top_rejection_reason"]):
-            how = "mostly" if row["top_reason_share"] >= 0.5 else "most often"
-            line += f", {how} for {row['top_rejection_reason']} ({row['top_reason_share']:.0%} of its rejections)"
-        if row["no_reason_share"] > 0:
-            line += f"; {row['no_reason_share']:.0%} without a reason"
+        elif pd.notna(top):
+            top = f"{top} ({top_share:.0%} of its rejections)"
+            if no_reason > top_share:  # X Education's Olark Chat: 9% one reason, 66% none
+                line += (f", {'mostly' if no_reason >= 0.5 else 'most often'} without a reason ({no_reason:.0%}); "
+                         f"the reason given most: {top}")
+                no_reason = 0.0  # said
+            else:
+                line += f", {'mostly' if top_share >= 0.5 else 'most often'} for {top}"
+        if no_reason > 0:
+            line += f"; {no_reason:.0%} without a reason"
         if row["decided"] < MIN_LEVEL_ROWS:  # nor in the plot (`plotted_segments`)
             line += (f"; under {MIN_LEVEL_ROWS} leads with an outcome, too few for these rates to say much (not in "
                      "the plot)")

@@ -1021,6 +1021,23 @@ def test_a_source_split_by_reason_with_no_reason_named_says_so():
             "rejections)'.") in section.notes[1]
 
 
+def test_a_source_whose_rejections_mostly_give_no_reason_is_said_so_before_its_top_reason():
+    """X Education's Olark Chat: 66% of its rejections give no reason, 9% 'Already a student'. "Most often for Already a
+    student (9% of its rejections); 66% without a reason" answered why its leads get rejected with the 9%."""
+    chat = ["Already a student"] * 20 + ["Ringing"] * 10 + [None] * 60
+    google = ["Ringing"] * 40 + [None] * 30
+    outcomes = pd.DataFrame([{"lead_source": source, "outcome": "rejected", "reason": reason}
+                             for source, reasons in [("Olark Chat", chat), ("Google", google)] for reason in reasons])
+
+    summary, _ = audit.segment_outcomes(outcomes, "lead_source")
+
+    assert audit.rejection_headlines(summary, "lead_source")[1:] == [
+        "lead source Olark Chat: 90 of 90 leads with an outcome rejected (100%), mostly without a reason (67%); the "
+        "reason given most: Already a student (22% of its rejections)",
+        "lead source Google: 70 of 70 leads with an outcome rejected (100%), mostly for Ringing (57% of its "
+        "rejections); 43% without a reason"]
+
+
 def test_reasons_of_too_few_rejections_are_not_split():
     """X Education's "Welingak Website" has 140 conversions and 2 rejections: a bar split 100% one way from 2
     rejections is no reason marketing can act on. As a value of under 20 leads is pooled in the value table, a
