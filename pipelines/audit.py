@@ -899,6 +899,7 @@ def dependence_plot(rows: ExplainedRows, catalog: list[FeatureDef], table: pd.Da
     kinds = _signal_kinds(catalog)
     for ax, signal in zip(axes, signals):
         part = table[table["signal"] == signal]
+        title = rows.name(signal)
         if kinds[signal] == "numeric":
             criteria = icp_criteria_counted(signal, rows.spec)
             ax.scatter(values[signal], rows.signals[signal], s=6, alpha=0.3, color="tab:blue", label="lead")
@@ -909,14 +910,21 @@ def dependence_plot(rows: ExplainedRows, catalog: list[FeatureDef], table: pd.Da
                    f"{rows.name(signal)} (value)", ylabel="effect on the score (log-odds)")
             ax.legend(loc="best", fontsize="small")
         else:
-            top = part.nlargest(PLOTTED_SEGMENTS, "rows").sort_values("mean_contribution")
+            pooled = part["value"].astype(str).str.endswith(RARE_SUFFIX)
+            # The values the importance table names as helping and hurting most are the first and last not pooled
+            # (both best first): X Education's E-COMMERCE, 23 leads, was named and left out of a plot of the 12 largest.
+            named = part.index[~pooled][[0, -1]] if (~pooled).any() else []
+            shown = part.index.isin(part.nlargest(PLOTTED_SEGMENTS, "rows").index) | part.index.isin(named)
+            top = part[shown].sort_values("mean_contribution")
             heights = top["mean_contribution"].to_numpy()
             colors = np.where(heights < 0, "tab:red", "tab:blue").astype(object)
-            colors[top["value"].astype(str).str.endswith(RARE_SUFFIX).to_numpy()] = "silver"  # pooled, not one value
+            colors[pooled.loc[top.index].to_numpy()] = "silver"  # pooled, not one value
             ax.barh(top["value"].astype(str), heights, color=colors)
             ax.axvline(0, color="grey", linewidth=0.8)
             ax.set(xlabel="average effect on the score (log-odds)")
-        ax.set_title(rows.name(signal))
+            if len(top) < len(part):  # the table has every row
+                title += f"\n({len(top)} of its {len(part)} rows: most leads, best and worst)"
+        ax.set_title(title)
         ax.grid(alpha=0.3)
     for ax in axes[len(signals):]:
         ax.set_visible(False)

@@ -211,6 +211,28 @@ def test_values_of_too_few_leads_are_pooled_in_the_value_table_and_plots_not_sho
     assert [t.get_text() for t in small.axes[0].texts] == ["no lead source has 20 or more leads with an outcome"]
 
 
+def test_the_value_plot_of_a_category_shows_the_values_the_importance_table_names():
+    """X Education's Specialization: the importance table says E-COMMERCE (23 leads) helps most, and the value plot, of
+    the 12 values with most leads, left it out. The plot shows those and the best and worst, and says so."""
+    sizes = {f"big {i:02}": 100 + i for i in range(14)} | {"E-COMMERCE": 23, "Travel": 21, "Tiny": 3}
+    effects = {f"big {i:02}": 0.01 * i for i in range(14)} | {"E-COMMERCE": 0.5, "Travel": -0.4, "Tiny": 2.0}
+    values = np.repeat(list(sizes), list(sizes.values()))
+    n = len(values)
+    rows = audit.ExplainedRows(pd.DataFrame({"specialization": values}), np.zeros(n), np.full(n, 0.2),
+                               pd.DataFrame({"specialization": [effects[v] for v in values]}), np.zeros(n))
+    catalog = [FeatureDef("specialization", "categorical", "specialization")]
+
+    importance = audit.signal_importance(rows, catalog).iloc[0]
+    assert (importance["best_value"], importance["worst_value"]) == ("E-COMMERCE", "Travel")
+    section = audit.dependence_section(rows, catalog, ["specialization"])
+    (panel,) = [ax for ax in section.figures["dependence"].axes if ax.get_visible()]
+    plotted = [label.get_text() for label in panel.get_yticklabels()]
+    assert set(plotted) == {f"big {i:02}" for i in range(2, 14)} | {"E-COMMERCE", "Travel"}
+    assert plotted[0] == "Travel" and plotted[-1] == "E-COMMERCE"  # worst at the bottom, best on top
+    assert panel.get_title() == "specialization\n(14 of its 17 rows: most leads, best and worst)"
+    assert len(section.tables["dependence"]) == 17  # every value, the rare one pooled
+
+
 def test_number_bands_of_too_few_leads_are_merged_as_rare_values_are_pooled():
     """The sample's 18 leads with 4 e-mail opens had a row and a plotted point of their own beside 508 with 0 to 3;
     a band of under 20 leads is merged with the next (the top one with the one below), and leads without a number,
