@@ -42,6 +42,7 @@ from pathlib import Path
 import mlflow
 import numpy as np
 import pandas as pd
+from matplotlib.axes import Axes
 from matplotlib.axis import Axis
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
@@ -889,6 +890,20 @@ def _percent_ticks(axis: Axis) -> None:
     axis.set_major_formatter(PercentFormatter(xmax=1, decimals=0))
 
 
+def _crop_outliers(ax: Axes, number: pd.Series) -> None:
+    """Crop a scatter's value axis at twice the 99th percentile of `number` when some leads lie beyond, saying how many:
+    X Education's one lead of 251 visits squeezed every other, 0 to 30, into the left edge of its panel."""
+    if number.empty:
+        return
+    cut = 2 * float(number.quantile(0.99))
+    beyond = number[number > cut]
+    if cut > 0 and len(beyond):
+        ax.set_xlim(right=cut)
+        ax.text(0.99, 0.02, f"{len(beyond):,} lead{'s' * (len(beyond) != 1)} over {_band_number(cut)} (up to "
+                f"{_band_number(float(beyond.max()))}) off the plot", transform=ax.transAxes, ha="right", va="bottom",
+                fontsize="small", color="dimgray")
+
+
 def dependence_plot(rows: ExplainedRows, catalog: list[FeatureDef], table: pd.DataFrame) -> Figure:
     """One panel per signal: every lead's value vs contribution (numbers) or mean per level (categories)."""
     signals = list(dict.fromkeys(table["signal"]))
@@ -909,6 +924,7 @@ def dependence_plot(rows: ExplainedRows, catalog: list[FeatureDef], table: pd.Da
             ax.set(xlabel=f"{IDEAL_CUSTOMER_PROFILE} criteria met, of {criteria}" if criteria else
                    f"{rows.name(signal)} (value)", ylabel="effect on the score (log-odds)")
             ax.legend(loc="best", fontsize="small")
+            _crop_outliers(ax, values[signal].dropna())
         else:
             pooled = part["value"].astype(str).str.endswith(RARE_SUFFIX)
             # The values the importance table names as helping and hurting most are the first and last not pooled

@@ -233,6 +233,26 @@ def test_the_value_plot_of_a_category_shows_the_values_the_importance_table_name
     assert len(section.tables["dependence"]) == 17  # every value, the rare one pooled
 
 
+def test_the_value_plot_of_a_number_crops_a_far_outlier_and_says_so():
+    """X Education's one lead of 251 visits stretched the TotalVisits panel to 260, every other lead (0 to 30) in a
+    sliver at its left edge. The panel ends at twice the 99th percentile and counts the leads beyond."""
+    visits = np.r_[np.tile(np.arange(21.0), 10), [251.0]]
+    n = len(visits)
+    rows = audit.ExplainedRows(pd.DataFrame({"visits": visits}), np.zeros(n), np.full(n, 0.2),
+                               pd.DataFrame({"visits": visits / 100}), np.zeros(n))
+    catalog = [FeatureDef("visits", "numeric", "visits")]
+
+    (panel,) = [ax for ax in audit.dependence_section(rows, catalog, ["visits"]).figures["dependence"].axes
+                if ax.get_visible()]
+    assert panel.get_xlim()[1] == pytest.approx(40.0)
+    assert [t.get_text() for t in panel.texts] == ["1 lead over 40 (up to 251) off the plot"]
+
+    spread = rows.subset(visits < 100)  # nothing far out: the whole range, no note
+    (panel,) = [ax for ax in audit.dependence_section(spread, catalog, ["visits"]).figures["dependence"].axes
+                if ax.get_visible()]
+    assert panel.get_xlim()[1] > 20 and not panel.texts
+
+
 def test_number_bands_of_too_few_leads_are_merged_as_rare_values_are_pooled():
     """The sample's 18 leads with 4 e-mail opens had a row and a plotted point of their own beside 508 with 0 to 3;
     a band of under 20 leads is merged with the next (the top one with the one below), and leads without a number,
