@@ -314,6 +314,9 @@ class RetrainResult:
     # kept in the retrain run and the challenger's run (tracking.log_setting_warnings)
     warnings: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)  # what to keep in mind reading the comparison (champion_overlap_notes)
+    # Leads per label rule (LabelResult.lines), printed as train prints them: a reason code new this quarter
+    # ('wrong_region') is named on the unknown-reason line, not trained as a negative without a word
+    label_rules: list[str] = field(default_factory=list)
     unchanged: bool = False  # the champion was trained on the same data and params: nothing was trained
 
     @property
@@ -336,7 +339,8 @@ class RetrainResult:
 
     def lines(self) -> list[str]:
         out = [f"as of {self.as_of:%Y-%m-%d %H:%M}" if self.as_of is not None else "undated export",
-               f"  {self.closed_leads:,} closed leads, {self.conversions:,} conversions; {self.feedback.line()}"]
+               f"  {self.closed_leads:,} closed leads, {self.conversions:,} conversions; {self.feedback.line()}",
+               *(f"  label rule {line}" for line in self.label_rules)]
         if self.unchanged:
             return out + self._warnings_and_notes() + [self.verdict]
         if self.cold_start:
@@ -392,7 +396,7 @@ def retrain(
             as_of=as_of, closed_leads=closed, conversions=conversions, feedback=ts.crm.feedback,
             decision=Decision(promote=False, checks={}, reasons=[]), metrics=pd.DataFrame(), window="",
             challenger_version="", champion_version=champion_version, promoted=False, dry_run=dry_run, unchanged=True,
-            warnings=warnings)
+            warnings=warnings, label_rules=ts.labels.lines())
         with mlflow.start_run(run_name=f"retrain {as_of:%Y-%m-%d}" if as_of is not None else "retrain") as run:
             result.run_id = run.info.run_id
             _log_retrain_run(result, params)
@@ -430,7 +434,7 @@ def retrain(
         as_of=as_of, closed_leads=closed, conversions=conversions, feedback=ts.crm.feedback, decision=decision,
         metrics=metrics, window=_describe_window(ts, split), challenger_version=challenger_version,
         champion_version=champion_version, promoted=False, dry_run=dry_run, cold_start=why,
-        challenger_run_id=challenger_run_id, warnings=warnings, notes=notes,
+        challenger_run_id=challenger_run_id, warnings=warnings, notes=notes, label_rules=ts.labels.lines(),
     )
     with mlflow.start_run(run_name=f"retrain {as_of:%Y-%m-%d}" if as_of is not None else "retrain") as run:
         result.run_id = run.info.run_id

@@ -245,6 +245,23 @@ def test_a_retrain_after_the_crm_relabelled_its_activities_says_every_count_is_z
         assert note in mlflow.artifacts.load_text(f"{run.info.artifact_uri}/data/setting_warnings.txt").splitlines()
 
 
+def test_a_rejection_reason_new_this_quarter_is_named_in_the_retrain_summary_and_its_run(tmp_path, monkeypatch_session):
+    """Sales starts rejecting with 'wrong_region', which label.reasons does not list: it trains as unknown_reason
+    (a negative), and the quarterly command must say so and where to declare it, as train does."""
+    crm_dir = tmp_path / "crm"
+    write_crm(generate_crm(700, seed=3), crm_dir)
+    outcomes = pd.read_csv(crm_dir / "outcomes.csv", dtype=str)
+    outcomes.loc[outcomes["reason"].eq("no_budget"), "reason"] = "wrong_region"
+    outcomes.to_csv(crm_dir / "outcomes.csv", index=False)
+
+    result = retrain(params_for(crm_dir, tmp_path, **FAST), dry_run=True)
+
+    (line,) = [line for line in result.lines() if "unknown_reason" in line]
+    assert line.startswith("  label rule negative:unknown_reason: ") and "'wrong_region'" in line and "label.reasons" in line
+    summary = mlflow.artifacts.load_text(f"{mlflow.get_run(result.run_id).info.artifact_uri}/retrain/summary.txt")
+    assert line in summary.splitlines()
+
+
 def test_the_training_key_follows_the_files_params_and_code_and_is_none_for_sql_sources(sample_params, monkeypatch):
     fingerprint = {"leads": 10, "sha256_leads": "ab", "label_rules": {"converted": 3}}
 
