@@ -318,6 +318,7 @@ class RetrainResult:
     # ('wrong_region') is named on the unknown-reason line, not trained as a negative without a word
     label_rules: list[str] = field(default_factory=list)
     unchanged: bool = False  # the champion was trained on the same data and params: nothing was trained
+    reused: bool = False  # the challenger is the version an earlier retrain trained on the same data and params
 
     @property
     def verdict(self) -> str:
@@ -343,6 +344,9 @@ class RetrainResult:
                *(f"  label rule {line}" for line in self.label_rules)]
         if self.unchanged:
             return out + self._warnings_and_notes() + [self.verdict]
+        if self.reused:
+            out.append(f"challenger v{self.challenger_version} was already trained on this same data with these same params "
+                       f"and code (run {self.challenger_run_id}): judged again, nothing trained (--force trains a new one)")
         if self.cold_start:
             out.append(self.cold_start)
         out.append(f"comparison window: {self.window}")
@@ -372,7 +376,9 @@ def retrain(
             the webhook delivered late (only a replay of a past date, `leadscore backtest`, leaves those out).
         dry_run: decide and log, but register nothing and move no alias.
         force: train even when the champion was trained on the same data and params
-            (`tracking.training_key`); otherwise such a retrain trains and registers nothing.
+            (`tracking.training_key`); otherwise such a retrain trains and registers nothing. Nor is a copy trained
+            of the `challenger` version when it was (an earlier retrain refused it, or stopped before judging it):
+            that version is judged again.
         crm: an already loaded export (default: load params.data).
         feedback: contract outcomes from the feedback store, with received_at when known (default: read
             params.serving.store_url).
@@ -391,7 +397,7 @@ def retrain(
     closed, conversions = closed_counts(ts)
     # A CRM label or column renamed since the last quarter ('Requested Demo') would zero a signal without a word.
     warnings = setting_warnings(ts, params)
-    if not force and _same_training(champion, ts, params):
+    if not force and champion is not None and _same_training(champion.info.get("run_id"), ts, params):
         result = RetrainResult(
             as_of=as_of, closed_leads=closed, conversions=conversions, feedback=ts.crm.feedback,
             decision=Decision(promote=False, checks={}, reasons=[]), metrics=pd.DataFrame(), window="",
@@ -408,14 +414,19 @@ def retrain(
         raise ValueError(f"retrain {when}: {closed:,} closed leads with {conversions:,} conversions had matured, "
                          f"too few to split: {err}") from None
 
-    challenger, why = fit_challenger(ts, split, params)
-    if why:
-        evaluation = compare({LEADSCORE: challenger}, ts.features, ts.y, split, params, age_days=ts.age_days)
-        challenger_run_id, challenger_version = _log_cold_start(challenger, evaluation, ts, split, params,
-                                                                warnings, dry_run, input_example(ts, params))
+    reused = None if force else _challenger_trained_alike(params, ts, champion_version)
+    if reused:  # training is seeded: a new fit would be a copy of it
+        challenger_version, challenger = reused
+        challenger_run_id, why = challenger.info["run_id"], (challenger.info.get("cold_start") or {}).get("why")
     else:
-        trained = log_trained(challenger, ts, split, params, warnings, register=not dry_run)
-        challenger_run_id, challenger_version = trained.run_id, trained.version
+        challenger, why = fit_challenger(ts, split, params)
+        if why:
+            evaluation = compare({LEADSCORE: challenger}, ts.features, ts.y, split, params, age_days=ts.age_days)
+            challenger_run_id, challenger_version = _log_cold_start(challenger, evaluation, ts, split, params,
+                                                                    warnings, dry_run, input_example(ts, params))
+        else:
+            trained = log_trained(challenger, ts, split, params, warnings, register=not dry_run)
+            challenger_run_id, challenger_version = trained.run_id, trained.version
 
     window_rows = split.test
     y = ts.y[window_rows]
@@ -425,7 +436,8 @@ def retrain(
         probabilities[CHAMPION_ROW] = champion.predict_proba(model_features(champion, ts, ts.features.index[window_rows]),
                                                              ts.age_days[window_rows])
         notes += champion_overlap_notes(champion, ts, window_rows)
-    probabilities[CHALLENGER_ROW] = challenger.predict_proba(ts.features.iloc[window_rows], ts.age_days[window_rows])
+    probabilities[CHALLENGER_ROW] = challenger.predict_proba(
+        model_features(challenger, ts, ts.features.index[window_rows]), ts.age_days[window_rows])
     metrics = window_metrics(probabilities, y, params)
     decision = decide(metrics, len(ts.leaks), params, cold_start=bool(why),
                       champion_is_cold_start=champion is not None and bool(champion.info.get("cold_start")))
@@ -435,26 +447,41 @@ def retrain(
         metrics=metrics, window=_describe_window(ts, split), challenger_version=challenger_version,
         champion_version=champion_version, promoted=False, dry_run=dry_run, cold_start=why,
         challenger_run_id=challenger_run_id, warnings=warnings, notes=notes, label_rules=ts.labels.lines(),
+        reused=reused is not None,
     )
     with mlflow.start_run(run_name=f"retrain {as_of:%Y-%m-%d}" if as_of is not None else "retrain") as run:
         result.run_id = run.info.run_id
         if decision.promote and not dry_run:
             _move_champion(params, challenger_version, f"retrain as of {as_of}: {'; '.join(decision.reasons)}")
             result.promoted = True
-        if challenger_version and not result.promoted:
+        if challenger_version and not result.promoted and not dry_run:
             failed = [r for r in decision.reasons if r.startswith("FAILED")]  # what promote shows a human overruling it
             client.set_model_version_tag(name, challenger_version, "retrain_refused", "; ".join(failed or decision.reasons))
         _log_retrain_run(result, params)
     return result
 
 
-def _same_training(champion: LeadScorer | None, ts: TrainingSet, params: Params) -> bool:
-    """Whether the champion's training run carries the training key this retrain would have."""
-    run_id = champion.info.get("run_id") if champion is not None else None
+def _same_training(run_id: str | None, ts: TrainingSet, params: Params) -> bool:
+    """Whether a model's training run carries the training key this retrain would have."""
     if not run_id:
         return False
     key = tracking.training_key(ts.fingerprint(params), params)
     return key is not None and mlflow.get_run(run_id).data.tags.get(tracking.TRAINING_KEY) == key
+
+
+def _challenger_trained_alike(params: Params, ts: TrainingSet,
+                              champion_version: str | None) -> tuple[str, LeadScorer] | None:
+    """The version `challenger` names, loaded, when it is not the champion and was trained on this same data, params
+    and code: one an earlier retrain refused, or registered and stopped before judging. Judging it again keeps a
+    re-run from registering a copy per run."""
+    try:
+        found = tracking.registered_version(params, tracking.CHALLENGER)
+    except LookupError:
+        return None
+    version = str(found.version)
+    if version == champion_version or not _same_training(found.run_id, ts, params):
+        return None
+    return version, tracking.load_scorer(params, version=version)
 
 
 def _refuse_going_back(champion: LeadScorer | None, version: str | None, as_of: pd.Timestamp | None) -> None:
@@ -512,6 +539,7 @@ def _log_retrain_run(result: RetrainResult, params: Params) -> None:
         "retrain": "true", "decision": verdict, "would_promote": str(result.decision.promote).lower(),
         "dry_run": str(result.dry_run).lower(), "cold_start": str(bool(result.cold_start)).lower(),
         "challenger_version": result.challenger_version, "challenger_run_id": result.challenger_run_id,
+        "challenger_reused": str(result.reused).lower(),
         "champion_version_before": result.champion_version or "",
     })
     mlflow.log_params(tracking.mlflow_keys({f"retrain.{k}": v for k, v in params.retrain.model_dump().items()}

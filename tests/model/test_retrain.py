@@ -226,6 +226,30 @@ def test_retraining_on_the_same_data_and_params_registers_no_copy_of_the_champio
     assert not forced.unchanged and forced.challenger_version == "2"
 
 
+def test_rerunning_a_refused_retrain_judges_the_refused_version_again_and_registers_no_copy(tmp_path, monkeypatch_session):
+    """The quarterly job re-run after the gate refused its challenger (the champion, trained on other data, stays):
+    the same data and params would fit the same model, so the refused version is judged again, not copied."""
+    crm_dir = tmp_path / "crm"
+    write_crm(generate_crm(700, seed=3), crm_dir)
+    params = params_for(crm_dir, tmp_path, **FAST)
+    first = retrain(params)
+    strict = params.model_copy(update={"retrain": params.retrain.model_copy(update={"max_ece": 0.0})})
+    refused = retrain(strict)
+    assert not refused.promoted and refused.challenger_version == "2"
+    client, name = MlflowClient(), params.tracking.registered_model
+
+    again = retrain(strict)
+
+    assert len(client.search_model_versions(f"name='{name}'")) == 2 and champion_version(params) == first.challenger_version
+    assert again.reused and not refused.reused and not again.promoted and again.challenger_version == "2"
+    assert again.metrics.equals(refused.metrics) and again.decision == refused.decision
+    assert f"challenger v2 was already trained on this same data with these same params and code (run {refused.challenger_run_id})" \
+        in "\n".join(again.lines())
+    assert again.lines()[-2] == f"refused v2: champion stays v{first.challenger_version}"
+    assert mlflow.get_run(again.run_id).data.tags["challenger_reused"] == "true"
+    assert retrain(strict, force=True).challenger_version == "3"  # --force still trains one
+
+
 def test_a_retrain_after_the_crm_relabelled_its_activities_says_every_count_is_zero(tmp_path, monkeypatch_session):
     """A CRM admin renames 'demo_request' to 'Requested Demo' between quarters: the quarterly command must say so."""
     crm_dir = tmp_path / "crm"
