@@ -319,6 +319,7 @@ class RetrainResult:
     label_rules: list[str] = field(default_factory=list)
     unchanged: bool = False  # the champion was trained on the same data and params: nothing was trained
     reused: bool = False  # the challenger is the version an earlier retrain trained on the same data and params
+    trained_on: list[str] = field(default_factory=list)  # what each compared model learned from (_trained_on)
 
     @property
     def verdict(self) -> str:
@@ -350,6 +351,7 @@ class RetrainResult:
         if self.cold_start:
             out.append(self.cold_start)
         out.append(f"comparison window: {self.window}")
+        out += [f"  {line}" for line in self.trained_on]
         out += format_table(self.metrics[[c for c in SHOWN_METRICS if c in self.metrics]]).splitlines()
         out += [f"  {r}" for r in self.decision.reasons]
         out += self._warnings_and_notes()
@@ -432,7 +434,9 @@ def retrain(
     y = ts.y[window_rows]
     probabilities = {}
     notes = []
+    trained_on = [_trained_on(CHALLENGER_ROW, challenger_version, challenger)]
     if champion is not None:
+        trained_on.insert(0, _trained_on(CHAMPION_ROW, champion_version, champion))
         probabilities[CHAMPION_ROW] = champion.predict_proba(model_features(champion, ts, ts.features.index[window_rows]),
                                                              ts.age_days[window_rows])
         notes += champion_overlap_notes(champion, ts, window_rows)
@@ -447,7 +451,7 @@ def retrain(
         metrics=metrics, window=_describe_window(ts, split), challenger_version=challenger_version,
         champion_version=champion_version, promoted=False, dry_run=dry_run, cold_start=why,
         challenger_run_id=challenger_run_id, warnings=warnings, notes=notes, label_rules=ts.labels.lines(),
-        reused=reused is not None,
+        reused=reused is not None, trained_on=trained_on,
     )
     with mlflow.start_run(run_name=f"retrain {as_of:%Y-%m-%d}" if as_of is not None else "retrain") as run:
         result.run_id = run.info.run_id
@@ -498,6 +502,16 @@ def _refuse_going_back(champion: LeadScorer | None, version: str | None, as_of: 
                      f"{pd.Timestamp(trained):%Y-%m-%d}, later than that; retrain as of that day "
                      "or after, replay past quarters with `leadscore backtest`, or go back to an older version on "
                      "purpose with `leadscore promote --version N`")
+
+
+def _trained_on(role: str, version: str | None, scorer: LeadScorer) -> str:
+    """What a compared model learned from, in words: the date it was trained as of, its closed leads and its
+    training run, so the summary answers which data this quarter's and last quarter's model each saw."""
+    info = scorer.info
+    name = f"{role} v{version}" if version else f"{role} (not registered)"
+    when = f"as of {pd.Timestamp(info['as_of']):%Y-%m-%d}" if info.get("as_of") else "on an undated export"
+    rows = f" on {info['training_rows']:,} closed leads" if info.get("training_rows") else ""
+    return f"{name} trained {when}{rows}, MLflow run {info.get('run_id') or 'unknown'}"
 
 
 def _describe_window(ts: TrainingSet, split: Split) -> str:

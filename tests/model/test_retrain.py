@@ -75,6 +75,14 @@ def test_a_challenger_trained_after_the_shift_is_promoted(registry):
     run = mlflow.get_run(result.run_id)
     assert run.data.tags["retrain"] == "true" and run.data.tags["decision"] == "promoted"
     assert {"champion.roc_auc", "challenger.roc_auc", "challenger.ece"} <= set(run.data.metrics)
+    # What each model learned from, under the comparison window: last quarter's champion and this challenger.
+    champion_run = MlflowClient().get_model_version(registry.tracking.registered_model, before).run_id
+    lines = result.lines()
+    window = lines.index(f"comparison window: {result.window}")
+    assert lines[window + 1].startswith(f"  champion v{before} trained as of {BEFORE_SHIFT:%Y-%m-%d} on ")
+    assert lines[window + 1].endswith(f" closed leads, MLflow run {champion_run}")
+    assert lines[window + 2] == (f"  challenger v{result.challenger_version} trained as of 2025-12-31 on "
+                                 f"{result.closed_leads:,} closed leads, MLflow run {result.challenger_run_id}")
 
 
 def test_a_challenger_trained_on_shuffled_labels_is_refused(registry):
