@@ -219,19 +219,25 @@ def _champion_version(params: Params) -> str | None:
 
 
 def _move_champion(params: Params, version: str, reason: str) -> str | None:
-    """Point `champion` at `version`, tagging it with the reason and the version it replaces."""
+    """Point `champion` at `version`, tagging it with the reason and the version it replaces.
+
+    The version's tags are written before the alias moves: a store failing midway leaves `champion` where it
+    was (a re-run of the retrain judges the same version again), never a champion without the previous one
+    `rollback` goes back to.
+    """
     client, name = MlflowClient(), params.tracking.registered_model
-    previous = _champion_version(params)
-    client.set_registered_model_alias(name, tracking.CHAMPION, version)
-    if previous == version:  # already champion (e.g. the very first registration): keep its recorded history
+    current = _champion_version(params)
+    if current == version:  # already champion (e.g. the very first registration): keep its recorded history
         previous = client.get_model_version(name, version).tags.get("previous_champion") or None
     else:
+        previous = current
         client.set_model_version_tag(name, version, "previous_champion", previous or "")
-        if previous:
-            client.set_model_version_tag(name, previous, "replaced_by", version)
-            client.set_model_version_tag(name, previous, "replaced_at", _now())
     client.set_model_version_tag(name, version, "champion_since", _now())
     client.set_model_version_tag(name, version, "promotion_reason", reason)
+    client.set_registered_model_alias(name, tracking.CHAMPION, version)
+    if current and current != version:
+        client.set_model_version_tag(name, current, "replaced_by", version)
+        client.set_model_version_tag(name, current, "replaced_at", _now())
     return previous
 
 

@@ -686,6 +686,25 @@ def test_promote_and_rollback_record_why_and_walk_back_the_chain(three_versions)
     assert champion_version(params) == "2"
 
 
+def test_a_store_failing_while_a_champion_is_promoted_leaves_the_champion_where_it_was(three_versions, monkeypatch):
+    """The tracking store stops answering between the registry calls of a promotion (a retrain's or a human's):
+    `champion` stays on the version it was, not moved to one recording no previous champion to roll back to."""
+    params = three_versions
+    promote(params, 1, "launch")
+
+    def store_down(self, *args, **kwargs):
+        raise mlflow.exceptions.MlflowException("the store stopped answering")
+
+    with monkeypatch.context() as patched:
+        patched.setattr(MlflowClient, "set_model_version_tag", store_down)
+        with pytest.raises(mlflow.exceptions.MlflowException):
+            promote(params, 2, "Q3 retrain")
+    assert champion_version(params) == "1"
+
+    promote(params, 2, "Q3 retrain")  # the store is back: done again, the chain back is intact
+    assert rollback(params, "tier A halved").version == "1"
+
+
 def test_the_audit_compares_a_champion_with_the_one_it_replaced_by_default(three_versions):
     """v2 was refused by the gate and never served: the audit of v3, promoted over v1, compares with v1."""
     from pipelines.audit import default_comparison
