@@ -37,7 +37,7 @@ from pipelines.dataset import TrainingSet, assemble, data_as_of, model_features,
 from pipelines.evaluate import LEADSCORE, Evaluation, champion_overlap_notes, compare, format_table
 from pipelines.history import FeedbackMerge, load_history
 from pipelines.ingest import CRMData
-from pipelines.train import fit_model, input_example, log_trained
+from pipelines.train import fit_model, input_example, log_trained, run_name
 
 CHAMPION_ROW, CHALLENGER_ROW = "champion", "challenger"
 # Figures printed and gated on, in this order.
@@ -534,7 +534,7 @@ def _log_cold_start(scorer: LeadScorer, evaluation: Evaluation, ts: TrainingSet,
                     warnings: list[str], dry_run: bool, example: pd.DataFrame) -> tuple[str, str]:
     """Log and (unless a dry run) register the peer scorer like a trained model, with the setting `warnings`;
     returns (run id, version)."""
-    with mlflow.start_run(run_name="cold start peer") as run:
+    with mlflow.start_run(run_name=run_name("cold start peer", ts)) as run:
         scorer.info.update({"metrics": evaluation.metrics(), "tiers": scorer.tiers.as_dict(), "training_rows": len(ts.y),
                             "as_of": str(ts.as_of) if ts.as_of is not None else None, "run_id": run.info.run_id})
         mlflow.log_params(tracking.mlflow_keys(flatten(params)))

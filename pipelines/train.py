@@ -44,6 +44,12 @@ class TrainResult:
     warnings: list[str]  # of the export against the feature settings (dataset.setting_warnings), logged in the run
 
 
+def run_name(what: str, training_set: TrainingSet) -> str:
+    """A training run's name in the MLflow UI, "train 2025-12-31": the date its data was taken as of, beside the
+    "retrain 2025-12-31" run that judged it, where MLflow would give it a random name."""
+    return f"{what} {training_set.as_of:%Y-%m-%d}" if training_set.as_of is not None else what
+
+
 def input_example(training_set: TrainingSet, params: Params, rows: int = 5) -> pd.DataFrame:
     """A few training leads under the CRM's own column names (the model's input signature)."""
     leads = training_set.crm.leads.head(rows)
@@ -108,7 +114,7 @@ def log_trained(scorer: LeadScorer, ts: TrainingSet, split: Split, params: Param
     """
     for leak in ts.leaks:
         log.warning(leak.message)
-    with mlflow.start_run() as run:
+    with mlflow.start_run(run_name=run_name("train", ts)) as run:
         mlflow.log_params(tracking.mlflow_keys(flatten(params)))
         tracking.log_training_data(ts.fingerprint(params), params)
         mlflow.log_dict(ts.crm.report.as_dict(), "data/ingest_report.json")
