@@ -420,6 +420,11 @@ class TrackingParams(_Section):
     registered_model: str = "leadscore"
 
 
+# The gate's settings in params.retrain: they judge a challenger and fit nothing, so the training key leaves them out
+# (tracking.training_key): a gate loosened after a refusal judges the refused version again rather than training a copy.
+GATE_SETTINGS = ("max_auc_drop", "max_ece", "require_no_leakage", "min_conversions")
+
+
 class RetrainParams(_Section):
     """Quarterly retraining: the gate a challenger must pass to replace the champion, and the cold start.
 

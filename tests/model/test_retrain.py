@@ -241,7 +241,7 @@ def test_rerunning_a_refused_retrain_judges_the_refused_version_again_and_regist
     crm_dir = tmp_path / "crm"
     write_crm(generate_crm(700, seed=3), crm_dir)
     params = params_for(crm_dir, tmp_path, **FAST)
-    first = retrain(params)
+    first = retrain(params.model_copy(update={"model": params.model.model_copy(update={"seed": params.model.seed + 1})}))
     strict = params.model_copy(update={"retrain": params.retrain.model_copy(update={"max_ece": 0.0})})
     refused = retrain(strict)
     assert not refused.promoted and refused.challenger_version == "2"
@@ -257,6 +257,10 @@ def test_rerunning_a_refused_retrain_judges_the_refused_version_again_and_regist
         in "\n".join(again.lines())
     assert again.lines()[-2] == f"refused v2: champion stays v{first.challenger_version}"
     assert mlflow.get_run(again.run_id).data.tags["challenger_reused"] == "true"
+    loose = params.model_copy(update={"retrain": params.retrain.model_copy(update={"max_ece": 1.0, "min_conversions": 1})})
+    loosened = retrain(loose)  # the gate fits nothing: loosening it judges the refused model again, it trains no copy
+    assert loosened.reused and loosened.challenger_version == "2" and len(client.search_model_versions(f"name='{name}'")) == 2
+    assert loosened.promoted and champion_version(params) == "2"
     assert retrain(strict, force=True).challenger_version == "3"  # --force still trains one
 
 
@@ -305,6 +309,10 @@ def test_the_training_key_follows_the_files_params_and_code_and_is_none_for_sql_
     assert key != tracking.training_key({**fingerprint, "sha256_leads": "ac"}, sample_params)  # one edited byte
     reseeded = sample_params.model_copy(update={"model": sample_params.model.model_copy(update={"seed": 99})})
     assert key != tracking.training_key(fingerprint, reseeded)
+    looser = sample_params.model_copy(update={"retrain": sample_params.retrain.model_copy(update={"max_ece": 0.5})})
+    assert key == tracking.training_key(fingerprint, looser)  # the gate judges a model, fits nothing
+    floor = sample_params.model_copy(update={"retrain": sample_params.retrain.model_copy(update={"min_closed_leads": 5})})
+    assert key != tracking.training_key(fingerprint, floor)  # the cold-start floor decides what is fitted
     assert tracking.training_key({"leads": 10, "label_rules": {"converted": 3}}, sample_params) is None
     monkeypatch.setattr(tracking, "_code_sha256", lambda: "an edited models/peers.py")  # a checkout pulled since
     assert key != tracking.training_key(fingerprint, sample_params)
