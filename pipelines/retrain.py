@@ -25,6 +25,7 @@ from mlflow.tracking import MlflowClient
 from features.build import feature_catalog
 from features.phrases import phrase_templates
 from models.calibration import Calibrator, TierThresholds
+from models.encoding import most_frequent
 from models.card import log_card, model_card
 from models.metrics import evaluate_scores, fraction_key
 from models.peers import OdooNaiveBayes, PointsScorer
@@ -36,7 +37,7 @@ from pipelines.config import Params, flatten, shown_url
 from pipelines.dataset import TrainingSet, assemble, data_as_of, model_features, refuse_before_first_lead, setting_warnings
 from pipelines.evaluate import LEADSCORE, Evaluation, champion_overlap_notes, compare, format_table
 from pipelines.history import FeedbackMerge, load_history
-from pipelines.ingest import CRMData
+from pipelines.ingest import CRMData, crm_column
 from pipelines.train import fit_model, input_example, log_trained, run_name
 
 CHAMPION_ROW, CHALLENGER_ROW = "champion", "challenger"
@@ -446,8 +447,9 @@ def retrain(
         probabilities[CHAMPION_ROW] = champion.predict_proba(model_features(champion, ts, ts.features.index[window_rows]),
                                                              ts.age_days[window_rows])
         notes += champion_overlap_notes(champion, ts, window_rows)
-    probabilities[CHALLENGER_ROW] = challenger.predict_proba(
-        model_features(challenger, ts, ts.features.index[window_rows]), ts.age_days[window_rows])
+    window_features = model_features(challenger, ts, ts.features.index[window_rows])
+    probabilities[CHALLENGER_ROW] = challenger.predict_proba(window_features, ts.age_days[window_rows])
+    notes += unlearned_notes(challenger, window_features, ts.crm)
     metrics = window_metrics(probabilities, y, params)
     decision = decide(metrics, len(ts.leaks), params, cold_start=bool(why),
                       champion_is_cold_start=champion is not None and bool(champion.info.get("cold_start")))
@@ -508,6 +510,24 @@ def _refuse_going_back(champion: LeadScorer | None, version: str | None, as_of: 
                      f"{pd.Timestamp(trained):%Y-%m-%d}, later than that; retrain as of that day "
                      "or after, replay past quarters with `leadscore backtest`, or go back to an older version on "
                      "purpose with `leadscore promote --version N`")
+
+
+def unlearned_notes(challenger: LeadScorer, window_features: pd.DataFrame, crm: CRMData) -> list[str]:
+    """A note naming the compared leads' category values the challenger never saw in training, as the export writes
+    them: a lead source or campaign new in the last months has its decided leads in the window, the newest, which
+    the challenger is tested on and not fit on. Both models score them as their "other" level, and so will
+    `leadscore score`, until a later retrain fits on enough of their leads."""
+    found = challenger.unseen_values(window_features)
+    if not found:
+        return []
+    named = []
+    for column, counts in found.items():
+        spelled = crm.export_spellings(column)
+        named.append(f"{crm_column(challenger.data, 'leads', column)} "
+                     + most_frequent({spelled.get(value, value): int(n) for value, n in counts.items()}))
+    return [f"values of the compared leads the challenger never saw in training ({'; '.join(named)}): it fits on "
+            "leads older than the window, so it scores them as its \"other\" level, as `leadscore score` will until "
+            "a later retrain fits on enough of their decided leads"]
 
 
 def _trained_on(role: str, version: str | None, scorer: LeadScorer) -> str:

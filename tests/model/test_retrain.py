@@ -300,6 +300,27 @@ def test_a_rejection_reason_new_this_quarter_is_named_in_the_retrain_summary_and
     assert line in summary.splitlines()
 
 
+def test_a_lead_source_new_in_the_last_months_is_named_as_not_learned_by_the_challenger(tmp_path, monkeypatch_session):
+    """Marketing added a G2 listing lately: its decided leads are all in the comparison window, which the challenger
+    is tested on, not fit on. The summary says the challenger never saw it, as the export writes it, with its leads."""
+    crm_dir = tmp_path / "crm"
+    write_crm(generate_crm(700, seed=3), crm_dir)
+    leads = pd.read_csv(crm_dir / "leads.csv", dtype=str)
+    leads.loc[pd.to_datetime(leads["created_at"]) >= "2025-06-01", "lead_source"] = "G2 Marketplace"  # 7 months ago
+    leads.to_csv(crm_dir / "leads.csv", index=False)
+
+    params = params_for(crm_dir, tmp_path, **FAST)
+    result = retrain(params, dry_run=True)
+
+    ts = assemble(params, as_of=result.as_of)
+    window = make_split(ts.created_at, pd.Series(ts.y), params.evaluate.split, params.model.seed).test
+    planted = int(ts.features["lead_source"].iloc[window].str.lower().eq("g2 marketplace").sum())
+    assert planted  # decided in the window: the note has leads to count
+    (note,) = [n for n in result.notes if "never saw in training" in n]
+    assert f"lead_source 'G2 Marketplace' {planted:,}" in note and "as `leadscore score` will until a later retrain" in note
+    assert f"note: {note}" in result.lines()
+
+
 def test_the_training_key_follows_the_files_params_and_code_and_is_none_for_sql_sources(sample_params, monkeypatch):
     fingerprint = {"leads": 10, "sha256_leads": "ab", "label_rules": {"converted": 3}}
 
