@@ -147,11 +147,7 @@ def values_read(scorer: LeadScorer, leads: list[dict], activities: list[list[dic
                 detail.append(_detail((*loc, name), str(err), "value_error"))
         return out
 
-    leads_kept = [kept(lead, "leads", ("leads", i)) for i, lead in enumerate(leads)]
-    activities_kept = [None if acts is None else [kept(act, "activities", ("leads", i, "activities", j))
-                                                  for j, act in enumerate(acts)]
-                       for i, acts in enumerate(activities)]
-    return leads_kept, activities_kept, detail
+    return (*_each_row(kept, leads, activities), detail)
 
 
 def _as_sent_text(value) -> str:
@@ -198,11 +194,17 @@ def one_field_per_column(scorer: LeadScorer, leads: list[dict], activities: list
             out[kept] = value
         return out
 
-    leads_kept = [single(lead, "leads", ("leads", i)) for i, lead in enumerate(leads)]
-    activities_kept = [None if acts is None else [single(act, "activities", ("leads", i, "activities", j))
-                                                  for j, act in enumerate(acts)]
-                       for i, acts in enumerate(activities)]
-    return leads_kept, activities_kept, detail
+    return (*_each_row(single, leads, activities), detail)
+
+
+def _each_row(change, leads: list[dict], activities: list[list[dict] | None]
+              ) -> tuple[list[dict], list[list[dict] | None]]:
+    """`change(row, table, loc)` applied to each lead and each of its activities, `loc` the row's place in the
+    request ("leads", 0, "activities", 1) for its problems."""
+    return ([change(lead, "leads", ("leads", i)) for i, lead in enumerate(leads)],
+            [None if acts is None else [change(act, "activities", ("leads", i, "activities", j))
+                                        for j, act in enumerate(acts)]
+             for i, acts in enumerate(activities)])
 
 
 _IDENTIFIER = TypeAdapter(Identifier)
