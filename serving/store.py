@@ -405,8 +405,7 @@ class Store:
 
         Rows are a frame or a list of dicts (what the service builds: no pandas per request).
         likely_rejection_probability, past_horizon_note, never_seen and unread_activity_types are optional;
-        scored_at defaults to now,
-        features_as_of to scored_at.
+        scored_at defaults to now, features_as_of to scored_at.
         A column named `email` is refused: only its hash (`email_sha256`) may be logged.
 
         Raises:
