@@ -219,27 +219,30 @@ def _champion_version(params: Params) -> str | None:
         return None
 
 
-def _move_champion(params: Params, version: str, reason: str) -> str | None:
-    """Point `champion` at `version`, tagging it with the reason and the version it replaces.
+def _move_champion(params: Params, version: str, reason: str, rollback_reason: str = "") -> str | None:
+    """Point `champion` at `version`, tagging it with the reason, and return the version `champion` named before.
 
     The version's tags are written before the alias moves: a store failing midway leaves `champion` where it
-    was (a re-run of the retrain judges the same version again), never a champion without the previous one
-    `rollback` goes back to.
+    was (a re-run judges or rolls back again), never a champion without the previous one `rollback` goes back to.
+    A promotion records the champion it replaces as the version's `previous_champion`; a rollback
+    (`rollback_reason`) keeps the version's own, so the next rollback walks one step further back, and tags the
+    champion it leaves with when and why.
     """
     client, name = MlflowClient(), params.tracking.registered_model
     current = _champion_version(params)
-    if current == version:  # already champion (e.g. the very first registration): keep its recorded history
-        previous = client.get_model_version(name, version).tags.get("previous_champion") or None
-    else:
-        previous = current
-        client.set_model_version_tag(name, version, "previous_champion", previous or "")
+    if current != version and not rollback_reason:  # the first registration, already champion, keeps its history too
+        client.set_model_version_tag(name, version, "previous_champion", current or "")
     client.set_model_version_tag(name, version, "champion_since", _now())
     client.set_model_version_tag(name, version, "promotion_reason", reason)
     client.set_registered_model_alias(name, tracking.CHAMPION, version)
     if current and current != version:
-        client.set_model_version_tag(name, current, "replaced_by", version)
-        client.set_model_version_tag(name, current, "replaced_at", _now())
-    return previous
+        if rollback_reason:
+            client.set_model_version_tag(name, current, "rolled_back_at", _now())
+            client.set_model_version_tag(name, current, "rollback_reason", rollback_reason)
+        else:
+            client.set_model_version_tag(name, current, "replaced_by", version)
+            client.set_model_version_tag(name, current, "replaced_at", _now())
+    return current
 
 
 def _record_alias_run(params: Params, action: str, change: AliasChange) -> str:
@@ -286,11 +289,7 @@ def rollback(params: Params, reason: str) -> AliasChange:
     target = client.get_model_version(name, current).tags.get("previous_champion")
     if not target:
         raise LookupError(f"champion v{current} records no previous champion; use `leadscore promote --version N`")
-    client.set_registered_model_alias(name, tracking.CHAMPION, target)
-    client.set_model_version_tag(name, current, "rolled_back_at", _now())
-    client.set_model_version_tag(name, current, "rollback_reason", reason)
-    client.set_model_version_tag(name, target, "champion_since", _now())
-    client.set_model_version_tag(name, target, "promotion_reason", f"rollback from v{current}: {reason}")
+    _move_champion(params, target, f"rollback from v{current}: {reason}", rollback_reason=reason)
     change = AliasChange(target, current, reason)
     change.run_id = _record_alias_run(params, "rollback", change)
     return change

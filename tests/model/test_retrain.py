@@ -736,6 +736,27 @@ def test_a_store_failing_while_a_champion_is_promoted_leaves_the_champion_where_
     assert rollback(params, "tier A halved").version == "1"
 
 
+def test_a_store_failing_while_a_champion_is_rolled_back_leaves_the_champion_where_it_was(three_versions, monkeypatch):
+    """As for a promotion: a rollback stopped by the store midway leaves `champion` on the version it was, whose
+    tags still say where to roll back to, not moved to a version whose tags say nothing of the rollback."""
+    params, name, client = three_versions, three_versions.tracking.registered_model, MlflowClient()
+    promote(params, 1, "launch")
+    promote(params, 2, "Q3 retrain")
+
+    def store_down(self, *args, **kwargs):
+        raise mlflow.exceptions.MlflowException("the store stopped answering")
+
+    with monkeypatch.context() as patched:
+        patched.setattr(MlflowClient, "set_model_version_tag", store_down)
+        with pytest.raises(mlflow.exceptions.MlflowException):
+            rollback(params, "tier A halved")
+    assert champion_version(params) == "2"
+
+    assert rollback(params, "tier A halved").version == "1"  # the store is back: done again
+    assert client.get_model_version(name, "1").tags["promotion_reason"] == "rollback from v2: tier A halved"
+    assert client.get_model_version(name, "2").tags["rollback_reason"] == "tier A halved"
+
+
 def test_the_audit_compares_a_champion_with_the_one_it_replaced_by_default(three_versions):
     """v2 was refused by the gate and never served: the audit of v3, promoted over v1, compares with v1."""
     from pipelines.audit import default_comparison
