@@ -53,6 +53,12 @@ class LabelResult:
             out.append(line)
         return out
 
+    def unknown_reason_lines(self) -> list[str]:
+        """The `lines` of rejections whose reason code the policy does not list (a code new this quarter such as
+        'wrong_region', trained as the unknown-reason action): a command printing every rule repeats it as a warning,
+        where it is not lost among the rule lines."""
+        return [line for rule, line in zip(self.counts, self.lines()) if rule.endswith(":unknown_reason")]
+
 
 def build_labels(
     leads: pd.DataFrame,

@@ -316,12 +316,14 @@ class RetrainResult:
     cold_start: str | None = None  # why the peer was shipped, when it was
     run_id: str = ""
     challenger_run_id: str = ""
-    # The export against the feature settings (dataset.setting_warnings): printed as WARNING lines before the notes,
-    # kept in the retrain run and the challenger's run (tracking.log_setting_warnings)
+    # The export against the feature settings (dataset.setting_warnings) and the label policy's unknown reason codes:
+    # printed as WARNING lines before the notes, kept in the retrain run and the challenger's run
+    # (tracking.log_setting_warnings)
     warnings: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)  # what to keep in mind reading the comparison (champion_overlap_notes)
     # Leads per label rule (LabelResult.lines), printed as train prints them: a reason code new this quarter
-    # ('wrong_region') is named on the unknown-reason line, not trained as a negative without a word
+    # ('wrong_region') is named on the unknown-reason line, which `warnings` repeats, not trained as a negative without
+    # a word
     label_rules: list[str] = field(default_factory=list)
     unchanged: bool = False  # the champion was trained on the same data and params: nothing was trained
     reused: bool = False  # the challenger is the version an earlier retrain trained on the same data and params
@@ -404,7 +406,8 @@ def retrain(
     refuse_before_first_lead(ts)
     closed, conversions = closed_counts(ts)
     # A CRM label or column renamed since the last quarter ('Requested Demo') would zero a signal without a word.
-    warnings = setting_warnings(ts, params)
+    # So would rejections with a reason code the label policy lacks, named on one of the many label rule lines.
+    warnings = setting_warnings(ts, params) + [f"label rule {line}" for line in ts.labels.unknown_reason_lines()]
     if not force and champion is not None and _same_training(champion.info.get("run_id"), ts, params):
         result = RetrainResult(
             as_of=as_of, closed_leads=closed, conversions=conversions, feedback=ts.crm.feedback,
