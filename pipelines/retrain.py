@@ -148,9 +148,31 @@ def window_metrics(
     return pd.DataFrame.from_dict(rows, orient="index")
 
 
+def auc_comparison(new: float, old: float, max_drop: float, trained_as_of: tuple[str | None, str | None] = (None, None)
+                   ) -> str:
+    """The AUC check in words. A challenger trailing the champion within max_auc_drop passes: the allowance is for a
+    model trained on fresher data, which the sentence names (`trained_as_of`: the champion's and the challenger's
+    `as_of`, when known), as a lower AUC reported only as "ok" reads as a mistake."""
+    if np.isnan(new) or np.isnan(old):
+        return f"challenger AUC {new:.4f} vs champion {old:.4f}: not comparable"
+    if new >= old:
+        return f"challenger AUC {new:.4f} is {new - old:.4f} above the champion's {old:.4f}"
+    text = f"challenger AUC {new:.4f} is {old - new:.4f} below the champion's {old:.4f}"
+    if new < old - max_drop:
+        return f"{text}, more than max_auc_drop {max_drop}"
+    champion, challenger = (pd.Timestamp(d).normalize() if d else None for d in trained_as_of)
+    if champion is not None and challenger is not None and challenger > champion:
+        return (f"{text}, within max_auc_drop {max_drop}, which the gate allows a challenger for its fresher data "
+                f"(trained as of {challenger:%Y-%m-%d}, the champion as of {champion:%Y-%m-%d})")
+    return f"{text}, within max_auc_drop {max_drop}, which the gate allows a newly trained challenger"
+
+
 def decide(metrics: pd.DataFrame, leakage_warnings: int, params: Params, *, cold_start: bool = False,
-           champion_is_cold_start: bool = False) -> Decision:
+           champion_is_cold_start: bool = False, trained_as_of: tuple[str | None, str | None] = (None, None)) -> Decision:
     """Apply params.retrain to the window figures (rows `challenger` and, when there is one, `champion`).
+
+    `trained_as_of` (the champion's and the challenger's training date) words why a challenger trailing the
+    champion within max_auc_drop passes (`auc_comparison`).
 
     Two rules beyond the thresholds: a learned champion is never replaced by a cold-start peer
     (`cold_start`: the challenger is one) automatically; and with no champion yet the challenger
@@ -171,8 +193,7 @@ def decide(metrics: pd.DataFrame, leakage_warnings: int, params: Params, *, cold
           f"window holds {conversions:.0f} conversions (minimum {rp.min_conversions})")
     if CHAMPION_ROW in metrics.index:
         new, old = challenger["roc_auc"], metrics.loc[CHAMPION_ROW, "roc_auc"]
-        check("auc_vs_champion", new >= old - rp.max_auc_drop,
-              f"challenger AUC {new:.4f} vs champion {old:.4f} (may trail by at most {rp.max_auc_drop})")
+        check("auc_vs_champion", new >= old - rp.max_auc_drop, auc_comparison(new, old, rp.max_auc_drop, trained_as_of))
     else:
         reasons.append("ok: no champion to beat")
     ece = challenger["ece"]
@@ -454,7 +475,9 @@ def retrain(
     notes += unlearned_notes(challenger, window_features, ts.crm)
     metrics = window_metrics(probabilities, y, params)
     decision = decide(metrics, len(ts.leaks), params, cold_start=bool(why),
-                      champion_is_cold_start=champion is not None and bool(champion.info.get("cold_start")))
+                      champion_is_cold_start=champion is not None and bool(champion.info.get("cold_start")),
+                      trained_as_of=(champion.info.get("as_of") if champion is not None else None,
+                                     challenger.info.get("as_of")))
 
     result = RetrainResult(
         as_of=as_of, closed_leads=closed, conversions=conversions, feedback=ts.crm.feedback, decision=decision,

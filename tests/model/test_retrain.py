@@ -386,6 +386,28 @@ def test_the_gate_refuses_on_each_declared_condition(sample_params, metrics, lea
     assert [name for name, ok in decision.checks.items() if not ok] == ([failed] if failed else [])
 
 
+def test_a_challenger_trailing_the_champion_within_max_auc_drop_passes_with_the_reason_why(sample_params):
+    """0.735 against 0.744 is promoted: reported as only "ok", a fresher but slightly worse model reads as a mistake."""
+    def gate(max_auc_drop):
+        return sample_params.model_copy(update={"retrain": sample_params.retrain.model_copy(
+            update={"max_auc_drop": max_auc_drop})})
+
+    trailing, fresher = window(champion_auc=0.7444, challenger_auc=0.7352), gate(0.02)
+
+    decision = decide(trailing, 0, fresher, trained_as_of=("2025-03-31 00:00:00", "2025-12-31 00:00:00"))
+
+    assert decision.promote
+    assert ("ok: challenger AUC 0.7352 is 0.0092 below the champion's 0.7444, within max_auc_drop 0.02, which the gate "
+            "allows a challenger for its fresher data (trained as of 2025-12-31, the champion as of 2025-03-31)"
+            in decision.reasons)
+    same_day = decide(trailing, 0, fresher, trained_as_of=("2025-12-31 00:00:00", "2025-12-31 09:00:00"))
+    assert any(r.endswith("within max_auc_drop 0.02, which the gate allows a newly trained challenger")
+               for r in same_day.reasons)  # --force or new params on the same data: not fresher, and not said to be
+    refused = decide(trailing, 0, gate(0.005))
+    assert ("FAILED: challenger AUC 0.7352 is 0.0092 below the champion's 0.7444, more than max_auc_drop 0.005"
+            in refused.reasons)
+
+
 def test_without_a_champion_the_gate_checks_the_challenger_alone(sample_params):
     decision = decide(window().drop(index="champion"), 0, sample_params)
 
