@@ -444,6 +444,8 @@ def promote(
         _fail(err)
     if change.refused_by_retrain:
         typer.secho(f"note: retrain refused to promote v{change.version}: {change.refused_by_retrain}", fg="yellow")
+    if change.not_judged:
+        typer.secho(f"note: v{change.version} was never judged: {change.not_judged}", fg="yellow")
     typer.echo(f"champion: v{change.version} (was {'v' + change.previous if change.previous else 'none'}); "
                f"MLflow run {change.run_id}")
 

@@ -41,6 +41,9 @@ from pipelines.ingest import CRMData, crm_column
 from pipelines.train import fit_model, input_example, log_trained, run_name
 
 CHAMPION_ROW, CHALLENGER_ROW = "champion", "challenger"
+# Model-version tag of a challenger retrain registered and has not judged yet, removed by the gate's verdict: a retrain
+# stopped in between (the store failing, a bad champion) leaves it, and `promote` shows it.
+NOT_JUDGED = "retrain_not_judged"
 # Figures printed and gated on, in this order.
 SHOWN_FRACTION = 0.2  # the capture shown in the gate table, whatever evaluate.top_fractions lists
 SHOWN_METRICS = ["rows", "positives", "roc_auc", "pr_auc", "log_loss", "ece", f"capture_{fraction_key(SHOWN_FRACTION)}"]
@@ -226,6 +229,7 @@ class AliasChange:
     reason: str
     run_id: str = ""
     refused_by_retrain: str = ""  # why retrain refused to promote this version, when it did (shown, not blocking)
+    not_judged: str = ""  # which retrain registered this version and stopped before judging it (shown, not blocking)
 
 
 def _now() -> str:
@@ -277,8 +281,8 @@ def _record_alias_run(params: Params, action: str, change: AliasChange) -> str:
 def promote(params: Params, version: str | int, reason: str) -> AliasChange:
     """Make `version` the champion by hand; the reason and the replaced champion are recorded.
 
-    A version retrain refused is promoted all the same (a human decided); the refusal comes back with
-    the change so the command can show it.
+    A version retrain refused, or registered and stopped before judging, is promoted all the same (a human
+    decided); the refusal or the missing verdict comes back with the change so the command can show it.
 
     `version` may be written as every command prints it ("v3") as well as "3".
     """
@@ -289,10 +293,11 @@ def promote(params: Params, version: str | int, reason: str) -> AliasChange:
         raise ValueError("promote: a reason is required (it is recorded on the model version)")
     tracking.configure(params)
     name = params.tracking.registered_model
-    refused = tracking.registered_version(params, version=version).tags.get("retrain_refused", "")
+    tags = tracking.registered_version(params, version=version).tags
     if _champion_version(params) == str(version):  # moving it again would overwrite why it was promoted
         raise ValueError(f"--version {version}: v{version} is already the champion of model '{name}'; nothing changed")
-    change = AliasChange(str(version), None, reason, refused_by_retrain=refused)
+    change = AliasChange(str(version), None, reason, refused_by_retrain=tags.get("retrain_refused", ""),
+                         not_judged=tags.get(NOT_JUDGED, ""))
     change.previous = _move_champion(params, str(version), f"manual: {reason}")
     change.run_id = _record_alias_run(params, "promote", change)
     return change
@@ -447,6 +452,8 @@ def retrain(
                          f"too few to split: {err}") from None
 
     reused = None if force else _challenger_trained_alike(params, ts, champion_version)
+    not_judged = {NOT_JUDGED: f"retrain {f'as of {as_of:%Y-%m-%d} ' if as_of is not None else ''}registered it and "
+                              "stopped before its gate compared it with the champion"}
     if reused:  # training is seeded: a new fit would be a copy of it
         challenger_version, challenger = reused
         challenger_run_id, why = challenger.info["run_id"], (challenger.info.get("cold_start") or {}).get("why")
@@ -455,9 +462,10 @@ def retrain(
         if why:
             evaluation = compare({LEADSCORE: challenger}, ts.features, ts.y, split, params, age_days=ts.age_days)
             challenger_run_id, challenger_version = _log_cold_start(challenger, evaluation, ts, split, params,
-                                                                    warnings, dry_run, input_example(ts, params))
+                                                                    warnings, dry_run, input_example(ts, params),
+                                                                    not_judged)
         else:
-            trained = log_trained(challenger, ts, split, params, warnings, register=not dry_run)
+            trained = log_trained(challenger, ts, split, params, warnings, register=not dry_run, version_tags=not_judged)
             challenger_run_id, challenger_version = trained.run_id, trained.version
 
     window_rows = split.test
@@ -494,6 +502,8 @@ def retrain(
         if challenger_version and not result.promoted and not dry_run:
             failed = [r for r in decision.reasons if r.startswith("FAILED")]  # what promote shows a human overruling it
             client.set_model_version_tag(name, challenger_version, "retrain_refused", "; ".join(failed or decision.reasons))
+        if challenger_version and not dry_run and NOT_JUDGED in client.get_model_version(name, challenger_version).tags:
+            client.delete_model_version_tag(name, challenger_version, NOT_JUDGED)  # judged: promoted or refused
         _log_retrain_run(result, params)
     return result
 
@@ -576,9 +586,10 @@ def _describe_window(ts: TrainingSet, split: Split) -> str:
 
 
 def _log_cold_start(scorer: LeadScorer, evaluation: Evaluation, ts: TrainingSet, split: Split, params: Params,
-                    warnings: list[str], dry_run: bool, example: pd.DataFrame) -> tuple[str, str]:
-    """Log and (unless a dry run) register the peer scorer like a trained model, with the setting `warnings`;
-    returns (run id, version)."""
+                    warnings: list[str], dry_run: bool, example: pd.DataFrame,
+                    version_tags: dict[str, str]) -> tuple[str, str]:
+    """Log and (unless a dry run) register the peer scorer like a trained model, with the setting `warnings` and
+    `version_tags` on the version; returns (run id, version)."""
     with mlflow.start_run(run_name=run_name("cold start peer", ts)) as run:
         scorer.info.update({"metrics": evaluation.metrics(), "tiers": scorer.tiers.as_dict(), "training_rows": len(ts.y),
                             "as_of": str(ts.as_of) if ts.as_of is not None else None, "run_id": run.info.run_id})
@@ -591,7 +602,7 @@ def _log_cold_start(scorer: LeadScorer, evaluation: Evaluation, ts: TrainingSet,
         model_uri = tracking.log_scorer(scorer, example)
         version = ""
         if not dry_run:
-            version, _ = tracking.register(model_uri, params, run.info.run_id)
+            version, _ = tracking.register(model_uri, params, run.info.run_id, version_tags)
         log_card(model_card(scorer, params, evaluation=evaluation, training_set=ts, split=split, version=version),
                  params, version)
     return run.info.run_id, version

@@ -365,10 +365,12 @@ def log_scorer(scorer, input_example: pd.DataFrame) -> str:
     return info.model_uri
 
 
-def register(model_uri: str, params: Params, run_id: str) -> tuple[str, list[str]]:
-    """Register a new version as `challenger`; the first version ever also becomes `champion`."""
+def register(model_uri: str, params: Params, run_id: str, tags: dict[str, str] | None = None) -> tuple[str, list[str]]:
+    """Register a new version as `challenger`; the first version ever also becomes `champion`.
+
+    `tags` are created with the version, so no failure can leave it registered without them."""
     name = params.tracking.registered_model
-    version = mlflow.register_model(model_uri, name, tags={"run_id": run_id}).version
+    version = mlflow.register_model(model_uri, name, tags={"run_id": run_id, **(tags or {})}).version
     client = MlflowClient()
     aliases = [CHALLENGER]
     client.set_registered_model_alias(name, CHALLENGER, version)

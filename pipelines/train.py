@@ -105,9 +105,10 @@ def _category_spellings(scorer: LeadScorer, ts: TrainingSet) -> dict[str, dict[s
 
 
 def log_trained(scorer: LeadScorer, ts: TrainingSet, split: Split, params: Params, warnings: list[str],
-                register: bool = True) -> TrainResult:
+                register: bool = True, version_tags: dict[str, str] | None = None) -> TrainResult:
     """Track a fitted learned scorer as one run: data, the setting `warnings` the command gives of it
-    (`dataset.setting_warnings`), comparison with the peers, the model and its card.
+    (`dataset.setting_warnings`), comparison with the peers, the model and its card; `version_tags` go on the
+    registered version (`tracking.register`).
 
     Separate from the fit so `leadscore retrain` logs the challenger it chose with
     `pipelines.retrain.fit_challenger` exactly as `leadscore train` logs its model.
@@ -151,6 +152,6 @@ def log_trained(scorer: LeadScorer, ts: TrainingSet, split: Split, params: Param
         model_uri = tracking.log_scorer(scorer, input_example(ts, params))
         version, aliases = ("", [])
         if register:
-            version, aliases = tracking.register(model_uri, params, run.info.run_id)
+            version, aliases = tracking.register(model_uri, params, run.info.run_id, version_tags)
         log_card(model_card(scorer, params, evaluation=evaluation, training_set=ts, split=split, version=version), params, version)
     return TrainResult(scorer, evaluation, ts, run.info.run_id, model_uri, version, aliases, split.kind_description, warnings)

@@ -879,3 +879,36 @@ def test_the_cli_moves_aliases_and_reports_failures(three_versions, tmp_path):
     assert overruled.exit_code == 0 and "champion: v3 (was v2)" in overruled.output  # a human decided
     assert ("note: retrain refused to promote v3: FAILED: challenger AUC 0.61 is 0.08 below the champion's"
             in overruled.output)
+
+
+def test_a_challenger_registered_by_a_retrain_that_stopped_before_its_gate_is_promoted_with_a_note_saying_so(
+        tmp_path, monkeypatch_session, monkeypatch):
+    """The store fails after the challenger is registered: `challenger` names a version with no verdict, which a
+    human promoting it must be told, as of a refused one; a verdict clears the mark."""
+    import yaml
+
+    from pipelines.retrain import NOT_JUDGED
+
+    crm_dir = tmp_path / "crm"
+    write_crm(generate_crm(700, seed=3), crm_dir)
+    params = params_for(crm_dir, tmp_path, **FAST)
+    first = retrain(params)  # the first version: champion, judged
+    name, client = params.tracking.registered_model, MlflowClient()
+    assert first.promoted and NOT_JUDGED not in client.get_model_version(name, first.challenger_version).tags
+
+    def store_down(self, *args, **kwargs):
+        raise mlflow.exceptions.MlflowException("the store stopped answering")
+
+    with monkeypatch.context() as patched:
+        patched.setattr(MlflowClient, "set_model_version_tag", store_down)
+        with pytest.raises(mlflow.exceptions.MlflowException):
+            retrain(params, force=True)
+    version = str(client.get_model_version_by_alias(name, tracking.CHALLENGER).version)
+    assert version != first.challenger_version and champion_version(params) == first.challenger_version
+
+    params_file = tmp_path / "params.yaml"
+    params_file.write_text(yaml.safe_dump(params.model_dump(mode="json", exclude={"base_dir"})))
+    promoted = CliRunner().invoke(app, ["promote", "--version", version, "--reason", "Q4", "--params", str(params_file)])
+    assert promoted.exit_code == 0, promoted.output
+    assert (f"note: v{version} was never judged: retrain as of {first.as_of:%Y-%m-%d} registered it and stopped "
+            "before its gate compared it with the champion") in promoted.output
