@@ -502,8 +502,10 @@ def retrain(
         if challenger_version and not result.promoted and not dry_run:
             failed = [r for r in decision.reasons if r.startswith("FAILED")]  # what promote shows a human overruling it
             client.set_model_version_tag(name, challenger_version, "retrain_refused", "; ".join(failed or decision.reasons))
-        if challenger_version and not dry_run and NOT_JUDGED in client.get_model_version(name, challenger_version).tags:
-            client.delete_model_version_tag(name, challenger_version, NOT_JUDGED)  # judged: promoted or refused
+        if challenger_version and not dry_run:  # judged: promoted or refused, this verdict replacing an earlier one's
+            stale = {NOT_JUDGED, *(["retrain_refused"] if result.promoted else [])}
+            for tag in stale & set(client.get_model_version(name, challenger_version).tags):
+                client.delete_model_version_tag(name, challenger_version, tag)
         _log_retrain_run(result, params)
     return result
 

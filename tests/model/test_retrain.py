@@ -261,6 +261,8 @@ def test_rerunning_a_refused_retrain_judges_the_refused_version_again_and_regist
     loosened = retrain(loose)  # the gate fits nothing: loosening it judges the refused model again, it trains no copy
     assert loosened.reused and loosened.challenger_version == "2" and len(client.search_model_versions(f"name='{name}'")) == 2
     assert loosened.promoted and champion_version(params) == "2"
+    # the refusal it overcame is no longer its verdict (`promote` shows retrain_refused as one)
+    assert "retrain_refused" not in client.get_model_version(name, "2").tags
     assert retrain(strict, force=True).challenger_version == "3"  # --force still trains one
 
 
