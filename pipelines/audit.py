@@ -726,8 +726,10 @@ def segment_outcomes(outcomes: pd.DataFrame, by: str, top_reasons: int = TOP_REA
 def best_converting(summary: pd.DataFrame, by: str, limit: int = HEADLINE_SEGMENTS) -> pd.DataFrame:
     """The rows of the segments that convert best, best first, among those with MIN_LEVEL_ROWS decided leads or more
     (a source of 3 leads converting 100% says nothing) and above the rate of all leads as `conversion_headline` shows
-    both (a below-average source is no winner, even among the top five; nor one that reads the same, 14.5%)."""
-    sized = summary[summary["decided"] >= MIN_LEVEL_ROWS]
+    both (a below-average source is no winner, even among the top five; nor one that reads the same, 14.5%). The leads
+    without a value (MISSING) are no source to invest in: X Education's '(missing) 80.6% of 36' was named beside
+    Reference; the tables keep their row."""
+    sized = summary[(summary["decided"] >= MIN_LEVEL_ROWS) & (summary[by] != MISSING)]
     overall = summary["converted"].sum() / summary["decided"].sum() if len(sized) else math.nan
     best = sized[sized["conversion_rate"].round(3) > round(overall, 3)]
     return best.sort_values(["conversion_rate", "decided", by], ascending=[False, False, True]).head(limit)

@@ -1385,6 +1385,18 @@ def test_a_source_named_best_converting_reads_above_the_rate_of_all_leads():
     assert audit.conversion_headline(summary, "lead_source") == []
 
 
+def test_the_leads_without_a_source_are_not_named_best_converting_but_keep_their_row():
+    """X Education's headline named '(missing) 80.6% of 36' among the best sources: nobody can invest in no source."""
+    rows = [("Reference", 534, 490), (np.nan, 36, 29), ("Google", 2873, 1147)]
+    outcomes = pd.DataFrame(
+        [{"lead_source": source, "outcome": "converted" if i < converted else "rejected", "reason": np.nan}
+         for source, decided, converted in rows for i in range(decided)])
+    summary, _ = audit.segment_outcomes(outcomes, "lead_source")
+    assert audit.MISSING in set(summary["lead_source"])
+    (best,) = audit.conversion_headline(summary, "lead_source")
+    assert best.endswith("(all leads: 48.4%): Reference 91.8% of 534.")
+
+
 def test_every_campaign_the_notes_name_is_in_the_plot():
     """The plot shows the 12 campaigns with most leads; the best converting one, named in the notes, may be smaller
     (the sample CRM's customer_referral, 66 leads), as may one with many rejections: both are plotted too."""
