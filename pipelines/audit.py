@@ -152,12 +152,14 @@ METRICS_SHOWN_AS = {
     "lift": ("lift of the top {top} (times the conversions as many leads picked at random hold)", "times"),
 }
 # The number format of the other tables' columns on the page, by "<table>.<column>" or column as SHOWN_AS keys them,
-# in the metrics' formats: shares, rates and probabilities as percentages ("39.9%"), lifts as times ("3.30x"); any
+# in the metrics' formats: shares, rates and probabilities as percentages ("39.9%"), lifts as times ("3.30x"), a band's
+# average value of visits or minutes to one decimal ("4.5", "1,228.7": X Education's read '920.989' beside '1,229'); any
 # other column reads as a count or to 3 decimals (`_format_number`). The CSV and JSON keep the fractions (0.399).
 COLUMN_FORMATS = {
     **dict.fromkeys(("share", "conversion_rate", "acceptance_rate", "top_reason_share", "no_reason_share",
                      "min_probability", "top_share", "capture.capture", "mean_p", "observed"), "share"),
     "lift": "times",
+    "mean_value": "average",
 }
 # Derived signals whose code in words would still be jargon ("icp match") or read backwards ("more activity recency
 # lowers the score"), as the page names them; any other reads as its CRM field or its code in words (`signal_name`).
@@ -1364,6 +1366,8 @@ def _format_value(value: float, number: str, signed: bool = False) -> str:
     sign = "+" if signed else ""
     if number == "count":
         return f"{value:{sign},.0f}"
+    if number == "average":
+        return f"{value:{sign},.1f}"
     if number == "share":
         return f"{value * 100:+.1f} points" if signed else f"{value:.1%}"
     return f"{value:{sign}.2f}x" if number == "times" else f"{value:{sign}.3f}"

@@ -656,6 +656,17 @@ def test_html_tables_show_counts_as_whole_numbers():
     assert cells == ["A", "3,839", "137", "48.4%", "8,535,000", "B", "604", "", "100.0%", "1,234"]
 
 
+def test_the_average_value_of_a_band_reads_in_one_format():
+    """X Education's minutes on the website read '920.989' beside '1,229': three decimals of seconds are noise, and
+    the column changed format at 1,000. Every average reads to one decimal, with thousands separators."""
+    table = pd.DataFrame({"signal": ["time_on_website"] * 3 + ["lead_origin"], "value": ["a", "b", "c", "API"],
+                          "rows": [546, 182, 182, 722], "mean_value": [4.4707, 920.989, 1228.74, np.nan],
+                          "mean_contribution": [-0.291, 0.748, 0.840, 0.036]})
+    cells = _PageTables("<h3>dependence</h3>" + audit.table_html("dependence", table)).tables["dependence"]
+    assert [row["average value"] for row in cells] == ["4.5", "921.0", "1,228.7", ""]
+    assert [row["average effect (log-odds)"] for row in cells] == ["-0.291", "0.748", "0.840", "0.036"]
+
+
 class _PageTables(HTMLParser):
     """The page's tables as {heading: rows as {column heading: cell text}}."""
 
