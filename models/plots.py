@@ -13,8 +13,10 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 import pandas as pd
 from matplotlib.axes import Axes
+from matplotlib.axis import Axis
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+from matplotlib.ticker import PercentFormatter
 from sklearn.metrics import average_precision_score, precision_recall_curve, roc_auc_score, roc_curve
 
 from models.metrics import calibration_bins, capture_at, expected_calibration_error
@@ -34,6 +36,11 @@ def _new_axes(title: str, xlabel: str, ylabel: str, size: tuple[float, float] = 
     axes.set(title=title, xlabel=xlabel, ylabel=ylabel)
     axes.grid(alpha=0.3)
     return figure, axes
+
+
+def percent_ticks(axis: Axis) -> None:
+    """A share, rate or probability axis ticked in percentages ("40%"), as the audit's tables give them, not 0.4."""
+    axis.set_major_formatter(PercentFormatter(xmax=1, decimals=0))
 
 
 def _arrays(y: Values, p: Values) -> tuple[np.ndarray, np.ndarray]:
@@ -92,6 +99,8 @@ def calibration_plot(curves: Curves, bins: int = 10, error_name: str = "ECE") ->
         ece = expected_calibration_error(y_arr, p_arr, bins=bins)
         axes.plot(table["mean_p"], table["observed"], marker="o", label=f"{name} ({error_name} {ece:.3f})")
     axes.set(xlim=(0, 1), ylim=(0, 1))
+    percent_ticks(axes.xaxis)  # "20%", as the audit's calibration table reads its probabilities and rates
+    percent_ticks(axes.yaxis)
     axes.legend(loc="upper left")
     return figure
 

@@ -43,10 +43,8 @@ import mlflow
 import numpy as np
 import pandas as pd
 from matplotlib.axes import Axes
-from matplotlib.axis import Axis
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
-from matplotlib.ticker import PercentFormatter
 from mlflow.tracking import MlflowClient
 
 from features.build import FeatureDef, clean_text, feature_catalog, flag_signals, icp_criteria
@@ -56,7 +54,7 @@ from models import explain
 from models.calibration import TierThresholds
 from models.metrics import (calibration_bins, capture_at, evaluate_scores, expected_calibration_error, fraction_key,
                             tier_table)
-from models.plots import calibration_plot, importance_plot
+from models.plots import calibration_plot, importance_plot, percent_ticks
 from models.reasons import reason_in_words
 from models.scorer import LeadScorer
 from models.splits import Split, make_split
@@ -889,11 +887,6 @@ def _figure(size: tuple[float, float], rows: int = 1, columns: int = 1) -> tuple
     return figure, figure.subplots(rows, columns, squeeze=False).ravel()
 
 
-def _percent_ticks(axis: Axis) -> None:
-    """A share or rate axis ticked in percentages ("40%"), as the tables and notes give them, not 0.4."""
-    axis.set_major_formatter(PercentFormatter(xmax=1, decimals=0))
-
-
 def _crop_outliers(ax: Axes, number: pd.Series) -> None:
     """Crop a scatter's value axis at twice the 99th percentile of `number` when some leads lie beyond, saying how many:
     X Education's one lead of 251 visits squeezed every other, 0 to 30, into the left edge of its panel."""
@@ -1007,7 +1000,7 @@ def segments_plot(summary: pd.DataFrame, mix: pd.DataFrame, by: str) -> Figure:
         reasons.legend(loc="upper left", bbox_to_anchor=(1.01, 1), fontsize="small")
     for ax in (rates, reasons):
         ax.grid(alpha=0.3, axis="x")
-        _percent_ticks(ax.xaxis)
+        percent_ticks(ax.xaxis)
     return figure
 
 
@@ -1020,7 +1013,7 @@ def tiers_plot(tiers: pd.DataFrame, overall_rate: float) -> Figure:
         ax.axhline(overall_rate, color="grey", linestyle=":", label=f"overall ({overall_rate:.1%})")
         ax.legend(loc="upper right")
     ax.set(title="Conversion rate per tier (held-out leads)", xlabel="tier", ylabel="conversion rate")
-    _percent_ticks(ax.yaxis)
+    percent_ticks(ax.yaxis)
     ax.grid(alpha=0.3, axis="y")
     return figure
 

@@ -1167,13 +1167,17 @@ def test_the_rates_legend_hides_no_bar():
 
 
 def test_the_plots_read_shares_and_rates_as_percentages_as_the_tables_do():
-    """The table by source read '39.9%' and the plot beside it 0.4: the plots' share and rate axes read '40%'."""
+    """The table by source read '39.9%' and the plot beside it 0.4: the plots' share and rate axes read '40%'; so do
+    the calibration plot's probability and rate axes, as its table does, where they read 0.2 (shared with evaluate)."""
     outcomes = pd.DataFrame([{"lead_source": "Google", "reason": np.nan, "outcome": "converted" if i < 16 else "rejected"}
                              for i in range(40)])
     segments = audit.segments_plot(*audit.segment_outcomes(outcomes, "lead_source"), "lead_source")
     tiers = audit.tiers_plot(pd.DataFrame({"tier": ["A", "B"], "conversion_rate": [0.6, 0.1], "lift": [2.0, 0.3]}), 0.3)
-    axes = [*(ax.xaxis for ax in segments.axes), tiers.axes[0].yaxis]
-    for figure in (segments, tiers):
+    held_out = audit.ExplainedRows(pd.DataFrame(index=range(100)), (np.arange(100) % 3 == 0).astype(float),
+                                   np.linspace(0.05, 0.95, 100), pd.DataFrame(index=range(100)), np.zeros(100))
+    calibration = audit.calibration_section(held_out, 10).figures["calibration"]
+    axes = [*(ax.xaxis for ax in segments.axes), tiers.axes[0].yaxis, calibration.axes[0].xaxis, calibration.axes[0].yaxis]
+    for figure in (segments, tiers, calibration):
         figure.canvas.draw()
     for axis in axes:
         ticks = [t.get_text() for t in axis.get_ticklabels() if t.get_text()]
