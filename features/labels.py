@@ -268,6 +268,12 @@ def outcome_group(status, policy: LabelParams) -> np.ndarray:
     return np.select([converted, rejected, still_open], ["converted", "rejected", "open"], "other").astype(object)
 
 
+def left_out(rules: pd.Series) -> pd.Series:
+    """True per lead whose ``rule`` the policy's ``exclude`` decided (a status or a rejection reason; an unlisted
+    status too): no outcome to learn from, as training leaves it out. Not a censored lead, which may still convert."""
+    return rules.astype(str).str.startswith(_RULE_PREFIX["exclude"] + ":")
+
+
 def policy_reason(policy: LabelParams, value) -> str | None:
     """The ``policy.reasons`` code that ``value`` names, compared as labelling compares it (stripped,
     lower-cased), spelled as the policy spells it; None when it names none."""

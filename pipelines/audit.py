@@ -48,7 +48,7 @@ from matplotlib.figure import Figure
 from mlflow.tracking import MlflowClient
 
 from features.build import FeatureDef, clean_text, feature_catalog, flag_signals, icp_criteria
-from features.labels import outcome_group
+from features.labels import left_out, outcome_group
 from features.phrases import IDEAL_CUSTOMER_PROFILE, describe, icp_match_words, level_words
 from models import explain
 from models.calibration import TierThresholds
@@ -108,6 +108,7 @@ SHOWN_AS = {
     "mean_value": "average value",
     "mean_contribution": "average effect (log-odds)",
     "decided": "leads with an outcome",
+    "excluded": "left out, as in training",
     "acceptance_rate": "acceptance rate (share not rejected)",
     "top_reason_share": "top reason's share of rejections",
     "no_reason_share": "share rejected without a reason",
@@ -583,9 +584,11 @@ def lead_outcomes(training_set: TrainingSet, label: LabelParams, columns: Sequen
         Index lead_id; one column per segment column the leads table has (values equal once stripped and
         lower-cased, as the features compare them, are one segment, spelled as the export writes most of them,
         `CRMData.export_spellings`: "Google"); ``outcome`` (converted / rejected / open / other: the status
-        groups of the label policy, no outcome yet counts as open; excluded: a status the policy leaves out of
-        training, e.g. duplicate, not a lead to rate a source by); ``reason`` (rejected leads only, as `readable_reasons`
-        words it); and ``amount`` (converted leads only) when the export has any deal amount.
+        groups of the label policy, no outcome yet counts as open; excluded: a lead whose label rule training leaves
+        out, `features.labels.left_out`: a duplicate, or X Education's rejection for an 'Invalid number', which says
+        nothing of the lead, not one to rate a source by); ``reason`` (the rejection reason of a rejected lead, an
+        excluded one too, as `readable_reasons` words it); and ``amount`` (converted leads only) when the export has any
+        deal amount.
     """
     frame = training_set.labels.frame
     leads = training_set.crm.leads.set_index("lead_id")
@@ -594,13 +597,11 @@ def lead_outcomes(training_set: TrainingSet, label: LabelParams, columns: Sequen
         if column in leads.columns:
             values = leads[column].reindex(frame.index)
             out[column] = spelled(clean_text(values).set_axis(frame.index), training_set.crm.export_spellings(column))
-    out["outcome"] = outcome_group(frame["status"], label)
-    left_out = {status.strip().lower() for status, action in label.status_policy.items() if action == "exclude"}
-    status = frame["status"].astype(object).where(frame["status"].notna(), "").map(lambda v: v.strip().lower())
-    out.loc[out["outcome"].eq("other") & status.isin(left_out).to_numpy(), "outcome"] = "excluded"
-    converted, rejected = out["outcome"] == "converted", out["outcome"] == "rejected"
+    group = outcome_group(frame["status"], label)
+    out["outcome"] = np.where(left_out(frame["rule"]).to_numpy(), "excluded", group).astype(object)
+    converted = out["outcome"] == "converted"
     outcomes = training_set.crm.outcomes
-    out["reason"] = readable_reasons(frame["reason"].where(rejected), training_set.crm.export_spellings("reason"))
+    out["reason"] = readable_reasons(frame["reason"].where(group == "rejected"), training_set.crm.export_spellings("reason"))
     if outcomes is not None and "amount" in outcomes.columns and outcomes["amount"].notna().any():
         amount = outcomes.set_index("lead_id")["amount"].reindex(frame.index)
         out["amount"] = pd.to_numeric(amount, errors="coerce").where(converted)
@@ -669,13 +670,13 @@ def reason_mix(segment: pd.Series, reason: pd.Series, top: int = TOP_REASONS) ->
 def segment_outcomes(outcomes: pd.DataFrame, by: str, top_reasons: int = TOP_REASONS) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Per value of `by` (a lead source, a campaign): volume, conversion, acceptance, reasons, revenue.
 
-    Rates are over leads with an outcome (open leads may still convert; excluded ones, such as
-    duplicates, are no outcome of the source's), and blank for a segment of fewer than MIN_LEVEL_ROWS of them: X
+    Rates are over leads with an outcome (open leads may still convert; excluded ones, which training leaves out, such
+    as duplicates, are no outcome of the source's: counted in their own column), and blank for a segment of fewer than MIN_LEVEL_ROWS of them: X
     Education's "Live Chat" and "NC_EDM" read 100.0% conversion from 2 leads and 1, in a table marketing sorts by
     rate (its counts stay). Leads without a value are one MISSING row.
 
     Returns:
-        The summary (``<by>``, ``leads``, ``decided``, ``converted``, ``rejected``,
+        The summary (``<by>``, ``leads``, ``decided``, ``excluded``, ``converted``, ``rejected``,
         ``conversion_rate``, ``acceptance_rate`` (both blank under MIN_LEVEL_ROWS decided leads),
         ``top_rejection_reason`` (most frequent named
         reason; NO_NAMED_REASON when reasons were given but none by MIN_LEVEL_ROWS rejections, so that the page
@@ -696,6 +697,7 @@ def segment_outcomes(outcomes: pd.DataFrame, by: str, top_reasons: int = TOP_REA
             by: segment,
             "leads": 1,
             "decided": (~outcome.isin(["open", "excluded"])).astype("int64"),
+            "excluded": outcome.eq("excluded").astype("int64"),
             "converted": outcome.eq("converted").astype("int64"),
             "rejected": outcome.eq("rejected").astype("int64"),
         }
@@ -1102,6 +1104,23 @@ def revenue_note(outcomes: pd.DataFrame, left_out: int = 0) -> str | None:
                if left_out else "") + ".")
 
 
+def left_out_note(outcomes: pd.DataFrame) -> str:
+    """The leads of no outcome to rate a source by, as training leaves them out (`lead_outcomes`' excluded), and why,
+    or '' when none: X Education's 156 rejected for an 'Invalid number' and the like counted as rejections, its table
+    reading 9,240 leads with an outcome where training learned from 9,084, with nothing saying why."""
+    excluded = outcomes["outcome"].eq("excluded")
+    if not excluded.any():
+        return ""
+    reasons = outcomes.loc[excluded, "reason"].value_counts()
+    by_status = int(excluded.sum() - reasons.sum())
+    parts = ([(int(reasons.sum()), "rejected for a reason that says nothing of the lead "
+               f"({', '.join(f'{reason} {n:,}' for reason, n in reasons.items())})")] if len(reasons) else [])
+    parts += [(by_status, "with a status that is no outcome of a lead, e.g. duplicate")] if by_status else []
+    said = [text for _, text in parts] if len(parts) == 1 else [f"{n:,} {text}" for n, text in parts]
+    return (f" {int(excluded.sum()):,} more are left out, as training leaves them out (column '{shown_as('excluded')}'): "
+            + "; ".join(said) + ".")
+
+
 def segments_section(outcomes: pd.DataFrame, rows: str = "", feedback: FeedbackMerge | None = None,
                      horizon_days: int | None = None, invalid_amounts: int = 0) -> Section:
     """3. Lead sources and campaigns: volume, conversion, acceptance, rejection reasons, revenue.
@@ -1112,7 +1131,6 @@ def segments_section(outcomes: pd.DataFrame, rows: str = "", feedback: FeedbackM
     out.
     """
     section = Section("segments", "Lead sources and campaigns")
-    excluded = int(outcomes["outcome"].eq("excluded").sum())
     decided = ~outcomes["outcome"].isin(["open", "excluded"])
     # X Education's Converted 0 is a rejection: its two rate columns and bars are the same, which reads as a mistake.
     only_won_or_lost = decided.any() and outcomes["outcome"][decided].isin(["converted", "rejected"]).all()
@@ -1121,9 +1139,8 @@ def segments_section(outcomes: pd.DataFrame, rows: str = "", feedback: FeedbackM
              if by in outcomes.columns and outcomes[by].isna().any() and outcomes[by].notna().any()]
     section.notes.append(
         f"All {len(outcomes):,} leads of the export{f' ({rows})' if rows else ''}; rates are over the "
-        f"{int(decided.sum()):,} leads with an outcome"
-        + (f" ({excluded:,} with a status that is no outcome of a lead, e.g. duplicate, are not counted)" if excluded else "")
-        + "."
+        f"{int(decided.sum()):,} leads with an outcome."
+        + left_out_note(outcomes)
         + (f" {MISSING} stands for the leads without a {' or a '.join(blank)}." if blank else "")
         + " Conversion = the CRM's converted status, whenever it came"
         + (f" (the model learns from and is tested on conversions within {horizon_days} days of a lead's creation "

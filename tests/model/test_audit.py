@@ -17,6 +17,7 @@ import yaml
 from mlflow.tracking import MlflowClient
 
 from features.build import FeatureDef
+from features.labels import build_labels
 from features.phrases import describe, phrase_templates
 from models.calibration import TierThresholds
 from models.metrics import evaluate_scores
@@ -345,8 +346,11 @@ def test_source_table_counts_the_export_and_rejection_reasons_sum_to_one_per_sou
     np.testing.assert_allclose(shares.to_numpy(), 1.0)
     rejected = summary.set_index("lead_source")["rejected"]
     assert mix.groupby("lead_source")["rejected"].sum().to_dict() == rejected[rejected > 0].to_dict()
-    status = trained.training_set.labels.frame["status"].str.strip().str.lower()
-    assert summary["decided"].sum() == (status.notna() & ~status.isin(["open", "duplicate"])).sum()
+    labels = trained.training_set.labels  # the leads training leaves out are no outcome of a source's
+    excluded = sum(n for rule, n in labels.counts.items() if rule.startswith("excluded:"))
+    assert summary["excluded"].sum() == excluded > 0
+    status = labels.frame["status"].str.strip().str.lower()
+    assert summary["decided"].sum() == (status.notna() & (status != "open")).sum() - excluded
     # The synthetic CRM has deal amounts: won revenue is reported, and only for converted leads.
     assert summary["won_revenue"].sum() > 0
     assert (summary.loc[summary["converted"] == 0, "won_revenue"] == 0).all()
@@ -479,18 +483,56 @@ def test_export_rows_names_every_row_that_is_no_counted_lead():
                                              as_of=None), 9_750) == ""
 
 
+def _labelled(leads: pd.DataFrame, outcomes: pd.DataFrame, label) -> SimpleNamespace:
+    """What `lead_outcomes` reads of a TrainingSet: the export and the labels training gives its leads."""
+    return SimpleNamespace(labels=build_labels(leads, outcomes, label),
+                           crm=CRMData(leads, None, outcomes, IngestReport()))
+
+
 def test_a_status_the_label_policy_excludes_is_no_outcome_of_the_source(sample_params):
     """A duplicate is not a lead the source brought in: counted as decided, it read as an accepted lead."""
-    ids = pd.Index(["d", "n", "r"], name="lead_id")
-    training_set = SimpleNamespace(
-        labels=SimpleNamespace(frame=pd.DataFrame({"status": [" Duplicate", "nurture", "rejected"],
-                                                   "reason": [None, None, "no_budget"]}, index=ids)),
-        crm=CRMData(pd.DataFrame({"lead_id": ids, "lead_source": ["web"] * 3}), None, None, IngestReport()),
-    )
+    ids = ["d", "n", "r"]
+    training_set = _labelled(pd.DataFrame({"lead_id": ids, "lead_source": ["web"] * 3}),
+                             pd.DataFrame({"lead_id": ids, "status": [" Duplicate", "nurture", "rejected"],
+                                           "reason": [None, None, "no_budget"]}), sample_params.label)
     outcomes = audit.lead_outcomes(training_set, sample_params.label)
     assert outcomes["outcome"].tolist() == ["excluded", "other", "rejected"]
     web = audit.segment_outcomes(outcomes, "lead_source")[0].set_index("lead_source").loc["web"]
-    assert (web["leads"], web["decided"], web["rejected"]) == (3, 2, 1)
+    assert (web["leads"], web["decided"], web["excluded"], web["rejected"]) == (3, 2, 1, 1)
+
+
+def test_a_rejection_the_label_policy_excludes_is_left_out_of_the_rates_as_in_training(sample_params):
+    """X Education's 156 leads tagged 'invalid number' and the like, which training leaves out, were counted as
+    rejections: 9,240 leads with an outcome in the table, 9,084 trained on, and nothing saying why. They are left out of
+    the rates by the same label rule training reads, counted in a column of their own, and the note says which."""
+    label = sample_params.label.model_copy(update={"reasons": {**sample_params.label.reasons, "invalid number": "exclude"}})
+    rows = ([("Google", "converted", None)] * 30 + [("Google", "rejected", "Ringing")] * 40
+            + [("Google", "rejected", "invalid number")] * 8 + [("Google", "duplicate", None)] * 2
+            + [("Olark Chat", "rejected", "invalid_contact")] * 3 + [("Olark Chat", "rejected", None)] * 20)
+    ids = [f"L{i}" for i in range(len(rows))]
+    training_set = _labelled(pd.DataFrame({"lead_id": ids, "lead_source": [r[0] for r in rows]}),
+                             pd.DataFrame({"lead_id": ids, "status": [r[1] for r in rows], "reason": [r[2] for r in rows]}),
+                             label)
+    outcomes = audit.lead_outcomes(training_set, label)
+    section = audit.segments_section(outcomes)
+    summary = section.tables["by_lead_source"].set_index("lead_source")
+    trained = training_set.labels.frame["label"].notna()
+    assert summary["decided"].sum() == trained.sum() == 90
+    assert summary["excluded"].sum() == len(rows) - trained.sum() == 13
+    google = summary.loc["Google"]
+    assert (google["leads"], google["decided"], google["excluded"], google["rejected"]) == (80, 70, 10, 40)
+    assert google["conversion_rate"] == pytest.approx(30 / 70)
+    mix = section.tables["rejection_reasons_by_lead_source"]
+    assert set(mix[mix["lead_source"] == "Google"]["reason"]) == {"Ringing"}  # no 'invalid number' rejections
+    assert section.notes[0].startswith(
+        "All 103 leads of the export; rates are over the 90 leads with an outcome. 13 more are left out, as training "
+        "leaves them out (column 'left out, as in training'): 11 rejected for a reason that says nothing of the lead "
+        "(invalid number 8, Invalid contact 3); 2 with a status that is no outcome of a lead, e.g. duplicate.")
+    only_reasons = audit.segments_section(outcomes[outcomes["lead_source"] == "Olark Chat"]).notes[0]
+    assert "3 more are left out, as training leaves them out (column 'left out, as in training'): rejected for a " \
+           "reason that says nothing of the lead (Invalid contact 3)." in only_reasons
+    page = _PageTables("<h3>by lead source</h3>" + audit.table_html("by_lead_source", section.tables["by_lead_source"]))
+    assert page.tables["by lead source"][0]["left out, as in training"] == "10"
 
 
 def test_sources_and_reasons_read_as_the_crm_spells_them(sample_params):
@@ -500,12 +542,9 @@ def test_sources_and_reasons_read_as_the_crm_spells_them(sample_params):
     ids = pd.Index([f"L{i}" for i in range(6 * copies)], name="lead_id")
     sources = ["Olark Chat", "olark chat ", "Olark Chat", "Google", "Olark Chat", "google"] * copies
     exported = ["Ringing", "Ringing", "not_decision_maker", "ringing", None, None] * copies
-    training_set = SimpleNamespace(
-        labels=SimpleNamespace(frame=pd.DataFrame({"status": (["rejected"] * 5 + ["converted"]) * copies,
-                                                   "reason": [r.lower() if r else r for r in exported]}, index=ids)),
-        crm=CRMData(pd.DataFrame({"lead_id": ids, "lead_source": sources}), None,
-                    pd.DataFrame({"lead_id": ids, "reason": exported}), IngestReport()),
-    )
+    training_set = _labelled(pd.DataFrame({"lead_id": ids, "lead_source": sources}),
+                             pd.DataFrame({"lead_id": ids, "status": (["rejected"] * 5 + ["converted"]) * copies,
+                                           "reason": exported}), sample_params.label)
 
     summary, mix = audit.segment_outcomes(audit.lead_outcomes(training_set, sample_params.label), "lead_source")
 
