@@ -337,7 +337,7 @@ class Phrasebook:
     def render(
         self, features: pd.DataFrame, needed: np.ndarray | None = None, age_days: np.ndarray | None = None,
         learned: Mapping[str, Collection[str]] | None = None, spellings: Mapping[str, Mapping[str, str]] | None = None,
-        windows: Mapping[str, np.ndarray] | None = None,
+        windows: Mapping[str, np.ndarray] | None = None, as_sent: Mapping[str, np.ndarray] | None = None,
     ) -> tuple[np.ndarray, np.ndarray]:
         """(phrases, values): object arrays (rows, signals) for a feature frame; see ``describe``.
 
@@ -352,9 +352,11 @@ class Phrasebook:
                 a value outside them reads with ``RARE_VALUE``. None: every value reads as itself.
             spellings: per category feature read from a CRM column, each value as compared (lower case) -> as the CRM
                 spells it (``LeadScorer.category_spellings``): the factor and its value say "Olark Chat", not "olark
-                chat". A value without one (never seen in training) reads as compared.
+                chat". A value without one (never seen in training) reads as ``as_sent`` gives it, else as compared.
             windows: per activity signal, per row, the window (days) its phrase names (``telling_windows``: the one
                 whose count moved the score most); NaN, or a signal left out, names the shortest window with events.
+            as_sent: per category feature, per row, the value as the lead sent it where training never saw it, else
+                None (``models.explain.as_sent_columns``): "Industry: Asteroid Mining", as the lead's never_seen says.
         """
         n = len(features)
         phrases = np.empty((n, len(self.signals)), dtype=object)
@@ -377,14 +379,18 @@ class Phrasebook:
             leveled = shape in CATEGORY_SHAPES
             known = (learned or {}).get(self.features[signal][0].name) if leveled else None
             spelled = (spellings or {}).get(self.features[signal][0].name, {}) if leveled else {}
+            sent = (as_sent or {}).get(self.features[signal][0].name) if leveled else None
+            if sent is not None:  # rendered apart per spelling sent; not the reader's
+                columns.append(np.asarray(sent, dtype=object)[rows])
             first, inverse = _unique_rows(columns)
             texts, shown = [], []
             for row in first:
                 lead_values = [c[row] for c in columns]
+                sent_text = lead_values.pop() if sent is not None else None
                 state, fields = self.readers[signal](lead_values)
                 level = _level_key(lead_values[0]) if leveled and state != "unknown" else None
-                if level is not None and str(lead_values[0]) in spelled:
-                    fields = {**fields, "value": spelled[str(lead_values[0])]}
+                if level is not None and (sent_text is not None or str(lead_values[0]) in spelled):
+                    fields = {**fields, "value": sent_text if sent_text is not None else spelled[str(lead_values[0])]}
                 text = _FORMATTER.format(self.templates[signal].text(state, level), **fields)
                 if known is not None and state != "unknown" and str(lead_values[0]) not in known:
                     text = RARE_VALUE.format(phrase=text)

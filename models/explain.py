@@ -49,6 +49,7 @@ from scipy.special import expit
 from features.phrases import phrasebook
 from models.calibration import to_score
 from models.gbm import predict_threads
+from pipelines.ingest import crm_column
 
 if TYPE_CHECKING:
     from models.scorer import LeadScorer
@@ -123,7 +124,8 @@ def by_signal(scorer: LeadScorer, contributions: pd.DataFrame) -> pd.DataFrame:
 
 
 def explain(
-    scorer: LeadScorer, features: pd.DataFrame, top_k: int = 3, every_factor: bool = True, age_days: np.ndarray | None = None
+    scorer: LeadScorer, features: pd.DataFrame, top_k: int = 3, every_factor: bool = True, age_days: np.ndarray | None = None,
+    never_seen: dict[int, dict[str, str]] | None = None,
 ) -> list[Explanation]:
     """Score, top ``top_k`` positive and negative factors, and every factor, per lead.
 
@@ -135,11 +137,13 @@ def explain(
             shows the top ones only and skips building the rest.
         age_days: each lead's age when scored (``features.build.lead_age_days``), or None when
             unknown: see ``features.phrases.Phrasebook.render``.
+        never_seen: ``scorer.never_seen_as_sent`` of these leads, so a value training never saw is named as the
+            lead sent it ("Industry: Asteroid Mining"), not as the model compares it; None: as compared.
 
     Returns:
         One Explanation per row, in row order. Scores equal ``scorer.predict``'s.
     """
-    batch = explain_batch(scorer, features, top_k=None if every_factor else top_k, age_days=age_days)
+    batch = explain_batch(scorer, features, top_k=None if every_factor else top_k, age_days=age_days, never_seen=never_seen)
     return explanations(batch, features, top_k, every_factor)
 
 
@@ -256,6 +260,7 @@ def explain_batch(
     encoded: np.ndarray | None = None,
     top_k: int | None = None,
     age_days: np.ndarray | None = None,
+    never_seen: dict[int, dict[str, str]] | None = None,
 ) -> ExplainBatch:
     """Contributions, points, phrases and rankings of every signal of every lead in one pass.
 
@@ -263,7 +268,7 @@ def explain_batch(
         encoded: ``scorer.encoder.matrix(features)`` when the caller already has it.
         top_k: word only each lead's top ``top_k`` factors per side (the others' phrases and values
             stay None): rendering every signal of every lead costs more than TreeSHAP on shallow trees.
-        age_days: see ``explain``.
+        age_days, never_seen: see ``explain``.
     """
     base, per_feature = _contribution_arrays(scorer, features, encoded)
     signals, membership = _signal_membership(scorer)
@@ -287,7 +292,8 @@ def explain_batch(
         np.put_along_axis(needed, negative_order[:, :top_k], True, axis=1)
     phrases, values = book.render(features, needed, age_days, None if scorer.encoder is None else scorer.encoder.learned,
                                   scorer.category_spellings,
-                                  book.telling_windows(features, per_feature, scorer.feature_names, contribution))
+                                  book.telling_windows(features, per_feature, scorer.feature_names, contribution),
+                                  as_sent_columns(scorer, never_seen, len(features)))
     return ExplainBatch(
         signals=signals, base=base, margin=margin,
         probability=probability, score=to_score(probability), contribution=contribution, points=points,
@@ -295,6 +301,17 @@ def explain_batch(
         positive_order=positive_order, n_positive=raises.sum(axis=1),
         negative_order=negative_order, n_negative=lowers.sum(axis=1),
     )
+
+
+def as_sent_columns(scorer: LeadScorer, never_seen: dict[int, dict[str, str]] | None, rows: int) -> dict[str, np.ndarray]:
+    """``scorer.never_seen_as_sent`` (per lead, CRM field -> value as sent) per category feature, as
+    ``Phrasebook.render`` reads it: per row, the value as the lead sent it, None where training saw the lead's."""
+    field_of = {crm_column(scorer.data, "leads", column): column for column in scorer.features.categorical}
+    out: dict[str, np.ndarray] = {}
+    for row, fields in (never_seen or {}).items():
+        for field, text in fields.items():
+            out.setdefault(field_of[field], np.full(rows, None, dtype=object))[row] = text
+    return out
 
 
 def _rank(points: np.ndarray, contribution: np.ndarray, eligible: np.ndarray) -> np.ndarray:

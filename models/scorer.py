@@ -293,9 +293,10 @@ class LeadScorer:
         features, problems, ages = self.build(raw_leads, raw_activities, as_of, source, checked_activities)
         return ScoreBatch(scores=self.scores_of(features, top_factors, ages), problems=problems)
 
-    def scores_of(self, features: pd.DataFrame, top_factors: int = 0, age_days: np.ndarray | None = None) -> pd.DataFrame:
+    def scores_of(self, features: pd.DataFrame, top_factors: int = 0, age_days: np.ndarray | None = None,
+                  never_seen: dict[int, dict[str, str]] | None = None) -> pd.DataFrame:
         """What ``score`` returns for a built feature frame: ``predict``, plus the top factors if asked
-        (``age_days``: see ``build``).
+        (``age_days``: see ``build``; ``never_seen``: ``never_seen_as_sent``, which the factors name as sent).
 
         With factors, the probabilities come from the same TreeSHAP pass as the factors: the
         booster runs once per lead, not once for the score and again for its explanation.
@@ -303,22 +304,26 @@ class LeadScorer:
         encoded = self._encode(features)
         if not top_factors:
             return self._outputs(features, encoded, age_days=age_days)
-        batch = explain.explain_batch(self, features, encoded, top_k=top_factors, age_days=age_days)
+        batch = explain.explain_batch(self, features, encoded, top_k=top_factors, age_days=age_days, never_seen=never_seen)
         return pd.concat([self._outputs(features, encoded, batch.probability, age_days), explain.flat_factors(batch, top_factors)], axis=1)
 
     def explained_scores(
-        self, features: pd.DataFrame, top_k: int = 3, every_factor: bool = False, age_days: np.ndarray | None = None
+        self, features: pd.DataFrame, top_k: int = 3, every_factor: bool = False, age_days: np.ndarray | None = None,
+        never_seen: dict[int, dict[str, str]] | None = None,
     ) -> tuple[pd.DataFrame, list[explain.Explanation]]:
         """``predict`` and ``explain`` of the same leads from one encoding and one TreeSHAP pass."""
         encoded = self._encode(features)
-        batch = explain.explain_batch(self, features, encoded, top_k=None if every_factor else top_k, age_days=age_days)
+        batch = explain.explain_batch(self, features, encoded, top_k=None if every_factor else top_k, age_days=age_days,
+                                      never_seen=never_seen)
         return self._outputs(features, encoded, batch.probability, age_days), explain.explanations(batch, features, top_k, every_factor)
 
     def explain(
-        self, features: pd.DataFrame, top_k: int = 3, every_factor: bool = True, age_days: np.ndarray | None = None
+        self, features: pd.DataFrame, top_k: int = 3, every_factor: bool = True, age_days: np.ndarray | None = None,
+        never_seen: dict[int, dict[str, str]] | None = None,
     ) -> list[explain.Explanation]:
         """Score and top positive/negative factors (phrase, value, points) per row of a feature frame.
 
-        See models/explain.py for what contributions and points mean; ``age_days``: ``build``.
+        See models/explain.py for what contributions and points mean; ``age_days``: ``build``; ``never_seen``:
+        ``never_seen_as_sent``, which the factors name as sent.
         """
-        return explain.explain(self, features, top_k, every_factor, age_days)
+        return explain.explain(self, features, top_k, every_factor, age_days, never_seen)

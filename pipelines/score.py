@@ -501,7 +501,8 @@ def _score_chunks(scorer: LeadScorer, input_path: Path, output_path: Path, activ
                 raise ContractError(fatal)
             # The leads built, in order: the chunk's rows without a problem (each refused row has one naming it).
             built = leads.iloc[np.setdiff1d(np.arange(len(leads)), [p.row - 1 for p in problems])] if problems else leads
-            never_seen = _never_seen_text(scorer.never_seen_as_sent(features, built), len(features))
+            found_new = scorer.never_seen_as_sent(features, built)  # the factors name these as sent too
+            never_seen = _never_seen_text(found_new, len(features))
             found = scorer.unseen_values(features)
             if found is not None:
                 unseen = unseen or {}
@@ -513,7 +514,8 @@ def _score_chunks(scorer: LeadScorer, input_path: Path, output_path: Path, activ
                                  if name in leads.columns else {})
                     for value in counts.index:
                         spelled.setdefault(name, {}).setdefault(value, spellings.get(value, value))
-            pending.append((model_workers.submit(scorer.scores_of, features, top_factors, ages), len(raw), never_seen))
+            pending.append((model_workers.submit(scorer.scores_of, features, top_factors, ages, found_new), len(raw),
+                            never_seen))
             problems = repeats + [dataclasses.replace(p, row=int(kept[p.row - 1]) + 1) for p in problems]
             if problems:
                 rejected += _write_rejects(raw, problems, read, rejects_path, first=rejected == 0)

@@ -261,7 +261,7 @@ class Reasons(BaseModel):
                                                "whole points, strongest first; empty when none does.")
 
 
-# /score's and /explain's never_seen (serving.scoring.never_seen_as_sent); /docs.json adds the served model's fields.
+# /score's and /explain's never_seen (serving.scoring.never_seen_per_lead); /docs.json adds the served model's fields.
 NEVER_SEEN = (
     "Per CRM field (named as this request names it) the model reads as a category (features."
     "categorical): the value this lead sent, as text, that the model never saw in training. It is scored as "

@@ -310,14 +310,13 @@ def _factor(f) -> dict:
     return {"signal": f.signal, "phrase": f.phrase, "value": str(f.value), "points": float(f.points), "contribution": float(f.contribution)}
 
 
-def never_seen_as_sent(scorer: LeadScorer, features: pd.DataFrame, leads: pd.DataFrame) -> list[dict[str, str] | None]:
-    """Per lead (request order): the values it sent that the model never saw in training, field -> value
-    (``LeadScorer.never_seen_as_sent``, which batch scoring's never_seen column writes too); {} for none, None for
-    every lead when the model cannot tell."""
-    found = scorer.never_seen_as_sent(features, leads)
+def never_seen_per_lead(found: dict[int, dict[str, str]] | None, leads: int) -> list[dict[str, str] | None]:
+    """Per lead (request order) of `leads`: the values it sent that the model never saw in training, field -> value,
+    from ``LeadScorer.never_seen_as_sent`` (`found`, which batch scoring's never_seen column writes too and the
+    factors name as sent); {} for none, None for every lead when the model cannot tell."""
     if found is None:
-        return [None] * len(features)
-    return [found.get(i, {}) for i in range(len(features))]
+        return [None] * leads
+    return [found.get(i, {}) for i in range(leads)]
 
 
 def horizon_fields(scorer: LeadScorer, past_horizon: bool, age_days: float) -> dict:
@@ -373,7 +372,7 @@ def score_request(
     card_base_url: str | None = None,
 ) -> Scored:
     """Score request rows with their top `top_k` positive and negative reasons, the values the model never
-    saw in training (`never_seen_as_sent`), the activity types it does not read (`unread_activity_types_as_sent`),
+    saw in training (`never_seen_per_lead`), the activity types it does not read (`unread_activity_types_as_sent`),
     and each lead's signed score-card link
     (`serving.security.card_link`, valid `card_link_days`, under `card_base_url` when given).
 
@@ -394,14 +393,15 @@ def score_request(
         detail = problem_details(problems, frames, scorer)
     if detail:
         raise RequestError(f"{len(detail)} problem(s) in the leads; nothing was scored", detail)
-    scores, explanations = scorer.explained_scores(features, top_k, age_days=ages)
+    found_new = scorer.never_seen_as_sent(features, frames.leads)
+    scores, explanations = scorer.explained_scores(features, top_k, age_days=ages, never_seen=found_new)
     positives = [[_factor(f) for f in e.positives] for e in explanations]
     negatives = [[_factor(f) for f in e.negatives] for e in explanations]
     email_field = crm_column(scorer.data, "leads", "email")
     hashes = email_sha256(frames.leads[email_field]).tolist() if email_field in frames.leads else [None] * len(scores)
     scored_at = pd.Timestamp.now(tz="UTC").tz_localize(None).to_pydatetime()
     expires = int(time.time() + card_link_days * 86_400)
-    never_seen = never_seen_as_sent(scorer, features, frames.leads)
+    never_seen = never_seen_per_lead(found_new, len(features))
     unread = unread_activity_types_as_sent(scorer, frames)
     results, log_rows = [], []
     for row, pos, neg, email_hash, age, new, unread_types in zip(scores.to_dict("records"), positives, negatives,
@@ -455,7 +455,8 @@ def explain_request(scorer: LeadScorer, lead: dict, activities: list[dict] | Non
         detail = problem_details(problems, frames, scorer)
     if detail:
         raise RequestError("the lead cannot be explained", _as_one_lead(detail))
-    (e,) = scorer.explain(features, age_days=ages)
+    found_new = scorer.never_seen_as_sent(features, frames.leads)
+    (e,) = scorer.explain(features, age_days=ages, never_seen=found_new)
     return {
         "lead_id": str(e.lead_id),
         "base": float(e.base),
@@ -464,7 +465,7 @@ def explain_request(scorer: LeadScorer, lead: dict, activities: list[dict] | Non
         "score": int(e.score),
         "factors": [_factor(f) for f in e.factors],
         **horizon_fields(scorer, scorer.past_horizon(ages, 1)[0], ages[0]),
-        "never_seen": never_seen_as_sent(scorer, features, frames.leads)[0],
+        "never_seen": never_seen_per_lead(found_new, 1)[0],
         "unread_activity_types": unread_activity_types_as_sent(scorer, frames)[0],
         "model_name": model.name,
         "model_version": model.version,

@@ -168,9 +168,9 @@ def test_batch_model_workers_predict_on_one_thread_while_the_caller_keeps_every_
     threads = []
 
     class Recording(LeadScorer):
-        def scores_of(self, features, top_factors=0, age_days=None):
+        def scores_of(self, features, top_factors=0, age_days=None, never_seen=None):
             threads.append(predict_threads(100_000))  # what a 100k-row predict would ask for here
-            return super().scores_of(features, top_factors, age_days)
+            return super().scores_of(features, top_factors, age_days, never_seen)
 
     scorer = Recording(**{f.name: getattr(trained.scorer, f.name) for f in dataclasses.fields(LeadScorer)})
     pd.read_csv(sample_dir / "leads.csv", dtype=str).head(300).to_csv(tmp_path / "leads.csv", index=False)
@@ -339,11 +339,11 @@ def test_a_failure_while_modelling_a_chunk_stops_batch_scoring_with_that_error(
     (tmp_path / "scores.rejects.csv").write_text("the earlier run's rejects")
     real_scores_of, calls = trained.scorer.scores_of, []
 
-    def failing_on_the_second_chunk(features, top_factors=0, age_days=None):
+    def failing_on_the_second_chunk(features, top_factors=0, age_days=None, never_seen=None):
         calls.append(len(features))
         if len(calls) == 2:
             raise MemoryError("out of memory on chunk 2")
-        return real_scores_of(features, top_factors, age_days)
+        return real_scores_of(features, top_factors, age_days, never_seen)
 
     monkeypatch.setattr(trained.scorer, "scores_of", failing_on_the_second_chunk)
     with pytest.raises(MemoryError, match="chunk 2"):

@@ -446,3 +446,42 @@ def test_an_activity_factor_names_the_window_whose_count_moved_the_score(scorer)
         assert factor.phrase == f"Opened {count} e-mail{'' if count == 1 else 's'} in the last {days} days"
         phrases.append(factor.phrase)
     assert any(not phrase.endswith("in the last 7 days") for phrase in phrases)  # not always the shortest window
+
+
+
+def test_a_value_training_never_saw_is_named_as_the_lead_sent_it_in_batch_score_and_explain(sample_dir, tracking_dir,
+                                                                                            tmp_path):
+    """"Industry: asteroid mining" (the value as the model compares it) beside the lead's never_seen
+    {"industry": "Asteroid Mining"}: the factor names the value as sent, in score --explain's columns, /score's reasons
+    and /explain alike. Trained where each referral's source is its own rare value ("referral 17"), so the pool a new
+    value scores as is worth points, and the factor is a reason on every path."""
+    from conftest import FAST, params_for
+    from models.splits import make_split
+    from pipelines.train import fit_model
+    from serving.scoring import ModelRef, explain_request, score_request
+
+    leads = pd.read_csv(sample_dir / "leads.csv", dtype=str, keep_default_na=False)
+    referred = leads["lead_source"] == "referral"
+    leads.loc[referred, "lead_source"] = [f"referral {i}" for i in range(referred.sum())]
+    leads.to_csv(tmp_path / "train.csv", index=False)
+    params = params_for(sample_dir, tracking_dir, **FAST, **{"data.leads": str(tmp_path / "train.csv")})
+    ts = assemble(params)
+    scorer = fit_model(ts, make_split(ts.created_at, pd.Series(ts.y), params.evaluate.split, params.model.seed), params)
+
+    lead = raw_lead(lead_id="NEW", lead_source=" TikTok Ads ", email="kim@acme.com", company="Acme", employees="500",
+                    country="US", job_title="VP of Sales")
+    row = lead.iloc[0].to_dict()
+    explained = explain_request(scorer, row, None, ModelRef.of(scorer), as_of=AS_OF)
+    assert explained["never_seen"] == {"lead_source": "TikTok Ads"}
+    phrase = "Lead source: TikTok Ads (too few past leads had this value to judge it on its own)"
+    (factor,) = [f for f in explained["factors"] if f["signal"] == "lead_source"]
+    assert (factor["phrase"], factor["value"]) == (phrase, "TikTok Ads")
+    assert abs(round(factor["points"])) >= 1  # a reason /score and score --explain list
+    (scored,) = score_request(scorer, [row], [None], ModelRef.of(scorer), as_of=AS_OF, top_k=len(scorer.catalog),
+                              card_key=b"key", card_link_days=1).results
+    assert [(f["phrase"], f["value"]) for side in scored["reasons"].values() for f in side
+            if f["signal"] == "lead_source"] == [(phrase, "TikTok Ads")]
+    lead.to_csv(tmp_path / "leads.csv", index=False)
+    score_file(scorer, tmp_path / "leads.csv", tmp_path / "scores.csv", as_of=AS_OF, progress=False,
+               top_factors=len(scorer.catalog))
+    assert phrase in pd.read_csv(tmp_path / "scores.csv").iloc[0].tolist()
