@@ -69,7 +69,8 @@ SHAPES: dict[str, Shape] = {
     ),
     "trend": Shape(("up", "down", "flat", "unknown"), ("value", "change"), {"value": "+2", "change": 2}),
     "email_domain": Shape(("free", "student", "competitor", "business", "unknown"), ("value",), {"value": "free"}),
-    "flag": Shape(("yes", "no", "unknown"), ("value",), {"value": "yes"}),
+    # A derived yes/no fact; {value} says the lead's own side of it ("not given" for no phone), not the flag's 1/0.
+    "flag": Shape(("yes", "no", "unknown"), ("value",), {"value": "not given"}),
     "icp": Shape(("some", "none"), ("value", "matched", "criteria"), {"value": "3 of 4", "matched": 3, "criteria": 4}),
     # {times}: a count as said aloud, "once", "twice", "3 times" ("Visited the website 1 time" read as a form).
     "number": Shape(
@@ -148,6 +149,14 @@ _DERIVED_SHAPES: dict[str, dict[str, str]] = {
     "email_signals": {"email_domain_type": "email_domain"},
     "contact_gaps": {"missing_email": "flag", "missing_phone": "flag", "missing_company": "flag"},
     "country_support": {"unsupported_country": "flag"},
+}
+# A flag signal's value shown beside its factor, when the flag is set and when not, in the lead's terms: the phone is
+# "not given" or "given" (the phrase "Has a phone number" beside the flag's "no" read as a contradiction).
+_FLAG_VALUES: dict[str, tuple[str, str]] = {
+    "missing_email": ("not given", "given"),
+    "missing_phone": ("not given", "given"),
+    "missing_company": ("not given", "given"),
+    "unsupported_country": ("not served", "served"),
 }
 # The shape a signal takes when a derived feature joins it (build._JOINS) and its words must say
 # that feature's fact too, with the built-in template of that shape.
@@ -615,7 +624,7 @@ def _reader(signal: str, shape: str, defs: list[FeatureDef], spec: FeatureParams
     if shape == "email_domain":
         return lambda row: _read_email_domain(row, [d.name for d in defs])
     if shape == "flag":
-        return _read_flag
+        return lambda row: _read_flag(row, _FLAG_VALUES[signal])
     if shape == "icp":
         criteria = icp_criteria(spec)
         return lambda row: _read_icp(row, criteria)
@@ -712,11 +721,12 @@ def _read_email_domain(row: list, names: list[str]) -> tuple[str, dict]:
     return "business", {"value": "business"}
 
 
-def _read_flag(row: list) -> tuple[str, dict]:
+def _read_flag(row: list, values: tuple[str, str]) -> tuple[str, dict]:
+    """`values`: the lead's value when the flag is set and when not (``_FLAG_VALUES``)."""
     (flag,) = row
     if _missing(flag):
         return "unknown", {"value": "unknown"}
-    return ("yes", {"value": "yes"}) if flag else ("no", {"value": "no"})
+    return ("yes", {"value": values[0]}) if flag else ("no", {"value": values[1]})
 
 
 def _read_icp(row: list, criteria: int) -> tuple[str, dict]:

@@ -181,6 +181,20 @@ def test_unseen_and_missing_values_read_as_themselves_and_as_not_given():
     assert values.loc["L1", "employees"] == "unknown"
 
 
+def test_a_yes_no_fact_shows_the_leads_own_value_not_the_internal_flags():
+    """/explain showed "Has a phone number" with the value "no" (the missing_phone flag's): the value says the lead's
+    phone, company or country as the phrase does."""
+    leads = [lead(lead_id="given", phone="+1 555 0100", company="Acme"), lead(lead_id="none", phone="n/a")]
+    phrases, values = described(leads, [], demo_spec())
+    assert list(zip(phrases["missing_phone"], values["missing_phone"])) == [
+        ("Has a phone number", "given"), ("No phone number", "not given")]
+    assert values["missing_company"].tolist() == ["given", "not given"]
+    phrases, values = described([lead(lead_id="RU", country="RU"), lead(lead_id="US", country="US")], [],
+                                demo_spec(categorical=["industry", "lead_source", "campaign"]))
+    assert list(zip(phrases["unsupported_country"], values["unsupported_country"])) == [
+        ("In a country we do not serve", "not served"), ("In a country we serve", "served")]
+
+
 def test_an_employee_count_of_one_or_zero_reads_as_english():
     leads = [lead(lead_id="one", employees=1), lead(lead_id="none", employees=0), lead(lead_id="big", employees=500_000)]
     phrases, _ = described(leads, [], demo_spec())
