@@ -37,7 +37,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from features.build import RECENCY_CAP_DAYS, FeatureDef, feature_catalog, icp_criteria, joined_into
+from features.build import RECENCY_CAP_DAYS, UNKNOWN, FeatureDef, feature_catalog, icp_criteria, joined_into
 from pipelines.config import FeatureParams
 
 
@@ -129,7 +129,9 @@ BUILT_IN_PHRASES: dict[str, str] = {
     "icp_match": (f"Matches {{matched}} of {{criteria}} {IDEAL_CUSTOMER_PROFILE} criteria"
                   f" | [none] Matches none of the {{criteria}} {IDEAL_CUSTOMER_PROFILE} criteria"),
     # build.UNKNOWN: no job title or none the rules know; build.OTHER_DEPARTMENT: a title naming no department.
-    "seniority": "Seniority: {value} | [=unknown] Seniority not clear from the job title",
+    # [unknown]: no job title at all, which seniority tells by the department's UNKNOWN (_read_seniority).
+    "seniority": ("Seniority: {value} | [=unknown] Seniority not clear from the job title"
+                  " | [unknown] No job title to tell the seniority"),
     "department": (
         "Department: {value} | [=unknown] No job title to tell the department"
         " | [=other] Department not clear from the job title"
@@ -530,6 +532,8 @@ def _build_phrasebook(spec: FeatureParams) -> Phrasebook:
     # size_band to employees) adds to the factor's points, not to its words (unless the joined
     # shape reads it, as served_country reads unsupported_country).
     by_signal = {signal: defs[:1] if shapes[signal] in ("number", "category") else defs for signal, defs in by_signal.items()}
+    if shapes.get("seniority") == "category" and "department" in by_signal and "seniority" in spec.derived:
+        by_signal["seniority"] = by_signal["seniority"] + by_signal["department"][:1]  # tells a title from none
     readers = {signal: _reader(signal, shape, by_signal[signal], spec) for signal, shape in shapes.items()}
     signal_of = {d.name: d.signal for d in feature_catalog(spec)}
     return Phrasebook(list(shapes), shapes, raw, templates, by_signal, readers, signal_of, dict(spec.zero_covers))
@@ -628,6 +632,8 @@ def _reader(signal: str, shape: str, defs: list[FeatureDef], spec: FeatureParams
     if shape == "icp":
         criteria = icp_criteria(spec)
         return lambda row: _read_icp(row, criteria)
+    if signal == "seniority" and len(defs) == 2:  # with the department (_build_phrasebook)
+        return _read_seniority
     if shape == "category":
         derived = signal if signal in spec.derived else None
         return lambda row: _read_category(row, derived)
@@ -768,6 +774,16 @@ def _read_category(row: list, derived: str | None) -> tuple[str, dict]:
     if derived:  # a built-in derived level such as "customer_success"
         return "known", {"value": _level_display(derived, level)}
     return "known", {"value": str(level)}  # the CRM's own value, as the rep knows it
+
+
+def _read_seniority(row: list) -> tuple[str, dict]:
+    """Seniority with the department beside it: both are build.UNKNOWN only for a lead without a job title (a title
+    no rule knows is department "other"), which reads as no title, not as a title that does not tell the seniority.
+    """
+    level, department = row
+    if level == UNKNOWN and department == UNKNOWN:
+        return "unknown", {"value": "no job title"}
+    return _read_category([level], "seniority")
 
 
 def _level_display(signal: str, level) -> str:

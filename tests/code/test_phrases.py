@@ -224,11 +224,15 @@ def test_a_country_the_crm_writes_by_name_reads_as_a_name_not_shouted():
 
 
 def test_a_job_title_that_tells_nothing_reads_as_such_not_as_a_level_named_unknown():
-    leads = [lead(lead_id="none"), lead(lead_id="odd", job_title="Wizard of Light Bulb Moments")]
-    phrases, _ = described(leads, [], demo_spec())
-    assert phrases["seniority"].tolist() == ["Seniority not clear from the job title"] * 2
-    assert phrases["department"].tolist() == ["No job title to tell the department",
-                                              "Department not clear from the job title"]
+    """A lead without a job title read "Seniority not clear from the job title": it says the title is missing."""
+    leads = [lead(lead_id="none"), lead(lead_id="blank", job_title="  "),
+             lead(lead_id="odd", job_title="Wizard of Light Bulb Moments")]
+    phrases, values = described(leads, [], demo_spec())
+    assert phrases["seniority"].tolist() == ["No job title to tell the seniority"] * 2 + [
+        "Seniority not clear from the job title"]
+    assert values["seniority"].tolist()[:2] == ["no job title"] * 2
+    assert phrases["department"].tolist() == ["No job title to tell the department"] * 2 + [
+        "Department not clear from the job title"]
 
 
 def test_params_phrases_override_built_ins_including_one_value_of_a_category():
