@@ -166,10 +166,11 @@ _JOINED_SHAPES: dict[str, str] = {"unsupported_country": "served_country"}
 _JOINED_PHRASES: dict[str, str] = {
     "unsupported_country": "Country: {value!n} | [unserved] Country {value!n}, which we do not serve | [unknown] Country not given",
 }
-# Built-in category levels as a rep says them; other levels show as the lead's (cleaned) value.
+# Built-in derived category levels as a rep says them; other levels show as the rule's level in words. Each reads
+# capitalised, as a CRM value does ("Department: Sales" beside "Department: IT", not "Department: sales").
 _LEVEL_DISPLAY: dict[str, dict[str, str]] = {
-    "seniority": {"c_level": "C-level", "vp": "VP", "individual": "individual contributor"},
-    "department": {"hr": "HR", "it": "IT", "customer_success": "customer success"},
+    "seniority": {"c_level": "C-level", "vp": "VP", "individual": "Individual contributor"},
+    "department": {"hr": "HR", "it": "IT", "customer_success": "Customer success"},
 }
 NOT_GIVEN = "not given"
 # Added to a category factor whose value the model did not learn on its own (too rare in training, or
@@ -782,13 +783,14 @@ def _read_seniority(row: list) -> tuple[str, dict]:
     """
     level, department = row
     if level == UNKNOWN and department == UNKNOWN:
-        return "unknown", {"value": "no job title"}
+        return "unknown", {"value": "No job title"}
     return _read_category([level], "seniority")
 
 
 def _level_display(signal: str, level) -> str:
-    """A built-in derived category level as a rep says it: "C-level", "customer success"."""
-    return _LEVEL_DISPLAY.get(signal, {}).get(level, str(level).replace("_", " "))
+    """A built-in derived category level as a rep says it, capitalised (``_LEVEL_DISPLAY``): "C-level", "Customer
+    success", "Sales"."""
+    return _CONVERSIONS["c"](_LEVEL_DISPLAY.get(signal, {}).get(level, str(level).replace("_", " ")))
 
 
 def level_words(spec: FeatureParams, signal: str, levels) -> dict[str, str]:

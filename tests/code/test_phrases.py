@@ -168,7 +168,7 @@ def test_fit_signals_read_with_the_leads_own_values():
     assert row["campaign"] == "Came in through campaign spring promo 2025"
     assert row["country"] == "Country: US"
     assert row["seniority"] == "Seniority: VP"
-    assert row["department"] == "Department: marketing"
+    assert row["department"] == "Department: Marketing"
     assert "size_band" not in phrases.columns  # joined to employees: one factor, worded by the count
     assert row["employees"] == "250 employees"
     assert values.loc["L1", "icp_match"] == "4 of 4"
@@ -223,6 +223,18 @@ def test_a_country_the_crm_writes_by_name_reads_as_a_name_not_shouted():
         phrase_templates(demo_spec(phrases={"country": "Country: {value} | [unknown] Country not given"}))
 
 
+def test_values_derived_from_the_job_title_read_in_one_case_style():
+    """"Department: sales" beside "Department: IT": a derived value reads capitalised, as a CRM value does, in the
+    factor and its value alike."""
+    titles = {"a": "Sales Manager", "b": "Director, IT", "c": "Customer Success Lead", "d": "VP Sales", "e": "Analyst"}
+    phrases, values = described([lead(lead_id=i, job_title=t) for i, t in titles.items()], [], demo_spec())
+    assert phrases["department"].tolist() == ["Department: Sales", "Department: IT", "Department: Customer success",
+                                              "Department: Sales", "Department not clear from the job title"]
+    assert phrases["seniority"].tolist() == ["Seniority: Manager", "Seniority: Director", "Seniority: Manager",
+                                             "Seniority: VP", "Seniority: Individual contributor"]
+    assert values["department"].tolist()[:3] == ["Sales", "IT", "Customer success"]
+
+
 def test_a_job_title_that_tells_nothing_reads_as_such_not_as_a_level_named_unknown():
     """A lead without a job title read "Seniority not clear from the job title": it says the title is missing."""
     leads = [lead(lead_id="none"), lead(lead_id="blank", job_title="  "),
@@ -230,7 +242,7 @@ def test_a_job_title_that_tells_nothing_reads_as_such_not_as_a_level_named_unkno
     phrases, values = described(leads, [], demo_spec())
     assert phrases["seniority"].tolist() == ["No job title to tell the seniority"] * 2 + [
         "Seniority not clear from the job title"]
-    assert values["seniority"].tolist()[:2] == ["no job title"] * 2
+    assert values["seniority"].tolist()[:2] == ["No job title"] * 2
     assert phrases["department"].tolist() == ["No job title to tell the department"] * 2 + [
         "Department not clear from the job title"]
 

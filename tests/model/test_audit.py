@@ -609,10 +609,10 @@ def test_values_derived_from_the_job_title_read_as_a_rep_reads_them_not_as_codes
     table = audit.signal_importance(rows, catalog).set_index("signal")
     assert table.loc["seniority", "reading"] == ("helps most: C-level (+0.40); hurts most: Seniority not clear from the "
                                                  "job title (-0.30)")
-    assert table.loc["department", "reading"] == ("helps most: customer success (+0.20); hurts most: No job title to "
+    assert table.loc["department", "reading"] == ("helps most: Customer success (+0.20); hurts most: No job title to "
                                                   "tell the department (-0.50)")
     assert audit.dependence_table(rows, catalog, ["department"])["value"].tolist() == [
-        "customer success", "Department not clear from the job title", "No job title to tell the department"]
+        "Customer success", "Department not clear from the job title", "No job title to tell the department"]
     assert len(rows.segment("seniority", "C-level").y) == len(rows.segment("seniority", "c_level").y) == 30
 
 
