@@ -170,7 +170,7 @@ _JOINED_PHRASES: dict[str, str] = {
 # capitalised, as a CRM value does ("Department: Sales" beside "Department: IT", not "Department: sales").
 _LEVEL_DISPLAY: dict[str, dict[str, str]] = {
     "seniority": {"c_level": "C-level", "vp": "VP", "individual": "Individual contributor"},
-    "department": {"hr": "HR", "it": "IT", "customer_success": "Customer success"},
+    "department": {"hr": "HR", "it": "IT", "customer_success": "Customer success", UNKNOWN: "No job title"},
 }
 NOT_GIVEN = "not given"
 # Added to a category factor whose value the model did not learn on its own (too rare in training, or
