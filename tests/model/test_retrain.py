@@ -6,6 +6,7 @@ before the drop; a challenger trained after it must be promoted, one trained on 
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import threading
@@ -745,19 +746,25 @@ def test_promote_and_rollback_record_why_and_walk_back_the_chain(three_versions)
     assert champion_version(params) == "2"
 
 
+@contextlib.contextmanager
+def _store_stops_answering(monkeypatch):
+    """The tracking store fails every registry tag write inside the block, which must end in its error."""
+    def store_down(self, *args, **kwargs):
+        raise mlflow.exceptions.MlflowException("the store stopped answering")
+
+    with monkeypatch.context() as patched, pytest.raises(mlflow.exceptions.MlflowException):
+        patched.setattr(MlflowClient, "set_model_version_tag", store_down)
+        yield
+
+
 def test_a_store_failing_while_a_champion_is_promoted_leaves_the_champion_where_it_was(three_versions, monkeypatch):
     """The tracking store stops answering between the registry calls of a promotion (a retrain's or a human's):
     `champion` stays on the version it was, not moved to one recording no previous champion to roll back to."""
     params = three_versions
     promote(params, 1, "launch")
 
-    def store_down(self, *args, **kwargs):
-        raise mlflow.exceptions.MlflowException("the store stopped answering")
-
-    with monkeypatch.context() as patched:
-        patched.setattr(MlflowClient, "set_model_version_tag", store_down)
-        with pytest.raises(mlflow.exceptions.MlflowException):
-            promote(params, 2, "Q3 retrain")
+    with _store_stops_answering(monkeypatch):
+        promote(params, 2, "Q3 retrain")
     assert champion_version(params) == "1"
 
     promote(params, 2, "Q3 retrain")  # the store is back: done again, the chain back is intact
@@ -771,13 +778,8 @@ def test_a_store_failing_while_a_champion_is_rolled_back_leaves_the_champion_whe
     promote(params, 1, "launch")
     promote(params, 2, "Q3 retrain")
 
-    def store_down(self, *args, **kwargs):
-        raise mlflow.exceptions.MlflowException("the store stopped answering")
-
-    with monkeypatch.context() as patched:
-        patched.setattr(MlflowClient, "set_model_version_tag", store_down)
-        with pytest.raises(mlflow.exceptions.MlflowException):
-            rollback(params, "tier A halved")
+    with _store_stops_answering(monkeypatch):
+        rollback(params, "tier A halved")
     assert champion_version(params) == "2"
 
     assert rollback(params, "tier A halved").version == "1"  # the store is back: done again
@@ -898,13 +900,8 @@ def test_a_challenger_registered_by_a_retrain_that_stopped_before_its_gate_is_pr
     name, client = params.tracking.registered_model, MlflowClient()
     assert first.promoted and NOT_JUDGED not in client.get_model_version(name, first.challenger_version).tags
 
-    def store_down(self, *args, **kwargs):
-        raise mlflow.exceptions.MlflowException("the store stopped answering")
-
-    with monkeypatch.context() as patched:
-        patched.setattr(MlflowClient, "set_model_version_tag", store_down)
-        with pytest.raises(mlflow.exceptions.MlflowException):
-            retrain(params, force=True)
+    with _store_stops_answering(monkeypatch):
+        retrain(params, force=True)
     version = str(client.get_model_version_by_alias(name, tracking.CHALLENGER).version)
     assert version != first.challenger_version and champion_version(params) == first.challenger_version
 
