@@ -177,6 +177,8 @@ NOT_GIVEN = "not given"
 # never seen: ``CategoryEncoder`` pools them as ``__other__``): its points are those of the pool, and
 # "Country: Bahrain  -2 pts" alone would read as if Bahrain itself lowered the score.
 RARE_VALUE = "{phrase} (too few past leads had this value to judge it on its own)"
+# RARE_VALUE for a value no past lead had (the lead's never_seen names it): "too few" would say training saw it.
+NEVER_SEEN_VALUE = "{phrase} (no past lead had this value: judged as the rare ones are)"
 _CONVERSIONS = {
     "u": str.upper,
     "l": str.lower,
@@ -361,7 +363,8 @@ class Phrasebook:
                 activity since it was created 2 days ago", not "No activity in the last 365 days",
                 which sounds dormant; the feature says 365 days either way (``RECENCY_CAP_DAYS``).
             learned: per category feature, the levels the model learned (``CategoryEncoder.learned``);
-                a value outside them reads with ``RARE_VALUE``. None: every value reads as itself.
+                a value outside them reads with ``RARE_VALUE``, or ``NEVER_SEEN_VALUE`` where ``as_sent`` names it.
+                None: every value reads as itself.
             spellings: per category feature read from a CRM column, each value as compared (lower case) -> as the CRM
                 spells it (``LeadScorer.category_spellings``): the factor and its value say "Olark Chat", not "olark
                 chat". A value without one (never seen in training) reads as ``as_sent`` gives it, else as compared.
@@ -405,7 +408,7 @@ class Phrasebook:
                     fields = {**fields, "value": sent_text if sent_text is not None else spelled[str(lead_values[0])]}
                 text = _FORMATTER.format(self.templates[signal].text(state, level), **fields)
                 if known is not None and state != "unknown" and str(lead_values[0]) not in known:
-                    text = RARE_VALUE.format(phrase=text)
+                    text = (RARE_VALUE if sent_text is None else NEVER_SEEN_VALUE).format(phrase=text)
                 texts.append(text)
                 shown.append(fields["value"])
             phrases[rows, j] = np.asarray(texts, dtype=object)[inverse]

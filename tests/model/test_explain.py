@@ -452,9 +452,11 @@ def test_an_activity_factor_names_the_window_whose_count_moved_the_score(scorer)
 def test_a_value_training_never_saw_is_named_as_the_lead_sent_it_in_batch_score_and_explain(sample_dir, tracking_dir,
                                                                                             tmp_path):
     """"Industry: asteroid mining" (the value as the model compares it) beside the lead's never_seen
-    {"industry": "Asteroid Mining"}: the factor names the value as sent, in score --explain's columns, /score's reasons
-    and /explain alike. Trained where each referral's source is its own rare value ("referral 17"), so the pool a new
-    value scores as is worth points, and the factor is a reason on every path."""
+    {"industry": "Asteroid Mining"}: the factor names the value as sent, and says no past lead had it (not "too few
+    past leads had this value", which says training saw it), in score --explain's columns, /score's reasons and
+    /explain alike; a value a past lead or two had keeps "too few". Trained where each referral's source is its own
+    rare value ("referral 17"), so the pool a new value scores as is worth points, and the factor is a reason on
+    every path."""
     from conftest import FAST, params_for
     from models.splits import make_split
     from pipelines.train import fit_model
@@ -473,7 +475,7 @@ def test_a_value_training_never_saw_is_named_as_the_lead_sent_it_in_batch_score_
     row = lead.iloc[0].to_dict()
     explained = explain_request(scorer, row, None, ModelRef.of(scorer), as_of=AS_OF)
     assert explained["never_seen"] == {"lead_source": "TikTok Ads"}
-    phrase = "Lead source: TikTok Ads (too few past leads had this value to judge it on its own)"
+    phrase = "Lead source: TikTok Ads (no past lead had this value: judged as the rare ones are)"
     (factor,) = [f for f in explained["factors"] if f["signal"] == "lead_source"]
     assert (factor["phrase"], factor["value"]) == (phrase, "TikTok Ads")
     assert abs(round(factor["points"])) >= 1  # a reason /score and score --explain list
@@ -485,3 +487,9 @@ def test_a_value_training_never_saw_is_named_as_the_lead_sent_it_in_batch_score_
     score_file(scorer, tmp_path / "leads.csv", tmp_path / "scores.csv", as_of=AS_OF, progress=False,
                top_factors=len(scorer.catalog))
     assert phrase in pd.read_csv(tmp_path / "scores.csv").iloc[0].tolist()
+
+    seen_once = min(scorer.encoder.seen["lead_source"] - set(scorer.encoder.learned["lead_source"]))  # "referral 17"
+    explained = explain_request(scorer, {**row, "lead_source": seen_once}, None, ModelRef.of(scorer), as_of=AS_OF)
+    assert explained["never_seen"] == {}
+    (factor,) = [f for f in explained["factors"] if f["signal"] == "lead_source"]
+    assert factor["phrase"] == f"Lead source: {seen_once} (too few past leads had this value to judge it on its own)"
