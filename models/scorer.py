@@ -229,6 +229,16 @@ class LeadScorer:
             audience: who reads the problems' advice (``pipelines.ingest.Audience``): the service passes
                 its API clients.
         """
+        features, problems, ages, _ = self._build(raw_leads, raw_activities, as_of, source, checked_activities,
+                                                  decimal_mark, audience)
+        return features, problems, ages
+
+    def _build(
+        self, raw_leads: pd.DataFrame, raw_activities: pd.DataFrame | None, as_of: pd.Timestamp | None, source: str,
+        checked_activities: pd.DataFrame | None, decimal_mark: DecimalMark, audience: Audience,
+    ) -> tuple[pd.DataFrame, list[Problem], np.ndarray, pd.DataFrame]:
+        """``build``, and the raw rows built, in the features' order (``never_seen_as_sent`` reads them): told by
+        their index labels, as a problem's row number is the activity file's for an activity's problem."""
         if not raw_leads.index.is_unique:  # rows are told apart by their index label (`_existing_at`)
             raw_leads = raw_leads.reset_index(drop=True)
         leads, problems = prepare_table(raw_leads, "leads", self.data, source, numeric=self.features.numeric,
@@ -246,13 +256,14 @@ class LeadScorer:
                 activities = pd.DataFrame({"lead_id": pd.Series(dtype=str), "occurred_at": pd.Series(dtype="datetime64[ns]"), "activity": pd.Series(dtype=str)})
         if any(p.row is None for p in problems):  # e.g. a required column is missing: no row can be built
             nothing = pd.DataFrame({"lead_id": pd.Series(dtype="str")})
-            return build_features(nothing, None, None, self.features), problems, np.empty(0)
+            return build_features(nothing, None, None, self.features), problems, np.empty(0), raw_leads.iloc[:0]
         snapshot = None
         if self.data.dated:
             snapshot = as_of_time(as_of) if as_of is not None else pd.Timestamp.now(tz="UTC").tz_localize(None)
             leads = self._existing_at(leads, raw_leads, snapshot, source, problems, audience)
         features = self.as_known(build_features(leads, activities, snapshot, self.features))
-        return features, problems, lead_age_days(leads.get("created_at", pd.Series(pd.NaT, index=leads.index)), snapshot)
+        ages = lead_age_days(leads.get("created_at", pd.Series(pd.NaT, index=leads.index)), snapshot)
+        return features, problems, ages, raw_leads.loc[leads.index]
 
     def _existing_at(self, leads: pd.DataFrame, raw_leads: pd.DataFrame, snapshot: pd.Timestamp, source: str,
                      problems: list[Problem], audience: Audience) -> pd.DataFrame:
@@ -287,11 +298,13 @@ class LeadScorer:
         """Score raw CRM rows (the CRM's own column names); invalid rows come back as problems.
 
         With ``top_factors`` > 0 the scores also get that many top positive and negative factors
-        per lead as flat columns (``models.explain.factor_columns``). ``checked_activities``: see
-        ``build``.
+        per lead as flat columns (``models.explain.factor_columns``), which name a value training never saw as the
+        lead sent it, as /score's do (``never_seen_as_sent``). ``checked_activities``: see ``build``.
         """
-        features, problems, ages = self.build(raw_leads, raw_activities, as_of, source, checked_activities)
-        return ScoreBatch(scores=self.scores_of(features, top_factors, ages), problems=problems)
+        features, problems, ages, built = self._build(raw_leads, raw_activities, as_of, source, checked_activities,
+                                                      "point", COMMAND_LINE)
+        never_seen = self.never_seen_as_sent(features, built) if top_factors else None
+        return ScoreBatch(scores=self.scores_of(features, top_factors, ages, never_seen), problems=problems)
 
     def scores_of(self, features: pd.DataFrame, top_factors: int = 0, age_days: np.ndarray | None = None,
                   never_seen: dict[int, dict[str, str]] | None = None) -> pd.DataFrame:

@@ -254,6 +254,24 @@ def test_a_value_the_model_learned_reads_as_itself_and_only_a_rare_one_says_it_i
     assert "Industry: asteroid mining (too few past leads had this value to judge it on its own)" in columns.iloc[1].tolist()
 
 
+def test_score_with_factors_names_a_value_no_past_lead_had_as_the_lead_sent_it(scorer):
+    """``LeadScorer.score(top_factors=...)`` words a never-seen value as /score does, each lead its own, though a lead
+    before them is refused and an activity row is too (its problem's row number is the activity's)."""
+    warm = {"job_title": "VP Engineering", "employees": "800", "country": "US", "email": "kim@acme.com", "lead_source": "referral"}
+    leads = pd.concat([raw_lead(lead_id="bad", created_at="not a date", industry="Quantum Weaving", **warm),
+                       raw_lead(lead_id="known", industry="software", **warm),
+                       raw_lead(lead_id="new", industry="Asteroid Mining", **warm)])
+    acts = pd.DataFrame([{"lead_id": "known", "occurred_at": "someday", "activity": "demo_request"}]
+                        + [activity("demo_request", "2025-05-30 10:00"), activity("pricing_view", "2025-05-30 11:00")] * 2)
+    acts.loc[1:, "lead_id"] = ["known", "known", "new", "new"]
+    batch = scorer.score(leads, acts, as_of=AS_OF, top_factors=len(scorer.catalog))
+    assert sorted((p.source, p.row) for p in batch.problems) == [("request", 1), ("request", 1)]  # a lead's, an activity's
+    rows = batch.scores.set_index("lead_id").astype(str)
+    assert "Industry: software" in rows.loc["known"].tolist()
+    assert ("Industry: Asteroid Mining (no past lead had this value: judged as the rare ones are)"
+            in rows.loc["new"].tolist())
+
+
 @pytest.mark.parametrize("email", [None, "kim at acme"])
 def test_a_lead_without_a_usable_email_hears_so_once(scorer, email):
     features, problems, ages = scorer.build(raw_lead(email=email), None, as_of=AS_OF)
