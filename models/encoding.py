@@ -23,6 +23,12 @@ import pandas as pd
 from pipelines.contract import NUMBER_TEXT
 
 OTHER = "__other__"
+# When a value never seen in training stops being one, as batch scoring's summary and the service's never_seen say it:
+# a model's levels come from the rows it is fit on, which with creation dates are the oldest part of models.splits.
+LEARNT_BY_A_RETRAIN = (
+    "a retrain learns a value only if enough of the leads it is fit on have it: with creation dates those are its "
+    "oldest leads (half by default; evaluate.split holds out the newest for validation, calibration and test), so a "
+    "value new in recent months is still unseen after the next retrain")
 # Distinct training values remembered per column at most. A column with more (company names, cities)
 # has new values in every batch, which says nothing about a retrain: its values are not remembered.
 MAX_REMEMBERED = 10_000

@@ -128,8 +128,8 @@ class LeadScorer:
 
     def never_seen(self, features: pd.DataFrame) -> dict[str, np.ndarray] | None:
         """Per lead column the model reads as a category (``features.categorical``): per row, whether its value was
-        never seen in training (``CategoryEncoder.never_seen``), so is scored as the model's ``__other__`` level;
-        a retrain would learn it. Named per lead by ``never_seen_as_sent``; ``unseen_values`` counts it.
+        never seen in training (``CategoryEncoder.never_seen``), so is scored as the model's ``__other__`` level
+        (until ``models.encoding.LEARNT_BY_A_RETRAIN``). Named per lead by ``never_seen_as_sent``; ``unseen_values`` counts it.
 
         None when the model does not remember its training values (pickled before it did): nothing can
         be told then. Derived categories (size band, seniority, department) are left out: their values

@@ -327,11 +327,11 @@ def score(
 
 def _unseen_line(column: str, values: dict[str, int], scored: int) -> str:
     """One CRM column's values the model never saw in training, the most frequent few with their leads."""
-    from models.encoding import most_frequent
+    from models.encoding import LEARNT_BY_A_RETRAIN, most_frequent
 
     return (f"{sum(values.values()):,} of {scored:,} leads have a {column!r} value the model never saw in training "
             f"({most_frequent(values)}): scored as the model's \"other\" level, as values too rare to learn from are; "
-            "a retrain would learn the ones with enough leads; each lead's are in column never_seen")
+            f"{LEARNT_BY_A_RETRAIN}; each lead's are in column never_seen")
 
 
 def _crm_export(p: Params) -> dict[str, Path | None]:

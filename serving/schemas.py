@@ -18,6 +18,7 @@ from typing import Annotated, Any
 import pandas as pd
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints, WithJsonSchema
 
+from models.encoding import LEARNT_BY_A_RETRAIN
 from pipelines.contract import LARGEST_NUMBER, NUMBER_TEXT
 from pipelines.ingest import as_plain_text
 from pipelines.numbers import read_numbers
@@ -265,9 +266,9 @@ class Reasons(BaseModel):
 NEVER_SEEN = (
     "Per CRM field (named as this request names it) the model reads as a category (features."
     "categorical): the value this lead sent, as text, that the model never saw in training. It is scored as "
-    "the model's shared \"other\" level, as values too rare to learn from are, until a retrain learns it: a "
-    "new lead source, or a field mapping that sends what training never read (true for a field trained on "
-    "\"Yes\"/\"No\"). A value read as one the model knows is not listed (3 for a \"3.0\" "
+    "the model's shared \"other\" level, as values too rare to learn from are: a new lead source, or a field "
+    "mapping that sends what training never read (true for a field trained on \"Yes\"/\"No\"); "
+    + LEARNT_BY_A_RETRAIN + ". A value read as one the model knows is not listed (3 for a \"3.0\" "
     "it trained on), nor a missing one, nor one of a field with more than 10,000 distinct values in training "
     "(not judged). {} when there is none; null when the model cannot tell (trained before it remembered its "
     "training values)."
