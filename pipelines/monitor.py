@@ -150,7 +150,7 @@ def drift_table(
     Returns:
         Columns feature, kind, psi, status (ok / warn / alert / n/a when the recent window holds fewer
         than monitor.min_drift_rows leads), reference_rows, recent_rows; with ``unseen``, never_seen: the
-        most frequent of them with their recent leads (part of the "other" bin a retrain would learn).
+        most frequent of them with their recent leads (part of the "other" bin; see encoding.LEARNT_BY_A_RETRAIN).
     """
     rows = [
         {"feature": d.name, "kind": d.kind,

@@ -454,7 +454,7 @@ def test_the_reference_pairs_each_recent_age_with_a_training_lead_open_then_as_i
 
 def test_a_drifting_source_names_the_values_the_champion_never_saw_in_training(production):
     """Marketing launched TikTok after the champion was trained: the lead_source drift says so by name,
-    with its leads, as the part of the "(other)" bin a retrain would learn."""
+    with its leads, as the part of the "(other)" bin they fall in."""
     params, crm, store = production
     leads = crm.leads.copy()
     new = (leads["created_at"] >= "2025-11-01") & (leads["lead_source"] == "paid_search")
