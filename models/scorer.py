@@ -229,16 +229,18 @@ class LeadScorer:
             audience: who reads the problems' advice (``pipelines.ingest.Audience``): the service passes
                 its API clients.
         """
-        features, problems, ages, _ = self._build(raw_leads, raw_activities, as_of, source, checked_activities,
-                                                  decimal_mark, audience)
+        features, problems, ages, _ = self.build_with_rows(raw_leads, raw_activities, as_of, source, checked_activities,
+                                                           decimal_mark, audience)
         return features, problems, ages
 
-    def _build(
-        self, raw_leads: pd.DataFrame, raw_activities: pd.DataFrame | None, as_of: pd.Timestamp | None, source: str,
-        checked_activities: pd.DataFrame | None, decimal_mark: DecimalMark, audience: Audience,
+    def build_with_rows(
+        self, raw_leads: pd.DataFrame, raw_activities: pd.DataFrame | None = None, as_of: pd.Timestamp | None = None,
+        source: str = "request", checked_activities: pd.DataFrame | None = None, decimal_mark: DecimalMark = "point",
+        audience: Audience = COMMAND_LINE,
     ) -> tuple[pd.DataFrame, list[Problem], np.ndarray, pd.DataFrame]:
         """``build``, and the raw rows built, in the features' order (``never_seen_as_sent`` reads them): told by
-        their index labels, as a problem's row number is the activity file's for an activity's problem."""
+        their index labels, as a problem's row number is the activity file's for an activity's problem. When every
+        row was built, those are `raw_leads` itself (no copy: batch scoring asks for every chunk)."""
         if not raw_leads.index.is_unique:  # rows are told apart by their index label (`_existing_at`)
             raw_leads = raw_leads.reset_index(drop=True)
         leads, problems = prepare_table(raw_leads, "leads", self.data, source, numeric=self.features.numeric,
@@ -263,7 +265,7 @@ class LeadScorer:
             leads = self._existing_at(leads, raw_leads, snapshot, source, problems, audience)
         features = self.as_known(build_features(leads, activities, snapshot, self.features))
         ages = lead_age_days(leads.get("created_at", pd.Series(pd.NaT, index=leads.index)), snapshot)
-        return features, problems, ages, raw_leads.loc[leads.index]
+        return features, problems, ages, raw_leads if leads.index.equals(raw_leads.index) else raw_leads.loc[leads.index]
 
     def _existing_at(self, leads: pd.DataFrame, raw_leads: pd.DataFrame, snapshot: pd.Timestamp, source: str,
                      problems: list[Problem], audience: Audience) -> pd.DataFrame:
@@ -301,8 +303,8 @@ class LeadScorer:
         per lead as flat columns (``models.explain.factor_columns``), which name a value training never saw as the
         lead sent it, as /score's do (``never_seen_as_sent``). ``checked_activities``: see ``build``.
         """
-        features, problems, ages, built = self._build(raw_leads, raw_activities, as_of, source, checked_activities,
-                                                      "point", COMMAND_LINE)
+        features, problems, ages, built = self.build_with_rows(raw_leads, raw_activities, as_of, source,
+                                                               checked_activities)
         never_seen = self.never_seen_as_sent(features, built) if top_factors else None
         return ScoreBatch(scores=self.scores_of(features, top_factors, ages, never_seen), problems=problems)
 
