@@ -671,9 +671,9 @@ def segment_outcomes(outcomes: pd.DataFrame, by: str, top_reasons: int = TOP_REA
     """Per value of `by` (a lead source, a campaign): volume, conversion, acceptance, reasons, revenue.
 
     Rates are over leads with an outcome (open leads may still convert; excluded ones, which training leaves out, such
-    as duplicates, are no outcome of the source's: counted in their own column), and blank for a segment of fewer than MIN_LEVEL_ROWS of them: X
-    Education's "Live Chat" and "NC_EDM" read 100.0% conversion from 2 leads and 1, in a table marketing sorts by
-    rate (its counts stay). Leads without a value are one MISSING row.
+    as duplicates, are no outcome of the source's: counted in their own column), and blank for a segment of fewer
+    than MIN_LEVEL_ROWS of them: X Education's "Live Chat" and "NC_EDM" read 100.0% conversion from 2 leads and 1,
+    in a table marketing sorts by rate (its counts stay). Leads without a value are one MISSING row.
 
     Returns:
         The summary (``<by>``, ``leads``, ``decided``, ``excluded``, ``converted``, ``rejected``,
