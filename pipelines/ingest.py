@@ -68,6 +68,7 @@ DROP_REASONS = {
     "bad_number": "invalid number",
     "infinite_number": "infinite number where text belongs",
     "unknown_status": "unknown status",
+    "ambiguous_column": "different values in columns mapped to one",
     "duplicate_lead_id": "conflicting duplicate lead_id",
     "unknown_lead": "lead_id not in leads",
     "identical_duplicate": "identical duplicate row",
@@ -732,6 +733,30 @@ def not_answered(value, data: DataParams) -> bool:
     return text == "" or text in {v.strip() for v in data.missing_values}
 
 
+def one_value_per_row(values: list[pd.Series], data: DataParams) -> tuple[pd.Series, np.ndarray]:
+    """One contract column sent under several names (a CRM's mapped name and the contract's, each a Series of the
+    same rows): per row its first answered value, as sent (none answered: the first name's), and which rows answer
+    it with different values, compared as text, stripped (`as_plain_text`; not answered as `_missing_to_na` reads
+    a cell). An export and a request (`serving.scoring.one_field_per_column`) read the column once where the values
+    agree, and refuse only a row where they differ: nothing picks one."""
+    values = [v.astype(object) if isinstance(v.dtype, pd.CategoricalDtype) else v for v in values]
+    answered = dict(enumerate(values))
+    _missing_to_na(answered, data.missing_values)
+    texts = [as_plain_text(v).str.strip().where(v.notna()) for v in answered.values()]
+    first = texts[0]
+    for text in texts[1:]:
+        first = first.fillna(text)
+    differ = np.zeros(len(first), dtype=bool)
+    value, taken = values[0], texts[0].notna().to_numpy(dtype=bool, copy=True)
+    for sent, text in zip(values[1:], texts[1:]):
+        here = text.notna().to_numpy(dtype=bool)
+        differ |= here & (text.fillna("") != first.fillna("")).to_numpy(dtype=bool)
+        if (here & ~taken).any():
+            value = value.where(taken | ~here, sent)
+        taken |= here
+    return value, differ
+
+
 def numbers_not_answered(data: DataParams) -> list[str]:
     """Those of data.missing_values a number (a JSON request's, a column of numbers') matches: the ones written as
     `as_plain_text` writes a number ("-1", "0", "2.5"); "-1.0" or "1e3" only ever matches that text."""
@@ -994,9 +1019,10 @@ def prepare_table(
             continue
         origins.setdefault(name, []).append(crm)
         columns.setdefault(name, signalling_nans_quieted(raw[crm]))
+    differ: dict[str, np.ndarray] = {}  # per column several CRM columns map to, the rows where their values differ
     for name, crms in origins.items():
         if len(crms) > 1:
-            problems.append(problem(None, name, f"several CRM columns map to it: {crms}", "ambiguous_column"))
+            columns[name], differ[name] = one_value_per_row([signalling_nans_quieted(raw[crm]) for crm in crms], data)
 
     required = required_columns(spec, data)
     for column in required:
@@ -1025,6 +1051,16 @@ def prepare_table(
             columns[column] = mapped.where(mapped.notna(), columns[column])
 
     bad = np.zeros(len(raw), dtype=bool)
+    for name, rows in differ.items():
+        crms = origins[name]
+        for i in np.flatnonzero(rows):
+            sent = ", ".join(f"{crm!r}: {_as_sent(raw[crm].iloc[i])}" for crm in crms
+                             if pd.notna(raw[crm].iloc[i]) and not not_answered(raw[crm].iloc[i], data))
+            problems.append(Problem(source, int(i) + 1, crms[0], f"{' and '.join(map(repr, crms))} map to one column, {name} "
+                                    f"(data.mapping), and hold different values ({sent}): the row is refused rather "
+                                    "than one picked; make them agree, or leave one out (data.drop_columns)", name,
+                                    "ambiguous_column"))
+        bad |= rows
     cleared: dict[str, np.ndarray] = {}  # per column of spec.cleared_if_bad, its bad values, left out of kept rows
     now = pd.Timestamp.now(tz="UTC").tz_localize(None)
 

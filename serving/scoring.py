@@ -22,7 +22,7 @@ from models.scorer import LeadScorer
 from pipelines.config import DataParams, LabelParams
 from pipelines.contract import LEADS
 from pipelines.ingest import (ALIKE, API_CLIENT, Problem, alike_column, as_of_time, as_plain_text, contract_status,
-                              crm_column, not_answered, translate)
+                              crm_column, not_answered, one_value_per_row, translate)
 from serving.schemas import Identifier, plain_value
 from serving.security import BAD_JSON_ERROR, card_link, error_message, field_path
 from serving.store import decision_date, email_sha256, utc_naive
@@ -162,9 +162,10 @@ def one_field_per_column(scorer: LeadScorer, leads: list[dict], activities: list
 
     A lead may carry a column under the CRM's name the model's data.mapping declares and under the contract's
     ("Lead Source" and "lead_source"), as an integration adding the documented names to a forwarded record does.
-    Both holding one value (compared as text, stripped; a field not answered holds none) is that value, kept under
-    the name the mapping gives the column (`crm_column`) when sent; different values are refused at the lead, naming
-    both fields, as an export whose columns map to one is refused ("ambiguous_column"): the service does not pick one.
+    Both holding one value (`ingest.one_value_per_row`, the rule an export's rows are read by: compared as text,
+    stripped; a field not answered holds none) is that value, kept under the name the mapping gives the column
+    (`crm_column`) when sent; different values are refused at the lead, naming both fields ("ambiguous_column"), as
+    an export's row is: the service does not pick one.
     """
     data = scorer.data
     reads = {table: field_reader(scorer, table) for table in ("leads", "activities")}
@@ -179,16 +180,18 @@ def one_field_per_column(scorer: LeadScorer, leads: list[dict], activities: list
         for column, names in by_column.items():
             if len(names) < 2:
                 continue
-            answered = {name: row[name] for name in names if row[name] is not None and not not_answered(row[name], data)}
-            if len({_as_sent_text(value) for value in answered.values()}) > 1:
-                values = ", ".join(f"{name!r}: {_as_sent_text(value)!r}" for name, value in answered.items())
+            kept = crm_column(data, table, column)
+            kept = kept if kept in names else names[0]
+            read = [kept, *(name for name in names if name != kept)]
+            value, differ = one_value_per_row([pd.Series([row[name]], dtype=object) for name in read], data)
+            if differ[0]:
+                values = ", ".join(f"{name!r}: {_as_sent_text(row[name])!r}" for name in names
+                                   if row[name] is not None and not not_answered(row[name], data))
                 detail.append(_detail((*loc, names[0]), f"{' and '.join(map(repr, names))} are one field, {column} (the "
                                       f"model's data.mapping.{table}), sent with different values ({values}): send "
                                       "it once", "ambiguous_column"))
                 continue
-            kept = crm_column(data, table, column)
-            kept = kept if kept in names else names[0]
-            value = next(iter(answered.values()), row[kept])
+            value = value.iloc[0]
             for name in names:
                 out.pop(name)
             out[kept] = value

@@ -578,6 +578,42 @@ def test_a_crm_number_column_with_text_in_it_rejects_that_row_and_the_file_still
         "total_visits '-3' (total_visits counts something: 0 or more)"]
 
 
+@pytest.mark.parametrize("suffix", [".csv", ".parquet"])
+def test_a_column_sent_under_its_crm_and_contract_names_scores_where_they_agree_and_rejects_a_row_where_they_differ(
+        x_education_csv, tmp_path, suffix):
+    """A file carrying X Education's 'Lead Source' and the contract's lead_source beside it was refused whole, while
+    the service scores a lead whose two fields agree. Now a lead scores as from the one column where they agree (as
+    text, stripped; a blank or 'Select' holds none), and a row where they differ goes to the rejects file naming its
+    row, both columns and both values, the other rows scored."""
+    raw = pd.read_csv(x_education_csv, **PANDAS_TEXT).head(400)
+    raw.to_csv(tmp_path / "export.csv", index=False)
+    _, scorer = quick_scorer(load_params(X_EDUCATION, overrides={"data.leads": str(tmp_path / "export.csv")}))
+    leads = raw.head(12).reset_index(drop=True)
+    leads.to_csv(tmp_path / "one.csv", index=False)
+    expected = pd.read_csv(score_file(scorer, tmp_path / "one.csv", tmp_path / "one_scores.csv",
+                                      progress=False).output)
+    both = leads.assign(lead_source=leads["Lead Source"])
+    both.loc[1, "lead_source"] = f"  {leads['Lead Source'][1]} "
+    both.loc[2, "Lead Source"], both.loc[3, "lead_source"] = "Select", None
+    other = next(v for v in raw["Lead Source"].dropna() if v != leads["Lead Source"][5])
+    both.loc[5, "lead_source"] = other
+    source = tmp_path / f"leads{suffix}"
+    both.to_csv(source, index=False) if suffix == ".csv" else both.to_parquet(source, index=False)
+
+    summary = score_file(scorer, source, tmp_path / "scores.csv", chunk_size=4, progress=False)
+
+    assert (summary.rows_read, summary.rows_scored, summary.rows_rejected) == (12, 11, 1)
+    pd.testing.assert_frame_equal(pd.read_csv(summary.output), expected.drop(index=5).reset_index(drop=True))
+    rejects = pd.read_csv(summary.rejects, **PANDAS_TEXT)
+    assert rejects["row"].tolist() == ["6"]
+    assert rejects["problems"].tolist() == [
+        f"{source} row 6{' (header not counted)' if suffix == '.csv' else ''}, column 'Lead Source' (lead_source): "
+        f"'Lead Source' and 'lead_source' map to one column, lead_source (data.mapping), and hold different values "
+        f"('Lead Source': {leads['Lead Source'][5]!r}, 'lead_source': {other!r}): the row is refused rather than one "
+        "picked; make them agree, or leave one out (data.drop_columns)"]
+    assert rejects[["Lead Source", "lead_source"]].values.tolist() == [[leads["Lead Source"][5], other]]
+
+
 @pytest.mark.parametrize("blank", ["read", "dropped"])
 def test_training_and_batch_scoring_read_a_csv_column_without_a_name_alike(x_education_csv, tmp_path, blank):
     """pandas' to_csv() writes its index under a blank name, as hand-made exports often have it. Training read such a

@@ -431,6 +431,35 @@ def test_a_csv_naming_a_column_twice_is_refused_unless_that_name_is_dropped(tmp_
     assert load_crm(dropped).leads["industry"].isna().all()
 
 
+@pytest.mark.parametrize("on_error", ["stop", "drop"])
+def test_two_columns_mapping_to_one_are_read_once_where_they_agree_and_refuse_only_a_row_where_they_differ(
+        tmp_path, on_error):
+    """An export carrying a column under the CRM's mapped name and the contract's ('Industry' and 'industry', as an
+    integration adding the documented names writes it) was refused whole, as the service refuses only a lead whose
+    two fields differ. Agreeing values (as text, stripped; a blank or data.missing_values holds none) are read
+    once; a row whose values differ is refused like any bad row, naming the row, both columns and both values."""
+    leads = [lead("L1", Industry="software", industry="software"), lead("L2", Industry=" retail", industry="retail "),
+             lead("L3", Industry="", industry="health"), lead("L4", Industry="Select", industry="finance"),
+             lead("L5", Industry="software", industry="retail"), lead("L6", Industry="", industry="")]
+    params = crm_params(tmp_path, leads, on_error=on_error)
+    words = ("leads.csv row 5 (header not counted), column 'Industry' (industry): 'Industry' and 'industry' map to "
+             "one column, industry (data.mapping), and hold different values ('Industry': 'software', 'industry': "
+             "'retail'): the row is refused rather than one picked; make them agree, or leave one out "
+             "(data.drop_columns)")
+    if on_error == "stop":
+        with pytest.raises(ContractError) as err:
+            load_crm(params)
+        assert [str(p) for p in err.value.problems] == [words]
+        assert only_problem(err).kind == "ambiguous_column"
+        return
+    crm = load_crm(params)
+    assert crm.leads["lead_id"].tolist() == ["L1", "L2", "L3", "L4", "L6"]
+    assert crm.leads["industry"].tolist()[:4] == ["software", "retail", "health", "finance"]
+    assert pd.isna(crm.leads["industry"].iloc[4])
+    assert crm.report.tables["leads"].dropped == {"ambiguous_column": 1}
+    assert [str(p) for p in crm.report.problems] == [words]
+
+
 @pytest.mark.parametrize("drop_columns", [[], ["Lead Score"]])
 def test_csv_columns_without_a_name_are_read_as_unmapped_ones_unless_drop_columns_lists_a_blank(tmp_path, drop_columns):
     """pandas' to_csv() writes its index under a blank name, Excel an empty column of the sheet; nothing can name such a
