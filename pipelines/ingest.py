@@ -1326,20 +1326,34 @@ def alike_column(header, name: str) -> str | None:
     """The column of ``header`` that looks like ``name`` written differently, None when there is none: with other
     blanks or letter case ('Lead ID ', 'LEAD ID'), as Excel and hand-edited headers gain them, or other word
     separators ('Lead_ID', 'LeadId' for 'Lead ID'; 'Created At' for 'created_at'), as each CRM joins words its own
-    way, else the closest misspelling ('Industy'); a mapping matches names exactly."""
+    way, else the closest misspelling ('Industy'), its separators too ('CreatedDate', 'Create Date' for 'created_at');
+    a mapping matches names exactly."""
     others = [column for column in header if column != name]
     for key in (label_key, _words_key):
         same = next((column for column in others if key(column) == key(name)), None)
         if same is not None:
             return same
-    keys = {label_key(column): column for column in reversed(others)}  # the first column of a key wins
-    close = difflib.get_close_matches(label_key(name), list(keys), n=1, cutoff=ALIKE_RATIO)
-    return keys[close[0]] if close else None
+    # A column holding every word of the name and more, or some of them only, is another field: 'Campaign ID' or
+    # 'CampaignId' beside 'Campaign', 'Phone 2' beside 'Phone'.
+    words = set(_words(name))
+    candidates = [column for column in reversed(others)  # the first column of a key wins
+                  if not (words <= set(_words(column)) or set(_words(column)) <= words)]
+    for key in (label_key, _words_key):  # misspelt ('Industy'), then also joined another way ('CreatedDate')
+        keys = {key(column): column for column in candidates}
+        close = difflib.get_close_matches(key(name), list(keys), n=1, cutoff=ALIKE_RATIO)
+        if close:
+            return keys[close[0]]
+    return None
 
 
 def _words_key(name) -> str:
     """A column name's letters and digits in lower case: 'Lead_ID', 'lead-id', 'LeadId' and 'Lead ID' alike."""
     return re.sub(r"[\W_]+", "", label_key(name))
+
+
+def _words(name) -> list[str]:
+    """A column name's words in lower case, camel case split too: 'CampaignId' and 'Campaign ID' are campaign, id."""
+    return [word.lower() for word in re.findall(r"[A-Z]+(?![a-z])|[A-Z]?[a-z]+|\d+", str(name))]
 
 
 def absent_columns(header, table: str, data: DataParams, wanted: list[str]) -> dict[str, str | None]:

@@ -416,6 +416,33 @@ def test_a_required_column_written_differently_is_named_in_the_error(tmp_path):
         "it differently)"]
 
 
+@pytest.mark.parametrize(("header", "name", "alike"), [
+    ("CreatedDate", "created_at", "CreatedDate"),  # Salesforce
+    ("Create Date", "created_at", "Create Date"),  # HubSpot's label
+    ("createdate", "created_at", "createdate"),  # HubSpot's internal name
+    ("ClosedDate", "decided_at", None),  # another field, not the same name written differently
+    ("Updated Date", "created_at", None),
+    ("Created By", "created_at", None),
+    ("CreatedById", "created_at", None),
+    ("Campaign ID", "Campaign", None),  # a word more: another field
+    ("CampaignId", "Campaign", None),
+    ("Phone 2", "Phone", None),
+])
+def test_a_crm_date_column_joined_and_spelt_another_way_is_named_for_the_contract_one(header, name, alike):
+    """A Salesforce export has 'CreatedDate' where the contract wants created_at: the error only said to set
+    data.mapping, as neither difflib's ratio of the names (0.86) nor their letters alone matched. Their letters are
+    now compared by the ratio too, but a column holding the name's every word and more is another field."""
+    from pipelines.ingest import alike_column
+
+    assert alike_column(["Id", header, "LastModifiedDate"], name) == alike
+    if name == "created_at":
+        raw = pd.DataFrame({"lead_id": ["L1"], header: ["2024-01-05"]}, dtype="str")
+        (problem,) = prepare_table(raw, "leads", DataParams(leads="leads.csv"), "leads.csv")[1]
+        assert problem.message == "missing required column 'created_at' (contract column created_at; " + (
+            f"the export has {header!r}, which looks like the same name written differently: rename it, or map it "
+            "in data.mapping.leads)" if alike else "set data.mapping.leads if the CRM names it differently)")
+
+
 def test_a_csv_naming_a_column_twice_is_refused_unless_that_name_is_dropped(tmp_path):
     """A report joining leads and accounts writes 'Industry' twice; pandas read the second as 'Industry.1', so the
     model learnt from whichever came first, without a word."""

@@ -597,7 +597,7 @@ def test_a_lead_without_a_required_field_gets_one_answer_whatever_the_other_lead
 def test_a_lead_under_its_crms_own_field_names_is_told_which_it_looked_for_and_where_a_mapping_goes(client, leads, system):
     """A CRM record posted as the CRM writes it, where the served model's data.mapping.leads maps none of its names,
     was told only "required field 'lead_id' missing or empty". It is now told, per field looked for, the lead's fields
-    that look like it (HubSpot's createdate for created_at), else those the model does not read (Salesforce's Id),
+    that look like it (Salesforce's CreatedDate, HubSpot's createdate for created_at), else those the model does not read (Salesforce's Id),
     and that a CRM's names are declared in the model's data.mapping.leads, which takes a retrain."""
     lead = leads[0]
     record = ({"attributes": {"type": "Lead"}, "Id": lead["lead_id"], "CreatedDate": lead["created_at"],
@@ -613,9 +613,9 @@ def test_a_lead_under_its_crms_own_field_names_is_told_which_it_looked_for_and_w
     assert problems["leads[0].lead_id"].startswith(
         f"required field 'lead_id' missing or empty (the lead has fields this model does not read: {fields}): if one "
         "of them is it under the CRM's name, send it as 'lead_id'. ")
-    if system == "hubspot":
-        assert problems["leads[0].created_at"].startswith("required field 'created_at' missing or empty (the lead has "
-                                                          "'createdate', which looks like the same name written differently)")
+    alike = "CreatedDate" if system == "salesforce" else "createdate"
+    assert problems["leads[0].created_at"].startswith(f"required field 'created_at' missing or empty (the lead has "
+                                                      f"{alike!r}, which looks like the same name written differently)")
     for msg in problems.values():
         assert msg.endswith("A CRM's own field names are read where the model's data.mapping.leads declares them: the "
                             "service reads the mapping the model was trained with, so a new one takes a retrain"), msg
