@@ -41,6 +41,9 @@ from pipelines.ingest import CRMData, crm_column
 from pipelines.train import fit_model, input_example, log_trained, run_name
 
 CHAMPION_ROW, CHALLENGER_ROW = "champion", "challenger"
+# Model-version tags saying how a champion stopped serving: promoted over (`replaced_by`) or rolled back from
+# (`rolled_back_to`). A version that serves again loses them, so its tags never say it was replaced while it serves.
+LEFT_CHAMPION_TAGS = ("replaced_by", "replaced_at", "rolled_back_to", "rolled_back_at", "rollback_reason")
 # Model-version tag of a challenger retrain registered and has not judged yet, removed by the gate's verdict: a retrain
 # stopped in between (the store failing, a bad champion) leaves it, and `promote` shows it.
 NOT_JUDGED = "retrain_not_judged"
@@ -251,7 +254,8 @@ def _move_champion(params: Params, version: str, reason: str, rollback_reason: s
     was (a re-run judges or rolls back again), never a champion without the previous one `rollback` goes back to.
     A promotion records the champion it replaces as the version's `previous_champion`; a rollback
     (`rollback_reason`) keeps the version's own, so the next rollback walks one step further back, and tags the
-    champion it leaves with when and why.
+    champion it leaves with where to, when and why. A version serving again loses the tags of how it last stopped
+    serving (`LEFT_CHAMPION_TAGS`): the MLflow run of each move keeps that history.
     """
     client, name = MlflowClient(), params.tracking.registered_model
     current = _champion_version(params)
@@ -259,9 +263,12 @@ def _move_champion(params: Params, version: str, reason: str, rollback_reason: s
         client.set_model_version_tag(name, version, "previous_champion", current or "")
     client.set_model_version_tag(name, version, "champion_since", _now())
     client.set_model_version_tag(name, version, "promotion_reason", reason)
+    for tag in set(LEFT_CHAMPION_TAGS) & set(client.get_model_version(name, version).tags):
+        client.delete_model_version_tag(name, version, tag)
     client.set_registered_model_alias(name, tracking.CHAMPION, version)
     if current and current != version:
         if rollback_reason:
+            client.set_model_version_tag(name, current, "rolled_back_to", version)
             client.set_model_version_tag(name, current, "rolled_back_at", _now())
             client.set_model_version_tag(name, current, "rollback_reason", rollback_reason)
         else:

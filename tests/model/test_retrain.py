@@ -746,6 +746,28 @@ def test_promote_and_rollback_record_why_and_walk_back_the_chain(three_versions)
     assert champion_version(params) == "2"
 
 
+def test_a_version_serving_again_no_longer_says_it_was_replaced(three_versions):
+    """v3 replaced v2, then was rolled back: v2 serves again, so its tags must not still say v3 replaced it, and v3's
+    say it was rolled back to v2. Promoted again, v3 no longer says it was rolled back."""
+    params, name, client = three_versions, three_versions.tracking.registered_model, MlflowClient()
+    promote(params, 1, "launch")
+    promote(params, 2, "Q2 retrain")
+    promote(params, 3, "Q3 retrain")
+
+    rollback(params, "tier A conversion halved")
+
+    served, left = client.get_model_version(name, "2").tags, client.get_model_version(name, "3").tags
+    assert not {"replaced_by", "replaced_at"} & set(served)
+    assert served["previous_champion"] == "1"  # the next rollback still goes one step further back
+    assert (left["rolled_back_to"], left["rollback_reason"]) == ("2", "tier A conversion halved")
+    assert "rolled_back_at" in left
+
+    promote(params, 3, "the halving was a CRM outage")
+    served = client.get_model_version(name, "3").tags
+    assert not {"rolled_back_to", "rolled_back_at", "rollback_reason"} & set(served)
+    assert client.get_model_version(name, "2").tags["replaced_by"] == "3"
+
+
 @contextlib.contextmanager
 def _store_stops_answering(monkeypatch):
     """The tracking store fails every registry tag write inside the block, which must end in its error."""
