@@ -152,7 +152,7 @@ def sample_data(
 def features(params: ParamsOption = None, leads: LeadsOption = None, as_of: AsOfOption = None) -> None:
     """Inspect the training data: ingest report, label counts per rule, feature list, leakage check."""
     from features.build import feature_catalog
-    from pipelines.dataset import assemble, refuse_before_first_lead, setting_warnings
+    from pipelines.dataset import assemble, refuse_before_first_lead, training_warnings
 
     p = _params(params, leads)
     try:
@@ -175,7 +175,7 @@ def features(params: ParamsOption = None, leads: LeadsOption = None, as_of: AsOf
     for feature in feature_catalog(p.features):
         filled = f"{ts.features[feature.name].notna().mean():6.1%}" if len(ts.y) else "     -"
         typer.echo(f"  {feature.name:<32} {feature.kind:<12} filled {filled}")
-    _say_warnings(setting_warnings(ts, p), indent="  ")
+    _say_warnings(training_warnings(ts, p), indent="  ")
     typer.echo("== leakage check")
     for leak in ts.leaks or []:
         typer.secho(f"  WARNING {leak.message}", fg="yellow")
@@ -214,7 +214,8 @@ def train(params: ParamsOption = None, leads: LeadsOption = None, as_of: AsOfOpt
 
 
 def _say_warnings(warnings: list[str], indent: str = "") -> None:
-    """What train, evaluate, audit and backtest say of the export against the feature settings (setting_warnings)."""
+    """What features, train, evaluate, audit and backtest say of the export against the settings
+    (`dataset.training_warnings`, `dataset.setting_warnings`), worded as retrain words them."""
     for warning in warnings:
         typer.secho(f"{indent}WARNING {warning}", fg="yellow")
 

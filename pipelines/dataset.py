@@ -135,6 +135,13 @@ def setting_warnings(ts: TrainingSet, params: Params, judging: bool = False) -> 
             + unmatched_settings(crm.leads, None if unused else crm.activities, params.features))
 
 
+def training_warnings(ts: TrainingSet, params: Params) -> list[str]:
+    """What features, train and retrain warn of before training on `ts`: the export against the feature settings
+    (`setting_warnings`), then each label rule line of rejection reason codes the policy does not list
+    (`LabelResult.unknown_reason_lines`), repeated as a warning because it is easily lost among some 15 rule lines."""
+    return setting_warnings(ts, params) + [f"label rule {line}" for line in ts.labels.unknown_reason_lines()]
+
+
 def decisions_undated(ts: TrainingSet, params: Params, judging: bool = False) -> list[str]:
     """A warning when a dated export's decisions lack `decided_at` (the CRM's close date left unmapped, or blank):
     each such lead is seen at its creation, its later activity unread, and its conversion counts however long it

@@ -34,7 +34,7 @@ from models.splits import Split, make_split
 from models.train import category_encoder
 from pipelines import tracking
 from pipelines.config import Params, flatten, shown_url
-from pipelines.dataset import TrainingSet, assemble, data_as_of, model_features, refuse_before_first_lead, setting_warnings
+from pipelines.dataset import TrainingSet, assemble, data_as_of, model_features, refuse_before_first_lead, training_warnings
 from pipelines.evaluate import LEADSCORE, Evaluation, champion_overlap_notes, compare, format_table
 from pipelines.history import FeedbackMerge, load_history
 from pipelines.ingest import CRMData, crm_column
@@ -349,9 +349,8 @@ class RetrainResult:
     cold_start: str | None = None  # why the peer was shipped, when it was
     run_id: str = ""
     challenger_run_id: str = ""
-    # The export against the feature settings (dataset.setting_warnings) and the label policy's unknown reason codes:
-    # printed as WARNING lines before the notes, kept in the retrain run and the challenger's run
-    # (tracking.log_setting_warnings)
+    # The export against the settings (dataset.training_warnings, as features and train give them): printed as
+    # WARNING lines before the notes, kept in the retrain run and the challenger's run (tracking.log_setting_warnings)
     warnings: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)  # what to keep in mind reading the comparison (champion_overlap_notes)
     # Leads per label rule (LabelResult.lines), printed as train prints them: a reason code new this quarter
@@ -440,7 +439,7 @@ def retrain(
     closed, conversions = closed_counts(ts)
     # A CRM label or column renamed since the last quarter ('Requested Demo') would zero a signal without a word.
     # So would rejections with a reason code the label policy lacks, named on one of the many label rule lines.
-    warnings = setting_warnings(ts, params) + [f"label rule {line}" for line in ts.labels.unknown_reason_lines()]
+    warnings = training_warnings(ts, params)
     if not force and champion is not None and _same_training(champion.info.get("run_id"), ts, params):
         result = RetrainResult(
             as_of=as_of, closed_leads=closed, conversions=conversions, feedback=ts.crm.feedback,

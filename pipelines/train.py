@@ -24,7 +24,7 @@ from models.splits import Split, make_split
 from models.train import fit_scorer
 from pipelines import tracking
 from pipelines.config import Params, flatten
-from pipelines.dataset import TrainingSet, assemble, open_at_ages, refuse_before_first_lead, setting_warnings
+from pipelines.dataset import TrainingSet, assemble, open_at_ages, refuse_before_first_lead, training_warnings
 from pipelines.evaluate import LEADSCORE, Evaluation, compare, evaluate_while_open, fit_peers
 from pipelines.ingest import CRMData
 
@@ -41,7 +41,7 @@ class TrainResult:
     version: str
     aliases: list[str]
     split_kind: str
-    warnings: list[str]  # of the export against the feature settings (dataset.setting_warnings), logged in the run
+    warnings: list[str]  # of the export against the settings (dataset.training_warnings), logged in the run
 
 
 def run_name(what: str, training_set: TrainingSet) -> str:
@@ -67,7 +67,7 @@ def train(
     ts = assemble(params, as_of=as_of, crm=crm)
     refuse_before_first_lead(ts)
     split = make_split(ts.created_at, pd.Series(ts.y), params.evaluate.split, params.model.seed)
-    return log_trained(fit_model(ts, split, params), ts, split, params, setting_warnings(ts, params), register)
+    return log_trained(fit_model(ts, split, params), ts, split, params, training_warnings(ts, params), register)
 
 
 def fit_model(ts: TrainingSet, split: Split, params: Params) -> LeadScorer:
@@ -107,7 +107,7 @@ def _category_spellings(scorer: LeadScorer, ts: TrainingSet) -> dict[str, dict[s
 def log_trained(scorer: LeadScorer, ts: TrainingSet, split: Split, params: Params, warnings: list[str],
                 register: bool = True, version_tags: dict[str, str] | None = None) -> TrainResult:
     """Track a fitted learned scorer as one run: data, the setting `warnings` the command gives of it
-    (`dataset.setting_warnings`), comparison with the peers, the model and its card; `version_tags` go on the
+    (`dataset.training_warnings`), comparison with the peers, the model and its card; `version_tags` go on the
     registered version (`tracking.register`).
 
     Separate from the fit so `leadscore retrain` logs the challenger it chose with

@@ -849,6 +849,21 @@ def test_training_warns_of_a_column_the_features_read_that_the_export_lacks(smal
             "check the export's columns or data.mapping.leads") in " ".join(result.output.split())
 
 
+@pytest.mark.parametrize("command", ["features", "train"])
+def test_training_warns_of_rejection_reason_codes_the_label_policy_does_not_list(small_export, tmp_path, monkeypatch,
+                                                                                 command):
+    """Sales started rejecting with 'gone_cold', which label.reasons does not list: those leads fall to
+    label.unknown_reason. Retrain repeats that rule line as a WARNING; train and features must too, not leave it
+    among the rule lines."""
+    tables = {name: frame.copy() for name, frame in small_export.items()}
+    outcomes = tables["outcomes"]
+    outcomes.loc[outcomes["reason"] == "no_budget", "reason"] = "gone_cold"
+    result = run(command, "--params", str(training_params(tables, tmp_path, monkeypatch)))
+    assert result.exit_code == 0, result.output
+    rule, warning = [line.strip() for line in result.output.splitlines() if "'gone_cold'" in line]
+    assert "unknown_reason" in rule and warning == f"WARNING label rule {rule.removeprefix('label rule ')}"
+
+
 def test_train_says_why_it_has_no_reason_model_when_sales_used_one_reason_code(small_export, tmp_path, monkeypatch):
     """model.reason_model is on, but one code cannot be learnt: the scores lose their likely reason, said out loud."""
     tables = {name: frame.copy() for name, frame in small_export.items()}
