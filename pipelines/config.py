@@ -423,6 +423,17 @@ class TrackingParams(_Section):
 # The gate's settings in params.retrain: they judge a challenger and fit nothing, so the training key leaves them out
 # (tracking.training_key): a gate loosened after a refusal judges the refused version again rather than training a copy.
 GATE_SETTINGS = ("max_auc_drop", "max_ece", "require_no_leakage", "min_conversions")
+# Every setting the training key leaves out (`fitting_params`), per section, None for the whole section: they decide
+# how a model is judged, served, watched or stored, nothing the fitted scorer holds. Not serving.store_url: training
+# reads the feedback store's decisions. The evaluate section stays: its ece_bins and top_fractions shape the metrics
+# the scorer keeps in its info and card, and its split and peer rules the fit itself.
+NOT_FITTING_SETTINGS: dict[str, tuple[str, ...] | None] = {
+    "retrain": GATE_SETTINGS,
+    "serving": ("alias", "api_key_env", "max_batch", "max_body_bytes", "top_factors", "card_link_days", "reload_seconds",
+                "public_url"),
+    "tracking": None,
+    "monitor": None,
+}
 
 
 class RetrainParams(_Section):
@@ -669,6 +680,18 @@ def shown_params(params: Params) -> dict:
         return shown_url(value) if isinstance(value, str) else value
 
     return shown(params.model_dump(mode="json", exclude={"base_dir"}))
+
+
+def fitting_params(params: Params) -> dict:
+    """`shown_params` without the settings that fit nothing (`NOT_FITTING_SETTINGS`): what the training key hashes,
+    so changing serving.top_factors or a monitor threshold alone trains no copy of the champion."""
+    shown = shown_params(params)
+    for section, keys in NOT_FITTING_SETTINGS.items():
+        if keys is None:
+            del shown[section]
+        else:
+            shown[section] = {key: value for key, value in shown[section].items() if key not in keys}
+    return shown
 
 
 def flatten(params: Params) -> dict[str, str]:

@@ -31,7 +31,7 @@ from mlflow.store.db.db_types import DATABASE_ENGINES, MYSQL, POSTGRES, SQLITE
 from mlflow.tracking import MlflowClient
 from mlflow.types import ColSpec, ParamSchema, ParamSpec, Schema
 
-from pipelines.config import GATE_SETTINGS, Params, shown_params, shown_url
+from pipelines.config import Params, fitting_params, shown_url
 from pipelines.ingest import ContractError, database_reason
 
 CHAMPION, CHALLENGER = "champion", "challenger"
@@ -298,9 +298,9 @@ def _code_sha256() -> str:
 
 
 def training_key(fingerprint: dict, params: Params) -> str | None:
-    """One hash of what decides a model: the data fingerprint, every parameter and the code (`_code_sha256`).
-    A URL's password is not one of them (`shown_params`): rotating it alone must not retrain; nor is the retrain
-    gate's (`config.GATE_SETTINGS`), which judges a model and fits nothing.
+    """One hash of what decides a model: the data fingerprint, every parameter that reaches it and the code
+    (`_code_sha256`). A URL's password is not one of them (`shown_params`): rotating it alone must not retrain; nor
+    are the retrain gate's, serving's, tracking's and monitor's (`config.fitting_params`), which fit nothing.
 
     Training is seeded, so two runs with the same key fit the same model; retrain reads it to skip
     registering a copy of the champion. None for data read from SQL: its fingerprint holds counts and
@@ -308,9 +308,7 @@ def training_key(fingerprint: dict, params: Params) -> str | None:
     """
     if not any(key.startswith("sha256_") for key in fingerprint):
         return None
-    fitted = shown_params(params)
-    fitted["retrain"] = {key: value for key, value in fitted["retrain"].items() if key not in GATE_SETTINGS}
-    inputs = {"data": fingerprint, "params": fitted, "code": _code_sha256()}
+    inputs = {"data": fingerprint, "params": fitting_params(params), "code": _code_sha256()}
     return hashlib.sha256(json.dumps(inputs, sort_keys=True, default=str).encode()).hexdigest()
 
 

@@ -346,6 +346,21 @@ def test_the_training_key_follows_the_files_params_and_code_and_is_none_for_sql_
     assert key != tracking.training_key(fingerprint, sample_params)
 
 
+def test_settings_the_fitted_scorer_never_holds_keep_the_training_key(sample_dir, tmp_path):
+    """RevOps shows 5 factors instead of 3, or tightens a drift threshold: the next retrain on the same export must
+    find the champion already trained on it, not train and register a copy. What the pickled scorer holds (the
+    feature settings, its factors' phrases among them) or what training reads (the feedback store) is a new training."""
+    fingerprint = {"leads": 10, "sha256_leads": "ab", "label_rules": {"converted": 3}}
+
+    def key(**overrides) -> str:
+        return tracking.training_key(fingerprint, params_for(sample_dir, tmp_path, **overrides))
+
+    assert key() == key(**{"serving.top_factors": 5}) == key(**{"monitor.psi_warn": 0.2, "monitor.min_within_sla": 0.5})
+    assert key() == key(**{"serving.public_url": "https://leadscore.example.com", "tracking.experiment": "q3"})
+    assert key() != key(**{"features.phrases": {"campaign": "From campaign {value!w} | [unknown] No campaign"}})
+    assert key() != key(**{"serving.store_url": f"sqlite:///{tmp_path / 'other_store.db'}"})
+
+
 def test_a_rotated_password_alone_keeps_the_training_key(sample_dir, tmp_path):
     """A new password for the CRM database, the feedback store or the tracking server is no new training: retrain
     must not train and register a copy of the champion for it. Another database is another training."""
