@@ -89,6 +89,7 @@ def fit_scorer(
     age_days: np.ndarray | None = None,
     open_at: Callable[[np.ndarray], list[OpenAtAge]] | None = None,
     reason_spellings: dict[str, str] | None = None,
+    category_spellings: dict[str, dict[str, str]] | None = None,
 ) -> LeadScorer:
     """Fit every part of the scorer on the split's train/validation/calibration rows.
 
@@ -101,6 +102,10 @@ def fit_scorer(
         reasons: rejection reason code per row (NaN for non-rejected rows).
         reason_spellings: how the export spells each reason code (``CRMData.export_spellings("reason")``), kept
             by the reason model so the score card words its likely reason as the CRM does.
+        category_spellings: per lead column read as a category, how the export spells each value
+            (``pipelines.train.export_category_spellings``); the scorer keeps those of the values it remembers
+            (``remembered_spellings``) so a factor names a value as the CRM does. None: factors read the values as
+            compared (lower-cased).
         age_days: each row's age at its snapshot (``TrainingSet.age_days``), which the calibration reads.
         open_at: the given rows' leads at every snapshot age they were open (``pipelines.dataset.open_at_ages``,
             which needs the export): the calibrator's age shifts are fit on the calibration leads so.
@@ -110,7 +115,8 @@ def fit_scorer(
     """
     mp = params.model
     if cross_validates(split, params):
-        return _fit_cv(features, y, weights, reasons, split, params, calibration_weights, reason_spellings)
+        return _fit_cv(features, y, weights, reasons, split, params, calibration_weights, reason_spellings,
+                       category_spellings)
     catalog = feature_catalog(params.features)
     tr, va, ca = split.train, split.validation, split.calibration
     X_tr, X_va, X_ca = features.iloc[tr], features.iloc[va], features.iloc[ca]
@@ -145,7 +151,8 @@ def fit_scorer(
     info["blend"] = {"lightgbm_weight": weight, "val_auc": best_auc, "grid": blend_log}
     log.info("blend: LightGBM weight %.2f, validation AUC %.4f", weight, best_auc)
 
-    scorer = _blended_scorer(params, encoder, booster, logistic, (gbm_coef, logistic_coef), info, X_va, "validation rows")
+    scorer = _blended_scorer(params, encoder, booster, logistic, (gbm_coef, logistic_coef), info, X_va, "validation rows",
+                             category_spellings)
     scorer.calibrator.fit(scorer.margin(X_ca), y[ca], calibration_weights[ca])
     pairs = open_at(ca) if open_at is not None else []
     if pairs:
@@ -183,8 +190,20 @@ def cross_validates(split: Split, params: Params) -> bool:
     return bool(params.model.cv_folds) and split.kind != "out_of_time" and pooled <= CV_MAX_ROWS
 
 
+def remembered_spellings(encoder: CategoryEncoder,
+                         spellings: dict[str, dict[str, str]] | None) -> dict[str, dict[str, str]] | None:
+    """``LeadScorer.category_spellings``: per category column the encoder remembers the training values of
+    (``CategoryEncoder.seen``; not one of more than ``MAX_REMEMBERED`` distinct values), each of them as the export
+    spells it (`spellings`, per column: value as compared -> as written; None: none known)."""
+    if spellings is None:
+        return None
+    seen = encoder.seen or {}
+    return {column: {value: written[value] for value in values if value in written}
+            for column, written in spellings.items() if (values := seen.get(column)) is not None}
+
+
 def _blended_scorer(params: Params, encoder, booster, logistic, coefs: tuple[float, float], info: dict,
-                    X_check: pd.DataFrame, rows: str) -> LeadScorer:
+                    X_check: pd.DataFrame, rows: str, category_spellings: dict[str, dict[str, str]] | None) -> LeadScorer:
     """The blended scorer (not yet calibrated), LightGBM alone if the blend breaks a monotone signal on `X_check`."""
     gbm_coef, logistic_coef = coefs
     scorer = LeadScorer(
@@ -192,6 +211,7 @@ def _blended_scorer(params: Params, encoder, booster, logistic, coefs: tuple[flo
         booster=booster if gbm_coef else None, logistic=logistic if logistic_coef else None,
         gbm_coef=gbm_coef, logistic_coef=logistic_coef, calibrator=Calibrator(params.model.calibration),
         tiers=TierThresholds(names=[]), reasons=None, info=info, horizon_days=params.label.horizon_days,
+        category_spellings=remembered_spellings(encoder, category_spellings),
     )
     wrong_way = monotone_violations(scorer.margin, X_check, params.features)
     if wrong_way and booster is not None and scorer.logistic_coef:
@@ -240,6 +260,7 @@ def _fit_cv(
     params: Params,
     calibration_weights: np.ndarray,
     reason_spellings: dict[str, str] | None = None,
+    category_spellings: dict[str, dict[str, str]] | None = None,
 ) -> LeadScorer:
     """fit_scorer by K-fold cross-validation over the pooled train + validation + calibration rows."""
     mp = params.model
@@ -282,7 +303,8 @@ def _fit_cv(
     info["blend"] = {"lightgbm_weight": weight, "oof_auc": best_auc, "grid": blend_log}
     log.info("blend: LightGBM weight %.2f, out-of-fold AUC %.4f", weight, best_auc)
 
-    scorer = _blended_scorer(params, encoder, booster, logistic, (gbm_coef, logistic_coef), info, X, "the fitting rows")
+    scorer = _blended_scorer(params, encoder, booster, logistic, (gbm_coef, logistic_coef), info, X, "the fitting rows",
+                             category_spellings)
 
     # The calibrator learns the map from margin to probability on margins of rows the model that
     # produced them never saw: each pooled row's out-of-fold margin, blended like the final model.

@@ -31,14 +31,14 @@ from models.metrics import evaluate_scores, fraction_key
 from models.peers import OdooNaiveBayes, PointsScorer
 from models.scorer import LeadScorer
 from models.splits import Split, make_split
-from models.train import category_encoder
+from models.train import category_encoder, remembered_spellings
 from pipelines import tracking
 from pipelines.config import Params, flatten, shown_url
 from pipelines.dataset import TrainingSet, assemble, data_as_of, model_features, refuse_before_first_lead, training_warnings
 from pipelines.evaluate import LEADSCORE, Evaluation, champion_overlap_notes, compare, format_table
 from pipelines.history import FeedbackMerge, load_history
 from pipelines.ingest import CRMData, crm_column
-from pipelines.train import fit_model, input_example, log_trained, run_name
+from pipelines.train import export_category_spellings, fit_model, input_example, log_trained, run_name
 
 CHAMPION_ROW, CHALLENGER_ROW = "champion", "challenger"
 # Model-version tags saying how a champion stopped serving: promoted over (`replaced_by`) or rolled back from
@@ -96,11 +96,12 @@ def fit_cold_start_scorer(ts: TrainingSet, split: Split, params: Params, why: st
         peer = OdooNaiveBayes(params.evaluate.naive_bayes_fields)
     peer.fit(X_fit, y_fit, weights=w_fit)
 
+    encoder = category_encoder(X_fit, feature_catalog(params.features))
     scorer = LeadScorer(
-        data=params.data, features=params.features, encoder=category_encoder(X_fit, feature_catalog(params.features)),
-        booster=None, logistic=peer,
+        data=params.data, features=params.features, encoder=encoder, booster=None, logistic=peer,
         gbm_coef=0.0, logistic_coef=1.0, calibrator=Calibrator("sigmoid"), tiers=TierThresholds(names=[]),
         reasons=None, horizon_days=params.label.horizon_days,
+        category_spellings=remembered_spellings(encoder, export_category_spellings(ts, params)),
         info={
             "trained_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             "cold_start": {"peer": PEER_NAMES[rp.cold_start_peer], "closed_leads": closed,

@@ -82,26 +82,19 @@ def fit_model(ts: TrainingSet, split: Split, params: Params) -> LeadScorer:
         raise ValueError(f"every feature has one value for all {len(ts.y):,} training leads, so every lead would "
                          "get the same score; the export needs lead columns that differ between leads (industry, "
                          "employees, country, job_title, email, lead_source, ...) or an activity log")
-    scorer = fit_scorer(ts.features, ts.y, ts.weights, ts.reasons, split, params,
-                        calibration_weights=ts.calibration_weights, age_days=ts.age_days,
-                        open_at=lambda rows: open_at_ages(ts, rows, params.features, params.features.snapshot_days),
-                        reason_spellings=ts.crm.export_spellings("reason"))
-    scorer.category_spellings = _category_spellings(scorer, ts)
-    return scorer
+    return fit_scorer(ts.features, ts.y, ts.weights, ts.reasons, split, params,
+                      calibration_weights=ts.calibration_weights, age_days=ts.age_days,
+                      open_at=lambda rows: open_at_ages(ts, rows, params.features, params.features.snapshot_days),
+                      reason_spellings=ts.crm.export_spellings("reason"),
+                      category_spellings=export_category_spellings(ts, params))
 
 
-def _category_spellings(scorer: LeadScorer, ts: TrainingSet) -> dict[str, dict[str, str]]:
-    """``LeadScorer.category_spellings``: per category column the model remembers the training values of
-    (``CategoryEncoder.seen``; not one of more than ``MAX_REMEMBERED`` distinct values), each of them as the export
-    spells it."""
-    seen = scorer.encoder.seen if scorer.encoder is not None else None
-    out = {}
-    for column in scorer.features.categorical:
-        values = (seen or {}).get(column)
-        if values is not None and column in ts.crm.leads.columns:
-            written = ts.crm.export_spellings(column)
-            out[column] = {value: written[value] for value in values if value in written}
-    return out
+def export_category_spellings(ts: TrainingSet, params: Params) -> dict[str, dict[str, str]]:
+    """Per lead column the features read as a category and the export holds, each value as compared -> as the
+    export spells it (`CRMData.export_spellings`): what a scorer fit on `ts` keeps of its remembered values
+    (`models.train.remembered_spellings`)."""
+    return {column: ts.crm.export_spellings(column) for column in params.features.categorical
+            if column in ts.crm.leads.columns}
 
 
 def log_trained(scorer: LeadScorer, ts: TrainingSet, split: Split, params: Params, warnings: list[str],

@@ -214,6 +214,23 @@ def test_the_cold_start_peer_folds_a_level_too_rare_for_its_rows_into_other_as_a
     assert common in scorer.encoder.levels["lead_source"]
 
 
+def test_the_cold_start_peer_names_category_values_as_the_export_spelled_them(sample_dir, tmp_path):
+    """A young CRM writing "Web Organic" ships the points peer: its factors say "Lead source: Web Organic", as the
+    learned model's do, not the lower-cased "web organic" the model compares."""
+    leads = pd.read_csv(sample_dir / "leads.csv", dtype=str, keep_default_na=False)
+    leads["lead_source"] = leads["lead_source"].str.replace("_", " ").str.title()  # "web_organic" -> "Web Organic"
+    leads.to_csv(tmp_path / "leads.csv", index=False)
+    params = params_for(sample_dir, tmp_path, **{"data.leads": str(tmp_path / "leads.csv")})
+    ts = assemble(params)
+    split = make_split(ts.created_at, pd.Series(ts.y), params.evaluate.split, params.model.seed)
+
+    scorer = fit_cold_start_scorer(ts, split, params, "cold start")
+
+    row = ts.features[ts.features["lead_source"] == "web organic"].head(1)
+    (factor,) = [f for f in scorer.explain(row)[0].factors if f.signal == "lead_source"]
+    assert (factor.phrase, factor.value) == ("Lead source: Web Organic", "Web Organic")
+
+
 def test_retraining_on_the_same_data_and_params_registers_no_copy_of_the_champion(tmp_path, monkeypatch_session):
     """A quarterly job run twice on one export must not put an identical version in service; --force still can."""
     crm_dir = tmp_path / "crm"

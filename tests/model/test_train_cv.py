@@ -123,6 +123,25 @@ def test_test_rows_never_shape_the_cross_validated_model(training_set, sample_pa
     np.testing.assert_array_equal(a.predict_proba(ts.features), b.predict_proba(ts.features))
 
 
+@pytest.mark.parametrize("undated", [True, False], ids=["cross-validated", "holdout"])
+def test_a_scorer_fit_alone_names_category_values_as_the_export_spelled_them(training_set, sample_params, undated):
+    """A scorer from fit_scorer alone (the bench's, a test's) is complete: given the export's spellings, its factors
+    say "Lead source: Web Organic" as the CRM writes it, not the lower-cased value compared; it keeps the spellings
+    of values it saw, not of the export's every value."""
+    params, ts = _params(sample_params), training_set
+    split = _undated_split(ts, params) if undated else make_split(ts.created_at, pd.Series(ts.y),
+                                                                  params.evaluate.split, params.model.seed)
+    spellings = {"lead_source": {"web_organic": "Web Organic", "not_in_training": "Not In Training"}}
+
+    scorer = train_module.fit_scorer(ts.features, ts.y, ts.weights, ts.reasons, split, params,
+                                     calibration_weights=ts.calibration_weights, category_spellings=spellings)
+
+    assert scorer.category_spellings == {"lead_source": {"web_organic": "Web Organic"}}
+    row = ts.features[ts.features["lead_source"] == "web_organic"].head(1)
+    (factor,) = [f for f in scorer.explain(row)[0].factors if f.signal == "lead_source"]
+    assert (factor.phrase, factor.value) == ("Lead source: Web Organic", "Web Organic")
+
+
 def test_out_of_fold_margins_come_from_fold_models_that_never_saw_the_row():
     rng = np.random.default_rng(0)
     n = 600
