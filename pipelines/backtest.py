@@ -22,7 +22,7 @@ from matplotlib.figure import Figure
 from models.metrics import evaluate_scores, fraction_key, tier_table
 from models.splits import make_split
 from pipelines.config import Params
-from pipelines.dataset import assemble, setting_warnings
+from pipelines.dataset import assemble, training_warnings
 from pipelines.history import FeedbackMerge, load_history
 from pipelines.ingest import CRMData
 from pipelines.monitor import segment_calibration
@@ -43,8 +43,8 @@ class BacktestResult:
     segments: pd.DataFrame  # quarter, feature, value, leads, conversions, predicted, observed, gap, z, status
     figure: Figure
     feedback: FeedbackMerge
-    # The export against the feature settings every quarter trains with (dataset.setting_warnings): an activity
-    # file of its header only replays models that never saw a lead active
+    # The export against the settings every quarter trains with (dataset.training_warnings, as train gives them): an
+    # activity file of its header only replays models that never saw a lead active
     warnings: list[str] = field(default_factory=list)
     run_id: str = ""
 
@@ -149,7 +149,7 @@ def replay(params: Params, quarters: int = 4, segment: str = "lead_source", crm:
         segments = segments[["quarter", *[c for c in segments.columns if c != "quarter"]]]
     # What the store changed as of the export's end, the latest any quarter is labelled from.
     return BacktestResult(table, segments, backtest_figure(table, segments, names), outcome.crm.feedback,
-                          setting_warnings(outcome, params))
+                          training_warnings(outcome, params))
 
 
 def backtest_figure(table: pd.DataFrame, segments: pd.DataFrame, tier_names: list[str]) -> Figure:
