@@ -274,6 +274,18 @@ def left_out(rules: pd.Series) -> pd.Series:
     return rules.astype(str).str.startswith(_RULE_PREFIX["exclude"] + ":")
 
 
+def counted_outcomes(frame: pd.DataFrame, policy: LabelParams) -> np.ndarray:
+    """Each lead's outcome as training counts it, from its `build_labels` ``frame``: "converted" (labelled positive:
+    within the horizon), "rejected" (a rejection it labels), "other" (any other negative: a conversion after the
+    horizon, a lead still open past it, a status such as nurture), "censored" (no label yet: open inside the horizon,
+    or decided but younger than it under ``mature_only``) or "excluded" (`left_out`). For a report whose rates must
+    agree with what the model learns, e.g. the audit's conversion rate per source."""
+    label = frame["label"].to_numpy(dtype=float)
+    rejected = outcome_group(frame["status"], policy) == "rejected"
+    return np.select([left_out(frame["rule"]).to_numpy(), np.isnan(label), label == 1.0, rejected],
+                     ["excluded", "censored", "converted", "rejected"], "other").astype(object)
+
+
 def policy_reason(policy: LabelParams, value) -> str | None:
     """The ``policy.reasons`` code that ``value`` names, compared as labelling compares it (stripped,
     lower-cased), spelled as the policy spells it; None when it names none."""

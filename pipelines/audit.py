@@ -15,8 +15,9 @@ as artifacts of a run tagged ``audit`` in the model's experiment.
    * categorical signals have no order, so no sign: the audit names the level that helps most and
      the one that hurts most (mean contribution per level, levels with too few rows left out).
 2. Dependence of the top signals: value (binned) against contribution.
-3. Lead sources and campaigns, from every lead of the export with an outcome: conversion rate,
-   acceptance rate (share not rejected), the rejection reasons mix and won revenue when the export
+3. Lead sources and campaigns, from every lead of the export with an outcome training counts (a conversion after
+   ``label.horizon_days`` counts as not converted, as the model learns it): conversion rate, acceptance rate
+   (share not rejected), the rejection reasons mix and won revenue when the export
    has deal amounts (a converted lead without one counts 0: a note says how many, and how many ingest left out).
 4. Conversion and lift per tier, and the share of conversions in the top of the list.
 5. Calibration: does "30 %" mean 30 %.
@@ -48,7 +49,7 @@ from matplotlib.figure import Figure
 from mlflow.tracking import MlflowClient
 
 from features.build import FeatureDef, clean_text, feature_catalog, flag_signals, icp_criteria
-from features.labels import left_out, outcome_group
+from features.labels import counted_outcomes, outcome_group
 from features.phrases import IDEAL_CUSTOMER_PROFILE, describe, icp_match_words, level_words
 from models import explain
 from models.calibration import TierThresholds
@@ -74,6 +75,7 @@ TOP_REASONS = 3  # rejection reasons named per source / campaign; the rest are p
 PLOTTED_SEGMENTS = 12  # sources / campaigns in the segment plots, most leads first
 HEADLINE_SEGMENTS = 5  # sources / campaigns with a rejection headline, most rejections first
 SEGMENT_COLUMNS = ("lead_source", "campaign")
+UNCOUNTED = ("censored", "excluded")  # `lead_outcomes`' outcomes training counts no outcome of: not in the rates
 
 RARE_SUFFIX = f"with under {MIN_LEVEL_ROWS} leads)"  # ends the row of a category's rare values, pooled
 MISSING = "(missing)"  # a lead without a value: a level of its own in every table, and a segment to slice by
@@ -583,12 +585,13 @@ def lead_outcomes(training_set: TrainingSet, label: LabelParams, columns: Sequen
     Returns:
         Index lead_id; one column per segment column the leads table has (values equal once stripped and
         lower-cased, as the features compare them, are one segment, spelled as the export writes most of them,
-        `CRMData.export_spellings`: "Google"); ``outcome`` (converted / rejected / open / other: the status
-        groups of the label policy, no outcome yet counts as open; excluded: a lead whose label rule training leaves
-        out, `features.labels.left_out`: a duplicate, or X Education's rejection for an 'Invalid number', which says
-        nothing of the lead, not one to rate a source by); ``reason`` (the rejection reason of a rejected lead, an
-        excluded one too, as `readable_reasons` words it); and ``amount`` (converted leads only) when the export has any
-        deal amount.
+        `CRMData.export_spellings`: "Google"); ``outcome`` as training counts it (`features.labels.counted_outcomes`:
+        converted / rejected / other / censored / excluded): a conversion after ``label.horizon_days`` is "other", as
+        the model learns it not converted, and so is a lead still open past the horizon; a lead with no label yet is
+        censored; excluded, a lead whose label rule training leaves out: a duplicate, or X Education's rejection for
+        an 'Invalid number', which says nothing of the lead, not one to rate a source by); ``reason`` (the rejection
+        reason of a rejected lead, a censored or excluded one too, as `readable_reasons` words it); and ``amount``
+        (converted leads only) when the export has any deal amount.
     """
     frame = training_set.labels.frame
     leads = training_set.crm.leads.set_index("lead_id")
@@ -598,7 +601,7 @@ def lead_outcomes(training_set: TrainingSet, label: LabelParams, columns: Sequen
             values = leads[column].reindex(frame.index)
             out[column] = spelled(clean_text(values).set_axis(frame.index), training_set.crm.export_spellings(column))
     group = outcome_group(frame["status"], label)
-    out["outcome"] = np.where(left_out(frame["rule"]).to_numpy(), "excluded", group).astype(object)
+    out["outcome"] = counted_outcomes(frame, label)
     converted = out["outcome"] == "converted"
     outcomes = training_set.crm.outcomes
     out["reason"] = readable_reasons(frame["reason"].where(group == "rejected"), training_set.crm.export_spellings("reason"))
@@ -670,8 +673,8 @@ def reason_mix(segment: pd.Series, reason: pd.Series, top: int = TOP_REASONS) ->
 def segment_outcomes(outcomes: pd.DataFrame, by: str, top_reasons: int = TOP_REASONS) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Per value of `by` (a lead source, a campaign): volume, conversion, acceptance, reasons, revenue.
 
-    Rates are over leads with an outcome (open leads may still convert; excluded ones, which training leaves out, such
-    as duplicates, are no outcome of the source's: counted in their own column), and blank for a segment of fewer
+    Rates are over leads with an outcome training counts (censored ones may still convert; excluded ones, which
+    training leaves out, such as duplicates, are no outcome of the source's: counted in their own column), and blank for a segment of fewer
     than MIN_LEVEL_ROWS of them: X Education's "Live Chat" and "NC_EDM" read 100.0% conversion from 2 leads and 1,
     in a table marketing sorts by rate (its counts stay). Leads without a value are one MISSING row.
 
@@ -696,7 +699,7 @@ def segment_outcomes(outcomes: pd.DataFrame, by: str, top_reasons: int = TOP_REA
         {
             by: segment,
             "leads": 1,
-            "decided": (~outcome.isin(["open", "excluded"])).astype("int64"),
+            "decided": (~outcome.isin(UNCOUNTED)).astype("int64"),
             "excluded": outcome.eq("excluded").astype("int64"),
             "converted": outcome.eq("converted").astype("int64"),
             "rejected": outcome.eq("rejected").astype("int64"),
@@ -1121,30 +1124,46 @@ def left_out_note(outcomes: pd.DataFrame) -> str:
             + "; ".join(said) + ".")
 
 
+def censored_note(outcomes: pd.DataFrame, label: LabelParams | None) -> str:
+    """The leads with no outcome training counts yet (`lead_outcomes`' censored) and why, or '' when none: counted
+    as open, a source's young leads would dilute its rate, or, decided, read as outcomes the model does not learn."""
+    censored = int(outcomes["outcome"].eq("censored").sum())
+    if not censored:
+        return ""
+    horizon = label.horizon_days if label is not None else None
+    why = (f"created within the last {horizon} days, decided or not (label.mature_only), or still open"
+           if horizon and label.mature_only else f"still open within {horizon} days of creation" if horizon
+           else "still open")
+    return f" {censored:,} more {'has' if censored == 1 else 'have'} no outcome training counts yet ({why})."
+
+
 def segments_section(outcomes: pd.DataFrame, rows: str = "", feedback: FeedbackMerge | None = None,
-                     horizon_days: int | None = None, invalid_amounts: int = 0) -> Section:
+                     label: LabelParams | None = None, invalid_amounts: int = 0) -> Section:
     """3. Lead sources and campaigns: volume, conversion, acceptance, rejection reasons, revenue.
 
     `rows` says how the export's rows became these leads (`export_rows`), `feedback` what the service's
-    feedback store changed in their outcomes (said when it held any decision), `invalid_amounts` how many deal
+    feedback store changed in their outcomes (said when it held any decision), `label` the policy `outcomes` were
+    counted by (its horizon, said in the note), `invalid_amounts` how many deal
     amounts ingest left out as invalid (`amounts_left_out`, said in the `revenue_note`); a notebook slice leaves them
     out.
     """
     section = Section("segments", "Lead sources and campaigns")
-    decided = ~outcomes["outcome"].isin(["open", "excluded"])
+    decided = ~outcomes["outcome"].isin(UNCOUNTED)
     # X Education's Converted 0 is a rejection: its two rate columns and bars are the same, which reads as a mistake.
     only_won_or_lost = decided.any() and outcomes["outcome"][decided].isin(["converted", "rejected"]).all()
     # The sources section is where marketing starts: "campaign (missing)" among the most rejected is no campaign's name.
     blank = [by.replace("_", " ") for by in SEGMENT_COLUMNS
              if by in outcomes.columns and outcomes[by].isna().any() and outcomes[by].notna().any()]
+    horizon = label.horizon_days if label is not None else None
     section.notes.append(
         f"All {len(outcomes):,} leads of the export{f' ({rows})' if rows else ''}; rates are over the "
-        f"{int(decided.sum()):,} leads with an outcome."
+        f"{int(decided.sum()):,} leads with an outcome, counted as training counts them."
         + left_out_note(outcomes)
+        + censored_note(outcomes, label)
         + (f" {MISSING} stands for the leads without a {' or a '.join(blank)}." if blank else "")
-        + " Conversion = the CRM's converted status, whenever it came"
-        + (f" (the model learns from and is tested on conversions within {horizon_days} days of a lead's creation "
-           "only)" if horizon_days else "")
+        + (f" Conversion = the CRM's converted status within {horizon} days of a lead's creation, as the model learns "
+           f"it: a later conversion counts as not converted, as does a lead still open after {horizon} days"
+           if horizon else " Conversion = the CRM's converted status, whenever it came")
         + "; acceptance = share not rejected."
         + (" Every one of them converted or was rejected (none is nurtured or in another status), so acceptance equals "
            "conversion." if only_won_or_lost else "")
@@ -1297,7 +1316,7 @@ def build_audit(
         importance,
         dependence_section(rows, catalog, top),
         segments_section(outcomes, export_rows(training_set, len(outcomes)), training_set.crm.feedback,
-                         params.label.horizon_days, amounts_left_out(training_set.crm)),
+                         params.label, amounts_left_out(training_set.crm)),
         tiers_section(rows, scorer.tiers, params.evaluate.top_fractions, held_out_leads(training_set, split, params.label)),
         calibration_section(rows, params.evaluate.ece_bins),
         change_section(rows, training_set, previous, params.evaluate),

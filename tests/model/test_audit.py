@@ -349,8 +349,7 @@ def test_source_table_counts_the_export_and_rejection_reasons_sum_to_one_per_sou
     labels = trained.training_set.labels  # the leads training leaves out are no outcome of a source's
     excluded = sum(n for rule, n in labels.counts.items() if rule.startswith("excluded:"))
     assert summary["excluded"].sum() == excluded > 0
-    status = labels.frame["status"].str.strip().str.lower()
-    assert summary["decided"].sum() == (status.notna() & (status != "open")).sum() - excluded
+    assert summary["decided"].sum() == labels.frame["label"].notna().sum()  # the leads training learns from
     # The synthetic CRM has deal amounts: won revenue is reported, and only for converted leads.
     assert summary["won_revenue"].sum() > 0
     assert (summary.loc[summary["converted"] == 0, "won_revenue"] == 0).all()
@@ -406,9 +405,10 @@ def test_the_source_note_counts_the_leads_it_tables_and_the_export_rows_they_com
     assert merged and counted == report.rows_read - merged  # the sample CRM has e-mail duplicates, nothing else
     assert segments.notes[0].startswith(f"All {counted:,} leads of the export ({report.rows_read:,} rows; {merged:,} "
                                         "merged by e-mail into an earlier lead with the same address); rates are over")
-    # Its conversion rates count a converted status at any time; the label counts one within the horizon only.
-    assert ("Conversion = the CRM's converted status, whenever it came (the model learns from and is tested on "
-            "conversions within 120 days of a lead's creation only); acceptance") in segments.notes[0]
+    # Its conversion rates count a converted status within the horizon only, as the label does.
+    assert ("Conversion = the CRM's converted status within 120 days of a lead's creation, as the model learns it: a "
+            "later conversion counts as not converted, as does a lead still open after 120 days; acceptance"
+            ) in segments.notes[0]
 
 
 def test_the_source_note_names_no_horizon_where_the_label_has_none_and_speaks_of_later_decisions():
@@ -418,7 +418,7 @@ def test_the_source_note_names_no_horizon_where_the_label_has_none_and_speaks_of
     from pipelines.history import FeedbackMerge
 
     outcomes = pd.DataFrame({"lead_source": ["web", "web", "event"], "campaign": ["a", "b", "a"],
-                             "outcome": ["converted", "rejected", "open"], "reason": [None, "no_budget", None]})
+                             "outcome": ["converted", "rejected", "censored"], "reason": [None, "no_budget", None]})
     later = FeedbackMerge(as_of=pd.Timestamp("2025-01-01"), decided_later=3)
 
     note = segments_section(outcomes, feedback=later).notes[0]
@@ -431,7 +431,8 @@ def test_the_source_note_names_no_horizon_where_the_label_has_none_and_speaks_of
     assert "acceptance equals" not in segments_section(nurtured).notes[0]
     # A source or campaign left blank is a row '(missing)', named among the most rejected: the note says what it is.
     assert "(missing)" not in note
-    assert "with an outcome. (missing) stands for the leads without a campaign. Conversion = " in segments_section(
+    assert ("training counts them. 1 more has no outcome training counts yet (still open). (missing) stands for the "
+            "leads without a campaign. Conversion = ") in segments_section(
         outcomes.assign(campaign=["a", None, None])).notes[0]
     both = outcomes.assign(campaign=["a", None, None], lead_source=[None, "web", "web"])
     assert " (missing) stands for the leads without a lead source or a campaign. " in segments_section(both).notes[0]
@@ -525,7 +526,7 @@ def test_a_rejection_the_label_policy_excludes_is_left_out_of_the_rates_as_in_tr
     mix = section.tables["rejection_reasons_by_lead_source"]
     assert set(mix[mix["lead_source"] == "Google"]["reason"]) == {"Ringing"}  # no 'invalid number' rejections
     assert section.notes[0].startswith(
-        "All 103 leads of the export; rates are over the 90 leads with an outcome. 13 more are left out, as training "
+        "All 103 leads of the export; rates are over the 90 leads with an outcome, counted as training counts them. 13 more are left out, as training "
         "leaves them out (column 'left out, as in training'): 11 rejected for a reason that says nothing of the lead "
         "(invalid number 8, Invalid contact 3); 2 with a status that is no outcome of a lead, e.g. duplicate.")
     only_reasons = audit.segments_section(outcomes[outcomes["lead_source"] == "Olark Chat"]).notes[0]
@@ -533,6 +534,48 @@ def test_a_rejection_the_label_policy_excludes_is_left_out_of_the_rates_as_in_tr
            "reason that says nothing of the lead (Invalid contact 3)." in only_reasons
     page = _PageTables("<h3>by lead source</h3>" + audit.table_html("by_lead_source", section.tables["by_lead_source"]))
     assert page.tables["by lead source"][0]["left out, as in training"] == "10"
+
+
+def test_a_source_rate_counts_a_conversion_after_the_horizon_as_training_does(sample_params):
+    """Training labels a conversion only within label.horizon_days of the lead's creation; the audit counted a later
+    one as converted, so marketing read web at 30 of 40 (75%) where the model learns 20 of 45. A late conversion and a
+    lead still open past the horizon are not converted, a late rejection is a rejection, and a lead younger than the
+    horizon (label.mature_only) has no outcome to count yet, as in training."""
+    label = sample_params.label
+    assert label.horizon_days == 120 and label.mature_only
+    start = pd.Timestamp("2025-01-01")
+    # (source, status, days from creation to decision or None, days old at the export's date)
+    kinds = ([("web", "converted", 30)] * 20 + [("web", "converted", 200)] * 10 + [("web", "rejected", 200)] * 10
+             + [("web", "open", None)] * 5 + [("event", "converted", 10)] * 25 + [("event", "rejected", 10)] * 25)
+    ids = [f"L{i}" for i in range(len(kinds))]
+    created = [start] * len(kinds)
+    decided = [start + pd.Timedelta(days=d) if d is not None else pd.NaT for _, _, d in kinds]
+    young = ["Y1", "Y2", "Y3"]  # created 30 days before the export's date, one converted already
+    as_of = start + pd.Timedelta(days=400)
+    leads = pd.DataFrame({"lead_id": ids + young, "lead_source": [k[0] for k in kinds] + ["web"] * 3,
+                          "created_at": created + [as_of - pd.Timedelta(days=30)] * 3})
+    outcomes = pd.DataFrame({"lead_id": ids + ["Y1"], "status": [k[1] for k in kinds] + ["converted"],
+                             "reason": [("no_budget" if k[1] == "rejected" else None) for k in kinds] + [None],
+                             "decided_at": decided + [as_of]})
+    training_set = _labelled(leads, outcomes, label)
+
+    counted = audit.lead_outcomes(training_set, label)
+    summary = audit.segment_outcomes(counted, "lead_source")[0]
+
+    web = summary.set_index("lead_source").loc["web"]
+    assert (web["leads"], web["decided"], web["converted"], web["rejected"]) == (48, 45, 20, 10)
+    assert web["conversion_rate"] == pytest.approx(20 / 45)
+    assert web["acceptance_rate"] == pytest.approx(35 / 45)
+    trained = training_set.labels.frame["label"]  # what the model learns from, lead by lead
+    assert summary["decided"].sum() == trained.notna().sum()
+    assert summary["converted"].sum() == (trained == 1).sum()
+    assert counted.loc[young, "outcome"].eq("censored").all()
+    section = audit.segments_section(counted, label=label)
+    assert ("rates are over the 95 leads with an outcome, counted as training counts them. 3 more have no outcome "
+            "training counts yet (created within the last 120 days, decided or not (label.mature_only), or still "
+            "open). Conversion = the CRM's converted status within 120 days of a lead's creation, as the model learns "
+            "it: a later conversion counts as not converted, as does a lead still open after 120 days; acceptance"
+            ) in section.notes[0]
 
 
 def test_sources_and_reasons_read_as_the_crm_spells_them(sample_params):
@@ -1005,7 +1048,7 @@ def test_segment_outcomes_on_a_small_export():
     outcomes = pd.DataFrame(
         {
             "lead_source": ["webinar", "webinar", "webinar", "webinar", "webinar", None, "webinar", "webinar"],
-            "outcome": ["converted", "rejected", "rejected", "rejected", "open", "rejected", "other", "excluded"],
+            "outcome": ["converted", "rejected", "rejected", "rejected", "censored", "rejected", "other", "excluded"],
             "reason": [np.nan, "no_budget", "no_budget", np.nan, np.nan, "student", np.nan, np.nan],
             "amount": [1200.0, np.nan, np.nan, np.nan, np.nan, np.nan, np.nan, np.nan],
         }
@@ -1165,9 +1208,9 @@ def test_a_source_of_too_few_leads_with_an_outcome_shows_no_rate():
     rows = [("Google", 40, 16, 24), ("NC_EDM", 1, 1, 0), ("q4_launch", 12, 0, 12)]  # (source, decided, converted, rejected)
     outcomes = pd.DataFrame(
         [{"lead_source": source, "reason": np.nan,
-          "outcome": "converted" if i < converted else "rejected" if i < converted + rejected else "open"}
+          "outcome": "converted" if i < converted else "rejected"}
          for source, decided, converted, rejected in rows for i in range(decided)]
-        + [{"lead_source": "q4_launch", "reason": np.nan, "outcome": "open"}] * 30)
+        + [{"lead_source": "q4_launch", "reason": np.nan, "outcome": "censored"}] * 30)
 
     summary, _ = audit.segment_outcomes(outcomes, "lead_source")
 
