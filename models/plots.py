@@ -62,6 +62,8 @@ def roc_plot(curves: Curves) -> Figure:
             continue
         fpr, tpr, _ = roc_curve(y_arr, p_arr)
         axes.plot(fpr, tpr, label=f"{name} (AUC {roc_auc_score(y_arr, p_arr):.3f})")
+    percent_ticks(axes.xaxis)  # rates, as the calibration plot and the audit give them
+    percent_ticks(axes.yaxis)
     axes.legend(loc="lower right")
     return figure
 
@@ -79,8 +81,10 @@ def pr_plot(curves: Curves) -> Figure:
         axes.plot(recall, precision, drawstyle="steps-post", label=label)
     rates = [_arrays(y, p)[0].mean() for y, p in curves.values() if len(y)]
     if rates:
-        axes.axhline(rates[0], color="grey", linestyle=":", label=f"base rate ({rates[0]:.3f})")
+        axes.axhline(rates[0], color="grey", linestyle=":", label=f"base rate ({rates[0]:.1%})")
     axes.set(xlim=(0, 1), ylim=(0, 1.02))
+    percent_ticks(axes.xaxis)
+    percent_ticks(axes.yaxis)
     axes.legend(loc="upper right")
     return figure
 
@@ -127,6 +131,8 @@ def gain_plot(curves: Curves) -> Figure:
         capture = capture_at(y_arr, p_arr, GAIN_LABEL_FRACTION)
         axes.plot(worked, reached, label=f"{name} ({capture:.0%} of conversions in top {top})")
     axes.set(xlim=(0, 1), ylim=(0, 1.02))
+    percent_ticks(axes.xaxis)
+    percent_ticks(axes.yaxis)
     axes.legend(loc="lower right")
     return figure
 

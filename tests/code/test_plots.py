@@ -45,6 +45,20 @@ def test_one_class_scorers_are_listed_as_undefined_instead_of_crashing():
     assert _legend(gain_plot(one_class))[-1] == "tiny slice (no conversions)"
 
 
+def test_evaluate_plots_read_their_rates_and_shares_in_percent_as_the_calibration_plot_and_the_audit_do(curves, tmp_path):
+    """ROC, precision-recall and gain plots ticked 0.0 to 1.0 beside a calibration plot and an audit ticked 0% to 100%:
+    the same kind of number read two ways. Read from the figure as saved (`Evaluation.write` saves them so)."""
+    for plot in (roc_plot, pr_plot, gain_plot, calibration_plot):
+        figure = plot(curves)
+        figure.savefig(tmp_path / "plot.png")  # the formatter writes the tick labels as it draws
+        for axis in (figure.axes[0].xaxis, figure.axes[0].yaxis):
+            low, high = sorted(axis.get_view_interval())
+            shown = [tick.label1.get_text() for tick in axis.get_major_ticks() if low <= tick.get_loc() <= high]
+            assert {"0%", "40%", "80%"} <= set(shown) and all(t.endswith("%") for t in shown), (plot.__name__, shown)
+    y, _ = curves["leadscore"]
+    assert f"base rate ({y.mean():.1%})" in _legend(pr_plot(curves))
+
+
 def test_importance_plot_puts_the_largest_magnitude_on_top():
     figure = importance_plot(["a", "b", "c"], [0.2, -0.9, 0.5], "SHAP importance")
     labels = [tick.get_text() for tick in figure.axes[0].get_yticklabels()]
