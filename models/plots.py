@@ -8,6 +8,7 @@ Every function returns a `matplotlib.figure.Figure` (``mlflow.log_figure`` and `
 
 from __future__ import annotations
 
+import textwrap
 from collections.abc import Mapping, Sequence
 
 import numpy as np
@@ -27,6 +28,7 @@ Curves = Mapping[str, tuple[Values, Values]]
 
 # Top fraction quoted in the gain plot's legend ("captures 45 % of conversions in the top 10 %").
 GAIN_LABEL_FRACTION = 0.1
+UNUSED_NAMED = 12  # unused fields `unused_line` names; more are counted ("and 3 more")
 
 
 def _new_axes(title: str, xlabel: str, ylabel: str, size: tuple[float, float] = (6.0, 5.0)) -> tuple[Figure, Axes]:
@@ -137,8 +139,31 @@ def gain_plot(curves: Curves) -> Figure:
     return figure
 
 
-def importance_plot(names: Sequence[str], values: Sequence[float], title: str) -> Figure:
-    """Horizontal bars, largest absolute value on top; negative values (pushing scores down) in red."""
+def unused(names: Sequence[str], importance: Sequence[float], decimals: int | None = None) -> list[str]:
+    """The `names` of importance 0, in order, or 0 to `decimals` where a table shows that many: what the model does not
+    use. An importance table or plot leaves them out, X Education's 12 unused form fields filling it with rows of
+    0.000, and says them in one line (`unused_line`), so that a reader still learns they predict nothing."""
+    values = np.asarray(importance, dtype="float64")
+    zero = (values == 0) if decimals is None else (np.round(values, decimals) == 0)
+    return [str(name) for name, is_zero in zip(names, zero) if is_zero]
+
+
+def unused_line(names: Sequence[str], noun: str = "field", decimals: int | None = None) -> str:
+    """One line for the `unused` `names`, a `noun` each: '2 fields the model does not use (importance 0), left out:
+    Do Not Call, Search.' (importance 0.000 to 3 `decimals`), naming up to UNUSED_NAMED; '' when none."""
+    if not len(names):
+        return ""
+    named = ", ".join(map(str, names[:UNUSED_NAMED]))
+    more = f" and {len(names) - UNUSED_NAMED} more" if len(names) > UNUSED_NAMED else ""
+    zero = "0" if decimals is None else f"{0:.{decimals}f}"
+    return (f"{len(names)} {noun}{'s' * (len(names) != 1)} the model does not use (importance {zero}), left out: "
+            f"{named}{more}.")
+
+
+def importance_plot(names: Sequence[str], values: Sequence[float], title: str, unused: Sequence[str] = (),
+                    noun: str = "field", decimals: int | None = None) -> Figure:
+    """Horizontal bars, largest absolute value on top; negative values (pushing scores down) in red. The `unused`
+    names (`unused`, left out of `names` by the caller) are said under the plot (`unused_line`)."""
     if len(names) != len(values):
         raise ValueError(f"names and values differ in length: {len(names)} vs {len(values)}")
     order = np.argsort(-np.abs(np.asarray(values, dtype="float64")), kind="mergesort")[::-1]
@@ -147,4 +172,6 @@ def importance_plot(names: Sequence[str], values: Sequence[float], title: str) -
     figure, axes = _new_axes(title, "importance", "", size=(7.0, max(2.5, 0.3 * len(labels) + 1.2)))
     axes.barh(labels, heights, color=np.where(heights < 0, "tab:red", "tab:blue"))
     axes.axvline(0, color="black", linewidth=0.8)
+    if len(unused):
+        figure.supxlabel(textwrap.fill(unused_line(unused, noun, decimals), 90), fontsize="small", color="dimgray")
     return figure

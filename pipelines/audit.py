@@ -55,7 +55,7 @@ from models import explain
 from models.calibration import TierThresholds
 from models.metrics import (calibration_bins, capture_at, evaluate_scores, expected_calibration_error, fraction_key,
                             tier_table)
-from models.plots import calibration_plot, importance_plot, percent_ticks
+from models.plots import calibration_plot, importance_plot, percent_ticks, unused, unused_line
 from models.reasons import reason_in_words
 from models.scorer import LeadScorer
 from models.splits import Split, make_split
@@ -68,6 +68,7 @@ from pipelines.ingest import CRMData, crm_column
 
 TOP_SIGNALS = 6  # signals with a dependence plot
 PLOTTED_SIGNALS = 20  # bars in the importance plot
+IMPORTANCE_DECIMALS = 3  # as the page shows importance (`_format_number`): a signal of 0.000 is one the model does not use
 MIN_LEVEL_ROWS = 20  # a category level needs this many rows to be named as helping / hurting most, or shown alone
 DIRECTION_THRESHOLD = 0.1  # |Spearman rho| below this reads as "no consistent direction"
 DEPENDENCE_BINS = 10  # bands of about equal size of a numeric signal in the dependence table (`value_bands`)
@@ -1030,9 +1031,15 @@ def importance_section(rows: ExplainedRows, catalog: list[FeatureDef]) -> Sectio
     """1. Which signals move scores most, and which way.
 
     The table gives each signal's CRM field where the mapping renames one (``crm_column``) beside its code, for a
-    notebook or script to map one to the other; the page, plot and notes name it as `ExplainedRows.name` does.
+    notebook or script to map one to the other; the page, plot and notes name it as `ExplainedRows.name` does. A
+    signal of importance 0.000 as the page shows it, which the model does not use (X Education's LightGBM never splits
+    on 12 form fields, the logistic part of the blend moving scores by 1e-4 log-odds at most), is left out of the table
+    and plot, and a note names it (`models.plots.unused`).
     """
     table = signal_importance(rows, catalog)
+    left_out = unused(table["signal"], table["mean_abs_contribution"], IMPORTANCE_DECIMALS)
+    table = table[~table["signal"].isin(left_out)].reset_index(drop=True)
+    left_out = [rows.name(signal) for signal in left_out]
     table.insert(1, "crm_column", [rows.crm_fields.get(s, "") for s in table["signal"]])
     top = table.head(PLOTTED_SIGNALS)
     notes = [
@@ -1043,8 +1050,10 @@ def importance_section(rows: ExplainedRows, catalog: list[FeatureDef]) -> Sectio
         f"that help and values that hurt instead; {MISSING} stands for the leads without a value."
     ]
     notes += [f"{rows.name(r.signal)}: {r.reading}" for r in table.head(3).itertuples(index=False)]
+    notes += [unused_line(left_out, "signal", IMPORTANCE_DECIMALS)] if left_out else []
     figure = importance_plot(top["signal"].map(rows.name).tolist(), top["mean_abs_contribution"].fillna(0.0).tolist(),
-                             "Importance: average effect on the score, either way (log-odds)")
+                             "Importance: average effect on the score, either way (log-odds)", left_out, "signal",
+                             IMPORTANCE_DECIMALS)
     return Section("importance", "Which signals move the score, and which way", notes, {"signals": table},
                    {"importance": figure})
 

@@ -14,11 +14,12 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from matplotlib.figure import Figure
 from sklearn.metrics import log_loss
 
 from models.metrics import evaluate_scores, tier_table
 from models.peers import LogisticPeer, OdooNaiveBayes, PointsScorer
-from models.plots import calibration_plot, gain_plot, importance_plot, pr_plot, roc_plot
+from models.plots import calibration_plot, gain_plot, importance_plot, pr_plot, roc_plot, unused
 from models.scorer import LeadScorer
 from models.splits import Split, stratified_folds
 from models.train import cross_validates, logistic_cv
@@ -72,16 +73,24 @@ class Evaluation:
         if not self.by_age.empty:
             self.by_age.to_csv(out_dir / "calibration_by_age.csv", index=False)
             paths.append(out_dir / "calibration_by_age.csv")
+        for name, fig in self.plots(scorer, ece_bins).items():
+            fig.savefig(out_dir / name, dpi=110, bbox_inches="tight")
+            paths.append(out_dir / name)
+        return paths
+
+    def plots(self, scorer=None, ece_bins: int = 10) -> dict[str, Figure]:
+        """The ROC/PR/calibration/gain plots by file name, and with `scorer`'s booster its LightGBM gain per feature,
+        the features it never splits on said under the bars, not drawn as empty ones (`models.plots.unused`)."""
         curves = {name: (self.y_test, p) for name, p in self.test_probabilities.items()}
         plots = {"roc.png": roc_plot(curves), "pr.png": pr_plot(curves), "calibration.png": calibration_plot(curves, bins=ece_bins),
                  "gain.png": gain_plot(curves)}
         if scorer is not None and scorer.booster is not None:
-            gain = scorer.booster.feature_importance(importance_type="gain")
-            plots["feature_importance.png"] = importance_plot(scorer.booster.feature_name(), gain, "LightGBM gain")
-        for name, fig in plots.items():
-            fig.savefig(out_dir / name, dpi=110, bbox_inches="tight")
-            paths.append(out_dir / name)
-        return paths
+            names, gain = scorer.booster.feature_name(), scorer.booster.feature_importance(importance_type="gain")
+            left_out = unused(names, gain)
+            used = [(name, value) for name, value in zip(names, gain) if name not in left_out]
+            plots["feature_importance.png"] = importance_plot([n for n, _ in used], [v for _, v in used], "LightGBM gain",
+                                                              left_out, noun="feature")
+        return plots
 
 
 def fit_peers(features: pd.DataFrame, y: np.ndarray, split: Split, params: Params) -> dict:

@@ -1,11 +1,16 @@
 """Evaluation plots: every scorer appears, labelled with the number the report quotes."""
 
+from types import SimpleNamespace
+
+import lightgbm as lgb
 import numpy as np
+import pandas as pd
 import pytest
 from sklearn.metrics import roc_auc_score
 
 from models.metrics import capture_at, expected_calibration_error
-from models.plots import calibration_plot, gain_plot, importance_plot, pr_plot, roc_plot
+from models.plots import UNUSED_NAMED, calibration_plot, gain_plot, importance_plot, pr_plot, roc_plot, unused, unused_line
+from pipelines.evaluate import Evaluation
 
 
 @pytest.fixture
@@ -64,3 +69,26 @@ def test_importance_plot_puts_the_largest_magnitude_on_top():
     labels = [tick.get_text() for tick in figure.axes[0].get_yticklabels()]
     assert labels[-1] == "b" and labels[0] == "a"  # barh draws the last label at the top
     assert figure.axes[0].get_title() == "SHAP importance"
+
+
+def test_unused_fields_are_said_in_one_line_not_drawn_as_empty_bars(curves):
+    """X Education's model never splits on 12 of its form fields: 12 empty rows filled the importance plot. They are
+    left out of it, and one line under it says how many and which, so a reader still learns they predict nothing."""
+    rng = np.random.default_rng(0)
+    y = curves["leadscore"][0]
+    x = pd.DataFrame({"visits": y * 3 + rng.normal(size=len(y)), "do_not_call": 0.0, "search": 0.0})
+    booster = lgb.train({"objective": "binary", "verbose": -1, "min_data_in_leaf": 5}, lgb.Dataset(x, y), 5)
+    evaluation = Evaluation(pd.DataFrame(), pd.DataFrame(), {"leadscore": curves["leadscore"][1]}, y)
+
+    figure = evaluation.plots(SimpleNamespace(booster=booster))["feature_importance.png"]
+
+    assert [tick.get_text() for tick in figure.axes[0].get_yticklabels()] == ["visits"]
+    assert figure.get_supxlabel() == ("2 features the model does not use (importance 0), left out: do_not_call, "
+                                      "search.")
+    assert unused(["a", "b", "c"], [0.4, 0.0, -0.1]) == ["b"]  # a negative change is no unused field
+    assert unused(["a", "b", "c"], [0.4, 0.0001, -0.1], decimals=3) == ["b"]  # 0.000 as a table shows it
+    assert unused_line(["Do Not Call"]) == "1 field the model does not use (importance 0), left out: Do Not Call."
+    many = [f"f{i}" for i in range(UNUSED_NAMED + 3)]
+    assert unused_line(many).endswith(f"f{UNUSED_NAMED - 1} and 3 more.")
+    assert unused_line([]) == ""
+    assert importance_plot(["a"], [0.2], "SHAP importance").get_supxlabel() == ""

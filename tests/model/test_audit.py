@@ -611,6 +611,28 @@ def test_sources_and_reasons_read_as_the_crm_spells_them(sample_params):
     assert len(olark.y) == 30 and olark.spellings == rows.spellings
 
 
+def test_signals_the_model_does_not_use_are_named_in_one_line_not_tabled(sample_params):
+    """X Education's model uses none of 12 of its form fields: 12 rows of importance 0.000 filled the importance table
+    and plot (its LightGBM never splits on them; the blend's logistic part moves scores by under 0.0001 log-odds). They
+    are left out of both, and one note (and the line under the plot) says how many and which, by the CRM's names, so
+    marketing still learns they predict nothing."""
+    catalog = [FeatureDef("visits", "numeric", "visits"), FeatureDef("do_not_call", "numeric", "do_not_call"),
+               FeatureDef("search", "categorical", "search")]
+    n = 60
+    features = pd.DataFrame({"visits": np.arange(n, dtype=float), "do_not_call": 0.0, "search": ["no"] * n})
+    signals = pd.DataFrame({"visits": np.linspace(-1, 1, n), "do_not_call": 0.0, "search": np.full(n, 1e-4)})
+    rows = audit.ExplainedRows(features, np.zeros(n), np.full(n, 0.2), signals, np.zeros(n),
+                               crm_fields={"do_not_call": "Do Not Call", "search": "Search"})
+
+    section = audit.importance_section(rows, catalog)
+
+    assert section.tables["signals"]["signal"].tolist() == ["visits"]
+    line = "2 signals the model does not use (importance 0.000), left out: Search, Do Not Call."
+    assert line in section.notes
+    assert section.figures["importance"].get_supxlabel() == line
+    assert [t.get_text() for t in section.figures["importance"].axes[0].get_yticklabels()] == ["visits"]
+
+
 def test_a_value_that_a_value_map_renames_is_named_as_the_export_writes_it(sample_params, tmp_path):
     """The CRM writes 'TT' for a source that data.value_maps renames 'TikTok': the audit's tables name 'TT', as
     marketing finds it in the file and as monitor and `leadscore score` name it, not the map's 'TikTok'."""
