@@ -133,6 +133,7 @@ SHOWN_AS = {
     "test_rows": "held-out leads",
     "compared_with": "compared with",
     "generated_at": "written at",
+    "currency": "currency of deal amounts",
 }
 # The metrics table's rows (models.metrics.evaluate_scores keys) as the page shows them: in words, each with the
 # format of its numbers, since one column holds counts, shares and scores ("712", "39.2%", "0.878"); "top" is a
@@ -167,6 +168,7 @@ COLUMN_FORMATS = {
 # lowers the score"), as the page names them; any other reads as its CRM field or its code in words (`signal_name`).
 SIGNAL_WORDS = {"icp_match": f"{IDEAL_CUSTOMER_PROFILE} match", "activity_recency": "days since the last activity",
                 "email_domain_type": "non-business e-mail (free, student, competitor or none)"}
+AMOUNT_COLUMNS = ("won_revenue",)  # columns of money, headed with data.currency where set (`table_html`)
 KIND_SHOWN_AS = {"numeric": "number", "categorical": "category"}  # the signals table's kinds on the page
 # Model details that are times (ISO in the JSON), shown as a reader writes them (`_time_shown`).
 TIME_DETAILS = ("trained_at", "as_of", "generated_at")
@@ -1346,6 +1348,7 @@ def build_audit(
         "test_rows": len(rows.y),
         "compared_with": previous.label if previous is not None else None,
         "generated_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "currency": params.data.currency,
     }
     warnings = setting_warnings(training_set, with_model_features(params, scorer), judging=True)
     return Audit(model=model, sections=sections, rows=rows, warnings=warnings)
@@ -1421,10 +1424,12 @@ def _metrics_shown(table: pd.DataFrame) -> pd.DataFrame:
     return shown
 
 
-def table_html(name: str, table: pd.DataFrame, crm_fields: dict[str, str] | None = None) -> str:
+def table_html(name: str, table: pd.DataFrame, crm_fields: dict[str, str] | None = None,
+               currency: str | None = None) -> str:
     """The table `name` as the page shows it, for the page and the notebook alike: headed in words (`shown_as`),
     shares as percentages and lifts as times (COLUMN_FORMATS), counts as counts, a signal named by `signal_name`
-    with `crm_fields` (its ``crm_column`` then says it again)."""
+    with `crm_fields` (its ``crm_column`` then says it again), an amount's column with its `currency`
+    (``data.currency``: "won revenue (EUR)")."""
     crm_fields = crm_fields or {}
     if name == "metrics":
         shown = _metrics_shown(table)
@@ -1442,7 +1447,8 @@ def table_html(name: str, table: pd.DataFrame, crm_fields: dict[str, str] | None
     for c in shown.columns:
         if pd.api.types.is_numeric_dtype(shown[c]) and not pd.api.types.is_bool_dtype(shown[c]):
             shown[c] = shown[c].astype(object).map(_format_number)  # as text: to_html prints an Int64 NA as '<NA>'
-    shown.columns = [shown_as(c, name) for c in shown.columns]
+    shown.columns = [shown_as(c, name) + (f" ({currency})" if currency and c in AMOUNT_COLUMNS else "")
+                     for c in shown.columns]
     return shown.to_html(index=False, border=0, na_rep="")
 
 
@@ -1518,7 +1524,8 @@ def render_html(audit: Audit) -> str:
             parts.append(f"<img alt='{e(name)}' src='data:image/png;base64,{encoded}'>")
         for name, table in section.tables.items():
             parts.append(f"<h3>{e(shown_as(name))}</h3>")
-            parts.append(table_html(name, table, audit.rows.crm_fields if audit.rows is not None else {}))
+            parts.append(table_html(name, table, audit.rows.crm_fields if audit.rows is not None else {},
+                                    model.get("currency")))
     parts.append("</body></html>")
     return "\n".join(parts)
 

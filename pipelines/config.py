@@ -143,6 +143,9 @@ class DataParams(_Section):
     )
     on_error: Literal["stop", "drop"] = "stop"
     dedupe_by_email: bool = False
+    currency: str | None = Field(
+        None, description="Currency of the deal amounts (outcomes.amount), e.g. EUR: named wherever the audit prints "
+        "an amount (its won revenue column, on the page and in the notebook) and in its model details; unset, none is named.")
     statuses: list[str] = Field(
         default_factory=lambda: ["converted", "rejected", "nurture", "duplicate", "open"]
     )

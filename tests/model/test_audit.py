@@ -381,6 +381,23 @@ def test_the_revenue_note_counts_the_won_deals_whose_amount_ingest_left_out(audi
             "leads' decisions.") in segments.notes
 
 
+def test_won_revenue_is_headed_with_the_currency_data_currency_names(sample_params):
+    """Won revenue read '8,535,000' with no currency: euros or rupees? data.currency heads its column on the page and in
+    the notebook ("won revenue (EUR)") and is a model detail; unset, the heading names none, as before."""
+    assert sample_params.data.currency is None
+    summary = pd.DataFrame({"lead_source": ["web"], "leads": [3], "won_revenue": [8535000.0]})
+
+    page = _PageTables("<h3>by lead source</h3>" + audit.table_html("by_lead_source", summary, currency="EUR"))
+
+    assert page.tables["by lead source"][0]["won revenue (EUR)"] == "8,535,000"
+    assert "won revenue" in _PageTables("<h3>by lead source</h3>" + audit.table_html(
+        "by_lead_source", summary)).tables["by lead source"][0]
+    report = audit.Audit(model={"name": "leadscore", "version": "1", "currency": "EUR"}, rows=None,
+                         sections=[audit.Section("segments", "Lead sources", tables={"by_lead_source": summary})])
+    page = audit.render_html(report)
+    assert "won revenue (EUR)" in page and "currency of deal amounts" in page
+
+
 def test_the_revenue_note_counts_converted_leads_without_an_amount_and_an_export_of_only_invalid_ones():
     """A blank amount counts 0 as well, said without an ingest count when ingest left none out; an export whose every
     amount was invalid has no won revenue to report, and says why rather than that the export has no amounts."""
