@@ -35,6 +35,7 @@ import html
 import io
 import json
 import math
+import textwrap
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -68,6 +69,7 @@ from pipelines.ingest import CRMData, crm_column
 
 TOP_SIGNALS = 6  # signals with a dependence plot
 PLOTTED_SIGNALS = 20  # bars in the importance plot
+PANEL_TITLE_CHARS = 40  # a dependence panel's title wraps at this many characters a line (`panel_title`)
 IMPORTANCE_DECIMALS = 3  # as the page shows importance (`_format_number`): a signal of 0.000 is one the model does not use
 MIN_LEVEL_ROWS = 20  # a category level needs this many rows to be named as helping / hurting most, or shown alone
 DIRECTION_THRESHOLD = 0.1  # |Spearman rho| below this reads as "no consistent direction"
@@ -909,6 +911,12 @@ def _crop_outliers(ax: Axes, number: pd.Series) -> None:
                 fontsize="small", color="dimgray")
 
 
+def panel_title(name: str, width: int = PANEL_TITLE_CHARS) -> str:
+    """A signal's `name` as a panel's title, wrapped at `width` characters a line: an X Education field such as "What
+    matters most to you in choosing a course" ran past its panel, over the next one's title or off the figure."""
+    return textwrap.fill(name, width)
+
+
 def dependence_plot(rows: ExplainedRows, catalog: list[FeatureDef], table: pd.DataFrame) -> Figure:
     """One panel per signal: every lead's value vs contribution (numbers) or mean per level (categories)."""
     signals = list(dict.fromkeys(table["signal"]))
@@ -919,7 +927,7 @@ def dependence_plot(rows: ExplainedRows, catalog: list[FeatureDef], table: pd.Da
     kinds = _signal_kinds(catalog)
     for ax, signal in zip(axes, signals):
         part = table[table["signal"] == signal]
-        title = rows.name(signal)
+        title = panel_title(rows.name(signal))
         if kinds[signal] == "numeric":
             criteria = icp_criteria_counted(signal, rows.spec)
             ax.scatter(values[signal], rows.signals[signal], s=6, alpha=0.3, color="tab:blue", label="lead")

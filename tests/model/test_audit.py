@@ -234,6 +234,26 @@ def test_the_value_plot_of_a_category_shows_the_values_the_importance_table_name
     assert len(section.tables["dependence"]) == 17  # every value, the rare one pooled
 
 
+def test_a_long_field_name_wraps_in_its_value_plot_title_instead_of_running_off_the_panel():
+    """X Education's "What matters most to you in choosing a course" ran past its panel's edge as one line; a panel
+    title wraps at PANEL_TITLE_CHARS, every word kept, and the count of rows shown stays on its own line."""
+    name = "What matters most to you in choosing a course, and why"
+    n = 60
+    values = np.repeat(["Better Career Prospects", "Other"], n // 2)
+    rows = audit.ExplainedRows(pd.DataFrame({"choice": values}), np.zeros(n), np.full(n, 0.2),
+                               pd.DataFrame({"choice": np.where(values == "Other", -0.2, 0.3)}), np.zeros(n),
+                               crm_fields={"choice": name})
+    catalog = [FeatureDef("choice", "categorical", "choice")]
+
+    (panel,) = [ax for ax in audit.dependence_plot(rows, catalog, audit.dependence_table(rows, catalog, ["choice"])).axes
+                if ax.get_visible()]
+
+    lines = panel.get_title().split("\n")
+    assert len(lines) > 1 and all(len(line) <= audit.PANEL_TITLE_CHARS for line in lines)
+    assert " ".join(lines) == name
+    assert audit.panel_title("Lead Origin") == "Lead Origin"
+
+
 def test_the_value_plot_of_a_number_crops_a_far_outlier_and_says_so():
     """X Education's one lead of 251 visits stretched the TotalVisits panel to 260, every other lead (0 to 30) in a
     sliver at its left edge. The panel ends at twice the 99th percentile and counts the leads beyond."""
