@@ -103,8 +103,9 @@ ROUTES: dict[str, tuple[type[BaseModel], dict[int, tuple[type[BaseModel], str]],
     ),
     "/explain": (
         ExplainRequest,
-        {200: (Explanation, "Every factor of the lead's score, and whether it is past the label horizon and the "
-                           "values the model never saw in training as POST /score answers them (not logged).")},
+        {200: (Explanation, "Every factor of the lead's score, and its score, tier, likely rejection reason, "
+                           "whether it is past the label horizon and the values the model never saw in training as "
+                           "POST /score answers them (not logged).")},
         {400: BAD_JSON, 401: NO_KEY, 413: TOO_LARGE, 415: NOT_JSON, 422: REFUSED},
     ),
     "/feedback": (

@@ -295,16 +295,23 @@ UNREAD_ACTIVITY_TYPES = (
 )
 
 
+# /score's and /explain's tier and likely rejection reason (serving.scoring.score_fields).
+TIER = "Tier from thresholds fixed at training time, best first (see GET /model)."
+LIKELY_REJECTION_REASON = ("Most likely reason if sales rejects the lead, as the training export spelled it (to write "
+                           "back); null when the model predicts none (its training leads had too few reason codes to learn from).")
+LIKELY_REJECTION_PROBABILITY = "Probability of that reason, given a rejection; null with no reason."
+
+
 class LeadScore(BaseModel):
     lead_id: str
     probability: float = Field(description="Calibrated probability of conversion.")
     score: int = Field(description="1-99: the probability in percent.")
-    tier: str = Field(description="Tier from thresholds fixed at training time, best first (see GET /model).")
+    tier: str = Field(description=TIER)
     past_horizon: bool = Field(description=PAST_HORIZON)
     past_horizon_note: str | None = Field(description=PAST_HORIZON_NOTE)
     reasons: Reasons
-    likely_rejection_reason: str | None = Field(description="Most likely reason if sales rejects the lead, as the training export spelled it (to write back).")
-    likely_rejection_probability: float | None = Field(description="Probability of that reason, given a rejection.")
+    likely_rejection_reason: str | None = Field(description=LIKELY_REJECTION_REASON)
+    likely_rejection_probability: float | None = Field(description=LIKELY_REJECTION_PROBABILITY)
     never_seen: dict[str, str] | None = Field(description=NEVER_SEEN)
     unread_activity_types: list[str] = Field(description=UNREAD_ACTIVITY_TYPES)
     model_name: str
@@ -324,8 +331,14 @@ class Explanation(BaseModel):
     lead_id: str
     base: float = Field(description="The model's average log-odds (where every lead starts).")
     margin: float = Field(description="This lead's log-odds: base plus every contribution.")
-    probability: float
-    score: int
+    probability: float = Field(description="Calibrated probability of conversion. The same as POST /score answers "
+                               "for the lead.")
+    score: int = Field(description="1-99: the probability in percent. The same as POST /score answers for the lead.")
+    tier: str = Field(description=TIER + " The same as POST /score answers for the lead.")
+    likely_rejection_reason: str | None = Field(description=LIKELY_REJECTION_REASON + " The same as POST /score "
+                                                "answers for the lead.")
+    likely_rejection_probability: float | None = Field(description=LIKELY_REJECTION_PROBABILITY + " The same as POST "
+                                                       "/score answers for the lead.")
     factors: list[Factor] = Field(description="Every factor, largest effect first.")
     past_horizon: bool = Field(description=PAST_HORIZON + " The same as POST /score answers for the lead.")
     past_horizon_note: str | None = Field(description=PAST_HORIZON_NOTE)

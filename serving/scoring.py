@@ -322,6 +322,20 @@ def never_seen_per_lead(found: dict[int, dict[str, str]] | None, leads: int) -> 
     return [found.get(i, {}) for i in range(leads)]
 
 
+def score_fields(scorer: LeadScorer, row: dict, age_days: float) -> dict:
+    """A lead's probability, score, tier, past_horizon (``horizon_fields``) and likely rejection reason from its row of
+    ``LeadScorer.explained_scores``' frame, as /score and /explain both answer them and the score log keeps them."""
+    reason, reason_p = row["likely_rejection_reason"], row["likely_rejection_probability"]
+    return {
+        "probability": float(row["probability"]),
+        "score": int(row["score"]),
+        "tier": str(row["tier"]),
+        **horizon_fields(scorer, row["past_horizon"], age_days),
+        "likely_rejection_reason": None if pd.isna(reason) else str(reason),
+        "likely_rejection_probability": None if pd.isna(reason_p) else float(reason_p),
+    }
+
+
 def horizon_fields(scorer: LeadScorer, past_horizon: bool, age_days: float) -> dict:
     """A lead's past_horizon (``LeadScorer.past_horizon``) and, when true, what a rep reads about it
     (``features.phrases.past_horizon``), as /score and /explain answer them and the score card shows the note."""
@@ -409,15 +423,9 @@ def score_request(
     results, log_rows = [], []
     for row, pos, neg, email_hash, age, new, unread_types in zip(scores.to_dict("records"), positives, negatives,
                                                                  hashes, ages, never_seen, unread):
-        reason, reason_p = row["likely_rejection_reason"], row["likely_rejection_probability"]
         score = {
             "lead_id": row["lead_id"],
-            "probability": float(row["probability"]),
-            "score": int(row["score"]),
-            "tier": str(row["tier"]),
-            **horizon_fields(scorer, row["past_horizon"], age),
-            "likely_rejection_reason": None if pd.isna(reason) else str(reason),
-            "likely_rejection_probability": None if pd.isna(reason_p) else float(reason_p),
+            **score_fields(scorer, row, age),
             "model_name": model.name,
             "model_version": model.version,
         }
@@ -440,9 +448,9 @@ def warm_up(scorer: LeadScorer, model: ModelRef) -> None:
 
 
 def explain_request(scorer: LeadScorer, lead: dict, activities: list[dict] | None, model: ModelRef, *, as_of: pd.Timestamp | None) -> dict:
-    """Every factor's contribution for one lead (largest effect first), whether it is past the label horizon
-    (`horizon_fields`), the values the model never saw in training and the activity types it does not read, as
-    /score answers them.
+    """Every factor's contribution for one lead (largest effect first), and its score, tier, likely rejection reason
+    and whether it is past the label horizon (`score_fields`), the values the model never saw in training and the
+    activity types it does not read, as /score answers them.
 
     Raises:
         RequestError: the lead breaks the contract.
@@ -459,15 +467,13 @@ def explain_request(scorer: LeadScorer, lead: dict, activities: list[dict] | Non
     if detail:
         raise RequestError("the lead cannot be explained", _as_one_lead(detail))
     found_new = scorer.never_seen_as_sent(features, frames.leads)
-    (e,) = scorer.explain(features, age_days=ages, never_seen=found_new)
+    scores, (e,) = scorer.explained_scores(features, every_factor=True, age_days=ages, never_seen=found_new)
     return {
         "lead_id": str(e.lead_id),
         "base": float(e.base),
         "margin": float(e.margin),
-        "probability": float(e.probability),
-        "score": int(e.score),
+        **score_fields(scorer, scores.to_dict("records")[0], ages[0]),
         "factors": [_factor(f) for f in e.factors],
-        **horizon_fields(scorer, scorer.past_horizon(ages, 1)[0], ages[0]),
         "never_seen": never_seen_per_lead(found_new, 1)[0],
         "unread_activity_types": unread_activity_types_as_sent(scorer, frames)[0],
         "model_name": model.name,

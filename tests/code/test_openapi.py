@@ -54,6 +54,21 @@ def test_the_documented_never_seen_field_names_the_models_category_fields_as_the
     assert "never_seen" in spec["components"]["schemas"]["Explanation"]["required"]
 
 
+def test_the_documented_explanation_has_the_tier_and_likely_rejection_reason_a_score_has():
+    """A panel built on /explain alone shows the tier and the likely rejection reason: /docs.json documents them on
+    /explain's answer as on /score's, in the same words, and says they are the same."""
+    params = load_params(PROJECT_ROOT / "params.yaml")
+    scorer = LeadScorer(params.data, params.features, None, None, None, 1.0, 0.0, None, None, None)
+    schemas = openapi.document(LeadScoreService.openapi_spec.asdict(), scorer, params.data, params.label)["components"]["schemas"]
+    explanation, score = schemas["Explanation"], schemas["LeadScore"]
+    for name in ("probability", "score", "tier", "likely_rejection_reason", "likely_rejection_probability"):
+        assert name in explanation["required"], name
+        assert explanation["properties"][name]["description"].endswith("The same as POST /score answers for the lead.")
+        assert {k: v for k, v in explanation["properties"][name].items() if k != "description"} == \
+            {k: v for k, v in score["properties"][name].items() if k != "description"}, name
+        assert explanation["properties"][name]["description"].startswith(score["properties"][name]["description"])
+
+
 def test_the_documented_unread_activity_types_field_names_the_activity_types_the_model_reads():
     """A score's unread_activity_types lists the activity types the lead sent that the model does not read: /docs.json
     documents it on /score's and /explain's answers, with the types this model reads and the CRM labels translated."""

@@ -406,6 +406,23 @@ def test_explain_gives_every_factor_adding_up_to_the_models_margin(client, train
     assert all(f["phrase"] for f in explained["factors"])
 
 
+def test_explain_answers_the_tier_and_likely_rejection_reason_score_gives(client, leads):
+    """A rep's panel built on /explain alone could not show "Tier B · likely rejection: Ringing, 41%": /explain
+    answered the score but neither the tier nor the likely rejection reason. It now answers both as /score does, under
+    the same names, and /docs.json documents them."""
+    scores = client.post("/score", {"leads": leads, "as_of": AS_OF}).json()["scores"]
+    explained = [client.post("/explain", {"lead": lead, "as_of": AS_OF}).json() for lead in leads]
+    same = ("score", "tier", "likely_rejection_reason")
+    assert [{k: e[k] for k in same} for e in explained] == [{k: s[k] for k in same} for s in scores]
+    for number in ("probability", "likely_rejection_probability"):  # one lead's TreeSHAP sums as 8 leads' to 1e-16
+        assert [e[number] for e in explained] == pytest.approx([s[number] for s in scores], abs=1e-12)
+    assert all(e["likely_rejection_reason"] for e in explained)  # the sample model learns reasons
+    spec = client.get("/docs.json").json()
+    assert {*same, "likely_rejection_probability"} <= set(spec["components"]["schemas"]["Explanation"]["required"])
+    assert all(_documented(spec, "Explanation", e) for e in explained)
+    assert not _documented(spec, "Explanation", {**explained[0], "tier": None})
+
+
 def test_a_crm_record_forwarded_as_it_is_scores_as_without_the_fields_the_model_does_not_read(client, leads):
     """Every Salesforce REST record carries an "attributes" object: /score answered 400 "leads[0].attributes:
     expected text, a number, true/false or null, not a JSON object", so a record could not be forwarded as it is.
