@@ -173,6 +173,16 @@ _LEVEL_DISPLAY: dict[str, dict[str, str]] = {
     "department": {"hr": "HR", "it": "IT", "customer_success": "Customer success", UNKNOWN: "No job title"},
 }
 NOT_GIVEN = "not given"
+# Derived category levels that say the lead lacks something, as a flag's "not given" side does: department's
+# build.UNKNOWN is no job title at all (a title no rule knows is "other").
+_ABSENT_LEVELS: dict[str, frozenset[str]] = {"department": frozenset({UNKNOWN})}
+# The states in which a factor says the lead lacks something: no event or activity, 0, no value.
+_ABSENT_STATES = frozenset({"none", "new", "zero", "unknown"})
+# Added to a factor that says the lead lacks something and raises its score (``Phrasebook.render``'s `raising`): "No
+# form filled in the last 90 days +1 pt" read as nonsense to a rep. Its points are real: a factor is measured against
+# an average lead, with this lead's other values, and the model does rate the absence higher for them; the words say
+# that the finding is the model's, not a rule a rep should follow.
+ABSENCE_RAISES = "{phrase} (for leads like this one, the model found that a plus)"
 # Added to a category factor whose value the model did not learn on its own (too rare in training, or
 # never seen: ``CategoryEncoder`` pools them as ``__other__``): its points are those of the pool, and
 # "Country: Bahrain  -2 pts" alone would read as if Bahrain itself lowered the score.
@@ -352,6 +362,7 @@ class Phrasebook:
         self, features: pd.DataFrame, needed: np.ndarray | None = None, age_days: np.ndarray | None = None,
         learned: Mapping[str, Collection[str]] | None = None, spellings: Mapping[str, Mapping[str, str]] | None = None,
         windows: Mapping[str, np.ndarray] | None = None, as_sent: Mapping[str, np.ndarray] | None = None,
+        raising: np.ndarray | None = None,
     ) -> tuple[np.ndarray, np.ndarray]:
         """(phrases, values): object arrays (rows, signals) for a feature frame; see ``describe``.
 
@@ -372,6 +383,9 @@ class Phrasebook:
                 whose count moved the score most); NaN, or a signal left out, names the shortest window with events.
             as_sent: per category feature, per row, the value as the lead sent it where training never saw it, else
                 None (``models.explain.as_sent_columns``): "Industry: Asteroid Mining", as the lead's never_seen says.
+            raising: optional (rows, signals) mask of the factors that raise the lead's score (a positive
+                contribution): one that says the lead lacks something (``_says_absence``) reads with ``ABSENCE_RAISES``.
+                None: as a factor of either sign (a description, not a reason).
         """
         n = len(features)
         phrases = np.empty((n, len(self.signals)), dtype=object)
@@ -398,7 +412,7 @@ class Phrasebook:
             if sent is not None:  # rendered apart per spelling sent; not the reader's
                 columns.append(np.asarray(sent, dtype=object)[rows])
             first, inverse = _unique_rows(columns)
-            texts, shown = [], []
+            texts, shown, absent = [], [], []
             for row in first:
                 lead_values = [c[row] for c in columns]
                 sent_text = lead_values.pop() if sent is not None else None
@@ -411,7 +425,12 @@ class Phrasebook:
                     text = (RARE_VALUE if sent_text is None else NEVER_SEEN_VALUE).format(phrase=text)
                 texts.append(text)
                 shown.append(fields["value"])
-            phrases[rows, j] = np.asarray(texts, dtype=object)[inverse]
+                absent.append(_says_absence(signal, shape, state, fields, level))
+            worded = np.asarray(texts, dtype=object)[inverse]
+            if raising is not None and any(absent):
+                plus = np.asarray([ABSENCE_RAISES.format(phrase=t) if a else t for t, a in zip(texts, absent)], dtype=object)
+                worded = np.where(np.asarray(raising[:, j])[rows], plus[inverse], worded)
+            phrases[rows, j] = worded
             values[rows, j] = np.asarray(shown, dtype=object)[inverse]
         return phrases, values
 
@@ -587,6 +606,14 @@ def _parse(raw: str, shape: Shape, shape_name: str) -> Template:
         except (ValueError, TypeError) as err:
             raise ValueError(f"does not render ({err})") from None
     return Template(default, by_state)
+
+
+def _says_absence(signal: str, shape: str, state: str, fields: dict, level: str | None) -> bool:
+    """Whether a factor's words say the lead lacks something ("No form filled in the last 90 days", "No phone number",
+    "Country not given", "No job title to tell the department"): a state of no events, no activity, 0 or no value,
+    a flag whose lead side is "not given" (``_FLAG_VALUES``) or a derived level of ``_ABSENT_LEVELS``."""
+    return (state in _ABSENT_STATES or (shape == "flag" and fields["value"] == NOT_GIVEN)
+            or level in _ABSENT_LEVELS.get(signal, ()))
 
 
 def _render_input(features: pd.DataFrame, name: str, numbers: dict[str, np.ndarray], shape: str) -> np.ndarray:

@@ -16,6 +16,7 @@ from scipy import sparse
 
 from models.calibration import Calibrator, TierThresholds
 from models.explain import by_signal, contributions, explain, factor_columns
+from features.phrases import ABSENCE_RAISES
 from models.peers import LogisticPeer
 from models.scorer import LeadScorer
 from pipelines.config import PROJECT_ROOT, load_params
@@ -74,6 +75,11 @@ def raw_lead(**values) -> pd.DataFrame:
     return pd.DataFrame([{k: v for k, v in lead.items() if v is not None}])
 
 
+def absence(words: str, factor) -> str:
+    """A factor saying the lead lacks something, as worded for its sign: with ``ABSENCE_RAISES`` when it raises the score."""
+    return ABSENCE_RAISES.format(phrase=words) if factor.contribution > 0 else words
+
+
 def activity(kind: str, when: str) -> dict:
     return {"lead_id": "D1", "occurred_at": when, "activity": kind}
 
@@ -121,9 +127,9 @@ def test_x_education_explains_in_its_own_words_with_a_sparse_logistic_design(x_e
     professional = rows.index[rows["occupation"] == "working professional"][0]
     unanswered = rows.index[rows["occupation"].isna()][0]
     professional_e, unanswered_e = explain(model, rows.loc[[professional, unanswered]])
-    occupation = {e.lead_id: next(f.phrase for f in e.factors if f.signal == "occupation")
-                  for e in (professional_e, unanswered_e)}
-    assert occupation == {str(professional): "Working professional", str(unanswered): "Occupation not given"}
+    occupation = {e.lead_id: next(f for f in e.factors if f.signal == "occupation") for e in (professional_e, unanswered_e)}
+    assert {lead: f.phrase for lead, f in occupation.items()} == {
+        str(professional): "Working professional", str(unanswered): absence("Occupation not given", occupation[str(unanswered)])}
 
 
 def test_an_x_education_lead_that_never_visited_hears_it_once_with_the_points_of_no_time_and_no_page_views(x_education_csv):
@@ -225,6 +231,29 @@ def test_one_demo_request_shows_as_a_positive_factor(scorer, sample_params):
     assert with_demo.score >= without_demo.score
 
 
+# The words of a factor saying the lead lacks something (features.phrases._says_absence), as the built-in templates
+# word them for the sample model.
+ABSENCE = re.compile(r"^(No |Not |Has not |Opened no |Matches none )|not given$")
+
+
+def test_an_absence_that_raises_the_score_says_the_model_found_it_a_plus(scorer, features, ages, sample_params):
+    """"No form filled in the last 90 days +1 pt" among the reasons a lead scored high read as nonsense to a rep: an
+    absence that raises the score now says the model found it a plus for leads like this one; one that lowers it reads
+    as before. Only the words change: the points and contributions are those of the same factor."""
+    k = sample_params.serving.top_factors
+    explanations = explain(scorer, features, k, age_days=ages)
+    suffix = ABSENCE_RAISES.format(phrase="")
+    plain = [(f.phrase.removesuffix(suffix), f) for e in explanations for f in e.factors]
+    misworded = {f.phrase for words, f in plain if f.phrase.endswith(suffix) != (f.contribution > 0 and bool(ABSENCE.search(words)))}
+    assert not misworded, misworded
+    # The fixture has what the rule is for: an absence among the reasons a lead scored high, and absences lowering scores.
+    raised = {f.phrase.removesuffix(suffix) for e in explanations for f in e.positives if f.phrase.endswith(suffix)}
+    assert raised and any(ABSENCE.search(words) and f.contribution < 0 for words, f in plain)
+    columns = factor_columns(scorer, features, k, ages)  # score --explain's columns, the words the card shows
+    written = set(columns[[f"top_positive_{r}" for r in range(1, k + 1)]].stack())
+    assert {ABSENCE_RAISES.format(phrase=words) for words in raised} <= written
+
+
 def test_an_unseen_category_and_missing_optional_fields_explain(scorer):
     lead = raw_lead(industry="Asteroid Mining", employees=None, phone=None, company=None, campaign=None)
     features, problems, ages = scorer.build(lead, None, as_of=AS_OF)
@@ -234,8 +263,8 @@ def test_an_unseen_category_and_missing_optional_fields_explain(scorer):
     # Scored with the pool of rare values: 'Industry: asteroid mining  -3 pts' alone says asteroid mining lowers it.
     assert (by_name["industry"].phrase, by_name["industry"].value) == (
         "Industry: asteroid mining (too few past leads had this value to judge it on its own)", "asteroid mining")
-    assert by_name["employees"].phrase == "Employee count not given"
-    assert by_name["missing_phone"].phrase == "No phone number"
+    assert by_name["employees"].phrase == absence("Employee count not given", by_name["employees"])
+    assert by_name["missing_phone"].phrase == absence("No phone number", by_name["missing_phone"])
     assert e.margin == pytest.approx(scorer.margin(features)[0], abs=1e-6)
     assert 1 <= e.score <= 99
 
