@@ -141,7 +141,8 @@ def explain(
         age_days: each lead's age when scored (``features.build.lead_age_days``), or None when
             unknown: see ``features.phrases.Phrasebook.render``.
         never_seen: ``scorer.never_seen_as_sent`` of these leads, so a value training never saw is named as the
-            lead sent it ("Industry: Asteroid Mining"), not as the model compares it; None: as compared.
+            lead sent it ("Industry: Asteroid Mining"), not as the model compares it; None: as compared ("Industry:
+            asteroid mining"), worded as never seen all the same (``as_sent_columns``).
 
     Returns:
         One Explanation per row, in row order. Scores equal ``scorer.predict``'s.
@@ -296,7 +297,7 @@ def explain_batch(
     phrases, values = book.render(features, needed, age_days, None if scorer.encoder is None else scorer.encoder.learned,
                                   scorer.category_spellings,
                                   book.telling_windows(features, per_feature, scorer.feature_names, contribution),
-                                  as_sent_columns(scorer, never_seen, len(features)), contribution > 0)
+                                  as_sent_columns(scorer, never_seen, features), contribution > 0)
     return ExplainBatch(
         signals=signals, base=base, margin=margin,
         probability=probability, score=to_score(probability), contribution=contribution, points=points,
@@ -306,14 +307,24 @@ def explain_batch(
     )
 
 
-def as_sent_columns(scorer: LeadScorer, never_seen: dict[int, dict[str, str]] | None, rows: int) -> dict[str, np.ndarray]:
+def as_sent_columns(scorer: LeadScorer, never_seen: dict[int, dict[str, str]] | None,
+                    features: pd.DataFrame) -> dict[str, np.ndarray]:
     """``scorer.never_seen_as_sent`` (per lead, CRM field -> value as sent) per category feature, as
-    ``Phrasebook.render`` reads it: per row, the value as the lead sent it, None where training saw the lead's."""
+    ``Phrasebook.render`` reads it: per row, the value as the lead sent it, None where training saw the lead's.
+
+    Without ``never_seen`` (a caller with the feature frame only: ``factor_columns``, ``explain``), a value training
+    never saw (``scorer.never_seen``) is the one the model compares ("asteroid mining"): still worded as no past lead
+    having it, never as "too few past leads had this value", which would say training saw it.
+    """
+    if never_seen is None:
+        new = scorer.never_seen(features) or {}
+        return {column: np.where(rows, features[column].to_numpy(dtype=object), None)
+                for column, rows in new.items() if rows.any()}
     field_of = {crm_column(scorer.data, "leads", column): column for column in scorer.features.categorical}
     out: dict[str, np.ndarray] = {}
-    for row, fields in (never_seen or {}).items():
+    for row, fields in never_seen.items():
         for field, text in fields.items():
-            out.setdefault(field_of[field], np.full(rows, None, dtype=object))[row] = text
+            out.setdefault(field_of[field], np.full(len(features), None, dtype=object))[row] = text
     return out
 
 

@@ -261,15 +261,19 @@ def test_an_unseen_category_and_missing_optional_fields_explain(scorer):
     (e,) = scorer.explain(features, 3, age_days=ages)
     by_name = {f.signal: f for f in e.factors}
     # Scored with the pool of rare values: 'Industry: asteroid mining  -3 pts' alone says asteroid mining lowers it.
+    # Explained from the feature frame alone (no never_seen), it is named as compared, and as no past lead had it.
     assert (by_name["industry"].phrase, by_name["industry"].value) == (
-        "Industry: asteroid mining (too few past leads had this value to judge it on its own)", "asteroid mining")
+        "Industry: asteroid mining (no past lead had this value: judged as the rare ones are)", "asteroid mining")
     assert by_name["employees"].phrase == absence("Employee count not given", by_name["employees"])
     assert by_name["missing_phone"].phrase == absence("No phone number", by_name["missing_phone"])
     assert e.margin == pytest.approx(scorer.margin(features)[0], abs=1e-6)
     assert 1 <= e.score <= 99
 
 
-def test_a_value_the_model_learned_reads_as_itself_and_only_a_rare_one_says_it_is_rare(scorer):
+def test_a_value_the_model_learned_reads_as_itself_and_only_a_new_one_says_it_is_judged_as_the_rare_ones(scorer):
+    """Explained from the feature frame alone (``explain``, ``factor_columns``: no never_seen), a value no past lead had
+    read "too few past leads had this value", which says training saw it: it now reads as never seen, as compared
+    (the lead's own spelling is in raw rows these callers do not have)."""
     # Warm leads: on a cold one the pooled industry moves the score by less than the point a factor needs to be listed.
     warm = {"job_title": "VP Engineering", "employees": "800", "country": "US", "email": "kim@acme.com", "lead_source": "referral"}
     leads = pd.concat([raw_lead(lead_id="known", industry="software", **warm), raw_lead(lead_id="rare", industry="Asteroid Mining", **warm)])
@@ -277,10 +281,11 @@ def test_a_value_the_model_learned_reads_as_itself_and_only_a_rare_one_says_it_i
     acts["lead_id"] = ["known", "known", "rare", "rare"]
     features, _, ages = scorer.build(leads, acts, as_of=AS_OF)
     phrases = [next(f.phrase for f in e.factors if f.signal == "industry") for e in scorer.explain(features, age_days=ages)]
-    assert phrases == ["Industry: software", "Industry: asteroid mining (too few past leads had this value to judge it on its own)"]
+    new = "Industry: asteroid mining (no past lead had this value: judged as the rare ones are)"
+    assert phrases == ["Industry: software", new]
     # Batch scoring's top-factor columns word it the same way.
     columns = factor_columns(scorer, features, top_k=len(scorer.catalog), age_days=ages)
-    assert "Industry: asteroid mining (too few past leads had this value to judge it on its own)" in columns.iloc[1].tolist()
+    assert new in columns.iloc[1].tolist()
 
 
 def test_score_with_factors_names_a_value_no_past_lead_had_as_the_lead_sent_it(scorer):
