@@ -51,10 +51,14 @@ def run_name(what: str, training_set: TrainingSet) -> str:
 
 
 def input_example(training_set: TrainingSet, params: Params, rows: int = 5) -> pd.DataFrame:
-    """A few training leads under the CRM's own column names (the model's input signature)."""
+    """A few training leads under the CRM's own column names (the model's input signature): the columns its leads
+    source has, not the contract's it lacks (X Education's export has no `email` or `created_at`), which the
+    tables hold as empty and the signature would list as inputs of a model that never read them."""
     leads = training_set.crm.leads.head(rows)
     to_crm = {contract: crm for crm, contract in params.data.mapping.leads.items()}
-    return leads.rename(columns=to_crm)
+    example = leads.rename(columns=to_crm)
+    header = training_set.crm.leads_header
+    return example if header is None else example[[column for column in example.columns if column in header]]
 
 
 def train(

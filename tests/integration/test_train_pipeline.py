@@ -214,6 +214,31 @@ def test_pyfunc_model_loaded_by_alias_scores_crm_rows(trained, sample_params, sa
     assert flavor["python_function"]["loader_module"] == "mlflow.pyfunc.loaders.code_model"
 
 
+def test_the_model_input_example_holds_the_crms_own_columns_and_none_it_lacks(sample_dir, tmp_path):
+    """The logged model's input example (and so its signature) is what the CRM sends: an export that names
+    columns its own way and has no phone, company or campaign column (X Education's has no e-mail or creation date
+    either) gave an example listing those contract columns, empty, as inputs of a model that never read them."""
+    from conftest import params_for
+    from pipelines.dataset import assemble
+    from pipelines.train import input_example
+
+    leads = pd.read_csv(sample_dir / "leads.csv", dtype=str).drop(columns=["phone", "company", "campaign"])
+    leads = leads.rename(columns={"lead_id": "Lead ID", "lead_source": "Lead Source"})
+    leads.to_csv(tmp_path / "leads.csv", index=False)
+    outcomes = pd.read_csv(sample_dir / "outcomes.csv", dtype=str).rename(columns={"lead_id": "Lead ID"})
+    outcomes.to_csv(tmp_path / "outcomes.csv", index=False)
+    activities = pd.read_csv(sample_dir / "activities.csv", dtype=str).rename(columns={"lead_id": "Lead ID"})
+    activities.to_csv(tmp_path / "activities.csv", index=False)
+    mapping = {"leads": {"Lead ID": "lead_id", "Lead Source": "lead_source"}, "outcomes": {"Lead ID": "lead_id"},
+               "activities": {"Lead ID": "lead_id"}}
+    params = params_for(tmp_path, tmp_path, **{"data.mapping": mapping})
+
+    example = input_example(assemble(params), params)
+
+    assert list(example.columns) == list(leads.columns)
+    assert example["Lead ID"].tolist() == leads["Lead ID"].head(5).tolist()
+
+
 def test_pyfunc_model_refuses_rows_it_cannot_score_by_row_instead_of_leaving_them_out(trained, sample_params, sample_dir):
     tracking.use_store(sample_params)
     model = mlflow.pyfunc.load_model(f"models:/{sample_params.tracking.registered_model}@champion")
