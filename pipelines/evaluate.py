@@ -23,7 +23,7 @@ from models.plots import calibration_plot, gain_plot, importance_plot, pr_plot, 
 from models.scorer import LeadScorer
 from models.splits import Split, stratified_folds
 from models.train import cross_validates, logistic_cv
-from pipelines.config import Params
+from pipelines.config import Params, flatten
 from pipelines.dataset import TrainingSet, open_at_ages
 
 LEADSCORE = "leadscore"
@@ -290,14 +290,16 @@ def evaluate_registered(params: Params, alias: str = "challenger", as_of=None) -
     feedback store laid over it (`dataset.assemble`), the labels retrain gates on.
 
     The split is the training split definition (same seed, same out-of-time order), so on the export
-    a model was trained on its test rows are the ones it never saw. Logged as an MLflow run tagged
-    `evaluate`; returns the evaluation and the run id.
+    a model was trained on its test rows are the ones it never saw. Logged as an MLflow run named
+    "evaluate challenger v3 2025-12-31", tagged `evaluate`, with the flattened params and the split as a
+    training run has them; returns the evaluation and the run id.
     """
     import mlflow
 
     from models.splits import make_split
     from pipelines import tracking
     from pipelines.dataset import assemble, refuse_before_first_lead, setting_warnings
+    from pipelines.train import run_name
 
     tracking.configure(params)
     scorers = {alias: tracking.load_scorer(params, alias)}
@@ -324,7 +326,9 @@ def evaluate_registered(params: Params, alias: str = "challenger", as_of=None) -
         evaluation.notes += champion_overlap_notes(scorers[tracking.CHAMPION], ts, split.test)
     elif champion == own and alias != tracking.CHAMPION:
         evaluation.notes.append(f"{alias} v{own} is also the champion: there is no other version to compare it with")
-    with mlflow.start_run(tags={"kind": "evaluate", **{f"version.{k}": v for k, v in versions.items()}}) as run:
+    tags = {"kind": "evaluate", **{f"version.{k}": v for k, v in versions.items()}, **split.tags()}
+    with mlflow.start_run(run_name=run_name(f"evaluate {alias} v{own}", ts), tags=tags) as run:
+        mlflow.log_params(tracking.mlflow_keys(flatten(params)))  # what it read the export and judged with
         mlflow.log_dict(evaluation.data, "data/fingerprint.json")
         mlflow.log_dict(split.describe(), "data/split.json")
         tracking.log_setting_warnings(evaluation.warnings)

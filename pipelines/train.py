@@ -45,8 +45,8 @@ class TrainResult:
 
 
 def run_name(what: str, training_set: TrainingSet) -> str:
-    """A training run's name in the MLflow UI, "train 2025-12-31": the date its data was taken as of, beside the
-    "retrain 2025-12-31" run that judged it, where MLflow would give it a random name."""
+    """A run's name in the MLflow UI, "train 2025-12-31" ("evaluate challenger v3 2025-12-31"): the date its data was
+    taken as of, beside the "retrain 2025-12-31" run that judged it, where MLflow would give it a random name."""
     return f"{what} {training_set.as_of:%Y-%m-%d}" if training_set.as_of is not None else what
 
 

@@ -354,6 +354,13 @@ def test_evaluate_compares_a_registered_model_with_the_champion_and_peers_on_the
     assert list(evaluation.tiers.index) == trained.scorer.tiers.names
     run = MlflowClient(tracking.tracking_uri(sample_params)).get_run(run_id)
     assert run.data.tags["kind"] == "evaluate"
+    # The run says what it judged and with which settings, as the training run does, not a random name
+    # and no params: the VP comparing it with the training run finds the same split and settings there.
+    training = MlflowClient(tracking.tracking_uri(sample_params)).get_run(trained.run_id)
+    as_of = trained.training_set.as_of
+    assert run.info.run_name == f"evaluate challenger v{trained.version} {as_of:%Y-%m-%d}"
+    assert run.data.params == training.data.params
+    assert run.data.tags["split"] == training.data.tags["split"] == "out_of_time"
     # The same calibration by lead age as training reported for these test leads.
     pd.testing.assert_frame_equal(evaluation.by_age, trained.evaluation.by_age)
     assert run.data.metrics["challenger.calibration_gap.age_30d"] == pytest.approx(
