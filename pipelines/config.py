@@ -6,6 +6,7 @@ and the allowed values, so a typo in params.yaml never silently falls back to a 
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import types
@@ -698,7 +699,10 @@ def fitting_params(params: Params) -> dict:
 
 
 def flatten(params: Params) -> dict[str, str]:
-    """Params as flat ``section.key`` strings, for MLflow's log_params; a URL's password hidden (`shown_params`)."""
+    """Params as flat ``section.key`` strings, for MLflow's log_params; a URL's password hidden (`shown_params`).
+
+    A text value as written, any other as JSON (``["", "Select"]``, ``null``, ``true``), whole: Python's repr
+    cut at 500 characters showed the points rules ending mid-rule (MLflow keeps 6,000)."""
     out: dict[str, str] = {}
 
     def walk(prefix: str, value: Any) -> None:
@@ -706,7 +710,7 @@ def flatten(params: Params) -> dict[str, str]:
             for k, v in value.items():
                 walk(f"{prefix}.{k}" if prefix else str(k), v)
         else:
-            out[prefix] = str(value)[:500]
+            out[prefix] = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
 
     walk("", shown_params(params))
     return out

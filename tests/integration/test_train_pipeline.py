@@ -38,6 +38,11 @@ def test_the_run_records_params_data_fingerprint_metrics_and_plots(trained, samp
     client = MlflowClient(tracking.tracking_uri(sample_params))
     run = client.get_run(trained.run_id)
     assert run.data.params["model.calibration"] == sample_params.model.calibration
+    # A list setting reads whole and as JSON, as params.yaml writes it, not as Python's repr cut at 500 characters
+    # (the points rules, the MQL peer's definition, ended mid-rule).
+    rules = sample_params.model_dump(mode="json")["evaluate"]["points_rules"]
+    assert json.loads(run.data.params["evaluate.points_rules"]) == rules
+    assert run.data.params["data.missing_values"] == json.dumps(sample_params.data.missing_values)  # ["", "Select", ...]
     assert run.data.metrics["test.roc_auc"] == pytest.approx(trained.evaluation.metrics()["roc_auc"])
     assert "label_rows.positive:converted" in run.data.metrics
     artifacts = {a.path for a in client.list_artifacts(trained.run_id, "evaluation")}
