@@ -55,11 +55,13 @@ class Shape:
 SHAPES: dict[str, Shape] = {
     # Activity counts over windows; a score's factor names the window whose count moved it most
     # (Phrasebook.telling_windows), else (and in describe) the shortest window with any event.
-    # "earlier": no event in any window, yet the "ever" flag says there was one before.
+    # "earlier": no event in any window, yet the "ever" flag says there was one before; a template without
+    # [earlier] says its [none] text ("Has not viewed pricing" read "Viewed pricing 0 times in the last 90 days").
     "activity": Shape(
         ("active", "earlier", "none", "unknown"),
         ("value", "count", "times", "s", "days"),
         {"value": "7d: 2, 30d: 3", "count": 2, "times": "twice", "s": "s", "days": 7},
+        fallbacks=(("earlier", "none"),),
     ),
     # "new": no activity yet, and the lead is younger than the recency window ({days}, {ago}: its age);
     # a template without [new] says its [none] text with those fields ("No activity in the last 2 days").

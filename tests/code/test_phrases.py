@@ -247,6 +247,15 @@ def test_a_job_title_that_tells_nothing_reads_as_such_not_as_a_level_named_unkno
         "Department not clear from the job title"]
 
 
+def test_an_activity_template_without_earlier_words_a_lead_active_only_before_every_window_as_none():
+    """A params template for pricing views with no [earlier] text: a lead whose only view was 200 days ago read
+    'Viewed pricing 0 times in the last 90 days', its default text with a count of 0; its [none] text is true."""
+    spec = demo_spec(phrases={"pricing_view": "Viewed pricing {times} in {days} days | [none] No pricing view in {days} days"})
+    phrases, values = described([lead(lead_id="A")], [("A", "pricing_view", 200)], spec)
+    assert values.loc["A", "pricing_view"] == "7d: 0, 30d: 0, 90d: 0, ever: yes"
+    assert phrases.loc["A", "pricing_view"] == "No pricing view in 90 days"
+
+
 def test_params_phrases_override_built_ins_including_one_value_of_a_category():
     spec = demo_spec(
         categorical=["industry", "occupation"],
