@@ -180,11 +180,19 @@ NOT_GIVEN = "not given"
 _ABSENT_LEVELS: dict[str, frozenset[str]] = {"department": frozenset({UNKNOWN})}
 # The states in which a factor says the lead lacks something: no event or activity, 0, no value.
 _ABSENT_STATES = frozenset({"none", "new", "zero", "unknown"})
-# Added to a factor that says the lead lacks something and raises its score (``Phrasebook.render``'s `raising`): "No
+# Added to a factor that says the lead lacks something and raises its score (``Phrasebook.render``'s `signs`): "No
 # form filled in the last 90 days +1 pt" read as nonsense to a rep. Its points are real: a factor is measured against
 # an average lead, with this lead's other values, and the model does rate the absence higher for them; the words say
 # that the finding is the model's, not a rule a rep should follow.
 ABSENCE_RAISES = "{phrase} (for leads like this one, the model found that a plus)"
+# The states in which a factor says the lead has something usually good: events in a window, activity up, a business
+# e-mail domain, a flag of a lack not set ("no": "Has a phone number", "In a country we serve"). A category value is
+# neither, and so is an amount (employees, ICP criteria matched, days since the last activity, X Education's time on
+# the website): a rep reads it as more or less than other leads', not as present or absent.
+_PRESENT_STATES = frozenset({"active", "up", "business", "no"})
+# ABSENCE_RAISES's mirror, added to a factor that says the lead has something usually good and lowers its score:
+# "Has a phone number -2 pts" and "Filled in 5 forms in the last 30 days -4 pts" read as nonsense or as a bug.
+PRESENCE_LOWERS = "{phrase} (for leads like this one, the model found that a minus)"
 # Added to a category factor whose value the model did not learn on its own (too rare in training, or
 # never seen: ``CategoryEncoder`` pools them as ``__other__``): its points are those of the pool, and
 # "Country: Bahrain  -2 pts" alone would read as if Bahrain itself lowered the score.
@@ -364,7 +372,7 @@ class Phrasebook:
         self, features: pd.DataFrame, needed: np.ndarray | None = None, age_days: np.ndarray | None = None,
         learned: Mapping[str, Collection[str]] | None = None, spellings: Mapping[str, Mapping[str, str]] | None = None,
         windows: Mapping[str, np.ndarray] | None = None, as_sent: Mapping[str, np.ndarray] | None = None,
-        raising: np.ndarray | None = None,
+        signs: np.ndarray | None = None,
     ) -> tuple[np.ndarray, np.ndarray]:
         """(phrases, values): object arrays (rows, signals) for a feature frame; see ``describe``.
 
@@ -385,9 +393,10 @@ class Phrasebook:
                 whose count moved the score most); NaN, or a signal left out, names the shortest window with events.
             as_sent: per category feature, per row, the value as the lead sent it where training never saw it, else
                 None (``models.explain.as_sent_columns``): "Industry: Asteroid Mining", as the lead's never_seen says.
-            raising: optional (rows, signals) mask of the factors that raise the lead's score (a positive
-                contribution): one that says the lead lacks something (``_says_absence``) reads with ``ABSENCE_RAISES``.
-                None: as a factor of either sign (a description, not a reason).
+            signs: optional (rows, signals) sign of each factor's contribution: one that says the lead lacks something
+                and raises the score reads with ``ABSENCE_RAISES``, one that says it has something usually good and
+                lowers the score with ``PRESENCE_LOWERS`` (``_surprising_sign``). None: as a factor of either sign (a
+                description, not a reason).
         """
         n = len(features)
         phrases = np.empty((n, len(self.signals)), dtype=object)
@@ -414,7 +423,7 @@ class Phrasebook:
             if sent is not None:  # rendered apart per spelling sent; not the reader's
                 columns.append(np.asarray(sent, dtype=object)[rows])
             first, inverse = _unique_rows(columns)
-            texts, shown, absent = [], [], []
+            texts, shown, surprising = [], [], []
             for row in first:
                 lead_values = [c[row] for c in columns]
                 sent_text = lead_values.pop() if sent is not None else None
@@ -427,11 +436,12 @@ class Phrasebook:
                     text = (RARE_VALUE if sent_text is None else NEVER_SEEN_VALUE).format(phrase=text)
                 texts.append(text)
                 shown.append(fields["value"])
-                absent.append(_says_absence(signal, shape, state, fields, level))
+                surprising.append(_surprising_sign(signal, shape, state, fields, level))
             worded = np.asarray(texts, dtype=object)[inverse]
-            if raising is not None and any(absent):
-                plus = np.asarray([ABSENCE_RAISES.format(phrase=t) if a else t for t, a in zip(texts, absent)], dtype=object)
-                worded = np.where(np.asarray(raising[:, j])[rows], plus[inverse], worded)
+            if signs is not None and any(surprising):
+                found = np.asarray([_FOUND[s].format(phrase=t) if s else t for t, s in zip(texts, surprising)], dtype=object)
+                said = np.asarray(surprising)[inverse] == np.sign(np.asarray(signs[:, j], dtype=np.float64)[rows])
+                worded = np.where(said, found[inverse], worded)
             phrases[rows, j] = worded
             values[rows, j] = np.asarray(shown, dtype=object)[inverse]
         return phrases, values
@@ -608,6 +618,19 @@ def _parse(raw: str, shape: Shape, shape_name: str) -> Template:
         except (ValueError, TypeError) as err:
             raise ValueError(f"does not render ({err})") from None
     return Template(default, by_state)
+
+
+# The words of a factor whose sign its words make surprising (``_surprising_sign``): the finding is the model's.
+_FOUND = {1: ABSENCE_RAISES, -1: PRESENCE_LOWERS}
+
+
+def _surprising_sign(signal: str, shape: str, state: str, fields: dict, level: str | None) -> int:
+    """The sign of a factor's contribution its words make read as nonsense: +1 (raising) for a factor saying the lead
+    lacks something (``_says_absence``), -1 (lowering) for one saying it has something usually good
+    (``_PRESENT_STATES``), else 0 (either sign reads as it is)."""
+    if _says_absence(signal, shape, state, fields, level):
+        return 1
+    return -1 if state in _PRESENT_STATES else 0
 
 
 def _says_absence(signal: str, shape: str, state: str, fields: dict, level: str | None) -> bool:

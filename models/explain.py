@@ -33,7 +33,8 @@ service's reasons, batch scoring's columns and the score card all list by that o
 factor (``/explain``) still lists them all, since they add up to the margin.
 
 A factor saying the lead lacks something ("No form filled in the last 90 days") that raises the score says the
-model found that a plus for leads like this one (``features.phrases.ABSENCE_RAISES``): only its words change.
+model found that a plus for leads like this one (``features.phrases.ABSENCE_RAISES``); one saying it has something
+usually good ("Has a phone number") that lowers the score, that a minus (``PRESENCE_LOWERS``): only its words change.
 
 Factors are ranked by |points|, then |contribution|. Everything except building the returned
 objects and rendering each distinct phrase once is vectorised over leads.
@@ -297,7 +298,7 @@ def explain_batch(
     phrases, values = book.render(features, needed, age_days, None if scorer.encoder is None else scorer.encoder.learned,
                                   scorer.category_spellings,
                                   book.telling_windows(features, per_feature, scorer.feature_names, contribution),
-                                  as_sent_columns(scorer, never_seen, features), contribution > 0)
+                                  as_sent_columns(scorer, never_seen, features), np.sign(contribution))
     return ExplainBatch(
         signals=signals, base=base, margin=margin,
         probability=probability, score=to_score(probability), contribution=contribution, points=points,

@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from features.build import build_features
-from features.phrases import describe, past_horizon, phrase_templates, phrasebook
+from features.phrases import ABSENCE_RAISES, PRESENCE_LOWERS, describe, past_horizon, phrase_templates, phrasebook
 from pipelines.config import PROJECT_ROOT, FeatureParams, load_params
 
 SNAPSHOT = pd.Timestamp("2024-03-01 12:00")
@@ -193,6 +193,43 @@ def test_a_yes_no_fact_shows_the_leads_own_value_not_the_internal_flags():
                                 demo_spec(categorical=["industry", "lead_source", "campaign"]))
     assert list(zip(phrases["unsupported_country"], values["unsupported_country"])) == [
         ("In a country we do not serve", "not served"), ("In a country we serve", "served")]
+
+
+def test_a_factor_reads_the_models_finding_where_its_words_make_its_sign_look_like_nonsense():
+    """"Has a phone number -2 pts" or "Viewed 1 web page in the last 7 days -1 pt" read as nonsense or as a bug to a
+    rep, as "No phone number +1 pt" did: a factor saying the lead has something usually good that lowers its score says
+    the model found that a minus for leads like this one, as an absence raising it says a plus. A category value or an
+    amount ("250 employees", "Matches 2 of 4 ...", "Last activity 2 days ago") reads as itself whatever its sign, and so
+    does a factor whose words and sign agree."""
+    spec = demo_spec()
+    leads = pd.DataFrame([
+        lead(lead_id="has", phone="+1 555 0100", company="Acme", email="kim@acme.io", industry="software", employees=250),
+        lead(lead_id="lacks", phone="n/a"),
+    ])
+    events = pd.DataFrame({"lead_id": ["has"], "activity": ["page_view"], "occurred_at": [SNAPSHOT - pd.Timedelta(days=2)]})
+    features = build_features(leads, events, SNAPSHOT, spec)
+    book = phrasebook(spec)
+
+    def rendered(sign: float | None) -> pd.DataFrame:
+        signs = None if sign is None else np.full((len(features), len(book.signals)), sign)
+        return pd.DataFrame(book.render(features, signs=signs)[0], index=features.index, columns=book.signals)
+
+    plain = rendered(None)
+    assert plain.loc["has", ["missing_phone", "page_view"]].tolist() == ["Has a phone number", "Viewed 1 web page in the last 7 days"]
+    for sign, found in ((-1.0, PRESENCE_LOWERS), (1.0, ABSENCE_RAISES)):
+        worded = rendered(sign)
+        changed = {(row, signal): plain.loc[row, signal] for row in worded.index for signal in worded.columns
+                   if worded.loc[row, signal] != plain.loc[row, signal]}
+        assert all(worded.loc[key] == found.format(phrase=words) for key, words in changed.items())
+        if sign < 0:
+            assert changed == {("has", "missing_phone"): "Has a phone number", ("has", "missing_company"): "Company name given",
+                               ("has", "email_domain_type"): "Business e-mail domain",
+                               ("has", "page_view"): "Viewed 1 web page in the last 7 days",
+                               ("has", "engagement_trend"): "Activity up by 1 this week vs the week before"}
+        else:
+            assert {("lacks", "missing_phone"), ("lacks", "page_view"), ("has", "form_fill")} <= changed.keys()
+            assert not {key for key in changed if key[0] == "has" and key[1] in ("missing_phone", "page_view", "industry")}
+    assert rendered(-1.0).loc["has", "missing_phone"] == "Has a phone number (for leads like this one, the model found that a minus)"
 
 
 def test_an_employee_count_of_one_or_zero_reads_as_english():

@@ -16,7 +16,7 @@ from scipy import sparse
 
 from models.calibration import Calibrator, TierThresholds
 from models.explain import by_signal, contributions, explain, factor_columns
-from features.phrases import ABSENCE_RAISES
+from features.phrases import ABSENCE_RAISES, PRESENCE_LOWERS
 from models.peers import LogisticPeer
 from models.scorer import LeadScorer
 from pipelines.config import PROJECT_ROOT, load_params
@@ -78,6 +78,12 @@ def raw_lead(**values) -> pd.DataFrame:
 def absence(words: str, factor) -> str:
     """A factor saying the lead lacks something, as worded for its sign: with ``ABSENCE_RAISES`` when it raises the score."""
     return ABSENCE_RAISES.format(phrase=words) if factor.contribution > 0 else words
+
+
+def presence(words: str, factor) -> str:
+    """A factor saying the lead has something usually good, as worded for its sign: with ``PRESENCE_LOWERS`` when it
+    lowers the score."""
+    return PRESENCE_LOWERS.format(phrase=words) if factor.contribution < 0 else words
 
 
 def activity(kind: str, when: str) -> dict:
@@ -252,6 +258,30 @@ def test_an_absence_that_raises_the_score_says_the_model_found_it_a_plus(scorer,
     columns = factor_columns(scorer, features, k, ages)  # score --explain's columns, the words the card shows
     written = set(columns[[f"top_positive_{r}" for r in range(1, k + 1)]].stack())
     assert {ABSENCE_RAISES.format(phrase=words) for words in raised} <= written
+
+
+# The words of a factor saying the lead has something usually good (features.phrases._PRESENT_STATES): events in a
+# window, not one before every window ("Viewed pricing more than 90 days ago"), a flag's good side, a business domain.
+PRESENCE = re.compile(r"^(?!No |Opened no |Has not ).* in the last \d+ days$"
+                      r"|^(Has an? |Company name given$|In a country we serve$|Business e-mail domain$|Activity up by )")
+
+
+def test_a_presence_that_lowers_the_score_says_the_model_found_it_a_minus(scorer, features, ages, sample_params):
+    """ABSENCE_RAISES's mirror: "Opened 1 e-mail in the last 30 days -3 pts" or "Has a phone number -2 pts" among the
+    reasons a lead scored low read as nonsense or as a bug to a rep; it now says the model found that a minus for leads
+    like this one, and raising the score reads as before. Only the words change."""
+    k = sample_params.serving.top_factors
+    explanations = explain(scorer, features, k, age_days=ages)
+    suffix = PRESENCE_LOWERS.format(phrase="")
+    plain = [(f.phrase.removesuffix(suffix), f) for e in explanations for f in e.factors]
+    misworded = {f.phrase for words, f in plain if f.phrase.endswith(suffix) != (f.contribution < 0 and bool(PRESENCE.search(words)))}
+    assert not misworded, misworded
+    # The fixture has what the rule is for: a presence among the reasons a lead scored low, and presences raising scores.
+    lowered = {f.phrase.removesuffix(suffix) for e in explanations for f in e.negatives if f.phrase.endswith(suffix)}
+    assert lowered and any(PRESENCE.search(words) and f.contribution > 0 for words, f in plain)
+    columns = factor_columns(scorer, features, k, ages)  # score --explain's columns, the words the card shows
+    written = set(columns[[f"top_negative_{r}" for r in range(1, k + 1)]].stack())
+    assert {PRESENCE_LOWERS.format(phrase=words) for words in lowered} <= written
 
 
 def test_an_unseen_category_and_missing_optional_fields_explain(scorer):
@@ -495,8 +525,9 @@ def test_an_activity_factor_names_the_window_whose_count_moved_the_score(scorer)
         toward = {days: parts[name] * np.sign(factor.contribution) for days, name in windows.items() if counts[name] > 0}
         days = max(toward, key=toward.get)
         count = int(counts[windows[days]])
-        assert factor.phrase == f"Opened {count} e-mail{'' if count == 1 else 's'} in the last {days} days"
-        phrases.append(factor.phrase)
+        words = f"Opened {count} e-mail{'' if count == 1 else 's'} in the last {days} days"
+        assert factor.phrase == presence(words, factor)
+        phrases.append(words)
     assert any(not phrase.endswith("in the last 7 days") for phrase in phrases)  # not always the shortest window
 
 
