@@ -38,7 +38,7 @@ from pipelines.dataset import TrainingSet, assemble, data_as_of, model_features,
 from pipelines.evaluate import LEADSCORE, Evaluation, champion_overlap_notes, compare, format_table
 from pipelines.history import FeedbackMerge, load_history
 from pipelines.ingest import CRMData, crm_column
-from pipelines.train import export_category_spellings, fit_model, input_example, log_trained, run_name
+from pipelines.train import export_category_spellings, fit_model, input_example, log_trained, name_registered_run, run_name
 
 CHAMPION_ROW, CHALLENGER_ROW = "champion", "challenger"
 # Model-version tags saying how a champion stopped serving: promoted over (`replaced_by`) or rolled back from
@@ -472,7 +472,8 @@ def retrain(
                                                                     warnings, dry_run, input_example(ts, params),
                                                                     not_judged)
         else:
-            trained = log_trained(challenger, ts, split, params, warnings, register=not dry_run, version_tags=not_judged)
+            trained = log_trained(challenger, ts, split, params, warnings, register=not dry_run, version_tags=not_judged,
+                                  what="retrain challenger")
             challenger_run_id, challenger_version = trained.run_id, trained.version
 
     window_rows = split.test
@@ -612,6 +613,7 @@ def _log_cold_start(scorer: LeadScorer, evaluation: Evaluation, ts: TrainingSet,
         version = ""
         if not dry_run:
             version, _ = tracking.register(model_uri, params, run.info.run_id, version_tags)
+            name_registered_run("cold start peer", version, ts)
         log_card(model_card(scorer, params, evaluation=evaluation, training_set=ts, split=split, version=version),
                  params, version)
     return run.info.run_id, version

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import mlflow
 import pandas as pd
+from mlflow.utils.mlflow_tags import MLFLOW_RUN_NAME
 
 from features.phrases import phrase_templates
 from models.card import log_card, model_card
@@ -45,9 +46,16 @@ class TrainResult:
 
 
 def run_name(what: str, training_set: TrainingSet) -> str:
-    """A run's name in the MLflow UI, "train 2025-12-31" ("evaluate challenger v3 2025-12-31"): the date its data was
-    taken as of, beside the "retrain 2025-12-31" run that judged it, where MLflow would give it a random name."""
+    """A run's name in the MLflow UI, "train v3 2025-12-31" ("evaluate challenger v3 2025-12-31"): the date its data
+    was taken as of, beside the "retrain 2025-12-31" run that judged it, where MLflow would give it a random name."""
     return f"{what} {training_set.as_of:%Y-%m-%d}" if training_set.as_of is not None else what
+
+
+def name_registered_run(what: str, version: str, training_set: TrainingSet) -> None:
+    """Rename the active run for the version it registered ("retrain challenger v3 2025-12-31"): the number exists
+    only once registered, and without it a retrain's challenger and a plain `train` on the same export date shared
+    one name in the runs list."""
+    mlflow.set_tag(MLFLOW_RUN_NAME, run_name(f"{what} v{version}", training_set))
 
 
 def input_example(training_set: TrainingSet, params: Params, rows: int = 5) -> pd.DataFrame:
@@ -102,17 +110,18 @@ def export_category_spellings(ts: TrainingSet, params: Params) -> dict[str, dict
 
 
 def log_trained(scorer: LeadScorer, ts: TrainingSet, split: Split, params: Params, warnings: list[str],
-                register: bool = True, version_tags: dict[str, str] | None = None) -> TrainResult:
+                register: bool = True, version_tags: dict[str, str] | None = None, what: str = "train") -> TrainResult:
     """Track a fitted learned scorer as one run: data, the setting `warnings` the command gives of it
     (`dataset.training_warnings`), comparison with the peers, the model and its card; `version_tags` go on the
-    registered version (`tracking.register`).
+    registered version (`tracking.register`). The run is named `what`, the version and the as-of date
+    (`name_registered_run`).
 
     Separate from the fit so `leadscore retrain` logs the challenger it chose with
     `pipelines.retrain.fit_challenger` exactly as `leadscore train` logs its model.
     """
     for leak in ts.leaks:
         log.warning(leak.message)
-    with mlflow.start_run(run_name=run_name("train", ts)) as run:
+    with mlflow.start_run(run_name=run_name(what, ts)) as run:
         mlflow.log_params(tracking.mlflow_keys(flatten(params)))
         tracking.log_training_data(ts.fingerprint(params), params)
         mlflow.log_dict(ts.crm.report.as_dict(), "data/ingest_report.json")
@@ -150,5 +159,6 @@ def log_trained(scorer: LeadScorer, ts: TrainingSet, split: Split, params: Param
         version, aliases = ("", [])
         if register:
             version, aliases = tracking.register(model_uri, params, run.info.run_id, version_tags)
+            name_registered_run(what, version, ts)
         log_card(model_card(scorer, params, evaluation=evaluation, training_set=ts, split=split, version=version), params, version)
     return TrainResult(scorer, evaluation, ts, run.info.run_id, model_uri, version, aliases, split.kind_description, warnings)

@@ -75,10 +75,12 @@ def test_a_challenger_trained_after_the_shift_is_promoted(registry):
     assert version.tags["promotion_reason"].startswith("retrain as of 2025-12-31") and "ok: challenger AUC" in version.tags["promotion_reason"]
     run = mlflow.get_run(result.run_id)
     assert run.data.tags["retrain"] == "true" and run.data.tags["decision"] == "promoted"
-    assert mlflow.get_run(result.challenger_run_id).info.run_name == "train 2025-12-31"  # beside "retrain 2025-12-31"
+    # The runs list tells the challenger retrain trained from a plain `train` on the same export date, by version.
+    assert mlflow.get_run(result.challenger_run_id).info.run_name == f"retrain challenger v{result.challenger_version} 2025-12-31"
+    champion_run = MlflowClient().get_model_version(registry.tracking.registered_model, before).run_id
+    assert mlflow.get_run(champion_run).info.run_name == f"train v{before} {BEFORE_SHIFT:%Y-%m-%d}"
     assert {"champion.roc_auc", "challenger.roc_auc", "challenger.ece"} <= set(run.data.metrics)
     # What each model learned from, under the comparison window: last quarter's champion and this challenger.
-    champion_run = MlflowClient().get_model_version(registry.tracking.registered_model, before).run_id
     lines = result.lines()
     window = lines.index(f"comparison window: {result.window}")
     assert lines[window + 1].startswith(f"  champion v{before} trained as of {BEFORE_SHIFT:%Y-%m-%d} on ")
@@ -263,7 +265,7 @@ def test_rerunning_a_refused_retrain_judges_the_refused_version_again_and_regist
     strict = params.model_copy(update={"retrain": params.retrain.model_copy(update={"max_ece": 0.0})})
     refused = retrain(strict)
     assert not refused.promoted and refused.challenger_version == "2"
-    assert mlflow.get_run(refused.challenger_run_id).info.run_name == f"cold start peer {refused.as_of:%Y-%m-%d}"
+    assert mlflow.get_run(refused.challenger_run_id).info.run_name == f"cold start peer v2 {refused.as_of:%Y-%m-%d}"
     client, name = MlflowClient(), params.tracking.registered_model
 
     again = retrain(strict)
