@@ -1663,7 +1663,7 @@ def run_audit(
         experiment_id = MlflowClient().get_run(scorer.info["run_id"]).info.experiment_id
     name, version = audit.model["name"], audit.model["version"]
     tags = {"audit": "true", "audited_model": name, "audited_version": version, "audited_alias": alias}
-    with mlflow.start_run(experiment_id=experiment_id, run_name=f"audit {name} v{version}", tags=tags) as run:
+    with tracking.start_run("audit", f"audit {name} v{version}", tags, experiment_id=experiment_id) as run:
         tracking.log_setting_warnings(audit.warnings)
         for path in paths:
             mlflow.log_artifact(str(path), "audit/tables" if path.parent.name == "tables" else "audit")

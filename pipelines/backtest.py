@@ -200,7 +200,7 @@ def backtest(
 
     tracking.configure(params)  # a tracking store that cannot be reached is told before the quarters are trained
     result = replay(params, quarters, segment, crm)
-    with mlflow.start_run(run_name=f"backtest {quarters} quarters") as run:
+    with tracking.start_run("backtest", f"backtest {quarters} quarters") as run:
         result.run_id = run.info.run_id
         mlflow.set_tags({"backtest": "true", "segment": segment})
         mlflow.log_params({"quarters": quarters, "segment": segment})

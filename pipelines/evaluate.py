@@ -326,8 +326,8 @@ def evaluate_registered(params: Params, alias: str = "challenger", as_of=None) -
         evaluation.notes += champion_overlap_notes(scorers[tracking.CHAMPION], ts, split.test)
     elif champion == own and alias != tracking.CHAMPION:
         evaluation.notes.append(f"{alias} v{own} is also the champion: there is no other version to compare it with")
-    tags = {"kind": "evaluate", **{f"version.{k}": v for k, v in versions.items()}, **split.tags()}
-    with mlflow.start_run(run_name=run_name(f"evaluate {alias} v{own}", ts), tags=tags) as run:
+    tags = {**{f"version.{k}": v for k, v in versions.items()}, **split.tags()}
+    with tracking.start_run("evaluate", run_name(f"evaluate {alias} v{own}", ts), tags) as run:
         mlflow.log_params(tracking.mlflow_keys(flatten(params)))  # what it read the export and judged with
         mlflow.log_dict(evaluation.data, "data/fingerprint.json")
         mlflow.log_dict(split.describe(), "data/split.json")

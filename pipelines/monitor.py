@@ -774,7 +774,7 @@ def monitor(
     )
     report.notes, report.feedback = notes, known.feedback.line()
     tracking.configure(params)
-    with mlflow.start_run(run_name=f"monitor {as_of:%Y-%m-%d}") as run:
+    with tracking.start_run("monitor", f"monitor {as_of:%Y-%m-%d}") as run:
         report.run_id = run.info.run_id
         mlflow.set_tags({"monitor": "true", "status": report.status, "champion_version": version,
                          "judged": ", ".join(report.judged), "not_judged": "; ".join(report.unjudged)})

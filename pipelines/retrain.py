@@ -279,7 +279,7 @@ def _move_champion(params: Params, version: str, reason: str, rollback_reason: s
 
 
 def _record_alias_run(params: Params, action: str, change: AliasChange) -> str:
-    with mlflow.start_run(run_name=f"{action} v{change.version}") as run:
+    with tracking.start_run(action, f"{action} v{change.version}") as run:
         mlflow.set_tags({"alias_change": action, "version": change.version, "previous_champion": change.previous or ""})
         mlflow.log_params({"action": action, "version": change.version, "previous": change.previous or "",
                            "reason": change.reason[:500], "model": params.tracking.registered_model})
@@ -447,7 +447,7 @@ def retrain(
             decision=Decision(promote=False, checks={}, reasons=[]), metrics=pd.DataFrame(), window="",
             challenger_version="", champion_version=champion_version, promoted=False, dry_run=dry_run, unchanged=True,
             warnings=warnings, label_rules=ts.labels.lines())
-        with mlflow.start_run(run_name=f"retrain {as_of:%Y-%m-%d}" if as_of is not None else "retrain") as run:
+        with tracking.start_run("retrain", f"retrain {as_of:%Y-%m-%d}" if as_of is not None else "retrain") as run:
             result.run_id = run.info.run_id
             _log_retrain_run(result, params)
         return result
@@ -502,7 +502,7 @@ def retrain(
         challenger_run_id=challenger_run_id, warnings=warnings, notes=notes, label_rules=ts.labels.lines(),
         reused=reused is not None, trained_on=trained_on,
     )
-    with mlflow.start_run(run_name=f"retrain {as_of:%Y-%m-%d}" if as_of is not None else "retrain") as run:
+    with tracking.start_run("retrain", f"retrain {as_of:%Y-%m-%d}" if as_of is not None else "retrain") as run:
         result.run_id = run.info.run_id
         if decision.promote and not dry_run:
             _move_champion(params, challenger_version, f"retrain as of {as_of}: {'; '.join(decision.reasons)}")
@@ -600,7 +600,7 @@ def _log_cold_start(scorer: LeadScorer, evaluation: Evaluation, ts: TrainingSet,
                     version_tags: dict[str, str]) -> tuple[str, str]:
     """Log and (unless a dry run) register the peer scorer like a trained model, with the setting `warnings` and
     `version_tags` on the version; returns (run id, version)."""
-    with mlflow.start_run(run_name=run_name("cold start peer", ts)) as run:
+    with tracking.start_run("train", run_name("cold start peer", ts)) as run:
         scorer.info.update({"metrics": evaluation.metrics(), "tiers": scorer.tiers.as_dict(), "training_rows": len(ts.y),
                             "as_of": str(ts.as_of) if ts.as_of is not None else None, "run_id": run.info.run_id})
         mlflow.log_params(tracking.mlflow_keys(flatten(params)))

@@ -38,6 +38,20 @@ CHAMPION, CHALLENGER = "champion", "challenger"
 UI_PORT = 5000  # the MLflow UI's port in the README's `mlflow ui` command
 TRAINING_KEY = "training_key"  # run tag: what decided the model (`training_key`)
 SETTING_WARNINGS = "setting_warnings"  # run tag: how many setting warnings the run was told (`log_setting_warnings`)
+KIND = "kind"  # run tag: which command logged the run (`start_run`)
+AS_OF = "as_of"  # run tag: the date the training data was taken as of (`log_training_data`)
+# The training run's tags a registered version carries too (`register`): what it was trained on, without the run open.
+VERSION_TRACE = (AS_OF, TRAINING_KEY)
+MODEL_DESCRIPTION = (
+    "Lead scores for RevOps, from leadscore. Each version is one whole LeadScorer (features, LightGBM model, "
+    "calibrator, tiers, reason model) trained by `leadscore train` or `leadscore retrain` on a CRM export; its tags "
+    "name its training run (run_id), the date the export was taken as of (as_of) and, for a file export, the hash of "
+    "the data, params and code it was fit on (training_key); its description is its model card.\n\n"
+    "A new version gets the alias `challenger` (the very first also `champion`). `champion`, the version the service "
+    "scores with, moves only when `leadscore retrain`'s gate passes (AUC against the champion's, calibration, no "
+    "leakage, enough conversions) or by hand with `leadscore promote --version N --reason ...` or `leadscore rollback "
+    "--reason ...`; the reason is kept on the versions' tags."
+)
 # What MLflow raises when its tracking store fails: its own exception, and unwrapped, a database store's driver
 # error or a tracking server's HTTP client error.
 STORE_ERRORS = (MlflowException, sa.exc.DBAPIError, requests.RequestException)
@@ -312,9 +326,19 @@ def training_key(fingerprint: dict, params: Params) -> str | None:
     return hashlib.sha256(json.dumps(inputs, sort_keys=True, default=str).encode()).hexdigest()
 
 
+def start_run(kind: str, name: str, tags: dict[str, str] | None = None, **kwargs) -> mlflow.ActiveRun:
+    """Start a run named `name` with its `kind` tag: train, evaluate, retrain, promote, rollback, audit, backtest or
+    monitor, the command that logged it, so the runs list can be filtered to one (`tags.kind = "train"`) whatever
+    other tags the command adds. Every run leadscore logs starts here."""
+    return mlflow.start_run(run_name=name, tags={KIND: kind, **(tags or {})}, **kwargs)
+
+
 def log_training_data(fingerprint: dict, params: Params) -> None:
-    """Log the data fingerprint in the active run, and its training key as a tag when there is one."""
+    """Log the data fingerprint in the active run, its as-of date as a tag when dated, and its training key as a tag
+    when there is one."""
     mlflow.log_dict(fingerprint, "data/fingerprint.json")
+    if fingerprint.get("as_of"):
+        mlflow.set_tag(AS_OF, fingerprint["as_of"])
     key = training_key(fingerprint, params)
     if key:
         mlflow.set_tag(TRAINING_KEY, key)
@@ -366,10 +390,16 @@ def log_scorer(scorer, input_example: pd.DataFrame) -> str:
 def register(model_uri: str, params: Params, run_id: str, tags: dict[str, str] | None = None) -> tuple[str, list[str]]:
     """Register a new version as `challenger`; the first version ever also becomes `champion`.
 
-    `tags` are created with the version, so no failure can leave it registered without them."""
+    `tags` are created with the version, with its run's id and what the run tells of its training data
+    (`VERSION_TRACE`), so no failure can leave it registered without them. The registered model gets
+    `MODEL_DESCRIPTION` while it has none: a description a user wrote is kept."""
     name = params.tracking.registered_model
-    version = mlflow.register_model(model_uri, name, tags={"run_id": run_id, **(tags or {})}).version
     client = MlflowClient()
+    run_tags = client.get_run(run_id).data.tags
+    traced = {key: run_tags[key] for key in VERSION_TRACE if key in run_tags}
+    version = mlflow.register_model(model_uri, name, tags={"run_id": run_id, **traced, **(tags or {})}).version
+    if not client.get_registered_model(name).description:
+        client.update_registered_model(name, description=MODEL_DESCRIPTION)
     aliases = [CHALLENGER]
     client.set_registered_model_alias(name, CHALLENGER, version)
     try:

@@ -121,7 +121,7 @@ def log_trained(scorer: LeadScorer, ts: TrainingSet, split: Split, params: Param
     """
     for leak in ts.leaks:
         log.warning(leak.message)
-    with mlflow.start_run(run_name=run_name(what, ts)) as run:
+    with tracking.start_run("train", run_name(what, ts)) as run:
         mlflow.log_params(tracking.mlflow_keys(flatten(params)))
         tracking.log_training_data(ts.fingerprint(params), params)
         mlflow.log_dict(ts.crm.report.as_dict(), "data/ingest_report.json")

@@ -56,6 +56,33 @@ def test_the_run_records_params_data_fingerprint_metrics_and_plots(trained, samp
     assert "data/setting_warnings.txt" not in {a.path for a in client.list_artifacts(trained.run_id, "data")}
 
 
+def test_the_registered_version_says_what_it_was_trained_on_without_opening_its_run(trained, sample_params):
+    """The VP reads the registry alone: each version names the export's as-of date and the training key of its run,
+    the run is tagged with the kind of command that logged it, and the model says what it is and how versions are
+    promoted. A version carried only its run's id; a training run had no `kind` tag, an evaluate run had."""
+    client = MlflowClient(tracking.tracking_uri(sample_params))
+    run = client.get_run(trained.run_id)
+    assert run.data.tags["kind"] == "train"
+    version = client.get_model_version(sample_params.tracking.registered_model, trained.version)
+    assert version.tags["as_of"] == run.data.tags["as_of"] == str(trained.training_set.as_of)
+    assert version.tags["training_key"] == run.data.tags["training_key"]
+    assert version.tags["run_id"] == trained.run_id
+    description = client.get_registered_model(sample_params.tracking.registered_model).description
+    assert "champion" in description and "leadscore promote" in description
+
+
+def test_a_description_the_user_gave_the_registered_model_is_kept(sample_dir, tmp_path):
+    from conftest import FAST, params_for
+    from pipelines.train import train
+
+    params = params_for(sample_dir, tmp_path, **FAST)
+    tracking.configure(params)
+    client = MlflowClient(tracking.tracking_uri(params))
+    client.create_registered_model(params.tracking.registered_model, description="EMEA inbound scores, owner: RevOps")
+    train(params)
+    assert client.get_registered_model(params.tracking.registered_model).description == "EMEA inbound scores, owner: RevOps"
+
+
 def test_the_run_keeps_the_setting_warnings_training_printed(sample_dir, tmp_path):
     """A RevOps engineer opening the run a month later sees that the model learnt from lead fields only, not just
     the console that trained it: the count as a tag to filter runs on, the sentences in data/setting_warnings.txt."""

@@ -984,7 +984,7 @@ def test_a_revenue_sum_beyond_exact_integers_is_written_not_refused(tmp_path):
 def test_mlflow_run_holds_the_report_and_tables_in_the_models_experiment(audited, trained):
     client = MlflowClient()
     run = client.get_run(audited.run_id)
-    assert run.data.tags["audit"] == "true"
+    assert run.data.tags["audit"] == "true" and run.data.tags["kind"] == "audit"
     assert run.data.tags["audited_version"] == audited.audit.model["version"]
     assert run.info.experiment_id == client.get_run(trained.run_id).info.experiment_id
     top = {a.path for a in client.list_artifacts(audited.run_id, "audit")}

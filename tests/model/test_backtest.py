@@ -114,7 +114,7 @@ def test_the_backtest_is_logged_and_written(replayed):
     assert {p.name for p in out.iterdir()} == {"backtest.csv", "segments.csv", "backtest.png"}
     assert pd.read_csv(out / "backtest.csv", index_col="quarter")["roc_auc"].round(6).equals(result.table["roc_auc"].round(6))
     run = mlflow.get_run(result.run_id)
-    assert run.data.tags["backtest"] == "true"
+    assert run.data.tags["backtest"] == "true" and run.data.tags["kind"] == "backtest"
     logged = mlflow.artifacts.load_dict(f"runs:/{result.run_id}/data/fingerprint.json")["feedback"]
     assert (logged["events"], logged["applied"], logged["unknown_leads"], logged["merged_leads"]) == (4, 2, 1, 1)  # what the run was labelled from
     written = pd.read_csv(out / "backtest.csv", index_col="quarter")

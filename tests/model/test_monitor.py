@@ -271,7 +271,7 @@ def test_monitor_flags_the_source_whose_quality_dropped(production, tmp_path):
     page = (tmp_path / "monitor.html").read_text()
     assert "lead_source=web_organic" in page and "<img" in page
     run = mlflow.get_run(report.run_id)
-    assert run.data.tags["monitor"] == "true" and run.data.tags["status"] == "alert"
+    assert run.data.tags["monitor"] == "true" and run.data.tags["status"] == "alert" and run.data.tags["kind"] == "monitor"
     assert "psi.lead_source" in run.data.metrics and "handoff.share of rejections with a reason code" in run.data.metrics
 
 

@@ -75,6 +75,7 @@ def test_a_challenger_trained_after_the_shift_is_promoted(registry):
     assert version.tags["promotion_reason"].startswith("retrain as of 2025-12-31") and "ok: challenger AUC" in version.tags["promotion_reason"]
     run = mlflow.get_run(result.run_id)
     assert run.data.tags["retrain"] == "true" and run.data.tags["decision"] == "promoted"
+    assert run.data.tags["kind"] == "retrain" and mlflow.get_run(result.challenger_run_id).data.tags["kind"] == "train"
     # The runs list tells the challenger retrain trained from a plain `train` on the same export date, by version.
     assert mlflow.get_run(result.challenger_run_id).info.run_name == f"retrain challenger v{result.challenger_version} 2025-12-31"
     champion_run = MlflowClient().get_model_version(registry.tracking.registered_model, before).run_id
@@ -775,6 +776,7 @@ def test_promote_and_rollback_record_why_and_walk_back_the_chain(three_versions)
     assert (back.version, back.previous) == ("2", "3") and champion_version(params) == "2"
     assert client.get_model_version(name, "3").tags["rollback_reason"] == "tier A conversion halved"
     assert mlflow.get_run(back.run_id).data.params["reason"] == "tier A conversion halved"
+    assert [mlflow.get_run(c.run_id).data.tags["kind"] for c in (first, back)] == ["promote", "rollback"]
     with pytest.raises(LookupError, match="records no previous champion"):
         rollback(params, "again")  # v2 replaced nothing: nowhere further back to go
     assert champion_version(params) == "2"
