@@ -261,6 +261,10 @@ class CRMData:
     # How the leads file writes numbers (`decimal_mark_of`): a column another model's settings read as a number, which
     # this export's were not read as (`dataset.features_at`), is read as its number fields were.
     decimal_mark: DecimalMark = "point"
+    # The first EXAMPLE_ROWS leads of `leads` as the source holds them, under its own column names: a CSV's text
+    # ("674", "Select"), a database's or Parquet file's values as text (`as_plain_text`), where `leads` holds them
+    # cleaned (674.0, "Select" as missing). The logged model's input example (`pipelines.train.input_example`).
+    leads_as_read: pd.DataFrame | None = None
 
     def export_spellings(self, column: str) -> dict[str, str]:
         """Each value of the leads `column` as compared ('tiktok') -> as the export writes it most ('TikTok', or 'TT'
@@ -329,6 +333,7 @@ def read_source(spec: str, data: DataParams, base_dir: Path) -> tuple[pd.DataFra
 
 
 # Every CSV cell is read as the CRM's own text; only empty cells are missing ("NA" is Namibia).
+EXAMPLE_ROWS = 5  # leads kept as read (`CRMData.leads_as_read`)
 CSV_TEXT = {"dtype": "str", "keep_default_na": False, "na_values": [""]}
 
 
@@ -1488,10 +1493,12 @@ def load_crm(params: Params) -> CRMData:
     if (outcomes is not None and "reason" in data.value_maps
             and (name := crm_column(data, "outcomes", "reason")) in raw["outcomes"].columns):
         spellings["reason"] = crm_spellings(raw["outcomes"].loc[outcomes.index, name], data.value_maps["reason"])
+    first = raw["leads"].loc[leads.index[:EXAMPLE_ROWS]]  # the index is still the source row's
+    as_read = pd.DataFrame({name: as_plain_text(values).where(values.notna()) for name, values in first.items()})
     for name, frame in frames.items():
         if frame is not None:
             report.tables[name].rows_kept = len(frame)
             frames[name] = frame.reset_index(drop=True)
     return CRMData(frames["leads"], frames["activities"], frames["outcomes"], report, redirect, list(raw["leads"].columns),
-                   spellings=spellings, decimal_mark=decimal_marks["leads"])
+                   spellings=spellings, decimal_mark=decimal_marks["leads"], leads_as_read=as_read.reset_index(drop=True))
 

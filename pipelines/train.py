@@ -27,7 +27,7 @@ from pipelines import tracking
 from pipelines.config import Params, flatten
 from pipelines.dataset import TrainingSet, assemble, open_at_ages, refuse_before_first_lead, training_warnings
 from pipelines.evaluate import LEADSCORE, Evaluation, compare, evaluate_while_open, fit_peers
-from pipelines.ingest import CRMData
+from pipelines.ingest import EXAMPLE_ROWS, CRMData
 
 log = logging.getLogger(__name__)
 
@@ -58,15 +58,19 @@ def name_registered_run(what: str, version: str, training_set: TrainingSet) -> N
     mlflow.set_tag(MLFLOW_RUN_NAME, run_name(f"{what} v{version}", training_set))
 
 
-def input_example(training_set: TrainingSet, params: Params, rows: int = 5) -> pd.DataFrame:
+def input_example(training_set: TrainingSet, params: Params, rows: int = EXAMPLE_ROWS) -> pd.DataFrame:
     """A few training leads under the CRM's own column names (the model's input signature): the columns its leads
     source has, not the contract's it lacks (X Education's export has no `email` or `created_at`), which the
-    tables hold as empty and the signature would list as inputs of a model that never read them."""
-    leads = training_set.crm.leads.head(rows)
+    tables hold as empty and the signature would list as inputs of a model that never read them. Their values as
+    the source holds them (`CRMData.leads_as_read`: "674" and "Select", not the cleaned 674.0 and empty), what a
+    CRM sends the model."""
+    export = training_set.crm
     to_crm = {contract: crm for crm, contract in params.data.mapping.leads.items()}
-    example = leads.rename(columns=to_crm)
-    header = training_set.crm.leads_header
-    return example if header is None else example[[column for column in example.columns if column in header]]
+    example = export.leads.head(rows).rename(columns=to_crm)
+    if export.leads_header is None:
+        return example
+    columns = [column for column in example.columns if column in export.leads_header]
+    return (example if export.leads_as_read is None else export.leads_as_read.head(rows))[columns]
 
 
 def train(

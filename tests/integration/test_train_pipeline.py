@@ -56,6 +56,27 @@ def test_the_run_records_params_data_fingerprint_metrics_and_plots(trained, samp
     assert "data/setting_warnings.txt" not in {a.path for a in client.list_artifacts(trained.run_id, "data")}
 
 
+def test_the_input_example_of_a_parquet_export_holds_its_values_as_the_crm_shows_them(sample_dir, tmp_path):
+    """A Parquet file types its columns: employees as floats once a lead lacks them, the creation date as a timestamp.
+    The example holds them as text, as a CRM sends them ("46", not 46.0), "Select" as written and the missing empty."""
+    from conftest import params_for
+    from pipelines.dataset import assemble
+    from pipelines.train import input_example
+
+    leads = pd.read_csv(sample_dir / "leads.csv", parse_dates=["created_at"])
+    leads.loc[0, "industry"] = "Select"
+    leads.to_parquet(tmp_path / "leads.parquet")
+    params = params_for(sample_dir, tmp_path, **{"data.leads": str(tmp_path / "leads.parquet")})
+
+    example = input_example(assemble(params), params)
+
+    first = leads.head(5)
+    assert pd.isna(first["employees"]).any() and first["employees"].dtype == "float64"  # what the file holds
+    assert example["employees"].fillna("").tolist() == ["" if pd.isna(n) else str(int(n)) for n in first["employees"]]
+    assert example["created_at"].tolist() == first["created_at"].astype(str).tolist()
+    assert example.loc[0, "industry"] == "Select"
+
+
 def test_the_registered_version_says_what_it_was_trained_on_without_opening_its_run(trained, sample_params):
     """The VP reads the registry alone: each version names the export's as-of date and the training key of its run,
     the run is tagged with the kind of command that logged it, and the model says what it is and how versions are
@@ -256,6 +277,8 @@ def test_the_model_input_example_holds_the_crms_own_columns_and_none_it_lacks(sa
 
     leads = pd.read_csv(sample_dir / "leads.csv", dtype=str).drop(columns=["phone", "company", "campaign"])
     leads = leads.rename(columns={"lead_id": "Lead ID", "lead_source": "Lead Source"})
+    leads.loc[0, "industry"] = "Select"  # X Education's 'not answered' (data.missing_values)
+    leads.loc[1, "employees"] = "674"  # a number, which training reads as 674.0
     leads.to_csv(tmp_path / "leads.csv", index=False)
     outcomes = pd.read_csv(sample_dir / "outcomes.csv", dtype=str).rename(columns={"lead_id": "Lead ID"})
     outcomes.to_csv(tmp_path / "outcomes.csv", index=False)
@@ -269,6 +292,8 @@ def test_the_model_input_example_holds_the_crms_own_columns_and_none_it_lacks(sa
 
     assert list(example.columns) == list(leads.columns)
     assert example["Lead ID"].tolist() == leads["Lead ID"].head(5).tolist()
+    # The values as the file writes them, what the CRM sends: not the cleaned 674.0, nor "Select" made empty.
+    pd.testing.assert_frame_equal(example, leads.head(5), check_dtype=False)
 
 
 def test_pyfunc_model_refuses_rows_it_cannot_score_by_row_instead_of_leaving_them_out(trained, sample_params, sample_dir):
