@@ -20,7 +20,7 @@ import pandas as pd
 
 from pipelines.config import FeatureParams, label_key
 from pipelines.contract import LARGEST_NUMBER, LEADS
-from pipelines.numbers import DecimalMark, read_numbers
+from pipelines.numbers import TWO_WAYS_WHERE, DecimalMark, read_numbers
 
 DAY_NS = 86_400 * 10**9
 NAT = np.iinfo(np.int64).min  # NaT as numpy stores it in int64 nanoseconds
@@ -543,8 +543,9 @@ def _numeric(values: pd.Series, what: str, ids: np.ndarray, non_negative: bool,
         values = values.mask((values.astype("str").str.strip() == "").to_numpy(dtype=bool, na_value=False))
     cells = read_numbers(values, non_negative, decimal_mark)
     for refused, why in ((cells.not_a_number, "not a number"),
-                         (cells.reads_two_ways, "a number that reads two ways in a file separated by ';' (1.200 may "
-                          "be 1200 or 1.2): set data.decimal_mark to comma or point, as the file writes numbers"),
+                         (cells.reads_two_ways, f"a number that reads two ways {TWO_WAYS_WHERE.get(decimal_mark)} "
+                          "(1.200 or 1,200 may be 1200 or 1.2): set data.decimal_mark to comma or point, as the file "
+                          "writes numbers"),
                          (cells.too_large, f"not a finite number smaller than {LARGEST_NUMBER:g} in size"),
                          (cells.below_zero, "below 0 (it counts something: 0 or more)")):
         if refused.any():

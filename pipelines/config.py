@@ -138,9 +138,10 @@ class DataParams(_Section):
         "February), false = month first (June 2). Unset, such a date is refused when both readings are dates."
     )
     decimal_mark: Literal["auto", "point", "comma"] = Field(
-        "auto", description="How a CSV export writes numbers: point (1234.5), comma (1234,5 or 1.234,5: a dot or a "
-        "space only separates thousands), or auto: comma or point in a CSV separated by ';' (Excel writes ';' where "
-        "the decimal mark is a comma), a number that reads both ways (1.200, 1,200) refused; point in any other."
+        "auto", description="How a CSV export writes numbers: point (1234.5 or 1,234.5: a comma only separates "
+        "thousands), comma (1234,5 or 1.234,5: a dot or a space only separates thousands), or auto: comma or point in "
+        "a CSV separated by ';' (Excel writes ';' where the decimal mark is a comma), point in any other (1,234,567 "
+        "and 12,500.5 read), a number that reads both ways (1.200 or 1,200 there, 1,200 here) refused."
     )
     on_error: Literal["stop", "drop"] = "stop"
     dedupe_by_email: bool = False

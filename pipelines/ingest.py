@@ -33,6 +33,7 @@ from features.build import crm_spellings
 from pipelines.config import DataParams, Params, label_key, shown_url
 from pipelines.contract import CLOCK_SLACK, DATE_RANGE, LARGEST_NUMBER, LEADS, NUMBER_TEXT, OUTCOMES, TABLES, TableSpec
 from pipelines.numbers import (
+    TWO_WAYS_WHERE,
     DecimalMark,
     both_readings,
     infinite_numbers,
@@ -435,14 +436,16 @@ def read_header(path: Path) -> TableHeader:
 
 
 def decimal_mark_of(header: TableHeader, data: DataParams) -> DecimalMark:
-    """How a file writes its numbers, for `prepare_table`: data.decimal_mark for a CSV when set; unset ("auto"),
-    "either" for a CSV separated by ';', which Excel writes where the decimal mark is a comma and the thousands
-    separator a dot (2,5 and 1.234,5), though other tools write 2.5 there; "point" for any other file."""
+    """How a file writes its numbers, for `prepare_table`: data.decimal_mark for a CSV when set, its point taking
+    commas that group thousands ("point_grouped": 1,234,567.89, as US Excel writes amounts); unset ("auto"), "either"
+    for a CSV separated by ';', which Excel writes where the decimal mark is a comma and the thousands separator a dot
+    (2,5 and 1.234,5), though other tools write 2.5 there; "point_guessed" for one separated otherwise, where a comma
+    groups thousands or, quoted, may be a decimal comma (1,200 is refused); "point" for a Parquet file."""
     if header.sep is None:  # Parquet
         return "point"
     if data.decimal_mark != "auto":
-        return data.decimal_mark
-    return "either" if header.sep == ";" else "point"
+        return "point_grouped" if data.decimal_mark == "point" else data.decimal_mark
+    return "either" if header.sep == ";" else "point_guessed"
 
 
 def readable_file(kind: str, path: Path) -> None:
@@ -962,8 +965,10 @@ _GROUPED_DIGITS = re.compile(r"\d[, ]\d|\d\.\d{3}\.\d")
 # "51-200", "10,001+", "<10": a CRM picklist's band of company sizes, which data.value_maps turns into a number.
 _NUMBER_BAND = re.compile(r"\s*(\d[\d,.]*\s*[-\u2013]\s*\d[\d,.]*|\d[\d,.]*\s*\+|[<>]=?\s*\d[\d,.]*)\s*")
 # How a number that is refused for its separators should be written, by how the file writes numbers.
-_DECIMAL_MARK_HINT: dict[str, str] = {
+_DECIMAL_MARK_HINT: dict[DecimalMark, str] = {
     "point": "with a decimal point and no thousands separator: 1234.5",
+    "point_guessed": "with a decimal point and no thousands separator: 1234.5",
+    "point_grouped": "with a decimal point, and commas, if any, between groups of three digits: 1234.5 or 1,234.5",
     "comma": "with a decimal comma and no thousands separator: 1234,5",
     "either": "with no thousands separator: 1234,5 or 1234.5",
 }
@@ -987,9 +992,10 @@ def prepare_table(
         numeric: further columns read as numbers (``features.numeric``, e.g. a CRM's visit count),
             checked like the contract's: a cell that is not a number refuses its row, not the batch.
         non_negative: those of them that count something (``features.non_negative``): below 0 refuses the row.
-        decimal_mark: how the rows' text writes numbers (``decimal_mark_of`` their file): "point" (1234.5),
-            "comma" (1234,5 or 1.234,5), or "either": both read, and a number that reads both ways (1.200,
-            1,200) refuses its row, as it may be 1200 or 1.2.
+        decimal_mark: how the rows' text writes numbers (``decimal_mark_of`` their file, `numbers.DecimalMark`):
+            "point" (1234.5), "comma" (1234,5 or 1.234,5), "point_grouped" (1,234.5), or "either" or "point_guessed":
+            both marks, or a grouping comma, read, and a number that reads both ways (1.200, 1,200) refuses its row,
+            as it may be 1200 or 1.2.
         audience: who reads the problems' advice (the service's API clients, or a command's user).
         text: further columns read as text (``features.categorical``, e.g. a CRM's lead origin), kept as read but,
             like the contract's text fields, refusing a row that holds an infinite number (`check_text`).
@@ -1101,9 +1107,9 @@ def prepare_table(
 
         flag(cells.not_a_number, column, "bad_number", not_a_number)
         flag(cells.reads_two_ways, column, "bad_number", lambda v: (
-            f"ambiguous number {_as_sent(v)}: in a file separated by ';' (as Excel writes where the decimal mark "
-            f"is a comma) it may be {both_readings(v)}; set data.decimal_mark to comma or point, as the file "
-            "writes numbers, or write it with no thousands separator"))
+            f"ambiguous number {_as_sent(v)}: {TWO_WAYS_WHERE[decimal_mark]} it may be {both_readings(v)}; set "
+            "data.decimal_mark to comma or point, as the file writes numbers, or write it with no thousands "
+            "separator"))
         flag(cells.too_large, column, "bad_number", lambda v: f"number out of range {_as_sent(v)} "
              f"(a number field holds a finite number smaller than {LARGEST_NUMBER:g} in size)")
         flag(cells.below_zero, column, "bad_number",

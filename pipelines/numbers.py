@@ -16,16 +16,34 @@ import pandas as pd
 
 from pipelines.contract import LARGEST_NUMBER
 
-# How a file's text writes numbers (ingest.decimal_mark_of): "point" (1234.5), "comma" (1234,5 or 1.234,5), or
-# "either": both read, and a number that reads both ways (1.200, 1,200) is refused, as it may be 1200 or 1.2.
-DecimalMark = Literal["point", "comma", "either"]
+# How a file's text writes numbers (ingest.decimal_mark_of): "point" (1234.5, as Python and JSON write numbers: a
+# request's, params', a Parquet file's or database's text), "comma" (1234,5 or 1.234,5), "point_grouped" (1234.5 or
+# 1,234.5: a comma only groups thousands, as US Excel writes amounts; data.decimal_mark: point), or where
+# data.decimal_mark is auto: "either" (a ';' file: both read) or "point_guessed" (a ',' file: as "point_grouped"),
+# and a number that reads both ways there (1.200 or 1,200 in "either", 1,200 in "point_guessed") is refused, as it
+# may be 1200 or 1.2.
+DecimalMark = Literal["point", "comma", "either", "point_grouped", "point_guessed"]
 # A number as written where the decimal mark is a comma: "2,5", "-0,75", "1.234,5", "1.234.567", "1 234,5"
 # (thousands separated by dots or by spaces, all alike), "1,5E+03"; a whole number without separators too.
 _COMMA_DECIMAL = (r"[-+]?(?:[1-9]\d{0,2}(?P<sep>[. \u00a0\u202f])\d{3}(?:(?P=sep)\d{3})*|\d*)(?:,\d+)?"
                   r"(?:[eE][-+]?\d+)?")
-# "1.200" or "1,200": a thousands separator in one locale, a decimal mark before three decimals in the other
-# (decimal mark "either"); 0,125, 1234,5 and 1.234.567 read one way only.
-_ONE_GROUP = r"[-+]?[1-9]\d{0,2}[.,]\d{3}"
+# A number as written where the decimal mark is a point and a comma groups thousands: "12,500", "-1,234,567.89",
+# "1,234.5E+03"; "1,5", "12,50" or "1234,567" are no number so written.
+_POINT_GROUPED = r"[-+]?[1-9]\d{0,2}(?:,\d{3})+(?:\.\d+)?(?:[eE][-+]?\d+)?"
+# Where a comma groups thousands, and where it is a decimal comma, per decimal mark.
+_GROUPING_COMMA: frozenset[DecimalMark] = frozenset({"point_grouped", "point_guessed", "either"})
+_DECIMAL_COMMA: frozenset[DecimalMark] = frozenset({"comma", "either"})
+# Per decimal mark data.decimal_mark "auto" reads a file with, a number that reads two ways there ("1.200" or
+# "1,200": a thousands separator in one locale, a decimal mark before three decimals in the other); 0,125, 1234,5,
+# 1.234.567 and 1,234,567 read one way only.
+_ONE_GROUP: dict[DecimalMark, str] = {"either": r"[-+]?[1-9]\d{0,2}[.,]\d{3}",
+                                      "point_guessed": r"[-+]?[1-9]\d{0,2},\d{3}"}
+# Where such a file is, for a message saying why a number reads two ways (and how to say which it is).
+TWO_WAYS_WHERE: dict[DecimalMark, str] = {
+    "either": "in a file separated by ';' (as Excel writes where the decimal mark is a comma)",
+    "point_guessed": "in a file separated by ',' (where a comma groups thousands, as US Excel writes them, or is a "
+                     "decimal comma, as some tools quote it)",
+}
 
 
 @dataclass(frozen=True)
@@ -36,7 +54,7 @@ class NumberCells:
     not_a_number: np.ndarray  # a value that is not missing and no number: text, true/false
     too_large: np.ndarray  # not smaller than LARGEST_NUMBER in size (1e309 and inf included)
     below_zero: np.ndarray  # below 0 (-0 is 0) where the field counts something; never also too_large
-    reads_two_ways: np.ndarray  # decimal mark "either": 1.200 or 1,200, which may be 1200 or 1.2 (`both_readings`)
+    reads_two_ways: np.ndarray  # decimal mark "either" or "point_guessed": 1,200, which may be 1200 or 1.2 (`both_readings`)
 
 
 def read_numbers(values: pd.Series, non_negative: bool, decimal_mark: DecimalMark = "point",
@@ -47,7 +65,8 @@ def read_numbers(values: pd.Series, non_negative: bool, decimal_mark: DecimalMar
     1); NaN, as a float or as text in any letter case, and a NaN decimal, signalling ones included, are a missing
     value (pandas writes it so).
 
-    `decimal_mark` says how the file's text writes numbers ("comma": 1.234,5 is 1234.5); `as_python_writes` marks
+    `decimal_mark` says how the file's text writes numbers ("comma": 1.234,5 is 1234.5; "point_grouped": 1,234.5
+    is 1234.5: `DecimalMark`); `as_python_writes` marks
     the cells written with a decimal point whatever the file's mark (a data.value_maps translation: params' text)."""
     values = signalling_nans_quieted(values)
     values, reads_two_ways = _with_decimal_point(values, decimal_mark, as_python_writes)
@@ -119,22 +138,32 @@ def signalling_nans_quieted(values: pd.Series) -> pd.Series:
 
 def _with_decimal_point(values: pd.Series, decimal_mark: DecimalMark,
                         as_python_writes: np.ndarray | None) -> tuple[pd.Series, np.ndarray]:
-    """`values` with the text written with a decimal comma (`_COMMA_DECIMAL`) rewritten as Python writes numbers,
-    1.234,5 -> 1234.5, where the file writes numbers so; other cells (2.5, 1e3, not numbers, numbers sent as
-    numbers, `as_python_writes`) are left for the number parser as sent. Also which cells read two ways."""
+    """`values` with the text written with a decimal comma (`_COMMA_DECIMAL`, 1.234,5 -> 1234.5) or with commas
+    grouping thousands (`_POINT_GROUPED`, 1,234.5 -> 1234.5) rewritten as Python writes numbers, where the file writes
+    numbers so (a decimal comma first); other cells (2.5, 1e3, not numbers, numbers sent as numbers,
+    `as_python_writes`) are left for the number parser as sent. Also which cells read two ways (`_ONE_GROUP`)."""
     none = np.zeros(len(values), dtype=bool)
     if decimal_mark == "point":
         return values, none
     numbers, booleans = numbers_sent(values)
     text = values.astype("str").str.strip().mask(numbers | booleans | values.isna().to_numpy()
                                                  | (none if as_python_writes is None else as_python_writes))
-    reads_two_ways = text.str.fullmatch(_ONE_GROUP).to_numpy(dtype=bool, na_value=False) if (
-        decimal_mark == "either") else none
-    written = text.str.fullmatch(_COMMA_DECIMAL).to_numpy(dtype=bool, na_value=False)
-    if not written.any():
+
+    def written(pattern: str) -> np.ndarray:
+        return text.str.fullmatch(pattern).to_numpy(dtype=bool, na_value=False)
+
+    reads_two_ways = written(_ONE_GROUP[decimal_mark]) if decimal_mark in _ONE_GROUP else none
+    comma = written(_COMMA_DECIMAL) if decimal_mark in _DECIMAL_COMMA else none
+    grouped = written(_POINT_GROUPED) & ~comma if decimal_mark in _GROUPING_COMMA else none
+    if not (comma | grouped).any():
         return values, reads_two_ways
-    point = text[written].str.replace(r"[. \u00a0\u202f]", "", regex=True).str.replace(",", ".", regex=False)
-    return values.astype(object).mask(written, point), reads_two_ways
+    values = values.astype(object)
+    if comma.any():
+        values = values.mask(comma, text[comma].str.replace(r"[. \u00a0\u202f]", "", regex=True).str.replace(
+            ",", ".", regex=False))
+    if grouped.any():
+        values = values.mask(grouped, text[grouped].str.replace(",", "", regex=False))
+    return values, reads_two_ways
 
 
 def _as_floats(values: pd.Series) -> pd.Series:

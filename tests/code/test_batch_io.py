@@ -573,7 +573,9 @@ def test_a_crm_number_column_with_text_in_it_rejects_that_row_and_the_file_still
     assert rejects["problems"].tolist() == [
         f"{tmp_path / 'leads.csv'} row 2 (header not counted), column 'TotalVisits' (total_visits): not a number: 'lots'",
         f"{tmp_path / 'leads.csv'} row 5 (header not counted), column 'Total Time Spent on Website' (time_on_website): "
-        "not a number: '1,234' (write numbers with a decimal point and no thousands separator: 1234.5)",
+        "ambiguous number '1,234': in a file separated by ',' (where a comma groups thousands, as US Excel writes them, "
+        "or is a decimal comma, as some tools quote it) it may be 1234 or 1.234; set data.decimal_mark to comma or "
+        "point, as the file writes numbers, or write it with no thousands separator",
         f"{tmp_path / 'leads.csv'} row 8 (header not counted), column 'TotalVisits' (total_visits): negative "
         "total_visits '-3' (total_visits counts something: 0 or more)"]
 
@@ -799,6 +801,38 @@ def test_a_yes_no_field_reads_alike_from_csv_text_a_parquet_boolean_and_json_tru
         assert summary.rows_rejected == 0
         batch = pd.read_csv(summary.output).set_index("lead_id")["probability"]
         np.testing.assert_allclose(batch.loc[served.index], scorer.predict_proba(served, ages), rtol=1e-9)
+
+
+def test_batch_scoring_reads_a_us_excel_files_thousands_separators_as_training_did(tmp_path):
+    """US Excel writes a headcount of 12500 as "12,500" in a ',' file: with data.decimal_mark: point (kept with the
+    model's params) training read it as 12500 and batch scoring scores it as the lead written 12500; under auto it may
+    be 12.5, so scoring refuses its row as training does, naming data.decimal_mark."""
+    write_crm(generate_crm(800, seed=5), tmp_path)
+    plain = pd.read_csv(tmp_path / "leads.csv", **PANDAS_TEXT)
+    plain.to_csv(tmp_path / "plain.csv", index=False)
+    grouped = plain.assign(employees=plain["employees"].map(lambda v: f"{int(v):,}", na_action="ignore"))
+    grouped.to_csv(tmp_path / "leads.csv", index=False)
+    thousands = grouped["employees"].str.contains(",", na=False)
+    assert 0 < thousands.sum() < len(grouped)
+    params = load_params(PROJECT_ROOT / "params.yaml", overrides={
+        **{f"data.{table}": str(tmp_path / f"{table}.csv") for table in ("leads", "activities", "outcomes")},
+        "data.decimal_mark": "point"})
+    ts, scorer = quick_scorer(params)
+    read = ts.crm.leads.set_index("lead_id")["employees"]
+    assert read.equals(pd.to_numeric(plain.set_index("lead_id")["employees"]).astype("float64")[read.index])
+    as_of = pd.Timestamp("2026-01-01")
+
+    def scored(path: Path, reader: LeadScorer):
+        return score_file(reader, path, path.with_suffix(".scores.csv"), as_of=as_of, progress=False)
+
+    summary = scored(tmp_path / "leads.csv", scorer)
+    assert summary.rows_rejected == 0
+    pd.testing.assert_frame_equal(pd.read_csv(summary.output),
+                                  pd.read_csv(scored(tmp_path / "plain.csv", scorer).output))
+    auto = dataclasses.replace(scorer, data=params.data.model_copy(update={"decimal_mark": "auto"}))
+    rejects = pd.read_csv(scored(tmp_path / "leads.csv", auto).rejects)
+    assert rejects["row"].tolist() == (np.flatnonzero(thousands) + 1).tolist()
+    assert rejects["problems"].str.contains(r"ambiguous number '\d+,\d{3}': .* set data\.decimal_mark").all()
 
 
 def test_true_false_in_a_number_field_is_refused_alike_by_training_batch_scoring_and_the_service(tmp_path):

@@ -199,6 +199,24 @@ def test_another_models_number_column_is_read_with_the_exports_decimal_mark(tmp_
         model_features(older, training_set, pd.Index(["L1", "L2", "L3"]))
 
 
+def test_another_models_number_column_reads_a_comma_files_thousands_separators_as_the_export_does(tmp_path):
+    """A ',' export's "1,234,567" in a column an older model reads as a number reads as 1234567, as its number fields
+    read it; 1,200 (1200, or a quoted decimal comma: 1.2) is refused by column and lead, naming data.decimal_mark."""
+    leads = pd.DataFrame({"lead_id": ["L1", "L2"], "created_at": "2025-01-05", "Visits": ["1,234,567", "12,500.5"]})
+    leads.to_csv(tmp_path / "leads.csv", index=False)
+    params = Params.model_validate({"data": {"leads": "leads.csv"}, "base_dir": tmp_path})
+    older = SimpleNamespace(features=params.features.model_copy(update={"numeric": [*params.features.numeric, "Visits"]}),
+                            as_known=lambda frame: frame)
+    training_set = SimpleNamespace(crm=load_crm(params), snapshot_at=None, feature_params=params.features)
+
+    assert model_features(older, training_set, pd.Index(["L1", "L2"]))["Visits"].tolist() == [1234567.0, 12500.5]
+    leads.assign(Visits=["1,200", "4"]).to_csv(tmp_path / "leads.csv", index=False)
+    training_set.crm = load_crm(params)
+    with pytest.raises(ValueError, match=r"leads\.Visits: a number that reads two ways in a file separated by ',' .*"
+                                         r"data\.decimal_mark .*'L1': '1,200'"):
+        model_features(older, training_set, pd.Index(["L1", "L2"]))
+
+
 def test_another_models_number_column_refuses_true_false_by_lead_as_the_export_does(tmp_path):
     """A Parquet true/false column an older model reads as a number was built as 1 and 0, where the export's number
     field (and the service) refuses true/false as no number: it is refused by column and lead instead."""

@@ -1566,7 +1566,8 @@ def semicolon_export(tmp_path: Path, leads: list[dict], outcomes: list[dict] | N
 def test_a_semicolon_export_reads_its_numbers_as_excel_writes_them_where_the_decimal_mark_is_a_comma(tmp_path):
     """A German or French Excel export writes 2,5 and 1.234,5 between ';': each was 'not a number', so any decimal
     in a number column refused its row (with data.on_error: stop, the whole export). Numbers written with a decimal
-    point read there too; a number that reads both ways (1.200, 1,200: 1200 or 1.2) refuses its row, naming it."""
+    point read there too, and with commas grouping its thousands where they read one way only (1,234,567); a number that
+    reads both ways (1.200, 1,200: 1200 or 1.2) refuses its row, naming it."""
     leads = [lead("L1", employees="2,5"), lead("L2", employees="1.234,5"), lead("L3", employees="1.234.567"),
              lead("L4", employees="0,125"), lead("L5", employees="2.5"), lead("L6", employees="1.200"),
              lead("L7", employees="1,200"), lead("L8", employees="12"), lead("L9", employees="1,234,567")]
@@ -1578,12 +1579,11 @@ def test_a_semicolon_export_reads_its_numbers_as_excel_writes_them_where_the_dec
     crm = load_crm(params)
 
     kept = crm.leads.set_index("lead_id")["employees"]
-    assert kept.to_dict() == {"L1": 2.5, "L2": 1234.5, "L3": 1234567.0, "L4": 0.125, "L5": 2.5, "L8": 12.0}
+    assert kept.to_dict() == {"L1": 2.5, "L2": 1234.5, "L3": 1234567.0, "L4": 0.125, "L5": 2.5, "L8": 12.0,
+                              "L9": 1234567.0}
     read = crm.outcomes.set_index("lead_id")["amount"].fillna(-1).to_dict()
     assert read == {"L1": -1, "L2": 1250000.0, "L3": 3.5, "L4": 7.0, "L8": 1234.5}
     assert [str(p) for p in crm.report.problems] == [
-        "leads.csv row 9 (header not counted), column 'Employees' (employees): not a number: '1,234,567' (write "
-        "numbers with no thousands separator: 1234,5 or 1234.5)"] + [  # either mark reads there, not only a point
         f"leads.csv row {row} (header not counted), column 'Employees' (employees): ambiguous number {value!r}: in a "
         f"file separated by ';' (as Excel writes where the decimal mark is a comma) it may be {readings}; set "
         "data.decimal_mark to comma or point, as the file writes numbers, or write it with no thousands separator"
@@ -1592,25 +1592,60 @@ def test_a_semicolon_export_reads_its_numbers_as_excel_writes_them_where_the_dec
         "0 or more); the row is kept without this value"]
 
 
-def test_a_comma_separated_export_reads_numbers_as_before(tmp_path):
-    """Only a ';' file (or data.decimal_mark) reads decimal commas: in a ',' file a quoted 2,5 is still refused with
-    the hint it had, and 1.200 is 1.2."""
+def test_a_comma_separated_export_reads_commas_grouping_thousands_where_they_read_one_way_only(tmp_path):
+    """US Excel writes a ',' file's amounts and headcounts quoted with thousands separators ("1,234,567.89"): each was
+    'not a number', so the row was refused (its amount left out). Where a comma can only group thousands (two groups,
+    or a decimal point after it) the number reads; 1,200 or 12,500 may also be a decimal comma some tools quote (1.2,
+    12.5), so its row is refused naming data.decimal_mark, as a ';' file refuses 1.200. Only a ';' file (or
+    data.decimal_mark) reads decimal commas: a quoted 2,5 is still refused with the hint it had, and 1.200 is 1.2."""
     leads = [lead("L1", employees="2,5"), lead("L2", employees="1.234.567"), lead("L3", employees="1.200"),
-             lead("L4", employees="1,200")]
-    params = semicolon_export(tmp_path, leads, sep=",")
+             lead("L4", employees="1,200"), lead("L5", employees="1,234,567"), lead("L6", employees="12,500.5"),
+             lead("L7", employees="+1,500")]
+    amounts = {"L3": "1,234,567.89", "L5": "12,500", "L6": "2,500.00"}
+    outcomes = [outcome(lead_id) | {"amount": amount} for lead_id, amount in amounts.items()]
+    params = semicolon_export(tmp_path, leads, outcomes, sep=",")
 
     crm = load_crm(params)
 
-    assert crm.leads["lead_id"].tolist() == ["L3"] and crm.leads["employees"].tolist() == [1.2]
+    assert crm.leads.set_index("lead_id")["employees"].to_dict() == {"L3": 1.2, "L5": 1234567.0, "L6": 12500.5}
+    read = crm.outcomes.set_index("lead_id")["amount"].fillna(-1).to_dict()
+    assert read == {"L3": 1234567.89, "L5": -1, "L6": 2500.0}
+    ambiguous = ("ambiguous number {!r}: in a file separated by ',' (where a comma groups thousands, as US Excel writes "
+                 "them, or is a decimal comma, as some tools quote it) it may be {}; set data.decimal_mark to comma or "
+                 "point, as the file writes numbers, or write it with no thousands separator")
     assert [str(p).split(": ", 1)[1] for p in crm.report.problems] == [
         f"not a number: {value!r} (write numbers with a decimal point and no thousands separator: 1234.5)"
-        for value in ("2,5", "1.234.567", "1,200")]
+        for value in ("2,5", "1.234.567")] + [
+        ambiguous.format("1,200", "1200 or 1.2"), ambiguous.format("+1,500", "1500 or 1.5"),
+        ambiguous.format("12,500", "12500 or 12.5") + "; the row is kept without this value"]
+
+
+def test_data_decimal_mark_point_reads_a_comma_separated_exports_thousands_separators(tmp_path):
+    """With data.decimal_mark: point a comma only groups thousands: US Excel's "12,500" employees and "1,234,567.89"
+    amount read as 12500 and 1234567.89; a comma not between groups of three digits ("1,5", "12,50") is still no
+    number, refused naming its row and column."""
+    leads = [lead("L1", employees="12,500"), lead("L2", employees="1,200"), lead("L3", employees="1,5"),
+             lead("L4", employees="12,50"), lead("L5", employees="1.200")]
+    outcomes = [outcome("L1") | {"amount": "1,234,567.89"}, outcome("L2") | {"amount": "1234,567"}]
+    params = semicolon_export(tmp_path, leads, outcomes, sep=",", decimal_mark="point")
+
+    crm = load_crm(params)
+
+    assert crm.leads.set_index("lead_id")["employees"].to_dict() == {"L1": 12500.0, "L2": 1200.0, "L5": 1.2}
+    assert crm.outcomes.set_index("lead_id")["amount"].fillna(-1).to_dict() == {"L1": 1234567.89, "L2": -1}
+    hint = "(write numbers with a decimal point, and commas, if any, between groups of three digits: 1234.5 or 1,234.5)"
+    assert [str(p) for p in crm.report.problems] == [
+        f"leads.csv row 3 (header not counted), column 'Employees' (employees): not a number: '1,5' {hint}",
+        f"leads.csv row 4 (header not counted), column 'Employees' (employees): not a number: '12,50' {hint}",
+        f"outcomes.csv row 2 (header not counted), column 'amount': not a number: '1234,567' {hint}; the row is kept "
+        "without this value"]
 
 
 @pytest.mark.parametrize(("sep", "mark", "read"), [
     (";", "comma", {"L1": 1200.0, "L2": 1.2, "L3": 2.5}),  # a dot only separates thousands
     (",", "comma", {"L1": 1200.0, "L2": 1.2, "L3": 2.5}),  # quoted decimal commas in a ',' file
-    (";", "point", {"L1": 1.2}),  # a ';' export written with decimal points (e.g. Swiss): as a ',' file reads
+    (";", "point", {"L1": 1.2, "L2": 1200.0}),  # a ';' export written with decimal points: as a ',' file reads
+    (",", "point", {"L1": 1.2, "L2": 1200.0}),  # a comma groups thousands, as US Excel writes them
 ])
 def test_data_decimal_mark_says_how_an_export_writes_numbers_where_auto_cannot_tell(tmp_path, sep, mark, read):
     leads = [lead("L1", employees="1.200"), lead("L2", employees="1,200"), lead("L3", employees="2,5")]
