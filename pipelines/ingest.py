@@ -741,28 +741,46 @@ def not_answered(value, data: DataParams) -> bool:
     return text == "" or text in {v.strip() for v in data.missing_values}
 
 
-def one_value_per_row(values: list[pd.Series], data: DataParams) -> tuple[pd.Series, np.ndarray]:
-    """One contract column sent under several names (a CRM's mapped name and the contract's, each a Series of the
-    same rows): per row its first answered value, as sent (none answered: the first name's), and which rows answer
-    it with different values, compared as text, stripped (`as_plain_text`; not answered as `_missing_to_na` reads
-    a cell). An export and a request (`serving.scoring.one_field_per_column`) read the column once where the values
-    agree, and refuse only a row where they differ: nothing picks one."""
+def one_value_per_row(values: list[pd.Series], data: DataParams, table: str, column: str, numeric: Collection[str] = (),
+                      decimal_mark: DecimalMark = "point") -> tuple[pd.Series, np.ndarray]:
+    """One contract column of `table` sent under several names (a CRM's mapped name and the contract's, each a Series
+    of the same rows): per row its first answered value, as sent (none answered: the first name's), and which rows
+    answer it with different values, compared as the column reads them (`_compared`: a date as its time, a number, the
+    contract's or `numeric`'s, as its value, else as text, stripped; not answered as `_missing_to_na` reads a cell).
+    An export and a request (`serving.scoring.one_field_per_column`) read the column once where the values agree, and
+    refuse only a row where they differ: nothing picks one."""
     values = [v.astype(object) if isinstance(v.dtype, pd.CategoricalDtype) else v for v in values]
     answered = dict(enumerate(values))
     _missing_to_na(answered, data.missing_values)
-    texts = [as_plain_text(v).str.strip().where(v.notna()) for v in answered.values()]
-    first = texts[0]
-    for text in texts[1:]:
-        first = first.fillna(text)
+    spec = TABLES[table]
+    kind = "date" if column in spec.dates else "number" if column in spec.numeric or column in numeric else "text"
+    keys = [_compared(v, kind, data, decimal_mark).where(v.notna()) for v in answered.values()]
+    first = keys[0]
+    for key in keys[1:]:
+        first = first.fillna(key)
     differ = np.zeros(len(first), dtype=bool)
-    value, taken = values[0], texts[0].notna().to_numpy(dtype=bool, copy=True)
-    for sent, text in zip(values[1:], texts[1:]):
-        here = text.notna().to_numpy(dtype=bool)
-        differ |= here & (text.fillna("") != first.fillna("")).to_numpy(dtype=bool)
+    value, taken = values[0], keys[0].notna().to_numpy(dtype=bool, copy=True)
+    for sent, key in zip(values[1:], keys[1:]):
+        here = key.notna().to_numpy(dtype=bool)
+        differ |= here & (key.fillna("") != first.fillna("")).to_numpy(dtype=bool)
         if (here & ~taken).any():
             value = value.where(taken | ~here, sent)
         taken |= here
     return value, differ
+
+
+def _compared(values: pd.Series, kind: str, data: DataParams, decimal_mark: DecimalMark) -> pd.Series:
+    """Cells as `one_value_per_row` compares them, by the contract column's `kind`: a date as the time it reads as
+    (`_as_dates`: a Parquet datetime 2024-01-05 00:00:00 is the text "2024-01-05"), a number as its value
+    (`read_numbers`: "12.0" is 12), and a cell neither reads, or a text column's, as its text, stripped."""
+    text = as_plain_text(values).str.strip()
+    if kind == "date":
+        read = _as_dates(values, data.day_first)[0].astype(object)
+    elif kind == "number":
+        read = read_numbers(values, False, decimal_mark).numbers.astype(object)
+    else:
+        return text
+    return read.where(read.notna(), text.astype(object))
 
 
 def numbers_not_answered(data: DataParams) -> list[str]:
@@ -907,6 +925,17 @@ def _parse_dates(values: pd.Series, day_first: bool | None = None) -> tuple[pd.S
     return pd.to_datetime(values, format="mixed", utc=True, errors="coerce"), numbers, ambiguous
 
 
+def _as_dates(values: pd.Series, day_first: bool | None) -> tuple[pd.Series, np.ndarray, np.ndarray]:
+    """A date column as the contract holds it (naive UTC, microseconds): a CSV's text or a request's parsed
+    (`_parse_dates`, which also says which cells are a number or ambiguous), a Parquet or SQL datetime as it is."""
+    parsed, numbers, ambiguous = values, np.zeros(len(values), dtype=bool), np.zeros(len(values), dtype=bool)
+    if not pd.api.types.is_datetime64_any_dtype(values.dtype):
+        parsed, numbers, ambiguous = _parse_dates(values, day_first)
+    if getattr(parsed.dtype, "tz", None) is not None:
+        parsed = parsed.dt.tz_convert("UTC").dt.tz_localize(None)
+    return parsed.astype("datetime64[us]"), numbers, ambiguous
+
+
 def _arrow_text(values: pd.Series) -> pa.Array | None:
     """``values`` as an Arrow string array, or None when they are not all text (e.g. datetimes among text)."""
     try:
@@ -1033,7 +1062,8 @@ def prepare_table(
     differ: dict[str, np.ndarray] = {}  # per column several CRM columns map to, the rows where their values differ
     for name, crms in origins.items():
         if len(crms) > 1:
-            columns[name], differ[name] = one_value_per_row([signalling_nans_quieted(raw[crm]) for crm in crms], data)
+            columns[name], differ[name] = one_value_per_row([signalling_nans_quieted(raw[crm]) for crm in crms], data,
+                                                            table, name, numeric, decimal_mark)
 
     required = required_columns(spec, data)
     for column in required:
@@ -1127,12 +1157,7 @@ def prepare_table(
             continue
         values = columns[column]
         if column in spec.dates:
-            parsed, numbers, ambiguous = values, np.zeros(len(values), dtype=bool), np.zeros(len(values), dtype=bool)
-            if not pd.api.types.is_datetime64_any_dtype(values.dtype):
-                parsed, numbers, ambiguous = _parse_dates(values, data.day_first)
-            if getattr(parsed.dtype, "tz", None) is not None:
-                parsed = parsed.dt.tz_convert("UTC").dt.tz_localize(None)
-            parsed = parsed.astype("datetime64[us]")
+            parsed, numbers, ambiguous = _as_dates(values, data.day_first)
             flag(numbers, column, "number_as_date", lambda v: f"{DATE_FORM}, not "
                  f"{'' if isinstance(v, (bool, np.bool_)) else 'the number '}{_as_sent(v)}")
             flag(ambiguous, column, "ambiguous_date", lambda v: f"date {_as_sent(v)} reads day first or month "

@@ -162,8 +162,9 @@ def one_field_per_column(scorer: LeadScorer, leads: list[dict], activities: list
 
     A lead may carry a column under the CRM's name the model's data.mapping declares and under the contract's
     ("Lead Source" and "lead_source"), as an integration adding the documented names to a forwarded record does.
-    Both holding one value (`ingest.one_value_per_row`, the rule an export's rows are read by: compared as text,
-    stripped; a field not answered holds none) is that value, kept under the name the mapping gives the column
+    Both holding one value (`ingest.one_value_per_row`, the rule an export's rows are read by: compared as the column
+    reads them, a date as its time, a number as its value, else as text, stripped; a field not answered holds none)
+    is that value, kept under the name the mapping gives the column
     (`crm_column`) when sent; different values are refused at the lead, naming both fields ("ambiguous_column"), as
     an export's row is: the service does not pick one.
     """
@@ -183,7 +184,8 @@ def one_field_per_column(scorer: LeadScorer, leads: list[dict], activities: list
             kept = crm_column(data, table, column)
             kept = kept if kept in names else names[0]
             read = [kept, *(name for name in names if name != kept)]
-            value, differ = one_value_per_row([pd.Series([row[name]], dtype=object) for name in read], data)
+            value, differ = one_value_per_row([pd.Series([row[name]], dtype=object) for name in read], data, table,
+                                              column, scorer.features.numeric if table == "leads" else ())
             if differ[0]:
                 values = ", ".join(f"{name!r}: {_as_sent_text(row[name])!r}" for name in names
                                    if row[name] is not None and not not_answered(row[name], data))

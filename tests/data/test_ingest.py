@@ -487,6 +487,33 @@ def test_two_columns_mapping_to_one_are_read_once_where_they_agree_and_refuse_on
     assert [str(p) for p in crm.report.problems] == [words]
 
 
+def test_two_columns_mapping_to_one_agree_where_they_read_as_one_date_or_number_whatever_their_types(tmp_path):
+    """A Parquet export with the CRM's datetime column and the contract's text beside it (2024-01-05 00:00:00 and
+    "2024-01-05"), or a number and its text (3.0 and "3.0"), had every row refused as holding different values,
+    compared as text. They compare as the contract column reads them: a date as its time, a number as its value; a
+    row whose date or number differs is still refused, naming both values."""
+    pd.DataFrame({
+        "Lead ID": ["L1", "L2", "L3", "L4", "L5"],
+        "Created Date": pd.to_datetime(["2024-01-05", "2024-01-06 09:30:00", "2024-01-07", "2024-01-08", "2024-01-09"],
+                                       format="ISO8601"),
+        "created_at": ["2024-01-05", "2024-01-06T10:30:00+01:00", "2024-01-07", "2024-01-09", "2024-01-09"],
+        "Employees": [12.0, 12.5, 3.0, 4.0, 7.0], "employees": ["12", "12.50", " 3.0", "4", "7.5"],
+    }).to_parquet(tmp_path / "leads.parquet")
+    params = Params.model_validate({"data": {"leads": "leads.parquet", "mapping": MAPPING, "on_error": "drop"},
+                                    "base_dir": tmp_path})
+
+    crm = load_crm(params)
+
+    assert crm.leads["created_at"].astype(str).tolist() == ["2024-01-05 00:00:00", "2024-01-06 09:30:00",
+                                                            "2024-01-07 00:00:00"]
+    assert crm.leads["employees"].tolist() == [12.0, 12.5, 3.0]
+    assert [str(p).split("(data.mapping), ")[1] for p in crm.report.problems] == [
+        "and hold different values ('Created Date': '2024-01-08T00:00:00', 'created_at': '2024-01-09'): the row is "
+        "refused rather than one picked; make them agree, or leave one out (data.drop_columns)",
+        "and hold different values ('Employees': 7.0, 'employees': '7.5'): the row is refused rather than one picked; "
+        "make them agree, or leave one out (data.drop_columns)"]
+
+
 @pytest.mark.parametrize("drop_columns", [[], ["Lead Score"]])
 def test_csv_columns_without_a_name_are_read_as_unmapped_ones_unless_drop_columns_lists_a_blank(tmp_path, drop_columns):
     """pandas' to_csv() writes its index under a blank name, Excel an empty column of the sheet; nothing can name such a

@@ -522,6 +522,30 @@ def test_a_lead_sending_a_mapped_field_also_under_its_contract_name_is_read_once
     assert [(d["field"], d["msg"]) for d in explained.value.detail] == [("lead.Lead Source", words)]
 
 
+def test_a_lead_sending_a_date_or_number_under_two_names_is_read_once_where_they_read_alike(trained, leads):
+    """A field sent under the CRM's name and the contract's is compared as its column reads it, as an export's two
+    columns are (`ingest.one_value_per_row`): a date with and without its zone ("...Z"), or a number written "120"
+    and "120.0", was refused as different text; it is one value now. A different date is still refused."""
+    from serving.scoring import ModelRef, RequestError, score_request
+
+    data = trained.scorer.data
+    mapped = dataclasses.replace(trained.scorer, data=data.model_copy(update={"mapping": data.mapping.model_copy(
+        update={"leads": {"Created Date": "created_at", "Employees": "employees"}})}))
+    lead = next({k: v for k, v in lead.items() if k not in ("activities", "created_at", "employees")} | {
+        "Created Date": lead["created_at"], "Employees": lead["employees"]} for lead in leads if "employees" in lead)
+    created = pd.Timestamp(lead["Created Date"])
+
+    def probability(sent: dict) -> float:
+        return score_request(mapped, [sent], [None], ModelRef.of(mapped), as_of=pd.Timestamp(AS_OF), top_k=1,
+                             card_key=b"key", card_link_days=1).results[0]["probability"]
+
+    assert probability({**lead, "created_at": f"{created:%Y-%m-%dT%H:%M:%S}Z",
+                        "employees": f"{lead['Employees']}.0"}) == probability(lead)
+    with pytest.raises(RequestError) as refused:
+        probability({**lead, "created_at": f"{created - pd.Timedelta(days=1):%Y-%m-%dT%H:%M:%S}Z"})
+    assert [d["type"] for d in refused.value.detail] == ["ambiguous_column"]
+
+
 # ---------------------------------------------------------------- bad input
 
 
