@@ -1356,17 +1356,25 @@ def crm_column(data: DataParams, table: str, contract: str) -> str:
 # fields beside 'Campaign' and 'Phone', are not named.
 ALIKE_RATIO = 0.88
 ALIKE = "which looks like the same name written differently"  # how messages name an `alike_column`
+# The last word of a date's name, after what happened: 'created_at', 'Created On', 'CreatedDate', 'Created Time'.
+DATE_SUFFIXES = ("at", "on", "date", "time", "datetime", "timestamp")
 
 
 def alike_column(header, name: str) -> str | None:
     """The column of ``header`` that looks like ``name`` written differently, None when there is none: with other
     blanks or letter case ('Lead ID ', 'LEAD ID'), as Excel and hand-edited headers gain them, or other word
     separators ('Lead_ID', 'LeadId' for 'Lead ID'; 'Created At' for 'created_at'), as each CRM joins words its own
-    way, else the closest misspelling ('Industy'), its separators too ('CreatedDate', 'Create Date' for 'created_at');
-    a mapping matches names exactly."""
+    way, or a date's with another last word ('createdon', Dynamics 365's, for 'created_at': `_dated`), else the closest
+    misspelling ('Industy'), its separators too ('CreatedDate', 'Create Date' for 'created_at'); a mapping matches
+    names exactly."""
     others = [column for column in header if column != name]
     for key in (label_key, _words_key):
         same = next((column for column in others if key(column) == key(name)), None)
+        if same is not None:
+            return same
+    dated = _dated(name)
+    if dated:
+        same = next((column for column in others if _words_key(column) in {dated + last for last in DATE_SUFFIXES}), None)
         if same is not None:
             return same
     # A column holding every word of the name and more, or some of them only, is another field: 'Campaign ID' or
@@ -1380,6 +1388,14 @@ def alike_column(header, name: str) -> str | None:
         if close:
             return keys[close[0]]
     return None
+
+
+def _dated(name) -> str | None:
+    """What happened, for a date's name ending in one of DATE_SUFFIXES ('created' for 'created_at' or 'Created Date'):
+    a column of those letters and another such last word, joined as Dynamics 365 joins its names ('createdon'), is the
+    same date (`alike_column`); 'createdby', a user, is not. None for any other name ('Campaign', 'reason')."""
+    words = _words(name)
+    return "".join(words[:-1]) if len(words) > 1 and words[-1] in DATE_SUFFIXES else None
 
 
 def _words_key(name) -> str:

@@ -420,6 +420,11 @@ def test_a_required_column_written_differently_is_named_in_the_error(tmp_path):
     ("CreatedDate", "created_at", "CreatedDate"),  # Salesforce
     ("Create Date", "created_at", "Create Date"),  # HubSpot's label
     ("createdate", "created_at", "createdate"),  # HubSpot's internal name
+    ("createdon", "created_at", "createdon"),  # Dynamics 365's
+    ("createdby", "created_at", None),  # Dynamics 365's user who created the lead
+    ("Created On", "Created Date", "Created On"),
+    ("actualclosedate", "decided_at", None),
+    ("occurredon", "occurred_at", "occurredon"),
     ("ClosedDate", "decided_at", None),  # another field, not the same name written differently
     ("Updated Date", "created_at", None),
     ("Created By", "created_at", None),
@@ -431,7 +436,8 @@ def test_a_required_column_written_differently_is_named_in_the_error(tmp_path):
 def test_a_crm_date_column_joined_and_spelt_another_way_is_named_for_the_contract_one(header, name, alike):
     """A Salesforce export has 'CreatedDate' where the contract wants created_at: the error only said to set
     data.mapping, as neither difflib's ratio of the names (0.86) nor their letters alone matched. Their letters are
-    now compared by the ratio too, but a column holding the name's every word and more is another field."""
+    now compared by the ratio too, but a column holding the name's every word and more is another field. Dynamics 365's
+    'createdon' (0.78) is the date with another last word, as 'Created On' is 'Created Date'; its 'createdby' is not."""
     from pipelines.ingest import alike_column
 
     assert alike_column(["Id", header, "LastModifiedDate"], name) == alike
