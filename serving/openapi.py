@@ -23,7 +23,7 @@ from pydantic.json_schema import models_json_schema
 from features.build import lead_columns_read
 from models.scorer import LeadScorer
 from pipelines.config import DataParams, LabelParams
-from pipelines.contract import LARGEST_NUMBER, LEADS
+from pipelines.contract import LARGEST_NUMBER, LEADS, OUTCOMES
 from pipelines.ingest import crm_column, numbers_not_answered, required_columns
 from serving.schemas import (
     ErrorResponse,
@@ -110,7 +110,8 @@ ROUTES: dict[str, tuple[type[BaseModel], dict[int, tuple[type[BaseModel], str]],
     ),
     "/feedback": (
         Feedback,
-        {201: (FeedbackReceipt, "Stored (on disk before this answer)."),
+        {201: (FeedbackReceipt, "Stored (on disk before this answer); `warnings` names each value it was stored "
+                                "without (an amount the service cannot read), [] when none."),
          200: (FeedbackReceipt, "This event_id was already stored with the same decision (a retry): nothing changed.")},
         {400: BAD_JSON, 401: NO_KEY,
          409: "This event_id is already stored with another decision; the stored one is kept. "
@@ -172,32 +173,37 @@ def _number_labels(column: str, non_negative: bool, data: DataParams) -> list[st
             if label.strip() and value.strip() and taken.search(value)]
 
 
-def _lead_fields(scorer: LeadScorer) -> dict[str, dict]:
-    """A lead's optional fields as /score reads them (`serving.scoring.columns_read`: contract.LEADS and what the
-    model's features read), under the CRM's names, each saying whether the served model uses it."""
-    data, features = scorer.data, scorer.features
-    read = lead_columns_read(features)
-    # As ingest.prepare_table reads a number field: blank, data.missing_values and NaN are none; a number is none
-    # when data.missing_values lists its text (-1 where "-1" is listed), whatever range the field takes.
+def _number_field(column: str, non_negative: bool, data: DataParams) -> tuple[dict, str]:
+    """A number field's schema as ingest.prepare_table reads it for `data` (a lead's, feedback's amount): a number or
+    its text in range, a data.value_maps label translating to one; blank, data.missing_values and NaN are none, and
+    a number is none when data.missing_values lists its text (-1 where "-1" is listed), whatever range the field
+    takes. And what it takes, in words, for its description."""
     none = [NAN_TEXT, *(literal(m.strip()) for m in data.missing_values if m.strip())]
     none_numbers = numbers_not_answered(data)
     listed = [m.strip() for m in data.missing_values if m.strip()]
     not_known = (f"null, blank, NaN or data.missing_values' {quoted(listed)}" if listed else "null, blank or NaN") + (
         f" ({', '.join(none_numbers)} also as a JSON number)" if none_numbers else "")
+    labels = _number_labels(column, non_negative, data)
+    in_range = _number_range(non_negative)
+    schema = {**NUMBER, **({"anyOf": [in_range, {"enum": [float(n) for n in none_numbers]}]} if none_numbers else in_range),
+              "pattern": number_text(non_negative, none + [*map(any_case, labels)])}
+    words = (f"A number or its text (\"320\"),{' 0 or more,' if non_negative else ''} smaller than {LARGEST_NUMBER:g} "
+             "in size" + (f", or a CRM label data.value_maps translates (any letter case): {quoted(labels)}" if labels
+                          else "") + f"; {not_known}: not known")
+    return schema, words
+
+
+def _lead_fields(scorer: LeadScorer) -> dict[str, dict]:
+    """A lead's optional fields as /score reads them (`serving.scoring.columns_read`: contract.LEADS and what the
+    model's features read), under the CRM's names, each saying whether the served model uses it."""
+    data, features = scorer.data, scorer.features
+    read = lead_columns_read(features)
     fields = {}
     for column in [c for c in columns_read(scorer, "leads") if c not in LEADS.required]:
         use = "a feature of this model" if column in read else "not read by this model, but checked"
         if column in LEADS.numeric or column in features.numeric:
-            non_negative = column in LEADS.non_negative or column in features.non_negative
-            sign = " 0 or more," if non_negative else ""
-            labels = _number_labels(column, non_negative, data)
-            in_range = _number_range(non_negative)
-            fields[crm_column(data, "leads", column)] = {
-                **NUMBER, **({"anyOf": [in_range, {"enum": [float(n) for n in none_numbers]}]} if none_numbers else in_range),
-                "pattern": number_text(non_negative, none + [*map(any_case, labels)]),
-                "description": f"A number or its text (\"320\"),{sign} smaller than {LARGEST_NUMBER:g} in size"
-                               + (f", or a CRM label data.value_maps translates (any letter case): {quoted(labels)}" if labels else "")
-                               + f"; {not_known}: not known ({use})."}
+            schema, words = _number_field(column, column in LEADS.non_negative or column in features.non_negative, data)
+            fields[crm_column(data, "leads", column)] = {**schema, "description": f"{words} ({use})."}
         else:
             fields[crm_column(data, "leads", column)] = {
                 **TEXT, "description": f"Text (true/false reads as the text \"true\"/\"false\"); null or blank: not known ({use})."}
@@ -337,6 +343,10 @@ def document(generated: dict, scorer: LeadScorer, data: DataParams, label: Label
     _feedback_choices(schemas["Feedback"], data, label)
     # A lead id data.missing_values reads as none is refused, as /score refuses it (the service's params: `data`).
     schemas["Feedback"]["properties"]["lead_id"]["pattern"] = id_text(data.missing_values)
+    # The amount as an export's outcomes row reads it (serving.scoring.feedback_amount), for the service's params.
+    amount, words = _number_field("amount", "amount" in OUTCOMES.non_negative, data)
+    field = schemas["Feedback"]["properties"]["amount"]
+    schemas["Feedback"]["properties"]["amount"] = {**amount, "description": f"{field['description']} {words}."}
     used, pending = set(), _referenced(paths, set())
     while pending:  # BentoML's own exception and IO models are no longer referenced: left out
         name = pending.pop()

@@ -21,7 +21,6 @@ from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Fie
 from models.encoding import LEARNT_BY_A_RETRAIN
 from pipelines.contract import LARGEST_NUMBER, NUMBER_TEXT
 from pipelines.ingest import as_plain_text
-from pipelines.numbers import read_numbers
 
 
 def _finite(value: Any) -> Any:
@@ -200,23 +199,6 @@ def _blank_as_none(value: Any) -> Any:
     return None if isinstance(value, str) and not value.strip() else value
 
 
-def _optional_number(value: Any) -> Any:
-    """A number or its text as an export's number field reads it (numbers.read_numbers), for the float type's limits
-    to check; blank text is none. Text it refuses ("1_000", "12,500") or true/false is no amount; the text NaN, which
-    an export reads as no value, is sent as one: it goes on as NaN, which the float type refuses as not finite. A JSON
-    NaN or Infinity is refused as in a lead's field (`_finite`)."""
-    if isinstance(value, bool):
-        raise ValueError(f"expected a number, not {str(value).lower()}")
-    value = _blank_as_none(_finite(value))
-    if not isinstance(value, (str, int, float, Decimal)):  # null; an object or a list, which the float type refuses
-        return value
-    cells = read_numbers(pd.Series([value], dtype=object), non_negative=True)
-    if cells.not_a_number[0]:
-        raise ValueError(f"expected a number, or its text with digits and a decimal point only (e.g. 12500.50), "
-                         f"not {value!r}")
-    return float(cells.numbers.iloc[0])
-
-
 # A date sent as ISO 8601 text. A number, as JSON or as text, is refused rather than read as Unix
 # seconds (pydantic's default): the CRM exports and the leads' own dates never are. Documented as
 # text, not as format "date-time": that format needs a time zone, and a plain date or a time without
@@ -349,16 +331,6 @@ class Explanation(BaseModel):
     model_version: str
 
 
-# The text of an amount: a number 0 or more (sign, decimal point and exponent allowed), or blank (no amount).
-AMOUNT_TEXT = number_text(non_negative=True)
-
-
-def _amount_as_text_too(schema: dict) -> None:
-    """The amount's text (what CRM webhooks send) documented beside the number: pydantic documents only the
-    type it converts to, so a client validating against /docs.json refused the "12500.50" the service takes."""
-    schema["anyOf"].insert(1, {"type": "string", "pattern": AMOUNT_TEXT, "examples": ["12500.50", ""]})
-
-
 def _true_false_as_text(value: Any) -> Any:
     """A JSON true/false is the text an export's boolean cell in a text field reads as (ingest.as_plain_text,
     "true"/"false"): data.value_maps then translates it alike (a CRM checkbox such as Salesforce's IsConverted:
@@ -388,19 +360,30 @@ class Feedback(BaseModel):
     decided_at: DateText = Field(
         description="When sales decided (ISO 8601 text; UTC when no zone is given). From 1970 to at most a day "
         "after the service receives the event.")
-    # 0 or more and below contract.LARGEST_NUMBER, and no true/false read as 1: the outcomes file export-outcomes
-    # writes from the stored events is read as a CRM export, whose contract refuses any of them.
-    # The check wraps the optional type, so blank text can become null; the limits stay inside, or /docs.json
-    # shows them as "ge"/"lt", not minimum/exclusiveMaximum.
-    amount: Annotated[Annotated[float, Field(ge=0, lt=LARGEST_NUMBER, allow_inf_nan=False)] | None,
-                      BeforeValidator(_optional_number)] = Field(
-        None, description=f"Deal amount, when converted (a number or its text, 0 or more and smaller than "
-        f"{LARGEST_NUMBER:g}; null or blank text: none).", json_schema_extra=_amount_as_text_too)
+    # Read as an export's outcomes row reads its amount (serving.scoring.feedback_amount); only a value no table cell
+    # holds (an object, a list, NaN or Infinity) is refused here, as in a lead's field. /docs.json documents what it
+    # takes for the service's params (serving.openapi), as for a lead's number field.
+    amount: Annotated[CRMValue, BeforeValidator(plain_value), WithJsonSchema({"type": ["number", "string", "null"]})] = Field(
+        None, description="Deal amount, when converted. An amount the service cannot read (\"12,500\", -5) is left "
+        "out and the decision stored without it, as an export's row is kept without it: the answer's warnings name it.")
+
+
+class Problem(BaseModel):
+    """One problem with a request, at its place in the body."""
+
+    loc: list[str | int] = Field(description='Path to the value, e.g. ["leads", 2, "created_at"].')
+    field: str = Field(description="The same path as one name, e.g. leads[2].created_at; 'body' for JSON that does not parse.")
+    msg: str = Field(description="What is wrong, in words.")
+    type: str = Field(description="Kind of problem, for code, e.g. missing, json_invalid.")
 
 
 class FeedbackReceipt(BaseModel):
     event_id: str
     stored: bool = Field(description="False when this event_id was already stored (a retry).")
+    warnings: list[Problem] = Field(default_factory=list, description="Each value sent that the stored decision "
+                                    "leaves out, with its field and why (an amount the service cannot read, e.g. "
+                                    "\"12,500\"): send the decision again under a new event_id to record it. Empty "
+                                    "when the decision was stored as sent.")
 
 
 class FeatureInfo(BaseModel):
@@ -421,15 +404,6 @@ class ModelInfo(BaseModel):
     metrics: dict[str, float] = Field(description="Evaluation metrics at training time, e.g. roc_auc.")
     features: list[FeatureInfo]
     tiers: dict[str, float] = Field(description="Each tier's lowest probability, best tier first.")
-
-
-class Problem(BaseModel):
-    """One problem with a request, at its place in the body."""
-
-    loc: list[str | int] = Field(description='Path to the value, e.g. ["leads", 2, "created_at"].')
-    field: str = Field(description="The same path as one name, e.g. leads[2].created_at; 'body' for JSON that does not parse.")
-    msg: str = Field(description="What is wrong, in words.")
-    type: str = Field(description="Kind of problem, for code, e.g. missing, json_invalid.")
 
 
 class ErrorResponse(BaseModel):

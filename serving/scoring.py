@@ -22,7 +22,7 @@ from models.scorer import LeadScorer
 from pipelines.config import DataParams, LabelParams
 from pipelines.contract import LEADS
 from pipelines.ingest import (ALIKE, API_CLIENT, Problem, alike_column, as_of_time, as_plain_text, contract_status,
-                              crm_column, not_answered, one_value_per_row, translate)
+                              crm_column, not_answered, one_value_per_row, prepare_table, translate)
 from serving.schemas import Identifier, plain_value
 from serving.security import BAD_JSON_ERROR, card_link, error_message, field_path
 from serving.store import decision_date, email_sha256, utc_naive
@@ -505,8 +505,26 @@ def choices_in_words(values: list[str], labels: list[str], setting: str) -> str:
     return text + f"; a RevOps admin adds another CRM label in params {setting}"
 
 
-def feedback_event(event: dict, data: DataParams, label: LabelParams) -> dict:
-    """A feedback event in contract values (data.value_maps applied), checked against the label policy.
+def feedback_amount(value, data: DataParams) -> tuple[float | None, list[dict]]:
+    """A feedback event's deal amount as an export's outcomes row reads it (ingest.prepare_table: blank, NaN and
+    data.missing_values are none, data.value_maps.amount translates a CRM label, then the contract's number rules),
+    and a warning naming the field for an amount it cannot take ("12,500", -5, true). Such an amount is left out and
+    the decision kept, as an export's row is kept without it (contract.OUTCOMES.cleared_if_bad): a CRM sends a
+    decision once, and refusing it for its amount lost the decision itself."""
+    if value is None:
+        return None, []
+    row = pd.DataFrame({"lead_id": ["lead"], "status": [data.statuses[0]], "amount": pd.Series([value], dtype=object)})
+    checked, problems = prepare_table(row, "outcomes", data, audience=API_CLIENT)
+    warnings = [_detail(("amount",), f"{p.message}; the decision was stored without an amount: to record one, send "
+                        "the decision again under a new event_id with the amount as a number", p.kind)
+                for p in problems if p.contract_column == "amount"]
+    amount = checked["amount"].iloc[0]
+    return (None if pd.isna(amount) else float(amount)), warnings
+
+
+def feedback_event(event: dict, data: DataParams, label: LabelParams) -> tuple[dict, list[dict]]:
+    """A feedback event in contract values (data.value_maps applied), checked against the label policy, and the
+    warnings of what it leaves out (an amount it cannot read: `feedback_amount`).
 
     A status matches data.statuses in any letter case and a reason matches label.reasons as
     labelling matches them; both are stored as params spell them. Any reason given must be one of the
@@ -549,4 +567,5 @@ def feedback_event(event: dict, data: DataParams, label: LabelParams) -> dict:
         detail.append(_detail(("decided_at",), str(err), "decided_at_out_of_range"))
     if detail:
         raise RequestError(f"{len(detail)} problem(s) in the feedback event; it was not stored", detail)
-    return out
+    out["amount"], warnings = feedback_amount(event.get("amount"), data)
+    return out, warnings

@@ -262,7 +262,7 @@ class LeadScoreService:
         """Store a sales decision; answered only once it is on disk. Retrying an event_id is safe
         (200, stored false); sending it again with another decision is refused (409)."""
         try:
-            checked = feedback_event(event, self.data, self.label)
+            checked, warnings = feedback_event(event, self.data, self.label)
         except RequestError as err:
             ctx.response.status_code = 422  # with a context, BentoML answers with its status code
             return _error(422, str(err), err.detail)
@@ -275,7 +275,7 @@ class LeadScoreService:
             ctx.response.status_code = 503
             return _store_unavailable(err)
         ctx.response.status_code = 201 if stored else 200
-        return FeedbackReceipt(event_id=checked["event_id"], stored=stored)
+        return FeedbackReceipt(event_id=checked["event_id"], stored=stored, warnings=warnings)
 
     @pages.post("/reload")
     def reload(self) -> dict:

@@ -10,12 +10,12 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 import sqlalchemy as sa
-from pydantic import ValidationError
 
 from features.labels import build_labels
 from pipelines.config import DataParams, Params
 from pipelines.ingest import ContractError, CRMData, Problem, as_of_time, load_crm, prepare_table, read_source
 from serving.schemas import Feedback
+from serving.scoring import feedback_amount
 
 # A CRM that names things its own way (Salesforce-like export).
 MAPPING = {
@@ -188,10 +188,8 @@ def test_an_amount_feedback_takes_is_one_an_export_reads(amount):
     """/feedback took "5\u00a0" as the amount 5 (Python's \\s and float() take it), which an export's amount, as any
     number field, refuses as no number: a number's text reads one way. Arabic-Indic digits neither takes."""
     event = {"event_id": "E1", "lead_id": "L1", "status": "converted", "decided_at": "2024-02-01", "amount": amount}
-    try:
-        taken = Feedback.model_validate(event).amount is not None
-    except ValidationError:
-        taken = False
+    stored, warnings = feedback_amount(Feedback.model_validate(event).amount, DataParams(leads="unused"))
+    taken = stored is not None and not warnings
     raw = pd.DataFrame.from_records([{"Lead ID": "L1", "Stage": "converted", "amount": amount}])
 
     _, problems = prepare_table(raw, "outcomes", DataParams(leads="unused", mapping=MAPPING))
@@ -658,7 +656,7 @@ AMOUNT_MAPPING = {**MAPPING, "outcomes": {**MAPPING["outcomes"], "Amount": "amou
 
 
 def test_a_bad_deal_amount_leaves_out_the_amount_not_the_decision(tmp_path):
-    """A deal amount is money won: -250 or 'TBD' is no amount (the service's feedback refuses both with a 400). It is
+    """A deal amount is money won: -250 or 'TBD' is no amount (the service's feedback, too, stores the decision without it and warns). It is
     left out and reported by cell, the row kept: refusing the row lost its decision, so a won lead trained as never
     decided. A bad decision or decision date still refuses its row, and then its amount is not said to be kept."""
     outcomes = [outcome(lead_id, stage=stage, reason="", closed=closed) | {"Amount": amount}

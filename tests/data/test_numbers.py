@@ -14,6 +14,7 @@ from pipelines.config import PROJECT_ROOT, DataParams, ParamsError, load_params
 from pipelines.contract import NUMBER_TEXT
 from pipelines.ingest import prepare_table
 from serving.schemas import Feedback
+from serving.scoring import feedback_amount as read_feedback_amount
 
 MAPPING = {"leads": {"Lead ID": "lead_id", "Created Date": "created_at", "Employees": "employees"}}
 
@@ -119,37 +120,37 @@ def export_amounts(cells: list) -> list:
 
 
 def feedback_amount(value) -> float | str:
-    """The amount /feedback stores for `value`, "missing" for none, or "refused"."""
+    """The amount /feedback stores for `value`, "missing" for none, or "refused": the whole event refused (a value no
+    table cell holds), or stored without the amount and a warning naming it (`serving.scoring.feedback_amount`)."""
     event = {"event_id": "E1", "lead_id": "L1", "status": "converted", "decided_at": "2024-02-01", "amount": value}
     try:
-        amount = Feedback.model_validate(event).amount
+        sent = Feedback.model_validate(event).amount
     except ValidationError:
         return "refused"
-    return "missing" if amount is None else amount
+    amount, warnings = read_feedback_amount(sent, DataParams(leads="unused"))
+    return "refused" if warnings else "missing" if amount is None else amount
 
 
 def test_feedback_takes_an_amount_as_an_export_reads_it():
-    """/feedback's amount is read by the export's rule (numbers.read_numbers), limits included: its own check of a
-    number's text could drift from what export-outcomes' file, read back as an export, takes. NaN, as text or as
-    JSON's NaN, which an export reads as a missing value, is refused: a webhook sends no amount as null or blank."""
+    """/feedback's amount is read by the export's rule (ingest.prepare_table), limits included: its own check of a
+    number's text could drift from what export-outcomes' file, read back as an export, takes. NaN as text is no amount
+    there as in an export (and a lead's number field); JSON's NaN, which JSON has not, is refused as in a lead's field."""
     values = [*TEXTS, *(value for value, _ in VALUES), float("nan")]
     sent = [feedback_amount(value) for value in values]
 
     expected = export_amounts(values)
-    for i, value in enumerate(values):
-        if expected[i] == "missing" and not (isinstance(value, str) and not value.strip()):
-            expected[i] = "refused"
+    expected[-1] = "refused"
     assert dict(zip(map(repr, values), sent)) == dict(zip(map(repr, values), expected))
 
 
 @pytest.mark.parametrize("nan", [Decimal("NaN"), Decimal("sNaN"), Decimal("-sNaN")], ids=repr)
 def test_a_nan_decimal_is_a_missing_value_signalling_or_not(nan):
     """A SQL or Python caller's NaN decimal is a missing value in a number, text or date field alike, and no amount
-    /feedback takes (as JSON's NaN). A signalling one (sNaN) stopped the whole read with decimal.InvalidOperation:
+    to /feedback, as to an export. A signalling one (sNaN) stopped the whole read with decimal.InvalidOperation:
     pandas raises on asking whether it is missing."""
     assert export_verdicts([nan, Decimal("4")], object) == ["missing", 4.0]
     assert export_amounts([nan, Decimal("4")]) == ["missing", 4.0]
-    assert feedback_amount(nan) == "refused"
+    assert feedback_amount(nan) == "missing"
     raw = pd.DataFrame({"Lead ID": ["L1", "L2"], "industry": pd.Series([nan, "Software"], dtype=object),
                         "Created Date": pd.Series(["2024-01-05", nan], dtype=object)})
     kept, problems = prepare_table(raw, "leads", DataParams(leads="unused", mapping=MAPPING))
