@@ -278,19 +278,22 @@ def _lacking(p: Problem, frames: RequestFrames, from_activity: bool, scorer: Lea
     """
     rows, table = (frames.activities, "activities") if from_activity else (frames.leads, "leads")
     reads = field_reader(scorer, table)
+    # An activity's lead id is its lead's, set by `request_frames`: no field the client sent in the activity.
+    added = {crm_column(scorer.data, "activities", "lead_id")} if from_activity else set()
+    row_name = "activity" if from_activity else "lead"
     looked_for = repr(p.column) + (f" (the contract's {p.contract_column}, under the name the model's "
                                    f"data.mapping.{table} gives it)" if p.contract_column != p.column else "")
     out = []
     for i in range(len(rows)) if p.row is None else [p.row - 1]:
-        sent = [name for name, value in rows.iloc[i].items() if pd.notna(value)]
+        sent = [name for name, value in rows.iloc[i].items() if pd.notna(value) and name not in added]
         unread = [name for name in sent if not reads(name)]
         alike = alike_column(sent, p.column)
         words = f"required field {looked_for} missing or empty"
         if p.column not in sent and (alike or unread):
             listed = ", ".join(map(repr, unread[:_FIELDS_LISTED])) + (
                 f" and {len(unread) - _FIELDS_LISTED} more" if len(unread) > _FIELDS_LISTED else "")
-            words += (f" (the lead has {alike!r}, {ALIKE}): send it as {p.column!r}" if alike else
-                      f" (the lead has fields this model does not read: {listed}): if one of them is it under the "
+            words += (f" (the {row_name} has {alike!r}, {ALIKE}): send it as {p.column!r}" if alike else
+                      f" (the {row_name} has fields this model does not read: {listed}): if one of them is it under the "
                       f"CRM's name, send it as {p.column!r}")
             words += (f". A CRM's own field names are read where the model's data.mapping.{table} declares them: the "
                       "service reads the mapping the model was trained with, so a new one takes a retrain")

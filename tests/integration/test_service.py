@@ -634,6 +634,25 @@ def test_a_lead_without_a_required_field_gets_one_answer_whatever_the_other_lead
     assert [(d["field"], d["msg"]) for d in explained] == [("lead.created_at", "required field 'created_at' missing or empty")]
 
 
+def test_an_activity_without_a_required_field_is_told_of_its_own_fields_not_of_the_lead_id_the_service_adds(client,
+                                                                                                          leads):
+    """An activity lacking occurred_at was told "(the lead has fields this model does not read: 'lead_id'): if one of
+    them is it under the CRM's name, send it as 'occurred_at'": the lead id is the one the service gives each activity
+    from its lead, and the fields listed are the activity's. A Salesforce Task's own date field is named as such."""
+    bare = client.post("/score", {"leads": [{**leads[0], "activities": [{"activity": "webinar"}]}], "as_of": AS_OF})
+    task = client.post("/score", {"leads": [{**leads[0], "activities": [
+        {"ActivityDate": "2025-12-01", "activity": "webinar", "attributes": {"type": "Task"}}]}], "as_of": AS_OF})
+    assert (bare.status, task.status) == (422, 422), (bare.body, task.body)
+    assert [(d["field"], d["msg"]) for d in bare.json()["detail"]] == [
+        ("leads[0].activities[0].occurred_at", "required field 'occurred_at' missing or empty")]
+    (problem,) = task.json()["detail"]
+    assert problem["field"] == "leads[0].activities[0].occurred_at"
+    assert problem["msg"].startswith("required field 'occurred_at' missing or empty (the activity has fields this model "
+                                     "does not read: 'ActivityDate'): if one of them is it under the CRM's name, send "
+                                     "it as 'occurred_at'. A CRM's own field names are read where the model's "
+                                     "data.mapping.activities declares them"), problem
+
+
 @pytest.mark.parametrize("system", ["salesforce", "hubspot"])
 def test_a_lead_under_its_crms_own_field_names_is_told_which_it_looked_for_and_where_a_mapping_goes(client, leads, system):
     """A CRM record posted as the CRM writes it, where the served model's data.mapping.leads maps none of its names,
