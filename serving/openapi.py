@@ -16,11 +16,12 @@ import copy
 import re
 from importlib.metadata import version
 
+import pandas as pd
 import yaml
 from pydantic import BaseModel, TypeAdapter
 from pydantic.json_schema import models_json_schema
 
-from features.build import lead_columns_read
+from features.build import clean_text, lead_columns_read
 from models.scorer import LeadScorer
 from pipelines.config import DataParams, LabelParams
 from pipelines.contract import LARGEST_NUMBER, LEADS, OUTCOMES
@@ -228,11 +229,15 @@ def _activity_item(scorer: LeadScorer) -> dict:
 
 
 def _example_value(scorer: LeadScorer, column: str, demo: dict):
-    """The demo CRM's value of a lead column, or for a category the model never saw it as, one it saw in
-    training (an X Education model knows no "US"); None when there is neither."""
+    """The demo CRM's value of a lead column, or for a category the model never saw it as (compared as the model
+    compares it, `clean_text`: "US" is its "us"), one it saw in training, as the export spelt it (an X Education model
+    knows no "US"); None when there is neither."""
     learned = scorer.encoder.learned.get(column, {}) if scorer.encoder else {}
     value = demo.get(column)
-    return next(iter(learned)) if learned and str(value) not in learned else value
+    if not learned or clean_text(pd.Series([value], dtype=object)).iloc[0] in learned:
+        return value
+    level = next(iter(learned))
+    return (scorer.category_spellings or {}).get(column, {}).get(level, level)
 
 
 def _schemas(scorer: LeadScorer) -> dict[str, dict]:

@@ -10,6 +10,7 @@ import jsonschema
 import pandas as pd
 import yaml
 
+from models.encoding import CategoryEncoder
 from models.scorer import LeadScorer
 from pipelines.config import PROJECT_ROOT, ParamsError, load_params
 from pipelines.contract import LARGEST_NUMBER
@@ -37,6 +38,22 @@ def test_the_documented_lead_example_is_a_lead_under_the_crms_field_names():
     activity = lead["properties"]["activities"]["anyOf"][0]["items"]
     assert activity["required"] == ["Activity Date", "activity"] and "detail" in activity["properties"]
 
+
+
+def test_the_documented_lead_example_keeps_a_demo_value_the_model_knows_in_another_letter_case():
+    """The model compares categories in lower case: the demo's country "US" was taken for one it never saw ("us"),
+    and the example's lead came from the first country it learned, "au". A value it never saw is replaced by one it
+    learned as the export spelt it ("Partner", not "partner")."""
+    params = load_params(PROJECT_ROOT / "params.yaml")
+    training = pd.DataFrame({"industry": ["software"] * 20, "country": ["au"] * 10 + ["us"] * 10,
+                             "lead_source": ["partner"] * 20, "campaign": ["blog"] * 20})
+    encoder = CategoryEncoder(list(training.columns), []).fit(training)
+    scorer = LeadScorer(params.data, params.features, encoder, None, None, 1.0, 0.0, None, None, None,
+                        category_spellings={"lead_source": {"partner": "Partner"}})
+    example = openapi.document(LeadScoreService.openapi_spec.asdict(), scorer, params.data,
+                               params.label)["components"]["schemas"]["Lead"]["example"]
+    assert (example["country"], example["industry"], example["lead_source"], example["campaign"]) == (
+        "US", "software", "Partner", "blog")
 
 
 def test_the_documented_never_seen_field_names_the_models_category_fields_as_the_crm_does():
