@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from pipelines.config import FeatureParams, label_key
+from pipelines.config import FeatureParams, value_map_labels
 from pipelines.contract import LARGEST_NUMBER, LEADS
 from pipelines.numbers import TWO_WAYS_WHERE, DecimalMark, read_numbers
 
@@ -493,7 +493,7 @@ def crm_spellings(values: pd.Series, value_map: Mapping[str, str] | None = None)
     `value_map`: the column's data.value_maps entry, for `values` read as the file holds them (before ingest
     applies it): a value it renames counts under its new value, as the features compare it, so "TT" mapped to
     "TikTok" is the file's spelling of "tiktok"."""
-    renamed = {label_key(crm): _clean_value(contract) for crm, contract in (value_map or {}).items()}
+    renamed = {crm: _clean_value(contract) for crm, contract in value_map_labels(value_map or {}).items()}
     codes, uniques = pd.factorize(values, use_na_sentinel=True)
     counts = np.bincount(codes[codes >= 0], minlength=len(uniques))
     best: dict[str, tuple[int, str]] = {}

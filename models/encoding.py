@@ -6,7 +6,8 @@ learn from, become one shared ``__other__`` level instead of crashing or silentl
 The values seen in training are remembered too, so batch scoring can tell a value never seen (a
 lead source added since the last retrain) from a rare one, and say that a retrain is due.
 A value never seen that is the number of exactly one value seen ("3" for the "3.0" a CSV export wrote)
-is that value (``as_known``): a JSON 3, a Parquet or SQL number and a re-exported CSV all write it "3".
+is that value (``as_known``): a JSON 3, a Parquet or SQL number and a re-exported CSV all write it "3"; so is, in a
+yes/no field, a true or false written as PostgreSQL's CSV export writes it ("t") or as a database read gives it ("true").
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from functools import cached_property
 import numpy as np
 import pandas as pd
 
-from pipelines.contract import NUMBER_TEXT
+from pipelines.contract import NUMBER_TEXT, true_false_spellings
 
 OTHER = "__other__"
 # When a value never seen in training stops being one, as batch scoring's summary and the service's never_seen say it:
@@ -33,7 +34,7 @@ LEARNT_BY_A_RETRAIN = (
 # has new values in every batch, which says nothing about a retrain: its values are not remembered.
 MAX_REMEMBERED = 10_000
 # Lookups derived from the fitted levels on first use: not saved, so a model saved before one existed gets it.
-_DERIVED = ("_code_lookup", "_number_levels")
+_DERIVED = ("_code_lookup", "_number_levels", "_true_false_levels")
 
 
 def most_frequent(rows_per_value: Mapping[str, int], shown: int = 3) -> str:
@@ -103,20 +104,38 @@ class CategoryEncoder:
                 out[col] = (known, by_value)
         return out
 
+    @cached_property
+    def _true_false_levels(self) -> dict[str, dict[str, str]]:
+        """Per categorical that is a yes/no field (its known values, as ``_number_levels`` reads them, are true/false,
+        or PostgreSQL's t/f): each other spelling of them -> the known one (``contract.true_false_spellings``)."""
+        out = {}
+        for col, levels in self.levels.items():
+            remembered = (self.seen or {}).get(col)
+            spellings = true_false_spellings(frozenset(levels[:-1]) if remembered is None else remembered)
+            if spellings:
+                out[col] = spellings
+        return out
+
     def as_known(self, frame: pd.DataFrame) -> pd.DataFrame:
         """``frame`` with each categorical value never seen in training that is the number of exactly one known
         value replaced by it: "3", "3.00" or "3e0" is the "3.0" training read. A value equal to several known
-        ones ("3" and "3.0") or to none stays as it is, unseen. Everything that reads a scored lead (both
-        models, the unseen-value report, a factor's words) then reads the level the model used.
+        ones ("3" and "3.0") or to none stays as it is, unseen. Likewise in a yes/no field, a true or false written
+        the other way: the "t" of a PostgreSQL CSV export is the "true" training read from the database, and a JSON
+        true the "t" training read from such an export. Everything that reads a scored lead (both models, the
+        unseen-value report, a factor's words) then reads the level the model used.
 
-        Checked once per distinct value of the columns whose known values include a number (none: no cost).
+        Checked once per distinct value of the columns whose known values include a number or are true/false (none:
+        no cost).
         """
         renamed = {}
-        for col, (known, by_value) in self._number_levels.items():
+        for col in self._number_levels.keys() | self._true_false_levels.keys():
+            known, by_value = self._number_levels.get(col, (frozenset(), {}))
             distinct = frame[col].array.unique().tolist()  # the cheapest way for one lead as for a million
             renames = {v: by_value.get(Decimal(v.strip())) for v in distinct
                        if isinstance(v, str) and v not in known and re.match(NUMBER_TEXT, v)}
             renames = {v: level for v, level in renames.items() if level is not None}
+            spellings = self._true_false_levels.get(col, {})
+            renames |= {v: spellings[v] for v in distinct if isinstance(v, str) and v in spellings}
             if renames:
                 renamed[col] = frame[col].replace(renames)
         return frame.assign(**renamed) if renamed else frame

@@ -18,7 +18,7 @@ import pandas as pd
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 
-from pipelines.contract import LARGEST_NUMBER, LEADS, OUTCOMES
+from pipelines.contract import LARGEST_NUMBER, LEADS, OUTCOMES, true_false_spellings
 from pipelines.numbers import read_numbers
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -102,6 +102,14 @@ def _hide_if_secret(field: str) -> str:
 def label_key(label) -> str:
     """How a CRM value is matched to a data.value_maps label: stripped, in any letter case."""
     return str(label).strip().lower()
+
+
+def value_map_labels(value_map: dict[str, str]) -> dict[str, str]:
+    """A data.value_maps entry as a CRM value is matched to it: each label as `label_key` folds it -> its value. A map
+    of a yes/no field's labels only (`{"true": converted, "false": open}`) also reads them in their other spelling
+    (contract.true_false_spellings): PostgreSQL's CSV export writes the database's true as "t"."""
+    folded = {label_key(key): value for key, value in value_map.items()}
+    return folded | {other: folded[known] for other, known in true_false_spellings(folded).items()}
 
 
 def _number_refused(text: str, non_negative: bool) -> str | None:

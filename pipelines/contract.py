@@ -6,6 +6,7 @@ read it. Columns beyond the contract are kept on `leads` (custom features may us
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -26,6 +27,22 @@ UNSIGNED_NUMBER = r"([0-9]+\.?[0-9]*|\.[0-9]+)([eE][-+]?[0-9]+)?"
 # Text that is a number ("1764000000", " 2026 ", "1.7e9"): pandas would read "2026" as 2026-01-01. Only the ASCII
 # blanks around it that pandas reads a number with: "5\u00a0" is no number to an export's number field.
 NUMBER_TEXT = rf"^[\t-\r ]*[-+]?{UNSIGNED_NUMBER}[\t-\r ]*$"
+
+# A yes/no value's two spellings: PostgreSQL writes a boolean as t or f wherever it writes text (COPY ... CSV, psql's
+# \copy, a cast to text), where a database read, a Parquet file and JSON give true/false, read as the text
+# "true"/"false" (ingest.as_plain_text).
+_TRUE_FALSE = {"t": "true", "f": "false", "true": "t", "false": "f"}
+
+
+def true_false_spellings(known: Collection[str]) -> dict[str, str]:
+    """For a yes/no field known by `known` (its values stripped, in lower case: those training saw, a value map's
+    labels), each other spelling of its true and false -> the one it is known by: {"t": "true", "f": "false"} where
+    it holds true/false (a database read), {"true": "t", "false": "f"} where it holds PostgreSQL's t/f (its CSV
+    export), so the one export reads as the other. Empty for a field holding anything else: in an ordinary category
+    ("f", "m") an "f" is no false."""
+    if not known or not set(known) <= _TRUE_FALSE.keys():
+        return {}
+    return {_TRUE_FALSE[value]: value for value in known if _TRUE_FALSE[value] not in known}
 
 
 @dataclass(frozen=True)

@@ -30,7 +30,7 @@ import sqlalchemy as sa
 from pandas.arrays import ArrowStringArray
 
 from features.build import crm_spellings
-from pipelines.config import DataParams, Params, label_key, shown_url
+from pipelines.config import DataParams, Params, label_key, shown_url, value_map_labels
 from pipelines.contract import CLOCK_SLACK, DATE_RANGE, LARGEST_NUMBER, LEADS, NUMBER_TEXT, OUTCOMES, TABLES, TableSpec
 from pipelines.numbers import (
     TWO_WAYS_WHERE,
@@ -673,7 +673,7 @@ def translate(values: pd.Series, value_map: dict[str, str]) -> pd.Series:
     """A data.value_maps entry applied to stripped text: each value's contract value, NA where the map does not
     list it. Keys match in any letter case, as statuses do ("closed won" is "Closed Won"); looked up once
     per distinct value, not per row."""
-    folded = {label_key(key): value for key, value in value_map.items()}
+    folded = value_map_labels(value_map)
     return values.map({v: folded.get(label_key(v)) for v in pd.unique(values.dropna())})
 
 
@@ -703,7 +703,8 @@ def as_plain_text(values: pd.Series) -> pd.Series:
     A number among text (a JSON request's field in a batch that also sends text, a SQL DECIMAL) reads as
     it would in a column of numbers: the JSON 5.0 is "5" whatever the rest of the batch holds, so
     data.missing_values and data.value_maps match a lead alike alone and among others. True/false (a JSON,
-    SQL or Parquet boolean) is the text "true"/"false", as JSON writes it, wherever it comes from.
+    SQL or Parquet boolean) is the text "true"/"false", as JSON writes it, wherever it comes from (and PostgreSQL's
+    CSV t/f its other spelling in a yes/no field: contract.true_false_spellings).
     """
     values = signalling_nans_quieted(values)
     numbers, booleans = numbers_sent(values)

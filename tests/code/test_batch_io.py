@@ -690,16 +690,17 @@ def plan_export(x_education_csv, tmp_path, written: list[str]):
     return raw, params, quick_scorer(params, booster=True)[1]
 
 
-def scored_as_sent(scorer, params, lead: dict, plans: list, tmp_path) -> tuple[pd.Series, pd.Series, object]:
-    """The lead with each of `plans` as its Plan: probabilities as the service scores each request of one lead
+def scored_as_sent(scorer, params, lead: dict, plans: list, tmp_path,
+                   field: str = "Plan") -> tuple[pd.Series, pd.Series, object]:
+    """The lead with each of `plans` as its `field`: probabilities as the service scores each request of one lead
     (`request_frames`, JSON values) and as `score_file` scores a CSV of them (text), and that run's summary."""
     served = []
     for plan in plans:
-        features, problems, _ = scorer.build(request_frames([{**lead, "Plan": plan}], [None], params.data).leads,
+        features, problems, _ = scorer.build(request_frames([{**lead, field: plan}], [None], params.data).leads,
                                              audience=API_CLIENT)
         assert problems == []
         served.append(scorer.predict_proba(features)[0])
-    rows = pd.DataFrame([{**lead, "Prospect ID": f"L{i}", "Plan": plan} for i, plan in enumerate(plans)])
+    rows = pd.DataFrame([{**lead, "Prospect ID": f"L{i}", field: plan} for i, plan in enumerate(plans)])
     rows.to_csv(tmp_path / "leads.csv", index=False)
     summary = score_file(scorer, tmp_path / "leads.csv", tmp_path / "scores.csv", progress=False)
     return pd.Series(served, index=plans), pd.read_csv(summary.output)["probability"].set_axis(plans), summary
@@ -758,6 +759,31 @@ def test_a_number_two_known_levels_write_or_none_does_stays_a_value_never_seen(x
     np.testing.assert_allclose(served, served.iloc[0], rtol=1e-12)
     np.testing.assert_allclose(batch, served.iloc[0], rtol=1e-9)
     assert summary.unseen_values == {"Plan": {"9": 1, "3.00": 1, "4": 1, "4.0": 1}}
+
+
+@pytest.mark.parametrize("trained", [("t", "f"), ("true", "false")], ids=["psql-csv", "database"])
+def test_a_yes_no_field_trained_on_one_spelling_of_true_false_scores_the_other_as_it(x_education_csv, tmp_path,
+                                                                                     trained):
+    """PostgreSQL writes a boolean as t/f in its CSV export (`\\copy ... CSV`), where a database read, a Parquet file
+    and JSON give true/false: a model trained on the one scored the other as a value never seen (__other__, reported
+    as new). In a field whose training values are all true/false, either spelling is now the level training read."""
+    raw = pd.read_csv(x_education_csv, **PANDAS_TEXT).head(400)
+    raw["Do Not Email"] = np.where((raw["Converted"] == "1") == (np.arange(len(raw)) % 4 > 0), *trained)  # a signal
+    raw.to_csv(tmp_path / "export.csv", index=False)
+    params = load_params(X_EDUCATION, overrides={"data.leads": str(tmp_path / "export.csv")})
+    scorer = quick_scorer(params, booster=True)[1]
+    lead = raw[raw["Converted"] == "0"].iloc[0].astype(object).where(lambda v: v.notna(), None).to_dict()
+
+    probability = {}
+    for value, others in ((trained[0], ["t", "true", True, "TRUE", " T "]), (trained[1], ["f", "false", False])):
+        served, batch, summary = scored_as_sent(scorer, params, lead | {"Do Not Email": value}, [value, *others],
+                                                tmp_path, "Do Not Email")
+
+        np.testing.assert_allclose(served, served.iloc[0], rtol=1e-12)
+        np.testing.assert_allclose(batch, served.iloc[0], rtol=1e-9)
+        assert summary.unseen_values == {}
+        probability[value] = served.iloc[0]
+    assert probability[trained[0]] != probability[trained[1]]  # the field tells leads apart: the checks can fail
 
 
 def test_a_yes_no_field_reads_alike_from_csv_text_a_parquet_boolean_and_json_true(tmp_path):

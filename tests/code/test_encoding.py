@@ -99,6 +99,26 @@ def test_a_value_never_seen_that_is_the_number_of_one_known_value_is_that_value(
     assert encoder.as_known(known) is known  # nothing to map: the frame as it is, not a copy
 
 
+def test_only_a_yes_no_field_reads_the_other_spelling_of_true_false_as_the_one_training_saw():
+    """PostgreSQL's CSV export writes true as "t", a database read as "true" (contract.true_false_spellings). A field
+    of t/f reads "true" as "t"; one of true/false and a lone "t" reads "f" as "false", keeping the "t" it saw; an
+    ordinary category's "f" ("f", "m") is no false, nor its "m" anything."""
+    train = pd.DataFrame({"opt_out": ["t", "f"] * 10, "flag": ["true", "false"] * 9 + ["t", "t"],
+                          "gender": ["f", "m"] * 10, "employees": 1.0})
+    encoder = CategoryEncoder(["opt_out", "flag", "gender"], ["employees"], min_count=5).fit(train)
+    frame = pd.DataFrame({"opt_out": pd.array(["true", "false", "t", None, "yes"], dtype="str"),
+                          "flag": pd.array(["t", "f", "true", "false", "no"], dtype="str"),
+                          "gender": pd.array(["false", "true", "f", "m", "t"], dtype="str"), "employees": 1.0})
+
+    known = encoder.as_known(frame)
+
+    assert known["opt_out"].fillna("missing").tolist() == ["t", "f", "t", "missing", "yes"]
+    assert known["flag"].tolist() == ["t", "false", "true", "false", "no"]
+    assert known["gender"].equals(frame["gender"])
+    assert {column: encoder.unseen(known[column], column).to_dict() for column in ["opt_out", "flag", "gender"]} == {
+        "opt_out": {"yes": 1}, "flag": {"no": 1}, "gender": {"false": 1, "true": 1, "t": 1}}
+
+
 def test_an_encoder_saved_before_it_matched_numbers_matches_them_from_its_levels_once_loaded():
     """Nothing new is saved: the numbers are read from the levels after loading, of an encoder pickled before
     it remembered its training values too (its kept levels are then all it knows)."""

@@ -1459,6 +1459,39 @@ def test_a_postgres_crm_with_typed_columns_loads_through_an_account_that_may_onl
         ["7", "converted", pd.Timestamp("2024-04-01"), 1200.5]]
 
 
+def test_a_postgres_boolean_outcome_flag_reads_alike_from_the_database_and_from_its_csv_export(tmp_path, postgres):
+    """A CRM's yes/no outcome ("Is Won") is a PostgreSQL boolean: read from the database it is true/false, which
+    data.value_maps.status translates ({"true": converted}); psql's `\\copy ... CSV` writes it "t"/"f", which was
+    refused as an unknown status 't'. A value map of true/false labels reads either spelling, and one of t/f the
+    database's true/false; an ordinary label stays as written ("F" is no false in a map that also holds "M")."""
+    url = postgres.database()
+    with sa.create_engine(url).begin() as conn:
+        conn.exec_driver_sql('CREATE TABLE leads ("Lead ID" TEXT, "Created Date" TIMESTAMPTZ)')
+        conn.exec_driver_sql("INSERT INTO leads VALUES ('L1', '2024-01-05'), ('L2', '2024-01-06'), ('L3', '2024-01-07')")
+        conn.exec_driver_sql('CREATE TABLE opportunities ("Lead ID" TEXT, "Is Won" BOOLEAN, "Closed Date" DATE)')
+        conn.exec_driver_sql("INSERT INTO opportunities VALUES ('L1', true, '2024-02-01'), ('L2', false, '2024-02-02')")
+    engine = sa.create_engine(url)
+    for table in ("leads", "opportunities"):  # what `psql -c "\\copy leads TO leads.csv CSV HEADER"` writes
+        with engine.raw_connection().driver_connection.cursor() as cursor, \
+                cursor.copy(f"COPY {table} TO STDOUT (FORMAT csv, HEADER)") as copy:
+            (tmp_path / f"{table}.csv").write_bytes(b"".join(bytes(block) for block in copy))
+    engine.dispose()
+    assert (tmp_path / "opportunities.csv").read_text().splitlines()[1:] == ["L1,t,2024-02-01", "L2,f,2024-02-02"]
+    mapping = {"leads": MAPPING["leads"], "outcomes": {"Lead ID": "lead_id", "Is Won": "status",
+                                                       "Closed Date": "decided_at"}}
+
+    def outcomes(status: dict, **source) -> list[list]:
+        params = Params.model_validate({"data": {"leads": "leads", "outcomes": "opportunities", "mapping": mapping,
+                                                 "value_maps": {"status": status}, **source}, "base_dir": tmp_path})
+        return load_crm(params).outcomes[["lead_id", "status"]].values.tolist()
+
+    expected = [["L1", "converted"], ["L2", "rejected"]]
+    for status in ({"true": "converted", "false": "rejected"}, {"T": "converted", "F": "rejected"}):
+        assert outcomes(status, sql_url=url) == outcomes(status, leads="leads.csv", outcomes="opportunities.csv") == expected
+    with pytest.raises(ContractError, match=r"row 1 \(header not counted\), column 'Is Won' \(status\): unknown status 't'"):
+        outcomes({"f": "rejected", "m": "converted"}, leads="leads.csv", outcomes="opportunities.csv")
+
+
 def test_sql_errors_name_the_database_and_the_table_or_query(tmp_path):
     sqlite_crm(tmp_path, crm_leads=pd.DataFrame([lead("L1")]))
 
