@@ -317,8 +317,8 @@ def read_source(spec: str, data: DataParams, base_dir: Path) -> tuple[pd.DataFra
         header = read_header(path)
         refuse_repeated_columns(path, header, dropped)
         refuse_nested_columns(path, header, dropped)
-        kept = [name for name in header.names if name not in dropped]  # a dropped repeated name unread
-        table = bytes_as_text(pq.read_table(path, columns=kept), path)
+        table = bytes_as_text(named_as_in_file(pq.ParquetFile(path).read(columns=parquet_kept(header, dropped)),
+                                               header), path)
         # ids with a NULL stay exact
         return _usual_dtypes(table.to_pandas(types_mapper=_NULLABLE_INTEGERS.get)), decimal_mark_of(header, data)
     if ".csv" not in path.name.lower():
@@ -466,10 +466,9 @@ def refuse_repeated_columns(path: Path, header: TableHeader, dropped: set[str]) 
     """Refuse a CSV or Parquet file whose header (`read_header`) names a column twice (a report joining two objects:
     the lead's 'Created Date' and the account's): pandas reads the second as 'Created Date.1', so which one the
     mapping read was chance, and Arrow stopped on 'Multiple matches'. Columns in data.drop_columns are read neither
-    time. The export and the files `score` reads alike. A CSV's columns without a name are no name written twice:
-    nothing can name them, and pandas reads each apart ('Unnamed: 3', 'Unnamed: 5': `read_csv_kept`)."""
-    repeated = [name for name, n in Counter(header.names).items()
-                if n > 1 and name not in dropped and not (name == "" and header.sep is not None)]
+    time. The export and the files `score` reads alike. Columns without a name are no name written twice: nothing
+    can name them, and each is read apart ('Unnamed: 3', 'Unnamed: 5': `read_csv_kept`, `named_as_in_file`)."""
+    repeated = [name for name, n in Counter(header.names).items() if n > 1 and name not in dropped and name != ""]
     if repeated:
         raise ValueError(f"{path}: the header names {', '.join(map(repr, repeated))} more than once, so which column "
                          "is meant is unclear; rename the copies in the export, or list the name in data.drop_columns "
@@ -487,6 +486,26 @@ def refuse_nested_columns(path: Path, header: TableHeader, dropped: set[str]) ->
         raise ValueError(f"{path}: {which} lists, records or maps where a CRM column holds one value per row; "
                          "flatten them in the export (a column per value), or leave them out or list them in "
                          "data.drop_columns to read none of them")
+
+
+def parquet_kept(header: TableHeader, dropped: Collection[str]) -> list[str]:
+    """The names to read a Parquet file with `header` by, those `dropped` (data.drop_columns) does not name, each once:
+    Arrow reads every column of a name for it, so "" reads all those without a name (`named_as_in_file`)."""
+    return list(dict.fromkeys(name for name in header.names if name not in dropped))
+
+
+def named_as_in_file(table: pa.Table | pa.RecordBatch, header: TableHeader) -> pa.Table | pa.RecordBatch:
+    """Columns read from a Parquet file with `header` by their names (`parquet_kept`) in the file's order, each without
+    a name named as pandas names a CSV's ('Unnamed: 3', by its place in the file): training and `score` then read them
+    as a CSV's, as any column the mapping does not name. Arrow returns the columns of one name together (all those
+    without one, where the first is), each name's in the file's order."""
+    places: dict[str, list[int]] = {}
+    for place, name in enumerate(header.names):
+        places.setdefault(name, []).append(place)
+    remaining = {name: iter(found) for name, found in places.items()}
+    positions = [next(remaining[name]) for name in table.schema.names]
+    names = [header.names[place] or f"Unnamed: {place}" for place in positions]
+    return table.rename_columns(names).select(sorted(range(len(positions)), key=positions.__getitem__))
 
 
 def is_parquet(path: Path) -> bool:

@@ -42,7 +42,9 @@ from pipelines.ingest import (
     crm_column,
     decimal_mark_of,
     is_parquet,
+    named_as_in_file,
     not_utf8,
+    parquet_kept,
     prepare_table,
     read_csv_kept,
     read_csv_text,
@@ -94,17 +96,19 @@ def _lead_chunks(path: Path, header: TableHeader, chunk_size: int, id_column: st
         ids = None
         if id_column in file.schema_arrow.names:
             ids = _as_crm_text(_readable(path, lambda: file.read(columns=[id_column])), path)[id_column]
-        return ids, _parquet_chunks(file, path, chunk_size, [name for name in header.names if name not in dropped])
+        return ids, _parquet_chunks(file, path, header, chunk_size, dropped)
     table = _readable(path, lambda: read_csv_kept(path, header, dropped))
     ids = table[id_column] if id_column in table else None
     return ids, (table.iloc[start : start + chunk_size] for start in range(0, len(table), chunk_size))
 
 
-def _parquet_chunks(file: pq.ParquetFile, path: Path, chunk_size: int, columns: list[str]) -> Iterator[pd.DataFrame]:
-    """The row groups of the file's `columns` as CRM text, each knowing its first file row (to name a bad cell)."""
+def _parquet_chunks(file: pq.ParquetFile, path: Path, header: TableHeader, chunk_size: int,
+                    dropped: Collection[str]) -> Iterator[pd.DataFrame]:
+    """The row groups of the file's columns `dropped` does not name as CRM text, as training reads them (a column
+    without a name as 'Unnamed: 3': `named_as_in_file`), each knowing its first file row (to name a bad cell)."""
     first_row = 1
-    for batch in file.iter_batches(batch_size=chunk_size, columns=columns):
-        yield _as_crm_text(batch, path, first_row)
+    for batch in file.iter_batches(batch_size=chunk_size, columns=parquet_kept(header, dropped)):
+        yield _as_crm_text(named_as_in_file(batch, header), path, first_row)
         first_row += batch.num_rows
 
 

@@ -641,6 +641,31 @@ def test_training_and_batch_scoring_read_a_csv_column_without_a_name_alike(x_edu
     assert rejects["Unnamed: 0"].tolist() == ["1"] if blank == "read" else "Unnamed: 0" not in rejects
 
 
+def test_batch_scoring_reads_a_parquet_file_with_columns_without_a_name_as_their_csv(x_education_csv, tmp_path):
+    """A query's unnamed expressions reach a Parquet file under blank names, as pandas' index and Excel's empty columns
+    reach a CSV: the Parquet file was refused as naming a column twice. Both now score alike, each such column kept
+    in the rejects file as 'Unnamed: <its place>'."""
+    raw = pd.read_csv(x_education_csv, **PANDAS_TEXT).head(400)
+    raw.to_csv(tmp_path / "export.csv", index=False)
+    scorer = quick_scorer(load_params(X_EDUCATION, overrides={"data.leads": str(tmp_path / "export.csv")}))[1]
+    leads = raw.head(30).copy()
+    leads.loc[1, "TotalVisits"] = "lots"
+    leads.insert(0, "", [str(i) for i in range(30)])
+    leads.insert(5, "Unnamed", ["x"] * 30)  # renamed below: pandas writes no name twice
+    names = [name if name != "Unnamed" else "" for name in leads.columns]
+    leads.to_csv(tmp_path / "leads.csv", index=False, header=names)
+    pq.write_table(pa.Table.from_pandas(leads, preserve_index=False).rename_columns(names), tmp_path / "leads.parquet")
+
+    scored = {fmt: score_file(scorer, tmp_path / f"leads.{fmt}", tmp_path / f"scores_{fmt}.csv", progress=False)
+              for fmt in ("csv", "parquet")}
+
+    assert [(s.rows_scored, s.rows_rejected) for s in scored.values()] == [(29, 1)] * 2
+    pd.testing.assert_frame_equal(pd.read_csv(scored["parquet"].output), pd.read_csv(scored["csv"].output))
+    rejects = {fmt: pd.read_csv(s.rejects, **PANDAS_TEXT).drop(columns="problems") for fmt, s in scored.items()}
+    pd.testing.assert_frame_equal(rejects["parquet"], rejects["csv"])
+    assert rejects["csv"][["Unnamed: 0", "Unnamed: 5"]].values.tolist() == [["1", "x"]]
+
+
 def test_training_batch_scoring_and_the_service_read_a_lead_of_a_csv_alike(x_education_csv, tmp_path):
     """Training let pandas type a CSV's columns, batch scoring read every cell as the CRM's text: a plan code the
     export writes "3.0" in a column of numbers was the category "3" in training and "3.0", never seen, in batch

@@ -518,18 +518,28 @@ def test_two_columns_mapping_to_one_agree_where_they_read_as_one_date_or_number_
         "make them agree, or leave one out (data.drop_columns)"]
 
 
+@pytest.mark.parametrize("fmt", ["csv", "parquet"])
 @pytest.mark.parametrize("drop_columns", [[], ["Lead Score"]])
-def test_csv_columns_without_a_name_are_read_as_unmapped_ones_unless_drop_columns_lists_a_blank(tmp_path, drop_columns):
-    """pandas' to_csv() writes its index under a blank name, Excel an empty column of the sheet; nothing can name such a
-    column, so two are not a name written twice. They were read only while data.drop_columns was empty: listing any
-    column made training skip them, and so decide whether rows differing only there (the index) were identical
-    duplicates. They are read as any column the mapping does not name, unless drop_columns lists ""."""
+def test_columns_without_a_name_are_read_as_unmapped_ones_unless_drop_columns_lists_a_blank(tmp_path, drop_columns,
+                                                                                            fmt):
+    """pandas' to_csv() writes its index under a blank name, Excel an empty column of the sheet, Arrow a query's
+    unnamed expressions; nothing can name such a column, so two are not a name written twice. They were read only
+    while data.drop_columns was empty: listing any column made training skip them, and so decide whether rows
+    differing only there (the index) were identical duplicates. They are read as any column the mapping does not
+    name, unless drop_columns lists "", from a Parquet file as from a CSV (it was refused as a name written twice)."""
+    rows = [",Lead ID,Created Date,,Industry,", "0,L1,2024-01-05,a,software,", "1,L1,2024-01-05,b,software,"]
+
     def load(on_error: str = "stop", blank_dropped: bool = False) -> CRMData:
         params = crm_params(tmp_path, [lead("L1")], drop_columns=drop_columns + [""] * blank_dropped, on_error=on_error)
-        (tmp_path / "leads.csv").write_text(",Lead ID,Created Date,,Industry,\n"
-                                            "0,L1,2024-01-05,a,software,\n"
-                                            "1,L1,2024-01-05,b,software,\n")
-        return load_crm(params)
+        if fmt == "csv":
+            (tmp_path / "leads.csv").write_text("\n".join(rows) + "\n")
+            return load_crm(params)
+        cells = [row.split(",") for row in rows[1:]]
+        table = pa.Table.from_arrays([pa.array([row[i] or None for row in cells]) for i in range(6)],
+                                     names=rows[0].split(","))
+        pq.write_table(table, tmp_path / "leads.parquet")
+        return load_crm(Params.model_validate({**params.model_dump(), "data": {
+            **params.data.model_dump(), "leads": str(tmp_path / "leads.parquet")}}))
 
     with pytest.raises(ContractError) as err:  # the rows differ in the index, as they might in any other column
         load()
