@@ -33,12 +33,14 @@ import re
 import string
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 import pandas as pd
 
 from features.build import RECENCY_CAP_DAYS, UNKNOWN, FeatureDef, feature_catalog, icp_criteria, joined_into
 from pipelines.config import FeatureParams
+from pipelines.contract import true_false_spellings
 
 
 @dataclass(frozen=True)
@@ -265,9 +267,16 @@ class Template:
     by_state: dict[str, str]
 
     def text(self, state: str, level: str | None = None) -> str:
+        level = self._true_false.get(level, level)
         if level is not None and f"={level}" in self.by_state:
             return self.by_state[f"={level}"]
         return self.by_state.get(state, self.default)
+
+    @cached_property
+    def _true_false(self) -> dict[str, str]:
+        """A yes/no field's `[=true]`/`[=false]` alternatives also word the level a PostgreSQL CSV export trained it
+        as, "t"/"f", and the other way round (contract.true_false_spellings, as a value map's labels read)."""
+        return true_false_spellings({state[1:] for state in self.by_state if state.startswith("=")})
 
 
 # One lead's values of a signal's features -> (state, template fields).

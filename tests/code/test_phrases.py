@@ -317,6 +317,24 @@ def test_x_education_reads_an_unticked_do_not_email_box_as_no_opt_out_not_as_con
     assert phrases["do_not_call"].tolist() == ["Has not opted out of calls", "Call opt-out not recorded"]
 
 
+def test_a_yes_no_fields_true_false_words_read_the_t_f_a_postgresql_csv_export_trains_it_on():
+    """psql's `\\copy ... CSV` writes a boolean t/f, which a model trained on that file keeps as its levels: the
+    template's [=true] and [=false] alternatives word them too, as a value map's true/false labels read them; an
+    ordinary category's [=f] stays its own level."""
+    spec = demo_spec(categorical=["do_not_email", "grade"], phrases={
+        "do_not_email": "Do not e-mail: {value} | [=true] Asked not to be e-mailed | [=false] Has not opted out of "
+                        "e-mail | [unknown] E-mail opt-out not recorded",
+        "grade": "Grade {value} | [=f] Failed the assessment | [=a] Top grade | [unknown] Not graded"})
+    leads = [lead(lead_id=i, do_not_email=e, grade=g) for i, e, g in [("A", "t", "false"), ("B", "f", "f"),
+                                                                      ("C", "true", "a"), ("D", None, None)]]
+
+    phrases, _ = described(leads, [], spec)
+
+    assert phrases["do_not_email"].tolist() == ["Asked not to be e-mailed", "Has not opted out of e-mail",
+                                                "Asked not to be e-mailed", "E-mail opt-out not recorded"]
+    assert phrases["grade"].tolist() == ["Grade false", "Failed the assessment", "Top grade", "Not graded"]
+
+
 def test_x_education_writes_a_specialization_as_the_form_does():
     spec = load_params(PROJECT_ROOT / "params.x_education.yaml").features
     leads = [{"lead_id": i, "specialization": v} for i, v in [("A", "IT Projects Management"), ("B", "Finance Management")]]
