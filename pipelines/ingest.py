@@ -863,10 +863,18 @@ def _as_sent(value) -> str:
     value (not numpy's ``np.float64(...)``), a date as ISO text; cut short when very long."""
     if isinstance(value, (np.datetime64, datetime)):
         value = pd.Timestamp(value).isoformat()
+    elif isinstance(value, (np.timedelta64, timedelta)):
+        value = str(pd.Timedelta(value))  # '3 days 00:00:00', not numpy's count of microseconds
     elif isinstance(value, np.generic):
         value = value.item()
     shown = repr(value)
     return shown if len(shown) <= 60 else f"{shown[:40]}... ({len(shown):,} characters)"
+
+
+def _duration_hint(column: str) -> str:
+    """How to send a duration (a SQL INTERVAL, a Parquet duration) to a number field, which reads none."""
+    return (f'a duration: export it as a number, e.g. of days; with data.sql_url, PostgreSQL\'s EXTRACT(EPOCH FROM '
+            f'"{column}") / 86400 AS "{column}"')
 
 
 # A date written day and month (in either order) before the year: 06/02/2025, 6.2.25, 06-02-2025 10:30.
@@ -1152,7 +1160,8 @@ def prepare_table(
                              translated[column][1] if column in translated else None)
         def not_a_number(v) -> str:
             hint = (audience.number_band.format(column=column) if _NUMBER_BAND.fullmatch(str(v)) else
-                    f"write numbers {_DECIMAL_MARK_HINT[decimal_mark]}" if _GROUPED_DIGITS.search(str(v)) else "")
+                    f"write numbers {_DECIMAL_MARK_HINT[decimal_mark]}" if _GROUPED_DIGITS.search(str(v)) else
+                    _duration_hint(crm_name.get(column, column)) if isinstance(v, (np.timedelta64, timedelta)) else "")
             return f"not a number: {_as_sent(v)}" + (f" ({hint})" if hint else "")
 
         flag(cells.not_a_number, column, "bad_number", not_a_number)

@@ -8,6 +8,7 @@ included, so what params accept, an export takes and the service takes cannot dr
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import date, time, timedelta
 from decimal import Decimal
 from typing import Literal
 
@@ -62,8 +63,8 @@ def read_numbers(values: pd.Series, non_negative: bool, decimal_mark: DecimalMar
     """A number field's cells: a number's text (digits 0-9, a sign, a decimal point, an exponent, ASCII blanks
     around it: contract.NUMBER_TEXT), or a number, finite and smaller than contract.LARGEST_NUMBER in size, and
     0 or more where `non_negative` (the field counts something). True/false is no number (a count of True is not
-    1); NaN, as a float or as text in any letter case, and a NaN decimal, signalling ones included, are a missing
-    value (pandas writes it so).
+    1), nor is a date or a duration; NaN, as a float or as text in any letter case, and a NaN decimal, signalling
+    ones included, are a missing value (pandas writes it so).
 
     `decimal_mark` says how the file's text writes numbers ("comma": 1.234,5 is 1234.5; "point_grouped": 1,234.5
     is 1234.5: `DecimalMark`); `as_python_writes` marks
@@ -167,10 +168,20 @@ def _with_decimal_point(values: pd.Series, decimal_mark: DecimalMark,
 
 
 def _as_floats(values: pd.Series) -> pd.Series:
-    """Numbers as float64, NaN where not a number; true/false is not one."""
+    """Numbers as float64, NaN where not a number; true/false is not one, nor a date or a duration (a SQL DATE,
+    TIMESTAMP or INTERVAL, a Parquet timestamp or duration), which pandas reads as its count of microseconds: a 3-day
+    interval was the number 259200000000, a 2024 timestamp out of range, a 1999 one a number."""
+    if pd.api.types.is_datetime64_any_dtype(values.dtype) or pd.api.types.is_timedelta64_dtype(values.dtype):
+        return pd.Series(np.nan, index=values.index, dtype="float64")
     booleans = numbers_sent(values)[1]
     if booleans.any():
         values = values.astype(object).where(~booleans, None)
+    if values.dtype == object and pd.api.types.infer_dtype(values, skipna=True) not in (
+            "string", "empty", "integer", "floating", "mixed-integer-float", "decimal", "boolean"):
+        times = np.fromiter((isinstance(v, (date, time, timedelta, np.datetime64, np.timedelta64))
+                             for v in values.to_numpy()), bool, len(values))
+        if times.any():
+            values = values.where(~times, None)
     values = _without_plus_sign(values)
     try:
         parsed = pd.to_numeric(values, errors="coerce")

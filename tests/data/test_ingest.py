@@ -1502,6 +1502,31 @@ def test_a_postgres_boolean_outcome_flag_reads_alike_from_the_database_and_from_
         outcomes({"f": "rejected", "m": "converted"}, leads="leads.csv", outcomes="opportunities.csv")
 
 
+def test_a_sql_timestamp_or_interval_in_a_number_field_is_refused_by_row_not_read_as_microseconds(tmp_path, postgres):
+    """A number field read a TIMESTAMP or INTERVAL as pandas' count of microseconds: a 3-day interval was the number
+    259200000000, a 1999 timestamp a headcount of 928195200000000, and every NULL of either column 'number out of range
+    NaT' (or None), refusing each row without one. A date or a duration is no number: its row is refused naming the
+    column and the value, a duration with how to convert it; a NULL is a missing value."""
+    url = postgres.database()
+    with sa.create_engine(url).begin() as conn:
+        conn.exec_driver_sql('CREATE TABLE leads ("Lead ID" TEXT, "Created Date" TIMESTAMPTZ, "Employees" TIMESTAMP, '
+                             '"Time On Site" INTERVAL)')
+        conn.exec_driver_sql("INSERT INTO leads VALUES ('L1', '2024-01-05', '1999-06-01', NULL), "
+                             "('L2', '2024-01-06', NULL, '3 days'), ('L3', '2024-01-07', NULL, NULL)")
+    mapping = {"leads": {**MAPPING["leads"], "Time On Site": "time_on_site"}}
+    params = Params.model_validate({"data": {"sql_url": url, "leads": "leads", "mapping": mapping, "on_error": "drop"},
+                                    "features": {"numeric": ["employees", "time_on_site"]}, "base_dir": tmp_path})
+
+    crm = load_crm(params)
+
+    assert crm.leads["lead_id"].tolist() == ["L3"]
+    assert [str(p) for p in crm.report.problems] == [
+        "leads row 1, column 'Employees' (employees): not a number: '1999-06-01T00:00:00'",
+        "leads row 2, column 'Time On Site' (time_on_site): not a number: '3 days 00:00:00' (a duration: export it as "
+        'a number, e.g. of days; with data.sql_url, PostgreSQL\'s EXTRACT(EPOCH FROM "Time On Site") / 86400 AS '
+        '"Time On Site")']
+
+
 def test_sql_errors_name_the_database_and_the_table_or_query(tmp_path):
     sqlite_crm(tmp_path, crm_leads=pd.DataFrame([lead("L1")]))
 
