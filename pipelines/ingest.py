@@ -85,7 +85,8 @@ class Problem:
     `row` is the 1-based data row of the source (a CSV's header is not counted); None for problems
     about a whole column. `column` is the CRM's own column name, `contract_column` the name it maps to.
     `row_kept`: the value alone refuses no row (`TableSpec.cleared_if_bad`): it is left out (set missing) and its
-    row kept, unless the row goes for another problem (`load_crm` then sets it False).
+    row kept, unless the row goes for another problem (`load_crm` then sets it False). `lead_id`: the row's, where
+    its number locates nothing (a database's rows come in no set order: `prepare_table`'s `lead_ids_shown`).
     """
 
     source: str
@@ -95,6 +96,7 @@ class Problem:
     contract_column: str | None = None
     kind: str = "invalid"
     row_kept: bool = False
+    lead_id: str | None = None
 
     def __str__(self) -> str:
         where = self.source
@@ -102,6 +104,8 @@ class Problem:
             where += f" row {self.row}"
             if ".csv" in self.source.lower():
                 where += " (header not counted)"
+            if self.lead_id is not None:
+                where += f" (lead_id {self.lead_id!r})"
         if self.column is not None:
             where += f", column {self.column!r}"
             if self.contract_column and self.contract_column != self.column:
@@ -1034,7 +1038,7 @@ _DECIMAL_MARK_HINT: dict[DecimalMark, str] = {
 def prepare_table(
     raw: pd.DataFrame, table: str, data: DataParams, source: str = "request", numeric: Sequence[str] = (),
     non_negative: Sequence[str] = (), decimal_mark: DecimalMark = "point",
-    audience: Audience = COMMAND_LINE, text: Sequence[str] = (),
+    audience: Audience = COMMAND_LINE, text: Sequence[str] = (), lead_ids_shown: bool = False,
 ) -> tuple[pd.DataFrame, list[Problem]]:
     """Map raw CRM rows onto one contract table and validate them.
 
@@ -1056,6 +1060,8 @@ def prepare_table(
         audience: who reads the problems' advice (the service's API clients, or a command's user).
         text: further columns read as text (``features.categorical``, e.g. a CRM's lead origin), kept as read but,
             like the contract's text fields, refusing a row that holds an infinite number (`check_text`).
+        lead_ids_shown: a problem of a row names its lead_id too (`Problem.lead_id`): a database's row number locates
+            nothing, as a SELECT without ORDER BY returns rows in no set order.
 
     Returns:
         The frame without the bad rows (kept rows keep their raw index labels, so a caller can tell
@@ -1074,7 +1080,16 @@ def prepare_table(
     problems: list[Problem] = []
 
     def problem(row: int | None, column: str | None, message: str, kind: str, row_kept: bool = False) -> Problem:
-        return Problem(source, row, crm_name.get(column, column), message, column, kind, row_kept)
+        return Problem(source, row, crm_name.get(column, column), message, column, kind, row_kept,
+                       lead_of(row) if column != "lead_id" else None)
+
+    def lead_of(row: int | None) -> str | None:
+        """The lead_id of a 1-based `row` as read (`lead_ids_shown`), stripped; None when not shown or empty."""
+        if not lead_ids_shown or row is None or lead_ids is None or pd.isna(lead_ids.iloc[row - 1]):
+            return None
+        if not shown_ids:  # written once, at the first problem
+            shown_ids.append(as_plain_text(lead_ids.astype(object)).str.strip())
+        return shown_ids[0].iloc[row - 1] or None
 
     columns: dict[str, pd.Series] = {}
     origins: dict[str, list[str]] = {}
@@ -1092,6 +1107,7 @@ def prepare_table(
         if len(crms) > 1:
             columns[name], differ[name] = one_value_per_row([signalling_nans_quieted(raw[crm]) for crm in crms], data,
                                                             table, name, numeric, decimal_mark)
+    lead_ids, shown_ids = columns.get("lead_id"), []  # as read, and as text once a problem names one (`lead_of`)
 
     required = required_columns(spec, data)
     for column in required:
@@ -1489,7 +1505,7 @@ def load_crm(params: Params) -> CRMData:
                                               numeric=params.features.numeric if name == "leads" else (),
                                               non_negative=params.features.non_negative if name == "leads" else (),
                                               text=params.features.categorical if name == "leads" else (),
-                                              decimal_mark=decimal_marks[name])
+                                              decimal_mark=decimal_marks[name], lead_ids_shown=bool(data.sql_url))
         problems += found
         refused[name] = {}
         for p in found:
