@@ -186,7 +186,7 @@ _ABSENT_STATES = frozenset({"none", "new", "zero", "unknown"})
 # form filled in the last 90 days +1 pt" read as nonsense to a rep. Its points are real: a factor is measured against
 # an average lead, with this lead's other values, and the model does rate the absence higher for them; the words say
 # that the finding is the model's, not a rule a rep should follow.
-ABSENCE_RAISES = "{phrase} (for leads like this one, the model found that a plus)"
+ABSENCE_RAISES = "{phrase} (for leads like this one, the model counts that as a plus)"
 # The states in which a factor says the lead has something usually good: events in a window, activity up, a business
 # e-mail domain, a flag of a lack not set ("no": "Has a phone number", "In a country we serve"). A category value is
 # neither, and so is an amount (employees, ICP criteria matched, days since the last activity, X Education's time on
@@ -194,7 +194,7 @@ ABSENCE_RAISES = "{phrase} (for leads like this one, the model found that a plus
 _PRESENT_STATES = frozenset({"active", "up", "business", "no"})
 # ABSENCE_RAISES's mirror, added to a factor that says the lead has something usually good and lowers its score:
 # "Has a phone number -2 pts" and "Filled in 5 forms in the last 30 days -4 pts" read as nonsense or as a bug.
-PRESENCE_LOWERS = "{phrase} (for leads like this one, the model found that a minus)"
+PRESENCE_LOWERS = "{phrase} (for leads like this one, the model counts that as a minus)"
 # Added to a category factor whose value the model did not learn on its own (too rare in training, or
 # never seen: ``CategoryEncoder`` pools them as ``__other__``): its points are those of the pool, and
 # "Country: Bahrain  -2 pts" alone would read as if Bahrain itself lowered the score.

@@ -33,8 +33,8 @@ service's reasons, batch scoring's columns and the score card all list by that o
 factor (``/explain``) still lists them all, since they add up to the margin.
 
 A factor saying the lead lacks something ("No form filled in the last 90 days") that raises the score says the
-model found that a plus for leads like this one (``features.phrases.ABSENCE_RAISES``); one saying it has something
-usually good ("Has a phone number") that lowers the score, that a minus (``PRESENCE_LOWERS``): only its words change.
+model counts that as a plus for leads like this one (``features.phrases.ABSENCE_RAISES``); one saying it has something
+usually good ("Has a phone number") that lowers the score, as a minus (``PRESENCE_LOWERS``): only its words change.
 
 Factors are ranked by |points|, then |contribution|. Everything except building the returned
 objects and rendering each distinct phrase once is vectorised over leads.

@@ -198,9 +198,10 @@ def test_a_yes_no_fact_shows_the_leads_own_value_not_the_internal_flags():
 def test_a_factor_reads_the_models_finding_where_its_words_make_its_sign_look_like_nonsense():
     """"Has a phone number -2 pts" or "Viewed 1 web page in the last 7 days -1 pt" read as nonsense or as a bug to a
     rep, as "No phone number +1 pt" did: a factor saying the lead has something usually good that lowers its score says
-    the model found that a minus for leads like this one, as an absence raising it says a plus. A category value or an
-    amount ("250 employees", "Matches 2 of 4 ...", "Last activity 2 days ago") reads as itself whatever its sign, and so
-    does a factor whose words and sign agree."""
+    the model counts that as a minus for leads like this one, as an absence raising it says a plus (words a rep reads
+    at a glance: "the model found that a plus" was not English). A category value or an amount ("250 employees",
+    "Matches 2 of 4 ...", "Last activity 2 days ago") reads as itself whatever its sign, and so does a factor whose
+    words and sign agree."""
     spec = demo_spec()
     leads = pd.DataFrame([
         lead(lead_id="has", phone="+1 555 0100", company="Acme", email="kim@acme.io", industry="software", employees=250),
@@ -229,7 +230,8 @@ def test_a_factor_reads_the_models_finding_where_its_words_make_its_sign_look_li
         else:
             assert {("lacks", "missing_phone"), ("lacks", "page_view"), ("has", "form_fill")} <= changed.keys()
             assert not {key for key in changed if key[0] == "has" and key[1] in ("missing_phone", "page_view", "industry")}
-    assert rendered(-1.0).loc["has", "missing_phone"] == "Has a phone number (for leads like this one, the model found that a minus)"
+    assert rendered(-1.0).loc["has", "missing_phone"] == "Has a phone number (for leads like this one, the model counts that as a minus)"
+    assert rendered(1.0).loc["lacks", "missing_phone"] == "No phone number (for leads like this one, the model counts that as a plus)"
 
 
 def test_an_employee_count_of_one_or_zero_reads_as_english():

@@ -244,7 +244,7 @@ ABSENCE = re.compile(r"^(No |Not |Has not |Opened no |Matches none )|not given$"
 
 def test_an_absence_that_raises_the_score_says_the_model_found_it_a_plus(scorer, features, ages, sample_params):
     """"No form filled in the last 90 days +1 pt" among the reasons a lead scored high read as nonsense to a rep: an
-    absence that raises the score now says the model found it a plus for leads like this one; one that lowers it reads
+    absence that raises the score now says the model counts it as a plus for leads like this one; one that lowers it reads
     as before. Only the words change: the points and contributions are those of the same factor."""
     k = sample_params.serving.top_factors
     explanations = explain(scorer, features, k, age_days=ages)
@@ -268,7 +268,7 @@ PRESENCE = re.compile(r"^(?!No |Opened no |Has not ).* in the last \d+ days$"
 
 def test_a_presence_that_lowers_the_score_says_the_model_found_it_a_minus(scorer, features, ages, sample_params):
     """ABSENCE_RAISES's mirror: "Opened 1 e-mail in the last 30 days -3 pts" or "Has a phone number -2 pts" among the
-    reasons a lead scored low read as nonsense or as a bug to a rep; it now says the model found that a minus for leads
+    reasons a lead scored low read as nonsense or as a bug to a rep; it now says the model counts that as a minus for leads
     like this one, and raising the score reads as before. Only the words change."""
     k = sample_params.serving.top_factors
     explanations = explain(scorer, features, k, age_days=ages)
