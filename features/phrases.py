@@ -34,6 +34,7 @@ import string
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from functools import cached_property
+from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -190,11 +191,34 @@ ABSENCE_RAISES = "{phrase} (for leads like this one, the model counts that as a 
 # The states in which a factor says the lead has something usually good: events in a window, activity up, a business
 # e-mail domain, a flag of a lack not set ("no": "Has a phone number", "In a country we serve"). A category value is
 # neither, and so is an amount (employees, ICP criteria matched, days since the last activity, X Education's time on
-# the website): a rep reads it as more or less than other leads', not as present or absent.
+# the website): a rep reads it as more or less than other leads', not as present or absent (LOW_AMOUNT_LOWERS).
 _PRESENT_STATES = frozenset({"active", "up", "business", "no"})
 # ABSENCE_RAISES's mirror, added to a factor that says the lead has something usually good and lowers its score:
 # "Has a phone number -2 pts" and "Filled in 5 forms in the last 30 days -4 pts" read as nonsense or as a bug.
 PRESENCE_LOWERS = "{phrase} (for leads like this one, the model counts that as a minus)"
+# The shapes whose value is an amount, and the states in which a factor says one ("250 employees", "Matches 2 of 4 ideal
+# customer profile criteria", X Education's "Spent 5 minutes on the website"; 0 and no value say an absence). Whether
+# more of an amount usually raises the score the fitted model tells (``models.explain.amount_directions``, saved as
+# ``LeadScorer.amount_directions``), not params.
+AMOUNT_SHAPES = ("number", "icp")
+_AMOUNT_STATES = frozenset({"nonzero", "some"})
+
+
+class AmountDirection(NamedTuple):
+    """How the fitted model scores more of an amount: ``more`` +1 (raises the score) or -1 (lowers it), up to the
+    amount ``up_to`` where it turns (inf: it does not). The demo's model scores more employees higher up to about
+    1,000, then lower: a lead of 22,664 employees that it scores lower has no fewer than the leads that convert."""
+
+    more: int
+    up_to: float
+
+
+# Added to an amount that lowers the score where more of it usually raises it: "Spent 5 minutes on the website -9 pts"
+# read as if spending time lowered the score; the lead spent little, and the model scores more time higher.
+LOW_AMOUNT_LOWERS = "{phrase} (leads that convert usually have more)"
+# Its mirror, an amount that raises the score where more of it usually lowers it: "Viewed 2 pages per visit +4 pts"
+# read as if viewing pages raised the score; the lead viewed few, and the model counts few as a plus.
+LOW_AMOUNT_RAISES = "{phrase} (the model counts a low number as a plus)"
 # Added to a category factor whose value the model did not learn on its own (too rare in training, or
 # never seen: ``CategoryEncoder`` pools them as ``__other__``): its points are those of the pool, and
 # "Country: Bahrain  -2 pts" alone would read as if Bahrain itself lowered the score.
@@ -381,7 +405,7 @@ class Phrasebook:
         self, features: pd.DataFrame, needed: np.ndarray | None = None, age_days: np.ndarray | None = None,
         learned: Mapping[str, Collection[str]] | None = None, spellings: Mapping[str, Mapping[str, str]] | None = None,
         windows: Mapping[str, np.ndarray] | None = None, as_sent: Mapping[str, np.ndarray] | None = None,
-        signs: np.ndarray | None = None,
+        signs: np.ndarray | None = None, directions: Mapping[str, AmountDirection] | None = None,
     ) -> tuple[np.ndarray, np.ndarray]:
         """(phrases, values): object arrays (rows, signals) for a feature frame; see ``describe``.
 
@@ -404,8 +428,11 @@ class Phrasebook:
                 None (``models.explain.as_sent_columns``): "Industry: Asteroid Mining", as the lead's never_seen says.
             signs: optional (rows, signals) sign of each factor's contribution: one that says the lead lacks something
                 and raises the score reads with ``ABSENCE_RAISES``, one that says it has something usually good and
-                lowers the score with ``PRESENCE_LOWERS`` (``_surprising_sign``). None: as a factor of either sign (a
-                description, not a reason).
+                lowers the score with ``PRESENCE_LOWERS``, a low amount against ``directions`` with ``LOW_AMOUNT_LOWERS``
+                or ``LOW_AMOUNT_RAISES`` (``_surprising``). None: as a factor of either sign (a description, not a reason).
+            directions: per amount signal (``AMOUNT_SHAPES``), how the model scores more of it
+                (``LeadScorer.amount_directions``); a signal left out, or None (a model saved before it kept them),
+                reads as itself whatever its sign, and so does an amount past where its direction turns.
         """
         n = len(features)
         phrases = np.empty((n, len(self.signals)), dtype=object)
@@ -445,11 +472,14 @@ class Phrasebook:
                     text = (RARE_VALUE if sent_text is None else NEVER_SEEN_VALUE).format(phrase=text)
                 texts.append(text)
                 shown.append(fields["value"])
-                surprising.append(_surprising_sign(signal, shape, state, fields, level))
+                surprising.append(_surprising(signal, shape, state, fields, level, lead_values[0],
+                                              (directions or {}).get(signal)))
             worded = np.asarray(texts, dtype=object)[inverse]
-            if signs is not None and any(surprising):
-                found = np.asarray([_FOUND[s].format(phrase=t) if s else t for t, s in zip(texts, surprising)], dtype=object)
-                said = np.asarray(surprising)[inverse] == np.sign(np.asarray(signs[:, j], dtype=np.float64)[rows])
+            if signs is not None and any(sign for sign, _ in surprising):
+                found = np.asarray([words.format(phrase=t) if sign else t for t, (sign, words) in zip(texts, surprising)],
+                                   dtype=object)
+                said = np.asarray([sign for sign, _ in surprising])[inverse] == np.sign(
+                    np.asarray(signs[:, j], dtype=np.float64)[rows])
                 worded = np.where(said, found[inverse], worded)
             phrases[rows, j] = worded
             values[rows, j] = np.asarray(shown, dtype=object)[inverse]
@@ -629,17 +659,20 @@ def _parse(raw: str, shape: Shape, shape_name: str) -> Template:
     return Template(default, by_state)
 
 
-# The words of a factor whose sign its words make surprising (``_surprising_sign``): the finding is the model's.
-_FOUND = {1: ABSENCE_RAISES, -1: PRESENCE_LOWERS}
-
-
-def _surprising_sign(signal: str, shape: str, state: str, fields: dict, level: str | None) -> int:
-    """The sign of a factor's contribution its words make read as nonsense: +1 (raising) for a factor saying the lead
-    lacks something (``_says_absence``), -1 (lowering) for one saying it has something usually good
-    (``_PRESENT_STATES``), else 0 (either sign reads as it is)."""
+def _surprising(signal: str, shape: str, state: str, fields: dict, level: str | None, amount,
+                direction: AmountDirection | None) -> tuple[int, str | None]:
+    """The sign of a factor's contribution its words make read as nonsense, and the words that then say the finding is
+    the model's: +1 (raising) for a factor saying the lead lacks something (``_says_absence``, ``ABSENCE_RAISES``), -1
+    (lowering) for one saying it has something usually good (``_PRESENT_STATES``, ``PRESENCE_LOWERS``), and for an
+    `amount` the model scores in a `direction` up to where it turns, the sign a low amount takes there
+    (``LOW_AMOUNT_LOWERS``, ``LOW_AMOUNT_RAISES``); else (0, None): either sign reads as it is."""
     if _says_absence(signal, shape, state, fields, level):
-        return 1
-    return -1 if state in _PRESENT_STATES else 0
+        return 1, ABSENCE_RAISES
+    if state in _PRESENT_STATES:
+        return -1, PRESENCE_LOWERS
+    if state in _AMOUNT_STATES and direction is not None and amount <= direction.up_to:
+        return (-1, LOW_AMOUNT_LOWERS) if direction.more > 0 else (1, LOW_AMOUNT_RAISES)
+    return 0, None
 
 
 def _says_absence(signal: str, shape: str, state: str, fields: dict, level: str | None) -> bool:

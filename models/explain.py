@@ -34,7 +34,9 @@ factor (``/explain``) still lists them all, since they add up to the margin.
 
 A factor saying the lead lacks something ("No form filled in the last 90 days") that raises the score says the
 model counts that as a plus for leads like this one (``features.phrases.ABSENCE_RAISES``); one saying it has something
-usually good ("Has a phone number") that lowers the score, as a minus (``PRESENCE_LOWERS``): only its words change.
+usually good ("Has a phone number") that lowers the score, as a minus (``PRESENCE_LOWERS``). An amount lower than usual
+where more of it usually raises the score (``amount_directions``, learned from the fitted model) says that leads that
+convert usually have more ("Spent 5 minutes on the website", ``LOW_AMOUNT_LOWERS``): only its words change.
 
 Factors are ranked by |points|, then |contribution|. Everything except building the returned
 objects and rendering each distinct phrase once is vectorised over leads.
@@ -50,7 +52,7 @@ import numpy as np
 import pandas as pd
 from scipy.special import expit
 
-from features.phrases import phrasebook
+from features.phrases import AMOUNT_SHAPES, AmountDirection, phrasebook
 from models.calibration import to_score
 from models.gbm import predict_threads
 from pipelines.ingest import crm_column
@@ -125,6 +127,55 @@ def by_signal(scorer: LeadScorer, contributions: pd.DataFrame) -> pd.DataFrame:
     signals, membership = _signal_membership(scorer)
     names = scorer.feature_names
     return pd.DataFrame(contributions[names].to_numpy() @ membership, index=contributions.index, columns=signals)
+
+
+# |Spearman rho| of an amount against its contribution below this reads as no consistent direction: the audit's
+# reading of a signal ("more of it raises the score") and a factor's words (``amount_directions``) alike.
+DIRECTION_THRESHOLD = 0.1
+# Rows ``amount_directions`` reads at most: the sign of a rank correlation is settled long before, and TreeSHAP on a
+# large export's validation rows would add minutes to a fit.
+DIRECTION_ROWS = 20_000
+# Bands of about equal size an amount is cut into to find where the model's direction turns (``_turning_point``).
+DIRECTION_BANDS = 10
+
+
+def amount_directions(scorer: LeadScorer, features: pd.DataFrame) -> dict[str, AmountDirection]:
+    """Per amount signal (``features.phrases.AMOUNT_SHAPES``: a number, ICP criteria matched), how the fitted `scorer`
+    scores more of it on `features` (rows it was tuned or fit on, up to ``DIRECTION_ROWS`` of them, seeded): the
+    direction params declare (``features.monotone_*``), else the sign of the Spearman rank correlation between the
+    amount and its signal's contribution where it is at least ``DIRECTION_THRESHOLD``, up to where the direction turns
+    (``_turning_point``); a signal without a clear direction is left out. Kept as ``LeadScorer.amount_directions`` for a
+    factor's words: "Spent 5 minutes on the website (leads that convert usually have more)"."""
+    book = phrasebook(scorer.features)
+    amounts = {signal: book.features[signal][0] for signal in book.signals if book.shapes[signal] in AMOUNT_SHAPES}
+    directions = {signal: AmountDirection(d.monotone, np.inf) for signal, d in amounts.items() if d.monotone}
+    learned = [signal for signal in amounts if signal not in directions]
+    if not learned or len(features) == 0:
+        return directions
+    if len(features) > DIRECTION_ROWS:
+        features = features.sample(DIRECTION_ROWS, random_state=0)
+    signals = by_signal(scorer, contributions(scorer, features)[1])
+    for signal in learned:
+        amount = pd.Series(features[amounts[signal].name].to_numpy(dtype=np.float64, na_value=np.nan))
+        contribution = pd.Series(signals[signal].to_numpy())
+        if amount.nunique() < 2 or contribution.nunique() < 2:  # no variation (a peer that does not read it): none
+            continue
+        rho = amount.corr(contribution, method="spearman")
+        if abs(rho) >= DIRECTION_THRESHOLD:
+            more = 1 if rho > 0 else -1
+            directions[signal] = AmountDirection(more, _turning_point(amount, contribution, more))
+    return directions
+
+
+def _turning_point(amount: pd.Series, contribution: pd.Series, more: int) -> float:
+    """The amount up to which the model scores more of it in direction `more`: the top of the band of amounts
+    (``DIRECTION_BANDS``) whose mean contribution goes furthest that way, inf when that is the highest band. The demo's
+    model scores employees higher up to about 1,000 and lower past it, where "leads that convert usually have more" is
+    false."""
+    bands = pd.qcut(amount, DIRECTION_BANDS, duplicates="drop")
+    means = contribution.groupby(bands, observed=True).mean() * more
+    best = means.idxmax()
+    return np.inf if best == means.index[-1] else float(best.right)
 
 
 def explain(
@@ -298,7 +349,8 @@ def explain_batch(
     phrases, values = book.render(features, needed, age_days, None if scorer.encoder is None else scorer.encoder.learned,
                                   scorer.category_spellings,
                                   book.telling_windows(features, per_feature, scorer.feature_names, contribution),
-                                  as_sent_columns(scorer, never_seen, features), np.sign(contribution))
+                                  as_sent_columns(scorer, never_seen, features), np.sign(contribution),
+                                  scorer.amount_directions)
     return ExplainBatch(
         signals=signals, base=base, margin=margin,
         probability=probability, score=to_score(probability), contribution=contribution, points=points,

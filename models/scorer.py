@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 
 from features.build import FeatureDef, build_features, feature_catalog, lead_age_days, older_than_horizon
+from features.phrases import AmountDirection
 from models import explain
 from models.calibration import Calibrator, TierThresholds, to_score
 from models.encoding import CategoryEncoder
@@ -65,6 +66,11 @@ class LeadScorer:
     # names it in the CRM's words. None: a scorer pickled before it kept them (the class default); factors then read
     # the compared values.
     category_spellings: dict[str, dict[str, str]] | None = None
+    # Per amount signal (employees, ICP criteria matched), whether more of it raises or lowers the score and up to
+    # which amount, as the fitted model scores its own rows (`models.explain.amount_directions`), so a low amount that
+    # lowers the score says leads that convert usually have more. None: a scorer pickled before it kept them (the
+    # class default); its amounts then read as themselves whatever their sign.
+    amount_directions: dict[str, AmountDirection] | None = None
 
     @property
     def catalog(self) -> list[FeatureDef]:

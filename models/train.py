@@ -33,6 +33,7 @@ from sklearn.metrics import roc_auc_score
 from features.build import FeatureDef, feature_catalog, with_event_at_snapshot
 from models.calibration import Calibrator, TierThresholds
 from models.encoding import CategoryEncoder
+from models.explain import amount_directions
 from models.gbm import train_gbm, train_gbm_cv
 from models.peers import LogisticPeer
 from models.reasons import ROUNDS_WITHOUT_VALIDATION, ReasonModel, shortfall as reason_shortfall
@@ -204,7 +205,8 @@ def remembered_spellings(encoder: CategoryEncoder,
 
 def _blended_scorer(params: Params, encoder, booster, logistic, coefs: tuple[float, float], info: dict,
                     X_check: pd.DataFrame, rows: str, category_spellings: dict[str, dict[str, str]] | None) -> LeadScorer:
-    """The blended scorer (not yet calibrated), LightGBM alone if the blend breaks a monotone signal on `X_check`."""
+    """The blended scorer (not yet calibrated), LightGBM alone if the blend breaks a monotone signal on `X_check`, with
+    the directions of its amounts as it scores `X_check` (``LeadScorer.amount_directions``)."""
     gbm_coef, logistic_coef = coefs
     scorer = LeadScorer(
         data=params.data, features=params.features, encoder=encoder,
@@ -219,6 +221,7 @@ def _blended_scorer(params: Params, encoder, booster, logistic, coefs: tuple[flo
         scorer.gbm_coef, scorer.logistic_coef, scorer.booster, scorer.logistic = 1.0, 0.0, booster, None
     info["monotone_violations"] = monotone_violations(scorer.margin, X_check, params.features)
     info["monotone_checked_on"] = rows
+    scorer.amount_directions = amount_directions(scorer, X_check)
     return scorer
 
 

@@ -72,7 +72,6 @@ PLOTTED_SIGNALS = 20  # bars in the importance plot
 PANEL_TITLE_CHARS = 40  # a dependence panel's title wraps at this many characters a line (`panel_title`)
 IMPORTANCE_DECIMALS = 3  # as the page shows importance (`_format_number`): a signal of 0.000 is one the model does not use
 MIN_LEVEL_ROWS = 20  # a category level needs this many rows to be named as helping / hurting most, or shown alone
-DIRECTION_THRESHOLD = 0.1  # |Spearman rho| below this reads as "no consistent direction"
 DEPENDENCE_BINS = 10  # bands of about equal size of a numeric signal in the dependence table (`value_bands`)
 TOP_REASONS = 3  # rejection reasons named per source / campaign; the rest are pooled
 PLOTTED_SEGMENTS = 12  # sources / campaigns in the segment plots, most leads first
@@ -444,9 +443,9 @@ def signal_importance(rows: ExplainedRows, catalog: list[FeatureDef]) -> pd.Data
                 record["reading"] = (f"leads with {said_of(signal, present)} score {effect} ({present.sum():,} leads, "
                                      f"{contribution[present].mean():+.2f} on average; "
                                      f"{contribution[~present].mean():+.2f} for the others)")
-            elif rho >= DIRECTION_THRESHOLD:
+            elif rho >= explain.DIRECTION_THRESHOLD:
                 record["reading"] = f"more of it raises the score (direction {rho:+.2f})"
-            elif rho <= -DIRECTION_THRESHOLD:
+            elif rho <= -explain.DIRECTION_THRESHOLD:
                 record["reading"] = f"more of it lowers the score (direction {rho:+.2f})"
             else:
                 record["reading"] = f"no consistent direction ({rho:+.2f})"

@@ -26,6 +26,7 @@ from features.build import feature_catalog
 from features.phrases import phrase_templates
 from models.calibration import Calibrator, TierThresholds
 from models.encoding import most_frequent
+from models.explain import amount_directions
 from models.card import log_card, model_card
 from models.metrics import evaluate_scores, fraction_key
 from models.peers import OdooNaiveBayes, PointsScorer
@@ -109,6 +110,7 @@ def fit_cold_start_scorer(ts: TrainingSet, split: Split, params: Params, why: st
             "blend": {"peer_weight": 1.0},
         },
     )
+    scorer.amount_directions = amount_directions(scorer, X_fit)
     calibration = split.calibration if 0 < ts.y[split.calibration].sum() < len(split.calibration) else fit_rows
     scorer.calibrator.fit(scorer.margin(ts.features.iloc[calibration]), ts.y[calibration],
                           ts.calibration_weights[calibration])

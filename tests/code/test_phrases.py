@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import math
 import numpy as np
 import pandas as pd
 import pytest
 
 from features.build import build_features
-from features.phrases import ABSENCE_RAISES, PRESENCE_LOWERS, describe, past_horizon, phrase_templates, phrasebook
+from features.phrases import ABSENCE_RAISES, PRESENCE_LOWERS, AmountDirection, describe, past_horizon, phrase_templates, phrasebook
 from pipelines.config import PROJECT_ROOT, FeatureParams, load_params
 
 SNAPSHOT = pd.Timestamp("2024-03-01 12:00")
@@ -232,6 +233,35 @@ def test_a_factor_reads_the_models_finding_where_its_words_make_its_sign_look_li
             assert not {key for key in changed if key[0] == "has" and key[1] in ("missing_phone", "page_view", "industry")}
     assert rendered(-1.0).loc["has", "missing_phone"] == "Has a phone number (for leads like this one, the model counts that as a minus)"
     assert rendered(1.0).loc["lacks", "missing_phone"] == "No phone number (for leads like this one, the model counts that as a plus)"
+
+
+def test_a_low_amount_against_the_models_direction_says_what_leads_that_convert_usually_have():
+    """"Spent 5 minutes on the website -9 pts" read to a rep as if spending time lowered the score: the lead spent
+    little, where the model scores more higher. An amount lowering the score where more usually raises it says leads
+    that convert usually have more; its mirror, one raising it where more usually lowers it, that the model counts a
+    low number as a plus. An amount whose sign agrees with its direction, past where the direction turns, or without a
+    direction (a model saved before it kept them), reads as itself; 0 says an absence, worded as one."""
+    spec = demo_spec()
+    leads = pd.DataFrame([lead(lead_id="few", employees=8, industry="software", country="US", job_title="VP Sales"),
+                          lead(lead_id="none", employees=0)])
+    features = build_features(leads, pd.DataFrame(columns=["lead_id", "activity", "occurred_at"]), SNAPSHOT, spec)
+    book = phrasebook(spec)
+    up, down = AmountDirection(1, math.inf), AmountDirection(-1, math.inf)
+
+    def worded(signal: str, sign: float, directions: dict[str, AmountDirection] | None) -> list[str]:
+        signs = np.full((len(features), len(book.signals)), sign)
+        return book.render(features, signs=signs, directions=directions)[0][:, book.signals.index(signal)].tolist()
+
+    assert worded("employees", -1.0, {"employees": up}) == ["8 employees (leads that convert usually have more)",
+                                                            "Employee count given as 0"]
+    assert worded("employees", 1.0, {"employees": down}) == [
+        "8 employees (the model counts a low number as a plus)",
+        "Employee count given as 0 (for leads like this one, the model counts that as a plus)"]
+    assert worded("icp_match", -1.0, {"icp_match": up})[0].endswith(
+        "ideal customer profile criteria (leads that convert usually have more)")
+    for sign, directions in ((1.0, {"employees": up}), (-1.0, {"employees": down}), (1.0, None), (-1.0, None),
+                             (-1.0, {"icp_match": up}), (-1.0, {"employees": AmountDirection(1, 5.0)})):
+        assert worded("employees", sign, directions)[0] == "8 employees"
 
 
 def test_an_employee_count_of_one_or_zero_reads_as_english():

@@ -16,7 +16,7 @@ from scipy import sparse
 
 from models.calibration import Calibrator, TierThresholds
 from models.explain import by_signal, contributions, explain, factor_columns
-from features.phrases import ABSENCE_RAISES, PRESENCE_LOWERS
+from features.phrases import ABSENCE_RAISES, LOW_AMOUNT_LOWERS, LOW_AMOUNT_RAISES, PRESENCE_LOWERS
 from models.peers import LogisticPeer
 from models.scorer import LeadScorer
 from pipelines.config import PROJECT_ROOT, load_params
@@ -282,6 +282,40 @@ def test_a_presence_that_lowers_the_score_says_the_model_found_it_a_minus(scorer
     columns = factor_columns(scorer, features, k, ages)  # score --explain's columns, the words the card shows
     written = set(columns[[f"top_negative_{r}" for r in range(1, k + 1)]].stack())
     assert {PRESENCE_LOWERS.format(phrase=words) for words in lowered} <= written
+
+
+def test_a_low_amount_against_the_models_direction_says_so_and_keeps_its_points(scorer, features, ages, sample_params):
+    """"Spent 5 minutes on the website -9 pts" read as if time spent lowered the score: the model learns at fit time
+    whether more of an amount usually raises the score, and a lower amount than usual that lowers it says leads that
+    convert usually have more (its mirror, that the model counts a low number as a plus). A model saved before it kept
+    the directions still explains, its amounts worded as themselves. Only the words change."""
+    k = sample_params.serving.top_factors
+    directions = scorer.amount_directions
+    assert directions and {d.more for d in directions.values()} <= {-1, 1}
+    # Each direction is how the model scores the fixture's leads up to where it turns: more of the amount, a larger
+    # contribution (a smaller one for -1).
+    signals = by_signal(scorer, contributions(scorer, features)[1])
+    for signal, (more, up_to) in directions.items():
+        amount = features[signal].astype(float).where(features[signal] <= up_to)
+        high, low = amount > amount.median(), amount < amount.median()
+        assert (signals.loc[high, signal].mean() - signals.loc[low, signal].mean()) * more > 0, signal
+    old = copy.copy(scorer)
+    del old.__dict__["amount_directions"]  # as a scorer pickled before it kept them loads
+    worded, plain = explain(scorer, features, k, age_days=ages), explain(old, features, k, age_days=ages)
+    changed = set()
+    for row, (new, before) in enumerate(zip(worded, plain)):
+        assert new.score == before.score
+        for f, g in zip(new.factors, before.factors):
+            assert (f.signal, f.points, f.contribution) == (g.signal, g.points, g.contribution)
+            # An amount (0 or no value says an absence instead) whose sign goes against its direction.
+            against = f.signal in directions and 0 < features[f.signal].iloc[row] <= directions[f.signal].up_to and (
+                np.sign(f.contribution) == -directions[f.signal].more)
+            words = {1: LOW_AMOUNT_LOWERS, -1: LOW_AMOUNT_RAISES}[directions[f.signal].more] if against else None
+            assert f.phrase == (words.format(phrase=g.phrase) if words else g.phrase)
+            changed |= {f.phrase} if words and f in new.negatives + new.positives else set()
+    assert any(words.endswith(LOW_AMOUNT_LOWERS.format(phrase="")) for words in changed)  # what the rule is for
+    columns = factor_columns(scorer, features, k, ages)  # score --explain's columns, the words the card shows
+    assert changed <= set(columns[[f"top_{side}_{r}" for side in ("positive", "negative") for r in range(1, k + 1)]].stack())
 
 
 def test_an_unseen_category_and_missing_optional_fields_explain(scorer):
