@@ -39,7 +39,8 @@ from pipelines.dataset import TrainingSet, assemble, data_as_of, model_features,
 from pipelines.evaluate import LEADSCORE, Evaluation, champion_overlap_notes, compare, format_table
 from pipelines.history import FeedbackMerge, load_history
 from pipelines.ingest import CRMData, crm_column
-from pipelines.train import export_category_spellings, fit_model, input_example, log_trained, name_registered_run, run_name
+from pipelines.train import (export_category_spellings, fit_model, input_example, log_trained, model_run_name,
+                             name_registered_run)
 
 CHAMPION_ROW, CHALLENGER_ROW = "champion", "challenger"
 # Model-version tags saying how a champion stopped serving: promoted over (`replaced_by`) or rolled back from
@@ -602,7 +603,7 @@ def _log_cold_start(scorer: LeadScorer, evaluation: Evaluation, ts: TrainingSet,
                     version_tags: dict[str, str]) -> tuple[str, str]:
     """Log and (unless a dry run) register the peer scorer like a trained model, with the setting `warnings` and
     `version_tags` on the version; returns (run id, version)."""
-    with tracking.start_run("train", run_name("cold start peer", ts)) as run:
+    with tracking.start_run("train", model_run_name("cold start peer", ts, not dry_run)) as run:
         scorer.info.update({"metrics": evaluation.metrics(), "tiers": scorer.tiers.as_dict(), "training_rows": len(ts.y),
                             "as_of": str(ts.as_of) if ts.as_of is not None else None, "run_id": run.info.run_id})
         mlflow.log_params(tracking.mlflow_keys(flatten(params)))

@@ -51,11 +51,21 @@ def run_name(what: str, training_set: TrainingSet) -> str:
     return f"{what} {training_set.as_of:%Y-%m-%d}" if training_set.as_of is not None else what
 
 
+def model_run_name(what: str, training_set: TrainingSet, registers: bool = True, version: str = "") -> str:
+    """The name of a run that logs a model (train, a retrain's challenger, the cold-start peer), one rule for all:
+    "retrain challenger v3 2025-12-31" once it registered version 3 ("retrain challenger 2025-12-31" until then), and
+    "retrain challenger (dry run, not registered) 2025-12-31" when it registers nothing (`retrain --dry-run`), where
+    a name without a number read as a version whose number was lost."""
+    if not registers:
+        return run_name(f"{what} (dry run, not registered)", training_set)
+    return run_name(f"{what} v{version}" if version else what, training_set)
+
+
 def name_registered_run(what: str, version: str, training_set: TrainingSet) -> None:
-    """Rename the active run for the version it registered ("retrain challenger v3 2025-12-31"): the number exists
-    only once registered, and without it a retrain's challenger and a plain `train` on the same export date shared
-    one name in the runs list."""
-    mlflow.set_tag(MLFLOW_RUN_NAME, run_name(f"{what} v{version}", training_set))
+    """Rename the active run for the version it registered (`model_run_name`): the number exists only once
+    registered, and without it a retrain's challenger and a plain `train` on the same export date shared one name
+    in the runs list."""
+    mlflow.set_tag(MLFLOW_RUN_NAME, model_run_name(what, training_set, version=version))
 
 
 def input_example(training_set: TrainingSet, params: Params, rows: int = EXAMPLE_ROWS) -> pd.DataFrame:
@@ -117,15 +127,15 @@ def log_trained(scorer: LeadScorer, ts: TrainingSet, split: Split, params: Param
                 register: bool = True, version_tags: dict[str, str] | None = None, what: str = "train") -> TrainResult:
     """Track a fitted learned scorer as one run: data, the setting `warnings` the command gives of it
     (`dataset.training_warnings`), comparison with the peers, the model and its card; `version_tags` go on the
-    registered version (`tracking.register`). The run is named `what`, the version and the as-of date
-    (`name_registered_run`).
+    registered version (`tracking.register`). The run is named `what`, the version (or that it registers none) and
+    the as-of date (`model_run_name`).
 
     Separate from the fit so `leadscore retrain` logs the challenger it chose with
     `pipelines.retrain.fit_challenger` exactly as `leadscore train` logs its model.
     """
     for leak in ts.leaks:
         log.warning(leak.message)
-    with tracking.start_run("train", run_name(what, ts)) as run:
+    with tracking.start_run("train", model_run_name(what, ts, register)) as run:
         mlflow.log_params(tracking.mlflow_keys(flatten(params)))
         tracking.log_training_data(ts.fingerprint(params), params)
         mlflow.log_dict(ts.crm.report.as_dict(), "data/ingest_report.json")

@@ -173,6 +173,7 @@ def test_cold_start_ships_the_points_peer_through_the_one_inference_path(tmp_pat
     dry = retrain(params, dry_run=True)
     assert dry.cold_start and dry.verdict.startswith("dry run: would promote")
     assert not MlflowClient().search_model_versions(f"name='{params.tracking.registered_model}'")
+    assert mlflow.get_run(dry.challenger_run_id).info.run_name == f"cold start peer (dry run, not registered) {dry.as_of:%Y-%m-%d}"
 
     result = retrain(params)
     assert result.cold_start and result.promoted
@@ -193,6 +194,20 @@ def test_cold_start_ships_the_points_peer_through_the_one_inference_path(tmp_pat
     assert any(f.signal == "demo_request" for e in explained for f in e.factors)
     card = mlflow.artifacts.load_text(f"runs:/{result.challenger_run_id}/model_card.md")
     assert "cold-start peer **points_mql**" in card
+
+
+def test_a_dry_runs_challenger_run_says_it_registered_nothing(sample_dir, tmp_path, monkeypatch_session):
+    """`leadscore retrain --dry-run` logs its challenger's run and registers no version: named 'retrain challenger
+    2025-12-31' beside the 'retrain challenger v3 2025-12-31' of real retrains, it read as a version whose number was
+    lost."""
+    params = params_for(sample_dir, tmp_path, **FAST)
+
+    dry = retrain(params, dry_run=True)
+
+    assert not dry.cold_start and not dry.challenger_version
+    assert not MlflowClient().search_model_versions(f"name='{params.tracking.registered_model}'")
+    name = mlflow.get_run(dry.challenger_run_id).info.run_name
+    assert name == f"retrain challenger (dry run, not registered) {dry.as_of:%Y-%m-%d}"
 
 
 def test_the_cold_start_peer_folds_a_level_too_rare_for_its_rows_into_other_as_a_learned_model_would(sample_params):
