@@ -31,11 +31,16 @@ GAIN_LABEL_FRACTION = 0.1
 UNUSED_NAMED = 12  # unused fields `unused_line` names; more are counted ("and 3 more")
 
 
-def _new_axes(title: str, xlabel: str, ylabel: str, size: tuple[float, float] = (6.0, 5.0)) -> tuple[Figure, Axes]:
+def _new_axes(title: str, xlabel: str, ylabel: str, size: tuple[float, float] = (6.0, 5.0),
+              computed_on: str = "") -> tuple[Figure, Axes]:
+    """A figure with one axes titled `title`, and after a dash what its curves were `computed_on` when given
+    ("ROC — test leads (n=1,843, created 2025-07-01 → 2025-12-31)"): a PNG downloaded from the MLflow UI or pasted
+    into a slide travels without the run that says it. A long title wraps to the figure's width."""
     figure = Figure(figsize=size, layout="constrained")
     FigureCanvasAgg(figure)
     axes = figure.add_subplot()
-    axes.set(title=title, xlabel=xlabel, ylabel=ylabel)
+    axes.set(xlabel=xlabel, ylabel=ylabel)
+    axes.set_title(f"{title} — {computed_on}" if computed_on else title, wrap=True)
     axes.grid(alpha=0.3)
     return figure, axes
 
@@ -53,9 +58,10 @@ def _has_both_classes(y: np.ndarray) -> bool:
     return 0 < y.sum() < len(y)
 
 
-def roc_plot(curves: Curves) -> Figure:
-    """ROC curve per scorer, labelled with its AUC; a scorer with one class only is listed as undefined."""
-    figure, axes = _new_axes("ROC", "false positive rate", "true positive rate")
+def roc_plot(curves: Curves, computed_on: str = "") -> Figure:
+    """ROC curve per scorer, labelled with its AUC; a scorer with one class only is listed as undefined. The title
+    says the rows it was `computed_on` (`Split.test_caption`), when given."""
+    figure, axes = _new_axes("ROC", "false positive rate", "true positive rate", computed_on=computed_on)
     axes.plot([0, 1], [0, 1], color="grey", linestyle=":", label="random (AUC 0.500)")
     for name, (y, p) in curves.items():
         y_arr, p_arr = _arrays(y, p)
@@ -70,9 +76,10 @@ def roc_plot(curves: Curves) -> Figure:
     return figure
 
 
-def pr_plot(curves: Curves) -> Figure:
-    """Precision-recall curve per scorer, labelled with average precision; the base rate is the floor."""
-    figure, axes = _new_axes("Precision-recall", "recall", "precision")
+def pr_plot(curves: Curves, computed_on: str = "") -> Figure:
+    """Precision-recall curve per scorer, labelled with average precision; the base rate is the floor. The title
+    says the rows it was `computed_on`, when given."""
+    figure, axes = _new_axes("Precision-recall", "recall", "precision", computed_on=computed_on)
     for name, (y, p) in curves.items():
         y_arr, p_arr = _arrays(y, p)
         if not _has_both_classes(y_arr):
@@ -91,13 +98,15 @@ def pr_plot(curves: Curves) -> Figure:
     return figure
 
 
-def calibration_plot(curves: Curves, bins: int = 10, error_name: str = "ECE") -> Figure:
+def calibration_plot(curves: Curves, bins: int = 10, error_name: str = "ECE", computed_on: str = "") -> Figure:
     """Reliability diagram: observed conversion rate against mean predicted p, per equal-count bin.
 
     Uses the same bins as `expected_calibration_error`, and each scorer is labelled with that ECE, named
-    `error_name` (marketing's audit says "calibration error").
+    `error_name` (marketing's audit says "calibration error"). The title says the rows it was `computed_on`, when
+    given.
     """
-    figure, axes = _new_axes("Calibration", "mean predicted probability", "observed conversion rate")
+    figure, axes = _new_axes("Calibration", "mean predicted probability", "observed conversion rate",
+                             computed_on=computed_on)
     axes.plot([0, 1], [0, 1], color="grey", linestyle=":", label="perfectly calibrated")
     for name, (y, p) in curves.items():
         y_arr, p_arr = _arrays(y, p)
@@ -111,13 +120,15 @@ def calibration_plot(curves: Curves, bins: int = 10, error_name: str = "ECE") ->
     return figure
 
 
-def gain_plot(curves: Curves) -> Figure:
+def gain_plot(curves: Curves, computed_on: str = "") -> Figure:
     """Cumulative gain: share of conversions reached when working the leads best-first.
 
     Each scorer is labelled with its capture at the top 10 %; the diagonal is a random order.
-    Leads with equal p are drawn as one straight segment (worked in random order).
+    Leads with equal p are drawn as one straight segment (worked in random order). The title says the rows it was
+    `computed_on`, when given.
     """
-    figure, axes = _new_axes("Cumulative gain", "share of leads worked (best first)", "share of conversions reached")
+    figure, axes = _new_axes("Cumulative gain", "share of leads worked (best first)", "share of conversions reached",
+                             computed_on=computed_on)
     axes.plot([0, 1], [0, 1], color="grey", linestyle=":", label="random order")
     top = f"{GAIN_LABEL_FRACTION:.0%}"
     for name, (y, p) in curves.items():

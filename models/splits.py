@@ -40,6 +40,17 @@ class Split:
         """The kind as people read it (console, model card), with why dates were not used."""
         return f"{self.kind} ({self.stratified_because})" if self.stratified_because else self.kind
 
+    def test_caption(self) -> str:
+        """What the test rows are, as a plot's title says it: "test leads (n=1,843, created 2025-07-01 → 2025-12-31)",
+        or for a stratified split "test leads, seeded random hold-out (n=1,843)" (with their creation dates when
+        dated). A PNG shown alone must say what its curves were computed on."""
+        text = "test leads" if self.kind == "out_of_time" else "test leads, seeded random hold-out"
+        text += f" (n={len(self.test):,}"
+        if "test" in self.date_ranges:
+            first, last = self.date_ranges["test"]
+            text += f", created {first:%Y-%m-%d} → {last:%Y-%m-%d}"
+        return text + ")"
+
     def tags(self) -> dict[str, str]:
         """MLflow run tags: `split` is the kind alone (filterable), `split_because` why dates were not used."""
         return {"split": self.kind} | ({"split_because": self.stratified_because} if self.stratified_because else {})

@@ -47,6 +47,8 @@ class Evaluation:
     warnings: list[str] = field(default_factory=list)
     # The rows' TrainingSet.fingerprint (evaluate_registered): labelled rows, positives, what the feedback store changed
     data: dict = field(default_factory=dict)
+    # What the test rows are (Split.test_caption), said in every plot's title: "test leads (n=1,843, created ...)"
+    computed_on: str = ""
 
     def metrics(self, scorer: str = LEADSCORE) -> dict[str, float]:
         return {k: float(v) for k, v in self.table.loc[scorer].items()}
@@ -79,11 +81,13 @@ class Evaluation:
         return paths
 
     def plots(self, scorer=None, ece_bins: int = 10) -> dict[str, Figure]:
-        """The ROC/PR/calibration/gain plots by file name, and with `scorer`'s booster its LightGBM gain per feature,
-        the features it never splits on said under the bars, not drawn as empty ones (`models.plots.unused`)."""
+        """The ROC/PR/calibration/gain plots by file name, each titled with the test rows it was computed on
+        (`computed_on`), and with `scorer`'s booster its LightGBM gain per feature, the features it never splits on
+        said under the bars, not drawn as empty ones (`models.plots.unused`)."""
         curves = {name: (self.y_test, p) for name, p in self.test_probabilities.items()}
-        plots = {"roc.png": roc_plot(curves), "pr.png": pr_plot(curves), "calibration.png": calibration_plot(curves, bins=ece_bins),
-                 "gain.png": gain_plot(curves)}
+        on = self.computed_on
+        plots = {"roc.png": roc_plot(curves, on), "pr.png": pr_plot(curves, on),
+                 "calibration.png": calibration_plot(curves, bins=ece_bins, computed_on=on), "gain.png": gain_plot(curves, on)}
         if scorer is not None and scorer.booster is not None:
             names, gain = scorer.booster.feature_name(), scorer.booster.feature_importance(importance_type="gain")
             left_out = unused(names, gain)
@@ -158,7 +162,8 @@ def compare(
         tiers = tier_table(y_te, main.tiers.assign(probabilities[name]), main.tiers.names)
         if reasons is not None:
             reason_metrics = evaluate_reasons(main, X_te, reasons.iloc[split.test])
-    return Evaluation(table=table, tiers=tiers, test_probabilities=probabilities, y_test=y_te, reasons=reason_metrics)
+    return Evaluation(table=table, tiers=tiers, test_probabilities=probabilities, y_test=y_te, reasons=reason_metrics,
+                      computed_on=split.test_caption())
 
 
 def evaluate_reasons(scorer: LeadScorer, features: pd.DataFrame, reasons: pd.Series) -> dict[str, float]:

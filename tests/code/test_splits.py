@@ -51,6 +51,15 @@ def test_describe_reports_sizes_positives_and_date_ranges():
     assert summary["train_from"] == created_at.min().isoformat()
 
 
+def test_the_test_caption_says_which_leads_how_many_and_when_created_as_a_plot_title_shows_it():
+    """Evaluation plots are titled with it (`Evaluation.plots`): a PNG shown alone says what it was computed on."""
+    created_at, y = _dated_leads()
+    dated = make_split(created_at, y, FRACTIONS, seed=1)
+    first, last = created_at.iloc[dated.test].min(), created_at.iloc[dated.test].max()
+    assert dated.test_caption() == f"test leads (n=200, created {first:%Y-%m-%d} → {last:%Y-%m-%d})"
+    assert make_split(None, y, FRACTIONS, seed=1).test_caption() == "test leads, seeded random hold-out (n=200)"
+
+
 def test_undated_split_is_stratified_and_keeps_the_positive_rate():
     rng = np.random.default_rng(5)
     y = pd.Series((rng.uniform(size=2000) < 0.1).astype(float))

@@ -56,6 +56,23 @@ def test_the_run_records_params_data_fingerprint_metrics_and_plots(trained, samp
     assert "data/setting_warnings.txt" not in {a.path for a in client.list_artifacts(trained.run_id, "data")}
 
 
+def test_train_and_evaluate_title_every_plot_with_the_test_leads_it_was_computed_on(trained, sample_params):
+    """A VP shown roc.png out of the MLflow UI, or pasted in a slide, must know what it describes: the titles say the
+    test leads, how many and created when, as the run's data/split.json records them, for train's run and evaluate's."""
+    from pipelines.evaluate import evaluate_registered
+
+    evaluated, evaluate_run = evaluate_registered(sample_params, "challenger")
+    for run_id, evaluation in ((trained.run_id, trained.evaluation), (evaluate_run, evaluated)):
+        split = mlflow.artifacts.load_dict(f"runs:/{run_id}/data/split.json")
+        caption = (f"test leads (n={split['test_rows']:,}, created {split['test_from'][:10]} → "
+                   f"{split['test_to'][:10]})")
+        titles = {name: figure.axes[0].get_title() for name, figure in evaluation.plots().items()}
+        assert titles == {"roc.png": f"ROC — {caption}", "pr.png": f"Precision-recall — {caption}",
+                          "calibration.png": f"Calibration — {caption}", "gain.png": f"Cumulative gain — {caption}"}
+        logged = {a.path for a in MlflowClient(tracking.tracking_uri(sample_params)).list_artifacts(run_id, "evaluation")}
+        assert {f"evaluation/{name}" for name in titles} <= logged
+
+
 def test_the_input_example_of_a_parquet_export_holds_its_values_as_the_crm_shows_them(sample_dir, tmp_path):
     """A Parquet file types its columns: employees as floats once a lead lacks them, the creation date as a timestamp.
     The example holds them as text, as a CRM sends them ("46", not 46.0), "Select" as written and the missing empty."""
