@@ -405,7 +405,8 @@ def score_file(
     is written before it is refused. A lead id met again (in any chunk) is refused on that row,
     naming the row of its first copy, which is scored. With `top_factors` > 0 each lead also gets
     its top positive and negative factors as flat columns (`top_positive_1`,
-    `top_positive_1_points`, ... see `models.explain.factor_columns`).
+    `top_positive_1_points`, ... see `models.explain.factor_columns`). The id column has the file's own name
+    for it, 'Prospect ID' rather than lead_id (`_as_written`).
 
     Args:
         protected: other files no output may replace, e.g. the CRM export's ("data.outcomes" -> path).
@@ -456,6 +457,8 @@ def _score_chunks(scorer: LeadScorer, input_path: Path, output_path: Path, activ
         activities_of, activities_valid = _activities_of(activities), len(activities)
         unread_types = unread_activity_types(activities["activity"], scorer.features) if scorer.reads_activities else {}
     lead_id_column = crm_column(scorer.data, "leads", "lead_id")
+    # The scores' id column as the file names it ('Prospect ID'), or the contract's `lead_id` where the file has that
+    id_column = lead_id_column if lead_id_column in headers["leads"].names else "lead_id"
     ids, chunks = _lead_chunks(input_path, headers["leads"], chunk_size, lead_id_column, scorer.data.drop_columns)
     decimal_mark = decimal_mark_of(headers["leads"], scorer.data)
     repeated, first_rows = _repeated_ids(ids)
@@ -469,7 +472,7 @@ def _score_chunks(scorer: LeadScorer, input_path: Path, output_path: Path, activ
     def write_scores(modelled: Future, rows: int, never_seen: np.ndarray) -> None:
         nonlocal scored, past_horizon
         scores = modelled.result()
-        out.write(_with_never_seen(scores, never_seen))
+        out.write(_as_written(scores, never_seen, id_column))
         scored += len(scores)
         past_horizon += int(scores["past_horizon"].sum())
         bar.update(rows)
@@ -529,7 +532,7 @@ def _score_chunks(scorer: LeadScorer, input_path: Path, output_path: Path, activ
             write_scores(*pending.popleft())
         if read == 0:  # an empty file still gets its columns
             none = scorer.scores_of(scorer.build(pd.DataFrame(columns=[lead_id_column]))[0], top_factors)
-            out.write(_with_never_seen(none, _never_seen_text({}, 0)))
+            out.write(_as_written(none, _never_seen_text({}, 0), id_column))
     bar.close()
     return BatchSummary(read, scored, rejected, output_path, rejects_path, activities_rejected, activity_rejects,
                         activities_valid, activities_used, unread_types, past_horizon, absent,
@@ -549,10 +552,14 @@ def _never_seen_text(found: dict[int, dict[str, str]] | None, leads: int) -> np.
     return column
 
 
-def _with_never_seen(scores: pd.DataFrame, never_seen: np.ndarray) -> pd.DataFrame:
-    """`scores` with the never_seen column (`_never_seen_text`) after the model's outputs, before any factors."""
+def _as_written(scores: pd.DataFrame, never_seen: np.ndarray, id_column: str) -> pd.DataFrame:
+    """`scores` as the file gets them: with the never_seen column (`_never_seen_text`) after the model's outputs,
+    before any factors, and the lead id under `id_column`, the leads file's own name for it ('Prospect ID' in X
+    Education's export, as data.mapping.leads names it): a CRM importing the scores back matches them on its own id
+    field, as never_seen and the rejects file name the file's columns. `lead_id` stays where the file's name is
+    already an output column's ('score')."""
     scores.insert(len(OUTPUT_COLUMNS), "never_seen", never_seen)
-    return scores
+    return scores if id_column in scores.columns else scores.rename(columns={"lead_id": id_column})
 
 
 def _write_rejects(raw: pd.DataFrame, problems: list, first_row: int, path: Path, first: bool) -> int:

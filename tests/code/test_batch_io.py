@@ -567,7 +567,7 @@ def test_a_crm_number_column_with_text_in_it_rejects_that_row_and_the_file_still
     summary = score_file(scorer, tmp_path / "leads.csv", tmp_path / "scores.csv", chunk_size=10, progress=False)
 
     assert (summary.rows_scored, summary.rows_rejected) == (27, 3)
-    assert pd.read_csv(summary.output)["lead_id"].tolist() == leads["Prospect ID"].drop(index=[1, 4, 7]).tolist()
+    assert pd.read_csv(summary.output)["Prospect ID"].tolist() == leads["Prospect ID"].drop(index=[1, 4, 7]).tolist()
     rejects = pd.read_csv(summary.rejects)
     assert rejects["row"].tolist() == [2, 5, 8]
     assert rejects["problems"].tolist() == [
@@ -695,9 +695,35 @@ def test_training_batch_scoring_and_the_service_read_a_lead_of_a_csv_alike(x_edu
 
     leads.to_csv(tmp_path / "leads.csv", index=False)
     summary = score_file(scorer, tmp_path / "leads.csv", tmp_path / "scores.csv", progress=False)
-    batch = pd.read_csv(summary.output).set_index("lead_id")["probability"]
+    batch = pd.read_csv(summary.output).set_index("Prospect ID")["probability"]
     assert summary.rows_rejected == 0
     np.testing.assert_allclose(batch.loc[ids], scorer.predict_proba(trained), rtol=1e-9)
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".parquet"])
+def test_batch_scores_name_their_ids_as_the_export_does_for_the_crm_to_import_them_back(x_education_csv, tmp_path, suffix):
+    """A RevOps importing X Education's scores back into the CRM matches them on its 'Prospect ID': the scores file
+    said lead_id, to rename before every import, beside a rejects file and never_seen under the export's names. A
+    file naming its ids lead_id (the contract's name, the demo's) keeps it; an empty file gets the export's too."""
+    raw = pd.read_csv(x_education_csv, **PANDAS_TEXT).head(400)
+    raw.to_csv(tmp_path / "export.csv", index=False)
+    _, scorer = quick_scorer(load_params(X_EDUCATION, overrides={"data.leads": str(tmp_path / "export.csv")}))
+    leads = raw.head(20)
+    leads.to_csv(tmp_path / "leads.csv", index=False)
+    leads.head(0).to_csv(tmp_path / "none.csv", index=False)
+    leads.rename(columns={"Prospect ID": "lead_id"}).to_csv(tmp_path / "contract.csv", index=False)
+
+    def written(source: str) -> pd.DataFrame:
+        output = score_file(scorer, tmp_path / source, tmp_path / f"{Path(source).stem}_scores{suffix}",
+                            progress=False).output
+        return pd.read_csv(output, dtype=str) if suffix == ".csv" else pd.read_parquet(output)
+
+    scores = written("leads.csv")
+    assert scores.columns[0] == "Prospect ID" and "lead_id" not in scores
+    assert scores["Prospect ID"].tolist() == leads["Prospect ID"].tolist()
+    assert written("none.csv").columns[0] == "Prospect ID"
+    contract = written("contract.csv")
+    assert contract.columns[0] == "lead_id" and contract["lead_id"].tolist() == leads["Prospect ID"].tolist()
 
 
 def plan_export(x_education_csv, tmp_path, written: list[str]):
