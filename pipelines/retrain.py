@@ -40,7 +40,7 @@ from pipelines.evaluate import LEADSCORE, Evaluation, champion_overlap_notes, co
 from pipelines.history import FeedbackMerge, load_history
 from pipelines.ingest import CRMData, crm_column
 from pipelines.train import (export_category_spellings, fit_model, input_example, log_trained, model_run_name,
-                             name_registered_run)
+                             name_registered_run, run_name)
 
 CHAMPION_ROW, CHALLENGER_ROW = "champion", "challenger"
 # Model-version tags saying how a champion stopped serving: promoted over (`replaced_by`) or rolled back from
@@ -450,7 +450,7 @@ def retrain(
             decision=Decision(promote=False, checks={}, reasons=[]), metrics=pd.DataFrame(), window="",
             challenger_version="", champion_version=champion_version, promoted=False, dry_run=dry_run, unchanged=True,
             warnings=warnings, label_rules=ts.labels.lines())
-        with tracking.start_run("retrain", f"retrain {as_of:%Y-%m-%d}" if as_of is not None else "retrain") as run:
+        with tracking.start_run("retrain", _retrain_run_name(ts, dry_run)) as run:
             result.run_id = run.info.run_id
             _log_retrain_run(result, params)
         return result
@@ -505,7 +505,7 @@ def retrain(
         challenger_run_id=challenger_run_id, warnings=warnings, notes=notes, label_rules=ts.labels.lines(),
         reused=reused is not None, trained_on=trained_on,
     )
-    with tracking.start_run("retrain", f"retrain {as_of:%Y-%m-%d}" if as_of is not None else "retrain") as run:
+    with tracking.start_run("retrain", _retrain_run_name(ts, dry_run)) as run:
         result.run_id = run.info.run_id
         if decision.promote and not dry_run:
             _move_champion(params, challenger_version, f"retrain as of {as_of}: {'; '.join(decision.reasons)}")
@@ -620,6 +620,12 @@ def _log_cold_start(scorer: LeadScorer, evaluation: Evaluation, ts: TrainingSet,
         log_card(model_card(scorer, params, evaluation=evaluation, training_set=ts, split=split, version=version),
                  params, version)
     return run.info.run_id, version
+
+
+def _retrain_run_name(ts: TrainingSet, dry_run: bool) -> str:
+    """The run judging a challenger: "retrain 2025-12-31", or "retrain (dry run) 2025-12-31", as its challenger's
+    run says it registered nothing; the date is the one the export was taken as of, also when --as-of was not given."""
+    return run_name("retrain (dry run)" if dry_run else "retrain", ts)
 
 
 def _log_retrain_run(result: RetrainResult, params: Params) -> None:

@@ -199,7 +199,7 @@ def test_cold_start_ships_the_points_peer_through_the_one_inference_path(tmp_pat
 def test_a_dry_runs_challenger_run_says_it_registered_nothing(sample_dir, tmp_path, monkeypatch_session):
     """`leadscore retrain --dry-run` logs its challenger's run and registers no version: named 'retrain challenger
     2025-12-31' beside the 'retrain challenger v3 2025-12-31' of real retrains, it read as a version whose number was
-    lost."""
+    lost. The retrain run judging it says it is a dry run too."""
     params = params_for(sample_dir, tmp_path, **FAST)
 
     dry = retrain(params, dry_run=True)
@@ -208,6 +208,7 @@ def test_a_dry_runs_challenger_run_says_it_registered_nothing(sample_dir, tmp_pa
     assert not MlflowClient().search_model_versions(f"name='{params.tracking.registered_model}'")
     name = mlflow.get_run(dry.challenger_run_id).info.run_name
     assert name == f"retrain challenger (dry run, not registered) {dry.as_of:%Y-%m-%d}"
+    assert mlflow.get_run(dry.run_id).info.run_name == f"retrain (dry run) {dry.as_of:%Y-%m-%d}"  # no --as-of given
 
 
 def test_the_cold_start_peer_folds_a_level_too_rare_for_its_rows_into_other_as_a_learned_model_would(sample_params):
