@@ -61,6 +61,9 @@ class TableSpec:
     # values refuse their row.
     cleared_if_bad: tuple[str, ...] = ()
     key: str | None = None  # unique per row when set
+    # Columns naming or reaching a person (GDPR personal data): shown nowhere outside the export, so the logged
+    # model's input example holds made-up values in their place (`pipelines.ingest.example_leads`).
+    personal: tuple[str, ...] = ()
 
     @property
     def columns(self) -> tuple[str, ...]:
@@ -86,6 +89,7 @@ LEADS = TableSpec(
     numeric=("employees",),
     non_negative=("employees",),
     key="lead_id",
+    personal=("email", "phone", "company"),
 )
 
 ACTIVITIES = TableSpec(

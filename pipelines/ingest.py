@@ -13,7 +13,9 @@ import csv
 import difflib
 import io
 import os
+import random
 import re
+import string
 from collections import Counter
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field, replace
@@ -268,7 +270,8 @@ class CRMData:
     decimal_mark: DecimalMark = "point"
     # The first EXAMPLE_ROWS leads of `leads` as the source holds them, under its own column names: a CSV's text
     # ("674", "Select"), a database's or Parquet file's values as text (`as_plain_text`), where `leads` holds them
-    # cleaned (674.0, "Select" as missing). The logged model's input example (`pipelines.train.input_example`).
+    # cleaned (674.0, "Select" as missing); their personal values made up (`example_leads`). The logged model's
+    # input example (`pipelines.train.input_example`).
     leads_as_read: pd.DataFrame | None = None
 
     def export_spellings(self, column: str) -> dict[str, str]:
@@ -338,7 +341,7 @@ def read_source(spec: str, data: DataParams, base_dir: Path) -> tuple[pd.DataFra
 
 
 # Every CSV cell is read as the CRM's own text; only empty cells are missing ("NA" is Namibia).
-EXAMPLE_ROWS = 5  # leads kept as read (`CRMData.leads_as_read`)
+EXAMPLE_ROWS = 5  # leads kept as read, personal values made up (`CRMData.leads_as_read`)
 CSV_TEXT = {"dtype": "str", "keep_default_na": False, "na_values": [""]}
 
 
@@ -1470,6 +1473,53 @@ def absent_columns_text(absent: dict[str, str | None]) -> str:
                      for name, alike in absent.items())
 
 
+def example_leads(first: pd.DataFrame, params: Params) -> pd.DataFrame:
+    """The first leads of the source (`CRMData.leads_as_read`) as text, for the model's input example, which anyone
+    reading the MLflow run sees. A column the model reads a value of (the contract's `industry`, `created_at`, ...,
+    and `features.categorical` and `numeric`) keeps it as written ("674", "Select"); every other column (the
+    contract's `personal` ones and its lead id, and any it does not know, a name or a note) holds made-up values of
+    the same shape (`made_up_like`), seeded by column and row so a re-run logs the same example. An e-mail keeps its
+    domain where `email_signals` read it; a value meaning "not answered" (data.missing_values) stays as written."""
+    data, features = params.data, params.features
+    shown = ({*LEADS.columns, *features.categorical, *features.numeric} - {*LEADS.personal, LEADS.key})
+    contract = _column_mapping("leads", data)
+    example = {}
+    for name, values in first.items():
+        text = as_plain_text(values).where(values.notna())
+        column = contract.get(name, name)
+        if column not in shown:
+            keep_domain = column == "email" and "email_signals" in features.derived
+            taken: set[str] = set()  # a lead id made up twice would refuse the example's rows as duplicates
+            made_up = []
+            for row, value in enumerate(text):
+                if pd.notna(value) and not not_answered(value, data):
+                    rng = random.Random(f"{name}\n{row}")
+                    while ((value := made_up_like(text.iloc[row], rng, keep_domain)) in taken
+                           or not_answered(value, data)):
+                        pass
+                    if column == LEADS.key:
+                        taken.add(value)
+                made_up.append(value)
+            text = pd.Series(made_up, index=text.index, dtype=object)
+        example[name] = text
+    return pd.DataFrame(example, index=first.index)
+
+
+def made_up_like(value: str, rng: random.Random, keep_domain: bool = False) -> str:
+    """`value` with every digit and letter drawn anew (a letter in its case), the rest as written: "+34 463-535"
+    stays a phone number of that format, "Marco_Clark@acme.com" an e-mail; its domain kept with `keep_domain`."""
+    local, at, domain = value.rpartition("@") if keep_domain and "@" in value else (value, "", "")
+
+    def drawn(char: str) -> str:
+        if char.isdigit():
+            return rng.choice(string.digits)
+        if char.isalpha():
+            return rng.choice(string.ascii_uppercase if char.isupper() else string.ascii_lowercase)
+        return char
+
+    return "".join(map(drawn, local)) + at + domain
+
+
 def load_crm(params: Params) -> CRMData:
     """Read, map, validate and dedupe the export named in params.data into the canonical tables.
 
@@ -1585,8 +1635,7 @@ def load_crm(params: Params) -> CRMData:
     if (outcomes is not None and "reason" in data.value_maps
             and (name := crm_column(data, "outcomes", "reason")) in raw["outcomes"].columns):
         spellings["reason"] = crm_spellings(raw["outcomes"].loc[outcomes.index, name], data.value_maps["reason"])
-    first = raw["leads"].loc[leads.index[:EXAMPLE_ROWS]]  # the index is still the source row's
-    as_read = pd.DataFrame({name: as_plain_text(values).where(values.notna()) for name, values in first.items()})
+    as_read = example_leads(raw["leads"].loc[leads.index[:EXAMPLE_ROWS]], params)  # the index is still the source row's
     for name, frame in frames.items():
         if frame is not None:
             report.tables[name].rows_kept = len(frame)

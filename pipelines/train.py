@@ -73,7 +73,8 @@ def input_example(training_set: TrainingSet, params: Params, rows: int = EXAMPLE
     source has, not the contract's it lacks (X Education's export has no `email` or `created_at`), which the
     tables hold as empty and the signature would list as inputs of a model that never read them. Their values as
     the source holds them (`CRMData.leads_as_read`: "674" and "Select", not the cleaned 674.0 and empty), what a
-    CRM sends the model."""
+    CRM sends the model; its id, e-mail, phone, company and other columns the model reads no value of made up
+    (`pipelines.ingest.example_leads`), as anyone reading the run sees them."""
     export = training_set.crm
     to_crm = {contract: crm for crm, contract in params.data.mapping.leads.items()}
     example = export.leads.head(rows).rename(columns=to_crm)

@@ -1775,3 +1775,40 @@ def test_data_decimal_mark_says_how_an_export_writes_numbers_where_auto_cannot_t
 
     assert crm.leads.set_index("lead_id")["employees"].to_dict() == read
     assert all("not a number" in str(p) for p in crm.report.problems)
+
+
+def shape(text: str) -> str:
+    """A value with every digit written 9 and every letter A or a: what a made-up value keeps of the real one."""
+    return re.sub("[a-z]", "a", re.sub("[A-Z]", "A", re.sub("[0-9]", "9", text)))
+
+
+def test_the_model_input_example_makes_up_personal_values_and_keeps_those_the_model_reads(tmp_path):
+    """The first leads kept for the logged model's input example (`leads_as_read`), which anyone reading the MLflow
+    run sees, hold no real person's data: the lead id, e-mail, phone, company and columns the contract does not know
+    (a name, a note) are made up in the same shape, the same on every read; the e-mail keeps its domain only where
+    the features read it, "not answered" stays as written, and what the model reads stays as the file writes it."""
+    real = {"Lead ID": "00Q5e01", "Email": "marco.clark@acme-robotics.com", "phone": "+34 463-535 6271",
+            "company": "Acme Robotics S.L.", "First Name": "Marco", "Notes": "Called 3x, wants a demo"}
+    leads = [lead("00Q5e01", email=real["Email"], employees="674", Industry="Select", Country="ES",
+                  phone=real["phone"], company=real["company"], **{"First Name": "Marco", "Notes": real["Notes"]}),
+             lead("00Q5e02", email="Select", employees="10", Industry="software", Country="DE",
+                  phone="Select", company="", **{"First Name": "Anna", "Notes": ""})]
+    params = crm_params(tmp_path, leads, outcomes=[outcome("00Q5e01"), outcome("00Q5e02")])
+
+    example = load_crm(params).leads_as_read
+
+    first = example.iloc[0]
+    for column, value in real.items():
+        assert first[column] != value and shape(first[column]) == shape(value), column
+    assert first["Email"].split("@")[1] != "acme-robotics.com"  # no feature reads the domain here
+    assert example["Lead ID"].nunique() == 2
+    read = example[["Created Date", "Employees", "Industry", "Country"]].to_dict("records")
+    assert read == [{"Created Date": "2024-01-05", "Employees": "674", "Industry": "Select", "Country": "ES"},
+                    {"Created Date": "2024-01-05", "Employees": "10", "Industry": "software", "Country": "DE"}]
+    assert example.loc[1, ["Email", "phone"]].tolist() == ["Select", "Select"]
+    assert example.loc[1, ["company", "Notes"]].isna().all()
+    pd.testing.assert_frame_equal(load_crm(params).leads_as_read, example)  # a re-run logs the same example
+
+    reading_domains = params.model_copy(update={"features": params.features.model_copy(update={"derived": ["email_signals"]})})
+    email = load_crm(reading_domains).leads_as_read.loc[0, "Email"]
+    assert email.endswith("@acme-robotics.com") and shape(email) == shape(real["Email"]) and email != real["Email"]
