@@ -61,8 +61,9 @@ class TableSpec:
     # values refuse their row.
     cleared_if_bad: tuple[str, ...] = ()
     key: str | None = None  # unique per row when set
-    # Columns naming or reaching a person (GDPR personal data): shown nowhere outside the export, so the logged
-    # model's input example holds made-up values in their place (`pipelines.ingest.example_leads`).
+    # Columns naming or reaching a person, or free text that may (GDPR personal data): shown nowhere outside the
+    # export, so the logged model's input example holds made-up values in their place (`pipelines.ingest.example_leads`)
+    # and no message repeats them (`pipelines.ingest.differing_values`).
     personal: tuple[str, ...] = ()
 
     @property
@@ -97,6 +98,7 @@ ACTIVITIES = TableSpec(
     required=("lead_id", "occurred_at", "activity"),
     optional=("detail",),
     dates=("occurred_at",),
+    personal=("detail",),  # free text: a page's address, an e-mail's subject, a rep's note
 )
 
 OUTCOMES = TableSpec(

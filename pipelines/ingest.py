@@ -865,6 +865,16 @@ def _missing_cells(values: pd.Series, missing: list[str]) -> np.ndarray:
     return hits.fill_null(False).to_numpy(zero_copy_only=False)
 
 
+def differing_values(spec: TableSpec, column: str, sent: list[tuple[str, str]]) -> str:
+    """The different values fields mapping to one contract `column` hold, for a message: each field's as sent
+    ("'Industry': 'software', 'industry': 'retail'"), unless the column is personal (`TableSpec.personal`: an
+    e-mail, a phone, free text), whose values a message sent to a job's log must not repeat: the row and the fields
+    it names find them."""
+    if column in spec.personal:
+        return f"not repeated here: {column} is personal data"
+    return ", ".join(f"{name!r}: {shown}" for name, shown in sent)
+
+
 def _as_sent(value) -> str:
     """A cell for a message, as the CRM sent it: text quoted, a number or true/false as the plain
     value (not numpy's ``np.float64(...)``), a date as ISO text; cut short when very long."""
@@ -1142,8 +1152,8 @@ def prepare_table(
     for name, rows in differ.items():
         crms = origins[name]
         for i in np.flatnonzero(rows):
-            sent = ", ".join(f"{crm!r}: {_as_sent(raw[crm].iloc[i])}" for crm in crms
-                             if pd.notna(raw[crm].iloc[i]) and not not_answered(raw[crm].iloc[i], data))
+            sent = differing_values(spec, name, [(crm, _as_sent(raw[crm].iloc[i])) for crm in crms
+                                                 if pd.notna(raw[crm].iloc[i]) and not not_answered(raw[crm].iloc[i], data)])
             problems.append(Problem(source, int(i) + 1, crms[0], f"{' and '.join(map(repr, crms))} map to one column, {name} "
                                     f"(data.mapping), and hold different values ({sent}): the row is refused rather "
                                     "than one picked; make them agree, or leave one out (data.drop_columns)", name,

@@ -20,9 +20,10 @@ from features.build import activity_types_read, lead_columns_read
 from features.labels import policy_reason
 from models.scorer import LeadScorer
 from pipelines.config import DataParams, LabelParams
-from pipelines.contract import LEADS
+from pipelines.contract import LEADS, TABLES
 from pipelines.ingest import (ALIKE, API_CLIENT, Problem, alike_column, as_of_time, as_plain_text, contract_status,
-                              crm_column, not_answered, one_value_per_row, prepare_table, translate)
+                              crm_column, differing_values, not_answered, one_value_per_row, prepare_table,
+                              translate)
 from serving.schemas import Identifier, plain_value
 from serving.security import BAD_JSON_ERROR, card_link, error_message, field_path
 from serving.store import decision_date, email_sha256, utc_naive
@@ -187,8 +188,8 @@ def one_field_per_column(scorer: LeadScorer, leads: list[dict], activities: list
             value, differ = one_value_per_row([pd.Series([row[name]], dtype=object) for name in read], data, table,
                                               column, scorer.features.numeric if table == "leads" else ())
             if differ[0]:
-                values = ", ".join(f"{name!r}: {_as_sent_text(row[name])!r}" for name in names
-                                   if row[name] is not None and not not_answered(row[name], data))
+                values = differing_values(TABLES[table], column, [(name, repr(_as_sent_text(row[name]))) for name in names
+                                          if row[name] is not None and not not_answered(row[name], data)])
                 detail.append(_detail((*loc, names[0]), f"{' and '.join(map(repr, names))} are one field, {column} (the "
                                       f"model's data.mapping.{table}), sent with different values ({values}): send "
                                       "it once", "ambiguous_column"))

@@ -1812,3 +1812,20 @@ def test_the_model_input_example_makes_up_personal_values_and_keeps_those_the_mo
     reading_domains = params.model_copy(update={"features": params.features.model_copy(update={"derived": ["email_signals"]})})
     email = load_crm(reading_domains).leads_as_read.loc[0, "Email"]
     assert email.endswith("@acme-robotics.com") and shape(email) == shape(real["Email"]) and email != real["Email"]
+
+
+def test_a_row_whose_two_email_columns_differ_is_refused_without_repeating_the_addresses(tmp_path):
+    """A message naming a refused row lands in the console and the log of a scheduled train or retrain: it names the
+    row and both columns of the e-mail (or phone, or company) that differ, not the addresses themselves."""
+    leads = [{**lead("L1", email="ana.ruiz@acme.com"), "email": "ana.ruiz@acme.com"},
+             {**lead("L2", email="a.ruiz@acme.com"), "email": "ana.ruiz@acme.com"}]
+    params = crm_params(tmp_path, leads)
+
+    with pytest.raises(ContractError) as err:
+        load_crm(params)
+
+    assert str(only_problem(err)) == (
+        "leads.csv row 2 (header not counted), column 'Email' (email): 'Email' and 'email' map to one column, email "
+        "(data.mapping), and hold different values (not repeated here: email is personal data): the row is refused "
+        "rather than one picked; make them agree, or leave one out (data.drop_columns)")
+    assert "ruiz" not in str(err.value)

@@ -546,6 +546,26 @@ def test_a_lead_sending_a_date_or_number_under_two_names_is_read_once_where_they
     assert [d["type"] for d in refused.value.detail] == ["ambiguous_column"]
 
 
+def test_a_lead_sending_two_different_emails_is_refused_without_repeating_them(trained, leads):
+    """Two fields mapping to the e-mail that hold different addresses are refused at the lead naming both fields,
+    as for any field, but the message does not repeat the addresses: the lead and the fields named find them, and
+    personal data has no place in an error a client's or a gateway's log keeps."""
+    from serving.scoring import ModelRef, RequestError, score_request
+
+    data = trained.scorer.data
+    mapped = dataclasses.replace(trained.scorer, data=data.model_copy(update={"mapping": data.mapping.model_copy(
+        update={"leads": {"Email": "email"}})}))
+    sent = {**{k: v for k, v in leads[0].items() if k != "activities"}, "Email": "a.ruiz@acme.com",
+            "email": "ana.ruiz@acme.com"}
+    with pytest.raises(RequestError) as refused:
+        score_request(mapped, [sent], [None], ModelRef.of(mapped), as_of=pd.Timestamp(AS_OF), top_k=1,
+                      card_key=b"key", card_link_days=1)
+    assert [(d["field"], d["msg"], d["type"]) for d in refused.value.detail] == [
+        ("leads[0].email", "'email' and 'Email' are one field, email (the model's data.mapping.leads), sent with "
+                           "different values (not repeated here: email is personal data): send it once",
+         "ambiguous_column")]
+
+
 # ---------------------------------------------------------------- bad input
 
 
