@@ -27,7 +27,7 @@ from pipelines import tracking
 from pipelines.config import Params, flatten
 from pipelines.dataset import TrainingSet, assemble, open_at_ages, refuse_before_first_lead, training_warnings
 from pipelines.evaluate import LEADSCORE, Evaluation, compare, evaluate_while_open, fit_peers
-from pipelines.ingest import EXAMPLE_ROWS, CRMData
+from pipelines.ingest import EXAMPLE_ROWS, CRMData, example_leads
 
 log = logging.getLogger(__name__)
 
@@ -78,10 +78,11 @@ def input_example(training_set: TrainingSet, params: Params, rows: int = EXAMPLE
     export = training_set.crm
     to_crm = {contract: crm for crm, contract in params.data.mapping.leads.items()}
     example = export.leads.head(rows).rename(columns=to_crm)
-    if export.leads_header is None:
-        return example
-    columns = [column for column in example.columns if column in export.leads_header]
-    return (example if export.leads_as_read is None else export.leads_as_read.head(rows))[columns]
+    if export.leads_header is not None:
+        example = example[[column for column in example.columns if column in export.leads_header]]
+    if export.leads_as_read is None:  # tables put together in code: their leads, made up as an export's are
+        return example_leads(example, params)
+    return export.leads_as_read.head(rows)[list(example.columns)]
 
 
 def train(

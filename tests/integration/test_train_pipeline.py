@@ -335,6 +335,24 @@ def test_the_logged_input_example_shows_no_real_persons_data_and_scores(trained,
     assert len(scores) == len(example) and scores["probability"].between(0, 1).all()
 
 
+def test_the_input_example_of_tables_put_together_in_code_makes_up_personal_values_too(sample_params, sample_dir):
+    """Tables a caller puts together (no source read, so no `leads_as_read`) give the example their own leads, with
+    the id, e-mail, phone and company made up as an export's are: no path logs a real person's data."""
+    from pipelines.dataset import assemble
+    from pipelines.ingest import CRMData, load_crm
+    from pipelines.train import input_example
+
+    read = load_crm(sample_params)
+    built = CRMData(read.leads, read.activities, read.outcomes, read.report)
+
+    example = input_example(assemble(sample_params, crm=built), sample_params)
+
+    export = pd.read_csv(sample_dir / "leads.csv", dtype=str)
+    for column in ("lead_id", "email", "phone", "company"):
+        assert not set(example[column].dropna()) & set(export[column].dropna()), column
+    assert example["industry"].fillna("").tolist() == read.leads["industry"].head(5).fillna("").tolist()
+
+
 def test_pyfunc_model_refuses_rows_it_cannot_score_by_row_instead_of_leaving_them_out(trained, sample_params, sample_dir):
     tracking.use_store(sample_params)
     model = mlflow.pyfunc.load_model(f"models:/{sample_params.tracking.registered_model}@champion")
