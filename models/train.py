@@ -209,7 +209,7 @@ def _blended_scorer(params: Params, encoder, booster, logistic, coefs: tuple[flo
     the directions of its amounts as it scores `X_check` (``LeadScorer.amount_directions``)."""
     gbm_coef, logistic_coef = coefs
     scorer = LeadScorer(
-        data=params.data, features=params.features, encoder=encoder,
+        data=params.data.kept_with_model(), features=params.features, encoder=encoder,
         booster=booster if gbm_coef else None, logistic=logistic if logistic_coef else None,
         gbm_coef=gbm_coef, logistic_coef=logistic_coef, calibrator=Calibrator(params.model.calibration),
         tiers=TierThresholds(names=[]), reasons=None, info=info, horizon_days=params.label.horizon_days,

@@ -177,6 +177,12 @@ class DataParams(_Section):
                                      f"letter case) mapped to {value_map[seen]!r} and to {value!r}; keep one of them")
         return maps
 
+    def kept_with_model(self) -> DataParams:
+        """These settings as a fitted scorer keeps them, pickled into the MLflow model and the bento that anyone
+        loading the model reads: the CRM database's password hidden (`shown_url`), as in the run's params. The
+        scorer never reads the database (`score` and the service read files and requests)."""
+        return self.model_copy(update={"sql_url": shown_url(self.sql_url)}) if self.sql_url else self
+
 
 class LabelParams(_Section):
     """Closed-loop label policy: outcome + rejection reason -> label, weight, rule."""

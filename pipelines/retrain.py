@@ -100,7 +100,7 @@ def fit_cold_start_scorer(ts: TrainingSet, split: Split, params: Params, why: st
 
     encoder = category_encoder(X_fit, feature_catalog(params.features))
     scorer = LeadScorer(
-        data=params.data, features=params.features, encoder=encoder, booster=None, logistic=peer,
+        data=params.data.kept_with_model(), features=params.features, encoder=encoder, booster=None, logistic=peer,
         gbm_coef=0.0, logistic_coef=1.0, calibrator=Calibrator("sigmoid"), tiers=TierThresholds(names=[]),
         reasons=None, horizon_days=params.label.horizon_days,
         category_spellings=remembered_spellings(encoder, export_category_spellings(ts, params)),

@@ -412,6 +412,25 @@ def test_a_rotated_password_alone_keeps_the_training_key(sample_dir, tmp_path):
     assert key("old-s3cr3t") != key("old-s3cr3t", host="db2.example.com")
 
 
+@pytest.mark.parametrize("fit", ["learned", "cold start peer"])
+def test_the_fitted_model_keeps_no_crm_database_password(sample_params, fit):
+    """The scorer is pickled into the MLflow model and the bento, which anyone who may load the model reads: it keeps
+    data.sql_url with the password hidden, as the run's params show it, never the CRM database's password."""
+    import pickle
+
+    from pipelines.train import fit_model
+
+    ts = assemble(sample_params)  # read from the files: only the settings the scorer keeps name a database
+    params = sample_params.model_copy(update={"data": sample_params.data.model_copy(
+        update={"sql_url": "postgresql+psycopg://crm:s3cr3t@crm.example.com/crm"})})
+    split = make_split(ts.created_at, pd.Series(ts.y), params.evaluate.split, params.model.seed)
+
+    scorer = fit_model(ts, split, params) if fit == "learned" else fit_cold_start_scorer(ts, split, params, "cold start")
+
+    assert b"s3cr3t" not in pickle.dumps(scorer)
+    assert scorer.data.sql_url == "postgresql+psycopg://crm:***@crm.example.com/crm"
+
+
 # ----------------------------------------------------------------------------- the gate
 
 
