@@ -21,7 +21,7 @@ from features.leakage import LeakWarning, leakage_check
 from models.encoding import most_frequent
 from pipelines.config import FeatureParams, Params
 from pipelines.history import history_as_of, load_history
-from pipelines.ingest import CRMData, absent_columns, absent_columns_text
+from pipelines.ingest import CRMData, absent_columns, absent_columns_text, personal_columns_listed
 
 # How long after an export's 'now' (data_as_of) `as_of` may be. Past it, leads still open when the
 # export was taken would count as expired unconverted (no outcome by their horizon) while their
@@ -116,7 +116,8 @@ def setting_warnings(ts: TrainingSet, params: Params, judging: bool = False) -> 
     blank: every lead trains as not having it, as `score` warns), decisions without a date (`decisions_undated`), an
     activity file that gives training no activity
     (`activities_unused`) or none of the labelled leads' (`activities_of_open_leads_only`), then the values
-    `unmatched_settings` finds in none of its rows. A warning, not a refusal: an export may lack an optional column,
+    `unmatched_settings` finds in none of its rows; and, of the settings alone, a personal column read as a category
+    (`personal_categories`). A warning, not a refusal: an export may lack an optional column,
     and the model then learns without it.
 
     `judging`: the command judges a model on the export (evaluate, audit) rather than training one, so the
@@ -129,10 +130,29 @@ def setting_warnings(ts: TrainingSet, params: Params, judging: bool = False) -> 
         out.append(f"data.leads ({params.data.leads}) has no column {absent_columns_text(absent)}, "
                    f"which the features read: every lead {_as(judging)} not having it; check the export's columns or "
                    "data.mapping.leads")
+    out += personal_categories(params)
     unused = activities_unused(crm, params, judging)
     # The file's types are named there already: not again, type by type, as settings no row matches.
     return (out + decisions_undated(ts, params, judging) + (unused or activities_of_open_leads_only(ts, params, judging))
             + unmatched_settings(crm.leads, None if unused else crm.activities, params.features))
+
+
+def personal_categories(params: Params) -> list[str]:
+    """A warning per personal column of the lead (e-mail, phone, company: contract `LEADS.personal`) that
+    features.categorical lists, by its name or by the CRM's name data.mapping maps to it
+    (`ingest.personal_columns_listed`; the CRM's name reads no value, as the features name contract columns): its values
+    would be the model's category levels and appear in the audit's tables and the score log's factors, which otherwise
+    hold no e-mail, phone or company. A warning, not a refusal: a company name is a real, if unwise, category for some
+    B2B teams."""
+    out = []
+    for name, column in personal_columns_listed(params.data, params.features.categorical).items():
+        which = ("a personal column of the lead: its values are kept" if name == column else
+                 f"which data.mapping maps to {column}, a personal column of the lead: listed as {column}, its values "
+                 "would be kept")
+        out.append(f"features.categorical lists {name!r}, {which} in the model, the audit and the score log; leave it "
+                   "out, or derive a non-personal signal from it in features.derived (email_signals: the e-mail "
+                   "domain's kind; contact_gaps: whether an e-mail, phone or company is given)")
+    return out
 
 
 def training_warnings(ts: TrainingSet, params: Params) -> list[str]:

@@ -1476,6 +1476,14 @@ def absent_columns(header, table: str, data: DataParams, wanted: list[str]) -> d
     return {name: alike_column(header, name) for name in absent}
 
 
+def personal_columns_listed(data: DataParams, listed: list[str]) -> dict[str, str]:
+    """The names of `listed` (a lead column setting, such as features.categorical) that are a lead's personal column
+    (contract `LEADS.personal`: e-mail, phone, company), as the contract names it or as the CRM does where
+    data.mapping maps it to one -> that personal column."""
+    contract = _column_mapping("leads", data)
+    return {name: contract.get(name, name) for name in listed if contract.get(name, name) in LEADS.personal}
+
+
 def absent_columns_text(absent: dict[str, str | None]) -> str:
     """``absent_columns`` for a message: "'Industry' (it has 'Industry ', which looks like the same name written
     differently), 'campaign'"."""

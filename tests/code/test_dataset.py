@@ -63,6 +63,35 @@ def test_an_activity_file_of_open_leads_only_is_said_to_leave_every_labelled_lea
     assert warning.startswith(f"none of the {len(unread):,} activity rows of {source} is of a type the features read")
 
 
+def test_a_personal_column_listed_as_a_category_is_said_to_be_kept(sample_params, sample_dir, tmp_path):
+    """features.categorical listing the lead's company kept every company name in the model, the audit and the score
+    log without a word, though the README says no e-mail, phone or company is kept: training (and judging) says so,
+    naming the setting, also when it lists the CRM's name data.mapping maps to the contract's column."""
+    listed = sample_params.model_copy(update={"features": sample_params.features.model_copy(
+        update={"categorical": [*sample_params.features.categorical, "company"]})})
+    ts = assemble(listed)
+    advice = ("in the model, the audit and the score log; leave it out, or derive a non-personal signal from it in "
+              "features.derived (email_signals: the e-mail domain's kind; contact_gaps: whether an e-mail, phone or "
+              "company is given)")
+
+    assert ts.features["company"].notna().any()  # the names are read as categories: what the warning says
+    assert setting_warnings(ts, listed) == [
+        f"features.categorical lists 'company', a personal column of the lead: its values are kept {advice}"]
+    assert setting_warnings(ts, listed, judging=True) == setting_warnings(ts, listed)
+
+    leads = pd.read_csv(sample_dir / "leads.csv").rename(columns={"email": "E-Mail"})
+    leads.to_csv(renamed := tmp_path / "leads.csv", index=False)
+    crm_named = listed.model_copy(update={
+        "data": listed.data.model_copy(update={"leads": str(renamed), "mapping": listed.data.mapping.model_copy(
+            update={"leads": {"E-Mail": "email"}})}),
+        "features": listed.features.model_copy(update={"categorical": [*sample_params.features.categorical,
+                                                                       "E-Mail"]})})
+    # after the warning that data.leads has no column 'E-Mail': the features name the contract's columns
+    assert setting_warnings(assemble(crm_named), crm_named)[1:] == [
+        "features.categorical lists 'E-Mail', which data.mapping maps to email, a personal column of the lead: listed "
+        f"as email, its values would be kept {advice}"]
+
+
 def test_decisions_without_a_date_are_said_to_be_seen_at_creation(sample_params):
     """A contacts export whose close date was left unmapped (or blank) trained each decided lead as seen at its
     creation and counted its conversion however late, with label counts looking as usual and no word said."""
