@@ -1468,12 +1468,23 @@ def _words(name) -> list[str]:
 
 def absent_columns(header, table: str, data: DataParams, wanted: list[str]) -> dict[str, str | None]:
     """The CRM names of the ``wanted`` contract columns of ``table`` that no column of ``header`` maps to
-    (``data.drop_columns`` are never read, so they count as absent), each with the column of ``header`` that
-    looks like it written differently (``alike_column``; None when there is none)."""
+    (``data.drop_columns`` are never read, so they count as absent), each with a hint for a message, None when there
+    is none: a name data.mapping renames ('Lead Origin' listed in features.categorical, which the mapping reads as
+    lead_origin: the features name the contract's columns) says so, else the column of ``header`` that looks like
+    it written differently (``alike_column``)."""
     mapping, dropped = _column_mapping(table, data), set(data.drop_columns)
     present = {mapping.get(column, column) for column in header if column not in dropped}
     absent = [crm_column(data, table, column) for column in wanted if column not in present]
-    return {name: alike_column(header, name) for name in absent}
+    return {name: _absent_hint(header, table, mapping, name) for name in absent}
+
+
+def _absent_hint(header, table: str, mapping: dict[str, str], name: str) -> str | None:
+    """`absent_columns`' hint for ``name``."""
+    if name in mapping:
+        return (f"data.mapping.{table} reads it as {mapping[name]!r}, and the features name the contract's columns: "
+                f"list {mapping[name]!r}")
+    alike = alike_column(header, name)
+    return None if alike is None else f"it has {alike!r}, {ALIKE}"
 
 
 def personal_columns_listed(data: DataParams, listed: list[str]) -> dict[str, str]:
@@ -1487,8 +1498,7 @@ def personal_columns_listed(data: DataParams, listed: list[str]) -> dict[str, st
 def absent_columns_text(absent: dict[str, str | None]) -> str:
     """``absent_columns`` for a message: "'Industry' (it has 'Industry ', which looks like the same name written
     differently), 'campaign'"."""
-    return ", ".join(repr(name) + (f" (it has {alike!r}, {ALIKE})" if alike else "")
-                     for name, alike in absent.items())
+    return ", ".join(repr(name) + (f" ({hint})" if hint else "") for name, hint in absent.items())
 
 
 def example_leads(first: pd.DataFrame, params: Params) -> pd.DataFrame:

@@ -73,7 +73,7 @@ class BatchSummary:
     unread_activity_types: dict[str, int] = dataclasses.field(default_factory=dict)
     rows_past_horizon: int = 0  # scored leads older than the model's label horizon (LeadScorer.past_horizon)
     # Columns the model reads that the file lacks (CRM names): every lead was scored as not having them. Each
-    # with the file's column that looks like it written differently, if any (ingest.absent_columns).
+    # with a hint, if any (ingest.absent_columns: the file's column that looks like it written differently).
     columns_absent: dict[str, str | None] = dataclasses.field(default_factory=dict)
     # Per CRM column the model reads as a category: its values never seen in training, as the file spells them
     # ("TikTok"), -> scored leads that have them, most first (LeadScorer.unseen_values); only columns with some.

@@ -86,8 +86,12 @@ def test_a_personal_column_listed_as_a_category_is_said_to_be_kept(sample_params
             update={"leads": {"E-Mail": "email"}})}),
         "features": listed.features.model_copy(update={"categorical": [*sample_params.features.categorical,
                                                                        "E-Mail"]})})
-    # after the warning that data.leads has no column 'E-Mail': the features name the contract's columns
-    assert setting_warnings(assemble(crm_named), crm_named)[1:] == [
+    warnings = setting_warnings(assemble(crm_named), crm_named)
+    # The export has 'E-Mail', read as email: the warning that it has no column 'E-Mail' says why and what to list.
+    assert warnings[0].startswith(f"data.leads ({renamed}) has no column 'E-Mail' (data.mapping.leads reads it as "
+                                  "'email', and the features name the contract's columns: list 'email'), which the "
+                                  "features read")
+    assert warnings[1:] == [
         "features.categorical lists 'E-Mail', which data.mapping maps to email, a personal column of the lead: listed "
         f"as email, its values would be kept {advice}"]
 
