@@ -23,7 +23,8 @@ from models.gbm import predict_threads
 from models.reasons import ReasonModel
 from pipelines.config import DataParams, FeatureParams
 from pipelines.contract import CLOCK_SLACK
-from pipelines.ingest import COMMAND_LINE, Audience, Problem, as_of_time, as_plain_text, crm_column, prepare_table
+from pipelines.ingest import (COMMAND_LINE, Audience, Problem, as_of_time, as_plain_text, crm_column, prepare_table,
+                              shortened)
 from pipelines.numbers import DecimalMark
 
 OUTPUT_COLUMNS = ["lead_id", "probability", "score", "tier", "likely_rejection_reason", "likely_rejection_probability",
@@ -149,7 +150,8 @@ class LeadScorer:
     def never_seen_as_sent(self, features: pd.DataFrame, leads: pd.DataFrame) -> dict[int, dict[str, str]] | None:
         """Per lead (its position in ``features``) with a value the model never saw in training and scored as its
         "other" level (``never_seen``): each such CRM field, as ``leads`` names it -> that value as the lead sent it,
-        as text ("TikTok", "true" for a JSON true; not the trimmed lower-case value the model compares). A value read
+        as text ("TikTok", "true" for a JSON true; not the trimmed lower-case value the model compares; a very long one
+        `shortened`, as the answer, the score log and the factors naming it echo it). A value read
         as one it knows ("3" for a "3.0" it trained on) is not one. ``leads``: the raw rows ``features`` were built
         from, in their order. Leads with none are left out, so a batch where nothing is new costs a check per column;
         None when the model cannot tell. The service's /score and /explain and batch scoring's never_seen column."""
@@ -161,7 +163,7 @@ class LeadScorer:
             if new.any():
                 name = crm_column(self.data, "leads", column)
                 for i, value in zip(np.flatnonzero(new).tolist(), as_plain_text(leads[name][new]).str.strip()):
-                    out.setdefault(i, {})[name] = value
+                    out.setdefault(i, {})[name] = shortened(value)
         return out
 
     def unseen_values(self, features: pd.DataFrame) -> dict[str, pd.Series] | None:

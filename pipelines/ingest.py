@@ -576,7 +576,7 @@ def _read_sql(spec: str, url: str, base_dir: Path) -> pd.DataFrame:
     """
     engine = _sql_engine(url, base_dir)
     is_query = _QUERY_START.match(spec) is not None
-    what = f"query {_as_sent(spec)}" if is_query else f"table {spec!r}"
+    what = f"query {as_sent(spec)}" if is_query else f"table {spec!r}"
     try:
         with engine.connect() as conn:
             # A colon is text to the database (':x' in a literal), not one of SQLAlchemy's parameters.
@@ -875,17 +875,22 @@ def differing_values(spec: TableSpec, column: str, sent: list[tuple[str, str]]) 
     return ", ".join(f"{name!r}: {shown}" for name, shown in sent)
 
 
-def _as_sent(value) -> str:
+def shortened(text: str) -> str:
+    """A client's text as a message, an answer or the score log echoes it: its start and its length when very long,
+    so a 200,000-character field sent by mistake is still recognised without coming back (or being stored) whole."""
+    return text if len(text) <= 60 else f"{text[:40]}... ({len(text):,} characters)"
+
+
+def as_sent(value) -> str:
     """A cell for a message, as the CRM sent it: text quoted, a number or true/false as the plain
-    value (not numpy's ``np.float64(...)``), a date as ISO text; cut short when very long."""
+    value (not numpy's ``np.float64(...)``), a date as ISO text; cut short when very long (`shortened`)."""
     if isinstance(value, (np.datetime64, datetime)):
         value = pd.Timestamp(value).isoformat()
     elif isinstance(value, (np.timedelta64, timedelta)):
         value = str(pd.Timedelta(value))  # '3 days 00:00:00', not numpy's count of microseconds
     elif isinstance(value, np.generic):
         value = value.item()
-    shown = repr(value)
-    return shown if len(shown) <= 60 else f"{shown[:40]}... ({len(shown):,} characters)"
+    return shortened(repr(value))
 
 
 def _duration_hint(column: str) -> str:
@@ -1020,7 +1025,7 @@ def as_of_time(value) -> pd.Timestamp:
     except (ValueError, OverflowError):  # e.g. 9999-12-31T23:59:59-05:00 is in the year 10000 in UTC
         in_range = False
     if not in_range:
-        raise ValueError(f"as_of {_as_sent(value)} is out of range (expected {DATE_RANGE_TEXT})")
+        raise ValueError(f"as_of {as_sent(value)} is out of range (expected {DATE_RANGE_TEXT})")
     return stamp
 
 
@@ -1152,7 +1157,7 @@ def prepare_table(
     for name, rows in differ.items():
         crms = origins[name]
         for i in np.flatnonzero(rows):
-            sent = differing_values(spec, name, [(crm, _as_sent(raw[crm].iloc[i])) for crm in crms
+            sent = differing_values(spec, name, [(crm, as_sent(raw[crm].iloc[i])) for crm in crms
                                                  if pd.notna(raw[crm].iloc[i]) and not not_answered(raw[crm].iloc[i], data)])
             problems.append(Problem(source, int(i) + 1, crms[0], f"{' and '.join(map(repr, crms))} map to one column, {name} "
                                     f"(data.mapping), and hold different values ({sent}): the row is refused rather "
@@ -1167,8 +1172,8 @@ def prepare_table(
         sent, hits = translated.get(column, (None, None))
         if sent is None or not hits[position]:
             return ""
-        return (f"; the CRM sent {_as_sent(sent.iloc[position])}, which data.value_maps.{column} translates to "
-                f"{_as_sent(value)}")
+        return (f"; the CRM sent {as_sent(sent.iloc[position])}, which data.value_maps.{column} translates to "
+                f"{as_sent(value)}")
 
     def flag(mask: pd.Series | np.ndarray, column: str, kind: str, describe) -> None:
         positions = np.flatnonzero(np.asarray(mask, dtype=bool))
@@ -1191,23 +1196,23 @@ def prepare_table(
             hint = (audience.number_band.format(column=column) if _NUMBER_BAND.fullmatch(str(v)) else
                     f"write numbers {_DECIMAL_MARK_HINT[decimal_mark]}" if _GROUPED_DIGITS.search(str(v)) else
                     _duration_hint(crm_name.get(column, column)) if isinstance(v, (np.timedelta64, timedelta)) else "")
-            return f"not a number: {_as_sent(v)}" + (f" ({hint})" if hint else "")
+            return f"not a number: {as_sent(v)}" + (f" ({hint})" if hint else "")
 
         flag(cells.not_a_number, column, "bad_number", not_a_number)
         flag(cells.reads_two_ways, column, "bad_number", lambda v: (
-            f"ambiguous number {_as_sent(v)}: {TWO_WAYS_WHERE[decimal_mark]} it may be {both_readings(v)}; set "
+            f"ambiguous number {as_sent(v)}: {TWO_WAYS_WHERE[decimal_mark]} it may be {both_readings(v)}; set "
             "data.decimal_mark to comma or point, as the file writes numbers, or write it with no thousands "
             "separator"))
-        flag(cells.too_large, column, "bad_number", lambda v: f"number out of range {_as_sent(v)} "
+        flag(cells.too_large, column, "bad_number", lambda v: f"number out of range {as_sent(v)} "
              f"(a number field holds a finite number smaller than {LARGEST_NUMBER:g} in size)")
         flag(cells.below_zero, column, "bad_number",
-             lambda v, c=column: f"negative {c} {_as_sent(v)} ({c} counts something: 0 or more)")
+             lambda v, c=column: f"negative {c} {as_sent(v)} ({c} counts something: 0 or more)")
         columns[column] = cells.numbers
 
     def check_text(column: str) -> None:
         # A SQL or Parquet float's inf read on would be the category "inf"; the service refuses a JSON Infinity.
         flag(infinite_numbers(columns[column]), column, "infinite_number",
-             lambda v, c=column: f"an infinite number is no {c} value: {_as_sent(v)}")
+             lambda v, c=column: f"an infinite number is no {c} value: {as_sent(v)}")
 
     for column in spec.columns:
         if column not in columns:
@@ -1217,16 +1222,16 @@ def prepare_table(
         if column in spec.dates:
             parsed, numbers, ambiguous = _as_dates(values, data.day_first)
             flag(numbers, column, "number_as_date", lambda v: f"{DATE_FORM}, not "
-                 f"{'' if isinstance(v, (bool, np.bool_)) else 'the number '}{_as_sent(v)}")
-            flag(ambiguous, column, "ambiguous_date", lambda v: f"date {_as_sent(v)} reads day first or month "
+                 f"{'' if isinstance(v, (bool, np.bool_)) else 'the number '}{as_sent(v)}")
+            flag(ambiguous, column, "ambiguous_date", lambda v: f"date {as_sent(v)} reads day first or month "
                  f"first: {audience.ambiguous_date}")
             flag(values.notna() & parsed.isna() & ~numbers & ~ambiguous, column, "unparsable_date",
-                 lambda v: f"unparsable date {_as_sent(v)}{_day_month_order_hint(v, data.day_first, audience)}")
+                 lambda v: f"unparsable date {as_sent(v)}{_day_month_order_hint(v, data.day_first, audience)}")
             flag((parsed < DATE_RANGE[0]) | (parsed >= DATE_RANGE[1]), column, "date_out_of_range",
-                 lambda v: f"date out of range {_as_sent(v)} (expected {DATE_RANGE_TEXT})")
+                 lambda v: f"date out of range {as_sent(v)} (expected {DATE_RANGE_TEXT})")
             if column in spec.past:  # one such date would also become the export's 'now' (dataset.data_as_of)
                 flag((parsed > now + CLOCK_SLACK) & (parsed < DATE_RANGE[1]), column, "date_in_future",
-                     lambda v: f"date in the future {_as_sent(v)} (now is {now:%Y-%m-%d %H:%M} UTC): it records "
+                     lambda v: f"date in the future {as_sent(v)} (now is {now:%Y-%m-%d %H:%M} UTC): it records "
                                "something that has happened; an expected date, such as an open deal's close date, is not one")
             columns[column] = parsed
         elif column in spec.numeric:
@@ -1251,7 +1256,7 @@ def prepare_table(
             status.notna() & (status != "") & ~status.isin(data.statuses),
             "status",
             "unknown_status",
-            lambda v: f"unknown status {_as_sent(v)} (expected one of {data.statuses}; translate CRM values "
+            lambda v: f"unknown status {as_sent(v)} (expected one of {data.statuses}; translate CRM values "
             "with data.value_maps.status)",
         )
 

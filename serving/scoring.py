@@ -21,9 +21,9 @@ from features.labels import policy_reason
 from models.scorer import LeadScorer
 from pipelines.config import DataParams, LabelParams
 from pipelines.contract import LEADS, TABLES
-from pipelines.ingest import (ALIKE, API_CLIENT, Problem, alike_column, as_of_time, as_plain_text, contract_status,
-                              crm_column, differing_values, not_answered, one_value_per_row, prepare_table,
-                              translate)
+from pipelines.ingest import (ALIKE, API_CLIENT, Problem, alike_column, as_of_time, as_plain_text, as_sent,
+                              contract_status, crm_column, differing_values, not_answered, one_value_per_row,
+                              prepare_table, shortened, translate)
 from serving.schemas import Identifier, plain_value
 from serving.security import BAD_JSON_ERROR, card_link, error_message, field_path
 from serving.store import decision_date, email_sha256, utc_naive
@@ -188,7 +188,7 @@ def one_field_per_column(scorer: LeadScorer, leads: list[dict], activities: list
             value, differ = one_value_per_row([pd.Series([row[name]], dtype=object) for name in read], data, table,
                                               column, scorer.features.numeric if table == "leads" else ())
             if differ[0]:
-                values = differing_values(TABLES[table], column, [(name, repr(_as_sent_text(row[name]))) for name in names
+                values = differing_values(TABLES[table], column, [(name, as_sent(_as_sent_text(row[name]))) for name in names
                                           if row[name] is not None and not not_answered(row[name], data)])
                 detail.append(_detail((*loc, names[0]), f"{' and '.join(map(repr, names))} are one field, {column} (the "
                                       f"model's data.mapping.{table}), sent with different values ({values}): send "
@@ -353,7 +353,7 @@ def horizon_fields(scorer: LeadScorer, past_horizon: bool, age_days: float) -> d
 def unread_activity_types_as_sent(scorer: LeadScorer, frames: RequestFrames) -> list[list[str]]:
     """Per lead (request order): the activity types it sent that the model does not read once
     data.value_maps.activity translates them (`features.build.activity_types_read`, the rule batch scoring warns
-    by), each once, as sent (text, stripped), in the order sent; [] for none. A model that reads no activities
+    by), each once, as sent (text, stripped; a very long one `shortened`), in the order sent; [] for none. A model that reads no activities
     reads none (a value of data.missing_values is no type). Such an activity changes nothing in the score: a CRM
     label data.value_maps leaves out ("Requested Demo" for demo_request) scores every lead as never active."""
     out: list[list[str]] = [[] for _ in range(len(frames.leads))]
@@ -369,8 +369,8 @@ def unread_activity_types_as_sent(scorer: LeadScorer, frames: RequestFrames) -> 
         unread = ~activity_types_read(translated.where(translated.notna(), sent), scorer.features)
     origin = [lead for (lead, _), kept in zip(frames.activity_origin, present) if kept]
     for lead, kind, not_read in zip(origin, sent.tolist(), unread):
-        if not_read and kind not in out[lead] and not not_answered(kind, scorer.data):
-            out[lead].append(kind)
+        if not_read and shortened(kind) not in out[lead] and not not_answered(kind, scorer.data):
+            out[lead].append(shortened(kind))
     return out
 
 
@@ -557,12 +557,12 @@ def feedback_event(event: dict, data: DataParams, label: LabelParams) -> tuple[d
                               "CRM's id of the lead the decision is about", "empty_value"))
     status = contract_status(pd.Series([out["status"]], dtype="str"), data).iloc[0]
     if status not in data.statuses:
-        detail.append(_detail(("status",), f"unknown status {event['status']!r}: send "
+        detail.append(_detail(("status",), f"unknown status {as_sent(event['status'])}: send "
                               + choices_in_words(*choices["status"]), "unknown_status"))
     out["status"] = status
     code = policy_reason(label, out["reason"])
     if label.reasons and code is None and out["reason"] is not None:
-        detail.append(_detail(("reason",), f"reason {event['reason']!r} is not a reason code: send no reason (null), "
+        detail.append(_detail(("reason",), f"reason {as_sent(event['reason'])} is not a reason code: send no reason (null), "
                               "or " + choices_in_words(*choices["reason"]), "reason_code"))
     out["reason"] = code if code is not None else out["reason"]  # "No_Budget" and "no_budget" are one code
     try:

@@ -330,6 +330,34 @@ def test_each_score_names_the_activity_types_the_model_does_not_read_as_the_lead
     assert "'demo_request'" in documented["properties"]["unread_activity_types"]["description"]
 
 
+def test_a_very_long_value_is_echoed_by_its_start_and_length_not_whole(client, server, leads):
+    """A CRM mapping its notes field to status, reason, lead source or activity type sent 90,000 characters that came
+    back whole: a 90 KB refusal per decision, and a lead source never seen (or an activity type not read) echoed in
+    the answer and stored so in the score log. Each is now shown by its start and its length (ingest.shortened), as
+    an export's refusals show a cell: the integrator still sees which value it was."""
+    long = "Called twice, no answer." * 3750
+    for field in ("status", "reason"):
+        reply = client.post("/feedback", _feedback(f"evt-long-{field}", **{field: long}))
+        assert reply.status == 422 and len(reply.body) < 2_000, (field, reply.status, len(reply.body))
+        (problem,) = reply.json()["detail"]
+        assert problem["field"] == field and "'Called twice, no answer." in problem["msg"], problem
+        assert "(90,002 characters)" in problem["msg"], problem
+    known = {k: v for k, v in leads[0].items() if k != "activities"}
+    when = leads[0]["activities"][0]["occurred_at"]
+    sent = [{**known, "lead_id": "LONG-SOURCE", "lead_source": long},
+            {**known, "lead_id": "LONG-TYPE", "activities": [{"occurred_at": when, "activity": long}]}]
+    store = Store(server.params.serving.store_url)
+    for lead in sent:
+        reply = client.post("/score", {"leads": [lead], "as_of": AS_OF})
+        assert reply.status == 200 and len(reply.body) < 5_000, (reply.status, len(reply.body))
+        logged = store.latest_score(lead["lead_id"])
+        assert len(json.dumps(logged, default=str)) < 5_000
+        (score,) = reply.json()["scores"]
+        shown = score["never_seen"].get("lead_source") or score["unread_activity_types"][0]
+        assert shown.startswith("Called twice, no answer.") and shown.endswith("(90,000 characters)"), shown
+        assert shown in (logged["never_seen"].get("lead_source"), *logged["unread_activity_types"])
+
+
 def test_a_crm_label_the_models_value_maps_translate_is_a_type_it_reads(trained, leads):
     """Types are judged after data.value_maps.activity, as the model's features read them: "Requested Demo" mapped to
     demo_request is read (and scores as demo_request does), an unmapped label is named as the lead sent it."""
