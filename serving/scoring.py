@@ -234,6 +234,25 @@ def lead_id_problems(leads: list[dict], data: DataParams) -> list[dict]:
     return out
 
 
+def with_lead_ids(detail: list[dict], leads: list[dict], data: DataParams) -> list[dict]:
+    """A batch's problems (its 422), each about a lead (or one of its activities) also naming that lead by the id it sent
+    (`lead_id`, stripped), which a CRM integrator looks the lead up by: ``loc`` counts leads from 0 in the request.
+    An added field beside loc and field, which a client reads as before; left out where the lead sent no id the
+    service takes as one (none, one meaning not answered, or one breaking `schemas.Identifier`: its own problem)."""
+    lead_id_field = crm_column(data, "leads", "lead_id")
+    out = []
+    for problem in detail:
+        position = problem["loc"][1] if problem["loc"][:1] == ["leads"] and len(problem["loc"]) > 1 else None
+        lead = leads[position] if isinstance(position, int) else None
+        sent = lead.get(lead_id_field) if isinstance(lead, dict) else None
+        try:
+            lead_id = None if sent is None or not_answered(sent, data) else _IDENTIFIER.validate_python(sent)
+        except ValidationError:
+            lead_id = None
+        out.append({**problem, "lead_id": lead_id} if lead_id is not None else problem)
+    return out
+
+
 def _as_one_lead(detail: list[dict]) -> list[dict]:
     """Problems about the single lead /explain takes, at its field paths: lead.created_at, not leads[0].created_at."""
     return [_detail(("lead", *d["loc"][2:]), d["msg"], d["type"]) for d in detail]
@@ -405,6 +424,7 @@ def score_request(
     """
     if not leads:
         return Scored([], [])
+    sent = leads
     leads, activities, detail = values_read(scorer, leads, activities)
     if detail:
         raise RequestError(BAD_JSON_ERROR.format(len(detail)), detail, status=400)
@@ -415,7 +435,8 @@ def score_request(
         features, problems, ages = scorer.build(frames.leads, frames.activities, as_of=as_of, audience=API_CLIENT)
         detail = problem_details(problems, frames, scorer)
     if detail:
-        raise RequestError(f"{len(detail)} problem(s) in the leads; nothing was scored", detail)
+        raise RequestError(f"{len(detail)} problem(s) in the leads; nothing was scored",
+                           with_lead_ids(detail, sent, scorer.data))
     found_new = scorer.never_seen_as_sent(features, frames.leads)
     scores, explanations = scorer.explained_scores(features, top_k, age_days=ages, never_seen=found_new)
     positives = [[_factor(f) for f in e.positives] for e in explanations]

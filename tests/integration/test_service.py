@@ -659,6 +659,26 @@ def test_a_lead_id_that_means_not_answered_is_one_problem_at_its_lead_not_one_pe
     assert [(d["field"], d["type"]) for d in reply.json()["detail"]] == [("leads[1].lead_id", "missing")]
 
 
+def test_each_problem_in_a_batch_names_its_lead_by_the_id_it_sent(client, leads):
+    """A refused batch named a lead only by its place (leads[2].created_at), while a CRM integrator looks a lead up by
+    its id: each problem about a lead or one of its activities now also has the lead's `lead_id` as sent (stripped),
+    beside loc and field as before (a 422), and none where the lead sent no id the service takes; /docs.json documents
+    it."""
+    sent = [{**leads[0], "lead_id": "BATCH-OK"}, {**leads[1], "lead_id": " BATCH-BAD-DATE ", "created_at": "garbage"},
+            {**leads[2], "lead_id": "BATCH-BAD-ACTIVITY", "activities": [{"activity": "webinar"}]},
+            {**leads[3], "lead_id": "N/A", "created_at": "garbage"}]
+    reply = client.post("/score", {"leads": sent, "as_of": AS_OF})
+    assert reply.status == 422, reply.body
+    named = [(d["field"], d.get("lead_id")) for d in reply.json()["detail"]]
+    assert ("leads[1].created_at", "BATCH-BAD-DATE") in named and (
+        "leads[2].activities[0].occurred_at", "BATCH-BAD-ACTIVITY") in named, named
+    assert all(lead_id is None for field, lead_id in named if field.startswith("leads[3]")), named
+    spec = client.get("/docs.json").json()
+    assert spec["components"]["schemas"]["Problem"]["properties"]["lead_id"]["type"] == "string"
+    assert _documented(spec, "ErrorResponse", reply.json())
+    assert not _documented(spec, "ErrorResponse", {**reply.json(), "detail": [{**reply.json()["detail"][0], "lead_id": 7}]})
+
+
 def test_a_lead_without_a_required_field_gets_one_answer_whatever_the_other_leads_send(client, leads):
     """Alone (no lead of the request has the field) it was "missing required column ... set data.mapping.leads" at
     leads[*].created_at, the CSV check's words; beside a lead that has it, "empty created_at" at leads[1]."""
@@ -668,7 +688,8 @@ def test_a_lead_without_a_required_field_gets_one_answer_whatever_the_other_lead
         reply = client.post("/score", {"leads": body, "as_of": AS_OF})
         assert reply.status == 422, reply.body
         assert reply.json()["detail"] == [{"loc": ["leads", index, "created_at"], "field": f"leads[{index}].created_at",
-                                           "msg": "required field 'created_at' missing or empty", "type": "missing"}]
+                                           "msg": "required field 'created_at' missing or empty", "type": "missing",
+                                           "lead_id": bare["lead_id"]}]
     two = client.post("/score", {"leads": [bare, {**bare, "lead_id": "NO-DATE-2"}], "as_of": AS_OF}).json()["detail"]
     assert [d["field"] for d in two] == ["leads[0].created_at", "leads[1].created_at"]
     # What the client can fix: a field name in other letter case is not the field.
