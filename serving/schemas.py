@@ -20,7 +20,7 @@ from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Fie
 
 from models.encoding import LEARNT_BY_A_RETRAIN
 from pipelines.contract import LARGEST_NUMBER, NUMBER_TEXT
-from pipelines.ingest import as_plain_text
+from pipelines.ingest import DATE_FORM, as_plain_text
 
 
 def _finite(value: Any) -> Any:
@@ -203,11 +203,9 @@ def _blank_as_none(value: Any) -> Any:
 # seconds (pydantic's default): the CRM exports and the leads' own dates never are. Documented as
 # text, not as format "date-time": that format needs a time zone, and a plain date or a time without
 # a zone is accepted too.
-DateText = Annotated[datetime, BeforeValidator(_date_text), WithJsonSchema({
-    "type": "string",
-    "description": "ISO 8601 date, or date and time, as text (UTC when no zone is given).",
-    "examples": ["2025-12-15", "2025-12-15T14:00:00Z"],
-})]
+_DATE_SCHEMA = {"type": "string", "description": "ISO 8601 date, or date and time, as text (UTC when no zone is given).",
+                "examples": ["2025-12-15", "2025-12-15T14:00:00Z"]}
+DateText = Annotated[datetime, BeforeValidator(_date_text), WithJsonSchema(_DATE_SCHEMA)]
 
 # The time a request scores as of: omitted, null or blank text (as for feedback's amount) is now.
 AsOf = Annotated[DateText | None, BeforeValidator(_blank_as_none)]
@@ -342,6 +340,18 @@ def _true_false_as_text(value: Any) -> Any:
     return value
 
 
+def _text_date(value: Any) -> Any:
+    """A date sent as text, as `_date_text` takes it; true/false, null, an object or a list is told what a date is
+    (pydantic's own words for them advise sending a number as its text)."""
+    if not isinstance(_date_text(value), str):
+        raise ValueError(DATE_FORM)
+    return value
+
+
+# Feedback's decided_at as text, read later as an export's decided_at is (serving.scoring.feedback_event), so it takes
+# what a lead's created_at takes; a number is refused as for DateText.
+DecisionDate = Annotated[str, BeforeValidator(_text_date), WithJsonSchema(_DATE_SCHEMA)]
+
 # Feedback's status or reason as the CRM sends it: text, or true/false read as its text.
 DecisionText = Annotated[str, BeforeValidator(_true_false_as_text), WithJsonSchema({"type": ["string", "boolean"]})]
 
@@ -357,9 +367,10 @@ class Feedback(BaseModel):
     reason: DecisionText | None = Field(None, description="Why, as a reason code; optional, but what the model learns "
                                         "why leads are rejected from (monitor reports the share of rejections with one); "
                                         "true/false is the text \"true\"/\"false\", as for status.")
-    decided_at: DateText = Field(
-        description="When sales decided (ISO 8601 text; UTC when no zone is given). From 1970 to at most a day "
-        "after the service receives the event.")
+    decided_at: DecisionDate = Field(
+        description="When sales decided (ISO 8601 text; UTC when no zone is given), read as an export's decided_at "
+        "and a lead's created_at are (\"Jun 2, 2025\" too). From 1970 to at most a day after the service receives "
+        "the event.")
     # Read as an export's outcomes row reads its amount (serving.scoring.feedback_amount); only a value no table cell
     # holds (an object, a list, NaN or Infinity) is refused here, as in a lead's field. /docs.json documents what it
     # takes for the service's params (serving.openapi), as for a lead's number field.

@@ -538,13 +538,19 @@ def feedback_amount(value, data: DataParams) -> tuple[float | None, list[dict]]:
     decision once, and refusing it for its amount lost the decision itself."""
     if value is None:
         return None, []
-    row = pd.DataFrame({"lead_id": ["lead"], "status": [data.statuses[0]], "amount": pd.Series([value], dtype=object)})
-    checked, problems = prepare_table(row, "outcomes", data, audience=API_CLIENT)
+    amount, problems = _as_outcome_cell("amount", value, data)
     warnings = [_detail(("amount",), f"{p.message}; the decision was stored without an amount: to record one, send "
                         "the decision again under a new event_id with the amount as a number", p.kind)
-                for p in problems if p.contract_column == "amount"]
-    amount = checked["amount"].iloc[0]
+                for p in problems]
     return (None if pd.isna(amount) else float(amount)), warnings
+
+
+def _as_outcome_cell(column: str, value, data: DataParams) -> tuple[object, list[Problem]]:
+    """A feedback event's `column` as an export's outcomes row reads it (ingest.prepare_table, in an API client's
+    words), and its problems; NaT or NaN where none is read."""
+    row = pd.DataFrame({"lead_id": ["lead"], "status": [data.statuses[0]], column: pd.Series([value], dtype=object)})
+    checked, problems = prepare_table(row, "outcomes", data, audience=API_CLIENT)
+    return (checked[column].iloc[0] if len(checked) else None), [p for p in problems if p.contract_column == column]
 
 
 def feedback_event(event: dict, data: DataParams, label: LabelParams) -> tuple[dict, list[dict]]:
@@ -557,8 +563,9 @@ def feedback_event(event: dict, data: DataParams, label: LabelParams) -> tuple[d
     one (or one data.missing_values reads as not answered, a picklist's "Select") is stored as such, as an
     export's is read (label.missing_reason): refused, the decision would be
     lost until the next export, and monitor's "share of rejections with a reason code" could never see
-    the gap it is there to measure. decided_at must be a date a decision can have
-    (`serving.store.decision_date`).
+    the gap it is there to measure. decided_at is read as an export's outcomes row reads it (`_as_outcome_cell`: the
+    date reader a lead's created_at has, "Jun 2, 2025" too, and its refusals, which echo the value) and must be a
+    date a decision can have (`serving.store.decision_date`).
 
     Raises:
         RequestError: a lead id that means "not answered", unknown status, a reason that is not a code,
@@ -586,10 +593,17 @@ def feedback_event(event: dict, data: DataParams, label: LabelParams) -> tuple[d
         detail.append(_detail(("reason",), f"reason {as_sent(event['reason'])} is not a reason code: send no reason (null), "
                               "or " + choices_in_words(*choices["reason"]), "reason_code"))
     out["reason"] = code if code is not None else out["reason"]  # "No_Budget" and "no_budget" are one code
-    try:
-        out["decided_at"] = decision_date(event["decided_at"], utc_naive(pd.Timestamp.now(tz="UTC")))
-    except ValueError as err:
-        detail.append(_detail(("decided_at",), str(err), "decided_at_out_of_range"))
+    decided, problems = _as_outcome_cell("decided_at", event["decided_at"], data)
+    detail += [_detail(("decided_at",), p.message, p.kind) for p in problems]
+    if not problems and pd.isna(decided):
+        detail.append(_detail(("decided_at",), f"decided_at {as_sent(event['decided_at'])} is no date (the service "
+                              f"reads blank text and {quoted([v for v in data.missing_values if v.strip()])} as not "
+                              "answered): send when sales decided", "empty_value"))
+    elif not problems:
+        try:
+            out["decided_at"] = decision_date(decided, utc_naive(pd.Timestamp.now(tz="UTC")))
+        except ValueError as err:
+            detail.append(_detail(("decided_at",), str(err), "decided_at_out_of_range"))
     if detail:
         raise RequestError(f"{len(detail)} problem(s) in the feedback event; it was not stored", detail)
     out["amount"], warnings = feedback_amount(event.get("amount"), data)

@@ -787,7 +787,7 @@ def test_a_lead_id_with_a_line_break_is_refused_in_the_words_feedback_uses(clien
 
 def test_a_400_names_the_field_in_our_words_and_does_not_echo_the_value_back(client):
     """pydantic's own errors carry the value sent (an e-mail, a phone), a docs URL and "Value error, "."""
-    reply = client.post("/feedback", _feedback("evt-words", decided_at="last Tuesday", status=1))
+    reply = client.post("/feedback", _feedback("evt-words", decided_at=True, status=1))
     assert reply.status == 400, reply.body
     detail = {d["field"]: d for d in reply.json()["detail"]}
     assert all(set(d) == {"loc", "field", "msg", "type"} for d in detail.values())
@@ -1066,7 +1066,7 @@ def test_a_rejection_with_a_reason_that_is_no_code_is_refused_naming_the_codes(c
     ("event", "status", "field"),
     [
         (_feedback("evt-s", status="won"), 422, "status"),
-        (_feedback("evt-d", decided_at="last Tuesday"), 400, "decided_at"),
+        (_feedback("evt-d", decided_at="last Tuesday"), 422, "decided_at"),
         ({k: v for k, v in _feedback("evt-l").items() if k != "lead_id"}, 400, "lead_id"),
         (_feedback("evt-b", lead_id="   "), 400, "lead_id"),
         (_feedback("evt-na", lead_id="N/A"), 422, "lead_id"),  # data.missing_values: /score reads it as no id
@@ -1097,14 +1097,36 @@ def test_bad_feedback_is_refused_naming_the_field(client, server, event, status,
     assert event_id not in Store(server.params.serving.store_url).feedback_frame()["event_id"].tolist()
 
 
-@pytest.mark.parametrize(("decided_at", "words"), [("0001-01-01", "before 1970-01-01"), ("1677-01-01", "before 1970-01-01"),
-                                                   ("2300-01-01T00:00:00Z", "in the future")])
+@pytest.mark.parametrize(("decided_at", "words"), [("0001-01-01", "expected 1970-01-01 to 2199-12-31"),
+                                                   ("1677-01-01", "expected 1970-01-01 to 2199-12-31"),
+                                                   ("2300-01-01T00:00:00Z", "expected 1970-01-01 to 2199-12-31"),
+                                                   ("2150-01-01", "date in the future")])
 def test_a_decision_date_no_computation_can_hold_is_refused_by_the_documented_rule(client, decided_at, words):
-    """A CRM's 0001-01-01 placeholder was told pandas' limits (1677-09-22 to 2262-04-11), not 1970 to a day from now."""
+    """A CRM's 0001-01-01 placeholder was told pandas' limits (1677-09-22 to 2262-04-11), not the rule an export's
+    decided_at is read by (1970 to 2199, and not in the future)."""
     reply = client.post("/feedback", _feedback(f"evt-placeholder-{decided_at}", decided_at=decided_at))
     assert reply.status == 422, reply.body
     (problem,) = reply.json()["detail"]
     assert problem["field"] == "decided_at" and words in problem["msg"], problem
+
+
+def test_a_decision_date_is_read_as_a_leads_creation_date_is_and_a_refusal_echoes_it(client, server, leads):
+    """/score took a created_at of "Jun 2, 2025" (the export's date reader) while /feedback refused that decided_at
+    with a 400 that did not say what was sent: an export's decided_at is read by the same reader, so /feedback now is
+    too, and a date it cannot read is refused (422) in the export's words, naming the value."""
+    scored = client.post("/score", {"leads": [{**leads[0], "lead_id": "DATE-WORDS", "created_at": "Jun 2, 2025"}],
+                                    "as_of": AS_OF})
+    stored = client.post("/feedback", _feedback("evt-date-words", decided_at="Jun 2, 2025"))
+    assert (scored.status, stored.status) == (200, 201), (scored.body, stored.body)
+    kept = Store(server.params.serving.store_url).feedback_frame().set_index("event_id")
+    assert kept.loc["evt-date-words", "decided_at"] == pd.Timestamp("2025-06-02")
+    refused = client.post("/feedback", _feedback("evt-date-yesterday", decided_at="yesterday"))
+    assert refused.status == 422, refused.body
+    (problem,) = refused.json()["detail"]
+    assert (problem["field"], problem["msg"], problem["type"]) == ("decided_at", "unparsable date 'yesterday'",
+                                                                   "unparsable_date")
+    spec = client.get("/docs.json").json()
+    assert "Jun 2, 2025" in spec["components"]["schemas"]["Feedback"]["properties"]["decided_at"]["description"]
 
 
 def test_an_event_id_sent_again_with_another_decision_is_refused_and_the_first_kept(client, server):
