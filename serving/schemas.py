@@ -396,7 +396,7 @@ class Problem(BaseModel):
 class FeedbackReceipt(BaseModel):
     event_id: str
     stored: bool = Field(description="False when this event_id was already stored (a retry).")
-    warnings: list[Problem] = Field(default_factory=list, description="Each value sent that the stored decision "
+    warnings: list[Problem] = Field(description="Each value sent that the stored decision "
                                     "leaves out, with its field and why (an amount the service cannot read, e.g. "
                                     "\"12,500\"): send the decision again under a new event_id to record it. Empty "
                                     "when the decision was stored as sent.")

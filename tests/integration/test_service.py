@@ -1332,6 +1332,16 @@ def test_an_amount_written_as_text_is_stored_as_its_number(client, server):
     assert stored["amount"] == 12500.5 and reply.json()["warnings"] == []
 
 
+def test_the_docs_require_the_warnings_every_feedback_receipt_has(client):
+    """The service always sends `warnings` ([] when stored as sent), but /docs.json left it optional: a client
+    generated from it had to handle a receipt without it."""
+    spec = client.get("/docs.json").json()
+    receipt = client.post("/feedback", _feedback("evt-receipt")).json()
+    assert "warnings" in spec["components"]["schemas"]["FeedbackReceipt"]["required"]
+    assert _documented(spec, "FeedbackReceipt", receipt)
+    assert not _documented(spec, "FeedbackReceipt", {k: v for k, v in receipt.items() if k != "warnings"})
+
+
 @pytest.mark.parametrize("amount", ["", "  ", None])
 def test_a_blank_amount_is_stored_as_no_amount(client, server, amount):
     """Salesforce and HubSpot send an empty currency field as "": it was refused (400), and the decision lost."""
