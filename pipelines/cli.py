@@ -341,6 +341,19 @@ def _crm_export(p: Params) -> dict[str, Path | None]:
             for key in ("leads", "activities", "outcomes")}
 
 
+def _store_the_service_ran_with(p: Params, tables: list, nothing_done: str):
+    """The store serving.store_url names, opened without creating anything; refused when it lacks one of `tables`:
+    a wrong store_url (a typo, another database) would otherwise pass for a store that holds nothing."""
+    from serving.store import Store
+
+    store = Store.from_params(p, read_only=True)
+    for table in tables:
+        if not store.has_table(table):
+            _fail(f"the store {store.name} has no {table.name} table: the service never ran with it; check "
+                  f"serving.store_url ({nothing_done})")
+    return store
+
+
 @app.command("export-outcomes")
 def export_outcomes(
     output: Annotated[Path, typer.Option("--output", "-o", help="Outcomes file (contract columns), e.g. for data.outcomes: CSV, or Parquet when it ends in .parquet.")],
@@ -349,7 +362,7 @@ def export_outcomes(
 ) -> None:
     """Write the feedback the service received as an outcomes table: the latest decision per lead."""
     from pipelines.ingest import is_parquet, refuse_to_overwrite
-    from serving.store import FEEDBACK, Store
+    from serving.store import FEEDBACK
 
     p = _params(params)
     if output.is_dir():
@@ -363,12 +376,8 @@ def export_outcomes(
         _fail(err)
     if output.exists() and not overwrite:  # e.g. last quarter's export, or a lead file of the same folder
         _fail(f"--output: {output} already exists; pass --overwrite to replace it, or name another file")
-    try:
-        store = Store.from_params(p, read_only=True)
-        if not store.has_table(FEEDBACK):  # an empty file would pass for "no decision yet" where data.outcomes reads it
-            _fail(f"the store {store.name} has no feedback table: the service never ran with it; check "
-                  "serving.store_url (nothing was written)")
-        outcomes = store.export_outcomes()
+    try:  # an empty file would pass for "no decision yet" where data.outcomes reads it
+        outcomes = _store_the_service_ran_with(p, [FEEDBACK], "nothing was written").export_outcomes()
     except _input_errors() as err:
         _fail(err)
     try:
@@ -379,6 +388,50 @@ def export_outcomes(
     except OSError as err:
         _fail(f"--output: cannot write {output}: {err.strerror or err}")
     typer.echo(f"{len(outcomes):,} leads with a decision -> {output}")
+
+
+@app.command()
+def forget(
+    lead_id: Annotated[Optional[list[str]], typer.Option("--lead-id", help="A lead's id as the service got it; repeat for more.")] = None,
+    email: Annotated[Optional[list[str]], typer.Option("--email", help="A lead's e-mail, matched through the score log's email_sha256 (case and blanks as the service ignored them); repeat for more.")] = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Count the rows it would delete; delete none.")] = False,
+    params: ParamsOption = None,
+) -> None:
+    """Erase leads from the service's store (score log and feedback), e.g. for a GDPR erasure request."""
+    from serving.store import FEEDBACK, SCORE_LOG, StoreWriteFailed
+
+    if not lead_id and not email:
+        raise typer.BadParameter("name at least one lead to forget", param_hint="--lead-id / --email")
+    p = _params(params)
+    try:
+        store = _store_the_service_ran_with(p, [SCORE_LOG, FEEDBACK], "nothing was deleted")
+        done = store.forget(lead_id or [], email or [], dry_run=dry_run)
+    except (*_input_errors(), StoreWriteFailed) as err:
+        _fail(err)
+    verb = "would delete" if dry_run else "deleted"
+    typer.echo(f"store {store.name}{' (dry run: nothing deleted)' if dry_run else ''}")
+    for address, leads in done.leads_by_email.items():
+        if leads:
+            typer.echo(f"  e-mail {address!r}: lead(s) {', '.join(leads)} (by its email_sha256 in score_log)")
+    for value in done.unknown_lead_ids:
+        typer.echo(f"  lead id {value!r}: no row in the store, nothing to delete")
+    for value in done.unknown_emails:
+        typer.echo(f"  e-mail {value!r}: no score carries its hash, nothing to delete (a lead scored without its "
+                   "e-mail is found by --lead-id only)")
+    for table, rows in done.rows.items():
+        typer.echo(f"  {table}: {verb} {rows:,} row(s)")
+    if done.wal_checkpointed is False:
+        typer.echo(f"  note: a reader (the running service) held the SQLite write-ahead log, {store.name}-wal, which "
+                   "keeps copies of the deleted rows until its next checkpoint; run forget again when the service is idle")
+    exports = ", ".join(str(path) for path in _crm_export(p).values() if path)
+    typer.echo("Not touched (erase the lead there yourself):\n"
+               f"  - the CRM export's files ({exports}): erase the lead in the CRM and export again;\n"
+               "  - models already trained on it (MLflow's registered versions, bentos built from them) keep what they "
+               "learnt: once the export no longer holds the lead, `leadscore retrain` trains one without it (`leadscore "
+               "promote` serves it if the gate refuses it); earlier versions stay in MLflow until you delete them;\n"
+               "  - files you wrote (score's output and rejects files, export-outcomes files);\n"
+               "  - on a database server, its own copies: its files until VACUUM reuses the space, its write-ahead log, "
+               "its backups.")
 
 
 @app.command()

@@ -13,6 +13,7 @@ import contextlib
 import hashlib
 import json
 import logging
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -281,7 +282,8 @@ class Store:
         tables lack, when missing, and checks it may write.
 
         Args:
-            read_only: for commands that only read (monitor, retrain, export-outcomes): nothing is created
+            read_only: for commands that only read (monitor, retrain, export-outcomes), and forget, which deletes
+                rows but must not create a wrong store_url's tables: nothing is created
                 or altered, an earlier version's tables are read as they are (a column they lack reads as
                 missing), and a store that does not exist yet reads as empty. So a read-only database
                 account, or SQLite file (`sqlite:///file:store.db?mode=ro&uri=true`), works.
@@ -530,6 +532,69 @@ class Store:
     def export_outcomes(self) -> pd.DataFrame:
         """The contract `outcomes` table from the usable feedback (`usable_feedback`): see `latest_decisions`."""
         return latest_decisions(self.usable_feedback()[0])
+
+    # ------------------------------------------------------------------ erasure
+
+    def forget(self, lead_ids: list[str], emails: list[str], dry_run: bool = False) -> "Forgotten":
+        """Delete every row of the leads named, by id or by e-mail, from score_log and feedback, in one transaction.
+
+        An e-mail is matched through `email_sha256` (normalised as the service hashed it) to the leads whose scores
+        carry it; those leads' rows go from both tables, as feedback holds no e-mail. No other lead's row is touched.
+        On SQLite the deleted rows are overwritten (secure_delete) and the write-ahead log checkpointed, so the
+        file no longer holds them; a database server keeps them in its own files until it reuses the space.
+
+        Raises:
+            ValueError: a blank lead id or e-mail (it would match nothing, and the user would believe it erased).
+            StoreWriteFailed: the database refused or failed the deletion; nothing was deleted.
+        """
+        blank = ([f"lead id {v!r}" for v in lead_ids if not str(v).strip()]
+                 + [f"e-mail {v!r}" for v in emails if not str(v).strip()])
+        if blank:
+            raise ValueError(f"{', '.join(blank)} is blank: name the lead to forget")
+        hashes = dict(zip(emails, email_sha256(pd.Series(emails, dtype=object))))
+        is_sqlite = self.engine.dialect.name == "sqlite"
+        try:
+            with self.engine.connect() as conn:
+                if is_sqlite:  # zero the deleted rows in the file, whatever this SQLite's build defaults to
+                    conn.exec_driver_sql("PRAGMA secure_delete=ON")
+                    conn.commit()
+                with conn.begin():
+                    by_email = {email: sorted(conn.execute(sa.select(SCORE_LOG.c.lead_id).distinct()
+                                                           .where(SCORE_LOG.c.email_sha256 == digest)).scalars())
+                                for email, digest in hashes.items()}
+                    leads = sorted(set(map(str, lead_ids)).union(*by_email.values()))
+                    rows, found = {}, set()
+                    for table in (SCORE_LOG, FEEDBACK):
+                        of_leads = table.c.lead_id.in_(leads)
+                        found.update(conn.execute(sa.select(table.c.lead_id).where(of_leads).distinct()).scalars())
+                        if dry_run:
+                            rows[table.name] = conn.execute(sa.select(sa.func.count()).select_from(table)
+                                                            .where(of_leads)).scalar_one()
+                        else:
+                            rows[table.name] = conn.execute(table.delete().where(of_leads)).rowcount
+        except _UNAVAILABLE as err:
+            raise StoreWriteFailed(f"cannot delete from the store {self.name}: {database_reason(err)}. Nothing was "
+                                   "deleted.") from None
+        wal_checkpointed = None
+        if is_sqlite and not dry_run:  # the log keeps the rows as they were written until a checkpoint empties it
+            try:
+                with self.engine.connect() as conn:
+                    wal_checkpointed = not conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)").first()[0]  # busy
+            except _UNAVAILABLE:
+                wal_checkpointed = False
+        return Forgotten(rows, by_email, [v for v in map(str, lead_ids) if v not in found],
+                         [email for email in emails if not by_email.get(email)], wal_checkpointed)
+
+
+@dataclass
+class Forgotten:
+    """What `Store.forget` deleted (or would have, dry)."""
+
+    rows: dict[str, int]  # table name -> rows deleted
+    leads_by_email: dict[str, list[str]]  # each e-mail as given -> the lead ids its hash matched
+    unknown_lead_ids: list[str]  # the lead ids no row of the store holds
+    unknown_emails: list[str]  # the e-mails no score's email_sha256 matched
+    wal_checkpointed: bool | None  # SQLite: whether its write-ahead log was emptied after (False: a reader held it)
 
 
 def latest_decisions(events: pd.DataFrame) -> pd.DataFrame:

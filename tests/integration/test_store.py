@@ -193,6 +193,119 @@ def test_export_outcomes_never_replaces_the_crm_exports_outcomes(store, tmp_path
     assert history.read_bytes() == before
 
 
+def _forget(store: Store, sample_params, tmp_path, *args: str):
+    """`leadscore forget ARGS` on `store`, as the privacy officer runs it."""
+    from typer.testing import CliRunner
+
+    from pipelines.cli import app
+    from serving.local_server import params_file
+
+    params = params_file(sample_params, tmp_path / "params.yaml", {"serving.store_url": store.url})
+    result = CliRunner().invoke(app, ["forget", "--params", str(params), *args])
+    assert result.exit_code == 0, result.output
+    return result.output
+
+
+ANA, BOB = "00Q5eANA", "00Q5eBOB"  # distinct enough not to be found by chance in a database file's bytes
+
+
+def _two_leads(store: Store) -> None:
+    """Ana's lead (scored twice, once with her e-mail) and someone else's, Bob's, each with a decision."""
+    store.log_scores(_scores([ANA, ANA, BOB], email_sha256=email_sha256(pd.Series(
+        [" Ana.Ruiz@Acme.com", None, "bob@acme.com"], dtype=object))))
+    store.add_feedback(_event("e1", ANA))
+    store.add_feedback(_event("e2", BOB, status="converted", reason=None, amount=900.0))
+
+
+def test_forget_deletes_a_leads_scores_and_decisions_and_no_other_leads(store, tmp_path, sample_params):
+    _two_leads(store)
+    other_scores, other_feedback = store.score_log_frame().iloc[[2]], store.feedback_frame().iloc[[1]]
+    output = _forget(store, sample_params, tmp_path, "--lead-id", ANA)
+    assert "score_log: deleted 2 row(s)" in output and "feedback: deleted 1 row(s)" in output
+    assert "`leadscore retrain` trains one without it" in output  # what it leaves, and how to drop it there
+    assert store.latest_score(ANA) is None
+    pd.testing.assert_frame_equal(store.score_log_frame(), other_scores.reset_index(drop=True))
+    pd.testing.assert_frame_equal(store.feedback_frame(), other_feedback.reset_index(drop=True))
+
+
+def test_forget_by_email_finds_the_lead_through_its_hash_whatever_the_case_and_blanks(store, tmp_path, sample_params):
+    """The erasure request names a person by e-mail; feedback, which holds none, goes too, by the lead it names."""
+    _two_leads(store)
+    output = _forget(store, sample_params, tmp_path, "--email", "ana.ruiz@ACME.com  ")
+    assert "e-mail 'ana.ruiz@ACME.com  ': lead(s) 00Q5eANA (by its email_sha256 in score_log)" in output
+    assert "score_log: deleted 2 row(s)" in output and "feedback: deleted 1 row(s)" in output
+    assert store.score_log_frame()["lead_id"].tolist() == [BOB]
+    assert store.feedback_frame()["lead_id"].tolist() == [BOB]
+
+
+def test_forget_dry_run_counts_the_rows_and_deletes_none(store, tmp_path, sample_params):
+    _two_leads(store)
+    scores, feedback = store.score_log_frame(), store.feedback_frame()
+    output = _forget(store, sample_params, tmp_path, "--lead-id", ANA, "--email", "bob@acme.com", "--dry-run")
+    assert "(dry run: nothing deleted)" in output
+    assert "score_log: would delete 3 row(s)" in output and "feedback: would delete 2 row(s)" in output
+    pd.testing.assert_frame_equal(store.score_log_frame(), scores)
+    pd.testing.assert_frame_equal(store.feedback_frame(), feedback)
+
+
+def test_forget_of_a_lead_the_store_does_not_hold_deletes_nothing_and_says_so(store, tmp_path, sample_params):
+    _two_leads(store)
+    output = _forget(store, sample_params, tmp_path, "--lead-id", "00Q5eNONE", "--email", "eve@acme.com")
+    assert "lead id '00Q5eNONE': no row in the store, nothing to delete" in output
+    assert "e-mail 'eve@acme.com': no score carries its hash, nothing to delete" in output
+    assert "score_log: deleted 0 row(s)" in output and "feedback: deleted 0 row(s)" in output
+    assert len(store.score_log_frame()) == 3 and len(store.feedback_frame()) == 2
+
+
+def test_forget_leaves_no_copy_of_the_lead_in_the_sqlite_files(tmp_path, sample_params):
+    """Deleted rows stay in SQLite's free pages, and the write-ahead log keeps them as written, unless zeroed and
+    checkpointed: the erased lead could be read back from the file."""
+    store = Store(f"sqlite:///{tmp_path / 'store.db'}")
+    _two_leads(store)
+    _forget(store, sample_params, tmp_path, "--lead-id", ANA)
+    files = [path.read_bytes() for path in tmp_path.glob("store.db*")]
+    her_hash = hashlib.sha256(b"ana.ruiz@acme.com").hexdigest().encode()
+    assert not [data for data in files if b"00Q5eANA" in data or her_hash in data]
+    assert [data for data in files if b"00Q5eBOB" in data]
+
+
+def test_forget_refuses_a_store_the_service_never_ran_with(tmp_path, sample_params):
+    """A wrong serving.store_url would report "no row" for a lead the real store still holds."""
+    from typer.testing import CliRunner
+
+    from pipelines.cli import app
+    from serving.local_server import params_file
+
+    wrong = tmp_path / "stor.db"
+    params = params_file(sample_params, tmp_path / "params.yaml", {"serving.store_url": f"sqlite:///{wrong}"})
+    result = CliRunner().invoke(app, ["forget", "--params", str(params), "--lead-id", ANA])
+    assert result.exit_code == 1
+    assert f"the store {wrong} has no score_log table" in result.output.replace("\n", "")
+    assert "(nothing was deleted)" in result.output.replace("\n", " ") and not wrong.exists()
+
+
+def test_forget_on_an_account_that_may_only_read_is_refused_saying_why_and_deletes_nothing(postgres, tmp_path,
+                                                                                             sample_params):
+    """The export-outcomes account (SELECT only) used for an erasure: one red line naming the store and the
+    database's reason, not a traceback; and no half-erased lead (score_log deleted, feedback refused)."""
+    from typer.testing import CliRunner
+
+    from pipelines.cli import app
+    from serving.local_server import params_file
+
+    url = postgres.database()
+    store = Store(url)
+    _two_leads(store)
+    reader = postgres.reader(url)
+    params = params_file(sample_params, tmp_path / "params.yaml", {"serving.store_url": reader})
+    result = CliRunner().invoke(app, ["forget", "--params", str(params), "--lead-id", ANA])
+    assert result.exit_code == 1 and isinstance(result.exception, SystemExit), result.output
+    assert (f"cannot delete from the store {Store(reader, read_only=True).name}: permission denied for table "
+            in result.output.replace("\n", ""))
+    assert result.output.rstrip().endswith("Nothing was deleted.")
+    assert len(store.score_log_frame()) == 3 and len(store.feedback_frame()) == 2
+
+
 def test_retrain_runs_past_stored_events_with_impossible_dates(tmp_path, caplog, monkeypatch_session):
     """A year-1 decision an older version stored made every `leadscore retrain` die in pandas
     ("Out of bounds nanosecond timestamp") until someone deleted the row by hand."""
