@@ -103,3 +103,21 @@ def test_the_service_refuses_to_start_in_one_line_on_a_postgres_account_that_may
             "permission denied for table ") in line
     assert line.endswith("work with a read-only account.") and "Traceback" not in log
     assert Store(url).feedback_frame()["event_id"].tolist() == ["kept"]
+
+
+def test_the_running_service_goes_on_after_forget_erases_a_lead_from_its_store(server, client, tmp_path):
+    """The privacy officer runs `leadscore forget` against the store the service is writing: the lead's card is gone,
+    other leads' stay, and the service scores and takes decisions as before, the erased lead's too if the CRM sends it."""
+    ana = {**LEAD, "lead_id": "PG-ANA", "email": " Ana.Ruiz@Acme.com"}
+    assert client.post("/score", {"leads": [ana, {**LEAD, "lead_id": "PG-BOB"}], "as_of": AS_OF}).status == 200
+    assert client.post("/feedback", _feedback("pg-ana", lead_id="PG-ANA")).status == 201
+    params = params_file(server.params, tmp_path / "params.yaml")
+    result = CliRunner().invoke(app, ["forget", "--params", str(params), "--email", "ana.ruiz@acme.com"])
+    assert result.exit_code == 0, result.output
+    assert "score_log: deleted 1 row(s)" in result.output and "feedback: deleted 1 row(s)" in result.output
+
+    assert client.get("/leads/PG-ANA").status == 404
+    assert client.get("/leads/PG-BOB").status == 200
+    assert client.post("/score", {"leads": [ana], "as_of": AS_OF}).status == 200
+    assert client.post("/feedback", _feedback("pg-ana-2", lead_id="PG-ANA")).status == 201
+    assert client.get("/leads/PG-ANA").status == 200
