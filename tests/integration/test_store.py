@@ -269,6 +269,26 @@ def test_forget_leaves_no_copy_of_the_lead_in_the_sqlite_files(tmp_path, sample_
     assert [data for data in files if b"00Q5eBOB" in data]
 
 
+def test_forget_while_a_reader_holds_the_sqlite_log_deletes_and_says_the_log_still_holds_copies(tmp_path, sample_params):
+    """The service reading at that moment keeps the write-ahead log from being emptied (forget waits the store's
+    busy timeout, 30 s, for it first): the rows are deleted, and the user told the log's copies remain, and what to do."""
+    import sqlite3
+
+    store = Store(f"sqlite:///{tmp_path / 'store.db'}")
+    _two_leads(store)
+    reader = sqlite3.connect(tmp_path / "store.db", isolation_level=None)
+    try:
+        reader.execute("BEGIN")
+        reader.execute("SELECT count(*) FROM score_log").fetchone()  # a read snapshot, as a request holds one
+        output = _forget(store, sample_params, tmp_path, "--lead-id", ANA)
+    finally:
+        reader.close()
+    assert "score_log: deleted 2 row(s)" in output
+    assert f"note: a reader (the running service) held the SQLite write-ahead log, {tmp_path / 'store.db'}-wal" in output
+    assert "run forget again when the service is idle" in output.replace("\n", " ")
+    assert store.score_log_frame()["lead_id"].tolist() == [BOB]
+
+
 def test_forget_refuses_a_store_the_service_never_ran_with(tmp_path, sample_params):
     """A wrong serving.store_url would report "no row" for a lead the real store still holds."""
     from typer.testing import CliRunner
