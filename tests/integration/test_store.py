@@ -223,6 +223,7 @@ def test_forget_deletes_a_leads_scores_and_decisions_and_no_other_leads(store, t
     output = _forget(store, sample_params, tmp_path, "--lead-id", ANA)
     assert "score_log: deleted 2 row(s)" in output and "feedback: deleted 1 row(s)" in output
     assert "`leadscore retrain` trains one without it" in output  # what it leaves, and how to drop it there
+    assert "the service's logs (its access log names a lead id" in output
     assert store.latest_score(ANA) is None
     pd.testing.assert_frame_equal(store.score_log_frame(), other_scores.reset_index(drop=True))
     pd.testing.assert_frame_equal(store.feedback_frame(), other_feedback.reset_index(drop=True))
