@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 
 from features.build import feature_catalog
+from features.phrases import AMOUNT_SHAPES, LOW_AMOUNT_LOWERS, LOW_AMOUNT_RAISES, phrasebook
 from models.metrics import calibration_bins
 from models.scorer import LeadScorer
 from models.splits import Split
@@ -142,6 +143,44 @@ def _features(params: Params, training_set) -> str:
             "feature (only its domain type); category levels seen fewer than 10 times, or never, share one "
             "`__other__` level.")
     return note + "\n\n" + _table(pd.DataFrame(rows), index=False, digits=3)
+
+
+def _amount_directions(scorer: LeadScorer) -> str:
+    """Which way more of each amount moves the score, and up to which amount, as the scorer keeps it
+    (``LeadScorer.amount_directions``): what a rep's factor rests on when it says "22 employees (leads that convert
+    usually have more)". '' for a scorer pickled before it kept them, or without an amount signal."""
+    directions = scorer.amount_directions
+    book = phrasebook(scorer.features)
+    amounts = [signal for signal in book.signals if book.shapes[signal] in AMOUNT_SHAPES]
+    if directions is None or not amounts:
+        return ""
+    rows = []
+    for signal in amounts:
+        direction, feature = directions.get(signal), book.features[signal][0]
+        if direction is None:
+            rows.append({"signal": signal, "more of it": "no clear direction (its factors give the amount alone)",
+                         "up to": None, "known from": "the fitted model"})
+            continue
+        declared = f"features.monotone_{'increasing' if direction.more > 0 else 'decreasing'}"
+        rows.append({"signal": signal, "more of it": "raises the score" if direction.more > 0 else "lowers the score",
+                     "up to": "any amount" if np.isinf(direction.up_to) else _amount_in_words(book, signal, direction.up_to),
+                     "known from": f"declared ({declared})" if feature.monotone else "learned from the fitted model"})
+    return ("Whether more of each amount raises or lowers the score, and up to which amount, as the fitted model "
+            "scores its own leads (or as params declare it). A rep's factor rests on it: a lead with less than usual "
+            f"whose amount lowers its score reads \"{LOW_AMOUNT_LOWERS.format(phrase='…')}\", its mirror "
+            f"\"{LOW_AMOUNT_RAISES.format(phrase='…')}\"; past *up to*, or with no clear direction, the amount reads "
+            "alone."
+            "\n\n" + _table(pd.DataFrame(rows), index=False))
+
+
+def _amount_in_words(book, signal: str, amount: float) -> str:
+    """`amount` of an amount `signal` as a rep's factor words it ("1,066 employees")."""
+    row = pd.DataFrame({feature: [np.nan] for feature in book.signal_of})
+    row[book.features[signal][0].name] = amount
+    column = book.signals.index(signal)
+    needed = np.zeros((1, len(book.signals)), dtype=bool)
+    needed[0, column] = True
+    return book.render(row, needed=needed)[0][0, column]
 
 
 def _metrics(evaluation) -> str:
@@ -278,6 +317,9 @@ def model_card(
         sections.append("## Data window\n\n" + _data_window(training_set, split))
     sections.append("## Label policy\n\n" + _label_policy(params))
     sections.append("## Features\n\n" + _features(params, training_set))
+    amounts = _amount_directions(scorer)
+    if amounts:
+        sections.append("## Which way more of an amount moves the score\n\n" + amounts)
     if evaluation is not None:
         sections.append("## Metrics vs peers\n\n" + _metrics(evaluation))
     sections.append("## Calibration\n\n" + _calibration(scorer, evaluation, params))

@@ -266,6 +266,29 @@ def test_the_model_card_shows_calibration_by_age_and_names_an_age_it_misjudges(t
     assert card.count("-scored: predicted") == 1  # the well-calibrated ages are not listed
 
 
+def test_the_model_card_says_which_way_more_of_each_amount_moves_the_score(trained, sample_params):
+    """A rep reads "22 employees (leads that convert usually have more)"; the analyst showing the card to a VP sees
+    what that rests on: per amount signal whether more raises or lowers the score, up to which amount, in the words
+    of a factor, learned or declared. A model pickled before it kept the directions shows nothing new."""
+    from features.phrases import describe
+    from models.card import model_card
+
+    scorer = trained.scorer
+    card = mlflow.artifacts.load_text(f"runs:/{trained.run_id}/model_card.md")
+    assert "## Which way more of an amount moves the score" in card
+    assert scorer.amount_directions and any(d.up_to < np.inf for d in scorer.amount_directions.values())
+    for signal, (more, up_to) in scorer.amount_directions.items():
+        row = trained.training_set.features.head(1).copy()
+        row[signal] = up_to
+        words = "any amount" if up_to == np.inf else describe(row, scorer.features)[0][signal].iloc[0]
+        how = "raises the score" if more > 0 else "lowers the score"
+        assert f"| {signal} | {how} | {words} | learned from the fitted model |" in card, signal
+    old = copy.copy(scorer)
+    del old.__dict__["amount_directions"]  # as a scorer pickled before it kept them loads
+    before, now = (model_card(s, sample_params, evaluation=trained.evaluation) for s in (old, scorer))
+    assert before == now.replace(now[now.index("## Which way"):now.index("## Metrics")], "")  # only the section
+
+
 def test_pyfunc_model_loaded_by_alias_scores_crm_rows(trained, sample_params, sample_dir):
     tracking.use_store(sample_params)
     model = mlflow.pyfunc.load_model(f"models:/{sample_params.tracking.registered_model}@champion")
