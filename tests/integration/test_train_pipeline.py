@@ -274,6 +274,7 @@ def test_the_model_card_says_which_way_more_of_each_amount_moves_the_score(train
     from models.card import model_card
 
     scorer = trained.scorer
+    tracking.use_store(sample_params)
     card = mlflow.artifacts.load_text(f"runs:/{trained.run_id}/model_card.md")
     assert "## Which way more of an amount moves the score" in card
     assert scorer.amount_directions and any(d.up_to < np.inf for d in scorer.amount_directions.values())
