@@ -172,15 +172,17 @@ def unused_line(names: Sequence[str], noun: str = "field", decimals: int | None 
 
 
 def importance_plot(names: Sequence[str], values: Sequence[float], title: str, unused: Sequence[str] = (),
-                    noun: str = "field", decimals: int | None = None) -> Figure:
+                    noun: str = "field", decimals: int | None = None, computed_on: str = "") -> Figure:
     """Horizontal bars, largest absolute value on top; negative values (pushing scores down) in red. The `unused`
-    names (`unused`, left out of `names` by the caller) are said under the plot (`unused_line`)."""
+    names (`unused`, left out of `names` by the caller) are said under the plot (`unused_line`). The title says the
+    rows it was `computed_on` (`Split.training_caption` for a model's gain), when given."""
     if len(names) != len(values):
         raise ValueError(f"names and values differ in length: {len(names)} vs {len(values)}")
     order = np.argsort(-np.abs(np.asarray(values, dtype="float64")), kind="mergesort")[::-1]
     labels = [str(names[i]) for i in order]
     heights = np.asarray(values, dtype="float64")[order]
-    figure, axes = _new_axes(title, "importance", "", size=(7.0, max(2.5, 0.3 * len(labels) + 1.2)))
+    figure, axes = _new_axes(title, "importance", "", size=(7.0, max(2.5, 0.3 * len(labels) + 1.2)),
+                             computed_on=computed_on)
     axes.barh(labels, heights, color=np.where(heights < 0, "tab:red", "tab:blue"))
     axes.axvline(0, color="black", linewidth=0.8)
     if len(unused):

@@ -44,11 +44,25 @@ class Split:
         """What the test rows are, as a plot's title says it: "test leads (n=1,843, created 2025-07-01 → 2025-12-31)",
         or for a stratified split "test leads, seeded random hold-out (n=1,843)" (with their creation dates when
         dated). A PNG shown alone must say what its curves were computed on."""
-        text = "test leads" if self.kind == "out_of_time" else "test leads, seeded random hold-out"
-        text += f" (n={len(self.test):,}"
-        if "test" in self.date_ranges:
-            first, last = self.date_ranges["test"]
-            text += f", created {first:%Y-%m-%d} → {last:%Y-%m-%d}"
+        return self._caption("test leads" if self.kind == "out_of_time" else "test leads, seeded random hold-out", ("test",))
+
+    def training_caption(self, pooled: bool) -> str:
+        """What the rows a model was fit on are, as its feature-importance plot's title says it, by `test_caption`'s
+        rule: "training leads (n=5,512, created 2025-01-01 → 2025-05-31)", a stratified split's "training leads,
+        seeded random share (n=…)"; `pooled` (the models cross-validate, `models.train.cross_validates`, and are refit
+        on the train, validation and calibration rows together) "training leads, all but the seeded random test
+        hold-out (n=…)"."""
+        if pooled:
+            return self._caption("training leads, all but the seeded random test hold-out", PART_NAMES[:3])
+        return self._caption("training leads" if self.kind == "out_of_time" else "training leads, seeded random share",
+                             ("train",))
+
+    def _caption(self, text: str, parts: tuple[str, ...]) -> str:
+        """`text`, then the number of rows of `parts` and the creation dates they span when dated."""
+        text += f" (n={sum(len(getattr(self, name)) for name in parts):,}"
+        spans = [self.date_ranges[name] for name in parts if name in self.date_ranges]
+        if spans:
+            text += f", created {min(first for first, _ in spans):%Y-%m-%d} → {max(last for _, last in spans):%Y-%m-%d}"
         return text + ")"
 
     def tags(self) -> dict[str, str]:

@@ -124,7 +124,8 @@ def fit_scorer(
 
     encoder = category_encoder(X_tr, catalog)
     E_tr, E_va = encoder.transform(X_tr), encoder.transform(X_va)
-    info: dict = {"trained_at": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+    info: dict = {"trained_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                  "trained_on": split.training_caption(pooled=False)}
 
     val_margins: dict[str, np.ndarray] = {}
     booster = logistic = None
@@ -282,7 +283,7 @@ def _fit_cv(
         fold_encoder = category_encoder(X.iloc[fit_rows], catalog)
         fold_frames.append((fold_encoder.transform(X.iloc[fit_rows]), fold_encoder.transform(X.iloc[held_out])))
     info: dict = {"trained_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-                  "cv": {"folds": mp.cv_folds, "rows": len(rows)}}
+                  "trained_on": split.training_caption(pooled=True), "cv": {"folds": mp.cv_folds, "rows": len(rows)}}
 
     oof: dict[str, np.ndarray] = {}
     booster = logistic = None

@@ -82,8 +82,9 @@ class Evaluation:
 
     def plots(self, scorer=None, ece_bins: int = 10) -> dict[str, Figure]:
         """The ROC/PR/calibration/gain plots by file name, each titled with the test rows it was computed on
-        (`computed_on`), and with `scorer`'s booster its LightGBM gain per feature, the features it never splits on
-        said under the bars, not drawn as empty ones (`models.plots.unused`)."""
+        (`computed_on`), and with `scorer`'s booster its LightGBM gain per feature, titled with the rows it was trained
+        on (`Split.training_caption`, kept in its info; a model trained before says nothing of them), the features it
+        never splits on said under the bars, not drawn as empty ones (`models.plots.unused`)."""
         curves = {name: (self.y_test, p) for name, p in self.test_probabilities.items()}
         on = self.computed_on
         plots = {"roc.png": roc_plot(curves, on), "pr.png": pr_plot(curves, on),
@@ -92,8 +93,9 @@ class Evaluation:
             names, gain = scorer.booster.feature_name(), scorer.booster.feature_importance(importance_type="gain")
             left_out = unused(names, gain)
             used = [(name, value) for name, value in zip(names, gain) if name not in left_out]
-            plots["feature_importance.png"] = importance_plot([n for n, _ in used], [v for _, v in used], "LightGBM gain",
-                                                              left_out, noun="feature")
+            plots["feature_importance.png"] = importance_plot(
+                [n for n, _ in used], [v for _, v in used], "Feature importance (LightGBM gain)", left_out, noun="feature",
+                computed_on=scorer.info.get("trained_on", ""))
         return plots
 
 

@@ -80,7 +80,7 @@ def test_unused_fields_are_said_in_one_line_not_drawn_as_empty_bars(curves):
     booster = lgb.train({"objective": "binary", "verbose": -1, "min_data_in_leaf": 5}, lgb.Dataset(x, y), 5)
     evaluation = Evaluation(pd.DataFrame(), pd.DataFrame(), {"leadscore": curves["leadscore"][1]}, y)
 
-    figure = evaluation.plots(SimpleNamespace(booster=booster))["feature_importance.png"]
+    figure = evaluation.plots(SimpleNamespace(booster=booster, info={}))["feature_importance.png"]
 
     assert [tick.get_text() for tick in figure.axes[0].get_yticklabels()] == ["visits"]
     assert figure.get_supxlabel() == ("2 features the model does not use (importance 0), left out: do_not_call, "

@@ -1,5 +1,7 @@
 """The shared train / validation / calibration / test split."""
 
+import dataclasses
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -58,6 +60,25 @@ def test_the_test_caption_says_which_leads_how_many_and_when_created_as_a_plot_t
     first, last = created_at.iloc[dated.test].min(), created_at.iloc[dated.test].max()
     assert dated.test_caption() == f"test leads (n=200, created {first:%Y-%m-%d} → {last:%Y-%m-%d})"
     assert make_split(None, y, FRACTIONS, seed=1).test_caption() == "test leads, seeded random hold-out (n=200)"
+
+
+def test_the_training_caption_says_which_leads_a_model_learned_from_by_the_test_captions_rule():
+    """A model's feature-importance plot is titled with it (`Evaluation.plots`): the train part, or with the models
+    cross-validating the train, validation and calibration parts pooled, and the creation dates they span."""
+    created_at, y = _dated_leads()
+    dated = make_split(created_at, y, FRACTIONS, seed=1)
+    first, last = created_at.iloc[dated.train].min(), created_at.iloc[dated.train].max()
+    assert dated.training_caption(pooled=False) == (f"training leads (n={len(dated.train):,}, created {first:%Y-%m-%d} → "
+                                                    f"{last:%Y-%m-%d})")
+    undated = make_split(None, y, FRACTIONS, seed=1)
+    assert undated.training_caption(pooled=False) == f"training leads, seeded random share (n={len(undated.train):,})"
+    assert undated.training_caption(pooled=True) == (f"training leads, all but the seeded random test hold-out "
+                                                     f"(n={len(y) - len(undated.test):,})")
+    shuffled = dataclasses.replace(dated, kind="stratified", stratified_because="a made-up reason")  # its parts span dates
+    pooled = np.concatenate([dated.train, dated.validation, dated.calibration])
+    assert shuffled.training_caption(pooled=True) == (
+        f"training leads, all but the seeded random test hold-out (n={len(pooled):,}, created "
+        f"{created_at.iloc[pooled].min():%Y-%m-%d} → {created_at.iloc[pooled].max():%Y-%m-%d})")
 
 
 def test_undated_split_is_stratified_and_keeps_the_positive_rate():

@@ -73,6 +73,18 @@ def test_train_and_evaluate_title_every_plot_with_the_test_leads_it_was_computed
         assert {f"evaluation/{name}" for name in titles} <= logged
 
 
+def test_the_feature_importance_plot_is_titled_with_the_leads_the_model_was_trained_on(trained, sample_params):
+    """"LightGBM gain" said neither what it measures nor on which rows: the gain is the model's, on the training
+    leads its run's data/split.json records, and evaluate's run of the registered model says the same rows."""
+    tracking.use_store(sample_params)
+    split = mlflow.artifacts.load_dict(f"runs:/{trained.run_id}/data/split.json")
+    title = (f"Feature importance (LightGBM gain) — training leads (n={split['train_rows']:,}, created "
+             f"{split['train_from'][:10]} → {split['train_to'][:10]})")
+    registered = tracking.load_scorer(sample_params, version=trained.version)
+    for scorer in (trained.scorer, registered):
+        assert trained.evaluation.plots(scorer)["feature_importance.png"].axes[0].get_title() == title
+
+
 def test_the_input_example_of_a_parquet_export_holds_its_values_as_the_crm_shows_them(sample_dir, tmp_path):
     """A Parquet file types its columns: employees as floats once a lead lacks them, the creation date as a timestamp.
     The example holds them as text, as a CRM sends them ("46", not 46.0), "Select" as written and the missing empty."""
