@@ -1234,8 +1234,9 @@ def tiers_section(
                    {"tiers": tiers_plot(table, overall)})
 
 
-def calibration_section(rows: ExplainedRows, bins: int) -> Section:
-    """5. Whether a predicted probability means what it says."""
+def calibration_section(rows: ExplainedRows, bins: int, computed_on: str = "") -> Section:
+    """5. Whether a predicted probability means what it says. The plot's title says which leads `rows` are, when
+    given (`Split.test_caption`, as evaluate's calibration plot says it): the PNG travels without the page."""
     table = calibration_bins(rows.y, rows.probability, bins=bins)
     ece = expected_calibration_error(rows.y, rows.probability, bins=bins)
     # Leads of one probability share a group (`calibration_bins`): X Education's read "about equal size" above groups
@@ -1246,7 +1247,8 @@ def calibration_section(rows: ExplainedRows, bins: int) -> Section:
              "(about equal, but leads given the same probability stay in one group): each group's "
              f"average prediction against the share of it that converted. Calibration error {ece:.3f}: the "
              "average gap between the two (0.02 = 2 percentage points)."]
-    figure = calibration_plot({SCORER_LABEL: (rows.y, rows.probability)}, bins=bins, error_name="calibration error")
+    figure = calibration_plot({SCORER_LABEL: (rows.y, rows.probability)}, bins=bins, error_name="calibration error",
+                              computed_on=computed_on)
     return Section("calibration", "Do predicted probabilities come true? (calibration)", notes,
                    {"calibration": table.drop(columns="weight")}, {"calibration": figure})
 
@@ -1336,7 +1338,7 @@ def build_audit(
         segments_section(outcomes, export_rows(training_set, len(outcomes)), training_set.crm.feedback,
                          params.label, amounts_left_out(training_set.crm)),
         tiers_section(rows, scorer.tiers, params.evaluate.top_fractions, held_out_leads(training_set, split, params.label)),
-        calibration_section(rows, params.evaluate.ece_bins),
+        calibration_section(rows, params.evaluate.ece_bins, split.test_caption()),
         change_section(rows, training_set, previous, params.evaluate),
     ]
     registry = scorer.info.get("registry", {})

@@ -787,6 +787,17 @@ def test_the_page_explains_its_terms_and_heads_tables_in_words_while_the_csv_kee
                                                                                  "mean_abs_contribution"]
 
 
+def test_the_calibration_plot_says_which_leads_it_is_drawn_on_as_evaluates_does(audited, trained, sample_params):
+    """The calibration PNG, downloaded from the audit's run or pasted in a slide, said only "Calibration": it is titled
+    with the held-out leads as evaluate's calibration plot of the same model on the same export is."""
+    tracking.use_store(sample_params)
+    split = mlflow.artifacts.load_dict(f"runs:/{trained.run_id}/data/split.json")
+    title = sections(audited)["calibration"].figures["calibration"].axes[0].get_title()
+    assert title == (f"Calibration — test leads (n={split['test_rows']:,}, created {split['test_from'][:10]} → "
+                     f"{split['test_to'][:10]})")
+    assert title == trained.evaluation.plots()["calibration.png"].axes[0].get_title()
+
+
 def test_html_tables_show_counts_as_whole_numbers():
     """Tier conversions are counted in floats: '137.000' would read as 137 thousand where a comma is the
     decimal mark. Counts read '137' and '3,839'; rates are percentages, a rate of exactly 1 too."""
