@@ -71,6 +71,8 @@ def test_one_booster_is_refit_on_every_non_test_row_with_the_cv_chosen_rounds(tr
     pooled = len(split.train) + len(split.validation) + len(split.calibration)
     gbm = scorer.info["lightgbm"]
     assert scorer.info["cv"] == {"folds": 3, "rows": pooled}
+    # The feature-importance plot's title (Evaluation.plots) names the rows this booster was refit on.
+    assert scorer.info["trained_on"] == f"training leads, all but the seeded random test hold-out (n={pooled:,})"
     assert gbm["cv_folds"] == 3 and len(gbm["trials"]) == 2
     assert gbm["best_cv_auc"] == max(t["cv_auc"] for t in gbm["trials"])
     assert gbm["cv_auc"] >= gbm["best_cv_auc"] - AUC_TOLERANCE
