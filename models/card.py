@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from features.build import feature_catalog
-from features.phrases import AMOUNT_SHAPES, LOW_AMOUNT_LOWERS, LOW_AMOUNT_RAISES, phrasebook
+from features.phrases import AMOUNT_SHAPES, LOW_AMOUNT_LOWERS, LOW_AMOUNT_RAISES, Phrasebook, phrasebook
 from models.metrics import calibration_bins
 from models.scorer import LeadScorer
 from models.splits import Split
@@ -173,7 +173,7 @@ def _amount_directions(scorer: LeadScorer) -> str:
             "\n\n" + _table(pd.DataFrame(rows), index=False))
 
 
-def _amount_in_words(book, signal: str, amount: float) -> str:
+def _amount_in_words(book: Phrasebook, signal: str, amount: float) -> str:
     """`amount` of an amount `signal` as a rep's factor words it ("1,066 employees")."""
     row = pd.DataFrame({feature: [np.nan] for feature in book.signal_of})
     row[book.features[signal][0].name] = amount
