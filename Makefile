@@ -10,9 +10,11 @@ export OMP_WAIT_POLICY ?= PASSIVE
 
 .PHONY: venv test demo lock clean serve bench-serve bench
 
+# A venv whose creation was interrupted (no pip in it) is made again rather than failing every later run;
+# pip retries a registry that drops a connection more often than its default 5 times.
 $(STAMP): pyproject.toml constraints.txt
-	test -x $(PY) || python3 -m venv $(VENV)
-	$(PY) -m pip install -q --disable-pip-version-check -c constraints.txt -e '.[dev]'
+	$(PY) -m pip --version >/dev/null 2>&1 || python3 -m venv --clear $(VENV)
+	$(PY) -m pip install -q --retries 10 --disable-pip-version-check -c constraints.txt -e '.[dev]'
 	touch $(STAMP)
 
 venv: $(STAMP)
