@@ -388,7 +388,7 @@ class Problem(BaseModel):
     type: str = Field(description="Kind of problem, for code, e.g. missing, json_invalid.")
     # Left out rather than null where there is none: /docs.json documents text.
     lead_id: Annotated[str | None, WithJsonSchema({"type": "string"})] = Field(
-        None, description="For a problem in a lead of /score's batch (a 422): the id the lead at fault (or the lead "
+        None, description="For a problem in a lead of /score's batch (its 400 or 422): the id the lead at fault (or the lead "
         "of the activity at fault) sent, to look the lead up by in the CRM; absent where it sent none the service "
         "takes as an id.")
 

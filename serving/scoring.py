@@ -234,9 +234,10 @@ def lead_id_problems(leads: list[dict], data: DataParams) -> list[dict]:
     return out
 
 
-def with_lead_ids(detail: list[dict], leads: list[dict], data: DataParams) -> list[dict]:
-    """A batch's problems (its 422), each about a lead (or one of its activities) also naming that lead by the id it sent
-    (`lead_id`, stripped), which a CRM integrator looks the lead up by: ``loc`` counts leads from 0 in the request.
+def with_lead_ids(detail: list[dict], leads: list, data: DataParams) -> list[dict]:
+    """A batch's problems (its 400 or 422), each about a lead (or one of its activities) also naming that lead by the id
+    it sent (`lead_id`, stripped), which a CRM integrator looks the lead up by: ``loc`` counts leads from 0 in the
+    request, `leads` as sent (a lead that is no JSON object names none).
     An added field beside loc and field, which a client reads as before; left out where the lead sent no id the
     service takes as one (none, one meaning not answered, or one breaking `schemas.Identifier`: its own problem)."""
     lead_id_field = crm_column(data, "leads", "lead_id")
@@ -427,7 +428,7 @@ def score_request(
     sent = leads
     leads, activities, detail = values_read(scorer, leads, activities)
     if detail:
-        raise RequestError(BAD_JSON_ERROR.format(len(detail)), detail, status=400)
+        raise RequestError(BAD_JSON_ERROR.format(len(detail)), with_lead_ids(detail, sent, scorer.data), status=400)
     leads, activities, detail = one_field_per_column(scorer, leads, activities)
     frames = request_frames(leads, activities, scorer.data)
     detail += lead_id_problems(leads, scorer.data) + duplicate_ids(frames, scorer.data)

@@ -139,11 +139,12 @@ def _problem(error: dict) -> dict:
     """One of pydantic's validation errors in the shape of every other problem: loc, field, msg, type.
 
     Its `input`, `url` and `ctx` are left out (the first echoes the client's value back, the others
-    are pydantic's); its message is `error_message`'s.
+    are pydantic's); its message is `error_message`'s. The lead a problem of the service's own names (`lead_id`) is kept.
     """
     loc = list(error.get("loc", []))
+    lead = {"lead_id": error["lead_id"]} if error.get("lead_id") is not None else {}
     return {"loc": loc, "field": error.get("field") or field_path(*loc) or "body", "msg": error_message(error),
-            "type": str(error.get("type", ""))}
+            "type": str(error.get("type", "")), **lead}
 
 
 # Each JSON route's body, told to a client whose body has another shape at its top (one lead sent bare to /score,
@@ -422,17 +423,30 @@ class OneErrorShape:
     (Salesforce, HubSpot) does not follow redirects and saw an empty answer, and the redirect's absolute
     address is the service's own, not the one a proxy serves it at. The score card's own 404 (a page, or
     the error JSON: ``from_browser``) and HEAD replies pass unchanged.
+
+    Args:
+        app: the wrapped ASGI app.
+        named: called with a 400's route, problems and the request body as received (decompressed); returns the
+            problems naming what the body tells of them (the service: each lead by its id, as its 422 does). The
+            JSON check answers before the service sees the request, so only the body can tell.
     """
 
     RESHAPED = (400, 404, 405)
 
-    def __init__(self, app):
+    def __init__(self, app, named: Callable[[str, list[dict], bytes], list[dict]]):
         self.app = app
+        self.named = named
 
     async def __call__(self, scope, receive, send) -> None:
         if scope["type"] != "http" or scope["method"] == "HEAD":
             return await self.app(scope, receive, send)
-        start, body = None, b""
+        start, body, request = None, b"", []
+
+        async def recording():
+            message = await receive()
+            if message["type"] == "http.request":
+                request.append(message.get("body", b""))
+            return message
 
         async def reshaping(message) -> None:
             nonlocal start, body
@@ -447,7 +461,10 @@ class OneErrorShape:
             body += message.get("body", b"")
             if message.get("more_body", False):
                 return None
-            payload = json.dumps(self._reshaped(start, body, scope)).encode()
+            reply = self._reshaped(start, body, scope)
+            if start["status"] == 400 and reply["detail"]:
+                reply["detail"] = self.named(scope["path"], reply["detail"], b"".join(request))
+            payload = json.dumps(reply).encode()
             kept = [(k, v) for k, v in start["headers"]
                     if k.lower() not in (b"content-type", b"content-length", b"location")]
             await send({**start, "status": 404 if start["status"] == 307 else start["status"],
@@ -455,7 +472,7 @@ class OneErrorShape:
                                     (b"content-length", str(len(payload)).encode())]})
             await send({"type": "http.response.body", "body": payload})
 
-        return await self.app(scope, receive, reshaping)
+        return await self.app(scope, recording, reshaping)
 
     @staticmethod
     def _reshaped(start: dict, body: bytes, scope: dict) -> dict:

@@ -20,6 +20,7 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 import functools  # noqa: E402
 import gc  # noqa: E402
+import json  # noqa: E402
 import logging  # noqa: E402
 import threading  # noqa: E402
 import time  # noqa: E402
@@ -56,6 +57,7 @@ from serving.scoring import (  # noqa: E402
     request_as_of,
     score_request,
     warm_up,
+    with_lead_ids,
 )
 from serving.security import (  # noqa: E402
     CARD_ID_FIELD,
@@ -346,9 +348,22 @@ class LeadScoreService:
         return HTMLResponse(scorecard.render(latest, scorer.tiers.names, scorer.reason_spellings))
 
 
+def _leads_named(route: str, detail: list[dict], body: bytes) -> list[dict]:
+    """A 400 of /score naming each lead at fault by the id it sent, as its 422 does (`with_lead_ids`, by the served
+    model's mapping): BentoML's JSON check (an activity that is no object) answers before the service sees the
+    request, so the leads are read from the body the client sent."""
+    try:
+        leads = json.loads(body).get("leads") if route == "/score" else None
+    except (ValueError, AttributeError):  # not JSON, or JSON that is no object: no lead to name
+        leads = None
+    if not isinstance(leads, list):
+        return detail
+    return with_lead_ids(detail, leads, bentoml.get_current_service().served.scorer.data)
+
+
 metrics.count_by_route(lambda: LeadScoreService.openapi_spec.asdict()["paths"])
 # The first added is outermost: the key is checked before any body is read.
 LeadScoreService.add_asgi_middleware(BearerAuth, key=api_key)
 LeadScoreService.add_asgi_middleware(JsonOnly, paths=lambda: [api.route for api in LeadScoreService.apis.values()])
 LeadScoreService.add_asgi_middleware(BodyLimit, max_bytes=lambda: service_params().serving.max_body_bytes)
-LeadScoreService.add_asgi_middleware(OneErrorShape)
+LeadScoreService.add_asgi_middleware(OneErrorShape, named=_leads_named)

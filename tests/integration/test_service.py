@@ -679,6 +679,25 @@ def test_each_problem_in_a_batch_names_its_lead_by_the_id_it_sent(client, leads)
     assert not _documented(spec, "ErrorResponse", {**reply.json(), "detail": [{**reply.json()["detail"][0], "lead_id": 7}]})
 
 
+def test_a_400_of_a_batch_names_each_lead_at_fault_by_the_id_it_sent_as_a_422_does(client, leads):
+    """A 400 named a lead only by its place in the batch (leads[391].activities), while its 422 named it by its id: an
+    integrator sending 500 leads could not look up which was wrong. BentoML's JSON check (activities that are no list,
+    an activity that is no object), which answers before the service sees the request, and the service's own (an
+    object in a field the model reads) now name it as the 422 does; a lead that is no JSON object names none."""
+    checked_by_bentoml = [{**leads[0], "lead_id": "JSON-OK"}, {**leads[1], "lead_id": " JSON-ACTIVITIES ", "activities": 5},
+                          {**leads[2], "lead_id": "JSON-ACTIVITY", "activities": ["webinar"]}, "JSON-NOT-A-LEAD"]
+    checked_by_the_service = [{**leads[0], "lead_id": "JSON-OK"}, {**leads[1], "lead_id": "JSON-FIELD",
+                                                                   "employees": {"count": 5}}]
+    spec = client.get("/docs.json").json()
+    for sent, expected in [(checked_by_bentoml, [("leads[1].activities", "JSON-ACTIVITIES"),
+                                                  ("leads[2].activities[0]", "JSON-ACTIVITY"), ("leads[3]", None)]),
+                           (checked_by_the_service, [("leads[1].employees", "JSON-FIELD")])]:
+        reply = client.post("/score", {"leads": sent, "as_of": AS_OF})
+        assert reply.status == 400, reply.body
+        assert [(d["field"], d.get("lead_id")) for d in reply.json()["detail"]] == expected
+        assert _documented(spec, "ErrorResponse", reply.json())
+
+
 def test_a_lead_without_a_required_field_gets_one_answer_whatever_the_other_leads_send(client, leads):
     """Alone (no lead of the request has the field) it was "missing required column ... set data.mapping.leads" at
     leads[*].created_at, the CSV check's words; beside a lead that has it, "empty created_at" at leads[1]."""
