@@ -386,11 +386,14 @@ class Problem(BaseModel):
     field: str = Field(description="The same path as one name, e.g. leads[2].created_at; 'body' for JSON that does not parse.")
     msg: str = Field(description="What is wrong, in words.")
     type: str = Field(description="Kind of problem, for code, e.g. missing, json_invalid.")
-    # Left out rather than null where there is none: /docs.json documents text.
+    # Absent, never null, where there is none (a feedback receipt's warnings too): /docs.json documents text, not
+    # required, without pydantic's "default: null", which told a client to expect null.
     lead_id: Annotated[str | None, WithJsonSchema({"type": "string"})] = Field(
-        None, description="For a problem in a lead of /score's batch (its 400 or 422): the id the lead at fault (or the lead "
-        "of the activity at fault) sent, to look the lead up by in the CRM; absent where it sent none the service "
-        "takes as an id.")
+        None, exclude_if=lambda lead_id: lead_id is None, json_schema_extra=lambda schema: schema.pop("default"),
+        description="For a problem in a lead of /score's batch (its 400 or 422): the id the lead at fault (or the lead "
+        "of the activity at fault) sent, to look the lead up by in the CRM. Absent, not null, where the lead sent none "
+        "the service takes as an id, and in every problem not about one lead of a batch (/explain's, /feedback's, "
+        "as_of, the body's shape).")
 
 
 class FeedbackReceipt(BaseModel):

@@ -698,6 +698,18 @@ def test_a_400_of_a_batch_names_each_lead_at_fault_by_the_id_it_sent_as_a_422_do
         assert _documented(spec, "ErrorResponse", reply.json())
 
 
+def test_a_problem_about_no_lead_of_a_batch_has_no_lead_id_as_docs_json_says_not_null(client):
+    """/docs.json gave Problem.lead_id "default: null" and a feedback receipt's warnings sent "lead_id": null, while
+    the docs said absent: a client checking `"lead_id" in problem` took null for a lead's id."""
+    spec = client.get("/docs.json").json()
+    documented = spec["components"]["schemas"]["Problem"]
+    assert "default" not in documented["properties"]["lead_id"] and "lead_id" not in documented.get("required", [])
+    reply = client.post("/feedback", _feedback("evt-warning-no-lead-id", status="converted", reason=None, amount="lots"))
+    assert reply.status == 201, reply.body
+    (warning,) = reply.json()["warnings"]
+    assert "lead_id" not in warning, warning
+
+
 def test_a_lead_without_a_required_field_gets_one_answer_whatever_the_other_leads_send(client, leads):
     """Alone (no lead of the request has the field) it was "missing required column ... set data.mapping.leads" at
     leads[*].created_at, the CSV check's words; beside a lead that has it, "empty created_at" at leads[1]."""
