@@ -119,7 +119,8 @@ ROUTES: dict[str, tuple[type[BaseModel], dict[int, tuple[type[BaseModel], str]],
               "A new decision needs a new event_id.",
          413: TOO_LARGE, 415: NOT_JSON,
          422: "A decision the service cannot take (e.g. an unknown status, a reason that is not a reason code, "
-              "decided_at in the future); `detail` names each field and what it takes.",
+              "a decided_at that is blank or one of data.missing_values, unreadable or in the future; absent or "
+              "null it is a 400, as every field required); `detail` names each field and what it takes.",
          503: NOT_STORED},
     ),
 }

@@ -370,7 +370,8 @@ class Feedback(BaseModel):
     decided_at: DecisionDate = Field(
         description="When sales decided (ISO 8601 text; UTC when no zone is given), read as an export's decided_at "
         "and a lead's created_at are (\"Jun 2, 2025\" too). From 1970 to at most a day after the service receives "
-        "the event.")
+        "the event. Blank text or one of data.missing_values (\"N/A\") is no date: refused (422), as absent or "
+        "null is (400).")
     # Read as an export's outcomes row reads its amount (serving.scoring.feedback_amount); only a value no table cell
     # holds (an object, a list, NaN or Infinity) is refused here, as in a lead's field. /docs.json documents what it
     # takes for the service's params (serving.openapi), as for a lead's number field.

@@ -1098,6 +1098,10 @@ def test_a_rejection_with_a_reason_that_is_no_code_is_refused_naming_the_codes(c
     [
         (_feedback("evt-s", status="won"), 422, "status"),
         (_feedback("evt-d", decided_at="last Tuesday"), 422, "decided_at"),
+        (_feedback("evt-d-blank", decided_at=""), 422, "decided_at"),  # no date, as data.missing_values' "N/A" is
+        (_feedback("evt-d-na", decided_at="N/A"), 422, "decided_at"),
+        (_feedback("evt-d-null", decided_at=None), 400, "decided_at"),  # as every required field the JSON check misses
+        ({k: v for k, v in _feedback("evt-d-absent").items() if k != "decided_at"}, 400, "decided_at"),
         ({k: v for k, v in _feedback("evt-l").items() if k != "lead_id"}, 400, "lead_id"),
         (_feedback("evt-b", lead_id="   "), 400, "lead_id"),
         (_feedback("evt-na", lead_id="N/A"), 422, "lead_id"),  # data.missing_values: /score reads it as no id
@@ -1115,7 +1119,7 @@ def test_a_rejection_with_a_reason_that_is_no_code_is_refused_naming_the_codes(c
          b'"amount": 1e309}', 400, "amount"),
         (_feedback("evt-r", status="converted", reason="garbage reason"), 422, "reason"),
     ],
-    ids=["unknown-status", "bad-date", "no-lead-id", "blank-lead-id", "not-answered-lead-id", "year-1", "before-1970",
+    ids=["unknown-status", "bad-date", "blank-date", "not-answered-date", "null-date", "no-date", "no-lead-id", "blank-lead-id", "not-answered-lead-id", "year-1", "before-1970",
          "future", "year-10000-in-utc", "unix-seconds", "unix-seconds-as-text", "year-as-text", "infinite-amount",
          "minus-infinite-amount", "nan-amount", "overflowing-amount", "unknown-reason-on-a-conversion"],
 )
