@@ -1047,7 +1047,8 @@ _NUMBER_BAND = re.compile(r"\s*(\d[\d,.]*\s*[-\u2013]\s*\d[\d,.]*|\d[\d,.]*\s*\+
 _DECIMAL_MARK_HINT: dict[DecimalMark, str] = {
     "point": "with a decimal point and no thousands separator: 1234.5",
     "point_guessed": "with a decimal point and no thousands separator: 1234.5",
-    "point_grouped": "with a decimal point, and commas, if any, between groups of three digits: 1234.5 or 1,234.5",
+    "point_grouped": "with a decimal point, and commas, if any, between groups of three digits and never before an "
+                     "exponent: 1234.5, 1,234.5 or 1.2345E+03",
     "comma": "with a decimal comma and no thousands separator: 1234,5",
     "either": "with no thousands separator: 1234,5 or 1234.5",
 }
@@ -1193,9 +1194,13 @@ def prepare_table(
         cells = read_numbers(columns[column], column in spec.non_negative or column in non_negative, decimal_mark,
                              translated[column][1] if column in translated else None)
         def not_a_number(v) -> str:
-            hint = (audience.number_band.format(column=column) if _NUMBER_BAND.fullmatch(str(v)) else
-                    f"write numbers {_DECIMAL_MARK_HINT[decimal_mark]}" if _GROUPED_DIGITS.search(str(v)) else
-                    _duration_hint(crm_name.get(column, column)) if isinstance(v, (np.timedelta64, timedelta)) else "")
+            text, hint = str(v), ""
+            if _NUMBER_BAND.fullmatch(text):
+                hint = audience.number_band.format(column=column)
+            elif _GROUPED_DIGITS.search(text):
+                hint = f"write numbers {_DECIMAL_MARK_HINT[decimal_mark]}"
+            elif isinstance(v, (np.timedelta64, timedelta)):
+                hint = _duration_hint(crm_name.get(column, column))
             return f"not a number: {as_sent(v)}" + (f" ({hint})" if hint else "")
 
         flag(cells.not_a_number, column, "bad_number", not_a_number)

@@ -22,15 +22,18 @@ from pipelines.contract import LARGEST_NUMBER
 # 1,234.5: a comma only groups thousands, as US Excel writes amounts; data.decimal_mark: point), or where
 # data.decimal_mark is auto: "either" (a ';' file: both read) or "point_guessed" (a ',' file: as "point_grouped"),
 # and a number that reads both ways there (1.200 or 1,200 in "either", 1,200 in "point_guessed") is refused, as it
-# may be 1200 or 1.2.
+# may be 1200 or 1.2. In scientific notation no one groups thousands: the mark before the exponent is a decimal mark
+# in every setting (1.200E3 is 1200; 1,2E+03 too where a decimal comma reads).
 DecimalMark = Literal["point", "comma", "either", "point_grouped", "point_guessed"]
 # A number as written where the decimal mark is a comma: "2,5", "-0,75", "1.234,5", "1.234.567", "1 234,5"
-# (thousands separated by dots or by spaces, all alike), "1,5E+03"; a whole number without separators too.
-_COMMA_DECIMAL = (r"[-+]?(?:[1-9]\d{0,2}(?P<sep>[. \u00a0\u202f])\d{3}(?:(?P=sep)\d{3})*|\d*)(?:,\d+)?"
-                  r"(?:[eE][-+]?\d+)?")
-# A number as written where the decimal mark is a point and a comma groups thousands: "12,500", "-1,234,567.89",
-# "1,234.5E+03"; "1,5", "12,50" or "1234,567" are no number so written.
-_POINT_GROUPED = r"[-+]?[1-9]\d{0,2}(?:,\d{3})+(?:\.\d+)?(?:[eE][-+]?\d+)?"
+# (thousands separated by dots or by spaces, all alike), "1,2E+03" (as German Excel writes 1200 in scientific
+# notation); a whole number without separators too. No one groups thousands before an exponent: "1.200E3" is no
+# number so written (a decimal point's 1200, not 1200E3).
+_COMMA_DECIMAL = (r"[-+]?(?:[1-9]\d{0,2}(?P<sep>[. \u00a0\u202f])\d{3}(?:(?P=sep)\d{3})*(?:,\d+)?"
+                  r"|\d*(?:,\d+)?(?:[eE][-+]?\d+)?)")
+# A number as written where the decimal mark is a point and a comma groups thousands: "12,500", "-1,234,567.89";
+# "1,5", "12,50" or "1234,567" are no number so written, nor "1,200E3" (no one groups thousands before an exponent).
+_POINT_GROUPED = r"[-+]?[1-9]\d{0,2}(?:,\d{3})+(?:\.\d+)?"
 # Where a comma groups thousands, and where it is a decimal comma, per decimal mark.
 _GROUPING_COMMA: frozenset[DecimalMark] = frozenset({"point_grouped", "point_guessed", "either"})
 _DECIMAL_COMMA: frozenset[DecimalMark] = frozenset({"comma", "either"})

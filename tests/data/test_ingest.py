@@ -1753,7 +1753,8 @@ def test_data_decimal_mark_point_reads_a_comma_separated_exports_thousands_separ
 
     assert crm.leads.set_index("lead_id")["employees"].to_dict() == {"L1": 12500.0, "L2": 1200.0, "L5": 1.2}
     assert crm.outcomes.set_index("lead_id")["amount"].fillna(-1).to_dict() == {"L1": 1234567.89, "L2": -1}
-    hint = "(write numbers with a decimal point, and commas, if any, between groups of three digits: 1234.5 or 1,234.5)"
+    hint = ("(write numbers with a decimal point, and commas, if any, between groups of three digits and never before "
+            "an exponent: 1234.5, 1,234.5 or 1.2345E+03)")
     assert [str(p) for p in crm.report.problems] == [
         f"leads.csv row 3 (header not counted), column 'Employees' (employees): not a number: '1,5' {hint}",
         f"leads.csv row 4 (header not counted), column 'Employees' (employees): not a number: '12,50' {hint}",
@@ -1775,6 +1776,35 @@ def test_data_decimal_mark_says_how_an_export_writes_numbers_where_auto_cannot_t
 
     assert crm.leads.set_index("lead_id")["employees"].to_dict() == read
     assert all("not a number" in str(p) for p in crm.report.problems)
+
+
+@pytest.mark.parametrize(("sep", "mark", "read"), [
+    (";", "auto", {"L1": 1200.0, "L2": 1200.0, "L3": 1200.0, "L5": 0.25}),  # "either": a decimal comma or point
+    (",", "auto", {"L1": 1200.0, "L5": 0.25}),  # "point_guessed": no decimal comma
+    (";", "comma", {"L1": 1200.0, "L2": 1200.0, "L3": 1200.0, "L5": 0.25}),
+    (",", "point", {"L1": 1200.0, "L5": 0.25}),
+])
+def test_a_number_in_scientific_notation_has_no_thousands_separator_whatever_the_decimal_mark(tmp_path, sep, mark,
+                                                                                                read):
+    """Excel writes 1200 in scientific notation as 1.200E+03, or 1,2E+03 where the decimal mark is a comma, and no
+    one groups thousands before an exponent: a ';' file (or data.decimal_mark: comma) read "1.200E3" as 1200E3,
+    1.2 million, and a ',' file "1,200E3" so, without a word. The mark before the exponent is a decimal mark, a
+    comma one only where the file's decimal mark may be a comma; "1,234.5E+03" is no number, refused by row."""
+    leads = [lead("L1", employees="1.200E3"), lead("L2", employees="1,2E+03"), lead("L3", employees="1,200E3"),
+             lead("L4", employees="1,234.5E+03"), lead("L5", employees="2.5E-1")]
+    params = semicolon_export(tmp_path, leads, sep=sep, decimal_mark=mark)
+
+    crm = load_crm(params)
+
+    assert crm.leads.set_index("lead_id")["employees"].to_dict() == read
+    hint = {";": "with no thousands separator: 1234,5 or 1234.5",
+            ",": "with a decimal point and no thousands separator: 1234.5"}[sep] if mark == "auto" else {
+        "comma": "with a decimal comma and no thousands separator: 1234,5",
+        "point": "with a decimal point, and commas, if any, between groups of three digits and never before an "
+                 "exponent: 1234.5, 1,234.5 or 1.2345E+03"}[mark]
+    assert [str(p).split(": ", 1)[1] for p in crm.report.problems] == [
+        f"not a number: {employees!r} (write numbers {hint})"
+        for lead_id, employees in [("L2", "1,2E+03"), ("L3", "1,200E3"), ("L4", "1,234.5E+03")] if lead_id not in read]
 
 
 def shape(text: str) -> str:
