@@ -314,16 +314,16 @@ def read_source(spec: str, data: DataParams, base_dir: Path) -> tuple[pd.DataFra
     data.drop_columns are not read.
     A file's header is read once (`read_header`), for its separator, repeated names and decimal mark.
     """
+    dropped = set(data.drop_columns)
     if data.sql_url:
-        return _read_sql(spec, data.sql_url, base_dir).drop(columns=data.drop_columns, errors="ignore"), "point"
+        return _read_sql(spec, data.sql_url, base_dir, dropped).drop(columns=data.drop_columns, errors="ignore"), "point"
     path = Path(spec).expanduser()
     path = path if path.is_absolute() else base_dir / path
     readable_file("CRM export", path)
-    dropped = set(data.drop_columns)
     if is_parquet(path):
         header = read_header(path)
         refuse_repeated_columns(path, header, dropped)
-        refuse_nested_columns(path, header, dropped)
+        refuse_nested_columns(path, header.nested, dropped)
         table = bytes_as_text(named_as_in_file(pq.ParquetFile(path).read(columns=parquet_kept(header, dropped)),
                                                header), path)
         # ids with a NULL stay exact
@@ -482,17 +482,20 @@ def refuse_repeated_columns(path: Path, header: TableHeader, dropped: set[str]) 
                          "to read none of them")
 
 
-def refuse_nested_columns(path: Path, header: TableHeader, dropped: set[str]) -> None:
-    """Refuse a Parquet file with a column of lists, records or maps (a warehouse's repeated or nested field) that
-    data.drop_columns does not list: a CRM column holds one value per row, as a CSV cell and a request's field do.
-    Training stopped on a traceback over it, and scoring read a lead id or category as the list's text ("['L7']")."""
-    nested = {name: kind for name, kind in header.nested.items() if name not in dropped}
+def refuse_nested_columns(source: Path | str, nested: dict[str, str], dropped: set[str],
+                          flatten: str = "flatten them in the export (a column per value)") -> None:
+    """Refuse a source with a column of lists, records or maps that data.drop_columns does not list: a Parquet file's
+    (a warehouse's repeated or nested field: `TableHeader.nested`) or a database's (a PostgreSQL array or JSON:
+    `_nested_sql_columns`), `nested` naming each column's type. A CRM column holds one value per row, as a CSV cell
+    and a request's field do: training stopped on a traceback over a Parquet one, and read a database's as its
+    Python text ("['a', 'b']", "{'k': 1}"), as scoring read a lead id or category ("['L7']"). `flatten` says how to
+    make one value of each."""
+    nested = {name: kind for name, kind in nested.items() if name not in dropped}
     if nested:
         columns = ", ".join(f"{name!r} ({kind})" for name, kind in nested.items())
         which = f"column {columns} holds" if len(nested) == 1 else f"columns {columns} hold"
-        raise ValueError(f"{path}: {which} lists, records or maps where a CRM column holds one value per row; "
-                         "flatten them in the export (a column per value), or leave them out or list them in "
-                         "data.drop_columns to read none of them")
+        raise ValueError(f"{source}: {which} lists, records or maps where a CRM column holds one value per row; "
+                         f"{flatten}, or leave them out or list them in data.drop_columns to read none of them")
 
 
 def parquet_kept(header: TableHeader, dropped: Collection[str]) -> list[str]:
@@ -567,27 +570,49 @@ def _first_line_not_utf8(path: Path) -> int:
     return 0
 
 
-def _read_sql(spec: str, url: str, base_dir: Path) -> pd.DataFrame:
+def _read_sql(spec: str, url: str, base_dir: Path, dropped: set[str]) -> pd.DataFrame:
     """A table or view by name, or a query's rows, with every value as the database stores it.
 
     A name is read as `SELECT *`, not by pandas' read_sql_table: that parses a declared DATETIME
     column itself and turns text it cannot read (a second UTC offset, after a DST change) into an
-    empty date. A database error becomes a ValueError naming the database and the table or query.
+    empty date. A database error becomes a ValueError naming the database and the table or query; so does a column
+    of arrays or JSON that `dropped` (data.drop_columns) does not name (`refuse_nested_columns`).
     """
     engine = _sql_engine(url, base_dir)
     is_query = _QUERY_START.match(spec) is not None
     what = f"query {as_sent(spec)}" if is_query else f"table {spec!r}"
+    source = f"data.sql_url {shown_url(engine.url.render_as_string(hide_password=False))}: {what}"
+    described: list = []  # the columns of each statement run, the rows' last
+
+    @sa.event.listens_for(engine, "after_cursor_execute")
+    def describe(conn, cursor, statement, parameters, context, executemany) -> None:
+        described.append(cursor.description)
+
     try:
         with engine.connect() as conn:
             # A colon is text to the database (':x' in a literal), not one of SQLAlchemy's parameters.
             query = sa.text(spec.replace(":", r"\:")) if is_query else _select_all(spec, conn)
-            return _usual_dtypes(pd.read_sql_query(query, conn, dtype_backend="numpy_nullable"))
+            rows = pd.read_sql_query(query, conn, dtype_backend="numpy_nullable")
     except (sa.exc.SQLAlchemyError, pd.errors.DatabaseError) as err:
         cause = err.__cause__ if isinstance(err, pd.errors.DatabaseError) and err.__cause__ else err
-        raise ValueError(f"data.sql_url {shown_url(engine.url.render_as_string(hide_password=False))}: {what} failed: "
-                         f"{database_reason(cause)}") from None
+        raise ValueError(f"{source} failed: {database_reason(cause)}") from None
     finally:
         engine.dispose()
+    nested = {name: kind for name, kind in _nested_sql_columns(described[-1] or ()).items() if name not in dropped}
+    refuse_nested_columns(source, nested, dropped, "select one value of each, e.g. " + ", ".join(
+        f'array_to_string("{name}", \';\') AS "{name}"' if kind.endswith("[]") else f'"{name}"->>\'key\' AS "{name}"'
+        for name, kind in nested.items()))
+    return _usual_dtypes(rows)
+
+
+def _nested_sql_columns(description: Sequence) -> dict[str, str]:
+    """The columns of a database's rows (a DB-API cursor's `description`) holding lists or records, each with its
+    type as the database names it: a PostgreSQL array ("text[]") or JSON ("jsonb"), which psycopg reads as a Python
+    list or dict (whose text pandas then made the value). psycopg names each column's type (`type_display`); other
+    drivers name none, and SQLite has neither type. By its type, as a Parquet column is, whatever its rows hold: a JSON
+    column of text today may hold a record in the next export."""
+    kinds = {column[0]: getattr(column, "type_display", None) or "" for column in description}
+    return {name: kind for name, kind in kinds.items() if kind.endswith("[]") or kind in ("json", "jsonb")}
 
 
 def _sql_engine(url: str, base_dir: Path) -> sa.Engine:

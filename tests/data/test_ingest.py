@@ -1528,6 +1528,33 @@ def test_a_sql_timestamp_or_interval_in_a_number_field_is_refused_by_row_not_rea
         '"Time On Site")']
 
 
+def test_a_postgres_array_or_json_column_is_refused_by_name_with_the_select_that_flattens_it(tmp_path, postgres):
+    """psycopg reads a text[] as a Python list and a jsonb record as a dict, whose text pandas made the value: a lead
+    tagged webinar and vip trained the category "['webinar', 'vip']", a custom field "{'plan': 'pro'}". As a Parquet
+    column of lists is, the column is refused by name, with its type and the SELECT giving one value per row, unless
+    data.drop_columns lists it."""
+    url = postgres.database()
+    with sa.create_engine(url).begin() as conn:
+        conn.exec_driver_sql('CREATE TABLE leads ("Lead ID" TEXT, "Created Date" DATE, "Tags" TEXT[], '
+                             '"Custom Fields" JSONB)')
+        conn.exec_driver_sql("""INSERT INTO leads VALUES ('L1', '2024-01-05', ARRAY['webinar', 'vip'], """
+                             """'{"plan": "pro"}'), ('L2', '2024-01-06', NULL, '"none"')""")
+
+    def leads(source: str, **data) -> pd.DataFrame:
+        return load_crm(Params.model_validate({"data": {"sql_url": url, "leads": source, "mapping": MAPPING, **data},
+                                               "base_dir": tmp_path})).leads
+
+    with pytest.raises(ValueError, match=re.escape(
+            "leads': columns 'Tags' (text[]), 'Custom Fields' (jsonb) hold lists, records or maps where a CRM column "
+            """holds one value per row; select one value of each, e.g. array_to_string("Tags", ';') AS "Tags", """
+            """"Custom Fields"->>'key' AS "Custom Fields", or leave them out or list them in data.drop_columns""")):
+        leads("leads")
+    assert leads("leads", drop_columns=["Tags", "Custom Fields"])["lead_id"].tolist() == ["L1", "L2"]
+    flattened = leads("""SELECT "Lead ID", "Created Date", array_to_string("Tags", ';') AS "Tags", """
+                      """"Custom Fields"->>'plan' AS "Custom Fields" FROM leads""")
+    assert flattened[["Tags", "Custom Fields"]].fillna("").values.tolist() == [["webinar;vip", "pro"], ["", ""]]
+
+
 def test_a_database_rows_problem_names_its_lead_id_as_its_row_number_locates_nothing(tmp_path, postgres):
     """A SELECT without ORDER BY returns rows in no set order (PostgreSQL returns a row updated since last), so 'leads
     row 3' named no row anyone can find in the table. A database row's problem names its lead_id too."""
