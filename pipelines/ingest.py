@@ -16,6 +16,7 @@ import os
 import random
 import re
 import string
+import unicodedata
 from collections import Counter
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field, replace
@@ -128,6 +129,9 @@ class Audience:
     day_month_order: str
     # What to do with a picklist's band of numbers ('51-200', '10,001+') in a number field; str.format field: {column}.
     number_band: str
+    # What to do with an amount of money written with its currency ('$1,234.56', as PostgreSQL writes its money type)
+    # in a number field; str.format field: {column}, as the CRM names it.
+    amount_of_money: str
 
 
 COMMAND_LINE = Audience(
@@ -137,6 +141,8 @@ COMMAND_LINE = Audience(
                     "writes the {first} first",
     number_band="a band of numbers: translate each label to one number with data.value_maps.{column}, "
                 "e.g. '11-50': '30'",
+    amount_of_money='an amount of money: export it as a number, without its currency; with data.sql_url, select a '
+                    'PostgreSQL money column as one, "{column}"::numeric AS "{column}"',
 )
 API_CLIENT = Audience(
     scoring_time="check the request's as_of (default: now), or the date",
@@ -144,6 +150,7 @@ API_CLIENT = Audience(
     day_month_order="this service reads such dates {order}, so {month} would be the month; send dates as ISO 8601 "
                     "text, year first: 2025-06-02",
     number_band="a band of numbers: send one number",
+    amount_of_money="an amount of money: send the number alone, without its currency",
 )
 
 
@@ -1066,6 +1073,13 @@ def _empty_column(column: str, spec: TableSpec, index: pd.Index) -> pd.Series:
 # "1,234", "1 234", "1.234,5" or "1.234.567": a number written for people in some locale, which a number field
 # refuses.
 _GROUPED_DIGITS = re.compile(r"\d[, ]\d|\d\.\d{3}\.\d")
+def _is_amount_of_money(text: str) -> bool:
+    """Whether `text` is a number written with a currency symbol: '$1,234.56', '-$5.00', '1.234,56 €', as
+    PostgreSQL writes its money type (by its lc_monetary) and a CRM's report an amount."""
+    rest = re.sub(r"[\d.,'\s()+-]", "", text)
+    return rest != "" and any(c.isdigit() for c in text) and all(unicodedata.category(c) == "Sc" for c in rest)
+
+
 # "51-200", "10,001+", "<10": a CRM picklist's band of company sizes, which data.value_maps turns into a number.
 _NUMBER_BAND = re.compile(r"\s*(\d[\d,.]*\s*[-\u2013]\s*\d[\d,.]*|\d[\d,.]*\s*\+|[<>]=?\s*\d[\d,.]*)\s*")
 # How a number that is refused for its separators should be written, by how the file writes numbers.
@@ -1222,6 +1236,8 @@ def prepare_table(
             text, hint = str(v), ""
             if _NUMBER_BAND.fullmatch(text):
                 hint = audience.number_band.format(column=column)
+            elif _is_amount_of_money(text):
+                hint = audience.amount_of_money.format(column=crm_name.get(column, column))
             elif _GROUPED_DIGITS.search(text):
                 hint = f"write numbers {_DECIMAL_MARK_HINT[decimal_mark]}"
             elif isinstance(v, (np.timedelta64, timedelta)):

@@ -13,7 +13,7 @@ import sqlalchemy as sa
 
 from features.labels import build_labels
 from pipelines.config import DataParams, Params
-from pipelines.ingest import ContractError, CRMData, Problem, as_of_time, load_crm, prepare_table, read_source
+from pipelines.ingest import API_CLIENT, ContractError, CRMData, Problem, as_of_time, load_crm, prepare_table, read_source
 from serving.schemas import Feedback
 from serving.scoring import feedback_amount
 
@@ -1553,6 +1553,40 @@ def test_a_postgres_array_or_json_column_is_refused_by_name_with_the_select_that
     flattened = leads("""SELECT "Lead ID", "Created Date", array_to_string("Tags", ';') AS "Tags", """
                       """"Custom Fields"->>'plan' AS "Custom Fields" FROM leads""")
     assert flattened[["Tags", "Custom Fields"]].fillna("").values.tolist() == [["webinar;vip", "pro"], ["", ""]]
+
+
+def test_a_postgres_money_amount_is_refused_with_the_cast_that_reads_it_as_a_number(tmp_path, postgres):
+    """PostgreSQL writes its money type with its currency ('$1,234.56', by lc_monetary), which psycopg reads as that
+    text: a deal's amount was refused as a number written with a thousands separator, as if the CRM had typed it so.
+    The refusal names the money and the cast (`"Amount"::numeric`), as an INTERVAL's names EXTRACT(EPOCH ...); cast
+    so, it reads. An API client sending such an amount is told to send the number alone."""
+    url = postgres.database()
+    with sa.create_engine(url).begin() as conn:
+        conn.exec_driver_sql('CREATE TABLE leads ("Lead ID" TEXT, "Created Date" DATE)')
+        conn.exec_driver_sql("INSERT INTO leads VALUES ('L1', '2024-01-05'), ('L2', '2024-01-06')")
+        conn.exec_driver_sql('CREATE TABLE opportunities ("Lead ID" TEXT, "Stage" TEXT, "Amount" MONEY)')
+        conn.exec_driver_sql("INSERT INTO opportunities VALUES ('L1', 'Closed Won', 1234.56), ('L2', 'Closed Won', 0)")
+    mapping = {"leads": MAPPING["leads"], "outcomes": {"Lead ID": "lead_id", "Stage": "status", "Amount": "amount"}}
+
+    def load(outcomes: str) -> CRMData:
+        return load_crm(Params.model_validate({"data": {
+            "sql_url": url, "leads": "leads", "outcomes": outcomes, "mapping": mapping, "value_maps": {"status": STAGES},
+            "on_error": "drop"}, "base_dir": tmp_path}))
+
+    crm = load("opportunities")
+    assert crm.outcomes["amount"].isna().all()
+    assert [str(p) for p in crm.report.problems] == [
+        f"opportunities row {row} (lead_id '{lead_id}'), column 'Amount' (amount): not a number: {amount!r} (an amount "
+        'of money: export it as a number, without its currency; with data.sql_url, select a PostgreSQL money column '
+        'as one, "Amount"::numeric AS "Amount"); the row is kept without this value'
+        for row, lead_id, amount in [(1, "L1", "$1,234.56"), (2, "L2", "$0.00")]]
+    cast = load('SELECT "Lead ID", "Stage", "Amount"::numeric AS "Amount" FROM opportunities')
+    assert cast.outcomes["amount"].tolist() == [1234.56, 0.0] and not cast.report.problems
+
+    sent = pd.DataFrame({"lead_id": ["L1"], "status": ["converted"], "amount": ["$1,234.56"]})
+    _, problems = prepare_table(sent, "outcomes", DataParams(leads="unused"), audience=API_CLIENT)
+    assert [p.message for p in problems] == [
+        "not a number: '$1,234.56' (an amount of money: send the number alone, without its currency)"]
 
 
 def test_a_database_rows_problem_names_its_lead_id_as_its_row_number_locates_nothing(tmp_path, postgres):
