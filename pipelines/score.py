@@ -186,7 +186,8 @@ def _as_crm_text(table: pa.Table | pa.RecordBatch, path: Path, first_row: int = 
     """Parquet values as the CRM's text, like a CSV cell (typed columns included); dictionary-coded
     text stays categorical, and true/false stays a boolean, as training reads the file (`ingest.read_source`):
     validation reads it as the text "true"/"false" in a text field, and refuses it in a number or date field
-    with training's words. So an infinite number stays a number, which validation refuses in any field.
+    with training's words. So an infinite number stays a number, which validation refuses in any field, and a
+    duration a duration, refused in a number field saying how to export it as one (its text lost that hint).
 
     Integers stay exact (through numpy a column with a null turns float, and id 7 "7.0"), a whole
     float reads as ingest reads it ("10", not "10.0"), and bytes must be UTF-8 text. `first_row` is
@@ -195,7 +196,8 @@ def _as_crm_text(table: pa.Table | pa.RecordBatch, path: Path, first_row: int = 
     table = bytes_as_text(table, path, first_row)
     frame = table.to_pandas(types_mapper=lambda kind: pd.ArrowDtype(kind) if pa.types.is_integer(kind) else None)
     for name, kind in zip(frame.columns, table.schema.types):
-        if not (isinstance(frame[name].dtype, pd.CategoricalDtype) or pa.types.is_boolean(kind)):
+        if not (isinstance(frame[name].dtype, pd.CategoricalDtype) or pa.types.is_boolean(kind)
+                or pa.types.is_duration(kind)):
             text, infinite = as_plain_text(frame[name]), infinite_numbers(frame[name])
             # An infinite number stays one, for validation to refuse in a text field as training does, not "inf".
             frame[name] = text.astype(object).mask(infinite, frame[name]) if infinite.any() else text

@@ -941,3 +941,29 @@ def test_true_false_in_a_number_field_is_refused_alike_by_training_batch_scoring
     assert refused == rejects == [f"{tmp_path / 'leads.parquet'} {expected}"]
     assert [str(p) for p in problems] == [f"request {expected}"]
     assert summary.rows_scored == 29
+
+
+def test_a_parquet_duration_in_a_number_field_is_refused_alike_by_training_and_batch_scoring(tmp_path):
+    """A warehouse's duration (time to first reply) in a number field is no number: training refused its row saying how
+    to export it as one, but batch scoring read the Parquet duration as the text '3 days 00:00:00' and refused it
+    without the hint. Both now refuse it in the same words (ingest's one message for a duration)."""
+    tables = generate_crm(800, seed=5)
+    write_crm(tables, tmp_path / "csv")
+    params = load_params(PROJECT_ROOT / "params.yaml", overrides={
+        f"data.{table}": str(tmp_path / "csv" / f"{table}.csv") for table in ("leads", "activities", "outcomes")})
+    _, scorer = quick_scorer(params)
+    typed = tables["leads"].head(30).assign(employees=[None, pd.Timedelta(days=3), *[None] * 28])
+    typed.to_parquet(tmp_path / "leads.parquet", index=False)
+    assert pa.types.is_duration(pq.read_schema(tmp_path / "leads.parquet").field("employees").type)
+
+    training = params.model_copy(update={"data": params.data.model_copy(update={
+        "leads": str(tmp_path / "leads.parquet"), "on_error": "drop"})})
+    refused = [str(p) for p in load_crm(training).report.problems if p.kind == "bad_number"]
+    summary = score_file(scorer, tmp_path / "leads.parquet", tmp_path / "scores.csv", as_of=pd.Timestamp("2026-01-01"),
+                         progress=False)
+
+    assert refused == pd.read_csv(summary.rejects)["problems"].tolist() == [
+        f"{tmp_path / 'leads.parquet'} row 2, column 'employees': not a number: '3 days 00:00:00' (a duration: export "
+        """it as a number, e.g. of days; with data.sql_url, PostgreSQL's EXTRACT(EPOCH FROM "employees") / 86400 AS """
+        '"employees")']
+    assert summary.rows_scored == 29
