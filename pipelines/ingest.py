@@ -1073,13 +1073,6 @@ def _empty_column(column: str, spec: TableSpec, index: pd.Index) -> pd.Series:
 # "1,234", "1 234", "1.234,5" or "1.234.567": a number written for people in some locale, which a number field
 # refuses.
 _GROUPED_DIGITS = re.compile(r"\d[, ]\d|\d\.\d{3}\.\d")
-def _is_amount_of_money(text: str) -> bool:
-    """Whether `text` is a number written with a currency symbol: '$1,234.56', '-$5.00', '1.234,56 €', as
-    PostgreSQL writes its money type (by its lc_monetary) and a CRM's report an amount."""
-    rest = re.sub(r"[\d.,'\s()+-]", "", text)
-    return rest != "" and any(c.isdigit() for c in text) and all(unicodedata.category(c) == "Sc" for c in rest)
-
-
 # "51-200", "10,001+", "<10": a CRM picklist's band of company sizes, which data.value_maps turns into a number.
 _NUMBER_BAND = re.compile(r"\s*(\d[\d,.]*\s*[-\u2013]\s*\d[\d,.]*|\d[\d,.]*\s*\+|[<>]=?\s*\d[\d,.]*)\s*")
 # How a number that is refused for its separators should be written, by how the file writes numbers.
@@ -1091,6 +1084,13 @@ _DECIMAL_MARK_HINT: dict[DecimalMark, str] = {
     "comma": "with a decimal comma and no thousands separator: 1234,5",
     "either": "with no thousands separator: 1234,5 or 1234.5",
 }
+
+
+def _is_amount_of_money(text: str) -> bool:
+    """Whether `text` is a number written with a currency symbol: '$1,234.56', '-$5.00', '1.234,56 €', as
+    PostgreSQL writes its money type (by its lc_monetary) and a CRM's report may write an amount."""
+    rest = re.sub(r"[\d.,'\s()+-]", "", text)
+    return rest != "" and any(c.isdigit() for c in text) and all(unicodedata.category(c) == "Sc" for c in rest)
 
 
 def prepare_table(
