@@ -149,7 +149,8 @@ class DataParams(_Section):
         "auto", description="How a CSV export writes numbers: point (1234.5 or 1,234.5: a comma only separates "
         "thousands), comma (1234,5 or 1.234,5: a dot or a space only separates thousands), or auto: comma or point in "
         "a CSV separated by ';' (Excel writes ';' where the decimal mark is a comma), point in any other (1,234,567 "
-        "and 12,500.5 read), a number that reads both ways (1.200 or 1,200 there, 1,200 here) refused."
+        "and 12,500.5 read), a number that reads both ways (1.200 or 1,200 there, 1,200 here) refused. In scientific "
+        "notation the mark before the exponent is the decimal mark (1.200E3 is 1200; 1,2E+03 where a comma can be one)."
     )
     on_error: Literal["stop", "drop"] = "stop"
     dedupe_by_email: bool = False
