@@ -304,15 +304,16 @@ class LeadScorer:
         source: str = "request",
         top_factors: int = 0,
         checked_activities: pd.DataFrame | None = None,
+        decimal_mark: DecimalMark = "point",
     ) -> ScoreBatch:
         """Score raw CRM rows (the CRM's own column names); invalid rows come back as problems.
 
         With ``top_factors`` > 0 the scores also get that many top positive and negative factors
         per lead as flat columns (``models.explain.factor_columns``), which name a value training never saw as the
-        lead sent it, as /score's do (``never_seen_as_sent``). ``checked_activities``: see ``build``.
+        lead sent it, as /score's do (``never_seen_as_sent``). ``checked_activities``, ``decimal_mark``: see ``build``.
         """
         features, problems, ages, built = self.build_with_rows(raw_leads, raw_activities, as_of, source,
-                                                               checked_activities)
+                                                               checked_activities, decimal_mark)
         never_seen = self.never_seen_as_sent(features, built) if top_factors else None
         return ScoreBatch(scores=self.scores_of(features, top_factors, ages, never_seen), problems=problems)
 

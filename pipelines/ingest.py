@@ -457,9 +457,15 @@ def decimal_mark_of(header: TableHeader, data: DataParams) -> DecimalMark:
     groups thousands or, quoted, may be a decimal comma (1,200 is refused); "point" for a Parquet file."""
     if header.sep is None:  # Parquet
         return "point"
+    return csv_decimal_mark(header.sep, data)
+
+
+def csv_decimal_mark(sep: str, data: DataParams) -> DecimalMark:
+    """How a CSV separated by `sep` writes its numbers (`decimal_mark_of`); with "," also how the MLflow model reads
+    the text of rows read from a file as `pd.read_csv(path, dtype=str)` reads it, as `leadscore score` reads it."""
     if data.decimal_mark != "auto":
         return "point_grouped" if data.decimal_mark == "point" else data.decimal_mark
-    return "either" if header.sep == ";" else "point_guessed"
+    return "either" if sep == ";" else "point_guessed"
 
 
 def readable_file(kind: str, path: Path) -> None:

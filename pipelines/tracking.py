@@ -32,7 +32,7 @@ from mlflow.tracking import MlflowClient
 from mlflow.types import ColSpec, ParamSchema, ParamSpec, Schema
 
 from pipelines.config import Params, fitting_params, shown_url
-from pipelines.ingest import ContractError, database_reason
+from pipelines.ingest import ContractError, csv_decimal_mark, database_reason
 
 CHAMPION, CHALLENGER = "champion", "challenger"
 UI_PORT = 5000  # the MLflow UI's port in the README's `mlflow ui` command
@@ -268,14 +268,16 @@ def configure(params: Params) -> str:
 
 class LeadScorerModel(mlflow.pyfunc.PythonModel):
     """Pyfunc wrapper: CRM rows in (their own column names, strings), scores out; `params={"as_of": ...}`
-    scores them as of that time (default now)."""
+    scores them as of that time (default now). Their numbers are read as `leadscore score` reads a CSV's (the
+    model's data.decimal_mark: "1,234,567" with point or auto): the rows are a file's as `pd.read_csv(path, dtype=str)`
+    reads it, the input example the export's first leads as its file writes them."""
 
     def load_context(self, context) -> None:
         self.scorer = joblib.load(context.artifacts["scorer"])
 
     def predict(self, context, model_input: pd.DataFrame, params: dict | None = None) -> pd.DataFrame:
         as_of = (params or {}).get("as_of") or None
-        batch = self.scorer.score(model_input, as_of=as_of)
+        batch = self.scorer.score(model_input, as_of=as_of, decimal_mark=csv_decimal_mark(",", self.scorer.data))
         if batch.problems:  # a row left out of the answer would be lost without a word: no half batch
             raise ContractError(batch.problems, "no row of this batch was scored: fix these rows or leave them out, "
                                                 "and score it again")

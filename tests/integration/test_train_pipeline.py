@@ -320,6 +320,23 @@ def test_pyfunc_model_loaded_by_alias_scores_crm_rows(trained, sample_params, sa
     assert flavor["python_function"]["loader_module"] == "mlflow.pyfunc.loaders.code_model"
 
 
+def test_the_pyfunc_model_reads_a_files_numbers_as_leadscore_score_does(trained, sample_dir):
+    """The MLflow model's rows are a file's text (`pd.read_csv(path, dtype=str)`, its input example the export's
+    first leads as written): a Salesforce report's "1,200" employees, read by training with data.decimal_mark: point,
+    was refused by the model as no number, and so was its own input example (MLflow warned when logging it)."""
+    from pipelines.tracking import LeadScorerModel
+
+    rows = pd.read_csv(sample_dir / "leads.csv", dtype=str).head(3)
+    for mark, written, number in (("point", "1,200", "1200"), ("comma", "1.200", "1200"),
+                                  ("auto", "1,234,567", "1234567")):
+        model = LeadScorerModel()
+        model.scorer = dataclasses.replace(trained.scorer,
+                                           data=trained.scorer.data.model_copy(update={"decimal_mark": mark}))
+        out = model.predict(None, rows.assign(employees=written), params={"as_of": "2026-01-01"})
+        expected = trained.scorer.score(rows.assign(employees=number), as_of=pd.Timestamp("2026-01-01")).scores
+        pd.testing.assert_frame_equal(out, expected)
+
+
 def test_the_model_input_example_holds_the_crms_own_columns_and_none_it_lacks(sample_dir, tmp_path):
     """The logged model's input example (and so its signature) is what the CRM sends: an export that names
     columns its own way and has no phone, company or campaign column (X Education's has no e-mail or creation date
