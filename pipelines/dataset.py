@@ -162,18 +162,36 @@ def training_warnings(ts: TrainingSet, params: Params) -> list[str]:
     return setting_warnings(ts, params) + [f"label rule {line}" for line in ts.labels.unknown_reason_lines()]
 
 
+# How much more often one side's decisions (conversions, or the others) lack a date than the other's for
+# `decisions_undated` to say the dates are one-sided: half of all decisions.
+ONE_SIDED_UNDATED = 0.5
+
+
 def decisions_undated(ts: TrainingSet, params: Params, judging: bool = False) -> list[str]:
     """A warning when a dated export's decisions lack `decided_at` (the CRM's close date left unmapped, or blank):
     each such lead is seen at its creation, its later activity unread, and its conversion counts however long it
-    took. The label counts look as usual, so nothing else would say so."""
+    took. The label counts look as usual, so nothing else would say so. Where the dates are missing mostly on one
+    side (`ONE_SIDED_UNDATED`: a report's Converted Date, the only date Salesforce's Lead report gives a decision),
+    it says so: the two sides are then seen at different ages, and the model learns the difference."""
     labels = ts.labels.frame
     decided = labels["decided"].to_numpy(dtype=bool)
-    undated = int((decided & labels["decided_at"].isna().to_numpy()).sum())
+    undated_rows = decided & labels["decided_at"].isna().to_numpy()
+    undated = int(undated_rows.sum())
     if not params.data.dated or not undated:
         return []
-    return [f"{undated:,} of the {int(decided.sum()):,} decided leads have no decided_at (check that data.mapping "
-            f"maps the CRM's close date): each {_as(judging)} seen at its creation, its later activity unread, and "
-            "its conversion counts however long it took, unchecked against label.horizon_days"]
+    warning = (f"{undated:,} of the {int(decided.sum()):,} decided leads have no decided_at (check that data.mapping "
+               f"maps the CRM's close date): each {_as(judging)} seen at its creation, its later activity unread, and "
+               "its conversion counts however long it took, unchecked against label.horizon_days")
+    converted = outcome_group(labels["status"], params.label) == "converted"
+    sides = [(int((undated_rows & side).sum()), int((decided & side).sum())) for side in (converted, ~converted)]
+    if all(total for _, total in sides) and abs(sides[0][0] / sides[0][1] - sides[1][0] / sides[1][1]) >= ONE_SIDED_UNDATED:
+        (conversions_undated, conversions), (others_undated, others) = sides
+        warning += (f"; they are {conversions_undated:,} of the {conversions:,} conversions but {others_undated:,} of "
+                    f"the {others:,} other decisions, so one side is seen later in its life than the other, with "
+                    "activity the other is never seen with, and the model learns which leads have a date rather "
+                    "than which convert (a date only conversions get, as Salesforce's Converted Date, does this): "
+                    "map a date every decision has, the day its status closed")
+    return [warning]
 
 
 def _as(judging: bool) -> str:
