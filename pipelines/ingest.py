@@ -1093,10 +1093,16 @@ _DECIMAL_MARK_HINT: dict[DecimalMark, str] = {
 
 
 def _is_amount_of_money(text: str) -> bool:
-    """Whether `text` is a number written with a currency symbol: '$1,234.56', '-$5.00', '1.234,56 €', as
-    PostgreSQL writes its money type (by its lc_monetary) and a CRM's report may write an amount."""
+    """Whether `text` is a number written with its currency: '$1,234.56', '-$5.00', '1.234,56 €', as PostgreSQL
+    writes its money type (by its lc_monetary), or 'USD 1,200.00', as a CRM's report (Salesforce's) may write one."""
+    if _ISO_CURRENCY_AMOUNT.fullmatch(text):
+        return True
     rest = re.sub(r"[\d.,'\s()+-]", "", text)
     return rest != "" and any(c.isdigit() for c in text) and all(unicodedata.category(c) == "Sc" for c in rest)
+
+
+# 'USD 1,200.00', '-1.234,5 EUR': an amount with its ISO 4217 code before or after it.
+_ISO_CURRENCY_AMOUNT = re.compile(r"\s*[-+]?\s*(?:[A-Z]{3}\s*[-+]?\d[\d.,' ]*|\d[\d.,' ]*\s*[A-Z]{3})\s*")
 
 
 def prepare_table(

@@ -1066,6 +1066,26 @@ def test_a_row_refused_for_what_a_value_map_translates_names_the_label_the_crm_s
     assert [p.message for p in problems] == [said]
 
 
+def test_a_currency_amount_in_a_number_field_is_refused_saying_to_leave_its_symbol_out():
+    """A Salesforce report writes its Annual Revenue as '$34,740,000': refused as "not a number" with advice to write
+    no thousands separator, which the file may well hold (data.decimal_mark), and no word of the '$' that was wrong."""
+    from pipelines.ingest import API_CLIENT
+
+    raw = pd.DataFrame({"lead_id": ["L1", "L2", "L3", "L4"], "created_at": ["2025-01-01"] * 4,
+                        "employees": ["$34,740,000", "1.234,5 \u20ac", "USD 1,200.00", "-\u00a312"]})
+
+    _, problems = prepare_table(raw, "leads", DataParams(leads="unused"))
+    _, served = prepare_table(raw.iloc[:1], "leads", DataParams(leads="unused"), audience=API_CLIENT)
+
+    fix = ("an amount of money: export it as a number, without its currency; with data.sql_url, select a PostgreSQL "
+           'money column as one, "employees"::numeric AS "employees"')
+    assert [p.message for p in problems] == [
+        f"not a number: '$34,740,000' ({fix})", f"not a number: '1.234,5 \u20ac' ({fix})",
+        f"not a number: 'USD 1,200.00' ({fix})", f"not a number: '-\u00a312' ({fix})"]
+    assert [p.message for p in served] == [
+        "not a number: '$34,740,000' (an amount of money: send the number alone, without its currency)"]
+
+
 def test_a_picklist_band_in_a_number_field_is_refused_saying_which_value_map_turns_it_into_a_number():
     """A CRM's "Number of Employees" picklist ('51-200', '10,001+') was refused as "not a number: '51-200'" with no
     word of data.value_maps.employees, which reads each band as a number; an API client is told to send one."""
