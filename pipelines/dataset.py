@@ -27,6 +27,9 @@ from pipelines.ingest import CRMData, absent_columns, absent_columns_text, perso
 # export was taken would count as expired unconverted (no outcome by their horizon) while their
 # outcome was simply not in the file yet; a CRM with enough leads to train on is not silent a week.
 AS_OF_PAST_EXPORT_LIMIT = pd.Timedelta(days=7)
+# How long before the export's 'now' its activity file may end, leads created since, before `activities_end_early`
+# asks whether it is an earlier export's: as long as a CRM with enough leads to train on is not silent.
+ACTIVITIES_END_LIMIT = AS_OF_PAST_EXPORT_LIMIT
 
 
 @dataclass
@@ -133,7 +136,8 @@ def setting_warnings(ts: TrainingSet, params: Params, judging: bool = False) -> 
     out += personal_categories(params)
     unused = activities_unused(crm, params, judging)
     # The file's types are named there already: not again, type by type, as settings no row matches.
-    return (out + decisions_undated(ts, params, judging) + (unused or activities_of_open_leads_only(ts, params, judging))
+    return (out + decisions_undated(ts, params, judging)
+            + (unused or activities_of_open_leads_only(ts, params, judging) + activities_end_early(ts, params, judging))
             + unmatched_settings(crm.leads, None if unused else crm.activities, params.features))
 
 
@@ -239,6 +243,26 @@ def activities_of_open_leads_only(ts: TrainingSet, params: Params, judging: bool
     return [f"{_activities_source(crm)} names {len(named):,} leads ({still_open:,} of them still open), none of them "
             f"one of the {len(ts.features):,} labelled leads {learns}: {_never_active(judging, 'labelled lead')}; check "
             "that the export's activities cover the decided leads too, not only the open ones"]
+
+
+def activities_end_early(ts: TrainingSet, params: Params, judging: bool = False) -> list[str]:
+    """A warning when the activity file ends well before the export's 'now' (`data_as_of`) while leads were created
+    since: an earlier export's file beside this one's leads (`--leads` names the new leads file, data.activities
+    still last quarter's). The leads created since then, and every lead's activity since, are read as none; the
+    labels look as usual, so nothing else would say so."""
+    crm = ts.crm
+    now = data_as_of(crm)
+    if not _activities_read(crm, params) or crm.activities.empty or now is None:
+        return []
+    last = crm.activities["occurred_at"].max()
+    later = int((crm.leads["created_at"] > last).sum())
+    if now - last <= ACTIVITIES_END_LIMIT or not later:
+        return []
+    return [f"{_activities_source(crm)} ends {last:%Y-%m-%d %H:%M}, {(now - last).days} days before the export's "
+            f"latest lead or decision ({now:%Y-%m-%d %H:%M}), and {later:,} leads were created since: is it an earlier "
+            "export's? Their activity, and every lead's since then, is read as none, so the model "
+            f"{'is judged on' if judging else 'learns from'} them as if inactive; name this export's activity file "
+            "in data.activities (--leads names the leads file only)"]
 
 
 def _activities_read(crm: CRMData, params: Params) -> bool:

@@ -13,7 +13,8 @@ import pytest
 from features.build import decision_times, to_epoch_ns
 from pipelines import dataset
 from pipelines.config import Params
-from pipelines.dataset import assemble, features_at, features_at_moments, model_features, open_at_ages, setting_warnings
+from pipelines.dataset import (assemble, data_as_of, features_at, features_at_moments, model_features, open_at_ages,
+                               setting_warnings)
 from pipelines.ingest import ContractError, load_crm
 
 
@@ -139,6 +140,27 @@ def test_decisions_dated_on_one_side_only_are_said_to_teach_the_model_the_date(s
         "activity the other is never seen with, and the model learns which leads have a date rather than which "
         "convert (a date only conversions get, as Salesforce's Converted Date, does this): map a date every "
         "decision has, the day its status closed"]
+
+
+def test_an_activity_file_ending_long_before_the_leads_is_asked_about(sample_params):
+    """A quarter's retrain with `--leads` naming the new leads file and data.activities still last quarter's Tasks
+    report: the leads created since, and every lead's activity since, trained as none, without a word."""
+    ts = assemble(sample_params)
+    now = data_as_of(ts.crm)
+    end = now - pd.Timedelta(days=60)
+    activities = ts.crm.activities[ts.crm.activities["occurred_at"] <= end]
+    last = activities["occurred_at"].max()
+    later = int((ts.crm.leads["created_at"] > last).sum())
+    earlier = dataclasses.replace(ts.crm, activities=activities)
+
+    warnings = setting_warnings(assemble(sample_params, crm=earlier), sample_params)
+
+    assert setting_warnings(ts, sample_params) == []  # the export's own activity file
+    assert later and warnings == [
+        f"data.activities ({sample_params.data.activities}) ends {last:%Y-%m-%d %H:%M}, {(now - last).days} days before "
+        f"the export's latest lead or decision ({now:%Y-%m-%d %H:%M}), and {later:,} leads were created since: is it "
+        "an earlier export's? Their activity, and every lead's since then, is read as none, so the model learns from "
+        "them as if inactive; name this export's activity file in data.activities (--leads names the leads file only)"]
 
 
 def test_leads_seen_at_several_moments_are_each_built_as_of_their_own(sample_params):
