@@ -471,6 +471,9 @@ def _latin1_type(path):
         # what European Excel users add for Excel to split the columns: it was read as the header, 'lead_id' missing
         (lambda p: p.write_text("sep=;\nlead_id;created_at\nL1;2024-01-01\n"), "scores.csv",
          r"leads.csv: the first line 'sep=;' is Excel's separator hint, not the header row; delete that line"),
+        (lambda p: p.write_text('lead_id,created_at\nL1,2024-01-01\n\n"Leads Report"\n"Acme Corp"\n'), "scores.csv",
+         r"leads.csv: its last 2 row\(s\) \(rows 2-3, header not counted\) hold a value in the first column only, "
+         r"starting 'Leads Report': a report's footer"),
         (lambda p: pq.write_table(pa.table({"lead_id": pa.array([b"L1", b"\xff\xfe"], pa.binary())}),
                                   p.with_suffix(".parquet")), "scores.csv",
          r"leads.parquet row 2, column 'lead_id': b'\\xff\\xfe' is not UTF-8 text"),
@@ -484,7 +487,7 @@ def _latin1_type(path):
         (lambda p: (p.write_text("lead_id,created_at\nL1,2024-01-01\n"), _latin1_type(p.with_name("acts.csv"))),
          "scores.csv", r"acts.csv: not UTF-8 text, line 3 holds byte e9"),
     ],
-    ids=["latin-1 leads", "blank lines", "excel separator hint", "parquet bytes", "output is a folder", "output is a folder without suffix",
+    ids=["latin-1 leads", "blank lines", "excel separator hint", "report footer", "parquet bytes", "output is a folder", "output is a folder without suffix",
          "output under a file",
          "input is a folder", "input cannot be read", "latin-1 activities"],
 )
