@@ -21,7 +21,7 @@ from features.leakage import LeakWarning, leakage_check
 from models.encoding import most_frequent
 from pipelines.config import FeatureParams, Params
 from pipelines.history import history_as_of, load_history
-from pipelines.ingest import CRMData, absent_columns, absent_columns_text, personal_columns_listed
+from pipelines.ingest import CRMData, absent_columns, absent_columns_text, personal_by_name, personal_columns_listed
 
 # How long after an export's 'now' (data_as_of) `as_of` may be. Past it, leads still open when the
 # export was taken would count as expired unconverted (no outcome by their horizon) while their
@@ -147,16 +147,24 @@ def personal_categories(params: Params) -> list[str]:
     (`ingest.personal_columns_listed`; the CRM's name reads no value, as the features name contract columns): its values
     would be the model's category levels and appear in the audit's tables and the score log's factors, which otherwise
     hold no e-mail, phone or company. A warning, not a refusal: a company name is a real, if unwise, category for some
-    B2B teams."""
-    out = []
-    for name, column in personal_columns_listed(params.data, params.features.categorical).items():
-        which = ("a personal column of the lead: its values are kept" if name == column else
-                 f"which data.mapping maps to {column}, a personal column of the lead: listed as {column}, its values "
-                 "would be kept")
-        out.append(f"features.categorical lists {name!r}, {which} in the model, the audit and the score log; leave it "
-                   "out, or derive a non-personal signal from it in features.derived (email_signals: the e-mail "
-                   "domain's kind; contact_gaps: whether an e-mail, phone or company is given)")
-    return out
+    B2B teams.
+
+    A column of the CRM's own is warned about by its name (`ingest.personal_by_name`: 'Personal Email', 'Contact
+    Mobile'), which then says it holds a lead's e-mail, phone number, address, name or company."""
+    listed = personal_columns_listed(params.data, params.features.categorical)
+    whiches = {}
+    for name in params.features.categorical:
+        column, kind = listed.get(name), personal_by_name(name)
+        if column == name:
+            whiches[name] = "a personal column of the lead: its values are kept"
+        elif column is not None:
+            whiches[name] = (f"which data.mapping maps to {column}, a personal column of the lead: listed as {column}, "
+                             "its values would be kept")
+        elif kind is not None:
+            whiches[name] = f"whose name says it holds the lead's {kind}, personal data: its values are kept"
+    return [f"features.categorical lists {name!r}, {which} in the model, the audit and the score log; leave it out, or "
+            "derive a non-personal signal from it in features.derived (email_signals: the e-mail domain's kind; "
+            "contact_gaps: whether an e-mail, phone or company is given)" for name, which in whiches.items()]
 
 
 def training_warnings(ts: TrainingSet, params: Params) -> list[str]:

@@ -1582,6 +1582,39 @@ def personal_columns_listed(data: DataParams, listed: list[str]) -> dict[str, st
     return {name: contract.get(name, name) for name in listed if contract.get(name, name) in LEADS.personal}
 
 
+# The last word of a lead column's name that says it holds a lead's personal data -> which: a CRM's own column such as
+# 'Personal Email', 'Contact Mobile', 'Phone 2', 'Email ID', 'Billing Address' or 'Company Name', which the contract's
+# email, phone and company (`LEADS.personal`) do not catch (`personal_by_name`).
+PERSONAL_NAME_WORDS = {
+    "email": "e-mail", "phone": "phone number", "telephone": "phone number", "tel": "phone number",
+    "mobile": "phone number", "cell": "phone number", "cellphone": "phone number", "fax": "phone number",
+    "whatsapp": "phone number", "address": "address", "street": "address", "surname": "name", "name": "name",
+    "company": "company", "employer": "company", "organisation": "company", "organization": "company",
+}
+# A name ending in "name" is personal only after one of these words (or alone): 'Campaign Name' and 'Product Name' are not.
+PERSONAL_NAME_OWNERS = frozenset({"first", "last", "full", "given", "middle", "family", "contact", "lead", "person",
+                                  "customer", "company", "account", "organisation", "organization", "business"})
+# Words after the one that says what a column holds: 'Phone No', 'Email ID', 'Address Line 1', 'Mobile 2'.
+_TRAILING_WORDS = frozenset({"number", "no", "nr", "num", "id", "line"})
+# Words starting a flag about a personal column rather than its value: 'Do Not Email', 'No Phone', 'Has Mobile'.
+_FLAG_STARTS = frozenset({"do", "don", "dont", "no", "not", "has", "is"})
+
+
+def personal_by_name(column: str) -> str | None:
+    """Which personal data a lead column's name says it holds ('e-mail', 'phone number', 'address', 'name' or
+    'company'; `PERSONAL_NAME_WORDS`), else None: 'Lead Source', 'Company Size', 'company_size', 'Do Not Email' and
+    'Campaign Name' are about something else."""
+    spaced = re.sub(r"(?<=[a-z])(?=[A-Z])|(?<=[A-Za-z])(?=[0-9])|(?<=[0-9])(?=[A-Za-z])", " ", column)  # camelCase, Phone2
+    words = re.findall(r"[a-z0-9]+", re.sub(r"\be[\s-]?mail", "email", spaced.lower().replace("_", " ")))
+    while words and (words[-1] in _TRAILING_WORDS or words[-1].isdigit()):
+        words.pop()
+    if not words or words[0] in _FLAG_STARTS:
+        return None
+    if words[-1] == "name" and len(words) > 1 and words[-2] not in PERSONAL_NAME_OWNERS:
+        return None
+    return PERSONAL_NAME_WORDS.get(words[-1])
+
+
 def absent_columns_text(absent: dict[str, str | None]) -> str:
     """``absent_columns`` for a message: "'Industry' (it has 'Industry ', which looks like the same name written
     differently), 'campaign'"."""

@@ -97,6 +97,28 @@ def test_a_personal_column_listed_as_a_category_is_said_to_be_kept(sample_params
         f"as email, its values would be kept {advice}"]
 
 
+def test_a_crm_column_whose_name_says_it_is_personal_listed_as_a_category_is_warned_about_by_its_name(sample_params):
+    """A CRM's own column of a lead's mobile or private e-mail, which the contract's email/phone/company do not name,
+    was listed as a category without a word; normal fields, flags about contact data and the real X Education
+    settings are not warned about."""
+    from pipelines.config import PROJECT_ROOT, load_params
+
+    personal = {"Contact Mobile": "phone number", "Personal Email": "e-mail", "personal_email": "e-mail",
+                "Phone 2": "phone number", "Email ID": "e-mail", "Billing Address": "address", "First Name": "name",
+                "Company Name": "name", "Parent Company": "company"}
+    normal = ["Lead Source", "Company Size", "company_size", "Do Not Email", "do_not_call", "Campaign Name",
+              "Email Opt Out", "Emails Sent", "Email Domain", "Lead Number"]
+    listed = sample_params.model_copy(update={"features": sample_params.features.model_copy(
+        update={"categorical": [*normal, *personal]})})
+
+    assert dataset.personal_categories(listed) == [
+        f"features.categorical lists {name!r}, whose name says it holds the lead's {kind}, personal data: its values "
+        "are kept in the model, the audit and the score log; leave it out, or derive a non-personal signal from it in "
+        "features.derived (email_signals: the e-mail domain's kind; contact_gaps: whether an e-mail, phone or company "
+        "is given)" for name, kind in personal.items()]
+    assert dataset.personal_categories(load_params(PROJECT_ROOT / "params.x_education.yaml")) == []
+
+
 def test_decisions_without_a_date_are_said_to_be_seen_at_creation(sample_params):
     """A contacts export whose close date was left unmapped (or blank) trained each decided lead as seen at its
     creation and counted its conversion however late, with label counts looking as usual and no word said."""
