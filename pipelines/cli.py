@@ -397,7 +397,8 @@ def forget(
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Count the rows it would delete; delete none.")] = False,
     params: ParamsOption = None,
 ) -> None:
-    """Erase leads from the service's store (score log and feedback), e.g. for a GDPR erasure request."""
+    """Erase leads from the service's store (score log and feedback), e.g. for a GDPR erasure request; each run is
+    recorded in the store without the leads named (leadscore erasures lists them)."""
     from serving.store import FEEDBACK, SCORE_LOG, StoreWriteFailed
 
     if not lead_id and not email:
@@ -420,6 +421,7 @@ def forget(
                    "e-mail is found by --lead-id only)")
     for table, rows in done.rows.items():
         typer.echo(f"  {table}: {verb} {rows:,} row(s)")
+    typer.echo("  recorded in the store's erasure_log, without the lead ids or e-mails named (leadscore erasures lists it)")
     if done.wal_checkpointed is False:
         typer.echo(f"  note: a reader (the running service) held the SQLite write-ahead log, {store.name}-wal, which "
                    "keeps copies of the deleted rows until its next checkpoint; run forget again when the service is idle")
@@ -433,6 +435,29 @@ def forget(
                "(its access log names a lead id in a score card's path);\n"
                "  - on a database server, its own copies: its files until VACUUM reuses the space, its write-ahead log, "
                "its backups.")
+
+
+@app.command()
+def erasures(params: ParamsOption = None) -> None:
+    """List the erasures forget recorded in the service's store (when, by what, rows per table), for a DPO's records."""
+    from serving.store import FEEDBACK, SCORE_LOG
+
+    p = _params(params)
+    try:
+        store = _store_the_service_ran_with(p, [SCORE_LOG, FEEDBACK], "nothing to list")
+        done = store.erasures()
+    except _input_errors() as err:
+        _fail(err)
+    if done.empty:
+        typer.echo(f"no erasure recorded in the store {store.name} (forget records each run from this version on)")
+        return
+    typer.echo(f"erasures recorded in the store {store.name} (UTC; no lead id or e-mail is kept):")
+    for row in done.itertuples():
+        named = [f"{count} {what}" for count, what in ((row.lead_ids_named, "lead id(s)"), (row.emails_named, "e-mail(s)"))
+                 if count]
+        verb = "would delete (dry run)" if row.dry_run else "deleted"
+        typer.echo(f"  {row.erased_at:%Y-%m-%d %H:%M:%S}  {', '.join(named)}: {verb} {row.score_log_rows:,} score_log "
+                   f"row(s), {row.feedback_rows:,} feedback row(s)")
 
 
 @app.command()

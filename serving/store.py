@@ -73,10 +73,27 @@ FEEDBACK = sa.Table(
     sa.Column("received_at", sa.DateTime, nullable=False),
 )
 
+# A DPO's record that each erasure was done (`Store.forget`): what kind of request, how many rows per table, never the
+# lead ids or e-mails named, which the store must no longer hold.
+ERASURE_LOG = sa.Table(
+    "erasure_log",
+    _metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("erased_at", sa.DateTime, nullable=False),  # naive UTC
+    sa.Column("lead_ids_named", sa.Integer, nullable=False),  # how many --lead-id the request gave
+    sa.Column("emails_named", sa.Integer, nullable=False),  # how many --email
+    sa.Column("score_log_rows", sa.Integer, nullable=False),
+    sa.Column("feedback_rows", sa.Integer, nullable=False),
+    sa.Column("dry_run", sa.Boolean, nullable=False),  # counted only: nothing deleted
+)
+
 SCORE_LOG_COLUMNS = [c.name for c in SCORE_LOG.columns if c.name != "id"]
 FEEDBACK_COLUMNS = [c.name for c in FEEDBACK.columns]
-_TIME_COLUMNS = ("scored_at", "features_as_of", "decided_at", "received_at")
+ERASURE_LOG_COLUMNS = [c.name for c in ERASURE_LOG.columns if c.name != "id"]
+_SERVICE_TABLES = (FEEDBACK, SCORE_LOG)  # what the service writes (erasure_log only forget does)
+_TIME_COLUMNS = ("scored_at", "features_as_of", "decided_at", "received_at", "erased_at")
 _NUMBER_COLUMNS = ("probability", "likely_rejection_probability", "amount")
+_COUNT_COLUMNS = ("score", "lead_ids_named", "emails_named", "score_log_rows", "feedback_rows")
 _JSON_COLUMNS = ("factors", "never_seen", "unread_activity_types")  # stored as JSON text
 _DECISION_FIELDS = ("lead_id", "status", "reason", "decided_at", "amount")  # what a retried event must repeat
 
@@ -220,12 +237,12 @@ def _add_missing_columns(engine: sa.Engine) -> None:
 
 
 def _check_writable(engine: sa.Engine) -> None:
-    """Raise what the database answers when it may not write our tables (read-only file, account or
+    """Raise what the database answers when the service may not write its tables (read-only file, account or
     transaction, no INSERT privilege), writing nothing: each table is given the rows of a select that
     finds none, in a transaction rolled back. No row, nor an autoincrement step, is used up."""
     with engine.connect() as conn:
         try:
-            for table in _metadata.sorted_tables:
+            for table in _SERVICE_TABLES:
                 conn.execute(table.insert().from_select(list(table.columns),
                                                         sa.select(*table.columns).where(sa.false())))
         finally:
@@ -242,8 +259,10 @@ def _typed(frame: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
             out[name] = pd.to_datetime(values).astype("datetime64[us]")
         elif name in _NUMBER_COLUMNS:
             out[name] = pd.to_numeric(values).astype("float64")
-        elif name == "score":
+        elif name in _COUNT_COLUMNS:
             out[name] = values.astype("int64")
+        elif name == "dry_run":
+            out[name] = values.astype("bool")
         else:
             out[name] = values.astype("str")
     return pd.DataFrame(out, columns=columns)
@@ -536,16 +555,19 @@ class Store:
     # ------------------------------------------------------------------ erasure
 
     def forget(self, lead_ids: list[str], emails: list[str], dry_run: bool = False) -> "Forgotten":
-        """Delete every row of the leads named, by id or by e-mail, from score_log and feedback, in one transaction.
+        """Delete every row of the leads named, by id or by e-mail, from score_log and feedback, in one transaction
+        that also records the erasure in erasure_log (`ERASURE_LOG`: counts, never the ids or e-mails).
 
         An e-mail is matched through `email_sha256` (normalised as the service hashed it) to the leads whose scores
         carry it; those leads' rows go from both tables, as feedback holds no e-mail. No other lead's row is touched.
-        On SQLite the deleted rows are overwritten (secure_delete) and the write-ahead log checkpointed, so the
-        file no longer holds them; a database server keeps them in its own files until it reuses the space.
+        On SQLite the deleted rows are overwritten (secure_delete) and the write-ahead log checkpointed,
+        so the file no longer holds them; a database server keeps them in its own files until it reuses the space.
+        A store an earlier version created gains its erasure_log table first.
 
         Raises:
             ValueError: a blank lead id or e-mail (it would match nothing, and the user would believe it erased).
-            StoreWriteFailed: the database refused or failed the deletion; nothing was deleted.
+            StoreWriteFailed: the database refused or failed the deletion, or creating erasure_log; nothing was
+                deleted.
         """
         blank = ([f"lead id {v!r}" for v in lead_ids if not str(v).strip()]
                  + [f"e-mail {v!r}" for v in emails if not str(v).strip()])
@@ -553,6 +575,7 @@ class Store:
             raise ValueError(f"{', '.join(blank)} is blank: name the lead to forget")
         hashes = dict(zip(emails, email_sha256(pd.Series(emails, dtype=object))))
         is_sqlite = self.engine.dialect.name == "sqlite"
+        self._create_erasure_log()
         try:
             with self.engine.connect() as conn:
                 if is_sqlite:  # zero the deleted rows in the file, whatever this SQLite's build defaults to
@@ -572,6 +595,10 @@ class Store:
                                                             .where(of_leads)).scalar_one()
                         else:
                             rows[table.name] = conn.execute(table.delete().where(of_leads)).rowcount
+                    conn.execute(ERASURE_LOG.insert(), {
+                        "erased_at": _now(), "lead_ids_named": len(lead_ids), "emails_named": len(emails),
+                        "score_log_rows": rows[SCORE_LOG.name],
+                        "feedback_rows": rows[FEEDBACK.name], "dry_run": dry_run})
         except _UNAVAILABLE as err:
             raise StoreWriteFailed(f"cannot delete from the store {self.name}: {database_reason(err)}. Nothing was "
                                    "deleted.") from None
@@ -584,6 +611,27 @@ class Store:
                 wal_checkpointed = False
         return Forgotten(rows, by_email, [v for v in map(str, lead_ids) if v not in found],
                          [email for email in emails if not by_email.get(email)], wal_checkpointed)
+
+    def _create_erasure_log(self) -> None:
+        """Create erasure_log in a store an earlier version's service created (the service creates it on start, and
+        may be running the earlier version still); another writer creating it at the same moment is no failure."""
+        if self.has_table(ERASURE_LOG):
+            return
+        try:
+            ERASURE_LOG.create(self.engine, checkfirst=True)
+        except (*_UNAVAILABLE, sa.exc.IntegrityError) as err:  # PostgreSQL's duplicate key in its catalog, as there
+            if not sa.inspect(self.engine).has_table(ERASURE_LOG.name):
+                raise StoreWriteFailed(
+                    f"cannot create the erasure_log table, where forget records each erasure, in the store {self.name}: "
+                    f"{database_reason(err)}. Start this version's service on the store once (it creates the table), or "
+                    "run forget with an account that may create tables. Nothing was deleted.") from None
+        self._present[ERASURE_LOG.name] = set(ERASURE_LOG_COLUMNS) | {"id"}
+
+    def erasures(self) -> pd.DataFrame:
+        """Every erasure forget recorded (`ERASURE_LOG`), oldest first; none in a store forget never ran on since
+        erasure_log existed."""
+        rows = self._read(ERASURE_LOG, ERASURE_LOG_COLUMNS, lambda query: query.order_by(ERASURE_LOG.c.id))
+        return _typed(pd.DataFrame(rows), ERASURE_LOG_COLUMNS)
 
 
 @dataclass

@@ -193,15 +193,15 @@ def test_export_outcomes_never_replaces_the_crm_exports_outcomes(store, tmp_path
     assert history.read_bytes() == before
 
 
-def _forget(store: Store, sample_params, tmp_path, *args: str):
-    """`leadscore forget ARGS` on `store`, as the privacy officer runs it."""
+def _forget(store: Store, sample_params, tmp_path, *args: str, command: str = "forget"):
+    """`leadscore forget ARGS` (or another `command`) on `store`, as the privacy officer runs it."""
     from typer.testing import CliRunner
 
     from pipelines.cli import app
     from serving.local_server import params_file
 
     params = params_file(sample_params, tmp_path / "params.yaml", {"serving.store_url": store.url})
-    result = CliRunner().invoke(app, ["forget", "--params", str(params), *args])
+    result = CliRunner().invoke(app, [command, "--params", str(params), *args])
     assert result.exit_code == 0, result.output
     return result.output
 
@@ -288,6 +288,61 @@ def test_forget_while_a_reader_holds_the_sqlite_log_deletes_and_says_the_log_sti
     assert f"note: a reader (the running service) held the SQLite write-ahead log, {tmp_path / 'store.db'}-wal" in output
     assert "run forget again when the service is idle" in output.replace("\n", " ")
     assert store.score_log_frame()["lead_id"].tolist() == [BOB]
+
+
+def test_each_forget_is_recorded_in_the_store_without_the_ids_or_e_mails_named(store, tmp_path, sample_params):
+    """A DPO must show each erasure request was honoured, and the store may not keep whom it named: erasure_log holds
+    when, how many lead ids and e-mails, the rows per table and whether it was a dry run;
+    `leadscore erasures` lists them."""
+    _two_leads(store)
+    _forget(store, sample_params, tmp_path, "--email", "bob@acme.com", "--dry-run")
+    _forget(store, sample_params, tmp_path, "--lead-id", ANA, "--email", "ana.ruiz@acme.com")
+
+    listed = _forget(store, sample_params, tmp_path, command="erasures")
+
+    done = store.erasures()
+    assert done[["lead_ids_named", "emails_named", "score_log_rows", "feedback_rows", "dry_run"]].values.tolist() == [
+        [0, 1, 1, 1, True], [1, 1, 2, 1, False]]
+    assert (done["erased_at"] - pd.Timestamp.now(tz="UTC").tz_localize(None)).abs().max() < pd.Timedelta(minutes=1)
+    lines = listed.splitlines()[1:]
+    assert [line.split("  ", 2)[-1] for line in lines] == [
+        "1 e-mail(s): would delete (dry run) 1 score_log row(s), 1 feedback row(s)",
+        "1 lead id(s), 1 e-mail(s): deleted 2 score_log row(s), 1 feedback row(s)"]
+    with store.engine.connect() as conn:
+        stored = str(conn.execute(sa.text("SELECT * FROM erasure_log")).all())
+    her_hash, his_hash = (hashlib.sha256(e.encode()).hexdigest() for e in ("ana.ruiz@acme.com", "bob@acme.com"))
+    assert not [name for name in (ANA, BOB, "acme", her_hash, his_hash) if name in stored]
+
+
+def test_a_dpo_lists_the_erasures_with_an_account_that_may_only_read(tmp_path, sample_params):
+    """The record is read where the store is, by someone who must not change it."""
+    path = tmp_path / "store.db"
+    store = Store(f"sqlite:///{path}")
+    _two_leads(store)
+    _forget(store, sample_params, tmp_path, "--lead-id", ANA)
+    store.engine.dispose()
+
+    listed = _forget(Store(f"sqlite:///file:{path}?mode=ro&uri=true", read_only=True), sample_params, tmp_path,
+                     command="erasures")
+
+    assert listed.splitlines()[1].endswith("  1 lead id(s): deleted 2 score_log row(s), 1 feedback row(s)")
+
+
+def test_forget_on_a_store_an_earlier_version_created_records_the_erasure_there(store_url, tmp_path, sample_params):
+    """The service of the earlier version may still run on it: forget creates erasure_log itself; before any forget,
+    `leadscore erasures` says none is recorded rather than failing on the missing table."""
+    from conftest import fill_earlier_store
+
+    fill_earlier_store(store_url, [OLD_SCORE], [OLD_EVENT])
+    earlier = Store(store_url, read_only=True)
+
+    before = _forget(earlier, sample_params, tmp_path, command="erasures")
+    _forget(earlier, sample_params, tmp_path, "--lead-id", "OLD-1")
+
+    assert "no erasure recorded in the store" in before
+    assert Store(store_url, read_only=True).erasures()[["lead_ids_named", "score_log_rows", "feedback_rows"]
+                                                       ].values.tolist() == [[1, 1, 1]]
+    assert earlier.score_log_frame().empty and earlier.feedback_frame().empty
 
 
 def test_forget_refuses_a_store_the_service_never_ran_with(tmp_path, sample_params):
@@ -485,8 +540,8 @@ def test_a_writer_on_a_read_only_store_of_an_earlier_version_is_told_why_and_los
     assert message.startswith(f"cannot open the store {path} for writing: "
                               "attempt to write a readonly database")
     assert "must be allowed to write and alter the tables" in message and "Nothing stored was changed" in message
-    if journal_mode == "wal":  # the file is WAL already: the change refused is the new column
-        assert "(running: ALTER TABLE score_log ADD COLUMN features_as_of DATETIME)" in message
+    if journal_mode == "wal":  # the file is WAL already: the change refused is the new table
+        assert "(running: CREATE TABLE erasure_log (" in message
     reader = Store(url, read_only=True)
     assert reader.score_log_frame()["lead_id"].tolist() == ["OLD-1"]
     assert reader.feedback_frame()["event_id"].tolist() == ["e1"]
@@ -614,8 +669,7 @@ def test_writers_opening_a_new_store_at_the_same_moment_all_open_it(store_url):
 @pytest.mark.parametrize(
     ("tables", "refusal"),
     [("none", "permission denied for schema public (running: CREATE TABLE "),  # feedback or score_log first
-     ("earlier", "must be owner of table score_log (running: ALTER TABLE score_log ADD COLUMN features_as_of "
-                 "TIMESTAMP WITHOUT TIME ZONE)"),
+     ("earlier", "permission denied for schema public (running: CREATE TABLE erasure_log ("),  # the table it lacks
      ("up-to-date", "permission denied for table feedback (checking that the tables take rows, with none written)")],
     ids=["none", "earlier", "up-to-date"],
 )
@@ -647,7 +701,8 @@ def test_an_account_that_may_only_read_reads_a_postgres_store_and_may_not_open_i
     assert store.feedback_frame()["event_id"].tolist() == ([] if tables == "none" else ["e1"])
     assert (store.latest_score("OLD-1") is None) == (tables == "none")
     present = sa.inspect(sa.create_engine(url))
-    assert sorted(present.get_table_names()) == ([] if tables == "none" else ["feedback", "score_log"])
+    assert sorted(present.get_table_names()) == {"none": [], "earlier": ["feedback", "score_log"],
+                                                 "up-to-date": ["erasure_log", "feedback", "score_log"]}[tables]
 
 
 @pytest.mark.parametrize("wrong", ["port", "socket-folder", "database", "user"])
