@@ -394,19 +394,24 @@ def export_outcomes(
 def forget(
     lead_id: Annotated[Optional[list[str]], typer.Option("--lead-id", help="A lead's id as the service got it; repeat for more.")] = None,
     email: Annotated[Optional[list[str]], typer.Option("--email", help="A lead's e-mail, matched through the score log's email_sha256 (case and blanks as the service ignored them); repeat for more.")] = None,
+    expired: Annotated[bool, typer.Option("--expired", help="Delete the scores of the leads last scored more than serving.score_retention_days ago (the retention policy, e.g. daily from cron); their feedback is kept.")] = False,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Count the rows it would delete; delete none.")] = False,
     params: ParamsOption = None,
 ) -> None:
-    """Erase leads from the service's store (score log and feedback), e.g. for a GDPR erasure request; each run is
-    recorded in the store without the leads named (leadscore erasures lists them)."""
+    """Erase leads from the service's store (score log and feedback), e.g. for a GDPR erasure request, or apply the
+    score log's retention; each run is recorded in the store without the leads named (leadscore erasures lists them)."""
     from serving.store import FEEDBACK, SCORE_LOG, StoreWriteFailed
 
-    if not lead_id and not email:
-        raise typer.BadParameter("name at least one lead to forget", param_hint="--lead-id / --email")
+    if not lead_id and not email and not expired:
+        raise typer.BadParameter("name at least one lead to forget, or pass --expired", param_hint="--lead-id / --email / --expired")
     p = _params(params)
+    retention = p.serving.score_retention_days
+    if expired and retention is None:
+        _fail("--expired: serving.score_retention_days is not set (null: scores are kept forever); set it in the params "
+              "file to the days a lead's scores are kept after its last score")
     try:
         store = _store_the_service_ran_with(p, [SCORE_LOG, FEEDBACK], "nothing was deleted")
-        done = store.forget(lead_id or [], email or [], dry_run=dry_run)
+        done = store.forget(lead_id or [], email or [], retention if expired else None, dry_run=dry_run)
     except (*_input_errors(), StoreWriteFailed) as err:
         _fail(err)
     verb = "would delete" if dry_run else "deleted"
@@ -419,12 +424,18 @@ def forget(
     for value in done.unknown_emails:
         typer.echo(f"  e-mail {value!r}: no score carries its hash, nothing to delete (a lead scored without its "
                    "e-mail is found by --lead-id only)")
+    if done.last_scored_before is not None:
+        typer.echo(f"  expired: the scores of every lead last scored before {done.last_scored_before:%Y-%m-%d %H:%M} "
+                   f"UTC (serving.score_retention_days: {retention}); their feedback is kept, as retrain learns from it "
+                   "(--lead-id erases a lead's)")
     for table, rows in done.rows.items():
         typer.echo(f"  {table}: {verb} {rows:,} row(s)")
     typer.echo("  recorded in the store's erasure_log, without the lead ids or e-mails named (leadscore erasures lists it)")
     if done.wal_checkpointed is False:
         typer.echo(f"  note: a reader (the running service) held the SQLite write-ahead log, {store.name}-wal, which "
                    "keeps copies of the deleted rows until its next checkpoint; run forget again when the service is idle")
+    if not lead_id and not email:  # the retention alone: no person asked to be erased everywhere
+        return
     exports = ", ".join(str(path) for path in _crm_export(p).values() if path)
     typer.echo("Not touched (erase the lead there yourself):\n"
                f"  - the CRM export's files ({exports}): erase the lead in the CRM and export again;\n"
@@ -455,6 +466,8 @@ def erasures(params: ParamsOption = None) -> None:
     for row in done.itertuples():
         named = [f"{count} {what}" for count, what in ((row.lead_ids_named, "lead id(s)"), (row.emails_named, "e-mail(s)"))
                  if count]
+        if not pd.isna(row.last_scored_before):
+            named.append(f"expired: leads last scored before {row.last_scored_before:%Y-%m-%d %H:%M}")
         verb = "would delete (dry run)" if row.dry_run else "deleted"
         typer.echo(f"  {row.erased_at:%Y-%m-%d %H:%M:%S}  {', '.join(named)}: {verb} {row.score_log_rows:,} score_log "
                    f"row(s), {row.feedback_rows:,} feedback row(s)")

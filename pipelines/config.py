@@ -417,6 +417,10 @@ class ServingParams(_Section):
     reload_seconds: float = Field(
         60, ge=0, description="How often each worker checks the registry alias for a new champion (0: never)."
     )
+    score_retention_days: int | None = Field(
+        None, gt=0, description="`leadscore forget --expired` deletes the scores of the leads last scored longer ago "
+        "than this (null: kept forever); feedback events are kept, as retraining learns from them."
+    )
     public_url: str | None = Field(
         None, description="The service's address as reps' browsers reach it (e.g. behind a proxy); when set, "
         "each card_url is a full link the CRM can store as is, otherwise a path on the service."
@@ -450,7 +454,7 @@ GATE_SETTINGS = ("max_auc_drop", "max_ece", "require_no_leakage", "min_conversio
 NOT_FITTING_SETTINGS: dict[str, tuple[str, ...] | None] = {
     "retrain": GATE_SETTINGS,
     "serving": ("alias", "api_key_env", "max_batch", "max_body_bytes", "top_factors", "card_link_days", "reload_seconds",
-                "public_url"),
+                "score_retention_days", "public_url"),
     "tracking": None,
     "monitor": None,
 }
@@ -539,6 +543,19 @@ class Params(_Section):
                 + (f" + label.horizon_days ({horizon})" if horizon else "")
                 + f" is more than monitor.calibration_days ({mp.calibration_days}): the latest matured cohort "
                 "must lie within the calibration window; lower the first or raise calibration_days"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _scores_kept_for_monitoring(self) -> "Params":
+        """Monitor checks the probability leads first scored up to monitor.calibration_days ago got against their
+        outcomes: scores deleted sooner would shrink that window without a word."""
+        kept, window = self.serving.score_retention_days, self.monitor.calibration_days
+        if kept is not None and kept < window:
+            raise ValueError(
+                f"serving.score_retention_days: {kept} is less than monitor.calibration_days ({window}): monitor checks "
+                "the scores of that window against their outcomes, and forget --expired would delete them first; raise "
+                "the first, or lower calibration_days (recent_calibration_days + label.horizon_days must fit in it)"
             )
         return self
 

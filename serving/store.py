@@ -14,7 +14,7 @@ import hashlib
 import json
 import logging
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import numpy as np
@@ -82,6 +82,7 @@ ERASURE_LOG = sa.Table(
     sa.Column("erased_at", sa.DateTime, nullable=False),  # naive UTC
     sa.Column("lead_ids_named", sa.Integer, nullable=False),  # how many --lead-id the request gave
     sa.Column("emails_named", sa.Integer, nullable=False),  # how many --email
+    sa.Column("last_scored_before", sa.DateTime),  # --expired: leads last scored before this lost their scores; else null
     sa.Column("score_log_rows", sa.Integer, nullable=False),
     sa.Column("feedback_rows", sa.Integer, nullable=False),
     sa.Column("dry_run", sa.Boolean, nullable=False),  # counted only: nothing deleted
@@ -91,7 +92,7 @@ SCORE_LOG_COLUMNS = [c.name for c in SCORE_LOG.columns if c.name != "id"]
 FEEDBACK_COLUMNS = [c.name for c in FEEDBACK.columns]
 ERASURE_LOG_COLUMNS = [c.name for c in ERASURE_LOG.columns if c.name != "id"]
 _SERVICE_TABLES = (FEEDBACK, SCORE_LOG)  # what the service writes (erasure_log only forget does)
-_TIME_COLUMNS = ("scored_at", "features_as_of", "decided_at", "received_at", "erased_at")
+_TIME_COLUMNS = ("scored_at", "features_as_of", "decided_at", "received_at", "erased_at", "last_scored_before")
 _NUMBER_COLUMNS = ("probability", "likely_rejection_probability", "amount")
 _COUNT_COLUMNS = ("score", "lead_ids_named", "emails_named", "score_log_rows", "feedback_rows")
 _JSON_COLUMNS = ("factors", "never_seen", "unread_activity_types")  # stored as JSON text
@@ -554,13 +555,17 @@ class Store:
 
     # ------------------------------------------------------------------ erasure
 
-    def forget(self, lead_ids: list[str], emails: list[str], dry_run: bool = False) -> "Forgotten":
-        """Delete every row of the leads named, by id or by e-mail, from score_log and feedback, in one transaction
-        that also records the erasure in erasure_log (`ERASURE_LOG`: counts, never the ids or e-mails).
+    def forget(self, lead_ids: list[str], emails: list[str], expired_days: int | None = None,
+               dry_run: bool = False) -> "Forgotten":
+        """Delete every row of the leads named, by id or by e-mail, from score_log and feedback, and with
+        `expired_days` the scores of each lead last scored longer ago, in one transaction that also records the
+        erasure in erasure_log (`ERASURE_LOG`: counts, never the ids or e-mails).
 
         An e-mail is matched through `email_sha256` (normalised as the service hashed it) to the leads whose scores
         carry it; those leads' rows go from both tables, as feedback holds no e-mail. No other lead's row is touched.
-        On SQLite the deleted rows are overwritten (secure_delete) and the write-ahead log checkpointed,
+        An expired lead loses all its scores at once, never its oldest only: monitor takes a lead's first score ever for
+        the one that routed it to sales. Its feedback is kept: retraining learns from those decisions (name the lead to
+        erase them). On SQLite the deleted rows are overwritten (secure_delete) and the write-ahead log checkpointed,
         so the file no longer holds them; a database server keeps them in its own files until it reuses the space.
         A store an earlier version created gains its erasure_log table first.
 
@@ -575,6 +580,12 @@ class Store:
             raise ValueError(f"{', '.join(blank)} is blank: name the lead to forget")
         hashes = dict(zip(emails, email_sha256(pd.Series(emails, dtype=object))))
         is_sqlite = self.engine.dialect.name == "sqlite"
+        now = _now()
+        cutoff = None if expired_days is None else now - timedelta(days=expired_days)
+        scored = SCORE_LOG.alias("scored")  # the same table in the subquery, not correlated with the DELETE's
+        expired = (SCORE_LOG.c.lead_id.in_(sa.select(scored.c.lead_id).group_by(scored.c.lead_id)
+                                           .having(sa.func.max(scored.c.scored_at) < cutoff))
+                   if cutoff is not None else sa.false())
         self._create_erasure_log()
         try:
             with self.engine.connect() as conn:
@@ -590,14 +601,15 @@ class Store:
                     for table in (SCORE_LOG, FEEDBACK):
                         of_leads = table.c.lead_id.in_(leads)
                         found.update(conn.execute(sa.select(table.c.lead_id).where(of_leads).distinct()).scalars())
+                        chosen = sa.or_(of_leads, expired) if table is SCORE_LOG else of_leads
                         if dry_run:
                             rows[table.name] = conn.execute(sa.select(sa.func.count()).select_from(table)
-                                                            .where(of_leads)).scalar_one()
+                                                            .where(chosen)).scalar_one()
                         else:
-                            rows[table.name] = conn.execute(table.delete().where(of_leads)).rowcount
+                            rows[table.name] = conn.execute(table.delete().where(chosen)).rowcount
                     conn.execute(ERASURE_LOG.insert(), {
-                        "erased_at": _now(), "lead_ids_named": len(lead_ids), "emails_named": len(emails),
-                        "score_log_rows": rows[SCORE_LOG.name],
+                        "erased_at": now, "lead_ids_named": len(lead_ids), "emails_named": len(emails),
+                        "last_scored_before": cutoff, "score_log_rows": rows[SCORE_LOG.name],
                         "feedback_rows": rows[FEEDBACK.name], "dry_run": dry_run})
         except _UNAVAILABLE as err:
             raise StoreWriteFailed(f"cannot delete from the store {self.name}: {database_reason(err)}. Nothing was "
@@ -610,7 +622,7 @@ class Store:
             except _UNAVAILABLE:
                 wal_checkpointed = False
         return Forgotten(rows, by_email, [v for v in map(str, lead_ids) if v not in found],
-                         [email for email in emails if not by_email.get(email)], wal_checkpointed)
+                         [email for email in emails if not by_email.get(email)], wal_checkpointed, cutoff)
 
     def _create_erasure_log(self) -> None:
         """Create erasure_log in a store an earlier version's service created (the service creates it on start, and
@@ -643,6 +655,7 @@ class Forgotten:
     unknown_lead_ids: list[str]  # the lead ids no row of the store holds
     unknown_emails: list[str]  # the e-mails no score's email_sha256 matched
     wal_checkpointed: bool | None  # SQLite: whether its write-ahead log was emptied after (False: a reader held it)
+    last_scored_before: datetime | None = None  # expired_days: the leads last scored before this (UTC) lost their scores
 
 
 def latest_decisions(events: pd.DataFrame) -> pd.DataFrame:

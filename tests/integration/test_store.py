@@ -193,14 +193,14 @@ def test_export_outcomes_never_replaces_the_crm_exports_outcomes(store, tmp_path
     assert history.read_bytes() == before
 
 
-def _forget(store: Store, sample_params, tmp_path, *args: str, command: str = "forget"):
+def _forget(store: Store, sample_params, tmp_path, *args: str, command: str = "forget", settings: dict | None = None):
     """`leadscore forget ARGS` (or another `command`) on `store`, as the privacy officer runs it."""
     from typer.testing import CliRunner
 
     from pipelines.cli import app
     from serving.local_server import params_file
 
-    params = params_file(sample_params, tmp_path / "params.yaml", {"serving.store_url": store.url})
+    params = params_file(sample_params, tmp_path / "params.yaml", {"serving.store_url": store.url, **(settings or {})})
     result = CliRunner().invoke(app, [command, "--params", str(params), *args])
     assert result.exit_code == 0, result.output
     return result.output
@@ -290,24 +290,115 @@ def test_forget_while_a_reader_holds_the_sqlite_log_deletes_and_says_the_log_sti
     assert store.score_log_frame()["lead_id"].tolist() == [BOB]
 
 
+def _days_ago(days: float) -> pd.Timestamp:
+    return pd.Timestamp.now(tz="UTC").tz_localize(None) - pd.Timedelta(days=days)
+
+
+def test_forget_expired_deletes_the_scores_of_leads_last_scored_before_the_retention_and_keeps_their_feedback(
+        store, tmp_path, sample_params):
+    """The score log kept every lead's scored features forever. A lead last scored longer ago than
+    serving.score_retention_days loses all its scores (its score card is then a 404, as a lead never scored); a lead
+    scored since keeps all of them, its first score too, which monitor reads as the one that routed it; feedback is
+    kept, as retrain and export-outcomes learn from it."""
+    store.log_scores(_scores([ANA], scored_at=_days_ago(400)))  # Ana: scored once, long ago, and decided
+    store.log_scores(_scores([BOB, BOB], scored_at=[_days_ago(400), _days_ago(10)]))  # Bob: scored again lately
+    store.log_scores(_scores(["00Q5eNEW"], scored_at=_days_ago(10)))
+    store.add_feedback(_event("e1", ANA, decided_at=_days_ago(390)))
+    store.add_feedback(_event("e2", BOB, decided_at=_days_ago(5)))
+    kept = {"serving.score_retention_days": 365}
+    scores, feedback = store.score_log_frame(), store.feedback_frame()
+
+    dry = _forget(store, sample_params, tmp_path, "--expired", "--dry-run", settings=kept)
+    pd.testing.assert_frame_equal(store.score_log_frame(), scores)
+    output = _forget(store, sample_params, tmp_path, "--expired", settings=kept)
+
+    assert "score_log: would delete 1 row(s)" in dry and "feedback: would delete 0 row(s)" in dry
+    assert "score_log: deleted 1 row(s)" in output and "feedback: deleted 0 row(s)" in output
+    assert "(serving.score_retention_days: 365); their feedback is kept, as retrain learns from it" in output
+    assert "Not touched" not in output  # no person asked to be erased
+    assert store.latest_score(ANA) is None
+    pd.testing.assert_frame_equal(store.score_log_frame(), scores.iloc[1:].reset_index(drop=True))
+    pd.testing.assert_frame_equal(store.feedback_frame(), feedback)
+    assert sorted(store.export_outcomes()["lead_id"]) == [ANA, BOB]
+
+
+def test_forget_expired_from_cron_while_the_service_writes_loses_none_of_its_writes(store_url, tmp_path, sample_params):
+    """The retention runs daily while the service scores and takes decisions on the same store: each of its writes,
+    made all the while forget runs, waits for the one transaction or goes past it, and none fails or is deleted."""
+    service = Store(store_url)
+    service.log_scores(_scores([f"00Q5eOLD{i}" for i in range(2000)], scored_at=_days_ago(400)))
+    written, failed, forgotten = [], [], threading.Event()
+
+    def serve():
+        try:
+            while not forgotten.is_set() or len(written) < 5:
+                lead = f"00Q5eNEW{len(written)}"
+                service.log_scores(_scores([lead]))
+                service.add_feedback(_event(f"e{len(written)}", lead))
+                written.append(lead)
+        except Exception as err:  # noqa: BLE001 - reported below
+            failed.append(repr(err))
+
+    writer = threading.Thread(target=serve)
+    writer.start()
+    try:
+        output = _forget(Store(store_url, read_only=True), sample_params, tmp_path, "--expired",
+                         settings={"serving.score_retention_days": 365})
+    finally:
+        forgotten.set()
+        writer.join()
+
+    assert not failed and "score_log: deleted 2,000 row(s)" in output
+    assert sorted(service.score_log_frame()["lead_id"]) == sorted(written)
+    assert len(service.feedback_frame()) == len(written)
+
+
+def test_forget_expired_needs_a_retention_at_least_monitors_calibration_window(store, tmp_path, sample_params):
+    """No setting: nothing is deleted, and the setting to make is named. A retention shorter than the window monitor
+    checks scores against their outcomes in is refused where the params are read."""
+    from typer.testing import CliRunner
+
+    from pipelines.cli import app
+    from pipelines.config import ParamsError, load_params
+    from serving.local_server import params_file
+
+    _two_leads(store)
+    params = params_file(sample_params, tmp_path / "params.yaml", {"serving.store_url": store.url,
+                                                                   "serving.score_retention_days": None})
+    result = CliRunner().invoke(app, ["forget", "--params", str(params), "--expired"])
+    assert result.exit_code == 1
+    assert "--expired: serving.score_retention_days is not set (null: scores are kept forever)" in result.output
+    assert len(store.score_log_frame()) == 3 and store.erasures().empty
+
+    with pytest.raises(ParamsError, match=r"serving.score_retention_days: 180 is less than monitor.calibration_days "
+                                          r"\(365\): monitor checks the scores of that window"):
+        load_params(params, overrides={"serving.score_retention_days": 180})
+
+
 def test_each_forget_is_recorded_in_the_store_without_the_ids_or_e_mails_named(store, tmp_path, sample_params):
     """A DPO must show each erasure request was honoured, and the store may not keep whom it named: erasure_log holds
-    when, how many lead ids and e-mails, the rows per table and whether it was a dry run;
+    when, how many lead ids and e-mails, the retention's cut-off, the rows per table and whether it was a dry run;
     `leadscore erasures` lists them."""
     _two_leads(store)
+    store.log_scores(_scores(["00Q5eOLD"], scored_at=_days_ago(400)))
     _forget(store, sample_params, tmp_path, "--email", "bob@acme.com", "--dry-run")
     _forget(store, sample_params, tmp_path, "--lead-id", ANA, "--email", "ana.ruiz@acme.com")
+    _forget(store, sample_params, tmp_path, "--expired", settings={"serving.score_retention_days": 365})
 
     listed = _forget(store, sample_params, tmp_path, command="erasures")
 
     done = store.erasures()
     assert done[["lead_ids_named", "emails_named", "score_log_rows", "feedback_rows", "dry_run"]].values.tolist() == [
-        [0, 1, 1, 1, True], [1, 1, 2, 1, False]]
-    assert (done["erased_at"] - pd.Timestamp.now(tz="UTC").tz_localize(None)).abs().max() < pd.Timedelta(minutes=1)
+        [0, 1, 1, 1, True], [1, 1, 2, 1, False], [0, 0, 1, 0, False]]
+    assert done["last_scored_before"].isna().tolist() == [True, True, False]
+    assert (done["last_scored_before"].iloc[2] - _days_ago(365)).total_seconds() < 60
+    assert (done["erased_at"] - _days_ago(0)).abs().max() < pd.Timedelta(minutes=1)
     lines = listed.splitlines()[1:]
     assert [line.split("  ", 2)[-1] for line in lines] == [
         "1 e-mail(s): would delete (dry run) 1 score_log row(s), 1 feedback row(s)",
-        "1 lead id(s), 1 e-mail(s): deleted 2 score_log row(s), 1 feedback row(s)"]
+        "1 lead id(s), 1 e-mail(s): deleted 2 score_log row(s), 1 feedback row(s)",
+        f"expired: leads last scored before {done['last_scored_before'].iloc[2]:%Y-%m-%d %H:%M}: deleted 1 score_log "
+        "row(s), 0 feedback row(s)"]
     with store.engine.connect() as conn:
         stored = str(conn.execute(sa.text("SELECT * FROM erasure_log")).all())
     her_hash, his_hash = (hashlib.sha256(e.encode()).hexdigest() for e in ("ana.ruiz@acme.com", "bob@acme.com"))

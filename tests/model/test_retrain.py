@@ -393,6 +393,7 @@ def test_settings_the_fitted_scorer_never_holds_keep_the_training_key(sample_dir
 
     assert key() == key(**{"serving.top_factors": 5}) == key(**{"monitor.psi_warn": 0.2, "monitor.min_within_sla": 0.5})
     assert key() == key(**{"serving.public_url": "https://leadscore.example.com", "tracking.experiment": "q3"})
+    assert key() == key(**{"serving.score_retention_days": 730})  # how long scores are kept, after the fit
     assert key() != key(**{"features.phrases": {"campaign": "From campaign {value!w} | [unknown] No campaign"}})
     assert key() != key(**{"serving.store_url": f"sqlite:///{tmp_path / 'other_store.db'}"})
 
