@@ -115,6 +115,7 @@ def notice(title: str, heading: str, text: str) -> str:
 
 
 def not_found(lead_id: str) -> str:
-    """The page for a lead the service never scored."""
-    return notice(f"Lead {lead_id}: not scored", f"Lead {lead_id} has not been scored yet",
-                  "Scores appear here once the CRM has sent the lead to POST /score.")
+    """The page for a lead the score log holds no score of: never scored, or its scores expired or erased."""
+    return notice(f"Lead {lead_id}: no score", f"Lead {lead_id} has no score here",
+                  "Scores appear here once the CRM has sent the lead to POST /score. A lead not scored for longer "
+                  "than the service keeps scores, or one erased, has none until the CRM sends it again.")

@@ -342,8 +342,9 @@ class LeadScoreService:
                 "The service cannot read its score log at the moment. Try the link again in a minute."),
                 {"Retry-After": str(STORE_RETRY_SECONDS)})
         if latest is None:
-            return _no_card(request, 404, f"lead {lead_id!r} has not been scored: its card exists once the CRM has "
-                                          "sent the lead to POST /score", scorecard.not_found(lead_id))
+            return _no_card(request, 404, f"lead {lead_id!r} has no score: its card exists once the CRM has sent the "
+                                          "lead to POST /score, until its scores expire (serving.score_retention_days)"
+                                          " or it is erased (leadscore forget)", scorecard.not_found(lead_id))
         scorer = self.served.scorer
         return HTMLResponse(scorecard.render(latest, scorer.tiers.names, scorer.reason_spellings))
 

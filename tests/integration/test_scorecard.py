@@ -349,13 +349,15 @@ def test_a_card_for_a_lead_never_scored_is_a_404_page_for_the_rep_and_json_for_a
     link = card_link(card_link_key(server.key), "NEVER-SCORED", int(time.time()) + 3600)
     page = anonymous.request("GET", link, headers=BROWSER)
     assert page.status == 404 and page.headers["content-type"].startswith("text/html")
-    assert "Lead NEVER-SCORED has not been scored yet" in page.body.decode() and "<style>" in page.body.decode()
+    assert "Lead NEVER-SCORED has no score here" in page.body.decode() and "<style>" in page.body.decode()
 
     for client, path, headers in [(anonymous, link, API), (keyed, link, BROWSER), (keyed, "/leads/NEVER-SCORED", {})]:
         reply = client.request("GET", path, headers=headers)
         assert reply.status == 404 and reply.headers["content-type"] == "application/json", (path, headers)
-        assert reply.json() == {"error": "lead 'NEVER-SCORED' has not been scored: its card exists once the CRM "
-                                         "has sent the lead to POST /score", "detail": []}
+        assert reply.json() == {"error": "lead 'NEVER-SCORED' has no score: its card exists once the CRM has sent "
+                                         "the lead to POST /score, until its scores expire "
+                                         "(serving.score_retention_days) or it is erased (leadscore forget)",
+                                "detail": []}
 
 
 def test_a_card_path_without_a_lead_id_is_a_404_saying_so(server):

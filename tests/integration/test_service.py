@@ -879,7 +879,7 @@ def test_every_error_the_api_answers_is_json_in_one_shape(client):
     assert [(d["field"], d["type"]) for d in not_json.json()["detail"]] == [("body", "json_invalid")]
     assert no_route.json()["error"].startswith("no such route: GET /no-such-route")
     assert wrong_method.json()["error"] == "GET /score: method not allowed; this route answers POST"
-    assert no_card.json()["error"].startswith("lead 'NEVER-SCORED' has not been scored")
+    assert no_card.json()["error"].startswith("lead 'NEVER-SCORED' has no score")
 
 
 @pytest.mark.parametrize(("method", "path", "meant"), [("GET", "/leads", "GET /leads/<lead id>"),
