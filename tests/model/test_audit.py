@@ -629,7 +629,7 @@ def test_sources_and_reasons_read_as_the_crm_spells_them(sample_params):
     summary, mix = audit.segment_outcomes(audit.lead_outcomes(training_set, sample_params.label), "lead_source")
 
     assert summary["lead_source"].tolist() == ["Olark Chat", "Google"]
-    assert mix["reason"].tolist() == ["Ringing", "Ringing", "Not decision maker", audit.NO_REASON]  # Google, Olark Chat
+    assert mix["reason"].tolist() == ["Ringing", "Not decision maker", audit.NO_REASON, "Ringing"]  # Olark Chat, Google
     assert audit.rejection_headlines(summary, "lead_source")[1].startswith(
         "lead source Olark Chat: 80 of 80 leads with an outcome rejected (100%), mostly for Ringing (50% of its "
         "rejections)")
@@ -1162,6 +1162,22 @@ def test_reason_mix_names_the_top_reasons_and_pools_the_rest():
     assert list(mix["reason"]) == ["a", "b", "(2 other reasons)", audit.NO_REASON]
     assert list(mix["rejected"]) == [50, 40, 50, 2]
     assert mix["share"].sum() == pytest.approx(1.0)
+
+
+def test_the_rejection_reasons_table_lists_the_sources_in_the_order_of_the_table_by_source():
+    """X Education's reasons by lead source listed its sources alphabetically, capitals first: "(missing)" (6
+    rejections), Click2call (1), Direct Traffic, Facebook, then Google, the source of most leads and rejections, while
+    the table above it lists Google first. Both list most leads first; a source's reasons keep their own order."""
+    rows = [("Google", 90, "Ringing"), ("Direct Traffic", 60, "Already a student"), ("bing", 5, "Ringing"),
+            (None, 6, "Busy"), ("Click2call", 2, "Ringing")]  # (source, rejections, reason of most of them)
+    outcomes = pd.DataFrame([{"lead_source": source, "outcome": "rejected", "reason": reason if i % 3 else np.nan}
+                             for source, rejected, reason in rows for i in range(rejected)])
+
+    summary, mix = audit.segment_outcomes(outcomes, "lead_source")
+
+    assert summary["lead_source"].tolist() == ["Google", "Direct Traffic", audit.MISSING, "bing", "Click2call"]
+    assert list(dict.fromkeys(mix["lead_source"])) == summary["lead_source"].tolist()
+    assert mix[mix["lead_source"] == "Google"]["reason"].tolist() == ["Ringing", audit.NO_REASON]
 
 
 def test_a_reason_too_few_rejections_give_is_not_named_as_why_a_source_gets_rejected():
