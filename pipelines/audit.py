@@ -901,17 +901,17 @@ def _figure(size: tuple[float, float], rows: int = 1, columns: int = 1) -> tuple
 
 
 def _crop_outliers(ax: Axes, number: pd.Series) -> None:
-    """Crop a scatter's value axis at twice the 99th percentile of `number` when some leads lie beyond, saying how many:
-    X Education's one lead of 251 visits squeezed every other, 0 to 30, into the left edge of its panel."""
+    """Crop a scatter's value axis at twice the 99th percentile of `number` when some leads lie beyond, saying how many
+    under the axis' label: X Education's one lead of 251 visits squeezed every other, 0 to 30, into the left edge of its
+    panel. Under the label, not in a corner of the panel, where the legend placed at its emptiest covered it."""
     if number.empty:
         return
     cut = 2 * float(number.quantile(0.99))
     beyond = number[number > cut]
     if cut > 0 and len(beyond):
         ax.set_xlim(right=cut)
-        ax.text(0.99, 0.02, f"{len(beyond):,} lead{'s' * (len(beyond) != 1)} over {_band_number(cut)} (up to "
-                f"{_band_number(float(beyond.max()))}) off the plot", transform=ax.transAxes, ha="right", va="bottom",
-                fontsize="small", color="dimgray")
+        ax.set_xlabel(f"{ax.get_xlabel()}\n{len(beyond):,} lead{'s' * (len(beyond) != 1)} over {_band_number(cut)} "
+                      f"(up to {_band_number(float(beyond.max()))}) off the plot")
 
 
 def panel_title(name: str, width: int = PANEL_TITLE_CHARS) -> str:

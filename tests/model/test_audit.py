@@ -266,12 +266,32 @@ def test_the_value_plot_of_a_number_crops_a_far_outlier_and_says_so():
     (panel,) = [ax for ax in audit.dependence_section(rows, catalog, ["visits"]).figures["dependence"].axes
                 if ax.get_visible()]
     assert panel.get_xlim()[1] == pytest.approx(40.0)
-    assert [t.get_text() for t in panel.texts] == ["1 lead over 40 (up to 251) off the plot"]
+    assert panel.get_xlabel() == "visits (value)\n1 lead over 40 (up to 251) off the plot"
 
     spread = rows.subset(visits < 100)  # nothing far out: the whole range, no note
     (panel,) = [ax for ax in audit.dependence_section(spread, catalog, ["visits"]).figures["dependence"].axes
                 if ax.get_visible()]
-    assert panel.get_xlim()[1] > 20 and not panel.texts
+    assert panel.get_xlim()[1] > 20 and panel.get_xlabel() == "visits (value)"
+
+
+def test_the_legend_of_a_cropped_value_plot_hides_none_of_its_note():
+    """X Education's TotalVisits panel: its legend, placed where the panel is emptiest, the lower right, covered the
+    note '1 lead over 34 (up to 251) off the plot' written in that corner. Leads of 0 or 1 visit spread over every
+    effect and leads of more visits scoring high leave only that corner empty, as there."""
+    visits = np.r_[np.tile(np.arange(21.0), 10), [251.0]]
+    n = len(visits)
+    effect = np.where(visits <= 1, np.linspace(-0.4, 0.3, n), 0.1 + np.minimum(visits, 10) / 50)
+    rows = audit.ExplainedRows(pd.DataFrame({"visits": visits}), np.zeros(n), np.full(n, 0.2),
+                               pd.DataFrame({"visits": effect}), np.zeros(n))
+    catalog = [FeatureDef("visits", "numeric", "visits")]
+
+    figure = audit.dependence_section(rows, catalog, ["visits"]).figures["dependence"]
+    figure.canvas.draw()
+
+    (panel,) = [ax for ax in figure.axes if ax.get_visible()]
+    legend = panel.get_legend().get_window_extent()
+    notes = [text for text in [*panel.texts, panel.xaxis.label] if "off the plot" in text.get_text()]
+    assert len(notes) == 1 and not notes[0].get_window_extent().overlaps(legend)
 
 
 def test_number_bands_of_too_few_leads_are_merged_as_rare_values_are_pooled():
