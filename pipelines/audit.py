@@ -179,6 +179,7 @@ TRAINING_RUN_DETAILS = tuple(f"training_run_{key}" for key in ("name", "experime
 SPLIT_SHOWN_AS = {"out_of_time": "the newest leads with an outcome", "stratified": "a random share of the leads with an outcome"}
 # matplotlib's categorical colours for named reasons (pooled and missing reasons are grey), cycled.
 REASON_COLORS = [f"tab:{c}" for c in ("blue", "orange", "green", "red", "purple", "brown", "pink", "olive", "cyan")]
+HOW_MANY = "(how many in brackets)"  # a segment plot's axis label, of the counts its row labels give (`counted`)
 
 
 @dataclass
@@ -973,8 +974,16 @@ def plotted_segments(summary: pd.DataFrame, by: str) -> pd.DataFrame:
     return sized[sized.index.isin(sized.index[:PLOTTED_SEGMENTS]) | sized[by].isin(named)]
 
 
+def counted(names: Sequence[str], counts: Sequence[int]) -> list[str]:
+    """A segment plot's row labels: each name with the count of leads its bars are shares of, 'Google (2,849)', as the
+    axis' label says (HOW_MANY)."""
+    return [f"{name} ({int(count):,})" for name, count in zip(names, counts)]
+
+
 def segments_plot(summary: pd.DataFrame, mix: pd.DataFrame, by: str) -> Figure:
-    """Conversion and acceptance rate per segment, and its rejection reasons mix, for the `plotted_segments`."""
+    """Conversion and acceptance rate per segment, and its rejection reasons mix, for the `plotted_segments`, each
+    labelled with the leads its bars are of (`counted`): X Education's "(missing)", 35 leads with an outcome, read 83%
+    as firmly as Google's 40% of 2,849."""
     top = plotted_segments(summary, by).iloc[::-1]
     names = top[by].astype(str).to_numpy()
     figure, (rates, reasons) = _figure((13.0, max(3.0, 0.4 * len(top) + 1.5)), 1, 2)
@@ -985,8 +994,8 @@ def segments_plot(summary: pd.DataFrame, mix: pd.DataFrame, by: str) -> Figure:
     sized = int((summary["decided"] >= MIN_LEVEL_ROWS).sum())
     title = (f"Outcomes by {label}: the {PLOTTED_SEGMENTS} with most leads and those the notes name\n(of {sized} with "
              if len(top) < sized else f"Outcomes by {label} (")
-    rates.set(yticks=position, yticklabels=names, xlim=(0, 1), xlabel="share of leads with an outcome",
-              title=f"{title}{MIN_LEVEL_ROWS}+ leads with an outcome)")
+    rates.set(yticks=position, yticklabels=counted(names, top["decided"]), xlim=(0, 1),
+              xlabel=f"share of leads with an outcome {HOW_MANY}", title=f"{title}{MIN_LEVEL_ROWS}+ leads with an outcome)")
     if not top.empty:  # below the plots: inside, it hid the bars at its corner (X Education's converted 81%)
         figure.legend(*rates.get_legend_handles_labels(), loc="outside lower left", ncols=2, fontsize="small")
     shown = mix[mix[by].isin(names)]
@@ -1010,7 +1019,8 @@ def segments_plot(summary: pd.DataFrame, mix: pd.DataFrame, by: str) -> Figure:
             n = int(counts[name])
             reasons.text(0.5, y, f"{n} rejection{'s' * (n != 1)}: too few to split", ha="center", va="center",
                          fontsize="small")
-    reasons.set(yticks=position, yticklabels=names, xlim=(0, 1), title=f"Rejection reasons by {label}", xlabel="share of rejections")
+    reasons.set(yticks=position, yticklabels=counted(names, top["rejected"]), xlim=(0, 1),
+                title=f"Rejection reasons by {label}", xlabel=f"share of rejections {HOW_MANY}")
     if top.empty:  # a notebook slice or a small export: say why the plot is empty
         for ax in (rates, reasons):
             ax.text(0.5, 0.5, f"no {label} has {MIN_LEVEL_ROWS} or more leads with an outcome", ha="center",

@@ -205,7 +205,7 @@ def test_values_of_too_few_leads_are_pooled_in_the_value_table_and_plots_not_sho
                              for i in range(count)])
     summary, mix = audit.segment_outcomes(outcomes, "lead_source")
     plotted = [t.get_text() for t in audit.segments_plot(summary, mix, "lead_source").axes[0].get_yticklabels()]
-    assert sorted(plotted) == ["Google", "Reference"] and "Live Chat" in summary["lead_source"].tolist()
+    assert sorted(plotted) == ["Google (40)", "Reference (30)"] and "Live Chat" in summary["lead_source"].tolist()
     with warnings.catch_warnings():  # no empty legend either
         warnings.simplefilter("error")
         small = audit.segments_plot(summary[summary["lead_source"] == "Live Chat"], mix, "lead_source")
@@ -1354,6 +1354,23 @@ def test_the_rates_legend_hides_no_bar():
     assert len(bars) == 8 and not [bar for bar in bars if bar.overlaps(box)]
 
 
+def test_the_source_plots_give_each_source_the_count_its_bars_are_shares_of():
+    """X Education's "(missing)" source, 35 leads with an outcome, had bars of 83% as long and firm as Google's 40% of
+    2,849, and Facebook's split of 40 rejections read as Google's of 1,702: only the table gave the counts. Each row of
+    the rates plot names its leads with an outcome, each of the reasons plot its rejections, as the axes say."""
+    rows = [("Google", 2849, 1147), ("Facebook", 53, 13), (None, 35, 29)]  # (source, decided, converted)
+    outcomes = pd.DataFrame([{"lead_source": source, "reason": "Ringing" if i % 2 else np.nan,
+                              "outcome": "converted" if i < converted else "rejected"}
+                             for source, decided, converted in rows for i in range(decided)])
+
+    rates, reasons = audit.segments_plot(*audit.segment_outcomes(outcomes, "lead_source"), "lead_source").axes[:2]
+
+    assert [t.get_text() for t in rates.get_yticklabels()][::-1] == ["Google (2,849)", "Facebook (53)", "(missing) (35)"]
+    assert [t.get_text() for t in reasons.get_yticklabels()][::-1] == ["Google (1,702)", "Facebook (40)", "(missing) (6)"]
+    assert rates.get_xlabel() == "share of leads with an outcome (how many in brackets)"
+    assert reasons.get_xlabel() == "share of rejections (how many in brackets)"
+
+
 def test_the_plots_read_shares_and_rates_as_percentages_as_the_tables_do():
     """The table by source read '39.9%' and the plot beside it 0.4: the plots' share and rate axes read '40%'; so do
     the calibration plot's probability and rate axes, as its table does, where they read 0.2 (shared with evaluate)."""
@@ -1615,7 +1632,7 @@ def test_every_campaign_the_notes_name_is_in_the_plot():
     assert "small_winner 90.0% of 30" in best
     assert audit.rejection_headlines(summary, "campaign")[1].startswith("campaign small_loser: 70 of 80")
     figure = audit.segments_plot(summary, mix, "campaign")
-    plotted = [t.get_text() for t in figure.axes[0].get_yticklabels()]
+    plotted = [t.get_text().rsplit(" (", 1)[0] for t in figure.axes[0].get_yticklabels()]  # 'big_00 (100)'
     assert set(plotted) == {f"big_{i:02}" for i in range(12)} | {"small_winner", "small_loser"}
     assert plotted[::-1] == summary[summary["campaign"].isin(plotted)]["campaign"].tolist()  # most leads on top
     assert figure.axes[0].get_title() == ("Outcomes by campaign: the 12 with most leads and those the notes name\n"
