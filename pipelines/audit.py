@@ -61,7 +61,7 @@ from models.reasons import reason_in_words
 from models.scorer import LeadScorer
 from models.splits import Split, make_split
 from pipelines import tracking
-from pipelines.config import DataParams, EvaluateParams, FeatureParams, LabelParams, Params, shown_url
+from pipelines.config import DataParams, EvaluateParams, FeatureParams, LabelParams, Params, flatten, shown_url
 from pipelines.dataset import (TrainingSet, assemble, model_features, refuse_before_first_lead, setting_warnings,
                                with_model_features)
 from pipelines.history import FeedbackMerge
@@ -1667,7 +1667,9 @@ def run_audit(
     """Audit the model registered under `alias`: write the report and log it to MLflow.
 
     The run goes to the experiment of the model's training run, tagged ``audit``, with the files
-    under the artifact folder ``audit/`` and the setting warnings as every run keeps them (`tracking.log_setting_warnings`).
+    under the artifact folder ``audit/`` and the setting warnings as every run keeps them (`tracking.log_setting_warnings`),
+    and, as evaluate's run, the params it read the export with and the export's fingerprint (rows, label counts, file
+    hashes): two audit runs in the MLflow UI said nothing of which export or settings each figures came from.
     """
     scorer, training_set = load_inputs(params, alias, as_of)
     previous = find_previous(params, str(scorer.info["registry"]["version"]), compare_to)
@@ -1679,6 +1681,8 @@ def run_audit(
     name, version = audit.model["name"], audit.model["version"]
     tags = {"audit": "true", "audited_model": name, "audited_version": version, "audited_alias": alias}
     with tracking.start_run("audit", f"audit {name} v{version}", tags, experiment_id=experiment_id) as run:
+        mlflow.log_params(tracking.mlflow_keys(flatten(params)))
+        mlflow.log_dict(training_set.fingerprint(params), "data/fingerprint.json")
         tracking.log_setting_warnings(audit.warnings)
         for path in paths:
             mlflow.log_artifact(str(path), "audit/tables" if path.parent.name == "tables" else "audit")

@@ -22,7 +22,7 @@ from features.phrases import describe, phrase_templates
 from models.calibration import TierThresholds
 from models.metrics import evaluate_scores
 from pipelines import audit, tracking
-from pipelines.dataset import assemble
+from pipelines.dataset import assemble, file_sha256
 from pipelines.ingest import CRMData, IngestReport
 from conftest import FAST, params_for
 
@@ -1029,6 +1029,20 @@ def test_mlflow_run_holds_the_report_and_tables_in_the_models_experiment(audited
     assert list(tiers["tier"]) == trained.scorer.tiers.names
     assert tiers["conversions"].dtype == "int64"  # counts read as counts ('137', not '137.0')
     assert "," + str(tiers["conversions"].iloc[0]) + "," in tiers_csv.read_text()
+
+
+def test_the_audit_run_says_which_export_and_settings_its_figures_come_from(audited, sample_dir, tracking_dir):
+    """Two audit runs in the MLflow UI, one of the sample and one of another export (`--leads`), showed the same
+    tags and no params: nothing said which export or settings a run's figures came from. Its params and data
+    fingerprint are those evaluate's run keeps: the leads and labels counted, and the export file's hash."""
+    params = params_for(sample_dir, tracking_dir, **{"tracking.registered_model": "audit_first_version"})
+    run = MlflowClient().get_run(audited.run_id)
+    assert run.data.params["data.leads"] == str(params.data.leads)
+    assert run.data.params["label.horizon_days"] == str(params.label.horizon_days)
+    fingerprint = json.loads(mlflow.artifacts.load_text(f"runs:/{audited.run_id}/data/fingerprint.json"))
+    segments = sections(audited)["segments"].tables["by_lead_source"]
+    assert fingerprint["leads"] == segments["leads"].sum()
+    assert fingerprint["sha256_leads"] == file_sha256(params.resolve(params.data.leads))
 
 
 def test_change_against_a_previous_model_compares_the_same_leads(audited, trained, sample_params):
