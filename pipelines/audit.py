@@ -1110,6 +1110,32 @@ def export_rows(training_set: TrainingSet, leads: int) -> str:
     return (f"{report.rows_read:,} rows; " + ", ".join(parts)) if parts else ""
 
 
+def merged_spellings(training_set: TrainingSet, columns: Sequence[str] = SEGMENT_COLUMNS, limit: int = 5) -> str:
+    """The sources and campaigns of the counted leads the export writes in other ways but for letter case or spaces,
+    counted as one as the features compare them, under the spelling most of their leads have: "Google counts 5 leads
+    written 'google'" (the `limit` most leads, then how many more), or '' when none. X Education's Google read 2,873
+    leads where the export's own count of 'Google' is 2,868, with nothing saying why. A column data.value_maps maps
+    is left out: its table holds the mapped values, not the spellings the file wrote."""
+    leads = training_set.crm.leads.set_index("lead_id")
+    counted = training_set.labels.frame.index
+    said = []
+    for column in columns:
+        if column not in leads.columns or column in training_set.crm.spellings:
+            continue
+        values = leads[column].reindex(counted).dropna()
+        names = training_set.crm.export_spellings(column)
+        written = pd.DataFrame({"key": clean_text(values).to_numpy(), "written": values.astype(str).str.strip().to_numpy()})
+        for (key, spelling), n in written.dropna().value_counts().items():
+            if spelling != names.get(key, spelling):
+                said.append((n, f"{names[key]} counts {n:,} lead{'s' * (n != 1)} written '{spelling}'"))
+    if not said:
+        return ""
+    said.sort(key=lambda item: -item[0])
+    more = f", and {len(said) - limit} more" if len(said) > limit else ""
+    return ("A source or campaign written alike but for letter case or spaces is one, named as most of its leads write "
+            f"it: {'; '.join(text for _, text in said[:limit])}{more}.")
+
+
 def amounts_left_out(crm: CRMData) -> int:
     """How many deal amounts ingest left out of the outcome rows it kept, as invalid (negative, not a number, out of
     range: `TableReport.cleared`): their won deals count no revenue, which the audit's revenue note says."""
@@ -1170,10 +1196,11 @@ def censored_note(outcomes: pd.DataFrame, label: LabelParams | None) -> str:
 
 
 def segments_section(outcomes: pd.DataFrame, rows: str = "", feedback: FeedbackMerge | None = None,
-                     label: LabelParams | None = None, invalid_amounts: int = 0) -> Section:
+                     label: LabelParams | None = None, invalid_amounts: int = 0, spellings: str = "") -> Section:
     """3. Lead sources and campaigns: volume, conversion, acceptance, rejection reasons, revenue.
 
-    `rows` says how the export's rows became these leads (`export_rows`), `feedback` what the service's
+    `rows` says how the export's rows became these leads (`export_rows`), `spellings` which of their sources and
+    campaigns the export writes in more than one way (`merged_spellings`), `feedback` what the service's
     feedback store changed in their outcomes (said when it held any decision), `label` the policy `outcomes` were
     counted by (its horizon, said in the note), `invalid_amounts` how many deal
     amounts ingest left out as invalid (`amounts_left_out`, said in the `revenue_note`); a notebook slice leaves them
@@ -1193,6 +1220,7 @@ def segments_section(outcomes: pd.DataFrame, rows: str = "", feedback: FeedbackM
         + left_out_note(outcomes)
         + censored_note(outcomes, label)
         + (f" {MISSING} stands for the leads without a {' or a '.join(blank)}." if blank else "")
+        + (f" {spellings}" if spellings else "")
         + (f" Conversion = the CRM's converted status within {horizon} days of a lead's creation, as the model learns "
            f"it: a later conversion counts as not converted, as does a lead still open after {horizon} days"
            if horizon else " Conversion = the CRM's converted status, whenever it came")
@@ -1350,7 +1378,7 @@ def build_audit(
         importance,
         dependence_section(rows, catalog, top),
         segments_section(outcomes, export_rows(training_set, len(outcomes)), training_set.crm.feedback,
-                         params.label, amounts_left_out(training_set.crm)),
+                         params.label, amounts_left_out(training_set.crm), merged_spellings(training_set)),
         tiers_section(rows, scorer.tiers, params.evaluate.top_fractions, held_out_leads(training_set, split, params.label)),
         calibration_section(rows, params.evaluate.ece_bins, split.test_caption()),
         change_section(rows, training_set, previous, params.evaluate),

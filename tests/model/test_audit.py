@@ -668,6 +668,31 @@ def test_sources_and_reasons_read_as_the_crm_spells_them(sample_params):
     assert len(olark.y) == 30 and olark.spellings == rows.spellings
 
 
+def test_the_source_note_says_which_spellings_a_source_counts_beside_its_own(sample_params):
+    """X Education's table read Google 2,873 leads where the export's own count of 'Google' is 2,868: 5 more write
+    'google', counted with it as the features compare them, and nothing said so to the analyst checking the table
+    against the export. The sources note names each other spelling and its leads, most first."""
+    sources = ["Google"] * 30 + ["google"] * 5 + [" GOOGLE"] * 2 + ["Olark Chat"] * 20 + ["olark chat "] * 1 + ["Event"] * 9
+    ids = pd.Index([f"L{i}" for i in range(len(sources))], name="lead_id")
+    training_set = _labelled(pd.DataFrame({"lead_id": ids, "lead_source": sources}),
+                             pd.DataFrame({"lead_id": ids, "status": "converted", "reason": None}), sample_params.label)
+    outcomes = audit.lead_outcomes(training_set, sample_params.label)
+
+    note = audit.merged_spellings(training_set)
+    section = audit.segments_section(outcomes.assign(campaign=np.nan), spellings=note)
+
+    assert note == ("A source or campaign written alike but for letter case or spaces is one, named as most of its leads "
+                    "write it: Google counts 5 leads written 'google'; Google counts 2 leads written 'GOOGLE'; Olark Chat "
+                    "counts 1 lead written 'olark chat'.")
+    assert note in section.notes[0]
+    google = audit.segment_outcomes(outcomes, "lead_source")[0].set_index("lead_source").loc["Google", "leads"]
+    assert google == 37  # 30 + 5 + 2, as the note says
+    assert audit.merged_spellings(training_set, limit=1).endswith("Google counts 5 leads written 'google', and 2 more.")
+    one_way = _labelled(pd.DataFrame({"lead_id": ids[:30], "lead_source": sources[:30]}),
+                        pd.DataFrame({"lead_id": ids[:30], "status": "converted", "reason": None}), sample_params.label)
+    assert audit.merged_spellings(one_way) == ""
+
+
 def test_signals_the_model_does_not_use_are_named_in_one_line_not_tabled(sample_params):
     """X Education's model uses none of 12 of its form fields: 12 rows of importance 0.000 filled the importance table
     and plot (its LightGBM never splits on them; the blend's logistic part moves scores by under 0.0001 log-odds). They
@@ -713,6 +738,7 @@ def test_a_value_that_a_value_map_renames_is_named_as_the_export_writes_it(sampl
     assert audit.dependence_table(rows, catalog, ["lead_source"])["value"].iloc[0] == "TT"
     assert audit.signal_importance(rows, catalog)["best_value"].iloc[0] == "TT"
     assert len(rows.segment("lead_source", "TT").y) == int((features["lead_source"] == "tiktok").sum())
+    assert audit.merged_spellings(training_set) == ""  # the table holds 'TikTok', not the file's 'TT' and 'tiktok'
 
 
 def test_values_derived_from_the_job_title_read_as_a_rep_reads_them_not_as_codes(sample_params):
