@@ -844,6 +844,19 @@ def test_the_calibration_plot_says_which_leads_it_is_drawn_on_as_evaluates_does(
     assert title == trained.evaluation.plots()["calibration.png"].axes[0].get_title()
 
 
+def test_the_tier_plot_says_which_leads_it_is_drawn_on_and_how_many_each_tier_holds(audited, trained):
+    """The tier PNG read 'Conversion rate per tier (held-out leads)' and '3.3x average' over each bar: out of the page
+    it said neither which nor how many leads, and tier A's rate is of a tenth of them (the sample's 59). It is titled
+    as the calibration plot beside it is, and each bar names its leads."""
+    section = sections(audited)["tiers"]
+    (ax,) = section.figures["tiers"].axes
+    calibration = sections(audited)["calibration"].figures["calibration"].axes[0].get_title()
+    assert ax.get_title() == "Conversion rate per tier — " + calibration.split(" — ", 1)[1]
+    table = section.tables["tiers"]
+    labels = [text.get_text() for text in ax.texts]
+    assert labels == [f"{lift:.1f}x average\n{leads:,} leads" for lift, leads in zip(table["lift"], table["leads"])]
+
+
 def test_html_tables_show_counts_as_whole_numbers():
     """Tier conversions are counted in floats: '137.000' would read as 137 thousand where a comma is the
     decimal mark. Counts read '137' and '3,839'; rates are percentages, a rate of exactly 1 too."""
@@ -1417,7 +1430,8 @@ def test_the_plots_read_shares_and_rates_as_percentages_as_the_tables_do():
     outcomes = pd.DataFrame([{"lead_source": "Google", "reason": np.nan, "outcome": "converted" if i < 16 else "rejected"}
                              for i in range(40)])
     segments = audit.segments_plot(*audit.segment_outcomes(outcomes, "lead_source"), "lead_source")
-    tiers = audit.tiers_plot(pd.DataFrame({"tier": ["A", "B"], "conversion_rate": [0.6, 0.1], "lift": [2.0, 0.3]}), 0.3)
+    tiers = audit.tiers_plot(pd.DataFrame({"tier": ["A", "B"], "conversion_rate": [0.6, 0.1], "lift": [2.0, 0.3],
+                                           "leads": [10, 90]}), 0.3)
     held_out = audit.ExplainedRows(pd.DataFrame(index=range(100)), (np.arange(100) % 3 == 0).astype(float),
                                    np.linspace(0.05, 0.95, 100), pd.DataFrame(index=range(100)), np.zeros(100))
     calibration = audit.calibration_section(held_out, 10).figures["calibration"]
