@@ -191,19 +191,11 @@ ABSENCE_RAISES = "{phrase} (for leads like this one, the model counts that as a 
 # The states in which a factor says the lead has something usually good: events in a window, activity up, a business
 # e-mail domain, a flag of a lack not set ("no": "Has a phone number", "In a country we serve"). A category value is
 # neither, and so is an amount (employees, ICP criteria matched, days since the last activity, X Education's time on
-# the website): a rep reads it as more or less than other leads', not as present or absent (LOW_AMOUNT_LOWERS).
+# the website): a rep reads it as more or less than other leads', not as present or absent (AMOUNT_WORDS).
 _PRESENT_STATES = frozenset({"active", "up", "business", "no"})
 # ABSENCE_RAISES's mirror, added to a factor that says the lead has something usually good and lowers its score:
 # "Has a phone number -2 pts" and "Filled in 5 forms in the last 30 days -4 pts" read as nonsense or as a bug.
 PRESENCE_LOWERS = "{phrase} (for leads like this one, the model counts that as a minus)"
-# The shapes whose value is an amount, and the states in which a factor says one ("250 employees", "Matches 2 of 4 ideal
-# customer profile criteria", X Education's "Spent 5 minutes on the website"; 0 and no value say an absence). Whether
-# more of an amount usually raises the score the fitted model tells (``models.explain.amount_directions``, saved as
-# ``LeadScorer.amount_directions``), not params.
-AMOUNT_SHAPES = ("number", "icp")
-_AMOUNT_STATES = frozenset({"nonzero", "some"})
-
-
 class AmountDirection(NamedTuple):
     """How the fitted model scores more of an amount: ``more`` +1 (raises the score) or -1 (lowers it), up to the
     amount ``up_to`` where it turns (inf: it does not). The demo's model scores more employees higher up to about
@@ -213,12 +205,47 @@ class AmountDirection(NamedTuple):
     up_to: float
 
 
+class AmountWords(NamedTuple):
+    """How an amount against the model's direction reads, for one shape of amount signal.
+
+    ``more_reads_better``: +1 where a rep reads more of the amount as better (employees, ICP criteria matched, a rise in
+    activity), -1 where less (days since the last activity). ``states``: the states in which a factor says an amount
+    (0 and no value say an absence, and so does "No activity in the last 365 days"). Where the model's direction agrees
+    with that reading, a factor lowering the score says the lead falls short of the leads that convert (``lowers``);
+    where it goes the other way, one raising the score says the model counts what a rep reads as worse as a plus
+    (``raises``)."""
+
+    more_reads_better: int
+    states: frozenset[str]
+    lowers: str
+    raises: str
+
+
 # Added to an amount that lowers the score where more of it usually raises it: "Spent 5 minutes on the website -9 pts"
 # read as if spending time lowered the score; the lead spent little, and the model scores more time higher.
 LOW_AMOUNT_LOWERS = "{phrase} (leads that convert usually have more)"
 # Its mirror, an amount that raises the score where more of it usually lowers it: "Viewed 2 pages per visit +4 pts"
 # read as if viewing pages raised the score; the lead viewed few, and the model counts few as a plus.
 LOW_AMOUNT_RAISES = "{phrase} (the model counts a low number as a plus)"
+# Days since the last activity read the other way round: "Last activity 40 days ago -3 pts" said nothing of why, where
+# the model scores leads seen more recently higher; its mirror, for a model that scores a longer gap higher.
+LONG_AGO_LOWERS = "{phrase} (leads that convert were usually seen more recently)"
+LONG_AGO_RAISES = "{phrase} (the model counts a longer time without activity as a plus)"
+# A week as active as, or less active than, the week before, where the model scores a rise higher (its mirror, lower).
+SLOWER_LOWERS = "{phrase} (leads that convert usually pick up their activity)"
+SLOWER_RAISES = "{phrase} (the model counts a slower week as a plus)"
+# The shapes whose value is an amount ("250 employees", "Matches 2 of 4 ideal customer profile criteria", X Education's
+# "Spent 5 minutes on the website", "Last activity 40 days ago", "Activity down by 3 this week vs the week before") and
+# how one reads against the model's direction. Whether more of an amount usually raises the score the fitted model
+# tells (``models.explain.amount_directions``, saved as ``LeadScorer.amount_directions``), or params declare
+# (``features.monotone_*``). Activity up is a presence (``PRESENCE_LOWERS``), not one of the trend's amount states.
+AMOUNT_WORDS: dict[str, AmountWords] = {
+    "number": AmountWords(1, frozenset({"nonzero"}), LOW_AMOUNT_LOWERS, LOW_AMOUNT_RAISES),
+    "icp": AmountWords(1, frozenset({"some"}), LOW_AMOUNT_LOWERS, LOW_AMOUNT_RAISES),
+    "recency": AmountWords(-1, frozenset({"recent"}), LONG_AGO_LOWERS, LONG_AGO_RAISES),
+    "trend": AmountWords(1, frozenset({"down", "flat"}), SLOWER_LOWERS, SLOWER_RAISES),
+}
+AMOUNT_SHAPES = tuple(AMOUNT_WORDS)
 # Added to a category factor whose value the model did not learn on its own (too rare in training, or
 # never seen: ``CategoryEncoder`` pools them as ``__other__``): its points are those of the pool, and
 # "Country: Bahrain  -2 pts" alone would read as if Bahrain itself lowered the score.
@@ -428,8 +455,8 @@ class Phrasebook:
                 None (``models.explain.as_sent_columns``): "Industry: Asteroid Mining", as the lead's never_seen says.
             signs: optional (rows, signals) sign of each factor's contribution: one that says the lead lacks something
                 and raises the score reads with ``ABSENCE_RAISES``, one that says it has something usually good and
-                lowers the score with ``PRESENCE_LOWERS``, a low amount against ``directions`` with ``LOW_AMOUNT_LOWERS``
-                or ``LOW_AMOUNT_RAISES`` (``_surprising``). None: as a factor of either sign (a description, not a reason).
+                lowers the score with ``PRESENCE_LOWERS``, an amount against ``directions`` with its shape's
+                ``AMOUNT_WORDS`` (``_surprising``). None: as a factor of either sign (a description, not a reason).
             directions: per amount signal (``AMOUNT_SHAPES``), how the model scores more of it
                 (``LeadScorer.amount_directions``); a signal left out, or None (a model saved before it kept them),
                 reads as itself whatever its sign, and so does an amount past where its direction turns.
@@ -664,14 +691,16 @@ def _surprising(signal: str, shape: str, state: str, fields: dict, level: str | 
     """The sign of a factor's contribution its words make read as nonsense, and the words that then say the finding is
     the model's: +1 (raising) for a factor saying the lead lacks something (``_says_absence``, ``ABSENCE_RAISES``), -1
     (lowering) for one saying it has something usually good (``_PRESENT_STATES``, ``PRESENCE_LOWERS``), and for an
-    `amount` the model scores in a `direction` up to where it turns, the sign a low amount takes there
-    (``LOW_AMOUNT_LOWERS``, ``LOW_AMOUNT_RAISES``); else (0, None): either sign reads as it is."""
+    `amount` the model scores in a `direction` up to where it turns, the sign of one on the side a rep reads as worse
+    (``AMOUNT_WORDS``: "22 employees" lowering where more raises, "Last activity 40 days ago" lowering where fewer days
+    raise); else (0, None): either sign reads as it is."""
     if _says_absence(signal, shape, state, fields, level):
         return 1, ABSENCE_RAISES
     if state in _PRESENT_STATES:
         return -1, PRESENCE_LOWERS
-    if state in _AMOUNT_STATES and direction is not None and amount <= direction.up_to:
-        return (-1, LOW_AMOUNT_LOWERS) if direction.more > 0 else (1, LOW_AMOUNT_RAISES)
+    words = AMOUNT_WORDS.get(shape)
+    if words is not None and state in words.states and direction is not None and amount <= direction.up_to:
+        return (-1, words.lowers) if direction.more == words.more_reads_better else (1, words.raises)
     return 0, None
 
 

@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from features.build import feature_catalog
-from features.phrases import AMOUNT_SHAPES, LOW_AMOUNT_LOWERS, LOW_AMOUNT_RAISES, Phrasebook, phrasebook
+from features.phrases import AMOUNT_SHAPES, AMOUNT_WORDS, Phrasebook, phrasebook
 from models.metrics import calibration_bins
 from models.scorer import LeadScorer
 from models.splits import Split
@@ -148,7 +148,8 @@ def _features(params: Params, training_set) -> str:
 def _amount_directions(scorer: LeadScorer) -> str:
     """Which way more of each amount moves the score, and up to which amount, as the scorer keeps it
     (``LeadScorer.amount_directions``): what a rep's factor rests on when it says "22 employees (leads that convert
-    usually have more)". '' for a scorer pickled before it kept them, or without an amount signal."""
+    usually have more)" or "Last activity 40 days ago (leads that convert were usually seen more recently)". '' for a
+    scorer pickled before it kept them, or without an amount signal."""
     directions = scorer.amount_directions
     book = phrasebook(scorer.features)
     amounts = [signal for signal in book.signals if book.shapes[signal] in AMOUNT_SHAPES]
@@ -165,11 +166,13 @@ def _amount_directions(scorer: LeadScorer) -> str:
         rows.append({"signal": signal, "more of it": "raises the score" if direction.more > 0 else "lowers the score",
                      "up to": "any amount" if np.isinf(direction.up_to) else _amount_in_words(book, signal, direction.up_to),
                      "known from": f"declared ({declared})" if feature.monotone else "learned from the fitted model"})
+    said = [AMOUNT_WORDS[shape] for shape in dict.fromkeys(book.shapes[signal] for signal in amounts)]
+    lowers = " or ".join(f"\"{w.format(phrase='…')}\"" for w in dict.fromkeys(words.lowers for words in said))
+    raises = " or ".join(f"\"{w.format(phrase='…')}\"" for w in dict.fromkeys(words.raises for words in said))
     return ("Whether more of each amount raises or lowers the score, and up to which amount, as the fitted model "
-            "scores its own leads (or as params declare it). A rep's factor rests on it: a lead with less than usual "
-            f"whose amount lowers its score reads \"{LOW_AMOUNT_LOWERS.format(phrase='…')}\", its mirror "
-            f"\"{LOW_AMOUNT_RAISES.format(phrase='…')}\"; past *up to*, or with no clear direction, the amount reads "
-            "alone."
+            "scores its own leads (or as params declare it). A rep's factor rests on it: a lead whose amount falls short "
+            f"of the leads the model scores higher reads {lowers}, its mirror {raises}; past *up to*, or with no clear "
+            "direction, the amount reads alone."
             "\n\n" + _table(pd.DataFrame(rows), index=False))
 
 

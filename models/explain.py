@@ -36,7 +36,9 @@ A factor saying the lead lacks something ("No form filled in the last 90 days") 
 model counts that as a plus for leads like this one (``features.phrases.ABSENCE_RAISES``); one saying it has something
 usually good ("Has a phone number") that lowers the score, as a minus (``PRESENCE_LOWERS``). An amount lower than usual
 where more of it usually raises the score (``amount_directions``, learned from the fitted model) says that leads that
-convert usually have more ("Spent 5 minutes on the website", ``LOW_AMOUNT_LOWERS``): only its words change.
+convert usually have more ("Spent 5 minutes on the website", ``LOW_AMOUNT_LOWERS``), a last activity longer ago than
+usual where fewer days raise it that leads that convert were usually seen more recently (``AMOUNT_WORDS``): only its
+words change.
 
 Factors are ranked by |points|, then |contribution|. Everything except building the returned
 objects and rendering each distinct phrase once is vectorised over leads.
@@ -140,12 +142,13 @@ DIRECTION_BANDS = 10
 
 
 def amount_directions(scorer: LeadScorer, features: pd.DataFrame) -> dict[str, AmountDirection]:
-    """Per amount signal (``features.phrases.AMOUNT_SHAPES``: a number, ICP criteria matched), how the fitted `scorer`
-    scores more of it on `features` (rows it was tuned or fit on, up to ``DIRECTION_ROWS`` of them, seeded): the
-    direction params declare (``features.monotone_*``), else the sign of the Spearman rank correlation between the
-    amount and its signal's contribution where it is at least ``DIRECTION_THRESHOLD``, up to where the direction turns
-    (``_turning_point``); a signal without a clear direction is left out. Kept as ``LeadScorer.amount_directions`` for a
-    factor's words: "Spent 5 minutes on the website (leads that convert usually have more)"."""
+    """Per amount signal (``features.phrases.AMOUNT_SHAPES``: a number, ICP criteria matched, days since the last
+    activity, the week's change in activity), how the fitted `scorer` scores more of it on `features` (rows it was tuned
+    or fit on, up to ``DIRECTION_ROWS`` of them, seeded): the direction params declare (``features.monotone_*``), else
+    the sign of the Spearman rank correlation between the amount and its signal's contribution where it is at least
+    ``DIRECTION_THRESHOLD``, up to where the direction turns (``_turning_point``); a signal without a clear direction is
+    left out. Kept as ``LeadScorer.amount_directions`` for a factor's words: "Spent 5 minutes on the website (leads that
+    convert usually have more)", "Last activity 40 days ago (leads that convert were usually seen more recently)"."""
     book = phrasebook(scorer.features)
     amounts = {signal: book.features[signal][0] for signal in book.signals if book.shapes[signal] in AMOUNT_SHAPES}
     directions = {signal: AmountDirection(d.monotone, np.inf) for signal, d in amounts.items() if d.monotone}

@@ -264,6 +264,57 @@ def test_a_low_amount_against_the_models_direction_says_what_leads_that_convert_
         assert worded("employees", sign, directions)[0] == "8 employees"
 
 
+def test_a_last_activity_long_ago_or_a_slower_week_says_which_way_the_model_scores_it():
+    """"Last activity 40 days ago -3 pts" left a rep to guess whether 40 days was read as a plus or a minus: days since
+    the last activity and the week's change in activity are amounts too, each worded the way a rep reads it. Where the
+    model scores leads seen more recently higher, a last activity that lowers the score says leads that convert were
+    usually seen more recently; where it scores a rise in activity higher, a flat or slower week lowering it says leads
+    that convert usually pick up their activity; the mirrors say the model counts the longer gap, or the slower week,
+    as a plus. No activity within the window says an absence; activity up, a presence; past where the direction turns,
+    or without one, the factor reads as itself."""
+    spec = demo_spec()
+    events = [("stale", "page_view", 40), ("slowing", "page_view", 2), *[("slowing", "email_open", 9)] * 3,
+              ("rising", "page_view", 1), ("rising", "page_view", 2)]
+    leads = pd.DataFrame([lead(lead_id=i) for i in ("stale", "slowing", "rising", "silent")])
+    activities = pd.DataFrame([{"lead_id": i, "activity": a, "occurred_at": SNAPSHOT - pd.Timedelta(days=d)}
+                               for i, a, d in events])
+    features = build_features(leads, activities, SNAPSHOT, spec)
+    book = phrasebook(spec)
+
+    def worded(sign: float | None, directions: dict[str, AmountDirection] | None) -> dict[str, list[str]]:
+        signs = None if sign is None else np.full((len(features), len(book.signals)), sign)
+        phrases = book.render(features, signs=signs, directions=directions)[0]
+        return {s: phrases[:, book.signals.index(s)].tolist() for s in ("activity_recency", "engagement_trend")}
+
+    plain = worded(None, None)
+    assert plain == {
+        "activity_recency": ["Last activity 40 days ago", "Last activity 2 days ago", "Last activity 1 day ago",
+                             "No activity in the last 365 days"],
+        "engagement_trend": ["As active this week as the week before", "Activity down by 2 this week vs the week before",
+                             "Activity up by 2 this week vs the week before", "As active this week as the week before"]}
+    usual = {"activity_recency": AmountDirection(-1, math.inf), "engagement_trend": AmountDirection(1, math.inf)}
+    assert worded(-1.0, usual) == {
+        "activity_recency": [f"{words} (leads that convert were usually seen more recently)"
+                             for words in plain["activity_recency"][:3]] + ["No activity in the last 365 days"],
+        "engagement_trend": ["As active this week as the week before (leads that convert usually pick up their activity)",
+                             "Activity down by 2 this week vs the week before (leads that convert usually pick up their"
+                             " activity)", PRESENCE_LOWERS.format(phrase="Activity up by 2 this week vs the week before"),
+                             "As active this week as the week before (leads that convert usually pick up their activity)"]}
+    assert worded(1.0, usual)["activity_recency"][:3] == plain["activity_recency"][:3]
+    assert worded(-1.0, None)["activity_recency"] == plain["activity_recency"]  # a model saved before it kept directions
+    unusual = {"activity_recency": AmountDirection(1, math.inf), "engagement_trend": AmountDirection(-1, math.inf)}
+    raised = worded(1.0, unusual)
+    assert raised["activity_recency"][0] == "Last activity 40 days ago (the model counts a longer time without activity as a plus)"
+    assert raised["engagement_trend"][:3] == [
+        "As active this week as the week before (the model counts a slower week as a plus)",
+        "Activity down by 2 this week vs the week before (the model counts a slower week as a plus)",
+        "Activity up by 2 this week vs the week before"]
+    assert raised["activity_recency"][3] == ABSENCE_RAISES.format(phrase="No activity in the last 365 days")
+    turned = {"activity_recency": AmountDirection(-1, 30.0), "engagement_trend": AmountDirection(1, -3.0)}
+    assert worded(-1.0, turned)["activity_recency"][0] == "Last activity 40 days ago"
+    assert worded(-1.0, turned)["engagement_trend"][1] == "Activity down by 2 this week vs the week before"
+
+
 def test_an_employee_count_of_one_or_zero_reads_as_english():
     leads = [lead(lead_id="one", employees=1), lead(lead_id="none", employees=0), lead(lead_id="big", employees=500_000)]
     phrases, _ = described(leads, [], demo_spec())

@@ -281,7 +281,8 @@ def test_the_model_card_shows_calibration_by_age_and_names_an_age_it_misjudges(t
 def test_the_model_card_says_which_way_more_of_each_amount_moves_the_score(trained, sample_params):
     """A rep reads "22 employees (leads that convert usually have more)"; the analyst showing the card to a VP sees
     what that rests on: per amount signal whether more raises or lowers the score, up to which amount, in the words
-    of a factor, learned or declared. A model pickled before it kept the directions shows nothing new."""
+    of a factor, learned or declared (the sample's params declare that days since the last activity never raise the
+    score and a rise in activity never lowers it). A model pickled before it kept the directions shows nothing new."""
     from features.phrases import describe
     from models.card import model_card
 
@@ -290,12 +291,19 @@ def test_the_model_card_says_which_way_more_of_each_amount_moves_the_score(train
     card = mlflow.artifacts.load_text(f"runs:/{trained.run_id}/model_card.md")
     assert "## Which way more of an amount moves the score" in card
     assert scorer.amount_directions and any(d.up_to < np.inf for d in scorer.amount_directions.values())
+    declared = {d.signal: d.monotone for d in scorer.catalog if d.monotone}
     for signal, (more, up_to) in scorer.amount_directions.items():
+        feature = next(d.name for d in scorer.catalog if d.signal == signal)
         row = trained.training_set.features.head(1).copy()
-        row[signal] = up_to
+        row[feature] = up_to
         words = "any amount" if up_to == np.inf else describe(row, scorer.features)[0][signal].iloc[0]
         how = "raises the score" if more > 0 else "lowers the score"
-        assert f"| {signal} | {how} | {words} | learned from the fitted model |" in card, signal
+        known = (f"declared (features.monotone_{'increasing' if more > 0 else 'decreasing'})" if signal in declared
+                 else "learned from the fitted model")
+        assert f"| {signal} | {how} | {words} | {known} |" in card, signal
+    assert "| activity_recency | lowers the score | any amount | declared (features.monotone_decreasing) |" in card
+    assert "| engagement_trend | raises the score | any amount | declared (features.monotone_increasing) |" in card
+    assert '"… (leads that convert were usually seen more recently)"' in card  # the words those rows stand behind
     old = copy.copy(scorer)
     del old.__dict__["amount_directions"]  # as a scorer pickled before it kept them loads
     before, now = (model_card(s, sample_params, evaluation=trained.evaluation) for s in (old, scorer))

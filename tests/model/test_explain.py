@@ -16,7 +16,9 @@ from scipy import sparse
 
 from models.calibration import Calibrator, TierThresholds
 from models.explain import by_signal, contributions, explain, factor_columns
-from features.phrases import ABSENCE_RAISES, LOW_AMOUNT_LOWERS, LOW_AMOUNT_RAISES, PRESENCE_LOWERS
+from features.build import RECENCY_CAP_DAYS
+from features.phrases import (ABSENCE_RAISES, AMOUNT_WORDS, LONG_AGO_LOWERS, LOW_AMOUNT_LOWERS, PRESENCE_LOWERS,
+                              phrasebook)
 from models.peers import LogisticPeer
 from models.scorer import LeadScorer
 from pipelines.config import PROJECT_ROOT, load_params
@@ -287,33 +289,49 @@ def test_a_presence_that_lowers_the_score_says_the_model_found_it_a_minus(scorer
 def test_a_low_amount_against_the_models_direction_says_so_and_keeps_its_points(scorer, features, ages, sample_params):
     """"Spent 5 minutes on the website -9 pts" read as if time spent lowered the score: the model learns at fit time
     whether more of an amount usually raises the score, and a lower amount than usual that lowers it says leads that
-    convert usually have more (its mirror, that the model counts a low number as a plus). A model saved before it kept
-    the directions still explains, its amounts worded as themselves. Only the words change."""
+    convert usually have more (its mirror, that the model counts a low number as a plus). Days since the last activity
+    and the week's change in activity are amounts too, in their own words ("Last activity 40 days ago (leads that
+    convert were usually seen more recently)"), with the directions the sample's params declare for them. A model saved
+    before it kept the directions still explains, its amounts worded as themselves. Only the words change."""
     k = sample_params.serving.top_factors
     directions = scorer.amount_directions
+    book = phrasebook(scorer.features)
+    amount_of = {signal: book.features[signal][0] for signal in directions}
     assert directions and {d.more for d in directions.values()} <= {-1, 1}
-    # Each direction is how the model scores the fixture's leads up to where it turns: more of the amount, a larger
-    # contribution (a smaller one for -1).
+    # Declared by params: days since the last activity lower the score, a rise in activity raises it.
+    assert directions["activity_recency"] == (-1, np.inf) and directions["engagement_trend"] == (1, np.inf)
+    # Each learned direction is how the model scores the fixture's leads up to where it turns: more of the amount, a
+    # larger contribution (a smaller one for -1).
     signals = by_signal(scorer, contributions(scorer, features)[1])
     for signal, (more, up_to) in directions.items():
-        amount = features[signal].astype(float).where(features[signal] <= up_to)
+        if amount_of[signal].monotone:
+            continue
+        amount = features[amount_of[signal].name].astype(float).where(features[amount_of[signal].name] <= up_to)
         high, low = amount > amount.median(), amount < amount.median()
         assert (signals.loc[high, signal].mean() - signals.loc[low, signal].mean()) * more > 0, signal
+    # A value that says an amount, not an absence: no employees, no ICP criterion met, no activity in the window do not.
+    says_amount = {"number": lambda v: v > 0, "icp": lambda v: v > 0, "recency": lambda v: v < RECENCY_CAP_DAYS,
+                   "trend": lambda v: v <= 0}  # activity up says a presence
     old = copy.copy(scorer)
     del old.__dict__["amount_directions"]  # as a scorer pickled before it kept them loads
     worded, plain = explain(scorer, features, k, age_days=ages), explain(old, features, k, age_days=ages)
-    changed = set()
+    changed, every = set(), set()
     for row, (new, before) in enumerate(zip(worded, plain)):
         assert new.score == before.score
         for f, g in zip(new.factors, before.factors):
             assert (f.signal, f.points, f.contribution) == (g.signal, g.points, g.contribution)
-            # An amount (0 or no value says an absence instead) whose sign goes against its direction.
-            against = f.signal in directions and 0 < features[f.signal].iloc[row] <= directions[f.signal].up_to and (
-                np.sign(f.contribution) == -directions[f.signal].more)
-            words = {1: LOW_AMOUNT_LOWERS, -1: LOW_AMOUNT_RAISES}[directions[f.signal].more] if against else None
+            words = None
+            if f.signal in directions:
+                shape, (more, up_to) = book.shapes[f.signal], directions[f.signal]
+                value = features[amount_of[f.signal].name].iloc[row]
+                side = -1 if more == AMOUNT_WORDS[shape].more_reads_better else 1  # the sign that goes against the lead
+                if says_amount[shape](value) and value <= up_to and np.sign(f.contribution) == side:
+                    words = AMOUNT_WORDS[shape].lowers if side < 0 else AMOUNT_WORDS[shape].raises
             assert f.phrase == (words.format(phrase=g.phrase) if words else g.phrase)
+            every |= {f.phrase} if words else set()
             changed |= {f.phrase} if words and f in new.negatives + new.positives else set()
     assert any(words.endswith(LOW_AMOUNT_LOWERS.format(phrase="")) for words in changed)  # what the rule is for
+    assert any(words.endswith(LONG_AGO_LOWERS.format(phrase="")) for words in every)
     columns = factor_columns(scorer, features, k, ages)  # score --explain's columns, the words the card shows
     assert changed <= set(columns[[f"top_{side}_{r}" for side in ("positive", "negative") for r in range(1, k + 1)]].stack())
 
