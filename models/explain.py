@@ -171,14 +171,15 @@ def amount_directions(scorer: LeadScorer, features: pd.DataFrame) -> dict[str, A
 
 
 def _turning_point(amount: pd.Series, contribution: pd.Series, more: int) -> float:
-    """The amount up to which the model scores more of it in direction `more`: the top of the band of amounts
-    (``DIRECTION_BANDS``) whose mean contribution goes furthest that way, inf when that is the highest band. The demo's
-    model scores employees higher up to about 1,000 and lower past it, where "leads that convert usually have more" is
-    false."""
+    """The amount up to which the model scores more of it in direction `more`: the highest amount in the band of
+    amounts (``DIRECTION_BANDS``) whose mean contribution goes furthest that way, inf when that is the highest band.
+    The demo's model scores employees higher up to about 1,000 and lower past it, where "leads that convert usually
+    have more" is false. An amount a lead had, not the band's edge, which interpolates between two ("up to 12.5
+    visits" on the model card, of a count no lead can have)."""
     bands = pd.qcut(amount, DIRECTION_BANDS, duplicates="drop")
     means = contribution.groupby(bands, observed=True).mean() * more
     best = means.idxmax()
-    return np.inf if best == means.index[-1] else float(best.right)
+    return np.inf if best == means.index[-1] else float(amount[bands == best].max())
 
 
 def explain(

@@ -15,7 +15,7 @@ import shap
 from scipy import sparse
 
 from models.calibration import Calibrator, TierThresholds
-from models.explain import by_signal, contributions, explain, factor_columns
+from models.explain import _turning_point, by_signal, contributions, explain, factor_columns
 from features.build import RECENCY_CAP_DAYS
 from features.phrases import (ABSENCE_RAISES, AMOUNT_WORDS, LONG_AGO_LOWERS, LOW_AMOUNT_LOWERS, PRESENCE_LOWERS,
                               phrasebook)
@@ -334,6 +334,22 @@ def test_a_low_amount_against_the_models_direction_says_so_and_keeps_its_points(
     assert any(words.endswith(LONG_AGO_LOWERS.format(phrase="")) for words in every)
     columns = factor_columns(scorer, features, k, ages)  # score --explain's columns, the words the card shows
     assert changed <= set(columns[[f"top_{side}_{r}" for side in ("positive", "negative") for r in range(1, k + 1)]].stack())
+
+
+def test_where_an_amounts_direction_turns_is_an_amount_a_lead_had():
+    """The card's "up to" and a factor's check against it read the band's edge, which interpolates between two amounts:
+    "up to 12.5 employees" (or "3.4999 visits") of a count no lead can have. It is the highest amount a lead had in the
+    band, so the card words it as a rep would, "12 employees"."""
+    from models.card import _amount_in_words
+
+    amount = pd.Series(np.repeat(np.arange(1, 25), 3).astype(float))  # band edges fall at 3.0, 5.2, ..., 12.5, 15.0
+    contribution = -(amount - 12).abs()  # the model scores more higher up to 12, lower past it
+    up_to = _turning_point(amount, contribution, 1)
+    assert up_to == 12
+    spec = load_params(PROJECT_ROOT / "params.yaml").features
+    assert _amount_in_words(phrasebook(spec), "employees", up_to) == "12 employees"
+    assert _turning_point(amount, -contribution, -1) == 12  # the mirror
+    assert _turning_point(amount, amount, 1) == np.inf  # more is better all the way
 
 
 def test_an_unseen_category_and_missing_optional_fields_explain(scorer):
