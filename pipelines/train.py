@@ -86,16 +86,18 @@ def input_example(training_set: TrainingSet, params: Params, rows: int = EXAMPLE
 
 
 def train(
-    params: Params, as_of: pd.Timestamp | None = None, register: bool = True, crm: CRMData | None = None
+    params: Params, as_of: pd.Timestamp | None = None, register: bool = True, crm: CRMData | None = None,
+    what: str = "train",
 ) -> TrainResult:
     """Train on the export in params with the feedback store laid over it, as retrain reads them
-    (`dataset.assemble`; or on `crm`, an export already loaded), and track the run; see the module docstring."""
+    (`dataset.assemble`; or on `crm`, an export already loaded), and track the run, named `what` (`model_run_name`:
+    a benchmark's model is no `train` run); see the module docstring."""
     phrase_templates(params.features)  # refuse to train a model whose factors could not be worded
     tracking.configure(params)
     ts = assemble(params, as_of=as_of, crm=crm)
     refuse_before_first_lead(ts)
     split = make_split(ts.created_at, pd.Series(ts.y), params.evaluate.split, params.model.seed)
-    return log_trained(fit_model(ts, split, params), ts, split, params, training_warnings(ts, params), register)
+    return log_trained(fit_model(ts, split, params), ts, split, params, training_warnings(ts, params), register, what=what)
 
 
 def fit_model(ts: TrainingSet, split: Split, params: Params) -> LeadScorer:

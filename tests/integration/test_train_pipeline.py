@@ -121,6 +121,22 @@ def test_the_registered_version_says_what_it_was_trained_on_without_opening_its_
     assert "champion" in description and "leadscore promote" in description
 
 
+def test_the_explanation_benchmarks_model_run_is_named_as_the_benchmark(tmp_path, monkeypatch_session):
+    """`python -m pipelines.bench_explain` trains a model it never registers: its run read "train (dry run, not
+    registered) 2025-12-31", as if someone had run `leadscore train`. It is named as the benchmark's, by the one rule
+    for runs that log a model (`train.model_run_name`)."""
+    from pipelines.bench_explain import _trained_on_synthetic
+
+    before = mlflow.get_tracking_uri()
+    try:
+        _, ts = _trained_on_synthetic(1500, 1, tmp_path)
+    finally:
+        mlflow.set_tracking_uri(before)  # the benchmark points MLflow at its throw-away store
+    store = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    runs = store.search_runs([e.experiment_id for e in store.search_experiments()])
+    assert [r.info.run_name for r in runs] == [f"bench_explain (dry run, not registered) {ts.as_of:%Y-%m-%d}"]
+
+
 def test_a_description_the_user_gave_the_registered_model_is_kept(sample_dir, tmp_path):
     from conftest import FAST, params_for
     from pipelines.train import train
