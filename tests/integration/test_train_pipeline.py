@@ -6,6 +6,7 @@ import copy
 
 import dataclasses
 import json
+import os
 import pickle
 
 import mlflow
@@ -130,8 +131,9 @@ def test_the_explanation_benchmarks_model_run_is_named_as_the_benchmark(tmp_path
     before = mlflow.get_tracking_uri()
     try:
         _, ts = _trained_on_synthetic(1500, 1, tmp_path)
-    finally:
-        mlflow.set_tracking_uri(before)  # the benchmark points MLflow at its throw-away store
+    finally:  # the benchmark points MLflow at its throw-away store: back, without pinning MLFLOW_TRACKING_URI (use_store)
+        mlflow.set_tracking_uri(before)
+        os.environ.pop("MLFLOW_TRACKING_URI", None)
     store = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
     runs = store.search_runs([e.experiment_id for e in store.search_experiments()])
     assert [r.info.run_name for r in runs] == [f"bench_explain (dry run, not registered) {ts.as_of:%Y-%m-%d}"]
