@@ -235,12 +235,16 @@ LONG_AGO_RAISES = "{phrase} (the model counts a longer time without activity as 
 SLOWER_LOWERS = "{phrase} (leads that convert usually pick up their activity)"
 SLOWER_RAISES = "{phrase} (the model counts a slower week as a plus)"
 # The shapes whose value is an amount ("250 employees", "Matches 2 of 4 ideal customer profile criteria", X Education's
-# "Spent 5 minutes on the website", "Last activity 40 days ago", "Activity down by 3 this week vs the week before") and
-# how one reads against the model's direction. Whether more of an amount usually raises the score the fitted model
-# tells (``models.explain.amount_directions``, saved as ``LeadScorer.amount_directions``), or params declare
-# (``features.monotone_*``). Activity up is a presence (``PRESENCE_LOWERS``), not one of the trend's amount states.
+# "Spent 5 minutes on the website", "Opened 1 e-mail in the last 30 days", "Last activity 40 days ago", "Activity down
+# by 3 this week vs the week before") and how one reads against the model's direction. Whether more of an amount
+# usually raises the score the fitted model tells (``models.explain.amount_directions``, saved as
+# ``LeadScorer.amount_directions``), or params declare (``features.monotone_*``). An activity's amount is its count over
+# the longest window (``Phrasebook.amount_feature``); its events are a presence too, whose words (``PRESENCE_LOWERS``)
+# the amount's replace where the direction says more: "Opened 1 e-mail in the last 30 days (leads that convert usually
+# have more)". Activity up is a presence only, not one of the trend's amount states.
 AMOUNT_WORDS: dict[str, AmountWords] = {
     "number": AmountWords(1, frozenset({"nonzero"}), LOW_AMOUNT_LOWERS, LOW_AMOUNT_RAISES),
+    "activity": AmountWords(1, frozenset({"active"}), LOW_AMOUNT_LOWERS, LOW_AMOUNT_RAISES),
     "icp": AmountWords(1, frozenset({"some"}), LOW_AMOUNT_LOWERS, LOW_AMOUNT_RAISES),
     "recency": AmountWords(-1, frozenset({"recent"}), LONG_AGO_LOWERS, LONG_AGO_RAISES),
     "trend": AmountWords(1, frozenset({"down", "flat"}), SLOWER_LOWERS, SLOWER_RAISES),
@@ -486,6 +490,7 @@ class Phrasebook:
             if sent is not None:  # rendered apart per spelling sent; not the reader's
                 columns.append(np.asarray(sent, dtype=object)[rows])
             first, inverse = _unique_rows(columns)
+            amount_at = self.features[signal].index(self.amount_feature(signal))  # the value _surprising compares
             texts, shown, surprising = [], [], []
             for row in first:
                 lead_values = [c[row] for c in columns]
@@ -499,18 +504,26 @@ class Phrasebook:
                     text = (RARE_VALUE if sent_text is None else NEVER_SEEN_VALUE).format(phrase=text)
                 texts.append(text)
                 shown.append(fields["value"])
-                surprising.append(_surprising(signal, shape, state, fields, level, lead_values[0],
+                surprising.append(_surprising(signal, shape, state, fields, level, lead_values[amount_at],
                                               (directions or {}).get(signal)))
             worded = np.asarray(texts, dtype=object)[inverse]
-            if signs is not None and any(sign for sign, _ in surprising):
-                found = np.asarray([words.format(phrase=t) if sign else t for t, (sign, words) in zip(texts, surprising)],
-                                   dtype=object)
-                said = np.asarray([sign for sign, _ in surprising])[inverse] == np.sign(
-                    np.asarray(signs[:, j], dtype=np.float64)[rows])
-                worded = np.where(said, found[inverse], worded)
+            if signs is not None and any(surprising):
+                sign_of = np.sign(np.asarray(signs[:, j], dtype=np.float64)[rows])
+                for sign in {sign for found in surprising for sign in found}:
+                    said = np.asarray([found[sign].format(phrase=t) if sign in found else t
+                                       for t, found in zip(texts, surprising)], dtype=object)
+                    worded = np.where(sign_of == sign, said[inverse], worded)
             phrases[rows, j] = worded
             values[rows, j] = np.asarray(shown, dtype=object)[inverse]
         return phrases, values
+
+    def amount_feature(self, signal: str) -> FeatureDef:
+        """The feature whose value is an amount signal's amount (``AMOUNT_SHAPES``): an activity's count over its
+        longest window, which the shorter ones count within, else the signal's first feature."""
+        windows = [d for d in self.features[signal] if d.window_days is not None]
+        if self.shapes[signal] == "activity" and windows:
+            return max(windows, key=lambda d: d.window_days)
+        return self.features[signal][0]
 
     def telling_windows(self, features: pd.DataFrame, per_feature: np.ndarray, names: list[str],
                         contribution: np.ndarray) -> dict[str, np.ndarray]:
@@ -687,21 +700,23 @@ def _parse(raw: str, shape: Shape, shape_name: str) -> Template:
 
 
 def _surprising(signal: str, shape: str, state: str, fields: dict, level: str | None, amount,
-                direction: AmountDirection | None) -> tuple[int, str | None]:
-    """The sign of a factor's contribution its words make read as nonsense, and the words that then say the finding is
-    the model's: +1 (raising) for a factor saying the lead lacks something (``_says_absence``, ``ABSENCE_RAISES``), -1
-    (lowering) for one saying it has something usually good (``_PRESENT_STATES``, ``PRESENCE_LOWERS``), and for an
-    `amount` the model scores in a `direction` up to where it turns, the sign of one on the side a rep reads as worse
-    (``AMOUNT_WORDS``: "22 employees" lowering where more raises, "Last activity 40 days ago" lowering where fewer days
-    raise); else (0, None): either sign reads as it is."""
+                direction: AmountDirection | None) -> dict[int, str]:
+    """The signs of a factor's contribution its words make read as nonsense, each with the words that then say the
+    finding is the model's: +1 (raising) for a factor saying the lead lacks something (``_says_absence``,
+    ``ABSENCE_RAISES``), -1 (lowering) for one saying it has something usually good (``_PRESENT_STATES``,
+    ``PRESENCE_LOWERS``), and for an `amount` the model scores in a `direction` up to where it turns, the sign of one
+    on the side a rep reads as worse (``AMOUNT_WORDS``: "22 employees" or "Opened 1 e-mail in the last 30 days"
+    lowering where more raises, "Last activity 40 days ago" lowering where fewer days raise), whose words say more than
+    a presence's; empty: either sign reads as it is."""
+    found = {}
     if _says_absence(signal, shape, state, fields, level):
-        return 1, ABSENCE_RAISES
-    if state in _PRESENT_STATES:
-        return -1, PRESENCE_LOWERS
+        found[1] = ABSENCE_RAISES
+    elif state in _PRESENT_STATES:
+        found[-1] = PRESENCE_LOWERS
     words = AMOUNT_WORDS.get(shape)
     if words is not None and state in words.states and direction is not None and amount <= direction.up_to:
-        return (-1, words.lowers) if direction.more == words.more_reads_better else (1, words.raises)
-    return 0, None
+        found |= {-1: words.lowers} if direction.more == words.more_reads_better else {1: words.raises}
+    return found
 
 
 def _says_absence(signal: str, shape: str, state: str, fields: dict, level: str | None) -> bool:

@@ -157,7 +157,7 @@ def _amount_directions(scorer: LeadScorer) -> str:
         return ""
     rows = []
     for signal in amounts:
-        direction, feature = directions.get(signal), book.features[signal][0]
+        direction, feature = directions.get(signal), book.amount_feature(signal)
         if direction is None:
             rows.append({"signal": signal, "more of it": "no clear direction (its factors give the amount alone)",
                          "up to": None, "known from": "the fitted model"})
@@ -179,7 +179,7 @@ def _amount_directions(scorer: LeadScorer) -> str:
 def _amount_in_words(book: Phrasebook, signal: str, amount: float) -> str:
     """`amount` of an amount `signal` as a rep's factor words it ("1,066 employees")."""
     row = pd.DataFrame({feature: [np.nan] for feature in book.signal_of})
-    row[book.features[signal][0].name] = amount
+    row[book.amount_feature(signal).name] = amount
     column = book.signals.index(signal)
     needed = np.zeros((1, len(book.signals)), dtype=bool)
     needed[0, column] = True

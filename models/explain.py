@@ -142,15 +142,16 @@ DIRECTION_BANDS = 10
 
 
 def amount_directions(scorer: LeadScorer, features: pd.DataFrame) -> dict[str, AmountDirection]:
-    """Per amount signal (``features.phrases.AMOUNT_SHAPES``: a number, ICP criteria matched, days since the last
-    activity, the week's change in activity), how the fitted `scorer` scores more of it on `features` (rows it was tuned
+    """Per amount signal (``features.phrases.AMOUNT_SHAPES``: a number, ICP criteria matched, an activity's count over
+    its longest window, days since the last activity, the week's change in activity; ``Phrasebook.amount_feature``),
+    how the fitted `scorer` scores more of it on `features` (rows it was tuned
     or fit on, up to ``DIRECTION_ROWS`` of them, seeded): the direction params declare (``features.monotone_*``), else
     the sign of the Spearman rank correlation between the amount and its signal's contribution where it is at least
     ``DIRECTION_THRESHOLD``, up to where the direction turns (``_turning_point``); a signal without a clear direction is
     left out. Kept as ``LeadScorer.amount_directions`` for a factor's words: "Spent 5 minutes on the website (leads that
     convert usually have more)", "Last activity 40 days ago (leads that convert were usually seen more recently)"."""
     book = phrasebook(scorer.features)
-    amounts = {signal: book.features[signal][0] for signal in book.signals if book.shapes[signal] in AMOUNT_SHAPES}
+    amounts = {signal: book.amount_feature(signal) for signal in book.signals if book.shapes[signal] in AMOUNT_SHAPES}
     directions = {signal: AmountDirection(d.monotone, np.inf) for signal, d in amounts.items() if d.monotone}
     learned = [signal for signal in amounts if signal not in directions]
     if not learned or len(features) == 0:

@@ -240,11 +240,15 @@ def test_a_low_amount_against_the_models_direction_says_what_leads_that_convert_
     little, where the model scores more higher. An amount lowering the score where more usually raises it says leads
     that convert usually have more; its mirror, one raising it where more usually lowers it, that the model counts a
     low number as a plus. An amount whose sign agrees with its direction, past where the direction turns, or without a
-    direction (a model saved before it kept them), reads as itself; 0 says an absence, worded as one."""
+    direction (a model saved before it kept them), reads as itself; 0 says an absence, worded as one. Events in a window
+    are an amount too, by their count over the longest window: "Viewed 1 web page in the last 7 days" lowering the score
+    said the model counts that as a minus, and says leads that convert usually have more where the model scores more
+    higher; where it scores fewer higher, or past where that turns, it still says the model counts it as a minus."""
     spec = demo_spec()
     leads = pd.DataFrame([lead(lead_id="few", employees=8, industry="software", country="US", job_title="VP Sales"),
                           lead(lead_id="none", employees=0)])
-    features = build_features(leads, pd.DataFrame(columns=["lead_id", "activity", "occurred_at"]), SNAPSHOT, spec)
+    events = pd.DataFrame({"lead_id": ["few"], "activity": ["page_view"], "occurred_at": [SNAPSHOT - pd.Timedelta(days=2)]})
+    features = build_features(leads, events, SNAPSHOT, spec)
     book = phrasebook(spec)
     up, down = AmountDirection(1, math.inf), AmountDirection(-1, math.inf)
 
@@ -262,6 +266,14 @@ def test_a_low_amount_against_the_models_direction_says_what_leads_that_convert_
     for sign, directions in ((1.0, {"employees": up}), (-1.0, {"employees": down}), (1.0, None), (-1.0, None),
                              (-1.0, {"icp_match": up}), (-1.0, {"employees": AmountDirection(1, 5.0)})):
         assert worded("employees", sign, directions)[0] == "8 employees"
+    viewed = "Viewed 1 web page in the last 7 days"
+    assert worded("page_view", -1.0, {"page_view": up}) == [f"{viewed} (leads that convert usually have more)",
+                                                            "No web page views in the last 90 days"]
+    assert worded("page_view", 1.0, {"page_view": down}) == [
+        f"{viewed} (the model counts a low number as a plus)",
+        "No web page views in the last 90 days (for leads like this one, the model counts that as a plus)"]
+    for directions in ({"page_view": down}, {"page_view": AmountDirection(1, 0.5)}, None):
+        assert worded("page_view", -1.0, directions)[0] == PRESENCE_LOWERS.format(phrase=viewed)
 
 
 def test_a_last_activity_long_ago_or_a_slower_week_says_which_way_the_model_scores_it():

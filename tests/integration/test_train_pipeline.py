@@ -301,19 +301,20 @@ def test_the_model_card_says_which_way_more_of_each_amount_moves_the_score(train
     what that rests on: per amount signal whether more raises or lowers the score, up to which amount, in the words
     of a factor, learned or declared (the sample's params declare that days since the last activity never raise the
     score and a rise in activity never lowers it). A model pickled before it kept the directions shows nothing new."""
-    from features.phrases import describe
+    from features.phrases import describe, phrasebook
     from models.card import model_card
 
     scorer = trained.scorer
+    book = phrasebook(scorer.features)
     tracking.use_store(sample_params)
     card = mlflow.artifacts.load_text(f"runs:/{trained.run_id}/model_card.md")
     assert "## Which way more of an amount moves the score" in card
     assert scorer.amount_directions and any(d.up_to < np.inf for d in scorer.amount_directions.values())
     declared = {d.signal: d.monotone for d in scorer.catalog if d.monotone}
     for signal, (more, up_to) in scorer.amount_directions.items():
-        feature = next(d.name for d in scorer.catalog if d.signal == signal)
         row = trained.training_set.features.head(1).copy()
-        row[feature] = up_to
+        row[[d.name for d in book.features[signal]]] = np.nan  # the amount alone: an activity's count over 90 days
+        row[book.amount_feature(signal).name] = up_to
         words = "any amount" if up_to == np.inf else describe(row, scorer.features)[0][signal].iloc[0]
         how = "raises the score" if more > 0 else "lowers the score"
         known = (f"declared (features.monotone_{'increasing' if more > 0 else 'decreasing'})" if signal in declared

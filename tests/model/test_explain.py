@@ -271,12 +271,14 @@ PRESENCE = re.compile(r"^(?!No |Opened no |Has not ).* in the last \d+ days$"
 def test_a_presence_that_lowers_the_score_says_the_model_found_it_a_minus(scorer, features, ages, sample_params):
     """ABSENCE_RAISES's mirror: "Opened 1 e-mail in the last 30 days -3 pts" or "Has a phone number -2 pts" among the
     reasons a lead scored low read as nonsense or as a bug to a rep; it now says the model counts that as a minus for leads
-    like this one, and raising the score reads as before. Only the words change."""
+    like this one, and raising the score reads as before; events in a window whose count the model scores higher the more
+    there are say leads that convert usually have more instead (``AMOUNT_WORDS``). Only the words change."""
     k = sample_params.serving.top_factors
     explanations = explain(scorer, features, k, age_days=ages)
-    suffix = PRESENCE_LOWERS.format(phrase="")
-    plain = [(f.phrase.removesuffix(suffix), f) for e in explanations for f in e.factors]
-    misworded = {f.phrase for words, f in plain if f.phrase.endswith(suffix) != (f.contribution < 0 and bool(PRESENCE.search(words)))}
+    suffix, fewer = PRESENCE_LOWERS.format(phrase=""), LOW_AMOUNT_LOWERS.format(phrase="")
+    plain = [(f.phrase.removesuffix(suffix).removesuffix(fewer), f) for e in explanations for f in e.factors]
+    misworded = {f.phrase for words, f in plain if f.phrase.endswith(suffix) != (
+        f.contribution < 0 and bool(PRESENCE.search(words)) and not f.phrase.endswith(fewer))}
     assert not misworded, misworded
     # The fixture has what the rule is for: a presence among the reasons a lead scored low, and presences raising scores.
     lowered = {f.phrase.removesuffix(suffix) for e in explanations for f in e.negatives if f.phrase.endswith(suffix)}
@@ -291,12 +293,14 @@ def test_a_low_amount_against_the_models_direction_says_so_and_keeps_its_points(
     whether more of an amount usually raises the score, and a lower amount than usual that lowers it says leads that
     convert usually have more (its mirror, that the model counts a low number as a plus). Days since the last activity
     and the week's change in activity are amounts too, in their own words ("Last activity 40 days ago (leads that
-    convert were usually seen more recently)"), with the directions the sample's params declare for them. A model saved
-    before it kept the directions still explains, its amounts worded as themselves. Only the words change."""
+    convert were usually seen more recently)"), with the directions the sample's params declare for them, and so are
+    events in a window, by their count over the longest one ("Opened 1 e-mail in the last 30 days (leads that convert
+    usually have more)", where it said the model counts that as a minus). A model saved before it kept the directions
+    still explains, its amounts worded as themselves. Only the words change."""
     k = sample_params.serving.top_factors
     directions = scorer.amount_directions
     book = phrasebook(scorer.features)
-    amount_of = {signal: book.features[signal][0] for signal in directions}
+    amount_of = {signal: book.amount_feature(signal) for signal in directions}
     assert directions and {d.more for d in directions.values()} <= {-1, 1}
     # Declared by params: days since the last activity lower the score, a rise in activity raises it.
     assert directions["activity_recency"] == (-1, np.inf) and directions["engagement_trend"] == (1, np.inf)
@@ -307,11 +311,11 @@ def test_a_low_amount_against_the_models_direction_says_so_and_keeps_its_points(
         if amount_of[signal].monotone:
             continue
         amount = features[amount_of[signal].name].astype(float).where(features[amount_of[signal].name] <= up_to)
-        high, low = amount > amount.median(), amount < amount.median()
+        high, low = amount > amount.median(), amount <= amount.median()  # most leads opened no e-mail in 90 days
         assert (signals.loc[high, signal].mean() - signals.loc[low, signal].mean()) * more > 0, signal
     # A value that says an amount, not an absence: no employees, no ICP criterion met, no activity in the window do not.
-    says_amount = {"number": lambda v: v > 0, "icp": lambda v: v > 0, "recency": lambda v: v < RECENCY_CAP_DAYS,
-                   "trend": lambda v: v <= 0}  # activity up says a presence
+    says_amount = {"number": lambda v: v > 0, "icp": lambda v: v > 0, "activity": lambda v: v > 0,
+                   "recency": lambda v: v < RECENCY_CAP_DAYS, "trend": lambda v: v <= 0}  # activity up says a presence
     old = copy.copy(scorer)
     del old.__dict__["amount_directions"]  # as a scorer pickled before it kept them loads
     worded, plain = explain(scorer, features, k, age_days=ages), explain(old, features, k, age_days=ages)
@@ -327,11 +331,14 @@ def test_a_low_amount_against_the_models_direction_says_so_and_keeps_its_points(
                 side = -1 if more == AMOUNT_WORDS[shape].more_reads_better else 1  # the sign that goes against the lead
                 if says_amount[shape](value) and value <= up_to and np.sign(f.contribution) == side:
                     words = AMOUNT_WORDS[shape].lowers if side < 0 else AMOUNT_WORDS[shape].raises
-            assert f.phrase == (words.format(phrase=g.phrase) if words else g.phrase)
+            # Events in a window lowering the score said the model counts them as a minus (PRESENCE_LOWERS).
+            assert f.phrase == (words.format(phrase=g.phrase.removesuffix(PRESENCE_LOWERS.format(phrase="")))
+                                if words else g.phrase)
             every |= {f.phrase} if words else set()
             changed |= {f.phrase} if words and f in new.negatives + new.positives else set()
     assert any(words.endswith(LOW_AMOUNT_LOWERS.format(phrase="")) for words in changed)  # what the rule is for
     assert any(words.endswith(LONG_AGO_LOWERS.format(phrase="")) for words in every)
+    assert any(f.phrase in changed for e in worded for f in e.negatives if book.shapes[f.signal] == "activity")
     columns = factor_columns(scorer, features, k, ages)  # score --explain's columns, the words the card shows
     assert changed <= set(columns[[f"top_{side}_{r}" for side in ("positive", "negative") for r in range(1, k + 1)]].stack())
 
