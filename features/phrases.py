@@ -213,12 +213,14 @@ class AmountWords(NamedTuple):
     (0 and no value say an absence, and so does "No activity in the last 365 days"). Where the model's direction agrees
     with that reading, a factor lowering the score says the lead falls short of the leads that convert (``lowers``);
     where it goes the other way, one raising the score says the model counts what a rep reads as worse as a plus
-    (``raises``)."""
+    (``raises``; None: events in a window raising the score read right as they are, and an activity's direction,
+    learned over its longest window, is no fair reading of the window a factor names: "Filled in 4 forms in the last
+    90 days +9 pts" would have read "(the model counts a low number as a plus)")."""
 
     more_reads_better: int
     states: frozenset[str]
     lowers: str
-    raises: str
+    raises: str | None
 
 
 # Added to an amount that lowers the score where more of it usually raises it: "Spent 5 minutes on the website -9 pts"
@@ -244,7 +246,7 @@ SLOWER_RAISES = "{phrase} (the model counts a slower week as a plus)"
 # have more)". Activity up is a presence only, not one of the trend's amount states.
 AMOUNT_WORDS: dict[str, AmountWords] = {
     "number": AmountWords(1, frozenset({"nonzero"}), LOW_AMOUNT_LOWERS, LOW_AMOUNT_RAISES),
-    "activity": AmountWords(1, frozenset({"active"}), LOW_AMOUNT_LOWERS, LOW_AMOUNT_RAISES),
+    "activity": AmountWords(1, frozenset({"active"}), LOW_AMOUNT_LOWERS, None),
     "icp": AmountWords(1, frozenset({"some"}), LOW_AMOUNT_LOWERS, LOW_AMOUNT_RAISES),
     "recency": AmountWords(-1, frozenset({"recent"}), LONG_AGO_LOWERS, LONG_AGO_RAISES),
     "trend": AmountWords(1, frozenset({"down", "flat"}), SLOWER_LOWERS, SLOWER_RAISES),
@@ -715,7 +717,10 @@ def _surprising(signal: str, shape: str, state: str, fields: dict, level: str | 
         found[-1] = PRESENCE_LOWERS
     words = AMOUNT_WORDS.get(shape)
     if words is not None and state in words.states and direction is not None and amount <= direction.up_to:
-        found |= {-1: words.lowers} if direction.more == words.more_reads_better else {1: words.raises}
+        if direction.more == words.more_reads_better:
+            found[-1] = words.lowers
+        elif words.raises is not None:
+            found[1] = words.raises
     return found
 
 

@@ -168,7 +168,7 @@ def _amount_directions(scorer: LeadScorer) -> str:
                      "known from": f"declared ({declared})" if feature.monotone else "learned from the fitted model"})
     said = [AMOUNT_WORDS[shape] for shape in dict.fromkeys(book.shapes[signal] for signal in amounts)]
     lowers = " or ".join(f"\"{w.format(phrase='…')}\"" for w in dict.fromkeys(words.lowers for words in said))
-    raises = " or ".join(f"\"{w.format(phrase='…')}\"" for w in dict.fromkeys(words.raises for words in said))
+    raises = " or ".join(f"\"{w.format(phrase='…')}\"" for w in dict.fromkeys(words.raises for words in said) if w)
     return ("Whether more of each amount raises or lowers the score, and up to which amount, as the fitted model "
             "scores its own leads (or as params declare it). A rep's factor rests on it: a lead whose amount falls short "
             f"of the leads the model scores higher reads {lowers}, its mirror {raises}; past *up to*, or with no clear "

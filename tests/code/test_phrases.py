@@ -243,7 +243,8 @@ def test_a_low_amount_against_the_models_direction_says_what_leads_that_convert_
     direction (a model saved before it kept them), reads as itself; 0 says an absence, worded as one. Events in a window
     are an amount too, by their count over the longest window: "Viewed 1 web page in the last 7 days" lowering the score
     said the model counts that as a minus, and says leads that convert usually have more where the model scores more
-    higher; where it scores fewer higher, or past where that turns, it still says the model counts it as a minus."""
+    higher; where it scores fewer higher, or past where that turns, it still says the model counts it as a minus, and
+    raising the score it reads as itself."""
     spec = demo_spec()
     leads = pd.DataFrame([lead(lead_id="few", employees=8, industry="software", country="US", job_title="VP Sales"),
                           lead(lead_id="none", employees=0)])
@@ -269,9 +270,8 @@ def test_a_low_amount_against_the_models_direction_says_what_leads_that_convert_
     viewed = "Viewed 1 web page in the last 7 days"
     assert worded("page_view", -1.0, {"page_view": up}) == [f"{viewed} (leads that convert usually have more)",
                                                             "No web page views in the last 90 days"]
-    assert worded("page_view", 1.0, {"page_view": down}) == [
-        f"{viewed} (the model counts a low number as a plus)",
-        "No web page views in the last 90 days (for leads like this one, the model counts that as a plus)"]
+    assert worded("page_view", 1.0, {"page_view": down}) == [  # events raising the score read right as they are
+        viewed, "No web page views in the last 90 days (for leads like this one, the model counts that as a plus)"]
     for directions in ({"page_view": down}, {"page_view": AmountDirection(1, 0.5)}, None):
         assert worded("page_view", -1.0, directions)[0] == PRESENCE_LOWERS.format(phrase=viewed)
 
