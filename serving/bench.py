@@ -96,7 +96,7 @@ def in_process(params: Params, leads: list[dict], as_of: str, requests: int) -> 
                                    as_of=utc_naive(request.as_of), top_k=params.serving.top_factors,
                                    card_key=card_link_key("bench"), card_link_days=params.serving.card_link_days)
             store.log_scores(scored.log_rows)
-            ScoreResponse.model_validate({"scores": scored.results}).model_dump_json()
+            ScoreResponse.model_validate({"scores": scored.results, "warnings": scored.warnings}).model_dump_json()
             latencies.append(time.perf_counter() - start)
         store.engine.dispose()
     return {**_quantiles(latencies), "model_version": model.version}

@@ -98,15 +98,17 @@ REFUSED = ("Content the data contract refuses (e.g. no lead id, an unparsable da
 ROUTES: dict[str, tuple[type[BaseModel], dict[int, tuple[type[BaseModel], str]], dict[int, str]]] = {
     "/score": (
         ScoreRequest,
-        {200: (ScoreResponse, "One score per lead, in request order; each is logged.")},
+        {200: (ScoreResponse, "One score per lead, in request order; each is logged. `warnings` names each field "
+                              "sent under a name that looks like one the model reads (\"Industry\" for industry), which "
+                              "it scored without; [] when none.")},
         {400: BAD_JSON, 401: NO_KEY, 413: TOO_LARGE[:-1] + ", or holds more leads than serving.max_batch.",
          415: NOT_JSON, 422: REFUSED + " Nothing was scored or logged.", 503: NOT_STORED},
     ),
     "/explain": (
         ExplainRequest,
         {200: (Explanation, "Every factor of the lead's score, and its score, tier, likely rejection reason, "
-                           "whether it is past the label horizon and the values the model never saw in training as "
-                           "POST /score answers them (not logged).")},
+                           "whether it is past the label horizon, the values the model never saw in training and the "
+                           "warnings as POST /score answers them (not logged).")},
         {400: BAD_JSON, 401: NO_KEY, 413: TOO_LARGE, 415: NOT_JSON, 422: REFUSED},
     ),
     "/feedback": (

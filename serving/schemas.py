@@ -45,7 +45,8 @@ def plain_value(value: Any) -> Any:
 
 # What a lead or an activity may hold beside the fields /docs.json lists (serving.openapi, for the served model).
 UNREAD = ("A field the served model does not read: ignored, whatever its value (a Salesforce record's attributes "
-          "object, a list of tags), so a CRM record can be sent as it is.")
+          "object, a list of tags), so a CRM record can be sent as it is; a lead's field whose name looks like one "
+          "the model reads written differently (\"Industry\" for industry) is named in the answer's warnings.")
 # One CRM field's value, as sent: any JSON value. A field the served model reads takes a plain one (`plain_value`).
 CRMValue = Annotated[Any, WithJsonSchema({"description": UNREAD})]
 
@@ -227,6 +228,23 @@ class ExplainRequest(BaseModel):
     as_of: AsOf = Field(None, description=_AS_OF)
 
 
+class Problem(BaseModel):
+    """One problem with a request, at its place in the body."""
+
+    loc: list[str | int] = Field(description='Path to the value, e.g. ["leads", 2, "created_at"].')
+    field: str = Field(description="The same path as one name, e.g. leads[2].created_at; 'body' for JSON that does not parse.")
+    msg: str = Field(description="What is wrong, in words.")
+    type: str = Field(description="Kind of problem, for code, e.g. missing, json_invalid.")
+    # Absent, never null, where there is none (a feedback receipt's warnings too): /docs.json documents text, not
+    # required, without pydantic's "default: null", which told a client to expect null.
+    lead_id: Annotated[str | None, WithJsonSchema({"type": "string"})] = Field(
+        None, exclude_if=lambda lead_id: lead_id is None, json_schema_extra=lambda schema: schema.pop("default"),
+        description="For a problem in a lead of /score's batch (its 400 or 422, or a warning of its 200): the id the "
+        "lead at fault (or the lead of the activity at fault) sent, to look the lead up by in the CRM. Absent, not null, "
+        "where the lead sent none the service takes as an id, and in every problem not about one lead of a batch "
+        "(/explain's, /feedback's, as_of, the body's shape, a warning about every lead at leads[*]).")
+
+
 class Factor(BaseModel):
     signal: str = Field(description="What the factor is about (feature signal), e.g. demo_request.")
     phrase: str = Field(description="What a rep reads, e.g. 'Requested a demo 2 days ago'.")
@@ -282,6 +300,17 @@ LIKELY_REJECTION_REASON = ("Most likely reason if sales rejects the lead, as the
 LIKELY_REJECTION_PROBABILITY = "Probability of that reason, given a rejection; null with no reason."
 
 
+# /score's and /explain's warnings (serving.scoring.misnamed_warnings).
+MISNAMED = (
+    "Each field sent under a name the model does not read that looks like the name of one it reads written "
+    "differently (\"Industry\" or \"industy\" for industry, a CRM's own field name the model's data.mapping.leads "
+    "does not declare), while no field of that name is sent: the lead is scored as not having it, so a CRM mapping "
+    "mistake lowers scores. Type misnamed_field, at the field as sent (leads[3].Industry), naming the field to send it "
+    "as; nothing is refused and no score changes. A field that looks like none the model reads is ignored silently. "
+    "[] when there is none."
+)
+
+
 class LeadScore(BaseModel):
     lead_id: str
     probability: float = Field(description="Calibrated probability of conversion.")
@@ -305,6 +334,8 @@ class LeadScore(BaseModel):
 
 class ScoreResponse(BaseModel):
     scores: list[LeadScore] = Field(description="One entry per lead, in request order.")
+    warnings: list[Problem] = Field(description=MISNAMED + " Once per lead sending it, naming it by its lead_id; once "
+                                    "at leads[*] (no lead_id) when every lead of a batch of several sends it.")
 
 
 class Explanation(BaseModel):
@@ -327,6 +358,7 @@ class Explanation(BaseModel):
                                              "the lead.")
     model_name: str
     model_version: str
+    warnings: list[Problem] = Field(description=MISNAMED + " At the lead's field (lead.Industry).")
 
 
 def _true_false_as_text(value: Any) -> Any:
@@ -378,23 +410,6 @@ class Feedback(BaseModel):
     amount: Annotated[CRMValue, BeforeValidator(plain_value), WithJsonSchema({"type": ["number", "string", "null"]})] = Field(
         None, description="Deal amount, when converted. An amount the service cannot read (\"12,500\", -5) is left "
         "out and the decision stored without it, as an export's row is kept without it: the answer's warnings name it.")
-
-
-class Problem(BaseModel):
-    """One problem with a request, at its place in the body."""
-
-    loc: list[str | int] = Field(description='Path to the value, e.g. ["leads", 2, "created_at"].')
-    field: str = Field(description="The same path as one name, e.g. leads[2].created_at; 'body' for JSON that does not parse.")
-    msg: str = Field(description="What is wrong, in words.")
-    type: str = Field(description="Kind of problem, for code, e.g. missing, json_invalid.")
-    # Absent, never null, where there is none (a feedback receipt's warnings too): /docs.json documents text, not
-    # required, without pydantic's "default: null", which told a client to expect null.
-    lead_id: Annotated[str | None, WithJsonSchema({"type": "string"})] = Field(
-        None, exclude_if=lambda lead_id: lead_id is None, json_schema_extra=lambda schema: schema.pop("default"),
-        description="For a problem in a lead of /score's batch (its 400 or 422): the id the lead at fault (or the lead "
-        "of the activity at fault) sent, to look the lead up by in the CRM. Absent, not null, where the lead sent none "
-        "the service takes as an id, and in every problem not about one lead of a batch (/explain's, /feedback's, "
-        "as_of, the body's shape).")
 
 
 class FeedbackReceipt(BaseModel):

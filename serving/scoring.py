@@ -7,6 +7,7 @@ and `LeadScorer.explain` — the functions batch scoring uses — never from a c
 
 from __future__ import annotations
 
+import functools
 import time
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -316,9 +317,77 @@ def _lacking(p: Problem, frames: RequestFrames, from_activity: bool, scorer: Lea
             words += (f" (the {row_name} has {alike!r}, {ALIKE}): send it as {p.column!r}" if alike else
                       f" (the {row_name} has fields this model does not read: {listed}): if one of them is it under the "
                       f"CRM's name, send it as {p.column!r}")
-            words += (f". A CRM's own field names are read where the model's data.mapping.{table} declares them: the "
-                      "service reads the mapping the model was trained with, so a new one takes a retrain")
+            words += _mapping_note(table)
         out.append(_detail(_location(i, p.column, from_activity, frames), words, "missing"))
+    return out
+
+
+def _mapping_note(table: str) -> str:
+    """Where a CRM's own field name goes, ending a message about a field sent under another name."""
+    return (f". A CRM's own field names are read where the model's data.mapping.{table} declares them: the service "
+            "reads the mapping the model was trained with, so a new one takes a retrain")
+
+
+def misnamed_fields(scorer: LeadScorer, leads: list[dict]) -> list[tuple[tuple[str, str], ...]]:
+    """Per lead (request order): each (field as sent, field the model reads) where the lead sends no field the model
+    reads as a column its features read (`lead_columns_read`, as batch scoring warns of a file lacking one), but one it
+    does not read that looks like that column's name written differently (`ingest.alike_column`, the rule a file's and
+    a lead's missing required columns are told by): "Industry" or "industy" for industry, "Lead Source" where the
+    mapping reads lead_source. Such a lead is scored as having no value there: a CRM mapping mistake that lowers its
+    score with no sign. A field that looks like no field the model reads says nothing (CRMs send many others).
+    Computed once per set of field names sent (`_misnamed_in`), so a batch of one CRM's records costs a lookup a lead."""
+    data = scorer.data
+    wanted = tuple((column, crm_column(data, "leads", column)) for column in lead_columns_read(scorer.features))
+    find = _misnamed_in(tuple(data.mapping.leads.items()), frozenset(data.drop_columns),
+                        frozenset(columns_read(scorer, "leads")), wanted)
+    return [find(frozenset(lead)) for lead in leads]
+
+
+@functools.lru_cache(maxsize=8)  # one per served model's field names: a reload adds one
+def _misnamed_in(mapping: tuple[tuple[str, str], ...], dropped: frozenset[str], read: frozenset[str],
+                 wanted: tuple[tuple[str, str], ...]):
+    """`misnamed_fields` for one model (its data.mapping.leads, data.drop_columns, the contract columns the service
+    reads and the (column, CRM name) pairs its features read), cached per set of field names a lead sends, and per
+    name sent: CRMs leave a record's empty fields out, so one batch's sets differ where its names do not (500 sets of
+    40 names took 2 s compared anew, measured)."""
+    renamed = dict(mapping)
+
+    @functools.lru_cache(maxsize=65536)
+    def looks_like(sent: str) -> tuple[str, ...]:
+        return tuple(name for _, name in wanted if alike_column([sent], name) is not None)
+
+    @functools.lru_cache(maxsize=1024)
+    def misnamed(sent: frozenset[str]) -> tuple[tuple[str, str], ...]:
+        kept = [name for name in sent if name not in dropped]  # data.drop_columns: never read, by choice
+        present = {renamed.get(name, name) for name in kept}
+        alike: dict[str, list[str]] = {}
+        for other in kept:
+            if renamed.get(other, other) not in read:
+                for name in looks_like(other):
+                    alike.setdefault(name, []).append(other)
+        # Of several, the one alike_column picks among all the lead's unread fields (sorted: a set has no order).
+        return tuple((alike_column(sorted(alike[name]), name), name) for column, name in wanted
+                     if column not in present and name in alike)
+
+    return misnamed
+
+
+def misnamed_warnings(scorer: LeadScorer, leads: list[dict]) -> list[dict]:
+    """/score's and /explain's warnings for the fields `misnamed_fields` finds, at the field as sent (``loc``
+    ("leads", 3, "Industry")), type "misnamed_field": once per lead sending it, or once at leads[*] when every lead of
+    a batch of several does (an integration's mapping, not a lead's record: one warning, not 500). Nothing is
+    refused and no score changes."""
+    by_pair: dict[tuple[str, str], list[int]] = {}
+    for i, pairs in enumerate(misnamed_fields(scorer, leads)):
+        for pair in pairs:
+            by_pair.setdefault(pair, []).append(i)
+    out = []
+    for (sent, name), positions in by_pair.items():
+        every = len(leads) > 1 and len(positions) == len(leads)
+        who = "every lead" if every else "the lead"
+        words = (f"field {name!r}, which the model reads, is not sent ({who} has {sent!r}, {ALIKE}): {who} was "
+                 f"scored as not having it; send it as {name!r}" + _mapping_note("leads"))
+        out += [_detail(("leads", i, sent), words, "misnamed_field") for i in (["*"] if every else positions)]
     return out
 
 
@@ -396,10 +465,12 @@ def unread_activity_types_as_sent(scorer: LeadScorer, frames: RequestFrames) -> 
 
 @dataclass
 class Scored:
-    """Scores in request order, their top reasons, and the rows to append to the score log."""
+    """Scores in request order, their top reasons, the rows to append to the score log, and the request's warnings
+    (`misnamed_warnings`)."""
 
     results: list[dict]
     log_rows: list[dict]
+    warnings: list[dict] = field(default_factory=list)
 
 
 def score_request(
@@ -417,7 +488,8 @@ def score_request(
     """Score request rows with their top `top_k` positive and negative reasons, the values the model never
     saw in training (`never_seen_per_lead`), the activity types it does not read (`unread_activity_types_as_sent`),
     and each lead's signed score-card link
-    (`serving.security.card_link`, valid `card_link_days`, under `card_base_url` when given).
+    (`serving.security.card_link`, valid `card_link_days`, under `card_base_url` when given); and the fields sent
+    under a name that looks like one the model reads (`misnamed_warnings`), naming each lead by its id.
 
     Raises:
         RequestError: any row breaks the contract (missing lead id, unparsable date, not a number,
@@ -463,7 +535,7 @@ def score_request(
         log_rows.append({**score, "factors": pos + neg, "email_sha256": email_hash, "scored_at": scored_at,
                          "features_as_of": as_of,  # None: as of now, which the store logs as scored_at
                          "never_seen": new, "unread_activity_types": unread_types})
-    return Scored(results, log_rows)
+    return Scored(results, log_rows, with_lead_ids(misnamed_warnings(scorer, sent), sent, scorer.data))
 
 
 def warm_up(scorer: LeadScorer, model: ModelRef) -> None:
@@ -477,12 +549,14 @@ def warm_up(scorer: LeadScorer, model: ModelRef) -> None:
 
 def explain_request(scorer: LeadScorer, lead: dict, activities: list[dict] | None, model: ModelRef, *, as_of: pd.Timestamp | None) -> dict:
     """Every factor's contribution for one lead (largest effect first), and its score, tier, likely rejection reason
-    and whether it is past the label horizon (`score_fields`), the values the model never saw in training and the
-    activity types it does not read, as /score answers them.
+    and whether it is past the label horizon (`score_fields`), the values the model never saw in training, the
+    activity types it does not read and the warnings of its fields sent under a name that looks like one the model
+    reads, as /score answers them.
 
     Raises:
         RequestError: the lead breaks the contract.
     """
+    sent = lead
     (lead,), (activities,), detail = values_read(scorer, [lead], [activities])
     if detail:
         raise RequestError(BAD_JSON_ERROR.format(len(detail)), _as_one_lead(detail), status=400)
@@ -506,6 +580,7 @@ def explain_request(scorer: LeadScorer, lead: dict, activities: list[dict] | Non
         "unread_activity_types": unread_activity_types_as_sent(scorer, frames)[0],
         "model_name": model.name,
         "model_version": model.version,
+        "warnings": _as_one_lead(misnamed_warnings(scorer, [sent])),
     }
 
 

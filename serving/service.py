@@ -246,7 +246,7 @@ class LeadScoreService:
         except StoreWriteFailed as err:  # every score is logged, or none is answered
             return _store_unavailable(err)
         metrics.count_leads(scored.results)
-        return ScoreResponse.model_validate({"scores": scored.results})
+        return ScoreResponse.model_validate({"scores": scored.results, "warnings": scored.warnings})
 
     @bentoml.api(route="/explain", input_spec=ExplainRequest)
     def explain(self, lead: Lead, as_of: AsOf = None) -> Explanation:

@@ -251,7 +251,7 @@ def test_explain_of_a_lead_past_the_label_horizon_says_so_in_the_words_score_and
 
 def test_empty_batch_returns_an_empty_result(client):
     reply = client.post("/score", {"leads": []})
-    assert (reply.status, reply.json()) == (200, {"scores": []})
+    assert (reply.status, reply.json()) == (200, {"scores": [], "warnings": []})
 
 
 def test_unseen_categories_and_missing_optional_fields_score(client):
@@ -389,7 +389,7 @@ def test_a_model_that_does_not_remember_its_training_values_answers_null_not_non
     scored = score_request(old, [lead, {**lead, "lead_id": "NEW-SOURCE", "lead_source": "TikTok"}], [None, None],
                            ModelRef.of(old), as_of=pd.Timestamp(AS_OF), top_k=1, card_key=b"key", card_link_days=1)
     assert [score["never_seen"] for score in scored.results] == [None, None]
-    assert ScoreResponse.model_validate({"scores": scored.results}).scores[1].never_seen is None
+    assert ScoreResponse.model_validate({"scores": scored.results, "warnings": scored.warnings}).scores[1].never_seen is None
     explained = explain_request(old, {**lead, "lead_id": "NEW-SOURCE", "lead_source": "TikTok"}, None, ModelRef.of(old),
                                 as_of=pd.Timestamp(AS_OF))
     assert Explanation.model_validate(explained).never_seen is None
@@ -467,6 +467,54 @@ def test_a_crm_record_forwarded_as_it_is_scores_as_without_the_fields_the_model_
     explained = client.post("/explain", {"lead": record, "as_of": AS_OF})
     assert explained.status == 200, explained.body
     assert explained.json() == client.post("/explain", {"lead": lead, "as_of": AS_OF}).json()
+
+
+def _renamed(lead: dict, name: str, sent_as: str) -> dict:
+    """The lead with its field `name` sent under `sent_as`, as a CRM mapping mistake sends it."""
+    return {(sent_as if k == name else k): v for k, v in lead.items()}
+
+
+def test_a_field_sent_under_a_name_like_one_the_model_reads_is_warned_of_naming_the_field_and_the_lead(client, leads):
+    """A CRM sending "Industry" or "industy" for industry, or its own "Lead Source" that the model's data.mapping does
+    not declare, was scored as having none with no sign: a mapping mistake lowered scores silently. /score and /explain
+    still score the lead as without the field, and warn at the field as sent, naming the field to send and the lead by
+    its id (once at leads[*] when every lead of the batch sends it); a field that looks like none the model reads
+    ("Twitter Handle") stays silent. /docs.json requires the warnings, as a feedback receipt's."""
+    plain = [{**lead, "Twitter Handle": "@ana"} for lead in leads if "industry" in lead and "lead_source" in lead][:3]
+    assert len(plain) == 3
+    sent = [_renamed(plain[0], "industry", "Industry"), _renamed(plain[1], "industry", "industy"), plain[2]]
+    without = [{k: v for k, v in lead.items() if k != "industry"} for lead in plain[:2]] + [plain[2]]
+    reply = client.post("/score", {"leads": sent, "as_of": AS_OF})
+    expected = client.post("/score", {"leads": without, "as_of": AS_OF})
+    assert (reply.status, expected.status) == (200, 200), reply.body
+    assert [s["probability"] for s in reply.json()["scores"]] == [s["probability"] for s in expected.json()["scores"]]
+    assert expected.json()["warnings"] == [] and client.post("/score", {"leads": plain, "as_of": AS_OF}).json()[
+        "warnings"] == []
+    warnings = reply.json()["warnings"]
+    assert [(w["loc"], w["field"], w["type"], w["lead_id"]) for w in warnings] == [
+        (["leads", 0, "Industry"], "leads[0].Industry", "misnamed_field", plain[0]["lead_id"]),
+        (["leads", 1, "industy"], "leads[1].industy", "misnamed_field", plain[1]["lead_id"])]
+    assert warnings[1]["msg"].startswith("field 'industry', which the model reads, is not sent (the lead has 'industy', "
+                                         "which looks like the same name written differently"), warnings[1]["msg"]
+    assert "send it as 'industry'" in warnings[1]["msg"] and "data.mapping.leads" in warnings[1]["msg"]
+
+    every = client.post("/score", {"leads": [_renamed(lead, "lead_source", "Lead Source") for lead in plain],
+                                   "as_of": AS_OF}).json()
+    (warning,) = every["warnings"]
+    assert (warning["loc"], warning["field"], "lead_id" in warning) == (["leads", "*", "Lead Source"],
+                                                                         "leads[*].Lead Source", False)
+    assert "every lead has 'Lead Source'" in warning["msg"] and "send it as 'lead_source'" in warning["msg"]
+
+    explained = client.post("/explain", {"lead": sent[0], "as_of": AS_OF}).json()
+    assert explained["probability"] == client.post("/explain", {"lead": without[0], "as_of": AS_OF}).json()["probability"]
+    assert [(w["field"], "lead_id" in w) for w in explained["warnings"]] == [("lead.Industry", False)]
+    assert client.post("/explain", {"lead": plain[0], "as_of": AS_OF}).json()["warnings"] == []
+
+    spec = client.get("/docs.json").json()
+    for answer, body in (("ScoreResponse", reply.json()), ("ScoreResponse", every), ("Explanation", explained)):
+        assert "warnings" in spec["components"]["schemas"][answer]["required"]
+        assert _documented(spec, answer, body)
+        assert not _documented(spec, answer, {k: v for k, v in body.items() if k != "warnings"})
 
 
 @pytest.mark.parametrize("value", [{"value": "organic"}, ["organic"]], ids=["object", "array"])
@@ -1806,6 +1854,6 @@ def test_a_value_never_seen_is_named_under_the_crms_field_and_a_number_the_model
     score_file(scorer, tmp_path / "leads.csv", tmp_path / "scores.csv", as_of=pd.Timestamp(AS_OF), progress=False)
     batch = pd.read_csv(tmp_path / "scores.csv")["never_seen"]
     assert [{} if pd.isna(text) else json.loads(text) for text in batch] == [s["never_seen"] for s in scores]
-    assert all(_documented(spec, "ScoreResponse", {"scores": [score]}) for score in scores)
+    assert all(_documented(spec, "ScoreResponse", {"scores": [score], "warnings": []}) for score in scores)
     documented = spec["components"]["schemas"]["LeadScore"]["properties"]["never_seen"]
     assert "'Lead Source'" in documented["description"] and "'lead_source'" not in documented["description"]
