@@ -55,7 +55,7 @@ from features.phrases import IDEAL_CUSTOMER_PROFILE, describe, icp_match_words, 
 from models import explain
 from models.calibration import TierThresholds
 from models.metrics import (calibration_bins, capture_at, evaluate_scores, expected_calibration_error, fraction_key,
-                            tier_table)
+                            tier_table, wilson_interval)
 from models.plots import calibration_plot, importance_plot, percent_ticks, unused, unused_line
 from models.reasons import reason_in_words
 from models.scorer import LeadScorer
@@ -114,6 +114,8 @@ SHOWN_AS = {
     "decided": "leads with an outcome",
     "excluded": "left out, as in training",
     "acceptance_rate": "acceptance rate (share not rejected)",
+    "conversion_low": "conversion rate, 95% interval: low",
+    "conversion_high": "conversion rate, 95% interval: high",
     "top_reason_share": "top reason's share of rejections",
     "no_reason_share": "share rejected without a reason",
     "rejected": "rejected leads",
@@ -160,7 +162,7 @@ METRICS_SHOWN_AS = {
 # average value of visits or minutes to one decimal ("4.5", "1,228.7": X Education's read '920.989' beside '1,229'); any
 # other column reads as a count or to 3 decimals (`_format_number`). The CSV and JSON keep the fractions (0.399).
 COLUMN_FORMATS = {
-    **dict.fromkeys(("share", "conversion_rate", "acceptance_rate", "top_reason_share", "no_reason_share",
+    **dict.fromkeys(("share", "conversion_rate", "conversion_low", "conversion_high", "acceptance_rate", "top_reason_share", "no_reason_share",
                      "min_probability", "top_share", "capture.capture", "mean_p", "observed"), "share"),
     "lift": "times",
     "mean_value": "average",
@@ -685,7 +687,9 @@ def segment_outcomes(outcomes: pd.DataFrame, by: str, top_reasons: int = TOP_REA
 
     Returns:
         The summary (``<by>``, ``leads``, ``decided``, ``excluded``, ``converted``, ``rejected``,
-        ``conversion_rate``, ``acceptance_rate`` (both blank under MIN_LEVEL_ROWS decided leads),
+        ``conversion_rate``, ``conversion_low`` and ``conversion_high`` (its 95% Wilson interval, `wilson_interval`:
+        how far the rate could be from the source's true rate by chance), ``acceptance_rate`` (all four blank under
+        MIN_LEVEL_ROWS decided leads),
         ``top_rejection_reason`` (most frequent named
         reason; NO_NAMED_REASON when reasons were given but none by MIN_LEVEL_ROWS rejections, so that the page
         does not leave it blank as for a source no rejection gave a reason), ``top_reason_share`` and
@@ -717,6 +721,7 @@ def segment_outcomes(outcomes: pd.DataFrame, by: str, top_reasons: int = TOP_REA
     summary = flags.groupby(by).sum()
     decided = summary["decided"].where(summary["decided"] >= MIN_LEVEL_ROWS)
     summary["conversion_rate"] = summary["converted"] / decided
+    summary["conversion_low"], summary["conversion_high"] = wilson_interval(summary["converted"], decided)
     summary["acceptance_rate"] = 1 - summary["rejected"] / decided
     rejected = outcome.eq("rejected").to_numpy()
     mix = reason_mix(segment[rejected], outcomes["reason"][rejected], top_reasons)
@@ -737,16 +742,36 @@ def segment_outcomes(outcomes: pd.DataFrame, by: str, top_reasons: int = TOP_REA
     return summary, mix
 
 
+def overall_conversion(summary: pd.DataFrame) -> float:
+    """The conversion rate of all leads with an outcome in `summary`, the average each segment's is compared with."""
+    decided = summary["decided"].sum()
+    return summary["converted"].sum() / decided if decided else math.nan
+
+
+def _comparable(summary: pd.DataFrame, by: str) -> pd.DataFrame:
+    """The segments whose rate may be compared with the average: MIN_LEVEL_ROWS decided leads or more (a source of 3
+    leads converting 100% says nothing), and a value (MISSING is no source to invest in: X Education's '(missing) 80.6%
+    of 36' was named beside Reference; the tables keep its row)."""
+    return summary[(summary["decided"] >= MIN_LEVEL_ROWS) & (summary[by] != MISSING)]
+
+
 def best_converting(summary: pd.DataFrame, by: str, limit: int = HEADLINE_SEGMENTS) -> pd.DataFrame:
-    """The rows of the segments that convert best, best first, among those with MIN_LEVEL_ROWS decided leads or more
-    (a source of 3 leads converting 100% says nothing) and above the rate of all leads as `conversion_headline` shows
-    both (a below-average source is no winner, even among the top five; nor one that reads the same, 14.5%). The leads
-    without a value (MISSING) are no source to invest in: X Education's '(missing) 80.6% of 36' was named beside
-    Reference; the tables keep their row."""
-    sized = summary[(summary["decided"] >= MIN_LEVEL_ROWS) & (summary[by] != MISSING)]
-    overall = summary["converted"].sum() / summary["decided"].sum() if len(sized) else math.nan
-    best = sized[sized["conversion_rate"].round(3) > round(overall, 3)]
+    """The rows of the `_comparable` segments converting above the rate of all leads beyond chance, best first: their
+    95% interval lies above it. X Education's Google, 40.3% of 2,849 against 39.2% (its interval 38.5-42.1%), was
+    named best converting: within noise; nor is a source that reads as average at the tables' precision named."""
+    sized = _comparable(summary, by)
+    overall = overall_conversion(summary)
+    best = sized[(sized["conversion_low"] > overall) & (sized["conversion_rate"].round(3) > round(overall, 3))]
     return best.sort_values(["conversion_rate", "decided", by], ascending=[False, False, True]).head(limit)
+
+
+def worst_converting(summary: pd.DataFrame, by: str, limit: int = HEADLINE_SEGMENTS) -> pd.DataFrame:
+    """The rows of the `_comparable` segments converting below the rate of all leads beyond chance (their 95% interval
+    lies below it), worst first: the sources marketing might spend less on, as `best_converting` those to spend more."""
+    sized = _comparable(summary, by)
+    overall = overall_conversion(summary)
+    worst = sized[(sized["conversion_high"] < overall) & (sized["conversion_rate"].round(3) < round(overall, 3))]
+    return worst.sort_values(["conversion_rate", "decided", by], ascending=[True, False, True]).head(limit)
 
 
 def most_rejected(summary: pd.DataFrame, by: str, limit: int = HEADLINE_SEGMENTS) -> pd.DataFrame:
@@ -755,15 +780,24 @@ def most_rejected(summary: pd.DataFrame, by: str, limit: int = HEADLINE_SEGMENTS
 
 
 def conversion_headline(summary: pd.DataFrame, by: str, limit: int = HEADLINE_SEGMENTS) -> list[str]:
-    """One sentence naming the `best_converting` segments; none when no segment is big enough and above average. Rates
-    to one decimal, as the tables show them: 'paid_search 15% (all leads: 15%)' read as no better than average."""
-    best = best_converting(summary, by, limit)
-    if best.empty:
+    """Sentences naming the `best_converting` and `worst_converting` segments, each rate with its 95% interval; when
+    none converts above or below the average beyond chance, one sentence saying so (none when no segment is big enough
+    to compare). Rates to one decimal, as the tables show them: 'paid_search 15% (all leads: 15%)' read as no better
+    than average."""
+    if _comparable(summary, by).empty:
         return []
-    overall = summary["converted"].sum() / summary["decided"].sum()
-    named = "; ".join(f"{row[by]} {row['conversion_rate']:.1%} of {row['decided']:,}" for row in best.to_dict("records"))
-    return [f"Best converting by {by.replace('_', ' ')}, of those with {MIN_LEVEL_ROWS} or more leads with an outcome "
-            f"(all leads: {overall:.1%}): {named}."]
+    overall, label = overall_conversion(summary), by.replace("_", " ")
+    among = f"of those with {MIN_LEVEL_ROWS} or more leads with an outcome (all leads: {overall:.1%})"
+    lines = []
+    for words, rows in (("Best", best_converting(summary, by, limit)), ("Worst", worst_converting(summary, by, limit))):
+        if rows.empty:
+            continue
+        named = "; ".join(f"{row[by]} {row['conversion_rate']:.1%} ({100 * row['conversion_low']:.1f}–"
+                          f"{row['conversion_high']:.1%}) of {row['decided']:,}" for row in rows.to_dict("records"))
+        lines.append(f"{words} converting by {label}, {among}, {'above' if words == 'Best' else 'below'} it beyond "
+                     f"chance (the 95% interval in brackets excludes it): {named}.")
+    return lines or [f"No {label} converts above or below the average beyond chance, {among}: the 95% interval of "
+                     "each one's conversion rate (in the table) includes it."]
 
 
 def segment_value(summary: pd.DataFrame, by: str, value: str | None) -> str:
@@ -967,10 +1001,10 @@ def dependence_plot(rows: ExplainedRows, catalog: list[FeatureDef], table: pd.Da
 def plotted_segments(summary: pd.DataFrame, by: str) -> pd.DataFrame:
     """The rows `segments_plot` shows, most leads first: of the segments with MIN_LEVEL_ROWS leads with an outcome
     or more (a source of 2 leads converting 100% would be the longest bar), the PLOTTED_SEGMENTS with most leads
-    and every one the notes name (`best_converting`, `most_rejected`), or a best campaign of few leads would be
+    and every one the notes name (`best_converting`, `worst_converting`, `most_rejected`), or a best campaign of few leads would be
     named above a plot that lacks it."""
     sized = summary[summary["decided"] >= MIN_LEVEL_ROWS]
-    named = pd.concat([best_converting(summary, by)[by], most_rejected(summary, by)[by]])
+    named = pd.concat([best_converting(summary, by)[by], worst_converting(summary, by)[by], most_rejected(summary, by)[by]])
     return sized[sized.index.isin(sized.index[:PLOTTED_SEGMENTS]) | sized[by].isin(named)]
 
 
@@ -1243,7 +1277,11 @@ def segments_section(outcomes: pd.DataFrame, rows: str = "", feedback: FeedbackM
                          "(one hatched bar in the plots): too few rejections for their split to say much. Nor is a "
                          f"reason named for one unless {MIN_LEVEL_ROWS} or more of its rejections give it (and it is "
                          f"among its {TOP_REASONS} most frequent): the others are one row, e.g. '{other_reasons(4)}'; where none is "
-                         f"named, its top rejection reason reads '{NO_NAMED_REASON}'.")
+                         f"named, its top rejection reason reads '{NO_NAMED_REASON}'. Each conversion rate comes with its 95% "
+                         "interval (Wilson): the range its source's or campaign's true rate lies in, given how many "
+                         "leads it has, 19 times in 20. One is called best or worst converting only when that range "
+                         "lies wholly above or below the rate of all leads; otherwise its gap from the average may be "
+                         "chance.")
     revenue = revenue_note(outcomes, invalid_amounts)
     section.notes += [revenue] if revenue else []
     for by in SEGMENT_COLUMNS:

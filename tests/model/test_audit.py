@@ -1628,13 +1628,14 @@ def test_the_best_converting_sources_are_named_among_those_big_enough_to_say():
          for source, decided, converted in rows for i in range(decided)])
     summary, _ = audit.segment_outcomes(outcomes, "lead_source")
 
-    assert audit.conversion_headline(summary, "lead_source", limit=2) == [
-        "Best converting by lead source, of those with 20 or more leads with an outcome (all leads: 33.5%): "
-        "referral 75.0% of 40; event 40.0% of 30."]
-    # paid_social converts below all leads: not named, though five would fit
-    assert audit.conversion_headline(summary, "lead_source")[0].endswith(
-        "referral 75.0% of 40; event 40.0% of 30; webinar 35.0% of 200.")
-    assert audit.conversion_headline(summary[summary["lead_source"] == "paid_social"], "lead_source") == []
+    among = "of those with 20 or more leads with an outcome (all leads: 33.5%)"
+    # event (40.0% of 30) and webinar (35.0% of 200) read above all leads, but their intervals include 33.5%
+    assert audit.conversion_headline(summary, "lead_source") == [
+        f"Best converting by lead source, {among}, above it beyond chance (the 95% interval in brackets excludes it): "
+        "referral 75.0% (59.8–85.8%) of 40.",
+        f"Worst converting by lead source, {among}, below it beyond chance (the 95% interval in brackets excludes it): "
+        "paid_social 10.0% (5.5–17.4%) of 100."]
+    assert audit.conversion_headline(summary[summary["lead_source"] == "tiny"], "lead_source") == []
 
 
 def test_a_source_named_best_converting_reads_above_the_rate_of_all_leads():
@@ -1646,17 +1647,28 @@ def test_a_source_named_best_converting_reads_above_the_rate_of_all_leads():
         [{"lead_source": source, "outcome": "converted" if i < converted else "rejected", "reason": np.nan}
          for source, decided, converted in rows for i in range(decided)])
     summary, _ = audit.segment_outcomes(outcomes, "lead_source")
-    assert audit.conversion_headline(summary, "lead_source") == [
-        "Best converting by lead source, of those with 20 or more leads with an outcome (all leads: 14.5%): "
-        "web 20.8% of 884; paid_search 15.4% of 723."]
+    (best, _) = audit.conversion_headline(summary, "lead_source")
+    assert best.endswith("(all leads: 14.5%), above it beyond chance (the 95% interval in brackets excludes it): "
+                         "web 20.8% (18.3–23.6%) of 884.")  # paid_search 15.4% (12.9-18.2%): within chance
 
-    # 30.04% against all leads' 30.01%: both read 30.0%, so neither is named best
-    rows = [("even", 3000, 900), ("barely", 2001, 601)]
+
+def test_a_source_within_chance_of_the_average_is_not_called_best_converting():
+    """X Education's Google, 40.3% of 2,849 against all leads' 39.2%, was named best converting: its 95% interval,
+    38.5-42.1%, holds the average, so the gap may be chance. The table gives each rate its interval and the notes say
+    that no source stands out."""
+    rows = [("Google", 2849, 1148), ("Direct Traffic", 2543, 972), ("tiny", 3, 3)]
     outcomes = pd.DataFrame(
         [{"lead_source": source, "outcome": "converted" if i < converted else "rejected", "reason": np.nan}
          for source, decided, converted in rows for i in range(decided)])
     summary, _ = audit.segment_outcomes(outcomes, "lead_source")
-    assert audit.conversion_headline(summary, "lead_source") == []
+    google = summary.set_index("lead_source").loc["Google"]
+    assert (google["conversion_low"], google["conversion_high"]) == pytest.approx((0.3851, 0.4211), abs=1e-4)
+    assert summary.set_index("lead_source").loc["tiny", ["conversion_low", "conversion_high"]].isna().all()
+    assert audit.conversion_headline(summary, "lead_source") == [
+        "No lead source converts above or below the average beyond chance, of those with 20 or more leads with an "
+        "outcome (all leads: 39.4%): the 95% interval of each one's conversion rate (in the table) includes it."]
+    html = audit.table_html("by_lead_source", summary)
+    assert "conversion rate, 95% interval: low" in html and "38.5%" in html and "42.1%" in html
 
 
 def test_the_leads_without_a_source_are_not_named_best_converting_but_keep_their_row():
@@ -1667,8 +1679,8 @@ def test_the_leads_without_a_source_are_not_named_best_converting_but_keep_their
          for source, decided, converted in rows for i in range(decided)])
     summary, _ = audit.segment_outcomes(outcomes, "lead_source")
     assert audit.MISSING in set(summary["lead_source"])
-    (best,) = audit.conversion_headline(summary, "lead_source")
-    assert best.endswith("(all leads: 48.4%): Reference 91.8% of 534.")
+    (best, _) = audit.conversion_headline(summary, "lead_source")
+    assert best.endswith("Reference 91.8% (89.1–93.8%) of 534.")
 
 
 def test_every_campaign_the_notes_name_is_in_the_plot():
@@ -1682,8 +1694,8 @@ def test_every_campaign_the_notes_name_is_in_the_plot():
          for campaign, decided, converted, rejected in rows for i in range(decided)])
     summary, mix = audit.segment_outcomes(outcomes, "campaign")
 
-    (best,) = audit.conversion_headline(summary, "campaign")
-    assert "small_winner 90.0% of 30" in best
+    (best, _) = audit.conversion_headline(summary, "campaign")
+    assert "small_winner 90.0% (74.4–96.5%) of 30" in best
     assert audit.rejection_headlines(summary, "campaign")[1].startswith("campaign small_loser: 70 of 80")
     figure = audit.segments_plot(summary, mix, "campaign")
     plotted = [t.get_text().rsplit(" (", 1)[0] for t in figure.axes[0].get_yticklabels()]  # 'big_00 (100)'
