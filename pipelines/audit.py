@@ -66,6 +66,7 @@ from pipelines.dataset import (TrainingSet, assemble, model_features, refuse_bef
                                with_model_features)
 from pipelines.history import FeedbackMerge
 from pipelines.ingest import CRMData, crm_column
+from pipelines.train import run_name
 
 TOP_SIGNALS = 6  # signals with a dependence plot
 PLOTTED_SIGNALS = 20  # bars in the importance plot
@@ -1741,7 +1742,8 @@ def run_audit(
     """Audit the model registered under `alias`: write the report and log it to MLflow.
 
     The run goes to the experiment of the model's training run, tagged ``audit``, with the files
-    under the artifact folder ``audit/`` and the setting warnings as every run keeps them (`tracking.log_setting_warnings`),
+    under the artifact folder ``audit/``, named with the export's as-of date as train's and evaluate's runs are
+    (`run_name`: "audit leadscore v1 2025-09-02"), and the setting warnings as every run keeps them (`tracking.log_setting_warnings`),
     and, as evaluate's run, the params it read the export with and the export's fingerprint (rows, label counts, file
     hashes): two audit runs in the MLflow UI said nothing of which export or settings each figures came from.
     """
@@ -1754,7 +1756,8 @@ def run_audit(
         experiment_id = MlflowClient().get_run(scorer.info["run_id"]).info.experiment_id
     name, version = audit.model["name"], audit.model["version"]
     tags = {"audit": "true", "audited_model": name, "audited_version": version, "audited_alias": alias}
-    with tracking.start_run("audit", f"audit {name} v{version}", tags, experiment_id=experiment_id) as run:
+    with tracking.start_run("audit", run_name(f"audit {name} v{version}", training_set), tags,
+                            experiment_id=experiment_id) as run:
         mlflow.log_params(tracking.mlflow_keys(flatten(params)))
         mlflow.log_dict(training_set.fingerprint(params), "data/fingerprint.json")
         tracking.log_setting_warnings(audit.warnings)

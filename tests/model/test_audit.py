@@ -1070,6 +1070,15 @@ def test_mlflow_run_holds_the_report_and_tables_in_the_models_experiment(audited
     assert "," + str(tiers["conversions"].iloc[0]) + "," in tiers_csv.read_text()
 
 
+def test_the_audit_run_is_named_with_the_exports_date_as_the_training_run_is(audited, trained):
+    """'audit leadscore v1' stood in the MLflow UI beside 'train v1 2025-09-02': nothing said which export it read."""
+    client = MlflowClient()
+    date = f"{trained.training_set.as_of:%Y-%m-%d}"
+    assert client.get_run(trained.run_id).info.run_name.endswith(f" {date}")
+    model = audited.audit.model
+    assert client.get_run(audited.run_id).info.run_name == f"audit {model['name']} v{model['version']} {date}"
+
+
 def test_the_audit_run_says_which_export_and_settings_its_figures_come_from(audited, sample_dir, tracking_dir):
     """Two audit runs in the MLflow UI, one of the sample and one of another export (`--leads`), showed the same
     tags and no params: nothing said which export or settings a run's figures came from. Its params and data
