@@ -261,6 +261,10 @@ class Audit:
     # The export against the model's feature settings (dataset.setting_warnings), read before any section: an
     # activity file of its header only audits a model as if no lead were ever active
     warnings: list[str] = field(default_factory=list)
+    # Which leads `rows` are, as the tier section's note (`held_out_leads`) and its plot's title (`Split.test_caption`)
+    # say it: a notebook slice's tier section says the same of its leads (`slice_tiers_section`)
+    held_out: str = "held-out leads"
+    computed_on: str = ""
 
 
 @dataclass
@@ -1322,6 +1326,16 @@ def tiers_section(
                    {"tiers": tiers_plot(table, overall, computed_on)})
 
 
+def slice_tiers_section(report: Audit, rows: ExplainedRows, column: str, value: str, tiers: TierThresholds,
+                        top_fractions: Sequence[float]) -> Section:
+    """The `tiers_section` of a notebook slice's held-out leads (`ExplainedRows.segment`), its note and plot title
+    saying which leads they are as the page's do, and of which `column` `value`: the notebook's plot was titled
+    '(held-out leads)' alone, and read as the page's plot of all of them."""
+    which = f"of {column.replace('_', ' ')} {value}"
+    computed_on = f"{report.computed_on}, the {len(rows.y):,} {which}" if report.computed_on else ""
+    return tiers_section(rows, tiers, top_fractions, f"{report.held_out} {which}", computed_on)
+
+
 def calibration_section(rows: ExplainedRows, bins: int, computed_on: str = "") -> Section:
     """5. Whether a predicted probability means what it says. The plot's title says which leads `rows` are, when
     given (`Split.test_caption`, as evaluate's calibration plot says it): the PNG travels without the page."""
@@ -1420,14 +1434,14 @@ def build_audit(
     importance = importance_section(rows, catalog)
     top = importance.tables["signals"]["signal"].head(top_signals).tolist()
     outcomes = lead_outcomes(training_set, params.label)
+    held_out, computed_on = held_out_leads(training_set, split, params.label), split.test_caption()
     sections = [
         importance,
         dependence_section(rows, catalog, top),
         segments_section(outcomes, export_rows(training_set, len(outcomes)), training_set.crm.feedback,
                          params.label, amounts_left_out(training_set.crm), merged_spellings(training_set)),
-        tiers_section(rows, scorer.tiers, params.evaluate.top_fractions, held_out_leads(training_set, split, params.label),
-                      split.test_caption()),
-        calibration_section(rows, params.evaluate.ece_bins, split.test_caption()),
+        tiers_section(rows, scorer.tiers, params.evaluate.top_fractions, held_out, computed_on),
+        calibration_section(rows, params.evaluate.ece_bins, computed_on),
         change_section(rows, training_set, previous, params.evaluate),
     ]
     registry = scorer.info.get("registry", {})
@@ -1449,7 +1463,7 @@ def build_audit(
         "currency": params.data.currency,
     }
     warnings = setting_warnings(training_set, with_model_features(params, scorer), judging=True)
-    return Audit(model=model, sections=sections, rows=rows, warnings=warnings)
+    return Audit(model=model, sections=sections, rows=rows, warnings=warnings, held_out=held_out, computed_on=computed_on)
 
 
 # ---------------------------------------------------------------- rendering

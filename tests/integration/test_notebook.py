@@ -41,6 +41,9 @@ def test_signal_audit_notebook_executes_on_the_trained_store(trained, sample_par
     markdown = "\n".join(o.get("data", {}).get("text/markdown", "") for o in outputs)
     assert "Segment: lead_source = webinar" in markdown
     assert sum("image/png" in o.get("data", {}) for o in outputs) >= 6
+    # The slice's tier section says which leads it is of, as the page's does: it said "held-out leads" alone
+    assert re.search(r"\d+ held-out leads \(the newest ones with an outcome, created .*\) of lead source webinar, "
+                     r"\d+\.\d% converted", markdown)
 
     # Every table as the HTML report shows it, by the page's own rule (audit.table_html): headings in words, shares
     # as percentages, not the CSVs' column names and fractions (0.399); the model details' times as a reader writes them.

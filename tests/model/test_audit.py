@@ -1070,6 +1070,17 @@ def test_mlflow_run_holds_the_report_and_tables_in_the_models_experiment(audited
     assert "," + str(tiers["conversions"].iloc[0]) + "," in tiers_csv.read_text()
 
 
+def test_a_slices_tier_plot_is_titled_with_the_leads_of_the_page_and_the_slice(audited, trained):
+    """The notebook's tier plot of one source was titled '(held-out leads)', as if it were the page's of all of them."""
+    report = audited.audit
+    rows = report.rows.segment("lead_source", "webinar")
+    section = audit.slice_tiers_section(report, rows, "lead_source", "webinar", trained.scorer.tiers, [0.1])
+    page_title = sections(audited)["tiers"].figures["tiers"].axes[0].get_title()
+    assert page_title == f"Conversion rate per tier — {report.computed_on}" and report.computed_on.startswith("test leads (n=")
+    assert section.figures["tiers"].axes[0].get_title() == f"{page_title}, the {len(rows.y):,} of lead source webinar"
+    assert section.notes[0].startswith(f"{len(rows.y):,} {report.held_out} of lead source webinar, ")
+
+
 def test_the_audit_run_is_named_with_the_exports_date_as_the_training_run_is(audited, trained):
     """'audit leadscore v1' stood in the MLflow UI beside 'train v1 2025-09-02': nothing said which export it read."""
     client = MlflowClient()
