@@ -954,6 +954,13 @@ def _crop_outliers(ax: Axes, number: pd.Series) -> None:
                       f"(up to {_band_number(float(beyond.max()))}) off the plot")
 
 
+def _start_at_zero(ax: Axes, number: pd.Series) -> None:
+    """Start a scatter's value axis at 0 when no value of `number` is below it (a count, an amount): the axis' padding
+    started X Education's TotalVisits panel at -10 visits, a value no lead can have."""
+    if not number.empty and number.min() >= 0 and ax.get_xlim()[0] < 0:
+        ax.set_xlim(left=0)
+
+
 def panel_title(name: str, width: int = PANEL_TITLE_CHARS) -> str:
     """A signal's `name` as a panel's title, wrapped at `width` characters a line: an X Education field such as "What
     matters most to you in choosing a course" ran past its panel, over the next one's title or off the figure."""
@@ -981,6 +988,7 @@ def dependence_plot(rows: ExplainedRows, catalog: list[FeatureDef], table: pd.Da
                    f"{rows.name(signal)} (value)", ylabel="effect on the score (log-odds)")
             ax.legend(loc="best", fontsize="small")
             _crop_outliers(ax, values[signal].dropna())
+            _start_at_zero(ax, values[signal].dropna())
         else:
             pooled = part["value"].astype(str).str.endswith(RARE_SUFFIX)
             # The values the importance table names as helping and hurting most are the first and last not pooled

@@ -274,6 +274,26 @@ def test_the_value_plot_of_a_number_crops_a_far_outlier_and_says_so():
     assert panel.get_xlim()[1] > 20 and panel.get_xlabel() == "visits (value)"
 
 
+def test_the_value_plot_of_a_count_starts_at_zero():
+    """X Education's TotalVisits panel started at -10 visits, the axis' padding: a count starts at 0, cropped or not,
+    while a number that can be negative keeps its padding below its smallest value."""
+    catalog = [FeatureDef("visits", "numeric", "visits")]
+    for visits in (np.r_[np.tile(np.arange(21.0), 10), [251.0]], np.tile(np.arange(21.0), 10)):
+        n = len(visits)
+        rows = audit.ExplainedRows(pd.DataFrame({"visits": visits}), np.zeros(n), np.full(n, 0.2),
+                                   pd.DataFrame({"visits": visits / 100}), np.zeros(n))
+        (panel,) = [ax for ax in audit.dependence_section(rows, catalog, ["visits"]).figures["dependence"].axes
+                    if ax.get_visible()]
+        assert panel.get_xlim()[0] == 0
+    change = np.tile(np.arange(-5.0, 16.0), 10)
+    n = len(change)
+    rows = audit.ExplainedRows(pd.DataFrame({"visits": change}), np.zeros(n), np.full(n, 0.2),
+                               pd.DataFrame({"visits": change / 100}), np.zeros(n))
+    (panel,) = [ax for ax in audit.dependence_section(rows, catalog, ["visits"]).figures["dependence"].axes
+                if ax.get_visible()]
+    assert panel.get_xlim()[0] < -5
+
+
 def test_the_legend_of_a_cropped_value_plot_hides_none_of_its_note():
     """X Education's TotalVisits panel: its legend, placed where the panel is emptiest, the lower right, covered the
     note '1 lead over 34 (up to 251) off the plot' written in that corner. Leads of 0 or 1 visit spread over every
