@@ -196,6 +196,8 @@ _PRESENT_STATES = frozenset({"active", "up", "business", "no"})
 # ABSENCE_RAISES's mirror, added to a factor that says the lead has something usually good and lowers its score:
 # "Has a phone number -2 pts" and "Filled in 5 forms in the last 30 days -4 pts" read as nonsense or as a bug.
 PRESENCE_LOWERS = "{phrase} (for leads like this one, the model counts that as a minus)"
+
+
 class AmountDirection(NamedTuple):
     """How the fitted model scores more of an amount: ``more`` +1 (raises the score) or -1 (lowers it), up to the
     amount ``up_to`` where it turns (inf: it does not). The demo's model scores more employees higher up to about
