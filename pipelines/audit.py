@@ -1,8 +1,8 @@
 """`leadscore audit`: which signals predict wins, and why leads from a source get rejected.
 
 For marketing, not for the model builder: six sections, each a table and a plot, written as one
-self-contained HTML page (plots embedded as PNG), the same tables as CSV and JSON, and logged to MLflow
-as artifacts of a run tagged ``audit`` in the model's experiment.
+self-contained HTML page (plots embedded as PNG), the same tables as CSV and JSON and the plots as PNG files, and
+logged to MLflow as artifacts of a run tagged ``audit`` in the model's experiment.
 
 1. Signal importance: mean |SHAP contribution| per signal (log-odds, all features of a signal summed,
    e.g. every window of pricing views) and its direction. Direction is read differently per kind:
@@ -183,6 +183,11 @@ SPLIT_SHOWN_AS = {"out_of_time": "the newest leads with an outcome", "stratified
 # matplotlib's categorical colours for named reasons (pooled and missing reasons are grey), cycled.
 REASON_COLORS = [f"tab:{c}" for c in ("blue", "orange", "green", "red", "purple", "brown", "pink", "olive", "cyan")]
 HOW_MANY = "(how many in brackets)"  # a segment plot's axis label, of the counts its row labels give (`counted`)
+# The plots' files (`plot_file`), in plots/ beside the tables and in the MLflow run's audit/plots, by figure name: what
+# each shows, as a marketer browsing the run's artifacts recognises it, not the code's name ("dependence").
+PLOT_FILES = {"importance": "signal_importance", "dependence": "top_signals_by_value", "tiers": "conversion_by_tier",
+              "calibration": "calibration", "importance_change": "importance_change_vs_previous_model",
+              **{f"by_{by}": f"outcomes_by_{by}" for by in SEGMENT_COLUMNS}}
 
 
 @dataclass
@@ -1625,9 +1630,18 @@ def model_html(model: dict) -> str:
     return "\n".join(["<table class='meta'>", *rows, "</table>"])
 
 
-def render_html(audit: Audit) -> str:
-    """The report as one HTML page with every plot embedded (base64 PNG): no other file needed."""
+def plot_pngs(audit: Audit) -> dict[str, bytes]:
+    """Every plot of `audit` as PNG bytes by its file name (`plot_file`), in the page's order: rendered once for the
+    page and the files alike, which a second rendering would not match byte for byte."""
+    return {plot_file(number, name): figure_png(figure)
+            for number, section in enumerate(audit.sections, start=1) for name, figure in section.figures.items()}
+
+
+def render_html(audit: Audit, plots: dict[str, bytes] | None = None) -> str:
+    """The report as one HTML page with every plot embedded (base64 PNG, `plots` when rendered already): no other
+    file needed."""
     e = html.escape
+    plots = plot_pngs(audit) if plots is None else plots
     model = audit.model
     title = f"Signal audit: {model.get('name')} v{model.get('version')}"
     parts = [f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{e(title)}</title><style>{_STYLE}</style></head><body>",
@@ -1639,8 +1653,8 @@ def render_html(audit: Audit) -> str:
     for number, section in enumerate(audit.sections, start=1):
         parts.append(f"<h2 id='{section.key}'>{number}. {e(section.title)}</h2>")
         parts += [f"<p>{e(note)}</p>" for note in section.notes]
-        for name, figure in section.figures.items():
-            encoded = base64.b64encode(figure_png(figure)).decode("ascii")
+        for name in section.figures:
+            encoded = base64.b64encode(plots[plot_file(number, name)]).decode("ascii")
             parts.append(f"<img alt='{e(name)}' src='data:image/png;base64,{encoded}'>")
         for name, table in section.tables.items():
             parts.append(f"<h3>{e(shown_as(name))}</h3>")
@@ -1670,20 +1684,31 @@ def audit_json(audit: Audit) -> dict:
 # ---------------------------------------------------------------- I/O edge
 
 
+def plot_file(number: int, name: str) -> str:
+    """The file of section `number`'s plot `name`: '4_conversion_by_tier.png' (`PLOT_FILES`), in the page's order."""
+    return f"{number}_{PLOT_FILES.get(name, name)}.png"
+
+
 def write_audit(audit: Audit, out_dir: Path) -> list[Path]:
-    """audit.html, audit.json and tables/<section>.<table>.csv in `out_dir` (old tables replaced)."""
-    tables_dir = out_dir / "tables"
-    tables_dir.mkdir(parents=True, exist_ok=True)
-    for stale in tables_dir.glob("*.csv"):
-        stale.unlink()
+    """audit.html, audit.json, tables/<section>.<table>.csv and plots/<number>_<what it shows>.png (`plot_file`, the
+    PNGs the page embeds) in `out_dir`, old tables and plots replaced."""
+    tables_dir, plots_dir = out_dir / "tables", out_dir / "plots"
+    for folder, stale_files in ((tables_dir, "*.csv"), (plots_dir, "*.png")):
+        folder.mkdir(parents=True, exist_ok=True)
+        for stale in folder.glob(stale_files):
+            stale.unlink()
     paths = [out_dir / "audit.html", out_dir / "audit.json"]
-    paths[0].write_text(render_html(audit), encoding="utf-8")
+    plots = plot_pngs(audit)
+    paths[0].write_text(render_html(audit, plots), encoding="utf-8")
     paths[1].write_text(json.dumps(audit_json(audit), indent=2), encoding="utf-8")
     for section in audit.sections:
         for name, table in section.tables.items():
             path = tables_dir / f"{section.key}.{name}.csv"
             _whole_numbers_as_integers(table).to_csv(path, index=False)
             paths.append(path)
+    for file, png in plots.items():
+        (plots_dir / file).write_bytes(png)
+        paths.append(plots_dir / file)
     return paths
 
 
@@ -1764,7 +1789,9 @@ def run_audit(
     """Audit the model registered under `alias`: write the report and log it to MLflow.
 
     The run goes to the experiment of the model's training run, tagged ``audit``, with the files
-    under the artifact folder ``audit/``, named with the export's as-of date as train's and evaluate's runs are
+    under the artifact folder ``audit/`` (the plots as PNG files in ``audit/plots``, `plot_file`, which the MLflow UI
+    shows as it shows the training run's: embedded in audit.html only, the run showed none), named with the export's
+    as-of date as train's and evaluate's runs are
     (`run_name`: "audit leadscore v1 2025-09-02"), and the setting warnings as every run keeps them (`tracking.log_setting_warnings`),
     and, as evaluate's run, the params it read the export with and the export's fingerprint (rows, label counts, file
     hashes): two audit runs in the MLflow UI said nothing of which export or settings each figures came from.
@@ -1784,5 +1811,5 @@ def run_audit(
         mlflow.log_dict(training_set.fingerprint(params), "data/fingerprint.json")
         tracking.log_setting_warnings(audit.warnings)
         for path in paths:
-            mlflow.log_artifact(str(path), "audit/tables" if path.parent.name == "tables" else "audit")
+            mlflow.log_artifact(str(path), "audit" if path.parent == Path(out_dir) else f"audit/{path.parent.name}")
     return AuditResult(audit=audit, paths=paths, run_id=run.info.run_id)

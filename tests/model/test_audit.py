@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import base64
 import dataclasses
 import json
 import warnings
 from datetime import datetime, timezone
 from html.parser import HTMLParser
+from pathlib import Path
 from types import SimpleNamespace
 
 import mlflow
@@ -1088,6 +1090,24 @@ def test_mlflow_run_holds_the_report_and_tables_in_the_models_experiment(audited
     assert list(tiers["tier"]) == trained.scorer.tiers.names
     assert tiers["conversions"].dtype == "int64"  # counts read as counts ('137', not '137.0')
     assert "," + str(tiers["conversions"].iloc[0]) + "," in tiers_csv.read_text()
+
+
+def test_the_audit_run_shows_each_plot_of_the_page_as_an_image_named_for_what_it_shows(audited, tmp_path):
+    """Someone browsing the audit's run in the MLflow UI saw no plot: they were only inside audit.html. Each is a PNG
+    of the run, read back from its SQLite store, numbered by section and named in words, the one the page embeds."""
+    client = MlflowClient()
+    assert mlflow.get_tracking_uri().startswith("sqlite:")
+    logged = {a.path.rsplit("/", 1)[-1] for a in client.list_artifacts(audited.run_id, "audit/plots")}
+    assert logged == {"1_signal_importance.png", "2_top_signals_by_value.png", "3_outcomes_by_lead_source.png",
+                      "3_outcomes_by_campaign.png", "4_conversion_by_tier.png", "5_calibration.png"}
+    folder = Path(mlflow.artifacts.download_artifacts(run_id=audited.run_id, artifact_path="audit/plots",
+                                                      dst_path=tmp_path))
+    page = audited.paths[0].read_text()
+    for number, section in enumerate(audited.audit.sections, start=1):
+        for name, figure in section.figures.items():
+            png = (folder / audit.plot_file(number, name)).read_bytes()
+            assert png.startswith(b"\x89PNG") and base64.b64encode(png).decode() in page
+            assert png == (audited.paths[0].parent / "plots" / audit.plot_file(number, name)).read_bytes()
 
 
 def test_a_slices_tier_plot_is_titled_with_the_leads_of_the_page_and_the_slice(audited, trained):
