@@ -505,18 +505,41 @@ def _band_number(value: float) -> str:
     return f"{value:,.0f}" if abs(value) >= 1000 else f"{value:.4g}"
 
 
+def band_edges(present: pd.Series, bins: int = DEPENDENCE_BINS) -> tuple[np.ndarray, bool]:
+    """The edges of `bins` bands of about equal size by value of `present` (no NaN), from its lowest value to its
+    highest (band i holds the values above edges[i] up to edges[i + 1], the lowest from edges[0]), as a reader reads
+    them, and whether they are a count's. A count's (every value whole: visits, page views) cut where the quantiles
+    do, at whole numbers: its band "over 0.4 up to 20.2" held the leads of 1 to 20. An amount's inner edges are rounded to the fewest significant digits that keep its bands apart and about equal ("over
+    1.5 up to 2.3", not 2.33333; 110 and 130, not 100 to 110 for half the leads of 110 to 130), its bands cut there:
+    edges read as written hold what they say."""
+    edges = np.unique(present.quantile(np.linspace(0, 1, bins + 1)).to_numpy())
+    low, inner, high = edges[0], edges[1:-1], edges[-1]
+    whole = bool((present == np.round(present)).all())
+    if whole:  # the whole numbers above an edge a, up to b, are those above floor(a), up to floor(b)
+        inner = np.unique(np.floor(inner))  # the lowest may be the lowest value: its band holds that value alone
+    else:  # moved by a tenth of the narrower band beside it at most: the bands stay in order and about equal
+        widths = np.diff(edges)
+        moved = 0.1 * np.minimum(widths[:-1], widths[1:])
+        inner = next(rounded for digits in range(1, 17)
+                     if (np.abs((rounded := np.array([float(f"{edge:.{digits}g}") for edge in inner])) - inner)
+                         <= moved).all())
+    return np.r_[low, inner, high], whole
+
+
 def value_bands(number: pd.Series, bins: int = DEPENDENCE_BINS) -> pd.Series:
     """Each lead's band of a numeric signal, as text (NaN where `number` is missing).
 
     Every value its own band when there are at most `bins` ("3"), else `bins` bands of about equal size by value
-    ("up to 48", "over 48 up to 139"). A band of fewer than MIN_LEVEL_ROWS leads is merged with the next one up
-    ("7 to 12"; the top band with the one below), as a category's rare values are pooled: the 2 leads with 9 e-mail
-    opens would show their own average effect as firmly as the 500 with none.
+    (`band_edges`): a count's from its lowest value to its highest ("0 to 48", "49 to 139", "1,367 to 2,272"), an
+    amount's between its edges ("up to 1.5", "over 1.5 up to 2.3", "over 5"). A band of fewer than MIN_LEVEL_ROWS
+    leads is merged with the next one up ("7 to 12"; the top band with the one below), as a category's rare values
+    are pooled: the 2 leads with 9 e-mail opens would show their own average effect as firmly as the 500 with none.
     """
     present = number.dropna()
     quantiles = present.nunique() > bins
     if quantiles:  # band i holds the values above edges[i] up to edges[i + 1] (the lowest from edges[0])
-        codes, edges = pd.qcut(present, bins, labels=False, retbins=True, duplicates="drop")
+        edges, whole = band_edges(present, bins)
+        codes = pd.Series(np.searchsorted(edges[1:-1], present, side="left"), index=present.index)
     else:  # band i holds edges[i]
         edges = np.sort(present.unique())
         codes = pd.Series(np.searchsorted(edges, present), index=present.index)
@@ -532,8 +555,12 @@ def value_bands(number: pd.Series, bins: int = DEPENDENCE_BINS) -> pd.Series:
         merged[-1:] = [(merged[-1][0] if merged else 0, len(counts) - 1)]
     labels = {}
     for first, last in merged:
-        if quantiles:
+        if quantiles and whole:  # whole numbers: the lowest band from the lowest value, any other above its edge
+            low, high = edges[first] + (first > 0), edges[last + 1]
+            text = " to ".join(dict.fromkeys(_band_number(value) for value in (low, high)))
+        elif quantiles:  # the top one "over" its edge: its highest value, to 4 digits, might read below itself
             text = (f"up to {_band_number(edges[last + 1])}" if first == 0 else
+                    f"over {_band_number(edges[first])}" if last == len(counts) - 1 else
                     f"over {_band_number(edges[first])} up to {_band_number(edges[last + 1])}")
         else:
             text = " to ".join(dict.fromkeys(_band_number(edges[b]) for b in (first, last)))

@@ -335,11 +335,41 @@ def test_number_bands_of_too_few_leads_are_merged_as_rare_values_are_pooled():
     assert opened["mean_contribution"].iloc[2] == pytest.approx(signals["email_open"].iloc[80:].mean())
     time = table[table["signal"] == "time_on_website"]
     assert time[["value", "rows"]].values.tolist() == [
-        ["up to 0.4", 60], ["over 0.4 up to 20.2", 20], ["over 20.2 up to 40", 20],  # 10 and 10 leads merged
+        ["0", 60], ["1 to 20", 20], ["21 to 40", 20],  # 10 and 10 leads merged
         [f"(missing, with under {audit.MIN_LEVEL_ROWS} leads)", 3]]
     assert time["mean_value"].iloc[1] == pytest.approx(np.mean(range(1, 21)))
     # A slice of fewer than 20 leads is one band
     assert audit.value_bands(pd.Series([1.0, 2.0, np.nan, 3.0])).tolist()[:2] == ["1 to 3", "1 to 3"]
+
+
+def test_a_counts_bands_read_in_whole_numbers_and_an_amounts_edges_in_the_digits_that_keep_its_bands_apart():
+    """A count of minutes read "over 0.4 up to 20.2" for the leads of 1 to 20, and X Education's time on the website
+    "over 240 up to 349.6" (seconds); an amount's edges had as many digits as its quantiles. A count's bands run from a
+    whole number to a whole number, each from the one after the last; an amount's edges have as few significant digits
+    as keep its bands about equal; and every lead lies in its band as it reads."""
+    def bounds(band: str) -> tuple[float, float]:
+        numbers = [float(n.replace(",", "")) for n in band.replace("over ", "").replace("up to ", "").split()
+                   if n[0].isdigit()]
+        low = -np.inf if band.startswith("up to") else numbers[0]
+        high = np.inf if band.startswith("over") and " up to " not in band else numbers[-1]
+        return low, high
+
+    visits = pd.Series(np.r_[np.zeros(300), np.tile(np.arange(1.0, 61.0), 10), [251.0]])
+    bands = audit.value_bands(visits)
+    ranges = [bounds(band) for band in pd.unique(bands)]  # the values are in order, so are their bands
+    assert all(value.is_integer() for bound in ranges for value in bound)
+    assert ranges[0][0] == 0 and ranges[-1][1] == 251
+    assert all(after[0] == before[1] + 1 for before, after in zip(ranges, ranges[1:]))
+    assert all(low <= value <= high for value, (low, high) in zip(visits, bands.map(bounds)))
+
+    per_visit = pd.Series(np.r_[np.arange(1000) / 7, [1000 / 3]])  # pages per visit: 0.142857...
+    bands = audit.value_bands(per_visit)
+    assert pd.unique(bands).tolist() == [
+        "up to 14.3", "over 14.3 up to 28.6", "over 28.6 up to 42.9", "over 42.9 up to 57.1", "over 57.1 up to 71.4",
+        "over 71.4 up to 85.7", "over 85.7 up to 100", "over 100 up to 114", "over 114 up to 129", "over 129"]
+    assert all(low < value <= high or value == per_visit.min()
+               for value, (low, high) in zip(per_visit, bands.map(bounds)))
+    assert bands.value_counts().between(95, 105).all()  # about equal: 110 and 130 made bands of 70 and 140 leads
 
 
 def test_the_icp_match_reads_as_the_criteria_a_lead_meets_in_the_score_cards_words(audited, trained):
