@@ -972,15 +972,20 @@ def _figure(size: tuple[float, float], rows: int = 1, columns: int = 1) -> tuple
     return figure, figure.subplots(rows, columns, squeeze=False).ravel()
 
 
-def _crop_outliers(ax: Axes, number: pd.Series) -> None:
-    """Crop a scatter's value axis at twice the 99th percentile of `number` when some leads lie beyond, saying how many
-    under the axis' label: X Education's one lead of 251 visits squeezed every other, 0 to 30, into the left edge of its
-    panel. Under the label, not in a corner of the panel, where the legend placed at its emptiest covered it."""
-    if number.empty:
-        return
-    cut = 2 * float(number.quantile(0.99))
+def crop_at(number: pd.Series) -> float:
+    """Where a scatter of `number` (no NaN) ends its value axis: at twice the 99th percentile when some leads lie
+    beyond, else inf. X Education's one lead of 251 visits squeezed every other, 0 to 30, into the left edge of its
+    panel."""
+    cut = 2 * float(number.quantile(0.99)) if len(number) else math.inf
+    return cut if cut > 0 and (number > cut).any() else math.inf
+
+
+def _crop_outliers(ax: Axes, number: pd.Series, cut: float) -> None:
+    """End a scatter's value axis at the `cut` (`crop_at`) of `number` when finite, saying how many leads lie beyond
+    under the axis' label, not in a corner of the panel, where the legend placed at its emptiest covered it. The
+    caller leaves those leads out of the panel: drawn off it, they still stretched its effect axis to theirs."""
     beyond = number[number > cut]
-    if cut > 0 and len(beyond):
+    if len(beyond):
         ax.set_xlim(right=cut)
         ax.set_xlabel(f"{ax.get_xlabel()}\n{len(beyond):,} lead{'s' * (len(beyond) != 1)} over {_band_number(cut)} "
                       f"(up to {_band_number(float(beyond.max()))}) off the plot")
@@ -1012,14 +1017,17 @@ def dependence_plot(rows: ExplainedRows, catalog: list[FeatureDef], table: pd.Da
         title = panel_title(rows.name(signal))
         if kinds[signal] == "numeric":
             criteria = icp_criteria_counted(signal, rows.spec)
-            ax.scatter(values[signal], rows.signals[signal], s=6, alpha=0.3, color="tab:blue", label="lead")
-            binned = part.dropna(subset=["mean_value"])
+            cut = crop_at(values[signal].dropna())
+            shown = values[signal] <= cut  # a lead without a value is in no scatter either
+            ax.scatter(values[signal][shown], rows.signals[signal][shown], s=6, alpha=0.3, color="tab:blue",
+                       label="lead")
+            binned = part[part["mean_value"] <= cut]
             ax.plot(binned["mean_value"], binned["mean_contribution"], color="tab:orange", marker="o", label="band average")
             ax.axhline(0, color="grey", linewidth=0.8)
             ax.set(xlabel=f"{IDEAL_CUSTOMER_PROFILE} criteria met, of {criteria}" if criteria else
                    f"{rows.name(signal)} (value)", ylabel="effect on the score (log-odds)")
             ax.legend(loc="best", fontsize="small")
-            _crop_outliers(ax, values[signal].dropna())
+            _crop_outliers(ax, values[signal].dropna(), cut)
             _start_at_zero(ax, values[signal].dropna())
         else:
             pooled = part["value"].astype(str).str.endswith(RARE_SUFFIX)

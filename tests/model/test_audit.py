@@ -276,6 +276,21 @@ def test_the_value_plot_of_a_number_crops_a_far_outlier_and_says_so():
     assert panel.get_xlim()[1] > 20 and panel.get_xlabel() == "visits (value)"
 
 
+def test_a_lead_cropped_off_the_value_plot_does_not_stretch_its_effect_axis():
+    """The one lead of 251 visits, off the plot at 40, still set its effect axis: its +5.0 squeezed every lead shown,
+    -0.3 to +0.3, into a band at the bottom of the panel. The panel's effect axis spans the leads it shows."""
+    visits = np.r_[np.tile(np.arange(21.0), 10), [251.0]]
+    n = len(visits)
+    effect = np.r_[np.linspace(-0.3, 0.3, n - 1), [5.0]]
+    rows = audit.ExplainedRows(pd.DataFrame({"visits": visits}), np.zeros(n), np.full(n, 0.2),
+                               pd.DataFrame({"visits": effect}), np.zeros(n))
+    (panel,) = [ax for ax in audit.dependence_section(rows, [FeatureDef("visits", "numeric", "visits")], ["visits"])
+                .figures["dependence"].axes if ax.get_visible()]
+    assert panel.get_xlim()[1] == pytest.approx(40.0)
+    assert panel.get_xlabel().endswith("1 lead over 40 (up to 251) off the plot")
+    assert panel.get_ylim()[1] < 1
+
+
 def test_the_value_plot_of_a_count_starts_at_zero():
     """X Education's TotalVisits panel started at -10 visits, the axis' padding: a count starts at 0, cropped or not,
     while a number that can be negative keeps its padding below its smallest value."""
