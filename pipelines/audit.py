@@ -817,24 +817,29 @@ def most_rejected(summary: pd.DataFrame, by: str, limit: int = HEADLINE_SEGMENTS
 
 
 def conversion_headline(summary: pd.DataFrame, by: str, limit: int = HEADLINE_SEGMENTS) -> list[str]:
-    """Sentences naming the `best_converting` and `worst_converting` segments, each rate with its 95% interval; when
-    none converts above or below the average beyond chance, one sentence saying so (none when no segment is big enough
-    to compare). Rates to one decimal, as the tables show them: 'paid_search 15% (all leads: 15%)' read as no better
-    than average."""
+    """Sentences naming the `best_converting` and `worst_converting` segments, each rate with its 95% interval, up to
+    `limit` of each and how many more there are (the sample CRM's 8 campaigns converting below average beyond chance
+    read as 5); when none converts above or below the average beyond chance, one sentence saying so (none when no
+    segment is big enough to compare). Rates to one decimal, as the tables show them: 'paid_search 15% (all leads:
+    15%)' read as no better than average."""
     if _comparable(summary, by).empty:
         return []
     overall, label = overall_conversion(summary), by.replace("_", " ")
-    among = f"of those with {MIN_LEVEL_ROWS} or more leads with an outcome (all leads: {overall:.1%})"
+    among = f"of those with {MIN_LEVEL_ROWS} or more leads with an outcome"
     lines = []
-    for words, rows in (("Best", best_converting(summary, by, limit)), ("Worst", worst_converting(summary, by, limit))):
+    for words, side, pick in (("Best", "above", best_converting), ("Worst", "below", worst_converting)):
+        rows = pick(summary, by, len(summary))
         if rows.empty:
             continue
         named = "; ".join(f"{row[by]} {row['conversion_rate']:.1%} ({100 * row['conversion_low']:.1f}–"
-                          f"{row['conversion_high']:.1%}) of {row['decided']:,}" for row in rows.to_dict("records"))
-        lines.append(f"{words} converting by {label}, {among}, {'above' if words == 'Best' else 'below'} it beyond "
-                     f"chance (the 95% interval in brackets excludes it): {named}.")
-    return lines or [f"No {label} converts above or below the average beyond chance, {among}: the 95% interval of "
-                     "each one's conversion rate (in the table) includes it."]
+                          f"{row['conversion_high']:.1%}) of {row['decided']:,}"
+                          for row in rows.head(limit).to_dict("records"))
+        more = (f"; and {len(rows) - limit} more {side} it beyond chance (the table 'by {label}' gives every rate "
+                "with its interval)" if len(rows) > limit else "")
+        lines.append(f"{words} converting by {label}, {among}: {side} the conversion rate of all leads, {overall:.1%}, "
+                     f"beyond chance (the 95% interval in brackets lies wholly {side} it): {named}{more}.")
+    return lines or [f"No {label} converts above or below the average beyond chance, {among} (all leads: "
+                     f"{overall:.1%}): the 95% interval of each one's conversion rate (in the table) includes it."]
 
 
 def segment_value(summary: pd.DataFrame, by: str, value: str | None) -> str:

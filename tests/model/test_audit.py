@@ -1733,13 +1733,13 @@ def test_the_best_converting_sources_are_named_among_those_big_enough_to_say():
          for source, decided, converted in rows for i in range(decided)])
     summary, _ = audit.segment_outcomes(outcomes, "lead_source")
 
-    among = "of those with 20 or more leads with an outcome (all leads: 33.5%)"
+    among = "of those with 20 or more leads with an outcome"
     # event (40.0% of 30) and webinar (35.0% of 200) read above all leads, but their intervals include 33.5%
     assert audit.conversion_headline(summary, "lead_source") == [
-        f"Best converting by lead source, {among}, above it beyond chance (the 95% interval in brackets excludes it): "
-        "referral 75.0% (59.8–85.8%) of 40.",
-        f"Worst converting by lead source, {among}, below it beyond chance (the 95% interval in brackets excludes it): "
-        "paid_social 10.0% (5.5–17.4%) of 100."]
+        f"Best converting by lead source, {among}: above the conversion rate of all leads, 33.5%, beyond chance (the "
+        "95% interval in brackets lies wholly above it): referral 75.0% (59.8–85.8%) of 40.",
+        f"Worst converting by lead source, {among}: below the conversion rate of all leads, 33.5%, beyond chance (the "
+        "95% interval in brackets lies wholly below it): paid_social 10.0% (5.5–17.4%) of 100."]
     assert audit.conversion_headline(summary[summary["lead_source"] == "tiny"], "lead_source") == []
 
 
@@ -1753,8 +1753,24 @@ def test_a_source_named_best_converting_reads_above_the_rate_of_all_leads():
          for source, decided, converted in rows for i in range(decided)])
     summary, _ = audit.segment_outcomes(outcomes, "lead_source")
     (best, _) = audit.conversion_headline(summary, "lead_source")
-    assert best.endswith("(all leads: 14.5%), above it beyond chance (the 95% interval in brackets excludes it): "
+    assert best.endswith("all leads, 14.5%, beyond chance (the 95% interval in brackets lies wholly above it): "
                          "web 20.8% (18.3–23.6%) of 884.")  # paid_search 15.4% (12.9-18.2%): within chance
+
+
+def test_the_headline_says_how_many_more_convert_beyond_chance_than_it_names():
+    """The sample CRM's headline named 5 campaigns converting below average beyond chance: 8 do, and nothing said the
+    list stopped at 5. It names the 5 furthest below, and says how many more there are and where to find them."""
+    rows = [("average", 2000, 400)] + [(f"weak_{i}", 200, 10 + i) for i in range(7)]
+    outcomes = pd.DataFrame(
+        [{"campaign": campaign, "outcome": "converted" if i < converted else "rejected", "reason": np.nan}
+         for campaign, decided, converted in rows for i in range(decided)])
+    summary, _ = audit.segment_outcomes(outcomes, "campaign")
+    assert len(audit.worst_converting(summary, "campaign", len(summary))) == 7
+
+    worst = audit.conversion_headline(summary, "campaign")[-1]
+    assert [f"weak_{i} " in worst for i in range(7)] == [True] * 5 + [False] * 2
+    assert worst.endswith("; and 2 more below it beyond chance (the table 'by campaign' gives every rate with its "
+                          "interval).")
 
 
 def test_a_source_within_chance_of_the_average_is_not_called_best_converting():
