@@ -509,9 +509,10 @@ def band_edges(present: pd.Series, bins: int = DEPENDENCE_BINS) -> tuple[np.ndar
     """The edges of `bins` bands of about equal size by value of `present` (no NaN), from its lowest value to its
     highest (band i holds the values above edges[i] up to edges[i + 1], the lowest from edges[0]), as a reader reads
     them, and whether they are a count's. A count's (every value whole: visits, page views) cut where the quantiles
-    do, at whole numbers: its band "over 0.4 up to 20.2" held the leads of 1 to 20. An amount's inner edges are rounded to the fewest significant digits that keep its bands apart and about equal ("over
-    1.5 up to 2.3", not 2.33333; 110 and 130, not 100 to 110 for half the leads of 110 to 130), its bands cut there:
-    edges read as written hold what they say."""
+    do, at whole numbers: its band "over 0.4 up to 20.2" held the leads of 1 to 20. An amount's inner edges are
+    rounded to the fewest significant digits that keep its bands apart and about equal ("over 1.5 up to 2.3", not
+    2.33333; 110 and 130, not 100 to 110 for half the leads of 110 to 130), its bands cut there: edges read as
+    written hold what they say."""
     edges = np.unique(present.quantile(np.linspace(0, 1, bins + 1)).to_numpy())
     low, inner, high = edges[0], edges[1:-1], edges[-1]
     whole = bool((present == np.round(present)).all())
