@@ -208,16 +208,17 @@ class AmountDirection(NamedTuple):
 
 
 class AmountWords(NamedTuple):
-    """How an amount against the model's direction reads, for one shape of amount signal.
+    """How an amount against the model's direction reads, for one shape of amount signal (or ``FEWER_IS_BETTER``).
 
     ``more_reads_better``: +1 where a rep reads more of the amount as better (employees, ICP criteria matched, a rise in
-    activity), -1 where less (days since the last activity). ``states``: the states in which a factor says an amount
-    (0 and no value say an absence, and so does "No activity in the last 365 days"). Where the model's direction agrees
-    with that reading, a factor lowering the score says the lead falls short of the leads that convert (``lowers``);
-    where it goes the other way, one raising the score says the model counts what a rep reads as worse as a plus
-    (``raises``; None: events in a window raising the score read right as they are, and an activity's direction,
-    learned over its longest window, is no fair reading of the window a factor names: "Filled in 4 forms in the last
-    90 days +9 pts" would have read "(the model counts a low number as a plus)")."""
+    activity), -1 where less (days since the last activity, a number params declare monotone_decreasing). ``states``:
+    the states in which a factor says an amount (0 and no value say an absence, and so does "No activity in the last
+    365 days"). Where the model's direction agrees with that reading, a factor lowering the score says the lead falls
+    short of the leads that convert (``lowers``); where it goes the other way, one raising the score says the model
+    counts what a rep reads as worse as a plus (``raises``; None: its declared direction is the model's own, or events
+    in a window raising the score read right as they are, and an activity's direction, learned over its longest
+    window, is no fair reading of the window a factor names: "Filled in 4 forms in the last 90 days +9 pts" would have
+    read "(the model counts a low number as a plus)")."""
 
     more_reads_better: int
     states: frozenset[str]
@@ -231,6 +232,11 @@ LOW_AMOUNT_LOWERS = "{phrase} (leads that convert usually have more)"
 # Its mirror, an amount that raises the score where more of it usually lowers it: "Viewed 2 pages per visit +4 pts"
 # read as if viewing pages raised the score; the lead viewed few, and the model counts few as a plus.
 LOW_AMOUNT_RAISES = "{phrase} (the model counts a low number as a plus)"
+# A number params declare monotone_decreasing (a CRM's own "Days Since Last Contact") reads the other way round: a rep
+# reads fewer as better, so one lowering the score says the lead has more than the leads that convert ("12 days since
+# the last contact -5 pts" said nothing of why), and one raising it reads as itself, where it read "(the model counts a
+# low number as a plus)", a surprise about what a rep expects.
+HIGH_AMOUNT_LOWERS = "{phrase} (leads that convert usually have fewer)"
 # Days since the last activity read the other way round: "Last activity 40 days ago -3 pts" said nothing of why, where
 # the model scores leads seen more recently higher; its mirror, for a model that scores a longer gap higher.
 LONG_AGO_LOWERS = "{phrase} (leads that convert were usually seen more recently)"
@@ -245,7 +251,8 @@ SLOWER_RAISES = "{phrase} (the model counts a slower week as a plus)"
 # ``LeadScorer.amount_directions``), or params declare (``features.monotone_*``). An activity's amount is its count over
 # the longest window (``Phrasebook.amount_feature``); its events are a presence too, whose words (``PRESENCE_LOWERS``)
 # the amount's replace where the direction says more: "Opened 1 e-mail in the last 30 days (leads that convert usually
-# have more)". Activity up is a presence only, not one of the trend's amount states.
+# have more)". Activity up is a presence only, not one of the trend's amount states. A number reads more of it as better
+# unless params declare it monotone_decreasing (``FEWER_IS_BETTER``; ``Phrasebook.amount_words`` has each signal's).
 AMOUNT_WORDS: dict[str, AmountWords] = {
     "number": AmountWords(1, frozenset({"nonzero"}), LOW_AMOUNT_LOWERS, LOW_AMOUNT_RAISES),
     "activity": AmountWords(1, frozenset({"active"}), LOW_AMOUNT_LOWERS, None),
@@ -253,7 +260,9 @@ AMOUNT_WORDS: dict[str, AmountWords] = {
     "recency": AmountWords(-1, frozenset({"recent"}), LONG_AGO_LOWERS, LONG_AGO_RAISES),
     "trend": AmountWords(1, frozenset({"down", "flat"}), SLOWER_LOWERS, SLOWER_RAISES),
 }
-AMOUNT_SHAPES = tuple(AMOUNT_WORDS)
+# How a number params declare monotone_decreasing reads (``Phrasebook.amount_words``): fewer is better, and 0 is the
+# best of it, not a lack ("Contacted today", no complaints). No mirror: the declared direction is the model's own.
+FEWER_IS_BETTER = AmountWords(-1, frozenset({"nonzero"}), HIGH_AMOUNT_LOWERS, None)
 # Added to a category factor whose value the model did not learn on its own (too rare in training, or
 # never seen: ``CategoryEncoder`` pools them as ``__other__``): its points are those of the pool, and
 # "Country: Bahrain  -2 pts" alone would read as if Bahrain itself lowered the score.
@@ -464,8 +473,8 @@ class Phrasebook:
             signs: optional (rows, signals) sign of each factor's contribution: one that says the lead lacks something
                 and raises the score reads with ``ABSENCE_RAISES``, one that says it has something usually good and
                 lowers the score with ``PRESENCE_LOWERS``, an amount against ``directions`` with its shape's
-                ``AMOUNT_WORDS`` (``_surprising``). None: as a factor of either sign (a description, not a reason).
-            directions: per amount signal (``AMOUNT_SHAPES``), how the model scores more of it
+                ``amount_words`` (``_surprising``). None: as a factor of either sign (a description, not a reason).
+            directions: per amount signal (``amount_words``), how the model scores more of it
                 (``LeadScorer.amount_directions``); a signal left out, or None (a model saved before it kept them),
                 reads as itself whatever its sign, and so does an amount past where its direction turns.
         """
@@ -509,7 +518,7 @@ class Phrasebook:
                 texts.append(text)
                 shown.append(fields["value"])
                 surprising.append(_surprising(signal, shape, state, fields, level, lead_values[amount_at],
-                                              (directions or {}).get(signal)))
+                                              self.amount_words.get(signal), (directions or {}).get(signal)))
             worded = np.asarray(texts, dtype=object)[inverse]
             if signs is not None and any(surprising):
                 sign_of = np.sign(np.asarray(signs[:, j], dtype=np.float64)[rows])
@@ -521,8 +530,16 @@ class Phrasebook:
             values[rows, j] = np.asarray(shown, dtype=object)[inverse]
         return phrases, values
 
+    @cached_property
+    def amount_words(self) -> dict[str, AmountWords]:
+        """Per amount signal, how it reads against the model's direction: its shape's ``AMOUNT_WORDS``, or
+        ``FEWER_IS_BETTER`` for a number params declare monotone_decreasing (a CRM's "Days Since Last Contact"), which a
+        rep reads as they do (more is better for employees, fewer for days since the last contact)."""
+        return {signal: FEWER_IS_BETTER if shape == "number" and self.amount_feature(signal).monotone < 0
+                else AMOUNT_WORDS[shape] for signal, shape in self.shapes.items() if shape in AMOUNT_WORDS}
+
     def amount_feature(self, signal: str) -> FeatureDef:
-        """The feature whose value is an amount signal's amount (``AMOUNT_SHAPES``): an activity's count over its
+        """The feature whose value is an amount signal's amount (``amount_words``): an activity's count over its
         longest window, which the shorter ones count within, else the signal's first feature."""
         windows = [d for d in self.features[signal] if d.window_days is not None]
         if self.shapes[signal] == "activity" and windows:
@@ -704,20 +721,19 @@ def _parse(raw: str, shape: Shape, shape_name: str) -> Template:
 
 
 def _surprising(signal: str, shape: str, state: str, fields: dict, level: str | None, amount,
-                direction: AmountDirection | None) -> dict[int, str]:
+                words: AmountWords | None, direction: AmountDirection | None) -> dict[int, str]:
     """The signs of a factor's contribution its words make read as nonsense, each with the words that then say the
     finding is the model's: +1 (raising) for a factor saying the lead lacks something (``_says_absence``,
     ``ABSENCE_RAISES``), -1 (lowering) for one saying it has something usually good (``_PRESENT_STATES``,
     ``PRESENCE_LOWERS``), and for an `amount` the model scores in a `direction` up to where it turns, the sign of one
-    on the side a rep reads as worse (``AMOUNT_WORDS``: "22 employees" or "Opened 1 e-mail in the last 30 days"
-    lowering where more raises, "Last activity 40 days ago" lowering where fewer days raise), whose words say more than
-    a presence's; empty: either sign reads as it is."""
+    on the side a rep reads as worse (its `words`, ``Phrasebook.amount_words``: "22 employees" or "Opened 1 e-mail in
+    the last 30 days" lowering where more raises, "Last activity 40 days ago" lowering where fewer days raise), whose
+    words say more than a presence's; empty: either sign reads as it is."""
     found = {}
-    if _says_absence(signal, shape, state, fields, level):
+    if _says_absence(signal, shape, state, fields, level, words):
         found[1] = ABSENCE_RAISES
     elif state in _PRESENT_STATES:
         found[-1] = PRESENCE_LOWERS
-    words = AMOUNT_WORDS.get(shape)
     if words is not None and state in words.states and direction is not None and amount <= direction.up_to:
         if direction.more == words.more_reads_better:
             found[-1] = words.lowers
@@ -726,10 +742,15 @@ def _surprising(signal: str, shape: str, state: str, fields: dict, level: str | 
     return found
 
 
-def _says_absence(signal: str, shape: str, state: str, fields: dict, level: str | None) -> bool:
+def _says_absence(signal: str, shape: str, state: str, fields: dict, level: str | None,
+                  words: AmountWords | None) -> bool:
     """Whether a factor's words say the lead lacks something ("No form filled in the last 90 days", "No phone number",
     "Country not given", "No job title to tell the department"): a state of no events, no activity, 0 or no value,
-    a flag whose lead side is "not given" (``_FLAG_VALUES``) or a derived level of ``_ABSENT_LEVELS``."""
+    a flag whose lead side is "not given" (``_FLAG_VALUES``) or a derived level of ``_ABSENT_LEVELS``. Not 0 of an
+    amount a rep reads fewer of as better (`words`: ``FEWER_IS_BETTER``), the best of it: "Contacted today +5 pts" read "(for
+    leads like this one, the model counts that as a plus)"."""
+    if state == "zero" and words is not None and words.more_reads_better < 0:
+        return False
     return (state in _ABSENT_STATES or (shape == "flag" and fields["value"] == NOT_GIVEN)
             or level in _ABSENT_LEVELS.get(signal, ()))
 

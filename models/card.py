@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from features.build import feature_catalog
-from features.phrases import AMOUNT_SHAPES, AMOUNT_WORDS, Phrasebook, phrasebook
+from features.phrases import Phrasebook, phrasebook
 from models.metrics import calibration_bins
 from models.scorer import LeadScorer
 from models.splits import Split
@@ -152,7 +152,7 @@ def _amount_directions(scorer: LeadScorer) -> str:
     scorer pickled before it kept them, or without an amount signal."""
     directions = scorer.amount_directions
     book = phrasebook(scorer.features)
-    amounts = [signal for signal in book.signals if book.shapes[signal] in AMOUNT_SHAPES]
+    amounts = list(book.amount_words)
     if directions is None or not amounts:
         return ""
     rows = []
@@ -166,7 +166,7 @@ def _amount_directions(scorer: LeadScorer) -> str:
         rows.append({"signal": signal, "more of it": "raises the score" if direction.more > 0 else "lowers the score",
                      "up to": "any amount" if np.isinf(direction.up_to) else _amount_in_words(book, signal, direction.up_to),
                      "known from": f"declared ({declared})" if feature.monotone else "learned from the fitted model"})
-    said = [AMOUNT_WORDS[shape] for shape in dict.fromkeys(book.shapes[signal] for signal in amounts)]
+    said = list(dict.fromkeys(book.amount_words.values()))
     lowers = " or ".join(f"\"{w.format(phrase='…')}\"" for w in dict.fromkeys(words.lowers for words in said))
     raises = " or ".join(f"\"{w.format(phrase='…')}\"" for w in dict.fromkeys(words.raises for words in said) if w)
     return ("Whether more of each amount raises or lowers the score, and up to which amount, as the fitted model "

@@ -37,8 +37,9 @@ model counts that as a plus for leads like this one (``features.phrases.ABSENCE_
 usually good ("Has a phone number") that lowers the score, as a minus (``PRESENCE_LOWERS``). An amount lower than usual
 where more of it usually raises the score (``amount_directions``, learned from the fitted model) says that leads that
 convert usually have more ("Spent 5 minutes on the website", ``LOW_AMOUNT_LOWERS``), a last activity longer ago than
-usual where fewer days raise it that leads that convert were usually seen more recently (``AMOUNT_WORDS``): only its
-words change.
+usual where fewer days raise it that leads that convert were usually seen more recently, and a number params declare
+monotone_decreasing ("12 days since the last contact") that leads that convert usually have fewer
+(``Phrasebook.amount_words``): only its words change.
 
 Factors are ranked by |points|, then |contribution|. Everything except building the returned
 objects and rendering each distinct phrase once is vectorised over leads.
@@ -54,7 +55,7 @@ import numpy as np
 import pandas as pd
 from scipy.special import expit
 
-from features.phrases import AMOUNT_SHAPES, AmountDirection, phrasebook
+from features.phrases import AmountDirection, phrasebook
 from models.calibration import to_score
 from models.gbm import predict_threads
 from pipelines.ingest import crm_column
@@ -142,7 +143,7 @@ DIRECTION_BANDS = 10
 
 
 def amount_directions(scorer: LeadScorer, features: pd.DataFrame) -> dict[str, AmountDirection]:
-    """Per amount signal (``features.phrases.AMOUNT_SHAPES``: a number, ICP criteria matched, an activity's count over
+    """Per amount signal (``Phrasebook.amount_words``: a number, ICP criteria matched, an activity's count over
     its longest window, days since the last activity, the week's change in activity; ``Phrasebook.amount_feature``),
     how the fitted `scorer` scores more of it on `features` (rows it was tuned
     or fit on, up to ``DIRECTION_ROWS`` of them, seeded): the direction params declare (``features.monotone_*``), else
@@ -151,7 +152,7 @@ def amount_directions(scorer: LeadScorer, features: pd.DataFrame) -> dict[str, A
     left out. Kept as ``LeadScorer.amount_directions`` for a factor's words: "Spent 5 minutes on the website (leads that
     convert usually have more)", "Last activity 40 days ago (leads that convert were usually seen more recently)"."""
     book = phrasebook(scorer.features)
-    amounts = {signal: book.amount_feature(signal) for signal in book.signals if book.shapes[signal] in AMOUNT_SHAPES}
+    amounts = {signal: book.amount_feature(signal) for signal in book.amount_words}
     directions = {signal: AmountDirection(d.monotone, np.inf) for signal, d in amounts.items() if d.monotone}
     learned = [signal for signal in amounts if signal not in directions]
     if not learned or len(features) == 0:

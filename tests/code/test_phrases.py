@@ -276,6 +276,41 @@ def test_a_low_amount_against_the_models_direction_says_what_leads_that_convert_
         assert worded("page_view", -1.0, directions)[0] == PRESENCE_LOWERS.format(phrase=viewed)
 
 
+def test_a_crm_number_declared_fewer_is_better_reads_as_a_rep_reads_it():
+    """A CRM's own "Days Since Last Contact", mapped as a number, read as a plain number: where the model scores fewer
+    days higher, "2 days since the last contact +5 pts" read "(the model counts a low number as a plus)", words a rep
+    does not follow, and "Contacted today" raising the score "(for leads like this one, the model counts that as a
+    plus)". A number params declare monotone_decreasing reads fewer as better: raising the score it reads as itself, 0
+    is the best of it rather than a lack, and one lowering the score says leads that convert usually have fewer. Its
+    unit is its template's. Undeclared, or declared increasing, it reads more as better, as before."""
+    phrases = {"days_since_contact": "{value} day{s} since the last contact | [zero] Contacted today"
+                                     " | [unknown] No contact logged"}
+    leads = pd.DataFrame([lead(lead_id=i, days_since_contact=d) for i, d in (("stale", 40), ("warm", 2), ("today", 0))])
+    demo = demo_spec()
+
+    def worded(sign: float, declared: int) -> list[str]:
+        """The column's words where params declare it (1 increasing, -1 decreasing, 0 not), the model's direction
+        that declared, or fewer days learned as better where not."""
+        up, down = demo.monotone_increasing, demo.monotone_decreasing
+        spec = demo_spec(numeric=["employees", "days_since_contact"], phrases=phrases,
+                         monotone_increasing=up + ["days_since_contact"] * (declared > 0),
+                         monotone_decreasing=down + ["days_since_contact"] * (declared < 0))
+        book = phrasebook(spec)
+        features = build_features(leads, None, SNAPSHOT, spec)
+        signs = np.full((len(features), len(book.signals)), sign)
+        direction = {"days_since_contact": AmountDirection(declared or -1, math.inf)}
+        return book.render(features, signs=signs, directions=direction)[0][:, book.signals.index("days_since_contact")].tolist()
+
+    assert worded(1.0, -1) == ["40 days since the last contact", "2 days since the last contact", "Contacted today"]
+    assert worded(-1.0, -1) == ["40 days since the last contact (leads that convert usually have fewer)",
+                                "2 days since the last contact (leads that convert usually have fewer)", "Contacted today"]
+    # Undeclared, with fewer days learned as better: a rep is told the model counts a low number as a plus, as for any
+    # other number; declared increasing, one lowering the score says leads that convert usually have more.
+    assert worded(1.0, 0) == [f"{d} days since the last contact (the model counts a low number as a plus)" for d in (40, 2)] + [
+        "Contacted today (for leads like this one, the model counts that as a plus)"]
+    assert worded(-1.0, 1)[:2] == [f"{d} days since the last contact (leads that convert usually have more)" for d in (40, 2)]
+
+
 def test_a_last_activity_long_ago_or_a_slower_week_says_which_way_the_model_scores_it():
     """"Last activity 40 days ago -3 pts" left a rep to guess whether 40 days was read as a plus or a minus: days since
     the last activity and the week's change in activity are amounts too, each worded the way a rep reads it. Where the

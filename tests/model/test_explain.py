@@ -16,8 +16,8 @@ from scipy import sparse
 
 from models.calibration import Calibrator, TierThresholds
 from models.explain import _turning_point, by_signal, contributions, explain, factor_columns
-from features.build import RECENCY_CAP_DAYS
-from features.phrases import (ABSENCE_RAISES, AMOUNT_WORDS, LONG_AGO_LOWERS, LOW_AMOUNT_LOWERS, PRESENCE_LOWERS,
+from features.build import RECENCY_CAP_DAYS, feature_catalog
+from features.phrases import (ABSENCE_RAISES, HIGH_AMOUNT_LOWERS, LONG_AGO_LOWERS, LOW_AMOUNT_LOWERS, PRESENCE_LOWERS,
                               phrasebook)
 from models.peers import LogisticPeer
 from models.scorer import LeadScorer
@@ -328,9 +328,10 @@ def test_a_low_amount_against_the_models_direction_says_so_and_keeps_its_points(
             if f.signal in directions:
                 shape, (more, up_to) = book.shapes[f.signal], directions[f.signal]
                 value = features[amount_of[f.signal].name].iloc[row]
-                side = -1 if more == AMOUNT_WORDS[shape].more_reads_better else 1  # the sign that goes against the lead
+                amount_words = book.amount_words[f.signal]
+                side = -1 if more == amount_words.more_reads_better else 1  # the sign that goes against the lead
                 if says_amount[shape](value) and value <= up_to and np.sign(f.contribution) == side:
-                    words = AMOUNT_WORDS[shape].lowers if side < 0 else AMOUNT_WORDS[shape].raises
+                    words = amount_words.lowers if side < 0 else amount_words.raises
             # Events in a window lowering the score said the model counts them as a minus (PRESENCE_LOWERS).
             assert f.phrase == (words.format(phrase=g.phrase.removesuffix(PRESENCE_LOWERS.format(phrase="")))
                                 if words else g.phrase)
@@ -341,6 +342,46 @@ def test_a_low_amount_against_the_models_direction_says_so_and_keeps_its_points(
     assert any(f.phrase in changed for e in worded for f in e.negatives if book.shapes[f.signal] == "activity")
     columns = factor_columns(scorer, features, k, ages)  # score --explain's columns, the words the card shows
     assert changed <= set(columns[[f"top_{side}_{r}" for side in ("positive", "negative") for r in range(1, k + 1)]].stack())
+
+
+def test_a_crm_number_params_declare_fewer_is_better_reads_so_on_a_trained_model(trained, sample_params):
+    """A CRM's own "Days Since Last Contact" as a number: the model, constrained by params' monotone_decreasing, scores
+    fewer days higher, and its factors read "2 days since the last contact (the model counts a low number as a plus)"
+    (``LOW_AMOUNT_RAISES``),
+    words a rep does not follow, and "Contacted today" raising the score as a plus the model found. Declared, the number
+    reads as a rep reads it: raising the score as itself, lowering it "(leads that convert usually have fewer)"; the
+    model card says what that rests on."""
+    from models import train as train_module
+    from models.card import _amount_directions
+    from models.splits import make_split
+
+    ts = trained.training_set
+    rng = np.random.default_rng(3)
+    days = np.where(ts.y == 1, rng.integers(0, 20, len(ts.y)), rng.integers(0, 60, len(ts.y))).astype(float)
+    spec = sample_params.features.model_copy(update={
+        "numeric": [*sample_params.features.numeric, "days_since_contact"],
+        "monotone_decreasing": [*sample_params.features.monotone_decreasing, "days_since_contact"],
+        "phrases": {**sample_params.features.phrases, "days_since_contact": (
+            "{value} day{s} since the last contact | [zero] Contacted today | [unknown] No contact logged")}})
+    model = sample_params.model.model_copy(update={"tuning_trials": 2, "max_rounds": 200, "reason_model": False,
+                                                   "candidates": ["lightgbm"]})
+    params = sample_params.model_copy(update={"features": spec, "model": model})
+    features = ts.features.assign(days_since_contact=days)[[d.name for d in feature_catalog(spec)]]
+    split = make_split(ts.created_at, pd.Series(ts.y), params.evaluate.split, params.model.seed)
+    scorer = train_module.fit_scorer(features, ts.y, ts.weights, ts.reasons, split, params,
+                                     calibration_weights=ts.calibration_weights)
+    assert scorer.amount_directions["days_since_contact"] == (-1, np.inf)
+    rows = features.iloc[split.test[:600]]
+    factors = [(f, rows["days_since_contact"].iloc[i]) for i, e in enumerate(explain(scorer, rows, age_days=None))
+               for f in e.positives + e.negatives if f.signal == "days_since_contact"]
+    for f, value in factors:
+        said = "Contacted today" if value == 0 else f"{value:.0f} day{'' if value == 1 else 's'} since the last contact"
+        assert f.phrase == (HIGH_AMOUNT_LOWERS.format(phrase=said) if f.contribution < 0 and value else said)
+    # The fixture has what the rule is for: a low number raising the score, a high one lowering it, 0 raising it.
+    assert {(f.contribution > 0, value > 0) for f, value in factors} == {(True, True), (False, True), (True, False)}
+    card = _amount_directions(scorer)
+    assert HIGH_AMOUNT_LOWERS.format(phrase="…") in card
+    assert "| days_since_contact | lowers the score | any amount | declared (features.monotone_decreasing) |" in card
 
 
 def test_where_an_amounts_direction_turns_is_an_amount_a_lead_had():
