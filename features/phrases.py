@@ -747,8 +747,8 @@ def _says_absence(signal: str, shape: str, state: str, fields: dict, level: str 
     """Whether a factor's words say the lead lacks something ("No form filled in the last 90 days", "No phone number",
     "Country not given", "No job title to tell the department"): a state of no events, no activity, 0 or no value,
     a flag whose lead side is "not given" (``_FLAG_VALUES``) or a derived level of ``_ABSENT_LEVELS``. Not 0 of an
-    amount a rep reads fewer of as better (`words`: ``FEWER_IS_BETTER``), the best of it: "Contacted today +5 pts" read "(for
-    leads like this one, the model counts that as a plus)"."""
+    amount a rep reads fewer of as better (`words`: ``FEWER_IS_BETTER``), the best of it: "Contacted today +5 pts"
+    read "(for leads like this one, the model counts that as a plus)"."""
     if state == "zero" and words is not None and words.more_reads_better < 0:
         return False
     return (state in _ABSENT_STATES or (shape == "flag" and fields["value"] == NOT_GIVEN)

@@ -299,16 +299,20 @@ def test_a_crm_number_declared_fewer_is_better_reads_as_a_rep_reads_it():
         features = build_features(leads, None, SNAPSHOT, spec)
         signs = np.full((len(features), len(book.signals)), sign)
         direction = {"days_since_contact": AmountDirection(declared or -1, math.inf)}
-        return book.render(features, signs=signs, directions=direction)[0][:, book.signals.index("days_since_contact")].tolist()
+        rendered = book.render(features, signs=signs, directions=direction)[0]
+        return rendered[:, book.signals.index("days_since_contact")].tolist()
 
     assert worded(1.0, -1) == ["40 days since the last contact", "2 days since the last contact", "Contacted today"]
     assert worded(-1.0, -1) == ["40 days since the last contact (leads that convert usually have fewer)",
-                                "2 days since the last contact (leads that convert usually have fewer)", "Contacted today"]
+                                "2 days since the last contact (leads that convert usually have fewer)",
+                                "Contacted today"]
     # Undeclared, with fewer days learned as better: a rep is told the model counts a low number as a plus, as for any
     # other number; declared increasing, one lowering the score says leads that convert usually have more.
-    assert worded(1.0, 0) == [f"{d} days since the last contact (the model counts a low number as a plus)" for d in (40, 2)] + [
-        "Contacted today (for leads like this one, the model counts that as a plus)"]
-    assert worded(-1.0, 1)[:2] == [f"{d} days since the last contact (leads that convert usually have more)" for d in (40, 2)]
+    assert worded(1.0, 0) == ["40 days since the last contact (the model counts a low number as a plus)",
+                              "2 days since the last contact (the model counts a low number as a plus)",
+                              "Contacted today (for leads like this one, the model counts that as a plus)"]
+    assert worded(-1.0, 1)[:2] == ["40 days since the last contact (leads that convert usually have more)",
+                                   "2 days since the last contact (leads that convert usually have more)"]
 
 
 def test_a_last_activity_long_ago_or_a_slower_week_says_which_way_the_model_scores_it():
