@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 
 from pipelines.config import FeatureParams, value_map_labels
-from pipelines.contract import LARGEST_NUMBER, LEADS
+from pipelines.contract import CLOCK_SLACK, LARGEST_NUMBER, LEADS
 from pipelines.numbers import TWO_WAYS_WHERE, DecimalMark, read_numbers
 
 DAY_NS = 86_400 * 10**9
@@ -823,20 +823,7 @@ def _intent(
         out.update({name: np.full(n, np.nan) for name in names})
         return out
 
-    for column in ACTIVITY_COLUMNS:
-        if column not in activities.columns:
-            raise ValueError(f"activities: required column {column!r} is missing")
-    lead = positions_of(index, activities["lead_id"], "activities.lead_id")
-    kind_codes, kinds = pd.factorize(activities["activity"], use_na_sentinel=True)
-    kind_of = pd.Index(types).get_indexer(clean_text(pd.Series(kinds)).fillna(""))
-    kind = np.where(kind_codes >= 0, kind_of[kind_codes] if len(kinds) else -1, -1)
-    occurred = to_epoch_ns(activities["occurred_at"], "activities.occurred_at")
-
-    keep = (lead >= 0) & (kind >= 0) & (occurred != NAT)
-    lead, kind, occurred = lead[keep], kind[keep], occurred[keep]
-    keep = dated[lead]
-    lead, kind, occurred = lead[keep], kind[keep], occurred[keep]
-    before = snapshot[lead] - occurred  # how long before the snapshot the event happened
+    lead, kind, before = _placed_activities(index, snapshot, activities, types)
     past = before >= 0
     lead, kind, before = lead[past], kind[past], before[past]
 
@@ -866,6 +853,49 @@ def _intent(
     previous = np.bincount(lead[(before >= week) & (before < 2 * week)], minlength=n)
     out["engagement_trend"] = np.where(dated, (recent - previous).astype(np.float64), np.nan)
     return out
+
+
+def _placed_activities(index: pd.Index, snapshot: np.ndarray, activities: pd.DataFrame, types: list[str]
+                       ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The activities of `types` (any letter case) of the leads in ``index`` with a snapshot, dated: each one's lead
+    (position in ``index``), type (position in `types`) and how long before its lead's snapshot it happened, in ns
+    (negative: after it, which no feature counts)."""
+    for column in ACTIVITY_COLUMNS:
+        if column not in activities.columns:
+            raise ValueError(f"activities: required column {column!r} is missing")
+    lead = positions_of(index, activities["lead_id"], "activities.lead_id")
+    kind_codes, kinds = pd.factorize(activities["activity"], use_na_sentinel=True)
+    kind_of = pd.Index(types).get_indexer(clean_text(pd.Series(kinds)).fillna(""))
+    kind = np.where(kind_codes >= 0, kind_of[kind_codes] if len(kinds) else -1, -1)
+    occurred = to_epoch_ns(activities["occurred_at"], "activities.occurred_at")
+
+    keep = (lead >= 0) & (kind >= 0) & (occurred != NAT)
+    lead, kind, occurred = lead[keep], kind[keep], occurred[keep]
+    keep = snapshot[lead] != NAT
+    lead, kind, occurred = lead[keep], kind[keep], occurred[keep]
+    return lead, kind, snapshot[lead] - occurred
+
+
+def activities_dated_apart(leads: pd.DataFrame, activities: pd.DataFrame | None, snapshot_at,
+                           spec: FeatureParams) -> tuple[np.ndarray, np.ndarray]:
+    """Per lead (``leads``' order), of its activities of a type the features read: how many are dated after its
+    snapshot, which no feature counts (`_intent`), and how many are dated more than ``CLOCK_SLACK`` before its
+    created_at, which count, as in training (web visits a CRM ties to a lead once a form names it), though a date
+    that early may be wrong (a decision that early is refused: ``ingest.decided_before_created``). ``leads``,
+    ``activities`` and ``snapshot_at`` as ``build_features`` takes them; zeros without activities or a snapshot.
+    The service's /score and /explain warn of both."""
+    none = np.zeros(len(leads), dtype=np.int64)
+    if activities is None or snapshot_at is None or not _activity_types(spec):
+        return none, none
+    ids = checked_lead_ids(leads)
+    snapshot = _snapshot_ns(snapshot_at, leads, ids)
+    lead, _, before = _placed_activities(pd.Index(ids), snapshot, activities, _activity_types(spec))
+    after = np.bincount(lead[before < 0], minlength=len(ids))
+    if "created_at" not in leads:
+        return after, none
+    created = to_epoch_ns(leads["created_at"], "leads.created_at")[lead]
+    early = (before >= 0) & (created != NAT) & (snapshot[lead] - before < created - pd.Timedelta(CLOCK_SLACK).value)
+    return after, np.bincount(lead[early], minlength=len(ids))
 
 
 def with_event_at_snapshot(features: pd.DataFrame, activity: str, spec: FeatureParams) -> pd.DataFrame:

@@ -45,6 +45,21 @@ class ScoreBatch:
 
 
 @dataclass
+class BuiltLeads:
+    """``LeadScorer.build_leads``: what ``build_with_rows`` returns, with the contract rows the features were built
+    from and the time they were built as of, for what a caller tells about them (``features.build.
+    activities_dated_apart``, which the service warns of)."""
+
+    features: pd.DataFrame
+    problems: list[Problem]
+    ages: np.ndarray
+    rows: pd.DataFrame  # the raw lead rows built, in the features' order
+    leads: pd.DataFrame  # the same as contract rows
+    activities: pd.DataFrame | None  # contract activities (None: the model reads none)
+    snapshot: pd.Timestamp | None  # None: undated
+
+
+@dataclass
 class LeadScorer:
     data: DataParams
     features: FeatureParams
@@ -249,6 +264,15 @@ class LeadScorer:
         """``build``, and the raw rows built, in the features' order (``never_seen_as_sent`` reads them): told by
         their index labels, as a problem's row number is the activity file's for an activity's problem. When every
         row was built, those are `raw_leads` itself (no copy: batch scoring asks for every chunk)."""
+        built = self.build_leads(raw_leads, raw_activities, as_of, source, checked_activities, decimal_mark, audience)
+        return built.features, built.problems, built.ages, built.rows
+
+    def build_leads(
+        self, raw_leads: pd.DataFrame, raw_activities: pd.DataFrame | None = None, as_of: pd.Timestamp | None = None,
+        source: str = "request", checked_activities: pd.DataFrame | None = None, decimal_mark: DecimalMark = "point",
+        audience: Audience = COMMAND_LINE,
+    ) -> BuiltLeads:
+        """``build_with_rows``, keeping the contract rows read and the time they were built as of (``BuiltLeads``)."""
         if not raw_leads.index.is_unique:  # rows are told apart by their index label (`_existing_at`)
             raw_leads = raw_leads.reset_index(drop=True)
         leads, problems = prepare_table(raw_leads, "leads", self.data, source, numeric=self.features.numeric,
@@ -266,14 +290,16 @@ class LeadScorer:
                 activities = pd.DataFrame({"lead_id": pd.Series(dtype=str), "occurred_at": pd.Series(dtype="datetime64[ns]"), "activity": pd.Series(dtype=str)})
         if any(p.row is None for p in problems):  # e.g. a required column is missing: no row can be built
             nothing = pd.DataFrame({"lead_id": pd.Series(dtype="str")})
-            return build_features(nothing, None, None, self.features), problems, np.empty(0), raw_leads.iloc[:0]
+            return BuiltLeads(build_features(nothing, None, None, self.features), problems, np.empty(0),
+                              raw_leads.iloc[:0], nothing, None, None)
         snapshot = None
         if self.data.dated:
             snapshot = as_of_time(as_of) if as_of is not None else pd.Timestamp.now(tz="UTC").tz_localize(None)
             leads = self._existing_at(leads, raw_leads, snapshot, source, problems, audience)
         features = self.as_known(build_features(leads, activities, snapshot, self.features))
         ages = lead_age_days(leads.get("created_at", pd.Series(pd.NaT, index=leads.index)), snapshot)
-        return features, problems, ages, raw_leads if leads.index.equals(raw_leads.index) else raw_leads.loc[leads.index]
+        rows = raw_leads if leads.index.equals(raw_leads.index) else raw_leads.loc[leads.index]
+        return BuiltLeads(features, problems, ages, rows, leads, activities, snapshot)
 
     def _existing_at(self, leads: pd.DataFrame, raw_leads: pd.DataFrame, snapshot: pd.Timestamp, source: str,
                      problems: list[Problem], audience: Audience) -> pd.DataFrame:

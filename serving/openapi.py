@@ -100,7 +100,8 @@ ROUTES: dict[str, tuple[type[BaseModel], dict[int, tuple[type[BaseModel], str]],
         ScoreRequest,
         {200: (ScoreResponse, "One score per lead, in request order; each is logged. `warnings` names each field "
                               "sent under a name that looks like one the model reads (\"Industry\" for industry), which "
-                              "it scored without; [] when none.")},
+                              "it scored without, and a lead's activities dated after the time it is scored as of "
+                              "(left out) or more than a day before it was created (counted); [] when none.")},
         {400: BAD_JSON, 401: NO_KEY, 413: TOO_LARGE[:-1] + ", or holds more leads than serving.max_batch.",
          415: NOT_JSON, 422: REFUSED + " Nothing was scored or logged.", 503: NOT_STORED},
     ),

@@ -300,14 +300,21 @@ LIKELY_REJECTION_REASON = ("Most likely reason if sales rejects the lead, as the
 LIKELY_REJECTION_PROBABILITY = "Probability of that reason, given a rejection; null with no reason."
 
 
-# /score's and /explain's warnings (serving.scoring.misnamed_warnings).
+# /score's and /explain's warnings of misnamed fields (serving.scoring.misnamed_warnings).
 MISNAMED = (
     "Each field sent under a name the model does not read that looks like the name of one it reads written "
     "differently (\"Industry\" or \"industy\" for industry, a CRM's own field name the model's data.mapping.leads "
     "does not declare), while no field of that name is sent: the lead is scored as not having it, so a CRM mapping "
     "mistake lowers scores. Type misnamed_field, at the field as sent (leads[3].Industry), naming the field to send it "
-    "as; nothing is refused and no score changes. A field that looks like none the model reads is ignored silently. "
-    "[] when there is none."
+    "as; nothing is refused and no score changes. A field that looks like none the model reads is ignored silently."
+)
+# /score's and /explain's warnings of activities by their dates (serving.scoring.activity_date_warnings); {at}: where.
+ACTIVITY_DATES = (
+    "And per lead, at its activities ({at}), how many of those of a type the model reads are dated after the time it "
+    "is scored as of (as_of, else now): left out, as a score counts only what happened by then (type "
+    "activity_after_scoring_time); and how many more than a day before the lead was created: counted, as training "
+    "counts them (web visits a CRM ties to a lead once a form names it; type activity_before_created). No score "
+    "changes. [] when there is none."
 )
 
 
@@ -335,7 +342,8 @@ class LeadScore(BaseModel):
 class ScoreResponse(BaseModel):
     scores: list[LeadScore] = Field(description="One entry per lead, in request order.")
     warnings: list[Problem] = Field(description=MISNAMED + " Once per lead sending it, naming it by its lead_id; once "
-                                    "at leads[*] (no lead_id) when every lead of a batch of several sends it.")
+                                    "at leads[*] (no lead_id) when every lead of a batch of several sends it. "
+                                    + ACTIVITY_DATES.format(at="leads[3].activities, naming the lead by its lead_id"))
 
 
 class Explanation(BaseModel):
@@ -358,7 +366,8 @@ class Explanation(BaseModel):
                                              "the lead.")
     model_name: str
     model_version: str
-    warnings: list[Problem] = Field(description=MISNAMED + " At the lead's field (lead.Industry).")
+    warnings: list[Problem] = Field(description=MISNAMED + " At the lead's field (lead.Industry). "
+                                    + ACTIVITY_DATES.format(at="lead.activities"))
 
 
 def _true_false_as_text(value: Any) -> Any:

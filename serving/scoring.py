@@ -17,9 +17,9 @@ import pandas as pd
 from pydantic import TypeAdapter, ValidationError
 
 from features import phrases
-from features.build import activity_types_read, lead_columns_read
+from features.build import activities_dated_apart, activity_types_read, lead_columns_read
 from features.labels import policy_reason
-from models.scorer import LeadScorer
+from models.scorer import BuiltLeads, LeadScorer
 from pipelines.config import DataParams, LabelParams
 from pipelines.contract import LEADS, TABLES
 from pipelines.ingest import (ALIKE, API_CLIENT, Problem, alike_column, as_of_time, as_plain_text, as_sent,
@@ -391,6 +391,42 @@ def misnamed_warnings(scorer: LeadScorer, leads: list[dict]) -> list[dict]:
     return out
 
 
+def activity_date_warnings(scorer: LeadScorer, built: BuiltLeads, as_of: datetime | None) -> list[dict]:
+    """/score's and /explain's warnings of the activities a lead's score treats by their dates, as the features
+    count them (`features.build.activities_dated_apart`), at the lead's activities (``loc`` ("leads", 3,
+    "activities")), saying how many and what was done: those dated after the time the lead is scored as of (the
+    request's as_of, else now) were left out (type activity_after_scoring_time); those dated more than a day before
+    the lead was created were counted (activity_before_created). Nothing is refused and no score changes."""
+    after, early = activities_dated_apart(built.leads, built.activities, built.snapshot, scorer.features)
+    if not (after.any() or early.any()):  # undated too: no snapshot to name
+        return []
+    when = (f"the request's as_of ({built.snapshot})" if as_of is not None
+            else f"now ({built.snapshot:%Y-%m-%d %H:%M} UTC)")
+    occurred = repr(crm_column(scorer.data, "activities", "occurred_at"))
+    created = repr(crm_column(scorer.data, "leads", "created_at"))
+    out = []
+    for i, (late, before) in enumerate(zip(after.tolist(), early.tolist())):
+        at = ("leads", i, "activities")
+        if late:
+            out.append(_detail(at, f"{_of_the_leads_activities(late)} an {occurred} after {when}, the time the lead is "
+                               f"scored as of: {_it_was(late)} left out, as a score counts only what happened by then",
+                               "activity_after_scoring_time"))
+        if before:
+            out.append(_detail(at, f"{_of_the_leads_activities(before)} an {occurred} more than a day before the "
+                               f"lead's {created} ({built.leads['created_at'].iloc[i]}): {_it_was(before)} counted, as "
+                               "training counts such activities (web visits a CRM ties to a lead once a form names "
+                               "it); if that is not what they are, check both dates", "activity_before_created"))
+    return out
+
+
+def _of_the_leads_activities(count: int) -> str:
+    return f"{count} of the lead's activities {'has' if count == 1 else 'have'}"
+
+
+def _it_was(count: int) -> str:
+    return "it was" if count == 1 else "they were"
+
+
 def problem_details(problems: list[Problem], frames: RequestFrames, scorer: LeadScorer) -> list[dict]:
     """The LeadScorer's row/column problems as request field paths, e.g. leads[2].created_at."""
     out = []
@@ -505,8 +541,9 @@ def score_request(
     frames = request_frames(leads, activities, scorer.data)
     detail += lead_id_problems(leads, scorer.data) + duplicate_ids(frames, scorer.data)
     if not detail:
-        features, problems, ages = scorer.build(frames.leads, frames.activities, as_of=as_of, audience=API_CLIENT)
-        detail = problem_details(problems, frames, scorer)
+        built = scorer.build_leads(frames.leads, frames.activities, as_of=as_of, audience=API_CLIENT)
+        features, ages = built.features, built.ages
+        detail = problem_details(built.problems, frames, scorer)
     if detail:
         raise RequestError(f"{len(detail)} problem(s) in the leads; nothing was scored",
                            with_lead_ids(detail, sent, scorer.data))
@@ -535,7 +572,8 @@ def score_request(
         log_rows.append({**score, "factors": pos + neg, "email_sha256": email_hash, "scored_at": scored_at,
                          "features_as_of": as_of,  # None: as of now, which the store logs as scored_at
                          "never_seen": new, "unread_activity_types": unread_types})
-    return Scored(results, log_rows, with_lead_ids(misnamed_warnings(scorer, sent), sent, scorer.data))
+    warnings = misnamed_warnings(scorer, sent) + activity_date_warnings(scorer, built, as_of)
+    return Scored(results, log_rows, with_lead_ids(warnings, sent, scorer.data))
 
 
 def warm_up(scorer: LeadScorer, model: ModelRef) -> None:
@@ -564,8 +602,9 @@ def explain_request(scorer: LeadScorer, lead: dict, activities: list[dict] | Non
     frames = request_frames([lead], [activities], scorer.data)
     detail += lead_id_problems([lead], scorer.data)
     if not detail:
-        features, problems, ages = scorer.build(frames.leads, frames.activities, as_of=as_of, audience=API_CLIENT)
-        detail = problem_details(problems, frames, scorer)
+        built = scorer.build_leads(frames.leads, frames.activities, as_of=as_of, audience=API_CLIENT)
+        features, ages = built.features, built.ages
+        detail = problem_details(built.problems, frames, scorer)
     if detail:
         raise RequestError("the lead cannot be explained", _as_one_lead(detail))
     found_new = scorer.never_seen_as_sent(features, frames.leads)
@@ -580,7 +619,7 @@ def explain_request(scorer: LeadScorer, lead: dict, activities: list[dict] | Non
         "unread_activity_types": unread_activity_types_as_sent(scorer, frames)[0],
         "model_name": model.name,
         "model_version": model.version,
-        "warnings": _as_one_lead(misnamed_warnings(scorer, [sent])),
+        "warnings": _as_one_lead(misnamed_warnings(scorer, [sent]) + activity_date_warnings(scorer, built, as_of)),
     }
 
 

@@ -517,6 +517,52 @@ def test_a_field_sent_under_a_name_like_one_the_model_reads_is_warned_of_naming_
         assert not _documented(spec, answer, {k: v for k, v in body.items() if k != "warnings"})
 
 
+def test_activities_dated_after_the_scoring_time_or_long_before_their_lead_are_warned_of_and_scored_as_before(
+        client, trained, sample_params, leads):
+    """An activity dated after the request's as_of (after now without one) was left out of the score with no sign,
+    and one dated long before its lead was created counted with none: a CRM sending wrong dates (a time zone, the
+    wrong field mapped) could not tell. /score and /explain warn at the lead's activities, naming the lead, how many
+    and what was done; the score is as before: as without the later ones, and the batch path's with the earlier one."""
+    lead = next(lead for lead in leads if len(lead["activities"]) > 1)
+    created = pd.Timestamp(lead["created_at"])
+    later = [{"occurred_at": "2026-01-05T10:00:00Z", "activity": "demo_request"},
+             {"occurred_at": "2031-03-01", "activity": "pricing_view"}]
+    early = [{"occurred_at": (created - pd.Timedelta(days=30)).isoformat(), "activity": "page_view"}]
+    counted = {**lead, "activities": lead["activities"] + early}
+    sent = {**lead, "activities": lead["activities"] + later + early}
+    other = next(other for other in leads if other["lead_id"] != lead["lead_id"])
+    reply = client.post("/score", {"leads": [other, sent], "as_of": AS_OF})
+    expected = client.post("/score", {"leads": [other, counted], "as_of": AS_OF})
+    assert (reply.status, expected.status) == (200, 200), reply.body
+    assert reply.json()["scores"][1]["probability"] == expected.json()["scores"][1]["probability"]
+    batch, _ = _in_process(trained, [counted], sample_params.serving.top_factors)
+    assert reply.json()["scores"][1]["probability"] == pytest.approx(batch["probability"].iloc[0], abs=1e-12)
+    warnings = reply.json()["warnings"]
+    assert [(w["field"], w["type"], w["lead_id"]) for w in warnings] == [
+        ("leads[1].activities", "activity_after_scoring_time", lead["lead_id"]),
+        ("leads[1].activities", "activity_before_created", lead["lead_id"])]
+    assert warnings[0]["msg"].startswith("2 of the lead's activities have an 'occurred_at' after the request's as_of "
+                                         "(2025-12-31 00:00:00)") and "they were left out" in warnings[0]["msg"]
+    assert warnings[1]["msg"].startswith("1 of the lead's activities has an 'occurred_at' more than a day before the "
+                                         "lead's 'created_at'") and "it was counted" in warnings[1]["msg"]
+    assert expected.json()["warnings"][0]["type"] == "activity_before_created"
+    assert client.post("/score", {"leads": leads, "as_of": AS_OF}).json()["warnings"] == []  # web visits within a day
+
+    soon = (pd.Timestamp.now(tz="UTC") + pd.Timedelta(hours=6)).isoformat()
+    now = client.post("/score", {"leads": [{**lead, "activities": lead["activities"] + [
+        {"occurred_at": soon, "activity": "demo_request"}]}]}).json()
+    (warning,) = now["warnings"]
+    assert warning["msg"].startswith("1 of the lead's activities has an 'occurred_at' after now (") and (
+        "it was left out" in warning["msg"]), warning
+
+    explained = client.post("/explain", {"lead": sent, "as_of": AS_OF}).json()
+    assert explained["probability"] == reply.json()["scores"][1]["probability"]
+    assert [(w["field"], w["type"], w["msg"], "lead_id" in w) for w in explained["warnings"]] == [
+        ("lead.activities", w["type"], w["msg"], False) for w in warnings]
+    spec = client.get("/docs.json").json()
+    assert _documented(spec, "ScoreResponse", reply.json()) and _documented(spec, "Explanation", explained)
+
+
 @pytest.mark.parametrize("value", [{"value": "organic"}, ["organic"]], ids=["object", "array"])
 def test_an_object_or_array_in_a_field_the_model_reads_is_still_refused_at_its_path(client, server, leads, value):
     """Ignoring the fields the model does not read must not ignore one it reads: lead_source (a category) and an
