@@ -304,9 +304,10 @@ LIKELY_REJECTION_PROBABILITY = "Probability of that reason, given a rejection; n
 MISNAMED = (
     "Each field sent under a name the model does not read that looks like the name of one it reads written "
     "differently (\"Industry\" or \"industy\" for industry, a CRM's own field name the model's data.mapping.leads "
-    "does not declare), while no field of that name is sent: the lead is scored as not having it, so a CRM mapping "
-    "mistake lowers scores. Type misnamed_field, at the field as sent (leads[3].Industry), naming the field to send it "
-    "as; nothing is refused and no score changes. A field that looks like none the model reads is ignored silently."
+    "does not declare) holding a value, while none is sent under that name: the lead is scored as not having it, so "
+    "a CRM mapping mistake lowers scores. Type misnamed_field, at the field as sent (leads[3].Industry), naming the "
+    "field to send it as; nothing is refused and no score changes. A field that looks like none the model reads, or "
+    "holds no value (null, blank text, one of data.missing_values: nothing is lost), is ignored silently."
 )
 # /score's and /explain's warnings of activities by their dates (serving.scoring.activity_date_warnings); {at}: where.
 ACTIVITY_DATES = (

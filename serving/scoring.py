@@ -335,12 +335,20 @@ def misnamed_fields(scorer: LeadScorer, leads: list[dict]) -> list[tuple[tuple[s
     a lead's missing required columns are told by): "Industry" or "industy" for industry, "Lead Source" where the
     mapping reads lead_source. Such a lead is scored as having no value there: a CRM mapping mistake that lowers its
     score with no sign. A field that looks like no field the model reads says nothing (CRMs send many others).
-    Computed once per set of field names sent (`_misnamed_in`), so a batch of one CRM's records costs a lookup a lead."""
+    Only fields holding a value count (`_answered`): "Industry": null loses nothing, and "industry": null beside
+    "Industry": "Software" loses the value. Computed once per set of field names sent with a value (`_misnamed_in`),
+    so a batch of one CRM's records costs a lookup a lead."""
     data = scorer.data
     wanted = tuple((column, crm_column(data, "leads", column)) for column in lead_columns_read(scorer.features))
     find = _misnamed_in(tuple(data.mapping.leads.items()), frozenset(data.drop_columns),
                         frozenset(columns_read(scorer, "leads")), wanted)
-    return [find(frozenset(lead)) for lead in leads]
+    return [find(frozenset(name for name, value in lead.items() if _answered(value, data))) for lead in leads]
+
+
+def _answered(value, data: DataParams) -> bool:
+    """Whether a field sent holds a value, as `misnamed_fields` weighs it: null, blank text and data.missing_values
+    are none (a number or true/false always is one: no Series is built per field to tell)."""
+    return value is not None and not (isinstance(value, str) and not_answered(value, data))
 
 
 @functools.lru_cache(maxsize=8)  # one per served model's field names: a reload adds one

@@ -517,6 +517,20 @@ def test_a_field_sent_under_a_name_like_one_the_model_reads_is_warned_of_naming_
         assert not _documented(spec, answer, {k: v for k, v in body.items() if k != "warnings"})
 
 
+def test_a_misnamed_field_is_warned_of_only_where_a_value_was_lost(client, leads):
+    """"Industry": null was warned of as a misnamed industry, though the lead lost nothing; "industry": null beside
+    "Industry": "software" was not, though that lead lost its industry. A field counts by its value: null, blank or
+    one of data.missing_values is none."""
+    lead = next(lead for lead in leads if "industry" in lead)
+    without = {k: v for k, v in lead.items() if k != "industry"}
+    for empty in (None, "", "N/A"):
+        reply = client.post("/score", {"leads": [{**without, "Industry": empty}], "as_of": AS_OF})
+        assert (reply.status, reply.json()["warnings"]) == (200, []), (empty, reply.body)
+    lost = client.post("/score", {"leads": [{**without, "industry": None, "Industry": lead["industry"]}],
+                                  "as_of": AS_OF})
+    assert [(w["field"], w["type"]) for w in lost.json()["warnings"]] == [("leads[0].Industry", "misnamed_field")]
+
+
 def test_activities_dated_after_the_scoring_time_or_long_before_their_lead_are_warned_of_and_scored_as_before(
         client, trained, sample_params, leads):
     """An activity dated after the request's as_of (after now without one) was left out of the score with no sign,
