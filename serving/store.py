@@ -565,8 +565,10 @@ class Store:
         carry it; those leads' rows go from both tables, as feedback holds no e-mail. No other lead's row is touched.
         An expired lead loses all its scores at once, never its oldest only: monitor takes a lead's first score ever for
         the one that routed it to sales. Its feedback is kept: retraining learns from those decisions (name the lead to
-        erase them). On SQLite the deleted rows are overwritten (secure_delete) and the write-ahead log checkpointed,
-        so the file no longer holds them; a database server keeps them in its own files until it reuses the space.
+        erase them). On SQLite the transaction takes the write lock before its first lookup: the service's writes wait
+        for it, and none lands between the lookup of an e-mail's leads and their deletion; the deleted rows are
+        overwritten (secure_delete) and the write-ahead log checkpointed, so the file no longer holds them; a database
+        server keeps them in its own files until it reuses the space.
         A store an earlier version created gains its erasure_log table first.
 
         Raises:
@@ -593,6 +595,9 @@ class Store:
                     conn.exec_driver_sql("PRAGMA secure_delete=ON")
                     conn.commit()
                 with conn.begin():
+                    if is_sqlite:  # pysqlite would BEGIN only at the first DELETE, leaving the lookups before it
+                        # outside the transaction: a score logged between them for the e-mail would be left behind
+                        conn.exec_driver_sql("BEGIN IMMEDIATE")  # the write lock first (waits the busy timeout)
                     by_email = {email: sorted(conn.execute(sa.select(SCORE_LOG.c.lead_id).distinct()
                                                            .where(SCORE_LOG.c.email_sha256 == digest)).scalars())
                                 for email, digest in hashes.items()}

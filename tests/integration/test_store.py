@@ -290,6 +290,36 @@ def test_forget_while_a_reader_holds_the_sqlite_log_deletes_and_says_the_log_sti
     assert store.score_log_frame()["lead_id"].tolist() == [BOB]
 
 
+def test_forget_by_email_on_sqlite_holds_the_write_lock_from_its_first_lookup(tmp_path):
+    """A score the service logs for the same e-mail while forget looks up that e-mail's leads waits for the erasure to
+    commit: it cannot land between the lookup and the deletion, leaving a row of the person just erased. (The service's
+    store here answers "database is locked" at once rather than wait its 30 s busy timeout.)"""
+    from serving.store import StoreWriteFailed
+
+    url = f"sqlite:///{tmp_path / 'store.db'}"
+    store, service = Store(url), Store(url)
+    _two_leads(store)
+    sa.event.listen(service.engine, "connect", lambda dbapi_connection, _: dbapi_connection.execute("PRAGMA busy_timeout=0"))
+    service.engine.dispose()  # its pooled connection waits 30 s
+    her_hash = email_sha256(pd.Series(["ana.ruiz@acme.com"], dtype=object))
+    service_writes = []
+
+    def service_scores_her_again(conn, cursor, statement, *_):
+        if "email_sha256 =" in statement and not service_writes:  # forget has just looked up her leads
+            try:
+                service.log_scores(_scores(["00Q5eANA2"], email_sha256=her_hash))
+                service_writes.append("stored")
+            except StoreWriteFailed as err:
+                service_writes.append(str(err))
+
+    sa.event.listen(store.engine, "after_cursor_execute", service_scores_her_again)
+    done = store.forget([], ["ana.ruiz@acme.com"])
+
+    assert len(service_writes) == 1 and "database is locked" in service_writes[0]
+    assert done.leads_by_email == {"ana.ruiz@acme.com": [ANA]} and done.rows == {"score_log": 2, "feedback": 1}
+    assert store.score_log_frame()["lead_id"].tolist() == [BOB]
+
+
 def _days_ago(days: float) -> pd.Timestamp:
     return pd.Timestamp.now(tz="UTC").tz_localize(None) - pd.Timedelta(days=days)
 
