@@ -442,8 +442,9 @@ def forget(
                "  - models already trained on it (MLflow's registered versions, bentos built from them) keep what they "
                "learnt: once the export no longer holds the lead, `leadscore retrain` trains one without it (`leadscore "
                "promote` serves it if the gate refuses it); earlier versions stay in MLflow until you delete them;\n"
-               "  - files you wrote (score's output and rejects files, export-outcomes files), and the service's logs "
-               "(its access log names a lead id in a score card's path);\n"
+               "  - files you wrote (score's output and rejects files, export-outcomes files), and logs naming the "
+               "lead: retrain's warning about a feedback event with an impossible date, the access log of a service "
+               "earlier than this version (a score card's path);\n"
                "  - on a database server, its own copies: its files until VACUUM reuses the space, its write-ahead log, "
                "its backups.")
 

@@ -1,11 +1,14 @@
 """/metrics counts requests per route, never per raw path, and the leads POST /score scored per tier, per
-CRM field holding a value the model never saw, and with an activity type the model does not read.
+CRM field holding a value the model never saw, and with an activity type the model does not read; the access
+log names requests per route too.
 
 BentoML 1.4 labels every HTTP metric with the request's raw path, refused and unknown ones included:
 each distinct path adds series for good, so any client could grow /metrics (served without the key)
 and the worker's memory without limit, and the score-card route would list every lead id opened.
-BentoML has no setting for this, so its metrics middleware is wrapped: it sees the documented route
-a path belongs to (``/leads/{lead_id}``), or ``other``; the routes behind it still get the real path.
+Its access log writes the raw path as well: every lead id whose card was opened, in log files `leadscore
+forget` cannot erase. BentoML has no setting for either, so its metrics and access log middlewares are
+wrapped: they see the documented route a path belongs to (``/leads/{lead_id}``), or ``other``; the routes
+behind them still get the real path.
 """
 
 from __future__ import annotations
@@ -15,11 +18,12 @@ import re
 from collections import Counter
 from collections.abc import Callable, Iterable
 
-from bentoml._internal.server.http import instruments
+from bentoml._internal.server.http import access, instruments
 
 OTHER = "other"  # the label of every path no documented route matches
 _REAL_PATH = "leadscore.real_path"  # scope key carrying the real path past BentoML's middleware
 _BentoMLMetrics = instruments.RunnerTrafficMetricsMiddleware
+_BentoMLAccessLog = access.AccessLogMiddleware
 
 
 @functools.cache
@@ -33,31 +37,38 @@ def route_label(path: str, routes: Iterable[str]) -> str:
     return next((route for pattern, route in _route_patterns(tuple(routes)) if pattern.match(path)), OTHER)
 
 
-def count_by_route(routes: Callable[[], Iterable[str]]) -> None:
-    """Make BentoML count requests per route template (call when the service module is imported,
-    before the server builds its app).
+def _by_route(middleware: type, routes: Callable[[], Iterable[str]]) -> type:
+    """`middleware` (a BentoML ASGI middleware class) seeing each request's route template as its path (`route_label`);
+    the app it wraps gets the real path."""
 
-    Args:
-        routes: returns the route templates, e.g. the paths of the service's OpenAPI document.
-    """
-
-    class RouteLabelledMetrics:
+    class RouteLabelled:
         def __init__(self, app, **options):
             self.app = app
-            self.metrics = _BentoMLMetrics(self._with_real_path, **options)
+            self.middleware = middleware(self._with_real_path, **options)
             self.routes = tuple(routes())
 
         async def __call__(self, scope, receive, send) -> None:
             if scope["type"] not in ("http", "websocket"):
                 return await self.app(scope, receive, send)
             labelled = {**scope, "path": route_label(scope["path"], self.routes), _REAL_PATH: scope["path"]}
-            return await self.metrics(labelled, receive, send)
+            return await self.middleware(labelled, receive, send)
 
         async def _with_real_path(self, scope, receive, send) -> None:
             return await self.app({**scope, "path": scope[_REAL_PATH]}, receive, send)
 
-    # BentoML imports the class from this module each time it builds an app.
-    instruments.RunnerTrafficMetricsMiddleware = RouteLabelledMetrics
+    return RouteLabelled
+
+
+def label_requests_by_route(routes: Callable[[], Iterable[str]]) -> None:
+    """Make BentoML count requests in /metrics, and name them in its access log, per route template (call when the
+    service module is imported, before the server builds its app).
+
+    Args:
+        routes: returns the route templates, e.g. the paths of the service's OpenAPI document.
+    """
+    # BentoML imports each class from its module each time it builds an app.
+    instruments.RunnerTrafficMetricsMiddleware = _by_route(_BentoMLMetrics, routes)
+    access.AccessLogMiddleware = _by_route(_BentoMLAccessLog, routes)
 
 
 @functools.cache

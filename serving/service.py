@@ -362,7 +362,7 @@ def _leads_named(route: str, detail: list[dict], body: bytes) -> list[dict]:
     return with_lead_ids(detail, leads, bentoml.get_current_service().served.scorer.data)
 
 
-metrics.count_by_route(lambda: LeadScoreService.openapi_spec.asdict()["paths"])
+metrics.label_requests_by_route(lambda: LeadScoreService.openapi_spec.asdict()["paths"])
 # The first added is outermost: the key is checked before any body is read.
 LeadScoreService.add_asgi_middleware(BearerAuth, key=api_key)
 LeadScoreService.add_asgi_middleware(JsonOnly, paths=lambda: [api.route for api in LeadScoreService.apis.values()])

@@ -153,6 +153,26 @@ def test_metrics_count_requests_per_route_whatever_paths_clients_send(server):
     assert 'endpoint="/leads/{lead_id}"' in after and 'endpoint="/score"' in after
 
 
+def test_the_access_log_names_a_score_cards_route_never_the_lead_id_in_its_path(client, server, leads):
+    """BentoML's access log wrote each request's path, and a score card's is /leads/<lead id>: every lead id whose card
+    was opened ended up in log files `leadscore forget` cannot erase. It names the route, as /metrics counts it."""
+    lead = {k: v for k, v in leads[0].items() if k != "activities"}
+    assert client.post("/score", {"leads": [{**lead, "lead_id": "00Q5eLOGGED"}], "as_of": AS_OF}).status == 200
+    before = server.log_path.read_text(errors="replace")
+    assert client.get("/leads/00Q5eLOGGED").status == 200
+    assert Client(server.url).get("/leads/00Q5eUNKEYED").status == 401
+    assert client.get(f"/leads/{quote('00Q5eNEVER,type=x', safe='')}").status == 404
+    assert client.get("/no-such-route/00Q5eASTRAY").status == 404
+    deadline = time.monotonic() + 10
+    while len(lines := [line for line in server.log_path.read_text(errors="replace")[len(before):].splitlines()
+                        if "method=GET" in line]) < 4:
+        assert time.monotonic() < deadline, lines
+        time.sleep(0.1)
+    assert not [line for line in lines if "00Q5e" in line], lines
+    assert [re.search(r"path=(.*?),.*\(status=(\d+)", line).groups() for line in lines] == [
+        ("/leads/{lead_id}", "200"), ("/leads/{lead_id}", "401"), ("/leads/{lead_id}", "404"), ("other", "404")]
+
+
 def test_metrics_count_scored_leads_per_tier_and_never_seen_values_per_crm_field(client, server, trained, leads):
     """An operator alerts on a CRM mapping mistake or a new lead source, and watches the tier mix, from /metrics
     without reading responses: labelled by tier and by the CRM field, never by the value sent. A refused request

@@ -223,7 +223,7 @@ def test_forget_deletes_a_leads_scores_and_decisions_and_no_other_leads(store, t
     output = _forget(store, sample_params, tmp_path, "--lead-id", ANA)
     assert "score_log: deleted 2 row(s)" in output and "feedback: deleted 1 row(s)" in output
     assert "`leadscore retrain` trains one without it" in output  # what it leaves, and how to drop it there
-    assert "the service's logs (its access log names a lead id" in output
+    assert "logs naming the lead: retrain's warning" in output
     assert store.latest_score(ANA) is None
     pd.testing.assert_frame_equal(store.score_log_frame(), other_scores.reset_index(drop=True))
     pd.testing.assert_frame_equal(store.feedback_frame(), other_feedback.reset_index(drop=True))
@@ -299,7 +299,7 @@ def test_forget_by_email_on_sqlite_holds_the_write_lock_from_its_first_lookup(tm
     url = f"sqlite:///{tmp_path / 'store.db'}"
     store, service = Store(url), Store(url)
     _two_leads(store)
-    sa.event.listen(service.engine, "connect", lambda dbapi_connection, _: dbapi_connection.execute("PRAGMA busy_timeout=0"))
+    sa.event.listen(service.engine, "connect", lambda dbapi_conn, _: dbapi_conn.execute("PRAGMA busy_timeout=0"))
     service.engine.dispose()  # its pooled connection waits 30 s
     her_hash = email_sha256(pd.Series(["ana.ruiz@acme.com"], dtype=object))
     service_writes = []
