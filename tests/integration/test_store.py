@@ -405,6 +405,14 @@ def test_forget_expired_needs_a_retention_at_least_monitors_calibration_window(s
         load_params(params, overrides={"serving.score_retention_days": 180})
 
 
+@pytest.mark.parametrize("name", ["params.yaml", "params.x_education.yaml"])
+def test_each_params_file_the_project_ships_sets_the_retention_forget_expired_applies(name):
+    """The X Education params left it out: its service kept every score forever, and `forget --expired` refused."""
+    from pipelines.config import PROJECT_ROOT, load_params
+
+    assert load_params(PROJECT_ROOT / name).serving.score_retention_days == 365
+
+
 def test_each_forget_is_recorded_in_the_store_without_the_ids_or_e_mails_named(store, tmp_path, sample_params):
     """A DPO must show each erasure request was honoured, and the store may not keep whom it named: erasure_log holds
     when, how many lead ids and e-mails, the retention's cut-off, the rows per table and whether it was a dry run;
