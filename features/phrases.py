@@ -194,17 +194,24 @@ ABSENCE_RAISES = "{phrase} (for leads like this one, the model counts that as a 
 # the website): a rep reads it as more or less than other leads', not as present or absent (AMOUNT_WORDS).
 _PRESENT_STATES = frozenset({"active", "up", "business", "no"})
 # ABSENCE_RAISES's mirror, added to a factor that says the lead has something usually good and lowers its score:
-# "Has a phone number -2 pts" and "Filled in 5 forms in the last 30 days -4 pts" read as nonsense or as a bug.
+# "Has a phone number -2 pts" and "Filled in 5 forms in the last 30 days -4 pts" read as nonsense or as a bug. Also
+# added to an amount lowering the score where more usually raises it, but converting leads did not usually have more.
 PRESENCE_LOWERS = "{phrase} (for leads like this one, the model counts that as a minus)"
 
 
 class AmountDirection(NamedTuple):
     """How the fitted model scores more of an amount: ``more`` +1 (raises the score) or -1 (lowers it), up to the
     amount ``up_to`` where it turns (inf: it does not). The demo's model scores more employees higher up to about
-    1,000, then lower: a lead of 22,664 employees that it scores lower has no fewer than the leads that convert."""
+    1,000, then lower: a lead of 22,664 employees that it scores lower has no fewer than the leads that convert.
+
+    ``converting``: per feature whose value a factor's words state as the amount (``Phrasebook.stated_amounts``), its
+    median among the converting leads the direction was learned on, which a comparison with them must hold against:
+    the demo's model scored a lead's 3 webinars in 30 days lower (it split the windows), where converting leads had
+    attended 1. None: a model saved before it kept them (the default an older pickle loads with)."""
 
     more: int
     up_to: float
+    converting: dict[str, float] | None = None
 
 
 class AmountWords(NamedTuple):
@@ -227,7 +234,8 @@ class AmountWords(NamedTuple):
 
 
 # Added to an amount that lowers the score where more of it usually raises it: "Spent 5 minutes on the website -9 pts"
-# read as if spending time lowered the score; the lead spent little, and the model scores more time higher.
+# read as if spending time lowered the score; the lead spent little, and the model scores more time higher. Only below
+# converting leads' median (``AmountDirection.converting``), as each of these comparisons with them.
 LOW_AMOUNT_LOWERS = "{phrase} (leads that convert usually have more)"
 # Its mirror, an amount that raises the score where more of it usually lowers it: "Viewed 2 pages per visit +4 pts"
 # read as if viewing pages raised the score; the lead viewed few, and the model counts few as a plus.
@@ -504,6 +512,7 @@ class Phrasebook:
                 columns.append(np.asarray(sent, dtype=object)[rows])
             first, inverse = _unique_rows(columns)
             amount_at = self.features[signal].index(self.amount_feature(signal))  # the value _surprising compares
+            stated_at = {d.window_days: self.features[signal].index(d) for d in self.stated_amounts(signal)}
             texts, shown, surprising = [], [], []
             for row in first:
                 lead_values = [c[row] for c in columns]
@@ -517,8 +526,10 @@ class Phrasebook:
                     text = (RARE_VALUE if sent_text is None else NEVER_SEEN_VALUE).format(phrase=text)
                 texts.append(text)
                 shown.append(fields["value"])
+                at = stated_at.get(fields["days"], amount_at) if shape == "activity" else amount_at  # the window named
                 surprising.append(_surprising(signal, shape, state, fields, level, lead_values[amount_at],
-                                              self.amount_words.get(signal), (directions or {}).get(signal)))
+                                              self.amount_words.get(signal), (directions or {}).get(signal),
+                                              (self.features[signal][at].name, lead_values[at])))
             worded = np.asarray(texts, dtype=object)[inverse]
             if signs is not None and any(surprising):
                 sign_of = np.sign(np.asarray(signs[:, j], dtype=np.float64)[rows])
@@ -545,6 +556,12 @@ class Phrasebook:
         if self.shapes[signal] == "activity" and windows:
             return max(windows, key=lambda d: d.window_days)
         return self.features[signal][0]
+
+    def stated_amounts(self, signal: str) -> list[FeatureDef]:
+        """The features whose value a factor of an amount signal (``amount_words``) states as its amount: an activity's
+        count in each window (its words name one, ``telling_windows``), else the amount itself (``amount_feature``)."""
+        windows = [d for d in self.features[signal] if d.window_days is not None]
+        return windows if self.shapes[signal] == "activity" and windows else [self.amount_feature(signal)]
 
     def telling_windows(self, features: pd.DataFrame, per_feature: np.ndarray, names: list[str],
                         contribution: np.ndarray) -> dict[str, np.ndarray]:
@@ -721,14 +738,16 @@ def _parse(raw: str, shape: Shape, shape_name: str) -> Template:
 
 
 def _surprising(signal: str, shape: str, state: str, fields: dict, level: str | None, amount,
-                words: AmountWords | None, direction: AmountDirection | None) -> dict[int, str]:
+                words: AmountWords | None, direction: AmountDirection | None,
+                stated: tuple[str, float]) -> dict[int, str]:
     """The signs of a factor's contribution its words make read as nonsense, each with the words that then say the
     finding is the model's: +1 (raising) for a factor saying the lead lacks something (``_says_absence``,
     ``ABSENCE_RAISES``), -1 (lowering) for one saying it has something usually good (``_PRESENT_STATES``,
     ``PRESENCE_LOWERS``), and for an `amount` the model scores in a `direction` up to where it turns, the sign of one
     on the side a rep reads as worse (its `words`, ``Phrasebook.amount_words``: "22 employees" or "Opened 1 e-mail in
     the last 30 days" lowering where more raises, "Last activity 40 days ago" lowering where fewer days raise), whose
-    words say more than a presence's; empty: either sign reads as it is."""
+    words say more than a presence's where the amount its words state (`stated`: feature, lead's value) is short of
+    converting leads' (``_short_of_converting``), else ``PRESENCE_LOWERS``; empty: either sign reads as it is."""
     found = {}
     if _says_absence(signal, shape, state, fields, level, words):
         found[1] = ABSENCE_RAISES
@@ -736,10 +755,19 @@ def _surprising(signal: str, shape: str, state: str, fields: dict, level: str | 
         found[-1] = PRESENCE_LOWERS
     if words is not None and state in words.states and direction is not None and amount <= direction.up_to:
         if direction.more == words.more_reads_better:
-            found[-1] = words.lowers
+            found[-1] = words.lowers if _short_of_converting(direction, words, *stated) else PRESENCE_LOWERS
         elif words.raises is not None:
             found[1] = words.raises
     return found
+
+
+def _short_of_converting(direction: AmountDirection, words: AmountWords, feature: str, value: float) -> bool:
+    """Whether a lead's `value` of an amount's `feature` is on the side a rep reads as worse (`words`) of its median
+    among converting leads (``AmountDirection.converting``), so "leads that convert usually have more" (or fewer, or
+    were usually seen more recently) is true of it. Not where that median is unknown: a model saved before it kept
+    them."""
+    typical = (direction.converting or {}).get(feature, np.nan)
+    return bool((typical - value) * words.more_reads_better > 0)
 
 
 def _says_absence(signal: str, shape: str, state: str, fields: dict, level: str | None,

@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from features.build import feature_catalog
-from features.phrases import Phrasebook, phrasebook
+from features.phrases import PRESENCE_LOWERS, AmountDirection, Phrasebook, phrasebook
 from models.metrics import calibration_bins
 from models.scorer import LeadScorer
 from models.splits import Split
@@ -160,20 +160,35 @@ def _amount_directions(scorer: LeadScorer) -> str:
         direction, feature = directions.get(signal), book.amount_feature(signal)
         if direction is None:
             rows.append({"signal": signal, "more of it": "no clear direction (its factors give the amount alone)",
-                         "up to": None, "known from": "the fitted model"})
+                         "up to": None, "known from": "the fitted model", "converting leads' median": None})
             continue
         declared = f"features.monotone_{'increasing' if direction.more > 0 else 'decreasing'}"
         rows.append({"signal": signal, "more of it": "raises the score" if direction.more > 0 else "lowers the score",
                      "up to": "any amount" if np.isinf(direction.up_to) else _amount_in_words(book, signal, direction.up_to),
-                     "known from": f"declared ({declared})" if feature.monotone else "learned from the fitted model"})
+                     "known from": f"declared ({declared})" if feature.monotone else "learned from the fitted model",
+                     "converting leads' median": _converting_medians(book, signal, direction)})
     said = list(dict.fromkeys(book.amount_words.values()))
     lowers = " or ".join(f"\"{w.format(phrase='…')}\"" for w in dict.fromkeys(words.lowers for words in said))
     raises = " or ".join(f"\"{w.format(phrase='…')}\"" for w in dict.fromkeys(words.raises for words in said) if w)
     return ("Whether more of each amount raises or lowers the score, and up to which amount, as the fitted model "
-            "scores its own leads (or as params declare it). A rep's factor rests on it: a lead whose amount falls short "
-            f"of the leads the model scores higher reads {lowers}, its mirror {raises}; past *up to*, or with no clear "
-            "direction, the amount reads alone."
+            "scores its own leads (or as params declare it), and the amount's median among the converting leads it was "
+            "learned on (of events, in each window). A rep's factor rests on it: a lead whose amount lowers its score "
+            f"where the model scores more of it that way and falls short of that median reads {lowers}, one at or "
+            f"past it \"{PRESENCE_LOWERS.format(phrase='…')}\"; its mirror reads {raises}; past *up to*, or with no "
+            "clear direction, the amount reads alone."
             "\n\n" + _table(pd.DataFrame(rows), index=False))
+
+
+def _converting_medians(book: Phrasebook, signal: str, direction: AmountDirection) -> str:
+    """``AmountDirection.converting`` as the card shows it: in a factor's words ("225 employees"), of events per window
+    ("7d: 1.5, 30d: 3, 90d: 4"); "not kept" for a model trained before it kept them."""
+    if direction.converting is None:
+        return "not kept (a model trained before it kept them)"
+    stated = book.stated_amounts(signal)
+    if len(stated) == 1:
+        return _amount_in_words(book, signal, direction.converting.get(stated[0].name, np.nan))
+    medians = [f"{direction.converting.get(d.name, np.nan):,.2f}".rstrip("0").rstrip(".") for d in stated]
+    return ", ".join(f"{d.window_days}d: {m}" for d, m in zip(stated, medians))
 
 
 def _amount_in_words(book: Phrasebook, signal: str, amount: float) -> str:

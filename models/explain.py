@@ -39,7 +39,9 @@ where more of it usually raises the score (``amount_directions``, learned from t
 convert usually have more ("Spent 5 minutes on the website", ``LOW_AMOUNT_LOWERS``), a last activity longer ago than
 usual where fewer days raise it that leads that convert were usually seen more recently, and a number params declare
 monotone_decreasing ("12 days since the last contact") that leads that convert usually have fewer
-(``Phrasebook.amount_words``): only its words change.
+(``Phrasebook.amount_words``): only its words change. Each only where the amount its words state is short of its median
+among the converting leads the direction was learned on (``AmountDirection.converting``); an amount the model scores
+lower though more of it usually raises the score, at or past that median, says the model counts it as a minus.
 
 Factors are ranked by |points|, then |contribution|. Everything except building the returned
 objects and rendering each distinct phrase once is vectorised over leads.
@@ -142,23 +144,30 @@ DIRECTION_ROWS = 20_000
 DIRECTION_BANDS = 10
 
 
-def amount_directions(scorer: LeadScorer, features: pd.DataFrame) -> dict[str, AmountDirection]:
+def amount_directions(scorer: LeadScorer, features: pd.DataFrame, converted: np.ndarray) -> dict[str, AmountDirection]:
     """Per amount signal (``Phrasebook.amount_words``: a number, ICP criteria matched, an activity's count over
     its longest window, days since the last activity, the week's change in activity; ``Phrasebook.amount_feature``),
     how the fitted `scorer` scores more of it on `features` (rows it was tuned
     or fit on, up to ``DIRECTION_ROWS`` of them, seeded): the direction params declare (``features.monotone_*``), else
     the sign of the Spearman rank correlation between the amount and its signal's contribution where it is at least
     ``DIRECTION_THRESHOLD``, up to where the direction turns (``_turning_point``); a signal without a clear direction is
-    left out. Kept as ``LeadScorer.amount_directions`` for a factor's words: "Spent 5 minutes on the website (leads that
-    convert usually have more)", "Last activity 40 days ago (leads that convert were usually seen more recently)"."""
+    left out. With it, the median among the rows' converting leads (`converted`: 1/0 per row) of each amount a factor's
+    words state (``AmountDirection.converting``). Kept as ``LeadScorer.amount_directions`` for a factor's words: "Spent
+    5 minutes on the website (leads that convert usually have more)", "Last activity 40 days ago (leads that convert
+    were usually seen more recently)", where the lead's amount is short of that median."""
     book = phrasebook(scorer.features)
     amounts = {signal: book.amount_feature(signal) for signal in book.amount_words}
-    directions = {signal: AmountDirection(d.monotone, np.inf) for signal, d in amounts.items() if d.monotone}
+    if len(features) > DIRECTION_ROWS:
+        rows = pd.RangeIndex(len(features)).to_series().sample(DIRECTION_ROWS, random_state=0).to_numpy()
+        features, converted = features.iloc[rows], np.asarray(converted)[rows]
+    converters = features[np.asarray(converted) == 1]
+    converting = {signal: {d.name: _median(converters[d.name]) for d in book.stated_amounts(signal)}
+                  for signal in amounts}
+    directions = {signal: AmountDirection(d.monotone, np.inf, converting[signal])
+                  for signal, d in amounts.items() if d.monotone}
     learned = [signal for signal in amounts if signal not in directions]
     if not learned or len(features) == 0:
         return directions
-    if len(features) > DIRECTION_ROWS:
-        features = features.sample(DIRECTION_ROWS, random_state=0)
     signals = by_signal(scorer, contributions(scorer, features)[1])
     for signal in learned:
         amount = pd.Series(features[amounts[signal].name].to_numpy(dtype=np.float64, na_value=np.nan))
@@ -168,8 +177,13 @@ def amount_directions(scorer: LeadScorer, features: pd.DataFrame) -> dict[str, A
         rho = amount.corr(contribution, method="spearman")
         if abs(rho) >= DIRECTION_THRESHOLD:
             more = 1 if rho > 0 else -1
-            directions[signal] = AmountDirection(more, _turning_point(amount, contribution, more))
+            directions[signal] = AmountDirection(more, _turning_point(amount, contribution, more), converting[signal])
     return directions
+
+
+def _median(values: pd.Series) -> float:
+    """The median of a numeric column, NaN for none (no converting lead among the rows)."""
+    return float(pd.Series(values.to_numpy(dtype=np.float64, na_value=np.nan)).median())
 
 
 def _turning_point(amount: pd.Series, contribution: pd.Series, more: int) -> float:

@@ -153,8 +153,8 @@ def fit_scorer(
     info["blend"] = {"lightgbm_weight": weight, "val_auc": best_auc, "grid": blend_log}
     log.info("blend: LightGBM weight %.2f, validation AUC %.4f", weight, best_auc)
 
-    scorer = _blended_scorer(params, encoder, booster, logistic, (gbm_coef, logistic_coef), info, X_va, "validation rows",
-                             category_spellings)
+    scorer = _blended_scorer(params, encoder, booster, logistic, (gbm_coef, logistic_coef), info, X_va, y[va],
+                             "validation rows", category_spellings)
     scorer.calibrator.fit(scorer.margin(X_ca), y[ca], calibration_weights[ca])
     pairs = open_at(ca) if open_at is not None else []
     if pairs:
@@ -205,9 +205,10 @@ def remembered_spellings(encoder: CategoryEncoder,
 
 
 def _blended_scorer(params: Params, encoder, booster, logistic, coefs: tuple[float, float], info: dict,
-                    X_check: pd.DataFrame, rows: str, category_spellings: dict[str, dict[str, str]] | None) -> LeadScorer:
+                    X_check: pd.DataFrame, y_check: np.ndarray, rows: str,
+                    category_spellings: dict[str, dict[str, str]] | None) -> LeadScorer:
     """The blended scorer (not yet calibrated), LightGBM alone if the blend breaks a monotone signal on `X_check`, with
-    the directions of its amounts as it scores `X_check` (``LeadScorer.amount_directions``)."""
+    the directions of its amounts as it scores `X_check`, labelled `y_check` (``LeadScorer.amount_directions``)."""
     gbm_coef, logistic_coef = coefs
     scorer = LeadScorer(
         data=params.data.kept_with_model(), features=params.features, encoder=encoder,
@@ -222,7 +223,7 @@ def _blended_scorer(params: Params, encoder, booster, logistic, coefs: tuple[flo
         scorer.gbm_coef, scorer.logistic_coef, scorer.booster, scorer.logistic = 1.0, 0.0, booster, None
     info["monotone_violations"] = monotone_violations(scorer.margin, X_check, params.features)
     info["monotone_checked_on"] = rows
-    scorer.amount_directions = amount_directions(scorer, X_check)
+    scorer.amount_directions = amount_directions(scorer, X_check, y_check)
     return scorer
 
 
@@ -307,8 +308,8 @@ def _fit_cv(
     info["blend"] = {"lightgbm_weight": weight, "oof_auc": best_auc, "grid": blend_log}
     log.info("blend: LightGBM weight %.2f, out-of-fold AUC %.4f", weight, best_auc)
 
-    scorer = _blended_scorer(params, encoder, booster, logistic, (gbm_coef, logistic_coef), info, X, "the fitting rows",
-                             category_spellings)
+    scorer = _blended_scorer(params, encoder, booster, logistic, (gbm_coef, logistic_coef), info, X, y_fit,
+                             "the fitting rows", category_spellings)
 
     # The calibrator learns the map from margin to probability on margins of rows the model that
     # produced them never saw: each pooled row's out-of-fold margin, blended like the final model.

@@ -111,7 +111,7 @@ def fit_cold_start_scorer(ts: TrainingSet, split: Split, params: Params, why: st
             "blend": {"peer_weight": 1.0},
         },
     )
-    scorer.amount_directions = amount_directions(scorer, X_fit)
+    scorer.amount_directions = amount_directions(scorer, X_fit, y_fit)
     calibration = split.calibration if 0 < ts.y[split.calibration].sum() < len(split.calibration) else fit_rows
     scorer.calibrator.fit(scorer.margin(ts.features.iloc[calibration]), ts.y[calibration],
                           ts.calibration_weights[calibration])

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import math
+import pickle
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -251,7 +253,9 @@ def test_a_low_amount_against_the_models_direction_says_what_leads_that_convert_
     events = pd.DataFrame({"lead_id": ["few"], "activity": ["page_view"], "occurred_at": [SNAPSHOT - pd.Timedelta(days=2)]})
     features = build_features(leads, events, SNAPSHOT, spec)
     book = phrasebook(spec)
-    up, down = AmountDirection(1, math.inf), AmountDirection(-1, math.inf)
+    # Converting leads had 50 employees, met 3 criteria, viewed 2 pages in 7 days (medians): more than these leads.
+    converting = {"employees": 50.0, "icp_match": 3.0, "page_view_7d": 2.0, "page_view_30d": 4.0, "page_view_90d": 9.0}
+    up, down = AmountDirection(1, math.inf, converting), AmountDirection(-1, math.inf, converting)
 
     def worded(signal: str, sign: float, directions: dict[str, AmountDirection] | None) -> list[str]:
         signs = np.full((len(features), len(book.signals)), sign)
@@ -265,15 +269,68 @@ def test_a_low_amount_against_the_models_direction_says_what_leads_that_convert_
     assert worded("icp_match", -1.0, {"icp_match": up})[0].endswith(
         "ideal customer profile criteria (leads that convert usually have more)")
     for sign, directions in ((1.0, {"employees": up}), (-1.0, {"employees": down}), (1.0, None), (-1.0, None),
-                             (-1.0, {"icp_match": up}), (-1.0, {"employees": AmountDirection(1, 5.0)})):
+                             (-1.0, {"icp_match": up}), (-1.0, {"employees": AmountDirection(1, 5.0, converting)})):
         assert worded("employees", sign, directions)[0] == "8 employees"
     viewed = "Viewed 1 web page in the last 7 days"
     assert worded("page_view", -1.0, {"page_view": up}) == [f"{viewed} (leads that convert usually have more)",
                                                             "No web page views in the last 90 days"]
     assert worded("page_view", 1.0, {"page_view": down}) == [  # events raising the score read right as they are
         viewed, "No web page views in the last 90 days (for leads like this one, the model counts that as a plus)"]
-    for directions in ({"page_view": down}, {"page_view": AmountDirection(1, 0.5)}, None):
+    for directions in ({"page_view": down}, {"page_view": AmountDirection(1, 0.5, converting)}, None):
         assert worded("page_view", -1.0, directions)[0] == PRESENCE_LOWERS.format(phrase=viewed)
+
+
+def test_an_amount_not_short_of_converting_leads_does_not_say_they_usually_have_more():
+    """The demo's model scored "Attended 3 webinars in the last 30 days" a point lower (it split the windows: the 30-day
+    count lowered the score, the 90-day one raised it) and the factor read "(leads that convert usually have more)",
+    where converting leads had attended 1. A comparison with converting leads holds against their median of the amount
+    the words state (for events, in the window named): a lead at or past it, or of a model saved before it kept the
+    medians, reads that the model counts it as a minus for leads like this one."""
+    spec = demo_spec()
+    leads = pd.DataFrame([lead(lead_id="busy", employees=400), lead(lead_id="few", employees=8),
+                          lead(lead_id="recent", employees=50)])
+    events = [("busy", 10), ("busy", 20), ("busy", 25), ("few", 20), ("recent", 3)]  # webinars, days before
+    activities = pd.DataFrame({"lead_id": [i for i, _ in events], "activity": "webinar",
+                               "occurred_at": [SNAPSHOT - pd.Timedelta(days=d) for _, d in events]})
+    features = build_features(leads, activities, SNAPSHOT, spec)
+    book = phrasebook(spec)
+    signs = np.full((len(features), len(book.signals)), -1.0)
+    # Converting leads' medians: 50 employees; none, 2 and 4 webinars in 7, 30 and 90 days; last seen 15 days ago.
+    medians = {"employees": 50.0, "webinar_7d": 0.0, "webinar_30d": 2.0, "webinar_90d": 4.0,
+               "days_since_last_activity": 15.0}
+    directions = {"employees": AmountDirection(1, math.inf, medians), "webinar": AmountDirection(1, math.inf, medians),
+                  "activity_recency": AmountDirection(-1, math.inf, medians)}
+
+    def worded(directions: dict[str, AmountDirection]) -> dict[str, list[str]]:
+        phrases = book.render(features, signs=signs, directions=directions)[0]
+        return {s: phrases[:, book.signals.index(s)].tolist() for s in directions}
+
+    def minus(words: str) -> str:
+        return PRESENCE_LOWERS.format(phrase=words)
+
+    assert worded(directions) == {
+        "employees": [minus("400 employees"), "8 employees (leads that convert usually have more)",
+                      minus("50 employees")],
+        # "busy" attended 3 in 90 days, fewer than converting leads' 4, but its words say 30 days, where they had 2.
+        "webinar": [minus("Attended 3 webinars in the last 30 days"),
+                    "Attended 1 webinar in the last 30 days (leads that convert usually have more)",
+                    minus("Attended 1 webinar in the last 7 days")],
+        "activity_recency": [minus("Last activity 10 days ago"),
+                             "Last activity 20 days ago (leads that convert were usually seen more recently)",
+                             minus("Last activity 3 days ago")]}
+    saved_before = {signal: AmountDirection(d.more, d.up_to) for signal, d in directions.items()}
+    assert worded(saved_before) == {signal: [minus(w.split(" (")[0]) for w in words]
+                                    for signal, words in worded(directions).items()}
+
+
+def test_an_amount_direction_pickled_before_it_kept_converting_leads_medians_loads_without_them():
+    """A registered model pickled its directions as (more, up_to): it still loads, its medians unknown, so its factors
+    make no comparison with converting leads they cannot check."""
+    now = pickle.dumps(AmountDirection(1, math.inf), protocol=2)
+    assert b"N\x87" in now  # the class, then its fields (1, inf, None) as a 3-tuple, then NEWOBJ
+    saved = now.replace(b"N\x87", b"\x86")  # as saved before: (1, inf) as a 2-tuple
+    loaded = pickle.loads(saved)
+    assert loaded == AmountDirection(1, math.inf) and loaded.converting is None
 
 
 def test_a_crm_number_declared_fewer_is_better_reads_as_a_rep_reads_it():
@@ -298,7 +355,9 @@ def test_a_crm_number_declared_fewer_is_better_reads_as_a_rep_reads_it():
         book = phrasebook(spec)
         features = build_features(leads, None, SNAPSHOT, spec)
         signs = np.full((len(features), len(book.signals)), sign)
-        direction = {"days_since_contact": AmountDirection(declared or -1, math.inf)}
+        # Converting leads were last contacted a day ago (the median), or, with more read as better, 60 days ago.
+        converting = {"days_since_contact": 1.0 if declared < 0 else 60.0}
+        direction = {"days_since_contact": AmountDirection(declared or -1, math.inf, converting)}
         rendered = book.render(features, signs=signs, directions=direction)[0]
         return rendered[:, book.signals.index("days_since_contact")].tolist()
 
@@ -343,7 +402,10 @@ def test_a_last_activity_long_ago_or_a_slower_week_says_which_way_the_model_scor
                              "No activity in the last 365 days"],
         "engagement_trend": ["As active this week as the week before", "Activity down by 2 this week vs the week before",
                              "Activity up by 2 this week vs the week before", "As active this week as the week before"]}
-    usual = {"activity_recency": AmountDirection(-1, math.inf), "engagement_trend": AmountDirection(1, math.inf)}
+    # Converting leads' last activity was hours ago, and their activity rose by 1 (the medians).
+    converting = {"days_since_last_activity": 0.5, "engagement_trend": 1.0}
+    usual = {"activity_recency": AmountDirection(-1, math.inf, converting),
+             "engagement_trend": AmountDirection(1, math.inf, converting)}
     assert worded(-1.0, usual) == {
         "activity_recency": [f"{words} (leads that convert were usually seen more recently)"
                              for words in plain["activity_recency"][:3]] + ["No activity in the last 365 days"],
@@ -361,7 +423,8 @@ def test_a_last_activity_long_ago_or_a_slower_week_says_which_way_the_model_scor
         "Activity down by 2 this week vs the week before (the model counts a slower week as a plus)",
         "Activity up by 2 this week vs the week before"]
     assert raised["activity_recency"][3] == ABSENCE_RAISES.format(phrase="No activity in the last 365 days")
-    turned = {"activity_recency": AmountDirection(-1, 30.0), "engagement_trend": AmountDirection(1, -3.0)}
+    turned = {"activity_recency": AmountDirection(-1, 30.0, converting),
+              "engagement_trend": AmountDirection(1, -3.0, converting)}
     assert worded(-1.0, turned)["activity_recency"][0] == "Last activity 40 days ago"
     assert worded(-1.0, turned)["engagement_trend"][1] == "Activity down by 2 this week vs the week before"
 

@@ -300,8 +300,10 @@ def test_the_model_card_says_which_way_more_of_each_amount_moves_the_score(train
     """A rep reads "22 employees (leads that convert usually have more)"; the analyst showing the card to a VP sees
     what that rests on: per amount signal whether more raises or lowers the score, up to which amount, in the words
     of a factor, learned or declared (the sample's params declare that days since the last activity never raise the
-    score and a rise in activity never lowers it). A model pickled before it kept the directions shows nothing new."""
-    from features.phrases import describe, phrasebook
+    score and a rise in activity never lowers it), and the amount's median among converting leads, which a factor's
+    comparison with them holds against. A model pickled before it kept the directions shows nothing new; one before it
+    kept the medians says it did not keep them."""
+    from features.phrases import AmountDirection, describe, phrasebook
     from models.card import model_card
 
     scorer = trained.scorer
@@ -311,7 +313,7 @@ def test_the_model_card_says_which_way_more_of_each_amount_moves_the_score(train
     assert "## Which way more of an amount moves the score" in card
     assert scorer.amount_directions and any(d.up_to < np.inf for d in scorer.amount_directions.values())
     declared = {d.signal: d.monotone for d in scorer.catalog if d.monotone}
-    for signal, (more, up_to) in scorer.amount_directions.items():
+    for signal, (more, up_to, converting) in scorer.amount_directions.items():
         row = trained.training_set.features.head(1).copy()
         row[[d.name for d in book.features[signal]]] = np.nan  # the amount alone: an activity's count over 90 days
         row[book.amount_feature(signal).name] = up_to
@@ -320,6 +322,9 @@ def test_the_model_card_says_which_way_more_of_each_amount_moves_the_score(train
         known = (f"declared (features.monotone_{'increasing' if more > 0 else 'decreasing'})" if signal in declared
                  else "learned from the fitted model")
         assert f"| {signal} | {how} | {words} | {known} |" in card, signal
+        if signal in ("employees", "activity_recency"):  # one amount, its median in a factor's words
+            row[book.amount_feature(signal).name] = converting[book.amount_feature(signal).name]
+            assert f"| {known} | {describe(row, scorer.features)[0][signal].iloc[0]} |" in card, signal
     assert "| activity_recency | lowers the score | any amount | declared (features.monotone_decreasing) |" in card
     assert "| engagement_trend | raises the score | any amount | declared (features.monotone_increasing) |" in card
     assert '"… (leads that convert were usually seen more recently)"' in card  # the words those rows stand behind
@@ -327,6 +332,8 @@ def test_the_model_card_says_which_way_more_of_each_amount_moves_the_score(train
     del old.__dict__["amount_directions"]  # as a scorer pickled before it kept them loads
     before, now = (model_card(s, sample_params, evaluation=trained.evaluation) for s in (old, scorer))
     assert before == now.replace(now[now.index("## Which way"):now.index("## Metrics")], "")  # only the section
+    old.amount_directions = {signal: AmountDirection(d.more, d.up_to) for signal, d in scorer.amount_directions.items()}
+    assert "| not kept (a model trained before it kept them) |" in model_card(old, sample_params)
 
 
 def test_pyfunc_model_loaded_by_alias_scores_crm_rows(trained, sample_params, sample_dir):
