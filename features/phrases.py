@@ -764,9 +764,11 @@ def _surprising(signal: str, shape: str, state: str, fields: dict, level: str | 
 def _short_of_converting(direction: AmountDirection, words: AmountWords, feature: str, value: float) -> bool:
     """Whether a lead's `value` of an amount's `feature` is on the side a rep reads as worse (`words`) of its median
     among converting leads (``AmountDirection.converting``), so "leads that convert usually have more" (or fewer, or
-    were usually seen more recently) is true of it. Not where that median is unknown: a model saved before it kept
-    them."""
+    were usually seen more recently) is true of it; "usually pick up their activity" only where their median week is
+    up. Not where that median is unknown: a model saved before it kept them."""
     typical = (direction.converting or {}).get(feature, np.nan)
+    if words.lowers == SLOWER_LOWERS and not typical > 0:  # "usually pick up" says more than "more than this lead"
+        return False
     return bool((typical - value) * words.more_reads_better > 0)
 
 

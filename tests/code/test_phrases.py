@@ -323,6 +323,29 @@ def test_an_amount_not_short_of_converting_leads_does_not_say_they_usually_have_
                                     for signal, words in worded(directions).items()}
 
 
+def test_a_slowing_week_says_leads_that_convert_pick_up_only_where_their_median_week_is_up():
+    """"(leads that convert usually pick up their activity)" says more than "they had more than this lead": where
+    converting leads' median week-on-week change is flat or down, a slowing lead's week lowering the score reads that the
+    model counts it as a minus, not that converting leads pick up."""
+    spec = demo_spec()
+    leads = pd.DataFrame([lead(lead_id="slowing", created_at=SNAPSHOT - pd.Timedelta(days=40))])
+    events = [9, 10, 12]  # page views the week before last, none in the last week
+    activities = pd.DataFrame({"lead_id": "slowing", "activity": "page_view",
+                               "occurred_at": [SNAPSHOT - pd.Timedelta(days=d) for d in events]})
+    features = build_features(leads, activities, SNAPSHOT, spec)
+    book = phrasebook(spec)
+    signs = np.full((len(features), len(book.signals)), -1.0)
+    trend = book.signals.index("engagement_trend")
+
+    def worded(converting_median: float) -> str:
+        direction = AmountDirection(1, math.inf, {"engagement_trend": converting_median})
+        return book.render(features, signs=signs, directions={"engagement_trend": direction})[0][0, trend]
+
+    assert worded(2.0).endswith("(leads that convert usually pick up their activity)")
+    for flat_or_down in (0.0, -1.0):
+        assert worded(flat_or_down) == PRESENCE_LOWERS.format(phrase=worded(2.0).split(" (")[0])
+
+
 def test_an_amount_direction_pickled_before_it_kept_converting_leads_medians_loads_without_them():
     """A registered model pickled its directions as (more, up_to): it still loads, its medians unknown, so its factors
     make no comparison with converting leads they cannot check."""
