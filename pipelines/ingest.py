@@ -1490,10 +1490,18 @@ def required_columns(spec: TableSpec, data: DataParams) -> list[str]:
     return [c for c in spec.required if data.dated or c not in LEADS.dates]
 
 
+def crm_columns(data: DataParams, table: str, contract: str) -> list[str]:
+    """Every name a contract column of a table is read under, the mapping's first: data.mapping may give it two (an
+    export's `Create Date` and the CRM API's `createdate`, which the service receives), and the contract's own name
+    is read too, unless the mapping gives that name to another column while naming this one otherwise."""
+    mapping = _column_mapping(table, data)
+    names = [crm for crm, column in mapping.items() if column == contract]
+    return names + [contract] if contract not in mapping or not names else names
+
+
 def crm_column(data: DataParams, table: str, contract: str) -> str:
     """The CRM's name for a contract column of a table (the contract name when the mapping has none)."""
-    mapping = _column_mapping(table, data)
-    return next((crm for crm, column in mapping.items() if column == contract), contract)
+    return crm_columns(data, table, contract)[0]
 
 
 # How close (difflib's ratio, 0-1) a header must be to a wanted name to be named as its misspelling: 'Industy' for

@@ -27,7 +27,7 @@ from pipelines import tracking
 from pipelines.config import Params, flatten
 from pipelines.dataset import TrainingSet, assemble, open_at_ages, refuse_before_first_lead, training_warnings
 from pipelines.evaluate import LEADSCORE, Evaluation, compare, evaluate_while_open, fit_peers
-from pipelines.ingest import EXAMPLE_ROWS, CRMData, example_leads
+from pipelines.ingest import EXAMPLE_ROWS, CRMData, crm_columns, example_leads
 
 log = logging.getLogger(__name__)
 
@@ -74,15 +74,17 @@ def input_example(training_set: TrainingSet, params: Params, rows: int = EXAMPLE
     tables hold as empty and the signature would list as inputs of a model that never read them. Their values as
     the source holds them (`CRMData.leads_as_read`: "674" and "Select", not the cleaned 674.0 and empty), what a
     CRM sends the model; its id, e-mail, phone, company and other columns the model reads no value of made up
-    (`pipelines.ingest.example_leads`), as anyone reading the run sees them."""
-    export = training_set.crm
-    to_crm = {contract: crm for crm, contract in params.data.mapping.leads.items()}
-    example = export.leads.head(rows).rename(columns=to_crm)
-    if export.leads_header is not None:
-        example = example[[column for column in example.columns if column in export.leads_header]]
+    (`pipelines.ingest.example_leads`), as anyone reading the run sees them. A column data.mapping names twice (the
+    export's `Create Date` and the CRM API's `createdate`, for the service) is under each name the source has: the
+    name the source lacks alone left the signature without the export's own, and the model refused the export."""
+    export, header = training_set.crm, training_set.crm.leads_header
+    named = []  # (contract column, the CRM's name for it): each name the source has, where two map to one column
+    for column in export.leads.columns:
+        names = crm_columns(params.data, "leads", column)
+        named += [(column, name) for name in (names[:1] if header is None else [n for n in names if n in header])]
     if export.leads_as_read is None:  # tables put together in code: their leads, made up as an export's are
-        return example_leads(example, params)
-    return export.leads_as_read.head(rows)[list(example.columns)]
+        return example_leads(pd.DataFrame({name: export.leads[column].head(rows) for column, name in named}), params)
+    return export.leads_as_read.head(rows)[[name for _, name in named]]
 
 
 def train(

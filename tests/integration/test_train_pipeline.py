@@ -401,6 +401,30 @@ def test_the_model_input_example_holds_the_crms_own_columns_and_none_it_lacks(sa
     pd.testing.assert_frame_equal(example[read], leads.head(5)[read], check_dtype=False)
 
 
+def test_a_column_mapped_from_two_names_keeps_the_exports_own_in_the_input_example(sample_dir, tmp_path):
+    """A mapping naming a column twice, the export's `Create Date` and the CRM API's `createdate` (HubSpot's, which the
+    service receives), gave the example, and so the model's signature, neither the export's name nor the API's
+    (absent from the file): the logged model then refused the export's own rows for lacking 'Create Date'."""
+    from conftest import params_for
+    from pipelines.dataset import assemble
+    from pipelines.train import input_example
+
+    leads = pd.read_csv(sample_dir / "leads.csv", dtype=str).rename(columns={"created_at": "Create Date",
+                                                                             "lead_source": "Original Source"})
+    leads.to_csv(tmp_path / "leads.csv", index=False)
+    for table in ("outcomes", "activities"):
+        (tmp_path / f"{table}.csv").write_bytes((sample_dir / f"{table}.csv").read_bytes())
+    mapping = {"leads": {"Create Date": "created_at", "createdate": "created_at", "Original Source": "lead_source",
+                         "hs_analytics_source": "lead_source"}}
+    params = params_for(tmp_path, tmp_path, **{"data.mapping": mapping})
+
+    example = input_example(assemble(params), params)
+
+    assert list(example.columns) == list(leads.columns)
+    pd.testing.assert_frame_equal(example[["Create Date", "Original Source"]],
+                                  leads.head(5)[["Create Date", "Original Source"]], check_dtype=False)
+
+
 def test_the_logged_input_example_shows_no_real_persons_data_and_scores(trained, sample_params, sample_dir):
     """Anyone who can read the MLflow run reads the model's input example: the export's first leads with their id,
     e-mail, phone and company made up in the same shape (the e-mail's domain kept, as the features read it; a phone
