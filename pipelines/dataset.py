@@ -113,11 +113,18 @@ def data_as_of(crm: CRMData) -> pd.Timestamp | None:
     return max(stamps) if stamps else None
 
 
+# A features section naming nothing to read, as in a params file written without one (`FeatureParams`' defaults
+# are empty): the export's columns then go unread, and the model would give every lead one score.
+NO_FEATURES_READ = ("the features section reads no feature: features.categorical, numeric, derived and activity_types "
+                    "are all empty, as in a params file without a features section; copy the project's params.yaml "
+                    "features section and name the export's columns there")
+
+
 def setting_warnings(ts: TrainingSet, params: Params, judging: bool = False) -> list[str]:
     """What features, train, retrain, backtest, evaluate and audit warn about the feature settings against the
-    export of `ts`: a lead column the features read that the leads source lacks (a typo, a header 'Industry ' with a
-    blank: every lead trains as not having it, as `score` warns), decisions without a date (`decisions_undated`), an
-    activity file that gives training no activity
+    export of `ts`: no feature read at all (`NO_FEATURES_READ`), a lead column the features read that the leads
+    source lacks (a typo, a header 'Industry ' with a blank: every lead trains as not having it, as `score` warns),
+    decisions without a date (`decisions_undated`), an activity file that gives training no activity
     (`activities_unused`) or none of the labelled leads' (`activities_of_open_leads_only`), then the values
     `unmatched_settings` finds in none of its rows; and, of the settings alone, a personal column read as a category
     (`personal_categories`). A warning, not a refusal: an export may lack an optional column,
@@ -126,7 +133,7 @@ def setting_warnings(ts: TrainingSet, params: Params, judging: bool = False) -> 
     `judging`: the command judges a model on the export (evaluate, audit) rather than training one, so the
     sentences say what its figures then show: every lead scored without it, not trained without it."""
     crm = ts.crm
-    out = []
+    out = [] if ts.features.shape[1] else [NO_FEATURES_READ]
     absent = {} if crm.leads_header is None else absent_columns(crm.leads_header, "leads", params.data,
                                                                  lead_columns_read(params.features))
     if absent:

@@ -25,7 +25,8 @@ from models.splits import Split, make_split
 from models.train import fit_scorer
 from pipelines import tracking
 from pipelines.config import Params, flatten
-from pipelines.dataset import TrainingSet, assemble, open_at_ages, refuse_before_first_lead, training_warnings
+from pipelines.dataset import (NO_FEATURES_READ, TrainingSet, assemble, open_at_ages, refuse_before_first_lead,
+                               training_warnings)
 from pipelines.evaluate import LEADSCORE, Evaluation, compare, evaluate_while_open, fit_peers
 from pipelines.ingest import EXAMPLE_ROWS, CRMData, crm_columns, example_leads
 
@@ -110,6 +111,8 @@ def fit_model(ts: TrainingSet, split: Split, params: Params) -> LeadScorer:
     Refuses an export whose features are the same for every lead (e.g. leads with only an id and a
     date, no activities): its model would give every lead one score, ranking nobody, in tier A.
     """
+    if len(ts.y) and not ts.features.shape[1]:
+        raise ValueError(f"{NO_FEATURES_READ}: every lead would get the same score")
     if len(ts.y) and not any(ts.features[name].nunique(dropna=False) > 1 for name in ts.features):  # stops at the first that varies
         raise ValueError(f"every feature has one value for all {len(ts.y):,} training leads, so every lead would "
                          "get the same score; the export needs lead columns that differ between leads (industry, "

@@ -836,6 +836,29 @@ def test_train_refuses_an_export_whose_leads_all_look_alike(small_export, tmp_pa
     assert "Registered" not in result.output and "aliases" not in result.output
 
 
+def test_a_params_file_without_a_features_section_is_told_so_not_that_its_export_is_uniform(small_export, tmp_path,
+                                                                                           monkeypatch):
+    """A params file written from README's data settings alone (its own CRM's mapping) read no feature: `features`
+    listed none without a word and `train` blamed the export's leads for all looking alike."""
+    import yaml
+
+    for name, frame in small_export.items():
+        frame.to_csv(tmp_path / f"{name}.csv", index=False)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
+    params = tmp_path / "params.yaml"
+    params.write_text(yaml.safe_dump({"data": {name: str(tmp_path / f"{name}.csv") for name in small_export},
+                                      "serving": {"store_url": f"sqlite:///{tmp_path / 'store.db'}"}}))
+    told = ("the features section reads no feature: features.categorical, numeric, derived and activity_types are "
+            "all empty")
+    inspected = run("features", "--params", str(params))
+    assert inspected.exit_code == 0 and "== features (0)" in inspected.output
+    assert told in " ".join(inspected.output.split())
+    trained = run("train", "--params", str(params))
+    assert trained.exit_code == 1 and isinstance(trained.exception, SystemExit)  # no traceback
+    assert told in " ".join(trained.output.split()) and "every feature has one value" not in trained.output
+    assert "Registered" not in trained.output
+
+
 @pytest.mark.parametrize("command", ["features", "train"])
 def test_training_warns_of_a_column_the_features_read_that_the_export_lacks(small_export, tmp_path, monkeypatch, command):
     """A header 'Industry ' (Excel kept a blank) or a column gone from the report: the feature is empty for every
