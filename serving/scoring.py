@@ -23,8 +23,8 @@ from models.scorer import BuiltLeads, LeadScorer
 from pipelines.config import DataParams, LabelParams
 from pipelines.contract import LEADS, TABLES
 from pipelines.ingest import (ALIKE, API_CLIENT, Problem, alike_column, as_of_time, as_plain_text, as_sent,
-                              contract_status, crm_column, differing_values, not_answered, one_value_per_row,
-                              prepare_table, shortened, translate)
+                              contract_status, crm_column, crm_columns, differing_values, not_answered,
+                              one_value_per_row, prepare_table, shortened, translate)
 from serving.schemas import Identifier, plain_value
 from serving.security import BAD_JSON_ERROR, card_link, error_message, field_path
 from serving.store import decision_date, email_sha256, utc_naive
@@ -87,17 +87,24 @@ def request_as_of(value) -> datetime | None:
                            [_detail(("as_of",), str(err), "as_of_out_of_range")]) from None
 
 
+def sent_lead_id(lead: dict, data: DataParams) -> tuple[str, object]:
+    """The name and value of the lead id a request's lead sent, under the first of its names it holds (`crm_columns`:
+    HubSpot's export and API name it `Record ID` and `hs_object_id`); the first name and None without one. Looked up
+    under the first name alone, a lead sent under the other lost its activities without a word."""
+    names = crm_columns(data, "leads", "lead_id")
+    return next(((name, lead[name]) for name in names if lead.get(name) is not None), (names[0], None))
+
+
 def request_frames(leads: list[dict], activities: list[list[dict] | None], data: DataParams) -> RequestFrames:
     """Raw CRM frames from request rows; each activity gets its lead's id under the CRM's activity field name.
 
     Activities of a lead without an id (none, blank, or one of data.missing_values such as "N/A") are left
     out: the lead itself is refused for it, and each activity would be refused again at a lead's field path.
     """
-    lead_id_field = crm_column(data, "leads", "lead_id")
     activity_lead_field = crm_column(data, "activities", "lead_id")
     rows, origin = [], []
     for i, (lead, acts) in enumerate(zip(leads, activities)):
-        lead_id = lead.get(lead_id_field)
+        _, lead_id = sent_lead_id(lead, data)
         if not acts or lead_id is None or not_answered(lead_id, data):
             continue
         rows.extend({**act, activity_lead_field: lead_id} for act in acts)
@@ -222,13 +229,13 @@ def lead_id_problems(leads: list[dict], data: DataParams) -> list[dict]:
     text of at most 255 characters, as /feedback takes it and the score log stores it). A number is
     refused rather than guessed at: 42 and "042" would be different leads. A missing id is left to
     the contract, which names it."""
-    lead_id_field = crm_column(data, "leads", "lead_id")
     out = []
     for i, lead in enumerate(leads):
-        if lead.get(lead_id_field) is None:
+        lead_id_field, lead_id = sent_lead_id(lead, data)
+        if lead_id is None:
             continue
         try:
-            _IDENTIFIER.validate_python(lead[lead_id_field])
+            _IDENTIFIER.validate_python(lead_id)
         except ValidationError as err:
             (error,) = err.errors()
             out.append(_detail(("leads", i, lead_id_field), f"the lead id: {error_message(error)}", error["type"]))
@@ -241,12 +248,11 @@ def with_lead_ids(detail: list[dict], leads: list, data: DataParams) -> list[dic
     request, `leads` as sent (a lead that is no JSON object names none).
     An added field beside loc and field, which a client reads as before; left out where the lead sent no id the
     service takes as one (none, one meaning not answered, or one breaking `schemas.Identifier`: its own problem)."""
-    lead_id_field = crm_column(data, "leads", "lead_id")
     out = []
     for problem in detail:
         position = problem["loc"][1] if problem["loc"][:1] == ["leads"] and len(problem["loc"]) > 1 else None
         lead = leads[position] if isinstance(position, int) else None
-        sent = lead.get(lead_id_field) if isinstance(lead, dict) else None
+        sent = sent_lead_id(lead, data)[1] if isinstance(lead, dict) else None
         try:
             lead_id = None if sent is None or not_answered(sent, data) else _IDENTIFIER.validate_python(sent)
         except ValidationError:

@@ -678,6 +678,32 @@ def test_a_lead_sending_a_mapped_field_also_under_its_contract_name_is_read_once
     assert [(d["field"], d["msg"]) for d in explained.value.detail] == [("lead.Lead Source", words)]
 
 
+def test_a_lead_id_sent_under_the_other_name_the_mapping_gives_it_keeps_its_activities(trained, leads):
+    """HubSpot's export names the id `Record ID` and its API `hs_object_id`, both mapped to lead_id: a lead the API sent
+    under the second name was scored as never active, its activities left out without a word (each is given its
+    lead's id, which was looked up under the first name alone), and a number there was not refused as an id."""
+    from serving.scoring import ModelRef, RequestError, score_request
+
+    data = trained.scorer.data
+    mapped = dataclasses.replace(trained.scorer, data=data.model_copy(update={"mapping": data.mapping.model_copy(
+        update={"leads": {"Record ID": "lead_id", "hs_object_id": "lead_id"}})}))
+    lead = {k: v for k, v in leads[0].items() if k not in ("activities", "lead_id")}
+    as_of = max(pd.Timestamp(a["occurred_at"]) for a in leads[0]["activities"]) + pd.Timedelta(days=1)  # still fresh
+
+    def probability(id_field: str, lead_id, activities: list[dict] | None) -> float:
+        scored = score_request(mapped, [{**lead, id_field: lead_id}], [activities], ModelRef.of(mapped),
+                               as_of=as_of, top_k=1, card_key=b"key", card_link_days=1)
+        return scored.results[0]["probability"]
+
+    active = probability("Record ID", leads[0]["lead_id"], leads[0]["activities"])
+    assert active != probability("Record ID", leads[0]["lead_id"], None)
+    assert probability("hs_object_id", leads[0]["lead_id"], leads[0]["activities"]) == active
+    for field in ("Record ID", "hs_object_id"):
+        with pytest.raises(RequestError) as refused:
+            probability(field, 42, None)
+        assert [d["field"] for d in refused.value.detail] == [f"leads[0].{field}"]
+
+
 def test_a_lead_sending_a_date_or_number_under_two_names_is_read_once_where_they_read_alike(trained, leads):
     """A field sent under the CRM's name and the contract's is compared as its column reads it, as an export's two
     columns are (`ingest.one_value_per_row`): a date with and without its zone ("...Z"), or a number written "120"
