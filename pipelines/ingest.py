@@ -1504,6 +1504,14 @@ def crm_column(data: DataParams, table: str, contract: str) -> str:
     return crm_columns(data, table, contract)[0]
 
 
+def crm_column_in(data: DataParams, table: str, contract: str, columns) -> str:
+    """The CRM's name for a contract column of a table as `columns` (a file's header) writes it, of the names
+    `crm_columns` reads it under; `crm_column`'s when it has none: a file of HubSpot's export has `Record ID` where
+    the mapping gives the id the API's `hs_object_id` first."""
+    names = crm_columns(data, table, contract)
+    return next((name for name in names if name in columns), names[0])
+
+
 # How close (difflib's ratio, 0-1) a header must be to a wanted name to be named as its misspelling: 'Industy' for
 # 'Industry' is 0.93, 'Lead Sorce' for 'Lead Source' 0.95; 'Campaign ID' (0.84) or 'Phone 2' (0.83), other
 # fields beside 'Campaign' and 'Phone', are not named.

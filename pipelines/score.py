@@ -39,7 +39,7 @@ from pipelines.ingest import (
     absent_columns,
     as_plain_text,
     bytes_as_text,
-    crm_column,
+    crm_column_in,
     decimal_mark_of,
     is_parquet,
     named_as_in_file,
@@ -458,7 +458,7 @@ def _score_chunks(scorer: LeadScorer, input_path: Path, output_path: Path, activ
             activity_rejects)
         activities_of, activities_valid = _activities_of(activities), len(activities)
         unread_types = unread_activity_types(activities["activity"], scorer.features) if scorer.reads_activities else {}
-    lead_id_column = crm_column(scorer.data, "leads", "lead_id")
+    lead_id_column = crm_column_in(scorer.data, "leads", "lead_id", headers["leads"].names)
     # The scores' id column as the file names it ('Prospect ID'), or the contract's `lead_id` where the file has that
     id_column = lead_id_column if lead_id_column in headers["leads"].names else "lead_id"
     ids, chunks = _lead_chunks(input_path, headers["leads"], chunk_size, lead_id_column, scorer.data.drop_columns)
@@ -515,7 +515,7 @@ def _score_chunks(scorer: LeadScorer, input_path: Path, output_path: Path, activ
             if found is not None:
                 unseen = unseen or {}
                 for column, counts in found.items():
-                    name = crm_column(scorer.data, "leads", column)
+                    name = crm_column_in(scorer.data, "leads", column, leads.columns)
                     unseen.setdefault(name, Counter()).update(counts.to_dict())
                     # The model compares 'tiktok' (after data.value_maps); marketing wrote 'TikTok', or 'TT' that a map renames.
                     spellings = (crm_spellings(leads[name], scorer.data.value_maps.get(column))

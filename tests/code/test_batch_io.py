@@ -401,6 +401,24 @@ def test_a_repeated_lead_id_is_refused_naming_its_first_row_however_the_file_is_
     assert rejects["industry"].tolist()[2] == "other"  # the refused copy as it was read
 
 
+def test_scores_name_the_id_as_the_file_does_where_the_mapping_gives_it_two_names(trained, sample_dir, tmp_path):
+    """HubSpot's API names the id `hs_object_id`, its export `Record ID`, both mapped to lead_id: with the API's name
+    first, the export's scores came back under `lead_id`, which the CRM's import does not match its records on, and a
+    repeated id was not refused naming its first row."""
+    data = trained.scorer.data
+    scorer = dataclasses.replace(trained.scorer, data=data.model_copy(update={"mapping": data.mapping.model_copy(
+        update={"leads": {"hs_object_id": "lead_id", "Record ID": "lead_id"}})}))
+    leads = pd.read_csv(sample_dir / "leads.csv", dtype=str).head(6).rename(columns={"lead_id": "Record ID"})
+    pd.concat([leads, leads.iloc[[1]]]).to_csv(tmp_path / "leads.csv", index=False)
+
+    summary = score_file(scorer, tmp_path / "leads.csv", tmp_path / "scores.csv", as_of=pd.Timestamp("2026-01-01"),
+                         progress=False)
+
+    assert pd.read_csv(tmp_path / "scores.csv", dtype=str)["Record ID"].tolist() == leads["Record ID"].tolist()
+    assert (summary.rows_scored, summary.rows_rejected) == (6, 1)
+    assert "also on row 2: each lead is scored once" in pd.read_csv(tmp_path / "scores.rejects.csv")["problems"][0]
+
+
 def test_an_infinite_number_in_a_parquet_text_column_goes_to_the_rejects_as_training_refuses_it(trained, sample_dir,
                                                                                                  tmp_path):
     """Batch scoring read every Parquet cell as text first: a float column's -inf scored as the lead_source "-inf",
