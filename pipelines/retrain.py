@@ -471,9 +471,9 @@ def retrain(
         challenger, why = fit_challenger(ts, split, params)
         if why:
             evaluation = compare({LEADSCORE: challenger}, ts.features, ts.y, split, params, age_days=ts.age_days)
+            example = input_example(ts, params, activities=challenger.reads_activities)
             challenger_run_id, challenger_version = _log_cold_start(challenger, evaluation, ts, split, params,
-                                                                    warnings, dry_run, input_example(ts, params),
-                                                                    not_judged)
+                                                                    warnings, dry_run, example, not_judged)
         else:
             trained = log_trained(challenger, ts, split, params, warnings, register=not dry_run, version_tags=not_judged,
                                   what="retrain challenger")

@@ -12,6 +12,7 @@ import hashlib
 import importlib
 import importlib.metadata
 import json
+import logging
 import os
 import re
 import shlex
@@ -57,6 +58,7 @@ MODEL_DESCRIPTION = (
 # error or a tracking server's HTTP client error.
 STORE_ERRORS = (MlflowException, sa.exc.DBAPIError, requests.RequestException)
 REACH_TIMEOUT = 5  # seconds to connect to the tracking store before it is told unreachable (`check_reachable`)
+log = logging.getLogger(__name__)
 _reached: set[str] = set()  # tracking stores this process connected to (`check_reachable`)
 # The MLflow model's input column holding each lead's activities, as JSON text: the list `/score` takes per lead
 # (CRM field names, the lead's id taken from its row), '[{"occurred_at": "2025-06-04", "activity": "demo_request"}]'.
@@ -270,6 +272,13 @@ def configure(params: Params) -> str:
     return experiment_id
 
 
+# Logged once per predict given rows without ACTIVITIES_COLUMN by a model that reads activities: its scores are
+# plausible numbers, only lower, so nothing else would tell the caller (`LeadScorerModel.activities_of`).
+NO_ACTIVITIES_COLUMN = (
+    f"the rows have no '{ACTIVITIES_COLUMN}' column: their %d leads are scored as never active (no demo request, no "
+    f"pricing view), lower than with their activities. Give each lead's activities in a column '{ACTIVITIES_COLUMN}', "
+    'JSON text of a list such as [{"occurred_at": "2025-06-04", "activity": "demo_request"}] (the CRM\'s field names; '
+    "empty for a lead without any); the model's input example shows it")
 NOTHING_SCORED = "no row of this batch was scored: fix these rows or leave them out, and score it again"
 
 
@@ -278,7 +287,8 @@ class LeadScorerModel(mlflow.pyfunc.PythonModel):
     scores them as of that time (default now). Their numbers are read as `leadscore score` reads a CSV's (the
     model's data.decimal_mark: "1,234,567" with point or auto): the rows are a file's as `pd.read_csv(path, dtype=str)`
     reads it, the input example the export's first leads as its file writes them. Each lead's activities come in its
-    row's `activities` column (`ACTIVITIES_COLUMN`); without it every lead is scored as never active."""
+    row's `activities` column (`ACTIVITIES_COLUMN`); without it every lead is scored as never active, and a warning
+    is logged saying so (`NO_ACTIVITIES_COLUMN`)."""
 
     def load_context(self, context) -> None:
         self.scorer = joblib.load(context.artifacts["scorer"])
@@ -299,11 +309,13 @@ class LeadScorerModel(mlflow.pyfunc.PythonModel):
         naming the lead's row and the activity's place in its list. The model learnt most from activity: without it, a
         demo request or pricing view scored as never active (on a synthetic CRM's test leads, AUC 0.70 where
         `leadscore score --activities` gives 0.77)."""
+        if not self.scorer.reads_activities:  # a column of that name is the leads' own (`train.input_example`)
+            return rows, None, []
         if ACTIVITIES_COLUMN not in rows.columns:
+            if len(rows):
+                log.warning(NO_ACTIVITIES_COLUMN, len(rows))
             return rows, None, []
         leads = rows.drop(columns=ACTIVITIES_COLUMN)
-        if not self.scorer.reads_activities:
-            return leads, None, []
         from serving.scoring import request_frames
 
         lists, problems = [], []

@@ -28,7 +28,8 @@ from pipelines.config import Params, flatten
 from pipelines.dataset import (NO_FEATURES_READ, TrainingSet, assemble, open_at_ages, refuse_before_first_lead,
                                training_warnings)
 from pipelines.evaluate import LEADSCORE, Evaluation, compare, evaluate_while_open, fit_peers
-from pipelines.ingest import EXAMPLE_ROWS, CRMData, crm_columns, example_leads
+from pipelines.contract import ACTIVITIES
+from pipelines.ingest import EXAMPLE_ROWS, CRMData, crm_column, crm_columns, example_leads
 
 log = logging.getLogger(__name__)
 
@@ -69,7 +70,8 @@ def name_registered_run(what: str, version: str, training_set: TrainingSet) -> N
     mlflow.set_tag(MLFLOW_RUN_NAME, model_run_name(what, training_set, version=version))
 
 
-def input_example(training_set: TrainingSet, params: Params, rows: int = EXAMPLE_ROWS) -> pd.DataFrame:
+def input_example(training_set: TrainingSet, params: Params, rows: int = EXAMPLE_ROWS,
+                  activities: bool = False) -> pd.DataFrame:
     """A few training leads under the CRM's own column names (the model's input signature): the columns its leads
     source has, not the contract's it lacks (X Education's export has no `email` or `created_at`), which the
     tables hold as empty and the signature would list as inputs of a model that never read them. Their values as
@@ -77,15 +79,51 @@ def input_example(training_set: TrainingSet, params: Params, rows: int = EXAMPLE
     CRM sends the model; its id, e-mail, phone, company and other columns the model reads no value of made up
     (`pipelines.ingest.example_leads`), as anyone reading the run sees them. A column data.mapping names twice (the
     export's `Create Date` and the CRM API's `createdate`, for the service) is under each name the source has: the
-    name the source lacks alone left the signature without the export's own, and the model refused the export."""
+    name the source lacks alone left the signature without the export's own, and the model refused the export.
+    With `activities` (a model that reads them) the leads' activities too, in `tracking.ACTIVITIES_COLUMN`
+    (`example_activities`): the example then shows the format a caller must send them in."""
     export, header = training_set.crm, training_set.crm.leads_header
     named = []  # (contract column, the CRM's name for it): each name the source has, where two map to one column
     for column in export.leads.columns:
         names = crm_columns(params.data, "leads", column)
         named += [(column, name) for name in (names[:1] if header is None else [n for n in names if n in header])]
     if export.leads_as_read is None:  # tables put together in code: their leads, made up as an export's are
-        return example_leads(pd.DataFrame({name: export.leads[column].head(rows) for column, name in named}), params)
-    return export.leads_as_read.head(rows)[[name for _, name in named]]
+        example = example_leads(pd.DataFrame({name: export.leads[column].head(rows) for column, name in named}), params)
+    else:
+        example = export.leads_as_read.head(rows)[[name for _, name in named]]
+    if not activities:
+        return example
+    if tracking.ACTIVITIES_COLUMN in example.columns:
+        raise ValueError(
+            f"the leads export has a column '{tracking.ACTIVITIES_COLUMN}', the name under which the MLflow model "
+            "takes each lead's activities: its rows could not tell the two apart. Rename that column in the export (or "
+            "list it in data.drop_columns and leave it out of the rows the model scores) and train again")
+    return example.assign(**{tracking.ACTIVITIES_COLUMN: example_activities(export, params, rows)})
+
+
+def example_activities(export: CRMData, params: Params, rows: int = EXAMPLE_ROWS) -> list[str | None]:
+    """The activities of the export's first `rows` leads (those of `input_example`), per lead the JSON text the MLflow
+    model reads (`tracking.LeadScorerModel.activities_of`), None for a lead without any: its contract fields under
+    the CRM's names (`crm_column`), dates as ISO text. No lead id (the model takes each lead's from its row, whose id
+    `example_leads` made up) and no personal field (a note, `ACTIVITIES.personal`): the run shows no real person's."""
+    acts = export.activities
+    if acts is None:
+        return [None] * len(export.leads.head(rows))
+    fields = [c for c in ACTIVITIES.columns if c != "lead_id" and c not in ACTIVITIES.personal and c in acts.columns]
+    lists = []
+    for lead in export.leads["lead_id"].head(rows):
+        theirs = acts.loc[acts["lead_id"] == lead, fields]
+        lists.append(json.dumps([{crm_column(params.data, "activities", field): _as_text(value)
+                                  for field, value in activity.items() if pd.notna(value)}
+                                 for activity in theirs.to_dict("records")]) if len(theirs) else None)
+    return lists
+
+
+def _as_text(value) -> str:
+    """A cleaned activity's value as an export writes it: a date at midnight as its day ("2025-06-04")."""
+    if isinstance(value, pd.Timestamp):
+        return str(value.date()) if value == value.normalize() else value.isoformat()
+    return str(value)
 
 
 def train(
@@ -178,7 +216,7 @@ def log_trained(scorer: LeadScorer, ts: TrainingSet, split: Split, params: Param
             evaluation.write(Path(tmp), scorer, params.evaluate.ece_bins)
             (Path(tmp) / "model_info.json").write_text(json.dumps(scorer.info, indent=2, default=str))
             mlflow.log_artifacts(tmp, "evaluation")
-        model_uri = tracking.log_scorer(scorer, input_example(ts, params))
+        model_uri = tracking.log_scorer(scorer, input_example(ts, params, activities=scorer.reads_activities))
         version, aliases = ("", [])
         if register:
             version, aliases = tracking.register(model_uri, params, run.info.run_id, version_tags)
