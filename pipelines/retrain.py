@@ -40,7 +40,7 @@ from pipelines.evaluate import LEADSCORE, Evaluation, champion_overlap_notes, co
 from pipelines.history import FeedbackMerge, load_history
 from pipelines.ingest import CRMData, crm_column
 from pipelines.train import (export_category_spellings, fit_model, input_example, log_trained, model_run_name,
-                             name_registered_run, run_name)
+                             name_registered_run, refuse_activities_column, run_name)
 
 CHAMPION_ROW, CHALLENGER_ROW = "champion", "challenger"
 # Model-version tags saying how a champion stopped serving: promoted over (`replaced_by`) or rolled back from
@@ -440,6 +440,7 @@ def retrain(
     _refuse_going_back(champion, champion_version, as_of)
     ts = assemble(params, as_of=as_of, crm=crm)
     refuse_before_first_lead(ts)
+    refuse_activities_column(ts, params)
     closed, conversions = closed_counts(ts)
     # A CRM label or column renamed since the last quarter ('Requested Demo') would zero a signal without a word.
     # So would rejections with a reason code the label policy lacks, named on one of the many label rule lines.

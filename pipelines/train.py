@@ -82,23 +82,37 @@ def input_example(training_set: TrainingSet, params: Params, rows: int = EXAMPLE
     name the source lacks alone left the signature without the export's own, and the model refused the export.
     With `activities` (a model that reads them) the leads' activities too, in `tracking.ACTIVITIES_COLUMN`
     (`example_activities`): the example then shows the format a caller must send them in."""
-    export, header = training_set.crm, training_set.crm.leads_header
-    named = []  # (contract column, the CRM's name for it): each name the source has, where two map to one column
-    for column in export.leads.columns:
-        names = crm_columns(params.data, "leads", column)
-        named += [(column, name) for name in (names[:1] if header is None else [n for n in names if n in header])]
+    export, named = training_set.crm, _named_in_source(training_set, params)
     if export.leads_as_read is None:  # tables put together in code: their leads, made up as an export's are
         example = example_leads(pd.DataFrame({name: export.leads[column].head(rows) for column, name in named}), params)
     else:
         example = export.leads_as_read.head(rows)[[name for _, name in named]]
     if not activities:
         return example
-    if tracking.ACTIVITIES_COLUMN in example.columns:
+    refuse_activities_column(training_set, params)
+    return example.assign(**{tracking.ACTIVITIES_COLUMN: example_activities(export, params, rows)})
+
+
+def _named_in_source(training_set: TrainingSet, params: Params) -> list[tuple[str, str]]:
+    """(contract column, the CRM's name for it) of each leads column: each name the source has, where data.mapping
+    gives one column two (`input_example`)."""
+    header, named = training_set.crm.leads_header, []
+    for column in training_set.crm.leads.columns:
+        names = crm_columns(params.data, "leads", column)
+        named += [(column, name) for name in (names[:1] if header is None else [n for n in names if n in header])]
+    return named
+
+
+def refuse_activities_column(training_set: TrainingSet, params: Params) -> None:
+    """Refuse, before fitting, a leads export with a column of its own named `tracking.ACTIVITIES_COLUMN` where the
+    model reads activities: the MLflow model takes each lead's activities under that name, so its rows could not tell
+    the two apart (refused when the model was logged, the fit's minutes were lost)."""
+    reads_activities = bool(params.features.activity_types) and params.data.dated  # as `LeadScorer.reads_activities`
+    if reads_activities and tracking.ACTIVITIES_COLUMN in {name for _, name in _named_in_source(training_set, params)}:
         raise ValueError(
             f"the leads export has a column '{tracking.ACTIVITIES_COLUMN}', the name under which the MLflow model "
             "takes each lead's activities: its rows could not tell the two apart. Rename that column in the export (or "
             "list it in data.drop_columns and leave it out of the rows the model scores) and train again")
-    return example.assign(**{tracking.ACTIVITIES_COLUMN: example_activities(export, params, rows)})
 
 
 def example_activities(export: CRMData, params: Params, rows: int = EXAMPLE_ROWS) -> list[str | None]:
@@ -137,6 +151,7 @@ def train(
     tracking.configure(params)
     ts = assemble(params, as_of=as_of, crm=crm)
     refuse_before_first_lead(ts)
+    refuse_activities_column(ts, params)
     split = make_split(ts.created_at, pd.Series(ts.y), params.evaluate.split, params.model.seed)
     return log_trained(fit_model(ts, split, params), ts, split, params, training_warnings(ts, params), register, what=what)
 

@@ -325,8 +325,8 @@ def test_an_amount_not_short_of_converting_leads_does_not_say_they_usually_have_
 
 def test_a_slowing_week_says_leads_that_convert_pick_up_only_where_their_median_week_is_up():
     """"(leads that convert usually pick up their activity)" says more than "they had more than this lead": where
-    converting leads' median week-on-week change is flat or down, a slowing lead's week lowering the score reads that the
-    model counts it as a minus, not that converting leads pick up."""
+    converting leads' median week-on-week change is flat or down, a slowing lead's week lowering the score reads that
+    the model counts it as a minus, not that converting leads pick up."""
     spec = demo_spec()
     leads = pd.DataFrame([lead(lead_id="slowing", created_at=SNAPSHOT - pd.Timedelta(days=40))])
     events = [9, 10, 12]  # page views the week before last, none in the last week

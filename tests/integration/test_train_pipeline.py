@@ -451,9 +451,10 @@ def test_a_leads_column_named_activities_is_refused_where_the_model_reads_activi
     """The MLflow model takes each lead's activities in an `activities` column: a leads export with a column of
     that name of its own (a count of activities) trained a model whose signature had one column for both, which read
     the CRM's count as a list of activities. Training a model that reads activities on it is refused, naming the
-    column; a model that reads none keeps it as the leads' own."""
+    column, before the fit; a model that reads none keeps it as the leads' own."""
     from conftest import FAST, params_for
     from pipelines.dataset import assemble
+    from pipelines.retrain import retrain
     from pipelines.train import input_example, train
 
     leads = pd.read_csv(sample_dir / "leads.csv", dtype=str).assign(activities="3")
@@ -462,10 +463,13 @@ def test_a_leads_column_named_activities_is_refused_where_the_model_reads_activi
         (tmp_path / f"{table}.csv").write_bytes((sample_dir / f"{table}.csv").read_bytes())
     params = params_for(tmp_path, tmp_path, **FAST)
 
-    with pytest.raises(ValueError, match=r"the leads export has a column 'activities', the name under which the MLflow "
-                                         r"model takes each lead's activities"):
+    refused = r"the leads export has a column 'activities', the name under which the MLflow model takes each lead's"
+    with pytest.raises(ValueError, match=refused):
         train(params)
+    with pytest.raises(ValueError, match=refused):
+        retrain(params)
     assert MlflowClient().search_registered_models() == []  # nothing registered
+    assert mlflow.search_runs(search_all_experiments=True).empty  # refused before fitting, not once the model is logged
     assert "activities" in input_example(assemble(params), params).columns
     dropped = params_for(tmp_path, tmp_path, **FAST, **{"data.drop_columns": ["activities"]})  # the CRM's left out
     assert input_example(assemble(dropped), dropped, activities=True)["activities"].notna().any()
