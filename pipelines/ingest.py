@@ -60,6 +60,9 @@ DATE_FORM = "a date is text such as 2026-01-31 or 2026-01-31T09:30:00Z"
 # A SQL source is a query when, after comments and parentheses, it starts with one of these words.
 _QUERY_START = re.compile(r"(\s|\(|--[^\n]*|/\*.*?\*/)*(select|with|values)\b", re.IGNORECASE | re.DOTALL)
 
+# An e-mail address's shape, local@domain.tld (`email_address`): no blank, one @, a dot in the domain.
+_EMAIL_ADDRESS = re.compile(r"[^@\s]+@(?:[^@\s.]+\.)+[^@\s.]{2,}")
+
 # Why a row did not reach the canonical tables (report keys -> words for people).
 DROP_REASONS = {
     "empty_value": "empty required value",
@@ -200,6 +203,7 @@ class TableReport:
     rows_kept: int = 0
     dropped: dict[str, int] = field(default_factory=dict)  # reason (DROP_REASONS key) -> rows
     repointed: int = 0  # activities moved to the surviving lead of an e-mail duplicate
+    email_not_address: int = 0  # leads kept unmerged by data.dedupe_by_email: their e-mail is no address ("test")
     # contract column -> bad values left out of rows that were kept (`Problem.row_kept`)
     cleared: dict[str, int] = field(default_factory=dict)
 
@@ -223,6 +227,8 @@ class IngestReport:
             line = f"{name} ({t.source}): {t.rows_read:,} rows read, {t.rows_kept:,} kept"
             if t.repointed:
                 line += f", {t.repointed:,} re-pointed to the surviving lead of an e-mail duplicate"
+            if t.email_not_address:
+                line += f", {t.email_not_address:,} with an e-mail that is no address ('test', 'x@x'), not merged by it"
             if t.dropped:
                 line += "; dropped: " + ", ".join(
                     f"{n:,} {DROP_REASONS.get(reason, reason)}" for reason, n in t.dropped.items()
@@ -244,6 +250,8 @@ class IngestReport:
             out[f"{name}.rows_kept"] = t.rows_kept
             if name == "activities":
                 out[f"{name}.repointed"] = t.repointed
+            if t.email_not_address:
+                out[f"{name}.email_not_address"] = t.email_not_address
             out.update({f"{name}.dropped.{reason}": n for reason, n in t.dropped.items()})
             out.update({f"{name}.cleared.{column}": n for column, n in t.cleared.items()})
         out["problems"] = len(self.problems)
@@ -1427,10 +1435,21 @@ def _dedupe_lead_ids(
     return leads, problems
 
 
+def email_address(emails: pd.Series) -> pd.Series:
+    """Each e-mail stripped and case-folded ("Ann@X.com " -> "ann@x.com"), the key that matches a lead by e-mail;
+    missing where blank or of no address shape (local@domain.tld): a CRM's placeholders ("test", "none", "x@x",
+    "info@company") are shared by people who have nothing else in common, so they match no one."""
+    key = emails.astype("string").str.strip().str.casefold()
+    return key.where(key.str.fullmatch(_EMAIL_ADDRESS).fillna(False).astype(bool))
+
+
 def _merge_by_email(leads: pd.DataFrame, report: TableReport) -> tuple[pd.DataFrame, pd.Series]:
-    """Keep the earliest-created lead per normalised e-mail; return the survivors and dropped id -> survivor id."""
-    key = leads["email"].str.strip().str.casefold()
-    has_email = key.notna() & (key != "")
+    """Keep the earliest-created lead per e-mail address (`email_address`); return the survivors and dropped id ->
+    survivor id. A lead whose e-mail is no address is kept as it is, and counted (`TableReport.email_not_address`)."""
+    key = email_address(leads["email"])
+    has_email = key.notna()
+    written = leads["email"].astype("string").str.strip().fillna("") != ""
+    report.email_not_address = int((written & ~has_email).sum())
     order = (
         leads.assign(_key=key, _row=leads.index)[has_email]
         .sort_values(["created_at", "_row"], na_position="last", kind="stable")

@@ -205,7 +205,12 @@ def test_leads_seen_at_several_moments_are_each_built_as_of_their_own(sample_par
         alone = pd.concat([features_at(crm, pd.Index([lead]), pd.Series([moment], index=[lead]), ts.feature_params)
                            for lead, moment in zip(lead_ids, moments)])
         pd.testing.assert_frame_equal(built, alone)
-    assert frame.loc[busy, "days_since_last_activity"].nunique() == 4  # one lead, four moments, four recencies
+    # One lead at four moments, each recency counted from its last activity by then.
+    acts = ts.crm.activities[(ts.crm.activities["lead_id"] == busy)
+                             & ts.crm.activities["activity"].isin(ts.feature_params.activity_types)]["occurred_at"]
+    expected = [(moment - acts[acts <= moment].max()) / pd.Timedelta(days=1) for moment in moments[lead_ids == busy]]
+    assert frame.loc[busy, "days_since_last_activity"].tolist() == pytest.approx(expected)
+    assert frame.loc[busy, "days_since_last_activity"].nunique() > 1
     assert frame["days_since_last_activity"].iloc[-1] == 0  # the activity at the moment itself counts
     assert unknown["page_view_90d"].isna().all()  # no activity table: unknown, not 0
 

@@ -797,6 +797,32 @@ def test_dedupe_by_email_keeps_earliest_lead_and_repoints_its_activities(tmp_pat
     assert crm.report.problems == []
 
 
+def test_dedupe_by_email_merges_addresses_only_never_a_crms_placeholders(tmp_path):
+    """A CRM writes "test" or "none" for people who gave no address: different people, each with their outcome."""
+    leads = [
+        lead("L1", created="2024-01-01", email="none"), lead("L2", created="2024-01-02", email="None "),
+        lead("L3", created="2024-01-03", email="test"), lead("L4", created="2024-01-04", email="test"),
+        lead("L5", created="2024-01-05", email="x@x"), lead("L6", created="2024-01-06", email="X@X"),
+        lead("L7", created="2024-01-07", email="Ann@Example.com"),
+        lead("L8", created="2024-01-08", email=" ann@example.COM"),
+    ]
+    activities = [activity("L2", kind="demo_request"), activity("L4"), activity("L8")]
+    outcomes = [outcome("L1"), outcome("L2", stage="Closed Won"), outcome("L3"), outcome("L4", stage="Closed Won"),
+                outcome("L5"), outcome("L6"), outcome("L7"), outcome("L8", stage="Closed Won")]
+
+    crm = load_crm(crm_params(tmp_path, leads, activities, outcomes, dedupe_by_email=True))
+
+    assert crm.leads["lead_id"].tolist() == ["L1", "L2", "L3", "L4", "L5", "L6", "L7"]  # only L8 merged, into L7
+    assert crm.outcomes.set_index("lead_id")["status"].to_dict() == {
+        "L1": "rejected", "L2": "converted", "L3": "rejected", "L4": "converted", "L5": "rejected", "L6": "rejected",
+        "L7": "rejected"}
+    assert crm.activities["lead_id"].tolist() == ["L2", "L4", "L7"]
+    assert crm.merged_by_email.to_dict() == {"L8": "L7"}
+    assert crm.report.tables["leads"].dropped == {"merged_by_email": 1}
+    assert crm.report.tables["leads"].email_not_address == 6
+    assert "6 with an e-mail that is no address ('test', 'x@x'), not merged by it" in crm.report.lines()[0]
+
+
 def test_latest_decision_per_lead_wins_whatever_the_file_order(tmp_path):
     outcomes = [
         outcome("L1", stage="Closed Won", closed="2024-03-01"),

@@ -173,10 +173,15 @@ def test_a_held_out_fold_shapes_nothing_of_the_model_that_scores_it(training_set
     params = _params(sample_params)
     ts = training_set
     split = _undated_split(ts, params)
-    scorer = train_module.fit_scorer(ts.features, ts.y, ts.weights, ts.reasons, split, params,
-                                     calibration_weights=ts.calibration_weights)
     pooled = np.sort(np.concatenate([split.train, split.validation, split.calibration]))
-    X, y, w = ts.features.iloc[pooled], ts.y[pooled], ts.weights[pooled]
+    # A level 12 leads of the first held-out fold alone have: common enough in the pooled rows, absent from that
+    # fold's fitting rows, so a fold model fit with pooled levels would know it.
+    _, held_out = stratified_folds(ts.y[pooled], params.model.cv_folds, params.model.seed)[0]
+    features = ts.features.copy()
+    features.loc[ts.features.index[pooled[held_out[:12]]], "lead_source"] = "partner_portal"
+    scorer = train_module.fit_scorer(features, ts.y, ts.weights, ts.reasons, split, params,
+                                     calibration_weights=ts.calibration_weights)
+    X, y, w = features.iloc[pooled], ts.y[pooled], ts.weights[pooled]
     gbm = scorer.info["lightgbm"]
     catalog = train_module.feature_catalog(params.features)
     lgb_params = gbm["params"] | {"monotone_constraints": train_module.monotone_vector(catalog, scorer.encoder.columns),
