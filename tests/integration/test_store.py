@@ -151,9 +151,9 @@ def test_score_log_refuses_a_raw_email(store):
 
 
 def test_email_hash_ignores_case_and_whitespace_and_keeps_missing():
-    hashed = email_sha256(pd.Series([" Ana@Example.com", "ana@example.com", None, ""], dtype=object))
+    hashed = email_sha256(pd.Series([" Ana@Example.com", "ana@example.com", None, "", "test", "x@x"], dtype=object))
     assert hashed.iloc[0] == hashed.iloc[1] == hashlib.sha256(b"ana@example.com").hexdigest()
-    assert hashed.iloc[2] is None and hashed.iloc[3] is None
+    assert hashed.iloc[2:].isna().all()  # a CRM's placeholder is no one's address: nothing forget could find them by
 
 
 def test_export_outcomes_command_writes_a_table_ingest_accepts(store, tmp_path, sample_params):
@@ -256,6 +256,22 @@ def test_forget_of_a_lead_the_store_does_not_hold_deletes_nothing_and_says_so(st
     assert "e-mail 'eve@acme.com': no score carries its hash, nothing to delete" in output
     assert "score_log: deleted 0 row(s)" in output and "feedback: deleted 0 row(s)" in output
     assert len(store.score_log_frame()) == 3 and len(store.feedback_frame()) == 2
+
+
+def test_forget_refuses_a_placeholder_email_many_leads_share(store, tmp_path, sample_params):
+    """A CRM writes "test" for people who gave no address; an earlier version logged its hash for each of them."""
+    from typer.testing import CliRunner
+
+    from pipelines.cli import app
+    from serving.local_server import params_file
+
+    store.log_scores(_scores([ANA, BOB], email_sha256=[hashlib.sha256(b"test").hexdigest()] * 2))
+    params = params_file(sample_params, tmp_path / "params.yaml", {"serving.store_url": store.url})
+    result = CliRunner().invoke(app, ["forget", "--params", str(params), "--email", "Test "])
+    assert result.exit_code == 1
+    assert "e-mail 'Test ' is no address (local@domain.tld)" in result.output
+    assert "name the lead by its id (--lead-id). Nothing was deleted." in result.output
+    assert store.score_log_frame()["lead_id"].tolist() == [ANA, BOB]
 
 
 def test_forget_leaves_no_copy_of_the_lead_in_the_sqlite_files(tmp_path, sample_params):
