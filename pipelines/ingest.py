@@ -202,6 +202,9 @@ class TableReport:
     rows_read: int = 0
     rows_kept: int = 0
     dropped: dict[str, int] = field(default_factory=dict)  # reason (DROP_REASONS key) -> rows
+    # reason -> a few of the dropped rows' values as sent, where no problem names them (an activity's unknown lead id
+    # '51234008;51234036', a cell holding two): the count alone does not say why
+    examples: dict[str, list[str]] = field(default_factory=dict)
     repointed: int = 0  # activities moved to the surviving lead of an e-mail duplicate
     email_not_address: int = 0  # leads kept unmerged by data.dedupe_by_email: their e-mail is no address ("test")
     # contract column -> bad values left out of rows that were kept (`Problem.row_kept`)
@@ -231,7 +234,9 @@ class IngestReport:
                 line += f", {t.email_not_address:,} with an e-mail that is no address ('test', 'x@x'), not merged by it"
             if t.dropped:
                 line += "; dropped: " + ", ".join(
-                    f"{n:,} {DROP_REASONS.get(reason, reason)}" for reason, n in t.dropped.items()
+                    f"{n:,} {DROP_REASONS.get(reason, reason)}"
+                    + (f" (e.g. {', '.join(t.examples[reason])})" if t.examples.get(reason) else "")
+                    for reason, n in t.dropped.items()
                 )
             if t.cleared:
                 line += "; values left out of rows kept: " + ", ".join(
@@ -1779,6 +1784,8 @@ def load_crm(params: Params) -> CRMData:
                 "both tables write lead ids alike (a database may store '000123' as the number 123)",
                 "lead_id", "no_known_lead")])
         act_report.drop("unknown_lead", (~known).sum())
+        act_report.examples["unknown_lead"] = [as_sent(lead_id) for lead_id in
+                                               activities.loc[~known, "lead_id"].drop_duplicates().head(3)]
         activities = activities[known]
 
     if outcomes is not None:

@@ -797,6 +797,19 @@ def test_dedupe_by_email_keeps_earliest_lead_and_repoints_its_activities(tmp_pat
     assert crm.report.problems == []
 
 
+def test_activities_of_no_lead_are_counted_naming_a_few_of_their_lead_ids_as_sent(tmp_path):
+    """"dropped: 5 lead_id not in leads" gave the user no id to look up, so not why (a cell holding two ids): the
+    line names up to three, each once, as the export wrote them."""
+    leads = [lead("51234008"), lead("51234036")]
+    activities = [activity("51234008"), activity("51234008;51234036"), activity("51234008;51234036"),
+                  activity("L-7"), activity("51234036"), activity("9"), activity("10")]
+    crm = load_crm(crm_params(tmp_path, leads, activities))
+
+    assert crm.report.tables["activities"].dropped == {"unknown_lead": 5}
+    assert crm.report.lines()[1].endswith("dropped: 5 lead_id not in leads (e.g. '51234008;51234036', 'L-7', '9')")
+    assert "e.g." not in load_crm(crm_params(tmp_path, leads, activities[:1])).report.lines()[1]
+
+
 def test_dedupe_by_email_merges_addresses_only_never_a_crms_placeholders(tmp_path):
     """A CRM writes "test" or "none" for people who gave no address: different people, each with their outcome."""
     leads = [
