@@ -833,7 +833,7 @@ def conversion_headline(summary: pd.DataFrame, by: str, limit: int = HEADLINE_SE
         if rows.empty:
             continue
         named = "; ".join(f"{row[by]} {row['conversion_rate']:.1%} ({100 * row['conversion_low']:.1f}–"
-                          f"{row['conversion_high']:.1%}) of {row['decided']:,}"
+                          f"{row['conversion_high']:.1%}) of {row['decided']:,} leads"
                           for row in rows.head(limit).to_dict("records"))
         more = (f"; and {len(rows) - limit} more {side} it beyond chance (the table 'by {label}' gives every rate "
                 "with its interval)" if len(rows) > limit else "")

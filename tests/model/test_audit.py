@@ -1737,9 +1737,9 @@ def test_the_best_converting_sources_are_named_among_those_big_enough_to_say():
     # event (40.0% of 30) and webinar (35.0% of 200) read above all leads, but their intervals include 33.5%
     assert audit.conversion_headline(summary, "lead_source") == [
         f"Best converting by lead source, {among}: above the conversion rate of all leads, 33.5%, beyond chance (the "
-        "95% interval in brackets lies wholly above it): referral 75.0% (59.8–85.8%) of 40.",
+        "95% interval in brackets lies wholly above it): referral 75.0% (59.8–85.8%) of 40 leads.",
         f"Worst converting by lead source, {among}: below the conversion rate of all leads, 33.5%, beyond chance (the "
-        "95% interval in brackets lies wholly below it): paid_social 10.0% (5.5–17.4%) of 100."]
+        "95% interval in brackets lies wholly below it): paid_social 10.0% (5.5–17.4%) of 100 leads."]
     assert audit.conversion_headline(summary[summary["lead_source"] == "tiny"], "lead_source") == []
 
 
@@ -1754,7 +1754,7 @@ def test_a_source_named_best_converting_reads_above_the_rate_of_all_leads():
     summary, _ = audit.segment_outcomes(outcomes, "lead_source")
     (best, _) = audit.conversion_headline(summary, "lead_source")
     assert best.endswith("all leads, 14.5%, beyond chance (the 95% interval in brackets lies wholly above it): "
-                         "web 20.8% (18.3–23.6%) of 884.")  # paid_search 15.4% (12.9-18.2%): within chance
+                         "web 20.8% (18.3–23.6%) of 884 leads.")  # paid_search 15.4% (12.9-18.2%): within chance
 
 
 def test_the_headline_says_how_many_more_convert_beyond_chance_than_it_names():
@@ -1801,7 +1801,7 @@ def test_the_leads_without_a_source_are_not_named_best_converting_but_keep_their
     summary, _ = audit.segment_outcomes(outcomes, "lead_source")
     assert audit.MISSING in set(summary["lead_source"])
     (best, _) = audit.conversion_headline(summary, "lead_source")
-    assert best.endswith("Reference 91.8% (89.1–93.8%) of 534.")
+    assert best.endswith("Reference 91.8% (89.1–93.8%) of 534 leads.")
 
 
 def test_every_campaign_the_notes_name_is_in_the_plot():
@@ -1816,7 +1816,7 @@ def test_every_campaign_the_notes_name_is_in_the_plot():
     summary, mix = audit.segment_outcomes(outcomes, "campaign")
 
     (best, _) = audit.conversion_headline(summary, "campaign")
-    assert "small_winner 90.0% (74.4–96.5%) of 30" in best
+    assert "small_winner 90.0% (74.4–96.5%) of 30 leads" in best
     assert audit.rejection_headlines(summary, "campaign")[1].startswith("campaign small_loser: 70 of 80")
     figure = audit.segments_plot(summary, mix, "campaign")
     plotted = [t.get_text().rsplit(" (", 1)[0] for t in figure.axes[0].get_yticklabels()]  # 'big_00 (100)'
