@@ -46,9 +46,9 @@ class ScoreBatch:
 
 @dataclass
 class BuiltLeads:
-    """``LeadScorer.build_leads``: what ``build_with_rows`` returns, with the contract rows the features were built
-    from and the time they were built as of, for what a caller tells about them (``features.build.
-    activities_dated_apart``, which the service warns of)."""
+    """``LeadScorer.build_leads``: the features, problems and ages ``build`` returns, with the raw and contract rows
+    the features were built from and the time they were built as of, for what a caller tells about them
+    (``never_seen_as_sent``; ``features.build.activities_dated_apart``, which the service warns of)."""
 
     features: pd.DataFrame
     problems: list[Problem]
@@ -252,27 +252,18 @@ class LeadScorer:
             audience: who reads the problems' advice (``pipelines.ingest.Audience``): the service passes
                 its API clients.
         """
-        features, problems, ages, _ = self.build_with_rows(raw_leads, raw_activities, as_of, source, checked_activities,
-                                                           decimal_mark, audience)
-        return features, problems, ages
-
-    def build_with_rows(
-        self, raw_leads: pd.DataFrame, raw_activities: pd.DataFrame | None = None, as_of: pd.Timestamp | None = None,
-        source: str = "request", checked_activities: pd.DataFrame | None = None, decimal_mark: DecimalMark = "point",
-        audience: Audience = COMMAND_LINE,
-    ) -> tuple[pd.DataFrame, list[Problem], np.ndarray, pd.DataFrame]:
-        """``build``, and the raw rows built, in the features' order (``never_seen_as_sent`` reads them): told by
-        their index labels, as a problem's row number is the activity file's for an activity's problem. When every
-        row was built, those are `raw_leads` itself (no copy: batch scoring asks for every chunk)."""
         built = self.build_leads(raw_leads, raw_activities, as_of, source, checked_activities, decimal_mark, audience)
-        return built.features, built.problems, built.ages, built.rows
+        return built.features, built.problems, built.ages
 
     def build_leads(
         self, raw_leads: pd.DataFrame, raw_activities: pd.DataFrame | None = None, as_of: pd.Timestamp | None = None,
         source: str = "request", checked_activities: pd.DataFrame | None = None, decimal_mark: DecimalMark = "point",
         audience: Audience = COMMAND_LINE,
     ) -> BuiltLeads:
-        """``build_with_rows``, keeping the contract rows read and the time they were built as of (``BuiltLeads``)."""
+        """``build``, keeping what a caller tells about the leads (``BuiltLeads``): the raw rows built, in the features'
+        order (``never_seen_as_sent`` reads them), told by their index labels, as a problem's row number is the
+        activity file's for an activity's problem (when every row was built, `raw_leads` itself: no copy, batch
+        scoring asks for every chunk); the contract rows and the time they were built as of."""
         if not raw_leads.index.is_unique:  # rows are told apart by their index label (`_existing_at`)
             raw_leads = raw_leads.reset_index(drop=True)
         leads, problems = prepare_table(raw_leads, "leads", self.data, source, numeric=self.features.numeric,
@@ -338,10 +329,10 @@ class LeadScorer:
         per lead as flat columns (``models.explain.factor_columns``), which name a value training never saw as the
         lead sent it, as /score's do (``never_seen_as_sent``). ``checked_activities``, ``decimal_mark``: see ``build``.
         """
-        features, problems, ages, built = self.build_with_rows(raw_leads, raw_activities, as_of, source,
-                                                               checked_activities, decimal_mark)
-        never_seen = self.never_seen_as_sent(features, built) if top_factors else None
-        return ScoreBatch(scores=self.scores_of(features, top_factors, ages, never_seen), problems=problems)
+        built = self.build_leads(raw_leads, raw_activities, as_of, source, checked_activities, decimal_mark)
+        never_seen = self.never_seen_as_sent(built.features, built.rows) if top_factors else None
+        return ScoreBatch(scores=self.scores_of(built.features, top_factors, built.ages, never_seen),
+                          problems=built.problems)
 
     def scores_of(self, features: pd.DataFrame, top_factors: int = 0, age_days: np.ndarray | None = None,
                   never_seen: dict[int, dict[str, str]] | None = None) -> pd.DataFrame:

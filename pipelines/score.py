@@ -503,13 +503,13 @@ def _score_chunks(scorer: LeadScorer, input_path: Path, output_path: Path, activ
             if activities_of is not None and lead_id_column in raw:
                 chunk_acts = activities_of(as_plain_text(leads[lead_id_column]).str.strip())  # a Parquet bool too
                 activities_used += len(chunk_acts)
-            features, problems, ages, built = scorer.build_with_rows(leads, as_of=as_of, source=str(input_path),
-                                                                     checked_activities=chunk_acts,
-                                                                     decimal_mark=decimal_mark)
+            built = scorer.build_leads(leads, as_of=as_of, source=str(input_path), checked_activities=chunk_acts,
+                                       decimal_mark=decimal_mark)
+            features, problems, ages = built.features, built.problems, built.ages
             fatal = [p for p in problems if p.row is None]
             if fatal:  # e.g. a required column is missing: no row of the file can be scored
                 raise ContractError(fatal)
-            found_new = scorer.never_seen_as_sent(features, built)  # the factors name these as sent too
+            found_new = scorer.never_seen_as_sent(features, built.rows)  # the factors name these as sent too
             never_seen = _never_seen_text(found_new, len(features))
             found = scorer.unseen_values(features)
             if found is not None:
