@@ -21,7 +21,7 @@ from models.calibration import Calibrator, TierThresholds, to_score
 from models.encoding import CategoryEncoder
 from models.gbm import predict_threads
 from models.reasons import ReasonModel
-from pipelines.config import DataParams, FeatureParams
+from pipelines.config import DataParams, FeatureParams, reads_activities
 from pipelines.contract import CLOCK_SLACK
 from pipelines.ingest import (COMMAND_LINE, Audience, Problem, as_of_time, as_plain_text, crm_column, prepare_table,
                               shortened)
@@ -104,8 +104,8 @@ class LeadScorer:
 
     @property
     def reads_activities(self) -> bool:
-        """Whether scores depend on the leads' activities (dated data with activity types to count)."""
-        return bool(self.features.activity_types) and self.data.dated
+        """Whether scores depend on the leads' activities (``pipelines.config.reads_activities``)."""
+        return reads_activities(self.features, self.data)
 
     def margin(self, features: pd.DataFrame, encoded: np.ndarray | None = None) -> np.ndarray:
         """Raw log-odds of the blended model (before calibration).

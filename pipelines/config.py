@@ -104,6 +104,12 @@ def label_key(label) -> str:
     return str(label).strip().lower()
 
 
+def reads_activities(features: FeatureParams, data: DataParams) -> bool:
+    """Whether a model of these settings scores leads by their activities (dated data with activity types to count):
+    `LeadScorer.reads_activities`, and what training checks the export against before it fits one."""
+    return bool(features.activity_types) and data.dated
+
+
 def value_map_labels(value_map: dict[str, str]) -> dict[str, str]:
     """A data.value_maps entry as a CRM value is matched to it: each label as `label_key` folds it -> its value. A map
     of a yes/no field's labels only (`{"true": converted, "false": open}`) also reads them in their other spelling

@@ -24,7 +24,7 @@ from models.scorer import LeadScorer
 from models.splits import Split, make_split
 from models.train import fit_scorer
 from pipelines import tracking
-from pipelines.config import Params, flatten
+from pipelines.config import Params, flatten, reads_activities
 from pipelines.dataset import (NO_FEATURES_READ, TrainingSet, assemble, open_at_ages, refuse_before_first_lead,
                                training_warnings)
 from pipelines.evaluate import LEADSCORE, Evaluation, compare, evaluate_while_open, fit_peers
@@ -107,8 +107,7 @@ def refuse_activities_column(training_set: TrainingSet, params: Params) -> None:
     """Refuse, before fitting, a leads export with a column of its own named `tracking.ACTIVITIES_COLUMN` where the
     model reads activities: the MLflow model takes each lead's activities under that name, so its rows could not tell
     the two apart (refused when the model was logged, the fit's minutes were lost)."""
-    reads_activities = bool(params.features.activity_types) and params.data.dated  # as `LeadScorer.reads_activities`
-    if reads_activities and tracking.ACTIVITIES_COLUMN in {name for _, name in _named_in_source(training_set, params)}:
+    if reads_activities(params.features, params.data) and tracking.ACTIVITIES_COLUMN in {name for _, name in _named_in_source(training_set, params)}:
         raise ValueError(
             f"the leads export has a column '{tracking.ACTIVITIES_COLUMN}', the name under which the MLflow model "
             "takes each lead's activities: its rows could not tell the two apart. Rename that column in the export (or "
