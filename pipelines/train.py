@@ -123,13 +123,13 @@ def example_activities(export: CRMData, params: Params, rows: int = EXAMPLE_ROWS
     if acts is None:
         return [None] * len(export.leads.head(rows))
     fields = [c for c in ACTIVITIES.columns if c != "lead_id" and c not in ACTIVITIES.personal and c in acts.columns]
-    lists = []
-    for lead in export.leads["lead_id"].head(rows):
-        theirs = acts.loc[acts["lead_id"] == lead, fields]
-        lists.append(json.dumps([{crm_column(params.data, "activities", field): _as_text(value)
-                                  for field, value in activity.items() if pd.notna(value)}
-                                 for activity in theirs.to_dict("records")]) if len(theirs) else None)
-    return lists
+    first = export.leads["lead_id"].head(rows)
+    theirs = acts[acts["lead_id"].isin(first)]  # one pass over the activity file (13.5M rows at 1M leads)
+    by_lead = {lead: [{crm_column(params.data, "activities", field): _as_text(value)
+                       for field, value in activity.items() if pd.notna(value)}
+                      for activity in group[fields].to_dict("records")]
+               for lead, group in theirs.groupby("lead_id", sort=False, observed=True)}
+    return [json.dumps(by_lead[lead]) if lead in by_lead else None for lead in first]
 
 
 def _as_text(value) -> str:
