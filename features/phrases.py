@@ -225,12 +225,15 @@ class AmountWords(NamedTuple):
     counts what a rep reads as worse as a plus (``raises``; None: its declared direction is the model's own, or events
     in a window raising the score read right as they are, and an activity's direction, learned over its longest
     window, is no fair reading of the window a factor names: "Filled in 4 forms in the last 90 days +9 pts" would have
-    read "(the model counts a low number as a plus)")."""
+    read "(the model counts a low number as a plus)"). ``converting_past``: a value converting leads' median must lie
+    past, as a rep reads the amount, for ``lowers`` to hold whatever the lead's amount (the trend's 0: "leads that
+    convert usually pick up their activity" says their median week rises); None: none."""
 
     more_reads_better: int
     states: frozenset[str]
     lowers: str
     raises: str | None
+    converting_past: float | None = None
 
 
 # Added to an amount that lowers the score where more of it usually raises it: "Spent 5 minutes on the website -9 pts"
@@ -266,7 +269,7 @@ AMOUNT_WORDS: dict[str, AmountWords] = {
     "activity": AmountWords(1, frozenset({"active"}), LOW_AMOUNT_LOWERS, None),
     "icp": AmountWords(1, frozenset({"some"}), LOW_AMOUNT_LOWERS, LOW_AMOUNT_RAISES),
     "recency": AmountWords(-1, frozenset({"recent"}), LONG_AGO_LOWERS, LONG_AGO_RAISES),
-    "trend": AmountWords(1, frozenset({"down", "flat"}), SLOWER_LOWERS, SLOWER_RAISES),
+    "trend": AmountWords(1, frozenset({"down", "flat"}), SLOWER_LOWERS, SLOWER_RAISES, converting_past=0.0),
 }
 # How a number params declare monotone_decreasing reads (``Phrasebook.amount_words``): fewer is better, and 0 is the
 # best of it, not a lack ("Contacted today", no complaints). No mirror: the declared direction is the model's own.
@@ -764,12 +767,13 @@ def _surprising(signal: str, shape: str, state: str, fields: dict, level: str | 
 def _short_of_converting(direction: AmountDirection, words: AmountWords, feature: str, value: float) -> bool:
     """Whether a lead's `value` of an amount's `feature` is on the side a rep reads as worse (`words`) of its median
     among converting leads (``AmountDirection.converting``), so "leads that convert usually have more" (or fewer, or
-    were usually seen more recently) is true of it; "usually pick up their activity" only where their median week is
-    up. Not where that median is unknown: a model saved before it kept them."""
+    were usually seen more recently) is true of it, and past the words' own ``converting_past`` ("usually pick up their
+    activity" only where their median week is up). Not where that median is unknown: a model saved before it kept
+    them."""
     typical = (direction.converting or {}).get(feature, np.nan)
-    if words.lowers == SLOWER_LOWERS and not typical > 0:  # "usually pick up" says more than "more than this lead"
-        return False
-    return bool((typical - value) * words.more_reads_better > 0)
+    short = (typical - value) * words.more_reads_better > 0
+    past = words.converting_past is None or (typical - words.converting_past) * words.more_reads_better > 0
+    return bool(short and past)
 
 
 def _says_absence(signal: str, shape: str, state: str, fields: dict, level: str | None,
