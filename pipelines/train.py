@@ -107,7 +107,8 @@ def refuse_activities_column(training_set: TrainingSet, params: Params) -> None:
     """Refuse, before fitting, a leads export with a column of its own named `tracking.ACTIVITIES_COLUMN` where the
     model reads activities: the MLflow model takes each lead's activities under that name, so its rows could not tell
     the two apart (refused when the model was logged, the fit's minutes were lost)."""
-    if reads_activities(params.features, params.data) and tracking.ACTIVITIES_COLUMN in {name for _, name in _named_in_source(training_set, params)}:
+    names = {name for _, name in _named_in_source(training_set, params)}
+    if reads_activities(params.features, params.data) and tracking.ACTIVITIES_COLUMN in names:
         raise ValueError(
             f"the leads export has a column '{tracking.ACTIVITIES_COLUMN}', the name under which the MLflow model "
             "takes each lead's activities: its rows could not tell the two apart. Rename that column in the export (or "
