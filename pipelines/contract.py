@@ -6,9 +6,13 @@ read it. Columns beyond the contract are kept on `leads` (custom features may us
 
 from __future__ import annotations
 
+import re
+import string
 from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+
+import pandas as pd
 
 # Dates the contract accepts: from the first up to (not including) the second. CRMs write "no date"
 # as 0001-01-01 or 9999-12-31, which would score a lead from nothing; the bounds also keep every
@@ -43,6 +47,47 @@ def true_false_spellings(known: Collection[str]) -> dict[str, str]:
     if not known or not set(known) <= _TRUE_FALSE.keys():
         return {}
     return {_TRUE_FALSE[value]: value for value in known if _TRUE_FALSE[value] not in known}
+
+
+# An e-mail address's shape, local@domain.tld: no blank, one @, a dot in the domain.
+_EMAIL_SHAPE = re.compile(r"[^@\s]+@(?:[^@\s.]+\.)+[^@\s.]{2,}")
+# What a CRM's rep types when a lead gave no e-mail but the field is required. Local parts that say there is none are
+# a placeholder at any domain (none@gmail.com); the other words, and one character repeated (a, xxx), only with a
+# domain whose first label is a placeholder word too or the same character (test@test.com, na@na.com, a@a.com): a
+# company's test@acme.com mailbox or a personal john@john.com stays an address.
+NO_ADDRESS_WORDS = ("none", "noemail", "nomail", "unknown", "null", "n/a")
+PLACEHOLDER_WORDS = (*NO_ADDRESS_WORDS, "test", "testing", "na", "email", "mail", "fake", "dummy", "asdf", "qwerty",
+                     "sample", "nobody")
+# Reserved for examples and tests, no one's mailbox (RFC 2606, RFC 6761): these domains and their subdomains, and
+# every domain under these top-level domains.
+RESERVED_EMAIL_DOMAINS = ("example.com", "example.net", "example.org")
+RESERVED_EMAIL_TLDS = ("example", "test", "invalid", "localhost")
+
+
+def _any_of(words) -> str:
+    return "|".join(map(re.escape, words))
+
+
+_REPEATED = [f"{c}+" for c in string.ascii_lowercase + string.digits]  # a, xxx, 000
+# A placeholder of address shape (`email_address`), matched whole against the stripped, case-folded e-mail.
+_PLACEHOLDER_EMAIL = re.compile(
+    rf"(?:{_any_of(NO_ADDRESS_WORDS)})@.*"
+    rf"|(?:(?:{_any_of(PLACEHOLDER_WORDS)}|{'|'.join(_REPEATED)})@(?:{_any_of(PLACEHOLDER_WORDS)})"
+    rf"|{'|'.join(f'{r}@{r}' for r in _REPEATED)})\..*"
+    rf"|.*[@.](?:{_any_of(RESERVED_EMAIL_DOMAINS)})|.*\.(?:{_any_of(RESERVED_EMAIL_TLDS)})"
+)
+
+
+def email_address(emails: pd.Series) -> pd.Series:
+    """Each e-mail stripped and case-folded ("Ann@X.com " -> "ann@x.com") where it is really an address, the key that
+    matches a lead by e-mail (ingest's dedupe, the service's `email_sha256`, forget) and the lead's way to be reached
+    (features' `missing_email`, the domain `email_signals` read); missing where blank, of no address shape
+    (local@domain.tld: "test", "x@x", "info@company") or a placeholder (`PLACEHOLDER_WORDS`,
+    `RESERVED_EMAIL_DOMAINS`: "test@test.com", "x@example.com"): a CRM gives those to people who have nothing else in
+    common, and none reaches the lead."""
+    key = emails.astype("string").str.strip().str.casefold()
+    address = key.str.fullmatch(_EMAIL_SHAPE) & ~key.str.fullmatch(_PLACEHOLDER_EMAIL)
+    return key.where(address.fillna(False).astype(bool))
 
 
 @dataclass(frozen=True)

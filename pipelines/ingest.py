@@ -34,7 +34,9 @@ from pandas.arrays import ArrowStringArray
 
 from features.build import crm_spellings
 from pipelines.config import DataParams, Params, label_key, shown_url, value_map_labels
-from pipelines.contract import CLOCK_SLACK, DATE_RANGE, LARGEST_NUMBER, LEADS, NUMBER_TEXT, OUTCOMES, TABLES, TableSpec
+from pipelines.contract import (
+    CLOCK_SLACK, DATE_RANGE, LARGEST_NUMBER, LEADS, NUMBER_TEXT, OUTCOMES, TABLES, TableSpec, email_address,
+)
 from pipelines.numbers import (
     TWO_WAYS_WHERE,
     DecimalMark,
@@ -59,9 +61,6 @@ DATE_RANGE_TEXT = f"{DATE_RANGE[0]:%Y-%m-%d} to {DATE_RANGE[1] - timedelta(days=
 DATE_FORM = "a date is text such as 2026-01-31 or 2026-01-31T09:30:00Z"
 # A SQL source is a query when, after comments and parentheses, it starts with one of these words.
 _QUERY_START = re.compile(r"(\s|\(|--[^\n]*|/\*.*?\*/)*(select|with|values)\b", re.IGNORECASE | re.DOTALL)
-
-# An e-mail address's shape, local@domain.tld (`email_address`): no blank, one @, a dot in the domain.
-_EMAIL_ADDRESS = re.compile(r"[^@\s]+@(?:[^@\s.]+\.)+[^@\s.]{2,}")
 
 # Why a row did not reach the canonical tables (report keys -> words for people).
 DROP_REASONS = {
@@ -206,7 +205,8 @@ class TableReport:
     # '51234008;51234036', a cell holding two): the count alone does not say why
     examples: dict[str, list[str]] = field(default_factory=dict)
     repointed: int = 0  # activities moved to the surviving lead of an e-mail duplicate
-    email_not_address: int = 0  # leads kept unmerged by data.dedupe_by_email: their e-mail is no address ("test")
+    # leads kept unmerged by data.dedupe_by_email: their e-mail is no address ("test", "test@test.com": `email_address`)
+    email_not_address: int = 0
     # contract column -> bad values left out of rows that were kept (`Problem.row_kept`)
     cleared: dict[str, int] = field(default_factory=dict)
 
@@ -231,7 +231,8 @@ class IngestReport:
             if t.repointed:
                 line += f", {t.repointed:,} re-pointed to the surviving lead of an e-mail duplicate"
             if t.email_not_address:
-                line += f", {t.email_not_address:,} with an e-mail that is no address ('test', 'x@x'), not merged by it"
+                line += (f", {t.email_not_address:,} with an e-mail that is no address ('test', 'x@x', "
+                         "'test@test.com'), not merged by it")
             if t.dropped:
                 line += "; dropped: " + ", ".join(
                     f"{n:,} {DROP_REASONS.get(reason, reason)}"
@@ -1438,14 +1439,6 @@ def _dedupe_lead_ids(
                                 f"different values ({names_shown}), also on row {int(first) + 1}", "lead_id",
                                 "duplicate_lead_id"))
     return leads, problems
-
-
-def email_address(emails: pd.Series) -> pd.Series:
-    """Each e-mail stripped and case-folded ("Ann@X.com " -> "ann@x.com"), the key that matches a lead by e-mail;
-    missing where blank or of no address shape (local@domain.tld): a CRM's placeholders ("test", "none", "x@x",
-    "info@company") are shared by people who have nothing else in common, so they match no one."""
-    key = emails.astype("string").str.strip().str.casefold()
-    return key.where(key.str.fullmatch(_EMAIL_ADDRESS).fillna(False).astype(bool))
 
 
 def _merge_by_email(leads: pd.DataFrame, report: TableReport) -> tuple[pd.DataFrame, pd.Series]:

@@ -22,8 +22,8 @@ import pandas as pd
 import sqlalchemy as sa
 
 from pipelines.config import Params, shown_url
-from pipelines.contract import CLOCK_SLACK, DATE_RANGE, OUTCOMES
-from pipelines.ingest import database_reason, email_address, resolve_sqlite, sqlite_file
+from pipelines.contract import CLOCK_SLACK, DATE_RANGE, OUTCOMES, email_address
+from pipelines.ingest import database_reason, resolve_sqlite, sqlite_file
 
 log = logging.getLogger(__name__)
 
@@ -105,7 +105,8 @@ EARLIEST_DECISION = DATE_RANGE[0]
 
 def email_sha256(emails: pd.Series) -> pd.Series:
     """SHA-256 of each e-mail address as ingest matches leads by it (`email_address`: stripped and case-folded, so
-    "A@x.com " == "a@x.com"); missing where there is none, and for a placeholder ("test", "x@x") many people share."""
+    "A@x.com " == "a@x.com"); missing where there is none, and for a placeholder ("test", "x@x", "test@test.com")
+    many people share."""
     key = email_address(emails)
     present = key.notna()
     hashed = [hashlib.sha256(e.encode()).hexdigest() for e in key[present]]  # one hash per address
@@ -574,7 +575,8 @@ class Store:
 
         Raises:
             ValueError: a blank lead id or e-mail (it would match nothing, and the user would believe it erased), or
-                an e-mail that is no address ("test": it would erase every lead a CRM gave that placeholder).
+                an e-mail that is no address ("test", "test@test.com": `email_address`; it would erase every lead a
+                CRM gave that placeholder).
             StoreWriteFailed: the database refused or failed the deletion, or creating erasure_log; nothing was
                 deleted.
         """
@@ -585,9 +587,10 @@ class Store:
         hashes = dict(zip(emails, email_sha256(pd.Series(emails, dtype=object))))
         placeholders = [email for email, digest in hashes.items() if digest is None]
         if placeholders:
-            raise ValueError(f"e-mail {', '.join(map(repr, placeholders))} is no address (local@domain.tld): a CRM "
-                             "writes such a placeholder for many people, so it names no one lead; name the lead by its "
-                             "id (--lead-id). Nothing was deleted.")
+            raise ValueError(f"e-mail {', '.join(map(repr, placeholders))} is no address (local@domain.tld) or a "
+                             "placeholder (test@test.com, a domain reserved for examples): a CRM writes such a "
+                             "placeholder for many people, so it names no one lead; name the lead by its id "
+                             "(--lead-id). Nothing was deleted.")
         is_sqlite = self.engine.dialect.name == "sqlite"
         now = _now()
         cutoff = None if expired_days is None else now - timedelta(days=expired_days)

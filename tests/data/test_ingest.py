@@ -773,9 +773,9 @@ def test_conflicting_duplicate_lead_id_is_a_problem_pointing_at_the_other_row(tm
 
 def test_dedupe_by_email_keeps_earliest_lead_and_repoints_its_activities(tmp_path):
     leads = [
-        lead("L1", created="2024-02-01", email=" Ann@Example.com "),
-        lead("L2", created="2024-01-01", email="ann@example.com"),
-        lead("L3", created="2024-01-15", email="bob@example.com"),
+        lead("L1", created="2024-02-01", email=" Ann@Granitedata.com "),
+        lead("L2", created="2024-01-01", email="ann@granitedata.com"),
+        lead("L3", created="2024-01-15", email="bob@granitedata.com"),
         lead("L4", created="2024-01-20"),
         lead("L5", created="2024-01-21"),  # no e-mail: never merged with L4
     ]
@@ -811,29 +811,30 @@ def test_activities_of_no_lead_are_counted_naming_a_few_of_their_lead_ids_as_sen
 
 
 def test_dedupe_by_email_merges_addresses_only_never_a_crms_placeholders(tmp_path):
-    """A CRM writes "test" or "none" for people who gave no address: different people, each with their outcome."""
-    leads = [
-        lead("L1", created="2024-01-01", email="none"), lead("L2", created="2024-01-02", email="None "),
-        lead("L3", created="2024-01-03", email="test"), lead("L4", created="2024-01-04", email="test"),
-        lead("L5", created="2024-01-05", email="x@x"), lead("L6", created="2024-01-06", email="X@X"),
-        lead("L7", created="2024-01-07", email="Ann@Example.com"),
-        lead("L8", created="2024-01-08", email=" ann@example.COM"),
-    ]
-    activities = [activity("L2", kind="demo_request"), activity("L4"), activity("L8")]
-    outcomes = [outcome("L1"), outcome("L2", stage="Closed Won"), outcome("L3"), outcome("L4", stage="Closed Won"),
-                outcome("L5"), outcome("L6"), outcome("L7"), outcome("L8", stage="Closed Won")]
+    """A CRM writes "test" or "none" for people who gave no address, or "test@test.com" where the field wants an
+    address's shape: different people, each with their outcome."""
+    placeholders = ["none", "None ", "test", "test", "x@x", "X@X", "test@test.com", "Test@Test.com", "none@none.com",
+                    "noemail@noemail.com", "na@na.com", "na@na.com", "a@a.com", "a@a.com", "x@example.com",
+                    "x@example.com", "someone@domain.invalid", "someone@domain.invalid", "noemail@gmail.com",
+                    "noemail@gmail.com"]
+    others = ["Ann@Granitedata.com", " ann@granitedata.COM", "john@john.com", "john@john.com"]
+    ids = [f"L{i}" for i in range(1, len(placeholders) + len(others) + 1)]
+    leads = [lead(i, created=f"2024-01-{n:02}", email=e) for n, (i, e) in enumerate(zip(ids, placeholders + others), 1)]
+    activities = [activity(i) for i in ids]
+    outcomes = [outcome(i, stage="Closed Won" if n % 2 else "Closed Lost") for n, i in enumerate(ids)]
 
     crm = load_crm(crm_params(tmp_path, leads, activities, outcomes, dedupe_by_email=True))
 
-    assert crm.leads["lead_id"].tolist() == ["L1", "L2", "L3", "L4", "L5", "L6", "L7"]  # only L8 merged, into L7
+    ann, ann_again, john, john_again = ids[len(placeholders):]
+    assert crm.merged_by_email.to_dict() == {ann_again: ann, john_again: john}  # only real addresses merge
+    assert crm.leads["lead_id"].tolist() == [i for i in ids if i not in (ann_again, john_again)]
     assert crm.outcomes.set_index("lead_id")["status"].to_dict() == {
-        "L1": "rejected", "L2": "converted", "L3": "rejected", "L4": "converted", "L5": "rejected", "L6": "rejected",
-        "L7": "rejected"}
-    assert crm.activities["lead_id"].tolist() == ["L2", "L4", "L7"]
-    assert crm.merged_by_email.to_dict() == {"L8": "L7"}
-    assert crm.report.tables["leads"].dropped == {"merged_by_email": 1}
-    assert crm.report.tables["leads"].email_not_address == 6
-    assert "6 with an e-mail that is no address ('test', 'x@x'), not merged by it" in crm.report.lines()[0]
+        i: "converted" if n % 2 else "rejected" for n, i in enumerate(ids) if i not in (ann_again, john_again)}
+    assert crm.activities["lead_id"].tolist() == ids[:len(placeholders)] + [ann, ann, john, john]
+    assert crm.report.tables["leads"].dropped == {"merged_by_email": 2}
+    assert crm.report.tables["leads"].email_not_address == len(placeholders)
+    assert (f"{len(placeholders)} with an e-mail that is no address ('test', 'x@x', 'test@test.com'), not merged by it"
+            in crm.report.lines()[0])
 
 
 def test_latest_decision_per_lead_wins_whatever_the_file_order(tmp_path):

@@ -416,11 +416,14 @@ def test_a_model_that_does_not_remember_its_training_values_answers_null_not_non
 
 
 def test_each_score_is_logged_with_the_email_only_hashed(client, server, leads):
-    lead = {**leads[1], "lead_id": "LOGGED-1", "email": "  Rita.Hayworth@Example.COM "}
-    score = client.post("/score", {"leads": [lead], "as_of": AS_OF}).json()["scores"][0]
-    logged = Store(server.params.serving.store_url).latest_score("LOGGED-1")
+    lead = {**leads[1], "lead_id": "LOGGED-1", "email": "  Rita.Hayworth@Granitedata.COM "}
+    placeholder = {**leads[1], "lead_id": "LOGGED-2", "email": "Test@Test.com"}  # no one's: no hash to find it by
+    score = client.post("/score", {"leads": [lead, placeholder], "as_of": AS_OF}).json()["scores"][0]
+    store = Store(server.params.serving.store_url)
+    logged = store.latest_score("LOGGED-1")
     assert (logged["score"], logged["tier"], logged["model_version"]) == (score["score"], score["tier"], score["model_version"])
-    assert logged["email_sha256"] == hashlib.sha256(b"rita.hayworth@example.com").hexdigest()
+    assert logged["email_sha256"] == hashlib.sha256(b"rita.hayworth@granitedata.com").hexdigest()
+    assert store.latest_score("LOGGED-2")["email_sha256"] is None
     assert [f["phrase"] for f in logged["factors"]] == [f["phrase"] for f in score["reasons"]["positive"] + score["reasons"]["negative"]]
     stored_bytes = b"".join(p.read_bytes() for p in server.folder.glob("store.db*"))
     assert b"hayworth" not in stored_bytes.lower()

@@ -151,9 +151,12 @@ def test_score_log_refuses_a_raw_email(store):
 
 
 def test_email_hash_ignores_case_and_whitespace_and_keeps_missing():
-    hashed = email_sha256(pd.Series([" Ana@Example.com", "ana@example.com", None, "", "test", "x@x"], dtype=object))
-    assert hashed.iloc[0] == hashed.iloc[1] == hashlib.sha256(b"ana@example.com").hexdigest()
-    assert hashed.iloc[2:].isna().all()  # a CRM's placeholder is no one's address: nothing forget could find them by
+    hashed = email_sha256(pd.Series([" Ana@Acme.com", "ana@acme.com", "john@john.com", None, "", "test", "x@x",
+                                     "test@test.com", "None@None.com", "a@a.com", "x@example.com", "ana@acme.invalid"],
+                                    dtype=object))
+    assert hashed.iloc[0] == hashed.iloc[1] == hashlib.sha256(b"ana@acme.com").hexdigest()
+    assert hashed.iloc[2] == hashlib.sha256(b"john@john.com").hexdigest()  # a personal domain is an address
+    assert hashed.iloc[3:].isna().all()  # a CRM's placeholder is no one's address: nothing forget could find them by
 
 
 def test_export_outcomes_command_writes_a_table_ingest_accepts(store, tmp_path, sample_params):
@@ -266,12 +269,14 @@ def test_forget_refuses_a_placeholder_email_many_leads_share(store, tmp_path, sa
     from serving.local_server import params_file
 
     store.log_scores(_scores([ANA, BOB], email_sha256=[hashlib.sha256(b"test").hexdigest()] * 2))
+    store.log_scores(_scores([ANA, BOB], email_sha256=[hashlib.sha256(b"test@test.com").hexdigest()] * 2))
     params = params_file(sample_params, tmp_path / "params.yaml", {"serving.store_url": store.url})
-    result = CliRunner().invoke(app, ["forget", "--params", str(params), "--email", "Test "])
-    assert result.exit_code == 1
-    assert "e-mail 'Test ' is no address (local@domain.tld)" in result.output
-    assert "name the lead by its id (--lead-id). Nothing was deleted." in result.output
-    assert store.score_log_frame()["lead_id"].tolist() == [ANA, BOB]
+    for placeholder in ("Test ", "Test@Test.com", "x@example.com"):
+        result = CliRunner().invoke(app, ["forget", "--params", str(params), "--email", placeholder])
+        assert result.exit_code == 1
+        assert f"e-mail {placeholder!r} is no address (local@domain.tld) or a placeholder" in result.output
+        assert "name the lead by its id (--lead-id). Nothing was deleted." in result.output
+    assert store.score_log_frame()["lead_id"].tolist() == [ANA, BOB, ANA, BOB]
 
 
 def test_forget_leaves_no_copy_of_the_lead_in_the_sqlite_files(tmp_path, sample_params):
