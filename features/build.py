@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 
 from pipelines.config import FeatureParams, value_map_labels
-from pipelines.contract import CLOCK_SLACK, LARGEST_NUMBER, LEADS
+from pipelines.contract import CLOCK_SLACK, LARGEST_NUMBER, LEADS, email_address
 from pipelines.numbers import TWO_WAYS_WHERE, DecimalMark, read_numbers
 
 DAY_NS = 86_400 * 10**9
@@ -569,7 +569,7 @@ def _derived(leads: pd.DataFrame, ids: np.ndarray, spec: FeatureParams, decimal_
         out["seniority"], out["department"] = seniority, department
     if "icp_match" in groups:
         out["icp_match"] = _icp_match(leads, employees, out["seniority"], spec)
-    email = distinct_text(_column(leads, "email")) if groups & {"email_signals", "contact_gaps"} else None
+    email = _email_addresses(_column(leads, "email")) if groups & {"email_signals", "contact_gaps"} else None
     if "email_signals" in groups:
         out.update(_email_signals(email, spec))
     if "contact_gaps" in groups:
@@ -715,15 +715,24 @@ def _is_one_of(values: pd.Series, allowed) -> np.ndarray:
     return _expand(codes, [v in allowed for v in cleaned], missing=False, dtype=bool)
 
 
+def _email_addresses(emails: pd.Series) -> tuple[np.ndarray, list[str | None]]:
+    """Each row's code into its distinct e-mails (-1 = missing), and each of those as an address (`email_address`),
+    None where it is no address: a placeholder ("test", "test@test.com") reaches no one and has no domain to read."""
+    codes, written = distinct_text(emails)
+    addresses = email_address(pd.Series(written, dtype="string"))
+    return codes, addresses.astype(object).where(addresses.notna(), None).tolist()
+
+
 def _email_signals(email: tuple[np.ndarray, list[str | None]], spec: FeatureParams) -> dict[str, np.ndarray]:
-    """Free-mail, student and competitor flags from the e-mail domain; NaN without a usable e-mail.
+    """Free-mail, student and competitor flags from the e-mail domain; NaN without an e-mail address
+    (`_email_addresses`).
 
     Student patterns match whole domain labels: ".edu" matches mit.edu and unimelb.edu.au but not
     education.com; "student." matches student.uni-x.de. Competitor domains match subdomains too.
     """
     email_codes, emails = email
     # Domain per distinct e-mail, then each rule once per distinct domain (far fewer than e-mails).
-    domain_of_email = [e.rsplit("@", 1)[1] or None if e is not None and "@" in e else None for e in emails]
+    domain_of_email = [None if e is None else e.rsplit("@", 1)[1] for e in emails]
     domain_codes, domains = pd.factorize(np.array(domain_of_email, dtype=object), use_na_sentinel=True)
     codes = np.append(domain_codes, -1)[email_codes]  # no e-mail (-1) stays missing
     domains = domains.tolist()
@@ -744,7 +753,8 @@ def _email_signals(email: tuple[np.ndarray, list[str | None]], spec: FeaturePara
 def _contact_gaps(leads: pd.DataFrame, email: tuple[np.ndarray, list[str | None]]) -> dict[str, np.ndarray]:
     """1.0 when the lead left out a way to reach them; NaN when the export has no such column.
 
-    A phone without a single digit ("n/a", "-") is missing.
+    A phone without a single digit ("n/a", "-") is missing, and so is an e-mail that is no address (`_email_addresses`:
+    "test", "none@none.com").
     """
 
     def gap(column: str, codes: np.ndarray, present: list[bool]) -> np.ndarray:

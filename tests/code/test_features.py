@@ -426,12 +426,22 @@ def test_email_signals_ignore_casing_and_spaces():
         ("ana@student.uni-bonn.de", 0, 1, 0, 0),
         ("ana@education.com", 0, 0, 0, 0),
         ("ana@notrivalsoft.com", 0, 0, 0, 0),
-        ("not an email", np.nan, np.nan, np.nan, 0),
+        ("ana@ana.com", 0, 0, 0, 0),  # a personal domain
+        ("test@acme.com", 0, 0, 0, 0),  # a company's test mailbox
+        # what a CRM's rep types for a lead who gave no e-mail: no way to reach them, no domain
+        ("not an email", np.nan, np.nan, np.nan, 1),
+        ("none", np.nan, np.nan, np.nan, 1),
+        ("asdf@asdf", np.nan, np.nan, np.nan, 1),
+        ("Test@Test.com", np.nan, np.nan, np.nan, 1),
+        ("noemail@gmail.com", np.nan, np.nan, np.nan, 1),
+        ("x@example.com", np.nan, np.nan, np.nan, 1),
         (None, np.nan, np.nan, np.nan, 1),
         ("   ", np.nan, np.nan, np.nan, 1),
     ],
 )
 def test_email_domain_flags(email, free, student, competitor, missing):
+    """A placeholder e-mail is as missing as none (`pipelines.contract.email_address`): it reaches no one, and its
+    domain (gmail.com, example.com) is not the lead's."""
     row = build_features(leads_frame(lead(email=email)), None, SNAPSHOT, spec()).iloc[0]
     np.testing.assert_equal(
         row[["email_free", "email_student", "email_competitor", "missing_email"]].to_numpy(dtype=float),
