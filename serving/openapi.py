@@ -121,9 +121,11 @@ ROUTES: dict[str, tuple[type[BaseModel], dict[int, tuple[type[BaseModel], str]],
          409: "This event_id is already stored with another decision; the stored one is kept. "
               "A new decision needs a new event_id.",
          413: TOO_LARGE, 415: NOT_JSON,
-         422: "A decision the service cannot take (e.g. an unknown status, a reason that is not a reason code, "
-              "a decided_at that is blank or one of data.missing_values, unreadable or in the future; absent or "
-              "null it is a 400, as every field required); `detail` names each field and what it takes.",
+         422: "A decision the service cannot take (e.g. an event_id, lead_id, status or decided_at that is blank "
+              "or one of data.missing_values, an id over 255 characters or with a line break, an unknown status, a "
+              "reason that is not a reason code, a decided_at unreadable or in the future; absent or null, a "
+              "required field is a 400, as is a value of the wrong type); `detail` names each field and what it "
+              "takes.",
          503: NOT_STORED},
     ),
 }
@@ -350,8 +352,9 @@ def document(generated: dict, scorer: LeadScorer, data: DataParams, label: Label
                                                                "it: deploy a new bento instead."}))
     schemas = {**spec.get("components", {}).get("schemas", {}), **_schemas(scorer)}
     _feedback_choices(schemas["Feedback"], data, label)
-    # A lead id data.missing_values reads as none is refused, as /score refuses it (the service's params: `data`).
-    schemas["Feedback"]["properties"]["lead_id"]["pattern"] = id_text(data.missing_values)
+    # An id data.missing_values reads as none is refused, as /score refuses a lead's (the service's params: `data`).
+    for name in ("event_id", "lead_id"):
+        schemas["Feedback"]["properties"][name]["pattern"] = id_text(data.missing_values)
     # The amount as an export's outcomes row reads it (serving.scoring.feedback_amount), for the service's params.
     amount, words = _number_field("amount", "amount" in OUTCOMES.non_negative, data)
     field = schemas["Feedback"]["properties"]["amount"]

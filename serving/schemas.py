@@ -149,6 +149,10 @@ def id_text(missing: Iterable[str] = ()) -> str:
 # /docs.json documents it by its pattern alone (`id_text`): minLength and maxLength would count the blanks.
 Identifier = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=ID_LENGTH),
                        AfterValidator(_printable), WithJsonSchema({"type": "string", "pattern": id_text()})]
+# An id /feedback takes: text, or a 400 of the JSON check. Text that is no id by `Identifier`'s rule (blank, too long,
+# a line break) or one of data.missing_values ("N/A") is refused with a 422 by serving.scoring.feedback_event, as
+# /score refuses a lead's: a well-formed value the service cannot use, as a blank or "N/A" decided_at is.
+IdText = Annotated[str, WithJsonSchema({"type": "string", "pattern": id_text()})]
 
 
 class Lead(BaseModel):
@@ -401,9 +405,10 @@ DecisionText = Annotated[str, BeforeValidator(_true_false_as_text), WithJsonSche
 class Feedback(BaseModel):
     """A sales decision on a lead, sent by the CRM when it happens (retries are safe)."""
 
-    event_id: Identifier = Field(description="The CRM's unique id of this event.")
-    lead_id: Identifier
-    status: DecisionText = Field(min_length=1, json_schema_extra={"minLength": 1}, description="The decision, e.g. "
+    event_id: IdText = Field(description="The CRM's unique id of this event.")
+    lead_id: IdText
+    # Blank text is refused with a 422 (serving.scoring.feedback_event), as a blank lead_id or decided_at is.
+    status: DecisionText = Field(json_schema_extra={"minLength": 1}, description="The decision, e.g. "
                                  "converted or rejected; true/false (a CRM checkbox) is the text \"true\"/\"false\", "
                                  "as in an export.")
     reason: DecisionText | None = Field(None, description="Why, as a reason code; optional, but what the model learns "

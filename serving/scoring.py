@@ -224,20 +224,27 @@ def _each_row(change, leads: list[dict], activities: list[list[dict] | None]
 _IDENTIFIER = TypeAdapter(Identifier)
 
 
+def id_error(value) -> dict | None:
+    """pydantic's error for a value breaking the rule every id of the service follows (schemas.Identifier: text of
+    at most 255 characters once stripped, no line break, as the score log and the feedback table store it); None
+    for an id."""
+    try:
+        _IDENTIFIER.validate_python(value)
+    except ValidationError as err:
+        return err.errors()[0]
+    return None
+
+
 def lead_id_problems(leads: list[dict], data: DataParams) -> list[dict]:
-    """Problems for a lead id that breaks the rule every id of the service follows (schemas.Identifier:
-    text of at most 255 characters, as /feedback takes it and the score log stores it). A number is
-    refused rather than guessed at: 42 and "042" would be different leads. A missing id is left to
-    the contract, which names it."""
+    """Problems for a lead id that breaks the rule every id of the service follows (`id_error`). A number is
+    refused rather than guessed at: 42 and "042" would be different leads. A missing id (none, blank or one of
+    data.missing_values) is left to the contract, which names it as missing, as it names any required field."""
     out = []
     for i, lead in enumerate(leads):
         lead_id_field, lead_id = sent_lead_id(lead, data)
-        if lead_id is None:
+        if lead_id is None or not_answered(lead_id, data):
             continue
-        try:
-            _IDENTIFIER.validate_python(lead_id)
-        except ValidationError as err:
-            (error,) = err.errors()
+        if error := id_error(lead_id):
             out.append(_detail(("leads", i, lead_id_field), f"the lead id: {error_message(error)}", error["type"]))
     return out
 
@@ -253,10 +260,7 @@ def with_lead_ids(detail: list[dict], leads: list, data: DataParams) -> list[dic
         position = problem["loc"][1] if problem["loc"][:1] == ["leads"] and len(problem["loc"]) > 1 else None
         lead = leads[position] if isinstance(position, int) else None
         sent = sent_lead_id(lead, data)[1] if isinstance(lead, dict) else None
-        try:
-            lead_id = None if sent is None or not_answered(sent, data) else _IDENTIFIER.validate_python(sent)
-        except ValidationError:
-            lead_id = None
+        lead_id = None if sent is None or not_answered(sent, data) or id_error(sent) else str(sent).strip()
         out.append({**problem, "lead_id": lead_id} if lead_id is not None else problem)
     return out
 
@@ -272,7 +276,8 @@ def duplicate_ids(frames: RequestFrames, data: DataParams) -> list[dict]:
     if lead_id_field not in frames.leads or frames.leads.empty:
         return []
     ids = frames.leads[lead_id_field].astype("str").str.strip()
-    repeated = ids.duplicated() & frames.leads[lead_id_field].notna()
+    sent = frames.leads[lead_id_field].map(lambda v: not pd.isna(v) and not not_answered(v, data))
+    repeated = ids.duplicated() & sent  # two leads without an id are each missing one (the contract says so)
     return [
         _detail(("leads", int(i), lead_id_field), f"lead id {ids.iloc[i]!r} appears more than once in the request", "duplicate_lead_id")
         for i in np.flatnonzero(repeated.to_numpy())
@@ -682,6 +687,12 @@ def _as_outcome_cell(column: str, value, data: DataParams) -> tuple[object, list
     return (checked[column].iloc[0] if len(checked) else None), [p for p in problems if p.contract_column == column]
 
 
+def _read_as_none(data: DataParams) -> str:
+    """Which text a feedback event's field holds no value in, for its refusal."""
+    words = [v for v in data.missing_values if v.strip()]
+    return f"the service reads blank text{f' and {quoted(words)}' if words else ''} as not answered"
+
+
 def feedback_event(event: dict, data: DataParams, label: LabelParams) -> tuple[dict, list[dict]]:
     """A feedback event in contract values (data.value_maps applied), checked against the label policy, and the
     warnings of what it leaves out (an amount it cannot read: `feedback_amount`).
@@ -696,9 +707,12 @@ def feedback_event(event: dict, data: DataParams, label: LabelParams) -> tuple[d
     date reader a lead's created_at has, "Jun 2, 2025" too, and its refusals, which echo the value) and must be a
     date a decision can have (`serving.store.decision_date`).
 
+    The event's ids follow the rule every id of the service follows (`id_error`); an id, status or decided_at
+    that is blank or one of data.missing_values is no value given (type empty_value), refused as a well-formed value
+    the service cannot use, as /score refuses a lead without an id (absent or null, the JSON check refused it).
+
     Raises:
-        RequestError: a lead id that means "not answered", unknown status, a reason that is not a code,
-            or an impossible decided_at.
+        RequestError: an id that is none, unknown status, a reason that is not a code, or an impossible decided_at.
     """
     out = dict(event)
     for column in ("status", "reason"):
@@ -707,13 +721,20 @@ def feedback_event(event: dict, data: DataParams, label: LabelParams) -> tuple[d
         mapped = translate(pd.Series([value], dtype=object), data.value_maps.get(column, {})).iloc[0]
         out[column] = value if pd.isna(mapped) else mapped
     detail = []
+    for column, whose in (("event_id", "this event"), ("lead_id", "the lead the decision is about")):
+        if not_answered(event[column], data):
+            detail.append(_detail((column,), f"{column} {as_sent(event[column])} is no id ({_read_as_none(data)}): "
+                                  f"send the CRM's id of {whose}", "empty_value"))
+        elif error := id_error(event[column]):
+            detail.append(_detail((column,), error_message(error), error["type"]))
+        else:
+            out[column] = event[column].strip()
     choices = feedback_choices(data, label)
-    if not_answered(out["lead_id"], data):  # as /score reads it (a blank one is refused before, as a 400)
-        detail.append(_detail(("lead_id",), f"lead_id {event['lead_id']!r} reads as no lead id (the service reads "
-                              f"{quoted([v for v in data.missing_values if v.strip()])} as not answered): send the "
-                              "CRM's id of the lead the decision is about", "empty_value"))
     status = contract_status(pd.Series([out["status"]], dtype="str"), data).iloc[0]
-    if status not in data.statuses:
+    if out["status"] is None:
+        detail.append(_detail(("status",), f"status {as_sent(event['status'])} is no decision ({_read_as_none(data)}): "
+                              "send " + choices_in_words(*choices["status"]), "empty_value"))
+    elif status not in data.statuses:
         detail.append(_detail(("status",), f"unknown status {as_sent(event['status'])}: send "
                               + choices_in_words(*choices["status"]), "unknown_status"))
     out["status"] = status
@@ -725,15 +746,15 @@ def feedback_event(event: dict, data: DataParams, label: LabelParams) -> tuple[d
     decided, problems = _as_outcome_cell("decided_at", event["decided_at"], data)
     detail += [_detail(("decided_at",), p.message, p.kind) for p in problems]
     if not problems and pd.isna(decided):
-        detail.append(_detail(("decided_at",), f"decided_at {as_sent(event['decided_at'])} is no date (the service "
-                              f"reads blank text and {quoted([v for v in data.missing_values if v.strip()])} as not "
-                              "answered): send when sales decided", "empty_value"))
+        detail.append(_detail(("decided_at",), f"decided_at {as_sent(event['decided_at'])} is no date "
+                              f"({_read_as_none(data)}): send when sales decided", "empty_value"))
     elif not problems:
         try:
             out["decided_at"] = decision_date(decided, utc_naive(pd.Timestamp.now(tz="UTC")))
         except ValueError as err:
             detail.append(_detail(("decided_at",), str(err), "decided_at_out_of_range"))
     if detail:
-        raise RequestError(f"{len(detail)} problem(s) in the feedback event; it was not stored", detail)
+        named = "" if any(d["field"] == "event_id" for d in detail) else f" {out['event_id']!r}"
+        raise RequestError(f"{len(detail)} problem(s) in feedback event{named}; it was not stored", detail)
     out["amount"], warnings = feedback_amount(event.get("amount"), data)
     return out, warnings

@@ -816,6 +816,21 @@ def test_a_lead_id_that_means_not_answered_is_one_problem_at_its_lead_not_one_pe
     assert [(d["field"], d["type"]) for d in reply.json()["detail"]] == [("leads[1].lead_id", "missing")]
 
 
+def test_a_lead_without_an_id_is_missing_one_whether_absent_null_blank_or_not_answered(client, leads):
+    """A blank lead id was "the lead id: String should have at least 1 character" (type string_too_short), while the
+    same lead with "N/A", null or none was a missing lead_id (type missing, as for every required field), and two
+    leads without an id were told they shared one: a client sorting problems by type could not see they were alike."""
+    known = {k: v for k, v in leads[0].items() if k != "lead_id"}
+    sent = [leads[1], known, {**known, "lead_id": None}, {**known, "lead_id": ""}, {**known, "lead_id": "   "},
+            {**known, "lead_id": "N/A"}, {**known, "lead_id": ""}]
+    reply = client.post("/score", {"leads": sent, "as_of": AS_OF})
+    assert reply.status == 422, reply.body
+    detail = reply.json()["detail"]
+    missing = [(f"leads[{i}].lead_id", "missing") for i in range(1, 7)]
+    assert [(d["field"], d["type"]) for d in detail] == missing, detail
+    assert not any("lead_id" in d for d in detail)
+
+
 def test_each_problem_in_a_batch_names_its_lead_by_the_id_it_sent(client, leads):
     """A refused batch named a lead only by its place (leads[2].created_at), while a CRM integrator looks a lead up by
     its id: each problem about a lead or one of its activities now also has the lead's `lead_id` as sent (stripped),
@@ -964,10 +979,11 @@ def test_a_blank_as_of_scores_as_of_now_as_an_omitted_one_does(client, server, l
 
 
 def test_a_lead_id_with_a_line_break_is_refused_in_the_words_feedback_uses(client, leads):
-    """Without pydantic's "Value error, " prefix, which a 400 already drops."""
+    """Without pydantic's "Value error, " prefix, which a 400 already drops; a 422 from both, as text the service cannot
+    use as an id (/feedback's was a 400, as if the body were of the wrong shape)."""
     scored = client.post("/score", {"leads": [{**leads[0], "lead_id": "a\nb"}], "as_of": AS_OF})
     stored = client.post("/feedback", _feedback("evt-line-break", lead_id="a\nb"))
-    assert (scored.status, stored.status) == (422, 400), (scored.body, stored.body)
+    assert (scored.status, stored.status) == (422, 422), (scored.body, stored.body)
     (in_score,), (in_feedback,) = scored.json()["detail"], stored.json()["detail"]
     assert in_score["msg"] == "the lead id: " + in_feedback["msg"]
     assert in_feedback["msg"] == "an id cannot hold control characters (line breaks, tabs)"
@@ -1260,7 +1276,8 @@ def test_a_rejection_with_a_reason_that_is_no_code_is_refused_naming_the_codes(c
         (_feedback("evt-d-null", decided_at=None), 400, "decided_at"),  # as every required field the JSON check misses
         ({k: v for k, v in _feedback("evt-d-absent").items() if k != "decided_at"}, 400, "decided_at"),
         ({k: v for k, v in _feedback("evt-l").items() if k != "lead_id"}, 400, "lead_id"),
-        (_feedback("evt-b", lead_id="   "), 400, "lead_id"),
+        (_feedback("evt-b", lead_id="   "), 422, "lead_id"),  # no id, as "N/A" is
+        (_feedback("evt-long-id", lead_id="L" * 256), 422, "lead_id"),
         (_feedback("evt-na", lead_id="N/A"), 422, "lead_id"),  # data.missing_values: /score reads it as no id
         (_feedback("evt-y1", decided_at="0001-01-01T00:00:00Z"), 422, "decided_at"),
         (_feedback("evt-1969", decided_at="1969-12-31T23:00:00Z"), 422, "decided_at"),
@@ -1276,7 +1293,8 @@ def test_a_rejection_with_a_reason_that_is_no_code_is_refused_naming_the_codes(c
          b'"amount": 1e309}', 400, "amount"),
         (_feedback("evt-r", status="converted", reason="garbage reason"), 422, "reason"),
     ],
-    ids=["unknown-status", "bad-date", "blank-date", "not-answered-date", "null-date", "no-date", "no-lead-id", "blank-lead-id", "not-answered-lead-id", "year-1", "before-1970",
+    ids=["unknown-status", "bad-date", "blank-date", "not-answered-date", "null-date", "no-date", "no-lead-id",
+         "blank-lead-id", "overlong-lead-id", "not-answered-lead-id", "year-1", "before-1970",
          "future", "year-10000-in-utc", "unix-seconds", "unix-seconds-as-text", "year-as-text", "infinite-amount",
          "minus-infinite-amount", "nan-amount", "overflowing-amount", "unknown-reason-on-a-conversion"],
 )
@@ -1287,6 +1305,25 @@ def test_bad_feedback_is_refused_naming_the_field(client, server, event, status,
     assert field in [d["field"] for d in reply.json()["detail"]]
     event_id = json.loads(event)["event_id"] if isinstance(event, bytes) else event["event_id"]
     assert event_id not in Store(server.params.serving.store_url).feedback_frame()["event_id"].tolist()
+
+
+@pytest.mark.parametrize("field", ["event_id", "lead_id", "status", "decided_at"])
+def test_a_feedback_field_holding_no_value_is_one_422_whether_blank_or_a_missing_value_word(client, server, field):
+    """A CRM integrator sorts errors by status: a blank lead_id was a 400 ("String should have at least 1 character")
+    while "N/A" was a 422, the same problem (no lead id) under two statuses; so was a status "" (400) against "   "
+    (422), and an event_id "N/A" was stored, making every later decision sent with it a retry. Text holding no value
+    is a 422 of type empty_value at its field (absent or null: a 400 of the JSON check), and `error` names the event."""
+    before = Store(server.params.serving.store_url).feedback_frame()
+    for sent in ("", "   ", "N/A"):
+        event = {**_feedback(f"evt-no-{field}-{len(sent)}"), field: sent}
+        reply = client.post("/feedback", event)
+        assert reply.status == 422, (sent, reply.body)
+        (problem,) = reply.json()["detail"]
+        assert (problem["field"], problem["type"]) == (field, "empty_value"), problem
+        assert f"{field} {sent!r} is no " in problem["msg"] and "'N/A' as not answered" in problem["msg"], problem
+        if field != "event_id":
+            assert f"in feedback event 'evt-no-{field}-{len(sent)}'" in reply.json()["error"], reply.json()
+    assert len(Store(server.params.serving.store_url).feedback_frame()) == len(before)
 
 
 @pytest.mark.parametrize(("decided_at", "words"), [("0001-01-01", "expected 1970-01-01 to 2199-12-31"),
@@ -1481,8 +1518,8 @@ def test_a_refused_decision_is_told_in_the_terms_of_the_integrator_who_sent_it(c
     problems = {d["field"]: d["msg"] for d in reply.json()["detail"]}
     statuses = "'converted', 'rejected', 'nurture', 'duplicate' or 'open' (any letter case)"
     assert problems == {
-        "lead_id": "lead_id 'N/A' reads as no lead id (the service reads 'Select' or 'N/A' as not answered): send the "
-                   "CRM's id of the lead the decision is about",
+        "lead_id": "lead_id 'N/A' is no id (the service reads blank text and 'Select' or 'N/A' as not answered): send "
+                   "the CRM's id of the lead the decision is about",
         "status": f"unknown status 'Won': send {statuses}, or a CRM label the service translates: 'Closed - Not "
                   "Converted', 'true' or 'false'; a RevOps admin adds another CRM label in params data.value_maps.status",
         "reason": "reason 'meh' is not a reason code: send no reason (null), or 'not_decision_maker', 'no_budget', "
