@@ -109,7 +109,10 @@ def request_frames(leads: list[dict], activities: list[list[dict] | None], data:
             continue
         rows.extend({**act, activity_lead_field: lead_id} for act in acts)
         origin.extend((i, j) for j in range(len(acts)))
-    return RequestFrames(pd.DataFrame.from_records(leads), pd.DataFrame.from_records(rows) if rows else None, origin)
+    # A row per lead, one sent as {} too: pandas builds no row from records that are all empty, and such a lead went
+    # unscored without a word (or /explain failed) instead of being told it lacks its id and creation date.
+    lead_rows = pd.DataFrame.from_records(leads, index=range(len(leads)))
+    return RequestFrames(lead_rows, pd.DataFrame.from_records(rows) if rows else None, origin)
 
 
 def columns_read(scorer: LeadScorer, table: str) -> list[str]:
