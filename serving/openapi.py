@@ -115,7 +115,8 @@ ROUTES: dict[str, tuple[type[BaseModel], dict[int, tuple[type[BaseModel], str]],
     "/feedback": (
         Feedback,
         {201: (FeedbackReceipt, "Stored (on disk before this answer); `warnings` names each value it was stored "
-                                "without (an amount the service cannot read), [] when none."),
+                                "without (an amount the service cannot read, a reason or amount sent under its name "
+                                "written differently), [] when none."),
          200: (FeedbackReceipt, "This event_id was already stored with the same decision (a retry): nothing changed.")},
         {400: BAD_JSON, 401: NO_KEY,
          409: "This event_id is already stored with another decision; the stored one is kept. "

@@ -16,7 +16,9 @@ from decimal import Decimal
 from typing import Annotated, Any
 
 import pandas as pd
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints, WithJsonSchema
+from pydantic import (AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints, WithJsonSchema,
+                      model_validator)
+from pydantic.json_schema import SkipJsonSchema
 
 from models.encoding import LEARNT_BY_A_RETRAIN
 from pipelines.contract import LARGEST_NUMBER, NUMBER_TEXT
@@ -425,6 +427,18 @@ class Feedback(BaseModel):
     amount: Annotated[CRMValue, BeforeValidator(plain_value), WithJsonSchema({"type": ["number", "string", "null"]})] = Field(
         None, description="Deal amount, when converted. An amount the service cannot read (\"12,500\", -5) is left "
         "out and the decision stored without it, as an export's row is kept without it: the answer's warnings name it.")
+    # The body's other fields, by name, filled by `_unread_fields` (not sent, not in /docs.json): ignored, but one that
+    # looks like an optional field above written differently ("Reason") is named in the receipt's warnings
+    # (serving.scoring.misnamed_feedback_warnings), as /score names a lead's: the decision was stored without it.
+    unread_fields: SkipJsonSchema[dict[str, Any]] = Field(default_factory=dict, exclude=True)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _unread_fields(cls, body: Any) -> Any:
+        if not isinstance(body, dict):  # refused by the JSON check, told the shape /feedback takes
+            return body
+        read = {name: value for name, value in body.items() if name in cls.model_fields and name != "unread_fields"}
+        return {**read, "unread_fields": {name: value for name, value in body.items() if name not in read}}
 
 
 class FeedbackReceipt(BaseModel):
@@ -432,8 +446,9 @@ class FeedbackReceipt(BaseModel):
     stored: bool = Field(description="False when this event_id was already stored (a retry).")
     warnings: list[Problem] = Field(description="Each value sent that the stored decision "
                                     "leaves out, with its field and why (an amount the service cannot read, e.g. "
-                                    "\"12,500\"): send the decision again under a new event_id to record it. Empty "
-                                    "when the decision was stored as sent.")
+                                    "\"12,500\"; a reason or amount sent under a name that looks like its own written "
+                                    "differently, \"Reason\", type misnamed_field): send the decision again under a "
+                                    "new event_id to record it. Empty when the decision was stored as sent.")
 
 
 class FeatureInfo(BaseModel):

@@ -760,4 +760,21 @@ def feedback_event(event: dict, data: DataParams, label: LabelParams) -> tuple[d
         named = "" if any(d["field"] == "event_id" for d in detail) else f" {out['event_id']!r}"
         raise RequestError(f"{len(detail)} problem(s) in feedback event{named}; it was not stored", detail)
     out["amount"], warnings = feedback_amount(event.get("amount"), data)
-    return out, warnings
+    return out, warnings + misnamed_feedback_warnings(event, out.pop("unread_fields", {}), data)
+
+
+def misnamed_feedback_warnings(event: dict, unread: dict, data: DataParams) -> list[dict]:
+    """A feedback receipt's warnings of its optional fields (reason, amount) holding no value (absent, null, blank,
+    data.missing_values) while a field the service does not read (`unread`, as schemas.Feedback collects them) holds
+    one under a name that looks like theirs written differently (`ingest.alike_column`, the rule /score's
+    `misnamed_fields` follows): "Reason" for reason. The decision was stored without it, as a lead is scored without
+    such a field; a field that looks like none is ignored silently, as /score ignores it (CRMs send many others)."""
+    sent = sorted(name for name, value in unread.items() if _answered(value, data))
+    out = []
+    for name in ("reason", "amount"):
+        alike = None if _answered(event.get(name), data) else alike_column(sent, name)
+        if alike is not None:
+            out.append(_detail((alike,), f"field {name!r}, which /feedback reads, is not sent (the event has "
+                               f"{alike!r}, {ALIKE}): the decision was stored without it; to record it, send the "
+                               f"decision again under a new event_id with it as {name!r}", "misnamed_field"))
+    return out

@@ -1271,6 +1271,23 @@ def test_feedback_is_stored_once_per_event_id(client, server):
     assert stored.set_index("event_id").loc["evt-1", "decided_at"] == pd.Timestamp("2025-12-15 14:00")
 
 
+def test_a_reason_or_amount_sent_under_its_name_written_differently_is_named_in_the_receipt(client, server):
+    """A CRM's "Reason" (or "AMOUNT") was ignored without a word: the rejection was stored without its code (201,
+    warnings []), the code the model learns rejection reasons from. The receipt now names the field and what to send,
+    as /score names a lead's "Industry"; a field that looks like none /feedback reads is ignored silently, as there."""
+    event = {**_feedback("evt-misnamed", reason=None), "Reason": "no_budget", "AMOUNT": "1200", "Owner": "ana"}
+    reply = client.post("/feedback", event)
+    assert reply.status == 201, reply.body
+    warnings = reply.json()["warnings"]
+    assert [(w["field"], w["type"]) for w in warnings] == [("Reason", "misnamed_field"), ("AMOUNT", "misnamed_field")]
+    assert "send the decision again under a new event_id with it as 'reason'" in warnings[0]["msg"], warnings
+    assert _documented(client.get("/docs.json").json(), "FeedbackReceipt", reply.json())
+    sent_too = client.post("/feedback", {**_feedback("evt-not-misnamed"), "Reason": "no_budget", "Owner": "ana"})
+    assert (sent_too.status, sent_too.json()["warnings"]) == (201, [])  # reason sent: nothing was left out
+    stored = Store(server.params.serving.store_url).feedback_frame().set_index("event_id")
+    assert stored.loc["evt-not-misnamed", "reason"] == "no_budget"
+
+
 @pytest.mark.parametrize("reason", ["meh, not a fit", "budget?"])
 def test_a_rejection_with_a_reason_that_is_no_code_is_refused_naming_the_codes(client, server, sample_params, reason):
     """A vague note teaches the loop nothing; no reason at all is stored (test_a_rejection_without_a_reason...)."""
