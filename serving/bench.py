@@ -78,9 +78,9 @@ def in_process(params: Params, leads: list[dict], as_of: str, requests: int) -> 
     os.environ.setdefault("OMP_NUM_THREADS", "1")  # as the service sets it
     from pipelines import tracking
     from serving.schemas import ScoreRequest, ScoreResponse
-    from serving.scoring import ModelRef, score_request
+    from serving.scoring import ModelRef, request_as_of, score_request
     from serving.security import card_link_key
-    from serving.store import Store, utc_naive
+    from serving.store import Store
 
     scorer = tracking.load_scorer(params, params.serving.alias)
     model = ModelRef.of(scorer)
@@ -93,7 +93,7 @@ def in_process(params: Params, leads: list[dict], as_of: str, requests: int) -> 
             request = ScoreRequest.model_validate_json(body)
             scored = score_request(scorer, [lead.model_extra for lead in request.leads],
                                    [lead.activities for lead in request.leads], model,
-                                   as_of=utc_naive(request.as_of), top_k=params.serving.top_factors,
+                                   as_of=request_as_of(request.as_of), top_k=params.serving.top_factors,
                                    card_key=card_link_key("bench"), card_link_days=params.serving.card_link_days)
             store.log_scores(scored.log_rows)
             ScoreResponse.model_validate({"scores": scored.results, "warnings": scored.warnings}).model_dump_json()

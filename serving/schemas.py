@@ -11,7 +11,6 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Iterable
-from datetime import datetime
 from decimal import Decimal
 from typing import Annotated, Any
 
@@ -206,15 +205,24 @@ def _blank_as_none(value: Any) -> Any:
     return None if isinstance(value, str) and not value.strip() else value
 
 
-# A date sent as ISO 8601 text. A number, as JSON or as text, is refused rather than read as Unix
-# seconds (pydantic's default): the CRM exports and the leads' own dates never are. Documented as
-# text, not as format "date-time": that format needs a time zone, and a plain date or a time without
-# a zone is accepted too.
+def _text_date(value: Any) -> Any:
+    """A date sent as text, as `_date_text` takes it; true/false, null, an object or a list is told what a date is
+    (pydantic's own words for them advise sending a number as its text)."""
+    if not isinstance(_date_text(value), str):
+        raise ValueError(DATE_FORM)
+    return value
+
+
+# A date sent as text; the service reads it (a 422 for text it cannot read as a date, naming it, as for a lead's
+# created_at). A number, as JSON or as text, is refused here (400) rather than read as Unix seconds (pydantic's
+# default): the CRM exports and the leads' own dates never are. Documented as text, not as format "date-time": that
+# format needs a time zone, and a plain date or a time without a zone is accepted too.
 _DATE_SCHEMA = {"type": "string", "description": "ISO 8601 date, or date and time, as text (UTC when no zone is given).",
                 "examples": ["2025-12-15", "2025-12-15T14:00:00Z"]}
-DateText = Annotated[datetime, BeforeValidator(_date_text), WithJsonSchema(_DATE_SCHEMA)]
+DateText = Annotated[str, BeforeValidator(_text_date), WithJsonSchema(_DATE_SCHEMA)]
 
-# The time a request scores as of: omitted, null or blank text (as for feedback's amount) is now.
+# The time a request scores as of (serving.scoring.request_as_of reads it): omitted, null or blank text (as for
+# feedback's amount) is now.
 AsOf = Annotated[DateText | None, BeforeValidator(_blank_as_none)]
 _AS_OF = ("The time to score as of (omitted, null or blank text: now); a lead created more than a day after it is "
           "refused.")
@@ -388,17 +396,6 @@ def _true_false_as_text(value: Any) -> Any:
     return value
 
 
-def _text_date(value: Any) -> Any:
-    """A date sent as text, as `_date_text` takes it; true/false, null, an object or a list is told what a date is
-    (pydantic's own words for them advise sending a number as its text)."""
-    if not isinstance(_date_text(value), str):
-        raise ValueError(DATE_FORM)
-    return value
-
-
-# Feedback's decided_at as text, read later as an export's decided_at is (serving.scoring.feedback_event), so it takes
-# what a lead's created_at takes; a number is refused as for DateText.
-DecisionDate = Annotated[str, BeforeValidator(_text_date), WithJsonSchema(_DATE_SCHEMA)]
 
 # Feedback's status or reason as the CRM sends it: text, or true/false read as its text.
 DecisionText = Annotated[str, BeforeValidator(_true_false_as_text), WithJsonSchema({"type": ["string", "boolean"]})]
@@ -416,7 +413,8 @@ class Feedback(BaseModel):
     reason: DecisionText | None = Field(None, description="Why, as a reason code; optional, but what the model learns "
                                         "why leads are rejected from (monitor reports the share of rejections with one); "
                                         "true/false is the text \"true\"/\"false\", as for status.")
-    decided_at: DecisionDate = Field(
+    # Read as an export's decided_at is (serving.scoring.feedback_event), so it takes what a lead's created_at takes.
+    decided_at: DateText = Field(
         description="When sales decided (ISO 8601 text; UTC when no zone is given), read as an export's decided_at "
         "and a lead's created_at are (\"Jun 2, 2025\" too). From 1970 to at most a day after the service receives "
         "the event. Blank text or one of data.missing_values (\"N/A\") is no date: refused (422), as absent or "

@@ -22,8 +22,8 @@ from features.labels import policy_reason
 from models.scorer import BuiltLeads, LeadScorer
 from pipelines.config import DataParams, LabelParams
 from pipelines.contract import LEADS, TABLES
-from pipelines.ingest import (ALIKE, API_CLIENT, Problem, alike_column, as_of_time, as_plain_text, as_sent,
-                              contract_status, crm_column, crm_columns, differing_values, not_answered,
+from pipelines.ingest import (ALIKE, API_CLIENT, DATE_FORM, Problem, alike_column, as_of_time, as_plain_text,
+                              as_sent, contract_status, crm_column, crm_columns, differing_values, not_answered,
                               one_value_per_row, prepare_table, shortened, translate)
 from serving.schemas import Identifier, plain_value
 from serving.security import BAD_JSON_ERROR, card_link, error_message, field_path
@@ -72,16 +72,26 @@ def _detail(loc: tuple, message: str, kind: str) -> dict:
     return {"loc": list(loc), "field": field_path(*loc), "msg": message, "type": kind}
 
 
-def request_as_of(value) -> datetime | None:
-    """A request's ``as_of`` as naive UTC (None: now).
+# How a request's as_of is read: ISO 8601 text, as pydantic reads a datetime.
+_ISO_TIME = TypeAdapter(datetime)
+
+
+def request_as_of(value: str | None) -> datetime | None:
+    """A request's ``as_of`` (ISO 8601 text) as naive UTC (None: now).
 
     Raises:
-        RequestError: outside the dates the contract accepts (e.g. 0001-01-01, 9999-12-31).
+        RequestError: text that is no such date, as a lead's created_at that is none is refused (both are content, not
+            the body's shape), or one outside the dates the contract accepts (e.g. 0001-01-01, 9999-12-31).
     """
     if value is None:
         return None
     try:
-        return as_of_time(value).to_pydatetime()
+        when = _ISO_TIME.validate_python(value)
+    except ValidationError:
+        raise RequestError("the scoring time as_of cannot be used; nothing was scored", [_detail(
+            ("as_of",), f"unparsable date {as_sent(value)} ({DATE_FORM})", "unparsable_date")]) from None
+    try:
+        return as_of_time(when).to_pydatetime()
     except ValueError as err:
         raise RequestError("the scoring time as_of cannot be used; nothing was scored",
                            [_detail(("as_of",), str(err), "as_of_out_of_range")]) from None

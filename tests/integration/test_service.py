@@ -1122,6 +1122,20 @@ def test_a_scoring_time_no_date_computation_can_hold_is_refused_naming_as_of(cli
         assert [d["field"] for d in reply.json()["detail"]] == ["as_of"]
 
 
+@pytest.mark.parametrize("as_of", ["yesterday", "2025-02-30", "N/A"])
+def test_a_scoring_time_that_is_no_date_is_refused_as_a_lead_date_that_is_no_date_is(client, leads, as_of):
+    """An as_of of "yesterday" was a 400 ("a date is text such as ...", the value not named) while a created_at or a
+    decided_at of "yesterday" is a 422 naming it: text the service cannot read as a date is content, not shape."""
+    for route, body in (("/score", {"leads": [leads[0]]}), ("/explain", {"lead": leads[0]})):
+        reply = client.post(route, {**body, "as_of": as_of})
+        assert reply.status == 422, reply.body
+        (problem,) = reply.json()["detail"]
+        assert (problem["field"], problem["type"]) == ("as_of", "unparsable_date"), problem
+        assert f"unparsable date {as_of!r}" in problem["msg"], problem
+    created = client.post("/score", {"leads": [{**leads[0], "created_at": as_of}], "as_of": AS_OF})
+    assert created.status == 422, created.body
+
+
 @pytest.mark.parametrize("as_of", [1764000000, "1764000000"])
 def test_a_scoring_time_sent_as_a_number_is_refused_not_read_as_unix_seconds(client, server, leads, as_of):
     lead = {**leads[0], "lead_id": f"AS-OF-NUMBER-{type(as_of).__name__}"}
