@@ -6,10 +6,10 @@ scored and explained lead pays TreeSHAP's trees x leaves x depth^2). Two ways to
 
 - `train_gbm`: every trial early-stops on a validation window (dated data: the window after the
   training rows in time); the winner is refit on the full training rows when tuning used a sample.
-- `train_gbm_cv`: every trial is a K-fold cross-validation over all fitting rows (small undated
-  exports, where a separate validation window would cost the model rows it needs); the rounds are
+- `train_gbm_cv`: every trial is a K-fold cross-validation over all fitting rows (small exports,
+  where a separate validation window would cost the model rows it needs); the rounds are
   chosen on the folds' mean AUC, ONE booster is refit on every row with those rounds, and the fold
-  models' out-of-fold margins are returned for the blend and the calibrator. Each fold model's
+  models and their out-of-fold margins are returned for the blend and the calibrator. Each fold model's
   category levels and bins come from its fitting rows alone, as a model fit on them would have.
 """
 
@@ -268,7 +268,7 @@ def train_gbm_cv(
     early_stopping_rounds: int,
     trials: int,
     balance_classes: bool,
-) -> tuple[lgb.Booster, dict, np.ndarray]:
+) -> tuple[lgb.Booster, dict, np.ndarray, list[lgb.Booster]]:
     """Tune by K-fold cross-validation over every row, then refit one booster on all of them.
 
     Each trial boosts one model per fold of `folds` (positional (fit, held-out) pairs covering every
@@ -283,7 +283,9 @@ def train_gbm_cv(
     Returns:
         The final booster (exactly the CV-chosen rounds), a dict with the chosen parameters, rounds,
         cross-validated AUC and every trial, and the out-of-fold margin of every row: each row's
-        raw log-odds from the fold model that did not see it, truncated at the chosen rounds.
+        raw log-odds from the fold model that did not see it, truncated at the chosen rounds; and the fold
+        models themselves, one per fold (predict with ``num_iteration`` the chosen rounds), for leads of a
+        fold's held-out rows seen at other moments (a dated export's age shifts, ``models.train``).
     """
     rng = np.random.default_rng(seed)
     base = {**_base_params(seed, learning_rate, y, weights, balance_classes), "metric": "None"}
@@ -309,7 +311,7 @@ def train_gbm_cv(
     info = {"params": {**base, **space}, "best_iteration": rounds, "cv_auc": auc, "cv_folds": len(folds),
             "best_cv_auc": max(t["cv_auc"] for t in trials_log),
             "oof_auc": float(roc_auc_score(y, oof)), "trials": trials_log}
-    return booster, info, oof
+    return booster, info, oof, fold_models
 
 
 def _fold_model(params: dict, fit_frame: pd.DataFrame, held_frame: pd.DataFrame, y_fit: np.ndarray,

@@ -51,9 +51,10 @@ class Split:
         rule: "training leads (n=5,512, created 2025-01-01 → 2025-05-31)", a stratified split's "training leads,
         seeded random share (n=…)"; `pooled` (the models cross-validate, `models.train.cross_validates`, and are refit
         on the train, validation and calibration rows together) "training leads, all but the seeded random test
-        hold-out (n=…)"."""
+        hold-out (n=…)", or when dated "training leads, all older than the test leads (n=…, created …)"."""
         if pooled:
-            return self._caption("training leads, all but the seeded random test hold-out", PART_NAMES[:3])
+            return self._caption("training leads, all older than the test leads" if self.kind == "out_of_time"
+                                 else "training leads, all but the seeded random test hold-out", PART_NAMES[:3])
         return self._caption("training leads" if self.kind == "out_of_time" else "training leads, seeded random share",
                              ("train",))
 

@@ -7,16 +7,19 @@ the logistic side often carries the ranking; on large data LightGBM wins and the
 it. Then a calibrator maps the blended margin to a probability, tiers are frozen, and a
 rejection-reason model is fit on rejected leads. Two ways to use the rows:
 
-- Holdout windows (dated data, or `model.cv_folds: 0`): both models fit on the training window,
-  tuning and the blend use the validation window, the calibrator its own calibration window. With
-  dates the windows follow time, so every choice is made on leads newer than the ones learned from.
-- Cross-validation (undated exports, `model.cv_folds` > 1, up to CV_MAX_ROWS rows): train +
-  validation + calibration rows are pooled and cut into seeded stratified folds. LightGBM's
-  parameters and rounds and the logistic C are chosen on the folds, ONE booster and ONE logistic
+- Holdout windows (dated data above `model.dated_cv_max_rows` pooled rows, or `model.cv_folds: 0`): both
+  models fit on the training window, tuning and the blend use the validation window, the calibrator its
+  own calibration window, then shifts by lead age. The windows follow time, so every choice is made on
+  leads newer than the ones learned from.
+- Cross-validation (undated exports up to CV_MAX_ROWS rows, dated ones up to `model.dated_cv_max_rows`;
+  `model.cv_folds` > 1): train + validation + calibration rows are pooled and cut into seeded stratified
+  folds (a dated export's test still holds its newest leads; README "Design decisions" has the measured
+  gain). LightGBM's parameters and rounds and the logistic C are chosen on the folds, ONE booster and ONE logistic
   model (and ONE reason model, its rounds chosen on the first fold) are refit on every pooled row,
   and the blend weight and the calibrator are fit on the out-of-fold margins (scikit-learn's
   CalibratedClassifierCV(ensemble=False)). No row is set aside, and the calibrator learns from
-  every pooled row instead of 15% of them.
+  every pooled row instead of 15% of them. A dated export's age shifts learn from every pooled lead at
+  every age it was open, each scored by the fold models that never saw it.
 """
 
 from __future__ import annotations
@@ -117,7 +120,7 @@ def fit_scorer(
     mp = params.model
     if cross_validates(split, params):
         return _fit_cv(features, y, weights, reasons, split, params, calibration_weights, reason_spellings,
-                       category_spellings)
+                       category_spellings, age_days, open_at)
     catalog = feature_catalog(params.features)
     tr, va, ca = split.train, split.validation, split.calibration
     X_tr, X_va, X_ca = features.iloc[tr], features.iloc[va], features.iloc[ca]
@@ -156,11 +159,8 @@ def fit_scorer(
     scorer = _blended_scorer(params, encoder, booster, logistic, (gbm_coef, logistic_coef), info, X_va, y[va],
                              "validation rows", category_spellings)
     scorer.calibrator.fit(scorer.margin(X_ca), y[ca], calibration_weights[ca])
-    pairs = open_at(ca) if open_at is not None else []
-    if pairs:
-        scorer.calibrator.fit_age_shifts(
-            np.concatenate([scorer.margin(p.features) for p in pairs]), np.concatenate([p.y for p in pairs]),
-            np.concatenate([np.full(len(p.y), p.age_days) for p in pairs]), params.features.snapshot_days)
+    if open_at is not None:
+        _shift_by_age(scorer.calibrator, open_at(ca), scorer.margin, params.features.snapshot_days)
     reference = np.concatenate([tr, va, ca])
     scorer.tiers = TierThresholds.fit(
         params.tiers, scorer.predict_proba(features.iloc[reference], None if age_days is None else age_days[reference]))
@@ -174,6 +174,16 @@ def fit_scorer(
     return scorer
 
 
+def _shift_by_age(calibrator: Calibrator, pairs: list[OpenAtAge], margin_of: Callable[[pd.DataFrame], np.ndarray],
+                  ages: list[float]) -> None:
+    """The calibrator's age shifts (``Calibrator.fit_age_shifts``) from (lead, age) pairs, each scored by `margin_of`
+    (a model that never saw the lead); none without pairs (an undated export)."""
+    if pairs:
+        calibrator.fit_age_shifts(np.concatenate([margin_of(p.features) for p in pairs]),
+                                  np.concatenate([p.y for p in pairs]),
+                                  np.concatenate([np.full(len(p.y), p.age_days) for p in pairs]), ages)
+
+
 def category_encoder(rows: pd.DataFrame, catalog: list[FeatureDef]) -> CategoryEncoder:
     """The category levels a model fit on `rows` learns: those seen on enough of them (more on more rows)."""
     categorical = [d.name for d in catalog if d.kind == "categorical"]
@@ -184,12 +194,15 @@ def category_encoder(rows: pd.DataFrame, catalog: list[FeatureDef]) -> CategoryE
 def cross_validates(split: Split, params: Params) -> bool:
     """Whether models fit on the pooled train + validation + calibration rows by K-fold CV.
 
-    Stratified splits (undated exports, or creation dates that cannot order the parts) with
-    `model.cv_folds` > 1 and at most CV_MAX_ROWS pooled rows; the peers in pipelines.evaluate learn
-    from the same rows either way (and choose the logistic C on the same folds then).
+    With `model.cv_folds` > 1: stratified splits (undated exports, or creation dates that cannot order the parts)
+    with at most CV_MAX_ROWS pooled rows, out-of-time ones with at most `model.dated_cv_max_rows` (a few thousand
+    leads cannot spare 30% of their rows to windows); the peers in pipelines.evaluate learn from the same rows
+    either way (and choose the logistic C on the same folds then).
     """
     pooled = len(split.train) + len(split.validation) + len(split.calibration)
-    return bool(params.model.cv_folds) and split.kind != "out_of_time" and pooled <= CV_MAX_ROWS
+    if not params.model.cv_folds or pooled > CV_MAX_ROWS:
+        return False
+    return split.kind != "out_of_time" or pooled <= params.model.dated_cv_max_rows
 
 
 def remembered_spellings(encoder: CategoryEncoder,
@@ -266,6 +279,8 @@ def _fit_cv(
     calibration_weights: np.ndarray,
     reason_spellings: dict[str, str] | None = None,
     category_spellings: dict[str, dict[str, str]] | None = None,
+    age_days: np.ndarray | None = None,
+    open_at: Callable[[np.ndarray], list[OpenAtAge]] | None = None,
 ) -> LeadScorer:
     """fit_scorer by K-fold cross-validation over the pooled train + validation + calibration rows."""
     mp = params.model
@@ -279,17 +294,16 @@ def _fit_cv(
     # what it makes of unseen leads.
     encoder = category_encoder(X, catalog)
     E = encoder.transform(X)
-    fold_frames = []
-    for fit_rows, held_out in folds:
-        fold_encoder = category_encoder(X.iloc[fit_rows], catalog)
-        fold_frames.append((fold_encoder.transform(X.iloc[fit_rows]), fold_encoder.transform(X.iloc[held_out])))
+    fold_encoders = [category_encoder(X.iloc[fit_rows], catalog) for fit_rows, _ in folds]
+    fold_frames = [(fold_encoder.transform(X.iloc[fit_rows]), fold_encoder.transform(X.iloc[held_out]))
+                   for fold_encoder, (fit_rows, held_out) in zip(fold_encoders, folds)]
     info: dict = {"trained_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
                   "trained_on": split.training_caption(pooled=True), "cv": {"folds": mp.cv_folds, "rows": len(rows)}}
 
     oof: dict[str, np.ndarray] = {}
     booster = logistic = None
     if "lightgbm" in mp.candidates:
-        booster, gbm_info, oof["lightgbm"] = train_gbm_cv(
+        booster, gbm_info, oof["lightgbm"], gbm_folds = train_gbm_cv(
             E, y_fit, w_fit, folds, fold_frames,
             monotone=monotone_vector(catalog, encoder.columns),
             seed=mp.seed, learning_rate=mp.learning_rate, max_rounds=mp.max_rounds,
@@ -299,7 +313,7 @@ def _fit_cv(
         info["lightgbm"] = gbm_info
     if "logistic" in mp.candidates:
         directions = {d.name: d.monotone for d in catalog if d.monotone and d.kind == "numeric"}
-        logistic, c_info, oof["logistic"] = logistic_cv(X, y_fit, w_fit, folds, mp.seed, directions)
+        logistic, c_info, oof["logistic"], logistic_folds = logistic_cv(X, y_fit, w_fit, folds, mp.seed, directions)
         info["logistic"] = _logistic_info(logistic, c_info)
     if not oof:
         raise ValueError("no model candidate could be fit (model.candidates is empty or all were excluded)")
@@ -316,7 +330,28 @@ def _fit_cv(
     oof_margin = scorer.gbm_coef * oof.get("lightgbm", 0.0) + scorer.logistic_coef * oof.get("logistic", 0.0)
     scorer.calibrator.fit(np.asarray(oof_margin, dtype=np.float64), y_fit, calibration_weights[rows])
     info["calibration"] = {"fit_on": "out_of_fold margins", "rows": len(rows)}
-    scorer.tiers = TierThresholds.fit(params.tiers, scorer.predict_proba(X))
+    if open_at is not None:
+        # A dated export's age shifts, as the calibrator's map: from the pooled leads at every age they were open,
+        # each scored by the fold models that never saw the lead.
+        fold_of_lead = pd.Series(0, index=X.index)
+        for k, (_, held_out) in enumerate(folds):
+            fold_of_lead.iloc[held_out] = k
+
+        def out_of_fold_margin(leads: pd.DataFrame) -> np.ndarray:
+            fold, margin = fold_of_lead.loc[leads.index].to_numpy(), np.zeros(len(leads))
+            for k in np.unique(fold):
+                held = fold == k
+                if scorer.gbm_coef:
+                    margin[held] += scorer.gbm_coef * gbm_folds[k].predict(
+                        fold_encoders[k].transform(leads[held]), num_iteration=gbm_info["best_iteration"],
+                        raw_score=True)
+                if scorer.logistic_coef:
+                    margin[held] += scorer.logistic_coef * _logit(logistic_folds[k].predict_proba(leads[held]))
+            return margin
+
+        _shift_by_age(scorer.calibrator, open_at(rows), out_of_fold_margin, params.features.snapshot_days)
+    scorer.tiers = TierThresholds.fit(params.tiers,
+                                      scorer.predict_proba(X, None if age_days is None else age_days[rows]))
     if mp.reason_model:
         # ONE reason model too, on every pooled row: it reads the final model's encoded matrix, so it
         # has the final model's levels. Its rounds are those the first fold's model (its own levels
@@ -342,7 +377,7 @@ def logistic_cv(
     seed: int,
     directions: dict[str, int],
     curves: bool = True,
-) -> tuple[LogisticPeer, dict, np.ndarray]:
+) -> tuple[LogisticPeer, dict, np.ndarray, list[LogisticPeer]]:
     """A logistic model's C by out-of-fold log loss; one model refit on every row with it.
 
     leadscore's candidate (`curves`, declared `directions`) and, on the same folds' rows, the plain
@@ -353,8 +388,8 @@ def logistic_cv(
     (on a tie the stronger regularisation, as in LogisticPeer).
 
     Returns:
-        The refit model, {"C": chosen, "cv_log_loss": per C}, and the out-of-fold log-odds at the
-        chosen C (each row's from the fold model that did not see it).
+        The refit model, {"C": chosen, "cv_log_loss": per C}, the out-of-fold log-odds at the
+        chosen C (each row's from the fold model that did not see it), and those fold models.
     """
     fold_models, totals = [], {}
     for fit_rows, held_out in folds:
@@ -369,12 +404,12 @@ def logistic_cv(
     best = min(losses, key=lambda c: (losses[c], c))
     # A one-value grid makes LogisticPeer fit exactly that C; the held-out rows only yield a log loss.
     margin = np.zeros(len(X))
-    for (fit_rows, held_out), model in zip(folds, fold_models):
+    for k, ((fit_rows, held_out), model) in enumerate(zip(folds, fold_models)):
         if model.c_ != best:
-            model = LogisticPeer(seed=seed, monotone=directions, curves=curves, c_grid=[best]).fit(
+            fold_models[k] = model = LogisticPeer(seed=seed, monotone=directions, curves=curves, c_grid=[best]).fit(
                 X.iloc[fit_rows], y[fit_rows], weights=weights[fit_rows],
                 X_val=X.iloc[held_out], y_val=y[held_out], val_weights=weights[held_out],
             )
         margin[held_out] = _logit(model.predict_proba(X.iloc[held_out]))
     final = LogisticPeer(seed=seed, monotone=directions, curves=curves, c_grid=[best]).fit(X, y, weights=weights)
-    return final, {"C": best, "cv_log_loss": {str(c): v for c, v in losses.items()}}, margin
+    return final, {"C": best, "cv_log_loss": {str(c): v for c, v in losses.items()}}, margin, fold_models

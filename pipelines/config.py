@@ -324,9 +324,13 @@ class ModelParams(_Section):
     early_stopping_rounds: int = Field(100, gt=0)
     tuning_trials: int = Field(12, ge=1)
     # Undated exports (stratified split): tune, blend and calibrate by K-fold cross-validation over
-    # the train + validation + calibration rows and fit the final model on all of them. Dated data
-    # keeps its out-of-time validation and calibration windows. 0 = holdout windows everywhere.
+    # the train + validation + calibration rows and fit the final model on all of them. 0 = holdout
+    # windows everywhere.
     cv_folds: int = Field(5, ge=0, le=20)
+    # Dated exports with at most this many train + validation + calibration rows cross-validate too
+    # (their test stays the newest leads); larger ones keep their out-of-time validation and
+    # calibration windows. 0 = dated exports always keep their windows.
+    dated_cv_max_rows: int = Field(10_000, ge=0)
     balance_classes: bool = True
     # Sigmoid by default, as both shipped params files choose: its smooth map keeps a reason's score
     # points in step with its contribution, where isotonic's flat steps can make a small factor worth

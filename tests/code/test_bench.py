@@ -35,3 +35,17 @@ def test_verdicts_name_every_size_that_misses_a_batch_target():
     assert "1,000,000: 1.8x (met at every size)" in lines[3]  # the model path alone is a separate figure
     assert verdicts([size(1_000_000, 60_000, 2.3)], None)[1].endswith("(met at every size)")
     assert "NOT met at 1,000,000 leads" in verdicts([size(1_000_000, 60_000, 2.3, 3.4)], None)[3]
+
+
+def test_the_small_export_benchmark_fits_one_split_both_ways(tmp_path):
+    """Windows and cross-validation are judged on the same newest leads, each really fit its own way."""
+    from pipelines.bench_small_exports import compare
+
+    fast = {"model.tuning_trials": 1, "model.max_rounds": 100, "model.early_stopping_rounds": 10,
+            "model.reason_model": False, "model.cv_folds": 3}
+    windows, cross_validated = compare(2000, 5, tmp_path, fast)
+    assert (windows["way"], windows["cross_validates"]) == ("windows", False)
+    assert (cross_validated["way"], cross_validated["cross_validates"]) == ("cross-validated", True)
+    assert windows["non_test"] == cross_validated["non_test"] > 0
+    for row in (windows, cross_validated):
+        assert 0.5 < row["test_auc"] < 1 and 0 <= row["test_ece"] < 0.2 and 0.5 < row["open_auc"] < 1

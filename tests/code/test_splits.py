@@ -70,12 +70,15 @@ def test_the_training_caption_says_which_leads_a_model_learned_from_by_the_test_
     first, last = created_at.iloc[dated.train].min(), created_at.iloc[dated.train].max()
     assert dated.training_caption(pooled=False) == (f"training leads (n={len(dated.train):,}, created {first:%Y-%m-%d} → "
                                                     f"{last:%Y-%m-%d})")
+    pooled = np.concatenate([dated.train, dated.validation, dated.calibration])
+    assert dated.training_caption(pooled=True) == (
+        f"training leads, all older than the test leads (n={len(pooled):,}, created "
+        f"{created_at.iloc[pooled].min():%Y-%m-%d} → {created_at.iloc[pooled].max():%Y-%m-%d})")
     undated = make_split(None, y, FRACTIONS, seed=1)
     assert undated.training_caption(pooled=False) == f"training leads, seeded random share (n={len(undated.train):,})"
     assert undated.training_caption(pooled=True) == (f"training leads, all but the seeded random test hold-out "
                                                      f"(n={len(y) - len(undated.test):,})")
     shuffled = dataclasses.replace(dated, kind="stratified", stratified_because="a made-up reason")  # its parts span dates
-    pooled = np.concatenate([dated.train, dated.validation, dated.calibration])
     assert shuffled.training_caption(pooled=True) == (
         f"training leads, all but the seeded random test hold-out (n={len(pooled):,}, created "
         f"{created_at.iloc[pooled].min():%Y-%m-%d} → {created_at.iloc[pooled].max():%Y-%m-%d})")

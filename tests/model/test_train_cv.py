@@ -1,5 +1,5 @@
-"""Cross-validated fitting of undated exports: every non-test row trains the one final model, choices
-are made on folds, and the calibrator learns from margins of rows the model that made them never saw."""
+"""Cross-validated fitting of undated and small dated exports: every non-test row trains the one final model,
+choices are made on folds, and the calibrator learns from margins of rows the model that made them never saw."""
 
 from __future__ import annotations
 
@@ -15,7 +15,8 @@ from models.gbm import AUC_TOLERANCE, _shap_cost, _smallest_near_best, train_gbm
 from models.reasons import ReasonModel
 from models.splits import make_split, stratified_folds
 from pipelines.config import load_params, PROJECT_ROOT
-from pipelines.dataset import assemble
+from pipelines.dataset import assemble, open_at_ages
+from pipelines.train import fit_model
 
 CV = {"model.cv_folds": 3, "model.tuning_trials": 2, "model.max_rounds": 200, "model.early_stopping_rounds": 20,
       "model.reason_model": False, "model.candidates": ["lightgbm"]}
@@ -39,8 +40,9 @@ def _undated_split(ts, params):
 @pytest.fixture()
 def spy(monkeypatch):
     """Records what the final LightGBM fit, the CV fit and the calibrator were given."""
-    seen: dict = {"train_rows": [], "calibrator": []}
-    real_train, real_cv, real_fit = lgb.train, train_module.train_gbm_cv, Calibrator.fit
+    seen: dict = {"train_rows": [], "calibrator": [], "age_shifts": []}
+    real_train, real_cv = lgb.train, train_module.train_gbm_cv
+    real_fit, real_shifts = Calibrator.fit, Calibrator.fit_age_shifts
 
     def train(params, train_set, *args, **kwargs):
         booster = real_train(params, train_set, *args, **kwargs)
@@ -48,17 +50,22 @@ def spy(monkeypatch):
         return booster
 
     def cv(*args, **kwargs):
-        booster, info, oof = real_cv(*args, **kwargs)
+        booster, info, oof, fold_models = real_cv(*args, **kwargs)
         seen["oof"] = oof
-        return booster, info, oof
+        return booster, info, oof, fold_models
 
     def fit(self, margin, y, weights=None):
         seen["calibrator"].append((np.asarray(margin).copy(), np.asarray(y).copy(), np.asarray(weights).copy()))
         return real_fit(self, margin, y, weights)
 
+    def fit_age_shifts(self, margin, y, age_days, grid):
+        seen["age_shifts"].append((np.asarray(margin).copy(), np.asarray(y).copy(), np.asarray(age_days).copy()))
+        return real_shifts(self, margin, y, age_days, grid)
+
     monkeypatch.setattr(lgb, "train", train)
     monkeypatch.setattr(train_module, "train_gbm_cv", cv)
     monkeypatch.setattr(Calibrator, "fit", fit)
+    monkeypatch.setattr(Calibrator, "fit_age_shifts", fit_age_shifts)
     return seen
 
 
@@ -83,7 +90,7 @@ def test_one_booster_is_refit_on_every_non_test_row_with_the_cv_chosen_rounds(tr
 
 def test_a_dated_export_keeps_the_cheapest_model_near_the_best_validation_auc(training_set, sample_params):
     """The hold-out path chooses like the CV path: every scored lead pays for each tree kept."""
-    params = _params(sample_params, **{"model.tuning_trials": 4})
+    params = _params(sample_params, **{"model.tuning_trials": 4, "model.dated_cv_max_rows": 0})
     split = make_split(training_set.created_at, pd.Series(training_set.y), params.evaluate.split, params.model.seed)
     scorer = train_module.fit_scorer(training_set.features, training_set.y, training_set.weights,
                                      training_set.reasons, split, params,
@@ -153,7 +160,7 @@ def test_out_of_fold_margins_come_from_fold_models_that_never_saw_the_row():
     w = np.ones(n)
     folds = stratified_folds(y, 3, seed=5)
     fold_frames = [(X.iloc[fit_rows], X.iloc[held_out]) for fit_rows, held_out in folds]
-    booster, info, oof = train_gbm_cv(X, y, w, folds, fold_frames, monotone=[0, 0, 0], seed=5, learning_rate=0.1,
+    booster, info, oof, fold_models = train_gbm_cv(X, y, w, folds, fold_frames, monotone=[0, 0, 0], seed=5, learning_rate=0.1,
                                       max_rounds=100, early_stopping_rounds=10, trials=2, balance_classes=True)
     rounds = info["best_iteration"]
     assert booster.num_trees() == rounds
@@ -164,6 +171,9 @@ def test_out_of_fold_margins_come_from_fold_models_that_never_saw_the_row():
         fold_model = lgb.train(params, lgb.Dataset(X.iloc[fit_rows], y[fit_rows], weight=w[fit_rows]),
                                num_boost_round=rounds)
         np.testing.assert_allclose(oof[held_out], fold_model.predict(X.iloc[held_out], raw_score=True), atol=1e-9)
+    for (_, held_out), returned in zip(folds, fold_models):  # the fold models themselves, for other moments
+        np.testing.assert_allclose(oof[held_out], returned.predict(X.iloc[held_out], num_iteration=rounds,
+                                                                   raw_score=True), atol=1e-9)
 
 
 def test_a_held_out_fold_shapes_nothing_of_the_model_that_scores_it(training_set, sample_params, spy):
@@ -262,25 +272,83 @@ def test_the_logistic_candidate_takes_the_c_with_the_lowest_out_of_fold_log_loss
     X = pd.DataFrame({"a": rng.normal(size=n), "b": rng.choice(["p", "q"], size=n).astype(object)})
     y = (X["a"] + rng.normal(size=n) > 0).astype(float).to_numpy()
     folds = stratified_folds(y, 4, seed=2)
-    model, info, oof = train_module.logistic_cv(X, y, np.ones(n), folds, seed=0, directions={})
+    model, info, oof, fold_models = train_module.logistic_cv(X, y, np.ones(n), folds, seed=0, directions={})
     losses = {float(c): v for c, v in info["cv_log_loss"].items()}
     assert info["C"] == min(losses, key=losses.get) and model.c_ == info["C"]
     assert oof.shape == (n,) and np.isfinite(oof).all()
+    for (_, held_out), fold_model in zip(folds, fold_models):  # each at the chosen C, its held-out rows' margins
+        assert fold_model.c_ == info["C"]
+        np.testing.assert_allclose(oof[held_out], train_module._logit(fold_model.predict_proba(X.iloc[held_out])))
     assert model.curved_ == ["a"]  # an undeclared numeric gets a curve; the logistic peer keeps a slope
-    declared, _, _ = train_module.logistic_cv(X, y, np.ones(n), folds, seed=0, directions={"a": 1})
+    declared, *_ = train_module.logistic_cv(X, y, np.ones(n), folds, seed=0, directions={"a": 1})
     assert declared.curved_ == [] and declared.linear_ == ["a"]
 
 
-def test_dated_data_keeps_its_out_of_time_windows(training_set, sample_params, spy):
-    params = _params(sample_params)
+def test_a_dated_export_above_dated_cv_max_rows_keeps_its_out_of_time_windows(training_set, sample_params, spy):
     ts = training_set
-    split = make_split(ts.created_at, pd.Series(ts.y), params.evaluate.split, params.model.seed)
-    scorer = train_module.fit_scorer(ts.features, ts.y, ts.weights, ts.reasons, split, params,
-                                     calibration_weights=ts.calibration_weights)
+    split = make_split(ts.created_at, pd.Series(ts.y), sample_params.evaluate.split, sample_params.model.seed)
+    pooled = len(split.train) + len(split.validation) + len(split.calibration)
+    params = _params(sample_params, **{"model.dated_cv_max_rows": pooled - 1})
+    scorer = fit_model(ts, split, params)
     assert split.kind == "out_of_time" and "cv" not in scorer.info and "val_auc" in scorer.info["lightgbm"]
-    (margin, y, weights), = spy["calibrator"]
+    margin, y, weights = spy["calibrator"][0]
     assert len(y) == len(split.calibration)  # the calibrator learns on the newest window only
     np.testing.assert_array_equal(weights, ts.calibration_weights[split.calibration])
+    assert len(scorer.calibrator.age_shift) == len(params.features.snapshot_days)  # then shifted by lead age
+
+
+def test_a_small_dated_export_cross_validates_over_every_lead_older_than_its_test(training_set, sample_params, spy):
+    """A few thousand dated leads cannot spare 30% of their rows to validation and calibration windows: up to
+    `model.dated_cv_max_rows` pooled rows the one booster learns from every lead older than the test leads, and the
+    calibrator from their out-of-fold margins; the test is still the newest leads."""
+    ts = training_set
+    split = make_split(ts.created_at, pd.Series(ts.y), sample_params.evaluate.split, sample_params.model.seed)
+    pooled = np.concatenate([split.train, split.validation, split.calibration])
+    params = _params(sample_params, **{"model.dated_cv_max_rows": len(pooled)})
+    scorer = fit_model(ts, split, params)
+    assert split.kind == "out_of_time" and ts.created_at.iloc[pooled].max() <= ts.created_at.iloc[split.test].min()
+    assert scorer.info["cv"] == {"folds": 3, "rows": len(pooled)}
+    assert scorer.info["trained_on"].startswith(f"training leads, all older than the test leads (n={len(pooled):,}, ")
+    assert spy["train_rows"] == [len(pooled)]  # the only lgb.train call: the final refit, on every pooled row
+    (margin, y, weights), = spy["calibrator"]
+    np.testing.assert_array_equal(margin, spy["oof"])
+    np.testing.assert_array_equal(y, ts.y[np.sort(pooled)])
+    assert len(scorer.calibrator.age_shift) == len(params.features.snapshot_days)
+
+
+def test_a_cross_validated_dated_model_shifts_by_age_from_out_of_fold_margins(training_set, sample_params, spy):
+    """The age shifts learn from every pooled lead at every age it was open, each scored by the fold models that
+    never saw it: seen at the age of its training snapshot (the same features), a lead's margin is exactly its
+    out-of-fold margin, the calibrator's, not what the final model, fit on it, makes of it."""
+    ts = training_set
+    split = make_split(ts.created_at, pd.Series(ts.y), sample_params.evaluate.split, sample_params.model.seed)
+    params = _params(sample_params, **{"model.candidates": ["lightgbm", "logistic"]})
+    scorer = fit_model(ts, split, params)
+    pooled = np.sort(np.concatenate([split.train, split.validation, split.calibration]))
+    (oof_margin, _, _), = spy["calibrator"]
+    (margin, y, ages), = spy["age_shifts"]
+    pairs = open_at_ages(ts, pooled, params.features, params.features.snapshot_days)
+    lead_ids = np.concatenate([p.features.index.to_numpy() for p in pairs])
+    assert len(margin) == len(lead_ids) > len(pooled)
+    np.testing.assert_array_equal(y, np.concatenate([p.y for p in pairs]))
+    at_snapshot = pd.Series(ts.age_days[pooled], index=ts.features.index[pooled]).loc[lead_ids].to_numpy() == ages
+    assert at_snapshot.sum() > len(pooled) / 2
+    expected = pd.Series(oof_margin, index=ts.features.index[pooled]).loc[lead_ids[at_snapshot]].to_numpy()
+    np.testing.assert_allclose(margin[at_snapshot], expected, atol=1e-9)
+    final = np.concatenate([scorer.margin(p.features) for p in pairs])
+    assert np.abs(final[at_snapshot] - expected).max() > 0.01  # the final model's own margins are other numbers
+
+
+def test_cross_validation_follows_cv_folds_and_the_row_limits(training_set, sample_params):
+    ts = training_set
+    dated = make_split(ts.created_at, pd.Series(ts.y), sample_params.evaluate.split, sample_params.model.seed)
+    undated = _undated_split(ts, sample_params)
+    pooled = len(dated.train) + len(dated.validation) + len(dated.calibration)
+    assert train_module.cross_validates(dated, _params(sample_params, **{"model.dated_cv_max_rows": pooled}))
+    assert not train_module.cross_validates(dated, _params(sample_params, **{"model.dated_cv_max_rows": pooled - 1}))
+    assert train_module.cross_validates(undated, _params(sample_params, **{"model.dated_cv_max_rows": 0}))
+    for split in (dated, undated):
+        assert not train_module.cross_validates(split, _params(sample_params, **{"model.cv_folds": 0}))
 
 
 def test_one_fold_is_refused():
@@ -316,7 +384,7 @@ def test_peers_learn_from_every_row_the_out_of_time_model_learns_from(training_s
     from models.peers import LogisticPeer, OdooNaiveBayes, PointsScorer
     from pipelines.evaluate import fit_peers
 
-    ts, params = training_set, sample_params
+    ts, params = training_set, _params(sample_params, **{"model.dated_cv_max_rows": 0})
     split = make_split(ts.created_at, pd.Series(ts.y), params.evaluate.split, params.model.seed)
     assert split.kind == "out_of_time"
     peers = fit_peers(ts.features, ts.y, split, params)
