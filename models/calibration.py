@@ -34,8 +34,9 @@ class Calibrator:
     One map cannot hold at every age: a lead decided within days is only ever seen young, so the
     young rows the models learn from are crowded with quick rejections and a new lead's margin
     under-states it (demo: 10.8% promised at age 0, 14.4% converted). ``fit_age_shifts`` learns one
-    log-odds shift per snapshot age from the calibration leads at every age they were open, which is
-    what a CRM's queue holds; within an age the ranking is unchanged.
+    log-odds shift per snapshot age from leads at every age they were open, which is what a CRM's queue
+    holds (the calibration window's, or when the models cross-validate every non-test lead's, scored
+    out of fold: ``models.train``); within an age the ranking is unchanged.
     """
 
     method: str

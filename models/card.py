@@ -218,16 +218,18 @@ def _calibration(scorer: LeadScorer, evaluation, params: Params) -> str:
     from pipelines.evaluate import LEADSCORE
 
     where = "its own split (never on training or test rows)"
+    shifted_on = "the calibration leads at every age they were open"
     if scorer.info.get("calibration", {}).get("fit_on") == "out_of_fold margins":
         where = (f"out-of-fold margins of the {scorer.info['calibration']['rows']:,} non-test rows "
                  f"({scorer.info['cv']['folds']}-fold cross-validation; never on test rows)")
+        shifted_on = "every non-test lead at every age it was open, scored by the fold models that never saw it"
     weighted = ", each row weighted by the snapshot ages its lead reached open" if params.data.dated else ""
     lines = [f"Calibrator: {scorer.calibrator.method}, fit on {where}, on real conversions (a soft negative "
              f"counts as a whole non-conversion){weighted}"]
     if scorer.calibrator.age_shift:
         shifts = ", ".join(f"{age:g} d {shift:+.2f}" for age, shift in zip(scorer.calibrator.age_grid, scorer.calibrator.age_shift))
-        lines.append("Shifted by lead age (log-odds per snapshot age, fit on the calibration leads at every age they "
-                     f"were open, so a new lead is promised what new leads convert at): {shifts}")
+        lines.append(f"Shifted by lead age (log-odds per snapshot age, fit on {shifted_on}, so a new lead is promised "
+                     f"what new leads convert at): {shifts}")
     body = ""
     if evaluation is not None and LEADSCORE in evaluation.test_probabilities:
         p = evaluation.test_probabilities[LEADSCORE]

@@ -255,6 +255,8 @@ def test_new_leads_are_promised_what_new_leads_convert_at(trained, sample_params
     assert sum(gaps["by age"]) < 1.1 * sum(gaps["one map"])
     card = model_card(scorer, sample_params, evaluation=trained.evaluation)
     assert "Shifted by lead age (log-odds per snapshot age" in card and f"0 d {scorer.calibrator.age_shift[0]:+.2f}" in card
+    # The sample's model cross-validates (model.dated_cv_max_rows): its shifts come from the fold models.
+    assert "fit on every non-test lead at every age it was open, scored by the fold models that never saw it" in card
 
 
 def test_the_model_is_also_measured_on_every_open_lead_a_crm_queue_holds(trained, sample_params):
