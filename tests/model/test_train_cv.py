@@ -160,8 +160,9 @@ def test_out_of_fold_margins_come_from_fold_models_that_never_saw_the_row():
     w = np.ones(n)
     folds = stratified_folds(y, 3, seed=5)
     fold_frames = [(X.iloc[fit_rows], X.iloc[held_out]) for fit_rows, held_out in folds]
-    booster, info, oof, fold_models = train_gbm_cv(X, y, w, folds, fold_frames, monotone=[0, 0, 0], seed=5, learning_rate=0.1,
-                                      max_rounds=100, early_stopping_rounds=10, trials=2, balance_classes=True)
+    booster, info, oof, fold_models = train_gbm_cv(X, y, w, folds, fold_frames, monotone=[0, 0, 0], seed=5,
+                                                   learning_rate=0.1, max_rounds=100, early_stopping_rounds=10,
+                                                   trials=2, balance_classes=True)
     rounds = info["best_iteration"]
     assert booster.num_trees() == rounds
     params = info["params"] | {"monotone_constraints": [0, 0, 0], "monotone_constraints_method": "intermediate"}
