@@ -23,7 +23,6 @@ from sklearn.metrics import roc_auc_score
 from pipelines.config import DEFAULT_PARAMS, load_params
 
 
-
 def compare(leads: int, seed: int, folder: Path, overrides: dict | None = None) -> list[dict]:
     """Both ways of fitting one synthetic CRM of `leads` leads (`seed`), params.yaml with `overrides`; a row of
     figures each. The cross-validated way cross-validates at any size up to CV_MAX_ROWS non-test leads."""
@@ -36,13 +35,14 @@ def compare(leads: int, seed: int, folder: Path, overrides: dict | None = None) 
     from pipelines.train import fit_model
 
     paths = write_crm(generate_crm(leads, seed=seed), folder / f"crm_{leads}_{seed}")
+    common = {f"data.{k}": str(v) for k, v in paths.items()} | (overrides or {})
+    params = load_params(DEFAULT_PARAMS, overrides=common)
+    ts = assemble(params)
+    split = make_split(ts.created_at, pd.Series(ts.y), params.evaluate.split, params.model.seed)
+    test = split.test
     rows = []
     for way, limit in (("windows", 0), ("cross-validated", CV_MAX_ROWS)):
-        params = load_params(DEFAULT_PARAMS, overrides={f"data.{k}": str(v) for k, v in paths.items()}
-                             | (overrides or {}) | {"model.dated_cv_max_rows": limit})
-        ts = assemble(params)
-        split = make_split(ts.created_at, pd.Series(ts.y), params.evaluate.split, params.model.seed)
-        test = split.test
+        params = load_params(DEFAULT_PARAMS, overrides=common | {"model.dated_cv_max_rows": limit})
         started = time.perf_counter()
         scorer = fit_model(ts, split, params)
         fit = time.perf_counter() - started
