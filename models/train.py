@@ -24,11 +24,13 @@ rejection-reason model is fit on rejected leads. Two ways to use the rows:
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Callable
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING
 
+import lightgbm as lgb
 import numpy as np
 import pandas as pd
 from sklearn.metrics import roc_auc_score
@@ -336,17 +338,17 @@ def _fit_cv(
         fold_of_lead = pd.Series(0, index=X.index)
         for k, (_, held_out) in enumerate(folds):
             fold_of_lead.iloc[held_out] = k
+        # Each fold's models in the final scorer's blend (`LeadScorer.margin`), the booster cut at the chosen rounds.
+        fold_scorers = [dataclasses.replace(
+            scorer, encoder=fold_encoders[k],
+            booster=lgb.Booster(model_str=gbm_folds[k].model_to_string(num_iteration=gbm_info["best_iteration"]))
+            if scorer.gbm_coef else None,
+            logistic=logistic_folds[k] if scorer.logistic_coef else None) for k in range(len(folds))]
 
         def out_of_fold_margin(leads: pd.DataFrame) -> np.ndarray:
             fold, margin = fold_of_lead.loc[leads.index].to_numpy(), np.zeros(len(leads))
             for k in np.unique(fold):
-                held = fold == k
-                if scorer.gbm_coef:
-                    margin[held] += scorer.gbm_coef * gbm_folds[k].predict(
-                        fold_encoders[k].transform(leads[held]), num_iteration=gbm_info["best_iteration"],
-                        raw_score=True)
-                if scorer.logistic_coef:
-                    margin[held] += scorer.logistic_coef * _logit(logistic_folds[k].predict_proba(leads[held]))
+                margin[fold == k] = fold_scorers[k].margin(leads[fold == k])
             return margin
 
         _shift_by_age(scorer.calibrator, open_at(rows), out_of_fold_margin, params.features.snapshot_days)

@@ -28,7 +28,7 @@ def compare(leads: int, seed: int, folder: Path, overrides: dict | None = None) 
     figures each. The cross-validated way cross-validates at any size up to CV_MAX_ROWS non-test leads."""
     from models.metrics import evaluate_scores
     from models.splits import make_split
-    from models.train import CV_MAX_ROWS, cross_validates
+    from models.train import CV_MAX_ROWS
     from pipelines.dataset import assemble
     from pipelines.evaluate import evaluate_while_open, fit_peers
     from pipelines.synthetic import generate_crm, write_crm
@@ -50,7 +50,7 @@ def compare(leads: int, seed: int, folder: Path, overrides: dict | None = None) 
         scores = evaluate_scores(ts.y[test], p, ece_bins=params.evaluate.ece_bins, top_fractions=[])
         _, open_pairs = evaluate_while_open(scorer, ts, test, params.features.snapshot_days, params.evaluate.ece_bins)
         peer = fit_peers(ts.features, ts.y, split, params)["logistic_regression"]
-        rows.append({"leads": leads, "seed": seed, "way": way, "cross_validates": cross_validates(split, params),
+        rows.append({"leads": leads, "seed": seed, "way": way, "cross_validated": "cv" in scorer.info,
                      "non_test": len(split.train) + len(split.validation) + len(split.calibration),
                      "test_auc": scores["roc_auc"], "test_ece": scores["ece"], "open_auc": open_pairs["roc_auc"],
                      "open_ece": open_pairs["ece"],

@@ -396,7 +396,6 @@ def _true_false_as_text(value: Any) -> Any:
     return value
 
 
-
 # Feedback's status or reason as the CRM sends it: text, or true/false read as its text.
 DecisionText = Annotated[str, BeforeValidator(_true_false_as_text), WithJsonSchema({"type": ["string", "boolean"]})]
 
