@@ -113,15 +113,20 @@ class LeadScorer:
         Args:
             encoded: ``self.encoder.matrix(features)`` when the caller already has it.
         """
-        out = np.zeros(len(features))
         if len(features) == 0:
-            return out
+            return np.zeros(0)
+        gbm = logistic = 0.0
         if self.gbm_coef:
             encoded = self.encoder.matrix(features) if encoded is None else encoded
-            out += self.gbm_coef * self.booster.predict(encoded, raw_score=True, num_threads=predict_threads(len(encoded)))
+            gbm = self.booster.predict(encoded, raw_score=True, num_threads=predict_threads(len(encoded)))
         if self.logistic_coef:
-            out += self.logistic_coef * _logit(self.logistic.predict_proba(features))
-        return out
+            logistic = _logit(self.logistic.predict_proba(features))
+        return self.blend(gbm, logistic)  # a scorer has at least one model: an array
+
+    def blend(self, gbm: np.ndarray | float, logistic: np.ndarray | float) -> np.ndarray:
+        """The blended log-odds from each model's own: `margin`'s, and training's out-of-fold margins (each lead's from
+        the fold models that never saw it), so the calibrator learns the map of the margin the model serves."""
+        return self.gbm_coef * gbm + self.logistic_coef * logistic
 
     def predict_proba(self, features: pd.DataFrame, age_days: np.ndarray | None = None) -> np.ndarray:
         """Calibrated probability of conversion per row of a feature frame.

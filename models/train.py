@@ -329,7 +329,7 @@ def _fit_cv(
 
     # The calibrator learns the map from margin to probability on margins of rows the model that
     # produced them never saw: each pooled row's out-of-fold margin, blended like the final model.
-    oof_margin = scorer.gbm_coef * oof.get("lightgbm", 0.0) + scorer.logistic_coef * oof.get("logistic", 0.0)
+    oof_margin = scorer.blend(oof.get("lightgbm", 0.0), oof.get("logistic", 0.0))
     scorer.calibrator.fit(np.asarray(oof_margin, dtype=np.float64), y_fit, calibration_weights[rows])
     info["calibration"] = {"fit_on": "out_of_fold margins", "rows": len(rows)}
     if open_at is not None:
