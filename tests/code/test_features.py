@@ -22,6 +22,7 @@ from features.build import (
 )
 from features.labels import build_labels
 from pipelines.config import FeatureParams, IcpParams, LabelParams
+from pipelines.contract import email_address
 
 SNAPSHOT = pd.Timestamp("2024-03-01 12:00")
 SECOND = pd.Timedelta(seconds=1)
@@ -447,6 +448,14 @@ def test_email_domain_flags(email, free, student, competitor, missing):
         row[["email_free", "email_student", "email_competitor", "missing_email"]].to_numpy(dtype=float),
         [free, student, competitor, missing],
     )
+
+
+def test_an_email_with_any_blank_inside_is_no_address():
+    """Exports carry no-break and ideographic spaces (pasted from a document or a form) as well as tabs: any character
+    Python calls blank makes an e-mail no address, as a plain space does; accented letters do not."""
+    blanks = [c for c in map(chr, range(0x3001)) if c.isspace()]  # the last blank Python knows is U+3000
+    emails = pd.Series([f"ann{blank}lee@acme.com" for blank in blanks] + ["ann.lee@acme.com", "\u00e9mile@caf\u00e9.fr"])
+    assert email_address(emails).isna().tolist() == [True] * len(blanks) + [False, False]
 
 
 def test_size_band_edges():
