@@ -137,7 +137,9 @@ class ReasonModel:
         return self.booster.predict(X, num_threads=predict_threads(len(X)))
 
     def most_likely(self, X: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
-        """The most likely reason code per lead and its probability given rejection."""
+        """The most likely reason per lead, as the CRM spells it ("Ringing", not the lower-cased code the model
+        compares: what it writes back), and its probability given rejection."""
         proba = self.predict_proba(X)
         best = proba.argmax(axis=1) if len(proba) else np.zeros(0, dtype=int)
-        return np.asarray(self.classes, dtype=object)[best], proba[np.arange(len(proba)), best]
+        spelled = [(self.spellings or {}).get(code, code) for code in self.classes]
+        return np.asarray(spelled, dtype=object)[best], proba[np.arange(len(proba)), best]

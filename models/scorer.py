@@ -219,11 +219,7 @@ class LeadScorer:
             }
         )
         if self.reasons is not None:
-            reason, reason_p = self.reasons.most_likely(encoded)
-            # As the CRM spells it ("Ringing", not the lower-cased code the model compares): what it writes back.
-            spelled = {code: self.reason_spellings.get(code, code) for code in self.reasons.classes}
-            out["likely_rejection_reason"] = pd.Series(reason, dtype=object).map(spelled)
-            out["likely_rejection_probability"] = reason_p
+            out["likely_rejection_reason"], out["likely_rejection_probability"] = self.reasons.most_likely(encoded)
         else:
             out["likely_rejection_reason"] = pd.Series([None] * len(out), dtype=object)
             out["likely_rejection_probability"] = np.nan
