@@ -82,10 +82,10 @@ class BatchSummary:
 
 
 def _lead_chunks(path: Path, header: TableHeader, chunk_size: int, id_column: str,
-                 dropped: Collection[str] = ()) -> tuple[pd.Series | None, Iterator[pd.DataFrame]]:
-    """The whole lead-id column (None without one), and the raw rows as strings (the CRM's own
-    text), chunk by chunk, without the columns `dropped` names (data.drop_columns), as training reads
-    the export; `header` is the file's (`read_header`).
+                 dropped: Collection[str] = ()) -> tuple[pd.Series | None, int, Iterator[pd.DataFrame]]:
+    """The whole lead-id column (None without one), the file's rows (a CSV's as parsed: a quoted cell may span
+    lines), and the raw rows as strings (the CRM's own text), chunk by chunk, without the columns `dropped` names
+    (data.drop_columns), as training reads the export; `header` is the file's (`read_header`).
 
     Parquet streams by row groups, its id column read on its own first. A CSV is parsed whole by
     Arrow (``read_csv_kept``: the activity file of the same leads is read whole anyway and is ten
@@ -96,10 +96,10 @@ def _lead_chunks(path: Path, header: TableHeader, chunk_size: int, id_column: st
         ids = None
         if id_column in file.schema_arrow.names:
             ids = _as_crm_text(_readable(path, lambda: file.read(columns=[id_column])), path)[id_column]
-        return ids, _parquet_chunks(file, path, header, chunk_size, dropped)
+        return ids, file.metadata.num_rows, _parquet_chunks(file, path, header, chunk_size, dropped)
     table = _readable(path, lambda: read_csv_kept(path, header, dropped))
     ids = table[id_column] if id_column in table else None
-    return ids, (table.iloc[start : start + chunk_size] for start in range(0, len(table), chunk_size))
+    return ids, len(table), (table.iloc[start : start + chunk_size] for start in range(0, len(table), chunk_size))
 
 
 def _parquet_chunks(file: pq.ParquetFile, path: Path, header: TableHeader, chunk_size: int,
@@ -242,11 +242,11 @@ def _coded(values: pd.Series) -> tuple[np.ndarray, pd.Index]:
     return pd.factorize(values)
 
 
-def _count_rows(path: Path) -> int | None:
-    if is_parquet(path):
-        return _parquet_file(path).metadata.num_rows
-    with path.open("rb") as fh:
-        return max(sum(1 for _ in fh) - 1, 0)
+def _read_leads(path: Path, header: TableHeader, chunk_size: int, id_column: str,
+                dropped: Collection[str]) -> tuple[int, Iterator[pd.DataFrame], tuple[np.ndarray, np.ndarray]]:
+    """`_lead_chunks`' rows and chunks, and the file's repeated ids (`_repeated_ids`)."""
+    ids, rows, chunks = _lead_chunks(path, header, chunk_size, id_column, dropped)
+    return rows, chunks, _repeated_ids(ids)
 
 
 def _write(frame: pd.DataFrame, path: Path, first: bool) -> None:
@@ -452,24 +452,29 @@ def _score_chunks(scorer: LeadScorer, input_path: Path, output_path: Path, activ
     """`score_file`'s work, written straight to the paths given (`headers`: each file's, "leads" and "activities")."""
     activities_of, activities_rejected, activities_valid, activities_used = None, 0, 0, 0
     unread_types: dict[str, int] = {}
-    if activities_path is not None:
-        activities, activities_rejected = _valid_activities(
-            scorer, _read_activities(activities_path, headers["activities"], scorer.data), activities_path,
-            activity_rejects)
-        activities_of, activities_valid = _activities_of(activities), len(activities)
-        unread_types = unread_activity_types(activities["activity"], scorer.features) if scorer.reads_activities else {}
     lead_id_column = crm_column_in(scorer.data, "leads", "lead_id", headers["leads"].names)
     # The scores' id column as the file names it ('Prospect ID'), or the contract's `lead_id` where the file has that
     id_column = lead_id_column if lead_id_column in headers["leads"].names else "lead_id"
-    ids, chunks = _lead_chunks(input_path, headers["leads"], chunk_size, lead_id_column, scorer.data.drop_columns)
+    with ThreadPoolExecutor(max_workers=1) as reader:
+        # The lead file is read and its repeated ids found while the activities are checked and encoded on this
+        # thread (mostly one core's work; Arrow's reading is outside the GIL).
+        leads_read = reader.submit(_read_leads, input_path, headers["leads"], chunk_size, lead_id_column,
+                                   scorer.data.drop_columns)
+        if activities_path is not None:
+            activities, activities_rejected = _valid_activities(
+                scorer, _read_activities(activities_path, headers["activities"], scorer.data), activities_path,
+                activity_rejects)
+            activities_of, activities_valid = _activities_of(activities), len(activities)
+            unread_types = (unread_activity_types(activities["activity"], scorer.features)
+                            if scorer.reads_activities else {})
+        rows, chunks, (repeated, first_rows) = leads_read.result()
     decimal_mark = decimal_mark_of(headers["leads"], scorer.data)
-    repeated, first_rows = _repeated_ids(ids)
 
     read = scored = rejected = past_horizon = 0
     absent: dict[str, str | None] = {}
     unseen: dict[str, Counter] | None = None
     spelled: dict[str, dict[str, str]] = {}  # per column, an unseen value's spelling in the first chunk holding it
-    bar = tqdm(total=_count_rows(input_path) if progress else None, unit="lead", disable=not progress)
+    bar = tqdm(total=rows if progress else None, unit="lead", disable=not progress)
 
     def write_scores(modelled: Future, rows: int, never_seen: np.ndarray) -> None:
         nonlocal scored, past_horizon

@@ -46,7 +46,8 @@ def read_activities(path: Path, data) -> pd.DataFrame:
 
 
 def lead_chunks(path: Path, chunk_size: int, id_column: str) -> tuple[pd.Series | None, Iterator[pd.DataFrame]]:
-    return _lead_chunks(path, read_header(path), chunk_size, id_column)
+    ids, _, chunks = _lead_chunks(path, read_header(path), chunk_size, id_column)
+    return ids, chunks
 
 
 def quick_scorer(params, booster: bool = False) -> tuple[TrainingSet, LeadScorer]:
@@ -417,6 +418,20 @@ def test_scores_name_the_id_as_the_file_does_where_the_mapping_gives_it_two_name
     assert pd.read_csv(tmp_path / "scores.csv", dtype=str)["Record ID"].tolist() == leads["Record ID"].tolist()
     assert (summary.rows_scored, summary.rows_rejected) == (6, 1)
     assert "also on row 2: each lead is scored once" in pd.read_csv(tmp_path / "scores.rejects.csv")["problems"][0]
+
+
+def test_the_progress_bar_counts_leads_not_lines_of_the_file(trained, sample_dir, tmp_path, capsys):
+    """A company name exported with a line break in it spans two lines of the CSV: the bar counted lines, so a
+    finished run stopped short of its total (4/5 leads)."""
+    leads = pd.read_csv(sample_dir / "leads.csv", dtype=str).head(4)
+    leads.loc[leads.index[1], "company"] = "Acme\nHoldings"
+    leads.to_csv(tmp_path / "leads.csv", index=False)
+
+    summary = score_file(trained.scorer, tmp_path / "leads.csv", tmp_path / "scores.csv",
+                         as_of=pd.Timestamp("2026-01-01"))
+
+    assert summary.rows_scored == 4
+    assert "4/4" in capsys.readouterr().err.rsplit("\r", 1)[-1]
 
 
 def test_an_infinite_number_in_a_parquet_text_column_goes_to_the_rejects_as_training_refuses_it(trained, sample_dir,
