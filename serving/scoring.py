@@ -250,8 +250,8 @@ def id_error(value) -> dict | None:
 
 def lead_id_problems(leads: list[dict], data: DataParams) -> list[dict]:
     """Problems for a lead id that breaks the rule every id of the service follows (`id_error`). A number is
-    refused rather than guessed at: 42 and "042" would be different leads. A missing id (none, blank or one of
-    data.missing_values) is left to the contract, which names it as missing, as it names any required field."""
+    refused rather than guessed at: 42 and "042" would be different leads. An id not sent or holding no value (blank
+    or one of data.missing_values) is left to the contract, which names it as any required field (`_lacking`)."""
     out = []
     for i, lead in enumerate(leads):
         lead_id_field, lead_id = sent_lead_id(lead, data)
@@ -313,7 +313,10 @@ _FIELDS_LISTED = 8
 
 
 def _lacking(p: Problem, frames: RequestFrames, from_activity: bool, scorer: LeadScorer) -> list[dict]:
-    """A required field rows lack, at each such row, in a missing field's words (as a 400's "missing").
+    """A required field rows lack, at each such row: one not sent (absent or null) in a missing field's words (type
+    "missing", as a 400's), one sent holding no value (blank text, one of data.missing_values: "N/A") saying so
+    (type "empty_value", as /feedback calls a blank id), so a client handling problems by type reads one code for
+    one mistake on every route.
 
     The contract check, written for exports, calls a field no row has a missing column (at no row, advising
     data.mapping) and one some rows leave out an empty value: to a client both are leads without the field,
@@ -333,9 +336,14 @@ def _lacking(p: Problem, frames: RequestFrames, from_activity: bool, scorer: Lea
     for i in range(len(rows)) if p.row is None else [p.row - 1]:
         sent = [name for name, value in rows.iloc[i].items() if pd.notna(value) and name not in added]
         unread = [name for name in sent if not reads(name)]
+        if p.column in sent:
+            out.append(_detail(_location(i, p.column, from_activity, frames), f"required field {looked_for} holds no "
+                               f"value: {as_sent(rows.iloc[i][p.column])} ({_read_as_none(scorer.data)})",
+                               "empty_value"))
+            continue
         alike = alike_column(sent, p.column)
-        words = f"required field {looked_for} missing or empty"
-        if p.column not in sent and (alike or unread):
+        words = f"required field {looked_for} missing"
+        if alike or unread:
             listed = ", ".join(map(repr, unread[:_FIELDS_LISTED])) + (
                 f" and {len(unread) - _FIELDS_LISTED} more" if len(unread) > _FIELDS_LISTED else "")
             words += (f" (the {row_name} has {alike!r}, {ALIKE}): send it as {p.column!r}" if alike else

@@ -829,22 +829,31 @@ def test_a_lead_id_that_means_not_answered_is_one_problem_at_its_lead_not_one_pe
     acts = leads[1]["activities"][:3]
     reply = client.post("/score", {"leads": [leads[0], {**leads[1], "lead_id": "N/A", "activities": acts}], "as_of": AS_OF})
     assert reply.status == 422, reply.body
-    assert [(d["field"], d["type"]) for d in reply.json()["detail"]] == [("leads[1].lead_id", "missing")]
+    assert [(d["field"], d["type"]) for d in reply.json()["detail"]] == [("leads[1].lead_id", "empty_value")]
 
 
-def test_a_lead_without_an_id_is_missing_one_whether_absent_null_blank_or_not_answered(client, leads):
-    """A blank lead id was "the lead id: String should have at least 1 character" (type string_too_short), while the
-    same lead with "N/A", null or none was a missing lead_id (type missing, as for every required field), and two
-    leads without an id were told they shared one: a client sorting problems by type could not see they were alike."""
+def test_a_lead_without_an_id_is_missing_one_when_not_sent_and_empty_when_sent_blank_as_feedback_says(client, leads):
+    """A blank lead id was "the lead id: String should have at least 1 character" (type string_too_short), and two
+    leads without an id were told they shared one. Then every lead without an id was type missing, blank or "N/A"
+    too, while /feedback calls a blank or "N/A" id empty_value: a CRM client handling problems by type read two codes
+    for one mistake. Not sent (absent or null) is missing; sent holding no value is empty_value, on both routes."""
     known = {k: v for k, v in leads[0].items() if k != "lead_id"}
     sent = [leads[1], known, {**known, "lead_id": None}, {**known, "lead_id": ""}, {**known, "lead_id": "   "},
             {**known, "lead_id": "N/A"}, {**known, "lead_id": ""}]
     reply = client.post("/score", {"leads": sent, "as_of": AS_OF})
     assert reply.status == 422, reply.body
     detail = reply.json()["detail"]
-    missing = [(f"leads[{i}].lead_id", "missing") for i in range(1, 7)]
-    assert [(d["field"], d["type"]) for d in detail] == missing, detail
+    assert [(d["field"], d["type"]) for d in detail] == [
+        ("leads[1].lead_id", "missing"), ("leads[2].lead_id", "missing"), ("leads[3].lead_id", "empty_value"),
+        ("leads[4].lead_id", "empty_value"), ("leads[5].lead_id", "empty_value"), ("leads[6].lead_id", "empty_value")]
     assert not any("lead_id" in d for d in detail)
+    assert detail[4]["msg"] == ("required field 'lead_id' holds no value: 'N/A' (the service reads blank text and "
+                                "'Select' or 'N/A' as not answered)")
+    explained = client.post("/explain", {"lead": {**known, "lead_id": "  "}, "as_of": AS_OF})
+    stored = client.post("/feedback", _feedback("evt-blank-lead-id", lead_id="  "))
+    assert (explained.status, stored.status) == (422, 422), (explained.body, stored.body)
+    assert [(d["field"], d["type"]) for d in explained.json()["detail"]] == [("lead.lead_id", "empty_value")]
+    assert [(d["field"], d["type"]) for d in stored.json()["detail"]] == [("lead_id", "empty_value")]
 
 
 def test_each_problem_in_a_batch_names_its_lead_by_the_id_it_sent(client, leads):
@@ -902,24 +911,30 @@ def test_a_lead_without_a_required_field_gets_one_answer_whatever_the_other_lead
     """Alone (no lead of the request has the field) it was "missing required column ... set data.mapping.leads" at
     leads[*].created_at, the CSV check's words; beside a lead that has it, "empty created_at" at leads[1]."""
     bare = {k: v for k, v in leads[0].items() if k != "created_at"}
-    for body, index in [([bare], 0), ([leads[1], bare], 1), ([leads[1], {**bare, "created_at": "  "}], 1),
-                        ([leads[1], {**bare, "created_at": None}], 1)]:
+    for body, index in [([bare], 0), ([leads[1], bare], 1), ([leads[1], {**bare, "created_at": None}], 1)]:
         reply = client.post("/score", {"leads": body, "as_of": AS_OF})
         assert reply.status == 422, reply.body
         assert reply.json()["detail"] == [{"loc": ["leads", index, "created_at"], "field": f"leads[{index}].created_at",
-                                           "msg": "required field 'created_at' missing or empty", "type": "missing",
+                                           "msg": "required field 'created_at' missing", "type": "missing",
                                            "lead_id": bare["lead_id"]}]
+    for body, index in [([{**bare, "created_at": "  "}], 0), ([leads[1], {**bare, "created_at": "N/A"}], 1)]:
+        reply = client.post("/score", {"leads": body, "as_of": AS_OF})
+        assert reply.status == 422, reply.body
+        assert [(d["field"], d["type"]) for d in reply.json()["detail"]] == [
+            (f"leads[{index}].created_at", "empty_value")]
     two = client.post("/score", {"leads": [bare, {**bare, "lead_id": "NO-DATE-2"}], "as_of": AS_OF}).json()["detail"]
     assert [d["field"] for d in two] == ["leads[0].created_at", "leads[1].created_at"]
     # What the client can fix: a field name in other letter case is not the field.
     misspelled = client.post("/score", {"leads": [{**bare, "Created_At": leads[0]["created_at"]}], "as_of": AS_OF})
     assert misspelled.json()["detail"][0]["msg"].startswith(
-        "required field 'created_at' missing or empty (the lead has 'Created_At', which looks like the same name "
+        "required field 'created_at' missing (the lead has 'Created_At', which looks like the same name "
         "written differently): send it as 'created_at'. ")
-    undated = client.post("/score", {"leads": [{**leads[0], "activities": [{"activity": "webinar"}]}], "as_of": AS_OF})
-    assert [(d["field"], d["type"]) for d in undated.json()["detail"]] == [("leads[0].activities[0].occurred_at", "missing")]
+    undated = client.post("/score", {"leads": [{**leads[0], "activities": [{"activity": "webinar"}, {
+        "activity": "webinar", "occurred_at": ""}]}], "as_of": AS_OF})
+    assert [(d["field"], d["type"]) for d in undated.json()["detail"]] == [
+        ("leads[0].activities[0].occurred_at", "missing"), ("leads[0].activities[1].occurred_at", "empty_value")]
     explained = client.post("/explain", {"lead": bare, "as_of": AS_OF}).json()["detail"]
-    assert [(d["field"], d["msg"]) for d in explained] == [("lead.created_at", "required field 'created_at' missing or empty")]
+    assert [(d["field"], d["msg"]) for d in explained] == [("lead.created_at", "required field 'created_at' missing")]
 
 
 def test_an_activity_without_a_required_field_is_told_of_its_own_fields_not_of_the_lead_id_the_service_adds(client,
@@ -932,10 +947,10 @@ def test_an_activity_without_a_required_field_is_told_of_its_own_fields_not_of_t
         {"ActivityDate": "2025-12-01", "activity": "webinar", "attributes": {"type": "Task"}}]}], "as_of": AS_OF})
     assert (bare.status, task.status) == (422, 422), (bare.body, task.body)
     assert [(d["field"], d["msg"]) for d in bare.json()["detail"]] == [
-        ("leads[0].activities[0].occurred_at", "required field 'occurred_at' missing or empty")]
+        ("leads[0].activities[0].occurred_at", "required field 'occurred_at' missing")]
     (problem,) = task.json()["detail"]
     assert problem["field"] == "leads[0].activities[0].occurred_at"
-    assert problem["msg"].startswith("required field 'occurred_at' missing or empty (the activity has fields this model "
+    assert problem["msg"].startswith("required field 'occurred_at' missing (the activity has fields this model "
                                      "does not read: 'ActivityDate'): if one of them is it under the CRM's name, send "
                                      "it as 'occurred_at'. A CRM's own field names are read where the model's "
                                      "data.mapping.activities declares them"), problem
@@ -959,10 +974,10 @@ def test_a_lead_under_its_crms_own_field_names_is_told_which_it_looked_for_and_w
     assert [d["msg"] for d in explained.json()["detail"]] == list(problems.values())
     fields = "'Id', 'CreatedDate', 'LeadSource'" if system == "salesforce" else "'hs_object_id', 'createdate'"
     assert problems["leads[0].lead_id"].startswith(
-        f"required field 'lead_id' missing or empty (the lead has fields this model does not read: {fields}): if one "
+        f"required field 'lead_id' missing (the lead has fields this model does not read: {fields}): if one "
         "of them is it under the CRM's name, send it as 'lead_id'. ")
     alike = "CreatedDate" if system == "salesforce" else "createdate"
-    assert problems["leads[0].created_at"].startswith(f"required field 'created_at' missing or empty (the lead has "
+    assert problems["leads[0].created_at"].startswith(f"required field 'created_at' missing (the lead has "
                                                       f"{alike!r}, which looks like the same name written differently)")
     for msg in problems.values():
         assert msg.endswith("A CRM's own field names are read where the model's data.mapping.leads declares them: the "
