@@ -1557,9 +1557,9 @@ def alike_column(header, name: str) -> str | None:
             return same
     # A column holding every word of the name and more, or some of them only, is another field: 'Campaign ID' or
     # 'CampaignId' beside 'Campaign', 'Phone 2' beside 'Phone'.
-    words = set(_words(name))
+    words = set(name_words(name))
     candidates = [column for column in reversed(others)  # the first column of a key wins
-                  if not (words <= set(_words(column)) or set(_words(column)) <= words)]
+                  if not (words <= set(name_words(column)) or set(name_words(column)) <= words)]
     for key in (label_key, _words_key):  # misspelt ('Industy'), then also joined another way ('CreatedDate')
         keys = {key(column): column for column in candidates}
         close = difflib.get_close_matches(key(name), list(keys), n=1, cutoff=ALIKE_RATIO)
@@ -1572,7 +1572,7 @@ def _dated(name) -> str | None:
     """What happened, for a date's name ending in one of DATE_SUFFIXES ('created' for 'created_at' or 'Created Date'):
     a column of those letters and another such last word, joined as Dynamics 365 joins its names ('createdon'), is the
     same date (`alike_column`); 'createdby', a user, is not. None for any other name ('Campaign', 'reason')."""
-    words = _words(name)
+    words = name_words(name)
     return "".join(words[:-1]) if len(words) > 1 and words[-1] in DATE_SUFFIXES else None
 
 
@@ -1581,7 +1581,7 @@ def _words_key(name) -> str:
     return re.sub(r"[\W_]+", "", label_key(name))
 
 
-def _words(name) -> list[str]:
+def name_words(name) -> list[str]:
     """A column name's words in lower case, camel case split too: 'CampaignId' and 'Campaign ID' are campaign, id."""
     return [word.lower() for word in re.findall(r"[A-Z]+(?![a-z])|[A-Z]?[a-z]+|\d+", str(name))]
 

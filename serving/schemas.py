@@ -425,8 +425,9 @@ class Feedback(BaseModel):
         None, description="Deal amount, when converted. An amount the service cannot read (\"12,500\", -5) is left "
         "out and the decision stored without it, as an export's row is kept without it: the answer's warnings name it.")
     # The body's other fields, by name, filled by `_unread_fields` (not sent, not in /docs.json): ignored, but one that
-    # looks like an optional field above written differently ("Reason") is named in the receipt's warnings
-    # (serving.scoring.misnamed_feedback_warnings), as /score names a lead's: the decision was stored without it.
+    # looks like an optional field above written differently ("Reason", or "reason_code") is named in the receipt's
+    # warnings (serving.scoring.misnamed_feedback_warnings), as /score names a lead's: the decision was stored
+    # without it.
     unread_fields: SkipJsonSchema[dict[str, Any]] = Field(default_factory=dict, exclude=True)
 
     @model_validator(mode="before")
@@ -444,7 +445,8 @@ class FeedbackReceipt(BaseModel):
     warnings: list[Problem] = Field(description="Each value sent that the stored decision "
                                     "leaves out, with its field and why (an amount the service cannot read, e.g. "
                                     "\"12,500\"; a reason or amount sent under a name that looks like its own written "
-                                    "differently, \"Reason\", type misnamed_field): send the decision again under a "
+                                    "differently, \"Reason\", or holds it as a word, \"reason_code\", type "
+                                    "misnamed_field): send the decision again under a "
                                     "new event_id to record it. Empty when the decision was stored as sent.")
 
 

@@ -23,8 +23,8 @@ from models.scorer import BuiltLeads, LeadScorer
 from pipelines.config import DataParams, LabelParams
 from pipelines.contract import LEADS, TABLES
 from pipelines.ingest import (ALIKE, API_CLIENT, DATE_FORM, Problem, alike_column, as_of_time, as_plain_text,
-                              as_sent, contract_status, crm_column, crm_columns, differing_values, not_answered,
-                              one_value_per_row, prepare_table, shortened, translate)
+                              as_sent, contract_status, crm_column, crm_columns, differing_values, name_words,
+                              not_answered, one_value_per_row, prepare_table, shortened, translate)
 from serving.schemas import Identifier, plain_value
 from serving.security import BAD_JSON_ERROR, card_link, error_message, field_path
 from serving.store import decision_date, email_sha256, utc_naive
@@ -785,14 +785,22 @@ def misnamed_feedback_warnings(event: dict, unread: dict, data: DataParams) -> l
     """A feedback receipt's warnings of its optional fields (reason, amount) holding no value (absent, null, blank,
     data.missing_values) while a field the service does not read (`unread`, as schemas.Feedback collects them) holds
     one under a name that looks like theirs written differently (`ingest.alike_column`, the rule /score's
-    `misnamed_fields` follows): "Reason" for reason. The decision was stored without it, as a lead is scored without
-    such a field; a field that looks like none is ignored silently, as /score ignores it (CRMs send many others)."""
+    `misnamed_fields` follows): "Reason" for reason; else under a name holding theirs as a word: "reason_code",
+    "rejection_reason", "Closed Lost Reason", "deal_amount". alike_column takes such a name for another field
+    ("Campaign ID" beside "Campaign"), as it is among a lead's dozens of fields; a decision has one reason and one
+    amount, so it is the CRM's name for it. The decision was stored without it, as a lead is scored without such a
+    field; a field that looks like none is ignored silently, as /score ignores it (CRMs send many others)."""
     sent = sorted(name for name, value in unread.items() if _answered(value, data))
     out = []
     for name in ("reason", "amount"):
-        alike = None if _answered(event.get(name), data) else alike_column(sent, name)
+        if _answered(event.get(name), data):
+            continue
+        alike, why = alike_column(sent, name), ALIKE
+        if alike is None:
+            alike = next((other for other in sent if name in name_words(other)), None)
+            why = f"whose name holds the word {name!r}"
         if alike is not None:
             out.append(_detail((alike,), f"field {name!r}, which /feedback reads, is not sent (the event has "
-                               f"{alike!r}, {ALIKE}): the decision was stored without it; to record it, send the "
+                               f"{alike!r}, {why}): the decision was stored without it; to record it, send the "
                                f"decision again under a new event_id with it as {name!r}", "misnamed_field"))
     return out

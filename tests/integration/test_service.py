@@ -1317,6 +1317,24 @@ def test_a_reason_or_amount_sent_under_its_name_written_differently_is_named_in_
     assert stored.loc["evt-not-misnamed", "reason"] == "no_budget"
 
 
+@pytest.mark.parametrize(("field", "value"), [("reason_code", "no_budget"), ("rejection_reason", "no_budget"),
+                                              ("Closed Lost Reason", "No Budget"), ("deal_amount", "1200")])
+def test_a_reason_or_amount_sent_under_a_crms_longer_name_for_it_is_named_in_the_receipt(client, server, field, value):
+    """"Reason" was named, but a CRM's "reason_code" or "lost_reason" stored the rejection without its code without a
+    word: the look-alike rule takes a name holding more words for another field (a lead's "Campaign ID" beside
+    "Campaign"). A decision has one reason and one amount, so a field whose name holds the word is named as sent."""
+    event_id = f"evt-longer-name-{field}"
+    reply = client.post("/feedback", {**_feedback(event_id, reason=None), field: value})
+    assert reply.status == 201, reply.body
+    (warning,) = reply.json()["warnings"]
+    name = "amount" if "amount" in field else "reason"
+    assert (warning["field"], warning["type"]) == (field, "misnamed_field"), warning
+    assert warning["msg"].startswith(f"field {name!r}, which /feedback reads, is not sent (the event has {field!r}, "
+                                     f"whose name holds the word {name!r})"), warning
+    stored = Store(server.params.serving.store_url).feedback_frame().set_index("event_id")
+    assert pd.isna(stored.loc[event_id, "reason"])
+
+
 @pytest.mark.parametrize("reason", ["meh, not a fit", "budget?"])
 def test_a_rejection_with_a_reason_that_is_no_code_is_refused_naming_the_codes(client, server, sample_params, reason):
     """A vague note teaches the loop nothing; no reason at all is stored (test_a_rejection_without_a_reason...)."""
