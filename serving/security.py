@@ -10,6 +10,7 @@ saying what to do, not JSON (``from_browser``).
 
 from __future__ import annotations
 
+import codecs
 import hashlib
 import hmac
 import json
@@ -350,7 +351,9 @@ class BodyLimit:
     A declared Content-Length over the limit is refused without reading; a chunked body is read up
     to the limit. A compressed body is decompressed as it arrives and refused once it decompresses
     past the limit; bytes that are not of its encoding are a 400, another encoding (br, zstd) a 415.
-    The service gets the body as sent, or decompressed without its Content-Encoding.
+    The service gets the body as sent, or decompressed without its Content-Encoding; either without a leading UTF-8
+    byte order mark, which some .NET and PowerShell clients send: RFC 8259 lets a JSON reader ignore it, and
+    BentoML's, which reads the body before the service sees it, refused the whole body as invalid JSON.
 
     Args:
         app: the wrapped ASGI app.
@@ -397,13 +400,17 @@ class BodyLimit:
                                                         f"Content-Encoding says ({err})")
             if not message.get("more_body", False):
                 break
-        if inflater is not None and messages[-1]["type"] == "http.request":
-            if not inflater.finished():
-                return await _send_error(send, 400, f"the body is not valid {encoding} data as its Content-Encoding "
-                                                    "says: it ends before its compressed data does")
+        whole = messages[-1]["type"] == "http.request"  # not cut short by the client going away
+        if inflater is not None and whole and not inflater.finished():
+            return await _send_error(send, 400, f"the body is not valid {encoding} data as its Content-Encoding "
+                                                "says: it ends before its compressed data does")
+        body = b"".join(message.get("body", b"") for message in messages)
+        if whole and (inflater is not None or body.startswith(codecs.BOM_UTF8)):
+            body = body.removeprefix(codecs.BOM_UTF8)
+            messages = [{"type": "http.request", "body": body, "more_body": False}]
             scope = {**scope, "headers": [
                 *((k, v) for k, v in scope["headers"] if k.lower() not in (b"content-encoding", b"content-length")),
-                (b"content-length", str(inflater.size).encode())]}
+                (b"content-length", str(len(body)).encode())]}
 
         async def replay():
             return messages.pop(0) if messages else await receive()

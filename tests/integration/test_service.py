@@ -1237,6 +1237,31 @@ def test_a_compressed_batch_scores_as_the_same_json_uncompressed(client, server,
     assert event_id in Store(server.params.serving.store_url).feedback_frame()["event_id"].tolist()
 
 
+def test_a_body_starting_with_a_byte_order_mark_reads_as_the_json_after_it(client, server, leads):
+    """.NET and PowerShell clients may send a UTF-8 byte order mark before the JSON: every route answered a bare 400
+    "Invalid JSON" (RFC 8259 lets a reader ignore it). It is read as the JSON after it, sent as is, in chunks (the
+    mark cut between two of them) or gzipped; in the middle of the body it is still no JSON."""
+    bom = "\ufeff".encode()
+    body = json.dumps({"leads": leads, "as_of": AS_OF}).encode()
+    plain = client.post("/score", body, {"Content-Type": "application/json"})
+    sent = client.post("/score", bom + body, {"Content-Type": "application/json; charset=utf-8"})
+    assert (plain.status, sent.status) == (200, 200), sent.body
+    assert _without_card_urls(sent.json()) == _without_card_urls(plain.json())
+    status, chunked = _chunked(server, bom + body, {}, size=2)
+    assert status == 200 and _without_card_urls(chunked) == _without_card_urls(plain.json())
+    zipped = client.post("/score", gzip.compress(bom + body), {"Content-Type": "application/json",
+                                                               "Content-Encoding": "gzip"})
+    assert zipped.status == 200 and _without_card_urls(zipped.json()) == _without_card_urls(plain.json())
+    explained = client.post("/explain", bom + json.dumps({"lead": leads[0], "as_of": AS_OF}).encode())
+    assert explained.json() == client.post("/explain", {"lead": leads[0], "as_of": AS_OF}).json()
+    event_id = f"evt-bom-{uuid.uuid4()}"
+    stored = client.post("/feedback", bom + json.dumps(_feedback(event_id)).encode())
+    assert stored.status == 201, stored.body
+    assert event_id in Store(server.params.serving.store_url).feedback_frame()["event_id"].tolist()
+    inside = client.post("/feedback", b" " + bom + json.dumps(_feedback("evt-bom-inside")).encode())
+    assert inside.status == 400 and inside.json()["detail"][0]["type"] == "json_invalid", inside.body
+
+
 def test_a_compressed_body_that_decompresses_past_the_limit_is_refused_without_decompressing_it(client, server):
     """A gzip bomb: 50 MB of zeros in ~50 kB, under the limit as sent, is refused as soon as it passes the limit
     decompressed, not decompressed whole in the server's memory."""
