@@ -40,6 +40,7 @@ if TYPE_CHECKING:  # imported lazily below, after OMP_WAIT_POLICY is set
     from pipelines.config import Params, SplitParams
     from pipelines.dataset import TrainingSet
     from pipelines.evaluate import Evaluation
+    from pipelines.score import BatchSummary
 
 DEFAULT_SIZES = (10_000, 100_000, 1_000_000)
 SYNTHETIC_SEED = 7
@@ -48,7 +49,7 @@ THROUGHPUT_TARGET = 50_000  # leads/s
 RAW_PREDICT_TARGET_RATIO = 3.0
 X_EDUCATION_TARGETS = {"roc_auc": 0.88, "ece": 0.03}
 TOP_SHARE = 0.2  # the capture column of the X Education table
-TIMED_RUNS = 3  # raw predict and the model path: the fastest of this many runs
+TIMED_RUNS = 3  # score_file, raw predict and the model path: each the fastest of this many runs
 
 
 @dataclass
@@ -130,10 +131,11 @@ def bench_synthetic(n_leads: int, work_dir: Path) -> dict:
     as_of = ts.as_of  # score as of the export's 'now', like training
     del crm, ts, test
 
-    scores = out / "scores.csv"
-    with Stopwatch() as scoring:
-        summary = score_file(scorer, paths["leads"], scores, activities_path=paths["activities"],
-                             as_of=as_of, progress=False)
+    runs: list[BatchSummary] = []
+    scoring = _fastest(lambda: runs.append(score_file(scorer, paths["leads"], out / "scores.csv",
+                                                      activities_path=paths["activities"], as_of=as_of,
+                                                      progress=False)))
+    summary = runs[-1]
     figures |= {"score": scoring, "throughput": summary.rows_read / scoring.wall}
     _say(f"  score_file        {scoring}  {figures['throughput']:,.0f} leads/s ({summary.rows_scored:,} scored, "
          f"{summary.rows_rejected:,} rejected); {_load()}")
@@ -430,7 +432,7 @@ def main(argv: list[str] | None = None) -> None:
              "top-1 = rejected test leads whose reason the reason model ranks first; score_file without "
              "explanations on the leads CSV + activities CSV; raw predict = conversion booster alone on the "
              "encoded feature matrix of the same leads; model path = LeadScorer.predict on their feature frame "
-             f"(both the fastest of {TIMED_RUNS} runs):\n")
+             f"(each the fastest of {TIMED_RUNS} runs, as score_file is):\n")
         _say(synthetic_markdown(rows) + "\n")
     if xe is not None:
         m = xe["params"].model
