@@ -25,7 +25,7 @@ from features.build import clean_text, lead_columns_read
 from models.scorer import LeadScorer
 from pipelines.config import DataParams, LabelParams
 from pipelines.contract import LARGEST_NUMBER, LEADS, OUTCOMES
-from pipelines.ingest import crm_column, numbers_not_answered, required_columns
+from pipelines.ingest import crm_column, crm_columns, numbers_not_answered, required_columns
 from serving.schemas import (
     ErrorResponse,
     ExplainRequest,
@@ -43,7 +43,7 @@ from serving.schemas import (
     literal,
     number_text,
 )
-from serving.scoring import choices_in_words, columns_read, feedback_choices, quoted
+from serving.scoring import choices_in_words, columns_read, feedback_choices, outcome_names_setting, quoted
 from serving.security import ACCEPTED_ENCODINGS, CARD_ID_FIELD, CARD_PATH, ENCODINGS, OPEN_PATHS
 
 REF = "#/components/schemas/{model}"
@@ -124,7 +124,8 @@ ROUTES: dict[str, tuple[type[BaseModel], dict[int, tuple[type[BaseModel], str]],
          413: TOO_LARGE, 415: NOT_JSON,
          422: "A decision the service cannot take (e.g. an event_id, lead_id, status or decided_at that is blank "
               "or one of data.missing_values, an id over 255 characters or with a line break, an unknown status, a "
-              "reason that is not a reason code, a decided_at unreadable or in the future; absent or null, a "
+              "reason that is not a reason code, a decided_at unreadable or in the future, a field sent under its CRM "
+              "name and its own with different values; absent or null, a "
               "required field is a 400, as is a value of the wrong type); `detail` names each field and what it "
               "takes.",
          503: NOT_STORED},
@@ -303,6 +304,29 @@ def _feedback_choices(feedback: dict, data: DataParams, label: LabelParams) -> N
         field["examples"] = [*values, *labels]
 
 
+def _feedback_crm_names(feedback: dict, data: DataParams) -> None:
+    """Each decision field also under the CRM's names the service's data.mapping.outcomes declares for it
+    (serving.scoring.feedback_fields reads them), documented as the field itself is; a required field is then
+    required under one of its names."""
+    properties, alternatives, setting = feedback["properties"], [], outcome_names_setting(data)
+    for column in OUTCOMES.columns:
+        names = [name for name in crm_columns(data, "outcomes", column)
+                 if name != column and name not in data.drop_columns]
+        if not names:
+            continue
+        field = properties[column]
+        for name in names:
+            properties[name] = {**field, "description": f"{column} under the CRM's name ({setting}), read as "
+                                f"{column} is; send one of them. {field.get('description', '')}".rstrip()}
+        field["description"] = (f"{field.get('description', '')} Also read under the CRM's name "
+                                f"{quoted(names)} ({setting}); send one of them.").lstrip()
+        if column in feedback.get("required", []):
+            feedback["required"].remove(column)
+            alternatives.append({"anyOf": [{"required": [name]} for name in [column, *names]]})
+    if alternatives:
+        feedback["allOf"] = alternatives
+
+
 def _referenced(node, found: set[str]) -> set[str]:
     if isinstance(node, dict):
         ref = node.get("$ref", "")
@@ -360,6 +384,7 @@ def document(generated: dict, scorer: LeadScorer, data: DataParams, label: Label
     amount, words = _number_field("amount", "amount" in OUTCOMES.non_negative, data)
     field = schemas["Feedback"]["properties"]["amount"]
     schemas["Feedback"]["properties"]["amount"] = {**amount, "description": f"{field['description']} {words}."}
+    _feedback_crm_names(schemas["Feedback"], data)
     used, pending = set(), _referenced(paths, set())
     while pending:  # BentoML's own exception and IO models are no longer referenced: left out
         name = pending.pop()

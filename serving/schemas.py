@@ -401,7 +401,9 @@ DecisionText = Annotated[str, BeforeValidator(_true_false_as_text), WithJsonSche
 
 
 class Feedback(BaseModel):
-    """A sales decision on a lead, sent by the CRM when it happens (retries are safe)."""
+    """A sales decision on a lead, sent by the CRM when it happens (retries are safe). Each field but event_id is also
+    read under the CRM's own name the service's params data.mapping.outcomes declare for it, as training reads the
+    CRM's outcomes export (listed here when they declare one); sent under both names, its values must agree."""
 
     event_id: IdText = Field(description="The CRM's unique id of this event.")
     lead_id: IdText

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import time
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -21,7 +22,7 @@ from features.build import activities_dated_apart, activity_types_read, lead_col
 from features.labels import policy_reason
 from models.scorer import BuiltLeads, LeadScorer
 from pipelines.config import DataParams, LabelParams
-from pipelines.contract import LEADS, TABLES
+from pipelines.contract import LEADS, OUTCOMES, TABLES
 from pipelines.ingest import (ALIKE, API_CLIENT, DATE_FORM, Problem, alike_column, as_of_time, as_plain_text,
                               as_sent, contract_status, crm_column, crm_columns, differing_values, name_words,
                               not_answered, one_value_per_row, prepare_table, shortened, translate)
@@ -179,49 +180,71 @@ def _as_sent_text(value) -> str:
 
 def one_field_per_column(scorer: LeadScorer, leads: list[dict], activities: list[list[dict] | None]
                          ) -> tuple[list[dict], list[list[dict] | None], list[dict]]:
-    """The request's rows with one field per contract column read, and a problem for each row that sends one
-    column under several names with different values.
+    """The request's rows with one field per contract column read (`one_value_per_column`), kept under the name the
+    mapping gives the column (`crm_column`) when sent, and a problem for each row that sends one column under several
+    names with different values.
 
     A lead may carry a column under the CRM's name the model's data.mapping declares and under the contract's
     ("Lead Source" and "lead_source"), as an integration adding the documented names to a forwarded record does.
-    Both holding one value (`ingest.one_value_per_row`, the rule an export's rows are read by: compared as the column
-    reads them, a date as its time, a number as its value, else as text, stripped; a field not answered holds none)
-    is that value, kept under the name the mapping gives the column
-    (`crm_column`) when sent; different values are refused at the lead, naming both fields ("ambiguous_column"), as
-    an export's row is: the service does not pick one.
     """
     data = scorer.data
     reads = {table: field_reader(scorer, table) for table in ("leads", "activities")}
     detail: list[dict] = []
 
     def single(row: dict, table: str, loc: tuple) -> dict:
-        mapping, by_column = getattr(data.mapping, table), {}
-        for name in row:
-            if reads[table](name):
-                by_column.setdefault(mapping.get(name, name), []).append(name)
+        mapping = getattr(data.mapping, table)
+        columns, problems = one_value_per_column(
+            row, table, data, lambda name: mapping.get(name, name) if reads[table](name) else None, loc,
+            scorer.features.numeric if table == "leads" else (), f"the model's data.mapping.{table}")
+        detail.extend(problems)
         out = dict(row)
-        for column, names in by_column.items():
-            if len(names) < 2:
-                continue
-            kept = crm_column(data, table, column)
-            kept = kept if kept in names else names[0]
-            read = [kept, *(name for name in names if name != kept)]
-            value, differ = one_value_per_row([pd.Series([row[name]], dtype=object) for name in read], data, table,
-                                              column, scorer.features.numeric if table == "leads" else ())
-            if differ[0]:
-                values = differing_values(TABLES[table], column, [(name, as_sent(_as_sent_text(row[name]))) for name in names
-                                          if row[name] is not None and not not_answered(row[name], data)])
-                detail.append(_detail((*loc, names[0]), f"{' and '.join(map(repr, names))} are one field, {column} (the "
-                                      f"model's data.mapping.{table}), sent with different values ({values}): send "
-                                      "it once", "ambiguous_column"))
-                continue
-            value = value.iloc[0]
-            for name in names:
-                out.pop(name)
-            out[kept] = value
+        for names, value in columns.values():
+            if len(names) > 1:
+                for name in names:
+                    out.pop(name)
+                out[names[0]] = value
         return out
 
     return (*_each_row(single, leads, activities), detail)
+
+
+def one_value_per_column(row: dict, table: str, data: DataParams, column_of, loc: tuple = (),
+                         numeric: Collection[str] = (), declared_in: str = "data.mapping"
+                         ) -> tuple[dict[str, tuple[list[str], object]], list[dict]]:
+    """Per contract column of `table` a request's row sends (`column_of(name)`: the column a field sent is read as,
+    None for a field not read): the names it was sent under, the one data.mapping gives it (`crm_column`) first when
+    sent, and its one value; and a problem for each column sent under several names with different values, which is
+    left out. /score reads a lead (`one_field_per_column`) and /feedback a decision (`feedback_fields`) by it.
+
+    Both names holding one value (`ingest.one_value_per_row`, the rule an export's rows are read by: compared as the
+    column reads them, a date as its time, a number, the contract's or `numeric`'s, as its value, else as text,
+    stripped; a field not answered holds none) is that value; different values are refused at the row's first such
+    field, naming both ("ambiguous_column"; `declared_in`: the setting that maps them), as an export's row is: the
+    service does not pick one.
+    """
+    by_column: dict[str, list[str]] = {}
+    for name in row:
+        if (column := column_of(name)) is not None:
+            by_column.setdefault(column, []).append(name)
+    out, detail = {}, []
+    for column, names in by_column.items():
+        kept = crm_column(data, table, column)
+        read = [kept, *(name for name in names if name != kept)] if kept in names else names
+        if len(names) == 1:
+            out[column] = (read, row[read[0]])
+            continue
+        value, differ = one_value_per_row([pd.Series([row[name]], dtype=object) for name in read], data, table,
+                                          column, numeric)
+        if differ[0]:
+            values = differing_values(TABLES[table], column, [
+                (name, as_sent(_as_sent_text(row[name]))) for name in names
+                if row[name] is not None and not not_answered(row[name], data)])
+            detail.append(_detail((*loc, names[0]), f"{' and '.join(map(repr, names))} are one field, {column} "
+                                  f"({declared_in}), sent with different values ({values}): send it once",
+                                  "ambiguous_column"))
+            continue
+        out[column] = (read, value.iloc[0])
+    return out, detail
 
 
 def _each_row(change, leads: list[dict], activities: list[list[dict] | None]
@@ -685,16 +708,17 @@ def choices_in_words(values: list[str], labels: list[str], setting: str) -> str:
     return text + f"; a RevOps admin adds another CRM label in params {setting}"
 
 
-def feedback_amount(value, data: DataParams) -> tuple[float | None, list[dict]]:
+def feedback_amount(value, data: DataParams, sent_as: str = "amount") -> tuple[float | None, list[dict]]:
     """A feedback event's deal amount as an export's outcomes row reads it (ingest.prepare_table: blank, NaN and
     data.missing_values are none, data.value_maps.amount translates a CRM label, then the contract's number rules),
     and a warning naming the field for an amount it cannot take ("12,500", -5, true). Such an amount is left out and
     the decision kept, as an export's row is kept without it (contract.OUTCOMES.cleared_if_bad): a CRM sends a
-    decision once, and refusing it for its amount lost the decision itself."""
+    decision once, and refusing it for its amount lost the decision itself. The warning is at `sent_as`, the field
+    it came in (`feedback_fields`)."""
     if value is None:
         return None, []
     amount, problems = _as_outcome_cell("amount", value, data)
-    warnings = [_detail(("amount",), f"{p.message}; the decision was stored without an amount: to record one, send "
+    warnings = [_detail((sent_as,), f"{p.message}; the decision was stored without an amount: to record one, send "
                         "the decision again under a new event_id with the amount as a number", p.kind)
                 for p in problems]
     return (None if pd.isna(amount) else float(amount)), warnings
@@ -714,6 +738,33 @@ def _read_as_none(data: DataParams) -> str:
     return f"the service reads blank text{f' and {quoted(words)}' if words else ''} as not answered"
 
 
+def outcome_names_setting(data: DataParams) -> str:
+    """The params setting declaring the CRM's names of a decision's fields: a flat export's one mapping holds them."""
+    return "data.mapping" + ("" if data.format == "flat" else ".outcomes")
+
+
+def feedback_fields(body: dict, data: DataParams) -> tuple[dict, dict[str, str], list[dict]]:
+    """A /feedback body with each field of a decision (the contract's outcomes columns) sent under a name the
+    service's data.mapping.outcomes declares for it (`crm_columns`: a CRM's "Closed Lost Reason" for reason; with
+    data.format flat, data.mapping.leads too) under the field's own name, as training reads the same row of an
+    outcomes export (ingest.prepare_table; data.drop_columns are never read); the name each such field's value was
+    sent under, for its problems; and a problem for each field sent under two names with different values
+    (`one_value_per_column`, the rule /score reads a lead's fields by), which is left as sent."""
+    named = {name: column for column in OUTCOMES.columns for name in crm_columns(data, "outcomes", column)
+             if name not in data.drop_columns}
+    columns, problems = one_value_per_column(body, "outcomes", data, named.get,
+                                             declared_in=f"the service's {outcome_names_setting(data)}")
+    out, sent_as = dict(body), {}
+    for column, (names, value) in columns.items():
+        for name in names:
+            out.pop(name)
+        out[column] = value
+        sent = next((name for name in names if _answered(body[name], data)), names[0])  # the value read came in it
+        if sent != column:
+            sent_as[column] = sent
+    return out, sent_as, problems
+
+
 def feedback_event(event: dict, data: DataParams, label: LabelParams) -> tuple[dict, list[dict]]:
     """A feedback event in contract values (data.value_maps applied), checked against the label policy, and the
     warnings of what it leaves out (an amount it cannot read: `feedback_amount`).
@@ -728,6 +779,9 @@ def feedback_event(event: dict, data: DataParams, label: LabelParams) -> tuple[d
     date reader a lead's created_at has, "Jun 2, 2025" too, and its refusals, which echo the value) and must be a
     date a decision can have (`serving.store.decision_date`).
 
+    A field sent under a CRM name (`feedback_fields`, as the event's `sent_as` and `sent_twice` give them) is read
+    as its own, and its problems are at the name sent.
+
     The event's ids follow the rule every id of the service follows (`id_error`); an id, status or decided_at
     that is blank or one of data.missing_values is no value given (type empty_value), refused as a well-formed value
     the service cannot use, as /score refuses a lead without an id (absent or null, the JSON check refused it).
@@ -736,48 +790,52 @@ def feedback_event(event: dict, data: DataParams, label: LabelParams) -> tuple[d
         RequestError: an id that is none, unknown status, a reason that is not a code, or an impossible decided_at.
     """
     out = dict(event)
+    sent_as, detail = out.pop("sent_as", {}), list(out.pop("sent_twice", []))
+
+    def at(column: str) -> tuple[str]:
+        return (sent_as.get(column, column),)
+
     for column in ("status", "reason"):
         value = out.get(column)
         value = None if value is None or not_answered(value, data) else str(value).strip()
         mapped = translate(pd.Series([value], dtype=object), data.value_maps.get(column, {})).iloc[0]
         out[column] = value if pd.isna(mapped) else mapped
-    detail = []
     for column, whose in (("event_id", "this event"), ("lead_id", "the lead the decision is about")):
         if not_answered(event[column], data):
-            detail.append(_detail((column,), f"{column} {as_sent(event[column])} is no id ({_read_as_none(data)}): "
+            detail.append(_detail(at(column), f"{column} {as_sent(event[column])} is no id ({_read_as_none(data)}): "
                                   f"send the CRM's id of {whose}", "empty_value"))
         elif error := id_error(event[column]):
-            detail.append(_detail((column,), error_message(error), error["type"]))
+            detail.append(_detail(at(column), error_message(error), error["type"]))
         else:
             out[column] = event[column].strip()
     choices = feedback_choices(data, label)
     status = contract_status(pd.Series([out["status"]], dtype="str"), data).iloc[0]
     if out["status"] is None:
-        detail.append(_detail(("status",), f"status {as_sent(event['status'])} is no decision ({_read_as_none(data)}): "
-                              "send " + choices_in_words(*choices["status"]), "empty_value"))
+        detail.append(_detail(at("status"), f"status {as_sent(event['status'])} is no decision "
+                              f"({_read_as_none(data)}): send " + choices_in_words(*choices["status"]), "empty_value"))
     elif status not in data.statuses:
-        detail.append(_detail(("status",), f"unknown status {as_sent(event['status'])}: send "
+        detail.append(_detail(at("status"), f"unknown status {as_sent(event['status'])}: send "
                               + choices_in_words(*choices["status"]), "unknown_status"))
     out["status"] = status
     code = policy_reason(label, out["reason"])
     if label.reasons and code is None and out["reason"] is not None:
-        detail.append(_detail(("reason",), f"reason {as_sent(event['reason'])} is not a reason code: send no reason (null), "
-                              "or " + choices_in_words(*choices["reason"]), "reason_code"))
+        detail.append(_detail(at("reason"), f"reason {as_sent(event['reason'])} is not a reason code: send no reason "
+                              "(null), or " + choices_in_words(*choices["reason"]), "reason_code"))
     out["reason"] = code if code is not None else out["reason"]  # "No_Budget" and "no_budget" are one code
     decided, problems = _as_outcome_cell("decided_at", event["decided_at"], data)
-    detail += [_detail(("decided_at",), p.message, p.kind) for p in problems]
+    detail += [_detail(at("decided_at"), p.message, p.kind) for p in problems]
     if not problems and pd.isna(decided):
-        detail.append(_detail(("decided_at",), f"decided_at {as_sent(event['decided_at'])} is no date "
+        detail.append(_detail(at("decided_at"), f"decided_at {as_sent(event['decided_at'])} is no date "
                               f"({_read_as_none(data)}): send when sales decided", "empty_value"))
     elif not problems:
         try:
             out["decided_at"] = decision_date(decided, utc_naive(pd.Timestamp.now(tz="UTC")))
         except ValueError as err:
-            detail.append(_detail(("decided_at",), str(err), "decided_at_out_of_range"))
+            detail.append(_detail(at("decided_at"), str(err), "decided_at_out_of_range"))
     if detail:
         named = "" if any(d["field"] == "event_id" for d in detail) else f" {out['event_id']!r}"
         raise RequestError(f"{len(detail)} problem(s) in feedback event{named}; it was not stored", detail)
-    out["amount"], warnings = feedback_amount(event.get("amount"), data)
+    out["amount"], warnings = feedback_amount(event.get("amount"), data, at("amount")[0])
     return out, warnings + misnamed_feedback_warnings(event, out.pop("unread_fields", {}), data)
 
 

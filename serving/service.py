@@ -28,7 +28,8 @@ from dataclasses import dataclass  # noqa: E402
 
 import bentoml  # noqa: E402
 from fastapi import FastAPI, Request  # noqa: E402
-from pydantic import ValidationError  # noqa: E402
+from pydantic import Field, ValidationError, model_validator  # noqa: E402
+from pydantic.json_schema import SkipJsonSchema  # noqa: E402
 from fastapi.responses import HTMLResponse  # noqa: E402
 from starlette.responses import JSONResponse, Response  # noqa: E402
 
@@ -54,6 +55,7 @@ from serving.scoring import (  # noqa: E402
     RequestError,
     explain_request,
     feedback_event,
+    feedback_fields,
     request_as_of,
     score_request,
     warm_up,
@@ -105,6 +107,29 @@ class Served:
 def service_params() -> Params:
     """The params file the service runs with (read once per process)."""
     return params_from_env()
+
+
+class FeedbackSent(Feedback):
+    """/feedback's body as the service reads it: a decision's fields sent under the CRM's names the service's
+    data.mapping.outcomes declares read as their own before the JSON check (`serving.scoring.feedback_fields`), so one
+    sent only as "StageName" is not refused as lacking its status, and a value of the wrong type there is named at
+    the field sent. /docs.json documents the body as Feedback, with those names (serving.openapi)."""
+
+    sent_as: SkipJsonSchema[dict[str, str]] = Field(default_factory=dict, exclude=True)
+    sent_twice: SkipJsonSchema[list[dict]] = Field(default_factory=list, exclude=True)
+
+    @model_validator(mode="wrap")
+    @classmethod
+    def _crm_names(cls, body, handler):
+        if not isinstance(body, dict):
+            return handler(body)
+        read, sent_as, sent_twice = feedback_fields(body, service_params().data)
+        try:
+            return handler({**read, "sent_as": sent_as, "sent_twice": sent_twice})
+        except ValidationError as err:  # at the field as sent, as the service's own problems are
+            raise ValidationError.from_exception_data(err.title, [
+                {"type": e["type"], "loc": (sent_as.get(e["loc"][0], e["loc"][0]), *e["loc"][1:]) if e["loc"] else (),
+                 "input": e["input"], **({"ctx": e["ctx"]} if "ctx" in e else {})} for e in err.errors()]) from None
 
 
 def api_key() -> tuple[str, str]:
@@ -259,7 +284,7 @@ class LeadScoreService:
             return _error(err.status, str(err), err.detail)
         return Explanation.model_validate(explained)
 
-    @bentoml.api(route="/feedback", input_spec=Feedback)
+    @bentoml.api(route="/feedback", input_spec=FeedbackSent)
     def feedback(self, ctx: bentoml.Context, **event) -> FeedbackReceipt:
         """Store a sales decision; answered only once it is on disk. Retrying an event_id is safe
         (200, stored false); sending it again with another decision is refused (409)."""

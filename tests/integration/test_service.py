@@ -1705,6 +1705,102 @@ def test_a_decision_whose_amount_cannot_be_read_is_stored_without_it_and_the_ans
     assert stored["status"] == "converted" and pd.isna(stored["amount"])
 
 
+# A Salesforce org's own names for a decision's fields, as its outcomes export has them and its integration sends them.
+CRM_OUTCOME_NAMES = {"LeadId": "lead_id", "StageName": "status", "Lost Reason": "reason", "CloseDate": "decided_at",
+                     "Amount": "amount"}
+DECIDED = ["lead_id", "status", "reason", "decided_at", "amount"]
+
+
+@pytest.fixture(scope="module")
+def crm_named(trained, sample_params, tmp_path_factory):
+    """The service with params whose data.mapping.outcomes names a decision's fields as the CRM does."""
+    folder = tmp_path_factory.mktemp("crm-named")
+    overrides = {"serving.store_url": f"sqlite:///{folder / 'store.db'}", "data.value_maps": CRM_LABELS,
+                 "data.mapping.outcomes": CRM_OUTCOME_NAMES}
+    with running_service(sample_params, folder, overrides, timeout=60) as srv:
+        yield srv
+
+
+@pytest.fixture()
+def crm_client(crm_named):
+    """A client of `crm_named`, closed after the test."""
+    c = crm_named.client()
+    yield c
+    c.close()
+
+
+def _stored(srv, event_id: str) -> list:
+    """A stored decision's fields (None where it holds none)."""
+    row = Store(srv.params.serving.store_url).feedback_frame().set_index("event_id").loc[event_id, DECIDED]
+    return [None if pd.isna(value) else value for value in row.tolist()]
+
+
+def test_a_decision_sent_under_the_crms_own_field_names_is_stored_as_training_reads_its_export_row(crm_named,
+                                                                                                   crm_client):
+    """A CRM sends a decision under the names its outcomes export has and params data.mapping.outcomes declares
+    ("StageName", "Lost Reason"): /feedback read none of them, so the decision was refused for lacking the status it
+    was sent (400), or stored without its reason, which retraining learns why leads are rejected from. Each field is
+    read as training reads the same row of the export (the mapping, then data.value_maps), and /docs.json says so."""
+    client = crm_client
+    rejected = {"event_id": "evt-crm-names-rejected", "LeadId": "FB-CRM-1", "StageName": "Closed - Not Converted",
+                "Lost Reason": "No Budget", "CloseDate": "2025-12-15T14:00:00Z"}
+    won = {"event_id": "evt-crm-names-won", "LeadId": "FB-CRM-2", "StageName": "true", "CloseDate": "Dec 16, 2025",
+           "Amount": "12500.50"}
+    replies = [client.post("/feedback", event) for event in (rejected, won)]
+    spec = client.get("/docs.json").json()
+    assert [(r.status, r.json()["warnings"]) for r in replies] == [(201, []), (201, [])], [r.body for r in replies]
+    export = pd.DataFrame([{k: v for k, v in event.items() if k != "event_id"} for event in (rejected, won)])
+    exported, problems = prepare_table(export, "outcomes", crm_named.params.data)
+    assert not problems
+    for event, (_, row) in zip((rejected, won), exported.iterrows()):
+        assert _stored(crm_named, event["event_id"]) == [None if pd.isna(v) else v for v in row[DECIDED].tolist()]
+    assert _stored(crm_named, "evt-crm-names-rejected")[1:3] == ["rejected", "no_budget"]
+    assert _stored(crm_named, "evt-crm-names-won")[1::3] == ["converted", 12500.5]
+    assert _documented(spec, "Feedback", rejected) and _documented(spec, "Feedback", won)
+    assert not _documented(spec, "Feedback", {k: v for k, v in rejected.items() if k != "StageName"})
+    assert "Also read under the CRM's name 'Lost Reason'" in spec["components"]["schemas"]["Feedback"]["properties"][
+        "reason"]["description"]
+
+
+def test_a_decision_field_sent_under_its_crm_name_and_its_own_is_read_once_or_refused_naming_both(crm_named,
+                                                                                                   crm_client):
+    """A CRM adding the documented names to its own record sends a field twice: it is read once where both hold one
+    value (compared as an export's two such columns are: a date as its time, text stripped; null holds none), and
+    refused naming both where they differ, as /score refuses a lead's: the service never picks one."""
+    client = crm_client
+    same = {"event_id": "evt-both-names-same", "lead_id": "FB-BOTH", "LeadId": " FB-BOTH ", "status": "rejected",
+            "StageName": "rejected", "reason": None, "Lost Reason": "No Budget", "decided_at": "2025-12-15",
+            "CloseDate": "2025-12-15T00:00:00Z"}
+    reply = client.post("/feedback", same)
+    assert (reply.status, reply.json()["warnings"]) == (201, []), reply.body
+    assert _stored(crm_named, "evt-both-names-same")[:3] == ["FB-BOTH", "rejected", "no_budget"]
+    differ = {"event_id": "evt-both-names-differ", "lead_id": "FB-BOTH", "status": "rejected", "reason": "competitor",
+              "Lost Reason": "No Budget", "decided_at": "2025-12-15"}
+    reply = client.post("/feedback", differ)
+    assert reply.status == 422, reply.body
+    assert [(d["field"], d["type"], d["msg"]) for d in reply.json()["detail"]] == [(
+        "reason", "ambiguous_column", "'reason' and 'Lost Reason' are one field, reason (the service's "
+        "data.mapping.outcomes), sent with different values ('reason': 'competitor', 'Lost Reason': 'No Budget'): "
+        "send it once")]
+    stored = Store(crm_named.params.serving.store_url).feedback_frame()
+    assert "evt-both-names-differ" not in stored["event_id"].tolist()
+
+
+def test_a_problem_of_a_field_sent_under_its_crm_name_is_named_at_that_name(crm_named, crm_client):
+    """The client wrote "StageName": a refusal or warning at "status", a field it never sent, would not say which of
+    its fields to fix."""
+    client = crm_client
+    event = {"event_id": "evt-crm-problem", "LeadId": "FB-CRM-3", "StageName": "converted", "CloseDate": "2025-12-15"}
+    unknown = client.post("/feedback", {**event, "StageName": "Won"})
+    as_number = client.post("/feedback", {**event, "CloseDate": 1765000000})
+    bad_amount = client.post("/feedback", {**event, "Amount": "12,500"})
+    assert (unknown.status, as_number.status, bad_amount.status) == (422, 400, 201)
+    assert [(d["field"], d["type"]) for d in unknown.json()["detail"]] == [("StageName", "unknown_status")]
+    assert unknown.json()["detail"][0]["msg"].startswith("unknown status 'Won'")
+    assert [d["field"] for d in as_number.json()["detail"]] == ["CloseDate"]
+    assert [(w["field"], w["type"]) for w in bad_amount.json()["warnings"]] == [("Amount", "bad_number")]
+
+
 # ---------------------------------------------------------------- score card and docs
 
 
