@@ -482,7 +482,8 @@ def audit(
     alias: Annotated[str, typer.Option(help="Registry alias of the model to audit.")] = "champion",
     compare_to: Annotated[Optional[str], typer.Option("--compare-to", help="Version number or alias to compare with (default: the champion it replaced, else the version before).")] = None,
     out: Annotated[Path, typer.Option(help="Folder for audit.html, audit.json and the CSV tables.")] = Path("outputs/audit"),
-    as_of: AsOfOption = None,
+    as_of: Annotated[Optional[str], typer.Option(
+        "--as-of", help="Treat this date as 'now' (default: the date the audited model was trained as of).")] = None,
     leads: LeadsOption = None,
 ) -> None:
     """Marketing signal audit: signal importance, sources and rejection reasons, tiers, calibration (HTML)."""
