@@ -274,7 +274,7 @@ def evaluate(
 @app.command()
 def score(
     input: Annotated[Path, typer.Option("--input", "-i", help="Leads to score (CSV or Parquet, CRM column names).")],
-    output: Annotated[Path, typer.Option("--output", "-o", help="Scores file: CSV, or Parquet when it ends in .parquet.")],
+    output: Annotated[Path, typer.Option("--output", "-o", help="Scores file: CSV, or Parquet when it ends in .parquet or .pq.")],
     activities: Annotated[Optional[Path], typer.Option(help="Activities of those leads (CSV or Parquet).")] = None,
     alias: Annotated[str, typer.Option(help="Registry alias to load.")] = "champion",
     as_of: ScoreAsOfOption = None,
@@ -358,7 +358,7 @@ def _store_the_service_ran_with(p: Params, tables: list, nothing_done: str):
 
 @app.command("export-outcomes")
 def export_outcomes(
-    output: Annotated[Path, typer.Option("--output", "-o", help="Outcomes file (contract columns), e.g. for data.outcomes: CSV, or Parquet when it ends in .parquet.")],
+    output: Annotated[Path, typer.Option("--output", "-o", help="Outcomes file (contract columns), e.g. for data.outcomes: CSV, or Parquet when it ends in .parquet or .pq.")],
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an existing --output file.")] = False,
     params: ParamsOption = None,
 ) -> None:
@@ -481,7 +481,7 @@ def audit(
     params: ParamsOption = None,
     alias: Annotated[str, typer.Option(help="Registry alias of the model to audit.")] = "champion",
     compare_to: Annotated[Optional[str], typer.Option("--compare-to", help="Version number or alias to compare with (default: the champion it replaced, else the version before).")] = None,
-    out: Annotated[Path, typer.Option(help="Folder for audit.html, audit.json and the CSV tables.")] = Path("outputs/audit"),
+    out: Annotated[Path, typer.Option(help="Folder for audit.html, audit.json, the CSV tables and the plots (plots/, PNG).")] = Path("outputs/audit"),
     as_of: Annotated[Optional[str], typer.Option(
         "--as-of", help="Treat this date as 'now' (default: the date the audited model was trained as of).")] = None,
     leads: LeadsOption = None,
@@ -565,7 +565,7 @@ def rollback(
 @app.command()
 def backtest(
     quarters: Annotated[int, typer.Option(min=1, help="How many recent quarters with matured outcomes to replay.")] = 4,
-    segment: Annotated[str, typer.Option(help="Feature whose values get their own predicted-vs-observed rows.")] = "lead_source",
+    segment: Annotated[str, typer.Option(help="Feature (or lead column) whose values get their own predicted-vs-observed rows.")] = "lead_source",
     out: Annotated[Path, typer.Option(help="Folder for backtest.csv, segments.csv and backtest.png.")] = Path("outputs/backtest"),
     params: ParamsOption = None,
     leads: LeadsOption = None,

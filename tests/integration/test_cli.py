@@ -33,16 +33,24 @@ def test_every_command_has_help():
         assert result.exit_code == 0 and "Usage" in result.output
 
 
+def help_text(command: str) -> str:
+    """A command's --help as one line of words, without the boxes and line breaks of the terminal's width."""
+    return " ".join(re.sub(r"[│╭╮╰╯─]", " ", run(command, "--help").output).split())
+
+
 def test_each_command_states_the_as_of_default_it_uses():
     """score reads a lead table, not the export: its 'now' is the clock's (README: default now); audit rebuilds the
     rows the model was trained on, as of its training date; both helps said the export's latest date, as the other
     commands reading the export take."""
-    def help_text(command: str) -> str:
-        return " ".join(re.sub(r"[│╭╮╰╯─]", " ", run(command, "--help").output).split())
-
     assert "Score as if it were this date (default: now, UTC)" in help_text("score")
     assert "default: the export's latest lead creation or decision" in help_text("train")
     assert "(default: the date the audited model was trained as of)" in help_text("audit")
+
+
+def test_the_help_of_a_command_writing_a_table_names_every_suffix_that_makes_it_parquet():
+    """A scores.pq was written as Parquet while the help said only .parquet makes one."""
+    for command in ("score", "export-outcomes"):
+        assert "Parquet when it ends in .parquet or .pq" in help_text(command)
 
 
 def test_sample_data_then_features_prints_counts_rules_and_features(tmp_path):
