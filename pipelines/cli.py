@@ -19,8 +19,6 @@ app = typer.Typer(help="Predictive lead scoring trained on your CRM's closed loo
 ParamsOption = Annotated[Optional[Path], typer.Option("--params", "-p", help="Params file (default: the project's params.yaml).")]
 LeadsOption = Annotated[Optional[str], typer.Option("--leads", help="Override data.leads (file path, or table/query with data.sql_url).")]
 AsOfOption = Annotated[Optional[str], typer.Option("--as-of", help="Treat this date as 'now' (default: the export's latest lead creation or decision).")]
-# Batch scoring reads a lead table, not the export: 'now' is the clock's, as for the service.
-ScoreAsOfOption = Annotated[Optional[str], typer.Option("--as-of", help="Score as if it were this date (default: now, UTC).")]
 
 
 @app.callback()
@@ -277,7 +275,8 @@ def score(
     output: Annotated[Path, typer.Option("--output", "-o", help="Scores file: CSV, or Parquet when it ends in .parquet or .pq.")],
     activities: Annotated[Optional[Path], typer.Option(help="Activities of those leads (CSV or Parquet).")] = None,
     alias: Annotated[str, typer.Option(help="Registry alias to load.")] = "champion",
-    as_of: ScoreAsOfOption = None,
+    as_of: Annotated[Optional[str], typer.Option(  # a lead table, not the export: 'now' is the clock's, as for /score
+        "--as-of", help="Score as if it were this date (default: now, UTC).")] = None,
     chunk_size: Annotated[int, typer.Option(help="Rows per chunk.")] = 50_000,
     params: ParamsOption = None,
     explain: Annotated[bool, typer.Option("--explain", help="Add each lead's top positive and negative factors (serving.top_factors per side).")] = False,
