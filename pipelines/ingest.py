@@ -371,13 +371,41 @@ def read_csv_text(path: Path, sep: str, columns: list[str] | None = None) -> pd.
 
     Arrow's multi-threaded parser, about six times cheaper than pandas' own; a file Arrow refuses (ragged rows,
     not UTF-8, a quoted value over several lines, no header) is read by pandas' parser, whose errors the caller
-    names.
+    names; its rows of more values than the header are refused here (`refuse_long_rows`).
     """
     try:
         return pd.read_csv(path, engine="pyarrow", sep=sep, usecols=columns, **CSV_TEXT)
     except ValueError:  # Arrow's errors (pa.ArrowInvalid) are ValueErrors too
         # Excel and Salesforce exports start with a byte-order mark
-        return pd.read_csv(path, sep=sep, usecols=columns, encoding="utf-8-sig", **CSV_TEXT)
+        try:
+            table = pd.read_csv(path, sep=sep, usecols=columns, encoding="utf-8-sig", **CSV_TEXT)
+        except pd.errors.ParserError:  # e.g. a long row, which its error counts by line: name the rows
+            refuse_long_rows(path, sep)
+            raise
+        refuse_long_rows(path, sep)
+        return table
+
+
+def refuse_long_rows(path: Path, sep: str) -> None:
+    """Refuse a CSV with rows of more values than its header has columns, naming them: reading some columns only
+    (data.drop_columns), pandas' parser left a row's extra values out, so a value holding the separator outside quotes
+    ('Google, Inc') put its row's later values under the wrong columns, trained on and scored so without a word; reading
+    them all, its error named a line of the file, not the row. A short row is read as pandas reads it, its last columns
+    missing. Blank lines are skipped, as pandas skips them.
+    """
+    with pd.io.common.get_handle(path, "r", encoding="utf-8-sig", compression="infer") as handle:
+        records = (fields for fields in csv.reader(handle.handle, delimiter=sep)
+                   if len(fields) > 1 or "".join(fields).strip())
+        width = len(next(records, []))
+        long = [(row, len(fields)) for row, fields in enumerate(records, start=1) if len(fields) > width]
+    if long:
+        (first, values), *others = long
+        shown = "".join(f", row {row} {count}" for row, count in others[:2])
+        more = f" and {len(long) - 3:,} more rows" if len(long) > 3 else ""
+        raise ValueError(f"{path}: row {first} (header not counted) has {values} values{shown}{more}, where the header "
+                         f"has {width} columns: a value holding the separator {sep!r} outside double quotes splits in "
+                         "two, so the row's later values would be read under the wrong columns; put such values in "
+                         "double quotes (Excel's CSV does), or export the file again")
 
 
 def read_csv_kept(path: Path, header: TableHeader, dropped: Collection[str]) -> pd.DataFrame:

@@ -254,10 +254,11 @@ def test_scoring_never_writes_over_a_file_it_reads(tmp_path, output, activities,
         ("leads.csv", "lead_id,created_at\nL1,2024-01-01\n", "scores.csv", 0, "chunk size 0: a chunk holds at least one lead"),
         ("leads.csv", "lead_id,created_at\nL1,2024-01-01\n", "scores.xlsx", 10, r"scores.xlsx: name it .csv or .parquet"),
         ("leads.csv", "lead_id,created_at\nL1,2024-01-01\nL2,2024-01-02,x,y\n", "scores.csv", 10,
-         r"leads.csv cannot be read as a CSV table: .*line 3"),
+         r"leads.csv: row 2 \(header not counted\) has 4 values, where the header has 2 columns: a value holding the "
+         r"separator ',' outside double quotes splits in two"),
         ("leads.parquet", "lead_id,created_at\n", "scores.csv", 10, r"leads.parquet cannot be read as a Parquet file"),
     ],
-    ids=["no chunk", "unknown output format", "not a CSV table", "not Parquet"],
+    ids=["no chunk", "unknown output format", "a long row", "not Parquet"],
 )
 def test_a_batch_that_cannot_run_says_which_file_or_option_is_wrong(tmp_path, source, content, output, chunk_size, error):
     (tmp_path / source).write_text(content)
@@ -266,6 +267,19 @@ def test_a_batch_that_cannot_run_says_which_file_or_option_is_wrong(tmp_path, so
     with pytest.raises(ValueError, match=error):
         score_file(scorer, tmp_path / source, tmp_path / output, chunk_size=chunk_size, progress=False)
     assert not (tmp_path / output).exists()
+
+
+def test_a_row_split_by_an_unquoted_comma_is_refused_when_data_drop_columns_leaves_columns_unread(tmp_path):
+    """X Education's params drop 9 columns: pandas' parser, reading the others only, left a row's extra value out, and
+    'Google, Inc' was scored with 'Inc' as its do-not-e-mail answer and every later value one column on."""
+    (tmp_path / "leads.csv").write_text('lead_id,lead_source,do_not_email,notes\nL1,Web,No,"two\nlines"\n'
+                                        "L2,Google, Inc,No,x\n")
+    scorer = SimpleNamespace(data=DataParams(leads="unused", drop_columns=["notes"]))  # refused before any scoring
+
+    with pytest.raises(ValueError, match=r"leads.csv: row 2 \(header not counted\) has 5 values, where the header has "
+                                         r"4 columns: a value holding the separator ','"):
+        score_file(scorer, tmp_path / "leads.csv", tmp_path / "scores.csv", progress=False)
+    assert not (tmp_path / "scores.csv").exists()
 
 
 def test_batch_scores_are_the_same_whether_activities_are_read_coded_or_as_plain_text(

@@ -1341,6 +1341,31 @@ def test_a_reports_footer_below_its_rows_is_refused_as_one(tmp_path):
     assert "Jane Doe" not in str(refused.value)  # a user's name, which a scheduled job's log would keep
 
 
+@pytest.mark.parametrize("drop_columns", [[], ["Notes"]])
+def test_a_row_of_more_values_than_the_header_is_refused_naming_it(tmp_path, drop_columns):
+    """A value holding a comma outside quotes splits in two: reading some columns only (data.drop_columns), pandas'
+    parser left the row's extra value out, so 'Google, Inc' put 'Inc' under the status and every later value one
+    column on, trained on without a word; reading them all, its error named a line of the file, not the row."""
+    (tmp_path / "leads.csv").write_text(
+        "Lead ID,Lead Source,Stage,Notes\n"
+        '"L1","Web","Open","multi\nline"\n'  # quoted: the row reads whole
+        "\n"  # a blank line is no row, as pandas reads it
+        "L2,Google, Inc,Open,x\n"
+        "L3,Web,Open,y\n")
+    params = Params.model_validate({"data": {
+        "format": "flat", "leads": "leads.csv", "dated": False, "drop_columns": drop_columns, "value_maps": {
+            "status": STAGES}, "mapping": {"leads": {"Lead ID": "lead_id", "Lead Source": "lead_source",
+                                                     "Stage": "status"}}}, "base_dir": tmp_path})
+
+    with pytest.raises(ValueError) as refused:
+        load_crm(params)
+
+    assert str(refused.value) == (
+        f"{tmp_path / 'leads.csv'}: row 2 (header not counted) has 5 values, where the header has 4 columns: a value "
+        "holding the separator ',' outside double quotes splits in two, so the row's later values would be read under "
+        "the wrong columns; put such values in double quotes (Excel's CSV does), or export the file again")
+
+
 def test_a_parquet_column_of_lists_is_refused_by_name_unless_dropped(tmp_path):
     """A warehouse's repeated field (tags) stopped training on a traceback (unhashable numpy.ndarray), and in a
     column the features read trained its text ("['software']") as the category."""
