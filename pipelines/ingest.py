@@ -1622,15 +1622,17 @@ def absent_columns(header, table: str, data: DataParams, wanted: list[str]) -> d
     it written differently (``alike_column``)."""
     mapping, dropped = _column_mapping(table, data), set(data.drop_columns)
     present = {mapping.get(column, column) for column in header if column not in dropped}
-    absent = [crm_column(data, table, column) for column in wanted if column not in present]
-    return {name: _absent_hint(header, table, mapping, name) for name in absent}
+    names = {column: crm_column(data, table, column) for column in wanted if column not in present}
+    return {name: _absent_hint(header, table, mapping, column, name) for column, name in names.items()}
 
 
-def _absent_hint(header, table: str, mapping: dict[str, str], name: str) -> str | None:
-    """`absent_columns`' hint for ``name``."""
-    if name in mapping:
-        return (f"data.mapping.{table} reads it as {mapping[name]!r}, and the features name the contract's columns: "
-                f"list {mapping[name]!r}")
+def _absent_hint(header, table: str, mapping: dict[str, str], wanted: str, name: str) -> str | None:
+    """`absent_columns`' hint for the ``wanted`` column, ``name`` in the CRM: the mapping's when ``wanted`` is itself a
+    CRM name it renames, else the alike header's; a contract column the mapping names otherwise ('Country' for
+    country, the export having 'Country ') gets the latter."""
+    if wanted in mapping:
+        return (f"data.mapping.{table} reads it as {mapping[wanted]!r}, and the features name the contract's columns: "
+                f"list {mapping[wanted]!r}")
     alike = alike_column(header, name)
     return None if alike is None else f"it has {alike!r}, {ALIKE}"
 

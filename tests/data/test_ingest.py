@@ -414,6 +414,27 @@ def test_a_required_column_written_differently_is_named_in_the_error(tmp_path):
         "it differently)"]
 
 
+def test_a_mapped_feature_column_written_differently_is_named_in_the_warning():
+    """A mapped export's header edited in Excel ('Lead Source ', 'do not email') was warned about as the features
+    listing the CRM's name ("the features name the contract's columns: list 'lead_source'"), which they did not: the
+    header written differently is named, as for an unmapped one; listing the CRM's name still says to list the
+    contract's."""
+    from pipelines.ingest import absent_columns
+
+    data = DataParams(leads="leads.csv", mapping={"leads": {
+        "Prospect ID": "lead_id", "Lead Source": "lead_source", "Do Not Email": "do_not_email", "Country": "country"}})
+    header = ["Prospect ID", "Lead Source ", "do not email", "Country Name"]
+
+    assert absent_columns(header, "leads", data, ["do_not_email", "country", "Lead Source"]) == {
+        "Do Not Email": "it has 'do not email', which looks like the same name written differently",
+        "Country": None,  # a word more: another field
+        "Lead Source": "data.mapping.leads reads it as 'lead_source', and the features name the contract's columns: "
+                       "list 'lead_source'",
+    }
+    assert absent_columns(header, "leads", data, ["lead_source"]) == {
+        "Lead Source": "it has 'Lead Source ', which looks like the same name written differently"}
+
+
 @pytest.mark.parametrize(("header", "name", "alike"), [
     ("CreatedDate", "created_at", "CreatedDate"),  # Salesforce
     ("Create Date", "created_at", "Create Date"),  # HubSpot's label
