@@ -438,8 +438,9 @@ def score_file(
         staged.publish(rejects_path, written=summary.rows_rejected > 0)
         staged.publish(activity_rejects, written=summary.activities_rejected > 0)
         if summary.rows_read and not summary.rows_scored:  # a failed run (a nightly job must see it): scores stay
+            kept = f"{output_path} was left as it was" if output_path.exists() else f"no {output_path} was written"
             raise ValueError(f"no lead of {input_path} could be scored: every row failed validation (see "
-                             f"{rejects_path}); {output_path} was left as it was")
+                             f"{rejects_path}); {kept}")
         staged.publish(output_path, written=True)
     return dataclasses.replace(summary, output=output_path,
                                rejects=rejects_path if summary.rows_rejected else None,

@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import re
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -484,6 +485,17 @@ def test_a_parquet_cell_not_utf8_is_named_by_its_file_row_in_any_chunk(tmp_path)
     assert next(chunks)["company"].tolist() == ["Acme", "Initech"]
     with pytest.raises(ValueError, match=r"leads.parquet row 4, column 'company': b'Soci\\xe9t\\xe9' is not UTF-8"):
         next(chunks)
+
+
+def test_a_file_none_of_whose_rows_could_be_scored_says_no_output_was_written_when_there_was_none(trained, tmp_path):
+    """A first run whose every row failed said 'scores.csv was left as it was', as if an earlier run's scores were
+    there for the CRM to import."""
+    (tmp_path / "leads.csv").write_text("lead_id,created_at\n,2024-01-01\n,2024-01-02\n")
+
+    with pytest.raises(ValueError, match=rf"every row failed validation \(see .*scores.rejects.csv\); no "
+                                         rf"{re.escape(str(tmp_path / 'scores.csv'))} was written$"):
+        score_file(trained.scorer, tmp_path / "leads.csv", tmp_path / "scores.csv", progress=False)
+    assert not (tmp_path / "scores.csv").exists() and (tmp_path / "scores.rejects.csv").exists()
 
 
 def test_a_partial_file_left_by_a_killed_run_is_removed_by_the_next_and_a_running_ones_kept(
