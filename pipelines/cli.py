@@ -304,7 +304,8 @@ def score(
         typer.echo(f"{summary.rows_past_horizon:,} of {summary.rows_scored:,} leads are past the {scorer.horizon_days}-day "
                    "horizon (column past_horizon)")
     if summary.rejects:
-        typer.secho(f"{summary.rows_rejected:,} rows failed validation -> {summary.rejects}", fg="yellow")
+        typer.secho(f"{summary.rows_rejected:,} {'row' if summary.rows_rejected == 1 else 'rows'} failed validation -> "
+                    f"{summary.rejects}", fg="yellow")
     if summary.columns_absent:
         typer.secho(f"{input} has no column {absent_columns_text(summary.columns_absent)}, which the model reads: "
                     "every lead was scored as not having it; check the export's columns or data.mapping.leads",
@@ -323,7 +324,8 @@ def score(
                     f"file's types: {most_frequent(summary.unread_activity_types)} (write them as the training export "
                     "did, or as data.value_maps.activity translates them)", fg="yellow", err=True)
     if summary.activity_rejects:
-        typer.secho(f"{summary.activities_rejected:,} activity rows failed validation (not counted) -> "
+        typer.secho(f"{summary.activities_rejected:,} activity {'row' if summary.activities_rejected == 1 else 'rows'} "
+                    "failed validation (not counted) -> "
                     f"{summary.activity_rejects}", fg="yellow")
 
 

@@ -166,7 +166,7 @@ def test_score_names_the_model_version_what_it_refused_and_a_missing_activity_fi
                  "--output", str(tmp_path / "scores.parquet"), "--as-of", "2026-01-01")
     assert result.exit_code == 0, result.output
     assert re.search(r"scored 29 of 30 rows with leadscore v\d+ \(champion\) -> .*scores.parquet", result.output)
-    assert "1 rows failed validation" in result.output
+    assert "1 row failed validation" in result.output
     past = re.search(r"^(\d+) of 29 leads are past the 120-day horizon \(column past_horizon\)$", result.output, re.M)
     assert past and int(past[1]) == pd.read_parquet(tmp_path / "scores.parquet")["past_horizon"].sum() > 0
     assert "no --activities file: every lead is scored as having no activity" in result.output  # none was given
