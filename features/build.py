@@ -260,6 +260,25 @@ def build_features(
             text that is no date; activities without a snapshot time; a snapshot Series that
             lacks some leads.
     """
+    return build_features_placing(leads, activities, snapshot_at, spec, decimal_mark)[0]
+
+
+@dataclass(frozen=True)
+class PlacedActivities:
+    """The activities ``build_features`` counts from: those of a type the features read, of a lead with a snapshot,
+    dated (``_placed_activities``). Per activity, in the same order."""
+
+    lead: np.ndarray  # its lead's position in the leads built
+    kind: np.ndarray  # its type's position in features.activity_types
+    occurred: np.ndarray  # when it happened, int64 ns
+    before: np.ndarray  # how long before its lead's snapshot, ns (negative: after it, which no feature counts)
+
+
+def build_features_placing(leads: pd.DataFrame, activities: pd.DataFrame | None, snapshot_at, spec: FeatureParams,
+                           decimal_mark: DecimalMark = "point") -> tuple[pd.DataFrame, PlacedActivities | None]:
+    """``build_features`` (the same arguments), and where it placed the leads' activities (None: no activity table,
+    undated, or no activity type read), for what a caller tells about them without placing them again: the service
+    warns of activities dated apart (``activities_dated_apart``)."""
     catalog = feature_catalog(spec)
     ids = checked_lead_ids(leads)
     index = pd.Index(ids, name="lead_id")
@@ -271,19 +290,22 @@ def build_features(
         columns[column] = _numeric(_column(leads, column), f"leads.{column}", ids,
                                    column in spec.non_negative or column in LEADS.non_negative, decimal_mark)
     columns.update(_derived(leads, ids, spec, decimal_mark))
+    placed = None
     if _activity_types(spec):
         snapshot = _snapshot_ns(snapshot_at, leads, ids)
         if snapshot is None and activities is not None:
             raise ValueError(
                 "activities were given without snapshot_at: undated data cannot place activities in time"
             )
-        columns.update(_intent(index, snapshot, activities, spec))
+        if activities is not None:
+            placed = _placed_activities(index, snapshot, activities, _activity_types(spec))
+        columns.update(_intent(len(index), snapshot, placed, spec))
 
     typed = {
         d.name: _as_text(columns[d.name]) if d.kind == "categorical" else np.asarray(columns[d.name], dtype=np.float64)
         for d in catalog
     }
-    return pd.DataFrame(typed, index=index, columns=[d.name for d in catalog])
+    return pd.DataFrame(typed, index=index, columns=[d.name for d in catalog]), placed
 
 
 def lead_age_days(created_at: pd.Series, snapshot_at) -> np.ndarray:
@@ -809,9 +831,9 @@ def _snapshot_ns(snapshot_at, leads: pd.DataFrame, ids: np.ndarray) -> np.ndarra
 
 
 def _intent(
-    index: pd.Index,
+    n: int,
     snapshot: np.ndarray | None,
-    activities: pd.DataFrame | None,
+    placed: PlacedActivities | None,
     spec: FeatureParams,
 ) -> dict[str, np.ndarray]:
     """Activity counts per type and window, recency and trend, all as of each lead's snapshot.
@@ -823,19 +845,18 @@ def _intent(
     An event counts in window w when ``snapshot - w days < occurred_at <= snapshot``; events after
     the snapshot never count. Counting is one ``np.bincount`` over (lead, type) codes per window.
     """
-    n, types = len(index), _activity_types(spec)
+    types = _activity_types(spec)
     dated = np.zeros(n, dtype=bool) if snapshot is None else snapshot != NAT
     out: dict[str, np.ndarray] = {}
 
     names = [f"{t}_{w}d" for t in types for w in spec.windows] + [f for t, f in _EVER_FLAGS.items() if t in types]
     names += ["days_since_last_activity", "engagement_trend"]
-    if activities is None or snapshot is None:
+    if placed is None:
         out.update({name: np.full(n, np.nan) for name in names})
         return out
 
-    lead, kind, before = _placed_activities(index, snapshot, activities, types)
-    past = before >= 0
-    lead, kind, before = lead[past], kind[past], before[past]
+    past = placed.before >= 0
+    lead, kind, before = placed.lead[past], placed.kind[past], placed.before[past]
 
     cell = lead * len(types) + kind
 
@@ -866,10 +887,9 @@ def _intent(
 
 
 def _placed_activities(index: pd.Index, snapshot: np.ndarray, activities: pd.DataFrame, types: list[str]
-                       ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """The activities of `types` (any letter case) of the leads in ``index`` with a snapshot, dated: each one's lead
-    (position in ``index``), type (position in `types`) and how long before its lead's snapshot it happened, in ns
-    (negative: after it, which no feature counts)."""
+                       ) -> PlacedActivities:
+    """The activities of `types` (any letter case) of the leads in ``index`` with a snapshot, dated
+    (``PlacedActivities``)."""
     for column in ACTIVITY_COLUMNS:
         if column not in activities.columns:
             raise ValueError(f"activities: required column {column!r} is missing")
@@ -883,29 +903,26 @@ def _placed_activities(index: pd.Index, snapshot: np.ndarray, activities: pd.Dat
     lead, kind, occurred = lead[keep], kind[keep], occurred[keep]
     keep = snapshot[lead] != NAT
     lead, kind, occurred = lead[keep], kind[keep], occurred[keep]
-    return lead, kind, snapshot[lead] - occurred
+    return PlacedActivities(lead, kind, occurred, snapshot[lead] - occurred)
 
 
-def activities_dated_apart(leads: pd.DataFrame, activities: pd.DataFrame | None, snapshot_at,
-                           spec: FeatureParams) -> tuple[np.ndarray, np.ndarray]:
+def activities_dated_apart(leads: pd.DataFrame, placed: PlacedActivities | None) -> tuple[np.ndarray, np.ndarray]:
     """Per lead (``leads``' order), of its activities of a type the features read: how many are dated after its
     snapshot, which no feature counts (`_intent`), and how many are dated more than ``CLOCK_SLACK`` before its
     created_at, which count, as in training (web visits a CRM ties to a lead once a form names it), though a date
-    that early may be wrong (a decision that early is refused: ``ingest.decided_before_created``). ``leads``,
-    ``activities`` and ``snapshot_at`` as ``build_features`` takes them; zeros without activities or a snapshot.
+    that early may be wrong (a decision that early is refused: ``ingest.decided_before_created``). ``leads`` as
+    ``build_features_placing`` took them and ``placed`` as it returned; zeros where it placed none.
     The service's /score and /explain warn of both."""
     none = np.zeros(len(leads), dtype=np.int64)
-    if activities is None or snapshot_at is None or not _activity_types(spec):
+    if placed is None:
         return none, none
-    ids = checked_lead_ids(leads)
-    snapshot = _snapshot_ns(snapshot_at, leads, ids)
-    lead, _, before = _placed_activities(pd.Index(ids), snapshot, activities, _activity_types(spec))
-    after = np.bincount(lead[before < 0], minlength=len(ids))
+    after = np.bincount(placed.lead[placed.before < 0], minlength=len(leads))
     if "created_at" not in leads:
         return after, none
-    created = to_epoch_ns(leads["created_at"], "leads.created_at")[lead]
-    early = (before >= 0) & (created != NAT) & (snapshot[lead] - before < created - pd.Timedelta(CLOCK_SLACK).value)
-    return after, np.bincount(lead[early], minlength=len(ids))
+    created = to_epoch_ns(leads["created_at"], "leads.created_at")[placed.lead]
+    early = ((placed.before >= 0) & (created != NAT)
+             & (placed.occurred < created - pd.Timedelta(CLOCK_SLACK).value))
+    return after, np.bincount(placed.lead[early], minlength=len(leads))
 
 
 def with_event_at_snapshot(features: pd.DataFrame, activity: str, spec: FeatureParams) -> pd.DataFrame:

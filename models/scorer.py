@@ -14,7 +14,8 @@ import lightgbm as lgb
 import numpy as np
 import pandas as pd
 
-from features.build import FeatureDef, build_features, feature_catalog, lead_age_days, older_than_horizon
+from features.build import (FeatureDef, PlacedActivities, build_features, build_features_placing, feature_catalog,
+                            lead_age_days, older_than_horizon)
 from features.phrases import AmountDirection
 from models import explain
 from models.calibration import Calibrator, TierThresholds, to_score
@@ -47,15 +48,16 @@ class ScoreBatch:
 @dataclass
 class BuiltLeads:
     """``LeadScorer.build_leads``: the features, problems and ages ``build`` returns, with the raw and contract rows
-    the features were built from and the time they were built as of, for what a caller tells about them
-    (``never_seen_as_sent``; ``features.build.activities_dated_apart``, which the service warns of)."""
+    the features were built from, where their activities were placed and the time they were built as of, for what a
+    caller tells about them (``never_seen_as_sent``; ``features.build.activities_dated_apart``, which the service
+    warns of)."""
 
     features: pd.DataFrame
     problems: list[Problem]
     ages: np.ndarray
     rows: pd.DataFrame  # the raw lead rows built, in the features' order
     leads: pd.DataFrame  # the same as contract rows
-    activities: pd.DataFrame | None  # contract activities (None: the model reads none)
+    placed: PlacedActivities | None  # the activities the features counted from (None: none placed)
     snapshot: pd.Timestamp | None  # None: undated
 
 
@@ -264,7 +266,8 @@ class LeadScorer:
         """``build``, keeping what a caller tells about the leads (``BuiltLeads``): the raw rows built, in the features'
         order (``never_seen_as_sent`` reads them), told by their index labels, as a problem's row number is the
         activity file's for an activity's problem (when every row was built, `raw_leads` itself: no copy, batch
-        scoring asks for every chunk); the contract rows and the time they were built as of."""
+        scoring asks for every chunk); the contract rows, where their activities were placed and the time they were
+        built as of."""
         if not raw_leads.index.is_unique:  # rows are told apart by their index label (`_existing_at`)
             raw_leads = raw_leads.reset_index(drop=True)
         leads, problems = prepare_table(raw_leads, "leads", self.data, source, numeric=self.features.numeric,
@@ -288,10 +291,11 @@ class LeadScorer:
         if self.data.dated:
             snapshot = as_of_time(as_of) if as_of is not None else pd.Timestamp.now(tz="UTC").tz_localize(None)
             leads = self._existing_at(leads, raw_leads, snapshot, source, problems, audience)
-        features = self.as_known(build_features(leads, activities, snapshot, self.features))
+        features, placed = build_features_placing(leads, activities, snapshot, self.features)
+        features = self.as_known(features)
         ages = lead_age_days(leads.get("created_at", pd.Series(pd.NaT, index=leads.index)), snapshot)
         rows = raw_leads if leads.index.equals(raw_leads.index) else raw_leads.loc[leads.index]
-        return BuiltLeads(features, problems, ages, rows, leads, activities, snapshot)
+        return BuiltLeads(features, problems, ages, rows, leads, placed, snapshot)
 
     def _existing_at(self, leads: pd.DataFrame, raw_leads: pd.DataFrame, snapshot: pd.Timestamp, source: str,
                      problems: list[Problem], audience: Audience) -> pd.DataFrame:

@@ -460,7 +460,7 @@ def activity_date_warnings(scorer: LeadScorer, built: BuiltLeads, as_of: datetim
     "activities")), saying how many and what was done: those dated after the time the lead is scored as of (the
     request's as_of, else now) were left out (type activity_after_scoring_time); those dated more than a day before
     the lead was created were counted (activity_before_created). Nothing is refused and no score changes."""
-    after, early = activities_dated_apart(built.leads, built.activities, built.snapshot, scorer.features)
+    after, early = activities_dated_apart(built.leads, built.placed)
     if not (after.any() or early.any()):  # undated too: no snapshot to name
         return []
     when = (f"the request's as_of ({built.snapshot})" if as_of is not None
