@@ -708,28 +708,32 @@ def choices_in_words(values: list[str], labels: list[str], setting: str) -> str:
     return text + f"; a RevOps admin adds another CRM label in params {setting}"
 
 
-def feedback_amount(value, data: DataParams, sent_as: str = "amount") -> tuple[float | None, list[dict]]:
-    """A feedback event's deal amount as an export's outcomes row reads it (ingest.prepare_table: blank, NaN and
-    data.missing_values are none, data.value_maps.amount translates a CRM label, then the contract's number rules),
-    and a warning naming the field for an amount it cannot take ("12,500", -5, true). Such an amount is left out and
-    the decision kept, as an export's row is kept without it (contract.OUTCOMES.cleared_if_bad): a CRM sends a
-    decision once, and refusing it for its amount lost the decision itself. The warning is at `sent_as`, the field
-    it came in (`feedback_fields`)."""
-    if value is None:
-        return None, []
-    amount, problems = _as_outcome_cell("amount", value, data)
+def feedback_amount(amount, problems: list[Problem], sent_as: str) -> tuple[float | None, list[dict]]:
+    """A feedback event's deal amount as stored, from its read as an export's outcomes row reads it
+    (`_as_outcome_cells`, ingest.prepare_table: blank, NaN and data.missing_values are none, data.value_maps.amount
+    translates a CRM label, then the contract's number rules), and a warning naming the field for each of that read's
+    `problems`: an amount it cannot take ("12,500", -5, true). Such an amount is left out and the decision kept, as an
+    export's row is kept without it (contract.OUTCOMES.cleared_if_bad): a CRM sends a decision once, and refusing it
+    for its amount lost the decision itself. The warning is at `sent_as`, the field it came in (`feedback_fields`)."""
     warnings = [_detail((sent_as,), f"{p.message}; the decision was stored without an amount: to record one, send "
                         "the decision again under a new event_id with the amount as a number", p.kind)
                 for p in problems]
     return (None if pd.isna(amount) else float(amount)), warnings
 
 
-def _as_outcome_cell(column: str, value, data: DataParams) -> tuple[object, list[Problem]]:
-    """A feedback event's `column` as an export's outcomes row reads it (ingest.prepare_table, in an API client's
-    words), and its problems; NaT or NaN where none is read."""
-    row = pd.DataFrame({"lead_id": ["lead"], "status": [data.statuses[0]], column: pd.Series([value], dtype=object)})
+# A feedback event's fields read as an export's outcomes row reads them (`_as_outcome_cells`).
+_READ_AS_EXPORTED = ("decided_at", "amount")
+
+
+def _as_outcome_cells(event: dict, data: DataParams) -> dict[str, tuple[object, list[Problem]]]:
+    """A feedback event's decided_at and amount as an export's outcomes row reads them, in one read
+    (ingest.prepare_table, in an API client's words): per field, its value (NaT or NaN where none is read; None when
+    the row is refused, which only a decided_at refuses) and its problems."""
+    row = pd.DataFrame({"lead_id": ["lead"], "status": [data.statuses[0]],
+                        **{column: pd.Series([event.get(column)], dtype=object) for column in _READ_AS_EXPORTED}})
     checked, problems = prepare_table(row, "outcomes", data, audience=API_CLIENT)
-    return (checked[column].iloc[0] if len(checked) else None), [p for p in problems if p.contract_column == column]
+    return {column: (checked[column].iloc[0] if len(checked) else None,
+                     [p for p in problems if p.contract_column == column]) for column in _READ_AS_EXPORTED}
 
 
 def _read_as_none(data: DataParams) -> str:
@@ -775,9 +779,9 @@ def feedback_event(event: dict, data: DataParams, label: LabelParams) -> tuple[d
     one (or one data.missing_values reads as not answered, a picklist's "Select") is stored as such, as an
     export's is read (label.missing_reason): refused, the decision would be
     lost until the next export, and monitor's "share of rejections with a reason code" could never see
-    the gap it is there to measure. decided_at is read as an export's outcomes row reads it (`_as_outcome_cell`: the
+    the gap it is there to measure. decided_at is read as an export's outcomes row reads it (`_as_outcome_cells`: the
     date reader a lead's created_at has, "Jun 2, 2025" too, and its refusals, which echo the value) and must be a
-    date a decision can have (`serving.store.decision_date`).
+    date a decision can have (`serving.store.decision_date`); its amount is read in the same read (`feedback_amount`).
 
     A field sent under a CRM name (`feedback_fields`, as the event's `sent_as` and `sent_twice` give them) is read
     as its own, and its problems are at the name sent.
@@ -822,7 +826,8 @@ def feedback_event(event: dict, data: DataParams, label: LabelParams) -> tuple[d
         detail.append(_detail(at("reason"), f"reason {as_sent(event['reason'])} is not a reason code: send no reason "
                               "(null), or " + choices_in_words(*choices["reason"]), "reason_code"))
     out["reason"] = code if code is not None else out["reason"]  # "No_Budget" and "no_budget" are one code
-    decided, problems = _as_outcome_cell("decided_at", event["decided_at"], data)
+    cells = _as_outcome_cells(event, data)
+    decided, problems = cells["decided_at"]
     detail += [_detail(at("decided_at"), p.message, p.kind) for p in problems]
     if not problems and pd.isna(decided):
         detail.append(_detail(at("decided_at"), f"decided_at {as_sent(event['decided_at'])} is no date "
@@ -835,7 +840,7 @@ def feedback_event(event: dict, data: DataParams, label: LabelParams) -> tuple[d
     if detail:
         named = "" if any(d["field"] == "event_id" for d in detail) else f" {out['event_id']!r}"
         raise RequestError(f"{len(detail)} problem(s) in feedback event{named}; it was not stored", detail)
-    out["amount"], warnings = feedback_amount(event.get("amount"), data, at("amount")[0])
+    out["amount"], warnings = feedback_amount(*cells["amount"], at("amount")[0])
     return out, warnings + misnamed_feedback_warnings(event, out.pop("unread_fields", {}), data)
 
 

@@ -10,11 +10,11 @@ import pandas as pd
 import pytest
 from pydantic import ValidationError
 
-from pipelines.config import PROJECT_ROOT, DataParams, ParamsError, load_params
+from pipelines.config import PROJECT_ROOT, DataParams, LabelParams, ParamsError, load_params
 from pipelines.contract import NUMBER_TEXT
 from pipelines.ingest import prepare_table
 from serving.schemas import Feedback
-from serving.scoring import feedback_amount as read_feedback_amount
+from serving.scoring import feedback_event
 
 MAPPING = {"leads": {"Lead ID": "lead_id", "Created Date": "created_at", "Employees": "employees"}}
 
@@ -124,11 +124,11 @@ def feedback_amount(value) -> float | str:
     table cell holds), or stored without the amount and a warning naming it (`serving.scoring.feedback_amount`)."""
     event = {"event_id": "E1", "lead_id": "L1", "status": "converted", "decided_at": "2024-02-01", "amount": value}
     try:
-        sent = Feedback.model_validate(event).amount
+        sent = Feedback.model_validate(event).model_dump()
     except ValidationError:
         return "refused"
-    amount, warnings = read_feedback_amount(sent, DataParams(leads="unused"))
-    return "refused" if warnings else "missing" if amount is None else amount
+    stored, warnings = feedback_event(sent, DataParams(leads="unused"), LabelParams())
+    return "refused" if warnings else "missing" if stored["amount"] is None else stored["amount"]
 
 
 def test_feedback_takes_an_amount_as_an_export_reads_it():
