@@ -25,7 +25,7 @@ from features.build import clean_text, lead_columns_read
 from models.scorer import LeadScorer
 from pipelines.config import DataParams, LabelParams
 from pipelines.contract import LARGEST_NUMBER, LEADS, OUTCOMES
-from pipelines.ingest import crm_column, crm_columns, numbers_not_answered, required_columns
+from pipelines.ingest import crm_column, numbers_not_answered, required_columns
 from serving.schemas import (
     ErrorResponse,
     ExplainRequest,
@@ -43,7 +43,8 @@ from serving.schemas import (
     literal,
     number_text,
 )
-from serving.scoring import choices_in_words, columns_read, feedback_choices, outcome_names_setting, quoted
+from serving.scoring import (choices_in_words, columns_read, feedback_choices, feedback_names, outcome_names_setting,
+                             quoted)
 from serving.security import ACCEPTED_ENCODINGS, CARD_ID_FIELD, CARD_PATH, ENCODINGS, OPEN_PATHS
 
 REF = "#/components/schemas/{model}"
@@ -306,12 +307,12 @@ def _feedback_choices(feedback: dict, data: DataParams, label: LabelParams) -> N
 
 def _feedback_crm_names(feedback: dict, data: DataParams) -> None:
     """Each decision field also under the CRM's names the service's data.mapping.outcomes declares for it
-    (serving.scoring.feedback_fields reads them), documented as the field itself is; a required field is then
-    required under one of its names."""
+    (serving.scoring.feedback_names, which feedback_fields reads them by), documented as the field itself is; a
+    required field is then required under one of its names."""
     properties, alternatives, setting = feedback["properties"], [], outcome_names_setting(data)
+    read_under = feedback_names(data)
     for column in OUTCOMES.columns:
-        names = [name for name in crm_columns(data, "outcomes", column)
-                 if name != column and name not in data.drop_columns]
+        names = [name for name, read_as in read_under.items() if read_as == column and name != column]
         if not names:
             continue
         field = properties[column]

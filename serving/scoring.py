@@ -747,16 +747,35 @@ def outcome_names_setting(data: DataParams) -> str:
     return "data.mapping" + ("" if data.format == "flat" else ".outcomes")
 
 
-def feedback_fields(body: dict, data: DataParams) -> tuple[dict, dict[str, str], list[dict]]:
-    """A /feedback body with each field of a decision (the contract's outcomes columns) sent under a name the
+@dataclass(frozen=True)
+class SentUnder:
+    """Where a /feedback body sent its decision's fields (`feedback_fields`): the name a field's value came in when it
+    is not the field's own (a CRM's "StageName" for status), which the field's problems are at; and the problems of
+    each field sent under two names with different values."""
+
+    names: dict[str, str] = field(default_factory=dict)
+    twice: list[dict] = field(default_factory=list)
+
+    def at(self, column: str) -> tuple[str]:
+        """The place of a problem with the field `column`: its name as sent."""
+        return (self.names.get(column, column),)
+
+
+def feedback_names(data: DataParams) -> dict[str, str]:
+    """Each name /feedback reads a decision's field (a contract outcomes column) under, -> that field: those the
     service's data.mapping.outcomes declares for it (`crm_columns`: a CRM's "Closed Lost Reason" for reason; with
-    data.format flat, data.mapping.leads too) under the field's own name, as training reads the same row of an
-    outcomes export (ingest.prepare_table; data.drop_columns are never read); the name each such field's value was
-    sent under, for its problems; and a problem for each field sent under two names with different values
-    (`one_value_per_column`, the rule /score reads a lead's fields by), which is left as sent."""
-    named = {name: column for column in OUTCOMES.columns for name in crm_columns(data, "outcomes", column)
-             if name not in data.drop_columns}
-    columns, problems = one_value_per_column(body, "outcomes", data, named.get,
+    data.format flat, data.mapping.leads too) and the field's own, as training reads an outcomes export's row
+    (ingest.prepare_table; data.drop_columns are never read). /docs.json documents them (serving.openapi)."""
+    return {name: column for column in OUTCOMES.columns for name in crm_columns(data, "outcomes", column)
+            if name not in data.drop_columns}
+
+
+def feedback_fields(body: dict, data: DataParams, names: dict[str, str]) -> tuple[dict, SentUnder]:
+    """A /feedback body with each field of a decision sent under one of the `names` it is read under (`feedback_names`
+    of the service's params, built once) under the field's own name; and where the body sent them (`SentUnder`), with
+    a problem for each field sent under two names with different values (`one_value_per_column`, the rule /score
+    reads a lead's fields by), which is left as sent."""
+    columns, problems = one_value_per_column(body, "outcomes", data, names.get,
                                              declared_in=f"the service's {outcome_names_setting(data)}")
     out, sent_as = dict(body), {}
     for column, (names, value) in columns.items():
@@ -766,10 +785,10 @@ def feedback_fields(body: dict, data: DataParams) -> tuple[dict, dict[str, str],
         sent = next((name for name in names if _answered(body[name], data)), names[0])  # the value read came in it
         if sent != column:
             sent_as[column] = sent
-    return out, sent_as, problems
+    return out, SentUnder(sent_as, problems)
 
 
-def feedback_event(event: dict, data: DataParams, label: LabelParams) -> tuple[dict, list[dict]]:
+def feedback_event(event: dict, sent: SentUnder, data: DataParams, label: LabelParams) -> tuple[dict, list[dict]]:
     """A feedback event in contract values (data.value_maps applied), checked against the label policy, and the
     warnings of what it leaves out (an amount it cannot read: `feedback_amount`).
 
@@ -783,8 +802,8 @@ def feedback_event(event: dict, data: DataParams, label: LabelParams) -> tuple[d
     date reader a lead's created_at has, "Jun 2, 2025" too, and its refusals, which echo the value) and must be a
     date a decision can have (`serving.store.decision_date`); its amount is read in the same read (`feedback_amount`).
 
-    A field sent under a CRM name (`feedback_fields`, as the event's `sent_as` and `sent_twice` give them) is read
-    as its own, and its problems are at the name sent.
+    A field sent under a CRM name is read as its own, and its problems are at the name sent (`sent`, as
+    `feedback_fields` reads the body), beside those of a field sent under two names with different values.
 
     The event's ids follow the rule every id of the service follows (`id_error`); an id, status or decided_at
     that is blank or one of data.missing_values is no value given (type empty_value), refused as a well-formed value
@@ -793,12 +812,8 @@ def feedback_event(event: dict, data: DataParams, label: LabelParams) -> tuple[d
     Raises:
         RequestError: an id that is none, unknown status, a reason that is not a code, or an impossible decided_at.
     """
-    out = dict(event)
-    sent_as, detail = out.pop("sent_as", {}), list(out.pop("sent_twice", []))
-
-    def at(column: str) -> tuple[str]:
-        return (sent_as.get(column, column),)
-
+    out, detail = dict(event), list(sent.twice)
+    at = sent.at  # a problem's place: the field's name as sent
     for column in ("status", "reason"):
         value = out.get(column)
         value = None if value is None or not_answered(value, data) else str(value).strip()

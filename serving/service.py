@@ -53,9 +53,11 @@ from serving.schemas import (  # noqa: E402
 from serving.scoring import (  # noqa: E402
     ModelRef,
     RequestError,
+    SentUnder,
     explain_request,
     feedback_event,
     feedback_fields,
+    feedback_names,
     request_as_of,
     score_request,
     warm_up,
@@ -109,26 +111,32 @@ def service_params() -> Params:
     return params_from_env()
 
 
+@functools.cache
+def feedback_names_read() -> dict[str, str]:
+    """The names /feedback reads a decision's fields under for the service's params (`serving.scoring.feedback_names`),
+    built once as the params are read once."""
+    return feedback_names(service_params().data)
+
+
 class FeedbackSent(Feedback):
     """/feedback's body as the service reads it: a decision's fields sent under the CRM's names the service's
     data.mapping.outcomes declares read as their own before the JSON check (`serving.scoring.feedback_fields`), so one
     sent only as "StageName" is not refused as lacking its status, and a value of the wrong type there is named at
     the field sent. /docs.json documents the body as Feedback, with those names (serving.openapi)."""
 
-    sent_as: SkipJsonSchema[dict[str, str]] = Field(default_factory=dict, exclude=True)
-    sent_twice: SkipJsonSchema[list[dict]] = Field(default_factory=list, exclude=True)
+    sent_under: SkipJsonSchema[SentUnder] = Field(default_factory=SentUnder, exclude=True)
 
     @model_validator(mode="wrap")
     @classmethod
     def _crm_names(cls, body, handler):
         if not isinstance(body, dict):
             return handler(body)
-        read, sent_as, sent_twice = feedback_fields(body, service_params().data)
+        read, sent_under = feedback_fields(body, service_params().data, feedback_names_read())
         try:
-            return handler({**read, "sent_as": sent_as, "sent_twice": sent_twice})
+            return handler({**read, "sent_under": sent_under})
         except ValidationError as err:  # at the field as sent, as the service's own problems are
             raise ValidationError.from_exception_data(err.title, [
-                {"type": e["type"], "loc": (sent_as.get(e["loc"][0], e["loc"][0]), *e["loc"][1:]) if e["loc"] else (),
+                {"type": e["type"], "loc": (*sent_under.at(e["loc"][0]), *e["loc"][1:]) if e["loc"] else (),
                  "input": e["input"], **({"ctx": e["ctx"]} if "ctx" in e else {})} for e in err.errors()]) from None
 
 
@@ -288,8 +296,9 @@ class LeadScoreService:
     def feedback(self, ctx: bentoml.Context, **event) -> FeedbackReceipt:
         """Store a sales decision; answered only once it is on disk. Retrying an event_id is safe
         (200, stored false); sending it again with another decision is refused (409)."""
+        sent_under = event.pop("sent_under")
         try:
-            checked, warnings = feedback_event(event, self.data, self.label)
+            checked, warnings = feedback_event(event, sent_under, self.data, self.label)
         except RequestError as err:
             ctx.response.status_code = 422  # with a context, BentoML answers with its status code
             return _error(422, str(err), err.detail)

@@ -15,7 +15,7 @@ from features.labels import build_labels
 from pipelines.config import DataParams, LabelParams, Params
 from pipelines.ingest import API_CLIENT, ContractError, CRMData, Problem, as_of_time, load_crm, prepare_table, read_source
 from serving.schemas import Feedback
-from serving.scoring import feedback_event
+from serving.scoring import SentUnder, feedback_event
 
 # A CRM that names things its own way (Salesforce-like export).
 MAPPING = {
@@ -188,8 +188,8 @@ def test_an_amount_feedback_takes_is_one_an_export_reads(amount):
     """/feedback took "5\u00a0" as the amount 5 (Python's \\s and float() take it), which an export's amount, as any
     number field, refuses as no number: a number's text reads one way. Arabic-Indic digits neither takes."""
     event = {"event_id": "E1", "lead_id": "L1", "status": "converted", "decided_at": "2024-02-01", "amount": amount}
-    stored, warnings = feedback_event(Feedback.model_validate(event).model_dump(), DataParams(leads="unused"),
-                                      LabelParams())
+    stored, warnings = feedback_event(Feedback.model_validate(event).model_dump(), SentUnder(),
+                                      DataParams(leads="unused"), LabelParams())
     taken = stored["amount"] is not None and not warnings
     raw = pd.DataFrame.from_records([{"Lead ID": "L1", "Stage": "converted", "amount": amount}])
 

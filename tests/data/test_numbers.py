@@ -14,7 +14,7 @@ from pipelines.config import PROJECT_ROOT, DataParams, LabelParams, ParamsError,
 from pipelines.contract import NUMBER_TEXT
 from pipelines.ingest import prepare_table
 from serving.schemas import Feedback
-from serving.scoring import feedback_event
+from serving.scoring import SentUnder, feedback_event
 
 MAPPING = {"leads": {"Lead ID": "lead_id", "Created Date": "created_at", "Employees": "employees"}}
 
@@ -127,7 +127,7 @@ def feedback_amount(value) -> float | str:
         sent = Feedback.model_validate(event).model_dump()
     except ValidationError:
         return "refused"
-    stored, warnings = feedback_event(sent, DataParams(leads="unused"), LabelParams())
+    stored, warnings = feedback_event(sent, SentUnder(), DataParams(leads="unused"), LabelParams())
     return "refused" if warnings else "missing" if stored["amount"] is None else stored["amount"]
 
 
