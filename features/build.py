@@ -289,7 +289,8 @@ def build_features_placing(leads: pd.DataFrame, activities: pd.DataFrame | None,
     for column in spec.numeric:
         columns[column] = _numeric(_column(leads, column), f"leads.{column}", ids,
                                    column in spec.non_negative or column in LEADS.non_negative, decimal_mark)
-    columns.update(_derived(leads, ids, spec, decimal_mark))
+    employees = columns["employees"] if "employees" in spec.numeric else None  # read once: derived signals use it too
+    columns.update(_derived(leads, ids, spec, decimal_mark, employees))
     placed = None
     if _activity_types(spec):
         snapshot = _snapshot_ns(snapshot_at, leads, ids)
@@ -576,12 +577,16 @@ def _numeric(values: pd.Series, what: str, ids: np.ndarray, non_negative: bool,
     return cells.numbers.to_numpy(dtype=np.float64, na_value=np.nan)
 
 
-def _derived(leads: pd.DataFrame, ids: np.ndarray, spec: FeatureParams, decimal_mark: DecimalMark) -> dict[str, object]:
+def _derived(leads: pd.DataFrame, ids: np.ndarray, spec: FeatureParams, decimal_mark: DecimalMark,
+             employees: np.ndarray | None) -> dict[str, object]:
+    """The derived signals (features.derived); `employees`: the leads' employees already read (`_numeric`), None to
+    read them here."""
     groups = set(spec.derived)
     out: dict[str, object] = {}
     if not groups:
         return out
-    employees = _numeric(_column(leads, "employees"), "leads.employees", ids, True, decimal_mark)
+    if employees is None:
+        employees = _numeric(_column(leads, "employees"), "leads.employees", ids, True, decimal_mark)
     if "size_band" in groups:
         band = np.searchsorted(np.array(SIZE_BAND_UPPER, dtype=float), employees, side="left")
         named = np.array(SIZE_BAND_NAMES, dtype=object)[np.minimum(band, len(SIZE_BAND_NAMES) - 1)]
