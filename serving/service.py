@@ -389,7 +389,9 @@ def _leads_named(route: str, detail: list[dict], body: bytes) -> list[dict]:
     request, so the leads are read from the body the client sent."""
     try:
         leads = json.loads(body).get("leads") if route == "/score" else None
-    except (ValueError, AttributeError):  # not JSON, or JSON that is no object: no lead to name
+    # Not JSON, JSON that is no object, or JSON nested deeper than Python's json reads (which the JSON check refused
+    # as nested past its own limit): no lead to name.
+    except (ValueError, AttributeError, RecursionError):
         leads = None
     if not isinstance(leads, list):
         return detail

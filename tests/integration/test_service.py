@@ -895,6 +895,20 @@ def test_a_400_of_a_batch_names_each_lead_at_fault_by_the_id_it_sent_as_a_422_do
         assert _documented(spec, "ErrorResponse", reply.json())
 
 
+@pytest.mark.parametrize("route", ["/score", "/explain", "/feedback"])
+def test_json_nested_deeper_than_the_json_check_reads_is_a_400_in_the_error_shape_not_a_500(client, server, route):
+    """JSON nested a few thousand levels deep (10 kB of brackets) was a plain-text 500 on /score: the JSON check
+    refuses it (400), and re-reading the body for the leads' ids then raised Python's RecursionError."""
+    nested = "[" * 5000 + "]" * 5000
+    body = f'{{"leads": [{{"lead_id": "DEEP", "created_at": "2025-11-01", "note": {nested}}}]}}'.encode()
+    reply = client.post(route, body, {"Content-Type": "application/json"})
+    assert reply.status == 400, reply.body
+    (problem,) = reply.json()["detail"]
+    assert (problem["field"], problem["type"]) == ("body", "json_invalid"), problem
+    assert "recursion limit" in problem["msg"], problem
+    assert "ASGI callable returned without starting response" not in server.log_path.read_text(errors="replace")
+
+
 def test_a_problem_about_no_lead_of_a_batch_has_no_lead_id_as_docs_json_says_not_null(client):
     """/docs.json gave Problem.lead_id "default: null" and a feedback receipt's warnings sent "lead_id": null, while
     the docs said absent: a client checking `"lead_id" in problem` took null for a lead's id."""
