@@ -224,8 +224,8 @@ DateText = Annotated[str, BeforeValidator(_text_date), WithJsonSchema(_DATE_SCHE
 # The time a request scores as of (serving.scoring.request_as_of reads it): omitted, null or blank text (as for
 # feedback's amount) is now.
 AsOf = Annotated[DateText | None, BeforeValidator(_blank_as_none)]
-_AS_OF = ("The time to score as of (omitted, null or blank text: now); a lead created more than a day after it is "
-          "refused.")
+_AS_OF = ("The time to score as of, at most a day after now (omitted, null or blank text: now); a lead created more "
+          "than a day after it is refused.")
 
 
 class ScoreRequest(BaseModel):

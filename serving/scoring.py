@@ -22,7 +22,7 @@ from features.build import activities_dated_apart, activity_types_read, lead_col
 from features.labels import policy_reason
 from models.scorer import BuiltLeads, LeadScorer
 from pipelines.config import DataParams, LabelParams
-from pipelines.contract import LEADS, OUTCOMES, TABLES
+from pipelines.contract import CLOCK_SLACK, LEADS, OUTCOMES, TABLES
 from pipelines.ingest import (ALIKE, API_CLIENT, DATE_FORM, Problem, alike_column, as_of_time, as_plain_text,
                               as_sent, contract_status, crm_column, crm_columns, differing_values, name_words,
                               not_answered, one_value_per_row, prepare_table, shortened, translate)
@@ -77,25 +77,36 @@ def _detail(loc: tuple, message: str, kind: str) -> dict:
 _ISO_TIME = TypeAdapter(datetime)
 
 
+_AS_OF_REFUSED = "the scoring time as_of cannot be used; nothing was scored"
+
+
 def request_as_of(value: str | None) -> datetime | None:
     """A request's ``as_of`` (ISO 8601 text) as naive UTC (None: now).
 
     Raises:
         RequestError: text that is no such date, as a lead's created_at that is none is refused (both are content, not
-            the body's shape), or one outside the dates the contract accepts (e.g. 0001-01-01, 9999-12-31).
+            the body's shape), one outside the dates the contract accepts (e.g. 0001-01-01, 9999-12-31), or one more
+            than CLOCK_SLACK after now, as a lead's created_at or a decision's decided_at is: no score counts what
+            has not happened yet, and one logged as of a future time would be its score card's for good.
     """
     if value is None:
         return None
     try:
         when = _ISO_TIME.validate_python(value)
     except ValidationError:
-        raise RequestError("the scoring time as_of cannot be used; nothing was scored", [_detail(
+        raise RequestError(_AS_OF_REFUSED, [_detail(
             ("as_of",), f"unparsable date {as_sent(value)} ({DATE_FORM})", "unparsable_date")]) from None
     try:
-        return as_of_time(when).to_pydatetime()
+        stamp = as_of_time(when)
     except ValueError as err:
-        raise RequestError("the scoring time as_of cannot be used; nothing was scored",
-                           [_detail(("as_of",), str(err), "as_of_out_of_range")]) from None
+        raise RequestError(_AS_OF_REFUSED, [_detail(("as_of",), str(err), "as_of_out_of_range")]) from None
+    now = pd.Timestamp.now(tz="UTC").tz_localize(None)
+    if stamp > now + CLOCK_SLACK:
+        raise RequestError(_AS_OF_REFUSED, [_detail(
+            ("as_of",), f"date in the future {as_sent(value)} (now is {now:%Y-%m-%d %H:%M} UTC): a score counts what "
+                        "has happened by the time it is scored as of; omit as_of to score as of now",
+            "date_in_future")])
+    return stamp.to_pydatetime()
 
 
 def sent_lead_id(lead: dict, data: DataParams) -> tuple[str, object]:

@@ -1165,6 +1165,25 @@ def test_a_scoring_time_that_is_no_date_is_refused_as_a_lead_date_that_is_no_dat
     assert created.status == 422, created.body
 
 
+def test_a_scoring_time_in_the_future_is_refused_and_leaves_the_score_card_as_it_was(client, server, leads):
+    """An as_of of 2199-12-31 (a CRM's "no date" default) was scored and logged: the score card, which shows the
+    score of the latest as_of, then showed that one for good, whatever the CRM sent the lead's score as of later."""
+    lead = {**leads[0], "lead_id": "AS-OF-FUTURE"}
+    assert client.post("/score", {"leads": [lead], "as_of": AS_OF}).status == 200
+    store = Store(server.params.serving.store_url)
+    logged = store.latest_score(lead["lead_id"])
+    tomorrow = pd.Timestamp.now(tz="UTC") + pd.Timedelta(hours=20)  # a CRM clock a little ahead: scored
+    assert client.post("/explain", {"lead": lead, "as_of": tomorrow.isoformat()}).status == 200
+    for as_of in ["2199-12-31", (pd.Timestamp.now(tz="UTC") + pd.Timedelta(days=2)).isoformat()]:
+        for route, body in (("/score", {"leads": [lead]}), ("/explain", {"lead": lead})):
+            reply = client.post(route, {**body, "as_of": as_of})
+            assert reply.status == 422, reply.body
+            (problem,) = reply.json()["detail"]
+            assert (problem["field"], problem["type"]) == ("as_of", "date_in_future"), problem
+            assert problem["msg"].startswith(f"date in the future {as_of!r} (now is "), problem
+    assert store.latest_score(lead["lead_id"]) == logged
+
+
 @pytest.mark.parametrize("as_of", [1764000000, "1764000000"])
 def test_a_scoring_time_sent_as_a_number_is_refused_not_read_as_unix_seconds(client, server, leads, as_of):
     lead = {**leads[0], "lead_id": f"AS-OF-NUMBER-{type(as_of).__name__}"}
