@@ -23,7 +23,7 @@ from models.encoding import CategoryEncoder
 from models.gbm import predict_threads
 from models.reasons import ReasonModel
 from pipelines.config import DataParams, FeatureParams, reads_activities
-from pipelines.contract import CLOCK_SLACK
+from pipelines.contract import CLOCK_SLACK, UTC_TIME
 from pipelines.ingest import (COMMAND_LINE, Audience, Problem, as_of_time, as_plain_text, crm_column, prepare_table,
                               shortened)
 from pipelines.numbers import DecimalMark
@@ -311,8 +311,8 @@ class LeadScorer:
         rows = raw_leads.index.get_indexer(leads.index[late]) + 1
         column = crm_column(self.data, "leads", "created_at")
         problems += [
-            Problem(source, int(row), column, f"created {created} is after the time it is scored as of ({snapshot}): "
-                    f"the lead did not exist yet ({audience.scoring_time})",
+            Problem(source, int(row), column, f"created {created:{UTC_TIME}} is after the time it is scored as of "
+                    f"({snapshot:{UTC_TIME}}): the lead did not exist yet ({audience.scoring_time})",
                     "created_at", "created_after_scoring_time")
             for row, created in zip(rows, leads["created_at"][late])
         ]

@@ -24,6 +24,9 @@ DATE_RANGE = (datetime(1970, 1, 1), datetime(2200, 1, 1))
 # something that already happened may lie: a CRM clock, or a time zone written as UTC, a little
 # ahead. Beyond it the date is a typo, a default or an expected date (an open deal's close date).
 CLOCK_SLACK = timedelta(days=1)
+# A contract date (naive UTC) as a message quotes it, its zone named: a time sent as 09:00+02:00 reads 07:00 UTC,
+# not a bare 07:00 that looks misread. A format spec: f"{stamp:{UTC_TIME}}".
+UTC_TIME = "%Y-%m-%d %H:%M:%S UTC"
 # The largest size a number field may have: no headcount or deal amount comes near it, so a larger
 # value is a sentinel or a typo (1e308), and beyond 2**53 (about 9e15) float64 loses whole numbers.
 LARGEST_NUMBER = 1e15

@@ -22,7 +22,7 @@ from features.build import activities_dated_apart, activity_types_read, lead_col
 from features.labels import policy_reason
 from models.scorer import BuiltLeads, LeadScorer
 from pipelines.config import DataParams, LabelParams
-from pipelines.contract import CLOCK_SLACK, LEADS, OUTCOMES, TABLES
+from pipelines.contract import CLOCK_SLACK, LEADS, OUTCOMES, TABLES, UTC_TIME
 from pipelines.ingest import (ALIKE, API_CLIENT, DATE_FORM, Problem, alike_column, as_of_time, as_plain_text,
                               as_sent, contract_status, crm_column, crm_columns, differing_values, name_words,
                               not_answered, one_value_per_row, prepare_table, shortened, translate)
@@ -474,7 +474,7 @@ def activity_date_warnings(scorer: LeadScorer, built: BuiltLeads, as_of: datetim
     after, early = activities_dated_apart(built.leads, built.placed)
     if not (after.any() or early.any()):  # undated too: no snapshot to name
         return []
-    when = (f"the request's as_of ({built.snapshot})" if as_of is not None
+    when = (f"the request's as_of ({built.snapshot:{UTC_TIME}})" if as_of is not None
             else f"now ({built.snapshot:%Y-%m-%d %H:%M} UTC)")
     occurred = repr(crm_column(scorer.data, "activities", "occurred_at"))
     created = repr(crm_column(scorer.data, "leads", "created_at"))
@@ -486,8 +486,9 @@ def activity_date_warnings(scorer: LeadScorer, built: BuiltLeads, as_of: datetim
                                f"scored as of: {_it_was(late)} left out, as a score counts only what happened by then",
                                "activity_after_scoring_time"))
         if before:
+            created_at = built.leads["created_at"].iloc[i]
             out.append(_detail(at, f"{_of_the_leads_activities(before)} an {occurred} more than a day before the "
-                               f"lead's {created} ({built.leads['created_at'].iloc[i]}): {_it_was(before)} counted, as "
+                               f"lead's {created} ({created_at:{UTC_TIME}}): {_it_was(before)} counted, as "
                                "training counts such activities (web visits a CRM ties to a lead once a form names "
                                "it); if that is not what they are, check both dates", "activity_before_created"))
     return out

@@ -22,7 +22,7 @@ import pandas as pd
 import sqlalchemy as sa
 
 from pipelines.config import Params, shown_url
-from pipelines.contract import CLOCK_SLACK, DATE_RANGE, OUTCOMES, email_address
+from pipelines.contract import CLOCK_SLACK, DATE_RANGE, OUTCOMES, UTC_TIME, email_address
 from pipelines.ingest import database_reason, resolve_sqlite, sqlite_file
 
 log = logging.getLogger(__name__)
@@ -150,11 +150,11 @@ def decision_date(value, received_at: datetime) -> datetime:
             raise ValueError(f"decided_at {value.isoformat(sep=' ')} is {when}: not a real decision date") from None
         raise ValueError(f"decided_at: {err}") from None
     if decided < EARLIEST_DECISION:
-        raise ValueError(f"decided_at {decided:%Y-%m-%d %H:%M:%S} UTC is before {EARLIEST_DECISION:%Y-%m-%d}: "
+        raise ValueError(f"decided_at {decided:{UTC_TIME}} is before {EARLIEST_DECISION:%Y-%m-%d}: "
                          "not a real decision date")
     if decided > received_at + CLOCK_SLACK:
-        raise ValueError(f"decided_at {decided:%Y-%m-%d %H:%M:%S} UTC is more than {CLOCK_SLACK.days} day "
-                         f"after the event was received ({received_at:%Y-%m-%d %H:%M:%S} UTC): a decision cannot "
+        raise ValueError(f"decided_at {decided:{UTC_TIME}} is more than {CLOCK_SLACK.days} day "
+                         f"after the event was received ({received_at:{UTC_TIME}}): a decision cannot "
                          "be in the future")
     return decided
 

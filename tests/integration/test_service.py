@@ -595,7 +595,7 @@ def test_activities_dated_after_the_scoring_time_or_long_before_their_lead_are_w
         ("leads[1].activities", "activity_after_scoring_time", lead["lead_id"]),
         ("leads[1].activities", "activity_before_created", lead["lead_id"])]
     assert warnings[0]["msg"].startswith("2 of the lead's activities have an 'occurred_at' after the request's as_of "
-                                         "(2025-12-31 00:00:00)") and "they were left out" in warnings[0]["msg"]
+                                         "(2025-12-31 00:00:00 UTC)") and "they were left out" in warnings[0]["msg"]
     assert warnings[1]["msg"].startswith("1 of the lead's activities has an 'occurred_at' more than a day before the "
                                          "lead's 'created_at'") and "it was counted" in warnings[1]["msg"]
     assert expected.json()["warnings"][0]["type"] == "activity_before_created"
@@ -614,6 +614,25 @@ def test_activities_dated_after_the_scoring_time_or_long_before_their_lead_are_w
         ("lead.activities", w["type"], w["msg"], False) for w in warnings]
     spec = client.get("/docs.json").json()
     assert _documented(spec, "ScoreResponse", reply.json()) and _documented(spec, "Explanation", explained)
+
+
+def test_the_times_a_warning_or_refusal_quotes_name_their_zone_utc(client, leads):
+    """A CRM sending its local time (09:00+02:00) read "after the request's as_of (2025-12-31 07:00:00)": the time
+    read right, converted to UTC, but quoted without its zone, as if the service had misread it."""
+    lead = {**leads[0], "lead_id": "IN-ZONE", "created_at": "2025-12-30T12:00:00+05:30",
+            "activities": [{"occurred_at": "2025-12-31T09:30:00+02:00", "activity": "demo_request"},
+                           {"occurred_at": "2025-11-01T10:00:00+05:30", "activity": "page_view"}]}
+    as_of = "2025-12-31T09:00:00+02:00"
+    for route, body, key in (("/score", {"leads": [lead]}, "warnings"), ("/explain", {"lead": lead}, "warnings")):
+        reply = client.post(route, {**body, "as_of": as_of})
+        assert reply.status == 200, reply.body
+        after, before = reply.json()[key]
+        assert "after the request's as_of (2025-12-31 07:00:00 UTC), the time" in after["msg"], after
+        assert "before the lead's 'created_at' (2025-12-30 06:30:00 UTC):" in before["msg"], before
+    late = client.post("/score", {"leads": [{**lead, "created_at": "2026-01-02T12:00:00+05:30"}], "as_of": as_of})
+    assert late.status == 422, late.body
+    assert late.json()["detail"][0]["msg"].startswith(
+        "created 2026-01-02 06:30:00 UTC is after the time it is scored as of (2025-12-31 07:00:00 UTC): "), late.body
 
 
 @pytest.mark.parametrize("value", [{"value": "organic"}, ["organic"]], ids=["object", "array"])

@@ -658,7 +658,8 @@ def test_batch_scoring_writes_scores_and_a_rejects_file(trained, sample_params, 
     rejects = pd.read_csv(summary.rejects)
     assert rejects["row"].tolist() == [4, 8, 201]
     assert rejects["problems"].str.contains("created_at").all()
-    assert "is after the time it is scored as of (2026-01-01 00:00:00): the lead did not exist yet" in rejects["problems"][2]
+    assert ("is after the time it is scored as of (2026-01-01 00:00:00 UTC): the lead did not exist yet"
+            in rejects["problems"][2])
     # The same leads scored in one chunk or many get the same scores.
     whole = scorer.score(leads.drop(index=[3, 7, 200]), pd.read_csv(sample_dir / "activities.csv", dtype=str),
                          as_of=pd.Timestamp("2026-01-01")).scores
