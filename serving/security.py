@@ -165,6 +165,26 @@ def _with_body_shape(problem: dict, path: str) -> dict:
     return problem
 
 
+def _not_utf8(body: bytes) -> str | None:
+    """Why a body is no UTF-8 text, naming its first byte at fault, or None when it is one.
+
+    RFC 8259 has JSON sent as UTF-8. A client writing Latin-1 ('Müller' with the byte 0xFC) or UTF-16 (.NET's
+    Encoding.Unicode: a NUL byte beside each ASCII character, which UTF-8 JSON never holds) was told only "invalid
+    unicode code point" or "expected value" at some column by the JSON check.
+    """
+    try:
+        body.decode("utf-8")
+        invalid = len(body)
+    except UnicodeDecodeError as err:
+        invalid = err.start
+    nul = body.find(b"\x00", 0, invalid)
+    at = invalid if nul < 0 else nul
+    if at == len(body):
+        return None
+    return (f"the body is not UTF-8 text: byte {at + 1:,} is 0x{body[at]:02X}, which UTF-8 JSON does not hold there; "
+            "send the JSON encoded as UTF-8 (RFC 8259), not Latin-1 or UTF-16")
+
+
 def field_path(*parts) -> str:
     """A JSON location as one field name, e.g. ("leads", 2, "created_at") -> "leads[2].created_at"."""
     out = ""
@@ -422,9 +442,9 @@ class OneErrorShape:
     """The errors BentoML and Starlette answer themselves, in the shape of every other error.
 
     A 400 from BentoML's own JSON check lists pydantic's errors by `loc` only: each gains `field`
-    (``leads[0].employees``, as a 409 or 422 names it; ``body`` for JSON that does not parse), and
-    pydantic's "1 validation error for Input" reads like a 422's error. A 404 (no such route)
-    or 405 (a method the route does not answer) comes as plain text: it becomes JSON naming the method
+    (``leads[0].employees``, as a 409 or 422 names it; ``body`` for JSON that does not parse, saying so where the body
+    is no UTF-8 text: `_not_utf8`), and pydantic's "1 validation error for Input" reads like a 422's error. A 404
+    (no such route) or 405 (a method the route does not answer) comes as plain text: it becomes JSON naming the method
     and path. So does Starlette's 307 to the same path with or without a trailing slash (``/leads`` to
     ``/leads/``, ``/score/`` to ``/score``), as a 404 naming the route meant: a CRM's HTTP client
     (Salesforce, HubSpot) does not follow redirects and saw an empty answer, and the redirect's absolute
@@ -470,7 +490,10 @@ class OneErrorShape:
                 return None
             reply = self._reshaped(start, body, scope)
             if start["status"] == 400 and reply["detail"]:
-                reply["detail"] = self.named(scope["path"], reply["detail"], b"".join(request))
+                sent = b"".join(request)
+                why = _not_utf8(sent)
+                detail = [{**d, "msg": why} if why and d["type"] == "json_invalid" else d for d in reply["detail"]]
+                reply["detail"] = self.named(scope["path"], detail, sent)
             payload = json.dumps(reply).encode()
             kept = [(k, v) for k, v in start["headers"]
                     if k.lower() not in (b"content-type", b"content-length", b"location")]

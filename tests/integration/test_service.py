@@ -1162,6 +1162,26 @@ def test_a_body_that_is_not_json_is_refused_as_such(client, path, content_type):
     assert "application/json" in reply.json()["error"] and reply.json()["detail"] == []
 
 
+@pytest.mark.parametrize("route", ["/score", "/explain", "/feedback"])
+@pytest.mark.parametrize("encoding", ["latin-1", "utf-16", "utf-16-le"])
+def test_a_body_not_written_in_utf8_is_told_so_naming_the_first_byte_at_fault(client, leads, route, encoding):
+    """JSON is UTF-8 (RFC 8259). A client writing Latin-1 ('Müller' as the byte 0xFC) was told "Invalid JSON: invalid
+    unicode code point at line 1 column 65", one writing UTF-16 (.NET's Encoding.Unicode, with or without its byte order
+    mark) "expected value" or "key must be a string" at column 1 or 2: neither says the body is in another encoding."""
+    lead = {**leads[0], "lead_id": "NOT-UTF-8", "company": "Müller GmbH", "activities": []}
+    body = {"/score": {"leads": [lead], "as_of": AS_OF}, "/explain": {"lead": lead, "as_of": AS_OF},
+            "/feedback": {"event_id": "not-utf-8", "lead_id": "Müller-1", "status": "converted",
+                          "decided_at": "2025-06-02"}}[route]
+    sent = json.dumps(body, ensure_ascii=False).encode(encoding)
+    at = next(i for i, byte in enumerate(sent) if byte == 0 or byte > 0x7F)
+    reply = client.post(route, sent, {"Content-Type": "application/json"})
+    assert reply.status == 400, reply.body
+    (problem,) = reply.json()["detail"]
+    assert (problem["field"], problem["type"]) == ("body", "json_invalid"), problem
+    assert problem["msg"].startswith(f"the body is not UTF-8 text: byte {at + 1} is 0x{sent[at]:02X}"), problem
+    assert "send the JSON encoded as UTF-8" in problem["msg"], problem
+
+
 @pytest.mark.parametrize("as_of", ["0001-01-01T00:00:00", "2300-01-01T00:00:00Z", "9999-12-31T23:59:59-05:00"])
 def test_a_scoring_time_no_date_computation_can_hold_is_refused_naming_as_of(client, leads, as_of):
     for route, body in (("/score", {"leads": [leads[0]]}), ("/explain", {"lead": leads[0]})):
