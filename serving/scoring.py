@@ -81,7 +81,8 @@ _AS_OF_REFUSED = "the scoring time as_of cannot be used; nothing was scored"
 
 
 def request_as_of(value: str | None) -> datetime | None:
-    """A request's ``as_of`` (ISO 8601 text) as naive UTC (None: now).
+    """A request's ``as_of`` (ISO 8601 text, blanks around it read as a lead's created_at's are) as naive UTC (None:
+    now).
 
     Raises:
         RequestError: text that is no such date, as a lead's created_at that is none is refused (both are content, not
@@ -92,7 +93,7 @@ def request_as_of(value: str | None) -> datetime | None:
     if value is None:
         return None
     try:
-        when = _ISO_TIME.validate_python(value)
+        when = _ISO_TIME.validate_python(value.strip())
     except ValidationError:
         raise RequestError(_AS_OF_REFUSED, [_detail(
             ("as_of",), f"unparsable date {as_sent(value)} ({DATE_FORM})", "unparsable_date")]) from None

@@ -1042,6 +1042,16 @@ def test_a_blank_as_of_scores_as_of_now_as_an_omitted_one_does(client, server, l
     assert logged["features_as_of"] == logged["scored_at"]  # as of now, as without as_of
 
 
+def test_an_as_of_with_blanks_around_it_is_read_as_a_lead_date_with_blanks_is(client, server, leads):
+    """A CRM template pads a date field (" 2025-12-31T00:00:00 "): a lead's created_at so is read; as_of was refused."""
+    lead = {**leads[2], "lead_id": "PADDED-AS-OF"}
+    for route, body in (("/score", {"leads": [lead]}), ("/explain", {"lead": lead})):
+        reply = client.post(route, {**body, "as_of": f" {AS_OF}\t"})
+        assert reply.status == 200, reply.body
+    logged = Store(server.params.serving.store_url).score_log_frame().set_index("lead_id").loc["PADDED-AS-OF"]
+    assert logged["features_as_of"] == pd.Timestamp(AS_OF)
+
+
 def test_a_lead_id_with_a_line_break_is_refused_in_the_words_feedback_uses(client, leads):
     """Without pydantic's "Value error, " prefix, which a 400 already drops; a 422 from both, as text the service cannot
     use as an id (/feedback's was a 400, as if the body were of the wrong shape)."""
