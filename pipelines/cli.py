@@ -312,7 +312,14 @@ def score(
                     fg="yellow", err=True)
     for column, values in (summary.unseen_values or {}).items():
         typer.secho(_unseen_line(column, values, summary.rows_scored), fg="yellow", err=True)
-    if summary.activities_valid and not summary.activities_used and summary.rows_scored:
+    if activities is not None and scorer.reads_activities and not summary.activities_valid and summary.rows_scored:
+        rejected = summary.activities_rejected
+        why = (f"each of its {rejected:,} rows failed validation: {summary.activity_rejects} says why" if rejected
+               else "its header only")
+        typer.secho(f"{activities} has no valid activity row ({why}): every lead was scored as having no activity, "
+                    f"though the model reads {', '.join(scorer.features.activity_types)}; check the activity export",
+                    fg="yellow", err=True)
+    elif summary.activities_valid and not summary.activities_used and summary.rows_scored:
         typer.secho(f"none of the {summary.activities_valid:,} activity rows belongs to a lead of {input}: every "
                     "lead was scored as having no activity; check that both files use the same lead ids",
                     fg="yellow", err=True)

@@ -279,6 +279,35 @@ def test_score_warns_when_no_activity_row_is_of_a_type_the_model_reads(trained, 
     assert "is of a type the model reads" not in score("activities.csv").output.replace("\n", "")
 
 
+def test_score_warns_when_the_activity_file_holds_no_activity_row(trained, sample_params, sample_dir, tmp_path):
+    """An activity export of its header only (a report filter that matched nothing), or whose every row was refused,
+    scored every lead as never engaged, saying nothing, where training warns of the same file."""
+
+    from serving.local_server import params_file
+
+    params = params_file(sample_params, tmp_path / "params.yaml")
+    leads = pd.read_csv(sample_dir / "leads.csv", dtype=str).head(40)
+    activities = pd.read_csv(sample_dir / "activities.csv", dtype=str)
+    activities = activities[activities["lead_id"].isin(leads["lead_id"])]
+    leads.to_csv(tmp_path / "leads.csv", index=False)
+    activities.head(0).to_csv(tmp_path / "header_only.csv", index=False)
+    activities.head(3).assign(occurred_at="yesterday").to_csv(tmp_path / "all_refused.csv", index=False)
+
+    def score(activity_file: str):
+        return run("score", "--params", str(params), "--input", str(tmp_path / "leads.csv"), "--output",
+                   str(tmp_path / "scores.csv"), "--activities", str(tmp_path / activity_file), "--as-of", "2026-01-01")
+
+    header_only, all_refused = score("header_only.csv"), score("all_refused.csv")
+    assert header_only.exit_code == all_refused.exit_code == 0
+    assert (f"{tmp_path / 'header_only.csv'} has no valid activity row (its header only): every lead was scored as having "
+            "no activity, though the model reads page_view") in header_only.output.replace("\n", "")
+    assert (f"{tmp_path / 'all_refused.csv'} has no valid activity row (each of its 3 rows failed validation: "
+            f"{tmp_path / 'scores.activity_rejects.csv'} says why): every lead was scored as having no activity") in \
+        all_refused.output.replace("\n", "")
+    activities.to_csv(tmp_path / "activities.csv", index=False)
+    assert "has no valid activity row" not in score("activities.csv").output.replace("\n", "")
+
+
 def test_score_refuses_numbers_and_no_date_sentinels_as_dates_by_row(trained, sample_params, sample_dir, tmp_path):
     """A CRM's 0001-01-01 / 9999-12-31 "no date" and epoch seconds go to the rejects files, not 1970 or a crash."""
 
