@@ -140,7 +140,7 @@ def setting_warnings(ts: TrainingSet, params: Params, judging: bool = False) -> 
         out.append(f"data.leads ({params.data.leads}) has no column {absent_columns_text(absent)}, "
                    f"which the features read: every lead {_as(judging)} not having it; check the export's columns or "
                    "data.mapping.leads")
-    out += personal_categories(params)
+    out += personal_categories(params) + outcomes_none(ts, params)
     unused = activities_unused(crm, params, judging)
     # The file's types are named there already: not again, type by type, as settings no row matches.
     return (out + decisions_undated(ts, params, judging)
@@ -216,6 +216,26 @@ def decisions_undated(ts: TrainingSet, params: Params, judging: bool = False) ->
 def _as(judging: bool) -> str:
     """How every lead meets a value the export lacks: in training, or in the scores a model is judged by."""
     return "is scored as" if judging else "trains as"
+
+
+def outcomes_none(ts: TrainingSet, params: Params) -> list[str]:
+    """A warning when a tables export gives no outcome: data.outcomes is unset, of its header only (a report filter
+    that matched nothing, as a leads file of its header only is refused for) or has every row refused. Every lead the
+    service's feedback store holds no decision for is then open, and counts as not converted once past
+    label.horizon_days: only the label counts' `negative:open_expired` would say so. A warning, not a refusal: the
+    store's decisions may be the labels a CRM gives."""
+    crm = ts.crm
+    own = crm.outcomes if crm.feedback is None else crm.feedback.export_outcomes  # the export's, without the store's
+    if params.data.format == "flat" or (own is not None and len(own)):  # a flat export's lead rows hold their outcome
+        return []
+    table = crm.report.tables.get("outcomes")
+    read = table.rows_read if table is not None else 0
+    kept = f"none of its {read:,} rows kept (the ingest report says why)" if read else "no row (its header only)"
+    found = "data.outcomes is not set" if own is None else f"data.outcomes ({params.data.outcomes}) has {kept}"
+    expired = ts.labels.counts.get("negative:open_expired", 0)
+    return [f"{found}: every lead without a decision in the service's feedback store is open, and counts as not "
+            f"converted past label.horizon_days ({expired:,} leads: negative:open_expired); export the outcomes "
+            "(status, reason, decided_at) with the leads"]
 
 
 def activities_unused(crm: CRMData, params: Params, judging: bool = False) -> list[str]:

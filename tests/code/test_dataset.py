@@ -119,6 +119,29 @@ def test_a_crm_column_whose_name_says_it_is_personal_listed_as_a_category_is_war
     assert dataset.personal_categories(load_params(PROJECT_ROOT / "params.x_education.yaml")) == []
 
 
+def test_an_export_without_outcomes_is_said_to_count_every_lead_past_its_horizon_as_not_converted(
+        sample_params, sample_dir, tmp_path):
+    """An outcomes report of its header only (a filter that matched nothing) beside the leads trained every lead past
+    its horizon as not converted, without a word: the label counts alone showed it, as negative:open_expired (a leads
+    file of its header only is refused). Unset, data.outcomes did the same. The export's own outcomes say nothing."""
+    pd.read_csv(sample_dir / "outcomes.csv", dtype=str).head(0).to_csv(header_only := tmp_path / "outcomes.csv",
+                                                                       index=False)
+
+    def warnings(outcomes: str | None) -> list[str]:
+        params = sample_params.model_copy(update={"data": sample_params.data.model_copy(update={"outcomes": outcomes})})
+        ts = assemble(params)
+        expired = ts.labels.counts["negative:open_expired"]
+        assert expired > len(ts.y) / 2  # what the export's missing outcomes do to the labels
+        return [w.replace(f"({expired:,} leads", "(N leads") for w in setting_warnings(ts, params)]
+
+    consequence = ("every lead without a decision in the service's feedback store is open, and counts as not converted "
+                   "past label.horizon_days (N leads: negative:open_expired); export the outcomes (status, reason, "
+                   "decided_at) with the leads")
+    assert warnings(str(header_only)) == [f"data.outcomes ({header_only}) has no row (its header only): {consequence}"]
+    assert warnings(None) == [f"data.outcomes is not set: {consequence}"]
+    assert setting_warnings(assemble(sample_params), sample_params) == []
+
+
 def test_decisions_without_a_date_are_said_to_be_seen_at_creation(sample_params):
     """A contacts export whose close date was left unmapped (or blank) trained each decided lead as seen at its
     creation and counted its conversion however late, with label counts looking as usual and no word said."""
