@@ -121,8 +121,9 @@ class Problem:
 @dataclass(frozen=True)
 class Audience:
     """Who reads the contract's problems, and so what their advice tells them to change: someone loading an
-    export or running a command changes the export, params and the command's flags; an API client only its
-    request (the served model's params were fixed when it was trained)."""
+    export or running a command changes the export, params and the command's flags; `leadscore score`'s user the
+    file, or the model by a retrain (it reads with the model's data settings); an API client only its request (the
+    served model's params were fixed when it was trained)."""
 
     scoring_time: str  # how to check the time rows are scored as of
     ambiguous_date: str  # what to do with a date that reads day first and month first
@@ -145,6 +146,19 @@ COMMAND_LINE = Audience(
                 "e.g. '11-50': '30'",
     amount_of_money='an amount of money: export it as a number, without its currency; with data.sql_url, select a '
                     'PostgreSQL money column as one, "{column}"::numeric AS "{column}"',
+)
+# `leadscore score` reads with the model's data settings, kept from its training so a file reads as training read it:
+# params.yaml does not change them, so its advice is to write the file as the model reads it, or to retrain.
+BATCH_SCORING = Audience(
+    scoring_time=COMMAND_LINE.scoring_time,
+    ambiguous_date="write dates year first, 2025-06-02, or retrain with data.day_first set (true: 06/02/2025 is 6 "
+                   "February; false: it is June 2): the model reads dates by the setting it was trained with, unset, "
+                   "whatever params.yaml says now",
+    day_month_order="the model was trained with data.day_first {day_first}, so {month} would be the month; write dates "
+                    "year first, 2025-06-02, or retrain with it set to {other} if the export writes the {first} first",
+    number_band="a band of numbers: write one number, or retrain with data.value_maps.{column} translating each "
+                "label to one, e.g. '11-50': '30' (the model reads with the value maps it was trained with)",
+    amount_of_money=COMMAND_LINE.amount_of_money,
 )
 API_CLIENT = Audience(
     scoring_time="check the request's as_of (default: now), or the date",

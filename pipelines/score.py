@@ -33,6 +33,7 @@ from models.gbm import predict_on_one_thread, usable_cores
 from models.scorer import OUTPUT_COLUMNS, LeadScorer
 from pipelines.config import DataParams
 from pipelines.ingest import (
+    BATCH_SCORING,
     ContractError,
     Problem,
     TableHeader,
@@ -510,7 +511,7 @@ def _score_chunks(scorer: LeadScorer, input_path: Path, output_path: Path, activ
                 chunk_acts = activities_of(as_plain_text(leads[lead_id_column]).str.strip())  # a Parquet bool too
                 activities_used += len(chunk_acts)
             built = scorer.build_leads(leads, as_of=as_of, source=str(input_path), checked_activities=chunk_acts,
-                                       decimal_mark=decimal_mark)
+                                       decimal_mark=decimal_mark, audience=BATCH_SCORING)
             features, problems, ages = built.features, built.problems, built.ages
             fatal = [p for p in problems if p.row is None]
             if fatal:  # e.g. a required column is missing: no row of the file can be scored
@@ -594,7 +595,7 @@ def _valid_activities(scorer: LeadScorer, activities: pd.DataFrame, path: Path, 
     Checked once for the whole file, so a problem names the activity file's own row (not a lead row
     of a chunk), and a lead is still scored from its valid activities.
     """
-    checked, problems = prepare_table(activities, "activities", scorer.data, str(path))
+    checked, problems = prepare_table(activities, "activities", scorer.data, str(path), audience=BATCH_SCORING)
     fatal = [p for p in problems if p.row is None]
     if fatal:
         raise ContractError(fatal)

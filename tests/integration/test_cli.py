@@ -308,6 +308,34 @@ def test_score_warns_when_the_activity_file_holds_no_activity_row(trained, sampl
     assert "has no valid activity row" not in score("activities.csv").output.replace("\n", "")
 
 
+def test_score_advises_what_changes_how_the_model_reads_a_file_not_a_setting_it_ignores(
+        trained, sample_params, sample_dir, tmp_path):
+    """A lead file writing dates day first (06/02/2025), or employees as a band, was refused row by row saying "set
+    data.day_first": set in params.yaml, it changed nothing, as score reads with the model's settings from training.
+    The advice is what does: dates written year first, or a retrain with the setting."""
+    from serving.local_server import params_file
+
+    assert sample_params.data.day_first is None  # the model was trained with it unset
+    params = params_file(sample_params, tmp_path / "params.yaml", {"data.day_first": True})  # the user's fix
+    leads = pd.read_csv(sample_dir / "leads.csv", dtype=str).head(3)
+    leads.loc[0, "created_at"] = "06/02/2025"
+    leads.loc[1, "employees"] = "11-50"
+    leads.to_csv(tmp_path / "leads.csv", index=False)
+
+    result = run("score", "--params", str(params), "--input", str(tmp_path / "leads.csv"), "--output",
+                 str(tmp_path / "scores.csv"), "--as-of", "2026-01-01")
+
+    assert result.exit_code == 0 and "scored 1 of 3 rows" in result.output
+    problems = pd.read_csv(tmp_path / "scores.rejects.csv").set_index("row")["problems"]
+    assert problems[1].endswith("date '06/02/2025' reads day first or month first: write dates year first, 2025-06-02, "
+                                "or retrain with data.day_first set (true: 06/02/2025 is 6 February; false: it is June "
+                                "2): the model reads dates by the setting it was trained with, unset, whatever "
+                                "params.yaml says now")
+    assert problems[2].endswith("not a number: '11-50' (a band of numbers: write one number, or retrain with "
+                                "data.value_maps.employees translating each label to one, e.g. '11-50': '30' (the "
+                                "model reads with the value maps it was trained with))")
+
+
 def test_score_refuses_numbers_and_no_date_sentinels_as_dates_by_row(trained, sample_params, sample_dir, tmp_path):
     """A CRM's 0001-01-01 / 9999-12-31 "no date" and epoch seconds go to the rejects files, not 1970 or a crash."""
 
