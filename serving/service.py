@@ -66,6 +66,7 @@ from serving.scoring import (  # noqa: E402
 from serving.security import (  # noqa: E402
     CARD_ID_FIELD,
     BearerAuth,
+    DOCS_ASSETS,
     BodyLimit,
     JsonOnly,
     OneErrorShape,
@@ -398,7 +399,9 @@ def _leads_named(route: str, detail: list[dict], body: bytes) -> list[dict]:
     return with_lead_ids(detail, leads, bentoml.get_current_service().served.scorer.data)
 
 
-metrics.label_requests_by_route(lambda: LeadScoreService.openapi_spec.asdict()["paths"])
+# The API's routes, and the documentation's, which /docs.json does not list: the Swagger UI page and its files.
+metrics.label_requests_by_route(lambda: [*LeadScoreService.openapi_spec.asdict()["paths"], "/", "/docs.json",
+                                         DOCS_ASSETS + "{file}"])
 # The first added is outermost: the key is checked before any body is read.
 LeadScoreService.add_asgi_middleware(BearerAuth, key=api_key)
 LeadScoreService.add_asgi_middleware(JsonOnly, paths=lambda: [api.route for api in LeadScoreService.apis.values()])

@@ -153,6 +153,16 @@ def test_metrics_count_requests_per_route_whatever_paths_clients_send(server):
     assert 'endpoint="/leads/{lead_id}"' in after and 'endpoint="/score"' in after
 
 
+def test_metrics_count_the_api_documentation_under_its_own_routes_not_as_other(server):
+    """/metrics' `other` is for paths no route serves: the Swagger UI page, /docs.json and the UI's files are served."""
+    anonymous = Client(server.url)
+    for path in ("/", "/docs.json", "/static_content/swagger-ui.css"):
+        assert anonymous.get(path).status == 200, path
+    counted = anonymous.get("/metrics").body.decode()
+    for route in ("/", "/docs.json", "/static_content/{file}"):
+        assert f'endpoint="{route}"' in counted, route
+
+
 def test_the_access_log_names_a_score_cards_route_never_the_lead_id_in_its_path(client, server, leads):
     """BentoML's access log wrote each request's path, and a score card's is /leads/<lead id>: every lead id whose card
     was opened ended up in log files `leadscore forget` cannot erase. It names the route, as /metrics counts it."""
