@@ -278,7 +278,7 @@ def build_features_placing(leads: pd.DataFrame, activities: pd.DataFrame | None,
                            decimal_mark: DecimalMark = "point") -> tuple[pd.DataFrame, PlacedActivities | None]:
     """``build_features`` (the same arguments), and where it placed the leads' activities (None: no activity table,
     undated, or no activity type read), for what a caller tells about them without placing them again: the service
-    warns of activities dated apart (``activities_dated_apart``)."""
+    and batch scoring warn of activities dated apart (``activities_dated_apart``)."""
     catalog = feature_catalog(spec)
     ids = checked_lead_ids(leads)
     index = pd.Index(ids, name="lead_id")
@@ -917,7 +917,7 @@ def activities_dated_apart(leads: pd.DataFrame, placed: PlacedActivities | None)
     created_at, which count, as in training (web visits a CRM ties to a lead once a form names it), though a date
     that early may be wrong (a decision that early is refused: ``ingest.decided_before_created``). ``leads`` as
     ``build_features_placing`` took them and ``placed`` as it returned; zeros where it placed none.
-    The service's /score and /explain warn of both."""
+    The service's /score and /explain warn of both per lead; batch scoring counts them per file (pipelines.score)."""
     none = np.zeros(len(leads), dtype=np.int64)
     if placed is None:
         return none, none

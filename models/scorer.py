@@ -50,7 +50,7 @@ class BuiltLeads:
     """``LeadScorer.build_leads``: the features, problems and ages ``build`` returns, with the raw and contract rows
     the features were built from, where their activities were placed and the time they were built as of, for what a
     caller tells about them (``never_seen_as_sent``; ``features.build.activities_dated_apart``, which the service
-    warns of)."""
+    and batch scoring warn of)."""
 
     features: pd.DataFrame
     problems: list[Problem]

@@ -282,7 +282,8 @@ def score(
     explain: Annotated[bool, typer.Option("--explain", help="Add each lead's top positive and negative factors (serving.top_factors per side).")] = False,
 ) -> None:
     """Batch-score a lead table with the registered model; invalid rows go to a rejects file."""
-    from pipelines.ingest import absent_columns_text
+    from pipelines.contract import UTC_TIME
+    from pipelines.ingest import absent_columns_text, crm_column
     from pipelines.score import score_file
     from pipelines.tracking import load_scorer
 
@@ -293,7 +294,8 @@ def score(
             typer.secho(f"no --activities file: every lead is scored as having no activity, though the model reads "
                         f"{', '.join(scorer.features.activity_types)}; pass the activity export to score engagement",
                         fg="yellow", err=True)
-        summary = score_file(scorer, input, output, activities_path=activities, as_of=_as_of(as_of), chunk_size=chunk_size,
+        when = _as_of(as_of)
+        summary = score_file(scorer, input, output, activities_path=activities, as_of=when, chunk_size=chunk_size,
                              top_factors=p.serving.top_factors if explain else 0, protected=_crm_export(p))
     except _input_errors() as err:
         _fail(err)
@@ -330,10 +332,28 @@ def score(
                     f"({', '.join(scorer.features.activity_types)}): every lead was scored as having no activity; the "
                     f"file's types: {most_frequent(summary.unread_activity_types)} (write them as the training export "
                     "did, or as data.value_maps.activity translates them)", fg="yellow", err=True)
+    after, early = summary.activities_after_scoring_time, summary.activities_before_created
+    if after.activities:  # what /score warns of per lead (serving.scoring.activity_date_warnings), for the file
+        scored_as_of, check = (("now", "the activity dates or their time zone") if when is None
+                               else (f"--as-of ({when:{UTC_TIME}})", "--as-of or the activity dates"))
+        typer.secho(f"{_activities_of_leads(after)} dated after {scored_as_of}, the time the leads were scored as of: "
+                    f"left out, as a score counts only what happened by then; if they happened by then, check {check}",
+                    fg="yellow", err=True)
+    if early.activities:
+        created = crm_column(scorer.data, "leads", "created_at")
+        typer.secho(f"{_activities_of_leads(early)} dated more than a day before their lead was created: counted, as "
+                    "training counts such activities (web visits a CRM ties to a lead once a form names it); if that "
+                    f"is not what they are, check the activity dates or the leads' {created!r}", fg="yellow", err=True)
     if summary.activity_rejects:
         typer.secho(f"{summary.activities_rejected:,} activity {'row' if summary.activities_rejected == 1 else 'rows'} "
                     "failed validation (not counted) -> "
                     f"{summary.activity_rejects}", fg="yellow")
+
+
+def _activities_of_leads(counted) -> str:
+    """'1,204 activities of 310 leads are' (`pipelines.score.DatedApart`)."""
+    return (f"{counted.activities:,} {'activity' if counted.activities == 1 else 'activities'} of {counted.leads:,} "
+            f"{'lead' if counted.leads == 1 else 'leads'} {'is' if counted.activities == 1 else 'are'}")
 
 
 def _unseen_line(column: str, values: dict[str, int], scored: int) -> str:

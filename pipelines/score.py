@@ -28,7 +28,8 @@ import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
 from tqdm import tqdm
 
-from features.build import ACTIVITY_COLUMNS, crm_spellings, lead_columns_read, unread_activity_types
+from features.build import (ACTIVITY_COLUMNS, activities_dated_apart, crm_spellings, lead_columns_read,
+                            unread_activity_types)
 from models.gbm import predict_on_one_thread, usable_cores
 from models.scorer import OUTPUT_COLUMNS, LeadScorer
 from pipelines.config import DataParams
@@ -58,6 +59,19 @@ from pipelines.ingest import (
 from pipelines.numbers import infinite_numbers
 
 
+@dataclass(frozen=True)
+class DatedApart:
+    """How many activities of a type the model reads, of how many scored leads, are dated one way apart from their
+    lead (``features.build.activities_dated_apart``, which the service warns of per lead)."""
+
+    activities: int = 0
+    leads: int = 0
+
+    def plus(self, per_lead: np.ndarray) -> DatedApart:
+        """These counts and a chunk's (`per_lead`: each lead's activities so dated)."""
+        return DatedApart(self.activities + int(per_lead.sum()), self.leads + int(np.count_nonzero(per_lead)))
+
+
 @dataclass
 class BatchSummary:
     rows_read: int
@@ -80,6 +94,11 @@ class BatchSummary:
     # ("TikTok"), -> scored leads that have them, most first (LeadScorer.unseen_values); only columns with some.
     # None: nothing can be told (a model pickled before it remembered its training values, or no lead was read).
     unseen_values: dict[str, dict[str, int]] | None = None
+    # Of the activities the scores counted from: those dated after the time the leads were scored as of (as_of, else
+    # now), left out as the service's type activity_after_scoring_time, and those dated more than a day (CLOCK_SLACK)
+    # before their lead's created_at, counted, as its activity_before_created.
+    activities_after_scoring_time: DatedApart = DatedApart()
+    activities_before_created: DatedApart = DatedApart()
 
 
 def _lead_chunks(path: Path, header: TableHeader, chunk_size: int, id_column: str,
@@ -473,6 +492,7 @@ def _score_chunks(scorer: LeadScorer, input_path: Path, output_path: Path, activ
     decimal_mark = decimal_mark_of(headers["leads"], scorer.data)
 
     read = scored = rejected = past_horizon = 0
+    after_scoring_time = before_created = DatedApart()
     absent: dict[str, str | None] = {}
     unseen: dict[str, Counter] | None = None
     spelled: dict[str, dict[str, str]] = {}  # per column, an unseen value's spelling in the first chunk holding it
@@ -516,6 +536,8 @@ def _score_chunks(scorer: LeadScorer, input_path: Path, output_path: Path, activ
             fatal = [p for p in problems if p.row is None]
             if fatal:  # e.g. a required column is missing: no row of the file can be scored
                 raise ContractError(fatal)
+            after, early = activities_dated_apart(built.leads, built.placed)  # as the features placed them
+            after_scoring_time, before_created = after_scoring_time.plus(after), before_created.plus(early)
             found_new = scorer.never_seen_as_sent(features, built.rows)  # the factors name these as sent too
             never_seen = _never_seen_text(found_new, len(features))
             found = scorer.unseen_values(features)
@@ -547,7 +569,8 @@ def _score_chunks(scorer: LeadScorer, input_path: Path, output_path: Path, activ
                         activities_valid, activities_used, unread_types, past_horizon, absent,
                         None if unseen is None else {column: {spelled[column][value]: int(rows)
                                                               for value, rows in counts.most_common()}
-                                                     for column, counts in unseen.items()})
+                                                     for column, counts in unseen.items()},
+                        after_scoring_time, before_created)
 
 
 def _never_seen_text(found: dict[int, dict[str, str]] | None, leads: int) -> np.ndarray:

@@ -417,6 +417,47 @@ def test_a_repeated_lead_id_is_refused_naming_its_first_row_however_the_file_is_
     assert rejects["industry"].tolist()[2] == "other"  # the refused copy as it was read
 
 
+def test_batch_scoring_counts_the_activities_the_service_warns_of_by_their_dates_over_every_chunk(
+        trained, sample_dir, tmp_path):
+    """A walk-through found a 2019 demo request moving a 2024 lead's score, and activities after --as-of left out,
+    without a word from batch scoring, where /score warns of both per lead. The summary counts both over the file:
+    activities of a type the model reads dated after the time the leads are scored as of (left out), and those dated
+    more than a day before their lead was created (counted), with their leads; a lead's in any chunk."""
+    from pipelines.score import DatedApart
+
+    leads = pd.read_csv(sample_dir / "leads.csv", dtype=str).head(30)
+    activities = pd.read_csv(sample_dir / "activities.csv", dtype=str)
+    activities = activities[activities["lead_id"].isin(leads["lead_id"])].reset_index(drop=True)
+    activities.to_csv(tmp_path / "as_exported.csv", index=False)
+
+    def activity_of(lead: int, nth: int = 0) -> int:
+        return activities.index[activities["lead_id"] == leads["lead_id"][lead]][nth]
+
+    # Leads of the 1st chunk (two of one lead's) and of the 4th
+    for row in (activity_of(0), activity_of(2), activity_of(2, 1), activity_of(25)):
+        activities.loc[row, "occurred_at"] = "2019-05-02 10:00:00"
+    activities.loc[activity_of(4), ["occurred_at", "activity"]] = ["2019-05-02 10:00:00", "sales_call"]  # not read
+    leads.to_csv(tmp_path / "leads.csv", index=False)
+    activities.to_csv(tmp_path / "activities.csv", index=False)
+    as_of = pd.Timestamp("2024-02-01")
+
+    summary = score_file(trained.scorer, tmp_path / "leads.csv", tmp_path / "scores.csv", chunk_size=7, as_of=as_of,
+                         activities_path=tmp_path / "activities.csv", progress=False)
+
+    dated = activities.merge(leads[["lead_id", "created_at"]], on="lead_id")
+    occurred, created = pd.to_datetime(dated["occurred_at"]), pd.to_datetime(dated["created_at"])
+    read = dated["activity"].isin(trained.scorer.features.activity_types)
+    after, early = read & (occurred > as_of), read & (occurred <= as_of) & (occurred < created - pd.Timedelta(days=1))
+    assert summary.rows_scored == 30 and (early.sum(), dated["lead_id"][early].nunique()) == (4, 3)
+    assert 0 < after.sum() < read.sum()
+    assert summary.activities_after_scoring_time == DatedApart(int(after.sum()), dated["lead_id"][after].nunique())
+    assert summary.activities_before_created == DatedApart(4, 3)
+
+    later = score_file(trained.scorer, tmp_path / "leads.csv", tmp_path / "scores.csv", chunk_size=7,
+                       as_of=pd.Timestamp("2026-01-01"), activities_path=tmp_path / "as_exported.csv", progress=False)
+    assert later.activities_after_scoring_time == later.activities_before_created == DatedApart()
+
+
 def test_scores_name_the_id_as_the_file_does_where_the_mapping_gives_it_two_names(trained, sample_dir, tmp_path):
     """HubSpot's API names the id `hs_object_id`, its export `Record ID`, both mapped to lead_id: with the API's name
     first, the export's scores came back under `lead_id`, which the CRM's import does not match its records on, and a

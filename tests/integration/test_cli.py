@@ -308,6 +308,50 @@ def test_score_warns_when_the_activity_file_holds_no_activity_row(trained, sampl
     assert "has no valid activity row" not in score("activities.csv").output.replace("\n", "")
 
 
+def test_score_says_how_many_activities_are_dated_after_the_scoring_time_or_long_before_their_lead(
+        trained, sample_params, sample_dir, tmp_path):
+    """A walk-through found a 2019 demo request moving a 2024 lead's score, and activities after --as-of left out,
+    without a word, where /score warns of both per lead: score now says how many of how many leads, what was done,
+    and what to check, as of --as-of or of now."""
+    from serving.local_server import params_file
+
+    params = params_file(sample_params, tmp_path / "params.yaml")
+    leads = pd.read_csv(sample_dir / "leads.csv", dtype=str).head(40)
+    activities = pd.read_csv(sample_dir / "activities.csv", dtype=str)
+    activities = activities[activities["lead_id"].isin(leads["lead_id"])].reset_index(drop=True)
+    leads.to_csv(tmp_path / "leads.csv", index=False)
+    activities.to_csv(tmp_path / "activities.csv", index=False)
+    first_of = activities.drop_duplicates("lead_id").index
+    activities.loc[first_of[:2], ["occurred_at", "activity"]] = ["2019-05-02 10:00:00", "demo_request"]
+    activities.to_csv(tmp_path / "early.csv", index=False)
+    after = pd.to_datetime(activities["occurred_at"]) > pd.Timestamp("2024-03-01")
+    soon = pd.Timestamp.now(tz="UTC").tz_localize(None) + pd.Timedelta(hours=3)  # a CRM's local time, as UTC
+    activities.loc[first_of[5], "occurred_at"] = f"{soon:%Y-%m-%d %H:%M:%S}"
+    activities.to_csv(tmp_path / "ahead.csv", index=False)
+
+    def score(activity_file: str, *as_of: str) -> str:
+        result = run("score", "--params", str(params), "--input", str(tmp_path / "leads.csv"), "--output",
+                     str(tmp_path / "scores.csv"), "--activities", str(tmp_path / activity_file), *as_of)
+        assert result.exit_code == 0, result.output
+        return result.output.replace("\n", "")
+
+    in_march, in_2026 = score("early.csv", "--as-of", "2024-03-01"), score("early.csv", "--as-of", "2026-01-01")
+    assert (f"{after.sum():,} activities of {activities['lead_id'][after].nunique()} leads are dated after --as-of "
+            "(2024-03-01 00:00:00 UTC), the time the leads were scored as of: left out, as a score counts only what "
+            "happened by then; if they happened by then, check --as-of or the activity dates") in in_march
+    expected = ("2 activities of 2 leads are dated more than a day before their lead was created: counted, as training "
+                "counts such activities (web visits a CRM ties to a lead once a form names it); if that is not what "
+                "they are, check the activity dates or the leads' 'created_at'")
+    assert expected in in_march and expected in in_2026
+    assert "dated after" not in in_2026
+
+    ahead = score("ahead.csv")
+    assert ("1 activity of 1 lead is dated after now, the time the leads were scored as of: left out, as a score "
+            "counts only what happened by then; if they happened by then, check the activity dates or their time "
+            "zone") in ahead
+    assert "dated" not in score("activities.csv", "--as-of", "2026-01-01")
+
+
 def test_score_advises_what_changes_how_the_model_reads_a_file_not_a_setting_it_ignores(
         trained, sample_params, sample_dir, tmp_path):
     """A lead file writing dates day first (06/02/2025), or employees as a band, was refused row by row saying "set
