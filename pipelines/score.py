@@ -451,6 +451,8 @@ def score_file(
             headers[kind] = _readable(path, lambda: read_header(path))
             refuse_repeated_columns(path, headers[kind], set(scorer.data.drop_columns))
             refuse_nested_columns(path, headers[kind].nested, set(scorer.data.drop_columns))
+    if as_of is None:  # one "now" for the run: each chunk read the clock itself, a long run's chunks a little apart
+        as_of = pd.Timestamp.now(tz="UTC").tz_localize(None)
     with _Staged([output_path, rejects_path, activity_rejects]) as staged:
         summary = _score_chunks(scorer, input_path, staged.temp[output_path], activities_path, as_of, chunk_size,
                                 staged.temp[rejects_path], staged.temp[activity_rejects], progress, top_factors,
