@@ -8,7 +8,8 @@ Three questions, thresholds in params.monitor:
   score falls in the window; each one's features rebuilt as the model saw them: as of the request's as_of, else
   of the moment it was scored).
 * Calibration: the probability each lead was shown against the outcome that has since arrived
-  (export + feedback under the label policy), overall, for the latest matured cohort on its own (a recent
+  (export + feedback under the label policy), naming the model versions that showed them (the champion monitored
+  may have scored none of them yet: promoted since), overall, for the latest matured cohort on its own (a recent
   drop the whole window would dilute) and per segment (feature value) in both — a source whose quality dropped
   shows up here before any covariate moves.
 * Hand-off: time from scoring to the first sales disposition against the SLA, share of top-tier leads
@@ -182,11 +183,23 @@ def _calibration_off(gap, z, mp: MonitorParams):
     return (np.abs(gap) > mp.calibration_tolerance) & (np.abs(z) >= CALIBRATION_Z)
 
 
+def scored_by(versions) -> str:
+    """The model versions that made these scores: "v1", or each with its scores when several, most first: "v1 (1,150)
+    and v2 (52)". Calibration judges logged scores, which the champion monitored may not have made ("" for none)."""
+    counts = pd.Series(versions, dtype="object").astype(str).value_counts()
+    counts = sorted(counts.items(), key=lambda version_n: (-version_n[1], version_n[0]))
+    if len(counts) < 2:
+        return "".join(f"v{version}" for version, _ in counts)
+    named = [f"v{version} ({n:,})" for version, n in counts]
+    return ", ".join(named[:-1]) + " and " + named[-1]
+
+
 def calibration_summary(probability: np.ndarray, y: np.ndarray, mp: MonitorParams, ece_bins: int = 10,
-                        cohort: str = "all") -> pd.DataFrame:
+                        cohort: str = "all", versions=None) -> pd.DataFrame:
     """One row for the `cohort` (a label naming its leads): leads with a matured outcome, predicted vs
     observed conversion, gap, z (`_gap_z`), ECE, status (alert: `_calibration_off`; n/a below
-    monitor.min_calibration_rows)."""
+    monitor.min_calibration_rows); with `versions` (the model version that made each probability), scored_by
+    (`scored_by`) after leads."""
     p, y = np.asarray(probability, dtype="float64"), np.asarray(y, dtype="float64")
     n = len(p)
     predicted = float(p.mean()) if n else float("nan")
@@ -194,13 +207,17 @@ def calibration_summary(probability: np.ndarray, y: np.ndarray, mp: MonitorParam
     gap = observed - predicted
     z = float(_gap_z(gap, predicted, n))
     status = "n/a" if n < mp.min_calibration_rows else "alert" if _calibration_off(gap, z, mp) else "ok"
-    return pd.DataFrame([{
+    row = pd.DataFrame([{
         "cohort": cohort, "leads": n, "conversions": int(y.sum()), "predicted": predicted, "observed": observed,
         "gap": gap, "z": z, "ece": expected_calibration_error(y, p, bins=ece_bins) if n else float("nan"), "status": status,
     }])
+    if versions is not None:
+        row.insert(2, "scored_by", scored_by(versions))
+    return row
 
 
-def segment_calibration(segments: pd.DataFrame, probability: np.ndarray, y: np.ndarray, mp: MonitorParams) -> pd.DataFrame:
+def segment_calibration(segments: pd.DataFrame, probability: np.ndarray, y: np.ndarray, mp: MonitorParams,
+                        versions=None) -> pd.DataFrame:
     """Predicted vs observed conversion per value of each segment column (e.g. lead_source=webinar).
 
     A segment is judged when it holds monitor.min_segment_rows leads, and flagged (alert) as the
@@ -208,17 +225,23 @@ def segment_calibration(segments: pd.DataFrame, probability: np.ndarray, y: np.n
     sales sees.
 
     Returns:
-        Columns feature, value, leads, conversions, predicted, observed, gap, z, status; worst first.
+        Columns feature, value, leads, conversions, predicted, observed, gap, z, status; worst first. With `versions`
+        (the model version that made each probability), scored_by (`scored_by`) after leads.
     """
-    columns = ["feature", "value", "leads", "conversions", "predicted", "observed", "gap", "z", "status"]
+    columns = ["feature", "value", "leads", *(["scored_by"] if versions is not None else []),
+               "conversions", "predicted", "observed", "gap", "z", "status"]
     if segments.empty or not len(segments.columns):
         return pd.DataFrame(columns=columns)
     values = segments.astype("str").where(segments.notna(), MISSING_BIN).reset_index(drop=True)
     long = values.melt(var_name="feature", value_name="value")
     long["p"] = np.tile(np.asarray(probability, dtype="float64"), len(segments.columns))
     long["y"] = np.tile(np.asarray(y, dtype="float64"), len(segments.columns))
+    by_version = {}
+    if versions is not None:
+        long["version"] = np.tile(np.asarray(versions, dtype="object"), len(segments.columns))
+        by_version = {"scored_by": ("version", scored_by)}
     table = long.groupby(["feature", "value"], sort=False).agg(
-        leads=("y", "size"), conversions=("y", "sum"), predicted=("p", "mean"), observed=("y", "mean")
+        leads=("y", "size"), conversions=("y", "sum"), predicted=("p", "mean"), observed=("y", "mean"), **by_version
     ).reset_index()
     table["gap"] = table["observed"] - table["predicted"]
     table["z"] = _gap_z(table["gap"], table["predicted"], table["leads"])
@@ -324,7 +347,7 @@ class MonitorReport:
     as_of: pd.Timestamp
     model: str
     drift: pd.DataFrame
-    calibration: pd.DataFrame  # row 0: the whole calibration window; row 1: its latest matured cohort
+    calibration: pd.DataFrame  # row 0: the whole calibration window; row 1: its latest matured cohort (both scored_by)
     segments: pd.DataFrame  # `segment_calibration` per cohort of `calibration` (column cohort), worst first
     handoff: pd.DataFrame
     reasons_by_tier: pd.DataFrame
@@ -352,14 +375,15 @@ class MonitorReport:
                 promise = "over-promise" if r.gap < 0 else "under-promise"
                 to_do = TO_DO["calibration"] if i == 0 else TO_DO["latest cohort"]  # the whole window, then the latest
                 out.append(("alert", f"calibration ({r.cohort}): scores {promise}: predicted {r.predicted:.1%}, observed "
-                                     f"{r.observed:.1%} over {r.leads:,} matured leads (z {r.z:+.1f}). To do: {to_do}"))
+                                     f"{r.observed:.1%} over {r.leads:,} matured leads scored by {r.scored_by} "
+                                     f"(z {r.z:+.1f}). To do: {to_do}"))
         # A segment both cohorts flag the same way is one finding naming both; opposite ways, one per cohort.
         alerts = self.segments[self.segments["status"] == "alert"]
         cohort_order = {cohort: i for i, cohort in enumerate(self.calibration["cohort"])}
         for _, rows in alerts.groupby(["feature", "value", np.sign(alerts["gap"])], sort=False):  # worst first
             rows = rows.sort_values("cohort", key=lambda c: c.map(cohort_order), kind="stable").to_dict("records")
             figures = [f"predicted {r['predicted']:.1%}, observed {r['observed']:.1%} over {r['leads']:,} leads "
-                       f"(z {r['z']:+.1f})" for r in rows]
+                       f"scored by {r['scored_by']} (z {r['z']:+.1f})" for r in rows]
             said = figures[0] if len(rows) == 1 else "; ".join(f"{r['cohort']} {f}" for r, f in zip(rows, figures))
             r = rows[0]
             out.append(("alert", f"calibration drift ({' and '.join(r['cohort'] for r in rows)}): {r['feature']}={r['value']} "
@@ -400,6 +424,9 @@ class MonitorReport:
     def lines(self) -> list[str]:
         out = [f"monitor as of {self.as_of:%Y-%m-%d %H:%M}: {self.model}: status {self.verdict}"]
         out += [f"  {self.feedback}"] if self.feedback else []
+        whole = self.calibration.iloc[0]  # whose scores calibration judges: the champion monitored may have made none
+        out += [f"  calibration ({whole['cohort']}): {whole['leads']:,} matured leads scored by {whole['scored_by']}"
+                ] if whole["leads"] else []
         out += [f"  {status.upper():5} {sentence}" for status, sentence in self.findings]
         if self.judged and not self.findings:
             out.append("  nothing above the thresholds")
@@ -419,15 +446,17 @@ class MonitorReport:
         items += "".join(f"<li>not judged: {html.escape(section)}</li>" for section in self.unjudged)
         notes = "".join(f"<li>{html.escape(n)}</li>" for n in self.notes)
         caption = {k: f"<p>{html.escape(v)}</p>" for k, v in self.captions.items()}
+        scorers = html.escape(self.calibration.loc[0, "scored_by"])  # "" when no lead's outcome is known yet
+        scorers = f" of the scores logged by {scorers}" if scorers else ""
         return f"""<!doctype html><html><head><meta charset="utf-8"><title>leadscore monitor</title>
 <style>body{{font-family:system-ui,sans-serif;margin:2em;max-width:70em}} .t{{border-collapse:collapse;font-size:90%}}
 .t td,.t th{{padding:2px 8px;border-bottom:1px solid #ddd;text-align:right}} .alert{{color:#b00}} .warn{{color:#a60}}</style>
 </head><body><h1>leadscore monitor — {html.escape(self.model)}</h1>
 <p>As of {self.as_of:%Y-%m-%d %H:%M}; overall status <b class="{self.status}">{html.escape(self.verdict)}</b></p>{f"<p>{html.escape(self.feedback)}</p>" if self.feedback else ""}
 <h2>Findings</h2><ul>{items}</ul>{f'<h2>Notes</h2><ul>{notes}</ul>' if notes else ''}
-<h2>Drift (PSI, training window vs recent scored leads)</h2>{caption.get("drift", "")}
+<h2>Drift (PSI, {html.escape(self.model)}'s training window vs recent scored leads)</h2>{caption.get("drift", "")}
 <img alt="PSI per feature" src="data:image/png;base64,{_png(psi_figure(self.drift))}">{table(self.drift)}
-<h2>Calibration against matured outcomes</h2>{caption.get("calibration", "")}{table(self.calibration)}
+<h2>Calibration{scorers} against matured outcomes</h2>{caption.get("calibration", "")}{table(self.calibration)}
 <h3>By segment (worst first)</h3>{caption.get("segments", "")}{table(self.segments.head(40))}
 <h2>Hand-off</h2>{caption.get("handoff", "")}{table(self.handoff)}<h3>Rejection reasons by tier</h3>{table(self.reasons_by_tier, index=True)}
 </body></html>"""
@@ -492,8 +521,8 @@ def assess(
     Args:
         reference: training-window feature frame; reference_scores its probabilities by the champion.
         recent: feature frame of recently scored leads; recent_scores their logged probabilities.
-        calibration_frame: matured scored leads: their categorical features and columns `probability` and
-            `scored_at` (their first score's); calibration_y their labels.
+        calibration_frame: matured scored leads: their categorical features and columns `probability`,
+            `scored_at` and `model_version` (their first score's); calibration_y their labels.
         scored: first score per recently scored lead (index lead_id; tier, scored_at), leads the export
             merged by e-mail left out.
         feedback: feedback store events, as the store held them at as_of (`history.received_by`).
@@ -502,6 +531,7 @@ def assess(
     mp = params.monitor
     categorical = [d.name for d in catalog if d.kind == "categorical"]
     probability = calibration_frame["probability"].to_numpy(dtype="float64")
+    versions = calibration_frame["model_version"].to_numpy(dtype="object")
     received = bool((feedback["decided_at"] <= as_of).any())
     handoff, mix = handoff_health(scored, feedback, params.label, mp, top_tier, as_of, received)
     window = f"first scored in the {mp.window_days} days to {as_of:%Y-%m-%d %H:%M}"
@@ -524,7 +554,8 @@ def assess(
         "calibration": f"The {len(probability):,} leads first scored in the {mp.calibration_days} days to "
                        f"{as_of:%Y-%m-%d %H:%M} whose outcome is known by then under the label policy"
                        + (f" (converted within {horizon} days of creation counts as converted)" if horizon else "")
-                       + ": the probability each was shown against what became of it. More recent leads still wait for theirs. "
+                       + ": the probability each was shown, by the model version that scored it (scored_by), against "
+                       "what became of it. More recent leads still wait for theirs. "
                        f"Latest matured {mp.recent_calibration_days} days: the {int(latest.sum()):,} of them first scored in the "
                        f"{mp.recent_calibration_days} days to {matured_by:%Y-%m-%d %H:%M}"
                        + (f" (all {horizon} days old by then)" if matured_by < as_of else "")
@@ -540,10 +571,12 @@ def assess(
     drift = drift_table(reference, recent, catalog, mp, reference_scores, recent_scores, unseen)
     cohorts = {whole: np.ones(len(probability), dtype=bool), latest_cohort: latest}
     calibration = pd.concat([calibration_summary(probability[leads], calibration_y[leads], mp, params.evaluate.ece_bins,
-                                                 cohort) for cohort, leads in cohorts.items()], ignore_index=True)
+                                                 cohort, versions[leads]) for cohort, leads in cohorts.items()],
+                            ignore_index=True)
     segments = worst_segments_first(pd.concat([
-        segment_calibration(calibration_frame.loc[leads, categorical], probability[leads], calibration_y[leads], mp)
-        .assign(cohort=cohort) for cohort, leads in cohorts.items()], ignore_index=True))
+        segment_calibration(calibration_frame.loc[leads, categorical], probability[leads], calibration_y[leads], mp,
+                            versions[leads]).assign(cohort=cohort)
+        for cohort, leads in cohorts.items()], ignore_index=True))
     segments.insert(0, "cohort", segments.pop("cohort"))
     return MonitorReport(
         as_of=as_of,
@@ -765,6 +798,7 @@ def monitor(
     calibration_frame = _features_as_scored(crm, calibration_log.loc[matured], champion, dated)
     calibration_frame["probability"] = calibration_log["probability"].reindex(calibration_frame.index).to_numpy()
     calibration_frame["scored_at"] = calibration_log["scored_at"].reindex(calibration_frame.index).to_numpy()
+    calibration_frame["model_version"] = calibration_log["model_version"].reindex(calibration_frame.index).to_numpy()
 
     report = assess(
         reference, reference_scores, recent, recent_scores,
@@ -782,6 +816,7 @@ def monitor(
         for prefix, cal in zip(("", "latest_matured."), report.calibration.to_dict("records")):  # whole window, latest cohort
             mlflow.log_metrics({prefix + k: float(cal[k]) for k in ("leads", "predicted", "observed", "gap", "ece")
                                 if pd.notna(cal[k])})
+            mlflow.set_tag(prefix + "scored_by", cal["scored_by"])  # not the champion's if it was promoted since
         mlflow.log_metrics(tracking.mlflow_keys({f"handoff.{r.check}": r.value for r in report.handoff.itertuples() if pd.notna(r.value)}))
         mlflow.log_text(report.html(), "monitor/monitor.html")
         for name, frame in {"drift": report.drift, "segments": report.segments, "handoff": report.handoff}.items():

@@ -190,11 +190,13 @@ def test_every_finding_says_what_to_do_about_it():
     drift = pd.DataFrame({"feature": ["lead_source", "campaign", "employees"], "kind": ["categorical"] * 2 + ["numeric"],
                           "psi": [0.73, 0.31, 0.12], "reference_rows": 2_000, "recent_rows": 300,
                           "status": ["alert", "alert", "warn"]})
-    p = np.full(1_000, 0.3)
-    calibration = pd.concat([calibration_summary(p, np.r_[np.ones(280), np.zeros(720)], MP, cohort="365 days"),
-                             calibration_summary(p[:400], np.r_[np.ones(60), np.zeros(340)], MP, cohort="latest")])
-    segments = segment_calibration(pd.DataFrame({"lead_source": ["web"] * 400}), p[:400], np.r_[np.ones(60), np.zeros(340)],
-                                   MP).assign(cohort="latest")
+    p, versions = np.full(1_000, 0.3), np.r_[["1"] * 900, ["2"] * 100]
+    y_latest = np.r_[np.ones(60), np.zeros(340)]
+    calibration = pd.concat([calibration_summary(p, np.r_[np.ones(280), np.zeros(720)], MP, cohort="365 days",
+                                                 versions=versions),
+                             calibration_summary(p[:400], y_latest, MP, cohort="latest", versions=versions[:400])])
+    segments = segment_calibration(pd.DataFrame({"lead_source": ["web"] * 400}), p[:400], y_latest, MP,
+                                   versions[:400]).assign(cohort="latest")
     report = MonitorReport(as_of=now, model="leadscore v1", drift=drift, calibration=calibration.reset_index(drop=True),
                            segments=segments, handoff=handoff, reasons_by_tier=mix)
 
@@ -203,11 +205,11 @@ def test_every_finding_says_what_to_do_about_it():
     assert all(". To do: " in sentence for sentence in found), found
     assert f"drift: PSI lead_source 0.73, campaign 0.31 (300 recent vs 2,000 training leads). To do: {TO_DO['drift']}" in found
     assert any(s.startswith("drift: PSI employees 0.12") for s in found)  # the warning, apart
-    assert ("calibration (latest): scores over-promise: predicted 30.0%, observed 15.0% over 400 matured leads (z -6.5). "
-            f"To do: {TO_DO['latest cohort']}") in found
+    assert ("calibration (latest): scores over-promise: predicted 30.0%, observed 15.0% over 400 matured leads "
+            f"scored by v1 (z -6.5). To do: {TO_DO['latest cohort']}") in found
     assert not any(s.startswith("calibration (365 days)") for s in found)  # 28 % against 30 %: within the tolerance
     assert ("calibration drift (latest): lead_source=web converts less than scored: predicted 30.0%, observed 15.0% over "
-            f"400 leads (z -6.5). To do: {TO_DO['segment']}") in found
+            f"400 leads scored by v1 (z -6.5). To do: {TO_DO['segment']}") in found
     assert "hand-off: share dispositioned within 4 h is 0% (target 80%; 3 leads). To do: check CRM routing" in " ".join(found)
     assert "hand-off: share of tier A leads worked is 50% (target 95%; 2 leads). To do: check that top-tier leads are " \
            "assigned to a rep" in " ".join(found)
@@ -355,9 +357,10 @@ def test_a_source_that_stopped_converting_in_the_latest_matured_quarter_is_flagg
     assert rows.loc[latest, "observed"] == 0 and rows.loc[latest, "leads"] >= mp.min_segment_rows
     assert rows.loc[whole, "status"] == "ok"  # diluted by the year
     assert report.calibration.set_index("cohort").loc[latest, "status"] == "ok"  # one source: the cohort as a whole holds
+    (version,) = log["model_version"].unique()  # the fixture's champion made every score
     finding = (f"calibration drift ({latest}): lead_source=webinar converts less than scored: predicted "
-               f"{rows.loc[latest, 'predicted']:.1%}, observed 0.0% over {rows.loc[latest, 'leads']:,} leads (z "
-               f"{rows.loc[latest, 'z']:+.1f}). To do: {TO_DO['segment']}")
+               f"{rows.loc[latest, 'predicted']:.1%}, observed 0.0% over {rows.loc[latest, 'leads']:,} leads scored by "
+               f"v{version} (z {rows.loc[latest, 'z']:+.1f}). To do: {TO_DO['segment']}")
     assert ("alert", finding) in report.findings
     assert html.escape(finding) in (tmp_path / "monitor.html").read_text()
     logged = pd.read_csv(io.StringIO(mlflow.artifacts.load_text(f"runs:/{report.run_id}/monitor/segments.csv")))
@@ -620,6 +623,49 @@ def test_a_replayed_date_monitors_the_model_that_served_then_not_one_promoted_si
     assert monitor(registry, crm=crm, store=served).model == f"leadscore v{v2}"  # now: the champion
 
 
+def test_calibration_names_the_version_whose_scores_it_judges_not_a_champion_promoted_since(production, tmp_path):
+    """v2 was promoted this morning; v1 made every score of the calibration window. Monitor watches v2 (drift against
+    its training window), but calibration judges the probabilities v1 showed sales: the report, its page and its run
+    must say they are v1's, or RevOps reads v1's calibration as v2's. Had v2 served since July, both are named with
+    their leads, most first."""
+    from pipelines.retrain import promote
+    from pipelines.train import train
+
+    params, crm, store = production
+    registry = params.model_copy(update={"tracking": params.tracking.model_copy(
+        update={"uri": f"sqlite:///{tmp_path / 'mlflow.db'}"})})
+    promoted = pd.Timestamp("2025-07-01")  # early enough for some of v2's scores to have matured since
+    v1 = train(registry, as_of=pd.Timestamp("2025-04-01"), crm=crm).version
+    v2 = train(registry, as_of=promoted, crm=crm).version
+    promote(registry, v2, "retrained on the second quarter")
+    log, events = store.score_log_frame(), store.feedback_frame()
+
+    report = monitor(registry, crm=crm, store=_store_with(tmp_path / "v1.db", log.assign(model_version=v1), events),
+                     out=tmp_path / "monitor.html")
+
+    assert report.model == f"leadscore v{v2}"  # drift: the world against what today's champion learnt
+    assert report.calibration["scored_by"].tolist() == [f"v{v1}", f"v{v1}"]
+    assert (report.segments["scored_by"] == f"v{v1}").all()
+    whole = report.calibration.iloc[0]
+    assert f"  calibration ({whole['cohort']}): {whole['leads']:,} matured leads scored by v{v1}" in report.lines()
+    calibration_findings = [s for _, s in report.findings if s.startswith("calibration")]
+    assert calibration_findings and all(f"leads scored by v{v1} (z " in s for s in calibration_findings)
+    page = html.unescape((tmp_path / "monitor.html").read_text())
+    assert f"<h2>Calibration of the scores logged by v{v1} against matured outcomes</h2>" in page
+    assert f"<h2>Drift (PSI, leadscore v{v2}'s training window vs recent scored leads)</h2>" in page
+    tags = mlflow.get_run(report.run_id).data.tags
+    assert tags["champion_version"] == v2 and tags["scored_by"] == tags["latest_matured.scored_by"] == f"v{v1}"
+
+    both = monitor(registry, crm=crm, store=_store_with(
+        tmp_path / "both.db", log.assign(model_version=np.where(log["scored_at"] >= promoted, v2, v1)), events))
+
+    counts = re.fullmatch(rf"v({v1}|{v2}) \(([\d,]+)\) and v({v1}|{v2}) \(([\d,]+)\)",
+                          both.calibration.loc[0, "scored_by"])
+    assert counts and {counts[1], counts[3]} == {v1, v2}
+    assert int(counts[2].replace(",", "")) + int(counts[4].replace(",", "")) == both.calibration.loc[0, "leads"]
+    assert int(counts[2].replace(",", "")) >= int(counts[4].replace(",", ""))  # most first
+
+
 def _store_with(path, scores: pd.DataFrame, events: pd.DataFrame):
     """A store holding these scores and feedback events as they are (received_at included)."""
     from serving.store import FEEDBACK, Store
@@ -741,11 +787,15 @@ def test_a_segment_both_cohorts_flag_the_same_way_is_one_finding_naming_both():
     y_latest = np.r_[np.ones(20), np.zeros(180), np.ones(30), np.zeros(170)]  # web 10 %, event 15 %
     latest = np.r_[np.arange(200), 500 + np.arange(200)]
     year, recent = "365 days", "latest matured 90 days"
-    calibration = pd.concat([calibration_summary(p, y_year, MP, cohort=year),
-                             calibration_summary(p[latest], y_latest, MP, cohort=recent)], ignore_index=True)
+    # v2 was promoted during the year: it made web's last 100 scores and event's last 300, none of the latest cohort's.
+    versions = np.r_[["1"] * 400, ["2"] * 100, ["1"] * 200, ["2"] * 300]
+    calibration = pd.concat([calibration_summary(p, y_year, MP, cohort=year, versions=versions),
+                             calibration_summary(p[latest], y_latest, MP, cohort=recent, versions=versions[latest])],
+                            ignore_index=True)
     segments = worst_segments_first(pd.concat([
-        segment_calibration(source.to_frame("lead_source"), p, y_year, MP).assign(cohort=year),
-        segment_calibration(source[latest].to_frame("lead_source"), p[latest], y_latest, MP).assign(cohort=recent),
+        segment_calibration(source.to_frame("lead_source"), p, y_year, MP, versions).assign(cohort=year),
+        segment_calibration(source[latest].to_frame("lead_source"), p[latest], y_latest, MP, versions[latest])
+        .assign(cohort=recent),
     ], ignore_index=True))
     assert (segments["status"] == "alert").all()
     empty = pd.DataFrame(columns=["feature", "psi", "status", "recent_rows", "reference_rows"])
@@ -753,18 +803,20 @@ def test_a_segment_both_cohorts_flag_the_same_way_is_one_finding_naming_both():
                            segments=segments, handoff=pd.DataFrame(columns=["check", "status"]), reasons_by_tier=pd.DataFrame())
     rows = segments.set_index(["value", "cohort"])
 
-    def figures(value, cohort):
+    def figures(value, cohort, scored_by):
         r = rows.loc[(value, cohort)]
-        return f"predicted 30.0%, observed {r['observed']:.1%} over {r['leads']:,} leads (z {r['z']:+.1f})"
+        return (f"predicted 30.0%, observed {r['observed']:.1%} over {r['leads']:,} leads scored by {scored_by} "
+                f"(z {r['z']:+.1f})")
 
     found = [sentence for _, sentence in report.findings if sentence.startswith("calibration drift")]
 
     assert (f"calibration drift ({year} and {recent}): lead_source=web converts less than scored: {year} "
-            f"{figures('web', year)}; {recent} {figures('web', recent)}. To do: {TO_DO['segment']}") in found
-    assert (f"calibration drift ({year}): lead_source=event converts more than scored: {figures('event', year)}. "
+            f"{figures('web', year, 'v1 (400) and v2 (100)')}; {recent} {figures('web', recent, 'v1')}. "
             f"To do: {TO_DO['segment']}") in found
-    assert (f"calibration drift ({recent}): lead_source=event converts less than scored: {figures('event', recent)}. "
-            f"To do: {TO_DO['segment']}") in found
+    assert (f"calibration drift ({year}): lead_source=event converts more than scored: "
+            f"{figures('event', year, 'v2 (300) and v1 (200)')}. To do: {TO_DO['segment']}") in found
+    assert (f"calibration drift ({recent}): lead_source=event converts less than scored: "
+            f"{figures('event', recent, 'v1')}. To do: {TO_DO['segment']}") in found
     assert len(found) == 3
 
 
