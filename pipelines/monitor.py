@@ -23,6 +23,7 @@ from __future__ import annotations
 import base64
 import html
 import io
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -68,6 +69,11 @@ TO_DO = {
              "data.mapping / data.value_maps behind these features",
     "calibration": f"{RETRAIN} now rather than at the quarter; until the new champion serves, read scores as a "
                    "ranking of leads, not as their chance",
+    # A calibration alert on scores a champion promoted since made none of (`MonitorReport.findings`): a retrain
+    # would replace the model that did not make them.
+    "replaced": "the model that made these scores was replaced by {champion}, trained since: judge {champion} on its "
+                "own scores once their outcomes mature (the next monitor runs) before retraining again; meanwhile read "
+                "the older scores still in the CRM as a ranking of leads, not as their chance",
     "latest cohort": "find what changed for the leads scored then (a competitor, pricing, routing, a lead source), "
                      f"then {RETRAIN} rather than wait for the quarter",
     "segment": f"check this segment's lead quality, tracking and routing with its owner; a {RETRAIN} relearns it",
@@ -181,6 +187,11 @@ def _gap_z(gap, predicted, leads):
 def _calibration_off(gap, z, mp: MonitorParams):
     """Whether a gap is both too large to accept (monitor.calibration_tolerance) and no sampling noise (CALIBRATION_Z)."""
     return (np.abs(gap) > mp.calibration_tolerance) & (np.abs(z) >= CALIBRATION_Z)
+
+
+def made_some(said: str, version: str) -> bool:
+    """Whether `version` is among the versions `scored_by` said made some scores."""
+    return re.search(rf"(?:^|, | and )v{re.escape(version)}(?: \(|$)", said) is not None
 
 
 def scored_by(versions) -> str:
@@ -356,6 +367,7 @@ class MonitorReport:
     notes: list[str] = field(default_factory=list)
     feedback: str = ""  # what the feedback store changed in the outcomes calibration is judged on (FeedbackMerge.line)
     run_id: str = ""
+    version: str = ""  # the champion's monitored (`model`'s version)
 
     @property
     def findings(self) -> list[tuple[str, str]]:
@@ -374,6 +386,8 @@ class MonitorReport:
             if r.status == "alert":
                 promise = "over-promise" if r.gap < 0 else "under-promise"
                 to_do = TO_DO["calibration"] if i == 0 else TO_DO["latest cohort"]  # the whole window, then the latest
+                if self.version and not made_some(r.scored_by, self.version):
+                    to_do = TO_DO["replaced"].format(champion=f"v{self.version}")
                 out.append(("alert", f"calibration ({r.cohort}): scores {promise}: predicted {r.predicted:.1%}, observed "
                                      f"{r.observed:.1%} over {r.leads:,} matured leads scored by {r.scored_by} "
                                      f"(z {r.z:+.1f}). To do: {to_do}"))
@@ -806,7 +820,7 @@ def monitor(
         scored[~merged], feedback, catalog, champion.tiers.names[0], params, as_of, model,
         _as_spelled(champion.unseen_values(recent), crm),
     )
-    report.notes, report.feedback = notes, known.feedback.line()
+    report.notes, report.feedback, report.version = notes, known.feedback.line(), version
     tracking.configure(params)
     with tracking.start_run("monitor", f"monitor {as_of:%Y-%m-%d}") as run:
         report.run_id = run.info.run_id

@@ -217,6 +217,12 @@ def test_every_finding_says_what_to_do_about_it():
                             "reason code required on rejection") for s in found)
     page = report.html()
     assert html.escape(TO_DO["reason codes"]) in page  # in the hand-off table as well as the findings
+    # Had v2 been promoted since, none of the latest cohort's scores would be its own: judge v2 on them, not retrain
+    replaced = dataclasses.replace(report, model="leadscore v2", version="2")
+    assert [s for _, s in replaced.findings if s.startswith("calibration (latest)")] == [
+        "calibration (latest): scores over-promise: predicted 30.0%, observed 15.0% over 400 matured leads scored by v1 "
+        f"(z -6.5). To do: {TO_DO['replaced'].format(champion='v2')}"]
+    assert "replaced by v2, trained since: judge v2 on its own scores" in TO_DO["replaced"].format(champion="v2")
 
 
 # ----------------------------------------------------------------------------- end to end
@@ -1052,3 +1058,13 @@ def test_a_store_without_any_sales_decision_leaves_hand_off_not_judged_instead_o
     assert report.not_judged["hand-off"] == ("the feedback store holds no sales decision yet: hand-off is measured "
                                              "from the decisions the CRM sends to /feedback")
     assert not any("dispositioned" in sentence for status, sentence in report.findings if status == "alert")
+
+
+def test_made_some_reads_a_version_out_of_scored_by_not_a_longer_one_sharing_its_digits():
+    from pipelines.monitor import made_some, scored_by
+
+    mixed = scored_by(["12"] * 3 + ["1"] * 2 + ["2"])
+    assert mixed == "v12 (3), v1 (2) and v2 (1)"
+    assert [made_some(mixed, v) for v in ("12", "1", "2", "11")] == [True, True, True, False]
+    assert made_some(scored_by(["12"]), "12") and not made_some(scored_by(["12"]), "1")
+    assert not made_some(scored_by([]), "1")
