@@ -43,6 +43,7 @@ def _as_of(value: str | None, export: Params | None = None) -> pd.Timestamp | No
     `export`: the params of a command whose --as-of dates the export only. For an undated export the
     date is refused rather than silently ignored: the user would believe the run was as of it.
     """
+    from pipelines.contract import CLOCK_SLACK
     from pipelines.ingest import as_of_time
 
     if value is None:
@@ -59,9 +60,15 @@ def _as_of(value: str | None, export: Params | None = None) -> pd.Timestamp | No
         raise typer.BadParameter(f"not a date: {value!r} (use YYYY-MM-DD, optionally with a time)",
                                  param_hint="--as-of") from None
     try:
-        return as_of_time(stamp)
+        stamp = as_of_time(stamp)
     except ValueError as err:
         raise typer.BadParameter(str(err), param_hint="--as-of") from None
+    now = pd.Timestamp.now(tz="UTC").tz_localize(None)
+    if stamp > now + CLOCK_SLACK:  # as the service refuses a request's as_of: nothing after now has happened yet
+        raise typer.BadParameter(f"{value!r} is in the future (now is {now:%Y-%m-%d %H:%M} UTC): a run counts what has "
+                                 "happened by the date it is as of; leave --as-of out to run as of now",
+                                 param_hint="--as-of")
+    return stamp
 
 
 def _fail(err: Exception | str) -> None:
@@ -287,6 +294,7 @@ def score(
     from pipelines.score import score_file
     from pipelines.tracking import load_scorer
 
+    when = _as_of(as_of)  # refused before the model is loaded
     p = _params(params)
     try:
         scorer = load_scorer(p, alias)
@@ -294,7 +302,6 @@ def score(
             typer.secho(f"no --activities file: every lead is scored as having no activity, though the model reads "
                         f"{', '.join(scorer.features.activity_types)}; pass the activity export to score engagement",
                         fg="yellow", err=True)
-        when = _as_of(as_of)
         summary = score_file(scorer, input, output, activities_path=activities, as_of=when, chunk_size=chunk_size,
                              top_factors=p.serving.top_factors if explain else 0, protected=_crm_export(p))
     except _input_errors() as err:

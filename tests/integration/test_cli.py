@@ -145,10 +145,10 @@ def test_features_as_of_a_date_before_or_long_after_the_export_says_so_and_zero_
     assert too_early.exit_code == 0
     assert "training rows: 0 (the label rules above left every lead out)" in too_early.output
     assert "nan" not in too_early.output
-    # A year after the export ends, its open leads would all look expired unconverted: refused.
+    # A month after the export ends, its open leads would look expired unconverted: refused (a date after now is, too).
     end = pd.Timestamp(max(pd.read_csv(out / "leads.csv")["created_at"].max(),
                            pd.read_csv(out / "outcomes.csv")["decided_at"].max()))
-    late = runner.invoke(app, ["features", "--params", str(params), "--as-of", f"{end + pd.Timedelta(days=365):%Y-%m-%d}"])
+    late = runner.invoke(app, ["features", "--params", str(params), "--as-of", f"{end + pd.Timedelta(days=30):%Y-%m-%d}"])
     assert late.exit_code == 1 and isinstance(late.exception, SystemExit)
     assert f"days after the export's latest lead creation or decision ({end:%Y-%m-%d %H:%M})" in late.output
     assert f"use a date up to {end + pd.Timedelta(days=7):%Y-%m-%d}, or a newer export" in late.output
@@ -506,6 +506,19 @@ def test_an_as_of_outside_the_date_range_is_refused_by_name(as_of):
     assert result.exit_code == 2
     assert "--as-of" in result.output and "out of range" in result.output  # the panel may wrap between them
     assert "1970-01-01 to 2199-12-31" in result.output
+
+
+@pytest.mark.parametrize("command", ["features", "score"])
+def test_an_as_of_in_the_future_is_refused_as_the_services_is(command, tmp_path):
+    """A CRM's "no date" 2199-12-31 as --as-of scored every lead as if years had passed (past its horizon, long
+    silent) without a word; the service refuses such an as_of (date_in_future)."""
+    later = (pd.Timestamp.now(tz="UTC") + pd.Timedelta(days=3)).strftime("%Y-%m-%d")
+    args = ["--input", str(tmp_path / "leads.csv"), "--output", str(tmp_path / "scores.csv")] if command == "score" else []
+    for as_of in ("2199-12-31", later):
+        result = run(command, *args, "--as-of", as_of)
+        assert result.exit_code == 2, result.output
+        assert "--as-of" in result.output and f"'{as_of}' is in the future" in result.output
+    assert not (tmp_path / "scores.csv").exists()
 
 
 def test_python_dash_m_runs_the_commands(tmp_path):
