@@ -625,14 +625,14 @@ def lead_columns_read(spec: FeatureParams) -> list[str]:
 
 
 def unread_activity_types(types: pd.Series, spec: FeatureParams) -> dict[str, int]:
-    """The activity types of `types` (one per activity row) -> their rows, most first, when none of them is a type
-    the features count (features.activity_types, compared as features compare them); {} when one is, or there is
-    none. A file of the CRM's labels ('Requested Demo' for demo_request) scores every lead as never active."""
+    """The activity types of `types` (one per activity row) that the features do not count (`activity_types_read`)
+    -> their rows, most first; {} when they count every one. Counted per type, not per row: a million rows cost
+    what their types cost. A new CRM type (chat_started) or label ('Requested Demo' for demo_request) is then not
+    counted; when every row is such, every lead is scored as never active."""
     counts = types.value_counts()
     counts = counts[counts > 0]
-    if not len(counts) or activity_types_read(pd.Series(counts.index), spec).any():
-        return {}
-    return {str(kind): int(rows) for kind, rows in counts.items()}
+    unread = counts[~activity_types_read(pd.Series(counts.index), spec)]
+    return {str(kind): int(rows) for kind, rows in unread.items()}
 
 
 def activity_types_read(types: pd.Series, spec: FeatureParams) -> np.ndarray:

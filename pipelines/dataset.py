@@ -254,7 +254,7 @@ def activities_unused(crm: CRMData, params: Params, judging: bool = False) -> li
                  "no activity row (its header only)")
         return [f"{source} has {found}: {never_active}"]
     unread = unread_activity_types(crm.activities["activity"], params.features)
-    if not unread:
+    if sum(unread.values()) < len(crm.activities):  # some row is of a type read
         return []
     return [f"none of the {len(crm.activities):,} activity rows of {source} is of a type the features read "
             f"({', '.join(params.features.activity_types)}): {never_active}; the file's types: {most_frequent(unread)} "

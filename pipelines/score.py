@@ -83,8 +83,9 @@ class BatchSummary:
     activity_rejects: Path | None = None
     activities_valid: int = 0  # activity rows that passed validation
     activities_used: int = 0  # of those, the rows of a lead in the scored file (none: the ids may not match)
-    # The valid activity rows' types -> rows, most first, when none is a type the model reads (features.activity_types,
-    # after data.value_maps): every lead was then scored as never active. Empty when one is (`unread_activity_types`).
+    # The valid activity rows' types the model does not read (features.activity_types, after data.value_maps) -> rows,
+    # most first (`unread_activity_types`): those rows were not counted; when they are all the rows, every lead was
+    # scored as never active. Empty when it reads every one.
     unread_activity_types: dict[str, int] = dataclasses.field(default_factory=dict)
     rows_past_horizon: int = 0  # scored leads older than the model's label horizon (LeadScorer.past_horizon)
     # Columns the model reads that the file lacks (CRM names): every lead was scored as not having them. Each

@@ -458,6 +458,30 @@ def test_batch_scoring_counts_the_activities_the_service_warns_of_by_their_dates
     assert later.activities_after_scoring_time == later.activities_before_created == DatedApart()
 
 
+def test_batch_scoring_counts_the_activity_rows_of_types_the_model_does_not_read_beside_those_it_reads(
+        trained, sample_dir, tmp_path):
+    """A new CRM type (chat_started) or a label no data.value_maps entry translates ('Requested Demo'), beside rows of
+    types the model reads, was not counted without a word, where /score names such types per lead. The summary counts
+    the file's such rows per type, after data.value_maps (a label it translates is read)."""
+    data = trained.scorer.data
+    scorer = dataclasses.replace(trained.scorer, data=data.model_copy(update={
+        "value_maps": {**data.value_maps, "activity": {"Web Visit": "page_view"}}}))
+    leads = pd.read_csv(sample_dir / "leads.csv", dtype=str).head(30)
+    activities = pd.read_csv(sample_dir / "activities.csv", dtype=str)
+    activities = activities[activities["lead_id"].isin(leads["lead_id"])].reset_index(drop=True)
+    activities.loc[[0, 3, 5], "activity"] = "chat_started"
+    activities.loc[[7], "activity"] = "Requested Demo"
+    activities.loc[[8, 9], "activity"] = "Web Visit"
+    leads.to_csv(tmp_path / "leads.csv", index=False)
+    activities.to_csv(tmp_path / "activities.csv", index=False)
+
+    summary = score_file(scorer, tmp_path / "leads.csv", tmp_path / "scores.csv", chunk_size=7,
+                         as_of=pd.Timestamp("2026-01-01"), activities_path=tmp_path / "activities.csv", progress=False)
+
+    assert summary.activities_valid == len(activities) > 4
+    assert summary.unread_activity_types == {"chat_started": 3, "Requested Demo": 1}
+
+
 def test_scores_name_the_id_as_the_file_does_where_the_mapping_gives_it_two_names(trained, sample_dir, tmp_path):
     """HubSpot's API names the id `hs_object_id`, its export `Record ID`, both mapped to lead_id: with the API's name
     first, the export's scores came back under `lead_id`, which the CRM's import does not match its records on, and a

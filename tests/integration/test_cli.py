@@ -276,7 +276,37 @@ def test_score_warns_when_no_activity_row_is_of_a_type_the_model_reads(trained, 
             "form_fill, demo_request") in output
     assert "every lead was scored as having no activity; the file's types: 'Other' " in output
     assert "'Web Visit' " in output and "data.value_maps.activity" in output
-    assert "is of a type the model reads" not in score("activities.csv").output.replace("\n", "")
+    assert "does not read" not in output  # the line for a file of some such is not printed too
+    as_exported = score("activities.csv").output.replace("\n", "")
+    assert "is of a type the model reads" not in as_exported and "does not read" not in as_exported
+
+
+def test_score_warns_when_some_activity_rows_are_of_types_the_model_does_not_read(trained, sample_params, sample_dir,
+                                                                                  tmp_path):
+    """A new CRM activity type (chat_started) or a label no data.value_maps entry translates ('Requested Demo'), beside
+    rows of types the model reads, was not counted without a word, where /score names such types per lead."""
+
+    from serving.local_server import params_file
+
+    params = params_file(sample_params, tmp_path / "params.yaml")
+    leads = pd.read_csv(sample_dir / "leads.csv", dtype=str).head(40)
+    activities = pd.read_csv(sample_dir / "activities.csv", dtype=str)
+    activities = activities[activities["lead_id"].isin(leads["lead_id"])].reset_index(drop=True)
+    leads.to_csv(tmp_path / "leads.csv", index=False)
+    activities.loc[[0, 2, 4], "activity"] = "chat_started"
+    activities.loc[[6], "activity"] = "Requested Demo"
+    activities.to_csv(tmp_path / "activities.csv", index=False)
+
+    scored = run("score", "--params", str(params), "--input", str(tmp_path / "leads.csv"), "--output",
+                 str(tmp_path / "scores.csv"), "--activities", str(tmp_path / "activities.csv"),
+                 "--as-of", "2026-01-01")
+
+    assert scored.exit_code == 0
+    output = scored.output.replace("\n", "")
+    assert (f"4 of the {len(activities):,} activity rows are of a type the model does not read ('chat_started' 3, "
+            "'Requested Demo' 1): not counted in any score") in output
+    assert "data.value_maps.activity" in output and "features.activity_types lists it" in output
+    assert "is of a type the model reads" not in output  # that line is for a file of none such
 
 
 def test_score_warns_when_the_activity_file_holds_no_activity_row(trained, sample_params, sample_dir, tmp_path):
