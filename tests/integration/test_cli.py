@@ -543,7 +543,8 @@ def test_an_as_of_in_the_future_is_refused_as_the_services_is(command, tmp_path)
     """A CRM's "no date" 2199-12-31 as --as-of scored every lead as if years had passed (past its horizon, long
     silent) without a word; the service refuses such an as_of (date_in_future)."""
     later = (pd.Timestamp.now(tz="UTC") + pd.Timedelta(days=3)).strftime("%Y-%m-%d")
-    args = ["--input", str(tmp_path / "leads.csv"), "--output", str(tmp_path / "scores.csv")] if command == "score" else []
+    files = ["--input", str(tmp_path / "leads.csv"), "--output", str(tmp_path / "scores.csv")]
+    args = files if command == "score" else []
     for as_of in ("2199-12-31", later):
         result = run(command, *args, "--as-of", as_of)
         assert result.exit_code == 2, result.output
