@@ -500,6 +500,8 @@ def test_score_fails_when_no_row_could_be_scored_but_not_for_a_file_without_lead
     empty = score("no_leads.csv", "2026-01-01")
     assert empty.exit_code == 0 and "scored 0 of 0 rows" in empty.output
     assert "activity rows belongs to a lead" not in empty.output
+    written = pd.read_csv(tmp_path / "scores.csv")  # the header alone, as README says
+    assert written.empty and {"score", "tier"} <= set(written.columns)
 
 
 @pytest.mark.parametrize("as_of", ["", "01/02/2026", "2.1.2026", "yesterday"])
