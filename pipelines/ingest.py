@@ -135,6 +135,8 @@ class Audience:
     # What to do with an amount of money written with its currency ('$1,234.56', as PostgreSQL writes its money type)
     # in a number field; str.format field: {column}, as the CRM names it.
     amount_of_money: str
+    # What to do with a number of a file that reads two ways ('1.200' or '1,200': a decimal mark or thousands).
+    ambiguous_number: str
 
 
 COMMAND_LINE = Audience(
@@ -146,6 +148,8 @@ COMMAND_LINE = Audience(
                 "e.g. '11-50': '30'",
     amount_of_money='an amount of money: export it as a number, without its currency; with data.sql_url, select a '
                     'PostgreSQL money column as one, "{column}"::numeric AS "{column}"',
+    ambiguous_number="set data.decimal_mark to comma or point, as the file writes numbers, or write it with no "
+                     "thousands separator",
 )
 # `leadscore score` reads with the model's data settings, kept from its training so a file reads as training read it:
 # params.yaml does not change them, so its advice is to write the file as the model reads it, or to retrain.
@@ -159,6 +163,8 @@ BATCH_SCORING = Audience(
     number_band="a band of numbers: write one number, or retrain with data.value_maps.{column} translating each "
                 "label to one, e.g. '11-50': '30' (the model reads with the value maps it was trained with)",
     amount_of_money=COMMAND_LINE.amount_of_money,
+    ambiguous_number="write it with no thousands separator, or retrain with data.decimal_mark set to comma or point, "
+                     "as the file writes numbers (the model reads numbers by the setting it was trained with)",
 )
 API_CLIENT = Audience(
     scoring_time="check the request's as_of (default: now), or the date",
@@ -167,6 +173,7 @@ API_CLIENT = Audience(
                     "text, year first: 2025-06-02",
     number_band="a band of numbers: send one number",
     amount_of_money="an amount of money: send the number alone, without its currency",
+    ambiguous_number="send it as a JSON number, or as text with a point as its decimal mark and no thousands separator",
 )
 
 
@@ -1338,9 +1345,8 @@ def prepare_table(
 
         flag(cells.not_a_number, column, "bad_number", not_a_number)
         flag(cells.reads_two_ways, column, "bad_number", lambda v: (
-            f"ambiguous number {as_sent(v)}: {TWO_WAYS_WHERE[decimal_mark]} it may be {both_readings(v)}; set "
-            "data.decimal_mark to comma or point, as the file writes numbers, or write it with no thousands "
-            "separator"))
+            f"ambiguous number {as_sent(v)}: {TWO_WAYS_WHERE[decimal_mark]} it may be {both_readings(v)}; "
+            f"{audience.ambiguous_number}"))
         flag(cells.too_large, column, "bad_number", lambda v: f"number out of range {as_sent(v)} "
              f"(a number field holds a finite number smaller than {LARGEST_NUMBER:g} in size)")
         flag(cells.below_zero, column, "bad_number",

@@ -701,8 +701,9 @@ def test_a_crm_number_column_with_text_in_it_rejects_that_row_and_the_file_still
         f"{tmp_path / 'leads.csv'} row 2 (header not counted), column 'TotalVisits' (total_visits): not a number: 'lots'",
         f"{tmp_path / 'leads.csv'} row 5 (header not counted), column 'Total Time Spent on Website' (time_on_website): "
         "ambiguous number '1,234': in a file separated by ',' (where a comma groups thousands, as US Excel writes them, "
-        "or is a decimal comma, as some tools quote it) it may be 1234 or 1.234; set data.decimal_mark to comma or "
-        "point, as the file writes numbers, or write it with no thousands separator",
+        "or is a decimal comma, as some tools quote it) it may be 1234 or 1.234; write it with no thousands separator, "
+        "or retrain with data.decimal_mark set to comma or point, as the file writes numbers (the model reads numbers "
+        "by the setting it was trained with)",
         f"{tmp_path / 'leads.csv'} row 8 (header not counted), column 'TotalVisits' (total_visits): negative "
         "total_visits '-3' (total_visits counts something: 0 or more)"]
 
@@ -1036,7 +1037,8 @@ def test_batch_scoring_reads_a_us_excel_files_thousands_separators_as_training_d
     auto = dataclasses.replace(scorer, data=params.data.model_copy(update={"decimal_mark": "auto"}))
     rejects = pd.read_csv(scored(tmp_path / "leads.csv", auto).rejects)
     assert rejects["row"].tolist() == (np.flatnonzero(thousands) + 1).tolist()
-    assert rejects["problems"].str.contains(r"ambiguous number '\d+,\d{3}': .* set data\.decimal_mark").all()
+    advice = r"ambiguous number '\d+,\d{3}': .* retrain with data\.decimal_mark set"  # params.yaml is not read
+    assert rejects["problems"].str.contains(advice).all()
 
 
 def test_true_false_in_a_number_field_is_refused_alike_by_training_batch_scoring_and_the_service(tmp_path):

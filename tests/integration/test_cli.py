@@ -468,7 +468,8 @@ def test_score_reads_a_semicolon_files_decimal_commas_and_refuses_its_ambiguous_
     assert rejects["row"].tolist() == [4, 5]
     for problem, value in zip(rejects["problems"], ["1.200", "1,200"]):
         assert (f"column 'employees': ambiguous number '{value}': in a file separated by ';' (as Excel writes where "
-                "the decimal mark is a comma) it may be 1200 or 1.2; set data.decimal_mark") in problem
+                "the decimal mark is a comma) it may be 1200 or 1.2; write it with no thousands separator, or retrain "
+                "with data.decimal_mark set") in problem  # score reads numbers by the model's setting, not params.yaml
     commas = score("points")
     assert commas.exit_code == 0 and "scored 6 of 6 rows" in commas.output
     semicolon_scores = pd.read_csv(tmp_path / "leads.scores.csv")
