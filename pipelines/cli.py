@@ -333,20 +333,19 @@ def score(
                     "lead was scored as having no activity; check that both files use the same lead ids",
                     fg="yellow", err=True)
     elif summary.unread_activity_types and summary.rows_scored:
+        from features.build import unread_activity_rows
         from models.encoding import most_frequent
 
         unread = summary.unread_activity_types
-        unread_rows = sum(unread.values())
-        if unread_rows == summary.activities_valid:
+        if sum(unread.values()) == summary.activities_valid:
             typer.secho(f"none of the {summary.activities_valid:,} activity rows is of a type the model reads "
                         f"({', '.join(scorer.features.activity_types)}): every lead was scored as having no activity; "
                         f"the file's types: {most_frequent(unread)} (write them as the training export did, or as "
                         "data.value_maps.activity translates them)", fg="yellow", err=True)
         else:  # a new CRM type (chat_started) or a label no map translates, which /score names per lead
-            typer.secho(f"{unread_rows:,} of the {summary.activities_valid:,} activity rows "
-                        f"{'is' if unread_rows == 1 else 'are'} of a type the model does not read "
-                        f"({most_frequent(unread)}): not counted in any score; write them as the training export did, "
-                        "or have data.value_maps.activity translate them to one it reads "
+            typer.secho(f"{unread_activity_rows(unread, summary.activities_valid)}: not counted in any score; "
+                        "write them as the training export did, or have data.value_maps.activity translate them to "
+                        "one it reads "
                         f"({', '.join(scorer.features.activity_types)}); a retrain learns a type only if "
                         "features.activity_types lists it", fg="yellow", err=True)
     after, early = summary.activities_after_scoring_time, summary.activities_before_created
