@@ -15,7 +15,7 @@ import pandas as pd
 
 from features.build import (ACTIVITY_COLUMNS, NAT, ages_open, build_features, decision_times, lead_age_days,
                             lead_columns_read, positions_of, to_epoch_ns, training_snapshots, unmatched_settings,
-                            unread_activity_types)
+                            unread_activity_rows, unread_activity_types)
 from features.labels import LabelResult, build_labels, outcome_group
 from features.leakage import LeakWarning, leakage_check
 from models.encoding import most_frequent
@@ -125,7 +125,8 @@ def setting_warnings(ts: TrainingSet, params: Params, judging: bool = False) -> 
     export of `ts`: no feature read at all (`NO_FEATURES_READ`), a lead column the features read that the leads
     source lacks (a typo, a header 'Industry ' with a blank: every lead trains as not having it, as `score` warns),
     decisions without a date (`decisions_undated`), an activity file that gives training no activity
-    (`activities_unused`) or none of the labelled leads' (`activities_of_open_leads_only`), then the values
+    (`activities_unused`) or none of the labelled leads' (`activities_of_open_leads_only`), or some of whose rows are
+    of types the features do not read (`activities_partly_unread`), then the values
     `unmatched_settings` finds in none of its rows; and, of the settings alone, a personal column read as a category
     (`personal_categories`). A warning, not a refusal: an export may lack an optional column,
     and the model then learns without it.
@@ -141,10 +142,13 @@ def setting_warnings(ts: TrainingSet, params: Params, judging: bool = False) -> 
                    f"which the features read: every lead {_as(judging)} not having it; check the export's columns or "
                    "data.mapping.leads")
     out += personal_categories(params) + outcomes_none(ts, params)
-    unused = activities_unused(crm, params, judging)
+    # Counted once per type (`unread_activity_types`): a large export's activity file holds millions of rows.
+    unread = unread_activity_types(crm.activities["activity"], params.features) if _activities_read(crm, params) else {}
+    unused = activities_unused(crm, params, unread, judging)
     # The file's types are named there already: not again, type by type, as settings no row matches.
     return (out + decisions_undated(ts, params, judging)
-            + (unused or activities_of_open_leads_only(ts, params, judging) + activities_end_early(ts, params, judging))
+            + (unused or activities_of_open_leads_only(ts, params, judging) + activities_end_early(ts, params, judging)
+               + activities_partly_unread(crm, params, unread, judging))
             + unmatched_settings(crm.leads, None if unused else crm.activities, params.features))
 
 
@@ -238,12 +242,12 @@ def outcomes_none(ts: TrainingSet, params: Params) -> list[str]:
             "(status, reason, decided_at) with the leads"]
 
 
-def activities_unused(crm: CRMData, params: Params, judging: bool = False) -> list[str]:
+def activities_unused(crm: CRMData, params: Params, unread: dict[str, int], judging: bool = False) -> list[str]:
     """A warning when the activity file gives training no activity to count: it has no row (its header only, or
-    every row refused), or none of its rows is of a type the features read (the CRM's 'Requested Demo' for
-    demo_request, as `score` warns: `unread_activity_types`). Every lead then trains as never active (or, `judging`
-    a model, is scored as never active). A warning, not a refusal: a CRM without activity tracking is legitimate,
-    and the model learns from lead fields alone."""
+    every row refused), or none of its rows is of a type the features read (`unread`, its `unread_activity_types`:
+    the CRM's 'Requested Demo' for demo_request, as `score` warns). Every lead then trains as never active (or,
+    `judging` a model, is scored as never active). A warning, not a refusal: a CRM without activity tracking is
+    legitimate, and the model learns from lead fields alone."""
     if not _activities_read(crm, params):
         return []
     source = _activities_source(crm)
@@ -253,12 +257,25 @@ def activities_unused(crm: CRMData, params: Params, judging: bool = False) -> li
         found = (f"none of its {read:,} rows was kept (the ingest report says why)" if read else
                  "no activity row (its header only)")
         return [f"{source} has {found}: {never_active}"]
-    unread = unread_activity_types(crm.activities["activity"], params.features)
     if sum(unread.values()) < len(crm.activities):  # some row is of a type read
         return []
     return [f"none of the {len(crm.activities):,} activity rows of {source} is of a type the features read "
             f"({', '.join(params.features.activity_types)}): {never_active}; the file's types: {most_frequent(unread)} "
             "(write them as features.activity_types does, or translate them with data.value_maps.activity)"]
+
+
+def activities_partly_unread(crm: CRMData, params: Params, unread: dict[str, int], judging: bool = False) -> list[str]:
+    """A warning when some of the activity file's rows, not all (`activities_unused` says that), are of a type the
+    features do not read (`unread`, its `unread_activity_types`): a new CRM type ('Webinar Attended') or a label no
+    data.value_maps.activity entry translates. Training then ignores them (or, `judging` a model, its scores do), and
+    nothing else would say so; counted and named in `score`'s words (`unread_activity_rows`)."""
+    if not unread or sum(unread.values()) == len(crm.activities):
+        return []
+    ignored, learner = ("in the scores the model is judged by", "a retrain") if judging else ("in training", "the model")
+    return [f"{unread_activity_rows(unread, len(crm.activities), _activities_source(crm))}: not counted {ignored}; "
+            "have data.value_maps.activity translate them to one the features read "
+            f"({', '.join(params.features.activity_types)}), or list them in features.activity_types for {learner} to "
+            "learn them"]
 
 
 def activities_of_open_leads_only(ts: TrainingSet, params: Params, judging: bool = False) -> list[str]:

@@ -64,6 +64,30 @@ def test_an_activity_file_of_open_leads_only_is_said_to_leave_every_labelled_lea
     assert warning.startswith(f"none of the {len(unread):,} activity rows of {source} is of a type the features read")
 
 
+def test_activity_rows_of_types_the_features_do_not_read_are_counted_when_others_are_read(sample_params):
+    """A retrain on an export where 30% of the activities are a new CRM type ('Webinar Attended') no value map
+    translates trained the model ignoring them without a word, where `score` counts such rows: training (and judging)
+    says so in score's words, counting them per type, most first, with how to have them read."""
+    ts = assemble(sample_params)
+    activities = ts.crm.activities
+    position = np.arange(len(activities))
+    webinars, chats = position % 10 < 3, position % 100 == 99
+    new_types = activities.assign(activity=activities["activity"].mask(webinars, "Webinar Attended")
+                                  .mask(chats, "chat_started"))
+    export = assemble(sample_params, crm=dataclasses.replace(ts.crm, activities=new_types))
+    counted = (f"{webinars.sum() + chats.sum():,} of the {len(activities):,} activity rows of data.activities "
+               f"({sample_params.data.activities}) are of a type the model does not read ('Webinar Attended' "
+               f"{webinars.sum():,}, 'chat_started' {chats.sum():,})")
+    advice = ("have data.value_maps.activity translate them to one the features read "
+              f"({', '.join(sample_params.features.activity_types)}), or list them in features.activity_types for")
+
+    assert setting_warnings(ts, sample_params) == []  # the export's own file: every type is read
+    assert setting_warnings(export, sample_params) == [
+        f"{counted}: not counted in training; {advice} the model to learn them"]
+    assert setting_warnings(export, sample_params, judging=True) == [
+        f"{counted}: not counted in the scores the model is judged by; {advice} a retrain to learn them"]
+
+
 def test_a_personal_column_listed_as_a_category_is_said_to_be_kept(sample_params, sample_dir, tmp_path):
     """features.categorical listing the lead's company kept every company name in the model, the audit and the score
     log without a word, though the README says no e-mail, phone or company is kept: training (and judging) says so,

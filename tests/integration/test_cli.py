@@ -78,6 +78,10 @@ def test_sample_data_then_features_prints_counts_rules_and_features(tmp_path):
     assert result.exit_code == 0, result.output
     assert "WARNING features.activity_types: no activity in the export is of type pricing_view, so" in result.output
     assert "'Pricing Page' (" in result.output and "data.value_maps.activity" in result.output
+    pricing = int((some["activity"] == "Pricing Page").sum())  # rows the model does not read: counted, as score does
+    assert (f"WARNING {pricing:,} of the {len(some):,} activity rows of data.activities ({out / 'activities.csv'}) are "
+            f"of a type the model does not read ('Pricing Page' {pricing:,}): not counted in training; have "
+            "data.value_maps.activity translate them") in result.output.replace("\n", "")
     activities["activity"] = activities["activity"].str.replace("_", " ").str.title().replace(
         {"Webinar": "Attended Webinar"})
     activities.to_csv(out / "activities.csv", index=False)
