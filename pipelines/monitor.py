@@ -23,7 +23,6 @@ from __future__ import annotations
 import base64
 import html
 import io
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -189,19 +188,20 @@ def _calibration_off(gap, z, mp: MonitorParams):
     return (np.abs(gap) > mp.calibration_tolerance) & (np.abs(z) >= CALIBRATION_Z)
 
 
-def made_some(said: str, version: str) -> bool:
-    """Whether `version` is among the versions `scored_by` said made some scores."""
-    return re.search(rf"(?:^|, | and )v{re.escape(version)}(?: \(|$)", said) is not None
+def scores_per_version(versions) -> dict[str, int]:
+    """How many of these scores each model version (as text, as the registry names it) made, most first."""
+    counts = pd.Series(versions, dtype="object").astype(str).value_counts()
+    most_first = sorted(counts.items(), key=lambda version_n: (-version_n[1], version_n[0]))
+    return {version: int(n) for version, n in most_first}
 
 
 def scored_by(versions) -> str:
     """The model versions that made these scores: "v1", or each with its scores when several, most first: "v1 (1,150)
     and v2 (52)". Calibration judges logged scores, which the champion monitored may not have made ("" for none)."""
-    counts = pd.Series(versions, dtype="object").astype(str).value_counts()
-    counts = sorted(counts.items(), key=lambda version_n: (-version_n[1], version_n[0]))
+    counts = scores_per_version(versions)
     if len(counts) < 2:
-        return "".join(f"v{version}" for version, _ in counts)
-    named = [f"v{version} ({n:,})" for version, n in counts]
+        return "".join(f"v{version}" for version in counts)
+    named = [f"v{version} ({n:,})" for version, n in counts.items()]
     return ", ".join(named[:-1]) + " and " + named[-1]
 
 
@@ -210,7 +210,8 @@ def calibration_summary(probability: np.ndarray, y: np.ndarray, mp: MonitorParam
     """One row for the `cohort` (a label naming its leads): leads with a matured outcome, predicted vs
     observed conversion, gap, z (`_gap_z`), ECE, status (alert: `_calibration_off`; n/a below
     monitor.min_calibration_rows); with `versions` (the model version that made each probability), scored_by
-    (`scored_by`) after leads."""
+    (`scored_by`) after leads and scores_by_version (`scores_per_version`: the same as data, for the report to ask
+    whether a version made any; the page leaves it out)."""
     p, y = np.asarray(probability, dtype="float64"), np.asarray(y, dtype="float64")
     n = len(p)
     predicted = float(p.mean()) if n else float("nan")
@@ -224,6 +225,7 @@ def calibration_summary(probability: np.ndarray, y: np.ndarray, mp: MonitorParam
     }])
     if versions is not None:
         row.insert(2, "scored_by", scored_by(versions))
+        row.insert(3, "scores_by_version", [scores_per_version(versions)])
     return row
 
 
@@ -358,7 +360,7 @@ class MonitorReport:
     as_of: pd.Timestamp
     model: str
     drift: pd.DataFrame
-    calibration: pd.DataFrame  # row 0: the whole calibration window; row 1: its latest matured cohort (both scored_by)
+    calibration: pd.DataFrame  # `calibration_summary` of the whole window (row 0), of its latest matured cohort (row 1)
     segments: pd.DataFrame  # `segment_calibration` per cohort of `calibration` (column cohort), worst first
     handoff: pd.DataFrame
     reasons_by_tier: pd.DataFrame
@@ -386,7 +388,7 @@ class MonitorReport:
             if r.status == "alert":
                 promise = "over-promise" if r.gap < 0 else "under-promise"
                 to_do = TO_DO["calibration"] if i == 0 else TO_DO["latest cohort"]  # the whole window, then the latest
-                if self.version and not made_some(r.scored_by, self.version):
+                if self.version and self.version not in r.scores_by_version:
                     to_do = TO_DO["replaced"].format(champion=f"v{self.version}")
                 out.append(("alert", f"calibration ({r.cohort}): scores {promise}: predicted {r.predicted:.1%}, observed "
                                      f"{r.observed:.1%} over {r.leads:,} matured leads scored by {r.scored_by} "
@@ -462,6 +464,7 @@ class MonitorReport:
         caption = {k: f"<p>{html.escape(v)}</p>" for k, v in self.captions.items()}
         scorers = html.escape(self.calibration.loc[0, "scored_by"])  # "" when no lead's outcome is known yet
         scorers = f" of the scores logged by {scorers}" if scorers else ""
+        calibration = self.calibration.drop(columns="scores_by_version")  # scored_by says it in words
         return f"""<!doctype html><html><head><meta charset="utf-8"><title>leadscore monitor</title>
 <style>body{{font-family:system-ui,sans-serif;margin:2em;max-width:70em}} .t{{border-collapse:collapse;font-size:90%}}
 .t td,.t th{{padding:2px 8px;border-bottom:1px solid #ddd;text-align:right}} .alert{{color:#b00}} .warn{{color:#a60}}</style>
@@ -470,7 +473,7 @@ class MonitorReport:
 <h2>Findings</h2><ul>{items}</ul>{f'<h2>Notes</h2><ul>{notes}</ul>' if notes else ''}
 <h2>Drift (PSI, {html.escape(self.model)}'s training window vs recent scored leads)</h2>{caption.get("drift", "")}
 <img alt="PSI per feature" src="data:image/png;base64,{_png(psi_figure(self.drift))}">{table(self.drift)}
-<h2>Calibration{scorers} against matured outcomes</h2>{caption.get("calibration", "")}{table(self.calibration)}
+<h2>Calibration{scorers} against matured outcomes</h2>{caption.get("calibration", "")}{table(calibration)}
 <h3>By segment (worst first)</h3>{caption.get("segments", "")}{table(self.segments.head(40))}
 <h2>Hand-off</h2>{caption.get("handoff", "")}{table(self.handoff)}<h3>Rejection reasons by tier</h3>{table(self.reasons_by_tier, index=True)}
 </body></html>"""

@@ -217,6 +217,7 @@ def test_every_finding_says_what_to_do_about_it():
                             "reason code required on rejection") for s in found)
     page = report.html()
     assert html.escape(TO_DO["reason codes"]) in page  # in the hand-off table as well as the findings
+    assert "scores_by_version" not in page  # the versions as data, for the findings: scored_by names them on the page
     # Had v2 been promoted since, none of the latest cohort's scores would be its own: judge v2 on them, not retrain
     replaced = dataclasses.replace(report, model="leadscore v2", version="2")
     (latest,) = [s for _, s in replaced.findings if s.startswith("calibration (latest)")]
@@ -1061,11 +1062,28 @@ def test_a_store_without_any_sales_decision_leaves_hand_off_not_judged_instead_o
     assert not any("dispositioned" in sentence for status, sentence in report.findings if status == "alert")
 
 
-def test_made_some_reads_a_version_out_of_scored_by_not_a_longer_one_sharing_its_digits():
-    from pipelines.monitor import made_some, scored_by
+def test_a_calibration_alert_says_to_judge_a_new_champion_first_only_when_it_made_none_of_the_scores():
+    """A champion that made some of the judged scores is retrained on an alert; one that made none (promoted since) is
+    judged on its own scores first. v1 made none of v12's scores, though their numbers share a digit."""
+    p, y = np.full(1_000, 0.3), np.r_[np.ones(100), np.zeros(900)]  # observed 10 % against 30 % predicted
 
-    mixed = scored_by(["12"] * 3 + ["1"] * 2 + ["2"])
-    assert mixed == "v12 (3), v1 (2) and v2 (1)"
-    assert [made_some(mixed, v) for v in ("12", "1", "2", "11")] == [True, True, True, False]
-    assert made_some(scored_by(["12"]), "12") and not made_some(scored_by(["12"]), "1")
-    assert not made_some(scored_by([]), "1")
+    def finding(versions: list[str], champion: str) -> str:
+        calibration = calibration_summary(p, y, MP, cohort="365 days", versions=np.array(versions))
+        drift = pd.DataFrame(columns=["feature", "psi", "status", "recent_rows", "reference_rows"])
+        segments = pd.DataFrame(columns=["cohort", "feature", "value", "gap", "status"])
+        handoff = pd.DataFrame(columns=["check", "status"])
+        report = MonitorReport(as_of=pd.Timestamp("2026-01-10"), model=f"leadscore v{champion}", drift=drift,
+                               calibration=calibration, segments=segments, handoff=handoff,
+                               reasons_by_tier=pd.DataFrame(), version=champion)
+        (said,) = [s for _, s in report.findings if s.startswith("calibration (365 days)")]
+        return said
+
+    mixed = ["12"] * 600 + ["1"] * 300 + ["2"] * 100
+    for champion in ("1", "12", "2"):  # made some of them
+        said = finding(mixed, champion)
+        assert "scored by v12 (600), v1 (300) and v2 (100) (z -13.8). To do: retrain (`leadscore retrain`) now" in said
+        assert "replaced" not in said
+    for versions, champion in ((["12"] * 1_000, "1"), (["1"] * 1_000, "12"), (mixed, "11")):  # made none
+        assert f". To do: the model that made these scores was replaced by v{champion}, trained since: judge " \
+               f"v{champion} on its own scores once their outcomes mature" in finding(versions, champion)
+    assert ". To do: retrain (`leadscore retrain`) now" in finding(["12"] * 1_000, "12")
