@@ -11,6 +11,7 @@ import mlflow
 import numpy as np
 import pandas as pd
 import pytest
+import sqlalchemy as sa
 
 from features.build import FeatureDef, build_features, decision_times, to_epoch_ns
 from features.labels import build_labels
@@ -597,21 +598,55 @@ def test_monitor_says_which_checks_it_could_not_judge_and_never_calls_nothing_ok
     assert tags["status"] == "not judged" and tags["judged"] == "" and drift_why in tags["not_judged"]
 
 
-def test_a_replayed_date_monitors_the_model_that_served_then_not_one_promoted_since(production, tmp_path):
+@pytest.fixture(scope="module")
+def successors(production, tmp_path_factory):
+    """`production`'s registry, whose champion v1 made every logged score, copied, with two later versions registered
+    beside it, not promoted: one trained as of 2025-07-01 and one as of 2025-10-01 (training each costs most of a test
+    that needs one). Only read: a test promotes in a copy of its own (`_registry_copy`).
+
+    Returns (params pointing at it, {as of: version} for "2025-04-01" (v1), "2025-07-01" and "2025-10-01")."""
+    from pipelines import tracking
+    from pipelines.train import train
+
+    params, crm, _ = production
+    registry = _registry_copy(params, tmp_path_factory.mktemp("successors") / "mlflow.db")
+    versions = {"2025-04-01": str(tracking.registered_version(registry).version)}
+    for as_of in ("2025-07-01", "2025-10-01"):
+        versions[as_of] = train(registry, as_of=pd.Timestamp(as_of), crm=crm).version
+    return registry, versions
+
+
+def _registry_copy(params, path):
+    """`params` with the MLflow tracking store (registry included) copied to the SQLite file `path`: aliases moved
+    there leave the original as it was. Artifacts stay where the original's runs put them (the store records them
+    by absolute path); runs logged in the copy add theirs beside them, under their own ids."""
+    import sqlite3
+
+    from pipelines import tracking
+
+    source = sqlite3.connect(sa.make_url(tracking.tracking_uri(params)).database)
+    copy = sqlite3.connect(path)
+    try:
+        source.backup(copy)  # consistent even if the source has a connection open
+    finally:
+        source.close()
+        copy.close()
+    return params.model_copy(update={"tracking": params.tracking.model_copy(update={"uri": f"sqlite:///{path}"})})
+
+
+def test_a_replayed_date_monitors_the_model_that_served_then_not_one_promoted_since(production, successors, tmp_path):
     """v1 served until October, when v2 (trained as of October) was promoted. `monitor --as-of 2025-08-01` must
     say what it said on that day: v1 against its own training window, not v2's, which holds leads and outcomes
     from after the date and against which every score logged then (all v1's) would be of another version."""
     from pipelines.retrain import promote
-    from pipelines.train import train
     from serving.store import FEEDBACK, Store
 
-    params, crm, store = production
-    registry = params.model_copy(update={"tracking": params.tracking.model_copy(
-        update={"uri": f"sqlite:///{tmp_path / 'mlflow.db'}"})})
+    _, crm, store = production
+    registry, versions = successors
+    registry = _registry_copy(registry, tmp_path / "mlflow.db")
     replayed, promoted = pd.Timestamp("2025-08-01"), pd.Timestamp("2025-10-01")
-    v1 = train(registry, as_of=pd.Timestamp("2025-04-01"), crm=crm).version
-    on_the_day = monitor(registry, as_of=replayed, crm=crm, store=store)
-    v2 = train(registry, as_of=promoted, crm=crm).version
+    v1, v2 = versions["2025-04-01"], versions["2025-10-01"]
+    on_the_day = monitor(registry, as_of=replayed, crm=crm, store=store)  # v1 the champion, v2 not promoted yet
     promote(registry, v2, "retrained on the third quarter")
     log = store.score_log_frame()
     served = Store(f"sqlite:///{tmp_path / 'served.db'}")  # v2 scores the leads that come after its promotion
@@ -631,20 +666,19 @@ def test_a_replayed_date_monitors_the_model_that_served_then_not_one_promoted_si
     assert monitor(registry, crm=crm, store=served).model == f"leadscore v{v2}"  # now: the champion
 
 
-def test_calibration_names_the_version_whose_scores_it_judges_not_a_champion_promoted_since(production, tmp_path):
+def test_calibration_names_the_version_whose_scores_it_judges_not_a_champion_promoted_since(production, successors,
+                                                                                             tmp_path):
     """v2 was promoted this morning; v1 made every score of the calibration window. Monitor watches v2 (drift against
     its training window), but calibration judges the probabilities v1 showed sales: the report, its page and its run
     must say they are v1's, or RevOps reads v1's calibration as v2's. Had v2 served since July, both are named with
     their leads, most first."""
     from pipelines.retrain import promote
-    from pipelines.train import train
 
-    params, crm, store = production
-    registry = params.model_copy(update={"tracking": params.tracking.model_copy(
-        update={"uri": f"sqlite:///{tmp_path / 'mlflow.db'}"})})
+    _, crm, store = production
+    registry, versions = successors
+    registry = _registry_copy(registry, tmp_path / "mlflow.db")
     promoted = pd.Timestamp("2025-07-01")  # early enough for some of v2's scores to have matured since
-    v1 = train(registry, as_of=pd.Timestamp("2025-04-01"), crm=crm).version
-    v2 = train(registry, as_of=promoted, crm=crm).version
+    v1, v2 = versions["2025-04-01"], versions["2025-07-01"]
     promote(registry, v2, "retrained on the second quarter")
     log, events = store.score_log_frame(), store.feedback_frame()
 
