@@ -357,19 +357,8 @@ class LeadScorer:
         self, features: pd.DataFrame, top_k: int = 3, every_factor: bool = False, age_days: np.ndarray | None = None,
         never_seen: dict[int, dict[str, str]] | None = None,
     ) -> tuple[pd.DataFrame, list[explain.Explanation]]:
-        """``predict`` and ``explain`` of the same leads from one encoding and one TreeSHAP pass."""
+        """``predict`` and ``models.explain.explain`` of the same leads from one encoding and one TreeSHAP pass."""
         encoded = self._encode(features)
         batch = explain.explain_batch(self, features, encoded, top_k=None if every_factor else top_k, age_days=age_days,
                                       never_seen=never_seen)
         return self._outputs(features, encoded, batch.probability, age_days), explain.explanations(batch, features, top_k, every_factor)
-
-    def explain(
-        self, features: pd.DataFrame, top_k: int = 3, every_factor: bool = True, age_days: np.ndarray | None = None,
-        never_seen: dict[int, dict[str, str]] | None = None,
-    ) -> list[explain.Explanation]:
-        """Score and top positive/negative factors (phrase, value, points) per row of a feature frame.
-
-        See models/explain.py for what contributions and points mean; ``age_days``: ``build``; ``never_seen``:
-        ``never_seen_as_sent``, which the factors name as sent.
-        """
-        return explain.explain(self, features, top_k, every_factor, age_days, never_seen)

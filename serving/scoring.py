@@ -1,8 +1,9 @@
 """Between HTTP and the LeadScorer: request rows in, scores with reasons and score-log rows out.
 
 The service stays thin by calling these pure functions; the benchmark calls the same ones to
-measure the in-process cost of a request. Scores, tiers and reasons come from `LeadScorer.predict`
-and `LeadScorer.explain` — the functions batch scoring uses — never from a copy here.
+measure the in-process cost of a request. Scores, tiers and reasons come from `LeadScorer.explained_scores`
+(the outputs batch scoring's `LeadScorer.scores_of` gives, from the same TreeSHAP pass as the factors), never from a
+copy here.
 """
 
 from __future__ import annotations

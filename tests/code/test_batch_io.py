@@ -22,6 +22,7 @@ import pytest
 
 from features.build import feature_catalog
 from models.calibration import Calibrator, TierThresholds
+from models.explain import explain
 from models.gbm import predict_threads, usable_cores
 from models.peers import LogisticPeer
 from models.scorer import LeadScorer
@@ -903,7 +904,7 @@ def test_a_code_sent_as_another_spelling_of_the_number_training_read_scores_as_t
     np.testing.assert_allclose(batch, served.iloc[0], rtol=1e-9)
     assert summary.unseen_values == {}  # no Plan value is reported as new
     features, _, _ = scorer.build(request_frames([{**lead, "Plan": 3}], [None], params.data).leads, audience=API_CLIENT)
-    plan = next(f for f in scorer.explain(features)[0].factors if f.signal == "plan")
+    plan = next(f for f in explain(scorer, features)[0].factors if f.signal == "plan")
     assert (plan.phrase, plan.value) == (f"Plan {trained}", trained)  # what the model used, not a rare value's words
 
 

@@ -463,7 +463,7 @@ def test_an_unseen_category_and_missing_optional_fields_explain(scorer):
     lead = raw_lead(industry="Asteroid Mining", employees=None, phone=None, company=None, campaign=None)
     features, problems, ages = scorer.build(lead, None, as_of=AS_OF)
     assert problems == []
-    (e,) = scorer.explain(features, 3, age_days=ages)
+    (e,) = explain(scorer, features, 3, age_days=ages)
     by_name = {f.signal: f for f in e.factors}
     # Scored with the pool of rare values: 'Industry: asteroid mining  -3 pts' alone says asteroid mining lowers it.
     # Explained from the feature frame alone (no never_seen), it is named as compared, and as no past lead had it.
@@ -486,7 +486,7 @@ def test_a_value_the_model_learned_reads_as_itself_and_only_a_new_one_says_it_is
     acts = pd.DataFrame([activity("demo_request", "2025-05-30 10:00"), activity("pricing_view", "2025-05-30 11:00")] * 2)
     acts["lead_id"] = ["known", "known", "rare", "rare"]
     features, _, ages = scorer.build(leads, acts, as_of=AS_OF)
-    phrases = [next(f.phrase for f in e.factors if f.signal == "campaign") for e in scorer.explain(features, age_days=ages)]
+    phrases = [next(f.phrase for f in e.factors if f.signal == "campaign") for e in explain(scorer, features, age_days=ages)]
     new = "Came in through campaign asteroid summit (no past lead had this value: judged as the rare ones are)"
     assert phrases == ["Came in through campaign gads brand", new]
     # Batch scoring's top-factor columns word it the same way.
@@ -516,7 +516,7 @@ def test_score_with_factors_names_a_value_no_past_lead_had_as_the_lead_sent_it(s
 def test_a_lead_without_a_usable_email_hears_so_once(scorer, email):
     features, problems, ages = scorer.build(raw_lead(email=email), None, as_of=AS_OF)
     assert problems == []
-    (e,) = scorer.explain(features, 3, age_days=ages)
+    (e,) = explain(scorer, features, 3, age_days=ages)
     assert [f.phrase for f in e.factors if "e-mail address" in f.phrase] == ["No usable e-mail address"]
     assert e.margin == pytest.approx(e.base + sum(f.contribution for f in e.factors), abs=1e-9)
 
@@ -529,7 +529,7 @@ def test_a_lead_without_a_usable_email_hears_so_once(scorer, email):
 ])
 def test_a_joined_feature_is_one_factor_worded_once_and_worth_both_features(scorer, lead, signal, joined, phrase):
     features, _, ages = scorer.build(raw_lead(**lead), None, as_of=AS_OF)
-    (e,) = scorer.explain(features, 3, every_factor=True, age_days=ages)
+    (e,) = explain(scorer, features, 3, every_factor=True, age_days=ages)
     by_signal = {f.signal: f for f in e.factors}
     assert joined not in by_signal and by_signal[signal].phrase == phrase
     _, per_feature = contributions(scorer, features)
@@ -539,7 +539,7 @@ def test_a_joined_feature_is_one_factor_worded_once_and_worth_both_features(scor
 def test_a_lead_without_any_activity_hears_it_once_with_the_points_of_every_silent_signal(scorer):
     """'No web page views in the last 90 days' beside 'No activity in the last 365 days' said it twice."""
     features, _, ages = scorer.build(raw_lead(created_at="2024-01-01"), None, as_of=AS_OF)
-    (e,) = scorer.explain(features, 3, every_factor=True, age_days=ages)
+    (e,) = explain(scorer, features, 3, every_factor=True, age_days=ages)
     silent = [s for s in dict.fromkeys(d.signal for d in scorer.catalog)
               if s in scorer.features.activity_types or s == "engagement_trend"]
     by_signal = {f.signal: f for f in e.factors}
@@ -555,7 +555,7 @@ def test_a_lead_without_any_activity_hears_it_once_with_the_points_of_every_sile
 def test_a_new_lead_without_activity_reads_so_not_as_a_year_of_silence(scorer, tmp_path):
     features, problems, ages = scorer.build(raw_lead(created_at="2025-05-29 10:00"), None, as_of=AS_OF)
     assert problems == [] and ages.tolist() == [pytest.approx(2 + 14 / 24)]
-    (e,) = scorer.explain(features, 3, every_factor=True, age_days=ages)
+    (e,) = explain(scorer, features, 3, every_factor=True, age_days=ages)
     assert next(f.phrase for f in e.factors if f.signal == "activity_recency") == "No activity since it was created 2 days ago"
     # Batch scoring words it so too: fresh leads never read as a year without activity.
     leads = pd.concat([raw_lead(lead_id=f"N{i}", created_at=f"2025-05-{20 + i} 10:00") for i in range(8)])
@@ -569,7 +569,7 @@ def test_a_new_lead_without_activity_reads_so_not_as_a_year_of_silence(scorer, t
 def test_an_activity_before_every_window_stays_a_factor_of_its_own(scorer):
     old_demo = pd.DataFrame([activity("demo_request", "2023-01-01 09:00")])
     features, _, ages = scorer.build(raw_lead(created_at="2022-12-01"), old_demo, as_of=AS_OF)
-    (e,) = scorer.explain(features, 3, every_factor=True, age_days=ages)
+    (e,) = explain(scorer, features, 3, every_factor=True, age_days=ages)
     by_signal = {f.signal: f for f in e.factors}
     assert by_signal["demo_request"].phrase == "Requested a demo more than 90 days ago"
     _, per_feature = contributions(scorer, features)
@@ -676,7 +676,7 @@ def test_a_category_value_reads_as_the_training_export_spelled_it_not_lower_case
     # A lead whose form wrote the values in other letter cases: the words are the CRM's, as its reps know them.
     features, problems, ages = scorer.build(raw_lead(lead_source="REFERRAL", industry="retail"), None, as_of=AS_OF)
     assert problems == []
-    (e,) = scorer.explain(features, age_days=ages)
+    (e,) = explain(scorer, features, age_days=ages)
     by_signal = {f.signal: f for f in e.factors}
     assert (by_signal["lead_source"].phrase, by_signal["lead_source"].value) == ("Lead source: Referral", "Referral")
     assert (by_signal["industry"].phrase, by_signal["industry"].value) == ("Industry: Retail", "Retail")
@@ -697,7 +697,7 @@ def test_an_activity_factor_names_the_window_whose_count_moved_the_score(scorer)
     _, per_feature = contributions(scorer, features)
     windows = {d.window_days: d.name for d in scorer.catalog if d.signal == "email_open" and d.window_days}
     past_shortest = []
-    for e, (_, parts), (_, counts) in zip(scorer.explain(features, age_days=ages), per_feature.iterrows(), features.iterrows()):
+    for e, (_, parts), (_, counts) in zip(explain(scorer, features, age_days=ages), per_feature.iterrows(), features.iterrows()):
         factor = next(f for f in e.factors if f.signal == "email_open")
         toward = {days: parts[name] * np.sign(factor.contribution) for days, name in windows.items() if counts[name] > 0}
         days = max(toward, key=toward.get)

@@ -19,6 +19,7 @@ import pytest
 from mlflow.tracking import MlflowClient
 from typer.testing import CliRunner
 
+from models.explain import explain
 from models.peers import PointsScorer
 from models.splits import make_split
 from pipelines import tracking
@@ -188,7 +189,7 @@ def test_cold_start_ships_the_points_peer_through_the_one_inference_path(tmp_pat
     by_points = batch.scores.assign(points=points).sort_values(["points", "probability"])
     assert not batch.problems
     assert by_points["probability"].is_monotonic_increasing  # the score ranks exactly as the points do
-    explained = scorer.explain(features.head(20), top_k=3)  # reps get reasons from the peer as well
+    explained = explain(scorer, features.head(20), top_k=3)  # reps get reasons from the peer as well
     np.testing.assert_allclose([e.base + sum(f.contribution for f in e.factors) for e in explained],
                                scorer.margin(features.head(20)), atol=1e-6)
     assert any(f.signal == "demo_request" for e in explained for f in e.factors)
@@ -246,7 +247,7 @@ def test_the_cold_start_peer_names_category_values_as_the_export_spelled_them(sa
     scorer = fit_cold_start_scorer(ts, split, params, "cold start")
 
     row = ts.features[ts.features["lead_source"] == "web organic"].head(1)
-    (factor,) = [f for f in scorer.explain(row)[0].factors if f.signal == "lead_source"]
+    (factor,) = [f for f in explain(scorer, row)[0].factors if f.signal == "lead_source"]
     assert (factor.phrase, factor.value) == ("Lead source: Web Organic", "Web Organic")
 
 

@@ -11,6 +11,7 @@ import pytest
 import models.train as train_module
 from models.calibration import Calibrator
 from models.encoding import OTHER, CategoryEncoder
+from models.explain import explain
 from models.gbm import AUC_TOLERANCE, _shap_cost, _smallest_near_best, train_gbm_cv
 from models.reasons import ReasonModel
 from models.splits import make_split, stratified_folds
@@ -147,7 +148,7 @@ def test_a_scorer_fit_alone_names_category_values_as_the_export_spelled_them(tra
 
     assert scorer.category_spellings == {"lead_source": {"web_organic": "Web Organic"}}
     row = ts.features[ts.features["lead_source"] == "web_organic"].head(1)
-    (factor,) = [f for f in scorer.explain(row)[0].factors if f.signal == "lead_source"]
+    (factor,) = [f for f in explain(scorer, row)[0].factors if f.signal == "lead_source"]
     assert (factor.phrase, factor.value) == ("Lead source: Web Organic", "Web Organic")
 
 
