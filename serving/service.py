@@ -34,7 +34,7 @@ from fastapi.responses import HTMLResponse  # noqa: E402
 from starlette.responses import JSONResponse, Response  # noqa: E402
 
 from pipelines import tracking  # noqa: E402
-from pipelines.config import Params, params_from_env  # noqa: E402
+from pipelines.config import Params, ParamsError, params_from_env  # noqa: E402
 from pipelines.ingest import crm_column  # noqa: E402
 from serving import metrics, openapi, scorecard  # noqa: E402
 from serving.bento import bento_model_tag, load_bento_scorer  # noqa: E402
@@ -185,14 +185,14 @@ pages = FastAPI(docs_url=None, redoc_url=None, openapi_url=None)
 class LeadScoreService:
     @bentoml.on_deployment
     def refuse_to_start_unready() -> None:
-        """Runs once in the server's main process: without a key, a model or a store it may write, exit
-        with the reason. Opening the store brings one an earlier version created up to date, once.
+        """Runs once in the server's main process: without a valid params file, a key, a model or a store it
+        may write, exit with the reason. Opening the store brings one an earlier version created up to date, once.
 
         (A failing worker alone would be restarted forever by BentoML's process manager.) The reason is
         the one line printed: a traceback through BentoML's internals would bury it.
         """
-        params = service_params()
         try:
+            params = service_params()
             api_key()
             Store.from_params(params)
             bento = LeadScoreService.bento
@@ -200,7 +200,7 @@ class LeadScoreService:
                 bento_model_tag(bento, params)
             else:
                 tracking.registered_version(params, params.serving.alias)
-        except (RuntimeError, LookupError) as err:  # no key, store (unreachable, not writable) or model
+        except (ParamsError, RuntimeError, LookupError) as err:  # params, key, store (unreachable, not writable), model
             raise SystemExit(f"leadscore refuses to start: {err}") from None
 
     def __init__(self) -> None:

@@ -2107,6 +2107,28 @@ def test_the_service_refuses_to_start_saying_why(trained, sample_params, tmp_pat
     assert reason in str(refused.value)
 
 
+@pytest.mark.parametrize(("params_name", "extra", "reason"), [
+    ("missing.yaml", None, "params file not found: {path}"),
+    ("params.yaml", {"serving.workers": 2}, "{path}: 1 invalid setting(s)\n  - serving.workers: unknown key"),
+], ids=["missing-file", "unknown-key"])
+def test_a_params_file_the_service_cannot_use_is_refused_in_one_line(sample_params, tmp_path, params_name, extra,
+                                                                     reason):
+    """LEADSCORE_PARAMS naming a file that is not there, or a setting misspelt in it (an operator's usual mistakes),
+    is said as the other refusals are, not buried at the end of a traceback through BentoML's start-up."""
+    from pipelines.config import PARAMS_ENV
+    from serving.local_server import params_file, start
+
+    path = tmp_path / params_name
+    if extra:
+        params_file(sample_params, path, extra)
+    env = {PARAMS_ENV: str(path), "BENTOML_HOME": str(tmp_path / "bentoml"),
+           sample_params.serving.api_key_env: "a-key"}
+    with pytest.raises(RuntimeError, match="exited with code") as refused:
+        start(env, tmp_path / "server.log", timeout=60)
+    assert f"leadscore refuses to start: {reason.format(path=path)}" in str(refused.value)
+    assert "Traceback" not in str(refused.value)
+
+
 def test_docs_name_a_leads_fields_as_the_served_model_reads_them_after_params_changed(trained, sample_params, tmp_path):
     """params.yaml's mapping edited after training (the CRM renamed fields, no retrain yet): /score still reads
     leads by the model's mapping, so /docs.json must document that one, or a CRM following it is refused."""
