@@ -204,6 +204,9 @@ class LeadScoreService:
             raise SystemExit(f"leadscore refuses to start: {err}") from None
 
     def __init__(self) -> None:
+        # BentoML shows its own INFO lines and only warnings of other loggers: the operator is told which model
+        # each worker serves, at start and on reload.
+        logging.getLogger("serving").setLevel(logging.INFO)
         params = service_params()
         bento = LeadScoreService.bento  # set by BentoML when this runs from a built bento
         if bento:
@@ -213,6 +216,8 @@ class LeadScoreService:
             self.served = self._ready(tracking.load_scorer(params, params.serving.alias), "MLflow registry")
             if params.serving.reload_seconds:
                 threading.Thread(target=self._watch_registry, daemon=True, name="champion-watch").start()
+        log.info("serving %s v%s (alias %s) from the %s", self.served.model.name, self.served.model.version,
+                 self.served.model.alias, self.served.source)
         self.serving = params.serving
         self.card_key = card_link_key(api_key()[0])
         self.data, self.label = params.data, params.label
@@ -240,8 +245,9 @@ class LeadScoreService:
         with self._reload_lock:
             if str(tracking.registered_version(params, params.serving.alias).version) == self.served.model.version:
                 return False
+            replaced = self.served.model.version
             self.served = self._ready(tracking.load_scorer(params, params.serving.alias), "MLflow registry")
-        log.info("now serving %s v%s", self.served.model.name, self.served.model.version)
+        log.info("now serving %s v%s (was v%s)", self.served.model.name, self.served.model.version, replaced)
         return True
 
     def _watch_registry(self) -> None:

@@ -71,6 +71,10 @@ def test_reload_swaps_the_champion_while_requests_keep_being_answered(trained, s
         assert client.get("/model").json()["version"] == new_version
         assert statuses and set(statuses) == {200}, statuses
         assert versions == {before, new_version}
+        # The operator reads in the server log which model is served, from the start and after each swap.
+        log = server.log_path.read_text(errors="replace")
+        assert f"serving leadscore v{before} (alias champion) from the MLflow registry" in log
+        assert f"now serving leadscore v{new_version} (was v{before})" in log
 
 
 def test_every_worker_picks_up_a_new_champion_on_its_own(trained, sample_params, tmp_path):
