@@ -22,6 +22,7 @@ import functools  # noqa: E402
 import gc  # noqa: E402
 import json  # noqa: E402
 import logging  # noqa: E402
+import signal  # noqa: E402
 import threading  # noqa: E402
 import time  # noqa: E402
 from dataclasses import dataclass  # noqa: E402
@@ -208,6 +209,7 @@ class LeadScoreService:
         # each worker serves, at start and on reload.
         logging.getLogger("serving").setLevel(logging.INFO)
         params = service_params()
+        threading.Thread(target=self._stop_with_server, daemon=True, name="server-watch").start()
         bento = LeadScoreService.bento  # set by BentoML when this runs from a built bento
         if bento:
             scorer = load_bento_scorer(bento, params)
@@ -223,6 +225,16 @@ class LeadScoreService:
         self.data, self.label = params.data, params.label
         self.store = Store.from_params(params)
         self._reload_lock = threading.Lock()
+
+    @staticmethod
+    def _stop_with_server() -> None:
+        """A worker whose server process is gone (a SIGKILL, which it cannot pass on) stops as if told to: left
+        running, it would answer on the port unsupervised and a restarted server could not bind it."""
+        server = os.getppid()
+        while os.getppid() == server:
+            time.sleep(1)
+        log.warning("the server process %d is gone: this worker stops", server)
+        os.kill(os.getpid(), signal.SIGTERM)  # uvicorn's graceful shutdown: requests in flight are answered
 
     @staticmethod
     def _ready(scorer, source: str) -> Served:

@@ -235,10 +235,10 @@ def client(server):
 @contextlib.contextmanager
 def running_service(params: Params, folder: Path, overrides: dict | None = None, *, api_key: bool = True,
                     target: str = SERVICE, bentoml_home: Path | None = None, log_name: str = "server.log",
-                    timeout: float = 120) -> Iterator[RunningService]:
+                    timeout: float = 120, port: int | None = None) -> Iterator[RunningService]:
     """The real service served on 127.0.0.1 (`bentoml serve`) with `params` plus dotted `overrides`; stopped on exit.
 
-    Its params file, log and BentoML home (unless `bentoml_home`) go in `folder`. Each start gets a
+    Its params file, log and BentoML home (unless `bentoml_home`) go in `folder`; `port` defaults to a free one. Each start gets a
     fresh API key, or none with `api_key=False` (to see the service refuse to start).
     """
     path = params_file(params, folder / "params.yaml", overrides)
@@ -247,7 +247,7 @@ def running_service(params: Params, folder: Path, overrides: dict | None = None,
     env = {PARAMS_ENV: str(path), "BENTOML_HOME": str(bentoml_home or folder / "bentoml")}
     if key:
         env[served.serving.api_key_env] = key
-    server = start(env, folder / log_name, target=target, timeout=timeout)
+    server = start(env, folder / log_name, target=target, port=port, timeout=timeout)
     try:
         yield RunningService(server.url, server.process, server.log_path, key, served, folder)
     finally:

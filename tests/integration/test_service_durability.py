@@ -5,6 +5,9 @@ from __future__ import annotations
 import http.client
 import threading
 import time
+import urllib.parse
+
+import psutil
 
 from serving.store import Store
 from conftest import running_service
@@ -60,3 +63,21 @@ def test_sigkill_while_posting_loses_no_acknowledged_feedback(trained, sample_pa
         assert not set(acknowledged) - stored
         retry = restarted.client().post("/feedback", _event(acknowledged[-1]))
         assert (retry.status, retry.json()["stored"]) == (200, False)
+
+
+def test_a_sigkill_of_the_server_process_alone_stops_its_workers_so_it_starts_again(trained, sample_params, tmp_path):
+    """A supervisor may kill only the process `bentoml serve` runs as, not its workers (each in a process group of
+    its own). Those workers kept answering on the port, unsupervised, and the server could not start again on it."""
+    overrides = {"serving.store_url": f"sqlite:///{tmp_path / 'store.db'}"}
+    with running_service(sample_params, tmp_path, overrides) as server:
+        workers = psutil.Process(server.process.pid).children(recursive=True)
+        server.process.kill()
+        server.process.wait(timeout=10)
+        _, alive = psutil.wait_procs(workers, timeout=20)
+        for orphan in alive:  # this test's own processes, never left behind
+            orphan.kill()
+        assert workers and not alive
+        port = urllib.parse.urlsplit(server.url).port
+
+    with running_service(sample_params, tmp_path, overrides, port=port, log_name="server-restarted.log") as restarted:
+        assert restarted.client().post("/feedback", _event("after-restart")).status == 201
