@@ -21,7 +21,8 @@ from features.leakage import LeakWarning, leakage_check
 from models.encoding import most_frequent
 from pipelines.config import FeatureParams, Params
 from pipelines.history import history_as_of, load_history
-from pipelines.ingest import CRMData, absent_columns, absent_columns_text, personal_by_name, personal_columns_listed
+from pipelines.ingest import (CRMData, absent_columns, absent_columns_text, crm_column_in, personal_by_name,
+                             personal_columns_listed)
 
 # How long after an export's 'now' (data_as_of) `as_of` may be. Past it, leads still open when the
 # export was taken would count as expired unconverted (no outcome by their horizon) while their
@@ -123,7 +124,8 @@ NO_FEATURES_READ = ("the features section reads no feature: features.categorical
 def setting_warnings(ts: TrainingSet, params: Params, judging: bool = False) -> list[str]:
     """What features, train, retrain, backtest, evaluate and audit warn about the feature settings against the
     export of `ts`: no feature read at all (`NO_FEATURES_READ`), a lead column the features read that the leads
-    source lacks (a typo, a header 'Industry ' with a blank: every lead trains as not having it, as `score` warns),
+    source lacks (a typo, a header 'Industry ' with a blank: every lead trains as not having it, as `score` warns) or
+    leaves blank on every labelled lead (`columns_blank`),
     decisions without a date (`decisions_undated`), an activity file that gives training no activity
     (`activities_unused`) or none of the labelled leads' (`activities_of_open_leads_only`), or some of whose rows are
     of types the features do not read (`activities_partly_unread`), then the values
@@ -141,7 +143,7 @@ def setting_warnings(ts: TrainingSet, params: Params, judging: bool = False) -> 
         out.append(f"data.leads ({params.data.leads}) has no column {absent_columns_text(absent)}, "
                    f"which the features read: every lead {_as(judging)} not having it; check the export's columns or "
                    "data.mapping.leads")
-    out += personal_categories(params) + outcomes_none(ts, params)
+    out += columns_blank(ts, params, absent, judging) + personal_categories(params) + outcomes_none(ts, params)
     # Counted once per type (`unread_activity_types`): a large export's activity file holds millions of rows.
     unread = unread_activity_types(crm.activities["activity"], params.features) if _activities_read(crm, params) else {}
     unused = activities_unused(crm, params, unread, judging)
@@ -150,6 +152,29 @@ def setting_warnings(ts: TrainingSet, params: Params, judging: bool = False) -> 
             + (unused or activities_of_open_leads_only(ts, params, judging) + activities_end_early(ts, params, judging)
                + activities_partly_unread(crm, params, unread, judging))
             + unmatched_settings(crm.leads, None if unused else crm.activities, params.features))
+
+
+def columns_blank(ts: TrainingSet, params: Params, absent: dict[str, str | None], judging: bool = False) -> list[str]:
+    """A warning naming the lead columns the features read that the leads source has (not `absent`) but that hold no
+    value for any labelled lead: a report field exported empty, or one the CRM fills only lately. The model then learns
+    nothing from it, as from a column the export lacks, and only the `features` command's fill rates would show it.
+    None without labelled leads: the label counts say that already."""
+    leads = ts.crm.leads
+    labelled = leads[leads["lead_id"].isin(ts.features.index)]
+    if labelled.empty:
+        return []
+    header = ts.crm.leads_header or []
+    blank = [name for name in (crm_column_in(params.data, "leads", column, header)
+                               for column in lead_columns_read(params.features)
+                               if column in labelled and labelled[column].isna().all())
+             if name not in absent]
+    if not blank:
+        return []
+    several = len(blank) > 1
+    return [f"data.leads ({params.data.leads}) has no value for any of the {len(labelled):,} labelled leads in "
+            f"column{'s' * several} {', '.join(map(repr, blank))}, which the features read: every lead "
+            f"{_as(judging)} not having {'them' if several else 'it'}; check that the export fills "
+            f"{'them' if several else 'it'} (data.missing_values counts as no value)"]
 
 
 def personal_categories(params: Params) -> list[str]:

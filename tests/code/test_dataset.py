@@ -88,6 +88,32 @@ def test_activity_rows_of_types_the_features_do_not_read_are_counted_when_others
         f"{counted}: not counted in the scores the model is judged by; {advice} a retrain to learn them"]
 
 
+def test_a_column_the_features_read_left_blank_on_every_labelled_lead_is_named(sample_params):
+    """A CRM report exporting 'Campaign' empty (and the job title, which seniority and department are parsed from)
+    trained every lead as having none without a word, where a file lacking the column is warned about: training and
+    judging name both columns, by the export's names, even when the leads still open have values; a column the
+    file lacks is named once, as absent."""
+    ts = assemble(sample_params)
+    leads = ts.crm.leads
+    labelled = leads["lead_id"].isin(ts.features.index)
+    assert (~labelled).any() and leads.loc[labelled, ["campaign", "job_title"]].notna().any().all()
+    blanked = leads.assign(campaign=leads["campaign"].mask(labelled), job_title=leads["job_title"].mask(labelled))
+    export = dataclasses.replace(ts.crm, leads=blanked)
+
+    warning = (f"data.leads ({sample_params.data.leads}) has no value for any of the {labelled.sum():,} labelled leads "
+               "in columns 'campaign', 'job_title', which the features read: every lead trains as not having them; "
+               "check that the export fills them (data.missing_values counts as no value)")
+    assert setting_warnings(assemble(sample_params, crm=export), sample_params) == [warning]
+    assert setting_warnings(assemble(sample_params, crm=export), sample_params, judging=True) == [
+        warning.replace("trains as", "is scored as")]
+    assert setting_warnings(ts, sample_params) == []
+    without = dataclasses.replace(export, leads_header=[c for c in ts.crm.leads_header if c != "campaign"])
+    assert [w.split(", which")[0] for w in setting_warnings(assemble(sample_params, crm=without), sample_params)] == [
+        f"data.leads ({sample_params.data.leads}) has no column 'campaign'",
+        f"data.leads ({sample_params.data.leads}) has no value for any of the {labelled.sum():,} labelled leads in "
+        "column 'job_title'"]
+
+
 def test_a_personal_column_listed_as_a_category_is_said_to_be_kept(sample_params, sample_dir, tmp_path):
     """features.categorical listing the lead's company kept every company name in the model, the audit and the score
     log without a word, though the README says no e-mail, phone or company is kept: training (and judging) says so,
