@@ -205,9 +205,31 @@ def personal_categories(params: Params) -> list[str]:
 
 def training_warnings(ts: TrainingSet, params: Params) -> list[str]:
     """What features, train and retrain warn of before training on `ts`: the export against the feature settings
-    (`setting_warnings`), then each label rule line of rejection reason codes the policy does not list
-    (`LabelResult.unknown_reason_lines`), repeated as a warning because it is easily lost among some 15 rule lines."""
-    return setting_warnings(ts, params) + [f"label rule {line}" for line in ts.labels.unknown_reason_lines()]
+    (`setting_warnings`), the rows `data.on_error: drop` left out (`rows_left_out`), then each label rule line of
+    rejection reason codes the policy does not list (`LabelResult.unknown_reason_lines`), repeated as a warning because
+    it is easily lost among some 15 rule lines."""
+    return (setting_warnings(ts, params) + rows_left_out(ts.crm)
+            + [f"label rule {line}" for line in ts.labels.unknown_reason_lines()])
+
+
+def rows_left_out(crm: CRMData) -> list[str]:
+    """A warning counting, per file, the rows (and values of rows kept) `data.on_error: drop` left out for bad values,
+    naming the first problem. Only the `features` command's ingest report and the run's data/ingest_report.json said so:
+    `train` and `retrain` trained on the rest without a word."""
+    problems = crm.report.problems
+    if not problems:
+        return []
+    rows: dict[str, set] = {}
+    values: dict[str, int] = {}
+    for problem in problems:
+        if problem.row_kept:
+            values[problem.source] = values.get(problem.source, 0) + 1
+        else:
+            rows.setdefault(problem.source, set()).add(problem.row)
+    left = [f"{len(dropped):,} rows of {source}" for source, dropped in rows.items()]
+    left += [f"{count:,} values (their rows kept) of {source}" for source, count in values.items()]
+    return [f"data.on_error is drop: training left out {', '.join(left)} that ingest refused (the first problem: "
+            f"{problems[0]}); `leadscore features` lists the problems"]
 
 
 # How much more often one side's decisions (conversions, or the others) lack a date than the other's for

@@ -114,6 +114,25 @@ def test_a_column_the_features_read_left_blank_on_every_labelled_lead_is_named(s
         "column 'job_title'"]
 
 
+def test_rows_on_error_drop_left_out_are_counted_where_training_is_told(sample_params, sample_dir, tmp_path):
+    """An export with employees written 'unknown' in 3 rows and data.on_error: drop trained on the rest with only
+    `features`' ingest report and the run's ingest_report.json saying so: train and retrain's warnings count the rows
+    left out per file (a refused lead's outcome row goes too), naming the first problem. A clean export gives none."""
+    leads = pd.read_csv(sample_dir / "leads.csv", dtype=str, keep_default_na=False)
+    leads.loc[[4, 9, 30], "employees"] = "unknown"
+    leads.to_csv(tmp_path / "leads.csv", index=False)
+    params = sample_params.model_copy(update={"data": sample_params.data.model_copy(
+        update={"leads": str(tmp_path / "leads.csv"), "on_error": "drop"})})
+
+    warnings = dataset.training_warnings(assemble(params), params)
+
+    assert warnings == [
+        f"data.on_error is drop: training left out 3 rows of {tmp_path / 'leads.csv'}, 3 rows of "
+        f"{sample_params.data.outcomes} that ingest refused (the first problem: {tmp_path / 'leads.csv'} row 5 (header "
+        "not counted), column 'employees': not a number: 'unknown'); `leadscore features` lists the problems"]
+    assert dataset.training_warnings(assemble(sample_params), sample_params) == []
+
+
 def test_a_personal_column_listed_as_a_category_is_said_to_be_kept(sample_params, sample_dir, tmp_path):
     """features.categorical listing the lead's company kept every company name in the model, the audit and the score
     log without a word, though the README says no e-mail, phone or company is kept: training (and judging) says so,
