@@ -22,6 +22,7 @@ import numpy as np
 import pandas as pd
 
 from pipelines.contract import NUMBER_TEXT, true_false_spellings
+from pipelines.ingest import shortened
 
 OTHER = "__other__"
 # When a value never seen in training stops being one, as batch scoring's summary and the service's never_seen say it:
@@ -39,8 +40,9 @@ _DERIVED = ("_code_lookup", "_number_levels", "_true_false_levels")
 
 def most_frequent(rows_per_value: Mapping[str, int], shown: int = 3) -> str:
     """The first ``shown`` values of a most-first count with their rows, e.g. "'tiktok' 1,100, 'threads' 100,
-    and 2 more": how scoring and monitor name the values a model never saw."""
-    named = ", ".join(f"{value!r} {rows:,}" for value, rows in list(rows_per_value.items())[:shown])
+    and 2 more": how scoring and monitor name the values a model never saw; a very long one (a free-text field)
+    by its start and length (`shortened`), as the never_seen column names it, not whole in a job's log."""
+    named = ", ".join(f"{shortened(repr(value))} {rows:,}" for value, rows in list(rows_per_value.items())[:shown])
     return named + (f", and {len(rows_per_value) - shown:,} more" if len(rows_per_value) > shown else "")
 
 

@@ -176,3 +176,13 @@ def test_a_booster_predicts_the_same_from_the_matrix_as_from_the_training_frame(
     np.testing.assert_array_equal(from_matrix, from_frame)
     np.testing.assert_array_equal(contrib_matrix, contrib_frame)
     assert encoder.matrix(later.iloc[:0]).shape == (0, 2)
+
+
+def test_a_very_long_value_is_named_by_its_start_and_length_not_whole():
+    """A free-text field listed as a category: score's warning of values the model never saw printed a 100,000-character
+    cell whole (200 KB of log for 3 leads), where the never_seen column names it by its start and length."""
+    long_value = "note " * 20_000
+
+    named = encoding.most_frequent({long_value: 2, "tiktok": 1})
+
+    assert named == f"{repr(long_value)[:40]}... (100,002 characters) 2, 'tiktok' 1"
