@@ -18,7 +18,6 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from models.encoding import most_frequent
 from pipelines.config import FeatureParams, value_map_labels
 from pipelines.contract import CLOCK_SLACK, LARGEST_NUMBER, LEADS, email_address
 from pipelines.numbers import TWO_WAYS_WHERE, DecimalMark, read_numbers
@@ -634,16 +633,6 @@ def unread_activity_types(types: pd.Series, spec: FeatureParams) -> dict[str, in
     counts = counts[counts > 0]
     unread = counts[~activity_types_read(pd.Series(counts.index), spec)]
     return {str(kind): int(rows) for kind, rows in unread.items()}
-
-
-def unread_activity_rows(unread: Mapping[str, int], rows: int, source: str | None = None) -> str:
-    """"4 of the 120 activity rows are of a type the model does not read ('chat_started' 3, 'Requested Demo' 1)":
-    how `leadscore score` and training count the rows of `unread_activity_types` (of `rows`, some of them read), one
-    sentence for both so a user reads the same words at either. `source` names the file ("data.activities (...)")."""
-    unread_rows = sum(unread.values())
-    of = f" of {source}" if source else ""
-    return (f"{unread_rows:,} of the {rows:,} activity rows{of} {'is' if unread_rows == 1 else 'are'} of a type the "
-            f"model does not read ({most_frequent(unread)})")
 
 
 def activity_types_read(types: pd.Series, spec: FeatureParams) -> np.ndarray:

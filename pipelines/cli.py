@@ -333,8 +333,8 @@ def score(
                     "lead was scored as having no activity; check that both files use the same lead ids",
                     fg="yellow", err=True)
     elif summary.unread_activity_types and summary.rows_scored:
-        from features.build import unread_activity_rows
         from models.encoding import most_frequent
+        from pipelines.dataset import unread_activity_rows
 
         unread = summary.unread_activity_types
         if sum(unread.values()) == summary.activities_valid:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
@@ -15,7 +16,7 @@ import pandas as pd
 
 from features.build import (ACTIVITY_COLUMNS, NAT, ages_open, build_features, decision_times, lead_age_days,
                             lead_columns_read, positions_of, to_epoch_ns, training_snapshots, unmatched_settings,
-                            unread_activity_rows, unread_activity_types)
+                            unread_activity_types)
 from features.labels import LabelResult, build_labels, outcome_group
 from features.leakage import LeakWarning, leakage_check
 from models.encoding import most_frequent
@@ -309,6 +310,16 @@ def activities_unused(crm: CRMData, params: Params, unread: dict[str, int], judg
     return [f"none of the {len(crm.activities):,} activity rows of {source} is of a type the features read "
             f"({', '.join(params.features.activity_types)}): {never_active}; the file's types: {most_frequent(unread)} "
             "(write them as features.activity_types does, or translate them with data.value_maps.activity)"]
+
+
+def unread_activity_rows(unread: Mapping[str, int], rows: int, source: str | None = None) -> str:
+    """"4 of the 120 activity rows are of a type the model does not read ('chat_started' 3, 'Requested Demo' 1)":
+    how `leadscore score` and training count the rows of `unread_activity_types` (of `rows`, some of them read), one
+    sentence for both so a user reads the same words at either. `source` names the file ("data.activities (...)")."""
+    unread_rows = sum(unread.values())
+    of = f" of {source}" if source else ""
+    return (f"{unread_rows:,} of the {rows:,} activity rows{of} {'is' if unread_rows == 1 else 'are'} of a type the "
+            f"model does not read ({most_frequent(unread)})")
 
 
 def activities_partly_unread(crm: CRMData, params: Params, unread: dict[str, int], judging: bool = False) -> list[str]:
