@@ -133,6 +133,44 @@ def test_rows_on_error_drop_left_out_are_counted_where_training_is_told(sample_p
     assert dataset.training_warnings(assemble(sample_params), sample_params) == []
 
 
+def test_most_conversions_labelled_after_the_horizon_are_warned_of_naming_an_import_day(sample_params):
+    """A CRM migration stamping every lead's created_at with one day trained most conversions as negative
+    (negative:converted_after_horizon, label.horizon_days counting from that day) with only the label counts to show
+    it: training counts them against the conversions it labels, gives their median days to conversion and names the
+    day as an import's; a horizon far shorter than the sales cycle is warned of without a day. The sample gives none."""
+    ts = assemble(sample_params)
+    assert dataset.training_warnings(ts, sample_params) == []
+    leads, outcomes = ts.crm.leads, ts.crm.outcomes
+    day = leads["created_at"].min().floor("D")
+    imported = assemble(sample_params, crm=dataclasses.replace(ts.crm, leads=leads.assign(created_at=day)))
+    won = outcomes.loc[outcomes["status"] == "converted", "decided_at"]
+    assert won.notna().all()
+    days = (won - day) / pd.Timedelta(days=1)
+    late = int((days > 120).sum())
+    assert late > 0.8 * len(won)
+
+    (warning,) = dataset.training_warnings(imported, sample_params)
+
+    assert warning == (
+        f"{late:,} of the {len(won):,} conversions training labels ({late / len(won):.1%}) came more than "
+        "label.horizon_days (120) after the lead's creation, so it learns them as not converted "
+        f"(negative:converted_after_horizon); the median conversion came {days.median():,.0f} days after creation, and "
+        f"all {len(leads):,} leads were created on {day:%Y-%m-%d}: their creation dates look like an "
+        "import date (a CRM migration or bulk import stamps its own), not when the leads came in; raise "
+        "label.horizon_days to cover the sales cycle, or map the CRM's original creation date field to created_at in "
+        "data.mapping.leads")
+    # A migration of the older half of the leads, the newer ones created in the CRM since: the day is named, counted.
+    older = leads["created_at"] < leads["created_at"].median()
+    migrated = assemble(sample_params, crm=dataclasses.replace(ts.crm, leads=leads.assign(
+        created_at=leads["created_at"].mask(older, day))))
+    (warning,) = dataset.training_warnings(migrated, sample_params)
+    assert f"{older.sum():,} of the {len(leads):,} leads were created on {day:%Y-%m-%d}: their creation" in warning
+    short = sample_params.model_copy(update={"label": sample_params.label.model_copy(update={"horizon_days": 14})})
+    (warning,) = dataset.training_warnings(assemble(short), short)
+    assert "came more than label.horizon_days (14) after the lead's creation" in warning
+    assert "import date" not in warning
+
+
 def test_a_personal_column_listed_as_a_category_is_said_to_be_kept(sample_params, sample_dir, tmp_path):
     """features.categorical listing the lead's company kept every company name in the model, the audit and the score
     log without a word, though the README says no e-mail, phone or company is kept: training (and judging) says so,
