@@ -126,7 +126,8 @@ def setting_warnings(ts: TrainingSet, params: Params, judging: bool = False) -> 
     """What features, train, retrain, backtest, evaluate and audit warn about the feature settings against the
     export of `ts`: no feature read at all (`NO_FEATURES_READ`), a lead column the features read that the leads
     source lacks (a typo, a header 'Industry ' with a blank: every lead trains as not having it, as `score` warns) or
-    leaves blank on every labelled lead (`columns_blank`),
+    leaves blank on every labelled lead (`columns_blank`), most conversions labelled past the horizon
+    (`conversions_after_horizon`),
     decisions without a date (`decisions_undated`), an activity file that gives training no activity
     (`activities_unused`) or none of the labelled leads' (`activities_of_open_leads_only`), or some of whose rows are
     of types the features do not read (`activities_partly_unread`), then the values
@@ -144,7 +145,8 @@ def setting_warnings(ts: TrainingSet, params: Params, judging: bool = False) -> 
         out.append(f"data.leads ({params.data.leads}) has no column {absent_columns_text(absent)}, "
                    f"which the features read: every lead {_as(judging)} not having it; check the export's columns or "
                    "data.mapping.leads")
-    out += columns_blank(ts, params, absent, judging) + personal_categories(params) + outcomes_none(ts, params)
+    out += (columns_blank(ts, params, absent, judging) + personal_categories(params) + outcomes_none(ts, params)
+            + conversions_after_horizon(ts, params, judging))
     # Counted once per type (`unread_activity_types`): a large export's activity file holds millions of rows.
     unread = unread_activity_types(crm.activities["activity"], params.features) if _activities_read(crm, params) else {}
     unused = activities_unused(crm, params, unread, judging)
@@ -208,9 +210,8 @@ def training_warnings(ts: TrainingSet, params: Params) -> list[str]:
     """What features, train and retrain warn of before training on `ts`: the export against the feature settings
     (`setting_warnings`), the rows `data.on_error: drop` left out (`rows_left_out`), then each label rule line of
     rejection reason codes the policy does not list (`LabelResult.unknown_reason_lines`), repeated as a warning because
-    it is easily lost among some 15 rule lines; between them, conversions labelled negative for coming after the
-    horizon when they are many (`conversions_after_horizon`)."""
-    return (setting_warnings(ts, params) + rows_left_out(ts.crm) + conversions_after_horizon(ts, params)
+    it is easily lost among some 15 rule lines."""
+    return (setting_warnings(ts, params) + rows_left_out(ts.crm)
             + [f"label rule {line}" for line in ts.labels.unknown_reason_lines()])
 
 
@@ -245,13 +246,13 @@ LATE_CONVERSIONS_SHARE = 0.25
 ONE_DAY_LEADS_SHARE = 0.2
 
 
-def conversions_after_horizon(ts: TrainingSet, params: Params) -> list[str]:
+def conversions_after_horizon(ts: TrainingSet, params: Params, judging: bool = False) -> list[str]:
     """A warning when more than `LATE_CONVERSIONS_SHARE` of the conversions training labels are labelled negative for
     coming more than label.horizon_days after the lead's creation (`negative:converted_after_horizon`): a horizon far
     shorter than the sales cycle, or creation dates that are an import's (every lead of a CRM migration created on its
     day, `ONE_DAY_LEADS_SHARE`, which it names). Only that rule's count in the label lines would show it. It gives the
     median days from creation to conversion against the horizon. A warning, not a refusal: a short horizon may be
-    meant."""
+    meant. `judging` a model (evaluate, audit), the same labels are what it is judged by."""
     counts = ts.labels.counts
     late = counts.get("negative:converted_after_horizon", 0)
     conversions = late + counts.get("positive:converted", 0)
@@ -261,8 +262,9 @@ def conversions_after_horizon(ts: TrainingSet, params: Params) -> list[str]:
     labelled = ts.labels.frame.loc[ts.features.index]
     converted = labelled["rule"].isin(["positive:converted", "negative:converted_after_horizon"]).to_numpy()
     days = lead_age_days(ts.created_at[converted], labelled["decided_at"].to_numpy()[converted])
-    warning = (f"{late:,} of the {conversions:,} conversions training labels ({late / conversions:.1%}) came more than "
-               f"label.horizon_days ({params.label.horizon_days}) after the lead's creation, so it learns them as not "
+    labels, learns = (("the model is judged by", "they count") if judging else ("training labels", "it learns them"))
+    warning = (f"{late:,} of the {conversions:,} conversions {labels} ({late / conversions:.1%}) came more than "
+               f"label.horizon_days ({params.label.horizon_days}) after the lead's creation, so {learns} as not "
                f"converted (negative:converted_after_horizon); the median conversion came {np.nanmedian(days):,.0f} "
                "days after creation")
     created = ts.crm.leads["created_at"]
