@@ -374,7 +374,8 @@ def activities_partly_unread(crm: CRMData, params: Params, unread: dict[str, int
     nothing else would say so; counted and named in `score`'s words (`unread_activity_rows`)."""
     if not unread or sum(unread.values()) == len(crm.activities):
         return []
-    ignored, learner = ("in the scores the model is judged by", "a retrain") if judging else ("in training", "the model")
+    ignored, learner = (("in the scores the model is judged by", "a retrain") if judging
+                        else ("in training", "the model"))
     return [f"{unread_activity_rows(unread, len(crm.activities), _activities_source(crm))}: not counted {ignored}; "
             "have data.value_maps.activity translate them to one the features read "
             f"({', '.join(params.features.activity_types)}), or list them in features.activity_types for {learner} to "

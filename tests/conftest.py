@@ -238,8 +238,8 @@ def running_service(params: Params, folder: Path, overrides: dict | None = None,
                     timeout: float = 120, port: int | None = None) -> Iterator[RunningService]:
     """The real service served on 127.0.0.1 (`bentoml serve`) with `params` plus dotted `overrides`; stopped on exit.
 
-    Its params file, log and BentoML home (unless `bentoml_home`) go in `folder`; `port` defaults to a free one. Each start gets a
-    fresh API key, or none with `api_key=False` (to see the service refuse to start).
+    Its params file, log and BentoML home (unless `bentoml_home`) go in `folder`; `port` defaults to a free one. Each
+    start gets a fresh API key, or none with `api_key=False` (to see the service refuse to start).
     """
     path = params_file(params, folder / "params.yaml", overrides)
     served = load_params(path)

@@ -160,8 +160,9 @@ def test_most_conversions_labelled_after_the_horizon_are_warned_of_naming_an_imp
         "label.horizon_days to cover the sales cycle, or map the CRM's original creation date field to created_at in "
         "data.mapping.leads")
     # evaluate and audit judge a model by the same labels
-    assert dataset.setting_warnings(imported, sample_params, judging=True) == [warning.replace(
-        "conversions training labels", "conversions the model is judged by").replace("so it learns them", "so they count")]
+    judged = warning.replace("conversions training labels", "conversions the model is judged by")
+    assert dataset.setting_warnings(imported, sample_params, judging=True) == [
+        judged.replace("so it learns them", "so they count")]
     # A migration of the older half of the leads, the newer ones created in the CRM since: the day is named, counted.
     older = leads["created_at"] < leads["created_at"].median()
     migrated = assemble(sample_params, crm=dataclasses.replace(ts.crm, leads=leads.assign(
