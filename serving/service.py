@@ -190,18 +190,19 @@ class LeadScoreService:
         may write, exit with the reason. Opening the store brings one an earlier version created up to date, once.
 
         (A failing worker alone would be restarted forever by BentoML's process manager.) The reason is
-        the one line printed: a traceback through BentoML's internals would bury it.
+        the one line printed: a traceback through BentoML's internals would bury it. The store is opened last, as
+        opening creates it: a start refused for another reason leaves no empty store behind.
         """
         try:
             params = service_params()
             api_key()
-            Store.from_params(params)
             bento = LeadScoreService.bento
             if bento:
                 bento_model_tag(bento, params)
             else:
                 tracking.registered_version(params, params.serving.alias)
-        except (ParamsError, RuntimeError, LookupError) as err:  # params, key, store (unreachable, not writable), model
+            Store.from_params(params)
+        except (ParamsError, RuntimeError, LookupError) as err:  # params, key, model, store (unreachable, not writable)
             raise SystemExit(f"leadscore refuses to start: {err}") from None
 
     def __init__(self) -> None:

@@ -2101,10 +2101,15 @@ def test_openapi_documents_how_a_score_card_is_asked_for(client, leads):
     ids=["no-model", "no-key"],
 )
 def test_the_service_refuses_to_start_saying_why(trained, sample_params, tmp_path, overrides, with_key, reason):
+    """A refused start leaves nothing behind: no empty store where serving.store_url points, which a later start
+    or a backup would take for the real one."""
+    store = tmp_path / "store.db"
     with pytest.raises(RuntimeError, match="exited with code") as refused:
-        with running_service(sample_params, tmp_path, overrides, api_key=with_key, timeout=60):
+        with running_service(sample_params, tmp_path, {**overrides, "serving.store_url": f"sqlite:///{store}"},
+                             api_key=with_key, timeout=60):
             pass
     assert reason in str(refused.value)
+    assert not list(tmp_path.glob(f"{store.name}*"))
 
 
 @pytest.mark.parametrize(("params_name", "extra", "reason"), [

@@ -88,7 +88,7 @@ def test_a_postgres_store_that_stops_taking_writes_answers_503_saying_why_and_th
 
 
 def test_the_service_refuses_to_start_in_one_line_on_a_postgres_account_that_may_only_read(
-        sample_params, postgres, tmp_path):
+        trained, sample_params, postgres, tmp_path):
     url = postgres.database()
     Store(url).add_feedback(_feedback("kept"))
     reader = postgres.reader(url)

@@ -767,9 +767,11 @@ def test_a_store_that_cannot_be_connected_to_is_told_apart_from_one_that_may_not
     ],
     ids=["earlier-version", "up-to-date", "missing-folder"],
 )
-def test_the_service_refuses_to_start_on_a_store_it_cannot_write_saying_why(sample_params, tmp_path, store, reason):
+def test_the_service_refuses_to_start_on_a_store_it_cannot_write_saying_why(trained, sample_params, tmp_path, store,
+                                                                          reason):
     """The service writes: it must bring the store up to date on start and be allowed to write it, or exit
-    naming the store and the problem (before its workers start, which BentoML would restart forever)."""
+    naming the store and the problem (before its workers start, which BentoML would restart forever). The store is
+    checked once nothing else refuses: with a model to serve."""
     from conftest import earlier_store, running_service
 
     path = tmp_path / ("missing" if store == "missing-folder" else "") / "store.db"
