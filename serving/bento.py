@@ -4,7 +4,8 @@
 tracking.registered_model) into the BentoML model store — name, version and alias kept as labels —
 and builds the bento from bentofile.yaml, which references it as `<name>:latest`, with the OpenAPI
 document GET /docs.json serves as its apis/openapi.yaml. `bentoml export` then bundles bento and
-model into one file that serves where MLflow is unreachable.
+model into one file that serves where MLflow is unreachable. It warns when the bento, served with its copy of
+params.yaml, would keep its SQLite store inside its own folder (`check_store_outside_bento`: it refuses to start so).
 
 Built into an image or deployed, a bento installs the requirements file bentofile.yaml names:
 pyproject.toml's runtime dependencies and all they need, at the versions constraints.txt pins (the
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import importlib.metadata
+import sys
 import tomllib
 from pathlib import Path
 
@@ -25,7 +27,8 @@ from packaging.utils import canonicalize_name
 
 from models.scorer import LeadScorer
 from pipelines import tracking
-from pipelines.config import PROJECT_ROOT, Params, load_params
+from pipelines.config import DEFAULT_PARAMS, PARAMS_ENV, PROJECT_ROOT, Params, load_params
+from pipelines.ingest import resolve_sqlite, sqlite_file
 from serving import openapi
 
 BENTOFILE = PROJECT_ROOT / "bentofile.yaml"
@@ -70,6 +73,24 @@ def bento_model_tag(bento: bentoml.Bento, params: Params) -> bentoml.Tag:
         raise LookupError(f"bento {bento.tag} holds no model named {name!r}: list {name}:latest under `models` in "
                           "bentofile.yaml and rebuild with `python -m serving.bento`")
     return tags[0]
+
+
+def check_store_outside_bento(bento: bentoml.Bento, params: Params) -> None:
+    """Refuse a SQLite store (serving.store_url, a relative path read beside the params file) that lies inside the
+    bento's own folder: the score log and the sales decisions, which retraining learns from, would go with the bento.
+
+    Raises:
+        RuntimeError: naming the store file, the bento's folder and the fix.
+    """
+    file = sqlite_file(resolve_sqlite(params.serving.store_url, params.base_dir))
+    folder = Path(bento.path).resolve()
+    if file and Path(file).resolve().is_relative_to(folder):
+        raise RuntimeError(
+            f"the store {file} (serving.store_url) lies inside the folder of bento {bento.tag}, {folder}: the score "
+            "log and sales decisions kept there would be lost with the bento (the next bento starts with an empty "
+            f"store, `bentoml delete` deletes it). Serve with {PARAMS_ENV} naming a params file whose "
+            "serving.store_url is an absolute SQLite path (sqlite:////srv/leadscore/leadscore_store.db) or a "
+            "database server")
 
 
 def load_bento_scorer(bento: bentoml.Bento, params: Params) -> LeadScorer:
@@ -175,9 +196,15 @@ def main() -> None:
         raise SystemExit(f"bento {bento.tag} packages {packaged}, not the model just imported ({model.tag}): "
                          f"bentofile.yaml `models` must list {model.tag.name}:latest")
     correct_openapi(bento, params)
+    serve = f"bentoml serve {bento.tag}"
+    try:  # what the bento reads served without LEADSCORE_PARAMS: its copy of the project's params.yaml
+        check_store_outside_bento(bento, load_params(bento.path_of(f"src/{DEFAULT_PARAMS.name}")))
+    except RuntimeError as err:  # the bento is sound: where its store lives is the server's to say, at serve time
+        print(f"warning: served without {PARAMS_ENV}, the bento refuses to start: {err}", file=sys.stderr)
+        serve = f"{PARAMS_ENV}=<that params file> {serve}"
     # An absolute path: BentoML 1.4 resolves a relative export path against / (`leadscore.bento` writes /leadscore.bento).
     archive = Path.cwd() / "leadscore.bento"
-    print(f"built {bento.tag}: serve it with `bentoml serve {bento.tag}`, or `bentoml export {bento.tag} {archive}`")
+    print(f"built {bento.tag}: serve it with `{serve}`, or `bentoml export {bento.tag} {archive}`")
 
 
 if __name__ == "__main__":

@@ -38,7 +38,7 @@ from pipelines import tracking  # noqa: E402
 from pipelines.config import Params, ParamsError, params_from_env  # noqa: E402
 from pipelines.ingest import crm_column  # noqa: E402
 from serving import metrics, openapi, scorecard  # noqa: E402
-from serving.bento import bento_model_tag, load_bento_scorer  # noqa: E402
+from serving.bento import bento_model_tag, check_store_outside_bento, load_bento_scorer  # noqa: E402
 from serving.schemas import (  # noqa: E402
     AsOf,
     ExplainRequest,
@@ -187,7 +187,8 @@ class LeadScoreService:
     @bentoml.on_deployment
     def refuse_to_start_unready() -> None:
         """Runs once in the server's main process: without a valid params file, a key, a model or a store it
-        may write, exit with the reason. Opening the store brings one an earlier version created up to date, once.
+        may write (outside the bento it runs from), exit with the reason. Opening the store brings one an earlier
+        version created up to date, once.
 
         (A failing worker alone would be restarted forever by BentoML's process manager.) The reason is
         the one line printed: a traceback through BentoML's internals would bury it. The store is opened last, as
@@ -199,10 +200,12 @@ class LeadScoreService:
             bento = LeadScoreService.bento
             if bento:
                 bento_model_tag(bento, params)
+                check_store_outside_bento(bento, params)
             else:
                 tracking.registered_version(params, params.serving.alias)
             Store.from_params(params)
-        except (ParamsError, RuntimeError, LookupError) as err:  # params, key, model, store (unreachable, not writable)
+        # params, key, model, store (inside the bento, unreachable, not writable)
+        except (ParamsError, RuntimeError, LookupError) as err:
             raise SystemExit(f"leadscore refuses to start: {err}") from None
 
     def __init__(self) -> None:

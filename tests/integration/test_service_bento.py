@@ -1,5 +1,6 @@
 """A built bento is self-contained: exported, imported elsewhere, it serves without the MLflow store,
-it installs the package versions the tests ran on, and it ships the OpenAPI document it serves."""
+it installs the package versions the tests ran on, and it ships the OpenAPI document it serves. It does not
+keep the score log and sales decisions inside its own folder."""
 
 from __future__ import annotations
 
@@ -10,64 +11,110 @@ import shutil
 import subprocess
 import sys
 import tarfile
+from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 import pandas as pd
+import pytest
 import yaml
 
-from pipelines.config import PROJECT_ROOT, load_params
+from pipelines.config import PARAMS_ENV, PROJECT_ROOT, load_params
 from serving.bento import pinned_versions, requirements_path
-from serving.local_server import params_file
+from serving.local_server import params_file, start
 from conftest import running_service
 
 
-def _run(args: list[str], bentoml_home: Path) -> str:
+def _run(args: list[str], bentoml_home: Path) -> subprocess.CompletedProcess:
     env = {**os.environ, "BENTOML_HOME": str(bentoml_home), "BENTOML_DO_NOT_TRACK": "true"}
     env.pop("MLFLOW_TRACKING_URI", None)
     done = subprocess.run([sys.executable, *args], cwd=PROJECT_ROOT, env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
-    return done.stdout
+    return done
 
 
-def test_exported_bento_serves_with_the_tracking_store_moved_away(trained, sample_params, tmp_path):
+@dataclass(frozen=True)
+class Shipped:
+    """A bento built by `python -m serving.bento` and exported, its BentoML home and tracking store gone since."""
+
+    tag: str
+    archive: Path
+    params: Path  # built with; its store_url is absolute, outside any bento
+    built: subprocess.CompletedProcess
+    tracking_db: Path  # where the tracking store was: moved away
+
+
+@pytest.fixture(scope="module")
+def shipped(trained, sample_params, tmp_path_factory) -> Shipped:
+    """Built once for the module: building is slow."""
+    folder = tmp_path_factory.mktemp("shipped")
     # A private copy of the tracking store, so moving it away leaves the session's store alone.
     tracking_db = Path(sample_params.tracking.uri.removeprefix("sqlite:///"))
-    copy = tmp_path / "tracking" / "mlflow.db"
+    copy = folder / "tracking" / "mlflow.db"
     copy.parent.mkdir()
     shutil.copy(tracking_db, copy)
-    params = params_file(sample_params, tmp_path / "params.yaml", {
+    params = params_file(sample_params, folder / "params.yaml", {
         "tracking.uri": f"sqlite:///{copy}",
-        "serving.store_url": f"sqlite:///{tmp_path / 'store.db'}",
+        "serving.store_url": f"sqlite:///{folder / 'store.db'}",
     })
-
-    build_home, serve_home = tmp_path / "build-home", tmp_path / "serve-home"
+    build_home = folder / "build-home"
     built = _run(["-m", "serving.bento", "--params", str(params)], build_home)
-    (bento,) = json.loads(_run(["-m", "bentoml", "list", "-o", "json"], build_home))
-    # The export command it suggests writes beside the user, not at / (where BentoML puts a relative path).
-    assert f"bentoml export {bento['tag']} {PROJECT_ROOT / 'leadscore.bento'}`" in built
-    archive = tmp_path / "leadscore.bento"
+    (bento,) = json.loads(_run(["-m", "bentoml", "list", "-o", "json"], build_home).stdout)
+    archive = folder / "leadscore.bento"
     _run(["-m", "bentoml", "export", bento["tag"], str(archive)], build_home)
-    with tarfile.open(archive) as shipped:  # what the bento installs where it is deployed
-        requirements = next(m for m in shipped if PurePosixPath(m.name) == PurePosixPath("env/python/requirements.txt"))
-        installs = pinned_versions(shipped.extractfile(requirements).read().decode())
-        openapi_yaml = shipped.extractfile(
-            next(m for m in shipped if PurePosixPath(m.name) == PurePosixPath("apis/openapi.yaml"))).read().decode()
+    shutil.rmtree(build_home)
+    copy.rename(copy.with_name("moved-away.db"))
+    return Shipped(bento["tag"], archive, params, built, copy)
+
+
+def test_exported_bento_serves_with_the_tracking_store_moved_away(trained, shipped, tmp_path):
+    # The export command it suggests writes beside the user, not at / (where BentoML puts a relative path).
+    assert f"bentoml export {shipped.tag} {PROJECT_ROOT / 'leadscore.bento'}`" in shipped.built.stdout
+    with tarfile.open(shipped.archive) as archive:  # what the bento installs where it is deployed
+        requirements = next(m for m in archive if PurePosixPath(m.name) == PurePosixPath("env/python/requirements.txt"))
+        installs = pinned_versions(archive.extractfile(requirements).read().decode())
+        openapi_yaml = archive.extractfile(
+            next(m for m in archive if PurePosixPath(m.name) == PurePosixPath("apis/openapi.yaml"))).read().decode()
     shipped_openapi = yaml.safe_load(openapi_yaml)
     assert not re.search(r"[&*]id\d", openapi_yaml)  # YAML anchors and aliases, which some OpenAPI tools mishandle
     assert installs == pinned_versions(requirements_path().read_text())
-    _run(["-m", "bentoml", "import", str(archive)], serve_home)
-    shutil.rmtree(build_home)
-    copy.rename(copy.with_name("moved-away.db"))
+    serve_home = tmp_path / "serve-home"
+    _run(["-m", "bentoml", "import", str(shipped.archive)], serve_home)
 
-    with running_service(load_params(params), tmp_path, target=bento["tag"], bentoml_home=serve_home) as server:
+    with running_service(load_params(shipped.params), tmp_path, target=shipped.tag, bentoml_home=serve_home) as server:
         client = server.client()
         info = client.get("/model").json()
         assert (info["name"], info["version"], info["alias"]) == ("leadscore", str(trained.version), "champion")
-        assert info["source"].startswith(f"bento {bento['tag']}")
+        assert info["source"].startswith(f"bento {shipped.tag}")
         assert shipped_openapi == client.get("/docs.json").json()  # what the bento documents is what it answers
         lead = {"lead_id": "BENTO-1", "created_at": "2025-12-01", "email": "cto@granitedata.com", "employees": 400}
         reply = client.post("/score", {"leads": [lead], "as_of": "2025-12-31"})
         assert reply.status == 200, reply.body
         expected = trained.scorer.score(pd.DataFrame([lead]), as_of=pd.Timestamp("2025-12-31"))
         assert reply.json()["scores"][0]["score"] == int(expected.scores["score"].iloc[0])
-    assert not copy.exists()  # the service never recreated the tracking store it was pointed at
+    assert not shipped.tracking_db.exists()  # the service never recreated the tracking store it was pointed at
+
+
+def test_a_bento_keeping_its_store_inside_its_own_folder_is_refused(shipped, tmp_path):
+    """Served with the params.yaml it packages, the default relative SQLite store_url lands in the bento's folder:
+    the score log and the sales decisions would go with the bento (the next one starts empty, `bentoml delete`
+    deletes them). The builder says so; the service refuses to start, creating nothing there."""
+    serve_home = tmp_path / "serve-home"
+    _run(["-m", "bentoml", "import", str(shipped.archive)], serve_home)
+    name, version = shipped.tag.split(":")
+    inside = serve_home / "bentos" / name / version / "src"
+    fix = f"Serve with {PARAMS_ENV} naming a params file whose serving.store_url is an absolute SQLite path"
+    (warning,) = [line for line in shipped.built.stderr.splitlines() if line.startswith("warning: ")]
+    assert warning.startswith(f"warning: served without {PARAMS_ENV}, the bento refuses to start: the store ")
+    assert fix in warning
+    assert f"serve it with `{PARAMS_ENV}=<that params file> bentoml serve {shipped.tag}`" in shipped.built.stdout
+
+    packaged = load_params(inside / "params.yaml")
+    env = {PARAMS_ENV: "", "BENTOML_HOME": str(serve_home), packaged.serving.api_key_env: "a-key"}
+    with pytest.raises(RuntimeError, match="exited with code") as refused:
+        start(env, tmp_path / "server.log", target=shipped.tag, timeout=60)
+
+    (line,) = [line for line in str(refused.value).splitlines() if "leadscore refuses to start" in line]
+    assert line.startswith(f"leadscore refuses to start: the store {inside / 'leadscore_store.db'} (serving.store_url) "
+                           f"lies inside the folder of bento {shipped.tag}, ")
+    assert fix in line and "Traceback" not in str(refused.value)
+    assert not list(inside.glob("leadscore_store.db*"))
