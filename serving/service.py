@@ -148,7 +148,7 @@ def api_key() -> tuple[str, str]:
     key = os.environ.get(env_var, "").strip()
     if not key:
         raise RuntimeError(
-            f"refusing to start without an API key: set the environment variable {env_var} "
+            f"no API key: set the environment variable {env_var} "
             "(params serving.api_key_env); clients send it as 'Authorization: Bearer <key>'"
         )
     return key, env_var

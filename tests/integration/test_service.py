@@ -2096,7 +2096,8 @@ def test_openapi_documents_how_a_score_card_is_asked_for(client, leads):
     ("overrides", "with_key", "reason"),
     [
         ({"serving.alias": "gold"}, True, "no model 'leadscore' with alias 'gold'"),
-        ({"serving.api_key_env": "LEADSCORE_KEY_NOBODY_SET"}, False, "without an API key: set the environment variable LEADSCORE_KEY_NOBODY_SET"),
+        ({"serving.api_key_env": "LEADSCORE_KEY_NOBODY_SET"}, False,
+         "leadscore refuses to start: no API key: set the environment variable LEADSCORE_KEY_NOBODY_SET"),
     ],
     ids=["no-model", "no-key"],
 )
