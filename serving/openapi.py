@@ -65,8 +65,11 @@ PAGE = """<!DOCTYPE html>
 DESCRIPTION = (
     "Lead scoring for the CRM: POST /score for scores, tiers and reasons; POST /feedback for sales "
     "decisions; POST /explain and GET /model to look inside. Every route but the health ones and this document "
-    "(and its page at /) needs the header `Authorization: Bearer <key>`. Every error is JSON in one shape (ErrorResponse); only a rep's "
-    "browser gets the score card's 401, 404 and 503 as HTML pages. A JSON body may be sent compressed "
+    "(and its page at /) needs the header `Authorization: Bearer <key>`. Every error is JSON in one shape "
+    "(ErrorResponse), except that a rep's browser gets the score card's 401, 404 and 503 as HTML pages and a "
+    "request the server does not answer within its traffic timeout (60 s unless configured) gets BentoML's own 504, "
+    '`{"error": "Not able to process the request in N seconds"}` (N the timeout) without `detail` (a /feedback '
+    "retry with the same event_id is safe). A JSON body may be sent compressed "
     "(`Content-Encoding: gzip` or `deflate`). Guide: serving/README.md."
 )
 

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import http.client
+import json
+import re
+import sqlite3
 import threading
 import time
 import urllib.parse
@@ -81,3 +84,33 @@ def test_a_sigkill_of_the_server_process_alone_stops_its_workers_so_it_starts_ag
 
     with running_service(sample_params, tmp_path, overrides, port=port, log_name="server-restarted.log") as restarted:
         assert restarted.client().post("/feedback", _event("after-restart")).status == 201
+
+
+def test_a_decision_answered_504_past_the_timeout_is_stored_once_and_its_retry_is_safe(trained, sample_params, tmp_path,
+                                                                                        monkeypatch):
+    """A request not answered within BentoML's traffic timeout gets BentoML's own 504, `{"error": ...}` without
+    `detail`, as /docs.json and serving/README.md say (BentoML answers it outside the service's middleware). The
+    decision is still stored once the service gets to it, so the CRM's retry with the same event_id is answered 200,
+    never stored twice. Slow here as in production: another writer holds the store's lock (`leadscore erase`)."""
+    monkeypatch.setenv("BENTOML_CONFIG_OPTIONS", "services.leadscore.traffic.timeout=1")
+    store_path = tmp_path / "store.db"
+    with running_service(sample_params, tmp_path, {"serving.store_url": f"sqlite:///{store_path}"}) as server:
+        client = server.client()
+        lock = sqlite3.connect(store_path, isolation_level=None)
+        try:
+            lock.execute("BEGIN IMMEDIATE")  # the service's write waits for it (its busy timeout is 30 s)
+            timed_out = client.post("/feedback", _event("slow-1"))
+        finally:
+            lock.close()  # the open transaction is rolled back: the service's write goes ahead
+        assert (timed_out.status, timed_out.headers["content-type"]) == (504, "application/json"), timed_out.body
+        assert timed_out.json() == {"error": "Not able to process the request in 1 seconds"}
+        documented = client.get("/docs.json").json()["info"]["description"]  # as an integrator reads it
+        assert re.sub(r"in \d+ seconds", "in N seconds", json.dumps(timed_out.json())) in documented
+
+        store = Store(server.params.serving.store_url)
+        deadline = time.monotonic() + 30
+        while "slow-1" not in set(store.feedback_frame()["event_id"]) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        retry = client.post("/feedback", _event("slow-1"))
+        assert (retry.status, retry.json()["stored"]) == (200, False), retry.body
+        assert store.feedback_frame()["event_id"].tolist().count("slow-1") == 1
