@@ -4,8 +4,9 @@
 tracking.registered_model) into the BentoML model store — name, version and alias kept as labels —
 and builds the bento from bentofile.yaml, which references it as `<name>:latest`, with the OpenAPI
 document GET /docs.json serves as its apis/openapi.yaml. `bentoml export` then bundles bento and
-model into one file that serves where MLflow is unreachable. It warns when the bento, served with its copy of
-params.yaml, would keep its SQLite store inside its own folder (`check_store_outside_bento`: it refuses to start so).
+model into one file that serves where MLflow is unreachable. The bento packages the params file it was built with
+(`--params`, else params.yaml) as its params.yaml, and it warns when the bento, served with it, would keep its SQLite
+store inside its own folder (`check_store_outside_bento`: it refuses to start so).
 
 Built into an image or deployed, a bento installs the requirements file bentofile.yaml names:
 pyproject.toml's runtime dependencies and all they need, at the versions constraints.txt pins (the
@@ -196,9 +197,12 @@ def main() -> None:
         raise SystemExit(f"bento {bento.tag} packages {packaged}, not the model just imported ({model.tag}): "
                          f"bentofile.yaml `models` must list {model.tag.name}:latest")
     correct_openapi(bento, params)
+    packaged_params = Path(bento.path_of(f"src/{DEFAULT_PARAMS.name}"))
+    if args.params:  # what it serves with is what its model was found and its OpenAPI document written with
+        packaged_params.write_text(Path(args.params).read_text(encoding="utf-8"), encoding="utf-8")
     serve = f"bentoml serve {bento.tag}"
-    try:  # what the bento reads served without LEADSCORE_PARAMS: its copy of the project's params.yaml
-        check_store_outside_bento(bento, load_params(bento.path_of(f"src/{DEFAULT_PARAMS.name}")))
+    try:  # what the bento reads served without LEADSCORE_PARAMS: its copy of the params file it was built with
+        check_store_outside_bento(bento, load_params(packaged_params))
     except RuntimeError as err:  # the bento is sound: where its store lives is the server's to say, at serve time
         print(f"warning: served without {PARAMS_ENV}, the bento refuses to start: {err}", file=sys.stderr)
         serve = f"{PARAMS_ENV}=<that params file> {serve}"

@@ -20,7 +20,7 @@ import yaml
 
 from pipelines.config import PARAMS_ENV, PROJECT_ROOT, load_params
 from serving.bento import pinned_versions, requirements_path
-from serving.local_server import params_file, start
+from serving.local_server import start
 from conftest import running_service
 
 
@@ -38,7 +38,7 @@ class Shipped:
 
     tag: str
     archive: Path
-    params: Path  # built with; its store_url is absolute, outside any bento
+    params: Path  # built with, and packaged: its store_url is the default, relative to the file, so inside the bento
     built: subprocess.CompletedProcess
     tracking_db: Path  # where the tracking store was: moved away
 
@@ -52,10 +52,11 @@ def shipped(trained, sample_params, tmp_path_factory) -> Shipped:
     copy = folder / "tracking" / "mlflow.db"
     copy.parent.mkdir()
     shutil.copy(tracking_db, copy)
-    params = params_file(sample_params, folder / "params.yaml", {
-        "tracking.uri": f"sqlite:///{copy}",
-        "serving.store_url": f"sqlite:///{folder / 'store.db'}",
-    })
+    params = folder / "params.yaml"  # as a user writes one: no base_dir, so its relative paths are read beside it
+    raw = sample_params.model_dump(mode="json", exclude={"base_dir"})
+    raw["tracking"]["uri"] = f"sqlite:///{copy}"
+    raw["serving"]["store_url"] = "sqlite:///leadscore_store.db"
+    params.write_text(yaml.safe_dump(raw, sort_keys=False))
     build_home = folder / "build-home"
     built = _run(["-m", "serving.bento", "--params", str(params)], build_home)
     (bento,) = json.loads(_run(["-m", "bentoml", "list", "-o", "json"], build_home).stdout)
@@ -74,13 +75,18 @@ def test_exported_bento_serves_with_the_tracking_store_moved_away(trained, shipp
         installs = pinned_versions(archive.extractfile(requirements).read().decode())
         openapi_yaml = archive.extractfile(
             next(m for m in archive if PurePosixPath(m.name) == PurePosixPath("apis/openapi.yaml"))).read().decode()
+        packaged = archive.extractfile(
+            next(m for m in archive if PurePosixPath(m.name) == PurePosixPath("src/params.yaml"))).read().decode()
+    assert packaged == shipped.params.read_text()  # served without LEADSCORE_PARAMS, it reads what it was built with
     shipped_openapi = yaml.safe_load(openapi_yaml)
     assert not re.search(r"[&*]id\d", openapi_yaml)  # YAML anchors and aliases, which some OpenAPI tools mishandle
     assert installs == pinned_versions(requirements_path().read_text())
     serve_home = tmp_path / "serve-home"
     _run(["-m", "bentoml", "import", str(shipped.archive)], serve_home)
 
-    with running_service(load_params(shipped.params), tmp_path, target=shipped.tag, bentoml_home=serve_home) as server:
+    outside = {"serving.store_url": f"sqlite:///{tmp_path / 'store.db'}"}
+    with running_service(load_params(shipped.params), tmp_path, outside, target=shipped.tag,
+                         bentoml_home=serve_home) as server:
         client = server.client()
         info = client.get("/model").json()
         assert (info["name"], info["version"], info["alias"]) == ("leadscore", str(trained.version), "champion")
