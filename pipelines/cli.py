@@ -43,8 +43,7 @@ def _as_of(value: str | None, export: Params | None = None) -> pd.Timestamp | No
     `export`: the params of a command whose --as-of dates the export only. For an undated export the
     date is refused rather than silently ignored: the user would believe the run was as of it.
     """
-    from pipelines.contract import CLOCK_SLACK
-    from pipelines.ingest import as_of_time
+    from pipelines.ingest import as_of_time, now_if_after
 
     if value is None:
         return None
@@ -63,8 +62,7 @@ def _as_of(value: str | None, export: Params | None = None) -> pd.Timestamp | No
         stamp = as_of_time(stamp)
     except ValueError as err:
         raise typer.BadParameter(str(err), param_hint="--as-of") from None
-    now = pd.Timestamp.now(tz="UTC").tz_localize(None)
-    if stamp > now + CLOCK_SLACK:  # as the service refuses a request's as_of: nothing after now has happened yet
+    if (now := now_if_after(stamp)) is not None:  # as the service refuses a request's as_of
         raise typer.BadParameter(f"{value!r} is in the future (now is {now:%Y-%m-%d %H:%M} UTC): a run counts what has "
                                  "happened by the date it is as of; leave --as-of out to run as of now",
                                  param_hint="--as-of")

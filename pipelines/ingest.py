@@ -1154,6 +1154,13 @@ def as_of_time(value) -> pd.Timestamp:
     return stamp
 
 
+def now_if_after(stamp: pd.Timestamp) -> pd.Timestamp | None:
+    """Now (naive UTC) when `stamp`, an `as_of_time`, is more than CLOCK_SLACK after it, else None: the command line's
+    --as-of and a request's as_of are refused then, as a lead's created_at is (nothing after now has happened yet)."""
+    now = pd.Timestamp.now(tz="UTC").tz_localize(None)
+    return now if stamp > now + CLOCK_SLACK else None
+
+
 def _empty_column(column: str, spec: TableSpec, index: pd.Index) -> pd.Series:
     if column in spec.dates:
         return pd.Series(pd.NaT, index=index, dtype="datetime64[us]")

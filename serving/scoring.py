@@ -23,10 +23,11 @@ from features.build import activities_dated_apart, activity_types_read, lead_col
 from features.labels import policy_reason
 from models.scorer import BuiltLeads, LeadScorer
 from pipelines.config import DataParams, LabelParams
-from pipelines.contract import CLOCK_SLACK, LEADS, OUTCOMES, TABLES, UTC_TIME
+from pipelines.contract import LEADS, OUTCOMES, TABLES, UTC_TIME
 from pipelines.ingest import (ALIKE, API_CLIENT, DATE_FORM, Problem, alike_column, as_of_time, as_plain_text,
                               as_sent, contract_status, crm_column, crm_columns, differing_values, name_words,
-                              not_answered, one_value_per_row, prepare_table, shortened, translate)
+                              not_answered, now_if_after, one_value_per_row, prepare_table, shortened,
+                              translate)
 from serving.schemas import Identifier, plain_value
 from serving.security import BAD_JSON_ERROR, card_link, error_message, field_path
 from serving.store import decision_date, email_sha256, utc_naive
@@ -102,8 +103,7 @@ def request_as_of(value: str | None) -> datetime | None:
         stamp = as_of_time(when)
     except ValueError as err:
         raise RequestError(_AS_OF_REFUSED, [_detail(("as_of",), str(err), "as_of_out_of_range")]) from None
-    now = pd.Timestamp.now(tz="UTC").tz_localize(None)
-    if stamp > now + CLOCK_SLACK:
+    if (now := now_if_after(stamp)) is not None:
         raise RequestError(_AS_OF_REFUSED, [_detail(
             ("as_of",), f"date in the future {as_sent(value)} (now is {now:%Y-%m-%d %H:%M} UTC): a score counts what "
                         "has happened by the time it is scored as of; omit as_of to score as of now",
