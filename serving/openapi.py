@@ -45,7 +45,7 @@ from serving.schemas import (
 )
 from serving.scoring import (choices_in_words, columns_read, feedback_choices, feedback_names, outcome_names_setting,
                              quoted)
-from serving.security import ACCEPTED_ENCODINGS, CARD_ID_FIELD, CARD_PATH, ENCODINGS, OPEN_PATHS
+from serving.security import ACCEPTED_ENCODINGS, CARD_ID_FIELD, CARD_PATH, ENCODINGS, MAX_CODINGS, OPEN_PATHS
 
 REF = "#/components/schemas/{model}"
 
@@ -70,24 +70,27 @@ DESCRIPTION = (
     "request the server does not answer within its traffic timeout (60 s unless configured) gets BentoML's own 504, "
     '`{"error": "Not able to process the request in N seconds"}` (N the timeout) without `detail` (a /feedback '
     "retry with the same event_id is safe). A JSON body may be sent compressed "
-    "(`Content-Encoding: gzip` or `deflate`). Guide: serving/README.md."
+    "(`Content-Encoding: gzip` or `deflate`), and in another charset than UTF-8 when `Content-Type` names it "
+    "(`application/json; charset=iso-8859-1`). Guide: serving/README.md."
 )
 
 BAD_JSON = ("Not JSON of the documented shape or types (e.g. a number where a date belongs, an object or a list in a "
             "field the model reads, or NaN, Infinity or "
             "-Infinity, no JSON values: send null for none); `detail` names "
-            "each field (`body` for JSON that does not parse). Also a compressed body that is not valid data of "
-            "its Content-Encoding (e.g. not gzip).")
+            "each field (`body` for JSON that does not parse, or for bytes that are not text in the body's charset: "
+            "UTF-8 unless Content-Type names another). Also a compressed body that is not valid data of its "
+            "Content-Encoding (e.g. not gzip).")
 NO_KEY = "Missing or wrong API key (header `Authorization: Bearer <key>`)."
 TOO_LARGE = "The body is larger than serving.max_body_bytes (a compressed body: as sent, or once decompressed)."
-NOT_JSON = ("The body was not sent as `Content-Type: application/json`, or was compressed with a Content-Encoding "
-            "other than gzip or deflate (e.g. br, zstd).")
+NOT_JSON = ("The body was not sent as `Content-Type: application/json`, names a charset the service does not know, "
+            "or was compressed with a Content-Encoding other than gzip or deflate (e.g. br, zstd), or with more "
+            f"than {MAX_CODINGS}.")
 # The header a JSON route's body may be compressed with (serving.security.BodyLimit decompresses it).
 CONTENT_ENCODING = {
     "name": "Content-Encoding", "in": "header", "required": False,
     "schema": {"type": "string", "enum": [*ENCODINGS, "identity"]},
     "description": f"Send the body {ACCEPTED_ENCODINGS} (e.g. a large batch); serving.max_body_bytes holds for it "
-                   "decompressed too. Another encoding is a 415.",
+                   f"decompressed too. Another encoding, or more than {MAX_CODINGS} listed, is a 415.",
 }
 # The score card's refusals as serving.security.from_browser tells a rep's browser from an API client.
 TO_A_BROWSER = ("A browser (no Authorization header, an Accept that does not ask for JSON alone) gets a page "

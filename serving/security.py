@@ -1,5 +1,5 @@
-"""ASGI middlewares in front of every route: the API key, JSON bodies only, the request-size limit,
-and one error shape for the errors BentoML answers itself.
+"""ASGI middlewares in front of every route: the API key, JSON bodies only, the request-size limit (and the
+body's compression and charset), and one error shape for the errors BentoML answers itself.
 
 BentoML's user middlewares wrap everything, its health routes and mounted pages included, so the
 health and metrics routes are let through explicitly: a load balancer probes them without a key.
@@ -165,26 +165,6 @@ def _with_body_shape(problem: dict, path: str) -> dict:
     return problem
 
 
-def _not_utf8(body: bytes) -> str | None:
-    """Why a body is no UTF-8 text, naming its first byte at fault, or None when it is one.
-
-    RFC 8259 has JSON sent as UTF-8. A client writing Latin-1 ('Müller' with the byte 0xFC) or UTF-16 (.NET's
-    Encoding.Unicode: a NUL byte beside each ASCII character, which UTF-8 JSON never holds) was told only "invalid
-    unicode code point" or "expected value" at some column by the JSON check.
-    """
-    try:
-        body.decode("utf-8")
-        invalid = len(body)
-    except UnicodeDecodeError as err:
-        invalid = err.start
-    nul = body.find(b"\x00", 0, invalid)
-    at = invalid if nul < 0 else nul
-    if at == len(body):
-        return None
-    return (f"the body is not UTF-8 text: byte {at + 1:,} is 0x{body[at]:02X}, which UTF-8 JSON does not hold there; "
-            "send the JSON encoded as UTF-8 (RFC 8259), not Latin-1 or UTF-16")
-
-
 def field_path(*parts) -> str:
     """A JSON location as one field name, e.g. ("leads", 2, "created_at") -> "leads[2].created_at"."""
     out = ""
@@ -301,7 +281,8 @@ class JsonOnly:
 # clients (.NET's DeflateStream, PHP's gzdeflate, older browsers) send the raw deflate data inside it: its window
 # bits are chosen from the body's first two bytes (`_deflate_wbits`).
 ENCODINGS = {"gzip": 16 + zlib.MAX_WBITS, "x-gzip": 16 + zlib.MAX_WBITS, "deflate": None}
-ACCEPTED_ENCODINGS = "uncompressed, or compressed with gzip or deflate"
+ACCEPTED_ENCODINGS = ("uncompressed, or compressed with gzip or deflate (once, or again: each listed in the order "
+                      "applied, e.g. 'gzip, gzip')")
 
 
 def _deflate_wbits(head: bytes) -> int:
@@ -358,22 +339,88 @@ class _Inflater:
         return self.stream is not None and self.stream.eof
 
 
-def _content_encoding(headers: dict) -> str:
-    """The request's Content-Encoding in lower case, "" for none ("identity" is none)."""
-    codings = [c.strip() for c in headers.get(b"content-encoding", b"").decode("latin-1").lower().split(",")]
-    return ", ".join(c for c in codings if c and c != "identity")
+def _content_codings(scope) -> list[str]:
+    """The request's Content-Encoding codings in lower case, in the order they were applied ("identity" is none).
+    RFC 9110 lets a sender list several (``gzip, gzip``) or send the header more than once: one list either way."""
+    listed = b",".join(value for name, value in scope["headers"] if name.lower() == b"content-encoding")
+    codings = (c.strip() for c in listed.decode("latin-1").lower().split(","))
+    return [c for c in codings if c and c != "identity"]
+
+
+# Codecs Python knows that are no charset a client writes text in: they read backslash escapes (the JSON's own
+# would be read twice) or host names.
+_NOT_CHARSETS = frozenset({"unicode-escape", "raw-unicode-escape", "idna", "punycode"})
+
+
+def _charset(headers: dict) -> str:
+    """The charset the request's Content-Type names, in lower case without quotes; "" for none."""
+    _, _, parameters = headers.get(b"content-type", b"").decode("latin-1").partition(";")
+    for parameter in parameters.split(";"):
+        name, _, value = parameter.partition("=")
+        if name.strip().lower() == "charset":
+            return value.strip().strip('"').lower()
+    return ""
+
+
+def _codec(charset: str) -> str | None:
+    """Python's codec for a charset (``windows-1252`` is cp1252), or None when it has no text codec of that name."""
+    try:
+        codec = codecs.lookup(charset).name
+        " ".encode(codec)  # LookupError for a codec of bytes, not text (base64, zlib)
+    except (LookupError, UnicodeError, ValueError):
+        return None
+    return None if codec in _NOT_CHARSETS else codec
+
+
+def _as_utf8(body: bytes, charset: str) -> tuple[bytes, str | None]:
+    """The body as UTF-8, decoded from the charset its Content-Type names (``_codec(charset)``; "" is UTF-8, as RFC
+    8259 has JSON sent); or why it is not text in that charset, naming its first byte at fault.
+
+    A client writing Latin-1 ('Müller' with the byte 0xFC) or UTF-16 (.NET's Encoding.Unicode: a NUL byte beside each
+    ASCII character, which UTF-8 JSON never holds) without saying so was told only "invalid unicode code point" or
+    "expected value" at some column by the JSON check.
+    """
+    codec = _codec(charset or "utf-8")
+    if codec != "utf-8":
+        try:
+            return body.decode(codec).encode("utf-8"), None
+        except UnicodeDecodeError as err:
+            return body, (f"the body is not {charset} text as its Content-Type says: byte {err.start + 1:,} is "
+                          f"0x{body[err.start]:02X}, which {charset} does not hold there ({err.reason}); send the JSON "
+                          "encoded as UTF-8 (RFC 8259), or name the charset it is written in")
+    try:
+        body.decode("utf-8")
+        invalid = len(body)
+    except UnicodeDecodeError as err:
+        invalid = err.start
+    nul = body.find(b"\x00", 0, invalid)
+    at = invalid if nul < 0 else nul
+    if at == len(body):
+        return body, None
+    return body, (f"the body is not UTF-8 text: byte {at + 1:,} is 0x{body[at]:02X}, which UTF-8 JSON does not hold "
+                  "there; send the JSON encoded as UTF-8 (RFC 8259), or name the charset it is written in: "
+                  "'Content-Type: application/json; charset=iso-8859-1' for Latin-1, charset=utf-16 for UTF-16")
+
+
+# The most codings a body may list: each one undone reads the whole body again.
+MAX_CODINGS = 3
 
 
 class BodyLimit:
     """413 for a request body over the limit, before any of it reaches the service; a gzip or deflate body
-    (Content-Encoding) is decompressed here, and the limit holds for it decompressed too.
+    (Content-Encoding) is decompressed here, and the limit holds for it decompressed too; a body in another charset
+    than UTF-8 (Content-Type's charset) is decoded here, so the service reads the text as it was sent.
 
     A declared Content-Length over the limit is refused without reading; a chunked body is read up
     to the limit. A compressed body is decompressed as it arrives and refused once it decompresses
-    past the limit; bytes that are not of its encoding are a 400, another encoding (br, zstd) a 415.
-    The service gets the body as sent, or decompressed without its Content-Encoding; either without a leading UTF-8
-    byte order mark, which some .NET and PowerShell clients send: RFC 8259 lets a JSON reader ignore it, and
-    BentoML's, which reads the body before the service sees it, refused the whole body as invalid JSON.
+    past the limit; bytes that are not of its encoding are a 400, another encoding (br, zstd) a 415. Codings listed
+    together (``gzip, gzip``: a client and a proxy each compressed it) are undone in turn, last applied first, as
+    RFC 9110 has them listed; more than MAX_CODINGS are a 415.
+    A charset Python has no codec for is a 415; bytes that are not text in the body's charset (UTF-8 unless named) a
+    400 naming the byte, in the shape of the JSON check's 400 (`BAD_JSON_ERROR`, field ``body``).
+    The service gets the body as sent, or decompressed and decoded to UTF-8 without its Content-Encoding; either
+    without a leading UTF-8 byte order mark, which some .NET and PowerShell clients send: RFC 8259 lets a JSON reader
+    ignore it, and BentoML's, which reads the body before the service sees it, refused the whole body as invalid JSON.
 
     Args:
         app: the wrapped ASGI app.
@@ -392,14 +439,23 @@ class BodyLimit:
         if scope["type"] != "http" or scope["method"] in ("GET", "HEAD", "OPTIONS"):
             return await self.app(scope, receive, send)
         headers = dict(scope["headers"])
-        encoding = _content_encoding(headers)
-        if encoding and encoding not in ENCODINGS:
+        codings = _content_codings(scope)
+        encoding = ", ".join(codings)
+        if any(coding not in ENCODINGS for coding in codings):
             return await _send_error(send, 415, f"Content-Encoding {encoding!r} is not accepted: send the body "
                                                 f"{ACCEPTED_ENCODINGS}")
+        if len(codings) > MAX_CODINGS:
+            return await _send_error(send, 415, f"Content-Encoding {encoding!r} lists {len(codings)} codings, more "
+                                                f"than the {MAX_CODINGS} the service undoes: compress the body once")
+        charset = _charset(headers)
+        if charset and _codec(charset) is None:
+            return await _send_error(send, 415, f"charset {charset!r} in Content-Type is not one the service "
+                                                "knows: send the body as UTF-8, "
+                                                "'Content-Type: application/json; charset=utf-8'")
         declared = headers.get(b"content-length")
         if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
             return await _send_error(send, 413, self._too_large(f"of {int(declared):,} bytes"))
-        inflater = _Inflater(encoding, self.max_bytes) if encoding else None
+        inflaters = [_Inflater(coding, self.max_bytes) for coding in reversed(codings)]
         messages, size = [], 0
         while True:
             message = await receive()
@@ -409,43 +465,57 @@ class BodyLimit:
             size += len(message.get("body", b""))
             if size > self.max_bytes:
                 return await _send_error(send, 413, self._too_large(f"of more than {size:,} bytes"))
-            if inflater is not None:
+            for inflater in inflaters:
                 try:
                     message["body"] = inflater.feed(message.get("body", b""))
                 except _BodyTooLarge:
                     return await _send_error(send, 413, self._too_large(
                         f"of more than {self.max_bytes:,} bytes once decompressed ({encoding})"))
                 except zlib.error as err:
-                    return await _send_error(send, 400, f"the body is not valid {encoding} data as its "
+                    return await _send_error(send, 400, f"the body is not valid {inflater.encoding} data as its "
                                                         f"Content-Encoding says ({err})")
             if not message.get("more_body", False):
                 break
         whole = messages[-1]["type"] == "http.request"  # not cut short by the client going away
-        if inflater is not None and whole and not inflater.finished():
-            return await _send_error(send, 400, f"the body is not valid {encoding} data as its Content-Encoding "
+        if not whole:
+            return await self.app(scope, self._replay(messages, receive), send)
+        unfinished = next((inflater.encoding for inflater in inflaters if not inflater.finished()), None)
+        if unfinished:
+            return await _send_error(send, 400, f"the body is not valid {unfinished} data as its Content-Encoding "
                                                 "says: it ends before its compressed data does")
-        body = b"".join(message.get("body", b"") for message in messages)
-        if whole and (inflater is not None or body.startswith(codecs.BOM_UTF8)):
-            body = body.removeprefix(codecs.BOM_UTF8)
+        sent = b"".join(message.get("body", b"") for message in messages)
+        body, not_text = _as_utf8(sent, charset)
+        if not_text:
+            problem = {"loc": [], "field": "body", "msg": not_text, "type": "json_invalid"}
+            return await _send(send, 400, b"application/json",
+                               json.dumps({"error": BAD_JSON_ERROR.format(1), "detail": [problem]}).encode())
+        body = body.removeprefix(codecs.BOM_UTF8)
+        if inflaters or body != sent:
             messages = [{"type": "http.request", "body": body, "more_body": False}]
+            recoded = _codec(charset or "utf-8") != "utf-8"
+            replaced = (b"content-encoding", b"content-length") + ((b"content-type",) if recoded else ())
             scope = {**scope, "headers": [
-                *((k, v) for k, v in scope["headers"] if k.lower() not in (b"content-encoding", b"content-length")),
-                (b"content-length", str(len(body)).encode())]}
+                *((k, v) for k, v in scope["headers"] if k.lower() not in replaced),
+                (b"content-length", str(len(body)).encode()),
+                *([(b"content-type", b"application/json; charset=utf-8")] if recoded else [])]}
+        return await self.app(scope, self._replay(messages, receive), send)
 
+    @staticmethod
+    def _replay(messages: list, receive):
+        """The `receive` the service reads the body from: the messages already read, then the client's."""
         async def replay():
             return messages.pop(0) if messages else await receive()
-
-        return await self.app(scope, replay, send)
+        return replay
 
 
 class OneErrorShape:
     """The errors BentoML and Starlette answer themselves, in the shape of every other error.
 
     A 400 from BentoML's own JSON check lists pydantic's errors by `loc` only: each gains `field`
-    (``leads[0].employees``, as a 409 or 422 names it; ``body`` for JSON that does not parse, saying so where the body
-    is no UTF-8 text: `_not_utf8`), and pydantic's "1 validation error for Input" reads like a 422's error. A 404
-    (no such route) or 405 (a method the route does not answer) comes as plain text: it becomes JSON naming the method
-    and path. So does Starlette's 307 to the same path with or without a trailing slash (``/leads`` to
+    (``leads[0].employees``, as a 409 or 422 names it; ``body`` for JSON that does not parse; a body that is no text in
+    its charset never gets here: `BodyLimit`), and pydantic's "1 validation error for Input" reads like a 422's error.
+    A 404 (no such route) or 405 (a method the route does not answer) comes as plain text: it becomes JSON naming the
+    method and path. So does Starlette's 307 to the same path with or without a trailing slash (``/leads`` to
     ``/leads/``, ``/score/`` to ``/score``), as a 404 naming the route meant: a CRM's HTTP client
     (Salesforce, HubSpot) does not follow redirects and saw an empty answer, and the redirect's absolute
     address is the service's own, not the one a proxy serves it at. The score card's own 404 (a page, or
@@ -453,9 +523,9 @@ class OneErrorShape:
 
     Args:
         app: the wrapped ASGI app.
-        named: called with a 400's route, problems and the request body as received (decompressed); returns the
-            problems naming what the body tells of them (the service: each lead by its id, as its 422 does). The
-            JSON check answers before the service sees the request, so only the body can tell.
+        named: called with a 400's route, problems and the request body as received (decompressed, in UTF-8);
+            returns the problems naming what the body tells of them (the service: each lead by its id, as its 422
+            does). The JSON check answers before the service sees the request, so only the body can tell.
     """
 
     RESHAPED = (400, 404, 405)
@@ -490,10 +560,7 @@ class OneErrorShape:
                 return None
             reply = self._reshaped(start, body, scope)
             if start["status"] == 400 and reply["detail"]:
-                sent = b"".join(request)
-                why = _not_utf8(sent)
-                detail = [{**d, "msg": why} if why and d["type"] == "json_invalid" else d for d in reply["detail"]]
-                reply["detail"] = self.named(scope["path"], detail, sent)
+                reply["detail"] = self.named(scope["path"], reply["detail"], b"".join(request))
             payload = json.dumps(reply).encode()
             kept = [(k, v) for k, v in start["headers"]
                     if k.lower() not in (b"content-type", b"content-length", b"location")]

@@ -1202,6 +1202,58 @@ def test_a_body_not_written_in_utf8_is_told_so_naming_the_first_byte_at_fault(cl
     assert "send the JSON encoded as UTF-8" in problem["msg"], problem
 
 
+@pytest.mark.parametrize(("charset", "encoding"), [("utf-8", "utf-8"), ("iso-8859-1", "latin-1"),
+                                                   ('"Windows-1252"', "cp1252"), ("utf-16", "utf-16")])
+def test_a_body_in_the_charset_its_content_type_names_is_read_as_sent(client, server, leads, charset, encoding):
+    """A CRM integration on a Latin-1 database or an older Java/.NET/PHP client sends 'Müller' in the charset its
+    Content-Type names: it was a 400 "not UTF-8 text" (JSON is UTF-8 by RFC 8259, so UTF-8 stays the default). It is
+    decoded from that charset, also once decompressed: the lead is scored and logged, the decision stored, as sent."""
+    tag = encoding.upper()
+    lead = {**leads[0], "lead_id": f"Müller-{tag}", "company": "Société Générale", "activities": []}
+    headers = {"Content-Type": f"application/json; charset={charset}"}
+    score = {"leads": [lead], "as_of": AS_OF}
+    sent = client.post("/score", json.dumps(score, ensure_ascii=False).encode(encoding), headers)
+    assert sent.status == 200, sent.body
+    assert _without_card_urls(sent.json()) == _without_card_urls(client.post("/score", score).json())
+    store = Store(server.params.serving.store_url)
+    assert store.latest_score(f"Müller-{tag}") is not None
+    decision = _feedback(f"evt-charset-{tag}", lead_id=f"Müller GmbH {tag}")
+    stored = client.post("/feedback", gzip.compress(json.dumps(decision, ensure_ascii=False).encode(encoding)),
+                         {**headers, "Content-Encoding": "gzip"})
+    assert stored.status == 201, stored.body
+    rows = store.feedback_frame().set_index("event_id")
+    assert rows.loc[f"evt-charset-{tag}", "lead_id"] == f"Müller GmbH {tag}"
+
+
+@pytest.mark.parametrize("charset", ["foo", "base64", "unicode_escape"])
+def test_a_charset_the_service_does_not_know_is_refused_naming_it(client, leads, charset):
+    """An unknown charset was read as UTF-8 without a word; base64 or unicode_escape, which Python knows, is no charset
+    of text (a body read through it would not be the JSON sent)."""
+    lead = {**leads[0], "lead_id": "UNKNOWN-CHARSET"}
+    for route, body in (("/score", {"leads": [lead], "as_of": AS_OF}), ("/feedback", _feedback("evt-charset-foo"))):
+        reply = client.post(route, json.dumps(body).encode(), {"Content-Type": f"application/json; charset={charset}"})
+        assert reply.status == 415, reply.body
+        assert f"charset '{charset}'" in reply.json()["error"] and "send the body as UTF-8" in reply.json()["error"]
+        assert reply.json()["detail"] == []
+
+
+@pytest.mark.parametrize(("charset", "sent", "at"), [
+    ("us-ascii", '{"leads": [{"lead_id": "Müller"}]}'.encode("latin-1"), 26),
+    ("utf-16", '{"leads": []}'.encode("utf-16") + b"x", 29),
+    ("windows-1252", b'{"leads": [{"lead_id": "\x81"}]}', 25),
+    ("utf-8", '{"leads": [{"lead_id": "Müller"}]}'.encode("latin-1"), 26)], ids=["ascii", "utf-16", "cp1252", "utf-8"])
+def test_a_body_that_is_not_text_in_its_charset_is_a_400_naming_the_charset_and_byte(client, charset, sent, at):
+    """Bytes the declared charset does not hold (0xFC in US-ASCII, a UTF-16 body cut in a character, a byte
+    windows-1252 leaves undefined) are the JSON check's 400, naming the charset and the byte (1 for the first)."""
+    reply = client.post("/score", sent, {"Content-Type": f"application/json; charset={charset}"})
+    assert reply.status == 400, reply.body
+    assert reply.json()["error"] == "1 problem(s) in the request's JSON; nothing was scored or stored"
+    (problem,) = reply.json()["detail"]
+    assert (problem["field"], problem["type"]) == ("body", "json_invalid"), problem
+    named = "UTF-8" if charset == "utf-8" else charset
+    assert f"not {named} text" in problem["msg"] and f"byte {at} is 0x{sent[at - 1]:02X}" in problem["msg"], problem
+
+
 @pytest.mark.parametrize("as_of", ["0001-01-01T00:00:00", "2300-01-01T00:00:00Z", "9999-12-31T23:59:59-05:00"])
 def test_a_scoring_time_no_date_computation_can_hold_is_refused_naming_as_of(client, leads, as_of):
     for route, body in (("/score", {"leads": [leads[0]]}), ("/explain", {"lead": leads[0]})):
@@ -1389,6 +1441,28 @@ def test_a_body_that_is_not_valid_deflate_either_way_is_refused_saying_so(client
     reply = client.post("/score", body, {"Content-Type": "application/json", "Content-Encoding": "deflate"})
     assert reply.status == 400, reply.body
     assert "not valid deflate" in reply.json()["error"] and reply.json()["detail"] == []
+
+
+def test_a_body_compressed_twice_is_decompressed_in_turn_as_its_codings_are_listed(client, server, leads):
+    """RFC 9110 lists every coding applied, in order (a client's gzip, then a proxy's): "gzip, gzip" was a 415. They
+    are undone in turn, last first, as one header or repeated; the zip-bomb limit holds at each; more than three
+    codings (each reads the whole body again) is a 415 saying so."""
+    body = json.dumps({"leads": leads, "as_of": AS_OF}).encode()
+    plain = client.post("/score", body)
+    twice = client.post("/score", zlib.compress(gzip.compress(body)),
+                        {"Content-Type": "application/json", "Content-Encoding": "gzip, deflate"})
+    assert twice.status == 200, twice.body
+    assert _without_card_urls(twice.json()) == _without_card_urls(plain.json())
+    status, chunked = _chunked(server, gzip.compress(gzip.compress(body)), {"Content-Encoding": "gzip, GZIP"}, size=100)
+    assert status == 200 and _without_card_urls(chunked) == _without_card_urls(plain.json())
+    bomb = client.post("/score", gzip.compress(gzip.compress(b"0" * 50_000_000)),
+                       {"Content-Type": "application/json", "Content-Encoding": "gzip, gzip"})
+    assert bomb.status == 413 and "decompressed" in bomb.json()["error"], bomb.body
+    cut = client.post("/score", gzip.compress(gzip.compress(body)[:-12]),
+                      {"Content-Type": "application/json", "Content-Encoding": "gzip, gzip"})
+    assert cut.status == 400 and "not valid gzip" in cut.json()["error"], cut.body
+    many = client.post("/score", body, {"Content-Type": "application/json", "Content-Encoding": "gzip, " * 3 + "gzip"})
+    assert many.status == 415 and "4 codings" in many.json()["error"], many.body
 
 
 @pytest.mark.parametrize("encoding", ["br", "zstd", "compress", "gzip, br"])
