@@ -313,6 +313,8 @@ def score(
     if summary.rejects:
         typer.secho(f"{summary.rows_rejected:,} {'row' if summary.rows_rejected == 1 else 'rows'} failed validation -> "
                     f"{summary.rejects}", fg="yellow")
+    for warning in summary.short_rows:
+        typer.secho(warning, fg="yellow", err=True)
     if summary.columns_absent:
         typer.secho(f"{input} has no column {absent_columns_text(summary.columns_absent)}, which the model reads: "
                     "every lead was scored as not having it; check the export's columns or data.mapping.leads",

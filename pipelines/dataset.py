@@ -124,10 +124,10 @@ NO_FEATURES_READ = ("the features section reads no feature: features.categorical
 
 def setting_warnings(ts: TrainingSet, params: Params, judging: bool = False) -> list[str]:
     """What features, train, retrain, backtest, evaluate and audit warn about the feature settings against the
-    export of `ts`: no feature read at all (`NO_FEATURES_READ`), a lead column the features read that the leads
-    source lacks (a typo, a header 'Industry ' with a blank: every lead trains as not having it, as `score` warns) or
-    leaves blank on every labelled lead (`columns_blank`), most conversions labelled past the horizon
-    (`conversions_after_horizon`),
+    export of `ts`: a CSV's rows of fewer values than its header (`CRMData.short_rows`, as `score` warns), no feature
+    read at all (`NO_FEATURES_READ`), a lead column the features read that the leads source lacks (a typo, a header
+    'Industry ' with a blank: every lead trains as not having it, as `score` warns) or leaves blank on every labelled
+    lead (`columns_blank`), most conversions labelled past the horizon (`conversions_after_horizon`),
     decisions without a date (`decisions_undated`), an activity file that gives training no activity
     (`activities_unused`) or none of the labelled leads' (`activities_of_open_leads_only`), or some of whose rows are
     of types the features do not read (`activities_partly_unread`), then the values
@@ -138,7 +138,7 @@ def setting_warnings(ts: TrainingSet, params: Params, judging: bool = False) -> 
     `judging`: the command judges a model on the export (evaluate, audit) rather than training one, so the
     sentences say what its figures then show: every lead scored without it, not trained without it."""
     crm = ts.crm
-    out = [] if ts.features.shape[1] else [NO_FEATURES_READ]
+    out = list(crm.short_rows) + ([] if ts.features.shape[1] else [NO_FEATURES_READ])
     absent = {} if crm.leads_header is None else absent_columns(crm.leads_header, "leads", params.data,
                                                                  lead_columns_read(params.features))
     if absent:

@@ -22,7 +22,7 @@ from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -177,12 +177,15 @@ API_CLIENT = Audience(
 )
 
 
+# What to do about an export's refused rows (`ContractError`).
+EXPORT_FIX = ("fix the export, or set data.on_error: drop to load it without these rows (and the rows said to be kept, "
+              "without those values).")
+
+
 class ContractError(ValueError):
     """The export breaks the data contract; the message counts the problems and lists the first ones."""
 
-    def __init__(self, problems: list[Problem], fix: str = "fix the export, or set data.on_error: drop to load it "
-                                                           "without these rows (and the rows said to be kept, "
-                                                           "without those values)."):
+    def __init__(self, problems: list[Problem], fix: str = EXPORT_FIX):
         """``fix``: what to do when every problem is a row's (loading an export: drop them; scoring: another line)."""
         self.problems, self.fix = list(problems), fix
         super().__init__(_summarise(self.problems, fix))
@@ -315,6 +318,9 @@ class CRMData:
     # cleaned (674.0, "Select" as missing); their personal values made up (`example_leads`). The logged model's
     # input example (`pipelines.train.input_example`).
     leads_as_read: pd.DataFrame | None = None
+    # A warning per CSV source with rows of fewer values than its header, read with their last columns blank
+    # (`check_row_lengths`): a value holding a line break outside quotes cuts its row in two.
+    short_rows: list[str] = field(default_factory=list)
 
     def export_spellings(self, column: str) -> dict[str, str]:
         """Each value of the leads `column` as compared ('tiktok') -> as the export writes it most ('TikTok', or 'TT'
@@ -344,9 +350,18 @@ def refuse_to_overwrite(inputs: dict[str, Path | None], outputs: dict[str, Path]
                                  "write it somewhere else")
 
 
-def read_source(spec: str, data: DataParams, base_dir: Path) -> tuple[pd.DataFrame, DecimalMark]:
-    """One raw CRM table: a CSV or Parquet file, or (when data.sql_url is set) a table name or a SELECT; and how
-    its text writes numbers, for `prepare_table` (`decimal_mark_of`; "point" for a database).
+class SourceTable(NamedTuple):
+    """One raw CRM table as `read_source` reads it."""
+
+    table: pd.DataFrame
+    decimal_mark: DecimalMark  # how its text writes numbers, for `prepare_table`
+    short_rows: str | None = None  # a CSV's warning of its rows of fewer values than its header (`check_row_lengths`)
+
+
+def read_source(spec: str, data: DataParams, base_dir: Path) -> SourceTable:
+    """One raw CRM table: a CSV or Parquet file, or (when data.sql_url is set) a table name or a SELECT; how
+    its text writes numbers, for `prepare_table` (`decimal_mark_of`; "point" for a database); and a CSV's warning of
+    its short rows (`check_row_lengths`).
 
     Every CSV cell is read as the CRM's text, as batch scoring reads a file (`pipelines.score`): `prepare_table`
     reads the numbers (the contract's and features.numeric) from it, by the file's decimal mark. A column pandas
@@ -358,7 +373,8 @@ def read_source(spec: str, data: DataParams, base_dir: Path) -> tuple[pd.DataFra
     """
     dropped = set(data.drop_columns)
     if data.sql_url:
-        return _read_sql(spec, data.sql_url, base_dir, dropped).drop(columns=data.drop_columns, errors="ignore"), "point"
+        return SourceTable(_read_sql(spec, data.sql_url, base_dir, dropped).drop(columns=data.drop_columns,
+                                                                                 errors="ignore"), "point")
     path = Path(spec).expanduser()
     path = path if path.is_absolute() else base_dir / path
     readable_file("CRM export", path)
@@ -369,13 +385,15 @@ def read_source(spec: str, data: DataParams, base_dir: Path) -> tuple[pd.DataFra
         table = bytes_as_text(named_as_in_file(pq.ParquetFile(path).read(columns=parquet_kept(header, dropped)),
                                                header), path)
         # ids with a NULL stay exact
-        return _usual_dtypes(table.to_pandas(types_mapper=_NULLABLE_INTEGERS.get)), decimal_mark_of(header, data)
+        return SourceTable(_usual_dtypes(table.to_pandas(types_mapper=_NULLABLE_INTEGERS.get)),
+                           decimal_mark_of(header, data))
     if ".csv" not in path.name.lower():
         raise ValueError(f"{path}: unsupported file type; use .csv (optionally compressed) or .parquet")
     try:
         header = read_header(path)
         refuse_repeated_columns(path, header, dropped)
-        return read_csv_kept(path, header, dropped), decimal_mark_of(header, data)
+        table, short_rows = read_csv_kept(path, header, dropped)
+        return SourceTable(table, decimal_mark_of(header, data), short_rows)
     except pd.errors.EmptyDataError:
         raise ValueError(f"{path}: the file is empty (not even a header row)") from None
     except UnicodeDecodeError as err:
@@ -387,51 +405,90 @@ EXAMPLE_ROWS = 5  # leads kept as read, personal values made up (`CRMData.leads_
 CSV_TEXT = {"dtype": "str", "keep_default_na": False, "na_values": [""]}
 
 
-def read_csv_text(path: Path, sep: str, columns: list[str] | None = None) -> pd.DataFrame:
-    """A CSV's cells (only `columns`, when given) as the CRM's text: how training and batch scoring read a file.
+def read_csv_text(path: Path, sep: str, columns: list[str] | None = None) -> tuple[pd.DataFrame, str | None]:
+    """A CSV's cells (only `columns`, when given) as the CRM's text: how training and batch scoring read a file; and
+    the warning of its rows of fewer values than the header (`check_row_lengths`), None when it has none.
 
     Arrow's multi-threaded parser, about six times cheaper than pandas' own; a file Arrow refuses (ragged rows,
     not UTF-8, a quoted value over several lines, no header) is read by pandas' parser, whose errors the caller
-    names; its rows of more values than the header are refused here (`refuse_long_rows`).
+    names; its rows of another length than the header are found here (`check_row_lengths`): Arrow refuses a file with
+    any, so a file it reads has none, and is read once.
     """
     try:
-        return pd.read_csv(path, engine="pyarrow", sep=sep, usecols=columns, **CSV_TEXT)
+        return pd.read_csv(path, engine="pyarrow", sep=sep, usecols=columns, **CSV_TEXT), None
     except ValueError:  # Arrow's errors (pa.ArrowInvalid) are ValueErrors too
         # Excel and Salesforce exports start with a byte-order mark
         try:
             table = pd.read_csv(path, sep=sep, usecols=columns, encoding="utf-8-sig", **CSV_TEXT)
         except pd.errors.ParserError:  # e.g. a long row, which its error counts by line: name the rows
-            refuse_long_rows(path, sep)
+            check_row_lengths(path, sep)
             raise
-        refuse_long_rows(path, sep)
-        return table
+        return table, check_row_lengths(path, sep)
 
 
-def refuse_long_rows(path: Path, sep: str) -> None:
+# How many rows of another length than the header a refusal or warning names (`check_row_lengths`).
+ROWS_NAMED = 3
+
+
+def check_row_lengths(path: Path, sep: str) -> str | None:
     """Refuse a CSV with rows of more values than its header has columns, naming them: reading some columns only
     (data.drop_columns), pandas' parser left a row's extra values out, so a value holding the separator outside quotes
     ('Google, Inc') put its row's later values under the wrong columns, trained on and scored so without a word; reading
-    them all, its error named a line of the file, not the row. A short row is read as pandas reads it, its last columns
-    missing. Blank lines are skipped, as pandas skips them.
+    them all, its error named a line of the file, not the row.
+
+    Return the warning for its rows of fewer values (None when it has none), which pandas reads with their last columns
+    blank: a value holding a line break outside quotes cuts its row in two, the rest read as another row (a lead of no
+    date, or one with a note's words for an id); but an exporter leaving out a row's trailing empty values writes such
+    rows harmlessly, so they are warned of, not refused. Blank lines are skipped, as pandas skips them.
     """
+    long: list[tuple[int, int]] = []  # (file row, its values), the first ROWS_NAMED only
+    short: list[tuple[int, int]] = []
+    counts = {"long": 0, "short": 0}
     with pd.io.common.get_handle(path, "r", encoding="utf-8-sig", compression="infer") as handle:
         records = (fields for fields in csv.reader(handle.handle, delimiter=sep)
                    if len(fields) > 1 or "".join(fields).strip())
-        width = len(next(records, []))
-        long = [(row, len(fields)) for row, fields in enumerate(records, start=1) if len(fields) > width]
+        header = next(records, [])
+        for row, fields in enumerate(records, start=1):
+            if len(fields) != len(header):
+                kind, found = ("long", long) if len(fields) > len(header) else ("short", short)
+                counts[kind] += 1
+                if len(found) < ROWS_NAMED:
+                    found.append((row, len(fields)))
     if long:
-        (first, values), *others = long
-        shown = "".join(f", row {row} {count}" for row, count in others[:2])
-        more = f" and {len(long) - 3:,} more rows" if len(long) > 3 else ""
-        raise ValueError(f"{path}: row {first} (header not counted) has {values} values{shown}{more}, where the header "
-                         f"has {width} columns: a value holding the separator {sep!r} outside double quotes splits in "
-                         "two, so the row's later values would be read under the wrong columns; put such values in "
-                         "double quotes (Excel's CSV does), or export the file again")
+        raise ValueError(f"{path}: {_rows_named(long, counts['long'])}, where the header has {len(header)} columns: a "
+                         f"value holding the separator {sep!r} outside double quotes splits in two, so the row's later "
+                         "values would be read under the wrong columns; put such values in double quotes (Excel's CSV "
+                         "does), or export the file again")
+    if not short:
+        return None
+    blank = "; ".join(f"row {row}'s {_columns_named(header[values:])}" for row, values in short)
+    return (f"{path}: {_rows_named(short, counts['short'])}, where the header has {len(header)} columns: read with "
+            f"the last columns blank ({blank}); a value holding a line break outside double quotes cuts its row in "
+            "two, the rest read as another row: put such values in double quotes (Excel's CSV does), or export the "
+            "file again; if the export only leaves out trailing empty values, the rows are read right")
 
 
-def read_csv_kept(path: Path, header: TableHeader, dropped: Collection[str]) -> pd.DataFrame:
+def _rows_named(rows: list[tuple[int, int]], count: int) -> str:
+    """'row 5 (header not counted) has 8 values, row 9 7 and 4 more rows': `rows` (file row, its values; the first
+    ROWS_NAMED of `count`) as `check_row_lengths` names them."""
+    (first, values), *others = rows
+    shown = "".join(f", row {row} {n}" for row, n in others)
+    unnamed = count - len(rows)
+    more = f" and {unnamed:,} more row{'s' * (unnamed > 1)}" if unnamed else ""
+    return f"row {first} (header not counted) has {values} values{shown}{more}"
+
+
+def _columns_named(names: list[str]) -> str:
+    """A row's columns read blank: 'job_title', 'campaign', or a run of more as 'phone' to 'campaign' (9 columns)."""
+    if len(names) <= 3:
+        return ", ".join(map(repr, names))
+    return f"{names[0]!r} to {names[-1]!r} ({len(names)} columns)"
+
+
+def read_csv_kept(path: Path, header: TableHeader, dropped: Collection[str]) -> tuple[pd.DataFrame, str | None]:
     """The columns of a CSV with `header` (`read_header`) that `dropped` (data.drop_columns) does not name, as the CRM's
-    text: how training and batch scoring read a leads or outcomes file.
+    text: how training and batch scoring read a leads or outcomes file; and the warning of its short rows
+    (`check_row_lengths`), None without any.
 
     A column without a name (pandas' to_csv() writes its index so, Excel an empty column of the sheet) is read as any
     column the mapping does not name, as pandas names it ('Unnamed: 0', by its place in the file), unless `dropped`
@@ -440,13 +497,14 @@ def read_csv_kept(path: Path, header: TableHeader, dropped: Collection[str]) -> 
     """
     kept = [i for i, name in enumerate(header.names) if name not in dropped]
     if len(kept) == len(header.names):
-        table = read_csv_text(path, header.sep)
+        table, short_rows = read_csv_text(path, header.sep)
     elif "" in [header.names[i] for i in kept]:
-        table = read_csv_text(path, header.sep).iloc[:, kept]
+        table, short_rows = read_csv_text(path, header.sep)
+        table = table.iloc[:, kept]
     else:
-        table = read_csv_text(path, header.sep, [header.names[i] for i in kept])
+        table, short_rows = read_csv_text(path, header.sep, [header.names[i] for i in kept])
     refuse_report_footer(path, table)
-    return table
+    return table, short_rows
 
 
 # How many of a CSV's last rows `refuse_report_footer` looks at: a report's footer is a few lines.
@@ -1771,8 +1829,9 @@ def load_crm(params: Params) -> CRMData:
     flat = data.format == "flat"
     sources = {"leads": data.leads, "activities": data.activities, "outcomes": None if flat else data.outcomes}
     read = {name: read_source(spec, data, params.base_dir) for name, spec in sources.items() if spec}
-    raw = {name: frame.reset_index(drop=True) for name, (frame, _) in read.items()}
-    decimal_marks = {name: mark for name, (_, mark) in read.items()}  # how each file writes numbers
+    short_rows = [source.short_rows for source in read.values() if source.short_rows]
+    raw = {name: source.table.reset_index(drop=True) for name, source in read.items()}
+    decimal_marks = {name: source.decimal_mark for name, source in read.items()}  # how each file writes numbers
     if flat:
         raw["outcomes"], sources["outcomes"] = raw["leads"], data.leads
         decimal_marks["outcomes"] = decimal_marks["leads"]
@@ -1866,8 +1925,8 @@ def load_crm(params: Params) -> CRMData:
     frames = {"leads": leads, "activities": activities, "outcomes": outcomes}
     problems = _count_cleared(problems, {name: frame.index for name, frame in frames.items() if frame is not None},
                               report)
-    if problems and data.on_error == "stop":
-        raise ContractError(problems)
+    if problems and data.on_error == "stop":  # a row cut in two by a line break is refused as two: say so
+        raise ContractError(problems, "\n".join([*short_rows, EXPORT_FIX]))
     report.problems = problems
     spellings = {column: crm_spellings(raw["leads"].loc[leads.index, name], value_map)  # the leads kept, as read
                  for column, value_map in data.value_maps.items()
@@ -1881,5 +1940,6 @@ def load_crm(params: Params) -> CRMData:
             report.tables[name].rows_kept = len(frame)
             frames[name] = frame.reset_index(drop=True)
     return CRMData(frames["leads"], frames["activities"], frames["outcomes"], report, redirect, list(raw["leads"].columns),
-                   spellings=spellings, decimal_mark=decimal_marks["leads"], leads_as_read=as_read.reset_index(drop=True))
+                   spellings=spellings, decimal_mark=decimal_marks["leads"],
+                   leads_as_read=as_read.reset_index(drop=True), short_rows=short_rows)
 

@@ -100,13 +100,17 @@ class BatchSummary:
     # before their lead's created_at, counted, as its activity_before_created.
     activities_after_scoring_time: DatedApart = DatedApart()
     activities_before_created: DatedApart = DatedApart()
+    # A warning per CSV file (leads, activities) with rows of fewer values than its header, read with their last
+    # columns blank (`ingest.check_row_lengths`), as training gives it.
+    short_rows: list[str] = dataclasses.field(default_factory=list)
 
 
-def _lead_chunks(path: Path, header: TableHeader, chunk_size: int, id_column: str,
-                 dropped: Collection[str] = ()) -> tuple[pd.Series | None, int, Iterator[pd.DataFrame]]:
+def _lead_chunks(path: Path, header: TableHeader, chunk_size: int, id_column: str, dropped: Collection[str] = ()
+                 ) -> tuple[pd.Series | None, int, Iterator[pd.DataFrame], str | None]:
     """The whole lead-id column (None without one), the file's rows (a CSV's as parsed: a quoted cell may span
-    lines), and the raw rows as strings (the CRM's own text), chunk by chunk, without the columns `dropped` names
-    (data.drop_columns), as training reads the export; `header` is the file's (`read_header`).
+    lines), the raw rows as strings (the CRM's own text), chunk by chunk, without the columns `dropped` names
+    (data.drop_columns), as training reads the export; `header` is the file's (`read_header`); and a CSV's warning of
+    its rows of fewer values than the header (`ingest.check_row_lengths`), as training gives it.
 
     Parquet streams by row groups, its id column read on its own first. A CSV is parsed whole by
     Arrow (``read_csv_kept``: the activity file of the same leads is read whole anyway and is ten
@@ -117,10 +121,11 @@ def _lead_chunks(path: Path, header: TableHeader, chunk_size: int, id_column: st
         ids = None
         if id_column in file.schema_arrow.names:
             ids = _as_crm_text(_readable(path, lambda: file.read(columns=[id_column])), path)[id_column]
-        return ids, file.metadata.num_rows, _parquet_chunks(file, path, header, chunk_size, dropped)
-    table = _readable(path, lambda: read_csv_kept(path, header, dropped))
+        return ids, file.metadata.num_rows, _parquet_chunks(file, path, header, chunk_size, dropped), None
+    table, short_rows = _readable(path, lambda: read_csv_kept(path, header, dropped))
     ids = table[id_column] if id_column in table else None
-    return ids, len(table), (table.iloc[start : start + chunk_size] for start in range(0, len(table), chunk_size))
+    chunks = (table.iloc[start : start + chunk_size] for start in range(0, len(table), chunk_size))
+    return ids, len(table), chunks, short_rows
 
 
 def _parquet_chunks(file: pq.ParquetFile, path: Path, header: TableHeader, chunk_size: int,
@@ -136,23 +141,26 @@ def _parquet_chunks(file: pq.ParquetFile, path: Path, header: TableHeader, chunk
 def _read_whole(
     path: Path, header: TableHeader, columns: list[str] | None = None, coded: list[str] | None = None,
     dates: list[str] | None = None,
-) -> pd.DataFrame:
-    """A whole table (or only `columns` of it) as strings, e.g. the activities (often 10+ rows per lead);
+) -> tuple[pd.DataFrame, str | None]:
+    """A whole table (or only `columns` of it) as strings, e.g. the activities (often 10+ rows per lead),
+    and a CSV's warning of its rows of fewer values than the header (`ingest.check_row_lengths`), None without any;
     `header` is the file's (`read_header`: a CSV's separator).
 
-    CSV is read as training reads it (`read_csv_text`: Arrow's parser, pandas' for a file Arrow refuses).
+    CSV is read as training reads it (`read_csv_text`: Arrow's parser, pandas' for a file Arrow refuses, as one with
+    rows of another length than the header).
     Arrow can also type some of `columns` while it parses them, on every core: text in `coded` comes
     back dictionary-coded (categorical), and `dates` as datetimes when every one is plain ISO 8601,
     as validation would parse them. Where a date is anything else (a zone, padding, a typo) the dates
     are read as text instead, for validation to parse or to name the row.
     """
     if is_parquet(path):
-        return _as_crm_text(_readable(path, lambda: pq.read_table(path, columns=columns, read_dictionary=coded)), path)
+        return _as_crm_text(_readable(path, lambda: pq.read_table(path, columns=columns, read_dictionary=coded)),
+                            path), None
     sep = header.sep
     if coded or dates:
         for typed_dates in ([dates, []] if dates else [[]]):
             try:
-                return _read_csv_typed(path, sep, columns, coded or [], typed_dates)
+                return _read_csv_typed(path, sep, columns, coded or [], typed_dates), None
             except ValueError:  # Arrow's errors (pa.ArrowInvalid) are ValueErrors too
                 continue
     return _readable(path, lambda: read_csv_text(path, sep, columns))
@@ -187,9 +195,9 @@ def _read_csv_typed(path: Path, sep: str, columns: list[str], coded: list[str], 
     return pa_csv.read_csv(path, parse_options=pa_csv.ParseOptions(delimiter=sep), convert_options=options).to_pandas()
 
 
-def _read_activities(path: Path, header: TableHeader, data: DataParams) -> pd.DataFrame:
+def _read_activities(path: Path, header: TableHeader, data: DataParams) -> tuple[pd.DataFrame, str | None]:
     """The activity file's columns that features are built from (lead, time, type), in file order, as its
-    `header` (`read_header`) names them.
+    `header` (`read_header`) names them, and its short rows' warning (`_read_whole`).
 
     Others (`detail`, CRM extras) are neither read nor checked: on 13.5M activity rows the detail
     text alone cost 1.8 s of reading and validation on one core. A missing one is still reported
@@ -263,11 +271,11 @@ def _coded(values: pd.Series) -> tuple[np.ndarray, pd.Index]:
     return pd.factorize(values)
 
 
-def _read_leads(path: Path, header: TableHeader, chunk_size: int, id_column: str,
-                dropped: Collection[str]) -> tuple[int, Iterator[pd.DataFrame], tuple[np.ndarray, np.ndarray]]:
-    """`_lead_chunks`' rows and chunks, and the file's repeated ids (`_repeated_ids`)."""
-    ids, rows, chunks = _lead_chunks(path, header, chunk_size, id_column, dropped)
-    return rows, chunks, _repeated_ids(ids)
+def _read_leads(path: Path, header: TableHeader, chunk_size: int, id_column: str, dropped: Collection[str]
+                ) -> tuple[int, Iterator[pd.DataFrame], tuple[np.ndarray, np.ndarray], str | None]:
+    """`_lead_chunks`' rows and chunks, the file's repeated ids (`_repeated_ids`), and its short rows' warning."""
+    ids, rows, chunks, short_rows = _lead_chunks(path, header, chunk_size, id_column, dropped)
+    return rows, chunks, _repeated_ids(ids), short_rows
 
 
 def _write(frame: pd.DataFrame, path: Path, first: bool) -> None:
@@ -475,6 +483,7 @@ def _score_chunks(scorer: LeadScorer, input_path: Path, output_path: Path, activ
                   progress: bool, top_factors: int, headers: dict[str, TableHeader]) -> BatchSummary:
     """`score_file`'s work, written straight to the paths given (`headers`: each file's, "leads" and "activities")."""
     activities_of, activities_rejected, activities_valid, activities_used = None, 0, 0, 0
+    activities_short = None  # the activity file's warning of its short rows (`_read_activities`)
     unread_types: dict[str, int] = {}
     lead_id_column = crm_column_in(scorer.data, "leads", "lead_id", headers["leads"].names)
     # The scores' id column as the file names it ('Prospect ID'), or the contract's `lead_id` where the file has that
@@ -485,13 +494,13 @@ def _score_chunks(scorer: LeadScorer, input_path: Path, output_path: Path, activ
         leads_read = reader.submit(_read_leads, input_path, headers["leads"], chunk_size, lead_id_column,
                                    scorer.data.drop_columns)
         if activities_path is not None:
-            activities, activities_rejected = _valid_activities(
-                scorer, _read_activities(activities_path, headers["activities"], scorer.data), activities_path,
-                activity_rejects)
+            activities, activities_short = _read_activities(activities_path, headers["activities"], scorer.data)
+            activities, activities_rejected = _valid_activities(scorer, activities, activities_path, activity_rejects)
             activities_of, activities_valid = _activities_of(activities), len(activities)
             unread_types = (unread_activity_types(activities["activity"], scorer.features)
                             if scorer.reads_activities else {})
-        rows, chunks, (repeated, first_rows) = leads_read.result()
+        rows, chunks, (repeated, first_rows), leads_short = leads_read.result()
+    short_rows = [warning for warning in (leads_short, activities_short) if warning]
     decimal_mark = decimal_mark_of(headers["leads"], scorer.data)
 
     read = scored = rejected = past_horizon = 0
@@ -573,7 +582,7 @@ def _score_chunks(scorer: LeadScorer, input_path: Path, output_path: Path, activ
                         None if unseen is None else {column: {spelled[column][value]: int(rows)
                                                               for value, rows in counts.most_common()}
                                                      for column, counts in unseen.items()},
-                        after_scoring_time, before_created)
+                        after_scoring_time, before_created, short_rows)
 
 
 def _never_seen_text(found: dict[int, dict[str, str]] | None, leads: int) -> np.ndarray:

@@ -40,15 +40,15 @@ X_EDUCATION = PROJECT_ROOT / "params.x_education.yaml"
 
 # The readers as score_file calls them: with the file's header, read once before (ingest.read_header).
 def read_whole(path: Path) -> pd.DataFrame:
-    return _read_whole(path, read_header(path))
+    return _read_whole(path, read_header(path))[0]
 
 
 def read_activities(path: Path, data) -> pd.DataFrame:
-    return _read_activities(path, read_header(path), data)
+    return _read_activities(path, read_header(path), data)[0]
 
 
 def lead_chunks(path: Path, chunk_size: int, id_column: str) -> tuple[pd.Series | None, Iterator[pd.DataFrame]]:
-    ids, _, chunks = _lead_chunks(path, read_header(path), chunk_size, id_column)
+    ids, _, chunks, _ = _lead_chunks(path, read_header(path), chunk_size, id_column)
     return ids, chunks
 
 

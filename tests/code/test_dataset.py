@@ -133,6 +133,31 @@ def test_rows_on_error_drop_left_out_are_counted_where_training_is_told(sample_p
     assert dataset.training_warnings(assemble(sample_params), sample_params) == []
 
 
+def test_rows_of_fewer_values_than_the_header_are_named_where_training_is_told(sample_params, sample_dir, tmp_path):
+    """A leads row cut short (a line break outside quotes, or an exporter leaving out trailing empty values) trained
+    with its last columns blank without a word: features, train and evaluate name the first rows, their values against
+    the header's columns, the columns read blank and the likely cause. A clean export gives no such warning."""
+    lines = (sample_dir / "leads.csv").read_text().splitlines()
+    for row, values in ((5, 8), (9, 4), (30, 4), (31, 4)):  # file rows, header not counted
+        lines[row] = ",".join(lines[row].split(",")[:values])
+    (tmp_path / "leads.csv").write_text("\n".join(lines) + "\n")
+    params = sample_params.model_copy(update={"data": sample_params.data.model_copy(
+        update={"leads": str(tmp_path / "leads.csv")})})
+
+    ts = assemble(params)
+
+    warning = (f"{tmp_path / 'leads.csv'}: row 5 (header not counted) has 8 values, row 9 4, row 30 4 and 1 more row, "
+               "where the header has 11 columns: read with the last columns blank (row 5's 'job_title', 'lead_source', "
+               "'campaign'; row 9's 'company' to 'campaign' (7 columns); row 30's 'company' to 'campaign' "
+               "(7 columns)); a value holding a line break outside double quotes cuts its row in two, the rest read as "
+               "another row: put such values in double quotes (Excel's CSV does), or export the file again; if the "
+               "export only leaves out trailing empty values, the rows are read right")
+    assert dataset.training_warnings(ts, params) == [warning]
+    assert setting_warnings(ts, params, judging=True) == [warning]
+    assert ts.crm.leads.loc[4, ["job_title", "lead_source", "campaign"]].isna().all()  # read, not refused
+    assert dataset.training_warnings(assemble(sample_params), sample_params) == []
+
+
 def test_most_conversions_labelled_after_the_horizon_are_warned_of_naming_an_import_day(sample_params):
     """A CRM migration stamping every lead's created_at with one day trained most conversions as negative
     (negative:converted_after_horizon, label.horizon_days counting from that day) with only the label counts to show

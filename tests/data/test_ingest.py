@@ -1388,6 +1388,37 @@ def test_a_row_of_more_values_than_the_header_is_refused_naming_it(tmp_path, dro
         "the wrong columns; put such values in double quotes (Excel's CSV does), or export the file again")
 
 
+def test_a_row_cut_in_two_by_a_line_break_outside_quotes_is_named_where_it_is_refused_and_where_it_is_dropped(tmp_path):
+    """A value holding a line break outside quotes cuts its row in two rows of fewer values than the header: pandas
+    read them with their last columns blank, so a lead lost its stage and its note, and the rest ('Referral,Open,x')
+    was read as a lead of its own; the refusal named that row's status 'x' only, and data.on_error: drop trained on
+    without a word. Both rows are named, with what was read blank and the cause; a blank line is no row."""
+    (tmp_path / "leads.csv").write_text(
+        "Lead ID,Lead Source,Stage,Notes\n"
+        "L1,Web,Open,called\n"
+        "\n"
+        "L2,Partner\nReferral,Open,x\n"
+        "L3,Web,Open,y\n")
+    data = {"format": "flat", "leads": "leads.csv", "dated": False, "value_maps": {"status": STAGES},
+            "mapping": {"leads": {"Lead ID": "lead_id", "Lead Source": "lead_source", "Stage": "status"}}}
+    short_rows = (
+        f"{tmp_path / 'leads.csv'}: row 2 (header not counted) has 2 values, row 3 3, where the header has 4 columns: "
+        "read with the last columns blank (row 2's 'Stage', 'Notes'; row 3's 'Notes'); a value holding a line break "
+        "outside double quotes cuts its row in two, the rest read as another row: put such values in double quotes "
+        "(Excel's CSV does), or export the file again; if the export only leaves out trailing empty values, the rows "
+        "are read right")
+
+    with pytest.raises(ContractError) as refused:
+        load_crm(Params.model_validate({"data": data, "base_dir": tmp_path}))
+    crm = load_crm(Params.model_validate({"data": {**data, "on_error": "drop"}, "base_dir": tmp_path}))
+
+    assert str(refused.value).endswith(f"\n{short_rows}\nfix the export, or set data.on_error: drop to load it without "
+                                       "these rows (and the rows said to be kept, without those values).")
+    assert "row 3 (header not counted), column 'Stage' (status): unknown status 'x'" in str(refused.value)
+    assert crm.short_rows == [short_rows]
+    assert crm.leads["lead_id"].tolist() == ["L1", "L3"]
+
+
 def test_a_parquet_column_of_lists_is_refused_by_name_unless_dropped(tmp_path):
     """A warehouse's repeated field (tags) stopped training on a traceback (unhashable numpy.ndarray), and in a
     column the features read trained its text ("['software']") as the category."""

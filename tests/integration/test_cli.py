@@ -200,6 +200,39 @@ def test_score_warns_when_the_file_lacks_columns_the_model_reads(trained, sample
     assert whole.exit_code == 0 and "which the model reads" not in whole.output
 
 
+def test_score_warns_of_a_row_of_fewer_values_than_the_header_naming_it_and_still_scores_it(
+        trained, sample_params, sample_dir, tmp_path):
+    """A lead row cut after its 8th value (a line break outside quotes, or an exporter leaving out trailing empty
+    values) was scored with a blank job title, source and campaign without a word: score names the row, what was read
+    blank and the likely cause, as training does, and scores the lead; an activity file's short row too. A clean file
+    gives no such warning."""
+    from serving.local_server import params_file
+
+    params = params_file(sample_params, tmp_path / "params.yaml")
+    lines = (sample_dir / "leads.csv").read_text().splitlines()[:31]
+    (tmp_path / "whole.csv").write_text("\n".join(lines) + "\n")
+    lines[5] = ",".join(lines[5].split(",")[:8])
+    (tmp_path / "short.csv").write_text("\n".join(lines) + "\n")
+    activities = (sample_dir / "activities.csv").read_text().splitlines()
+    activities[2] = ",".join(activities[2].split(",")[:3])
+    (tmp_path / "activities.csv").write_text("\n".join(activities) + "\n")
+
+    def score(name: str, *activity_file: str):
+        return runner.invoke(app, ["score", "--params", str(params), "--input", str(tmp_path / name), "--output",
+                                   str(tmp_path / f"{name}.scores.csv"), "--as-of", "2026-01-01", *activity_file])
+
+    short, whole = score("short.csv", "--activities", str(tmp_path / "activities.csv")), score("whole.csv")
+    assert short.exit_code == 0 and "scored 30 of 30 rows" in short.output
+    told = short.output.replace("\n", "")
+    assert (f"{tmp_path / 'short.csv'}: row 5 (header not counted) has 8 values, where the header has 11 columns: "
+            "read with the last columns blank (row 5's 'job_title', 'lead_source', 'campaign'); a value holding a line "
+            "break outside double quotes cuts its row in two") in told
+    assert (f"{tmp_path / 'activities.csv'}: row 2 (header not counted) has 3 values, where the header has 4 columns: "
+            "read with the last columns blank (row 2's 'detail')") in told
+    assert lines[5].split(",")[0] in pd.read_csv(tmp_path / "short.csv.scores.csv")["lead_id"].tolist()
+    assert whole.exit_code == 0 and "scored 30 of 30 rows" in whole.output and "header has" not in whole.output
+
+
 def test_score_names_lead_sources_the_model_never_saw_with_their_leads_and_says_a_retrain_learns_them(
         trained, sample_params, sample_dir, tmp_path):
     """A quarter's leads from sources added after the last retrain score as the model's other level: the
