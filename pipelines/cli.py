@@ -180,7 +180,7 @@ def features(params: ParamsOption = None, leads: LeadsOption = None, as_of: AsOf
     for feature in feature_catalog(p.features):
         filled = f"{ts.features[feature.name].notna().mean():6.1%}" if len(ts.y) else "     -"
         typer.echo(f"  {feature.name:<32} {feature.kind:<12} filled {filled}")
-    _say_warnings(training_warnings(ts, p), indent="  ")
+    _say_warnings(training_warnings(ts, p, problems_listed=True), indent="  ")
     typer.echo("== leakage check")
     for leak in ts.leaks or []:
         typer.secho(f"  WARNING {leak.message}", fg="yellow")

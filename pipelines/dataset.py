@@ -206,12 +206,13 @@ def personal_categories(params: Params) -> list[str]:
             "contact_gaps: whether an e-mail, phone or company is given)" for name, which in whiches.items()]
 
 
-def training_warnings(ts: TrainingSet, params: Params) -> list[str]:
+def training_warnings(ts: TrainingSet, params: Params, problems_listed: bool = False) -> list[str]:
     """What features, train and retrain warn of before training on `ts`: the export against the feature settings
-    (`setting_warnings`), the rows `data.on_error: drop` left out (`rows_left_out`), then each label rule line of
+    (`setting_warnings`), the rows `data.on_error: drop` left out (`rows_left_out`; not when `problems_listed`: the
+    `features` command prints the ingest report's problems above its warnings), then each label rule line of
     rejection reason codes the policy does not list (`LabelResult.unknown_reason_lines`), repeated as a warning because
     it is easily lost among some 15 rule lines."""
-    return (setting_warnings(ts, params) + rows_left_out(ts.crm)
+    return (setting_warnings(ts, params) + ([] if problems_listed else rows_left_out(ts.crm))
             + [f"label rule {line}" for line in ts.labels.unknown_reason_lines()])
 
 

@@ -117,19 +117,23 @@ def test_a_column_the_features_read_left_blank_on_every_labelled_lead_is_named(s
 def test_rows_on_error_drop_left_out_are_counted_where_training_is_told(sample_params, sample_dir, tmp_path):
     """An export with employees written 'unknown' in 3 rows and data.on_error: drop trained on the rest with only
     `features`' ingest report and the run's ingest_report.json saying so: train and retrain's warnings count the rows
-    left out per file (a refused lead's outcome row goes too), naming the first problem. A clean export gives none."""
+    left out per file (a refused lead's outcome row goes too), naming the first problem; `features`, which lists the
+    problems, does not say it again. A clean export gives none."""
     leads = pd.read_csv(sample_dir / "leads.csv", dtype=str, keep_default_na=False)
     leads.loc[[4, 9, 30], "employees"] = "unknown"
     leads.to_csv(tmp_path / "leads.csv", index=False)
     params = sample_params.model_copy(update={"data": sample_params.data.model_copy(
         update={"leads": str(tmp_path / "leads.csv"), "on_error": "drop"})})
 
-    warnings = dataset.training_warnings(assemble(params), params)
+    ts = assemble(params)
+    warnings = dataset.training_warnings(ts, params)
 
     assert warnings == [
         f"data.on_error is drop: training left out 3 rows of {tmp_path / 'leads.csv'}, 3 rows of "
         f"{sample_params.data.outcomes} that ingest refused (the first problem: {tmp_path / 'leads.csv'} row 5 (header "
         "not counted), column 'employees': not a number: 'unknown'); `leadscore features` lists the problems"]
+    # `features` prints the ingest report's problems above its warnings: the count is not said again there
+    assert dataset.training_warnings(ts, params, problems_listed=True) == []
     assert dataset.training_warnings(assemble(sample_params), sample_params) == []
 
 
