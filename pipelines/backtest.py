@@ -198,7 +198,7 @@ def backtest(
 
     from pipelines import tracking
 
-    tracking.configure(params)  # a tracking store that cannot be reached is told before the quarters are trained
+    tracking.configure(params, create=True)  # an unreachable tracking store is told before the quarters are trained
     result = replay(params, quarters, segment, crm)
     with tracking.start_run("backtest", f"backtest {quarters} quarters") as run:
         result.run_id = run.info.run_id

@@ -430,7 +430,7 @@ def retrain(
             params.serving.store_url).
     """
     phrase_templates(params.features)  # refuse to ship a model whose factors could not be worded
-    tracking.configure(params)
+    tracking.configure(params, create=True)
     crm = load_history(params, crm, None if feedback is None else (feedback, 0))
     as_of = (pd.Timestamp(as_of) if as_of is not None else data_as_of(crm)) if params.data.dated else None
     client, name = MlflowClient(), params.tracking.registered_model

@@ -8,6 +8,7 @@ from any working directory. Nothing here runs at import time.
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import hashlib
 import importlib
 import importlib.metadata
@@ -34,7 +35,7 @@ from mlflow.tracking import MlflowClient
 from mlflow.types import ColSpec, ParamSchema, ParamSpec, Schema
 
 from pipelines.config import Params, fitting_params, shown_url
-from pipelines.ingest import ContractError, Problem, csv_decimal_mark, database_reason, prepare_table
+from pipelines.ingest import ALIKE_RATIO, ContractError, Problem, csv_decimal_mark, database_reason, prepare_table
 
 CHAMPION, CHALLENGER = "champion", "challenger"
 UI_PORT = 5000  # the MLflow UI's port in the README's `mlflow ui` command
@@ -157,15 +158,18 @@ def run_in_ui(params: Params, run_id: str) -> dict:
     return {"name": run.info.run_name, "experiment": experiment.name, "url": page, "ui_command": command}
 
 
-def use_store(params: Params) -> str:
+def use_store(params: Params, *, create: bool = False) -> str:
     """Point this process's MLflow client at the params' tracking store, once it is known to be reachable
-    (`check_reachable`); returns its URI.
+    (`check_reachable`); returns its URI. Only a command that `create`s the store (train, retrain, backtest: they log
+    runs before any model is read) may name a SQLite file that does not exist yet: MLflow would create it for any
+    command, so a mistyped path read by `score` or the service left an empty store behind and was told as a missing
+    model (`_check_sqlite_file`).
 
     MLflow 3 also writes MLFLOW_TRACKING_URI into the environment, which tracking_uri() prefers:
     the variable is put back to what the user had, so params chosen later are not pinned to this store.
     """
     uri = tracking_uri(params)
-    check_reachable(uri)
+    check_reachable(uri, create=create)
     before = os.environ.get("MLFLOW_TRACKING_URI")
     mlflow.set_tracking_uri(uri)
     if before is None:
@@ -175,7 +179,7 @@ def use_store(params: Params) -> str:
     return uri
 
 
-def check_reachable(uri: str) -> None:
+def check_reachable(uri: str, *, create: bool = False) -> None:
     """Connect to the tracking store at `uri` once, or raise TrackingStoreFailed saying it cannot be reached.
 
     MLflow retries a tracking server it cannot connect to for about 4 minutes and a database for 100 seconds, so a
@@ -184,7 +188,8 @@ def check_reachable(uri: str) -> None:
     set them; a database URL's own connect_timeout). Any answer counts: a store that answered keeps MLflow's
     retries for its later failures (a restart, a failover). Checked once per store and process, so the service's
     registry reloads keep them too. A SQLite file is on this machine: nothing to reach, but it is checked that it
-    can be opened (`_check_sqlite_file`). A folder store (a path, file:) is on this machine too: nothing to reach.
+    can be opened, or created when `create` (`_check_sqlite_file`). A folder store (a path, file:) is on this machine
+    too: nothing to reach.
     """
     if uri in _reached:
         return
@@ -193,7 +198,7 @@ def check_reachable(uri: str) -> None:
         if scheme in ("http", "https"):
             _request_health(uri)
         elif scheme.split("+")[0] == SQLITE:
-            _check_sqlite_file(uri)
+            _check_sqlite_file(uri, create)
         elif scheme.split("+")[0] in DATABASE_ENGINES:
             _connect_database(uri)
         else:
@@ -217,11 +222,12 @@ def _request_health(uri: str) -> None:
                  timeout=(connect, MLFLOW_HTTP_REQUEST_TIMEOUT.get()), raise_on_status=False)
 
 
-def _check_sqlite_file(uri: str) -> None:
+def _check_sqlite_file(uri: str, create: bool) -> None:
     """Raise TrackingStoreFailed naming the SQLite file at `uri` and why it cannot be opened: a folder in its place,
     no folder to create it in, or one that cannot be written. MLflow retried such a file for 100 seconds, and makes a
     missing folder itself, a mistyped path's too. A file that is not there yet in a writable folder is MLflow's to
-    create (the project's first `train`); one in memory (``sqlite://``) or named by a SQLite URI is not checked."""
+    `create` (the project's first `train`); else it is refused, with a file of a name alike in its folder ('mlflow.db'
+    for 'mlfow.db'). One in memory (``sqlite://``) or named by a SQLite URI is not checked."""
     url = sa.make_url(uri)
     if not url.database or url.database == ":memory:" or "uri" in url.query:
         return
@@ -234,6 +240,10 @@ def _check_sqlite_file(uri: str) -> None:
     elif not folder.is_dir():
         problem = (f"{folder} is a file, not a folder" if folder.exists()
                    else f"the folder {folder} does not exist; create it, or name a file in one that does")
+    elif not create:
+        alike = _alike_file(file)
+        problem = (f"{file} does not exist{f' (its folder has {alike})' if alike else ''}, so no model is registered "
+                   "there: run `leadscore train` first, which creates it")
     elif not os.access(folder, os.W_OK | os.X_OK):
         problem = f"{file} does not exist and its folder {folder} is not writable, so it cannot be created"
     else:
@@ -241,6 +251,16 @@ def _check_sqlite_file(uri: str) -> None:
     if problem:
         raise TrackingStoreFailed(f"cannot open the MLflow tracking store {shown_url(uri)}: {problem}. "
                                   f"Check {_setting()}")
+
+
+def _alike_file(file: Path) -> str | None:
+    """The name of the file in `file`'s folder closest to its name, when one is as close as a misspelling
+    (ALIKE_RATIO, as for a column); None when there is none or the folder cannot be listed."""
+    try:
+        names = [path.name for path in file.parent.iterdir() if path.is_file()]
+    except OSError:
+        return None
+    return next(iter(difflib.get_close_matches(file.name, names, n=1, cutoff=ALIKE_RATIO)), None)
 
 
 def _connect_database(uri: str) -> None:
@@ -256,9 +276,10 @@ def _connect_database(uri: str) -> None:
         engine.dispose()
 
 
-def configure(params: Params) -> str:
-    """Point MLflow at the tracking store and experiment; returns the experiment id."""
-    uri = use_store(params)
+def configure(params: Params, *, create: bool = False) -> str:
+    """Point MLflow at the tracking store and experiment; returns the experiment id. A store not there yet is
+    created only when `create` (`use_store`)."""
+    uri = use_store(params, create=create)
     name = params.tracking.experiment
     experiment = mlflow.get_experiment_by_name(name)
     if experiment is not None:

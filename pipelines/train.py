@@ -148,7 +148,7 @@ def train(
     (`dataset.assemble`; or on `crm`, an export already loaded), and track the run, named `what` (`model_run_name`:
     a benchmark's model is no `train` run); see the module docstring."""
     phrase_templates(params.features)  # refuse to train a model whose factors could not be worded
-    tracking.configure(params)
+    tracking.configure(params, create=True)
     ts = assemble(params, as_of=as_of, crm=crm)
     refuse_before_first_lead(ts)
     refuse_activities_column(ts, params)

@@ -1368,6 +1368,30 @@ def test_a_tracking_sqlite_file_that_cannot_be_opened_is_one_line_naming_it_and_
     assert not (tmp_path / "missing").exists() and not list((tmp_path / "folder.db").iterdir())
 
 
+@pytest.mark.parametrize("command", [
+    ["score", "-i", "{leads}", "-o", "{tmp}/scores.csv"], ["evaluate"], ["audit", "--out", "{tmp}/audit"],
+    ["monitor", "--out", "{tmp}/monitor.html"], ["promote", "--version", "1", "--reason", "r"],
+    ["rollback", "--reason", "r"]])
+def test_a_command_reading_the_registry_refuses_a_tracking_sqlite_file_that_does_not_exist(
+        unreachable_tracking, sample_dir, tmp_path, monkeypatch, command):
+    """A mistyped MLFLOW_TRACKING_URI ('mlfow.db'): MLflow created an empty 1 MB store there, and the command said
+    to train first, as if the user's models were gone. It is refused before MLflow opens it, naming the file, the
+    one of a name alike beside it, and the setting; nothing is created (`train` still creates a new store)."""
+    runs = tmp_path / "runs"
+    runs.mkdir()
+    (runs / "mlflow.db").touch()
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{runs / 'mlfow.db'}")
+    args = [arg.format(leads=sample_dir / "leads.csv", tmp=tmp_path) for arg in command]
+
+    result = runner.invoke(app, [*args, "--params", str(unreachable_tracking)])
+
+    assert result.exit_code == 1 and isinstance(result.exception, SystemExit), result.output  # no traceback
+    assert (f"cannot open the MLflow tracking store sqlite:///{runs / 'mlfow.db'}: {runs / 'mlfow.db'} does not exist "
+            "(its folder has mlflow.db), so no model is registered there: run `leadscore train` first, which creates "
+            "it. Check MLFLOW_TRACKING_URI") in result.output.replace("\n", "")
+    assert sorted(path.name for path in runs.iterdir()) == ["mlflow.db"]
+
+
 def accepted(server: socket.socket):
     """Each connection made to `server` until the test closes it: accept then fails, and the serving thread ends
     quietly instead of with an error pytest reports as a warning."""

@@ -2209,6 +2209,25 @@ def test_a_params_file_the_service_cannot_use_is_refused_in_one_line(sample_para
     assert "Traceback" not in str(refused.value)
 
 
+def test_a_tracking_sqlite_file_that_does_not_exist_is_refused_creating_nothing(sample_params, tmp_path):
+    """tracking.uri mistyped: MLflow created an empty tracking store there and the service refused for want of a
+    model, leaving that store behind for the next start to read. It refuses naming the file, and creates neither
+    store."""
+    from pipelines.config import PARAMS_ENV
+    from serving.local_server import params_file, start
+
+    tracking_file, store = tmp_path / "mlfow.db", tmp_path / "store.db"
+    path = params_file(sample_params, tmp_path / "params.yaml",
+                       {"tracking.uri": f"sqlite:///{tracking_file}", "serving.store_url": f"sqlite:///{store}"})
+    with pytest.raises(RuntimeError, match="exited with code") as refused:
+        start({PARAMS_ENV: str(path), "BENTOML_HOME": str(tmp_path / "bentoml"),
+               sample_params.serving.api_key_env: "a-key"}, tmp_path / "server.log", timeout=60)
+    assert (f"leadscore refuses to start: cannot open the MLflow tracking store sqlite:///{tracking_file}: "
+            f"{tracking_file} does not exist, so no model is registered there: run `leadscore train` first, which "
+            "creates it. Check tracking.uri") in str(refused.value)
+    assert not tracking_file.exists() and not store.exists()
+
+
 def test_docs_name_a_leads_fields_as_the_served_model_reads_them_after_params_changed(trained, sample_params, tmp_path):
     """params.yaml's mapping edited after training (the CRM renamed fields, no retrain yet): /score still reads
     leads by the model's mapping, so /docs.json must document that one, or a CRM following it is refused."""

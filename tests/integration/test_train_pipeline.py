@@ -147,7 +147,7 @@ def test_a_description_the_user_gave_the_registered_model_is_kept(sample_dir, tm
     from pipelines.train import train
 
     params = params_for(sample_dir, tmp_path, **FAST)
-    tracking.configure(params)
+    tracking.configure(params, create=True)
     client = MlflowClient(tracking.tracking_uri(params))
     client.create_registered_model(params.tracking.registered_model, description="EMEA inbound scores, owner: RevOps")
     train(params)
@@ -713,7 +713,8 @@ def test_batch_scoring_refuses_a_file_missing_a_required_column(trained, sample_
         score_file(trained.scorer, source, tmp_path / "out.csv", progress=False)
 
 
-def test_loading_a_missing_alias_says_what_to_do(sample_params):
+def test_loading_a_missing_alias_says_what_to_do(trained, sample_params):
+    """A model name never trained, in a store that exists (one that does not is refused: `use_store`)."""
     never_trained = sample_params.model_copy(update={"tracking": sample_params.tracking.model_copy(
         update={"registered_model": "never-trained"})})
     with pytest.raises(LookupError, match="leadscore train"):

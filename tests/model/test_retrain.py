@@ -790,7 +790,7 @@ def bookkeeping_dir(tmp_path_factory):
 def three_versions(sample_dir, bookkeeping_dir, request, monkeypatch_session):
     """A registered model of its own with versions 1-3 and no champion (registry bookkeeping, no real models)."""
     params = params_for(sample_dir, bookkeeping_dir, **{"tracking.registered_model": request.node.name[:60]})
-    tracking.configure(params)
+    tracking.configure(params, create=True)
     client = MlflowClient()
     client.create_registered_model(params.tracking.registered_model)
     with mlflow.start_run() as run:
