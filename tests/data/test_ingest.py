@@ -343,6 +343,32 @@ def test_a_date_no_order_makes_valid_gets_no_hint_about_the_order():
     assert problem.message == "unparsable date '13/13/2025'"
 
 
+# What Java's ZonedDateTime.toString() writes (Java/Kotlin CRM connectors), and the instant each is, in UTC.
+JAVA_ZONED_DATES = {
+    "2024-01-08T18:07:00Z[UTC]": "2024-01-08 18:07:00.000",
+    "2024-01-08T18:07+01:00[Europe/Paris]": "2024-01-08 17:07:00.000",
+    "2024-03-31T02:30:00.123+02:00[Europe/Berlin]": "2024-03-31 00:30:00.123",  # the offset decides, as in Java
+    "2024-01-08T18:07:00[Europe/Paris]": "2024-01-08 17:07:00.000",  # no offset: read in the zone
+    "2024-03-31T02:30:00[Europe/Berlin]": "2024-03-31 01:30:00.000",  # a time the clock skips: later by the gap
+    "2024-10-27T02:30:00[Europe/Berlin]": "2024-10-27 00:30:00.000",  # a time the clock repeats: the earlier offset
+}
+
+
+def test_a_date_with_javas_zone_id_in_brackets_reads_as_the_instant_it_names():
+    """Java's ZonedDateTime.toString() adds the zone id after the offset; such dates were refused as unparsable. An
+    unknown zone id is refused naming it, among plain ISO dates that still read."""
+    sent = [*JAVA_ZONED_DATES, "2024-01-08T18:07:00Z[Mars/Base]", "2024-01-08T18:07:00"]
+    raw = pd.DataFrame({"Lead ID": [f"L{i}" for i in range(len(sent))], "Created Date": sent})
+
+    leads, (problem,) = prepare_table(raw, "leads", DataParams(leads="unused", mapping=MAPPING), "leads.csv")
+
+    read = leads["created_at"].dt.strftime("%Y-%m-%d %H:%M:%S.%f").str[:-3].tolist()
+    assert read == [*JAVA_ZONED_DATES.values(), "2024-01-08 18:07:00.000"]
+    assert (problem.row, problem.kind) == (len(JAVA_ZONED_DATES) + 1, "unparsable_date")
+    assert problem.message.startswith("unparsable date '2024-01-08T18:07:00Z[Mars/Base]' (unknown time zone "
+                                      "'Mars/Base' in brackets")
+
+
 def test_params_saved_with_a_model_before_a_setting_existed_load_with_its_default():
     """A registered model keeps the params it was trained with; one from before data.day_first still serves."""
     data = DataParams(leads="unused", mapping=MAPPING)

@@ -479,6 +479,34 @@ def test_score_refuses_numbers_and_no_date_sentinels_as_dates_by_row(trained, sa
     assert "date out of range '9999-12-31'" in activity_rejects["problems"][1]
 
 
+def test_score_reads_dates_java_writes_with_their_zone_id_in_brackets_as_the_instants_they_name(
+        trained, sample_params, sample_dir, tmp_path):
+    """Java's ZonedDateTime.toString() ("...Z[UTC]", "...+01:00[Europe/Paris]"), which Java/Kotlin CRM connectors
+    write, was refused by row as an unparsable date; leads and activities dated so score as the same times in UTC."""
+    from serving.local_server import params_file
+
+    params = params_file(sample_params, tmp_path / "params.yaml")
+    leads = pd.read_csv(sample_dir / "leads.csv", dtype=str).head(5)
+    activities = pd.read_csv(sample_dir / "activities.csv", dtype=str)
+    activities = activities[activities["lead_id"].isin(leads["lead_id"])].reset_index(drop=True)
+
+    def scores(name: str, leads: pd.DataFrame, activities: pd.DataFrame) -> pd.DataFrame:
+        leads.to_csv(tmp_path / f"{name}_leads.csv", index=False)
+        activities.to_csv(tmp_path / f"{name}_activities.csv", index=False)
+        result = run("score", "--params", str(params), "--input", str(tmp_path / f"{name}_leads.csv"), "--output",
+                     str(tmp_path / f"{name}_scores.csv"), "--activities", str(tmp_path / f"{name}_activities.csv"),
+                     "--as-of", "2026-01-01")
+        assert result.exit_code == 0 and "scored 5 of 5 rows" in result.output, result.output
+        assert "failed validation" not in result.output
+        return pd.read_csv(tmp_path / f"{name}_scores.csv")
+
+    created, occurred = pd.to_datetime(leads["created_at"]), pd.to_datetime(activities["occurred_at"])
+    java = scores("java", leads.assign(created_at=created.dt.strftime("%Y-%m-%dT%H:%M:%SZ[UTC]")),
+                  activities.assign(occurred_at=(occurred + pd.Timedelta(hours=1)).dt.strftime(
+                      "%Y-%m-%dT%H:%M:%S+01:00[Europe/Paris]")))
+    pd.testing.assert_frame_equal(java, scores("plain", leads, activities))
+
+
 def test_score_reads_a_semicolon_files_decimal_commas_and_refuses_its_ambiguous_numbers_by_row(
         trained, sample_params, sample_dir, tmp_path):
     """Excel where the decimal mark is a comma writes ';' between fields and 2,5 or 1.234,5: each row was refused as

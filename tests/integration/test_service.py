@@ -310,6 +310,21 @@ def test_unseen_categories_and_missing_optional_fields_score(client):
         assert 1 <= score["score"] <= 99 and 0 < score["probability"] < 1
 
 
+def test_a_date_java_writes_with_its_zone_id_in_brackets_scores_as_the_instant_it_names(client, leads):
+    """Java's ZonedDateTime.toString() ("...Z[UTC]", "...+01:00[Europe/Paris]"), which Java/Kotlin CRM connectors
+    send, was refused as an unparsable created_at; it scores as the same instant written in ISO 8601 does."""
+    created = pd.Timestamp(leads[0]["created_at"])
+
+    def probability(created_at: str) -> float:
+        reply = client.post("/score", {"leads": [{**leads[0], "created_at": created_at}], "as_of": AS_OF})
+        assert reply.status == 200, reply.body
+        return reply.json()["scores"][0]["probability"]
+
+    expected = probability(f"{created:%Y-%m-%dT%H:%M:%S}Z")
+    assert probability(f"{created:%Y-%m-%dT%H:%M:%S}Z[UTC]") == expected
+    assert probability(f"{created + pd.Timedelta(hours=1):%Y-%m-%dT%H:%M:%S}+01:00[Europe/Paris]") == expected
+
+
 def test_each_score_names_the_values_the_model_never_saw_as_the_lead_sent_them(client, leads):
     """A lead source added since training ("TikTok") was scored as the model's "other" level with no sign of it: a
     CRM mapping mistake went unnoticed. Each score now names such values per field, as sent; {} when there is none."""
