@@ -35,10 +35,10 @@ from fastapi.responses import HTMLResponse  # noqa: E402
 from starlette.responses import JSONResponse, Response  # noqa: E402
 
 from pipelines import tracking  # noqa: E402
-from pipelines.config import Params, ParamsError, params_from_env  # noqa: E402
+from pipelines.config import Params, params_from_env  # noqa: E402
 from pipelines.ingest import crm_column  # noqa: E402
 from serving import metrics, openapi, scorecard  # noqa: E402
-from serving.bento import bento_model_tag, check_store_outside_bento, load_bento_scorer  # noqa: E402
+from serving.bento import REFUSALS, bento_model_tag, check_store_outside_bento, load_bento_scorer  # noqa: E402
 from serving.schemas import (  # noqa: E402
     AsOf,
     ExplainRequest,
@@ -204,8 +204,7 @@ class LeadScoreService:
             else:
                 tracking.registered_version(params, params.serving.alias)
             Store.from_params(params)
-        # params, key, model, store (inside the bento, unreachable, not writable)
-        except (ParamsError, RuntimeError, LookupError) as err:
+        except REFUSALS as err:  # params, key, model, store (inside the bento, unreachable, not writable)
             raise SystemExit(f"leadscore refuses to start: {err}") from None
 
     def __init__(self) -> None:

@@ -1,6 +1,6 @@
 """A built bento is self-contained: exported, imported elsewhere, it serves without the MLflow store,
 it installs the package versions the tests ran on, and it ships the OpenAPI document it serves. It does not
-keep the score log and sales decisions inside its own folder."""
+keep the score log and sales decisions inside its own folder. A build it cannot do is refused in a line saying why."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from pipelines.config import PARAMS_ENV, PROJECT_ROOT, load_params
+from pipelines.config import DEFAULT_PARAMS, PARAMS_ENV, PROJECT_ROOT, load_params
 from serving.bento import pinned_versions, requirements_path
 from serving.local_server import start
 from conftest import running_service
@@ -124,3 +124,43 @@ def test_a_bento_keeping_its_store_inside_its_own_folder_is_refused(shipped, tmp
                            f"lies inside the folder of bento {shipped.tag}, ")
     assert fix in line and "Traceback" not in str(refused.value)
     assert not list(inside.glob("leadscore_store.db*"))
+
+
+def _refused(args: list[str], tmp_path: Path, **env: str) -> subprocess.CompletedProcess:
+    """`python -m serving.bento` run where it refuses before importing or building anything."""
+    home = tmp_path / "bentoml-home"
+    env = {**os.environ, "BENTOML_HOME": str(home), "BENTOML_DO_NOT_TRACK": "true", **env}
+    done = subprocess.run([sys.executable, "-m", "serving.bento", *args], cwd=PROJECT_ROOT, env=env,
+                          capture_output=True, text=True, timeout=120)
+    assert "Traceback" not in done.stdout + done.stderr
+    assert not list(home.glob("models/*")) and not list(home.glob("bentos/*"))
+    return done
+
+
+def test_building_without_a_model_under_the_alias_is_refused_in_one_line(tmp_path):
+    """A tracking store where no model is registered (a fresh one, or the model trained into another store): the
+    builder says so and what to do in one line, as `leadscore` commands and the service do, not a traceback."""
+    from mlflow import MlflowClient
+
+    uri = f"sqlite:///{tmp_path / 'empty.db'}"
+    MlflowClient(uri).search_registered_models()  # an MLflow store with no model; its creation logs nothing later
+    done = _refused([], tmp_path, MLFLOW_TRACKING_URI=uri)
+    assert done.returncode == 1
+    assert done.stderr == (f"leadscore refuses to build the bento: no model 'leadscore' with alias 'champion' in {uri}: "
+                           "no model has that name yet: run `leadscore train` first\n")
+
+
+@pytest.mark.parametrize("problem", ["missing", "unknown key"])
+def test_building_with_a_refused_params_file_says_why(problem, tmp_path):
+    """A params file that is not there or has a setting it does not know is refused as `leadscore` refuses it: the
+    file and the problem, exit code 2."""
+    params = tmp_path / "params.yaml"
+    if problem == "unknown key":
+        raw = yaml.safe_load(DEFAULT_PARAMS.read_text())
+        raw["serving"]["alais"] = "champion"
+        params.write_text(yaml.safe_dump(raw, sort_keys=False))
+    done = _refused(["--params", str(params)], tmp_path)
+    assert done.returncode == 2
+    assert done.stderr == ("leadscore refuses to build the bento: " + (
+        f"params file not found: {params}\n" if problem == "missing"
+        else f"{params}: 1 invalid setting(s)\n  - serving.alais: unknown key (check spelling)\n"))
