@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import os
-import re
 import sys
 from pathlib import Path
 from typing import Annotated, Optional
@@ -50,16 +49,8 @@ def _as_of(value: str | None, export: Params | None = None) -> pd.Timestamp | No
     if export is not None and not export.data.dated:
         raise typer.BadParameter("the export is undated (data.dated is false): there is no date to read it as of; "
                                  "leave --as-of out", param_hint="--as-of")
-    try:
-        # Year first only: pandas would read 01/02/2026 as 2 January whatever data.day_first says.
-        if not re.match(r"\s*\d{4}-\d{2}-\d{2}", value):  # also "" (e.g. an unset shell variable)
-            raise ValueError(value)
-        stamp = pd.Timestamp(value)
-    except ValueError:
-        raise typer.BadParameter(f"not a date: {value!r} (use YYYY-MM-DD, optionally with a time)",
-                                 param_hint="--as-of") from None
-    try:
-        stamp = as_of_time(stamp)
+    try:  # read as a lead's created_at is; "" (an unset shell variable) is no date
+        stamp = as_of_time(value)
     except ValueError as err:
         raise typer.BadParameter(str(err), param_hint="--as-of") from None
     if (now := now_if_after(stamp)) is not None:  # as the service refuses a request's as_of

@@ -21,7 +21,7 @@ import unicodedata
 from collections import Counter
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta, timezone, tzinfo
 from pathlib import Path
 from typing import TYPE_CHECKING, NamedTuple
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -1135,9 +1135,25 @@ _ZONE_ID = r"^(?P<time>.*?)\[\s*(?P<zone>[^\[\]]*?)\s*\]\s*$"
 _OFFSET_AT_END = r"\d:\d{2}(?::\d{2}(?:[.,]\d+)?)?\s*(?:Z|[+-]\d{2}(?::?\d{2})?)$"
 
 
+# Java's fixed-offset zone ids (ZoneId.of), which zoneinfo has not: UTC, GMT or UT alone or before an offset
+# (UTC+01:00, GMT+2, UT-05:00), or an offset alone (+01:00, Z). Java's sign: UTC+01:00 is an hour ahead of UTC, unlike
+# the POSIX sign of IANA's Etc/GMT+1, which is an hour behind.
+_FIXED_OFFSET_ZONE = re.compile(r"(?:UTC|GMT|UT)?(?P<sign>[+-])(?:(?P<hour>\d)|(?P<hours>\d{2})(?:(?P<colon>:?)"
+                                r"(?P<minutes>\d{2})(?:(?P=colon)(?P<seconds>\d{2}))?)?)|UTC|GMT|UT|Z")
+
+
 @functools.cache
-def _time_zone(name: str) -> ZoneInfo | None:
-    """The IANA time zone `name` (Europe/Paris, UTC), None when there is none of that name."""
+def _time_zone(name: str) -> tzinfo | None:
+    """The time zone `name` names: Java's fixed offset (`_FIXED_OFFSET_ZONE`, first, as Java reads it) or an IANA
+    zone (Europe/Paris, UTC); None when there is none of that name or the offset is past Java's 18 hours."""
+    if fixed := _FIXED_OFFSET_ZONE.fullmatch(name):
+        if not fixed["sign"]:
+            return timezone.utc
+        minutes, seconds = int(fixed["minutes"] or 0), int(fixed["seconds"] or 0)
+        offset = timedelta(hours=int(fixed["hour"] or fixed["hours"]), minutes=minutes, seconds=seconds)
+        if offset > timedelta(hours=18) or minutes > 59 or seconds > 59:
+            return None
+        return timezone(-offset if fixed["sign"] == "-" else offset)
     try:
         return ZoneInfo(name)
     except (ZoneInfoNotFoundError, ValueError, OSError):  # ValueError: a path, not a key ("../x"); OSError: a folder
@@ -1149,8 +1165,9 @@ def _zone_ids_read(values: pd.Series) -> pd.Series:
 
     After an offset or Z the bracket is dropped: the offset decides the instant, Java's own rule when both are given.
     Without one the time is read in that zone and written in UTC, a time a clock change skips or repeats read as
-    Java reads it (later by the gap; the earlier offset), which zoneinfo's fold=0 does. A zone id that is no IANA zone
-    makes the value None, refused as unparsable (`_zone_id_hint` says why). Only values holding "[" are looked at.
+    Java reads it (later by the gap; the earlier offset), which zoneinfo's fold=0 does. A zone id that names no zone
+    (`_time_zone`) makes the value None, refused as unparsable (`_zone_id_hint` says why). Only values holding "[" are
+    looked at.
     """
     text = _arrow_text(values)
     if text is None:
@@ -1181,8 +1198,8 @@ def _zone_id_hint(value) -> str:
     found = re.match(_ZONE_ID, str(value))
     if not found or _time_zone(found["zone"]) is not None:
         return ""
-    return (f" (unknown time zone {found['zone']!r} in brackets: give an IANA zone id such as Europe/Paris, or the UTC "
-            "offset alone, e.g. 2024-01-08T18:07:00+01:00)")
+    return (f" (unknown time zone {found['zone']!r} in brackets: give an IANA zone id such as Europe/Paris, a fixed "
+            "one such as UTC+01:00, or the UTC offset alone, e.g. 2024-01-08T18:07:00+01:00)")
 
 
 def _parse_dates(values: pd.Series, day_first: bool | None = None) -> tuple[pd.Series, np.ndarray, np.ndarray]:
@@ -1253,14 +1270,37 @@ def contract_status(values: pd.Series, data: DataParams) -> pd.Series:
     return values.str.strip().str.lower().map(spelled).fillna(values)
 
 
+class AsOfError(ValueError):
+    """A time to score or train as of that cannot be used; `kind` as a lead's date refused so is typed."""
+
+    def __init__(self, message: str, kind: str):
+        super().__init__(message)
+        self.kind = kind
+
+
 def as_of_time(value) -> pd.Timestamp:
-    """A time to score or train as of, as naive UTC like every contract date.
+    """A time to score or train as of (--as-of, a request's as_of), as naive UTC like every contract date. Text is read
+    as a lead's created_at is (`_as_dates`: one rule for what a date is, Java's zone in brackets included), with no
+    data.day_first: a date that reads day first and month first is refused.
 
     Raises:
-        ValueError: naming as_of, when it lies outside the dates the contract accepts: it is
-            compared with the leads' dates, and 0001-01-01 or 9999-12-31 is a "no date" sent by mistake.
+        AsOfError: naming the value, when text is no date, a number or reads both orders, or when it lies outside the
+            dates the contract accepts: it is compared with the leads' dates, and 0001-01-01 or 9999-12-31 is a "no
+            date" sent by mistake.
     """
-    stamp = pd.Timestamp(value)
+    if isinstance(value, str):
+        read, numbers, ambiguous = _as_dates(pd.Series([value], dtype=object), None)
+        if numbers[0]:
+            raise AsOfError(f"{DATE_FORM}, not the number {as_sent(value)}", "number_as_date")
+        if ambiguous[0]:
+            raise AsOfError(f"date {as_sent(value)} reads day first or month first: write it year first, e.g. "
+                            "2026-01-31", "ambiguous_date")
+        if pd.isna(read.iloc[0]):
+            raise AsOfError(f"unparsable date {as_sent(value)}{_zone_id_hint(value) or f' ({DATE_FORM})'}",
+                            "unparsable_date")
+        stamp = read.iloc[0]
+    else:  # a datetime, e.g. an --as-of already read, passed on to the scorer
+        stamp = pd.Timestamp(value)
     try:
         if stamp.tzinfo is not None:
             stamp = stamp.tz_convert("UTC").tz_localize(None)
@@ -1268,7 +1308,7 @@ def as_of_time(value) -> pd.Timestamp:
     except (ValueError, OverflowError):  # e.g. 9999-12-31T23:59:59-05:00 is in the year 10000 in UTC
         in_range = False
     if not in_range:
-        raise ValueError(f"as_of {as_sent(value)} is out of range (expected {DATE_RANGE_TEXT})")
+        raise AsOfError(f"as_of {as_sent(value)} is out of range (expected {DATE_RANGE_TEXT})", "as_of_out_of_range")
     return stamp
 
 

@@ -24,7 +24,7 @@ from features.labels import policy_reason
 from models.scorer import BuiltLeads, LeadScorer
 from pipelines.config import DataParams, LabelParams
 from pipelines.contract import LEADS, OUTCOMES, TABLES, UTC_TIME
-from pipelines.ingest import (ALIKE, API_CLIENT, DATE_FORM, Problem, alike_column, as_of_time, as_plain_text,
+from pipelines.ingest import (ALIKE, API_CLIENT, AsOfError, Problem, alike_column, as_of_time, as_plain_text,
                               as_sent, contract_status, crm_column, crm_columns, differing_values, name_words,
                               not_answered, now_if_after, one_value_per_row, prepare_table, shortened,
                               translate)
@@ -75,34 +75,25 @@ def _detail(loc: tuple, message: str, kind: str) -> dict:
     return {"loc": list(loc), "field": field_path(*loc), "msg": message, "type": kind}
 
 
-# How a request's as_of is read: ISO 8601 text, as pydantic reads a datetime.
-_ISO_TIME = TypeAdapter(datetime)
-
-
 _AS_OF_REFUSED = "the scoring time as_of cannot be used; nothing was scored"
 
 
 def request_as_of(value: str | None) -> datetime | None:
-    """A request's ``as_of`` (ISO 8601 text, blanks around it read as a lead's created_at's are) as naive UTC (None:
-    now).
+    """A request's ``as_of``, text read as a lead's created_at is (`as_of_time`: Java's "...Z[UTC]" too, blanks around
+    it), as naive UTC (None: now).
 
     Raises:
-        RequestError: text that is no such date, as a lead's created_at that is none is refused (both are content, not
-            the body's shape), one outside the dates the contract accepts (e.g. 0001-01-01, 9999-12-31), or one more
+        RequestError: text that is no date, typed as a lead's created_at that is none is (both are content, not the
+            body's shape), one outside the dates the contract accepts (e.g. 0001-01-01, 9999-12-31), or one more
             than CLOCK_SLACK after now, as a lead's created_at or a decision's decided_at is: no score counts what
             has not happened yet, and one logged as of a future time would be its score card's for good.
     """
     if value is None:
         return None
     try:
-        when = _ISO_TIME.validate_python(value.strip())
-    except ValidationError:
-        raise RequestError(_AS_OF_REFUSED, [_detail(
-            ("as_of",), f"unparsable date {as_sent(value)} ({DATE_FORM})", "unparsable_date")]) from None
-    try:
-        stamp = as_of_time(when)
-    except ValueError as err:
-        raise RequestError(_AS_OF_REFUSED, [_detail(("as_of",), str(err), "as_of_out_of_range")]) from None
+        stamp = as_of_time(value)
+    except AsOfError as err:
+        raise RequestError(_AS_OF_REFUSED, [_detail(("as_of",), str(err), err.kind)]) from None
     if (now := now_if_after(stamp)) is not None:
         raise RequestError(_AS_OF_REFUSED, [_detail(
             ("as_of",), f"date in the future {as_sent(value)} (now is {now:%Y-%m-%d %H:%M} UTC): a score counts what "

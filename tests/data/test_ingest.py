@@ -13,7 +13,8 @@ import sqlalchemy as sa
 
 from features.labels import build_labels
 from pipelines.config import DataParams, LabelParams, Params
-from pipelines.ingest import API_CLIENT, ContractError, CRMData, Problem, as_of_time, load_crm, prepare_table, read_source
+from pipelines.ingest import (API_CLIENT, AsOfError, ContractError, CRMData, Problem, as_of_time, load_crm,
+                             prepare_table, read_source)
 from serving.schemas import Feedback
 from serving.scoring import SentUnder, feedback_event
 
@@ -367,6 +368,59 @@ def test_a_date_with_javas_zone_id_in_brackets_reads_as_the_instant_it_names():
     assert (problem.row, problem.kind) == (len(JAVA_ZONED_DATES) + 1, "unparsable_date")
     assert problem.message.startswith("unparsable date '2024-01-08T18:07:00Z[Mars/Base]' (unknown time zone "
                                       "'Mars/Base' in brackets")
+
+
+# Java's fixed-offset zone ids (ZoneId.of("UTC+01:00"), "GMT+2", "UT"), which zoneinfo has not, and the instant each
+# date names, in UTC: Java's sign, UTC+01:00 an hour ahead of UTC (IANA's Etc/GMT+1 is an hour behind).
+JAVA_FIXED_OFFSET_DATES = {
+    "2024-01-08T18:07+01:00[UTC+01:00]": "2024-01-08 17:07:00",
+    "2024-01-08T18:07Z[GMT]": "2024-01-08 18:07:00",
+    "2024-01-08T18:07+02:00[GMT+02:00]": "2024-01-08 16:07:00",
+    "2024-01-08T18:07-05:00[UT-05:00]": "2024-01-08 23:07:00",
+    "2024-01-08T18:07+01:00[UTC+02:00]": "2024-01-08 17:07:00",  # the offset decides, as in Java
+    "2024-01-08T18:07[UTC+01:00]": "2024-01-08 17:07:00",  # no offset: read at the id's
+    "2024-01-08T18:07[GMT+2]": "2024-01-08 16:07:00",
+    "2024-01-08T18:07:00[UT-05:00]": "2024-01-08 23:07:00",
+    "2024-01-08T18:07[UT]": "2024-01-08 18:07:00",
+    "2024-01-08T18:07[UTC+05:30:15]": "2024-01-08 12:36:45",
+    "2024-01-08T18:07[Etc/GMT+1]": "2024-01-08 19:07:00",  # IANA's POSIX sign, as Java reads it too
+}
+
+
+def test_a_date_with_javas_fixed_offset_zone_id_in_brackets_reads_at_that_offset_as_java_means_it():
+    """zoneinfo has no "UTC+01:00", "GMT+02:00" or "UT": such dates were refused as an unknown time zone, even after
+    an offset that decides anyway. An offset past Java's 18 hours is refused naming the id."""
+    sent = [*JAVA_FIXED_OFFSET_DATES, "2024-01-08T18:07[UTC+19:00]"]
+    raw = pd.DataFrame({"Lead ID": [f"L{i}" for i in range(len(sent))], "Created Date": sent})
+
+    leads, (problem,) = prepare_table(raw, "leads", DataParams(leads="unused", mapping=MAPPING), "leads.csv")
+
+    assert leads["created_at"].dt.strftime("%Y-%m-%d %H:%M:%S").tolist() == list(JAVA_FIXED_OFFSET_DATES.values())
+    assert (problem.row, problem.kind) == (len(sent), "unparsable_date")
+    assert "(unknown time zone 'UTC+19:00' in brackets: give an IANA zone id such as Europe/Paris, a fixed one such " \
+           "as UTC+01:00, or the UTC offset alone" in problem.message
+
+
+@pytest.mark.parametrize("as_of", ["2026-01-31T00:00Z[UTC]", "2026-01-31T01:00+01:00[Europe/Paris]",
+                                   "2026-01-31T01:00[Europe/Paris]", "2026-01-31T01:00[UTC+01:00]", " 2026-01-31 "])
+def test_a_scoring_time_is_read_as_a_lead_date_is_java_zone_ids_included(as_of):
+    """--as-of and a request's as_of had readers of their own, refusing Java's "...Z[UTC]" that created_at reads."""
+    assert as_of_time(as_of) == pd.Timestamp("2026-01-31")
+
+
+@pytest.mark.parametrize(("as_of", "kind", "message"), [
+    ("2026-01-31T00:00Z[Mars/Base]", "unparsable_date", "unparsable date '2026-01-31T00:00Z[Mars/Base]' (unknown time "
+                                                         "zone 'Mars/Base' in brackets"),
+    ("yesterday", "unparsable_date", "unparsable date 'yesterday' (a date is text such as 2026-01-31"),
+    ("", "unparsable_date", "unparsable date ''"),
+    ("1764000000", "number_as_date", "a date is text such as 2026-01-31 or 2026-01-31T09:30:00Z, not the number "
+                                     "'1764000000'"),
+    ("01/02/2026", "ambiguous_date", "date '01/02/2026' reads day first or month first: write it year first"),
+])
+def test_a_scoring_time_that_is_no_date_is_refused_as_a_lead_date_is_naming_it(as_of, kind, message):
+    with pytest.raises(AsOfError) as err:
+        as_of_time(as_of)
+    assert err.value.kind == kind and str(err.value).startswith(message)
 
 
 def test_params_saved_with_a_model_before_a_setting_existed_load_with_its_default():

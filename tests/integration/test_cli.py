@@ -482,7 +482,8 @@ def test_score_refuses_numbers_and_no_date_sentinels_as_dates_by_row(trained, sa
 def test_score_reads_dates_java_writes_with_their_zone_id_in_brackets_as_the_instants_they_name(
         trained, sample_params, sample_dir, tmp_path):
     """Java's ZonedDateTime.toString() ("...Z[UTC]", "...+01:00[Europe/Paris]"), which Java/Kotlin CRM connectors
-    write, was refused by row as an unparsable date; leads and activities dated so score as the same times in UTC."""
+    write, was refused by row as an unparsable date, and as --as-of (read apart); leads, activities and the scoring
+    time dated so score as the same times in UTC."""
     from serving.local_server import params_file
 
     params = params_file(sample_params, tmp_path / "params.yaml")
@@ -490,12 +491,12 @@ def test_score_reads_dates_java_writes_with_their_zone_id_in_brackets_as_the_ins
     activities = pd.read_csv(sample_dir / "activities.csv", dtype=str)
     activities = activities[activities["lead_id"].isin(leads["lead_id"])].reset_index(drop=True)
 
-    def scores(name: str, leads: pd.DataFrame, activities: pd.DataFrame) -> pd.DataFrame:
+    def scores(name: str, leads: pd.DataFrame, activities: pd.DataFrame, as_of: str) -> pd.DataFrame:
         leads.to_csv(tmp_path / f"{name}_leads.csv", index=False)
         activities.to_csv(tmp_path / f"{name}_activities.csv", index=False)
         result = run("score", "--params", str(params), "--input", str(tmp_path / f"{name}_leads.csv"), "--output",
                      str(tmp_path / f"{name}_scores.csv"), "--activities", str(tmp_path / f"{name}_activities.csv"),
-                     "--as-of", "2026-01-01")
+                     "--as-of", as_of)
         assert result.exit_code == 0 and "scored 5 of 5 rows" in result.output, result.output
         assert "failed validation" not in result.output
         return pd.read_csv(tmp_path / f"{name}_scores.csv")
@@ -503,8 +504,8 @@ def test_score_reads_dates_java_writes_with_their_zone_id_in_brackets_as_the_ins
     created, occurred = pd.to_datetime(leads["created_at"]), pd.to_datetime(activities["occurred_at"])
     java = scores("java", leads.assign(created_at=created.dt.strftime("%Y-%m-%dT%H:%M:%SZ[UTC]")),
                   activities.assign(occurred_at=(occurred + pd.Timedelta(hours=1)).dt.strftime(
-                      "%Y-%m-%dT%H:%M:%S+01:00[Europe/Paris]")))
-    pd.testing.assert_frame_equal(java, scores("plain", leads, activities))
+                      "%Y-%m-%dT%H:%M:%S+01:00[Europe/Paris]")), "2026-01-01T00:00Z[UTC]")  # --as-of read alike
+    pd.testing.assert_frame_equal(java, scores("plain", leads, activities, "2026-01-01"))
 
 
 def test_score_reads_a_semicolon_files_decimal_commas_and_refuses_its_ambiguous_numbers_by_row(
@@ -570,11 +571,16 @@ def test_score_fails_when_no_row_could_be_scored_but_not_for_a_file_without_lead
     assert written.empty and {"score", "tier"} <= set(written.columns)
 
 
-@pytest.mark.parametrize("as_of", ["", "01/02/2026", "2.1.2026", "yesterday"])
-def test_an_as_of_that_is_not_year_first_is_not_a_date(as_of):
+@pytest.mark.parametrize(("as_of", "problem"), [
+    ("", "unparsable date ''"), ("yesterday", "unparsable date 'yesterday'"), ("2026", "not the number '2026'"),
+    ("01/02/2026", "date '01/02/2026' reads day first or month first"),
+    ("2.1.2026", "date '2.1.2026' reads day first or month first"),
+    ("2026-01-01T00:00Z[Mars/Base]", "unknown time zone 'Mars/Base' in brackets")])
+def test_an_as_of_that_is_no_date_is_refused_as_a_lead_date_that_is_none_is(as_of, problem):
     """01/02/2026 is 1 February or 2 January depending on who wrote it: refused, not guessed."""
     result = run("features", "--as-of", as_of)
-    assert result.exit_code == 2 and f"not a date: {as_of!r}" in result.output
+    assert result.exit_code == 2 and "--as-of" in result.output
+    assert problem in re.sub(r"[│\s]+", " ", result.output)  # the error panel wraps its lines
 
 
 @pytest.mark.parametrize("key", ["leads", "outcomes"])

@@ -310,19 +310,34 @@ def test_unseen_categories_and_missing_optional_fields_score(client):
         assert 1 <= score["score"] <= 99 and 0 < score["probability"] < 1
 
 
-def test_a_date_java_writes_with_its_zone_id_in_brackets_scores_as_the_instant_it_names(client, leads):
-    """Java's ZonedDateTime.toString() ("...Z[UTC]", "...+01:00[Europe/Paris]"), which Java/Kotlin CRM connectors
-    send, was refused as an unparsable created_at; it scores as the same instant written in ISO 8601 does."""
-    created = pd.Timestamp(leads[0]["created_at"])
+def test_a_date_java_writes_with_its_zone_id_in_brackets_scores_as_the_instant_it_names(client, server, leads):
+    """Java's ZonedDateTime.toString() ("...Z[UTC]", "...+01:00[Europe/Paris]", "...[UTC+01:00]"), which Java/Kotlin
+    CRM connectors send, was refused as an unparsable created_at, and as an unparsable as_of after created_at read it
+    (as_of had a reader of its own); both score and log as the same instant written in ISO 8601 does."""
+    created, as_of = pd.Timestamp(leads[0]["created_at"]), pd.Timestamp(AS_OF)
+    store = Store(server.params.serving.store_url)
 
-    def probability(created_at: str) -> float:
-        reply = client.post("/score", {"leads": [{**leads[0], "created_at": created_at}], "as_of": AS_OF})
+    def probability(created_at: str, as_of: str = AS_OF) -> float:
+        lead_id = f"JAVA-DATE-{uuid.uuid4().hex[:8]}"
+        reply = client.post("/score", {"leads": [{**leads[0], "lead_id": lead_id, "created_at": created_at}],
+                                       "as_of": as_of})
         assert reply.status == 200, reply.body
+        assert store.score_log_frame().set_index("lead_id").loc[lead_id, "features_as_of"] == pd.Timestamp(AS_OF)
         return reply.json()["scores"][0]["probability"]
 
     expected = probability(f"{created:%Y-%m-%dT%H:%M:%S}Z")
     assert probability(f"{created:%Y-%m-%dT%H:%M:%S}Z[UTC]") == expected
     assert probability(f"{created + pd.Timedelta(hours=1):%Y-%m-%dT%H:%M:%S}+01:00[Europe/Paris]") == expected
+    assert probability(f"{created + pd.Timedelta(hours=1):%Y-%m-%dT%H:%M:%S}[UTC+01:00]") == expected  # Java's sign
+    an_hour_later = as_of + pd.Timedelta(hours=1)
+    for java_as_of in (f"{as_of:%Y-%m-%dT%H:%M}Z[UTC]", f"{an_hour_later:%Y-%m-%dT%H:%M}+01:00[GMT+01:00]",
+                       f"{an_hour_later:%Y-%m-%dT%H:%M:%S}[Europe/Paris]"):
+        assert probability(f"{created:%Y-%m-%dT%H:%M:%S}Z", java_as_of) == expected, java_as_of
+    refused = client.post("/score", {"leads": [leads[0]], "as_of": f"{as_of:%Y-%m-%dT%H:%M}Z[Mars/Base]"})
+    assert refused.status == 422, refused.body
+    (problem,) = refused.json()["detail"]
+    assert (problem["field"], problem["type"]) == ("as_of", "unparsable_date"), problem
+    assert "unknown time zone 'Mars/Base' in brackets" in problem["msg"], problem
 
 
 def test_each_score_names_the_values_the_model_never_saw_as_the_lead_sent_them(client, leads):
