@@ -1202,6 +1202,10 @@ def _zone_id_hint(value) -> str:
             "one such as UTC+01:00, or the UTC offset alone, e.g. 2024-01-08T18:07:00+01:00)")
 
 
+# Text pandas' date parser reads as the time it runs (`_parse_dates` refuses it as no date).
+_MOMENT_WORDS = ("now", "today")
+
+
 def _parse_dates(values: pd.Series, day_first: bool | None = None) -> tuple[pd.Series, np.ndarray, np.ndarray]:
     """Text dates as datetimes, NaT where unparsable, a number or ambiguous; which cells are a number;
     and which are ambiguous in their day and month order (``_day_month_as_iso``).
@@ -1232,7 +1236,9 @@ def _parse_dates(values: pd.Series, day_first: bool | None = None) -> tuple[pd.S
     stamps = _iso_stamps(rewritten) if rewritten is not None else None
     if stamps is not None:
         return pd.Series(stamps, index=values.index, name=values.name), numbers, ambiguous
-    return pd.to_datetime(values, format="mixed", utc=True, errors="coerce"), numbers, ambiguous
+    parsed = pd.to_datetime(values, format="mixed", utc=True, errors="coerce")
+    # pandas reads "now" and "today" as the moment it parses them: a lead created (or scored as of) whenever it is read
+    return parsed.mask(values.isin(_MOMENT_WORDS)), numbers, ambiguous
 
 
 def _as_dates(values: pd.Series, day_first: bool | None) -> tuple[pd.Series, np.ndarray, np.ndarray]:

@@ -344,6 +344,21 @@ def test_a_date_no_order_makes_valid_gets_no_hint_about_the_order():
     assert problem.message == "unparsable date '13/13/2025'"
 
 
+def test_now_and_today_are_no_date():
+    """pandas' date parser reads "now" and "today" as the moment it runs: a lead sent so was created whenever the
+    export was read (and a --as-of or request as_of "now" passed as a date); each is refused as an unparsable date,
+    beside a date that still reads."""
+    raw = pd.DataFrame({"Lead ID": ["L1", "L2", "L3"], "Created Date": ["now", "today", "2024-01-08T18:07:00+01:00"]})
+
+    leads, problems = prepare_table(raw, "leads", DataParams(leads="unused", mapping=MAPPING), "leads.csv")
+
+    assert [(p.row, p.kind, p.message) for p in problems] == [
+        (1, "unparsable_date", "unparsable date 'now'"), (2, "unparsable_date", "unparsable date 'today'")]
+    assert leads["created_at"].tolist() == [pd.Timestamp("2024-01-08 17:07:00")]
+    with pytest.raises(ValueError, match="unparsable date 'now'"):
+        as_of_time("now")
+
+
 # What Java's ZonedDateTime.toString() writes (Java/Kotlin CRM connectors), and the instant each is, in UTC.
 JAVA_ZONED_DATES = {
     "2024-01-08T18:07:00Z[UTC]": "2024-01-08 18:07:00.000",
