@@ -84,7 +84,7 @@ NO_KEY = "Missing or wrong API key (header `Authorization: Bearer <key>`)."
 TOO_LARGE = "The body is larger than serving.max_body_bytes (a compressed body: as sent, or once decompressed)."
 NOT_JSON = ("The body was not sent as `Content-Type: application/json`, names a charset the service does not know, "
             "or was compressed with a Content-Encoding other than gzip or deflate (e.g. br, zstd), or with more "
-            f"than {MAX_CODINGS}.")
+            f"than {MAX_CODINGS} codings listed.")
 # The header a JSON route's body may be compressed with (serving.security.BodyLimit decompresses it).
 CONTENT_ENCODING = {
     "name": "Content-Encoding", "in": "header", "required": False,
