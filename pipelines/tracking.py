@@ -542,15 +542,51 @@ def _aliases(client: MlflowClient, name: str) -> str | None:
     return ", ".join(f"{alias} (v{v})" for alias, v in sorted(model.aliases.items()))
 
 
+def loadable_version(params: Params, alias: str = CHAMPION, version: str | None = None) -> ModelVersion:
+    """The registered version as `registered_version` finds it, once its files are known to be where MLflow keeps
+    them: what loads a version (`load_scorer`, the bento's import, the service's start) asks here first.
+
+    MLflow keeps each version's files at the absolute path they were written to (the `mlruns/` folder beside a SQLite
+    store), so a project moved or copied with its store but not that folder, or with the folder deleted, still lists
+    the version; loading it failed as "No such artifact: ''" or "is not a MLflow model". Files on another machine
+    (an artifact server, a bucket) are MLflow's to fetch and are not checked.
+
+    Raises:
+        LookupError: as `registered_version`, or the version's files are not there (where, and what to do).
+        TrackingStoreFailed: the tracking store could not be reached or failed.
+    """
+    found = registered_version(params, alias, version)
+    name = params.tracking.registered_model
+    try:
+        location = MlflowClient().get_model_version_download_uri(name, found.version)
+    except STORE_ERRORS as err:
+        raise store_failure(err, tracking_uri(params)) from None
+    if urlsplit(location).scheme not in ("file", ""):
+        return found
+    from mlflow.utils.file_utils import local_file_uri_to_path
+
+    folder = Path(local_file_uri_to_path(location))
+    if not (folder / "MLmodel").is_file():
+        which = f"version {found.version}" + ("" if version else f" (alias '{alias}')")
+        raise LookupError(
+            f"the files of model '{name}' {which} are not there: MLflow keeps them in {folder}, which "
+            f"{'has no MLmodel file' if folder.is_dir() else 'does not exist'}. MLflow keeps the absolute path they "
+            "were written to, so a project moved or copied without its mlruns folder, or with that folder deleted, "
+            "finds none: put the mlruns folder back where it was (beside the tracking store it was trained with), "
+            "or train a new model with `leadscore train`")
+    return found
+
+
 def load_scorer(params: Params, alias: str = CHAMPION, version: str | None = None):
-    """The LeadScorer registered under `alias`, or that exact `version` (a clear error when missing).
+    """The LeadScorer registered under `alias`, or that exact `version` (a clear error when missing, or when its files
+    are: `loadable_version`).
 
     An alias is resolved to its version first and that version is loaded, so the scorer and the
     version it reports cannot differ if the alias moves meanwhile.
     """
     configure(params)
     name = params.tracking.registered_model
-    found = registered_version(params, alias, version)
+    found = loadable_version(params, alias, version)
     scorer = mlflow.pyfunc.load_model(f"models:/{name}/{found.version}").unwrap_python_model().scorer
     registry = {"name": name, "version": str(found.version)}
     if not version:

@@ -202,7 +202,7 @@ class LeadScoreService:
                 bento_model_tag(bento, params)
                 check_store_outside_bento(bento, params)
             else:
-                tracking.registered_version(params, params.serving.alias)
+                tracking.loadable_version(params, params.serving.alias)
             Store.from_params(params)
         except REFUSALS as err:  # params, key, model, store (inside the bento, unreachable, not writable)
             raise SystemExit(f"leadscore refuses to start: {err}") from None

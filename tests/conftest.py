@@ -77,6 +77,29 @@ def trained(sample_params, monkeypatch_session):
     return train(sample_params)
 
 
+def moved_tracking_store(params: Params, folder: Path) -> str:
+    """A copy of the params' SQLite tracking store and its mlruns/ folder in `folder`, its absolute artifact paths
+    rewritten to the copy (as if the project had been moved there with them); returns its URI. The shared store's
+    files are never touched: a test deletes the copy's mlruns/ to leave its versions without their files."""
+    import shutil
+
+    store = Path(params.tracking.uri.removeprefix("sqlite:///"))
+    copy = folder / "tracking" / "mlflow.db"
+    copy.parent.mkdir(parents=True)
+    shutil.copy(store, copy)
+    shutil.copytree(store.parent / "mlruns", copy.parent / "mlruns")
+    engine = sa.create_engine(f"sqlite:///{copy}")
+    with engine.begin() as connection:
+        for table in sa.inspect(connection).get_table_names():
+            for column in sa.inspect(connection).get_columns(table):
+                if isinstance(column["type"], (sa.String, sa.Text)):
+                    connection.execute(sa.text(f'UPDATE "{table}" SET "{column["name"]}" = '
+                                               f'replace("{column["name"]}", :old, :new)'),
+                                       {"old": str(store.parent), "new": str(copy.parent)})
+    engine.dispose()
+    return f"sqlite:///{copy}"
+
+
 @pytest.fixture(scope="session")
 def monkeypatch_session():
     mp = pytest.MonkeyPatch()

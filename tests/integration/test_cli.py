@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import socket
 import struct
 import subprocess
@@ -17,6 +18,7 @@ from typer.testing import CliRunner
 
 from pipelines.cli import app
 from pipelines.config import PROJECT_ROOT, ParamsError, load_params
+from conftest import moved_tracking_store
 
 runner = CliRunner()
 
@@ -569,6 +571,34 @@ def test_score_fails_when_no_row_could_be_scored_but_not_for_a_file_without_lead
     assert "activity rows belongs to a lead" not in empty.output
     written = pd.read_csv(tmp_path / "scores.csv")  # the header alone, as README says
     assert written.empty and {"score", "tier"} <= set(written.columns)
+
+
+def test_score_with_the_models_files_gone_says_where_they_were_and_what_to_do(trained, sample_params, sample_dir,
+                                                                              tmp_path, monkeypatch):
+    """The project moved or copied with its mlflow.db but not its mlruns/ folder (MLflow keeps absolute artifact
+    paths), or that folder deleted: the store still lists the version. Told as the model's files missing, in one line
+    naming the model, version, alias and where MLflow keeps them, not as "the tracking store failed"."""
+    from pipelines.tracking import registered_version
+    from serving.local_server import params_file
+
+    params = params_file(sample_params, tmp_path / "params.yaml")
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", moved_tracking_store(sample_params, tmp_path))
+    version = registered_version(sample_params).version
+    pd.read_csv(sample_dir / "leads.csv", dtype=str).head(5).to_csv(tmp_path / "leads.csv", index=False)
+
+    def score():
+        return run("score", "--params", str(params), "--input", str(tmp_path / "leads.csv"),
+                   "--output", str(tmp_path / "scores.csv"), "--as-of", "2026-01-01")
+
+    assert score().exit_code == 0  # the copy loads while its files are there
+    shutil.rmtree(tmp_path / "tracking" / "mlruns")
+    missing = score()
+    assert missing.exit_code == 1
+    assert re.fullmatch(
+        re.escape(f"the files of model 'leadscore' version {version} (alias 'champion') are not there: MLflow keeps "
+                  f"them in {tmp_path / 'tracking' / 'mlruns'}") + r"/\S+, which does not exist\. .*: put the mlruns "
+        r"folder back where it was \(beside the tracking store it was trained with\), or train a new model with "
+        r"`leadscore train`\n", missing.output)
 
 
 @pytest.mark.parametrize(("as_of", "problem"), [

@@ -21,7 +21,7 @@ import yaml
 from pipelines.config import DEFAULT_PARAMS, PARAMS_ENV, PROJECT_ROOT, load_params
 from serving.bento import pinned_versions, requirements_path
 from serving.local_server import start
-from conftest import running_service
+from conftest import moved_tracking_store, running_service
 
 
 def _run(args: list[str], bentoml_home: Path) -> subprocess.CompletedProcess:
@@ -164,3 +164,16 @@ def test_building_with_a_refused_params_file_says_why(problem, tmp_path):
     assert done.stderr == ("leadscore refuses to build the bento: " + (
         f"params file not found: {params}\n" if problem == "missing"
         else f"{params}: 1 invalid setting(s)\n  - serving.alais: unknown key (check spelling)\n"))
+
+
+def test_building_with_the_models_files_gone_is_refused_in_one_line(trained, sample_params, tmp_path):
+    """A store whose mlruns/ folder is gone (the project moved or copied without it): the builder says the model's
+    files are missing, where MLflow keeps them and what to do, as `leadscore score` does, not BentoML's 'is not a
+    MLflow model' traceback."""
+    uri = moved_tracking_store(sample_params, tmp_path)
+    shutil.rmtree(tmp_path / "tracking" / "mlruns")
+    done = _refused([], tmp_path, MLFLOW_TRACKING_URI=uri)
+    assert done.returncode == 1
+    assert done.stderr.startswith("leadscore refuses to build the bento: the files of model 'leadscore' version ")
+    assert f"(alias 'champion') are not there: MLflow keeps them in {tmp_path / 'tracking' / 'mlruns'}/" in done.stderr
+    assert done.stderr.endswith("or train a new model with `leadscore train`\n") and done.stderr.count("\n") == 1
