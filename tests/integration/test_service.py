@@ -34,7 +34,7 @@ from models.explain import explain
 from serving.local_server import Client
 from pipelines.ingest import API_CLIENT, prepare_table, sqlite_file
 from serving.store import Store
-from conftest import running_service
+from conftest import moved_tracking_store, running_service
 
 AS_OF = "2025-12-31T00:00:00"
 MAX_BATCH = 20
@@ -2257,6 +2257,25 @@ def test_a_tracking_sqlite_file_that_does_not_exist_is_refused_creating_nothing(
             "creates it. Check tracking.uri") in str(refused.value)
     assert not tracking_file.exists() and not store.exists()
 
+
+
+def test_a_served_version_whose_files_are_gone_is_refused_saying_so(trained, sample_params, tmp_path):
+    """The project moved or copied with its mlflow.db but not its mlruns/ folder (MLflow keeps absolute artifact
+    paths): the service refuses to start in one line saying the model's files are not there and what to do."""
+    from pipelines.config import PARAMS_ENV
+    from serving.local_server import params_file, start
+
+    uri = moved_tracking_store(sample_params, tmp_path)
+    shutil.rmtree(tmp_path / "tracking" / "mlruns")
+    path = params_file(sample_params, tmp_path / "params.yaml",
+                       {"tracking.uri": uri, "serving.store_url": f"sqlite:///{tmp_path / 'store.db'}"})
+    with pytest.raises(RuntimeError, match="exited with code") as refused:
+        start({PARAMS_ENV: str(path), "BENTOML_HOME": str(tmp_path / "bentoml"),
+               sample_params.serving.api_key_env: "a-key"}, tmp_path / "server.log", timeout=60)
+    (line,) = [line for line in str(refused.value).splitlines() if "leadscore refuses to start" in line]
+    assert line.startswith("leadscore refuses to start: the files of model 'leadscore' version ")
+    assert f"(alias 'champion') are not there: MLflow keeps them in {tmp_path / 'tracking' / 'mlruns'}/" in line
+    assert line.endswith("or train a new model with `leadscore train`")
 
 def test_docs_name_a_leads_fields_as_the_served_model_reads_them_after_params_changed(trained, sample_params, tmp_path):
     """params.yaml's mapping edited after training (the CRM renamed fields, no retrain yet): /score still reads
