@@ -2258,7 +2258,6 @@ def test_a_tracking_sqlite_file_that_does_not_exist_is_refused_creating_nothing(
     assert not tracking_file.exists() and not store.exists()
 
 
-
 def test_a_served_version_whose_files_are_gone_is_refused_saying_so(trained, sample_params, tmp_path):
     """The project moved or copied with its mlflow.db but not its mlruns/ folder (MLflow keeps absolute artifact
     paths): the service refuses to start in one line saying the model's files are not there and what to do."""
@@ -2276,6 +2275,7 @@ def test_a_served_version_whose_files_are_gone_is_refused_saying_so(trained, sam
     assert line.startswith("leadscore refuses to start: the files of model 'leadscore' version ")
     assert f"(alias 'champion') are not there: MLflow keeps them in {tmp_path / 'tracking' / 'mlruns'}/" in line
     assert line.endswith("or train a new model with `leadscore train`")
+
 
 def test_docs_name_a_leads_fields_as_the_served_model_reads_them_after_params_changed(trained, sample_params, tmp_path):
     """params.yaml's mapping edited after training (the CRM renamed fields, no retrain yet): /score still reads
