@@ -1276,6 +1276,16 @@ def contract_status(values: pd.Series, data: DataParams) -> pd.Series:
     return values.str.strip().str.lower().map(spelled).fillna(values)
 
 
+def _number_as_date(value) -> str:
+    """Why a number (or true/false) is refused as a date: a lead's date or an as_of."""
+    return f"{DATE_FORM}, not {'' if isinstance(value, (bool, np.bool_)) else 'the number '}{as_sent(value)}"
+
+
+def _ambiguous_date(value, advice: str) -> str:
+    """Why a date that reads day first and month first is refused (a lead's date or an as_of), with what to do."""
+    return f"date {as_sent(value)} reads day first or month first: {advice}"
+
+
 class AsOfError(ValueError):
     """A time to score or train as of that cannot be used; `kind` as a lead's date refused so is typed."""
 
@@ -1297,10 +1307,9 @@ def as_of_time(value) -> pd.Timestamp:
     if isinstance(value, str):
         read, numbers, ambiguous = _as_dates(pd.Series([value], dtype=object), None)
         if numbers[0]:
-            raise AsOfError(f"{DATE_FORM}, not the number {as_sent(value)}", "number_as_date")
+            raise AsOfError(_number_as_date(value), "number_as_date")
         if ambiguous[0]:
-            raise AsOfError(f"date {as_sent(value)} reads day first or month first: write it year first, e.g. "
-                            "2026-01-31", "ambiguous_date")
+            raise AsOfError(_ambiguous_date(value, "write it year first, e.g. 2026-01-31"), "ambiguous_date")
         if pd.isna(read.iloc[0]):
             raise AsOfError(f"unparsable date {as_sent(value)}{_zone_id_hint(value) or f' ({DATE_FORM})'}",
                             "unparsable_date")
@@ -1536,10 +1545,8 @@ def prepare_table(
         values = columns[column]
         if column in spec.dates:
             parsed, numbers, ambiguous = _as_dates(values, data.day_first)
-            flag(numbers, column, "number_as_date", lambda v: f"{DATE_FORM}, not "
-                 f"{'' if isinstance(v, (bool, np.bool_)) else 'the number '}{as_sent(v)}")
-            flag(ambiguous, column, "ambiguous_date", lambda v: f"date {as_sent(v)} reads day first or month "
-                 f"first: {audience.ambiguous_date}")
+            flag(numbers, column, "number_as_date", _number_as_date)
+            flag(ambiguous, column, "ambiguous_date", lambda v: _ambiguous_date(v, audience.ambiguous_date))
             flag(values.notna() & parsed.isna() & ~numbers & ~ambiguous, column, "unparsable_date",
                  lambda v: f"unparsable date {as_sent(v)}{_day_month_order_hint(v, data.day_first, audience)}"
                            f"{_zone_id_hint(v)}")
